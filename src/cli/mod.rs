@@ -1,0 +1,25 @@
+//! The command line: one subcommand per job, each in its own module.
+
+pub mod book;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "mmbot", version, about = "Low-latency, AI-assisted market maker for Binance")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Replay recordings through the parser and the book; print top of book per depth event.
+    Book(book::BookArgs),
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn run() -> anyhow::Result<i32> {
+    match Cli::parse().command {
+        Command::Book(args) => book::run(args),
+    }
+}

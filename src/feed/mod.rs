@@ -1,0 +1,3 @@
+//! Where frames come from: recordings on disk now, live sockets later.
+
+pub mod recording;

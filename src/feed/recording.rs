@@ -1,0 +1,192 @@
+//! Reading recordings: `<recv_ts_ns> <raw JSON>` per line, plain or gzip.
+//!
+//! The format is the hftbacktest collector's (see DESIGN.md), so its files
+//! replay too. Files are read in the order given as one stream of lines.
+//!
+//! Why a reader thread: decompression is the floor of any replay. Inflating on
+//! one thread while the caller parses on another hides parsing under
+//! decompression on a 2-core machine. Chunks of about 1 MiB, cut at a line
+//! end, go through a bounded channel and come back empty to be refilled, so
+//! the steady state allocates nothing.
+//!
+//! A gzip file that ends early (a recorder killed mid-write) yields every
+//! complete line before the damage and a warning, not an error: the recorder
+//! flushes gzip members regularly for exactly this. A file that cannot be
+//! opened is an error the caller reports (and `mmbot book` exits non-zero).
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::thread::JoinHandle;
+
+use flate2::bufread::MultiGzDecoder;
+
+/// Target size of one chunk of decompressed lines.
+const CHUNK: usize = 1 << 20;
+/// Chunks in flight between the reader thread and the consumer.
+const IN_FLIGHT: usize = 4;
+
+/// Something the reader thread has to say.
+pub enum Piece {
+    /// Whole lines (the last may lack its newline at the end of a file).
+    Lines(Vec<u8>),
+    /// A file could not be opened or read at all.
+    FileError { path: PathBuf, error: String },
+    /// A file ended early or was corrupt after some good data.
+    Truncated { path: PathBuf, error: String },
+}
+
+/// Splits a recording line into its receive timestamp and JSON.
+/// Returns `None` when the line does not have the `<digits> <json>` shape.
+#[inline]
+pub fn split_line(line: &[u8]) -> Option<(u64, &[u8])> {
+    let sp = memchr::memchr(b' ', line)?;
+    let (ts, rest) = (&line[..sp], &line[sp + 1..]);
+    if ts.is_empty() || ts.len() > 20 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &b in ts {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(d as u64)?;
+    }
+    let json = rest.strip_suffix(b"\r").unwrap_or(rest);
+    Some((v, json))
+}
+
+/// Opens a recording, decompressing when it starts with the gzip magic
+/// (whatever its name), so `.gz` files and plain files both work.
+pub fn open(path: &Path) -> io::Result<Box<dyn Read + Send>> {
+    let mut f = BufReader::with_capacity(256 << 10, File::open(path)?);
+    let magic = {
+        use std::io::BufRead;
+        let buf = f.fill_buf()?;
+        buf.len() >= 2 && buf[0] == 0x1f && buf[1] == 0x8b
+    };
+    Ok(if magic { Box::new(MultiGzDecoder::new(f)) } else { Box::new(f) })
+}
+
+/// Reads recordings on a background thread, yielding chunks of whole lines.
+pub struct LineChunks {
+    rx: Receiver<Piece>,
+    recycle: SyncSender<Vec<u8>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl LineChunks {
+    pub fn start(paths: Vec<PathBuf>) -> Self {
+        let (tx, rx) = sync_channel(IN_FLIGHT);
+        let (recycle, spare) = sync_channel(IN_FLIGHT + 2);
+        let thread = std::thread::Builder::new()
+            .name("mmbot-reader".into())
+            .spawn(move || read_all(paths, tx, spare))
+            .expect("spawning the reader thread");
+        Self { rx, recycle, thread: Some(thread) }
+    }
+
+    /// Next piece, or `None` when every file has been read.
+    pub fn next_piece(&mut self) -> Option<Piece> {
+        self.rx.recv().ok()
+    }
+
+    /// Hands an emptied chunk back for reuse.
+    pub fn recycle(&self, mut chunk: Vec<u8>) {
+        chunk.clear();
+        let _ = self.recycle.try_send(chunk);
+    }
+}
+
+impl Drop for LineChunks {
+    fn drop(&mut self) {
+        // Unblock the reader (it may be waiting to send) and let it finish.
+        let (_tx, rx) = sync_channel(0);
+        drop(std::mem::replace(&mut self.rx, rx));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn read_all(paths: Vec<PathBuf>, tx: SyncSender<Piece>, spare: Receiver<Vec<u8>>) {
+    for path in paths {
+        let mut input = match open(&path) {
+            Ok(r) => r,
+            Err(e) => {
+                let error = e.to_string();
+                if tx.send(Piece::FileError { path, error }).is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        // Carry-over: bytes after the last newline of the previous chunk.
+        let mut carry: Vec<u8> = Vec::new();
+        loop {
+            let mut buf = spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK + (64 << 10)));
+            buf.extend_from_slice(&carry);
+            carry.clear();
+            let (eof, err) = fill(&mut *input, &mut buf);
+            let cut = if eof {
+                buf.len()
+            } else {
+                match memchr::memrchr(b'\n', &buf) {
+                    Some(i) => i + 1,
+                    None => buf.len(), // one enormous line: pass it on whole
+                }
+            };
+            carry.extend_from_slice(&buf[cut..]);
+            buf.truncate(cut);
+            if !buf.is_empty() && tx.send(Piece::Lines(buf)).is_err() {
+                return;
+            }
+            if let Some(error) = err {
+                if tx.send(Piece::Truncated { path: path.clone(), error }).is_err() {
+                    return;
+                }
+            }
+            if eof {
+                break;
+            }
+        }
+    }
+}
+
+/// Reads until `buf` holds about [`CHUNK`] bytes. Returns (eof, error): a read
+/// error ends the file, keeping what was read before it.
+fn fill(input: &mut dyn Read, buf: &mut Vec<u8>) -> (bool, Option<String>) {
+    let start = buf.len();
+    buf.resize(start.max(CHUNK), 0);
+    let mut filled = start;
+    let result = loop {
+        if filled >= CHUNK {
+            break (false, None);
+        }
+        match input.read(&mut buf[filled..]) {
+            Ok(0) => break (true, None),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break (true, Some(e.to_string())),
+        }
+    };
+    buf.truncate(filled);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_timestamp_and_json() {
+        assert_eq!(split_line(b"123 {\"a\":1}"), Some((123, &b"{\"a\":1}"[..])));
+        assert_eq!(split_line(b"123 {}\r"), Some((123, &b"{}"[..])));
+        assert_eq!(split_line(b"x12 {}"), None);
+        assert_eq!(split_line(b"{}"), None);
+        assert_eq!(split_line(b" {}"), None);
+        assert_eq!(split_line(b"99999999999999999999999 {}"), None);
+    }
+}

@@ -1,0 +1,333 @@
+//! Fixed-point prices and quantities: `i64` counts of 1e-8.
+//!
+//! Binance sends every price and quantity as a decimal string with at most 8
+//! decimals. Going through `f64` would make book keys inexact (0.1 + 0.2 is not
+//! 0.3), so the parser turns those strings straight into scaled integers and
+//! [`Price`] / [`Qty`] keep them that way. Floats appear only in features and
+//! scripts, never in book keys or order prices.
+//!
+//! Grammar accepted by [`parse_fixed`]: `DIGITS ('.' DIGITS)?` with 1 to 11
+//! integer digits and 1 to 8 decimals, and a value that fits in `i64` after
+//! scaling (at most `92233720368.54775807`). Anything else is a
+//! [`DecimalError`]: Binance never sends signs, exponents or blanks, so such a
+//! string means a broken frame, not a number to guess at.
+
+use std::fmt;
+
+/// Number of decimals kept.
+pub const DECIMALS: u32 = 8;
+/// One unit (`1.0`) in fixed-point.
+pub const SCALE: i64 = 100_000_000;
+/// Longest integer part accepted; values must also fit in `i64` after scaling.
+pub const MAX_INT_DIGITS: usize = 11;
+
+/// Why a decimal string was refused. Small and `Copy` so the hot path can
+/// count it without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DecimalError {
+    #[error("empty decimal string")]
+    Empty,
+    #[error("sign in decimal string (Binance sends unsigned decimals)")]
+    Sign,
+    #[error("exponent in decimal string (plain decimals only)")]
+    Exponent,
+    #[error("byte {0:#04x} is not a digit or '.'")]
+    NonDigit(u8),
+    #[error("a digit is required on both sides of the decimal point")]
+    MissingDigits,
+    #[error("more than 8 decimals")]
+    TooManyDecimals,
+    #[error("more than 11 integer digits")]
+    TooManyIntegerDigits,
+    #[error("value above 92233720368.54775807 does not fit in fixed-point i64")]
+    Overflow,
+}
+
+/// Classifies the first byte that broke the grammar.
+#[cold]
+fn bad_byte(b: u8) -> DecimalError {
+    match b {
+        b'-' | b'+' => DecimalError::Sign,
+        b'e' | b'E' => DecimalError::Exponent,
+        b'.' => DecimalError::MissingDigits,
+        _ => DecimalError::NonDigit(b),
+    }
+}
+
+/// True when all 8 bytes of `v` are ASCII digits (SWAR, after Lemire).
+#[inline(always)]
+fn all_digits(v: u64) -> bool {
+    const HI: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    ((v & HI) | ((v.wrapping_add(0x0606_0606_0606_0606) & HI) >> 4)) == 0x3333_3333_3333_3333
+}
+
+/// Converts 8 ASCII digits, first digit in the lowest byte, to their value.
+/// Three multiplies instead of eight multiply-adds: ~5 ns per string instead
+/// of ~12 ns for a byte loop on the dev machine.
+#[inline(always)]
+fn eight_digits(v: u64) -> u64 {
+    const MASK: u64 = 0x0000_00FF_0000_00FF;
+    const MUL1: u64 = 100 + (1_000_000 << 32);
+    const MUL2: u64 = 1 + (10_000 << 32);
+    let v = v - 0x3030_3030_3030_3030;
+    let v = (v * 10) + (v >> 8);
+    (((v & MASK).wrapping_mul(MUL1)).wrapping_add(((v >> 16) & MASK).wrapping_mul(MUL2))) >> 32
+}
+
+/// The error for the first non-digit inside a fraction: a second '.' is a
+/// stray byte, except right after the first ("1..2" lacks digits).
+#[cold]
+fn bad_fraction(f: &[u8]) -> DecimalError {
+    match f.iter().position(|b| !b.is_ascii_digit()) {
+        Some(i) if i > 0 && f[i] == b'.' => DecimalError::NonDigit(b'.'),
+        Some(i) => bad_byte(f[i]),
+        None => DecimalError::TooManyDecimals,
+    }
+}
+
+/// Parses the fraction digits after '.', 1 to 8 of them, scaled to 8 places.
+#[inline(always)]
+fn parse_fraction(f: &[u8]) -> Result<u64, DecimalError> {
+    let n = f.len();
+    if n == 0 {
+        return Err(DecimalError::MissingDigits);
+    }
+    if n > DECIMALS as usize {
+        return Err(bad_fraction(f));
+    }
+    // Right-pad with '0' to exactly 8 digits: "63" becomes "63000000".
+    let mut buf = [b'0'; 8];
+    buf[..n].copy_from_slice(f);
+    let v = u64::from_le_bytes(buf);
+    if !all_digits(v) {
+        return Err(bad_fraction(f));
+    }
+    Ok(eight_digits(v))
+}
+
+/// Parses a Binance decimal string into a count of 1e-8, exactly.
+#[inline]
+pub fn parse_fixed(s: &[u8]) -> Result<i64, DecimalError> {
+    let Some(&first) = s.first() else {
+        return Err(DecimalError::Empty);
+    };
+    if !first.is_ascii_digit() {
+        return Err(bad_byte(first));
+    }
+    let mut int: u64 = 0;
+    let mut i = 0;
+    while i < s.len() {
+        let d = s[i].wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        if i == MAX_INT_DIGITS {
+            return Err(DecimalError::TooManyIntegerDigits);
+        }
+        int = int * 10 + d as u64;
+        i += 1;
+    }
+    let frac = if i == s.len() {
+        0
+    } else if s[i] == b'.' {
+        parse_fraction(&s[i + 1..])?
+    } else {
+        return Err(bad_byte(s[i]));
+    };
+    // int < 1e11, so int * 1e8 + frac < 1e19 < u64::MAX: only the i64 bound can fail.
+    let v = int * SCALE as u64 + frac;
+    i64::try_from(v).map_err(|_| DecimalError::Overflow)
+}
+
+/// Largest buffer [`write_fixed`] needs: sign, 11 integer digits, point, 8 decimals.
+pub const MAX_FORMATTED_LEN: usize = 1 + 11 + 1 + 8;
+
+/// Writes `v` (a count of 1e-8) as an exact decimal with trailing fractional
+/// zeros trimmed ("61837.63", "3", "-0.5"), returning the bytes written.
+#[inline]
+pub fn write_fixed(v: i64, out: &mut [u8; MAX_FORMATTED_LEN]) -> usize {
+    let neg = v < 0;
+    let abs = v.unsigned_abs();
+    let mut int = abs / SCALE as u64;
+    let mut frac = abs % SCALE as u64;
+    // Build right to left into a scratch array, then copy out.
+    let mut tmp = [0u8; MAX_FORMATTED_LEN];
+    let mut pos = MAX_FORMATTED_LEN;
+    if frac != 0 {
+        let mut digits = DECIMALS;
+        while frac % 10 == 0 {
+            frac /= 10;
+            digits -= 1;
+        }
+        for _ in 0..digits {
+            pos -= 1;
+            tmp[pos] = b'0' + (frac % 10) as u8;
+            frac /= 10;
+        }
+        pos -= 1;
+        tmp[pos] = b'.';
+    }
+    loop {
+        pos -= 1;
+        tmp[pos] = b'0' + (int % 10) as u8;
+        int /= 10;
+        if int == 0 {
+            break;
+        }
+    }
+    if neg {
+        pos -= 1;
+        tmp[pos] = b'-';
+    }
+    let n = MAX_FORMATTED_LEN - pos;
+    out[..n].copy_from_slice(&tmp[pos..]);
+    n
+}
+
+/// Appends the exact decimal form of `v` to `buf` (no allocation once `buf`
+/// has room).
+#[inline]
+pub fn push_fixed(v: i64, buf: &mut Vec<u8>) {
+    let mut tmp = [0u8; MAX_FORMATTED_LEN];
+    let n = write_fixed(v, &mut tmp);
+    buf.extend_from_slice(&tmp[..n]);
+}
+
+/// Converts to `f64` for features and scripts only (never for book keys).
+#[inline]
+pub fn to_f64(v: i64) -> f64 {
+    v as f64 / SCALE as f64
+}
+
+macro_rules! fixed_newtype {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        #[repr(transparent)]
+        pub struct $name(pub i64);
+
+        impl $name {
+            pub const ZERO: Self = Self(0);
+
+            /// Parses a Binance decimal string exactly (see [`parse_fixed`]).
+            #[inline]
+            pub fn parse(s: &[u8]) -> Result<Self, DecimalError> {
+                parse_fixed(s).map(Self)
+            }
+
+            /// Builds from a count of 1e-8.
+            #[inline]
+            pub const fn from_raw(raw: i64) -> Self {
+                Self(raw)
+            }
+
+            /// The count of 1e-8.
+            #[inline]
+            pub const fn raw(self) -> i64 {
+                self.0
+            }
+
+            /// Lossy conversion for features and scripts.
+            #[inline]
+            pub fn to_f64(self) -> f64 {
+                to_f64(self.0)
+            }
+
+            #[inline]
+            pub const fn is_zero(self) -> bool {
+                self.0 == 0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let mut tmp = [0u8; MAX_FORMATTED_LEN];
+                let n = write_fixed(self.0, &mut tmp);
+                // write_fixed emits ASCII only.
+                f.write_str(std::str::from_utf8(&tmp[..n]).unwrap_or("?"))
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = DecimalError;
+            fn from_str(s: &str) -> Result<Self, DecimalError> {
+                Self::parse(s.as_bytes())
+            }
+        }
+    };
+}
+
+fixed_newtype!(
+    /// A price in 1e-8 of the quote asset.
+    Price
+);
+fixed_newtype!(
+    /// A quantity in 1e-8 of the base asset.
+    Qty
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<i64, DecimalError> {
+        parse_fixed(s.as_bytes())
+    }
+
+    #[test]
+    fn parses_binance_strings_exactly() {
+        assert_eq!(p("61837.63"), Ok(6_183_763_000_000));
+        assert_eq!(p("0.35130000"), Ok(35_130_000));
+        assert_eq!(p("0.00000001"), Ok(1));
+        assert_eq!(p("0"), Ok(0));
+        assert_eq!(p("0.00000000"), Ok(0));
+        assert_eq!(p("6195.00000000"), Ok(619_500_000_000));
+        assert_eq!(p("437848"), Ok(43_784_800_000_000));
+        assert_eq!(p("92233720368.54775807"), Ok(i64::MAX));
+        assert_eq!(p("99999999999"), Err(DecimalError::Overflow));
+        assert_eq!(p("92233720368.54775808"), Err(DecimalError::Overflow));
+    }
+
+    #[test]
+    fn rejects_everything_else_with_the_right_reason() {
+        assert_eq!(p(""), Err(DecimalError::Empty));
+        assert_eq!(p("-1"), Err(DecimalError::Sign));
+        assert_eq!(p("+1"), Err(DecimalError::Sign));
+        assert_eq!(p("1e5"), Err(DecimalError::Exponent));
+        assert_eq!(p("1.5E3"), Err(DecimalError::Exponent));
+        assert_eq!(p(".5"), Err(DecimalError::MissingDigits));
+        assert_eq!(p("5."), Err(DecimalError::MissingDigits));
+        assert_eq!(p("1.123456789"), Err(DecimalError::TooManyDecimals));
+        assert_eq!(p("123456789012"), Err(DecimalError::TooManyIntegerDigits));
+        assert_eq!(p("12a"), Err(DecimalError::NonDigit(b'a')));
+        assert_eq!(p("1.2a"), Err(DecimalError::NonDigit(b'a')));
+        assert_eq!(p("1.2 "), Err(DecimalError::NonDigit(b' ')));
+        assert_eq!(p(" 1"), Err(DecimalError::NonDigit(b' ')));
+        assert_eq!(p("1.2.3"), Err(DecimalError::NonDigit(b'.')));
+        assert_eq!(p("1.12345678x"), Err(DecimalError::NonDigit(b'x')));
+        assert_eq!(p("1..2"), Err(DecimalError::MissingDigits));
+    }
+
+    #[test]
+    fn formats_exactly_and_trims() {
+        let f = |v: i64| Price(v).to_string();
+        assert_eq!(f(6_183_763_000_000), "61837.63");
+        assert_eq!(f(300_000_000), "3");
+        assert_eq!(f(1), "0.00000001");
+        assert_eq!(f(0), "0");
+        assert_eq!(f(-50_000_000), "-0.5");
+        assert_eq!(f(i64::MAX), "92233720368.54775807");
+        assert_eq!(f(i64::MIN), "-92233720368.54775808");
+    }
+
+    #[test]
+    fn swar_matches_byte_loop_for_every_length() {
+        for s in ["1", "12", "123", "1234", "12345", "123456", "1234567", "12345678"] {
+            let mut expect: u64 = s.bytes().fold(0, |a, b| a * 10 + (b - b'0') as u64);
+            for _ in s.len()..8 {
+                expect *= 10;
+            }
+            assert_eq!(parse_fraction(s.as_bytes()), Ok(expect), "{s}");
+        }
+    }
+}

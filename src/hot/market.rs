@@ -1,0 +1,348 @@
+//! Frames in, synced books and events out: the market-data half of the hot path.
+//!
+//! [`MarketData`] owns the [`Parser`] and one [`SyncedBook`] per symbol, routes
+//! each parsed message to its book, counts everything that goes wrong, and
+//! hands what happened to a caller-supplied sink (`FnMut(Event)`), which is how
+//! replay, backtest and the live engine all share this code.
+//!
+//! REST snapshot bodies name no symbol. Live, the feed says which symbol it
+//! fetched ([`MarketData::on_snapshot_for`]). In a recording the bare snapshot
+//! line is given to the symbol whose book most recently received a diff while
+//! waiting for a snapshot: recorders write the snapshot right after the first
+//! diffs of the symbol they fetched it for.
+//!
+//! Optional bookTicker verification: a `bookTicker` whose `u` equals the
+//! book's update id right after a depth event must show exactly the book's
+//! best bid and ask. This is the ground truth of the real captures, checked by
+//! `mmbot book` and the tests.
+
+use crate::hot::book::Book;
+use crate::hot::msg::{BookTicker, Msg, Snapshot, Symbol, Trade};
+use crate::hot::parse::{ParseError, Parser};
+use crate::hot::sync::{Applied, SyncStats, SyncedBook};
+
+/// Sizes of the market-data state, fixed at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BookSizes {
+    /// Levels per side per book.
+    pub capacity: usize,
+    /// Diffs held per book while waiting for a snapshot.
+    pub buffer_events: usize,
+    /// Levels held in all those diffs.
+    pub buffer_levels: usize,
+    /// Most symbols tracked at once.
+    pub max_symbols: usize,
+}
+
+impl Default for BookSizes {
+    fn default() -> Self {
+        Self { capacity: 5000, buffer_events: 1024, buffer_levels: 16384, max_symbols: 64 }
+    }
+}
+
+/// What happened, as the sink sees it.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A depth event (diff, partial or a buffered diff replayed after a
+    /// snapshot) changed a synced book.
+    Depth { symbol: Symbol, applied: Applied, book: &'a Book },
+    Ticker(BookTicker),
+    Trade(Trade),
+    /// The server announced it will close the connection.
+    ServerShutdown,
+}
+
+/// Counters of the feed, beyond the per-book [`SyncStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FeedStats {
+    pub frames: u64,
+    /// Diff and partial-depth messages parsed.
+    pub depth_messages: u64,
+    pub snapshot_messages: u64,
+    pub tickers: u64,
+    pub trades: u64,
+    /// Frames of streams or events not used (klines, subscribe replies, ...).
+    pub skipped: u64,
+    /// Malformed frames, all kinds.
+    pub rejected: u64,
+    /// Malformed frames by [`ParseError::kind`].
+    pub rejected_by_kind: [u64; ParseError::KINDS],
+    pub server_shutdowns: u64,
+    /// Snapshot lines that could not be given to any symbol.
+    pub orphan_snapshots: u64,
+    /// Messages for a symbol beyond `max_symbols`.
+    pub symbols_over_limit: u64,
+    /// bookTickers compared with the book / found different.
+    pub ticker_checks: u64,
+    pub ticker_mismatches: u64,
+}
+
+/// Tickers waiting for the book to reach their `u`, per symbol.
+const PENDING_TICKERS: usize = 32;
+
+struct SymbolBook {
+    symbol: Symbol,
+    book: SyncedBook,
+    pending: [Option<BookTicker>; PENDING_TICKERS],
+}
+
+/// Parser plus per-symbol synced books.
+pub struct MarketData {
+    parser: Parser,
+    books: Vec<SymbolBook>,
+    sizes: BookSizes,
+    /// Index of the book that last buffered a diff while unsynced.
+    last_waiting: Option<usize>,
+    verify_tickers: bool,
+    stats: FeedStats,
+    last_error: Option<ParseError>,
+}
+
+impl MarketData {
+    pub fn new(sizes: BookSizes) -> Self {
+        Self {
+            parser: Parser::new(sizes.capacity, 512 << 10),
+            books: Vec::with_capacity(sizes.max_symbols),
+            sizes,
+            last_waiting: None,
+            verify_tickers: false,
+            stats: FeedStats::default(),
+            last_error: None,
+        }
+    }
+
+    /// Creates the books of known symbols up front, so nothing is allocated
+    /// when their first message arrives.
+    pub fn with_symbols(sizes: BookSizes, symbols: &[Symbol]) -> Self {
+        let mut md = Self::new(sizes);
+        for &s in symbols {
+            md.book_index(s);
+        }
+        md
+    }
+
+    /// Turns on bookTicker-versus-book checks (see the module doc).
+    pub fn verify_tickers(&mut self, on: bool) {
+        self.verify_tickers = on;
+    }
+
+    pub fn stats(&self) -> &FeedStats {
+        &self.stats
+    }
+
+    /// The most recent parse error, for a message naming what was wrong.
+    pub fn last_error(&self) -> Option<ParseError> {
+        self.last_error
+    }
+
+    /// Sum of every book's sync counters.
+    pub fn sync_stats(&self) -> SyncStats {
+        let mut t = SyncStats::default();
+        for b in &self.books {
+            let s = b.book.stats();
+            t.applied += s.applied;
+            t.buffered += s.buffered;
+            t.stale += s.stale;
+            t.gaps += s.gaps;
+            t.crossed += s.crossed;
+            t.resyncs += s.resyncs;
+            t.snapshots += s.snapshots;
+            t.snapshots_too_old += s.snapshots_too_old;
+            t.snapshots_unused += s.snapshots_unused;
+            t.overlaps += s.overlaps;
+            t.buffer_overflows += s.buffer_overflows;
+        }
+        t
+    }
+
+    /// Levels dropped because a book side was full, all books.
+    pub fn dropped_levels(&self) -> u64 {
+        self.books.iter().map(|b| b.book.book().dropped_levels()).sum()
+    }
+
+    /// The synced book of `symbol`, if tracked.
+    pub fn book(&self, symbol: Symbol) -> Option<&SyncedBook> {
+        self.books.iter().find(|b| b.symbol == symbol).map(|b| &b.book)
+    }
+
+    /// Mutable access, for the feed to invalidate a book on reconnect.
+    pub fn book_mut(&mut self, symbol: Symbol) -> Option<&mut SyncedBook> {
+        self.books.iter_mut().find(|b| b.symbol == symbol).map(|b| &mut b.book)
+    }
+
+    /// Symbols tracked, in the order first seen.
+    pub fn symbols(&self) -> impl Iterator<Item = Symbol> + '_ {
+        self.books.iter().map(|b| b.symbol)
+    }
+
+    fn book_index(&mut self, symbol: Symbol) -> Option<usize> {
+        if let Some(i) = self.books.iter().position(|b| b.symbol == symbol) {
+            return Some(i);
+        }
+        if self.books.len() >= self.sizes.max_symbols {
+            self.stats.symbols_over_limit += 1;
+            return None;
+        }
+        let s = self.sizes;
+        self.books.push(SymbolBook {
+            symbol,
+            book: SyncedBook::new(s.capacity, s.buffer_events, s.buffer_levels),
+            pending: [None; PENDING_TICKERS],
+        });
+        Some(self.books.len() - 1)
+    }
+
+    /// Parses one frame and applies it. Events go to `sink`.
+    #[inline]
+    pub fn on_frame(&mut self, frame: &[u8], sink: &mut impl FnMut(Event<'_>)) {
+        self.stats.frames += 1;
+        let msg = match self.parser.parse(frame) {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.rejected += 1;
+                self.stats.rejected_by_kind[e.kind()] += 1;
+                self.last_error = Some(e);
+                return;
+            }
+        };
+        match msg {
+            Msg::Diff(d) => {
+                self.stats.depth_messages += 1;
+                let Some(i) = self.book_index(d.symbol) else { return };
+                let verify = self.verify_tickers;
+                let entry = &mut self.books[i];
+                let (symbol, pending, stats) = (entry.symbol, &mut entry.pending, &mut self.stats);
+                entry.book.on_diff(&d, self.parser.bids(), self.parser.asks(), &mut |a, book| {
+                    if verify {
+                        check_pending(pending, a.update_id, book, stats);
+                    }
+                    sink(Event::Depth { symbol, applied: a, book });
+                });
+                if entry.book.wants_snapshot() {
+                    self.last_waiting = Some(i);
+                }
+            }
+            Msg::Partial(p) => {
+                self.stats.depth_messages += 1;
+                let Some(i) = self.book_index(p.symbol) else { return };
+                let verify = self.verify_tickers;
+                let entry = &mut self.books[i];
+                let (symbol, pending, stats) = (entry.symbol, &mut entry.pending, &mut self.stats);
+                entry.book.on_partial(&p, self.parser.bids(), self.parser.asks(), &mut |a, book| {
+                    if verify {
+                        check_pending(pending, a.update_id, book, stats);
+                    }
+                    sink(Event::Depth { symbol, applied: a, book });
+                });
+            }
+            Msg::Snapshot(s) => {
+                self.stats.snapshot_messages += 1;
+                let target = if s.symbol.is_empty() { self.snapshot_target() } else { self.book_index(s.symbol) };
+                match target {
+                    Some(i) => self.apply_snapshot(i, &s, sink),
+                    None => self.stats.orphan_snapshots += 1,
+                }
+            }
+            Msg::BookTicker(t) => {
+                self.stats.tickers += 1;
+                if self.verify_tickers {
+                    self.check_ticker(t);
+                }
+                sink(Event::Ticker(t));
+            }
+            Msg::Trade(t) => {
+                self.stats.trades += 1;
+                sink(Event::Trade(t));
+            }
+            Msg::ServerShutdown { .. } => {
+                self.stats.server_shutdowns += 1;
+                sink(Event::ServerShutdown);
+            }
+            Msg::Skipped => self.stats.skipped += 1,
+        }
+    }
+
+    /// Applies a REST snapshot body fetched for `symbol` (the live path).
+    pub fn on_snapshot_for(&mut self, symbol: Symbol, body: &[u8], sink: &mut impl FnMut(Event<'_>)) -> Result<(), ParseError> {
+        self.stats.frames += 1;
+        match self.parser.parse(body) {
+            Ok(Msg::Snapshot(s)) => {
+                self.stats.snapshot_messages += 1;
+                if let Some(i) = self.book_index(symbol) {
+                    self.apply_snapshot(i, &s, sink);
+                }
+                Ok(())
+            }
+            Ok(_) => Err(self.reject(ParseError::Unrecognised)),
+            Err(e) => Err(self.reject(e)),
+        }
+    }
+
+    fn reject(&mut self, e: ParseError) -> ParseError {
+        self.stats.rejected += 1;
+        self.stats.rejected_by_kind[e.kind()] += 1;
+        self.last_error = Some(e);
+        e
+    }
+
+    /// Which book a symbol-less snapshot line belongs to (see the module doc).
+    fn snapshot_target(&self) -> Option<usize> {
+        match self.last_waiting {
+            Some(i) if self.books[i].book.wants_snapshot() => Some(i),
+            _ => self
+                .books
+                .iter()
+                .position(|b| b.book.wants_snapshot())
+                .or(self.last_waiting)
+                .or(if self.books.len() == 1 { Some(0) } else { None }),
+        }
+    }
+
+    fn apply_snapshot(&mut self, i: usize, s: &Snapshot, sink: &mut impl FnMut(Event<'_>)) {
+        let verify = self.verify_tickers;
+        let entry = &mut self.books[i];
+        let (symbol, pending, stats) = (entry.symbol, &mut entry.pending, &mut self.stats);
+        entry.book.on_snapshot(s, self.parser.bids(), self.parser.asks(), &mut |a, book| {
+            if verify {
+                check_pending(pending, a.update_id, book, stats);
+            }
+            sink(Event::Depth { symbol, applied: a, book });
+        });
+    }
+
+    fn check_ticker(&mut self, t: BookTicker) {
+        let Some(i) = self.books.iter().position(|b| b.symbol == t.symbol) else { return };
+        let entry = &mut self.books[i];
+        let id = entry.book.update_id();
+        if entry.book.is_synced() && t.update_id == id {
+            compare(&t, entry.book.book(), &mut self.stats);
+        } else if t.update_id > id || !entry.book.is_synced() {
+            // Not there yet: hold it until the book reaches its id.
+            if let Some(slot) = entry.pending.iter_mut().find(|p| p.is_none()) {
+                *slot = Some(t);
+            }
+        }
+    }
+}
+
+fn compare(t: &BookTicker, book: &Book, stats: &mut FeedStats) {
+    stats.ticker_checks += 1;
+    if book.best_bid() != Some(t.bid) || book.best_ask() != Some(t.ask) {
+        stats.ticker_mismatches += 1;
+    }
+}
+
+/// After the book reached `update_id`: checks tickers for exactly that id and
+/// forgets those it has passed (their state fell inside one event).
+fn check_pending(pending: &mut [Option<BookTicker>], update_id: u64, book: &Book, stats: &mut FeedStats) {
+    for slot in pending.iter_mut() {
+        if let Some(t) = *slot {
+            if t.update_id == update_id {
+                compare(&t, book, stats);
+                *slot = None;
+            } else if t.update_id < update_id {
+                *slot = None;
+            }
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Everything that runs on the pinned hot thread, and nothing else.
+//!
+//! Rules for code in here (DESIGN.md): no allocation after start-up, no locks,
+//! no blocking calls, no log formatting, no panics on anything from the
+//! network; prices and quantities are fixed-point `i64`.
+
+pub mod book;
+pub mod fixed;
+pub mod market;
+pub mod msg;
+pub mod parse;
+pub mod sync;

@@ -1,0 +1,13 @@
+//! mmbot: a low-latency, AI-assisted market-making bot for Binance.
+//!
+//! Layout follows the architecture in DESIGN.md: [`hot`] is what runs on the
+//! pinned thread (parse, book, sync), [`feed`] is where frames come from,
+//! [`cli`] holds the commands, [`config`] the validated settings.
+
+#![warn(clippy::undocumented_unsafe_blocks)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod cli;
+pub mod config;
+pub mod feed;
+pub mod hot;
