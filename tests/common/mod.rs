@@ -1,0 +1,39 @@
+//! Helpers shared by the integration tests: locating ../shared/data and
+//! reading recordings into memory.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// The real captures beside the project, or `None` (with a message saying
+/// why the test is skipping) when ../shared/data is absent.
+pub fn recordings(test: &str) -> Option<Vec<PathBuf>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/recordings");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        eprintln!("SKIP {test}: {} is absent (real captures live in ../shared/data)", dir.display());
+        return None;
+    };
+    let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+    files.sort();
+    if files.is_empty() {
+        eprintln!("SKIP {test}: {} holds no recordings", dir.display());
+        return None;
+    }
+    Some(files)
+}
+
+/// All lines of a recording (decompressed), without their newlines.
+pub fn lines(path: &Path) -> Vec<Vec<u8>> {
+    let mut text = Vec::new();
+    mmbot::feed::recording::open(path).unwrap().read_to_end(&mut text).unwrap();
+    text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| l.to_vec()).collect()
+}
+
+/// A fresh temporary directory for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mmbot-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
