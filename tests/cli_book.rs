@@ -7,17 +7,32 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn mmbot_book(args: &[&Path]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mmbot")).arg("book").args(args).output().expect("running mmbot")
+    Command::new(env!("CARGO_BIN_EXE_mmbot"))
+        .arg("book")
+        .args(args)
+        .output()
+        .expect("running mmbot")
 }
 
 fn stdout_lines(o: &Output) -> Vec<String> {
-    String::from_utf8(o.stdout.clone()).unwrap().lines().map(str::to_string).collect()
+    String::from_utf8(o.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
 fn prints_one_exact_json_line_per_applied_event_and_a_summary() {
-    let Some(files) = common::recordings("prints_one_exact_json_line_per_applied_event_and_a_summary") else { return };
-    let path = files.iter().find(|p| p.ends_with("spot_nknusdt.gz")).expect("spot_nknusdt.gz");
+    let Some(files) =
+        common::recordings("prints_one_exact_json_line_per_applied_event_and_a_summary")
+    else {
+        return;
+    };
+    let path = files
+        .iter()
+        .find(|p| p.ends_with("spot_nknusdt.gz"))
+        .expect("spot_nknusdt.gz");
     let o = mmbot_book(&[path]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let lines = stdout_lines(&o);
@@ -35,35 +50,64 @@ fn prints_one_exact_json_line_per_applied_event_and_a_summary() {
     let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
     assert_eq!(first["u"], 499869754u64); // U=499869753 straddles lastUpdateId+1
     let err = String::from_utf8_lossy(&o.stderr);
-    for want in ["227 frames", "depth events applied 149", "rejected 0", "gaps 0", "resyncs 0", "snapshots 1", "mismatched 0", "events/s"] {
+    for want in [
+        "227 frames",
+        "depth events applied 149",
+        "rejected 0",
+        "gaps 0",
+        "resyncs 0",
+        "snapshots 1",
+        "mismatched 0",
+        "events/s",
+    ] {
         assert!(err.contains(want), "summary lacks {want:?}:\n{err}");
     }
 }
 
 #[test]
 fn files_are_replayed_in_order_as_one_stream() {
-    let Some(files) = common::recordings("files_are_replayed_in_order_as_one_stream") else { return };
-    let a = files.iter().find(|p| p.ends_with("spot_lrcbtc.gz")).unwrap();
-    let b = files.iter().find(|p| p.ends_with("usdm_keepusdt.gz")).unwrap();
+    let Some(files) = common::recordings("files_are_replayed_in_order_as_one_stream") else {
+        return;
+    };
+    let a = files
+        .iter()
+        .find(|p| p.ends_with("spot_lrcbtc.gz"))
+        .unwrap();
+    let b = files
+        .iter()
+        .find(|p| p.ends_with("usdm_keepusdt.gz"))
+        .unwrap();
     let o = mmbot_book(&[a, b]);
     assert!(o.status.success());
     let lines = stdout_lines(&o);
     let first_keep = lines.iter().position(|l| l.contains("KEEPUSDT")).unwrap();
     assert!(lines[..first_keep].iter().all(|l| l.contains("LRCBTC")));
     assert!(lines[first_keep..].iter().all(|l| l.contains("KEEPUSDT")));
-    assert_eq!(lines.len(), stdout_lines(&mmbot_book(&[a])).len() + stdout_lines(&mmbot_book(&[b])).len());
+    assert_eq!(
+        lines.len(),
+        stdout_lines(&mmbot_book(&[a])).len() + stdout_lines(&mmbot_book(&[b])).len()
+    );
 }
 
 #[test]
 fn plain_and_truncated_files_replay_and_missing_files_fail() {
-    let Some(files) = common::recordings("plain_and_truncated_files_replay_and_missing_files_fail") else { return };
-    let gz = files.iter().find(|p| p.ends_with("usdm_sushiusdt.gz")).unwrap();
+    let Some(files) = common::recordings("plain_and_truncated_files_replay_and_missing_files_fail")
+    else {
+        return;
+    };
+    let gz = files
+        .iter()
+        .find(|p| p.ends_with("usdm_sushiusdt.gz"))
+        .unwrap();
     let full = stdout_lines(&mmbot_book(&[gz]));
     let dir = common::temp_dir("cli-book");
 
     // Plain text recording: same output.
     let mut text = Vec::new();
-    mmbot::feed::recording::open(gz).unwrap().read_to_end(&mut text).unwrap();
+    mmbot::feed::recording::open(gz)
+        .unwrap()
+        .read_to_end(&mut text)
+        .unwrap();
     let plain = dir.join("sushi.txt");
     std::fs::write(&plain, &text).unwrap();
     assert_eq!(stdout_lines(&mmbot_book(&[&plain])), full);
@@ -85,6 +129,10 @@ fn plain_and_truncated_files_replay_and_missing_files_fail() {
     let o = mmbot_book(&[&missing, gz]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-file.gz"));
-    assert_eq!(stdout_lines(&o), full, "the readable file is still replayed");
+    assert_eq!(
+        stdout_lines(&o),
+        full,
+        "the readable file is still replayed"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

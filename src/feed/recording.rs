@@ -67,7 +67,11 @@ pub fn open(path: &Path) -> io::Result<Box<dyn Read + Send>> {
         let buf = f.fill_buf()?;
         buf.len() >= 2 && buf[0] == 0x1f && buf[1] == 0x8b
     };
-    Ok(if magic { Box::new(MultiGzDecoder::new(f)) } else { Box::new(f) })
+    Ok(if magic {
+        Box::new(MultiGzDecoder::new(f))
+    } else {
+        Box::new(f)
+    })
 }
 
 /// Reads recordings on a background thread, yielding chunks of whole lines.
@@ -85,7 +89,11 @@ impl LineChunks {
             .name("mmbot-reader".into())
             .spawn(move || read_all(paths, tx, spare))
             .expect("spawning the reader thread");
-        Self { rx, recycle, thread: Some(thread) }
+        Self {
+            rx,
+            recycle,
+            thread: Some(thread),
+        }
     }
 
     /// Next piece, or `None` when every file has been read.
@@ -126,7 +134,9 @@ fn read_all(paths: Vec<PathBuf>, tx: SyncSender<Piece>, spare: Receiver<Vec<u8>>
         // Carry-over: bytes after the last newline of the previous chunk.
         let mut carry: Vec<u8> = Vec::new();
         loop {
-            let mut buf = spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK + (64 << 10)));
+            let mut buf = spare
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(CHUNK + (64 << 10)));
             buf.extend_from_slice(&carry);
             carry.clear();
             let (eof, err) = fill(&mut *input, &mut buf);
@@ -144,7 +154,13 @@ fn read_all(paths: Vec<PathBuf>, tx: SyncSender<Piece>, spare: Receiver<Vec<u8>>
                 return;
             }
             if let Some(error) = err {
-                if tx.send(Piece::Truncated { path: path.clone(), error }).is_err() {
+                if tx
+                    .send(Piece::Truncated {
+                        path: path.clone(),
+                        error,
+                    })
+                    .is_err()
+                {
                     return;
                 }
             }

@@ -25,6 +25,7 @@ const LINEAR_SCAN: usize = 16;
 
 /// One side of the book. Invariant: `keys[..len]` strictly ascending,
 /// `qtys[i] > 0` for `i < len`, `len <= keys.len()`.
+#[derive(Clone)]
 struct Side {
     keys: Box<[i64]>,
     qtys: Box<[i64]>,
@@ -110,14 +111,20 @@ impl Side {
     #[inline]
     fn best(&self) -> Option<Level> {
         let i = self.len.checked_sub(1)?;
-        Some(Level { price: Price(self.keys[i] * self.sign), qty: Qty(self.qtys[i]) })
+        Some(Level {
+            price: Price(self.keys[i] * self.sign),
+            qty: Qty(self.qtys[i]),
+        })
     }
 
     /// Level `n` from the touch (0 = best).
     #[inline]
     fn level(&self, n: usize) -> Option<Level> {
         let i = self.len.checked_sub(n + 1)?;
-        Some(Level { price: Price(self.keys[i] * self.sign), qty: Qty(self.qtys[i]) })
+        Some(Level {
+            price: Price(self.keys[i] * self.sign),
+            qty: Qty(self.qtys[i]),
+        })
     }
 
     /// Replaces the side with `levels` (any order; zero quantities skipped;
@@ -188,6 +195,7 @@ fn sort_pairs(keys: &mut [i64], qtys: &mut [i64]) {
 
 /// A two-sided book of fixed capacity. Holds levels only; whether it can be
 /// trusted is [`crate::hot::sync::SyncedBook`]'s business.
+#[derive(Clone)]
 pub struct Book {
     bids: Side,
     asks: Side,
@@ -209,7 +217,11 @@ impl Book {
     /// Allocates both sides once; `capacity` levels per side.
     pub fn with_capacity(capacity: usize) -> Self {
         let capacity = capacity.max(1);
-        Self { bids: Side::new(capacity, 1), asks: Side::new(capacity, -1), dropped: 0 }
+        Self {
+            bids: Side::new(capacity, 1),
+            asks: Side::new(capacity, -1),
+            dropped: 0,
+        }
     }
 
     pub fn capacity(&self) -> usize {
@@ -336,7 +348,10 @@ mod tests {
     #[test]
     fn load_sorts_dedupes_and_skips_zeros() {
         let mut b = Book::with_capacity(10);
-        b.load(&[l(5, 1), l(7, 2), l(6, 0), l(7, 3), l(4, 1)], &[l(9, 1), l(8, 2)]);
+        b.load(
+            &[l(5, 1), l(7, 2), l(6, 0), l(7, 3), l(4, 1)],
+            &[l(9, 1), l(8, 2)],
+        );
         assert_eq!(b.best_bid(), Some(l(7, 3)));
         assert_eq!(b.bid_depth(), 3);
         assert_eq!(b.best_ask(), Some(l(8, 2)));

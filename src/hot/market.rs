@@ -36,7 +36,12 @@ pub struct BookSizes {
 
 impl Default for BookSizes {
     fn default() -> Self {
-        Self { capacity: 5000, buffer_events: 1024, buffer_levels: 16384, max_symbols: 64 }
+        Self {
+            capacity: 5000,
+            buffer_events: 1024,
+            buffer_levels: 16384,
+            max_symbols: 64,
+        }
     }
 }
 
@@ -45,7 +50,11 @@ impl Default for BookSizes {
 pub enum Event<'a> {
     /// A depth event (diff, partial or a buffered diff replayed after a
     /// snapshot) changed a synced book.
-    Depth { symbol: Symbol, applied: Applied, book: &'a Book },
+    Depth {
+        symbol: Symbol,
+        applied: Applied,
+        book: &'a Book,
+    },
     Ticker(BookTicker),
     Trade(Trade),
     /// The server announced it will close the connection.
@@ -157,17 +166,26 @@ impl MarketData {
 
     /// Levels dropped because a book side was full, all books.
     pub fn dropped_levels(&self) -> u64 {
-        self.books.iter().map(|b| b.book.book().dropped_levels()).sum()
+        self.books
+            .iter()
+            .map(|b| b.book.book().dropped_levels())
+            .sum()
     }
 
     /// The synced book of `symbol`, if tracked.
     pub fn book(&self, symbol: Symbol) -> Option<&SyncedBook> {
-        self.books.iter().find(|b| b.symbol == symbol).map(|b| &b.book)
+        self.books
+            .iter()
+            .find(|b| b.symbol == symbol)
+            .map(|b| &b.book)
     }
 
     /// Mutable access, for the feed to invalidate a book on reconnect.
     pub fn book_mut(&mut self, symbol: Symbol) -> Option<&mut SyncedBook> {
-        self.books.iter_mut().find(|b| b.symbol == symbol).map(|b| &mut b.book)
+        self.books
+            .iter_mut()
+            .find(|b| b.symbol == symbol)
+            .map(|b| &mut b.book)
     }
 
     /// Symbols tracked, in the order first seen.
@@ -208,36 +226,62 @@ impl MarketData {
         match msg {
             Msg::Diff(d) => {
                 self.stats.depth_messages += 1;
-                let Some(i) = self.book_index(d.symbol) else { return };
+                let Some(i) = self.book_index(d.symbol) else {
+                    return;
+                };
                 let verify = self.verify_tickers;
                 let entry = &mut self.books[i];
                 let (symbol, pending, stats) = (entry.symbol, &mut entry.pending, &mut self.stats);
-                entry.book.on_diff(&d, self.parser.bids(), self.parser.asks(), &mut |a, book| {
-                    if verify {
-                        check_pending(pending, a.update_id, book, stats);
-                    }
-                    sink(Event::Depth { symbol, applied: a, book });
-                });
+                entry.book.on_diff(
+                    &d,
+                    self.parser.bids(),
+                    self.parser.asks(),
+                    &mut |a, book| {
+                        if verify {
+                            check_pending(pending, a.update_id, book, stats);
+                        }
+                        sink(Event::Depth {
+                            symbol,
+                            applied: a,
+                            book,
+                        });
+                    },
+                );
                 if entry.book.wants_snapshot() {
                     self.last_waiting = Some(i);
                 }
             }
             Msg::Partial(p) => {
                 self.stats.depth_messages += 1;
-                let Some(i) = self.book_index(p.symbol) else { return };
+                let Some(i) = self.book_index(p.symbol) else {
+                    return;
+                };
                 let verify = self.verify_tickers;
                 let entry = &mut self.books[i];
                 let (symbol, pending, stats) = (entry.symbol, &mut entry.pending, &mut self.stats);
-                entry.book.on_partial(&p, self.parser.bids(), self.parser.asks(), &mut |a, book| {
-                    if verify {
-                        check_pending(pending, a.update_id, book, stats);
-                    }
-                    sink(Event::Depth { symbol, applied: a, book });
-                });
+                entry.book.on_partial(
+                    &p,
+                    self.parser.bids(),
+                    self.parser.asks(),
+                    &mut |a, book| {
+                        if verify {
+                            check_pending(pending, a.update_id, book, stats);
+                        }
+                        sink(Event::Depth {
+                            symbol,
+                            applied: a,
+                            book,
+                        });
+                    },
+                );
             }
             Msg::Snapshot(s) => {
                 self.stats.snapshot_messages += 1;
-                let target = if s.symbol.is_empty() { self.snapshot_target() } else { self.book_index(s.symbol) };
+                let target = if s.symbol.is_empty() {
+                    self.snapshot_target()
+                } else {
+                    self.book_index(s.symbol)
+                };
                 match target {
                     Some(i) => self.apply_snapshot(i, &s, sink),
                     None => self.stats.orphan_snapshots += 1,
@@ -263,7 +307,12 @@ impl MarketData {
     }
 
     /// Applies a REST snapshot body fetched for `symbol` (the live path).
-    pub fn on_snapshot_for(&mut self, symbol: Symbol, body: &[u8], sink: &mut impl FnMut(Event<'_>)) -> Result<(), ParseError> {
+    pub fn on_snapshot_for(
+        &mut self,
+        symbol: Symbol,
+        body: &[u8],
+        sink: &mut impl FnMut(Event<'_>),
+    ) -> Result<(), ParseError> {
         self.stats.frames += 1;
         match self.parser.parse(body) {
             Ok(Msg::Snapshot(s)) => {
@@ -302,16 +351,24 @@ impl MarketData {
         let verify = self.verify_tickers;
         let entry = &mut self.books[i];
         let (symbol, pending, stats) = (entry.symbol, &mut entry.pending, &mut self.stats);
-        entry.book.on_snapshot(s, self.parser.bids(), self.parser.asks(), &mut |a, book| {
-            if verify {
-                check_pending(pending, a.update_id, book, stats);
-            }
-            sink(Event::Depth { symbol, applied: a, book });
-        });
+        entry
+            .book
+            .on_snapshot(s, self.parser.bids(), self.parser.asks(), &mut |a, book| {
+                if verify {
+                    check_pending(pending, a.update_id, book, stats);
+                }
+                sink(Event::Depth {
+                    symbol,
+                    applied: a,
+                    book,
+                });
+            });
     }
 
     fn check_ticker(&mut self, t: BookTicker) {
-        let Some(i) = self.books.iter().position(|b| b.symbol == t.symbol) else { return };
+        let Some(i) = self.books.iter().position(|b| b.symbol == t.symbol) else {
+            return;
+        };
         let entry = &mut self.books[i];
         let id = entry.book.update_id();
         if entry.book.is_synced() && t.update_id == id {
@@ -334,7 +391,12 @@ fn compare(t: &BookTicker, book: &Book, stats: &mut FeedStats) {
 
 /// After the book reached `update_id`: checks tickers for exactly that id and
 /// forgets those it has passed (their state fell inside one event).
-fn check_pending(pending: &mut [Option<BookTicker>], update_id: u64, book: &Book, stats: &mut FeedStats) {
+fn check_pending(
+    pending: &mut [Option<BookTicker>],
+    update_id: u64,
+    book: &Book,
+    stats: &mut FeedStats,
+) {
     for slot in pending.iter_mut() {
         if let Some(t) = *slot {
             if t.update_id == update_id {

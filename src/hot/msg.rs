@@ -16,7 +16,10 @@ pub struct Level {
 
 impl Level {
     pub const fn new(price: i64, qty: i64) -> Self {
-        Self { price: Price(price), qty: Qty(qty) }
+        Self {
+            price: Price(price),
+            qty: Qty(qty),
+        }
     }
 }
 
@@ -170,7 +173,9 @@ pub enum Msg {
     BookTicker(BookTicker),
     Trade(Trade),
     /// The server will close this connection soon: reconnect.
-    ServerShutdown { event_time: i64 },
+    ServerShutdown {
+        event_time: i64,
+    },
     /// A stream or event mmbot does not use (kline, subscribe replies, ...).
     Skipped,
 }

@@ -115,7 +115,9 @@ impl DiffBuffer {
         while self.events.len() == self.max_events || self.levels.len() + need > self.max_levels {
             // Rare: the snapshot is late. The oldest diffs are the ones a
             // snapshot would discard first, so they go.
-            let Some(first) = self.events.first().copied() else { break };
+            let Some(first) = self.events.first().copied() else {
+                break;
+            };
             let n = first.bids + first.asks;
             self.events.remove(0);
             self.levels.drain(..n);
@@ -127,7 +129,12 @@ impl DiffBuffer {
         let start = self.levels.len();
         self.levels.extend_from_slice(bids);
         self.levels.extend_from_slice(asks);
-        self.events.push(Pending { diff, start, bids: bids.len(), asks: asks.len() });
+        self.events.push(Pending {
+            diff,
+            start,
+            bids: bids.len(),
+            asks: asks.len(),
+        });
         dropped
     }
 }
@@ -276,7 +283,13 @@ impl SyncedBook {
                     return;
                 }
                 self.stats.applied += 1;
-                on_applied(Applied { update_id: u, event_time: diff.event_time }, &self.book);
+                on_applied(
+                    Applied {
+                        update_id: u,
+                        event_time: diff.event_time,
+                    },
+                    &self.book,
+                );
             }
         }
     }
@@ -304,6 +317,12 @@ impl SyncedBook {
             }
         }
         self.load(l, bids, asks);
+        if self.book.is_crossed() {
+            // A crossed snapshot is wrong (or torn): never trust it.
+            self.stats.crossed += 1;
+            self.invalidate();
+            return;
+        }
         // Replay the buffer through the normal rules. It is swapped with the
         // spare (same capacity, empty) so that a gap among the buffered diffs
         // can start a new buffer while the old one is still being read.
@@ -334,7 +353,13 @@ impl SyncedBook {
             return;
         }
         self.stats.applied += 1;
-        on_applied(Applied { update_id: msg.update_id, event_time: msg.event_time }, &self.book);
+        on_applied(
+            Applied {
+                update_id: msg.update_id,
+                event_time: msg.event_time,
+            },
+            &self.book,
+        );
     }
 
     fn load(&mut self, update_id: u64, bids: &[Level], asks: &[Level]) {
@@ -372,7 +397,12 @@ mod tests {
     }
 
     fn snap(id: u64) -> Snapshot {
-        Snapshot { symbol: Symbol::default(), last_update_id: id, event_time: 0, transact_time: 0 }
+        Snapshot {
+            symbol: Symbol::default(),
+            last_update_id: id,
+            event_time: 0,
+            transact_time: 0,
+        }
     }
 
     fn l(p: i64, q: i64) -> Level {
@@ -387,15 +417,23 @@ mod tests {
 
     impl Run {
         fn new() -> Self {
-            Self { b: SyncedBook::new(100, 16, 256), applied: vec![] }
+            Self {
+                b: SyncedBook::new(100, 16, 256),
+                applied: vec![],
+            }
         }
         fn diff(&mut self, d: DepthDiff, bids: &[Level]) {
             let applied = &mut self.applied;
-            self.b.on_diff(&d, bids, &[l(1000, 1)], &mut |a, _| applied.push(a.update_id));
+            self.b.on_diff(&d, bids, &[l(1000, 1)], &mut |a, _| {
+                applied.push(a.update_id)
+            });
         }
         fn snap(&mut self, id: u64) {
             let applied = &mut self.applied;
-            self.b.on_snapshot(&snap(id), &[l(10, 1)], &[l(1000, 1)], &mut |a, _| applied.push(a.update_id));
+            self.b
+                .on_snapshot(&snap(id), &[l(10, 1)], &[l(1000, 1)], &mut |a, _| {
+                    applied.push(a.update_id)
+                });
         }
     }
 

@@ -1,0 +1,136 @@
+//! Book apply on a 1000-level book with realistic updates: most land within a
+//! few levels of the touch, some deeper; a third insert or remove levels so the
+//! top keeps moving. A `BTreeMap` book fed the same stream is the baseline.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+
+use mmbot::hot::book::Book;
+use mmbot::hot::msg::Level;
+
+const TICK: i64 = 1_000_000; // 0.01 in fixed-point
+const LEVELS: usize = 1000;
+const UPDATES: usize = 100_000;
+
+/// xorshift64*: reproducible without a dependency.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Depth from the touch: 70% in the top 5, 20% in 5..50, 10% in 50..1000.
+fn depth(r: &mut Rng) -> usize {
+    match r.below(100) {
+        0..=69 => r.below(5) as usize,
+        70..=89 => 5 + r.below(45) as usize,
+        _ => 50 + r.below(950) as usize,
+    }
+}
+
+/// Initial 1000+1000 levels two ticks apart (so inserts have room) and a
+/// stream of updates generated against a model of the evolving book.
+fn workload() -> (Vec<Level>, Vec<Level>, Vec<(bool, Level)>) {
+    let mid = 6_183_763 * TICK;
+    let bids: Vec<Level> = (0..LEVELS as i64)
+        .map(|i| Level::new(mid - (1 + 2 * i) * TICK, 100_000_000 + i))
+        .collect();
+    let asks: Vec<Level> = (0..LEVELS as i64)
+        .map(|i| Level::new(mid + (1 + 2 * i) * TICK, 100_000_000 + i))
+        .collect();
+    // Models keyed so that iteration goes from the touch outwards.
+    let mut mb: BTreeMap<i64, i64> = bids.iter().map(|l| (-l.price.0, l.qty.0)).collect();
+    let mut ma: BTreeMap<i64, i64> = asks.iter().map(|l| (l.price.0, l.qty.0)).collect();
+    let mut r = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut ops = Vec::with_capacity(UPDATES);
+    while ops.len() < UPDATES {
+        let is_bid = r.below(2) == 0;
+        let (m, sign) = if is_bid { (&mut mb, -1) } else { (&mut ma, 1) };
+        let d = depth(&mut r).min(m.len() - 1);
+        let key = *m.keys().nth(d).unwrap();
+        let qty = 1 + r.below(1_000_000_000) as i64;
+        let op = r.below(100);
+        let (k, q) = if op < 66 {
+            (key, qty) // change the quantity of a level
+        } else if op < 83 || m.len() < LEVELS - 50 {
+            // insert one tick better or worse, if free
+            let k = if r.below(2) == 0 {
+                key - TICK
+            } else {
+                key + TICK
+            };
+            if m.contains_key(&k) {
+                continue;
+            }
+            (k, qty)
+        } else {
+            (key, 0) // remove
+        };
+        if q == 0 {
+            m.remove(&k);
+        } else {
+            m.insert(k, q);
+        }
+        ops.push((is_bid, Level::new(k * sign, q)));
+    }
+    (bids, asks, ops)
+}
+
+fn bench_apply(c: &mut Criterion) {
+    let (bids, asks, ops) = workload();
+    let mut book = Book::with_capacity(5000);
+    book.load(&bids, &asks);
+
+    let mut g = c.benchmark_group("book_apply_1000_levels");
+    g.throughput(Throughput::Elements(UPDATES as u64));
+    g.bench_function("sorted_array_best_at_end", |b| {
+        b.iter_batched_ref(
+            || book.clone(),
+            |bk| {
+                for &(is_bid, l) in &ops {
+                    if is_bid {
+                        bk.apply_bid(black_box(l));
+                    } else {
+                        bk.apply_ask(black_box(l));
+                    }
+                }
+                black_box(bk.best_bid())
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    let tree: (BTreeMap<i64, i64>, BTreeMap<i64, i64>) = (
+        bids.iter().map(|l| (l.price.0, l.qty.0)).collect(),
+        asks.iter().map(|l| (l.price.0, l.qty.0)).collect(),
+    );
+    g.bench_function("btreemap_baseline", |b| {
+        b.iter_batched_ref(
+            || tree.clone(),
+            |(tb, ta)| {
+                for &(is_bid, l) in &ops {
+                    let m = if is_bid { &mut *tb } else { &mut *ta };
+                    if l.qty.0 == 0 {
+                        m.remove(&black_box(l).price.0);
+                    } else {
+                        m.insert(black_box(l).price.0, l.qty.0);
+                    }
+                }
+                black_box(tb.last_key_value().map(|(k, _)| *k))
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_apply);
+criterion_main!(benches);

@@ -1,0 +1,104 @@
+//! Parse of a realistic spot diff: mmbot's tape walk into fixed-point versus
+//! the usual serde_json typed parse into strings converted with `f64`,
+//! measured in the same run. Also the decimal conversion alone.
+
+mod common;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use serde::Deserialize;
+use std::hint::black_box;
+
+use mmbot::hot::fixed::parse_fixed;
+use mmbot::hot::msg::Msg;
+use mmbot::hot::parse::Parser;
+
+/// The common baseline: typed serde_json into owned strings, then `f64`.
+#[allow(non_snake_case, dead_code)]
+#[derive(Deserialize)]
+struct SerdeDiff {
+    e: String,
+    E: u64,
+    s: String,
+    U: u64,
+    u: u64,
+    b: Vec<(String, String)>,
+    a: Vec<(String, String)>,
+}
+
+fn serde_f64(frame: &[u8]) -> (u64, Vec<(f64, f64)>, Vec<(f64, f64)>) {
+    let d: SerdeDiff = serde_json::from_slice(frame).unwrap();
+    let conv = |v: Vec<(String, String)>| -> Vec<(f64, f64)> {
+        v.iter()
+            .map(|(p, q)| (p.parse().unwrap(), q.parse().unwrap()))
+            .collect()
+    };
+    (d.u, conv(d.b), conv(d.a))
+}
+
+fn bench_diff(c: &mut Criterion) {
+    let raw = common::spot_diff_10x10();
+    let combined = common::spot_diff_10x10_combined();
+    eprintln!(
+        "spot diff: {} bytes raw, {} bytes combined",
+        raw.len(),
+        combined.len()
+    );
+    let mut parser = Parser::new(5000, 1 << 16);
+    assert!(matches!(parser.parse(&raw), Ok(Msg::Diff(_))));
+    assert_eq!(parser.bids().len() + parser.asks().len(), 20);
+
+    let mut g = c.benchmark_group("parse_spot_diff_10x10");
+    g.throughput(Throughput::Bytes(raw.len() as u64));
+    g.bench_function("mmbot_tape_fixed", |b| {
+        b.iter(|| {
+            let m = parser.parse(black_box(&raw));
+            black_box((m.is_ok(), parser.bids()[0], parser.asks()[9]))
+        })
+    });
+    g.bench_function("mmbot_tape_fixed_combined", |b| {
+        b.iter(|| {
+            let m = parser.parse(black_box(&combined));
+            black_box((m.is_ok(), parser.bids()[0], parser.asks()[9]))
+        })
+    });
+    g.bench_function("serde_json_typed_f64_baseline", |b| {
+        b.iter(|| black_box(serde_f64(black_box(&raw))))
+    });
+    g.finish();
+}
+
+fn bench_decimal(c: &mut Criterion) {
+    let inputs: Vec<&[u8]> = vec![
+        b"61837.63000000",
+        b"3.78826000",
+        b"0.00006547",
+        b"437848",
+        b"1.5452",
+    ];
+    let mut g = c.benchmark_group("decimal_5_strings");
+    g.bench_function("parse_fixed", |b| {
+        b.iter(|| {
+            let mut s = 0i64;
+            for x in &inputs {
+                s = s.wrapping_add(parse_fixed(black_box(x)).unwrap());
+            }
+            s
+        })
+    });
+    g.bench_function("str_parse_f64_baseline", |b| {
+        b.iter(|| {
+            let mut s = 0f64;
+            for x in &inputs {
+                s += std::str::from_utf8(black_box(x))
+                    .unwrap()
+                    .parse::<f64>()
+                    .unwrap();
+            }
+            s
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_diff, bench_decimal);
+criterion_main!(benches);
