@@ -1,6 +1,8 @@
 //! Book apply on a 1000-level book with realistic updates: most land within a
 //! few levels of the touch, some deeper; a third insert or remove levels so the
-//! top keeps moving. A `BTreeMap` book fed the same stream is the baseline.
+//! top keeps moving. Baselines fed the same stream in the same run: a
+//! `BTreeMap` book, and the sorted array (best level at the end, search from
+//! the touch, shift on insert/remove) that mmbot's ladder replaced.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -13,6 +15,52 @@ use mmbot::hot::msg::Level;
 const TICK: i64 = 1_000_000; // 0.01 in fixed-point
 const LEVELS: usize = 1000;
 const UPDATES: usize = 100_000;
+
+/// The sorted-array side mmbot used before the ladder: keys ascending with
+/// the best at the end (bids: price, asks: -price), quantities alongside.
+#[derive(Clone)]
+struct SortedSide {
+    keys: Vec<i64>,
+    qtys: Vec<i64>,
+    sign: i64,
+}
+
+impl SortedSide {
+    fn new(levels: &[Level], sign: i64) -> Self {
+        let mut v: Vec<(i64, i64)> = levels.iter().map(|l| (l.price.0 * sign, l.qty.0)).collect();
+        v.sort();
+        let mut keys = Vec::with_capacity(5000);
+        let mut qtys = Vec::with_capacity(5000);
+        keys.extend(v.iter().map(|x| x.0));
+        qtys.extend(v.iter().map(|x| x.1));
+        Self { keys, qtys, sign }
+    }
+
+    #[inline]
+    fn apply(&mut self, price: i64, qty: i64) {
+        let key = price * self.sign;
+        let n = self.keys.len();
+        let floor = n.saturating_sub(16);
+        let mut i = n;
+        while i > floor && self.keys[i - 1] >= key {
+            i -= 1;
+        }
+        if i == floor && i > 0 {
+            i = self.keys[..floor].partition_point(|&k| k < key);
+        }
+        if i < n && self.keys[i] == key {
+            if qty == 0 {
+                self.keys.remove(i);
+                self.qtys.remove(i);
+            } else {
+                self.qtys[i] = qty;
+            }
+        } else if qty != 0 {
+            self.keys.insert(i, key);
+            self.qtys.insert(i, qty);
+        }
+    }
+}
 
 /// xorshift64*: reproducible without a dependency.
 struct Rng(u64);
@@ -87,12 +135,12 @@ fn workload() -> (Vec<Level>, Vec<Level>, Vec<(bool, Level)>) {
 
 fn bench_apply(c: &mut Criterion) {
     let (bids, asks, ops) = workload();
-    let mut book = Book::with_capacity(5000);
+    let mut book = Book::with_capacity(65536);
     book.load(&bids, &asks);
 
     let mut g = c.benchmark_group("book_apply_1000_levels");
     g.throughput(Throughput::Elements(UPDATES as u64));
-    g.bench_function("sorted_array_best_at_end", |b| {
+    g.bench_function("mmbot_price_ladder", |b| {
         b.iter_batched_ref(
             || book.clone(),
             |bk| {
@@ -104,6 +152,20 @@ fn bench_apply(c: &mut Criterion) {
                     }
                 }
                 black_box(bk.best_bid())
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    let sorted = (SortedSide::new(&bids, 1), SortedSide::new(&asks, -1));
+    g.bench_function("sorted_array_baseline", |b| {
+        b.iter_batched_ref(
+            || sorted.clone(),
+            |(sb, sa)| {
+                for &(is_bid, l) in &ops {
+                    let side = if is_bid { &mut *sb } else { &mut *sa };
+                    side.apply(black_box(l).price.0, l.qty.0);
+                }
+                black_box(sb.keys.last().copied())
             },
             BatchSize::LargeInput,
         )

@@ -33,6 +33,7 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 pub struct RawBook {
     pub capacity: Option<i64>,
+    pub max_message_levels: Option<i64>,
     pub buffer_events: Option<i64>,
     pub buffer_levels: Option<i64>,
     pub max_symbols: Option<i64>,
@@ -106,8 +107,16 @@ impl Config {
         let d = BookSizes::default();
         let b = &raw.book;
         let book = BookSizes {
+            // Ticks per side the ladder spans; rounded up to a power of two.
+            capacity: in_range("book.capacity", b.capacity, d.capacity, 64, 1 << 22)?,
             // Binance snapshots hold at most 5000 levels per side.
-            capacity: in_range("book.capacity", b.capacity, d.capacity, 20, 100_000)?,
+            max_message_levels: in_range(
+                "book.max_message_levels",
+                b.max_message_levels,
+                d.max_message_levels,
+                20,
+                100_000,
+            )?,
             buffer_events: in_range(
                 "book.buffer_events",
                 b.buffer_events,
@@ -143,7 +152,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("book.capacity") && e.contains('3') && e.contains("20 to 100000"),
+            e.contains("book.capacity") && e.contains('3') && e.contains("64 to 4194304"),
             "{e}"
         );
         let e = Config::from_toml("[book]\ncapcity = 3000\n", "t")

@@ -881,6 +881,7 @@ fn malformed_frames_between_real_lines_change_nothing() {
 fn crossed_snapshot_does_not_leave_a_synced_book() {
     let mut md = MarketData::new(BookSizes {
         capacity: 100,
+        max_message_levels: 100,
         buffer_events: 16,
         buffer_levels: 256,
         max_symbols: 4,
@@ -961,6 +962,7 @@ fn feed(p: &mut Parser, md: &mut MarketData, frame: &[u8]) -> Result<(), TestCas
 fn small_sizes() -> BookSizes {
     BookSizes {
         capacity: 2000,
+        max_message_levels: 2000,
         buffer_events: 64,
         buffer_levels: 4096,
         max_symbols: 8,

@@ -177,7 +177,9 @@ fn parse_eight_decimals(s: &[u8]) -> Option<i64> {
 }
 
 /// Parses a Binance decimal string into a count of 1e-8, exactly.
-#[inline]
+/// Always inlined: the fast paths are ~30 instructions, and a call costs a
+/// third of that again on the 40 strings of a typical diff.
+#[inline(always)]
 pub fn parse_fixed(s: &[u8]) -> Result<i64, DecimalError> {
     if let Some(v) = parse_eight_decimals(s) {
         return Ok(v);

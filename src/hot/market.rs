@@ -24,8 +24,10 @@ use crate::hot::sync::{Applied, SyncStats, SyncedBook};
 /// Sizes of the market-data state, fixed at start-up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BookSizes {
-    /// Levels per side per book.
+    /// Price ticks per side per book (the ladder's window; a power of two).
     pub capacity: usize,
+    /// Most levels accepted per side in one message (Binance sends at most 5000).
+    pub max_message_levels: usize,
     /// Diffs held per book while waiting for a snapshot.
     pub buffer_events: usize,
     /// Levels held in all those diffs.
@@ -37,7 +39,8 @@ pub struct BookSizes {
 impl Default for BookSizes {
     fn default() -> Self {
         Self {
-            capacity: 5000,
+            capacity: 65536,
+            max_message_levels: 5000,
             buffer_events: 1024,
             buffer_levels: 16384,
             max_symbols: 64,
@@ -110,7 +113,7 @@ pub struct MarketData {
 impl MarketData {
     pub fn new(sizes: BookSizes) -> Self {
         Self {
-            parser: Parser::new(sizes.capacity, 512 << 10),
+            parser: Parser::new(sizes.max_message_levels, 512 << 10),
             books: Vec::with_capacity(sizes.max_symbols),
             sizes,
             last_waiting: None,
