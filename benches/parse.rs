@@ -1,6 +1,8 @@
-//! Parse of a realistic spot diff: mmbot's tape walk into fixed-point versus
-//! the usual serde_json typed parse into strings converted with `f64`,
-//! measured in the same run. Also the decimal conversion alone.
+//! Parse of a realistic spot diff into fixed-point levels, three ways in the
+//! same run: mmbot's default path (the compact-diff reader), mmbot's general
+//! path (simd-json tape walk, used for every other frame and for anything the
+//! compact reader declines), and the usual serde_json typed parse into strings
+//! converted with `f64`. Also the decimal conversion alone.
 
 mod common;
 
@@ -49,16 +51,24 @@ fn bench_diff(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("parse_spot_diff_10x10");
     g.throughput(Throughput::Bytes(raw.len() as u64));
-    g.bench_function("mmbot_tape_fixed", |b| {
+    g.bench_function("mmbot_default", |b| {
         b.iter(|| {
             let m = parser.parse(black_box(&raw));
             black_box((m.is_ok(), parser.bids()[0], parser.asks()[9]))
         })
     });
-    g.bench_function("mmbot_tape_fixed_combined", |b| {
+    g.bench_function("mmbot_default_combined", |b| {
         b.iter(|| {
             let m = parser.parse(black_box(&combined));
             black_box((m.is_ok(), parser.bids()[0], parser.asks()[9]))
+        })
+    });
+    let mut tape = Parser::new(5000, 1 << 16);
+    tape.set_compact_diffs(false);
+    g.bench_function("mmbot_simd_json_tape", |b| {
+        b.iter(|| {
+            let m = tape.parse(black_box(&raw));
+            black_box((m.is_ok(), tape.bids()[0], tape.asks()[9]))
         })
     });
     g.bench_function("serde_json_typed_f64_baseline", |b| {

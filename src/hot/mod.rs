@@ -5,6 +5,7 @@
 //! network; prices and quantities are fixed-point `i64`.
 
 pub mod book;
+pub mod compact;
 pub mod fixed;
 pub mod market;
 pub mod msg;

@@ -19,6 +19,7 @@
 
 use simd_json::{Node, StaticNode};
 
+use crate::hot::compact;
 use crate::hot::fixed::{parse_fixed, DecimalError, Price, Qty};
 use crate::hot::msg::{
     Aggressor, BookTicker, DepthDiff, Level, Msg, PartialDepth, Snapshot, Symbol, Trade,
@@ -369,6 +370,8 @@ pub struct Parser {
     bids: Vec<Level>,
     asks: Vec<Level>,
     max_levels: usize,
+    /// Try [`compact::read_diff`] before simd-json for diff frames.
+    compact_diffs: bool,
 }
 
 impl Parser {
@@ -383,7 +386,14 @@ impl Parser {
             bids: Vec::with_capacity(max_levels),
             asks: Vec::with_capacity(max_levels),
             max_levels,
+            compact_diffs: true,
         }
+    }
+
+    /// Turns the compact-diff fast path on or off (on by default). Off, every
+    /// frame goes through simd-json; tests and benches compare the two.
+    pub fn set_compact_diffs(&mut self, on: bool) {
+        self.compact_diffs = on;
     }
 
     /// Bid levels of the last depth message, in the order sent.
@@ -413,6 +423,11 @@ impl Parser {
             if kind == StreamKind::Unused {
                 return Ok(Msg::Skipped);
             }
+            if kind == StreamKind::Diff && self.compact_diffs {
+                if let Some(m) = self.try_compact(payload, Symbol::new(sym)) {
+                    return Ok(m);
+                }
+            }
             match self.parse_json(payload, Some(kind), Symbol::new(sym)) {
                 Ok(msg) => return Ok(msg),
                 // The cheap split can be fooled by keys after "data"; the
@@ -420,7 +435,32 @@ impl Parser {
                 Err(_) => {}
             }
         }
+        if self.compact_diffs && frame.starts_with(b"{\"e\":\"depthUpdate\"") {
+            if let Some(m) = self.try_compact(frame, Symbol::default()) {
+                return Ok(m);
+            }
+        }
         self.parse_json(frame, None, Symbol::default())
+    }
+
+    /// The compact-diff fast path; `None` means "use simd-json".
+    #[inline]
+    fn try_compact(&mut self, json: &[u8], stream_symbol: Symbol) -> Option<Msg> {
+        let d = compact::read_diff(json, &mut self.bids, &mut self.asks, self.max_levels)?;
+        let symbol = if stream_symbol.is_empty() {
+            Symbol::new(d.symbol)
+        } else {
+            stream_symbol
+        };
+        let time = |v: u64| v.min(i64::MAX as u64) as i64;
+        Some(Msg::Diff(DepthDiff {
+            symbol,
+            event_time: time(d.event_time),
+            transact_time: time(d.transact_time),
+            first_id: d.first_id,
+            last_id: d.last_id,
+            prev_last_id: d.prev_last_id,
+        }))
     }
 
     fn parse_json(
