@@ -27,9 +27,12 @@ struct SerdeDiff {
     a: Vec<(String, String)>,
 }
 
-fn serde_f64(frame: &[u8]) -> (u64, Vec<(f64, f64)>, Vec<(f64, f64)>) {
+/// Levels as the baseline holds them.
+type FloatLevels = Vec<(f64, f64)>;
+
+fn serde_f64(frame: &[u8]) -> (u64, FloatLevels, FloatLevels) {
     let d: SerdeDiff = serde_json::from_slice(frame).unwrap();
-    let conv = |v: Vec<(String, String)>| -> Vec<(f64, f64)> {
+    let conv = |v: Vec<(String, String)>| -> FloatLevels {
         v.iter()
             .map(|(p, q)| (p.parse().unwrap(), q.parse().unwrap()))
             .collect()

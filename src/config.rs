@@ -48,17 +48,9 @@ pub struct RawConfig {
 }
 
 /// Validated settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Config {
     pub book: BookSizes,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            book: BookSizes::default(),
-        }
-    }
 }
 
 fn in_range(

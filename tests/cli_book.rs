@@ -136,3 +136,30 @@ fn plain_and_truncated_files_replay_and_missing_files_fail() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The sample shipped with the project (the README's first command): needs
+/// nothing beside the project, so this runs everywhere.
+#[test]
+fn the_shipped_sample_replays_exactly() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sample_spot_btcusdt.rec");
+    let o = mmbot_book(&[&sample]);
+    assert!(o.status.success());
+    let lines = stdout_lines(&o);
+    assert_eq!(lines.len(), 25);
+    // The buffered diff that straddles lastUpdateId+1 is the first applied.
+    assert_eq!(
+        lines[0],
+        r#"{"symbol":"BTCUSDT","u":50093239003,"E":1723161255009,"bid":"61837.01","bid_qty":"0.15","ask":"61837.05","ask_qty":"0.11"}"#
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    for want in [
+        "42 frames",
+        "depth events applied 25",
+        "skipped 1",
+        "stale 1",
+        "bookTicker 9 (checked 9, mismatched 0)",
+        "trades 5",
+    ] {
+        assert!(err.contains(want), "summary lacks {want:?}:\n{err}");
+    }
+}

@@ -595,7 +595,7 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             let price = 10_000 + (x % 600) as i64 * 5;
-            let qty = if x % 3 == 0 {
+            let qty = if x.is_multiple_of(3) {
                 0
             } else {
                 ((x >> 20) % 100) as i64

@@ -428,11 +428,10 @@ impl Parser {
                     return Ok(m);
                 }
             }
-            match self.parse_json(payload, Some(kind), Symbol::new(sym)) {
-                Ok(msg) => return Ok(msg),
-                // The cheap split can be fooled by keys after "data"; the
-                // general path below settles it.
-                Err(_) => {}
+            // The cheap split can be fooled by keys after "data"; on failure
+            // the general path below settles it.
+            if let Ok(msg) = self.parse_json(payload, Some(kind), Symbol::new(sym)) {
+                return Ok(msg);
             }
         }
         if self.compact_diffs && frame.starts_with(b"{\"e\":\"depthUpdate\"") {
