@@ -278,6 +278,21 @@ pub fn push_fixed(v: i64, buf: &mut Vec<u8>) {
     buf.extend_from_slice(&tmp[..n]);
 }
 
+/// `price * qty` in fixed-point (quote-asset units of 1e-8), exact through
+/// `i128` and saturating at the `i64` bounds.
+#[inline]
+pub fn notional(price: i64, qty: i64) -> i64 {
+    let v = price as i128 * qty as i128 / SCALE as i128;
+    v.clamp(i64::MIN as i128, i64::MAX as i128) as i64
+}
+
+/// `value * rate` where `rate` is itself fixed-point (e.g. 0.001 = 100_000),
+/// exact through `i128`, rounded toward zero, saturating.
+#[inline]
+pub fn mul_rate(value: i64, rate: i64) -> i64 {
+    notional(value, rate)
+}
+
 /// Converts to `f64` for features and scripts only (never for book keys).
 #[inline]
 pub fn to_f64(v: i64) -> f64 {
@@ -449,6 +464,14 @@ mod tests {
         );
         assert_eq!(parse_eight_decimals(b"12345678.1234567"), None);
         assert_eq!(parse_eight_decimals(b"1234/567.12345678"), None);
+    }
+
+    #[test]
+    fn notional_is_exact() {
+        // 61837.63 * 0.00123 = 76.0602849
+        assert_eq!(notional(6_183_763_000_000, 123_000), 7_606_028_490);
+        assert_eq!(mul_rate(7_606_028_490, 100_000), 7_606_028); // 0.1% fee
+        assert_eq!(notional(i64::MAX, i64::MAX), i64::MAX);
     }
 
     #[test]

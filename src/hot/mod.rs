@@ -4,10 +4,14 @@
 //! no blocking calls, no log formatting, no panics on anything from the
 //! network; prices and quantities are fixed-point `i64`.
 
+pub mod advice;
 pub mod book;
 pub mod compact;
+pub mod features;
 pub mod fixed;
+pub mod guard;
 pub mod market;
 pub mod msg;
 pub mod parse;
+pub mod strategy;
 pub mod sync;

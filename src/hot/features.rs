@@ -1,0 +1,200 @@
+//! Per-event market features the strategy reads: cheap, on the hot thread.
+//!
+//! Prices stay fixed-point in the book; features are `f64` because they are
+//! ratios and estimates that feed the strategy and scripts, never book keys or
+//! order prices. Volatility and trade flow decay with time (half-lives in
+//! config), so they mean the same at 10 or 1000 events per second.
+
+use crate::hot::book::Book;
+use crate::hot::msg::{Aggressor, Level, Trade};
+
+/// Feature settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FeatureConfig {
+    /// Levels per side in the order-book imbalance.
+    pub depth_levels: usize,
+    /// Half-life of the EWMA of squared mid returns, ns.
+    pub vol_half_life_ns: i64,
+    /// Half-life of the signed trade-flow sum, ns.
+    pub flow_half_life_ns: i64,
+}
+
+impl Default for FeatureConfig {
+    fn default() -> Self {
+        Self {
+            depth_levels: 5,
+            vol_half_life_ns: 30_000_000_000,
+            flow_half_life_ns: 10_000_000_000,
+        }
+    }
+}
+
+/// Features after one depth event.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Features {
+    pub best_bid: Level,
+    pub best_ask: Level,
+    pub mid: f64,
+    /// Size-weighted mid: leans toward the side with less quantity.
+    pub microprice: f64,
+    pub spread_bps: f64,
+    /// (bid qty - ask qty) / (bid qty + ask qty) over the top levels, -1..1.
+    pub imbalance: f64,
+    /// EWMA realized volatility of the mid, per event, in bps.
+    pub volatility_bps: f64,
+    /// Decayed sum of signed trade quantity (taker buys positive), base units.
+    pub trade_flow: f64,
+    pub time_ns: i64,
+    pub update_id: u64,
+}
+
+/// State carried between events.
+#[derive(Debug, Clone, Copy)]
+pub struct FeatureState {
+    cfg: FeatureConfig,
+    last_mid: f64,
+    last_mid_ns: i64,
+    variance: f64,
+    flow: f64,
+    flow_ns: i64,
+}
+
+/// `2^(-dt/half_life)`: the weight that survives `dt`.
+#[inline]
+fn decay(dt_ns: i64, half_life_ns: i64) -> f64 {
+    if half_life_ns <= 0 {
+        return 0.0;
+    }
+    (-(dt_ns.max(0) as f64) / half_life_ns as f64).exp2()
+}
+
+impl FeatureState {
+    pub fn new(cfg: FeatureConfig) -> Self {
+        Self {
+            cfg,
+            last_mid: 0.0,
+            last_mid_ns: 0,
+            variance: 0.0,
+            flow: 0.0,
+            flow_ns: 0,
+        }
+    }
+
+    /// Forgets the mid history (after a resync the next return is meaningless).
+    pub fn reset_mid(&mut self) {
+        self.last_mid = 0.0;
+    }
+
+    #[inline]
+    pub fn on_trade(&mut self, t: &Trade, now_ns: i64) {
+        self.flow *= decay(now_ns - self.flow_ns, self.cfg.flow_half_life_ns);
+        self.flow_ns = now_ns;
+        let q = t.qty.to_f64();
+        self.flow += match t.aggressor {
+            Aggressor::Buy => q,
+            Aggressor::Sell => -q,
+        };
+    }
+
+    /// Features of `book` after an event; `None` while a side is empty.
+    #[inline]
+    pub fn on_book(&mut self, book: &Book, now_ns: i64, update_id: u64) -> Option<Features> {
+        let (bb, ba) = (book.best_bid()?, book.best_ask()?);
+        let (bp, ap) = (bb.price.to_f64(), ba.price.to_f64());
+        let (bq, aq) = (bb.qty.to_f64(), ba.qty.to_f64());
+        let mid = (bp + ap) * 0.5;
+        let microprice = if bq + aq > 0.0 {
+            (bp * aq + ap * bq) / (bq + aq)
+        } else {
+            mid
+        };
+        let n = self.cfg.depth_levels;
+        let bid_depth: f64 = book.bids().take(n).map(|l| l.qty.to_f64()).sum();
+        let ask_depth: f64 = book.asks().take(n).map(|l| l.qty.to_f64()).sum();
+        let imbalance = if bid_depth + ask_depth > 0.0 {
+            (bid_depth - ask_depth) / (bid_depth + ask_depth)
+        } else {
+            0.0
+        };
+        if self.last_mid > 0.0 && mid > 0.0 {
+            let r = (mid / self.last_mid).ln();
+            let keep = decay(now_ns - self.last_mid_ns, self.cfg.vol_half_life_ns);
+            self.variance = keep * self.variance + (1.0 - keep) * r * r;
+        }
+        self.last_mid = mid;
+        self.last_mid_ns = now_ns;
+        let flow = self.flow * decay(now_ns - self.flow_ns, self.cfg.flow_half_life_ns);
+        Some(Features {
+            best_bid: bb,
+            best_ask: ba,
+            mid,
+            microprice,
+            spread_bps: if mid > 0.0 {
+                (ap - bp) / mid * 1e4
+            } else {
+                0.0
+            },
+            imbalance,
+            volatility_bps: self.variance.sqrt() * 1e4,
+            trade_flow: flow,
+            time_ns: now_ns,
+            update_id,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hot::fixed::{Price, Qty, SCALE};
+    use crate::hot::msg::Symbol;
+
+    fn lv(p: f64, q: f64) -> Level {
+        Level::new((p * SCALE as f64) as i64, (q * SCALE as f64) as i64)
+    }
+
+    #[test]
+    fn mid_microprice_spread_and_imbalance() {
+        let mut b = Book::with_capacity(1024);
+        b.load(
+            &[lv(99.0, 3.0), lv(98.0, 1.0)],
+            &[lv(101.0, 1.0), lv(102.0, 1.0)],
+        );
+        let mut s = FeatureState::new(FeatureConfig::default());
+        let f = s.on_book(&b, 0, 7).unwrap();
+        assert_eq!(f.mid, 100.0);
+        assert_eq!(f.microprice, (99.0 * 1.0 + 101.0 * 3.0) / 4.0);
+        assert!((f.spread_bps - 200.0).abs() < 1e-9);
+        assert_eq!(f.imbalance, (4.0 - 2.0) / 6.0);
+        assert_eq!((f.volatility_bps, f.update_id), (0.0, 7));
+    }
+
+    #[test]
+    fn volatility_and_flow_decay_with_time() {
+        let mut b = Book::with_capacity(1024);
+        let mut s = FeatureState::new(FeatureConfig {
+            vol_half_life_ns: 1_000,
+            flow_half_life_ns: 1_000,
+            depth_levels: 5,
+        });
+        b.load(&[lv(99.0, 1.0)], &[lv(101.0, 1.0)]);
+        s.on_book(&b, 0, 1);
+        b.load(&[lv(100.0, 1.0)], &[lv(102.0, 1.0)]);
+        let f = s.on_book(&b, 1_000, 2).unwrap();
+        let r = (101.0f64 / 100.0).ln();
+        assert!((f.volatility_bps - (0.5 * r * r).sqrt() * 1e4).abs() < 1e-9);
+        let t = Trade {
+            symbol: Symbol::default(),
+            id: 1,
+            price: Price(0),
+            qty: Qty(2 * SCALE),
+            trade_time: 0,
+            event_time: 0,
+            aggressor: Aggressor::Sell,
+            aggregated: false,
+        };
+        s.on_trade(&t, 1_000);
+        let f = s.on_book(&b, 2_000, 3).unwrap();
+        assert!((f.trade_flow + 1.0).abs() < 1e-12, "{}", f.trade_flow);
+    }
+}

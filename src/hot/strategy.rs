@@ -1,0 +1,225 @@
+//! The strategy boundary: market state in, desired quotes out.
+//!
+//! A strategy sees the features after an event, its own position and limit,
+//! the current advice and its parameters, and answers with prices and sizes
+//! (as `f64`: strategies and scripts compute with floats) or "pull". It does
+//! not get the last word: [`crate::hot::guard`] clamps, rounds and checks
+//! everything in fixed-point afterwards, so a strategy can only narrow what
+//! the limits allow. The native strategy here reproduces the original
+//! tutorial's rules; Rhai scripts plug in behind the same trait.
+
+use crate::hot::advice::Advice;
+use crate::hot::features::Features;
+use crate::hot::fixed::Qty;
+
+/// Parameters of the built-in strategy (the tutorial's settings).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StrategyParams {
+    /// Base spread in percent of the mid (0.1 = 0.1%).
+    pub target_spread_pct: f64,
+    /// Order size in base units.
+    pub min_order_size: Qty,
+    /// Largest long position in base units.
+    pub max_position: Qty,
+}
+
+impl Default for StrategyParams {
+    fn default() -> Self {
+        Self {
+            target_spread_pct: 0.1,
+            min_order_size: Qty(100_000),
+            max_position: Qty(1_000_000),
+        }
+    }
+}
+
+/// Everything a strategy may read for one decision.
+#[derive(Debug, Clone, Copy)]
+pub struct StrategyInput<'a> {
+    pub features: &'a Features,
+    pub position: Qty,
+    pub advice: Advice,
+    pub params: &'a StrategyParams,
+}
+
+/// One side of a desired quote, before rounding.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SideIntent {
+    pub price: f64,
+    pub size: f64,
+}
+
+/// How the quote came about, for the dashboard and reports.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Explain {
+    pub base_spread_pct: f64,
+    pub spread_mult: f64,
+    pub vol_mult: f64,
+    pub dir_mult: f64,
+    /// Percent of mid after the multipliers.
+    pub dynamic_spread_pct: f64,
+    /// Price distance added outside the touch on each side.
+    pub half_spread: f64,
+}
+
+/// What the strategy wants.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Decision {
+    pub bid: Option<SideIntent>,
+    pub ask: Option<SideIntent>,
+    /// Pull everything this event (no quotes at all).
+    pub pull: bool,
+    pub explain: Explain,
+}
+
+/// The strategy boundary.
+pub trait Strategy {
+    fn decide(&mut self, input: &StrategyInput<'_>) -> Decision;
+    /// Name for reports ("native", a script's path, ...).
+    fn name(&self) -> &str;
+}
+
+/// The original tutorial's rules, exactly:
+/// dynamic spread = `target_spread_pct` x spread x volatility x direction
+/// multipliers ([`Advice::multipliers`]); half_spread = mid x dynamic% / 2;
+/// bid = best_bid - half_spread; ask = best_ask + half_spread; size
+/// `min_order_size`; buy only while position < max_position; sell only while
+/// position > 0.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NativeStrategy;
+
+impl Strategy for NativeStrategy {
+    #[inline]
+    fn decide(&mut self, input: &StrategyInput<'_>) -> Decision {
+        let f = input.features;
+        let p = input.params;
+        let (spread_mult, vol_mult, dir_mult) = input.advice.multipliers();
+        let dynamic_spread_pct = p.target_spread_pct * spread_mult * vol_mult * dir_mult;
+        let half_spread = f.mid * dynamic_spread_pct / 100.0 / 2.0;
+        let size = p.min_order_size.to_f64();
+        let bid = (input.position < p.max_position).then(|| SideIntent {
+            price: f.best_bid.price.to_f64() - half_spread,
+            size,
+        });
+        let ask = (input.position > Qty::ZERO).then(|| SideIntent {
+            price: f.best_ask.price.to_f64() + half_spread,
+            size,
+        });
+        Decision {
+            bid,
+            ask,
+            pull: false,
+            explain: Explain {
+                base_spread_pct: p.target_spread_pct,
+                spread_mult,
+                vol_mult,
+                dir_mult,
+                dynamic_spread_pct,
+                half_spread,
+            },
+        }
+    }
+
+    fn name(&self) -> &str {
+        "native"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hot::advice::{Direction, SpreadState, Volatility};
+    use crate::hot::msg::Level;
+
+    fn features() -> Features {
+        Features {
+            best_bid: Level::new(9_990_000_000, 100_000_000),
+            best_ask: Level::new(10_010_000_000, 100_000_000),
+            mid: 100.0,
+            ..Features::default()
+        }
+    }
+
+    fn decide(advice: Advice, position: i64) -> Decision {
+        let f = features();
+        let params = StrategyParams {
+            target_spread_pct: 0.2,
+            min_order_size: Qty(50_000_000),
+            max_position: Qty(200_000_000),
+        };
+        NativeStrategy.decide(&StrategyInput {
+            features: &f,
+            position: Qty(position),
+            advice,
+            params: &params,
+        })
+    }
+
+    #[test]
+    fn every_multiplier_path() {
+        let cases = [
+            (SpreadState::Narrow, 0.7),
+            (SpreadState::Normal, 1.0),
+            (SpreadState::Wide, 1.3),
+        ];
+        for (s, m) in cases {
+            let d = decide(
+                Advice {
+                    spread: s,
+                    ..Advice::neutral()
+                },
+                0,
+            );
+            assert!((d.explain.dynamic_spread_pct - 0.2 * m).abs() < 1e-12);
+        }
+        for (v, m) in [
+            (Volatility::High, 1.5),
+            (Volatility::Medium, 1.0),
+            (Volatility::Low, 0.7),
+        ] {
+            let d = decide(
+                Advice {
+                    volatility: v,
+                    ..Advice::neutral()
+                },
+                0,
+            );
+            assert!((d.explain.dynamic_spread_pct - 0.2 * m).abs() < 1e-12);
+        }
+        for (dir, m) in [
+            (Direction::Up, 1.1),
+            (Direction::Down, 1.1),
+            (Direction::Sideways, 0.9),
+            (Direction::Neutral, 1.0),
+        ] {
+            let d = decide(
+                Advice {
+                    direction: dir,
+                    ..Advice::neutral()
+                },
+                0,
+            );
+            assert!((d.explain.dynamic_spread_pct - 0.2 * m).abs() < 1e-12);
+        }
+        let all = Advice {
+            spread: SpreadState::Wide,
+            volatility: Volatility::High,
+            direction: Direction::Up,
+            ..Advice::neutral()
+        };
+        let d = decide(all, 0);
+        assert!((d.explain.dynamic_spread_pct - 0.2 * 1.3 * 1.5 * 1.1).abs() < 1e-12);
+    }
+
+    #[test]
+    fn prices_sizes_and_position_limits() {
+        // 0.2% of mid 100 = 0.2, half = 0.1: bid 99.9 - 0.1, ask 100.1 + 0.1.
+        let d = decide(Advice::neutral(), 100_000_000);
+        let (b, a) = (d.bid.unwrap(), d.ask.unwrap());
+        assert!((b.price - 99.8).abs() < 1e-9 && (a.price - 100.2).abs() < 1e-9);
+        assert_eq!((b.size, a.size), (0.5, 0.5));
+        // Flat: no ask (sell only while long). At the limit: no bid.
+        assert!(decide(Advice::neutral(), 0).ask.is_none());
+        assert!(decide(Advice::neutral(), 200_000_000).bid.is_none());
+    }
+}
