@@ -9,5 +9,6 @@
 
 pub mod cli;
 pub mod config;
+pub mod exec;
 pub mod feed;
 pub mod hot;

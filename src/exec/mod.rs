@@ -1,0 +1,66 @@
+//! The exchange side: what the hot thread asks for ([`Quote`]), the orders
+//! that carry it out, and the [`Fill`]s that come back. The paper exchange
+//! ([`paper`]) serves backtests now and paper trading later; live Binance
+//! trading plugs in behind the same types.
+
+pub mod paper;
+pub mod position;
+
+use crate::hot::fixed::{Price, Qty};
+use crate::hot::msg::{Level, Symbol};
+
+/// Side of an order or fill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    Buy,
+    Sell,
+}
+
+/// A two-sided quote the hot thread wants working: the hand-off from hot to
+/// exec ("latest wins"). `None` on a side means no order there; both `None`
+/// means quotes are pulled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quote {
+    pub symbol: Symbol,
+    /// Bid price and size.
+    pub bid: Option<Level>,
+    /// Ask price and size.
+    pub ask: Option<Level>,
+    /// When the quote was made, ns: the frame's receive time, so backtests
+    /// run in simulated time.
+    pub time_ns: i64,
+    /// Book update id the quote was computed from.
+    pub update_id: u64,
+}
+
+impl Quote {
+    /// A quote with nothing on either side.
+    pub fn pulled(symbol: Symbol, time_ns: i64, update_id: u64) -> Self {
+        Self {
+            symbol,
+            bid: None,
+            ask: None,
+            time_ns,
+            update_id,
+        }
+    }
+
+    pub fn is_pulled(&self) -> bool {
+        self.bid.is_none() && self.ask.is_none()
+    }
+}
+
+/// An execution of one of our orders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fill {
+    pub symbol: Symbol,
+    pub order_id: u64,
+    pub side: Side,
+    pub price: Price,
+    pub qty: Qty,
+    /// Fee in quote-asset fixed-point (1e-8), always >= 0 for maker fees here.
+    pub fee: i64,
+    pub time_ns: i64,
+    /// True when the order rested and was taken (mmbot only posts maker orders).
+    pub maker: bool,
+}

@@ -1,0 +1,1 @@
+//! Paper exchange (being written).

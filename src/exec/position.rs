@@ -1,0 +1,1 @@
+//! Position accounting (being written).
