@@ -89,12 +89,8 @@ fn depth(r: &mut Rng) -> usize {
 /// stream of updates generated against a model of the evolving book.
 fn workload() -> (Vec<Level>, Vec<Level>, Vec<(bool, Level)>) {
     let mid = 6_183_763 * TICK;
-    let bids: Vec<Level> = (0..LEVELS as i64)
-        .map(|i| Level::new(mid - (1 + 2 * i) * TICK, 100_000_000 + i))
-        .collect();
-    let asks: Vec<Level> = (0..LEVELS as i64)
-        .map(|i| Level::new(mid + (1 + 2 * i) * TICK, 100_000_000 + i))
-        .collect();
+    let bids: Vec<Level> = (0..LEVELS as i64).map(|i| Level::new(mid - (1 + 2 * i) * TICK, 100_000_000 + i)).collect();
+    let asks: Vec<Level> = (0..LEVELS as i64).map(|i| Level::new(mid + (1 + 2 * i) * TICK, 100_000_000 + i)).collect();
     // Models keyed so that iteration goes from the touch outwards.
     let mut mb: BTreeMap<i64, i64> = bids.iter().map(|l| (-l.price.0, l.qty.0)).collect();
     let mut ma: BTreeMap<i64, i64> = asks.iter().map(|l| (l.price.0, l.qty.0)).collect();
@@ -111,11 +107,7 @@ fn workload() -> (Vec<Level>, Vec<Level>, Vec<(bool, Level)>) {
             (key, qty) // change the quantity of a level
         } else if op < 83 || m.len() < LEVELS - 50 {
             // insert one tick better or worse, if free
-            let k = if r.below(2) == 0 {
-                key - TICK
-            } else {
-                key + TICK
-            };
+            let k = if r.below(2) == 0 { key - TICK } else { key + TICK };
             if m.contains_key(&k) {
                 continue;
             }
@@ -170,10 +162,8 @@ fn bench_apply(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
-    let tree: (BTreeMap<i64, i64>, BTreeMap<i64, i64>) = (
-        bids.iter().map(|l| (l.price.0, l.qty.0)).collect(),
-        asks.iter().map(|l| (l.price.0, l.qty.0)).collect(),
-    );
+    let tree: (BTreeMap<i64, i64>, BTreeMap<i64, i64>) =
+        (bids.iter().map(|l| (l.price.0, l.qty.0)).collect(), asks.iter().map(|l| (l.price.0, l.qty.0)).collect());
     g.bench_function("btreemap_baseline", |b| {
         b.iter_batched_ref(
             || tree.clone(),

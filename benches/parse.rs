@@ -33,9 +33,7 @@ type FloatLevels = Vec<(f64, f64)>;
 fn serde_f64(frame: &[u8]) -> (u64, FloatLevels, FloatLevels) {
     let d: SerdeDiff = serde_json::from_slice(frame).unwrap();
     let conv = |v: Vec<(String, String)>| -> FloatLevels {
-        v.iter()
-            .map(|(p, q)| (p.parse().unwrap(), q.parse().unwrap()))
-            .collect()
+        v.iter().map(|(p, q)| (p.parse().unwrap(), q.parse().unwrap())).collect()
     };
     (d.u, conv(d.b), conv(d.a))
 }
@@ -43,11 +41,7 @@ fn serde_f64(frame: &[u8]) -> (u64, FloatLevels, FloatLevels) {
 fn bench_diff(c: &mut Criterion) {
     let raw = common::spot_diff_10x10();
     let combined = common::spot_diff_10x10_combined();
-    eprintln!(
-        "spot diff: {} bytes raw, {} bytes combined",
-        raw.len(),
-        combined.len()
-    );
+    eprintln!("spot diff: {} bytes raw, {} bytes combined", raw.len(), combined.len());
     let mut parser = Parser::new(5000, 1 << 16);
     assert!(matches!(parser.parse(&raw), Ok(Msg::Diff(_))));
     assert_eq!(parser.bids().len() + parser.asks().len(), 20);
@@ -74,20 +68,12 @@ fn bench_diff(c: &mut Criterion) {
             black_box((m.is_ok(), tape.bids()[0], tape.asks()[9]))
         })
     });
-    g.bench_function("serde_json_typed_f64_baseline", |b| {
-        b.iter(|| black_box(serde_f64(black_box(&raw))))
-    });
+    g.bench_function("serde_json_typed_f64_baseline", |b| b.iter(|| black_box(serde_f64(black_box(&raw)))));
     g.finish();
 }
 
 fn bench_decimal(c: &mut Criterion) {
-    let inputs: Vec<&[u8]> = vec![
-        b"61837.63000000",
-        b"3.78826000",
-        b"0.00006547",
-        b"437848",
-        b"1.5452",
-    ];
+    let inputs: Vec<&[u8]> = vec![b"61837.63000000", b"3.78826000", b"0.00006547", b"437848", b"1.5452"];
     let mut g = c.benchmark_group("decimal_5_strings");
     g.bench_function("parse_fixed", |b| {
         b.iter(|| {
@@ -102,10 +88,7 @@ fn bench_decimal(c: &mut Criterion) {
         b.iter(|| {
             let mut s = 0f64;
             for x in &inputs {
-                s += std::str::from_utf8(black_box(x))
-                    .unwrap()
-                    .parse::<f64>()
-                    .unwrap();
+                s += std::str::from_utf8(black_box(x)).unwrap().parse::<f64>().unwrap();
             }
             s
         })

@@ -12,3 +12,4 @@ pub mod config;
 pub mod exec;
 pub mod feed;
 pub mod hot;
+pub mod stats;

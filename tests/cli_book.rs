@@ -7,32 +7,19 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn mmbot_book(args: &[&Path]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mmbot"))
-        .arg("book")
-        .args(args)
-        .output()
-        .expect("running mmbot")
+    Command::new(env!("CARGO_BIN_EXE_mmbot")).arg("book").args(args).output().expect("running mmbot")
 }
 
 fn stdout_lines(o: &Output) -> Vec<String> {
-    String::from_utf8(o.stdout.clone())
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
+    String::from_utf8(o.stdout.clone()).unwrap().lines().map(str::to_string).collect()
 }
 
 #[test]
 fn prints_one_exact_json_line_per_applied_event_and_a_summary() {
-    let Some(files) =
-        common::recordings("prints_one_exact_json_line_per_applied_event_and_a_summary")
-    else {
+    let Some(files) = common::recordings("prints_one_exact_json_line_per_applied_event_and_a_summary") else {
         return;
     };
-    let path = files
-        .iter()
-        .find(|p| p.ends_with("spot_nknusdt.gz"))
-        .expect("spot_nknusdt.gz");
+    let path = files.iter().find(|p| p.ends_with("spot_nknusdt.gz")).expect("spot_nknusdt.gz");
     let o = mmbot_book(&[path]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let lines = stdout_lines(&o);
@@ -69,45 +56,29 @@ fn files_are_replayed_in_order_as_one_stream() {
     let Some(files) = common::recordings("files_are_replayed_in_order_as_one_stream") else {
         return;
     };
-    let a = files
-        .iter()
-        .find(|p| p.ends_with("spot_lrcbtc.gz"))
-        .unwrap();
-    let b = files
-        .iter()
-        .find(|p| p.ends_with("usdm_keepusdt.gz"))
-        .unwrap();
+    let a = files.iter().find(|p| p.ends_with("spot_lrcbtc.gz")).unwrap();
+    let b = files.iter().find(|p| p.ends_with("usdm_keepusdt.gz")).unwrap();
     let o = mmbot_book(&[a, b]);
     assert!(o.status.success());
     let lines = stdout_lines(&o);
     let first_keep = lines.iter().position(|l| l.contains("KEEPUSDT")).unwrap();
     assert!(lines[..first_keep].iter().all(|l| l.contains("LRCBTC")));
     assert!(lines[first_keep..].iter().all(|l| l.contains("KEEPUSDT")));
-    assert_eq!(
-        lines.len(),
-        stdout_lines(&mmbot_book(&[a])).len() + stdout_lines(&mmbot_book(&[b])).len()
-    );
+    assert_eq!(lines.len(), stdout_lines(&mmbot_book(&[a])).len() + stdout_lines(&mmbot_book(&[b])).len());
 }
 
 #[test]
 fn plain_and_truncated_files_replay_and_missing_files_fail() {
-    let Some(files) = common::recordings("plain_and_truncated_files_replay_and_missing_files_fail")
-    else {
+    let Some(files) = common::recordings("plain_and_truncated_files_replay_and_missing_files_fail") else {
         return;
     };
-    let gz = files
-        .iter()
-        .find(|p| p.ends_with("usdm_sushiusdt.gz"))
-        .unwrap();
+    let gz = files.iter().find(|p| p.ends_with("usdm_sushiusdt.gz")).unwrap();
     let full = stdout_lines(&mmbot_book(&[gz]));
     let dir = common::temp_dir("cli-book");
 
     // Plain text recording: same output.
     let mut text = Vec::new();
-    mmbot::feed::recording::open(gz)
-        .unwrap()
-        .read_to_end(&mut text)
-        .unwrap();
+    mmbot::feed::recording::open(gz).unwrap().read_to_end(&mut text).unwrap();
     let plain = dir.join("sushi.txt");
     std::fs::write(&plain, &text).unwrap();
     assert_eq!(stdout_lines(&mmbot_book(&[&plain])), full);
@@ -129,11 +100,7 @@ fn plain_and_truncated_files_replay_and_missing_files_fail() {
     let o = mmbot_book(&[&missing, gz]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-file.gz"));
-    assert_eq!(
-        stdout_lines(&o),
-        full,
-        "the readable file is still replayed"
-    );
+    assert_eq!(stdout_lines(&o), full, "the readable file is still replayed");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -162,4 +129,27 @@ fn the_shipped_sample_replays_exactly() {
     ] {
         assert!(err.contains(want), "summary lacks {want:?}:\n{err}");
     }
+}
+
+/// A line longer than the reader's 1 MiB chunk (a deep snapshot) is still
+/// one frame.
+#[test]
+fn lines_longer_than_a_chunk_stay_whole() {
+    let dir = common::temp_dir("long-line");
+    let levels: Vec<String> = (0..40_000).map(|i| format!("[\"{}.00000000\",\"1.00000000\"]", 10_000 + i)).collect();
+    let snap = format!("2 {{\"lastUpdateId\":10,\"bids\":[],\"asks\":[{}]}}", levels.join(","));
+    assert!(snap.len() > 1 << 20);
+    let text = format!(
+        "1 {{\"stream\":\"abc@depth\",\"data\":{{\"e\":\"depthUpdate\",\"E\":1,\"s\":\"ABC\",\"U\":5,\"u\":12,\"b\":[[\"9999.00000000\",\"2\"]],\"a\":[]}}}}\n{snap}\n"
+    );
+    let path = dir.join("long.rec");
+    std::fs::write(&path, text).unwrap();
+    let cfg = dir.join("mmbot.toml");
+    std::fs::write(&cfg, "[book]\nmax_message_levels = 50000\n").unwrap();
+    let o =
+        Command::new(env!("CARGO_BIN_EXE_mmbot")).arg("book").arg(&path).arg("--config").arg(&cfg).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("2 frames") && err.contains("rejected 0") && err.contains("snapshots 1"), "{err}");
+    assert_eq!(stdout_lines(&o).len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -24,6 +24,8 @@ use flate2::bufread::MultiGzDecoder;
 
 /// Target size of one chunk of decompressed lines.
 const CHUNK: usize = 1 << 20;
+/// Longest line kept whole: the parser's largest frame plus the timestamp.
+const MAX_LINE: usize = crate::hot::parse::MAX_FRAME + 64;
 /// Chunks in flight between the reader thread and the consumer.
 const IN_FLIGHT: usize = 4;
 
@@ -67,11 +69,7 @@ pub fn open(path: &Path) -> io::Result<Box<dyn Read + Send>> {
         let buf = f.fill_buf()?;
         buf.len() >= 2 && buf[0] == 0x1f && buf[1] == 0x8b
     };
-    Ok(if magic {
-        Box::new(MultiGzDecoder::new(f))
-    } else {
-        Box::new(f)
-    })
+    Ok(if magic { Box::new(MultiGzDecoder::new(f)) } else { Box::new(f) })
 }
 
 /// Reads recordings on a background thread, yielding chunks of whole lines.
@@ -89,11 +87,7 @@ impl LineChunks {
             .name("mmbot-reader".into())
             .spawn(move || read_all(paths, tx, spare))
             .expect("spawning the reader thread");
-        Self {
-            rx,
-            recycle,
-            thread: Some(thread),
-        }
+        Self { rx, recycle, thread: Some(thread) }
     }
 
     /// Next piece, or `None` when every file has been read.
@@ -134,9 +128,7 @@ fn read_all(paths: Vec<PathBuf>, tx: SyncSender<Piece>, spare: Receiver<Vec<u8>>
         // Carry-over: bytes after the last newline of the previous chunk.
         let mut carry: Vec<u8> = Vec::new();
         loop {
-            let mut buf = spare
-                .try_recv()
-                .unwrap_or_else(|_| Vec::with_capacity(CHUNK + (64 << 10)));
+            let mut buf = spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK + (64 << 10)));
             buf.extend_from_slice(&carry);
             carry.clear();
             let (eof, err) = fill(&mut *input, &mut buf);
@@ -145,7 +137,15 @@ fn read_all(paths: Vec<PathBuf>, tx: SyncSender<Piece>, spare: Receiver<Vec<u8>>
             } else {
                 match memchr::memrchr(b'\n', &buf) {
                     Some(i) => i + 1,
-                    None => buf.len(), // one enormous line: pass it on whole
+                    // No line end yet: keep reading until the line ends (up
+                    // to the largest frame the parser takes; past that the
+                    // line is passed on as it is and rejected as too large).
+                    None if buf.len() < MAX_LINE => {
+                        carry.extend_from_slice(&buf);
+                        buf.clear();
+                        continue;
+                    }
+                    None => buf.len(),
                 }
             };
             carry.extend_from_slice(&buf[cut..]);
@@ -154,13 +154,7 @@ fn read_all(paths: Vec<PathBuf>, tx: SyncSender<Piece>, spare: Receiver<Vec<u8>>
                 return;
             }
             if let Some(error) = err {
-                if tx
-                    .send(Piece::Truncated {
-                        path: path.clone(),
-                        error,
-                    })
-                    .is_err()
-                {
+                if tx.send(Piece::Truncated { path: path.clone(), error }).is_err() {
                     return;
                 }
             }
@@ -171,14 +165,16 @@ fn read_all(paths: Vec<PathBuf>, tx: SyncSender<Piece>, spare: Receiver<Vec<u8>>
     }
 }
 
-/// Reads until `buf` holds about [`CHUNK`] bytes. Returns (eof, error): a read
-/// error ends the file, keeping what was read before it.
+/// Reads [`CHUNK`] more bytes into `buf` (fewer at the end of the input).
+/// Returns (eof, error): a read error ends the file, keeping what was read
+/// before it.
 fn fill(input: &mut dyn Read, buf: &mut Vec<u8>) -> (bool, Option<String>) {
     let start = buf.len();
-    buf.resize(start.max(CHUNK), 0);
+    let want = start + CHUNK;
+    buf.resize(want, 0);
     let mut filled = start;
     let result = loop {
-        if filled >= CHUNK {
+        if filled >= want {
             break (false, None);
         }
         match input.read(&mut buf[filled..]) {

@@ -64,10 +64,7 @@ pub struct Advice {
 impl Advice {
     /// No view at all: every multiplier 1.0.
     pub fn neutral() -> Self {
-        Self {
-            multiplier: 1.0,
-            ..Self::default()
-        }
+        Self { multiplier: 1.0, ..Self::default() }
     }
 
     /// The advice as it stands at `now_ns`: itself, or neutral once expired.

@@ -20,15 +20,28 @@
 //!
 //! The window follows the touch: the slots are a ring indexed by
 //! `tick & (capacity - 1)`, and a new best above the window slides it up,
-//! dropping the deepest levels. Levels that cannot fit (deeper than
-//! `capacity` ticks from the touch) are dropped and counted in
+//! dropping the deepest levels. When the window is placed (a load, or a new
+//! best above it), the best sits 1/8 of the window below its top, leaving room
+//! for the price to rise, so about 7/8 of `capacity` ticks below the touch are
+//! kept. Levels that cannot fit are dropped and counted in
 //! [`Book::dropped_levels`]; the top of the book, which mmbot quotes from, is
-//! always kept.
+//! always kept. So are prices that cannot be real: non-positive, above
+//! [`MAX_PRICE`], or off the grid by a factor over [`MAX_REGRID`].
 //!
 //! Prices are fixed-point `i64` ([`crate::hot::fixed`]); no float ever keys a level.
 
 use crate::hot::fixed::{Price, Qty};
 use crate::hot::msg::Level;
+
+/// Highest price a book accepts (fixed-point; ~46 billion): far above any
+/// traded price, and low enough that no tick arithmetic can overflow.
+pub const MAX_PRICE: i64 = 1 << 62;
+
+/// Largest factor by which an off-grid price may refine a side's tick.
+/// Exchanges change ticks by 10x at a time; a price that would refine it by
+/// more is a broken level, not a new grid, and is dropped rather than
+/// allowed to shrink the window to nothing.
+pub const MAX_REGRID: i64 = 100;
 
 /// What an update did to a side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +72,9 @@ struct Side {
     sign: i64,
     /// Price grid in fixed-point units; 0 until the first level arrives.
     tick: i64,
+    /// True once the tick comes from a snapshot's prices rather than a guess
+    /// from single updates: only then does [`MAX_REGRID`] apply.
+    tick_from_load: bool,
     qty: Box<[i64]>,
     bits: Box<[u64]>,
     width: i64,
@@ -78,6 +94,7 @@ impl Side {
         Self {
             sign,
             tick: 0,
+            tick_from_load: false,
             qty: vec![0; width].into_boxed_slice(),
             bits: vec![0; width / 64].into_boxed_slice(),
             width: width as i64,
@@ -151,10 +168,7 @@ impl Side {
 
     #[inline]
     fn level_at(&self, t: i64) -> Level {
-        Level {
-            price: Price(t * self.tick * self.sign),
-            qty: Qty(self.qty[self.slot(t)]),
-        }
+        Level { price: Price(t * self.tick * self.sign), qty: Qty(self.qty[self.slot(t)]) }
     }
 
     #[inline]
@@ -226,7 +240,7 @@ impl Side {
     #[inline]
     fn apply(&mut self, price: i64, qty: i64) -> Change {
         let key = price * self.sign;
-        if self.tick <= 0 || key % self.tick != 0 {
+        if price <= 0 || price > MAX_PRICE || self.tick <= 0 || key % self.tick != 0 {
             return self.apply_off_grid(price, qty);
         }
         let t = key / self.tick;
@@ -279,22 +293,19 @@ impl Side {
     /// A price not on the current grid: re-grid to the finer tick, then apply.
     #[cold]
     fn apply_off_grid(&mut self, price: i64, qty: i64) -> Change {
-        if price <= 0 {
-            if qty == 0 {
-                return Change::AbsentRemoved;
-            }
-            self.dropped += 1;
-            return Change::Dropped;
-        }
         if qty == 0 {
             // Removing a price that is not on the grid: it is not in the book.
             return Change::AbsentRemoved;
         }
-        let tick = if self.tick > 0 {
-            gcd(self.tick, price)
-        } else {
-            price
-        };
+        if price <= 0 || price > MAX_PRICE {
+            self.dropped += 1;
+            return Change::Dropped;
+        }
+        let tick = if self.tick > 0 { gcd(self.tick, price) } else { price };
+        if self.tick_from_load && self.tick / tick > MAX_REGRID {
+            self.dropped += 1;
+            return Change::Dropped;
+        }
         self.regrid(tick);
         self.apply(price, qty)
     }
@@ -329,23 +340,20 @@ impl Side {
         self.clear();
         if tick > 0 {
             self.tick = tick;
+            self.tick_from_load = true;
         }
         if self.tick <= 0 {
             return;
         }
         // Place the window at the best level first, so the levels dropped
         // for lack of room are the deepest, whatever the input order.
-        let Some(best) = levels
-            .iter()
-            .filter(|l| l.qty.0 > 0 && l.price.0 > 0)
-            .map(|l| l.price.0 * self.sign)
-            .max()
-        else {
+        let usable = |l: &&Level| l.qty.0 > 0 && l.price.0 > 0 && l.price.0 <= MAX_PRICE;
+        let Some(best) = levels.iter().filter(usable).map(|l| l.price.0 * self.sign).max() else {
             return;
         };
         self.best = best / self.tick;
         self.lo = self.best - (self.width - self.width / 8);
-        for l in levels.iter().filter(|l| l.qty.0 > 0 && l.price.0 > 0) {
+        for l in levels.iter().filter(usable) {
             let t = l.price.0 * self.sign / self.tick;
             if t < self.lo {
                 self.dropped += 1;
@@ -382,10 +390,7 @@ impl Book {
     /// Allocates both sides once: `capacity` price ticks per side (rounded up
     /// to a power of two).
     pub fn with_capacity(capacity: usize) -> Self {
-        Self {
-            bids: Side::new(capacity, 1),
-            asks: Side::new(capacity, -1),
-        }
+        Self { bids: Side::new(capacity, 1), asks: Side::new(capacity, -1) }
     }
 
     /// Ticks per side the window spans.
@@ -393,9 +398,14 @@ impl Book {
         self.bids.width as usize
     }
 
-    /// The learned price grid (0 until a level has been seen).
+    /// The learned price grid: the finer of the two sides' ticks (they share
+    /// the one learned from the last load unless a side re-gridded since);
+    /// 0 until a level has been seen.
     pub fn tick(&self) -> Price {
-        Price(self.bids.tick.max(self.asks.tick))
+        match (self.bids.tick, self.asks.tick) {
+            (0, t) | (t, 0) => Price(t),
+            (b, a) => Price(b.min(a)),
+        }
     }
 
     pub fn clear(&mut self) {
@@ -421,7 +431,7 @@ impl Book {
         let tick = bids
             .iter()
             .chain(asks)
-            .filter(|l| l.qty.0 > 0 && l.price.0 > 0)
+            .filter(|l| l.qty.0 > 0 && l.price.0 > 0 && l.price.0 <= MAX_PRICE)
             .fold(0, |g, l| gcd(l.price.0, g));
         self.bids.load(bids, tick);
         self.asks.load(asks, tick);
@@ -521,10 +531,7 @@ mod tests {
         assert!(!b.is_crossed());
         b.apply_bid(l(103, 1));
         assert!(b.is_crossed());
-        assert_eq!(
-            b.bids().collect::<Vec<_>>(),
-            vec![l(103, 1), l(101, 3), l(100, 1)]
-        );
+        assert_eq!(b.bids().collect::<Vec<_>>(), vec![l(103, 1), l(101, 3), l(100, 1)]);
     }
 
     #[test]
@@ -534,10 +541,7 @@ mod tests {
         assert_eq!(b.tick(), Price(20));
         // 990 is off the 20 grid: the side re-grids to 10 and keeps everything.
         assert_eq!(b.apply_bid(l(990, 5)), Change::Inserted);
-        assert_eq!(
-            b.bids().collect::<Vec<_>>(),
-            vec![l(1000, 1), l(990, 5), l(980, 2), l(960, 3)]
-        );
+        assert_eq!(b.bids().collect::<Vec<_>>(), vec![l(1000, 1), l(990, 5), l(980, 2), l(960, 3)]);
         assert_eq!(b.apply_bid(l(975, 0)), Change::AbsentRemoved);
     }
 
@@ -565,12 +569,26 @@ mod tests {
     }
 
     #[test]
+    fn absurd_prices_are_dropped_not_trusted() {
+        let mut b = Book::with_capacity(4096);
+        let bids: Vec<Level> = (0..100).map(|i| l(6_183_700_000_000 - i * 1_000_000, 1)).collect();
+        b.load(&bids, &[l(6_183_800_000_000, 1)]);
+        // Near i64::MAX, zero, negative, and off-grid by a factor of 1e6.
+        assert_eq!(b.apply_bid(l(i64::MAX, 1)), Change::Dropped);
+        assert_eq!(b.apply_ask(l(0, 7)), Change::Dropped);
+        assert_eq!(b.apply_ask(l(-10, 7)), Change::Dropped);
+        assert_eq!(b.apply_bid(l(6_183_700_000_001, 1)), Change::Dropped);
+        assert_eq!((b.bid_depth(), b.ask_depth()), (100, 1));
+        assert_eq!(b.tick(), Price(1_000_000));
+        // A 10x finer tick is a plausible exchange change: re-grid.
+        assert_eq!(b.apply_bid(l(6_183_700_100_000, 1)), Change::Inserted);
+        assert_eq!(b.bid_depth(), 101);
+    }
+
+    #[test]
     fn load_dedupes_skips_zeros_and_keeps_the_best_when_too_deep() {
         let mut b = Book::with_capacity(64);
-        b.load(
-            &[l(5, 1), l(7, 2), l(6, 0), l(7, 3), l(4, 1)],
-            &[l(9, 1), l(8, 2)],
-        );
+        b.load(&[l(5, 1), l(7, 2), l(6, 0), l(7, 3), l(4, 1)], &[l(9, 1), l(8, 2)]);
         assert_eq!(b.best_bid(), Some(l(7, 3)));
         assert_eq!(b.bid_depth(), 3);
         assert_eq!(b.best_ask(), Some(l(8, 2)));
@@ -595,11 +613,7 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             let price = 10_000 + (x % 600) as i64 * 5;
-            let qty = if x.is_multiple_of(3) {
-                0
-            } else {
-                ((x >> 20) % 100) as i64
-            };
+            let qty = if x.is_multiple_of(3) { 0 } else { ((x >> 20) % 100) as i64 };
             b.apply_ask(l(price, qty));
             if qty == 0 {
                 model.remove(&price);

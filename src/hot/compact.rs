@@ -56,11 +56,12 @@ impl<'a> Reader<'a> {
             if d > 9 {
                 break;
             }
-            v = v * 10 + d as u64;
-            self.i += 1;
-            if self.i - start > 19 {
+            // 19 digits always fit in u64; a 20th declines before it can overflow.
+            if self.i - start == 19 {
                 return None;
             }
+            v = v * 10 + d as u64;
+            self.i += 1;
         }
         // JSON forbids leading zeros ("01"); decline rather than reinterpret.
         let n = self.i - start;
@@ -97,10 +98,7 @@ impl<'a> Reader<'a> {
             if out.len() == max {
                 return None; // the full parser reports TooManyLevels
             }
-            out.push(Level {
-                price: Price(p),
-                qty: Qty(q),
-            });
+            out.push(Level { price: Price(p), qty: Qty(q) });
             if self.eat(b',').is_none() {
                 return self.eat(b']');
             }
@@ -110,22 +108,11 @@ impl<'a> Reader<'a> {
 
 /// Reads a compact diff into `bids`/`asks`, or declines with `None`.
 #[inline]
-pub fn read_diff<'a>(
-    s: &'a [u8],
-    bids: &mut Vec<Level>,
-    asks: &mut Vec<Level>,
-    max: usize,
-) -> Option<CompactDiff<'a>> {
+pub fn read_diff<'a>(s: &'a [u8], bids: &mut Vec<Level>, asks: &mut Vec<Level>, max: usize) -> Option<CompactDiff<'a>> {
     let mut r = Reader { s, i: 0 };
     r.eat(b'{')?;
-    let mut d = CompactDiff {
-        event_time: 0,
-        transact_time: 0,
-        symbol: &[],
-        first_id: 0,
-        last_id: 0,
-        prev_last_id: None,
-    };
+    let mut d =
+        CompactDiff { event_time: 0, transact_time: 0, symbol: &[], first_id: 0, last_id: 0, prev_last_id: None };
     // Bit per key seen: e E T s U u pu b a. A repeated key declines.
     let mut seen = 0u16;
     loop {
@@ -200,34 +187,18 @@ mod tests {
 
     #[test]
     fn reads_spot_and_usdm_diffs() {
-        let (d, b, a) =
-            read(r#"{"e":"depthUpdate","E":17,"s":"BNBBTC","U":157,"u":160,"b":[["0.0024","10"]],"a":[["0.0026","100"]]}"#)
-                .unwrap();
-        assert_eq!(
-            (
-                d.event_time,
-                d.symbol,
-                d.first_id,
-                d.last_id,
-                d.prev_last_id
-            ),
-            (17, &b"BNBBTC"[..], 157, 160, None)
-        );
-        assert_eq!(
-            (b, a),
-            (
-                vec![Level::new(240_000, 1_000_000_000)],
-                vec![Level::new(260_000, 10_000_000_000)]
-            )
-        );
         let (d, b, a) = read(
-            r#"{"e":"depthUpdate","E":1,"T":2,"s":"BTCUSDT","U":3,"u":4,"pu":2,"b":[],"a":[]}"#,
+            r#"{"e":"depthUpdate","E":17,"s":"BNBBTC","U":157,"u":160,"b":[["0.0024","10"]],"a":[["0.0026","100"]]}"#,
         )
         .unwrap();
         assert_eq!(
-            (d.transact_time, d.prev_last_id, b.len(), a.len()),
-            (2, Some(2), 0, 0)
+            (d.event_time, d.symbol, d.first_id, d.last_id, d.prev_last_id),
+            (17, &b"BNBBTC"[..], 157, 160, None)
         );
+        assert_eq!((b, a), (vec![Level::new(240_000, 1_000_000_000)], vec![Level::new(260_000, 10_000_000_000)]));
+        let (d, b, a) =
+            read(r#"{"e":"depthUpdate","E":1,"T":2,"s":"BTCUSDT","U":3,"u":4,"pu":2,"b":[],"a":[]}"#).unwrap();
+        assert_eq!((d.transact_time, d.prev_last_id, b.len(), a.len()), (2, Some(2), 0, 0));
     }
 
     #[test]
@@ -250,6 +221,7 @@ mod tests {
             r#"{"e":"depthUpdate","U":12345678901234567890,"u":2,"b":[],"a":[]}"#,
             r#"{"e":"depthUpdate","U":1,"u":2,"b":[["1","2"],],"a":[]}"#,
             r#"{"e":"depthUpdate","U":1,"u":2,"b":[["1","2"]"#,
+            r#"{"e":"depthUpdate","U":99999999999999999999,"u":2,"b":[],"a":[]}"#,
         ] {
             assert!(read(s).is_none(), "accepted {s}");
         }

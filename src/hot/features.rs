@@ -21,11 +21,7 @@ pub struct FeatureConfig {
 
 impl Default for FeatureConfig {
     fn default() -> Self {
-        Self {
-            depth_levels: 5,
-            vol_half_life_ns: 30_000_000_000,
-            flow_half_life_ns: 10_000_000_000,
-        }
+        Self { depth_levels: 5, vol_half_life_ns: 30_000_000_000, flow_half_life_ns: 10_000_000_000 }
     }
 }
 
@@ -70,14 +66,7 @@ fn decay(dt_ns: i64, half_life_ns: i64) -> f64 {
 
 impl FeatureState {
     pub fn new(cfg: FeatureConfig) -> Self {
-        Self {
-            cfg,
-            last_mid: 0.0,
-            last_mid_ns: 0,
-            variance: 0.0,
-            flow: 0.0,
-            flow_ns: 0,
-        }
+        Self { cfg, last_mid: 0.0, last_mid_ns: 0, variance: 0.0, flow: 0.0, flow_ns: 0 }
     }
 
     /// Forgets the mid history (after a resync the next return is meaningless).
@@ -103,19 +92,12 @@ impl FeatureState {
         let (bp, ap) = (bb.price.to_f64(), ba.price.to_f64());
         let (bq, aq) = (bb.qty.to_f64(), ba.qty.to_f64());
         let mid = (bp + ap) * 0.5;
-        let microprice = if bq + aq > 0.0 {
-            (bp * aq + ap * bq) / (bq + aq)
-        } else {
-            mid
-        };
+        let microprice = if bq + aq > 0.0 { (bp * aq + ap * bq) / (bq + aq) } else { mid };
         let n = self.cfg.depth_levels;
         let bid_depth: f64 = book.bids().take(n).map(|l| l.qty.to_f64()).sum();
         let ask_depth: f64 = book.asks().take(n).map(|l| l.qty.to_f64()).sum();
-        let imbalance = if bid_depth + ask_depth > 0.0 {
-            (bid_depth - ask_depth) / (bid_depth + ask_depth)
-        } else {
-            0.0
-        };
+        let imbalance =
+            if bid_depth + ask_depth > 0.0 { (bid_depth - ask_depth) / (bid_depth + ask_depth) } else { 0.0 };
         if self.last_mid > 0.0 && mid > 0.0 {
             let r = (mid / self.last_mid).ln();
             let keep = decay(now_ns - self.last_mid_ns, self.cfg.vol_half_life_ns);
@@ -129,11 +111,7 @@ impl FeatureState {
             best_ask: ba,
             mid,
             microprice,
-            spread_bps: if mid > 0.0 {
-                (ap - bp) / mid * 1e4
-            } else {
-                0.0
-            },
+            spread_bps: if mid > 0.0 { (ap - bp) / mid * 1e4 } else { 0.0 },
             imbalance,
             volatility_bps: self.variance.sqrt() * 1e4,
             trade_flow: flow,
@@ -156,10 +134,7 @@ mod tests {
     #[test]
     fn mid_microprice_spread_and_imbalance() {
         let mut b = Book::with_capacity(1024);
-        b.load(
-            &[lv(99.0, 3.0), lv(98.0, 1.0)],
-            &[lv(101.0, 1.0), lv(102.0, 1.0)],
-        );
+        b.load(&[lv(99.0, 3.0), lv(98.0, 1.0)], &[lv(101.0, 1.0), lv(102.0, 1.0)]);
         let mut s = FeatureState::new(FeatureConfig::default());
         let f = s.on_book(&b, 0, 7).unwrap();
         assert_eq!(f.mid, 100.0);
@@ -172,11 +147,8 @@ mod tests {
     #[test]
     fn volatility_and_flow_decay_with_time() {
         let mut b = Book::with_capacity(1024);
-        let mut s = FeatureState::new(FeatureConfig {
-            vol_half_life_ns: 1_000,
-            flow_half_life_ns: 1_000,
-            depth_levels: 5,
-        });
+        let mut s =
+            FeatureState::new(FeatureConfig { vol_half_life_ns: 1_000, flow_half_life_ns: 1_000, depth_levels: 5 });
         b.load(&[lv(99.0, 1.0)], &[lv(101.0, 1.0)]);
         s.on_book(&b, 0, 1);
         b.load(&[lv(100.0, 1.0)], &[lv(102.0, 1.0)]);

@@ -141,11 +141,7 @@ fn parse_swar(s: &[u8]) -> Option<i64> {
     // load in bounds.
     let tail = u64::from_le_bytes(s[s.len() - 8..].try_into().ok()?);
     let shift = (8 - n) * 8;
-    let frac_bytes = if shift == 0 {
-        tail
-    } else {
-        (tail >> shift) | (0x3030_3030_3030_3030u64 << (n * 8))
-    };
+    let frac_bytes = if shift == 0 { tail } else { (tail >> shift) | (0x3030_3030_3030_3030u64 << (n * 8)) };
     if non_digit_bytes(frac_bytes) != 0 {
         return None;
     }
@@ -167,9 +163,7 @@ fn parse_eight_decimals(s: &[u8]) -> Option<i64> {
     let head = u64::from_le_bytes(s[..8].try_into().ok()?);
     let tail = u64::from_le_bytes(s[n - 8..].try_into().ok()?);
     let int_bytes = (head << ((8 - k) * 8)) | (0x3030_3030_3030_3030u64 >> (k * 8));
-    let value = eight_digits(int_bytes)
-        .wrapping_mul(SCALE as u64)
-        .wrapping_add(eight_digits(tail));
+    let value = eight_digits(int_bytes).wrapping_mul(SCALE as u64).wrapping_add(eight_digits(tail));
     if non_digit_bytes(int_bytes) | non_digit_bytes(tail) != 0 {
         return None;
     }
@@ -443,10 +437,7 @@ mod tests {
             "1234567.",
         ] {
             let general = parse_general(s.as_bytes());
-            for v in [parse_swar(s.as_bytes()), parse_eight_decimals(s.as_bytes())]
-                .into_iter()
-                .flatten()
-            {
+            for v in [parse_swar(s.as_bytes()), parse_eight_decimals(s.as_bytes())].into_iter().flatten() {
                 assert_eq!(Ok(v), general, "{s}");
             }
             assert_eq!(parse_fixed(s.as_bytes()), general, "{s}");
@@ -454,14 +445,8 @@ mod tests {
         assert_eq!(parse_swar(b"61837.63000000"), Some(6_183_763_000_000));
         assert_eq!(parse_swar(b"3.78826000"), Some(378_826_000));
         assert_eq!(parse_swar(b"0.00006547"), Some(6_547));
-        assert_eq!(
-            parse_eight_decimals(b"61837.63000000"),
-            Some(6_183_763_000_000)
-        );
-        assert_eq!(
-            parse_eight_decimals(b"1234567.12345678"),
-            Some(123_456_712_345_678)
-        );
+        assert_eq!(parse_eight_decimals(b"61837.63000000"), Some(6_183_763_000_000));
+        assert_eq!(parse_eight_decimals(b"1234567.12345678"), Some(123_456_712_345_678));
         assert_eq!(parse_eight_decimals(b"12345678.1234567"), None);
         assert_eq!(parse_eight_decimals(b"1234/567.12345678"), None);
     }
@@ -476,9 +461,7 @@ mod tests {
 
     #[test]
     fn swar_matches_byte_loop_for_every_length() {
-        for s in [
-            "1", "12", "123", "1234", "12345", "123456", "1234567", "12345678",
-        ] {
+        for s in ["1", "12", "123", "1234", "12345", "123456", "1234567", "12345678"] {
             let mut expect: u64 = s.bytes().fold(0, |a, b| a * 10 + (b - b'0') as u64);
             for _ in s.len()..8 {
                 expect *= 10;

@@ -43,12 +43,7 @@ pub struct GuardConfig {
 
 impl Default for GuardConfig {
     fn default() -> Self {
-        Self {
-            min_spread_bps: 1.0,
-            max_spread_bps: 500.0,
-            max_position: Qty(1_000_000),
-            stale_after_ns: 5_000_000_000,
-        }
+        Self { min_spread_bps: 1.0, max_spread_bps: 500.0, max_position: Qty(1_000_000), stale_after_ns: 5_000_000_000 }
     }
 }
 
@@ -111,20 +106,12 @@ fn ceil_to(v: i64, step: i64) -> i64 {
 }
 
 fn valid(s: &SideIntent) -> bool {
-    s.price.is_finite()
-        && s.size.is_finite()
-        && s.price > 0.0
-        && s.size > 0.0
-        && s.price < 9.2e10
-        && s.size < 9.2e10
+    s.price.is_finite() && s.size.is_finite() && s.price > 0.0 && s.size > 0.0 && s.price < 9.2e10 && s.size < 9.2e10
 }
 
 impl Guard {
     pub fn new(cfg: GuardConfig) -> Self {
-        Self {
-            cfg,
-            stats: GuardStats::default(),
-        }
+        Self { cfg, stats: GuardStats::default() }
     }
 
     pub fn stats(&self) -> GuardStats {
@@ -171,10 +158,7 @@ impl Guard {
         }
         let tick = filters.tick_size.0.max(1);
         let mid = f.mid;
-        let (lo, hi) = (
-            mid * self.cfg.min_spread_bps / 2e4,
-            mid * self.cfg.max_spread_bps / 2e4,
-        );
+        let (lo, hi) = (mid * self.cfg.min_spread_bps / 2e4, mid * self.cfg.max_spread_bps / 2e4);
         let mut bid = d.bid.map(|s| {
             let dist = mid - s.price;
             let clamped = dist.clamp(lo, hi);
@@ -216,13 +200,7 @@ impl Guard {
         let sell_room = (max + position.0).max(0);
         let bid = bid.and_then(|(p, s)| self.size(p, s, buy_room, filters));
         let ask = ask.and_then(|(p, s)| self.size(p, s, sell_room, filters));
-        Quote {
-            symbol,
-            bid,
-            ask,
-            time_ns: now_ns,
-            update_id: f.update_id,
-        }
+        Quote { symbol, bid, ask, time_ns: now_ns, update_id: f.update_id }
     }
 
     /// Rounds a size to the lot grid, meets min notional, respects the room.
@@ -278,11 +256,7 @@ mod tests {
     }
 
     fn healthy() -> BookHealth {
-        BookHealth {
-            synced: true,
-            crossed: false,
-            last_depth_ns: 1_000,
-        }
+        BookHealth { synced: true, crossed: false, last_depth_ns: 1_000 }
     }
 
     fn guard() -> Guard {
@@ -334,83 +308,17 @@ mod tests {
         let mut g = guard();
         let d = decision(Some((99.9, 0.1)), Some((100.1, 0.1)));
         let f = features();
-        let unsynced = BookHealth {
-            synced: false,
-            ..healthy()
-        };
-        assert!(g
-            .check(
-                Symbol::default(),
-                &d,
-                &f,
-                unsynced,
-                Qty(0),
-                &filters(),
-                1_000
-            )
-            .is_pulled());
-        let crossed = BookHealth {
-            crossed: true,
-            ..healthy()
-        };
-        assert!(g
-            .check(
-                Symbol::default(),
-                &d,
-                &f,
-                crossed,
-                Qty(0),
-                &filters(),
-                1_000
-            )
-            .is_pulled());
-        assert!(
-            g.check(
-                Symbol::default(),
-                &d,
-                &f,
-                healthy(),
-                Qty(0),
-                &filters(),
-                5_000
-            )
-            .is_pulled(),
-            "stale"
-        );
+        let unsynced = BookHealth { synced: false, ..healthy() };
+        assert!(g.check(Symbol::default(), &d, &f, unsynced, Qty(0), &filters(), 1_000).is_pulled());
+        let crossed = BookHealth { crossed: true, ..healthy() };
+        assert!(g.check(Symbol::default(), &d, &f, crossed, Qty(0), &filters(), 1_000).is_pulled());
+        assert!(g.check(Symbol::default(), &d, &f, healthy(), Qty(0), &filters(), 5_000).is_pulled(), "stale");
         let nan = decision(Some((f64::NAN, 0.1)), Some((100.1, 0.1)));
-        assert!(g
-            .check(
-                Symbol::default(),
-                &nan,
-                &f,
-                healthy(),
-                Qty(0),
-                &filters(),
-                1_000
-            )
-            .is_pulled());
+        assert!(g.check(Symbol::default(), &nan, &f, healthy(), Qty(0), &filters(), 1_000).is_pulled());
         let neg = decision(Some((99.9, -1.0)), None);
-        assert!(g
-            .check(
-                Symbol::default(),
-                &neg,
-                &f,
-                healthy(),
-                Qty(0),
-                &filters(),
-                1_000
-            )
-            .is_pulled());
+        assert!(g.check(Symbol::default(), &neg, &f, healthy(), Qty(0), &filters(), 1_000).is_pulled());
         let s = g.stats();
-        assert_eq!(
-            (
-                s.pulled_unsynced,
-                s.pulled_crossed,
-                s.pulled_stale,
-                s.pulled_invalid_output
-            ),
-            (1, 1, 1, 2)
-        );
+        assert_eq!((s.pulled_unsynced, s.pulled_crossed, s.pulled_stale, s.pulled_invalid_output), (1, 1, 1, 2));
     }
 
     #[test]
@@ -418,28 +326,12 @@ mod tests {
         let mut g = guard();
         // Asking to join/cross the touch: clamped to min spread, then post-only.
         let d = decision(Some((100.02, 0.1)), Some((99.99, 0.1)));
-        let q = g.check(
-            Symbol::default(),
-            &d,
-            &features(),
-            healthy(),
-            Qty(0),
-            &filters(),
-            1_000,
-        );
+        let q = g.check(Symbol::default(), &d, &features(), healthy(), Qty(0), &filters(), 1_000);
         let (b, a) = (q.bid.unwrap().price.0, q.ask.unwrap().price.0);
         assert!(b < features().best_ask.price.0 && a > features().best_bid.price.0 && b < a);
         // Far too wide: clamped to max spread (100 bps => 0.5% each side).
         let d = decision(Some((50.0, 0.1)), Some((150.0, 0.1)));
-        let q = g.check(
-            Symbol::default(),
-            &d,
-            &features(),
-            healthy(),
-            Qty(0),
-            &filters(),
-            1_000,
-        );
+        let q = g.check(Symbol::default(), &d, &features(), healthy(), Qty(0), &filters(), 1_000);
         assert_eq!(q.bid.unwrap().price, Price(9_950 * ONE / 100));
         assert_eq!(q.ask.unwrap().price, Price(10_051 * ONE / 100));
         assert!(g.stats().spread_clamped >= 4);

@@ -38,13 +38,7 @@ pub struct BookSizes {
 
 impl Default for BookSizes {
     fn default() -> Self {
-        Self {
-            capacity: 65536,
-            max_message_levels: 5000,
-            buffer_events: 1024,
-            buffer_levels: 16384,
-            max_symbols: 64,
-        }
+        Self { capacity: 65536, max_message_levels: 5000, buffer_events: 1024, buffer_levels: 16384, max_symbols: 64 }
     }
 }
 
@@ -84,6 +78,8 @@ pub struct FeedStats {
     pub orphan_snapshots: u64,
     /// Messages for a symbol beyond `max_symbols`.
     pub symbols_over_limit: u64,
+    /// Messages for a symbol not configured (after `with_symbols`).
+    pub unknown_symbols: u64,
     /// bookTickers compared with the book / found different.
     pub ticker_checks: u64,
     pub ticker_mismatches: u64,
@@ -106,6 +102,8 @@ pub struct MarketData {
     /// Index of the book that last buffered a diff while unsynced.
     last_waiting: Option<usize>,
     verify_tickers: bool,
+    /// Set by [`MarketData::with_symbols`]: no books for other symbols.
+    locked: bool,
     stats: FeedStats,
     last_error: Option<ParseError>,
 }
@@ -118,6 +116,7 @@ impl MarketData {
             sizes,
             last_waiting: None,
             verify_tickers: false,
+            locked: false,
             stats: FeedStats::default(),
             last_error: None,
         }
@@ -125,11 +124,15 @@ impl MarketData {
 
     /// Creates the books of known symbols up front, so nothing is allocated
     /// when their first message arrives.
+    /// After this, frames for any other symbol are counted
+    /// ([`FeedStats::unknown_symbols`]) and ignored rather than given a book,
+    /// so the hot path never allocates for a name the network made up.
     pub fn with_symbols(sizes: BookSizes, symbols: &[Symbol]) -> Self {
         let mut md = Self::new(sizes);
         for &s in symbols {
             md.book_index(s);
         }
+        md.locked = true;
         md
     }
 
@@ -169,26 +172,17 @@ impl MarketData {
 
     /// Levels dropped because a book side was full, all books.
     pub fn dropped_levels(&self) -> u64 {
-        self.books
-            .iter()
-            .map(|b| b.book.book().dropped_levels())
-            .sum()
+        self.books.iter().map(|b| b.book.book().dropped_levels()).sum()
     }
 
     /// The synced book of `symbol`, if tracked.
     pub fn book(&self, symbol: Symbol) -> Option<&SyncedBook> {
-        self.books
-            .iter()
-            .find(|b| b.symbol == symbol)
-            .map(|b| &b.book)
+        self.books.iter().find(|b| b.symbol == symbol).map(|b| &b.book)
     }
 
     /// Mutable access, for the feed to invalidate a book on reconnect.
     pub fn book_mut(&mut self, symbol: Symbol) -> Option<&mut SyncedBook> {
-        self.books
-            .iter_mut()
-            .find(|b| b.symbol == symbol)
-            .map(|b| &mut b.book)
+        self.books.iter_mut().find(|b| b.symbol == symbol).map(|b| &mut b.book)
     }
 
     /// Symbols tracked, in the order first seen.
@@ -199,6 +193,10 @@ impl MarketData {
     fn book_index(&mut self, symbol: Symbol) -> Option<usize> {
         if let Some(i) = self.books.iter().position(|b| b.symbol == symbol) {
             return Some(i);
+        }
+        if self.locked {
+            self.stats.unknown_symbols += 1;
+            return None;
         }
         if self.books.len() >= self.sizes.max_symbols {
             self.stats.symbols_over_limit += 1;
@@ -216,16 +214,29 @@ impl MarketData {
     /// Parses one frame and applies it. Events go to `sink`.
     #[inline]
     pub fn on_frame(&mut self, frame: &[u8], sink: &mut impl FnMut(Event<'_>)) {
+        if let Some(msg) = self.parse(frame) {
+            self.apply(msg, sink);
+        }
+    }
+
+    /// Parses one frame (counted); `None` when it was rejected. Level lists
+    /// stay in the parser until the next call. Split from [`Self::apply`] so
+    /// the hot path can time the two stages apart.
+    #[inline]
+    pub fn parse(&mut self, frame: &[u8]) -> Option<Msg> {
         self.stats.frames += 1;
-        let msg = match self.parser.parse(frame) {
-            Ok(m) => m,
+        match self.parser.parse(frame) {
+            Ok(m) => Some(m),
             Err(e) => {
-                self.stats.rejected += 1;
-                self.stats.rejected_by_kind[e.kind()] += 1;
-                self.last_error = Some(e);
-                return;
+                self.reject(e);
+                None
             }
-        };
+        }
+    }
+
+    /// Applies the message [`Self::parse`] just returned.
+    #[inline]
+    pub fn apply(&mut self, msg: Msg, sink: &mut impl FnMut(Event<'_>)) {
         match msg {
             Msg::Diff(d) => {
                 self.stats.depth_messages += 1;
@@ -235,21 +246,12 @@ impl MarketData {
                 let verify = self.verify_tickers;
                 let entry = &mut self.books[i];
                 let (symbol, pending, stats) = (entry.symbol, &mut entry.pending, &mut self.stats);
-                entry.book.on_diff(
-                    &d,
-                    self.parser.bids(),
-                    self.parser.asks(),
-                    &mut |a, book| {
-                        if verify {
-                            check_pending(pending, a.update_id, book, stats);
-                        }
-                        sink(Event::Depth {
-                            symbol,
-                            applied: a,
-                            book,
-                        });
-                    },
-                );
+                entry.book.on_diff(&d, self.parser.bids(), self.parser.asks(), &mut |a, book| {
+                    if verify {
+                        check_pending(pending, a.update_id, book, stats);
+                    }
+                    sink(Event::Depth { symbol, applied: a, book });
+                });
                 if entry.book.wants_snapshot() {
                     self.last_waiting = Some(i);
                 }
@@ -262,26 +264,17 @@ impl MarketData {
                 let verify = self.verify_tickers;
                 let entry = &mut self.books[i];
                 let (symbol, pending, stats) = (entry.symbol, &mut entry.pending, &mut self.stats);
-                entry.book.on_partial(
-                    &p,
-                    self.parser.bids(),
-                    self.parser.asks(),
-                    &mut |a, book| {
-                        if verify {
-                            check_pending(pending, a.update_id, book, stats);
-                        }
-                        sink(Event::Depth {
-                            symbol,
-                            applied: a,
-                            book,
-                        });
-                    },
-                );
+                entry.book.on_partial(&p, self.parser.bids(), self.parser.asks(), &mut |a, book| {
+                    if verify {
+                        check_pending(pending, a.update_id, book, stats);
+                    }
+                    sink(Event::Depth { symbol, applied: a, book });
+                });
             }
             Msg::Snapshot(s) => {
                 self.stats.snapshot_messages += 1;
                 let target = if s.symbol.is_empty() {
-                    self.snapshot_target()
+                    self.snapshot_target(s.last_update_id)
                 } else {
                     self.book_index(s.symbol)
                 };
@@ -338,15 +331,30 @@ impl MarketData {
     }
 
     /// Which book a symbol-less snapshot line belongs to (see the module doc).
-    fn snapshot_target(&self) -> Option<usize> {
+    fn snapshot_target(&self, last_update_id: u64) -> Option<usize> {
+        // A book whose buffered diffs can take this snapshot: its id lies
+        // within (first U - 1) ..= last u (spot needs U <= L+1, USD-M U <= L).
+        let fits = |b: &SymbolBook| {
+            b.book.wants_snapshot()
+                && b.book
+                    .buffered_range()
+                    .is_some_and(|(first, last)| first <= last_update_id.saturating_add(1) && last_update_id <= last)
+        };
+        if let Some(i) = self.last_waiting.filter(|&i| fits(&self.books[i])) {
+            return Some(i);
+        }
+        if let Some(i) = self.books.iter().position(fits) {
+            return Some(i);
+        }
+        // None fits: the waiting book takes it (and counts it as too old or
+        // unused), so a lone symbol still resyncs as documented.
         match self.last_waiting {
             Some(i) if self.books[i].book.wants_snapshot() => Some(i),
-            _ => self
-                .books
-                .iter()
-                .position(|b| b.book.wants_snapshot())
-                .or(self.last_waiting)
-                .or(if self.books.len() == 1 { Some(0) } else { None }),
+            _ => self.books.iter().position(|b| b.book.wants_snapshot()).or(if self.books.len() == 1 {
+                Some(0)
+            } else {
+                None
+            }),
         }
     }
 
@@ -354,18 +362,12 @@ impl MarketData {
         let verify = self.verify_tickers;
         let entry = &mut self.books[i];
         let (symbol, pending, stats) = (entry.symbol, &mut entry.pending, &mut self.stats);
-        entry
-            .book
-            .on_snapshot(s, self.parser.bids(), self.parser.asks(), &mut |a, book| {
-                if verify {
-                    check_pending(pending, a.update_id, book, stats);
-                }
-                sink(Event::Depth {
-                    symbol,
-                    applied: a,
-                    book,
-                });
-            });
+        entry.book.on_snapshot(s, self.parser.bids(), self.parser.asks(), &mut |a, book| {
+            if verify {
+                check_pending(pending, a.update_id, book, stats);
+            }
+            sink(Event::Depth { symbol, applied: a, book });
+        });
     }
 
     fn check_ticker(&mut self, t: BookTicker) {
@@ -394,12 +396,7 @@ fn compare(t: &BookTicker, book: &Book, stats: &mut FeedStats) {
 
 /// After the book reached `update_id`: checks tickers for exactly that id and
 /// forgets those it has passed (their state fell inside one event).
-fn check_pending(
-    pending: &mut [Option<BookTicker>],
-    update_id: u64,
-    book: &Book,
-    stats: &mut FeedStats,
-) {
+fn check_pending(pending: &mut [Option<BookTicker>], update_id: u64, book: &Book, stats: &mut FeedStats) {
     for slot in pending.iter_mut() {
         if let Some(t) = *slot {
             if t.update_id == update_id {
@@ -409,5 +406,42 @@ fn check_pending(
                 *slot = None;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn diff(sym: &str, big_u: u64, u: u64, price: &str) -> String {
+        format!(
+            r#"{{"stream":"{}@depth","data":{{"e":"depthUpdate","E":1,"s":"{}","U":{big_u},"u":{u},"b":[["{price}","1"]],"a":[]}}}}"#,
+            sym.to_lowercase(),
+            sym
+        )
+    }
+
+    #[test]
+    fn a_bare_snapshot_goes_to_the_book_whose_buffer_it_fits() {
+        let mut md = MarketData::new(BookSizes::default());
+        let mut noop = |_: Event<'_>| {};
+        md.on_frame(diff("AAA", 100, 110, "1.00").as_bytes(), &mut noop);
+        md.on_frame(diff("BBB", 50, 60, "50.00").as_bytes(), &mut noop);
+        md.on_frame(br#"{"lastUpdateId":105,"bids":[["0.99","1"]],"asks":[["1.01","1"]]}"#, &mut noop);
+        let (a, b) = (Symbol::new(b"AAA"), Symbol::new(b"BBB"));
+        assert!(md.book(a).unwrap().is_synced());
+        assert!(!md.book(b).unwrap().is_synced());
+        assert_eq!(md.book(a).unwrap().update_id(), 110);
+    }
+
+    #[test]
+    fn configured_symbols_lock_out_others() {
+        let mut md = MarketData::with_symbols(BookSizes::default(), &[Symbol::new(b"BTCUSDT")]);
+        let mut noop = |_: Event<'_>| {};
+        for i in 0..5 {
+            md.on_frame(diff(&format!("X{i}"), 1, 2, "1").as_bytes(), &mut noop);
+        }
+        assert_eq!(md.symbols().count(), 1);
+        assert_eq!(md.stats().unknown_symbols, 5);
     }
 }

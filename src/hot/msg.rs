@@ -16,10 +16,7 @@ pub struct Level {
 
 impl Level {
     pub const fn new(price: i64, qty: i64) -> Self {
-        Self {
-            price: Price(price),
-            qty: Qty(qty),
-        }
+        Self { price: Price(price), qty: Qty(qty) }
     }
 }
 

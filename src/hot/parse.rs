@@ -21,9 +21,7 @@ use simd_json::{Node, StaticNode};
 
 use crate::hot::compact;
 use crate::hot::fixed::{parse_fixed, DecimalError, Price, Qty};
-use crate::hot::msg::{
-    Aggressor, BookTicker, DepthDiff, Level, Msg, PartialDepth, Snapshot, Symbol, Trade,
-};
+use crate::hot::msg::{Aggressor, BookTicker, DepthDiff, Level, Msg, PartialDepth, Snapshot, Symbol, Trade};
 
 /// Largest frame accepted (a 5000-level REST snapshot is ~400 KB).
 pub const MAX_FRAME: usize = 16 << 20;
@@ -45,18 +43,9 @@ pub enum ParseError {
     #[error("field `{0}` has the wrong JSON type")]
     WrongType(&'static str),
     #[error("field `{field}` holds a bad decimal: {err}")]
-    Decimal {
-        field: &'static str,
-        err: DecimalError,
-    },
-    #[error(
-        "`{field}` has {len} levels, more than the {max} the book can take (raise [book] capacity)"
-    )]
-    TooManyLevels {
-        field: &'static str,
-        len: usize,
-        max: usize,
-    },
+    Decimal { field: &'static str, err: DecimalError },
+    #[error("`{field}` has {len} levels, more than the {max} the book can take (raise [book] capacity)")]
+    TooManyLevels { field: &'static str, len: usize, max: usize },
     #[error("JSON object matches no known Binance message")]
     Unrecognised,
 }
@@ -112,11 +101,7 @@ pub enum StreamKind {
 /// Classifies a stream name and returns its (lower-case) symbol part.
 pub fn classify_stream(name: &[u8]) -> (StreamKind, &[u8]) {
     let Some(at) = memchr::memchr(b'@', name) else {
-        let kind = if name.first() == Some(&b'!') {
-            StreamKind::Control
-        } else {
-            StreamKind::Unused
-        };
+        let kind = if name.first() == Some(&b'!') { StreamKind::Control } else { StreamKind::Unused };
         return (kind, &[]);
     };
     let (sym, rest) = (&name[..at], &name[at + 1..]);
@@ -278,9 +263,7 @@ impl<'t, 'i> Tape<'t, 'i> {
 
     /// Millisecond timestamps; absent is 0.
     fn time(&self, at: Option<usize>, field: &'static str) -> Result<i64, ParseError> {
-        Ok(self
-            .opt_u64(at, field)?
-            .map_or(0, |v| v.min(i64::MAX as u64) as i64))
+        Ok(self.opt_u64(at, field)?.map_or(0, |v| v.min(i64::MAX as u64) as i64))
     }
 
     fn bool(&self, at: Option<usize>, field: &'static str) -> Result<bool, ParseError> {
@@ -315,25 +298,17 @@ impl<'t, 'i> Tape<'t, 'i> {
         if len > max {
             return Err(ParseError::TooManyLevels { field, len, max });
         }
-        let decimal =
-            |s: &str| parse_fixed(s.as_bytes()).map_err(|err| ParseError::Decimal { field, err });
+        let decimal = |s: &str| parse_fixed(s.as_bytes()).map_err(|err| ParseError::Decimal { field, err });
         // Fast path: every level is exactly `[string, string]`, three nodes
         // each, so the whole array is one slice walked in fixed strides.
         if let Node::Array { count, .. } = self.node(i)? {
             if count == 3 * len {
-                let body = self
-                    .nodes
-                    .get(i + 1..i + 1 + count)
-                    .ok_or(ParseError::Json)?;
+                let body = self.nodes.get(i + 1..i + 1 + count).ok_or(ParseError::Json)?;
                 for level in body.chunks_exact(3) {
-                    let [Node::Array { len: 2, .. }, Node::String(ps), Node::String(qs)] = level
-                    else {
+                    let [Node::Array { len: 2, .. }, Node::String(ps), Node::String(qs)] = level else {
                         return Err(ParseError::WrongType(field));
                     };
-                    out.push(Level {
-                        price: Price(decimal(ps)?),
-                        qty: Qty(decimal(qs)?),
-                    });
+                    out.push(Level { price: Price(decimal(ps)?), qty: Qty(decimal(qs)?) });
                 }
                 return Ok(());
             }
@@ -345,14 +320,10 @@ impl<'t, 'i> Tape<'t, 'i> {
             let Node::Array { len: 2.., .. } = level else {
                 return Err(ParseError::WrongType(field));
             };
-            let (Node::String(ps), Node::String(qs)) = (self.node(p + 1)?, self.node(p + 2)?)
-            else {
+            let (Node::String(ps), Node::String(qs)) = (self.node(p + 1)?, self.node(p + 2)?) else {
                 return Err(ParseError::WrongType(field));
             };
-            out.push(Level {
-                price: Price(decimal(ps)?),
-                qty: Qty(decimal(qs)?),
-            });
+            out.push(Level { price: Price(decimal(ps)?), qty: Qty(decimal(qs)?) });
             p += span(&level);
         }
         Ok(())
@@ -446,11 +417,7 @@ impl Parser {
     #[inline]
     fn try_compact(&mut self, json: &[u8], stream_symbol: Symbol) -> Option<Msg> {
         let d = compact::read_diff(json, &mut self.bids, &mut self.asks, self.max_levels)?;
-        let symbol = if stream_symbol.is_empty() {
-            Symbol::new(d.symbol)
-        } else {
-            stream_symbol
-        };
+        let symbol = if stream_symbol.is_empty() { Symbol::new(d.symbol) } else { stream_symbol };
         let time = |v: u64| v.min(i64::MAX as u64) as i64;
         Some(Msg::Diff(DepthDiff {
             symbol,
@@ -462,12 +429,7 @@ impl Parser {
         }))
     }
 
-    fn parse_json(
-        &mut self,
-        json: &[u8],
-        hint: Option<StreamKind>,
-        symbol: Symbol,
-    ) -> Result<Msg, ParseError> {
+    fn parse_json(&mut self, json: &[u8], hint: Option<StreamKind>, symbol: Symbol) -> Result<Msg, ParseError> {
         let len = json.len();
         self.input.clear();
         self.input.extend_from_slice(json);
@@ -475,21 +437,13 @@ impl Parser {
         // Reuse the tape's allocation: an empty Vec carries no borrows, so
         // `reset` can re-tie it to this input's lifetime.
         let mut tape = simd_json::Tape(std::mem::take(&mut self.nodes)).reset();
-        let out =
-            match simd_json::fill_tape_padded(&mut self.input, len, &mut self.buffers, &mut tape) {
-                Ok(()) => {
-                    let t = Tape { nodes: &tape.0 };
-                    decode(
-                        &t,
-                        hint,
-                        symbol,
-                        &mut self.bids,
-                        &mut self.asks,
-                        self.max_levels,
-                    )
-                }
-                Err(_) => Err(ParseError::Json),
-            };
+        let out = match simd_json::fill_tape_padded(&mut self.input, len, &mut self.buffers, &mut tape) {
+            Ok(()) => {
+                let t = Tape { nodes: &tape.0 };
+                decode(&t, hint, symbol, &mut self.bids, &mut self.asks, self.max_levels)
+            }
+            Err(_) => Err(ParseError::Json),
+        };
         self.nodes = tape.reset().0;
         out
     }
@@ -535,11 +489,7 @@ fn decode(
             let event_time = t.time(f.big_e, "E")?;
             if hint == Some(StreamKind::Partial) {
                 // USD-M partial depth uses the diff layout but is a whole top-N book.
-                return Ok(Msg::Partial(PartialDepth {
-                    symbol,
-                    update_id: last_id,
-                    event_time,
-                }));
+                return Ok(Msg::Partial(PartialDepth { symbol, update_id: last_id, event_time }));
             }
             Ok(Msg::Diff(DepthDiff {
                 symbol,
@@ -553,11 +503,7 @@ fn decode(
         Some("bookTicker") => book_ticker(t, &f, symbol),
         Some("trade") | Some("aggTrade") => {
             let aggregated = event == Some("aggTrade");
-            let id = if aggregated {
-                t.u64(f.a, "a")?
-            } else {
-                t.u64(f.t, "t")?
-            };
+            let id = if aggregated { t.u64(f.a, "a")? } else { t.u64(f.t, "t")? };
             Ok(Msg::Trade(Trade {
                 symbol,
                 id,
@@ -565,17 +511,11 @@ fn decode(
                 qty: Qty(t.fixed(f.q, "q")?),
                 trade_time: t.time(f.big_t, "T")?,
                 event_time: t.time(f.big_e, "E")?,
-                aggressor: if t.bool(f.m, "m")? {
-                    Aggressor::Sell
-                } else {
-                    Aggressor::Buy
-                },
+                aggressor: if t.bool(f.m, "m")? { Aggressor::Sell } else { Aggressor::Buy },
                 aggregated,
             }))
         }
-        Some("serverShutdown") => Ok(Msg::ServerShutdown {
-            event_time: t.time(f.big_e, "E")?,
-        }),
+        Some("serverShutdown") => Ok(Msg::ServerShutdown { event_time: t.time(f.big_e, "E")? }),
         Some(_) => Ok(Msg::Skipped),
         None if f.last_update_id.is_some() => {
             t.levels(f.bids, "bids", bids, max)?;
@@ -583,11 +523,7 @@ fn decode(
             let id = t.u64(f.last_update_id, "lastUpdateId")?;
             let event_time = t.time(f.big_e, "E")?;
             if hint == Some(StreamKind::Partial) {
-                Ok(Msg::Partial(PartialDepth {
-                    symbol,
-                    update_id: id,
-                    event_time,
-                }))
+                Ok(Msg::Partial(PartialDepth { symbol, update_id: id, event_time }))
             } else {
                 Ok(Msg::Snapshot(Snapshot {
                     symbol,
@@ -598,9 +534,7 @@ fn decode(
             }
         }
         // Spot bookTicker has no "e": recognise it by its fields.
-        None if f.u.is_some() && f.big_b.is_some() && !t.is_array(f.b) => {
-            book_ticker(t, &f, symbol)
-        }
+        None if f.u.is_some() && f.big_b.is_some() && !t.is_array(f.b) => book_ticker(t, &f, symbol),
         // Subscription replies ({"result":null,"id":1}) carry nothing to act on.
         None if f.result.is_some() => Ok(Msg::Skipped),
         None => Err(ParseError::Unrecognised),
@@ -623,21 +557,12 @@ mod tests {
 
     #[test]
     fn classifies_stream_names() {
-        assert_eq!(
-            classify_stream(b"btcusdt@depth"),
-            (StreamKind::Diff, &b"btcusdt"[..])
-        );
+        assert_eq!(classify_stream(b"btcusdt@depth"), (StreamKind::Diff, &b"btcusdt"[..]));
         assert_eq!(classify_stream(b"btcusdt@depth@100ms").0, StreamKind::Diff);
         assert_eq!(classify_stream(b"btcusdt@depth@0ms").0, StreamKind::Diff);
-        assert_eq!(
-            classify_stream(b"btcusdt@depth20@100ms").0,
-            StreamKind::Partial
-        );
+        assert_eq!(classify_stream(b"btcusdt@depth20@100ms").0, StreamKind::Partial);
         assert_eq!(classify_stream(b"btcusdt@depth5").0, StreamKind::Partial);
-        assert_eq!(
-            classify_stream(b"btcusdt@bookTicker").0,
-            StreamKind::BookTicker
-        );
+        assert_eq!(classify_stream(b"btcusdt@bookTicker").0, StreamKind::BookTicker);
         assert_eq!(classify_stream(b"btcusdt@trade").0, StreamKind::Trade);
         assert_eq!(classify_stream(b"btcusdt@aggTrade").0, StreamKind::AggTrade);
         assert_eq!(classify_stream(b"btcusdt@kline_1m").0, StreamKind::Unused);
@@ -649,10 +574,7 @@ mod tests {
     #[test]
     fn splits_combined_frames_without_parsing() {
         let f = br#"{"stream":"x@depth","data":{"a":1}}"#;
-        assert_eq!(
-            split_combined(f),
-            Some((&b"x@depth"[..], &br#"{"a":1}"#[..]))
-        );
+        assert_eq!(split_combined(f), Some((&b"x@depth"[..], &br#"{"a":1}"#[..])));
         assert_eq!(split_combined(br#"{"data":{},"stream":"x"}"#), None);
         assert_eq!(split_combined(br#"{"stream":"x\"y","data":{}}"#), None);
     }
@@ -660,23 +582,15 @@ mod tests {
     #[test]
     fn unused_streams_are_skipped_even_when_the_payload_is_junk() {
         let mut p = Parser::new(100, 1024);
-        assert_eq!(
-            p.parse(br#"{"stream":"x@kline_1m","data":not json at all}"#),
-            Ok(Msg::Skipped)
-        );
+        assert_eq!(p.parse(br#"{"stream":"x@kline_1m","data":not json at all}"#), Ok(Msg::Skipped));
     }
 
     #[test]
     fn keys_after_data_fall_back_to_the_general_path() {
         let mut p = Parser::new(100, 1024);
         let f = br#"{"stream":"abc@trade","data":{"e":"trade","E":1,"s":"ABC","t":7,"p":"1.5","q":"2","T":1,"m":true},"x":1}"#;
-        let Ok(Msg::Trade(t)) = p.parse(f) else {
-            panic!("not a trade")
-        };
-        assert_eq!(
-            (t.id, t.price, t.aggressor),
-            (7, Price(150_000_000), Aggressor::Sell)
-        );
+        let Ok(Msg::Trade(t)) = p.parse(f) else { panic!("not a trade") };
+        assert_eq!((t.id, t.price, t.aggressor), (7, Price(150_000_000), Aggressor::Sell));
         assert_eq!(t.symbol.as_str(), "ABC");
     }
 }

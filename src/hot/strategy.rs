@@ -25,11 +25,7 @@ pub struct StrategyParams {
 
 impl Default for StrategyParams {
     fn default() -> Self {
-        Self {
-            target_spread_pct: 0.1,
-            min_order_size: Qty(100_000),
-            max_position: Qty(1_000_000),
-        }
+        Self { target_spread_pct: 0.1, min_order_size: Qty(100_000), max_position: Qty(1_000_000) }
     }
 }
 
@@ -97,14 +93,10 @@ impl Strategy for NativeStrategy {
         let dynamic_spread_pct = p.target_spread_pct * spread_mult * vol_mult * dir_mult;
         let half_spread = f.mid * dynamic_spread_pct / 100.0 / 2.0;
         let size = p.min_order_size.to_f64();
-        let bid = (input.position < p.max_position).then(|| SideIntent {
-            price: f.best_bid.price.to_f64() - half_spread,
-            size,
-        });
-        let ask = (input.position > Qty::ZERO).then(|| SideIntent {
-            price: f.best_ask.price.to_f64() + half_spread,
-            size,
-        });
+        let bid = (input.position < p.max_position)
+            .then(|| SideIntent { price: f.best_bid.price.to_f64() - half_spread, size });
+        let ask =
+            (input.position > Qty::ZERO).then(|| SideIntent { price: f.best_ask.price.to_f64() + half_spread, size });
         Decision {
             bid,
             ask,
@@ -142,63 +134,26 @@ mod tests {
 
     fn decide(advice: Advice, position: i64) -> Decision {
         let f = features();
-        let params = StrategyParams {
-            target_spread_pct: 0.2,
-            min_order_size: Qty(50_000_000),
-            max_position: Qty(200_000_000),
-        };
-        NativeStrategy.decide(&StrategyInput {
-            features: &f,
-            position: Qty(position),
-            advice,
-            params: &params,
-        })
+        let params =
+            StrategyParams { target_spread_pct: 0.2, min_order_size: Qty(50_000_000), max_position: Qty(200_000_000) };
+        NativeStrategy.decide(&StrategyInput { features: &f, position: Qty(position), advice, params: &params })
     }
 
     #[test]
     fn every_multiplier_path() {
-        let cases = [
-            (SpreadState::Narrow, 0.7),
-            (SpreadState::Normal, 1.0),
-            (SpreadState::Wide, 1.3),
-        ];
+        let cases = [(SpreadState::Narrow, 0.7), (SpreadState::Normal, 1.0), (SpreadState::Wide, 1.3)];
         for (s, m) in cases {
-            let d = decide(
-                Advice {
-                    spread: s,
-                    ..Advice::neutral()
-                },
-                0,
-            );
+            let d = decide(Advice { spread: s, ..Advice::neutral() }, 0);
             assert!((d.explain.dynamic_spread_pct - 0.2 * m).abs() < 1e-12);
         }
-        for (v, m) in [
-            (Volatility::High, 1.5),
-            (Volatility::Medium, 1.0),
-            (Volatility::Low, 0.7),
-        ] {
-            let d = decide(
-                Advice {
-                    volatility: v,
-                    ..Advice::neutral()
-                },
-                0,
-            );
+        for (v, m) in [(Volatility::High, 1.5), (Volatility::Medium, 1.0), (Volatility::Low, 0.7)] {
+            let d = decide(Advice { volatility: v, ..Advice::neutral() }, 0);
             assert!((d.explain.dynamic_spread_pct - 0.2 * m).abs() < 1e-12);
         }
-        for (dir, m) in [
-            (Direction::Up, 1.1),
-            (Direction::Down, 1.1),
-            (Direction::Sideways, 0.9),
-            (Direction::Neutral, 1.0),
-        ] {
-            let d = decide(
-                Advice {
-                    direction: dir,
-                    ..Advice::neutral()
-                },
-                0,
-            );
+        for (dir, m) in
+            [(Direction::Up, 1.1), (Direction::Down, 1.1), (Direction::Sideways, 0.9), (Direction::Neutral, 1.0)]
+        {
+            let d = decide(Advice { direction: dir, ..Advice::neutral() }, 0);
             assert!((d.explain.dynamic_spread_pct - 0.2 * m).abs() < 1e-12);
         }
         let all = Advice {

@@ -91,12 +91,7 @@ struct DiffBuffer {
 
 impl DiffBuffer {
     fn new(max_events: usize, max_levels: usize) -> Self {
-        Self {
-            events: Vec::with_capacity(max_events),
-            levels: Vec::with_capacity(max_levels),
-            max_events,
-            max_levels,
-        }
+        Self { events: Vec::with_capacity(max_events), levels: Vec::with_capacity(max_levels), max_events, max_levels }
     }
 
     fn clear(&mut self) {
@@ -129,12 +124,7 @@ impl DiffBuffer {
         let start = self.levels.len();
         self.levels.extend_from_slice(bids);
         self.levels.extend_from_slice(asks);
-        self.events.push(Pending {
-            diff,
-            start,
-            bids: bids.len(),
-            asks: asks.len(),
-        });
+        self.events.push(Pending { diff, start, bids: bids.len(), asks: asks.len() });
         dropped
     }
 }
@@ -283,13 +273,7 @@ impl SyncedBook {
                     return;
                 }
                 self.stats.applied += 1;
-                on_applied(
-                    Applied {
-                        update_id: u,
-                        event_time: diff.event_time,
-                    },
-                    &self.book,
-                );
+                on_applied(Applied { update_id: u, event_time: diff.event_time }, &self.book);
             }
         }
     }
@@ -353,24 +337,28 @@ impl SyncedBook {
             return;
         }
         self.stats.applied += 1;
-        on_applied(
-            Applied {
-                update_id: msg.update_id,
-                event_time: msg.event_time,
-            },
-            &self.book,
-        );
+        on_applied(Applied { update_id: msg.update_id, event_time: msg.event_time }, &self.book);
     }
 
     fn load(&mut self, update_id: u64, bids: &[Level], asks: &[Level]) {
+        let was_synced = self.is_synced();
         self.book.load(bids, asks);
         self.update_id = update_id;
         self.state = SyncState::Synced { first: true };
         self.stats.snapshots += 1;
-        if self.ever_synced {
+        // A resync is becoming synced again after losing it, not every
+        // partial-depth message replacing a synced book.
+        if self.ever_synced && !was_synced {
             self.stats.resyncs += 1;
         }
         self.ever_synced = true;
+    }
+
+    /// `(first U, last u)` of the diffs buffered while waiting, if any.
+    pub fn buffered_range(&self) -> Option<(u64, u64)> {
+        let first = self.buffer.events.first()?;
+        let last = self.buffer.events.last()?;
+        Some((first.diff.first_id, last.diff.last_id))
     }
 }
 
@@ -397,12 +385,7 @@ mod tests {
     }
 
     fn snap(id: u64) -> Snapshot {
-        Snapshot {
-            symbol: Symbol::default(),
-            last_update_id: id,
-            event_time: 0,
-            transact_time: 0,
-        }
+        Snapshot { symbol: Symbol::default(), last_update_id: id, event_time: 0, transact_time: 0 }
     }
 
     fn l(p: i64, q: i64) -> Level {
@@ -417,23 +400,15 @@ mod tests {
 
     impl Run {
         fn new() -> Self {
-            Self {
-                b: SyncedBook::new(100, 16, 256),
-                applied: vec![],
-            }
+            Self { b: SyncedBook::new(100, 16, 256), applied: vec![] }
         }
         fn diff(&mut self, d: DepthDiff, bids: &[Level]) {
             let applied = &mut self.applied;
-            self.b.on_diff(&d, bids, &[l(1000, 1)], &mut |a, _| {
-                applied.push(a.update_id)
-            });
+            self.b.on_diff(&d, bids, &[l(1000, 1)], &mut |a, _| applied.push(a.update_id));
         }
         fn snap(&mut self, id: u64) {
             let applied = &mut self.applied;
-            self.b
-                .on_snapshot(&snap(id), &[l(10, 1)], &[l(1000, 1)], &mut |a, _| {
-                    applied.push(a.update_id)
-                });
+            self.b.on_snapshot(&snap(id), &[l(10, 1)], &[l(1000, 1)], &mut |a, _| applied.push(a.update_id));
         }
     }
 
@@ -522,6 +497,17 @@ mod tests {
         assert!(!r.b.is_synced());
         assert_eq!(r.b.stats().crossed, 1);
         assert!(r.applied.is_empty());
+    }
+
+    #[test]
+    fn partial_depth_messages_are_not_resyncs() {
+        let mut b = SyncedBook::new(100, 16, 256);
+        let mut noop = |_: Applied, _: &Book| {};
+        for id in 1..=5 {
+            let p = PartialDepth { symbol: Symbol::default(), update_id: id, event_time: 0 };
+            b.on_partial(&p, &[l(10, 1)], &[l(20, 1)], &mut noop);
+        }
+        assert_eq!((b.stats().snapshots, b.stats().resyncs, b.stats().applied), (5, 0, 5));
     }
 
     #[test]

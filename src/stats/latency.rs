@@ -1,0 +1,152 @@
+//! Per-stage latency histograms (HdrHistogram) and their report forms.
+//!
+//! The hot thread records into its own [`StageHistograms`] (recording is a
+//! few ns and never allocates: the histograms are sized at start-up for 1 ns
+//! to 60 s at 3 significant digits). Reports read percentiles from them and
+//! write the percentile-distribution text (`.hgrm`) that the HdrHistogram
+//! plotter reads.
+
+use std::io::{self, Write};
+
+use hdrhistogram::Histogram;
+
+/// The stages of the hot path, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Frame bytes in memory to quote handed off.
+    TickToQuote,
+    Parse,
+    Book,
+    Strategy,
+    /// Guard and hand-off of the quote.
+    Quote,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 5] = [Stage::TickToQuote, Stage::Parse, Stage::Book, Stage::Strategy, Stage::Quote];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::TickToQuote => "tick_to_quote",
+            Stage::Parse => "parse",
+            Stage::Book => "book",
+            Stage::Strategy => "strategy",
+            Stage::Quote => "quote",
+        }
+    }
+}
+
+/// Percentiles of one stage, ns.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Percentiles {
+    pub count: u64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+}
+
+/// One histogram per [`Stage`].
+#[derive(Clone)]
+pub struct StageHistograms {
+    h: [Histogram<u64>; 5],
+}
+
+impl Default for StageHistograms {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StageHistograms {
+    pub fn new() -> Self {
+        let mk = || Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("static histogram bounds are valid");
+        Self { h: [mk(), mk(), mk(), mk(), mk()] }
+    }
+
+    /// Records one duration; values outside the range are clamped, never lost.
+    #[inline(always)]
+    pub fn record(&mut self, stage: Stage, ns: u64) {
+        self.h[stage as usize].saturating_record(ns.max(1));
+    }
+
+    pub fn histogram(&self, stage: Stage) -> &Histogram<u64> {
+        &self.h[stage as usize]
+    }
+
+    pub fn percentiles(&self, stage: Stage) -> Percentiles {
+        let h = &self.h[stage as usize];
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        Percentiles {
+            count: h.len(),
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
+    }
+
+    /// Adds another set (e.g. from a previous run segment).
+    pub fn add(&mut self, other: &StageHistograms) {
+        for (a, b) in self.h.iter_mut().zip(&other.h) {
+            let _ = a.add(b);
+        }
+    }
+
+    pub fn reset(&mut self) {
+        for h in &mut self.h {
+            h.reset();
+        }
+    }
+}
+
+/// Writes a histogram as HdrHistogram's percentile distribution text (the
+/// `.hgrm` format its plotter reads), values in microseconds.
+pub fn write_hgrm(h: &Histogram<u64>, w: &mut impl Write) -> io::Result<()> {
+    const SCALE_US: f64 = 1000.0;
+    writeln!(w, "{:>12} {:>14} {:>10} {:>14}\n", "Value", "Percentile", "TotalCount", "1/(1-Percentile)")?;
+    let mut total = 0u64;
+    for v in h.iter_quantiles(5) {
+        total += v.count_since_last_iteration();
+        let q = v.quantile_iterated_to();
+        let value = v.value_iterated_to() as f64 / SCALE_US;
+        if q < 1.0 {
+            writeln!(w, "{value:>12.3} {q:>2.12} {total:>10} {:>14.2}", 1.0 / (1.0 - q))?;
+        } else {
+            writeln!(w, "{value:>12.3} {q:>2.12} {total:>10}")?;
+        }
+    }
+    let (mean, sd) = if h.is_empty() { (0.0, 0.0) } else { (h.mean() / SCALE_US, h.stdev() / SCALE_US) };
+    writeln!(w, "#[Mean    = {mean:>12.3}, StdDeviation   = {sd:>12.3}]")?;
+    writeln!(w, "#[Max     = {:>12.3}, Total count    = {:>12}]", h.max() as f64 / SCALE_US, h.len())?;
+    writeln!(w, "#[Buckets = {:>12}, SubBuckets     = {:>12}]", h.buckets(), h.distinct_values())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_and_hgrm() {
+        let mut s = StageHistograms::new();
+        for v in 1..=1000u64 {
+            s.record(Stage::Parse, v * 10);
+        }
+        let p = s.percentiles(Stage::Parse);
+        assert_eq!(p.count, 1000);
+        assert!((4990..=5010).contains(&p.p50), "{p:?}");
+        assert!((9890..=9910).contains(&p.p99), "{p:?}");
+        assert_eq!(s.percentiles(Stage::Book), Percentiles::default());
+        let mut out = Vec::new();
+        write_hgrm(s.histogram(Stage::Parse), &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("       Value     Percentile TotalCount 1/(1-Percentile)"));
+        assert!(text.contains("#[Max     =       10.007") || text.contains("#[Max     =       10.000"), "{text}");
+        assert!(text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).count() > 20);
+    }
+}

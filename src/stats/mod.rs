@@ -1,0 +1,5 @@
+//! Measurements: the clock the hot path stamps with and the latency
+//! histograms it records into.
+
+pub mod clock;
+pub mod latency;
