@@ -14,18 +14,11 @@ use crate::hot::market::BookSizes;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("config file {path} is not valid TOML for mmbot: {message}")]
     Toml { path: String, message: String },
     #[error("config key `{key}` = {value} is invalid: {allowed}")]
-    Invalid {
-        key: &'static str,
-        value: String,
-        allowed: String,
-    },
+    Invalid { key: &'static str, value: String, allowed: String },
 }
 
 /// `[book]` as written in the file.
@@ -53,13 +46,7 @@ pub struct Config {
     pub book: BookSizes,
 }
 
-fn in_range(
-    key: &'static str,
-    v: Option<i64>,
-    default: usize,
-    lo: i64,
-    hi: i64,
-) -> Result<usize, ConfigError> {
+fn in_range(key: &'static str, v: Option<i64>, default: usize, lo: i64, hi: i64) -> Result<usize, ConfigError> {
     match v {
         None => Ok(default),
         Some(v) if (lo..=hi).contains(&v) => Ok(v as usize),
@@ -74,19 +61,15 @@ fn in_range(
 impl Config {
     /// Parses and validates TOML text; `origin` names it in messages.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Toml {
-            path: origin.to_string(),
-            message: e.to_string(),
-        })?;
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Toml { path: origin.to_string(), message: e.to_string() })?;
         Self::validate(raw)
     }
 
     /// Reads and validates a file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
         Self::from_toml(&text, &path.display().to_string())
     }
 
@@ -109,20 +92,8 @@ impl Config {
                 20,
                 100_000,
             )?,
-            buffer_events: in_range(
-                "book.buffer_events",
-                b.buffer_events,
-                d.buffer_events,
-                16,
-                1_000_000,
-            )?,
-            buffer_levels: in_range(
-                "book.buffer_levels",
-                b.buffer_levels,
-                d.buffer_levels,
-                256,
-                10_000_000,
-            )?,
+            buffer_events: in_range("book.buffer_events", b.buffer_events, d.buffer_events, 16, 1_000_000)?,
+            buffer_levels: in_range("book.buffer_levels", b.buffer_levels, d.buffer_levels, 256, 10_000_000)?,
             max_symbols: in_range("book.max_symbols", b.max_symbols, d.max_symbols, 1, 1024)?,
         };
         Ok(Self { book })
@@ -140,16 +111,9 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_key() {
-        let e = Config::from_toml("[book]\ncapacity = 3\n", "t")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("book.capacity") && e.contains('3') && e.contains("64 to 4194304"),
-            "{e}"
-        );
-        let e = Config::from_toml("[book]\ncapcity = 3000\n", "t")
-            .unwrap_err()
-            .to_string();
+        let e = Config::from_toml("[book]\ncapacity = 3\n", "t").unwrap_err().to_string();
+        assert!(e.contains("book.capacity") && e.contains('3') && e.contains("64 to 4194304"), "{e}");
+        let e = Config::from_toml("[book]\ncapcity = 3000\n", "t").unwrap_err().to_string();
         assert!(e.contains("capcity"), "{e}");
     }
 }

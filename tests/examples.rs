@@ -10,9 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use mmbot::hot::fixed::{Price, Qty};
-use mmbot::hot::msg::{
-    Aggressor, BookTicker, DepthDiff, Level, Msg, PartialDepth, Snapshot, Symbol, Trade,
-};
+use mmbot::hot::msg::{Aggressor, BookTicker, DepthDiff, Level, Msg, PartialDepth, Snapshot, Symbol, Trade};
 use mmbot::hot::parse::Parser;
 
 fn parser() -> Parser {
@@ -31,10 +29,7 @@ fn sym(s: &str) -> Symbol {
 fn examples_dir(test: &str) -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/binance/examples");
     if !dir.is_dir() {
-        eprintln!(
-            "SKIP {test}: {} is absent (Binance doc examples live in ../shared/binance/examples)",
-            dir.display()
-        );
+        eprintln!("SKIP {test}: {} is absent (Binance doc examples live in ../shared/binance/examples)", dir.display());
         return None;
     }
     Some(dir)
@@ -47,8 +42,7 @@ fn examples_dir(test: &str) -> Option<PathBuf> {
 fn example(dir: &Path, name: &str) -> Vec<u8> {
     let path = dir.join(name);
     let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let v: serde_json::Value =
-        serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"));
+    let v: serde_json::Value = serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"));
     for key in ["payload", "example", "response", "body"] {
         if let Some(inner) = v.get(key) {
             if inner.is_object() {
@@ -82,14 +76,7 @@ fn wrappers(stream: &str, payload: &[u8]) -> Vec<Vec<u8>> {
 
 /// Asserts `payload` parsed bare and inside every wrapper shape.
 #[track_caller]
-fn check_wrapped_and_bare(
-    stream: &str,
-    payload: &[u8],
-    wrapped: Msg,
-    bare: Msg,
-    bids: &[Level],
-    asks: &[Level],
-) {
+fn check_wrapped_and_bare(stream: &str, payload: &[u8], wrapped: Msg, bare: Msg, bids: &[Level], asks: &[Level]) {
     let mut p = parser();
     check(&mut p, payload, bare, bids, asks);
     for frame in wrappers(stream, payload) {
@@ -144,17 +131,9 @@ fn spot_partial_depth20_example_bare_is_a_snapshot_wrapped_is_a_partial() {
         return;
     };
     let payload = example(&dir, "spot_ws_partial_depth_depth20.json");
-    let bare = Msg::Snapshot(Snapshot {
-        symbol: Symbol::default(),
-        last_update_id: 160,
-        event_time: 0,
-        transact_time: 0,
-    });
-    let wrapped = Msg::Partial(PartialDepth {
-        symbol: sym("BNBBTC"),
-        update_id: 160,
-        event_time: 0,
-    });
+    let bare =
+        Msg::Snapshot(Snapshot { symbol: Symbol::default(), last_update_id: 160, event_time: 0, transact_time: 0 });
+    let wrapped = Msg::Partial(PartialDepth { symbol: sym("BNBBTC"), update_id: 160, event_time: 0 });
     check_wrapped_and_bare(
         "bnbbtc@depth20@100ms",
         &payload,
@@ -166,13 +145,7 @@ fn spot_partial_depth20_example_bare_is_a_snapshot_wrapped_is_a_partial() {
     // The 1000 ms stream name (no speed suffix) is a partial too.
     let mut p = parser();
     let frame = wrappers("bnbbtc@depth20", &payload).remove(0);
-    check(
-        &mut p,
-        &frame,
-        wrapped,
-        &[lv(240_000, 1_000_000_000)],
-        &[lv(260_000, 10_000_000_000)],
-    );
+    check(&mut p, &frame, wrapped, &[lv(240_000, 1_000_000_000)], &[lv(260_000, 10_000_000_000)]);
 }
 
 #[test]
@@ -264,11 +237,8 @@ fn usdm_partial_depth5_example_wrapped_is_a_partial_bare_is_a_diff() {
         lv(740_715_000_000, 480_000_000),
         lv(740_720_000_000, 17_500_000),
     ];
-    let wrapped = Msg::Partial(PartialDepth {
-        symbol: sym("BTCUSDT"),
-        update_id: 390_497_878,
-        event_time: 1_571_889_248_277,
-    });
+    let wrapped =
+        Msg::Partial(PartialDepth { symbol: sym("BTCUSDT"), update_id: 390_497_878, event_time: 1_571_889_248_277 });
     let bare = Msg::Diff(DepthDiff {
         symbol: sym("BTCUSDT"),
         event_time: 1_571_889_248_277,
@@ -279,19 +249,8 @@ fn usdm_partial_depth5_example_wrapped_is_a_partial_bare_is_a_diff() {
     });
     check_wrapped_and_bare("btcusdt@depth5", &payload, wrapped, bare, &bids, &asks);
     let mut p = parser();
-    for stream in [
-        "btcusdt@depth5@100ms",
-        "btcusdt@depth5@500ms",
-        "btcusdt@depth10",
-        "btcusdt@depth20@100ms",
-    ] {
-        check(
-            &mut p,
-            &wrappers(stream, &payload)[0],
-            wrapped,
-            &bids,
-            &asks,
-        );
+    for stream in ["btcusdt@depth5@100ms", "btcusdt@depth5@500ms", "btcusdt@depth10", "btcusdt@depth20@100ms"] {
+        check(&mut p, &wrappers(stream, &payload)[0], wrapped, &bids, &asks);
     }
 }
 
@@ -322,13 +281,7 @@ fn spot_combined_wrapper_example() {
     check(&mut p, &frame, spot_diff_160("BNBBTC"), &b, &a);
     // Compact (keys sorted by serde_json: "data" before "stream").
     let v: serde_json::Value = serde_json::from_slice(&frame).unwrap();
-    check(
-        &mut p,
-        &serde_json::to_vec(&v).unwrap(),
-        spot_diff_160("BNBBTC"),
-        &b,
-        &a,
-    );
+    check(&mut p, &serde_json::to_vec(&v).unwrap(), spot_diff_160("BNBBTC"), &b, &a);
     // Compact with "stream" first: the fast path.
     let data = serde_json::to_string(&v["data"]).unwrap();
     let fast = format!(r#"{{"stream":"bnbbtc@depth","data":{data}}}"#);
@@ -341,30 +294,16 @@ fn spot_server_shutdown_examples() {
         return;
     };
     let mut p = parser();
-    let msg = Msg::ServerShutdown {
-        event_time: 1_770_123_456_789,
-    };
-    for name in [
-        "spot_ws_serverShutdown_raw.json",
-        "spot_ws_serverShutdown_combined.json",
-    ] {
+    let msg = Msg::ServerShutdown { event_time: 1_770_123_456_789 };
+    for name in ["spot_ws_serverShutdown_raw.json", "spot_ws_serverShutdown_combined.json"] {
         let frame = example(&dir, name);
         assert_eq!(p.parse(&frame), Ok(msg), "{name}");
         let v: serde_json::Value = serde_json::from_slice(&frame).unwrap();
-        assert_eq!(
-            p.parse(&serde_json::to_vec(&v).unwrap()),
-            Ok(msg),
-            "{name} compact"
-        );
+        assert_eq!(p.parse(&serde_json::to_vec(&v).unwrap()), Ok(msg), "{name} compact");
     }
     let raw = example(&dir, "spot_ws_serverShutdown_raw.json");
     for frame in wrappers("!serverShutdown", &raw) {
-        assert_eq!(
-            p.parse(&frame),
-            Ok(msg),
-            "{}",
-            String::from_utf8_lossy(&frame)
-        );
+        assert_eq!(p.parse(&frame), Ok(msg), "{}", String::from_utf8_lossy(&frame));
     }
 }
 
@@ -377,10 +316,7 @@ fn spot_subscribe_response_example_is_skipped() {
     let mut p = parser();
     assert_eq!(p.parse(&frame), Ok(Msg::Skipped));
     assert_eq!(p.parse(br#"{"result":null,"id":1}"#), Ok(Msg::Skipped));
-    assert_eq!(
-        p.parse(br#"{"id":"abc","result":["btcusdt@depth"]}"#),
-        Ok(Msg::Skipped)
-    );
+    assert_eq!(p.parse(br#"{"id":"abc","result":["btcusdt@depth"]}"#), Ok(Msg::Skipped));
 }
 
 // ---------------------------------------------------------------------------
@@ -389,7 +325,8 @@ fn spot_subscribe_response_example_is_skipped() {
 
 #[test]
 fn spot_trade() {
-    let payload = br#"{"e":"trade","E":123456789,"s":"BNBBTC","t":12345,"p":"0.001","q":"100","T":123456785,"m":true,"M":true}"#;
+    let payload =
+        br#"{"e":"trade","E":123456789,"s":"BNBBTC","t":12345,"p":"0.001","q":"100","T":123456785,"m":true,"M":true}"#;
     let msg = Msg::Trade(Trade {
         symbol: sym("BNBBTC"),
         id: 12345,
@@ -403,9 +340,7 @@ fn spot_trade() {
     check_wrapped_and_bare("bnbbtc@trade", payload, msg, msg, &[], &[]);
     // Buyer is the taker when the buyer is not the maker.
     let buy = br#"{"e":"trade","E":1,"s":"BNBBTC","t":7,"p":"2","q":"3","T":1,"m":false,"M":true}"#;
-    let Ok(Msg::Trade(t)) = parser().parse(buy) else {
-        panic!("not a trade")
-    };
+    let Ok(Msg::Trade(t)) = parser().parse(buy) else { panic!("not a trade") };
     assert_eq!(t.aggressor, Aggressor::Buy);
 }
 
@@ -473,12 +408,7 @@ fn unknown_streams_are_skipped() {
         ("!miniTicker@arr", &mark[..]),
     ] {
         for frame in wrappers(stream, payload) {
-            assert_eq!(
-                p.parse(&frame),
-                Ok(Msg::Skipped),
-                "{}",
-                String::from_utf8_lossy(&frame)
-            );
+            assert_eq!(p.parse(&frame), Ok(Msg::Skipped), "{}", String::from_utf8_lossy(&frame));
         }
     }
     // Raw (unwrapped) events of unused kinds are skipped by their "e".
@@ -522,22 +452,14 @@ fn wrapper_with_data_before_stream_is_routed_by_the_stream_name() {
     check(
         &mut p,
         frame,
-        Msg::Partial(PartialDepth {
-            symbol: sym("BNBBTC"),
-            update_id: 160,
-            event_time: 0,
-        }),
+        Msg::Partial(PartialDepth { symbol: sym("BNBBTC"), update_id: 160, event_time: 0 }),
         &[lv(240_000, 1_000_000_000)],
         &[lv(260_000, 10_000_000_000)],
     );
-    let frame = br#"{"data":{"e":"trade","E":1,"s":"BNBBTC","t":2,"p":"3","q":"4","T":5,"m":false},"stream":"bnbbtc@trade"}"#;
-    let Ok(Msg::Trade(t)) = p.parse(frame) else {
-        panic!("not a trade")
-    };
-    assert_eq!(
-        (t.id, t.price, t.qty, t.aggressor),
-        (2, Price(300_000_000), Qty(400_000_000), Aggressor::Buy)
-    );
+    let frame =
+        br#"{"data":{"e":"trade","E":1,"s":"BNBBTC","t":2,"p":"3","q":"4","T":5,"m":false},"stream":"bnbbtc@trade"}"#;
+    let Ok(Msg::Trade(t)) = p.parse(frame) else { panic!("not a trade") };
+    assert_eq!((t.id, t.price, t.qty, t.aggressor), (2, Price(300_000_000), Qty(400_000_000), Aggressor::Buy));
     let frame = br#"{"data":{"e":"kline","E":1},"stream":"bnbbtc@kline_1m"}"#;
     assert_eq!(p.parse(frame), Ok(Msg::Skipped));
 }
@@ -550,11 +472,7 @@ fn stream_symbol_names_the_book_even_when_the_payload_has_none() {
         check(
             &mut p,
             &frame,
-            Msg::Partial(PartialDepth {
-                symbol: sym("ETHBTC"),
-                update_id: 7,
-                event_time: 0,
-            }),
+            Msg::Partial(PartialDepth { symbol: sym("ETHBTC"), update_id: 7, event_time: 0 }),
             &[],
             &[],
         );
@@ -581,12 +499,7 @@ fn old_style_levels_with_a_third_element_are_accepted() {
     check(
         &mut p,
         snap,
-        Msg::Snapshot(Snapshot {
-            symbol: Symbol::default(),
-            last_update_id: 9,
-            event_time: 0,
-            transact_time: 0,
-        }),
+        Msg::Snapshot(Snapshot { symbol: Symbol::default(), last_update_id: 9, event_time: 0, transact_time: 0 }),
         &[lv(10_000_000, 200_000_000), lv(5_000_000, 100_000_000)],
         &asks,
     );

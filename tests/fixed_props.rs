@@ -9,9 +9,7 @@
 
 use std::str::FromStr;
 
-use mmbot::hot::fixed::{
-    parse_fixed, push_fixed, write_fixed, DecimalError, Price, Qty, MAX_FORMATTED_LEN,
-};
+use mmbot::hot::fixed::{parse_fixed, push_fixed, write_fixed, DecimalError, Price, Qty, MAX_FORMATTED_LEN};
 use proptest::prelude::*;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
@@ -40,10 +38,7 @@ fn reference(s: &[u8]) -> Option<i64> {
     let text = std::str::from_utf8(s).expect("digits and a dot are ASCII");
     let d = Decimal::from_str(text).expect("rust_decimal parses a plain decimal");
     let scaled = d * Decimal::from(100_000_000i64);
-    assert!(
-        scaled.fract().is_zero(),
-        "{text}: at most 8 decimals scale to an integer"
-    );
+    assert!(scaled.fract().is_zero(), "{text}: at most 8 decimals scale to an integer");
     scaled.to_i64()
 }
 
@@ -101,16 +96,13 @@ fn digit_strings() -> impl Strategy<Value = String> {
 /// Strings with junk: signs, exponents, blanks, extra dots, other bytes.
 fn junk_strings() -> impl Strategy<Value = Vec<u8>> {
     let junk_byte = prop::sample::select(vec![
-        b'-', b'+', b'e', b'E', b' ', b'.', b'.', b'\t', b'x', b'/', b':', b'0', b'5', b'9', 0u8,
-        0x80, 0xff, b'_', b',',
+        b'-', b'+', b'e', b'E', b' ', b'.', b'.', b'\t', b'x', b'/', b':', b'0', b'5', b'9', 0u8, 0x80, 0xff, b'_',
+        b',',
     ]);
     prop_oneof![
         // Digit strings with junk bytes inserted or overwritten.
-        (
-            digit_strings(),
-            prop::collection::vec((any::<usize>(), junk_byte.clone(), any::<bool>()), 1..4)
-        )
-            .prop_map(|(s, edits)| {
+        (digit_strings(), prop::collection::vec((any::<usize>(), junk_byte.clone(), any::<bool>()), 1..4)).prop_map(
+            |(s, edits)| {
                 let mut b = s.into_bytes();
                 for (i, x, insert) in edits {
                     let at = i % (b.len() + 1);
@@ -121,23 +113,17 @@ fn junk_strings() -> impl Strategy<Value = Vec<u8>> {
                     }
                 }
                 b
-            }),
-        // Short strings over a small alphabet: every odd combination.
-        prop::collection::vec(
-            prop_oneof![prop::sample::select(b"0123456789".to_vec()), junk_byte],
-            0..16
+            }
         ),
+        // Short strings over a small alphabet: every odd combination.
+        prop::collection::vec(prop_oneof![prop::sample::select(b"0123456789".to_vec()), junk_byte], 0..16),
         // Anything at all.
         prop::collection::vec(any::<u8>(), 0..24),
     ]
 }
 
 fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
+    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
 }
 
 proptest! {
@@ -239,19 +225,13 @@ fn every_shape_with_one_bad_byte_matches_the_reference() {
     // Deterministic sweep: every integer length 1..=12 and fraction length
     // 0..=9 (with and without the dot), then each position overwritten with,
     // or preceded by, each junk byte. Covers every alignment of 8-byte loads.
-    let junk = [
-        b'-', b'+', b'e', b'E', b' ', b'.', b'/', b':', b'a', 0u8, 0x7f, 0xff, b'0', b'9',
-    ];
+    let junk = [b'-', b'+', b'e', b'E', b' ', b'.', b'/', b':', b'a', 0u8, 0x7f, 0xff, b'0', b'9'];
     let mut checked = 0;
     let mut check = |b: &[u8]| {
         let got = parse_fixed(b);
         match reference(b) {
             Some(v) => assert_eq!(got, Ok(v), "{:?}", String::from_utf8_lossy(b)),
-            None => assert!(
-                got.is_err(),
-                "{:?} accepted as {got:?}",
-                String::from_utf8_lossy(b)
-            ),
+            None => assert!(got.is_err(), "{:?} accepted as {got:?}", String::from_utf8_lossy(b)),
         }
         checked += 1;
     };

@@ -36,8 +36,7 @@ fn dec(field: &'static str, err: DecimalError) -> ParseError {
 
 /// A spot diff with `b` and `a` spliced in as raw JSON text.
 fn diff_with(b: &str, a: &str) -> Vec<u8> {
-    format!(r#"{{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":10,"u":12,"b":{b},"a":{a}}}"#)
-        .into_bytes()
+    format!(r#"{{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":10,"u":12,"b":{b},"a":{a}}}"#).into_bytes()
 }
 
 /// Hand-made bad frames and their exact errors. The last element says whether
@@ -54,12 +53,7 @@ fn bad_frames() -> Vec<(&'static str, Vec<u8>, ParseError, bool)> {
         ("bare word value", s(r#"{"e":depthUpdate}"#), E::Json, true),
         ("single quotes", s("{'e':'trade'}"), E::Json, true),
         ("binary", vec![0x00, 0xff, 0xfe, 0x7b, 0x80], E::Json, true),
-        (
-            "invalid utf-8 in a string",
-            b"{\"e\":\"\xff\xfe\"}".to_vec(),
-            E::Json,
-            true,
-        ),
+        ("invalid utf-8 in a string", b"{\"e\":\"\xff\xfe\"}".to_vec(), E::Json, true),
         ("two documents", s(r#"{"a":1}{"b":2}"#), E::Json, true),
         ("trailing comma", s(r#"{"e":"trade",}"#), E::Json, true),
         ("unclosed", s(r#"{"e":"trade""#), E::Json, true),
@@ -72,30 +66,10 @@ fn bad_frames() -> Vec<(&'static str, Vec<u8>, ParseError, bool)> {
         ("null", s("null"), E::NotObject, true),
         ("true", s("true"), E::NotObject, true),
         // Missing fields.
-        (
-            "diff without u",
-            s(r#"{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":10,"b":[],"a":[]}"#),
-            E::Missing("u"),
-            true,
-        ),
-        (
-            "diff without U",
-            s(r#"{"e":"depthUpdate","E":1,"s":"BTCUSDT","u":10,"b":[],"a":[]}"#),
-            E::Missing("U"),
-            true,
-        ),
-        (
-            "diff without b",
-            s(r#"{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":10,"u":12,"a":[]}"#),
-            E::Missing("b"),
-            true,
-        ),
-        (
-            "snapshot without asks",
-            s(r#"{"lastUpdateId":5,"bids":[]}"#),
-            E::Missing("asks"),
-            true,
-        ),
+        ("diff without u", s(r#"{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":10,"b":[],"a":[]}"#), E::Missing("u"), true),
+        ("diff without U", s(r#"{"e":"depthUpdate","E":1,"s":"BTCUSDT","u":10,"b":[],"a":[]}"#), E::Missing("U"), true),
+        ("diff without b", s(r#"{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":10,"u":12,"a":[]}"#), E::Missing("b"), true),
+        ("snapshot without asks", s(r#"{"lastUpdateId":5,"bids":[]}"#), E::Missing("asks"), true),
         (
             "trade without m",
             s(r#"{"e":"trade","E":1,"s":"BTCUSDT","t":1,"p":"1","q":"1","T":1}"#),
@@ -151,72 +125,17 @@ fn bad_frames() -> Vec<(&'static str, Vec<u8>, ParseError, bool)> {
             E::WrongType("pu"),
             true,
         ),
-        (
-            "e as a number",
-            s(r#"{"e":5,"E":1}"#),
-            E::WrongType("e"),
-            true,
-        ),
-        (
-            "b as an object",
-            diff_with(r#"{"0.1":"1"}"#, "[]"),
-            E::WrongType("b"),
-            true,
-        ),
-        (
-            "a as a string",
-            diff_with("[]", r#""0.1""#),
-            E::WrongType("a"),
-            true,
-        ),
-        (
-            "level [\"1\"] in b",
-            diff_with(r#"[["1"]]"#, "[]"),
-            E::WrongType("b"),
-            true,
-        ),
-        (
-            "level [1,2] in b",
-            diff_with("[[1,2]]", "[]"),
-            E::WrongType("b"),
-            true,
-        ),
-        (
-            "level [1,2] in a",
-            diff_with("[]", "[[1,2]]"),
-            E::WrongType("a"),
-            true,
-        ),
-        (
-            "level [\"1\",2] in b",
-            diff_with(r#"[["1",2]]"#, "[]"),
-            E::WrongType("b"),
-            true,
-        ),
-        (
-            "level [] in b",
-            diff_with("[[]]", "[[\"1\",\"1\"]]"),
-            E::WrongType("b"),
-            true,
-        ),
-        (
-            "level as a string in b",
-            diff_with(r#"["1","2"]"#, "[]"),
-            E::WrongType("b"),
-            true,
-        ),
-        (
-            "level as an object in b",
-            diff_with(r#"[{"p":"1","q":"2"}]"#, "[]"),
-            E::WrongType("b"),
-            true,
-        ),
-        (
-            "level [[\"1\",\"2\"]] in b",
-            diff_with(r#"[[["1","2"]]]"#, "[]"),
-            E::WrongType("b"),
-            true,
-        ),
+        ("e as a number", s(r#"{"e":5,"E":1}"#), E::WrongType("e"), true),
+        ("b as an object", diff_with(r#"{"0.1":"1"}"#, "[]"), E::WrongType("b"), true),
+        ("a as a string", diff_with("[]", r#""0.1""#), E::WrongType("a"), true),
+        ("level [\"1\"] in b", diff_with(r#"[["1"]]"#, "[]"), E::WrongType("b"), true),
+        ("level [1,2] in b", diff_with("[[1,2]]", "[]"), E::WrongType("b"), true),
+        ("level [1,2] in a", diff_with("[]", "[[1,2]]"), E::WrongType("a"), true),
+        ("level [\"1\",2] in b", diff_with(r#"[["1",2]]"#, "[]"), E::WrongType("b"), true),
+        ("level [] in b", diff_with("[[]]", "[[\"1\",\"1\"]]"), E::WrongType("b"), true),
+        ("level as a string in b", diff_with(r#"["1","2"]"#, "[]"), E::WrongType("b"), true),
+        ("level as an object in b", diff_with(r#"[{"p":"1","q":"2"}]"#, "[]"), E::WrongType("b"), true),
+        ("level [[\"1\",\"2\"]] in b", diff_with(r#"[[["1","2"]]]"#, "[]"), E::WrongType("b"), true),
         (
             "trade m as a string",
             s(r#"{"e":"trade","E":1,"s":"BTCUSDT","t":1,"p":"1","q":"1","T":1,"m":"true"}"#),
@@ -244,83 +163,26 @@ fn bad_frames() -> Vec<(&'static str, Vec<u8>, ParseError, bool)> {
             true,
         ),
         // Bad decimals, in prices and in quantities.
-        (
-            "price 1e5",
-            diff_with(r#"[["1e5","1"]]"#, "[]"),
-            dec("b", D::Exponent),
-            true,
-        ),
-        (
-            "price -1",
-            diff_with(r#"[["-1","1"]]"#, "[]"),
-            dec("b", D::Sign),
-            true,
-        ),
-        (
-            "price 1.123456789",
-            diff_with(r#"[["1.123456789","1"]]"#, "[]"),
-            dec("b", D::TooManyDecimals),
-            true,
-        ),
-        (
-            "empty price",
-            diff_with(r#"[["","1"]]"#, "[]"),
-            dec("b", D::Empty),
-            true,
-        ),
-        (
-            "ask price +1",
-            diff_with("[]", r#"[["+1","1"]]"#),
-            dec("a", D::Sign),
-            true,
-        ),
-        (
-            "ask qty .5",
-            diff_with("[]", r#"[["1",".5"]]"#),
-            dec("a", D::MissingDigits),
-            true,
-        ),
-        (
-            "price with a blank",
-            diff_with(r#"[[" 1","1"]]"#, "[]"),
-            dec("b", D::NonDigit(b' ')),
-            true,
-        ),
+        ("price 1e5", diff_with(r#"[["1e5","1"]]"#, "[]"), dec("b", D::Exponent), true),
+        ("price -1", diff_with(r#"[["-1","1"]]"#, "[]"), dec("b", D::Sign), true),
+        ("price 1.123456789", diff_with(r#"[["1.123456789","1"]]"#, "[]"), dec("b", D::TooManyDecimals), true),
+        ("empty price", diff_with(r#"[["","1"]]"#, "[]"), dec("b", D::Empty), true),
+        ("ask price +1", diff_with("[]", r#"[["+1","1"]]"#), dec("a", D::Sign), true),
+        ("ask qty .5", diff_with("[]", r#"[["1",".5"]]"#), dec("a", D::MissingDigits), true),
+        ("price with a blank", diff_with(r#"[[" 1","1"]]"#, "[]"), dec("b", D::NonDigit(b' ')), true),
         (
             "price 12 integer digits",
             diff_with(r#"[["123456789012","1"]]"#, "[]"),
             dec("b", D::TooManyIntegerDigits),
             true,
         ),
-        (
-            "price overflow",
-            diff_with(r#"[["99999999999","1"]]"#, "[]"),
-            dec("b", D::Overflow),
-            true,
-        ),
-        (
-            "second level bad",
-            diff_with(r#"[["1","1"],["2","1x"]]"#, "[]"),
-            dec("b", D::NonDigit(b'x')),
-            true,
-        ),
-        (
-            "snapshot bid 1e5",
-            s(r#"{"lastUpdateId":5,"bids":[["1e5","1"]],"asks":[]}"#),
-            dec("bids", D::Exponent),
-            true,
-        ),
-        (
-            "bookTicker bid -1",
-            s(r#"{"u":1,"s":"BNBUSDT","b":"-1","B":"1","a":"2","A":"1"}"#),
-            dec("b", D::Sign),
-            true,
-        ),
+        ("price overflow", diff_with(r#"[["99999999999","1"]]"#, "[]"), dec("b", D::Overflow), true),
+        ("second level bad", diff_with(r#"[["1","1"],["2","1x"]]"#, "[]"), dec("b", D::NonDigit(b'x')), true),
+        ("snapshot bid 1e5", s(r#"{"lastUpdateId":5,"bids":[["1e5","1"]],"asks":[]}"#), dec("bids", D::Exponent), true),
+        ("bookTicker bid -1", s(r#"{"u":1,"s":"BNBUSDT","b":"-1","B":"1","a":"2","A":"1"}"#), dec("b", D::Sign), true),
         (
             "trade qty 1.123456789",
-            s(
-                r#"{"e":"trade","E":1,"s":"BTCUSDT","t":1,"p":"1","q":"1.123456789","T":1,"m":true}"#,
-            ),
+            s(r#"{"e":"trade","E":1,"s":"BTCUSDT","t":1,"p":"1","q":"1.123456789","T":1,"m":true}"#),
             dec("q", D::TooManyDecimals),
             true,
         ),
@@ -328,42 +190,20 @@ fn bad_frames() -> Vec<(&'static str, Vec<u8>, ParseError, bool)> {
         (
             "101 bids",
             diff_with(&format!("[{}]", vec![r#"["1","1"]"#; 101].join(",")), "[]"),
-            E::TooManyLevels {
-                field: "b",
-                len: 101,
-                max: 100,
-            },
+            E::TooManyLevels { field: "b", len: 101, max: 100 },
             true,
         ),
         (
             "101 asks in a snapshot",
-            format!(
-                r#"{{"lastUpdateId":5,"bids":[],"asks":[{}]}}"#,
-                vec![r#"["1","1"]"#; 101].join(",")
-            )
-            .into_bytes(),
-            E::TooManyLevels {
-                field: "asks",
-                len: 101,
-                max: 100,
-            },
+            format!(r#"{{"lastUpdateId":5,"bids":[],"asks":[{}]}}"#, vec![r#"["1","1"]"#; 101].join(",")).into_bytes(),
+            E::TooManyLevels { field: "asks", len: 101, max: 100 },
             true,
         ),
         // Objects that are no Binance message.
         ("foo", s(r#"{"foo":1}"#), E::Unrecognised, true),
         ("empty object", s("{}"), E::Unrecognised, true),
-        (
-            "u without B",
-            s(r#"{"u":1,"b":"1"}"#),
-            E::Unrecognised,
-            true,
-        ),
-        (
-            "wrapper whose stream is not a string",
-            s(r#"{"stream":5,"data":{"e":"trade"}}"#),
-            E::Unrecognised,
-            false,
-        ),
+        ("u without B", s(r#"{"u":1,"b":"1"}"#), E::Unrecognised, true),
+        ("wrapper whose stream is not a string", s(r#"{"stream":5,"data":{"e":"trade"}}"#), E::Unrecognised, false),
     ]
 }
 
@@ -389,12 +229,7 @@ fn every_bad_frame_gets_its_exact_error() {
                 let w = if std::str::from_utf8(&frame).is_ok() {
                     w.into_bytes()
                 } else {
-                    [
-                        br#"{"stream":"btcusdt@depth","data":"#.as_slice(),
-                        &frame,
-                        b"}",
-                    ]
-                    .concat()
+                    [br#"{"stream":"btcusdt@depth","data":"#.as_slice(), &frame, b"}"].concat()
                 };
                 let got = p.parse(&w);
                 if got != Err(expect) {
@@ -406,12 +241,7 @@ fn every_bad_frame_gets_its_exact_error() {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} wrong errors:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} wrong errors:\n{}", failures.len(), failures.join("\n"));
 }
 
 /// Regression: a one-element level that is the last node of the frame must be
@@ -423,18 +253,9 @@ fn short_level_at_the_end_of_the_frame_is_wrong_type_not_json() {
     let mut p = parser();
     let cases: [(&[u8], ParseError); 4] = [
         // "a" is the last key: the level ["1"] ends the tape.
-        (
-            br#"{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":10,"u":12,"b":[],"a":[["1"]]}"#,
-            ParseError::WrongType("a"),
-        ),
-        (
-            br#"{"lastUpdateId":5,"bids":[],"asks":[["1"]]}"#,
-            ParseError::WrongType("asks"),
-        ),
-        (
-            br#"{"lastUpdateId":5,"bids":[],"asks":[[]]}"#,
-            ParseError::WrongType("asks"),
-        ),
+        (br#"{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":10,"u":12,"b":[],"a":[["1"]]}"#, ParseError::WrongType("a")),
+        (br#"{"lastUpdateId":5,"bids":[],"asks":[["1"]]}"#, ParseError::WrongType("asks")),
+        (br#"{"lastUpdateId":5,"bids":[],"asks":[[]]}"#, ParseError::WrongType("asks")),
         (
             br#"{"stream":"btcusdt@depth20","data":{"lastUpdateId":5,"bids":[],"asks":[["1"]]}}"#,
             ParseError::WrongType("asks"),
@@ -444,10 +265,7 @@ fn short_level_at_the_end_of_the_frame_is_wrong_type_not_json() {
     for (frame, expect) in cases {
         let got = p.parse(frame);
         if got != Err(expect) {
-            failures.push(format!(
-                "{}: expected Err({expect:?}), got {got:?}",
-                String::from_utf8_lossy(frame)
-            ));
+            failures.push(format!("{}: expected Err({expect:?}), got {got:?}", String::from_utf8_lossy(frame)));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -458,23 +276,14 @@ fn real_diff_truncated_anywhere_is_json_error() {
     let mut p = parser();
     // Sanity: the whole frame parses.
     assert!(matches!(p.parse(REAL_DIFF), Ok(Msg::Diff(_))));
-    let bare_start = REAL_DIFF
-        .windows(7)
-        .position(|w| w == b"\"data\":")
-        .unwrap()
-        + 7;
+    let bare_start = REAL_DIFF.windows(7).position(|w| w == b"\"data\":").unwrap() + 7;
     let bare = &REAL_DIFF[bare_start..REAL_DIFF.len() - 1];
     assert!(matches!(p.parse(bare), Ok(Msg::Diff(_))));
     for frame in [REAL_DIFF, bare, REAL_TICKER, REAL_AGG_TRADE, REAL_SNAPSHOT] {
         assert!(p.parse(frame).is_ok());
         for cut in 1..frame.len() {
             let got = p.parse(&frame[..cut]);
-            assert_eq!(
-                got,
-                Err(ParseError::Json),
-                "cut at {cut}: {}",
-                String::from_utf8_lossy(&frame[..cut])
-            );
+            assert_eq!(got, Err(ParseError::Json), "cut at {cut}: {}", String::from_utf8_lossy(&frame[..cut]));
         }
     }
 }
@@ -497,13 +306,9 @@ fn bad_frames_leave_the_next_good_frame_alone() {
 // ---------------------------------------------------------------------------
 
 fn recording_path(test: &str) -> Option<PathBuf> {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/recordings/spot_nknusdt.gz");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/recordings/spot_nknusdt.gz");
     if !path.is_file() {
-        eprintln!(
-            "SKIP {test}: {} is absent (real captures live in ../shared/data)",
-            path.display()
-        );
+        eprintln!("SKIP {test}: {} is absent (real captures live in ../shared/data)", path.display());
         return None;
     }
     Some(path)
@@ -512,14 +317,8 @@ fn recording_path(test: &str) -> Option<PathBuf> {
 /// Every line of the recording, decompressed, without newlines.
 fn recording_lines(path: &Path) -> Vec<Vec<u8>> {
     let mut text = Vec::new();
-    open(path)
-        .expect("opening the recording")
-        .read_to_end(&mut text)
-        .expect("reading the recording");
-    text.split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(<[u8]>::to_vec)
-        .collect()
+    open(path).expect("opening the recording").read_to_end(&mut text).expect("reading the recording");
+    text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect()
 }
 
 /// Top of book after one depth event, as the strategy would see it.
@@ -553,23 +352,9 @@ fn replay(lines: &[Vec<u8>], expect: Option<&[Option<ParseError>]>) -> Replay {
         };
         let before = *md.stats();
         md.on_frame(json, &mut |ev| {
-            if let Event::Depth {
-                symbol,
-                applied,
-                book,
-            } = ev
-            {
-                assert!(
-                    !book.is_crossed(),
-                    "crossed book emitted at u={}",
-                    applied.update_id
-                );
-                tops.push(Top {
-                    symbol,
-                    update_id: applied.update_id,
-                    bid: book.best_bid(),
-                    ask: book.best_ask(),
-                });
+            if let Event::Depth { symbol, applied, book } = ev {
+                assert!(!book.is_crossed(), "crossed book emitted at u={}", applied.update_id);
+                tops.push(Top { symbol, update_id: applied.update_id, bid: book.best_bid(), ask: book.best_ask() });
             }
         });
         let after = md.stats();
@@ -579,29 +364,13 @@ fn replay(lines: &[Vec<u8>], expect: Option<&[Option<ParseError>]>) -> Replay {
             Some(Some(err)) => {
                 assert_eq!(rejected, 1, "line {i} should be rejected: {what}");
                 let got = md.last_error().unwrap();
-                assert_eq!(
-                    got.kind(),
-                    err.kind(),
-                    "line {i}: expected {err:?}, got {got:?}: {what}"
-                );
-                assert_eq!(
-                    after.rejected_by_kind[err.kind()] - before.rejected_by_kind[err.kind()],
-                    1
-                );
+                assert_eq!(got.kind(), err.kind(), "line {i}: expected {err:?}, got {got:?}: {what}");
+                assert_eq!(after.rejected_by_kind[err.kind()] - before.rejected_by_kind[err.kind()], 1);
             }
-            _ => assert_eq!(
-                rejected,
-                0,
-                "line {i} rejected ({:?}): {what}",
-                md.last_error()
-            ),
+            _ => assert_eq!(rejected, 0, "line {i} rejected ({:?}): {what}", md.last_error()),
         }
     }
-    Replay {
-        md,
-        tops,
-        no_timestamp,
-    }
+    Replay { md, tops, no_timestamp }
 }
 
 /// Index of `needle` in `hay`.
@@ -641,39 +410,24 @@ fn corrupt(json: &[u8], seed: usize) -> Vec<(Vec<u8>, ParseError)> {
         let at = at + 3;
         out.push((
             [&json[..at], b"-", &json[at..]].concat(),
-            ParseError::Decimal {
-                field: "b",
-                err: DecimalError::Sign,
-            },
+            ParseError::Decimal { field: "b", err: DecimalError::Sign },
         ));
         out.push((
             [&json[..at], b"1e", &json[at..]].concat(),
-            ParseError::Decimal {
-                field: "b",
-                err: DecimalError::Exponent,
-            },
+            ParseError::Decimal { field: "b", err: DecimalError::Exponent },
         ));
         let q = at + json[at..].iter().position(|&b| b == b'"').unwrap();
         out.push((
             [&json[..q], b"1", &json[q..]].concat(),
-            ParseError::Decimal {
-                field: "b",
-                err: DecimalError::TooManyDecimals,
-            },
+            ParseError::Decimal { field: "b", err: DecimalError::TooManyDecimals },
         ));
         // A level of numbers.
-        out.push((
-            [&json[..at - 2], b"[1,2],", &json[at - 2..]].concat(),
-            ParseError::WrongType("b"),
-        ));
+        out.push(([&json[..at - 2], b"[1,2],", &json[at - 2..]].concat(), ParseError::WrongType("b")));
     }
     if !stream_unused {
-        for (key, field) in [
-            (&b"\"U\":"[..], "U"),
-            (b"\"u\":", "u"),
-            (b"\"lastUpdateId\":", "lastUpdateId"),
-            (b"\"E\":", "E"),
-        ] {
+        for (key, field) in
+            [(&b"\"U\":"[..], "U"), (b"\"u\":", "u"), (b"\"lastUpdateId\":", "lastUpdateId"), (b"\"E\":", "E")]
+        {
             if let Some(bad) = quote_number_after(json, key) {
                 out.push((bad, ParseError::WrongType(field)));
             }
@@ -684,10 +438,7 @@ fn corrupt(json: &[u8], seed: usize) -> Vec<(Vec<u8>, ParseError)> {
         let at = at + 5;
         out.push((
             [&json[..at], b" ", &json[at..]].concat(),
-            ParseError::Decimal {
-                field: "b",
-                err: DecimalError::NonDigit(b' '),
-            },
+            ParseError::Decimal { field: "b", err: DecimalError::NonDigit(b' ') },
         ));
     }
     out
@@ -707,32 +458,20 @@ fn malformed_frames_between_real_lines_change_nothing() {
     assert_eq!(clean.no_timestamp, 0);
     assert!(cs.ticker_checks > 0, "no bookTicker was checked: {cs:?}");
     assert_eq!(cs.ticker_mismatches, 0);
-    assert!(
-        clean.tops.len() > 100,
-        "only {} depth events",
-        clean.tops.len()
-    );
+    assert!(clean.tops.len() > 100, "only {} depth events", clean.tops.len());
 
     // Hand-made bad frames, cycled between the good lines.
     // Too many levels for this MarketData means more than its book capacity,
     // not the 100 of the table's parser.
     let cap = BookSizes::default().capacity;
-    let too_many = diff_with(
-        &format!("[{}]", vec![r#"["1","1"]"#; cap + 1].join(",")),
-        "[]",
-    );
+    let too_many = diff_with(&format!("[{}]", vec![r#"["1","1"]"#; cap + 1].join(",")), "[]");
     let table: Vec<(Vec<u8>, ParseError)> = bad_frames()
         .into_iter()
         .filter(|(_, f, _, _)| f.len() < 1 << 20)
         .map(|(_, f, e, _)| match e {
-            ParseError::TooManyLevels { .. } => (
-                too_many.clone(),
-                ParseError::TooManyLevels {
-                    field: "b",
-                    len: cap + 1,
-                    max: cap,
-                },
-            ),
+            ParseError::TooManyLevels { .. } => {
+                (too_many.clone(), ParseError::TooManyLevels { field: "b", len: cap + 1, max: cap })
+            }
             _ => (f, e),
         })
         .collect();
@@ -740,42 +479,24 @@ fn malformed_frames_between_real_lines_change_nothing() {
     let mut expect = Vec::new();
     let mut inserted_no_ts = 0;
     let mut tally = [0u64; ParseError::KINDS];
-    let mut push_bad = |dirty: &mut Vec<Vec<u8>>,
-                        expect: &mut Vec<Option<ParseError>>,
-                        ts: u64,
-                        json: &[u8],
-                        e: ParseError| {
-        let mut line = format!("{ts} ").into_bytes();
-        line.extend_from_slice(json);
-        dirty.push(line);
-        expect.push(Some(e));
-        tally[ParseError::kind(&e)] += 1;
-    };
+    let mut push_bad =
+        |dirty: &mut Vec<Vec<u8>>, expect: &mut Vec<Option<ParseError>>, ts: u64, json: &[u8], e: ParseError| {
+            let mut line = format!("{ts} ").into_bytes();
+            line.extend_from_slice(json);
+            dirty.push(line);
+            expect.push(Some(e));
+            tally[ParseError::kind(&e)] += 1;
+        };
     // Before anything: garbage, and a bad frame that looks like a snapshot.
-    push_bad(
-        &mut dirty,
-        &mut expect,
-        1,
-        b"\x00\x01garbage\xff",
-        ParseError::Json,
-    );
+    push_bad(&mut dirty, &mut expect, 1, b"\x00\x01garbage\xff", ParseError::Json);
     push_bad(
         &mut dirty,
         &mut expect,
         1,
         br#"{"lastUpdateId":1,"bids":[["x","1"]],"asks":[]}"#,
-        ParseError::Decimal {
-            field: "bids",
-            err: DecimalError::NonDigit(b'x'),
-        },
+        ParseError::Decimal { field: "bids", err: DecimalError::NonDigit(b'x') },
     );
-    push_bad(
-        &mut dirty,
-        &mut expect,
-        1,
-        &vec![b'{'; MAX_FRAME + 1],
-        ParseError::TooLarge,
-    );
+    push_bad(&mut dirty, &mut expect, 1, &vec![b'{'; MAX_FRAME + 1], ParseError::TooLarge);
     for (i, line) in good.iter().enumerate() {
         let (ts, json) = split_line(line).expect("good lines have a timestamp");
         dirty.push(line.clone());
@@ -790,12 +511,7 @@ fn malformed_frames_between_real_lines_change_nothing() {
         }
         // Lines without a timestamp: never reach MarketData.
         if i % 10 == 0 {
-            for bad in [
-                json.to_vec(),
-                [b"ts ", json].concat(),
-                b"-5 {}".to_vec(),
-                format!("{ts}").into_bytes(),
-            ] {
+            for bad in [json.to_vec(), [b"ts ", json].concat(), b"-5 {}".to_vec(), format!("{ts}").into_bytes()] {
                 assert!(split_line(&bad).is_none());
                 dirty.push(bad);
                 expect.push(None);
@@ -820,10 +536,7 @@ fn malformed_frames_between_real_lines_change_nothing() {
         "too_many_levels",
         "unrecognised",
     ] {
-        let k = ParseError::KIND_NAMES
-            .iter()
-            .position(|n| *n == kind)
-            .unwrap();
+        let k = ParseError::KIND_NAMES.iter().position(|n| *n == kind).unwrap();
         assert!(tally[k] > 0, "no bad frame of kind {kind} inserted");
     }
 
@@ -831,12 +544,7 @@ fn malformed_frames_between_real_lines_change_nothing() {
     let ds = *run.md.stats();
     assert_eq!(run.no_timestamp, inserted_no_ts);
     assert_eq!(ds.rejected, inserted, "rejected count");
-    assert_eq!(
-        ds.rejected_by_kind,
-        tally,
-        "rejected by kind ({:?})",
-        ParseError::KIND_NAMES
-    );
+    assert_eq!(ds.rejected_by_kind, tally, "rejected by kind ({:?})", ParseError::KIND_NAMES);
     assert_eq!(ds.frames, cs.frames + inserted);
 
     // Identical books, event by event.
@@ -845,12 +553,7 @@ fn malformed_frames_between_real_lines_change_nothing() {
         assert_eq!(d, c, "depth event {i} differs");
     }
     // Identical counters apart from frames and rejections.
-    let strip = |s: FeedStats| FeedStats {
-        frames: 0,
-        rejected: 0,
-        rejected_by_kind: [0; ParseError::KINDS],
-        ..s
-    };
+    let strip = |s: FeedStats| FeedStats { frames: 0, rejected: 0, rejected_by_kind: [0; ParseError::KINDS], ..s };
     assert_eq!(strip(ds), strip(cs));
     assert_eq!(run.md.sync_stats(), clean.md.sync_stats());
     assert_eq!(ds.ticker_mismatches, 0);
@@ -859,10 +562,7 @@ fn malformed_frames_between_real_lines_change_nothing() {
     let (a, b) = (run.md.book(sym).unwrap(), clean.md.book(sym).unwrap());
     assert!(a.is_synced() && b.is_synced());
     assert_eq!(a.update_id(), b.update_id());
-    assert_eq!(
-        (a.book().bid_depth(), a.book().ask_depth()),
-        (b.book().bid_depth(), b.book().ask_depth())
-    );
+    assert_eq!((a.book().bid_depth(), a.book().ask_depth()), (b.book().bid_depth(), b.book().ask_depth()));
     for n in 0..a.book().bid_depth() {
         assert_eq!(a.book().bid(n), b.book().bid(n));
     }
@@ -894,13 +594,13 @@ fn crossed_snapshot_does_not_leave_a_synced_book() {
             events += 1;
         }
     };
-    md.on_frame(br#"{"stream":"btcusdt@depth","data":{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":1,"u":5,"b":[],"a":[]}}"#, &mut sink);
-    assert!(md.book(sym).unwrap().wants_snapshot());
-    // Bid 101 >= ask 100; the buffered diff is older than the snapshot.
     md.on_frame(
-        br#"{"lastUpdateId":10,"bids":[["101","1"]],"asks":[["100","1"]]}"#,
+        br#"{"stream":"btcusdt@depth","data":{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":1,"u":5,"b":[],"a":[]}}"#,
         &mut sink,
     );
+    assert!(md.book(sym).unwrap().wants_snapshot());
+    // Bid 101 >= ask 100; the buffered diff is older than the snapshot.
+    md.on_frame(br#"{"lastUpdateId":10,"bids":[["101","1"]],"asks":[["100","1"]]}"#, &mut sink);
     let b = md.book(sym).unwrap();
     assert!(
         !(b.is_synced() && b.book().is_crossed()),
@@ -918,18 +618,11 @@ fn crossed_snapshot_does_not_leave_a_synced_book() {
 /// `cases` by default; `MMBOT_FUZZ_CASES=N` runs N instead (for a longer
 /// fuzzing session, e.g. with `--release`).
 fn case_count(cases: u32) -> u32 {
-    std::env::var("MMBOT_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(cases)
+    std::env::var("MMBOT_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(cases)
 }
 
 fn runner(cases: u32) -> TestRunner {
-    TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    })
+    TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() })
 }
 
 /// Feeds one frame to both the parser and MarketData, checking the counters
@@ -960,13 +653,7 @@ fn feed(p: &mut Parser, md: &mut MarketData, frame: &[u8]) -> Result<(), TestCas
 }
 
 fn small_sizes() -> BookSizes {
-    BookSizes {
-        capacity: 2000,
-        max_message_levels: 2000,
-        buffer_events: 64,
-        buffer_levels: 4096,
-        max_symbols: 8,
-    }
+    BookSizes { capacity: 2000, max_message_levels: 2000, buffer_events: 64, buffer_levels: 4096, max_symbols: 8 }
 }
 
 /// Bytes that look like JSON often enough to reach deep into the parser.
@@ -1055,17 +742,13 @@ enum Mutation {
 
 fn mutation() -> impl Strategy<Value = Mutation> {
     let interesting = prop::sample::select(vec![
-        b'"', b'[', b']', b'{', b'}', b',', b':', b'-', b'.', b'e', b'0', b'9', b' ', b'\\', 0u8,
-        0xff,
+        b'"', b'[', b']', b'{', b'}', b',', b':', b'-', b'.', b'e', b'0', b'9', b' ', b'\\', 0u8, 0xff,
     ]);
     prop_oneof![
         (any::<usize>(), 1u8..=255).prop_map(|(i, x)| Mutation::Flip(i, x)),
         (any::<usize>(), interesting.clone()).prop_map(|(i, b)| Mutation::Set(i, b)),
         any::<usize>().prop_map(Mutation::Truncate),
-        (
-            any::<usize>(),
-            prop::collection::vec(prop_oneof![interesting, any::<u8>()], 1..8)
-        )
+        (any::<usize>(), prop::collection::vec(prop_oneof![interesting, any::<u8>()], 1..8))
             .prop_map(|(i, v)| Mutation::Insert(i, v)),
         (any::<usize>(), 1usize..16).prop_map(|(i, n)| Mutation::Delete(i, n)),
         (any::<usize>(), 1usize..64).prop_map(|(i, n)| Mutation::Duplicate(i, n)),
@@ -1131,12 +814,7 @@ fn mutated_inline_frames_never_panic() {
     let frames: Vec<Vec<u8>> = [REAL_DIFF, REAL_TICKER, REAL_AGG_TRADE, REAL_SNAPSHOT]
         .iter()
         .map(|f| f.to_vec())
-        .chain(
-            bad_frames()
-                .into_iter()
-                .filter(|(_, f, _, _)| f.len() < 4096 && !f.is_empty())
-                .map(|(_, f, _, _)| f),
-        )
+        .chain(bad_frames().into_iter().filter(|(_, f, _, _)| f.len() < 4096 && !f.is_empty()).map(|(_, f, _, _)| f))
         .collect();
     mutations_never_panic(&frames, &[], 1000);
 }
@@ -1147,9 +825,6 @@ fn mutated_real_frames_never_panic() {
         return;
     };
     let lines = recording_lines(&path);
-    let frames: Vec<Vec<u8>> = lines
-        .iter()
-        .filter_map(|l| split_line(l).map(|(_, j)| j.to_vec()))
-        .collect();
+    let frames: Vec<Vec<u8>> = lines.iter().filter_map(|l| split_line(l).map(|(_, j)| j.to_vec())).collect();
     mutations_never_panic(&frames, &frames, 2000);
 }

@@ -25,17 +25,8 @@ fn replay(lines: &[Vec<u8>]) -> (Vec<Top>, MarketData) {
     for line in lines {
         let (_, json) = split_line(line).expect("recording line has a timestamp");
         md.on_frame(json, &mut |ev| {
-            if let Event::Depth {
-                symbol,
-                applied,
-                book,
-            } = ev
-            {
-                assert!(
-                    !book.is_crossed(),
-                    "crossed book emitted at u={}",
-                    applied.update_id
-                );
+            if let Event::Depth { symbol, applied, book } = ev {
+                assert!(!book.is_crossed(), "crossed book emitted at u={}", applied.update_id);
                 tops.push(Top {
                     symbol: symbol.to_string(),
                     update_id: applied.update_id,
@@ -50,9 +41,7 @@ fn replay(lines: &[Vec<u8>]) -> (Vec<Top>, MarketData) {
 
 #[test]
 fn every_capture_matches_its_book_tickers_and_never_crosses() {
-    let Some(files) =
-        common::recordings("every_capture_matches_its_book_tickers_and_never_crosses")
-    else {
+    let Some(files) = common::recordings("every_capture_matches_its_book_tickers_and_never_crosses") else {
         return;
     };
     let mut total_checks = 0;
@@ -62,26 +51,17 @@ fn every_capture_matches_its_book_tickers_and_never_crosses() {
         let (f, s) = (md.stats(), md.sync_stats());
         let name = path.display();
         assert_eq!(f.rejected, 0, "{name}: rejected frames");
-        assert_eq!(
-            f.ticker_mismatches, 0,
-            "{name}: bookTicker disagrees with the rebuilt book"
-        );
+        assert_eq!(f.ticker_mismatches, 0, "{name}: bookTicker disagrees with the rebuilt book");
         assert_eq!((s.gaps, s.crossed, s.resyncs), (0, 0, 0), "{name}");
         assert_eq!(s.snapshots, 1, "{name}");
         assert!(!tops.is_empty(), "{name}: no depth event applied");
         assert_eq!(tops.len() as u64, s.applied, "{name}");
         // Update ids only go forward.
-        assert!(
-            tops.windows(2).all(|w| w[0].update_id < w[1].update_id),
-            "{name}"
-        );
+        assert!(tops.windows(2).all(|w| w[0].update_id < w[1].update_id), "{name}");
         total_checks += f.ticker_checks;
     }
     // The captures hold enough tickers at exact update ids to make this meaningful.
-    assert!(
-        total_checks >= 50,
-        "only {total_checks} bookTicker checks across all captures"
-    );
+    assert!(total_checks >= 50, "only {total_checks} bookTicker checks across all captures");
 }
 
 /// Removes one applied diff from a capture and inserts, a few diffs later, a
@@ -89,8 +69,7 @@ fn every_capture_matches_its_book_tickers_and_never_crosses() {
 /// until the snapshot, and every top emitted must equal the true one.
 #[test]
 fn a_missing_diff_is_a_gap_and_a_later_snapshot_resyncs() {
-    let Some(files) = common::recordings("a_missing_diff_is_a_gap_and_a_later_snapshot_resyncs")
-    else {
+    let Some(files) = common::recordings("a_missing_diff_is_a_gap_and_a_later_snapshot_resyncs") else {
         return;
     };
     for path in &files {
@@ -125,22 +104,14 @@ fn a_missing_diff_is_a_gap_and_a_later_snapshot_resyncs() {
         let name = path.display();
         let s = md.sync_stats();
         assert!(s.gaps >= 1, "{name}: missing diff not reported as a gap");
-        assert_eq!(
-            s.resyncs, 1,
-            "{name}: did not resync from the later snapshot"
-        );
+        assert_eq!(s.resyncs, 1, "{name}: did not resync from the later snapshot");
         assert_eq!(md.stats().ticker_mismatches, 0, "{name}");
         // Every emitted top is the true top at that update id.
         for t in &tops {
             let want = truth
                 .iter()
                 .find(|x| x.update_id == t.update_id)
-                .unwrap_or_else(|| {
-                    panic!(
-                        "{name}: emitted u={} which the clean replay never reached",
-                        t.update_id
-                    )
-                });
+                .unwrap_or_else(|| panic!("{name}: emitted u={} which the clean replay never reached", t.update_id));
             assert_eq!(t, want, "{name}: wrong top of book emitted");
         }
         // Nothing between the gap and the resync snapshot. (USD-M re-applies
@@ -148,9 +119,7 @@ fn a_missing_diff_is_a_gap_and_a_later_snapshot_resyncs() {
         // the truth as checked above, so the window ends before snap_id.)
         let victim_u = truth_ids_of(&lines, victim);
         assert!(
-            !tops
-                .iter()
-                .any(|t| t.update_id >= victim_u && t.update_id < snap_id),
+            !tops.iter().any(|t| t.update_id >= victim_u && t.update_id < snap_id),
             "{name}: emitted a top while the book was unsynced"
         );
         // And after the resync the replay runs to the same end.
@@ -162,12 +131,7 @@ fn a_missing_diff_is_a_gap_and_a_later_snapshot_resyncs() {
 fn truth_ids_of(lines: &[Vec<u8>], i: usize) -> u64 {
     let text = std::str::from_utf8(&lines[i]).unwrap();
     let at = text.find("\"u\":").unwrap() + 4;
-    text[at..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .collect::<String>()
-        .parse()
-        .unwrap()
+    text[at..].chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse().unwrap()
 }
 
 /// Replays `lines[..end]` and renders the whole book of its (single) symbol
@@ -192,10 +156,7 @@ fn true_snapshot_before(lines: &[Vec<u8>], end: usize) -> (Vec<u8>, u64) {
     };
     let b = book.book();
     let id = book.update_id();
-    let json = format!(
-        "0 {{\"lastUpdateId\":{id},\"bids\":[{}],\"asks\":[{}]}}",
-        side(&|n| b.bid(n)),
-        side(&|n| b.ask(n))
-    );
+    let json =
+        format!("0 {{\"lastUpdateId\":{id},\"bids\":[{}],\"asks\":[{}]}}", side(&|n| b.bid(n)), side(&|n| b.ask(n)));
     (json.into_bytes(), id)
 }

@@ -53,12 +53,7 @@ fn push_side(buf: &mut Vec<u8>, name: &str, level: Option<Level>) {
 
 /// Formats one output line for an applied depth event.
 pub fn format_top(buf: &mut Vec<u8>, ev: &Event<'_>) {
-    let Event::Depth {
-        symbol,
-        applied,
-        book,
-    } = ev
-    else {
+    let Event::Depth { symbol, applied, book } = ev else {
         return;
     };
     let mut ints = itoa::Buffer::new();
@@ -78,8 +73,7 @@ pub fn format_top(buf: &mut Vec<u8>, ev: &Event<'_>) {
 }
 
 pub fn run(args: BookArgs) -> anyhow::Result<i32> {
-    let config =
-        Config::load_or_default(args.config.as_deref()).context("loading the configuration")?;
+    let config = Config::load_or_default(args.config.as_deref()).context("loading the configuration")?;
     let mut md = MarketData::new(config.book);
     md.verify_tickers(!args.no_verify);
 
@@ -152,11 +146,7 @@ fn print_summary(md: &MarketData, bad_lines: u64, elapsed: f64) {
     let f = md.stats();
     let s = md.sync_stats();
     let frames = f.frames + bad_lines;
-    let rate = if elapsed > 0.0 {
-        frames as f64 / elapsed
-    } else {
-        0.0
-    };
+    let rate = if elapsed > 0.0 { frames as f64 / elapsed } else { 0.0 };
     let mut err = io::stderr().lock();
     let _ = writeln!(
         err,

@@ -5,11 +5,7 @@ pub mod book;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "mmbot",
-    version,
-    about = "Low-latency, AI-assisted market maker for Binance"
-)]
+#[command(name = "mmbot", version, about = "Low-latency, AI-assisted market maker for Binance")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

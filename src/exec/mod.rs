@@ -36,13 +36,7 @@ pub struct Quote {
 impl Quote {
     /// A quote with nothing on either side.
     pub fn pulled(symbol: Symbol, time_ns: i64, update_id: u64) -> Self {
-        Self {
-            symbol,
-            bid: None,
-            ask: None,
-            time_ns,
-            update_id,
-        }
+        Self { symbol, bid: None, ask: None, time_ns, update_id }
     }
 
     pub fn is_pulled(&self) -> bool {

@@ -11,16 +11,10 @@ use std::path::{Path, PathBuf};
 pub fn recordings(test: &str) -> Option<Vec<PathBuf>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/recordings");
     let Ok(entries) = std::fs::read_dir(&dir) else {
-        eprintln!(
-            "SKIP {test}: {} is absent (real captures live in ../shared/data)",
-            dir.display()
-        );
+        eprintln!("SKIP {test}: {} is absent (real captures live in ../shared/data)", dir.display());
         return None;
     };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
+    let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
     files.sort();
     if files.is_empty() {
         eprintln!("SKIP {test}: {} holds no recordings", dir.display());
@@ -32,14 +26,8 @@ pub fn recordings(test: &str) -> Option<Vec<PathBuf>> {
 /// All lines of a recording (decompressed), without their newlines.
 pub fn lines(path: &Path) -> Vec<Vec<u8>> {
     let mut text = Vec::new();
-    mmbot::feed::recording::open(path)
-        .unwrap()
-        .read_to_end(&mut text)
-        .unwrap();
-    text.split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| l.to_vec())
-        .collect()
+    mmbot::feed::recording::open(path).unwrap().read_to_end(&mut text).unwrap();
+    text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| l.to_vec()).collect()
 }
 
 /// A fresh temporary directory for one test.
