@@ -176,6 +176,20 @@ impl Side {
         (self.count > 0).then(|| self.level_at(self.best))
     }
 
+    /// Quantity resting at exactly `price` (0 if none, or off the grid). O(1).
+    #[inline]
+    fn qty_at(&self, price: i64) -> i64 {
+        let key = price * self.sign;
+        if self.count == 0 || self.tick <= 0 || price <= 0 || price > MAX_PRICE || key % self.tick != 0 {
+            return 0;
+        }
+        let t = key / self.tick;
+        if t < self.lo || t >= self.lo + self.width {
+            return 0;
+        }
+        self.qty[self.slot(t)]
+    }
+
     /// Level `n` from the touch (0 = best). O(distance in slots / 64).
     fn level(&self, n: usize) -> Option<Level> {
         if n >= self.count {
@@ -459,6 +473,18 @@ impl Book {
         self.asks.level(n)
     }
 
+    /// Bid quantity resting at exactly `price` (0 if none). O(1).
+    #[inline]
+    pub fn bid_qty_at(&self, price: Price) -> Qty {
+        Qty(self.bids.qty_at(price.0))
+    }
+
+    /// Ask quantity resting at exactly `price` (0 if none). O(1).
+    #[inline]
+    pub fn ask_qty_at(&self, price: Price) -> Qty {
+        Qty(self.asks.qty_at(price.0))
+    }
+
     /// Bids from the touch down, best first.
     pub fn bids(&self) -> impl Iterator<Item = Level> + '_ {
         side_iter(&self.bids)
@@ -532,6 +558,11 @@ mod tests {
         b.apply_bid(l(103, 1));
         assert!(b.is_crossed());
         assert_eq!(b.bids().collect::<Vec<_>>(), vec![l(103, 1), l(101, 3), l(100, 1)]);
+        assert_eq!(
+            (b.bid_qty_at(Price(101)), b.bid_qty_at(Price(102)), b.ask_qty_at(Price(104))),
+            (Qty(3), Qty(0), Qty(2))
+        );
+        assert_eq!(b.ask_qty_at(Price(-5)), Qty(0));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod advice;
 pub mod book;
 pub mod compact;
+pub mod engine;
 pub mod features;
 pub mod fixed;
 pub mod guard;

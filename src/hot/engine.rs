@@ -1,0 +1,259 @@
+//! The hot path, end to end: frame bytes in, quote out, every stage timed.
+//!
+//! [`HotPath::on_frame`] is the one function the pinned thread calls per
+//! frame, live and in backtests alike (DESIGN.md: backtest equals live):
+//! parse -> book -> features -> strategy -> guard -> quote. What it produces
+//! goes to a caller-supplied sink as [`HotEvent`]s: book updates and trades
+//! (which the exchange side needs for its fill model) and quotes. Position
+//! comes back from the exchange side through [`HotPath::set_position`];
+//! advice through [`HotPath::set_advice`]. Nothing here allocates, locks,
+//! blocks or formats after construction.
+//!
+//! One symbol is traded (`symbol` in config, or the first whose depth
+//! arrives); other symbols in the same stream keep their books but get no
+//! quotes.
+
+use crate::exec::Quote;
+use crate::hot::advice::Advice;
+use crate::hot::book::Book;
+use crate::hot::features::{FeatureConfig, FeatureState, Features};
+use crate::hot::fixed::{Price, Qty};
+use crate::hot::guard::{BookHealth, Filters, Guard, GuardConfig, GuardStats};
+use crate::hot::market::{BookSizes, Event, MarketData};
+use crate::hot::msg::{Msg, Symbol, Trade};
+use crate::hot::strategy::{Explain, Strategy, StrategyInput, StrategyParams};
+use crate::stats::clock::Clock;
+use crate::stats::latency::{Stage, StageHistograms};
+
+/// Settings of the hot path.
+#[derive(Debug, Clone, Copy)]
+pub struct HotConfig {
+    /// The traded symbol; `None` trades the first symbol whose depth arrives.
+    pub symbol: Option<Symbol>,
+    pub sizes: BookSizes,
+    pub features: FeatureConfig,
+    pub guard: GuardConfig,
+    pub params: StrategyParams,
+    /// Exchange filters; a zero `tick_size` means "the tick learned from the book".
+    pub filters: Filters,
+}
+
+impl Default for HotConfig {
+    fn default() -> Self {
+        Self {
+            symbol: None,
+            sizes: BookSizes::default(),
+            features: FeatureConfig::default(),
+            guard: GuardConfig::default(),
+            params: StrategyParams::default(),
+            filters: Filters { tick_size: Price(0), step_size: Qty(1), min_qty: Qty(0), min_notional: 0 },
+        }
+    }
+}
+
+/// What the hot path hands on.
+#[derive(Debug)]
+pub enum HotEvent<'a> {
+    /// The traded symbol's book after a depth event.
+    Depth { book: &'a Book, time_ns: i64 },
+    /// A trade of the traded symbol.
+    Trade(Trade),
+    /// A new quote for the traded symbol (possibly pulled), and the tick it
+    /// was rounded to.
+    Quote { quote: Quote, tick: Price },
+}
+
+/// Counters of the hot path beyond the feed's and the guard's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HotStats {
+    pub quotes: u64,
+    pub pulled: u64,
+    /// Quotes pulled because the traded book lost sync (gap, crossed).
+    pub pulled_on_sync_loss: u64,
+}
+
+/// The pinned thread's state.
+pub struct HotPath<S: Strategy> {
+    md: MarketData,
+    strategy: S,
+    guard: Guard,
+    features: FeatureState,
+    cfg: HotConfig,
+    traded: Option<Symbol>,
+    position: Qty,
+    advice: Advice,
+    last_depth_ns: i64,
+    last_features: Option<Features>,
+    last_explain: Explain,
+    was_synced: bool,
+    clock: Clock,
+    hist: StageHistograms,
+    stats: HotStats,
+}
+
+impl<S: Strategy> HotPath<S> {
+    pub fn new(cfg: HotConfig, strategy: S, clock: Clock) -> Self {
+        let md = match cfg.symbol {
+            Some(s) => MarketData::with_symbols(cfg.sizes, &[s]),
+            None => MarketData::new(cfg.sizes),
+        };
+        Self {
+            md,
+            strategy,
+            guard: Guard::new(cfg.guard),
+            features: FeatureState::new(cfg.features),
+            traded: cfg.symbol,
+            cfg,
+            position: Qty::ZERO,
+            advice: Advice::neutral(),
+            last_depth_ns: 0,
+            last_features: None,
+            last_explain: Explain::default(),
+            was_synced: false,
+            clock,
+            hist: StageHistograms::new(),
+            stats: HotStats::default(),
+        }
+    }
+
+    pub fn market(&self) -> &MarketData {
+        &self.md
+    }
+
+    pub fn market_mut(&mut self) -> &mut MarketData {
+        &mut self.md
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    pub fn histograms(&self) -> &StageHistograms {
+        &self.hist
+    }
+
+    pub fn stats(&self) -> HotStats {
+        self.stats
+    }
+
+    pub fn guard_stats(&self) -> GuardStats {
+        self.guard.stats()
+    }
+
+    pub fn traded_symbol(&self) -> Option<Symbol> {
+        self.traded
+    }
+
+    pub fn strategy_name(&self) -> &str {
+        self.strategy.name()
+    }
+
+    /// Features after the latest depth event of the traded symbol.
+    pub fn last_features(&self) -> Option<Features> {
+        self.last_features
+    }
+
+    pub fn last_explain(&self) -> Explain {
+        self.last_explain
+    }
+
+    /// Own position as the exchange side last reported it.
+    pub fn set_position(&mut self, position: Qty) {
+        self.position = position;
+    }
+
+    /// Newest advice (latest wins).
+    pub fn set_advice(&mut self, advice: Advice) {
+        self.advice = advice;
+    }
+
+    /// Processes one frame. `recv_ns`: its receive time (simulated time in
+    /// backtests); `t_in`: clock ticks when its bytes were in memory.
+    #[inline]
+    pub fn on_frame(&mut self, frame: &[u8], recv_ns: i64, t_in: u64, out: &mut impl FnMut(HotEvent<'_>)) {
+        let Some(msg) = self.md.parse(frame) else { return };
+        let t_parsed = self.clock.now();
+        self.hist.record(Stage::Parse, self.clock.ns(t_in, t_parsed));
+        let is_depth = matches!(msg, Msg::Diff(_) | Msg::Partial(_) | Msg::Snapshot(_));
+
+        // Apply, handing the traded symbol's book updates and trades on.
+        let mut traded = self.traded;
+        let mut changed = false;
+        {
+            let features = &mut self.features;
+            self.md.apply(msg, &mut |ev| match ev {
+                Event::Depth { symbol, book, .. } => {
+                    if traded.is_none() {
+                        traded = Some(symbol);
+                    }
+                    if traded == Some(symbol) {
+                        changed = true;
+                        out(HotEvent::Depth { book, time_ns: recv_ns });
+                    }
+                }
+                Event::Trade(t) if traded == Some(t.symbol) => {
+                    features.on_trade(&t, recv_ns);
+                    out(HotEvent::Trade(t));
+                }
+                _ => {}
+            });
+        }
+        self.traded = traded;
+        if !is_depth {
+            return;
+        }
+        let t_book = self.clock.now();
+        self.hist.record(Stage::Book, self.clock.ns(t_parsed, t_book));
+        let Some(symbol) = self.traded else { return };
+        let Some(synced) = self.md.book(symbol) else { return };
+        let now_synced = synced.is_synced();
+        let lost_sync = self.was_synced && !now_synced;
+        self.was_synced = now_synced;
+        if changed {
+            self.last_depth_ns = recv_ns;
+        }
+        if !changed && !lost_sync {
+            return;
+        }
+        let book = synced.book();
+        let health = BookHealth { synced: now_synced, crossed: book.is_crossed(), last_depth_ns: self.last_depth_ns };
+        let update_id = synced.update_id();
+        let features = if now_synced { self.features.on_book(book, recv_ns, update_id) } else { None };
+        if !now_synced {
+            self.features.reset_mid();
+        }
+        let mut filters = self.cfg.filters;
+        if filters.tick_size.0 == 0 {
+            filters.tick_size = book.tick();
+        }
+        let quote = match features {
+            Some(f) => {
+                self.last_features = Some(f);
+                let input = StrategyInput {
+                    features: &f,
+                    position: self.position,
+                    advice: self.advice.at(recv_ns),
+                    params: &self.cfg.params,
+                };
+                let decision = self.strategy.decide(&input);
+                let t_strategy = self.clock.now();
+                self.hist.record(Stage::Strategy, self.clock.ns(t_book, t_strategy));
+                self.last_explain = decision.explain;
+                self.guard.check(symbol, &decision, &f, health, self.position, &filters, recv_ns)
+            }
+            None => {
+                // No trustworthy book (or an empty side): pull.
+                self.stats.pulled_on_sync_loss += lost_sync as u64;
+                Quote::pulled(symbol, recv_ns, update_id)
+            }
+        };
+        self.stats.quotes += 1;
+        self.stats.pulled += quote.is_pulled() as u64;
+        out(HotEvent::Quote { quote, tick: filters.tick_size });
+        let t_quote = self.clock.now();
+        if features.is_some() {
+            self.hist.record(Stage::Quote, self.clock.ns(t_book, t_quote));
+            self.hist.record(Stage::TickToQuote, self.clock.ns(t_in, t_quote));
+        }
+    }
+}
