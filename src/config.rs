@@ -2,13 +2,22 @@
 //! optional with a default) then validated (impossible values refused with a
 //! message naming the key, the value and what is allowed).
 //!
-//! Secrets never live here: they come from the environment or `.env` only.
+//! Prices and quantities may be written as strings ("0.001") or plain numbers
+//! (0.001); either way they become exact fixed-point. Secrets never live
+//! here: they come from the environment or `.env` only.
 
 use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::exec::paper::PaperConfig;
+use crate::hot::engine::HotConfig;
+use crate::hot::features::FeatureConfig;
+use crate::hot::fixed::{parse_fixed, Price, Qty};
+use crate::hot::guard::{Filters, GuardConfig};
 use crate::hot::market::BookSizes;
+use crate::hot::msg::Symbol;
+use crate::hot::strategy::StrategyParams;
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -21,16 +30,67 @@ pub enum ConfigError {
     Invalid { key: &'static str, value: String, allowed: String },
 }
 
-/// `[book]` as written in the file.
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct RawBook {
-    pub capacity: Option<i64>,
-    pub max_message_levels: Option<i64>,
-    pub buffer_events: Option<i64>,
-    pub buffer_levels: Option<i64>,
-    pub max_symbols: Option<i64>,
+/// A decimal as written: a string or a TOML number.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawDecimal {
+    Text(String),
+    Int(i64),
+    Float(f64),
 }
+
+impl RawDecimal {
+    fn text(&self) -> String {
+        match self {
+            RawDecimal::Text(s) => s.clone(),
+            RawDecimal::Int(i) => i.to_string(),
+            // Shortest round-trip form: 0.001 prints as "0.001".
+            RawDecimal::Float(f) => format!("{f}"),
+        }
+    }
+}
+
+macro_rules! raw_section {
+    ($(#[$doc:meta])* $name:ident { $($field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Deserialize, Default)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name { $(pub $field: Option<$ty>,)* }
+    };
+}
+
+raw_section!(
+    /// `[book]`
+    RawBook { capacity: i64, max_message_levels: i64, buffer_events: i64, buffer_levels: i64, max_symbols: i64 }
+);
+raw_section!(
+    /// `[market]`
+    RawMarket { symbol: String }
+);
+raw_section!(
+    /// `[strategy]`
+    RawStrategy { target_spread_pct: f64, min_order_size: RawDecimal, max_position: RawDecimal }
+);
+raw_section!(
+    /// `[risk]`
+    RawRisk { min_spread_bps: f64, max_spread_bps: f64, stale_after_ms: i64 }
+);
+raw_section!(
+    /// `[filters]`
+    RawFilters { tick_size: RawDecimal, step_size: RawDecimal, min_qty: RawDecimal, min_notional: RawDecimal }
+);
+raw_section!(
+    /// `[paper]`
+    RawPaper { latency_ms: f64, refresh_ticks: i64, max_order_age_ms: i64, maker_fee: RawDecimal }
+);
+raw_section!(
+    /// `[features]`
+    RawFeatures { depth_levels: i64, vol_half_life_s: f64, flow_half_life_s: f64 }
+);
+raw_section!(
+    /// `[cores]`
+    RawCores { hot: i64 }
+);
 
 /// The whole file as written.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -38,23 +98,70 @@ pub struct RawBook {
 pub struct RawConfig {
     #[serde(default)]
     pub book: RawBook,
+    #[serde(default)]
+    pub market: RawMarket,
+    #[serde(default)]
+    pub strategy: RawStrategy,
+    #[serde(default)]
+    pub risk: RawRisk,
+    #[serde(default)]
+    pub filters: RawFilters,
+    #[serde(default)]
+    pub paper: RawPaper,
+    #[serde(default)]
+    pub features: RawFeatures,
+    #[serde(default)]
+    pub cores: RawCores,
 }
 
 /// Validated settings.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone)]
 pub struct Config {
-    pub book: BookSizes,
+    pub hot: HotConfig,
+    pub paper: PaperConfig,
+    /// Core for the hot thread (`None`: do not pin).
+    pub hot_core: Option<usize>,
 }
 
-fn in_range(key: &'static str, v: Option<i64>, default: usize, lo: i64, hi: i64) -> Result<usize, ConfigError> {
+impl Default for Config {
+    fn default() -> Self {
+        Self::validate(RawConfig::default()).expect("the defaults are valid")
+    }
+}
+
+fn invalid(key: &'static str, value: impl ToString, allowed: impl ToString) -> ConfigError {
+    ConfigError::Invalid { key, value: value.to_string(), allowed: allowed.to_string() }
+}
+
+fn in_range(key: &'static str, v: Option<i64>, default: i64, lo: i64, hi: i64) -> Result<i64, ConfigError> {
     match v {
         None => Ok(default),
-        Some(v) if (lo..=hi).contains(&v) => Ok(v as usize),
-        Some(v) => Err(ConfigError::Invalid {
-            key,
-            value: v.to_string(),
-            allowed: format!("must be an integer from {lo} to {hi}"),
-        }),
+        Some(v) if (lo..=hi).contains(&v) => Ok(v),
+        Some(v) => Err(invalid(key, v, format!("must be an integer from {lo} to {hi}"))),
+    }
+}
+
+fn float_in(key: &'static str, v: Option<f64>, default: f64, lo: f64, hi: f64) -> Result<f64, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(v) if v.is_finite() && (lo..=hi).contains(&v) => Ok(v),
+        Some(v) => Err(invalid(key, v, format!("must be a number from {lo} to {hi}"))),
+    }
+}
+
+fn decimal(key: &'static str, v: &Option<RawDecimal>, default: i64) -> Result<i64, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(raw) => {
+            let text = raw.text();
+            parse_fixed(text.as_bytes()).map_err(|e| {
+                invalid(
+                    key,
+                    format!("{text:?}"),
+                    format!("{e}; write a plain decimal with at most 8 decimals, e.g. \"0.001\""),
+                )
+            })
+        }
     }
 }
 
@@ -81,22 +188,130 @@ impl Config {
     pub fn validate(raw: RawConfig) -> Result<Self, ConfigError> {
         let d = BookSizes::default();
         let b = &raw.book;
-        let book = BookSizes {
+        let sizes = BookSizes {
             // Ticks per side the ladder spans; rounded up to a power of two.
-            capacity: in_range("book.capacity", b.capacity, d.capacity, 64, 1 << 22)?,
+            capacity: in_range("book.capacity", b.capacity, d.capacity as i64, 64, 1 << 22)? as usize,
             // Binance snapshots hold at most 5000 levels per side.
             max_message_levels: in_range(
                 "book.max_message_levels",
                 b.max_message_levels,
-                d.max_message_levels,
+                d.max_message_levels as i64,
                 20,
                 100_000,
-            )?,
-            buffer_events: in_range("book.buffer_events", b.buffer_events, d.buffer_events, 16, 1_000_000)?,
-            buffer_levels: in_range("book.buffer_levels", b.buffer_levels, d.buffer_levels, 256, 10_000_000)?,
-            max_symbols: in_range("book.max_symbols", b.max_symbols, d.max_symbols, 1, 1024)?,
+            )? as usize,
+            buffer_events: in_range("book.buffer_events", b.buffer_events, d.buffer_events as i64, 16, 1_000_000)?
+                as usize,
+            buffer_levels: in_range("book.buffer_levels", b.buffer_levels, d.buffer_levels as i64, 256, 10_000_000)?
+                as usize,
+            max_symbols: in_range("book.max_symbols", b.max_symbols, d.max_symbols as i64, 1, 1024)? as usize,
         };
-        Ok(Self { book })
+
+        let symbol = match &raw.market.symbol {
+            None => None,
+            Some(s) if !s.is_empty() && s.len() <= Symbol::MAX_LEN && s.bytes().all(|c| c.is_ascii_alphanumeric()) => {
+                Some(Symbol::new(s.as_bytes()))
+            }
+            Some(s) => {
+                return Err(invalid("market.symbol", format!("{s:?}"), "must be a Binance symbol such as \"BTCUSDT\""))
+            }
+        };
+
+        let ds = StrategyParams::default();
+        let st = &raw.strategy;
+        let params = StrategyParams {
+            target_spread_pct: float_in(
+                "strategy.target_spread_pct",
+                st.target_spread_pct,
+                ds.target_spread_pct,
+                0.0,
+                50.0,
+            )?,
+            min_order_size: Qty(decimal("strategy.min_order_size", &st.min_order_size, ds.min_order_size.0)?),
+            max_position: Qty(decimal("strategy.max_position", &st.max_position, ds.max_position.0)?),
+        };
+        if params.min_order_size.0 == 0 {
+            return Err(invalid("strategy.min_order_size", "0", "must be above 0"));
+        }
+
+        let dg = GuardConfig::default();
+        let r = &raw.risk;
+        let guard = GuardConfig {
+            min_spread_bps: float_in("risk.min_spread_bps", r.min_spread_bps, dg.min_spread_bps, 0.0, 10_000.0)?,
+            max_spread_bps: float_in("risk.max_spread_bps", r.max_spread_bps, dg.max_spread_bps, 0.0, 10_000.0)?,
+            max_position: params.max_position,
+            stale_after_ns: in_range(
+                "risk.stale_after_ms",
+                r.stale_after_ms,
+                dg.stale_after_ns / 1_000_000,
+                1,
+                3_600_000,
+            )? * 1_000_000,
+        };
+        if guard.min_spread_bps > guard.max_spread_bps {
+            return Err(invalid(
+                "risk.min_spread_bps",
+                guard.min_spread_bps,
+                format!("must not exceed risk.max_spread_bps ({})", guard.max_spread_bps),
+            ));
+        }
+
+        let f = &raw.filters;
+        let tick_size = match &f.tick_size {
+            Some(RawDecimal::Text(t)) if t == "auto" => 0,
+            other => decimal("filters.tick_size", other, 0)?,
+        };
+        let filters = Filters {
+            tick_size: Price(tick_size),
+            step_size: Qty(decimal("filters.step_size", &f.step_size, 1)?.max(1)),
+            min_qty: Qty(decimal("filters.min_qty", &f.min_qty, 0)?),
+            min_notional: decimal("filters.min_notional", &f.min_notional, 0)?,
+        };
+
+        let dp = PaperConfig::default();
+        let p = &raw.paper;
+        let paper = PaperConfig {
+            latency_ns: (float_in("paper.latency_ms", p.latency_ms, dp.latency_ns as f64 / 1e6, 0.0, 60_000.0)? * 1e6)
+                as i64,
+            refresh_ticks: in_range("paper.refresh_ticks", p.refresh_ticks, dp.refresh_ticks, 0, 1_000_000)?,
+            max_order_age_ns: in_range(
+                "paper.max_order_age_ms",
+                p.max_order_age_ms,
+                dp.max_order_age_ns / 1_000_000,
+                1,
+                86_400_000,
+            )? * 1_000_000,
+            maker_fee_rate: decimal("paper.maker_fee", &p.maker_fee, dp.maker_fee_rate)?,
+        };
+        if paper.maker_fee_rate > 1_000_000 {
+            return Err(invalid("paper.maker_fee", paper.maker_fee_rate as f64 / 1e8, "must be at most 0.01 (1%)"));
+        }
+
+        let df = FeatureConfig::default();
+        let fe = &raw.features;
+        let features = FeatureConfig {
+            depth_levels: in_range("features.depth_levels", fe.depth_levels, df.depth_levels as i64, 1, 100)? as usize,
+            vol_half_life_ns: (float_in(
+                "features.vol_half_life_s",
+                fe.vol_half_life_s,
+                df.vol_half_life_ns as f64 / 1e9,
+                0.001,
+                86_400.0,
+            )? * 1e9) as i64,
+            flow_half_life_ns: (float_in(
+                "features.flow_half_life_s",
+                fe.flow_half_life_s,
+                df.flow_half_life_ns as f64 / 1e9,
+                0.001,
+                86_400.0,
+            )? * 1e9) as i64,
+        };
+
+        let hot_core = match raw.cores.hot {
+            None => None,
+            Some(c) => Some(in_range("cores.hot", Some(c), 0, 0, 4095)? as usize),
+        };
+
+        Ok(Self { hot: HotConfig { symbol, sizes, features, guard, params, filters }, paper, hot_core })
     }
 }
 
@@ -106,13 +321,42 @@ mod tests {
 
     #[test]
     fn defaults_when_empty() {
-        assert_eq!(Config::from_toml("", "t").unwrap(), Config::default());
+        let c = Config::from_toml("", "t").unwrap();
+        assert_eq!(c.hot.sizes, BookSizes::default());
+        assert_eq!(c.paper.latency_ns, 20_000_000);
+        assert_eq!(c.hot.filters.tick_size, Price(0));
+    }
+
+    #[test]
+    fn decimals_as_strings_or_numbers_are_exact() {
+        let c = Config::from_toml(
+            "[strategy]\nmin_order_size = 0.001\nmax_position = \"0.05\"\n[filters]\ntick_size = \"0.01\"\n[paper]\nmaker_fee = 0.0002\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.hot.params.min_order_size, Qty(100_000));
+        assert_eq!(c.hot.params.max_position, Qty(5_000_000));
+        assert_eq!(c.hot.guard.max_position, Qty(5_000_000));
+        assert_eq!(c.hot.filters.tick_size, Price(1_000_000));
+        assert_eq!(c.paper.maker_fee_rate, 20_000);
     }
 
     #[test]
     fn bad_values_name_the_key() {
-        let e = Config::from_toml("[book]\ncapacity = 3\n", "t").unwrap_err().to_string();
-        assert!(e.contains("book.capacity") && e.contains('3') && e.contains("64 to 4194304"), "{e}");
+        for (toml, key, hint) in [
+            ("[book]\ncapacity = 3\n", "book.capacity", "64 to 4194304"),
+            ("[strategy]\nmin_order_size = \"-1\"\n", "strategy.min_order_size", "sign"),
+            ("[strategy]\nmin_order_size = \"0.000000001\"\n", "strategy.min_order_size", "more than 8 decimals"),
+            ("[strategy]\ntarget_spread_pct = -0.1\n", "strategy.target_spread_pct", "from 0 to 50"),
+            ("[risk]\nmin_spread_bps = 50.0\nmax_spread_bps = 10.0\n", "risk.min_spread_bps", "must not exceed"),
+            ("[filters]\ntick_size = \"abc\"\n", "filters.tick_size", "not a digit"),
+            ("[market]\nsymbol = \"BTC-USDT\"\n", "market.symbol", "Binance symbol"),
+            ("[paper]\nmaker_fee = 0.5\n", "paper.maker_fee", "at most 0.01"),
+            ("[cores]\nhot = -1\n", "cores.hot", "from 0 to 4095"),
+        ] {
+            let e = Config::from_toml(toml, "t").unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(hint), "{toml}: {e}");
+        }
         let e = Config::from_toml("[book]\ncapcity = 3000\n", "t").unwrap_err().to_string();
         assert!(e.contains("capcity"), "{e}");
     }

@@ -74,7 +74,7 @@ pub fn format_top(buf: &mut Vec<u8>, ev: &Event<'_>) {
 
 pub fn run(args: BookArgs) -> anyhow::Result<i32> {
     let config = Config::load_or_default(args.config.as_deref()).context("loading the configuration")?;
-    let mut md = MarketData::new(config.book);
+    let mut md = MarketData::new(config.hot.sizes);
     md.verify_tickers(!args.no_verify);
 
     let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());

@@ -1,5 +1,6 @@
 //! The command line: one subcommand per job, each in its own module.
 
+pub mod backtest;
 pub mod book;
 
 use clap::{Parser, Subcommand};
@@ -15,11 +16,14 @@ struct Cli {
 enum Command {
     /// Replay recordings through the parser and the book; print top of book per depth event.
     Book(book::BookArgs),
+    /// Replay recordings through the hot path and the paper exchange; write a report.
+    Backtest(backtest::BacktestArgs),
 }
 
 /// Runs the command line; returns the process exit code.
 pub fn run() -> anyhow::Result<i32> {
     match Cli::parse().command {
         Command::Book(args) => book::run(args),
+        Command::Backtest(args) => backtest::run(args),
     }
 }

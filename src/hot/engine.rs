@@ -20,7 +20,7 @@ use crate::hot::features::{FeatureConfig, FeatureState, Features};
 use crate::hot::fixed::{Price, Qty};
 use crate::hot::guard::{BookHealth, Filters, Guard, GuardConfig, GuardStats};
 use crate::hot::market::{BookSizes, Event, MarketData};
-use crate::hot::msg::{Msg, Symbol, Trade};
+use crate::hot::msg::{Level, Msg, Symbol, Trade};
 use crate::hot::strategy::{Explain, Strategy, StrategyInput, StrategyParams};
 use crate::stats::clock::Clock;
 use crate::stats::latency::{Stage, StageHistograms};
@@ -58,9 +58,9 @@ pub enum HotEvent<'a> {
     Depth { book: &'a Book, time_ns: i64 },
     /// A trade of the traded symbol.
     Trade(Trade),
-    /// A new quote for the traded symbol (possibly pulled), and the tick it
-    /// was rounded to.
-    Quote { quote: Quote, tick: Price },
+    /// A new quote for the traded symbol (possibly pulled), the tick it was
+    /// rounded to, and the book it was made from (for checks and displays).
+    Quote { quote: Quote, tick: Price, synced: bool, best_bid: Option<Level>, best_ask: Option<Level> },
 }
 
 /// Counters of the hot path beyond the feed's and the guard's.
@@ -249,7 +249,8 @@ impl<S: Strategy> HotPath<S> {
         };
         self.stats.quotes += 1;
         self.stats.pulled += quote.is_pulled() as u64;
-        out(HotEvent::Quote { quote, tick: filters.tick_size });
+        let (best_bid, best_ask) = (book.best_bid(), book.best_ask());
+        out(HotEvent::Quote { quote, tick: filters.tick_size, synced: now_synced, best_bid, best_ask });
         let t_quote = self.clock.now();
         if features.is_some() {
             self.hist.record(Stage::Quote, self.clock.ns(t_book, t_quote));

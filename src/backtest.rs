@@ -1,0 +1,259 @@
+//! Backtests: recordings replayed through exactly the live hot path, with the
+//! paper exchange inline, in simulated time.
+//!
+//! Each frame's receive timestamp is the clock of the simulation: the hot
+//! path quotes at it, the paper exchange applies latency from it, and fills
+//! move the position that the hot path sees for the next frame. Nothing
+//! depends on wall time or thread timing, so everything in the report except
+//! `perf` is identical across runs of the same inputs and config.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::exec::paper::PaperExchange;
+use crate::exec::position::Position;
+use crate::exec::{Fill, Quote};
+use crate::feed::recording::{split_line, LineChunks, Piece};
+use crate::hot::engine::{HotEvent, HotPath};
+use crate::hot::fixed::{Price, Qty};
+use crate::hot::msg::{Level, Symbol};
+use crate::hot::strategy::Strategy;
+use crate::stats::clock::Clock;
+use crate::stats::latency::{Percentiles, Stage, StageHistograms};
+
+/// Why a backtest could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BacktestError {
+    #[error("cannot read recording {path}: {error}")]
+    Unreadable { path: String, error: String },
+    #[error("no depth event in the recordings: nothing to trade")]
+    NothingTraded,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct InputReport {
+    pub files: Vec<String>,
+    pub frames: u64,
+    pub depth_events: u64,
+    pub trades: u64,
+    pub rejected: u64,
+    pub gaps: u64,
+    pub resyncs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TradingReport {
+    pub symbol: String,
+    pub strategy: String,
+    pub quotes: u64,
+    pub pulled: u64,
+    pub orders: u64,
+    pub cancels: u64,
+    pub fills: u64,
+    pub volume: String,
+    pub position: String,
+    pub max_abs_position: String,
+    pub pnl: String,
+    pub fees: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StageReport {
+    pub count: u64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+}
+
+impl From<Percentiles> for StageReport {
+    fn from(p: Percentiles) -> Self {
+        Self { count: p.count, p50: p.p50, p90: p.p90, p99: p.p99, p999: p.p999, max: p.max }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ClockReport {
+    pub source: String,
+    pub tsc_cost_ns: Option<f64>,
+    pub instant_cost_ns: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PerfReport {
+    pub wall_s: f64,
+    pub events_per_s: f64,
+    pub latency_ns: std::collections::BTreeMap<String, StageReport>,
+    pub clock: ClockReport,
+}
+
+/// The report `mmbot backtest` writes.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Report {
+    pub input: InputReport,
+    pub trading: TradingReport,
+    pub perf: PerfReport,
+}
+
+/// A quote as it left the hot path, with the book it was made from and the
+/// position at that moment: what tests and tools check quotes against.
+#[derive(Debug, Clone, Copy)]
+pub struct QuoteSeen {
+    pub quote: Quote,
+    pub synced: bool,
+    pub best_bid: Option<Level>,
+    pub best_ask: Option<Level>,
+    pub position: Qty,
+}
+
+/// Runs a backtest; returns the report and the stage histograms.
+pub fn run<S: Strategy>(
+    files: &[PathBuf],
+    config: &Config,
+    strategy: S,
+    clock: Clock,
+) -> Result<(Report, StageHistograms), BacktestError> {
+    run_observed(files, config, strategy, clock, &mut |_| {})
+}
+
+/// [`run`], calling `observe` with every quote the hot path makes.
+pub fn run_observed<S: Strategy>(
+    files: &[PathBuf],
+    config: &Config,
+    strategy: S,
+    clock: Clock,
+    observe: &mut dyn FnMut(&QuoteSeen),
+) -> Result<(Report, StageHistograms), BacktestError> {
+    let mut hot = HotPath::new(config.hot, strategy, clock);
+    let mut exchange: Option<PaperExchange> = None;
+    let mut position = Position::new();
+    let mut fills: Vec<Fill> = Vec::with_capacity(64);
+    let progress = std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut last_progress = started;
+    let mut frames = 0u64;
+
+    let mut chunks = LineChunks::start(files.to_vec());
+    while let Some(piece) = chunks.next_piece() {
+        match piece {
+            Piece::Lines(buf) => {
+                for raw in buf.split(|&b| b == b'\n') {
+                    let Some((recv_ts, json)) = split_line(raw) else { continue };
+                    let now = recv_ts as i64;
+                    let t_in = hot.clock().now();
+                    frames += 1;
+                    let symbol = hot.traded_symbol();
+                    let ex = &mut exchange;
+                    let fills_ref = &mut fills;
+                    let held = position.qty();
+                    hot.on_frame(json, now, t_in, &mut |ev| {
+                        let ex = ex.get_or_insert_with(|| PaperExchange::new(symbol.unwrap_or_default(), config.paper));
+                        match ev {
+                            HotEvent::Depth { book, time_ns } => ex.on_book(book, time_ns, &mut |f| fills_ref.push(f)),
+                            HotEvent::Trade(t) => ex.on_trade(&t, now, &mut |f| fills_ref.push(f)),
+                            HotEvent::Quote { quote, tick, synced, best_bid, best_ask } => {
+                                observe(&QuoteSeen { quote, synced, best_bid, best_ask, position: held });
+                                ex.on_quote(&quote, tick, now)
+                            }
+                        }
+                    });
+                    if !fills.is_empty() {
+                        for f in fills.drain(..) {
+                            position.on_fill(&f);
+                        }
+                        hot.set_position(position.qty());
+                    }
+                }
+                chunks.recycle(buf);
+                if progress && last_progress.elapsed().as_millis() >= 250 {
+                    last_progress = Instant::now();
+                    let rate = frames as f64 / started.elapsed().as_secs_f64();
+                    eprint!("\r  backtest: {frames} frames, {rate:.0}/s, position {}   ", position.qty());
+                }
+            }
+            Piece::FileError { path, error } => {
+                return Err(BacktestError::Unreadable { path: path.display().to_string(), error });
+            }
+            Piece::Truncated { path, error } => {
+                eprintln!(
+                    "mmbot backtest: warning: {} ends early ({error}); used up to its last complete line",
+                    path.display()
+                );
+            }
+        }
+    }
+    if progress {
+        eprintln!();
+    }
+    let wall_s = started.elapsed().as_secs_f64();
+    let symbol = hot.traded_symbol().ok_or(BacktestError::NothingTraded)?;
+    Ok((report(files, &hot, exchange.as_ref(), &position, symbol, wall_s), hot.histograms().clone()))
+}
+
+fn report<S: Strategy>(
+    files: &[PathBuf],
+    hot: &HotPath<S>,
+    exchange: Option<&PaperExchange>,
+    position: &Position,
+    symbol: Symbol,
+    wall_s: f64,
+) -> Report {
+    let f = hot.market().stats();
+    let s = hot.market().sync_stats();
+    let ex = exchange.map(|e| e.stats()).unwrap_or_default();
+    let hs = hot.stats();
+    // Mark to the last mid of the traded book (integer midpoint, exact enough
+    // for a report and deterministic).
+    let mid = hot
+        .market()
+        .book(symbol)
+        .and_then(|b| Some(Price((b.book().best_bid()?.price.0 + b.book().best_ask()?.price.0) / 2)))
+        .or_else(|| hot.last_features().map(|f| Price((f.best_bid.price.0 + f.best_ask.price.0) / 2)))
+        .unwrap_or(position.avg_entry());
+    let dec = |v: i64| Price(v).to_string();
+    let clock = hot.clock();
+    let finite = |x: f64| x.is_finite().then_some((x * 10.0).round() / 10.0);
+    Report {
+        input: InputReport {
+            files: files.iter().map(|p| p.display().to_string()).collect(),
+            frames: f.frames,
+            depth_events: f.depth_messages,
+            trades: f.trades,
+            rejected: f.rejected,
+            gaps: s.gaps,
+            resyncs: s.resyncs,
+        },
+        trading: TradingReport {
+            symbol: symbol.to_string(),
+            strategy: hot.strategy_name().to_string(),
+            quotes: hs.quotes,
+            pulled: hs.pulled,
+            orders: ex.orders,
+            cancels: ex.cancels,
+            fills: ex.fills,
+            volume: dec(position.volume()),
+            position: Qty(position.qty().0).to_string(),
+            max_abs_position: position.max_abs().to_string(),
+            pnl: dec(position.pnl(mid)),
+            fees: dec(position.fees()),
+        },
+        perf: PerfReport {
+            wall_s,
+            events_per_s: if wall_s > 0.0 { f.frames as f64 / wall_s } else { 0.0 },
+            latency_ns: Stage::ALL
+                .iter()
+                .map(|&st| (st.name().to_string(), StageReport::from(hot.histograms().percentiles(st))))
+                .collect(),
+            clock: ClockReport {
+                source: format!("{:?}", clock.source()).to_lowercase(),
+                tsc_cost_ns: finite(clock.tsc_cost_ns),
+                instant_cost_ns: finite(clock.instant_cost_ns),
+            },
+        },
+    }
+}

@@ -1,0 +1,117 @@
+//! Backtests over the real captures: deterministic, never quoting from a bad
+//! book or through it, positions within limits, and fills when quotes are
+//! tight enough to be hit. Plus `mmbot backtest` end to end.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use mmbot::backtest::{run_observed, QuoteSeen, Report};
+use mmbot::config::Config;
+use mmbot::hot::fixed::Qty;
+use mmbot::hot::strategy::NativeStrategy;
+use mmbot::stats::clock::Clock;
+
+/// Quotes at the touch, small sizes, little latency: enough to be filled in
+/// 30-second captures.
+const TIGHT: &str = "
+[strategy]
+target_spread_pct = 0.0
+min_order_size = \"1\"
+max_position = \"3\"
+[risk]
+min_spread_bps = 0.0
+[paper]
+latency_ms = 1
+";
+
+fn backtest(files: &[PathBuf], config: &Config) -> (Report, Vec<QuoteSeen>) {
+    let mut seen = Vec::new();
+    let (report, _) =
+        run_observed(files, config, NativeStrategy, Clock::instant(), &mut |q| seen.push(*q)).expect("backtest runs");
+    (report, seen)
+}
+
+fn check_quotes(name: &str, seen: &[QuoteSeen], max_position: Qty) {
+    for s in seen {
+        let q = &s.quote;
+        assert!(s.position.0.abs() <= max_position.0, "{name}: position {} over the limit", s.position);
+        if q.is_pulled() {
+            continue;
+        }
+        assert!(s.synced, "{name}: quoted from an unsynced book at u={}", q.update_id);
+        let (bb, ba) = (s.best_bid.unwrap().price, s.best_ask.unwrap().price);
+        if let Some(b) = q.bid {
+            assert!(b.price < ba, "{name}: bid {} at or through best ask {}", b.price, ba);
+        }
+        if let Some(a) = q.ask {
+            assert!(a.price > bb, "{name}: ask {} at or through best bid {}", a.price, bb);
+        }
+        if let (Some(b), Some(a)) = (q.bid, q.ask) {
+            assert!(b.price < a.price, "{name}: crossed quote");
+        }
+    }
+}
+
+#[test]
+fn every_capture_backtests_sanely_and_deterministically() {
+    let Some(files) = common::recordings("every_capture_backtests_sanely_and_deterministically") else { return };
+    let config = Config::from_toml(TIGHT, "tight").unwrap();
+    let mut fills = 0;
+    for f in &files {
+        let name = f.display().to_string();
+        let one = std::slice::from_ref(f);
+        let (a, seen) = backtest(one, &config);
+        let (b, _) = backtest(one, &config);
+        assert_eq!(a.input, b.input, "{name}: input differs between runs");
+        assert_eq!(a.trading, b.trading, "{name}: trading differs between runs");
+        assert_eq!((a.input.rejected, a.input.gaps), (0, 0), "{name}");
+        assert!(a.trading.quotes > 0, "{name}: no quotes");
+        assert_eq!(a.trading.quotes as usize, seen.len());
+        check_quotes(&name, &seen, config.hot.params.max_position);
+        fills += a.trading.fills;
+        let tick_to_quote = &a.perf.latency_ns["tick_to_quote"];
+        assert!(tick_to_quote.count > 0 && tick_to_quote.p50 > 0, "{name}: no latency recorded");
+    }
+    assert!(fills > 0, "quotes at the touch were never filled across all captures");
+}
+
+#[test]
+fn default_config_quotes_outside_the_touch_on_every_capture() {
+    let Some(files) = common::recordings("default_config_quotes_outside_the_touch_on_every_capture") else { return };
+    let config = Config::default();
+    for f in &files {
+        let (r, seen) = backtest(std::slice::from_ref(f), &config);
+        check_quotes(&f.display().to_string(), &seen, config.hot.params.max_position);
+        assert_eq!(r.trading.strategy, "native");
+    }
+}
+
+#[test]
+fn cli_writes_the_report_and_one_hgrm_per_stage() {
+    let dir = common::temp_dir("backtest-cli");
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sample_spot_btcusdt.rec");
+    let report = dir.join("run.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_mmbot"))
+        .args(["backtest", sample.to_str().unwrap(), "--report", report.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(v["input"]["frames"], 42);
+    assert_eq!(v["trading"]["symbol"], "BTCUSDT");
+    assert!(v["trading"]["quotes"].as_u64().unwrap() > 0);
+    for key in ["volume", "position", "max_abs_position", "pnl", "fees"] {
+        assert!(v["trading"][key].is_string(), "{key}");
+    }
+    for stage in ["tick_to_quote", "parse", "book", "strategy", "quote"] {
+        let s = &v["perf"]["latency_ns"][stage];
+        for k in ["count", "p50", "p90", "p99", "p999", "max"] {
+            assert!(s[k].is_u64(), "{stage}.{k}");
+        }
+        let hgrm = std::fs::read_to_string(dir.join(format!("run.{stage}.hgrm"))).unwrap();
+        assert!(hgrm.contains("Percentile") && hgrm.contains("#[Max"), "{stage}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
