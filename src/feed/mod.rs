@@ -1,3 +1,4 @@
 //! Where frames come from: recordings on disk now, live sockets later.
 
 pub mod recording;
+pub mod synthetic;

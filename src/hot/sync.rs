@@ -293,9 +293,16 @@ impl SyncedBook {
         }
         let l = snap.last_update_id;
         if let Some(first) = self.buffer.events.first() {
-            // Spot step 4 (and the same logic for USD-M): a snapshot older than
-            // the first buffered event leaves a hole no diff can fill.
-            if l < first.diff.first_id {
+            // A snapshot older than the first buffered event leaves a hole no
+            // diff can fill (spot step 4). Spot applies an event with
+            // U <= L + 1, so L = U - 1 is a clean hand-over, not a hole (the
+            // doc's "L < U" read literally would refuse it); USD-M needs the
+            // first event to contain L itself.
+            let hole = match first.diff.prev_last_id {
+                Some(_) => l < first.diff.first_id,
+                None => l.saturating_add(1) < first.diff.first_id,
+            };
+            if hole {
                 self.stats.snapshots_too_old += 1;
                 return;
             }
@@ -454,6 +461,19 @@ mod tests {
         assert_eq!(r.b.stats().snapshots_too_old, 1);
         r.snap(205);
         assert_eq!(r.applied, vec![210]);
+    }
+
+    #[test]
+    fn spot_snapshot_just_before_the_first_buffered_event_is_a_clean_hand_over() {
+        let mut r = Run::new();
+        r.diff(diff(101, 110, None), &[l(11, 1)]);
+        r.snap(100);
+        assert_eq!((r.applied.clone(), r.b.stats().snapshots_too_old), (vec![110], 0));
+        // USD-M needs the first event to contain L itself.
+        let mut r = Run::new();
+        r.diff(diff(101, 110, Some(99)), &[l(11, 1)]);
+        r.snap(100);
+        assert_eq!(r.b.stats().snapshots_too_old, 1);
     }
 
     #[test]
