@@ -1,6 +1,7 @@
 //! The command line: one subcommand per job, each in its own module.
 
 pub mod backtest;
+pub mod bench;
 pub mod book;
 
 use clap::{Parser, Subcommand};
@@ -18,6 +19,8 @@ enum Command {
     Book(book::BookArgs),
     /// Replay recordings through the hot path and the paper exchange; write a report.
     Backtest(backtest::BacktestArgs),
+    /// Measure the hot path's per-stage latency (on a recording or synthetic diffs).
+    Bench(bench::BenchArgs),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -25,5 +28,6 @@ pub fn run() -> anyhow::Result<i32> {
     match Cli::parse().command {
         Command::Book(args) => book::run(args),
         Command::Backtest(args) => backtest::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }

@@ -132,6 +132,11 @@ impl<S: Strategy> HotPath<S> {
         &self.hist
     }
 
+    /// Forgets the latency samples so far (after a warm-up).
+    pub fn reset_histograms(&mut self) {
+        self.hist.reset();
+    }
+
     pub fn stats(&self) -> HotStats {
         self.stats
     }

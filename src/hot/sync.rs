@@ -107,19 +107,26 @@ impl DiffBuffer {
             return 1;
         }
         let mut dropped = 0;
-        while self.events.len() == self.max_events || self.levels.len() + need > self.max_levels {
+        if self.events.len() == self.max_events || self.levels.len() + need > self.max_levels {
             // Rare: the snapshot is late. The oldest diffs are the ones a
-            // snapshot would discard first, so they go.
-            let Some(first) = self.events.first().copied() else {
-                break;
-            };
-            let n = first.bids + first.asks;
-            self.events.remove(0);
-            self.levels.drain(..n);
-            for e in &mut self.events {
-                e.start -= n;
+            // snapshot would discard first, so they go: the older half at
+            // once (or more, until the new one fits), so a long wait costs
+            // O(1) per diff amortized rather than a shift per diff.
+            let mut keep_from = self.events.len() / 2;
+            while keep_from < self.events.len() {
+                let first_kept = self.events[keep_from].start;
+                if self.levels.len() - first_kept + need <= self.max_levels {
+                    break;
+                }
+                keep_from += 1;
             }
-            dropped += 1;
+            let cut = self.events.get(keep_from).map_or(self.levels.len(), |e| e.start);
+            self.events.drain(..keep_from);
+            self.levels.drain(..cut);
+            for e in &mut self.events {
+                e.start -= cut;
+            }
+            dropped = keep_from as u64;
         }
         let start = self.levels.len();
         self.levels.extend_from_slice(bids);

@@ -1,0 +1,219 @@
+//! `mmbot bench [FILE] [--json]`: the hot path's per-stage latency on a
+//! recording or, without one, on built-in synthetic 10+10-level spot diffs,
+//! next to a baseline measured in the same run on the same frames: the usual
+//! serde_json typed parse into strings converted with `f64`.
+//!
+//! Frames are loaded into memory first (decompression is not what is being
+//! measured); the thread is pinned to `[cores] hot` when configured; the
+//! first frames warm caches and branch predictors and are not counted.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::feed::recording::{split_line, LineChunks, Piece};
+use crate::feed::synthetic;
+use crate::hot::engine::HotPath;
+use crate::hot::strategy::NativeStrategy;
+use crate::stats::clock::Clock;
+use crate::stats::latency::{Percentiles, Stage, StageHistograms};
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// A recording to replay (default: built-in synthetic 10+10-level spot diffs).
+    pub file: Option<PathBuf>,
+    /// Synthetic frames to generate when no file is given.
+    #[arg(long, default_value_t = 200_000)]
+    pub events: usize,
+    /// Config file (cores, strategy, book sizes).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The baseline's view of a combined diff frame.
+#[derive(Deserialize)]
+struct SerdeFrame {
+    data: SerdeDiff,
+}
+
+#[allow(non_snake_case, dead_code)]
+#[derive(Deserialize)]
+struct SerdeDiff {
+    e: String,
+    E: u64,
+    s: String,
+    U: u64,
+    u: u64,
+    b: Vec<(String, String)>,
+    a: Vec<(String, String)>,
+}
+
+type FloatLevels = Vec<(f64, f64)>;
+
+fn serde_f64(frame: &[u8]) -> Option<(u64, FloatLevels, FloatLevels)> {
+    let f: SerdeFrame = serde_json::from_slice(frame).ok()?;
+    let conv = |v: Vec<(String, String)>| -> Option<FloatLevels> {
+        v.iter().map(|(p, q)| Some((p.parse().ok()?, q.parse().ok()?))).collect()
+    };
+    Some((f.data.u, conv(f.data.b)?, conv(f.data.a)?))
+}
+
+#[derive(Serialize)]
+struct StageOut {
+    count: u64,
+    p50: u64,
+    p90: u64,
+    p99: u64,
+    p999: u64,
+    max: u64,
+}
+
+impl From<Percentiles> for StageOut {
+    fn from(p: Percentiles) -> Self {
+        Self { count: p.count, p50: p.p50, p90: p.p90, p99: p.p99, p999: p.p999, max: p.max }
+    }
+}
+
+#[derive(Serialize)]
+struct BenchOut {
+    input: String,
+    frames: usize,
+    warmup_frames: usize,
+    pinned_core: Option<usize>,
+    clock: String,
+    tsc_cost_ns: Option<f64>,
+    instant_cost_ns: Option<f64>,
+    latency_ns: BTreeMap<String, StageOut>,
+    baselines: BTreeMap<String, StageOut>,
+}
+
+fn load(file: &Option<PathBuf>, events: usize) -> anyhow::Result<(String, Vec<(i64, Vec<u8>)>)> {
+    match file {
+        None => {
+            let (snapshot, diffs) = synthetic::spot_diffs(events, 42);
+            // As a recorder writes it: the first diff, then the snapshot.
+            let mut frames = Vec::with_capacity(diffs.len() + 1);
+            for (i, d) in diffs.into_iter().enumerate() {
+                frames.push((1 + i as i64 * 100_000_000, d.into_bytes()));
+                if i == 0 {
+                    frames.push((2, snapshot.clone().into_bytes()));
+                }
+            }
+            Ok((format!("synthetic: {events} spot diffs, 10+10 levels, 8 decimals"), frames))
+        }
+        Some(path) => {
+            let mut frames = Vec::new();
+            let mut chunks = LineChunks::start(vec![path.clone()]);
+            while let Some(piece) = chunks.next_piece() {
+                match piece {
+                    Piece::Lines(buf) => {
+                        for raw in buf.split(|&b| b == b'\n') {
+                            if let Some((ts, json)) = split_line(raw) {
+                                frames.push((ts as i64, json.to_vec()));
+                            }
+                        }
+                        chunks.recycle(buf);
+                    }
+                    Piece::FileError { path, error } => anyhow::bail!("cannot read {}: {error}", path.display()),
+                    Piece::Truncated { .. } => {}
+                }
+            }
+            Ok((path.display().to_string(), frames))
+        }
+    }
+}
+
+/// Pins the calling thread; `None` (with a warning) when that is impossible.
+pub fn pin(core: Option<usize>) -> Option<usize> {
+    let core = core?;
+    let ok = core_affinity::set_for_current(core_affinity::CoreId { id: core });
+    if !ok {
+        eprintln!("mmbot: warning: cannot pin to core {core} (no such core, or not allowed); running unpinned");
+        return None;
+    }
+    Some(core)
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
+    let config = Config::load_or_default(args.config.as_deref()).context("loading the configuration")?;
+    let (input, frames) = load(&args.file, args.events)?;
+    anyhow::ensure!(!frames.is_empty(), "no frames to replay in {input}");
+    let pinned = pin(config.hot_core);
+    let clock = Clock::calibrate();
+    let mut hot = HotPath::new(config.hot, NativeStrategy, clock);
+    let warmup = (frames.len() / 20).min(5_000);
+    let mut quotes = 0u64;
+    for (i, (ts, f)) in frames.iter().enumerate() {
+        if i == warmup {
+            hot.reset_histograms();
+        }
+        let t_in = clock.now();
+        hot.on_frame(f, *ts, t_in, &mut |ev| {
+            if let crate::hot::engine::HotEvent::Quote { quote, .. } = ev {
+                // Stands in for the hand-off to the exec ring.
+                quotes += quote.bid.is_some() as u64;
+            }
+        });
+    }
+    std::hint::black_box(quotes);
+
+    // Baseline on the same depth frames, same clock, same run.
+    let mut base = StageHistograms::new();
+    for (i, (_, f)) in frames.iter().enumerate().filter(|(_, (_, f))| f.windows(13).any(|w| w == b"\"depthUpdate\"")) {
+        let t0 = clock.now();
+        let parsed = serde_f64(f);
+        let t1 = clock.now();
+        std::hint::black_box(parsed);
+        if i >= warmup {
+            base.record(Stage::Parse, clock.ns(t0, t1));
+        }
+    }
+
+    let out = BenchOut {
+        input,
+        frames: frames.len(),
+        warmup_frames: warmup,
+        pinned_core: pinned,
+        clock: format!("{:?}", clock.source()).to_lowercase(),
+        tsc_cost_ns: clock.tsc_cost_ns.is_finite().then_some((clock.tsc_cost_ns * 10.0).round() / 10.0),
+        instant_cost_ns: clock.instant_cost_ns.is_finite().then_some((clock.instant_cost_ns * 10.0).round() / 10.0),
+        latency_ns: Stage::ALL
+            .iter()
+            .map(|&s| (s.name().to_string(), hot.histograms().percentiles(s).into()))
+            .collect(),
+        baselines: [("serde_json_f64_parse".to_string(), base.percentiles(Stage::Parse).into())].into_iter().collect(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(0);
+    }
+    println!(
+        "mmbot bench: {} ({} frames, first {} not counted); clock {} ({} ns/read; Instant {} ns/read); {}",
+        out.input,
+        out.frames,
+        out.warmup_frames,
+        out.clock,
+        out.tsc_cost_ns.map_or("n/a".into(), |c| c.to_string()),
+        out.instant_cost_ns.map_or("n/a".into(), |c| c.to_string()),
+        match pinned {
+            Some(c) => format!("pinned to core {c}"),
+            None => "not pinned".into(),
+        }
+    );
+    println!("{:<28} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9}  (ns)", "stage", "count", "p50", "p90", "p99", "p99.9", "max");
+    let row = |name: &str, s: &StageOut| {
+        println!("{name:<28} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9}", s.count, s.p50, s.p90, s.p99, s.p999, s.max);
+    };
+    for s in Stage::ALL {
+        row(s.name(), &out.latency_ns[s.name()]);
+    }
+    println!("baseline, same frames and clock:");
+    row("serde_json typed + f64 parse", &out.baselines["serde_json_f64_parse"]);
+    Ok(0)
+}
