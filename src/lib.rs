@@ -13,4 +13,5 @@ pub mod config;
 pub mod exec;
 pub mod feed;
 pub mod hot;
+pub mod ring;
 pub mod stats;
