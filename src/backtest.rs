@@ -195,7 +195,7 @@ pub fn run_observed<S: Strategy>(
     Ok((report(files, &hot, exchange.as_ref(), &position, symbol, wall_s), hot.histograms().clone()))
 }
 
-fn report<S: Strategy>(
+pub(crate) fn report<S: Strategy>(
     files: &[PathBuf],
     hot: &HotPath<S>,
     exchange: Option<&PaperExchange>,

@@ -14,4 +14,5 @@ pub mod exec;
 pub mod feed;
 pub mod hot;
 pub mod ring;
+pub mod runtime;
 pub mod stats;

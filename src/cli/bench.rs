@@ -93,7 +93,10 @@ struct BenchOut {
     baselines: BTreeMap<String, StageOut>,
 }
 
-fn load(file: &Option<PathBuf>, events: usize) -> anyhow::Result<(String, Vec<(i64, Vec<u8>)>)> {
+/// Frames with their receive times, loaded up front.
+type Frames = Vec<(i64, Vec<u8>)>;
+
+fn load(file: &Option<PathBuf>, events: usize) -> anyhow::Result<(String, Frames)> {
     match file {
         None => {
             let (snapshot, diffs) = synthetic::spot_diffs(events, 42);
@@ -129,22 +132,11 @@ fn load(file: &Option<PathBuf>, events: usize) -> anyhow::Result<(String, Vec<(i
     }
 }
 
-/// Pins the calling thread; `None` (with a warning) when that is impossible.
-pub fn pin(core: Option<usize>) -> Option<usize> {
-    let core = core?;
-    let ok = core_affinity::set_for_current(core_affinity::CoreId { id: core });
-    if !ok {
-        eprintln!("mmbot: warning: cannot pin to core {core} (no such core, or not allowed); running unpinned");
-        return None;
-    }
-    Some(core)
-}
-
 pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
     let config = Config::load_or_default(args.config.as_deref()).context("loading the configuration")?;
     let (input, frames) = load(&args.file, args.events)?;
     anyhow::ensure!(!frames.is_empty(), "no frames to replay in {input}");
-    let pinned = pin(config.hot_core);
+    let pinned = crate::runtime::pin(config.hot_core);
     let clock = Clock::calibrate();
     let mut hot = HotPath::new(config.hot, NativeStrategy, clock);
     let warmup = (frames.len() / 20).min(5_000);

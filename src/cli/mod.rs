@@ -3,6 +3,7 @@
 pub mod backtest;
 pub mod bench;
 pub mod book;
+pub mod replay;
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +22,8 @@ enum Command {
     Backtest(backtest::BacktestArgs),
     /// Measure the hot path's per-stage latency (on a recording or synthetic diffs).
     Bench(bench::BenchArgs),
+    /// Paper-trade on threads (pinned hot path, exec thread, rings), fed from recordings.
+    Replay(replay::ReplayArgs),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -29,5 +32,6 @@ pub fn run() -> anyhow::Result<i32> {
         Command::Book(args) => book::run(args),
         Command::Backtest(args) => backtest::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Replay(args) => replay::run(args),
     }
 }

@@ -71,7 +71,7 @@
 //! - A replacement waits for the in-flight order on that side to land.
 
 use crate::exec::{Fill, Quote, Side};
-use crate::hot::book::Book;
+use crate::hot::book::{BookView, TopOfBook};
 use crate::hot::fixed::{mul_rate, notional, Price, Qty};
 use crate::hot::msg::{Aggressor, Level, Symbol, Trade};
 
@@ -192,7 +192,7 @@ impl PaperExchange {
 
     /// A book update: activates due actions, then moves our queue places
     /// and fills orders the book has moved through.
-    pub fn on_book(&mut self, book: &Book, now_ns: i64, sink: &mut impl FnMut(Fill)) {
+    pub fn on_book(&mut self, book: &impl BookView, now_ns: i64, sink: &mut impl FnMut(Fill)) {
         self.activate_due(now_ns, Some(book));
         for s in [BID, ASK] {
             let Some(ord) = self.sides[s].live.as_mut() else {
@@ -221,7 +221,7 @@ impl PaperExchange {
     /// A public trade: activates due actions, then fills our order on the
     /// side the taker hit.
     pub fn on_trade(&mut self, t: &Trade, now_ns: i64, sink: &mut impl FnMut(Fill)) {
-        self.activate_due(now_ns, None);
+        self.activate_due::<TopOfBook>(now_ns, None);
         // A selling taker hits bids, a buying taker lifts asks.
         let s = match t.aggressor {
             Aggressor::Sell => BID,
@@ -252,7 +252,7 @@ impl PaperExchange {
 
     /// Time passes with no market event: activates due actions.
     pub fn on_time(&mut self, now_ns: i64) {
-        self.activate_due(now_ns, None);
+        self.activate_due::<TopOfBook>(now_ns, None);
     }
 
     /// The live bid (resting on the exchange), if any.
@@ -337,7 +337,7 @@ impl PaperExchange {
     /// Applies every due action (cancel lands, new order goes live) in order
     /// of due time; at equal times cancels first (a replacement's cancel is
     /// sent before its new order), then bid before ask.
-    fn activate_due(&mut self, now: i64, book: Option<&Book>) {
+    fn activate_due<B: BookView>(&mut self, now: i64, book: Option<&B>) {
         loop {
             // (due, kind: 0 cancel / 1 activate, side)
             let mut next: Option<(i64, u8, usize)> = None;
@@ -414,7 +414,7 @@ fn needs_replace(o: &WorkingOrder, want: Level, tick: Price, cfg: &PaperConfig, 
 /// Visible quantity at `price` on the side an order of `side` rests on, 0
 /// when there is no level there. Walks from the touch and stops at the first
 /// level at or behind `price`: a few levels for a quoting order.
-fn visible_qty(book: &Book, side: Side, price: Price) -> i64 {
+fn visible_qty(book: &impl BookView, side: Side, price: Price) -> i64 {
     match side {
         Side::Buy => book.bid_qty_at(price).0,
         Side::Sell => book.ask_qty_at(price).0,
@@ -424,6 +424,7 @@ fn visible_qty(book: &Book, side: Side, price: Price) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hot::book::Book;
     use crate::hot::fixed::SCALE;
 
     fn sym() -> Symbol {

@@ -381,6 +381,77 @@ impl Side {
     }
 }
 
+/// What the exchange side needs to see of a book: the touch, and the
+/// quantity resting at a given price. [`Book`] implements it on the hot
+/// thread; [`TopOfBook`], a `Copy` snapshot, implements it across a ring.
+pub trait BookView {
+    fn best_bid(&self) -> Option<Level>;
+    fn best_ask(&self) -> Option<Level>;
+    fn bid_qty_at(&self, price: Price) -> Qty;
+    fn ask_qty_at(&self, price: Price) -> Qty;
+}
+
+/// Levels per side in a [`TopOfBook`].
+pub const TOP_LEVELS: usize = 10;
+
+/// The top [`TOP_LEVELS`] levels of each side, `Copy`, for hand-off to
+/// another thread (best first; `Level::default()` pads an empty slot).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TopOfBook {
+    pub bids: [Level; TOP_LEVELS],
+    pub asks: [Level; TOP_LEVELS],
+    pub bid_len: u8,
+    pub ask_len: u8,
+}
+
+impl TopOfBook {
+    pub fn of(book: &Book) -> Self {
+        let mut t = Self::default();
+        for (slot, l) in t.bids.iter_mut().zip(book.bids()) {
+            *slot = l;
+            t.bid_len += 1;
+        }
+        for (slot, l) in t.asks.iter_mut().zip(book.asks()) {
+            *slot = l;
+            t.ask_len += 1;
+        }
+        t
+    }
+}
+
+impl BookView for TopOfBook {
+    fn best_bid(&self) -> Option<Level> {
+        (self.bid_len > 0).then_some(self.bids[0])
+    }
+    fn best_ask(&self) -> Option<Level> {
+        (self.ask_len > 0).then_some(self.asks[0])
+    }
+    /// Levels below the top ten read as empty: the exchange side then
+    /// assumes no queue ahead there, which only matters for orders quoted
+    /// deeper than ten levels.
+    fn bid_qty_at(&self, price: Price) -> Qty {
+        self.bids[..self.bid_len as usize].iter().find(|l| l.price == price).map_or(Qty::ZERO, |l| l.qty)
+    }
+    fn ask_qty_at(&self, price: Price) -> Qty {
+        self.asks[..self.ask_len as usize].iter().find(|l| l.price == price).map_or(Qty::ZERO, |l| l.qty)
+    }
+}
+
+impl BookView for Book {
+    fn best_bid(&self) -> Option<Level> {
+        Book::best_bid(self)
+    }
+    fn best_ask(&self) -> Option<Level> {
+        Book::best_ask(self)
+    }
+    fn bid_qty_at(&self, price: Price) -> Qty {
+        Book::bid_qty_at(self, price)
+    }
+    fn ask_qty_at(&self, price: Price) -> Qty {
+        Book::ask_qty_at(self, price)
+    }
+}
+
 /// A two-sided book of fixed capacity. Holds levels only; whether it can be
 /// trusted is [`crate::hot::sync::SyncedBook`]'s business.
 #[derive(Clone)]

@@ -1,0 +1,241 @@
+//! Paper trading on threads, as it runs live: the hot path on its own pinned
+//! core, the paper exchange on an exec thread, rings between them.
+//!
+//! ```text
+//!  source --frames--> hot (pinned) --top of book, trades--> exec (paper exchange, position)
+//!                         |  <--position (latest wins)--------|
+//!                         +----quotes (latest wins)---------->|
+//! ```
+//!
+//! The hot thread never waits on the exec thread: a full market ring is
+//! counted, quotes and positions are "latest wins". Unlike a backtest, this
+//! is not deterministic (exec sees quotes when it gets to them), which is
+//! exactly what paper trading against a live feed is like; backtests run the
+//! same hot path and exchange inline instead. Frames come from any
+//! [`FrameSource`]: a recording (optionally paced at recorded speed) now,
+//! the live WebSocket feed later.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::backtest::{self, Report};
+use crate::config::Config;
+use crate::exec::paper::PaperExchange;
+use crate::exec::position::Position;
+use crate::exec::{Fill, Quote};
+use crate::feed::recording::{split_line, LineChunks, Piece};
+use crate::hot::book::TopOfBook;
+use crate::hot::engine::{HotEvent, HotPath};
+use crate::hot::fixed::{Price, Qty};
+use crate::hot::msg::Trade;
+use crate::hot::strategy::Strategy;
+use crate::ring::ring;
+use crate::stats::clock::Clock;
+
+/// Where the hot thread's frames come from.
+pub trait FrameSource: Send {
+    /// Puts the next frame in `buf` (cleared first) and returns its receive
+    /// time in ns, or `None` when the source is finished.
+    fn next_frame(&mut self, buf: &mut Vec<u8>) -> Option<i64>;
+}
+
+/// Frames from recordings, as fast as possible or paced at `speed` times the
+/// recorded rate.
+pub struct RecordingSource {
+    chunks: LineChunks,
+    chunk: Vec<u8>,
+    pos: usize,
+    speed: Option<f64>,
+    start: Option<(Instant, i64)>,
+    /// Unreadable files, reported at the end.
+    pub errors: Vec<String>,
+}
+
+impl RecordingSource {
+    pub fn new(files: Vec<PathBuf>, speed: Option<f64>) -> Self {
+        Self { chunks: LineChunks::start(files), chunk: Vec::new(), pos: 0, speed, start: None, errors: Vec::new() }
+    }
+}
+
+impl FrameSource for RecordingSource {
+    fn next_frame(&mut self, buf: &mut Vec<u8>) -> Option<i64> {
+        loop {
+            if self.pos >= self.chunk.len() {
+                let done = std::mem::take(&mut self.chunk);
+                self.chunks.recycle(done);
+                self.pos = 0;
+                match self.chunks.next_piece()? {
+                    Piece::Lines(b) => self.chunk = b,
+                    Piece::FileError { path, error } => self.errors.push(format!("{}: {error}", path.display())),
+                    Piece::Truncated { .. } => {}
+                }
+                continue;
+            }
+            let rest = &self.chunk[self.pos..];
+            let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+            self.pos += end + 1;
+            let Some((ts, json)) = split_line(&rest[..end]) else { continue };
+            if let Some(speed) = self.speed {
+                let (wall0, rec0) = *self.start.get_or_insert((Instant::now(), ts as i64));
+                let due = Duration::from_nanos(((ts as i64 - rec0).max(0) as f64 / speed) as u64);
+                while wall0.elapsed() < due {
+                    std::thread::sleep((due - wall0.elapsed()).min(Duration::from_millis(1)));
+                }
+            }
+            buf.clear();
+            buf.extend_from_slice(json);
+            return Some(ts as i64);
+        }
+    }
+}
+
+/// Market data the exec thread's fill model needs. Ring slots hold values
+/// inline (no boxing: nothing is allocated per message), so the variants'
+/// size difference is the price of a preallocated ring.
+#[derive(Debug, Clone, Copy)]
+#[allow(clippy::large_enum_variant)]
+enum ToExec {
+    Book { top: TopOfBook, time_ns: i64 },
+    Trade { trade: Trade, time_ns: i64 },
+}
+
+/// How the threads did, beyond the report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RingStats {
+    /// Market updates the exec thread never saw (its ring was full).
+    pub market_dropped: u64,
+    /// Quotes replaced by a newer one before exec read them (normal).
+    pub quotes_superseded: u64,
+    pub positions_superseded: u64,
+}
+
+/// What [`run_paper`] returns.
+#[derive(Debug, Clone)]
+pub struct PaperRun {
+    pub report: Report,
+    pub rings: RingStats,
+    pub pinned_core: Option<usize>,
+    pub source_errors: Vec<String>,
+}
+
+/// Pins the calling thread to `core`; `None` (with a warning) when that is
+/// impossible (no such core, or not allowed).
+pub fn pin(core: Option<usize>) -> Option<usize> {
+    let core = core?;
+    // Only cores this thread may run on (read before pinning: afterwards the
+    // list shrinks to the pinned core). Asking core_affinity for a core
+    // outside the CPU set it can describe aborts the process instead.
+    let allowed = core_affinity::get_core_ids().unwrap_or_default();
+    if allowed.iter().any(|c| c.id == core) && core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+        Some(core)
+    } else {
+        eprintln!(
+            "mmbot: warning: cannot pin the hot thread to core {core} (no such core, or not allowed); running unpinned"
+        );
+        None
+    }
+}
+
+/// Runs the threaded paper trader until `source` ends or `stop` is set.
+pub fn run_paper<S: Strategy + Send + 'static>(
+    mut source: RecordingSource,
+    files: Vec<PathBuf>,
+    config: &Config,
+    strategy: S,
+    stop: Arc<AtomicBool>,
+) -> PaperRun {
+    let (mut market_tx, mut market_rx) = ring::<ToExec>(4096);
+    let (mut quote_tx, mut quote_rx) = ring::<(Quote, Price)>(8);
+    let (mut pos_tx, mut pos_rx) = ring::<Qty>(8);
+    let hot_done = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+
+    let paper_cfg = config.paper;
+    let done = hot_done.clone();
+    let exec = std::thread::Builder::new()
+        .name("mmbot-exec".into())
+        .spawn(move || {
+            let mut exchange: Option<PaperExchange> = None;
+            let mut position = Position::new();
+            let mut fills: Vec<Fill> = Vec::with_capacity(64);
+            loop {
+                let finished = done.load(Ordering::Acquire);
+                let mut worked = false;
+                while let Some(m) = market_rx.pop() {
+                    worked = true;
+                    if let Some(ex) = exchange.as_mut() {
+                        match m {
+                            ToExec::Book { top, time_ns } => ex.on_book(&top, time_ns, &mut |f| fills.push(f)),
+                            ToExec::Trade { trade, time_ns } => ex.on_trade(&trade, time_ns, &mut |f| fills.push(f)),
+                        }
+                    }
+                }
+                if let Some((q, tick)) = quote_rx.latest() {
+                    worked = true;
+                    exchange
+                        .get_or_insert_with(|| PaperExchange::new(q.symbol, paper_cfg))
+                        .on_quote(&q, tick, q.time_ns);
+                }
+                if !fills.is_empty() {
+                    for f in fills.drain(..) {
+                        position.on_fill(&f);
+                    }
+                    pos_tx.push_latest(position.qty());
+                }
+                if finished && !worked && market_rx.is_empty() {
+                    break;
+                }
+                if !worked {
+                    // The exec thread may wait; the hot thread never does.
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+            }
+            (exchange, position, pos_tx.dropped())
+        })
+        .expect("spawning the exec thread");
+
+    let hot_cfg = config.hot;
+    let hot_core = config.hot_core;
+    let hot = std::thread::Builder::new()
+        .name("mmbot-hot".into())
+        .spawn(move || {
+            let pinned = pin(hot_core);
+            let clock = Clock::calibrate();
+            let mut hot = HotPath::new(hot_cfg, strategy, clock);
+            let mut buf = Vec::with_capacity(1 << 20);
+            while !stop.load(Ordering::Relaxed) {
+                let Some(recv_ns) = source.next_frame(&mut buf) else { break };
+                let t_in = hot.clock().now();
+                hot.on_frame(&buf, recv_ns, t_in, &mut |ev| match ev {
+                    HotEvent::Depth { book, time_ns } => {
+                        market_tx.push(ToExec::Book { top: TopOfBook::of(book), time_ns });
+                    }
+                    HotEvent::Trade(trade) => {
+                        market_tx.push(ToExec::Trade { trade, time_ns: recv_ns });
+                    }
+                    HotEvent::Quote { quote, tick, .. } => quote_tx.push_latest((quote, tick)),
+                });
+                if let Some(p) = pos_rx.latest() {
+                    hot.set_position(p);
+                }
+            }
+            let rings = RingStats {
+                market_dropped: market_tx.dropped(),
+                quotes_superseded: quote_tx.dropped(),
+                positions_superseded: 0,
+            };
+            (hot, pinned, rings, source.errors)
+        })
+        .expect("spawning the hot thread");
+
+    let (hot, pinned_core, mut rings, source_errors) = hot.join().expect("the hot thread panicked");
+    hot_done.store(true, Ordering::Release);
+    let (exchange, position, pos_dropped) = exec.join().expect("the exec thread panicked");
+    rings.positions_superseded = pos_dropped;
+    let wall_s = started.elapsed().as_secs_f64();
+    let symbol = hot.traded_symbol().unwrap_or_default();
+    let report = backtest::report(&files, &hot, exchange.as_ref(), &position, symbol, wall_s);
+    PaperRun { report, rings, pinned_core, source_errors }
+}

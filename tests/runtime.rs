@@ -1,0 +1,69 @@
+//! The threaded paper trader (pinned hot thread, exec thread, rings) sees the
+//! same market as a backtest of the same recording, keeps positions within
+//! limits, survives a pinning request it cannot honour, and paces by the
+//! recorded clock when asked to.
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use mmbot::backtest;
+use mmbot::config::Config;
+use mmbot::hot::strategy::NativeStrategy;
+use mmbot::runtime::{run_paper, RecordingSource};
+use mmbot::stats::clock::Clock;
+
+const TIGHT: &str = "[strategy]\ntarget_spread_pct = 0.0\nmin_order_size = \"1\"\nmax_position = \"3\"\n[risk]\nmin_spread_bps = 0.0\n[paper]\nlatency_ms = 1\n";
+
+#[test]
+fn threads_see_what_the_backtest_sees_and_stay_within_limits() {
+    let Some(files) = common::recordings("threads_see_what_the_backtest_sees_and_stay_within_limits") else { return };
+    let config = Config::from_toml(TIGHT, "tight").unwrap();
+    for f in &files {
+        let one = vec![f.clone()];
+        let run = run_paper(
+            RecordingSource::new(one.clone(), None),
+            one.clone(),
+            &config,
+            NativeStrategy,
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (bt, _) = backtest::run(&one, &config, NativeStrategy, Clock::instant()).unwrap();
+        let name = f.display();
+        assert_eq!(run.report.input, bt.input, "{name}");
+        assert_eq!(run.report.trading.quotes, bt.trading.quotes, "{name}: one quote per depth event either way");
+        assert_eq!(run.rings.market_dropped, 0, "{name}");
+        let max_abs: f64 = run.report.trading.max_abs_position.parse().unwrap();
+        assert!(max_abs <= 3.0, "{name}: position {max_abs} over the limit");
+        assert!(run.source_errors.is_empty());
+    }
+}
+
+#[test]
+fn an_impossible_core_is_a_warning_and_speed_paces_the_replay() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sample_spot_btcusdt.rec");
+    let config = Config::from_toml("[cores]\nhot = 4000\n", "t").unwrap();
+    let files = vec![sample];
+    let speed = 20.0;
+    let run = run_paper(
+        RecordingSource::new(files.clone(), Some(speed)),
+        files.clone(),
+        &config,
+        NativeStrategy,
+        Arc::new(AtomicBool::new(false)),
+    );
+    assert_eq!(run.pinned_core, None);
+    assert_eq!(run.report.input.frames, 42);
+    assert_eq!(run.report.trading.quotes, 25);
+    // The sample spans ~0.9 s of recorded time: at 20x that is >= ~45 ms.
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    let ts: Vec<u64> = text.lines().map(|l| l.split(' ').next().unwrap().parse().unwrap()).collect();
+    let span_s = (ts.last().unwrap() - ts[0]) as f64 / 1e9;
+    assert!(
+        run.report.perf.wall_s >= span_s / speed * 0.9,
+        "{} s for a {span_s} s recording at {speed}x",
+        run.report.perf.wall_s
+    );
+}
