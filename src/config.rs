@@ -281,6 +281,8 @@ impl Config {
                 86_400_000,
             )? * 1_000_000,
             maker_fee_rate: decimal("paper.maker_fee", &p.maker_fee, dp.maker_fee_rate)?,
+            // The same limit as the hot path's, enforced where fills happen.
+            max_position: Some(params.max_position),
         };
         if paper.maker_fee_rate > 1_000_000 {
             return Err(invalid("paper.maker_fee", paper.maker_fee_rate as f64 / 1e8, "must be at most 0.01 (1%)"));

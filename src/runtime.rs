@@ -3,8 +3,10 @@
 //!
 //! ```text
 //!  source --frames--> hot (pinned) --top of book, trades--> exec (paper exchange, position)
-//!                         |  <--position (latest wins)--------|
-//!                         +----quotes (latest wins)---------->|
+//!                      ^  |  <--position (latest wins)--------|
+//!                      |  +----quotes (latest wins)---------->|
+//!                      |  +----status (latest wins)---------> caller (status lines, dashboard)
+//!  advice, params -----+ (latest wins, from side threads)
 //! ```
 //!
 //! The hot thread never waits on the exec thread: a full market ring is
@@ -26,12 +28,14 @@ use crate::exec::paper::PaperExchange;
 use crate::exec::position::Position;
 use crate::exec::{Fill, Quote};
 use crate::feed::recording::{split_line, LineChunks, Piece};
+use crate::hot::advice::Advice;
 use crate::hot::book::TopOfBook;
 use crate::hot::engine::{HotEvent, HotPath};
 use crate::hot::fixed::{Price, Qty};
 use crate::hot::msg::Trade;
 use crate::hot::strategy::Strategy;
-use crate::ring::ring;
+use crate::hot::strategy::StrategyParams;
+use crate::ring::{ring, Consumer, Producer};
 use crate::stats::clock::Clock;
 
 /// Where the hot thread's frames come from.
@@ -101,6 +105,9 @@ enum ToExec {
     Trade { trade: Trade, time_ns: i64 },
 }
 
+/// Wall time between [`HotStatus`] snapshots.
+const STATUS_EVERY_NS: u64 = 250_000_000;
+
 /// How the threads did, beyond the report.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RingStats {
@@ -109,6 +116,32 @@ pub struct RingStats {
     /// Quotes replaced by a newer one before exec read them (normal).
     pub quotes_superseded: u64,
     pub positions_superseded: u64,
+}
+
+/// A periodic snapshot from the hot thread (about every 250 ms of wall
+/// time), for status lines and dashboards. Counters only: nothing is
+/// formatted or computed on the hot thread for it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HotStatus {
+    pub frames: u64,
+    pub quotes: u64,
+    pub pulled: u64,
+    pub rejected: u64,
+    pub gaps: u64,
+    pub resyncs: u64,
+    pub position: Qty,
+    pub last_quote: Option<Quote>,
+}
+
+/// The side-thread inputs of [`run_paper`]; each is optional.
+#[derive(Default)]
+pub struct SideInputs {
+    /// Advice from the AI thread (latest wins).
+    pub advice: Option<Consumer<Advice>>,
+    /// Strategy parameters from an operator or script thread (latest wins).
+    pub params: Option<Consumer<StrategyParams>>,
+    /// Where the hot thread sends its [`HotStatus`] snapshots.
+    pub status: Option<Producer<HotStatus>>,
 }
 
 /// What [`run_paper`] returns.
@@ -145,6 +178,7 @@ pub fn run_paper<S: Strategy + Send + 'static>(
     config: &Config,
     strategy: S,
     stop: Arc<AtomicBool>,
+    mut side: SideInputs,
 ) -> PaperRun {
     let (mut market_tx, mut market_rx) = ring::<ToExec>(4096);
     let (mut quote_tx, mut quote_rx) = ring::<(Quote, Price)>(8);
@@ -205,6 +239,9 @@ pub fn run_paper<S: Strategy + Send + 'static>(
             let clock = Clock::calibrate();
             let mut hot = HotPath::new(hot_cfg, strategy, clock);
             let mut buf = Vec::with_capacity(1 << 20);
+            let mut last_status = clock.now();
+            let mut quote_seen: Option<Quote> = None;
+            let last_quote = &mut quote_seen;
             while !stop.load(Ordering::Relaxed) {
                 let Some(recv_ns) = source.next_frame(&mut buf) else { break };
                 let t_in = hot.clock().now();
@@ -215,10 +252,35 @@ pub fn run_paper<S: Strategy + Send + 'static>(
                     HotEvent::Trade(trade) => {
                         market_tx.push(ToExec::Trade { trade, time_ns: recv_ns });
                     }
-                    HotEvent::Quote { quote, tick, .. } => quote_tx.push_latest((quote, tick)),
+                    HotEvent::Quote { quote, tick, .. } => {
+                        *last_quote = Some(quote);
+                        quote_tx.push_latest((quote, tick))
+                    }
                 });
                 if let Some(p) = pos_rx.latest() {
                     hot.set_position(p);
+                }
+                if let Some(a) = side.advice.as_mut().and_then(|c| c.latest()) {
+                    hot.set_advice(a);
+                }
+                if let Some(p) = side.params.as_mut().and_then(|c| c.latest()) {
+                    hot.set_params(p);
+                }
+                if let Some(status) = side.status.as_mut() {
+                    if clock.ns(last_status, t_in) >= STATUS_EVERY_NS {
+                        last_status = t_in;
+                        let (f, s, h) = (hot.market().stats(), hot.market().sync_stats(), hot.stats());
+                        status.push_latest(HotStatus {
+                            frames: f.frames,
+                            quotes: h.quotes,
+                            pulled: h.pulled,
+                            rejected: f.rejected,
+                            gaps: s.gaps,
+                            resyncs: s.resyncs,
+                            position: hot.position(),
+                            last_quote: *last_quote,
+                        });
+                    }
                 }
             }
             let rings = RingStats {

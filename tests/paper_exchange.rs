@@ -128,7 +128,10 @@ fn on_time_activates_and_book_sets_queue() {
     let ask = s.x.working_ask().unwrap();
     assert_eq!((bid.id, bid.queue_ahead, bid.live_since_ns), (1, qty(3), L));
     assert_eq!((ask.id, ask.queue_ahead, ask.qty), (2, qty(4), qty(2)));
-    assert_eq!(s.x.stats(), PaperStats { quotes: 1, orders: 2, cancels: 0, fills: 0, filled_qty: Qty::ZERO });
+    assert_eq!(
+        s.x.stats(),
+        PaperStats { quotes: 1, orders: 2, cancels: 0, fills: 0, filled_qty: Qty::ZERO, refused_by_limit: 0 }
+    );
 }
 
 #[test]
@@ -461,4 +464,27 @@ fn position_follows_the_exchange_fills() {
     assert_eq!(pos.fills(), 3);
     assert_eq!(stats.filled_qty, qty(4));
     assert_eq!(pos.pnl(px(10_000)), 2_000_000 - 40_002_000);
+}
+
+/// The exchange side enforces the position limit with every fill in view:
+/// an order whose full size could pass it does not go live (counted).
+#[test]
+fn orders_that_could_pass_the_position_limit_are_refused_at_activation() {
+    let cfg = PaperConfig { max_position: Some(qty(1)), ..PaperConfig::default() };
+    let mut ex = PaperExchange::new(sym(), cfg);
+    let mut fills: Vec<Fill> = Vec::new();
+    let b = market();
+    let best_bid = b.best_bid().unwrap().price.0;
+    let bid_cents = best_bid / (SCALE / 100);
+    // A one-unit bid at the touch, filled by a trade through it.
+    ex.on_quote(&quote(Some(lv(bid_cents, 1)), None, 0), TICK, 0);
+    ex.on_book(&b, L, &mut |f| fills.push(f));
+    ex.on_trade(&trade(bid_cents - 1, 5, Aggressor::Sell), L + 1, &mut |f| fills.push(f));
+    assert_eq!(fills.len(), 1);
+    // Long 1 of max 1: a new bid cannot go live; an ask can.
+    ex.on_quote(&quote(Some(lv(bid_cents - 1, 1)), Some(lv(bid_cents + 50, 1)), L + 2), TICK, L + 2);
+    ex.on_time(3 * L);
+    assert!(ex.working_bid().is_none());
+    assert!(ex.working_ask().is_some());
+    assert_eq!(ex.stats().refused_by_limit, 1);
 }

@@ -11,8 +11,10 @@ use std::sync::Arc;
 
 use mmbot::backtest;
 use mmbot::config::Config;
+use mmbot::hot::advice::{Advice, SpreadState};
 use mmbot::hot::strategy::NativeStrategy;
-use mmbot::runtime::{run_paper, RecordingSource};
+use mmbot::ring::ring;
+use mmbot::runtime::{run_paper, RecordingSource, SideInputs};
 use mmbot::stats::clock::Clock;
 
 const TIGHT: &str = "[strategy]\ntarget_spread_pct = 0.0\nmin_order_size = \"1\"\nmax_position = \"3\"\n[risk]\nmin_spread_bps = 0.0\n[paper]\nlatency_ms = 1\n";
@@ -29,6 +31,7 @@ fn threads_see_what_the_backtest_sees_and_stay_within_limits() {
             &config,
             NativeStrategy,
             Arc::new(AtomicBool::new(false)),
+            SideInputs::default(),
         );
         let (bt, _) = backtest::run(&one, &config, NativeStrategy, Clock::instant()).unwrap();
         let name = f.display();
@@ -53,6 +56,7 @@ fn an_impossible_core_is_a_warning_and_speed_paces_the_replay() {
         &config,
         NativeStrategy,
         Arc::new(AtomicBool::new(false)),
+        SideInputs::default(),
     );
     assert_eq!(run.pinned_core, None);
     assert_eq!(run.report.input.frames, 42);
@@ -66,4 +70,36 @@ fn an_impossible_core_is_a_warning_and_speed_paces_the_replay() {
         "{} s for a {span_s} s recording at {speed}x",
         run.report.perf.wall_s
     );
+}
+
+/// Advice handed in from a side thread reaches the strategy (a wide spread
+/// moves the bid out), and the hot thread reports status through its ring.
+#[test]
+fn side_thread_advice_reaches_the_hot_path_and_status_comes_back() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sample_spot_btcusdt.rec");
+    let last_bid = |advice: Option<Advice>| {
+        let files = vec![sample.clone()];
+        let (mut advice_tx, advice_rx) = ring::<Advice>(4);
+        let (status_tx, mut status_rx) = ring(4);
+        if let Some(a) = advice {
+            advice_tx.push_latest(a);
+        }
+        let side = SideInputs { advice: Some(advice_rx), status: Some(status_tx), ..SideInputs::default() };
+        let stop = Arc::new(AtomicBool::new(false));
+        let run = run_paper(
+            RecordingSource::new(files.clone(), Some(2.0)),
+            files,
+            &Config::default(),
+            NativeStrategy,
+            stop,
+            side,
+        );
+        assert_eq!(run.report.trading.quotes, 25);
+        let status = status_rx.latest().expect("at least one status snapshot in ~0.5 s");
+        assert!(status.frames > 0 && status.quotes > 0);
+        status.last_quote.expect("a quote was made").bid.expect("the native strategy bids when flat").price
+    };
+    let neutral = last_bid(None);
+    let wide = last_bid(Some(Advice { spread: SpreadState::Wide, ..Advice::neutral() }));
+    assert!(wide < neutral, "wide-spread advice did not move the bid out: {wide} vs {neutral}");
 }

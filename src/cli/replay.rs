@@ -4,14 +4,16 @@
 //! replays at recorded speed; without it, as fast as the threads go.
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 
 use crate::config::Config;
 use crate::hot::strategy::NativeStrategy;
-use crate::runtime::{run_paper, RecordingSource};
+use crate::ring::ring;
+use crate::runtime::{run_paper, HotStatus, RecordingSource, SideInputs};
 
 #[derive(clap::Args, Debug)]
 pub struct ReplayArgs {
@@ -35,7 +37,33 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         anyhow::ensure!(s.is_finite() && s > 0.0, "--speed {s} is invalid: give a positive multiple such as 1 or 10");
     }
     let source = RecordingSource::new(args.files.clone(), args.speed);
-    let run = run_paper(source, args.files.clone(), &config, NativeStrategy, Arc::new(AtomicBool::new(false)));
+    // Status lines while a paced replay runs (a fast one is over too soon).
+    let (status_tx, mut status_rx) = ring::<HotStatus>(4);
+    let finished = Arc::new(AtomicBool::new(false));
+    let printer = args.speed.map(|_| {
+        let finished = finished.clone();
+        std::thread::spawn(move || {
+            while !finished.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(1000));
+                if let Some(s) = status_rx.latest() {
+                    let quote = s.last_quote.map_or("none".to_string(), |q| {
+                        let side = |l: Option<crate::hot::msg::Level>| l.map_or("-".to_string(), |l| format!("{}@{}", l.qty, l.price));
+                        format!("bid {} ask {}", side(q.bid), side(q.ask))
+                    });
+                    eprintln!(
+                        "  replay: {} frames, {} quotes ({} pulled), position {}, gaps {}, rejected {}; last quote {quote}",
+                        s.frames, s.quotes, s.pulled, s.position, s.gaps, s.rejected
+                    );
+                }
+            }
+        })
+    });
+    let side = SideInputs { status: Some(status_tx), ..SideInputs::default() };
+    let run = run_paper(source, args.files.clone(), &config, NativeStrategy, Arc::new(AtomicBool::new(false)), side);
+    finished.store(true, Ordering::Relaxed);
+    if let Some(p) = printer {
+        let _ = p.join();
+    }
     for e in &run.source_errors {
         eprintln!("mmbot replay: cannot read {e}");
     }

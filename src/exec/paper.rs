@@ -94,11 +94,22 @@ pub struct PaperConfig {
     pub max_order_age_ns: i64,
     /// Maker fee as a fixed-point rate (100_000 = 0.1%).
     pub maker_fee_rate: i64,
+    /// Largest absolute position the exchange side lets orders reach
+    /// (`None`: no limit here). The hot path limits its quotes too, but its
+    /// view of the position lags the fills; this check, made when an order
+    /// would go live, sees every fill and so makes the limit strict.
+    pub max_position: Option<Qty>,
 }
 
 impl Default for PaperConfig {
     fn default() -> Self {
-        Self { latency_ns: 20_000_000, refresh_ticks: 1, max_order_age_ns: 10_000_000_000, maker_fee_rate: 100_000 }
+        Self {
+            latency_ns: 20_000_000,
+            refresh_ticks: 1,
+            max_order_age_ns: 10_000_000_000,
+            maker_fee_rate: 100_000,
+            max_position: None,
+        }
     }
 }
 
@@ -135,6 +146,8 @@ pub struct PaperStats {
     pub fills: u64,
     /// Total quantity filled, both sides.
     pub filled_qty: Qty,
+    /// Orders not placed because filling them could pass `max_position`.
+    pub refused_by_limit: u64,
 }
 
 /// An order plus the exchange's private bookkeeping for it.
@@ -165,11 +178,13 @@ pub struct PaperExchange {
     /// Indexed by [`BID`] and [`ASK`].
     sides: [Slots; 2],
     stats: PaperStats,
+    /// Net position from the fills this exchange made (long > 0).
+    net: i64,
 }
 
 impl PaperExchange {
     pub fn new(symbol: Symbol, cfg: PaperConfig) -> Self {
-        Self { symbol, cfg, next_id: 1, sides: [Slots::default(); 2], stats: PaperStats::default() }
+        Self { symbol, cfg, next_id: 1, sides: [Slots::default(); 2], stats: PaperStats::default(), net: 0 }
     }
 
     pub fn symbol(&self) -> Symbol {
@@ -357,6 +372,16 @@ impl PaperExchange {
             if kind == 0 {
                 slots.live = None;
             } else if let Some(mut ord) = slots.pending.take() {
+                if let Some(max) = self.cfg.max_position {
+                    let room = match ord.o.side {
+                        Side::Buy => max.0 - self.net,
+                        Side::Sell => max.0 + self.net,
+                    };
+                    if ord.o.qty.0 > room {
+                        self.stats.refused_by_limit += 1;
+                        continue;
+                    }
+                }
                 let queue = ord.seen_qty.or_else(|| book.map(|b| visible_qty(b, ord.o.side, ord.o.price)));
                 ord.o.queue_ahead = queue.map_or(QUEUE_UNKNOWN, Qty);
                 // The live slot is empty here (see `quote_side`); were it
@@ -396,6 +421,10 @@ impl PaperExchange {
         }
         self.stats.fills += 1;
         self.stats.filled_qty = Qty(self.stats.filled_qty.0.saturating_add(qty));
+        self.net += match fill.side {
+            Side::Buy => qty,
+            Side::Sell => -qty,
+        };
         sink(fill);
     }
 }

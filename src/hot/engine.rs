@@ -172,6 +172,15 @@ impl<S: Strategy> HotPath<S> {
         self.advice = advice;
     }
 
+    /// New strategy parameters (latest wins), e.g. from an operator or script thread.
+    pub fn set_params(&mut self, params: StrategyParams) {
+        self.cfg.params = params;
+    }
+
+    pub fn position(&self) -> Qty {
+        self.position
+    }
+
     /// Processes one frame. `recv_ns`: its receive time (simulated time in
     /// backtests); `t_in`: clock ticks when its bytes were in memory.
     #[inline]
