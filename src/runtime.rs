@@ -30,8 +30,9 @@ use crate::exec::{Fill, Quote};
 use crate::feed::recording::{split_line, LineChunks, Piece};
 use crate::hot::advice::Advice;
 use crate::hot::book::TopOfBook;
-use crate::hot::engine::{HotEvent, HotPath};
+use crate::hot::engine::{ExecState, HotEvent, HotPath, StageSample};
 use crate::hot::fixed::{Price, Qty};
+use crate::hot::msg::Level;
 use crate::hot::msg::Trade;
 use crate::hot::strategy::Strategy;
 use crate::hot::strategy::StrategyParams;
@@ -142,6 +143,9 @@ pub struct SideInputs {
     pub params: Option<Consumer<StrategyParams>>,
     /// Where the hot thread sends its [`HotStatus`] snapshots.
     pub status: Option<Producer<HotStatus>>,
+    /// Where the hot thread sends each quote's stage times (a full ring
+    /// drops and counts them; the hot thread's own histograms keep all).
+    pub samples: Option<Producer<StageSample>>,
 }
 
 /// What [`run_paper`] returns.
@@ -182,7 +186,7 @@ pub fn run_paper<S: Strategy + Send + 'static>(
 ) -> PaperRun {
     let (mut market_tx, mut market_rx) = ring::<ToExec>(4096);
     let (mut quote_tx, mut quote_rx) = ring::<(Quote, Price)>(8);
-    let (mut pos_tx, mut pos_rx) = ring::<Qty>(8);
+    let (mut pos_tx, mut pos_rx) = ring::<ExecState>(8);
     let hot_done = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
 
@@ -212,11 +216,22 @@ pub fn run_paper<S: Strategy + Send + 'static>(
                         .get_or_insert_with(|| PaperExchange::new(q.symbol, paper_cfg))
                         .on_quote(&q, tick, q.time_ns);
                 }
-                if !fills.is_empty() {
-                    for f in fills.drain(..) {
-                        position.on_fill(&f);
-                    }
-                    pos_tx.push_latest(position.qty());
+                for f in fills.drain(..) {
+                    position.on_fill(&f);
+                }
+                if worked {
+                    // Position and working orders back to the hot thread.
+                    let order =
+                        |o: Option<crate::exec::paper::WorkingOrder>| o.map(|o| Level { price: o.price, qty: o.qty });
+                    let state = match exchange.as_ref() {
+                        Some(ex) => ExecState {
+                            position: position.qty(),
+                            bid: order(ex.working_bid()),
+                            ask: order(ex.working_ask()),
+                        },
+                        None => ExecState { position: position.qty(), ..ExecState::default() },
+                    };
+                    pos_tx.push_latest(state);
                 }
                 if finished && !worked && market_rx.is_empty() {
                     break;
@@ -257,8 +272,11 @@ pub fn run_paper<S: Strategy + Send + 'static>(
                         quote_tx.push_latest((quote, tick))
                     }
                 });
-                if let Some(p) = pos_rx.latest() {
-                    hot.set_position(p);
+                if let Some(state) = pos_rx.latest() {
+                    hot.set_exec_state(state);
+                }
+                if let (Some(samples), Some(sample)) = (side.samples.as_mut(), hot.take_sample()) {
+                    samples.push(sample);
                 }
                 if let Some(a) = side.advice.as_mut().and_then(|c| c.latest()) {
                     hot.set_advice(a);

@@ -103,3 +103,30 @@ fn side_thread_advice_reaches_the_hot_path_and_status_comes_back() {
     let wide = last_bid(Some(Advice { spread: SpreadState::Wide, ..Advice::neutral() }));
     assert!(wide < neutral, "wide-spread advice did not move the bid out: {wide} vs {neutral}");
 }
+
+/// Every quote's stage times reach a stats consumer through their ring, and
+/// add up: the stages lie inside tick_to_quote.
+#[test]
+fn latency_samples_reach_the_stats_side() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sample_spot_btcusdt.rec");
+    let files = vec![sample];
+    let (samples_tx, mut samples_rx) = ring(1024);
+    let side = SideInputs { samples: Some(samples_tx), ..SideInputs::default() };
+    let run = run_paper(
+        RecordingSource::new(files.clone(), None),
+        files,
+        &Config::default(),
+        NativeStrategy,
+        Arc::new(AtomicBool::new(false)),
+        side,
+    );
+    let mut n = 0;
+    while let Some(s) = samples_rx.pop() {
+        n += 1;
+        assert!(s.tick_to_quote > 0);
+        let parts = s.parse as u64 + s.book as u64 + s.strategy as u64 + s.quote as u64;
+        assert!(parts <= s.tick_to_quote as u64 + 4, "{s:?}");
+    }
+    assert_eq!(n, run.report.perf.latency_ns["tick_to_quote"].count);
+    assert_eq!(n, 25);
+}

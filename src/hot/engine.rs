@@ -63,6 +63,26 @@ pub enum HotEvent<'a> {
     Quote { quote: Quote, tick: Price, synced: bool, best_bid: Option<Level>, best_ask: Option<Level> },
 }
 
+/// The stage times of one quote, ns: the sample the hot thread hands to a
+/// stats thread so live percentiles never cost the hot thread anything.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StageSample {
+    pub tick_to_quote: u32,
+    pub parse: u32,
+    pub book: u32,
+    pub strategy: u32,
+    pub quote: u32,
+}
+
+/// Own orders as the exchange side last reported them (latest wins).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExecState {
+    pub position: Qty,
+    /// Working bid and ask: price and remaining size.
+    pub bid: Option<Level>,
+    pub ask: Option<Level>,
+}
+
 /// Counters of the hot path beyond the feed's and the guard's.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HotStats {
@@ -85,6 +105,8 @@ pub struct HotPath<S: Strategy> {
     last_depth_ns: i64,
     last_features: Option<Features>,
     last_explain: Explain,
+    last_sample: Option<StageSample>,
+    working: ExecState,
     was_synced: bool,
     clock: Clock,
     hist: StageHistograms,
@@ -109,6 +131,8 @@ impl<S: Strategy> HotPath<S> {
             last_depth_ns: 0,
             last_features: None,
             last_explain: Explain::default(),
+            last_sample: None,
+            working: ExecState::default(),
             was_synced: false,
             clock,
             hist: StageHistograms::new(),
@@ -181,6 +205,23 @@ impl<S: Strategy> HotPath<S> {
         self.position
     }
 
+    /// Position and working orders from the exchange side (latest wins).
+    pub fn set_exec_state(&mut self, state: ExecState) {
+        self.position = state.position;
+        self.working = state;
+    }
+
+    /// Own orders as last reported by the exchange side.
+    pub fn exec_state(&self) -> ExecState {
+        ExecState { position: self.position, ..self.working }
+    }
+
+    /// Stage times of the latest quote made from a trustworthy book, taken
+    /// (so each is handed on once).
+    pub fn take_sample(&mut self) -> Option<StageSample> {
+        self.last_sample.take()
+    }
+
     /// Processes one frame. `recv_ns`: its receive time (simulated time in
     /// backtests); `t_in`: clock ticks when its bytes were in memory.
     #[inline]
@@ -240,6 +281,7 @@ impl<S: Strategy> HotPath<S> {
         if filters.tick_size.0 == 0 {
             filters.tick_size = book.tick();
         }
+        let mut t_strategy = t_book;
         let quote = match features {
             Some(f) => {
                 self.last_features = Some(f);
@@ -250,7 +292,7 @@ impl<S: Strategy> HotPath<S> {
                     params: &self.cfg.params,
                 };
                 let decision = self.strategy.decide(&input);
-                let t_strategy = self.clock.now();
+                t_strategy = self.clock.now();
                 self.hist.record(Stage::Strategy, self.clock.ns(t_book, t_strategy));
                 self.last_explain = decision.explain;
                 self.guard.check(symbol, &decision, &f, health, self.position, &filters, recv_ns)
@@ -267,8 +309,16 @@ impl<S: Strategy> HotPath<S> {
         out(HotEvent::Quote { quote, tick: filters.tick_size, synced: now_synced, best_bid, best_ask });
         let t_quote = self.clock.now();
         if features.is_some() {
-            self.hist.record(Stage::Quote, self.clock.ns(t_book, t_quote));
-            self.hist.record(Stage::TickToQuote, self.clock.ns(t_in, t_quote));
+            let sample = StageSample {
+                tick_to_quote: self.clock.ns(t_in, t_quote).min(u32::MAX as u64) as u32,
+                parse: self.clock.ns(t_in, t_parsed).min(u32::MAX as u64) as u32,
+                book: self.clock.ns(t_parsed, t_book).min(u32::MAX as u64) as u32,
+                strategy: self.clock.ns(t_book, t_strategy).min(u32::MAX as u64) as u32,
+                quote: self.clock.ns(t_strategy, t_quote).min(u32::MAX as u64) as u32,
+            };
+            self.hist.record(Stage::Quote, sample.quote as u64);
+            self.hist.record(Stage::TickToQuote, sample.tick_to_quote as u64);
+            self.last_sample = Some(sample);
         }
     }
 }
