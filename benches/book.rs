@@ -9,6 +9,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
+use mmbot::feed::synthetic::Rng;
 use mmbot::hot::book::Book;
 use mmbot::hot::msg::Level;
 
@@ -59,20 +60,6 @@ impl SortedSide {
             self.keys.insert(i, key);
             self.qtys.insert(i, qty);
         }
-    }
-}
-
-/// xorshift64*: reproducible without a dependency.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }
 

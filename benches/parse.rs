@@ -7,36 +7,12 @@
 mod common;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use serde::Deserialize;
 use std::hint::black_box;
 
 use mmbot::hot::fixed::parse_fixed;
 use mmbot::hot::msg::Msg;
 use mmbot::hot::parse::Parser;
-
-/// The common baseline: typed serde_json into owned strings, then `f64`.
-#[allow(non_snake_case, dead_code)]
-#[derive(Deserialize)]
-struct SerdeDiff {
-    e: String,
-    E: u64,
-    s: String,
-    U: u64,
-    u: u64,
-    b: Vec<(String, String)>,
-    a: Vec<(String, String)>,
-}
-
-/// Levels as the baseline holds them.
-type FloatLevels = Vec<(f64, f64)>;
-
-fn serde_f64(frame: &[u8]) -> (u64, FloatLevels, FloatLevels) {
-    let d: SerdeDiff = serde_json::from_slice(frame).unwrap();
-    let conv = |v: Vec<(String, String)>| -> FloatLevels {
-        v.iter().map(|(p, q)| (p.parse().unwrap(), q.parse().unwrap())).collect()
-    };
-    (d.u, conv(d.b), conv(d.a))
-}
+use mmbot::stats::baseline;
 
 fn bench_diff(c: &mut Criterion) {
     let raw = common::spot_diff_10x10();
@@ -68,7 +44,7 @@ fn bench_diff(c: &mut Criterion) {
             black_box((m.is_ok(), tape.bids()[0], tape.asks()[9]))
         })
     });
-    g.bench_function("serde_json_typed_f64_baseline", |b| b.iter(|| black_box(serde_f64(black_box(&raw)))));
+    g.bench_function("serde_json_typed_f64_baseline", |b| b.iter(|| black_box(baseline::parse_raw(black_box(&raw)))));
     g.finish();
 }
 

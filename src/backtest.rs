@@ -62,22 +62,6 @@ pub struct TradingReport {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct StageReport {
-    pub count: u64,
-    pub p50: u64,
-    pub p90: u64,
-    pub p99: u64,
-    pub p999: u64,
-    pub max: u64,
-}
-
-impl From<Percentiles> for StageReport {
-    fn from(p: Percentiles) -> Self {
-        Self { count: p.count, p50: p.p50, p90: p.p90, p99: p.p99, p999: p.p999, max: p.max }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ClockReport {
     pub source: String,
     pub tsc_cost_ns: Option<f64>,
@@ -88,7 +72,7 @@ pub struct ClockReport {
 pub struct PerfReport {
     pub wall_s: f64,
     pub events_per_s: f64,
-    pub latency_ns: std::collections::BTreeMap<String, StageReport>,
+    pub latency_ns: std::collections::BTreeMap<String, Percentiles>,
     pub clock: ClockReport,
 }
 
@@ -247,7 +231,7 @@ pub(crate) fn report<S: Strategy>(
             events_per_s: if wall_s > 0.0 { f.frames as f64 / wall_s } else { 0.0 },
             latency_ns: Stage::ALL
                 .iter()
-                .map(|&st| (st.name().to_string(), StageReport::from(hot.histograms().percentiles(st))))
+                .map(|&st| (st.name().to_string(), hot.histograms().percentiles(st)))
                 .collect(),
             clock: ClockReport {
                 source: format!("{:?}", clock.source()).to_lowercase(),

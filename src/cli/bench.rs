@@ -11,13 +11,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::config::Config;
 use crate::feed::recording::{split_line, LineChunks, Piece};
 use crate::feed::synthetic;
 use crate::hot::engine::HotPath;
 use crate::hot::strategy::NativeStrategy;
+use crate::stats::baseline;
 use crate::stats::clock::Clock;
 use crate::stats::latency::{Percentiles, Stage, StageHistograms};
 
@@ -36,50 +37,6 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
-/// The baseline's view of a combined diff frame.
-#[derive(Deserialize)]
-struct SerdeFrame {
-    data: SerdeDiff,
-}
-
-#[allow(non_snake_case, dead_code)]
-#[derive(Deserialize)]
-struct SerdeDiff {
-    e: String,
-    E: u64,
-    s: String,
-    U: u64,
-    u: u64,
-    b: Vec<(String, String)>,
-    a: Vec<(String, String)>,
-}
-
-type FloatLevels = Vec<(f64, f64)>;
-
-fn serde_f64(frame: &[u8]) -> Option<(u64, FloatLevels, FloatLevels)> {
-    let f: SerdeFrame = serde_json::from_slice(frame).ok()?;
-    let conv = |v: Vec<(String, String)>| -> Option<FloatLevels> {
-        v.iter().map(|(p, q)| Some((p.parse().ok()?, q.parse().ok()?))).collect()
-    };
-    Some((f.data.u, conv(f.data.b)?, conv(f.data.a)?))
-}
-
-#[derive(Serialize)]
-struct StageOut {
-    count: u64,
-    p50: u64,
-    p90: u64,
-    p99: u64,
-    p999: u64,
-    max: u64,
-}
-
-impl From<Percentiles> for StageOut {
-    fn from(p: Percentiles) -> Self {
-        Self { count: p.count, p50: p.p50, p90: p.p90, p99: p.p99, p999: p.p999, max: p.max }
-    }
-}
-
 #[derive(Serialize)]
 struct BenchOut {
     input: String,
@@ -89,8 +46,8 @@ struct BenchOut {
     clock: String,
     tsc_cost_ns: Option<f64>,
     instant_cost_ns: Option<f64>,
-    latency_ns: BTreeMap<String, StageOut>,
-    baselines: BTreeMap<String, StageOut>,
+    latency_ns: BTreeMap<String, Percentiles>,
+    baselines: BTreeMap<String, Percentiles>,
 }
 
 /// Frames with their receive times, loaded up front.
@@ -159,7 +116,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
     let mut base = StageHistograms::new();
     for (i, (_, f)) in frames.iter().enumerate().filter(|(_, (_, f))| f.windows(13).any(|w| w == b"\"depthUpdate\"")) {
         let t0 = clock.now();
-        let parsed = serde_f64(f);
+        let parsed = baseline::parse_combined(f);
         let t1 = clock.now();
         std::hint::black_box(parsed);
         if i >= warmup {
@@ -175,11 +132,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
         clock: format!("{:?}", clock.source()).to_lowercase(),
         tsc_cost_ns: clock.tsc_cost_ns.is_finite().then_some((clock.tsc_cost_ns * 10.0).round() / 10.0),
         instant_cost_ns: clock.instant_cost_ns.is_finite().then_some((clock.instant_cost_ns * 10.0).round() / 10.0),
-        latency_ns: Stage::ALL
-            .iter()
-            .map(|&s| (s.name().to_string(), hot.histograms().percentiles(s).into()))
-            .collect(),
-        baselines: [("serde_json_f64_parse".to_string(), base.percentiles(Stage::Parse).into())].into_iter().collect(),
+        latency_ns: Stage::ALL.iter().map(|&s| (s.name().to_string(), hot.histograms().percentiles(s))).collect(),
+        baselines: [("serde_json_f64_parse".to_string(), base.percentiles(Stage::Parse))].into_iter().collect(),
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -199,7 +153,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
         }
     );
     println!("{:<28} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9}  (ns)", "stage", "count", "p50", "p90", "p99", "p99.9", "max");
-    let row = |name: &str, s: &StageOut| {
+    let row = |name: &str, s: &Percentiles| {
         println!("{name:<28} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9}", s.count, s.p50, s.p90, s.p99, s.p999, s.max);
     };
     for s in Stage::ALL {

@@ -9,18 +9,18 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-/// xorshift64*: reproducible without a dependency.
-struct Rng(u64);
+/// xorshift64*: reproducible without a dependency (also used by benches).
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
     }
 }
 

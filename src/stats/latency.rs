@@ -36,8 +36,8 @@ impl Stage {
     }
 }
 
-/// Percentiles of one stage, ns.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+/// Percentiles of one stage, ns (the shape reports and `mmbot bench` print).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Percentiles {
     pub count: u64,
     pub p50: u64,
