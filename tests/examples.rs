@@ -29,7 +29,14 @@ fn sym(s: &str) -> Symbol {
 fn examples_dir(test: &str) -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/binance/examples");
     if !dir.is_dir() {
-        eprintln!("SKIP {test}: {} is absent (Binance doc examples live in ../shared/binance/examples)", dir.display());
+        {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIP {test}: {} is absent (Binance doc examples live in ../shared/binance/examples)",
+                dir.display()
+            );
+        }
         return None;
     }
     Some(dir)

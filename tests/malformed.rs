@@ -308,7 +308,14 @@ fn bad_frames_leave_the_next_good_frame_alone() {
 fn recording_path(test: &str) -> Option<PathBuf> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/recordings/spot_nknusdt.gz");
     if !path.is_file() {
-        eprintln!("SKIP {test}: {} is absent (real captures live in ../shared/data)", path.display());
+        {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIP {test}: {} is absent (real captures live in ../shared/data)",
+                path.display()
+            );
+        }
         return None;
     }
     Some(path)

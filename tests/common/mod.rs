@@ -6,18 +6,25 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+/// Says why a test is skipping, visibly: written straight to stderr, which
+/// libtest does not capture (it captures `eprintln!`), so CI logs show it.
+pub fn skip(message: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIP {message}");
+}
+
 /// The real captures beside the project, or `None` (with a message saying
 /// why the test is skipping) when ../shared/data is absent.
 pub fn recordings(test: &str) -> Option<Vec<PathBuf>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/recordings");
     let Ok(entries) = std::fs::read_dir(&dir) else {
-        eprintln!("SKIP {test}: {} is absent (real captures live in ../shared/data)", dir.display());
+        skip(format_args!("{test}: {} is absent (real captures live in ../shared/data)", dir.display()));
         return None;
     };
     let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
     files.sort();
     if files.is_empty() {
-        eprintln!("SKIP {test}: {} holds no recordings", dir.display());
+        skip(format_args!("{test}: {} holds no recordings", dir.display()));
         return None;
     }
     Some(files)
