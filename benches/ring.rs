@@ -40,7 +40,7 @@ fn main() {
     println!("clock {:?}, {} cores visible", clock.source(), cores);
 
     // mmbot ring
-    let (mut tx, mut rx) = ring::<u64>(1024);
+    let (tx, mut rx) = ring::<u64>(1024);
     let go = Arc::new(Barrier::new(2));
     let g = go.clone();
     let consumer = thread::spawn(move || {

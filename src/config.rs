@@ -69,7 +69,17 @@ raw_section!(
 );
 raw_section!(
     /// `[strategy]`
-    RawStrategy { target_spread_pct: f64, min_order_size: RawDecimal, max_position: RawDecimal }
+    RawStrategy {
+        target_spread_pct: f64,
+        min_order_size: RawDecimal,
+        max_position: RawDecimal,
+        script: String,
+        params: std::collections::BTreeMap<String, f64>,
+    }
+);
+raw_section!(
+    /// `[script]`: the sandbox's caps
+    RawScript { max_operations: i64, max_call_levels: i64, max_string_size: i64, max_array_size: i64, max_map_size: i64 }
 );
 raw_section!(
     /// `[risk]`
@@ -112,6 +122,8 @@ pub struct RawConfig {
     pub features: RawFeatures,
     #[serde(default)]
     pub cores: RawCores,
+    #[serde(default)]
+    pub script: RawScript,
 }
 
 /// Validated settings.
@@ -121,6 +133,11 @@ pub struct Config {
     pub paper: PaperConfig,
     /// Core for the hot thread (`None`: do not pin).
     pub hot_core: Option<usize>,
+    /// A Rhai strategy script (`None`: the native strategy).
+    pub script: Option<std::path::PathBuf>,
+    /// `[strategy.params]`, read by scripts with `param(name, default)`.
+    pub params: crate::script::Params,
+    pub script_limits: crate::script::ScriptLimits,
 }
 
 impl Default for Config {
@@ -313,7 +330,50 @@ impl Config {
             Some(c) => Some(in_range("cores.hot", Some(c), 0, 0, 4095)? as usize),
         };
 
-        Ok(Self { hot: HotConfig { symbol, sizes, features, guard, params, filters }, paper, hot_core })
+        let ds = crate::script::ScriptLimits::default();
+        let sc = &raw.script;
+        let script_limits = crate::script::ScriptLimits {
+            max_operations: in_range(
+                "script.max_operations",
+                sc.max_operations,
+                ds.max_operations as i64,
+                100,
+                100_000_000,
+            )? as u64,
+            max_call_levels: in_range("script.max_call_levels", sc.max_call_levels, ds.max_call_levels as i64, 1, 256)?
+                as usize,
+            max_string_size: in_range(
+                "script.max_string_size",
+                sc.max_string_size,
+                ds.max_string_size as i64,
+                16,
+                1 << 20,
+            )? as usize,
+            max_array_size: in_range("script.max_array_size", sc.max_array_size, ds.max_array_size as i64, 1, 1 << 20)?
+                as usize,
+            max_map_size: in_range("script.max_map_size", sc.max_map_size, ds.max_map_size as i64, 1, 1 << 20)?
+                as usize,
+        };
+        let user_params = raw.strategy.params.clone().unwrap_or_default();
+        if let Some((k, v)) = user_params.iter().find(|(_, v)| !v.is_finite()) {
+            return Err(invalid("strategy.params", format!("{k} = {v}"), "every parameter must be a finite number"));
+        }
+        let script = match &raw.strategy.script {
+            None => None,
+            Some(p) if p.is_empty() => {
+                return Err(invalid("strategy.script", "\"\"", "give a .rhai file path, or leave the key out"))
+            }
+            Some(p) => Some(std::path::PathBuf::from(p)),
+        };
+
+        Ok(Self {
+            hot: HotConfig { symbol, sizes, features, guard, params, filters },
+            paper,
+            hot_core,
+            script,
+            params: user_params,
+            script_limits,
+        })
     }
 }
 
@@ -355,6 +415,8 @@ mod tests {
             ("[market]\nsymbol = \"BTC-USDT\"\n", "market.symbol", "Binance symbol"),
             ("[paper]\nmaker_fee = 0.5\n", "paper.maker_fee", "at most 0.01"),
             ("[cores]\nhot = -1\n", "cores.hot", "from 0 to 4095"),
+            ("[script]\nmax_operations = 5\n", "script.max_operations", "from 100"),
+            ("[strategy]\nscript = \"\"\n", "strategy.script", ".rhai"),
         ] {
             let e = Config::from_toml(toml, "t").unwrap_err().to_string();
             assert!(e.contains(key) && e.contains(hint), "{toml}: {e}");

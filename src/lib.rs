@@ -15,4 +15,5 @@ pub mod feed;
 pub mod hot;
 pub mod ring;
 pub mod runtime;
+pub mod script;
 pub mod stats;

@@ -43,9 +43,11 @@ pub fn ring<T: Copy + Send>(capacity: usize) -> (Producer<T>, Consumer<T>) {
 }
 
 impl<T: Copy + Send> Producer<T> {
-    /// Sends `v`; false (and counted) when the ring is full.
+    /// Sends `v`; false (and counted) when the ring is full. (`&self`: the
+    /// queue is lock-free; one producer is enforced by owning the `Producer`,
+    /// which is not `Clone`.)
     #[inline]
-    pub fn push(&mut self, v: T) -> bool {
+    pub fn push(&self, v: T) -> bool {
         let ok = self.shared.queue.push(v).is_ok();
         if !ok {
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
@@ -55,7 +57,7 @@ impl<T: Copy + Send> Producer<T> {
 
     /// Sends `v`, displacing (and counting) the oldest value if full.
     #[inline]
-    pub fn push_latest(&mut self, v: T) {
+    pub fn push_latest(&self, v: T) {
         if self.shared.queue.force_push(v).is_some() {
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -104,7 +106,7 @@ mod tests {
 
     #[test]
     fn full_rings_count_and_never_wait() {
-        let (mut p, mut c) = ring::<u32>(2);
+        let (p, mut c) = ring::<u32>(2);
         assert!(p.push(1) && p.push(2));
         assert!(!p.push(3));
         assert_eq!((p.dropped(), c.pop(), c.pop(), c.pop()), (1, Some(1), Some(2), None));
@@ -117,7 +119,7 @@ mod tests {
 
     #[test]
     fn values_cross_threads_in_order() {
-        let (mut p, mut c) = ring::<u64>(64);
+        let (p, mut c) = ring::<u64>(64);
         let t = std::thread::spawn(move || {
             let mut sent = 0;
             while sent < 10_000 {

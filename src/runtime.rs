@@ -184,9 +184,9 @@ pub fn run_paper<S: Strategy + Send + 'static>(
     stop: Arc<AtomicBool>,
     mut side: SideInputs,
 ) -> PaperRun {
-    let (mut market_tx, mut market_rx) = ring::<ToExec>(4096);
-    let (mut quote_tx, mut quote_rx) = ring::<(Quote, Price)>(8);
-    let (mut pos_tx, mut pos_rx) = ring::<ExecState>(8);
+    let (market_tx, mut market_rx) = ring::<ToExec>(4096);
+    let (quote_tx, mut quote_rx) = ring::<(Quote, Price)>(8);
+    let (pos_tx, mut pos_rx) = ring::<ExecState>(8);
     let hot_done = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
 

@@ -79,7 +79,7 @@ fn side_thread_advice_reaches_the_hot_path_and_status_comes_back() {
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sample_spot_btcusdt.rec");
     let last_bid = |advice: Option<Advice>| {
         let files = vec![sample.clone()];
-        let (mut advice_tx, advice_rx) = ring::<Advice>(4);
+        let (advice_tx, advice_rx) = ring::<Advice>(4);
         let (status_tx, mut status_rx) = ring(4);
         if let Some(a) = advice {
             advice_tx.push_latest(a);

@@ -10,6 +10,7 @@ use anyhow::Context;
 use crate::backtest;
 use crate::config::Config;
 use crate::hot::strategy::NativeStrategy;
+use crate::script::ScriptStrategy;
 use crate::stats::clock::Clock;
 use crate::stats::latency::{write_hgrm, Stage, StageHistograms};
 
@@ -24,6 +25,9 @@ pub struct BacktestArgs {
     /// Write the report here (and `<stem>.<stage>.hgrm` beside it) instead of stdout.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// A Rhai strategy script (overrides `[strategy] script`).
+    #[arg(long)]
+    pub script: Option<PathBuf>,
 }
 
 /// Paths of the `.hgrm` files written next to `report`.
@@ -46,7 +50,13 @@ fn write_histograms(report: &Path, hist: &StageHistograms) -> anyhow::Result<()>
 pub fn run(args: BacktestArgs) -> anyhow::Result<i32> {
     let config = Config::load_or_default(args.config.as_deref()).context("loading the configuration")?;
     let clock = Clock::calibrate();
-    let (report, hist) = backtest::run(&args.files, &config, NativeStrategy, clock)?;
+    let (report, hist) = match args.script.as_ref().or(config.script.as_ref()) {
+        Some(path) => {
+            let s = ScriptStrategy::from_file(path, &config.params, &config.script_limits)?;
+            backtest::run(&args.files, &config, s, clock)?
+        }
+        None => backtest::run(&args.files, &config, NativeStrategy, clock)?,
+    };
     let json = serde_json::to_string_pretty(&report).context("encoding the report")?;
     match &args.report {
         Some(path) => {

@@ -1,0 +1,307 @@
+//! Rhai strategy scripts: spread rules users edit without recompiling.
+//!
+//! A script defines `fn quote(m)`. `m` is a [`MarketState`] (a registered
+//! type with getters, not a map built per call, so a call costs what the
+//! script does). The function returns one of:
+//! * a map with prices: `#{ bid: .., ask: .., bid_size: .., ask_size: .. }`;
+//! * a map with distances from the mid instead of prices: `bid_spread`,
+//!   `ask_spread`;
+//! * `"pull"` or `()` to pull quotes.
+//!
+//! A side left out of the map is not quoted. Whatever it returns goes through
+//! the same fixed-point guard as the native strategy, so a script can only
+//! narrow what the limits allow.
+//!
+//! Sandbox: Rhai scripts have no file, network or process access (no such
+//! functions are registered; `import` is compiled out with `no_module`).
+//! Operations, call depth, string, array and map sizes are capped from
+//! config; `print`/`debug` go to a ring the caller drains to its log, never
+//! written from the hot thread. A runtime error, or a cap hit, pulls quotes
+//! for that event and is counted; the error keeps its line and column.
+//!
+//! Evaluation follows the measured pitfalls in DESIGN.md:
+//! * the script's functions are merged with a `quote(m)` call and evaluated
+//!   with `eval_ast_with_scope`, cheaper than `call_fn`;
+//! * the scope is rewound to its base length before each call, so variables
+//!   cannot pile up;
+//! * `[strategy.params]` is read with `param("name", default)`, a registered
+//!   function (Rhai functions cannot see the caller's scope, so a scope
+//!   constant would be invisible inside `fn quote`).
+
+pub mod api;
+
+use std::path::{Path, PathBuf};
+
+use rhai::{Dynamic, Engine, Map, Scope, AST};
+
+use crate::hot::strategy::{Decision, Explain, SideIntent, Strategy, StrategyInput};
+use crate::ring::{ring, Consumer, Producer};
+
+pub use api::MarketState;
+
+/// Sandbox caps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScriptLimits {
+    pub max_operations: u64,
+    pub max_call_levels: usize,
+    pub max_string_size: usize,
+    pub max_array_size: usize,
+    pub max_map_size: usize,
+}
+
+impl Default for ScriptLimits {
+    fn default() -> Self {
+        Self {
+            max_operations: 50_000,
+            max_call_levels: 16,
+            max_string_size: 1024,
+            max_array_size: 256,
+            max_map_size: 64,
+        }
+    }
+}
+
+/// A script problem, with its place in the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct ScriptError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl ScriptError {
+    fn new(file: &str, pos: rhai::Position, message: impl Into<String>) -> Self {
+        Self {
+            file: file.to_string(),
+            line: pos.line().unwrap_or(0),
+            column: pos.position().unwrap_or(0),
+            message: message.into(),
+        }
+    }
+
+    /// A runtime error, placed where it happened inside the script rather
+    /// than at the `quote(m)` call that Rhai wraps it in.
+    fn runtime(file: &str, e: &rhai::EvalAltResult) -> Self {
+        let mut inner = e;
+        while let rhai::EvalAltResult::ErrorInFunctionCall(_, _, next, _) = inner {
+            inner = next;
+        }
+        Self::new(file, inner.position(), inner.to_string())
+    }
+}
+
+/// One line a script printed (`print` or `debug`), for the log.
+#[derive(Debug, Clone, Copy)]
+pub struct ScriptLine {
+    pub len: u8,
+    pub bytes: [u8; 120],
+}
+
+impl ScriptLine {
+    fn new(s: &str) -> Self {
+        let mut line = Self { len: 0, bytes: [0; 120] };
+        let n = s.len().min(line.bytes.len());
+        // Cut on a char boundary so the text stays valid UTF-8.
+        let n = (0..=n).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+        line.bytes[..n].copy_from_slice(&s.as_bytes()[..n]);
+        line.len = n as u8;
+        line
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("")
+    }
+}
+
+/// Script counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScriptStats {
+    pub calls: u64,
+    pub errors: u64,
+    /// Outputs of the wrong shape (not a map, "pull" or ()).
+    pub bad_outputs: u64,
+}
+
+/// User parameters from `[strategy.params]`.
+pub type Params = std::collections::BTreeMap<String, f64>;
+
+/// Builds the sandboxed engine: caps set, `param(name, default)` reading
+/// `params`, output routed to `out`.
+pub fn engine(limits: &ScriptLimits, params: &Params, out: Option<Producer<ScriptLine>>) -> Engine {
+    let mut engine = Engine::new();
+    engine
+        .set_max_operations(limits.max_operations)
+        .set_max_call_levels(limits.max_call_levels)
+        .set_max_string_size(limits.max_string_size)
+        .set_max_array_size(limits.max_array_size)
+        .set_max_map_size(limits.max_map_size)
+        .set_max_expr_depths(64, 32);
+    api::register(&mut engine);
+    let params = std::sync::Arc::new(params.clone());
+    engine
+        .register_fn("param", move |name: &str, default: f64| -> f64 { params.get(name).copied().unwrap_or(default) });
+    // print/debug push to a lock-free ring (never blocking, drops counted);
+    // a side thread drains it to the log.
+    let out = out.map(std::sync::Arc::new);
+    let (o1, o2) = (out.clone(), out);
+    engine.on_print(move |s| {
+        if let Some(p) = &o1 {
+            p.push(ScriptLine::new(s));
+        }
+    });
+    engine.on_debug(move |s, _, _| {
+        if let Some(p) = &o2 {
+            p.push(ScriptLine::new(s));
+        }
+    });
+    engine
+}
+
+/// A compiled script: its functions merged with the `quote(m)` call.
+#[derive(Clone)]
+pub struct CompiledScript {
+    pub path: PathBuf,
+    /// FNV-1a 64 of the source, for reports.
+    pub hash: u64,
+    ast: AST,
+}
+
+/// FNV-1a 64: a stable content hash with no dependency.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// Compiles `source` (named `file` in messages) into a runnable script.
+pub fn compile(engine: &Engine, file: &str, source: &str) -> Result<CompiledScript, ScriptError> {
+    let ast = engine.compile(source).map_err(|e| ScriptError::new(file, e.position(), e.err_type().to_string()))?;
+    if !ast.iter_functions().any(|f| f.name == "quote" && f.params.len() == 1) {
+        return Err(ScriptError::new(file, rhai::Position::new(1, 1), "the script must define fn quote(m)"));
+    }
+    let call = engine.compile("quote(m)").map_err(|e| ScriptError::new(file, e.position(), e.to_string()))?;
+    Ok(CompiledScript {
+        path: PathBuf::from(file),
+        hash: fnv1a(source.as_bytes()),
+        ast: ast.clone_functions_only().merge(&call),
+    })
+}
+
+/// Reads and compiles a script file.
+pub fn compile_file(engine: &Engine, path: &Path) -> Result<CompiledScript, ScriptError> {
+    let file = path.display().to_string();
+    let source = std::fs::read_to_string(path)
+        .map_err(|e| ScriptError::new(&file, rhai::Position::NONE, format!("cannot read the script: {e}")))?;
+    compile(engine, &file, &source)
+}
+
+/// A [`Strategy`] that runs a Rhai script.
+pub struct ScriptStrategy {
+    engine: Engine,
+    script: CompiledScript,
+    scope: Scope<'static>,
+    /// Scope length with only the constants pushed.
+    base: usize,
+    name: String,
+    stats: ScriptStats,
+    last_error: Option<ScriptError>,
+}
+
+impl ScriptStrategy {
+    /// `engine` from [`engine`] (its limits and parameters), `script` compiled by it.
+    pub fn new(engine: Engine, script: CompiledScript) -> Self {
+        let scope = Scope::new();
+        let base = scope.len();
+        let name = format!("{} (fnv1a {:016x})", script.path.display(), script.hash);
+        Self { engine, script, scope, base, name, stats: ScriptStats::default(), last_error: None }
+    }
+
+    /// Loads a script file (no print ring).
+    pub fn from_file(path: &Path, params: &Params, limits: &ScriptLimits) -> Result<Self, ScriptError> {
+        let engine = engine(limits, params, None);
+        let script = compile_file(&engine, path)?;
+        Ok(Self::new(engine, script))
+    }
+
+    /// Swaps in a newly compiled version (hot reload), between two events.
+    pub fn replace(&mut self, script: CompiledScript) {
+        self.name = format!("{} (fnv1a {:016x})", script.path.display(), script.hash);
+        self.script = script;
+    }
+
+    pub fn script(&self) -> &CompiledScript {
+        &self.script
+    }
+
+    pub fn stats(&self) -> ScriptStats {
+        self.stats
+    }
+
+    pub fn last_error(&self) -> Option<&ScriptError> {
+        self.last_error.as_ref()
+    }
+
+    /// Runs `quote(m)` once; errors keep their line and column.
+    pub fn eval(&mut self, m: MarketState) -> Result<Dynamic, ScriptError> {
+        self.scope.rewind(self.base);
+        self.scope.push_constant("m", m);
+        let file = self.script.path.display().to_string();
+        self.engine
+            .eval_ast_with_scope::<Dynamic>(&mut self.scope, &self.script.ast)
+            .map_err(|e| ScriptError::runtime(&file, &e))
+    }
+}
+
+fn num(map: &Map, key: &str) -> Option<f64> {
+    let v = map.get(key)?;
+    v.as_float().ok().or_else(|| v.as_int().ok().map(|i| i as f64)).or(Some(f64::NAN))
+}
+
+/// Turns the script's return value into a decision (`None`: wrong shape).
+pub fn decision_from(out: &Dynamic, m: &MarketState, default_size: f64) -> Option<Decision> {
+    if out.is_unit() || out.clone().into_string().is_ok_and(|s| s == "pull") {
+        return Some(Decision { pull: true, ..Decision::default() });
+    }
+    let map = out.read_lock::<Map>()?;
+    // A price, or a distance from the mid.
+    let bid = num(&map, "bid").or_else(|| num(&map, "bid_spread").map(|d| m.mid - d));
+    let ask = num(&map, "ask").or_else(|| num(&map, "ask_spread").map(|d| m.mid + d));
+    let size = |key| num(&map, key).unwrap_or(default_size);
+    Some(Decision {
+        bid: bid.map(|price| SideIntent { price, size: size("bid_size") }),
+        ask: ask.map(|price| SideIntent { price, size: size("ask_size") }),
+        pull: false,
+        explain: Explain::default(),
+    })
+}
+
+impl Strategy for ScriptStrategy {
+    fn decide(&mut self, input: &StrategyInput<'_>) -> Decision {
+        self.stats.calls += 1;
+        let m = MarketState::from_input(input);
+        let out = match self.eval(m) {
+            Ok(v) => v,
+            Err(e) => {
+                self.stats.errors += 1;
+                self.last_error = Some(e);
+                return Decision { pull: true, ..Decision::default() };
+            }
+        };
+        match decision_from(&out, &m, input.params.min_order_size.to_f64()) {
+            Some(d) => d,
+            None => {
+                self.stats.bad_outputs += 1;
+                Decision { pull: true, ..Decision::default() }
+            }
+        }
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// A ring for script output lines (drain it on a side thread).
+pub fn print_ring() -> (Producer<ScriptLine>, Consumer<ScriptLine>) {
+    ring(256)
+}

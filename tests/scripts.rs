@@ -1,0 +1,107 @@
+//! The shipped Rhai scripts: default.rhai quotes exactly as the native
+//! strategy over every capture; every script runs clean; the sandbox stops
+//! runaway scripts; errors carry their line and column.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use mmbot::backtest::{run_observed, QuoteSeen};
+use mmbot::config::Config;
+use mmbot::hot::strategy::{NativeStrategy, Strategy};
+use mmbot::script::{compile, engine, ScriptLimits, ScriptStrategy};
+use mmbot::stats::clock::Clock;
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join(name)
+}
+
+fn quotes<S: Strategy>(files: &[PathBuf], config: &Config, s: S) -> Vec<QuoteSeen> {
+    let mut seen = Vec::new();
+    run_observed(files, config, s, Clock::instant(), &mut |q| seen.push(*q)).unwrap();
+    seen
+}
+
+const TIGHT: &str = "[strategy]\ntarget_spread_pct = 0.02\nmin_order_size = \"1\"\nmax_position = \"3\"\n[risk]\nmin_spread_bps = 0.0\n[paper]\nlatency_ms = 1\n";
+
+#[test]
+fn default_rhai_quotes_exactly_as_the_native_strategy() {
+    let Some(files) = common::recordings("default_rhai_quotes_exactly_as_the_native_strategy") else { return };
+    for config in [Config::default(), Config::from_toml(TIGHT, "tight").unwrap()] {
+        for f in &files {
+            let one = std::slice::from_ref(f);
+            let native = quotes(one, &config, NativeStrategy);
+            let s = ScriptStrategy::from_file(&script("default.rhai"), &Default::default(), &ScriptLimits::default())
+                .unwrap();
+            let scripted = quotes(one, &config, s);
+            assert_eq!(native.len(), scripted.len(), "{}", f.display());
+            for (a, b) in native.iter().zip(&scripted) {
+                assert_eq!(a.quote, b.quote, "{}: quotes differ", f.display());
+            }
+        }
+    }
+}
+
+#[test]
+fn every_shipped_script_runs_clean_on_the_sample() {
+    let sample = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sample_spot_btcusdt.rec")];
+    let config = Config::from_toml(TIGHT, "tight").unwrap();
+    for name in ["default.rhai", "inventory_skew.rhai", "avellaneda_stoikov.rhai"] {
+        let s = ScriptStrategy::from_file(&script(name), &Default::default(), &ScriptLimits::default()).unwrap();
+        let seen = quotes(&sample, &config, s);
+        assert_eq!(seen.len(), 25, "{name}");
+        assert!(seen.iter().any(|q| q.quote.bid.is_some()), "{name}: never bid");
+        if name != "default.rhai" {
+            assert!(seen.iter().any(|q| q.quote.ask.is_some()), "{name}: never offered");
+        }
+    }
+}
+
+#[test]
+fn errors_carry_line_and_column() {
+    let e = engine(&ScriptLimits::default(), &Default::default(), None);
+    let err = compile(&e, "bad.rhai", "fn quote(m) {\n    let x = ;\n}\n").err().unwrap();
+    assert_eq!((err.file.as_str(), err.line), ("bad.rhai", 2), "{err}");
+    assert!(err.to_string().starts_with("bad.rhai:2:"), "{err}");
+    let err = compile(&e, "none.rhai", "fn other(m) { 1 }").err().unwrap();
+    assert!(err.message.contains("fn quote(m)"), "{err}");
+    // A runtime error: its position, and quotes pulled for that event.
+    let script = compile(&e, "rt.rhai", "fn quote(m) {\n  let q = #{};\n  q.bid = m.no_such_field;\n  q\n}\n").unwrap();
+    let mut s = ScriptStrategy::new(e, script);
+    let err = s.eval(Default::default()).err().unwrap();
+    assert_eq!(err.line, 3, "{err}");
+}
+
+#[test]
+fn the_operation_cap_stops_an_infinite_loop() {
+    let limits = ScriptLimits { max_operations: 10_000, ..ScriptLimits::default() };
+    let e = engine(&limits, &Default::default(), None);
+    let script = compile(&e, "loop.rhai", "fn quote(m) {\n  loop { }\n}\n").unwrap();
+    let mut s = ScriptStrategy::new(e, script);
+    let t = std::time::Instant::now();
+    let err = s.eval(Default::default()).err().unwrap();
+    assert!(err.message.to_lowercase().contains("too many operations"), "{err}");
+    assert!(t.elapsed().as_secs() < 5);
+    // Strings and arrays are capped too.
+    let e = engine(&limits, &Default::default(), None);
+    let big = compile(&e, "big.rhai", "fn quote(m) { let s = \"x\"; for i in 0..20 { s += s; } s }").unwrap();
+    assert!(ScriptStrategy::new(e, big).eval(Default::default()).is_err());
+}
+
+#[test]
+fn parameters_come_from_the_config_table() {
+    let mut params = mmbot::script::Params::new();
+    params.insert("edge".into(), 2.5);
+    let e = engine(&ScriptLimits::default(), &params, None);
+    let src = "fn quote(m) { #{ bid: m.mid - param(\"edge\", 1.0), ask: m.mid + param(\"other\", 1.0) } }";
+    let mut s = ScriptStrategy::new(e, compile(&e_dummy(), "p.rhai", src).unwrap());
+    let m = mmbot::script::MarketState { mid: 100.0, ..Default::default() };
+    let out = s.eval(m).unwrap();
+    let map = out.cast::<rhai::Map>();
+    assert_eq!(map["bid"].as_float().unwrap(), 97.5);
+    assert_eq!(map["ask"].as_float().unwrap(), 101.0);
+}
+
+fn e_dummy() -> rhai::Engine {
+    engine(&ScriptLimits::default(), &Default::default(), None)
+}
