@@ -105,3 +105,16 @@ fn parameters_come_from_the_config_table() {
 fn e_dummy() -> rhai::Engine {
     engine(&ScriptLimits::default(), &Default::default(), None)
 }
+
+/// The operation cap applies to each call, not to the sum of calls (the
+/// runtime state is reused between calls).
+#[test]
+fn the_operation_cap_is_per_call() {
+    let limits = ScriptLimits { max_operations: 2_000, ..ScriptLimits::default() };
+    let e = engine(&limits, &Default::default(), None);
+    let script = compile(&e, "work.rhai", "fn quote(m) { let s = 0.0; for i in 0..100 { s += 1.0; } bid(m.mid - s, 1.0); }").unwrap();
+    let mut s = ScriptStrategy::new(e, script);
+    for _ in 0..200 {
+        s.eval(mmbot::script::MarketState { mid: 1000.0, ..Default::default() }).expect("each call is under the cap");
+    }
+}

@@ -17,7 +17,8 @@ use crate::config::Config;
 use crate::feed::recording::{split_line, LineChunks, Piece};
 use crate::feed::synthetic;
 use crate::hot::engine::HotPath;
-use crate::hot::strategy::NativeStrategy;
+use crate::hot::strategy::{NativeStrategy, Strategy};
+use crate::script::ScriptStrategy;
 use crate::stats::baseline;
 use crate::stats::clock::Clock;
 use crate::stats::latency::{Percentiles, Stage, StageHistograms};
@@ -35,6 +36,9 @@ pub struct BenchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also run the same frames with this Rhai script as the strategy.
+    #[arg(long)]
+    pub script: Option<PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -48,6 +52,34 @@ struct BenchOut {
     instant_cost_ns: Option<f64>,
     latency_ns: BTreeMap<String, Percentiles>,
     baselines: BTreeMap<String, Percentiles>,
+    /// The same frames with a script strategy instead of the native one.
+    script: Option<ScriptOut>,
+}
+
+#[derive(Serialize)]
+struct ScriptOut {
+    path: String,
+    latency_ns: BTreeMap<String, Percentiles>,
+}
+
+/// Runs the hot path over `frames`; histograms without the warm-up.
+fn run_hot<S: Strategy>(config: &Config, strategy: S, frames: &Frames, clock: Clock, warmup: usize) -> StageHistograms {
+    let mut hot = HotPath::new(config.hot, strategy, clock);
+    let mut quotes = 0u64;
+    for (i, (ts, f)) in frames.iter().enumerate() {
+        if i == warmup {
+            hot.reset_histograms();
+        }
+        let t_in = clock.now();
+        hot.on_frame(f, *ts, t_in, &mut |ev| {
+            if let crate::hot::engine::HotEvent::Quote { quote, .. } = ev {
+                // Stands in for the hand-off to the exec ring.
+                quotes += quote.bid.is_some() as u64;
+            }
+        });
+    }
+    std::hint::black_box(quotes);
+    hot.histograms().clone()
 }
 
 /// Frames with their receive times, loaded up front.
@@ -95,22 +127,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
     anyhow::ensure!(!frames.is_empty(), "no frames to replay in {input}");
     let pinned = crate::runtime::pin(config.hot_core);
     let clock = Clock::calibrate();
-    let mut hot = HotPath::new(config.hot, NativeStrategy, clock);
     let warmup = (frames.len() / 20).min(5_000);
-    let mut quotes = 0u64;
-    for (i, (ts, f)) in frames.iter().enumerate() {
-        if i == warmup {
-            hot.reset_histograms();
+    let native = run_hot(&config, NativeStrategy, &frames, clock, warmup);
+    let script = match &args.script {
+        Some(path) => {
+            let s = ScriptStrategy::from_file(path, &config.params, &config.script_limits)?;
+            Some((path.display().to_string(), run_hot(&config, s, &frames, clock, warmup)))
         }
-        let t_in = clock.now();
-        hot.on_frame(f, *ts, t_in, &mut |ev| {
-            if let crate::hot::engine::HotEvent::Quote { quote, .. } = ev {
-                // Stands in for the hand-off to the exec ring.
-                quotes += quote.bid.is_some() as u64;
-            }
-        });
-    }
-    std::hint::black_box(quotes);
+        None => None,
+    };
 
     // Baseline on the same depth frames, same clock, same run.
     let mut base = StageHistograms::new();
@@ -132,7 +157,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
         clock: format!("{:?}", clock.source()).to_lowercase(),
         tsc_cost_ns: clock.tsc_cost_ns.is_finite().then_some((clock.tsc_cost_ns * 10.0).round() / 10.0),
         instant_cost_ns: clock.instant_cost_ns.is_finite().then_some((clock.instant_cost_ns * 10.0).round() / 10.0),
-        latency_ns: Stage::ALL.iter().map(|&s| (s.name().to_string(), hot.histograms().percentiles(s))).collect(),
+        latency_ns: Stage::ALL.iter().map(|&s| (s.name().to_string(), native.percentiles(s))).collect(),
+        script: script.as_ref().map(|(p, h)| ScriptOut {
+            path: p.clone(),
+            latency_ns: Stage::ALL.iter().map(|&s| (s.name().to_string(), h.percentiles(s))).collect(),
+        }),
         baselines: [("serde_json_f64_parse".to_string(), base.percentiles(Stage::Parse))].into_iter().collect(),
     };
     if args.json {
@@ -161,5 +190,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
     }
     println!("baseline, same frames and clock:");
     row("serde_json typed + f64 parse", &out.baselines["serde_json_f64_parse"]);
+    if let Some(sc) = &out.script {
+        println!("with the script strategy {} instead of the native one, same frames:", sc.path);
+        for s in Stage::ALL {
+            row(s.name(), &sc.latency_ns[s.name()]);
+        }
+    }
     Ok(0)
 }

@@ -8,7 +8,11 @@
 //! `"neutral"`) and also come as the original tutorial's multipliers
 //! (`spread_mult`, `vol_mult`, `dir_mult`), so rules can use either.
 
+use std::cell::Cell;
+
 use rhai::Engine;
+
+use crate::hot::strategy::{Decision, SideIntent};
 
 use crate::hot::advice::{Direction, SpreadState, Volatility};
 use crate::hot::strategy::StrategyInput;
@@ -105,4 +109,36 @@ pub fn register(engine: &mut Engine) {
     engine.register_get("spread_state", |m: &mut MarketState| m.spread_state);
     engine.register_get("volatility_state", |m: &mut MarketState| m.volatility_state);
     engine.register_get("direction", |m: &mut MarketState| m.direction);
+    register_output(engine);
+}
+
+thread_local! {
+    /// What the output functions set during one call (per thread: each
+    /// thread runs its own engine, so no lock is needed).
+    static OUTPUT: Cell<Option<Decision>> = const { Cell::new(None) };
+}
+
+/// Clears the output slot before a call.
+pub fn reset_output() {
+    OUTPUT.with(|o| o.set(None));
+}
+
+/// The decision the output functions set during the last call, if any.
+pub fn take_output() -> Option<Decision> {
+    OUTPUT.with(|o| o.take())
+}
+
+fn update(f: impl FnOnce(&mut Decision)) {
+    OUTPUT.with(|o| {
+        let mut d = o.get().unwrap_or_default();
+        f(&mut d);
+        o.set(Some(d));
+    });
+}
+
+/// `bid(price, size)`, `ask(price, size)`, `pull()`: quote without building a map.
+pub fn register_output(engine: &mut Engine) {
+    engine.register_fn("bid", |price: f64, size: f64| update(|d| d.bid = Some(SideIntent { price, size })));
+    engine.register_fn("ask", |price: f64, size: f64| update(|d| d.ask = Some(SideIntent { price, size })));
+    engine.register_fn("pull", || update(|d| d.pull = true));
 }
