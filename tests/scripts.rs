@@ -112,9 +112,34 @@ fn e_dummy() -> rhai::Engine {
 fn the_operation_cap_is_per_call() {
     let limits = ScriptLimits { max_operations: 2_000, ..ScriptLimits::default() };
     let e = engine(&limits, &Default::default(), None);
-    let script = compile(&e, "work.rhai", "fn quote(m) { let s = 0.0; for i in 0..100 { s += 1.0; } bid(m.mid - s, 1.0); }").unwrap();
+    let script =
+        compile(&e, "work.rhai", "fn quote(m) { let s = 0.0; for i in 0..100 { s += 1.0; } bid(m.mid - s, 1.0); }")
+            .unwrap();
     let mut s = ScriptStrategy::new(e, script);
     for _ in 0..200 {
         s.eval(mmbot::script::MarketState { mid: 1000.0, ..Default::default() }).expect("each call is under the cap");
     }
+}
+
+#[test]
+fn script_check_reports_ranges_or_the_error_position() {
+    let run = |path: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mmbot")).args(["script", "check"]).arg(path).output().unwrap()
+    };
+    let o = run(&script("default.rhai"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("runtime errors 0") && out.contains("cost per call: p50"), "{out}");
+    let dir = common::temp_dir("script-check");
+    let bad = dir.join("bad.rhai");
+    std::fs::write(&bad, "fn quote(m) {\n  let x = 1 +;\n}\n").unwrap();
+    let o = run(&bad);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bad.rhai:2:"), "{}", String::from_utf8_lossy(&o.stderr));
+    let rt = dir.join("rt.rhai");
+    std::fs::write(&rt, "fn quote(m) {\n  bid(m.mid, m.nope);\n}\n").unwrap();
+    let o = run(&rt);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("rt.rhai:2:16"), "{}", String::from_utf8_lossy(&o.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -83,9 +83,10 @@ fn run_hot<S: Strategy>(config: &Config, strategy: S, frames: &Frames, clock: Cl
 }
 
 /// Frames with their receive times, loaded up front.
-type Frames = Vec<(i64, Vec<u8>)>;
+pub type Frames = Vec<(i64, Vec<u8>)>;
 
-fn load(file: &Option<PathBuf>, events: usize) -> anyhow::Result<(String, Frames)> {
+/// Frames of a recording (or `events` synthetic diffs), loaded into memory.
+pub fn load_frames(file: &Option<PathBuf>, events: usize) -> anyhow::Result<(String, Frames)> {
     match file {
         None => {
             let (snapshot, diffs) = synthetic::spot_diffs(events, 42);
@@ -123,7 +124,7 @@ fn load(file: &Option<PathBuf>, events: usize) -> anyhow::Result<(String, Frames
 
 pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
     let config = Config::load_or_default(args.config.as_deref()).context("loading the configuration")?;
-    let (input, frames) = load(&args.file, args.events)?;
+    let (input, frames) = load_frames(&args.file, args.events)?;
     anyhow::ensure!(!frames.is_empty(), "no frames to replay in {input}");
     let pinned = crate::runtime::pin(config.hot_core);
     let clock = Clock::calibrate();

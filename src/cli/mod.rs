@@ -4,6 +4,7 @@ pub mod backtest;
 pub mod bench;
 pub mod book;
 pub mod replay;
+pub mod script;
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +25,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Paper-trade on threads (pinned hot path, exec thread, rings), fed from recordings.
     Replay(replay::ReplayArgs),
+    /// Strategy scripts: `mmbot script check FILE`.
+    #[command(subcommand)]
+    Script(script::ScriptCommand),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -33,5 +37,6 @@ pub fn run() -> anyhow::Result<i32> {
         Command::Backtest(args) => backtest::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Script(cmd) => script::run(cmd),
     }
 }

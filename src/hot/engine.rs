@@ -177,6 +177,11 @@ impl<S: Strategy> HotPath<S> {
         self.strategy.name()
     }
 
+    /// The strategy itself (for its own counters and errors).
+    pub fn strategy(&self) -> &S {
+        &self.strategy
+    }
+
     /// Features after the latest depth event of the traded symbol.
     pub fn last_features(&self) -> Option<Features> {
         self.last_features

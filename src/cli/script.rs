@@ -1,0 +1,133 @@
+//! `mmbot script check FILE [--sample RECORDING]`: compiles a strategy
+//! script, runs it through the hot path over a sample (built-in synthetic
+//! 10+10-level diffs, or a recording), and prints the ranges of what it
+//! quoted and its cost per call. Exits non-zero, with file:line:col, on a
+//! compile error or any runtime error during the sample.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::config::Config;
+use crate::feed::synthetic;
+use crate::hot::engine::{HotEvent, HotPath};
+use crate::script::{ScriptStats, ScriptStrategy};
+use crate::stats::clock::Clock;
+use crate::stats::latency::Stage;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum ScriptCommand {
+    /// Compile a script, run it over a sample, print its output ranges and cost.
+    Check(CheckArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// The .rhai file.
+    pub file: PathBuf,
+    /// A recording to run it over (default: 5,000 built-in synthetic diffs).
+    #[arg(long)]
+    pub sample: Option<PathBuf>,
+    /// Config file (strategy settings, [strategy.params], [script] caps).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// Running min/max of one output.
+#[derive(Default)]
+struct Range(Option<(f64, f64)>);
+
+impl Range {
+    fn add(&mut self, v: f64) {
+        self.0 = Some(match self.0 {
+            None => (v, v),
+            Some((lo, hi)) => (lo.min(v), hi.max(v)),
+        });
+    }
+    fn show(&self) -> String {
+        self.0.map_or("never".into(), |(lo, hi)| format!("{lo:.4} .. {hi:.4}"))
+    }
+}
+
+pub fn run(cmd: ScriptCommand) -> anyhow::Result<i32> {
+    let ScriptCommand::Check(args) = cmd;
+    let config = Config::load_or_default(args.config.as_deref()).context("loading the configuration")?;
+    let strategy = match ScriptStrategy::from_file(&args.file, &config.params, &config.script_limits) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(1);
+        }
+    };
+    let frames: Vec<(i64, Vec<u8>)> = match &args.sample {
+        Some(path) => crate::cli::bench::load_frames(&Some(path.clone()), 0)?.1,
+        None => {
+            let (snapshot, diffs) = synthetic::spot_diffs(5_000, 7);
+            let mut v = Vec::with_capacity(diffs.len() + 1);
+            for (i, d) in diffs.into_iter().enumerate() {
+                v.push((1 + i as i64 * 100_000_000, d.into_bytes()));
+                if i == 0 {
+                    v.push((2, snapshot.clone().into_bytes()));
+                }
+            }
+            v
+        }
+    };
+    let clock = Clock::calibrate();
+    let mut hot = HotPath::new(config.hot, strategy, clock);
+    let (mut bid_bps, mut ask_bps, mut bid_size, mut ask_size) =
+        (Range::default(), Range::default(), Range::default(), Range::default());
+    let (mut quotes, mut pulled) = (0u64, 0u64);
+    for (ts, f) in &frames {
+        let t_in = clock.now();
+        hot.on_frame(f, *ts, t_in, &mut |ev| {
+            if let HotEvent::Quote { quote, best_bid, best_ask, .. } = ev {
+                quotes += 1;
+                pulled += quote.is_pulled() as u64;
+                let (Some(bb), Some(ba)) = (best_bid, best_ask) else { return };
+                let mid = (bb.price.to_f64() + ba.price.to_f64()) / 2.0;
+                if let Some(b) = quote.bid {
+                    bid_bps.add((mid - b.price.to_f64()) / mid * 1e4);
+                    bid_size.add(b.qty.to_f64());
+                }
+                if let Some(a) = quote.ask {
+                    ask_bps.add((a.price.to_f64() - mid) / mid * 1e4);
+                    ask_size.add(a.qty.to_f64());
+                }
+            }
+        });
+    }
+    let cost = hot.histograms().percentiles(Stage::Strategy);
+    let stats: ScriptStats = hot_strategy_stats(&hot);
+    let guard = hot.guard_stats();
+    println!(
+        "{}: compiled; ran over {} frames ({})",
+        args.file.display(),
+        frames.len(),
+        args.sample.as_ref().map_or("built-in synthetic sample".into(), |p| p.display().to_string())
+    );
+    println!(
+        "  calls {}, runtime errors {}, outputs of the wrong shape {}",
+        stats.calls, stats.errors, stats.bad_outputs
+    );
+    println!(
+        "  quotes {quotes}, pulled {pulled} (guard: {} invalid outputs, {} spreads clamped, {} post-only moves)",
+        guard.pulled_invalid_output, guard.spread_clamped, guard.post_only_moved
+    );
+    println!("  bid distance from mid (bps) {}, size {}", bid_bps.show(), bid_size.show());
+    println!("  ask distance from mid (bps) {}, size {}", ask_bps.show(), ask_size.show());
+    println!("  cost per call: p50 {} ns, p99 {} ns (strategy stage, {} calls)", cost.p50, cost.p99, cost.count);
+    if let Some(e) = hot_last_error(&hot) {
+        eprintln!("{e}");
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+fn hot_strategy_stats(hot: &HotPath<ScriptStrategy>) -> ScriptStats {
+    hot.strategy().stats()
+}
+
+fn hot_last_error(hot: &HotPath<ScriptStrategy>) -> Option<String> {
+    hot.strategy().last_error().map(|e| e.to_string())
+}
