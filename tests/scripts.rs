@@ -117,7 +117,9 @@ fn the_operation_cap_is_per_call() {
             .unwrap();
     let mut s = ScriptStrategy::new(e, script);
     for _ in 0..200 {
-        s.eval(mmbot::script::MarketState { mid: 1000.0, ..Default::default() }).expect("each call is under the cap");
+        let _ = s
+            .eval(mmbot::script::MarketState { mid: 1000.0, ..Default::default() })
+            .expect("each call is under the cap");
     }
 }
 
