@@ -1,4 +1,9 @@
-//! Hand-offs between threads: bounded, preallocated rings of `Copy` values.
+//! Hand-offs between threads: bounded, preallocated rings.
+//!
+//! Market data, quotes, positions and samples travel as `Copy` values. The
+//! one exception is a newly compiled strategy script, handed to the hot
+//! thread as a `Box` (a pointer) and handed back the same way once replaced,
+//! so that freeing it never happens on the hot thread.
 //!
 //! This is the one file that names the ring crate (crossbeam's `ArrayQueue`,
 //! a bounded lock-free queue; ~125-140 ns one way between pinned cores on
@@ -37,12 +42,12 @@ pub struct Consumer<T> {
 }
 
 /// A ring of `capacity` values (at least 1), allocated now.
-pub fn ring<T: Copy + Send>(capacity: usize) -> (Producer<T>, Consumer<T>) {
+pub fn ring<T: Send>(capacity: usize) -> (Producer<T>, Consumer<T>) {
     let shared = Arc::new(Shared { queue: ArrayQueue::new(capacity.max(1)), dropped: AtomicU64::new(0) });
     (Producer { shared: shared.clone() }, Consumer { shared })
 }
 
-impl<T: Copy + Send> Producer<T> {
+impl<T: Send> Producer<T> {
     /// Sends `v`; false (and counted) when the ring is full. (`&self`: the
     /// queue is lock-free; one producer is enforced by owning the `Producer`,
     /// which is not `Clone`.)
@@ -69,7 +74,7 @@ impl<T: Copy + Send> Producer<T> {
     }
 }
 
-impl<T: Copy + Send> Consumer<T> {
+impl<T: Send> Consumer<T> {
     /// The oldest value, if any.
     #[inline]
     pub fn pop(&mut self) -> Option<T> {

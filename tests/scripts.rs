@@ -145,3 +145,103 @@ fn script_check_reports_ranges_or_the_error_position() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("rt.rhai:2:16"), "{}", String::from_utf8_lossy(&o.stderr));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Hot reload while quoting: good -> bad -> good -> failing at run time.
+/// A version that does not compile is refused (with its position) and the
+/// last good one keeps quoting; a good one is active well under a second
+/// after it is saved; one that compiles but keeps failing on live data is
+/// reverted to the one before it.
+#[test]
+fn hot_reload_good_bad_good_and_revert() {
+    use mmbot::hot::advice::Advice;
+    use mmbot::hot::features::Features;
+    use mmbot::hot::fixed::{Qty, SCALE};
+    use mmbot::hot::msg::Level;
+    use mmbot::hot::strategy::{StrategyInput, StrategyParams};
+    use mmbot::script::reload::{watch, ReloadEvent};
+    use std::time::{Duration, Instant};
+
+    let dir = common::temp_dir("reload");
+    let path = dir.join("live.rhai");
+    std::fs::write(&path, "fn quote(m) { bid(m.mid - 1.0, 1.0); }").unwrap();
+    let limits = ScriptLimits::default();
+    let mut s = ScriptStrategy::from_file(&path, &Default::default(), &limits).unwrap();
+    let (events_tx, events) = std::sync::mpsc::channel();
+    let (_watcher, reloadable) = watch(path.clone(), s.script().hash, limits, Default::default(), move |ev| {
+        let _ = events_tx.send(ev);
+    });
+    s.attach_reload(reloadable);
+
+    // Live data around 2000 (the test-run sample sits at 100).
+    let f = Features {
+        best_bid: Level::new(1999 * SCALE, SCALE),
+        best_ask: Level::new(2001 * SCALE, SCALE),
+        mid: 2000.0,
+        ..Features::default()
+    };
+    let params = StrategyParams { target_spread_pct: 0.1, min_order_size: Qty(SCALE), max_position: Qty(10 * SCALE) };
+    let input = StrategyInput { features: &f, position: Qty(0), advice: Advice::neutral(), params: &params };
+    let mut bid = |s: &mut ScriptStrategy| s.decide(&input).bid.map(|b| b.price);
+    assert_eq!(bid(&mut s), Some(1999.0));
+
+    // Bad: refused with file:line:col, the old version keeps quoting.
+    std::fs::write(&path, "fn quote(m) {\n  bid(m.mid - ;\n}\n").unwrap();
+    match events.recv_timeout(Duration::from_secs(5)).expect("a reload event") {
+        ReloadEvent::Refused(e) => assert!(e.to_string().contains("live.rhai:2:"), "{e}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(bid(&mut s), Some(1999.0));
+
+    // Good again: active in well under a second.
+    let saved = Instant::now();
+    std::fs::write(&path, "fn quote(m) { bid(m.mid - 3.0, 1.0); }").unwrap();
+    while bid(&mut s) != Some(1997.0) {
+        assert!(saved.elapsed() < Duration::from_secs(5), "the new version never became active");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(saved.elapsed() < Duration::from_secs(1), "save to active took {:?}", saved.elapsed());
+
+    // Passes the test run, fails on live data: pulled per event, then reverted.
+    std::fs::write(&path, "fn quote(m) { if m.best_bid > 1000.0 { bid(m.nope, 1.0); } else { bid(m.mid, 1.0); } }")
+        .unwrap();
+    let swapped = Instant::now();
+    while s.stats().reloads < 2 {
+        assert!(swapped.elapsed() < Duration::from_secs(5));
+        let _ = bid(&mut s);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for _ in 0..mmbot::script::REVERT_AFTER {
+        let _ = bid(&mut s);
+    }
+    assert_eq!(s.stats().reverts, 1);
+    assert_eq!(bid(&mut s), Some(1997.0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Reload while a paced paper run is live (threads): good -> bad -> good.
+/// The run finishes on the last good version, and says so.
+#[test]
+fn reload_during_a_live_paper_run() {
+    use std::time::Duration;
+    let dir = common::temp_dir("reload-live");
+    let path = dir.join("live.rhai");
+    std::fs::write(&path, "fn quote(m) { bid(m.best_bid - 1.0, m.min_order_size); }").unwrap();
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sample_spot_btcusdt.rec");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_mmbot"))
+        .args(["replay", sample.to_str().unwrap(), "--speed", "0.5", "--script", path.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    std::fs::write(&path, "fn quote(m) {\n  bid(m.best_bid - ;\n}\n").unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    let good = "fn quote(m) { bid(m.best_bid - 2.0, m.min_order_size); }";
+    std::fs::write(&path, good).unwrap();
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("refused") && err.contains("live.rhai:2:"), "{err}");
+    let hash = mmbot::script::fnv1a(good.as_bytes());
+    assert!(err.contains(&format!("reloaded (fnv1a {hash:016x})")), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

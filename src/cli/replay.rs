@@ -1,7 +1,8 @@
 //! `mmbot replay FILE... [--speed X]`: paper trading on threads, fed from
 //! recordings: the hot path pinned to `[cores] hot`, the paper exchange on an
 //! exec thread, rings between them, exactly as with a live feed. `--speed 1`
-//! replays at recorded speed; without it, as fast as the threads go.
+//! replays at recorded speed; without it, as fast as the threads go. With a
+//! script, edits to the file are reloaded while it runs.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +15,8 @@ use crate::config::Config;
 use crate::hot::strategy::NativeStrategy;
 use crate::ring::ring;
 use crate::runtime::{run_paper, HotStatus, RecordingSource, SideInputs};
+use crate::script::reload::{watch, ReloadEvent};
+use crate::script::ScriptStrategy;
 
 #[derive(clap::Args, Debug)]
 pub struct ReplayArgs {
@@ -29,6 +32,9 @@ pub struct ReplayArgs {
     /// Write the report JSON here.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// A Rhai strategy script (overrides `[strategy] script`), reloaded when the file changes.
+    #[arg(long)]
+    pub script: Option<PathBuf>,
 }
 
 pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
@@ -59,7 +65,24 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         })
     });
     let side = SideInputs { status: Some(status_tx), ..SideInputs::default() };
-    let run = run_paper(source, args.files.clone(), &config, NativeStrategy, Arc::new(AtomicBool::new(false)), side);
+    let stop = Arc::new(AtomicBool::new(false));
+    let run = match args.script.as_ref().or(config.script.as_ref()) {
+        Some(path) => {
+            let mut s = ScriptStrategy::from_file(path, &config.params, &config.script_limits)?;
+            let (_watcher, reload) =
+                watch(path.clone(), s.script().hash, config.script_limits, config.params.clone(), |ev| match ev {
+                    ReloadEvent::Loaded { path, hash } => {
+                        eprintln!("mmbot replay: script {} reloaded (fnv1a {hash:016x})", path.display())
+                    }
+                    ReloadEvent::Refused(e) => {
+                        eprintln!("mmbot replay: script change refused, still running the last good version: {e}")
+                    }
+                });
+            s.attach_reload(reload);
+            run_paper(source, args.files.clone(), &config, s, stop, side)
+        }
+        None => run_paper(source, args.files.clone(), &config, NativeStrategy, stop, side),
+    };
     finished.store(true, Ordering::Relaxed);
     if let Some(p) = printer {
         let _ = p.join();

@@ -29,6 +29,7 @@
 //!   constant would be invisible inside `fn quote`).
 
 pub mod api;
+pub mod reload;
 
 use std::path::{Path, PathBuf};
 
@@ -115,11 +116,18 @@ impl ScriptLine {
     }
 }
 
+/// Consecutive runtime errors after which a reloaded version is reverted.
+pub const REVERT_AFTER: u32 = 10;
+
 /// Script counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ScriptStats {
     pub calls: u64,
     pub errors: u64,
+    /// New versions swapped in.
+    pub reloads: u64,
+    /// Times a failing version was replaced by the one before it.
+    pub reverts: u64,
     /// Outputs of the wrong shape (not a map, "pull" or ()).
     pub bad_outputs: u64,
 }
@@ -168,6 +176,18 @@ pub struct CompiledScript {
     ast: AST,
 }
 
+impl CompiledScript {
+    /// Runs `quote(m)` once in a fresh scope (the reload test run).
+    pub fn try_run(&self, engine: &Engine, m: MarketState) -> Result<Dynamic, ScriptError> {
+        let mut scope = Scope::new();
+        scope.push("m", m);
+        api::reset_output();
+        let r = engine.eval_ast_with_scope::<Dynamic>(&mut scope, &self.ast);
+        api::reset_output();
+        r.map_err(|e| ScriptError::runtime(&self.path.display().to_string(), &e))
+    }
+}
+
 /// FNV-1a 64: a stable content hash with no dependency.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
@@ -198,7 +218,12 @@ pub fn compile_file(engine: &Engine, path: &Path) -> Result<CompiledScript, Scri
 /// A [`Strategy`] that runs a Rhai script.
 pub struct ScriptStrategy {
     engine: Engine,
-    script: CompiledScript,
+    script: Box<CompiledScript>,
+    /// The version before the current one, to revert to.
+    previous: Option<Box<CompiledScript>>,
+    reload: Option<reload::Reloadable>,
+    /// Consecutive runtime errors of the current version.
+    failing: u32,
     scope: Scope<'static>,
     /// Scope length with only the constants pushed.
     base: usize,
@@ -215,7 +240,19 @@ impl ScriptStrategy {
         let scope = Scope::new();
         let base = scope.len();
         let name = format!("{} (fnv1a {:016x})", script.path.display(), script.hash);
-        Self { engine, script, scope, base, name, stats: ScriptStats::default(), last_error: None, warm: None }
+        Self {
+            engine,
+            script: Box::new(script),
+            previous: None,
+            reload: None,
+            failing: 0,
+            scope,
+            base,
+            name,
+            stats: ScriptStats::default(),
+            last_error: None,
+            warm: None,
+        }
     }
 
     /// Loads a script file (no print ring).
@@ -225,11 +262,31 @@ impl ScriptStrategy {
         Ok(Self::new(engine, script))
     }
 
-    /// Swaps in a newly compiled version (hot reload), between two events.
-    pub fn replace(&mut self, script: CompiledScript) {
+    /// Takes new versions from a watcher ([`reload::watch`]) between events.
+    pub fn attach_reload(&mut self, reload: reload::Reloadable) {
+        self.reload = Some(reload);
+    }
+
+    /// Swaps in `script`, keeping the current version to revert to.
+    fn swap(&mut self, script: Box<CompiledScript>) {
         self.name = format!("{} (fnv1a {:016x})", script.path.display(), script.hash);
-        self.script = script;
+        let old = std::mem::replace(&mut self.script, script);
+        if let Some(gone) = self.previous.replace(old) {
+            match &self.reload {
+                Some(r) => r.retire(gone),
+                None => drop(gone),
+            }
+        }
+        // The warm caches belong to the old version's functions. (Freed here:
+        // a reload is an operator's edit, not a per-event cost.)
         self.warm = None;
+        self.failing = 0;
+    }
+
+    /// Swaps in a newly compiled version directly (tests, tools).
+    pub fn replace(&mut self, script: CompiledScript) {
+        self.swap(Box::new(script));
+        self.stats.reloads += 1;
     }
 
     pub fn script(&self) -> &CompiledScript {
@@ -301,6 +358,10 @@ pub fn decision_from(out: &Dynamic, m: &MarketState, default_size: f64) -> Optio
 
 impl Strategy for ScriptStrategy {
     fn decide(&mut self, input: &StrategyInput<'_>) -> Decision {
+        if let Some(new) = self.reload.as_mut().and_then(|r| r.poll()) {
+            self.swap(new);
+            self.stats.reloads += 1;
+        }
         self.stats.calls += 1;
         let m = MarketState::from_input(input);
         let out = match self.eval(m) {
@@ -308,9 +369,25 @@ impl Strategy for ScriptStrategy {
             Err(e) => {
                 self.stats.errors += 1;
                 self.last_error = Some(e);
+                self.failing += 1;
+                // A version that keeps failing goes back to the one before it.
+                if self.failing >= REVERT_AFTER {
+                    if let Some(prev) = self.previous.take() {
+                        let bad = std::mem::replace(&mut self.script, prev);
+                        self.name = format!("{} (fnv1a {:016x})", self.script.path.display(), self.script.hash);
+                        self.warm = None;
+                        self.failing = 0;
+                        self.stats.reverts += 1;
+                        match &self.reload {
+                            Some(r) => r.retire(bad),
+                            None => drop(bad),
+                        }
+                    }
+                }
                 return Decision { pull: true, ..Decision::default() };
             }
         };
+        self.failing = 0;
         // Quotes set with bid()/ask()/pull() win over the return value.
         if let Some(d) = api::take_output() {
             return d;

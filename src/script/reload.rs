@@ -1,0 +1,140 @@
+//! Hot reload: edit the script while the bot runs.
+//!
+//! A watcher thread reads the file every 100 ms and compares a content hash
+//! (robust where modification times are coarse). On a change it compiles the
+//! new version with its own engine (same caps and parameters), test-runs it
+//! on a sample market state, and only then hands it to the hot thread through
+//! a ring. A version that fails to compile or to run is reported
+//! (file:line:col) and never sent: the last good version keeps running. The
+//! hot thread swaps between two events ([`Reloadable::poll`]) and returns
+//! the replaced version through a second ring, so it is freed here, not on
+//! the hot thread. From save to active takes at most one poll period plus
+//! one event.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::ring::{ring, Consumer, Producer};
+use crate::script::{compile, engine, fnv1a, CompiledScript, MarketState, Params, ScriptError, ScriptLimits};
+
+/// How often the file is read.
+pub const POLL: Duration = Duration::from_millis(100);
+
+/// What the watcher reports (to the log or dashboard).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReloadEvent {
+    /// A new version compiled, passed its test run and was handed over.
+    Loaded { path: PathBuf, hash: u64 },
+    /// A new version was refused; the last good one keeps running.
+    Refused(ScriptError),
+}
+
+/// The hot thread's end: new versions in, old versions out.
+pub struct Reloadable {
+    incoming: Consumer<Box<CompiledScript>>,
+    retired: Producer<Box<CompiledScript>>,
+}
+
+impl Reloadable {
+    /// A newly handed-over version, if any (call between events).
+    #[inline]
+    pub fn poll(&mut self) -> Option<Box<CompiledScript>> {
+        self.incoming.pop()
+    }
+
+    /// Hands a replaced version back to be freed off the hot thread.
+    #[inline]
+    pub fn retire(&self, old: Box<CompiledScript>) {
+        // A full ring (it holds 16) would drop it here instead: counted, harmless.
+        let _ = self.retired.push(old);
+    }
+}
+
+/// The watcher thread; stops when dropped.
+pub struct Watcher {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A state to test-run new versions on: a plausible book, flat position.
+pub fn sample_state() -> MarketState {
+    MarketState {
+        best_bid: 99.99,
+        best_ask: 100.01,
+        bid_qty: 1.0,
+        ask_qty: 1.0,
+        mid: 100.0,
+        microprice: 100.0,
+        spread_bps: 2.0,
+        max_position: 1.0,
+        min_order_size: 0.01,
+        target_spread_pct: 0.1,
+        spread_state: "normal",
+        volatility_state: "medium",
+        direction: "neutral",
+        advice_multiplier: 1.0,
+        spread_mult: 1.0,
+        vol_mult: 1.0,
+        dir_mult: 1.0,
+        ..MarketState::default()
+    }
+}
+
+/// Starts watching `path` (whose current version, with content hash
+/// `current_hash`, is already running). `report` receives every event.
+pub fn watch(
+    path: PathBuf,
+    current_hash: u64,
+    limits: ScriptLimits,
+    params: Params,
+    mut report: impl FnMut(ReloadEvent) + Send + 'static,
+) -> (Watcher, Reloadable) {
+    let (to_hot, incoming) = ring::<Box<CompiledScript>>(4);
+    let (retired, mut from_hot) = ring::<Box<CompiledScript>>(16);
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_flag = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("mmbot-script".into())
+        .spawn(move || {
+            let engine = engine(&limits, &params, None);
+            let mut seen = current_hash;
+            let file = path.display().to_string();
+            while !stop_flag.load(Ordering::Relaxed) {
+                std::thread::sleep(POLL);
+                // Versions the hot thread replaced are freed here.
+                while from_hot.pop().is_some() {}
+                let Ok(source) = std::fs::read_to_string(&path) else { continue };
+                let hash = fnv1a(source.as_bytes());
+                if hash == seen {
+                    continue;
+                }
+                seen = hash;
+                let checked = compile(&engine, &file, &source).and_then(|script| {
+                    let _ = script.try_run(&engine, sample_state())?;
+                    Ok(script)
+                });
+                match checked {
+                    Ok(script) => {
+                        let event = ReloadEvent::Loaded { path: path.clone(), hash };
+                        to_hot.push(Box::new(script));
+                        report(event);
+                    }
+                    Err(e) => report(ReloadEvent::Refused(e)),
+                }
+            }
+        })
+        .expect("spawning the script thread");
+    (Watcher { stop, thread: Some(thread) }, Reloadable { incoming, retired })
+}
