@@ -181,7 +181,7 @@ fn hot_reload_good_bad_good_and_revert() {
     };
     let params = StrategyParams { target_spread_pct: 0.1, min_order_size: Qty(SCALE), max_position: Qty(10 * SCALE) };
     let input = StrategyInput { features: &f, position: Qty(0), advice: Advice::neutral(), params: &params };
-    let mut bid = |s: &mut ScriptStrategy| s.decide(&input).bid.map(|b| b.price);
+    let bid = |s: &mut ScriptStrategy| s.decide(&input).bid.map(|b| b.price);
     assert_eq!(bid(&mut s), Some(1999.0));
 
     // Bad: refused with file:line:col, the old version keeps quoting.
