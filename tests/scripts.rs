@@ -192,6 +192,14 @@ fn hot_reload_good_bad_good_and_revert() {
     }
     assert_eq!(bid(&mut s), Some(1999.0));
 
+    // An infinite loop: stopped by the operation cap in the test run, refused.
+    std::fs::write(&path, "fn quote(m) {\n  loop { }\n}\n").unwrap();
+    match events.recv_timeout(Duration::from_secs(5)).expect("a reload event") {
+        ReloadEvent::Refused(e) => assert!(e.message.to_lowercase().contains("too many operations"), "{e}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(bid(&mut s), Some(1999.0));
+
     // Good again: active in well under a second.
     let saved = Instant::now();
     std::fs::write(&path, "fn quote(m) { bid(m.mid - 3.0, 1.0); }").unwrap();
@@ -225,7 +233,8 @@ fn reload_during_a_live_paper_run() {
     use std::time::Duration;
     let dir = common::temp_dir("reload-live");
     let path = dir.join("live.rhai");
-    std::fs::write(&path, "fn quote(m) { bid(m.best_bid - 1.0, m.min_order_size); }").unwrap();
+    std::fs::write(&path, "fn quote(m) { print(\"hello from the script\"); bid(m.best_bid - 1.0, m.min_order_size); }")
+        .unwrap();
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sample_spot_btcusdt.rec");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_mmbot"))
         .args(["replay", sample.to_str().unwrap(), "--speed", "0.5", "--script", path.to_str().unwrap()])
@@ -241,6 +250,7 @@ fn reload_during_a_live_paper_run() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(err.contains("refused") && err.contains("live.rhai:2:"), "{err}");
+    assert!(err.contains("script: hello from the script"), "{err}");
     let hash = mmbot::script::fnv1a(good.as_bytes());
     assert!(err.contains(&format!("reloaded (fnv1a {hash:016x})")), "{err}");
     let _ = std::fs::remove_dir_all(&dir);

@@ -16,7 +16,7 @@ use crate::hot::strategy::NativeStrategy;
 use crate::ring::ring;
 use crate::runtime::{run_paper, HotStatus, RecordingSource, SideInputs};
 use crate::script::reload::{watch, ReloadEvent};
-use crate::script::ScriptStrategy;
+use crate::script::{print_ring, ScriptStrategy};
 
 #[derive(clap::Args, Debug)]
 pub struct ReplayArgs {
@@ -68,7 +68,19 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
     let stop = Arc::new(AtomicBool::new(false));
     let run = match args.script.as_ref().or(config.script.as_ref()) {
         Some(path) => {
-            let mut s = ScriptStrategy::from_file(path, &config.params, &config.script_limits)?;
+            // The script's print/debug lines: a ring, drained to stderr here.
+            let (lines_tx, mut lines_rx) = print_ring();
+            let done = finished.clone();
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    while let Some(line) = lines_rx.pop() {
+                        eprintln!("script: {}", line.as_str());
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            });
+            let mut s =
+                ScriptStrategy::from_file_with_output(path, &config.params, &config.script_limits, Some(lines_tx))?;
             let (_watcher, reload) =
                 watch(path.clone(), s.script().hash, config.script_limits, config.params.clone(), |ev| match ev {
                     ReloadEvent::Loaded { path, hash } => {

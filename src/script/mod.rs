@@ -255,9 +255,20 @@ impl ScriptStrategy {
         }
     }
 
-    /// Loads a script file (no print ring).
+    /// Loads a script file (its print/debug output is discarded).
     pub fn from_file(path: &Path, params: &Params, limits: &ScriptLimits) -> Result<Self, ScriptError> {
-        let engine = engine(limits, params, None);
+        Self::from_file_with_output(path, params, limits, None)
+    }
+
+    /// Loads a script file; its print/debug lines go to `out` (drain it on
+    /// a side thread).
+    pub fn from_file_with_output(
+        path: &Path,
+        params: &Params,
+        limits: &ScriptLimits,
+        out: Option<Producer<ScriptLine>>,
+    ) -> Result<Self, ScriptError> {
+        let engine = engine(limits, params, out);
         let script = compile_file(&engine, path)?;
         Ok(Self::new(engine, script))
     }
