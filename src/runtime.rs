@@ -85,8 +85,14 @@ impl FrameSource for RecordingSource {
             if let Some(speed) = self.speed {
                 let (wall0, rec0) = *self.start.get_or_insert((Instant::now(), ts as i64));
                 let due = Duration::from_nanos(((ts as i64 - rec0).max(0) as f64 / speed) as u64);
-                while wall0.elapsed() < due {
-                    std::thread::sleep((due - wall0.elapsed()).min(Duration::from_millis(1)));
+                // One reading per turn: reading twice could find the second
+                // past `due`, and the subtraction would underflow.
+                loop {
+                    let left = due.saturating_sub(wall0.elapsed());
+                    if left.is_zero() {
+                        break;
+                    }
+                    std::thread::sleep(left.min(Duration::from_millis(1)));
                 }
             }
             buf.clear();
