@@ -377,6 +377,76 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The effective configuration as TOML-like text (`mmbot config check`).
+    /// Nothing secret lives in the config; keys come from the environment.
+    pub fn describe(&self) -> String {
+        let h = &self.hot;
+        let p = &h.params;
+        let g = &h.guard;
+        let f = &h.filters;
+        let fe = &h.features;
+        let b = &h.sizes;
+        let pa = &self.paper;
+        let sl = &self.script_limits;
+        let mut out = String::new();
+        let mut line = |s: String| {
+            out.push_str(&s);
+            out.push('\n');
+        };
+        line("[market]".into());
+        line(format!("symbol = {}", h.symbol.map_or("(first with depth)".into(), |s| format!("\"{s}\""))));
+        line("\n[strategy]".into());
+        line(format!("target_spread_pct = {}", p.target_spread_pct));
+        line(format!("min_order_size = \"{}\"", p.min_order_size));
+        line(format!("max_position = \"{}\"", p.max_position));
+        line(format!(
+            "script = {}",
+            self.script.as_ref().map_or("(native strategy)".into(), |s| format!("\"{}\"", s.display()))
+        ));
+        line("\n[strategy.params]".into());
+        for (k, v) in &self.params {
+            line(format!("{k} = {v}"));
+        }
+        line("\n[script]".into());
+        line(format!("max_operations = {}", sl.max_operations));
+        line(format!("max_call_levels = {}", sl.max_call_levels));
+        line(format!("max_string_size = {}", sl.max_string_size));
+        line(format!("max_array_size = {}", sl.max_array_size));
+        line(format!("max_map_size = {}", sl.max_map_size));
+        line("\n[risk]".into());
+        line(format!("min_spread_bps = {}", g.min_spread_bps));
+        line(format!("max_spread_bps = {}", g.max_spread_bps));
+        line(format!("stale_after_ms = {}", g.stale_after_ns / 1_000_000));
+        line("\n[filters]".into());
+        line(format!(
+            "tick_size = {}",
+            if f.tick_size.0 == 0 { "\"auto\"".into() } else { format!("\"{}\"", f.tick_size) }
+        ));
+        line(format!("step_size = \"{}\"", f.step_size));
+        line(format!("min_qty = \"{}\"", f.min_qty));
+        line(format!("min_notional = \"{}\"", Price(f.min_notional)));
+        line("\n[paper]".into());
+        line(format!("latency_ms = {}", pa.latency_ns as f64 / 1e6));
+        line(format!("refresh_ticks = {}", pa.refresh_ticks));
+        line(format!("max_order_age_ms = {}", pa.max_order_age_ns / 1_000_000));
+        line(format!("maker_fee = \"{}\"", Price(pa.maker_fee_rate)));
+        line("\n[features]".into());
+        line(format!("depth_levels = {}", fe.depth_levels));
+        line(format!("vol_half_life_s = {}", fe.vol_half_life_ns as f64 / 1e9));
+        line(format!("flow_half_life_s = {}", fe.flow_half_life_ns as f64 / 1e9));
+        line("\n[cores]".into());
+        line(format!("hot = {}", self.hot_core.map_or("(not pinned)".into(), |c| c.to_string())));
+        line("\n[book]".into());
+        line(format!("capacity = {}", b.capacity));
+        line(format!("max_message_levels = {}", b.max_message_levels));
+        line(format!("buffer_events = {}", b.buffer_events));
+        line(format!("buffer_levels = {}", b.buffer_levels));
+        line(format!("max_symbols = {}", b.max_symbols));
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,6 +457,13 @@ mod tests {
         assert_eq!(c.hot.sizes, BookSizes::default());
         assert_eq!(c.paper.latency_ns, 20_000_000);
         assert_eq!(c.hot.filters.tick_size, Price(0));
+    }
+
+    #[test]
+    fn the_example_file_is_valid_and_states_the_defaults() {
+        let text = include_str!("../mmbot.example.toml");
+        let example = Config::from_toml(text, "mmbot.example.toml").unwrap();
+        assert_eq!(example.describe(), Config::default().describe());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 pub mod backtest;
 pub mod bench;
 pub mod book;
+pub mod config;
 pub mod replay;
 pub mod script;
 
@@ -25,6 +26,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Paper-trade on threads (pinned hot path, exec thread, rings), fed from recordings.
     Replay(replay::ReplayArgs),
+    /// Configuration: `mmbot config check [FILE]`.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
     /// Strategy scripts: `mmbot script check FILE`.
     #[command(subcommand)]
     Script(script::ScriptCommand),
@@ -38,5 +42,6 @@ pub fn run() -> anyhow::Result<i32> {
         Command::Bench(args) => bench::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Script(cmd) => script::run(cmd),
+        Command::Config(cmd) => config::run(cmd),
     }
 }
