@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::ai::offline::OfflineAdvisor;
 use crate::config::Config;
 use crate::exec::paper::PaperExchange;
 use crate::exec::position::Position;
@@ -59,6 +60,9 @@ pub struct TradingReport {
     pub max_abs_position: String,
     pub pnl: String,
     pub fees: String,
+    /// Where advice came from ("offline", "none").
+    pub advice: String,
+    pub advice_updates: u64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -121,6 +125,10 @@ pub fn run_observed<S: Strategy>(
     let started = Instant::now();
     let mut last_progress = started;
     let mut frames = 0u64;
+    // Advice in simulated time: every interval, from the newest features.
+    let mut advisor = config.ai_offline.map(OfflineAdvisor::new);
+    let mut next_advice_ns = i64::MIN;
+    let mut advice_updates = 0u64;
 
     let mut chunks = LineChunks::start(files.to_vec());
     while let Some(piece) = chunks.next_piece() {
@@ -152,6 +160,13 @@ pub fn run_observed<S: Strategy>(
                         }
                         hot.set_position(position.qty());
                     }
+                    if let (Some(a), Some(f)) = (advisor.as_mut(), hot.last_features()) {
+                        if now >= next_advice_ns {
+                            hot.set_advice(a.advise(&f, now));
+                            advice_updates += 1;
+                            next_advice_ns = now + config.ai_interval_ns;
+                        }
+                    }
                 }
                 chunks.recycle(buf);
                 if progress && last_progress.elapsed().as_millis() >= 250 {
@@ -176,7 +191,10 @@ pub fn run_observed<S: Strategy>(
     }
     let wall_s = started.elapsed().as_secs_f64();
     let symbol = hot.traded_symbol().ok_or(BacktestError::NothingTraded)?;
-    Ok((report(files, &hot, exchange.as_ref(), &position, symbol, wall_s), hot.histograms().clone()))
+    let mut r = report(files, &hot, exchange.as_ref(), &position, symbol, wall_s);
+    r.trading.advice = if config.ai_offline.is_some() { "offline".into() } else { "none".into() };
+    r.trading.advice_updates = advice_updates;
+    Ok((r, hot.histograms().clone()))
 }
 
 pub(crate) fn report<S: Strategy>(
@@ -225,6 +243,8 @@ pub(crate) fn report<S: Strategy>(
             max_abs_position: position.max_abs().to_string(),
             pnl: dec(position.pnl(mid)),
             fees: dec(position.fees()),
+            advice: "none".into(),
+            advice_updates: 0,
         },
         perf: PerfReport {
             wall_s,

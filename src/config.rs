@@ -101,6 +101,10 @@ raw_section!(
     /// `[cores]`
     RawCores { hot: i64 }
 );
+raw_section!(
+    /// `[ai]`
+    RawAi { provider: String, interval_s: f64 }
+);
 
 /// The whole file as written.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -124,6 +128,8 @@ pub struct RawConfig {
     pub cores: RawCores,
     #[serde(default)]
     pub script: RawScript,
+    #[serde(default)]
+    pub ai: RawAi,
 }
 
 /// Validated settings.
@@ -138,6 +144,10 @@ pub struct Config {
     /// `[strategy.params]`, read by scripts with `param(name, default)`.
     pub params: crate::script::Params,
     pub script_limits: crate::script::ScriptLimits,
+    /// Where advice comes from: `Some(offline rules)` or `None` (neutral).
+    pub ai_offline: Option<crate::ai::offline::OfflineConfig>,
+    /// How often advice is asked for, ns.
+    pub ai_interval_ns: i64,
 }
 
 impl Default for Config {
@@ -366,7 +376,27 @@ impl Config {
             Some(p) => Some(std::path::PathBuf::from(p)),
         };
 
+        let interval_s = float_in("ai.interval_s", raw.ai.interval_s, 5.0, 0.1, 3600.0)?;
+        let ai_interval_ns = (interval_s * 1e9) as i64;
+        let ai_offline = match raw.ai.provider.as_deref() {
+            None | Some("offline") => Some(crate::ai::offline::OfflineConfig {
+                // Advice lives three intervals, then reads as neutral.
+                ttl_ns: 3 * ai_interval_ns,
+                ..Default::default()
+            }),
+            Some("none") => None,
+            Some(other) => {
+                return Err(invalid(
+                    "ai.provider",
+                    format!("{other:?}"),
+                    "this build offers \"offline\" (deterministic advice from book features) or \"none\" (neutral advice); LLM providers come with the AI advisor",
+                ))
+            }
+        };
+
         Ok(Self {
+            ai_offline,
+            ai_interval_ns,
             hot: HotConfig { symbol, sizes, features, guard, params, filters },
             paper,
             hot_core,
@@ -437,6 +467,9 @@ impl Config {
         line(format!("flow_half_life_s = {}", fe.flow_half_life_ns as f64 / 1e9));
         line("\n[cores]".into());
         line(format!("hot = {}", self.hot_core.map_or("(not pinned)".into(), |c| c.to_string())));
+        line("\n[ai]".into());
+        line(format!("provider = \"{}\"", if self.ai_offline.is_some() { "offline" } else { "none" }));
+        line(format!("interval_s = {}", self.ai_interval_ns as f64 / 1e9));
         line("\n[book]".into());
         line(format!("capacity = {}", b.capacity));
         line(format!("max_message_levels = {}", b.max_message_levels));

@@ -115,3 +115,18 @@ fn cli_writes_the_report_and_one_hgrm_per_stage() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Backtests use the offline advisor by default (labelled so in the report),
+/// and its advice moves the quotes; `provider = "none"` keeps advice neutral.
+#[test]
+fn offline_advice_reaches_the_quotes_in_backtests() {
+    let Some(files) = common::recordings("offline_advice_reaches_the_quotes_in_backtests") else { return };
+    let one = vec![files.iter().find(|p| p.ends_with("usdm_sushiusdt.gz")).unwrap().clone()];
+    let (with, seen_with) = backtest(&one, &Config::default());
+    let (without, seen_without) = backtest(&one, &Config::from_toml("[ai]\nprovider = \"none\"\n", "t").unwrap());
+    assert_eq!((with.trading.advice.as_str(), without.trading.advice.as_str()), ("offline", "none"));
+    assert!(with.trading.advice_updates >= 5, "{}", with.trading.advice_updates);
+    assert_eq!(without.trading.advice_updates, 0);
+    assert_eq!(seen_with.len(), seen_without.len());
+    assert!(seen_with.iter().zip(&seen_without).any(|(a, b)| a.quote != b.quote), "advice never changed a quote");
+}
