@@ -139,19 +139,24 @@ pub fn run_observed<S: Strategy>(
                     let now = recv_ts as i64;
                     let t_in = hot.clock().now();
                     frames += 1;
-                    let symbol = hot.traded_symbol();
                     let ex = &mut exchange;
                     let fills_ref = &mut fills;
                     let held = position.qty();
-                    hot.on_frame(json, now, t_in, &mut |ev| {
-                        let ex = ex.get_or_insert_with(|| PaperExchange::new(symbol.unwrap_or_default(), config.paper));
-                        match ev {
-                            HotEvent::Depth { book, time_ns } => ex.on_book(book, time_ns, &mut |f| fills_ref.push(f)),
-                            HotEvent::Trade(t) => ex.on_trade(&t, now, &mut |f| fills_ref.push(f)),
-                            HotEvent::Quote { quote, tick, synced, best_bid, best_ask } => {
-                                observe(&QuoteSeen { quote, synced, best_bid, best_ask, position: held });
-                                ex.on_quote(&quote, tick, now)
-                            }
+                    // The exchange is made for the traded symbol, as soon as an event names it.
+                    let paper = config.paper;
+                    let make = |s: Symbol| PaperExchange::new(s, paper);
+                    hot.on_frame(json, now, t_in, &mut |ev| match ev {
+                        HotEvent::Depth { symbol, book, time_ns } => {
+                            ex.get_or_insert_with(|| make(symbol)).on_book(book, time_ns, &mut |f| fills_ref.push(f))
+                        }
+                        HotEvent::Trade(t) => {
+                            ex.get_or_insert_with(|| make(t.symbol)).on_trade(&t, now, &mut |f| fills_ref.push(f))
+                        }
+                        HotEvent::Quote { quote, tick, synced, best_bid, best_ask } => {
+                            observe(&QuoteSeen { quote, synced, best_bid, best_ask, position: held });
+                            // At the quote's own time: a stale pull is stamped
+                            // when the timer would have fired, before `now`.
+                            ex.get_or_insert_with(|| make(quote.symbol)).on_quote(&quote, tick, quote.time_ns)
                         }
                     });
                     if !fills.is_empty() {
@@ -164,7 +169,7 @@ pub fn run_observed<S: Strategy>(
                         if now >= next_advice_ns {
                             hot.set_advice(a.advise(&f, now));
                             advice_updates += 1;
-                            next_advice_ns = now + config.ai_interval_ns;
+                            next_advice_ns = now.saturating_add(config.ai_interval_ns);
                         }
                     }
                 }

@@ -267,7 +267,7 @@ pub fn run_paper<S: Strategy + Send + 'static>(
                 let Some(recv_ns) = source.next_frame(&mut buf) else { break };
                 let t_in = hot.clock().now();
                 hot.on_frame(&buf, recv_ns, t_in, &mut |ev| match ev {
-                    HotEvent::Depth { book, time_ns } => {
+                    HotEvent::Depth { book, time_ns, .. } => {
                         market_tx.push(ToExec::Book { top: TopOfBook::of(book), time_ns });
                     }
                     HotEvent::Trade(trade) => {

@@ -130,3 +130,29 @@ fn offline_advice_reaches_the_quotes_in_backtests() {
     assert_eq!(seen_with.len(), seen_without.len());
     assert!(seen_with.iter().zip(&seen_without).any(|(a, b)| a.quote != b.quote), "advice never changed a quote");
 }
+
+/// Depth stops but trades keep coming: the quotes are pulled as of the
+/// moment the book went stale, so trades through the old bid 30 s later
+/// fill nothing.
+#[test]
+fn a_stale_book_is_pulled_before_late_trades_can_fill() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sample_spot_btcusdt.rec");
+    let text = std::fs::read_to_string(&sample).unwrap();
+    let last: u64 = text.lines().last().unwrap().split(' ').next().unwrap().parse().unwrap();
+    let mut late = text.clone();
+    for i in 0..3u64 {
+        let ts = last + 30_000_000_000 + i * 1_000_000_000;
+        late.push_str(&format!(
+            "{ts} {{\"stream\":\"btcusdt@trade\",\"data\":{{\"e\":\"trade\",\"E\":1,\"s\":\"BTCUSDT\",\"t\":{i},\"p\":\"61000.00000000\",\"q\":\"1.00000000\",\"T\":1,\"m\":true}}}}\n"
+        ));
+    }
+    let dir = common::temp_dir("stale");
+    let path = dir.join("stale.rec");
+    std::fs::write(&path, late).unwrap();
+    let config = Config::from_toml("[risk]\nstale_after_ms = 1000\n", "t").unwrap();
+    let (report, seen) = backtest(&[path], &config);
+    assert!(seen.last().unwrap().quote.is_pulled(), "the last quote should be the stale pull");
+    assert_eq!(report.trading.fills, 0, "trades through a pulled bid filled it");
+    assert_eq!(report.trading.position, "0");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -255,3 +255,46 @@ fn reload_during_a_live_paper_run() {
     assert!(err.contains(&format!("reloaded (fnv1a {hash:016x})")), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Several versions saved while no event arrives (e.g. the book is
+/// unsynced): the next event runs the newest, not the oldest queued.
+#[test]
+fn the_newest_saved_version_wins() {
+    use mmbot::hot::advice::Advice;
+    use mmbot::hot::features::Features;
+    use mmbot::hot::fixed::{Qty, SCALE};
+    use mmbot::hot::msg::Level;
+    use mmbot::hot::strategy::{StrategyInput, StrategyParams};
+    use mmbot::script::reload::{watch, ReloadEvent};
+    use std::time::Duration;
+
+    let dir = common::temp_dir("reload-newest");
+    let path = dir.join("v.rhai");
+    let version = |n: u32| format!("fn quote(m) {{ bid(m.mid - {n}.0, 1.0); }}");
+    std::fs::write(&path, version(0)).unwrap();
+    let limits = ScriptLimits::default();
+    let mut s = ScriptStrategy::from_file(&path, &Default::default(), &limits).unwrap();
+    let (events_tx, events) = std::sync::mpsc::channel();
+    let (_w, reloadable) = watch(path.clone(), s.script().hash, limits, Default::default(), move |ev| {
+        let _ = events_tx.send(ev);
+    });
+    s.attach_reload(reloadable);
+    for n in 1..=6 {
+        std::fs::write(&path, version(n)).unwrap();
+        // Wait for the watcher to take this version before saving the next.
+        match events.recv_timeout(Duration::from_secs(5)).unwrap() {
+            ReloadEvent::Loaded { .. } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    let f = Features {
+        best_bid: Level::new(99 * SCALE, SCALE),
+        best_ask: Level::new(101 * SCALE, SCALE),
+        mid: 100.0,
+        ..Features::default()
+    };
+    let params = StrategyParams { target_spread_pct: 0.1, min_order_size: Qty(SCALE), max_position: Qty(10 * SCALE) };
+    let input = StrategyInput { features: &f, position: Qty(0), advice: Advice::neutral(), params: &params };
+    assert_eq!(s.decide(&input).bid.map(|b| b.price), Some(94.0), "not the newest version");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -56,6 +56,10 @@ pub fn split_line(line: &[u8]) -> Option<(u64, &[u8])> {
         }
         v = v.checked_mul(10)?.checked_add(d as u64)?;
     }
+    // Times are i64 ns downstream: a larger value is a corrupt line.
+    if v > i64::MAX as u64 {
+        return None;
+    }
     let json = rest.strip_suffix(b"\r").unwrap_or(rest);
     Some((v, json))
 }
@@ -200,5 +204,6 @@ mod tests {
         assert_eq!(split_line(b"{}"), None);
         assert_eq!(split_line(b" {}"), None);
         assert_eq!(split_line(b"99999999999999999999999 {}"), None);
+        assert_eq!(split_line(b"9300000000000000000 {}"), None);
     }
 }

@@ -70,7 +70,7 @@ impl Advice {
     /// The advice as it stands at `now_ns`: itself, or neutral once expired.
     #[inline]
     pub fn at(&self, now_ns: i64) -> Advice {
-        if self.ttl_ns > 0 && now_ns - self.received_ns > self.ttl_ns {
+        if self.ttl_ns > 0 && now_ns.saturating_sub(self.received_ns) > self.ttl_ns {
             Advice::neutral()
         } else {
             *self

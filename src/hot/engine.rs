@@ -55,7 +55,7 @@ impl Default for HotConfig {
 #[derive(Debug)]
 pub enum HotEvent<'a> {
     /// The traded symbol's book after a depth event.
-    Depth { book: &'a Book, time_ns: i64 },
+    Depth { symbol: Symbol, book: &'a Book, time_ns: i64 },
     /// A trade of the traded symbol.
     Trade(Trade),
     /// A new quote for the traded symbol (possibly pulled), the tick it was
@@ -90,6 +90,8 @@ pub struct HotStats {
     pub pulled: u64,
     /// Quotes pulled because the traded book lost sync (gap, crossed).
     pub pulled_on_sync_loss: u64,
+    /// Quotes pulled because no depth event arrived for `stale_after`.
+    pub pulled_stale: u64,
 }
 
 /// The pinned thread's state.
@@ -108,6 +110,8 @@ pub struct HotPath<S: Strategy> {
     last_sample: Option<StageSample>,
     working: ExecState,
     was_synced: bool,
+    /// The last quote sent had a side (so a stale book must pull it).
+    quoting: bool,
     clock: Clock,
     hist: StageHistograms,
     stats: HotStats,
@@ -134,6 +138,7 @@ impl<S: Strategy> HotPath<S> {
             last_sample: None,
             working: ExecState::default(),
             was_synced: false,
+            quoting: false,
             clock,
             hist: StageHistograms::new(),
             stats: HotStats::default(),
@@ -227,10 +232,49 @@ impl<S: Strategy> HotPath<S> {
         self.last_sample.take()
     }
 
+    /// Call when time passes without frames (a timer on the hot thread):
+    /// pulls quotes once the traded book has had no depth event for
+    /// `stale_after`. Frames call it themselves.
+    #[inline]
+    pub fn on_idle(&mut self, now_ns: i64, out: &mut impl FnMut(HotEvent<'_>)) {
+        self.pull_if_stale(now_ns, out);
+    }
+
+    /// Pulls working quotes once if the traded book has gone stale: trades
+    /// may keep arriving while depth has stopped, and resting quotes on a
+    /// book nobody updates are exactly what must not be left out.
+    fn pull_if_stale(&mut self, now_ns: i64, out: &mut impl FnMut(HotEvent<'_>)) {
+        let stale_at = self.last_depth_ns.saturating_add(self.cfg.guard.stale_after_ns);
+        if !self.quoting || now_ns <= stale_at {
+            return;
+        }
+        let Some(symbol) = self.traded else { return };
+        let Some(synced) = self.md.book(symbol) else { return };
+        let book = synced.book();
+        self.quoting = false;
+        self.stats.quotes += 1;
+        self.stats.pulled += 1;
+        self.stats.pulled_stale += 1;
+        // Stamped when a timer would have fired, so that a backtest (where
+        // time moves only with frames) cancels as early as live would.
+        let quote = Quote::pulled(symbol, stale_at + 1, synced.update_id());
+        let tick = if self.cfg.filters.tick_size.0 == 0 { book.tick() } else { self.cfg.filters.tick_size };
+        out(HotEvent::Quote {
+            quote,
+            tick,
+            synced: synced.is_synced(),
+            best_bid: book.best_bid(),
+            best_ask: book.best_ask(),
+        });
+    }
+
     /// Processes one frame. `recv_ns`: its receive time (simulated time in
     /// backtests); `t_in`: clock ticks when its bytes were in memory.
     #[inline]
     pub fn on_frame(&mut self, frame: &[u8], recv_ns: i64, t_in: u64, out: &mut impl FnMut(HotEvent<'_>)) {
+        // Before this frame's events go out: a book that went stale since
+        // the last depth event is pulled first.
+        self.pull_if_stale(recv_ns, out);
         let Some(msg) = self.md.parse(frame) else { return };
         let t_parsed = self.clock.now();
         self.hist.record(Stage::Parse, self.clock.ns(t_in, t_parsed));
@@ -248,7 +292,7 @@ impl<S: Strategy> HotPath<S> {
                     }
                     if traded == Some(symbol) {
                         changed = true;
-                        out(HotEvent::Depth { book, time_ns: recv_ns });
+                        out(HotEvent::Depth { symbol, book, time_ns: recv_ns });
                     }
                 }
                 Event::Trade(t) if traded == Some(t.symbol) => {
@@ -310,6 +354,7 @@ impl<S: Strategy> HotPath<S> {
         };
         self.stats.quotes += 1;
         self.stats.pulled += quote.is_pulled() as u64;
+        self.quoting = !quote.is_pulled();
         let (best_bid, best_ask) = (book.best_bid(), book.best_ask());
         out(HotEvent::Quote { quote, tick: filters.tick_size, synced: now_synced, best_bid, best_ask });
         let t_quote = self.clock.now();

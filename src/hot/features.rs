@@ -76,7 +76,7 @@ impl FeatureState {
 
     #[inline]
     pub fn on_trade(&mut self, t: &Trade, now_ns: i64) {
-        self.flow *= decay(now_ns - self.flow_ns, self.cfg.flow_half_life_ns);
+        self.flow *= decay(now_ns.saturating_sub(self.flow_ns), self.cfg.flow_half_life_ns);
         self.flow_ns = now_ns;
         let q = t.qty.to_f64();
         self.flow += match t.aggressor {
@@ -100,12 +100,12 @@ impl FeatureState {
             if bid_depth + ask_depth > 0.0 { (bid_depth - ask_depth) / (bid_depth + ask_depth) } else { 0.0 };
         if self.last_mid > 0.0 && mid > 0.0 {
             let r = (mid / self.last_mid).ln();
-            let keep = decay(now_ns - self.last_mid_ns, self.cfg.vol_half_life_ns);
+            let keep = decay(now_ns.saturating_sub(self.last_mid_ns), self.cfg.vol_half_life_ns);
             self.variance = keep * self.variance + (1.0 - keep) * r * r;
         }
         self.last_mid = mid;
         self.last_mid_ns = now_ns;
-        let flow = self.flow * decay(now_ns - self.flow_ns, self.cfg.flow_half_life_ns);
+        let flow = self.flow * decay(now_ns.saturating_sub(self.flow_ns), self.cfg.flow_half_life_ns);
         Some(Features {
             best_bid: bb,
             best_ask: ba,

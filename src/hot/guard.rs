@@ -144,7 +144,7 @@ impl Guard {
             self.stats.pulled_crossed += 1;
             return pulled;
         }
-        if now_ns - health.last_depth_ns > self.cfg.stale_after_ns {
+        if now_ns.saturating_sub(health.last_depth_ns) > self.cfg.stale_after_ns {
             self.stats.pulled_stale += 1;
             return pulled;
         }

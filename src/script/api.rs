@@ -85,7 +85,7 @@ impl MarketState {
             },
             confidence: a.confidence as f64,
             advice_multiplier: a.multiplier,
-            advice_age_s: if a.received_ns > 0 { (f.time_ns - a.received_ns) as f64 / 1e9 } else { 0.0 },
+            advice_age_s: if a.received_ns > 0 { f.time_ns.saturating_sub(a.received_ns) as f64 / 1e9 } else { 0.0 },
             spread_mult,
             vol_mult,
             dir_mult,

@@ -39,10 +39,15 @@ pub struct Reloadable {
 }
 
 impl Reloadable {
-    /// A newly handed-over version, if any (call between events).
+    /// The newest handed-over version, if any (call between events). Older
+    /// ones still queued are skipped and handed back to be freed.
     #[inline]
     pub fn poll(&mut self) -> Option<Box<CompiledScript>> {
-        self.incoming.pop()
+        let mut newest = self.incoming.pop()?;
+        while let Some(next) = self.incoming.pop() {
+            self.retire(std::mem::replace(&mut newest, next));
+        }
+        Some(newest)
     }
 
     /// Hands a replaced version back to be freed off the hot thread.
@@ -127,9 +132,10 @@ pub fn watch(
                 });
                 match checked {
                     Ok(script) => {
-                        let event = ReloadEvent::Loaded { path: path.clone(), hash };
-                        to_hot.push(Box::new(script));
-                        report(event);
+                        // Latest wins: a version the hot thread has not
+                        // taken yet is displaced (and freed here).
+                        to_hot.push_latest(Box::new(script));
+                        report(ReloadEvent::Loaded { path: path.clone(), hash });
                     }
                     Err(e) => report(ReloadEvent::Refused(e)),
                 }
