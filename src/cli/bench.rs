@@ -89,15 +89,7 @@ pub type Frames = Vec<(i64, Vec<u8>)>;
 pub fn load_frames(file: &Option<PathBuf>, events: usize) -> anyhow::Result<(String, Frames)> {
     match file {
         None => {
-            let (snapshot, diffs) = synthetic::spot_diffs(events, 42);
-            // As a recorder writes it: the first diff, then the snapshot.
-            let mut frames = Vec::with_capacity(diffs.len() + 1);
-            for (i, d) in diffs.into_iter().enumerate() {
-                frames.push((1 + i as i64 * 100_000_000, d.into_bytes()));
-                if i == 0 {
-                    frames.push((2, snapshot.clone().into_bytes()));
-                }
-            }
+            let frames = synthetic::spot_frames(events, 42);
             Ok((format!("synthetic: {events} spot diffs, 10+10 levels, 8 decimals"), frames))
         }
         Some(path) => {

@@ -59,19 +59,9 @@ pub fn run(cmd: ScriptCommand) -> anyhow::Result<i32> {
             return Ok(1);
         }
     };
-    let frames: Vec<(i64, Vec<u8>)> = match &args.sample {
+    let frames = match &args.sample {
         Some(path) => crate::cli::bench::load_frames(&Some(path.clone()), 0)?.1,
-        None => {
-            let (snapshot, diffs) = synthetic::spot_diffs(5_000, 7);
-            let mut v = Vec::with_capacity(diffs.len() + 1);
-            for (i, d) in diffs.into_iter().enumerate() {
-                v.push((1 + i as i64 * 100_000_000, d.into_bytes()));
-                if i == 0 {
-                    v.push((2, snapshot.clone().into_bytes()));
-                }
-            }
-            v
-        }
+        None => synthetic::spot_frames(5_000, 7),
     };
     let clock = Clock::calibrate();
     let mut hot = HotPath::new(config.hot, strategy, clock);

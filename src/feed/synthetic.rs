@@ -111,6 +111,21 @@ pub fn spot_diffs(n: usize, seed: u64) -> (String, Vec<String>) {
     (snapshot, frames)
 }
 
+/// `n` diffs and their snapshot as timed frames, in the order a recorder
+/// writes them: the first diff, then the snapshot, then the rest, 100 ms
+/// apart.
+pub fn spot_frames(n: usize, seed: u64) -> Vec<(i64, Vec<u8>)> {
+    let (snapshot, diffs) = spot_diffs(n, seed);
+    let mut frames = Vec::with_capacity(diffs.len() + 1);
+    for (i, d) in diffs.into_iter().enumerate() {
+        frames.push((1 + i as i64 * 100_000_000, d.into_bytes()));
+        if i == 0 {
+            frames.push((2, snapshot.as_bytes().to_vec()));
+        }
+    }
+    frames
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
