@@ -27,13 +27,14 @@ use crate::config::Config;
 use crate::exec::paper::PaperExchange;
 use crate::exec::position::Position;
 use crate::exec::{Fill, Quote};
+use crate::feed::connector::Reason;
+use crate::feed::live::{FeedConfig, FeedHandler, LinkStats, LiveFeed};
 use crate::feed::recording::{split_line, LineChunks, Piece};
 use crate::hot::advice::Advice;
 use crate::hot::book::TopOfBook;
 use crate::hot::engine::{ExecState, HotEvent, HotPath, StageSample};
 use crate::hot::fixed::{Price, Qty};
-use crate::hot::msg::Level;
-use crate::hot::msg::Trade;
+use crate::hot::msg::{Level, Symbol, Trade};
 use crate::hot::strategy::Strategy;
 use crate::hot::strategy::StrategyParams;
 use crate::ring::{ring, Consumer, Producer};
@@ -138,6 +139,9 @@ pub struct HotStatus {
     pub resyncs: u64,
     pub position: Qty,
     pub last_quote: Option<Quote>,
+    /// Live feed: connected now, and connections so far.
+    pub connected: bool,
+    pub connects: u64,
 }
 
 /// The side-thread inputs of [`run_paper`]; each is optional.
@@ -152,6 +156,8 @@ pub struct SideInputs {
     /// Where the hot thread sends each quote's stage times (a full ring
     /// drops and counts them; the hot thread's own histograms keep all).
     pub samples: Option<Producer<StageSample>>,
+    /// Where every quote goes, with the book it was made from.
+    pub quotes: Option<Producer<QuoteRecord>>,
 }
 
 /// What [`run_paper`] returns.
@@ -161,6 +167,65 @@ pub struct PaperRun {
     pub rings: RingStats,
     pub pinned_core: Option<usize>,
     pub source_errors: Vec<String>,
+    /// The live feed's counters (live runs only).
+    pub link: Option<LinkStats>,
+    /// Every book as the run left it.
+    pub books: Vec<BookState>,
+}
+
+/// A book's final state, for reports and for tests that compare it with
+/// the exchange's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookState {
+    pub symbol: Symbol,
+    pub synced: bool,
+    pub update_id: u64,
+    /// Best first.
+    pub bids: Vec<Level>,
+    pub asks: Vec<Level>,
+}
+
+impl BookState {
+    fn of<S: Strategy>(hot: &HotPath<S>, symbol: Symbol) -> Option<Self> {
+        let b = hot.market().book(symbol)?;
+        Some(Self {
+            symbol,
+            synced: b.is_synced(),
+            update_id: b.update_id(),
+            bids: b.book().bids().collect(),
+            asks: b.book().asks().collect(),
+        })
+    }
+}
+
+/// Where the hot thread's frames come from.
+pub enum Source {
+    /// Recordings (optionally paced).
+    Recording(RecordingSource),
+    /// The live Binance feed (or the simulator).
+    Live(FeedConfig),
+}
+
+impl From<RecordingSource> for Source {
+    fn from(r: RecordingSource) -> Self {
+        Source::Recording(r)
+    }
+}
+
+impl From<FeedConfig> for Source {
+    fn from(f: FeedConfig) -> Self {
+        Source::Live(f)
+    }
+}
+
+/// Every quote the hot path made, with the book it saw (for tests and
+/// audits; a full ring drops and counts).
+#[derive(Debug, Clone, Copy)]
+pub struct QuoteRecord {
+    pub quote: Quote,
+    pub synced: bool,
+    pub best_bid: Option<Level>,
+    pub best_ask: Option<Level>,
 }
 
 /// Pins the calling thread to `core`; `None` (with a warning) when that is
@@ -181,18 +246,132 @@ pub fn pin(core: Option<usize>) -> Option<usize> {
     }
 }
 
+/// The hot thread's state in [`run_paper`]: the hot path and its rings.
+struct HotSide<S: Strategy> {
+    hot: HotPath<S>,
+    market_tx: Producer<ToExec>,
+    quote_tx: Producer<(Quote, Price)>,
+    pos_rx: Consumer<ExecState>,
+    side: SideInputs,
+    last_status: u64,
+    last_quote: Option<Quote>,
+    link: Option<(LinkStats, bool)>,
+}
+
+/// The sink for the hot path's events: market data to the exec thread,
+/// quotes to it (latest wins) and to the audit ring.
+fn emit<'a>(
+    market_tx: &'a Producer<ToExec>,
+    quote_tx: &'a Producer<(Quote, Price)>,
+    quotes: &'a Option<Producer<QuoteRecord>>,
+    last_quote: &'a mut Option<Quote>,
+    time_ns: i64,
+) -> impl FnMut(HotEvent<'_>) + 'a {
+    move |ev| match ev {
+        HotEvent::Depth { book, time_ns, .. } => {
+            market_tx.push(ToExec::Book { top: TopOfBook::of(book), time_ns });
+        }
+        HotEvent::Trade(trade) => {
+            market_tx.push(ToExec::Trade { trade, time_ns });
+        }
+        HotEvent::Quote { quote, tick, synced, best_bid, best_ask } => {
+            *last_quote = Some(quote);
+            quote_tx.push_latest((quote, tick));
+            if let Some(q) = quotes {
+                q.push(QuoteRecord { quote, synced, best_bid, best_ask });
+            }
+        }
+    }
+}
+
+impl<S: Strategy> HotSide<S> {
+    #[inline]
+    fn frame(&mut self, buf: &[u8], recv_ns: i64, t_in: u64) {
+        let mut out = emit(&self.market_tx, &self.quote_tx, &self.side.quotes, &mut self.last_quote, recv_ns);
+        self.hot.on_frame(buf, recv_ns, t_in, &mut out);
+    }
+
+    /// Side rings in, status and samples out; after every frame or turn.
+    #[inline]
+    fn housekeeping(&mut self, now: u64) {
+        if let Some(state) = self.pos_rx.latest() {
+            self.hot.set_exec_state(state);
+        }
+        if let (Some(samples), Some(sample)) = (self.side.samples.as_mut(), self.hot.take_sample()) {
+            samples.push(sample);
+        }
+        if let Some(a) = self.side.advice.as_mut().and_then(|c| c.latest()) {
+            self.hot.set_advice(a);
+        }
+        if let Some(p) = self.side.params.as_mut().and_then(|c| c.latest()) {
+            self.hot.set_params(p);
+        }
+        if let Some(status) = self.side.status.as_mut() {
+            let clock = *self.hot.clock();
+            if clock.ns(self.last_status, now) >= STATUS_EVERY_NS {
+                self.last_status = now;
+                let (f, s, h) = (self.hot.market().stats(), self.hot.market().sync_stats(), self.hot.stats());
+                status.push_latest(HotStatus {
+                    frames: f.frames,
+                    quotes: h.quotes,
+                    pulled: h.pulled,
+                    rejected: f.rejected,
+                    gaps: s.gaps,
+                    resyncs: s.resyncs,
+                    position: self.hot.position(),
+                    last_quote: self.last_quote,
+                    connected: self.link.is_none_or(|l| l.1),
+                    connects: self.link.map_or(0, |l| l.0.connects),
+                });
+            }
+        }
+    }
+}
+
+impl<S: Strategy> FeedHandler for HotSide<S> {
+    #[inline]
+    fn on_frame(&mut self, frame: &[u8], recv_ns: i64, t_ready: u64, wire_ns: u64) -> bool {
+        let before = self.hot.market().stats().server_shutdowns;
+        self.hot.record_wire(wire_ns);
+        self.frame(frame, recv_ns, t_ready);
+        self.hot.market().stats().server_shutdowns != before
+    }
+
+    fn on_snapshot(&mut self, symbol: Symbol, body: &[u8], recv_ns: i64) {
+        let t_in = self.hot.clock().now();
+        let mut out = emit(&self.market_tx, &self.quote_tx, &self.side.quotes, &mut self.last_quote, recv_ns);
+        self.hot.on_snapshot(symbol, body, recv_ns, t_in, &mut out);
+    }
+
+    fn on_disconnected(&mut self, _reason: Reason, now_ns: i64) {
+        let mut out = emit(&self.market_tx, &self.quote_tx, &self.side.quotes, &mut self.last_quote, now_ns);
+        self.hot.on_disconnect(now_ns, &mut out);
+    }
+
+    #[inline]
+    fn on_idle(&mut self, now_ns: i64) {
+        let mut out = emit(&self.market_tx, &self.quote_tx, &self.side.quotes, &mut self.last_quote, now_ns);
+        self.hot.on_idle(now_ns, &mut out);
+    }
+
+    fn wants_snapshot(&self, symbol: Symbol) -> bool {
+        self.hot.wants_snapshot(symbol)
+    }
+}
+
 /// Runs the threaded paper trader until `source` ends or `stop` is set.
 pub fn run_paper<S: Strategy + Send + 'static>(
-    mut source: RecordingSource,
+    source: impl Into<Source>,
     files: Vec<PathBuf>,
     config: &Config,
     strategy: S,
     stop: Arc<AtomicBool>,
-    mut side: SideInputs,
+    side: SideInputs,
 ) -> PaperRun {
+    let source = source.into();
     let (market_tx, mut market_rx) = ring::<ToExec>(4096);
     let (quote_tx, mut quote_rx) = ring::<(Quote, Price)>(8);
-    let (pos_tx, mut pos_rx) = ring::<ExecState>(8);
+    let (pos_tx, pos_rx) = ring::<ExecState>(8);
     let hot_done = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
 
@@ -258,70 +437,64 @@ pub fn run_paper<S: Strategy + Send + 'static>(
         .spawn(move || {
             let pinned = pin(hot_core);
             let clock = Clock::calibrate();
-            let mut hot = HotPath::new(hot_cfg, strategy, clock);
-            let mut buf = Vec::with_capacity(1 << 20);
-            let mut last_status = clock.now();
-            let mut quote_seen: Option<Quote> = None;
-            let last_quote = &mut quote_seen;
-            while !stop.load(Ordering::Relaxed) {
-                let Some(recv_ns) = source.next_frame(&mut buf) else { break };
-                let t_in = hot.clock().now();
-                hot.on_frame(&buf, recv_ns, t_in, &mut |ev| match ev {
-                    HotEvent::Depth { book, time_ns, .. } => {
-                        market_tx.push(ToExec::Book { top: TopOfBook::of(book), time_ns });
+            let symbols: Vec<Symbol> = match &source {
+                Source::Live(f) => f.symbols.clone(),
+                Source::Recording(_) => Vec::new(),
+            };
+            let hot = HotPath::with_symbols(hot_cfg, strategy, clock, &symbols);
+            let mut h = HotSide {
+                hot,
+                market_tx,
+                quote_tx,
+                pos_rx,
+                side,
+                last_status: clock.now(),
+                last_quote: None,
+                link: None,
+            };
+            let mut errors = Vec::new();
+            let mut link = None;
+            match source {
+                Source::Recording(mut src) => {
+                    let mut buf = Vec::with_capacity(1 << 20);
+                    while !stop.load(Ordering::Relaxed) {
+                        let Some(recv_ns) = src.next_frame(&mut buf) else { break };
+                        let t_in = h.hot.clock().now();
+                        h.frame(&buf, recv_ns, t_in);
+                        h.housekeeping(t_in);
                     }
-                    HotEvent::Trade(trade) => {
-                        market_tx.push(ToExec::Trade { trade, time_ns: recv_ns });
+                    errors = src.errors;
+                }
+                Source::Live(cfg) => match LiveFeed::start(cfg, clock) {
+                    Ok(mut feed) => {
+                        while !stop.load(Ordering::Relaxed) {
+                            feed.turn(&mut h);
+                            h.link = Some((feed.stats(), feed.is_connected()));
+                            let now = h.hot.clock().now();
+                            h.housekeeping(now);
+                        }
+                        feed.shutdown();
+                        link = Some(feed.stats());
                     }
-                    HotEvent::Quote { quote, tick, .. } => {
-                        *last_quote = Some(quote);
-                        quote_tx.push_latest((quote, tick))
-                    }
-                });
-                if let Some(state) = pos_rx.latest() {
-                    hot.set_exec_state(state);
-                }
-                if let (Some(samples), Some(sample)) = (side.samples.as_mut(), hot.take_sample()) {
-                    samples.push(sample);
-                }
-                if let Some(a) = side.advice.as_mut().and_then(|c| c.latest()) {
-                    hot.set_advice(a);
-                }
-                if let Some(p) = side.params.as_mut().and_then(|c| c.latest()) {
-                    hot.set_params(p);
-                }
-                if let Some(status) = side.status.as_mut() {
-                    if clock.ns(last_status, t_in) >= STATUS_EVERY_NS {
-                        last_status = t_in;
-                        let (f, s, h) = (hot.market().stats(), hot.market().sync_stats(), hot.stats());
-                        status.push_latest(HotStatus {
-                            frames: f.frames,
-                            quotes: h.quotes,
-                            pulled: h.pulled,
-                            rejected: f.rejected,
-                            gaps: s.gaps,
-                            resyncs: s.resyncs,
-                            position: hot.position(),
-                            last_quote: *last_quote,
-                        });
-                    }
-                }
+                    Err(e) => errors.push(format!("live feed: {e}")),
+                },
             }
             let rings = RingStats {
-                market_dropped: market_tx.dropped(),
-                quotes_superseded: quote_tx.dropped(),
+                market_dropped: h.market_tx.dropped(),
+                quotes_superseded: h.quote_tx.dropped(),
                 positions_superseded: 0,
             };
-            (hot, pinned, rings, source.errors)
+            (h.hot, pinned, rings, errors, link)
         })
         .expect("spawning the hot thread");
 
-    let (hot, pinned_core, mut rings, source_errors) = hot.join().expect("the hot thread panicked");
+    let (hot, pinned_core, mut rings, source_errors, link) = hot.join().expect("the hot thread panicked");
     hot_done.store(true, Ordering::Release);
     let (exchange, position, pos_dropped) = exec.join().expect("the exec thread panicked");
     rings.positions_superseded = pos_dropped;
     let wall_s = started.elapsed().as_secs_f64();
     let symbol = hot.traded_symbol().unwrap_or_default();
     let report = backtest::report(&files, &hot, exchange.as_ref(), &position, symbol, wall_s);
-    PaperRun { report, rings, pinned_core, source_errors }
+    let books = hot.market().symbols().filter_map(|s| BookState::of(&hot, s)).collect();
+    PaperRun { report, rings, pinned_core, source_errors, link, books }
 }

@@ -1,4 +1,16 @@
-//! Where frames come from: recordings on disk now, live sockets later.
+//! Where frames come from: recordings on disk, and the live Binance feed.
+//!
+//! The live feed is split by who may block: [`connector`] (DNS, TCP, TLS,
+//! handshake) and [`snapshot`] (REST depth) run on side threads; [`live`]
+//! runs on the hot thread, reads the socket without blocking and hands
+//! frames to the hot path; [`recorder`] writes what arrives to disk.
 
+pub mod connector;
+pub mod endpoint;
+pub mod live;
+pub mod recorder;
 pub mod recording;
+pub mod snapshot;
 pub mod synthetic;
+pub mod tls;
+pub mod ws;

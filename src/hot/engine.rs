@@ -119,10 +119,24 @@ pub struct HotPath<S: Strategy> {
 
 impl<S: Strategy> HotPath<S> {
     pub fn new(cfg: HotConfig, strategy: S, clock: Clock) -> Self {
-        let md = match cfg.symbol {
-            Some(s) => MarketData::with_symbols(cfg.sizes, &[s]),
-            None => MarketData::new(cfg.sizes),
+        let symbols: &[Symbol] = match &cfg.symbol {
+            Some(s) => std::slice::from_ref(s),
+            None => &[],
         };
+        Self::with_symbols(cfg, strategy, clock, symbols)
+    }
+
+    /// Books for exactly `symbols` (a live feed's subscription), created now;
+    /// frames for any other symbol are counted and ignored. Empty: books are
+    /// created as symbols appear (recordings).
+    pub fn with_symbols(cfg: HotConfig, strategy: S, clock: Clock, symbols: &[Symbol]) -> Self {
+        let mut all: Vec<Symbol> = symbols.to_vec();
+        if let Some(s) = cfg.symbol {
+            if !all.contains(&s) {
+                all.insert(0, s);
+            }
+        }
+        let md = if all.is_empty() { MarketData::new(cfg.sizes) } else { MarketData::with_symbols(cfg.sizes, &all) };
         Self {
             md,
             strategy,
@@ -278,6 +292,90 @@ impl<S: Strategy> HotPath<S> {
         let Some(msg) = self.md.parse(frame) else { return };
         let t_parsed = self.clock.now();
         self.hist.record(Stage::Parse, self.clock.ns(t_in, t_parsed));
+        self.record_feed_delay(&msg, recv_ns);
+        self.on_msg(msg, recv_ns, t_in, t_parsed, out);
+    }
+
+    /// Applies a REST snapshot body fetched for `symbol` (the live feed's
+    /// snapshot thread); quotes follow as for any depth event.
+    pub fn on_snapshot(
+        &mut self,
+        symbol: Symbol,
+        body: &[u8],
+        recv_ns: i64,
+        t_in: u64,
+        out: &mut impl FnMut(HotEvent<'_>),
+    ) {
+        self.pull_if_stale(recv_ns, out);
+        let Some(msg) = self.md.parse(body) else { return };
+        let Msg::Snapshot(mut snapshot) = msg else {
+            // Not a snapshot body: counted as unrecognised, nothing applied.
+            self.md.reject_unrecognised();
+            return;
+        };
+        // REST bodies name no symbol; the feed knows which it asked for.
+        snapshot.symbol = symbol;
+        let t_parsed = self.clock.now();
+        self.on_msg(Msg::Snapshot(snapshot), recv_ns, t_in, t_parsed, out);
+    }
+
+    /// The feed lost its connection: every book is unusable until resynced,
+    /// so working quotes are pulled now.
+    pub fn on_disconnect(&mut self, now_ns: i64, out: &mut impl FnMut(HotEvent<'_>)) {
+        let symbols = self.md.symbols().count();
+        for i in 0..symbols {
+            self.md.invalidate_nth(i);
+        }
+        self.features.reset_mid();
+        self.was_synced = false;
+        if !self.quoting {
+            return;
+        }
+        let Some(symbol) = self.traded else { return };
+        let Some(synced) = self.md.book(symbol) else { return };
+        self.quoting = false;
+        self.stats.quotes += 1;
+        self.stats.pulled += 1;
+        self.stats.pulled_on_sync_loss += 1;
+        let tick = if self.cfg.filters.tick_size.0 == 0 { synced.book().tick() } else { self.cfg.filters.tick_size };
+        out(HotEvent::Quote {
+            quote: Quote::pulled(symbol, now_ns, synced.update_id()),
+            tick,
+            synced: false,
+            best_bid: None,
+            best_ask: None,
+        });
+    }
+
+    /// Whether `symbol`'s book waits for a REST snapshot (diffs buffered).
+    pub fn wants_snapshot(&self, symbol: Symbol) -> bool {
+        self.md.book(symbol).is_some_and(|b| b.wants_snapshot() && b.buffered_len() > 0)
+    }
+
+    /// Records the live feed's wire time of a frame.
+    #[inline]
+    pub fn record_wire(&mut self, ns: u64) {
+        self.hist.record(Stage::Wire, ns);
+    }
+
+    /// Exchange event time to receive time, for messages that carry `E`.
+    #[inline]
+    fn record_feed_delay(&mut self, msg: &Msg, recv_ns: i64) {
+        let e_ms = match msg {
+            Msg::Diff(d) => d.event_time,
+            Msg::Partial(p) => p.event_time,
+            Msg::Trade(t) => t.event_time,
+            Msg::BookTicker(t) => t.event_time,
+            _ => 0,
+        };
+        if e_ms > 0 {
+            let delay = recv_ns.saturating_sub(e_ms.saturating_mul(1_000_000));
+            self.hist.record(Stage::FeedDelay, delay.max(1) as u64);
+        }
+    }
+
+    #[inline]
+    fn on_msg(&mut self, msg: Msg, recv_ns: i64, t_in: u64, t_parsed: u64, out: &mut impl FnMut(HotEvent<'_>)) {
         let is_depth = matches!(msg, Msg::Diff(_) | Msg::Partial(_) | Msg::Snapshot(_));
 
         // Apply, handing the traded symbol's book updates and trades on.

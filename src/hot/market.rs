@@ -323,6 +323,19 @@ impl MarketData {
         }
     }
 
+    /// Counts a body that parsed but was not what the caller expected.
+    pub fn reject_unrecognised(&mut self) {
+        self.reject(ParseError::Unrecognised);
+    }
+
+    /// Invalidates the `i`-th book (in [`Self::symbols`] order): reconnects.
+    pub fn invalidate_nth(&mut self, i: usize) {
+        if let Some(b) = self.books.get_mut(i) {
+            b.book.invalidate();
+            b.pending = [None; PENDING_TICKERS];
+        }
+    }
+
     fn reject(&mut self, e: ParseError) -> ParseError {
         self.stats.rejected += 1;
         self.stats.rejected_by_kind[e.kind()] += 1;

@@ -20,10 +20,17 @@ pub enum Stage {
     Strategy,
     /// Guard and hand-off of the quote.
     Quote,
+    /// Live feed: socket seen readable to a whole frame's bytes ready
+    /// (TLS decrypted, WebSocket deframed).
+    Wire,
+    /// Exchange event time `E` to local receive time (includes clock skew
+    /// between the exchange and this machine; negatives count as 1 ns).
+    FeedDelay,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 5] = [Stage::TickToQuote, Stage::Parse, Stage::Book, Stage::Strategy, Stage::Quote];
+    pub const ALL: [Stage; 7] =
+        [Stage::TickToQuote, Stage::Parse, Stage::Book, Stage::Strategy, Stage::Quote, Stage::Wire, Stage::FeedDelay];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -32,6 +39,8 @@ impl Stage {
             Stage::Book => "book",
             Stage::Strategy => "strategy",
             Stage::Quote => "quote",
+            Stage::Wire => "wire",
+            Stage::FeedDelay => "feed_delay",
         }
     }
 }
@@ -50,7 +59,7 @@ pub struct Percentiles {
 /// One histogram per [`Stage`].
 #[derive(Clone)]
 pub struct StageHistograms {
-    h: [Histogram<u64>; 5],
+    h: [Histogram<u64>; Stage::ALL.len()],
 }
 
 impl Default for StageHistograms {
@@ -62,7 +71,7 @@ impl Default for StageHistograms {
 impl StageHistograms {
     pub fn new() -> Self {
         let mk = || Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("static histogram bounds are valid");
-        Self { h: [mk(), mk(), mk(), mk(), mk()] }
+        Self { h: std::array::from_fn(|_| mk()) }
     }
 
     /// Records one duration; values outside the range are clamped, never lost.

@@ -1,0 +1,380 @@
+//! The connector thread: opens market-data connections so the hot thread
+//! never blocks on DNS, TCP, TLS or a handshake.
+//!
+//! The hot thread asks for a connection (saying why the last one ended and
+//! how long it lived); the connector waits out the backoff, connects, and
+//! hands the non-blocking socket back through a ring. Old sockets come back
+//! the other way to be dropped here, so closing one costs the hot thread
+//! nothing either.
+//!
+//! Backoff: exponential from `backoff_min` to `backoff_max` with jitter
+//! (each wait drawn between half and all of the step), reset once a
+//! connection has lived [`HEALTHY_AFTER`]; a planned reconnect (24-hour
+//! renewal, `serverShutdown`) after a healthy connection goes at once.
+//! Never more than `max_attempts` attempts in any 5 minutes (Binance: 300
+//! connection attempts per 5 minutes per IP), and a `Retry-After` from the
+//! server is honoured.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::feed::endpoint::Url;
+use crate::feed::synthetic::Rng;
+use crate::feed::ws::{connect, Ws};
+use crate::ring::{ring, Consumer, Producer};
+
+/// A connection that lived this long was healthy: backoff starts over.
+pub const HEALTHY_AFTER: Duration = Duration::from_secs(30);
+
+/// The window of Binance's connection-attempt limit.
+const ATTEMPT_WINDOW: Duration = Duration::from_secs(300);
+
+/// Why the hot thread wants a (new) connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// The first connection.
+    Start,
+    /// The server closed the connection.
+    Closed,
+    /// A read or write failed.
+    Error,
+    /// No bytes for `stale_after`.
+    Silence,
+    /// Our ping was not answered in time.
+    NoPong,
+    /// The server announced `serverShutdown`.
+    ServerShutdown,
+    /// The connection neared Binance's 24-hour limit.
+    Renew,
+}
+
+impl Reason {
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Start => "start",
+            Reason::Closed => "closed by server",
+            Reason::Error => "read/write error",
+            Reason::Silence => "read silence",
+            Reason::NoPong => "ping not answered",
+            Reason::ServerShutdown => "serverShutdown",
+            Reason::Renew => "24-hour renewal",
+        }
+    }
+
+    /// Planned reconnects need no backoff after a healthy connection.
+    fn planned(self) -> bool {
+        matches!(self, Reason::Start | Reason::ServerShutdown | Reason::Renew)
+    }
+}
+
+/// A request from the hot thread.
+#[derive(Debug, Clone, Copy)]
+pub struct Request {
+    pub reason: Reason,
+    /// How long the connection that ended lived (zero for `Start`).
+    pub lived: Duration,
+}
+
+/// Connector settings.
+#[derive(Debug, Clone)]
+pub struct ConnectorConfig {
+    pub url: Url,
+    pub connect_timeout: Duration,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// Attempts allowed in any 5 minutes.
+    pub max_attempts: usize,
+}
+
+/// What the connector tells the hot thread, besides handing it sockets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectorStats {
+    pub attempts: u64,
+    pub failures: u64,
+    /// Times an attempt waited for the 5-minute attempt limit.
+    pub attempt_limit_waits: u64,
+}
+
+/// The hot thread's end of the connector.
+pub struct Connector {
+    requests: Producer<Request>,
+    sockets: Consumer<Ws>,
+    retired: Producer<Ws>,
+    stop: Arc<AtomicBool>,
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Counters the hot thread may read without a lock; the last error text is
+/// for status lines on other threads.
+#[derive(Default)]
+struct Shared {
+    attempts: AtomicU64,
+    failures: AtomicU64,
+    attempt_limit_waits: AtomicU64,
+    last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl Connector {
+    /// Starts the connector thread.
+    pub fn start(cfg: ConnectorConfig, tls: Arc<rustls::ClientConfig>) -> Self {
+        let (requests, mut req_rx) = ring::<Request>(16);
+        let (sock_tx, sockets) = ring::<Ws>(4);
+        let (retired, mut retired_rx) = ring::<Ws>(16);
+        let stop = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(Shared::default());
+        let (stop2, sh) = (stop.clone(), shared.clone());
+        let thread = std::thread::Builder::new()
+            .name("mmbot-connect".into())
+            .spawn(move || {
+                let mut state = Backoff::new(&cfg);
+                let mut pending: Option<Request> = None;
+                while !stop2.load(Ordering::Relaxed) {
+                    // Dropping retired sockets here closes them off the hot thread.
+                    while retired_rx.pop().is_some() {}
+                    if let Some(r) = req_rx.pop() {
+                        pending = Some(r);
+                    }
+                    let Some(req) = pending else {
+                        std::thread::sleep(Duration::from_millis(1));
+                        continue;
+                    };
+                    let wait = state.before_attempt(req);
+                    if !sleep_unless_stopped(wait, &stop2) {
+                        break;
+                    }
+                    let limit_wait = state.attempt_limit_wait(Instant::now());
+                    if !limit_wait.is_zero() {
+                        sh.attempt_limit_waits.fetch_add(1, Ordering::Relaxed);
+                        if !sleep_unless_stopped(limit_wait, &stop2) {
+                            break;
+                        }
+                    }
+                    state.record_attempt(Instant::now());
+                    let result = connect(&cfg.url, cfg.connect_timeout, &tls);
+                    let attempt = sh.attempts.fetch_add(1, Ordering::Relaxed) + 1;
+                    match result {
+                        Ok(ws) => {
+                            *sh.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                            pending = None;
+                            if !sock_tx.push(ws) {
+                                // The hot thread asked for one at a time; a full
+                                // ring means it stopped. Nothing to hand over.
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            sh.failures.fetch_add(1, Ordering::Relaxed);
+                            eprintln!("mmbot: feed: connection attempt {attempt} failed: {e}");
+                            *sh.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                            state.failed(e.retry_after());
+                            // Try again after the backoff, as a failure.
+                            pending = Some(Request { reason: Reason::Error, lived: Duration::ZERO });
+                        }
+                    }
+                }
+            })
+            .expect("spawning the connector thread");
+        Self { requests, sockets, retired, stop, shared, thread: Some(thread) }
+    }
+
+    /// Asks for a connection (never blocks; at most one is outstanding).
+    pub fn request(&self, req: Request) {
+        self.requests.push(req);
+    }
+
+    /// A new connection, if one is ready.
+    pub fn take(&mut self) -> Option<Ws> {
+        self.sockets.pop()
+    }
+
+    /// Hands an old socket over to be closed off the hot thread.
+    pub fn retire(&self, ws: Ws) {
+        // A full ring drops it here instead: rare, and still correct.
+        let _ = self.retired.push(ws);
+    }
+
+    /// Lock-free: the hot thread may read these.
+    pub fn stats(&self) -> ConnectorStats {
+        ConnectorStats {
+            attempts: self.shared.attempts.load(Ordering::Relaxed),
+            failures: self.shared.failures.load(Ordering::Relaxed),
+            attempt_limit_waits: self.shared.attempt_limit_waits.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The last connection error, if the last attempt failed (takes a lock:
+    /// not for the hot thread).
+    pub fn last_error(&self) -> Option<String> {
+        self.shared.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Drop for Connector {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Sleeps in short steps; false if asked to stop meanwhile.
+fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) -> bool {
+    let end = Instant::now() + d;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= end {
+            return true;
+        }
+        std::thread::sleep((end - now).min(Duration::from_millis(10)));
+    }
+}
+
+/// Backoff and attempt-limit bookkeeping (pure: tested without sockets).
+pub struct Backoff {
+    min: Duration,
+    max: Duration,
+    max_attempts: usize,
+    /// Consecutive failures (failed attempts or short-lived connections).
+    failures: u32,
+    retry_after: Option<Duration>,
+    attempts: VecDeque<Instant>,
+    rng: Rng,
+}
+
+impl Backoff {
+    pub fn new(cfg: &ConnectorConfig) -> Self {
+        let seed =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
+        Self {
+            min: cfg.backoff_min,
+            max: cfg.backoff_max.max(cfg.backoff_min),
+            max_attempts: cfg.max_attempts.max(1),
+            failures: 0,
+            retry_after: None,
+            attempts: VecDeque::with_capacity(cfg.max_attempts),
+            rng: Rng(seed | 1),
+        }
+    }
+
+    /// The wait before attempting for `req`.
+    pub fn before_attempt(&mut self, req: Request) -> Duration {
+        if req.reason == Reason::Start && self.attempts.is_empty() {
+            return Duration::ZERO;
+        }
+        if req.reason != Reason::Error || !req.lived.is_zero() {
+            // A connection ended (not a failed attempt).
+            if req.lived >= HEALTHY_AFTER {
+                self.failures = 0;
+                if req.reason.planned() {
+                    return self.retry_after.take().unwrap_or(Duration::ZERO);
+                }
+            } else {
+                self.failures = self.failures.saturating_add(1);
+            }
+        }
+        let step = self.step(self.failures.max(1));
+        step.max(self.retry_after.take().unwrap_or(Duration::ZERO))
+    }
+
+    /// A failed attempt (with the server's `Retry-After`, if any).
+    pub fn failed(&mut self, retry_after_s: Option<u64>) {
+        self.failures = self.failures.saturating_add(1);
+        self.retry_after = retry_after_s.map(|s| Duration::from_secs(s.min(300)));
+    }
+
+    /// Jittered exponential step for `n` consecutive failures: between half
+    /// and all of `min * 2^(n-1)`, capped at `max`, never below `min`.
+    pub fn step(&mut self, n: u32) -> Duration {
+        let full = self.min.saturating_mul(1u32 << (n - 1).min(16)).min(self.max);
+        let frac = 0.5 + 0.5 * (self.rng.below(1_000_001) as f64 / 1e6);
+        full.mul_f64(frac).max(self.min)
+    }
+
+    /// How long to wait so that this attempt stays within the limit.
+    pub fn attempt_limit_wait(&mut self, now: Instant) -> Duration {
+        while self.attempts.front().is_some_and(|&t| now.duration_since(t) >= ATTEMPT_WINDOW) {
+            self.attempts.pop_front();
+        }
+        if self.attempts.len() < self.max_attempts {
+            return Duration::ZERO;
+        }
+        let oldest = *self.attempts.front().expect("non-empty at the limit");
+        ATTEMPT_WINDOW.saturating_sub(now.duration_since(oldest))
+    }
+
+    pub fn record_attempt(&mut self, now: Instant) {
+        if self.attempts.len() >= self.max_attempts {
+            self.attempts.pop_front();
+        }
+        self.attempts.push_back(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> ConnectorConfig {
+        ConnectorConfig {
+            url: Url::parse("ws://127.0.0.1:1/").unwrap(),
+            connect_timeout: Duration::from_secs(1),
+            backoff_min: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(30),
+            max_attempts: 300,
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_between_one_and_thirty_seconds() {
+        let mut b = Backoff::new(&cfg());
+        for n in 1..=12u32 {
+            let full = Duration::from_secs(1u64 << (n - 1)).min(Duration::from_secs(30));
+            for _ in 0..50 {
+                let s = b.step(n);
+                assert!(s >= Duration::from_secs(1) && s <= full, "n={n}: {s:?}");
+                assert!(s >= full / 2);
+            }
+        }
+    }
+
+    #[test]
+    fn planned_reconnects_after_a_healthy_connection_go_at_once() {
+        let mut b = Backoff::new(&cfg());
+        assert_eq!(b.before_attempt(Request { reason: Reason::Start, lived: Duration::ZERO }), Duration::ZERO);
+        b.record_attempt(Instant::now());
+        let renew = Request { reason: Reason::Renew, lived: Duration::from_secs(86_000) };
+        assert_eq!(b.before_attempt(renew), Duration::ZERO);
+        // An error after a short life backs off, and more each time.
+        let short = Request { reason: Reason::Closed, lived: Duration::from_secs(1) };
+        let first = b.before_attempt(short);
+        assert!(first >= Duration::from_secs(1) && first <= Duration::from_secs(1));
+        b.failed(None);
+        let again = b.before_attempt(Request { reason: Reason::Error, lived: Duration::ZERO });
+        assert!(again >= Duration::from_secs(1) && again <= Duration::from_secs(2), "{again:?}");
+        // A 429 with Retry-After is honoured.
+        b.failed(Some(120));
+        assert!(b.before_attempt(Request { reason: Reason::Error, lived: Duration::ZERO }) >= Duration::from_secs(120));
+    }
+
+    #[test]
+    fn the_attempt_limit_holds_over_five_minutes() {
+        let mut c = cfg();
+        c.max_attempts = 3;
+        let mut b = Backoff::new(&c);
+        let t0 = Instant::now();
+        for i in 0..3 {
+            assert_eq!(b.attempt_limit_wait(t0 + Duration::from_secs(i)), Duration::ZERO);
+            b.record_attempt(t0 + Duration::from_secs(i));
+        }
+        assert_eq!(b.attempt_limit_wait(t0 + Duration::from_secs(10)), Duration::from_secs(290));
+        assert_eq!(b.attempt_limit_wait(t0 + Duration::from_secs(300)), Duration::ZERO);
+    }
+}

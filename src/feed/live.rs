@@ -1,0 +1,490 @@
+//! The live feed on the hot thread: reads the market-data WebSocket without
+//! blocking, hands each frame to a [`FeedHandler`] (the hot path, or the
+//! recorder), and keeps the connection honest.
+//!
+//! Per turn ([`LiveFeed::turn`]): take a new connection if the connector has
+//! one; wait for readiness (`mio` poll with a short timeout) or, when
+//! busy-polling, just try; read frames until the socket would block; flush
+//! queued pongs (tungstenite answers each ping with its payload); run the
+//! timers; hand over snapshots and ask for new ones.
+//!
+//! Connection care: reconnect on close, error, `serverShutdown`, read
+//! silence longer than `stale_after`, our ping unanswered for
+//! `pong_timeout`, and before Binance's 24-hour limit. A reconnect makes
+//! every book unsynced ([`FeedHandler::on_disconnected`]) and it resyncs with
+//! a fresh snapshot; replies to requests made on an older connection are
+//! discarded (`generation`).
+//!
+//! Nothing here allocates per frame: tungstenite's buffers are reused (the
+//! payload is split off its read buffer and dropped before the next read),
+//! pings carry a static payload, snapshot bodies come in reused buffers,
+//! old sockets are closed on the connector thread.
+
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use tungstenite::Message;
+
+use crate::feed::connector::{Connector, ConnectorConfig, ConnectorStats, Reason, Request};
+use crate::feed::endpoint::{rest_depth_url, stream_names, stream_url, DepthStream, FeedMarket, Url, UrlError};
+use crate::feed::snapshot::{wall_ns, SnapshotConfig, SnapshotFetcher, SnapshotRequest};
+use crate::feed::ws::Ws;
+use crate::hot::msg::Symbol;
+use crate::stats::clock::Clock;
+
+/// Feed settings (`[feed]` in the config, with command-line overrides).
+#[derive(Debug, Clone)]
+pub struct FeedConfig {
+    pub market: FeedMarket,
+    /// Symbols on the combined stream (the traded one first).
+    pub symbols: Vec<Symbol>,
+    /// Stream base or full URL; `None`: the market's preset.
+    pub stream_url: Option<String>,
+    /// REST depth URL; `None`: the market's preset.
+    pub rest_url: Option<String>,
+    pub depth: DepthStream,
+    pub trades: bool,
+    pub book_ticker: bool,
+    /// Spin on the socket (a dedicated core) instead of `mio` poll.
+    pub busy_poll: bool,
+    pub poll_timeout: Duration,
+    /// No bytes for this long: reconnect.
+    pub stale_after: Duration,
+    pub ping_interval: Duration,
+    pub pong_timeout: Duration,
+    /// Reconnect before Binance's 24-hour limit.
+    pub max_connection_age: Duration,
+    pub connect_timeout: Duration,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// Connection attempts allowed in any 5 minutes (Binance: 300 per IP).
+    pub max_connect_attempts: usize,
+    pub snapshot_limit: u32,
+    /// Wait before asking again after a failed or too-old snapshot.
+    pub snapshot_retry: Duration,
+    pub snapshot_timeout: Duration,
+    /// Our snapshot request weight budget per minute.
+    pub weight_per_minute: u32,
+}
+
+impl Default for FeedConfig {
+    fn default() -> Self {
+        Self {
+            market: FeedMarket::Spot,
+            symbols: Vec::new(),
+            stream_url: None,
+            rest_url: None,
+            depth: DepthStream::Diff,
+            trades: true,
+            book_ticker: true,
+            busy_poll: false,
+            poll_timeout: Duration::from_micros(1000),
+            stale_after: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(10),
+            pong_timeout: Duration::from_secs(10),
+            max_connection_age: Duration::from_secs(23 * 3600 + 50 * 60),
+            connect_timeout: Duration::from_secs(10),
+            backoff_min: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(30),
+            max_connect_attempts: 300,
+            snapshot_limit: 1000,
+            snapshot_retry: Duration::from_millis(500),
+            snapshot_timeout: Duration::from_secs(10),
+            weight_per_minute: 1000,
+        }
+    }
+}
+
+impl FeedConfig {
+    /// The WebSocket URL to open.
+    pub fn stream_url(&self) -> String {
+        let names = stream_names(&self.symbols, self.depth, self.trades, self.book_ticker);
+        stream_url(self.stream_url.as_deref().unwrap_or(self.market.stream_base()), &names)
+    }
+
+    /// The REST depth URL.
+    pub fn rest_url(&self) -> String {
+        match &self.rest_url {
+            Some(u) => rest_depth_url(u, self.market),
+            None => self.market.rest_depth().to_string(),
+        }
+    }
+
+    /// The IP-wide REST weight limit per minute (FACTS.md 4.8; USD-M 2400).
+    fn ip_weight_limit(&self) -> u32 {
+        match self.market {
+            FeedMarket::Usdm => 2400,
+            _ => 6000,
+        }
+    }
+}
+
+/// Where the feed's frames go: the hot path, or the recorder.
+pub trait FeedHandler {
+    /// A whole frame: `recv_ns` wall-clock receive time, `t_ready` clock
+    /// ticks when its bytes were ready, `wire_ns` its wire time. Returns true
+    /// when the frame was `serverShutdown` (the feed reconnects).
+    fn on_frame(&mut self, frame: &[u8], recv_ns: i64, t_ready: u64, wire_ns: u64) -> bool;
+    /// A REST snapshot body fetched for `symbol`.
+    fn on_snapshot(&mut self, symbol: Symbol, body: &[u8], recv_ns: i64);
+    /// A new connection is up (books start buffering).
+    fn on_connected(&mut self, _now_ns: i64) {}
+    /// The connection ended: books are no longer trustworthy.
+    fn on_disconnected(&mut self, reason: Reason, now_ns: i64);
+    /// Time passed (once per turn).
+    fn on_idle(&mut self, now_ns: i64);
+    /// Whether `symbol`'s book has buffered diffs and waits for a snapshot.
+    fn wants_snapshot(&self, symbol: Symbol) -> bool;
+}
+
+/// Counters of the live feed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    pub connects: u64,
+    /// Disconnects by [`Reason`] (index = `Reason as usize`).
+    pub disconnects: [u64; 7],
+    pub frames: u64,
+    pub bytes: u64,
+    pub pings_received: u64,
+    pub pings_sent: u64,
+    pub pongs_received: u64,
+    pub snapshots_requested: u64,
+    pub snapshots_applied: u64,
+    pub snapshots_failed: u64,
+    /// Replies to a request made on an earlier connection.
+    pub snapshots_discarded: u64,
+    /// Snapshot requests refused because the ring to the fetcher was full.
+    pub snapshot_ring_full: u64,
+}
+
+impl LinkStats {
+    pub fn disconnects_total(&self) -> u64 {
+        self.disconnects.iter().sum()
+    }
+}
+
+/// All reasons, in `LinkStats::disconnects` order.
+pub const REASONS: [Reason; 7] = [
+    Reason::Start,
+    Reason::Closed,
+    Reason::Error,
+    Reason::Silence,
+    Reason::NoPong,
+    Reason::ServerShutdown,
+    Reason::Renew,
+];
+
+/// Frames read per turn at most, so timers and snapshots are never starved.
+const FRAMES_PER_TURN: usize = 64;
+/// Our ping's payload (static: sending it allocates nothing).
+const PING_PAYLOAD: &[u8] = b"mmbot";
+const SOCKET: Token = Token(0);
+
+struct Conn {
+    ws: Ws,
+    since: Instant,
+    last_read: Instant,
+    last_ping: Instant,
+    ping_outstanding: Option<Instant>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct SnapshotState {
+    in_flight: bool,
+    retry_at: Option<Instant>,
+}
+
+/// The hot thread's live feed.
+pub struct LiveFeed {
+    cfg: FeedConfig,
+    poll: Poll,
+    events: Events,
+    connector: Connector,
+    fetcher: Option<SnapshotFetcher>,
+    conn: Option<Conn>,
+    /// Bumped per connection; snapshot replies carry the one they were asked on.
+    generation: u32,
+    snapshots: Vec<SnapshotState>,
+    clock: Clock,
+    stats: LinkStats,
+    /// Ticks when the socket was last seen readable (poll mode).
+    t_readable: Option<u64>,
+}
+
+impl LiveFeed {
+    /// Starts the connector (and the snapshot thread, for diff streams) and
+    /// asks for the first connection.
+    pub fn start(cfg: FeedConfig, clock: Clock) -> Result<Self, UrlError> {
+        let url = Url::parse(&cfg.stream_url())?;
+        let tls = crate::feed::tls::client_config();
+        let connector = Connector::start(
+            ConnectorConfig {
+                url,
+                connect_timeout: cfg.connect_timeout,
+                backoff_min: cfg.backoff_min,
+                backoff_max: cfg.backoff_max,
+                max_attempts: cfg.max_connect_attempts,
+            },
+            tls,
+        );
+        let fetcher = match cfg.depth {
+            DepthStream::Diff => {
+                let rest = cfg.rest_url();
+                Url::parse(&rest)?;
+                Some(SnapshotFetcher::start(SnapshotConfig {
+                    market: cfg.market,
+                    url: rest,
+                    limit: cfg.snapshot_limit,
+                    timeout: cfg.snapshot_timeout,
+                    weight_per_minute: cfg.weight_per_minute,
+                    ip_weight_limit: cfg.ip_weight_limit(),
+                }))
+            }
+            // Each top-20 message is a whole book: nothing to sync.
+            DepthStream::Top20 => None,
+        };
+        connector.request(Request { reason: Reason::Start, lived: Duration::ZERO });
+        let poll = Poll::new().map_err(|_| UrlError::NoHost("cannot create a mio poll".into()))?;
+        Ok(Self {
+            snapshots: vec![SnapshotState::default(); cfg.symbols.len()],
+            cfg,
+            poll,
+            events: Events::with_capacity(16),
+            connector,
+            fetcher,
+            conn: None,
+            generation: 0,
+            clock,
+            stats: LinkStats::default(),
+            t_readable: None,
+        })
+    }
+
+    pub fn stats(&self) -> LinkStats {
+        self.stats
+    }
+
+    pub fn connector_stats(&self) -> ConnectorStats {
+        self.connector.stats()
+    }
+
+    /// The last connection error (takes a lock: not for the hot thread).
+    pub fn last_connect_error(&self) -> Option<String> {
+        self.connector.last_error()
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.conn.is_some()
+    }
+
+    pub fn config(&self) -> &FeedConfig {
+        &self.cfg
+    }
+
+    /// One turn of the feed (see the module doc). Never blocks longer than
+    /// `poll_timeout` (poll mode) and never at all when busy-polling.
+    pub fn turn(&mut self, h: &mut impl FeedHandler) {
+        if self.conn.is_none() {
+            self.adopt_connection(h);
+        }
+        if self.conn.is_some() {
+            self.read(h);
+        } else if !self.cfg.busy_poll {
+            // Nothing registered: the poll is the short wait between turns.
+            let _ = self.poll.poll(&mut self.events, Some(self.cfg.poll_timeout));
+        }
+        self.timers(h);
+        self.snapshots(h);
+        h.on_idle(wall_ns());
+    }
+
+    /// Closes the connection and stops asking for new ones (end of a run).
+    pub fn shutdown(&mut self) {
+        if let Some(mut c) = self.conn.take() {
+            let _ = c.ws.close(None);
+            let _ = c.ws.flush();
+            let _ = self.poll.registry().deregister(&mut SourceFd(&c.ws.get_ref().tcp().as_raw_fd()));
+            self.connector.retire(c.ws);
+        }
+    }
+
+    fn adopt_connection(&mut self, h: &mut impl FeedHandler) {
+        let Some(ws) = self.connector.take() else { return };
+        let fd = ws.get_ref().tcp().as_raw_fd();
+        if let Err(e) = self.poll.registry().register(&mut SourceFd(&fd), SOCKET, Interest::READABLE) {
+            eprintln!("mmbot: feed: cannot register the socket with mio: {e}; reconnecting");
+            self.connector.retire(ws);
+            self.connector.request(Request { reason: Reason::Error, lived: Duration::ZERO });
+            return;
+        }
+        let now = Instant::now();
+        self.conn = Some(Conn { ws, since: now, last_read: now, last_ping: now, ping_outstanding: None });
+        self.generation = self.generation.wrapping_add(1);
+        self.snapshots.iter_mut().for_each(|s| *s = SnapshotState::default());
+        self.stats.connects += 1;
+        self.t_readable = None;
+        h.on_connected(wall_ns());
+    }
+
+    fn read(&mut self, h: &mut impl FeedHandler) {
+        if !self.cfg.busy_poll {
+            match self.poll.poll(&mut self.events, Some(self.cfg.poll_timeout)) {
+                Ok(()) if !self.events.is_empty() => self.t_readable = Some(self.clock.now()),
+                _ => {}
+            }
+        }
+        let mut end: Option<Reason> = None;
+        let Some(conn) = self.conn.as_mut() else { return };
+        for _ in 0..FRAMES_PER_TURN {
+            let t_try = self.clock.now();
+            match conn.ws.read() {
+                Ok(msg) => {
+                    let t_ready = self.clock.now();
+                    conn.last_read = Instant::now();
+                    let frame: &[u8] = match &msg {
+                        Message::Text(t) => t.as_bytes(),
+                        Message::Binary(b) => b,
+                        Message::Ping(_) => {
+                            self.stats.pings_received += 1;
+                            continue;
+                        }
+                        Message::Pong(p) => {
+                            self.stats.pongs_received += 1;
+                            if p.as_ref() == PING_PAYLOAD {
+                                conn.ping_outstanding = None;
+                            }
+                            continue;
+                        }
+                        Message::Close(_) => {
+                            end = Some(Reason::Closed);
+                            break;
+                        }
+                        Message::Frame(_) => continue,
+                    };
+                    // From readiness (or, busy-polling, the read that found
+                    // the bytes) to a whole frame in memory.
+                    let wire = self.clock.ns(self.t_readable.take().unwrap_or(t_try), t_ready);
+                    self.stats.frames += 1;
+                    self.stats.bytes += frame.len() as u64;
+                    if h.on_frame(frame, wall_ns(), t_ready, wire) {
+                        end = Some(Reason::ServerShutdown);
+                        break;
+                    }
+                }
+                Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                    end = Some(Reason::Closed);
+                    break;
+                }
+                Err(_) => {
+                    end = Some(Reason::Error);
+                    break;
+                }
+            }
+        }
+        if end.is_none() {
+            // Queued pongs (and anything else pending) go out now.
+            match conn.ws.flush() {
+                Ok(()) => {}
+                Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => end = Some(Reason::Error),
+            }
+        }
+        if let Some(reason) = end {
+            self.disconnect(reason, h);
+        }
+    }
+
+    fn timers(&mut self, h: &mut impl FeedHandler) {
+        let now = Instant::now();
+        let Some(conn) = self.conn.as_mut() else { return };
+        let reason = if now.duration_since(conn.last_read) > self.cfg.stale_after {
+            Some(Reason::Silence)
+        } else if conn.ping_outstanding.is_some_and(|t| now.duration_since(t) > self.cfg.pong_timeout) {
+            Some(Reason::NoPong)
+        } else if now.duration_since(conn.since) > self.cfg.max_connection_age {
+            Some(Reason::Renew)
+        } else {
+            if conn.ping_outstanding.is_none() && now.duration_since(conn.last_ping) >= self.cfg.ping_interval {
+                conn.last_ping = now;
+                conn.ping_outstanding = Some(now);
+                self.stats.pings_sent += 1;
+                match conn.ws.send(Message::Ping(tungstenite::Bytes::from_static(PING_PAYLOAD))) {
+                    Ok(()) => None,
+                    Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+                    Err(_) => Some(Reason::Error),
+                }
+            } else {
+                None
+            }
+        };
+        if let Some(r) = reason {
+            self.disconnect(r, h);
+        }
+    }
+
+    fn disconnect(&mut self, reason: Reason, h: &mut impl FeedHandler) {
+        let Some(mut conn) = self.conn.take() else { return };
+        if matches!(reason, Reason::Renew | Reason::Silence | Reason::NoPong) {
+            // Say goodbye; errors here change nothing.
+            let _ = conn.ws.close(None);
+            let _ = conn.ws.flush();
+        }
+        let _ = self.poll.registry().deregister(&mut SourceFd(&conn.ws.get_ref().tcp().as_raw_fd()));
+        let lived = conn.since.elapsed();
+        self.connector.retire(conn.ws);
+        self.connector.request(Request { reason, lived });
+        self.stats.disconnects[reason as usize] += 1;
+        self.t_readable = None;
+        h.on_disconnected(reason, wall_ns());
+    }
+
+    fn snapshots(&mut self, h: &mut impl FeedHandler) {
+        let Some(fetcher) = self.fetcher.as_mut() else { return };
+        let now = Instant::now();
+        while let Some(reply) = fetcher.take() {
+            let Some(i) = self.cfg.symbols.iter().position(|&s| s == reply.request.symbol) else { continue };
+            if reply.request.generation != self.generation {
+                self.stats.snapshots_discarded += 1;
+                if let Ok(buf) = reply.body {
+                    fetcher.recycle(buf);
+                }
+                continue;
+            }
+            let state = &mut self.snapshots[i];
+            state.in_flight = false;
+            match reply.body {
+                Ok(buf) => {
+                    self.stats.snapshots_applied += 1;
+                    h.on_snapshot(reply.request.symbol, &buf, reply.recv_ns);
+                    fetcher.recycle(buf);
+                }
+                Err(_) => self.stats.snapshots_failed += 1,
+            }
+            // Too old or failed: ask again after a pause, not at once.
+            state.retry_at = Some(now + self.cfg.snapshot_retry);
+        }
+        if self.conn.is_none() {
+            return;
+        }
+        for (i, &symbol) in self.cfg.symbols.iter().enumerate() {
+            let state = &mut self.snapshots[i];
+            if state.in_flight || state.retry_at.is_some_and(|t| now < t) || !h.wants_snapshot(symbol) {
+                continue;
+            }
+            if fetcher.request(SnapshotRequest { symbol, generation: self.generation }) {
+                state.in_flight = true;
+                self.stats.snapshots_requested += 1;
+            } else {
+                self.stats.snapshot_ring_full += 1;
+            }
+        }
+    }
+}
+
+/// The reason's name for counters and status lines.
+pub fn reason_names() -> impl Iterator<Item = (&'static str, usize)> {
+    REASONS.iter().map(|&r| (r.name(), r as usize))
+}

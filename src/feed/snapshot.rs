@@ -1,0 +1,318 @@
+//! The snapshot thread: REST depth snapshots (`ureq`, blocking) fetched off
+//! the hot thread while it buffers diffs, handed over through a ring.
+//!
+//! Bodies travel in reused buffers: the hot thread gives each back once it
+//! has applied it, so neither thread allocates per snapshot once warm.
+//!
+//! Request weight (FACTS.md 1.7, 4.8): each snapshot costs weight by its
+//! `limit`. The thread keeps its own spend under `weight_per_minute` over a
+//! sliding minute, also respects the IP-wide `X-MBX-USED-WEIGHT-1M` the
+//! server reports (other programs on the same IP count too), and on HTTP 429
+//! or 418 waits the `Retry-After` the server names before asking again.
+
+use std::collections::VecDeque;
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::feed::endpoint::FeedMarket;
+use crate::hot::msg::Symbol;
+use crate::ring::{ring, Consumer, Producer};
+
+/// A snapshot wanted for `symbol`; `generation` ties it to a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotRequest {
+    pub symbol: Symbol,
+    pub generation: u32,
+}
+
+/// Why a fetch failed (the text went to the log on the snapshot thread).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchFailure {
+    /// Connection, timeout or body error.
+    Transport,
+    /// An HTTP status other than 200.
+    Status(u16),
+}
+
+/// A fetched snapshot body, or why there is none.
+pub struct SnapshotReply {
+    pub request: SnapshotRequest,
+    pub body: Result<Vec<u8>, FetchFailure>,
+    /// Wall-clock ns when the body arrived (the recording timestamp).
+    pub recv_ns: i64,
+}
+
+/// Snapshot thread settings.
+#[derive(Debug, Clone)]
+pub struct SnapshotConfig {
+    pub market: FeedMarket,
+    /// Depth endpoint URL (`?symbol=..&limit=..` is appended).
+    pub url: String,
+    pub limit: u32,
+    pub timeout: Duration,
+    /// Our own weight budget per rolling minute.
+    pub weight_per_minute: u32,
+    /// The IP's limit per minute (spot 6000, USD-M 2400); we stop at 80% of it.
+    pub ip_weight_limit: u32,
+}
+
+/// Counters, readable from any thread without a lock.
+#[derive(Debug, Default)]
+pub struct SnapshotCounters {
+    pub requests: AtomicU64,
+    pub ok: AtomicU64,
+    pub failed: AtomicU64,
+    /// Waits for the weight budget or a `Retry-After`.
+    pub weight_waits: AtomicU64,
+    pub weight_spent: AtomicU64,
+}
+
+/// The hot thread's end.
+pub struct SnapshotFetcher {
+    requests: Producer<SnapshotRequest>,
+    replies: Consumer<SnapshotReply>,
+    buffers: Producer<Vec<u8>>,
+    stop: Arc<AtomicBool>,
+    counters: Arc<SnapshotCounters>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Wall-clock now, ns since the Unix epoch (the recording's time base).
+pub fn wall_ns() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
+}
+
+impl SnapshotFetcher {
+    pub fn start(cfg: SnapshotConfig) -> Self {
+        let (requests, mut req_rx) = ring::<SnapshotRequest>(64);
+        let (reply_tx, replies) = ring::<SnapshotReply>(64);
+        let (buffers, mut buf_rx) = ring::<Vec<u8>>(64);
+        let stop = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(SnapshotCounters::default());
+        let (stop2, c) = (stop.clone(), counters.clone());
+        let thread = std::thread::Builder::new()
+            .name("mmbot-snapshot".into())
+            .spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .timeout_global(Some(cfg.timeout))
+                    .http_status_as_error(false)
+                    .user_agent("mmbot")
+                    .build()
+                    .into();
+                let mut budget = WeightBudget::new(cfg.weight_per_minute, cfg.ip_weight_limit);
+                let weight = cfg.market.snapshot_weight(cfg.limit);
+                let mut spare: Vec<Vec<u8>> = Vec::new();
+                while !stop2.load(Ordering::Relaxed) {
+                    while let Some(b) = buf_rx.pop() {
+                        spare.push(b);
+                    }
+                    let Some(req) = req_rx.pop() else {
+                        std::thread::sleep(Duration::from_millis(1));
+                        continue;
+                    };
+                    let wait = budget.wait_for(weight, Instant::now());
+                    if !wait.is_zero() {
+                        c.weight_waits.fetch_add(1, Ordering::Relaxed);
+                        eprintln!(
+                            "mmbot: feed: snapshot for {} waits {:.1} s for request weight",
+                            req.symbol,
+                            wait.as_secs_f64()
+                        );
+                        if !sleep_unless(wait, &stop2) {
+                            break;
+                        }
+                    }
+                    budget.spend(weight, Instant::now());
+                    c.requests.fetch_add(1, Ordering::Relaxed);
+                    c.weight_spent.fetch_add(weight as u64, Ordering::Relaxed);
+                    let url = format!("{}?symbol={}&limit={}", cfg.url, req.symbol, cfg.limit);
+                    let mut buf = spare.pop().unwrap_or_default();
+                    buf.clear();
+                    let body = fetch(&agent, &url, &mut buf, &mut budget);
+                    match body {
+                        Ok(()) => {
+                            c.ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(f) => {
+                            c.failed.fetch_add(1, Ordering::Relaxed);
+                            if let FetchFailure::Status(429 | 418) = f {
+                                c.weight_waits.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    let reply = SnapshotReply { request: req, body: body.map(|()| buf), recv_ns: wall_ns() };
+                    if !reply_tx.push(reply) {
+                        eprintln!("mmbot: feed: snapshot reply ring full; the hot thread will ask again");
+                    }
+                }
+            })
+            .expect("spawning the snapshot thread");
+        Self { requests, replies, buffers, stop, counters, thread: Some(thread) }
+    }
+
+    /// Asks for a snapshot (never blocks; false if the ring is full).
+    pub fn request(&self, req: SnapshotRequest) -> bool {
+        self.requests.push(req)
+    }
+
+    /// The next fetched snapshot, if any.
+    pub fn take(&mut self) -> Option<SnapshotReply> {
+        self.replies.pop()
+    }
+
+    /// Gives a body's buffer back for reuse.
+    pub fn recycle(&self, buf: Vec<u8>) {
+        let _ = self.buffers.push(buf);
+    }
+
+    pub fn counters(&self) -> &SnapshotCounters {
+        &self.counters
+    }
+}
+
+impl Drop for SnapshotFetcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn sleep_unless(d: Duration, stop: &AtomicBool) -> bool {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        std::thread::sleep((end - Instant::now()).min(Duration::from_millis(10)));
+    }
+    true
+}
+
+/// One GET into `buf`; logs what went wrong.
+fn fetch(agent: &ureq::Agent, url: &str, buf: &mut Vec<u8>, budget: &mut WeightBudget) -> Result<(), FetchFailure> {
+    let mut resp = match agent.get(url).call() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mmbot: feed: snapshot request {url} failed: {e}");
+            return Err(FetchFailure::Transport);
+        }
+    };
+    let status = resp.status().as_u16();
+    let header =
+        |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(used) = header("x-mbx-used-weight-1m") {
+        let used = used.min(u32::MAX as u64) as u32;
+        budget.server_reports(used, Instant::now());
+    }
+    if status != 200 {
+        let retry_after: Option<u64> = header("retry-after");
+        if matches!(status, 429 | 418) {
+            budget.back_off(Duration::from_secs(retry_after.unwrap_or(60).min(3600)), Instant::now());
+        }
+        eprintln!(
+            "mmbot: feed: snapshot request {url} answered HTTP {status}{}",
+            match status {
+                429 => " (request weight exceeded; waiting as asked)",
+                418 => " (IP banned for ignoring 429s; waiting as asked)",
+                _ => "",
+            }
+        );
+        return Err(FetchFailure::Status(status));
+    }
+    match resp.body_mut().as_reader().take(64 << 20).read_to_end(buf) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            eprintln!("mmbot: feed: snapshot body from {url} unreadable: {e}");
+            Err(FetchFailure::Transport)
+        }
+    }
+}
+
+/// Request-weight accounting over a rolling minute (pure; tested alone).
+pub struct WeightBudget {
+    per_minute: u32,
+    ip_limit: u32,
+    spent: VecDeque<(Instant, u32)>,
+    /// The IP-wide weight the server last reported, and when.
+    server_used: Option<(Instant, u32)>,
+    not_before: Option<Instant>,
+}
+
+impl WeightBudget {
+    pub fn new(per_minute: u32, ip_limit: u32) -> Self {
+        Self { per_minute, ip_limit, spent: VecDeque::new(), server_used: None, not_before: None }
+    }
+
+    /// How long to wait before spending `weight` now.
+    pub fn wait_for(&mut self, weight: u32, now: Instant) -> Duration {
+        let minute = Duration::from_secs(60);
+        while self.spent.front().is_some_and(|&(t, _)| now.duration_since(t) >= minute) {
+            self.spent.pop_front();
+        }
+        let mut wait = self.not_before.map_or(Duration::ZERO, |t| t.saturating_duration_since(now));
+        let ours: u32 = self.spent.iter().map(|&(_, w)| w).sum();
+        if ours + weight > self.per_minute {
+            // Wait until enough of our own spend has aged out.
+            let mut freed = 0;
+            for &(t, w) in &self.spent {
+                freed += w;
+                if ours - freed + weight <= self.per_minute {
+                    wait = wait.max(minute.saturating_sub(now.duration_since(t)));
+                    break;
+                }
+            }
+        }
+        if let Some((t, used)) = self.server_used {
+            // The server counts per calendar minute; past 80% of the IP's
+            // limit, wait for the next minute.
+            let age = now.duration_since(t);
+            if age < minute && used + weight > self.ip_limit * 4 / 5 {
+                wait = wait.max(minute.saturating_sub(age));
+            }
+        }
+        wait
+    }
+
+    pub fn spend(&mut self, weight: u32, now: Instant) {
+        self.spent.push_back((now, weight));
+    }
+
+    pub fn server_reports(&mut self, used: u32, now: Instant) {
+        self.server_used = Some((now, used));
+    }
+
+    pub fn back_off(&mut self, d: Duration, now: Instant) {
+        self.not_before = Some(now + d);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_own_budget_is_a_rolling_minute() {
+        let mut b = WeightBudget::new(100, 6000);
+        let t0 = Instant::now();
+        b.spend(50, t0);
+        b.spend(50, t0 + Duration::from_secs(10));
+        assert_eq!(b.wait_for(50, t0 + Duration::from_secs(20)), Duration::from_secs(40));
+        assert_eq!(b.wait_for(50, t0 + Duration::from_secs(60)), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_servers_count_and_retry_after_are_respected() {
+        let mut b = WeightBudget::new(10_000, 6000);
+        let t0 = Instant::now();
+        b.server_reports(4790, t0);
+        assert_eq!(b.wait_for(5, t0), Duration::ZERO);
+        assert_eq!(b.wait_for(50, t0 + Duration::from_secs(15)), Duration::from_secs(45));
+        b.back_off(Duration::from_secs(120), t0);
+        assert_eq!(b.wait_for(5, t0 + Duration::from_secs(100)), Duration::from_secs(20));
+    }
+}
