@@ -11,6 +11,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::exec::paper::PaperConfig;
+use crate::feed::endpoint::{DepthStream, FeedMarket, Url};
+use crate::feed::live::FeedConfig;
 use crate::hot::engine::HotConfig;
 use crate::hot::features::FeatureConfig;
 use crate::hot::fixed::{parse_fixed, Price, Qty};
@@ -105,6 +107,31 @@ raw_section!(
     /// `[ai]`
     RawAi { provider: String, interval_s: f64 }
 );
+raw_section!(
+    /// `[feed]`: the live market-data connection
+    RawFeed {
+        market: String,
+        symbols: Vec<String>,
+        stream_url: String,
+        rest_url: String,
+        depth: String,
+        trades: bool,
+        book_ticker: bool,
+        poll: String,
+        poll_timeout_us: i64,
+        stale_after_ms: i64,
+        ping_interval_ms: i64,
+        pong_timeout_ms: i64,
+        max_connection_age_s: i64,
+        connect_timeout_ms: i64,
+        backoff_min_ms: i64,
+        backoff_max_ms: i64,
+        max_connect_attempts: i64,
+        snapshot_limit: i64,
+        snapshot_retry_ms: i64,
+        weight_per_minute: i64,
+    }
+);
 
 /// The whole file as written.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -130,6 +157,8 @@ pub struct RawConfig {
     pub script: RawScript,
     #[serde(default)]
     pub ai: RawAi,
+    #[serde(default)]
+    pub feed: RawFeed,
 }
 
 /// Validated settings.
@@ -148,6 +177,8 @@ pub struct Config {
     pub ai_offline: Option<crate::ai::offline::OfflineConfig>,
     /// How often advice is asked for, ns.
     pub ai_interval_ns: i64,
+    /// The live feed (`mmbot paper`, `mmbot record`).
+    pub feed: FeedConfig,
 }
 
 impl Default for Config {
@@ -394,7 +425,10 @@ impl Config {
             }
         };
 
+        let feed = validate_feed(&raw.feed, symbol)?;
+
         Ok(Self {
+            feed,
             ai_offline,
             ai_interval_ns,
             hot: HotConfig { symbol, sizes, features, guard, params, filters },
@@ -405,6 +439,132 @@ impl Config {
             script_limits,
         })
     }
+}
+
+fn valid_symbol(s: &str) -> bool {
+    !s.is_empty() && s.len() <= Symbol::MAX_LEN && s.bytes().all(|c| c.is_ascii_alphanumeric())
+}
+
+fn ms(
+    key: &'static str,
+    v: Option<i64>,
+    default: std::time::Duration,
+    lo: i64,
+    hi: i64,
+) -> Result<std::time::Duration, ConfigError> {
+    Ok(std::time::Duration::from_millis(in_range(key, v, default.as_millis() as i64, lo, hi)? as u64))
+}
+
+fn validate_feed(f: &RawFeed, traded: Option<Symbol>) -> Result<FeedConfig, ConfigError> {
+    let d = FeedConfig::default();
+    let market = match f.market.as_deref() {
+        None => d.market,
+        Some(m) => FeedMarket::parse(m).ok_or_else(|| {
+            invalid("feed.market", format!("{m:?}"), "must be \"spot\", \"usdm\" or \"spot-testnet\"")
+        })?,
+    };
+    let mut symbols: Vec<Symbol> = traded.into_iter().collect();
+    for s in f.symbols.iter().flatten() {
+        if !valid_symbol(s) {
+            return Err(invalid("feed.symbols", format!("{s:?}"), "each must be a Binance symbol such as \"BTCUSDT\""));
+        }
+        let sym = Symbol::new(s.to_ascii_uppercase().as_bytes());
+        if !symbols.contains(&sym) {
+            symbols.push(sym);
+        }
+    }
+    let url = |key: &'static str, v: &Option<String>, websocket: bool| -> Result<Option<String>, ConfigError> {
+        match v.as_deref() {
+            None | Some("") => Ok(None),
+            Some(u) => match Url::parse(u) {
+                Ok(p) if p.websocket == websocket => Ok(Some(u.to_string())),
+                Ok(_) => Err(invalid(
+                    key,
+                    format!("{u:?}"),
+                    if websocket { "must be a ws:// or wss:// URL" } else { "must be an http:// or https:// URL" },
+                )),
+                Err(e) => Err(invalid(key, format!("{u:?}"), e)),
+            },
+        }
+    };
+    let depth = match f.depth.as_deref() {
+        None | Some("diff") => DepthStream::Diff,
+        Some("top20") => DepthStream::Top20,
+        Some(o) => return Err(invalid("feed.depth", format!("{o:?}"), "must be \"diff\" or \"top20\"")),
+    };
+    let busy_poll = match f.poll.as_deref() {
+        None | Some("poll") => false,
+        Some("busy") => true,
+        Some(o) => return Err(invalid("feed.poll", format!("{o:?}"), "must be \"poll\" or \"busy\"")),
+    };
+    let snapshot_limit = in_range("feed.snapshot_limit", f.snapshot_limit, d.snapshot_limit as i64, 1, 5000)? as u32;
+    if !market.valid_snapshot_limit(snapshot_limit) {
+        return Err(invalid(
+            "feed.snapshot_limit",
+            snapshot_limit,
+            "USD-M accepts 5, 10, 20, 50, 100, 500 or 1000 (spot: 1 to 5000)",
+        ));
+    }
+    let feed = FeedConfig {
+        market,
+        symbols,
+        stream_url: url("feed.stream_url", &f.stream_url, true)?,
+        rest_url: url("feed.rest_url", &f.rest_url, false)?,
+        depth,
+        trades: f.trades.unwrap_or(d.trades),
+        book_ticker: f.book_ticker.unwrap_or(d.book_ticker),
+        busy_poll,
+        poll_timeout: std::time::Duration::from_micros(in_range(
+            "feed.poll_timeout_us",
+            f.poll_timeout_us,
+            d.poll_timeout.as_micros() as i64,
+            10,
+            1_000_000,
+        )? as u64),
+        stale_after: ms("feed.stale_after_ms", f.stale_after_ms, d.stale_after, 100, 600_000)?,
+        ping_interval: ms("feed.ping_interval_ms", f.ping_interval_ms, d.ping_interval, 100, 600_000)?,
+        pong_timeout: ms("feed.pong_timeout_ms", f.pong_timeout_ms, d.pong_timeout, 100, 600_000)?,
+        max_connection_age: std::time::Duration::from_secs(in_range(
+            "feed.max_connection_age_s",
+            f.max_connection_age_s,
+            d.max_connection_age.as_secs() as i64,
+            1,
+            86_000,
+        )? as u64),
+        connect_timeout: ms("feed.connect_timeout_ms", f.connect_timeout_ms, d.connect_timeout, 100, 120_000)?,
+        backoff_min: ms("feed.backoff_min_ms", f.backoff_min_ms, d.backoff_min, 1, 600_000)?,
+        backoff_max: ms("feed.backoff_max_ms", f.backoff_max_ms, d.backoff_max, 1, 600_000)?,
+        max_connect_attempts: in_range(
+            "feed.max_connect_attempts",
+            f.max_connect_attempts,
+            d.max_connect_attempts as i64,
+            1,
+            300,
+        )? as usize,
+        snapshot_limit,
+        snapshot_retry: ms("feed.snapshot_retry_ms", f.snapshot_retry_ms, d.snapshot_retry, 1, 600_000)?,
+        snapshot_timeout: d.snapshot_timeout,
+        weight_per_minute: in_range("feed.weight_per_minute", f.weight_per_minute, d.weight_per_minute as i64, 1, 6000)?
+            as u32,
+    };
+    if feed.backoff_min > feed.backoff_max {
+        return Err(invalid(
+            "feed.backoff_min_ms",
+            feed.backoff_min.as_millis(),
+            format!("must not exceed feed.backoff_max_ms ({})", feed.backoff_max.as_millis()),
+        ));
+    }
+    if feed.weight_per_minute < market.snapshot_weight(snapshot_limit) {
+        return Err(invalid(
+            "feed.weight_per_minute",
+            feed.weight_per_minute,
+            format!(
+                "must allow at least one snapshot of feed.snapshot_limit levels (weight {})",
+                market.snapshot_weight(snapshot_limit)
+            ),
+        ));
+    }
+    Ok(feed)
 }
 
 impl Config {
@@ -470,6 +630,28 @@ impl Config {
         line("\n[ai]".into());
         line(format!("provider = \"{}\"", if self.ai_offline.is_some() { "offline" } else { "none" }));
         line(format!("interval_s = {}", self.ai_interval_ns as f64 / 1e9));
+        let fd = &self.feed;
+        line("\n[feed]".into());
+        line(format!("market = \"{}\"", fd.market.name()));
+        line(format!("symbols = [{}]", fd.symbols.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ")));
+        line(format!("stream_url = \"{}\"", fd.stream_url.as_deref().unwrap_or("")));
+        line(format!("rest_url = \"{}\"", fd.rest_url.as_deref().unwrap_or("")));
+        line(format!("depth = \"{}\"", if fd.depth == DepthStream::Diff { "diff" } else { "top20" }));
+        line(format!("trades = {}", fd.trades));
+        line(format!("book_ticker = {}", fd.book_ticker));
+        line(format!("poll = \"{}\"", if fd.busy_poll { "busy" } else { "poll" }));
+        line(format!("poll_timeout_us = {}", fd.poll_timeout.as_micros()));
+        line(format!("stale_after_ms = {}", fd.stale_after.as_millis()));
+        line(format!("ping_interval_ms = {}", fd.ping_interval.as_millis()));
+        line(format!("pong_timeout_ms = {}", fd.pong_timeout.as_millis()));
+        line(format!("max_connection_age_s = {}", fd.max_connection_age.as_secs()));
+        line(format!("connect_timeout_ms = {}", fd.connect_timeout.as_millis()));
+        line(format!("backoff_min_ms = {}", fd.backoff_min.as_millis()));
+        line(format!("backoff_max_ms = {}", fd.backoff_max.as_millis()));
+        line(format!("max_connect_attempts = {}", fd.max_connect_attempts));
+        line(format!("snapshot_limit = {}", fd.snapshot_limit));
+        line(format!("snapshot_retry_ms = {}", fd.snapshot_retry.as_millis()));
+        line(format!("weight_per_minute = {}", fd.weight_per_minute));
         line("\n[book]".into());
         line(format!("capacity = {}", b.capacity));
         line(format!("max_message_levels = {}", b.max_message_levels));
@@ -527,6 +709,13 @@ mod tests {
             ("[cores]\nhot = -1\n", "cores.hot", "from 0 to 4095"),
             ("[script]\nmax_operations = 5\n", "script.max_operations", "from 100"),
             ("[strategy]\nscript = \"\"\n", "strategy.script", ".rhai"),
+            ("[feed]\nmarket = \"coinm\"\n", "feed.market", "usdm"),
+            ("[feed]\nstream_url = \"https://x\"\n", "feed.stream_url", "ws://"),
+            ("[feed]\nrest_url = \"api.binance.com\"\n", "feed.rest_url", "no scheme"),
+            ("[feed]\nmarket = \"usdm\"\nsnapshot_limit = 200\n", "feed.snapshot_limit", "USD-M accepts"),
+            ("[feed]\nbackoff_min_ms = 5000\nbackoff_max_ms = 1000\n", "feed.backoff_min_ms", "must not exceed"),
+            ("[feed]\nmax_connect_attempts = 301\n", "feed.max_connect_attempts", "1 to 300"),
+            ("[feed]\npoll = \"spin\"\n", "feed.poll", "busy"),
         ] {
             let e = Config::from_toml(toml, "t").unwrap_err().to_string();
             assert!(e.contains(key) && e.contains(hint), "{toml}: {e}");

@@ -17,4 +17,5 @@ pub mod hot;
 pub mod ring;
 pub mod runtime;
 pub mod script;
+pub mod sim;
 pub mod stats;

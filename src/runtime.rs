@@ -142,6 +142,9 @@ pub struct HotStatus {
     /// Live feed: connected now, and connections so far.
     pub connected: bool,
     pub connects: u64,
+    /// The traded book: synced, and its update id.
+    pub synced: bool,
+    pub update_id: u64,
 }
 
 /// The side-thread inputs of [`run_paper`]; each is optional.
@@ -311,6 +314,7 @@ impl<S: Strategy> HotSide<S> {
             if clock.ns(self.last_status, now) >= STATUS_EVERY_NS {
                 self.last_status = now;
                 let (f, s, h) = (self.hot.market().stats(), self.hot.market().sync_stats(), self.hot.stats());
+                let book = self.hot.traded_symbol().and_then(|t| self.hot.market().book(t));
                 status.push_latest(HotStatus {
                     frames: f.frames,
                     quotes: h.quotes,
@@ -322,6 +326,8 @@ impl<S: Strategy> HotSide<S> {
                     last_quote: self.last_quote,
                     connected: self.link.is_none_or(|l| l.1),
                     connects: self.link.map_or(0, |l| l.0.connects),
+                    synced: book.is_some_and(|b| b.is_synced()),
+                    update_id: book.map_or(0, |b| b.update_id()),
                 });
             }
         }

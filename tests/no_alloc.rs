@@ -1,13 +1,20 @@
 //! The hot path allocates nothing per event after warm-up: a counting global
 //! allocator watches `HotPath::on_frame` over thousands of realistic diffs,
-//! trades and bookTickers (and malformed frames) in a debug build.
+//! trades and bookTickers (and malformed frames) in a debug build, and the
+//! live feed's read path (socket, WebSocket, pings and pongs) on loopback.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
+use std::time::{Duration, Instant};
+
+use mmbot::feed::connector::Reason;
+use mmbot::feed::live::{FeedConfig, FeedHandler, LiveFeed};
 use mmbot::feed::synthetic;
 use mmbot::hot::engine::{HotConfig, HotEvent, HotPath};
+use mmbot::hot::msg::Symbol;
 use mmbot::hot::strategy::NativeStrategy;
+use mmbot::sim::{Sim, SimConfig, SimSource};
 use mmbot::stats::clock::Clock;
 
 /// Counts allocations made by the current thread while `COUNTING` is set.
@@ -78,4 +85,78 @@ fn hot_path_allocates_nothing_per_event() {
     assert!(quotes > 2_000, "only {quotes} quotes: the hot path did not run");
     assert!(hot.market().stats().rejected > 0 && hot.market().stats().trades > 0);
     assert_eq!(allocs, 0, "{allocs} allocations in {} frames after warm-up", frames.len() - warm);
+}
+
+/// The hot path with its socket: a [`LiveFeed`] on loopback feeding
+/// [`HotPath`], as the hot thread runs it.
+struct Hot(HotPath<NativeStrategy>, u64);
+
+impl FeedHandler for Hot {
+    fn on_frame(&mut self, frame: &[u8], recv_ns: i64, t_ready: u64, wire_ns: u64) -> bool {
+        self.0.record_wire(wire_ns);
+        let quotes = &mut self.1;
+        self.0.on_frame(frame, recv_ns, t_ready, &mut |ev| {
+            if let HotEvent::Quote { .. } = ev {
+                *quotes += 1;
+            }
+        });
+        false
+    }
+    fn on_snapshot(&mut self, symbol: Symbol, body: &[u8], recv_ns: i64) {
+        let t = self.0.clock().now();
+        self.0.on_snapshot(symbol, body, recv_ns, t, &mut |_| {});
+    }
+    fn on_disconnected(&mut self, _reason: Reason, now_ns: i64) {
+        self.0.on_disconnect(now_ns, &mut |_| {});
+    }
+    fn on_idle(&mut self, now_ns: i64) {
+        self.0.on_idle(now_ns, &mut |_| {});
+    }
+    fn wants_snapshot(&self, symbol: Symbol) -> bool {
+        self.0.wants_snapshot(symbol)
+    }
+}
+
+#[test]
+fn reading_the_socket_and_quoting_allocates_nothing_after_warm_up() {
+    let sim = Sim::start(SimConfig {
+        source: SimSource::Synthetic { seed: 3, events_per_sec: 500.0 },
+        // Server pings (answered with pongs) and our own pings both run.
+        ping_every: Duration::from_millis(100),
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let symbol = Symbol::new(b"BTCUSDT");
+    let cfg = FeedConfig {
+        symbols: vec![symbol],
+        stream_url: Some(sim.ws_base()),
+        rest_url: Some(sim.http_base()),
+        ping_interval: Duration::from_millis(100),
+        ..FeedConfig::default()
+    };
+    let mut hot = Hot(HotPath::with_symbols(HotConfig::default(), NativeStrategy, Clock::instant(), &[symbol]), 0);
+    let mut feed = LiveFeed::start(cfg, Clock::instant()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && !hot.0.market().book(symbol).is_some_and(|b| b.is_synced()) {
+        feed.turn(&mut hot);
+    }
+    assert!(hot.0.market().book(symbol).unwrap().is_synced(), "never synced with the simulator");
+    // Warm up: buffers grow to their working sizes.
+    let warm = Instant::now();
+    while warm.elapsed() < Duration::from_millis(1500) {
+        feed.turn(&mut hot);
+    }
+    let (frames0, quotes0, pongs0) = (feed.stats().frames, hot.1, feed.stats().pongs_received);
+    COUNTING.with(|c| c.set(true));
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(2500) {
+        feed.turn(&mut hot);
+    }
+    COUNTING.with(|c| c.set(false));
+    let allocs = ALLOCS.with(|a| a.get());
+    let (frames, quotes, pongs) =
+        (feed.stats().frames - frames0, hot.1 - quotes0, feed.stats().pongs_received - pongs0);
+    assert_eq!(feed.stats().disconnects_total(), 0);
+    assert!(frames > 200 && quotes > 10 && pongs > 5, "frames {frames}, quotes {quotes}, pongs {pongs}");
+    assert_eq!(allocs, 0, "{allocs} allocations over {frames} frames read from the socket");
 }

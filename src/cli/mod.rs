@@ -4,8 +4,12 @@ pub mod backtest;
 pub mod bench;
 pub mod book;
 pub mod config;
+pub mod feed_args;
+pub mod paper;
+pub mod record;
 pub mod replay;
 pub mod script;
+pub mod sim;
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +30,12 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Paper-trade on threads (pinned hot path, exec thread, rings), fed from recordings.
     Replay(replay::ReplayArgs),
+    /// Paper-trade on the live feed (Binance, or `mmbot sim` with --stream-url/--rest-url).
+    Paper(paper::PaperArgs),
+    /// Record the live feed (frames exactly as received, plus REST snapshots) to a file.
+    Record(record::RecordArgs),
+    /// Run a local Binance-compatible market-data simulator (synthetic order flow or a recording, with faults).
+    Sim(sim::SimArgs),
     /// Configuration: `mmbot config check [FILE]`.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -41,6 +51,9 @@ pub fn run() -> anyhow::Result<i32> {
         Command::Backtest(args) => backtest::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Paper(args) => paper::run(args),
+        Command::Record(args) => record::run(args),
+        Command::Sim(args) => sim::run(args),
         Command::Script(cmd) => script::run(cmd),
         Command::Config(cmd) => config::run(cmd),
     }

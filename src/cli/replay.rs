@@ -14,7 +14,7 @@ use anyhow::Context;
 use crate::config::Config;
 use crate::hot::strategy::NativeStrategy;
 use crate::ring::ring;
-use crate::runtime::{run_paper, HotStatus, RecordingSource, SideInputs};
+use crate::runtime::{run_paper, HotStatus, PaperRun, RecordingSource, SideInputs, Source};
 use crate::script::reload::{watch, ReloadEvent};
 use crate::script::{print_ring, ScriptStrategy};
 
@@ -43,21 +43,53 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         anyhow::ensure!(s.is_finite() && s > 0.0, "--speed {s} is invalid: give a positive multiple such as 1 or 10");
     }
     let source = RecordingSource::new(args.files.clone(), args.speed);
+    let stop = Arc::new(AtomicBool::new(false));
     // Status lines while a paced replay runs (a fast one is over too soon).
+    let run = run_on_threads(
+        Source::Recording(source),
+        args.files.clone(),
+        &config,
+        args.script.as_ref(),
+        args.speed.is_some(),
+        stop,
+        "replay",
+    )?;
+    for e in &run.source_errors {
+        eprintln!("mmbot replay: cannot read {e}");
+    }
+    finish(&run, "replay", args.report.as_ref())?;
+    Ok(if run.source_errors.is_empty() { 0 } else { 2 })
+}
+
+/// Runs the paper trader on threads from `source`, with status lines when
+/// `status` (every second), the script reloaded on edits, until the source
+/// ends or `stop` is set.
+pub(crate) fn run_on_threads(
+    source: Source,
+    files: Vec<PathBuf>,
+    config: &Config,
+    script: Option<&PathBuf>,
+    status: bool,
+    stop: Arc<AtomicBool>,
+    label: &'static str,
+) -> anyhow::Result<PaperRun> {
     let (status_tx, mut status_rx) = ring::<HotStatus>(4);
     let finished = Arc::new(AtomicBool::new(false));
-    let printer = args.speed.map(|_| {
+    let printer = status.then(|| {
         let finished = finished.clone();
         std::thread::spawn(move || {
             while !finished.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(1000));
                 if let Some(s) = status_rx.latest() {
                     let quote = s.last_quote.map_or("none".to_string(), |q| {
-                        let side = |l: Option<crate::hot::msg::Level>| l.map_or("-".to_string(), |l| format!("{}@{}", l.qty, l.price));
+                        let side = |l: Option<crate::hot::msg::Level>| {
+                            l.map_or("-".to_string(), |l| format!("{}@{}", l.qty, l.price))
+                        };
                         format!("bid {} ask {}", side(q.bid), side(q.ask))
                     });
                     eprintln!(
-                        "  replay: {} frames, {} quotes ({} pulled), position {}, gaps {}, rejected {}; last quote {quote}",
+                        "  {label}: {}{} frames, {} quotes ({} pulled), position {}, gaps {}, rejected {}; last quote {quote}",
+                        if s.connected { "" } else { "(reconnecting) " },
                         s.frames, s.quotes, s.pulled, s.position, s.gaps, s.rejected
                     );
                 }
@@ -65,8 +97,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         })
     });
     let side = SideInputs { status: Some(status_tx), ..SideInputs::default() };
-    let stop = Arc::new(AtomicBool::new(false));
-    let run = match args.script.as_ref().or(config.script.as_ref()) {
+    let run = match script.or(config.script.as_ref()) {
         Some(path) => {
             // The script's print/debug lines: a ring, drained to stderr here.
             let (lines_tx, mut lines_rx) = print_ring();
@@ -82,30 +113,32 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
             let mut s =
                 ScriptStrategy::from_file_with_output(path, &config.params, &config.script_limits, Some(lines_tx))?;
             let (_watcher, reload) =
-                watch(path.clone(), s.script().hash, config.script_limits, config.params.clone(), |ev| match ev {
+                watch(path.clone(), s.script().hash, config.script_limits, config.params.clone(), move |ev| match ev {
                     ReloadEvent::Loaded { path, hash } => {
-                        eprintln!("mmbot replay: script {} reloaded (fnv1a {hash:016x})", path.display())
+                        eprintln!("mmbot {label}: script {} reloaded (fnv1a {hash:016x})", path.display())
                     }
                     ReloadEvent::Refused(e) => {
-                        eprintln!("mmbot replay: script change refused, still running the last good version: {e}")
+                        eprintln!("mmbot {label}: script change refused, still running the last good version: {e}")
                     }
                 });
             s.attach_reload(reload);
-            run_paper(source, args.files.clone(), &config, s, stop, side)
+            run_paper(source, files, config, s, stop, side)
         }
-        None => run_paper(source, args.files.clone(), &config, NativeStrategy, stop, side),
+        None => run_paper(source, files, config, NativeStrategy, stop, side),
     };
     finished.store(true, Ordering::Relaxed);
     if let Some(p) = printer {
         let _ = p.join();
     }
-    for e in &run.source_errors {
-        eprintln!("mmbot replay: cannot read {e}");
-    }
+    Ok(run)
+}
+
+/// Prints the run's summary line and writes the report.
+pub(crate) fn finish(run: &PaperRun, label: &str, report: Option<&PathBuf>) -> anyhow::Result<()> {
     let r = &run.report;
     let q = &r.perf.latency_ns["tick_to_quote"];
     eprintln!(
-        "mmbot replay: {} frames in {:.2} s on threads (hot {}); {} quotes, {} orders, {} fills, position {}, pnl {}; \
+        "mmbot {label}: {} frames in {:.2} s on threads (hot {}); {} quotes, {} orders, {} fills, position {}, pnl {}; \
          tick_to_quote p50 {} ns p99 {} ns p99.9 {} ns; rings: {} market updates dropped, {} quotes superseded",
         r.input.frames,
         r.perf.wall_s,
@@ -121,9 +154,9 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         run.rings.market_dropped,
         run.rings.quotes_superseded,
     );
-    if let Some(path) = &args.report {
+    if let Some(path) = report {
         std::fs::write(path, serde_json::to_string_pretty(r)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(if run.source_errors.is_empty() { 0 } else { 2 })
+    Ok(())
 }

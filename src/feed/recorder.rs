@@ -17,6 +17,11 @@ use std::time::{Duration, Instant};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
+use crate::feed::connector::Reason;
+use crate::feed::live::FeedHandler;
+use crate::hot::market::{BookSizes, Event, MarketData};
+use crate::hot::msg::Symbol;
+
 enum Sink {
     Plain(BufWriter<File>),
     /// `None` only between members.
@@ -27,8 +32,8 @@ enum Sink {
 pub struct RecordingWriter {
     path: PathBuf,
     sink: Sink,
-    flush_every: Duration,
-    last_flush: Instant,
+    pub(crate) flush_every: Duration,
+    pub(crate) last_flush: Instant,
     lines: u64,
     bytes: u64,
     members: u64,
@@ -117,6 +122,106 @@ impl RecordingWriter {
     /// Uncompressed bytes written.
     pub fn bytes(&self) -> u64 {
         self.bytes
+    }
+}
+
+/// The live feed's handler that records: every frame and snapshot to the
+/// file, and a book per symbol (parsed exactly as the bot would) so that
+/// snapshots are asked for exactly when the bot would ask for them.
+pub struct Recorder {
+    md: MarketData,
+    writer: RecordingWriter,
+    pub frames: u64,
+    pub snapshots: u64,
+    pub disconnects: u64,
+    /// The first write error; the caller stops recording when set.
+    pub error: Option<io::Error>,
+    observer: Option<Observer>,
+}
+
+/// Sees every book event as the recorder applied it live (tests compare
+/// this with a replay of the file).
+pub type Observer = Box<dyn FnMut(&Event<'_>) + Send>;
+
+impl Recorder {
+    pub fn new(writer: RecordingWriter, symbols: &[Symbol]) -> Self {
+        Self {
+            md: MarketData::with_symbols(BookSizes::default(), symbols),
+            writer,
+            frames: 0,
+            snapshots: 0,
+            disconnects: 0,
+            error: None,
+            observer: None,
+        }
+    }
+
+    /// Calls `f` with every market event as it is applied.
+    pub fn observe(&mut self, f: Observer) {
+        self.observer = Some(f);
+    }
+
+    pub fn writer(&self) -> &RecordingWriter {
+        &self.writer
+    }
+
+    pub fn market(&self) -> &MarketData {
+        &self.md
+    }
+
+    /// Closes the file (flushing the last gzip member).
+    pub fn finish(self) -> io::Result<()> {
+        self.writer.finish()
+    }
+
+    fn write(&mut self, recv_ns: i64, json: &[u8]) {
+        if self.error.is_none() {
+            if let Err(e) = self.writer.write_line(recv_ns, json) {
+                self.error = Some(e);
+            }
+        }
+    }
+}
+
+impl FeedHandler for Recorder {
+    fn on_frame(&mut self, frame: &[u8], recv_ns: i64, _t_ready: u64, _wire_ns: u64) -> bool {
+        self.frames += 1;
+        self.write(recv_ns, frame);
+        let before = self.md.stats().server_shutdowns;
+        match self.observer.as_mut() {
+            Some(f) => self.md.on_frame(frame, &mut |ev| f(&ev)),
+            None => self.md.on_frame(frame, &mut |_| {}),
+        }
+        self.md.stats().server_shutdowns != before
+    }
+
+    fn on_snapshot(&mut self, symbol: Symbol, body: &[u8], recv_ns: i64) {
+        self.snapshots += 1;
+        self.write(recv_ns, body);
+        let _ = match self.observer.as_mut() {
+            Some(f) => self.md.on_snapshot_for(symbol, body, &mut |ev| f(&ev)),
+            None => self.md.on_snapshot_for(symbol, body, &mut |_| {}),
+        };
+    }
+
+    fn on_disconnected(&mut self, _reason: Reason, _now_ns: i64) {
+        self.disconnects += 1;
+        for i in 0..self.md.symbols().count() {
+            self.md.invalidate_nth(i);
+        }
+    }
+
+    fn on_idle(&mut self, _now_ns: i64) {
+        // Lines written before a quiet spell still reach the disk in time.
+        if self.error.is_none() && self.writer.last_flush.elapsed() >= self.writer.flush_every {
+            if let Err(e) = self.writer.flush() {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    fn wants_snapshot(&self, symbol: Symbol) -> bool {
+        self.md.book(symbol).is_some_and(|b| b.wants_snapshot() && b.buffered_len() > 0)
     }
 }
 

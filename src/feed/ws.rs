@@ -86,11 +86,20 @@ impl ConnectError {
 }
 
 /// Frames up to 8 MiB: a 5000-level snapshot-sized message fits with room.
+///
+/// Reads of 16 KiB. tungstenite zero-fills its read window before every
+/// `read` call, and the hot thread calls `read` every turn, so the window
+/// is a per-turn cost (the 128 KiB default would be a 128 KiB memset per
+/// turn; 16 KiB is a few hundred ns). The window is also the read buffer's
+/// starting size: Binance diff frames are 1-10 KiB, so it is allocated once;
+/// a bigger frame doubles the buffer once (one allocation) and it stays that
+/// size, since each frame's payload is dropped before the next read and the
+/// buffer reclaims its space.
 fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .max_message_size(Some(8 << 20))
         .max_frame_size(Some(8 << 20))
-        .read_buffer_size(256 << 10)
+        .read_buffer_size(16 << 10)
         .write_buffer_size(0)
 }
 

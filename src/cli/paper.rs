@@ -1,0 +1,72 @@
+//! `mmbot paper --symbol BTCUSDT [--market spot|usdm] [--stream-url ..]
+//! [--rest-url ..] [--duration 10m]`: paper trading on the live feed (or on
+//! `mmbot sim`): the hot thread owns the WebSocket, syncs books with REST
+//! snapshots, quotes; the paper exchange fills on the exec thread. Status
+//! every second; the report (counts, trading, latency per stage including
+//! `wire` and `feed_delay`) at the end.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::cli::feed_args::FeedArgs;
+use crate::cli::record::ctrl_c_flag;
+use crate::cli::replay::{finish, run_on_threads};
+use crate::feed::live::reason_names;
+use crate::runtime::Source;
+
+#[derive(clap::Args, Debug)]
+pub struct PaperArgs {
+    #[command(flatten)]
+    pub feed: FeedArgs,
+    /// A Rhai strategy script (overrides `[strategy] script`), reloaded when the file changes.
+    #[arg(long)]
+    pub script: Option<PathBuf>,
+    /// Write the report JSON here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+pub fn run(args: PaperArgs) -> anyhow::Result<i32> {
+    let config = args.feed.config()?;
+    let feed = config.feed.clone();
+    eprintln!(
+        "mmbot paper: {} ({}), trading {}; REST {}",
+        feed.stream_url(),
+        feed.market.name(),
+        config.hot.symbol.map_or("-".into(), |s| s.to_string()),
+        feed.rest_url()
+    );
+    let stop = ctrl_c_flag();
+    if let Some(d) = args.feed.duration {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let end = Instant::now() + d;
+            while Instant::now() < end && !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+    }
+    let run = run_on_threads(Source::Live(feed), Vec::new(), &config, args.script.as_ref(), true, stop, "paper")?;
+    for e in &run.source_errors {
+        eprintln!("mmbot paper: {e}");
+    }
+    if let Some(l) = run.link {
+        let reasons: Vec<String> = reason_names()
+            .filter(|&(_, i)| l.disconnects[i] > 0)
+            .map(|(name, i)| format!("{} {name}", l.disconnects[i]))
+            .collect();
+        eprintln!(
+            "mmbot paper: feed: {} connections, disconnects: {}; {} pings answered, {} snapshots applied ({} failed, {} discarded)",
+            l.connects,
+            if reasons.is_empty() { "none".into() } else { reasons.join(", ") },
+            l.pings_received,
+            l.snapshots_applied,
+            l.snapshots_failed,
+            l.snapshots_discarded
+        );
+    }
+    finish(&run, "paper", args.report.as_ref())?;
+    Ok(if run.source_errors.is_empty() { 0 } else { 2 })
+}

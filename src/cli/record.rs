@@ -1,0 +1,100 @@
+//! `mmbot record --symbol btcusdt [--market spot|usdm] --out FILE.gz
+//! [--duration 10m]`: writes the live feed's depth, trade and bookTicker
+//! frames exactly as received, plus the REST snapshots, in the recording
+//! format (DESIGN.md), with a progress line. Killed at any moment, the file
+//! replays up to its last complete gzip member (closed every second).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::cli::feed_args::FeedArgs;
+use crate::feed::live::LiveFeed;
+use crate::feed::recorder::{Recorder, RecordingWriter};
+use crate::stats::clock::Clock;
+
+#[derive(clap::Args, Debug)]
+pub struct RecordArgs {
+    #[command(flatten)]
+    pub feed: FeedArgs,
+    /// The recording to write (gzip when it ends in .gz).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Stops on Ctrl-C (set once per process; later calls share the flag).
+pub fn ctrl_c_flag() -> Arc<AtomicBool> {
+    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        let f = flag.clone();
+        if let Err(e) = ctrlc::set_handler(move || f.store(true, Ordering::Relaxed)) {
+            eprintln!("mmbot: warning: cannot catch Ctrl-C ({e}); stop with --duration instead");
+        }
+        flag
+    })
+    .clone()
+}
+
+pub fn run(args: RecordArgs) -> anyhow::Result<i32> {
+    let config = args.feed.config()?;
+    let feed_cfg = config.feed.clone();
+    let writer = RecordingWriter::create(&args.out, Duration::from_secs(1))
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let symbols = feed_cfg.symbols.clone();
+    let mut recorder = Recorder::new(writer, &symbols);
+    let url = feed_cfg.stream_url();
+    let mut feed = LiveFeed::start(feed_cfg, Clock::instant()).context("starting the feed")?;
+    let stop = ctrl_c_flag();
+    let started = Instant::now();
+    let tty = std::io::stderr().is_terminal();
+    eprintln!("mmbot record: {url} -> {}", args.out.display());
+    let mut last_progress = Instant::now();
+    while !stop.load(Ordering::Relaxed) && args.feed.duration.is_none_or(|d| started.elapsed() < d) {
+        feed.turn(&mut recorder);
+        if let Some(e) = &recorder.error {
+            anyhow::bail!("writing {}: {e}", args.out.display());
+        }
+        let every = if tty { Duration::from_secs(1) } else { Duration::from_secs(10) };
+        if last_progress.elapsed() >= every {
+            last_progress = Instant::now();
+            let line = progress(&recorder, &feed, started.elapsed());
+            if tty {
+                eprint!("\r{line}   ");
+            } else {
+                eprintln!("{line}");
+            }
+        }
+    }
+    feed.shutdown();
+    let line = progress(&recorder, &feed, started.elapsed());
+    let lines = recorder.writer().lines();
+    recorder.finish().with_context(|| format!("closing {}", args.out.display()))?;
+    if tty {
+        eprintln!();
+    }
+    eprintln!("mmbot record: done: {line}; {lines} lines in {}", args.out.display());
+    Ok(0)
+}
+
+fn progress(r: &Recorder, feed: &LiveFeed, elapsed: Duration) -> String {
+    let s = r.market().sync_stats();
+    let secs = elapsed.as_secs();
+    format!(
+        "{:02}:{:02}:{:02} {} {} frames, {} snapshots, {} reconnects, {} gaps, {:.1} MB{}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        if feed.is_connected() { "connected" } else { "connecting" },
+        r.frames,
+        r.snapshots,
+        r.disconnects,
+        s.gaps,
+        r.writer().bytes() as f64 / 1e6,
+        feed.last_connect_error().map_or(String::new(), |e| format!(" (last error: {e})")),
+    )
+}

@@ -1,0 +1,94 @@
+//! Faults the simulator can inject, for tests and for users who want to see
+//! the bot cope: each is off by default and set by a `mmbot sim` flag.
+//!
+//! They are the failures a live Binance feed really shows: a lost diff (a
+//! gap the bot must resync from), dropped connections, late frames, garbage
+//! frames, `serverShutdown`, a peer that stops answering pings, refused
+//! connections, and a REST snapshot older than the stream.
+
+use std::time::Duration;
+
+/// Which faults to inject (all off by default).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Drop every Nth depth diff of each symbol (0: never).
+    pub drop_diff_every: u64,
+    /// Close each WebSocket connection this long after it opened.
+    pub disconnect_every: Option<Duration>,
+    /// Hold every frame this long before sending it.
+    pub delay: Duration,
+    /// Send a malformed frame after every N frames (0: never).
+    pub malformed_every: u64,
+    /// Send `serverShutdown` this long after each connection opened, then
+    /// close it a second later (as Binance does before maintenance).
+    pub shutdown_after: Option<Duration>,
+    /// Never answer the client's pings (the socket is not read at all).
+    pub ignore_pings: bool,
+    /// Refuse WebSocket connections (HTTP 503) for this long after start.
+    pub refuse_for: Duration,
+    /// Serve the first N REST snapshots stale (older than the stream).
+    pub stale_snapshots: u32,
+}
+
+impl Faults {
+    /// One line naming the faults that are on, for the sim's banner.
+    pub fn describe(&self) -> String {
+        let mut on = Vec::new();
+        if self.drop_diff_every > 0 {
+            on.push(format!("drop every {}th diff", self.drop_diff_every));
+        }
+        if let Some(d) = self.disconnect_every {
+            on.push(format!("disconnect every {:.1} s", d.as_secs_f64()));
+        }
+        if !self.delay.is_zero() {
+            on.push(format!("delay frames {} ms", self.delay.as_millis()));
+        }
+        if self.malformed_every > 0 {
+            on.push(format!("malformed frame every {} frames", self.malformed_every));
+        }
+        if let Some(d) = self.shutdown_after {
+            on.push(format!("serverShutdown after {:.1} s", d.as_secs_f64()));
+        }
+        if self.ignore_pings {
+            on.push("pings unanswered".into());
+        }
+        if !self.refuse_for.is_zero() {
+            on.push(format!("connections refused for {:.1} s", self.refuse_for.as_secs_f64()));
+        }
+        if self.stale_snapshots > 0 {
+            on.push(format!("first {} snapshots stale", self.stale_snapshots));
+        }
+        if on.is_empty() {
+            "none".into()
+        } else {
+            on.join(", ")
+        }
+    }
+}
+
+/// Malformed frames sent in turn: each is a different way a frame can be
+/// wrong, and none may cost the bot its book.
+pub const MALFORMED: [&str; 5] = [
+    // Cut off mid-object.
+    r#"{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":1,"#,
+    // Not a decimal.
+    r#"{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":1,"u":2,"b":[["1.2.3","1"]],"a":[]}"#,
+    // Not JSON at all.
+    "\u{1}\u{2}garbage\u{ff}",
+    // Valid JSON, no known event.
+    r#"{"hello":"world"}"#,
+    // A level that is not a pair.
+    r#"{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":1,"u":2,"b":[["1"]],"a":[]}"#,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_names_what_is_on() {
+        assert_eq!(Faults::default().describe(), "none");
+        let f = Faults { drop_diff_every: 50, ignore_pings: true, ..Faults::default() };
+        assert_eq!(f.describe(), "drop every 50th diff, pings unanswered");
+    }
+}

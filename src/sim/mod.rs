@@ -1,0 +1,253 @@
+//! The local exchange simulator (`mmbot sim`): Binance-compatible market
+//! data on loopback, so the live feed, the recorder and the whole bot can be
+//! run and tested without the internet.
+//!
+//! [`flow`] is the seeded order-flow model behind `--synthetic`; [`market`]
+//! holds the true book (model or replayed recording) that REST snapshots are
+//! cut from; [`server`] speaks WebSocket and REST; [`faults`] are the
+//! failures it can inject. [`Sim::start`] runs it all on threads and hands
+//! back a handle tests use to read the true book and the counters.
+
+pub mod faults;
+pub mod flow;
+pub mod market;
+pub mod server;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::sim::faults::Faults;
+use crate::sim::flow::{SimMarket, TopAt};
+use crate::sim::market::{advance, MarketState, SimClock, TrueBook};
+use crate::sim::server::{broadcast, serve, Shared, SimCounters};
+
+/// Where the simulated market comes from.
+#[derive(Debug, Clone)]
+pub enum SimSource {
+    /// The order-flow model: seed and order-flow events per second (calm).
+    Synthetic { seed: u64, events_per_sec: f64 },
+    /// A recording, `speed` times real time.
+    Replay { files: Vec<PathBuf>, speed: f64 },
+}
+
+/// Simulator settings.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// `127.0.0.1:0` picks a free port.
+    pub listen: SocketAddr,
+    pub market: SimMarket,
+    /// Upper case, e.g. `BTCUSDT`.
+    pub symbols: Vec<String>,
+    pub source: SimSource,
+    pub faults: Faults,
+    /// The server pings each client this often (Binance spot: 20 s).
+    pub ping_every: Duration,
+    /// Keep the top of book after every update id (tests check quotes).
+    pub record_tops: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            market: SimMarket::Spot,
+            symbols: vec!["BTCUSDT".into()],
+            source: SimSource::Synthetic { seed: 1, events_per_sec: 200.0 },
+            faults: Faults::default(),
+            ping_every: Duration::from_secs(20),
+            record_tops: false,
+        }
+    }
+}
+
+/// Why the simulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("cannot listen on {addr}: {source}; pick another port or 127.0.0.1:0 for a free one")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("no symbols to simulate; give at least one --symbol")]
+    NoSymbols,
+}
+
+/// A running simulator; stops when dropped.
+pub struct Sim {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    clock: Arc<Mutex<SimClock>>,
+    stepper: Arc<Stepper>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Sim {
+    pub fn start(cfg: SimConfig) -> Result<Self, SimError> {
+        if cfg.symbols.is_empty() {
+            return Err(SimError::NoSymbols);
+        }
+        let listener = TcpListener::bind(cfg.listen).map_err(|source| SimError::Listen { addr: cfg.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| SimError::Listen { addr: cfg.listen, source })?;
+        let state = match &cfg.source {
+            SimSource::Synthetic { seed, events_per_sec } => {
+                MarketState::synthetic(cfg.market, &cfg.symbols, *seed, *events_per_sec, cfg.record_tops)
+            }
+            SimSource::Replay { files, speed } => MarketState::replay(cfg.market, &cfg.symbols, files.clone(), *speed),
+        };
+        let start_ms = state.now_ms;
+        let shared = Arc::new(Shared {
+            market: Arc::new(Mutex::new(state)),
+            faults: cfg.faults.clone(),
+            ping_every: cfg.ping_every,
+            started: Instant::now(),
+            counters: SimCounters::default(),
+            stop: Default::default(),
+            clients: Mutex::new(Vec::new()),
+        });
+        let clock = Arc::new(Mutex::new(SimClock::new(start_ms)));
+        let mut threads = Vec::new();
+        let sh = shared.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("mmbot-sim-listen".into())
+                .spawn(move || serve(listener, sh))
+                .expect("spawning the sim listener"),
+        );
+        let stepper = Arc::new(Stepper {
+            shared: shared.clone(),
+            start_ms,
+            drop_every: cfg.faults.drop_diff_every,
+            diffs: Mutex::new(vec![0; cfg.symbols.len()]),
+        });
+        let (st, clk) = (stepper.clone(), clock.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name("mmbot-sim-market".into())
+                .spawn(move || {
+                    while !st.shared.stop.load(Ordering::Relaxed) {
+                        let (now_ms, paused) = {
+                            let c = clk.lock().unwrap_or_else(|p| p.into_inner());
+                            (c.now_ms(), c.paused())
+                        };
+                        if !paused {
+                            st.step(now_ms, true);
+                        }
+                        std::thread::sleep(market::TURN);
+                    }
+                })
+                .expect("spawning the sim market"),
+        );
+        Ok(Self { addr, shared, clock, stepper, threads })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `ws://127.0.0.1:PORT` (append `/stream?streams=...` or `/ws/...`).
+    pub fn ws_base(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
+    /// `http://127.0.0.1:PORT` (the REST paths are Binance's).
+    pub fn http_base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn counters(&self) -> &SimCounters {
+        &self.shared.counters
+    }
+
+    /// Freezes the market: no new events, and what changed since the last
+    /// diff is flushed first (the model runs on to its next diff boundary),
+    /// so the true book is exactly what a client that got every diff has.
+    pub fn pause(&self) {
+        let now_ms = {
+            let mut c = self.clock.lock().unwrap_or_else(|p| p.into_inner());
+            c.pause();
+            c.now_ms()
+        };
+        if matches!(self.shared.market.lock().unwrap_or_else(|p| p.into_inner()).source, market::Source::Synthetic(_)) {
+            let interval = flow::FlowConfig::new("X", SimMarket::Spot, 0).depth_interval_ms;
+            let start = self.stepper.start_ms;
+            let boundary = start + ((now_ms - start) / interval + 1) * interval;
+            // Never dropped: a client must be able to see every gap.
+            self.stepper.step(boundary, false);
+        }
+    }
+
+    pub fn resume(&self) {
+        self.clock.lock().unwrap_or_else(|p| p.into_inner()).resume();
+    }
+
+    /// The true book of `symbol` now (`None` for an unknown symbol or a
+    /// replay whose book has not synced yet).
+    pub fn true_book(&self, symbol: &str) -> Option<TrueBook> {
+        let m = self.shared.market.lock().unwrap_or_else(|p| p.into_inner());
+        let i = m.symbol_index(symbol)?;
+        m.true_book(i)
+    }
+
+    /// Top of book of `symbol` after each update id (`record_tops`).
+    pub fn tops(&self, symbol: &str) -> Vec<TopAt> {
+        let m = self.shared.market.lock().unwrap_or_else(|p| p.into_inner());
+        m.symbol_index(symbol).map(|i| m.tops(i)).unwrap_or_default()
+    }
+
+    /// A one-line description of the market (regime, trades; replay progress).
+    pub fn describe(&self) -> String {
+        self.shared.market.lock().unwrap_or_else(|p| p.into_inner()).describe()
+    }
+
+    /// Whether a replay has served its whole recording.
+    pub fn finished(&self) -> bool {
+        self.shared.market.lock().unwrap_or_else(|p| p.into_inner()).finished()
+    }
+
+    /// Live WebSocket clients now.
+    pub fn clients(&self) -> usize {
+        self.shared.clients.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+/// One market step: advance, apply the drop-diff fault, broadcast. Serialised
+/// so frames from the market thread and from [`Sim::pause`] never interleave.
+struct Stepper {
+    shared: Arc<Shared>,
+    start_ms: i64,
+    drop_every: u64,
+    /// Diffs per symbol so far, under the lock that serialises steps.
+    diffs: Mutex<Vec<u64>>,
+}
+
+impl Stepper {
+    fn step(&self, now_ms: i64, faults: bool) {
+        let mut diffs = self.diffs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::new();
+        advance(&self.shared.market, self.start_ms, now_ms, &mut out);
+        if faults && self.drop_every > 0 {
+            out.retain(|f| {
+                if f.kind != flow::StreamKind::Depth {
+                    return true;
+                }
+                diffs[f.symbol] += 1;
+                let keep = !diffs[f.symbol].is_multiple_of(self.drop_every);
+                if !keep {
+                    self.shared.counters.diffs_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                keep
+            });
+        }
+        broadcast(&self.shared, out);
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}

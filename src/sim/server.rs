@@ -1,0 +1,393 @@
+//! The simulator's network side: one listener serving Binance-compatible
+//! WebSocket streams and REST endpoints on the same port, one thread per
+//! connection (a test double, not a production server).
+//!
+//! WebSocket: `/ws/<stream>/<stream>...` (raw payloads) and
+//! `/stream?streams=a/b` (combined wrapper `{"stream":..,"data":..}`), with
+//! optional `/public` or `/market` prefixes as on USD-M. Streams:
+//! `<symbol>@depth[@100ms]`, `@depth20[@100ms]`, `@trade`, `@bookTicker`.
+//! The server pings every `ping_every` and checks each pong carries the
+//! ping's payload, as Binance does.
+//!
+//! REST: `/api/v3/depth`, `/fapi/v1/depth` (snapshots consistent with the
+//! streams: the book at its current update id, which the next diff
+//! straddles), `/api/v3/exchangeInfo`, `/api/v3/time`, `/fapi/v1/time`.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tungstenite::protocol::Role;
+use tungstenite::{Message, WebSocket};
+
+use crate::sim::faults::{Faults, MALFORMED};
+use crate::sim::flow::{SimMarket, StreamKind};
+use crate::sim::market::{parse_stream_name, MarketState, Outgoing};
+
+/// Counters of the simulator, readable while it runs.
+#[derive(Debug, Default)]
+pub struct SimCounters {
+    pub ws_connections: AtomicU64,
+    pub ws_refused: AtomicU64,
+    pub frames_sent: AtomicU64,
+    pub diffs_dropped: AtomicU64,
+    pub malformed_sent: AtomicU64,
+    pub shutdowns_sent: AtomicU64,
+    pub forced_disconnects: AtomicU64,
+    pub snapshots_served: AtomicU64,
+    pub stale_snapshots_served: AtomicU64,
+    pub pings_sent: AtomicU64,
+    /// Pongs that carried our ping's payload / that did not.
+    pub pongs_ok: AtomicU64,
+    pub pongs_bad: AtomicU64,
+    /// Pings from clients (answered unless `ignore_pings`).
+    pub client_pings: AtomicU64,
+    pub rest_requests: AtomicU64,
+    pub bad_requests: AtomicU64,
+}
+
+/// What every connection thread shares.
+pub struct Shared {
+    pub market: Arc<Mutex<MarketState>>,
+    pub faults: Faults,
+    pub ping_every: Duration,
+    pub started: Instant,
+    pub counters: SimCounters,
+    pub stop: AtomicBool,
+    /// Broadcast: one sender per live WebSocket client.
+    pub clients: Mutex<Vec<Sender<Arc<Outgoing>>>>,
+}
+
+/// Accepts connections until `stop`.
+pub fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let _ = listener.set_nonblocking(true);
+    while !shared.stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((sock, _)) => {
+                let sh = shared.clone();
+                let _ = std::thread::Builder::new().name("mmbot-sim-conn".into()).spawn(move || {
+                    let _ = handle(sock, &sh);
+                });
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(2)),
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
+/// Reads one HTTP request head (up to 16 KiB).
+fn read_head(sock: &mut TcpStream) -> io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        if head.len() > 16 << 10 || Instant::now() > deadline {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "request head too long or too slow"));
+        }
+        let n = sock.read(&mut buf)?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed before the request head"));
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    Ok(head)
+}
+
+fn respond(sock: &mut TcpStream, status: &str, body: &str, extra: &str) -> io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/json;charset=UTF-8\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
+        body.len()
+    );
+    sock.write_all(head.as_bytes())?;
+    sock.write_all(body.as_bytes())?;
+    sock.flush()
+}
+
+fn handle(mut sock: TcpStream, sh: &Shared) -> io::Result<()> {
+    sock.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let _ = sock.set_nodelay(true);
+    let head = read_head(&mut sock)?;
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut req = httparse::Request::new(&mut headers);
+    if !matches!(req.parse(&head), Ok(httparse::Status::Complete(_))) {
+        sh.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
+        return respond(&mut sock, "400 Bad Request", r#"{"code":-1100,"msg":"Malformed request."}"#, "");
+    }
+    let path = req.path.unwrap_or("/").to_string();
+    let header = |name: &str| {
+        req.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+            .map(str::to_string)
+    };
+    if header("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket")) {
+        let key = header("sec-websocket-key").unwrap_or_default();
+        return websocket(sock, sh, &path, &key);
+    }
+    rest(sock, sh, &path)
+}
+
+/// Splits `/path?a=1&b=2` and finds a query parameter.
+fn query<'a>(path: &'a str, name: &str) -> Option<&'a str> {
+    let (_, q) = path.split_once('?')?;
+    q.split('&').find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v))
+}
+
+fn rest(mut sock: TcpStream, sh: &Shared, path: &str) -> io::Result<()> {
+    sh.counters.rest_requests.fetch_add(1, Ordering::Relaxed);
+    let route = path.split('?').next().unwrap_or("/");
+    let now_ms = crate::feed::snapshot::wall_ns() / 1_000_000;
+    match route {
+        "/api/v3/depth" | "/fapi/v1/depth" => {
+            let Some(symbol) = query(path, "symbol") else {
+                return respond(
+                    &mut sock,
+                    "400 Bad Request",
+                    r#"{"code":-1102,"msg":"Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."}"#,
+                    "",
+                );
+            };
+            let limit = query(path, "limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(100).clamp(1, 5000);
+            let market = sh.market.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(i) = market.symbol_index(symbol) else {
+                drop(market);
+                return respond(&mut sock, "400 Bad Request", r#"{"code":-1121,"msg":"Invalid symbol."}"#, "");
+            };
+            let served = sh.counters.snapshots_served.fetch_add(1, Ordering::Relaxed);
+            let stale = served < sh.faults.stale_snapshots as u64;
+            let body = market.snapshot(i, limit, stale);
+            drop(market);
+            match body {
+                Some(b) => {
+                    if stale {
+                        sh.counters.stale_snapshots_served.fetch_add(1, Ordering::Relaxed);
+                    }
+                    respond(&mut sock, "200 OK", &b, "X-MBX-USED-WEIGHT-1M: 50\r\n")
+                }
+                None => respond(
+                    &mut sock,
+                    "503 Service Unavailable",
+                    r#"{"code":-1001,"msg":"Internal error; the book is not ready yet."}"#,
+                    "",
+                ),
+            }
+        }
+        "/api/v3/time" | "/fapi/v1/time" => respond(&mut sock, "200 OK", &format!("{{\"serverTime\":{now_ms}}}"), ""),
+        "/api/v3/exchangeInfo" | "/fapi/v1/exchangeInfo" => {
+            let market = sh.market.lock().unwrap_or_else(|p| p.into_inner());
+            let body = exchange_info(&market.symbols, now_ms);
+            drop(market);
+            respond(&mut sock, "200 OK", &body, "")
+        }
+        _ => {
+            sh.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
+            respond(&mut sock, "404 Not Found", r#"{"code":-1000,"msg":"Unknown endpoint."}"#, "")
+        }
+    }
+}
+
+/// exchangeInfo for the simulated symbols (BTCUSDT-like filters, which is
+/// what the order-flow model quotes in).
+fn exchange_info(symbols: &[String], now_ms: i64) -> String {
+    let syms: Vec<String> = symbols
+        .iter()
+        .map(|s| {
+            let quote = ["USDT", "BTC", "ETH", "EUR", "BNB"].iter().find(|q| s.ends_with(*q)).copied().unwrap_or("USDT");
+            let base = &s[..s.len() - quote.len()];
+            format!(
+                concat!(
+                    r#"{{"symbol":"{s}","status":"TRADING","baseAsset":"{base}","quoteAsset":"{quote}","#,
+                    r#""filters":[{{"filterType":"PRICE_FILTER","minPrice":"0.01000000","maxPrice":"1000000.00000000","tickSize":"0.01000000"}},"#,
+                    r#"{{"filterType":"LOT_SIZE","minQty":"0.00001000","maxQty":"9000.00000000","stepSize":"0.00001000"}},"#,
+                    r#"{{"filterType":"NOTIONAL","minNotional":"5.00000000","applyMinToMarket":true,"maxNotional":"9000000.00000000","applyMaxToMarket":false,"avgPriceMins":5}}]}}"#
+                ),
+                s = s,
+                base = base,
+                quote = quote
+            )
+        })
+        .collect();
+    format!(
+        concat!(
+            r#"{{"timezone":"UTC","serverTime":{},"rateLimits":[{{"rateLimitType":"REQUEST_WEIGHT","interval":"MINUTE","intervalNum":1,"limit":6000}},"#,
+            r#"{{"rateLimitType":"ORDERS","interval":"SECOND","intervalNum":10,"limit":50}}],"symbols":[{}]}}"#
+        ),
+        now_ms,
+        syms.join(",")
+    )
+}
+
+/// A client's subscription: (symbol index, kind, the name it asked for).
+type Subscription = Vec<(usize, StreamKind, String)>;
+
+fn subscription(sh: &Shared, path: &str) -> Option<(Subscription, bool)> {
+    let path = path.strip_prefix("/public").or_else(|| path.strip_prefix("/market")).unwrap_or(path);
+    let (names, combined) = if let Some(rest) = path.strip_prefix("/ws/") {
+        (rest.to_string(), false)
+    } else if path.starts_with("/stream") {
+        (query(path, "streams")?.to_string(), true)
+    } else {
+        return None;
+    };
+    let market = sh.market.lock().unwrap_or_else(|p| p.into_inner());
+    let subs: Subscription = names
+        .split('/')
+        .filter_map(|n| {
+            let (sym, kind) = parse_stream_name(n)?;
+            Some((market.symbol_index(sym)?, kind, n.to_string()))
+        })
+        .collect();
+    Some((subs, combined))
+}
+
+fn websocket(mut sock: TcpStream, sh: &Shared, path: &str, key: &str) -> io::Result<()> {
+    if sh.started.elapsed() < sh.faults.refuse_for {
+        sh.counters.ws_refused.fetch_add(1, Ordering::Relaxed);
+        return respond(&mut sock, "503 Service Unavailable", r#"{"code":-1,"msg":"simulated refusal"}"#, "");
+    }
+    let Some((subs, combined)) = subscription(sh, path) else {
+        sh.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
+        return respond(&mut sock, "404 Not Found", r#"{"code":-1,"msg":"no such stream path"}"#, "");
+    };
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let head = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+    );
+    sock.write_all(head.as_bytes())?;
+    // Short reads so one thread both sends frames and reads client frames.
+    sock.set_read_timeout(Some(Duration::from_millis(2)))?;
+    let mut ws = WebSocket::from_raw_socket(sock, Role::Server, None);
+    let (tx, rx) = std::sync::mpsc::channel::<Arc<Outgoing>>();
+    sh.clients.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
+    sh.counters.ws_connections.fetch_add(1, Ordering::Relaxed);
+    let result = pump(&mut ws, sh, &subs, combined, &rx);
+    let _ = ws.close(None);
+    let _ = ws.flush();
+    result
+}
+
+/// Sends frames and pings, reads pongs and client pings, applies the
+/// per-connection faults, until the client leaves or a fault ends it.
+fn pump(
+    ws: &mut WebSocket<TcpStream>,
+    sh: &Shared,
+    subs: &Subscription,
+    combined: bool,
+    rx: &Receiver<Arc<Outgoing>>,
+) -> io::Result<()> {
+    let opened = Instant::now();
+    let mut last_ping = Instant::now();
+    let mut ping_seq = 0u64;
+    let mut ping_payload = Vec::new();
+    let mut held: VecDeque<(Instant, String)> = VecDeque::new();
+    let mut frames = 0u64;
+    let mut malformed = 0usize;
+    let mut shutdown_sent: Option<Instant> = None;
+    let io_err = |e: tungstenite::Error| io::Error::other(e.to_string());
+    loop {
+        if sh.stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let age = opened.elapsed();
+        if sh.faults.disconnect_every.is_some_and(|d| age >= d) {
+            sh.counters.forced_disconnects.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        if let Some(after) = sh.faults.shutdown_after {
+            match shutdown_sent {
+                None if age >= after => {
+                    let now_ms = crate::feed::snapshot::wall_ns() / 1_000_000;
+                    let body = format!("{{\"e\":\"serverShutdown\",\"E\":{now_ms}}}");
+                    ws.send(Message::text(body)).map_err(io_err)?;
+                    sh.counters.shutdowns_sent.fetch_add(1, Ordering::Relaxed);
+                    shutdown_sent = Some(Instant::now());
+                }
+                Some(t) if t.elapsed() >= Duration::from_secs(1) => return Ok(()),
+                _ => {}
+            }
+        }
+        // Frames from the market, filtered and wrapped for this client.
+        let mut got = 0;
+        while let Ok(out) = rx.recv_timeout(if got == 0 { Duration::from_millis(1) } else { Duration::ZERO }) {
+            got += 1;
+            let Some((_, _, name)) = subs.iter().find(|(i, k, _)| *i == out.symbol && *k == out.kind) else {
+                continue;
+            };
+            let text = if combined {
+                format!("{{\"stream\":\"{name}\",\"data\":{}}}", out.payload)
+            } else {
+                out.payload.clone()
+            };
+            held.push_back((Instant::now() + sh.faults.delay, text));
+            if got >= 256 {
+                break;
+            }
+        }
+        while held.front().is_some_and(|(due, _)| *due <= Instant::now()) {
+            let (_, text) = held.pop_front().expect("checked non-empty");
+            ws.write(Message::text(text)).map_err(io_err)?;
+            frames += 1;
+            sh.counters.frames_sent.fetch_add(1, Ordering::Relaxed);
+            if sh.faults.malformed_every > 0 && frames.is_multiple_of(sh.faults.malformed_every) {
+                ws.write(Message::text(MALFORMED[malformed % MALFORMED.len()])).map_err(io_err)?;
+                malformed += 1;
+                sh.counters.malformed_sent.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if last_ping.elapsed() >= sh.ping_every {
+            last_ping = Instant::now();
+            ping_seq += 1;
+            ping_payload = ping_seq.to_string().into_bytes();
+            ws.write(Message::Ping(ping_payload.clone().into())).map_err(io_err)?;
+            sh.counters.pings_sent.fetch_add(1, Ordering::Relaxed);
+        }
+        ws.flush().map_err(io_err)?;
+        if sh.faults.ignore_pings {
+            // Not reading at all: the client's pings are never answered.
+            continue;
+        }
+        match ws.read() {
+            Ok(Message::Pong(p)) => {
+                if p.as_ref() == ping_payload.as_slice() {
+                    sh.counters.pongs_ok.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    sh.counters.pongs_bad.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Ok(Message::Ping(_)) => {
+                // tungstenite queued the pong; the next flush sends it.
+                sh.counters.client_pings.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Message::Close(_)) => return Ok(()),
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+            Err(e) => return Err(io_err(e)),
+        }
+    }
+}
+
+/// Sends `frames` to every client (dropping clients that left).
+pub fn broadcast(sh: &Shared, frames: Vec<Outgoing>) {
+    if frames.is_empty() {
+        return;
+    }
+    let mut clients = sh.clients.lock().unwrap_or_else(|p| p.into_inner());
+    for f in frames {
+        let f = Arc::new(f);
+        clients.retain(|c| c.send(f.clone()).is_ok());
+    }
+}
+
+/// Whether the market is a USD-M one (for REST paths in banners).
+pub fn depth_path(market: SimMarket) -> &'static str {
+    match market {
+        SimMarket::Spot => "/api/v3/depth",
+        SimMarket::Usdm => "/fapi/v1/depth",
+    }
+}

@@ -1,0 +1,295 @@
+//! The live feed against `mmbot sim` on loopback, one fault at a time: the
+//! bot reconnects and resyncs, never quotes from a wrong book (every quote
+//! made from a synced book whose top equals the simulator's true top at the
+//! same update id), and its book after resync equals the simulator's true
+//! book. Ephemeral ports, bounded durations, no internet.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mmbot::config::Config;
+use mmbot::feed::connector::Reason;
+use mmbot::feed::live::FeedConfig;
+use mmbot::hot::msg::{Level, Symbol};
+use mmbot::hot::strategy::NativeStrategy;
+use mmbot::ring::ring;
+use mmbot::runtime::{run_paper, HotStatus, PaperRun, QuoteRecord, SideInputs, Source};
+use mmbot::sim::faults::Faults;
+use mmbot::sim::flow::{SimMarket, TopAt};
+use mmbot::sim::{Sim, SimConfig, SimSource};
+
+const SYMBOL: &str = "BTCUSDT";
+
+fn start_sim(market: SimMarket, faults: Faults, ping_every: Duration) -> Sim {
+    Sim::start(SimConfig {
+        market,
+        symbols: vec![SYMBOL.into()],
+        source: SimSource::Synthetic { seed: 7, events_per_sec: 300.0 },
+        faults,
+        ping_every,
+        record_tops: true,
+        ..SimConfig::default()
+    })
+    .expect("the simulator starts on an ephemeral port")
+}
+
+/// Feed settings scaled down so faults play out in seconds.
+fn fast_feed(sim: &Sim) -> FeedConfig {
+    FeedConfig {
+        symbols: vec![Symbol::new(SYMBOL.as_bytes())],
+        stream_url: Some(sim.ws_base()),
+        rest_url: Some(sim.http_base()),
+        stale_after: Duration::from_millis(1500),
+        ping_interval: Duration::from_millis(200),
+        pong_timeout: Duration::from_millis(800),
+        connect_timeout: Duration::from_secs(2),
+        backoff_min: Duration::from_millis(200),
+        backoff_max: Duration::from_millis(400),
+        snapshot_retry: Duration::from_millis(50),
+        weight_per_minute: 6000,
+        ..FeedConfig::default()
+    }
+}
+
+struct Outcome {
+    run: PaperRun,
+    quotes: Vec<QuoteRecord>,
+    sim: Sim,
+    caught_up: bool,
+}
+
+/// Runs the paper trader on the simulator for `run_for`, calling `during`
+/// meanwhile; then freezes the market and waits (bounded) until the bot's
+/// book reaches the simulator's update id.
+fn run_against(sim: Sim, feed: FeedConfig, run_for: Duration, during: impl FnOnce(&Sim)) -> Outcome {
+    let mut config = Config::default();
+    config.hot.symbol = Some(Symbol::new(SYMBOL.as_bytes()));
+    config.feed = feed.clone();
+    let (quotes_tx, mut quotes_rx) = ring::<QuoteRecord>(1 << 16);
+    let (status_tx, mut status_rx) = ring::<HotStatus>(16);
+    let stop = Arc::new(AtomicBool::new(false));
+    let side = SideInputs { quotes: Some(quotes_tx), status: Some(status_tx), ..SideInputs::default() };
+    let stop2 = stop.clone();
+    let bot =
+        std::thread::spawn(move || run_paper(Source::Live(feed), Vec::new(), &config, NativeStrategy, stop2, side));
+    let started = Instant::now();
+    during(&sim);
+    std::thread::sleep(run_for.saturating_sub(started.elapsed()));
+    sim.pause();
+    let target = sim.true_book(SYMBOL).expect("a synthetic book").update_id;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut caught_up = false;
+    let mut quotes = Vec::new();
+    while Instant::now() < deadline {
+        while let Some(q) = quotes_rx.pop() {
+            quotes.push(q);
+        }
+        if let Some(s) = status_rx.latest() {
+            if s.synced && s.update_id == target {
+                caught_up = true;
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let run = bot.join().expect("the bot thread");
+    while let Some(q) = quotes_rx.pop() {
+        quotes.push(q);
+    }
+    Outcome { run, quotes, sim, caught_up }
+}
+
+fn level(l: (i64, i64)) -> Level {
+    Level::new(l.0, l.1)
+}
+
+/// The bot's final book equals the simulator's true book, level for level.
+fn assert_book_is_true(o: &Outcome) {
+    assert!(o.caught_up, "the bot never reached the simulator's update id: {:?}", o.run.link);
+    let truth = o.sim.true_book(SYMBOL).unwrap();
+    let book = o.run.books.iter().find(|b| b.symbol.as_str() == SYMBOL).expect("the traded book");
+    assert!(book.synced, "book not synced at the end");
+    assert_eq!(book.update_id, truth.update_id);
+    let bids: Vec<Level> = truth.bids.iter().copied().map(level).collect();
+    let asks: Vec<Level> = truth.asks.iter().copied().map(level).collect();
+    assert_eq!(book.bids, bids, "bids differ from the true book");
+    assert_eq!(book.asks, asks, "asks differ from the true book");
+}
+
+/// Every quote with a side was made from a synced book whose top was the
+/// true top at that update id; returns how many were checked.
+fn assert_quotes_from_true_books(o: &Outcome) -> usize {
+    let tops: Vec<TopAt> = o.sim.tops(SYMBOL);
+    assert!(!tops.is_empty(), "the simulator recorded no tops");
+    let mut checked = 0;
+    for q in o.quotes.iter().filter(|q| !q.quote.is_pulled()) {
+        assert!(q.synced, "quoted from an unsynced book: {q:?}");
+        let i = tops
+            .binary_search_by_key(&q.quote.update_id, |t| t.update_id)
+            .unwrap_or_else(|_| panic!("quote at update id {} that the exchange never had", q.quote.update_id));
+        let t = tops[i];
+        assert_eq!(q.best_bid, t.bid.map(level), "best bid differs from the truth at {}", t.update_id);
+        assert_eq!(q.best_ask, t.ask.map(level), "best ask differs from the truth at {}", t.update_id);
+        checked += 1;
+    }
+    checked
+}
+
+fn disconnects(o: &Outcome, r: Reason) -> u64 {
+    o.run.link.expect("a live run has link stats").disconnects[r as usize]
+}
+
+#[test]
+fn clean_feed_syncs_quotes_and_matches_the_true_book() {
+    let sim = start_sim(SimMarket::Spot, Faults::default(), Duration::from_millis(300));
+    let feed = fast_feed(&sim);
+    let o = run_against(sim, feed, Duration::from_secs(3), |_| {});
+    assert_book_is_true(&o);
+    assert!(assert_quotes_from_true_books(&o) > 5, "too few quotes: {}", o.quotes.len());
+    let link = o.run.link.unwrap();
+    assert_eq!(link.connects, 1);
+    assert_eq!(link.disconnects_total(), 0);
+    assert!(link.snapshots_applied >= 1);
+    // The server's pings were answered with their own payload.
+    let c = o.sim.counters();
+    assert!(c.pongs_ok.load(Ordering::Relaxed) >= 2, "pongs ok {}", c.pongs_ok.load(Ordering::Relaxed));
+    assert_eq!(c.pongs_bad.load(Ordering::Relaxed), 0);
+    // Our own pings were answered too.
+    assert!(link.pongs_received >= 2);
+    assert!(o.run.report.perf.latency_ns["wire"].count > 10);
+    assert!(o.run.report.perf.latency_ns["feed_delay"].count > 10);
+}
+
+#[test]
+fn usdm_feed_chains_on_pu_and_matches_the_true_book() {
+    let sim = start_sim(SimMarket::Usdm, Faults::default(), Duration::from_secs(20));
+    let mut feed = fast_feed(&sim);
+    feed.market = mmbot::feed::endpoint::FeedMarket::Usdm;
+    let o = run_against(sim, feed, Duration::from_secs(3), |_| {});
+    assert_book_is_true(&o);
+    assert!(assert_quotes_from_true_books(&o) > 5);
+}
+
+#[test]
+fn a_dropped_diff_is_a_gap_the_bot_resyncs_from() {
+    let faults = Faults { drop_diff_every: 8, ..Faults::default() };
+    let sim = start_sim(SimMarket::Spot, faults, Duration::from_secs(20));
+    let feed = fast_feed(&sim);
+    let o = run_against(sim, feed, Duration::from_secs(4), |_| {});
+    assert!(o.sim.counters().diffs_dropped.load(Ordering::Relaxed) >= 2);
+    assert!(o.run.report.input.gaps >= 1, "no gap seen");
+    assert!(o.run.report.input.resyncs >= 1 || o.run.link.unwrap().snapshots_applied >= 2);
+    assert!(o.run.report.trading.pulled >= 1, "quotes were not pulled on the gap");
+    assert_book_is_true(&o);
+    assert_quotes_from_true_books(&o);
+}
+
+#[test]
+fn forced_disconnects_reconnect_and_resync() {
+    let faults = Faults { disconnect_every: Some(Duration::from_millis(1200)), ..Faults::default() };
+    let sim = start_sim(SimMarket::Spot, faults, Duration::from_secs(20));
+    let feed = fast_feed(&sim);
+    let o = run_against(sim, feed, Duration::from_secs(4), |_| {});
+    let link = o.run.link.unwrap();
+    assert!(link.connects >= 2, "{link:?}");
+    assert!(disconnects(&o, Reason::Closed) + disconnects(&o, Reason::Error) >= 1, "{link:?}");
+    assert!(link.snapshots_applied >= 2, "a fresh snapshot per connection: {link:?}");
+    assert_book_is_true(&o);
+    assert_quotes_from_true_books(&o);
+}
+
+#[test]
+fn delayed_frames_are_late_but_right() {
+    let faults = Faults { delay: Duration::from_millis(250), ..Faults::default() };
+    let sim = start_sim(SimMarket::Spot, faults, Duration::from_secs(20));
+    let feed = fast_feed(&sim);
+    let o = run_against(sim, feed, Duration::from_secs(3), |_| {});
+    assert_book_is_true(&o);
+    assert_quotes_from_true_books(&o);
+    let delay = o.run.report.perf.latency_ns["feed_delay"];
+    assert!(delay.p50 >= 240_000_000, "feed delay p50 {} ns", delay.p50);
+}
+
+#[test]
+fn malformed_frames_are_counted_and_the_book_survives() {
+    let faults = Faults { malformed_every: 10, ..Faults::default() };
+    let sim = start_sim(SimMarket::Spot, faults, Duration::from_secs(20));
+    let feed = fast_feed(&sim);
+    let o = run_against(sim, feed, Duration::from_secs(3), |_| {});
+    assert!(o.run.report.input.rejected >= 5, "rejected {}", o.run.report.input.rejected);
+    assert_eq!(o.run.link.unwrap().disconnects_total(), 0, "garbage frames must not cost the connection");
+    assert_book_is_true(&o);
+    assert_quotes_from_true_books(&o);
+}
+
+#[test]
+fn server_shutdown_reconnects_at_once() {
+    let faults = Faults { shutdown_after: Some(Duration::from_millis(1000)), ..Faults::default() };
+    let sim = start_sim(SimMarket::Spot, faults, Duration::from_secs(20));
+    let feed = fast_feed(&sim);
+    let o = run_against(sim, feed, Duration::from_secs(4), |_| {});
+    assert!(o.sim.counters().shutdowns_sent.load(Ordering::Relaxed) >= 1);
+    assert!(disconnects(&o, Reason::ServerShutdown) >= 1, "{:?}", o.run.link);
+    assert!(o.run.link.unwrap().connects >= 2);
+    assert_book_is_true(&o);
+    assert_quotes_from_true_books(&o);
+}
+
+#[test]
+fn unanswered_pings_end_the_connection() {
+    let faults = Faults { ignore_pings: true, ..Faults::default() };
+    let sim = start_sim(SimMarket::Spot, faults, Duration::from_secs(20));
+    let feed = fast_feed(&sim);
+    let o = run_against(sim, feed, Duration::from_secs(3), |_| {});
+    assert!(disconnects(&o, Reason::NoPong) >= 1, "{:?}", o.run.link);
+    assert!(o.run.link.unwrap().connects >= 2);
+    assert_book_is_true(&o);
+    assert_quotes_from_true_books(&o);
+}
+
+#[test]
+fn read_silence_reconnects_and_pulls_quotes() {
+    let sim = start_sim(SimMarket::Spot, Faults::default(), Duration::from_secs(60));
+    let mut feed = fast_feed(&sim);
+    // No pings of our own: only the market's silence is seen.
+    feed.ping_interval = Duration::from_secs(60);
+    feed.stale_after = Duration::from_millis(700);
+    let o = run_against(sim, feed, Duration::from_secs(5), |sim| {
+        std::thread::sleep(Duration::from_millis(1500));
+        sim.pause();
+        std::thread::sleep(Duration::from_millis(1500));
+        sim.resume();
+    });
+    assert!(disconnects(&o, Reason::Silence) >= 1, "{:?}", o.run.link);
+    assert!(o.run.report.trading.pulled >= 1);
+    assert_book_is_true(&o);
+    assert_quotes_from_true_books(&o);
+}
+
+#[test]
+fn refused_connections_are_retried_with_backoff() {
+    let faults = Faults { refuse_for: Duration::from_millis(1000), ..Faults::default() };
+    let sim = start_sim(SimMarket::Spot, faults, Duration::from_secs(20));
+    let feed = fast_feed(&sim);
+    let o = run_against(sim, feed, Duration::from_secs(3), |_| {});
+    let refused = o.sim.counters().ws_refused.load(Ordering::Relaxed);
+    // Backoff of 200-400 ms over a one-second refusal: a few attempts, not a storm.
+    assert!((2..=8).contains(&refused), "refused {refused} times");
+    assert_eq!(o.run.link.unwrap().connects, 1);
+    assert_book_is_true(&o);
+    assert_quotes_from_true_books(&o);
+}
+
+#[test]
+fn a_stale_snapshot_is_refused_and_fetched_again() {
+    let faults = Faults { stale_snapshots: 2, ..Faults::default() };
+    let sim = start_sim(SimMarket::Spot, faults, Duration::from_secs(20));
+    let feed = fast_feed(&sim);
+    let o = run_against(sim, feed, Duration::from_secs(3), |_| {});
+    assert_eq!(o.sim.counters().stale_snapshots_served.load(Ordering::Relaxed), 2);
+    assert!(o.run.link.unwrap().snapshots_applied >= 3, "{:?}", o.run.link);
+    assert_book_is_true(&o);
+    assert_quotes_from_true_books(&o);
+}
