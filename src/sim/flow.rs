@@ -1,0 +1,1489 @@
+//! A seeded, reproducible order-flow model of one symbol's book that speaks
+//! Binance's market-data formats.
+//!
+//! Why it exists: the loopback simulator (`mmbot sim --synthetic`) needs a
+//! market that behaves like a real one, so that the feed, the sync code and a
+//! strategy meet the situations they meet live: a touch that empties and
+//! refills, sweeps that move the price by several ticks, bursts of activity,
+//! diffs that straddle a REST snapshot, a snapshot that comes back too old.
+//! A random walk of numbers exercises none of that. [`FlowModel`] keeps an
+//! exact book and changes it only through order-flow events; every payload is
+//! derived from that book, so the frames are consistent with each other by
+//! construction, and the tests check that mmbot's own parser and sync code
+//! rebuild the model's book from them exactly.
+//!
+//! # The model
+//!
+//! * **Time.** Events arrive as a Poisson process: exponential gaps drawn from
+//!   the seeded generator, at `events_per_sec` in the calm regime and a
+//!   multiple of it in the volatile one. Each gap is drawn when the previous
+//!   event runs, and diffs are flushed at `start_ms + k * depth_interval_ms`,
+//!   so the frames depend only on the seed, `start_ms` and the last time
+//!   advanced to, never on how [`FlowModel::advance_to`] calls were chunked.
+//! * **Regimes.** A two-state Markov switch (calm / volatile, exponential
+//!   sojourns of a few seconds). Volatile flow has more and bigger market
+//!   orders, more cancels near the touch, wider placement and a faster fair value.
+//! * **Fair value.** A random walk in ticks whose step scales with the regime,
+//!   plus part of each sweep's price impact (trades carry information). It is
+//!   what the price diffuses around: limit orders are placed relative to it,
+//!   the stale side of the book is cancelled more, and market orders lean
+//!   towards it, so the touch follows it without ever being set directly.
+//! * **Limit orders** land a power-law distance behind the fair value (most
+//!   within a few ticks, some hundreds of ticks out, as on real books), so the
+//!   top is dense and the depth thins out; when the spread is wide they fill
+//!   it in (improving the touch), but they are clamped to never cross. Sizes
+//!   are on the lot grid with a Pareto tail, often rounded to one significant
+//!   digit the way people type them, scaled so the median order is worth a
+//!   few hundred quote units at the start price.
+//! * **Cancels** remove one order-sized quantity (the whole level if that is
+//!   all it holds) from a level picked in proportion to its quantity, weighted
+//!   to near the touch. Their intensity grows with the quantity resting, which
+//!   keeps the book's size stationary instead of drifting to empty or huge.
+//! * **Market orders** (side from a slowly drifting bias plus the pull of the
+//!   fair value) take the opposite side level by level, at most ten levels,
+//!   one trade per level, and move the price when a level empties.
+//! * **Invariants.** Never crossed, never empty on either side (a sweep or a
+//!   cancel never takes the last lot of a side, and a side below half of
+//!   `levels` is replenished behind its touch), at most `levels` levels per
+//!   side (a new level inside a full side prunes the farthest; pruning is a
+//!   change like any other), prices at least one tick, every price on the tick
+//!   grid and every quantity on the lot grid.
+//!
+//! With the defaults (BTCUSDT-like, 200 events/s) the spread is one tick most
+//! of the time and widens by a few in bursts, the top 50 ticks are nearly all
+//! occupied, and the price wanders some tens of ticks a minute: fewer than
+//! real BTCUSDT moves, because a book that only changes 200 times a second
+//! can only follow so fast.
+//!
+//! # Frames
+//!
+//! Every single level change (set, add, remove) is one update id. Trades and
+//! bookTickers are emitted as they happen (a bookTicker whenever the best
+//! price or quantity of either side changed, carrying the id at which it is
+//! true); at each flush boundary with changes, one diff (`U` = first id of the
+//! batch, `u` = last, each level once with its final quantity) and one top-20
+//! partial. Payloads are the raw `/ws` event JSON (no combined wrapper), in
+//! the spot or USD-M layout of binance/FACTS.md section 1, level order
+//! included (spot lists each side best first, USD-M diffs by ascending price).
+//! One simplification: USD-M ids are contiguous here (`U == pu + 1`), where
+//! real futures ids are shared across symbols and jump; a client that chains
+//! on `pu` as it must cannot tell the difference.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write;
+
+use crate::feed::synthetic::Rng;
+use crate::hot::fixed::SCALE;
+
+/// Which exchange's payload layouts and id rules to produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimMarket {
+    Spot,
+    Usdm,
+}
+
+/// What to simulate. Out-of-range values are clamped by [`FlowModel::new`]
+/// (see there) rather than refused: the simulator is a test tool, and a
+/// degenerate but running market is more useful than an error.
+#[derive(Debug, Clone)]
+pub struct FlowConfig {
+    pub seed: u64,
+    pub market: SimMarket,
+    /// Upper case, e.g. "BTCUSDT".
+    pub symbol: String,
+    /// Price tick, 1e-8 units (1_000_000 = 0.01).
+    pub tick: i64,
+    /// Lot step, 1e-8 units.
+    pub step: i64,
+    /// 1e-8 units, on the tick grid (the best bid at start).
+    pub start_price: i64,
+    /// Order-flow events (limit adds, cancels, market orders) per simulated
+    /// second in the calm regime.
+    pub events_per_sec: f64,
+    /// Diff batching interval (Binance: 100).
+    pub depth_interval_ms: i64,
+    /// Most price levels kept per side; the model prunes beyond, and prunes
+    /// are sent as quantity-0 removals.
+    pub levels: usize,
+    /// Keep the top of book after every update id (for tests).
+    pub record_tops: bool,
+}
+
+impl FlowConfig {
+    /// BTCUSDT-like defaults: tick 0.01, step 0.00001, price 60000.00,
+    /// 200 events/s, 100 ms diffs, 200 levels, no top history.
+    pub fn new(symbol: &str, market: SimMarket, seed: u64) -> Self {
+        Self {
+            seed,
+            market,
+            symbol: symbol.to_ascii_uppercase(),
+            tick: 1_000_000,
+            step: 1_000,
+            start_price: 60_000 * SCALE,
+            events_per_sec: 200.0,
+            depth_interval_ms: 100,
+            levels: 200,
+            record_tops: false,
+        }
+    }
+}
+
+/// Which stream a frame belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    /// `<sym>@depth@<interval>`: diffs.
+    Depth,
+    /// `<sym>@depth20@<interval>`: top-20 partial books.
+    Depth20,
+    Trade,
+    BookTicker,
+}
+
+/// One market-data event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimFrame {
+    pub kind: StreamKind,
+    /// The event JSON exactly as Binance sends it on a raw `/ws` stream.
+    pub payload: String,
+    /// The book's update id after this frame's changes.
+    pub update_id: u64,
+}
+
+/// Top of book as of one update id; `(price, qty)` in 1e-8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopAt {
+    pub update_id: u64,
+    pub bid: Option<(i64, i64)>,
+    pub ask: Option<(i64, i64)>,
+}
+
+/// One side's levels, `(price, qty)` in 1e-8, best first.
+pub type Levels = Vec<(i64, i64)>;
+
+/// Best `(ticks, lots)` of each side: (bid, ask).
+type Top = (Option<(i64, i64)>, Option<(i64, i64)>);
+
+/// Highest price and quantity the model produces (1e9 units): far above any
+/// real one, low enough that no product overflows and every string parses.
+const MAX_FIXED: i64 = 1_000_000_000 * SCALE;
+/// Size scale in quote units: `base_lots` is worth this much at the start
+/// price, so a symbol at any price gets orders of a plausible value (a limit
+/// order's median is about a third of it, its mean about half).
+const ORDER_NOTIONAL: i64 = 1_000;
+/// The book's update id before the first event (Binance ids are large).
+const FIRST_UPDATE_ID: u64 = 40_000_000_000;
+const FIRST_TRADE_ID: u64 = 3_000_000_000;
+/// Levels in a depth20 partial.
+const PARTIAL_LEVELS: usize = 20;
+/// Pareto tail exponents of order sizes: market orders are heavier tailed.
+const LIMIT_ALPHA: f64 = 1.6;
+const MARKET_ALPHA: f64 = 1.3;
+/// Largest order, in multiples of the typical one (keeps the tail finite).
+const SIZE_CAP: f64 = 60.0;
+/// Most levels one market order takes: real sweeps rarely go deeper.
+const MAX_SWEEP: usize = 10;
+/// Share of a sweep's price move that the fair value keeps (permanent impact).
+const IMPACT: f64 = 0.3;
+/// Pull of `mid - fair` (in ticks) on market order side and cancel side.
+const MARKET_TILT: f64 = 0.06;
+const CANCEL_TILT: f64 = 0.08;
+/// Extra cancel weight per tick that a level lies on the wrong side of the
+/// fair value: mispriced quotes are pulled first, which is how the touch
+/// follows the fair value through a thick book.
+const STALE_CANCEL: f64 = 3.0;
+/// Order-side bias: Ornstein-Uhlenbeck with this time constant and volatility
+/// (per sqrt second), clamped.
+const BIAS_TAU_S: f64 = 20.0;
+const BIAS_VOL: f64 = 0.04;
+const BIAS_MAX: f64 = 0.2;
+/// Tail exponent of the placement distance: P(distance > x) falls like
+/// x^-PLACE_MU, the power law measured on real books (Bouchaud, Mezard and
+/// Potters 2002 find an exponent near 0.6). It keeps levels appearing far
+/// from the touch, which is what gives a book its depth.
+const PLACE_MU: f64 = 0.7;
+/// Book quantity at which cancels run at their nominal share, in `base_lots`
+/// per level kept. Cancel intensity is proportional to the quantity
+/// resting (each order is cancelled at its own rate, as in Cont, Stoikov and
+/// Talreja 2010), which is what keeps the book's size stationary: a book
+/// above this cancels faster than it fills, one below fills faster.
+const CANCEL_LOAD: f64 = 5.0;
+/// Levels added per side after one event at most when a side is thin.
+const REPLENISH_PER_EVENT: usize = 4;
+/// Shortest regime sojourn.
+const MIN_REGIME_US: f64 = 1_000_000.0;
+/// Latest time accepted, so `ms * 1000` never overflows.
+const MAX_MS: i64 = i64::MAX / 4_000;
+
+/// Volatility regime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Regime {
+    Calm,
+    Volatile,
+}
+
+/// How order flow behaves in one regime.
+struct Flow {
+    /// Event rate relative to `events_per_sec`.
+    rate_mult: f64,
+    /// Event mix: shares of limit orders, cancels (at the target book
+    /// quantity; see `CANCEL_LOAD`) and market orders.
+    p_add: f64,
+    p_cancel: f64,
+    p_market: f64,
+    /// Scale of the placement distance behind the fair value, ticks.
+    place_scale: f64,
+    /// Depth (levels from the touch) over which cancel weight halves.
+    cancel_depth: f64,
+    /// Market order size relative to a limit order's.
+    market_mult: f64,
+    /// Fair value volatility, ticks per sqrt second.
+    sigma: f64,
+    /// Mean time in the regime, seconds.
+    mean_stay_s: f64,
+}
+
+const CALM: Flow = Flow {
+    rate_mult: 1.0,
+    p_add: 0.50,
+    p_cancel: 0.43,
+    p_market: 0.07,
+    place_scale: 2.0,
+    cancel_depth: 12.0,
+    market_mult: 0.6,
+    sigma: 2.0,
+    mean_stay_s: 10.0,
+};
+
+const VOLATILE: Flow = Flow {
+    rate_mult: 2.5,
+    p_add: 0.48,
+    p_cancel: 0.42,
+    p_market: 0.10,
+    place_scale: 5.0,
+    cancel_depth: 5.0,
+    market_mult: 1.2,
+    sigma: 4.0,
+    mean_stay_s: 4.0,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Bid,
+    Ask,
+}
+
+/// The book at one past update id, kept for the stale snapshot.
+#[derive(Debug, Clone)]
+struct BookCopy {
+    update_id: u64,
+    /// Time of the last change it contains (USD-M `T`).
+    last_change_ms: i64,
+    /// `(ticks, lots)`, best first.
+    bids: Vec<(i64, i64)>,
+    asks: Vec<(i64, i64)>,
+}
+
+/// The order-flow model of one symbol. See the module doc.
+pub struct FlowModel {
+    /// The configuration after clamping.
+    cfg: FlowConfig,
+    rng: Rng,
+    /// Price in ticks -> quantity in lots; never empty, never crossed, at most
+    /// `cfg.levels` entries each.
+    bids: BTreeMap<i64, i64>,
+    asks: BTreeMap<i64, i64>,
+    /// Id of the last change applied to `bids`/`asks`.
+    update_id: u64,
+    regime: Regime,
+    /// When the current regime ends, microseconds.
+    regime_until_us: i64,
+    /// Time of the next event (already drawn), microseconds.
+    next_event_us: i64,
+    /// Time of the last event run, microseconds.
+    last_event_us: i64,
+    /// Next flush boundary, ms; always `start_ms + k * depth_interval_ms`.
+    next_flush_ms: i64,
+    /// Fair value in ticks, at least 1.
+    fair: f64,
+    /// Drifting market-order side bias, in probability, within +-BIAS_MAX.
+    bias: f64,
+    /// Changes since the last flush: final lots per price (0 = removed).
+    batch_bids: BTreeMap<i64, i64>,
+    batch_asks: BTreeMap<i64, i64>,
+    /// First id of the unflushed batch; `None` when nothing changed.
+    batch_first: Option<u64>,
+    /// `u` of the last diff sent (the next diff's `pu`).
+    last_flushed_id: u64,
+    last_change_ms: i64,
+    /// Top `(ticks, lots)` as last sent in a bookTicker.
+    last_top: Top,
+    /// The book at the last three flushes (the initial book counts as one),
+    /// oldest first: the front is the stale snapshot.
+    recent: VecDeque<BookCopy>,
+    tops: Vec<TopAt>,
+    trades: u64,
+    next_trade_id: u64,
+    /// Typical limit order size, lots (at least 1).
+    base_lots: i64,
+    /// Lots resting on both sides, and the amount at which cancels run at
+    /// their nominal share (see `CANCEL_LOAD`).
+    total_lots: i128,
+    target_lots: f64,
+    /// Largest price in ticks and quantity in lots produced.
+    max_ticks: i64,
+    max_lots: i64,
+    /// Below this many levels a side is replenished behind its touch.
+    min_levels: usize,
+    /// Decimals printed for prices and quantities (8 on spot).
+    price_decimals: u32,
+    qty_decimals: u32,
+}
+
+/// splitmix64: spreads any seed (0 included) over the xorshift state space.
+fn mix_seed(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) | 1
+}
+
+/// Decimals needed to print multiples of `unit` (1e-8 fixed-point) exactly.
+fn decimals_of(unit: i64) -> u32 {
+    let mut d = 8;
+    let mut u = unit;
+    while d > 0 && u % 10 == 0 {
+        u /= 10;
+        d -= 1;
+    }
+    d
+}
+
+/// Appends `v` (1e-8 fixed-point, non-negative) with exactly `decimals` decimals.
+fn push_decimal(out: &mut String, v: i64, decimals: u32) {
+    let v = v.max(0);
+    let (int, frac) = (v / SCALE, v % SCALE);
+    if decimals == 0 {
+        let _ = write!(out, "{int}");
+    } else {
+        let frac = frac / 10i64.pow(8 - decimals.min(8));
+        let _ = write!(out, "{int}.{frac:0width$}", width = decimals as usize);
+    }
+}
+
+/// Clamps a configuration into the range the model works in.
+fn sanitize(mut cfg: FlowConfig) -> FlowConfig {
+    // The symbol goes into JSON unescaped: keep what Binance symbols are made of.
+    let symbol: String =
+        cfg.symbol.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_uppercase()).collect();
+    cfg.symbol = if symbol.is_empty() { "SIMUSDT".to_string() } else { symbol };
+    cfg.tick = cfg.tick.clamp(1, MAX_FIXED / 1_000);
+    cfg.step = cfg.step.clamp(1, MAX_FIXED / 1_000);
+    cfg.start_price = (cfg.start_price.clamp(cfg.tick, MAX_FIXED / 2) / cfg.tick) * cfg.tick;
+    cfg.events_per_sec =
+        if cfg.events_per_sec.is_finite() { cfg.events_per_sec.clamp(0.01, 1_000_000.0) } else { 200.0 };
+    cfg.depth_interval_ms = cfg.depth_interval_ms.clamp(1, 3_600_000);
+    cfg.levels = cfg.levels.clamp(1, 100_000);
+    cfg
+}
+
+impl FlowModel {
+    /// A model with its book pre-populated (dense near the touch, sparser and
+    /// larger deeper), best bid at `start_price` and best ask one tick above.
+    /// Out-of-range settings are clamped: tick and step to at least 1,
+    /// `start_price` down onto the tick grid and to at least one tick, the
+    /// event rate into 0.01..=1e6 per second (200 if not finite), the
+    /// interval to 1 ms..1 h, `levels` to 1..=100_000, the symbol to its ASCII
+    /// alphanumerics.
+    pub fn new(cfg: FlowConfig, start_ms: i64) -> Self {
+        let cfg = sanitize(cfg);
+        let start_ms = start_ms.clamp(0, MAX_MS);
+        let start_ticks = cfg.start_price / cfg.tick;
+        let max_ticks = MAX_FIXED / cfg.tick;
+        let max_lots = (MAX_FIXED / cfg.step).max(1);
+        let base_qty = (ORDER_NOTIONAL as i128 * SCALE as i128 * SCALE as i128 / cfg.start_price as i128) as i64;
+        let base_lots = (base_qty / cfg.step).clamp(1, (max_lots / 1_000).max(1));
+        let (price_decimals, qty_decimals) = match cfg.market {
+            SimMarket::Spot => (8, 8),
+            SimMarket::Usdm => (decimals_of(cfg.tick), decimals_of(cfg.step)),
+        };
+        let start_us = start_ms * 1_000;
+        let mut m = Self {
+            rng: Rng(mix_seed(cfg.seed)),
+            bids: BTreeMap::new(),
+            asks: BTreeMap::new(),
+            update_id: FIRST_UPDATE_ID,
+            regime: Regime::Calm,
+            regime_until_us: start_us,
+            next_event_us: start_us,
+            last_event_us: start_us,
+            next_flush_ms: start_ms + cfg.depth_interval_ms,
+            fair: start_ticks as f64 + 0.5,
+            bias: 0.0,
+            batch_bids: BTreeMap::new(),
+            batch_asks: BTreeMap::new(),
+            batch_first: None,
+            last_flushed_id: FIRST_UPDATE_ID,
+            last_change_ms: start_ms,
+            last_top: (None, None),
+            recent: VecDeque::with_capacity(4),
+            tops: Vec::new(),
+            trades: 0,
+            next_trade_id: FIRST_TRADE_ID,
+            base_lots,
+            total_lots: 0,
+            target_lots: 2.0 * cfg.levels as f64 * CANCEL_LOAD * base_lots as f64,
+            max_ticks,
+            max_lots,
+            min_levels: (cfg.levels / 2).max(1),
+            price_decimals,
+            qty_decimals,
+            cfg,
+        };
+        m.populate(start_ticks);
+        m.total_lots = m.bids.values().chain(m.asks.values()).map(|&q| q as i128).sum();
+        m.last_top = m.top_ticks();
+        if m.cfg.record_tops {
+            m.record_top();
+        }
+        let copy = m.copy();
+        m.recent.push_back(copy);
+        m.regime_until_us = start_us.saturating_add(m.stay_us());
+        let gap = m.gap_us();
+        m.next_event_us = start_us.saturating_add(gap);
+        m
+    }
+
+    /// Runs every event with time <= `now_ms`, pushing trades and
+    /// bookTickers as they happen and, at each flush boundary
+    /// (`start_ms + k * depth_interval_ms`) whose interval had changes, one
+    /// `Depth` and one `Depth20` frame. Events at a boundary's exact time
+    /// belong to that boundary's diff. Times before the model's clock do
+    /// nothing.
+    ///
+    /// The work is proportional to the simulated time covered (events plus
+    /// boundaries), so a far jump forward is a long call.
+    pub fn advance_to(&mut self, now_ms: i64, out: &mut Vec<SimFrame>) {
+        let now_ms = now_ms.min(MAX_MS);
+        let now_us = now_ms * 1_000;
+        // Each pass runs one event or one boundary, both strictly later than
+        // the last, and both stop at `now`: bounded.
+        loop {
+            let flush_us = self.next_flush_ms * 1_000;
+            if self.next_flush_ms <= now_ms && flush_us < self.next_event_us {
+                let at = self.next_flush_ms;
+                self.flush(at, out);
+                self.next_flush_ms += self.cfg.depth_interval_ms;
+            } else if self.next_event_us <= now_us {
+                self.run_event(out);
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// The book's update id: the id of the last change, flushed or not.
+    pub fn update_id(&self) -> u64 {
+        self.update_id
+    }
+
+    /// REST depth body for the current book (changes not yet flushed in a diff
+    /// included), top `limit` levels per side: spot
+    /// `{"lastUpdateId":..,"bids":[..],"asks":[..]}`, USD-M adding `E`
+    /// (`now_ms`) and `T` (time of the last change).
+    pub fn snapshot_json(&self, limit: usize, now_ms: i64) -> String {
+        self.snapshot_body(
+            self.update_id,
+            self.last_change_ms,
+            self.bids.iter().rev().map(|(&p, &q)| (p, q)),
+            self.asks.iter().map(|(&p, &q)| (p, q)),
+            limit,
+            now_ms,
+        )
+    }
+
+    /// A REST depth body for a past book, for the simulator's "stale
+    /// snapshot" fault: the book as it was at the flush two before the last
+    /// one, so its `lastUpdateId + 1` is below the `U` of the newest diff and
+    /// a client whose buffer starts at the newest diff must refuse it under
+    /// the spot rule as well as the USD-M one. (One flush back would not do
+    /// for spot: `lastUpdateId + 1 == U` is a clean hand-over there.) The
+    /// initial book counts as the flush before the first diff, so until three
+    /// diffs have been flushed this is the initial book, and right after the
+    /// first one only `lastUpdateId < U` holds.
+    pub fn stale_snapshot_json(&self, limit: usize, now_ms: i64) -> String {
+        match self.recent.front() {
+            Some(c) => self.snapshot_body(
+                c.update_id,
+                c.last_change_ms,
+                c.bids.iter().copied(),
+                c.asks.iter().copied(),
+                limit,
+                now_ms,
+            ),
+            None => self.snapshot_json(limit, now_ms),
+        }
+    }
+
+    /// All levels, `(price, qty)` in 1e-8: (bids best first, asks best first).
+    pub fn levels(&self) -> (Levels, Levels) {
+        (
+            self.bids.iter().rev().map(|(&p, &q)| self.fixed(p, q)).collect(),
+            self.asks.iter().map(|(&p, &q)| self.fixed(p, q)).collect(),
+        )
+    }
+
+    /// With `record_tops`: the top after every update id in id order, the
+    /// initial book's id first (so `top_history()[id - first id]`). Empty
+    /// otherwise.
+    pub fn top_history(&self) -> &[TopAt] {
+        &self.tops
+    }
+
+    /// `"calm"` or `"volatile"`.
+    pub fn regime(&self) -> &'static str {
+        match self.regime {
+            Regime::Calm => "calm",
+            Regime::Volatile => "volatile",
+        }
+    }
+
+    /// Trades so far (one per level a market order touched).
+    pub fn trades(&self) -> u64 {
+        self.trades
+    }
+
+    // ---- random draws -------------------------------------------------
+
+    /// Uniform in (0, 1), never 0 or 1 (safe for `ln` and `powf`).
+    fn uniform(&mut self) -> f64 {
+        ((self.rng.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    fn exponential(&mut self) -> f64 {
+        -self.uniform().ln()
+    }
+
+    /// Standard normal (Box-Muller).
+    fn normal(&mut self) -> f64 {
+        let (u1, u2) = (self.uniform(), self.uniform());
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+
+    /// Geometric on 0, 1, 2, ... with the given mean. Finite: `uniform()`
+    /// is at least 2^-54, so the result is below about 38 * (mean + 1).
+    fn geometric(&mut self, mean: f64) -> i64 {
+        let q = mean / (1.0 + mean);
+        if q <= 0.0 {
+            return 0;
+        }
+        (self.uniform().ln() / q.ln()).floor() as i64
+    }
+
+    /// A placement distance in ticks: power-law tailed with the given scale,
+    /// at most four times `levels` (orders further out would be pruned anyway).
+    fn placement(&mut self, scale: f64) -> i64 {
+        let x = scale * (self.uniform().powf(-1.0 / PLACE_MU) - 1.0);
+        (x.floor() as i64).clamp(0, 4 * self.cfg.levels as i64)
+    }
+
+    /// An order size in lots: Pareto-tailed, scaled by `mult` times
+    /// `base_lots`, often rounded to one significant digit, at least one lot.
+    fn order_lots(&mut self, mult: f64, alpha: f64) -> i64 {
+        // Scale 0.2 puts the median near a third of `base_lots` and the mean
+        // near half; the cap keeps the tail finite.
+        let pareto = self.uniform().powf(-1.0 / alpha).min(SIZE_CAP);
+        let mut lots = (self.base_lots as f64 * mult * 0.2 * pareto).round().max(1.0) as i64;
+        if self.uniform() < 0.35 {
+            let mut unit = 1i64;
+            while unit <= lots / 10 {
+                unit *= 10;
+            }
+            lots = (lots / unit).max(1) * unit;
+        }
+        lots.clamp(1, self.max_lots)
+    }
+
+    /// Time in the current regime, microseconds.
+    fn stay_us(&mut self) -> i64 {
+        let mean_s = self.flow().mean_stay_s;
+        (self.exponential() * mean_s * 1e6).max(MIN_REGIME_US) as i64
+    }
+
+    /// Gap to the next event at the current regime's rate, microseconds.
+    fn gap_us(&mut self) -> i64 {
+        let rate = self.cfg.events_per_sec * self.flow().rate_mult;
+        (self.exponential() / rate * 1e6).ceil().max(1.0) as i64
+    }
+
+    fn flow(&self) -> &'static Flow {
+        match self.regime {
+            Regime::Calm => &CALM,
+            Regime::Volatile => &VOLATILE,
+        }
+    }
+
+    // ---- the book ------------------------------------------------------
+
+    fn side(&self, side: Side) -> &BTreeMap<i64, i64> {
+        match side {
+            Side::Bid => &self.bids,
+            Side::Ask => &self.asks,
+        }
+    }
+
+    /// One side's levels, `(ticks, lots)`, best first.
+    fn best_first(&self, side: Side) -> Vec<(i64, i64)> {
+        match side {
+            Side::Bid => self.bids.iter().rev().map(|(&p, &q)| (p, q)).collect(),
+            Side::Ask => self.asks.iter().map(|(&p, &q)| (p, q)).collect(),
+        }
+    }
+
+    fn best(&self, side: Side) -> Option<(i64, i64)> {
+        match side {
+            Side::Bid => self.bids.last_key_value(),
+            Side::Ask => self.asks.first_key_value(),
+        }
+        .map(|(&p, &q)| (p, q))
+    }
+
+    fn farthest(&self, side: Side) -> Option<i64> {
+        match side {
+            Side::Bid => self.bids.first_key_value(),
+            Side::Ask => self.asks.last_key_value(),
+        }
+        .map(|(&p, _)| p)
+    }
+
+    fn top_ticks(&self) -> Top {
+        (self.best(Side::Bid), self.best(Side::Ask))
+    }
+
+    /// Mid in ticks; the fair value if a side were ever empty.
+    fn mid(&self) -> f64 {
+        match (self.best(Side::Bid), self.best(Side::Ask)) {
+            (Some((b, _)), Some((a, _))) => (b + a) as f64 / 2.0,
+            _ => self.fair,
+        }
+    }
+
+    /// `(ticks, lots)` to `(price, qty)` in 1e-8.
+    fn fixed(&self, ticks: i64, lots: i64) -> (i64, i64) {
+        (ticks.saturating_mul(self.cfg.tick), lots.saturating_mul(self.cfg.step))
+    }
+
+    fn copy(&self) -> BookCopy {
+        BookCopy {
+            update_id: self.update_id,
+            last_change_ms: self.last_change_ms,
+            bids: self.best_first(Side::Bid),
+            asks: self.best_first(Side::Ask),
+        }
+    }
+
+    fn record_top(&mut self) {
+        let (b, a) = self.top_ticks();
+        let top = TopAt {
+            update_id: self.update_id,
+            bid: b.map(|(p, q)| self.fixed(p, q)),
+            ask: a.map(|(p, q)| self.fixed(p, q)),
+        };
+        self.tops.push(top);
+    }
+
+    /// The initial book: three quarters of `levels` per side, gaps between
+    /// levels growing with depth, sizes growing with depth. Uses no ids.
+    fn populate(&mut self, start_ticks: i64) {
+        let levels = self.cfg.levels;
+        let n = (levels * 3 / 4).max(1);
+        for side in [Side::Bid, Side::Ask] {
+            let mut price = match side {
+                Side::Bid => start_ticks,
+                Side::Ask => start_ticks + 1,
+            };
+            for i in 0..n {
+                if price < 1 || price > self.max_ticks {
+                    break;
+                }
+                let depth = i as f64 / levels as f64;
+                let lots = self.order_lots(1.5 + 6.0 * depth, LIMIT_ALPHA);
+                match side {
+                    Side::Bid => self.bids.insert(price, lots),
+                    Side::Ask => self.asks.insert(price, lots),
+                };
+                let gap = 1 + self.geometric(0.3 + 3.0 * depth);
+                price = match side {
+                    Side::Bid => price - gap,
+                    Side::Ask => price + gap,
+                };
+            }
+        }
+    }
+
+    /// One level change: one update id, recorded in the batch.
+    fn change(&mut self, side: Side, ticks: i64, lots: i64, ms: i64) {
+        let (book, batch) = match side {
+            Side::Bid => (&mut self.bids, &mut self.batch_bids),
+            Side::Ask => (&mut self.asks, &mut self.batch_asks),
+        };
+        let old = if lots > 0 { book.insert(ticks, lots) } else { book.remove(&ticks) };
+        self.total_lots += lots.max(0) as i128 - old.unwrap_or(0) as i128;
+        batch.insert(ticks, lots.max(0));
+        self.update_id += 1;
+        self.batch_first.get_or_insert(self.update_id);
+        self.last_change_ms = ms;
+        if self.cfg.record_tops {
+            self.record_top();
+        }
+    }
+
+    /// Sends a bookTicker if the top differs from the last one sent.
+    fn ticker_if_moved(&mut self, ms: i64, out: &mut Vec<SimFrame>) {
+        let top = self.top_ticks();
+        if top == self.last_top {
+            return;
+        }
+        self.last_top = top;
+        let (Some((bp, bq)), Some((ap, aq))) = top else {
+            return;
+        };
+        let mut s = String::with_capacity(160);
+        match self.cfg.market {
+            SimMarket::Spot => {
+                let _ = write!(s, "{{\"u\":{},\"s\":\"{}\",\"b\":\"", self.update_id, self.cfg.symbol);
+            }
+            SimMarket::Usdm => {
+                let _ =
+                    write!(s, "{{\"e\":\"bookTicker\",\"u\":{},\"s\":\"{}\",\"b\":\"", self.update_id, self.cfg.symbol);
+            }
+        }
+        self.push_price(&mut s, bp);
+        s.push_str("\",\"B\":\"");
+        self.push_qty(&mut s, bq);
+        s.push_str("\",\"a\":\"");
+        self.push_price(&mut s, ap);
+        s.push_str("\",\"A\":\"");
+        self.push_qty(&mut s, aq);
+        s.push('"');
+        if self.cfg.market == SimMarket::Usdm {
+            let _ = write!(s, ",\"T\":{ms},\"E\":{ms}");
+        }
+        s.push('}');
+        out.push(SimFrame { kind: StreamKind::BookTicker, payload: s, update_id: self.update_id });
+    }
+
+    /// Adds `lots` at a price; a new level beyond the farthest of a full side
+    /// is not shown (as if outside the visible depth), and a new level
+    /// inside a full side pushes the farthest one out.
+    fn add_lots(&mut self, side: Side, ticks: i64, lots: i64, ms: i64, out: &mut Vec<SimFrame>) {
+        if ticks < 1 || ticks > self.max_ticks {
+            return;
+        }
+        let existing = self.side(side).get(&ticks).copied();
+        if existing.is_none() && self.side(side).len() >= self.cfg.levels {
+            let outside = match (side, self.farthest(side)) {
+                (Side::Bid, Some(far)) => ticks < far,
+                (Side::Ask, Some(far)) => ticks > far,
+                (_, None) => false,
+            };
+            if outside {
+                return;
+            }
+        }
+        let new = existing.unwrap_or(0).saturating_add(lots).min(self.max_lots);
+        if Some(new) == existing {
+            return;
+        }
+        self.change(side, ticks, new, ms);
+        self.ticker_if_moved(ms, out);
+        // At most one level over after one add; the bound is for safety.
+        let over = self.side(side).len().saturating_sub(self.cfg.levels);
+        for _ in 0..over {
+            let Some(far) = self.farthest(side) else { break };
+            self.change(side, far, 0, ms);
+            self.ticker_if_moved(ms, out);
+        }
+    }
+
+    // ---- events --------------------------------------------------------
+
+    fn run_event(&mut self, out: &mut Vec<SimFrame>) {
+        let t = self.next_event_us;
+        let ms = t / 1_000;
+        let dt = (t - self.last_event_us).max(0) as f64 * 1e-6;
+        self.last_event_us = t;
+        // A regime switch due by now. When an event gap spans several
+        // sojourns (only at very low event rates) the ones in between are
+        // skipped: one switch per event keeps this step O(1).
+        if t >= self.regime_until_us {
+            self.regime = match self.regime {
+                Regime::Calm => Regime::Volatile,
+                Regime::Volatile => Regime::Calm,
+            };
+            let stay = self.stay_us();
+            self.regime_until_us = self.regime_until_us.max(t - stay).saturating_add(stay);
+        }
+        let flow = self.flow();
+        let step = flow.sigma * dt.sqrt() * self.normal();
+        self.fair = (self.fair + step).clamp(1.0, self.max_ticks as f64);
+        let shock = BIAS_VOL * dt.sqrt() * self.normal();
+        self.bias = (self.bias * (-dt / BIAS_TAU_S).exp() + shock).clamp(-BIAS_MAX, BIAS_MAX);
+
+        let load = (self.total_lots as f64 / self.target_lots).clamp(0.1, 10.0);
+        let cancel = flow.p_cancel * load;
+        let u = self.uniform() * (flow.p_add + cancel + flow.p_market);
+        if u < flow.p_add {
+            self.limit_order(ms, out);
+        } else if u < flow.p_add + cancel {
+            self.cancel(ms, out);
+        } else {
+            self.market_order(ms, out);
+        }
+        self.replenish(ms, out);
+        let gap = self.gap_us();
+        self.next_event_us = t.saturating_add(gap);
+    }
+
+    /// A limit order a power-law distance behind the fair value, clamped so
+    /// it never crosses (it may improve the touch inside a wide spread).
+    fn limit_order(&mut self, ms: i64, out: &mut Vec<SimFrame>) {
+        let side = if self.uniform() < 0.5 { Side::Bid } else { Side::Ask };
+        let dist = self.placement(self.flow().place_scale);
+        let anchor = self.fair.floor() as i64;
+        let ticks = match (side, self.best(Side::Bid), self.best(Side::Ask)) {
+            (Side::Bid, _, Some((ask, _))) => (anchor - dist).min(ask - 1),
+            (Side::Ask, Some((bid, _)), _) => (anchor + 1 + dist).max(bid + 1),
+            (Side::Bid, _, None) => anchor - dist,
+            (Side::Ask, None, _) => anchor + 1 + dist,
+        };
+        let lots = self.order_lots(1.0, LIMIT_ALPHA);
+        self.add_lots(side, ticks, lots, ms, out);
+    }
+
+    /// Cancels one resting order: picks a level with probability
+    /// proportional to its quantity times a weight that falls with depth and
+    /// grows with how mispriced the level is (queues shrink in proportion to
+    /// their size, as in Cont, Stoikov and Talreja's model; traders near the
+    /// touch and with stale quotes cancel most), then removes
+    /// an order-sized quantity, the whole level if that is all it holds.
+    /// More often on the side the fair value has left behind; never the last
+    /// lot of a side.
+    fn cancel(&mut self, ms: i64, out: &mut Vec<SimFrame>) {
+        let flow = self.flow();
+        let p_bid = (0.5 + CANCEL_TILT * (self.mid() - self.fair)).clamp(0.15, 0.85);
+        let side = if self.uniform() < p_bid { Side::Bid } else { Side::Ask };
+        let n = self.side(side).len();
+        let fair = self.fair;
+        let weight = |i: usize, ticks: i64, lots: i64| {
+            // Ticks on the wrong side of the fair value: a bid above it or an
+            // ask below it is a quote its owner wants to pull.
+            let stale = match side {
+                Side::Bid => ticks as f64 - fair,
+                Side::Ask => fair - ticks as f64,
+            };
+            lots as f64 * (1.0 + STALE_CANCEL * stale.max(0.0)) / (1.0 + i as f64 / flow.cancel_depth)
+        };
+        let levels = self.best_first(side);
+        let total: f64 = levels.iter().enumerate().map(|(i, &(p, q))| weight(i, p, q)).sum();
+        let mut pick = self.uniform() * total;
+        let mut chosen = None;
+        for (i, &(p, q)) in levels.iter().enumerate() {
+            chosen = Some((p, q));
+            pick -= weight(i, p, q);
+            if pick <= 0.0 {
+                break;
+            }
+        }
+        let Some((ticks, lots)) = chosen else { return };
+        let size = self.order_lots(1.0, LIMIT_ALPHA);
+        let mut left = (lots - size).max(0);
+        if n == 1 && left == 0 {
+            if lots < 2 {
+                return;
+            }
+            left = lots / 2;
+        }
+        self.change(side, ticks, left, ms);
+        self.ticker_if_moved(ms, out);
+    }
+
+    /// A market order: takes the opposite side level by level, one trade per
+    /// level, leaving at least one lot on that side.
+    fn market_order(&mut self, ms: i64, out: &mut Vec<SimFrame>) {
+        let flow = self.flow();
+        let p_buy = (0.5 + self.bias - MARKET_TILT * (self.mid() - self.fair)).clamp(0.05, 0.95);
+        let buy = self.uniform() < p_buy;
+        let taken = if buy { Side::Ask } else { Side::Bid };
+        let mut remaining = self.order_lots(flow.market_mult, MARKET_ALPHA);
+        let mid_before = self.mid();
+        for _ in 0..MAX_SWEEP {
+            let n = self.side(taken).len();
+            let Some((ticks, lots)) = self.best(taken) else { break };
+            let available = if n == 1 { lots - 1 } else { lots };
+            if remaining <= 0 || available <= 0 {
+                break;
+            }
+            let fill = remaining.min(available);
+            remaining -= fill;
+            self.change(taken, ticks, lots - fill, ms);
+            self.trade(ticks, fill, !buy, ms, out);
+            self.ticker_if_moved(ms, out);
+        }
+        self.fair += IMPACT * (self.mid() - mid_before);
+        self.fair = self.fair.clamp(1.0, self.max_ticks as f64);
+    }
+
+    /// Keeps each side at least `min_levels` deep: a thin side gets orders
+    /// spread uniformly over the `2 * levels` ticks behind its touch (fresh
+    /// liquidity arriving after a sweep, not a wall at the far end).
+    fn replenish(&mut self, ms: i64, out: &mut Vec<SimFrame>) {
+        for side in [Side::Bid, Side::Ask] {
+            for _ in 0..REPLENISH_PER_EVENT {
+                if self.side(side).len() >= self.min_levels {
+                    break;
+                }
+                let dist = 1 + self.rng.below(2 * self.cfg.levels as u64) as i64;
+                let anchor = self.fair.floor() as i64;
+                let ticks = match (side, self.best(side)) {
+                    (Side::Bid, Some((best, _))) => best - dist,
+                    (Side::Ask, Some((best, _))) => best + dist,
+                    (Side::Bid, None) => anchor - dist,
+                    (Side::Ask, None) => anchor + dist,
+                };
+                let lots = self.order_lots(2.0, LIMIT_ALPHA);
+                self.add_lots(side, ticks, lots, ms, out);
+            }
+        }
+    }
+
+    fn trade(&mut self, ticks: i64, lots: i64, buyer_maker: bool, ms: i64, out: &mut Vec<SimFrame>) {
+        let id = self.next_trade_id;
+        self.next_trade_id += 1;
+        self.trades += 1;
+        let sym = &self.cfg.symbol;
+        let mut s = String::with_capacity(160);
+        match self.cfg.market {
+            SimMarket::Spot => {
+                let _ = write!(s, "{{\"e\":\"trade\",\"E\":{ms},\"s\":\"{sym}\",\"t\":{id},\"p\":\"");
+            }
+            SimMarket::Usdm => {
+                let _ = write!(s, "{{\"e\":\"trade\",\"E\":{ms},\"T\":{ms},\"s\":\"{sym}\",\"t\":{id},\"p\":\"");
+            }
+        }
+        self.push_price(&mut s, ticks);
+        s.push_str("\",\"q\":\"");
+        self.push_qty(&mut s, lots);
+        match self.cfg.market {
+            SimMarket::Spot => {
+                let _ = write!(s, "\",\"T\":{ms},\"m\":{buyer_maker},\"M\":true}}");
+            }
+            SimMarket::Usdm => {
+                let _ = write!(s, "\",\"X\":\"MARKET\",\"m\":{buyer_maker}}}");
+            }
+        }
+        out.push(SimFrame { kind: StreamKind::Trade, payload: s, update_id: self.update_id });
+    }
+
+    // ---- flushes and payloads -------------------------------------------
+
+    /// Sends the batch of changes since the last flush, if any, as one diff
+    /// and one top-20 partial, and keeps a copy of the book for the stale
+    /// snapshot.
+    fn flush(&mut self, at_ms: i64, out: &mut Vec<SimFrame>) {
+        let Some(first) = self.batch_first.take() else { return };
+        let (u, pu) = (self.update_id, self.last_flushed_id);
+        let batch_bids = std::mem::take(&mut self.batch_bids);
+        let batch_asks = std::mem::take(&mut self.batch_asks);
+        let diff = self.depth_event((first, u, pu), at_ms, &batch_bids, &batch_asks, usize::MAX);
+        out.push(SimFrame { kind: StreamKind::Depth, payload: diff, update_id: u });
+        let partial = match self.cfg.market {
+            SimMarket::Spot => self.snapshot_body(
+                u,
+                self.last_change_ms,
+                self.bids.iter().rev().map(|(&p, &q)| (p, q)),
+                self.asks.iter().map(|(&p, &q)| (p, q)),
+                PARTIAL_LEVELS,
+                at_ms,
+            ),
+            SimMarket::Usdm => self.depth_event((first, u, pu), at_ms, &self.bids, &self.asks, PARTIAL_LEVELS),
+        };
+        out.push(SimFrame { kind: StreamKind::Depth20, payload: partial, update_id: u });
+        // Reuse the batch maps' allocations.
+        self.batch_bids = batch_bids;
+        self.batch_asks = batch_asks;
+        self.batch_bids.clear();
+        self.batch_asks.clear();
+        self.last_flushed_id = u;
+        if self.recent.len() >= 3 {
+            self.recent.pop_front();
+        }
+        let copy = self.copy();
+        self.recent.push_back(copy);
+    }
+
+    /// A `depthUpdate` event with the best `limit` levels of `bids`/`asks`
+    /// (`ticks -> lots`). Spot lists each side best first, as spot does;
+    /// USD-M lists both sides by ascending price, as futures does (see the
+    /// captures in data/recordings).
+    fn depth_event(
+        &self,
+        (first, last, prev): (u64, u64, u64),
+        at_ms: i64,
+        bids: &BTreeMap<i64, i64>,
+        asks: &BTreeMap<i64, i64>,
+        limit: usize,
+    ) -> String {
+        let sym = &self.cfg.symbol;
+        let mut s = String::with_capacity(128 + 48 * (bids.len() + asks.len()).min(limit.saturating_mul(2)));
+        match self.cfg.market {
+            SimMarket::Spot => {
+                let _ = write!(
+                    s,
+                    "{{\"e\":\"depthUpdate\",\"E\":{at_ms},\"s\":\"{sym}\",\"U\":{first},\"u\":{last},\"b\":"
+                );
+                self.push_levels(&mut s, bids.iter().rev().take(limit).map(|(&p, &q)| (p, q)));
+            }
+            SimMarket::Usdm => {
+                let t = self.last_change_ms;
+                let _ = write!(
+                    s,
+                    "{{\"e\":\"depthUpdate\",\"E\":{at_ms},\"T\":{t},\"s\":\"{sym}\",\"U\":{first},\"u\":{last},\"pu\":{prev},\"b\":"
+                );
+                let mut top: Vec<(i64, i64)> = bids.iter().rev().take(limit).map(|(&p, &q)| (p, q)).collect();
+                top.reverse();
+                self.push_levels(&mut s, top.into_iter());
+            }
+        }
+        s.push_str(",\"a\":");
+        self.push_levels(&mut s, asks.iter().take(limit).map(|(&p, &q)| (p, q)));
+        s.push('}');
+        s
+    }
+
+    /// `{"lastUpdateId":..,["E":..,"T":..,]"bids":[..],"asks":[..]}` with
+    /// levels best first. USD-M adds `E`/`T` except on the depth20 path,
+    /// which uses [`Self::depth_event`] there.
+    fn snapshot_body(
+        &self,
+        id: u64,
+        last_change_ms: i64,
+        bids: impl Iterator<Item = (i64, i64)>,
+        asks: impl Iterator<Item = (i64, i64)>,
+        limit: usize,
+        now_ms: i64,
+    ) -> String {
+        let mut s = String::with_capacity(64 + 64 * limit.min(self.cfg.levels));
+        let _ = write!(s, "{{\"lastUpdateId\":{id}");
+        if self.cfg.market == SimMarket::Usdm {
+            let _ = write!(s, ",\"E\":{now_ms},\"T\":{}", last_change_ms.min(now_ms.max(0)));
+        }
+        s.push_str(",\"bids\":");
+        self.push_levels(&mut s, bids.take(limit));
+        s.push_str(",\"asks\":");
+        self.push_levels(&mut s, asks.take(limit));
+        s.push('}');
+        s
+    }
+
+    /// `[["price","qty"],...]` from `(ticks, lots)`.
+    fn push_levels(&self, s: &mut String, levels: impl Iterator<Item = (i64, i64)>) {
+        s.push('[');
+        for (i, (ticks, lots)) in levels.enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            s.push_str("[\"");
+            self.push_price(s, ticks);
+            s.push_str("\",\"");
+            self.push_qty(s, lots);
+            s.push_str("\"]");
+        }
+        s.push(']');
+    }
+
+    fn push_price(&self, s: &mut String, ticks: i64) {
+        push_decimal(s, ticks.saturating_mul(self.cfg.tick), self.price_decimals);
+    }
+
+    fn push_qty(&self, s: &mut String, lots: i64) {
+        push_decimal(s, lots.saturating_mul(self.cfg.step), self.qty_decimals);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::hot::market::{BookSizes, Event, MarketData};
+    use crate::hot::msg::{Level, Msg, Symbol};
+    use crate::hot::parse::Parser;
+
+    const START: i64 = 1_700_000_000_000;
+
+    fn config(market: SimMarket, seed: u64) -> FlowConfig {
+        let mut c = FlowConfig::new("BTCUSDT", market, seed);
+        c.record_tops = true;
+        c
+    }
+
+    fn run(model: &mut FlowModel, until_ms: i64) -> Vec<SimFrame> {
+        let mut out = Vec::new();
+        model.advance_to(until_ms, &mut out);
+        out
+    }
+
+    fn of_kind(frames: &[SimFrame], kind: StreamKind) -> Vec<&SimFrame> {
+        frames.iter().filter(|f| f.kind == kind).collect()
+    }
+
+    /// The top the model recorded right after update id `id`.
+    fn top_at(m: &FlowModel, id: u64) -> TopAt {
+        let tops = m.top_history();
+        let t = tops[(id - tops[0].update_id) as usize];
+        assert_eq!(t.update_id, id);
+        t
+    }
+
+    fn pairs(levels: impl Iterator<Item = Level>) -> Vec<(i64, i64)> {
+        levels.map(|l| (l.price.0, l.qty.0)).collect()
+    }
+
+    fn level_pair(l: Level) -> (i64, i64) {
+        (l.price.0, l.qty.0)
+    }
+
+    /// `(U, u, pu)` of a diff payload, through mmbot's own parser.
+    fn diff_ids(parser: &mut Parser, payload: &str) -> (u64, u64, Option<u64>) {
+        match parser.parse(payload.as_bytes()) {
+            Ok(Msg::Diff(d)) => (d.first_id, d.last_id, d.prev_last_id),
+            other => panic!("not a diff: {other:?} {payload}"),
+        }
+    }
+
+    /// Raw depth20 payloads name no stream; the combined wrapper tells the
+    /// parser it is a partial book (a bare spot one reads as a snapshot, a
+    /// bare USD-M one as a diff).
+    fn wrap_partial(payload: &str) -> String {
+        format!("{{\"stream\":\"btcusdt@depth20@100ms\",\"data\":{payload}}}")
+    }
+
+    #[test]
+    fn chunked_advances_give_identical_frames() {
+        for market in [SimMarket::Spot, SimMarket::Usdm] {
+            let end = START + 30_000;
+            let mut whole = FlowModel::new(config(market, 42), START);
+            let one = run(&mut whole, end);
+            let mut chunked = FlowModel::new(config(market, 42), START);
+            let mut many = Vec::new();
+            let mut r = Rng(7);
+            let mut t = START;
+            while t < end {
+                // 0 to 249 ms: on, between and across flush boundaries,
+                // sometimes the same time twice, sometimes a step back.
+                t = (t + r.below(250) as i64).min(end);
+                chunked.advance_to(t, &mut many);
+                if r.below(20) == 0 {
+                    chunked.advance_to(t - 50, &mut many);
+                }
+            }
+            assert!(one.len() > 2_000, "{}", one.len());
+            assert!(one == many, "{market:?}: frames differ");
+            assert_eq!(whole.levels(), chunked.levels());
+            assert_eq!((whole.update_id(), whole.trades()), (chunked.update_id(), chunked.trades()));
+            assert_eq!(whole.snapshot_json(1000, end), chunked.snapshot_json(1000, end));
+            assert_eq!(whole.stale_snapshot_json(1000, end), chunked.stale_snapshot_json(1000, end));
+            assert_eq!(whole.top_history(), chunked.top_history());
+            let mut other = FlowModel::new(config(market, 43), START);
+            assert!(run(&mut other, end) != one, "another seed, another market");
+        }
+    }
+
+    /// Syncs mmbot's book the way a client does (diffs buffered, snapshot
+    /// taken between two flushes, later frames applied) and holds every
+    /// frame to the model.
+    fn sync_matches_the_model(market: SimMarket, seed: u64) {
+        let sym = Symbol::new(b"BTCUSDT");
+        let mut m = FlowModel::new(config(market, seed), START);
+        let before = run(&mut m, START + 5_000);
+        // Halfway to the next boundary: the snapshot holds changes that no
+        // diff has carried yet.
+        let mut after = run(&mut m, START + 5_050);
+        assert!(after.iter().all(|f| !matches!(f.kind, StreamKind::Depth | StreamKind::Depth20)));
+        assert!(m.batch_first.is_some(), "the snapshot must fall inside a batch");
+        let snapshot = m.snapshot_json(1000, START + 5_050);
+        let l = m.update_id();
+        // Ends on a boundary, so the last diff carries every change.
+        after.extend(run(&mut m, START + 65_000));
+
+        let mut md = MarketData::new(BookSizes::default());
+        md.verify_tickers(true);
+        let mut noop = |_: Event<'_>| {};
+        let buffered = of_kind(&before, StreamKind::Depth);
+        for f in &buffered[buffered.len() - 3..] {
+            md.on_frame(f.payload.as_bytes(), &mut noop);
+        }
+        md.on_snapshot_for(sym, snapshot.as_bytes(), &mut noop).unwrap();
+        assert!(md.book(sym).unwrap().is_synced());
+        assert_eq!(md.book(sym).unwrap().update_id(), l);
+
+        // The first later diff straddles the snapshot strictly: U <= L < u,
+        // which both the spot rule (U <= L+1 <= u) and the USD-M one
+        // (U <= L <= u) accept.
+        let mut parser = Parser::new(5000, 1 << 16);
+        let first = of_kind(&after, StreamKind::Depth)[0];
+        let (big_u, u, _) = diff_ids(&mut parser, &first.payload);
+        assert!(big_u <= l && l < u, "U {big_u} L {l} u {u}");
+
+        let (mut diffs, mut partials, mut tickers) = (0, 0, 0);
+        for f in &after {
+            if f.kind == StreamKind::Depth20 {
+                let Ok(Msg::Partial(p)) = parser.parse(wrap_partial(&f.payload).as_bytes()) else {
+                    panic!("not a partial: {}", f.payload)
+                };
+                let book = md.book(sym).unwrap();
+                assert_eq!((p.update_id, f.update_id), (book.update_id(), book.update_id()));
+                let mut bids = pairs(parser.bids().iter().copied());
+                bids.sort_by_key(|l| std::cmp::Reverse(l.0));
+                let mut asks = pairs(parser.asks().iter().copied());
+                asks.sort();
+                assert_eq!(bids, pairs(book.book().bids().take(20)));
+                assert_eq!(asks, pairs(book.book().asks().take(20)));
+                partials += 1;
+                continue;
+            }
+            if f.kind == StreamKind::BookTicker {
+                let Ok(Msg::BookTicker(t)) = parser.parse(f.payload.as_bytes()) else { panic!("{}", f.payload) };
+                let top = top_at(&m, t.update_id);
+                assert_eq!(t.update_id, f.update_id);
+                assert_eq!((Some(level_pair(t.bid)), Some(level_pair(t.ask))), (top.bid, top.ask));
+                tickers += 1;
+            }
+            md.on_frame(f.payload.as_bytes(), &mut |ev| {
+                if let Event::Depth { applied, book, .. } = ev {
+                    let top = top_at(&m, applied.update_id);
+                    assert_eq!((book.best_bid().map(level_pair), book.best_ask().map(level_pair)), (top.bid, top.ask));
+                    diffs += 1;
+                }
+            });
+        }
+        let stats = md.stats();
+        assert_eq!((stats.rejected, stats.ticker_mismatches), (0, 0), "{:?}", md.last_error());
+        assert!(stats.ticker_checks > 100 && stats.trades > 100, "{stats:?}");
+        let sync = md.sync_stats();
+        assert_eq!((sync.gaps, sync.crossed, sync.resyncs, sync.overlaps), (0, 0, 0, 0), "{sync:?}");
+        assert_eq!(md.dropped_levels(), 0);
+        assert!(diffs > 500 && partials > 500 && tickers > 1_000, "{diffs} {partials} {tickers}");
+        let book = md.book(sym).unwrap();
+        assert_eq!(book.update_id(), m.update_id());
+        assert_eq!((pairs(book.book().bids()), pairs(book.book().asks())), m.levels());
+    }
+
+    #[test]
+    fn spot_sync_rebuilds_the_model_book_exactly() {
+        sync_matches_the_model(SimMarket::Spot, 1);
+        sync_matches_the_model(SimMarket::Spot, 2);
+    }
+
+    #[test]
+    fn usdm_sync_rebuilds_the_model_book_exactly() {
+        sync_matches_the_model(SimMarket::Usdm, 3);
+        sync_matches_the_model(SimMarket::Usdm, 4);
+    }
+
+    #[test]
+    fn stale_snapshot_is_older_than_the_newest_diff() {
+        let sym = Symbol::new(b"BTCUSDT");
+        let mut noop = |_: Event<'_>| {};
+        for market in [SimMarket::Spot, SimMarket::Usdm] {
+            let now = START + 10_000;
+            let mut m = FlowModel::new(config(market, 5), START);
+            let frames = run(&mut m, now);
+            let diffs = of_kind(&frames, StreamKind::Depth);
+            let newest = diffs[diffs.len() - 1];
+            let mut parser = Parser::new(5000, 1 << 16);
+            let (big_u, _, _) = diff_ids(&mut parser, &newest.payload);
+            let (_, two_back, _) = diff_ids(&mut parser, &diffs[diffs.len() - 3].payload);
+            let stale = m.stale_snapshot_json(1000, now);
+            let Ok(Msg::Snapshot(s)) = parser.parse(stale.as_bytes()) else { panic!("{stale}") };
+            let l = s.last_update_id;
+            // Too old under the spot rule (L + 1 < U) as well as USD-M's (L < U).
+            assert!(l + 1 < big_u, "{market:?}: L {l} U {big_u}");
+            assert_eq!(l, two_back);
+            // A real past book: its top is the one the model had at L.
+            let top = top_at(&m, l);
+            assert_eq!(
+                (parser.bids().first().copied().map(level_pair), parser.asks().first().copied().map(level_pair)),
+                (top.bid, top.ask)
+            );
+
+            // A client whose buffer starts at the newest diff refuses it...
+            let mut md = MarketData::new(BookSizes::default());
+            md.on_frame(newest.payload.as_bytes(), &mut noop);
+            md.on_snapshot_for(sym, stale.as_bytes(), &mut noop).unwrap();
+            assert!(!md.book(sym).unwrap().is_synced());
+            assert_eq!(md.sync_stats().snapshots_too_old, 1);
+            // ...and syncs from a fresh one.
+            md.on_snapshot_for(sym, m.snapshot_json(1000, now).as_bytes(), &mut noop).unwrap();
+            let book = md.book(sym).unwrap();
+            assert!(book.is_synced());
+            assert_eq!((pairs(book.book().bids()), pairs(book.book().asks())), m.levels());
+
+            // One that has the diffs since L reaches the current book from it.
+            let mut md = MarketData::new(BookSizes::default());
+            md.on_snapshot_for(sym, stale.as_bytes(), &mut noop).unwrap();
+            for f in &diffs[diffs.len() - 3..] {
+                md.on_frame(f.payload.as_bytes(), &mut noop);
+            }
+            let book = md.book(sym).unwrap();
+            assert_eq!((md.sync_stats().gaps, book.update_id()), (0, m.update_id()));
+            assert_eq!((pairs(book.book().bids()), pairs(book.book().asks())), m.levels());
+        }
+    }
+
+    #[test]
+    fn market_trades_moves_and_never_crosses() {
+        for (market, seed) in [(SimMarket::Spot, 1), (SimMarket::Usdm, 2), (SimMarket::Spot, 3)] {
+            let cfg = config(market, seed);
+            let (tick, step, levels) = (cfg.tick, cfg.step, cfg.levels);
+            let mut m = FlowModel::new(cfg, START);
+            let mut frames = Vec::new();
+            let mut regimes = HashSet::new();
+            let mut mids = Vec::new();
+            // Two simulated minutes, looked at every 100 ms.
+            for k in 1..=1_200 {
+                m.advance_to(START + k * 100, &mut frames);
+                regimes.insert(m.regime());
+                let (b, a) = m.levels();
+                assert!(!b.is_empty() && !a.is_empty() && b.len() <= levels && a.len() <= levels);
+                assert!(b[0].0 < a[0].0, "crossed at {k}");
+                assert!(b.windows(2).all(|w| w[0].0 > w[1].0) && a.windows(2).all(|w| w[0].0 < w[1].0));
+                assert!(b.iter().chain(&a).all(|&(p, q)| p > 0 && p % tick == 0 && q > 0 && q % step == 0));
+                mids.push((b[0].0 + a[0].0) / 2);
+            }
+            let minute = &mids[..600];
+            let range = (minute.iter().max().unwrap() - minute.iter().min().unwrap()) / tick;
+            assert!(range >= 5, "{market:?} seed {seed}: the price moved {range} ticks in a minute");
+            assert_eq!(regimes.len(), 2, "{regimes:?}");
+            assert!(m.trades() > 1_000, "{}", m.trades());
+            let trades = of_kind(&frames, StreamKind::Trade);
+            assert_eq!(trades.len() as u64, m.trades());
+            assert!(trades.iter().any(|t| t.payload.contains("\"m\":true")));
+            assert!(trades.iter().any(|t| t.payload.contains("\"m\":false")));
+            // The top after every single change: never crossed, never one-sided.
+            let tops = m.top_history();
+            assert_eq!(tops.len() as u64, m.update_id() - FIRST_UPDATE_ID + 1);
+            assert!(tops.windows(2).all(|w| w[1].update_id == w[0].update_id + 1));
+            assert!(tops.iter().all(|t| matches!((t.bid, t.ask), (Some(b), Some(a)) if b.0 < a.0)));
+        }
+    }
+
+    #[test]
+    fn payloads_follow_the_binance_layouts() {
+        let keys = |payload: &str| -> Vec<String> {
+            let v: serde_json::Value = serde_json::from_str(payload).unwrap();
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        let decimals = |s: &str| s.split_once('.').map_or(0, |(_, f)| f.len());
+        for market in [SimMarket::Spot, SimMarket::Usdm] {
+            let mut m = FlowModel::new(config(market, 8), START);
+            let frames = run(&mut m, START + 5_000);
+            let first = |k: StreamKind| frames.iter().find(|f| f.kind == k).unwrap().payload.clone();
+            let diff: serde_json::Value = serde_json::from_str(&first(StreamKind::Depth)).unwrap();
+            let price = diff["b"][0][0].as_str().unwrap();
+            let qty = diff["b"][0][1].as_str().unwrap();
+            let expect: [&[&str]; 5] = match market {
+                SimMarket::Spot => {
+                    assert_eq!((decimals(price), decimals(qty)), (8, 8), "{price} {qty}");
+                    [
+                        &["E", "U", "a", "b", "e", "s", "u"],
+                        &["asks", "bids", "lastUpdateId"],
+                        &["E", "M", "T", "e", "m", "p", "q", "s", "t"],
+                        &["A", "B", "a", "b", "s", "u"],
+                        &["asks", "bids", "lastUpdateId"],
+                    ]
+                }
+                SimMarket::Usdm => {
+                    assert_eq!((decimals(price), decimals(qty)), (2, 5), "{price} {qty}");
+                    [
+                        &["E", "T", "U", "a", "b", "e", "pu", "s", "u"],
+                        &["E", "T", "U", "a", "b", "e", "pu", "s", "u"],
+                        &["E", "T", "X", "e", "m", "p", "q", "s", "t"],
+                        &["A", "B", "E", "T", "a", "b", "e", "s", "u"],
+                        &["E", "T", "asks", "bids", "lastUpdateId"],
+                    ]
+                }
+            };
+            let kinds = [StreamKind::Depth, StreamKind::Depth20, StreamKind::Trade, StreamKind::BookTicker];
+            for (kind, want) in kinds.iter().zip(expect) {
+                assert_eq!(keys(&first(*kind)), want, "{market:?} {kind:?}");
+            }
+            assert_eq!(keys(&m.snapshot_json(5, START + 5_000)), expect[4]);
+            // Ids: each diff starts right after the previous one; USD-M's pu
+            // names the previous u.
+            let mut parser = Parser::new(5000, 1 << 16);
+            let mut prev = FIRST_UPDATE_ID;
+            for f in of_kind(&frames, StreamKind::Depth) {
+                let (big_u, u, pu) = diff_ids(&mut parser, &f.payload);
+                assert_eq!((big_u, f.update_id), (prev + 1, u));
+                assert!(big_u <= u);
+                assert_eq!(pu, (market == SimMarket::Usdm).then_some(prev));
+                prev = u;
+            }
+        }
+    }
+
+    #[test]
+    fn quiet_intervals_send_no_depth_frames() {
+        let mut c = config(SimMarket::Spot, 9);
+        c.events_per_sec = 2.0;
+        let mut m = FlowModel::new(c, START);
+        let frames = run(&mut m, START + 20_000);
+        let (diffs, partials) = (of_kind(&frames, StreamKind::Depth), of_kind(&frames, StreamKind::Depth20));
+        assert!(!diffs.is_empty() && diffs.len() < 150, "{} of 200 intervals", diffs.len());
+        assert_eq!(diffs.len(), partials.len());
+    }
+
+    #[test]
+    fn degenerate_configs_run_without_panics() {
+        let mut cases = Vec::new();
+        let mut c = FlowConfig::new("btc-usdt\"", SimMarket::Spot, 0);
+        (c.tick, c.step, c.start_price, c.events_per_sec, c.depth_interval_ms, c.levels) = (0, -1, -5, f64::NAN, 0, 0);
+        cases.push((c, 2_000));
+        // The lowest price there is, one level a side.
+        let mut c = FlowConfig::new("X", SimMarket::Usdm, u64::MAX);
+        (c.levels, c.start_price, c.events_per_sec) = (1, c.tick, 5_000.0);
+        cases.push((c, 2_000));
+        // A coarse grid and a three-level book; the finest grid.
+        let mut c = FlowConfig::new("ABC", SimMarket::Usdm, 9);
+        (c.tick, c.step, c.start_price, c.levels) = (SCALE, SCALE, 3 * SCALE, 3);
+        cases.push((c, 2_000));
+        let mut c = FlowConfig::new("ABC", SimMarket::Spot, 9);
+        (c.tick, c.step, c.start_price) = (1, 1, 1_000);
+        cases.push((c, 2_000));
+        let mut c = FlowConfig::new("HUGE", SimMarket::Usdm, 3);
+        // Price and rate far out of range (the rate is capped at 1e6 events/s).
+        (c.start_price, c.step, c.events_per_sec) = (i64::MAX, 1, 1e300);
+        cases.push((c, 20));
+        for (mut c, ms) in cases {
+            c.record_tops = true;
+            let name = format!("{c:?}");
+            let mut m = FlowModel::new(c, START);
+            let frames = run(&mut m, START + ms);
+            assert!(!frames.is_empty(), "{name}");
+            let mut parser = Parser::new(100_000, 1 << 16);
+            for f in &frames {
+                let bytes = if f.kind == StreamKind::Depth20 { wrap_partial(&f.payload) } else { f.payload.clone() };
+                assert!(matches!(parser.parse(bytes.as_bytes()), Ok(m) if m != Msg::Skipped), "{name}: {}", f.payload);
+            }
+            for body in [m.snapshot_json(usize::MAX, START), m.stale_snapshot_json(0, START)] {
+                assert!(matches!(parser.parse(body.as_bytes()), Ok(Msg::Snapshot(_))), "{name}: {body}");
+            }
+            let (b, a) = m.levels();
+            assert!(!b.is_empty() && !a.is_empty() && b[0].0 < a[0].0 && b.iter().all(|l| l.0 > 0), "{name}");
+            assert!(m.top_history().iter().all(|t| matches!((t.bid, t.ask), (Some(b), Some(a)) if b.0 < a.0)));
+        }
+    }
+}
