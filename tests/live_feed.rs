@@ -286,6 +286,9 @@ fn refused_connections_are_retried_with_backoff() {
 fn a_stale_snapshot_is_refused_and_fetched_again() {
     let faults = Faults { stale_snapshots: 2, ..Faults::default() };
     let sim = start_sim(SimMarket::Spot, faults, Duration::from_secs(20));
+    // Let a few diffs go by first: the stale snapshot is the book three
+    // flushes back, which a client that joins at once could still use.
+    std::thread::sleep(Duration::from_millis(600));
     let feed = fast_feed(&sim);
     let o = run_against(sim, feed, Duration::from_secs(3), |_| {});
     assert_eq!(o.sim.counters().stale_snapshots_served.load(Ordering::Relaxed), 2);
