@@ -296,3 +296,37 @@ fn a_stale_snapshot_is_refused_and_fetched_again() {
     assert_book_is_true(&o);
     assert_quotes_from_true_books(&o);
 }
+
+#[test]
+fn a_replayed_recording_is_served_and_followed() {
+    // Record three seconds of the synthetic market...
+    let source = start_sim(SimMarket::Spot, Faults::default(), Duration::from_secs(20));
+    let path = std::env::temp_dir().join(format!("mmbot-sim-replay-{}.gz", std::process::id()));
+    let symbol = Symbol::new(SYMBOL.as_bytes());
+    let writer = mmbot::feed::recorder::RecordingWriter::create(&path, Duration::from_millis(200)).unwrap();
+    let mut recorder = mmbot::feed::recorder::Recorder::new(writer, &[symbol]);
+    let mut feed = mmbot::feed::live::LiveFeed::start(fast_feed(&source), mmbot::stats::clock::Clock::instant()).unwrap();
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(3) {
+        feed.turn(&mut recorder);
+    }
+    feed.shutdown();
+    assert!(recorder.snapshots >= 1 && recorder.frames > 100);
+    recorder.finish().unwrap();
+    drop(source);
+
+    // ... then serve it back and follow it.
+    let sim = Sim::start(SimConfig {
+        market: SimMarket::Spot,
+        symbols: vec![SYMBOL.into()],
+        source: SimSource::Replay { files: vec![path.clone()], speed: 1.0 },
+        ping_every: Duration::from_millis(500),
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let feed = fast_feed(&sim);
+    let o = run_against(sim, feed, Duration::from_millis(2500), |_| {});
+    assert_book_is_true(&o);
+    assert!(o.run.report.trading.quotes > 5, "{}", o.run.report.trading.quotes);
+    let _ = std::fs::remove_file(&path);
+}

@@ -121,6 +121,15 @@ impl FeedConfig {
     }
 }
 
+/// Why the feed could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error("feed URL: {0}")]
+    Url(#[from] UrlError),
+    #[error("cannot create the socket poller (mio): {0}")]
+    Poll(std::io::Error),
+}
+
 /// Where the feed's frames go: the hot path, or the recorder.
 pub trait FeedHandler {
     /// A whole frame: `recv_ns` wall-clock receive time, `t_ready` clock
@@ -216,7 +225,7 @@ pub struct LiveFeed {
 impl LiveFeed {
     /// Starts the connector (and the snapshot thread, for diff streams) and
     /// asks for the first connection.
-    pub fn start(cfg: FeedConfig, clock: Clock) -> Result<Self, UrlError> {
+    pub fn start(cfg: FeedConfig, clock: Clock) -> Result<Self, FeedError> {
         let url = Url::parse(&cfg.stream_url())?;
         let tls = crate::feed::tls::client_config();
         let connector = Connector::start(
@@ -246,7 +255,7 @@ impl LiveFeed {
             DepthStream::Top20 => None,
         };
         connector.request(Request { reason: Reason::Start, lived: Duration::ZERO });
-        let poll = Poll::new().map_err(|_| UrlError::NoHost("cannot create a mio poll".into()))?;
+        let poll = Poll::new().map_err(FeedError::Poll)?;
         Ok(Self {
             snapshots: vec![SnapshotState::default(); cfg.symbols.len()],
             cfg,
