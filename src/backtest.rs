@@ -11,7 +11,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ai::offline::OfflineAdvisor;
 use crate::config::Config;
@@ -35,7 +35,7 @@ pub enum BacktestError {
     NothingTraded,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct InputReport {
     pub files: Vec<String>,
     pub frames: u64,
@@ -46,7 +46,7 @@ pub struct InputReport {
     pub resyncs: u64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TradingReport {
     pub symbol: String,
     pub strategy: String,
@@ -65,23 +65,40 @@ pub struct TradingReport {
     pub advice_updates: u64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ClockReport {
     pub source: String,
     pub tsc_cost_ns: Option<f64>,
     pub instant_cost_ns: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PerfReport {
     pub wall_s: f64,
     pub events_per_s: f64,
     pub latency_ns: std::collections::BTreeMap<String, Percentiles>,
+    /// Each stage's percentile distribution: (percentile in [0, 1), ns),
+    /// enough to redraw the plot from the report alone.
+    #[serde(default)]
+    pub distribution: std::collections::BTreeMap<String, Vec<(f64, u64)>>,
+    /// Per-second tick_to_quote percentiles (threaded runs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<TimelinePoint>,
     pub clock: ClockReport,
 }
 
+/// One second of a threaded run.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct TimelinePoint {
+    /// Seconds since the run started.
+    pub t_s: f64,
+    pub count: u64,
+    pub p50_ns: u64,
+    pub p99_ns: u64,
+}
+
 /// The report `mmbot backtest` writes.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Report {
     pub input: InputReport,
     pub trading: TradingReport,
@@ -258,6 +275,12 @@ pub(crate) fn report<S: Strategy>(
                 .iter()
                 .map(|&st| (st.name().to_string(), hot.histograms().percentiles(st)))
                 .collect(),
+            distribution: Stage::ALL
+                .iter()
+                .filter(|&&st| !hot.histograms().histogram(st).is_empty())
+                .map(|&st| (st.name().to_string(), hot.histograms().distribution(st)))
+                .collect(),
+            timeline: Vec::new(),
             clock: ClockReport {
                 source: format!("{:?}", clock.source()).to_lowercase(),
                 tsc_cost_ns: finite(clock.tsc_cost_ns),

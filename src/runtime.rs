@@ -39,6 +39,7 @@ use crate::hot::strategy::Strategy;
 use crate::hot::strategy::StrategyParams;
 use crate::ring::{ring, Consumer, Producer};
 use crate::stats::clock::Clock;
+use crate::stats::latency::StageHistograms;
 
 /// Where the hot thread's frames come from.
 pub trait FrameSource: Send {
@@ -174,6 +175,8 @@ pub struct PaperRun {
     pub link: Option<LinkStats>,
     /// Every book as the run left it.
     pub books: Vec<BookState>,
+    /// The hot thread's stage histograms (for `.hgrm` files and plots).
+    pub histograms: StageHistograms,
 }
 
 /// A book's final state, for reports and for tests that compare it with
@@ -502,5 +505,6 @@ pub fn run_paper<S: Strategy + Send + 'static>(
     let symbol = hot.traded_symbol().unwrap_or_default();
     let report = backtest::report(&files, &hot, exchange.as_ref(), &position, symbol, wall_s);
     let books = hot.market().symbols().filter_map(|s| BookState::of(&hot, s)).collect();
-    PaperRun { report, rings, pinned_core, source_errors, link, books }
+    let histograms = hot.histograms().clone();
+    PaperRun { report, rings, pinned_core, source_errors, link, books, histograms }
 }

@@ -305,7 +305,8 @@ fn a_replayed_recording_is_served_and_followed() {
     let symbol = Symbol::new(SYMBOL.as_bytes());
     let writer = mmbot::feed::recorder::RecordingWriter::create(&path, Duration::from_millis(200)).unwrap();
     let mut recorder = mmbot::feed::recorder::Recorder::new(writer, &[symbol]);
-    let mut feed = mmbot::feed::live::LiveFeed::start(fast_feed(&source), mmbot::stats::clock::Clock::instant()).unwrap();
+    let mut feed =
+        mmbot::feed::live::LiveFeed::start(fast_feed(&source), mmbot::stats::clock::Clock::instant()).unwrap();
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(3) {
         feed.turn(&mut recorder);

@@ -4,10 +4,13 @@ pub mod backtest;
 pub mod bench;
 pub mod book;
 pub mod config;
+pub mod demo;
 pub mod feed_args;
+pub mod outputs;
 pub mod paper;
 pub mod record;
 pub mod replay;
+pub mod report;
 pub mod script;
 pub mod sim;
 
@@ -22,6 +25,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The whole bot offline: a simulated market on loopback, paper trading, outputs in mmbot-out/.
+    Demo(demo::DemoArgs),
+    /// Paper-trade live Binance data (or `mmbot sim`); writes the report, .hgrm files and plots.
+    Run(paper::PaperArgs),
+    /// Re-render a saved report JSON in the terminal (and as SVG plots with --svg DIR).
+    Report(report::ReportArgs),
     /// Replay recordings through the parser and the book; print top of book per depth event.
     Book(book::BookArgs),
     /// Replay recordings through the hot path and the paper exchange; write a report.
@@ -47,6 +56,9 @@ enum Command {
 /// Runs the command line; returns the process exit code.
 pub fn run() -> anyhow::Result<i32> {
     match Cli::parse().command {
+        Command::Demo(args) => demo::run(args),
+        Command::Run(args) => paper::run(args),
+        Command::Report(args) => report::run(args),
         Command::Book(args) => book::run(args),
         Command::Backtest(args) => backtest::run(args),
         Command::Bench(args) => bench::run(args),

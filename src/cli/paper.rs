@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::cli::feed_args::FeedArgs;
+use crate::cli::outputs::{timestamped_dir, write_all};
 use crate::cli::record::ctrl_c_flag;
 use crate::cli::replay::{finish, run_on_threads};
 use crate::feed::live::reason_names;
@@ -22,9 +23,12 @@ pub struct PaperArgs {
     /// A Rhai strategy script (overrides `[strategy] script`), reloaded when the file changes.
     #[arg(long)]
     pub script: Option<PathBuf>,
-    /// Write the report JSON here.
+    /// Write the report JSON here too.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Where the run's folder (report, .hgrm files, plots) goes.
+    #[arg(long, default_value = "mmbot-out")]
+    pub out: PathBuf,
 }
 
 pub fn run(args: PaperArgs) -> anyhow::Result<i32> {
@@ -68,5 +72,8 @@ pub fn run(args: PaperArgs) -> anyhow::Result<i32> {
         );
     }
     finish(&run, "paper", args.report.as_ref())?;
+    let dir = timestamped_dir(&args.out)?;
+    let written = write_all(&dir, &run.report, &run.histograms)?;
+    eprintln!("mmbot paper: wrote {} files to {}", written.len(), dir.display());
     Ok(if run.source_errors.is_empty() { 0 } else { 2 })
 }

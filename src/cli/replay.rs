@@ -7,11 +7,15 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
 
 use anyhow::Context;
 
+use crate::backtest::TimelinePoint;
 use crate::config::Config;
+use crate::hot::engine::StageSample;
 use crate::hot::strategy::NativeStrategy;
 use crate::ring::ring;
 use crate::runtime::{run_paper, HotStatus, PaperRun, RecordingSource, SideInputs, Source};
@@ -96,8 +100,43 @@ pub(crate) fn run_on_threads(
             }
         })
     });
-    let side = SideInputs { status: Some(status_tx), ..SideInputs::default() };
-    let run = match script.or(config.script.as_ref()) {
+    // Per-second tick_to_quote percentiles, from the samples the hot thread
+    // hands over (a full ring drops samples, never waits).
+    let (samples_tx, mut samples_rx) = ring::<StageSample>(1 << 14);
+    let timeline = {
+        let finished = finished.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut points = Vec::new();
+            let mut second = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("static bounds");
+            let mut next = Duration::from_secs(1);
+            loop {
+                let done = finished.load(Ordering::Relaxed);
+                while let Some(s) = samples_rx.pop() {
+                    second.saturating_record(s.tick_to_quote.max(1) as u64);
+                }
+                let elapsed = started.elapsed();
+                if elapsed >= next || done {
+                    if !second.is_empty() {
+                        points.push(TimelinePoint {
+                            t_s: elapsed.as_secs_f64().round(),
+                            count: second.len(),
+                            p50_ns: second.value_at_quantile(0.5),
+                            p99_ns: second.value_at_quantile(0.99),
+                        });
+                        second.reset();
+                    }
+                    next += Duration::from_secs(1);
+                }
+                if done {
+                    break points;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let side = SideInputs { status: Some(status_tx), samples: Some(samples_tx), ..SideInputs::default() };
+    let mut run = match script.or(config.script.as_ref()) {
         Some(path) => {
             // The script's print/debug lines: a ring, drained to stderr here.
             let (lines_tx, mut lines_rx) = print_ring();
@@ -130,6 +169,7 @@ pub(crate) fn run_on_threads(
     if let Some(p) = printer {
         let _ = p.join();
     }
+    run.report.perf.timeline = timeline.join().unwrap_or_default();
     Ok(run)
 }
 

@@ -46,7 +46,7 @@ impl Stage {
 }
 
 /// Percentiles of one stage, ns (the shape reports and `mmbot bench` print).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Percentiles {
     pub count: u64,
     pub p50: u64,
@@ -60,6 +60,13 @@ pub struct Percentiles {
 #[derive(Clone)]
 pub struct StageHistograms {
     h: [Histogram<u64>; Stage::ALL.len()],
+}
+
+impl std::fmt::Debug for StageHistograms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let counts: Vec<(&str, u64)> = Stage::ALL.iter().map(|&s| (s.name(), self.h[s as usize].len())).collect();
+        f.debug_struct("StageHistograms").field("counts", &counts).finish()
+    }
 }
 
 impl Default for StageHistograms {
@@ -97,6 +104,22 @@ impl StageHistograms {
             p999: h.value_at_quantile(0.999),
             max: h.max(),
         }
+    }
+
+    /// The percentile distribution, (percentile, ns), at HdrHistogram's
+    /// usual resolution (5 steps per halving of the remaining tail).
+    pub fn distribution(&self, stage: Stage) -> Vec<(f64, u64)> {
+        let h = &self.h[stage as usize];
+        let mut out: Vec<(f64, u64)> = h
+            .iter_quantiles(5)
+            .map(|v| (v.quantile_iterated_to(), v.value_iterated_to()))
+            .filter(|&(q, _)| q < 1.0)
+            .collect();
+        out.dedup_by(|a, b| a.0 == b.0);
+        if !h.is_empty() {
+            out.push((0.99999f64.max(out.last().map_or(0.0, |l| l.0)), h.max()));
+        }
+        out
     }
 
     /// Adds another set (e.g. from a previous run segment).

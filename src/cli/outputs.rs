@@ -1,0 +1,101 @@
+//! What a run leaves behind, in one folder: the report JSON, one `.hgrm`
+//! percentile file per stage (HdrHistogram's plotter reads them), and the
+//! latency pictures (`latency.svg`, `timeline.svg`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::backtest::Report;
+use crate::stats::latency::{write_hgrm, Stage, StageHistograms};
+use crate::stats::plot::{distribution_svg, timeline_svg, Series};
+
+/// `mmbot-out/<UTC timestamp>/` under the current directory, created.
+pub fn timestamped_dir(base: &Path) -> anyhow::Result<PathBuf> {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    let dir = base.join(format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem / 60 % 60, rem % 60));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
+/// (Howard Hinnant's algorithm), so no date crate is needed for a folder name.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + (m <= 2) as i64, m, d)
+}
+
+/// Writes the plots drawn from a report (its distributions and timeline).
+pub fn write_plots(dir: &Path, report: &Report) -> anyhow::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    let series: Vec<Series<'_>> = Stage::ALL
+        .iter()
+        .filter(|s| **s != Stage::FeedDelay)
+        .filter_map(|s| {
+            let points = report.perf.distribution.get(s.name())?;
+            (!points.is_empty()).then(|| Series { name: s.name(), points: points.clone() })
+        })
+        .collect();
+    // The strategy as its file name only: a long path would overflow the title.
+    let strategy = report.trading.strategy.rsplit('/').next().unwrap_or_default();
+    let title = format!("mmbot latency by stage: {} ({strategy})", report.trading.symbol);
+    let path = dir.join("latency.svg");
+    std::fs::write(&path, distribution_svg(&title, &series)).with_context(|| format!("writing {}", path.display()))?;
+    written.push(path);
+    if !report.perf.timeline.is_empty() {
+        let p50 = report.perf.timeline.iter().map(|t| (t.t_s, t.p50_ns)).collect();
+        let p99 = report.perf.timeline.iter().map(|t| (t.t_s, t.p99_ns)).collect();
+        let svg = timeline_svg(
+            "tick_to_quote per second",
+            &[Series { name: "p50", points: p50 }, Series { name: "p99", points: p99 }],
+        );
+        let path = dir.join("timeline.svg");
+        std::fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// Writes everything: report.json, `<stage>.hgrm` for each measured stage, plots.
+pub fn write_all(dir: &Path, report: &Report, hist: &StageHistograms) -> anyhow::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    let path = dir.join("report.json");
+    std::fs::write(&path, serde_json::to_string_pretty(report)? + "\n")
+        .with_context(|| format!("writing {}", path.display()))?;
+    written.push(path);
+    for s in Stage::ALL {
+        let h = hist.histogram(s);
+        if h.is_empty() {
+            continue;
+        }
+        let path = dir.join(format!("{}.hgrm", s.name()));
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?,
+        );
+        write_hgrm(h, &mut f).with_context(|| format!("writing {}", path.display()))?;
+        written.push(path);
+    }
+    written.extend(write_plots(dir, report)?);
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_from_days() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_416), (2025, 11, 24));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+}
