@@ -37,6 +37,7 @@ use crate::hot::fixed::{Price, Qty};
 use crate::hot::msg::{Level, Symbol, Trade};
 use crate::hot::strategy::Strategy;
 use crate::hot::strategy::StrategyParams;
+use crate::hot::strategy::{Decision, Explain};
 use crate::ring::{ring, Consumer, Producer};
 use crate::stats::clock::Clock;
 use crate::stats::latency::StageHistograms;
@@ -130,7 +131,7 @@ pub struct RingStats {
 /// A periodic snapshot from the hot thread (about every 250 ms of wall
 /// time), for status lines and dashboards. Counters only: nothing is
 /// formatted or computed on the hot thread for it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct HotStatus {
     pub frames: u64,
     pub quotes: u64,
@@ -146,6 +147,46 @@ pub struct HotStatus {
     /// The traded book: synced, and its update id.
     pub synced: bool,
     pub update_id: u64,
+    /// Its top levels, best first (for the dashboard's ladder).
+    pub bids: [Option<Level>; LADDER],
+    pub asks: [Option<Level>; LADDER],
+    /// Own working orders as the exchange side last reported them.
+    pub working: ExecState,
+    /// How the last quote was made (multipliers, spread).
+    pub explain: Explain,
+    /// What the strategy asked for, before the guard rounded and limited it.
+    pub decision: Decision,
+    /// The advice in force (already expired to neutral if stale).
+    pub advice: Advice,
+    /// Quotes pulled because the book went stale / lost sync.
+    pub pulled_stale: u64,
+    pub pulled_on_sync_loss: u64,
+    /// Quoting paused by the operator.
+    pub paused: bool,
+}
+
+/// Levels per side in [`HotStatus`].
+pub const LADDER: usize = 10;
+
+/// The exchange side's running totals (latest wins), for dashboards.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExecStatus {
+    pub fills: u64,
+    pub orders: u64,
+    pub cancels: u64,
+    /// Quote-asset amounts in 1e-8 units.
+    pub volume: i64,
+    pub fees: i64,
+    /// Marked to the last mid the exchange side saw.
+    pub pnl: i64,
+    pub position: Qty,
+}
+
+/// Operator commands to the hot thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Pull quotes and stop quoting / quote again.
+    Pause(bool),
 }
 
 /// The side-thread inputs of [`run_paper`]; each is optional.
@@ -162,6 +203,10 @@ pub struct SideInputs {
     pub samples: Option<Producer<StageSample>>,
     /// Where every quote goes, with the book it was made from.
     pub quotes: Option<Producer<QuoteRecord>>,
+    /// Where the exec thread sends its running totals.
+    pub exec_status: Option<Producer<ExecStatus>>,
+    /// Operator commands (pause) for the hot thread.
+    pub control: Option<Consumer<Control>>,
 }
 
 /// What [`run_paper`] returns.
@@ -312,6 +357,11 @@ impl<S: Strategy> HotSide<S> {
         if let Some(p) = self.side.params.as_mut().and_then(|c| c.latest()) {
             self.hot.set_params(p);
         }
+        if let Some(Control::Pause(on)) = self.side.control.as_mut().and_then(|c| c.latest()) {
+            let now_ns = crate::feed::snapshot::wall_ns();
+            let mut out = emit(&self.market_tx, &self.quote_tx, &self.side.quotes, &mut self.last_quote, now_ns);
+            self.hot.set_paused(on, now_ns, &mut out);
+        }
         if let Some(status) = self.side.status.as_mut() {
             let clock = *self.hot.clock();
             if clock.ns(self.last_status, now) >= STATUS_EVERY_NS {
@@ -331,6 +381,15 @@ impl<S: Strategy> HotSide<S> {
                     connects: self.link.map_or(0, |l| l.0.connects),
                     synced: book.is_some_and(|b| b.is_synced()),
                     update_id: book.map_or(0, |b| b.update_id()),
+                    bids: std::array::from_fn(|i| book.and_then(|b| b.book().bid(i))),
+                    asks: std::array::from_fn(|i| book.and_then(|b| b.book().ask(i))),
+                    working: self.hot.exec_state(),
+                    explain: self.hot.last_explain(),
+                    decision: self.hot.last_decision(),
+                    advice: self.hot.advice_now(crate::feed::snapshot::wall_ns()),
+                    pulled_stale: h.pulled_stale,
+                    pulled_on_sync_loss: h.pulled_on_sync_loss,
+                    paused: self.hot.paused(),
                 });
             }
         }
@@ -375,9 +434,10 @@ pub fn run_paper<S: Strategy + Send + 'static>(
     config: &Config,
     strategy: S,
     stop: Arc<AtomicBool>,
-    side: SideInputs,
+    mut side: SideInputs,
 ) -> PaperRun {
     let source = source.into();
+    let exec_status = side.exec_status.take();
     let (market_tx, mut market_rx) = ring::<ToExec>(4096);
     let (quote_tx, mut quote_rx) = ring::<(Quote, Price)>(8);
     let (pos_tx, pos_rx) = ring::<ExecState>(8);
@@ -391,6 +451,7 @@ pub fn run_paper<S: Strategy + Send + 'static>(
         .spawn(move || {
             let mut exchange: Option<PaperExchange> = None;
             let mut position = Position::new();
+            let mut last_mid: Option<Price> = None;
             let mut fills: Vec<Fill> = Vec::with_capacity(64);
             loop {
                 let finished = done.load(Ordering::Acquire);
@@ -399,7 +460,12 @@ pub fn run_paper<S: Strategy + Send + 'static>(
                     worked = true;
                     if let Some(ex) = exchange.as_mut() {
                         match m {
-                            ToExec::Book { top, time_ns } => ex.on_book(&top, time_ns, &mut |f| fills.push(f)),
+                            ToExec::Book { top, time_ns } => {
+                                if top.bid_len > 0 && top.ask_len > 0 {
+                                    last_mid = Some(Price((top.bids[0].price.0 + top.asks[0].price.0) / 2));
+                                }
+                                ex.on_book(&top, time_ns, &mut |f| fills.push(f))
+                            }
                             ToExec::Trade { trade, time_ns } => ex.on_trade(&trade, time_ns, &mut |f| fills.push(f)),
                         }
                     }
@@ -412,6 +478,19 @@ pub fn run_paper<S: Strategy + Send + 'static>(
                 }
                 for f in fills.drain(..) {
                     position.on_fill(&f);
+                    last_mid = Some(f.price);
+                }
+                if let (Some(tx), true) = (exec_status.as_ref(), worked) {
+                    let ex = exchange.as_ref().map(|e| e.stats()).unwrap_or_default();
+                    tx.push_latest(ExecStatus {
+                        fills: ex.fills,
+                        orders: ex.orders,
+                        cancels: ex.cancels,
+                        volume: position.volume(),
+                        fees: position.fees(),
+                        pnl: last_mid.map_or(0, |m| position.pnl(m)),
+                        position: position.qty(),
+                    });
                 }
                 if worked {
                     // Position and working orders back to the hot thread.

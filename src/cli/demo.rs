@@ -16,7 +16,8 @@ use anyhow::Context;
 use crate::cli::feed_args::parse_duration;
 use crate::cli::outputs::{timestamped_dir, write_all};
 use crate::cli::record::ctrl_c_flag;
-use crate::cli::replay::{finish, run_on_threads};
+use crate::cli::replay::finish;
+use crate::cli::session::{run_session, View};
 use crate::config::Config;
 use crate::hot::msg::Symbol;
 use crate::runtime::Source;
@@ -48,6 +49,9 @@ pub struct DemoArgs {
     /// Order-flow events per second in the simulated market (calm regime).
     #[arg(long, default_value_t = 300.0)]
     pub rate: f64,
+    /// Status lines instead of the dashboard even on a terminal.
+    #[arg(long)]
+    pub no_dashboard: bool,
     /// Let the simulator misbehave (a dropped diff every 200, a disconnect
     /// every 20 s, a malformed frame every 500), to watch the bot cope.
     #[arg(long)]
@@ -114,7 +118,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         });
     }
     let feed = config.feed.clone();
-    let run = run_on_threads(Source::Live(feed), Vec::new(), &config, Some(&script), true, stop, "demo")?;
+    let title = format!("mmbot demo BTCUSDT (simulated, {})", sim.addr());
+    let view = View::auto(args.no_dashboard);
+    let run = run_session(Source::Live(feed), Vec::new(), &config, Some(&script), view, stop, "demo", title)?;
     for e in &run.source_errors {
         eprintln!("mmbot demo: {e}");
     }

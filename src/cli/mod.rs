@@ -4,6 +4,7 @@ pub mod backtest;
 pub mod bench;
 pub mod book;
 pub mod config;
+pub mod dashboard;
 pub mod demo;
 pub mod feed_args;
 pub mod outputs;
@@ -12,6 +13,7 @@ pub mod record;
 pub mod replay;
 pub mod report;
 pub mod script;
+pub mod session;
 pub mod sim;
 
 use clap::{Parser, Subcommand};

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use crate::cli::feed_args::FeedArgs;
 use crate::cli::outputs::{timestamped_dir, write_all};
 use crate::cli::record::ctrl_c_flag;
-use crate::cli::replay::{finish, run_on_threads};
+use crate::cli::replay::finish;
+use crate::cli::session::{run_session, View};
 use crate::feed::live::reason_names;
 use crate::runtime::Source;
 
@@ -26,6 +27,9 @@ pub struct PaperArgs {
     /// Write the report JSON here too.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Status lines instead of the dashboard even on a terminal.
+    #[arg(long)]
+    pub no_dashboard: bool,
     /// Where the run's folder (report, .hgrm files, plots) goes.
     #[arg(long, default_value = "mmbot-out")]
     pub out: PathBuf,
@@ -52,7 +56,13 @@ pub fn run(args: PaperArgs) -> anyhow::Result<i32> {
             stop.store(true, Ordering::Relaxed);
         });
     }
-    let run = run_on_threads(Source::Live(feed), Vec::new(), &config, args.script.as_ref(), true, stop, "paper")?;
+    let title = format!(
+        "mmbot paper {} ({})",
+        config.hot.symbol.map_or("-".into(), |s| s.to_string()),
+        config.feed.market.name()
+    );
+    let view = View::auto(args.no_dashboard);
+    let run = run_session(Source::Live(feed), Vec::new(), &config, args.script.as_ref(), view, stop, "paper", title)?;
     for e in &run.source_errors {
         eprintln!("mmbot paper: {e}");
     }

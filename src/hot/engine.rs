@@ -21,7 +21,7 @@ use crate::hot::fixed::{Price, Qty};
 use crate::hot::guard::{BookHealth, Filters, Guard, GuardConfig, GuardStats};
 use crate::hot::market::{BookSizes, Event, MarketData};
 use crate::hot::msg::{Level, Msg, Symbol, Trade};
-use crate::hot::strategy::{Explain, Strategy, StrategyInput, StrategyParams};
+use crate::hot::strategy::{Decision, Explain, Strategy, StrategyInput, StrategyParams};
 use crate::stats::clock::Clock;
 use crate::stats::latency::{Stage, StageHistograms};
 
@@ -107,11 +107,14 @@ pub struct HotPath<S: Strategy> {
     last_depth_ns: i64,
     last_features: Option<Features>,
     last_explain: Explain,
+    last_decision: Decision,
     last_sample: Option<StageSample>,
     working: ExecState,
     was_synced: bool,
     /// The last quote sent had a side (so a stale book must pull it).
     quoting: bool,
+    /// Quoting paused by the operator: every quote is a pull.
+    paused: bool,
     clock: Clock,
     hist: StageHistograms,
     stats: HotStats,
@@ -149,10 +152,12 @@ impl<S: Strategy> HotPath<S> {
             last_depth_ns: 0,
             last_features: None,
             last_explain: Explain::default(),
+            last_decision: Decision::default(),
             last_sample: None,
             working: ExecState::default(),
             was_synced: false,
             quoting: false,
+            paused: false,
             clock,
             hist: StageHistograms::new(),
             stats: HotStats::default(),
@@ -210,6 +215,11 @@ impl<S: Strategy> HotPath<S> {
         self.last_explain
     }
 
+    /// What the strategy asked for last, before the guard's rounding and limits.
+    pub fn last_decision(&self) -> Decision {
+        self.last_decision
+    }
+
     /// Own position as the exchange side last reported it.
     pub fn set_position(&mut self, position: Qty) {
         self.position = position;
@@ -233,6 +243,39 @@ impl<S: Strategy> HotPath<S> {
     pub fn set_exec_state(&mut self, state: ExecState) {
         self.position = state.position;
         self.working = state;
+    }
+
+    /// The advice in force at `now_ns` (neutral once expired).
+    pub fn advice_now(&self, now_ns: i64) -> Advice {
+        self.advice.at(now_ns)
+    }
+
+    /// Pauses quoting (pulling working quotes now) or resumes it (the next
+    /// depth event quotes again).
+    pub fn set_paused(&mut self, paused: bool, now_ns: i64, out: &mut impl FnMut(HotEvent<'_>)) {
+        self.paused = paused;
+        if paused && self.quoting {
+            if let Some(symbol) = self.traded {
+                if let Some(synced) = self.md.book(symbol) {
+                    let book = synced.book();
+                    self.quoting = false;
+                    self.stats.quotes += 1;
+                    self.stats.pulled += 1;
+                    let tick = if self.cfg.filters.tick_size.0 == 0 { book.tick() } else { self.cfg.filters.tick_size };
+                    out(HotEvent::Quote {
+                        quote: Quote::pulled(symbol, now_ns, synced.update_id()),
+                        tick,
+                        synced: synced.is_synced(),
+                        best_bid: book.best_bid(),
+                        best_ask: book.best_ask(),
+                    });
+                }
+            }
+        }
+    }
+
+    pub fn paused(&self) -> bool {
+        self.paused
     }
 
     /// Own orders as last reported by the exchange side.
@@ -430,6 +473,7 @@ impl<S: Strategy> HotPath<S> {
         }
         let mut t_strategy = t_book;
         let quote = match features {
+            Some(_) if self.paused => Quote::pulled(symbol, recv_ns, update_id),
             Some(f) => {
                 self.last_features = Some(f);
                 let input = StrategyInput {
@@ -442,6 +486,7 @@ impl<S: Strategy> HotPath<S> {
                 t_strategy = self.clock.now();
                 self.hist.record(Stage::Strategy, self.clock.ns(t_book, t_strategy));
                 self.last_explain = decision.explain;
+                self.last_decision = decision;
                 self.guard.check(symbol, &decision, &f, health, self.position, &filters, recv_ns)
             }
             None => {

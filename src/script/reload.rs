@@ -61,7 +61,21 @@ impl Reloadable {
 /// The watcher thread; stops when dropped.
 pub struct Watcher {
     stop: Arc<AtomicBool>,
+    force: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+}
+
+impl Watcher {
+    /// Compiles, test-runs and hands over the file again on the next poll
+    /// even if it has not changed (the dashboard's `r`).
+    pub fn reload_now(&self) {
+        self.force.store(true, Ordering::Relaxed);
+    }
+
+    /// A handle that can ask for a reload from another thread.
+    pub fn reload_handle(&self) -> Arc<AtomicBool> {
+        self.force.clone()
+    }
 }
 
 impl Drop for Watcher {
@@ -109,7 +123,8 @@ pub fn watch(
     let (to_hot, incoming) = ring::<Box<CompiledScript>>(4);
     let (retired, mut from_hot) = ring::<Box<CompiledScript>>(16);
     let stop = Arc::new(AtomicBool::new(false));
-    let stop_flag = stop.clone();
+    let force = Arc::new(AtomicBool::new(false));
+    let (stop_flag, force_flag) = (stop.clone(), force.clone());
     let thread = std::thread::Builder::new()
         .name("mmbot-script".into())
         .spawn(move || {
@@ -122,7 +137,7 @@ pub fn watch(
                 while from_hot.pop().is_some() {}
                 let Ok(source) = std::fs::read_to_string(&path) else { continue };
                 let hash = fnv1a(source.as_bytes());
-                if hash == seen {
+                if hash == seen && !force_flag.swap(false, Ordering::Relaxed) {
                     continue;
                 }
                 seen = hash;
@@ -142,5 +157,5 @@ pub fn watch(
             }
         })
         .expect("spawning the script thread");
-    (Watcher { stop, thread: Some(thread) }, Reloadable { incoming, retired })
+    (Watcher { stop, force, thread: Some(thread) }, Reloadable { incoming, retired })
 }

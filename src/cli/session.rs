@@ -1,0 +1,250 @@
+//! A threaded paper-trading session as the commands run it (`demo`, `run`,
+//! `paper`, `replay`): the runtime on its threads, the script watcher, a
+//! stats thread turning the hot thread's samples into live percentiles and a
+//! per-second timeline, and the operator's view on the calling thread: the
+//! dashboard when stdout is a terminal, status lines otherwise, or nothing.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use crate::backtest::TimelinePoint;
+use crate::cli::dashboard::{self, DashboardInputs};
+use crate::config::Config;
+use crate::hot::engine::StageSample;
+use crate::hot::strategy::NativeStrategy;
+use crate::ring::ring;
+use crate::runtime::{run_paper, Control, ExecStatus, HotStatus, PaperRun, SideInputs, Source};
+use crate::script::reload::{watch, ReloadEvent};
+use crate::script::{print_ring, ScriptStrategy};
+use crate::stats::latency::{Stage, StageHistograms};
+
+/// How the operator watches the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// Nothing until the end.
+    Quiet,
+    /// A status line every second.
+    Lines,
+    /// The terminal dashboard (keys: q quit, p pause, r reload script).
+    Dashboard,
+}
+
+impl View {
+    /// The dashboard on a terminal, status lines elsewhere (pipes, CI).
+    pub fn auto(no_dashboard: bool) -> Self {
+        use std::io::IsTerminal;
+        if !no_dashboard && std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
+            View::Dashboard
+        } else {
+            View::Lines
+        }
+    }
+}
+
+/// What the script thread last said (for the dashboard).
+#[derive(Debug, Clone, Default)]
+pub struct ScriptInfo {
+    pub reloads: u64,
+    pub last_event: Option<String>,
+}
+
+/// Runs the paper trader on threads from `source` until it ends or `stop`
+/// is set (Ctrl-C, `--duration`, or `q` on the dashboard).
+#[allow(clippy::too_many_arguments)]
+pub fn run_session(
+    source: Source,
+    files: Vec<PathBuf>,
+    config: &Config,
+    script: Option<&PathBuf>,
+    view: View,
+    stop: Arc<AtomicBool>,
+    label: &'static str,
+    title: String,
+) -> anyhow::Result<PaperRun> {
+    let (status_tx, mut status_rx) = ring::<HotStatus>(4);
+    let (exec_tx, exec_rx) = ring::<ExecStatus>(4);
+    let (control_tx, control_rx) = ring::<Control>(4);
+    let (samples_tx, mut samples_rx) = ring::<StageSample>(1 << 14);
+    let finished = Arc::new(AtomicBool::new(false));
+    let live = Arc::new(Mutex::new(StageHistograms::new()));
+
+    // Stats: live percentiles and the per-second timeline, from the samples
+    // the hot thread hands over (a full ring drops samples, never waits).
+    let stats = {
+        let (finished, live) = (finished.clone(), live.clone());
+        std::thread::Builder::new().name("mmbot-stats".into()).spawn(move || {
+            let started = Instant::now();
+            let mut points = Vec::new();
+            let mut second = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("static bounds");
+            let mut next = Duration::from_secs(1);
+            loop {
+                let done = finished.load(Ordering::Relaxed);
+                {
+                    let mut h = live.lock().unwrap_or_else(|p| p.into_inner());
+                    while let Some(s) = samples_rx.pop() {
+                        second.saturating_record(s.tick_to_quote.max(1) as u64);
+                        h.record(Stage::TickToQuote, s.tick_to_quote as u64);
+                        h.record(Stage::Parse, s.parse as u64);
+                        h.record(Stage::Book, s.book as u64);
+                        h.record(Stage::Strategy, s.strategy as u64);
+                        h.record(Stage::Quote, s.quote as u64);
+                    }
+                }
+                let elapsed = started.elapsed();
+                if elapsed >= next || done {
+                    if !second.is_empty() {
+                        points.push(TimelinePoint {
+                            t_s: elapsed.as_secs_f64().round(),
+                            count: second.len(),
+                            p50_ns: second.value_at_quantile(0.5),
+                            p99_ns: second.value_at_quantile(0.99),
+                        });
+                        second.reset();
+                    }
+                    next += Duration::from_secs(1);
+                }
+                if done {
+                    break points;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })?
+    };
+
+    let side = SideInputs {
+        status: Some(status_tx),
+        samples: Some(samples_tx),
+        exec_status: Some(exec_tx),
+        control: Some(control_rx),
+        ..SideInputs::default()
+    };
+    let script_info = Arc::new(Mutex::new(ScriptInfo::default()));
+    let mut reload_flag = None;
+    let mut watcher = None;
+    let runner = {
+        let config = config.clone();
+        let stop = stop.clone();
+        let finished = finished.clone();
+        match script.or(config.script.as_ref()).cloned() {
+            Some(path) => {
+                // The script's print/debug lines: a ring, drained to stderr
+                // (status-line view) or dropped (dashboard: it owns the screen).
+                let (lines_tx, mut lines_rx) = print_ring();
+                let done = finished.clone();
+                std::thread::spawn(move || {
+                    while !done.load(Ordering::Relaxed) {
+                        while let Some(line) = lines_rx.pop() {
+                            if view != View::Dashboard {
+                                eprintln!("script: {}", line.as_str());
+                            }
+                        }
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                });
+                let mut s = ScriptStrategy::from_file_with_output(
+                    &path,
+                    &config.params,
+                    &config.script_limits,
+                    Some(lines_tx),
+                )?;
+                let info = script_info.clone();
+                let (w, reload) =
+                    watch(path.clone(), s.script().hash, config.script_limits, config.params.clone(), move |ev| {
+                        let text = match ev {
+                            ReloadEvent::Loaded { path, hash } => {
+                                format!("{} reloaded (fnv1a {hash:016x})", path.display())
+                            }
+                            ReloadEvent::Refused(e) => {
+                                format!("change refused, still running the last good version: {e}")
+                            }
+                        };
+                        if view != View::Dashboard {
+                            eprintln!("mmbot {label}: script {text}");
+                        }
+                        let mut i = info.lock().unwrap_or_else(|p| p.into_inner());
+                        i.reloads += 1;
+                        i.last_event = Some(text);
+                    });
+                s.attach_reload(reload);
+                reload_flag = Some(w.reload_handle());
+                watcher = Some(w);
+                std::thread::Builder::new().name("mmbot-session".into()).spawn(move || {
+                    let run = run_paper(source, files, &config, s, stop, side);
+                    finished.store(true, Ordering::Relaxed);
+                    run
+                })?
+            }
+            None => std::thread::Builder::new().name("mmbot-session".into()).spawn(move || {
+                let run = run_paper(source, files, &config, NativeStrategy, stop, side);
+                finished.store(true, Ordering::Relaxed);
+                run
+            })?,
+        }
+    };
+
+    match view {
+        View::Dashboard => {
+            let inputs = DashboardInputs {
+                title,
+                status: status_rx,
+                exec: exec_rx,
+                live: live.clone(),
+                control: control_tx,
+                reload: reload_flag,
+                script: script_info,
+                stop: stop.clone(),
+                finished: finished.clone(),
+            };
+            if let Err(e) = dashboard::run(inputs) {
+                // The run goes on without a screen; it still ends as asked.
+                eprintln!("mmbot {label}: dashboard failed ({e}); continuing without it");
+                while !finished.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+        View::Lines => {
+            while !finished.load(Ordering::Relaxed) {
+                let tick = Instant::now();
+                while tick.elapsed() < Duration::from_secs(1) && !finished.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                if let Some(s) = status_rx.latest() {
+                    eprintln!("  {label}: {}", status_line(&s));
+                }
+            }
+        }
+        View::Quiet => {
+            while !finished.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+    let mut run = runner.join().map_err(|_| anyhow::anyhow!("the session thread panicked"))?;
+    drop(watcher);
+    run.report.perf.timeline = stats.join().unwrap_or_default();
+    Ok(run)
+}
+
+/// One status line.
+pub fn status_line(s: &HotStatus) -> String {
+    let quote = s.last_quote.map_or("none".to_string(), |q| {
+        let side = |l: Option<crate::hot::msg::Level>| l.map_or("-".to_string(), |l| format!("{}@{}", l.qty, l.price));
+        format!("bid {} ask {}", side(q.bid), side(q.ask))
+    });
+    format!(
+        "{}{}{} frames, {} quotes ({} pulled), position {}, gaps {}, rejected {}; last quote {quote}",
+        if s.connected { "" } else { "(reconnecting) " },
+        if s.paused { "(paused) " } else { "" },
+        s.frames,
+        s.quotes,
+        s.pulled,
+        s.position,
+        s.gaps,
+        s.rejected
+    )
+}
