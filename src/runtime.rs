@@ -290,8 +290,9 @@ pub fn pin(core: Option<usize>) -> Option<usize> {
     if allowed.iter().any(|c| c.id == core) && core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
         Some(core)
     } else {
-        eprintln!(
-            "mmbot: warning: cannot pin the hot thread to core {core} (no such core, or not allowed); running unpinned"
+        tracing::warn!(
+            target: "mmbot::runtime",
+            "cannot pin the hot thread to core {core} (no such core, or not allowed); running unpinned"
         );
         None
     }

@@ -120,6 +120,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
     let feed = config.feed.clone();
     let title = format!("mmbot demo BTCUSDT (simulated, {})", sim.addr());
     let view = View::auto(args.no_dashboard);
+    let _logs = crate::logging::init(view != View::Dashboard, Some(&dir.join("mmbot.log")));
     let run = run_session(Source::Live(feed), Vec::new(), &config, Some(&script), view, stop, "demo", title)?;
     for e in &run.source_errors {
         eprintln!("mmbot demo: {e}");

@@ -57,7 +57,13 @@ enum Command {
 
 /// Runs the command line; returns the process exit code.
 pub fn run() -> anyhow::Result<i32> {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    // Sessions with a dashboard decide where their logs go themselves.
+    let _logs = match &cli.command {
+        Command::Demo(_) | Command::Run(_) | Command::Paper(_) => None,
+        _ => Some(crate::logging::init(true, None)),
+    };
+    match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Run(args) => paper::run(args),
         Command::Report(args) => report::run(args),

@@ -62,6 +62,8 @@ pub fn run(args: PaperArgs) -> anyhow::Result<i32> {
         config.feed.market.name()
     );
     let view = View::auto(args.no_dashboard);
+    let dir = timestamped_dir(&args.out)?;
+    let _logs = crate::logging::init(view != View::Dashboard, Some(&dir.join("mmbot.log")));
     let run = run_session(Source::Live(feed), Vec::new(), &config, args.script.as_ref(), view, stop, "paper", title)?;
     for e in &run.source_errors {
         eprintln!("mmbot paper: {e}");
@@ -82,7 +84,6 @@ pub fn run(args: PaperArgs) -> anyhow::Result<i32> {
         );
     }
     finish(&run, "paper", args.report.as_ref())?;
-    let dir = timestamped_dir(&args.out)?;
     let written = write_all(&dir, &run.report, &run.histograms)?;
     eprintln!("mmbot paper: wrote {} files to {}", written.len(), dir.display());
     Ok(if run.source_errors.is_empty() { 0 } else { 2 })

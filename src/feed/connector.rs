@@ -168,7 +168,7 @@ impl Connector {
                         }
                         Err(e) => {
                             sh.failures.fetch_add(1, Ordering::Relaxed);
-                            eprintln!("mmbot: feed: connection attempt {attempt} failed: {e}");
+                            tracing::warn!(target: "mmbot::feed", "connection attempt {attempt} failed: {e}; retrying after the backoff");
                             *sh.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
                             state.failed(e.retry_after());
                             // Try again after the backoff, as a failure.

@@ -166,6 +166,8 @@ pub struct LinkStats {
     pub snapshots_discarded: u64,
     /// Snapshot requests refused because the ring to the fetcher was full.
     pub snapshot_ring_full: u64,
+    /// New sockets mio could not register (each leads to a reconnect).
+    pub register_failures: u64,
 }
 
 impl LinkStats {
@@ -322,8 +324,9 @@ impl LiveFeed {
     fn adopt_connection(&mut self, h: &mut impl FeedHandler) {
         let Some(ws) = self.connector.take() else { return };
         let fd = ws.get_ref().tcp().as_raw_fd();
-        if let Err(e) = self.poll.registry().register(&mut SourceFd(&fd), SOCKET, Interest::READABLE) {
-            eprintln!("mmbot: feed: cannot register the socket with mio: {e}; reconnecting");
+        if self.poll.registry().register(&mut SourceFd(&fd), SOCKET, Interest::READABLE).is_err() {
+            // Counted, not logged: this is the hot thread.
+            self.stats.register_failures += 1;
             self.connector.retire(ws);
             self.connector.request(Request { reason: Reason::Error, lived: Duration::ZERO });
             return;

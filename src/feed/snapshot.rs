@@ -116,8 +116,9 @@ impl SnapshotFetcher {
                     let wait = budget.wait_for(weight, Instant::now());
                     if !wait.is_zero() {
                         c.weight_waits.fetch_add(1, Ordering::Relaxed);
-                        eprintln!(
-                            "mmbot: feed: snapshot for {} waits {:.1} s for request weight",
+                        tracing::info!(
+                            target: "mmbot::feed",
+                            "snapshot for {} waits {:.1} s for request weight",
                             req.symbol,
                             wait.as_secs_f64()
                         );
@@ -145,7 +146,7 @@ impl SnapshotFetcher {
                     }
                     let reply = SnapshotReply { request: req, body: body.map(|()| buf), recv_ns: wall_ns() };
                     if !reply_tx.push(reply) {
-                        eprintln!("mmbot: feed: snapshot reply ring full; the hot thread will ask again");
+                        tracing::warn!(target: "mmbot::feed", "snapshot reply ring full; the hot thread will ask again");
                     }
                 }
             })
@@ -198,7 +199,7 @@ fn fetch(agent: &ureq::Agent, url: &str, buf: &mut Vec<u8>, budget: &mut WeightB
     let mut resp = match agent.get(url).call() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("mmbot: feed: snapshot request {url} failed: {e}");
+            tracing::warn!(target: "mmbot::feed", "snapshot request {url} failed: {e}; asking again shortly");
             return Err(FetchFailure::Transport);
         }
     };
@@ -214,8 +215,9 @@ fn fetch(agent: &ureq::Agent, url: &str, buf: &mut Vec<u8>, budget: &mut WeightB
         if matches!(status, 429 | 418) {
             budget.back_off(Duration::from_secs(retry_after.unwrap_or(60).min(3600)), Instant::now());
         }
-        eprintln!(
-            "mmbot: feed: snapshot request {url} answered HTTP {status}{}",
+        tracing::warn!(
+            target: "mmbot::feed",
+            "snapshot request {url} answered HTTP {status}{}",
             match status {
                 429 => " (request weight exceeded; waiting as asked)",
                 418 => " (IP banned for ignoring 429s; waiting as asked)",
@@ -227,7 +229,7 @@ fn fetch(agent: &ureq::Agent, url: &str, buf: &mut Vec<u8>, budget: &mut WeightB
     match resp.body_mut().as_reader().take(64 << 20).read_to_end(buf) {
         Ok(_) => Ok(()),
         Err(e) => {
-            eprintln!("mmbot: feed: snapshot body from {url} unreadable: {e}");
+            tracing::warn!(target: "mmbot::feed", "snapshot body from {url} unreadable: {e}");
             Err(FetchFailure::Transport)
         }
     }
