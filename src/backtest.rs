@@ -138,7 +138,15 @@ pub fn run_observed<S: Strategy>(
     let mut exchange: Option<PaperExchange> = None;
     let mut position = Position::new();
     let mut fills: Vec<Fill> = Vec::with_capacity(64);
-    let progress = std::io::stderr().is_terminal();
+    // A spinner on terminals (indicatif draws to stderr only when it is one).
+    let progress = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} backtest {elapsed_precise} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar
+    });
     let started = Instant::now();
     let mut last_progress = started;
     let mut frames = 0u64;
@@ -191,10 +199,11 @@ pub fn run_observed<S: Strategy>(
                     }
                 }
                 chunks.recycle(buf);
-                if progress && last_progress.elapsed().as_millis() >= 250 {
+                if let Some(bar) = progress.as_ref().filter(|_| last_progress.elapsed().as_millis() >= 250) {
                     last_progress = Instant::now();
                     let rate = frames as f64 / started.elapsed().as_secs_f64();
-                    eprint!("\r  backtest: {frames} frames, {rate:.0}/s, position {}   ", position.qty());
+                    bar.set_message(format!("{frames} frames, {rate:.0}/s, position {}", position.qty()));
+                    bar.tick();
                 }
             }
             Piece::FileError { path, error } => {
@@ -208,8 +217,8 @@ pub fn run_observed<S: Strategy>(
             }
         }
     }
-    if progress {
-        eprintln!();
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
     }
     let wall_s = started.elapsed().as_secs_f64();
     let symbol = hot.traded_symbol().ok_or(BacktestError::NothingTraded)?;

@@ -53,6 +53,14 @@ pub fn run(args: RecordArgs) -> anyhow::Result<i32> {
     let started = Instant::now();
     let tty = std::io::stderr().is_terminal();
     eprintln!("mmbot record: {url} -> {}", args.out.display());
+    let bar = tty.then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} recording {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar
+    });
     let mut last_progress = Instant::now();
     while !stop.load(Ordering::Relaxed) && args.feed.duration.is_none_or(|d| started.elapsed() < d) {
         feed.turn(&mut recorder);
@@ -63,10 +71,12 @@ pub fn run(args: RecordArgs) -> anyhow::Result<i32> {
         if last_progress.elapsed() >= every {
             last_progress = Instant::now();
             let line = progress(&recorder, &feed, started.elapsed());
-            if tty {
-                eprint!("\r{line}   ");
-            } else {
-                eprintln!("{line}");
+            match &bar {
+                Some(b) => {
+                    b.set_message(line);
+                    b.tick();
+                }
+                None => eprintln!("{line}"),
             }
         }
     }
@@ -74,8 +84,8 @@ pub fn run(args: RecordArgs) -> anyhow::Result<i32> {
     let line = progress(&recorder, &feed, started.elapsed());
     let lines = recorder.writer().lines();
     recorder.finish().with_context(|| format!("closing {}", args.out.display()))?;
-    if tty {
-        eprintln!();
+    if let Some(b) = bar {
+        b.finish_and_clear();
     }
     eprintln!("mmbot record: done: {line}; {lines} lines in {}", args.out.display());
     Ok(0)
