@@ -81,6 +81,10 @@ pub struct PerfReport {
     /// enough to redraw the plot from the report alone.
     #[serde(default)]
     pub distribution: std::collections::BTreeMap<String, Vec<(f64, u64)>>,
+    /// Events whose exchange time was after the local receive time (this
+    /// clock behind the exchange's): `feed_delay` cannot show them.
+    #[serde(default)]
+    pub feed_delay_negative: u64,
     /// Per-second tick_to_quote percentiles (threaded runs).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<TimelinePoint>,
@@ -289,6 +293,7 @@ pub(crate) fn report<S: Strategy>(
                 .filter(|&&st| !hot.histograms().histogram(st).is_empty())
                 .map(|&st| (st.name().to_string(), hot.histograms().distribution(st)))
                 .collect(),
+            feed_delay_negative: hs.feed_delay_negative,
             timeline: Vec::new(),
             clock: ClockReport {
                 source: format!("{:?}", clock.source()).to_lowercase(),

@@ -498,13 +498,6 @@ fn validate_feed(f: &RawFeed, traded: Option<Symbol>) -> Result<FeedConfig, Conf
         Some(o) => return Err(invalid("feed.poll", format!("{o:?}"), "must be \"poll\" or \"busy\"")),
     };
     let snapshot_limit = in_range("feed.snapshot_limit", f.snapshot_limit, d.snapshot_limit as i64, 1, 5000)? as u32;
-    if !market.valid_snapshot_limit(snapshot_limit) {
-        return Err(invalid(
-            "feed.snapshot_limit",
-            snapshot_limit,
-            "USD-M accepts 5, 10, 20, 50, 100, 500 or 1000 (spot: 1 to 5000)",
-        ));
-    }
     let feed = FeedConfig {
         market,
         symbols,
@@ -522,7 +515,8 @@ fn validate_feed(f: &RawFeed, traded: Option<Symbol>) -> Result<FeedConfig, Conf
             1_000_000,
         )? as u64),
         stale_after: ms("feed.stale_after_ms", f.stale_after_ms, d.stale_after, 100, 600_000)?,
-        ping_interval: ms("feed.ping_interval_ms", f.ping_interval_ms, d.ping_interval, 100, 600_000)?,
+        // Binance spot counts pings and pongs among its 5 messages per second.
+        ping_interval: ms("feed.ping_interval_ms", f.ping_interval_ms, d.ping_interval, 1000, 600_000)?,
         pong_timeout: ms("feed.pong_timeout_ms", f.pong_timeout_ms, d.pong_timeout, 100, 600_000)?,
         max_connection_age: std::time::Duration::from_secs(in_range(
             "feed.max_connection_age_s",
@@ -547,23 +541,7 @@ fn validate_feed(f: &RawFeed, traded: Option<Symbol>) -> Result<FeedConfig, Conf
         weight_per_minute: in_range("feed.weight_per_minute", f.weight_per_minute, d.weight_per_minute as i64, 1, 6000)?
             as u32,
     };
-    if feed.backoff_min > feed.backoff_max {
-        return Err(invalid(
-            "feed.backoff_min_ms",
-            feed.backoff_min.as_millis(),
-            format!("must not exceed feed.backoff_max_ms ({})", feed.backoff_max.as_millis()),
-        ));
-    }
-    if feed.weight_per_minute < market.snapshot_weight(snapshot_limit) {
-        return Err(invalid(
-            "feed.weight_per_minute",
-            feed.weight_per_minute,
-            format!(
-                "must allow at least one snapshot of feed.snapshot_limit levels (weight {})",
-                market.snapshot_weight(snapshot_limit)
-            ),
-        ));
-    }
+    feed.check().map_err(|(key, value, allowed)| invalid(key, value, allowed))?;
     Ok(feed)
 }
 

@@ -417,6 +417,12 @@ impl<S: Strategy> FeedHandler for HotSide<S> {
         self.hot.on_disconnect(now_ns, &mut out);
     }
 
+    /// The run ends: quotes are pulled, the books kept for the report.
+    fn on_shutdown(&mut self, now_ns: i64) {
+        let mut out = emit(&self.market_tx, &self.quote_tx, &self.side.quotes, &mut self.last_quote, now_ns);
+        self.hot.pull_quotes(now_ns, &mut out);
+    }
+
     #[inline]
     fn on_idle(&mut self, now_ns: i64) {
         let mut out = emit(&self.market_tx, &self.quote_tx, &self.side.quotes, &mut self.last_quote, now_ns);
@@ -562,7 +568,7 @@ pub fn run_paper<S: Strategy + Send + 'static>(
                             let now = h.hot.clock().now();
                             h.housekeeping(now);
                         }
-                        feed.shutdown();
+                        feed.shutdown(&mut h);
                         link = Some(feed.stats());
                     }
                     Err(e) => errors.push(format!("live feed: {e}")),

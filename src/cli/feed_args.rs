@@ -90,6 +90,9 @@ impl FeedArgs {
         if feed.symbols.is_empty() {
             bail!("no symbol to stream: give --symbol BTCUSDT, or set [market] symbol / [feed] symbols in the config");
         }
+        if let Err((key, value, allowed)) = feed.check() {
+            bail!("with these flags, {key} = {value} is invalid: {allowed}");
+        }
         if config.hot.symbol.is_none() {
             config.hot.symbol = Some(feed.symbols[0]);
         }

@@ -74,11 +74,11 @@ pub fn run(args: PaperArgs) -> anyhow::Result<i32> {
             .map(|(name, i)| format!("{} {name}", l.disconnects[i]))
             .collect();
         eprintln!(
-            "mmbot paper: feed: {} connections, disconnects: {}; {} pings answered, {} snapshots applied ({} failed, {} discarded)",
+            "mmbot paper: feed: {} connections, disconnects: {}; {} server pings answered, {} snapshots received ({} failed, {} discarded)",
             l.connects,
             if reasons.is_empty() { "none".into() } else { reasons.join(", ") },
             l.pings_received,
-            l.snapshots_applied,
+            l.snapshots_received,
             l.snapshots_failed,
             l.snapshots_discarded
         );

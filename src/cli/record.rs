@@ -80,7 +80,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<i32> {
             }
         }
     }
-    feed.shutdown();
+    feed.shutdown(&mut recorder);
     let line = progress(&recorder, &feed, started.elapsed());
     let lines = recorder.writer().lines();
     recorder.finish().with_context(|| format!("closing {}", args.out.display()))?;

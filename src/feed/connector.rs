@@ -7,10 +7,12 @@
 //! the other way to be dropped here, so closing one costs the hot thread
 //! nothing either.
 //!
-//! Backoff: exponential from `backoff_min` to `backoff_max` with jitter
-//! (each wait drawn between half and all of the step), reset once a
-//! connection has lived [`HEALTHY_AFTER`]; a planned reconnect (24-hour
-//! renewal, `serverShutdown`) after a healthy connection goes at once.
+//! Backoff: exponential with "decorrelated jitter" between `backoff_min`
+//! and `backoff_max` (each wait drawn uniformly between the minimum and
+//! three times the previous wait, capped), so clients that failed together
+//! do not retry together, even on the first retry; reset once a connection
+//! has lived [`HEALTHY_AFTER`]; a planned reconnect (24-hour renewal,
+//! `serverShutdown`) after a healthy connection goes at once.
 //! Never more than `max_attempts` attempts in any 5 minutes (Binance: 300
 //! connection attempts per 5 minutes per IP), and a `Retry-After` from the
 //! server is honoured.
@@ -215,10 +217,10 @@ impl Connector {
 
 impl Drop for Connector {
     fn drop(&mut self) {
+        // Not joined: an attempt in progress may take up to its timeout, and
+        // ending a run must not wait for it. The thread sees `stop` and ends.
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        drop(self.thread.take());
     }
 }
 
@@ -244,6 +246,8 @@ pub struct Backoff {
     max_attempts: usize,
     /// Consecutive failures (failed attempts or short-lived connections).
     failures: u32,
+    /// The previous wait (decorrelated jitter grows from it).
+    prev: Duration,
     retry_after: Option<Duration>,
     attempts: VecDeque<Instant>,
     rng: Rng,
@@ -258,6 +262,7 @@ impl Backoff {
             max: cfg.backoff_max.max(cfg.backoff_min),
             max_attempts: cfg.max_attempts.max(1),
             failures: 0,
+            prev: cfg.backoff_min,
             retry_after: None,
             attempts: VecDeque::with_capacity(cfg.max_attempts),
             rng: Rng(seed | 1),
@@ -273,6 +278,7 @@ impl Backoff {
             // A connection ended (not a failed attempt).
             if req.lived >= HEALTHY_AFTER {
                 self.failures = 0;
+                self.prev = self.min;
                 if req.reason.planned() {
                     return self.retry_after.take().unwrap_or(Duration::ZERO);
                 }
@@ -280,22 +286,25 @@ impl Backoff {
                 self.failures = self.failures.saturating_add(1);
             }
         }
-        let step = self.step(self.failures.max(1));
+        let step = self.step();
         step.max(self.retry_after.take().unwrap_or(Duration::ZERO))
     }
 
     /// A failed attempt (with the server's `Retry-After`, if any).
     pub fn failed(&mut self, retry_after_s: Option<u64>) {
         self.failures = self.failures.saturating_add(1);
-        self.retry_after = retry_after_s.map(|s| Duration::from_secs(s.min(300)));
+        // Honoured in full: retrying early extends a ban.
+        self.retry_after = retry_after_s.map(Duration::from_secs);
     }
 
-    /// Jittered exponential step for `n` consecutive failures: between half
-    /// and all of `min * 2^(n-1)`, capped at `max`, never below `min`.
-    pub fn step(&mut self, n: u32) -> Duration {
-        let full = self.min.saturating_mul(1u32 << (n - 1).min(16)).min(self.max);
-        let frac = 0.5 + 0.5 * (self.rng.below(1_000_001) as f64 / 1e6);
-        full.mul_f64(frac).max(self.min)
+    /// The next wait: uniform between `min` and three times the previous
+    /// wait, capped at `max` (AWS's "decorrelated jitter").
+    pub fn step(&mut self) -> Duration {
+        let hi = self.prev.saturating_mul(3).min(self.max).max(self.min);
+        let frac = self.rng.below(1_000_001) as f64 / 1e6;
+        let wait = (self.min + (hi - self.min).mul_f64(frac)).min(self.max);
+        self.prev = wait;
+        wait
     }
 
     /// How long to wait so that this attempt stays within the limit.
@@ -333,16 +342,29 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_with_jitter_between_one_and_thirty_seconds() {
-        let mut b = Backoff::new(&cfg());
-        for n in 1..=12u32 {
-            let full = Duration::from_secs(1u64 << (n - 1)).min(Duration::from_secs(30));
-            for _ in 0..50 {
-                let s = b.step(n);
-                assert!(s >= Duration::from_secs(1) && s <= full, "n={n}: {s:?}");
-                assert!(s >= full / 2);
+    fn backoff_grows_with_jitter_between_one_and_thirty_seconds() {
+        let (min, max) = (Duration::from_secs(1), Duration::from_secs(30));
+        let mut first = Vec::new();
+        let mut mean_by_step = [0.0f64; 8];
+        for _ in 0..400 {
+            let mut b = Backoff::new(&cfg());
+            for (i, mean) in mean_by_step.iter_mut().enumerate() {
+                let prev = b.prev;
+                let s = b.step();
+                assert!(s >= min && s <= max, "{s:?}");
+                assert!(s <= (prev * 3).min(max), "{s:?} after {prev:?}");
+                if i == 0 {
+                    first.push(s);
+                }
+                *mean += s.as_secs_f64() / 400.0;
             }
         }
+        // Even the first retry is spread out, not all at exactly `min`.
+        let distinct = first.iter().filter(|&&s| s > Duration::from_millis(1500)).count();
+        assert!(distinct > 100, "{distinct} of 400 first retries above 1.5 s");
+        // It grows on average, then saturates near the cap.
+        assert!(mean_by_step[0] < 2.5 && mean_by_step[3] > mean_by_step[0] * 2.0, "{mean_by_step:?}");
+        assert!(mean_by_step[7] > 10.0, "{mean_by_step:?}");
     }
 
     #[test]
@@ -352,13 +374,13 @@ mod tests {
         b.record_attempt(Instant::now());
         let renew = Request { reason: Reason::Renew, lived: Duration::from_secs(86_000) };
         assert_eq!(b.before_attempt(renew), Duration::ZERO);
-        // An error after a short life backs off, and more each time.
+        // An error after a short life backs off.
         let short = Request { reason: Reason::Closed, lived: Duration::from_secs(1) };
         let first = b.before_attempt(short);
-        assert!(first >= Duration::from_secs(1) && first <= Duration::from_secs(1));
+        assert!(first >= Duration::from_secs(1) && first <= Duration::from_secs(3), "{first:?}");
         b.failed(None);
         let again = b.before_attempt(Request { reason: Reason::Error, lived: Duration::ZERO });
-        assert!(again >= Duration::from_secs(1) && again <= Duration::from_secs(2), "{again:?}");
+        assert!(again >= Duration::from_secs(1) && again <= first * 3, "{again:?}");
         // A 429 with Retry-After is honoured.
         b.failed(Some(120));
         assert!(b.before_attempt(Request { reason: Reason::Error, lived: Duration::ZERO }) >= Duration::from_secs(120));

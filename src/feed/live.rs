@@ -98,6 +98,38 @@ impl Default for FeedConfig {
 }
 
 impl FeedConfig {
+    /// Checks the combinations one key cannot check alone (run again after
+    /// command-line flags change the market): `(key, value, what is allowed)`.
+    pub fn check(&self) -> Result<(), (&'static str, String, String)> {
+        if !self.market.valid_snapshot_limit(self.snapshot_limit) {
+            return Err((
+                "feed.snapshot_limit",
+                self.snapshot_limit.to_string(),
+                format!(
+                    "{} accepts {}",
+                    self.market.name(),
+                    if self.market == FeedMarket::Usdm { "5, 10, 20, 50, 100, 500 or 1000" } else { "1 to 5000" }
+                ),
+            ));
+        }
+        if self.backoff_min > self.backoff_max {
+            return Err((
+                "feed.backoff_min_ms",
+                self.backoff_min.as_millis().to_string(),
+                format!("must not exceed feed.backoff_max_ms ({})", self.backoff_max.as_millis()),
+            ));
+        }
+        let weight = self.market.snapshot_weight(self.snapshot_limit);
+        if self.weight_per_minute < weight {
+            return Err((
+                "feed.weight_per_minute",
+                self.weight_per_minute.to_string(),
+                format!("must allow at least one snapshot of feed.snapshot_limit levels (weight {weight})"),
+            ));
+        }
+        Ok(())
+    }
+
     /// The WebSocket URL to open.
     pub fn stream_url(&self) -> String {
         let names = stream_names(&self.symbols, self.depth, self.trades, self.book_ticker);
@@ -142,6 +174,10 @@ pub trait FeedHandler {
     fn on_connected(&mut self, _now_ns: i64) {}
     /// The connection ended: books are no longer trustworthy.
     fn on_disconnected(&mut self, reason: Reason, now_ns: i64);
+    /// The run is ending and the connection was closed on purpose.
+    fn on_shutdown(&mut self, now_ns: i64) {
+        self.on_disconnected(Reason::Closed, now_ns);
+    }
     /// Time passed (once per turn).
     fn on_idle(&mut self, now_ns: i64);
     /// Whether `symbol`'s book has buffered diffs and waits for a snapshot.
@@ -160,8 +196,11 @@ pub struct LinkStats {
     pub pings_sent: u64,
     pub pongs_received: u64,
     pub snapshots_requested: u64,
-    pub snapshots_applied: u64,
+    /// Bodies handed to the books (some may still be refused as too old).
+    pub snapshots_received: u64,
     pub snapshots_failed: u64,
+    /// Requests whose reply never came (asked again).
+    pub snapshots_lost: u64,
     /// Replies to a request made on an earlier connection.
     pub snapshots_discarded: u64,
     /// Snapshot requests refused because the ring to the fetcher was full.
@@ -196,16 +235,25 @@ const SOCKET: Token = Token(0);
 struct Conn {
     ws: Ws,
     since: Instant,
-    last_read: Instant,
+    /// Last text or binary frame: pings and pongs do not count, so a socket
+    /// that only keeps itself alive (a wrong stream name, a retired URL)
+    /// is still replaced.
+    last_data: Instant,
     last_ping: Instant,
     ping_outstanding: Option<Instant>,
 }
 
 #[derive(Clone, Copy, Default)]
 struct SnapshotState {
-    in_flight: bool,
+    /// When the outstanding request was made.
+    in_flight: Option<Instant>,
     retry_at: Option<Instant>,
+    /// Failed fetches in a row (HTTP errors, timeouts): the retry doubles.
+    failures: u32,
 }
+
+/// Longest wait between snapshot retries after repeated failures.
+const MAX_SNAPSHOT_RETRY: Duration = Duration::from_secs(60);
 
 /// The hot thread's live feed.
 pub struct LiveFeed {
@@ -220,8 +268,13 @@ pub struct LiveFeed {
     snapshots: Vec<SnapshotState>,
     clock: Clock,
     stats: LinkStats,
-    /// Ticks when the socket was last seen readable (poll mode).
+    /// Ticks when the socket was seen readable (poll mode) or the first
+    /// frame of a burst was read (busy mode); every frame read before the
+    /// socket runs dry is timed from it, so queueing inside a burst counts.
     t_readable: Option<u64>,
+    /// The last read loop stopped at its frame limit, not at `WouldBlock`:
+    /// bytes are waiting that edge-triggered readiness will not announce.
+    more_pending: bool,
 }
 
 impl LiveFeed {
@@ -270,6 +323,7 @@ impl LiveFeed {
             clock,
             stats: LinkStats::default(),
             t_readable: None,
+            more_pending: false,
         })
     }
 
@@ -311,13 +365,15 @@ impl LiveFeed {
         h.on_idle(wall_ns());
     }
 
-    /// Closes the connection and stops asking for new ones (end of a run).
-    pub fn shutdown(&mut self) {
+    /// Closes the connection (books unsynced, quotes pulled through the
+    /// handler) at the end of a run.
+    pub fn shutdown(&mut self, h: &mut impl FeedHandler) {
         if let Some(mut c) = self.conn.take() {
             let _ = c.ws.close(None);
             let _ = c.ws.flush();
             let _ = self.poll.registry().deregister(&mut SourceFd(&c.ws.get_ref().tcp().as_raw_fd()));
             self.connector.retire(c.ws);
+            h.on_shutdown(wall_ns());
         }
     }
 
@@ -332,21 +388,35 @@ impl LiveFeed {
             return;
         }
         let now = Instant::now();
-        self.conn = Some(Conn { ws, since: now, last_read: now, last_ping: now, ping_outstanding: None });
-        self.generation = self.generation.wrapping_add(1);
-        self.snapshots.iter_mut().for_each(|s| *s = SnapshotState::default());
+        self.conn = Some(Conn { ws, since: now, last_data: now, last_ping: now, ping_outstanding: None });
+        self.new_generation();
         self.stats.connects += 1;
         self.t_readable = None;
         h.on_connected(wall_ns());
     }
 
+    /// A new connection, or none: snapshot replies and requests made before
+    /// now are thrown away.
+    fn new_generation(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
+        self.snapshots.iter_mut().for_each(|s| *s = SnapshotState::default());
+        if let Some(f) = &self.fetcher {
+            f.set_generation(self.generation);
+        }
+    }
+
     fn read(&mut self, h: &mut impl FeedHandler) {
         if !self.cfg.busy_poll {
-            match self.poll.poll(&mut self.events, Some(self.cfg.poll_timeout)) {
-                Ok(()) if !self.events.is_empty() => self.t_readable = Some(self.clock.now()),
+            // Bytes already waiting: look again at once instead of sleeping.
+            let timeout = if self.more_pending { Duration::ZERO } else { self.cfg.poll_timeout };
+            match self.poll.poll(&mut self.events, Some(timeout)) {
+                Ok(()) if !self.events.is_empty() => {
+                    self.t_readable.get_or_insert(self.clock.now());
+                }
                 _ => {}
             }
         }
+        self.more_pending = true;
         let mut end: Option<Reason> = None;
         let Some(conn) = self.conn.as_mut() else { return };
         for _ in 0..FRAMES_PER_TURN {
@@ -354,7 +424,6 @@ impl LiveFeed {
             match conn.ws.read() {
                 Ok(msg) => {
                     let t_ready = self.clock.now();
-                    conn.last_read = Instant::now();
                     let frame: &[u8] = match &msg {
                         Message::Text(t) => t.as_bytes(),
                         Message::Binary(b) => b,
@@ -375,9 +444,10 @@ impl LiveFeed {
                         }
                         Message::Frame(_) => continue,
                     };
+                    conn.last_data = Instant::now();
                     // From readiness (or, busy-polling, the read that found
-                    // the bytes) to a whole frame in memory.
-                    let wire = self.clock.ns(self.t_readable.take().unwrap_or(t_try), t_ready);
+                    // the burst's first bytes) to a whole frame in memory.
+                    let wire = self.clock.ns(*self.t_readable.get_or_insert(t_try), t_ready);
                     self.stats.frames += 1;
                     self.stats.bytes += frame.len() as u64;
                     if h.on_frame(frame, wall_ns(), t_ready, wire) {
@@ -385,7 +455,12 @@ impl LiveFeed {
                         break;
                     }
                 }
-                Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    // Dry: the next bytes start a new burst.
+                    self.more_pending = false;
+                    self.t_readable = None;
+                    break;
+                }
                 Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
                     end = Some(Reason::Closed);
                     break;
@@ -412,7 +487,7 @@ impl LiveFeed {
     fn timers(&mut self, h: &mut impl FeedHandler) {
         let now = Instant::now();
         let Some(conn) = self.conn.as_mut() else { return };
-        let reason = if now.duration_since(conn.last_read) > self.cfg.stale_after {
+        let reason = if now.duration_since(conn.last_data) > self.cfg.stale_after {
             Some(Reason::Silence)
         } else if conn.ping_outstanding.is_some_and(|t| now.duration_since(t) > self.cfg.pong_timeout) {
             Some(Reason::NoPong)
@@ -450,6 +525,10 @@ impl LiveFeed {
         self.connector.request(Request { reason, lived });
         self.stats.disconnects[reason as usize] += 1;
         self.t_readable = None;
+        self.more_pending = false;
+        // Replies to requests made on this connection must not land on the
+        // next one's books.
+        self.new_generation();
         h.on_disconnected(reason, wall_ns());
     }
 
@@ -466,28 +545,42 @@ impl LiveFeed {
                 continue;
             }
             let state = &mut self.snapshots[i];
-            state.in_flight = false;
+            state.in_flight = None;
             match reply.body {
                 Ok(buf) => {
-                    self.stats.snapshots_applied += 1;
-                    h.on_snapshot(reply.request.symbol, &buf, reply.recv_ns);
+                    state.failures = 0;
+                    self.stats.snapshots_received += 1;
+                    // Stamped now, on this thread: lines and quotes stay in
+                    // time order (the body may have waited in the ring).
+                    h.on_snapshot(reply.request.symbol, &buf, wall_ns());
                     fetcher.recycle(buf);
                 }
-                Err(_) => self.stats.snapshots_failed += 1,
+                Err(_) => {
+                    state.failures = state.failures.saturating_add(1);
+                    self.stats.snapshots_failed += 1;
+                }
             }
-            // Too old or failed: ask again after a pause, not at once.
-            state.retry_at = Some(now + self.cfg.snapshot_retry);
+            // Too old or failed: ask again after a pause, longer after each
+            // failure in a row (a 4xx must not drain the weight budget).
+            let backoff = self.cfg.snapshot_retry.saturating_mul(1 << state.failures.min(10)).min(MAX_SNAPSHOT_RETRY);
+            state.retry_at = Some(now + backoff.max(self.cfg.snapshot_retry));
         }
         if self.conn.is_none() {
             return;
         }
+        // A reply that never came (lost to a full ring): ask again.
+        let give_up = self.cfg.snapshot_timeout + Duration::from_secs(5);
         for (i, &symbol) in self.cfg.symbols.iter().enumerate() {
             let state = &mut self.snapshots[i];
-            if state.in_flight || state.retry_at.is_some_and(|t| now < t) || !h.wants_snapshot(symbol) {
+            if state.in_flight.is_some_and(|t| now.duration_since(t) > give_up) {
+                state.in_flight = None;
+                self.stats.snapshots_lost += 1;
+            }
+            if state.in_flight.is_some() || state.retry_at.is_some_and(|t| now < t) || !h.wants_snapshot(symbol) {
                 continue;
             }
             if fetcher.request(SnapshotRequest { symbol, generation: self.generation }) {
-                state.in_flight = true;
+                state.in_flight = Some(now);
                 self.stats.snapshots_requested += 1;
             } else {
                 self.stats.snapshot_ring_full += 1;

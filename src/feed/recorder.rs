@@ -137,6 +137,11 @@ pub struct Recorder {
     /// The first write error; the caller stops recording when set.
     pub error: Option<io::Error>,
     observer: Option<Observer>,
+    /// Snapshot bodies waiting to be written right after their symbol's
+    /// next depth line (see [`Recorder::on_snapshot`]).
+    held: Vec<(Symbol, Vec<u8>)>,
+    /// Receive time of the last line written (lines stay in time order).
+    last_ns: i64,
 }
 
 /// Sees every book event as the recorder applied it live (tests compare
@@ -153,6 +158,8 @@ impl Recorder {
             disconnects: 0,
             error: None,
             observer: None,
+            held: Vec::new(),
+            last_ns: 0,
         }
     }
 
@@ -169,24 +176,61 @@ impl Recorder {
         &self.md
     }
 
-    /// Closes the file (flushing the last gzip member).
-    pub fn finish(self) -> io::Result<()> {
+    /// Closes the file (flushing the last gzip member); snapshots still
+    /// waiting for a depth line are written first.
+    pub fn finish(mut self) -> io::Result<()> {
+        for (_, body) in std::mem::take(&mut self.held) {
+            let ts = self.last_ns;
+            self.write(ts, &body);
+        }
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
         self.writer.finish()
     }
 
     fn write(&mut self, recv_ns: i64, json: &[u8]) {
+        let ts = recv_ns.max(self.last_ns);
+        self.last_ns = ts;
         if self.error.is_none() {
-            if let Err(e) = self.writer.write_line(recv_ns, json) {
+            if let Err(e) = self.writer.write_line(ts, json) {
                 self.error = Some(e);
             }
         }
     }
+
+    /// Writes the held snapshot of `symbol`, if any.
+    fn release(&mut self, symbol: Symbol, recv_ns: i64) {
+        if let Some(i) = self.held.iter().position(|(s, _)| *s == symbol) {
+            let (_, body) = self.held.swap_remove(i);
+            self.write(recv_ns, &body);
+        }
+    }
+}
+
+/// The stream-name symbol of a combined frame, upper-cased, if it is depth.
+fn depth_symbol(frame: &[u8]) -> Option<Symbol> {
+    let rest = frame.strip_prefix(b"{\"stream\":\"")?;
+    let end = memchr::memchr(b'"', rest)?;
+    let (kind, sym) = crate::hot::parse::classify_stream(&rest[..end]);
+    matches!(kind, crate::hot::parse::StreamKind::Diff | crate::hot::parse::StreamKind::Partial)
+        .then(|| Symbol::new(sym.to_ascii_uppercase().as_slice()))
+}
+
+/// The line a recorder writes where its connection was replaced.
+pub fn reconnect_marker(now_ns: i64) -> String {
+    format!(r#"{{"stream":"!mmbotReconnect","data":{{"e":"mmbotReconnect","E":{}}}}}"#, now_ns / 1_000_000)
 }
 
 impl FeedHandler for Recorder {
     fn on_frame(&mut self, frame: &[u8], recv_ns: i64, _t_ready: u64, _wire_ns: u64) -> bool {
         self.frames += 1;
         self.write(recv_ns, frame);
+        if !self.held.is_empty() {
+            if let Some(sym) = depth_symbol(frame) {
+                self.release(sym, recv_ns);
+            }
+        }
         let before = self.md.stats().server_shutdowns;
         match self.observer.as_mut() {
             Some(f) => self.md.on_frame(frame, &mut |ev| f(&ev)),
@@ -195,21 +239,42 @@ impl FeedHandler for Recorder {
         self.md.stats().server_shutdowns != before
     }
 
+    /// The body is applied now but written after the symbol's next depth
+    /// line: a replay gives a bare snapshot line to the book that last
+    /// buffered a diff, and on USD-M (update ids shared across symbols)
+    /// nothing else can tell whose snapshot it is. The book's result is the
+    /// same either way: that diff is buffered in the replay and applied
+    /// from the buffer, as live applies it right after the snapshot.
     fn on_snapshot(&mut self, symbol: Symbol, body: &[u8], recv_ns: i64) {
         self.snapshots += 1;
-        self.write(recv_ns, body);
+        let _ = recv_ns;
+        match self.held.iter_mut().find(|(s, _)| *s == symbol) {
+            Some((_, b)) => {
+                b.clear();
+                b.extend_from_slice(body);
+            }
+            None => self.held.push((symbol, body.to_vec())),
+        }
         let _ = match self.observer.as_mut() {
             Some(f) => self.md.on_snapshot_for(symbol, body, &mut |ev| f(&ev)),
             None => self.md.on_snapshot_for(symbol, body, &mut |_| {}),
         };
     }
 
-    fn on_disconnected(&mut self, _reason: Reason, _now_ns: i64) {
+    fn on_disconnected(&mut self, _reason: Reason, now_ns: i64) {
         self.disconnects += 1;
+        // Snapshots not yet placed belong to the ended connection's sync.
+        self.held.clear();
         for i in 0..self.md.symbols().count() {
             self.md.invalidate_nth(i);
         }
+        // A replay must reset its books here too, gap or no gap.
+        let marker = reconnect_marker(now_ns);
+        self.write(now_ns, marker.as_bytes());
     }
+
+    /// The end of a recording is not a reconnect: no marker, books kept.
+    fn on_shutdown(&mut self, _now_ns: i64) {}
 
     fn on_idle(&mut self, _now_ns: i64) {
         // Lines written before a quiet spell still reach the disk in time.

@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 use std::io::Read;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -68,10 +68,14 @@ pub struct SnapshotCounters {
     /// Waits for the weight budget or a `Retry-After`.
     pub weight_waits: AtomicU64,
     pub weight_spent: AtomicU64,
+    /// Requests from an ended connection, not fetched.
+    pub skipped_stale: AtomicU64,
 }
 
 /// The hot thread's end.
 pub struct SnapshotFetcher {
+    /// The hot thread's current connection: older requests are not fetched.
+    generation: Arc<AtomicU32>,
     requests: Producer<SnapshotRequest>,
     replies: Consumer<SnapshotReply>,
     buffers: Producer<Vec<u8>>,
@@ -92,7 +96,8 @@ impl SnapshotFetcher {
         let (buffers, mut buf_rx) = ring::<Vec<u8>>(64);
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(SnapshotCounters::default());
-        let (stop2, c) = (stop.clone(), counters.clone());
+        let generation = Arc::new(AtomicU32::new(0));
+        let (stop2, c, current) = (stop.clone(), counters.clone(), generation.clone());
         let thread = std::thread::Builder::new()
             .name("mmbot-snapshot".into())
             .spawn(move || {
@@ -113,6 +118,12 @@ impl SnapshotFetcher {
                         std::thread::sleep(Duration::from_millis(1));
                         continue;
                     };
+                    // Asked on a connection that has since ended: its books
+                    // were reset, so spend no weight on it.
+                    if req.generation != current.load(Ordering::Relaxed) {
+                        c.skipped_stale.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
                     let wait = budget.wait_for(weight, Instant::now());
                     if !wait.is_zero() {
                         c.weight_waits.fetch_add(1, Ordering::Relaxed);
@@ -151,7 +162,12 @@ impl SnapshotFetcher {
                 }
             })
             .expect("spawning the snapshot thread");
-        Self { requests, replies, buffers, stop, counters, thread: Some(thread) }
+        Self { generation, requests, replies, buffers, stop, counters, thread: Some(thread) }
+    }
+
+    /// The hot thread's connection changed: requests from older ones are dropped.
+    pub fn set_generation(&self, generation: u32) {
+        self.generation.store(generation, Ordering::Relaxed);
     }
 
     /// Asks for a snapshot (never blocks; false if the ring is full).
@@ -176,10 +192,10 @@ impl SnapshotFetcher {
 
 impl Drop for SnapshotFetcher {
     fn drop(&mut self) {
+        // Not joined: a request in flight may take up to its timeout, and
+        // ending a run must not wait for it. The thread sees `stop` and ends.
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        drop(self.thread.take());
     }
 }
 
@@ -213,7 +229,9 @@ fn fetch(agent: &ureq::Agent, url: &str, buf: &mut Vec<u8>, budget: &mut WeightB
     if status != 200 {
         let retry_after: Option<u64> = header("retry-after");
         if matches!(status, 429 | 418) {
-            budget.back_off(Duration::from_secs(retry_after.unwrap_or(60).min(3600)), Instant::now());
+            // Honoured in full: a 418 ban lasts from minutes to days, and
+            // asking early extends it.
+            budget.back_off(Duration::from_secs(retry_after.unwrap_or(60)), Instant::now());
         }
         tracing::warn!(
             target: "mmbot::feed",

@@ -104,14 +104,21 @@ fn ws_config() -> WebSocketConfig {
 }
 
 /// Connects to `url` (ws or wss) and returns a non-blocking WebSocket.
+/// `timeout` bounds TCP, TLS and the handshake together (one deadline);
+/// DNS resolution uses the system resolver's own timeouts.
 pub fn connect(url: &Url, timeout: Duration, tls: &Arc<rustls::ClientConfig>) -> Result<Ws, ConnectError> {
+    let deadline = std::time::Instant::now() + timeout;
+    let left = || deadline.saturating_duration_since(std::time::Instant::now()).max(Duration::from_millis(1));
     let addrs = (url.host.as_str(), url.port)
         .to_socket_addrs()
         .map_err(|source| ConnectError::Resolve { host: url.host.clone(), source })?;
     let mut last = None;
     let mut tcp = None;
     for addr in addrs {
-        match TcpStream::connect_timeout(&addr, timeout) {
+        if std::time::Instant::now() >= deadline {
+            break;
+        }
+        match TcpStream::connect_timeout(&addr, left()) {
             Ok(s) => {
                 tcp = Some(s);
                 break;
@@ -130,8 +137,8 @@ pub fn connect(url: &Url, timeout: Duration, tls: &Arc<rustls::ClientConfig>) ->
     };
     // Small frames must not wait for Nagle.
     let _ = tcp.set_nodelay(true);
-    tcp.set_read_timeout(Some(timeout)).map_err(ConnectError::Mode)?;
-    tcp.set_write_timeout(Some(timeout)).map_err(ConnectError::Mode)?;
+    tcp.set_read_timeout(Some(left())).map_err(ConnectError::Mode)?;
+    tcp.set_write_timeout(Some(left())).map_err(ConnectError::Mode)?;
     let stream = if url.tls {
         let s = TlsStream::connect(&url.host, tcp, tls.clone())
             .map_err(|source| ConnectError::Tls { host: url.host.clone(), source })?;
@@ -140,6 +147,8 @@ pub fn connect(url: &Url, timeout: Duration, tls: &Arc<rustls::ClientConfig>) ->
         Stream::Plain(tcp)
     };
     let request = url.to_string();
+    stream.tcp().set_read_timeout(Some(left())).map_err(ConnectError::Mode)?;
+    stream.tcp().set_write_timeout(Some(left())).map_err(ConnectError::Mode)?;
     let (ws, _response) = tungstenite::client::client_with_config(request.as_str(), stream, Some(ws_config()))
         .map_err(|e| match e {
             tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp)) => ConnectError::Refused {
@@ -150,6 +159,18 @@ pub fn connect(url: &Url, timeout: Duration, tls: &Arc<rustls::ClientConfig>) ->
                     .get("retry-after")
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse().ok()),
+            },
+            tungstenite::HandshakeError::Failure(tungstenite::Error::Io(e))
+                if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+            {
+                ConnectError::Handshake {
+                    url: request.clone(),
+                    message: format!("no answer within {:.1} s (connect_timeout_ms)", timeout.as_secs_f64()),
+                }
+            }
+            tungstenite::HandshakeError::Interrupted(_) => ConnectError::Handshake {
+                url: request.clone(),
+                message: format!("no answer within {:.1} s (connect_timeout_ms)", timeout.as_secs_f64()),
             },
             other => ConnectError::Handshake { url: request.clone(), message: other.to_string() },
         })?;

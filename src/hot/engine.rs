@@ -92,6 +92,8 @@ pub struct HotStats {
     pub pulled_on_sync_loss: u64,
     /// Quotes pulled because no depth event arrived for `stale_after`.
     pub pulled_stale: u64,
+    /// Events whose exchange time `E` was after our receive time (clock skew).
+    pub feed_delay_negative: u64,
 }
 
 /// The pinned thread's state.
@@ -336,6 +338,12 @@ impl<S: Strategy> HotPath<S> {
         let t_parsed = self.clock.now();
         self.hist.record(Stage::Parse, self.clock.ns(t_in, t_parsed));
         self.record_feed_delay(&msg, recv_ns);
+        if let Msg::Reconnect { .. } = msg {
+            // A recorded reconnect: replay it as the live bot lived it.
+            self.md.apply(msg, &mut |_| {});
+            self.on_disconnect(recv_ns, out);
+            return;
+        }
         self.on_msg(msg, recv_ns, t_in, t_parsed, out);
     }
 
@@ -390,6 +398,27 @@ impl<S: Strategy> HotPath<S> {
         });
     }
 
+    /// Pulls working quotes (the run is ending); books stay as they are.
+    pub fn pull_quotes(&mut self, now_ns: i64, out: &mut impl FnMut(HotEvent<'_>)) {
+        if !self.quoting {
+            return;
+        }
+        let Some(symbol) = self.traded else { return };
+        let Some(synced) = self.md.book(symbol) else { return };
+        let book = synced.book();
+        self.quoting = false;
+        self.stats.quotes += 1;
+        self.stats.pulled += 1;
+        let tick = if self.cfg.filters.tick_size.0 == 0 { book.tick() } else { self.cfg.filters.tick_size };
+        out(HotEvent::Quote {
+            quote: Quote::pulled(symbol, now_ns, synced.update_id()),
+            tick,
+            synced: synced.is_synced(),
+            best_bid: book.best_bid(),
+            best_ask: book.best_ask(),
+        });
+    }
+
     /// Whether `symbol`'s book waits for a REST snapshot (diffs buffered).
     pub fn wants_snapshot(&self, symbol: Symbol) -> bool {
         self.md.book(symbol).is_some_and(|b| b.wants_snapshot() && b.buffered_len() > 0)
@@ -413,6 +442,11 @@ impl<S: Strategy> HotPath<S> {
         };
         if e_ms > 0 {
             let delay = recv_ns.saturating_sub(e_ms.saturating_mul(1_000_000));
+            if delay < 0 {
+                // This clock is behind the exchange's: counted, so the skew
+                // shows instead of hiding in the histogram's first bucket.
+                self.stats.feed_delay_negative += 1;
+            }
             self.hist.record(Stage::FeedDelay, delay.max(1) as u64);
         }
     }

@@ -74,6 +74,8 @@ pub struct FeedStats {
     /// Malformed frames by [`ParseError::kind`].
     pub rejected_by_kind: [u64; ParseError::KINDS],
     pub server_shutdowns: u64,
+    /// Recorded reconnects replayed (every book made unsynced).
+    pub reconnect_markers: u64,
     /// Snapshot lines that could not be given to any symbol.
     pub orphan_snapshots: u64,
     /// Messages for a symbol beyond `max_symbols`.
@@ -298,6 +300,13 @@ impl MarketData {
                 self.stats.server_shutdowns += 1;
                 sink(Event::ServerShutdown);
             }
+            Msg::Reconnect { .. } => {
+                self.stats.reconnect_markers += 1;
+                for i in 0..self.books.len() {
+                    self.invalidate_nth(i);
+                }
+                self.last_waiting = None;
+            }
             Msg::Skipped => self.stats.skipped += 1,
         }
     }
@@ -345,30 +354,26 @@ impl MarketData {
 
     /// Which book a symbol-less snapshot line belongs to (see the module doc).
     fn snapshot_target(&self, last_update_id: u64) -> Option<usize> {
-        // A book whose buffered diffs can take this snapshot: its id lies
-        // within (first U - 1) ..= last u (spot needs U <= L+1, USD-M U <= L).
+        // mmbot's recorder writes each snapshot right after a depth line of
+        // its own symbol, so the book that last buffered a diff is the one.
+        // Range fits are only a fallback for other recorders: on USD-M,
+        // update ids are shared across symbols, so another book's buffered
+        // range often "fits" a snapshot that is not its own.
+        if let Some(i) = self.last_waiting.filter(|&i| self.books[i].book.wants_snapshot()) {
+            return Some(i);
+        }
         let fits = |b: &SymbolBook| {
             b.book.wants_snapshot()
                 && b.book
                     .buffered_range()
                     .is_some_and(|(first, last)| first <= last_update_id.saturating_add(1) && last_update_id <= last)
         };
-        if let Some(i) = self.last_waiting.filter(|&i| fits(&self.books[i])) {
-            return Some(i);
-        }
         if let Some(i) = self.books.iter().position(fits) {
             return Some(i);
         }
-        // None fits: the waiting book takes it (and counts it as too old or
+        // None fits: a waiting book takes it (and counts it as too old or
         // unused), so a lone symbol still resyncs as documented.
-        match self.last_waiting {
-            Some(i) if self.books[i].book.wants_snapshot() => Some(i),
-            _ => self.books.iter().position(|b| b.book.wants_snapshot()).or(if self.books.len() == 1 {
-                Some(0)
-            } else {
-                None
-            }),
-        }
+        self.books.iter().position(|b| b.book.wants_snapshot()).or(if self.books.len() == 1 { Some(0) } else { None })
     }
 
     fn apply_snapshot(&mut self, i: usize, s: &Snapshot, sink: &mut impl FnMut(Event<'_>)) {

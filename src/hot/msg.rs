@@ -173,6 +173,12 @@ pub enum Msg {
     ServerShutdown {
         event_time: i64,
     },
+    /// A recorder's marker that its connection was replaced here
+    /// (`{"stream":"!mmbotReconnect","data":{"e":"mmbotReconnect","E":..}}`):
+    /// a replay makes every book unsynced, as the live bot did.
+    Reconnect {
+        event_time: i64,
+    },
     /// A stream or event mmbot does not use (kline, subscribe replies, ...).
     Skipped,
 }

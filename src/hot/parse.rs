@@ -516,6 +516,7 @@ fn decode(
             }))
         }
         Some("serverShutdown") => Ok(Msg::ServerShutdown { event_time: t.time(f.big_e, "E")? }),
+        Some("mmbotReconnect") => Ok(Msg::Reconnect { event_time: t.time(f.big_e, "E")? }),
         Some(_) => Ok(Msg::Skipped),
         None if f.last_update_id.is_some() => {
             t.levels(f.bids, "bids", bids, max)?;

@@ -103,6 +103,7 @@ impl Sim {
             started: Instant::now(),
             counters: SimCounters::default(),
             stop: Default::default(),
+            paused: Default::default(),
             clients: Mutex::new(Vec::new()),
         });
         let clock = Arc::new(Mutex::new(SimClock::new(start_ms)));
@@ -168,6 +169,7 @@ impl Sim {
             c.pause();
             c.now_ms()
         };
+        self.shared.paused.store(true, Ordering::Relaxed);
         if matches!(self.shared.market.lock().unwrap_or_else(|p| p.into_inner()).source, market::Source::Synthetic(_)) {
             let interval = flow::FlowConfig::new("X", SimMarket::Spot, 0).depth_interval_ms;
             let start = self.stepper.start_ms;
@@ -179,6 +181,7 @@ impl Sim {
 
     pub fn resume(&self) {
         self.clock.lock().unwrap_or_else(|p| p.into_inner()).resume();
+        self.shared.paused.store(false, Ordering::Relaxed);
     }
 
     /// The true book of `symbol` now (`None` for an unknown symbol or a

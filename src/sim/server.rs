@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -48,6 +48,8 @@ pub struct SimCounters {
     pub client_pings: AtomicU64,
     pub rest_requests: AtomicU64,
     pub bad_requests: AtomicU64,
+    /// Clients dropped for not keeping up.
+    pub slow_clients: AtomicU64,
 }
 
 /// What every connection thread shares.
@@ -58,9 +60,17 @@ pub struct Shared {
     pub started: Instant,
     pub counters: SimCounters,
     pub stop: AtomicBool,
-    /// Broadcast: one sender per live WebSocket client.
-    pub clients: Mutex<Vec<Sender<Arc<Outgoing>>>>,
+    /// The market is frozen (tests compare books): the connection faults
+    /// that are timed (disconnect, serverShutdown, unanswered pings) wait
+    /// too, so a frozen market is a quiet, healthy one.
+    pub paused: AtomicBool,
+    /// Broadcast: one bounded queue per live WebSocket client; a client that
+    /// falls this far behind is dropped, as an exchange drops slow readers.
+    pub clients: Mutex<Vec<SyncSender<Arc<Outgoing>>>>,
 }
+
+/// Frames queued per client before it counts as too slow.
+pub const CLIENT_QUEUE: usize = 1 << 16;
 
 /// Accepts connections until `stop`.
 pub fn serve(listener: TcpListener, shared: Arc<Shared>) {
@@ -68,6 +78,9 @@ pub fn serve(listener: TcpListener, shared: Arc<Shared>) {
     while !shared.stop.load(Ordering::Relaxed) {
         match listener.accept() {
             Ok((sock, _)) => {
+                // Accepted sockets may inherit the listener's non-blocking
+                // mode (BSDs do); the handlers want blocking with timeouts.
+                let _ = sock.set_nonblocking(false);
                 let sh = shared.clone();
                 let _ = std::thread::Builder::new().name("mmbot-sim-conn".into()).spawn(move || {
                     let _ = handle(sock, &sh);
@@ -261,8 +274,10 @@ fn websocket(mut sock: TcpStream, sh: &Shared, path: &str, key: &str) -> io::Res
     sock.write_all(head.as_bytes())?;
     // Short reads so one thread both sends frames and reads client frames.
     sock.set_read_timeout(Some(Duration::from_millis(2)))?;
+    // A client that stops reading must not block this thread forever.
+    sock.set_write_timeout(Some(Duration::from_secs(5)))?;
     let mut ws = WebSocket::from_raw_socket(sock, Role::Server, None);
-    let (tx, rx) = std::sync::mpsc::channel::<Arc<Outgoing>>();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Arc<Outgoing>>(CLIENT_QUEUE);
     sh.clients.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
     sh.counters.ws_connections.fetch_add(1, Ordering::Relaxed);
     let result = pump(&mut ws, sh, &subs, combined, &rx);
@@ -294,15 +309,19 @@ fn pump(
             return Ok(());
         }
         let age = opened.elapsed();
-        if sh.faults.disconnect_every.is_some_and(|d| age >= d) {
+        let paused = sh.paused.load(Ordering::Relaxed);
+        if !paused && sh.faults.disconnect_every.is_some_and(|d| age >= d) {
             sh.counters.forced_disconnects.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
-        if let Some(after) = sh.faults.shutdown_after {
+        if let Some(after) = sh.faults.shutdown_after.filter(|_| !paused) {
             match shutdown_sent {
                 None if age >= after => {
                     let now_ms = crate::feed::snapshot::wall_ns() / 1_000_000;
-                    let body = format!("{{\"e\":\"serverShutdown\",\"E\":{now_ms}}}");
+                    let event = format!("{{\"e\":\"serverShutdown\",\"E\":{now_ms}}}");
+                    // Combined streams carry it under `!serverShutdown`, as Binance does.
+                    let body =
+                        if combined { format!("{{\"stream\":\"!serverShutdown\",\"data\":{event}}}") } else { event };
                     ws.send(Message::text(body)).map_err(io_err)?;
                     sh.counters.shutdowns_sent.fetch_add(1, Ordering::Relaxed);
                     shutdown_sent = Some(Instant::now());
@@ -313,7 +332,13 @@ fn pump(
         }
         // Frames from the market, filtered and wrapped for this client.
         let mut got = 0;
-        while let Ok(out) = rx.recv_timeout(if got == 0 { Duration::from_millis(1) } else { Duration::ZERO }) {
+        loop {
+            let out = match rx.recv_timeout(if got == 0 { Duration::from_millis(1) } else { Duration::ZERO }) {
+                Ok(out) => out,
+                Err(RecvTimeoutError::Timeout) => break,
+                // Dropped by the broadcaster for falling behind.
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            };
             got += 1;
             let Some((_, _, name)) = subs.iter().find(|(i, k, _)| *i == out.symbol && *k == out.kind) else {
                 continue;
@@ -347,7 +372,7 @@ fn pump(
             sh.counters.pings_sent.fetch_add(1, Ordering::Relaxed);
         }
         ws.flush().map_err(io_err)?;
-        if sh.faults.ignore_pings {
+        if sh.faults.ignore_pings && !paused {
             // Not reading at all: the client's pings are never answered.
             continue;
         }
@@ -380,7 +405,15 @@ pub fn broadcast(sh: &Shared, frames: Vec<Outgoing>) {
     let mut clients = sh.clients.lock().unwrap_or_else(|p| p.into_inner());
     for f in frames {
         let f = Arc::new(f);
-        clients.retain(|c| c.send(f.clone()).is_ok());
+        clients.retain(|c| match c.try_send(f.clone()) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                // Its pump sees the channel closed and ends the connection.
+                sh.counters.slow_clients.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        });
     }
 }
 
