@@ -690,7 +690,7 @@ mod tests {
             ("[feed]\nmarket = \"coinm\"\n", "feed.market", "usdm"),
             ("[feed]\nstream_url = \"https://x\"\n", "feed.stream_url", "ws://"),
             ("[feed]\nrest_url = \"api.binance.com\"\n", "feed.rest_url", "no scheme"),
-            ("[feed]\nmarket = \"usdm\"\nsnapshot_limit = 200\n", "feed.snapshot_limit", "USD-M accepts"),
+            ("[feed]\nmarket = \"usdm\"\nsnapshot_limit = 200\n", "feed.snapshot_limit", "accepts 5, 10"),
             ("[feed]\nbackoff_min_ms = 5000\nbackoff_max_ms = 1000\n", "feed.backoff_min_ms", "must not exceed"),
             ("[feed]\nmax_connect_attempts = 301\n", "feed.max_connect_attempts", "1 to 300"),
             ("[feed]\npoll = \"spin\"\n", "feed.poll", "busy"),

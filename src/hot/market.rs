@@ -276,7 +276,7 @@ impl MarketData {
             Msg::Snapshot(s) => {
                 self.stats.snapshot_messages += 1;
                 let target = if s.symbol.is_empty() {
-                    self.snapshot_target(s.last_update_id)
+                    self.snapshot_target(s.last_update_id, s.transact_time != 0 || s.event_time != 0)
                 } else {
                     self.book_index(s.symbol)
                 };
@@ -353,27 +353,42 @@ impl MarketData {
     }
 
     /// Which book a symbol-less snapshot line belongs to (see the module doc).
-    fn snapshot_target(&self, last_update_id: u64) -> Option<usize> {
-        // mmbot's recorder writes each snapshot right after a depth line of
-        // its own symbol, so the book that last buffered a diff is the one.
-        // Range fits are only a fallback for other recorders: on USD-M,
-        // update ids are shared across symbols, so another book's buffered
-        // range often "fits" a snapshot that is not its own.
-        if let Some(i) = self.last_waiting.filter(|&i| self.books[i].book.wants_snapshot()) {
-            return Some(i);
+    /// `usdm`: the body carries USD-M's `E`/`T`.
+    fn snapshot_target(&self, last_update_id: u64, usdm: bool) -> Option<usize> {
+        let waiting = self.last_waiting.filter(|&i| self.books[i].book.wants_snapshot());
+        // USD-M update ids are shared across symbols, so another book's
+        // buffered range often "fits" a snapshot that is not its own: only
+        // the position in the file can tell, and mmbot's recorder writes each
+        // snapshot right after a depth line of its own symbol.
+        if usdm {
+            if let Some(i) = waiting {
+                return Some(i);
+            }
         }
+        // Spot ids are per symbol: the book whose buffered diffs can take
+        // this snapshot (first U - 1 <= id <= last u), the last waiting one first.
         let fits = |b: &SymbolBook| {
             b.book.wants_snapshot()
                 && b.book
                     .buffered_range()
                     .is_some_and(|(first, last)| first <= last_update_id.saturating_add(1) && last_update_id <= last)
         };
+        if let Some(i) = waiting.filter(|&i| fits(&self.books[i])) {
+            return Some(i);
+        }
         if let Some(i) = self.books.iter().position(fits) {
             return Some(i);
         }
-        // None fits: a waiting book takes it (and counts it as too old or
+        // None fits: the waiting book takes it (and counts it as too old or
         // unused), so a lone symbol still resyncs as documented.
-        self.books.iter().position(|b| b.book.wants_snapshot()).or(if self.books.len() == 1 { Some(0) } else { None })
+        match waiting {
+            Some(i) => Some(i),
+            None => self.books.iter().position(|b| b.book.wants_snapshot()).or(if self.books.len() == 1 {
+                Some(0)
+            } else {
+                None
+            }),
+        }
     }
 
     fn apply_snapshot(&mut self, i: usize, s: &Snapshot, sink: &mut impl FnMut(Event<'_>)) {
@@ -450,6 +465,29 @@ mod tests {
         assert!(md.book(a).unwrap().is_synced());
         assert!(!md.book(b).unwrap().is_synced());
         assert_eq!(md.book(a).unwrap().update_id(), 110);
+    }
+
+    fn usdm_diff(sym: &str, big_u: u64, u: u64, pu: u64, price: &str) -> String {
+        format!(
+            r#"{{"stream":"{}@depth","data":{{"e":"depthUpdate","E":1,"T":1,"s":"{}","U":{big_u},"u":{u},"pu":{pu},"b":[["{price}","1"]],"a":[]}}}}"#,
+            sym.to_lowercase(),
+            sym
+        )
+    }
+
+    #[test]
+    fn a_usdm_snapshot_goes_to_the_book_of_the_line_before_it() {
+        // USD-M ids are shared: AAA's snapshot (L=115) "fits" BBB's buffered
+        // range too. The recorder writes it right after an AAA line.
+        let mut md = MarketData::new(BookSizes::default());
+        let mut noop = |_: Event<'_>| {};
+        md.on_frame(usdm_diff("BBB", 100, 120, 99, "50.00").as_bytes(), &mut noop);
+        md.on_frame(usdm_diff("AAA", 110, 118, 109, "1.00").as_bytes(), &mut noop);
+        md.on_frame(br#"{"lastUpdateId":115,"E":1,"T":1,"bids":[["0.99","1"]],"asks":[["1.01","1"]]}"#, &mut noop);
+        let (a, b) = (Symbol::new(b"AAA"), Symbol::new(b"BBB"));
+        assert!(md.book(a).unwrap().is_synced(), "AAA got its own snapshot");
+        assert!(!md.book(b).unwrap().is_synced());
+        assert_eq!(md.book(a).unwrap().update_id(), 118);
     }
 
     #[test]
