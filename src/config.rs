@@ -104,9 +104,36 @@ raw_section!(
     RawCores { hot: i64 }
 );
 raw_section!(
-    /// `[ai]`
-    RawAi { provider: String, interval_s: f64 }
+    /// `[ai]`: the advisor (LLM gateway or offline rules)
+    RawAi {
+        provider: String,
+        base_url: String,
+        model: String,
+        api_key_env: String,
+        env_file: String,
+        temperature: f64,
+        max_tokens: i64,
+        interval_s: f64,
+        ttl_intervals: f64,
+        connect_timeout_s: f64,
+        timeout_s: f64,
+        retries: i64,
+        backoff_ms: i64,
+        json_mode: bool,
+        min_multiplier: f64,
+        max_multiplier: f64,
+        log: String,
+        prices: std::collections::BTreeMap<String, RawPrice>,
+    }
 );
+
+/// One `[ai.prices]` entry: USD per million tokens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrice {
+    pub input: f64,
+    pub output: f64,
+}
 raw_section!(
     /// `[feed]`: the live market-data connection
     RawFeed {
@@ -173,10 +200,13 @@ pub struct Config {
     /// `[strategy.params]`, read by scripts with `param(name, default)`.
     pub params: crate::script::Params,
     pub script_limits: crate::script::ScriptLimits,
-    /// Where advice comes from: `Some(offline rules)` or `None` (neutral).
+    /// The offline rules backtests use: `Some` for every provider but
+    /// `"none"` (neutral advice). Backtests never call an LLM.
     pub ai_offline: Option<crate::ai::offline::OfflineConfig>,
-    /// How often advice is asked for, ns.
+    /// How often advice is asked for, ns (`ai.interval`).
     pub ai_interval_ns: i64,
+    /// `[ai]`: provider, model, timeouts, prices, advice log.
+    pub ai: crate::ai::AiConfig,
     /// The live feed (`mmbot paper`, `mmbot record`).
     pub feed: FeedConfig,
 }
@@ -407,22 +437,12 @@ impl Config {
             Some(p) => Some(std::path::PathBuf::from(p)),
         };
 
-        let interval_s = float_in("ai.interval_s", raw.ai.interval_s, 5.0, 0.1, 3600.0)?;
-        let ai_interval_ns = (interval_s * 1e9) as i64;
-        let ai_offline = match raw.ai.provider.as_deref() {
-            None | Some("offline") => Some(crate::ai::offline::OfflineConfig {
-                // Advice lives three intervals, then reads as neutral.
-                ttl_ns: 3 * ai_interval_ns,
-                ..Default::default()
-            }),
-            Some("none") => None,
-            Some(other) => {
-                return Err(invalid(
-                    "ai.provider",
-                    format!("{other:?}"),
-                    "this build offers \"offline\" (deterministic advice from book features) or \"none\" (neutral advice); LLM providers come with the AI advisor",
-                ))
-            }
+        let ai = validate_ai(&raw.ai)?;
+        let ai_interval_ns = ai.interval.as_nanos() as i64;
+        let ai_offline = match ai.provider {
+            crate::ai::Provider::None => None,
+            // Advice lives `ttl_intervals` (3) intervals, then reads as neutral.
+            _ => Some(crate::ai::offline::OfflineConfig { ttl_ns: ai.ttl_ns(), ..Default::default() }),
         };
 
         let feed = validate_feed(&raw.feed, symbol)?;
@@ -431,6 +451,7 @@ impl Config {
             feed,
             ai_offline,
             ai_interval_ns,
+            ai,
             hot: HotConfig { symbol, sizes, features, guard, params, filters },
             paper,
             hot_core,
@@ -439,6 +460,122 @@ impl Config {
             script_limits,
         })
     }
+}
+
+fn secs(
+    key: &'static str,
+    v: Option<f64>,
+    default: std::time::Duration,
+    lo: f64,
+    hi: f64,
+) -> Result<std::time::Duration, ConfigError> {
+    Ok(std::time::Duration::from_secs_f64(float_in(key, v, default.as_secs_f64(), lo, hi)?))
+}
+
+fn validate_ai(a: &RawAi) -> Result<crate::ai::AiConfig, ConfigError> {
+    use crate::ai::{AiConfig, Provider};
+    let d = AiConfig::default();
+    let provider = match a.provider.as_deref() {
+        None => d.provider,
+        Some(p) => Provider::parse(p.trim())
+            .ok_or_else(|| invalid("ai.provider", format!("{p:?}"), format!("must be {}", Provider::NAMES)))?,
+    };
+    let base_url =
+        match a.base_url.as_deref().map(str::trim) {
+            _ if provider.llm().is_none() => None,
+            None | Some("") if provider == Provider::Custom => return Err(invalid(
+                "ai.base_url",
+                "\"\"",
+                "provider \"custom\" needs the server's OpenAI-compatible base URL, e.g. \"http://127.0.0.1:8080/v1\"",
+            )),
+            None | Some("") => provider.preset_base_url().map(str::to_string),
+            Some(u) => match Url::parse(u) {
+                Ok(parsed) if !parsed.websocket => {
+                    // A pasted full endpoint is accepted: the path is appended again later.
+                    let u = u.trim_end_matches('/');
+                    Some(u.strip_suffix("/chat/completions").unwrap_or(u).to_string())
+                }
+                Ok(_) => return Err(invalid("ai.base_url", format!("{u:?}"), "must be an http:// or https:// URL")),
+                Err(e) => return Err(invalid("ai.base_url", format!("{u:?}"), e)),
+            },
+        };
+    let model = match a.model.as_deref().map(str::trim) {
+        None => provider.default_model().to_string(),
+        Some("") => {
+            return Err(invalid("ai.model", "\"\"", "give a model name such as \"gpt-4.1\", or leave the key out"))
+        }
+        Some(m) => m.to_string(),
+    };
+    let key_var = match a.api_key_env.as_deref().map(str::trim) {
+        None | Some("") => provider.key_var().to_string(),
+        Some(v)
+            if v.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+        {
+            v.to_string()
+        }
+        // Not echoed: people paste the key itself here.
+        Some(_) => {
+            return Err(invalid(
+                "ai.api_key_env",
+                "(not shown: it may be a key)",
+                "must be the NAME of an environment variable, e.g. \"MY_LLM_KEY\"; the key itself goes in the \
+                 environment or .env, never in this file",
+            ))
+        }
+    };
+    let env_file = match a.env_file.as_deref() {
+        None => d.env_file.clone(),
+        Some("") => return Err(invalid("ai.env_file", "\"\"", "give a path such as \".env\", or leave the key out")),
+        Some(p) => std::path::PathBuf::from(p),
+    };
+    let mut prices = d.prices.clone();
+    for (m, p) in a.prices.iter().flatten() {
+        for v in [p.input, p.output] {
+            if !(v.is_finite() && (0.0..=10_000.0).contains(&v)) {
+                return Err(invalid(
+                    "ai.prices",
+                    format!("\"{m}\" = {{ input = {}, output = {} }}", p.input, p.output),
+                    "prices are USD per million tokens, from 0 to 10000",
+                ));
+            }
+        }
+        prices.set(m, crate::ai::cost::ModelPrice { input_per_m: p.input, output_per_m: p.output });
+    }
+    let ai = AiConfig {
+        provider,
+        base_url,
+        model,
+        key_var,
+        env_file,
+        temperature: float_in("ai.temperature", a.temperature, d.temperature, 0.0, 2.0)?,
+        max_tokens: in_range("ai.max_tokens", a.max_tokens, d.max_tokens as i64, 16, 200_000)? as u32,
+        interval: secs("ai.interval_s", a.interval_s, d.interval, 0.1, 3600.0)?,
+        ttl_intervals: float_in("ai.ttl_intervals", a.ttl_intervals, d.ttl_intervals, 1.0, 100.0)?,
+        connect_timeout: secs("ai.connect_timeout_s", a.connect_timeout_s, d.connect_timeout, 0.05, 120.0)?,
+        timeout: secs("ai.timeout_s", a.timeout_s, d.timeout, 0.05, 600.0)?,
+        retries: in_range("ai.retries", a.retries, d.retries as i64, 0, 10)? as u32,
+        backoff: std::time::Duration::from_millis(in_range(
+            "ai.backoff_ms",
+            a.backoff_ms,
+            d.backoff.as_millis() as i64,
+            1,
+            60_000,
+        )? as u64),
+        json_mode: a.json_mode.unwrap_or(d.json_mode),
+        min_multiplier: float_in("ai.min_multiplier", a.min_multiplier, d.min_multiplier, 0.05, 20.0)?,
+        max_multiplier: float_in("ai.max_multiplier", a.max_multiplier, d.max_multiplier, 0.05, 20.0)?,
+        log: a.log.as_deref().filter(|p| !p.trim().is_empty()).map(std::path::PathBuf::from),
+        prices,
+    };
+    if ai.min_multiplier > ai.max_multiplier {
+        return Err(invalid(
+            "ai.min_multiplier",
+            ai.min_multiplier,
+            format!("must not exceed ai.max_multiplier ({})", ai.max_multiplier),
+        ));
+    }
+    Ok(ai)
 }
 
 fn valid_symbol(s: &str) -> bool {
@@ -605,9 +742,29 @@ impl Config {
         line(format!("flow_half_life_s = {}", fe.flow_half_life_ns as f64 / 1e9));
         line("\n[cores]".into());
         line(format!("hot = {}", self.hot_core.map_or("(not pinned)".into(), |c| c.to_string())));
+        let ai = &self.ai;
         line("\n[ai]".into());
-        line(format!("provider = \"{}\"", if self.ai_offline.is_some() { "offline" } else { "none" }));
-        line(format!("interval_s = {}", self.ai_interval_ns as f64 / 1e9));
+        line(format!("provider = \"{}\"", ai.provider.name()));
+        line(format!("base_url = \"{}\"", ai.base_url.as_deref().unwrap_or("")));
+        line(format!("model = \"{}\"", ai.model));
+        line(format!("api_key_env = \"{}\"", ai.key_var));
+        line(format!("env_file = \"{}\"", ai.env_file.display()));
+        line(format!("temperature = {}", ai.temperature));
+        line(format!("max_tokens = {}", ai.max_tokens));
+        line(format!("interval_s = {}", ai.interval.as_secs_f64()));
+        line(format!("ttl_intervals = {}", ai.ttl_intervals));
+        line(format!("connect_timeout_s = {}", ai.connect_timeout.as_secs_f64()));
+        line(format!("timeout_s = {}", ai.timeout.as_secs_f64()));
+        line(format!("retries = {}", ai.retries));
+        line(format!("backoff_ms = {}", ai.backoff.as_millis()));
+        line(format!("json_mode = {}", ai.json_mode));
+        line(format!("min_multiplier = {}", ai.min_multiplier));
+        line(format!("max_multiplier = {}", ai.max_multiplier));
+        line(format!("log = \"{}\"", ai.log.as_ref().map_or(String::new(), |p| p.display().to_string())));
+        line("\n[ai.prices]".into());
+        for (m, p) in ai.prices.iter() {
+            line(format!("\"{m}\" = {{ input = {}, output = {} }}", p.input_per_m, p.output_per_m));
+        }
         let fd = &self.feed;
         line("\n[feed]".into());
         line(format!("market = \"{}\"", fd.market.name()));
@@ -694,11 +851,53 @@ mod tests {
             ("[feed]\nbackoff_min_ms = 5000\nbackoff_max_ms = 1000\n", "feed.backoff_min_ms", "must not exceed"),
             ("[feed]\nmax_connect_attempts = 301\n", "feed.max_connect_attempts", "1 to 300"),
             ("[feed]\npoll = \"spin\"\n", "feed.poll", "busy"),
+            ("[ai]\nprovider = \"gpt4\"\n", "ai.provider", "\"holysheep\""),
+            ("[ai]\nprovider = \"custom\"\n", "ai.base_url", "needs the server's"),
+            ("[ai]\nbase_url = \"wss://x\"\n", "ai.base_url", "http://"),
+            ("[ai]\nmodel = \"\"\n", "ai.model", "model name"),
+            ("[ai]\napi_key_env = \"sk-live-123\"\n", "ai.api_key_env", "NAME of an environment variable"),
+            ("[ai]\ntimeout_s = 0\n", "ai.timeout_s", "from 0.05"),
+            ("[ai]\nretries = 11\n", "ai.retries", "0 to 10"),
+            ("[ai]\nmin_multiplier = 2.0\nmax_multiplier = 1.5\n", "ai.min_multiplier", "must not exceed"),
+            ("[ai.prices]\n\"x\" = { input = -1.0, output = 1.0 }\n", "ai.prices", "per million tokens"),
         ] {
             let e = Config::from_toml(toml, "t").unwrap_err().to_string();
             assert!(e.contains(key) && e.contains(hint), "{toml}: {e}");
         }
         let e = Config::from_toml("[book]\ncapcity = 3000\n", "t").unwrap_err().to_string();
         assert!(e.contains("capcity"), "{e}");
+        // A key pasted where its variable's name goes is never echoed.
+        let e = Config::from_toml("[ai]\napi_key_env = \"sk-live-123\"\n", "t").unwrap_err().to_string();
+        assert!(!e.contains("sk-live"), "{e}");
+    }
+
+    #[test]
+    fn ai_presets_fill_in_url_model_and_key_variable() {
+        use crate::ai::Provider;
+        let c = Config::default();
+        assert_eq!(c.ai.provider, Provider::Auto);
+        assert_eq!(
+            (c.ai.base_url.as_deref(), c.ai.model.as_str(), c.ai.key_var.as_str()),
+            (Some("https://api.holysheep.ai/v1"), "gpt-4.1", "HOLYSHEEP_API_KEY")
+        );
+        assert_eq!((c.ai_interval_ns, c.ai_offline.unwrap().ttl_ns), (5_000_000_000, 15_000_000_000));
+        let c = Config::from_toml("[ai]\nprovider = \"deepseek\"\n", "t").unwrap();
+        assert_eq!(
+            (c.ai.endpoint().unwrap().as_str(), c.ai.model.as_str(), c.ai.key_var.as_str()),
+            ("https://api.deepseek.com/v1/chat/completions", "deepseek-chat", "DEEPSEEK_API_KEY")
+        );
+        let c = Config::from_toml(
+            "[ai]\nprovider = \"OpenAI\"\nbase_url = \"http://127.0.0.1:9/v1/chat/completions/\"\nmodel = \"m\"\n\
+             api_key_env = \"MY_KEY\"\ninterval_s = 2\nttl_intervals = 5\n[ai.prices]\n\"m\" = { input = 1, output = 2 }\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.ai.endpoint().unwrap(), "http://127.0.0.1:9/v1/chat/completions");
+        assert_eq!((c.ai.model.as_str(), c.ai.key_var.as_str(), c.ai.ttl_ns()), ("m", "MY_KEY", 10_000_000_000));
+        assert_eq!(c.ai.prices.cost("m", 1_000_000, 1_000_000), Some(3.0));
+        assert_eq!(c.ai.prices.cost("gpt-4.1", 1_000_000, 0), Some(3.0), "defaults stay");
+        assert_eq!(c.ai_offline.unwrap().ttl_ns, 10_000_000_000, "backtests use the same lifetime");
+        let c = Config::from_toml("[ai]\nprovider = \"none\"\n", "t").unwrap();
+        assert!(c.ai_offline.is_none() && c.ai.base_url.is_none());
     }
 }

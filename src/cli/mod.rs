@@ -1,5 +1,6 @@
 //! The command line: one subcommand per job, each in its own module.
 
+pub mod ai;
 pub mod backtest;
 pub mod bench;
 pub mod book;
@@ -53,6 +54,9 @@ enum Command {
     /// Strategy scripts: `mmbot script check FILE`.
     #[command(subcommand)]
     Script(script::ScriptCommand),
+    /// The AI advisor: `mmbot ai check`, `mmbot ai compare --models ..`, `mmbot ai cost`.
+    #[command(subcommand)]
+    Ai(ai::AiCommand),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -76,5 +80,6 @@ pub fn run() -> anyhow::Result<i32> {
         Command::Sim(args) => sim::run(args),
         Command::Script(cmd) => script::run(cmd),
         Command::Config(cmd) => config::run(cmd),
+        Command::Ai(cmd) => ai::run(cmd),
     }
 }

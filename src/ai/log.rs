@@ -1,0 +1,355 @@
+//! The advice log: one JSON line per advisor call, so advice can be judged
+//! against what the market did next, and replayed.
+//!
+//! Each line holds the wall time, the hot-path time of the market state the
+//! model was given, provider, model, latency, attempts, tokens, cost, the raw
+//! reply, the parsed advice (or the error), and that market state (top of
+//! book, features, ten levels a side, position). Prices are exact decimal
+//! strings, as everywhere in mmbot.
+//!
+//! [`AdviceReplay`] reads a log back and hands its advice out in simulated
+//! time (each at its `received_ns`), so a backtest over the recording of the
+//! same session sees the advice the live bot saw, deterministically.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::ai::advisor::MarketSnapshot;
+use crate::ai::reply::ParsedReply;
+use crate::ai::AiError;
+use crate::hot::advice::{Advice, AdviceSource, Direction, SpreadState, Volatility};
+use crate::hot::msg::Level;
+
+pub fn spread_name(s: SpreadState) -> &'static str {
+    match s {
+        SpreadState::Narrow => "narrow",
+        SpreadState::Normal => "normal",
+        SpreadState::Wide => "wide",
+    }
+}
+
+pub fn volatility_name(v: Volatility) -> &'static str {
+    match v {
+        Volatility::Low => "low",
+        Volatility::Medium => "medium",
+        Volatility::High => "high",
+    }
+}
+
+pub fn direction_name(d: Direction) -> &'static str {
+    match d {
+        Direction::Up => "up",
+        Direction::Down => "down",
+        Direction::Sideways => "sideways",
+        Direction::Neutral => "neutral",
+    }
+}
+
+pub fn source_name(s: AdviceSource) -> &'static str {
+    match s {
+        AdviceSource::None => "none",
+        AdviceSource::Offline => "offline",
+        AdviceSource::Llm => "llm",
+    }
+}
+
+/// Advice as a JSON object.
+pub fn advice_json(a: &Advice) -> Value {
+    json!({
+        "spread": spread_name(a.spread),
+        "volatility": volatility_name(a.volatility),
+        "direction": direction_name(a.direction),
+        "confidence": a.confidence,
+        "multiplier": a.multiplier,
+        "source": source_name(a.source),
+        "received_ns": a.received_ns,
+        "ttl_ns": a.ttl_ns,
+    })
+}
+
+/// Advice back from [`advice_json`]'s shape.
+pub fn advice_from_json(v: &Value) -> Option<Advice> {
+    let s = |k: &str| v[k].as_str();
+    Some(Advice {
+        spread: match s("spread")? {
+            "narrow" => SpreadState::Narrow,
+            "normal" => SpreadState::Normal,
+            "wide" => SpreadState::Wide,
+            _ => return None,
+        },
+        volatility: match s("volatility")? {
+            "low" => Volatility::Low,
+            "medium" => Volatility::Medium,
+            "high" => Volatility::High,
+            _ => return None,
+        },
+        direction: match s("direction")? {
+            "up" => Direction::Up,
+            "down" => Direction::Down,
+            "sideways" => Direction::Sideways,
+            "neutral" => Direction::Neutral,
+            _ => return None,
+        },
+        confidence: v["confidence"].as_u64()?.min(100) as u8,
+        multiplier: v["multiplier"].as_f64()?,
+        source: match s("source")? {
+            "llm" => AdviceSource::Llm,
+            "offline" => AdviceSource::Offline,
+            _ => AdviceSource::None,
+        },
+        received_ns: v["received_ns"].as_i64()?,
+        ttl_ns: v["ttl_ns"].as_i64()?,
+    })
+}
+
+fn levels_json(levels: &[Level]) -> Value {
+    Value::Array(levels.iter().map(|l| json!([l.price.to_string(), l.qty.to_string()])).collect())
+}
+
+/// The market state a model was given.
+pub fn market_json(s: &MarketSnapshot) -> Value {
+    let f = &s.features;
+    json!({
+        "symbol": s.symbol.as_str(),
+        "time_ns": s.time_ns,
+        "update_id": f.update_id,
+        "best_bid": [f.best_bid.price.to_string(), f.best_bid.qty.to_string()],
+        "best_ask": [f.best_ask.price.to_string(), f.best_ask.qty.to_string()],
+        "mid": f.mid,
+        "microprice": f.microprice,
+        "spread_bps": f.spread_bps,
+        "imbalance": f.imbalance,
+        "volatility_bps": f.volatility_bps,
+        "trade_flow": f.trade_flow,
+        "position": s.position.to_string(),
+        "max_position": s.max_position.to_string(),
+        "bids": levels_json(s.bids()),
+        "asks": levels_json(s.asks()),
+    })
+}
+
+/// One call, as logged.
+#[derive(Debug, Clone, Copy)]
+pub struct LogEntry<'a> {
+    /// Wall-clock ns (Unix epoch) when the call ended.
+    pub wall_ns: i64,
+    pub provider: &'a str,
+    pub model: &'a str,
+    pub latency: Option<Duration>,
+    pub attempts: u32,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    pub usage_reported: bool,
+    pub cost_usd: Option<f64>,
+    pub raw: Option<&'a str>,
+    pub reply: Option<&'a ParsedReply>,
+    pub advice: Option<Advice>,
+    pub error: Option<&'a str>,
+    pub market: &'a MarketSnapshot,
+}
+
+impl LogEntry<'_> {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "time_ns": self.wall_ns,
+            "hot_time_ns": self.market.time_ns,
+            "provider": self.provider,
+            "model": self.model,
+            "latency_ms": self.latency.map(|d| d.as_secs_f64() * 1e3),
+            "attempts": self.attempts,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "usage_reported": self.usage_reported,
+            "cost_usd": self.cost_usd,
+            "raw": self.raw,
+            "advice": self.advice.as_ref().map(advice_json),
+            "reply": self.reply.map(|r| json!({
+                "liquidity_concentration": r.liquidity,
+                "risk_signals": r.risk_signals,
+                "reason": r.reason,
+                "defaulted": r.defaulted,
+                "clamped": r.clamped,
+            })),
+            "error": self.error,
+            "market": market_json(self.market),
+        })
+    }
+}
+
+/// An open advice log (appended to; one flushed line per call, so a killed
+/// bot loses at most the line being written).
+pub struct AdviceLog {
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+impl AdviceLog {
+    pub fn open(path: &Path) -> Result<Self, AiError> {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|source| AiError::Log {
+            path: path.display().to_string(),
+            action: "opened for appending",
+            source,
+        })?;
+        Ok(Self { path: path.to_path_buf(), out: BufWriter::new(file) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn write(&mut self, entry: &LogEntry<'_>) -> Result<(), AiError> {
+        let mut line = entry.to_json().to_string();
+        line.push('\n');
+        self.out.write_all(line.as_bytes()).and_then(|()| self.out.flush()).map_err(|source| AiError::Log {
+            path: self.path.display().to_string(),
+            action: "written",
+            source,
+        })
+    }
+}
+
+/// The advice in a log, in file order (calls that gave none are skipped). A
+/// last line cut short (a killed writer) is ignored; any other bad line is
+/// an error naming it.
+pub fn read_advice(path: &Path) -> Result<Vec<Advice>, AiError> {
+    let file = File::open(path).map_err(|source| AiError::Log {
+        path: path.display().to_string(),
+        action: "opened",
+        source,
+    })?;
+    let lines: Vec<String> = BufReader::new(file).lines().collect::<Result<_, _>>().map_err(|source| AiError::Log {
+        path: path.display().to_string(),
+        action: "read",
+        source,
+    })?;
+    let mut out = Vec::new();
+    let last = lines.iter().rposition(|l| !l.trim().is_empty()).unwrap_or(0);
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(_) if i == last => break,
+            Err(e) => {
+                return Err(AiError::LogFormat { path: path.display().to_string(), line: i + 1, detail: e.to_string() })
+            }
+        };
+        match &v["advice"] {
+            Value::Null => {}
+            a => out.push(advice_from_json(a).ok_or_else(|| AiError::LogFormat {
+                path: path.display().to_string(),
+                line: i + 1,
+                detail: "its \"advice\" object lacks a field or has an unknown value".to_string(),
+            })?),
+        }
+    }
+    Ok(out)
+}
+
+/// A log's advice handed out in simulated time.
+#[derive(Debug, Clone)]
+pub struct AdviceReplay {
+    entries: Vec<Advice>,
+    next: usize,
+}
+
+impl AdviceReplay {
+    /// `entries` in any order; they are handed out by `received_ns`.
+    pub fn new(mut entries: Vec<Advice>) -> Self {
+        entries.sort_by_key(|a| a.received_ns);
+        Self { entries, next: 0 }
+    }
+
+    pub fn load(path: &Path) -> Result<Self, AiError> {
+        Ok(Self::new(read_advice(path)?))
+    }
+
+    /// The newest advice that arrived by `now_ns` and was not handed out yet
+    /// (older ones it overtook are skipped: latest wins, as live).
+    pub fn due(&mut self, now_ns: i64) -> Option<Advice> {
+        let mut out = None;
+        while let Some(a) = self.entries.get(self.next).filter(|a| a.received_ns <= now_ns) {
+            out = Some(*a);
+            self.next += 1;
+        }
+        out
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ai::advisor::sample_snapshot;
+
+    #[test]
+    fn advice_round_trips_and_replays_in_simulated_time() {
+        let dir = std::env::temp_dir().join(format!("mmbot-advice-log-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("advice.jsonl");
+        let _ = std::fs::remove_file(&path);
+        let m = sample_snapshot();
+        let a = |t: i64, s: SpreadState| Advice {
+            spread: s,
+            volatility: Volatility::High,
+            direction: Direction::Up,
+            confidence: 70,
+            multiplier: 1.25,
+            source: AdviceSource::Llm,
+            received_ns: t,
+            ttl_ns: 15,
+        };
+        let mut log = AdviceLog::open(&path).unwrap();
+        for (t, s, err) in [
+            (100, SpreadState::Wide, None),
+            (200, SpreadState::Narrow, Some("timeout")),
+            (300, SpreadState::Narrow, None),
+        ] {
+            let advice = err.is_none().then(|| a(t, s));
+            let e = LogEntry {
+                wall_ns: t,
+                provider: "holysheep",
+                model: "gpt-4.1",
+                latency: Some(Duration::from_millis(800)),
+                attempts: 1,
+                tokens_in: 500,
+                tokens_out: 90,
+                usage_reported: true,
+                cost_usd: Some(0.00258),
+                raw: Some("{\"spread_state\":\"wide\"}"),
+                reply: None,
+                advice,
+                error: err,
+                market: &m,
+            };
+            log.write(&e).unwrap();
+        }
+        drop(log);
+        // A cut-off last line (killed writer) is ignored.
+        std::fs::write(&path, std::fs::read_to_string(&path).unwrap() + "{\"time_ns\":4").unwrap();
+        let got = read_advice(&path).unwrap();
+        assert_eq!(got, vec![a(100, SpreadState::Wide), a(300, SpreadState::Narrow)]);
+        let line: Value =
+            serde_json::from_str(std::fs::read_to_string(&path).unwrap().lines().next().unwrap()).unwrap();
+        assert_eq!(line["market"]["symbol"], "BTCUSDT");
+        assert_eq!(line["market"]["bids"].as_array().unwrap().len(), 10);
+        assert_eq!((line["tokens_in"].as_u64(), line["cost_usd"].as_f64()), (Some(500), Some(0.00258)));
+
+        let mut r = AdviceReplay::load(&path).unwrap();
+        assert_eq!((r.due(50), r.due(100).map(|a| a.spread), r.due(150)), (None, Some(SpreadState::Wide), None));
+        assert_eq!(r.due(1_000).map(|a| a.received_ns), Some(300));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

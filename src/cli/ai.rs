@@ -1,0 +1,294 @@
+//! `mmbot ai check | compare | cost`: try the configured LLM once on a sample
+//! book, put several models side by side, or price the advisor before
+//! running it.
+//!
+//! Exit codes (`check` and `compare`): 0 ok, 2 configuration or missing key,
+//! 3 key rejected, 4 unreachable, timed out or not serving (429, 5xx),
+//! 5 reply unusable. Keys are never printed: at most the variable, the
+//! length and the first 4 characters.
+
+use std::path::PathBuf;
+
+use crate::ai::advisor::{ask_once, llm_client, sample_snapshot, Answer};
+use crate::ai::cost::{calls_per_day, cost_table};
+use crate::ai::log::{direction_name, source_name, spread_name, volatility_name};
+use crate::ai::offline::{OfflineAdvisor, OfflineConfig};
+use crate::ai::{AiConfig, AiError, Provider};
+use crate::config::Config;
+use crate::hot::advice::Advice;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum AiCommand {
+    /// One call with a sample book: endpoint, model, latency, parsed advice, tokens and cost.
+    Check {
+        /// Config file (default: ./mmbot.toml if present).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Ask this model instead of [ai] model.
+        #[arg(long)]
+        model: Option<String>,
+    },
+    /// The same prompt to several models with one key: latency, tokens, cost and advice side by side.
+    Compare {
+        /// Comma-separated models, e.g. gpt-4.1,claude-sonnet-4-5,gemini-2.5-flash,deepseek-v3.2.
+        #[arg(long, value_delimiter = ',', required = true)]
+        models: Vec<String>,
+        /// Config file (default: ./mmbot.toml if present).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// The cost/ROI table for every priced model ([ai.prices]).
+    Cost {
+        /// Calls a day (default: one every [ai] interval_s).
+        #[arg(long)]
+        calls_per_day: Option<f64>,
+        /// Prompt tokens a call.
+        #[arg(long, default_value_t = 500)]
+        input_tokens: u64,
+        /// Completion tokens a call.
+        #[arg(long, default_value_t = 200)]
+        output_tokens: u64,
+        /// Expected extra profit a day from the advice, USD: adds an ROI column.
+        #[arg(long)]
+        gain_per_day: Option<f64>,
+        /// Config file (default: ./mmbot.toml if present).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+pub fn run(cmd: AiCommand) -> anyhow::Result<i32> {
+    let (name, config) = match &cmd {
+        AiCommand::Check { config, .. } => ("check", config),
+        AiCommand::Compare { config, .. } => ("compare", config),
+        AiCommand::Cost { config, .. } => ("cost", config),
+    };
+    let file = config.clone().or_else(|| Some(PathBuf::from("mmbot.toml")).filter(|p| p.exists()));
+    let config = match Config::load_or_default(file.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mmbot ai {name}: {e}");
+            return Ok(2);
+        }
+    };
+    let ai = config.ai;
+    match cmd {
+        AiCommand::Check { model, .. } => {
+            let ai = match model {
+                Some(m) => ai.with_model(&m),
+                None => ai,
+            };
+            Ok(check(&ai))
+        }
+        AiCommand::Compare { models, .. } => Ok(compare(&ai, &models)),
+        AiCommand::Cost { calls_per_day: n, input_tokens, output_tokens, gain_per_day, .. } => {
+            cost(&ai, n, input_tokens, output_tokens, gain_per_day)
+        }
+    }
+}
+
+fn advice_line(a: &Advice) -> String {
+    format!(
+        "spread {}, volatility {}, direction {}, confidence {}, multiplier {:.2}  [{}]",
+        spread_name(a.spread),
+        volatility_name(a.volatility),
+        direction_name(a.direction),
+        a.confidence,
+        a.multiplier,
+        source_name(a.source)
+    )
+}
+
+fn usd(x: Option<f64>) -> String {
+    x.map_or_else(|| "unpriced".to_string(), |c| format!("${c:.6}"))
+}
+
+fn check(ai: &AiConfig) -> i32 {
+    let sample = sample_snapshot();
+    match ai.provider {
+        Provider::None => {
+            println!("mmbot ai check: [ai] provider = \"none\": no advisor runs, advice stays neutral.");
+            return 0;
+        }
+        Provider::Offline => {
+            let a = OfflineAdvisor::new(OfflineConfig { ttl_ns: ai.ttl_ns(), ..Default::default() })
+                .advise(&sample.features, sample.time_ns);
+            println!("mmbot ai check: [ai] provider = \"offline\": no LLM is called.");
+            println!("  advice     {}", advice_line(&a));
+            return 0;
+        }
+        _ => {}
+    }
+    let (mut client, key) = match llm_client(ai) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mmbot ai check: {e}");
+            return e.exit_code();
+        }
+    };
+    println!("mmbot ai check: one call with a sample {} book", sample.symbol);
+    println!("  provider   {}", ai.provider.llm().unwrap_or(ai.provider).name());
+    println!("  endpoint   {}", client.endpoint());
+    println!("  model      {}", ai.model);
+    match &key {
+        Some(k) => {
+            if let Some(w) = &k.warning {
+                eprintln!("mmbot ai check: warning: {w}");
+            }
+            println!("  key        {} from {} ({})", k.key.var(), k.source, k.key.hint());
+        }
+        None => println!("  key        none ({} unset; the provider needs none)", ai.key_var),
+    }
+    let answer = match ask_once(ai, &mut client, &sample) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("mmbot ai check: {e}");
+            return e.exit_code();
+        }
+    };
+    let Answer { completion: c, reply, cost_usd } = answer;
+    if c.model != ai.model {
+        println!("  served by  {}", c.model);
+    }
+    println!(
+        "  latency    {:.0} ms ({} attempt{})",
+        c.latency.as_secs_f64() * 1e3,
+        c.attempts,
+        if c.attempts == 1 { "" } else { "s" }
+    );
+    println!(
+        "  tokens     {} in, {} out{}",
+        c.tokens_in,
+        c.tokens_out,
+        if c.usage_reported { "" } else { " (estimated: the server reported no usage)" }
+    );
+    match cost_usd {
+        Some(cost) => println!(
+            "  cost       ${cost:.6} per call; at one call every {} s: ${:.2}/day, ${:.2}/month (30 days)",
+            ai.interval.as_secs_f64(),
+            cost * calls_per_day(ai.interval.as_secs_f64()),
+            cost * calls_per_day(ai.interval.as_secs_f64()) * 30.0
+        ),
+        None => println!("  cost       unpriced: add \"{}\" to [ai.prices] (USD per million tokens)", ai.model),
+    }
+    if !client.json_mode() && ai.json_mode {
+        println!("  json_mode  refused by the server; set [ai] json_mode = false");
+    }
+    match reply {
+        Ok(p) => {
+            println!("  advice     {}", advice_line(&p.advice(sample.time_ns, ai.ttl_ns())));
+            println!("  liquidity  {}", p.liquidity.as_deref().unwrap_or("-"));
+            println!("  risks      {}", if p.risk_signals.is_empty() { "-".into() } else { p.risk_signals.join("; ") });
+            println!("  reason     {}", p.reason.as_deref().unwrap_or("-"));
+            if !p.defaulted.is_empty() {
+                println!("  defaulted  {} (missing or unreadable: neutral)", p.defaulted.join(", "));
+            }
+            if !p.clamped.is_empty() {
+                println!("  clamped    {}", p.clamped.join(", "));
+            }
+            0
+        }
+        Err(e) => {
+            let raw: String = c.content.chars().take(500).collect();
+            println!("  reply      {raw}");
+            let e = AiError::Unusable {
+                endpoint: client.endpoint().to_string(),
+                model: ai.model.clone(),
+                detail: e.to_string(),
+            };
+            eprintln!("mmbot ai check: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn compare(ai: &AiConfig, models: &[String]) -> i32 {
+    let sample = sample_snapshot();
+    let models: Vec<&str> = models.iter().map(|m| m.trim()).filter(|m| !m.is_empty()).collect();
+    if models.is_empty() {
+        eprintln!("mmbot ai compare: --models is empty; give e.g. --models gpt-4.1,deepseek-v3.2");
+        return 2;
+    }
+    let (mut client, key) = match llm_client(ai) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mmbot ai compare: {e}");
+            return e.exit_code();
+        }
+    };
+    println!(
+        "mmbot ai compare: the same prompt (sample {} book) to {} models at {}{}",
+        sample.symbol,
+        models.len(),
+        client.endpoint(),
+        key.as_ref().map_or(String::new(), |k| format!(", key {} ({})", k.key.var(), k.key.hint()))
+    );
+    println!("{:<24} {:>10} {:>7} {:>7} {:>11}  advice", "model", "latency", "in", "out", "cost/call");
+    let mut first_failure = None;
+    for model in models {
+        let m = ai.with_model(model);
+        match ask_once(&m, &mut client, &sample) {
+            Ok(Answer { completion: c, reply, cost_usd }) => {
+                let advice = match &reply {
+                    Ok(p) => advice_line(&p.advice(sample.time_ns, m.ttl_ns())),
+                    Err(e) => {
+                        first_failure.get_or_insert(5);
+                        format!("unusable reply: {e}")
+                    }
+                };
+                println!(
+                    "{:<24} {:>8.0}ms {:>7} {:>7} {:>11}  {advice}",
+                    model,
+                    c.latency.as_secs_f64() * 1e3,
+                    c.tokens_in,
+                    c.tokens_out,
+                    usd(cost_usd)
+                );
+            }
+            Err(e) => {
+                first_failure.get_or_insert(e.exit_code());
+                println!("{:<24} {:>10} {:>7} {:>7} {:>11}  error: {e}", model, "-", "-", "-", "-");
+            }
+        }
+    }
+    first_failure.unwrap_or(0)
+}
+
+fn cost(ai: &AiConfig, n: Option<f64>, tin: u64, tout: u64, gain: Option<f64>) -> anyhow::Result<i32> {
+    let interval_s = ai.interval.as_secs_f64();
+    let per_day = n.unwrap_or_else(|| calls_per_day(interval_s));
+    anyhow::ensure!(per_day.is_finite() && per_day >= 0.0, "--calls-per-day must be a number of calls, 0 or more");
+    if let Some(g) = gain {
+        anyhow::ensure!(g.is_finite(), "--gain-per-day must be a number of USD");
+    }
+    if ai.prices.is_empty() {
+        eprintln!("mmbot ai cost: no model is priced; add models to [ai.prices]");
+        return Ok(2);
+    }
+    match n {
+        Some(_) => println!("mmbot ai cost: {per_day} calls a day, {tin} input + {tout} output tokens a call"),
+        None => println!(
+            "mmbot ai cost: {per_day:.0} calls a day (one every {interval_s} s, [ai] interval_s), {tin} input + {tout} output tokens a call"
+        ),
+    }
+    let roi_head = gain.map_or(String::new(), |g| format!("  ROI at ${g:.2}/day"));
+    println!(
+        "{:<22} {:>9} {:>9} {:>11} {:>11} {:>13}{roi_head}",
+        "model", "in $/M", "out $/M", "per call", "per day", "per month"
+    );
+    for r in cost_table(&ai.prices, per_day, tin, tout, gain) {
+        let roi = r.roi.map_or(String::new(), |x| format!("  {:>+.0}%", x * 100.0));
+        let marker = if r.model == ai.model { "  <- [ai] model" } else { "" };
+        println!(
+            "{:<22} {:>9.2} {:>9.2} {:>11} {:>11} {:>13}{roi}{marker}",
+            r.model,
+            r.price.input_per_m,
+            r.price.output_per_m,
+            format!("${:.6}", r.per_call),
+            format!("${:.2}", r.per_day),
+            format!("${:.2}", r.per_month)
+        );
+    }
+    println!("(per month = 30 days; prices are USD per million tokens from [ai.prices])");
+    Ok(0)
+}

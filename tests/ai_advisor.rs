@@ -1,0 +1,363 @@
+//! The ai side thread, driven through its rings as the hot thread will drive
+//! it: advice arrives parsed and stamped, failures keep the last valid advice
+//! and are counted, a busy caller makes ticks skip, `Retry-After` and
+//! rejected keys hold calls back, the advice log records every call, the
+//! offline rules run on the same thread, and shutting down never waits for a
+//! slow gateway. Last, the check that matters most: with the advisor talking
+//! to a server slower than its timeout, the hot path's tick_to_quote p99
+//! stays within noise of a same-run baseline and no market event is missed.
+
+mod ai_server;
+mod common;
+
+use std::time::{Duration, Instant};
+
+use ai_server::{Reply, Server, CLEAN};
+use mmbot::ai::advisor::{sample_snapshot, start_advisor, AdvisorHandle, AdvisorStats, MarketSnapshot};
+use mmbot::ai::offline::{OfflineAdvisor, OfflineConfig};
+use mmbot::ai::{AiConfig, Provider};
+use mmbot::config::Config;
+use mmbot::feed::synthetic;
+use mmbot::hot::advice::{Advice, AdviceSource, Direction, SpreadState, Volatility};
+use mmbot::hot::engine::{HotEvent, HotPath};
+use mmbot::hot::fixed::Qty;
+use mmbot::hot::strategy::NativeStrategy;
+use mmbot::ring::{ring, Consumer, Producer};
+use mmbot::stats::clock::Clock;
+use mmbot::stats::latency::Stage;
+
+const KEY_VAR: &str = "MMBOT_TEST_ADVISOR_KEY";
+
+/// A `.env` holding the test key (the process environment is left alone:
+/// tests run on threads side by side).
+fn env_file() -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("mmbot-advisor-test-{}.env", std::process::id()));
+    std::fs::write(&path, format!("{KEY_VAR}=sk-advisor-test-key-0000000000\n")).unwrap();
+    path
+}
+
+fn config(base_url: &str, f: impl FnOnce(&mut AiConfig)) -> Config {
+    let mut ai = AiConfig {
+        provider: Provider::Custom,
+        base_url: Some(base_url.to_string()),
+        key_var: KEY_VAR.to_string(),
+        env_file: env_file(),
+        interval: Duration::from_millis(100),
+        timeout: Duration::from_millis(300),
+        connect_timeout: Duration::from_millis(300),
+        backoff: Duration::from_millis(10),
+        ..AiConfig::default()
+    };
+    f(&mut ai);
+    Config { ai, ..Config::default() }
+}
+
+struct Rig {
+    handle: AdvisorHandle,
+    market: Producer<MarketSnapshot>,
+    advice: Consumer<Advice>,
+}
+
+fn start(cfg: &Config) -> Rig {
+    let (market, market_rx) = ring::<MarketSnapshot>(4);
+    let (advice_tx, advice) = ring::<Advice>(4);
+    let handle = start_advisor(cfg, market_rx, advice_tx).unwrap();
+    Rig { handle, market, advice }
+}
+
+/// Plays the hot thread: hands the advisor a fresh snapshot every 10 ms
+/// (the advisor skips books older than the advice lifetime) until `cond`
+/// holds on its stats, for at most `limit`.
+fn feed_until(rig: &Rig, limit: Duration, cond: impl Fn(&AdvisorStats) -> bool) -> AdvisorStats {
+    let snap = sample_snapshot();
+    let end = Instant::now() + limit;
+    loop {
+        rig.market.push_latest(snap);
+        let s = rig.handle.stats();
+        if cond(&s) || Instant::now() >= end {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Polls `cond` on the stats every 10 ms for at most `limit`.
+fn wait_for(h: &AdvisorHandle, limit: Duration, cond: impl Fn(&AdvisorStats) -> bool) -> AdvisorStats {
+    let end = Instant::now() + limit;
+    loop {
+        let s = h.stats();
+        if cond(&s) || Instant::now() >= end {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn advice_arrives_parsed_stamped_priced_and_logged() {
+    let server = Server::always(Reply::chat(CLEAN));
+    let dir = common::temp_dir("advisor-log");
+    let log = dir.join("advice.jsonl");
+    let cfg = config(&server.base_url(), |a| a.log = Some(log.clone()));
+    let mut rig = start(&cfg);
+    let snap = sample_snapshot();
+    rig.market.push_latest(snap);
+    let s = feed_until(&rig, Duration::from_secs(5), |s| s.ok >= 2);
+    assert!(s.ok >= 2, "{s:?}");
+    let a = rig.advice.latest().expect("advice reached the hot side");
+    assert_eq!(
+        (a.spread, a.volatility, a.direction, a.confidence),
+        (SpreadState::Wide, Volatility::High, Direction::Up, 80)
+    );
+    assert_eq!((a.source, a.multiplier, a.ttl_ns), (AdviceSource::Llm, 1.4, 300_000_000));
+    // Stamped in the hot path's time base: the snapshot's time plus the wait.
+    assert!(a.received_ns > snap.time_ns && a.received_ns < snap.time_ns + 5_000_000_000, "{a:?}");
+    assert_eq!(a.at(a.received_ns + 300_000_001), Advice::neutral(), "expired advice is neutral");
+    assert_eq!((s.source, s.label.as_str(), s.failed, s.unparseable), (AdviceSource::Llm, "custom gpt-4.1", 0, 0));
+    assert_eq!((s.tokens_in, s.tokens_out), (480 * s.calls, 90 * s.calls));
+    assert!((s.cost_total_usd - 0.00252 * s.calls as f64).abs() < 1e-12, "{s:?}");
+    assert!(s.cost_today_usd > 0.0 && s.last_latency.is_some());
+    // 0.00252 a call, every 0.1 s, 30 days.
+    assert!((s.projected_month_usd.unwrap() - 0.00252 * 864_000.0 * 30.0).abs() < 1e-6, "{s:?}");
+    drop(rig);
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!((first["provider"].as_str(), first["model"].as_str()), (Some("custom"), Some("gpt-4.1")));
+    assert_eq!((first["tokens_in"].as_u64(), first["cost_usd"].as_f64()), (Some(480), Some(0.00252)));
+    assert_eq!(first["raw"].as_str(), Some(CLEAN));
+    assert_eq!(first["advice"]["spread"], "wide");
+    assert_eq!(first["reply"]["reason"], "bids stack up under the touch");
+    assert_eq!(first["market"]["bids"].as_array().unwrap().len(), 10);
+    assert_eq!(first["hot_time_ns"].as_i64(), Some(snap.time_ns));
+    assert!(first["latency_ms"].as_f64().unwrap() > 0.0);
+    let replayed = mmbot::ai::log::read_advice(&log).unwrap();
+    assert_eq!(replayed.len(), text.lines().count());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn unusable_replies_and_failures_keep_the_last_valid_advice() {
+    // A good answer, then garbage, then server errors.
+    let server = Server::start(|n, _| match n {
+        0 => Reply::chat(CLEAN),
+        1..=3 => Reply::chat("Sorry, the market is closed today."),
+        _ => Reply::status(500, "down"),
+    });
+    let cfg = config(&server.base_url(), |a| a.retries = 0);
+    let mut rig = start(&cfg);
+    rig.market.push_latest(sample_snapshot());
+    let s = feed_until(&rig, Duration::from_secs(5), |s| s.unparseable >= 3 && s.failed >= 5);
+    assert_eq!((s.ok, s.unparseable), (1, 3), "{s:?}");
+    assert!(s.failed >= 5, "{s:?}");
+    assert!(s.last_error.as_deref().unwrap_or("").contains("HTTP 500"), "{s:?}");
+    // Exactly one advice was handed over: the failures sent nothing.
+    let mut handed = 0;
+    let mut last = None;
+    while let Some(a) = rig.advice.pop() {
+        handed += 1;
+        last = Some(a);
+    }
+    assert_eq!(handed, 1);
+    assert_eq!(s.last_advice, last);
+    assert_eq!(last.unwrap().spread, SpreadState::Wide);
+}
+
+#[test]
+fn a_slow_gateway_makes_ticks_skip_and_never_delays_shutdown() {
+    let server = Server::always(Reply::chat(CLEAN).delayed(Duration::from_secs(10)));
+    // Timeout 0.3 s, interval 0.1 s: each call spans about three ticks.
+    let cfg = config(&server.base_url(), |_| {});
+    let mut rig = start(&cfg);
+    rig.market.push_latest(sample_snapshot());
+    let s = feed_until(&rig, Duration::from_secs(5), |s| s.failed >= 2 && s.skipped_busy >= 2);
+    assert!(s.failed >= 2 && s.skipped_busy >= 2, "{s:?}");
+    assert_eq!(s.ok, 0);
+    assert!(s.last_error.as_deref().unwrap_or("").contains("did not answer within 0.3 s"), "{s:?}");
+    assert!(rig.advice.latest().is_none());
+    // One call in flight at a time: requests never overlap.
+    assert!(server.count() as u64 <= s.failed + 1, "{} requests, {s:?}", server.count());
+
+    drop(rig);
+
+    // A call stuck far longer than the schedule: dropping does not wait for it.
+    let before = server.count();
+    let cfg = config(&server.base_url(), |a| a.timeout = Duration::from_secs(30));
+    let rig = start(&cfg);
+    rig.market.push_latest(sample_snapshot());
+    let end = Instant::now() + Duration::from_secs(5);
+    while server.count() == before && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(server.count(), before + 1);
+    std::thread::sleep(Duration::from_millis(100));
+    let t = Instant::now();
+    drop(rig);
+    assert!(t.elapsed() < Duration::from_secs(1), "drop took {:?}", t.elapsed());
+}
+
+#[test]
+fn retry_after_and_rejected_keys_hold_calls_back() {
+    let server = Server::always(Reply::status(429, "{}").header("Retry-After", "30"));
+    let cfg = config(&server.base_url(), |_| {});
+    let rig = start(&cfg);
+    rig.market.push_latest(sample_snapshot());
+    let s = feed_until(&rig, Duration::from_secs(5), |s| s.skipped_backoff >= 5);
+    assert!(s.skipped_backoff >= 5, "{s:?}");
+    assert_eq!((server.count(), s.failed), (1, 1), "{s:?}");
+    drop(rig);
+
+    let server = Server::always(Reply::status(401, r#"{"error":{"code":"invalid_api_key"}}"#));
+    let cfg = config(&server.base_url(), |_| {});
+    let rig = start(&cfg);
+    rig.market.push_latest(sample_snapshot());
+    let s = feed_until(&rig, Duration::from_secs(5), |s| s.skipped_backoff >= 5);
+    assert_eq!(server.count(), 1, "{s:?}");
+    let e = s.last_error.unwrap();
+    assert!(e.contains("rejected the API key from MMBOT_TEST_ADVISOR_KEY") && !e.contains("sk-advisor"), "{e}");
+}
+
+#[test]
+fn offline_rules_run_on_the_same_thread_and_stale_books_are_not_advised() {
+    let cfg = config("http://unused", |a| a.provider = Provider::Offline);
+    let mut rig = start(&cfg);
+    let snap = sample_snapshot();
+    rig.market.push_latest(snap);
+    let s = wait_for(&rig.handle, Duration::from_secs(5), |s| s.ok >= 1);
+    assert_eq!((s.source, s.label.as_str()), (AdviceSource::Offline, "offline"));
+    let a = rig.advice.latest().unwrap();
+    let want = OfflineAdvisor::new(OfflineConfig { ttl_ns: 300_000_000, ..Default::default() })
+        .advise(&snap.features, a.received_ns);
+    assert_eq!(a, want);
+    assert_eq!(a.source, AdviceSource::Offline);
+    // No new snapshot for longer than the advice lifetime (0.3 s): ticks skip.
+    let s = wait_for(&rig.handle, Duration::from_secs(5), |s| s.skipped_stale >= 2);
+    assert!(s.skipped_stale >= 2, "{s:?}");
+    drop(rig);
+
+    // auto without a key: offline; none: no thread, neutral.
+    let cfg = Config {
+        ai: AiConfig {
+            key_var: "MMBOT_TEST_NEVER_SET".into(),
+            env_file: std::env::temp_dir().join("mmbot-no-such-env-file"),
+            ..AiConfig::default()
+        },
+        ..Config::default()
+    };
+    assert_eq!(cfg.ai.provider, Provider::Auto);
+    let rig = start(&cfg);
+    assert_eq!(rig.handle.stats().source, AdviceSource::Offline);
+    drop(rig);
+    let cfg = config("http://unused", |a| a.provider = Provider::None);
+    let rig = start(&cfg);
+    rig.market.push_latest(sample_snapshot());
+    std::thread::sleep(Duration::from_millis(250));
+    assert_eq!((rig.handle.stats().source, rig.handle.stats().calls), (AdviceSource::None, 0));
+}
+
+/// What the hot path did with one frame: (depth events, trades, quotes).
+type Signature = Vec<(u8, u8, u8)>;
+
+/// Runs the hot path over `frames` on this thread; with `advisor`, hands it
+/// a snapshot every 50 frames and takes its advice, as the runtime will.
+/// Returns tick_to_quote p99 (ns), per-frame events, and every quote.
+fn hot_run(
+    cfg: &Config,
+    frames: &[(i64, Vec<u8>)],
+    advisor: Option<&mut Rig>,
+) -> (u64, Signature, Vec<mmbot::exec::Quote>) {
+    let clock = Clock::calibrate();
+    let mut hot = HotPath::new(cfg.hot, NativeStrategy, clock);
+    let mut sig: Signature = Vec::with_capacity(frames.len());
+    let mut quotes = Vec::with_capacity(frames.len());
+    let warmup = frames.len() / 20;
+    let mut advisor = advisor;
+    for (i, (ts, f)) in frames.iter().enumerate() {
+        if i == warmup {
+            hot.reset_histograms();
+        }
+        let (mut d, mut t, mut q) = (0u8, 0u8, 0u8);
+        let t_in = clock.now();
+        hot.on_frame(f, *ts, t_in, &mut |ev| match ev {
+            HotEvent::Depth { .. } => d += 1,
+            HotEvent::Trade(_) => t += 1,
+            HotEvent::Quote { quote, .. } => {
+                q += 1;
+                quotes.push(quote);
+            }
+        });
+        sig.push((d, t, q));
+        if let Some(rig) = advisor.as_deref_mut() {
+            if let Some(a) = rig.advice.latest() {
+                hot.set_advice(a);
+            }
+            if i % 50 == 0 {
+                if let (Some(sym), Some(feat)) = (hot.traded_symbol(), hot.last_features()) {
+                    if let Some(book) = hot.market().book(sym) {
+                        rig.market.push_latest(MarketSnapshot::from_book(
+                            sym,
+                            book.book(),
+                            feat,
+                            hot.position(),
+                            Qty(1_000_000),
+                            *ts,
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    (hot.histograms().percentiles(Stage::TickToQuote).p99, sig, quotes)
+}
+
+#[test]
+fn a_slow_gateway_does_not_move_the_hot_paths_tail_or_drop_events() {
+    let n = if cfg!(debug_assertions) { 30_000 } else { 200_000 };
+    let frames = synthetic::spot_frames(n, 7);
+    let server = Server::always(Reply::chat(CLEAN).delayed(Duration::from_secs(10)));
+    // Calls every 20 ms, each timing out after 100 ms: the caller is always
+    // busy, the scheduler always ticking.
+    let cfg = config(&server.base_url(), |a| {
+        a.interval = Duration::from_millis(20);
+        a.timeout = Duration::from_millis(100);
+    });
+    let (mut base, mut with) = (Vec::new(), Vec::new());
+    let (base_sig, base_quotes) = {
+        let (p99, sig, q) = hot_run(&cfg, &frames, None);
+        base.push(p99);
+        (sig, q)
+    };
+    let mut stats = AdvisorStats::default();
+    for round in 0..3 {
+        let mut rig = start(&cfg);
+        let (p99, sig, quotes) = hot_run(&cfg, &frames, Some(&mut rig));
+        // The run overlapped calls (ticks found the caller busy); let the
+        // call in flight finish so the counts show it.
+        stats = wait_for(&rig.handle, Duration::from_secs(2), |s| s.calls >= 1);
+        drop(rig);
+        with.push(p99);
+        // Every frame gave the same events, and the same quotes (no advice
+        // ever arrived from the slow server, so none changed them).
+        assert_eq!(sig.len(), frames.len());
+        assert!(sig == base_sig, "round {round}: a frame's events differ from the baseline");
+        assert!(quotes == base_quotes, "round {round}: quotes differ from the baseline");
+        if round < 2 {
+            base.push(hot_run(&cfg, &frames, None).0);
+        }
+    }
+    assert!(sig_has_quotes(&base_sig));
+    base.sort_unstable();
+    with.sort_unstable();
+    let (b, w) = (base[base.len() / 2], with[with.len() / 2]);
+    eprintln!(
+        "tick_to_quote p99 over {n} frames: baseline {base:?} ns (median {b}), with a slow advisor {with:?} ns \
+         (median {w}); advisor in the last run: {} calls, {} timed out, {} ticks skipped busy",
+        stats.calls, stats.failed, stats.skipped_busy
+    );
+    assert!(stats.calls >= 1 && stats.skipped_busy >= 1, "the advisor was not exercised: {stats:?}");
+    assert!(w <= 3 * b + 20_000, "p99 with the advisor {w} ns vs baseline {b} ns");
+}
+
+fn sig_has_quotes(sig: &Signature) -> bool {
+    sig.iter().filter(|(_, _, q)| *q > 0).count() > sig.len() / 2
+}
