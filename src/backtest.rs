@@ -107,6 +107,9 @@ pub struct Report {
     pub input: InputReport,
     pub trading: TradingReport,
     pub perf: PerfReport,
+    /// The AI advisor's counters and cost (threaded runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ai: Option<serde_json::Value>,
 }
 
 /// A quote as it left the hot path, with the book it was made from and the
@@ -301,5 +304,6 @@ pub(crate) fn report<S: Strategy>(
                 instant_cost_ns: finite(clock.instant_cost_ns),
             },
         },
+        ai: None,
     }
 }

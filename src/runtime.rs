@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::ai::advisor::MarketSnapshot;
 use crate::backtest::{self, Report};
 use crate::config::Config;
 use crate::exec::paper::PaperExchange;
@@ -207,6 +208,9 @@ pub struct SideInputs {
     pub exec_status: Option<Producer<ExecStatus>>,
     /// Operator commands (pause) for the hot thread.
     pub control: Option<Consumer<Control>>,
+    /// Where the hot thread sends the market as the AI advisor reads it
+    /// (about every 250 ms, latest wins).
+    pub market_snapshots: Option<Producer<MarketSnapshot>>,
 }
 
 /// What [`run_paper`] returns.
@@ -308,6 +312,10 @@ struct HotSide<S: Strategy> {
     last_status: u64,
     last_quote: Option<Quote>,
     link: Option<(LinkStats, bool)>,
+    /// Receive time of the latest frame (simulated time for recordings):
+    /// the advisor's time base, so advice ages the same live and replayed.
+    last_recv_ns: i64,
+    max_position: Qty,
 }
 
 /// The sink for the hot path's events: market data to the exec thread,
@@ -339,12 +347,29 @@ fn emit<'a>(
 impl<S: Strategy> HotSide<S> {
     #[inline]
     fn frame(&mut self, buf: &[u8], recv_ns: i64, t_in: u64) {
+        self.last_recv_ns = recv_ns;
         let mut out = emit(&self.market_tx, &self.quote_tx, &self.side.quotes, &mut self.last_quote, recv_ns);
         self.hot.on_frame(buf, recv_ns, t_in, &mut out);
     }
 
     /// Side rings in, status and samples out; after every frame or turn.
     #[inline]
+    /// The market as the AI advisor reads it (only from a synced book).
+    fn publish_snapshot(&mut self) {
+        let Some(tx) = self.side.market_snapshots.as_ref() else { return };
+        let Some(symbol) = self.hot.traded_symbol() else { return };
+        let Some(book) = self.hot.market().book(symbol).filter(|b| b.is_synced()) else { return };
+        let Some(features) = self.hot.last_features() else { return };
+        tx.push_latest(MarketSnapshot::from_book(
+            symbol,
+            book.book(),
+            features,
+            self.hot.position(),
+            self.max_position,
+            self.last_recv_ns,
+        ));
+    }
+
     fn housekeeping(&mut self, now: u64) {
         if let Some(state) = self.pos_rx.latest() {
             self.hot.set_exec_state(state);
@@ -363,10 +388,11 @@ impl<S: Strategy> HotSide<S> {
             let mut out = emit(&self.market_tx, &self.quote_tx, &self.side.quotes, &mut self.last_quote, now_ns);
             self.hot.set_paused(on, now_ns, &mut out);
         }
-        if let Some(status) = self.side.status.as_mut() {
-            let clock = *self.hot.clock();
-            if clock.ns(self.last_status, now) >= STATUS_EVERY_NS {
-                self.last_status = now;
+        let clock = *self.hot.clock();
+        if clock.ns(self.last_status, now) >= STATUS_EVERY_NS {
+            self.last_status = now;
+            self.publish_snapshot();
+            if let Some(status) = self.side.status.as_mut() {
                 let (f, s, h) = (self.hot.market().stats(), self.hot.market().sync_stats(), self.hot.stats());
                 let book = self.hot.traded_symbol().and_then(|t| self.hot.market().book(t));
                 status.push_latest(HotStatus {
@@ -546,6 +572,8 @@ pub fn run_paper<S: Strategy + Send + 'static>(
                 last_status: clock.now(),
                 last_quote: None,
                 link: None,
+                last_recv_ns: 0,
+                max_position: hot_cfg.params.max_position,
             };
             let mut errors = Vec::new();
             let mut link = None;

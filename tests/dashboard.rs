@@ -36,19 +36,26 @@ fn the_dashboard_draws_and_answers_its_keys() {
     let out = std::env::temp_dir().join(format!("mmbot-dash-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let cmd = format!(
-        "{} demo --duration 60s --out {}; echo EXITED $?; sleep 30",
+        "env -u HOLYSHEEP_API_KEY -u OPENAI_API_KEY {} demo --duration 60s --out {}; echo EXITED $?; sleep 30",
         env!("CARGO_BIN_EXE_mmbot"),
-        out.display()
+        out.join("runs").display()
     );
+    std::fs::create_dir_all(&out).unwrap();
     let started = Command::new("tmux")
-        .args(["-L", &socket, "new-session", "-d", "-s", "dash", "-x", "160", "-y", "45", &cmd])
+        .args(["-L", &socket, "new-session", "-d", "-s", "dash", "-x", "160", "-y", "45"])
+        // Away from any .env with an API key: offline advice, no network.
+        .arg("-c")
+        .arg(&out)
+        .arg(&cmd)
         .env("TERM", "xterm-256color")
+        .env_remove("HOLYSHEEP_API_KEY")
+        .env_remove("OPENAI_API_KEY")
         .status()
         .unwrap();
     assert!(started.success());
     let result = (|| -> Result<(), String> {
         let screen = wait_for(&socket, "connected synced", Duration::from_secs(20))?;
-        for part in ["book (top 10)", "latency", "tick_to_quote", "q quit", "advice", "script"] {
+        for part in ["book (top 10)", "latency", "tick_to_quote", "q quit", "advice", "script", "offline"] {
             if !screen.contains(part) {
                 return Err(format!("missing {part:?}:\n{screen}"));
             }
@@ -73,7 +80,7 @@ fn the_dashboard_draws_and_answers_its_keys() {
     if let Err(screen) = result {
         panic!("dashboard check failed; last screen:\n{screen}");
     }
-    let dirs: Vec<_> = std::fs::read_dir(&out).unwrap().filter_map(|e| e.ok()).collect();
+    let dirs: Vec<_> = std::fs::read_dir(out.join("runs")).unwrap().filter_map(|e| e.ok()).collect();
     assert_eq!(dirs.len(), 1);
     assert!(dirs[0].path().join("report.json").exists());
     let report = std::fs::read_to_string(dirs[0].path().join("report.json")).unwrap();

@@ -8,14 +8,19 @@ use std::process::Command;
 fn demo_runs_offline_and_leaves_sane_outputs() {
     let out = std::env::temp_dir().join(format!("mmbot-demo-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    // No key anywhere (not the environment, not a .env in the working
+    // directory): the demo must use the offline advisor and never the network.
     let run = Command::new(env!("CARGO_BIN_EXE_mmbot"))
-        .args(["demo", "--duration", "5s", "--out"])
-        .arg(&out)
+        .args(["demo", "--duration", "5s", "--out", "runs"])
+        .current_dir(&out)
+        .env_remove("HOLYSHEEP_API_KEY")
+        .env_remove("OPENAI_API_KEY")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
-    let dirs: Vec<_> = std::fs::read_dir(&out).unwrap().filter_map(|e| e.ok()).collect();
+    let dirs: Vec<_> = std::fs::read_dir(out.join("runs")).unwrap().filter_map(|e| e.ok()).collect();
     assert_eq!(dirs.len(), 1, "one timestamped folder");
     let dir = dirs[0].path();
     let report: serde_json::Value =
@@ -26,6 +31,8 @@ fn demo_runs_offline_and_leaves_sane_outputs() {
     assert!(quotes > 10, "quotes {quotes}\n{stderr}");
     assert_eq!(report["input"]["rejected"].as_u64(), Some(0));
     assert!(report["trading"]["strategy"].as_str().unwrap().contains("default.rhai"));
+    assert_eq!(report["trading"]["advice"].as_str(), Some("offline"), "{stderr}");
+    assert!(report["trading"]["advice_updates"].as_u64().unwrap() >= 1, "the advisor ran");
     let t2q = &report["perf"]["latency_ns"]["tick_to_quote"];
     assert!(t2q["count"].as_u64().unwrap() > 10 && t2q["p50"].as_u64().unwrap() > 0);
     assert!(report["perf"]["latency_ns"]["wire"]["count"].as_u64().unwrap() > 100);

@@ -18,6 +18,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Row, Table};
 use ratatui::Frame;
 
+use crate::ai::advisor::{AdvisorHandle, AdvisorStats};
 use crate::cli::session::ScriptInfo;
 use crate::hot::advice::AdviceSource;
 use crate::hot::fixed::Price;
@@ -36,6 +37,8 @@ pub struct DashboardInputs {
     pub control: Producer<Control>,
     pub reload: Option<Arc<AtomicBool>>,
     pub script: Arc<Mutex<ScriptInfo>>,
+    /// The AI advisor, for its label, calls and cost.
+    pub advisor: Option<Arc<AdvisorHandle>>,
     pub stop: Arc<AtomicBool>,
     pub finished: Arc<AtomicBool>,
 }
@@ -48,6 +51,7 @@ struct View {
     exec: ExecStatus,
     latency: Vec<(&'static str, u64, u64, u64, u64)>,
     script: ScriptInfo,
+    ai: Option<AdvisorStats>,
     paused: bool,
     quitting: bool,
     started: Option<Instant>,
@@ -106,6 +110,7 @@ pub fn run(mut inp: DashboardInputs) -> io::Result<()> {
                         .collect();
                 }
                 v.script = inp.script.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                v.ai = inp.advisor.as_ref().map(|a| a.stats());
                 terminal.draw(|f| draw(f, &v))?;
             }
         }
@@ -255,6 +260,21 @@ fn draw(f: &mut Frame<'_>, v: &View) {
             "  {source}: spread {:?}, volatility {:?}, direction {:?}, confidence {}, multiplier {:.2}, age {age_s}",
             a.spread, a.volatility, a.direction, a.confidence, a.multiplier
         )),
+        Line::from(match &v.ai {
+            Some(ai) => format!(
+                "  {}: {} calls ({} ok, {} failed, {} unparseable, {} skipped busy); cost today ${:.4}, month ~${}{}",
+                ai.label,
+                ai.calls,
+                ai.ok,
+                ai.failed,
+                ai.unparseable,
+                ai.skipped_busy,
+                ai.cost_today_usd,
+                ai.projected_month_usd.map_or("-".to_string(), |m| format!("{m:.2}")),
+                ai.last_error.as_ref().map_or(String::new(), |e| format!("; last error: {e}"))
+            ),
+            None => "  no advisor".to_string(),
+        }),
         Line::from(""),
         Line::from(Span::styled("script", Style::default().add_modifier(Modifier::BOLD))),
         Line::from(format!(

@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use crate::ai::advisor::{start_advisor, MarketSnapshot};
 use crate::backtest::TimelinePoint;
 use crate::cli::dashboard::{self, DashboardInputs};
 use crate::config::Config;
+use crate::hot::advice::Advice;
 use crate::hot::engine::StageSample;
 use crate::hot::strategy::NativeStrategy;
 use crate::ring::ring;
@@ -115,11 +117,18 @@ pub fn run_session(
         })?
     };
 
+    // The AI advisor: its own threads; the hot thread only hands it market
+    // snapshots and reads advice, both latest wins.
+    let (snap_tx, snap_rx) = ring::<MarketSnapshot>(4);
+    let (advice_tx, advice_rx) = ring::<Advice>(4);
+    let advisor = Arc::new(start_advisor(config, snap_rx, advice_tx)?);
     let side = SideInputs {
         status: Some(status_tx),
         samples: Some(samples_tx),
         exec_status: Some(exec_tx),
         control: Some(control_rx),
+        advice: Some(advice_rx),
+        market_snapshots: Some(snap_tx),
         ..SideInputs::default()
     };
     let script_info = Arc::new(Mutex::new(ScriptInfo::default()));
@@ -196,6 +205,7 @@ pub fn run_session(
                 control: control_tx,
                 reload: reload_flag,
                 script: script_info,
+                advisor: Some(advisor.clone()),
                 stop: stop.clone(),
                 finished: finished.clone(),
             };
@@ -227,6 +237,10 @@ pub fn run_session(
     let mut run = runner.join().map_err(|_| anyhow::anyhow!("the session thread panicked"))?;
     drop(watcher);
     run.report.perf.timeline = stats.join().unwrap_or_default();
+    let ai = advisor.stats();
+    run.report.trading.advice = ai.label.clone();
+    run.report.trading.advice_updates = ai.ok;
+    run.report.ai = Some(ai.to_json());
     Ok(run)
 }
 
