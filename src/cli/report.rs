@@ -38,11 +38,13 @@ pub fn run(args: ReportArgs) -> anyhow::Result<i32> {
 pub fn render(r: &Report) -> String {
     let t = &r.trading;
     let i = &r.input;
+    // A script's path can be long; its file name (and hash) says enough here.
+    let strategy = t.strategy.rsplit('/').next().unwrap_or_default();
     let mut out = format!(
         "{} ({}), advice {}: {} quotes ({} pulled), {} orders, {} fills, volume {}, position {}, pnl {}, fees {}\n\
          input: {} frames, {} depth events, {} trades, {} rejected, {} gaps, {} resyncs; {:.2} s, {:.0} events/s\n\n",
         t.symbol,
-        t.strategy,
+        strategy,
         t.advice,
         t.quotes,
         t.pulled,
