@@ -33,6 +33,8 @@ pub enum BacktestError {
     Unreadable { path: String, error: String },
     #[error("no depth event in the recordings: nothing to trade")]
     NothingTraded,
+    #[error("cannot replay the advice log {path}: {error}")]
+    AdviceLog { path: String, error: String },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -158,7 +160,15 @@ pub fn run_observed<S: Strategy>(
     let mut last_progress = started;
     let mut frames = 0u64;
     // Advice in simulated time: every interval, from the newest features.
-    let mut advisor = config.ai_offline.map(OfflineAdvisor::new);
+    // Or a live run's advice log, handed out when each piece arrived then.
+    let mut replay = match &config.advice_replay {
+        Some(p) => Some(
+            crate::ai::log::AdviceReplay::load(p)
+                .map_err(|e| BacktestError::AdviceLog { path: p.display().to_string(), error: e.to_string() })?,
+        ),
+        None => None,
+    };
+    let mut advisor = if replay.is_some() { None } else { config.ai_offline.map(OfflineAdvisor::new) };
     let mut next_advice_ns = i64::MIN;
     let mut advice_updates = 0u64;
 
@@ -197,6 +207,10 @@ pub fn run_observed<S: Strategy>(
                         }
                         hot.set_position(position.qty());
                     }
+                    if let Some(a) = replay.as_mut().and_then(|r| r.due(now)) {
+                        hot.set_advice(a);
+                        advice_updates += 1;
+                    }
                     if let (Some(a), Some(f)) = (advisor.as_mut(), hot.last_features()) {
                         if now >= next_advice_ns {
                             hot.set_advice(a.advise(&f, now));
@@ -230,7 +244,11 @@ pub fn run_observed<S: Strategy>(
     let wall_s = started.elapsed().as_secs_f64();
     let symbol = hot.traded_symbol().ok_or(BacktestError::NothingTraded)?;
     let mut r = report(files, &hot, exchange.as_ref(), &position, symbol, wall_s);
-    r.trading.advice = if config.ai_offline.is_some() { "offline".into() } else { "none".into() };
+    r.trading.advice = match (&config.advice_replay, config.ai_offline.is_some()) {
+        (Some(p), _) => format!("replayed log {}", p.display()),
+        (None, true) => "offline".into(),
+        (None, false) => "none".into(),
+    };
     r.trading.advice_updates = advice_updates;
     Ok((r, hot.histograms().clone()))
 }

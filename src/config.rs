@@ -209,6 +209,10 @@ pub struct Config {
     pub ai: crate::ai::AiConfig,
     /// The live feed (`mmbot paper`, `mmbot record`).
     pub feed: FeedConfig,
+    /// Backtests: replay this advice log (JSONL from a live run) in
+    /// simulated time instead of the offline rules (`--advice-log`; not a
+    /// TOML key).
+    pub advice_replay: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -449,6 +453,7 @@ impl Config {
 
         Ok(Self {
             feed,
+            advice_replay: None,
             ai_offline,
             ai_interval_ns,
             ai,

@@ -28,6 +28,10 @@ pub struct BacktestArgs {
     /// A Rhai strategy script (overrides `[strategy] script`).
     #[arg(long)]
     pub script: Option<PathBuf>,
+    /// Replay this advice log (JSONL written by a live run's `[ai] log`) in
+    /// simulated time instead of the offline advisor.
+    #[arg(long)]
+    pub advice_log: Option<PathBuf>,
 }
 
 /// Paths of the `.hgrm` files written next to `report`.
@@ -48,7 +52,8 @@ fn write_histograms(report: &Path, hist: &StageHistograms) -> anyhow::Result<()>
 }
 
 pub fn run(args: BacktestArgs) -> anyhow::Result<i32> {
-    let config = Config::load_or_default(args.config.as_deref()).context("loading the configuration")?;
+    let mut config = Config::load_or_default(args.config.as_deref()).context("loading the configuration")?;
+    config.advice_replay = args.advice_log.clone();
     let clock = Clock::calibrate();
     let (report, hist) = match args.script.as_ref().or(config.script.as_ref()) {
         Some(path) => {
