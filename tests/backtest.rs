@@ -207,8 +207,7 @@ fn an_advice_log_replays_in_simulated_time() {
 
     let files = vec![sample];
     let offline = Config::default();
-    let mut replayed = Config::default();
-    replayed.advice_replay = Some(log_path.clone());
+    let replayed = Config { advice_replay: Some(log_path.clone()), ..Config::default() };
     let (r1, q1) = backtest(&files, &offline);
     let (r2, q2) = backtest(&files, &replayed);
     let (r3, q3) = backtest(&files, &replayed);
