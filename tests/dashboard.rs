@@ -55,7 +55,9 @@ fn the_dashboard_draws_and_answers_its_keys() {
     assert!(started.success());
     let result = (|| -> Result<(), String> {
         let screen = wait_for(&socket, "connected synced", Duration::from_secs(20))?;
-        for part in ["book (top 10)", "latency", "tick_to_quote", "q quit", "advice", "script", "offline"] {
+        for part in
+            ["book (top 10)", "latency", "tick_to_quote", "q quit", "advice", "strategy", "default.rhai", "offline"]
+        {
             if !screen.contains(part) {
                 return Err(format!("missing {part:?}:\n{screen}"));
             }

@@ -37,6 +37,8 @@ pub struct DashboardInputs {
     pub control: Producer<Control>,
     pub reload: Option<Arc<AtomicBool>>,
     pub script: Arc<Mutex<ScriptInfo>>,
+    /// The strategy as it started: native, or the script's file and hash.
+    pub strategy: String,
     /// The AI advisor, for its label, calls and cost.
     pub advisor: Option<Arc<AdvisorHandle>>,
     pub stop: Arc<AtomicBool>,
@@ -47,6 +49,7 @@ pub struct DashboardInputs {
 #[derive(Default)]
 struct View {
     title: String,
+    strategy: String,
     status: HotStatus,
     exec: ExecStatus,
     latency: Vec<(&'static str, u64, u64, u64, u64)>,
@@ -60,7 +63,12 @@ struct View {
 /// Runs until the session finishes (after `q`, Ctrl-C or the duration).
 pub fn run(mut inp: DashboardInputs) -> io::Result<()> {
     let mut terminal = ratatui::try_init()?;
-    let mut v = View { title: inp.title.clone(), started: Some(Instant::now()), ..View::default() };
+    let mut v = View {
+        title: inp.title.clone(),
+        strategy: inp.strategy.clone(),
+        started: Some(Instant::now()),
+        ..View::default()
+    };
     let result = (|| -> io::Result<()> {
         let mut last_draw = Instant::now() - Duration::from_secs(1);
         while !inp.finished.load(Ordering::Relaxed) {
@@ -276,7 +284,8 @@ fn draw(f: &mut Frame<'_>, v: &View) {
             None => "  no advisor".to_string(),
         }),
         Line::from(""),
-        Line::from(Span::styled("script", Style::default().add_modifier(Modifier::BOLD))),
+        Line::from(Span::styled("strategy", Style::default().add_modifier(Modifier::BOLD))),
+        Line::from(format!("  {}", v.strategy.rsplit('/').next().unwrap_or_default())),
         Line::from(format!(
             "  reloads {}; {}",
             v.script.reloads,

@@ -132,6 +132,7 @@ pub fn run_session(
         ..SideInputs::default()
     };
     let script_info = Arc::new(Mutex::new(ScriptInfo::default()));
+    let mut strategy_name = "native (the tutorial's rules)".to_string();
     let mut reload_flag = None;
     let mut watcher = None;
     let runner = {
@@ -179,6 +180,7 @@ pub fn run_session(
                         i.last_event = Some(text);
                     });
                 s.attach_reload(reload);
+                strategy_name = crate::hot::strategy::Strategy::name(&s).to_string();
                 reload_flag = Some(w.reload_handle());
                 watcher = Some(w);
                 std::thread::Builder::new().name("mmbot-session".into()).spawn(move || {
@@ -205,6 +207,7 @@ pub fn run_session(
                 control: control_tx,
                 reload: reload_flag,
                 script: script_info,
+                strategy: strategy_name,
                 advisor: Some(advisor.clone()),
                 stop: stop.clone(),
                 finished: finished.clone(),
