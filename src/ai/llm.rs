@@ -153,7 +153,7 @@ impl LlmClient {
                         return Err(e);
                     }
                     retries_left -= 1;
-                    if !sleep_unless(wait, stop) {
+                    if !crate::runtime::sleep_unless(wait, stop) {
                         return Err(e);
                     }
                 }
@@ -362,21 +362,6 @@ pub fn parse_completion(text: &str, asked: &str) -> Result<Completion, String> {
         latency: Duration::ZERO,
         attempts: 0,
     })
-}
-
-/// Sleeps `d` in short slices; false if `stop` was raised meanwhile.
-pub(crate) fn sleep_unless(d: Duration, stop: &AtomicBool) -> bool {
-    let end = Instant::now() + d;
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            return false;
-        }
-        let now = Instant::now();
-        if now >= end {
-            return true;
-        }
-        std::thread::sleep((end - now).min(Duration::from_millis(10)));
-    }
 }
 
 #[cfg(test)]

@@ -145,13 +145,13 @@ impl Connector {
                         continue;
                     };
                     let wait = state.before_attempt(req);
-                    if !sleep_unless_stopped(wait, &stop2) {
+                    if !crate::runtime::sleep_unless(wait, &stop2) {
                         break;
                     }
                     let limit_wait = state.attempt_limit_wait(Instant::now());
                     if !limit_wait.is_zero() {
                         sh.attempt_limit_waits.fetch_add(1, Ordering::Relaxed);
-                        if !sleep_unless_stopped(limit_wait, &stop2) {
+                        if !crate::runtime::sleep_unless(limit_wait, &stop2) {
                             break;
                         }
                     }
@@ -221,21 +221,6 @@ impl Drop for Connector {
         // ending a run must not wait for it. The thread sees `stop` and ends.
         self.stop.store(true, Ordering::Relaxed);
         drop(self.thread.take());
-    }
-}
-
-/// Sleeps in short steps; false if asked to stop meanwhile.
-fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) -> bool {
-    let end = Instant::now() + d;
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            return false;
-        }
-        let now = Instant::now();
-        if now >= end {
-            return true;
-        }
-        std::thread::sleep((end - now).min(Duration::from_millis(10)));
     }
 }
 

@@ -133,7 +133,7 @@ impl SnapshotFetcher {
                             req.symbol,
                             wait.as_secs_f64()
                         );
-                        if !sleep_unless(wait, &stop2) {
+                        if !crate::runtime::sleep_unless(wait, &stop2) {
                             break;
                         }
                     }
@@ -197,17 +197,6 @@ impl Drop for SnapshotFetcher {
         self.stop.store(true, Ordering::Relaxed);
         drop(self.thread.take());
     }
-}
-
-fn sleep_unless(d: Duration, stop: &AtomicBool) -> bool {
-    let end = Instant::now() + d;
-    while Instant::now() < end {
-        if stop.load(Ordering::Relaxed) {
-            return false;
-        }
-        std::thread::sleep((end - Instant::now()).min(Duration::from_millis(10)));
-    }
-    true
 }
 
 /// One GET into `buf`; logs what went wrong.

@@ -256,23 +256,8 @@ impl<S: Strategy> HotPath<S> {
     /// depth event quotes again).
     pub fn set_paused(&mut self, paused: bool, now_ns: i64, out: &mut impl FnMut(HotEvent<'_>)) {
         self.paused = paused;
-        if paused && self.quoting {
-            if let Some(symbol) = self.traded {
-                if let Some(synced) = self.md.book(symbol) {
-                    let book = synced.book();
-                    self.quoting = false;
-                    self.stats.quotes += 1;
-                    self.stats.pulled += 1;
-                    let tick = if self.cfg.filters.tick_size.0 == 0 { book.tick() } else { self.cfg.filters.tick_size };
-                    out(HotEvent::Quote {
-                        quote: Quote::pulled(symbol, now_ns, synced.update_id()),
-                        tick,
-                        synced: synced.is_synced(),
-                        best_bid: book.best_bid(),
-                        best_ask: book.best_ask(),
-                    });
-                }
-            }
+        if paused {
+            self.pull(now_ns, out);
         }
     }
 
@@ -307,24 +292,35 @@ impl<S: Strategy> HotPath<S> {
         if !self.quoting || now_ns <= stale_at {
             return;
         }
-        let Some(symbol) = self.traded else { return };
-        let Some(synced) = self.md.book(symbol) else { return };
+        // Stamped when a timer would have fired, so that a backtest (where
+        // time moves only with frames) cancels as early as live would.
+        if self.pull(stale_at + 1, out) {
+            self.stats.pulled_stale += 1;
+        }
+    }
+
+    /// Pulls working quotes once, stamped `at_ns`, with the traded book as
+    /// it is now (after an invalidation: unsynced and empty). True if a pull
+    /// went out.
+    fn pull(&mut self, at_ns: i64, out: &mut impl FnMut(HotEvent<'_>)) -> bool {
+        if !self.quoting {
+            return false;
+        }
+        let Some(symbol) = self.traded else { return false };
+        let Some(synced) = self.md.book(symbol) else { return false };
         let book = synced.book();
         self.quoting = false;
         self.stats.quotes += 1;
         self.stats.pulled += 1;
-        self.stats.pulled_stale += 1;
-        // Stamped when a timer would have fired, so that a backtest (where
-        // time moves only with frames) cancels as early as live would.
-        let quote = Quote::pulled(symbol, stale_at + 1, synced.update_id());
         let tick = if self.cfg.filters.tick_size.0 == 0 { book.tick() } else { self.cfg.filters.tick_size };
         out(HotEvent::Quote {
-            quote,
+            quote: Quote::pulled(symbol, at_ns, synced.update_id()),
             tick,
             synced: synced.is_synced(),
             best_bid: book.best_bid(),
             best_ask: book.best_ask(),
         });
+        true
     }
 
     /// Processes one frame. `recv_ns`: its receive time (simulated time in
@@ -379,44 +375,14 @@ impl<S: Strategy> HotPath<S> {
         }
         self.features.reset_mid();
         self.was_synced = false;
-        if !self.quoting {
-            return;
+        if self.pull(now_ns, out) {
+            self.stats.pulled_on_sync_loss += 1;
         }
-        let Some(symbol) = self.traded else { return };
-        let Some(synced) = self.md.book(symbol) else { return };
-        self.quoting = false;
-        self.stats.quotes += 1;
-        self.stats.pulled += 1;
-        self.stats.pulled_on_sync_loss += 1;
-        let tick = if self.cfg.filters.tick_size.0 == 0 { synced.book().tick() } else { self.cfg.filters.tick_size };
-        out(HotEvent::Quote {
-            quote: Quote::pulled(symbol, now_ns, synced.update_id()),
-            tick,
-            synced: false,
-            best_bid: None,
-            best_ask: None,
-        });
     }
 
     /// Pulls working quotes (the run is ending); books stay as they are.
     pub fn pull_quotes(&mut self, now_ns: i64, out: &mut impl FnMut(HotEvent<'_>)) {
-        if !self.quoting {
-            return;
-        }
-        let Some(symbol) = self.traded else { return };
-        let Some(synced) = self.md.book(symbol) else { return };
-        let book = synced.book();
-        self.quoting = false;
-        self.stats.quotes += 1;
-        self.stats.pulled += 1;
-        let tick = if self.cfg.filters.tick_size.0 == 0 { book.tick() } else { self.cfg.filters.tick_size };
-        out(HotEvent::Quote {
-            quote: Quote::pulled(symbol, now_ns, synced.update_id()),
-            tick,
-            synced: synced.is_synced(),
-            best_bid: book.best_bid(),
-            best_ask: book.best_ask(),
-        });
+        self.pull(now_ns, out);
     }
 
     /// Whether `symbol`'s book waits for a REST snapshot (diffs buffered).
