@@ -549,6 +549,10 @@ fn the_operation_bound_covers_rhai_and_the_cap_is_respected() {
             let _ = interpret(&e, script.ast(), state(&mut r));
         }
         let ops = most.load(Ordering::Relaxed);
+        eprintln!(
+            "{name}: {nodes} nodes, at most {ops} Rhai operations per call (bound {})",
+            OPS_PER_NODE * nodes + OPS_BASE
+        );
         // Half the bound: a margin of 2x on Rhai's count per node.
         assert!(ops <= OPS_PER_NODE / 2 * nodes + OPS_BASE / 2, "{name}: {ops} operations for {nodes} nodes");
     }
