@@ -1,7 +1,9 @@
 //! The hot path allocates nothing per event after warm-up: a counting global
 //! allocator watches `HotPath::on_frame` over thousands of realistic diffs,
-//! trades and bookTickers (and malformed frames) in a debug build, and the
-//! live feed's read path (socket, WebSocket, pings and pongs) on loopback.
+//! trades and bookTickers (and malformed frames) in a debug build, with the
+//! native strategy and with the shipped scripts on the compiled fast path;
+//! the fast path's calls themselves, faults included; and the live feed's
+//! read path (socket, WebSocket, pings and pongs) on loopback.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -13,7 +15,8 @@ use mmbot::feed::live::{FeedConfig, FeedHandler, LiveFeed};
 use mmbot::feed::synthetic;
 use mmbot::hot::engine::{HotConfig, HotEvent, HotPath};
 use mmbot::hot::msg::Symbol;
-use mmbot::hot::strategy::NativeStrategy;
+use mmbot::hot::strategy::{NativeStrategy, Strategy};
+use mmbot::script::{ScriptLimits, ScriptStrategy};
 use mmbot::sim::{Sim, SimConfig, SimSource};
 use mmbot::stats::clock::Clock;
 
@@ -49,8 +52,8 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-#[test]
-fn hot_path_allocates_nothing_per_event() {
+/// Diffs with a snapshot, trades, bookTickers and malformed frames mixed in.
+fn frames() -> Vec<Vec<u8>> {
     let (snapshot, diffs) = synthetic::spot_diffs(3_000, 11);
     let mut frames: Vec<Vec<u8>> = Vec::new();
     for (i, d) in diffs.iter().enumerate() {
@@ -65,9 +68,16 @@ fn hot_path_allocates_nothing_per_event() {
             frames.push(b"not json at all".to_vec());
         }
     }
-    let mut hot = HotPath::new(HotConfig::default(), NativeStrategy, Clock::instant());
+    frames
+}
+
+/// Runs `strategy` on the hot path over [`frames`]; allocations after
+/// warm-up, and quotes made.
+fn allocations_per_run<S: Strategy>(strategy: S) -> (u64, u64, HotPath<S>) {
+    let frames = frames();
+    let mut hot = HotPath::new(HotConfig::default(), strategy, Clock::instant());
     let mut quotes = 0u64;
-    let mut run = |hot: &mut HotPath<NativeStrategy>, range: std::ops::Range<usize>| {
+    let mut run = |hot: &mut HotPath<S>, range: std::ops::Range<usize>| {
         for (i, f) in frames[range].iter().enumerate() {
             hot.on_frame(f, i as i64 * 1_000_000, hot.clock().now(), &mut |ev| {
                 if let HotEvent::Quote { .. } = ev {
@@ -78,13 +88,65 @@ fn hot_path_allocates_nothing_per_event() {
     };
     let warm = frames.len() / 10;
     run(&mut hot, 0..warm);
+    ALLOCS.with(|a| a.set(0));
     COUNTING.with(|c| c.set(true));
     run(&mut hot, warm..frames.len());
     COUNTING.with(|c| c.set(false));
-    let allocs = ALLOCS.with(|a| a.get());
+    (ALLOCS.with(|a| a.get()), quotes, hot)
+}
+
+#[test]
+fn hot_path_allocates_nothing_per_event() {
+    let (allocs, quotes, hot) = allocations_per_run(NativeStrategy);
     assert!(quotes > 2_000, "only {quotes} quotes: the hot path did not run");
     assert!(hot.market().stats().rejected > 0 && hot.market().stats().trades > 0);
-    assert_eq!(allocs, 0, "{allocs} allocations in {} frames after warm-up", frames.len() - warm);
+    assert_eq!(allocs, 0, "{allocs} allocations after warm-up");
+}
+
+/// The shipped scripts run compiled on the hot path: no allocation either.
+#[test]
+fn hot_path_with_a_compiled_script_allocates_nothing_per_event() {
+    for name in ["default.rhai", "inventory_skew.rhai", "avellaneda_stoikov.rhai"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join(name);
+        let s = ScriptStrategy::from_file(&path, &Default::default(), &ScriptLimits::default()).unwrap();
+        assert!(s.fast_path(), "{name}: {:?}", s.script().not_compiled());
+        let (allocs, quotes, hot) = allocations_per_run(s);
+        assert!(quotes > 2_000, "{name}: only {quotes} quotes");
+        assert_eq!(hot.strategy().stats().errors, 0, "{name}");
+        assert_eq!(allocs, 0, "{name}: {allocs} allocations after warm-up");
+    }
+}
+
+/// One call of the compiled form allocates nothing, on its error paths
+/// too (the message is only formatted when someone asks for it).
+#[test]
+fn fast_path_calls_allocate_nothing_even_when_they_fault() {
+    use mmbot::script::{compile, engine, fast::Frame, MarketState};
+    let e = engine(&ScriptLimits::default(), &Default::default(), None);
+    let src = "fn quote(m) {\n let p = to_int(m.position);\n if m.direction == \"up\" { return #{ bid: m.mid - 1.0 }; }\n bid(m.mid - 1000 / p, 1.0);\n}";
+    let script = compile(&e, "faults.rhai", src).unwrap();
+    let fast = script.fast().expect("compiles");
+    let mut frame = Frame::boxed();
+    let (mut ok, mut faults) = (0, 0);
+    COUNTING.with(|c| c.set(true));
+    ALLOCS.with(|a| a.set(0));
+    for i in 0..2_000 {
+        let m = MarketState {
+            mid: 100.0 + i as f64,
+            position: (i % 5) as f64 - 2.0,
+            direction: if i % 7 == 0 { "up" } else { "down" },
+            min_order_size: 1.0,
+            ..MarketState::default()
+        };
+        match fast.run(&m, &mut frame) {
+            Ok(_) => ok += 1,
+            Err(_) => faults += 1,
+        }
+    }
+    COUNTING.with(|c| c.set(false));
+    let allocs = ALLOCS.with(|a| a.get());
+    assert!(ok > 100 && faults > 100, "{ok} decisions, {faults} faults");
+    assert_eq!(allocs, 0, "{allocs} allocations in 2,000 calls");
 }
 
 /// The hot path with its socket: a [`LiveFeed`] on loopback feeding

@@ -33,6 +33,8 @@ fn default_rhai_quotes_exactly_as_the_native_strategy() {
             let native = quotes(one, &config, NativeStrategy);
             let s = ScriptStrategy::from_file(&script("default.rhai"), &Default::default(), &ScriptLimits::default())
                 .unwrap();
+            // On the compiled fast path (tests/script_fast.rs compares it with the interpreter).
+            assert!(s.fast_path(), "{:?}", s.script().not_compiled());
             let scripted = quotes(one, &config, s);
             assert_eq!(native.len(), scripted.len(), "{}", f.display());
             for (a, b) in native.iter().zip(&scripted) {
@@ -132,6 +134,7 @@ fn script_check_reports_ranges_or_the_error_position() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("runtime errors 0") && out.contains("cost per call: p50"), "{out}");
+    assert!(out.contains("compiled to the fast path"), "{out}");
     let dir = common::temp_dir("script-check");
     let bad = dir.join("bad.rhai");
     std::fs::write(&bad, "fn quote(m) {\n  let x = 1 +;\n}\n").unwrap();
@@ -143,6 +146,9 @@ fn script_check_reports_ranges_or_the_error_position() {
     let o = run(&rt);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("rt.rhai:2:16"), "{}", String::from_utf8_lossy(&o.stderr));
+    // Says why it is not compiled.
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("interpreted (not compiled: m.nope (no such getter)"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -223,6 +229,8 @@ fn hot_reload_good_bad_good_and_revert() {
     }
     assert_eq!(s.stats().reverts, 1);
     assert_eq!(bid(&mut s), Some(1997.0));
+    // The failing version (m.nope) ran interpreted; the one reverted to is compiled.
+    assert!(s.fast_path());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -252,7 +260,7 @@ fn reload_during_a_live_paper_run() {
     assert!(err.contains("refused") && err.contains("live.rhai:2:"), "{err}");
     assert!(err.contains("script: hello from the script"), "{err}");
     let hash = mmbot::script::fnv1a(good.as_bytes());
-    assert!(err.contains(&format!("reloaded (fnv1a {hash:016x})")), "{err}");
+    assert!(err.contains(&format!("reloaded (fnv1a {hash:016x}), compiled")), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -39,6 +39,10 @@ pub struct BenchArgs {
     /// Also run the same frames with this Rhai script as the strategy.
     #[arg(long)]
     pub script: Option<PathBuf>,
+    /// Run the script in the Rhai interpreter even when it compiles to the
+    /// fast path (to compare the two).
+    #[arg(long, requires = "script")]
+    pub interpreted: bool,
 }
 
 #[derive(Serialize)]
@@ -59,6 +63,9 @@ struct BenchOut {
 #[derive(Serialize)]
 struct ScriptOut {
     path: String,
+    /// The strategy's name: path, content hash, and `compiled` (the fast
+    /// path) or `interpreted`.
+    strategy: String,
     latency_ns: BTreeMap<String, Percentiles>,
 }
 
@@ -124,8 +131,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
     let native = run_hot(&config, NativeStrategy, &frames, clock, warmup);
     let script = match &args.script {
         Some(path) => {
-            let s = ScriptStrategy::from_file(path, &config.params, &config.script_limits)?;
-            Some((path.display().to_string(), run_hot(&config, s, &frames, clock, warmup)))
+            let mut s = ScriptStrategy::from_file(path, &config.params, &config.script_limits)?;
+            s.set_fast_path(!args.interpreted);
+            let name = s.name().to_string();
+            Some((path.display().to_string(), name, run_hot(&config, s, &frames, clock, warmup)))
         }
         None => None,
     };
@@ -151,8 +160,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
         tsc_cost_ns: clock.tsc_cost_ns.is_finite().then_some((clock.tsc_cost_ns * 10.0).round() / 10.0),
         instant_cost_ns: clock.instant_cost_ns.is_finite().then_some((clock.instant_cost_ns * 10.0).round() / 10.0),
         latency_ns: Stage::ALL.iter().map(|&s| (s.name().to_string(), native.percentiles(s))).collect(),
-        script: script.as_ref().map(|(p, h)| ScriptOut {
+        script: script.as_ref().map(|(p, name, h)| ScriptOut {
             path: p.clone(),
+            strategy: name.clone(),
             latency_ns: Stage::ALL.iter().map(|&s| (s.name().to_string(), h.percentiles(s))).collect(),
         }),
         baselines: [("serde_json_f64_parse".to_string(), base.percentiles(Stage::Parse))].into_iter().collect(),
@@ -184,7 +194,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
     println!("baseline, same frames and clock:");
     row("serde_json typed + f64 parse", &out.baselines["serde_json_f64_parse"]);
     if let Some(sc) = &out.script {
-        println!("with the script strategy {} instead of the native one, same frames:", sc.path);
+        println!("with the script strategy {} instead of the native one, same frames:", sc.strategy);
         for s in Stage::ALL {
             row(s.name(), &sc.latency_ns[s.name()]);
         }

@@ -1,6 +1,7 @@
 //! `mmbot script check FILE [--sample RECORDING]`: compiles a strategy
 //! script, runs it through the hot path over a sample (built-in synthetic
-//! 10+10-level diffs, or a recording), and prints the ranges of what it
+//! 10+10-level diffs, or a recording), and prints whether it runs on the
+//! compiled fast path (or why it stays interpreted), the ranges of what it
 //! quoted and its cost per call. Exits non-zero, with file:line:col, on a
 //! compile error or any runtime error during the sample.
 
@@ -59,6 +60,10 @@ pub fn run(cmd: ScriptCommand) -> anyhow::Result<i32> {
             return Ok(1);
         }
     };
+    let path = match strategy.script().not_compiled() {
+        None => "compiled to the fast path".to_string(),
+        Some(why) => format!("interpreted (not compiled: {why})"),
+    };
     let frames = match &args.sample {
         Some(path) => crate::cli::bench::load_frames(&Some(path.clone()), 0)?.1,
         None => synthetic::spot_frames(5_000, 7),
@@ -91,7 +96,7 @@ pub fn run(cmd: ScriptCommand) -> anyhow::Result<i32> {
     let stats: ScriptStats = hot_strategy_stats(&hot);
     let guard = hot.guard_stats();
     println!(
-        "{}: compiled; ran over {} frames ({})",
+        "{}: {path}; ran over {} frames ({})",
         args.file.display(),
         frames.len(),
         args.sample.as_ref().map_or("built-in synthetic sample".into(), |p| p.display().to_string())

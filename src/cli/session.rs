@@ -165,9 +165,12 @@ pub fn run_session(
                 let (w, reload) =
                     watch(path.clone(), s.script().hash, config.script_limits, config.params.clone(), move |ev| {
                         let text = match ev {
-                            ReloadEvent::Loaded { path, hash } => {
-                                format!("{} reloaded (fnv1a {hash:016x})", path.display())
-                            }
+                            ReloadEvent::Loaded { path, hash, not_compiled } => match not_compiled {
+                                None => format!("{} reloaded (fnv1a {hash:016x}), compiled", path.display()),
+                                Some(why) => {
+                                    format!("{} reloaded (fnv1a {hash:016x}), interpreted: {why}", path.display())
+                                }
+                            },
                             ReloadEvent::Refused(e) => {
                                 format!("change refused, still running the last good version: {e}")
                             }

@@ -94,21 +94,33 @@ impl MarketState {
     }
 }
 
+/// Calls `$then!($($args)* ; float fields ; string fields)` with the names of
+/// every getter of [`MarketState`]. The one list the engine's getters
+/// ([`register`]) and the compiled fast path's field reads
+/// ([`crate::script::fast`]) are both generated from, so the two cannot
+/// drift apart.
+macro_rules! market_fields {
+    ($then:ident ! ($($args:tt)*)) => {
+        $then!($($args)* ;
+            best_bid, best_ask, bid_qty, ask_qty, mid, microprice, spread_bps, imbalance, volatility_bps,
+            trade_flow, position, max_position, min_order_size, target_spread_pct, confidence, advice_multiplier,
+            advice_age_s, spread_mult, vol_mult, dir_mult, time_s ;
+            spread_state, volatility_state, direction)
+    };
+}
+pub(crate) use market_fields;
+
 macro_rules! getters {
-    ($engine:ident; $($name:ident),* $(,)?) => {
-        $( $engine.register_get(stringify!($name), |m: &mut MarketState| m.$name); )*
+    ($engine:ident ; $($f:ident),* ; $($s:ident),*) => {
+        $( $engine.register_get(stringify!($f), |m: &mut MarketState| m.$f); )*
+        $( $engine.register_get(stringify!($s), |m: &mut MarketState| m.$s); )*
     };
 }
 
 /// Registers [`MarketState`] and its getters.
 pub fn register(engine: &mut Engine) {
     engine.register_type_with_name::<MarketState>("MarketState");
-    getters!(engine; best_bid, best_ask, bid_qty, ask_qty, mid, microprice, spread_bps, imbalance, volatility_bps,
-        trade_flow, position, max_position, min_order_size, target_spread_pct, confidence, advice_multiplier,
-        advice_age_s, spread_mult, vol_mult, dir_mult, time_s);
-    engine.register_get("spread_state", |m: &mut MarketState| m.spread_state);
-    engine.register_get("volatility_state", |m: &mut MarketState| m.volatility_state);
-    engine.register_get("direction", |m: &mut MarketState| m.direction);
+    market_fields!(getters!(engine));
     register_output(engine);
 }
 

@@ -27,11 +27,20 @@
 //! * `[strategy.params]` is read with `param("name", default)`, a registered
 //!   function (Rhai functions cannot see the caller's scope, so a scope
 //!   constant would be invisible inside `fn quote`).
+//!
+//! Most scripts never reach the interpreter on the hot path: [`compile`]
+//! also turns `fn quote(m)` into closures ([`fast`]), with the same results
+//! to the bit, and [`ScriptStrategy`] runs that form when there is one. A
+//! script using anything the fast path does not cover runs interpreted, as
+//! before; [`ScriptStrategy::fast_path`] and the strategy's name
+//! (`..., compiled)` or `..., interpreted)`) say which.
 
 pub mod api;
+pub mod fast;
 pub mod reload;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rhai::{Dynamic, Engine, Map, Scope, AST};
 
@@ -39,6 +48,7 @@ use crate::hot::strategy::{Decision, Explain, SideIntent, Strategy, StrategyInpu
 use crate::ring::{ring, Consumer, Producer};
 
 pub use api::MarketState;
+pub use fast::{FastQuote, Fault, NotCompiled, Quoted};
 
 /// Sandbox caps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +94,7 @@ impl ScriptError {
 
     /// A runtime error, placed where it happened inside the script rather
     /// than at the `quote(m)` call that Rhai wraps it in.
-    fn runtime(file: &str, e: &rhai::EvalAltResult) -> Self {
+    pub fn runtime(file: &str, e: &rhai::EvalAltResult) -> Self {
         let mut inner = e;
         while let rhai::EvalAltResult::ErrorInFunctionCall(_, _, next, _) = inner {
             inner = next;
@@ -167,17 +177,25 @@ pub fn engine(limits: &ScriptLimits, params: &Params, out: Option<Producer<Scrip
     engine
 }
 
-/// A compiled script: its functions merged with the `quote(m)` call.
+/// A compiled script: its functions merged with the `quote(m)` call, and
+/// `fn quote(m)` compiled to the fast path when it can be.
 #[derive(Clone)]
 pub struct CompiledScript {
     pub path: PathBuf,
     /// FNV-1a 64 of the source, for reports.
     pub hash: u64,
     ast: AST,
+    /// The fast form, or why the script runs interpreted. Built where the
+    /// script is compiled (start-up, or the reload thread), never on the
+    /// hot thread.
+    fast: Result<Arc<FastQuote>, NotCompiled>,
+    /// The strategy's name for each path, made here so that a swap on the
+    /// hot thread formats nothing.
+    names: [String; 2],
 }
 
 impl CompiledScript {
-    /// Runs `quote(m)` once in a fresh scope (the reload test run).
+    /// Runs `quote(m)` once in a fresh scope (the reload test run), in the interpreter.
     pub fn try_run(&self, engine: &Engine, m: MarketState) -> Result<Dynamic, ScriptError> {
         let mut scope = Scope::new();
         scope.push("m", m);
@@ -186,6 +204,91 @@ impl CompiledScript {
         api::reset_output();
         r.map_err(|e| ScriptError::runtime(&self.path.display().to_string(), &e))
     }
+
+    /// The script's AST (its functions and the `quote(m)` call).
+    pub fn ast(&self) -> &AST {
+        &self.ast
+    }
+
+    /// The compiled form of `fn quote(m)`, if the script has one.
+    pub fn fast(&self) -> Option<&FastQuote> {
+        self.fast.as_deref().ok()
+    }
+
+    /// Why the script runs interpreted (`None` when it is compiled).
+    pub fn not_compiled(&self) -> Option<&NotCompiled> {
+        self.fast.as_ref().err()
+    }
+
+    /// The name reports use: path, content hash and which path runs it.
+    pub fn name(&self, fast: bool) -> &str {
+        &self.names[(fast && self.fast.is_ok()) as usize]
+    }
+
+    /// (Re)builds the fast form for `engine`: its caps decide what is
+    /// accepted and its `param()` gives the parameter values.
+    fn bind(&mut self, engine: &Engine) {
+        self.fast = fast::compile(engine, &self.ast).and_then(|f| agree(engine, &self.ast, &f).map(|()| Arc::new(f)));
+        let base = format!("{} (fnv1a {:016x}", self.path.display(), self.hash);
+        self.names = [format!("{base}, interpreted)"), format!("{base}, compiled)")];
+    }
+}
+
+/// States the fast form is checked on against the interpreter before it is
+/// used: the reload sample, long at the limit, short, and all zeros.
+fn check_states() -> [MarketState; 4] {
+    let s = reload::sample_state();
+    [
+        s,
+        MarketState { position: s.max_position, ..s },
+        MarketState { position: -s.max_position, spread_state: "wide", direction: "up", ..s },
+        MarketState::default(),
+    ]
+}
+
+/// What the interpreter decides for one state: `Ok(None)` for an output of
+/// the wrong shape, `Err` with the message of a runtime error.
+pub fn interpret(engine: &Engine, ast: &AST, m: MarketState) -> Result<Option<Decision>, ScriptError> {
+    let mut scope = Scope::new();
+    scope.push("m", m);
+    api::reset_output();
+    let r = engine.eval_ast_with_scope::<Dynamic>(&mut scope, ast);
+    let out = api::take_output();
+    r.map(|v| out.or_else(|| decision_from(&v, &m, m.min_order_size))).map_err(|e| ScriptError::runtime("", &e))
+}
+
+/// Both paths, bit for bit, on [`check_states`]: a last guard against a
+/// fast-path bug reaching the market (the tests compare far more states).
+/// Only scripts that compiled run here, so this cannot loop or print.
+fn agree(engine: &Engine, ast: &AST, f: &FastQuote) -> Result<(), NotCompiled> {
+    let mut frame = fast::Frame::boxed();
+    for m in check_states() {
+        let slow = interpret(engine, ast, m);
+        let quick = f.run(&m, &mut frame);
+        let same = match (&slow, &quick) {
+            (Ok(Some(a)), Ok(Quoted::Decision(b))) => same_decision(a, b),
+            (Ok(None), Ok(Quoted::BadOutput)) => true,
+            (Err(a), Err(b)) => a.message == ScriptError::runtime("", &b.to_rhai()).message,
+            _ => false,
+        };
+        if !same {
+            return Err(NotCompiled {
+                reason: format!("the compiled form disagreed with the interpreter ({slow:?} vs {quick:?})"),
+                pos: rhai::Position::NONE,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Equal decisions, prices and sizes compared bit for bit (NaN included).
+pub fn same_decision(a: &Decision, b: &Decision) -> bool {
+    let side = |x: &Option<SideIntent>, y: &Option<SideIntent>| match (x, y) {
+        (None, None) => true,
+        (Some(x), Some(y)) => x.price.to_bits() == y.price.to_bits() && x.size.to_bits() == y.size.to_bits(),
+        _ => false,
+    };
+    a.pull == b.pull && side(&a.bid, &b.bid) && side(&a.ask, &b.ask) && a.explain == b.explain
 }
 
 /// FNV-1a 64: a stable content hash with no dependency.
@@ -193,18 +296,23 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
-/// Compiles `source` (named `file` in messages) into a runnable script.
+/// Compiles `source` (named `file` in messages) into a runnable script,
+/// with the fast form of `fn quote(m)` when it has one.
 pub fn compile(engine: &Engine, file: &str, source: &str) -> Result<CompiledScript, ScriptError> {
     let ast = engine.compile(source).map_err(|e| ScriptError::new(file, e.position(), e.err_type().to_string()))?;
     if !ast.iter_functions().any(|f| f.name == "quote" && f.params.len() == 1) {
         return Err(ScriptError::new(file, rhai::Position::new(1, 1), "the script must define fn quote(m)"));
     }
     let call = engine.compile("quote(m)").map_err(|e| ScriptError::new(file, e.position(), e.to_string()))?;
-    Ok(CompiledScript {
+    let mut script = CompiledScript {
         path: PathBuf::from(file),
         hash: fnv1a(source.as_bytes()),
         ast: ast.clone_functions_only().merge(&call),
-    })
+        fast: Err(NotCompiled { reason: String::new(), pos: rhai::Position::NONE }),
+        names: Default::default(),
+    };
+    script.bind(engine);
+    Ok(script)
 }
 
 /// Reads and compiles a script file.
@@ -215,7 +323,8 @@ pub fn compile_file(engine: &Engine, path: &Path) -> Result<CompiledScript, Scri
     compile(engine, &file, &source)
 }
 
-/// A [`Strategy`] that runs a Rhai script.
+/// A [`Strategy`] that runs a Rhai script: its compiled fast form when it
+/// has one, the interpreter otherwise.
 pub struct ScriptStrategy {
     engine: Engine,
     script: Box<CompiledScript>,
@@ -227,19 +336,25 @@ pub struct ScriptStrategy {
     scope: Scope<'static>,
     /// Scope length with only the constants pushed.
     base: usize,
-    name: String,
     stats: ScriptStats,
     last_error: Option<ScriptError>,
     /// Runtime state and caches kept warm between calls (reset on reload).
     warm: Option<(rhai::GlobalRuntimeState, rhai::Caches)>,
+    /// Use the fast form when the script has one (off only in tests and
+    /// benches, to measure or compare the interpreter).
+    fast_enabled: bool,
+    /// Locals of the fast form, allocated once (fits every compiled script).
+    frame: Box<fast::Frame>,
 }
 
 impl ScriptStrategy {
-    /// `engine` from [`engine`] (its limits and parameters), `script` compiled by it.
-    pub fn new(engine: Engine, script: CompiledScript) -> Self {
+    /// `engine` from [`engine`] (its limits and parameters), `script` compiled
+    /// by it or by one with the same settings. The fast form is rebuilt for
+    /// `engine`, so its caps and parameters are the ones that apply.
+    pub fn new(engine: Engine, mut script: CompiledScript) -> Self {
+        script.bind(&engine);
         let scope = Scope::new();
         let base = scope.len();
-        let name = format!("{} (fnv1a {:016x})", script.path.display(), script.hash);
         Self {
             engine,
             script: Box::new(script),
@@ -248,10 +363,11 @@ impl ScriptStrategy {
             failing: 0,
             scope,
             base,
-            name,
             stats: ScriptStats::default(),
             last_error: None,
             warm: None,
+            fast_enabled: true,
+            frame: fast::Frame::boxed(),
         }
     }
 
@@ -278,9 +394,9 @@ impl ScriptStrategy {
         self.reload = Some(reload);
     }
 
-    /// Swaps in `script`, keeping the current version to revert to.
+    /// Swaps in `script`, keeping the current version to revert to. Runs
+    /// on the hot thread: the fast form and the names came built.
     fn swap(&mut self, script: Box<CompiledScript>) {
-        self.name = format!("{} (fnv1a {:016x})", script.path.display(), script.hash);
         let old = std::mem::replace(&mut self.script, script);
         if let Some(gone) = self.previous.replace(old) {
             match &self.reload {
@@ -294,14 +410,27 @@ impl ScriptStrategy {
         self.failing = 0;
     }
 
-    /// Swaps in a newly compiled version directly (tests, tools).
-    pub fn replace(&mut self, script: CompiledScript) {
+    /// Swaps in a newly compiled version directly (tests, tools; not the
+    /// hot path: the fast form is rebuilt for this strategy's engine).
+    pub fn replace(&mut self, mut script: CompiledScript) {
+        script.bind(&self.engine);
         self.swap(Box::new(script));
         self.stats.reloads += 1;
     }
 
     pub fn script(&self) -> &CompiledScript {
         &self.script
+    }
+
+    /// Whether calls run the compiled fast form (else the interpreter).
+    pub fn fast_path(&self) -> bool {
+        self.fast_enabled && self.script.fast().is_some()
+    }
+
+    /// Turns the fast form off (`false`: every call interpreted) or back
+    /// on. For tests and benches that compare the two paths.
+    pub fn set_fast_path(&mut self, enabled: bool) {
+        self.fast_enabled = enabled;
     }
 
     pub fn stats(&self) -> ScriptStats {
@@ -312,7 +441,7 @@ impl ScriptStrategy {
         self.last_error.as_ref()
     }
 
-    /// Runs `quote(m)` once; errors keep their line and column.
+    /// Runs `quote(m)` once in the interpreter; errors keep their line and column.
     pub fn eval(&mut self, m: MarketState) -> Result<Dynamic, ScriptError> {
         self.eval_raw(m).map_err(|e| ScriptError::runtime(&self.script.path.display().to_string(), &e))
     }
@@ -341,6 +470,79 @@ impl ScriptStrategy {
         warm.0.num_operations = 0;
         #[allow(deprecated)]
         self.engine.eval_statements_raw(&mut warm.0, &mut warm.1, &mut self.scope, self.script.ast.statements())
+    }
+
+    /// One decision for `m` (what [`Strategy::decide`] does after building
+    /// `m`): the fast form or the interpreter, with the same bookkeeping.
+    /// A missing size defaults to `m.min_order_size`.
+    pub fn decide_market(&mut self, m: MarketState) -> Decision {
+        self.stats.calls += 1;
+        let pull = Decision { pull: true, ..Decision::default() };
+        if self.fast_enabled {
+            if let Ok(fast) = &self.script.fast {
+                return match fast.run(&m, &mut self.frame) {
+                    Ok(Quoted::Decision(d)) => {
+                        self.failing = 0;
+                        d
+                    }
+                    Ok(Quoted::BadOutput) => {
+                        self.failing = 0;
+                        self.stats.bad_outputs += 1;
+                        pull
+                    }
+                    Err(fault) => {
+                        if self.failing == 0 {
+                            let file = self.script.path.display().to_string();
+                            self.last_error = Some(ScriptError::runtime(&file, &fault.to_rhai()));
+                        }
+                        self.failed();
+                        pull
+                    }
+                };
+            }
+        }
+        let out = match self.eval_raw(m) {
+            Ok(v) => v,
+            Err(e) => {
+                // Format the first error of a run; later ones are counted only.
+                if self.failing == 0 {
+                    self.last_error = Some(ScriptError::runtime(&self.script.path.display().to_string(), &e));
+                }
+                self.failed();
+                return pull;
+            }
+        };
+        self.failing = 0;
+        // Quotes set with bid()/ask()/pull() win over the return value.
+        if let Some(d) = api::take_output() {
+            return d;
+        }
+        match decision_from(&out, &m, m.min_order_size) {
+            Some(d) => d,
+            None => {
+                self.stats.bad_outputs += 1;
+                pull
+            }
+        }
+    }
+
+    /// Counts a runtime error; a version that keeps failing goes back to
+    /// the one before it.
+    fn failed(&mut self) {
+        self.stats.errors += 1;
+        self.failing += 1;
+        if self.failing >= REVERT_AFTER {
+            if let Some(prev) = self.previous.take() {
+                let bad = std::mem::replace(&mut self.script, prev);
+                self.warm = None;
+                self.failing = 0;
+                self.stats.reverts += 1;
+                match &self.reload {
+                    Some(r) => r.retire(bad),
+                    None => drop(bad),
+                }
+            }
+        }
     }
 }
 
@@ -374,50 +576,12 @@ impl Strategy for ScriptStrategy {
             self.swap(new);
             self.stats.reloads += 1;
         }
-        self.stats.calls += 1;
-        let m = MarketState::from_input(input);
-        let out = match self.eval_raw(m) {
-            Ok(v) => v,
-            Err(e) => {
-                self.stats.errors += 1;
-                // Format the first error of a run; later ones are counted only.
-                if self.failing == 0 {
-                    self.last_error = Some(ScriptError::runtime(&self.script.path.display().to_string(), &e));
-                }
-                self.failing += 1;
-                // A version that keeps failing goes back to the one before it.
-                if self.failing >= REVERT_AFTER {
-                    if let Some(prev) = self.previous.take() {
-                        let bad = std::mem::replace(&mut self.script, prev);
-                        self.name = format!("{} (fnv1a {:016x})", self.script.path.display(), self.script.hash);
-                        self.warm = None;
-                        self.failing = 0;
-                        self.stats.reverts += 1;
-                        match &self.reload {
-                            Some(r) => r.retire(bad),
-                            None => drop(bad),
-                        }
-                    }
-                }
-                return Decision { pull: true, ..Decision::default() };
-            }
-        };
-        self.failing = 0;
-        // Quotes set with bid()/ask()/pull() win over the return value.
-        if let Some(d) = api::take_output() {
-            return d;
-        }
-        match decision_from(&out, &m, input.params.min_order_size.to_f64()) {
-            Some(d) => d,
-            None => {
-                self.stats.bad_outputs += 1;
-                Decision { pull: true, ..Decision::default() }
-            }
-        }
+        // `m.min_order_size` is `params.min_order_size`: the default size.
+        self.decide_market(MarketState::from_input(input))
     }
 
     fn name(&self) -> &str {
-        &self.name
+        self.script.name(self.fast_enabled)
     }
 }
 

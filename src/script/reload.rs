@@ -2,7 +2,8 @@
 //!
 //! A watcher thread reads the file every 100 ms and compares a content hash
 //! (robust where modification times are coarse). On a change it compiles the
-//! new version with its own engine (same caps and parameters), test-runs it
+//! new version with its own engine (same caps and parameters), including
+//! its compiled fast form ([`crate::script::fast`]), test-runs it
 //! on a sample market state, and only then hands it to the hot thread through
 //! a ring. A version that fails to compile or to run is reported
 //! (file:line:col) and never sent: the last good version keeps running. The
@@ -18,7 +19,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::ring::{ring, Consumer, Producer};
-use crate::script::{compile, engine, fnv1a, CompiledScript, MarketState, Params, ScriptError, ScriptLimits};
+use crate::script::{
+    compile, engine, fnv1a, CompiledScript, MarketState, NotCompiled, Params, ScriptError, ScriptLimits,
+};
 
 /// How often the file is read.
 pub const POLL: Duration = Duration::from_millis(100);
@@ -26,8 +29,9 @@ pub const POLL: Duration = Duration::from_millis(100);
 /// What the watcher reports (to the log or dashboard).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReloadEvent {
-    /// A new version compiled, passed its test run and was handed over.
-    Loaded { path: PathBuf, hash: u64 },
+    /// A new version compiled, passed its test run and was handed over;
+    /// `not_compiled` says why it runs interpreted (`None`: on the fast path).
+    Loaded { path: PathBuf, hash: u64, not_compiled: Option<NotCompiled> },
     /// A new version was refused; the last good one keeps running.
     Refused(ScriptError),
 }
@@ -147,10 +151,13 @@ pub fn watch(
                 });
                 match checked {
                     Ok(script) => {
+                        // The fast form was built with the script, here:
+                        // the hot thread only swaps.
+                        let not_compiled = script.not_compiled().cloned();
                         // Latest wins: a version the hot thread has not
                         // taken yet is displaced (and freed here).
                         to_hot.push_latest(Box::new(script));
-                        report(ReloadEvent::Loaded { path: path.clone(), hash });
+                        report(ReloadEvent::Loaded { path: path.clone(), hash, not_compiled });
                     }
                     Err(e) => report(ReloadEvent::Refused(e)),
                 }
