@@ -142,8 +142,9 @@ fn every_order_state_change_is_kept_and_the_latest_is_queryable() {
     j.record_order(order(run, "a", OrderStatus::New, "0", 1)).unwrap();
     j.record_order(order(run, "a", OrderStatus::PartiallyFilled, "0.0005", 2)).unwrap();
     j.record_order(order(run, "a", OrderStatus::Filled, "0.00123", 3)).unwrap();
-    for (i, status) in
-        [OrderStatus::Canceled, OrderStatus::Rejected, OrderStatus::Expired, OrderStatus::Unknown].into_iter().enumerate()
+    for (i, status) in [OrderStatus::Canceled, OrderStatus::Rejected, OrderStatus::Expired, OrderStatus::Unknown]
+        .into_iter()
+        .enumerate()
     {
         let id = format!("o{i}");
         j.record_order(order(run, &id, OrderStatus::New, "0", 10)).unwrap();
@@ -154,8 +155,9 @@ fn every_order_state_change_is_kept_and_the_latest_is_queryable() {
 
     let a = j.last_state("a").unwrap().unwrap();
     assert_eq!(a.event, order(run, "a", OrderStatus::Filled, "0.00123", 3));
-    for (i, status) in
-        [OrderStatus::Canceled, OrderStatus::Rejected, OrderStatus::Expired, OrderStatus::Unknown].into_iter().enumerate()
+    for (i, status) in [OrderStatus::Canceled, OrderStatus::Rejected, OrderStatus::Expired, OrderStatus::Unknown]
+        .into_iter()
+        .enumerate()
     {
         let s = j.last_state(&format!("o{i}")).unwrap().unwrap();
         assert_eq!(s.event.status, status);
@@ -317,9 +319,11 @@ fn runs_advice_and_pnl_are_written() {
 
     let c = peek(&path);
     let row: (String, String, String, String, i64, f64, f64) = c
-        .query_row("SELECT source, spread, volatility, direction, confidence, multiplier, cost_usd FROM advice", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
-        })
+        .query_row(
+            "SELECT source, spread, volatility, direction, confidence, multiplier, cost_usd FROM advice",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+        )
         .unwrap();
     assert_eq!(row, ("llm".into(), "wide".into(), "high".into(), "up".into(), 80, 1.25, 0.0012));
     let pnl: (String, String, i64, String) = c

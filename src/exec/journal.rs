@@ -516,11 +516,9 @@ impl Journal {
             .map_err(open_err)?;
         migrate(&mut conn)?;
 
-        let reader = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(open_err)?;
+        let reader =
+            Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(open_err)?;
         reader.execute_batch("PRAGMA busy_timeout = 5000;").map_err(open_err)?;
 
         let stats = Arc::new(SharedStats::default());
@@ -721,8 +719,10 @@ impl Drop for Journal {
 
 /// Brings the schema to [`SCHEMA_VERSION`], one migration per transaction.
 fn migrate(conn: &mut Connection) -> Result<(), JournalError> {
-    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_ns INTEGER NOT NULL)")
-        .map_err(|source| JournalError::Migrate { version: 0, source })?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_ns INTEGER NOT NULL)",
+    )
+    .map_err(|source| JournalError::Migrate { version: 0, source })?;
     let current: i64 = conn
         .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |r| r.get(0))
         .map_err(|source| JournalError::Migrate { version: 0, source })?;
@@ -735,7 +735,8 @@ fn migrate(conn: &mut Connection) -> Result<(), JournalError> {
         // IMMEDIATE: take the write lock first, so two processes opening the
         // same new file cannot both apply the migration.
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
-        let now: i64 = tx.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |r| r.get(0)).map_err(err)?;
+        let now: i64 =
+            tx.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |r| r.get(0)).map_err(err)?;
         if now >= version {
             continue;
         }

@@ -163,7 +163,9 @@ pub enum Refusal {
          no new orders until the UTC day turns (or raise daily_loss_limit)"
     )]
     DailyLoss { today_pnl: Amount, limit: Amount, asset: String },
-    #[error("open orders: {open} already open and max_open_orders is {max}; cancel one first or raise max_open_orders")]
+    #[error(
+        "open orders: {open} already open and max_open_orders is {max}; cancel one first or raise max_open_orders"
+    )]
     OpenOrders { open: u32, max: u32 },
     #[error(
         "order notional: {price} x {qty} = {notional} {asset} is above max_order_notional {max} {asset}; \
