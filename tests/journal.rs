@@ -226,7 +226,17 @@ fn a_replayed_fill_is_ignored() {
     assert_eq!(totals.position.fills(), 1);
     assert_eq!(totals.fee_in("BTC"), 100_000);
     assert_eq!(count(&peek(&path), "SELECT COUNT(*) FROM fills"), 2);
-    assert_eq!(j.stats().duplicate_fills, 1);
+    // A fill that cannot be written (no such run) is an error the caller
+    // sees, not a silent loss.
+    match j.record_fill(fill(RunId(run.0 + 100), 901, Side::Buy, "100", "1", 0, "BTC")) {
+        Err(JournalError::Write(msg)) => assert!(msg.contains("FOREIGN KEY"), "{msg}"),
+        other => panic!("{other:?}"),
+    }
+    let s = j.stats();
+    assert_eq!(s.duplicate_fills, 1);
+    // start_run and three fills written (the duplicate counts: it was
+    // answered); the failed one is not.
+    assert_eq!(s.committed, 4);
 }
 
 #[test]

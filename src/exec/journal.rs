@@ -74,7 +74,7 @@ use crate::hot::fixed::{Price, Qty};
 use crate::hot::msg::Symbol;
 
 /// The schema version this build writes. Bump it and append to
-/// [`MIGRATIONS`] to change the schema; never edit an applied migration.
+/// `MIGRATIONS` to change the schema; never edit an applied migration.
 pub const SCHEMA_VERSION: i64 = 1;
 
 /// Default capacity of the writer's queue, in records. The exec thread
@@ -777,6 +777,7 @@ enum Pending {
     Fill(Reply<FillOutcome>, Result<FillOutcome, String>),
     Run(Reply<RunId>, Result<RunId, String>),
     Unit(Reply<()>, Result<(), String>),
+    Flush(Reply<()>),
 }
 
 fn write_batch(conn: &mut Connection, batch: &mut Vec<Cmd>, stats: &SharedStats) {
@@ -830,13 +831,14 @@ fn write_batch(conn: &mut Connection, batch: &mut Vec<Cmd>, stats: &SharedStats)
                     .and_then(|n| if n == 1 { Ok(()) } else { Err(format!("no run {}", run.0)) });
                 pending.push(Pending::Unit(reply, r));
             }
-            Cmd::Flush(reply) => pending.push(Pending::Unit(reply, Ok(()))),
+            Cmd::Flush(reply) => pending.push(Pending::Flush(reply)),
         }
     }
     match tx.commit() {
         Ok(()) => {
             stats.batches.fetch_add(1, Ordering::Relaxed);
-            let answered_ok = pending.iter().filter(|p| p.is_ok()).count() as u64;
+            // Flushes are barriers, not records.
+            let answered_ok = pending.iter().filter(|p| p.is_ok() && !p.is_flush()).count() as u64;
             stats.committed.fetch_add(queued_ok + answered_ok, Ordering::Relaxed);
             stats.duplicate_fills.fetch_add(dups, Ordering::Relaxed);
             for p in pending {
@@ -860,7 +862,12 @@ impl Pending {
             Pending::Fill(_, r) => r.is_ok(),
             Pending::Run(_, r) => r.is_ok(),
             Pending::Unit(_, r) => r.is_ok(),
+            Pending::Flush(_) => true,
         }
+    }
+
+    fn is_flush(&self) -> bool {
+        matches!(self, Pending::Flush(_))
     }
 
     /// Sends the result, or `commit_failed` when the batch did not commit.
@@ -876,6 +883,7 @@ impl Pending {
             Pending::Fill(tx, r) => drop(tx.send(out(r, commit_failed))),
             Pending::Run(tx, r) => drop(tx.send(out(r, commit_failed))),
             Pending::Unit(tx, r) => drop(tx.send(out(r, commit_failed))),
+            Pending::Flush(tx) => drop(tx.send(out(Ok(()), commit_failed))),
         }
     }
 }
