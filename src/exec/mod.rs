@@ -1,10 +1,14 @@
 //! The exchange side: what the hot thread asks for ([`Quote`]), the orders
 //! that carry it out, and the [`Fill`]s that come back. The paper exchange
 //! ([`paper`]) serves backtests now and paper trading later; live Binance
-//! trading plugs in behind the same types.
+//! trading plugs in behind the same types. Its foundations are here: the
+//! [`journal`] (every order state and fill on disk, for audit and restart)
+//! and the pre-trade [`risk`] checks and kill-switch decisions.
 
+pub mod journal;
 pub mod paper;
 pub mod position;
+pub mod risk;
 
 use crate::hot::fixed::{Price, Qty};
 use crate::hot::msg::{Level, Symbol};

@@ -280,6 +280,19 @@ pub fn notional(price: i64, qty: i64) -> i64 {
     v.clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
 
+/// `price * qty` like [`notional`], but rounded up (toward +infinity)
+/// instead of toward zero: for money that must be covered (a buy's cost),
+/// where rounding down could pass a balance that is 1e-8 short.
+#[inline]
+pub fn notional_ceil(price: i64, qty: i64) -> i64 {
+    let p = price as i128 * qty as i128;
+    let s = SCALE as i128;
+    // Truncation already rounds a negative product up; a positive one needs
+    // the remainder carried.
+    let v = if p > 0 { (p + s - 1) / s } else { p / s };
+    v.clamp(i64::MIN as i128, i64::MAX as i128) as i64
+}
+
 /// `value * rate` where `rate` is itself fixed-point (e.g. 0.001 = 100_000),
 /// exact through `i128`, rounded toward zero, saturating.
 #[inline]
@@ -457,6 +470,12 @@ mod tests {
         assert_eq!(notional(6_183_763_000_000, 123_000), 7_606_028_490);
         assert_eq!(mul_rate(7_606_028_490, 100_000), 7_606_028); // 0.1% fee
         assert_eq!(notional(i64::MAX, i64::MAX), i64::MAX);
+        // 0.00000001 * 0.5 = 5e-9: zero toward zero, one unit up.
+        assert_eq!(notional(1, SCALE / 2), 0);
+        assert_eq!(notional_ceil(1, SCALE / 2), 1);
+        assert_eq!(notional_ceil(6_183_763_000_000, 123_000), 7_606_028_490);
+        assert_eq!(notional_ceil(-1, SCALE / 2), 0);
+        assert_eq!(notional_ceil(i64::MAX, i64::MAX), i64::MAX);
     }
 
     #[test]
