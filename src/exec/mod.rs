@@ -1,8 +1,10 @@
 //! The exchange side: what the hot thread asks for ([`Quote`]), the orders
 //! that carry it out, and the [`Fill`]s that come back. The paper exchange
 //! ([`paper`]) serves backtests now and paper trading later; live Binance
-//! trading plugs in behind the same types.
+//! trading plugs in behind the same types, through the REST client in
+//! [`binance`].
 
+pub mod binance;
 pub mod paper;
 pub mod position;
 
