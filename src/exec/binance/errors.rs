@@ -240,6 +240,45 @@ impl BinanceError {
         matches!(self, Self::Unknown { .. })
     }
 
+    /// Rewrites every piece of server or transport text the error quotes
+    /// (used to remove the API key should a server echo it), keeping the
+    /// variant and so the action.
+    pub fn map_text(mut self, f: impl Fn(&str) -> String) -> Self {
+        let fix = |s: &mut String| *s = f(s);
+        match &mut self {
+            Self::Filter { api, filter, .. } => {
+                fix(&mut api.msg);
+                fix(filter);
+            }
+            Self::ReplacePartial { api, halves, .. } | Self::ReplaceFailed { api, halves, .. } => {
+                fix(&mut api.msg);
+                for h in [&mut halves.cancel, &mut halves.new_order] {
+                    if let ReplaceHalf::Failure { msg, .. } = h {
+                        fix(msg);
+                    }
+                }
+            }
+            Self::Timestamp { api, .. }
+            | Self::WouldTake { api, .. }
+            | Self::InsufficientBalance { api, .. }
+            | Self::DuplicateOrder { api, .. }
+            | Self::OrderRejected { api, .. }
+            | Self::UnknownOrder { api, .. }
+            | Self::CancelRejected { api, .. }
+            | Self::Credentials { api, .. }
+            | Self::RateLimited { api, .. }
+            | Self::Banned { api, .. }
+            | Self::Api { api, .. } => fix(&mut api.msg),
+            Self::Unknown { why, .. }
+            | Self::Unavailable { why, .. }
+            | Self::NotSent { why, .. }
+            | Self::LocalRateLimit { why, .. }
+            | Self::Invalid(why) => fix(why),
+            Self::LocalFilter { .. } | Self::Firewall { .. } | Self::LocalBan { .. } => {}
+        }
+        self
+    }
+
     /// Binance's error code, when the answer had one.
     pub fn code(&self) -> Option<i64> {
         match self {

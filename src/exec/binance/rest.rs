@@ -573,19 +573,7 @@ impl RestClient {
 
     /// Removes the API key from any server text the error quotes.
     fn redacted(&self, err: BinanceError) -> BinanceError {
-        let text = err.to_string();
-        if self.creds.redact(&text) == text {
-            return err;
-        }
-        // Rare: the server echoed the key. Keep the action, drop the text.
-        let action = err.action();
-        match err {
-            BinanceError::Unknown { request, why } => BinanceError::Unknown { request, why: self.creds.redact(&why) },
-            other => BinanceError::Invalid(format!(
-                "{} (answer text removed: it contained the API key; action {action:?})",
-                self.creds.redact(&other.to_string())
-            )),
-        }
+        err.map_text(|t| self.creds.redact(t))
     }
 }
 
