@@ -1058,3 +1058,16 @@ fn secrets_never_show() {
     assert!(e.to_string().contains("https://"), "{e}");
     no_secret(&e);
 }
+
+#[test]
+fn a_refused_connection_is_not_sent_and_safe_to_retry() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // The listener is dropped: nothing listens on the port any more.
+    let mut cfg = RestConfig::with_base(&format!("http://127.0.0.1:{port}"));
+    cfg.connect_timeout = Duration::from_secs(2);
+    let mut c = RestClient::new(&cfg, Credentials::hmac(API_KEY, SECRET).unwrap()).unwrap();
+    let id = ClientIds::new("mmRefused").unwrap().next();
+    let e = expect_err(c.new_limit_maker("BTCUSDT", Side::Buy, p("50000"), q("0.001"), &id));
+    assert!(matches!(e, BinanceError::NotSent { .. }), "{e:?}");
+    assert_eq!(e.action(), Action::Retry);
+}

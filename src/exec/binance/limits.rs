@@ -74,16 +74,15 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    /// The limits Binance documents for spot (REQUEST_WEIGHT 6000 per minute,
-    /// ORDERS 50 per 10 s and 160000 per day, RAW_REQUESTS 61000 per 5
-    /// minutes), used until exchangeInfo gives the real ones.
+    /// The limits Binance's docs show for spot (REQUEST_WEIGHT 6000 per
+    /// minute, ORDERS 50 per 10 s and 160000 per day; FACTS.md §4.8), used
+    /// until exchangeInfo gives the real ones.
     pub fn spot_defaults() -> Self {
         let l = |kind, unit, interval_num, limit| RateLimit { kind, unit, interval_num, limit };
         Self::new(&[
             l(RateLimitKind::RequestWeight, 'M', 1, 6000),
             l(RateLimitKind::Orders, 'S', 10, 50),
             l(RateLimitKind::Orders, 'D', 1, 160_000),
-            l(RateLimitKind::RawRequests, 'M', 5, 61_000),
         ])
     }
 
@@ -121,8 +120,8 @@ impl RateLimiter {
         for w in &mut self.windows {
             w.roll(server_ms);
             let cost = w.cost(weight, orders);
-            if cost > 0 && w.used + cost > w.limit.limit as u64 {
-                let next = (w.index + 1).saturating_mul(w.len_ms);
+            if cost > 0 && w.used.saturating_add(cost) > w.limit.limit as u64 {
+                let next = w.index.saturating_add(1).saturating_mul(w.len_ms);
                 let retry_in = Duration::from_millis(next.saturating_sub(server_ms).max(1) as u64);
                 return Err(Refusal::Limit {
                     why: format!(
@@ -135,7 +134,7 @@ impl RateLimiter {
             }
         }
         for w in &mut self.windows {
-            w.used += w.cost(weight, orders);
+            w.used = w.used.saturating_add(w.cost(weight, orders));
         }
         Ok(())
     }

@@ -319,7 +319,17 @@ impl RestClient {
         let server_ms =
             server.get("serverTime").and_then(|v| v.as_i64()).ok_or_else(|| unreadable(ep::TIME.0, "no serverTime"))?;
         let mid = wall0 + round_trip.as_millis() as i64 / 2;
-        self.offset_ms = server_ms - mid;
+        let offset = server_ms.saturating_sub(mid);
+        // Past a day, either the answer is wrong or this machine's clock is;
+        // either way, trading on it would be guesswork.
+        if offset.unsigned_abs() > 86_400_000 {
+            return Err(BinanceError::Invalid(format!(
+                "{}: serverTime {server_ms} is {offset} ms from this machine's clock (more than a day); check the \
+                 system clock (NTP)",
+                ep::TIME.0.label
+            )));
+        }
+        self.offset_ms = offset;
         Ok(ClockSample { offset_ms: self.offset_ms, round_trip })
     }
 
@@ -486,7 +496,7 @@ impl RestClient {
 
     /// Our clock plus the measured offset, ms.
     fn server_ms(&self) -> i64 {
-        wall_ms() + self.offset_ms
+        wall_ms().saturating_add(self.offset_ms)
     }
 
     /// Sends one request; `Ok` only for HTTP 200. `signed` adds
