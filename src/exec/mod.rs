@@ -2,9 +2,12 @@
 //! that carry it out, and the [`Fill`]s that come back. The paper exchange
 //! ([`paper`]) serves backtests now and paper trading later; live Binance
 //! trading plugs in behind the same types. Its foundations are here: the
-//! [`journal`] (every order state and fill on disk, for audit and restart)
-//! and the pre-trade [`risk`] checks and kill-switch decisions.
+//! REST client in [`binance`] (signing, exchange filters, orders, errors
+//! mapped to actions), the [`journal`] (every order state and fill on disk,
+//! for audit and restart) and the pre-trade [`risk`] checks and kill-switch
+//! decisions.
 
+pub mod binance;
 pub mod journal;
 pub mod paper;
 pub mod position;

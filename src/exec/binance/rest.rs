@@ -1,0 +1,703 @@
+//! The blocking Binance spot REST client the exec thread trades through:
+//! [`RestClient`], plus the client order ids it places orders under
+//! ([`ClientIds`], [`ClientOrderId`]).
+//!
+//! It runs on the exec thread, never the hot thread: every call blocks on
+//! the network (a `ureq` agent, its own connection pool, no redirects).
+//! What it adds over bare HTTP:
+//!
+//! - **Clock**: [`RestClient::sync_clock`] measures the offset to Binance's
+//!   clock from `GET /api/v3/time`; every signed request's `timestamp` is our
+//!   clock plus that offset, so a local clock a few seconds off does not get
+//!   every order refused with -1021. `recvWindow` is the caller's.
+//! - **Limits**: the weights and order counts of each endpoint are counted
+//!   against the limits from exchangeInfo ([`RateLimiter`]) and the
+//!   server's usage headers; a request that would break one is refused
+//!   locally, and a `Retry-After` blocks every request while it runs.
+//! - **Filters**: once `exchange_info(symbol)` has run, orders on that
+//!   symbol are checked against its rules before they are sent.
+//! - **Exactness**: prices and quantities are written from fixed-point with
+//!   `Display` (exact, no trailing zeros), never through `f64`.
+//! - **Errors**: every failure is a [`BinanceError`] with an
+//!   [`Action`](crate::exec::binance::errors::Action); order requests whose
+//!   fate is unknown say so.
+//!
+//! Parameters go in the query string for every method (Binance accepts that
+//! for POST and DELETE too), so the signed payload is exactly the query.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Read;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::exec::binance::errors::{self, BinanceError, Endpoint};
+use crate::exec::binance::filters::{side_str, ExchangeInfo, SymbolRules};
+use crate::exec::binance::keys::Credentials;
+use crate::exec::binance::limits::{LimitUsage, RateLimiter, Refusal};
+use crate::exec::binance::model::{Account, Order};
+use crate::exec::binance::sign::push_query_value;
+use crate::exec::Side;
+use crate::hot::fixed::{Price, Qty};
+
+/// Binance spot production REST.
+pub const MAINNET_URL: &str = "https://api.binance.com";
+/// Binance spot testnet REST.
+pub const TESTNET_URL: &str = "https://testnet.binance.vision";
+
+/// Largest answer read; exchangeInfo for every symbol is ~2 MB.
+const MAX_BODY: u64 = 16 << 20;
+
+/// Endpoint labels, whether they place or cancel, and their request weight
+/// and order count (Binance rest-api.md, checked 2026; see FACTS.md §4).
+mod ep {
+    use super::Endpoint;
+    pub const TIME: (Endpoint, u32, u32) = (Endpoint { label: "GET /api/v3/time", mutating: false }, 1, 0);
+    pub const EXCHANGE_INFO: (Endpoint, u32, u32) =
+        (Endpoint { label: "GET /api/v3/exchangeInfo", mutating: false }, 20, 0);
+    pub const ACCOUNT: (Endpoint, u32, u32) = (Endpoint { label: "GET /api/v3/account", mutating: false }, 20, 0);
+    pub const NEW_ORDER: (Endpoint, u32, u32) = (Endpoint { label: "POST /api/v3/order", mutating: true }, 1, 1);
+    pub const TEST_ORDER: (Endpoint, u32, u32) = (Endpoint { label: "POST /api/v3/order/test", mutating: false }, 1, 0);
+    pub const CANCEL: (Endpoint, u32, u32) = (Endpoint { label: "DELETE /api/v3/order", mutating: true }, 1, 0);
+    pub const CANCEL_REPLACE: (Endpoint, u32, u32) =
+        (Endpoint { label: "POST /api/v3/order/cancelReplace", mutating: true }, 1, 1);
+    pub const OPEN_ORDERS: (Endpoint, u32, u32) = (Endpoint { label: "GET /api/v3/openOrders", mutating: false }, 6, 0);
+    pub const CANCEL_ALL: (Endpoint, u32, u32) =
+        (Endpoint { label: "DELETE /api/v3/openOrders", mutating: true }, 1, 0);
+    pub const QUERY_ORDER: (Endpoint, u32, u32) = (Endpoint { label: "GET /api/v3/order", mutating: false }, 4, 0);
+}
+
+/// Where and how to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestConfig {
+    /// `https://api.binance.com` ([`MAINNET_URL`]) or the testnet
+    /// ([`TESTNET_URL`]); plain `http://` only to a loopback address (the
+    /// API key travels in a header).
+    pub base_url: String,
+    /// `recvWindow` sent with every signed request (Binance: at most 60 s).
+    pub recv_window: Duration,
+    /// Whole-request timeout. After it, an order's fate is unknown.
+    pub timeout: Duration,
+    /// Connection setup timeout (nothing has been sent when it fires).
+    pub connect_timeout: Duration,
+}
+
+impl RestConfig {
+    /// Production, `recvWindow` 5 s (Binance's default), 5 s timeout.
+    pub fn mainnet() -> Self {
+        Self::with_base(MAINNET_URL)
+    }
+
+    /// The spot testnet, same timings.
+    pub fn testnet() -> Self {
+        Self::with_base(TESTNET_URL)
+    }
+
+    pub fn with_base(base_url: &str) -> Self {
+        Self {
+            base_url: base_url.to_string(),
+            recv_window: Duration::from_secs(5),
+            timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+impl Default for RestConfig {
+    fn default() -> Self {
+        Self::mainnet()
+    }
+}
+
+/// A client order id: 1 to 36 of `[.A-Z:/a-z0-9_-]` (Binance's pattern).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientOrderId(String);
+
+impl ClientOrderId {
+    pub const MAX_LEN: usize = 36;
+
+    pub fn new(id: &str) -> Result<Self, BinanceError> {
+        if valid_id_chars(id) && (1..=Self::MAX_LEN).contains(&id.len()) {
+            Ok(Self(id.to_string()))
+        } else {
+            Err(BinanceError::Invalid(format!(
+                "client order id {id:?} must be 1 to 36 characters of A-Z a-z 0-9 . : / _ -"
+            )))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ClientOrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn valid_id_chars(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b':' | b'/' | b'_' | b'-'))
+}
+
+/// Client order ids for one run: `{run_prefix}-{counter}`. The per-run
+/// prefix keeps ids unique across restarts (Binance only refuses a
+/// duplicate among *open* orders, so a reused id could be confused with an
+/// old order in lookups); the counter, within the run. The `-` before the
+/// digits-only counter means no two prefixes produce the same id.
+#[derive(Debug, Clone)]
+pub struct ClientIds {
+    prefix: String,
+    next: u64,
+}
+
+impl ClientIds {
+    /// Longest prefix: 36 - 1 (`-`) - 20 (digits of `u64::MAX`).
+    pub const MAX_PREFIX: usize = 15;
+
+    pub fn new(run_prefix: &str) -> Result<Self, BinanceError> {
+        if run_prefix.is_empty() || run_prefix.len() > Self::MAX_PREFIX || !valid_id_chars(run_prefix) {
+            return Err(BinanceError::Invalid(format!(
+                "run prefix {run_prefix:?} for client order ids must be 1 to {} characters of A-Z a-z 0-9 . : / _ -",
+                Self::MAX_PREFIX
+            )));
+        }
+        Ok(Self { prefix: run_prefix.to_string(), next: 1 })
+    }
+
+    /// A prefix from the wall clock: `mm` and the Unix time in base 36
+    /// seconds (e.g. `mmt9k2x1`), distinct for runs a second apart.
+    pub fn prefix_from_clock() -> String {
+        let mut n = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let mut digits = Vec::new();
+        loop {
+            digits.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize]);
+            n /= 36;
+            if n == 0 {
+                break;
+            }
+        }
+        digits.reverse();
+        format!("mm{}", String::from_utf8_lossy(&digits))
+    }
+
+    /// The next id (never repeats within this `ClientIds`).
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> ClientOrderId {
+        let id = format!("{}-{}", self.prefix, self.next);
+        // Wraps only after 2^64 orders in one run, i.e. never.
+        self.next = self.next.wrapping_add(1);
+        ClientOrderId(id)
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+}
+
+/// Which order a cancel names. `OrderId` is faster on Binance's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderRef<'a> {
+    OrderId(u64),
+    ClientId(&'a str),
+}
+
+/// `cancelReplaceMode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplaceMode {
+    /// No new order if the cancel fails (the usual choice: never two orders).
+    StopOnFailure,
+    /// Place the new order even if the cancel fails.
+    AllowFailure,
+}
+
+/// Both halves of a successful cancelReplace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replaced {
+    pub canceled: Order,
+    pub placed: Order,
+}
+
+/// One clock measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockSample {
+    /// Server clock minus ours, ms (added to every `timestamp`).
+    pub offset_ms: i64,
+    /// The request's round trip; the offset is good to about half of it.
+    pub round_trip: Duration,
+}
+
+/// The blocking REST client. One per exec thread.
+pub struct RestClient {
+    agent: ureq::Agent,
+    base: String,
+    creds: Credentials,
+    recv_window_ms: u64,
+    offset_ms: i64,
+    limiter: RateLimiter,
+    rules: HashMap<String, SymbolRules>,
+}
+
+impl fmt::Debug for RestClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RestClient")
+            .field("base", &self.base)
+            .field("creds", &self.creds)
+            .field("recv_window_ms", &self.recv_window_ms)
+            .field("offset_ms", &self.offset_ms)
+            .field("symbols_with_rules", &self.rules.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// A 200 answer's body.
+type Body = Vec<u8>;
+
+impl RestClient {
+    /// Checks the settings; connects lazily on the first request.
+    pub fn new(cfg: &RestConfig, creds: Credentials) -> Result<Self, BinanceError> {
+        let base = validate_base(&cfg.base_url)?;
+        let recv_window_ms = cfg.recv_window.as_millis() as u64;
+        if !(1..=60_000).contains(&recv_window_ms) {
+            return Err(BinanceError::Invalid(format!(
+                "recvWindow {recv_window_ms} ms is outside 1..=60000 ms (Binance's maximum is 60 s)"
+            )));
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(cfg.timeout))
+            .timeout_connect(Some(cfg.connect_timeout))
+            .http_status_as_error(false)
+            // A redirect would carry the API key to another host.
+            .max_redirects(0)
+            .user_agent(concat!("mmbot/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Ok(Self {
+            agent,
+            base,
+            creds,
+            recv_window_ms,
+            offset_ms: 0,
+            limiter: RateLimiter::spot_defaults(),
+            rules: HashMap::new(),
+        })
+    }
+
+    /// Server clock minus ours, ms, as last measured (0 before).
+    pub fn clock_offset_ms(&self) -> i64 {
+        self.offset_ms
+    }
+
+    /// The `recvWindow` sent with signed requests.
+    pub fn set_recv_window(&mut self, d: Duration) -> Result<(), BinanceError> {
+        let ms = d.as_millis() as u64;
+        if !(1..=60_000).contains(&ms) {
+            return Err(BinanceError::Invalid(format!("recvWindow {ms} ms is outside 1..=60000 ms")));
+        }
+        self.recv_window_ms = ms;
+        Ok(())
+    }
+
+    /// The rules of `symbol`, once [`RestClient::exchange_info`] has fetched them.
+    pub fn rules(&self, symbol: &str) -> Option<&SymbolRules> {
+        self.rules.get(symbol)
+    }
+
+    /// Each rate limit and its use in the current window.
+    pub fn usage(&self) -> Vec<LimitUsage> {
+        self.limiter.usage(self.server_ms())
+    }
+
+    /// Measures the clock offset from `GET /api/v3/time` (weight 1): the
+    /// server's time against the midpoint of our send and receive.
+    pub fn sync_clock(&mut self) -> Result<ClockSample, BinanceError> {
+        let t0 = Instant::now();
+        let wall0 = wall_ms();
+        let body = self.send(ep::TIME, Method::Get, "/api/v3/time", String::new(), false)?;
+        let round_trip = t0.elapsed();
+        let server: serde_json::Value = serde_json::from_slice(&body).map_err(|e| unreadable(ep::TIME.0, e))?;
+        let server_ms =
+            server.get("serverTime").and_then(|v| v.as_i64()).ok_or_else(|| unreadable(ep::TIME.0, "no serverTime"))?;
+        let mid = wall0 + round_trip.as_millis() as i64 / 2;
+        let offset = server_ms.saturating_sub(mid);
+        // Past a day, either the answer is wrong or this machine's clock is;
+        // either way, trading on it would be guesswork.
+        if offset.unsigned_abs() > 86_400_000 {
+            return Err(BinanceError::Invalid(format!(
+                "{}: serverTime {server_ms} is {offset} ms from this machine's clock (more than a day); check the \
+                 system clock (NTP)",
+                ep::TIME.0.label
+            )));
+        }
+        self.offset_ms = offset;
+        Ok(ClockSample { offset_ms: self.offset_ms, round_trip })
+    }
+
+    /// `GET /api/v3/exchangeInfo?symbol=` (weight 20): the symbol's rules
+    /// (kept for local checks) and the rate limits (installed locally).
+    pub fn exchange_info(&mut self, symbol: &str) -> Result<ExchangeInfo, BinanceError> {
+        let mut q = String::new();
+        param(&mut q, "symbol", symbol);
+        let body = self.send(ep::EXCHANGE_INFO, Method::Get, "/api/v3/exchangeInfo", q, false)?;
+        let info = ExchangeInfo::parse(&body).map_err(|e| unreadable(ep::EXCHANGE_INFO.0, e))?;
+        if info.symbol(symbol).is_none() {
+            return Err(unreadable(ep::EXCHANGE_INFO.0, format!("no symbol {symbol} in the answer")));
+        }
+        if !info.rate_limits.is_empty() {
+            self.limiter.set_limits(&info.rate_limits);
+        }
+        for r in &info.symbols {
+            self.rules.insert(r.symbol.clone(), r.clone());
+        }
+        Ok(info)
+    }
+
+    /// `GET /api/v3/account?omitZeroBalances=true` (weight 20).
+    pub fn account(&mut self) -> Result<Account, BinanceError> {
+        let mut q = String::new();
+        param(&mut q, "omitZeroBalances", "true");
+        let body = self.send(ep::ACCOUNT, Method::Get, "/api/v3/account", q, true)?;
+        Account::parse(&body).map_err(|e| unreadable(ep::ACCOUNT.0, e))
+    }
+
+    /// Places a post-only `LIMIT_MAKER` order (weight 1, one order). The
+    /// answer is `newOrderRespType=RESULT`: status and filled quantity, not
+    /// just the id.
+    pub fn new_limit_maker(
+        &mut self,
+        symbol: &str,
+        side: Side,
+        price: Price,
+        qty: Qty,
+        client_order_id: &ClientOrderId,
+    ) -> Result<Order, BinanceError> {
+        self.check_rules(ep::NEW_ORDER.0, symbol, side, price, qty)?;
+        let q = order_params(symbol, side, price, qty, client_order_id);
+        let body = self.send(ep::NEW_ORDER, Method::Post, "/api/v3/order", q, true)?;
+        Order::parse(&body).map_err(|e| unreadable(ep::NEW_ORDER.0, e))
+    }
+
+    /// `POST /api/v3/order/test` with the same parameters: validated by
+    /// Binance (signature, filters, permissions) and never placed.
+    pub fn test_order(
+        &mut self,
+        symbol: &str,
+        side: Side,
+        price: Price,
+        qty: Qty,
+        client_order_id: &ClientOrderId,
+    ) -> Result<(), BinanceError> {
+        self.check_rules(ep::TEST_ORDER.0, symbol, side, price, qty)?;
+        let q = order_params(symbol, side, price, qty, client_order_id);
+        self.send(ep::TEST_ORDER, Method::Post, "/api/v3/order/test", q, true)?;
+        Ok(())
+    }
+
+    /// `DELETE /api/v3/order` (weight 1).
+    pub fn cancel(&mut self, symbol: &str, order: OrderRef<'_>) -> Result<Order, BinanceError> {
+        let mut q = String::new();
+        param(&mut q, "symbol", symbol);
+        match order {
+            OrderRef::OrderId(id) => param(&mut q, "orderId", &id.to_string()),
+            OrderRef::ClientId(id) => param(&mut q, "origClientOrderId", id),
+        }
+        let body = self.send(ep::CANCEL, Method::Delete, "/api/v3/order", q, true)?;
+        Order::parse(&body).map_err(|e| unreadable(ep::CANCEL.0, e))
+    }
+
+    /// Cancels `cancel` and places a new `LIMIT_MAKER` in one request
+    /// (`POST /api/v3/order/cancelReplace`, weight 1, one order). A 409
+    /// (one half done) is [`BinanceError::ReplacePartial`] with both halves.
+    #[allow(clippy::too_many_arguments)]
+    pub fn cancel_replace(
+        &mut self,
+        symbol: &str,
+        cancel: OrderRef<'_>,
+        side: Side,
+        price: Price,
+        qty: Qty,
+        new_client_order_id: &ClientOrderId,
+        mode: ReplaceMode,
+    ) -> Result<Replaced, BinanceError> {
+        let e = ep::CANCEL_REPLACE.0;
+        if let Some(r) = self.rules.get(symbol) {
+            if !r.cancel_replace_allowed {
+                return Err(BinanceError::Invalid(format!(
+                    "{}: {symbol} does not allow cancelReplace (exchangeInfo cancelReplaceAllowed is false); cancel \
+                     and place separately",
+                    e.label
+                )));
+            }
+        }
+        self.check_rules(e, symbol, side, price, qty)?;
+        let mut q = order_params(symbol, side, price, qty, new_client_order_id);
+        param(
+            &mut q,
+            "cancelReplaceMode",
+            match mode {
+                ReplaceMode::StopOnFailure => "STOP_ON_FAILURE",
+                ReplaceMode::AllowFailure => "ALLOW_FAILURE",
+            },
+        );
+        match cancel {
+            OrderRef::OrderId(id) => param(&mut q, "cancelOrderId", &id.to_string()),
+            OrderRef::ClientId(id) => param(&mut q, "cancelOrigClientOrderId", id),
+        }
+        let body = self.send(ep::CANCEL_REPLACE, Method::Post, "/api/v3/order/cancelReplace", q, true)?;
+        let v: serde_json::Value = serde_json::from_slice(&body).map_err(|err| unreadable(e, err))?;
+        let half = |k: &str| {
+            v.get(k)
+                .cloned()
+                .ok_or_else(|| unreadable(e, format!("no {k}")))
+                .and_then(|o| Order::from_value(o).map_err(|err| unreadable(e, err)))
+        };
+        Ok(Replaced { canceled: half("cancelResponse")?, placed: half("newOrderResponse")? })
+    }
+
+    /// `GET /api/v3/openOrders?symbol=` (weight 6).
+    pub fn open_orders(&mut self, symbol: &str) -> Result<Vec<Order>, BinanceError> {
+        let mut q = String::new();
+        param(&mut q, "symbol", symbol);
+        let body = self.send(ep::OPEN_ORDERS, Method::Get, "/api/v3/openOrders", q, true)?;
+        Order::parse_list(&body).map_err(|e| unreadable(ep::OPEN_ORDERS.0, e))
+    }
+
+    /// `DELETE /api/v3/openOrders?symbol=` (weight 1): the orders canceled.
+    /// None open is an empty list, not an error (Binance answers -2011).
+    pub fn cancel_all(&mut self, symbol: &str) -> Result<Vec<Order>, BinanceError> {
+        let mut q = String::new();
+        param(&mut q, "symbol", symbol);
+        match self.send(ep::CANCEL_ALL, Method::Delete, "/api/v3/openOrders", q, true) {
+            Ok(body) => Order::parse_list(&body).map_err(|e| unreadable(ep::CANCEL_ALL.0, e)),
+            Err(BinanceError::UnknownOrder { .. }) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /api/v3/order?origClientOrderId=` (weight 4): the way to settle
+    /// an unknown fate. -2013 ("Order does not exist") means it was never
+    /// placed: [`BinanceError::UnknownOrder`].
+    pub fn query_order_by_client_id(&mut self, symbol: &str, client_id: &str) -> Result<Order, BinanceError> {
+        let mut q = String::new();
+        param(&mut q, "symbol", symbol);
+        param(&mut q, "origClientOrderId", client_id);
+        let body = self.send(ep::QUERY_ORDER, Method::Get, "/api/v3/order", q, true)?;
+        Order::parse(&body).map_err(|e| unreadable(ep::QUERY_ORDER.0, e))
+    }
+
+    fn check_rules(&self, e: Endpoint, symbol: &str, side: Side, price: Price, qty: Qty) -> Result<(), BinanceError> {
+        match self.rules.get(symbol) {
+            Some(r) => {
+                r.check(side, price, qty).map_err(|violation| BinanceError::LocalFilter { request: e.label, violation })
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Our clock plus the measured offset, ms.
+    fn server_ms(&self) -> i64 {
+        wall_ms().saturating_add(self.offset_ms)
+    }
+
+    /// Sends one request; `Ok` only for HTTP 200. `signed` adds
+    /// `recvWindow`, `timestamp`, `signature` and the API key header.
+    fn send(
+        &mut self,
+        (e, weight, orders): (Endpoint, u32, u32),
+        method: Method,
+        path: &str,
+        mut query: String,
+        signed: bool,
+    ) -> Result<Body, BinanceError> {
+        let now = Instant::now();
+        let server_ms = self.server_ms();
+        self.limiter.admit(server_ms, now, weight, orders).map_err(|r| match r {
+            Refusal::Limit { why, retry_in } => BinanceError::LocalRateLimit { request: e.label, why, retry_in },
+            Refusal::BackingOff { retry_in } => BinanceError::LocalRateLimit {
+                request: e.label,
+                why: "Binance asked us to wait (HTTP 429 Retry-After)".into(),
+                retry_in,
+            },
+            Refusal::Banned { retry_in } => BinanceError::LocalBan { request: e.label, retry_in },
+        })?;
+        if signed {
+            param(&mut query, "recvWindow", &self.recv_window_ms.to_string());
+            param(&mut query, "timestamp", &server_ms.to_string());
+            let sig = self.creds.signer().rest_signature(query.as_bytes());
+            query.push_str("&signature=");
+            query.push_str(&sig);
+        }
+        let url =
+            if query.is_empty() { format!("{}{path}", self.base) } else { format!("{}{path}?{query}", self.base) };
+        let result = match method {
+            Method::Get => with_key(self.agent.get(&url), signed, &self.creds).call(),
+            Method::Delete => with_key(self.agent.delete(&url), signed, &self.creds).call(),
+            Method::Post => with_key(self.agent.post(&url), signed, &self.creds).send_empty(),
+        };
+        let mut resp = result.map_err(|err| self.transport(e, err))?;
+        let status = resp.status().as_u16();
+        let server_ms = self.server_ms();
+        let mut retry_after = None;
+        for (name, value) in resp.headers() {
+            let Ok(v) = value.to_str() else { continue };
+            if name.as_str().eq_ignore_ascii_case("retry-after") {
+                retry_after = v.trim().parse::<u64>().ok().map(Duration::from_secs);
+            } else {
+                self.limiter.observe_header(name.as_str(), v, server_ms);
+            }
+        }
+        let mut body = Vec::new();
+        let read = resp.body_mut().as_reader().take(MAX_BODY).read_to_end(&mut body);
+        if status == 200 {
+            // A 200 whose body is cut off still means the request happened.
+            read.map_err(|err| errors::unknown(e, format!("the answer could not be read: {}", err.kind())))?;
+            return Ok(body);
+        }
+        let err = errors::from_response(e, status, &body, retry_after);
+        match &err {
+            BinanceError::RateLimited { retry_after, .. } => self.limiter.back_off(Instant::now(), *retry_after, false),
+            BinanceError::Banned { retry_after, .. } => self.limiter.back_off(Instant::now(), *retry_after, true),
+            _ => {}
+        }
+        Err(self.redacted(err))
+    }
+
+    /// Maps a transport failure: nothing sent, or fate unknown.
+    fn transport(&self, e: Endpoint, err: ureq::Error) -> BinanceError {
+        use std::io::ErrorKind;
+        let not_sent = |why: String| BinanceError::NotSent { request: e.label, why };
+        match &err {
+            ureq::Error::HostNotFound => not_sent("the host name does not resolve".into()),
+            ureq::Error::ConnectionFailed => not_sent("the connection failed".into()),
+            ureq::Error::Timeout(ureq::Timeout::Resolve | ureq::Timeout::Connect) => {
+                not_sent("connecting timed out".into())
+            }
+            ureq::Error::Io(io) if matches!(io.kind(), ErrorKind::ConnectionRefused | ErrorKind::AddrNotAvailable) => {
+                not_sent(format!("connecting failed: {}", io.kind()))
+            }
+            ureq::Error::Timeout(t) => errors::unknown(e, format!("no answer within the timeout ({t:?})")),
+            ureq::Error::Io(io) => errors::unknown(e, format!("the connection broke: {}", io.kind())),
+            other => errors::unknown(e, self.creds.redact(&other.to_string())),
+        }
+    }
+
+    /// Removes the API key from any server text the error quotes.
+    fn redacted(&self, err: BinanceError) -> BinanceError {
+        err.map_text(|t| self.creds.redact(t))
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Method {
+    Get,
+    Post,
+    Delete,
+}
+
+fn with_key<B>(req: ureq::RequestBuilder<B>, signed: bool, creds: &Credentials) -> ureq::RequestBuilder<B> {
+    if signed {
+        req.header("X-MBX-APIKEY", creds.api_key())
+    } else {
+        req
+    }
+}
+
+/// The parameters of a LIMIT_MAKER order (no `timeInForce`: Binance does
+/// not take one for this type).
+fn order_params(symbol: &str, side: Side, price: Price, qty: Qty, id: &ClientOrderId) -> String {
+    let mut q = String::with_capacity(160);
+    param(&mut q, "symbol", symbol);
+    param(&mut q, "side", side_str(side));
+    param(&mut q, "type", "LIMIT_MAKER");
+    param(&mut q, "quantity", &qty.to_string());
+    param(&mut q, "price", &price.to_string());
+    param(&mut q, "newClientOrderId", id.as_str());
+    param(&mut q, "newOrderRespType", "RESULT");
+    q
+}
+
+/// Appends `&name=value` (value percent-encoded).
+fn param(q: &mut String, name: &str, value: &str) {
+    if !q.is_empty() {
+        q.push('&');
+    }
+    q.push_str(name);
+    q.push('=');
+    push_query_value(value, q);
+}
+
+fn wall_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A 200 answer that does not read as expected. On an order request the
+/// order may exist, so its fate is unknown.
+fn unreadable(e: Endpoint, why: impl fmt::Display) -> BinanceError {
+    errors::unknown(e, format!("the answer could not be read: {why}"))
+}
+
+/// `https://host[:port]`, or `http://` to loopback only; no trailing `/`.
+fn validate_base(url: &str) -> Result<String, BinanceError> {
+    let url = url.trim().trim_end_matches('/');
+    let bad = |why: &str| BinanceError::Invalid(format!("REST base URL {url:?}: {why}"));
+    let rest = if let Some(r) = url.strip_prefix("https://") {
+        r
+    } else if let Some(r) = url.strip_prefix("http://") {
+        let host = r.split(['/', ':']).next().unwrap_or("");
+        let host = if r.starts_with('[') { r.split(']').next().map_or("", |h| &h[1..]) } else { host };
+        if !matches!(host, "127.0.0.1" | "localhost" | "::1") {
+            return Err(bad("plain http:// is allowed only to 127.0.0.1, localhost or [::1]; use https://"));
+        }
+        r
+    } else {
+        return Err(bad("must start with https:// (e.g. https://api.binance.com)"));
+    };
+    if rest.is_empty() || rest.contains(['?', '#', ' ']) {
+        return Err(bad("expected scheme://host[:port], e.g. https://api.binance.com"));
+    }
+    Ok(url.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ids_are_unique_valid_and_prefixed() {
+        let mut ids = ClientIds::new("mmRun.7:a/b_c-d").unwrap();
+        let a = ids.next();
+        let b = ids.next();
+        assert_eq!((a.as_str(), b.as_str()), ("mmRun.7:a/b_c-d-1", "mmRun.7:a/b_c-d-2"));
+        let mut big = ClientIds { prefix: "x".repeat(15), next: u64::MAX };
+        assert_eq!(big.next().as_str().len(), 36);
+        assert!(ClientOrderId::new(big.next().as_str()).is_ok());
+        for bad in ["", "sixteen-chars-xx", "has space", "ünï"] {
+            assert!(ClientIds::new(bad).is_err(), "{bad}");
+        }
+        assert!(ClientOrderId::new(&"a".repeat(37)).is_err());
+        let p = ClientIds::prefix_from_clock();
+        assert!(ClientIds::new(&p).is_ok(), "{p}");
+    }
+
+    #[test]
+    fn base_urls_are_https_or_loopback() {
+        assert_eq!(validate_base("https://api.binance.com/").unwrap(), "https://api.binance.com");
+        assert!(validate_base(TESTNET_URL).is_ok());
+        assert!(validate_base("http://127.0.0.1:8080").is_ok());
+        assert!(validate_base("http://[::1]:8080").is_ok());
+        assert!(validate_base("http://api.binance.com").is_err());
+        assert!(validate_base("api.binance.com").is_err());
+        assert!(validate_base("https://").is_err());
+    }
+
+    #[test]
+    fn order_parameters_are_exact_decimals() {
+        let id = ClientOrderId::new("mm-1").unwrap();
+        let q = order_params("BTCUSDT", Side::Sell, "60123.45".parse().unwrap(), Qty(1), &id);
+        assert_eq!(
+            q,
+            "symbol=BTCUSDT&side=SELL&type=LIMIT_MAKER&quantity=0.00000001&price=60123.45&newClientOrderId=mm-1\
+             &newOrderRespType=RESULT"
+        );
+    }
+}
