@@ -187,15 +187,13 @@ pub fn run_session(
                 reload_flag = Some(w.reload_handle());
                 watcher = Some(w);
                 std::thread::Builder::new().name("mmbot-session".into()).spawn(move || {
-                    let run = run_paper(source, files, &config, s, stop, side);
-                    finished.store(true, Ordering::Relaxed);
-                    run
+                    let _done = Finished(finished);
+                    run_paper(source, files, &config, s, stop, side)
                 })?
             }
             None => std::thread::Builder::new().name("mmbot-session".into()).spawn(move || {
-                let run = run_paper(source, files, &config, NativeStrategy, stop, side);
-                finished.store(true, Ordering::Relaxed);
-                run
+                let _done = Finished(finished);
+                run_paper(source, files, &config, NativeStrategy, stop, side)
             })?,
         }
     };
@@ -248,6 +246,16 @@ pub fn run_session(
     run.report.trading.advice_updates = ai.ok;
     run.report.ai = Some(ai.to_json());
     Ok(run)
+}
+
+/// Raises the session's `finished` flag when the run ends, also by a
+/// panic, so the view and the stats thread never wait forever.
+struct Finished(Arc<AtomicBool>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// One status line.
