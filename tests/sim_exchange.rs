@@ -290,7 +290,7 @@ fn user_data(sim: &Sim) -> Ws {
     // The sim's clock is the wall clock here (no offset fault).
     let ts = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).to_string();
     let sig = HmacKey::new(SECRET).unwrap().sign_hex(ws_api_payload(&[("apiKey", KEY), ("timestamp", &ts)]).as_bytes());
-    ws.send(Message::text(format!(r#"{{"id":"p1","method":"ping"}}"#))).unwrap();
+    ws.send(Message::text(r#"{"id":"p1","method":"ping"}"#)).unwrap();
     ws.send(Message::text(format!(
         r#"{{"id":"s1","method":"userDataStream.subscribe.signature","params":{{"apiKey":"{KEY}","timestamp":{ts},"signature":"{sig}"}}}}"#
     )))
