@@ -432,3 +432,32 @@ fn user_data_connections_are_dropped_on_the_fault() {
         }
     }
 }
+
+#[test]
+fn ed25519_keys_sign_rest_requests() {
+    // RFC 8410 section 10.3's example key (not a secret anywhere).
+    let pem = "-----BEGIN PRIVATE KEY-----\n\
+               MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n\
+               -----END PRIVATE KEY-----\n";
+    let key = mmbot::exec::binance::sign::Ed25519Key::from_pem(pem, "RFC 8410").unwrap();
+    let account = SimAccount {
+        api_key: "edKey0123456789".into(),
+        key: mmbot::sim::exchange::SimKey::Ed25519(key.public_key().to_vec()),
+        balances: vec![("USDT".into(), q("1000"))],
+        commission: 0,
+    };
+    let sim = Sim::start(SimConfig { accounts: vec![account], ..SimConfig::default() }).unwrap();
+    let mut cfg = RestConfig::with_base(&sim.http_base());
+    cfg.timeout = Duration::from_secs(5);
+    let mut c = RestClient::new(&cfg, Credentials::ed25519("edKey0123456789", key).unwrap()).unwrap();
+    let acct = c.account().unwrap();
+    assert_eq!(acct.balance("USDT").unwrap().free, q("1000"));
+    // The same key id with another key's signature is refused.
+    let other = mmbot::exec::binance::sign::Ed25519Key::from_pkcs8_der(
+        &ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap().as_ref().to_vec(),
+        "generated",
+    )
+    .unwrap();
+    let mut bad = RestClient::new(&cfg, Credentials::ed25519("edKey0123456789", other).unwrap()).unwrap();
+    assert_eq!(bad.account().unwrap_err().code(), Some(-1022));
+}
