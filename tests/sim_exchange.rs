@@ -454,7 +454,7 @@ fn ed25519_keys_sign_rest_requests() {
     assert_eq!(acct.balance("USDT").unwrap().free, q("1000"));
     // The same key id with another key's signature is refused.
     let other = mmbot::exec::binance::sign::Ed25519Key::from_pkcs8_der(
-        &ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap().as_ref(),
+        ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap().as_ref(),
         "generated",
     )
     .unwrap();
