@@ -81,6 +81,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         faults,
         ping_every: Duration::from_secs(20),
         record_tops: false,
+        accounts: Vec::new(),
     })?;
     let symbol = Symbol::new(b"BTCUSDT");
     config.hot.symbol = Some(symbol);

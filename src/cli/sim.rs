@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli::feed_args::parse_duration;
 use crate::cli::record::ctrl_c_flag;
+use crate::sim::exchange::SimAccount;
 use crate::sim::faults::Faults;
 use crate::sim::flow::SimMarket;
 use crate::sim::{Sim, SimConfig, SimSource};
@@ -70,6 +71,37 @@ pub struct SimArgs {
     /// Fault: serve the first N REST snapshots stale.
     #[arg(long, default_value_t = 0)]
     pub stale_snapshots: u32,
+    /// A trading account, `API_KEY:HMAC_SECRET` (repeat for several); each
+    /// starts with the `--balance` amounts.
+    #[arg(long = "account")]
+    pub accounts: Vec<String>,
+    /// Starting balance of every account, `ASSET=AMOUNT` (repeat).
+    #[arg(long = "balance", default_values_t = ["BTC=1".to_string(), "USDT=100000".to_string()])]
+    pub balances: Vec<String>,
+    /// Maker commission rate of every account (0.001 = 0.1%).
+    #[arg(long, default_value = "0.001")]
+    pub commission: String,
+    /// Fault: answer every Nth order request with HTTP 429.
+    #[arg(long, default_value_t = 0)]
+    pub throttle_order_every: u64,
+    /// Fault: answer every Nth order request with HTTP 418 (IP ban).
+    #[arg(long, default_value_t = 0)]
+    pub ban_order_every: u64,
+    /// Fault: place every Nth order, then answer HTTP 503 (fate unknown).
+    #[arg(long, default_value_t = 0)]
+    pub error_after_order_every: u64,
+    /// Fault: hold the answer to every Nth order request by --order-delay.
+    #[arg(long, default_value_t = 0)]
+    pub delay_order_every: u64,
+    /// How long --delay-order-every holds an answer.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub order_delay: Duration,
+    /// Fault: drop each user-data (/ws-api/v3) connection this long after it opened.
+    #[arg(long, value_parser = parse_duration)]
+    pub drop_user_data_every: Option<Duration>,
+    /// Fault: the exchange clock is this many ms ahead (negative: behind).
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    pub clock_offset_ms: i64,
 }
 
 pub fn run(args: SimArgs) -> anyhow::Result<i32> {
@@ -96,7 +128,35 @@ pub fn run(args: SimArgs) -> anyhow::Result<i32> {
         ignore_pings: args.ignore_pings,
         refuse_for: args.refuse_for.unwrap_or_default(),
         stale_snapshots: args.stale_snapshots,
+        throttle_order_every: args.throttle_order_every,
+        ban_order_every: args.ban_order_every,
+        error_after_order_every: args.error_after_order_every,
+        delay_order_every: args.delay_order_every,
+        order_delay: args.order_delay,
+        drop_user_data_every: args.drop_user_data_every,
+        clock_offset_ms: args.clock_offset_ms,
     };
+    let mut balances = Vec::new();
+    for b in &args.balances {
+        let (asset, amount) =
+            b.split_once('=').ok_or_else(|| anyhow::anyhow!("--balance {b:?}: use ASSET=AMOUNT, e.g. USDT=10000"))?;
+        let _: crate::hot::fixed::Qty =
+            amount.parse().map_err(|e| anyhow::anyhow!("--balance {b:?}: {amount:?} is not a decimal ({e})"))?;
+        balances.push((asset.to_ascii_uppercase(), amount.to_string()));
+    }
+    let _: crate::hot::fixed::Qty = args
+        .commission
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--commission {:?} is not a decimal ({e})", args.commission))?;
+    let mut accounts = Vec::new();
+    for a in &args.accounts {
+        let (key, secret) = a
+            .split_once(':')
+            .filter(|(k, s)| !k.is_empty() && !s.is_empty())
+            .ok_or_else(|| anyhow::anyhow!("--account: use API_KEY:HMAC_SECRET (both non-empty)"))?;
+        let bal: Vec<(&str, &str)> = balances.iter().map(|(a, v)| (a.as_str(), v.as_str())).collect();
+        accounts.push(SimAccount::hmac(key, secret, &bal, &args.commission));
+    }
     let symbols: Vec<String> = args.symbols.iter().map(|s| s.to_ascii_uppercase()).collect();
     let fault_text = faults.describe();
     let sim = Sim::start(SimConfig {
@@ -107,6 +167,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<i32> {
         faults,
         ping_every: args.ping_every,
         record_tops: false,
+        accounts,
     })?;
     let streams: Vec<String> = symbols.iter().map(|s| format!("{}@depth@100ms", s.to_ascii_lowercase())).collect();
     eprintln!("mmbot sim: listening on {} ({}); faults: {fault_text}", sim.addr(), args.market);

@@ -4,7 +4,12 @@
 //! They are the failures a live Binance feed really shows: a lost diff (a
 //! gap the bot must resync from), dropped connections, late frames, garbage
 //! frames, `serverShutdown`, a peer that stops answering pings, refused
-//! connections, and a REST snapshot older than the stream.
+//! connections, and a REST snapshot older than the stream. On the trading
+//! side ([`crate::sim::exchange`]): 429 and 418 answers to order requests,
+//! a 5xx answer after the order was placed (its fate unknown to the
+//! client), an answer held past the client's timeout, user-data
+//! connections dropped, and an exchange clock that is off (clients must
+//! sync before signing).
 
 use std::time::Duration;
 
@@ -28,6 +33,22 @@ pub struct Faults {
     pub refuse_for: Duration,
     /// Serve the first N REST snapshots stale (older than the stream).
     pub stale_snapshots: u32,
+    /// Answer every Nth order request (new order, cancelReplace) with HTTP
+    /// 429, `Retry-After: 1`, before it reaches the engine (0: never).
+    pub throttle_order_every: u64,
+    /// Answer every Nth order request with HTTP 418 (an IP ban) (0: never).
+    pub ban_order_every: u64,
+    /// Place every Nth order request, then answer HTTP 503 (0: never):
+    /// Binance's "execution status unknown".
+    pub error_after_order_every: u64,
+    /// Hold the answer to every Nth order request `order_delay` after
+    /// acting on it (0: never): a client timeout with the order placed.
+    pub delay_order_every: u64,
+    pub order_delay: Duration,
+    /// Close each user-data (`/ws-api/v3`) connection this long after it opened.
+    pub drop_user_data_every: Option<Duration>,
+    /// The exchange clock minus the wall clock, ms (e.g. 3000: 3 s ahead).
+    pub clock_offset_ms: i64,
 }
 
 impl Faults {
@@ -57,6 +78,28 @@ impl Faults {
         }
         if self.stale_snapshots > 0 {
             on.push(format!("first {} snapshots stale", self.stale_snapshots));
+        }
+        if self.throttle_order_every > 0 {
+            on.push(format!("HTTP 429 every {}th order", self.throttle_order_every));
+        }
+        if self.ban_order_every > 0 {
+            on.push(format!("HTTP 418 every {}th order", self.ban_order_every));
+        }
+        if self.error_after_order_every > 0 {
+            on.push(format!("HTTP 503 after placing every {}th order", self.error_after_order_every));
+        }
+        if self.delay_order_every > 0 {
+            on.push(format!(
+                "answer to every {}th order held {} ms",
+                self.delay_order_every,
+                self.order_delay.as_millis()
+            ));
+        }
+        if let Some(d) = self.drop_user_data_every {
+            on.push(format!("user-data connections dropped every {:.1} s", d.as_secs_f64()));
+        }
+        if self.clock_offset_ms != 0 {
+            on.push(format!("exchange clock {:+} ms", self.clock_offset_ms));
         }
         if on.is_empty() {
             "none".into()

@@ -5,9 +5,12 @@
 //! [`flow`] is the seeded order-flow model behind `--synthetic`; [`market`]
 //! holds the true book (model or replayed recording) that REST snapshots are
 //! cut from; [`server`] speaks WebSocket and REST; [`faults`] are the
-//! failures it can inject. [`Sim::start`] runs it all on threads and hands
+//! failures it can inject; [`exchange`] is the trading side (signed orders,
+//! a matching engine fed by the market's trades, the user-data stream).
+//! [`Sim::start`] runs it all on threads and hands
 //! back a handle tests use to read the true book and the counters.
 
+pub mod exchange;
 pub mod faults;
 pub mod flow;
 pub mod market;
@@ -20,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::sim::exchange::{Exchange, SimAccount, SimBalance, SimFill, SimOrder};
 use crate::sim::faults::Faults;
 use crate::sim::flow::{SimMarket, TopAt};
 use crate::sim::market::{advance, MarketState, SimClock, TrueBook};
@@ -48,6 +52,8 @@ pub struct SimConfig {
     pub ping_every: Duration,
     /// Keep the top of book after every update id (tests check quotes).
     pub record_tops: bool,
+    /// Trading accounts (none: every signed request is refused with -2015).
+    pub accounts: Vec<SimAccount>,
 }
 
 impl Default for SimConfig {
@@ -60,6 +66,7 @@ impl Default for SimConfig {
             faults: Faults::default(),
             ping_every: Duration::from_secs(20),
             record_tops: false,
+            accounts: Vec::new(),
         }
     }
 }
@@ -105,6 +112,7 @@ impl Sim {
             stop: Default::default(),
             paused: Default::default(),
             clients: Mutex::new(Vec::new()),
+            exchange: Exchange::new(&cfg.symbols, &cfg.accounts, cfg.faults.clone()),
         });
         let clock = Arc::new(Mutex::new(SimClock::new(start_ms)));
         let mut threads = Vec::new();
@@ -208,6 +216,27 @@ impl Sim {
         self.shared.market.lock().unwrap_or_else(|p| p.into_inner()).finished()
     }
 
+    /// Balances of the account with `api_key` (`None`: no such account).
+    pub fn account(&self, api_key: &str) -> Option<Vec<SimBalance>> {
+        self.shared.exchange.account(api_key)
+    }
+
+    /// The open orders of the account with `api_key`.
+    pub fn orders(&self, api_key: &str) -> Vec<SimOrder> {
+        self.shared.exchange.orders(api_key)
+    }
+
+    /// Every fill of the account with `api_key`, oldest first.
+    pub fn fills(&self, api_key: &str) -> Vec<SimFill> {
+        self.shared.exchange.fills(api_key)
+    }
+
+    /// Deposits (`delta` > 0) or withdraws `delta` of `asset` (1e-8 units),
+    /// pushing `balanceUpdate`; false for an unknown key.
+    pub fn adjust_balance(&self, api_key: &str, asset: &str, delta: i64) -> bool {
+        self.shared.exchange.adjust_balance(api_key, asset, delta)
+    }
+
     /// Live WebSocket clients now.
     pub fn clients(&self) -> usize {
         self.shared.clients.lock().unwrap_or_else(|p| p.into_inner()).len()
@@ -229,6 +258,11 @@ impl Stepper {
         let mut diffs = self.diffs.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = Vec::new();
         advance(&self.shared.market, self.start_ms, now_ms, &mut out);
+        // Trades fill resting orders before clients see them, so a fill's
+        // user-data event never trails the trade that caused it by a turn.
+        for f in out.iter().filter(|f| f.kind == flow::StreamKind::Trade) {
+            self.shared.exchange.on_trade(f.symbol, &f.payload);
+        }
         if faults && self.drop_every > 0 {
             out.retain(|f| {
                 if f.kind != flow::StreamKind::Depth {

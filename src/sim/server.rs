@@ -11,7 +11,10 @@
 //!
 //! REST: `/api/v3/depth`, `/fapi/v1/depth` (snapshots consistent with the
 //! streams: the book at its current update id, which the next diff
-//! straddles), `/api/v3/exchangeInfo`, `/api/v3/time`, `/fapi/v1/time`.
+//! straddles), `/api/v3/exchangeInfo`, `/api/v3/time`, `/fapi/v1/time`;
+//! and the signed trading endpoints of [`crate::sim::exchange`] (orders,
+//! cancels, cancelReplace, queries, account), with the user-data stream on
+//! the WebSocket API path `/ws-api/v3`.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -24,6 +27,7 @@ use std::time::{Duration, Instant};
 use tungstenite::protocol::Role;
 use tungstenite::{Message, WebSocket};
 
+use crate::sim::exchange::{Exchange, Request, WsSession};
 use crate::sim::faults::{Faults, MALFORMED};
 use crate::sim::flow::{SimMarket, StreamKind};
 use crate::sim::market::{parse_stream_name, MarketState, Outgoing};
@@ -67,6 +71,8 @@ pub struct Shared {
     /// Broadcast: one bounded queue per live WebSocket client; a client that
     /// falls this far behind is dropped, as an exchange drops slow readers.
     pub clients: Mutex<Vec<SyncSender<Arc<Outgoing>>>>,
+    /// The trading side: accounts, orders, the matching engine.
+    pub exchange: Exchange,
 }
 
 /// Frames queued per client before it counts as too slow.
@@ -131,6 +137,11 @@ fn handle(mut sock: TcpStream, sh: &Shared) -> io::Result<()> {
         return respond(&mut sock, "400 Bad Request", r#"{"code":-1100,"msg":"Malformed request."}"#, "");
     }
     let path = req.path.unwrap_or("/").to_string();
+    let method = req.method.unwrap_or("GET").to_string();
+    let head_len = match req.parse(&head) {
+        Ok(httparse::Status::Complete(n)) => n,
+        _ => head.len(),
+    };
     let header = |name: &str| {
         req.headers
             .iter()
@@ -142,8 +153,28 @@ fn handle(mut sock: TcpStream, sh: &Shared) -> io::Result<()> {
         let key = header("sec-websocket-key").unwrap_or_default();
         return websocket(sock, sh, &path, &key);
     }
-    rest(sock, sh, &path)
+    let api_key = header("x-mbx-apikey");
+    let body_len = header("content-length").and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(0);
+    if body_len > MAX_BODY {
+        sh.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
+        return respond(&mut sock, "413 Payload Too Large", r#"{"code":-1100,"msg":"Request body too large."}"#, "");
+    }
+    let mut body = head.get(head_len..).unwrap_or_default().to_vec();
+    let mut buf = [0u8; 1024];
+    while body.len() < body_len {
+        let n = sock.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&buf[..n]);
+    }
+    body.truncate(body_len);
+    let body = String::from_utf8_lossy(&body).into_owned();
+    rest(sock, sh, &method, &path, api_key.as_deref(), &body)
 }
+
+/// Largest request body read (Binance parameters are a few hundred bytes).
+const MAX_BODY: usize = 64 << 10;
 
 /// Splits `/path?a=1&b=2` and finds a query parameter.
 fn query<'a>(path: &'a str, name: &str) -> Option<&'a str> {
@@ -151,10 +182,29 @@ fn query<'a>(path: &'a str, name: &str) -> Option<&'a str> {
     q.split('&').find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v))
 }
 
-fn rest(mut sock: TcpStream, sh: &Shared, path: &str) -> io::Result<()> {
+fn rest(
+    mut sock: TcpStream,
+    sh: &Shared,
+    method: &str,
+    path: &str,
+    api_key: Option<&str>,
+    body: &str,
+) -> io::Result<()> {
     sh.counters.rest_requests.fetch_add(1, Ordering::Relaxed);
-    let route = path.split('?').next().unwrap_or("/");
-    let now_ms = crate::feed::snapshot::wall_ns() / 1_000_000;
+    let (route, raw_query) = path.split_once('?').unwrap_or((path, ""));
+    // The exchange's clock (the clock-offset fault shifts it).
+    let now_ms = sh.exchange.now_ms();
+    let req = Request { method, route, query: raw_query, body, api_key };
+    let book = |symbol: &str| {
+        let m = sh.market.lock().unwrap_or_else(|p| p.into_inner());
+        m.symbol_index(symbol).and_then(|i| m.true_book(i))
+    };
+    if let Some(reply) = sh.exchange.handle(&req, &book) {
+        if !reply.delay.is_zero() {
+            std::thread::sleep(reply.delay);
+        }
+        return respond(&mut sock, &status_line(reply.status), &reply.body, &reply.headers);
+    }
     match route {
         "/api/v3/depth" | "/fapi/v1/depth" => {
             let Some(symbol) = query(path, "symbol") else {
@@ -190,18 +240,37 @@ fn rest(mut sock: TcpStream, sh: &Shared, path: &str) -> io::Result<()> {
                 ),
             }
         }
-        "/api/v3/time" | "/fapi/v1/time" => respond(&mut sock, "200 OK", &format!("{{\"serverTime\":{now_ms}}}"), ""),
+        "/api/v3/time" | "/fapi/v1/time" => {
+            let w = sh.exchange.weigh(1);
+            respond(&mut sock, "200 OK", &format!("{{\"serverTime\":{now_ms}}}"), &w)
+        }
         "/api/v3/exchangeInfo" | "/fapi/v1/exchangeInfo" => {
             let market = sh.market.lock().unwrap_or_else(|p| p.into_inner());
             let body = exchange_info(&market.symbols, now_ms);
             drop(market);
-            respond(&mut sock, "200 OK", &body, "")
+            let w = sh.exchange.weigh(20);
+            respond(&mut sock, "200 OK", &body, &w)
         }
         _ => {
             sh.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
             respond(&mut sock, "404 Not Found", r#"{"code":-1000,"msg":"Unknown endpoint."}"#, "")
         }
     }
+}
+
+fn status_line(code: u16) -> String {
+    let text = match code {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        409 => "Conflict",
+        418 => "I'm a teapot",
+        429 => "Too Many Requests",
+        503 => "Service Unavailable",
+        _ => "Error",
+    };
+    format!("{code} {text}")
 }
 
 /// exchangeInfo for the simulated symbols (BTCUSDT-like filters, which is
@@ -214,14 +283,16 @@ fn exchange_info(symbols: &[String], now_ms: i64) -> String {
             let base = &s[..s.len() - quote.len()];
             format!(
                 concat!(
-                    r#"{{"symbol":"{s}","status":"TRADING","baseAsset":"{base}","quoteAsset":"{quote}","#,
+                    r#"{{"symbol":"{s}","status":"TRADING","baseAsset":"{base}","quoteAsset":"{quote}","orderTypes":{types},"#,
+                    r#""cancelReplaceAllowed":true,"#,
                     r#""filters":[{{"filterType":"PRICE_FILTER","minPrice":"0.01000000","maxPrice":"1000000.00000000","tickSize":"0.01000000"}},"#,
                     r#"{{"filterType":"LOT_SIZE","minQty":"0.00001000","maxQty":"9000.00000000","stepSize":"0.00001000"}},"#,
                     r#"{{"filterType":"NOTIONAL","minNotional":"5.00000000","applyMinToMarket":true,"maxNotional":"9000000.00000000","applyMaxToMarket":false,"avgPriceMins":5}}]}}"#
                 ),
                 s = s,
                 base = base,
-                quote = quote
+                quote = quote,
+                types = crate::sim::exchange::ORDER_TYPES
             )
         })
         .collect();
@@ -262,6 +333,9 @@ fn websocket(mut sock: TcpStream, sh: &Shared, path: &str, key: &str) -> io::Res
     if sh.started.elapsed() < sh.faults.refuse_for {
         sh.counters.ws_refused.fetch_add(1, Ordering::Relaxed);
         return respond(&mut sock, "503 Service Unavailable", r#"{"code":-1,"msg":"simulated refusal"}"#, "");
+    }
+    if path.split('?').next() == Some("/ws-api/v3") {
+        return ws_api(sock, sh, key);
     }
     let Some((subs, combined)) = subscription(sh, path) else {
         sh.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
@@ -395,6 +469,68 @@ fn pump(
             Err(e) => return Err(io_err(e)),
         }
     }
+}
+
+/// The WebSocket API: requests answered by the exchange, user-data events
+/// pushed as they happen, pings both ways as on the market streams.
+fn ws_api(mut sock: TcpStream, sh: &Shared, key: &str) -> io::Result<()> {
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let head = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+    );
+    sock.write_all(head.as_bytes())?;
+    sock.set_read_timeout(Some(Duration::from_millis(2)))?;
+    sock.set_write_timeout(Some(Duration::from_secs(5)))?;
+    let mut ws = WebSocket::from_raw_socket(sock, Role::Server, None);
+    sh.counters.ws_connections.fetch_add(1, Ordering::Relaxed);
+    let io_err = |e: tungstenite::Error| io::Error::other(e.to_string());
+    let opened = Instant::now();
+    let mut last_ping = Instant::now();
+    let mut session = WsSession::default();
+    let mut events = Vec::new();
+    let result = loop {
+        if sh.stop.load(Ordering::Relaxed) {
+            break Ok(());
+        }
+        if sh.faults.drop_user_data_every.is_some_and(|d| opened.elapsed() >= d) {
+            sh.counters.forced_disconnects.fetch_add(1, Ordering::Relaxed);
+            // Dropped without a close frame, as a broken connection is.
+            return Ok(());
+        }
+        session.drain(&mut events);
+        for e in events.drain(..) {
+            if let Err(e) = ws.write(Message::text(e)) {
+                return Err(io_err(e));
+            }
+            sh.counters.frames_sent.fetch_add(1, Ordering::Relaxed);
+        }
+        if last_ping.elapsed() >= sh.ping_every {
+            last_ping = Instant::now();
+            ws.write(Message::Ping(Vec::new().into())).map_err(io_err)?;
+            sh.counters.pings_sent.fetch_add(1, Ordering::Relaxed);
+        }
+        ws.flush().map_err(io_err)?;
+        match ws.read() {
+            Ok(Message::Text(t)) => {
+                let reply = sh.exchange.ws_request(t.as_str(), &mut session);
+                ws.write(Message::text(reply)).map_err(io_err)?;
+            }
+            Ok(Message::Ping(_)) => {
+                sh.counters.client_pings.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Message::Pong(_)) => {
+                sh.counters.pongs_ok.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Message::Close(_)) => break Ok(()),
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+            Err(e) => break Err(io_err(e)),
+        }
+    };
+    let _ = ws.close(None);
+    let _ = ws.flush();
+    result
 }
 
 /// Sends `frames` to every client (dropping clients that left).
