@@ -9,9 +9,12 @@
 
 pub mod binance;
 pub mod journal;
+pub mod live;
+pub mod live_config;
 pub mod paper;
 pub mod position;
 pub mod risk;
+pub mod userdata;
 
 use crate::hot::fixed::{Price, Qty};
 use crate::hot::msg::{Level, Symbol};
