@@ -578,7 +578,11 @@ fn start(name: &str, cancel_replace: bool, max_order_notional: &str) -> Setup {
 
 fn start_with(name: &str, dbl: Double, max_order_notional: &str, orphans: &str) -> Setup {
     let dir = common::temp_dir(&format!("live-{name}"));
-    let cfg = config(&dbl, &dir, max_order_notional, orphans);
+    start_in(&dir, dbl, max_order_notional, orphans)
+}
+
+fn start_in(dir: &std::path::Path, dbl: Double, max_order_notional: &str, orphans: &str) -> Setup {
+    let cfg = config(&dbl, dir, max_order_notional, orphans);
     let mut rc = RestConfig::with_base(&cfg.rest_url);
     rc.timeout = Duration::from_secs(3);
     let rest = RestClient::new(&rc, Credentials::hmac(API_KEY, SECRET).unwrap()).unwrap();
@@ -630,6 +634,8 @@ impl Setup {
     /// The journal, the double and the manager agree on the position, and
     /// the journal's latest order states match the double's open orders.
     fn agree(&mut self) {
+        let fills = &mut self.fills;
+        self.ex.poll(&mut |f| fills.push(f));
         let pos = self.ex.position().qty().0;
         let from_journal = self.ex.journal().position_from_fills(sym()).unwrap().position.qty().0;
         assert_eq!((pos, from_journal), (self.dbl.net(), self.dbl.net()), "positions disagree");
@@ -656,7 +662,8 @@ fn quotes_become_rounded_limit_maker_orders_replaced_and_canceled() {
         // Bid rounded down, ask up, size down to the step.
         assert_eq!((bid.price, bid.qty), (fx("59999.98"), fx("0.00123")));
         assert_eq!((ask.price, ask.qty), (fx("60010.01"), fx("0.001")));
-        assert!(bid.client_id.starts_with("t1-") && ask.client_id.starts_with("t1-"));
+        let prefix = format!("{}-", t.ex.client_prefix());
+        assert!(prefix.starts_with("t1") && bid.client_id.starts_with(&prefix) && ask.client_id.starts_with(&prefix));
         assert_eq!(t.ex.working_bid().unwrap().price, Price(fx("59999.98")));
         // Same quote (after rounding): kept, nothing sent.
         let before = t.dbl.st().log.len();
@@ -817,6 +824,33 @@ fn the_kill_switch_cancels_everything_and_stops() {
         c.query_row("SELECT exit_status FROM runs ORDER BY id DESC LIMIT 1", [], |r| r.get(0)).unwrap();
     assert!(status.contains("signal"), "{status}");
     t.agree();
+}
+
+#[test]
+fn the_manager_can_move_to_the_exec_thread() {
+    fn send<T: Send>() {}
+    send::<LiveExchange>();
+}
+
+#[test]
+fn a_restart_settles_what_the_last_run_left_open_and_recovers_its_fills() {
+    let mut t = start("restart", true, "1000");
+    t.quote(Some(("59999.98", "0.001")), None);
+    let id = t.ex.working_client_id(Side::Buy).unwrap().to_string();
+    // The process dies (no stop: nothing cancelled), and the order fills
+    // while nobody watches.
+    let Setup { dbl, ex, journal_path, .. } = t;
+    drop(ex);
+    dbl.st().ws_epoch += 1;
+    dbl.fill(&id, fx("0.001"));
+    let mut t = start_in(journal_path.parent().unwrap(), dbl, "1000", "cancel");
+    assert_eq!(t.journal_path, journal_path);
+    assert_eq!(t.ex.stats().fills_recovered, 1);
+    assert_eq!(t.ex.position().qty(), Qty(fx("0.001")));
+    let last = t.ex.journal().last_state(&id).unwrap().unwrap();
+    assert_eq!(last.event.status, mmbot::exec::journal::OrderStatus::Filled);
+    t.agree();
+    t.ex.stop();
 }
 
 #[test]

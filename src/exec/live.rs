@@ -189,6 +189,9 @@ impl LiveOrder {
 const BID: usize = 0;
 const ASK: usize = 1;
 
+/// How many earlier runs' journal entries are reconciled at start.
+const EARLIER_RUNS: i64 = 50;
+
 fn slot_of(side: Side) -> usize {
     match side {
         Side::Buy => BID,
@@ -284,7 +287,12 @@ impl LiveExchange {
             .symbol(&name)
             .cloned()
             .ok_or_else(|| LiveError::Setup(format!("exchangeInfo has no rules for {name}")))?;
-        let ids = ClientIds::new(&cfg.run_prefix.clone().unwrap_or_else(ClientIds::prefix_from_clock))?;
+        // The configured base plus the start time in base 36: ids stay
+        // unique across restarts even with a fixed base (the counter
+        // restarts at 1 every run).
+        let clock = ClientIds::prefix_from_clock();
+        let base = cfg.run_prefix.as_deref().unwrap_or("mm");
+        let ids = ClientIds::new(&format!("{base}{}", clock.trim_start_matches("mm")))?;
         let run = journal.start_run(RunInfo {
             mode: cfg.mode,
             symbols: vec![name.clone()],
@@ -316,6 +324,7 @@ impl LiveExchange {
         };
         ex.refresh_account()?;
         ex.reconcile_orders()?;
+        ex.reconcile_journal()?;
         Ok(ex)
     }
 
@@ -373,6 +382,11 @@ impl LiveExchange {
     /// The working ask.
     pub fn working_ask(&self) -> Option<WorkingOrder> {
         self.sides[ASK].as_ref().map(working)
+    }
+
+    /// The prefix of this run's client order ids (`{prefix}-{n}`).
+    pub fn client_prefix(&self) -> &str {
+        self.ids.prefix()
     }
 
     /// The client order id of the working order on `side`.
@@ -716,7 +730,7 @@ impl LiveExchange {
                         Some(format!("cancel: {why}")),
                     );
                     if c.executed_qty > o.filled {
-                        self.recover_fills(c.order_id);
+                        self.recover_fills(c.order_id, &o.client_id);
                     }
                     return;
                 }
@@ -903,7 +917,7 @@ impl LiveExchange {
             Some("cancel: replaced".into()),
         );
         if c.executed_qty > old.filled {
-            self.recover_fills(c.order_id);
+            self.recover_fills(c.order_id, &old.client_id);
         }
     }
 
@@ -915,7 +929,7 @@ impl LiveExchange {
         match self.rest.query_order_by_client_id(&name, &o.client_id) {
             Ok(q) => {
                 if q.executed_qty > o.filled {
-                    self.recover_fills(q.order_id);
+                    self.recover_fills(q.order_id, &o.client_id);
                 }
                 if q.status.is_open() {
                     if let Some(cur) = self.sides[s].as_mut() {
@@ -1163,7 +1177,7 @@ impl LiveExchange {
     }
 
     /// Fills of `order_id` the stream may have missed, from `myTrades`.
-    fn recover_fills(&mut self, order_id: u64) {
+    fn recover_fills(&mut self, order_id: u64, client_id: &str) {
         let name = self.symbol.as_str().to_string();
         let trades = match self.rest.my_trades(&name, order_id) {
             Ok(t) => t,
@@ -1173,16 +1187,9 @@ impl LiveExchange {
             }
         };
         for t in trades {
-            let client_id = self
-                .sides
-                .iter()
-                .flatten()
-                .find(|o| o.order_id == order_id)
-                .map(|o| o.client_id.clone())
-                .unwrap_or_else(|| format!("order-{order_id}"));
             let rec = FillRecord {
                 run: self.run,
-                client_id,
+                client_id: client_id.to_string(),
                 exchange_order_id: Some(order_id as i64),
                 symbol: self.symbol,
                 trade_id: t.id,
@@ -1236,7 +1243,7 @@ impl LiveExchange {
             match open.iter().find(|e| e.placed_client_order_id() == o.client_id) {
                 Some(e) => {
                     if e.executed_qty > o.filled {
-                        self.recover_fills(e.order_id);
+                        self.recover_fills(e.order_id, &o.client_id);
                     }
                     if let Some(cur) = self.sides[s].as_mut() {
                         cur.known = true;
@@ -1277,6 +1284,52 @@ impl LiveExchange {
                         c.executed_qty,
                         OrderStatus::Canceled,
                         Some("orphan canceled at reconciliation".into()),
+                    ),
+                    Err(err) => self.note_error(&err),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Orders that earlier runs left open (or unknown) in the journal and
+    /// that are not open on the exchange any more (those still open were
+    /// handled as orphans just before): journal their final state and
+    /// recover the fills they got while no run was watching.
+    fn reconcile_journal(&mut self) -> Result<(), LiveError> {
+        let name = self.symbol.as_str().to_string();
+        let first = self.run.0.saturating_sub(EARLIER_RUNS).max(1);
+        for r in first..self.run.0 {
+            for st in self.journal.open_orders(RunId(r))? {
+                let e = st.event;
+                if e.symbol != self.symbol {
+                    continue;
+                }
+                match self.rest.query_order_by_client_id(&name, &e.client_id) {
+                    Ok(q) => {
+                        if q.executed_qty > e.filled {
+                            self.recover_fills(q.order_id, &e.client_id);
+                        }
+                        self.record_raw(
+                            &e.client_id,
+                            Some(q.order_id),
+                            e.side,
+                            e.price,
+                            e.qty,
+                            q.executed_qty,
+                            journal_status(&q.status),
+                            Some(format!("settled at start (left open by run {r})")),
+                        );
+                    }
+                    Err(BinanceError::UnknownOrder { .. }) => self.record_raw(
+                        &e.client_id,
+                        None,
+                        e.side,
+                        e.price,
+                        e.qty,
+                        e.filled,
+                        OrderStatus::Rejected,
+                        Some(format!("not on the exchange (left {} by run {r})", e.status.as_str())),
                     ),
                     Err(err) => self.note_error(&err),
                 }

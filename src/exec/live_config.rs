@@ -91,7 +91,9 @@ pub struct LiveConfig {
     pub refresh_ticks: i64,
     /// Same meaning as `[paper] max_order_age_ms`.
     pub max_order_age: Duration,
-    /// Client order id prefix; `None`: one from the clock per run.
+    /// Start of every client order id (1 to 8 characters; `None`: `mm`).
+    /// The run appends its start time in base 36, so ids never repeat
+    /// across restarts.
     pub run_prefix: Option<String>,
 }
 
@@ -220,11 +222,11 @@ impl LiveConfig {
             return Err(invalid("max_order_age_ms", &0, "must be at least 1 (a large value never refreshes)"));
         }
         if let Some(p) = &raw.run_prefix {
-            if crate::exec::binance::ClientIds::new(p).is_err() {
+            if p.len() > 8 || crate::exec::binance::ClientIds::new(p).is_err() {
                 return Err(invalid(
                     "run_prefix",
                     &format!("{p:?}"),
-                    "must be 1 to 15 characters of A-Z a-z 0-9 . : / _ -",
+                    "must be 1 to 8 characters of A-Z a-z 0-9 . : / _ - (the run adds its start time)",
                 ));
             }
         }

@@ -393,7 +393,9 @@ impl Worker {
                         let ok = v.get("status").and_then(|s| s.as_i64()) == Some(200) && v.get("result").is_some();
                         return if ok { Ok(()) } else { Err(()) };
                     }
-                    self.handle(&v);
+                    if self.handle(&v) {
+                        return Err(());
+                    }
                 }
                 Ok(_) => {}
                 Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -411,7 +413,10 @@ impl Worker {
                 Ok(Message::Text(t)) => {
                     self.counters.frames.fetch_add(1, Ordering::Relaxed);
                     match serde_json::from_str::<serde_json::Value>(t.as_str()) {
-                        Ok(v) => self.handle(&v),
+                        // The server ended the subscription: subscribe again
+                        // on a fresh connection.
+                        Ok(v) if self.handle(&v) => return,
+                        Ok(_) => {}
                         Err(_) => {
                             self.counters.bad_frames.fetch_add(1, Ordering::Relaxed);
                         }
@@ -430,8 +435,9 @@ impl Worker {
     }
 
     /// One parsed frame: an event is handed on; anything else is ignored.
-    fn handle(&mut self, v: &serde_json::Value) {
-        let Some(ev) = v.get("event") else { return };
+    /// True for `eventStreamTerminated` (the subscription is over).
+    fn handle(&mut self, v: &serde_json::Value) -> bool {
+        let Some(ev) = v.get("event") else { return false };
         match ev.get("e").and_then(|e| e.as_str()) {
             Some("executionReport") => match parse_execution(ev) {
                 Some(r) => self.emit(UserEvent::Execution(r)),
@@ -454,8 +460,10 @@ impl Worker {
                     self.emit(UserEvent::BalanceDelta { asset, delta });
                 }
             }
+            Some("eventStreamTerminated") => return true,
             _ => {}
         }
+        false
     }
 }
 
