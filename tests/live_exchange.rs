@@ -85,6 +85,9 @@ struct State {
     cancel_replace: bool,
     /// Faults for the next matching request: "METHOD /path" -> 500 after doing it.
     fail_after: Vec<String>,
+    /// Error answers for the next matching request, before doing anything:
+    /// (label, status, code, msg, Retry-After seconds).
+    errors: Vec<(String, u16, i64, String, Option<u64>)>,
     /// Every user-data event pushed, in order; a connection sends those
     /// pushed after it subscribed.
     events: Vec<String>,
@@ -187,6 +190,10 @@ impl Double {
     /// Net base position from the double's trades (long > 0).
     fn net(&self) -> i64 {
         self.st().trades.iter().map(|t| if t.side == "BUY" { t.qty } else { -t.qty }).sum()
+    }
+
+    fn inject(&self, label: &str, status: u16, code: i64, msg: &str, retry_after: Option<u64>) {
+        self.st().errors.push((label.into(), status, code, msg.into(), retry_after));
     }
 
     fn subscriptions(&self) -> u64 {
@@ -306,9 +313,10 @@ fn serve_rest(mut s: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
                 .find(|h| h.name.eq_ignore_ascii_case("x-mbx-apikey"))
                 .map(|h| String::from_utf8_lossy(h.value).into_owned());
             buf.drain(..head_len);
-            let (status, body) = handle(state, &method, &target, key.as_deref());
+            let (status, body, retry) = handle(state, &method, &target, key.as_deref());
+            let retry = retry.map_or(String::new(), |r| format!("Retry-After: {r}\r\n"));
             let out = format!(
-                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n{retry}Content-Length: {}\r\n\r\n{body}",
                 body.len()
             );
             if s.write_all(out.as_bytes()).is_err() {
@@ -385,7 +393,24 @@ fn exchange_info(cancel_replace: bool) -> String {
     )
 }
 
-fn handle(state: &Mutex<State>, method: &str, target: &str, key: Option<&str>) -> (u16, String) {
+/// An answer: status, body, and a `Retry-After` header when set.
+type Answer = (u16, String, Option<u64>);
+
+fn handle(state: &Mutex<State>, method: &str, target: &str, key: Option<&str>) -> Answer {
+    let mut st = state.lock().unwrap();
+    let (path, _) = target.split_once('?').unwrap_or((target, ""));
+    let label = format!("{method} {path}");
+    if let Some(i) = st.errors.iter().position(|e| e.0 == label) {
+        st.log.push(label.clone());
+        let (_, status, code, msg, retry) = st.errors.remove(i);
+        return (status, format!("{{\"code\":{code},\"msg\":\"{msg}\"}}"), retry);
+    }
+    drop(st);
+    let (status, body) = route(state, method, target, key);
+    (status, body, None)
+}
+
+fn route(state: &Mutex<State>, method: &str, target: &str, key: Option<&str>) -> (u16, String) {
     let mut st = state.lock().unwrap();
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let label = format!("{method} {path}");
@@ -823,6 +848,63 @@ fn the_kill_switch_cancels_everything_and_stops() {
     let status: String =
         c.query_row("SELECT exit_status FROM runs ORDER BY id DESC LIMIT 1", [], |r| r.get(0)).unwrap();
     assert!(status.contains("signal"), "{status}");
+    t.agree();
+}
+
+#[test]
+fn a_timestamp_error_resyncs_the_clock_and_retries_once() {
+    let mut t = start("resync", true, "1000");
+    let times = t.dbl.count("GET /api/v3/time");
+    t.dbl.inject("POST /api/v3/order", 400, -1021, "Timestamp for this request is outside of the recvWindow.", None);
+    t.quote(Some(("59999.98", "0.001")), None);
+    assert_eq!(t.dbl.count("GET /api/v3/time"), times + 1);
+    assert_eq!(t.dbl.count("POST /api/v3/order"), 2);
+    assert_eq!(t.dbl.open_orders().len(), 1);
+    assert_eq!(t.ex.stats().clock_resyncs, 1);
+    // Twice in a row: retried once only, then refused and journaled.
+    t.dbl.inject("POST /api/v3/order", 400, -1021, "Timestamp for this request is outside of the recvWindow.", None);
+    t.dbl.inject("POST /api/v3/order", 400, -1021, "Timestamp for this request is outside of the recvWindow.", None);
+    t.quote(Some(("59999.98", "0.001")), Some(("60010", "0.001")));
+    assert_eq!(t.dbl.count("POST /api/v3/order"), 4);
+    assert!(t.ex.working_ask().is_none());
+    assert_eq!(t.ex.stats().rejected, 1);
+    t.agree();
+    t.ex.stop();
+}
+
+#[test]
+fn would_take_waits_for_the_next_quote_and_429_backs_off() {
+    let mut t = start("requote", true, "1000");
+    // A bid at the best ask would take: refused by the exchange, not retried.
+    t.quote(Some(("60000.01", "0.001")), None);
+    assert_eq!((t.ex.stats().would_take, t.dbl.count("POST /api/v3/order")), (1, 1));
+    assert!(t.ex.working_bid().is_none());
+    t.quote(Some(("59999.98", "0.001")), None);
+    assert_eq!(t.dbl.count("POST /api/v3/order"), 2);
+    assert!(t.ex.working_bid().is_some());
+    // 429 with Retry-After: nothing is sent until it has passed.
+    t.dbl.inject("POST /api/v3/order", 429, -1003, "Too much request weight used.", Some(1));
+    t.quote(Some(("59999.98", "0.001")), Some(("60010", "0.001")));
+    assert_eq!(t.ex.stats().waits, 1);
+    let posts = t.dbl.count("POST /api/v3/order");
+    t.quote(Some(("59999.98", "0.001")), Some(("60010", "0.001")));
+    assert_eq!(t.dbl.count("POST /api/v3/order"), posts, "sent during the back-off");
+    std::thread::sleep(Duration::from_millis(1100));
+    t.quote(Some(("59999.98", "0.001")), Some(("60010", "0.001")));
+    assert!(t.ex.working_ask().is_some());
+    t.agree();
+    t.ex.stop();
+}
+
+#[test]
+fn an_ip_ban_stops_trading() {
+    let mut t = start("ban", true, "1000");
+    t.dbl.inject("POST /api/v3/order", 418, -1003, "Way too much request weight used; IP banned.", Some(1));
+    t.quote(Some(("59999.98", "0.001")), None);
+    assert_eq!(t.ex.stopped(), Some(StopReason::Banned));
+    let posts = t.dbl.count("POST /api/v3/order");
+    t.quote(Some(("59999.98", "0.001")), None);
+    assert_eq!(t.dbl.count("POST /api/v3/order"), posts);
     t.agree();
 }
 
