@@ -227,7 +227,9 @@ fn wall_ns() -> i64 {
 ///    reach the sink only after the journal committed them; apply them to
 ///    the loop's `Position` as now (or use `ex.position()`).
 /// 3. `ExecState` is built exactly as for paper: `working_bid()` /
-///    `working_ask()` return the same `WorkingOrder` type.
+///    `working_ask()` return the same `WorkingOrder` type. `ExecStatus`
+///    reads `stats()` (a `&LiveStats` with the same `fills`, `orders` and
+///    `cancels` fields as `PaperStats`).
 /// 4. Leave the loop when `ex.stopped()` is `Some` (say why), and on the
 ///    way out (or on SIGINT: `ex.kill_switch().on_signal(now)`) call
 ///    `ex.stop()`, which cancels every order and closes the journal run.
@@ -473,6 +475,14 @@ impl LiveExchange {
     fn quote_side(&mut self, side: Side, want: Option<Level>, tick: Price) {
         let s = slot_of(side);
         let want = want.filter(|l| l.price.0 > 0 && l.qty.0 > 0);
+        let Some(want) = want else {
+            // A cancel by client id is safe even while the order's fate is
+            // unknown: an order that does not exist answers -2011.
+            if self.sides[s].is_some() {
+                self.cancel(s, "quote pulled");
+            }
+            return;
+        };
         // A side whose order's fate is unknown is busy until the lookup
         // answers: sending anything else there could double it.
         if self.sides[s].as_ref().is_some_and(|o| !o.known) {
@@ -481,12 +491,6 @@ impl LiveExchange {
                 return;
             }
         }
-        let Some(want) = want else {
-            if self.sides[s].is_some() {
-                self.cancel(s, "quote pulled");
-            }
-            return;
-        };
         let price = match side {
             Side::Buy => self.rules.floor_price(want.price),
             Side::Sell => self.rules.ceil_price(want.price),
