@@ -757,6 +757,9 @@ fn a_fill_is_journaled_before_the_position_moves_and_a_duplicate_is_ignored() {
     let mut t = start("fill", true, "1000");
     t.quote(Some(("59999.98", "0.002")), None);
     let id = t.ex.working_client_id(Side::Buy).unwrap().to_string();
+    // Garbage first: skipped and counted, never a panic.
+    t.dbl.push("not json at all");
+    t.dbl.push(r#"{"subscriptionId":0,"event":{"e":"executionReport","S":"BUY","p":"sixty"}}"#);
     let event = t.dbl.fill(&id, fx("0.0005"));
     let trade_id: i64 = serde_json::from_str::<serde_json::Value>(&event).unwrap()["event"]["t"].as_i64().unwrap();
     // The sink sees the fill only once it is in the journal file.
@@ -784,6 +787,7 @@ fn a_fill_is_journaled_before_the_position_moves_and_a_duplicate_is_ignored() {
     t.dbl.fill(&id, fx("0.0015"));
     t.poll_until("the second fill", |ex| ex.stats().fills == 2);
     assert!(t.ex.working_bid().is_none());
+    assert_eq!(t.ex.stream_stats().unwrap().bad_frames, 2);
     t.agree();
     t.ex.stop();
 }
