@@ -1,7 +1,9 @@
 //! The exchange side: what the hot thread asks for ([`Quote`]), the orders
 //! that carry it out, and the [`Fill`]s that come back. The paper exchange
 //! ([`paper`]) serves backtests now and paper trading later; live Binance
-//! trading plugs in behind the same types. Its foundations are here: the
+//! trading plugs in behind the same types: [`live`] is the order manager
+//! (configured by [`live_config`], fed fills by [`userdata`]). Its
+//! foundations are here: the
 //! REST client in [`binance`] (signing, exchange filters, orders, errors
 //! mapped to actions), the [`journal`] (every order state and fill on disk,
 //! for audit and restart) and the pre-trade [`risk`] checks and kill-switch
@@ -9,9 +11,12 @@
 
 pub mod binance;
 pub mod journal;
+pub mod live;
+pub mod live_config;
 pub mod paper;
 pub mod position;
 pub mod risk;
+pub mod userdata;
 
 use crate::hot::fixed::{Price, Qty};
 use crate::hot::msg::{Level, Symbol};

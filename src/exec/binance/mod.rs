@@ -26,4 +26,4 @@ pub use errors::{Action, BinanceError, ReplaceHalves};
 pub use filters::{ExchangeInfo, FilterViolation, RateLimit, SymbolRules, SymbolStatus};
 pub use keys::Credentials;
 pub use model::{Account, Balance, Order, OrderStatus, ReplaceHalf};
-pub use rest::{ClientIds, ClientOrderId, OrderRef, ReplaceMode, RestClient, RestConfig};
+pub use rest::{ClientIds, ClientOrderId, MyTrade, OrderRef, ReplaceMode, RestClient, RestConfig};

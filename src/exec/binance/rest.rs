@@ -64,6 +64,7 @@ mod ep {
     pub const CANCEL_ALL: (Endpoint, u32, u32) =
         (Endpoint { label: "DELETE /api/v3/openOrders", mutating: true }, 1, 0);
     pub const QUERY_ORDER: (Endpoint, u32, u32) = (Endpoint { label: "GET /api/v3/order", mutating: false }, 4, 0);
+    pub const MY_TRADES: (Endpoint, u32, u32) = (Endpoint { label: "GET /api/v3/myTrades", mutating: false }, 5, 0);
 }
 
 /// Where and how to connect.
@@ -485,6 +486,18 @@ impl RestClient {
         Order::parse(&body).map_err(|e| unreadable(ep::QUERY_ORDER.0, e))
     }
 
+    /// `GET /api/v3/myTrades?symbol=&orderId=` (weight 5 with `orderId`):
+    /// the trades of one order, with their trade ids. Reconciliation uses it
+    /// to recover fills the user-data stream missed while it was down; the
+    /// trade id lets the journal drop those it already has.
+    pub fn my_trades(&mut self, symbol: &str, order_id: u64) -> Result<Vec<MyTrade>, BinanceError> {
+        let mut q = String::new();
+        param(&mut q, "symbol", symbol);
+        param(&mut q, "orderId", &order_id.to_string());
+        let body = self.send(ep::MY_TRADES, Method::Get, "/api/v3/myTrades", q, true)?;
+        MyTrade::parse_list(&body).map_err(|e| unreadable(ep::MY_TRADES.0, e))
+    }
+
     fn check_rules(&self, e: Endpoint, symbol: &str, side: Side, price: Price, qty: Qty) -> Result<(), BinanceError> {
         match self.rules.get(symbol) {
             Some(r) => {
@@ -584,6 +597,51 @@ impl RestClient {
     /// Removes the API key from any server text the error quotes.
     fn redacted(&self, err: BinanceError) -> BinanceError {
         err.map_text(|t| self.creds.redact(t))
+    }
+}
+
+/// One of our trades (`GET /api/v3/myTrades`), in fixed-point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MyTrade {
+    pub id: i64,
+    pub order_id: u64,
+    pub price: Price,
+    pub qty: Qty,
+    /// Commission, 1e-8 of `commission_asset`.
+    pub commission: i64,
+    pub commission_asset: String,
+    pub time_ms: i64,
+    pub is_buyer: bool,
+    pub is_maker: bool,
+}
+
+impl MyTrade {
+    /// Parses the JSON array `myTrades` answers; a trade missing a field
+    /// we rely on is an error, never a guess.
+    pub fn parse_list(body: &[u8]) -> Result<Vec<Self>, String> {
+        let items: Vec<serde_json::Value> = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        items
+            .iter()
+            .map(|v| {
+                let dec = |k: &str| {
+                    v.get(k)
+                        .and_then(|x| x.as_str())
+                        .and_then(|x| crate::hot::fixed::parse_fixed(x.as_bytes()).ok())
+                        .ok_or_else(|| format!("trade field {k} missing or not a decimal"))
+                };
+                Ok(Self {
+                    id: v.get("id").and_then(|x| x.as_i64()).ok_or("trade id missing")?,
+                    order_id: v.get("orderId").and_then(|x| x.as_u64()).ok_or("trade orderId missing")?,
+                    price: Price(dec("price")?),
+                    qty: Qty(dec("qty")?),
+                    commission: dec("commission").unwrap_or(0),
+                    commission_asset: v.get("commissionAsset").and_then(|x| x.as_str()).unwrap_or("").to_string(),
+                    time_ms: v.get("time").and_then(|x| x.as_i64()).unwrap_or(0),
+                    is_buyer: v.get("isBuyer").and_then(|x| x.as_bool()).ok_or("trade isBuyer missing")?,
+                    is_maker: v.get("isMaker").and_then(|x| x.as_bool()).unwrap_or(false),
+                })
+            })
+            .collect()
     }
 }
 

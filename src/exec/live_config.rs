@@ -1,0 +1,288 @@
+//! The `[live]` section of the config: where the order manager
+//! ([`crate::exec::live::LiveExchange`]) trades, under which limits, and what
+//! it does with orders it finds on the exchange at start.
+//!
+//! It lives in its own file, parsed in two steps like the rest of the config
+//! (raw serde struct, then [`LiveConfig::from_raw`] validation), so the main
+//! `config.rs` can include it with one field. Every refusal names the key
+//! and the fix. Secrets are never here: the API key and signing key come
+//! from the environment or `.env` ([`crate::exec::binance::Credentials`]).
+//!
+//! ```toml
+//! [live]
+//! base_url = "testnet"            # "mainnet", "testnet" or an https:// URL
+//! # ws_api_url = "wss://ws-api.testnet.binance.vision/ws-api/v3"  # preset's default
+//! recv_window_ms = 5000
+//! max_position = "0.01"           # base asset
+//! max_order_notional = "200"      # quote asset
+//! max_open_orders = 4
+//! daily_loss_limit = "50"         # quote asset
+//! orphans = "cancel"              # or "adopt"
+//! reconcile_every_s = 30
+//! journal = "mmbot-journal.sqlite"
+//! ```
+//!
+//! Money and quantities are decimal strings (exact fixed-point); plain TOML
+//! numbers are accepted too and read through their shortest decimal text.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::exec::binance::rest::{MAINNET_URL, TESTNET_URL};
+use crate::exec::journal::RunMode;
+use crate::exec::risk::RiskLimits;
+use crate::hot::fixed::{parse_fixed, Qty};
+
+/// Binance spot WebSocket API, production.
+pub const MAINNET_WS_API_URL: &str = "wss://ws-api.binance.com:443/ws-api/v3";
+/// Binance spot WebSocket API, testnet.
+pub const TESTNET_WS_API_URL: &str = "wss://ws-api.testnet.binance.vision/ws-api/v3";
+
+/// What to do with open orders found on the exchange at start (or during a
+/// reconciliation) that this run did not place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrphanPolicy {
+    /// Cancel them: the safe default, since nothing manages them.
+    Cancel,
+    /// Take them over as this run's working orders (one per side; any
+    /// beyond that is cancelled).
+    Adopt,
+}
+
+/// The `[live]` section as written (every key optional).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLiveConfig {
+    pub base_url: Option<String>,
+    pub ws_api_url: Option<String>,
+    pub recv_window_ms: Option<u64>,
+    pub max_position: Option<toml::Value>,
+    pub max_order_notional: Option<toml::Value>,
+    pub max_open_orders: Option<u32>,
+    pub daily_loss_limit: Option<toml::Value>,
+    pub orphans: Option<String>,
+    pub reconcile_every_s: Option<f64>,
+    pub journal: Option<PathBuf>,
+    pub refresh_ticks: Option<i64>,
+    pub max_order_age_ms: Option<u64>,
+    pub run_prefix: Option<String>,
+}
+
+/// The validated `[live]` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveConfig {
+    /// REST base, e.g. `https://api.binance.com`.
+    pub rest_url: String,
+    /// WebSocket API URL for the user-data stream.
+    pub ws_api_url: String,
+    /// How the journal labels the run: `live` on mainnet, `testnet` otherwise.
+    pub mode: RunMode,
+    pub recv_window: Duration,
+    /// Pre-trade limits ([`crate::exec::risk::RiskCheck`]).
+    pub limits: RiskLimits,
+    pub orphans: OrphanPolicy,
+    /// Open orders and balances are compared with the exchange this often.
+    pub reconcile_every: Duration,
+    pub journal: PathBuf,
+    /// Same meaning as `[paper] refresh_ticks`: keep an order whose price is
+    /// less than this many ticks from the wanted one.
+    pub refresh_ticks: i64,
+    /// Same meaning as `[paper] max_order_age_ms`.
+    pub max_order_age: Duration,
+    /// Start of every client order id (1 to 8 characters; `None`: `mm`).
+    /// The run appends its start time in base 36, so ids never repeat
+    /// across restarts.
+    pub run_prefix: Option<String>,
+}
+
+/// A `[live]` value that cannot be right, naming the key and the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LiveConfigError {
+    #[error("[live] {key} = {value}: {fix}")]
+    Invalid { key: &'static str, value: String, fix: String },
+    #[error("[live] {key} is missing: {fix}")]
+    Missing { key: &'static str, fix: String },
+    #[error("[live] could not be read: {0}")]
+    Toml(String),
+}
+
+impl LiveConfig {
+    /// Parses a TOML text holding the `[live]` table's keys (the body of
+    /// the section, or a whole file with a `[live]` table).
+    pub fn from_toml_str(text: &str) -> Result<Self, LiveConfigError> {
+        let v: toml::Table = toml::from_str(text).map_err(|e| LiveConfigError::Toml(e.to_string()))?;
+        let table = match v.get("live") {
+            Some(toml::Value::Table(t)) => t.clone(),
+            _ => v,
+        };
+        let raw: RawLiveConfig =
+            toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| LiveConfigError::Toml(e.to_string()))?;
+        Self::from_raw(raw)
+    }
+
+    /// Validates the raw section.
+    pub fn from_raw(raw: RawLiveConfig) -> Result<Self, LiveConfigError> {
+        let invalid = |key, value: &dyn std::fmt::Display, fix: &str| LiveConfigError::Invalid {
+            key,
+            value: value.to_string(),
+            fix: fix.to_string(),
+        };
+        let base = raw.base_url.as_deref().unwrap_or("testnet").trim();
+        let (rest_url, default_ws, mode) = match base {
+            "mainnet" => (MAINNET_URL.to_string(), Some(MAINNET_WS_API_URL), RunMode::Live),
+            "testnet" => (TESTNET_URL.to_string(), Some(TESTNET_WS_API_URL), RunMode::Testnet),
+            url if url.starts_with("https://")
+                || url.starts_with("http://127.0.0.1")
+                || url.starts_with("http://localhost") =>
+            {
+                let mode = if url.trim_end_matches('/') == MAINNET_URL { RunMode::Live } else { RunMode::Testnet };
+                (url.trim_end_matches('/').to_string(), None, mode)
+            }
+            other => {
+                return Err(invalid(
+                    "base_url",
+                    &format!("{other:?}"),
+                    "use \"mainnet\", \"testnet\", an https:// URL, or http://127.0.0.1:PORT for a local simulator",
+                ))
+            }
+        };
+        let ws_api_url = match (raw.ws_api_url, default_ws) {
+            (Some(u), _) => {
+                let u = u.trim().to_string();
+                if !(u.starts_with("wss://") || u.starts_with("ws://127.0.0.1") || u.starts_with("ws://localhost")) {
+                    return Err(invalid(
+                        "ws_api_url",
+                        &format!("{u:?}"),
+                        "use a wss:// URL (e.g. wss://ws-api.binance.com:443/ws-api/v3) or ws://127.0.0.1:PORT/ws-api/v3",
+                    ));
+                }
+                u
+            }
+            (None, Some(d)) => d.to_string(),
+            (None, None) => {
+                return Err(LiveConfigError::Missing {
+                    key: "ws_api_url",
+                    fix: "a custom base_url needs the matching WebSocket API URL, e.g. ws://127.0.0.1:PORT/ws-api/v3"
+                        .into(),
+                })
+            }
+        };
+        let recv_ms = raw.recv_window_ms.unwrap_or(5000);
+        if !(1..=60_000).contains(&recv_ms) {
+            return Err(invalid("recv_window_ms", &recv_ms, "must be 1 to 60000 (Binance's maximum is 60 s)"));
+        }
+        let money = |key: &'static str, v: Option<toml::Value>| -> Result<i64, LiveConfigError> {
+            let Some(v) = v else {
+                return Err(LiveConfigError::Missing {
+                    key,
+                    fix: format!("set {key} (a decimal string such as \"100\"); live trading has no default limit"),
+                });
+            };
+            let text = match &v {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                other => return Err(invalid(key, other, "must be a decimal string such as \"100.5\"")),
+            };
+            let n = parse_fixed(text.trim().as_bytes())
+                .map_err(|e| invalid(key, &format!("{text:?}"), &format!("not a decimal ({e}); e.g. \"100.5\"")))?;
+            if n < 0 {
+                return Err(invalid(key, &text, "must be zero or more"));
+            }
+            Ok(n)
+        };
+        let max_position = money("max_position", raw.max_position)?;
+        let max_order_notional = money("max_order_notional", raw.max_order_notional)?;
+        let daily_loss_limit = money("daily_loss_limit", raw.daily_loss_limit)?;
+        let max_open_orders = raw.max_open_orders.unwrap_or(2);
+        if max_open_orders == 0 {
+            return Err(invalid("max_open_orders", &0, "must be at least 1 (2 to quote both sides)"));
+        }
+        let orphans = match raw.orphans.as_deref().unwrap_or("cancel") {
+            "cancel" => OrphanPolicy::Cancel,
+            "adopt" => OrphanPolicy::Adopt,
+            other => return Err(invalid("orphans", &format!("{other:?}"), "use \"cancel\" or \"adopt\"")),
+        };
+        let every = raw.reconcile_every_s.unwrap_or(30.0);
+        if !every.is_finite() || !(1.0..=3600.0).contains(&every) {
+            return Err(invalid("reconcile_every_s", &every, "must be 1 to 3600 seconds"));
+        }
+        let journal = raw.journal.unwrap_or_else(|| PathBuf::from("mmbot-journal.sqlite"));
+        if journal.as_os_str().is_empty() {
+            return Err(invalid("journal", &"\"\"", "name the SQLite file, e.g. \"mmbot-journal.sqlite\""));
+        }
+        let refresh_ticks = raw.refresh_ticks.unwrap_or(1);
+        if refresh_ticks < 0 {
+            return Err(invalid("refresh_ticks", &refresh_ticks, "must be 0 or more"));
+        }
+        let max_age_ms = raw.max_order_age_ms.unwrap_or(10_000);
+        if max_age_ms == 0 {
+            return Err(invalid("max_order_age_ms", &0, "must be at least 1 (a large value never refreshes)"));
+        }
+        if let Some(p) = &raw.run_prefix {
+            if p.len() > 8 || crate::exec::binance::ClientIds::new(p).is_err() {
+                return Err(invalid(
+                    "run_prefix",
+                    &format!("{p:?}"),
+                    "must be 1 to 8 characters of A-Z a-z 0-9 . : / _ - (the run adds its start time)",
+                ));
+            }
+        }
+        Ok(Self {
+            rest_url,
+            ws_api_url,
+            mode,
+            recv_window: Duration::from_millis(recv_ms),
+            limits: RiskLimits {
+                max_position: Qty(max_position),
+                max_order_notional,
+                max_open_orders,
+                daily_loss_limit,
+            },
+            orphans,
+            reconcile_every: Duration::from_secs_f64(every),
+            journal,
+            refresh_ticks,
+            max_order_age: Duration::from_millis(max_age_ms),
+            run_prefix: raw.run_prefix,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: &str = "max_position = \"0.5\"\nmax_order_notional = 100\ndaily_loss_limit = \"25.5\"\n";
+
+    #[test]
+    fn presets_and_defaults() {
+        let c = LiveConfig::from_toml_str(&format!("[live]\nbase_url = \"mainnet\"\n{LIMITS}")).unwrap();
+        assert_eq!((c.rest_url.as_str(), c.ws_api_url.as_str()), (MAINNET_URL, MAINNET_WS_API_URL));
+        assert_eq!(c.mode, RunMode::Live);
+        assert_eq!(c.limits.max_position, Qty(50_000_000));
+        assert_eq!(c.limits.max_order_notional, 100 * 100_000_000);
+        assert_eq!(c.orphans, OrphanPolicy::Cancel);
+        let t = LiveConfig::from_toml_str(LIMITS).unwrap();
+        assert_eq!((t.rest_url.as_str(), t.mode), (TESTNET_URL, RunMode::Testnet));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = |extra: &str| LiveConfig::from_toml_str(&format!("{LIMITS}{extra}")).unwrap_err().to_string();
+        assert!(e("orphans = \"keep\"").contains("orphans"));
+        assert!(e("recv_window_ms = 70000").contains("recv_window_ms"));
+        assert!(e("base_url = \"http://example.com\"").contains("base_url"));
+        assert!(e("base_url = \"http://127.0.0.1:1\"").contains("ws_api_url"));
+        assert!(e("reconcile_every_s = 0").contains("reconcile_every_s"));
+        assert!(e("surprise = 1").contains("surprise"));
+        let missing = LiveConfig::from_toml_str("max_position = \"1\"").unwrap_err().to_string();
+        assert!(missing.contains("max_order_notional"), "{missing}");
+        let neg = LiveConfig::from_toml_str("max_position = \"-1\"\nmax_order_notional = 1\ndaily_loss_limit = 1")
+            .unwrap_err()
+            .to_string();
+        assert!(neg.contains("max_position"), "{neg}");
+    }
+}
