@@ -28,6 +28,11 @@ enum Sink {
     Gzip(Option<Box<GzEncoder<BufWriter<File>>>>),
 }
 
+/// The error for a gzip stream whose member could not be finished earlier.
+fn closed() -> io::Error {
+    io::Error::other("the recording was closed after an earlier write error")
+}
+
 /// A recording being written.
 pub struct RecordingWriter {
     path: PathBuf,
@@ -69,7 +74,10 @@ impl RecordingWriter {
         let ts = ts.format(recv_ns);
         let w: &mut dyn Write = match &mut self.sink {
             Sink::Plain(f) => f,
-            Sink::Gzip(g) => g.as_mut().expect("a member is open between calls"),
+            Sink::Gzip(g) => match g.as_mut() {
+                Some(e) => e,
+                None => return Err(closed()),
+            },
         };
         w.write_all(ts.as_bytes())?;
         w.write_all(b" ")?;
@@ -90,7 +98,9 @@ impl RecordingWriter {
         match &mut self.sink {
             Sink::Plain(f) => f.flush(),
             Sink::Gzip(g) => {
-                let enc = g.take().expect("a member is open between calls");
+                // Taken out to finish the member; left out (and every later
+                // call refused) if finishing fails.
+                let enc = g.take().ok_or_else(closed)?;
                 let mut file = enc.finish()?;
                 file.flush()?;
                 self.members += 1;
@@ -105,7 +115,7 @@ impl RecordingWriter {
         match &mut self.sink {
             Sink::Plain(f) => f.flush(),
             Sink::Gzip(g) => {
-                let enc = g.take().expect("a member is open between calls");
+                let enc = g.take().ok_or_else(closed)?;
                 enc.finish()?.flush()
             }
         }
