@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::hot::strategy::NativeStrategy;
 use crate::script::ScriptStrategy;
 use crate::stats::clock::Clock;
-use crate::stats::latency::{write_hgrm, Stage, StageHistograms};
+use crate::stats::latency::{Stage, StageHistograms};
 
 #[derive(clap::Args, Debug)]
 pub struct BacktestArgs {
@@ -42,11 +42,7 @@ pub fn hgrm_path(report: &Path, stage: Stage) -> PathBuf {
 
 fn write_histograms(report: &Path, hist: &StageHistograms) -> anyhow::Result<()> {
     for stage in Stage::ALL {
-        let path = hgrm_path(report, stage);
-        let mut f = std::io::BufWriter::new(
-            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?,
-        );
-        write_hgrm(hist.histogram(stage), &mut f).with_context(|| format!("writing {}", path.display()))?;
+        crate::cli::outputs::write_hgrm_file(&hgrm_path(report, stage), hist.histogram(stage))?;
     }
     Ok(())
 }

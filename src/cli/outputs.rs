@@ -65,6 +65,13 @@ pub fn write_plots(dir: &Path, report: &Report) -> anyhow::Result<Vec<PathBuf>> 
     Ok(written)
 }
 
+/// Writes one histogram as an `.hgrm` percentile file.
+pub fn write_hgrm_file(path: &Path, h: &hdrhistogram::Histogram<u64>) -> anyhow::Result<()> {
+    let mut f =
+        std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?);
+    write_hgrm(h, &mut f).with_context(|| format!("writing {}", path.display()))
+}
+
 /// Writes everything: report.json, `<stage>.hgrm` for each measured stage, plots.
 pub fn write_all(dir: &Path, report: &Report, hist: &StageHistograms) -> anyhow::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
@@ -78,10 +85,7 @@ pub fn write_all(dir: &Path, report: &Report, hist: &StageHistograms) -> anyhow:
             continue;
         }
         let path = dir.join(format!("{}.hgrm", s.name()));
-        let mut f = std::io::BufWriter::new(
-            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?,
-        );
-        write_hgrm(h, &mut f).with_context(|| format!("writing {}", path.display()))?;
+        write_hgrm_file(&path, h)?;
         written.push(path);
     }
     written.extend(write_plots(dir, report)?);

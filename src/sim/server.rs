@@ -341,16 +341,7 @@ fn websocket(mut sock: TcpStream, sh: &Shared, path: &str, key: &str) -> io::Res
         sh.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
         return respond(&mut sock, "404 Not Found", r#"{"code":-1,"msg":"no such stream path"}"#, "");
     };
-    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
-    let head = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-    );
-    sock.write_all(head.as_bytes())?;
-    // Short reads so one thread both sends frames and reads client frames.
-    sock.set_read_timeout(Some(Duration::from_millis(2)))?;
-    // A client that stops reading must not block this thread forever.
-    sock.set_write_timeout(Some(Duration::from_secs(5)))?;
-    let mut ws = WebSocket::from_raw_socket(sock, Role::Server, None);
+    let mut ws = upgrade(sock, key)?;
     let (tx, rx) = std::sync::mpsc::sync_channel::<Arc<Outgoing>>(CLIENT_QUEUE);
     sh.clients.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
     sh.counters.ws_connections.fetch_add(1, Ordering::Relaxed);
@@ -471,9 +462,11 @@ fn pump(
     }
 }
 
-/// The WebSocket API: requests answered by the exchange, user-data events
-/// pushed as they happen, pings both ways as on the market streams.
-fn ws_api(mut sock: TcpStream, sh: &Shared, key: &str) -> io::Result<()> {
+/// Answers the upgrade (the request head was already read) and wraps the
+/// socket. Short reads, so one thread both sends frames and reads the
+/// client's; a write timeout, so a client that stops reading cannot block
+/// the thread forever.
+fn upgrade(mut sock: TcpStream, key: &str) -> io::Result<WebSocket<TcpStream>> {
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
     let head = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
@@ -481,7 +474,13 @@ fn ws_api(mut sock: TcpStream, sh: &Shared, key: &str) -> io::Result<()> {
     sock.write_all(head.as_bytes())?;
     sock.set_read_timeout(Some(Duration::from_millis(2)))?;
     sock.set_write_timeout(Some(Duration::from_secs(5)))?;
-    let mut ws = WebSocket::from_raw_socket(sock, Role::Server, None);
+    Ok(WebSocket::from_raw_socket(sock, Role::Server, None))
+}
+
+/// The WebSocket API: requests answered by the exchange, user-data events
+/// pushed as they happen, pings both ways as on the market streams.
+fn ws_api(sock: TcpStream, sh: &Shared, key: &str) -> io::Result<()> {
+    let mut ws = upgrade(sock, key)?;
     sh.counters.ws_connections.fetch_add(1, Ordering::Relaxed);
     let io_err = |e: tungstenite::Error| io::Error::other(e.to_string());
     let opened = Instant::now();
