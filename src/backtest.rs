@@ -17,7 +17,7 @@ use crate::ai::offline::OfflineAdvisor;
 use crate::config::Config;
 use crate::exec::paper::PaperExchange;
 use crate::exec::position::Position;
-use crate::exec::{Fill, Quote};
+use crate::exec::{ExecCounts, Fill, Quote};
 use crate::feed::recording::{split_line, LineChunks, Piece};
 use crate::hot::engine::{HotEvent, HotPath};
 use crate::hot::fixed::{Price, Qty};
@@ -243,7 +243,8 @@ pub fn run_observed<S: Strategy>(
     }
     let wall_s = started.elapsed().as_secs_f64();
     let symbol = hot.traded_symbol().ok_or(BacktestError::NothingTraded)?;
-    let mut r = report(files, &hot, exchange.as_ref(), &position, symbol, wall_s);
+    let counts = exchange.as_ref().map(|e| e.counts()).unwrap_or_default();
+    let mut r = report(files, &hot, counts, &position, symbol, wall_s);
     r.trading.advice = match (&config.advice_replay, config.ai_offline.is_some()) {
         (Some(p), _) => format!("replayed log {}", p.display()),
         (None, true) => "offline".into(),
@@ -256,14 +257,13 @@ pub fn run_observed<S: Strategy>(
 pub(crate) fn report<S: Strategy>(
     files: &[PathBuf],
     hot: &HotPath<S>,
-    exchange: Option<&PaperExchange>,
+    ex: ExecCounts,
     position: &Position,
     symbol: Symbol,
     wall_s: f64,
 ) -> Report {
     let f = hot.market().stats();
     let s = hot.market().sync_stats();
-    let ex = exchange.map(|e| e.stats()).unwrap_or_default();
     let hs = hot.stats();
     // Mark to the last mid of the traded book (integer midpoint, exact enough
     // for a report and deterministic).

@@ -30,6 +30,9 @@ pub enum ConfigError {
     Toml { path: String, message: String },
     #[error("config key `{key}` = {value} is invalid: {allowed}")]
     Invalid { key: &'static str, value: String, allowed: String },
+    /// The `[live]` section (its own messages name `[live] key`).
+    #[error("{0}")]
+    Live(#[from] crate::exec::live_config::LiveConfigError),
 }
 
 /// A decimal as written: a string or a TOML number.
@@ -186,6 +189,9 @@ pub struct RawConfig {
     pub ai: RawAi,
     #[serde(default)]
     pub feed: RawFeed,
+    /// Live trading; absent means paper only (its limits have no default).
+    #[serde(default)]
+    pub live: Option<crate::exec::live_config::RawLiveConfig>,
 }
 
 /// Validated settings.
@@ -213,6 +219,9 @@ pub struct Config {
     /// simulated time instead of the offline rules (`--advice-log`; not a
     /// TOML key).
     pub advice_replay: Option<std::path::PathBuf>,
+    /// `[live]`: where and under which limits `mmbot run --live` trades
+    /// (`None` when the section is absent).
+    pub live: Option<crate::exec::live_config::LiveConfig>,
 }
 
 impl Default for Config {
@@ -450,9 +459,11 @@ impl Config {
         };
 
         let feed = validate_feed(&raw.feed, symbol)?;
+        let live = raw.live.clone().map(crate::exec::live_config::LiveConfig::from_raw).transpose()?;
 
         Ok(Self {
             feed,
+            live,
             advice_replay: None,
             ai_offline,
             ai_interval_ns,
@@ -792,6 +803,34 @@ impl Config {
         line(format!("snapshot_limit = {}", fd.snapshot_limit));
         line(format!("snapshot_retry_ms = {}", fd.snapshot_retry.as_millis()));
         line(format!("weight_per_minute = {}", fd.weight_per_minute));
+        match &self.live {
+            None => line("\n# [live]: not set (paper trading only; `mmbot run --live` needs it)".into()),
+            Some(l) => {
+                let k = &l.kill;
+                let secs = |ns: i64| ns as f64 / 1e9;
+                line("\n[live]".into());
+                line(format!("base_url = \"{}\"", l.rest_url));
+                line(format!("ws_api_url = \"{}\"", l.ws_api_url));
+                line(format!("recv_window_ms = {}", l.recv_window.as_millis()));
+                line(format!("timeout_ms = {}", l.timeout.as_millis()));
+                line(format!("max_position = \"{}\"", l.limits.max_position));
+                line(format!("max_order_notional = \"{}\"", Price(l.limits.max_order_notional)));
+                line(format!("max_open_orders = {}", l.limits.max_open_orders));
+                line(format!("daily_loss_limit = \"{}\"", Price(l.limits.daily_loss_limit)));
+                line(format!("orphans = \"{}\"", l.orphans.name()));
+                line(format!("reconcile_every_s = {}", l.reconcile_every.as_secs_f64()));
+                line(format!("journal = \"{}\"", l.journal.display()));
+                line(format!("env_file = \"{}\"", l.env_file.display()));
+                line(format!("refresh_ticks = {}", l.refresh_ticks));
+                line(format!("max_order_age_ms = {}", l.max_order_age.as_millis()));
+                line(format!("run_prefix = \"{}\"", l.run_prefix.as_deref().unwrap_or("mm")));
+                line(format!("kill_max_rejects = {}", k.max_rejects));
+                line(format!("kill_reject_window_s = {}", secs(k.reject_window_ns)));
+                line(format!("kill_stale_feed_s = {}", secs(k.stale_feed_ns)));
+                line(format!("kill_unsynced_s = {}", secs(k.unsynced_ns)));
+                line(format!("ban_wait_max_s = {}", l.ban_wait_max.as_secs_f64()));
+            }
+        }
         line("\n[book]".into());
         line(format!("capacity = {}", b.capacity));
         line(format!("max_message_levels = {}", b.max_message_levels));
@@ -835,6 +874,22 @@ mod tests {
         assert_eq!(c.paper.maker_fee_rate, 20_000);
     }
 
+    const LIVE_BAD_URL: &str =
+        "[live]\nbase_url = \"ftp://x\"\nmax_position = 1\nmax_order_notional = 1\ndaily_loss_limit = 1\n";
+
+    #[test]
+    fn live_section_is_optional_and_validated() {
+        assert!(Config::default().live.is_none());
+        let c = Config::from_toml(
+            "[live]\nmax_position = \"0.5\"\nmax_order_notional = 100\ndaily_loss_limit = 20\nkill_stale_feed_s = 5\n",
+            "t",
+        )
+        .unwrap();
+        let l = c.live.as_ref().unwrap();
+        assert_eq!((l.limits.max_position, l.kill.stale_feed_ns), (Qty(50_000_000), 5_000_000_000));
+        assert!(c.describe().contains("kill_stale_feed_s = 5"), "{}", c.describe());
+    }
+
     #[test]
     fn bad_values_name_the_key() {
         for (toml, key, hint) in [
@@ -865,6 +920,18 @@ mod tests {
             ("[ai]\nretries = 11\n", "ai.retries", "0 to 10"),
             ("[ai]\nmin_multiplier = 2.0\nmax_multiplier = 1.5\n", "ai.min_multiplier", "must not exceed"),
             ("[ai.prices]\n\"x\" = { input = -1.0, output = 1.0 }\n", "ai.prices", "per million tokens"),
+            ("[live]\nmax_position = \"1\"\n", "[live] max_order_notional", "no default limit"),
+            (LIVE_BAD_URL, "[live] base_url", "https://"),
+            (
+                "[live]\nmax_position = \"x\"\nmax_order_notional = 1\ndaily_loss_limit = 1\n",
+                "max_position",
+                "not a decimal",
+            ),
+            (
+                "[live]\nmax_position = 1\nmax_order_notional = 1\ndaily_loss_limit = 1\nkill_unsynced_s = 0\n",
+                "kill_unsynced_s",
+                "seconds",
+            ),
         ] {
             let e = Config::from_toml(toml, "t").unwrap_err().to_string();
             assert!(e.contains(key) && e.contains(hint), "{toml}: {e}");

@@ -25,12 +25,16 @@ use std::time::{Duration, Instant};
 use crate::ai::advisor::MarketSnapshot;
 use crate::backtest::{self, Report};
 use crate::config::Config;
-use crate::exec::paper::PaperExchange;
+use crate::exec::journal::RunId;
+use crate::exec::live::{LiveExchange, LiveStats, StopReason};
+use crate::exec::paper::{PaperConfig, PaperExchange, WorkingOrder};
 use crate::exec::position::Position;
-use crate::exec::{Fill, Quote};
+use crate::exec::risk::RiskCounters;
+use crate::exec::{ExecCounts, Fill, Quote};
 use crate::feed::connector::Reason;
 use crate::feed::live::{FeedConfig, FeedHandler, LinkStats, LiveFeed};
 use crate::feed::recording::{split_line, LineChunks, Piece};
+use crate::feed::snapshot::wall_ns;
 use crate::hot::advice::Advice;
 use crate::hot::book::TopOfBook;
 use crate::hot::engine::{ExecState, HotEvent, HotPath, StageSample};
@@ -128,8 +132,19 @@ impl FrameSource for RecordingSource {
 #[derive(Debug, Clone, Copy)]
 #[allow(clippy::large_enum_variant)]
 enum ToExec {
-    Book { top: TopOfBook, time_ns: i64 },
-    Trade { trade: Trade, time_ns: i64 },
+    Book {
+        top: TopOfBook,
+        time_ns: i64,
+    },
+    Trade {
+        trade: Trade,
+        time_ns: i64,
+    },
+    /// The traded book's state, every status period (~250 ms): the live
+    /// order manager's kill switch trips on a book unsynced for too long.
+    Health {
+        synced: bool,
+    },
 }
 
 /// Wall time between [`HotStatus`] snapshots.
@@ -242,6 +257,91 @@ pub struct PaperRun {
     pub books: Vec<BookState>,
     /// The hot thread's stage histograms (for `.hgrm` files and plots).
     pub histograms: StageHistograms,
+    /// How live trading ended (`Venue::Live` runs only).
+    pub live: Option<LiveOutcome>,
+}
+
+/// Where the exec thread sends orders.
+pub enum Venue {
+    /// The paper exchange (`[paper]`), made on the first quote.
+    Paper,
+    /// Real orders through the live order manager, started by the caller
+    /// (start-up talks to the exchange and may fail: that is reported before
+    /// any thread starts). `signal` is the SIGINT/SIGTERM flag: a stop it
+    /// caused is journaled as the kill switch's `signal`.
+    Live { exchange: Box<LiveExchange>, signal: Option<Arc<AtomicBool>> },
+}
+
+/// How a live run ended.
+#[derive(Debug, Clone)]
+pub struct LiveOutcome {
+    pub stop: StopReason,
+    pub stats: LiveStats,
+    pub risk: RiskCounters,
+    pub run_id: RunId,
+    pub journal: PathBuf,
+    /// Client order ids of this run start with it.
+    pub client_prefix: String,
+    /// Position from journaled fills only.
+    pub position: Position,
+}
+
+/// The exec thread's exchange: paper or live, driven the same way.
+#[allow(clippy::large_enum_variant)]
+enum Desk {
+    Paper(Option<PaperExchange>, PaperConfig),
+    Live(Box<LiveExchange>),
+}
+
+impl Desk {
+    fn on_book(&mut self, top: &TopOfBook, time_ns: i64, sink: &mut impl FnMut(Fill)) {
+        match self {
+            Desk::Paper(ex, _) => {
+                if let Some(ex) = ex {
+                    ex.on_book(top, time_ns, sink)
+                }
+            }
+            Desk::Live(ex) => ex.on_book(top, time_ns, sink),
+        }
+    }
+
+    fn on_trade(&mut self, trade: &Trade, time_ns: i64, sink: &mut impl FnMut(Fill)) {
+        match self {
+            Desk::Paper(ex, _) => {
+                if let Some(ex) = ex {
+                    ex.on_trade(trade, time_ns, sink)
+                }
+            }
+            Desk::Live(ex) => ex.on_trade(trade, time_ns, sink),
+        }
+    }
+
+    fn on_quote(&mut self, q: &Quote, tick: Price) {
+        match self {
+            Desk::Paper(ex, cfg) => {
+                ex.get_or_insert_with(|| PaperExchange::new(q.symbol, *cfg)).on_quote(q, tick, q.time_ns)
+            }
+            Desk::Live(ex) => ex.on_quote(q, tick, q.time_ns),
+        }
+    }
+
+    fn working(&self) -> (Option<WorkingOrder>, Option<WorkingOrder>) {
+        match self {
+            Desk::Paper(Some(ex), _) => (ex.working_bid(), ex.working_ask()),
+            Desk::Paper(None, _) => (None, None),
+            Desk::Live(ex) => (ex.working_bid(), ex.working_ask()),
+        }
+    }
+
+    fn counts(&self) -> ExecCounts {
+        match self {
+            Desk::Paper(ex, _) => ex.as_ref().map(|e| e.counts()).unwrap_or_default(),
+            Desk::Live(ex) => {
+                let s = ex.stats();
+                ExecCounts { orders: s.orders, cancels: s.cancels, fills: s.fills }
+            }
+        }
+    }
 }
 
 /// A book's final state, for reports and for tests that compare it with
@@ -408,6 +508,9 @@ impl<S: Strategy> HotSide<S> {
         if clock.ns(self.last_status, now) >= STATUS_EVERY_NS {
             self.last_status = now;
             self.publish_snapshot();
+            let synced =
+                self.hot.traded_symbol().and_then(|t| self.hot.market().book(t)).is_some_and(|b| b.is_synced());
+            self.market_tx.push(ToExec::Health { synced });
             if let Some(status) = self.side.status.as_mut() {
                 let (f, s, h) = (self.hot.market().stats(), self.hot.market().sync_stats(), self.hot.stats());
                 let book = self.hot.traded_symbol().and_then(|t| self.hot.market().book(t));
@@ -483,7 +586,22 @@ pub fn run_paper<S: Strategy + Send + 'static>(
     config: &Config,
     strategy: S,
     stop: Arc<AtomicBool>,
+    side: SideInputs,
+) -> PaperRun {
+    run_trading(source, files, config, strategy, stop, side, Venue::Paper)
+}
+
+/// Runs the threaded trader, paper or live, until `source` ends or `stop`
+/// is set. A live order manager that stops by itself (kill switch, ban,
+/// refused credentials) raises `stop`, so the whole run ends with it.
+pub fn run_trading<S: Strategy + Send + 'static>(
+    source: impl Into<Source>,
+    files: Vec<PathBuf>,
+    config: &Config,
+    strategy: S,
+    stop: Arc<AtomicBool>,
     mut side: SideInputs,
+    venue: Venue,
 ) -> PaperRun {
     let source = source.into();
     let exec_status = side.exec_status.take();
@@ -493,48 +611,72 @@ pub fn run_paper<S: Strategy + Send + 'static>(
     let hot_done = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
 
-    let paper_cfg = config.paper;
+    let (mut desk, signal) = match venue {
+        Venue::Paper => (Desk::Paper(None, config.paper), None),
+        Venue::Live { exchange, signal } => (Desk::Live(exchange), signal),
+    };
     let done = hot_done.clone();
+    let exec_stop = stop.clone();
     let exec = std::thread::Builder::new()
         .name("mmbot-exec".into())
         .spawn(move || {
-            let mut exchange: Option<PaperExchange> = None;
             let mut position = Position::new();
             let mut last_mid: Option<Price> = None;
             let mut fills: Vec<Fill> = Vec::with_capacity(64);
+            // The feed as the kill switch sees it (wall clock, ns).
+            let mut last_data_ns = wall_ns();
+            let mut unsynced_since: Option<i64> = Some(last_data_ns);
             loop {
                 let finished = done.load(Ordering::Acquire);
                 let mut worked = false;
                 while let Some(m) = market_rx.pop() {
                     worked = true;
-                    if let Some(ex) = exchange.as_mut() {
-                        match m {
-                            ToExec::Book { top, time_ns } => {
-                                if top.bid_len > 0 && top.ask_len > 0 {
-                                    last_mid = Some(Price((top.bids[0].price.0 + top.asks[0].price.0) / 2));
-                                }
-                                ex.on_book(&top, time_ns, &mut |f| fills.push(f))
+                    match m {
+                        ToExec::Book { top, time_ns } => {
+                            if top.bid_len > 0 && top.ask_len > 0 {
+                                last_mid = Some(Price((top.bids[0].price.0 + top.asks[0].price.0) / 2));
                             }
-                            ToExec::Trade { trade, time_ns } => ex.on_trade(&trade, time_ns, &mut |f| fills.push(f)),
+                            last_data_ns = wall_ns();
+                            desk.on_book(&top, time_ns, &mut |f| fills.push(f))
+                        }
+                        ToExec::Trade { trade, time_ns } => desk.on_trade(&trade, time_ns, &mut |f| fills.push(f)),
+                        ToExec::Health { synced } => {
+                            unsynced_since = match (synced, unsynced_since) {
+                                (true, _) => None,
+                                (false, Some(t)) => Some(t),
+                                (false, None) => Some(wall_ns()),
+                            };
                         }
                     }
                 }
                 if let Some((q, tick)) = quote_rx.latest() {
                     worked = true;
-                    exchange
-                        .get_or_insert_with(|| PaperExchange::new(q.symbol, paper_cfg))
-                        .on_quote(&q, tick, q.time_ns);
+                    desk.on_quote(&q, tick);
+                }
+                if let Desk::Live(ex) = &mut desk {
+                    // Fills, reconciliation and the kill switch live here:
+                    // called every pass, market data or not.
+                    let now = wall_ns();
+                    ex.kill_switch().on_feed(now, last_data_ns, unsynced_since);
+                    let before = fills.len();
+                    ex.poll(&mut |f| fills.push(f));
+                    worked |= fills.len() != before;
+                    if ex.stopped().is_some() {
+                        // The order manager stopped (and cancelled): the
+                        // whole run ends with it.
+                        exec_stop.store(true, Ordering::Relaxed);
+                    }
                 }
                 for f in fills.drain(..) {
                     position.on_fill(&f);
                     last_mid = Some(f.price);
                 }
                 if let (Some(tx), true) = (exec_status.as_ref(), worked) {
-                    let ex = exchange.as_ref().map(|e| e.stats()).unwrap_or_default();
+                    let c = desk.counts();
                     tx.push_latest(ExecStatus {
-                        fills: ex.fills,
-                        orders: ex.orders,
-                        cancels: ex.cancels,
+                        fills: c.fills,
+                        orders: c.orders,
+                        cancels: c.cancels,
                         volume: position.volume(),
                         fees: position.fees(),
                         pnl: last_mid.map_or(0, |m| position.pnl(m)),
@@ -543,17 +685,9 @@ pub fn run_paper<S: Strategy + Send + 'static>(
                 }
                 if worked {
                     // Position and working orders back to the hot thread.
-                    let order =
-                        |o: Option<crate::exec::paper::WorkingOrder>| o.map(|o| Level { price: o.price, qty: o.qty });
-                    let state = match exchange.as_ref() {
-                        Some(ex) => ExecState {
-                            position: position.qty(),
-                            bid: order(ex.working_bid()),
-                            ask: order(ex.working_ask()),
-                        },
-                        None => ExecState { position: position.qty(), ..ExecState::default() },
-                    };
-                    pos_tx.push_latest(state);
+                    let order = |o: Option<WorkingOrder>| o.map(|o| Level { price: o.price, qty: o.qty });
+                    let (bid, ask) = desk.working();
+                    pos_tx.push_latest(ExecState { position: position.qty(), bid: order(bid), ask: order(ask) });
                 }
                 if finished && !worked && market_rx.is_empty() {
                     break;
@@ -563,7 +697,19 @@ pub fn run_paper<S: Strategy + Send + 'static>(
                     std::thread::sleep(Duration::from_micros(50));
                 }
             }
-            (exchange, position, pos_tx.dropped())
+            if let Desk::Live(ex) = &mut desk {
+                // The run is over: cancel everything, close the journal run.
+                if signal.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
+                    ex.kill_switch().on_signal(wall_ns());
+                }
+                ex.poll(&mut |f| fills.push(f));
+                ex.stop();
+                ex.poll(&mut |f| fills.push(f));
+                for f in fills.drain(..) {
+                    position.on_fill(&f);
+                }
+            }
+            (desk, position, pos_tx.dropped())
         })
         .expect("spawning the exec thread");
 
@@ -629,12 +775,24 @@ pub fn run_paper<S: Strategy + Send + 'static>(
 
     let (hot, pinned_core, mut rings, source_errors, link) = hot.join().expect("the hot thread panicked");
     hot_done.store(true, Ordering::Release);
-    let (exchange, position, pos_dropped) = exec.join().expect("the exec thread panicked");
+    let (desk, position, pos_dropped) = exec.join().expect("the exec thread panicked");
     rings.positions_superseded = pos_dropped;
     let wall_s = started.elapsed().as_secs_f64();
     let symbol = hot.traded_symbol().unwrap_or_default();
-    let report = backtest::report(&files, &hot, exchange.as_ref(), &position, symbol, wall_s);
+    let report = backtest::report(&files, &hot, desk.counts(), &position, symbol, wall_s);
     let books = hot.market().symbols().filter_map(|s| BookState::of(&hot, s)).collect();
     let histograms = hot.histograms().clone();
-    PaperRun { report, rings, pinned_core, source_errors, link, books, histograms }
+    let live = match &desk {
+        Desk::Live(ex) => Some(LiveOutcome {
+            stop: ex.stopped().unwrap_or(StopReason::Requested),
+            stats: ex.stats().clone(),
+            risk: ex.risk_counters(),
+            run_id: ex.run_id(),
+            journal: ex.journal().path().to_path_buf(),
+            client_prefix: ex.client_prefix().to_string(),
+            position: *ex.position(),
+        }),
+        Desk::Paper(..) => None,
+    };
+    PaperRun { report, rings, pinned_core, source_errors, link, books, histograms, live }
 }

@@ -257,8 +257,18 @@ fn order_faults_give_the_client_the_right_action() {
     let mut c = good_client(&sim);
     c.new_limit_maker(SYMBOL, Side::Buy, far, qty, &id("b-1")).unwrap();
     let e = c.new_limit_maker(SYMBOL, Side::Buy, far, qty, &id("b-2")).unwrap_err();
-    assert!(matches!(e.action(), Action::StopTrading { .. }), "{e:?}");
+    assert!(
+        matches!(e.action(), Action::StopTrading { retry_after: Some(d) } if d == Duration::from_secs(120)),
+        "{e:?}"
+    );
     assert_eq!(sim.orders(KEY).len(), 1);
+    // The ban holds for every trading request, from any client; the one
+    // that was told keeps it locally and sends nothing.
+    assert!(c.open_orders(SYMBOL).is_err());
+    assert_eq!(sim.requests_during_ban(), 0, "the banned client asked again");
+    let e = good_client(&sim).open_orders(SYMBOL).unwrap_err();
+    assert!(matches!(e.action(), Action::StopTrading { .. }), "{e:?}");
+    assert_eq!(sim.requests_during_ban(), 1);
 
     // 5xx after placing: the fate is unknown, and the lookup settles it.
     let sim = sim_with(Faults { error_after_order_every: 1, ..Faults::default() }, 200.0);

@@ -20,7 +20,7 @@ use crate::cli::replay::finish;
 use crate::cli::session::{run_session, View};
 use crate::config::Config;
 use crate::hot::msg::Symbol;
-use crate::runtime::Source;
+use crate::runtime::{Source, Venue};
 use crate::sim::faults::Faults;
 use crate::sim::flow::SimMarket;
 use crate::sim::{Sim, SimConfig, SimSource};
@@ -122,7 +122,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
     let title = format!("mmbot demo BTCUSDT (simulated, {})", sim.addr());
     let view = View::auto(args.no_dashboard);
     let _logs = crate::logging::init(view != View::Dashboard, Some(&dir.join("mmbot.log")));
-    let run = run_session(Source::Live(feed), Vec::new(), &config, Some(&script), view, stop, "demo", title)?;
+    let run =
+        run_session(Source::Live(feed), Vec::new(), &config, Some(&script), view, stop, "demo", title, Venue::Paper)?;
     for e in &run.source_errors {
         eprintln!("mmbot demo: {e}");
     }

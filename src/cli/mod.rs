@@ -30,7 +30,7 @@ struct Cli {
 enum Command {
     /// The whole bot offline: a simulated market on loopback, paper trading, outputs in mmbot-out/.
     Demo(demo::DemoArgs),
-    /// Paper-trade live Binance data (or `mmbot sim`); writes the report, .hgrm files and plots.
+    /// Trade live Binance data (or `mmbot sim`): paper by default, real orders with --live; writes the report, .hgrm files and plots.
     Run(paper::PaperArgs),
     /// Re-render a saved report JSON in the terminal (and as SVG plots with --svg DIR).
     Report(report::ReportArgs),
@@ -69,13 +69,13 @@ pub fn run() -> anyhow::Result<i32> {
     };
     match cli.command {
         Command::Demo(args) => demo::run(args),
-        Command::Run(args) => paper::run(args),
+        Command::Run(args) => paper::run(args, "run"),
         Command::Report(args) => report::run(args),
         Command::Book(args) => book::run(args),
         Command::Backtest(args) => backtest::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Replay(args) => replay::run(args),
-        Command::Paper(args) => paper::run(args),
+        Command::Paper(args) => paper::run(args, "paper"),
         Command::Record(args) => record::run(args),
         Command::Sim(args) => sim::run(args),
         Command::Script(cmd) => script::run(cmd),

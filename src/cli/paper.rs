@@ -1,21 +1,41 @@
-//! `mmbot paper --symbol BTCUSDT [--market spot|usdm] [--stream-url ..]
-//! [--rest-url ..] [--duration 10m]`: paper trading on the live feed (or on
-//! `mmbot sim`): the hot thread owns the WebSocket, syncs books with REST
-//! snapshots, quotes; the paper exchange fills on the exec thread. Status
-//! every second; the report (counts, trading, latency per stage including
-//! `wire` and `feed_delay`) at the end.
+//! `mmbot run` / `mmbot paper --symbol BTCUSDT [--market spot|usdm]
+//! [--stream-url ..] [--rest-url ..] [--duration 10m]`: trading on the live
+//! feed (or on `mmbot sim`): the hot thread owns the WebSocket, syncs books
+//! with REST snapshots and quotes; the exec thread fills them on the paper
+//! exchange, or, with `mmbot run --live`, sends them to Binance through the
+//! live order manager. Dashboard or status lines while it runs; the report
+//! (counts, trading, latency per stage including `wire` and `feed_delay`)
+//! at the end.
+//!
+//! `--live` is guarded: it needs a `[live]` section (limits have no
+//! default), keys from the environment or `.env`, market data from the same
+//! venue as the orders, and `--yes` or the symbol typed back. Start-up
+//! prints what will be traded, the limits and the endpoints. The exit
+//! status says how a live run ended ([`live_exit_code`]).
 
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use anyhow::{bail, Context};
+
 use crate::cli::feed_args::FeedArgs;
 use crate::cli::outputs::{timestamped_dir, write_all};
-use crate::cli::record::ctrl_c_flag;
+use crate::cli::record::{ctrl_c_flag, signal_flag};
 use crate::cli::replay::finish;
 use crate::cli::session::{run_session, View};
+use crate::config::Config;
+use crate::exec::binance::rest::{MAINNET_URL, TESTNET_URL};
+use crate::exec::binance::Credentials;
+use crate::exec::journal::RunMode;
+use crate::exec::live::{LiveExchange, StopReason};
+use crate::exec::live_config::{LiveConfig, TESTNET_WS_API_URL};
+use crate::exec::risk::{KillReason, RefusalReason};
+use crate::feed::endpoint::FeedMarket;
 use crate::feed::live::reason_names;
-use crate::runtime::Source;
+use crate::hot::fixed::Price;
+use crate::runtime::{LiveOutcome, Source, Venue};
 
 #[derive(clap::Args, Debug)]
 pub struct PaperArgs {
@@ -33,18 +53,99 @@ pub struct PaperArgs {
     /// Where the run's folder (report, .hgrm files, plots) goes.
     #[arg(long, default_value = "mmbot-out")]
     pub out: PathBuf,
+    /// Real orders (`mmbot run` only): needs `[live]` in the config and
+    /// BINANCE_API_KEY plus BINANCE_SECRET_KEY or BINANCE_ED25519_KEY_FILE.
+    #[arg(long)]
+    pub live: bool,
+    /// With --live: do not ask for the typed confirmation.
+    #[arg(long, requires = "live")]
+    pub yes: bool,
+    /// Binance's spot testnet for market data and orders alike.
+    #[arg(long)]
+    pub testnet: bool,
 }
 
-pub fn run(args: PaperArgs) -> anyhow::Result<i32> {
-    let config = args.feed.config()?;
+/// Exit statuses of a live run.
+pub mod exit {
+    /// Ended as asked (`--duration`, `q`, Ctrl-C or SIGTERM); everything
+    /// cancelled.
+    pub const OK: i32 = 0;
+    /// The market-data source failed.
+    pub const SOURCE: i32 = 2;
+    /// The kill switch tripped (stale feed, unsynced book, daily loss
+    /// limit, repeated rejects).
+    pub const KILLED: i32 = 3;
+    /// The exchange refuses us (HTTP 418 IP ban or 403).
+    pub const BANNED: i32 = 4;
+    /// The API key or signature was refused.
+    pub const CREDENTIALS: i32 = 5;
+    /// A fill could not be written to the journal.
+    pub const JOURNAL: i32 = 6;
+    /// Orders may still rest on the exchange (a stop could not cancel them).
+    pub const LEFT_OPEN: i32 = 7;
+}
+
+/// The exit status for how a live run ended.
+pub fn live_exit_code(o: &LiveOutcome) -> i32 {
+    if o.stats.left_open > 0 {
+        return exit::LEFT_OPEN;
+    }
+    match o.stop {
+        StopReason::Requested | StopReason::Kill(KillReason::Signal) => exit::OK,
+        StopReason::Kill(KillReason::IpBanned) | StopReason::Banned => exit::BANNED,
+        StopReason::Kill(_) => exit::KILLED,
+        StopReason::Credentials => exit::CREDENTIALS,
+        StopReason::Journal => exit::JOURNAL,
+    }
+}
+
+pub fn run(args: PaperArgs, command: &'static str) -> anyhow::Result<i32> {
+    if args.live && command != "run" {
+        bail!("`mmbot {command}` only paper-trades; real orders are `mmbot run --live`");
+    }
+    let mut feed_args = args.feed.clone();
+    if args.testnet {
+        match feed_args.market.as_deref() {
+            None | Some("spot-testnet") => feed_args.market = Some("spot-testnet".into()),
+            Some(m) => bail!("--testnet trades the spot testnet, but --market {m} asks for another market"),
+        }
+    }
+    let mut config = feed_args.config()?;
+    let live = if args.live { Some(live_setup(&mut config, args.testnet, args.yes)?) } else { None };
     let feed = config.feed.clone();
+    let symbol = config.hot.symbol.map_or("-".into(), |s| s.to_string());
+    let label: &'static str = if live.is_some() { "live" } else { command };
     eprintln!(
-        "mmbot paper: {} ({}), trading {}; REST {}",
+        "mmbot {label}: {} ({}), trading {symbol}; REST {}",
         feed.stream_url(),
         feed.market.name(),
-        config.hot.symbol.map_or("-".into(), |s| s.to_string()),
         feed.rest_url()
     );
+    // Build the order manager before any thread starts: start-up talks to
+    // the exchange (clock, rules, account, open orders) and may fail.
+    let venue = match live {
+        None => Venue::Paper,
+        Some((cfg, rest_creds, stream_creds)) => {
+            let sym = config.hot.symbol.context("no symbol to trade")?;
+            let ex = LiveExchange::open(&cfg, sym, rest_creds, stream_creds)
+                .with_context(|| format!("starting live trading on {} (nothing was sent)", cfg.rest_url))?;
+            let r = ex.rules();
+            eprintln!(
+                "mmbot live: {} is {}: tick {}, step {}, min notional {}, cancelReplace {}; journal run {} in {}; \
+                 client ids {}-N",
+                r.symbol,
+                r.status,
+                r.price.tick,
+                r.lot.step,
+                Price(r.notional.min),
+                if r.cancel_replace_allowed { "allowed" } else { "not allowed" },
+                ex.run_id().0,
+                cfg.journal.display(),
+                ex.client_prefix()
+            );
+            Venue::Live { exchange: Box::new(ex), signal: Some(signal_flag()) }
+        }
+    };
     let stop = ctrl_c_flag();
     if let Some(d) = args.feed.duration {
         let stop = stop.clone();
@@ -56,17 +157,14 @@ pub fn run(args: PaperArgs) -> anyhow::Result<i32> {
             stop.store(true, Ordering::Relaxed);
         });
     }
-    let title = format!(
-        "mmbot paper {} ({})",
-        config.hot.symbol.map_or("-".into(), |s| s.to_string()),
-        config.feed.market.name()
-    );
+    let title = format!("mmbot {label} {symbol} ({})", config.feed.market.name());
     let view = View::auto(args.no_dashboard);
     let dir = timestamped_dir(&args.out)?;
     let _logs = crate::logging::init(view != View::Dashboard, Some(&dir.join("mmbot.log")));
-    let run = run_session(Source::Live(feed), Vec::new(), &config, args.script.as_ref(), view, stop, "paper", title)?;
+    let run =
+        run_session(Source::Live(feed), Vec::new(), &config, args.script.as_ref(), view, stop, label, title, venue)?;
     for e in &run.source_errors {
-        eprintln!("mmbot paper: {e}");
+        eprintln!("mmbot {label}: {e}");
     }
     if let Some(l) = run.link {
         let reasons: Vec<String> = reason_names()
@@ -74,7 +172,7 @@ pub fn run(args: PaperArgs) -> anyhow::Result<i32> {
             .map(|(name, i)| format!("{} {name}", l.disconnects[i]))
             .collect();
         eprintln!(
-            "mmbot paper: feed: {} connections, disconnects: {}; {} server pings answered, {} snapshots received ({} failed, {} discarded)",
+            "mmbot {label}: feed: {} connections, disconnects: {}; {} server pings answered, {} snapshots received ({} failed, {} discarded)",
             l.connects,
             if reasons.is_empty() { "none".into() } else { reasons.join(", ") },
             l.pings_received,
@@ -83,8 +181,166 @@ pub fn run(args: PaperArgs) -> anyhow::Result<i32> {
             l.snapshots_discarded
         );
     }
-    finish(&run, "paper", args.report.as_ref())?;
+    finish(&run, label, args.report.as_ref())?;
     let written = write_all(&dir, &run.report, &run.histograms)?;
-    eprintln!("mmbot paper: wrote {} files to {}", written.len(), dir.display());
-    Ok(if run.source_errors.is_empty() { 0 } else { 2 })
+    eprintln!("mmbot {label}: wrote {} files to {}", written.len(), dir.display());
+    let source_code = if run.source_errors.is_empty() { exit::OK } else { exit::SOURCE };
+    Ok(match &run.live {
+        Some(o) => {
+            print_live_summary(o);
+            match live_exit_code(o) {
+                exit::OK => source_code,
+                code => code,
+            }
+        }
+        None => source_code,
+    })
+}
+
+/// Checks and prints what `--live` will do, loads the keys, and asks for
+/// the confirmation; the validated `[live]` and two copies of the keys (the
+/// user-data stream signs on its own thread).
+fn live_setup(config: &mut Config, testnet: bool, yes: bool) -> anyhow::Result<(LiveConfig, Credentials, Credentials)> {
+    let Some(mut cfg) = config.live.clone() else {
+        bail!(
+            "--live needs a [live] section in the config (--config FILE): at least max_position, \
+             max_order_notional and daily_loss_limit; see mmbot.example.toml"
+        );
+    };
+    if testnet {
+        cfg.rest_url = TESTNET_URL.into();
+        cfg.ws_api_url = TESTNET_WS_API_URL.into();
+        cfg.mode = RunMode::Testnet;
+    }
+    let feed = &config.feed;
+    if feed.market == FeedMarket::Usdm {
+        bail!("--live trades Binance spot; --market usdm is for market data only");
+    }
+    // Quotes priced from one venue's book must not be sent to another's:
+    // testnet books have nothing to do with mainnet prices. Custom URLs
+    // (a local simulator) are the operator's call.
+    let custom_feed = feed.stream_url.is_some() || feed.rest_url.is_some();
+    if !custom_feed {
+        if cfg.rest_url == MAINNET_URL && feed.market == FeedMarket::SpotTestnet {
+            bail!(
+                "orders on mainnet ([live] base_url) priced from testnet data (--market spot-testnet): use one venue"
+            );
+        }
+        if cfg.rest_url == TESTNET_URL && feed.market == FeedMarket::Spot {
+            bail!(
+                "orders on the testnet ([live] base_url = \"testnet\") priced from mainnet data: add --testnet \
+                 (or --market spot-testnet), or set [live] base_url = \"mainnet\" for real money"
+            );
+        }
+    }
+    let sym = config.hot.symbol.context("no symbol to trade: give --symbol")?;
+    if feed.symbols.first() != Some(&sym) {
+        bail!("--live trades the first --symbol; [market] symbol {sym} is not the first streamed symbol");
+    }
+    let rest_creds = Credentials::load(&cfg.env_file).context("--live: loading the API keys")?;
+    let stream_creds = Credentials::load(&cfg.env_file).context("--live: loading the API keys")?;
+    let l = &cfg.limits;
+    let k = &cfg.kill;
+    let venue = match cfg.mode {
+        RunMode::Live => "MAINNET: REAL MONEY",
+        _ => "testnet or simulator: no real money",
+    };
+    eprintln!("mmbot live: trading {sym} on {venue}");
+    eprintln!("  orders:   {}  (user data: {})", cfg.rest_url, cfg.ws_api_url);
+    eprintln!("  market:   {}  (snapshots: {})", feed.stream_url(), feed.rest_url());
+    eprintln!("  key:      {rest_creds:?}");
+    eprintln!(
+        "  limits:   position {} base, order notional {} quote, {} open orders, daily loss {} quote",
+        l.max_position,
+        Price(l.max_order_notional),
+        l.max_open_orders,
+        Price(l.daily_loss_limit)
+    );
+    eprintln!(
+        "  kill:     {} rejects in {} s, feed stale {} s, book unsynced {} s; after a 418 wait up to {} s to cancel",
+        k.max_rejects,
+        k.reject_window_ns / 1_000_000_000,
+        k.stale_feed_ns / 1_000_000_000,
+        k.unsynced_ns / 1_000_000_000,
+        cfg.ban_wait_max.as_secs()
+    );
+    eprintln!(
+        "  orders found open at start: {}; journal: {}",
+        match cfg.orphans {
+            crate::exec::live_config::OrphanPolicy::Cancel => "cancelled",
+            crate::exec::live_config::OrphanPolicy::Adopt => "adopted",
+        },
+        cfg.journal.display()
+    );
+    if !yes {
+        let stdin = std::io::stdin();
+        if !stdin.is_terminal() {
+            bail!("--live asks for a typed confirmation on a terminal; add --yes to confirm non-interactively");
+        }
+        eprint!("Type the symbol ({sym}) to start trading, anything else to quit: ");
+        std::io::stderr().flush().ok();
+        let mut answer = String::new();
+        stdin.lock().read_line(&mut answer).context("reading the confirmation")?;
+        if !answer.trim().eq_ignore_ascii_case(sym.as_str()) {
+            bail!("not confirmed ({:?} is not {sym}); nothing was sent", answer.trim());
+        }
+    }
+    config.live = Some(cfg.clone());
+    Ok((cfg, rest_creds, stream_creds))
+}
+
+/// How the live run ended, in words, with where to look.
+fn print_live_summary(o: &LiveOutcome) {
+    let s = &o.stats;
+    let p = &o.position;
+    eprintln!(
+        "mmbot live: {}; {} orders ({} replaces), {} cancels, {} fills ({} recovered over REST, {} duplicates dropped)",
+        o.stop, s.orders, s.replaces, s.cancels, s.fills, s.fills_recovered, s.duplicate_fills
+    );
+    eprintln!(
+        "mmbot live: position {} (max {}), realized {}, fees {}; {} rejected by the exchange ({} would have taken), \
+         {} unknown fates looked up ({} found, {} absent)",
+        p.qty(),
+        p.max_abs(),
+        Price(p.realized()),
+        Price(p.fees()),
+        s.rejected,
+        s.would_take,
+        s.lookups,
+        s.lookups_found,
+        s.lookups_absent
+    );
+    let refused: Vec<String> = RefusalReason::ALL
+        .into_iter()
+        .filter(|&r| o.risk.refused(r) > 0)
+        .map(|r| format!("{} {}", o.risk.refused(r), r.as_str()))
+        .collect();
+    eprintln!(
+        "mmbot live: refused before sending: {} by filters, {}; {} waits for rate limits, {} clock resyncs, \
+         {} user-data resubscriptions, {} reconciliations",
+        s.refused_by_filter,
+        if refused.is_empty() { "none by the checks".into() } else { refused.join(", ") },
+        s.waits,
+        s.clock_resyncs,
+        s.resubscribes,
+        s.reconciles
+    );
+    if let Some(e) = &s.last_error {
+        eprintln!("mmbot live: last exchange error: {e}");
+    }
+    if s.left_open > 0 {
+        eprintln!(
+            "mmbot live: ALERT: {} order(s) of this run may still rest on the exchange (it refused the cancel: {}). \
+             Cancel them by hand, or start mmbot again once the ban has lifted: it cancels them before quoting.",
+            s.left_open,
+            s.last_error.as_deref().unwrap_or("no answer")
+        );
+    }
+    eprintln!(
+        "mmbot live: journal run {} in {}: sqlite3 {} \"select * from orders where run = {}\"",
+        o.run_id.0,
+        o.journal.display(),
+        o.journal.display(),
+        o.run_id.0
+    );
 }

@@ -26,18 +26,34 @@ pub struct RecordArgs {
     pub out: PathBuf,
 }
 
-/// Stops on Ctrl-C (set once per process; later calls share the flag).
-pub fn ctrl_c_flag() -> Arc<AtomicBool> {
-    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
-    FLAG.get_or_init(|| {
-        let flag = Arc::new(AtomicBool::new(false));
-        let f = flag.clone();
-        if let Err(e) = ctrlc::set_handler(move || f.store(true, Ordering::Relaxed)) {
+/// The process's stop flags: `.0` is raised by SIGINT/SIGTERM and by the
+/// run's own stops (`--duration`, `q`); `.1` by a signal only.
+fn signal_flags() -> &'static (Arc<AtomicBool>, Arc<AtomicBool>) {
+    static FLAGS: std::sync::OnceLock<(Arc<AtomicBool>, Arc<AtomicBool>)> = std::sync::OnceLock::new();
+    FLAGS.get_or_init(|| {
+        let (stop, signaled) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let (f, g) = (stop.clone(), signaled.clone());
+        // With the `termination` feature this catches SIGTERM too (what
+        // `kill`, systemd and docker send), so they stop as cleanly as Ctrl-C.
+        if let Err(e) = ctrlc::set_handler(move || {
+            g.store(true, Ordering::Relaxed);
+            f.store(true, Ordering::Relaxed);
+        }) {
             eprintln!("mmbot: warning: cannot catch Ctrl-C ({e}); stop with --duration instead");
         }
-        flag
+        (stop, signaled)
     })
-    .clone()
+}
+
+/// Stops on Ctrl-C or SIGTERM (set once per process; later calls share the
+/// flag).
+pub fn ctrl_c_flag() -> Arc<AtomicBool> {
+    signal_flags().0.clone()
+}
+
+/// Raised only when SIGINT or SIGTERM arrived (not by `--duration`).
+pub fn signal_flag() -> Arc<AtomicBool> {
+    signal_flags().1.clone()
 }
 
 pub fn run(args: RecordArgs) -> anyhow::Result<i32> {

@@ -12,7 +12,7 @@ use anyhow::Context;
 
 use crate::cli::session::{run_session, View};
 use crate::config::Config;
-use crate::runtime::{PaperRun, RecordingSource, Source};
+use crate::runtime::{PaperRun, RecordingSource, Source, Venue};
 
 #[derive(clap::Args, Debug)]
 pub struct ReplayArgs {
@@ -51,6 +51,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         stop,
         "replay",
         "mmbot replay".into(),
+        Venue::Paper,
     )?;
     for e in &run.source_errors {
         eprintln!("mmbot replay: cannot read {e}");

@@ -19,7 +19,7 @@ use crate::hot::advice::Advice;
 use crate::hot::engine::StageSample;
 use crate::hot::strategy::NativeStrategy;
 use crate::ring::ring;
-use crate::runtime::{run_paper, Control, ExecStatus, HotStatus, PaperRun, SideInputs, Source};
+use crate::runtime::{run_trading, Control, ExecStatus, HotStatus, PaperRun, SideInputs, Source, Venue};
 use crate::script::reload::{watch, ReloadEvent};
 use crate::script::{print_ring, ScriptStrategy};
 use crate::stats::latency::{Stage, StageHistograms};
@@ -66,6 +66,7 @@ pub fn run_session(
     stop: Arc<AtomicBool>,
     label: &'static str,
     title: String,
+    venue: Venue,
 ) -> anyhow::Result<PaperRun> {
     let (status_tx, mut status_rx) = ring::<HotStatus>(4);
     let (exec_tx, exec_rx) = ring::<ExecStatus>(4);
@@ -188,12 +189,12 @@ pub fn run_session(
                 watcher = Some(w);
                 std::thread::Builder::new().name("mmbot-session".into()).spawn(move || {
                     let _done = Finished(finished);
-                    run_paper(source, files, &config, s, stop, side)
+                    run_trading(source, files, &config, s, stop, side, venue)
                 })?
             }
             None => std::thread::Builder::new().name("mmbot-session".into()).spawn(move || {
                 let _done = Finished(finished);
-                run_paper(source, files, &config, NativeStrategy, stop, side)
+                run_trading(source, files, &config, NativeStrategy, stop, side, venue)
             })?,
         }
     };

@@ -87,6 +87,9 @@ pub struct SimArgs {
     /// Fault: answer every Nth order request with HTTP 418 (IP ban).
     #[arg(long, default_value_t = 0)]
     pub ban_order_every: u64,
+    /// How long the --ban-order-every ban lasts (every trading request gets 418 meanwhile).
+    #[arg(long, value_parser = parse_duration, default_value = "120s")]
+    pub ban_for: Duration,
     /// Fault: place every Nth order, then answer HTTP 503 (fate unknown).
     #[arg(long, default_value_t = 0)]
     pub error_after_order_every: u64,
@@ -130,6 +133,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<i32> {
         stale_snapshots: args.stale_snapshots,
         throttle_order_every: args.throttle_order_every,
         ban_order_every: args.ban_order_every,
+        ban_for: Some(args.ban_for),
         error_after_order_every: args.error_after_order_every,
         delay_order_every: args.delay_order_every,
         order_delay: args.order_delay,

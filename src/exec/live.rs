@@ -63,7 +63,7 @@ use crate::exec::binance::errors::{Action, BinanceError};
 use crate::exec::binance::filters::SymbolRules;
 use crate::exec::binance::keys::Credentials;
 use crate::exec::binance::model::{Order, OrderStatus as ExOrderStatus, ReplaceHalf};
-use crate::exec::binance::rest::{ClientIds, ClientOrderId, OrderRef, ReplaceMode, RestClient};
+use crate::exec::binance::rest::{ClientIds, ClientOrderId, OrderRef, ReplaceMode, RestClient, RestConfig};
 use crate::exec::journal::{FillOutcome, FillRecord, Journal, JournalError, OrderEvent, OrderStatus, RunId, RunInfo};
 use crate::exec::live_config::{LiveConfig, OrphanPolicy};
 use crate::exec::paper::{WorkingOrder, QUEUE_UNKNOWN};
@@ -161,6 +161,12 @@ pub struct LiveStats {
     pub orphans_adopted: u64,
     /// Fills recovered over REST that the stream had not delivered.
     pub fills_recovered: u64,
+    /// Times a stop waited for an IP ban to lift before cancelling.
+    pub ban_waits: u64,
+    /// Orders of this run that a stop could not cancel (an IP ban longer
+    /// than `ban_wait_max`, or the exchange unreachable): they may still
+    /// rest, and the next start reconciles them.
+    pub left_open: u64,
     pub last_error: Option<String>,
 }
 
@@ -273,6 +279,50 @@ impl std::fmt::Debug for LiveExchange {
 }
 
 impl LiveExchange {
+    /// Everything `mmbot run --live` needs, from the config and the keys:
+    /// the REST client (base URL, `recvWindow`, timeout from `[live]`), the
+    /// symbol's assets and the account's maker fee for the pre-trade
+    /// checks, the kill switch, the journal; then [`LiveExchange::start`].
+    /// `stream_creds` is a second copy of the keys for the user-data
+    /// stream's thread.
+    pub fn open(
+        cfg: &LiveConfig,
+        symbol: Symbol,
+        rest_creds: Credentials,
+        stream_creds: Credentials,
+    ) -> Result<Self, LiveError> {
+        let rc = RestConfig {
+            base_url: cfg.rest_url.clone(),
+            recv_window: cfg.recv_window,
+            timeout: cfg.timeout,
+            ..RestConfig::with_base(&cfg.rest_url)
+        };
+        let mut rest = RestClient::new(&rc, rest_creds)?;
+        rest.sync_clock()?;
+        let name = symbol.as_str().to_string();
+        let info = rest.exchange_info(&name)?;
+        let rules = info.symbol(&name).cloned().ok_or_else(|| {
+            LiveError::Setup(format!("the exchange does not list {name}: check the symbol (e.g. BTCUSDT)"))
+        })?;
+        if !rules.limit_maker_allowed {
+            return Err(LiveError::Setup(format!(
+                "{name} does not take LIMIT_MAKER orders, and mmbot only sends post-only orders"
+            )));
+        }
+        let account = rest.account()?;
+        if !account.can_trade {
+            return Err(LiveError::Setup(
+                "the account may not trade (canTrade is false): enable spot trading for this API key".into(),
+            ));
+        }
+        let risk =
+            RiskCheck::new(cfg.limits, &rules.base_asset, &rules.quote_asset, account.commission.maker, wall_ns())
+                .map_err(|e| LiveError::Setup(e.to_string()))?;
+        let journal = Journal::open(&cfg.journal)?;
+        let kill = KillSwitch::new(cfg.kill);
+        Self::start(cfg, symbol, LiveParts { rest, stream_creds, journal, risk, kill })
+    }
+
     /// Syncs the clock, loads the symbol's rules and the account, starts a
     /// journal run, starts the user-data stream and reconciles the
     /// exchange's open orders (orphans per `[live] orphans`).
@@ -1208,7 +1258,9 @@ impl LiveExchange {
             if self.apply_fill(rec) {
                 self.stats.fills_recovered += 1;
             }
-            if self.stopped.is_some() {
+            // A fill that cannot be committed ends the recovery (and
+            // trading); a stop already under way still recovers them all.
+            if self.stopped == Some(StopReason::Journal) {
                 return;
             }
         }
@@ -1347,15 +1399,48 @@ impl LiveExchange {
             return;
         }
         self.stopped = Some(reason);
+        self.cancel_everything(reason);
+        // Fills already delivered are journaled (the journal drops those
+        // recovered above); stop the stream after.
+        while let Some(ev) = self.stream.as_mut().and_then(|s| s.poll()) {
+            if let UserEvent::Execution(r) = ev {
+                if r.exec_type == ExecType::Trade && r.symbol == self.symbol && r.last_qty.0 > 0 {
+                    self.commit_stream_fill(&r);
+                }
+            }
+        }
+        if let Some(mut s) = self.stream.take() {
+            s.stop();
+        }
+        let _ = self.journal.end_run(self.run, &reason.to_string(), wall_ns());
+        if let Err(e) = self.journal.flush() {
+            self.stats.last_error = Some(e.to_string());
+        }
+    }
+
+    /// Cancels everything on the symbol, ours or not: a stop means nothing
+    /// of this account may keep resting there. A few tries, since this is
+    /// the last request that matters; during an IP ban, waits for it to
+    /// lift when that is at most `ban_wait_max` away. Every order this run
+    /// tracked ends with its final state journaled and its fills recovered
+    /// (`myTrades`), so the journal agrees with the exchange even for fills
+    /// the stream had not delivered yet.
+    fn cancel_everything(&mut self, reason: StopReason) {
         let name = self.symbol.as_str().to_string();
-        // Everything on the symbol, ours or not: a stop means nothing of
-        // this account may keep resting there. A few tries, since this is
-        // the last request that matters.
-        for attempt in 0..3 {
+        let prefix = format!("{}-", self.ids.prefix());
+        let mut waited = false;
+        let mut attempt = 0;
+        loop {
             match self.rest.cancel_all(&name) {
                 Ok(list) => {
                     for c in list {
                         let id = c.placed_client_order_id().to_string();
+                        let s = slot_of(c.side);
+                        let tracked = self.sides[s].as_ref().filter(|o| o.client_id == id).map(|o| o.filled);
+                        if tracked.is_some() {
+                            self.sides[s] = None;
+                        }
+                        let seen = tracked.unwrap_or(Qty::ZERO);
                         self.record_raw(
                             &id,
                             Some(c.order_id),
@@ -1366,52 +1451,72 @@ impl LiveExchange {
                             OrderStatus::Canceled,
                             Some(format!("cancel all: {reason}")),
                         );
+                        if (tracked.is_some() || id.starts_with(&prefix)) && c.executed_qty > seen {
+                            self.recover_fills(c.order_id, &id);
+                        }
                     }
+                    // Tracked orders the cancel did not list were no longer
+                    // open (filled, or never placed): settle them by lookup.
+                    for s in [BID, ASK] {
+                        if self.sides[s].is_some() {
+                            self.settle_gone(s);
+                        }
+                    }
+                    self.stats.left_open = 0;
                     self.sides = [None, None];
-                    break;
+                    return;
                 }
                 Err(e) => {
                     self.note_error(&e);
-                    if matches!(e.action(), Action::StopTrading { .. }) || attempt == 2 {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            }
-        }
-        // Fills already delivered are journaled; stop the stream after.
-        while let Some(ev) = self.stream.as_mut().and_then(|s| s.poll()) {
-            if let UserEvent::Execution(r) = ev {
-                if r.exec_type == ExecType::Trade && r.symbol == self.symbol && r.last_qty.0 > 0 {
-                    let rec = FillRecord {
-                        run: self.run,
-                        client_id: r.order_client_id().to_string(),
-                        exchange_order_id: Some(r.order_id as i64),
-                        symbol: self.symbol,
-                        trade_id: r.trade_id,
-                        side: r.side,
-                        price: r.last_price,
-                        qty: r.last_qty,
-                        fee: r.commission,
-                        fee_asset: r.commission_asset.as_str().to_string(),
-                        maker: r.maker,
-                        time_ns: r.time_ms.saturating_mul(1_000_000),
-                    };
-                    if let Ok(FillOutcome::Recorded) = self.journal.record_fill(rec.clone()) {
-                        let f = rec.to_fill(&self.rules.quote_asset);
-                        self.position.on_fill(&f);
-                        self.pending_fills.push(f);
-                        self.stats.fills += 1;
+                    match e.action() {
+                        Action::StopTrading { retry_after: Some(d) } if !waited && d <= self.cfg.ban_wait_max => {
+                            // The ban lifts soon enough: wait it out rather
+                            // than leave orders resting unattended.
+                            waited = true;
+                            self.stats.ban_waits += 1;
+                            std::thread::sleep(d + Duration::from_millis(200));
+                        }
+                        Action::StopTrading { .. } => break,
+                        _ if attempt >= 2 => break,
+                        _ => {
+                            attempt += 1;
+                            std::thread::sleep(Duration::from_millis(100 << attempt));
+                        }
                     }
                 }
             }
         }
-        if let Some(mut s) = self.stream.take() {
-            s.stop();
-        }
-        let _ = self.journal.end_run(self.run, &reason.to_string(), wall_ns());
-        if let Err(e) = self.journal.flush() {
-            self.stats.last_error = Some(e.to_string());
+        // Could not cancel: say how many of ours may still rest. The next
+        // start reconciles them (orphans) before quoting.
+        self.stats.left_open = self.sides.iter().flatten().count() as u64;
+    }
+
+    /// A fill from the stream during the stop: journal first, then the
+    /// position.
+    fn commit_stream_fill(&mut self, r: &ExecutionReport) {
+        let rec = FillRecord {
+            run: self.run,
+            client_id: r.order_client_id().to_string(),
+            exchange_order_id: Some(r.order_id as i64),
+            symbol: self.symbol,
+            trade_id: r.trade_id,
+            side: r.side,
+            price: r.last_price,
+            qty: r.last_qty,
+            fee: r.commission,
+            fee_asset: r.commission_asset.as_str().to_string(),
+            maker: r.maker,
+            time_ns: r.time_ms.saturating_mul(1_000_000),
+        };
+        match self.journal.record_fill(rec.clone()) {
+            Ok(FillOutcome::Recorded) => {
+                let f = rec.to_fill(&self.rules.quote_asset);
+                self.position.on_fill(&f);
+                self.pending_fills.push(f);
+                self.stats.fills += 1;
+            }
+            Ok(FillOutcome::Duplicate) => self.stats.duplicate_fills += 1,
+            Err(e) => self.stats.last_error = Some(e.to_string()),
         }
     }
 

@@ -20,6 +20,13 @@
 //! orphans = "cancel"              # or "adopt"
 //! reconcile_every_s = 30
 //! journal = "mmbot-journal.sqlite"
+//! env_file = ".env"               # BINANCE_API_KEY, BINANCE_SECRET_KEY or BINANCE_ED25519_KEY_FILE
+//! timeout_ms = 5000               # a REST request's whole time; after it an order's fate is unknown
+//! kill_max_rejects = 10           # the kill switch: this many refused orders...
+//! kill_reject_window_s = 60       # ...within this many seconds
+//! kill_stale_feed_s = 30          # no market data for this long
+//! kill_unsynced_s = 60            # the traded book unsynced for this long
+//! ban_wait_max_s = 300            # after a 418, wait at most this long to cancel what rests
 //! ```
 //!
 //! Money and quantities are decimal strings (exact fixed-point); plain TOML
@@ -32,7 +39,7 @@ use serde::Deserialize;
 
 use crate::exec::binance::rest::{MAINNET_URL, TESTNET_URL};
 use crate::exec::journal::RunMode;
-use crate::exec::risk::RiskLimits;
+use crate::exec::risk::{KillConfig, RiskLimits};
 use crate::hot::fixed::{parse_fixed, Qty};
 
 /// Binance spot WebSocket API, production.
@@ -49,6 +56,15 @@ pub enum OrphanPolicy {
     /// Take them over as this run's working orders (one per side; any
     /// beyond that is cancelled).
     Adopt,
+}
+
+impl OrphanPolicy {
+    pub fn name(self) -> &'static str {
+        match self {
+            OrphanPolicy::Cancel => "cancel",
+            OrphanPolicy::Adopt => "adopt",
+        }
+    }
 }
 
 /// The `[live]` section as written (every key optional).
@@ -68,6 +84,13 @@ pub struct RawLiveConfig {
     pub refresh_ticks: Option<i64>,
     pub max_order_age_ms: Option<u64>,
     pub run_prefix: Option<String>,
+    pub env_file: Option<PathBuf>,
+    pub timeout_ms: Option<u64>,
+    pub kill_max_rejects: Option<u32>,
+    pub kill_reject_window_s: Option<f64>,
+    pub kill_stale_feed_s: Option<f64>,
+    pub kill_unsynced_s: Option<f64>,
+    pub ban_wait_max_s: Option<f64>,
 }
 
 /// The validated `[live]` section.
@@ -95,6 +118,17 @@ pub struct LiveConfig {
     /// The run appends its start time in base 36, so ids never repeat
     /// across restarts.
     pub run_prefix: Option<String>,
+    /// Where the API key and signing key are read when the environment
+    /// does not have them.
+    pub env_file: PathBuf,
+    /// Whole-request timeout of REST calls.
+    pub timeout: Duration,
+    /// When the kill switch trips ([`crate::exec::risk::KillSwitch`]).
+    pub kill: KillConfig,
+    /// After an IP ban (418), how long the bot may wait for it to lift so
+    /// that it can cancel what still rests; a longer ban leaves the orders
+    /// to the next start's reconciliation (and says so).
+    pub ban_wait_max: Duration,
 }
 
 /// A `[live]` value that cannot be right, naming the key and the fix.
@@ -230,6 +264,30 @@ impl LiveConfig {
                 ));
             }
         }
+        let env_file = raw.env_file.unwrap_or_else(|| PathBuf::from(".env"));
+        if env_file.as_os_str().is_empty() {
+            return Err(invalid("env_file", &"\"\"", "name the file with the keys, e.g. \".env\""));
+        }
+        let timeout_ms = raw.timeout_ms.unwrap_or(5000);
+        if !(100..=60_000).contains(&timeout_ms) {
+            return Err(invalid("timeout_ms", &timeout_ms, "must be 100 to 60000"));
+        }
+        let secs = |key: &'static str, v: Option<f64>, default: f64, lo: f64, hi: f64| {
+            let v = v.unwrap_or(default);
+            if v.is_finite() && (lo..=hi).contains(&v) {
+                Ok(Duration::from_secs_f64(v))
+            } else {
+                Err(invalid(key, &v, &format!("must be {lo} to {hi} seconds")))
+            }
+        };
+        let ns = |d: Duration| d.as_nanos().min(i64::MAX as u128) as i64;
+        let kill = KillConfig {
+            max_rejects: raw.kill_max_rejects.unwrap_or(10),
+            reject_window_ns: ns(secs("kill_reject_window_s", raw.kill_reject_window_s, 60.0, 1.0, 86_400.0)?),
+            stale_feed_ns: ns(secs("kill_stale_feed_s", raw.kill_stale_feed_s, 30.0, 1.0, 3600.0)?),
+            unsynced_ns: ns(secs("kill_unsynced_s", raw.kill_unsynced_s, 60.0, 1.0, 3600.0)?),
+        };
+        let ban_wait_max = secs("ban_wait_max_s", raw.ban_wait_max_s, 300.0, 0.0, 86_400.0)?;
         Ok(Self {
             rest_url,
             ws_api_url,
@@ -247,6 +305,10 @@ impl LiveConfig {
             refresh_ticks,
             max_order_age: Duration::from_millis(max_age_ms),
             run_prefix: raw.run_prefix,
+            env_file,
+            timeout: Duration::from_millis(timeout_ms),
+            kill,
+            ban_wait_max,
         })
     }
 }
@@ -278,6 +340,9 @@ mod tests {
         assert!(e("base_url = \"http://127.0.0.1:1\"").contains("ws_api_url"));
         assert!(e("reconcile_every_s = 0").contains("reconcile_every_s"));
         assert!(e("surprise = 1").contains("surprise"));
+        assert!(e("timeout_ms = 50").contains("timeout_ms"));
+        assert!(e("kill_stale_feed_s = 0").contains("kill_stale_feed_s"));
+        assert!(e("ban_wait_max_s = -1").contains("ban_wait_max_s"));
         let missing = LiveConfig::from_toml_str("max_position = \"1\"").unwrap_err().to_string();
         assert!(missing.contains("max_order_notional"), "{missing}");
         let neg = LiveConfig::from_toml_str("max_position = \"-1\"\nmax_order_notional = 1\ndaily_loss_limit = 1")

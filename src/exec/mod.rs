@@ -1,9 +1,9 @@
 //! The exchange side: what the hot thread asks for ([`Quote`]), the orders
 //! that carry it out, and the [`Fill`]s that come back. The paper exchange
-//! ([`paper`]) serves backtests now and paper trading later; live Binance
-//! trading plugs in behind the same types: [`live`] is the order manager
-//! (configured by [`live_config`], fed fills by [`userdata`]). Its
-//! foundations are here: the
+//! ([`paper`]) serves backtests and paper trading; live Binance trading
+//! plugs in behind the same types: [`live`] is the order manager
+//! (configured by [`live_config`], fed fills by [`userdata`]), driven by
+//! the same exec thread (`runtime.rs`). Its foundations are here: the
 //! REST client in [`binance`] (signing, exchange filters, orders, errors
 //! mapped to actions), the [`journal`] (every order state and fill on disk,
 //! for audit and restart) and the pre-trade [`risk`] checks and kill-switch
@@ -20,6 +20,15 @@ pub mod userdata;
 
 use crate::hot::fixed::{Price, Qty};
 use crate::hot::msg::{Level, Symbol};
+
+/// What an exchange side (paper or live) did, for reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExecCounts {
+    /// New orders sent.
+    pub orders: u64,
+    pub cancels: u64,
+    pub fills: u64,
+}
 
 /// Side of an order or fill.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -290,6 +290,12 @@ impl PaperExchange {
         self.sides[ASK].pending.map(|o| o.o)
     }
 
+    /// The counts reports show.
+    pub fn counts(&self) -> crate::exec::ExecCounts {
+        let s = self.stats();
+        crate::exec::ExecCounts { orders: s.orders, cancels: s.cancels, fills: s.fills }
+    }
+
     pub fn stats(&self) -> PaperStats {
         self.stats
     }

@@ -213,6 +213,8 @@ struct Account {
     subs: Vec<SyncSender<String>>,
     /// Orders placed in the current 10 s window: (window, count).
     order_count: (i64, u64),
+    /// The most orders this account ever had open at once.
+    max_open: usize,
 }
 
 struct Inner {
@@ -224,6 +226,11 @@ struct Inner {
     order_requests: u64,
     /// Request weight in the current minute: (minute, weight).
     weight: (i64, u64),
+    /// An IP ban (the 418 fault) lasts until this exchange time, ms.
+    banned_until_ms: i64,
+    /// Trading requests that arrived during a ban (a client that honours
+    /// `Retry-After` sends none).
+    requests_during_ban: u64,
 }
 
 /// The trading side of the simulator. Shared by every connection thread
@@ -257,6 +264,7 @@ impl Exchange {
                     fills: Vec::new(),
                     subs: Vec::new(),
                     order_count: (0, 0),
+                    max_open: 0,
                 }
             })
             .collect();
@@ -270,6 +278,8 @@ impl Exchange {
                 next_exec_id: 1,
                 order_requests: 0,
                 weight: (0, 0),
+                banned_until_ms: 0,
+                requests_during_ban: 0,
             }),
         }
     }
@@ -316,6 +326,28 @@ impl Exchange {
             .unwrap_or_default()
     }
 
+    /// Every order the account with `api_key` ever placed, open or not,
+    /// oldest first.
+    pub fn all_orders(&self, api_key: &str) -> Vec<SimOrder> {
+        let g = self.lock();
+        g.accounts
+            .iter()
+            .find(|a| a.cfg.api_key == api_key)
+            .map(|a| a.orders.iter().map(|o| o.order.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The most orders the account with `api_key` ever had open at once.
+    pub fn max_open_orders(&self, api_key: &str) -> usize {
+        let g = self.lock();
+        g.accounts.iter().find(|a| a.cfg.api_key == api_key).map_or(0, |a| a.max_open)
+    }
+
+    /// Trading requests that arrived while the IP was banned.
+    pub fn requests_during_ban(&self) -> u64 {
+        self.lock().requests_during_ban
+    }
+
     /// Every fill of the account with `api_key`, oldest first.
     pub fn fills(&self, api_key: &str) -> Vec<SimFill> {
         let g = self.lock();
@@ -355,6 +387,19 @@ impl Exchange {
         let mut headers = self.weigh(weight);
         let mut delay = Duration::ZERO;
         let mut after = None;
+        {
+            let now = self.now_ms();
+            let mut g = self.lock();
+            if now < g.banned_until_ms {
+                // Asking during a ban is what gets real IPs banned longer;
+                // here it is counted, and refused like the first request.
+                g.requests_during_ban += 1;
+                let left_s = (g.banned_until_ms - now + 999) / 1000;
+                headers.push_str(&format!("Retry-After: {left_s}\r\n"));
+                let e = ApiError::new(418, -1003, "Way too much request weight used; IP banned (simulated)");
+                return Some(Reply { status: 418, body: e.body(), headers, delay });
+            }
+        }
         if order_request {
             let n = {
                 let mut g = self.lock();
@@ -365,8 +410,15 @@ impl Exchange {
             let every = |k: u64| k > 0 && n.is_multiple_of(k);
             // Rate limits are enforced before anything reaches the engine.
             if every(f.ban_order_every) {
-                headers.push_str("Retry-After: 120\r\n");
-                let e = ApiError::new(418, -1003, "Way too much request weight used; IP banned until 0. (simulated)");
+                let ban = f.ban_duration();
+                let until = self.now_ms() + ban.as_millis() as i64;
+                self.lock().banned_until_ms = until;
+                headers.push_str(&format!("Retry-After: {}\r\n", ban.as_millis().div_ceil(1000)));
+                let e = ApiError::new(
+                    418,
+                    -1003,
+                    format!("Way too much request weight used; IP banned until {until}. (simulated)"),
+                );
                 return Some(Reply { status: 418, body: e.body(), headers, delay });
             }
             if every(f.throttle_order_every) {
@@ -617,6 +669,8 @@ impl Exchange {
         let body = order_json(&order, n.resp, now);
         push(a, execution_report(&order, &Exec::new("NEW", exec_id, now)));
         a.orders.push(OrderState { order, queue_ahead, locked: lock });
+        let open = a.orders.iter().filter(|o| o.order.status.is_open()).count();
+        a.max_open = a.max_open.max(open);
         position(a, &[asset], now);
         Ok((body, order_id))
     }

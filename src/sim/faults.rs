@@ -36,8 +36,11 @@ pub struct Faults {
     /// Answer every Nth order request (new order, cancelReplace) with HTTP
     /// 429, `Retry-After: 1`, before it reaches the engine (0: never).
     pub throttle_order_every: u64,
-    /// Answer every Nth order request with HTTP 418 (an IP ban) (0: never).
+    /// Answer every Nth order request with HTTP 418 (an IP ban) (0: never);
+    /// every trading request then gets 418 until the ban ends.
     pub ban_order_every: u64,
+    /// How long such a ban lasts (`None`: 120 s, Binance's shortest).
+    pub ban_for: Option<Duration>,
     /// Place every Nth order request, then answer HTTP 503 (0: never):
     /// Binance's "execution status unknown".
     pub error_after_order_every: u64,
@@ -52,6 +55,11 @@ pub struct Faults {
 }
 
 impl Faults {
+    /// How long a simulated IP ban lasts.
+    pub fn ban_duration(&self) -> Duration {
+        self.ban_for.unwrap_or(Duration::from_secs(120))
+    }
+
     /// One line naming the faults that are on, for the sim's banner.
     pub fn describe(&self) -> String {
         let mut on = Vec::new();
@@ -83,7 +91,11 @@ impl Faults {
             on.push(format!("HTTP 429 every {}th order", self.throttle_order_every));
         }
         if self.ban_order_every > 0 {
-            on.push(format!("HTTP 418 every {}th order", self.ban_order_every));
+            on.push(format!(
+                "HTTP 418 every {}th order, banned {:.1} s",
+                self.ban_order_every,
+                self.ban_duration().as_secs_f64()
+            ));
         }
         if self.error_after_order_every > 0 {
             on.push(format!("HTTP 503 after placing every {}th order", self.error_after_order_every));

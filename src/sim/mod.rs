@@ -226,6 +226,21 @@ impl Sim {
         self.shared.exchange.orders(api_key)
     }
 
+    /// Every order the account with `api_key` ever placed, oldest first.
+    pub fn all_orders(&self, api_key: &str) -> Vec<SimOrder> {
+        self.shared.exchange.all_orders(api_key)
+    }
+
+    /// The most orders the account ever had open at once.
+    pub fn max_open_orders(&self, api_key: &str) -> usize {
+        self.shared.exchange.max_open_orders(api_key)
+    }
+
+    /// Trading requests that arrived while the IP was banned (the 418 fault).
+    pub fn requests_during_ban(&self) -> u64 {
+        self.shared.exchange.requests_during_ban()
+    }
+
     /// Every fill of the account with `api_key`, oldest first.
     pub fn fills(&self, api_key: &str) -> Vec<SimFill> {
         self.shared.exchange.fills(api_key)
