@@ -112,6 +112,10 @@ pub struct Report {
     /// The AI advisor's counters and cost (threaded runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ai: Option<serde_json::Value>,
+    /// How live trading went (`mmbot run --live` only): stop reason,
+    /// order-manager counters, refusals per reason, the journal run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<serde_json::Value>,
 }
 
 /// A quote as it left the hot path, with the book it was made from and the
@@ -323,5 +327,6 @@ pub(crate) fn report<S: Strategy>(
             },
         },
         ai: None,
+        live: None,
     }
 }

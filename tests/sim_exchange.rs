@@ -381,11 +381,19 @@ fn the_market_fills_resting_orders_and_balances_move_exactly() {
     let acct = c.account().unwrap();
     assert_eq!(acct.balance("USDT").unwrap().free, Qty(usdt));
     assert_eq!(acct.balance("BTC").unwrap().free, Qty(btc));
-    // The orders agree with the fills.
+    // The orders agree with the fills, and myTrades lists each fill.
     for o in [&buy, &sell] {
         let got = c.query_order_by_client_id(SYMBOL, &o.client_order_id).unwrap();
         let filled: i64 = fills.iter().filter(|f| f.order_id == o.order_id).map(|f| f.qty.0).sum();
         assert_eq!(got.executed_qty, Qty(filled));
+        let trades = c.my_trades(SYMBOL, o.order_id).unwrap();
+        let want: Vec<_> = fills.iter().filter(|f| f.order_id == o.order_id).collect();
+        assert_eq!(trades.len(), want.len());
+        for (t, f) in trades.iter().zip(want) {
+            assert_eq!((t.id, t.order_id, t.price, t.qty), (f.trade_id as i64, f.order_id, f.price, f.qty));
+            assert_eq!((t.commission, t.commission_asset.as_str()), (f.commission, "USDT"));
+            assert_eq!((t.is_buyer, t.is_maker), (f.side == Side::Buy, true));
+        }
     }
 
     // The user-data stream carried each fill's executionReport.

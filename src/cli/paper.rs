@@ -181,6 +181,10 @@ pub fn run(args: PaperArgs, command: &'static str) -> anyhow::Result<i32> {
             l.snapshots_discarded
         );
     }
+    let mut run = run;
+    if let Some(o) = &run.live {
+        run.report.live = Some(live_json(o));
+    }
     finish(&run, label, args.report.as_ref())?;
     let written = write_all(&dir, &run.report, &run.histograms)?;
     eprintln!("mmbot {label}: wrote {} files to {}", written.len(), dir.display());
@@ -289,6 +293,50 @@ fn live_setup(config: &mut Config, testnet: bool, yes: bool) -> anyhow::Result<(
     Ok((cfg, rest_creds, stream_creds))
 }
 
+/// The live outcome for the report JSON.
+fn live_json(o: &LiveOutcome) -> serde_json::Value {
+    let s = &o.stats;
+    let p = &o.position;
+    let refused: serde_json::Map<String, serde_json::Value> =
+        RefusalReason::ALL.into_iter().map(|r| (r.as_str().to_string(), o.risk.refused(r).into())).collect();
+    serde_json::json!({
+        "stop": o.stop.to_string(),
+        "exit_status": live_exit_code(o),
+        "journal": o.journal.display().to_string(),
+        "run_id": o.run_id.0,
+        "client_prefix": o.client_prefix,
+        "position": p.qty().to_string(),
+        "max_abs_position": p.max_abs().to_string(),
+        "realized": Price(p.realized()).to_string(),
+        "fees": Price(p.fees()).to_string(),
+        "orders": s.orders,
+        "replaces": s.replaces,
+        "cancels": s.cancels,
+        "fills": s.fills,
+        "fills_recovered": s.fills_recovered,
+        "duplicate_fills": s.duplicate_fills,
+        "rejected": s.rejected,
+        "would_take": s.would_take,
+        "refused_by_filter": s.refused_by_filter,
+        "refused_by_risk": s.refused_by_risk,
+        "refused": refused,
+        "last_refusal": s.last_refusal,
+        "lookups": s.lookups,
+        "lookups_found": s.lookups_found,
+        "lookups_absent": s.lookups_absent,
+        "clock_resyncs": s.clock_resyncs,
+        "waits": s.waits,
+        "ban_waits": s.ban_waits,
+        "left_open": s.left_open,
+        "balance_refreshes": s.balance_refreshes,
+        "reconciles": s.reconciles,
+        "resubscribes": s.resubscribes,
+        "orphans_canceled": s.orphans_canceled,
+        "orphans_adopted": s.orphans_adopted,
+        "last_error": s.last_error,
+    })
+}
+
 /// How the live run ended, in words, with where to look.
 fn print_live_summary(o: &LiveOutcome) {
     let s = &o.stats;
@@ -331,7 +379,8 @@ fn print_live_summary(o: &LiveOutcome) {
     if s.left_open > 0 {
         eprintln!(
             "mmbot live: ALERT: {} order(s) of this run may still rest on the exchange (it refused the cancel: {}). \
-             Cancel them by hand, or start mmbot again once the ban has lifted: it cancels them before quoting.",
+             Cancel them by hand, or start mmbot again once the exchange answers (after a ban: once it has \
+             lifted): it cancels them before quoting.",
             s.left_open,
             s.last_error.as_deref().unwrap_or("no answer")
         );

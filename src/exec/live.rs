@@ -57,6 +57,8 @@
 //!
 //! See [`LiveExchange`]'s docs: the methods mirror `PaperExchange`'s.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::exec::binance::errors::{Action, BinanceError};
@@ -251,6 +253,9 @@ pub struct LiveExchange {
     kill: KillSwitch,
     ids: ClientIds,
     stream: Option<UserDataStream>,
+    /// The measured clock offset, shared with the stream's thread (its
+    /// subscriptions are signed with timestamps too).
+    clock_offset: Arc<AtomicI64>,
     stream_dropped: u64,
     sides: [Option<LiveOrder>; 2],
     position: Position,
@@ -351,7 +356,8 @@ impl LiveExchange {
             config_hash: config_hash(cfg),
             started_ns: wall_ns(),
         })?;
-        let stream = UserDataStream::start(&cfg.ws_api_url, stream_creds, cfg.recv_window)?;
+        let clock_offset = Arc::new(AtomicI64::new(rest.clock_offset_ms()));
+        let stream = UserDataStream::start(&cfg.ws_api_url, stream_creds, cfg.recv_window, clock_offset.clone())?;
         let mut ex = Self {
             cfg: cfg.clone(),
             symbol,
@@ -363,6 +369,7 @@ impl LiveExchange {
             kill,
             ids,
             stream: Some(stream),
+            clock_offset,
             stream_dropped: 0,
             sides: [None, None],
             position: Position::new(),
@@ -868,8 +875,7 @@ impl LiveExchange {
                                             OrderStatus::New,
                                             None,
                                         );
-                                        let name = name.clone();
-                                        let _ = self.rest.cancel(&name, OrderRef::OrderId(n.order_id));
+                                        self.cancel_extra(n.order_id, id.as_str());
                                     } else {
                                         self.apply_order_answer(s, &id, &n, "placed (replace, partial)");
                                     }
@@ -957,6 +963,32 @@ impl LiveExchange {
         }
     }
 
+    /// Cancels an order placed on a side that already has one (a partial
+    /// cancelReplace), journaling how it ended. If the cancel fails, the
+    /// next reconciliation finds it open with this run's prefix and settles
+    /// it (adopted when its side is free, cancelled otherwise).
+    fn cancel_extra(&mut self, order_id: u64, client_id: &str) {
+        let name = self.symbol.as_str().to_string();
+        match self.rest.cancel(&name, OrderRef::OrderId(order_id)) {
+            Ok(c) => {
+                self.record_raw(
+                    client_id,
+                    Some(order_id),
+                    c.side,
+                    c.price,
+                    c.orig_qty,
+                    c.executed_qty,
+                    OrderStatus::Canceled,
+                    Some("cancel: its side already had an order".into()),
+                );
+                if c.executed_qty.0 > 0 {
+                    self.recover_fills(order_id, client_id);
+                }
+            }
+            Err(e) => self.note_error(&e),
+        }
+    }
+
     fn old_canceled(&mut self, s: usize, old: &LiveOrder, c: &Order) {
         self.lock(self.lock_of(old.side, old.price, old.remaining()), false);
         self.sides[s] = None;
@@ -1029,7 +1061,10 @@ impl LiveExchange {
     fn resync_clock(&mut self) -> bool {
         self.stats.clock_resyncs += 1;
         match self.rest.sync_clock() {
-            Ok(_) => true,
+            Ok(c) => {
+                self.clock_offset.store(c.offset_ms, Ordering::Relaxed);
+                true
+            }
             Err(e) => {
                 self.note_error(&e);
                 false
@@ -1477,7 +1512,13 @@ impl LiveExchange {
                             std::thread::sleep(d + Duration::from_millis(200));
                         }
                         Action::StopTrading { .. } => break,
-                        _ if attempt >= 2 => break,
+                        _ if attempt >= 4 => break,
+                        // A 429 back-off: the cancel waits its turn (a
+                        // minute at most) rather than giving up.
+                        Action::Wait(d) if d <= Duration::from_secs(60) => {
+                            attempt += 1;
+                            std::thread::sleep(d + Duration::from_millis(50));
+                        }
                         _ => {
                             attempt += 1;
                             std::thread::sleep(Duration::from_millis(100 << attempt));

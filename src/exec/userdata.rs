@@ -27,7 +27,7 @@
 //! parse is counted and skipped.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -241,8 +241,16 @@ impl std::fmt::Debug for UserDataStream {
 
 impl UserDataStream {
     /// Starts the thread: connect, subscribe, read; reconnect on any drop.
-    /// `recv_window` is sent with the subscription.
-    pub fn start(url: &str, creds: Credentials, recv_window: Duration) -> Result<Self, UserDataError> {
+    /// `recv_window` is sent with the subscription, whose timestamp is this
+    /// machine's clock plus `clock_offset` (ms; the offset the REST client
+    /// measured, kept current by its owner), so a skewed local clock does
+    /// not get every subscription refused with -1021.
+    pub fn start(
+        url: &str,
+        creds: Credentials,
+        recv_window: Duration,
+        clock_offset: Arc<AtomicI64>,
+    ) -> Result<Self, UserDataError> {
         let parsed = Url::parse(url).map_err(|e| UserDataError::Url { url: url.into(), why: e.to_string() })?;
         if !parsed.websocket {
             return Err(UserDataError::Url { url: url.into(), why: "must be ws:// or wss://".into() });
@@ -255,6 +263,7 @@ impl UserDataStream {
             url: parsed,
             creds,
             recv_window_ms: recv_window.as_millis() as u64,
+            clock_offset,
             tx,
             stop: stop.clone(),
             counters: counters.clone(),
@@ -307,6 +316,8 @@ struct Worker {
     url: Url,
     creds: Credentials,
     recv_window_ms: u64,
+    /// Exchange clock minus ours, ms (shared with the REST side).
+    clock_offset: Arc<AtomicI64>,
     tx: Producer<UserEvent>,
     stop: Arc<AtomicBool>,
     counters: Arc<Counters>,
@@ -363,7 +374,11 @@ impl Worker {
     fn subscribe(&mut self, conn: &mut Ws) -> Result<(), ()> {
         let id = format!("mmbot-sub-{}", self.next_id);
         self.next_id += 1;
-        let ts = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64).to_string();
+        let ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+            .saturating_add(self.clock_offset.load(Ordering::Relaxed))
+            .to_string();
         let recv = self.recv_window_ms.to_string();
         let params = [("apiKey", self.creds.api_key()), ("recvWindow", recv.as_str()), ("timestamp", ts.as_str())];
         let payload = ws_api_payload(&params);

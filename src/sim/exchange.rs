@@ -9,7 +9,8 @@
 //! commission rate), their orders ([`SimOrder`]) and fills ([`SimFill`]).
 //! [`Exchange::handle`] answers the REST trading endpoints exactly as
 //! binance/FACTS.md sections 4 and 5 describe them (codes, messages, HTTP
-//! statuses, response types, rate-limit headers); [`WsSession`] answers the
+//! statuses, response types, rate-limit headers), `myTrades` included, so
+//! fills missed on the stream can be recovered; [`WsSession`] answers the
 //! WebSocket API's `userDataStream.subscribe.signature` and pushes
 //! `executionReport`, `outboundAccountPosition` and `balanceUpdate`.
 //!
@@ -382,6 +383,7 @@ impl Exchange {
             ("GET", "/api/v3/openOrders") => (6, false),
             ("DELETE", "/api/v3/openOrders") => (1, false),
             ("GET", "/api/v3/account") => (20, false),
+            ("GET", "/api/v3/myTrades") => (5, false),
             _ => return None,
         };
         let mut headers = self.weigh(weight);
@@ -511,6 +513,29 @@ impl Exchange {
                 Ok((query_json(&a.orders[o].order), String::new()))
             }
             ("POST", "/api/v3/order/cancelReplace") => self.cancel_replace(p, acct, book, now),
+            ("GET", "/api/v3/myTrades") => {
+                let m = self.market_param(p)?;
+                let order_id = match p.get("orderId") {
+                    Some(v) => Some(v.parse::<u64>().map_err(|_| mandatory("orderId"))?),
+                    None => None,
+                };
+                let limit = match p.get("limit") {
+                    Some(v) => v.parse::<usize>().ok().filter(|l| (1..=1000).contains(l)).ok_or_else(|| {
+                        bad(-1100, "Illegal characters found in parameter 'limit'; legal range is '1..1000'.")
+                    })?,
+                    None => 500,
+                };
+                let g = self.lock();
+                let name = &self.markets[m].name;
+                let list: Vec<String> = g.accounts[acct]
+                    .fills
+                    .iter()
+                    .filter(|f| &f.symbol == name && order_id.is_none_or(|id| f.order_id == id))
+                    .take(limit)
+                    .map(my_trade_json)
+                    .collect();
+                Ok((format!("[{}]", list.join(",")), String::new()))
+            }
             ("GET", "/api/v3/openOrders") => {
                 let sym = match p.get("symbol") {
                     Some(_) => Some(self.markets[self.market_param(p)?].name.clone()),
@@ -1376,6 +1401,25 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// Binance's 8-decimal form (`"0.10264410"`).
+/// One fill as `GET /api/v3/myTrades` lists it (our orders are makers).
+fn my_trade_json(f: &SimFill) -> String {
+    format!(
+        "{{\"symbol\":{},\"id\":{},\"orderId\":{},\"orderListId\":-1,\"price\":\"{}\",\"qty\":\"{}\",\
+         \"quoteQty\":\"{}\",\"commission\":\"{}\",\"commissionAsset\":{},\"time\":{},\"isBuyer\":{},\
+         \"isMaker\":true,\"isBestMatch\":true}}",
+        json_str(&f.symbol),
+        f.trade_id,
+        f.order_id,
+        fmt8(f.price.0),
+        fmt8(f.qty.0),
+        fmt8(notional(f.price.0, f.qty.0)),
+        fmt8(f.commission),
+        json_str(&f.commission_asset),
+        f.time_ms,
+        f.side == Side::Buy
+    )
+}
+
 pub fn fmt8(v: i64) -> String {
     let sign = if v < 0 { "-" } else { "" };
     let a = v.unsigned_abs();

@@ -1,0 +1,514 @@
+//! `mmbot run --live` end to end, against the simulator's exchange double
+//! (`mmbot sim` in-process on an ephemeral loopback port): the real binary,
+//! the real WebSocket market feed, signed REST orders and the WebSocket API
+//! user-data stream, one run per fault. Every run must end with the
+//! journal, the exchange and the bot's position in agreement, no order
+//! sent twice, and no limit ever exceeded on the exchange.
+//!
+//! Each run is bounded (`--duration`, and a hard deadline that kills the
+//! child); nothing leaves 127.0.0.1.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mmbot::exec::binance::OrderStatus as ExStatus;
+use mmbot::exec::Side;
+use mmbot::hot::fixed::{notional, parse_fixed};
+use mmbot::sim::exchange::{SimAccount, SimOrder};
+use mmbot::sim::faults::Faults;
+use mmbot::sim::{Sim, SimConfig, SimSource};
+
+const KEY: &str = "liveRunKey0123456789abcdefghijklmnopqrstu";
+const SECRET: &str = "liveRunSecret9876543210zyxwvutsrqponmlkji";
+const BTC0: &str = "1";
+const MAX_POSITION: &str = "0.01";
+const MAX_NOTIONAL: &str = "1000";
+const MAX_OPEN: usize = 2;
+
+fn fx(s: &str) -> i64 {
+    parse_fixed(s.as_bytes()).unwrap()
+}
+
+fn sim(faults: Faults) -> Sim {
+    Sim::start(SimConfig {
+        source: SimSource::Synthetic { seed: 7, events_per_sec: 300.0 },
+        faults,
+        accounts: vec![SimAccount::hmac(KEY, SECRET, &[("BTC", BTC0), ("USDT", "100000")], "0.001")],
+        ..SimConfig::default()
+    })
+    .expect("the simulator starts on an ephemeral port")
+}
+
+/// The config: quotes at the touch (so the synthetic flow fills them),
+/// small sizes, and `[live]` aimed at the simulator. `extra` goes into
+/// `[live]`.
+fn write_config(dir: &Path, sim: &Sim, extra: &str) -> PathBuf {
+    let text = format!(
+        "[strategy]\ntarget_spread_pct = 0.0\nmin_order_size = \"0.002\"\nmax_position = \"{MAX_POSITION}\"\n\
+         [risk]\nmin_spread_bps = 0.0\n\
+         [ai]\nprovider = \"offline\"\n\
+         [live]\nbase_url = \"{}\"\nws_api_url = \"{}/ws-api/v3\"\nmax_position = \"{MAX_POSITION}\"\n\
+         max_order_notional = \"{MAX_NOTIONAL}\"\nmax_open_orders = {MAX_OPEN}\ndaily_loss_limit = \"1000\"\n\
+         journal = \"{}\"\nenv_file = \"{}\"\nmax_order_age_ms = 1500\nreconcile_every_s = 2\n{extra}\n",
+        sim.http_base(),
+        sim.ws_base(),
+        dir.join("journal.sqlite").display(),
+        dir.join("no.env").display(),
+    );
+    let path = dir.join("mmbot.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn spawn(dir: &Path, sim: &Sim, config: &Path, duration: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_mmbot"))
+        .args(["run", "--live", "--yes", "--symbol", "BTCUSDT", "--no-dashboard", "--duration", duration])
+        .arg("--stream-url")
+        .arg(sim.ws_base())
+        .arg("--rest-url")
+        .arg(sim.http_base())
+        .arg("--config")
+        .arg(config)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .arg("--report")
+        .arg(dir.join("report.json"))
+        // Keys for the child only; the test process's environment is untouched.
+        .env("BINANCE_API_KEY", KEY)
+        .env("BINANCE_SECRET_KEY", SECRET)
+        .env_remove("BINANCE_ED25519_KEY_FILE")
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mmbot starts")
+}
+
+/// What one run left behind.
+struct Outcome {
+    code: i32,
+    stderr: String,
+    report: serde_json::Value,
+    journal: PathBuf,
+}
+
+impl Outcome {
+    fn live(&self, key: &str) -> &serde_json::Value {
+        &self.report["live"][key]
+    }
+
+    fn count(&self, key: &str) -> u64 {
+        self.live(key).as_u64().unwrap_or_else(|| panic!("report live.{key} missing:\n{}", self.stderr))
+    }
+
+    fn run_id(&self) -> i64 {
+        self.live("run_id").as_i64().unwrap()
+    }
+}
+
+/// Waits for the child (killing it past `deadline`) and reads its outputs.
+fn finish(mut child: Child, dir: &Path, deadline: Duration) -> Outcome {
+    let mut err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let end = Instant::now() + deadline;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("mmbot run --live did not end within {deadline:?}:\n{}", reader.join().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = reader.join().unwrap();
+    let report = std::fs::read_to_string(dir.join("report.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_else(|| panic!("no report.json (exit {status:?}):\n{stderr}"));
+    Outcome { code: status.code().unwrap_or(-1), stderr, report, journal: dir.join("journal.sqlite") }
+}
+
+fn run_live(name: &str, faults: Faults, extra: &str, duration: &str) -> (Sim, Outcome) {
+    let dir = common::temp_dir(&format!("live-run-{name}"));
+    let sim = sim(faults);
+    let config = write_config(&dir, &sim, extra);
+    let child = spawn(&dir, &sim, &config, duration);
+    let out = finish(child, &dir, Duration::from_secs(90));
+    (sim, out)
+}
+
+/// One order's final state in the journal.
+#[derive(Debug)]
+struct JOrder {
+    /// The run that first journaled it (a later run may settle it).
+    run: i64,
+    exchange_id: Option<i64>,
+    status: String,
+    filled_e8: i64,
+}
+
+/// One journaled fill.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Clone)]
+struct JFill {
+    trade_id: i64,
+    client_id: String,
+    side: String,
+    price_e8: i64,
+    qty_e8: i64,
+}
+
+fn journal(path: &Path) -> (HashMap<String, JOrder>, Vec<JFill>) {
+    let db = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let mut orders = HashMap::new();
+    let mut q = db
+        .prepare(
+            "SELECT s.client_id, (SELECT MIN(o.run) FROM orders o WHERE o.client_id = s.client_id), \
+             s.exchange_id, s.status, s.filled_e8 FROM order_state s",
+        )
+        .unwrap();
+    let rows = q
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                JOrder { run: r.get(1)?, exchange_id: r.get(2)?, status: r.get(3)?, filled_e8: r.get(4)? },
+            ))
+        })
+        .unwrap();
+    for row in rows {
+        let (id, o) = row.unwrap();
+        orders.insert(id, o);
+    }
+    let mut q = db.prepare("SELECT trade_id, client_id, side, price_e8, qty_e8 FROM fills ORDER BY trade_id").unwrap();
+    let fills = q
+        .query_map([], |r| {
+            Ok(JFill {
+                trade_id: r.get(0)?,
+                client_id: r.get(1)?,
+                side: r.get(2)?,
+                price_e8: r.get(3)?,
+                qty_e8: r.get(4)?,
+            })
+        })
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    (orders, fills)
+}
+
+fn journal_status(s: &ExStatus) -> &'static str {
+    match s {
+        ExStatus::New => "NEW",
+        ExStatus::PartiallyFilled => "PARTIALLY_FILLED",
+        ExStatus::Filled => "FILLED",
+        ExStatus::Canceled => "CANCELED",
+        ExStatus::Rejected => "REJECTED",
+        ExStatus::Expired | ExStatus::ExpiredInMatch => "EXPIRED",
+        _ => "UNKNOWN",
+    }
+}
+
+fn signed(side: Side, qty: i64) -> i64 {
+    if side == Side::Buy {
+        qty
+    } else {
+        -qty
+    }
+}
+
+/// The journal, the exchange and the bot agree, nothing was sent twice and
+/// no limit was exceeded. `open_left` orders may still rest (a ban too long
+/// to wait out): those must be open in the journal too. `earlier` is the
+/// position earlier runs on the same account ended with (each run's
+/// position starts at zero).
+fn assert_agreement(sim: &Sim, out: &Outcome, open_left: bool, earlier: i64) {
+    let ctx = &out.stderr;
+    let (jorders, jfills) = journal(&out.journal);
+    let sorders: Vec<SimOrder> = sim.all_orders(KEY);
+    let sfills = sim.fills(KEY);
+
+    // Never a duplicate: one exchange order per client id, each journaled.
+    let mut ids = HashSet::new();
+    for o in &sorders {
+        assert!(ids.insert(o.client_order_id.clone()), "client id {} sent twice:\n{ctx}", o.client_order_id);
+        let j = jorders
+            .get(&o.client_order_id)
+            .unwrap_or_else(|| panic!("exchange order {} is not in the journal:\n{ctx}", o.client_order_id));
+        // The journal's final state is the exchange's.
+        assert_eq!(j.status, journal_status(&o.status), "{}: journal {j:?}, exchange {o:?}:\n{ctx}", o.client_order_id);
+        assert_eq!(j.filled_e8, o.executed_qty.0, "{}: filled differs:\n{ctx}", o.client_order_id);
+        if let Some(x) = j.exchange_id {
+            assert_eq!(x as u64, o.order_id, "{}: exchange id differs", o.client_order_id);
+        }
+    }
+    // Journaled orders the exchange never saw ended as refused, never open.
+    for (id, j) in &jorders {
+        if !ids.contains(id) {
+            assert_eq!(j.status, "REJECTED", "{id} is {j:?} in the journal but unknown to the exchange:\n{ctx}");
+        }
+    }
+    // Open at the end only when a stop could not cancel.
+    let open = sim.orders(KEY);
+    if !open_left {
+        assert!(open.is_empty(), "orders still rest on the exchange: {open:?}:\n{ctx}");
+    }
+    let jopen = jorders.values().filter(|j| ["NEW", "PARTIALLY_FILLED", "UNKNOWN"].contains(&j.status.as_str()));
+    assert_eq!(jopen.count(), open.len(), "journal and exchange disagree on what is open:\n{ctx}");
+
+    // Fills: the same trades, each once.
+    let mut want: Vec<JFill> = sfills
+        .iter()
+        .map(|f| JFill {
+            trade_id: f.trade_id as i64,
+            client_id: f.client_order_id.clone(),
+            side: if f.side == Side::Buy { "BUY".into() } else { "SELL".into() },
+            price_e8: f.price.0,
+            qty_e8: f.qty.0,
+        })
+        .collect();
+    want.sort();
+    assert_eq!(jfills, want, "journal fills differ from the exchange's:\n{ctx}");
+
+    // Position: exchange fills = journal = the bot's report = the balance.
+    let position: i64 = sfills.iter().map(|f| signed(f.side, f.qty.0)).sum();
+    let reported = fx(out.report["trading"]["position"].as_str().unwrap());
+    assert_eq!(earlier + reported, position, "the bot's position is not the exchange's:\n{ctx}");
+    assert_eq!(fx(out.live("position").as_str().unwrap()), reported);
+    let btc = sim.account(KEY).unwrap().into_iter().find(|b| b.asset == "BTC").unwrap();
+    assert_eq!(btc.free.0 + btc.locked.0 - fx(BTC0), position, "BTC balance change is not the position");
+
+    // Limits, as the exchange saw them.
+    assert!(sim.max_open_orders(KEY) <= MAX_OPEN, "{} orders open at once:\n{ctx}", sim.max_open_orders(KEY));
+    let mut running = 0i64;
+    for f in &sfills {
+        running += signed(f.side, f.qty.0);
+        assert!(running.abs() <= fx(MAX_POSITION), "position {running} passed the limit:\n{ctx}");
+    }
+    for o in &sorders {
+        assert!(notional(o.price.0, o.orig_qty.0) <= fx(MAX_NOTIONAL), "order {o:?} over the notional limit");
+    }
+    // The run's ids carry its prefix.
+    let prefix = format!("{}-", out.live("client_prefix").as_str().unwrap());
+    for o in &sorders {
+        let j = &jorders[&o.client_order_id];
+        if j.run == out.run_id() {
+            assert!(o.client_order_id.starts_with(&prefix), "{} lacks {prefix}", o.client_order_id);
+        }
+    }
+}
+
+fn assert_exit(out: &Outcome, code: i32) {
+    assert_eq!(out.code, code, "exit status (stop: {}):\n{}", out.live("stop"), out.stderr);
+}
+
+#[test]
+fn clean_run_places_replaces_cancels_and_agrees() {
+    let (sim, out) = run_live("clean", Faults::default(), "", "7s");
+    assert_exit(&out, 0);
+    assert_eq!(out.live("stop").as_str(), Some("ok"));
+    assert!(out.count("orders") >= 3, "{}", out.stderr);
+    assert!(out.count("replaces") >= 1, "cancelReplace never used:\n{}", out.stderr);
+    assert!(out.count("fills") >= 1, "no fills at the touch in 7 s:\n{}", out.stderr);
+    assert_eq!((out.count("rejected"), out.count("lookups")), (0, 0), "{}", out.stderr);
+    assert!(out.stderr.contains("trading BTCUSDT on testnet or simulator"), "start-up print:\n{}", out.stderr);
+    assert!(!out.stderr.contains(SECRET) && !out.stderr.contains(KEY), "a key was printed");
+    assert_agreement(&sim, &out, false, 0);
+}
+
+#[test]
+fn throttled_orders_wait_out_retry_after() {
+    let faults = Faults { throttle_order_every: 4, ..Faults::default() };
+    let (sim, out) = run_live("429", faults, "", "7s");
+    assert_exit(&out, 0);
+    assert!(out.count("waits") >= 1, "no 429 seen:\n{}", out.stderr);
+    assert_agreement(&sim, &out, false, 0);
+}
+
+#[test]
+fn ip_ban_stops_trading_waits_and_cancels() {
+    let faults = Faults { ban_order_every: 5, ban_for: Some(Duration::from_secs(2)), ..Faults::default() };
+    let (sim, out) = run_live("418", faults, "ban_wait_max_s = 10", "20s");
+    assert_exit(&out, 4);
+    assert!(out.live("stop").as_str().unwrap().contains("418"), "{}", out.stderr);
+    assert_eq!(out.count("ban_waits"), 1, "{}", out.stderr);
+    assert_eq!(out.count("left_open"), 0);
+    assert_eq!(sim.requests_during_ban(), 0, "requests sent during the ban:\n{}", out.stderr);
+    assert_agreement(&sim, &out, false, 0);
+}
+
+#[test]
+fn long_ban_leaves_orders_to_the_next_start() {
+    // The ban outlasts what the bot may wait: it exits saying orders may
+    // rest; the next start (after the ban) cancels them before quoting.
+    let faults = Faults { ban_order_every: 3, ban_for: Some(Duration::from_secs(3)), ..Faults::default() };
+    let dir = common::temp_dir("live-run-long-ban");
+    let sim = sim(faults);
+    let config = write_config(&dir, &sim, "ban_wait_max_s = 0");
+    let first = finish(spawn(&dir, &sim, &config, "20s"), &dir, Duration::from_secs(90));
+    assert_eq!(sim.requests_during_ban(), 0, "requests sent during the ban:\n{}", first.stderr);
+    let left = first.count("left_open");
+    assert_exit(&first, if left > 0 { 7 } else { 4 });
+    if left > 0 {
+        assert!(first.stderr.contains("ALERT"), "{}", first.stderr);
+    }
+    assert_agreement(&sim, &first, true, 0);
+    assert_eq!(sim.orders(KEY).len() as u64, left);
+
+    std::thread::sleep(Duration::from_secs(3));
+    // The sim keeps banning every 3rd order request; the second run only
+    // needs to start, reconcile and stop.
+    let _ = std::fs::remove_file(dir.join("report.json"));
+    let second = finish(spawn(&dir, &sim, &config, "1500ms"), &dir, Duration::from_secs(90));
+    assert!(second.run_id() > first.run_id());
+    // What still rested is cancelled as an orphan; what the market filled
+    // meanwhile is settled from the journal, its fills recovered.
+    assert!(second.count("orphans_canceled") <= left, "{}", second.stderr);
+    let earlier = fx(first.live("position").as_str().unwrap());
+    assert_agreement(&sim, &second, false, earlier);
+    let (jorders, _) = journal(&second.journal);
+    assert!(
+        jorders.values().all(|j| !["NEW", "PARTIALLY_FILLED", "UNKNOWN"].contains(&j.status.as_str())),
+        "{jorders:?}"
+    );
+}
+
+#[test]
+fn server_error_after_placing_is_looked_up_never_resent() {
+    let faults = Faults { error_after_order_every: 3, ..Faults::default() };
+    let (sim, out) = run_live("5xx", faults, "", "7s");
+    assert_exit(&out, 0);
+    assert!(out.count("lookups_found") >= 1, "no unknown fate settled:\n{}", out.stderr);
+    assert_agreement(&sim, &out, false, 0);
+}
+
+#[test]
+fn timed_out_orders_are_looked_up() {
+    let faults = Faults { delay_order_every: 4, order_delay: Duration::from_millis(2500), ..Faults::default() };
+    let (sim, out) = run_live("timeout", faults, "timeout_ms = 800", "8s");
+    assert_exit(&out, 0);
+    assert!(out.count("lookups") >= 1, "no timeout seen:\n{}", out.stderr);
+    assert_agreement(&sim, &out, false, 0);
+}
+
+#[test]
+fn dropped_user_data_is_resubscribed_and_fills_recovered() {
+    let faults = Faults { drop_user_data_every: Some(Duration::from_millis(1500)), ..Faults::default() };
+    let (sim, out) = run_live("userdata", faults, "", "8s");
+    assert_exit(&out, 0);
+    assert!(out.count("resubscribes") >= 1, "{}", out.stderr);
+    assert_agreement(&sim, &out, false, 0);
+}
+
+#[test]
+fn skewed_exchange_clock_is_measured() {
+    // 3 s ahead with a 1 s recvWindow: unsigned by the measured offset,
+    // every request would be refused (-1021).
+    let faults = Faults { clock_offset_ms: 3000, ..Faults::default() };
+    let (sim, out) = run_live("clock", faults, "recv_window_ms = 1000", "5s");
+    assert_exit(&out, 0);
+    assert!(out.count("orders") >= 1 && out.count("clock_resyncs") == 0, "{}", out.stderr);
+    assert_agreement(&sim, &out, false, 0);
+}
+
+#[test]
+fn sigterm_cancels_everything_and_exits_cleanly() {
+    let dir = common::temp_dir("live-run-sigterm");
+    let sim = sim(Faults::default());
+    let config = write_config(&dir, &sim, "");
+    let child = spawn(&dir, &sim, &config, "60s");
+    // Wait (bounded) until an order rests, then SIGTERM.
+    let end = Instant::now() + Duration::from_secs(30);
+    while sim.orders(KEY).is_empty() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!sim.orders(KEY).is_empty(), "no order rested within 30 s");
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let out = finish(child, &dir, Duration::from_secs(60));
+    assert_exit(&out, 0);
+    assert!(out.live("stop").as_str().unwrap().contains("signal"), "{}", out.stderr);
+    assert_agreement(&sim, &out, false, 0);
+    let db = rusqlite::Connection::open(&out.journal).unwrap();
+    let status: String =
+        db.query_row("SELECT exit_status FROM runs WHERE id = ?1", [out.run_id()], |r| r.get(0)).unwrap();
+    assert!(status.contains("signal"), "{status}");
+}
+
+#[test]
+fn stale_feed_trips_the_kill_switch() {
+    let dir = common::temp_dir("live-run-stale");
+    let sim = sim(Faults::default());
+    let config = write_config(&dir, &sim, "kill_stale_feed_s = 1");
+    let child = spawn(&dir, &sim, &config, "60s");
+    let end = Instant::now() + Duration::from_secs(30);
+    while sim.orders(KEY).is_empty() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!sim.orders(KEY).is_empty(), "no order rested within 30 s");
+    // The market stops sending; the connection stays up.
+    sim.pause();
+    let out = finish(child, &dir, Duration::from_secs(60));
+    assert_exit(&out, 3);
+    assert!(out.live("stop").as_str().unwrap().contains("stale"), "{}", out.stderr);
+    assert_agreement(&sim, &out, false, 0);
+}
+
+#[test]
+fn live_needs_confirmation_keys_and_limits() {
+    let dir = common::temp_dir("live-run-guards");
+    let sim = sim(Faults::default());
+    let config = write_config(&dir, &sim, "");
+    let base = |extra: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_mmbot"));
+        c.args(["run", "--live", "--symbol", "BTCUSDT", "--duration", "1s", "--no-dashboard"])
+            .arg("--stream-url")
+            .arg(sim.ws_base())
+            .arg("--rest-url")
+            .arg(sim.http_base())
+            .args(extra)
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .env_remove("BINANCE_API_KEY")
+            .env_remove("BINANCE_SECRET_KEY")
+            .env_remove("BINANCE_ED25519_KEY_FILE");
+        c
+    };
+    let cfg = config.to_str().unwrap();
+    // No [live] section.
+    let o = base(&["--yes"]).output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("[live]"), "{e}");
+    // No keys.
+    let o = base(&["--yes", "--config", cfg]).output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("BINANCE_API_KEY"), "{e}");
+    // Keys, but no --yes and no terminal to type on.
+    let o = base(&["--config", cfg]).env("BINANCE_API_KEY", KEY).env("BINANCE_SECRET_KEY", SECRET).output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("--yes"), "{e}");
+    assert!(!e.contains(SECRET) && !e.contains(KEY), "a key was printed: {e}");
+    // A wrong key: refused at start, nothing sent.
+    let o = base(&["--yes", "--config", cfg])
+        .env("BINANCE_API_KEY", "wrongKey0123456789abcdefghijklmnopqrstuv")
+        .env("BINANCE_SECRET_KEY", SECRET)
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("nothing was sent"), "{e}");
+    // `mmbot paper --live` is not a thing.
+    let o =
+        Command::new(env!("CARGO_BIN_EXE_mmbot")).args(["paper", "--live", "--symbol", "BTCUSDT"]).output().unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("mmbot run --live"));
+    assert!(sim.all_orders(KEY).is_empty());
+}
