@@ -145,6 +145,8 @@ enum ToExec {
     Health {
         synced: bool,
     },
+    /// New advice as the hot thread took it (live runs journal it).
+    Advice(Advice),
 }
 
 /// Wall time between [`HotStatus`] snapshots.
@@ -495,6 +497,7 @@ impl<S: Strategy> HotSide<S> {
         }
         if let Some(a) = self.side.advice.as_mut().and_then(|c| c.latest()) {
             self.hot.set_advice(a);
+            self.market_tx.push(ToExec::Advice(a));
         }
         if let Some(p) = self.side.params.as_mut().and_then(|c| c.latest()) {
             self.hot.set_params(p);
@@ -640,6 +643,11 @@ pub fn run_trading<S: Strategy + Send + 'static>(
                             desk.on_book(&top, time_ns, &mut |f| fills.push(f))
                         }
                         ToExec::Trade { trade, time_ns } => desk.on_trade(&trade, time_ns, &mut |f| fills.push(f)),
+                        ToExec::Advice(a) => {
+                            if let Desk::Live(ex) = &mut desk {
+                                ex.on_advice(&a);
+                            }
+                        }
                         ToExec::Health { synced } => {
                             unsynced_since = match (synced, unsynced_since) {
                                 (true, _) => None,

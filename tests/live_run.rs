@@ -324,6 +324,12 @@ fn clean_run_places_replaces_cancels_and_agrees() {
     assert!(out.stderr.contains("trading BTCUSDT on testnet or simulator"), "start-up print:\n{}", out.stderr);
     assert!(!out.stderr.contains(SECRET) && !out.stderr.contains(KEY), "a key was printed");
     assert_agreement(&sim, &out, false, 0);
+    // The run, its advice and PnL snapshots are journaled too.
+    let db = rusqlite::Connection::open(&out.journal).unwrap();
+    let count = |sql: &str| -> i64 { db.query_row(sql, [out.run_id()], |r| r.get(0)).unwrap() };
+    assert!(count("SELECT COUNT(*) FROM pnl WHERE run = ?1") >= 1);
+    assert!(count("SELECT COUNT(*) FROM advice WHERE run = ?1") >= 1);
+    assert_eq!(count("SELECT COUNT(*) FROM runs WHERE id = ?1 AND exit_status = 'ok' AND mode = 'testnet'"), 1);
 }
 
 #[test]

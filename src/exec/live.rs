@@ -66,13 +66,16 @@ use crate::exec::binance::filters::SymbolRules;
 use crate::exec::binance::keys::Credentials;
 use crate::exec::binance::model::{Order, OrderStatus as ExOrderStatus, ReplaceHalf};
 use crate::exec::binance::rest::{ClientIds, ClientOrderId, OrderRef, ReplaceMode, RestClient, RestConfig};
-use crate::exec::journal::{FillOutcome, FillRecord, Journal, JournalError, OrderEvent, OrderStatus, RunId, RunInfo};
+use crate::exec::journal::{
+    FillOutcome, FillRecord, Journal, JournalError, OrderEvent, OrderStatus, PnlSnapshot, RunId, RunInfo,
+};
 use crate::exec::live_config::{LiveConfig, OrphanPolicy};
 use crate::exec::paper::{WorkingOrder, QUEUE_UNKNOWN};
 use crate::exec::position::Position;
 use crate::exec::risk::{Balance, KillReason, KillSwitch, OrderRequest, RiskCheck, RiskCounters};
 use crate::exec::userdata::{ExecType, ExecutionReport, ReportStatus, UserDataError, UserDataStream, UserEvent};
 use crate::exec::{Fill, Quote, Side};
+use crate::hot::advice::Advice;
 use crate::hot::book::BookView;
 use crate::hot::fixed::{notional_ceil, Price, Qty};
 use crate::hot::msg::{Level, Symbol, Trade};
@@ -263,6 +266,7 @@ pub struct LiveExchange {
     pending_fills: Vec<Fill>,
     last_mid: Option<Price>,
     last_reconcile: Instant,
+    last_pnl_snapshot: Instant,
     /// Send nothing before this (rate limits).
     wait_until: Option<Instant>,
     /// Next retry of a pending unknown-fate lookup.
@@ -376,6 +380,7 @@ impl LiveExchange {
             pending_fills: Vec::with_capacity(64),
             last_mid: None,
             last_reconcile: Instant::now(),
+            last_pnl_snapshot: Instant::now(),
             wait_until: None,
             next_lookup: Instant::now(),
             stopped: None,
@@ -502,6 +507,13 @@ impl LiveExchange {
     /// A public trade: nothing to simulate live; [`LiveExchange::poll`]s.
     pub fn on_trade(&mut self, _t: &Trade, _now_ns: i64, sink: &mut impl FnMut(Fill)) {
         self.poll(sink);
+    }
+
+    /// Journals a piece of advice the hot path took (queued, never waits).
+    pub fn on_advice(&mut self, advice: &Advice) {
+        if let Err(e) = self.journal.record_advice(self.run, advice, None) {
+            self.stats.last_error = Some(e.to_string());
+        }
     }
 
     /// Time passes: handles stream events and timers (fills are kept for
@@ -1160,9 +1172,20 @@ impl LiveExchange {
             let p = &self.position;
             self.risk.on_pnl(now, p.realized().saturating_sub(p.fees()), p.unrealized(mid));
             self.kill.on_risk(&mut self.risk, now);
+            if self.last_pnl_snapshot.elapsed() >= self.cfg.pnl_every {
+                self.snapshot_pnl(mid, now);
+            }
         }
         if let Some(r) = self.kill.tripped() {
             self.shutdown(StopReason::Kill(r));
+        }
+    }
+
+    /// A PnL snapshot in the journal (queued, never waits).
+    fn snapshot_pnl(&mut self, mark: Price, now_ns: i64) {
+        self.last_pnl_snapshot = Instant::now();
+        if let Err(e) = self.journal.record_pnl(PnlSnapshot::of(self.run, self.symbol, &self.position, mark, now_ns)) {
+            self.stats.last_error = Some(e.to_string());
         }
     }
 
@@ -1446,6 +1469,9 @@ impl LiveExchange {
         }
         if let Some(mut s) = self.stream.take() {
             s.stop();
+        }
+        if let Some(mid) = self.last_mid {
+            self.snapshot_pnl(mid, wall_ns());
         }
         let _ = self.journal.end_run(self.run, &reason.to_string(), wall_ns());
         if let Err(e) = self.journal.flush() {

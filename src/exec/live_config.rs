@@ -27,6 +27,7 @@
 //! kill_stale_feed_s = 30          # no market data for this long
 //! kill_unsynced_s = 60            # the traded book unsynced for this long
 //! ban_wait_max_s = 300            # after a 418, wait at most this long to cancel what rests
+//! pnl_every_s = 10                # a PnL snapshot in the journal this often
 //! ```
 //!
 //! Money and quantities are decimal strings (exact fixed-point); plain TOML
@@ -91,6 +92,7 @@ pub struct RawLiveConfig {
     pub kill_stale_feed_s: Option<f64>,
     pub kill_unsynced_s: Option<f64>,
     pub ban_wait_max_s: Option<f64>,
+    pub pnl_every_s: Option<f64>,
 }
 
 /// The validated `[live]` section.
@@ -129,6 +131,8 @@ pub struct LiveConfig {
     /// that it can cancel what still rests; a longer ban leaves the orders
     /// to the next start's reconciliation (and says so).
     pub ban_wait_max: Duration,
+    /// A PnL snapshot goes to the journal this often (and at the stop).
+    pub pnl_every: Duration,
 }
 
 /// A `[live]` value that cannot be right, naming the key and the fix.
@@ -288,6 +292,7 @@ impl LiveConfig {
             unsynced_ns: ns(secs("kill_unsynced_s", raw.kill_unsynced_s, 60.0, 1.0, 3600.0)?),
         };
         let ban_wait_max = secs("ban_wait_max_s", raw.ban_wait_max_s, 300.0, 0.0, 86_400.0)?;
+        let pnl_every = secs("pnl_every_s", raw.pnl_every_s, 10.0, 1.0, 86_400.0)?;
         Ok(Self {
             rest_url,
             ws_api_url,
@@ -309,6 +314,7 @@ impl LiveConfig {
             timeout: Duration::from_millis(timeout_ms),
             kill,
             ban_wait_max,
+            pnl_every,
         })
     }
 }
