@@ -214,6 +214,15 @@ pub struct ExecStatus {
     /// Marked to the last mid the exchange side saw.
     pub pnl: i64,
     pub position: Qty,
+    /// Live runs only: real orders are being sent.
+    pub live: bool,
+    /// Orders refused before sending (filters, pre-trade checks) and by
+    /// the exchange; unknown fates looked up.
+    pub refused: u64,
+    pub rejected: u64,
+    pub lookups: u64,
+    /// Trading stopped (kill switch, ban, credentials): quotes go nowhere.
+    pub stopped: bool,
 }
 
 /// Operator commands to the hot thread.
@@ -623,7 +632,11 @@ pub fn run_trading<S: Strategy + Send + 'static>(
     let exec = std::thread::Builder::new()
         .name("mmbot-exec".into())
         .spawn(move || {
-            let mut position = Position::new();
+            // Live: the position earlier runs left (journal) carries over.
+            let mut position = match &desk {
+                Desk::Live(ex) => *ex.carried_position(),
+                Desk::Paper(..) => Position::new(),
+            };
             let mut last_mid: Option<Price> = None;
             let mut fills: Vec<Fill> = Vec::with_capacity(64);
             // The feed as the kill switch sees it (wall clock, ns).
@@ -681,7 +694,7 @@ pub fn run_trading<S: Strategy + Send + 'static>(
                 }
                 if let (Some(tx), true) = (exec_status.as_ref(), worked) {
                     let c = desk.counts();
-                    tx.push_latest(ExecStatus {
+                    let mut st = ExecStatus {
                         fills: c.fills,
                         orders: c.orders,
                         cancels: c.cancels,
@@ -689,7 +702,17 @@ pub fn run_trading<S: Strategy + Send + 'static>(
                         fees: position.fees(),
                         pnl: last_mid.map_or(0, |m| position.pnl(m)),
                         position: position.qty(),
-                    });
+                        ..ExecStatus::default()
+                    };
+                    if let Desk::Live(ex) = &desk {
+                        let s = ex.stats();
+                        st.live = true;
+                        st.refused = s.refused_by_filter + s.refused_by_risk;
+                        st.rejected = s.rejected;
+                        st.lookups = s.lookups;
+                        st.stopped = ex.stopped().is_some();
+                    }
+                    tx.push_latest(st);
                 }
                 if worked {
                     // Position and working orders back to the hot thread.

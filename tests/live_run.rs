@@ -229,10 +229,10 @@ fn signed(side: Side, qty: i64) -> i64 {
 
 /// The journal, the exchange and the bot agree, nothing was sent twice and
 /// no limit was exceeded. `open_left` orders may still rest (a ban too long
-/// to wait out): those must be open in the journal too. `earlier` is the
-/// position earlier runs on the same account ended with (each run's
-/// position starts at zero).
-fn assert_agreement(sim: &Sim, out: &Outcome, open_left: bool, earlier: i64) {
+/// to wait out): those must be open in the journal too. The bot's position
+/// carries over from earlier runs in the same journal, so it is always the
+/// account's whole traded position.
+fn assert_agreement(sim: &Sim, out: &Outcome, open_left: bool) {
     let ctx = &out.stderr;
     let (jorders, jfills) = journal(&out.journal);
     let sorders: Vec<SimOrder> = sim.all_orders(KEY);
@@ -283,7 +283,7 @@ fn assert_agreement(sim: &Sim, out: &Outcome, open_left: bool, earlier: i64) {
     // Position: exchange fills = journal = the bot's report = the balance.
     let position: i64 = sfills.iter().map(|f| signed(f.side, f.qty.0)).sum();
     let reported = fx(out.report["trading"]["position"].as_str().unwrap());
-    assert_eq!(earlier + reported, position, "the bot's position is not the exchange's:\n{ctx}");
+    assert_eq!(reported, position, "the bot's position is not the exchange's:\n{ctx}");
     assert_eq!(fx(out.live("position").as_str().unwrap()), reported);
     let btc = sim.account(KEY).unwrap().into_iter().find(|b| b.asset == "BTC").unwrap();
     assert_eq!(btc.free.0 + btc.locked.0 - fx(BTC0), position, "BTC balance change is not the position");
@@ -323,7 +323,7 @@ fn clean_run_places_replaces_cancels_and_agrees() {
     assert_eq!((out.count("rejected"), out.count("lookups")), (0, 0), "{}", out.stderr);
     assert!(out.stderr.contains("trading BTCUSDT on testnet or simulator"), "start-up print:\n{}", out.stderr);
     assert!(!out.stderr.contains(SECRET) && !out.stderr.contains(KEY), "a key was printed");
-    assert_agreement(&sim, &out, false, 0);
+    assert_agreement(&sim, &out, false);
     // The run, its advice and PnL snapshots are journaled too.
     let db = rusqlite::Connection::open(&out.journal).unwrap();
     let count = |sql: &str| -> i64 { db.query_row(sql, [out.run_id()], |r| r.get(0)).unwrap() };
@@ -338,7 +338,7 @@ fn throttled_orders_wait_out_retry_after() {
     let (sim, out) = run_live("429", faults, "", "7s");
     assert_exit(&out, 0);
     assert!(out.count("waits") >= 1, "no 429 seen:\n{}", out.stderr);
-    assert_agreement(&sim, &out, false, 0);
+    assert_agreement(&sim, &out, false);
 }
 
 #[test]
@@ -350,7 +350,7 @@ fn ip_ban_stops_trading_waits_and_cancels() {
     assert_eq!(out.count("ban_waits"), 1, "{}", out.stderr);
     assert_eq!(out.count("left_open"), 0);
     assert_eq!(sim.requests_during_ban(), 0, "requests sent during the ban:\n{}", out.stderr);
-    assert_agreement(&sim, &out, false, 0);
+    assert_agreement(&sim, &out, false);
 }
 
 #[test]
@@ -368,7 +368,7 @@ fn long_ban_leaves_orders_to_the_next_start() {
     if left > 0 {
         assert!(first.stderr.contains("ALERT"), "{}", first.stderr);
     }
-    assert_agreement(&sim, &first, true, 0);
+    assert_agreement(&sim, &first, true);
     assert_eq!(sim.orders(KEY).len() as u64, left);
 
     std::thread::sleep(Duration::from_secs(3));
@@ -380,8 +380,8 @@ fn long_ban_leaves_orders_to_the_next_start() {
     // What still rested is cancelled as an orphan; what the market filled
     // meanwhile is settled from the journal, its fills recovered.
     assert!(second.count("orphans_canceled") <= left, "{}", second.stderr);
-    let earlier = fx(first.live("position").as_str().unwrap());
-    assert_agreement(&sim, &second, false, earlier);
+    // The second run starts from the first one's position (journal).
+    assert_agreement(&sim, &second, false);
     let (jorders, _) = journal(&second.journal);
     assert!(
         jorders.values().all(|j| !["NEW", "PARTIALLY_FILLED", "UNKNOWN"].contains(&j.status.as_str())),
@@ -395,7 +395,7 @@ fn server_error_after_placing_is_looked_up_never_resent() {
     let (sim, out) = run_live("5xx", faults, "", "7s");
     assert_exit(&out, 0);
     assert!(out.count("lookups_found") >= 1, "no unknown fate settled:\n{}", out.stderr);
-    assert_agreement(&sim, &out, false, 0);
+    assert_agreement(&sim, &out, false);
 }
 
 #[test]
@@ -404,7 +404,7 @@ fn timed_out_orders_are_looked_up() {
     let (sim, out) = run_live("timeout", faults, "timeout_ms = 800", "8s");
     assert_exit(&out, 0);
     assert!(out.count("lookups") >= 1, "no timeout seen:\n{}", out.stderr);
-    assert_agreement(&sim, &out, false, 0);
+    assert_agreement(&sim, &out, false);
 }
 
 #[test]
@@ -413,7 +413,7 @@ fn dropped_user_data_is_resubscribed_and_fills_recovered() {
     let (sim, out) = run_live("userdata", faults, "", "8s");
     assert_exit(&out, 0);
     assert!(out.count("resubscribes") >= 1, "{}", out.stderr);
-    assert_agreement(&sim, &out, false, 0);
+    assert_agreement(&sim, &out, false);
 }
 
 #[test]
@@ -424,7 +424,7 @@ fn skewed_exchange_clock_is_measured() {
     let (sim, out) = run_live("clock", faults, "recv_window_ms = 1000", "5s");
     assert_exit(&out, 0);
     assert!(out.count("orders") >= 1 && out.count("clock_resyncs") == 0, "{}", out.stderr);
-    assert_agreement(&sim, &out, false, 0);
+    assert_agreement(&sim, &out, false);
 }
 
 #[test]
@@ -444,7 +444,7 @@ fn sigterm_cancels_everything_and_exits_cleanly() {
     let out = finish(child, &dir, Duration::from_secs(60));
     assert_exit(&out, 0);
     assert!(out.live("stop").as_str().unwrap().contains("signal"), "{}", out.stderr);
-    assert_agreement(&sim, &out, false, 0);
+    assert_agreement(&sim, &out, false);
     let db = rusqlite::Connection::open(&out.journal).unwrap();
     let status: String =
         db.query_row("SELECT exit_status FROM runs WHERE id = ?1", [out.run_id()], |r| r.get(0)).unwrap();
@@ -467,7 +467,7 @@ fn stale_feed_trips_the_kill_switch() {
     let out = finish(child, &dir, Duration::from_secs(60));
     assert_exit(&out, 3);
     assert!(out.live("stop").as_str().unwrap().contains("stale"), "{}", out.stderr);
-    assert_agreement(&sim, &out, false, 0);
+    assert_agreement(&sim, &out, false);
 }
 
 #[test]

@@ -262,6 +262,20 @@ fn draw(f: &mut Frame<'_>, v: &View) {
             v.exec.orders,
             v.exec.cancels
         )),
+        if v.exec.live {
+            Line::from(Span::styled(
+                format!(
+                    "  LIVE ORDERS{}: {} refused before sending, {} rejected by the exchange, {} unknown fates looked up",
+                    if v.exec.stopped { " (STOPPED: cancelling, see the log)" } else { "" },
+                    v.exec.refused,
+                    v.exec.rejected,
+                    v.exec.lookups
+                ),
+                Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
+            ))
+        } else {
+            Line::from("  paper trading: no real orders")
+        },
         Line::from(""),
         Line::from(Span::styled("advice", Style::default().add_modifier(Modifier::BOLD))),
         Line::from(format!(

@@ -262,6 +262,9 @@ pub struct LiveExchange {
     stream_dropped: u64,
     sides: [Option<LiveOrder>; 2],
     position: Position,
+    /// The position earlier runs left (from the journal), before any fill
+    /// of this run.
+    carried: Position,
     /// Fills committed but not yet handed to a sink.
     pending_fills: Vec<Fill>,
     last_mid: Option<Price>,
@@ -377,6 +380,7 @@ impl LiveExchange {
             stream_dropped: 0,
             sides: [None, None],
             position: Position::new(),
+            carried: Position::new(),
             pending_fills: Vec::with_capacity(64),
             last_mid: None,
             last_reconcile: Instant::now(),
@@ -386,6 +390,14 @@ impl LiveExchange {
             stopped: None,
             stats: LiveStats::default(),
         };
+        // The position carries over: every fill earlier runs journaled for
+        // this symbol, so the limits count inventory a previous run left.
+        let name_asset = ex.rules.quote_asset.clone();
+        for f in ex.journal.fills(symbol)? {
+            ex.position.on_fill(&f.to_fill(&name_asset));
+        }
+        ex.carried = ex.position;
+        ex.risk.set_position(ex.position.qty());
         ex.refresh_account()?;
         ex.reconcile_orders()?;
         ex.reconcile_journal()?;
@@ -423,9 +435,15 @@ impl LiveExchange {
         &self.stats
     }
 
-    /// Position built from journaled fills only.
+    /// Position built from journaled fills only, earlier runs' included.
     pub fn position(&self) -> &Position {
         &self.position
+    }
+
+    /// The position earlier runs left, from the journal: where this run's
+    /// position starts (fills this run hands to a sink come on top).
+    pub fn carried_position(&self) -> &Position {
+        &self.carried
     }
 
     /// `Some` once trading has stopped (and everything was cancelled).
