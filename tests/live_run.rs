@@ -518,3 +518,80 @@ fn live_needs_confirmation_keys_and_limits() {
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("mmbot run --live"));
     assert!(sim.all_orders(KEY).is_empty());
 }
+
+fn tmux(socket: &str, args: &[&str]) -> String {
+    let out = Command::new("tmux").arg("-L").arg(socket).args(args).output().expect("running tmux");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits (bounded) until the pane shows `text`; the screen either way.
+fn wait_for(socket: &str, text: &str, limit: Duration) -> Result<String, String> {
+    let start = Instant::now();
+    let mut screen = String::new();
+    while start.elapsed() < limit {
+        screen = tmux(socket, &["capture-pane", "-t", "live", "-p"]);
+        if screen.contains(text) {
+            return Ok(screen);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(screen)
+}
+
+/// On a terminal, `--live` without `--yes` asks for the symbol: anything
+/// else quits with nothing sent; the symbol starts trading, with the
+/// dashboard's live line, and `q` cancels everything.
+#[test]
+fn typed_confirmation_on_a_terminal() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        common::skip(format_args!("typed_confirmation_on_a_terminal: tmux is not installed"));
+        return;
+    }
+    let dir = common::temp_dir("live-run-tty");
+    let sim = sim(Faults::default());
+    let config = write_config(&dir, &sim, "");
+    let socket = format!("mmbot-live-{}", std::process::id());
+    let session = |answer: &str| -> Result<String, String> {
+        let cmd = format!(
+            "env BINANCE_API_KEY={KEY} BINANCE_SECRET_KEY={SECRET} {} run --live --symbol BTCUSDT --duration 60s \
+             --stream-url {} --rest-url {} --config {} --out {}; echo EXITED $?; sleep 30",
+            env!("CARGO_BIN_EXE_mmbot"),
+            sim.ws_base(),
+            sim.http_base(),
+            config.display(),
+            dir.join("out").display()
+        );
+        let started = Command::new("tmux")
+            .args(["-L", &socket, "new-session", "-d", "-s", "live", "-x", "160", "-y", "45"])
+            .arg("-c")
+            .arg(&dir)
+            .arg(&cmd)
+            .env("TERM", "xterm-256color")
+            .status()
+            .unwrap();
+        assert!(started.success());
+        let r = (|| {
+            wait_for(&socket, "Type the symbol (BTCUSDT)", Duration::from_secs(30))?;
+            tmux(&socket, &["send-keys", "-t", "live", answer, "Enter"]);
+            if answer != "BTCUSDT" {
+                return wait_for(&socket, "EXITED 1", Duration::from_secs(20));
+            }
+            let screen = wait_for(&socket, "LIVE ORDERS", Duration::from_secs(30))?;
+            let end = Instant::now() + Duration::from_secs(30);
+            while sim.orders(KEY).is_empty() && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            tmux(&socket, &["send-keys", "-t", "live", "q"]);
+            wait_for(&socket, "EXITED 0", Duration::from_secs(30)).map(|_| screen)
+        })();
+        tmux(&socket, &["kill-server"]);
+        r
+    };
+    let screen = session("ETHUSDT").unwrap_or_else(|s| panic!("refusal not seen; last screen:\n{s}"));
+    assert!(screen.contains("not confirmed"), "{screen}");
+    assert!(sim.all_orders(KEY).is_empty(), "an order went out without confirmation");
+    let screen = session("BTCUSDT").unwrap_or_else(|s| panic!("confirmed run failed; last screen:\n{s}"));
+    assert!(screen.contains("mmbot live BTCUSDT"), "{screen}");
+    assert!(!sim.all_orders(KEY).is_empty(), "no order was placed after confirming");
+    assert!(sim.orders(KEY).is_empty(), "q left orders resting: {:?}", sim.orders(KEY));
+}
