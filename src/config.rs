@@ -830,6 +830,7 @@ impl Config {
                 line(format!("kill_unsynced_s = {}", secs(k.unsynced_ns)));
                 line(format!("ban_wait_max_s = {}", l.ban_wait_max.as_secs_f64()));
                 line(format!("pnl_every_s = {}", l.pnl_every.as_secs_f64()));
+                line(format!("dry_run = {}", l.dry_run));
             }
         }
         line("\n[book]".into());

@@ -1,10 +1,12 @@
-//! Paper trading on threads, as it runs live: the hot path on its own pinned
-//! core, the paper exchange on an exec thread, rings between them.
+//! Trading on threads, as it runs live: the hot path on its own pinned core,
+//! the exchange side on an exec thread (the paper exchange, or with
+//! [`Venue::Live`] the live order manager sending real orders), rings
+//! between them.
 //!
 //! ```text
-//!  source --frames--> hot (pinned) --top of book, trades--> exec (paper exchange, position)
-//!                      ^  |  <--position (latest wins)--------|
-//!                      |  +----quotes (latest wins)---------->|
+//!  source --frames--> hot (pinned) --top of book, trades, health, advice--> exec (paper exchange or
+//!                      ^  |  <--position, working orders (latest wins)-----|  live order manager,
+//!                      |  +----quotes (latest wins)----------------------->|  position)
 //!                      |  +----status (latest wins)---------> caller (status lines, dashboard)
 //!  advice, params -----+ (latest wins, from side threads)
 //! ```
@@ -12,10 +14,11 @@
 //! The hot thread never waits on the exec thread: a full market ring is
 //! counted, quotes and positions are "latest wins". Unlike a backtest, this
 //! is not deterministic (exec sees quotes when it gets to them), which is
-//! exactly what paper trading against a live feed is like; backtests run the
-//! same hot path and exchange inline instead. Frames come from any
-//! [`FrameSource`]: a recording (optionally paced at recorded speed) now,
-//! the live WebSocket feed later.
+//! exactly what trading against a live feed is like; backtests run the
+//! same hot path and exchange inline instead. Frames come from a recording
+//! (optionally paced at recorded speed) or the live WebSocket feed. The
+//! exec thread may block (REST calls live); a live order manager that stops
+//! by itself (kill switch, ban) ends the whole run.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -295,6 +298,8 @@ pub struct LiveOutcome {
     pub client_prefix: String,
     /// Position from journaled fills only.
     pub position: Position,
+    /// Orders went to `order/test` only.
+    pub dry_run: bool,
 }
 
 /// The exec thread's exchange: paper or live, driven the same way.
@@ -822,6 +827,7 @@ pub fn run_trading<S: Strategy + Send + 'static>(
             journal: ex.journal().path().to_path_buf(),
             client_prefix: ex.client_prefix().to_string(),
             position: *ex.position(),
+            dry_run: ex.dry_run(),
         }),
         Desk::Paper(..) => None,
     };

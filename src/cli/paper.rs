@@ -63,6 +63,10 @@ pub struct PaperArgs {
     /// Binance's spot testnet for market data and orders alike.
     #[arg(long)]
     pub testnet: bool,
+    /// With --live: every order goes to `POST /api/v3/order/test` (the
+    /// exchange checks it; nothing is placed, cancelled or filled).
+    #[arg(long, requires = "live")]
+    pub dry_run: bool,
 }
 
 /// Exit statuses of a live run.
@@ -111,6 +115,11 @@ pub fn run(args: PaperArgs, command: &'static str) -> anyhow::Result<i32> {
         }
     }
     let mut config = feed_args.config()?;
+    if args.dry_run {
+        if let Some(l) = config.live.as_mut() {
+            l.dry_run = true;
+        }
+    }
     let live = if args.live { Some(live_setup(&mut config, args.testnet, args.yes)?) } else { None };
     let feed = config.feed.clone();
     let symbol = config.hot.symbol.map_or("-".into(), |s| s.to_string());
@@ -250,6 +259,9 @@ fn live_setup(config: &mut Config, testnet: bool, yes: bool) -> anyhow::Result<(
         _ => "testnet or simulator: no real money",
     };
     eprintln!("mmbot live: trading {sym} on {venue}");
+    if cfg.dry_run {
+        eprintln!("  DRY RUN:  every order goes to /api/v3/order/test; nothing is placed, cancelled or filled");
+    }
     eprintln!("  orders:   {}  (user data: {})", cfg.rest_url, cfg.ws_api_url);
     eprintln!("  market:   {}  (snapshots: {})", feed.stream_url(), feed.rest_url());
     eprintln!("  key:      {rest_creds:?}");
@@ -326,6 +338,8 @@ fn live_json(o: &LiveOutcome) -> serde_json::Value {
         "lookups_absent": s.lookups_absent,
         "clock_resyncs": s.clock_resyncs,
         "waits": s.waits,
+        "dry_run": s.dry_run_tested > 0 || o.dry_run,
+        "dry_run_tested": s.dry_run_tested,
         "ban_waits": s.ban_waits,
         "left_open": s.left_open,
         "balance_refreshes": s.balance_refreshes,
@@ -341,6 +355,9 @@ fn live_json(o: &LiveOutcome) -> serde_json::Value {
 fn print_live_summary(o: &LiveOutcome) {
     let s = &o.stats;
     let p = &o.position;
+    if o.dry_run {
+        eprintln!("mmbot live: dry run: {} orders checked by the exchange (order/test), none placed", s.dry_run_tested);
+    }
     eprintln!(
         "mmbot live: {}; {} orders ({} replaces), {} cancels, {} fills ({} recovered over REST, {} duplicates dropped)",
         o.stop, s.orders, s.replaces, s.cancels, s.fills, s.fills_recovered, s.duplicate_fills

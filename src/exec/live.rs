@@ -67,7 +67,7 @@ use crate::exec::binance::keys::Credentials;
 use crate::exec::binance::model::{Order, OrderStatus as ExOrderStatus, ReplaceHalf};
 use crate::exec::binance::rest::{ClientIds, ClientOrderId, OrderRef, ReplaceMode, RestClient, RestConfig};
 use crate::exec::journal::{
-    FillOutcome, FillRecord, Journal, JournalError, OrderEvent, OrderStatus, PnlSnapshot, RunId, RunInfo,
+    FillOutcome, FillRecord, Journal, JournalError, OrderEvent, OrderStatus, PnlSnapshot, RunId, RunInfo, RunMode,
 };
 use crate::exec::live_config::{LiveConfig, OrphanPolicy};
 use crate::exec::paper::{WorkingOrder, QUEUE_UNKNOWN};
@@ -166,6 +166,9 @@ pub struct LiveStats {
     pub orphans_adopted: u64,
     /// Fills recovered over REST that the stream had not delivered.
     pub fills_recovered: u64,
+    /// Dry run: orders the exchange checked with `order/test` (never
+    /// placed); `orders` counts them too.
+    pub dry_run_tested: u64,
     /// Times a stop waited for an IP ban to lift before cancelling.
     pub ban_waits: u64,
     /// Orders of this run that a stop could not cancel (an IP ban longer
@@ -358,7 +361,8 @@ impl LiveExchange {
         let base = cfg.run_prefix.as_deref().unwrap_or("mm");
         let ids = ClientIds::new(&format!("{base}{}", clock.trim_start_matches("mm")))?;
         let run = journal.start_run(RunInfo {
-            mode: cfg.mode,
+            // A dry run trades nothing: the journal files it with paper runs.
+            mode: if cfg.dry_run { RunMode::Paper } else { cfg.mode },
             symbols: vec![name.clone()],
             config_hash: config_hash(cfg),
             started_ns: wall_ns(),
@@ -410,6 +414,11 @@ impl LiveExchange {
 
     pub fn run_id(&self) -> RunId {
         self.run
+    }
+
+    /// Orders go to `order/test` only ([`LiveConfig::dry_run`]).
+    pub fn dry_run(&self) -> bool {
+        self.cfg.dry_run
     }
 
     pub fn rules(&self) -> &SymbolRules {
@@ -677,6 +686,10 @@ impl LiveExchange {
     }
 
     fn send_new(&mut self, s: usize, side: Side, price: Price, qty: Qty) {
+        if self.cfg.dry_run {
+            self.test_new(s, side, price, qty);
+            return;
+        }
         let id = self.ids.next();
         self.record(&id, None, side, price, qty, Qty::ZERO, OrderStatus::Unknown, Some("sending".into()));
         self.stats.orders += 1;
@@ -716,6 +729,53 @@ impl LiveExchange {
                     }
                     _ => {
                         self.refused(&id, side, price, qty, &e);
+                        self.act(&e);
+                        return;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Dry run: the exchange checks the order (`order/test`) and nothing is
+    /// placed. The side then holds it as if it rested, so the refresh rules
+    /// pace the checks exactly as they would pace real orders; fills never
+    /// come, and nothing is journaled as an order.
+    fn test_new(&mut self, s: usize, side: Side, price: Price, qty: Qty) {
+        let id = self.ids.next();
+        self.stats.orders += 1;
+        let name = self.symbol.as_str().to_string();
+        let mut resynced = false;
+        loop {
+            match self.rest.test_order(&name, side, price, qty, &id) {
+                Ok(()) => {
+                    self.stats.dry_run_tested += 1;
+                    self.sides[s] = Some(LiveOrder {
+                        client_id: id.as_str().to_string(),
+                        order_id: 0,
+                        side,
+                        price,
+                        orig_qty: qty,
+                        filled: Qty::ZERO,
+                        since: Instant::now(),
+                        since_ns: wall_ns(),
+                        known: true,
+                    });
+                    return;
+                }
+                Err(e) => match e.action() {
+                    Action::ResyncClockAndRetry if !resynced => {
+                        resynced = true;
+                        if !self.resync_clock() {
+                            return;
+                        }
+                    }
+                    _ => {
+                        self.stats.rejected += 1;
+                        if e.action() == Action::Requote {
+                            self.stats.would_take += 1;
+                        }
+                        self.note_error(&e);
                         self.act(&e);
                         return;
                     }
@@ -795,6 +855,11 @@ impl LiveExchange {
     }
 
     fn cancel(&mut self, s: usize, why: &str) {
+        if self.cfg.dry_run {
+            // Nothing rests: forget the checked order.
+            self.sides[s] = None;
+            return;
+        }
         let Some(o) = self.sides[s].clone() else { return };
         self.stats.cancels += 1;
         let name = self.symbol.as_str().to_string();
@@ -851,6 +916,11 @@ impl LiveExchange {
     }
 
     fn cancel_replace(&mut self, s: usize, side: Side, price: Price, qty: Qty) {
+        if self.cfg.dry_run {
+            self.sides[s] = None;
+            self.test_new(s, side, price, qty);
+            return;
+        }
         let Some(old) = self.sides[s].clone() else { return };
         let id = self.ids.next();
         self.record(&id, None, side, price, qty, Qty::ZERO, OrderStatus::Unknown, Some("sending (replace)".into()));
@@ -1368,6 +1438,10 @@ impl LiveExchange {
     }
 
     fn reconcile_orders(&mut self) -> Result<(), LiveError> {
+        if self.cfg.dry_run {
+            // A dry run places nothing and touches nothing it finds.
+            return Ok(());
+        }
         let name = self.symbol.as_str().to_string();
         let open = self.rest.open_orders(&name)?;
         for s in [BID, ASK] {
@@ -1475,7 +1549,12 @@ impl LiveExchange {
             return;
         }
         self.stopped = Some(reason);
-        self.cancel_everything(reason);
+        if self.cfg.dry_run {
+            // Nothing of ours rests, and what others placed is theirs.
+            self.sides = [None, None];
+        } else {
+            self.cancel_everything(reason);
+        }
         // Fills already delivered are journaled (the journal drops those
         // recovered above); stop the stream after.
         while let Some(ev) = self.stream.as_mut().and_then(|s| s.poll()) {

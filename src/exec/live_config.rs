@@ -28,6 +28,7 @@
 //! kill_unsynced_s = 60            # the traded book unsynced for this long
 //! ban_wait_max_s = 300            # after a 418, wait at most this long to cancel what rests
 //! pnl_every_s = 10                # a PnL snapshot in the journal this often
+//! dry_run = false                 # orders to /api/v3/order/test only: nothing placed
 //! ```
 //!
 //! Money and quantities are decimal strings (exact fixed-point); plain TOML
@@ -93,6 +94,7 @@ pub struct RawLiveConfig {
     pub kill_unsynced_s: Option<f64>,
     pub ban_wait_max_s: Option<f64>,
     pub pnl_every_s: Option<f64>,
+    pub dry_run: Option<bool>,
 }
 
 /// The validated `[live]` section.
@@ -133,6 +135,10 @@ pub struct LiveConfig {
     pub ban_wait_max: Duration,
     /// A PnL snapshot goes to the journal this often (and at the stop).
     pub pnl_every: Duration,
+    /// Send every order to `POST /api/v3/order/test` instead: the exchange
+    /// checks it (signature, parameters, filters) and nothing is placed,
+    /// cancelled or filled (`--dry-run`).
+    pub dry_run: bool,
 }
 
 /// A `[live]` value that cannot be right, naming the key and the fix.
@@ -315,6 +321,7 @@ impl LiveConfig {
             kill,
             ban_wait_max,
             pnl_every,
+            dry_run: raw.dry_run.unwrap_or(false),
         })
     }
 }
