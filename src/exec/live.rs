@@ -1278,7 +1278,9 @@ impl LiveExchange {
     }
 
     fn on_execution(&mut self, r: &ExecutionReport) {
-        if r.symbol != self.symbol {
+        // A dry run has no orders: what the stream reports is somebody
+        // else's trading, not this run's.
+        if r.symbol != self.symbol || self.cfg.dry_run {
             return;
         }
         let s = slot_of(r.side);
