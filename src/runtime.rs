@@ -517,7 +517,7 @@ impl<S: Strategy> HotSide<S> {
             self.hot.set_params(p);
         }
         if let Some(Control::Pause(on)) = self.side.control.as_mut().and_then(|c| c.latest()) {
-            let now_ns = crate::feed::snapshot::wall_ns();
+            let now_ns = wall_ns();
             let mut out = emit(&self.market_tx, &self.quote_tx, &self.side.quotes, &mut self.last_quote, now_ns);
             self.hot.set_paused(on, now_ns, &mut out);
         }
@@ -549,7 +549,7 @@ impl<S: Strategy> HotSide<S> {
                     working: self.hot.exec_state(),
                     explain: self.hot.last_explain(),
                     decision: self.hot.last_decision(),
-                    advice: self.hot.advice_now(crate::feed::snapshot::wall_ns()),
+                    advice: self.hot.advice_now(wall_ns()),
                     pulled_stale: h.pulled_stale,
                     pulled_on_sync_loss: h.pulled_on_sync_loss,
                     paused: self.hot.paused(),

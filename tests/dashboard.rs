@@ -3,27 +3,14 @@
 //! pauses quoting, `q` quits cleanly and the outputs are still written.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod common;
 
-fn tmux(socket: &str, args: &[&str]) -> String {
-    let out = Command::new("tmux").arg("-L").arg(socket).args(args).output().expect("running tmux");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::tmux;
 
-/// Waits (bounded) until the screen shows `text`; returns the screen.
 fn wait_for(socket: &str, text: &str, limit: Duration) -> Result<String, String> {
-    let start = Instant::now();
-    let mut screen = String::new();
-    while start.elapsed() < limit {
-        screen = tmux(socket, &["capture-pane", "-t", "dash", "-p"]);
-        if screen.contains(text) {
-            return Ok(screen);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Err(screen)
+    common::tmux_wait_for(socket, "dash", text, limit)
 }
 
 #[test]

@@ -584,23 +584,10 @@ fn dry_run_only_asks_the_exchange_to_check_orders() {
     assert_eq!((mode.as_str(), orders), ("paper", 0));
 }
 
-fn tmux(socket: &str, args: &[&str]) -> String {
-    let out = Command::new("tmux").arg("-L").arg(socket).args(args).output().expect("running tmux");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::tmux;
 
-/// Waits (bounded) until the pane shows `text`; the screen either way.
 fn wait_for(socket: &str, text: &str, limit: Duration) -> Result<String, String> {
-    let start = Instant::now();
-    let mut screen = String::new();
-    while start.elapsed() < limit {
-        screen = tmux(socket, &["capture-pane", "-t", "live", "-p"]);
-        if screen.contains(text) {
-            return Ok(screen);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Err(screen)
+    common::tmux_wait_for(socket, "live", text, limit)
 }
 
 /// On a terminal, `--live` without `--yes` asks for the symbol: anything

@@ -195,6 +195,22 @@ struct LiveOrder {
 }
 
 impl LiveOrder {
+    /// An order the exchange has not confirmed (order id 0), sent now;
+    /// `known` false while its fate is unknown.
+    fn unconfirmed(id: &ClientOrderId, side: Side, price: Price, qty: Qty, known: bool) -> Self {
+        Self {
+            client_id: id.as_str().to_string(),
+            order_id: 0,
+            side,
+            price,
+            orig_qty: qty,
+            filled: Qty::ZERO,
+            since: Instant::now(),
+            since_ns: wall_ns(),
+            known,
+        }
+    }
+
     fn remaining(&self) -> Qty {
         Qty((self.orig_qty.0 - self.filled.0).max(0))
     }
@@ -712,17 +728,7 @@ impl LiveExchange {
                     Action::LookUpOrder => {
                         // Occupy the side before looking: whatever the
                         // lookup says, no second order goes out meanwhile.
-                        self.sides[s] = Some(LiveOrder {
-                            client_id: id.as_str().to_string(),
-                            order_id: 0,
-                            side,
-                            price,
-                            orig_qty: qty,
-                            filled: Qty::ZERO,
-                            since: Instant::now(),
-                            since_ns: wall_ns(),
-                            known: false,
-                        });
+                        self.sides[s] = Some(LiveOrder::unconfirmed(&id, side, price, qty, false));
                         self.note_error(&e);
                         self.settle_unknown(s);
                         return;
@@ -750,17 +756,7 @@ impl LiveExchange {
             match self.rest.test_order(&name, side, price, qty, &id) {
                 Ok(()) => {
                     self.stats.dry_run_tested += 1;
-                    self.sides[s] = Some(LiveOrder {
-                        client_id: id.as_str().to_string(),
-                        order_id: 0,
-                        side,
-                        price,
-                        orig_qty: qty,
-                        filled: Qty::ZERO,
-                        since: Instant::now(),
-                        since_ns: wall_ns(),
-                        known: true,
-                    });
+                    self.sides[s] = Some(LiveOrder::unconfirmed(&id, side, price, qty, true));
                     return;
                 }
                 Err(e) => match e.action() {
@@ -1018,17 +1014,7 @@ impl LiveExchange {
                             self.note_error(&e);
                             self.settle_gone(s);
                             if self.sides[s].is_none() {
-                                self.sides[s] = Some(LiveOrder {
-                                    client_id: id.as_str().to_string(),
-                                    order_id: 0,
-                                    side,
-                                    price,
-                                    orig_qty: qty,
-                                    filled: Qty::ZERO,
-                                    since: Instant::now(),
-                                    since_ns: wall_ns(),
-                                    known: false,
-                                });
+                                self.sides[s] = Some(LiveOrder::unconfirmed(&id, side, price, qty, false));
                                 self.settle_unknown(s);
                             } else {
                                 // The old order is still open, so the
@@ -1287,21 +1273,7 @@ impl LiveExchange {
         let id = r.order_client_id().to_string();
         let ours = self.sides[s].as_ref().is_some_and(|o| o.client_id == id);
         if r.exec_type == ExecType::Trade && r.last_qty.0 > 0 {
-            let rec = FillRecord {
-                run: self.run,
-                client_id: id.clone(),
-                exchange_order_id: Some(r.order_id as i64),
-                symbol: self.symbol,
-                trade_id: r.trade_id,
-                side: r.side,
-                price: r.last_price,
-                qty: r.last_qty,
-                fee: r.commission,
-                fee_asset: r.commission_asset.as_str().to_string(),
-                maker: r.maker,
-                time_ns: r.time_ms.saturating_mul(1_000_000),
-            };
-            if !self.apply_fill(rec) {
+            if !self.apply_fill(self.stream_fill(r)) {
                 return;
             }
             // The side may have been emptied meanwhile (a stop cancels all).
@@ -1562,7 +1534,7 @@ impl LiveExchange {
         while let Some(ev) = self.stream.as_mut().and_then(|s| s.poll()) {
             if let UserEvent::Execution(r) = ev {
                 if r.exec_type == ExecType::Trade && r.symbol == self.symbol && r.last_qty.0 > 0 {
-                    self.commit_stream_fill(&r);
+                    self.apply_fill(self.stream_fill(&r));
                 }
             }
         }
@@ -1657,10 +1629,9 @@ impl LiveExchange {
         self.stats.left_open = self.sides.iter().flatten().count() as u64;
     }
 
-    /// A fill from the stream during the stop: journal first, then the
-    /// position.
-    fn commit_stream_fill(&mut self, r: &ExecutionReport) {
-        let rec = FillRecord {
+    /// The journal record of a trade the user-data stream reported.
+    fn stream_fill(&self, r: &ExecutionReport) -> FillRecord {
+        FillRecord {
             run: self.run,
             client_id: r.order_client_id().to_string(),
             exchange_order_id: Some(r.order_id as i64),
@@ -1673,16 +1644,6 @@ impl LiveExchange {
             fee_asset: r.commission_asset.as_str().to_string(),
             maker: r.maker,
             time_ns: r.time_ms.saturating_mul(1_000_000),
-        };
-        match self.journal.record_fill(rec.clone()) {
-            Ok(FillOutcome::Recorded) => {
-                let f = rec.to_fill(&self.rules.quote_asset);
-                self.position.on_fill(&f);
-                self.pending_fills.push(f);
-                self.stats.fills += 1;
-            }
-            Ok(FillOutcome::Duplicate) => self.stats.duplicate_fills += 1,
-            Err(e) => self.stats.last_error = Some(e.to_string()),
         }
     }
 

@@ -44,3 +44,24 @@ pub fn temp_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// Runs `tmux -L socket args..` and returns its stdout.
+pub fn tmux(socket: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new("tmux").arg("-L").arg(socket).args(args).output().expect("running tmux");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits (bounded) until tmux session `target`'s pane shows `text`; the
+/// last screen either way.
+pub fn tmux_wait_for(socket: &str, target: &str, text: &str, limit: std::time::Duration) -> Result<String, String> {
+    let start = std::time::Instant::now();
+    let mut screen = String::new();
+    while start.elapsed() < limit {
+        screen = tmux(socket, &["capture-pane", "-t", target, "-p"]);
+        if screen.contains(text) {
+            return Ok(screen);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Err(screen)
+}
