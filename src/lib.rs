@@ -15,6 +15,7 @@ pub mod config;
 pub mod exec;
 pub mod feed;
 pub mod hot;
+pub mod ipguard;
 pub mod logging;
 pub mod ring;
 pub mod runtime;

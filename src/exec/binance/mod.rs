@@ -16,6 +16,7 @@
 
 pub mod errors;
 pub mod filters;
+pub mod gateway;
 pub mod keys;
 pub mod limits;
 pub mod model;
