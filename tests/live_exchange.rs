@@ -633,8 +633,11 @@ fn quote(bid: Option<(&str, &str)>, ask: Option<(&str, &str)>) -> Quote {
 }
 
 impl Setup {
+    /// Sends a quote and waits until every request it caused is answered
+    /// and acted on (order entry is asynchronous).
     fn quote(&mut self, bid: Option<(&str, &str)>, ask: Option<(&str, &str)>) {
         self.ex.on_quote(&quote(bid, ask), Price(fx("0.01")), 0);
+        self.poll_until("the quote's requests to be answered", |ex| ex.is_quiet() || ex.stopped().is_some());
     }
 
     /// Polls until `done` or 5 s.
@@ -813,7 +816,7 @@ fn a_dropped_user_data_connection_is_resubscribed_and_reconciled() {
     t.dbl.st().ws_refuse = false;
     t.poll_until("a resubscription", |ex| ex.stats().resubscribes >= 1);
     assert!(t.dbl.subscriptions() > subs);
-    t.poll_until("the missed fills", |ex| ex.stats().fills_recovered == 2);
+    t.poll_until("the missed fills", |ex| ex.stats().fills_recovered == 2 && ex.is_quiet());
     assert_eq!(t.ex.position().qty(), Qty(fx("0.0006")));
     assert!(t.ex.working_bid().is_none(), "the filled bid is still tracked");
     assert_eq!(t.ex.working_ask().unwrap().qty, Qty(fx("0.0006")));

@@ -174,11 +174,189 @@ pub struct Answer {
 /// What [`OrderGateway::poll`] hands back.
 #[derive(Debug, Clone)]
 pub enum GatewayEvent {
-    Answer(Answer),
+    /// Boxed: answers are far larger than the other events.
+    Answer(Box<Answer>),
     /// A user-data event (fills, order updates, balances); `Subscribed`
     /// with a generation > 1 means events may have been missed.
     User(UserEvent),
     /// The WebSocket API session changed: `up` false means calls go over
     /// REST until it is back.
-    Session { up: bool, why: String },
+    Session {
+        up: bool,
+        why: String,
+    },
+}
+
+// ---------------------------------------------------------------------------
+// Interim implementation: one REST worker thread. It keeps the caller
+// non-blocking (calls queue on a channel, answers come back on another) but
+// serializes calls; the WebSocket API session and the worker pool replace it.
+
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::thread::JoinHandle;
+
+use crate::exec::binance::errors::Action;
+use crate::exec::binance::rest::{OrderRef, ReplaceMode, RestClient};
+
+/// Settings of an [`OrderGateway`].
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub symbol: String,
+    pub recv_window: Duration,
+    /// Server clock minus ours, ms: kept current after each resync, for
+    /// other threads that sign requests (the user-data stream).
+    pub clock_offset: std::sync::Arc<std::sync::atomic::AtomicI64>,
+}
+
+/// Counters of the gateway.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GatewayStats {
+    pub submitted: u64,
+    pub answered: u64,
+    /// Clock re-measurements after -1021 answers.
+    pub clock_resyncs: u64,
+}
+
+/// Non-blocking order entry (see the module docs).
+pub struct OrderGateway {
+    tx: Option<Sender<(RequestId, Call)>>,
+    rx: Receiver<GatewayEvent>,
+    next_id: RequestId,
+    in_flight: usize,
+    stats: GatewayStats,
+    worker: Option<JoinHandle<()>>,
+    resyncs: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl std::fmt::Debug for OrderGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrderGateway").field("in_flight", &self.in_flight).field("stats", &self.stats).finish()
+    }
+}
+
+fn run_call(rest: &mut RestClient, symbol: &str, call: &Call) -> Result<Reply, BinanceError> {
+    let target = |t: &Target| match t {
+        Target::OrderId(id) => OrderRef::OrderId(*id),
+        Target::ClientId(_) => OrderRef::OrderId(0),
+    };
+    match call {
+        Call::Place(n) => rest.new_limit_maker(symbol, n.side, n.price, n.qty, &n.client_id).map(Reply::Order),
+        Call::Test(n) => rest.test_order(symbol, n.side, n.price, n.qty, &n.client_id).map(|()| Reply::Tested),
+        Call::Cancel(t) => match t {
+            Target::ClientId(c) => rest.cancel(symbol, OrderRef::ClientId(c)),
+            t => rest.cancel(symbol, target(t)),
+        }
+        .map(Reply::Order),
+        Call::CancelReplace { cancel, new } => {
+            let r = match cancel {
+                Target::ClientId(c) => OrderRef::ClientId(c),
+                t => target(t),
+            };
+            rest.cancel_replace(symbol, r, new.side, new.price, new.qty, &new.client_id, ReplaceMode::StopOnFailure)
+                .map(Reply::Replaced)
+        }
+        Call::Query { client_id } => rest.query_order_by_client_id(symbol, client_id).map(Reply::Order),
+        Call::OpenOrders => rest.open_orders(symbol).map(Reply::Orders),
+        Call::CancelAll => rest.cancel_all(symbol).map(Reply::Orders),
+        Call::Account => rest.account().map(Reply::Account),
+        Call::MyTrades { order_id } => rest.my_trades(symbol, *order_id).map(Reply::Trades),
+    }
+}
+
+impl OrderGateway {
+    /// Starts the worker with `rest` (clock synced, rules loaded).
+    pub fn start(cfg: GatewayConfig, mut rest: RestClient) -> std::io::Result<Self> {
+        let (tx, calls) = channel::<(RequestId, Call)>();
+        let (answers, rx) = channel::<GatewayEvent>();
+        let resyncs = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = resyncs.clone();
+        let worker = std::thread::Builder::new().name("mmbot-orders".into()).spawn(move || {
+            while let Ok((id, call)) = calls.recv() {
+                let sent_at = Instant::now();
+                let wall = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                let timestamp_ms = wall + rest.clock_offset_ms();
+                let mut result = run_call(&mut rest, &cfg.symbol, &call);
+                if result.as_ref().err().is_some_and(|e| e.action() == Action::ResyncClockAndRetry)
+                    && counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < u64::MAX
+                    && rest.sync_clock().is_ok()
+                {
+                    cfg.clock_offset.store(rest.clock_offset_ms(), std::sync::atomic::Ordering::Relaxed);
+                    result = run_call(&mut rest, &cfg.symbol, &call);
+                }
+                let via = match &result {
+                    Err(BinanceError::LocalRateLimit { .. } | BinanceError::LocalBan { .. })
+                    | Err(BinanceError::LocalFilter { .. }) => Transport::NotSent,
+                    _ => Transport::Rest,
+                };
+                let a = Answer {
+                    id,
+                    method: call.method(),
+                    via,
+                    sent_at,
+                    timestamp_ms,
+                    recv_window: cfg.recv_window,
+                    rtt: sent_at.elapsed(),
+                    result,
+                };
+                if answers.send(GatewayEvent::Answer(Box::new(a))).is_err() {
+                    return;
+                }
+            }
+        })?;
+        Ok(Self {
+            tx: Some(tx),
+            rx,
+            next_id: 1,
+            in_flight: 0,
+            stats: GatewayStats::default(),
+            worker: Some(worker),
+            resyncs,
+        })
+    }
+
+    /// Queues `call`; never blocks.
+    pub fn submit(&mut self, call: Call) -> RequestId {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.stats.submitted += 1;
+        self.in_flight += 1;
+        if let Some(tx) = &self.tx {
+            let _ = tx.send((id, call));
+        }
+        id
+    }
+
+    /// The next answer or event, if any; never blocks.
+    pub fn poll(&mut self) -> Option<GatewayEvent> {
+        let ev = self.rx.try_recv().ok()?;
+        if matches!(ev, GatewayEvent::Answer(_)) {
+            self.in_flight = self.in_flight.saturating_sub(1);
+            self.stats.answered += 1;
+        }
+        Some(ev)
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    pub fn stats(&self) -> GatewayStats {
+        GatewayStats { clock_resyncs: self.resyncs.load(std::sync::atomic::Ordering::Relaxed), ..self.stats.clone() }
+    }
+
+    /// Stops the worker after the calls already queued.
+    pub fn stop(&mut self) {
+        self.tx = None;
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Drop for OrderGateway {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }

@@ -1,0 +1,211 @@
+//! What the user-data stream reports (executions, balances,
+//! resubscriptions) and fills: every fill is committed to the journal
+//! before the position sees it, whether it came from the stream or was
+//! recovered with `myTrades`; a trade id the journal already has is a
+//! duplicate and ignored.
+
+use crate::exec::binance::gateway::Call;
+use crate::exec::binance::rest::MyTrade;
+use crate::exec::journal::{FillOutcome, FillRecord, OrderStatus};
+use crate::exec::risk::Balance;
+use crate::exec::userdata::{ExecType, ExecutionReport, ReportStatus, UserEvent};
+use crate::exec::Side;
+
+use super::side::{slot_of, SideState};
+use super::{LiveExchange, Purpose, StopReason};
+
+impl LiveExchange {
+    /// Handles what the stream delivered; true when events may have been
+    /// missed (resubscribed, ring overflow) and a reconciliation is due.
+    pub(super) fn drain_stream(&mut self) -> bool {
+        let mut reconcile = false;
+        while let Some(ev) = self.stream.as_mut().and_then(|s| s.poll()) {
+            reconcile |= self.on_user_event(ev);
+        }
+        let dropped = self.stream.as_ref().map_or(0, |s| s.dropped());
+        if dropped != self.stream_dropped {
+            self.stream_dropped = dropped;
+            reconcile = true;
+        }
+        reconcile
+    }
+
+    /// One user-data event; true when a reconciliation is due.
+    pub(super) fn on_user_event(&mut self, ev: UserEvent) -> bool {
+        match ev {
+            UserEvent::Subscribed { generation } => {
+                if generation > 1 {
+                    self.stats.resubscribes += 1;
+                }
+                // Events between our last look and this subscription were
+                // not delivered: ask the exchange.
+                return true;
+            }
+            UserEvent::Disconnected => {}
+            UserEvent::Execution(r) => self.on_execution(&r),
+            UserEvent::Balance { asset, free, locked } => {
+                self.risk.set_balance(asset.as_str(), Balance { free, locked });
+            }
+            UserEvent::BalanceDelta { asset, delta } => {
+                let b = self.risk.balances().get(asset.as_str());
+                self.risk.set_balance(asset.as_str(), Balance { free: b.free.saturating_add(delta), ..b });
+            }
+        }
+        false
+    }
+
+    fn on_execution(&mut self, r: &ExecutionReport) {
+        // A dry run has no orders: what the stream reports is somebody
+        // else's trading, not this run's.
+        if r.symbol != self.symbol || self.cfg.dry_run {
+            return;
+        }
+        let s = slot_of(r.side);
+        let id = r.order_client_id().to_string();
+        if r.exec_type == ExecType::Trade && r.last_qty.0 > 0 {
+            // A live run owns its symbol on the account: every fill there
+            // counts, tracked order or not.
+            if !self.apply_fill(self.stream_fill(r)) {
+                return;
+            }
+            self.found_on_stream(s, &id, r.order_id);
+            let done = !r.status.is_open();
+            let mut update = None;
+            for o in self.sides[s].orders_mut().filter(|o| o.client_id == id) {
+                o.filled = o.filled.max(r.cum_qty);
+                o.order_id = r.order_id;
+                update = Some(o.clone());
+            }
+            let Some(o) = update else { return };
+            // The filled part no longer locks funds as an order.
+            self.lock(self.lock_of(r.side, o.price, r.last_qty), false);
+            let status = if done { OrderStatus::Filled } else { OrderStatus::PartiallyFilled };
+            self.record(&o, status, None);
+            // A filled side stays empty until the next quote: the wanted
+            // quote was made before this fill moved the position.
+            if done && matches!(&self.sides[s], SideState::Live(l) if l.client_id == id) {
+                self.sides[s] = SideState::Idle;
+            }
+            return;
+        }
+        match r.exec_type {
+            ExecType::New if !self.found_on_stream(s, &id, r.order_id) => {
+                for o in self.sides[s].orders_mut().filter(|o| o.client_id == id && o.order_id == 0) {
+                    o.order_id = r.order_id;
+                }
+            }
+            ExecType::Canceled | ExecType::Expired | ExecType::Rejected | ExecType::TradePrevention => {
+                if r.status.is_open() {
+                    // Self-trade prevention with DECREMENT: the order stays
+                    // live with less quantity.
+                    return;
+                }
+                if r.exec_type == ExecType::TradePrevention {
+                    self.stats.stp_expired += 1;
+                }
+                // Ended without our asking (expiry, STP, an operator): free
+                // the side and record it. A side waiting on its own request
+                // (cancel, replace) learns it from that answer.
+                let ended = match &self.sides[s] {
+                    SideState::Live(o) if o.client_id == id => true,
+                    SideState::Unknown(u) if u.order.client_id == id && u.old.is_none() => true,
+                    _ => false,
+                };
+                if ended {
+                    let mut o = match std::mem::take(&mut self.sides[s]) {
+                        SideState::Live(o) => o,
+                        SideState::Unknown(u) => u.order,
+                        _ => return,
+                    };
+                    self.lock(self.lock_of(o.side, o.price, o.remaining()), false);
+                    o.order_id = r.order_id;
+                    o.filled = o.filled.max(r.cum_qty);
+                    let status = match r.status {
+                        ReportStatus::Rejected => OrderStatus::Rejected,
+                        ReportStatus::Expired => OrderStatus::Expired,
+                        _ => OrderStatus::Canceled,
+                    };
+                    self.record(&o, status, Some("ended on the exchange".into()));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Commits a fill, then applies it; `false` when it was a duplicate or
+    /// could not be committed (then trading stops).
+    pub(super) fn apply_fill(&mut self, rec: FillRecord) -> bool {
+        match self.journal.record_fill(rec.clone()) {
+            Ok(FillOutcome::Recorded) => {
+                let f = rec.to_fill(&self.rules.quote_asset);
+                self.filled_since_quote[slot_of(f.side)] = true;
+                self.position.on_fill(&f);
+                self.risk.set_position(self.position.qty());
+                self.pending_fills.push(f);
+                self.stats.fills += 1;
+                true
+            }
+            Ok(FillOutcome::Duplicate) => {
+                self.stats.duplicate_fills += 1;
+                false
+            }
+            Err(e) => {
+                self.stats.last_error = Some(e.to_string());
+                self.shutdown(StopReason::Journal);
+                false
+            }
+        }
+    }
+
+    /// Asks for the fills of `order_id` the stream may have missed
+    /// (`myTrades`); they are applied when the answer comes.
+    pub(super) fn recover_fills(&mut self, order_id: u64, client_id: &str) {
+        if order_id == 0 || self.cfg.dry_run {
+            return;
+        }
+        self.submit(Call::MyTrades { order_id }, Purpose::Trades { client_id: client_id.to_string(), order_id });
+    }
+
+    pub(super) fn on_trades(&mut self, client_id: &str, order_id: u64, trades: Vec<MyTrade>) {
+        for t in trades {
+            let rec = FillRecord {
+                run: self.run,
+                client_id: client_id.to_string(),
+                exchange_order_id: Some(order_id as i64),
+                symbol: self.symbol,
+                trade_id: t.id,
+                side: if t.is_buyer { Side::Buy } else { Side::Sell },
+                price: t.price,
+                qty: t.qty,
+                fee: t.commission,
+                fee_asset: t.commission_asset.clone(),
+                maker: t.is_maker,
+                time_ns: t.time_ms.saturating_mul(1_000_000),
+            };
+            if self.apply_fill(rec) {
+                self.stats.fills_recovered += 1;
+            }
+            if self.stopped == Some(StopReason::Journal) {
+                return;
+            }
+        }
+    }
+
+    /// The journal record of a trade the user-data stream reported.
+    pub(super) fn stream_fill(&self, r: &ExecutionReport) -> FillRecord {
+        FillRecord {
+            run: self.run,
+            client_id: r.order_client_id().to_string(),
+            exchange_order_id: Some(r.order_id as i64),
+            symbol: self.symbol,
+            trade_id: r.trade_id,
+            side: r.side,
+            price: r.last_price,
+            qty: r.last_qty,
+            fee: r.commission,
+            fee_asset: r.commission_asset.as_str().to_string(),
+            maker: r.maker,
+            time_ns: r.time_ms.saturating_mul(1_000_000),
+        }
+    }
+}
