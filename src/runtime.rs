@@ -300,6 +300,8 @@ pub struct LiveOutcome {
     pub position: Position,
     /// Orders went to `order/test` only.
     pub dry_run: bool,
+    /// Order round-trip times per method.
+    pub order_rtt: crate::exec::live::OrderRtt,
 }
 
 /// The exec thread's exchange: paper or live, driven the same way.
@@ -828,6 +830,7 @@ pub fn run_trading<S: Strategy + Send + 'static>(
             client_prefix: ex.client_prefix().to_string(),
             position: *ex.position(),
             dry_run: ex.dry_run(),
+            order_rtt: ex.order_rtt().clone(),
         }),
         Desk::Paper(..) => None,
     };

@@ -311,7 +311,7 @@ fn live_json(o: &LiveOutcome) -> serde_json::Value {
     let p = &o.position;
     let refused: serde_json::Map<String, serde_json::Value> =
         RefusalReason::ALL.into_iter().map(|r| (r.as_str().to_string(), o.risk.refused(r).into())).collect();
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "stop": o.stop.to_string(),
         "exit_status": live_exit_code(o),
         "journal": o.journal.display().to_string(),
@@ -348,7 +348,30 @@ fn live_json(o: &LiveOutcome) -> serde_json::Value {
         "orphans_canceled": s.orphans_canceled,
         "orphans_adopted": s.orphans_adopted,
         "last_error": s.last_error,
-    })
+    });
+    // A second object: one json! call this long hits the macro's recursion limit.
+    let more = serde_json::json!({
+        "lookups_too_early": s.lookups_too_early,
+        "unknown_fates": s.unknown_fates,
+        "refused_locally": s.refused_locally,
+        "stp_expired": s.stp_expired,
+        "max_in_flight": s.max_in_flight,
+        "order_rtt": order_rtt_json(&o.order_rtt),
+    });
+    if let (Some(a), serde_json::Value::Object(b)) = (v.as_object_mut(), more) {
+        a.extend(b);
+    }
+    v
+}
+
+/// Order round trips per method, ns (methods with no sample left out).
+fn order_rtt_json(r: &crate::exec::live::OrderRtt) -> serde_json::Value {
+    let m: serde_json::Map<String, serde_json::Value> = crate::exec::live::rtt_methods()
+        .iter()
+        .filter(|m| r.percentiles(m).count > 0)
+        .map(|m| (m.to_string(), serde_json::to_value(r.percentiles(m)).unwrap_or_default()))
+        .collect();
+    serde_json::Value::Object(m)
 }
 
 /// How the live run ended, in words, with where to look.
@@ -364,17 +387,29 @@ fn print_live_summary(o: &LiveOutcome) {
     );
     eprintln!(
         "mmbot live: position {} (max {}), realized {}, fees {}; {} rejected by the exchange ({} would have taken), \
-         {} unknown fates looked up ({} found, {} absent)",
+         {} unknown fates ({} lookups: {} found, {} absent after their deadline, {} too early to tell)",
         p.qty(),
         p.max_abs(),
         Price(p.realized()),
         Price(p.fees()),
         s.rejected,
         s.would_take,
+        s.unknown_fates,
         s.lookups,
         s.lookups_found,
-        s.lookups_absent
+        s.lookups_absent,
+        s.lookups_too_early
     );
+    let place = o.order_rtt.percentiles("place");
+    if place.count > 0 {
+        eprintln!(
+            "mmbot live: order round trip (place): p50 {:.1} ms, p99 {:.1} ms over {} orders; {} refused locally              (rate-limit back-off or ban: never sent)",
+            place.p50 as f64 / 1e6,
+            place.p99 as f64 / 1e6,
+            place.count,
+            s.refused_locally
+        );
+    }
     let refused: Vec<String> = RefusalReason::ALL
         .into_iter()
         .filter(|&r| o.risk.refused(r) > 0)

@@ -34,6 +34,9 @@ impl LiveExchange {
     }
 
     fn on_answer(&mut self, a: Answer) {
+        if a.via != Transport::NotSent {
+            self.rtt.record(a.method, a.rtt.as_nanos().min(u64::MAX as u128) as u64);
+        }
         let Some(purpose) = self.pending.remove(&a.id) else { return };
         match purpose {
             Purpose::Side(s) => {

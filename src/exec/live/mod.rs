@@ -59,6 +59,7 @@ mod entry;
 mod events;
 mod fate;
 mod reconcile;
+mod rtt;
 mod side;
 mod stats;
 mod stop;
@@ -85,6 +86,12 @@ use crate::hot::fixed::Price;
 use crate::hot::msg::{Level, Symbol, Trade};
 
 use side::{slot_of, SideState, ASK, BID};
+pub use rtt::OrderRtt;
+
+/// The methods [`OrderRtt`] keeps apart, in report order.
+pub fn rtt_methods() -> &'static [&'static str] {
+    &rtt::METHODS
+}
 pub use stats::{LiveError, LiveStats, StopReason};
 
 /// What [`LiveExchange::start`] needs besides the config: the REST client,
@@ -178,6 +185,7 @@ pub struct LiveExchange {
     all_blocked_until: Option<Instant>,
     stopped: Option<StopReason>,
     stats: LiveStats,
+    rtt: OrderRtt,
 }
 
 impl std::fmt::Debug for LiveExchange {
@@ -311,6 +319,7 @@ impl LiveExchange {
             all_blocked_until: None,
             stopped: None,
             stats: LiveStats::default(),
+            rtt: OrderRtt::new(),
         };
         ex.adopt_at_start(start);
         Ok(ex)
@@ -350,6 +359,11 @@ impl LiveExchange {
 
     pub fn stats(&self) -> &LiveStats {
         &self.stats
+    }
+
+    /// Order round-trip times (send to answer) per method.
+    pub fn order_rtt(&self) -> &OrderRtt {
+        &self.rtt
     }
 
     /// Position built from journaled fills only, earlier runs' included.
