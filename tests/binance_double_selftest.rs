@@ -1,20 +1,319 @@
 //! Self-tests of the Binance spot test double (tests/binance_double/): each behaviour it offers
 //! is checked through its HTTP and WebSocket doors, with the docs' own examples where they exist.
+//! Every wait is bounded; no test asserts how fast anything is.
 
 #[path = "binance_double/mod.rs"]
 mod binance_double;
 
-use binance_double::client::{Rest, Signer};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use binance_double::client::{new_ed25519_key, Rest, RestResponse, Signer, WsClient};
 use binance_double::config::{DOC_HMAC_KEY, DOC_HMAC_SECRET};
-use binance_double::BinanceDouble;
+use binance_double::fixed::{self, ONE};
+use binance_double::{ApiKey, BinanceDouble, DoubleConfig, KeySecret, OrderStatus, RateLimits, Side};
+use serde_json::{json, Value};
+
+fn fx(s: &str) -> i64 {
+    fixed::parse(s).expect("test decimal")
+}
+
+fn hmac() -> Signer {
+    Signer::Hmac(DOC_HMAC_SECRET.as_bytes().to_vec())
+}
 
 fn rest(d: &BinanceDouble) -> Rest {
-    Rest::new(&d.rest_url(), DOC_HMAC_KEY, Signer::Hmac(DOC_HMAC_SECRET.as_bytes().to_vec()))
+    Rest::new(&d.rest_url(), DOC_HMAC_KEY, hmac())
+}
+
+/// LIMIT_MAKER through REST.
+fn maker(r: &Rest, side: &str, price: &str, qty: &str, extra: &[(&str, &str)]) -> RestResponse {
+    let mut p = vec![("symbol", "BTCUSDT"), ("side", side), ("type", "LIMIT_MAKER"), ("price", price), ("quantity", qty)];
+    p.extend_from_slice(extra);
+    r.call("POST", "/api/v3/order", &p, true)
+}
+
+fn s(v: &Value, k: &str) -> String {
+    v.get(k).and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+fn i(v: &Value, k: &str) -> i64 {
+    v.get(k).and_then(Value::as_i64).unwrap_or(i64::MIN)
+}
+
+// ---------------------------------------------------------------- signing
+
+#[test]
+fn docs_hmac_vectors_verify() {
+    // rest-api.md §SIGNED Endpoint Examples → HMAC Keys.
+    let key = ApiKey { key: DOC_HMAC_KEY.into(), secret: KeySecret::Hmac(DOC_HMAC_SECRET.as_bytes().to_vec()) };
+    let payload = "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1&recvWindow=5000&timestamp=1499827319559";
+    let sig = "c8db56825ae71d6d79447849e617115f4a920fa2acdcab2b053c4b2838bd6b71";
+    assert!(binance_double::auth::verify(&key, payload.as_bytes(), sig).is_ok());
+    // "HMAC signatures are not case-sensitive".
+    assert!(binance_double::auth::verify(&key, payload.as_bytes(), &sig.to_uppercase()).is_ok());
+    assert_eq!(binance_double::auth::verify(&key, b"symbol=LTCBTC", sig).unwrap_err().0, -1022);
+    // web-socket-api.md §SIGNED request example (HMAC): sorted params, no percent-encoding.
+    let mut p = BTreeMap::new();
+    for (k, v) in [("symbol", "BTCUSDT"), ("side", "SELL"), ("type", "LIMIT"), ("timeInForce", "GTC"), ("quantity", "0.01000000"), ("price", "52000.00"), ("recvWindow", "100"), ("timestamp", "1645423376532"), ("apiKey", DOC_HMAC_KEY), ("signature", "x")] {
+        p.insert(k.to_string(), v.to_string());
+    }
+    let payload = binance_double::auth::ws_payload(&p);
+    assert_eq!(payload, format!("apiKey={DOC_HMAC_KEY}&price=52000.00&quantity=0.01000000&recvWindow=100&side=SELL&symbol=BTCUSDT&timeInForce=GTC&timestamp=1645423376532&type=LIMIT"));
+    assert!(binance_double::auth::verify(&key, payload.as_bytes(), "aa1b5712c094bc4e57c05a1a5c1fd8d88dcd628338ea863fec7b88e59fe2db24").is_ok());
 }
 
 #[test]
-fn time_is_served() {
+fn signed_rest_rules() {
     let d = BinanceDouble::start_default().unwrap();
-    let r = rest(&d).call("GET", "/api/v3/time", &[], false);
-    assert_eq!(r.status, 200);
+    let r = rest(&d);
+    assert_eq!(r.call("GET", "/api/v3/account", &[], true).status, 200);
+    // Signature over query + body (rest-api.md §SIGNED Endpoint Examples: "query string concatenated without separator to the HTTP body").
+    let split = r.call_split("POST", "/api/v3/order", &[("symbol", "BTCUSDT"), ("side", "BUY")], &[("type", "LIMIT_MAKER"), ("price", "100.00"), ("quantity", "0.1")], true);
+    assert_eq!(split.status, 200, "{:?}", split.body);
+    // Wrong secret: -1022.
+    let bad = Rest::new(&d.rest_url(), DOC_HMAC_KEY, Signer::Hmac(b"wrong".to_vec()));
+    let b = bad.call("GET", "/api/v3/account", &[], true);
+    assert_eq!((b.status, b.code()), (400, Some(-1022)));
+    // No key header: -2014; unknown key: -2015 (errors.md).
+    let nokey = r.raw("GET", "/api/v3/account", &format!("timestamp={}&signature=00", binance_double::client::now_ms()), "", None);
+    assert_eq!(nokey.code(), Some(-2014));
+    let unknown = Rest::new(&d.rest_url(), "nobody", hmac()).call("GET", "/api/v3/account", &[], true);
+    assert_eq!((unknown.status, unknown.code()), (401, Some(-2015)));
+    // Timing security: ahead by more than 1 s, or older than recvWindow: -1021.
+    let mut skewed = rest(&d);
+    skewed.clock_skew_ms = 2_000;
+    let ahead = skewed.call("GET", "/api/v3/account", &[], true);
+    assert_eq!(ahead.code(), Some(-1021));
+    assert!(s(&ahead.body, "msg").contains("ahead"));
+    skewed.clock_skew_ms = -6_000;
+    assert_eq!(skewed.call("GET", "/api/v3/account", &[], true).code(), Some(-1021));
+    assert_eq!(skewed.call("GET", "/api/v3/account", &[("recvWindow", "10000")], true).status, 200);
+    assert_eq!(skewed.call("GET", "/api/v3/account", &[("recvWindow", "60001")], true).code(), Some(-1130));
+    // The server's clock can be moved instead.
+    d.set_clock_offset_ms(-3_000);
+    assert_eq!(r.call("GET", "/api/v3/account", &[], true).code(), Some(-1021));
+    d.set_clock_offset_ms(0);
+    // Microsecond timestamps are accepted (rest-api.md §Timing security).
+    let ts = (binance_double::client::now_ms() * 1000).to_string();
+    let q = format!("timestamp={ts}");
+    let sig = hmac().sign(&q);
+    assert_eq!(r.raw("GET", "/api/v3/account", &format!("{q}&signature={sig}"), "", Some(DOC_HMAC_KEY)).status, 200);
+    // Missing timestamp: -1102.
+    let sig = hmac().sign("omitZeroBalances=true");
+    assert_eq!(r.raw("GET", "/api/v3/account", &format!("omitZeroBalances=true&signature={sig}"), "", Some(DOC_HMAC_KEY)).code(), Some(-1102));
+}
+
+#[test]
+fn ed25519_signed_rest() {
+    let (signer, key) = new_ed25519_key("ed-key");
+    let cfg = DoubleConfig { keys: vec![key], ..Default::default() };
+    let d = BinanceDouble::start(cfg).unwrap();
+    let r = Rest::new(&d.rest_url(), "ed-key", signer);
+    let a = r.call("GET", "/api/v3/account", &[], true);
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    let (other, _) = new_ed25519_key("x");
+    let bad = Rest::new(&d.rest_url(), "ed-key", other).call("GET", "/api/v3/account", &[], true);
+    assert_eq!(bad.code(), Some(-1022));
+}
+
+// ---------------------------------------------------------------- public and account data
+
+#[test]
+fn exchange_info_and_account() {
+    let d = BinanceDouble::start_default().unwrap();
+    let r = rest(&d);
+    let t = r.call("GET", "/api/v3/time", &[], false);
+    assert!(i(&t.body, "serverTime") > 0);
+    let e = r.call("GET", "/api/v3/exchangeInfo", &[("symbol", "BTCUSDT")], false);
+    assert_eq!(e.status, 200);
+    let sym = &e.body["symbols"][0];
+    assert_eq!(s(sym, "symbol"), "BTCUSDT");
+    assert_eq!(sym["cancelReplaceAllowed"], json!(true));
+    assert!(sym["allowedSelfTradePreventionModes"].as_array().unwrap().len() >= 2);
+    let kinds: Vec<String> = sym["filters"].as_array().unwrap().iter().map(|f| s(f, "filterType")).collect();
+    for k in ["PRICE_FILTER", "LOT_SIZE", "NOTIONAL", "PERCENT_PRICE_BY_SIDE", "MAX_NUM_ORDERS"] {
+        assert!(kinds.contains(&k.to_string()), "{k} missing");
+    }
+    assert_eq!(s(&sym["filters"][0], "tickSize"), "0.01000000");
+    let limits = e.body["rateLimits"].as_array().unwrap();
+    assert!(limits.iter().any(|l| s(l, "rateLimitType") == "REQUEST_WEIGHT" && i(l, "limit") == 6000));
+    assert!(limits.iter().any(|l| s(l, "rateLimitType") == "ORDERS" && s(l, "interval") == "SECOND" && i(l, "intervalNum") == 10));
+    assert_eq!(r.call("GET", "/api/v3/exchangeInfo", &[("symbol", "ETHBTC")], false).code(), Some(-1121));
+    // Header on every response (rest-api.md §IP Limits).
+    assert!(e.header("X-MBX-USED-WEIGHT-1M").is_some());
+
+    let a = r.call("GET", "/api/v3/account", &[("omitZeroBalances", "true")], true);
+    assert_eq!(a.body["canTrade"], json!(true));
+    assert_eq!(s(&a.body["commissionRates"], "maker"), "0.00100000");
+    let bals = a.body["balances"].as_array().unwrap();
+    assert!(bals.iter().any(|b| s(b, "asset") == "USDT" && s(b, "free") == "100000.00000000" && s(b, "locked") == "0.00000000"));
+    assert!(!bals.iter().any(|b| s(b, "asset") == "BNB"), "omitZeroBalances leaves zero balances out");
+    d.set_can_trade(false);
+    let a = r.call("GET", "/api/v3/account", &[], true);
+    assert_eq!(a.body["canTrade"], json!(false));
+    let refused = maker(&r, "BUY", "100.00", "0.1", &[]);
+    assert_eq!(refused.code(), Some(-2010));
+}
+
+// ---------------------------------------------------------------- orders
+
+#[test]
+fn limit_maker_places_locks_and_answers_by_resp_type() {
+    let d = BinanceDouble::start_default().unwrap();
+    let r = rest(&d);
+    d.set_market(Some((fx("100.00"), fx("5"))), Some((fx("101.00"), fx("5"))));
+    // LIMIT_MAKER defaults to ACK (rest-api.md §New order `newOrderRespType`).
+    let ack = maker(&r, "BUY", "100.00", "0.5", &[("newClientOrderId", "b1")]);
+    assert_eq!(ack.status, 200, "{:?}", ack.body);
+    assert_eq!(s(&ack.body, "clientOrderId"), "b1");
+    assert!(ack.body.get("status").is_none());
+    assert!(ack.header("X-MBX-ORDER-COUNT-10S").is_some());
+    assert_eq!(d.balance("USDT").locked, fx("50"));
+    assert_eq!(d.balance("USDT").free, fx("99950"));
+    let res = maker(&r, "SELL", "102.00", "0.25", &[("newOrderRespType", "RESULT")]);
+    assert_eq!(s(&res.body, "status"), "NEW");
+    assert_eq!(s(&res.body, "type"), "LIMIT_MAKER");
+    assert_eq!(d.balance("BTC").locked, fx("0.25"));
+    let full = maker(&r, "SELL", "103.00", "0.1", &[("newOrderRespType", "FULL")]);
+    assert_eq!(full.body["fills"], json!([]));
+    // Would take: against the market's ask and against our own resting SELL (errors.md §-2010 messages).
+    let take = maker(&r, "BUY", "101.00", "0.1", &[]);
+    assert_eq!((take.status, take.code()), (400, Some(-2010)));
+    assert_eq!(s(&take.body, "msg"), "Order would immediately match and take.");
+    d.set_market(Some((fx("100.00"), fx("5"))), None);
+    assert_eq!(maker(&r, "BUY", "102.00", "0.1", &[]).code(), Some(-2010), "our own SELL at 102 is on the book");
+    assert_eq!(maker(&r, "SELL", "100.00", "0.1", &[]).code(), Some(-2010), "our own BUY at 100 is on the book");
+    // Duplicate client id among open orders; insufficient balance; timeInForce not allowed.
+    assert_eq!(s(&maker(&r, "BUY", "99.00", "0.1", &[("newClientOrderId", "b1")]).body, "msg"), "Duplicate order sent.");
+    assert_eq!(s(&maker(&r, "SELL", "120.00", "5", &[]).body, "msg"), "Account has insufficient balance for requested action.");
+    assert_eq!(maker(&r, "BUY", "99.00", "0.1", &[("timeInForce", "GTC")]).code(), Some(-1114));
+    assert_eq!(d.open_orders().len(), 3);
+    assert_eq!(d.max_open_per_side(), (1, 2));
+}
+
+#[test]
+fn filters_and_parameter_errors() {
+    let cfg = DoubleConfig { rules: binance_double::SymbolRules { max_num_orders: 2, ..Default::default() }, ..Default::default() };
+    let d = BinanceDouble::start(cfg).unwrap();
+    let r = rest(&d);
+    let msg = |x: RestResponse| (x.code().unwrap_or(0), s(&x.body, "msg"));
+    assert_eq!(msg(maker(&r, "BUY", "100.001", "0.1", &[])), (-1013, "Filter failure: PRICE_FILTER".into()));
+    assert_eq!(msg(maker(&r, "BUY", "100.00", "0.000001", &[])), (-1013, "Filter failure: LOT_SIZE".into()));
+    assert_eq!(msg(maker(&r, "BUY", "10.00", "0.1", &[])), (-1013, "Filter failure: NOTIONAL".into()));
+    assert_eq!(msg(maker(&r, "BUY", "100.123456789", "0.1", &[])).0, -1111);
+    assert_eq!(msg(maker(&r, "BUY", "1e5", "0.1", &[])).0, -1100);
+    assert_eq!(msg(maker(&r, "BUY", "100.00", "0.1", &[("selfTradePreventionMode", "BOGUS")])).0, -1013);
+    assert_eq!(msg(maker(&r, "UP", "100.00", "0.1", &[])).0, -1117);
+    let no_symbol = r.call("POST", "/api/v3/order", &[("side", "BUY"), ("type", "LIMIT_MAKER"), ("price", "1"), ("quantity", "1")], true);
+    assert_eq!(no_symbol.code(), Some(-1102));
+    let bad_symbol = r.call("POST", "/api/v3/order", &[("symbol", "ETHBTC"), ("side", "BUY"), ("type", "LIMIT_MAKER"), ("price", "1"), ("quantity", "1")], true);
+    assert_eq!(bad_symbol.code(), Some(-1121));
+    // PERCENT_PRICE_BY_SIDE against the market mid (filters.md).
+    d.set_market(Some((fx("100.00"), ONE)), Some((fx("100.10"), ONE)));
+    assert_eq!(msg(maker(&r, "SELL", "900.00", "0.1", &[])), (-1013, "Filter failure: PERCENT_PRICE_BY_SIDE".into()));
+    // MAX_NUM_ORDERS.
+    assert_eq!(maker(&r, "BUY", "99.00", "0.1", &[]).status, 200);
+    assert_eq!(maker(&r, "BUY", "98.00", "0.1", &[]).status, 200);
+    assert_eq!(msg(maker(&r, "BUY", "97.00", "0.1", &[])), (-1013, "Filter failure: MAX_NUM_ORDERS".into()));
+    // order/test validates without placing (rest-api.md §Test new order).
+    let t = r.call("POST", "/api/v3/order/test", &[("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "LIMIT_MAKER"), ("price", "99.00"), ("quantity", "0.1")], true);
+    assert_eq!((t.status, t.body.clone()), (200, json!({})));
+    let t = r.call("POST", "/api/v3/order/test", &[("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "LIMIT_MAKER"), ("price", "99.00"), ("quantity", "0.1"), ("computeCommissionRates", "true")], true);
+    assert_eq!(s(&t.body["standardCommissionForOrder"], "maker"), "0.00100000");
+    assert_eq!(d.orders().len(), 2);
+}
+
+#[test]
+fn cancel_query_open_orders() {
+    let d = BinanceDouble::start_default().unwrap();
+    let r = rest(&d);
+    let a = maker(&r, "BUY", "100.00", "0.5", &[("newClientOrderId", "a")]);
+    let id = i(&a.body, "orderId").to_string();
+    maker(&r, "BUY", "99.00", "0.5", &[("newClientOrderId", "b")]);
+    maker(&r, "SELL", "110.00", "0.5", &[("newClientOrderId", "c")]);
+    let q = r.call("GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("orderId", &id)], true);
+    assert_eq!((s(&q.body, "status"), s(&q.body, "clientOrderId")), ("NEW".into(), "a".into()));
+    assert_eq!(q.body["isWorking"], json!(true));
+    assert_eq!(r.call("GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("orderId", "999")], true).code(), Some(-2013));
+    // orderId and origClientOrderId must agree (rest-api.md §Cancel order Notes).
+    assert_eq!(r.call("GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("orderId", &id), ("origClientOrderId", "b")], true).code(), Some(-2013));
+    let open = r.call("GET", "/api/v3/openOrders", &[("symbol", "BTCUSDT")], true);
+    assert_eq!(open.body.as_array().unwrap().len(), 3);
+    // cancelRestrictions (rest-api.md §Regarding cancelRestrictions).
+    let c = r.call("DELETE", "/api/v3/order", &[("symbol", "BTCUSDT"), ("orderId", &id), ("cancelRestrictions", "ONLY_PARTIALLY_FILLED")], true);
+    assert_eq!((c.code(), s(&c.body, "msg")), (Some(-2011), "Order was not canceled due to cancel restrictions.".into()));
+    assert_eq!(r.call("DELETE", "/api/v3/order", &[("symbol", "BTCUSDT"), ("orderId", &id), ("cancelRestrictions", "NOPE")], true).code(), Some(-1145));
+    let c = r.call("DELETE", "/api/v3/order", &[("symbol", "BTCUSDT"), ("orderId", &id), ("newClientOrderId", "cx")], true);
+    assert_eq!((s(&c.body, "status"), s(&c.body, "origClientOrderId"), s(&c.body, "clientOrderId")), ("CANCELED".into(), "a".into(), "cx".into()));
+    assert_eq!(d.balance("USDT").locked, fx("49.5"));
+    let again = r.call("DELETE", "/api/v3/order", &[("symbol", "BTCUSDT"), ("orderId", &id)], true);
+    assert_eq!((again.code(), s(&again.body, "msg")), (Some(-2011), "Unknown order sent.".into()));
+    let c = r.call("DELETE", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "b")], true);
+    assert_eq!(s(&c.body, "status"), "CANCELED");
+    let all = r.call("DELETE", "/api/v3/openOrders", &[("symbol", "BTCUSDT")], true);
+    assert_eq!(all.body.as_array().unwrap().len(), 1);
+    assert_eq!(d.balance("USDT"), binance_double::Balance { free: fx("100000"), locked: 0 });
+    assert_eq!(d.balance("BTC"), binance_double::Balance { free: ONE, locked: 0 });
+    assert!(d.orders().iter().all(|o| o.status == OrderStatus::Canceled));
+    assert_eq!(r.call("DELETE", "/api/v3/openOrders", &[("symbol", "BTCUSDT")], true).code(), Some(-2011));
+}
+
+#[test]
+fn market_trades_fill_price_time_with_commission() {
+    let d = BinanceDouble::start_default().unwrap();
+    let r = rest(&d);
+    let b1 = i(&maker(&r, "BUY", "100.00", "0.3", &[]).body, "orderId");
+    let b2 = i(&maker(&r, "BUY", "100.00", "0.3", &[]).body, "orderId");
+    let b3 = i(&maker(&r, "BUY", "101.00", "0.2", &[]).body, "orderId");
+    // A seller trades down to 100 for 0.4: 101 first (price), then the older 100 (time).
+    assert_eq!(d.market_trade(Side::Sell, fx("100.00"), fx("0.4")), fx("0.4"));
+    assert_eq!(d.order(b3).unwrap().status, OrderStatus::Filled);
+    let o1 = d.order(b1).unwrap();
+    assert_eq!((o1.status, o1.executed_qty), (OrderStatus::PartiallyFilled, fx("0.2")));
+    assert_eq!(d.order(b2).unwrap().executed_qty, 0);
+    // Buy: commission in the base asset (commission_faq.md): 0.4 BTC * 0.001 = 0.0004.
+    assert_eq!(d.balance("BTC").free, ONE + fx("0.4") - fx("0.0004"));
+    // Locked: 0.1 @100 + 0.3 @100 left; spent 0.2*101 + 0.2*100.
+    assert_eq!(d.balance("USDT").locked, fx("40"));
+    assert_eq!(d.balance("USDT").free, fx("100000") - fx("40") - fx("20.2") - fx("20"));
+    // A sell fill pays commission in the quote asset.
+    let s1 = i(&maker(&r, "SELL", "110.00", "0.5", &[]).body, "orderId");
+    assert_eq!(d.market_trade(Side::Buy, fx("120.00"), fx("1")), fx("0.5"));
+    assert_eq!(d.order(s1).unwrap().status, OrderStatus::Filled);
+    assert_eq!(d.balance("USDT").free, fx("100000") - fx("40") - fx("20.2") - fx("20") + fx("55") - fx("0.055"));
+    let trades = d.trades();
+    assert_eq!(trades.len(), 3);
+    assert!(trades.iter().all(|t| t.is_maker));
+    // myTrades: most recent up to limit; fromId pages forward (rest-api.md §Account trade list).
+    let mt = r.call("GET", "/api/v3/myTrades", &[("symbol", "BTCUSDT"), ("limit", "2")], true);
+    let ids: Vec<i64> = mt.body.as_array().unwrap().iter().map(|t| i(t, "id")).collect();
+    assert_eq!(ids, vec![trades[1].id, trades[2].id]);
+    let first = trades[0].id.to_string();
+    let page = r.call("GET", "/api/v3/myTrades", &[("symbol", "BTCUSDT"), ("fromId", &first), ("limit", "2")], true);
+    let ids: Vec<i64> = page.body.as_array().unwrap().iter().map(|t| i(t, "id")).collect();
+    assert_eq!(ids, vec![trades[0].id, trades[1].id]);
+    let t0 = &page.body[0];
+    assert_eq!((s(t0, "price"), s(t0, "commissionAsset"), t0["isBuyer"].clone(), t0["isMaker"].clone()), ("101.00000000".into(), "BTC".into(), json!(true), json!(true)));
+    let by_order = r.call("GET", "/api/v3/myTrades", &[("symbol", "BTCUSDT"), ("orderId", &s1.to_string())], true);
+    assert_eq!(by_order.body.as_array().unwrap().len(), 1);
+    assert_eq!(s(&by_order.body[0], "commission"), "0.05500000");
+}
+
+#[test]
+fn commission_in_bnb_when_enabled_and_held() {
+    let cfg = DoubleConfig {
+        balances: vec![("BTC".into(), ONE), ("USDT".into(), 10_000 * ONE), ("BNB".into(), ONE)],
+        commission: binance_double::Commission { pay_in_bnb: true, bnb_price_in_quote: 500 * ONE, bnb_discount_multiplier: ONE * 3 / 4, ..Default::default() },
+        ..Default::default()
+    };
+    let d = BinanceDouble::start(cfg).unwrap();
+    let r = rest(&d);
+    maker(&r, "SELL", "1000.00", "0.5", &[]);
+    d.market_trade(Side::Buy, fx("1000.00"), fx("0.5"));
+    // 500 USDT notional * 0.001 = 0.5 USDT, * 0.75 = 0.375 USDT, / 500 = 0.00075 BNB.
+    let t = &d.trades()[0];
+    assert_eq!((t.commission, t.commission_asset.as_str()), (fx("0.00075"), "BNB"));
+    assert_eq!(d.balance("BNB").free, ONE - fx("0.00075"));
+    assert_eq!(d.balance("USDT").free, fx("10500"));
 }

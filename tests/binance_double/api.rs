@@ -177,8 +177,7 @@ pub fn authenticate(sh: &Shared, call: &Call) -> Result<(), Refusal> {
                 (None, None) if session_key.is_some() => Ok(()),
                 (Some(k), Some(sig)) => {
                     let key = sh.cfg.keys.iter().find(|x| &x.key == k).ok_or((-2015, "Invalid API-key, IP, or permissions for action.".to_string()))?;
-                    let payload: Vec<String> = p.iter().filter(|(n, _)| n.as_str() != "signature").map(|(n, v)| format!("{n}={v}")).collect();
-                    auth::verify(key, payload.join("&").as_bytes(), sig)
+                    auth::verify(key, auth::ws_payload(p).as_bytes(), sig)
                 }
                 (None, _) => Err((-1102, "Mandatory parameter 'apiKey' was not sent, was empty/null, or malformed.".into())),
                 (Some(_), None) => Err((-1102, "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.".into())),

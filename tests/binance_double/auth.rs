@@ -31,6 +31,12 @@ pub fn split_signature(raw: &str) -> (String, Option<String>) {
     (kept.join("&"), sig)
 }
 
+/// The WebSocket signature payload: every param but `signature`, sorted by name,
+/// `name=value` joined by `&`, not percent-encoded (web-socket-api.md §SIGNED request example (HMAC)).
+pub fn ws_payload(params: &std::collections::BTreeMap<String, String>) -> String {
+    params.iter().filter(|(n, _)| n.as_str() != "signature").map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("&")
+}
+
 /// Checks `signature` over `payload` with `key`. HMAC signatures are hex and not
 /// case-sensitive; Ed25519 ones are base64 and case-sensitive (§Signature Case Sensitivity).
 pub fn verify(key: &ApiKey, payload: &[u8], sig: &str) -> Result<(), Refusal> {
