@@ -317,3 +317,423 @@ fn commission_in_bnb_when_enabled_and_held() {
     assert_eq!(d.balance("BNB").free, ONE - fx("0.00075"));
     assert_eq!(d.balance("USDT").free, fx("10500"));
 }
+
+// ---------------------------------------------------------------- cancelReplace
+
+fn cancel_replace(r: &Rest, cancel_id: &str, price: &str, extra: &[(&str, &str)]) -> RestResponse {
+    let mut p = vec![("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "LIMIT_MAKER"), ("price", price), ("quantity", "0.1"), ("cancelReplaceMode", "STOP_ON_FAILURE"), ("cancelOrderId", cancel_id)];
+    for (k, v) in extra {
+        p.retain(|(n, _)| n != k);
+        p.push((k, v));
+    }
+    r.call("POST", "/api/v3/order/cancelReplace", &p, true)
+}
+
+#[test]
+fn cancel_replace_modes_and_statuses() {
+    // rest-api.md §Cancel an Existing Order and Send a New Order (the mode/status table).
+    let d = BinanceDouble::start_default().unwrap();
+    let r = rest(&d);
+    d.set_market(None, Some((fx("105.00"), ONE)));
+    let id = i(&maker(&r, "BUY", "100.00", "0.1", &[]).body, "orderId").to_string();
+    let ok = cancel_replace(&r, &id, "101.00", &[("newOrderRespType", "RESULT")]);
+    assert_eq!(ok.status, 200, "{:?}", ok.body);
+    assert_eq!((s(&ok.body, "cancelResult"), s(&ok.body, "newOrderResult")), ("SUCCESS".into(), "SUCCESS".into()));
+    assert_eq!(s(&ok.body["cancelResponse"], "status"), "CANCELED");
+    assert_eq!(s(&ok.body["newOrderResponse"], "status"), "NEW");
+    let new_id = i(&ok.body["newOrderResponse"], "orderId").to_string();
+    // STOP_ON_FAILURE with an unknown order: 400 -2022, NOT_ATTEMPTED.
+    let f = cancel_replace(&r, "999", "101.00", &[]);
+    assert_eq!((f.status, f.code()), (400, Some(-2022)));
+    assert_eq!(s(&f.body["data"], "newOrderResult"), "NOT_ATTEMPTED");
+    assert_eq!(i(&f.body["data"]["cancelResponse"], "code"), -2011);
+    // Cancel succeeds, the new order would take: 409 -2021, and a REJECTED execution report.
+    let p = cancel_replace(&r, &new_id, "106.00", &[]);
+    assert_eq!((p.status, p.code()), (409, Some(-2021)));
+    assert_eq!((s(&p.body["data"], "cancelResult"), s(&p.body["data"], "newOrderResult")), ("SUCCESS".into(), "FAILURE".into()));
+    assert_eq!(s(&p.body["data"]["newOrderResponse"], "msg"), "Order would immediately match and take.");
+    assert!(d.events().iter().any(|e| s(e, "x") == "REJECTED" && s(e, "r") == "WOULD_MATCH_IMMEDIATELY"));
+    // ALLOW_FAILURE: cancel fails, new succeeds → 409; both fail → 400 -2022.
+    let a = cancel_replace(&r, "999", "101.00", &[("cancelReplaceMode", "ALLOW_FAILURE")]);
+    assert_eq!((a.status, a.code()), (409, Some(-2021)));
+    assert_eq!(s(&a.body["data"], "newOrderResult"), "SUCCESS");
+    let b = cancel_replace(&r, "999", "106.00", &[("cancelReplaceMode", "ALLOW_FAILURE")]);
+    assert_eq!((b.status, b.code()), (400, Some(-2022)));
+    // Unfilled order count exceeded: DO_NOTHING → 429 -1015 and nothing done; CANCEL_ONLY → 429 with the cancel done.
+    d.set_rate_limits(RateLimits { orders_per_10s: 0, ..Default::default() });
+    let open_id = d.open_orders()[0].order_id.to_string();
+    let dn = cancel_replace(&r, &open_id, "101.00", &[]);
+    assert_eq!((dn.status, dn.code()), (429, Some(-1015)));
+    assert!(dn.header("Retry-After").is_some());
+    assert_eq!(d.open_orders().len(), 1);
+    let co = cancel_replace(&r, &open_id, "101.00", &[("orderRateLimitExceededMode", "CANCEL_ONLY")]);
+    assert_eq!((co.status, co.code()), (429, Some(-2021)));
+    assert_eq!(i(&co.body["data"]["newOrderResponse"], "code"), -1015);
+    assert_eq!(d.open_orders().len(), 0);
+    // Not allowed on the symbol.
+    let cfg = DoubleConfig { rules: binance_double::SymbolRules { cancel_replace_allowed: false, ..Default::default() }, ..Default::default() };
+    let d2 = BinanceDouble::start(cfg).unwrap();
+    let r2 = rest(&d2);
+    let id = i(&maker(&r2, "BUY", "100.00", "0.1", &[]).body, "orderId").to_string();
+    assert_eq!(cancel_replace(&r2, &id, "101.00", &[]).code(), Some(-2010));
+}
+
+// ---------------------------------------------------------------- rate limits and bans
+
+#[test]
+fn weight_and_order_limits_answer_429_with_headers() {
+    let d = BinanceDouble::start(DoubleConfig { limits: RateLimits { weight_per_minute: 30, orders_per_10s: 2, ..Default::default() }, ..Default::default() }).unwrap();
+    let r = rest(&d);
+    let a = maker(&r, "BUY", "100.00", "0.1", &[]);
+    assert_eq!(a.header("X-MBX-ORDER-COUNT-10S"), Some("1"));
+    assert_eq!(a.header("X-MBX-USED-WEIGHT-1M"), Some("1"));
+    maker(&r, "BUY", "99.00", "0.1", &[]);
+    let c = maker(&r, "BUY", "98.00", "0.1", &[]);
+    assert_eq!((c.status, c.code()), (429, Some(-1015)));
+    assert_eq!(s(&c.body, "msg"), "Too many new orders; current limit is 2 orders per 10 SECOND.");
+    assert!(c.header("Retry-After").unwrap().parse::<u64>().unwrap() <= 10);
+    // exchangeInfo weighs 20: the second one passes 30.
+    assert_eq!(r.call("GET", "/api/v3/exchangeInfo", &[], false).status, 200);
+    let w = r.call("GET", "/api/v3/exchangeInfo", &[], false);
+    assert_eq!((w.status, w.code()), (429, Some(-1003)));
+    assert!(s(&w.body, "msg").starts_with("Too much request weight used; current limit is 30 request weight per 1 MINUTE."));
+    assert!(w.header("Retry-After").unwrap().parse::<u64>().unwrap() <= 60);
+    assert!(w.header("X-MBX-USED-WEIGHT-1M").unwrap().parse::<u32>().unwrap() > 30);
+    assert_eq!(d.answered_429(), (1, 1));
+    d.reset_rate_counters();
+    assert_eq!(r.call("GET", "/api/v3/time", &[], false).status, 200);
+}
+
+#[test]
+fn repeated_429s_become_a_ban_over_rest_and_ws() {
+    let d = BinanceDouble::start(DoubleConfig { limits: RateLimits { weight_per_minute: 5, ban_after_429s: Some(3), auto_ban: Duration::from_secs(30), ..Default::default() }, ..Default::default() }).unwrap();
+    let r = rest(&d);
+    let mut statuses = Vec::new();
+    for _ in 0..9 {
+        statuses.push(r.call("GET", "/api/v3/time", &[], false).status);
+    }
+    // 2 for connect would not fit; the time calls: 5 pass, 2 are 429, the 3rd 429 becomes 418.
+    assert_eq!(statuses, vec![200, 200, 200, 200, 200, 429, 429, 418, 418]);
+    assert!(d.is_banned());
+    assert_eq!(d.requests_during_ban(), 1, "the request that started the ban is not counted as during it");
+    let b = r.call("GET", "/api/v3/account", &[], true);
+    assert_eq!((b.status, b.code()), (418, Some(-1003)));
+    assert!(s(&b.body, "msg").contains("IP banned until"));
+    assert!(b.header("Retry-After").unwrap().parse::<u64>().unwrap() <= 30);
+    assert!(WsClient::connect(&d.ws_api_url()).is_err(), "WS connect is refused during a ban");
+    assert_eq!(d.requests_during_ban(), 3);
+    d.lift_ban();
+    d.reset_rate_counters();
+    assert_eq!(r.call("GET", "/api/v3/time", &[], false).status, 200);
+}
+
+#[test]
+fn manual_ban_covers_every_endpoint_and_drops_connections() {
+    let d = BinanceDouble::start_default().unwrap();
+    let r = rest(&d);
+    let mut ws = WsClient::connect(&d.ws_api_url()).unwrap();
+    assert_eq!(i(&ws.request("time", Value::Null).unwrap(), "status"), 200);
+    d.ban_ip(Duration::from_secs(60));
+    // The open connection is dropped.
+    let mut gone = false;
+    for _ in 0..100 {
+        match ws.recv(Duration::from_millis(20)) {
+            Err(_) => {
+                gone = true;
+                break;
+            }
+            Ok(_) => {}
+        }
+    }
+    assert!(gone, "WebSocket connection dropped by the ban");
+    for (verb, path) in [("GET", "/api/v3/time"), ("GET", "/api/v3/exchangeInfo"), ("POST", "/api/v3/order"), ("DELETE", "/api/v3/openOrders"), ("GET", "/api/v3/nothing")] {
+        let x = r.call(verb, path, &[], false);
+        assert_eq!(x.status, 418, "{verb} {path}");
+    }
+    assert!(WsClient::connect(&d.ws_api_url()).is_err());
+    assert_eq!(d.requests_during_ban(), 6);
+    assert!(d.request_log().iter().filter(|l| l.during_ban).count() >= 4);
+    d.lift_ban();
+    assert_eq!(r.call("GET", "/api/v3/time", &[], false).status, 200);
+}
+
+// ---------------------------------------------------------------- faults
+
+#[test]
+fn timeout_fault_answers_1007_and_places_late() {
+    let d = BinanceDouble::start_default().unwrap();
+    let r = rest(&d);
+    d.fault_timeout_every(2, Duration::from_millis(300));
+    assert_eq!(maker(&r, "BUY", "100.00", "0.1", &[("newClientOrderId", "one")]).status, 200);
+    let t = maker(&r, "BUY", "99.00", "0.1", &[("newClientOrderId", "two")]);
+    assert_eq!((t.status, t.code()), (503, Some(-1007)));
+    // Until the engine gets it, lookups say -2013 (errors.md §-2013 NO_SUCH_ORDER).
+    let q = r.call("GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "two")], true);
+    assert_eq!(q.code(), Some(-2013));
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut found = false;
+    while Instant::now() < end {
+        if d.order_by_client_id("two").is_some() {
+            found = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(found, "the timed-out order reached the engine later");
+    let q = r.call("GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "two")], true);
+    assert_eq!(s(&q.body, "status"), "NEW");
+    d.fault_timeout_every(0, Duration::ZERO);
+    d.fault_unexpected_every(1);
+    let u = maker(&r, "BUY", "98.00", "0.1", &[("newClientOrderId", "three")]);
+    assert_eq!((u.status, u.code()), (503, Some(-1006)));
+    assert_eq!(d.order_by_client_id("three").map(|o| o.status), Some(OrderStatus::New), "-1006 with the order placed");
+}
+
+#[test]
+fn answer_delay_holds_answers_not_processing() {
+    let d = BinanceDouble::start_default().unwrap();
+    d.set_answer_delay(Duration::from_millis(300));
+    let url = d.rest_url();
+    let started = Instant::now();
+    let hs: Vec<_> = (0..3)
+        .map(|k| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let r = Rest::new(&url, DOC_HMAC_KEY, hmac());
+                let price = format!("{}.00", 90 + k);
+                maker(&r, "BUY", &price, "0.1", &[]).status
+            })
+        })
+        .collect();
+    // Processed at once: all three orders are in the engine while their answers still wait.
+    let end = Instant::now() + Duration::from_secs(5);
+    while d.orders().len() < 3 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(d.orders().len(), 3);
+    for h in hs {
+        assert_eq!(h.join().unwrap(), 200);
+    }
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    // WebSocket answers are delayed too; events are not.
+    let mut ws = WsClient::connect(&d.ws_api_url()).unwrap();
+    let before = Instant::now();
+    assert_eq!(i(&ws.request("time", Value::Null).unwrap(), "status"), 200);
+    assert!(before.elapsed() >= Duration::from_millis(300));
+}
+
+// ---------------------------------------------------------------- WebSocket API and user data
+
+fn ws_order(side: &str, price: &str, qty: &str) -> Value {
+    json!({"symbol": "BTCUSDT", "side": side, "type": "LIMIT_MAKER", "price": price, "quantity": qty})
+}
+
+/// Waits for the next pushed event whose `event.e` is `kind`.
+fn next_of(ws: &mut WsClient, kind: &str) -> Value {
+    let end = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < end {
+        if let Ok(Some(v)) = ws.next_event(Duration::from_millis(50)) {
+            if s(&v["event"], "e") == kind {
+                return v;
+            }
+        }
+    }
+    panic!("no {kind} event within 5 s");
+}
+
+#[test]
+fn ws_api_logon_orders_and_user_data_events() {
+    let (signer, key) = new_ed25519_key("ed-key");
+    let mut cfg = DoubleConfig::default();
+    cfg.keys.push(key);
+    let d = BinanceDouble::start(cfg).unwrap();
+    let mut ws = WsClient::connect(&d.ws_api_url()).unwrap();
+    // HMAC-signed request without a session (web-socket-api.md §SIGNED request example (HMAC)).
+    let placed = ws.signed("order.place", ws_order("BUY", "100.00", "0.1"), DOC_HMAC_KEY, &hmac()).unwrap();
+    assert_eq!(i(&placed, "status"), 200, "{placed}");
+    let rl = placed["rateLimits"].as_array().unwrap();
+    assert!(rl.iter().any(|l| s(l, "rateLimitType") == "ORDERS" && i(l, "count") == 1));
+    // HMAC keys cannot log on; Ed25519 keys can (web-socket-api.md §Session Authentication).
+    let no = ws.signed("session.logon", json!({}), DOC_HMAC_KEY, &hmac()).unwrap();
+    assert_eq!(i(&no, "status"), 400);
+    let on = ws.signed("session.logon", json!({}), "ed-key", &signer).unwrap();
+    assert_eq!(on["result"]["apiKey"], json!("ed-key"), "{on}");
+    let sub = ws.request("userDataStream.subscribe", Value::Null).unwrap();
+    assert_eq!(sub["result"]["subscriptionId"], json!(0));
+    assert_eq!(i(&ws.request("userDataStream.subscribe", Value::Null).unwrap()["error"], "code"), -2035);
+    // After logon, no apiKey/signature, only timestamp.
+    let o = ws.request("order.place", json!({"symbol": "BTCUSDT", "side": "SELL", "type": "LIMIT_MAKER", "price": "110.00", "quantity": "0.2", "newClientOrderId": "s1", "timestamp": binance_double::client::now_ms()})).unwrap();
+    assert_eq!(i(&o, "status"), 200, "{o}");
+    let er = next_of(&mut ws, "executionReport");
+    assert_eq!(er["subscriptionId"], json!(0));
+    let e = &er["event"];
+    assert_eq!((s(e, "x"), s(e, "X"), s(e, "c"), s(e, "S"), s(e, "o")), ("NEW".into(), "NEW".into(), "s1".into(), "SELL".into(), "LIMIT_MAKER".into()));
+    assert_eq!(e["w"], json!(true));
+    let pos = next_of(&mut ws, "outboundAccountPosition");
+    let btc = pos["event"]["B"].as_array().unwrap().iter().find(|b| s(b, "a") == "BTC").unwrap().clone();
+    assert_eq!((s(&btc, "f"), s(&btc, "l")), ("0.80000000".into(), "0.20000000".into()));
+    // A partial then full fill → TRADE reports with l, z, L, n, N, t, m.
+    d.market_trade(Side::Buy, fx("110.00"), fx("0.05"));
+    let t = next_of(&mut ws, "executionReport");
+    let t = &t["event"];
+    assert_eq!((s(t, "x"), s(t, "X"), s(t, "l"), s(t, "z"), s(t, "L")), ("TRADE".into(), "PARTIALLY_FILLED".into(), "0.05000000".into(), "0.05000000".into(), "110.00000000".into()));
+    assert_eq!((s(t, "n"), s(t, "N"), t["m"].clone()), ("0.00550000".into(), "USDT".into(), json!(true)));
+    assert!(i(t, "t") > 0);
+    // Status, open orders, cancel, cancelAll, account, myTrades and order.test over WS.
+    let st = ws.request("order.status", json!({"symbol": "BTCUSDT", "origClientOrderId": "s1", "timestamp": binance_double::client::now_ms()})).unwrap();
+    assert_eq!(s(&st["result"], "status"), "PARTIALLY_FILLED");
+    let oo = ws.request("openOrders.status", json!({"symbol": "BTCUSDT", "timestamp": binance_double::client::now_ms()})).unwrap();
+    assert_eq!(oo["result"].as_array().unwrap().len(), 2);
+    let c = ws.request("order.cancel", json!({"symbol": "BTCUSDT", "origClientOrderId": "s1", "timestamp": binance_double::client::now_ms()})).unwrap();
+    assert_eq!(s(&c["result"], "status"), "CANCELED");
+    let ce = next_of(&mut ws, "executionReport");
+    assert_eq!((s(&ce["event"], "x"), s(&ce["event"], "C")), ("CANCELED".into(), "s1".into()));
+    let ca = ws.request("openOrders.cancelAll", json!({"symbol": "BTCUSDT", "timestamp": binance_double::client::now_ms()})).unwrap();
+    assert_eq!(ca["result"].as_array().unwrap().len(), 1);
+    let acct = ws.request("account.status", json!({"timestamp": binance_double::client::now_ms()})).unwrap();
+    assert_eq!(acct["result"]["canTrade"], json!(true));
+    let mt = ws.request("myTrades", json!({"symbol": "BTCUSDT", "timestamp": binance_double::client::now_ms()})).unwrap();
+    assert_eq!(mt["result"].as_array().unwrap().len(), 1);
+    let ot = ws.request("order.test", json!({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT_MAKER", "price": "100.00", "quantity": "0.1", "timestamp": binance_double::client::now_ms()})).unwrap();
+    assert_eq!(ot["result"], json!({}));
+    let cr = ws.request("order.cancelReplace", json!({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT_MAKER", "price": "100.00", "quantity": "0.1", "cancelReplaceMode": "STOP_ON_FAILURE", "cancelOrderId": 999, "timestamp": binance_double::client::now_ms()})).unwrap();
+    assert_eq!((i(&cr, "status"), i(&cr["error"], "code")), (400, -2022));
+    // A deposit → balanceUpdate.
+    d.balance_delta("USDT", 5 * ONE);
+    let bu = next_of(&mut ws, "balanceUpdate");
+    assert_eq!(s(&bu["event"], "d"), "5.00000000");
+    // Bad signature, missing key.
+    let bad = ws.signed("account.status", json!({}), DOC_HMAC_KEY, &Signer::Hmac(b"nope".to_vec())).unwrap();
+    assert_eq!(i(&bad["error"], "code"), -1022);
+    ws.request("session.logout", Value::Null).unwrap();
+    let nokey = ws.request("account.status", json!({"timestamp": binance_double::client::now_ms()})).unwrap();
+    assert_eq!(i(&nokey["error"], "code"), -1102);
+    // The log shows method and params, both transports under one name.
+    let log = d.requests_for("order.place");
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[1].params.get("newClientOrderId").map(String::as_str), Some("s1"));
+    assert!(!log[0].params.contains_key("signature"));
+}
+
+#[test]
+fn ws_signature_subscription_rate_limits_and_shutdown() {
+    let d = BinanceDouble::start_default().unwrap();
+    let mut ws = WsClient::connect(&format!("{}?returnRateLimits=false", d.ws_api_url())).unwrap();
+    let t = ws.request("time", Value::Null).unwrap();
+    assert!(t.get("rateLimits").is_none());
+    let t = ws.request("time", json!({"returnRateLimits": true})).unwrap();
+    assert!(t.get("rateLimits").is_some());
+    // userDataStream.subscribe.signature works with any key type (HMAC here).
+    let sub = ws.signed("userDataStream.subscribe.signature", json!({}), DOC_HMAC_KEY, &hmac()).unwrap();
+    assert_eq!(i(&sub, "status"), 200, "{sub}");
+    assert_eq!(d.ws_connections(), (1, 1));
+    let mut other = WsClient::connect(&d.ws_api_url()).unwrap();
+    other.request("time", Value::Null).unwrap();
+    assert_eq!(d.ws_connections(), (2, 1));
+    // serverShutdown, then the close after the grace period (web-socket-api.md §Server Shutdown).
+    assert_eq!(d.server_shutdown(Duration::from_millis(200)), 2);
+    let ev = ws.next_event(Duration::from_secs(5)).unwrap().expect("serverShutdown event");
+    assert_eq!(s(&ev["event"], "e"), "serverShutdown");
+    let mut closed = false;
+    for _ in 0..200 {
+        if ws.recv(Duration::from_millis(20)).is_err() {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "closed after the grace period");
+    // Dropping user-data connections leaves others alone.
+    let mut a = WsClient::connect(&d.ws_api_url()).unwrap();
+    let mut b = WsClient::connect(&d.ws_api_url()).unwrap();
+    a.signed("userDataStream.subscribe.signature", json!({}), DOC_HMAC_KEY, &hmac()).unwrap();
+    b.request("time", Value::Null).unwrap();
+    assert_eq!(d.drop_user_data_connections(), 1);
+    let mut a_gone = false;
+    for _ in 0..200 {
+        if a.recv(Duration::from_millis(20)).is_err() {
+            a_gone = true;
+            break;
+        }
+    }
+    assert!(a_gone);
+    assert_eq!(i(&b.request("time", Value::Null).unwrap(), "status"), 200);
+}
+
+// ---------------------------------------------------------------- self-trade prevention
+
+#[test]
+fn self_trade_prevention_per_mode() {
+    // stp_faq.md §What happens when STP is triggered?, scenarios B, C, D, G.
+    let d = BinanceDouble::start_default().unwrap();
+    let r = rest(&d);
+    let mut ws = WsClient::connect(&d.ws_api_url()).unwrap();
+    ws.signed("userDataStream.subscribe.signature", json!({}), DOC_HMAC_KEY, &hmac()).unwrap();
+    // EXPIRE_MAKER: our resting order expires, the other session's order rests.
+    let ours = i(&maker(&r, "BUY", "100.00", "0.2", &[("selfTradePreventionMode", "NONE")]).body, "orderId");
+    let taker = d.place_other_session_order(Side::Sell, fx("100.00"), fx("0.1"), "GTC", "EXPIRE_MAKER").unwrap();
+    let o = d.order(ours).unwrap();
+    assert_eq!((o.status, o.prevented_qty), (OrderStatus::ExpiredInMatch, fx("0.2")));
+    assert_eq!(taker.status, OrderStatus::New);
+    // Our BUY's lock is released; the other session's SELL locks its BTC.
+    assert_eq!((d.balance("USDT").locked, d.balance("BTC").locked), (0, fx("0.1")));
+    next_of(&mut ws, "executionReport");
+    let tp = d.events().into_iter().find(|e| s(e, "x") == "TRADE_PREVENTION").unwrap();
+    assert_eq!((s(&tp, "X"), s(&tp, "A"), s(&tp, "B")), ("EXPIRED_IN_MATCH".into(), "0.20000000".into(), "0.20000000".into()));
+    let q = r.call("GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("orderId", &ours.to_string())], true);
+    assert_eq!((s(&q.body, "status"), s(&q.body, "preventedQuantity")), ("EXPIRED_IN_MATCH".into(), "0.20000000".into()));
+    assert!(q.body.get("preventedMatchId").is_some());
+    r.call("DELETE", "/api/v3/openOrders", &[("symbol", "BTCUSDT")], true);
+    // EXPIRE_TAKER: ours stays, the taker expires.
+    let ours = i(&maker(&r, "BUY", "100.00", "0.2", &[]).body, "orderId");
+    let t = d.place_other_session_order(Side::Sell, fx("100.00"), fx("0.1"), "GTC", "EXPIRE_TAKER").unwrap();
+    assert_eq!(t.status, OrderStatus::ExpiredInMatch);
+    assert_eq!(d.order(ours).unwrap().status, OrderStatus::New);
+    // EXPIRE_BOTH.
+    let t = d.place_other_session_order(Side::Sell, fx("100.00"), fx("0.1"), "GTC", "EXPIRE_BOTH").unwrap();
+    assert_eq!((t.status, d.order(ours).unwrap().status), (OrderStatus::ExpiredInMatch, OrderStatus::ExpiredInMatch));
+    // DECREMENT: both lose the smaller quantity; the smaller expires, the larger works on.
+    let ours = i(&maker(&r, "BUY", "100.00", "0.3", &[]).body, "orderId");
+    let t = d.place_other_session_order(Side::Sell, fx("100.00"), fx("0.1"), "GTC", "DECREMENT").unwrap();
+    let o = d.order(ours).unwrap();
+    assert_eq!((t.status, o.status, o.prevented_qty, o.available()), (OrderStatus::ExpiredInMatch, OrderStatus::New, fx("0.1"), fx("0.2")));
+    // NONE: a self-trade, two fills with one trade id.
+    let t = d.place_other_session_order(Side::Sell, fx("100.00"), fx("0.05"), "IOC", "NONE").unwrap();
+    assert_eq!(t.status, OrderStatus::Filled);
+    let tr = d.trades();
+    assert_eq!(tr.len(), 2);
+    assert_eq!(tr[0].id, tr[1].id);
+    assert_eq!(d.order(ours).unwrap().executed_qty, fx("0.05"));
+}
+
+// ---------------------------------------------------------------- robustness
+
+#[test]
+fn malformed_input_never_breaks_the_double() {
+    use std::io::{Read, Write};
+    let d = BinanceDouble::start_default().unwrap();
+    for junk in [&b"GARBAGE\r\n\r\n"[..], b"GET / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n", b"\x00\xff\xfe\r\n\r\n", b"POST /api/v3/order?%zz=1 HTTP/1.1\r\nContent-Length: 3\r\n\r\n%%%"] {
+        let mut s = std::net::TcpStream::connect(d.addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s.write_all(junk).unwrap();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+    }
+    let mut ws = WsClient::connect(&d.ws_api_url()).unwrap();
+    ws.send_text("{not json").unwrap();
+    ws.send_text("[1,2,3]").unwrap();
+    ws.send_text(r#"{"id":1,"method":"order.place","params":{"price":{"x":1},"quantity":[1]}}"#).unwrap();
+    ws.send_text(r#"{"id":2,"method":"no.such.method"}"#).unwrap();
+    let r = rest(&d);
+    assert_eq!(r.call("POST", "/api/v3/order", &[("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "LIMIT_MAKER"), ("price", "-1"), ("quantity", "99999999999999999999999")], true).code(), Some(-1100));
+    assert_eq!(i(&ws.request("time", Value::Null).unwrap(), "status"), 200);
+    assert_eq!(r.call("GET", "/api/v3/time", &[], false).status, 200);
+}
+
+#[test]
+fn dropping_the_double_stops_it() {
+    let d = BinanceDouble::start_default().unwrap();
+    let addr = d.addr();
+    let _ws = WsClient::connect(&d.ws_api_url()).unwrap();
+    drop(d);
+    assert!(std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err());
+}
