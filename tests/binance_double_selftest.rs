@@ -28,7 +28,8 @@ fn rest(d: &BinanceDouble) -> Rest {
 
 /// LIMIT_MAKER through REST.
 fn maker(r: &Rest, side: &str, price: &str, qty: &str, extra: &[(&str, &str)]) -> RestResponse {
-    let mut p = vec![("symbol", "BTCUSDT"), ("side", side), ("type", "LIMIT_MAKER"), ("price", price), ("quantity", qty)];
+    let mut p =
+        vec![("symbol", "BTCUSDT"), ("side", side), ("type", "LIMIT_MAKER"), ("price", price), ("quantity", qty)];
     p.extend_from_slice(extra);
     r.call("POST", "/api/v3/order", &p, true)
 }
@@ -55,12 +56,28 @@ fn docs_hmac_vectors_verify() {
     assert_eq!(binance_double::auth::verify(&key, b"symbol=LTCBTC", sig).unwrap_err().0, -1022);
     // web-socket-api.md §SIGNED request example (HMAC): sorted params, no percent-encoding.
     let mut p = BTreeMap::new();
-    for (k, v) in [("symbol", "BTCUSDT"), ("side", "SELL"), ("type", "LIMIT"), ("timeInForce", "GTC"), ("quantity", "0.01000000"), ("price", "52000.00"), ("recvWindow", "100"), ("timestamp", "1645423376532"), ("apiKey", DOC_HMAC_KEY), ("signature", "x")] {
+    for (k, v) in [
+        ("symbol", "BTCUSDT"),
+        ("side", "SELL"),
+        ("type", "LIMIT"),
+        ("timeInForce", "GTC"),
+        ("quantity", "0.01000000"),
+        ("price", "52000.00"),
+        ("recvWindow", "100"),
+        ("timestamp", "1645423376532"),
+        ("apiKey", DOC_HMAC_KEY),
+        ("signature", "x"),
+    ] {
         p.insert(k.to_string(), v.to_string());
     }
     let payload = binance_double::auth::ws_payload(&p);
     assert_eq!(payload, format!("apiKey={DOC_HMAC_KEY}&price=52000.00&quantity=0.01000000&recvWindow=100&side=SELL&symbol=BTCUSDT&timeInForce=GTC&timestamp=1645423376532&type=LIMIT"));
-    assert!(binance_double::auth::verify(&key, payload.as_bytes(), "aa1b5712c094bc4e57c05a1a5c1fd8d88dcd628338ea863fec7b88e59fe2db24").is_ok());
+    assert!(binance_double::auth::verify(
+        &key,
+        payload.as_bytes(),
+        "aa1b5712c094bc4e57c05a1a5c1fd8d88dcd628338ea863fec7b88e59fe2db24"
+    )
+    .is_ok());
 }
 
 #[test]
@@ -69,14 +86,26 @@ fn signed_rest_rules() {
     let r = rest(&d);
     assert_eq!(r.call("GET", "/api/v3/account", &[], true).status, 200);
     // Signature over query + body (rest-api.md §SIGNED Endpoint Examples: "query string concatenated without separator to the HTTP body").
-    let split = r.call_split("POST", "/api/v3/order", &[("symbol", "BTCUSDT"), ("side", "BUY")], &[("type", "LIMIT_MAKER"), ("price", "100.00"), ("quantity", "0.1")], true);
+    let split = r.call_split(
+        "POST",
+        "/api/v3/order",
+        &[("symbol", "BTCUSDT"), ("side", "BUY")],
+        &[("type", "LIMIT_MAKER"), ("price", "100.00"), ("quantity", "0.1")],
+        true,
+    );
     assert_eq!(split.status, 200, "{:?}", split.body);
     // Wrong secret: -1022.
     let bad = Rest::new(&d.rest_url(), DOC_HMAC_KEY, Signer::Hmac(b"wrong".to_vec()));
     let b = bad.call("GET", "/api/v3/account", &[], true);
     assert_eq!((b.status, b.code()), (400, Some(-1022)));
     // No key header: -2014; unknown key: -2015 (errors.md).
-    let nokey = r.raw("GET", "/api/v3/account", &format!("timestamp={}&signature=00", binance_double::client::now_ms()), "", None);
+    let nokey = r.raw(
+        "GET",
+        "/api/v3/account",
+        &format!("timestamp={}&signature=00", binance_double::client::now_ms()),
+        "",
+        None,
+    );
     assert_eq!(nokey.code(), Some(-2014));
     let unknown = Rest::new(&d.rest_url(), "nobody", hmac()).call("GET", "/api/v3/account", &[], true);
     assert_eq!((unknown.status, unknown.code()), (401, Some(-2015)));
@@ -101,7 +130,11 @@ fn signed_rest_rules() {
     assert_eq!(r.raw("GET", "/api/v3/account", &format!("{q}&signature={sig}"), "", Some(DOC_HMAC_KEY)).status, 200);
     // Missing timestamp: -1102.
     let sig = hmac().sign("omitZeroBalances=true");
-    assert_eq!(r.raw("GET", "/api/v3/account", &format!("omitZeroBalances=true&signature={sig}"), "", Some(DOC_HMAC_KEY)).code(), Some(-1102));
+    assert_eq!(
+        r.raw("GET", "/api/v3/account", &format!("omitZeroBalances=true&signature={sig}"), "", Some(DOC_HMAC_KEY))
+            .code(),
+        Some(-1102)
+    );
 }
 
 #[test]
@@ -138,7 +171,9 @@ fn exchange_info_and_account() {
     assert_eq!(s(&sym["filters"][0], "tickSize"), "0.01000000");
     let limits = e.body["rateLimits"].as_array().unwrap();
     assert!(limits.iter().any(|l| s(l, "rateLimitType") == "REQUEST_WEIGHT" && i(l, "limit") == 6000));
-    assert!(limits.iter().any(|l| s(l, "rateLimitType") == "ORDERS" && s(l, "interval") == "SECOND" && i(l, "intervalNum") == 10));
+    assert!(limits
+        .iter()
+        .any(|l| s(l, "rateLimitType") == "ORDERS" && s(l, "interval") == "SECOND" && i(l, "intervalNum") == 10));
     assert_eq!(r.call("GET", "/api/v3/exchangeInfo", &[("symbol", "ETHBTC")], false).code(), Some(-1121));
     // Header on every response (rest-api.md §IP Limits).
     assert!(e.header("X-MBX-USED-WEIGHT-1M").is_some());
@@ -147,7 +182,9 @@ fn exchange_info_and_account() {
     assert_eq!(a.body["canTrade"], json!(true));
     assert_eq!(s(&a.body["commissionRates"], "maker"), "0.00100000");
     let bals = a.body["balances"].as_array().unwrap();
-    assert!(bals.iter().any(|b| s(b, "asset") == "USDT" && s(b, "free") == "100000.00000000" && s(b, "locked") == "0.00000000"));
+    assert!(bals
+        .iter()
+        .any(|b| s(b, "asset") == "USDT" && s(b, "free") == "100000.00000000" && s(b, "locked") == "0.00000000"));
     assert!(!bals.iter().any(|b| s(b, "asset") == "BNB"), "omitZeroBalances leaves zero balances out");
     d.set_can_trade(false);
     let a = r.call("GET", "/api/v3/account", &[], true);
@@ -185,8 +222,14 @@ fn limit_maker_places_locks_and_answers_by_resp_type() {
     assert_eq!(maker(&r, "BUY", "102.00", "0.1", &[]).code(), Some(-2010), "our own SELL at 102 is on the book");
     assert_eq!(maker(&r, "SELL", "100.00", "0.1", &[]).code(), Some(-2010), "our own BUY at 100 is on the book");
     // Duplicate client id among open orders; insufficient balance; timeInForce not allowed.
-    assert_eq!(s(&maker(&r, "BUY", "99.00", "0.1", &[("newClientOrderId", "b1")]).body, "msg"), "Duplicate order sent.");
-    assert_eq!(s(&maker(&r, "SELL", "120.00", "5", &[]).body, "msg"), "Account has insufficient balance for requested action.");
+    assert_eq!(
+        s(&maker(&r, "BUY", "99.00", "0.1", &[("newClientOrderId", "b1")]).body, "msg"),
+        "Duplicate order sent."
+    );
+    assert_eq!(
+        s(&maker(&r, "SELL", "120.00", "5", &[]).body, "msg"),
+        "Account has insufficient balance for requested action."
+    );
     assert_eq!(maker(&r, "BUY", "99.00", "0.1", &[("timeInForce", "GTC")]).code(), Some(-1114));
     assert_eq!(d.open_orders().len(), 3);
     assert_eq!(d.max_open_per_side(), (1, 2));
@@ -194,7 +237,10 @@ fn limit_maker_places_locks_and_answers_by_resp_type() {
 
 #[test]
 fn filters_and_parameter_errors() {
-    let cfg = DoubleConfig { rules: binance_double::SymbolRules { max_num_orders: 2, ..Default::default() }, ..Default::default() };
+    let cfg = DoubleConfig {
+        rules: binance_double::SymbolRules { max_num_orders: 2, ..Default::default() },
+        ..Default::default()
+    };
     let d = BinanceDouble::start(cfg).unwrap();
     let r = rest(&d);
     let msg = |x: RestResponse| (x.code().unwrap_or(0), s(&x.body, "msg"));
@@ -205,9 +251,19 @@ fn filters_and_parameter_errors() {
     assert_eq!(msg(maker(&r, "BUY", "1e5", "0.1", &[])).0, -1100);
     assert_eq!(msg(maker(&r, "BUY", "100.00", "0.1", &[("selfTradePreventionMode", "BOGUS")])).0, -1013);
     assert_eq!(msg(maker(&r, "UP", "100.00", "0.1", &[])).0, -1117);
-    let no_symbol = r.call("POST", "/api/v3/order", &[("side", "BUY"), ("type", "LIMIT_MAKER"), ("price", "1"), ("quantity", "1")], true);
+    let no_symbol = r.call(
+        "POST",
+        "/api/v3/order",
+        &[("side", "BUY"), ("type", "LIMIT_MAKER"), ("price", "1"), ("quantity", "1")],
+        true,
+    );
     assert_eq!(no_symbol.code(), Some(-1102));
-    let bad_symbol = r.call("POST", "/api/v3/order", &[("symbol", "ETHBTC"), ("side", "BUY"), ("type", "LIMIT_MAKER"), ("price", "1"), ("quantity", "1")], true);
+    let bad_symbol = r.call(
+        "POST",
+        "/api/v3/order",
+        &[("symbol", "ETHBTC"), ("side", "BUY"), ("type", "LIMIT_MAKER"), ("price", "1"), ("quantity", "1")],
+        true,
+    );
     assert_eq!(bad_symbol.code(), Some(-1121));
     // PERCENT_PRICE_BY_SIDE against the market mid (filters.md).
     d.set_market(Some((fx("100.00"), ONE)), Some((fx("100.10"), ONE)));
@@ -217,9 +273,26 @@ fn filters_and_parameter_errors() {
     assert_eq!(maker(&r, "BUY", "98.00", "0.1", &[]).status, 200);
     assert_eq!(msg(maker(&r, "BUY", "97.00", "0.1", &[])), (-1013, "Filter failure: MAX_NUM_ORDERS".into()));
     // order/test validates without placing (rest-api.md §Test new order).
-    let t = r.call("POST", "/api/v3/order/test", &[("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "LIMIT_MAKER"), ("price", "99.00"), ("quantity", "0.1")], true);
+    let t = r.call(
+        "POST",
+        "/api/v3/order/test",
+        &[("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "LIMIT_MAKER"), ("price", "99.00"), ("quantity", "0.1")],
+        true,
+    );
     assert_eq!((t.status, t.body.clone()), (200, json!({})));
-    let t = r.call("POST", "/api/v3/order/test", &[("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "LIMIT_MAKER"), ("price", "99.00"), ("quantity", "0.1"), ("computeCommissionRates", "true")], true);
+    let t = r.call(
+        "POST",
+        "/api/v3/order/test",
+        &[
+            ("symbol", "BTCUSDT"),
+            ("side", "BUY"),
+            ("type", "LIMIT_MAKER"),
+            ("price", "99.00"),
+            ("quantity", "0.1"),
+            ("computeCommissionRates", "true"),
+        ],
+        true,
+    );
     assert_eq!(s(&t.body["standardCommissionForOrder"], "maker"), "0.00100000");
     assert_eq!(d.orders().len(), 2);
 }
@@ -237,15 +310,40 @@ fn cancel_query_open_orders() {
     assert_eq!(q.body["isWorking"], json!(true));
     assert_eq!(r.call("GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("orderId", "999")], true).code(), Some(-2013));
     // orderId and origClientOrderId must agree (rest-api.md §Cancel order Notes).
-    assert_eq!(r.call("GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("orderId", &id), ("origClientOrderId", "b")], true).code(), Some(-2013));
+    assert_eq!(
+        r.call("GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("orderId", &id), ("origClientOrderId", "b")], true)
+            .code(),
+        Some(-2013)
+    );
     let open = r.call("GET", "/api/v3/openOrders", &[("symbol", "BTCUSDT")], true);
     assert_eq!(open.body.as_array().unwrap().len(), 3);
     // cancelRestrictions (rest-api.md §Regarding cancelRestrictions).
-    let c = r.call("DELETE", "/api/v3/order", &[("symbol", "BTCUSDT"), ("orderId", &id), ("cancelRestrictions", "ONLY_PARTIALLY_FILLED")], true);
-    assert_eq!((c.code(), s(&c.body, "msg")), (Some(-2011), "Order was not canceled due to cancel restrictions.".into()));
-    assert_eq!(r.call("DELETE", "/api/v3/order", &[("symbol", "BTCUSDT"), ("orderId", &id), ("cancelRestrictions", "NOPE")], true).code(), Some(-1145));
-    let c = r.call("DELETE", "/api/v3/order", &[("symbol", "BTCUSDT"), ("orderId", &id), ("newClientOrderId", "cx")], true);
-    assert_eq!((s(&c.body, "status"), s(&c.body, "origClientOrderId"), s(&c.body, "clientOrderId")), ("CANCELED".into(), "a".into(), "cx".into()));
+    let c = r.call(
+        "DELETE",
+        "/api/v3/order",
+        &[("symbol", "BTCUSDT"), ("orderId", &id), ("cancelRestrictions", "ONLY_PARTIALLY_FILLED")],
+        true,
+    );
+    assert_eq!(
+        (c.code(), s(&c.body, "msg")),
+        (Some(-2011), "Order was not canceled due to cancel restrictions.".into())
+    );
+    assert_eq!(
+        r.call(
+            "DELETE",
+            "/api/v3/order",
+            &[("symbol", "BTCUSDT"), ("orderId", &id), ("cancelRestrictions", "NOPE")],
+            true
+        )
+        .code(),
+        Some(-1145)
+    );
+    let c =
+        r.call("DELETE", "/api/v3/order", &[("symbol", "BTCUSDT"), ("orderId", &id), ("newClientOrderId", "cx")], true);
+    assert_eq!(
+        (s(&c.body, "status"), s(&c.body, "origClientOrderId"), s(&c.body, "clientOrderId")),
+        ("CANCELED".into(), "a".into(), "cx".into())
+    );
     assert_eq!(d.balance("USDT").locked, fx("49.5"));
     let again = r.call("DELETE", "/api/v3/order", &[("symbol", "BTCUSDT"), ("orderId", &id)], true);
     assert_eq!((again.code(), s(&again.body, "msg")), (Some(-2011), "Unknown order sent.".into()));
@@ -294,7 +392,10 @@ fn market_trades_fill_price_time_with_commission() {
     let ids: Vec<i64> = page.body.as_array().unwrap().iter().map(|t| i(t, "id")).collect();
     assert_eq!(ids, vec![trades[0].id, trades[1].id]);
     let t0 = &page.body[0];
-    assert_eq!((s(t0, "price"), s(t0, "commissionAsset"), t0["isBuyer"].clone(), t0["isMaker"].clone()), ("101.00000000".into(), "BTC".into(), json!(true), json!(true)));
+    assert_eq!(
+        (s(t0, "price"), s(t0, "commissionAsset"), t0["isBuyer"].clone(), t0["isMaker"].clone()),
+        ("101.00000000".into(), "BTC".into(), json!(true), json!(true))
+    );
     let by_order = r.call("GET", "/api/v3/myTrades", &[("symbol", "BTCUSDT"), ("orderId", &s1.to_string())], true);
     assert_eq!(by_order.body.as_array().unwrap().len(), 1);
     assert_eq!(s(&by_order.body[0], "commission"), "0.05500000");
@@ -304,7 +405,12 @@ fn market_trades_fill_price_time_with_commission() {
 fn commission_in_bnb_when_enabled_and_held() {
     let cfg = DoubleConfig {
         balances: vec![("BTC".into(), ONE), ("USDT".into(), 10_000 * ONE), ("BNB".into(), ONE)],
-        commission: binance_double::Commission { pay_in_bnb: true, bnb_price_in_quote: 500 * ONE, bnb_discount_multiplier: ONE * 3 / 4, ..Default::default() },
+        commission: binance_double::Commission {
+            pay_in_bnb: true,
+            bnb_price_in_quote: 500 * ONE,
+            bnb_discount_multiplier: ONE * 3 / 4,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let d = BinanceDouble::start(cfg).unwrap();
@@ -321,7 +427,15 @@ fn commission_in_bnb_when_enabled_and_held() {
 // ---------------------------------------------------------------- cancelReplace
 
 fn cancel_replace(r: &Rest, cancel_id: &str, price: &str, extra: &[(&str, &str)]) -> RestResponse {
-    let mut p = vec![("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "LIMIT_MAKER"), ("price", price), ("quantity", "0.1"), ("cancelReplaceMode", "STOP_ON_FAILURE"), ("cancelOrderId", cancel_id)];
+    let mut p = vec![
+        ("symbol", "BTCUSDT"),
+        ("side", "BUY"),
+        ("type", "LIMIT_MAKER"),
+        ("price", price),
+        ("quantity", "0.1"),
+        ("cancelReplaceMode", "STOP_ON_FAILURE"),
+        ("cancelOrderId", cancel_id),
+    ];
     for (k, v) in extra {
         p.retain(|(n, _)| n != k);
         p.push((k, v));
@@ -350,7 +464,10 @@ fn cancel_replace_modes_and_statuses() {
     // Cancel succeeds, the new order would take: 409 -2021, and a REJECTED execution report.
     let p = cancel_replace(&r, &new_id, "106.00", &[]);
     assert_eq!((p.status, p.code()), (409, Some(-2021)));
-    assert_eq!((s(&p.body["data"], "cancelResult"), s(&p.body["data"], "newOrderResult")), ("SUCCESS".into(), "FAILURE".into()));
+    assert_eq!(
+        (s(&p.body["data"], "cancelResult"), s(&p.body["data"], "newOrderResult")),
+        ("SUCCESS".into(), "FAILURE".into())
+    );
     assert_eq!(s(&p.body["data"]["newOrderResponse"], "msg"), "Order would immediately match and take.");
     assert!(d.events().iter().any(|e| s(e, "x") == "REJECTED" && s(e, "r") == "WOULD_MATCH_IMMEDIATELY"));
     // ALLOW_FAILURE: cancel fails, new succeeds → 409; both fail → 400 -2022.
@@ -371,7 +488,10 @@ fn cancel_replace_modes_and_statuses() {
     assert_eq!(i(&co.body["data"]["newOrderResponse"], "code"), -1015);
     assert_eq!(d.open_orders().len(), 0);
     // Not allowed on the symbol.
-    let cfg = DoubleConfig { rules: binance_double::SymbolRules { cancel_replace_allowed: false, ..Default::default() }, ..Default::default() };
+    let cfg = DoubleConfig {
+        rules: binance_double::SymbolRules { cancel_replace_allowed: false, ..Default::default() },
+        ..Default::default()
+    };
     let d2 = BinanceDouble::start(cfg).unwrap();
     let r2 = rest(&d2);
     let id = i(&maker(&r2, "BUY", "100.00", "0.1", &[]).body, "orderId").to_string();
@@ -382,7 +502,11 @@ fn cancel_replace_modes_and_statuses() {
 
 #[test]
 fn weight_and_order_limits_answer_429_with_headers() {
-    let d = BinanceDouble::start(DoubleConfig { limits: RateLimits { weight_per_minute: 30, orders_per_10s: 2, ..Default::default() }, ..Default::default() }).unwrap();
+    let d = BinanceDouble::start(DoubleConfig {
+        limits: RateLimits { weight_per_minute: 30, orders_per_10s: 2, ..Default::default() },
+        ..Default::default()
+    })
+    .unwrap();
     let r = rest(&d);
     let a = maker(&r, "BUY", "100.00", "0.1", &[]);
     assert_eq!(a.header("X-MBX-ORDER-COUNT-10S"), Some("1"));
@@ -396,7 +520,9 @@ fn weight_and_order_limits_answer_429_with_headers() {
     assert_eq!(r.call("GET", "/api/v3/exchangeInfo", &[], false).status, 200);
     let w = r.call("GET", "/api/v3/exchangeInfo", &[], false);
     assert_eq!((w.status, w.code()), (429, Some(-1003)));
-    assert!(s(&w.body, "msg").starts_with("Too much request weight used; current limit is 30 request weight per 1 MINUTE."));
+    assert!(
+        s(&w.body, "msg").starts_with("Too much request weight used; current limit is 30 request weight per 1 MINUTE.")
+    );
     assert!(w.header("Retry-After").unwrap().parse::<u64>().unwrap() <= 60);
     assert!(w.header("X-MBX-USED-WEIGHT-1M").unwrap().parse::<u32>().unwrap() > 30);
     assert_eq!(d.answered_429(), (1, 1));
@@ -406,7 +532,16 @@ fn weight_and_order_limits_answer_429_with_headers() {
 
 #[test]
 fn repeated_429s_become_a_ban_over_rest_and_ws() {
-    let d = BinanceDouble::start(DoubleConfig { limits: RateLimits { weight_per_minute: 5, ban_after_429s: Some(3), auto_ban: Duration::from_secs(30), ..Default::default() }, ..Default::default() }).unwrap();
+    let d = BinanceDouble::start(DoubleConfig {
+        limits: RateLimits {
+            weight_per_minute: 5,
+            ban_after_429s: Some(3),
+            auto_ban: Duration::from_secs(30),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .unwrap();
     let r = rest(&d);
     let mut statuses = Vec::new();
     for _ in 0..9 {
@@ -437,16 +572,19 @@ fn manual_ban_covers_every_endpoint_and_drops_connections() {
     // The open connection is dropped.
     let mut gone = false;
     for _ in 0..100 {
-        match ws.recv(Duration::from_millis(20)) {
-            Err(_) => {
-                gone = true;
-                break;
-            }
-            Ok(_) => {}
+        if ws.recv(Duration::from_millis(20)).is_err() {
+            gone = true;
+            break;
         }
     }
     assert!(gone, "WebSocket connection dropped by the ban");
-    for (verb, path) in [("GET", "/api/v3/time"), ("GET", "/api/v3/exchangeInfo"), ("POST", "/api/v3/order"), ("DELETE", "/api/v3/openOrders"), ("GET", "/api/v3/nothing")] {
+    for (verb, path) in [
+        ("GET", "/api/v3/time"),
+        ("GET", "/api/v3/exchangeInfo"),
+        ("POST", "/api/v3/order"),
+        ("DELETE", "/api/v3/openOrders"),
+        ("GET", "/api/v3/nothing"),
+    ] {
         let x = r.call(verb, path, &[], false);
         assert_eq!(x.status, 418, "{verb} {path}");
     }
@@ -567,7 +705,10 @@ fn ws_api_logon_orders_and_user_data_events() {
     let er = next_of(&mut ws, "executionReport");
     assert_eq!(er["subscriptionId"], json!(0));
     let e = &er["event"];
-    assert_eq!((s(e, "x"), s(e, "X"), s(e, "c"), s(e, "S"), s(e, "o")), ("NEW".into(), "NEW".into(), "s1".into(), "SELL".into(), "LIMIT_MAKER".into()));
+    assert_eq!(
+        (s(e, "x"), s(e, "X"), s(e, "c"), s(e, "S"), s(e, "o")),
+        ("NEW".into(), "NEW".into(), "s1".into(), "SELL".into(), "LIMIT_MAKER".into())
+    );
     assert_eq!(e["w"], json!(true));
     let pos = next_of(&mut ws, "outboundAccountPosition");
     let btc = pos["event"]["B"].as_array().unwrap().iter().find(|b| s(b, "a") == "BTC").unwrap().clone();
@@ -576,23 +717,41 @@ fn ws_api_logon_orders_and_user_data_events() {
     d.market_trade(Side::Buy, fx("110.00"), fx("0.05"));
     let t = next_of(&mut ws, "executionReport");
     let t = &t["event"];
-    assert_eq!((s(t, "x"), s(t, "X"), s(t, "l"), s(t, "z"), s(t, "L")), ("TRADE".into(), "PARTIALLY_FILLED".into(), "0.05000000".into(), "0.05000000".into(), "110.00000000".into()));
+    assert_eq!(
+        (s(t, "x"), s(t, "X"), s(t, "l"), s(t, "z"), s(t, "L")),
+        ("TRADE".into(), "PARTIALLY_FILLED".into(), "0.05000000".into(), "0.05000000".into(), "110.00000000".into())
+    );
     assert_eq!((s(t, "n"), s(t, "N"), t["m"].clone()), ("0.00550000".into(), "USDT".into(), json!(true)));
     assert!(i(t, "t") > 0);
     // Status, open orders, cancel, cancelAll, account, myTrades and order.test over WS.
-    let st = ws.request("order.status", json!({"symbol": "BTCUSDT", "origClientOrderId": "s1", "timestamp": binance_double::client::now_ms()})).unwrap();
+    let st = ws
+        .request(
+            "order.status",
+            json!({"symbol": "BTCUSDT", "origClientOrderId": "s1", "timestamp": binance_double::client::now_ms()}),
+        )
+        .unwrap();
     assert_eq!(s(&st["result"], "status"), "PARTIALLY_FILLED");
-    let oo = ws.request("openOrders.status", json!({"symbol": "BTCUSDT", "timestamp": binance_double::client::now_ms()})).unwrap();
+    let oo = ws
+        .request("openOrders.status", json!({"symbol": "BTCUSDT", "timestamp": binance_double::client::now_ms()}))
+        .unwrap();
     assert_eq!(oo["result"].as_array().unwrap().len(), 2);
-    let c = ws.request("order.cancel", json!({"symbol": "BTCUSDT", "origClientOrderId": "s1", "timestamp": binance_double::client::now_ms()})).unwrap();
+    let c = ws
+        .request(
+            "order.cancel",
+            json!({"symbol": "BTCUSDT", "origClientOrderId": "s1", "timestamp": binance_double::client::now_ms()}),
+        )
+        .unwrap();
     assert_eq!(s(&c["result"], "status"), "CANCELED");
     let ce = next_of(&mut ws, "executionReport");
     assert_eq!((s(&ce["event"], "x"), s(&ce["event"], "C")), ("CANCELED".into(), "s1".into()));
-    let ca = ws.request("openOrders.cancelAll", json!({"symbol": "BTCUSDT", "timestamp": binance_double::client::now_ms()})).unwrap();
+    let ca = ws
+        .request("openOrders.cancelAll", json!({"symbol": "BTCUSDT", "timestamp": binance_double::client::now_ms()}))
+        .unwrap();
     assert_eq!(ca["result"].as_array().unwrap().len(), 1);
     let acct = ws.request("account.status", json!({"timestamp": binance_double::client::now_ms()})).unwrap();
     assert_eq!(acct["result"]["canTrade"], json!(true));
-    let mt = ws.request("myTrades", json!({"symbol": "BTCUSDT", "timestamp": binance_double::client::now_ms()})).unwrap();
+    let mt =
+        ws.request("myTrades", json!({"symbol": "BTCUSDT", "timestamp": binance_double::client::now_ms()})).unwrap();
     assert_eq!(mt["result"].as_array().unwrap().len(), 1);
     let ot = ws.request("order.test", json!({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT_MAKER", "price": "100.00", "quantity": "0.1", "timestamp": binance_double::client::now_ms()})).unwrap();
     assert_eq!(ot["result"], json!({}));
@@ -678,9 +837,15 @@ fn self_trade_prevention_per_mode() {
     assert_eq!((d.balance("USDT").locked, d.balance("BTC").locked), (0, fx("0.1")));
     next_of(&mut ws, "executionReport");
     let tp = d.events().into_iter().find(|e| s(e, "x") == "TRADE_PREVENTION").unwrap();
-    assert_eq!((s(&tp, "X"), s(&tp, "A"), s(&tp, "B")), ("EXPIRED_IN_MATCH".into(), "0.20000000".into(), "0.20000000".into()));
+    assert_eq!(
+        (s(&tp, "X"), s(&tp, "A"), s(&tp, "B")),
+        ("EXPIRED_IN_MATCH".into(), "0.20000000".into(), "0.20000000".into())
+    );
     let q = r.call("GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("orderId", &ours.to_string())], true);
-    assert_eq!((s(&q.body, "status"), s(&q.body, "preventedQuantity")), ("EXPIRED_IN_MATCH".into(), "0.20000000".into()));
+    assert_eq!(
+        (s(&q.body, "status"), s(&q.body, "preventedQuantity")),
+        ("EXPIRED_IN_MATCH".into(), "0.20000000".into())
+    );
     assert!(q.body.get("preventedMatchId").is_some());
     r.call("DELETE", "/api/v3/openOrders", &[("symbol", "BTCUSDT")], true);
     // EXPIRE_TAKER: ours stays, the taker expires.
@@ -695,7 +860,10 @@ fn self_trade_prevention_per_mode() {
     let ours = i(&maker(&r, "BUY", "100.00", "0.3", &[]).body, "orderId");
     let t = d.place_other_session_order(Side::Sell, fx("100.00"), fx("0.1"), "GTC", "DECREMENT").unwrap();
     let o = d.order(ours).unwrap();
-    assert_eq!((t.status, o.status, o.prevented_qty, o.available()), (OrderStatus::ExpiredInMatch, OrderStatus::New, fx("0.1"), fx("0.2")));
+    assert_eq!(
+        (t.status, o.status, o.prevented_qty, o.available()),
+        (OrderStatus::ExpiredInMatch, OrderStatus::New, fx("0.1"), fx("0.2"))
+    );
     // NONE: a self-trade, two fills with one trade id.
     let t = d.place_other_session_order(Side::Sell, fx("100.00"), fx("0.05"), "IOC", "NONE").unwrap();
     assert_eq!(t.status, OrderStatus::Filled);
@@ -711,7 +879,12 @@ fn self_trade_prevention_per_mode() {
 fn malformed_input_never_breaks_the_double() {
     use std::io::{Read, Write};
     let d = BinanceDouble::start_default().unwrap();
-    for junk in [&b"GARBAGE\r\n\r\n"[..], b"GET / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n", b"\x00\xff\xfe\r\n\r\n", b"POST /api/v3/order?%zz=1 HTTP/1.1\r\nContent-Length: 3\r\n\r\n%%%"] {
+    for junk in [
+        &b"GARBAGE\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n",
+        b"\x00\xff\xfe\r\n\r\n",
+        b"POST /api/v3/order?%zz=1 HTTP/1.1\r\nContent-Length: 3\r\n\r\n%%%",
+    ] {
         let mut s = std::net::TcpStream::connect(d.addr()).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         s.write_all(junk).unwrap();
@@ -724,7 +897,22 @@ fn malformed_input_never_breaks_the_double() {
     ws.send_text(r#"{"id":1,"method":"order.place","params":{"price":{"x":1},"quantity":[1]}}"#).unwrap();
     ws.send_text(r#"{"id":2,"method":"no.such.method"}"#).unwrap();
     let r = rest(&d);
-    assert_eq!(r.call("POST", "/api/v3/order", &[("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "LIMIT_MAKER"), ("price", "-1"), ("quantity", "99999999999999999999999")], true).code(), Some(-1100));
+    assert_eq!(
+        r.call(
+            "POST",
+            "/api/v3/order",
+            &[
+                ("symbol", "BTCUSDT"),
+                ("side", "BUY"),
+                ("type", "LIMIT_MAKER"),
+                ("price", "-1"),
+                ("quantity", "99999999999999999999999")
+            ],
+            true
+        )
+        .code(),
+        Some(-1100)
+    );
     assert_eq!(i(&ws.request("time", Value::Null).unwrap(), "status"), 200);
     assert_eq!(r.call("GET", "/api/v3/time", &[], false).status, 200);
 }

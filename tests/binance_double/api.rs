@@ -62,7 +62,16 @@ pub struct Reply {
 
 impl Reply {
     pub fn ok(v: Value) -> Reply {
-        Reply { status: 200, body: v, ok: true, retry_after_s: None, retry_at_ms: None, order_request: false, ban_started: false, logon_key: None }
+        Reply {
+            status: 200,
+            body: v,
+            ok: true,
+            retry_after_s: None,
+            retry_at_ms: None,
+            order_request: false,
+            ban_started: false,
+            logon_key: None,
+        }
     }
     pub fn err(status: u16, code: i64, msg: &str) -> Reply {
         Reply { status, body: json!({"code": code, "msg": msg}), ok: false, ..Reply::ok(Value::Null) }
@@ -113,14 +122,14 @@ fn weight(method: &str, p: &BTreeMap<String, String>) -> u32 {
                 20
             }
         }
-        "order.test" => {
-            if p.get("computeCommissionRates").map(String::as_str) == Some("true") {
-                20
-            } else {
-                1
-            }
-        }
-        "session.logon" | "session.status" | "session.logout" | "userDataStream.subscribe" | "userDataStream.subscribe.signature" | "userDataStream.unsubscribe" | "session.subscriptions" => 2,
+        "order.test" if p.get("computeCommissionRates").map(String::as_str) == Some("true") => 20,
+        "session.logon"
+        | "session.status"
+        | "session.logout"
+        | "userDataStream.subscribe"
+        | "userDataStream.subscribe.signature"
+        | "userDataStream.unsubscribe"
+        | "session.subscriptions" => 2,
         _ => 1,
     }
 }
@@ -129,7 +138,14 @@ fn weight(method: &str, p: &BTreeMap<String, String>) -> u32 {
 pub fn is_signed(method: &str) -> bool {
     !matches!(
         method,
-        "time" | "ping" | "exchangeInfo" | "session.status" | "session.logout" | "session.subscriptions" | "userDataStream.subscribe" | "userDataStream.unsubscribe"
+        "time"
+            | "ping"
+            | "exchangeInfo"
+            | "session.status"
+            | "session.logout"
+            | "session.subscriptions"
+            | "userDataStream.subscribe"
+            | "userDataStream.unsubscribe"
     )
 }
 
@@ -165,24 +181,39 @@ pub fn authenticate(sh: &Shared, call: &Call) -> Result<(), Refusal> {
             let Some(k) = api_key.as_deref().filter(|k| !k.is_empty()) else {
                 return Err((-2014, "API-key format invalid.".into()));
             };
-            let key = sh.cfg.keys.iter().find(|x| x.key == k).ok_or((-2015, "Invalid API-key, IP, or permissions for action.".to_string()))?;
+            let key = sh
+                .cfg
+                .keys
+                .iter()
+                .find(|x| x.key == k)
+                .ok_or((-2015, "Invalid API-key, IP, or permissions for action.".to_string()))?;
             let Some(sig) = signature else {
-                return Err((-1102, "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.".into()));
+                return Err((
+                    -1102,
+                    "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.".into(),
+                ));
             };
             let sig = auth::url_decode(sig).ok_or((-1022, "Signature for this request is not valid.".to_string()))?;
             auth::verify(key, payload, &sig)
         }
-        Auth::Ws { session_key } => {
-            match (p.get("apiKey"), p.get("signature")) {
-                (None, None) if session_key.is_some() => Ok(()),
-                (Some(k), Some(sig)) => {
-                    let key = sh.cfg.keys.iter().find(|x| &x.key == k).ok_or((-2015, "Invalid API-key, IP, or permissions for action.".to_string()))?;
-                    auth::verify(key, auth::ws_payload(p).as_bytes(), sig)
-                }
-                (None, _) => Err((-1102, "Mandatory parameter 'apiKey' was not sent, was empty/null, or malformed.".into())),
-                (Some(_), None) => Err((-1102, "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.".into())),
+        Auth::Ws { session_key } => match (p.get("apiKey"), p.get("signature")) {
+            (None, None) if session_key.is_some() => Ok(()),
+            (Some(k), Some(sig)) => {
+                let key = sh
+                    .cfg
+                    .keys
+                    .iter()
+                    .find(|x| &x.key == k)
+                    .ok_or((-2015, "Invalid API-key, IP, or permissions for action.".to_string()))?;
+                auth::verify(key, auth::ws_payload(p).as_bytes(), sig)
             }
-        }
+            (None, _) => {
+                Err((-1102, "Mandatory parameter 'apiKey' was not sent, was empty/null, or malformed.".into()))
+            }
+            (Some(_), None) => {
+                Err((-1102, "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.".into()))
+            }
+        },
     }
 }
 
@@ -193,7 +224,14 @@ pub fn admit(sh: &Shared, st: &mut State, call: &Call, now: i64) -> Option<Reply
     let mut logged = call.params.clone();
     logged.remove("signature");
     if st.log.len() < super::MAX_LOG {
-        st.log.push(LoggedRequest { transport: call.transport, label: call.label.clone(), method: call.method.clone(), params: logged, at_ms: now, during_ban: banned_before });
+        st.log.push(LoggedRequest {
+            transport: call.transport,
+            label: call.label.clone(),
+            method: call.method.clone(),
+            params: logged,
+            at_ms: now,
+            during_ban: banned_before,
+        });
     }
     if let Err(r) = st.limiter.add_weight(weight(&call.method, &call.params), now) {
         let mut rep = refused_reply(r);
@@ -208,7 +246,11 @@ pub fn admit(sh: &Shared, st: &mut State, call: &Call, now: i64) -> Option<Reply
         if let Err(r) = authenticate(sh, call) {
             return Some(Reply::refusal(r));
         }
-        if let Err(r) = auth::check_timing(call.params.get("timestamp").map(String::as_str), call.params.get("recvWindow").map(String::as_str), sh.now_us()) {
+        if let Err(r) = auth::check_timing(
+            call.params.get("timestamp").map(String::as_str),
+            call.params.get("recvWindow").map(String::as_str),
+            sh.now_us(),
+        ) {
             return Some(Reply::refusal(r));
         }
     }
@@ -226,17 +268,24 @@ pub fn handle(sh: &Arc<Shared>, call: Call) -> Reply {
         st.faults.order_requests += 1;
         let n = st.faults.order_requests;
         if let Some((every, delay)) = st.faults.timeout_every {
-            if every > 0 && n % every == 0 {
+            if every > 0 && n.is_multiple_of(every) {
                 drop(st);
                 defer(sh, call, delay);
                 return Reply { order_request: true, ..Reply::err(UNKNOWN_STATUS_HTTP, -1007, "Timeout waiting for response from backend server. Send status unknown; execution status unknown.") };
             }
         }
-        let unexpected = st.faults.unexpected_every.is_some_and(|e| e > 0 && n % e == 0);
+        let unexpected = st.faults.unexpected_every.is_some_and(|e| e > 0 && n.is_multiple_of(e));
         let rep = dispatch(sh, &mut st, &call, now);
         sh.flush_events(&mut st);
         if unexpected {
-            return Reply { order_request: true, ..Reply::err(UNKNOWN_STATUS_HTTP, -1006, "An unexpected response was received from the message bus. Execution status unknown.") };
+            return Reply {
+                order_request: true,
+                ..Reply::err(
+                    UNKNOWN_STATUS_HTTP,
+                    -1006,
+                    "An unexpected response was received from the message bus. Execution status unknown.",
+                )
+            };
         }
         return rep;
     }
@@ -272,7 +321,10 @@ fn defer(sh: &Arc<Shared>, call: Call, delay: Duration) {
 }
 
 fn req<'a>(p: &'a BTreeMap<String, String>, name: &str) -> Result<&'a str, Refusal> {
-    p.get(name).map(String::as_str).filter(|v| !v.is_empty()).ok_or_else(|| (-1102, format!("Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")))
+    p.get(name)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| (-1102, format!("Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")))
 }
 
 fn decimal(p: &BTreeMap<String, String>, name: &str) -> Result<i64, Refusal> {
@@ -286,7 +338,9 @@ fn decimal(p: &BTreeMap<String, String>, name: &str) -> Result<i64, Refusal> {
 fn long(p: &BTreeMap<String, String>, name: &str) -> Result<Option<i64>, Refusal> {
     match p.get(name) {
         None => Ok(None),
-        Some(v) => v.parse::<i64>().map(Some).map_err(|_| (-1100, format!("Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'."))),
+        Some(v) => v.parse::<i64>().map(Some).map_err(|_| {
+            (-1100, format!("Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'."))
+        }),
     }
 }
 
@@ -316,7 +370,9 @@ fn parse_new_order(st: &State, p: &BTreeMap<String, String>) -> Result<(NewOrder
         // errors.md §-1114 TIF_NOT_REQUIRED; rest-api.md lists only quantity and price for LIMIT_MAKER.
         ("LIMIT_MAKER", Some(_)) => return Err((-1114, "TimeInForce parameter sent when not required.".into())),
         ("LIMIT_MAKER", None) => "GTC".to_string(),
-        (_, None) => return Err((-1102, "Mandatory parameter 'timeInForce' was not sent, was empty/null, or malformed.".into())),
+        (_, None) => {
+            return Err((-1102, "Mandatory parameter 'timeInForce' was not sent, was empty/null, or malformed.".into()))
+        }
         (_, Some(t)) if matches!(t.as_str(), "GTC" | "IOC" | "FOK") => t.clone(),
         _ => return Err((-1115, "Invalid timeInForce.".into())),
     };
@@ -324,8 +380,18 @@ fn parse_new_order(st: &State, p: &BTreeMap<String, String>) -> Result<(NewOrder
     let price = decimal(p, "price")?;
     let client = match p.get("newClientOrderId") {
         None => None,
-        Some(c) if !c.is_empty() && c.len() <= 36 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:/-".contains(&b)) => Some(c.clone()),
-        Some(_) => return Err((-1100, "Illegal characters found in parameter 'newClientOrderId'; legal range is '^[\\.A-Z\\:/a-z0-9_-]{1,36}$'.".into())),
+        Some(c)
+            if !c.is_empty()
+                && c.len() <= 36
+                && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:/-".contains(&b)) =>
+        {
+            Some(c.clone())
+        }
+        Some(_) => return Err((
+            -1100,
+            "Illegal characters found in parameter 'newClientOrderId'; legal range is '^[\\.A-Z\\:/a-z0-9_-]{1,36}$'."
+                .into(),
+        )),
     };
     let r = &st.rules;
     let stp = p.get("selfTradePreventionMode").cloned().unwrap_or_else(|| r.default_stp_mode.clone());
@@ -339,7 +405,10 @@ fn parse_new_order(st: &State, p: &BTreeMap<String, String>) -> Result<(NewOrder
         Some(_) => return Err((-1130, "Data sent for parameter 'newOrderRespType' is not valid.".into())),
     };
     // filters.md §PRICE_FILTER
-    if (r.min_price > 0 && price < r.min_price) || (r.max_price > 0 && price > r.max_price) || (r.tick_size > 0 && price % r.tick_size != 0) {
+    if (r.min_price > 0 && price < r.min_price)
+        || (r.max_price > 0 && price > r.max_price)
+        || (r.tick_size > 0 && price % r.tick_size != 0)
+    {
         return Err((-1013, "Filter failure: PRICE_FILTER".into()));
     }
     // filters.md §PERCENT_PRICE_BY_SIDE, against the reference price when one is known.
@@ -361,7 +430,18 @@ fn parse_new_order(st: &State, p: &BTreeMap<String, String>) -> Result<(NewOrder
     if notional < r.min_notional || (r.max_notional > 0 && notional > r.max_notional) {
         return Err((-1013, "Filter failure: NOTIONAL".into()));
     }
-    Ok((NewOrder { side, order_type: ty.to_string(), time_in_force: tif, price, qty, client_order_id: client, stp_mode: stp }, resp))
+    Ok((
+        NewOrder {
+            side,
+            order_type: ty.to_string(),
+            time_in_force: tif,
+            price,
+            qty,
+            client_order_id: client,
+            stp_mode: stp,
+        },
+        resp,
+    ))
 }
 
 /// filters.md §MAX_NUM_ORDERS, then the engine.
@@ -457,7 +537,9 @@ fn dispatch_inner(sh: &Shared, st: &mut State, call: &Call, now: i64) -> Result<
             }
             let mut out = Vec::new();
             for id in ids {
-                if let Ok((o, cid)) = st.engine.cancel(&OrderRef { order_id: Some(id), client_order_id: None }, None, None, now) {
+                if let Ok((o, cid)) =
+                    st.engine.cancel(&OrderRef { order_id: Some(id), client_order_id: None }, None, None, now)
+                {
                     out.push(st.engine.cancel_json(&o, &cid, now));
                 }
             }
@@ -473,7 +555,8 @@ fn dispatch_inner(sh: &Shared, st: &mut State, call: &Call, now: i64) -> Result<
             if p.contains_key("symbol") {
                 check_symbol(st, p)?;
             }
-            let v: Vec<Value> = st.engine.orders.iter().filter(|o| o.status.is_open()).map(|o| st.engine.query_json(o)).collect();
+            let v: Vec<Value> =
+                st.engine.orders.iter().filter(|o| o.status.is_open()).map(|o| st.engine.query_json(o)).collect();
             Ok(Reply::ok(Value::Array(v)))
         }
         "myTrades" => {
@@ -531,7 +614,12 @@ fn cancel_replace(st: &mut State, p: &BTreeMap<String, String>, now: i64) -> Res
         let _ = st.limiter.note_order_429(now);
         let Refused::Orders { retry_after_s, retry_at_ms, msg } = limit else { return Ok(refused_reply(limit)) };
         if rl_mode == "DO_NOTHING" {
-            return Ok(Reply { retry_after_s: Some(retry_after_s), retry_at_ms: Some(retry_at_ms), order_request: true, ..Reply::err(429, -1015, &msg) });
+            return Ok(Reply {
+                retry_after_s: Some(retry_after_s),
+                retry_at_ms: Some(retry_at_ms),
+                order_request: true,
+                ..Reply::err(429, -1015, &msg)
+            });
         }
         // CANCEL_ONLY: "will always cancel the order".
         let body = match st.engine.cancel(&r, cancel_cid, rs, now) {
@@ -543,7 +631,15 @@ fn cancel_replace(st: &mut State, p: &BTreeMap<String, String>, now: i64) -> Res
                 "cancelResult": "FAILURE", "newOrderResult": "NOT_ATTEMPTED",
                 "cancelResponse": err_json(&e), "newOrderResponse": null}}),
         };
-        return Ok(Reply { status: 429, body, ok: false, retry_after_s: Some(retry_after_s), retry_at_ms: Some(retry_at_ms), order_request: true, ..Reply::ok(Value::Null) });
+        return Ok(Reply {
+            status: 429,
+            body,
+            ok: false,
+            retry_after_s: Some(retry_after_s),
+            retry_at_ms: Some(retry_at_ms),
+            order_request: true,
+            ..Reply::ok(Value::Null)
+        });
     }
     // "A new order that was not attempted ... will still increase the unfilled order count by 1."
     st.limiter.count_order(now);
@@ -569,8 +665,20 @@ fn cancel_replace(st: &mut State, p: &BTreeMap<String, String>, now: i64) -> Res
     let inner = json!({"cancelResult": res(cancel.is_ok()), "newOrderResult": res(placed.is_ok()), "cancelResponse": cancel_json, "newOrderResponse": new_json});
     Ok(match (cancel.is_ok(), placed.is_ok()) {
         (true, true) => Reply { order_request: true, ..Reply::ok(inner) },
-        (false, false) => Reply { status: 400, body: json!({"code": -2022, "msg": "Order cancel-replace failed.", "data": inner}), ok: false, order_request: true, ..Reply::ok(Value::Null) },
-        _ => Reply { status: 409, body: json!({"code": -2021, "msg": "Order cancel-replace partially failed.", "data": inner}), ok: false, order_request: true, ..Reply::ok(Value::Null) },
+        (false, false) => Reply {
+            status: 400,
+            body: json!({"code": -2022, "msg": "Order cancel-replace failed.", "data": inner}),
+            ok: false,
+            order_request: true,
+            ..Reply::ok(Value::Null)
+        },
+        _ => Reply {
+            status: 409,
+            body: json!({"code": -2021, "msg": "Order cancel-replace partially failed.", "data": inner}),
+            ok: false,
+            order_request: true,
+            ..Reply::ok(Value::Null)
+        },
     })
 }
 

@@ -34,7 +34,12 @@ pub fn split_signature(raw: &str) -> (String, Option<String>) {
 /// The WebSocket signature payload: every param but `signature`, sorted by name,
 /// `name=value` joined by `&`, not percent-encoded (web-socket-api.md §SIGNED request example (HMAC)).
 pub fn ws_payload(params: &std::collections::BTreeMap<String, String>) -> String {
-    params.iter().filter(|(n, _)| n.as_str() != "signature").map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("&")
+    params
+        .iter()
+        .filter(|(n, _)| n.as_str() != "signature")
+        .map(|(n, v)| format!("{n}={v}"))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// Checks `signature` over `payload` with `key`. HMAC signatures are hex and not
@@ -55,13 +60,10 @@ pub fn verify(key: &ApiKey, payload: &[u8], sig: &str) -> Result<(), Refusal> {
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || s.len() > 256 {
+    if !s.len().is_multiple_of(2) || s.len() > 256 {
         return None;
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
 /// rest-api.md §Timing security: `timestamp` in ms or µs; `recvWindow` in ms with up to three
@@ -71,14 +73,16 @@ pub fn check_timing(timestamp: Option<&str>, recv_window: Option<&str>, server_n
     let Some(ts) = timestamp.filter(|s| !s.is_empty()) else {
         return Err((-1102, "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed.".into()));
     };
-    let ts: i64 = ts
-        .parse()
-        .map_err(|_| (-1100, "Illegal characters found in parameter 'timestamp'; legal range is '^[0-9]{1,20}$'.".to_string()))?;
+    let ts: i64 = ts.parse().map_err(|_| {
+        (-1100, "Illegal characters found in parameter 'timestamp'; legal range is '^[0-9]{1,20}$'.".to_string())
+    })?;
     // Microseconds have 16 digits today, milliseconds 13.
     let ts_us = if ts >= 100_000_000_000_000 { ts } else { ts.saturating_mul(1000) };
     let rw_us = match recv_window {
         None => 5_000_000,
-        Some(r) => parse_ms_3dp(r).ok_or_else(|| (-1130, "Data sent for parameter 'recvWindow' is not valid.".to_string()))?,
+        Some(r) => {
+            parse_ms_3dp(r).ok_or_else(|| (-1130, "Data sent for parameter 'recvWindow' is not valid.".to_string()))?
+        }
     };
     if rw_us > 60_000_000 {
         return Err((-1130, "Data sent for parameter 'recvWindow' is not valid.".into()));
@@ -95,7 +99,12 @@ pub fn check_timing(timestamp: Option<&str>, recv_window: Option<&str>, server_n
 /// `"6000.346"` → 6_000_346 µs; at most three decimals.
 fn parse_ms_3dp(s: &str) -> Option<i64> {
     let (i, f) = s.split_once('.').unwrap_or((s, ""));
-    if i.is_empty() || i.len() > 9 || f.len() > 3 || !i.bytes().all(|b| b.is_ascii_digit()) || !f.bytes().all(|b| b.is_ascii_digit()) {
+    if i.is_empty()
+        || i.len() > 9
+        || f.len() > 3
+        || !i.bytes().all(|b| b.is_ascii_digit())
+        || !f.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     let mut us: i64 = i.parse::<i64>().ok()? * 1000;

@@ -36,7 +36,9 @@ impl Signer {
                 let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
                 ring::hmac::sign(&k, payload.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
             }
-            Signer::Ed25519(kp) => base64::engine::general_purpose::STANDARD.encode(kp.sign(payload.as_bytes()).as_ref()),
+            Signer::Ed25519(kp) => {
+                base64::engine::general_purpose::STANDARD.encode(kp.sign(payload.as_bytes()).as_ref())
+            }
         }
     }
 }
@@ -53,7 +55,13 @@ pub fn new_ed25519_key(api_key: &str) -> (Signer, ApiKey) {
 /// Percent-encodes a query component (RFC 3986 unreserved characters kept).
 pub fn pct(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -87,14 +95,25 @@ pub struct Rest {
 
 impl Rest {
     pub fn new(base: &str, api_key: &str, signer: Signer) -> Rest {
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(10))).build().into();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into();
         Rest { base: base.to_string(), api_key: api_key.to_string(), signer, clock_skew_ms: 0, agent }
     }
 
     /// Sends `verb path` with `query` (and `body` as a form), signing over query + body when
     /// `signed` (rest-api.md §SIGNED Endpoint Examples: "query string concatenated without
     /// separator to the HTTP body"). The signature goes at the end of the query string.
-    pub fn call_split(&self, verb: &str, path: &str, query: &[(&str, &str)], body: &[(&str, &str)], signed: bool) -> RestResponse {
+    pub fn call_split(
+        &self,
+        verb: &str,
+        path: &str,
+        query: &[(&str, &str)],
+        body: &[(&str, &str)],
+        signed: bool,
+    ) -> RestResponse {
         let mut q: Vec<String> = query.iter().map(|(k, v)| format!("{}={}", pct(k), pct(v))).collect();
         if signed {
             q.push(format!("timestamp={}", now_ms() + self.clock_skew_ms));
@@ -115,7 +134,11 @@ impl Rest {
 
     /// Sends exactly this query and body.
     pub fn raw(&self, verb: &str, path: &str, query: &str, body: &str, api_key: Option<&str>) -> RestResponse {
-        let url = if query.is_empty() { format!("{}{}", self.base, path) } else { format!("{}{}?{}", self.base, path, query) };
+        let url = if query.is_empty() {
+            format!("{}{}", self.base, path)
+        } else {
+            format!("{}{}?{}", self.base, path, query)
+        };
         let res = match verb {
             "GET" => {
                 let mut r = self.agent.get(&url);
@@ -142,7 +165,8 @@ impl Rest {
         match res {
             Ok(mut resp) => {
                 let status = resp.status().as_u16();
-                let headers = resp.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string())).collect();
+                let headers =
+                    resp.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string())).collect();
                 let text = resp.body_mut().read_to_string().unwrap_or_default();
                 RestResponse { status, headers, body: serde_json::from_str(&text).unwrap_or(Value::String(text)) }
             }
@@ -176,7 +200,8 @@ impl WsClient {
                 Ok(Message::Text(t)) => return Ok(serde_json::from_str(t.as_str()).ok()),
                 Ok(Message::Close(_)) => return Err("closed by server".into()),
                 Ok(_) => {}
-                Err(tungstenite::Error::Io(e)) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(tungstenite::Error::Io(e))
+                    if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
                 Err(e) => return Err(format!("{e}")),
             }
             if Instant::now() >= end {
@@ -219,10 +244,15 @@ impl WsClient {
         p.entry("timestamp").or_insert(Value::from(now_ms()));
         let mut pairs: Vec<(String, String)> = p
             .iter()
-            .map(|(k, v)| (k.clone(), match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            }))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    },
+                )
+            })
             .collect();
         pairs.sort();
         let payload = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");

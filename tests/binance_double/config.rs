@@ -108,8 +108,8 @@ pub struct Commission {
 impl Default for Commission {
     fn default() -> Self {
         Commission {
-            maker: ONE / 1000,   // 0.001
-            taker: ONE / 1000,   // 0.001
+            maker: ONE / 1000, // 0.001
+            taker: ONE / 1000, // 0.001
             buyer: 0,
             seller: 0,
             pay_in_bnb: false,
@@ -174,7 +174,10 @@ impl Default for DoubleConfig {
     fn default() -> Self {
         DoubleConfig {
             rules: SymbolRules::default(),
-            keys: vec![ApiKey { key: DOC_HMAC_KEY.into(), secret: KeySecret::Hmac(DOC_HMAC_SECRET.as_bytes().to_vec()) }],
+            keys: vec![ApiKey {
+                key: DOC_HMAC_KEY.into(),
+                secret: KeySecret::Hmac(DOC_HMAC_SECRET.as_bytes().to_vec()),
+            }],
             balances: vec![("BTC".into(), ONE), ("USDT".into(), 100_000 * ONE), ("BNB".into(), 0)],
             commission: Commission::default(),
             limits: RateLimits::default(),

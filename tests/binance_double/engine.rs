@@ -277,11 +277,8 @@ impl Engine {
 
     /// Best price a taker on `side` would meet: own opposite orders and the market level.
     fn best_opposite(&self, taker: Side) -> Option<i64> {
-        let own = self
-            .orders
-            .iter()
-            .filter(|o| o.status.is_open() && o.side != taker && o.available() > 0)
-            .map(|o| o.price);
+        let own =
+            self.orders.iter().filter(|o| o.status.is_open() && o.side != taker && o.available() > 0).map(|o| o.price);
         let own = match taker {
             Side::Buy => own.min(),
             Side::Sell => own.max(),
@@ -646,7 +643,13 @@ impl Engine {
     }
 
     /// Cancels one open order: rest-api.md §Cancel order (incl. §Regarding `cancelRestrictions`).
-    pub fn cancel(&mut self, r: &OrderRef, cancel_client_id: Option<String>, restrictions: Option<&str>, now: i64) -> Result<(Order, String), Refusal> {
+    pub fn cancel(
+        &mut self,
+        r: &OrderRef,
+        cancel_client_id: Option<String>,
+        restrictions: Option<&str>,
+        now: i64,
+    ) -> Result<(Order, String), Refusal> {
         if !self.can_trade {
             return Err((-2011, "This account may not place or cancel orders.".into()));
         }
@@ -709,7 +712,11 @@ impl Engine {
     fn report_with(&mut self, i: usize, x: &str, t: Option<&Trade>, now: i64, cancel_cid: &str, extra: Option<Value>) {
         let eid = self.exec_id();
         let o = &self.orders[i];
-        let (c, cc) = if x == "CANCELED" { (cancel_cid.to_string(), o.client_order_id.clone()) } else { (o.client_order_id.clone(), String::new()) };
+        let (c, cc) = if x == "CANCELED" {
+            (cancel_cid.to_string(), o.client_order_id.clone())
+        } else {
+            (o.client_order_id.clone(), String::new())
+        };
         let mut ev = json!({
             "e": "executionReport", "E": now, "s": self.symbol, "c": c, "S": o.side.as_str(),
             "o": o.order_type, "f": o.time_in_force, "q": fmt(o.orig_qty), "p": fmt(o.price),
@@ -806,8 +813,10 @@ impl Engine {
         let mut v = self.result_json(o, transact);
         let f: Vec<Value> = fills
             .iter()
-            .map(|t| json!({"price": fmt(t.price), "qty": fmt(t.qty), "commission": fmt(t.commission),
-                "commissionAsset": t.commission_asset, "tradeId": t.id}))
+            .map(|t| {
+                json!({"price": fmt(t.price), "qty": fmt(t.qty), "commission": fmt(t.commission),
+                "commissionAsset": t.commission_asset, "tradeId": t.id})
+            })
             .collect();
         if let Some(m) = v.as_object_mut() {
             m.insert("fills".into(), Value::Array(f));
@@ -855,4 +864,3 @@ pub fn effective_stp(taker: &str, maker: &str) -> String {
     }
     taker.to_string()
 }
-

@@ -56,8 +56,15 @@ fn read_request(sh: &Shared, conn: &Conn, stream: &mut TcpStream, buf: &mut Vec<
             Ok(httparse::Status::Complete(head_len)) => {
                 let method = req.method.unwrap_or("").to_string();
                 let target = req.path.unwrap_or("").to_string();
-                let hs: Vec<(String, String)> = req.headers.iter().map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned())).collect();
-                let len = hs.iter().find(|(n, _)| n.eq_ignore_ascii_case("content-length")).map(|(_, v)| v.trim().parse::<usize>());
+                let hs: Vec<(String, String)> = req
+                    .headers
+                    .iter()
+                    .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+                    .collect();
+                let len = hs
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+                    .map(|(_, v)| v.trim().parse::<usize>());
                 let len = match len {
                     None => 0,
                     Some(Ok(l)) if l <= MAX_BODY => l,
@@ -83,7 +90,11 @@ fn read_request(sh: &Shared, conn: &Conn, stream: &mut TcpStream, buf: &mut Vec<
         match stream.read(&mut chunk) {
             Ok(0) => return ReadOutcome::Closed,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted
+                ) => {}
             Err(_) => return ReadOutcome::Closed,
         }
     }
@@ -100,7 +111,14 @@ pub fn serve(sh: &Arc<Shared>, mut stream: TcpStream, conn: &Arc<Conn>) {
             ReadOutcome::Request(r) => r,
             ReadOutcome::Closed => break,
             ReadOutcome::Bad(why) => {
-                let _ = write_response(&mut stream, 400, &[], &json!({"code": -1000, "msg": format!("The double could not read the request: {why}.")}).to_string(), true);
+                let _ = write_response(
+                    &mut stream,
+                    400,
+                    &[],
+                    &json!({"code": -1000, "msg": format!("The double could not read the request: {why}.")})
+                        .to_string(),
+                    true,
+                );
                 break;
             }
         };
@@ -143,7 +161,12 @@ fn answer(sh: &Arc<Shared>, req: &Request) -> (u16, Vec<(String, String)>, Strin
         let now = sh.now_ms();
         let banned = sh.lock().limiter.check_ban(now).is_err();
         let status = if banned { 418 } else { 404 };
-        return (status, vec![], json!({"code": -1000, "msg": format!("The double does not serve {} {}.", req.method, req.path)}).to_string());
+        return (
+            status,
+            vec![],
+            json!({"code": -1000, "msg": format!("The double does not serve {} {}.", req.method, req.path)})
+                .to_string(),
+        );
     };
     let body = String::from_utf8_lossy(&req.body).into_owned();
     let (Some(q), Some(b)) = (parse_form(&req.query), parse_form(&body)) else {
@@ -161,7 +184,11 @@ fn answer(sh: &Arc<Shared>, req: &Request) -> (u16, Vec<(String, String)>, Strin
         method: method.to_string(),
         label: format!("{} {}", req.method, req.path),
         params,
-        auth: Auth::Rest { api_key: req.header("x-mbx-apikey").map(str::to_string), payload, signature: q_sig.or(b_sig) },
+        auth: Auth::Rest {
+            api_key: req.header("x-mbx-apikey").map(str::to_string),
+            payload,
+            signature: q_sig.or(b_sig),
+        },
     };
     let rep = api::handle(sh, call);
     if rep.ban_started {
@@ -203,8 +230,18 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-pub fn write_response(stream: &mut TcpStream, status: u16, headers: &[(String, String)], body: &str, close: bool) -> std::io::Result<()> {
-    let mut out = format!("HTTP/1.1 {status} {}\r\nContent-Type: application/json;charset=UTF-8\r\nContent-Length: {}\r\n", reason(status), body.len());
+pub fn write_response(
+    stream: &mut TcpStream,
+    status: u16,
+    headers: &[(String, String)],
+    body: &str,
+    close: bool,
+) -> std::io::Result<()> {
+    let mut out = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: application/json;charset=UTF-8\r\nContent-Length: {}\r\n",
+        reason(status),
+        body.len()
+    );
     for (k, v) in headers {
         out.push_str(&format!("{k}: {v}\r\n"));
     }

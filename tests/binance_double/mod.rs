@@ -287,9 +287,24 @@ impl BinanceDouble {
 
     /// Another session of the same account places a LIMIT order (bypassing the API's limits and
     /// faults). Used to make our resting orders meet self-trade prevention (stp_faq.md).
-    pub fn place_other_session_order(&self, side: Side, price: i64, qty: i64, time_in_force: &str, stp_mode: &str) -> Result<Order, (i64, String)> {
+    pub fn place_other_session_order(
+        &self,
+        side: Side,
+        price: i64,
+        qty: i64,
+        time_in_force: &str,
+        stp_mode: &str,
+    ) -> Result<Order, (i64, String)> {
         self.with(|st, now| {
-            let n = engine::NewOrder { side, order_type: "LIMIT".into(), time_in_force: time_in_force.into(), price, qty, client_order_id: None, stp_mode: stp_mode.into() };
+            let n = engine::NewOrder {
+                side,
+                order_type: "LIMIT".into(),
+                time_in_force: time_in_force.into(),
+                price,
+                qty,
+                client_order_id: None,
+                stp_mode: stp_mode.into(),
+            };
             st.engine.place(n, now).map(|p| p.order)
         })
     }

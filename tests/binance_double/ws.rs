@@ -59,35 +59,59 @@ pub fn serve(sh: &Arc<Shared>, mut stream: TcpStream, conn: &Arc<Conn>, req: &Re
             }
             super::limits::Refused::Weight { retry_after_s, .. } | super::limits::Refused::Orders { retry_after_s, .. } => (429, retry_after_s, "Too much request weight used.".to_string()),
         };
-        let _ = write_response(&mut stream, status, &[("Retry-After".into(), retry.to_string())], &json!({"code": -1003, "msg": msg}).to_string(), true);
+        let _ = write_response(
+            &mut stream,
+            status,
+            &[("Retry-After".into(), retry.to_string())],
+            &json!({"code": -1003, "msg": msg}).to_string(),
+            true,
+        );
         return;
     }
     let Some(key) = req.header("sec-websocket-key") else {
-        let _ = write_response(&mut stream, 400, &[], &json!({"code": -1000, "msg": "WebSocket upgrade without Sec-WebSocket-Key."}).to_string(), true);
+        let _ = write_response(
+            &mut stream,
+            400,
+            &[],
+            &json!({"code": -1000, "msg": "WebSocket upgrade without Sec-WebSocket-Key."}).to_string(),
+            true,
+        );
         return;
     };
     // RFC 6455 §4.2.2: accept = base64(SHA-1(key + GUID)).
-    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, format!("{}258EAFA5-E914-47DA-95CA-C5AB0DC85B11", key.trim()).as_bytes());
+    let digest = ring::digest::digest(
+        &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        format!("{}258EAFA5-E914-47DA-95CA-C5AB0DC85B11", key.trim()).as_bytes(),
+    );
     let accept = base64::engine::general_purpose::STANDARD.encode(digest.as_ref());
     let head = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n");
     if std::io::Write::write_all(&mut stream, head.as_bytes()).is_err() {
         return;
     }
     let _ = stream.set_read_timeout(Some(Duration::from_millis(5)));
-    let return_rate_limits = parse_form(&req.query).and_then(|q| q.into_iter().find(|(k, _)| k == "returnRateLimits")).is_none_or(|(_, v)| v != "false");
+    let return_rate_limits = parse_form(&req.query)
+        .and_then(|q| q.into_iter().find(|(k, _)| k == "returnRateLimits"))
+        .is_none_or(|(_, v)| v != "false");
     let (tx, rx) = sync_channel::<String>(QUEUE);
     *lock(&conn.tx) = Some(tx);
     conn.is_ws.store(true, Ordering::SeqCst);
     let cfg = WebSocketConfig::default().max_message_size(Some(64 * 1024)).max_frame_size(Some(64 * 1024));
     let mut ws = WebSocket::from_raw_socket(stream, Role::Server, Some(cfg));
-    let mut session = Session { key: None, authorized_since: None, connected_since: now, return_rate_limits, next_subscription: 0 };
+    let mut session =
+        Session { key: None, authorized_since: None, connected_since: now, return_rate_limits, next_subscription: 0 };
     run(sh, conn, &mut ws, &rx, &mut session);
     *lock(&conn.tx) = None;
     *lock(&conn.subscription) = None;
     let _ = ws.get_mut().shutdown(Shutdown::Both);
 }
 
-fn run(sh: &Arc<Shared>, conn: &Arc<Conn>, ws: &mut WebSocket<TcpStream>, rx: &Receiver<String>, session: &mut Session) {
+fn run(
+    sh: &Arc<Shared>,
+    conn: &Arc<Conn>,
+    ws: &mut WebSocket<TcpStream>,
+    rx: &Receiver<String>,
+    session: &mut Session,
+) {
     let mut pending: Vec<(Instant, String)> = Vec::new();
     for _ in 0..100_000_000u64 {
         if conn.kill.load(Ordering::SeqCst) {
@@ -139,7 +163,8 @@ fn run(sh: &Arc<Shared>, conn: &Arc<Conn>, ws: &mut WebSocket<TcpStream>, rx: &R
                 }
             }
             Ok(Message::Binary(_)) => {
-                let f = json!({"id": null, "status": 400, "error": {"code": -1135, "msg": "Invalid JSON Request"}}).to_string();
+                let f = json!({"id": null, "status": 400, "error": {"code": -1135, "msg": "Invalid JSON Request"}})
+                    .to_string();
                 if ws.send(Message::text(f)).is_err() {
                     return;
                 }
@@ -151,7 +176,9 @@ fn run(sh: &Arc<Shared>, conn: &Arc<Conn>, ws: &mut WebSocket<TcpStream>, rx: &R
             Ok(_) => {
                 let _ = ws.flush(); // sends the automatic pong
             }
-            Err(tungstenite::Error::Io(e)) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Err(tungstenite::Error::Io(e))
+                if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+            {
                 let _ = ws.flush();
             }
             Err(_) => return,
@@ -177,7 +204,10 @@ fn answer(sh: &Arc<Shared>, conn: &Arc<Conn>, session: &mut Session, text: &str)
         _ => None,
     });
     let Some(obj) = parsed else {
-        return (json!({"id": null, "status": 400, "error": {"code": -1135, "msg": "Invalid JSON Request"}}).to_string(), false);
+        return (
+            json!({"id": null, "status": 400, "error": {"code": -1135, "msg": "Invalid JSON Request"}}).to_string(),
+            false,
+        );
     };
     let id = obj.get("id").cloned().unwrap_or(Value::Null);
     let Some(method) = obj.get("method").and_then(Value::as_str) else {
@@ -195,10 +225,21 @@ fn answer(sh: &Arc<Shared>, conn: &Arc<Conn>, session: &mut Session, text: &str)
                 }
             }
         }
-        Some(_) => return (json!({"id": id, "status": 400, "error": {"code": -1135, "msg": "Invalid JSON Request"}}).to_string(), false),
+        Some(_) => {
+            return (
+                json!({"id": id, "status": 400, "error": {"code": -1135, "msg": "Invalid JSON Request"}}).to_string(),
+                false,
+            )
+        }
     }
     let show_limits = params.get("returnRateLimits").map_or(session.return_rate_limits, |v| v != "false");
-    let call = Call { transport: Transport::Ws, method: method.clone(), label: method.clone(), params, auth: Auth::Ws { session_key: session.key.clone() } };
+    let call = Call {
+        transport: Transport::Ws,
+        method: method.clone(),
+        label: method.clone(),
+        params,
+        auth: Auth::Ws { session_key: session.key.clone() },
+    };
     let rep = if method.starts_with("session.") || method.starts_with("userDataStream.") {
         session_method(sh, conn, session, call)
     } else {
@@ -260,7 +301,11 @@ fn session_method(sh: &Arc<Shared>, conn: &Arc<Conn>, s: &mut Session, call: Cal
             };
             // "Only Ed25519 keys are supported for this feature."
             if !matches!(k.secret, KeySecret::Ed25519Public(_)) {
-                return Reply::err(400, -1002, "You are not authorized to execute this request. (session.logon needs an Ed25519 key)");
+                return Reply::err(
+                    400,
+                    -1002,
+                    "You are not authorized to execute this request. (session.logon needs an Ed25519 key)",
+                );
             }
             s.key = Some(k.key.clone());
             s.authorized_since = Some(now);
@@ -285,7 +330,11 @@ fn session_method(sh: &Arc<Shared>, conn: &Arc<Conn>, s: &mut Session, call: Cal
         }
         "userDataStream.subscribe.signature" => {
             if !p.contains_key("apiKey") {
-                return Reply::err(400, -1102, "Mandatory parameter 'apiKey' was not sent, was empty/null, or malformed.");
+                return Reply::err(
+                    400,
+                    -1102,
+                    "Mandatory parameter 'apiKey' was not sent, was empty/null, or malformed.",
+                );
             }
             subscribe(s)
         }
@@ -297,6 +346,8 @@ fn session_method(sh: &Arc<Shared>, conn: &Arc<Conn>, s: &mut Session, call: Cal
             }
             Reply::ok(json!({}))
         }
-        other => Reply::err(400, -1020, &format!("This operation is not supported. (the double does not serve '{other}')")),
+        other => {
+            Reply::err(400, -1020, &format!("This operation is not supported. (the double does not serve '{other}')"))
+        }
     }
 }
