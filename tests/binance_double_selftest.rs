@@ -925,3 +925,112 @@ fn dropping_the_double_stops_it() {
     drop(d);
     assert!(std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err());
 }
+
+// ---------------------------------------------------------------- more order types and endpoints
+
+#[test]
+fn limit_orders_take_from_the_market_level() {
+    let d = BinanceDouble::start_default().unwrap();
+    let r = rest(&d);
+    d.set_market(Some((fx("99.00"), fx("1"))), Some((fx("100.00"), fx("0.3"))));
+    let lim = |tif: &str, qty: &str| {
+        r.call(
+            "POST",
+            "/api/v3/order",
+            &[
+                ("symbol", "BTCUSDT"),
+                ("side", "BUY"),
+                ("type", "LIMIT"),
+                ("timeInForce", tif),
+                ("price", "100.50"),
+                ("quantity", qty),
+            ],
+            true,
+        )
+    };
+    // FOK that cannot fill fully expires without trading.
+    let fok = lim("FOK", "0.5");
+    assert_eq!((s(&fok.body, "status"), fok.body["fills"].clone()), ("EXPIRED".into(), json!([])));
+    // IOC takes 0.3 at 100.00 (the level's price) and expires the rest; LIMIT defaults to FULL.
+    let ioc = lim("IOC", "0.5");
+    assert_eq!((s(&ioc.body, "status"), s(&ioc.body, "executedQty")), ("EXPIRED".into(), "0.30000000".into()));
+    let f = &ioc.body["fills"][0];
+    assert_eq!(
+        (s(f, "price"), s(f, "qty"), s(f, "commission"), s(f, "commissionAsset")),
+        ("100.00000000".into(), "0.30000000".into(), "0.00030000".into(), "BTC".into())
+    );
+    assert!(!d.trades()[0].is_maker);
+    // Price improvement returns the excess lock: paid 30 USDT, nothing left locked.
+    assert_eq!(d.balance("USDT"), binance_double::Balance { free: fx("99970"), locked: 0 });
+    // GTC with the level used up rests on the book.
+    let gtc = lim("GTC", "0.1");
+    assert_eq!(s(&gtc.body, "status"), "NEW");
+    assert_eq!(d.balance("USDT").locked, fx("10.05"));
+    let bad = r.call(
+        "POST",
+        "/api/v3/order",
+        &[("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "LIMIT"), ("price", "100.50"), ("quantity", "0.1")],
+        true,
+    );
+    assert_eq!(bad.code(), Some(-1102), "LIMIT needs timeInForce");
+    let market = r.call(
+        "POST",
+        "/api/v3/order",
+        &[("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "MARKET"), ("quantity", "0.1")],
+        true,
+    );
+    assert_eq!(market.code(), Some(-1020), "the double serves LIMIT and LIMIT_MAKER only");
+}
+
+#[test]
+fn unfilled_order_count_and_commission_endpoints() {
+    let d = BinanceDouble::start_default().unwrap();
+    let r = rest(&d);
+    maker(&r, "BUY", "100.00", "0.1", &[]);
+    let c = r.call("GET", "/api/v3/rateLimit/order", &[], true);
+    assert_eq!(i(&c.body[0], "count"), 1);
+    let cm = r.call("GET", "/api/v3/account/commission", &[("symbol", "BTCUSDT")], true);
+    assert_eq!(s(&cm.body["standardCommission"], "maker"), "0.00100000");
+    d.set_unknown_status_http(500);
+    d.fault_unexpected_every(1);
+    assert_eq!(maker(&r, "BUY", "99.00", "0.1", &[]).status, 500);
+    let (w, o10, _) = d.usage();
+    assert!(w > 0 && o10 == 2);
+}
+
+#[test]
+fn ws_pings_close_silent_clients_and_logout_ends_the_stream() {
+    let (signer, key) = new_ed25519_key("ed-key");
+    let cfg = DoubleConfig {
+        keys: vec![key],
+        ws_ping_interval: Some(Duration::from_millis(50)),
+        ws_pong_timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let d = BinanceDouble::start(cfg).unwrap();
+    // A client that reads answers pings (tungstenite pongs automatically) and stays.
+    let mut live = WsClient::connect(&d.ws_api_url()).unwrap();
+    let mut silent = WsClient::connect(&d.ws_api_url()).unwrap();
+    let end = Instant::now() + Duration::from_millis(800);
+    while Instant::now() < end {
+        let _ = live.recv(Duration::from_millis(20));
+    }
+    assert_eq!(i(&live.request("time", Value::Null).unwrap(), "status"), 200);
+    let mut closed = false;
+    for _ in 0..100 {
+        if silent.recv(Duration::from_millis(20)).is_err() {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "no pong within the timeout closes the connection");
+    // session.logout ends a logon subscription with eventStreamTerminated.
+    live.signed("session.logon", json!({}), "ed-key", &signer).unwrap();
+    live.request("userDataStream.subscribe", Value::Null).unwrap();
+    let sl = live.request("session.status", Value::Null).unwrap();
+    assert_eq!(sl["result"]["userDataStream"], json!(true));
+    live.request("session.logout", Value::Null).unwrap();
+    let t = next_of(&mut live, "eventStreamTerminated");
+    assert_eq!(t["subscriptionId"], json!(0));
+    assert_eq!(d.ws_connections().1, 0);
+}

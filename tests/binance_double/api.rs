@@ -106,7 +106,8 @@ fn refused_reply(r: Refused) -> Reply {
 /// Request weights (rest-api.md / web-socket-api.md, each method's **Weight**).
 fn weight(method: &str, p: &BTreeMap<String, String>) -> u32 {
     match method {
-        "exchangeInfo" | "account.status" => 20,
+        "exchangeInfo" | "account.status" | "account.commission" => 20,
+        "account.rateLimits.orders" => 40,
         "order.status" => 4,
         "openOrders.status" => {
             if p.contains_key("symbol") {
@@ -169,6 +170,8 @@ pub fn rest_method(verb: &str, path: &str) -> Option<&'static str> {
         ("GET", "/api/v3/openOrders") => "openOrders.status",
         ("DELETE", "/api/v3/openOrders") => "openOrders.cancelAll",
         ("GET", "/api/v3/myTrades") => "myTrades",
+        ("GET", "/api/v3/rateLimit/order") => "account.rateLimits.orders",
+        ("GET", "/api/v3/account/commission") => "account.commission",
         _ => return None,
     })
 }
@@ -267,11 +270,12 @@ pub fn handle(sh: &Arc<Shared>, call: Call) -> Reply {
     if is_order_request(&call.method) {
         st.faults.order_requests += 1;
         let n = st.faults.order_requests;
+        let unknown_status = if st.faults.unknown_status == 0 { UNKNOWN_STATUS_HTTP } else { st.faults.unknown_status };
         if let Some((every, delay)) = st.faults.timeout_every {
             if every > 0 && n.is_multiple_of(every) {
                 drop(st);
                 defer(sh, call, delay);
-                return Reply { order_request: true, ..Reply::err(UNKNOWN_STATUS_HTTP, -1007, "Timeout waiting for response from backend server. Send status unknown; execution status unknown.") };
+                return Reply { order_request: true, ..Reply::err(unknown_status, -1007, "Timeout waiting for response from backend server. Send status unknown; execution status unknown.") };
             }
         }
         let unexpected = st.faults.unexpected_every.is_some_and(|e| e > 0 && n.is_multiple_of(e));
@@ -281,7 +285,7 @@ pub fn handle(sh: &Arc<Shared>, call: Call) -> Reply {
             return Reply {
                 order_request: true,
                 ..Reply::err(
-                    UNKNOWN_STATUS_HTTP,
+                    unknown_status,
                     -1006,
                     "An unexpected response was received from the message bus. Execution status unknown.",
                 )
@@ -585,6 +589,27 @@ fn dispatch_inner(sh: &Shared, st: &mut State, call: &Call, now: i64) -> Result<
             Ok(Reply::ok(Value::Array(picked)))
         }
         "order.cancelReplace" => cancel_replace(st, p, now),
+        // rest-api.md §Query Unfilled Order Count.
+        "account.rateLimits.orders" => {
+            let (o10, od) = st.limiter.orders_used(now);
+            let l = &st.limiter.cfg;
+            Ok(Reply::ok(json!([
+                {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": l.orders_per_10s, "count": o10},
+                {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": l.orders_per_day, "count": od}
+            ])))
+        }
+        // rest-api.md §Query Commission Rates; commission_faq.md shows the shape.
+        "account.commission" => {
+            check_symbol(st, p)?;
+            let c = &st.engine.commission;
+            let zero = json!({"maker": fmt(0), "taker": fmt(0), "buyer": fmt(0), "seller": fmt(0)});
+            Ok(Reply::ok(json!({
+                "symbol": st.rules.symbol,
+                "standardCommission": {"maker": fmt(c.maker), "taker": fmt(c.taker), "buyer": fmt(c.buyer), "seller": fmt(c.seller)},
+                "specialCommission": zero, "taxCommission": zero,
+                "discount": {"enabledForAccount": c.pay_in_bnb, "enabledForSymbol": true, "discountAsset": "BNB", "discount": fmt(c.bnb_discount_multiplier)}
+            })))
+        }
         other => Err((-1020, format!("This operation is not supported. (the double does not serve '{other}')"))),
     }
 }

@@ -163,6 +163,11 @@ pub struct DoubleConfig {
     pub can_trade: bool,
     /// Most connections served at once; more are closed at accept.
     pub max_connections: usize,
+    /// The server pings every WebSocket connection this often (web-socket-api.md §General API
+    /// Information: "a `ping frame` every 20 seconds"). None: never.
+    pub ws_ping_interval: Option<std::time::Duration>,
+    /// A connection that sent no pong for this long after a ping is closed ("within a minute").
+    pub ws_pong_timeout: std::time::Duration,
 }
 
 /// The HMAC example key from rest-api.md §SIGNED Endpoint Examples → HMAC Keys.
@@ -183,6 +188,8 @@ impl Default for DoubleConfig {
             limits: RateLimits::default(),
             can_trade: true,
             max_connections: 64,
+            ws_ping_interval: Some(Duration::from_secs(20)),
+            ws_pong_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -123,7 +123,7 @@ pub fn serve(sh: &Arc<Shared>, mut stream: TcpStream, conn: &Arc<Conn>) {
             }
         };
         if req.header("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket")) {
-            super::ws::serve(sh, stream, conn, &req);
+            super::ws::serve(sh, stream, conn, &req, std::mem::take(&mut buf));
             return;
         }
         let close = req.header("connection").is_some_and(|c| c.eq_ignore_ascii_case("close"));

@@ -63,6 +63,8 @@ pub(crate) struct Faults {
     pub unexpected_every: Option<u64>,
     /// Order requests seen (order.place / order.cancelReplace, both transports).
     pub order_requests: u64,
+    /// HTTP (and WebSocket `status`) for -1006/-1007; 0 means [`api::UNKNOWN_STATUS_HTTP`].
+    pub unknown_status: u16,
 }
 
 /// Everything behind the one mutex.
@@ -343,6 +345,12 @@ impl BinanceDouble {
     /// `engine_delay`; until then lookups answer -2013. `n == 0` turns it off.
     pub fn fault_timeout_every(&self, n: u64, engine_delay: Duration) {
         self.with(|st, _| st.faults.timeout_every = (n > 0).then_some((n, engine_delay)));
+    }
+
+    /// The status -1006/-1007 answers carry (default 503; rest-api.md §HTTP Return Codes only
+    /// says "5XX ... execution status is UNKNOWN").
+    pub fn set_unknown_status_http(&self, status: u16) {
+        self.with(|st, _| st.faults.unknown_status = status);
     }
 
     /// Every `n`th order request is executed and then answered -1006 UNEXPECTED_RESP.

@@ -33,6 +33,18 @@ struct Session {
     connected_since: i64,
     return_rate_limits: bool,
     next_subscription: i64,
+    /// The subscription made with `userDataStream.subscribe` (ended by `session.logout`).
+    logon_subscription: Option<i64>,
+}
+
+/// Ends the connection's subscription with `eventStreamTerminated` (user-data-stream.md §Event Stream Terminated).
+fn terminate(sh: &Shared, conn: &Conn) {
+    let id = lock(&conn.subscription).take();
+    if let Some(id) = id {
+        let frame =
+            json!({"subscriptionId": id, "event": {"e": "eventStreamTerminated", "E": sh.now_ms()}}).to_string();
+        sh.send_to(conn, frame);
+    }
 }
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -40,7 +52,8 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Completes the upgrade and serves the connection.
-pub fn serve(sh: &Arc<Shared>, mut stream: TcpStream, conn: &Arc<Conn>, req: &Request) {
+/// `early` holds bytes the client sent after the upgrade request.
+pub fn serve(sh: &Arc<Shared>, mut stream: TcpStream, conn: &Arc<Conn>, req: &Request, early: Vec<u8>) {
     if req.path != "/ws-api/v3" {
         let _ = write_response(&mut stream, 404, &[], &json!({"code": -1000, "msg": format!("The double serves the WebSocket API at /ws-api/v3, not {}.", req.path)}).to_string(), true);
         return;
@@ -96,9 +109,15 @@ pub fn serve(sh: &Arc<Shared>, mut stream: TcpStream, conn: &Arc<Conn>, req: &Re
     *lock(&conn.tx) = Some(tx);
     conn.is_ws.store(true, Ordering::SeqCst);
     let cfg = WebSocketConfig::default().max_message_size(Some(64 * 1024)).max_frame_size(Some(64 * 1024));
-    let mut ws = WebSocket::from_raw_socket(stream, Role::Server, Some(cfg));
-    let mut session =
-        Session { key: None, authorized_since: None, connected_since: now, return_rate_limits, next_subscription: 0 };
+    let mut ws = WebSocket::from_partially_read(stream, early, Role::Server, Some(cfg));
+    let mut session = Session {
+        key: None,
+        authorized_since: None,
+        connected_since: now,
+        return_rate_limits,
+        next_subscription: 0,
+        logon_subscription: None,
+    };
     run(sh, conn, &mut ws, &rx, &mut session);
     *lock(&conn.tx) = None;
     *lock(&conn.subscription) = None;
@@ -113,7 +132,24 @@ fn run(
     session: &mut Session,
 ) {
     let mut pending: Vec<(Instant, String)> = Vec::new();
+    let mut last_ping = Instant::now();
+    let mut awaiting_pong_since: Option<Instant> = None;
     for _ in 0..100_000_000u64 {
+        // web-socket-api.md §General API Information: server pings; no pong within the timeout closes.
+        if let Some(every) = sh.cfg.ws_ping_interval {
+            if last_ping.elapsed() >= every {
+                last_ping = Instant::now();
+                if ws.send(Message::Ping(b"dbl".to_vec().into())).is_err() {
+                    return;
+                }
+                awaiting_pong_since.get_or_insert(last_ping);
+            }
+        }
+        if awaiting_pong_since.is_some_and(|t| t.elapsed() >= sh.cfg.ws_pong_timeout) {
+            let _ = ws.close(None);
+            let _ = ws.flush();
+            return;
+        }
         if conn.kill.load(Ordering::SeqCst) {
             return; // dropped: no close frame
         }
@@ -173,6 +209,7 @@ fn run(
                 let _ = ws.flush();
                 return;
             }
+            Ok(Message::Pong(_)) => awaiting_pong_since = None,
             Ok(_) => {
                 let _ = ws.flush(); // sends the automatic pong
             }
@@ -313,8 +350,13 @@ fn session_method(sh: &Arc<Shared>, conn: &Arc<Conn>, s: &mut Session, call: Cal
         }
         "session.status" => Reply::ok(status_json(sh, conn, s)),
         "session.logout" => {
+            // user-data-stream.md §Event Stream Terminated: a logon subscription ends on logout.
+            if s.key.is_some() && s.logon_subscription.is_some() && *lock(&conn.subscription) == s.logon_subscription {
+                terminate(sh, conn);
+            }
             s.key = None;
             s.authorized_since = None;
+            s.logon_subscription = None;
             Reply::ok(status_json(sh, conn, s))
         }
         "session.subscriptions" => {
@@ -326,7 +368,11 @@ fn session_method(sh: &Arc<Shared>, conn: &Arc<Conn>, s: &mut Session, call: Cal
             if s.key.is_none() {
                 return Reply::err(400, -1002, "You are not authorized to execute this request. (userDataStream.subscribe needs session.logon first)");
             }
-            subscribe(s)
+            let rep = subscribe(s);
+            if rep.ok {
+                s.logon_subscription = *lock(&conn.subscription);
+            }
+            rep
         }
         "userDataStream.subscribe.signature" => {
             if !p.contains_key("apiKey") {
@@ -339,10 +385,10 @@ fn session_method(sh: &Arc<Shared>, conn: &Arc<Conn>, s: &mut Session, call: Cal
             subscribe(s)
         }
         "userDataStream.unsubscribe" => {
-            let mut sub = lock(&conn.subscription);
             let want = p.get("subscriptionId").and_then(|v| v.parse::<i64>().ok());
-            if want.is_none() || *sub == want {
-                *sub = None;
+            let current = *lock(&conn.subscription);
+            if current.is_some() && (want.is_none() || current == want) {
+                terminate(sh, conn);
             }
             Reply::ok(json!({}))
         }
