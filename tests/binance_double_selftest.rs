@@ -477,7 +477,7 @@ fn cancel_replace_modes_and_statuses() {
     let b = cancel_replace(&r, "999", "106.00", &[("cancelReplaceMode", "ALLOW_FAILURE")]);
     assert_eq!((b.status, b.code()), (400, Some(-2022)));
     // Unfilled order count exceeded: DO_NOTHING → 429 -1015 and nothing done; CANCEL_ONLY → 429 with the cancel done.
-    d.set_rate_limits(RateLimits { orders_per_10s: 0, ..Default::default() });
+    d.set_rate_limits(RateLimits { orders_per_10s: 0, hold_windows: true, ..Default::default() });
     let open_id = d.open_orders()[0].order_id.to_string();
     let dn = cancel_replace(&r, &open_id, "101.00", &[]);
     assert_eq!((dn.status, dn.code()), (429, Some(-1015)));
@@ -503,7 +503,7 @@ fn cancel_replace_modes_and_statuses() {
 #[test]
 fn weight_and_order_limits_answer_429_with_headers() {
     let d = BinanceDouble::start(DoubleConfig {
-        limits: RateLimits { weight_per_minute: 30, orders_per_10s: 2, ..Default::default() },
+        limits: RateLimits { weight_per_minute: 30, orders_per_10s: 2, hold_windows: true, ..Default::default() },
         ..Default::default()
     })
     .unwrap();
@@ -984,7 +984,11 @@ fn limit_orders_take_from_the_market_level() {
 
 #[test]
 fn unfilled_order_count_and_commission_endpoints() {
-    let d = BinanceDouble::start_default().unwrap();
+    let d = BinanceDouble::start(DoubleConfig {
+        limits: RateLimits { hold_windows: true, ..Default::default() },
+        ..Default::default()
+    })
+    .unwrap();
     let r = rest(&d);
     maker(&r, "BUY", "100.00", "0.1", &[]);
     let c = r.call("GET", "/api/v3/rateLimit/order", &[], true);
@@ -994,6 +998,12 @@ fn unfilled_order_count_and_commission_endpoints() {
     d.set_unknown_status_http(500);
     d.fault_unexpected_every(1);
     assert_eq!(maker(&r, "BUY", "99.00", "0.1", &[]).status, 500);
+    // Faults can hit cancels too.
+    d.set_fault_methods(&["order.cancel"]);
+    let id = d.open_orders()[0].order_id.to_string();
+    let c = r.call("DELETE", "/api/v3/order", &[("symbol", "BTCUSDT"), ("orderId", &id)], true);
+    assert_eq!((c.status, c.code()), (500, Some(-1006)));
+    assert_eq!(d.order(id.parse().unwrap()).unwrap().status, OrderStatus::Canceled);
     let (w, o10, _) = d.usage();
     assert!(w > 0 && o10 == 2);
 }

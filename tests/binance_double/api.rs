@@ -267,7 +267,12 @@ pub fn handle(sh: &Arc<Shared>, call: Call) -> Reply {
     if let Some(rep) = admit(sh, &mut st, &call, now) {
         return rep;
     }
-    if is_order_request(&call.method) {
+    let faulted = if st.faults.methods.is_empty() {
+        is_order_request(&call.method)
+    } else {
+        st.faults.methods.iter().any(|m| m == &call.method)
+    };
+    if faulted {
         st.faults.order_requests += 1;
         let n = st.faults.order_requests;
         let unknown_status = if st.faults.unknown_status == 0 { UNKNOWN_STATUS_HTTP } else { st.faults.unknown_status };

@@ -135,6 +135,10 @@ pub struct RateLimits {
     pub ban_after_429s: Option<u32>,
     /// How long an automatic ban lasts ("from 2 minutes to 3 days"; tests use less).
     pub auto_ban: Duration,
+    /// Counters do not restart when a new interval begins (only `reset_rate_counters` zeroes
+    /// them), so a test's counts cannot be cut by a minute or 10-second boundary. Retry-After is
+    /// still computed from the real interval. Off: Binance's behaviour.
+    pub hold_windows: bool,
 }
 
 impl Default for RateLimits {
@@ -146,6 +150,7 @@ impl Default for RateLimits {
             raw_requests_per_5m: 61_000,
             ban_after_429s: None,
             auto_ban: Duration::from_secs(2),
+            hold_windows: false,
         }
     }
 }

@@ -29,11 +29,14 @@ struct Window {
 }
 
 impl Window {
-    fn roll(&mut self, now_ms: i64, len_ms: i64) {
+    /// Moves to the interval holding `now_ms`; a new interval starts from zero unless `hold`.
+    fn roll(&mut self, now_ms: i64, len_ms: i64, hold: bool) {
         let i = now_ms.div_euclid(len_ms);
         if i != self.index {
             self.index = i;
-            self.used = 0;
+            if !hold {
+                self.used = 0;
+            }
         }
     }
     fn next_start(&self, len_ms: i64) -> i64 {
@@ -116,7 +119,7 @@ impl Limiter {
     /// count (they were requests), so a client that does not back off stays refused.
     pub fn add_weight(&mut self, w: u32, now_ms: i64) -> Result<(), Refused> {
         self.check_ban(now_ms)?;
-        self.weight.roll(now_ms, MIN);
+        self.weight.roll(now_ms, MIN, self.cfg.hold_windows);
         self.weight.used = self.weight.used.saturating_add(w);
         if self.weight.used > self.cfg.weight_per_minute {
             self.answered_429.0 += 1;
@@ -145,8 +148,8 @@ impl Limiter {
 
     /// Would one more order pass the ORDERS limits? Does not count it.
     pub fn order_room(&mut self, now_ms: i64) -> Result<(), Refused> {
-        self.orders10.roll(now_ms, TEN_S);
-        self.orders_day.roll(now_ms, DAY);
+        self.orders10.roll(now_ms, TEN_S, self.cfg.hold_windows);
+        self.orders_day.roll(now_ms, DAY, self.cfg.hold_windows);
         if self.orders10.used >= self.cfg.orders_per_10s {
             let at = self.orders10.next_start(TEN_S);
             return Err(Refused::Orders {
@@ -174,20 +177,20 @@ impl Limiter {
 
     /// Counts one order (rest-api.md §New order "Unfilled Order Count: 1").
     pub fn count_order(&mut self, now_ms: i64) {
-        self.orders10.roll(now_ms, TEN_S);
-        self.orders_day.roll(now_ms, DAY);
+        self.orders10.roll(now_ms, TEN_S, self.cfg.hold_windows);
+        self.orders_day.roll(now_ms, DAY, self.cfg.hold_windows);
         self.orders10.used += 1;
         self.orders_day.used += 1;
     }
 
     pub fn weight_used(&mut self, now_ms: i64) -> u32 {
-        self.weight.roll(now_ms, MIN);
+        self.weight.roll(now_ms, MIN, self.cfg.hold_windows);
         self.weight.used
     }
 
     pub fn orders_used(&mut self, now_ms: i64) -> (u32, u32) {
-        self.orders10.roll(now_ms, TEN_S);
-        self.orders_day.roll(now_ms, DAY);
+        self.orders10.roll(now_ms, TEN_S, self.cfg.hold_windows);
+        self.orders_day.roll(now_ms, DAY, self.cfg.hold_windows);
         (self.orders10.used, self.orders_day.used)
     }
 

@@ -65,6 +65,8 @@ pub(crate) struct Faults {
     pub order_requests: u64,
     /// HTTP (and WebSocket `status`) for -1006/-1007; 0 means [`api::UNKNOWN_STATUS_HTTP`].
     pub unknown_status: u16,
+    /// Methods the -1007/-1006 faults count and hit; empty means `order.place` and `order.cancelReplace`.
+    pub methods: Vec<String>,
 }
 
 /// Everything behind the one mutex.
@@ -351,6 +353,13 @@ impl BinanceDouble {
     /// says "5XX ... execution status is UNKNOWN").
     pub fn set_unknown_status_http(&self, status: u16) {
         self.with(|st, _| st.faults.unknown_status = status);
+    }
+
+    /// Which methods (WebSocket names; REST maps to them, e.g. `order.cancel` for
+    /// `DELETE /api/v3/order`) the -1007/-1006 faults count and hit. Default: `order.place`,
+    /// `order.cancelReplace`.
+    pub fn set_fault_methods(&self, methods: &[&str]) {
+        self.with(|st, _| st.faults.methods = methods.iter().map(|m| m.to_string()).collect());
     }
 
     /// Every `n`th order request is executed and then answered -1006 UNEXPECTED_RESP.
