@@ -620,6 +620,28 @@ fn timeout_fault_answers_1007_and_places_late() {
     assert!(found, "the timed-out order reached the engine later");
     let q = r.call("GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "two")], true);
     assert_eq!(s(&q.body, "status"), "NEW");
+    // The -1007 answer can itself be late, after the order is already working.
+    d.fault_timeout_every_answering_after(1, Duration::from_millis(20), Duration::from_millis(300));
+    let asked = Instant::now();
+    let late = maker(&r, "BUY", "97.00", "0.1", &[("newClientOrderId", "late")]);
+    assert_eq!(late.code(), Some(-1007));
+    assert!(asked.elapsed() >= Duration::from_millis(300));
+    // Over the WebSocket API too.
+    let mut ws = WsClient::connect(&d.ws_api_url()).unwrap();
+    let w = ws
+        .signed(
+            "order.place",
+            json!({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT_MAKER", "price": "96.00", "quantity": "0.1"}),
+            DOC_HMAC_KEY,
+            &hmac(),
+        )
+        .unwrap();
+    assert_eq!((i(&w, "status"), i(&w["error"], "code")), (503, -1007));
+    let end = Instant::now() + Duration::from_secs(5);
+    while d.order_by_client_id("late").is_none() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(d.order_by_client_id("late").is_some());
     d.fault_timeout_every(0, Duration::ZERO);
     d.fault_unexpected_every(1);
     let u = maker(&r, "BUY", "98.00", "0.1", &[("newClientOrderId", "three")]);

@@ -58,6 +58,8 @@ pub struct Reply {
     pub ban_started: bool,
     /// For `session.logon`: the key now authenticated.
     pub logon_key: Option<String>,
+    /// Held this much longer than the global answer delay (the -1007 fault's own wait).
+    pub extra_delay: Duration,
 }
 
 impl Reply {
@@ -71,6 +73,7 @@ impl Reply {
             order_request: false,
             ban_started: false,
             logon_key: None,
+            extra_delay: Duration::ZERO,
         }
     }
     pub fn err(status: u16, code: i64, msg: &str) -> Reply {
@@ -276,11 +279,11 @@ pub fn handle(sh: &Arc<Shared>, call: Call) -> Reply {
         st.faults.order_requests += 1;
         let n = st.faults.order_requests;
         let unknown_status = if st.faults.unknown_status == 0 { UNKNOWN_STATUS_HTTP } else { st.faults.unknown_status };
-        if let Some((every, delay)) = st.faults.timeout_every {
+        if let Some((every, delay, answer_after)) = st.faults.timeout_every {
             if every > 0 && n.is_multiple_of(every) {
                 drop(st);
                 defer(sh, call, delay);
-                return Reply { order_request: true, ..Reply::err(unknown_status, -1007, "Timeout waiting for response from backend server. Send status unknown; execution status unknown.") };
+                return Reply { order_request: true, extra_delay: answer_after, ..Reply::err(unknown_status, -1007, "Timeout waiting for response from backend server. Send status unknown; execution status unknown.") };
             }
         }
         let unexpected = st.faults.unexpected_every.is_some_and(|e| e > 0 && n.is_multiple_of(e));

@@ -77,6 +77,12 @@ pub fn check_timing(timestamp: Option<&str>, recv_window: Option<&str>, server_n
         (-1100, "Illegal characters found in parameter 'timestamp'; legal range is '^[0-9]{1,20}$'.".to_string())
     })?;
     // Microseconds have 16 digits today, milliseconds 13.
+    if ts < 0 {
+        return Err((
+            -1100,
+            "Illegal characters found in parameter 'timestamp'; legal range is '^[0-9]{1,20}$'.".into(),
+        ));
+    }
     let ts_us = if ts >= 100_000_000_000_000 { ts } else { ts.saturating_mul(1000) };
     let rw_us = match recv_window {
         None => 5_000_000,
@@ -87,10 +93,10 @@ pub fn check_timing(timestamp: Option<&str>, recv_window: Option<&str>, server_n
     if rw_us > 60_000_000 {
         return Err((-1130, "Data sent for parameter 'recvWindow' is not valid.".into()));
     }
-    if ts_us >= server_now_us + 1_000_000 {
+    if ts_us >= server_now_us.saturating_add(1_000_000) {
         return Err((-1021, "Timestamp for this request was 1000ms ahead of the server's time.".into()));
     }
-    if server_now_us - ts_us > rw_us {
+    if server_now_us.saturating_sub(ts_us) > rw_us {
         return Err((-1021, "Timestamp for this request is outside of the recvWindow.".into()));
     }
     Ok(())

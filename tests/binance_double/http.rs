@@ -127,8 +127,8 @@ pub fn serve(sh: &Arc<Shared>, mut stream: TcpStream, conn: &Arc<Conn>) {
             return;
         }
         let close = req.header("connection").is_some_and(|c| c.eq_ignore_ascii_case("close"));
-        let (status, headers, body) = answer(sh, &req);
-        wait(sh, sh.answer_delay());
+        let (status, headers, body, extra) = answer(sh, &req);
+        wait(sh, sh.answer_delay() + extra);
         if write_response(&mut stream, status, &headers, &body, close).is_err() || close {
             break;
         }
@@ -155,7 +155,7 @@ pub fn parse_form(raw: &str) -> Option<Vec<(String, String)>> {
         .collect()
 }
 
-fn answer(sh: &Arc<Shared>, req: &Request) -> (u16, Vec<(String, String)>, String) {
+fn answer(sh: &Arc<Shared>, req: &Request) -> (u16, Vec<(String, String)>, String, Duration) {
     let Some(method) = api::rest_method(&req.method, &req.path) else {
         // Every REST endpoint is covered by a ban, including unknown ones.
         let now = sh.now_ms();
@@ -166,11 +166,17 @@ fn answer(sh: &Arc<Shared>, req: &Request) -> (u16, Vec<(String, String)>, Strin
             vec![],
             json!({"code": -1000, "msg": format!("The double does not serve {} {}.", req.method, req.path)})
                 .to_string(),
+            Duration::ZERO,
         );
     };
     let body = String::from_utf8_lossy(&req.body).into_owned();
     let (Some(q), Some(b)) = (parse_form(&req.query), parse_form(&body)) else {
-        return (400, vec![], json!({"code": -1100, "msg": "Illegal characters found in a parameter."}).to_string());
+        return (
+            400,
+            vec![],
+            json!({"code": -1100, "msg": "Illegal characters found in a parameter."}).to_string(),
+            Duration::ZERO,
+        );
     };
     let mut params = BTreeMap::new();
     for (k, v) in b.into_iter().chain(q) {
@@ -194,7 +200,9 @@ fn answer(sh: &Arc<Shared>, req: &Request) -> (u16, Vec<(String, String)>, Strin
     if rep.ban_started {
         sh.kill_ws(false);
     }
-    frame(sh, rep)
+    let extra = rep.extra_delay;
+    let (status, headers, body) = frame(sh, rep);
+    (status, headers, body, extra)
 }
 
 /// Status, rate-limit headers (rest-api.md §IP Limits, §Unfilled Order Count) and body.

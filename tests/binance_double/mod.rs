@@ -58,7 +58,7 @@ pub struct LoggedRequest {
 #[derive(Default)]
 pub(crate) struct Faults {
     /// Every Nth order request answers -1007 and reaches the engine after the delay.
-    pub timeout_every: Option<(u64, Duration)>,
+    pub timeout_every: Option<(u64, Duration, Duration)>,
     /// Every Nth order request answers -1006 after being executed.
     pub unexpected_every: Option<u64>,
     /// Order requests seen (order.place / order.cancelReplace, both transports).
@@ -346,7 +346,14 @@ impl BinanceDouble {
     /// over both transports) is answered -1007 TIMEOUT at once and reaches the engine only after
     /// `engine_delay`; until then lookups answer -2013. `n == 0` turns it off.
     pub fn fault_timeout_every(&self, n: u64, engine_delay: Duration) {
-        self.with(|st, _| st.faults.timeout_every = (n > 0).then_some((n, engine_delay)));
+        self.fault_timeout_every_answering_after(n, engine_delay, Duration::ZERO);
+    }
+
+    /// As [`Self::fault_timeout_every`], with the -1007 answer itself held `answer_after` (plus
+    /// the global answer delay): Binance answers -1007 after its 10 s backend timeout
+    /// (rest-api.md §General API Information), so the order may be on the book before the answer.
+    pub fn fault_timeout_every_answering_after(&self, n: u64, engine_delay: Duration, answer_after: Duration) {
+        self.with(|st, _| st.faults.timeout_every = (n > 0).then_some((n, engine_delay, answer_after)));
     }
 
     /// The status -1006/-1007 answers carry (default 503; rest-api.md §HTTP Return Codes only

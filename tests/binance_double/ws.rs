@@ -183,13 +183,13 @@ fn run(
         }
         match ws.read() {
             Ok(Message::Text(t)) => {
-                let (frame, rep_ban) = answer(sh, conn, session, t.as_str());
+                let (frame, rep_ban, extra) = answer(sh, conn, session, t.as_str());
                 if rep_ban {
                     let _ = ws.send(Message::text(frame));
                     sh.kill_ws(false);
                     return;
                 }
-                let delay = sh.answer_delay();
+                let delay = sh.answer_delay() + extra;
                 if delay.is_zero() {
                     if ws.send(Message::text(frame)).is_err() {
                         return;
@@ -235,7 +235,7 @@ fn param_string(v: &Value) -> Option<String> {
 }
 
 /// Answers one text frame; returns the response frame and whether a ban began.
-fn answer(sh: &Arc<Shared>, conn: &Arc<Conn>, session: &mut Session, text: &str) -> (String, bool) {
+fn answer(sh: &Arc<Shared>, conn: &Arc<Conn>, session: &mut Session, text: &str) -> (String, bool, Duration) {
     let parsed: Option<Map<String, Value>> = serde_json::from_str::<Value>(text).ok().and_then(|v| match v {
         Value::Object(m) => Some(m),
         _ => None,
@@ -244,11 +244,12 @@ fn answer(sh: &Arc<Shared>, conn: &Arc<Conn>, session: &mut Session, text: &str)
         return (
             json!({"id": null, "status": 400, "error": {"code": -1135, "msg": "Invalid JSON Request"}}).to_string(),
             false,
+            Duration::ZERO,
         );
     };
     let id = obj.get("id").cloned().unwrap_or(Value::Null);
     let Some(method) = obj.get("method").and_then(Value::as_str) else {
-        return (json!({"id": id, "status": 400, "error": {"code": -1102, "msg": "Mandatory parameter 'method' was not sent, was empty/null, or malformed."}}).to_string(), false);
+        return (json!({"id": id, "status": 400, "error": {"code": -1102, "msg": "Mandatory parameter 'method' was not sent, was empty/null, or malformed."}}).to_string(), false, Duration::ZERO);
     };
     // web-socket-api.md §Request format: "method names may be prefixed with explicit version".
     let method = method.strip_prefix("v3/").unwrap_or(method).to_string();
@@ -266,6 +267,7 @@ fn answer(sh: &Arc<Shared>, conn: &Arc<Conn>, session: &mut Session, text: &str)
             return (
                 json!({"id": id, "status": 400, "error": {"code": -1135, "msg": "Invalid JSON Request"}}).to_string(),
                 false,
+                Duration::ZERO,
             )
         }
     }
@@ -300,7 +302,7 @@ fn answer(sh: &Arc<Shared>, conn: &Arc<Conn>, session: &mut Session, text: &str)
         let mut st = sh.lock();
         out.insert("rateLimits".into(), st.limiter.ws_rate_limits(rep.order_request, now));
     }
-    (Value::Object(out).to_string(), rep.ban_started)
+    (Value::Object(out).to_string(), rep.ban_started, rep.extra_delay)
 }
 
 fn status_json(sh: &Shared, conn: &Conn, s: &Session) -> Value {
