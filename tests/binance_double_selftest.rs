@@ -10,37 +10,13 @@ use std::time::{Duration, Instant};
 
 use binance_double::client::{new_ed25519_key, Rest, RestResponse, Signer, WsClient};
 use binance_double::config::{DOC_HMAC_KEY, DOC_HMAC_SECRET};
-use binance_double::fixed::{self, ONE};
+use binance_double::fixed::ONE;
 use binance_double::{ApiKey, BinanceDouble, DoubleConfig, KeySecret, OrderStatus, RateLimits, Side};
 use serde_json::{json, Value};
 
-fn fx(s: &str) -> i64 {
-    fixed::parse(s).expect("test decimal")
-}
-
-fn hmac() -> Signer {
-    Signer::Hmac(DOC_HMAC_SECRET.as_bytes().to_vec())
-}
-
-fn rest(d: &BinanceDouble) -> Rest {
-    Rest::new(&d.rest_url(), DOC_HMAC_KEY, hmac())
-}
-
-/// LIMIT_MAKER through REST.
-fn maker(r: &Rest, side: &str, price: &str, qty: &str, extra: &[(&str, &str)]) -> RestResponse {
-    let mut p =
-        vec![("symbol", "BTCUSDT"), ("side", side), ("type", "LIMIT_MAKER"), ("price", price), ("quantity", qty)];
-    p.extend_from_slice(extra);
-    r.call("POST", "/api/v3/order", &p, true)
-}
-
-fn s(v: &Value, k: &str) -> String {
-    v.get(k).and_then(Value::as_str).unwrap_or_default().to_string()
-}
-
-fn i(v: &Value, k: &str) -> i64 {
-    v.get(k).and_then(Value::as_i64).unwrap_or(i64::MIN)
-}
+use binance_double::testkit::{
+    doc_hmac as hmac, doc_rest as rest, fx, int_of as i, next_event_of as next_of, place_maker as maker, str_of as s,
+};
 
 // ---------------------------------------------------------------- signing
 
@@ -145,6 +121,13 @@ fn ed25519_signed_rest() {
     let r = Rest::new(&d.rest_url(), "ed-key", signer);
     let a = r.call("GET", "/api/v3/account", &[], true);
     assert_eq!(a.status, 200, "{:?}", a.body);
+    // A PEM private key (as a client's key file holds it) gives the double the public half.
+    let (pem, _) = binance_double::client::new_ed25519_pem("pem-key");
+    let kp_key = ApiKey::ed25519_from_private_pem("pem-key", &pem).unwrap();
+    assert!(matches!(kp_key.secret, KeySecret::Ed25519Public(ref p) if p.len() == 32));
+    assert!(
+        ApiKey::ed25519_from_private_pem("x", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----").is_none()
+    );
     let (other, _) = new_ed25519_key("x");
     let bad = Rest::new(&d.rest_url(), "ed-key", other).call("GET", "/api/v3/account", &[], true);
     assert_eq!(bad.code(), Some(-1022));
@@ -686,19 +669,6 @@ fn answer_delay_holds_answers_not_processing() {
 
 fn ws_order(side: &str, price: &str, qty: &str) -> Value {
     json!({"symbol": "BTCUSDT", "side": side, "type": "LIMIT_MAKER", "price": price, "quantity": qty})
-}
-
-/// Waits for the next pushed event whose `event.e` is `kind`.
-fn next_of(ws: &mut WsClient, kind: &str) -> Value {
-    let end = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < end {
-        if let Ok(Some(v)) = ws.next_event(Duration::from_millis(50)) {
-            if s(&v["event"], "e") == kind {
-                return v;
-            }
-        }
-    }
-    panic!("no {kind} event within 5 s");
 }
 
 #[test]

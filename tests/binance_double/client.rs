@@ -52,6 +52,22 @@ pub fn new_ed25519_key(api_key: &str) -> (Signer, ApiKey) {
     (Signer::Ed25519(Arc::new(kp)), ApiKey { key: api_key.to_string(), secret: KeySecret::Ed25519Public(public) })
 }
 
+/// A fresh Ed25519 private key as PKCS#8 PEM (for a client that loads a key file) and the
+/// matching `ApiKey` for the double.
+pub fn new_ed25519_pem(api_key: &str) -> (String, ApiKey) {
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).expect("ring generates an Ed25519 key");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref());
+    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(chunk));
+        pem.push('\n');
+    }
+    pem.push_str("-----END PRIVATE KEY-----\n");
+    let key = ApiKey::ed25519_from_private_pem(api_key, &pem).expect("ring reads its own PKCS#8");
+    (pem, key)
+}
+
 /// Percent-encodes a query component (RFC 3986 unreserved characters kept).
 pub fn pct(s: &str) -> String {
     s.bytes()

@@ -24,6 +24,25 @@ pub struct ApiKey {
     pub secret: KeySecret,
 }
 
+impl ApiKey {
+    /// An HMAC key (`secret` as the client holds it).
+    pub fn hmac(key: &str, secret: &str) -> ApiKey {
+        ApiKey { key: key.to_string(), secret: KeySecret::Hmac(secret.as_bytes().to_vec()) }
+    }
+
+    /// An Ed25519 key whose public half is taken from the client's private key in PKCS#8 PEM
+    /// (`-----BEGIN PRIVATE KEY-----`, as `openssl genpkey -algorithm ed25519` writes it).
+    /// None when the PEM is not an Ed25519 PKCS#8 key.
+    pub fn ed25519_from_private_pem(key: &str, pem: &str) -> Option<ApiKey> {
+        use base64::Engine as _;
+        use ring::signature::KeyPair as _;
+        let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).map(str::trim).collect();
+        let der = base64::engine::general_purpose::STANDARD.decode(b64.as_bytes()).ok()?;
+        let kp = ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).ok()?;
+        Some(ApiKey { key: key.to_string(), secret: KeySecret::Ed25519Public(kp.public_key().as_ref().to_vec()) })
+    }
+}
+
 /// Symbol rules served in `exchangeInfo` and enforced on orders (filters.md).
 #[derive(Clone, Debug)]
 pub struct SymbolRules {

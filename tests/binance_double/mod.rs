@@ -20,6 +20,7 @@ pub mod engine;
 pub mod fixed;
 pub mod http;
 pub mod limits;
+pub mod testkit;
 pub mod ws;
 
 use std::collections::BTreeMap;
