@@ -385,6 +385,25 @@ fn market_trades_fill_price_time_with_commission() {
 }
 
 #[test]
+fn printed_trades_and_exchange_expiry() {
+    let d = BinanceDouble::start_default().unwrap();
+    let r = rest(&d);
+    let b = i(&maker(&r, "BUY", "100.00", "0.1", &[]).body, "orderId");
+    let a = i(&maker(&r, "SELL", "101.00", "0.1", &[]).body, "orderId");
+    assert_eq!(d.print_trade(fx("100.50"), ONE), 0, "between our prices: nothing of ours trades");
+    assert_eq!(d.print_trade(fx("100.00"), fx("0.04")), fx("0.04"));
+    assert_eq!(d.order(b).unwrap().executed_qty, fx("0.04"));
+    assert!(d.expire_order(a));
+    assert!(!d.expire_order(a));
+    let ev = d.events().into_iter().rev().find(|e| s(e, "e") == "executionReport").unwrap();
+    assert_eq!(
+        (s(&ev, "x"), s(&ev, "X"), s(&ev, "eR")),
+        ("EXPIRED".into(), "EXPIRED".into(), "EXCHANGE_CANCELED".into())
+    );
+    assert_eq!(d.balance("BTC").locked, 0);
+}
+
+#[test]
 fn commission_in_bnb_when_enabled_and_held() {
     let cfg = DoubleConfig {
         balances: vec![("BTC".into(), ONE), ("USDT".into(), 10_000 * ONE), ("BNB".into(), ONE)],

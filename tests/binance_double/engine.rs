@@ -776,6 +776,18 @@ impl Engine {
         filled
     }
 
+    /// The exchange expires an open order (enums.md §Execution types EXPIRED "by the exchange";
+    /// user-data-stream.md §Order Expiry Reason `EXCHANGE_CANCELED`). False when not open.
+    pub fn expire(&mut self, order_id: i64, now: i64) -> bool {
+        let Some(i) = self.idx_of(order_id).filter(|i| self.orders[*i].status.is_open()) else { return false };
+        self.orders[i].status = OrderStatus::Expired;
+        self.orders[i].update_time = now;
+        self.release(i);
+        self.report_with(i, "EXPIRED", None, now, "", Some(json!({"eR": "EXCHANGE_CANCELED"})));
+        self.push_positions(now);
+        true
+    }
+
     /// A deposit or withdrawal: `balanceUpdate` then `outboundAccountPosition`
     /// (user-data-stream.md §Balance Update).
     pub fn balance_delta(&mut self, asset: &str, delta: i64, now: i64) {

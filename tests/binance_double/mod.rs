@@ -285,6 +285,22 @@ impl BinanceDouble {
         self.with(|st, now| st.engine.market_trade(taker_side, price, qty, now))
     }
 
+    /// A trade printed at `price` for up to `qty` by others: fills our BUY orders priced at or
+    /// above it (a seller hit them) and our SELL orders at or below it (a buyer lifted them).
+    /// Returns how much of ours filled.
+    pub fn print_trade(&self, price: i64, qty: i64) -> i64 {
+        self.with(|st, now| {
+            let a = st.engine.market_trade(Side::Sell, price, qty, now);
+            a + st.engine.market_trade(Side::Buy, price, qty - a, now)
+        })
+    }
+
+    /// The exchange expires one of our open orders (`EXPIRED`, `eR: EXCHANGE_CANCELED`).
+    /// False when it is not open.
+    pub fn expire_order(&self, order_id: i64) -> bool {
+        self.with(|st, now| st.engine.expire(order_id, now))
+    }
+
     /// A deposit (positive) or withdrawal (negative): `balanceUpdate` + `outboundAccountPosition`.
     pub fn balance_delta(&self, asset: &str, delta: i64) {
         self.with(|st, now| st.engine.balance_delta(asset, delta, now));
