@@ -104,6 +104,16 @@ fn signed_rest_rules() {
     let q = format!("timestamp={ts}");
     let sig = hmac().sign(&q);
     assert_eq!(r.raw("GET", "/api/v3/account", &format!("{q}&signature={sig}"), "", Some(DOC_HMAC_KEY)).status, 200);
+    // Duplicate parameter: -1101; the same name in query and body: the query's value counts.
+    let dup = r.raw("GET", "/api/v3/time", "a=1&a=2", "", None);
+    assert_eq!(dup.code(), Some(-1101));
+    let ts = binance_double::client::now_ms().to_string();
+    let q = format!("symbol=BTCUSDT&side=BUY&type=LIMIT_MAKER&price=100.00&quantity=0.2&timestamp={ts}");
+    let body = "quantity=0.3";
+    let sig = hmac().sign(&format!("{q}{body}"));
+    let both = r.raw("POST", "/api/v3/order", &format!("{q}&signature={sig}"), body, Some(DOC_HMAC_KEY));
+    assert_eq!(both.status, 200, "{:?}", both.body);
+    assert_eq!(d.order(i(&both.body, "orderId")).unwrap().orig_qty, fx("0.2"));
     // Missing timestamp: -1102.
     let sig = hmac().sign("omitZeroBalances=true");
     assert_eq!(

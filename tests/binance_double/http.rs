@@ -178,6 +178,19 @@ fn answer(sh: &Arc<Shared>, req: &Request) -> (u16, Vec<(String, String)>, Strin
             Duration::ZERO,
         );
     };
+    // errors.md §-1101: "Duplicate values for a parameter detected." (within one of query or body;
+    // between them the query wins, rest-api.md §General Information on Endpoints).
+    for part in [&q, &b] {
+        let mut seen = std::collections::BTreeSet::new();
+        if part.iter().any(|(k, _)| !seen.insert(k.as_str())) {
+            return (
+                400,
+                vec![],
+                json!({"code": -1101, "msg": "Duplicate values for a parameter detected."}).to_string(),
+                Duration::ZERO,
+            );
+        }
+    }
     let mut params = BTreeMap::new();
     for (k, v) in b.into_iter().chain(q) {
         params.insert(k, v); // query inserted last wins
