@@ -315,7 +315,7 @@ fn defer(sh: &Arc<Shared>, call: Call, delay: Duration) {
     }
     let sh2 = Arc::clone(sh);
     let spawned = std::thread::Builder::new().name("dbl-deferred".into()).spawn(move || {
-        let end = std::time::Instant::now() + delay;
+        let end = super::after(delay);
         while std::time::Instant::now() < end && !sh2.shutdown.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(2).min(end.saturating_duration_since(std::time::Instant::now())));
         }

@@ -128,7 +128,7 @@ pub fn serve(sh: &Arc<Shared>, mut stream: TcpStream, conn: &Arc<Conn>) {
         }
         let close = req.header("connection").is_some_and(|c| c.eq_ignore_ascii_case("close"));
         let (status, headers, body, extra) = answer(sh, &req);
-        wait(sh, sh.answer_delay() + extra);
+        wait(sh, sh.answer_delay().saturating_add(extra));
         if write_response(&mut stream, status, &headers, &body, close).is_err() || close {
             break;
         }
@@ -138,7 +138,7 @@ pub fn serve(sh: &Arc<Shared>, mut stream: TcpStream, conn: &Arc<Conn>) {
 
 /// Sleeps `d`, waking early when the double stops.
 pub fn wait(sh: &Shared, d: Duration) {
-    let end = Instant::now() + d;
+    let end = super::after(d);
     while Instant::now() < end && !sh.shutdown.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(2).min(end.saturating_duration_since(Instant::now())));
     }

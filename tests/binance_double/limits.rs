@@ -137,7 +137,7 @@ impl Limiter {
         if let Some(n) = self.cfg.ban_after_429s {
             if self.consecutive_429 >= n {
                 self.consecutive_429 = 0;
-                let until = now_ms + self.cfg.auto_ban.as_millis() as i64;
+                let until = now_ms.saturating_add(super::ms_i64(self.cfg.auto_ban));
                 self.ban_until_ms = Some(until);
                 self.answered_418 += 1;
                 return Err(Refused::Banned { until_ms: until, retry_after_s: secs_until(until, now_ms) });

@@ -109,6 +109,17 @@ pub(crate) struct Shared {
     next_conn: AtomicU64,
 }
 
+/// `Instant::now() + d`, saturating at a year (a huge test setting must not overflow).
+pub fn after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d.min(Duration::from_secs(365 * 86_400))).unwrap_or(now)
+}
+
+/// Milliseconds of `d` as i64, saturating.
+pub fn ms_i64(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -394,13 +405,13 @@ impl BinanceDouble {
     /// Delays every answer (REST responses and WebSocket responses; not pushed events) by `d`.
     /// Requests are processed at once; only the answer waits, so answers overlap.
     pub fn set_answer_delay(&self, d: Duration) {
-        self.sh.answer_delay_ms.store(d.as_millis() as u64, Ordering::SeqCst);
+        self.sh.answer_delay_ms.store(u64::try_from(d.as_millis()).unwrap_or(u64::MAX), Ordering::SeqCst);
     }
 
     /// Bans the IP for `d`: every REST request and WebSocket connect answers 418, open WebSocket
     /// connections are dropped, and every request is counted.
     pub fn ban_ip(&self, d: Duration) {
-        self.with(|st, now| st.limiter.ban(now + d.as_millis() as i64));
+        self.with(|st, now| st.limiter.ban(now.saturating_add(ms_i64(d))));
         self.sh.kill_ws(false);
     }
 
@@ -412,7 +423,7 @@ impl BinanceDouble {
     /// and closes them `grace` later.
     pub fn server_shutdown(&self, grace: Duration) -> usize {
         let now = self.sh.now_ms();
-        let at = self.sh.since_start_ms() + grace.as_millis() as u64;
+        let at = self.sh.since_start_ms().saturating_add(u64::try_from(grace.as_millis()).unwrap_or(u64::MAX));
         let frame = json!({"event": {"e": "serverShutdown", "E": now}}).to_string();
         let conns = self.sh.ws_conns();
         for c in &conns {

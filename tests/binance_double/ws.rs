@@ -189,13 +189,13 @@ fn run(
                     sh.kill_ws(false);
                     return;
                 }
-                let delay = sh.answer_delay() + extra;
+                let delay = sh.answer_delay().saturating_add(extra);
                 if delay.is_zero() {
                     if ws.send(Message::text(frame)).is_err() {
                         return;
                     }
                 } else if pending.len() < MAX_PENDING {
-                    pending.push((Instant::now() + delay, frame));
+                    pending.push((super::after(delay), frame));
                 }
             }
             Ok(Message::Binary(_)) => {
