@@ -894,59 +894,6 @@ fn self_trade_prevention_per_mode() {
     assert_eq!(d.order(ours).unwrap().executed_qty, fx("0.05"));
 }
 
-// ---------------------------------------------------------------- robustness
-
-#[test]
-fn malformed_input_never_breaks_the_double() {
-    use std::io::{Read, Write};
-    let d = BinanceDouble::start_default().unwrap();
-    for junk in [
-        &b"GARBAGE\r\n\r\n"[..],
-        b"GET / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n",
-        b"\x00\xff\xfe\r\n\r\n",
-        b"POST /api/v3/order?%zz=1 HTTP/1.1\r\nContent-Length: 3\r\n\r\n%%%",
-    ] {
-        let mut s = std::net::TcpStream::connect(d.addr()).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        s.write_all(junk).unwrap();
-        let mut buf = Vec::new();
-        let _ = s.read_to_end(&mut buf);
-    }
-    let mut ws = WsClient::connect(&d.ws_api_url()).unwrap();
-    ws.send_text("{not json").unwrap();
-    ws.send_text("[1,2,3]").unwrap();
-    ws.send_text(r#"{"id":1,"method":"order.place","params":{"price":{"x":1},"quantity":[1]}}"#).unwrap();
-    ws.send_text(r#"{"id":2,"method":"no.such.method"}"#).unwrap();
-    let r = rest(&d);
-    assert_eq!(
-        r.call(
-            "POST",
-            "/api/v3/order",
-            &[
-                ("symbol", "BTCUSDT"),
-                ("side", "BUY"),
-                ("type", "LIMIT_MAKER"),
-                ("price", "-1"),
-                ("quantity", "99999999999999999999999")
-            ],
-            true
-        )
-        .code(),
-        Some(-1100)
-    );
-    assert_eq!(i(&ws.request("time", Value::Null).unwrap(), "status"), 200);
-    assert_eq!(r.call("GET", "/api/v3/time", &[], false).status, 200);
-}
-
-#[test]
-fn dropping_the_double_stops_it() {
-    let d = BinanceDouble::start_default().unwrap();
-    let addr = d.addr();
-    let _ws = WsClient::connect(&d.ws_api_url()).unwrap();
-    drop(d);
-    assert!(std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err());
-}
-
 // ---------------------------------------------------------------- more order types and endpoints
 
 #[test]

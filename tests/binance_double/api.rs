@@ -320,10 +320,15 @@ fn defer(sh: &Arc<Shared>, call: Call, delay: Duration) {
             std::thread::sleep(Duration::from_millis(2).min(end.saturating_duration_since(std::time::Instant::now())));
         }
         if !sh2.shutdown.load(Ordering::SeqCst) {
-            let now = sh2.now_ms();
-            let mut st = sh2.lock();
-            let _ = dispatch(&sh2, &mut st, &call, now);
-            sh2.flush_events(&mut st);
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let now = sh2.now_ms();
+                let mut st = sh2.lock();
+                let _ = dispatch(&sh2, &mut st, &call, now);
+                sh2.flush_events(&mut st);
+            }));
+            if run.is_err() {
+                sh2.panics.fetch_add(1, Ordering::SeqCst);
+            }
         }
         sh2.deferred_inflight.fetch_sub(1, Ordering::SeqCst);
     });

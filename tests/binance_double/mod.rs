@@ -106,6 +106,8 @@ pub(crate) struct Shared {
     pub clock_offset_ms: AtomicI64,
     pub answer_delay_ms: AtomicU64,
     pub started: Instant,
+    /// Panics caught in server threads (there should be none: a bug in the double).
+    pub panics: AtomicUsize,
     next_conn: AtomicU64,
 }
 
@@ -244,6 +246,7 @@ impl BinanceDouble {
             clock_offset_ms: AtomicI64::new(0),
             answer_delay_ms: AtomicU64::new(0),
             started: Instant::now(),
+            panics: AtomicUsize::new(0),
             next_conn: AtomicU64::new(1),
         });
         let sh2 = Arc::clone(&sh);
@@ -525,6 +528,16 @@ impl BinanceDouble {
         (w, o, d)
     }
 
+    /// Panics caught in the double's threads; a test can assert this is 0 at its end.
+    pub fn server_panics(&self) -> usize {
+        self.sh.panics.load(Ordering::SeqCst)
+    }
+
+    /// Connection threads running now (REST and WebSocket).
+    pub fn connection_threads(&self) -> usize {
+        self.sh.threads.load(Ordering::SeqCst)
+    }
+
     /// Open WebSocket connections, and how many of them have a user-data subscription.
     pub fn ws_connections(&self) -> (usize, usize) {
         let c = self.sh.ws_conns();
@@ -561,7 +574,11 @@ fn accept_loop(sh: Arc<Shared>, listener: TcpListener) {
                 let sh2 = Arc::clone(&sh);
                 let id = conn.id;
                 let spawned = std::thread::Builder::new().name(format!("dbl-conn-{id}")).spawn(move || {
-                    http::serve(&sh2, stream, &conn);
+                    let served =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| http::serve(&sh2, stream, &conn)));
+                    if served.is_err() {
+                        sh2.panics.fetch_add(1, Ordering::SeqCst);
+                    }
                     sh2.unregister(id);
                     sh2.threads.fetch_sub(1, Ordering::SeqCst);
                 });
