@@ -385,6 +385,7 @@ fn parse_new_order(st: &State, p: &BTreeMap<String, String>) -> Result<(NewOrder
     }
     let tif = match (ty, p.get("timeInForce")) {
         // errors.md §-1114 TIF_NOT_REQUIRED; rest-api.md lists only quantity and price for LIMIT_MAKER.
+        // UNVERIFIED that Binance answers -1114 (rather than -1106) here.
         ("LIMIT_MAKER", Some(_)) => return Err((-1114, "TimeInForce parameter sent when not required.".into())),
         ("LIMIT_MAKER", None) => "GTC".to_string(),
         (_, None) => {

@@ -235,7 +235,8 @@ impl Engine {
         }
     }
 
-    /// The price a MAX reference for filters.md §PERCENT_PRICE_BY_SIDE: last trade, else mid.
+    /// The reference price for filters.md §PERCENT_PRICE_BY_SIDE: the double's choice is the last
+    /// trade, else the market mid (the docs use a reference price or a volume-weighted average).
     pub fn reference_price(&self) -> Option<i64> {
         self.last_trade_price.or(match (self.bid, self.ask) {
             (Some(b), Some(a)) => Some((b.price + a.price) / 2),
@@ -309,6 +310,8 @@ impl Engine {
 
     /// Places a new order: rest-api.md §New order. Refusals are -2010 messages (errors.md
     /// §Messages for -1010, -2010, -2011); on success the order is matched and, if GTC, rests.
+    /// A refused placement pushes no execution report (UNVERIFIED; only cancelReplace's refused
+    /// new order is documented to give REJECTED, see `report_rejected`).
     pub fn place(&mut self, n: NewOrder, now: i64) -> Result<Placed, Refusal> {
         if !self.can_trade {
             return Err((-2010, "This account may not place or cancel orders.".into()));
@@ -447,7 +450,7 @@ impl Engine {
     }
 
     /// Matches our order `t` as taker against our own resting orders and the market level.
-    /// At equal prices the market level goes first (it was on the book before our order could be).
+    /// At equal prices the market level goes first (the double's choice: the test set it before).
     fn match_taker(&mut self, t: usize, now: i64) -> Vec<Trade> {
         let mut fills = Vec::new();
         for _ in 0..10_000 {
@@ -561,6 +564,7 @@ impl Engine {
             Side::Buy => (self.base.clone(), qty),
             Side::Sell => (self.quote.clone(), quote_qty),
         };
+        // Rounded half up to 8 decimals: the rounding is UNVERIFIED (the docs do not say).
         let mut commission = fixed::mul(received, rate);
         let mut commission_asset = recv_asset.clone();
         if c.pay_in_bnb && commission > 0 {

@@ -10,6 +10,21 @@
 //! [`BinanceDouble::start`] listens on `127.0.0.1:0`, one thread per connection (bounded by
 //! `DoubleConfig::max_connections`), and stops on drop. The test drives the market and the faults
 //! with Rust methods and inspects what happened with others; nothing of that is reachable over HTTP.
+//!
+//! ```ignore
+//! let d = BinanceDouble::start(DoubleConfig::default())?;      // BTCUSDT, the docs' HMAC key
+//! d.set_market(Some((fx("100.00"), fx("5"))), Some((fx("100.10"), fx("5"))));
+//! // ... point the client at d.rest_url() and d.ws_api_url(), let it quote ...
+//! d.market_trade(Side::Sell, fx("100.00"), fx("0.01"));        // fills our bids at 100.00
+//! assert_eq!(d.max_open_per_side(), (1, 1));
+//! ```
+//!
+//! Files: `config.rs` (what it starts with), `engine.rs` (orders, matching, balances, events),
+//! `api.rs` (one request, either transport), `auth.rs` (signatures, timing), `limits.rs` (rate
+//! limits, bans), `http.rs` / `ws.rs` (the two doors), `client.rs` / `testkit.rs` (a plain client
+//! and helpers for tests), `fixed.rs` (8-decimal fixed point).
+//!
+//! Choices the docs leave open are marked "UNVERIFIED" or "the double's choice" where made.
 #![allow(dead_code, unused_imports)]
 
 pub mod api;

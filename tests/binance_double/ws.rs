@@ -338,7 +338,7 @@ fn session_method(sh: &Arc<Shared>, conn: &Arc<Conn>, s: &mut Session, call: Cal
             let Some(k) = p.get("apiKey").and_then(|k| key_of(k)) else {
                 return Reply::err(401, -2015, "Invalid API-key, IP, or permissions for action.");
             };
-            // "Only Ed25519 keys are supported for this feature."
+            // "Only Ed25519 keys are supported for this feature." The code is UNVERIFIED (-1002 is the double's choice).
             if !matches!(k.secret, KeySecret::Ed25519Public(_)) {
                 return Reply::err(
                     400,
@@ -367,6 +367,7 @@ fn session_method(sh: &Arc<Shared>, conn: &Arc<Conn>, s: &mut Session, call: Cal
         }
         "userDataStream.subscribe" => {
             // "This method requires an authenticated WebSocket connection using Ed25519 keys."
+            // The code is UNVERIFIED (-1002 is the double's choice).
             if s.key.is_none() {
                 return Reply::err(400, -1002, "You are not authorized to execute this request. (userDataStream.subscribe needs session.logon first)");
             }
