@@ -414,7 +414,7 @@ impl LiveExchange {
         // this symbol, so the limits count inventory a previous run left.
         let name_asset = ex.rules.quote_asset.clone();
         for f in ex.journal.fills(symbol)? {
-            ex.position.on_fill(&f.to_fill(&name_asset));
+            ex.position.on_fill(&f.to_fill(&ex.rules.base_asset, &name_asset));
         }
         ex.carried = ex.position;
         ex.risk.set_position(ex.position.qty());
@@ -1331,7 +1331,7 @@ impl LiveExchange {
     fn apply_fill(&mut self, rec: FillRecord) -> bool {
         match self.journal.record_fill(rec.clone()) {
             Ok(FillOutcome::Recorded) => {
-                let f = rec.to_fill(&self.rules.quote_asset);
+                let f = rec.to_fill(&self.rules.base_asset, &self.rules.quote_asset);
                 self.position.on_fill(&f);
                 self.risk.set_position(self.position.qty());
                 self.pending_fills.push(f);
