@@ -364,9 +364,11 @@ fn runs_advice_and_pnl_are_written() {
         .unwrap();
     assert_eq!(pnl, ("0.5".into(), "0.75".into(), 75_000_000, "0.05".into()));
     let fees: (i64, i64, i64, i64, i64, Option<i64>) = c
-        .query_row("SELECT fee_quote_e8, fee_base_e8, fee_base_value_e8, fee_bnb_e8, fee_other_e8, bnb_price_e8 FROM pnl", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
-        })
+        .query_row(
+            "SELECT fee_quote_e8, fee_base_e8, fee_base_value_e8, fee_bnb_e8, fee_other_e8, bnb_price_e8 FROM pnl",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+        )
         .unwrap();
     assert_eq!(fees, (5_000_000, 0, 0, 0, 0, None));
     let (mode, ended, status): (String, i64, String) = c
@@ -539,7 +541,8 @@ fn record_balances(j: &Journal, run: RunId, pos: &Position) {
     let now = Balance { free: start.free + pos.base_delta().0 - 5_000, locked: 5_000 };
     for (asset, balance) in [("BTC", now), ("USDT", Balance { free: money("1000"), locked: money("6.18") })] {
         let source = BalanceSource::Stream;
-        j.record_balance(BalanceSnapshot { run, time_ns: 5_000_000_000, asset: asset.into(), balance, source }).unwrap();
+        j.record_balance(BalanceSnapshot { run, time_ns: 5_000_000_000, asset: asset.into(), balance, source })
+            .unwrap();
     }
     let r = check.observe(pos.qty(), now, BalanceSource::Stream, 5_000_000_000);
     j.record_reconciliation(run, btc(), &r).unwrap();

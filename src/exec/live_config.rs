@@ -464,7 +464,6 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(neg.contains("max_position"), "{neg}");
-    
     }
 
     #[test]

@@ -520,8 +520,8 @@ mod tests {
         /// One fill: side, price (1e-8, 0.01 to 1e6), qty (1e-8, up to
         /// 100), fee kind and fee (up to ~1% of the qty or notional).
         fn arb_fill() -> impl Strategy<Value = Fill> {
-            (any::<bool>(), 1_000_000i64..100_000_000_000_000, 1i64..10_000_000_000, 0usize..4, 0i64..1000)
-                .prop_map(|(buy, price, q, kind, permille)| {
+            (any::<bool>(), 1_000_000i64..100_000_000_000_000, 1i64..10_000_000_000, 0usize..4, 0i64..1000).prop_map(
+                |(buy, price, q, kind, permille)| {
                     let side = if buy { Side::Buy } else { Side::Sell };
                     let fee_asset = [FeeAsset::Quote, FeeAsset::Base, FeeAsset::Bnb, FeeAsset::Other][kind];
                     let fee = match fee_asset {
@@ -529,7 +529,8 @@ mod tests {
                         _ => q / 100_000 * permille / 10,
                     };
                     Fill { price: Price(price), qty: Qty(q), fee, fee_asset, ..fill(side, 0, 0, 0) }
-                })
+                },
+            )
         }
 
         proptest! {

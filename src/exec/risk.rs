@@ -665,11 +665,7 @@ impl KillSwitch {
 
     /// A balance reconciliation's outcome: trips on
     /// [`Verdict::Kill`](crate::exec::inventory::Verdict::Kill).
-    pub fn on_balance(
-        &mut self,
-        r: &crate::exec::inventory::Reconciliation,
-        now_ns: i64,
-    ) -> Option<KillReason> {
+    pub fn on_balance(&mut self, r: &crate::exec::inventory::Reconciliation, now_ns: i64) -> Option<KillReason> {
         r.kill_reason().and_then(|reason| self.trip(reason, now_ns))
     }
 }

@@ -624,11 +624,8 @@ impl RawSymbol {
                         bid_down: mult("bidMultiplierDown")?,
                         ask_up: mult("askMultiplierUp")?,
                         ask_down: mult("askMultiplierDown")?,
-                        avg_price_mins: f
-                            .get("avgPriceMins")
-                            .and_then(|v| v.as_u64())
-                            .unwrap_or(0)
-                            .min(u32::MAX as u64) as u32,
+                        avg_price_mins: f.get("avgPriceMins").and_then(|v| v.as_u64()).unwrap_or(0).min(u32::MAX as u64)
+                            as u32,
                     });
                 }
                 _ => {}

@@ -119,7 +119,12 @@ impl Journal {
 
     /// Queues a comparison of `symbol`'s position with its base balance (a
     /// row of `reconciliations`); never waits on the disk.
-    pub fn record_reconciliation(&self, run: RunId, symbol: Symbol, check: &Reconciliation) -> Result<(), JournalError> {
+    pub fn record_reconciliation(
+        &self,
+        run: RunId,
+        symbol: Symbol,
+        check: &Reconciliation,
+    ) -> Result<(), JournalError> {
         self.queue(Cmd::Reconciliation { run, symbol, check: check.clone() })
     }
 

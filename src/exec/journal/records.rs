@@ -265,4 +265,3 @@ pub struct BalanceSnapshot {
     pub balance: Balance,
     pub source: BalanceSource,
 }
-

@@ -127,10 +127,11 @@ fn v1(tx: &Transaction<'_>) -> rusqlite::Result<()> {
 const V2_COLUMNS: &[(&str, &[(&str, &str)])] = &[
     (
         "fills",
-        &[("fee", "TEXT NOT NULL DEFAULT '0'"), ("fee_e8", "INTEGER NOT NULL DEFAULT 0"), (
-            "fee_asset",
-            "TEXT NOT NULL DEFAULT ''",
-        )],
+        &[
+            ("fee", "TEXT NOT NULL DEFAULT '0'"),
+            ("fee_e8", "INTEGER NOT NULL DEFAULT 0"),
+            ("fee_asset", "TEXT NOT NULL DEFAULT ''"),
+        ],
     ),
     (
         "pnl",
