@@ -18,9 +18,14 @@
 //! ```
 //!
 //! `carried` is the position earlier runs left (replayed from the journal
-//! when this run started): it is inside `position`, and inside the balance
-//! at start, so adding it back compares like with like. `locked` counts
-//! because a resting sell locks base that the account still holds.
+//! when this run started, with any fill settled at start): it is inside
+//! `position`, and inside the balance at start, so adding it back compares
+//! like with like. The baseline must be taken with nothing in flight: the
+//! balance read and the position it is paired with at the same moment,
+//! before this run quotes. `locked` counts because a resting sell locks
+//! base that the account still holds. Deposits, withdrawals and transfers
+//! (the stream's `balanceUpdate`) are not trading: they move the baseline
+//! ([`BalanceCheck::on_external_change`]), not the drift.
 //!
 //! Verdicts ([`Verdict`]): `|drift| <= [live] balance_tolerance` is
 //! [`Verdict::Ok`]; beyond it, [`Verdict::Drift`] (logged and counted);
@@ -197,6 +202,13 @@ impl BalanceCheck {
         self.carried
     }
 
+    /// A deposit, withdrawal or transfer of the base asset (`balanceUpdate`'s
+    /// delta, signed): the balance moves without a fill, so the baseline
+    /// moves with it.
+    pub fn on_external_change(&mut self, delta: i64) {
+        self.start = self.start.saturating_add(delta);
+    }
+
     /// The position `balance` implies: balance - start + carried.
     pub fn account_position(&self, balance: Balance) -> Qty {
         Qty(balance.free.saturating_add(balance.locked).saturating_sub(self.start).saturating_add(self.carried.0))
@@ -317,6 +329,15 @@ mod tests {
         assert_eq!((counters.checks, counters.drifts, counters.kills), (4, 3, 1));
         assert_eq!(counters.max_abs_drift, SCALE / 10);
         assert_eq!(c.last().unwrap().time_ns, 4);
+    }
+
+    #[test]
+    fn a_transfer_moves_the_baseline_not_the_drift() {
+        let mut c = BalanceCheck::new("BTC", tol(), bal(SCALE, 0), Qty::ZERO);
+        // The operator deposits 2 BTC: balanceUpdate, then the new balance.
+        c.on_external_change(2 * SCALE);
+        let r = c.observe(Qty::ZERO, bal(3 * SCALE, 0), BalanceSource::Stream, 1);
+        assert_eq!((r.drift, r.verdict, r.start_balance), (0, Verdict::Ok, 3 * SCALE));
     }
 
     #[test]

@@ -20,8 +20,10 @@
 //! - `PERCENT_PRICE_BY_SIDE`: a BUY's price within `[avg x
 //!   bidMultiplierDown, avg x bidMultiplierUp]`, a SELL's within `[avg x
 //!   askMultiplierDown, avg x askMultiplierUp]`, where `avg` is the
-//!   symbol's weighted average price over `avgPriceMins` minutes
-//!   (`GET /api/v3/avgPrice`). Locally the caller's mid or last price
+//!   symbol's reference price when it has one
+//!   (`faqs/price_range_execution_rules.md`), else its volume-weighted
+//!   average price over `avgPriceMins` minutes (`GET /api/v3/avgPrice`;
+//!   the last price when 0). Locally the caller's mid or last price
 //!   stands in for that average: an approximation that can differ from the
 //!   exchange's near the band's edges after a fast move, so the exchange's
 //!   answer (`-1013 Filter failure: PERCENT_PRICE_BY_SIDE`) stays the final
