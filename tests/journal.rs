@@ -16,7 +16,7 @@ use mmbot::exec::journal::{
     BalanceSnapshot, FillOutcome, FillRecord, Journal, JournalError, OrderEvent, OrderStatus, PnlSnapshot, RunId,
     RunInfo, RunMode, SCHEMA_VERSION,
 };
-use mmbot::exec::position::Position;
+use mmbot::exec::position::{BnbPrice, BnbPriceSource, Position};
 use mmbot::exec::risk::Balance;
 use mmbot::exec::{FeeAsset, Fill, Side};
 use mmbot::hot::advice::{Advice, AdviceSource, Direction, SpreadState, Volatility};
@@ -501,7 +501,7 @@ fn the_documented_queries_run() {
     j.record_fill(fill(run, 1, Side::Buy, "61837.63", "0.0001", 100, "BTC")).unwrap();
     j.record_advice(run, &Advice { received_ns: 3_000_000_000, ..Advice::neutral() }, Some(0.001)).unwrap();
     let mut pos = Position::new();
-    pos.set_bnb_price(Some(px("600")));
+    pos.set_bnb_price(Some(BnbPrice { price: px("600"), source: BnbPriceSource::Mid }));
     pos.on_fill(&j.fills(btc()).unwrap()[0].to_fill("BTC", "USDT"));
     j.record_pnl(PnlSnapshot::of(run, btc(), &pos, px("61837.63"), 4_000_000_000)).unwrap();
     record_balances(&j, run, &pos);
@@ -599,11 +599,13 @@ fn bnb_commissions_reach_the_pnl_snapshot() {
     let mut pos = j.position_from_fills(btc()).unwrap().position;
     assert_eq!(pos.qty(), qty("1"));
     assert!(pos.has_unpriced_fees());
-    pos.set_bnb_price(Some(px("600")));
+    pos.set_bnb_price(Some(BnbPrice { price: px("600"), source: BnbPriceSource::Config }));
     j.record_pnl(PnlSnapshot::of(run, btc(), &pos, px("100"), 1)).unwrap();
     j.flush().unwrap();
-    let row: (i64, i64, String) = peek(&path)
-        .query_row("SELECT fees_e8, fee_bnb_e8, bnb_price FROM pnl", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+    let row: (i64, i64, String, String) = peek(&path)
+        .query_row("SELECT fees_e8, fee_bnb_e8, bnb_price, bnb_price_source FROM pnl", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
         .unwrap();
-    assert_eq!(row, (money("0.3"), 50_000, "600".into()));
+    assert_eq!(row, (money("0.3"), 50_000, "600".into(), "config".into()));
 }

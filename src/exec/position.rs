@@ -39,7 +39,8 @@
 //! - **fee value** [`Position::fees`] = quote fees + base fees valued at
 //!   their own fill's price (rounded toward zero, per fill) + BNB fees x
 //!   the BNB price ([`Position::set_bnb_price`]: the last BNB/quote mid, or
-//!   `[live] bnb_price`; 0 while none is known, see
+//!   `[live] bnb_price`, with its [`BnbPriceSource`] for reports; 0 while
+//!   none is known, see
 //!   [`Position::has_unpriced_fees`]); other assets' fees are not priced;
 //! - **gross** [`Position::gross`]`(mark)` = net + fee value
 //!   = [`Position::realized`] + [`Position::unrealized`]`(mark)`.
@@ -80,6 +81,34 @@ pub struct FeesByAsset {
     pub other: i64,
 }
 
+/// Where the BNB price that values BNB commissions came from (reports
+/// name it beside the price).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BnbPriceSource {
+    /// The last BNB/quote mid the bot saw (e.g. BNBUSDT's for a USDT
+    /// symbol).
+    Mid,
+    /// `[live] bnb_price`, until a mid is known.
+    Config,
+}
+
+impl BnbPriceSource {
+    /// `mid` or `config` (the journal's `pnl.bnb_price_source`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BnbPriceSource::Mid => "mid",
+            BnbPriceSource::Config => "config",
+        }
+    }
+}
+
+/// The price of 1 BNB in the symbol's quote asset, and where it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BnbPrice {
+    pub price: Price,
+    pub source: BnbPriceSource,
+}
+
 /// One symbol's position, PnL and trading totals. See the module docs for
 /// the conventions and identities.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -96,7 +125,7 @@ pub struct Position {
     /// Commissions per asset.
     fees: FeesByAsset,
     /// Price of one BNB in the quote asset, for valuing BNB commissions.
-    bnb_price: Option<Price>,
+    bnb_price: Option<BnbPrice>,
     /// Sum of |price * qty| over fills, quote asset.
     volume: i64,
     fills: u64,
@@ -234,17 +263,19 @@ impl Position {
     /// BNB commissions at the current BNB price, quote asset (0 while no
     /// price is known).
     pub fn bnb_fee_value(&self) -> i64 {
-        self.bnb_price.map_or(0, |p| notional(p.0, self.fees.bnb))
+        self.bnb_price.map_or(0, |b| notional(b.price.0, self.fees.bnb))
     }
 
     /// The price of one BNB in this symbol's quote asset used to value BNB
     /// commissions: the last BNB/quote mid the caller has, or the configured
-    /// `[live] bnb_price`. `None` leaves BNB fees unpriced (valued 0).
-    pub fn set_bnb_price(&mut self, price: Option<Price>) {
-        self.bnb_price = price.filter(|p| p.0 > 0);
+    /// `[live] bnb_price`. `None` (or a price not above zero) leaves BNB
+    /// fees unpriced (valued 0).
+    pub fn set_bnb_price(&mut self, price: Option<BnbPrice>) {
+        self.bnb_price = price.filter(|b| b.price.0 > 0);
     }
 
-    pub fn bnb_price(&self) -> Option<Price> {
+    /// The BNB price [`Position::fees`] uses now, and its source.
+    pub fn bnb_price(&self) -> Option<BnbPrice> {
         self.bnb_price
     }
 
@@ -293,7 +324,7 @@ impl Position {
     /// The account's equity change from its balance changes, marked to
     /// `mid`: `quote_delta + base_delta x mid + bnb_delta x bnb_price`.
     pub fn equity_change(&self, mid: Price) -> i64 {
-        let bnb = self.bnb_price.map_or(0, |p| notional(p.0, self.bnb_delta()));
+        let bnb = self.bnb_price.map_or(0, |b| notional(b.price.0, self.bnb_delta()));
         clamp(self.quote as i128 + notional(mid.0, self.qty) as i128 + bnb as i128)
     }
 }
@@ -492,7 +523,8 @@ mod tests {
         assert_eq!(p.bnb_delta(), -50_000);
         assert!(p.has_unpriced_fees());
         assert_eq!(p.fees(), 0);
-        p.set_bnb_price(Some(Price(600 * SCALE)));
+        p.set_bnb_price(Some(BnbPrice { price: Price(600 * SCALE), source: BnbPriceSource::Config }));
+        assert_eq!(p.bnb_price().map(|b| b.source.as_str()), Some("config"));
         assert!(!p.has_unpriced_fees());
         // 0.0005 BNB x 600 = 0.3.
         assert_eq!(p.fees(), 30_000_000);
@@ -543,7 +575,7 @@ mod tests {
                 bnb in proptest::option::of(1_000_000i64..10_000_000_000_000),
             ) {
                 let mut p = Position::new();
-                p.set_bnb_price(bnb.map(Price));
+                p.set_bnb_price(bnb.map(|b| BnbPrice { price: Price(b), source: BnbPriceSource::Mid }));
                 // An independent ledger of the balances.
                 let (mut base, mut quote, mut bnb_bal) = (0i128, 0i128, 0i128);
                 for f in &fills {

@@ -67,10 +67,11 @@
 //! - `pnl(id, run, time_ns, symbol, position, position_e8, avg_entry,
 //!   avg_entry_e8, mark, mark_e8, realized, realized_e8, unrealized,
 //!   unrealized_e8, fees, fees_e8, fee_quote[_e8], fee_base[_e8],
-//!   fee_base_value[_e8], fee_bnb[_e8], fee_other[_e8], bnb_price[_e8])`:
-//!   `fees` is the commissions' quote value; the `fee_*` columns (version
-//!   2; NULL in older rows) are per asset, `bnb_price` NULL when BNB fees
-//!   were unpriced.
+//!   fee_base_value[_e8], fee_bnb[_e8], fee_other[_e8], bnb_price[_e8],
+//!   bnb_price_source)`: `fees` is the commissions' quote value; the `fee_*`
+//!   columns (version 2; NULL in older rows) are per asset, `bnb_price`
+//!   NULL when BNB fees were unpriced, else `bnb_price_source` says `mid`
+//!   or `config`.
 //! - `balances(id, run, time_ns, asset, free, free_e8, locked, locked_e8,
 //!   source)`: `source` is `start`, `rest` or `stream` (version 2).
 //! - `reconciliations(id, run, time_ns, symbol, asset, source, balance,

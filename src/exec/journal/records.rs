@@ -2,7 +2,7 @@
 //! fills, PnL snapshots, balances) and what queries give back.
 
 use crate::exec::inventory::BalanceSource;
-use crate::exec::position::{FeesByAsset, Position};
+use crate::exec::position::{BnbPrice, FeesByAsset, Position};
 use crate::exec::risk::Balance;
 use crate::exec::{FeeAsset, Fill, Side};
 use crate::hot::fixed::{Price, Qty};
@@ -198,8 +198,9 @@ pub struct PnlSnapshot {
     pub fees: i64,
     /// Commissions per asset, each in its own units.
     pub fees_by_asset: FeesByAsset,
-    /// The BNB price `fees` valued BNB commissions at (`None`: unpriced).
-    pub bnb_price: Option<Price>,
+    /// The BNB price `fees` valued BNB commissions at, and its source
+    /// (`None`: unpriced).
+    pub bnb_price: Option<BnbPrice>,
 }
 
 impl PnlSnapshot {

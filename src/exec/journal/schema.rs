@@ -148,6 +148,7 @@ const V2_COLUMNS: &[(&str, &[(&str, &str)])] = &[
             ("fee_other_e8", "INTEGER"),
             ("bnb_price", "TEXT"),
             ("bnb_price_e8", "INTEGER"),
+            ("bnb_price_source", "TEXT CHECK (bnb_price_source IN ('mid', 'config'))"),
         ],
     ),
 ];

@@ -318,9 +318,10 @@ fn insert_pnl(tx: &Transaction<'_>, p: &PnlSnapshot) -> rusqlite::Result<()> {
         "INSERT INTO pnl (run, time_ns, symbol, position, position_e8, avg_entry, avg_entry_e8, mark, mark_e8,
                           realized, realized_e8, unrealized, unrealized_e8, fees, fees_e8,
                           fee_quote, fee_quote_e8, fee_base, fee_base_e8, fee_base_value, fee_base_value_e8,
-                          fee_bnb, fee_bnb_e8, fee_other, fee_other_e8, bnb_price, bnb_price_e8)
+                          fee_bnb, fee_bnb_e8, fee_other, fee_other_e8, bnb_price, bnb_price_e8,
+                          bnb_price_source)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                 ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
+                 ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)",
     )?;
     let money = |v: i64| Price(v).to_string();
     let f = &p.fees_by_asset;
@@ -350,8 +351,9 @@ fn insert_pnl(tx: &Transaction<'_>, p: &PnlSnapshot) -> rusqlite::Result<()> {
         f.bnb,
         money(f.other),
         f.other,
-        p.bnb_price.map(|b| b.to_string()),
-        p.bnb_price.map(|b| b.0),
+        p.bnb_price.map(|b| b.price.to_string()),
+        p.bnb_price.map(|b| b.price.0),
+        p.bnb_price.map(|b| b.source.as_str()),
     ])?;
     Ok(())
 }
