@@ -400,8 +400,8 @@ mod tests {
         assert_eq!(div_round(-3, 2), -2);
         assert_eq!(div_round(4, 3), 1);
         assert_eq!(div_round(5, 0), 0);
-        // 1 @ 0.00000001 + 1 @ 0.00000002: cost 3e-16 of a unit... the
-        // average of the cost basis rounds half up.
+        // 1 @ 0.00000001 + 1 @ 0.00000002: cost 0.00000003 for 2 units, an
+        // average of 1.5e-8 that rounds half up to 2e-8.
         let mut p = Position::new();
         p.on_fill(&Fill { price: Price(1), qty: Qty(SCALE), ..fill(Side::Buy, 0, 0, 0) });
         p.on_fill(&Fill { price: Price(2), qty: Qty(SCALE), ..fill(Side::Buy, 0, 0, 0) });
