@@ -1,7 +1,9 @@
 //! The trading journal on real SQLite files in temp dirs: schema and
-//! migration, every order state, fills committed before `record_fill`
-//! returns, duplicate fills, reconciliation queries, and what survives a
-//! dropped writer and a crashed process.
+//! migration (a version-1 file brought to version 2), every order state,
+//! fills committed before `record_fill` returns, duplicate fills,
+//! reconciliation queries (commissions in base, quote and BNB), balance and
+//! reconciliation rows, and what survives a dropped writer and a crashed
+//! process.
 
 mod common;
 
@@ -9,12 +11,14 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use mmbot::exec::inventory::{BalanceCheck, BalanceSource, BalanceTolerance};
 use mmbot::exec::journal::{
-    FillOutcome, FillRecord, Journal, JournalError, OrderEvent, OrderStatus, PnlSnapshot, RunId, RunInfo, RunMode,
-    SCHEMA_VERSION,
+    BalanceSnapshot, FillOutcome, FillRecord, Journal, JournalError, OrderEvent, OrderStatus, PnlSnapshot, RunId,
+    RunInfo, RunMode, SCHEMA_VERSION,
 };
-use mmbot::exec::position::Position;
-use mmbot::exec::{Fill, Side};
+use mmbot::exec::position::{BnbPrice, BnbPriceSource, Position};
+use mmbot::exec::risk::Balance;
+use mmbot::exec::{FeeAsset, Fill, Side};
 use mmbot::hot::advice::{Advice, AdviceSource, Direction, SpreadState, Volatility};
 use mmbot::hot::fixed::{Price, Qty, SCALE};
 use mmbot::hot::msg::Symbol;
@@ -78,6 +82,10 @@ fn count(conn: &Connection, sql: &str) -> i64 {
     conn.query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
+fn money(s: &str) -> i64 {
+    px(s).0
+}
+
 #[test]
 fn schema_is_created_and_reopening_migrates_nothing() {
     let dir = common::temp_dir("journal-schema");
@@ -88,7 +96,9 @@ fn schema_is_created_and_reopening_migrates_nothing() {
     drop(j);
 
     let c = peek(&path);
-    for name in ["schema_version", "runs", "orders", "fills", "advice", "pnl", "order_state"] {
+    for name in
+        ["schema_version", "runs", "orders", "fills", "advice", "pnl", "order_state", "balances", "reconciliations"]
+    {
         let n = count(&c, &format!("SELECT COUNT(*) FROM sqlite_master WHERE name = '{name}'"));
         assert_eq!(n, 1, "{name} missing");
     }
@@ -222,7 +232,8 @@ fn a_replayed_fill_is_ignored() {
     assert_eq!(j.record_fill(eth).unwrap(), FillOutcome::Recorded);
 
     let totals = j.position_from_fills(btc()).unwrap();
-    assert_eq!(totals.position.qty(), qty("1"));
+    // The 0.001 BTC commission came out of the 1 BTC bought.
+    assert_eq!(totals.position.qty(), qty("0.999"));
     assert_eq!(totals.position.fills(), 1);
     assert_eq!(totals.fee_in("BTC"), 100_000);
     assert_eq!(count(&peek(&path), "SELECT COUNT(*) FROM fills"), 2);
@@ -277,21 +288,30 @@ fn reconciliation_queries_find_open_orders_and_rebuild_the_position() {
     j.record_fill(fill(old, 1, Side::Buy, "100", "1", 100_000, "BTC")).unwrap();
     j.record_fill(fill(run, 2, Side::Buy, "104", "3", 300_000, "BTC")).unwrap();
     j.record_fill(fill(run, 3, Side::Sell, "110", "2", 22_000_000, "USDT")).unwrap();
+    // The buys' 0.004 BTC of commission is not inventory: 4 - 0.004 - 2.
     let t = j.position_from_fills(btc()).unwrap();
-    assert_eq!(t.position.qty(), qty("2"));
+    assert_eq!(t.position.qty(), qty("1.996"));
     assert_eq!(t.position.avg_entry(), px("103"));
     assert_eq!(t.position.realized(), 14 * SCALE);
-    assert_eq!(t.position.fees(), 0);
+    // Base fees at their fills' prices (0.001 x 100 + 0.003 x 104 = 0.412)
+    // plus the quote fee 0.22.
+    assert_eq!(t.position.fees(), 63_200_000);
+    let by = t.position.fees_by_asset();
+    assert_eq!((by.base, by.base_value, by.quote, by.bnb), (400_000, 41_200_000, 22_000_000, 0));
     assert_eq!(t.fees, [("BTC".to_string(), 400_000), ("USDT".to_string(), 22_000_000)]);
+    assert_eq!(j.position_from_fills_in(btc(), "BTC", "USDT").unwrap(), t);
 
     // The same replay in memory gives the same position.
     let mut p = Position::new();
     for f in j.fills(btc()).unwrap() {
-        let as_fill: Fill = f.to_fill("USDT");
+        let as_fill: Fill = f.to_fill("BTC", "USDT");
         p.on_fill(&as_fill);
     }
-    assert_eq!(p.qty(), t.position.qty());
-    assert_eq!(p.fees(), 22_000_000);
+    assert_eq!(p, t.position);
+    // Net PnL is the balances' change: -100 - 312 + 220 - 0.22 USDT and
+    // 1.996 BTC at 110.
+    assert_eq!(p.pnl(px("110")), p.equity_change(px("110")));
+    assert_eq!(p.pnl(px("110")), money("27.34"));
     assert!(j.position_from_fills(Symbol::new(b"ETHUSDT")).unwrap().position.qty().is_zero());
 }
 
@@ -320,6 +340,7 @@ fn runs_advice_and_pnl_are_written() {
         price: px("100"),
         qty: qty("0.5"),
         fee: 5_000_000,
+        fee_asset: FeeAsset::Quote,
         time_ns: 0,
         maker: true,
     });
@@ -342,6 +363,14 @@ fn runs_advice_and_pnl_are_written() {
         })
         .unwrap();
     assert_eq!(pnl, ("0.5".into(), "0.75".into(), 75_000_000, "0.05".into()));
+    let fees: (i64, i64, i64, i64, i64, Option<i64>) = c
+        .query_row(
+            "SELECT fee_quote_e8, fee_base_e8, fee_base_value_e8, fee_bnb_e8, fee_other_e8, bnb_price_e8 FROM pnl",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+        )
+        .unwrap();
+    assert_eq!(fees, (5_000_000, 0, 0, 0, 0, None));
     let (mode, ended, status): (String, i64, String) = c
         .query_row("SELECT mode, ended_ns, exit_status FROM runs WHERE id = ?1", [run.0], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
@@ -471,7 +500,11 @@ fn the_documented_queries_run() {
     j.record_order(order(run, "mm-42-17", OrderStatus::PartiallyFilled, "0.0001", 2_000_000_000)).unwrap();
     j.record_fill(fill(run, 1, Side::Buy, "61837.63", "0.0001", 100, "BTC")).unwrap();
     j.record_advice(run, &Advice { received_ns: 3_000_000_000, ..Advice::neutral() }, Some(0.001)).unwrap();
-    j.record_pnl(PnlSnapshot::of(run, btc(), &Position::new(), px("61837.63"), 4_000_000_000)).unwrap();
+    let mut pos = Position::new();
+    pos.set_bnb_price(Some(BnbPrice { price: px("600"), source: BnbPriceSource::Mid }));
+    pos.on_fill(&j.fills(btc()).unwrap()[0].to_fill("BTC", "USDT"));
+    j.record_pnl(PnlSnapshot::of(run, btc(), &pos, px("61837.63"), 4_000_000_000)).unwrap();
+    record_balances(&j, run, &pos);
     j.flush().unwrap();
 
     let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/journal.md")).unwrap();
@@ -488,4 +521,91 @@ fn the_documented_queries_run() {
         let n = stmt.query_map([], |_| Ok(())).unwrap().count();
         assert!(n > 0, "no rows from\n{sql}");
     }
+}
+
+/// What a live run journals on every balance refresh: the base and quote
+/// balances, and the comparison of the position with the base balance.
+fn record_balances(j: &Journal, run: RunId, pos: &Position) {
+    let start = Balance { free: money("0.5"), locked: 0 };
+    let tol = BalanceTolerance { warn: qty("0.00001"), kill: qty("0.0001") };
+    let mut check = BalanceCheck::new("BTC", tol, start, Qty::ZERO);
+    j.record_balance(BalanceSnapshot {
+        run,
+        time_ns: 1_000_000_000,
+        asset: "BTC".into(),
+        balance: start,
+        source: BalanceSource::Start,
+    })
+    .unwrap();
+    // The fill added its quantity less the base commission.
+    let now = Balance { free: start.free + pos.base_delta().0 - 5_000, locked: 5_000 };
+    for (asset, balance) in [("BTC", now), ("USDT", Balance { free: money("1000"), locked: money("6.18") })] {
+        let source = BalanceSource::Stream;
+        j.record_balance(BalanceSnapshot { run, time_ns: 5_000_000_000, asset: asset.into(), balance, source })
+            .unwrap();
+    }
+    let r = check.observe(pos.qty(), now, BalanceSource::Stream, 5_000_000_000);
+    j.record_reconciliation(run, btc(), &r).unwrap();
+    let drifted = Balance { free: now.free - 2, ..now };
+    j.record_reconciliation(run, btc(), &check.observe(pos.qty(), drifted, BalanceSource::Rest, 6_000_000_000))
+        .unwrap();
+}
+
+#[test]
+fn balances_and_reconciliations_are_rows() {
+    let dir = common::temp_dir("journal-balances");
+    let path = dir.join("j.db");
+    let j = Journal::open(&path).unwrap();
+    let run = j.start_run(run_info(RunMode::Live)).unwrap();
+    j.record_fill(fill(run, 1, Side::Buy, "100", "0.01", 1_000, "BTC")).unwrap();
+    let pos = j.position_from_fills(btc()).unwrap().position;
+    assert_eq!(pos.qty(), qty("0.00999"));
+    record_balances(&j, run, &pos);
+
+    let b = j.balances(run).unwrap();
+    assert_eq!(b.len(), 3);
+    assert_eq!((b[0].asset.as_str(), b[0].source, b[0].balance.free), ("BTC", BalanceSource::Start, money("0.5")));
+    assert_eq!((b[2].asset.as_str(), b[2].balance.locked), ("USDT", money("6.18")));
+    let c = peek(&path);
+    let rows: Vec<(String, String, String, i64, String)> = c
+        .prepare("SELECT source, position, account, drift_e8, verdict FROM reconciliations ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("stream".into(), "0.00999".into(), "0.00999".into(), 0, "ok".into()),
+            ("rest".into(), "0.00999".into(), "0.00998998".into(), 2, "ok".into()),
+        ]
+    );
+    let (balance, start): (String, i64) = c
+        .query_row("SELECT balance, start_balance_e8 FROM reconciliations LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap();
+    assert_eq!((balance.as_str(), start), ("0.50999", money("0.5")));
+}
+
+/// BNB commissions: inventory untouched, fees valued at the BNB price the
+/// snapshot records.
+#[test]
+fn bnb_commissions_reach_the_pnl_snapshot() {
+    let dir = common::temp_dir("journal-bnb");
+    let path = dir.join("j.db");
+    let j = Journal::open(&path).unwrap();
+    let run = j.start_run(run_info(RunMode::Live)).unwrap();
+    j.record_fill(fill(run, 1, Side::Buy, "100", "1", 50_000, "BNB")).unwrap();
+    let mut pos = j.position_from_fills(btc()).unwrap().position;
+    assert_eq!(pos.qty(), qty("1"));
+    assert!(pos.has_unpriced_fees());
+    pos.set_bnb_price(Some(BnbPrice { price: px("600"), source: BnbPriceSource::Config }));
+    j.record_pnl(PnlSnapshot::of(run, btc(), &pos, px("100"), 1)).unwrap();
+    j.flush().unwrap();
+    let row: (i64, i64, String, String) = peek(&path)
+        .query_row("SELECT fees_e8, fee_bnb_e8, bnb_price, bnb_price_source FROM pnl", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .unwrap();
+    assert_eq!(row, (money("0.3"), 50_000, "600".into(), "config".into()));
 }

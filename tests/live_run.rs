@@ -432,7 +432,7 @@ fn server_error_after_placing_is_looked_up_never_resent() {
 #[test]
 fn timed_out_orders_are_looked_up() {
     let faults = Faults { delay_order_every: 4, order_delay: Duration::from_millis(2500), ..Faults::default() };
-    let (sim, out) = run_live("timeout", faults, "timeout_ms = 800", "8s");
+    let (sim, out) = run_live("timeout", faults, "timeout_ms = 800\nrecv_window_ms = 800", "8s");
     assert_exit(&out, 0);
     assert!(out.count("lookups") >= 1, "no timeout seen:\n{}", out.stderr);
     assert_agreement(&sim, &out, false);

@@ -3,7 +3,7 @@
 
 use mmbot::exec::paper::{PaperConfig, PaperExchange, PaperStats, QUEUE_UNKNOWN};
 use mmbot::exec::position::Position;
-use mmbot::exec::{Fill, Quote, Side};
+use mmbot::exec::{FeeAsset, Fill, Quote, Side};
 use mmbot::hot::book::Book;
 use mmbot::hot::fixed::{Price, Qty, SCALE};
 use mmbot::hot::msg::{Aggressor, Level, Symbol, Trade};
@@ -460,6 +460,11 @@ fn position_follows_the_exchange_fills() {
     // Fees: 0.1% of 100 + 100 + 200.02 = 0.40002.
     assert_eq!(pos.fees(), 40_002_000);
     assert_eq!(pos.fees(), fills.iter().map(|f| f.fee).sum::<i64>());
+    // Paper charges both sides in the quote asset (Binance would take the
+    // buys' fee in base or BNB): the position's quote change pays them all.
+    assert!(fills.iter().all(|f| f.fee_asset == FeeAsset::Quote));
+    assert_eq!(pos.fees_by_asset().quote, 40_002_000);
+    assert_eq!(pos.quote_delta(), 2_000_000 - 40_002_000);
     assert_eq!(pos.volume(), 40_002_000_000);
     assert_eq!(pos.fills(), 3);
     assert_eq!(stats.filled_qty, qty(4));

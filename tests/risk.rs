@@ -73,20 +73,27 @@ fn refused(r: &mut RiskCheck, o: &OrderRequest, reason: RefusalReason, words: &[
     e
 }
 
+/// A buy locks price x qty of quote, which is what Binance locks; its fee
+/// is taken from the base (or BNB) received, so it needs no quote
+/// (faqs/commission_faq.md). The old check demanded cost + fee and refused
+/// buys the exchange would take.
 #[test]
-fn buy_needs_free_quote_for_cost_plus_fee() {
+fn buy_needs_free_quote_for_price_times_qty_only() {
     let mut r = rich(limits());
-    // 61837.63 x 0.01 = 618.3763; fee 0.1% = 0.6183763; 618.9946763 in all.
+    // 61837.63 x 0.01 = 618.3763; the 0.1% fee (0.00001 BTC) is not quote.
     let o = buy("61837.63", "0.01");
-    r.set_balance("USDT", Balance { free: money("618.9946763"), locked: money("5") });
+    r.set_balance("USDT", Balance { free: money("618.3763"), locked: money("5") });
     assert_eq!(r.check(&o), Ok(()));
-    r.set_balance("USDT", Balance { free: money("618.99467629"), locked: money("5") });
-    refused(
+    r.set_balance("USDT", Balance { free: money("618.37629999"), locked: money("5") });
+    let e = refused(
         &mut r,
         &o,
         RefusalReason::QuoteBalance,
-        &["618.3763", "0.6183763", "618.9946763", "618.99467629", "USDT", "add 0.00000001"],
+        &["locks 618.3763 USDT", "618.37629999 USDT is free", "add 0.00000001"],
     );
+    assert!(!e.to_string().contains("fee"), "{e}");
+    // The fee the buy will pay, in the base it receives: 0.1% of 0.01.
+    assert_eq!(r.buy_fee_estimate(q("0.01")), q("0.00001"));
     // Locked quote does not pay for anything.
     r.set_balance("USDT", Balance { free: 0, locked: money("10000") });
     refused(&mut r, &o, RefusalReason::QuoteBalance, &["but 0 USDT is free"]);
@@ -217,15 +224,13 @@ fn impossible_limits_are_refused_at_start() {
     assert!(RiskCheck::new(limits(), "", "USDT", FEE, NOON).is_err());
 }
 
-/// `price * qty` and the fee, exactly, rounded up to 8 decimals, by
-/// rust_decimal: what the quote-balance check must demand.
-fn needed_by_decimal(price: &str, qty: &str) -> (i64, i64) {
+/// `price * qty`, exactly, rounded up to 8 decimals, by rust_decimal: what
+/// the quote-balance check must demand (the fee is not quote).
+fn needed_by_decimal(price: &str, qty: &str) -> i64 {
     let d = |s: &str| Decimal::from_str(s).unwrap();
     let up = |v: Decimal| v.round_dp_with_strategy(8, RoundingStrategy::AwayFromZero);
     let cost = up(d(price) * d(qty));
-    let fee = up(cost * d("0.001"));
-    let e8 = |v: Decimal| (v * Decimal::from(SCALE)).to_i64().unwrap();
-    (e8(cost), e8(fee))
+    (cost * Decimal::from(SCALE)).to_i64().unwrap()
 }
 
 #[test]
@@ -239,23 +244,22 @@ fn buy_cost_is_exact_at_8_decimals_and_rounds_up() {
         ("0.00001234", "12345.6789"),
         ("3", "0.33333333"),
     ] {
-        let (cost, fee) = needed_by_decimal(price, qty);
-        let needed = cost + fee;
+        let needed = needed_by_decimal(price, qty);
         let limits = RiskLimits { max_position: q("100000"), max_order_notional: money("1000000"), ..limits() };
         let mut r = rich(limits);
         r.set_balance("USDT", Balance { free: needed, locked: 0 });
         assert_eq!(r.check(&buy(price, qty)), Ok(()), "{price} x {qty}");
         r.set_balance("USDT", Balance { free: needed - 1, locked: 0 });
         match r.check(&buy(price, qty)) {
-            Err(Refusal::QuoteBalance { cost: c, fee: f, needed: n, .. }) => {
-                assert_eq!((c.0, f.0, n.0), (cost, fee, needed), "{price} x {qty}");
+            Err(Refusal::QuoteBalance { cost, short, .. }) => {
+                assert_eq!((cost.0, short.0), (needed, 1), "{price} x {qty}");
             }
             other => panic!("{price} x {qty}: {other:?}"),
         }
     }
     // 1.23456789 x 0.87654321 = 1.0821521028958... -> 1.08215211 to pay;
     // the notional limit compares the truncated 1.0821521.
-    assert_eq!(needed_by_decimal("1.23456789", "0.87654321").0, money("1.08215211"));
+    assert_eq!(needed_by_decimal("1.23456789", "0.87654321"), money("1.08215211"));
     let at_max = RiskLimits { max_position: q("1"), max_order_notional: money("1.0821521"), ..limits() };
     assert_eq!(rich(at_max).check(&buy("1.23456789", "0.87654321")), Ok(()));
     let below = RiskLimits { max_order_notional: money("1.08215209"), ..at_max };
@@ -342,4 +346,65 @@ fn feed_ban_loss_and_signal_trip_with_their_reason() {
     let mut k = kill();
     assert_eq!(k.on_signal(3), Some(KillReason::Signal));
     assert_eq!(KillReason::IpBanned.to_string(), "HTTP 418: IP banned");
+}
+
+/// The daily loss limit sees commissions paid in the base asset: 50 buys
+/// of 0.01 @ 60000 with a 0.1% base commission, marked at the buy price,
+/// lost exactly the commissions' value (50 x 0.6 = 30 USDT), which the old
+/// accounting (base fees zeroed) reported as 0.
+#[test]
+fn daily_loss_counts_commissions_paid_in_base() {
+    use mmbot::exec::position::Position;
+    use mmbot::exec::{FeeAsset, Fill};
+    use mmbot::hot::msg::Symbol;
+    let mut p = Position::new();
+    for i in 0..50 {
+        p.on_fill(&Fill {
+            symbol: Symbol::new(b"BTCUSDT"),
+            order_id: i,
+            side: Side::Buy,
+            price: px("60000"),
+            qty: q("0.01"),
+            fee: q("0.00001").0,
+            fee_asset: FeeAsset::Base,
+            time_ns: NOON,
+            maker: true,
+        });
+    }
+    // The account holds 0.4995 BTC, not 0.5.
+    assert_eq!(p.qty(), q("0.4995"));
+    let mid = px("60000");
+    let mut r = rich(RiskLimits { daily_loss_limit: money("29.99999999"), ..limits() });
+    r.on_pnl(NOON, 0, 0);
+    r.on_pnl(NOON, p.realized() - p.fees(), p.unrealized(mid));
+    assert_eq!(r.today_pnl(), money("-30"));
+    assert_eq!(r.today_pnl(), p.equity_change(mid));
+    assert_eq!(kill().on_risk(&mut r, NOON), Some(KillReason::LossLimit));
+}
+
+/// A drift between the position and the base balance beyond
+/// balance_kill_tolerance, seen twice in a row, trips the kill switch, and
+/// the reason names both numbers and what to check.
+#[test]
+fn balance_drift_trips_the_kill_switch_with_both_numbers() {
+    use mmbot::exec::inventory::{BalanceCheck, BalanceSource, BalanceTolerance, Verdict};
+    let tol = BalanceTolerance { warn: q("0.0001"), kill: q("0.001") };
+    let mut c = BalanceCheck::new("BTC", tol, Balance { free: money("1"), locked: 0 }, q("0.25"));
+    let mut k = kill();
+    // Position 0.3 (0.25 carried + 0.05 this run); the account moved +0.05.
+    let ok = c.observe(q("0.3"), Balance { free: money("1.02"), locked: money("0.03") }, BalanceSource::Stream, 1);
+    assert_eq!((ok.verdict, ok.drift), (Verdict::Ok, 0));
+    assert_eq!(k.on_balance(&ok, 1), None);
+    // Somebody sold 0.002 BTC on the same account.
+    let gone = Balance { free: money("1.018"), locked: money("0.03") };
+    let first = c.observe(q("0.3"), gone, BalanceSource::Stream, 2);
+    assert_eq!((first.verdict, first.drift), (Verdict::Drift, money("0.002")));
+    assert_eq!(k.on_balance(&first, 2), None);
+    let second = c.observe(q("0.3"), gone, BalanceSource::Rest, 3);
+    let reason = k.on_balance(&second, 3).expect("trips");
+    assert_eq!(reason, KillReason::BalanceDrift { position: q("0.3"), account: q("0.298") });
+    let text = reason.to_string();
+    for w in ["0.3 base", "implies 0.298", "balance at start", "carried", "transfers", "myTrades"] {
+        assert!(text.contains(w), "{text:?} does not name {w:?}");
+    }
 }

@@ -21,7 +21,12 @@
 //! reconcile_every_s = 30
 //! journal = "mmbot-journal.sqlite"
 //! env_file = ".env"               # BINANCE_API_KEY, BINANCE_SECRET_KEY or BINANCE_ED25519_KEY_FILE
-//! timeout_ms = 5000               # a REST request's whole time; after it an order's fate is unknown
+//! timeout_ms = 5000               # a REST request's whole time (at least recv_window_ms); after it an
+//!                                 # order's fate is unknown
+//! stp_mode = "EXPIRE_MAKER"       # selfTradePreventionMode on every order (enums.md; faqs/stp_faq.md)
+//! # bnb_price = "600"             # 1 BNB in the quote asset, to value BNB commissions until a BNB mid is known
+//! # balance_tolerance = "0.0001"       # base asset; default max_position / 100
+//! # balance_kill_tolerance = "0.001"   # base asset; default max_position / 10
 //! kill_max_rejects = 10           # the kill switch: this many refused orders...
 //! kill_reject_window_s = 60       # ...within this many seconds
 //! kill_stale_feed_s = 30          # no market data for this long
@@ -33,16 +38,36 @@
 //!
 //! Money and quantities are decimal strings (exact fixed-point); plain TOML
 //! numbers are accepted too and read through their shortest decimal text.
+//!
+//! Keys with reasons worth stating:
+//! - `timeout_ms` may not be below `recv_window_ms`: a signed request stays
+//!   executable on the exchange for `recvWindow` after its timestamp
+//!   (FACTS.md §4.7), so a client that gave up sooner would call an order
+//!   "not placed" that may still be placed.
+//! - `stp_mode`: Binance's `selfTradePreventionMode` names (`NONE`,
+//!   `EXPIRE_MAKER`, `EXPIRE_TAKER`, `EXPIRE_BOTH`, `DECREMENT`,
+//!   `TRANSFER`); default `EXPIRE_MAKER`.
+//! - `bnb_price` (optional): the price of 1 BNB in the symbol's quote asset,
+//!   used to value commissions paid in BNB until the bot has a BNB mid;
+//!   without either, BNB fees are left out of PnL (and reports say so).
+//! - `balance_tolerance` / `balance_kill_tolerance` (base asset): how far
+//!   the position may drift from what the account's base balance implies
+//!   before it is logged / before trading stops
+//!   ([`crate::exec::inventory::BalanceCheck`]). Defaults: `max_position`
+//!   / 100 and `max_position` / 10; the kill tolerance may not be below the
+//!   other.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::exec::binance::gateway::StpMode;
 use crate::exec::binance::rest::{MAINNET_URL, TESTNET_URL};
+use crate::exec::inventory::BalanceTolerance;
 use crate::exec::journal::RunMode;
 use crate::exec::risk::{KillConfig, RiskLimits};
-use crate::hot::fixed::{parse_fixed, Qty};
+use crate::hot::fixed::{parse_fixed, Price, Qty};
 
 /// Binance spot WebSocket API, production.
 pub const MAINNET_WS_API_URL: &str = "wss://ws-api.binance.com:443/ws-api/v3";
@@ -95,6 +120,10 @@ pub struct RawLiveConfig {
     pub ban_wait_max_s: Option<f64>,
     pub pnl_every_s: Option<f64>,
     pub dry_run: Option<bool>,
+    pub stp_mode: Option<String>,
+    pub bnb_price: Option<toml::Value>,
+    pub balance_tolerance: Option<toml::Value>,
+    pub balance_kill_tolerance: Option<toml::Value>,
 }
 
 /// The validated `[live]` section.
@@ -125,8 +154,16 @@ pub struct LiveConfig {
     /// Where the API key and signing key are read when the environment
     /// does not have them.
     pub env_file: PathBuf,
-    /// Whole-request timeout of REST calls.
+    /// Whole-request timeout of REST calls; at least `recv_window`.
     pub timeout: Duration,
+    /// `selfTradePreventionMode` sent with every order.
+    pub stp_mode: StpMode,
+    /// Price of 1 BNB in the quote asset, for BNB commissions until a BNB
+    /// mid is known ([`crate::exec::position::Position::set_bnb_price`]).
+    pub bnb_price: Option<Price>,
+    /// How far the position may drift from the balance
+    /// ([`crate::exec::inventory::BalanceCheck`]).
+    pub balance_tolerance: BalanceTolerance,
     /// When the kill switch trips ([`crate::exec::risk::KillSwitch`]).
     pub kill: KillConfig,
     /// After an IP ban (418), how long the bot may wait for it to lift so
@@ -217,13 +254,7 @@ impl LiveConfig {
         if !(1..=60_000).contains(&recv_ms) {
             return Err(invalid("recv_window_ms", &recv_ms, "must be 1 to 60000 (Binance's maximum is 60 s)"));
         }
-        let money = |key: &'static str, v: Option<toml::Value>| -> Result<i64, LiveConfigError> {
-            let Some(v) = v else {
-                return Err(LiveConfigError::Missing {
-                    key,
-                    fix: format!("set {key} (a decimal string such as \"100\"); live trading has no default limit"),
-                });
-            };
+        let decimal = |key: &'static str, v: toml::Value| -> Result<i64, LiveConfigError> {
             let text = match &v {
                 toml::Value::String(s) => s.clone(),
                 toml::Value::Integer(i) => i.to_string(),
@@ -236,6 +267,15 @@ impl LiveConfig {
                 return Err(invalid(key, &text, "must be zero or more"));
             }
             Ok(n)
+        };
+        let money = |key: &'static str, v: Option<toml::Value>| -> Result<i64, LiveConfigError> {
+            let Some(v) = v else {
+                return Err(LiveConfigError::Missing {
+                    key,
+                    fix: format!("set {key} (a decimal string such as \"100\"); live trading has no default limit"),
+                });
+            };
+            decimal(key, v)
         };
         let max_position = money("max_position", raw.max_position)?;
         let max_order_notional = money("max_order_notional", raw.max_order_notional)?;
@@ -282,6 +322,61 @@ impl LiveConfig {
         if !(100..=60_000).contains(&timeout_ms) {
             return Err(invalid("timeout_ms", &timeout_ms, "must be 100 to 60000"));
         }
+        if timeout_ms < recv_ms {
+            // FACTS.md §4.7: the exchange executes a signed request up to
+            // recvWindow after its timestamp; giving up sooner would call
+            // an order that may still be placed "not placed".
+            return Err(invalid(
+                "timeout_ms",
+                &timeout_ms,
+                &format!(
+                    "is below recv_window_ms = {recv_ms}: the exchange may still execute a request for \
+                     recvWindow after it was signed, so the client must wait at least that long; \
+                     raise timeout_ms to {recv_ms} or more, or lower recv_window_ms"
+                ),
+            ));
+        }
+        let stp_name = raw.stp_mode.as_deref().unwrap_or("EXPIRE_MAKER").trim();
+        let stp_mode = StpMode::parse(stp_name).ok_or_else(|| {
+            invalid(
+                "stp_mode",
+                &format!("{stp_name:?}"),
+                "use one of \"EXPIRE_MAKER\" (default), \"EXPIRE_TAKER\", \"EXPIRE_BOTH\", \"DECREMENT\", \
+                 \"TRANSFER\" or \"NONE\" (Binance's selfTradePreventionMode, upper case)",
+            )
+        })?;
+        let bnb_price = match raw.bnb_price {
+            None => None,
+            Some(v) => match decimal("bnb_price", v)? {
+                0 => {
+                    return Err(invalid(
+                        "bnb_price",
+                        &"0",
+                        "must be above zero (the price of 1 BNB in the quote asset), or leave it out",
+                    ))
+                }
+                p => Some(Price(p)),
+            },
+        };
+        let warn = match raw.balance_tolerance {
+            Some(v) => decimal("balance_tolerance", v)?,
+            None => max_position / 100,
+        };
+        let kill_at = match raw.balance_kill_tolerance {
+            Some(v) => decimal("balance_kill_tolerance", v)?,
+            None => (max_position / 10).max(warn),
+        };
+        if kill_at < warn {
+            return Err(invalid(
+                "balance_kill_tolerance",
+                &Price(kill_at),
+                &format!(
+                    "is below balance_tolerance = {}: a drift must be logged before it stops trading; \
+                     raise balance_kill_tolerance or lower balance_tolerance",
+                    Price(warn)
+                ),
+            ));
+        }
         let secs = |key: &'static str, v: Option<f64>, default: f64, lo: f64, hi: f64| {
             let v = v.unwrap_or(default);
             if v.is_finite() && (lo..=hi).contains(&v) {
@@ -318,6 +413,9 @@ impl LiveConfig {
             run_prefix: raw.run_prefix,
             env_file,
             timeout: Duration::from_millis(timeout_ms),
+            stp_mode,
+            bnb_price,
+            balance_tolerance: BalanceTolerance { warn: Qty(warn), kill: Qty(kill_at) },
             kill,
             ban_wait_max,
             pnl_every,
@@ -340,6 +438,10 @@ mod tests {
         assert_eq!(c.limits.max_position, Qty(50_000_000));
         assert_eq!(c.limits.max_order_notional, 100 * 100_000_000);
         assert_eq!(c.orphans, OrphanPolicy::Cancel);
+        assert_eq!(c.stp_mode, StpMode::ExpireMaker);
+        assert_eq!(c.bnb_price, None);
+        // 0.5 / 100 and 0.5 / 10.
+        assert_eq!(c.balance_tolerance, BalanceTolerance { warn: Qty(500_000), kill: Qty(5_000_000) });
         let t = LiveConfig::from_toml_str(LIMITS).unwrap();
         assert_eq!((t.rest_url.as_str(), t.mode), (TESTNET_URL, RunMode::Testnet));
     }
@@ -362,5 +464,37 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(neg.contains("max_position"), "{neg}");
+    }
+
+    #[test]
+    fn stp_bnb_price_and_balance_tolerances() {
+        let c = LiveConfig::from_toml_str(&format!(
+            "{LIMITS}stp_mode = \"EXPIRE_BOTH\"\nbnb_price = \"612.5\"\nbalance_tolerance = \"0.001\"\n\
+             balance_kill_tolerance = 0.01\n"
+        ))
+        .unwrap();
+        assert_eq!(c.stp_mode, StpMode::ExpireBoth);
+        assert_eq!(c.bnb_price, Some(Price(61_250_000_000)));
+        assert_eq!(c.balance_tolerance, BalanceTolerance { warn: Qty(100_000), kill: Qty(1_000_000) });
+        let e = |extra: &str| LiveConfig::from_toml_str(&format!("{LIMITS}{extra}")).unwrap_err().to_string();
+        let stp = e("stp_mode = \"expire_maker\"");
+        assert!(stp.contains("stp_mode") && stp.contains("EXPIRE_MAKER"), "{stp}");
+        assert!(e("bnb_price = \"0\"").contains("bnb_price"));
+        assert!(e("bnb_price = \"-1\"").contains("bnb_price"));
+        let kill = e("balance_tolerance = \"0.01\"\nbalance_kill_tolerance = \"0.001\"");
+        assert!(kill.contains("balance_kill_tolerance") && kill.contains("0.01"), "{kill}");
+        // A tolerance above the default kill tolerance moves the default up.
+        let c = LiveConfig::from_toml_str(&format!("{LIMITS}balance_tolerance = \"0.2\"")).unwrap();
+        assert_eq!(c.balance_tolerance.kill, Qty(20_000_000));
+    }
+
+    /// FACTS.md §4.7: a request stays executable for recvWindow; the
+    /// client may not give up before.
+    #[test]
+    fn timeout_below_recv_window_is_refused_with_the_reason() {
+        let e = LiveConfig::from_toml_str(&format!("{LIMITS}timeout_ms = 800")).unwrap_err().to_string();
+        assert!(e.contains("timeout_ms") && e.contains("recv_window_ms = 5000") && e.contains("recvWindow"), "{e}");
+        let ok = LiveConfig::from_toml_str(&format!("{LIMITS}timeout_ms = 800\nrecv_window_ms = 800")).unwrap();
+        assert_eq!(ok.timeout, ok.recv_window);
     }
 }

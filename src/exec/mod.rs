@@ -6,10 +6,12 @@
 //! the same exec thread (`runtime.rs`). Its foundations are here: the
 //! REST client in [`binance`] (signing, exchange filters, orders, errors
 //! mapped to actions), the [`journal`] (every order state and fill on disk,
-//! for audit and restart) and the pre-trade [`risk`] checks and kill-switch
-//! decisions.
+//! for audit and restart), the pre-trade [`risk`] checks and kill-switch
+//! decisions, and the [`inventory`] check of the position against the
+//! account's balances.
 
 pub mod binance;
+pub mod inventory;
 pub mod journal;
 pub mod live;
 pub mod live_config;
@@ -65,6 +67,57 @@ impl Quote {
     }
 }
 
+/// The asset a fill's commission was charged in, relative to the symbol.
+///
+/// Binance charges a BUY's commission in the asset received (the base
+/// asset) and a SELL's in the quote asset, unless BNB fee payment is on, in
+/// which case either side pays in BNB (binance-spot-api-docs
+/// `faqs/commission_faq.md`; the execution report's `n`/`N`, FACTS.md §5).
+/// The position needs to know which, because a base commission makes the
+/// account hold less base than was bought.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum FeeAsset {
+    /// The symbol's quote asset (USDT in BTCUSDT): what the paper exchange
+    /// and backtests charge.
+    #[default]
+    Quote,
+    /// The symbol's base asset (BTC in BTCUSDT): a live BUY without BNB
+    /// fee payment.
+    Base,
+    /// BNB (fee payment in BNB on), when BNB is neither base nor quote.
+    Bnb,
+    /// Anything else (not expected on spot; counted, never priced).
+    Other,
+}
+
+impl FeeAsset {
+    /// Classifies a commission asset name (`N`) for a symbol trading
+    /// `base` against `quote`. Base and quote win over BNB: on BNBUSDT a
+    /// BNB commission is a base commission.
+    pub fn classify(asset: &str, base: &str, quote: &str) -> FeeAsset {
+        if asset == quote {
+            FeeAsset::Quote
+        } else if asset == base {
+            FeeAsset::Base
+        } else if asset == "BNB" {
+            FeeAsset::Bnb
+        } else {
+            FeeAsset::Other
+        }
+    }
+
+    /// A short lower-case name for reports ("quote", "base", "bnb",
+    /// "other").
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeeAsset::Quote => "quote",
+            FeeAsset::Base => "base",
+            FeeAsset::Bnb => "bnb",
+            FeeAsset::Other => "other",
+        }
+    }
+}
+
 /// An execution of one of our orders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fill {
@@ -73,8 +126,11 @@ pub struct Fill {
     pub side: Side,
     pub price: Price,
     pub qty: Qty,
-    /// Fee in quote-asset fixed-point (1e-8), always >= 0 for maker fees here.
+    /// Commission in units of `fee_asset`, fixed-point 1e-8, >= 0 (a fill
+    /// with a negative fee, which Binance never sends, is counted as is).
     pub fee: i64,
+    /// The asset `fee` is in.
+    pub fee_asset: FeeAsset,
     pub time_ns: i64,
     /// True when the order rested and was taken (mmbot only posts maker orders).
     pub maker: bool,

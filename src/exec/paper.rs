@@ -44,7 +44,9 @@
 //! - A trade through our price (a sell below our bid, a buy above our ask)
 //!   fills our order completely, as does a book that has moved through it
 //!   (best ask <= our bid, best bid >= our ask). Fills are always at our own
-//!   price, as maker, with fee `mul_rate(notional(price, qty), maker_fee_rate)`.
+//!   price, as maker, with fee `mul_rate(notional(price, qty), maker_fee_rate)`
+//!   in the quote asset on both sides ([`FeeAsset::Quote`]; Binance takes a
+//!   buy's fee in base or BNB, which paper does not model yet).
 //!
 //! # Known optimism
 //!
@@ -70,7 +72,7 @@
 //!   price until the next book update.
 //! - A replacement waits for the in-flight order on that side to land.
 
-use crate::exec::{Fill, Quote, Side};
+use crate::exec::{FeeAsset, Fill, Quote, Side};
 use crate::hot::book::{BookView, TopOfBook};
 use crate::hot::fixed::{mul_rate, notional, Price, Qty};
 use crate::hot::msg::{Aggressor, Level, Symbol, Trade};
@@ -418,6 +420,9 @@ impl PaperExchange {
             price: o.price,
             qty: Qty(qty),
             fee: mul_rate(notional(o.price.0, qty), self.cfg.maker_fee_rate),
+            // Paper charges both sides in the quote asset (unlike Binance,
+            // which takes a buy's fee in base or BNB).
+            fee_asset: FeeAsset::Quote,
             time_ns: now,
             maker: true,
         };

@@ -2,7 +2,11 @@
 //!
 //! The original tutorial's "safe order manager" checked a position limit
 //! with floats. Live trading needs more, done exactly: before an order is
-//! sent, [`RiskCheck::check`] asks whether the account can pay for it, whether
+//! sent, [`RiskCheck::check`] asks whether the account can pay for it (a buy
+//! needs `price x qty` of free quote, which is what Binance locks; its fee
+//! is taken from what it receives, base or BNB, so it reserves no quote; a
+//! sell needs `qty` of free base, its fee comes out of the quote proceeds),
+//! whether
 //! it keeps the position and the order size within limits, whether too many
 //! orders are already open, and whether today's loss already exceeds the
 //! daily limit. A refusal is a [`Refusal`] that names the check, the numbers
@@ -15,7 +19,9 @@
 //!
 //! [`KillSwitch`] decides when trading must stop ([`KillReason`]): too many
 //! rejects in a window, an HTTP 418 (IP ban), a stale feed, a book unsynced
-//! for too long, the daily loss limit, or a signal. It only decides and
+//! for too long, the daily loss limit, the position drifting from the
+//! account's balance ([`crate::exec::inventory::BalanceCheck`]), or a
+//! signal. It only decides and
 //! latches the first reason; the order manager cancels and flattens.
 //!
 //! This runs on the exec thread, never the hot thread.
@@ -177,11 +183,14 @@ pub enum Refusal {
          lower the size or raise max_position"
     )]
     Position { position: Qty, side: Side, qty: Qty, after: Amount, max: Qty },
+    /// The quote a buy locks (`price x qty`, rounded up) is not free. The
+    /// fee is not part of it: Binance takes a buy's commission from the
+    /// base (or BNB) received (`faqs/commission_faq.md`).
     #[error(
-        "balance: buying costs {cost} + fee {fee} = {needed} {asset} but {free} {asset} is free; \
+        "balance: buying locks {cost} {asset} (price x quantity) but {free} {asset} is free; \
          lower the size or add {short} {asset}"
     )]
-    QuoteBalance { asset: String, cost: Amount, fee: Amount, needed: Amount, free: Amount, short: Amount },
+    QuoteBalance { asset: String, cost: Amount, free: Amount, short: Amount },
     #[error("balance: selling {needed} {asset} but {free} {asset} is free; lower the size or add {short} {asset}")]
     BaseBalance { asset: String, needed: Amount, free: Amount, short: Amount },
 }
@@ -227,7 +236,8 @@ pub struct RiskCheck {
     limits: RiskLimits,
     base_asset: String,
     quote_asset: String,
-    /// Fee rate in fixed-point (0.001 = 100_000), charged on a buy's cost.
+    /// Fee rate in fixed-point (0.001 = 100_000): for
+    /// [`RiskCheck::buy_fee_estimate`] only; a buy's fee reserves no quote.
     fee_rate: i64,
     balances: Balances,
     /// Signed base position (long > 0).
@@ -355,6 +365,14 @@ impl RiskCheck {
         self.counters
     }
 
+    /// The commission a buy of `qty` would pay at the account's rate, in
+    /// the base asset it receives (rounded up): what the position will be
+    /// short of `qty` when it fills without BNB fee payment. Not reserved
+    /// from any balance (the exchange takes it from the fill).
+    pub fn buy_fee_estimate(&self, qty: Qty) -> Qty {
+        Qty(fee_ceil(qty.0.max(0), self.fee_rate))
+    }
+
     /// Runs every check on `order`, counts the outcome, and returns the
     /// first refusal. Order of checks: a valid order, the daily loss, open
     /// orders, the order's notional, the position after a fill, then the
@@ -421,20 +439,18 @@ impl RiskCheck {
 
         match o.side {
             Side::Buy => {
+                // What the exchange locks for a LIMIT buy: price x qty of
+                // quote. The commission is charged on the fill, in the
+                // asset received (base, or BNB with BNB fee payment on):
+                // it needs no quote (faqs/commission_faq.md).
                 let cost = notional_ceil(price, qty);
-                // mul_rate truncates; rounding the fee up keeps the check on
-                // the safe side of the exchange's own rounding.
-                let fee = fee_ceil(cost, self.fee_rate);
-                let needed = cost.saturating_add(fee);
                 let free = self.balances.get(&self.quote_asset).free;
-                if free < needed {
+                if free < cost {
                     return Err(Refusal::QuoteBalance {
                         asset: self.quote_asset.clone(),
                         cost: Amount(cost),
-                        fee: Amount(fee),
-                        needed: Amount(needed),
                         free: Amount(free),
-                        short: Amount(needed.saturating_sub(free)),
+                        short: Amount(cost.saturating_sub(free)),
                     });
                 }
             }
@@ -488,6 +504,17 @@ pub enum KillReason {
     RepeatedRejects,
     /// The operator asked (SIGINT/SIGTERM).
     Signal,
+    /// The position (base asset, from this bot's fills) and what the
+    /// account's base balance says it should be (balance now - balance at
+    /// start + what earlier runs left) differ by more than `[live]
+    /// balance_kill_tolerance`: someone else trades or moves the asset on
+    /// this account, or fills were missed.
+    BalanceDrift {
+        /// The position from fills, base asset.
+        position: Qty,
+        /// The position the account's balance implies, base asset.
+        account: Qty,
+    },
 }
 
 impl fmt::Display for KillReason {
@@ -499,6 +526,15 @@ impl fmt::Display for KillReason {
             KillReason::IpBanned => "HTTP 418: IP banned",
             KillReason::RepeatedRejects => "repeated order rejects",
             KillReason::Signal => "signal",
+            KillReason::BalanceDrift { position, account } => {
+                return write!(
+                    f,
+                    "balance drift: the fills give a position of {position} base but the account's base balance \
+                     implies {account} (balance now - balance at start + position carried from the journal); \
+                     check for other trading, transfers or conversions of the base asset on this account and \
+                     for fills missing from the journal (compare fills with GET /api/v3/myTrades)"
+                )
+            }
         })
     }
 }
@@ -625,6 +661,12 @@ impl KillSwitch {
     /// SIGINT/SIGTERM arrived.
     pub fn on_signal(&mut self, now_ns: i64) -> Option<KillReason> {
         self.trip(KillReason::Signal, now_ns)
+    }
+
+    /// A balance reconciliation's outcome: trips on
+    /// [`Verdict::Kill`](crate::exec::inventory::Verdict::Kill).
+    pub fn on_balance(&mut self, r: &crate::exec::inventory::Reconciliation, now_ns: i64) -> Option<KillReason> {
+        r.kill_reason().and_then(|reason| self.trip(reason, now_ns))
     }
 }
 

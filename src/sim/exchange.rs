@@ -1298,6 +1298,7 @@ fn market_for(symbol: &str) -> Market {
         cancel_replace_allowed: true,
         limit_maker_allowed: true,
         max_num_orders: 0,
+        percent_price_by_side: None,
     };
     Market { name: s, base, quote: quote.into(), rules }
 }

@@ -12,6 +12,24 @@
 //! - `NOTIONAL` (`minNotional <= price * qty <= maxNotional`) or the older
 //!   `MIN_NOTIONAL` (`minNotional <= price * qty`); either is kept.
 //!
+//! Two more depend on state the caller has, so they are a companion check,
+//! [`SymbolRules::check_market`]:
+//!
+//! - `MAX_NUM_ORDERS`: open orders on the symbol (per account) must stay at
+//!   most `maxNumOrders`, so a new order needs `open < maxNumOrders`;
+//! - `PERCENT_PRICE_BY_SIDE`: a BUY's price within `[avg x
+//!   bidMultiplierDown, avg x bidMultiplierUp]`, a SELL's within `[avg x
+//!   askMultiplierDown, avg x askMultiplierUp]`, where `avg` is the
+//!   symbol's reference price when it has one
+//!   (`faqs/price_range_execution_rules.md`), else its volume-weighted
+//!   average price over `avgPriceMins` minutes (`GET /api/v3/avgPrice`;
+//!   the last price when 0). Locally the caller's mid or last price
+//!   stands in for that average: an approximation that can differ from the
+//!   exchange's near the band's edges after a fast move, so the exchange's
+//!   answer (`-1013 Filter failure: PERCENT_PRICE_BY_SIDE`) stays the final
+//!   word; the local check only spares obviously outside prices a round
+//!   trip.
+//!
 //! A field that is 0 disables its rule, as on the exchange. The parse keeps
 //! every other filter type out of the way rather than failing on it, so a
 //! new filter Binance adds does not stop trading; an unknown symbol status
@@ -158,6 +176,21 @@ pub struct SymbolRules {
     pub limit_maker_allowed: bool,
     /// `MAX_NUM_ORDERS`: open orders per account on this symbol; 0 = not given.
     pub max_num_orders: u32,
+    /// `PERCENT_PRICE_BY_SIDE`, when the symbol has it.
+    pub percent_price_by_side: Option<PercentPriceBySide>,
+}
+
+/// `PERCENT_PRICE_BY_SIDE`: each side's price band around the weighted
+/// average price, as fixed-point multipliers (1e-8: "5" = 500_000_000); a
+/// zero multiplier disables its bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PercentPriceBySide {
+    pub bid_up: i64,
+    pub bid_down: i64,
+    pub ask_up: i64,
+    pub ask_down: i64,
+    /// Minutes the exchange's average is taken over (0 = last price).
+    pub avg_price_mins: u32,
 }
 
 /// An order the rules refuse: which filter, the value, and what is allowed.
@@ -187,6 +220,21 @@ pub enum FilterViolation {
     NotionalBelowMin { filter: &'static str, side: SideName, value: Price, min: Price },
     #[error("{filter}: {side} notional (price x quantity) {value} is above maxNotional {max}")]
     NotionalAboveMax { filter: &'static str, side: SideName, value: Price, max: Price },
+    #[error(
+        "MAX_NUM_ORDERS: {open} orders already open on {symbol} and maxNumOrders is {max}; \
+         cancel one before placing another"
+    )]
+    TooManyOrders { symbol: String, open: u32, max: u32 },
+    #[error(
+        "PERCENT_PRICE_BY_SIDE: {side} price {value} is above {limit} ({multiplier} x the reference price \
+         {reference}, standing in for the average price); quote closer to the market"
+    )]
+    PriceAboveBand { side: SideName, value: Price, limit: Price, multiplier: Price, reference: Price },
+    #[error(
+        "PERCENT_PRICE_BY_SIDE: {side} price {value} is below {limit} ({multiplier} x the reference price \
+         {reference}, standing in for the average price); quote closer to the market"
+    )]
+    PriceBelowBand { side: SideName, value: Price, limit: Price, multiplier: Price, reference: Price },
 }
 
 impl FilterViolation {
@@ -205,6 +253,8 @@ impl FilterViolation {
             | Self::QtyAboveMax { .. }
             | Self::QtyOffStep { .. } => "LOT_SIZE",
             Self::NotionalBelowMin { filter, .. } | Self::NotionalAboveMax { filter, .. } => filter,
+            Self::TooManyOrders { .. } => "MAX_NUM_ORDERS",
+            Self::PriceAboveBand { .. } | Self::PriceBelowBand { .. } => "PERCENT_PRICE_BY_SIDE",
         }
     }
 }
@@ -284,6 +334,59 @@ impl SymbolRules {
                     max: Price(n.max),
                 });
             }
+        }
+        Ok(())
+    }
+
+    /// The rules that need the caller's state: `MAX_NUM_ORDERS` against
+    /// `open_orders` (this account's open orders on the symbol now), and
+    /// `PERCENT_PRICE_BY_SIDE` against `reference`, the caller's mid or
+    /// last price standing in for the exchange's weighted average price
+    /// (`None`: not checked). See the module docs for the approximation.
+    pub fn check_market(
+        &self,
+        side: Side,
+        price: Price,
+        open_orders: u32,
+        reference: Option<Price>,
+    ) -> Result<(), FilterViolation> {
+        if self.max_num_orders > 0 && open_orders >= self.max_num_orders {
+            return Err(FilterViolation::TooManyOrders {
+                symbol: self.symbol.clone(),
+                open: open_orders,
+                max: self.max_num_orders,
+            });
+        }
+        let (Some(band), Some(reference)) = (self.percent_price_by_side, reference) else {
+            return Ok(());
+        };
+        if reference.0 <= 0 {
+            return Ok(());
+        }
+        let (up, down) = match side {
+            Side::Buy => (band.bid_up, band.bid_down),
+            Side::Sell => (band.ask_up, band.ask_down),
+        };
+        // Exact: price x 1e8 against reference x multiplier, in i128.
+        let scaled = price.0 as i128 * crate::hot::fixed::SCALE as i128;
+        let s = SideName(side);
+        if up > 0 && scaled > reference.0 as i128 * up as i128 {
+            return Err(FilterViolation::PriceAboveBand {
+                side: s,
+                value: price,
+                limit: Price(notional(reference.0, up)),
+                multiplier: Price(up),
+                reference,
+            });
+        }
+        if down > 0 && scaled < reference.0 as i128 * down as i128 {
+            return Err(FilterViolation::PriceBelowBand {
+                side: s,
+                value: price,
+                limit: Price(crate::hot::fixed::notional_ceil(reference.0, down)),
+                multiplier: Price(down),
+                reference,
+            });
         }
         Ok(())
     }
@@ -466,6 +569,7 @@ impl RawSymbol {
         let mut lot = LotSize::default();
         let mut notional = NotionalFilter::default();
         let mut max_num_orders = 0;
+        let mut percent_price_by_side = None;
         let sym = &self.symbol;
         for f in &self.filters {
             match f.get("filterType").and_then(|t| t.as_str()) {
@@ -509,6 +613,23 @@ impl RawSymbol {
                     max_num_orders =
                         f.get("maxNumOrders").and_then(|v| v.as_u64()).unwrap_or(0).min(u32::MAX as u64) as u32;
                 }
+                Some("PERCENT_PRICE_BY_SIDE") => {
+                    let n = "PERCENT_PRICE_BY_SIDE";
+                    // A missing multiplier disables its bound (0) rather
+                    // than the symbol: the exchange still checks.
+                    let mult = |name| match f.get(name) {
+                        Some(_) => field(sym, f, n, name, true),
+                        None => Ok(0),
+                    };
+                    percent_price_by_side = Some(PercentPriceBySide {
+                        bid_up: mult("bidMultiplierUp")?,
+                        bid_down: mult("bidMultiplierDown")?,
+                        ask_up: mult("askMultiplierUp")?,
+                        ask_down: mult("askMultiplierDown")?,
+                        avg_price_mins: f.get("avgPriceMins").and_then(|v| v.as_u64()).unwrap_or(0).min(u32::MAX as u64)
+                            as u32,
+                    });
+                }
                 _ => {}
             }
         }
@@ -524,6 +645,7 @@ impl RawSymbol {
             cancel_replace_allowed: self.cancel_replace_allowed,
             limit_maker_allowed,
             max_num_orders,
+            percent_price_by_side,
         })
     }
 }
@@ -563,7 +685,8 @@ mod tests {
             {"filterType":"LOT_SIZE","minQty":"0.00001000","maxQty":"9000.00000000","stepSize":"0.00001000"},
             {"filterType":"NOTIONAL","minNotional":"5.00000000","applyMinToMarket":true,
              "maxNotional":"9000000.00000000","applyMaxToMarket":false,"avgPriceMins":5},
-            {"filterType":"PERCENT_PRICE_BY_SIDE","bidMultiplierUp":"5","bidMultiplierDown":"0.2"},
+            {"filterType":"PERCENT_PRICE_BY_SIDE","bidMultiplierUp":"5","bidMultiplierDown":"0.2",
+             "askMultiplierUp":"5","askMultiplierDown":"0.2","avgPriceMins":5},
             {"filterType":"MAX_NUM_ORDERS","maxNumOrders":200}]}]}"#;
         let info = ExchangeInfo::parse(body).unwrap();
         assert_eq!(info.rate_limits.len(), 4);
@@ -653,5 +776,40 @@ mod tests {
         assert_eq!(info.symbols[0].lot.max, Qty(i64::MAX));
         assert_eq!(info.symbols[0].notional.kind, NotionalKind::MinNotional);
         assert!(!info.symbols[0].cancel_replace_allowed);
+    }
+
+    #[test]
+    fn max_num_orders_and_percent_price_by_side_need_the_callers_state() {
+        let r = rules();
+        assert_eq!(
+            r.percent_price_by_side,
+            Some(PercentPriceBySide {
+                bid_up: 500_000_000,
+                bid_down: 20_000_000,
+                ask_up: 500_000_000,
+                ask_down: 20_000_000,
+                avg_price_mins: 5
+            })
+        );
+        let mid = Some(p("100"));
+        assert_eq!(r.check_market(Side::Buy, p("100"), 199, mid), Ok(()));
+        let e = r.check_market(Side::Buy, p("100"), 200, mid).unwrap_err();
+        assert_eq!(e.filter(), "MAX_NUM_ORDERS");
+        assert!(e.to_string().contains("200 orders already open on BTCUSDT"), "{e}");
+        // Exactly on the band passes: 5 x 100 = 500, 0.2 x 100 = 20.
+        assert_eq!(r.check_market(Side::Buy, p("500"), 0, mid), Ok(()));
+        assert_eq!(r.check_market(Side::Sell, p("20"), 0, mid), Ok(()));
+        let e = r.check_market(Side::Buy, p("500.01"), 0, mid).unwrap_err();
+        assert_eq!(e.filter(), "PERCENT_PRICE_BY_SIDE");
+        assert!(e.to_string().contains("BUY price 500.01 is above 500 (5 x the reference price 100"), "{e}");
+        let e = r.check_market(Side::Sell, p("19.99"), 0, mid).unwrap_err();
+        assert!(e.to_string().contains("SELL price 19.99 is below 20 (0.2 x"), "{e}");
+        // No reference price: the band is not checked.
+        assert_eq!(r.check_market(Side::Sell, p("1"), 0, None), Ok(()));
+        // A symbol without the filters checks nothing.
+        let mut bare = r.clone();
+        bare.max_num_orders = 0;
+        bare.percent_price_by_side = None;
+        assert_eq!(bare.check_market(Side::Buy, p("1"), 10_000, mid), Ok(()));
     }
 }

@@ -155,8 +155,7 @@ impl LiveExchange {
     }
 
     fn stp(&self) -> StpMode {
-        // MERGE: [live] stp_mode
-        StpMode::default()
+        self.cfg.stp_mode
     }
 
     fn new_order(&mut self, side: Side, price: Price, qty: Qty) -> (NewOrder, LiveOrder) {

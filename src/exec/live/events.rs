@@ -6,6 +6,7 @@
 
 use crate::exec::binance::gateway::Call;
 use crate::exec::binance::rest::MyTrade;
+use crate::exec::inventory::BalanceSource;
 use crate::exec::journal::{FillOutcome, FillRecord, OrderStatus};
 use crate::exec::risk::Balance;
 use crate::exec::userdata::{ExecType, ExecutionReport, ReportStatus, UserEvent};
@@ -44,12 +45,9 @@ impl LiveExchange {
             UserEvent::Disconnected => {}
             UserEvent::Execution(r) => self.on_execution(&r),
             UserEvent::Balance { asset, free, locked } => {
-                self.risk.set_balance(asset.as_str(), Balance { free, locked });
+                self.on_balance(asset.as_str(), Balance { free, locked }, BalanceSource::Stream);
             }
-            UserEvent::BalanceDelta { asset, delta } => {
-                let b = self.risk.balances().get(asset.as_str());
-                self.risk.set_balance(asset.as_str(), Balance { free: b.free.saturating_add(delta), ..b });
-            }
+            UserEvent::BalanceDelta { asset, delta } => self.on_transfer(asset.as_str(), delta),
         }
         false
     }
@@ -137,7 +135,7 @@ impl LiveExchange {
     pub(super) fn apply_fill(&mut self, rec: FillRecord) -> bool {
         match self.journal.record_fill(rec.clone()) {
             Ok(FillOutcome::Recorded) => {
-                let f = rec.to_fill(&self.rules.quote_asset);
+                let f = rec.to_fill(&self.rules.base_asset, &self.rules.quote_asset);
                 self.filled_since_quote[slot_of(f.side)] = true;
                 self.position.on_fill(&f);
                 self.risk.set_position(self.position.qty());

@@ -55,6 +55,7 @@
 //! per `[live] orphans`.
 
 mod answers;
+mod balances;
 mod entry;
 mod events;
 mod fate;
@@ -186,6 +187,8 @@ pub struct LiveExchange {
     stopped: Option<StopReason>,
     stats: LiveStats,
     rtt: OrderRtt,
+    /// The position against the base balance (`None` in a dry run).
+    balance_check: Option<crate::exec::inventory::BalanceCheck>,
 }
 
 impl std::fmt::Debug for LiveExchange {
@@ -275,7 +278,7 @@ impl LiveExchange {
         // this symbol, so the limits count inventory a previous run left.
         let mut position = Position::new();
         for f in journal.fills(symbol)? {
-            position.on_fill(&f.to_fill(&rules.quote_asset));
+            position.on_fill(&f.to_fill(&rules.base_asset, &rules.quote_asset));
         }
         let mut risk = risk;
         risk.set_position(position.qty());
@@ -320,6 +323,7 @@ impl LiveExchange {
             stopped: None,
             stats: LiveStats::default(),
             rtt: OrderRtt::new(),
+            balance_check: None,
         };
         ex.adopt_at_start(start);
         Ok(ex)

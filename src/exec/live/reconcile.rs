@@ -17,6 +17,7 @@ use crate::exec::binance::errors::BinanceError;
 use crate::exec::binance::gateway::{Call, Target};
 use crate::exec::binance::model::{Account, Order};
 use crate::exec::binance::rest::{ClientIds, OrderRef, RestClient};
+use crate::exec::inventory::BalanceSource;
 use crate::exec::journal::{FillRecord, Journal, OrderEvent, OrderStatus, RunId};
 use crate::exec::live_config::{LiveConfig, OrphanPolicy};
 use crate::exec::risk::Balance;
@@ -191,6 +192,8 @@ impl LiveExchange {
             self.apply_order(s, o, &e, "adopted at start");
         }
         if let Some(a) = st.account {
+            let base = a.balance(&self.rules.base_asset).map_or(Balance::default(), |b| Balance { free: b.free.0, locked: b.locked.0 });
+            self.start_balance_check(base);
             self.on_account(&a);
         }
     }
@@ -259,7 +262,10 @@ impl LiveExchange {
     pub(super) fn on_account(&mut self, a: &Account) {
         for asset in [self.rules.base_asset.clone(), self.rules.quote_asset.clone()] {
             let (free, locked) = a.balance(&asset).map_or((0, 0), |b| (b.free.0, b.locked.0));
-            self.risk.set_balance(&asset, Balance { free, locked });
+            self.on_balance(&asset, Balance { free, locked }, BalanceSource::Rest);
+            if self.stopped.is_some() {
+                return;
+            }
         }
     }
 }

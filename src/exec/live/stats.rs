@@ -105,6 +105,10 @@ pub struct LiveStats {
     /// than `ban_wait_max`, or the exchange unreachable): they may still
     /// rest, and the next start reconciles them.
     pub left_open: u64,
+    /// Comparisons of the position with the base balance, and those beyond
+    /// `[live] balance_tolerance`.
+    pub balance_checks: u64,
+    pub balance_drifts: u64,
     /// Most requests in flight at once.
     pub max_in_flight: u64,
     pub last_error: Option<String>,
