@@ -32,6 +32,7 @@
 pub mod host;
 pub mod limits;
 pub mod rate_limit;
+pub mod settings;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
