@@ -26,11 +26,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mmbot::exec::binance::errors::{from_response, Endpoint, Limited};
-use mmbot::exec::binance::gateway::{NewOrder, StpMode, Target};
-use mmbot::exec::binance::rest::MY_TRADES_PAGE;
-use mmbot::ipguard::IpGuard;
 use mmbot::exec::binance::filters::{NotionalKind, RateLimitKind};
+use mmbot::exec::binance::gateway::{NewOrder, StpMode, Target};
 use mmbot::exec::binance::keys::{Credentials, API_KEY_VAR, ED25519_KEY_FILE_VAR};
+use mmbot::exec::binance::rest::MY_TRADES_PAGE;
 use mmbot::exec::binance::sign::{ws_api_payload, Ed25519Key, HmacKey, KeyKind, Signer};
 use mmbot::exec::binance::{
     Account, Action, BinanceError, ClientIds, ExchangeInfo, OrderRef, OrderStatus, ReplaceHalf, ReplaceMode,
@@ -38,6 +37,7 @@ use mmbot::exec::binance::{
 };
 use mmbot::exec::Side;
 use mmbot::hot::fixed::{notional, parse_fixed, Price, Qty};
+use mmbot::ipguard::IpGuard;
 
 const API_KEY: &str = "dblApiKey0123456789ABCDEFghijklmnopqrstuv";
 const SECRET: &str = "dblSecret9876543210ZYXWVUtsrqponmlkjihgf";
@@ -653,7 +653,8 @@ fn route(
                 );
             };
             if matches!(inject, Some(Inject::OverOrderCount)) {
-                let refused = "{\"code\":-1015,\"msg\":\"Too many new orders; current limit is 1 orders per 10 SECOND.\"}";
+                let refused =
+                    "{\"code\":-1015,\"msg\":\"Too many new orders; current limit is 1 orders per 10 SECOND.\"}";
                 if get("orderRateLimitExceededMode") != "CANCEL_ONLY" {
                     // DO_NOTHING: not even the cancel is attempted.
                     st.orders.iter_mut().filter(|o| o.id == old.id).for_each(|o| o.status = "NEW");
@@ -749,9 +750,11 @@ fn after(inject: Option<Inject>, ok: Reply) -> Reply {
     match inject {
         Some(Inject::FailAfter) => reply(500, "<html><body>Internal Server Error</body></html>"),
         Some(Inject::LateAfter(d)) => Reply { delay: d, ..ok },
-        Some(Inject::UnexpectedAfter(status)) => {
-            api_error(status, -1006, "An unexpected response was received from the message bus. Execution status unknown.")
-        }
+        Some(Inject::UnexpectedAfter(status)) => api_error(
+            status,
+            -1006,
+            "An unexpected response was received from the message bus. Execution status unknown.",
+        ),
         _ => ok,
     }
 }
@@ -1263,7 +1266,8 @@ fn orders_carry_self_trade_prevention_and_replaces_cancel_only_over_the_order_co
     let first = c.new_limit_maker("BTCUSDT", Side::Buy, p("50000"), q("0.001"), &ids.next()).unwrap();
     c.set_stp_mode(StpMode::ExpireBoth);
     c.test_order("BTCUSDT", Side::Buy, p("50000"), q("0.001"), &ids.next()).unwrap();
-    let order = NewOrder { side: Side::Sell, price: p("61000"), qty: q("0.001"), client_id: ids.next(), stp: StpMode::None };
+    let order =
+        NewOrder { side: Side::Sell, price: p("61000"), qty: q("0.001"), client_id: ids.next(), stp: StpMode::None };
     c.place("BTCUSDT", &order).unwrap();
     let stp: Vec<String> = d
         .params_of("POST /api/v3/order")
@@ -1273,7 +1277,13 @@ fn orders_carry_self_trade_prevention_and_replaces_cancel_only_over_the_order_co
         .collect();
     assert_eq!(stp, ["EXPIRE_MAKER", "NONE", "EXPIRE_BOTH"]);
 
-    let new = NewOrder { side: Side::Buy, price: p("50001"), qty: q("0.001"), client_id: ids.next(), stp: StpMode::ExpireMaker };
+    let new = NewOrder {
+        side: Side::Buy,
+        price: p("50001"),
+        qty: q("0.001"),
+        client_id: ids.next(),
+        stp: StpMode::ExpireMaker,
+    };
     let r = c.replace("BTCUSDT", &Target::OrderId(first.order_id), &new).unwrap();
     let sent = d.params_of("POST /api/v3/order/cancelReplace").pop().unwrap();
     assert_eq!(sent["orderRateLimitExceededMode"], "CANCEL_ONLY");

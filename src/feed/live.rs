@@ -365,7 +365,8 @@ impl LiveFeed {
     /// Connects and snapshots that had to wait for the IP guard (a ban or
     /// back-off, maybe another process's). Lock-free.
     pub fn guard_waits(&self) -> u64 {
-        let snapshots = self.fetcher.as_ref().map_or(0, |f| f.counters().guard_waits.load(std::sync::atomic::Ordering::Relaxed));
+        let snapshots =
+            self.fetcher.as_ref().map_or(0, |f| f.counters().guard_waits.load(std::sync::atomic::Ordering::Relaxed));
         self.connector.stats().guard_waits + snapshots
     }
 

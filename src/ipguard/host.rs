@@ -313,7 +313,8 @@ impl HostFile {
 
     fn reopen(&mut self) {
         match open(&self.path).and_then(|f| {
-            let ino = f.metadata().map_err(|source| HostFileError { path: self.path.display().to_string(), source })?.ino();
+            let ino =
+                f.metadata().map_err(|source| HostFileError { path: self.path.display().to_string(), source })?.ino();
             Ok((f, ino))
         }) {
             Ok((f, ino)) => {

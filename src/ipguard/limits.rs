@@ -226,7 +226,8 @@ mod tests {
 
     #[test]
     fn raw_requests_count_one_each() {
-        let mut r = RateLimiter::new(&[RateLimit { kind: RateLimitKind::RawRequests, unit: 'M', interval_num: 5, limit: 2 }]);
+        let mut r =
+            RateLimiter::new(&[RateLimit { kind: RateLimitKind::RawRequests, unit: 'M', interval_num: 5, limit: 2 }]);
         let ms = 1_700_000_000_000;
         r.admit(ms, 50, 0).unwrap();
         r.admit(ms, 0, 0).unwrap();

@@ -83,7 +83,9 @@ impl Refusal {
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Banned { retry_in } => write!(f, "the IP is banned for {:.1} s more (HTTP 418)", retry_in.as_secs_f64()),
+            Self::Banned { retry_in } => {
+                write!(f, "the IP is banned for {:.1} s more (HTTP 418)", retry_in.as_secs_f64())
+            }
             Self::WeightBackOff { retry_in } => {
                 write!(f, "request weight back-off for {:.1} s more (HTTP 429)", retry_in.as_secs_f64())
             }
@@ -377,7 +379,9 @@ mod tests {
     fn an_orders_back_off_stops_new_orders_only() {
         let g = IpGuard::new();
         g.on_rate_limited(true, Duration::from_secs(30));
-        assert!(matches!(g.admit(ORDER), Err(Refusal::OrdersBackOff { retry_in }) if retry_in > Duration::from_secs(29)));
+        assert!(
+            matches!(g.admit(ORDER), Err(Refusal::OrdersBackOff { retry_in }) if retry_in > Duration::from_secs(29))
+        );
         g.admit(CANCEL).unwrap();
         g.admit(DEPTH).unwrap();
         g.admit_connect("market streams").unwrap();

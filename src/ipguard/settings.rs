@@ -82,10 +82,7 @@ impl NetConfig {
 
     /// The `ip_guard_file = ...` line `mmbot config check` prints.
     pub fn describe(&self) -> String {
-        format!(
-            "ip_guard_file = \"{}\"",
-            self.ip_guard_file.as_ref().map_or("off".into(), |p| p.display().to_string())
-        )
+        format!("ip_guard_file = \"{}\"", self.ip_guard_file.as_ref().map_or("off".into(), |p| p.display().to_string()))
     }
 }
 

@@ -417,7 +417,13 @@ fn from_code(request: &'static str, status: u16, api: ApiMessage, retry_after: O
     match api.code {
         -1003 | -1015 => {
             let limit = if api.code == -1015 { Limited::Orders } else { Limited::RequestWeight };
-            BinanceError::RateLimited { request, status, api, retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER), limit }
+            BinanceError::RateLimited {
+                request,
+                status,
+                api,
+                retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
+                limit,
+            }
         }
         // errors.md: -1006 UNEXPECTED_RESP "Execution status unknown", -1007
         // TIMEOUT "execution status unknown": whatever the HTTP status, the

@@ -45,10 +45,10 @@ use crate::exec::binance::filters::{side_str, ExchangeInfo, SymbolRules};
 use crate::exec::binance::gateway::{NewOrder, StpMode, Target};
 use crate::exec::binance::keys::Credentials;
 use crate::exec::binance::model::{Account, Order, ReplaceHalf};
-use crate::ipguard::{IpGuard, LimitUsage, Refusal, Request};
 use crate::exec::binance::sign::push_query_value;
 use crate::exec::Side;
 use crate::hot::fixed::{Price, Qty};
+use crate::ipguard::{IpGuard, LimitUsage, Refusal, Request};
 
 /// Binance spot production REST.
 pub const MAINNET_URL: &str = "https://api.binance.com";
