@@ -909,6 +909,15 @@ mod tests {
         "[live]\nbase_url = \"ftp://x\"\nmax_position = 1\nmax_order_notional = 1\ndaily_loss_limit = 1\n";
 
     #[test]
+    fn the_ip_guard_file_is_a_net_key() {
+        let c = Config::from_toml("[net]\nip_guard_file = \"/tmp/mmbot-guard-test\"\n", "t").unwrap();
+        assert_eq!(c.net.ip_guard_file.as_deref(), Some(std::path::Path::new("/tmp/mmbot-guard-test")));
+        assert!(c.describe().contains("[net]\nip_guard_file = \"/tmp/mmbot-guard-test\""));
+        assert_eq!(Config::from_toml("[net]\nip_guard_file = \"off\"\n", "t").unwrap().net.ip_guard_file, None);
+        assert!(Config::default().net.ip_guard_file.is_some_and(|p| p.to_string_lossy().contains("mmbot-ipguard-")));
+    }
+
+    #[test]
     fn live_section_is_optional_and_validated() {
         assert!(Config::default().live.is_none());
         let c = Config::from_toml(
