@@ -1326,6 +1326,8 @@ fn clients_share_one_guard_and_clones_share_the_clock() {
     a.sync_clock().unwrap();
     let mut b = a.clone();
     assert_eq!(b.clock_offset_ms(), a.clock_offset_ms());
+    let handle = a.clock_offset_handle();
+    assert_eq!(handle.load(std::sync::atomic::Ordering::Relaxed), a.clock_offset_ms());
     assert!((AHEAD_MS - 1000..=AHEAD_MS + 1000).contains(&b.clock_offset_ms()), "{}", b.clock_offset_ms());
     assert_eq!(b.last_timestamp_ms(), None, "time is not signed");
     b.account().unwrap();

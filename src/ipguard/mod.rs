@@ -117,12 +117,22 @@ struct Inner {
     offset_ms: i64,
     blocks: Blocks,
     host: Option<HostFile>,
+    /// A back-off the file did not take (its lock stayed busy): written on
+    /// a later admit, at most once per [`REPUBLISH`].
+    unpublished: Option<Instant>,
     stats: GuardStats,
 }
 
+/// How often a back-off the file missed is tried again.
+const REPUBLISH: Duration = Duration::from_secs(1);
+
 impl Inner {
-    /// Takes in the host file's back-offs, if it changed.
+    /// Takes in the host file's back-offs, if it changed (and writes ours,
+    /// if an earlier write missed).
     fn refresh(&mut self) {
+        if self.unpublished.is_some_and(|t| t.elapsed() >= REPUBLISH) {
+            self.publish();
+        }
         if let Some(h) = self.host.as_mut() {
             if let Some(theirs) = h.refresh(Instant::now()) {
                 if self.blocks.merge(&theirs) {
@@ -135,11 +145,19 @@ impl Inner {
     /// Records a back-off here and, when it grew, in the host file.
     fn extend(&mut self, b: Blocks) {
         if self.blocks.merge(&b) {
-            let mine = self.blocks;
-            if let Some(h) = self.host.as_mut() {
-                if let Some(merged) = h.publish(&mine) {
+            self.publish();
+        }
+    }
+
+    fn publish(&mut self) {
+        let mine = self.blocks;
+        if let Some(h) = self.host.as_mut() {
+            match h.publish(&mine) {
+                Some(merged) => {
+                    self.unpublished = None;
                     self.blocks.merge(&merged);
                 }
+                None => self.unpublished = Some(Instant::now()),
             }
         }
     }
@@ -199,6 +217,7 @@ impl IpGuard {
             offset_ms: 0,
             blocks: Blocks::default(),
             host,
+            unpublished: None,
             stats: GuardStats::default(),
         };
         inner.refresh();

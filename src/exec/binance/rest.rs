@@ -390,6 +390,13 @@ impl RestClient {
         self.stp = mode;
     }
 
+    /// The shared clock offset itself (ms), kept current by every clone's
+    /// [`RestClient::sync_clock`]: hand it to threads that sign requests of
+    /// their own (the user-data stream's subscription).
+    pub fn clock_offset_handle(&self) -> Arc<AtomicI64> {
+        self.offset_ms.clone()
+    }
+
     /// Server clock minus ours, ms, as last measured (0 before).
     pub fn clock_offset_ms(&self) -> i64 {
         self.offset_ms.load(Ordering::Relaxed)
