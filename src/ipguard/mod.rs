@@ -28,6 +28,18 @@
 //! Times: back-offs are kept in Unix milliseconds of this host's clock, so
 //! processes can share them; the rate-limit windows are aligned in server
 //! time (our clock plus [`IpGuard::set_clock_offset_ms`]).
+//!
+//! Wiring (one guard per process): `Config::ip_guard()` builds it from
+//! `[net] ip_guard_file` (`FeedArgs::config()` already puts it in
+//! `config.feed.ip_guard`); clones go to the feed (`FeedConfig::ip_guard`),
+//! the REST client (`RestClient::with_guard`) and the WebSocket API client.
+//! The WebSocket API client asks [`IpGuard::admit_ws_api_connect`] before
+//! connecting and [`IpGuard::admit`] before each request (its weight; one
+//! order for `order.place`/`order.cancelReplace`), feeds each answer's
+//! `rateLimits` to [`IpGuard::observe_ws_rate_limits`], and reports a 429
+//! with [`IpGuard::on_rate_limited_until`] (`orders` true for -1015) and a
+//! 418 with [`IpGuard::on_banned_until`] (its `retryAfter` is a timestamp;
+//! web-socket-api.md §IP limits).
 
 pub mod host;
 pub mod limits;
