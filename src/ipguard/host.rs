@@ -159,7 +159,19 @@ impl HostFile {
     /// Opens (creating) the file.
     pub fn open(path: &Path) -> Result<Self, HostFileError> {
         let file = open(path)?;
-        let ino = file.metadata().map_err(|source| HostFileError { path: path.display().to_string(), source })?.ino();
+        let err = |source| HostFileError { path: path.display().to_string(), source };
+        let meta = file.metadata().map_err(err)?;
+        // In a shared temp folder someone else could have made the file (or
+        // a link to one of theirs) first: only our own file is trusted.
+        if let Some(uid) = own_uid() {
+            if meta.uid() != uid {
+                return Err(err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!("it belongs to user id {}, not this user ({uid})", meta.uid()),
+                )));
+            }
+        }
+        let ino = meta.ino();
         Ok(Self { path: path.to_path_buf(), file, ino, seen: None, last_read: None, stats: HostFileStats::default() })
     }
 
@@ -327,14 +339,18 @@ impl HostFile {
     }
 }
 
+/// This process's user id (Linux: the owner of `/proc/self`).
+fn own_uid() -> Option<u32> {
+    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+}
+
 /// Where the file lives unless `[net] ip_guard_file` says otherwise:
 /// `$XDG_RUNTIME_DIR/mmbot-ipguard-<uid>` (per-user, cleared at logout), or
 /// `<temp dir>/mmbot-ipguard-<uid>`. The user id keeps two users' bots on one
 /// host from sharing (or fighting over) one file.
 pub fn default_path() -> PathBuf {
-    let uid = std::fs::metadata("/proc/self")
-        .map(|m| m.uid().to_string())
-        .unwrap_or_else(|_| std::env::var("USER").unwrap_or_else(|_| "user".into()));
+    let uid =
+        own_uid().map(|u| u.to_string()).unwrap_or_else(|| std::env::var("USER").unwrap_or_else(|_| "user".into()));
     let dir = std::env::var_os("XDG_RUNTIME_DIR")
         .map(PathBuf::from)
         .filter(|d| d.is_absolute() && d.is_dir())
