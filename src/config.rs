@@ -33,6 +33,9 @@ pub enum ConfigError {
     /// The `[live]` section (its own messages name `[live] key`).
     #[error("{0}")]
     Live(#[from] crate::exec::live_config::LiveConfigError),
+    /// `[net] ip_guard_file` could not be opened (its message names it).
+    #[error("{0}")]
+    IpGuard(#[from] crate::ipguard::HostFileError),
 }
 
 /// A decimal as written: a string or a TOML number.
@@ -189,6 +192,8 @@ pub struct RawConfig {
     pub ai: RawAi,
     #[serde(default)]
     pub feed: RawFeed,
+    #[serde(default)]
+    pub net: crate::ipguard::settings::RawNet,
     /// Live trading; absent means paper only (its limits have no default).
     #[serde(default)]
     pub live: Option<crate::exec::live_config::RawLiveConfig>,
@@ -215,6 +220,8 @@ pub struct Config {
     pub ai: crate::ai::AiConfig,
     /// The live feed (`mmbot paper`, `mmbot record`).
     pub feed: FeedConfig,
+    /// `[net]`: the IP guard's shared file.
+    pub net: crate::ipguard::settings::NetConfig,
     /// Backtests: replay this advice log (JSONL from a live run) in
     /// simulated time instead of the offline rules (`--advice-log`; not a
     /// TOML key).
@@ -459,10 +466,13 @@ impl Config {
         };
 
         let feed = validate_feed(&raw.feed, symbol)?;
+        let net = crate::ipguard::settings::NetConfig::from_raw(&raw.net)
+            .map_err(|(key, value, allowed)| invalid(key, value, allowed))?;
         let live = raw.live.clone().map(crate::exec::live_config::LiveConfig::from_raw).transpose()?;
 
         Ok(Self {
             feed,
+            net,
             live,
             advice_replay: None,
             ai_offline,
@@ -693,12 +703,29 @@ fn validate_feed(f: &RawFeed, traded: Option<Symbol>) -> Result<FeedConfig, Conf
         snapshot_timeout: d.snapshot_timeout,
         weight_per_minute: in_range("feed.weight_per_minute", f.weight_per_minute, d.weight_per_minute as i64, 1, 6000)?
             as u32,
+        // Set by the command that runs the feed (`Config::ip_guard`): one
+        // guard per process, not per config.
+        ip_guard: None,
     };
     feed.check().map_err(|(key, value, allowed)| invalid(key, value, allowed))?;
     Ok(feed)
 }
 
 impl Config {
+    /// The process's one IP guard ([`crate::ipguard::IpGuard`]), sharing
+    /// bans and back-offs through `[net] ip_guard_file` (created if
+    /// missing). Build it once per process and hand clones to the feed
+    /// (`FeedConfig::ip_guard`) and the order client
+    /// (`RestClient::with_guard`).
+    /// Against `mmbot sim` (every endpoint in use on 127.0.0.1) the default
+    /// file is left alone: a simulated ban must not stop real bots.
+    pub fn ip_guard(&self) -> Result<crate::ipguard::IpGuard, ConfigError> {
+        let lo = crate::ipguard::settings::NetConfig::is_loopback;
+        let feed = lo(&self.feed.stream_url()) && lo(&self.feed.rest_url());
+        let live = self.live.as_ref().is_none_or(|l| lo(&l.rest_url) && (l.ws_api_url.is_empty() || lo(&l.ws_api_url)));
+        Ok(self.net.guard(feed && live)?)
+    }
+
     /// The effective configuration as TOML-like text (`mmbot config check`).
     /// Nothing secret lives in the config; keys come from the environment.
     pub fn describe(&self) -> String {
@@ -803,6 +830,8 @@ impl Config {
         line(format!("snapshot_limit = {}", fd.snapshot_limit));
         line(format!("snapshot_retry_ms = {}", fd.snapshot_retry.as_millis()));
         line(format!("weight_per_minute = {}", fd.weight_per_minute));
+        line("\n[net]".into());
+        line(self.net.describe());
         match &self.live {
             None => line("\n# [live]: not set (paper trading only; `mmbot run --live` needs it)".into()),
             Some(l) => {
@@ -880,6 +909,15 @@ mod tests {
         "[live]\nbase_url = \"ftp://x\"\nmax_position = 1\nmax_order_notional = 1\ndaily_loss_limit = 1\n";
 
     #[test]
+    fn the_ip_guard_file_is_a_net_key() {
+        let c = Config::from_toml("[net]\nip_guard_file = \"/tmp/mmbot-guard-test\"\n", "t").unwrap();
+        assert_eq!(c.net.ip_guard_file.as_deref(), Some(std::path::Path::new("/tmp/mmbot-guard-test")));
+        assert!(c.describe().contains("[net]\nip_guard_file = \"/tmp/mmbot-guard-test\""));
+        assert_eq!(Config::from_toml("[net]\nip_guard_file = \"off\"\n", "t").unwrap().net.ip_guard_file, None);
+        assert!(Config::default().net.ip_guard_file.is_some_and(|p| p.to_string_lossy().contains("mmbot-ipguard-")));
+    }
+
+    #[test]
     fn live_section_is_optional_and_validated() {
         assert!(Config::default().live.is_none());
         let c = Config::from_toml(
@@ -913,6 +951,8 @@ mod tests {
             ("[feed]\nbackoff_min_ms = 5000\nbackoff_max_ms = 1000\n", "feed.backoff_min_ms", "must not exceed"),
             ("[feed]\nmax_connect_attempts = 301\n", "feed.max_connect_attempts", "1 to 300"),
             ("[feed]\npoll = \"spin\"\n", "feed.poll", "busy"),
+            ("[net]\nip_guard_file = \"\"\n", "net.ip_guard_file", "off"),
+            ("[net]\nip_guard_file = \"/tmp/\"\n", "net.ip_guard_file", "folder"),
             ("[ai]\nprovider = \"gpt4\"\n", "ai.provider", "\"holysheep\""),
             ("[ai]\nprovider = \"custom\"\n", "ai.base_url", "needs the server's"),
             ("[ai]\nbase_url = \"wss://x\"\n", "ai.base_url", "http://"),

@@ -8,8 +8,11 @@
 //! book (best bid/ask) and a balance, so post-only orders that would cross
 //! are refused (-2010) as on Binance. Faults are injected per request: 429
 //! with Retry-After, 418, a 500 after the order was placed, an answer late
-//! past the client's timeout (also after placing), and a 409 from
-//! cancelReplace.
+//! past the client's timeout (also after placing), a 409 from
+//! cancelReplace, a -1006 after placing, an order-count 429 (-1015), and
+//! cancelReplace over the order count under `CANCEL_ONLY` (429, cancel
+//! done). It logs every signed request's parameters and serves `myTrades`
+//! by `orderId`/`fromId`/`limit` like Binance.
 
 mod common;
 
@@ -22,9 +25,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mmbot::exec::binance::errors::{from_response, Endpoint};
+use mmbot::exec::binance::errors::{from_response, Endpoint, Limited};
 use mmbot::exec::binance::filters::{NotionalKind, RateLimitKind};
+use mmbot::exec::binance::gateway::{NewOrder, StpMode, Target};
 use mmbot::exec::binance::keys::{Credentials, API_KEY_VAR, ED25519_KEY_FILE_VAR};
+use mmbot::exec::binance::rest::MY_TRADES_PAGE;
 use mmbot::exec::binance::sign::{ws_api_payload, Ed25519Key, HmacKey, KeyKind, Signer};
 use mmbot::exec::binance::{
     Account, Action, BinanceError, ClientIds, ExchangeInfo, OrderRef, OrderStatus, ReplaceHalf, ReplaceMode,
@@ -32,6 +37,7 @@ use mmbot::exec::binance::{
 };
 use mmbot::exec::Side;
 use mmbot::hot::fixed::{notional, parse_fixed, Price, Qty};
+use mmbot::ipguard::IpGuard;
 
 const API_KEY: &str = "dblApiKey0123456789ABCDEFghijklmnopqrstuv";
 const SECRET: &str = "dblSecret9876543210ZYXWVUtsrqponmlkjihgf";
@@ -240,6 +246,14 @@ enum Inject {
     ReplaceNewFails,
     /// Refuse with a message quoting the API key the request carried.
     EchoKey,
+    /// 429 -1015 "Too many new orders" with `Retry-After`, before anything else.
+    TooManyOrders(u64),
+    /// Do the request, then answer -1006 UNEXPECTED_RESP with this status.
+    UnexpectedAfter(u16),
+    /// cancelReplace over the unfilled order count: with
+    /// `orderRateLimitExceededMode=CANCEL_ONLY` cancel and answer 429 -2021
+    /// (new order -1015); without it, 429 -1015 and nothing done.
+    OverOrderCount,
 }
 
 #[derive(Debug, Clone)]
@@ -264,6 +278,10 @@ struct State {
     /// Per usage header suffix: (window index, used).
     weight: HashMap<String, (i64, u64)>,
     order_count: HashMap<String, (i64, u64)>,
+    /// Every signed request: its label and decoded parameters.
+    params: Vec<(String, HashMap<String, String>)>,
+    /// `(trade id, order id)` of the account's trades.
+    trades: Vec<(i64, u64)>,
 }
 
 struct Double {
@@ -294,6 +312,8 @@ impl Double {
             injections: VecDeque::new(),
             weight: HashMap::new(),
             order_count: HashMap::new(),
+            params: Vec::new(),
+            trades: Vec::new(),
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let (st, sp) = (state.clone(), stop.clone());
@@ -323,6 +343,19 @@ impl Double {
 
     fn requests(&self) -> usize {
         self.state.lock().unwrap().log.len()
+    }
+
+    /// The parameters of every signed `label` request so far.
+    fn params_of(&self, label: &str) -> Vec<HashMap<String, String>> {
+        self.state.lock().unwrap().params.iter().filter(|(l, _)| l == label).map(|(_, p)| p.clone()).collect()
+    }
+
+    /// `n` trades of `order_id`, ids from `first_id` up in steps of 2
+    /// (other orders' trades fall between them on Binance).
+    fn add_trades(&self, order_id: u64, n: i64, first_id: i64) {
+        let mut st = self.state.lock().unwrap();
+        st.trades.extend((0..n).map(|i| (first_id + 2 * i, order_id)));
+        st.trades.sort_unstable();
     }
 
     fn open_orders(&self) -> Vec<DOrder> {
@@ -492,6 +525,11 @@ fn handle(state: &Mutex<State>, limits: Limits, method: &str, target: &str, key:
             r.headers.push(("Retry-After".into(), s.to_string()));
             return r;
         }
+        Some(Inject::TooManyOrders(s)) => {
+            let mut r = api_error(429, -1015, "Too many new orders; current limit is 50 orders per 10 SECOND.");
+            r.headers.push(("Retry-After".into(), s.to_string()));
+            return r;
+        }
         Some(Inject::Banned(s)) => {
             let mut r = api_error(418, -1003, "Way too much request weight used; IP banned until 1700000000000.");
             r.headers.push(("Retry-After".into(), s.to_string()));
@@ -576,6 +614,7 @@ fn route(
         return api_error(400, -1021, "Timestamp for this request is outside of the recvWindow.");
     }
     let symbol = get("symbol").to_string();
+    st.params.push((label.to_string(), params.clone()));
     match label {
         "GET /api/v3/account" => after(
             inject,
@@ -613,6 +652,26 @@ fn route(
                      \"msg\":\"Unknown order sent.\"},\"newOrderResponse\":null}}",
                 );
             };
+            if matches!(inject, Some(Inject::OverOrderCount)) {
+                let refused =
+                    "{\"code\":-1015,\"msg\":\"Too many new orders; current limit is 1 orders per 10 SECOND.\"}";
+                if get("orderRateLimitExceededMode") != "CANCEL_ONLY" {
+                    // DO_NOTHING: not even the cancel is attempted.
+                    st.orders.iter_mut().filter(|o| o.id == old.id).for_each(|o| o.status = "NEW");
+                    return api_error(429, -1015, "Too many new orders; current limit is 1 orders per 10 SECOND.");
+                }
+                let mut r = reply(
+                    429,
+                    format!(
+                        "{{\"code\":-2021,\"msg\":\"Order cancel-replace partially failed.\",\"data\":{{\
+                         \"cancelResult\":\"SUCCESS\",\"newOrderResult\":\"FAILURE\",\"cancelResponse\":{},\
+                         \"newOrderResponse\":{refused}}}}}",
+                        canceled_json(&old, &symbol)
+                    ),
+                );
+                r.headers.push(("Retry-After".into(), "9".into()));
+                return r;
+            }
             let placed = if matches!(inject, Some(Inject::ReplaceNewFails)) {
                 Err(api_error(400, -2010, "Order would immediately match and take."))
             } else {
@@ -657,6 +716,27 @@ fn route(
                 reply(200, format!("[{}]", canceled.join(",")))
             }
         }
+        "GET /api/v3/myTrades" => {
+            // rest-api.md §Account trade list: trades >= fromId, ascending,
+            // limit default 500, at most 1000.
+            let order: u64 = get("orderId").parse().unwrap_or(0);
+            let from: i64 = get("fromId").parse().unwrap_or(0);
+            let limit: usize = get("limit").parse().unwrap_or(500).min(1000);
+            let rows: Vec<String> = st
+                .trades
+                .iter()
+                .filter(|&&(id, o)| o == order && id >= from)
+                .take(limit)
+                .map(|&(id, o)| {
+                    format!(
+                        "{{\"symbol\":\"{symbol}\",\"id\":{id},\"orderId\":{o},\"orderListId\":-1,\"price\":\"60000.00\",\
+                         \"qty\":\"0.00001000\",\"quoteQty\":\"0.60000000\",\"commission\":\"0.00000001\",\
+                         \"commissionAsset\":\"BTC\",\"time\":{now},\"isBuyer\":true,\"isMaker\":true,\"isBestMatch\":true}}"
+                    )
+                })
+                .collect();
+            reply(200, format!("[{}]", rows.join(",")))
+        }
         "GET /api/v3/order" => match st.orders.iter().find(|o| o.client_id == get("origClientOrderId")) {
             Some(o) => reply(200, order_json(o, &symbol)),
             None => api_error(400, -2013, "Order does not exist."),
@@ -670,6 +750,11 @@ fn after(inject: Option<Inject>, ok: Reply) -> Reply {
     match inject {
         Some(Inject::FailAfter) => reply(500, "<html><body>Internal Server Error</body></html>"),
         Some(Inject::LateAfter(d)) => Reply { delay: d, ..ok },
+        Some(Inject::UnexpectedAfter(status)) => api_error(
+            status,
+            -1006,
+            "An unexpected response was received from the message bus. Execution status unknown.",
+        ),
         _ => ok,
     }
 }
@@ -1070,4 +1155,193 @@ fn a_refused_connection_is_not_sent_and_safe_to_retry() {
     let e = expect_err(c.new_limit_maker("BTCUSDT", Side::Buy, p("50000"), q("0.001"), &id));
     assert!(matches!(e, BinanceError::NotSent { .. }), "{e:?}");
     assert_eq!(e.action(), Action::Retry);
+}
+
+// ---------------------------------------------------------------------------
+// Issue 13: limits per kind, unknown fates, paging, STP, CANCEL_ONLY
+
+#[test]
+fn a_1006_is_an_unknown_fate_whatever_the_status() {
+    // errors.md: -1006 UNEXPECTED_RESP "Execution status unknown".
+    for status in [400, 408, 503] {
+        let d = Double::start(SPOT_LIMITS);
+        let mut c = d.client(5000, T);
+        c.sync_clock().unwrap();
+        let mut ids = ClientIds::new("mm1006").unwrap();
+        let id = ids.next();
+        d.inject("POST /api/v3/order", Inject::UnexpectedAfter(status));
+        let e = expect_err(c.new_limit_maker("BTCUSDT", Side::Buy, p("50000"), q("0.001"), &id));
+        assert!(e.fate_unknown() && e.to_string().contains("-1006"), "HTTP {status}: {e:?}");
+        assert_eq!(e.action(), Action::LookUpOrder);
+        // It did land: the lookup settles it.
+        assert_eq!(c.query_order_by_client_id("BTCUSDT", id.as_str()).unwrap().status, OrderStatus::New);
+        // On a read it only means "ask again".
+        d.inject("GET /api/v3/account", Inject::UnexpectedAfter(status));
+        assert_eq!(expect_err(c.account()).action(), Action::Retry);
+    }
+}
+
+#[test]
+fn an_order_count_429_stops_new_orders_only_and_a_weight_429_everything() {
+    let d = Double::start(SPOT_LIMITS);
+    let mut c = d.client(5000, T);
+    c.sync_clock().unwrap();
+    let mut ids = ClientIds::new("mm1015").unwrap();
+    c.new_limit_maker("BTCUSDT", Side::Buy, p("50000"), q("0.001"), &ids.next()).unwrap();
+    d.inject("POST /api/v3/order", Inject::TooManyOrders(30));
+    let e = expect_err(c.new_limit_maker("BTCUSDT", Side::Buy, p("50000.01"), q("0.001"), &ids.next()));
+    assert!(matches!(e, BinanceError::RateLimited { status: 429, .. }), "{e:?}");
+    assert_eq!((e.limited(), e.action()), (Some(Limited::Orders), Action::Wait(Duration::from_secs(30))));
+    // New orders are refused locally while it runs ...
+    let before = d.requests();
+    let e = expect_err(c.new_limit_maker("BTCUSDT", Side::Buy, p("50000.02"), q("0.001"), &ids.next()));
+    assert!(matches!(e, BinanceError::LocalRateLimit { limit: Limited::Orders, .. }), "{e:?}");
+    assert!(matches!(e.action(), Action::Wait(w) if w > Duration::from_secs(25)), "{e:?}");
+    assert_eq!(d.requests(), before);
+    // ... and so is cancelReplace (it places one) ...
+    let open = d.open_orders()[0].id;
+    let e = expect_err(c.cancel_replace(
+        "BTCUSDT",
+        OrderRef::OrderId(open),
+        Side::Buy,
+        p("50000.03"),
+        q("0.001"),
+        &ids.next(),
+        ReplaceMode::StopOnFailure,
+    ));
+    assert_eq!(e.limited(), Some(Limited::Orders), "{e:?}");
+    assert_eq!(d.requests(), before);
+    // ... but cancels, queries and reads still go.
+    assert_eq!(c.open_orders("BTCUSDT").unwrap().len(), 1);
+    assert_eq!(c.cancel_all("BTCUSDT").unwrap().len(), 1);
+    c.account().unwrap();
+    assert_eq!(d.requests(), before + 3);
+
+    // A weight 429 (-1003) stops every request, cancels too.
+    let d = Double::start(SPOT_LIMITS);
+    let mut c = d.client(5000, T);
+    c.sync_clock().unwrap();
+    d.inject("GET /api/v3/account", Inject::TooMany(20));
+    let e = expect_err(c.account());
+    assert_eq!(e.limited(), Some(Limited::RequestWeight), "{e:?}");
+    let before = d.requests();
+    let e = expect_err(c.cancel_all("BTCUSDT"));
+    assert!(matches!(e, BinanceError::LocalRateLimit { limit: Limited::RequestWeight, .. }), "{e:?}");
+    assert_eq!(d.requests(), before);
+}
+
+#[test]
+fn my_trades_reads_every_page_by_from_id() {
+    let d = Double::start(SPOT_LIMITS);
+    let mut c = d.client(5000, T);
+    c.sync_clock().unwrap();
+    d.add_trades(7, 2500, 100);
+    d.add_trades(8, 3, 101);
+    let trades = c.my_trades("BTCUSDT", 7).unwrap();
+    assert_eq!(trades.len(), 2500);
+    assert!(trades.iter().all(|t| t.order_id == 7));
+    assert!(trades.windows(2).all(|w| w[0].id < w[1].id), "oldest first, no repeats");
+    assert_eq!((trades[0].id, trades[2499].id), (100, 100 + 2 * 2499));
+    let pages = d.params_of("GET /api/v3/myTrades");
+    assert_eq!(pages.len(), 3, "{pages:?}");
+    assert!(pages.iter().all(|p| p["orderId"] == "7" && p["limit"] == MY_TRADES_PAGE.to_string()));
+    assert_eq!(pages[0]["fromId"], "0", "from the oldest, not the most recent");
+    assert_eq!(pages[1]["fromId"], (trades[999].id + 1).to_string());
+    assert_eq!(pages[2]["fromId"], (trades[1999].id + 1).to_string());
+    // Exactly one full page: one more (empty) page says it is the end.
+    d.add_trades(9, 1000, 10_000);
+    assert_eq!(c.my_trades("BTCUSDT", 9).unwrap().len(), 1000);
+    assert_eq!(c.my_trades("BTCUSDT", 8).unwrap().len(), 3);
+    assert!(c.my_trades("BTCUSDT", 10).unwrap().is_empty());
+    assert_eq!(d.params_of("GET /api/v3/myTrades").len(), 3 + 2 + 1 + 1);
+}
+
+#[test]
+fn orders_carry_self_trade_prevention_and_replaces_cancel_only_over_the_order_count() {
+    let d = Double::start(SPOT_LIMITS);
+    let mut c = d.client(5000, T);
+    c.sync_clock().unwrap();
+    c.exchange_info("BTCUSDT").unwrap();
+    let mut ids = ClientIds::new("mmStp").unwrap();
+    let first = c.new_limit_maker("BTCUSDT", Side::Buy, p("50000"), q("0.001"), &ids.next()).unwrap();
+    c.set_stp_mode(StpMode::ExpireBoth);
+    c.test_order("BTCUSDT", Side::Buy, p("50000"), q("0.001"), &ids.next()).unwrap();
+    let order =
+        NewOrder { side: Side::Sell, price: p("61000"), qty: q("0.001"), client_id: ids.next(), stp: StpMode::None };
+    c.place("BTCUSDT", &order).unwrap();
+    let stp: Vec<String> = d
+        .params_of("POST /api/v3/order")
+        .iter()
+        .chain(&d.params_of("POST /api/v3/order/test"))
+        .map(|p| p["selfTradePreventionMode"].clone())
+        .collect();
+    assert_eq!(stp, ["EXPIRE_MAKER", "NONE", "EXPIRE_BOTH"]);
+
+    let new = NewOrder {
+        side: Side::Buy,
+        price: p("50001"),
+        qty: q("0.001"),
+        client_id: ids.next(),
+        stp: StpMode::ExpireMaker,
+    };
+    let r = c.replace("BTCUSDT", &Target::OrderId(first.order_id), &new).unwrap();
+    let sent = d.params_of("POST /api/v3/order/cancelReplace").pop().unwrap();
+    assert_eq!(sent["orderRateLimitExceededMode"], "CANCEL_ONLY");
+    assert_eq!(sent["cancelReplaceMode"], "STOP_ON_FAILURE");
+    assert_eq!(sent["selfTradePreventionMode"], "EXPIRE_MAKER");
+
+    // Over the unfilled order count the cancel still happens: the quote
+    // does not rest unmanaged (rest-api.md §Cancel an Existing Order and
+    // Send a New Order, orderRateLimitExceededMode).
+    d.inject("POST /api/v3/order/cancelReplace", Inject::OverOrderCount);
+    let e = expect_err(c.cancel_replace(
+        "BTCUSDT",
+        OrderRef::OrderId(r.placed.order_id),
+        Side::Buy,
+        p("50002"),
+        q("0.001"),
+        &ids.next(),
+        ReplaceMode::StopOnFailure,
+    ));
+    assert_eq!(e.action(), Action::ApplyBothResults, "{e:?}");
+    let BinanceError::ReplacePartial { halves, .. } = &e else { panic!("{e:?}") };
+    assert!(matches!(&halves.cancel, ReplaceHalf::Success(o) if o.order_id == r.placed.order_id));
+    assert!(matches!(halves.new_order, ReplaceHalf::Failure { code: -1015, .. }));
+    assert!(d.open_orders().iter().all(|o| o.id != r.placed.order_id), "canceled on the exchange");
+    // And new orders now wait, cancels do not.
+    let before = d.requests();
+    let e = expect_err(c.new_limit_maker("BTCUSDT", Side::Buy, p("50000"), q("0.001"), &ids.next()));
+    assert_eq!(e.limited(), Some(Limited::Orders), "{e:?}");
+    assert_eq!(d.requests(), before);
+    c.cancel_all("BTCUSDT").unwrap();
+}
+
+#[test]
+fn clients_share_one_guard_and_clones_share_the_clock() {
+    let d = Double::start(SPOT_LIMITS);
+    let guard = IpGuard::new();
+    let mut cfg = RestConfig::with_base(&d.url);
+    cfg.timeout = T;
+    let mut a = RestClient::with_guard(&cfg, Credentials::hmac(API_KEY, SECRET).unwrap(), guard.clone()).unwrap();
+    a.sync_clock().unwrap();
+    let mut b = a.clone();
+    assert_eq!(b.clock_offset_ms(), a.clock_offset_ms());
+    let handle = a.clock_offset_handle();
+    assert_eq!(handle.load(std::sync::atomic::Ordering::Relaxed), a.clock_offset_ms());
+    assert!((AHEAD_MS - 1000..=AHEAD_MS + 1000).contains(&b.clock_offset_ms()), "{}", b.clock_offset_ms());
+    assert_eq!(b.last_timestamp_ms(), None, "time is not signed");
+    b.account().unwrap();
+    let signed = b.last_timestamp_ms().unwrap();
+    let sent: i64 = d.params_of("GET /api/v3/account")[0]["timestamp"].parse().unwrap();
+    assert_eq!(signed, sent, "the timestamp the request was signed with");
+    // A clone in another thread works on its own.
+    let mut t = a.clone();
+    std::thread::spawn(move || t.open_orders("BTCUSDT").map(|o| o.len())).join().unwrap().unwrap();
+    // One client's 418 stops the other, and the feed's guard too.
+    d.inject("GET /api/v3/openOrders", Inject::Banned(120));
+    assert!(matches!(expect_err(a.open_orders("BTCUSDT")), BinanceError::Banned { .. }));
+    let before = d.requests();
+    assert!(matches!(expect_err(b.account()), BinanceError::LocalBan { .. }));
+    assert_eq!(d.requests(), before);
+    assert!(guard.admit_connect("market streams").is_err());
 }

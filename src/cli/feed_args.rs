@@ -54,7 +54,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 impl FeedArgs {
-    /// The configuration with these flags applied, checked for a live run.
+    /// The configuration with these flags applied, checked for a live run,
+    /// with the process's one IP guard in `config.feed.ip_guard` (sharing
+    /// bans and back-offs through `[net] ip_guard_file`): hand a clone of it
+    /// to anything else in the process that talks to Binance
+    /// (`RestClient::with_guard`, the WebSocket API client).
     pub fn config(&self) -> anyhow::Result<Config> {
         let mut config = Config::load_or_default(self.config.as_deref()).context("loading the configuration")?;
         let feed = &mut config.feed;
@@ -96,6 +100,7 @@ impl FeedArgs {
         if config.hot.symbol.is_none() {
             config.hot.symbol = Some(feed.symbols[0]);
         }
+        config.feed.ip_guard = Some(config.ip_guard().context("opening the IP guard's shared file")?);
         Ok(config)
     }
 }

@@ -111,7 +111,7 @@ fn progress(r: &Recorder, feed: &LiveFeed, elapsed: Duration) -> String {
     let s = r.market().sync_stats();
     let secs = elapsed.as_secs();
     format!(
-        "{:02}:{:02}:{:02} {} {} frames, {} snapshots, {} reconnects, {} gaps, {:.1} MB{}",
+        "{:02}:{:02}:{:02} {} {} frames, {} snapshots, {} reconnects, {} gaps, {:.1} MB{}{}",
         secs / 3600,
         secs / 60 % 60,
         secs % 60,
@@ -122,5 +122,11 @@ fn progress(r: &Recorder, feed: &LiveFeed, elapsed: Duration) -> String {
         s.gaps,
         r.writer().bytes() as f64 / 1e6,
         feed.last_connect_error().map_or(String::new(), |e| format!(" (last error: {e})")),
+        // A ban or back-off (maybe another mmbot's on this host) holds the feed.
+        match (feed.ip_guard().blocked(), feed.guard_waits()) {
+            (Some(r), n) => format!(" (IP guard: {r}; {n} waits)"),
+            (None, 0) => String::new(),
+            (None, n) => format!(" ({n} waits for the IP guard)"),
+        },
     )
 }

@@ -16,6 +16,13 @@
 //! Never more than `max_attempts` attempts in any 5 minutes (Binance: 300
 //! connection attempts per 5 minutes per IP), and a `Retry-After` from the
 //! server is honoured.
+//!
+//! Before each attempt the connector asks the process's [`IpGuard`]
+//! ([`IpGuard::admit_connect`]): during a 418 ban (ours, the order
+//! client's, or another mmbot process's on this host) it does not connect,
+//! sleeping in steps of at most [`GUARD_RECHECK`]; each wait is counted in
+//! [`ConnectorStats::guard_waits`] and logged. A handshake answered 418 is
+//! told to the guard, so the rest of the process stops too.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,11 +32,15 @@ use std::time::{Duration, Instant};
 
 use crate::feed::endpoint::Url;
 use crate::feed::synthetic::Rng;
-use crate::feed::ws::{connect, Ws};
+use crate::feed::ws::{connect, ConnectError, Ws};
+use crate::ipguard::IpGuard;
 use crate::ring::{ring, Consumer, Producer};
 
 /// A connection that lived this long was healthy: backoff starts over.
 pub const HEALTHY_AFTER: Duration = Duration::from_secs(30);
+
+/// Longest sleep between two looks at the guard while it refuses.
+pub const GUARD_RECHECK: Duration = Duration::from_millis(250);
 
 /// The window of Binance's connection-attempt limit.
 const ATTEMPT_WINDOW: Duration = Duration::from_secs(300);
@@ -89,6 +100,8 @@ pub struct ConnectorConfig {
     pub backoff_max: Duration,
     /// Attempts allowed in any 5 minutes.
     pub max_attempts: usize,
+    /// Asked before every attempt (the process's, for spot).
+    pub guard: IpGuard,
 }
 
 /// What the connector tells the hot thread, besides handing it sockets.
@@ -98,6 +111,8 @@ pub struct ConnectorStats {
     pub failures: u64,
     /// Times an attempt waited for the 5-minute attempt limit.
     pub attempt_limit_waits: u64,
+    /// Times an attempt waited because the IP guard refused (a 418 ban).
+    pub guard_waits: u64,
 }
 
 /// The hot thread's end of the connector.
@@ -117,6 +132,7 @@ struct Shared {
     attempts: AtomicU64,
     failures: AtomicU64,
     attempt_limit_waits: AtomicU64,
+    guard_waits: AtomicU64,
     last_error: std::sync::Mutex<Option<String>>,
 }
 
@@ -155,6 +171,9 @@ impl Connector {
                             break;
                         }
                     }
+                    if !wait_for_guard(&cfg.guard, &stop2, &sh) {
+                        break;
+                    }
                     state.record_attempt(Instant::now());
                     let result = connect(&cfg.url, cfg.connect_timeout, &tls);
                     let attempt = sh.attempts.fetch_add(1, Ordering::Relaxed) + 1;
@@ -172,6 +191,7 @@ impl Connector {
                             sh.failures.fetch_add(1, Ordering::Relaxed);
                             tracing::warn!(target: "mmbot::feed", "connection attempt {attempt} failed: {e}; retrying after the backoff");
                             *sh.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                            tell_guard(&cfg.guard, &e);
                             state.failed(e.retry_after());
                             // Try again after the backoff, as a failure.
                             pending = Some(Request { reason: Reason::Error, lived: Duration::ZERO });
@@ -205,6 +225,7 @@ impl Connector {
             attempts: self.shared.attempts.load(Ordering::Relaxed),
             failures: self.shared.failures.load(Ordering::Relaxed),
             attempt_limit_waits: self.shared.attempt_limit_waits.load(Ordering::Relaxed),
+            guard_waits: self.shared.guard_waits.load(Ordering::Relaxed),
         }
     }
 
@@ -221,6 +242,32 @@ impl Drop for Connector {
         // ending a run must not wait for it. The thread sees `stop` and ends.
         self.stop.store(true, Ordering::Relaxed);
         drop(self.thread.take());
+    }
+}
+
+/// Waits while the guard refuses connects; false when stopped meanwhile.
+fn wait_for_guard(guard: &IpGuard, stop: &AtomicBool, sh: &Shared) -> bool {
+    let mut waited = false;
+    while let Err(r) = guard.admit_connect("market-stream connect") {
+        if !waited {
+            waited = true;
+            sh.guard_waits.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(target: "mmbot::feed", "not connecting: {r}; connecting now would lengthen the ban");
+            *sh.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("waiting: {r}"));
+        }
+        if !crate::runtime::sleep_unless(r.retry_in().clamp(Duration::from_millis(1), GUARD_RECHECK), stop) {
+            return false;
+        }
+    }
+    true
+}
+
+/// A handshake answered 418 bans the whole IP: the guard stops the rest of
+/// the process. (A 429 there is about connection attempts, which the
+/// backoff and attempt limit handle; it is not request weight.)
+fn tell_guard(guard: &IpGuard, e: &ConnectError) {
+    if let ConnectError::Refused { status: 418, retry_after, .. } = e {
+        guard.on_banned(Duration::from_secs(retry_after.unwrap_or(120)));
     }
 }
 
@@ -323,6 +370,7 @@ mod tests {
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(30),
             max_attempts: 300,
+            guard: IpGuard::new(),
         }
     }
 

@@ -32,6 +32,7 @@ use crate::feed::endpoint::{rest_depth_url, stream_names, stream_url, DepthStrea
 use crate::feed::snapshot::{wall_ns, SnapshotConfig, SnapshotFetcher, SnapshotRequest};
 use crate::feed::ws::Ws;
 use crate::hot::msg::Symbol;
+use crate::ipguard::IpGuard;
 use crate::stats::clock::Clock;
 
 /// Feed settings (`[feed]` in the config, with command-line overrides).
@@ -67,6 +68,12 @@ pub struct FeedConfig {
     pub snapshot_timeout: Duration,
     /// Our snapshot request weight budget per minute.
     pub weight_per_minute: u32,
+    /// The process's IP guard, asked before every snapshot and every
+    /// connect (spot and spot-testnet only: USD-M counts on other hosts
+    /// with limits of their own, so it gets a guard of its own). `None`: a
+    /// guard of the feed's own (tests); a process that also trades passes
+    /// the one its order client uses.
+    pub ip_guard: Option<IpGuard>,
 }
 
 impl Default for FeedConfig {
@@ -93,6 +100,7 @@ impl Default for FeedConfig {
             snapshot_retry: Duration::from_millis(500),
             snapshot_timeout: Duration::from_secs(10),
             weight_per_minute: 1000,
+            ip_guard: None,
         }
     }
 }
@@ -141,6 +149,14 @@ impl FeedConfig {
         match &self.rest_url {
             Some(u) => rest_depth_url(u, self.market),
             None => self.market.rest_depth().to_string(),
+        }
+    }
+
+    /// The guard the feed asks: the process's for spot, else its own.
+    pub fn guard(&self) -> IpGuard {
+        match (&self.ip_guard, self.market) {
+            (Some(g), FeedMarket::Spot | FeedMarket::SpotTestnet) => g.clone(),
+            _ => IpGuard::new(),
         }
     }
 
@@ -262,6 +278,7 @@ pub struct LiveFeed {
     events: Events,
     connector: Connector,
     fetcher: Option<SnapshotFetcher>,
+    guard: IpGuard,
     conn: Option<Conn>,
     /// Bumped per connection; snapshot replies carry the one they were asked on.
     generation: u32,
@@ -283,6 +300,7 @@ impl LiveFeed {
     pub fn start(cfg: FeedConfig, clock: Clock) -> Result<Self, FeedError> {
         let url = Url::parse(&cfg.stream_url())?;
         let tls = crate::feed::tls::client_config();
+        let guard = cfg.guard();
         let connector = Connector::start(
             ConnectorConfig {
                 url,
@@ -290,6 +308,7 @@ impl LiveFeed {
                 backoff_min: cfg.backoff_min,
                 backoff_max: cfg.backoff_max,
                 max_attempts: cfg.max_connect_attempts,
+                guard: guard.clone(),
             },
             tls,
         );
@@ -304,6 +323,7 @@ impl LiveFeed {
                     timeout: cfg.snapshot_timeout,
                     weight_per_minute: cfg.weight_per_minute,
                     ip_weight_limit: cfg.ip_weight_limit(),
+                    guard: guard.clone(),
                 }))
             }
             // Each top-20 message is a whole book: nothing to sync.
@@ -318,6 +338,7 @@ impl LiveFeed {
             events: Events::with_capacity(16),
             connector,
             fetcher,
+            guard,
             conn: None,
             generation: 0,
             clock,
@@ -333,6 +354,20 @@ impl LiveFeed {
 
     pub fn connector_stats(&self) -> ConnectorStats {
         self.connector.stats()
+    }
+
+    /// The IP guard the feed asks (takes a lock to query: not for the hot
+    /// thread).
+    pub fn ip_guard(&self) -> &IpGuard {
+        &self.guard
+    }
+
+    /// Connects and snapshots that had to wait for the IP guard (a ban or
+    /// back-off, maybe another process's). Lock-free.
+    pub fn guard_waits(&self) -> u64 {
+        let snapshots =
+            self.fetcher.as_ref().map_or(0, |f| f.counters().guard_waits.load(std::sync::atomic::Ordering::Relaxed));
+        self.connector.stats().guard_waits + snapshots
     }
 
     /// The last connection error (takes a lock: not for the hot thread).
@@ -568,10 +603,17 @@ impl LiveFeed {
         if self.conn.is_none() {
             return;
         }
-        // A reply that never came (lost to a full ring): ask again.
+        // A reply that never came (lost to a full ring): ask again. Not
+        // while the fetcher waits for the IP guard (a ban can last days):
+        // the request is still there, and asking again would only queue a
+        // duplicate.
         let give_up = self.cfg.snapshot_timeout + Duration::from_secs(5);
+        let guard_wait = fetcher.counters().waiting_for_guard.load(std::sync::atomic::Ordering::Relaxed);
         for (i, &symbol) in self.cfg.symbols.iter().enumerate() {
             let state = &mut self.snapshots[i];
+            if guard_wait && state.in_flight.is_some() {
+                state.in_flight = Some(now);
+            }
             if state.in_flight.is_some_and(|t| now.duration_since(t) > give_up) {
                 state.in_flight = None;
                 self.stats.snapshots_lost += 1;

@@ -9,6 +9,14 @@
 //! sliding minute, also respects the IP-wide `X-MBX-USED-WEIGHT-1M` the
 //! server reports (other programs on the same IP count too), and on HTTP 429
 //! or 418 waits the `Retry-After` the server names before asking again.
+//!
+//! It also asks the process's [`IpGuard`] before every request (Binance
+//! bans per IP: asking for depth while the order client is banned would
+//! lengthen the ban, FACTS.md §4.8) and tells it the usage headers, 429s
+//! and 418s it sees. While the guard refuses, the thread sleeps in steps of
+//! at most [`GUARD_RECHECK`] (so a stop, a new connection or a lifted ban
+//! is seen promptly), counts the wait once per request in
+//! [`SnapshotCounters::guard_waits`] and logs why.
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -19,7 +27,11 @@ use std::time::{Duration, Instant};
 
 use crate::feed::endpoint::FeedMarket;
 use crate::hot::msg::Symbol;
+use crate::ipguard::{IpGuard, Request};
 use crate::ring::{ring, Consumer, Producer};
+
+/// Longest sleep between two looks at the guard while it refuses.
+pub const GUARD_RECHECK: Duration = Duration::from_millis(250);
 
 /// A snapshot wanted for `symbol`; `generation` ties it to a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +69,8 @@ pub struct SnapshotConfig {
     pub weight_per_minute: u32,
     /// The IP's limit per minute (spot 6000, USD-M 2400); we stop at 80% of it.
     pub ip_weight_limit: u32,
+    /// Asked before every request (the process's, for spot).
+    pub guard: IpGuard,
 }
 
 /// Counters, readable from any thread without a lock.
@@ -70,6 +84,12 @@ pub struct SnapshotCounters {
     pub weight_spent: AtomicU64,
     /// Requests from an ended connection, not fetched.
     pub skipped_stale: AtomicU64,
+    /// Requests that waited because the IP guard refused (a ban or a
+    /// back-off, maybe another process's): counted once per request.
+    pub guard_waits: AtomicU64,
+    /// True while the thread waits for the guard (the hot thread then does
+    /// not count its request as lost).
+    pub waiting_for_guard: AtomicBool,
 }
 
 /// The hot thread's end.
@@ -137,13 +157,18 @@ impl SnapshotFetcher {
                             break;
                         }
                     }
+                    match wait_for_guard(&cfg.guard, weight, req, &current, &stop2, &c) {
+                        GuardWait::Admitted => {}
+                        GuardWait::Stale => continue,
+                        GuardWait::Stopped => break,
+                    }
                     budget.spend(weight, Instant::now());
                     c.requests.fetch_add(1, Ordering::Relaxed);
                     c.weight_spent.fetch_add(weight as u64, Ordering::Relaxed);
                     let url = format!("{}?symbol={}&limit={}", cfg.url, req.symbol, cfg.limit);
                     let mut buf = spare.pop().unwrap_or_default();
                     buf.clear();
-                    let body = fetch(&agent, &url, &mut buf, &mut budget);
+                    let body = fetch(&agent, &url, &mut buf, &mut budget, &cfg.guard);
                     match body {
                         Ok(()) => {
                             c.ok.fetch_add(1, Ordering::Relaxed);
@@ -199,8 +224,63 @@ impl Drop for SnapshotFetcher {
     }
 }
 
-/// One GET into `buf`; logs what went wrong.
-fn fetch(agent: &ureq::Agent, url: &str, buf: &mut Vec<u8>, budget: &mut WeightBudget) -> Result<(), FetchFailure> {
+/// How waiting for the guard ended.
+enum GuardWait {
+    Admitted,
+    /// The request's connection ended meanwhile: not fetched.
+    Stale,
+    Stopped,
+}
+
+/// Asks the guard until it admits the request (counted there), the
+/// request goes stale, or the thread is stopped. Sleeps, never spins.
+fn wait_for_guard(
+    guard: &IpGuard,
+    weight: u32,
+    req: SnapshotRequest,
+    current: &AtomicU32,
+    stop: &AtomicBool,
+    c: &SnapshotCounters,
+) -> GuardWait {
+    let mut waited = false;
+    let result = loop {
+        match guard.admit(Request { label: "GET depth snapshot", weight, orders: 0 }) {
+            Ok(()) => break GuardWait::Admitted,
+            Err(r) => {
+                if !waited {
+                    waited = true;
+                    c.guard_waits.fetch_add(1, Ordering::Relaxed);
+                    c.waiting_for_guard.store(true, Ordering::Relaxed);
+                    tracing::info!(
+                        target: "mmbot::feed",
+                        "snapshot for {} waits: {r} (the IP guard; asking now would lengthen a ban)",
+                        req.symbol
+                    );
+                }
+                let step = r.retry_in().clamp(Duration::from_millis(1), GUARD_RECHECK);
+                if !crate::runtime::sleep_unless(step, stop) {
+                    break GuardWait::Stopped;
+                }
+                if req.generation != current.load(Ordering::Relaxed) {
+                    c.skipped_stale.fetch_add(1, Ordering::Relaxed);
+                    break GuardWait::Stale;
+                }
+            }
+        }
+    };
+    c.waiting_for_guard.store(false, Ordering::Relaxed);
+    result
+}
+
+/// One GET into `buf`; logs what went wrong and tells the guard what the
+/// server said about the IP's limits.
+fn fetch(
+    agent: &ureq::Agent,
+    url: &str,
+    buf: &mut Vec<u8>,
+    budget: &mut WeightBudget,
+    guard: &IpGuard,
+) -> Result<(), FetchFailure> {
     let mut resp = match agent.get(url).call() {
         Ok(r) => r,
         Err(e) => {
@@ -209,6 +289,11 @@ fn fetch(agent: &ureq::Agent, url: &str, buf: &mut Vec<u8>, budget: &mut WeightB
         }
     };
     let status = resp.status().as_u16();
+    for (name, value) in resp.headers() {
+        if let Ok(v) = value.to_str() {
+            guard.observe_header(name.as_str(), v);
+        }
+    }
     let header =
         |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
     if let Some(used) = header("x-mbx-used-weight-1m") {
@@ -219,8 +304,15 @@ fn fetch(agent: &ureq::Agent, url: &str, buf: &mut Vec<u8>, budget: &mut WeightB
         let retry_after: Option<u64> = header("retry-after");
         if matches!(status, 429 | 418) {
             // Honoured in full: a 418 ban lasts from minutes to days, and
-            // asking early extends it.
-            budget.back_off(Duration::from_secs(retry_after.unwrap_or(60)), Instant::now());
+            // asking early extends it. The guard makes every other request
+            // of the process (and the host) wait too.
+            let d = Duration::from_secs(retry_after.unwrap_or(if status == 418 { 120 } else { 60 }));
+            budget.back_off(d, Instant::now());
+            if status == 418 {
+                guard.on_banned(d);
+            } else {
+                guard.on_rate_limited(false, d);
+            }
         }
         tracing::warn!(
             target: "mmbot::feed",

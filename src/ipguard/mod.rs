@@ -2,27 +2,59 @@
 //! Binance's IP-wide rate limits and bans: [`IpGuard`].
 //!
 //! Why it exists: Binance counts request weight and bans per IP, not per
-//! connection or per client (FACTS.md §4.8). A 418 ban is lengthened by
-//! every request made during it, so when the order client is banned the
-//! snapshot thread must not ask for depth and the user-data thread must not
-//! reconnect either; and one process's 429 must stop another mmbot process
-//! on the same host. Every REST request and every WebSocket connect in the
-//! process asks [`IpGuard::admit`] / [`IpGuard::admit_connect`] first, and
-//! reports what the exchange said ([`IpGuard::observe_header`],
+//! connection or per client (FACTS.md §4.8; rest-api.md §LIMITS). A 418 ban
+//! is lengthened by every request made during it, so when the order client
+//! is banned the snapshot thread must not ask for depth and the user-data
+//! thread must not reconnect either; and one process's 429 must stop another
+//! mmbot process on the same host ([`host`]). Every REST request and every
+//! WebSocket connect in the process asks [`IpGuard::admit`] /
+//! [`IpGuard::admit_connect`] first, and reports what the exchange said
+//! ([`IpGuard::observe_header`], [`IpGuard::observe_count`],
 //! [`IpGuard::on_rate_limited`], [`IpGuard::on_banned`]).
 //!
-//! The limits are tracked separately (REQUEST_WEIGHT, ORDERS, RAW_REQUESTS):
-//! an order-count back-off (-1015) blocks new orders only, so cancels still
-//! go out and quotes never rest unmanaged.
+//! What blocks what:
 //!
-//! NOTE: skeleton API; the host-wide file and per-limit back-off are being
-//! filled in (see the issue).
+//! | exchange said | blocks | for |
+//! |---|---|---|
+//! | 418 (IP banned) | every request and every WebSocket connect | `Retry-After` |
+//! | 429 -1003 (request weight) | every request, WebSocket API connects | `Retry-After` |
+//! | 429 -1015 (too many new orders) | requests that place orders only: cancels, queries, market data still go | `Retry-After` |
+//! | local count at a limit | requests that would break it | until its window turns |
+//!
+//! The limits are counted separately (REQUEST_WEIGHT, ORDERS, RAW_REQUESTS;
+//! [`limits`]). Each back-off only ever grows: a ban is never shortened by a
+//! later, shorter back-off, here or through the file.
+//!
+//! Times: back-offs are kept in Unix milliseconds of this host's clock, so
+//! processes can share them; the rate-limit windows are aligned in server
+//! time (our clock plus [`IpGuard::set_clock_offset_ms`]).
+//!
+//! Wiring (one guard per process): `Config::ip_guard()` builds it from
+//! `[net] ip_guard_file` (`FeedArgs::config()` already puts it in
+//! `config.feed.ip_guard`); clones go to the feed (`FeedConfig::ip_guard`),
+//! the REST client (`RestClient::with_guard`) and the WebSocket API client.
+//! The WebSocket API client asks [`IpGuard::admit_ws_api_connect`] before
+//! connecting and [`IpGuard::admit`] before each request (its weight; one
+//! order for `order.place`/`order.cancelReplace`), feeds each answer's
+//! `rateLimits` to [`IpGuard::observe_ws_rate_limits`], and reports a 429
+//! with [`IpGuard::on_rate_limited_until`] (`orders` true for -1015) and a
+//! 418 with [`IpGuard::on_banned_until`] (its `retryAfter` is a timestamp;
+//! web-socket-api.md §IP limits).
 
+pub mod host;
+pub mod limits;
+pub mod rate_limit;
+pub mod settings;
+
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::exec::binance::filters::RateLimit;
-use crate::exec::binance::limits::{LimitUsage, RateLimiter, Refusal as LimiterRefusal};
+pub use host::{Blocks, HostFileError, HostFileStats};
+pub use limits::{LimitUsage, OverLimit, RateLimiter};
+pub use rate_limit::{RateLimit, RateLimitKind};
+
+use host::HostFile;
 
 /// What a request costs: its REQUEST_WEIGHT and whether it counts against
 /// the ORDERS limits (a new order, or cancelReplace's new half).
@@ -77,11 +109,79 @@ impl std::fmt::Display for Refusal {
     }
 }
 
+/// What the guard has done, for status lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GuardStats {
+    pub admitted: u64,
+    pub refused_banned: u64,
+    pub refused_weight: u64,
+    pub refused_orders: u64,
+    pub refused_limit: u64,
+    /// Back-offs learnt from the host file (another process's 418/429).
+    pub learnt_from_host: u64,
+    /// `None` without a host file.
+    pub host: Option<HostFileStats>,
+}
+
 #[derive(Debug)]
 struct Inner {
     limiter: RateLimiter,
     offset_ms: i64,
-    orders_until: Option<Instant>,
+    blocks: Blocks,
+    host: Option<HostFile>,
+    /// A back-off the file did not take (its lock stayed busy): written on
+    /// a later admit, at most once per [`REPUBLISH`].
+    unpublished: Option<Instant>,
+    stats: GuardStats,
+}
+
+/// How often a back-off the file missed is tried again.
+const REPUBLISH: Duration = Duration::from_secs(1);
+
+impl Inner {
+    /// Takes in the host file's back-offs, if it changed (and writes ours,
+    /// if an earlier write missed).
+    fn refresh(&mut self) {
+        if self.unpublished.is_some_and(|t| t.elapsed() >= REPUBLISH) {
+            self.publish();
+        }
+        if let Some(h) = self.host.as_mut() {
+            if let Some(theirs) = h.refresh(Instant::now()) {
+                if self.blocks.merge(&theirs) {
+                    self.stats.learnt_from_host += 1;
+                }
+            }
+        }
+    }
+
+    /// Records a back-off here and, when it grew, in the host file.
+    fn extend(&mut self, b: Blocks) {
+        if self.blocks.merge(&b) {
+            self.publish();
+        }
+    }
+
+    fn publish(&mut self) {
+        let mine = self.blocks;
+        if let Some(h) = self.host.as_mut() {
+            match h.publish(&mine) {
+                Some(merged) => {
+                    self.unpublished = None;
+                    self.blocks.merge(&merged);
+                }
+                None => self.unpublished = Some(Instant::now()),
+            }
+        }
+    }
+
+    fn ban(&self, now_ms: i64) -> Option<Refusal> {
+        left(self.blocks.ban_until_ms, now_ms).map(|retry_in| Refusal::Banned { retry_in })
+    }
+}
+
+/// The time left until `until_ms`, if any.
+fn left(until_ms: i64, now_ms: i64) -> Option<Duration> {
+    (until_ms > now_ms).then(|| Duration::from_millis((until_ms - now_ms) as u64))
 }
 
 /// The process's guard; clones share it.
@@ -100,17 +200,40 @@ fn wall_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
+/// A `Duration` past now in Unix ms, saturating (a 3-day ban fits easily).
+fn until(now_ms: i64, d: Duration) -> i64 {
+    now_ms.saturating_add(d.as_millis().min(i64::MAX as u128) as i64)
+}
+
 impl IpGuard {
     /// A guard for this process only, with Binance's documented spot limits
     /// until [`IpGuard::set_limits`] installs exchangeInfo's.
     pub fn new() -> Self {
-        Self {
-            inner: Arc::new(Mutex::new(Inner {
-                limiter: RateLimiter::spot_defaults(),
-                offset_ms: 0,
-                orders_until: None,
-            })),
-        }
+        Self::build(None)
+    }
+
+    /// A guard that shares back-offs with every other process using the
+    /// same file ([`host`]); the file is created if missing.
+    pub fn with_host_file(path: &Path) -> Result<Self, HostFileError> {
+        Ok(Self::build(Some(HostFile::open(path)?)))
+    }
+
+    /// The per-user default file ([`host::default_path`]).
+    pub fn default_host_file() -> PathBuf {
+        host::default_path()
+    }
+
+    fn build(host: Option<HostFile>) -> Self {
+        let mut inner = Inner {
+            limiter: RateLimiter::spot_defaults(),
+            offset_ms: 0,
+            blocks: Blocks::default(),
+            host,
+            unpublished: None,
+            stats: GuardStats::default(),
+        };
+        inner.refresh();
+        Self { inner: Arc::new(Mutex::new(inner)) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -120,52 +243,131 @@ impl IpGuard {
 
     /// Counts the request and lets it go, or refuses it without counting.
     pub fn admit(&self, req: Request) -> Result<(), Refusal> {
-        let now = Instant::now();
         let mut g = self.lock();
-        if req.orders > 0 {
-            if let Some(t) = g.orders_until.filter(|t| now < *t) {
-                return Err(Refusal::OrdersBackOff { retry_in: t - now });
+        g.refresh();
+        let now_ms = wall_ms();
+        let refusal = if let Some(r) = g.ban(now_ms) {
+            g.stats.refused_banned += 1;
+            r
+        } else if let Some(retry_in) = left(g.blocks.weight_until_ms, now_ms) {
+            g.stats.refused_weight += 1;
+            Refusal::WeightBackOff { retry_in }
+        } else if let Some(retry_in) = left(g.blocks.orders_until_ms, now_ms).filter(|_| req.orders > 0) {
+            g.stats.refused_orders += 1;
+            Refusal::OrdersBackOff { retry_in }
+        } else {
+            let server_ms = now_ms.saturating_add(g.offset_ms);
+            match g.limiter.admit(server_ms, req.weight, req.orders) {
+                Ok(()) => {
+                    g.stats.admitted += 1;
+                    return Ok(());
+                }
+                Err(OverLimit { why, retry_in }) => {
+                    g.stats.refused_limit += 1;
+                    Refusal::Limit { why: format!("{}: {why}", req.label), retry_in }
+                }
             }
+        };
+        Err(refusal)
+    }
+
+    /// Before opening a market-stream WebSocket: refused only while the IP
+    /// is banned (418). Stream connections cost no request weight, so a
+    /// weight 429 does not stop them (web-socket-streams.md limits them by
+    /// connection attempts instead; the connector counts those).
+    pub fn admit_connect(&self, _label: &'static str) -> Result<(), Refusal> {
+        let mut g = self.lock();
+        g.refresh();
+        match g.ban(wall_ms()) {
+            Some(r) => {
+                g.stats.refused_banned += 1;
+                Err(r)
+            }
+            None => Ok(()),
         }
-        let server_ms = wall_ms() + g.offset_ms;
-        g.limiter.admit(server_ms, now, req.weight, req.orders).map_err(|r| match r {
-            LimiterRefusal::Limit { why, retry_in } => Refusal::Limit { why, retry_in },
-            LimiterRefusal::BackingOff { retry_in } => Refusal::WeightBackOff { retry_in },
-            LimiterRefusal::Banned { retry_in } => Refusal::Banned { retry_in },
-        })
     }
 
-    /// Before opening any WebSocket connection (market streams, WebSocket
-    /// API): refused while the IP is banned or backing off.
-    pub fn admit_connect(&self, label: &'static str) -> Result<(), Refusal> {
-        self.admit(Request { label, weight: 0, orders: 0 })
+    /// Before connecting to the WebSocket API, which costs 2 request weight
+    /// (web-socket-api.md §IP limits): refused during a ban or a weight
+    /// back-off, counted like a request.
+    pub fn admit_ws_api_connect(&self) -> Result<(), Refusal> {
+        self.admit(Request { label: "WebSocket API connect", weight: 2, orders: 0 })
     }
 
-    /// Takes in a response header (`X-MBX-USED-WEIGHT-1M`, ...).
+    /// Takes in a response header (`X-MBX-USED-WEIGHT-1M`,
+    /// `X-MBX-ORDER-COUNT-10S`, ...); other names are ignored.
     pub fn observe_header(&self, name: &str, value: &str) {
         let mut g = self.lock();
         let server_ms = wall_ms() + g.offset_ms;
         g.limiter.observe_header(name, value, server_ms);
     }
 
-    /// A 429: `orders` true for -1015 (too many new orders), false for
-    /// request weight (-1003).
-    pub fn on_rate_limited(&self, orders: bool, retry_after: Duration) {
-        let now = Instant::now();
+    /// The server's count for one limit, as a WebSocket API answer's
+    /// `rateLimits` entry gives it: `kind` (`rateLimitType`), `unit` (the
+    /// `interval` letter, [`RateLimit::unit_of`]), `interval_num`, `count`.
+    pub fn observe_count(&self, kind: RateLimitKind, unit: char, interval_num: u32, count: u64) {
         let mut g = self.lock();
-        if orders {
-            let until = now + retry_after;
-            if g.orders_until.is_none_or(|t| t < until) {
-                g.orders_until = Some(until);
+        let server_ms = wall_ms() + g.offset_ms;
+        g.limiter.observe_count(&kind, unit, interval_num, count, server_ms);
+    }
+
+    /// A WebSocket API answer's whole `rateLimits` array; entries that do
+    /// not read as `{rateLimitType, interval, intervalNum, count}` are
+    /// skipped.
+    pub fn observe_ws_rate_limits(&self, rate_limits: &serde_json::Value) {
+        let Some(items) = rate_limits.as_array() else { return };
+        for it in items {
+            let kind = it.get("rateLimitType").and_then(|v| v.as_str()).map(RateLimitKind::parse);
+            let unit = it.get("interval").and_then(|v| v.as_str()).and_then(RateLimit::unit_of);
+            let num = it.get("intervalNum").and_then(|v| v.as_u64()).and_then(|n| u32::try_from(n).ok());
+            let count = it.get("count").and_then(|v| v.as_u64());
+            if let (Some(kind), Some(unit), Some(num), Some(count)) = (kind, unit, num, count) {
+                self.observe_count(kind, unit, num, count);
             }
-        } else {
-            g.limiter.back_off(now, retry_after, false);
         }
+    }
+
+    /// A 429: `orders` true for -1015 (too many new orders: only requests
+    /// that place orders wait), false for request weight (-1003: every
+    /// request waits).
+    pub fn on_rate_limited(&self, orders: bool, retry_after: Duration) {
+        let mut g = self.lock();
+        let t = until(wall_ms(), retry_after);
+        g.extend(if orders {
+            Blocks { orders_until_ms: t, ..Default::default() }
+        } else {
+            Blocks { weight_until_ms: t, ..Default::default() }
+        });
+    }
+
+    /// The same, from the WebSocket API's `retryAfter` (a server timestamp, ms).
+    pub fn on_rate_limited_until(&self, orders: bool, server_until_ms: i64) {
+        let offset = self.lock().offset_ms;
+        let d = Duration::from_millis(server_until_ms.saturating_sub(wall_ms() + offset).max(0) as u64);
+        self.on_rate_limited(orders, d);
     }
 
     /// A 418: every request and connect waits out the ban.
     pub fn on_banned(&self, retry_after: Duration) {
-        self.lock().limiter.back_off(Instant::now(), retry_after, true);
+        let mut g = self.lock();
+        let t = until(wall_ms(), retry_after);
+        g.extend(Blocks { ban_until_ms: t, ..Default::default() });
+    }
+
+    /// The same, from the WebSocket API's `retryAfter` (a server timestamp, ms).
+    pub fn on_banned_until(&self, server_until_ms: i64) {
+        let offset = self.lock().offset_ms;
+        let d = Duration::from_millis(server_until_ms.saturating_sub(wall_ms() + offset).max(0) as u64);
+        self.on_banned(d);
+    }
+
+    /// The ban or weight back-off in force, if any (what a connect or a
+    /// market-data request would be told), without counting anything.
+    pub fn blocked(&self) -> Option<Refusal> {
+        let mut g = self.lock();
+        g.refresh();
+        let now = wall_ms();
+        g.ban(now).or_else(|| left(g.blocks.weight_until_ms, now).map(|retry_in| Refusal::WeightBackOff { retry_in }))
     }
 
     /// Installs exchangeInfo's `rateLimits`.
@@ -182,5 +384,95 @@ impl IpGuard {
     pub fn usage(&self) -> Vec<LimitUsage> {
         let g = self.lock();
         g.limiter.usage(wall_ms() + g.offset_ms)
+    }
+
+    /// Counts of admits, refusals and host-file activity.
+    pub fn stats(&self) -> GuardStats {
+        let g = self.lock();
+        GuardStats { host: g.host.as_ref().map(HostFile::stats), ..g.stats }
+    }
+
+    /// The shared file, if any.
+    pub fn host_file(&self) -> Option<PathBuf> {
+        self.lock().host.as_ref().map(|h| h.path().to_path_buf())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ORDER: Request = Request { label: "POST /api/v3/order", weight: 1, orders: 1 };
+    const CANCEL: Request = Request { label: "DELETE /api/v3/order", weight: 1, orders: 0 };
+    const DEPTH: Request = Request { label: "depth snapshot", weight: 50, orders: 0 };
+
+    #[test]
+    fn an_orders_back_off_stops_new_orders_only() {
+        let g = IpGuard::new();
+        g.on_rate_limited(true, Duration::from_secs(30));
+        assert!(
+            matches!(g.admit(ORDER), Err(Refusal::OrdersBackOff { retry_in }) if retry_in > Duration::from_secs(29))
+        );
+        g.admit(CANCEL).unwrap();
+        g.admit(DEPTH).unwrap();
+        g.admit_connect("market streams").unwrap();
+        g.admit_ws_api_connect().unwrap();
+    }
+
+    #[test]
+    fn a_weight_back_off_stops_every_request_but_not_stream_connects() {
+        let g = IpGuard::new();
+        g.on_rate_limited(false, Duration::from_secs(30));
+        for r in [ORDER, CANCEL, DEPTH] {
+            assert!(matches!(g.admit(r), Err(Refusal::WeightBackOff { .. })), "{r:?}");
+        }
+        assert!(g.admit_ws_api_connect().is_err());
+        g.admit_connect("market streams").unwrap();
+        assert_eq!(g.stats().refused_weight, 4);
+    }
+
+    #[test]
+    fn a_ban_blocks_connects_and_is_never_shortened() {
+        let g = IpGuard::new();
+        g.on_banned(Duration::from_secs(120));
+        g.on_banned(Duration::from_secs(5));
+        g.on_rate_limited(false, Duration::from_secs(1));
+        g.on_rate_limited(true, Duration::from_secs(1));
+        let Err(Refusal::Banned { retry_in }) = g.admit(CANCEL) else { panic!() };
+        assert!(retry_in > Duration::from_secs(110), "{retry_in:?}");
+        assert!(matches!(g.admit_connect("market streams"), Err(Refusal::Banned { .. })));
+        assert!(matches!(g.blocked(), Some(Refusal::Banned { .. })));
+        // A longer ban does extend it.
+        g.on_banned(Duration::from_secs(600));
+        assert!(g.admit(DEPTH).unwrap_err().retry_in() > Duration::from_secs(590));
+    }
+
+    #[test]
+    fn back_offs_end_and_limits_are_counted_per_kind() {
+        let g = IpGuard::new();
+        g.on_banned(Duration::from_millis(30));
+        g.on_rate_limited(true, Duration::from_millis(30));
+        assert!(g.admit(DEPTH).is_err());
+        // Bounded: the back-off is 30 ms; give it up to 2 s on a busy machine.
+        let t0 = Instant::now();
+        while g.admit(ORDER).is_err() && t0.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        g.admit(ORDER).unwrap();
+        g.set_limits(&[
+            RateLimit { kind: RateLimitKind::RequestWeight, unit: 'H', interval_num: 1, limit: 100 },
+            RateLimit { kind: RateLimitKind::Orders, unit: 'H', interval_num: 1, limit: 1 },
+        ]);
+        g.admit(ORDER).unwrap();
+        let Err(Refusal::Limit { why, .. }) = g.admit(ORDER) else { panic!() };
+        assert!(why.contains("ORDERS 1 per 1H") && why.contains("POST /api/v3/order"), "{why}");
+        g.admit(CANCEL).unwrap();
+        g.observe_ws_rate_limits(&serde_json::json!([
+            {"rateLimitType": "REQUEST_WEIGHT", "interval": "HOUR", "intervalNum": 1, "limit": 100, "count": 99},
+            {"rateLimitType": "ORDERS", "interval": "FORTNIGHT", "intervalNum": 1, "count": 0},
+            "junk"
+        ]));
+        assert_eq!(g.usage()[0].used, 99);
+        assert!(g.admit(Request { label: "x", weight: 2, orders: 0 }).is_err());
     }
 }

@@ -13,10 +13,11 @@
 //! | -2010 would take / insufficient balance / duplicate | [`Action::Requote`] / [`Action::RefreshBalances`] / [`Action::LookUpOrder`] |
 //! | -2011 / -2013 unknown order | [`Action::ForgetOrder`] |
 //! | -2014 / -2015 / -1022 key, permissions, signature | [`Action::FixCredentials`] |
-//! | 429, -1003, -1015 | [`Action::Wait`] (`Retry-After`) |
+//! | 429 / -1003 request weight | [`Action::Wait`] (`Retry-After`), every request |
+//! | 429 / -1015 too many new orders | [`Action::Wait`] (`Retry-After`), new orders only ([`Limited::Orders`]) |
 //! | 418 IP ban, 403 WAF | [`Action::StopTrading`] |
-//! | 409 cancelReplace partial success | [`Action::ApplyBothResults`] |
-//! | 5xx, -1007, timeouts, unreadable success on an order request | [`Action::LookUpOrder`] |
+//! | 409 cancelReplace partial success (also 429 with both halves under `CANCEL_ONLY`) | [`Action::ApplyBothResults`] |
+//! | 5xx, -1006, -1007, timeouts, unreadable success on an order request | [`Action::LookUpOrder`] |
 //!
 //! The unknown-fate rule matters most: Binance says a 5xx means "execution
 //! status UNKNOWN", and a timeout or a dropped connection after the request
@@ -58,7 +59,14 @@ pub enum Action {
     ResyncClockAndRetry,
     /// Nothing reached the exchange, or a read failed: safe to send again.
     Retry,
-    /// Rate limited: send nothing before this long has passed.
+    /// Rate limited: send nothing before this long has passed. Which
+    /// requests wait depends on the limit ([`BinanceError::limited`]):
+    /// [`Limited::RequestWeight`] (-1003, or a local weight refusal): every
+    /// request; [`Limited::Orders`] (-1015 TOO_MANY_ORDERS, or the local
+    /// ORDERS count): only requests that place orders (new orders,
+    /// cancelReplace); cancels, queries and market data may go on, and the
+    /// process's `IpGuard` lets them through (rest-api.md §Unfilled Order
+    /// Count: the order count limits new orders, not cancels).
     Wait(Duration),
     /// Stop trading: the IP is banned (for `retry_after`, when known) or the
     /// WAF blocks us; a person has to look.
@@ -69,6 +77,19 @@ pub enum Action {
     /// A cancelReplace half succeeded: apply each half's own result.
     ApplyBothResults,
 }
+
+/// Which limit a 429 (or a local refusal) is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limited {
+    /// REQUEST_WEIGHT (-1003 TOO_MANY_REQUESTS): per IP, every request waits.
+    RequestWeight,
+    /// ORDERS (-1015 TOO_MANY_ORDERS): the unfilled order count, per
+    /// account; only new orders wait.
+    Orders,
+}
+
+/// `Retry-After` assumed when a 429 comes without one.
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// An error answer's body: `{"code": -1121, "msg": "Invalid symbol."}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,9 +150,13 @@ pub enum BinanceError {
          whitelist, and that the signing key belongs to it"
     )]
     Credentials { request: &'static str, api: ApiMessage },
-    /// 429, -1003, -1015.
-    #[error("{request}: rate limited (HTTP {status}, {api}); waiting {}s as asked", retry_after.as_secs())]
-    RateLimited { request: &'static str, status: u16, api: ApiMessage, retry_after: Duration },
+    /// 429, -1003, -1015; `limit` says which (see [`Action::Wait`]).
+    #[error(
+        "{request}: rate limited (HTTP {status}, {api}); {} wait {}s as asked",
+        if *limit == Limited::Orders { "new orders" } else { "all requests" },
+        retry_after.as_secs()
+    )]
+    RateLimited { request: &'static str, status: u16, api: ApiMessage, retry_after: Duration, limit: Limited },
     /// 418.
     #[error(
         "{request}: HTTP 418, this IP is banned for ignoring rate limits ({api}); stop trading, the ban lasts \
@@ -156,8 +181,8 @@ pub enum BinanceError {
         half(&halves.new_order)
     )]
     ReplaceFailed { request: &'static str, api: ApiMessage, halves: Box<ReplaceHalves> },
-    /// 5xx, -1007, a timeout or a dropped connection on a request that
-    /// places or cancels: it may or may not have happened.
+    /// 5xx, -1006, -1007, a timeout or a dropped connection on a request
+    /// that places or cancels: it may or may not have happened.
     #[error(
         "{request}: fate unknown ({why}); look the order up by client order id before doing anything else with it"
     )]
@@ -172,9 +197,10 @@ pub enum BinanceError {
     #[error("{request}: refused (HTTP {status}, {api})")]
     Api { request: &'static str, status: u16, api: ApiMessage },
     /// Refused locally to stay under a limit from exchangeInfo (or a
-    /// `Retry-After` still running); nothing was sent.
+    /// `Retry-After` still running); nothing was sent. `limit` as for
+    /// [`BinanceError::RateLimited`].
     #[error("{request}: not sent, {why}; wait {}ms", retry_in.as_millis())]
-    LocalRateLimit { request: &'static str, why: String, retry_in: Duration },
+    LocalRateLimit { request: &'static str, why: String, retry_in: Duration, limit: Limited },
     /// Refused locally: an IP ban (418) is still running.
     #[error("{request}: not sent, this IP is banned for {}s more (HTTP 418 earlier)", retry_in.as_secs())]
     LocalBan { request: &'static str, retry_in: Duration },
@@ -238,6 +264,15 @@ impl BinanceError {
     /// True when an order request may or may not have taken effect.
     pub fn fate_unknown(&self) -> bool {
         matches!(self, Self::Unknown { .. })
+    }
+
+    /// Which limit a rate-limit error is about (`None` for other errors):
+    /// with [`Limited::Orders`] only new orders wait ([`Action::Wait`]).
+    pub fn limited(&self) -> Option<Limited> {
+        match self {
+            Self::RateLimited { limit, .. } | Self::LocalRateLimit { limit, .. } => Some(*limit),
+            _ => None,
+        }
     }
 
     /// Rewrites every piece of server or transport text the error quotes
@@ -324,12 +359,18 @@ pub fn from_response(ep: Endpoint, status: u16, body: &[u8], retry_after: Option
         418 => {
             return BinanceError::Banned { request, api: api_or_text(), retry_after: retry_after.unwrap_or(secs(120)) }
         }
-        429 => {
+        // cancelReplace with orderRateLimitExceededMode=CANCEL_ONLY over
+        // the order count answers 429 with both halves (the cancel may have
+        // happened): handled with the other -2021/-2022 answers below.
+        429 if !matches!(api.as_ref().map(|a| a.code), Some(-2021 | -2022)) => {
+            let api = api_or_text();
+            let limit = if api.code == -1015 { Limited::Orders } else { Limited::RequestWeight };
             return BinanceError::RateLimited {
                 request,
                 status,
-                api: api_or_text(),
-                retry_after: retry_after.unwrap_or(secs(60)),
+                api,
+                retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
+                limit,
             };
         }
         403 => return BinanceError::Firewall { request },
@@ -375,9 +416,19 @@ fn from_code(request: &'static str, status: u16, api: ApiMessage, retry_after: O
     let msg = api.msg.to_ascii_lowercase();
     match api.code {
         -1003 | -1015 => {
-            BinanceError::RateLimited { request, status, api, retry_after: retry_after.unwrap_or(secs(60)) }
+            let limit = if api.code == -1015 { Limited::Orders } else { Limited::RequestWeight };
+            BinanceError::RateLimited {
+                request,
+                status,
+                api,
+                retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
+                limit,
+            }
         }
-        -1007 => BinanceError::Unknown { request, why: api.to_string() },
+        // errors.md: -1006 UNEXPECTED_RESP "Execution status unknown", -1007
+        // TIMEOUT "execution status unknown": whatever the HTTP status, the
+        // order may exist (rest-api.md §HTTP Return Codes says the same of 5XX).
+        -1006 | -1007 => BinanceError::Unknown { request, why: api.to_string() },
         -1013 => {
             let filter = api
                 .msg
@@ -475,6 +526,18 @@ mod tests {
         assert_eq!(act(ORDER, 400, &b(-2014, "API-key format invalid.")), Action::FixCredentials);
         assert_eq!(act(ORDER, 400, &b(-1022, "Signature for this request is not valid.")), Action::FixCredentials);
         assert_eq!(act(ORDER, 429, &b(-1003, "Too much request weight used")), Action::Wait(secs(7)));
+        let weight = from_response(ORDER, 429, b(-1003, "Too much request weight used").as_bytes(), None);
+        assert_eq!((weight.limited(), weight.action()), (Some(Limited::RequestWeight), Action::Wait(secs(60))));
+        let orders = from_response(ORDER, 429, b(-1015, "Too many new orders.").as_bytes(), Some(secs(3)));
+        assert_eq!((orders.limited(), orders.action()), (Some(Limited::Orders), Action::Wait(secs(3))));
+        assert!(orders.to_string().contains("new orders wait"), "{orders}");
+        assert_eq!(from_response(ORDER, 429, b"", None).limited(), Some(Limited::RequestWeight));
+        for status in [400, 408, 500, 503] {
+            let e = from_response(ORDER, status, b(-1006, "An unexpected response was received").as_bytes(), None);
+            assert_eq!(e.action(), Action::LookUpOrder, "HTTP {status}: {e}");
+            assert!(e.fate_unknown());
+        }
+        assert_eq!(act(READ, 400, &b(-1006, "An unexpected response was received")), Action::Retry);
         assert_eq!(act(ORDER, 400, &b(-1003, "Too much request weight used")), Action::Wait(secs(7)));
         assert_eq!(act(ORDER, 418, ""), Action::StopTrading { retry_after: Some(secs(7)) });
         assert_eq!(act(ORDER, 403, "<html>"), Action::StopTrading { retry_after: None });
@@ -512,5 +575,15 @@ mod tests {
         assert!(matches!(e, BinanceError::ReplaceFailed { .. }), "{e:?}");
         assert_eq!(e.action(), Action::ForgetOrder);
         assert_eq!(from_response(ORDER, 409, b"{}", None).action(), Action::LookUpOrder);
+        // orderRateLimitExceededMode=CANCEL_ONLY over the order count: 429
+        // with the cancel done and the new order refused -1015 (rest-api.md
+        // §Cancel an Existing Order and Send a New Order).
+        let cancel_only = partial.replace("\"newOrderResponse\":{\"code\":-2010,\"msg\":\"Order would immediately match and take.\"}",
+            "\"newOrderResponse\":{\"code\":-1015,\"msg\":\"Too many new orders; current limit is 1 orders per 10 SECOND.\"}");
+        assert_ne!(cancel_only, partial);
+        let e = from_response(ORDER, 429, cancel_only.as_bytes(), Some(secs(9)));
+        assert_eq!(e.action(), Action::ApplyBothResults, "{e:?}");
+        let BinanceError::ReplacePartial { halves, .. } = &e else { panic!("{e:?}") };
+        assert!(matches!(halves.new_order, ReplaceHalf::Failure { code: -1015, .. }));
     }
 }

@@ -36,6 +36,8 @@
 //! is kept as [`SymbolStatus::Other`] and allows nothing.
 
 use std::fmt;
+// Only the tests time rate-limit windows here now (the types moved to ipguard).
+#[cfg(test)]
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -433,57 +435,9 @@ impl SymbolRules {
     }
 }
 
-/// What a rate limit counts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RateLimitKind {
-    /// IP request weight (`X-MBX-USED-WEIGHT-*`).
-    RequestWeight,
-    /// New orders per account (`X-MBX-ORDER-COUNT-*`).
-    Orders,
-    /// Raw requests per IP, whatever their weight.
-    RawRequests,
-    Other(String),
-}
-
-/// One entry of `rateLimits`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RateLimit {
-    pub kind: RateLimitKind,
-    /// Interval unit letter as the headers spell it: 'S', 'M', 'H' or 'D'.
-    pub unit: char,
-    pub interval_num: u32,
-    pub limit: u32,
-}
-
-impl RateLimit {
-    /// The window length.
-    pub fn window(&self) -> Duration {
-        let unit_s: u64 = match self.unit {
-            'S' => 1,
-            'M' => 60,
-            'H' => 3600,
-            _ => 86_400,
-        };
-        Duration::from_secs(unit_s * self.interval_num.max(1) as u64)
-    }
-
-    /// The header suffix naming this interval, lower-case ("1m", "10s", "1d").
-    pub fn header_suffix(&self) -> String {
-        format!("{}{}", self.interval_num, self.unit.to_ascii_lowercase())
-    }
-}
-
-impl fmt::Display for RateLimit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match &self.kind {
-            RateLimitKind::RequestWeight => "REQUEST_WEIGHT",
-            RateLimitKind::Orders => "ORDERS",
-            RateLimitKind::RawRequests => "RAW_REQUESTS",
-            RateLimitKind::Other(s) => s,
-        };
-        write!(f, "{kind} {} per {}{}", self.limit, self.interval_num, self.unit)
-    }
-}
+// The rate-limit types live with the guard that enforces them
+// (src/ipguard/rate_limit.rs); re-exported so `filters::RateLimit` still works.
+pub use crate::ipguard::{RateLimit, RateLimitKind};
 
 /// The parts of an exchangeInfo answer mmbot uses.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,8 +5,8 @@
 //! - [`sign`]: HMAC-SHA256 and Ed25519 request signatures (REST and WS-API forms).
 //! - [`keys`]: [`Credentials`] from `BINANCE_*` variables or `.env`, never printed.
 //! - [`filters`]: exchangeInfo into exact [`SymbolRules`] and [`RateLimit`]s.
-//! - [`limits`]: local rate-limit accounting, so requests are refused before
-//!   Binance has to.
+//! - [`limits`]: moved to [`crate::ipguard`] (one guard per process, shared
+//!   per host, for IP-wide limits and bans); re-exported here.
 //! - [`model`]: orders and the account, in fixed-point.
 //! - [`errors`]: [`BinanceError`] and the [`Action`] the caller takes.
 //! - [`rest`]: the blocking [`RestClient`] and the [`ClientIds`] orders are

@@ -10,10 +10,18 @@
 //!   clock from `GET /api/v3/time`; every signed request's `timestamp` is our
 //!   clock plus that offset, so a local clock a few seconds off does not get
 //!   every order refused with -1021. `recvWindow` is the caller's.
-//! - **Limits**: the weights and order counts of each endpoint are counted
-//!   against the limits from exchangeInfo ([`RateLimiter`]) and the
-//!   server's usage headers; a request that would break one is refused
-//!   locally, and a `Retry-After` blocks every request while it runs.
+//! - **Limits**: every request asks the process's [`IpGuard`] first (one
+//!   guard for the whole process, shared per host: Binance counts weight
+//!   and bans per IP, FACTS.md §4.8). Its weight and order count are counted
+//!   against the limits from exchangeInfo and the server's usage headers; a
+//!   request that would break one is refused locally. A 418 blocks every
+//!   request, a weight 429 (-1003) every request, an order-count 429
+//!   (-1015) only requests that place orders (cancels still go), each for
+//!   its `Retry-After`.
+//! - **Threads**: [`RestClient`] is `Clone`; clones share the guard, the
+//!   credentials and the measured clock offset, so worker threads each own
+//!   one. Each clone remembers the `timestamp` it signed its last request
+//!   with ([`RestClient::last_timestamp_ms`]).
 //! - **Filters**: once `exchange_info(symbol)` has run, orders on that
 //!   symbol are checked against its rules before they are sent.
 //! - **Exactness**: prices and quantities are written from fixed-point with
@@ -28,16 +36,19 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::io::Read;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::exec::binance::errors::{self, BinanceError, Endpoint};
+use crate::exec::binance::errors::{self, BinanceError, Endpoint, Limited};
 use crate::exec::binance::filters::{side_str, ExchangeInfo, SymbolRules};
+use crate::exec::binance::gateway::{NewOrder, StpMode, Target};
 use crate::exec::binance::keys::Credentials;
-use crate::exec::binance::limits::{LimitUsage, RateLimiter, Refusal};
-use crate::exec::binance::model::{Account, Order};
+use crate::exec::binance::model::{Account, Order, ReplaceHalf};
 use crate::exec::binance::sign::push_query_value;
 use crate::exec::Side;
 use crate::hot::fixed::{Price, Qty};
+use crate::ipguard::{IpGuard, LimitUsage, Refusal, Request};
 
 /// Binance spot production REST.
 pub const MAINNET_URL: &str = "https://api.binance.com";
@@ -146,6 +157,11 @@ fn valid_id_chars(s: &str) -> bool {
 /// duplicate among *open* orders, so a reused id could be confused with an
 /// old order in lookups); the counter, within the run. The `-` before the
 /// digits-only counter means no two prefixes produce the same id.
+///
+/// Length: Binance allows 1 to 36 of `[.A-Z:/a-z0-9_-]` (REST/WS-API
+/// `newClientOrderId`; the FIX API only `[a-zA-Z0-9-_]`, fix-api.md): a
+/// prefix of at most [`ClientIds::MAX_PREFIX`], `-`, and a counter of at
+/// most 12 digits.
 #[derive(Debug, Clone)]
 pub struct ClientIds {
     prefix: String,
@@ -153,8 +169,10 @@ pub struct ClientIds {
 }
 
 impl ClientIds {
-    /// Longest prefix: 36 - 1 (`-`) - 20 (digits of `u64::MAX`).
-    pub const MAX_PREFIX: usize = 15;
+    /// Longest prefix: 36 - 1 (`-`) - 12 (counter digits).
+    pub const MAX_PREFIX: usize = 23;
+    /// The counter wraps back to 1 past this (10^12 orders in one run: never).
+    const MAX_COUNTER: u64 = 999_999_999_999;
 
     pub fn new(run_prefix: &str) -> Result<Self, BinanceError> {
         if run_prefix.is_empty() || run_prefix.len() > Self::MAX_PREFIX || !valid_id_chars(run_prefix) {
@@ -166,34 +184,45 @@ impl ClientIds {
         Ok(Self { prefix: run_prefix.to_string(), next: 1 })
     }
 
-    /// A prefix from the wall clock: `mm` and the Unix time in base 36
-    /// seconds (e.g. `mmt9k2x1`), distinct for runs a second apart.
+    /// A prefix from the wall clock: `mm` and [`ClientIds::clock_tag`]
+    /// (15 characters, e.g. `mmmiq3k2x1a00k3f`).
     pub fn prefix_from_clock() -> String {
-        let mut n = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let mut digits = Vec::new();
-        loop {
-            digits.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize]);
-            n /= 36;
-            if n == 0 {
-                break;
-            }
-        }
-        digits.reverse();
-        format!("mm{}", String::from_utf8_lossy(&digits))
+        format!("mm{}", Self::clock_tag())
+    }
+
+    /// What makes a run's ids its own, 13 characters of `[0-9a-z]`: the
+    /// start time in Unix milliseconds (8 base-36 digits, good until 2059)
+    /// and this process's id (5 base-36 digits). Two runs started in the
+    /// same second, even the same millisecond, get different tags: no two
+    /// living processes share an id. Append it to a configured run prefix
+    /// (at most [`ClientIds::MAX_PREFIX`] − 13 = 10 characters).
+    pub fn clock_tag() -> String {
+        let ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        format!("{}{}", base36(ms, 8), base36(std::process::id() as u64, 5))
     }
 
     /// The next id (never repeats within this `ClientIds`).
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> ClientOrderId {
         let id = format!("{}-{}", self.prefix, self.next);
-        // Wraps only after 2^64 orders in one run, i.e. never.
-        self.next = self.next.wrapping_add(1);
+        // Wraps only after 10^12 orders in one run, i.e. never.
+        self.next = if self.next >= Self::MAX_COUNTER { 1 } else { self.next + 1 };
         ClientOrderId(id)
     }
 
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
+}
+
+/// `n` in base 36, exactly `width` digits (the lowest ones; zero-padded).
+fn base36(mut n: u64, width: usize) -> String {
+    let mut digits = vec![b'0'; width];
+    for d in digits.iter_mut().rev() {
+        *d = b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize];
+        n /= 36;
+    }
+    String::from_utf8_lossy(&digits).into_owned()
 }
 
 /// Which order a cancel names. `OrderId` is faster on Binance's side.
@@ -228,15 +257,23 @@ pub struct ClockSample {
     pub round_trip: Duration,
 }
 
-/// The blocking REST client. One per exec thread.
+/// The blocking REST client. Clones share the guard, the credentials, the
+/// connection pool and the clock offset: one clone per worker thread.
+/// Symbol rules are copied at clone time (fetch them before cloning).
+#[derive(Clone)]
 pub struct RestClient {
     agent: ureq::Agent,
     base: String,
-    creds: Credentials,
+    creds: Arc<Credentials>,
     recv_window_ms: u64,
-    offset_ms: i64,
-    limiter: RateLimiter,
+    /// Server clock minus ours, ms; shared by every clone.
+    offset_ms: Arc<AtomicI64>,
+    guard: IpGuard,
     rules: HashMap<String, SymbolRules>,
+    /// `selfTradePreventionMode` for orders placed without one.
+    stp: StpMode,
+    /// The `timestamp` this clone signed its last request with.
+    last_timestamp_ms: Option<i64>,
 }
 
 impl fmt::Debug for RestClient {
@@ -245,7 +282,8 @@ impl fmt::Debug for RestClient {
             .field("base", &self.base)
             .field("creds", &self.creds)
             .field("recv_window_ms", &self.recv_window_ms)
-            .field("offset_ms", &self.offset_ms)
+            .field("offset_ms", &self.offset_ms.load(Ordering::Relaxed))
+            .field("stp", &self.stp)
             .field("symbols_with_rules", &self.rules.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -254,9 +292,46 @@ impl fmt::Debug for RestClient {
 /// A 200 answer's body.
 type Body = Vec<u8>;
 
+/// `myTrades` page size: Binance's maximum.
+pub const MY_TRADES_PAGE: usize = 1000;
+/// Pages read for one order at most (an order of 100,000 fills).
+pub const MY_TRADES_MAX_PAGES: usize = 100;
+
+/// A refusal by the guard as the error the caller acts on (nothing sent).
+fn refused(e: Endpoint, r: Refusal) -> BinanceError {
+    let request = e.label;
+    match r {
+        Refusal::Banned { retry_in } => BinanceError::LocalBan { request, retry_in },
+        Refusal::WeightBackOff { retry_in } => BinanceError::LocalRateLimit {
+            request,
+            why: "Binance asked this IP to back off (HTTP 429, request weight)".into(),
+            retry_in,
+            limit: Limited::RequestWeight,
+        },
+        Refusal::OrdersBackOff { retry_in } => BinanceError::LocalRateLimit {
+            request,
+            why: "new orders back off (HTTP 429 -1015, too many new orders; cancels still go)".into(),
+            retry_in,
+            limit: Limited::Orders,
+        },
+        Refusal::Limit { why, retry_in } => {
+            // The guard names the limit in `why` ("... of ORDERS 50 per 10S ...").
+            let limit = if why.contains("of ORDERS ") { Limited::Orders } else { Limited::RequestWeight };
+            BinanceError::LocalRateLimit { request, why, retry_in, limit }
+        }
+    }
+}
+
 impl RestClient {
-    /// Checks the settings; connects lazily on the first request.
+    /// Checks the settings; connects lazily on the first request. Uses a
+    /// guard of its own: in a process with a feed, use
+    /// [`RestClient::with_guard`] with the process's guard instead.
     pub fn new(cfg: &RestConfig, creds: Credentials) -> Result<Self, BinanceError> {
+        Self::with_guard(cfg, creds, IpGuard::new())
+    }
+
+    /// The same, asking `guard` (the process's) before every request.
+    pub fn with_guard(cfg: &RestConfig, creds: Credentials, guard: IpGuard) -> Result<Self, BinanceError> {
         let base = validate_base(&cfg.base_url)?;
         let recv_window_ms = cfg.recv_window.as_millis() as u64;
         if !(1..=60_000).contains(&recv_window_ms) {
@@ -276,17 +351,55 @@ impl RestClient {
         Ok(Self {
             agent,
             base,
-            creds,
+            creds: Arc::new(creds),
             recv_window_ms,
-            offset_ms: 0,
-            limiter: RateLimiter::spot_defaults(),
+            offset_ms: Arc::new(AtomicI64::new(0)),
+            guard,
             rules: HashMap::new(),
+            stp: StpMode::default(),
+            last_timestamp_ms: None,
         })
+    }
+
+    /// The guard every request asks (the process's, when built with
+    /// [`RestClient::with_guard`]).
+    pub fn guard(&self) -> &IpGuard {
+        &self.guard
+    }
+
+    /// The `timestamp` (server ms: our clock plus the offset) this client
+    /// signed its last signed request with; `None` before the first. An
+    /// order's fate can be settled once the server's clock is past this
+    /// plus `recvWindow`: after that the request can no longer execute
+    /// (rest-api.md §Timing security).
+    pub fn last_timestamp_ms(&self) -> Option<i64> {
+        self.last_timestamp_ms
+    }
+
+    /// The `recvWindow` sent with signed requests, ms.
+    pub fn recv_window_ms(&self) -> u64 {
+        self.recv_window_ms
+    }
+
+    /// `selfTradePreventionMode` sent with orders placed through
+    /// [`RestClient::new_limit_maker`] and [`RestClient::cancel_replace`]
+    /// (default [`StpMode::ExpireMaker`]; [`RestClient::place`] takes one
+    /// per order). The symbol must allow it (exchangeInfo
+    /// `allowedSelfTradePreventionModes`; enums.md §STP Modes).
+    pub fn set_stp_mode(&mut self, mode: StpMode) {
+        self.stp = mode;
+    }
+
+    /// The shared clock offset itself (ms), kept current by every clone's
+    /// [`RestClient::sync_clock`]: hand it to threads that sign requests of
+    /// their own (the user-data stream's subscription).
+    pub fn clock_offset_handle(&self) -> Arc<AtomicI64> {
+        self.offset_ms.clone()
     }
 
     /// Server clock minus ours, ms, as last measured (0 before).
     pub fn clock_offset_ms(&self) -> i64 {
-        self.offset_ms
+        self.offset_ms.load(Ordering::Relaxed)
     }
 
     /// The `recvWindow` sent with signed requests.
@@ -306,7 +419,7 @@ impl RestClient {
 
     /// Each rate limit and its use in the current window.
     pub fn usage(&self) -> Vec<LimitUsage> {
-        self.limiter.usage(self.server_ms())
+        self.guard.usage()
     }
 
     /// Measures the clock offset from `GET /api/v3/time` (weight 1): the
@@ -330,8 +443,9 @@ impl RestClient {
                 ep::TIME.0.label
             )));
         }
-        self.offset_ms = offset;
-        Ok(ClockSample { offset_ms: self.offset_ms, round_trip })
+        self.offset_ms.store(offset, Ordering::Relaxed);
+        self.guard.set_clock_offset_ms(offset);
+        Ok(ClockSample { offset_ms: offset, round_trip })
     }
 
     /// `GET /api/v3/exchangeInfo?symbol=` (weight 20): the symbol's rules
@@ -345,7 +459,7 @@ impl RestClient {
             return Err(unreadable(ep::EXCHANGE_INFO.0, format!("no symbol {symbol} in the answer")));
         }
         if !info.rate_limits.is_empty() {
-            self.limiter.set_limits(&info.rate_limits);
+            self.guard.set_limits(&info.rate_limits);
         }
         for r in &info.symbols {
             self.rules.insert(r.symbol.clone(), r.clone());
@@ -372,8 +486,15 @@ impl RestClient {
         qty: Qty,
         client_order_id: &ClientOrderId,
     ) -> Result<Order, BinanceError> {
-        self.check_rules(ep::NEW_ORDER.0, symbol, side, price, qty)?;
-        let q = order_params(symbol, side, price, qty, client_order_id);
+        let order = NewOrder { side, price, qty, client_id: client_order_id.clone(), stp: self.stp };
+        self.place(symbol, &order)
+    }
+
+    /// Places `order` (a post-only `LIMIT_MAKER`, weight 1, one order) with
+    /// its own `selfTradePreventionMode` (rest-api.md §New order).
+    pub fn place(&mut self, symbol: &str, order: &NewOrder) -> Result<Order, BinanceError> {
+        self.check_rules(ep::NEW_ORDER.0, symbol, order.side, order.price, order.qty)?;
+        let q = order_params(symbol, order);
         let body = self.send(ep::NEW_ORDER, Method::Post, "/api/v3/order", q, true)?;
         Order::parse(&body).map_err(|e| unreadable(ep::NEW_ORDER.0, e))
     }
@@ -388,8 +509,14 @@ impl RestClient {
         qty: Qty,
         client_order_id: &ClientOrderId,
     ) -> Result<(), BinanceError> {
-        self.check_rules(ep::TEST_ORDER.0, symbol, side, price, qty)?;
-        let q = order_params(symbol, side, price, qty, client_order_id);
+        let order = NewOrder { side, price, qty, client_id: client_order_id.clone(), stp: self.stp };
+        self.place_test(symbol, &order)
+    }
+
+    /// `POST /api/v3/order/test` for `order`: validated, never placed.
+    pub fn place_test(&mut self, symbol: &str, order: &NewOrder) -> Result<(), BinanceError> {
+        self.check_rules(ep::TEST_ORDER.0, symbol, order.side, order.price, order.qty)?;
+        let q = order_params(symbol, order);
         self.send(ep::TEST_ORDER, Method::Post, "/api/v3/order/test", q, true)?;
         Ok(())
     }
@@ -409,6 +536,8 @@ impl RestClient {
     /// Cancels `cancel` and places a new `LIMIT_MAKER` in one request
     /// (`POST /api/v3/order/cancelReplace`, weight 1, one order). A 409
     /// (one half done) is [`BinanceError::ReplacePartial`] with both halves.
+    /// Sends the client's `selfTradePreventionMode`; see
+    /// [`RestClient::replace`] for the rest.
     #[allow(clippy::too_many_arguments)]
     pub fn cancel_replace(
         &mut self,
@@ -418,6 +547,31 @@ impl RestClient {
         price: Price,
         qty: Qty,
         new_client_order_id: &ClientOrderId,
+        mode: ReplaceMode,
+    ) -> Result<Replaced, BinanceError> {
+        let new = NewOrder { side, price, qty, client_id: new_client_order_id.clone(), stp: self.stp };
+        let target = match cancel {
+            OrderRef::OrderId(id) => Target::OrderId(id),
+            OrderRef::ClientId(id) => Target::ClientId(id.to_string()),
+        };
+        self.replace_with(symbol, &target, &new, mode)
+    }
+
+    /// cancelReplace with `cancelReplaceMode=STOP_ON_FAILURE` (never two
+    /// orders) and `orderRateLimitExceededMode=CANCEL_ONLY`: when the
+    /// unfilled order count is exceeded the cancel still happens (answered
+    /// 429 with both halves: [`BinanceError::ReplacePartial`], new half
+    /// -1015), so a quote is never left resting because new orders are
+    /// limited (rest-api.md §Cancel an Existing Order and Send a New Order).
+    pub fn replace(&mut self, symbol: &str, cancel: &Target, new: &NewOrder) -> Result<Replaced, BinanceError> {
+        self.replace_with(symbol, cancel, new, ReplaceMode::StopOnFailure)
+    }
+
+    fn replace_with(
+        &mut self,
+        symbol: &str,
+        cancel: &Target,
+        new: &NewOrder,
         mode: ReplaceMode,
     ) -> Result<Replaced, BinanceError> {
         let e = ep::CANCEL_REPLACE.0;
@@ -430,8 +584,8 @@ impl RestClient {
                 )));
             }
         }
-        self.check_rules(e, symbol, side, price, qty)?;
-        let mut q = order_params(symbol, side, price, qty, new_client_order_id);
+        self.check_rules(e, symbol, new.side, new.price, new.qty)?;
+        let mut q = order_params(symbol, new);
         param(
             &mut q,
             "cancelReplaceMode",
@@ -440,9 +594,10 @@ impl RestClient {
                 ReplaceMode::AllowFailure => "ALLOW_FAILURE",
             },
         );
+        param(&mut q, "orderRateLimitExceededMode", "CANCEL_ONLY");
         match cancel {
-            OrderRef::OrderId(id) => param(&mut q, "cancelOrderId", &id.to_string()),
-            OrderRef::ClientId(id) => param(&mut q, "cancelOrigClientOrderId", id),
+            Target::OrderId(id) => param(&mut q, "cancelOrderId", &id.to_string()),
+            Target::ClientId(id) => param(&mut q, "cancelOrigClientOrderId", id),
         }
         let body = self.send(ep::CANCEL_REPLACE, Method::Post, "/api/v3/order/cancelReplace", q, true)?;
         let v: serde_json::Value = serde_json::from_slice(&body).map_err(|err| unreadable(e, err))?;
@@ -486,16 +641,48 @@ impl RestClient {
         Order::parse(&body).map_err(|e| unreadable(ep::QUERY_ORDER.0, e))
     }
 
-    /// `GET /api/v3/myTrades?symbol=&orderId=` (weight 5 with `orderId`):
-    /// the trades of one order, with their trade ids. Reconciliation uses it
-    /// to recover fills the user-data stream missed while it was down; the
-    /// trade id lets the journal drop those it already has.
+    /// Every trade of one order, oldest first, with their trade ids:
+    /// `GET /api/v3/myTrades?symbol=&orderId=&fromId=&limit=1000` (weight 5
+    /// with `orderId`) page after page until a page is short (rest-api.md
+    /// §Account trade list: `symbol` + `orderId` + `fromId` is a supported
+    /// combination, `fromId` returns trades >= it, `limit` at most 1000).
+    /// Reconciliation uses it to recover fills the user-data stream missed
+    /// while it was down; the trade id lets the journal drop those it
+    /// already has. At most [`MY_TRADES_MAX_PAGES`] pages.
     pub fn my_trades(&mut self, symbol: &str, order_id: u64) -> Result<Vec<MyTrade>, BinanceError> {
-        let mut q = String::new();
-        param(&mut q, "symbol", symbol);
-        param(&mut q, "orderId", &order_id.to_string());
-        let body = self.send(ep::MY_TRADES, Method::Get, "/api/v3/myTrades", q, true)?;
-        MyTrade::parse_list(&body).map_err(|e| unreadable(ep::MY_TRADES.0, e))
+        let e = ep::MY_TRADES.0;
+        let mut all: Vec<MyTrade> = Vec::new();
+        // From trade id 0, not "most recent": without `fromId` Binance
+        // answers the newest trades, and an order with more than a page of
+        // them would lose its oldest.
+        let mut from_id: i64 = 0;
+        for _ in 0..MY_TRADES_MAX_PAGES {
+            let mut q = String::new();
+            param(&mut q, "symbol", symbol);
+            param(&mut q, "orderId", &order_id.to_string());
+            param(&mut q, "fromId", &from_id.to_string());
+            param(&mut q, "limit", &MY_TRADES_PAGE.to_string());
+            let body = self.send(ep::MY_TRADES, Method::Get, "/api/v3/myTrades", q, true)?;
+            let mut page = MyTrade::parse_list(&body).map_err(|err| unreadable(e, err))?;
+            page.sort_by_key(|t| t.id);
+            let full = page.len() >= MY_TRADES_PAGE;
+            // `fromId` is inclusive: a trade already read is not kept twice.
+            let last_seen = all.last().map(|t| t.id);
+            page.retain(|t| last_seen.is_none_or(|l| t.id > l));
+            let Some(last) = page.last().map(|t| t.id) else { return Ok(all) };
+            all.extend(page);
+            if !full {
+                return Ok(all);
+            }
+            from_id = last + 1;
+        }
+        Err(BinanceError::Unavailable {
+            request: e.label,
+            why: format!(
+                "order {order_id} has more than {} trades ({MY_TRADES_MAX_PAGES} pages); not read to the end",
+                all.len()
+            ),
+        })
     }
 
     fn check_rules(&self, e: Endpoint, symbol: &str, side: Side, price: Price, qty: Qty) -> Result<(), BinanceError> {
@@ -509,7 +696,7 @@ impl RestClient {
 
     /// Our clock plus the measured offset, ms.
     fn server_ms(&self) -> i64 {
-        wall_ms().saturating_add(self.offset_ms)
+        wall_ms().saturating_add(self.offset_ms.load(Ordering::Relaxed))
     }
 
     /// Sends one request; `Ok` only for HTTP 200. `signed` adds
@@ -522,18 +709,10 @@ impl RestClient {
         mut query: String,
         signed: bool,
     ) -> Result<Body, BinanceError> {
-        let now = Instant::now();
+        self.guard.admit(Request { label: e.label, weight, orders }).map_err(|r| refused(e, r))?;
         let server_ms = self.server_ms();
-        self.limiter.admit(server_ms, now, weight, orders).map_err(|r| match r {
-            Refusal::Limit { why, retry_in } => BinanceError::LocalRateLimit { request: e.label, why, retry_in },
-            Refusal::BackingOff { retry_in } => BinanceError::LocalRateLimit {
-                request: e.label,
-                why: "Binance asked us to wait (HTTP 429 Retry-After)".into(),
-                retry_in,
-            },
-            Refusal::Banned { retry_in } => BinanceError::LocalBan { request: e.label, retry_in },
-        })?;
         if signed {
+            self.last_timestamp_ms = Some(server_ms);
             param(&mut query, "recvWindow", &self.recv_window_ms.to_string());
             param(&mut query, "timestamp", &server_ms.to_string());
             let sig = self.creds.signer().rest_signature(query.as_bytes());
@@ -549,14 +728,13 @@ impl RestClient {
         };
         let mut resp = result.map_err(|err| self.transport(e, err))?;
         let status = resp.status().as_u16();
-        let server_ms = self.server_ms();
         let mut retry_after = None;
         for (name, value) in resp.headers() {
             let Ok(v) = value.to_str() else { continue };
             if name.as_str().eq_ignore_ascii_case("retry-after") {
                 retry_after = v.trim().parse::<u64>().ok().map(Duration::from_secs);
             } else {
-                self.limiter.observe_header(name.as_str(), v, server_ms);
+                self.guard.observe_header(name.as_str(), v);
             }
         }
         let mut body = Vec::new();
@@ -567,9 +745,22 @@ impl RestClient {
             return Ok(body);
         }
         let err = errors::from_response(e, status, &body, retry_after);
+        // Every 429 and 418 is the whole process's (and host's) business.
         match &err {
-            BinanceError::RateLimited { retry_after, .. } => self.limiter.back_off(Instant::now(), *retry_after, false),
-            BinanceError::Banned { retry_after, .. } => self.limiter.back_off(Instant::now(), *retry_after, true),
+            BinanceError::Banned { retry_after, .. } => self.guard.on_banned(*retry_after),
+            BinanceError::RateLimited { retry_after, limit, .. } => {
+                self.guard.on_rate_limited(*limit == Limited::Orders, *retry_after)
+            }
+            // cancelReplace with CANCEL_ONLY over the unfilled order count:
+            // 429 with both halves, the new one -1015 (rest-api.md §Cancel an
+            // Existing Order and Send a New Order).
+            BinanceError::ReplacePartial { halves, .. } | BinanceError::ReplaceFailed { halves, .. }
+                if status == 429 =>
+            {
+                let orders = matches!(halves.new_order, ReplaceHalf::Failure { code: -1015, .. });
+                self.guard.on_rate_limited(orders, retry_after.unwrap_or(errors::DEFAULT_RETRY_AFTER));
+            }
+            _ if status == 429 => self.guard.on_rate_limited(false, retry_after.unwrap_or(errors::DEFAULT_RETRY_AFTER)),
             _ => {}
         }
         Err(self.redacted(err))
@@ -661,16 +852,17 @@ fn with_key<B>(req: ureq::RequestBuilder<B>, signed: bool, creds: &Credentials) 
 }
 
 /// The parameters of a LIMIT_MAKER order (no `timeInForce`: Binance does
-/// not take one for this type).
-fn order_params(symbol: &str, side: Side, price: Price, qty: Qty, id: &ClientOrderId) -> String {
-    let mut q = String::with_capacity(160);
+/// not take one for this type), with its `selfTradePreventionMode`.
+fn order_params(symbol: &str, o: &NewOrder) -> String {
+    let mut q = String::with_capacity(200);
     param(&mut q, "symbol", symbol);
-    param(&mut q, "side", side_str(side));
+    param(&mut q, "side", side_str(o.side));
     param(&mut q, "type", "LIMIT_MAKER");
-    param(&mut q, "quantity", &qty.to_string());
-    param(&mut q, "price", &price.to_string());
-    param(&mut q, "newClientOrderId", id.as_str());
+    param(&mut q, "quantity", &o.qty.to_string());
+    param(&mut q, "price", &o.price.to_string());
+    param(&mut q, "newClientOrderId", o.client_id.as_str());
     param(&mut q, "newOrderRespType", "RESULT");
+    param(&mut q, "selfTradePreventionMode", o.stp.as_str());
     q
 }
 
@@ -726,15 +918,20 @@ mod tests {
         let a = ids.next();
         let b = ids.next();
         assert_eq!((a.as_str(), b.as_str()), ("mmRun.7:a/b_c-d-1", "mmRun.7:a/b_c-d-2"));
-        let mut big = ClientIds { prefix: "x".repeat(15), next: u64::MAX };
+        let mut big = ClientIds { prefix: "x".repeat(23), next: ClientIds::MAX_COUNTER };
         assert_eq!(big.next().as_str().len(), 36);
-        assert!(ClientOrderId::new(big.next().as_str()).is_ok());
-        for bad in ["", "sixteen-chars-xx", "has space", "ünï"] {
+        assert_eq!(big.next().as_str(), format!("{}-1", "x".repeat(23)), "wraps to 1");
+        for bad in ["", "twenty-four-characters-x", "has space", "ünï"] {
             assert!(ClientIds::new(bad).is_err(), "{bad}");
         }
         assert!(ClientOrderId::new(&"a".repeat(37)).is_err());
         let p = ClientIds::prefix_from_clock();
-        assert!(ClientIds::new(&p).is_ok(), "{p}");
+        assert_eq!(p.len(), 15, "{p}");
+        assert!(p.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()), "{p}");
+        // A configured prefix of up to 10 characters still fits.
+        assert!(ClientIds::new(&format!("abcdefghij{}", ClientIds::clock_tag())).is_ok());
+        assert_eq!(base36(35, 3), "00z");
+        assert_eq!(base36(36 * 36 * 36 + 1, 3), "001", "the lowest digits");
     }
 
     #[test]
@@ -750,12 +947,17 @@ mod tests {
 
     #[test]
     fn order_parameters_are_exact_decimals() {
-        let id = ClientOrderId::new("mm-1").unwrap();
-        let q = order_params("BTCUSDT", Side::Sell, "60123.45".parse().unwrap(), Qty(1), &id);
+        let o = NewOrder {
+            side: Side::Sell,
+            price: "60123.45".parse().unwrap(),
+            qty: Qty(1),
+            client_id: ClientOrderId::new("mm-1").unwrap(),
+            stp: StpMode::ExpireMaker,
+        };
         assert_eq!(
-            q,
+            order_params("BTCUSDT", &o),
             "symbol=BTCUSDT&side=SELL&type=LIMIT_MAKER&quantity=0.00000001&price=60123.45&newClientOrderId=mm-1\
-             &newOrderRespType=RESULT"
+             &newOrderRespType=RESULT&selfTradePreventionMode=EXPIRE_MAKER"
         );
     }
 }
