@@ -453,32 +453,70 @@ impl Worker {
     /// True for `eventStreamTerminated` (the subscription is over).
     fn handle(&mut self, v: &serde_json::Value) -> bool {
         let Some(ev) = v.get("event") else { return false };
-        match ev.get("e").and_then(|e| e.as_str()) {
-            Some("executionReport") => match parse_execution(ev) {
-                Some(r) => self.emit(UserEvent::Execution(r)),
-                None => {
-                    self.counters.bad_frames.fetch_add(1, Ordering::Relaxed);
-                }
-            },
-            Some("outboundAccountPosition") => {
-                for b in ev.get("B").and_then(|b| b.as_array()).into_iter().flatten() {
-                    let asset = Symbol::new(b.get("a").and_then(|a| a.as_str()).unwrap_or("").as_bytes());
-                    let (Some(free), Some(locked)) = (fixed(b, "f"), fixed(b, "l")) else { continue };
-                    if !asset.is_empty() {
-                        self.emit(UserEvent::Balance { asset, free, locked });
-                    }
-                }
-            }
-            Some("balanceUpdate") => {
-                let asset = Symbol::new(ev.get("a").and_then(|a| a.as_str()).unwrap_or("").as_bytes());
-                if let (false, Some(delta)) = (asset.is_empty(), fixed(ev, "d")) {
-                    self.emit(UserEvent::BalanceDelta { asset, delta });
-                }
-            }
-            Some("eventStreamTerminated") => return true,
-            _ => {}
+        let mut out = Vec::new();
+        let parsed = parse_event(ev, &mut out);
+        for e in out {
+            self.emit(e);
         }
-        false
+        match parsed {
+            Parsed::Bad => {
+                self.counters.bad_frames.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            Parsed::Terminated => true,
+            Parsed::Events | Parsed::Other => false,
+        }
+    }
+}
+
+/// What [`parse_event`] made of one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parsed {
+    /// Zero or more [`UserEvent`]s were produced.
+    Events,
+    /// `eventStreamTerminated`: the subscription is over; subscribe again.
+    Terminated,
+    /// A known event with a field we rely on missing or malformed.
+    Bad,
+    /// An event we do not use (`listStatus`, `externalLockUpdate`, ...).
+    Other,
+}
+
+/// Parses the `event` object of a WebSocket API user-data frame
+/// (`{"subscriptionId":..,"event":{..}}`, web-socket-api.md §Event format;
+/// user-data-stream.md) into `out`. Shared by [`UserDataStream`] and the
+/// order gateway's session (`crate::exec::binance::wsapi`).
+pub fn parse_event(ev: &serde_json::Value, out: &mut Vec<UserEvent>) -> Parsed {
+    match ev.get("e").and_then(|e| e.as_str()) {
+        Some("executionReport") => match parse_execution(ev) {
+            Some(r) => {
+                out.push(UserEvent::Execution(r));
+                Parsed::Events
+            }
+            None => Parsed::Bad,
+        },
+        Some("outboundAccountPosition") => {
+            for b in ev.get("B").and_then(|b| b.as_array()).into_iter().flatten() {
+                let asset = Symbol::new(b.get("a").and_then(|a| a.as_str()).unwrap_or("").as_bytes());
+                let (Some(free), Some(locked)) = (fixed(b, "f"), fixed(b, "l")) else { continue };
+                if !asset.is_empty() {
+                    out.push(UserEvent::Balance { asset, free, locked });
+                }
+            }
+            Parsed::Events
+        }
+        Some("balanceUpdate") => {
+            let asset = Symbol::new(ev.get("a").and_then(|a| a.as_str()).unwrap_or("").as_bytes());
+            match (asset.is_empty(), fixed(ev, "d")) {
+                (false, Some(delta)) => {
+                    out.push(UserEvent::BalanceDelta { asset, delta });
+                    Parsed::Events
+                }
+                _ => Parsed::Bad,
+            }
+        }
+        Some("eventStreamTerminated") => Parsed::Terminated,
+        _ => Parsed::Other,
     }
 }
 
