@@ -718,3 +718,66 @@ fn calls_fall_back_to_rest_while_the_ws_api_is_unreachable() {
     assert!(st.connect_failures >= 1, "{st:?}");
     gw.stop();
 }
+
+/// During a switch both sessions carry the subscription; an event that
+/// arrives on both is handed out once.
+#[test]
+fn user_events_seen_on_both_sessions_during_a_switch_come_out_once() {
+    let shutdown: Policy = Arc::new(|conn, req: &Value| {
+        if conn == 0 && req["params"]["newClientOrderId"] == "w-1" {
+            let mut logged_on = true;
+            return Some(Act::ShutdownThen(Duration::from_millis(1500), default_answer(req, &mut logged_on)));
+        }
+        None
+    });
+    let d = Double::start(DoubleAuth::Hmac(SECRET), shutdown);
+    let mut gw = start_hmac(&d.url(), SECRET, |_| {});
+    wait_up(&mut gw);
+    gw.submit(place("w-1"));
+    wait_for(&mut gw, "resubscription", |e| matches!(e, GatewayEvent::User(UserEvent::Subscribed { generation: 2 })));
+    let fill = json!({"e":"executionReport","E":7,"s":SYMBOL,"c":"w-1","S":"BUY","o":"LIMIT_MAKER","f":"GTC",
+        "q":"0.001","p":"60000.5","x":"TRADE","X":"FILLED","r":"NONE","i":101,"l":"0.001","z":"0.001",
+        "L":"60000.5","n":"0","N":"BTC","T":7,"t":10,"m":true,"C":""});
+    d.push_event(0, fill.clone());
+    d.push_event(1, fill);
+    // Both copies are read before the old session's answer (1.5 s) comes.
+    let (got, evs) = answers_and_events(&mut gw, 1);
+    assert_eq!(placed_id(&got[0]), "w-1");
+    let fills = evs.iter().filter(|e| matches!(e, GatewayEvent::User(UserEvent::Execution(_)))).count();
+    assert_eq!(fills, 1, "{evs:#?}");
+    assert_eq!(gw.stats().duplicate_events, 1);
+}
+
+/// web-socket-api.md §General API Information: connections last 24 h, so
+/// the session is replaced before that (here after 400 ms), with no gap.
+#[test]
+fn sessions_are_renewed_before_the_connection_limit() {
+    let d = Double::start(DoubleAuth::Hmac(SECRET), Arc::new(|_, _: &Value| None));
+    let mut gw = start_hmac(&d.url(), SECRET, |c| c.renew_after = Duration::from_millis(400));
+    wait_up(&mut gw);
+    let evs = wait_for(
+        &mut gw,
+        "renewal",
+        |e| matches!(e, GatewayEvent::Session { up: true, why } if why.contains("replaces")),
+    );
+    assert!(evs.iter().all(|e| !matches!(e, GatewayEvent::Session { up: false, .. })), "{evs:#?}");
+    gw.submit(place("r-1"));
+    assert_eq!(placed_id(&answers(&mut gw, 1)[0]), "r-1");
+    assert!(gw.stats().renewals >= 1, "{:?}", gw.stats());
+}
+
+/// FACTS.md §4.8: while the IP is banned, nobody connects.
+#[test]
+fn nobody_connects_while_the_ip_is_banned() {
+    let d = Double::start(DoubleAuth::Hmac(SECRET), Arc::new(|_, _: &Value| None));
+    let guard = IpGuard::new();
+    guard.on_banned(Duration::from_secs(30));
+    let mut gw =
+        OrderGateway::start(config(&d.url()), idle_rest(hmac_creds(SECRET)), hmac_creds(SECRET), guard).unwrap();
+    let evs = wait_for(&mut gw, "session down", |e| matches!(e, GatewayEvent::Session { up: false, .. }));
+    assert!(matches!(evs.last(), Some(GatewayEvent::Session { why, .. }) if why.contains("banned")), "{evs:#?}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(d.log.lock().unwrap().conns.is_empty(), "connected during a ban");
+    assert!(!gw.session_up());
+    assert_eq!(gw.stats().sessions_opened, 0);
+}

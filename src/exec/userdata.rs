@@ -41,6 +41,7 @@ use crate::feed::endpoint::Url;
 use crate::feed::ws::{self, Ws};
 use crate::hot::fixed::{parse_fixed, Price, Qty};
 use crate::hot::msg::Symbol;
+use crate::ipguard::{IpGuard, Request};
 use crate::ring::{ring, Consumer, Producer};
 
 /// Events buffered between the stream thread and the exec thread.
@@ -251,6 +252,19 @@ impl UserDataStream {
         recv_window: Duration,
         clock_offset: Arc<AtomicI64>,
     ) -> Result<Self, UserDataError> {
+        Self::start_guarded(url, creds, recv_window, clock_offset, None)
+    }
+
+    /// As [`UserDataStream::start`], asking `guard` before every connect
+    /// and subscription (so during a 418 ban this thread does not connect
+    /// either, FACTS.md §4.8) and telling it about a 418/429 handshake.
+    pub fn start_guarded(
+        url: &str,
+        creds: Credentials,
+        recv_window: Duration,
+        clock_offset: Arc<AtomicI64>,
+        guard: Option<IpGuard>,
+    ) -> Result<Self, UserDataError> {
         let parsed = Url::parse(url).map_err(|e| UserDataError::Url { url: url.into(), why: e.to_string() })?;
         if !parsed.websocket {
             return Err(UserDataError::Url { url: url.into(), why: "must be ws:// or wss://".into() });
@@ -264,6 +278,7 @@ impl UserDataStream {
             creds,
             recv_window_ms: recv_window.as_millis() as u64,
             clock_offset,
+            guard,
             tx,
             stop: stop.clone(),
             counters: counters.clone(),
@@ -318,6 +333,7 @@ struct Worker {
     recv_window_ms: u64,
     /// Exchange clock minus ours, ms (shared with the REST side).
     clock_offset: Arc<AtomicI64>,
+    guard: Option<IpGuard>,
     tx: Producer<UserEvent>,
     stop: Arc<AtomicBool>,
     counters: Arc<Counters>,
@@ -334,9 +350,23 @@ impl Worker {
         let tls = crate::feed::tls::client_config();
         let mut backoff = BACKOFF_MIN;
         while !self.stop.load(Ordering::Relaxed) {
+            // Banned or backing off: wait it out (in steps, to see a stop).
+            if let Some(Err(r)) = self.guard.as_ref().map(|g| g.admit_connect("user-data stream connect")) {
+                self.sleep(r.retry_in().clamp(BACKOFF_MIN, Duration::from_secs(1)));
+                continue;
+            }
             self.counters.connects.fetch_add(1, Ordering::Relaxed);
             let session_start = Instant::now();
-            if let Ok(mut conn) = ws::connect(&self.url, Duration::from_secs(10), &tls) {
+            let connected = ws::connect(&self.url, Duration::from_secs(10), &tls);
+            if let (Err(ws::ConnectError::Refused { status, retry_after, .. }), Some(g)) = (&connected, &self.guard) {
+                let wait = Duration::from_secs(retry_after.unwrap_or(if *status == 418 { 120 } else { 60 }));
+                match status {
+                    418 => g.on_banned(wait),
+                    429 => g.on_rate_limited(false, wait),
+                    _ => {}
+                }
+            }
+            if let Ok(mut conn) = connected {
                 if self.subscribe(&mut conn).is_ok() {
                     let generation = self.counters.subscribed.fetch_add(1, Ordering::Relaxed) + 1;
                     self.emit(UserEvent::Subscribed { generation });
@@ -372,6 +402,11 @@ impl Worker {
     /// Sends `userDataStream.subscribe.signature` and waits (up to 10 s)
     /// for its answer; events that come first are handled as usual.
     fn subscribe(&mut self, conn: &mut Ws) -> Result<(), ()> {
+        // web-socket-api.md §Subscribe to User Data Stream through signature subscription: weight 2.
+        let request = Request { label: "WS-API userDataStream.subscribe.signature", weight: 2, orders: 0 };
+        if let Some(Err(_)) = self.guard.as_ref().map(|g| g.admit(request)) {
+            return Err(());
+        }
         let id = format!("mmbot-sub-{}", self.next_id);
         self.next_id += 1;
         let ts = SystemTime::now()
