@@ -524,6 +524,7 @@ fn an_unanswered_request_is_unknown_after_the_timeout() {
     assert_eq!(d.requests(0, "order.place").len(), 1, "never resent");
     assert_eq!(gw.stats().timeouts, 1);
     assert!(gw.session_up(), "a timeout alone does not drop the session");
+    assert!(gw.rtt_percentiles().iter().all(|(k, _)| k.method != "place"), "a timeout is no round trip");
 }
 
 /// A connection that drops with requests in flight: each is answered
@@ -716,6 +717,7 @@ fn calls_fall_back_to_rest_while_the_ws_api_is_unreachable() {
     let st = gw.stats();
     assert!(st.fallbacks >= 2 && st.sent_rest == 3 && st.sent_ws == 0, "{st:?}");
     assert!(st.connect_failures >= 1, "{st:?}");
+    assert!(gw.rtt_percentiles().iter().any(|(k, p)| (k.method, k.via, p.count) == ("account", "rest", 1)));
     gw.stop();
 }
 

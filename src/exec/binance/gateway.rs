@@ -29,7 +29,7 @@ mod rest_pool;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -368,6 +368,8 @@ pub(crate) struct Shared {
     pub clock_offset: Arc<AtomicI64>,
     pub guard: IpGuard,
     pub counters: Counters,
+    /// The `order_rtt` histograms, written by the transport threads.
+    pub rtt: Mutex<BTreeMap<RttKey, Histogram<u64>>>,
 }
 
 impl Shared {
@@ -379,6 +381,20 @@ impl Shared {
 
     pub fn server_ms(&self) -> i64 {
         wsapi::request::wall_ms().saturating_add(self.clock_offset.load(Ordering::Relaxed))
+    }
+
+    /// Records one round trip that the exchange answered.
+    pub fn record_rtt(&self, method: &'static str, via: Transport, rtt: Duration) {
+        let via = match via {
+            Transport::WsApi => "ws_api",
+            Transport::Rest => "rest",
+            Transport::NotSent => return,
+        };
+        let mut g = self.rtt.lock().unwrap_or_else(|p| p.into_inner());
+        let h = g.entry(RttKey { method, via }).or_insert_with(|| {
+            Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("static histogram bounds are valid")
+        });
+        h.saturating_record((rtt.as_nanos() as u64).max(1));
     }
 }
 
@@ -413,7 +429,6 @@ pub struct OrderGateway {
     local: VecDeque<GatewayEvent>,
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
-    rtt: BTreeMap<RttKey, Histogram<u64>>,
 }
 
 impl std::fmt::Debug for OrderGateway {
@@ -456,6 +471,7 @@ impl OrderGateway {
             clock_offset: Arc::new(AtomicI64::new(rest.clock_offset_ms())),
             guard: guard.clone(),
             counters: Counters::default(),
+            rtt: Mutex::new(BTreeMap::new()),
         });
         let (events_tx, events) = mpsc::channel();
         let (rest_tx, rest_rx) = mpsc::channel();
@@ -511,7 +527,6 @@ impl OrderGateway {
             local: VecDeque::new(),
             shared,
             threads,
-            rtt: BTreeMap::new(),
         })
     }
 
@@ -554,20 +569,9 @@ impl OrderGateway {
             Some(e) => e,
             None => self.events.try_recv().ok()?,
         };
-        if let GatewayEvent::Answer(a) = &ev {
+        if matches!(ev, GatewayEvent::Answer(_)) {
             self.in_flight = self.in_flight.saturating_sub(1);
             self.answers += 1;
-            let via = match a.via {
-                Transport::WsApi => Some("ws_api"),
-                Transport::Rest => Some("rest"),
-                Transport::NotSent => None,
-            };
-            if let Some(via) = via {
-                let h = self.rtt.entry(RttKey { method: a.method, via }).or_insert_with(|| {
-                    Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("static histogram bounds are valid")
-                });
-                h.saturating_record((a.rtt.as_nanos() as u64).max(1));
-            }
         }
         Some(ev)
     }
@@ -607,14 +611,19 @@ impl OrderGateway {
     }
 
     /// Round trips (send to answer, ns) per method and transport: the
-    /// `order_rtt` stage, for reports and the journal.
-    pub fn rtt_histograms(&self) -> &BTreeMap<RttKey, Histogram<u64>> {
-        &self.rtt
+    /// `order_rtt` stage, for reports and the journal (a copy). Only
+    /// requests the exchange answered count: a timeout, a dropped
+    /// connection or a refusal before sending is no round trip.
+    pub fn rtt_histograms(&self) -> BTreeMap<RttKey, Histogram<u64>> {
+        self.shared.rtt.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// [`OrderGateway::rtt_histograms`] as percentiles (ns).
     pub fn rtt_percentiles(&self) -> Vec<(RttKey, Percentiles)> {
-        self.rtt
+        self.shared
+            .rtt
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
             .iter()
             .filter(|(_, h)| !h.is_empty())
             .map(|(k, h)| {

@@ -43,6 +43,23 @@ pub(crate) fn start(
             if let Ok(Reply::Clock { offset_ms }) = &result {
                 shared.set_clock_offset_ms(*offset_ms);
             }
+            // A refusal before sending or no answer at all is no round trip.
+            let answered = match &result {
+                Ok(_) => true,
+                Err(e) => !matches!(
+                    e,
+                    BinanceError::Unknown { .. }
+                        | BinanceError::Unavailable { .. }
+                        | BinanceError::NotSent { .. }
+                        | BinanceError::LocalRateLimit { .. }
+                        | BinanceError::LocalBan { .. }
+                        | BinanceError::LocalFilter { .. }
+                        | BinanceError::Invalid(_)
+                ),
+            };
+            if answered {
+                shared.record_rtt(job.call.method(), Transport::Rest, sent_at.elapsed());
+            }
             let answer = Answer {
                 id: job.id,
                 method: job.call.method(),

@@ -336,6 +336,7 @@ impl SessionThread {
             }
             (r, _) => r,
         };
+        self.shared.record_rtt(p.call.method(), Transport::WsApi, p.sent_at.elapsed());
         self.answer(&p, Transport::WsApi, result);
     }
 
