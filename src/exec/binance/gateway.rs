@@ -424,6 +424,8 @@ pub struct OrderGateway {
     answers: u64,
     not_sent: u64,
     ws_tx: Option<Sender<Job>>,
+    /// Wakes the session thread after a send on `ws_tx`.
+    waker: Option<Arc<mio::Waker>>,
     rest_tx: Option<Sender<Job>>,
     events: Receiver<GatewayEvent>,
     local: VecDeque<GatewayEvent>,
@@ -479,6 +481,7 @@ impl OrderGateway {
             rest_pool::start(vec![rest], &cfg.symbol, cfg.recv_window, rest_rx, events_tx.clone(), shared.clone())
                 .map_err(GatewayError::Spawn)?;
         let mut ws_tx = None;
+        let mut waker = None;
         if let Some(url) = &cfg.ws_api_url {
             let parsed = Url::parse(url).map_err(|e| GatewayError::Url { url: url.clone(), why: e.to_string() })?;
             if !parsed.websocket {
@@ -505,7 +508,9 @@ impl OrderGateway {
                 tls: crate::feed::tls::client_config(),
             };
             let (tx, rx) = mpsc::channel();
-            let session = wsapi::SessionThread::new(&cfg, setup, rx, rest_tx.clone(), events_tx, shared.clone());
+            let poll = mio::Poll::new().map_err(GatewayError::Spawn)?;
+            waker = Some(Arc::new(mio::Waker::new(poll.registry(), wsapi::WAKE).map_err(GatewayError::Spawn)?));
+            let session = wsapi::SessionThread::new(&cfg, setup, rx, rest_tx.clone(), events_tx, shared.clone(), poll);
             let t = std::thread::Builder::new()
                 .name("mmbot-wsapi".into())
                 .spawn(move || session.run())
@@ -522,6 +527,7 @@ impl OrderGateway {
             answers: 0,
             not_sent: 0,
             ws_tx,
+            waker,
             rest_tx: Some(rest_tx),
             events,
             local: VecDeque::new(),
@@ -543,7 +549,14 @@ impl OrderGateway {
         let job = Job { id, call };
         let to_ws = !matches!(job.call, Call::SyncClock) && self.shared.session_up.load(Ordering::Acquire);
         let sent = match (&self.ws_tx, &self.rest_tx) {
-            (Some(ws), _) if to_ws => ws.send(job),
+            (Some(ws), _) if to_ws => {
+                let sent = ws.send(job);
+                if let Some(w) = &self.waker {
+                    // A failed wake only delays the call to the next turn (5 ms).
+                    let _ = w.wake();
+                }
+                sent
+            }
             (ws, Some(rest)) => {
                 if ws.is_some() && !matches!(job.call, Call::SyncClock) {
                     Counters::inc(&self.shared.counters.fallbacks);
@@ -664,6 +677,9 @@ impl OrderGateway {
     pub fn stop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
         self.ws_tx = None;
+        if let Some(w) = &self.waker {
+            let _ = w.wake();
+        }
         self.rest_tx = None;
         for t in self.threads.drain(..) {
             let _ = t.join();

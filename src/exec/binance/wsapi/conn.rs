@@ -116,6 +116,12 @@ impl Conn {
         }
     }
 
+    /// The socket, to register with the session thread's poller.
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.ws.get_ref().tcp().as_raw_fd()
+    }
+
     /// Sends a close frame (best effort) and drops the connection.
     pub fn close(mut self) {
         let _ = self.ws.close(None);

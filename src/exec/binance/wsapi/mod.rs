@@ -31,7 +31,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,9 +46,12 @@ use crate::exec::userdata::{self, Parsed, UserEvent};
 use conn::{Conn, OpenError, Setup};
 use request::{Auth, MethodInfo};
 
-/// How long the thread waits for a new call when nothing else is going on;
-/// it bounds how late an answer already on the socket is read.
-const IDLE_WAIT: Duration = Duration::from_micros(200);
+/// The longest the thread sleeps with nothing to do: it wakes at once for
+/// a new call (the gateway's waker) or a readable socket, and this bounds
+/// how late a finished connect or a renewal is noticed.
+const IDLE_WAIT: Duration = Duration::from_millis(5);
+/// The poller token of the gateway's waker; sessions use their number.
+pub(crate) const WAKE: mio::Token = mio::Token(0);
 /// Frames read from one connection per turn (the others get their turn).
 const READS_PER_TURN: usize = 256;
 /// User-data events remembered to drop the copy a second session delivers.
@@ -83,6 +86,10 @@ pub(crate) struct SessionThread {
     rest: Sender<Job>,
     events: Sender<GatewayEvent>,
     shared: Arc<Shared>,
+    /// Wakes on the gateway's waker and on every session's socket.
+    poll: mio::Poll,
+    /// A turn stopped reading with frames left: do not sleep.
+    more: bool,
     active: Option<Conn>,
     /// Replaced sessions finishing their in-flight requests, and since when.
     draining: Vec<(Conn, Instant)>,
@@ -107,6 +114,7 @@ impl SessionThread {
         rest: Sender<Job>,
         events: Sender<GatewayEvent>,
         shared: Arc<Shared>,
+        poll: mio::Poll,
     ) -> Self {
         Self {
             setup: Arc::new(setup),
@@ -121,6 +129,8 @@ impl SessionThread {
             rest,
             events,
             shared,
+            poll,
+            more: false,
             active: None,
             draining: Vec::new(),
             opening: None,
@@ -137,20 +147,45 @@ impl SessionThread {
     }
 
     pub(crate) fn run(mut self) {
+        let mut events = mio::Events::with_capacity(16);
         while !self.shared.stop.load(Ordering::Relaxed) {
-            match self.jobs.recv_timeout(IDLE_WAIT) {
-                Ok(job) => self.dispatch(job),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
+            let wait = if self.more { Duration::ZERO } else { self.next_wait() };
+            // Which source woke us does not matter: every turn does it all.
+            if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
             }
-            while let Ok(job) = self.jobs.try_recv() {
-                self.dispatch(job);
+            loop {
+                match self.jobs.try_recv() {
+                    Ok(job) => self.dispatch(job),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        self.finish();
+                        return;
+                    }
+                }
             }
             self.read_all();
             self.expire();
             self.manage();
         }
         self.finish();
+    }
+
+    fn close(&self, c: Conn) {
+        let _ = self.poll.registry().deregister(&mut mio::unix::SourceFd(&c.raw_fd()));
+        c.close();
+    }
+
+    /// Until the next request deadline, at most [`IDLE_WAIT`].
+    fn next_wait(&self) -> Duration {
+        let now = Instant::now();
+        self.pending
+            .values()
+            .map(|p| p.deadline.saturating_duration_since(now))
+            .min()
+            .map_or(IDLE_WAIT, |d| d.min(IDLE_WAIT))
     }
 
     fn emit(&self, e: GatewayEvent) {
@@ -251,9 +286,17 @@ impl SessionThread {
     fn read_all(&mut self) {
         let mut frames: Vec<(u64, Value)> = Vec::new();
         let mut broken: Vec<(u64, String)> = Vec::new();
+        self.more = false;
         let conns = self.active.iter_mut().chain(self.draining.iter_mut().map(|(c, _)| c));
         for c in conns {
-            for _ in 0..READS_PER_TURN {
+            let mut read = 0;
+            loop {
+                if read == READS_PER_TURN {
+                    // Edge-triggered: what is left will not wake us again.
+                    self.more = true;
+                    break;
+                }
+                read += 1;
                 match c.read() {
                     Ok(Some(v)) => frames.push((c.number, v)),
                     Ok(None) => break,
@@ -413,10 +456,11 @@ impl SessionThread {
                 self.emit(GatewayEvent::User(UserEvent::Disconnected));
             }
             if let Some(c) = conn {
-                c.close();
+                self.close(c);
             }
         } else if let Some(i) = self.draining.iter().position(|(c, _)| c.number == number) {
-            self.draining.swap_remove(i).0.close();
+            let c = self.draining.swap_remove(i).0;
+            self.close(c);
         }
         let gone: Vec<u64> = self.pending.iter().filter(|(_, p)| p.session == number).map(|(w, _)| *w).collect();
         for w in gone {
@@ -479,7 +523,8 @@ impl SessionThread {
                 if busy {
                     self.lost(n, "closed after the switch to a new session");
                 } else {
-                    self.draining.swap_remove(i).0.close();
+                    let c = self.draining.swap_remove(i).0;
+                    self.close(c);
                 }
                 continue;
             }
@@ -515,6 +560,12 @@ impl SessionThread {
             }
         };
         let subscribed = conn.subscribed;
+        let token = mio::Token(conn.number as usize);
+        let interest = mio::Interest::READABLE | mio::Interest::WRITABLE;
+        // If this fails the session still works, read every IDLE_WAIT.
+        let _ = self.poll.registry().register(&mut mio::unix::SourceFd(&conn.raw_fd()), token, interest);
+        // Frames may already sit in the connection's buffer (edge-triggered).
+        self.more = true;
         self.active = Some(conn);
         self.backoff = self.backoff_min;
         self.shared.session_up.store(true, Ordering::Release);
@@ -549,10 +600,10 @@ impl SessionThread {
             self.answer(&p, Transport::WsApi, Err(errors::unknown(p.info.endpoint, why)));
         }
         if let Some(c) = self.active.take() {
-            c.close();
+            self.close(c);
         }
-        for (c, _) in self.draining.drain(..) {
-            c.close();
+        for (c, _) in std::mem::take(&mut self.draining) {
+            self.close(c);
         }
         self.shared.session_up.store(false, Ordering::Release);
     }
