@@ -783,3 +783,41 @@ fn nobody_connects_while_the_ip_is_banned() {
     assert!(!gw.session_up());
     assert_eq!(gw.stats().sessions_opened, 0);
 }
+
+/// §Account trade history: at most 1000 trades a page; the gateway asks
+/// for the next page from the last id + 1 and answers once, oldest first.
+#[test]
+fn my_trades_are_read_page_by_page() {
+    let pages: Policy = Arc::new(|_, req: &Value| {
+        if req["method"] != "myTrades" {
+            return None;
+        }
+        let from = req["params"]["fromId"].as_i64().unwrap_or(1);
+        let n = if from == 1 { 1000 } else { 3 };
+        let trades: Vec<Value> = (from..from + n)
+            .map(|id| {
+                json!({"symbol": SYMBOL, "id": id, "orderId": req["params"]["orderId"], "orderListId": -1,
+                    "price": "60000.5", "qty": "0.00001", "quoteQty": "0.6", "commission": "0",
+                    "commissionAsset": "BTC", "time": 1, "isBuyer": true, "isMaker": true, "isBestMatch": true})
+            })
+            .collect();
+        Some(Act::Answer(ok(&req["id"], Value::Array(trades))))
+    });
+    let d = Double::start(DoubleAuth::Hmac(SECRET), pages);
+    let mut gw = start_hmac(&d.url(), SECRET, |_| {});
+    wait_up(&mut gw);
+    gw.submit(Call::MyTrades { order_id: 42 });
+    let a = answers(&mut gw, 1).remove(0);
+    match &a.result {
+        Ok(Reply::Trades(t)) => {
+            assert_eq!(t.len(), 1003);
+            assert!(t.windows(2).all(|w| w[0].id + 1 == w[1].id) && t[0].id == 1);
+            assert!(t.iter().all(|x| x.order_id == 42));
+        }
+        other => panic!("{other:?}"),
+    }
+    let reqs = d.requests(0, "myTrades");
+    assert_eq!(reqs.len(), 2);
+    assert_eq!((reqs[0]["params"].get("fromId"), reqs[1]["params"]["fromId"].as_i64()), (None, Some(1001)));
+    assert_eq!(reqs[1]["params"]["limit"], 1000);
+}
