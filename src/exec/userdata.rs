@@ -25,6 +25,12 @@
 //!
 //! Nothing from the network can panic this thread: a frame that does not
 //! parse is counted and skipped.
+//!
+//! The event parsing ([`parse_event`], [`parse_execution`]) is shared with
+//! the order gateway, whose WebSocket API session carries the same
+//! subscription (`crate::exec::binance::wsapi`); [`UserDataStream`] remains
+//! for a stream on a connection of its own. [`UserDataStream::start_guarded`]
+//! asks the process's IP guard before every connect.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};

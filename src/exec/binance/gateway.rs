@@ -14,7 +14,7 @@
 //! worker threads as the fallback while the WebSocket API is unavailable.
 //! The user-data subscription rides on the same WebSocket API session.
 //!
-//! Every request asks the process's [`IpGuard`](crate::ipguard::IpGuard)
+//! Every request asks the process's [`IpGuard`]
 //! first; a refusal comes back as an answer like any other (nothing sent).
 //!
 //! Answers: every call gets exactly one [`Answer`]. A request whose answer
@@ -23,6 +23,18 @@
 //! [`BinanceError::Unknown`] (reads: [`BinanceError::Unavailable`]), never
 //! dropped and never sent again by the gateway (web-socket-api.md §Status
 //! codes: an unanswered order's execution status is unknown).
+//!
+//! Events: [`GatewayEvent::Session`] `up: true` comes for every session
+//! installed (the first, a reconnect, and each switch after a
+//! `serverShutdown` or before the 24 h limit, with no `up: false` between);
+//! `up: false` once when calls start going over REST. With user data on,
+//! every (re)subscription is a `UserEvent::Subscribed { generation }` and
+//! a lost one a `UserEvent::Disconnected`.
+//!
+//! Threads: the exec thread only sends on channels and reads one; the
+//! session thread ([`crate::exec::binance::wsapi`]) sleeps in a `mio` poll
+//! woken by a new call or a readable socket; REST workers
+//! (`gateway/rest_pool.rs`) block on their own calls.
 
 mod rest_pool;
 
