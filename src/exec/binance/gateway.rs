@@ -476,6 +476,22 @@ impl OrderGateway {
                 "recv_window {recv_window_ms} ms is outside 1..=60000 ms (Binance's maximum is 60 s)"
             )));
         }
+        let in_range = |d: Duration, max: Duration| !d.is_zero() && d <= max;
+        for (field, d, max) in [
+            ("timeout", cfg.timeout, Duration::from_secs(600)),
+            ("connect_timeout", cfg.connect_timeout, Duration::from_secs(600)),
+            ("backoff_min", cfg.backoff_min, Duration::from_secs(3600)),
+            ("backoff_max", cfg.backoff_max, Duration::from_secs(3600)),
+            ("renew_after", cfg.renew_after, Duration::from_secs(24 * 3600)),
+        ] {
+            if !in_range(d, max) {
+                return Err(GatewayError::Config(format!(
+                    "{field} {:.3} s must be more than 0 and at most {} s",
+                    d.as_secs_f64(),
+                    max.as_secs()
+                )));
+            }
+        }
         if cfg.symbol.is_empty() {
             return Err(GatewayError::Config("no symbol given; name the symbol the gateway trades".into()));
         }

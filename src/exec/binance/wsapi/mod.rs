@@ -450,7 +450,7 @@ impl SessionThread {
             self.shared.session_up.store(false, Ordering::Release);
             self.replace = None;
             self.retry_at = Instant::now() + self.backoff;
-            self.backoff = (self.backoff * 2).min(self.backoff_max);
+            self.backoff = self.backoff.saturating_mul(2).min(self.backoff_max);
             self.report(false, format!("WebSocket API session {number} lost: {why}; calls go over REST meanwhile"));
             if conn.as_ref().is_some_and(|c| c.subscribed) {
                 self.emit(GatewayEvent::User(UserEvent::Disconnected));
@@ -583,7 +583,7 @@ impl SessionThread {
             _ => self.backoff,
         };
         self.retry_at = Instant::now() + wait;
-        self.backoff = (self.backoff * 2).min(self.backoff_max);
+        self.backoff = self.backoff.saturating_mul(2).min(self.backoff_max);
         if self.active.is_none() {
             let why = format!(
                 "WebSocket API session could not be opened: {e}; calls go over REST, retrying in {:.1} s",
