@@ -592,6 +592,9 @@ fn config(dbl: &Double, dir: &std::path::Path, max_order_notional: &str, orphans
         refresh_ticks: Some(1),
         max_order_age_ms: Some(3_600_000),
         run_prefix: Some("t1".into()),
+        // This double serves orders over REST and only the user-data
+        // stream over the WebSocket API.
+        order_entry: Some("rest".into()),
         ..RawLiveConfig::default()
     })
     .unwrap()

@@ -24,6 +24,7 @@
 //! timeout_ms = 5000               # a REST request's whole time (at least recv_window_ms); after it an
 //!                                 # order's fate is unknown
 //! stp_mode = "EXPIRE_MAKER"       # selfTradePreventionMode on every order (enums.md; faqs/stp_faq.md)
+//! order_entry = "ws_api"          # orders over the WebSocket API session (REST while it is down), or "rest"
 //! # bnb_price = "600"             # 1 BNB in the quote asset, to value BNB commissions until a BNB mid is known
 //! # balance_tolerance = "0.0001"       # base asset; default max_position / 100
 //! # balance_kill_tolerance = "0.001"   # base asset; default max_position / 10
@@ -47,6 +48,12 @@
 //! - `stp_mode`: Binance's `selfTradePreventionMode` names (`NONE`,
 //!   `EXPIRE_MAKER`, `EXPIRE_TAKER`, `EXPIRE_BOTH`, `DECREMENT`,
 //!   `TRANSFER`); default `EXPIRE_MAKER`.
+//! - `order_entry`: `ws_api` (default): orders, cancels and queries go over
+//!   the WebSocket API session that also carries the user-data stream,
+//!   pipelined, with REST as the fallback while no session is up; `rest`:
+//!   every call over REST (the user-data stream keeps its own WebSocket API
+//!   connection), for an endpoint that serves no WebSocket API order
+//!   methods.
 //! - `bnb_price` (optional): the price of 1 BNB in the symbol's quote asset,
 //!   used to value commissions paid in BNB until the bot has a BNB mid;
 //!   without either, BNB fees are left out of PnL (and reports say so).
@@ -121,6 +128,7 @@ pub struct RawLiveConfig {
     pub pnl_every_s: Option<f64>,
     pub dry_run: Option<bool>,
     pub stp_mode: Option<String>,
+    pub order_entry: Option<String>,
     pub bnb_price: Option<toml::Value>,
     pub balance_tolerance: Option<toml::Value>,
     pub balance_kill_tolerance: Option<toml::Value>,
@@ -158,6 +166,8 @@ pub struct LiveConfig {
     pub timeout: Duration,
     /// `selfTradePreventionMode` sent with every order.
     pub stp_mode: StpMode,
+    /// Which transport carries order calls.
+    pub order_entry: OrderEntry,
     /// Price of 1 BNB in the quote asset, for BNB commissions until a BNB
     /// mid is known ([`crate::exec::position::Position::set_bnb_price`]).
     pub bnb_price: Option<Price>,
@@ -176,6 +186,16 @@ pub struct LiveConfig {
     /// checks it (signature, parameters, filters) and nothing is placed,
     /// cancelled or filled (`--dry-run`).
     pub dry_run: bool,
+}
+
+/// Which transport carries order calls (`[live] order_entry`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OrderEntry {
+    /// The WebSocket API session (pipelined), REST while it is down.
+    #[default]
+    WsApi,
+    /// REST only.
+    Rest,
 }
 
 /// A `[live]` value that cannot be right, naming the key and the fix.
@@ -345,6 +365,17 @@ impl LiveConfig {
                  \"TRANSFER\" or \"NONE\" (Binance's selfTradePreventionMode, upper case)",
             )
         })?;
+        let order_entry = match raw.order_entry.as_deref().map(str::trim) {
+            None | Some("ws_api") => OrderEntry::WsApi,
+            Some("rest") => OrderEntry::Rest,
+            Some(other) => {
+                return Err(invalid(
+                    "order_entry",
+                    &format!("{other:?}"),
+                    "use \"ws_api\" (default: orders over the WebSocket API, REST as the fallback) or \"rest\"",
+                ))
+            }
+        };
         let bnb_price = match raw.bnb_price {
             None => None,
             Some(v) => match decimal("bnb_price", v)? {
@@ -414,6 +445,7 @@ impl LiveConfig {
             env_file,
             timeout: Duration::from_millis(timeout_ms),
             stp_mode,
+            order_entry,
             bnb_price,
             balance_tolerance: BalanceTolerance { warn: Qty(warn), kill: Qty(kill_at) },
             kill,

@@ -25,6 +25,12 @@
 //!
 //! Nothing from the network can panic this thread: a frame that does not
 //! parse is counted and skipped.
+//!
+//! The event parsing ([`parse_event`], [`parse_execution`]) is shared with
+//! the order gateway, whose WebSocket API session carries the same
+//! subscription (`crate::exec::binance::wsapi`); [`UserDataStream`] remains
+//! for a stream on a connection of its own. [`UserDataStream::start_guarded`]
+//! asks the process's IP guard before every connect.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -41,6 +47,7 @@ use crate::feed::endpoint::Url;
 use crate::feed::ws::{self, Ws};
 use crate::hot::fixed::{parse_fixed, Price, Qty};
 use crate::hot::msg::Symbol;
+use crate::ipguard::{IpGuard, Request};
 use crate::ring::{ring, Consumer, Producer};
 
 /// Events buffered between the stream thread and the exec thread.
@@ -251,6 +258,19 @@ impl UserDataStream {
         recv_window: Duration,
         clock_offset: Arc<AtomicI64>,
     ) -> Result<Self, UserDataError> {
+        Self::start_guarded(url, creds, recv_window, clock_offset, None)
+    }
+
+    /// As [`UserDataStream::start`], asking `guard` before every connect
+    /// and subscription (so during a 418 ban this thread does not connect
+    /// either, FACTS.md §4.8) and telling it about a 418/429 handshake.
+    pub fn start_guarded(
+        url: &str,
+        creds: Credentials,
+        recv_window: Duration,
+        clock_offset: Arc<AtomicI64>,
+        guard: Option<IpGuard>,
+    ) -> Result<Self, UserDataError> {
         let parsed = Url::parse(url).map_err(|e| UserDataError::Url { url: url.into(), why: e.to_string() })?;
         if !parsed.websocket {
             return Err(UserDataError::Url { url: url.into(), why: "must be ws:// or wss://".into() });
@@ -264,6 +284,7 @@ impl UserDataStream {
             creds,
             recv_window_ms: recv_window.as_millis() as u64,
             clock_offset,
+            guard,
             tx,
             stop: stop.clone(),
             counters: counters.clone(),
@@ -318,6 +339,7 @@ struct Worker {
     recv_window_ms: u64,
     /// Exchange clock minus ours, ms (shared with the REST side).
     clock_offset: Arc<AtomicI64>,
+    guard: Option<IpGuard>,
     tx: Producer<UserEvent>,
     stop: Arc<AtomicBool>,
     counters: Arc<Counters>,
@@ -334,9 +356,23 @@ impl Worker {
         let tls = crate::feed::tls::client_config();
         let mut backoff = BACKOFF_MIN;
         while !self.stop.load(Ordering::Relaxed) {
+            // Banned or backing off: wait it out (in steps, to see a stop).
+            if let Some(Err(r)) = self.guard.as_ref().map(|g| g.admit_connect("user-data stream connect")) {
+                self.sleep(r.retry_in().clamp(BACKOFF_MIN, Duration::from_secs(1)));
+                continue;
+            }
             self.counters.connects.fetch_add(1, Ordering::Relaxed);
             let session_start = Instant::now();
-            if let Ok(mut conn) = ws::connect(&self.url, Duration::from_secs(10), &tls) {
+            let connected = ws::connect(&self.url, Duration::from_secs(10), &tls);
+            if let (Err(ws::ConnectError::Refused { status, retry_after, .. }), Some(g)) = (&connected, &self.guard) {
+                let wait = Duration::from_secs(retry_after.unwrap_or(if *status == 418 { 120 } else { 60 }));
+                match status {
+                    418 => g.on_banned(wait),
+                    429 => g.on_rate_limited(false, wait),
+                    _ => {}
+                }
+            }
+            if let Ok(mut conn) = connected {
                 if self.subscribe(&mut conn).is_ok() {
                     let generation = self.counters.subscribed.fetch_add(1, Ordering::Relaxed) + 1;
                     self.emit(UserEvent::Subscribed { generation });
@@ -372,6 +408,11 @@ impl Worker {
     /// Sends `userDataStream.subscribe.signature` and waits (up to 10 s)
     /// for its answer; events that come first are handled as usual.
     fn subscribe(&mut self, conn: &mut Ws) -> Result<(), ()> {
+        // web-socket-api.md §Subscribe to User Data Stream through signature subscription: weight 2.
+        let request = Request { label: "WS-API userDataStream.subscribe.signature", weight: 2, orders: 0 };
+        if let Some(Err(_)) = self.guard.as_ref().map(|g| g.admit(request)) {
+            return Err(());
+        }
         let id = format!("mmbot-sub-{}", self.next_id);
         self.next_id += 1;
         let ts = SystemTime::now()
@@ -453,32 +494,70 @@ impl Worker {
     /// True for `eventStreamTerminated` (the subscription is over).
     fn handle(&mut self, v: &serde_json::Value) -> bool {
         let Some(ev) = v.get("event") else { return false };
-        match ev.get("e").and_then(|e| e.as_str()) {
-            Some("executionReport") => match parse_execution(ev) {
-                Some(r) => self.emit(UserEvent::Execution(r)),
-                None => {
-                    self.counters.bad_frames.fetch_add(1, Ordering::Relaxed);
-                }
-            },
-            Some("outboundAccountPosition") => {
-                for b in ev.get("B").and_then(|b| b.as_array()).into_iter().flatten() {
-                    let asset = Symbol::new(b.get("a").and_then(|a| a.as_str()).unwrap_or("").as_bytes());
-                    let (Some(free), Some(locked)) = (fixed(b, "f"), fixed(b, "l")) else { continue };
-                    if !asset.is_empty() {
-                        self.emit(UserEvent::Balance { asset, free, locked });
-                    }
-                }
-            }
-            Some("balanceUpdate") => {
-                let asset = Symbol::new(ev.get("a").and_then(|a| a.as_str()).unwrap_or("").as_bytes());
-                if let (false, Some(delta)) = (asset.is_empty(), fixed(ev, "d")) {
-                    self.emit(UserEvent::BalanceDelta { asset, delta });
-                }
-            }
-            Some("eventStreamTerminated") => return true,
-            _ => {}
+        let mut out = Vec::new();
+        let parsed = parse_event(ev, &mut out);
+        for e in out {
+            self.emit(e);
         }
-        false
+        match parsed {
+            Parsed::Bad => {
+                self.counters.bad_frames.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            Parsed::Terminated => true,
+            Parsed::Events | Parsed::Other => false,
+        }
+    }
+}
+
+/// What [`parse_event`] made of one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parsed {
+    /// Zero or more [`UserEvent`]s were produced.
+    Events,
+    /// `eventStreamTerminated`: the subscription is over; subscribe again.
+    Terminated,
+    /// A known event with a field we rely on missing or malformed.
+    Bad,
+    /// An event we do not use (`listStatus`, `externalLockUpdate`, ...).
+    Other,
+}
+
+/// Parses the `event` object of a WebSocket API user-data frame
+/// (`{"subscriptionId":..,"event":{..}}`, web-socket-api.md §Event format;
+/// user-data-stream.md) into `out`. Shared by [`UserDataStream`] and the
+/// order gateway's session (`crate::exec::binance::wsapi`).
+pub fn parse_event(ev: &serde_json::Value, out: &mut Vec<UserEvent>) -> Parsed {
+    match ev.get("e").and_then(|e| e.as_str()) {
+        Some("executionReport") => match parse_execution(ev) {
+            Some(r) => {
+                out.push(UserEvent::Execution(r));
+                Parsed::Events
+            }
+            None => Parsed::Bad,
+        },
+        Some("outboundAccountPosition") => {
+            for b in ev.get("B").and_then(|b| b.as_array()).into_iter().flatten() {
+                let asset = Symbol::new(b.get("a").and_then(|a| a.as_str()).unwrap_or("").as_bytes());
+                let (Some(free), Some(locked)) = (fixed(b, "f"), fixed(b, "l")) else { continue };
+                if !asset.is_empty() {
+                    out.push(UserEvent::Balance { asset, free, locked });
+                }
+            }
+            Parsed::Events
+        }
+        Some("balanceUpdate") => {
+            let asset = Symbol::new(ev.get("a").and_then(|a| a.as_str()).unwrap_or("").as_bytes());
+            match (asset.is_empty(), fixed(ev, "d")) {
+                (false, Some(delta)) => {
+                    out.push(UserEvent::BalanceDelta { asset, delta });
+                    Parsed::Events
+                }
+                _ => Parsed::Bad,
+            }
+        }
+        Some("eventStreamTerminated") => Parsed::Terminated,
+        _ => Parsed::Other,
     }
 }
 

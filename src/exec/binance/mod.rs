@@ -22,6 +22,7 @@ pub mod limits;
 pub mod model;
 pub mod rest;
 pub mod sign;
+pub mod wsapi;
 
 pub use errors::{Action, BinanceError, ReplaceHalves};
 pub use filters::{ExchangeInfo, FilterViolation, RateLimit, SymbolRules, SymbolStatus};

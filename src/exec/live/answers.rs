@@ -27,7 +27,7 @@ impl LiveExchange {
 
     pub(super) fn on_gateway_event(&mut self, ev: GatewayEvent) {
         match ev {
-            GatewayEvent::Answer(a) => self.on_answer(*a),
+            GatewayEvent::Answer(a) => self.on_answer(a),
             GatewayEvent::User(u) => self.reconcile_due |= self.on_user_event(u),
             GatewayEvent::Session { .. } => {}
         }
@@ -60,6 +60,14 @@ impl LiveExchange {
                     Ok(_) => {}
                     Err(e) => self.failed(&e, a.via),
                 }
+            }
+            Purpose::Clock => {
+                self.clock_syncing = false;
+                if let Err(e) = &a.result {
+                    self.note_error(e);
+                }
+                self.decide(0);
+                self.decide(1);
             }
             Purpose::Account => match a.result {
                 Ok(Reply::Account(acc)) => self.on_account(&acc),
@@ -132,11 +140,30 @@ impl LiveExchange {
                     next_query: Instant::now() + FIRST_LOOKUP,
                 });
             }
+            Err(e) if e.action() == Action::ResyncClockAndRetry && !self.clock_retried[s] => {
+                // Our clock is off from the exchange's: measure it again,
+                // then send the order once more (FACTS.md §4.7).
+                self.clock_retried[s] = true;
+                self.note_error(&e);
+                self.record(&order, OrderStatus::Rejected, Some(format!("{e}; clock measured again, sent anew")));
+                self.resync_clock();
+            }
             Err(e) => {
                 self.refused(s, &order, &e, a.via);
                 self.act(&e, a.via);
             }
         }
+    }
+
+    /// Measures the clock offset again (`GET /api/v3/time`); orders wait
+    /// for it.
+    pub(super) fn resync_clock(&mut self) {
+        if self.clock_syncing {
+            return;
+        }
+        self.clock_syncing = true;
+        self.stats.clock_resyncs += 1;
+        self.submit(crate::exec::binance::gateway::Call::SyncClock, Purpose::Clock);
     }
 
     /// An order the exchange reported (placing, lookup): track it if open,
@@ -316,6 +343,9 @@ impl LiveExchange {
                 // A cancel is safe to send again.
                 Action::LookUpOrder | Action::Retry | Action::ResyncClockAndRetry => {
                     self.note_error(&e);
+                    if e.action() == Action::ResyncClockAndRetry {
+                        self.resync_clock();
+                    }
                     self.cancel_later(s, order, Duration::from_millis(100), why);
                 }
                 Action::Wait(d) => {
@@ -371,6 +401,7 @@ impl LiveExchange {
                 self.shutdown(StopReason::Banned);
             }
             Action::FixCredentials => self.shutdown(StopReason::Credentials),
+            Action::ResyncClockAndRetry => self.resync_clock(),
             Action::RefreshBalances => {
                 self.stats.balance_refreshes += 1;
                 self.submit(crate::exec::binance::gateway::Call::Account, Purpose::Account);
@@ -394,10 +425,7 @@ impl LiveExchange {
 /// An order-count limit (-1015 "Too many new orders") blocks new orders
 /// only; a request-weight limit blocks everything.
 fn is_order_count_limit(e: &BinanceError) -> bool {
-    match e {
-        BinanceError::LocalRateLimit { why, .. } => why.contains("ORDERS"),
-        other => other.code() == Some(-1015),
-    }
+    e.limited() == Some(crate::exec::binance::errors::Limited::Orders)
 }
 
 pub(super) fn journal_status(s: &ExOrderStatus) -> OrderStatus {

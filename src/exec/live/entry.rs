@@ -26,7 +26,7 @@ impl LiveExchange {
     /// Takes a decision on side `s` if its state allows one: place, keep,
     /// replace or cancel, from the latest wanted quote.
     pub(super) fn decide(&mut self, s: usize) {
-        if self.stopped.is_some() || !self.sides[s].accepts_decision() {
+        if self.stopped.is_some() || self.clock_syncing || !self.sides[s].accepts_decision() {
             return;
         }
         let now = Instant::now();

@@ -16,8 +16,9 @@ use super::side::{slot_of, SideState};
 use super::{LiveExchange, Purpose, StopReason};
 
 impl LiveExchange {
-    /// Handles what the stream delivered; true when events may have been
-    /// missed (resubscribed, ring overflow) and a reconciliation is due.
+    /// Handles what the stream's own connection delivered (`order_entry =
+    /// "rest"`); true when events may have been missed (resubscribed, ring
+    /// overflow) and a reconciliation is due.
     pub(super) fn drain_stream(&mut self) -> bool {
         let mut reconcile = false;
         while let Some(ev) = self.stream.as_mut().and_then(|s| s.poll()) {
@@ -35,6 +36,7 @@ impl LiveExchange {
     pub(super) fn on_user_event(&mut self, ev: UserEvent) -> bool {
         match ev {
             UserEvent::Subscribed { generation } => {
+                self.subscriptions += 1;
                 if generation > 1 {
                     self.stats.resubscribes += 1;
                 }

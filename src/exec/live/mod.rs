@@ -66,8 +66,6 @@ mod stats;
 mod stop;
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicI64;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::exec::binance::filters::SymbolRules;
@@ -75,11 +73,11 @@ use crate::exec::binance::gateway::{GatewayConfig, OrderGateway, RequestId};
 use crate::exec::binance::keys::Credentials;
 use crate::exec::binance::rest::{ClientIds, RestClient, RestConfig};
 use crate::exec::journal::{Journal, PnlSnapshot, RunId, RunInfo, RunMode};
-use crate::exec::live_config::LiveConfig;
+use crate::exec::live_config::{LiveConfig, OrderEntry};
+use crate::exec::userdata::UserDataStream;
 use crate::exec::paper::WorkingOrder;
 use crate::exec::position::Position;
 use crate::exec::risk::{KillSwitch, RiskCheck, RiskCounters};
-use crate::exec::userdata::UserDataStream;
 use crate::exec::{Fill, Quote, Side};
 use crate::hot::advice::Advice;
 use crate::hot::book::BookView;
@@ -126,6 +124,8 @@ enum Purpose {
         client_id: String,
         order_id: u64,
     },
+    /// A clock re-measurement after -1021; nothing is sent meanwhile.
+    Clock,
     /// An order we do not track (orphan, or a replace's extra): cancel it.
     CancelStray {
         client_id: String,
@@ -152,6 +152,10 @@ pub struct LiveExchange {
     risk: RiskCheck,
     kill: KillSwitch,
     ids: ClientIds,
+    /// User-data subscriptions so far (the gateway's session announces
+    /// each).
+    subscriptions: u64,
+    /// The user-data stream's own connection (`order_entry = "rest"`).
     stream: Option<UserDataStream>,
     stream_dropped: u64,
     sides: [SideState; 2],
@@ -167,6 +171,11 @@ pub struct LiveExchange {
     /// A fill on this side since the last quote: the wanted quote was made
     /// before the fill moved the position, so the side waits for the next.
     filled_since_quote: [bool; 2],
+    /// A -1021 was answered on this side since the last quote: its order
+    /// was sent again once, after the clock was measured again.
+    clock_retried: [bool; 2],
+    /// A clock re-measurement is in flight: no order goes out meanwhile.
+    clock_syncing: bool,
     pending: HashMap<RequestId, Purpose>,
     position: Position,
     /// The position earlier runs left (from the journal), before any fill
@@ -273,7 +282,6 @@ impl LiveExchange {
             config_hash: config_hash(cfg),
             started_ns: wall_ns(),
         })?;
-        let clock_offset = Arc::new(AtomicI64::new(rest.clock_offset_ms()));
         // The position carries over: every fill earlier runs journaled for
         // this symbol, so the limits count inventory a previous run left.
         let mut position = Position::new();
@@ -284,13 +292,32 @@ impl LiveExchange {
         risk.set_position(position.qty());
         let mut boot = reconcile::Boot { rest: &mut rest, journal: &journal, run, symbol, cfg, prefix: ids.prefix() };
         let start = boot.settle()?;
-        let stream = UserDataStream::start(&cfg.ws_api_url, stream_creds, cfg.recv_window, clock_offset.clone())?;
-        // The gateway keeps the measured clock offset current for the
-        // stream's thread too (its subscriptions are signed).
-        let gcfg =
-            GatewayConfig { symbol: name.clone(), recv_window: cfg.recv_window, clock_offset: clock_offset.clone() };
-        let gateway = OrderGateway::start(gcfg, rest)
-            .map_err(|e| LiveError::Setup(format!("the order gateway's thread could not start: {e}")))?;
+        // Orders and the user-data stream share one WebSocket API session;
+        // REST serves the calls while no session is up. With `order_entry =
+        // "rest"` the stream keeps a connection of its own.
+        let guard = rest.guard().clone();
+        let ws = cfg.order_entry == OrderEntry::WsApi;
+        let gcfg = GatewayConfig {
+            recv_window: cfg.recv_window,
+            timeout: cfg.timeout,
+            rules: Some(rules.clone()),
+            user_data: ws,
+            ..GatewayConfig::new(&name, ws.then_some(cfg.ws_api_url.as_str()))
+        };
+        let (gateway_creds, stream) = if ws {
+            (Some(stream_creds), None)
+        } else {
+            let s = UserDataStream::start_guarded(
+                &cfg.ws_api_url,
+                stream_creds,
+                cfg.recv_window,
+                rest.clock_offset_handle(),
+                Some(guard.clone()),
+            )?;
+            (None, Some(s))
+        };
+        let gateway = OrderGateway::start(gcfg, rest, gateway_creds, guard)
+            .map_err(|e| LiveError::Setup(format!("the order gateway could not start: {e}")))?;
         let now = Instant::now();
         let mut ex = Self {
             cfg: cfg.clone(),
@@ -302,13 +329,16 @@ impl LiveExchange {
             risk,
             kill,
             ids,
-            stream: Some(stream),
+            subscriptions: 0,
+            stream,
             stream_dropped: 0,
             sides: [SideState::Idle, SideState::Idle],
             wanted: [None, None],
             tick: Price(0),
             requote_after: [None, None],
             filled_since_quote: [false, false],
+            clock_retried: [false, false],
+            clock_syncing: false,
             pending: HashMap::new(),
             position,
             carried: position,
@@ -386,9 +416,26 @@ impl LiveExchange {
         self.stopped
     }
 
-    /// The user-data stream's counters.
+    /// The user-data stream's counters (it rides on the gateway's
+    /// WebSocket API session).
     pub fn stream_stats(&self) -> Option<crate::exec::userdata::StreamStats> {
-        self.stream.as_ref().map(|s| s.stats())
+        if let Some(s) = &self.stream {
+            return Some(s.stats());
+        }
+        let g = self.gateway.stats();
+        Some(crate::exec::userdata::StreamStats {
+            connects: g.sessions_opened,
+            subscriptions: self.subscriptions,
+            frames: g.user_events,
+            bad_frames: g.bad_frames,
+            dropped: 0,
+        })
+    }
+
+    /// The order gateway's counters (requests per transport, fallbacks,
+    /// sessions, timeouts).
+    pub fn gateway_stats(&self) -> crate::exec::binance::gateway::GatewayStats {
+        self.gateway.stats()
     }
 
     /// The working bid, as paper reports it (`qty` = remaining).
@@ -434,7 +481,7 @@ impl LiveExchange {
         let end = Instant::now() + timeout;
         loop {
             self.service();
-            if self.stream.as_ref().is_some_and(|s| s.stats().subscriptions >= generation) {
+            if self.subscriptions >= generation {
                 self.service();
                 return true;
             }
@@ -459,6 +506,7 @@ impl LiveExchange {
         self.tick = if tick.0 > 0 { tick } else { self.rules.price.tick };
         self.wanted = [q.bid, q.ask].map(|l| l.filter(|l| l.price.0 > 0 && l.qty.0 > 0));
         self.filled_since_quote = [false, false];
+        self.clock_retried = [false, false];
         for s in [BID, ASK] {
             if self.requote_after[s].is_some_and(|n| n != self.stats.quotes) {
                 self.requote_after[s] = None;
@@ -530,7 +578,6 @@ impl LiveExchange {
             self.start_reconcile();
         }
         self.run_timers();
-        self.stats.clock_resyncs = self.gateway.stats().clock_resyncs;
         let now = wall_ns();
         if let Some(mid) = self.last_mid {
             let p = &self.position;

@@ -35,14 +35,11 @@ impl LiveExchange {
             self.cancel_everything(reason);
         }
         // Fills already delivered are journaled (the journal drops those
-        // recovered above); stop the stream after.
-        while let Some(ev) = self.stream.as_mut().and_then(|s| s.poll()) {
-            if let UserEvent::Execution(r) = ev {
-                if r.exec_type == ExecType::Trade && r.symbol == self.symbol && r.last_qty.0 > 0 {
-                    self.apply_fill(self.stream_fill(&r));
-                }
-            }
-        }
+        // recovered above); then the gateway stops (calls still in flight
+        // are answered) and what it handed out last is taken too.
+        self.drain_fills();
+        self.gateway.stop();
+        self.drain_fills();
         if let Some(mut s) = self.stream.take() {
             s.stop();
         }
@@ -53,7 +50,26 @@ impl LiveExchange {
         if let Err(e) = self.journal.flush() {
             self.stats.last_error = Some(e.to_string());
         }
-        self.gateway.stop();
+    }
+
+    /// The stream's last fills (nothing else is acted on after the stop).
+    fn drain_fills(&mut self) {
+        let mut last = Vec::new();
+        while let Some(ev) = self.gateway.poll() {
+            if let GatewayEvent::User(UserEvent::Execution(r)) = ev {
+                last.push(r);
+            }
+        }
+        while let Some(ev) = self.stream.as_mut().and_then(|s| s.poll()) {
+            if let UserEvent::Execution(r) = ev {
+                last.push(r);
+            }
+        }
+        for r in last {
+            if r.exec_type == ExecType::Trade && r.symbol == self.symbol && r.last_qty.0 > 0 {
+                self.apply_fill(self.stream_fill(&r));
+            }
+        }
     }
 
     /// How long a request may take before its fate is unknown.
@@ -222,7 +238,7 @@ impl LiveExchange {
                         if a.via != Transport::NotSent {
                             self.rtt.record(a.method, a.rtt.as_nanos().min(u64::MAX as u128) as u64);
                         }
-                        return Some(*a);
+                        return Some(a);
                     }
                     other => self.on_gateway_event(other),
                 }
