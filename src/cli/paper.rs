@@ -121,6 +121,11 @@ pub fn run(args: PaperArgs, command: &'static str) -> anyhow::Result<i32> {
         }
     }
     let live = if args.live { Some(live_setup(&mut config, args.testnet, args.yes)?) } else { None };
+    if live.is_some() {
+        // Built again now that `[live]` set the final endpoints: the guard
+        // skips the host-wide file when every endpoint is a local simulator.
+        config.feed.ip_guard = Some(config.ip_guard().context("opening the IP guard's shared file")?);
+    }
     let feed = config.feed.clone();
     let symbol = config.hot.symbol.map_or("-".into(), |s| s.to_string());
     let label: &'static str = if live.is_some() { "live" } else { command };
@@ -136,7 +141,10 @@ pub fn run(args: PaperArgs, command: &'static str) -> anyhow::Result<i32> {
         None => Venue::Paper,
         Some((cfg, rest_creds, stream_creds)) => {
             let sym = config.hot.symbol.context("no symbol to trade")?;
-            let ex = LiveExchange::open(&cfg, sym, rest_creds, stream_creds)
+            // One guard for the whole process: the feed's snapshots and
+            // connects, the order gateway and the user-data stream.
+            let guard = config.feed.ip_guard.clone().unwrap_or_default();
+            let ex = LiveExchange::open(&cfg, sym, rest_creds, stream_creds, guard)
                 .with_context(|| format!("starting live trading on {} (nothing was sent)", cfg.rest_url))?;
             let r = ex.rules();
             eprintln!(

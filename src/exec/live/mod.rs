@@ -80,6 +80,7 @@ use crate::exec::position::Position;
 use crate::exec::risk::{KillSwitch, RiskCheck, RiskCounters};
 use crate::exec::{Fill, Quote, Side};
 use crate::hot::advice::Advice;
+use crate::ipguard::IpGuard;
 use crate::hot::book::BookView;
 use crate::hot::fixed::Price;
 use crate::hot::msg::{Level, Symbol, Trade};
@@ -217,13 +218,15 @@ impl LiveExchange {
     /// the REST client (base URL, `recvWindow`, timeout from `[live]`), the
     /// symbol's assets and the account's maker fee for the pre-trade
     /// checks, the kill switch, the journal; then [`LiveExchange::start`].
-    /// `stream_creds` is a second copy of the keys for the user-data
-    /// stream's thread.
+    /// `stream_creds` is a second copy of the keys for the WebSocket API
+    /// session; `guard` is the process's IP guard (every request and
+    /// connect asks it first).
     pub fn open(
         cfg: &LiveConfig,
         symbol: Symbol,
         rest_creds: Credentials,
         stream_creds: Credentials,
+        guard: IpGuard,
     ) -> Result<Self, LiveError> {
         let rc = RestConfig {
             base_url: cfg.rest_url.clone(),
@@ -231,7 +234,7 @@ impl LiveExchange {
             timeout: cfg.timeout,
             ..RestConfig::with_base(&cfg.rest_url)
         };
-        let mut rest = RestClient::new(&rc, rest_creds)?;
+        let mut rest = RestClient::with_guard(&rc, rest_creds, guard)?;
         rest.sync_clock()?;
         let name = symbol.as_str().to_string();
         let info = rest.exchange_info(&name)?;

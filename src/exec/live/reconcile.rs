@@ -30,11 +30,11 @@ use super::side::{slot_of, LiveOrder, SideState};
 use super::{wall_ns, LiveError, LiveExchange, Purpose, EARLIER_RUNS};
 
 /// This run's client-id prefix: the configured base (or `mm`) plus the
-/// start time, so ids never repeat across restarts.
+/// start time in ms and the process id, so ids never repeat across
+/// restarts, even two within the same second.
 pub(super) fn run_prefix(cfg: &LiveConfig) -> String {
-    let clock = ClientIds::prefix_from_clock();
     let base = cfg.run_prefix.as_deref().unwrap_or("mm");
-    format!("{base}{}", clock.trim_start_matches("mm"))
+    format!("{base}{}", ClientIds::clock_tag())
 }
 
 /// What start-up found: orders to adopt, fills to apply, the account.
