@@ -63,7 +63,9 @@ impl Refusal {
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Banned { retry_in } => write!(f, "the IP is banned for {:.1} s more (HTTP 418)", retry_in.as_secs_f64()),
+            Self::Banned { retry_in } => {
+                write!(f, "the IP is banned for {:.1} s more (HTTP 418)", retry_in.as_secs_f64())
+            }
             Self::WeightBackOff { retry_in } => {
                 write!(f, "request weight back-off for {:.1} s more (HTTP 429)", retry_in.as_secs_f64())
             }

@@ -180,5 +180,8 @@ pub enum GatewayEvent {
     User(UserEvent),
     /// The WebSocket API session changed: `up` false means calls go over
     /// REST until it is back.
-    Session { up: bool, why: String },
+    Session {
+        up: bool,
+        why: String,
+    },
 }
