@@ -51,7 +51,8 @@ fn exchange_info_lists_limits_filters_and_stp_modes() {
     let a = http(&s, "GET", "/api/v3/exchangeInfo", None);
     assert_eq!(a.status, 200);
     let rl = a.json["rateLimits"].as_array().unwrap();
-    let find = |t: &str, i: &str| rl.iter().find(|r| r["rateLimitType"] == t && r["interval"] == i).unwrap()["limit"].clone();
+    let find =
+        |t: &str, i: &str| rl.iter().find(|r| r["rateLimitType"] == t && r["interval"] == i).unwrap()["limit"].clone();
     assert_eq!(find("REQUEST_WEIGHT", "MINUTE"), 1234);
     assert_eq!(find("RAW_REQUESTS", "MINUTE"), 999);
     assert_eq!(find("ORDERS", "SECOND"), 7);
@@ -216,7 +217,11 @@ fn a_slow_exchange_answers_concurrent_requests_concurrently() {
                 let s = &s;
                 sc.spawn(move || {
                     let t0 = Instant::now();
-                    let a = if i % 2 == 0 { http(s, "GET", "/api/v3/time", None) } else { call(s, "GET", "/api/v3/account", "") };
+                    let a = if i % 2 == 0 {
+                        http(s, "GET", "/api/v3/time", None)
+                    } else {
+                        call(s, "GET", "/api/v3/account", "")
+                    };
                     (t0, Instant::now(), a.status)
                 })
             })
@@ -241,7 +246,10 @@ fn filters_refuse_with_their_names_and_stp_modes_are_validated() {
             &s,
             "POST",
             "/api/v3/order",
-            &format!("symbol={SYMBOL}&side={side}&type=LIMIT_MAKER&quantity=0.001&price={}&newClientOrderId={id}{extra}", px(price)),
+            &format!(
+                "symbol={SYMBOL}&side={side}&type=LIMIT_MAKER&quantity=0.001&price={}&newClientOrderId={id}{extra}",
+                px(price)
+            ),
         )
     };
     // bidMultiplierDown 0.2 and askMultiplierUp 5 around the last price.
@@ -265,8 +273,11 @@ fn my_trades_pages_by_limit_and_from_id() {
     // rest-api.md §Account trade list: limit default 500, max 1000; "If
     // fromId is set, it will get trades >= that fromId. Otherwise most
     // recent trades are returned." Self-trades (STP NONE) make the fills.
-    let faults =
-        Faults { self_trade_every: Some(Duration::from_millis(50)), self_trade_mode: "NONE".into(), ..Faults::default() };
+    let faults = Faults {
+        self_trade_every: Some(Duration::from_millis(50)),
+        self_trade_mode: "NONE".into(),
+        ..Faults::default()
+    };
     let s = plain(faults);
     let (bid, _) = top(&s);
     let a = call(
@@ -323,7 +334,10 @@ fn bnb_fees_and_money_agree_to_the_satoshi() {
         &s,
         "POST",
         "/api/v3/order",
-        &format!("symbol={SYMBOL}&side=SELL&type=LIMIT_MAKER&quantity=0.002&price={}&newClientOrderId=bnb-sell", px(ask)),
+        &format!(
+            "symbol={SYMBOL}&side=SELL&type=LIMIT_MAKER&quantity=0.002&price={}&newClientOrderId=bnb-sell",
+            px(ask)
+        ),
     );
     assert_eq!(sell.status, 200, "{sell:?}");
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -42,7 +42,8 @@ pub fn http(sim: &Sim, method: &str, path: &str, api_key: Option<&str>) -> Answe
     let mut s = TcpStream::connect(sim.addr()).expect("connect to the simulator");
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let key = api_key.map(|k| format!("X-MBX-APIKEY: {k}\r\n")).unwrap_or_default();
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{key}Content-Length: 0\r\nConnection: close\r\n\r\n");
+    let req =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{key}Content-Length: 0\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).unwrap();
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
@@ -50,7 +51,8 @@ pub fn http(sim: &Sim, method: &str, path: &str, api_key: Option<&str>) -> Answe
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.lines();
     let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let headers = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
+    let headers =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
     let json = serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
     Answer { status, headers, json }
 }
@@ -62,7 +64,8 @@ pub fn now_ms() -> i64 {
 /// `params` plus `timestamp` and the HMAC `signature` (rest-api.md §SIGNED
 /// Endpoint Examples: the query string is what is signed).
 pub fn signed(params: &str) -> String {
-    let q = if params.is_empty() { format!("timestamp={}", now_ms()) } else { format!("{params}&timestamp={}", now_ms()) };
+    let q =
+        if params.is_empty() { format!("timestamp={}", now_ms()) } else { format!("{params}&timestamp={}", now_ms()) };
     let sig = HmacKey::new(SECRET).unwrap().sign_hex(q.as_bytes());
     format!("{q}&signature={sig}")
 }
