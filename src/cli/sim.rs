@@ -87,6 +87,36 @@ pub struct SimArgs {
     /// Fault: answer every Nth order request with HTTP 429 -1015 (order count).
     #[arg(long, default_value_t = 0)]
     pub throttle_order_every: u64,
+    /// Fault: answer every Nth order request with HTTP 418 (IP ban).
+    #[arg(long, default_value_t = 0)]
+    pub ban_order_every: u64,
+    /// How long the --ban-order-every ban lasts (every trading request gets 418 meanwhile).
+    #[arg(long, value_parser = parse_duration, default_value = "120s")]
+    pub ban_for: Duration,
+    /// Fault: place every Nth order, then answer HTTP 503 (fate unknown).
+    #[arg(long, default_value_t = 0)]
+    pub error_after_order_every: u64,
+    /// Fault: hold the answer to every Nth order request by --order-delay.
+    #[arg(long, default_value_t = 0)]
+    pub delay_order_every: u64,
+    /// How long --delay-order-every holds an answer.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub order_delay: Duration,
+    /// Fault: drop each user-data (/ws-api/v3) connection this long after it opened.
+    #[arg(long, value_parser = parse_duration)]
+    pub drop_user_data_every: Option<Duration>,
+    /// Fault: the exchange clock is this many ms ahead (negative: behind).
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    pub clock_offset_ms: i64,
+    /// The exchange's limits and fee payment, and the faults added for
+    /// Binance's documented trading behaviour (boxed: clap's args stay small).
+    #[command(flatten)]
+    pub venue: Box<VenueArgs>,
+}
+
+/// `mmbot sim` flags for the exchange's rules and its newer faults.
+#[derive(clap::Args, Debug)]
+pub struct VenueArgs {
     /// Fault: answer every Nth request (REST or WS-API) with HTTP 429 -1003 (request weight).
     #[arg(long, default_value_t = 0)]
     pub throttle_weight_every: u64,
@@ -139,27 +169,6 @@ pub struct SimArgs {
     /// The symbol's MAX_NUM_ORDERS filter (open orders per account).
     #[arg(long, default_value_t = 200)]
     pub max_num_orders: u32,
-    /// Fault: answer every Nth order request with HTTP 418 (IP ban).
-    #[arg(long, default_value_t = 0)]
-    pub ban_order_every: u64,
-    /// How long the --ban-order-every ban lasts (every trading request gets 418 meanwhile).
-    #[arg(long, value_parser = parse_duration, default_value = "120s")]
-    pub ban_for: Duration,
-    /// Fault: place every Nth order, then answer HTTP 503 (fate unknown).
-    #[arg(long, default_value_t = 0)]
-    pub error_after_order_every: u64,
-    /// Fault: hold the answer to every Nth order request by --order-delay.
-    #[arg(long, default_value_t = 0)]
-    pub delay_order_every: u64,
-    /// How long --delay-order-every holds an answer.
-    #[arg(long, value_parser = parse_duration, default_value = "10s")]
-    pub order_delay: Duration,
-    /// Fault: drop each user-data (/ws-api/v3) connection this long after it opened.
-    #[arg(long, value_parser = parse_duration)]
-    pub drop_user_data_every: Option<Duration>,
-    /// Fault: the exchange clock is this many ms ahead (negative: behind).
-    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
-    pub clock_offset_ms: i64,
 }
 
 pub fn run(args: SimArgs) -> anyhow::Result<i32> {
@@ -187,15 +196,15 @@ pub fn run(args: SimArgs) -> anyhow::Result<i32> {
         refuse_for: args.refuse_for.unwrap_or_default(),
         stale_snapshots: args.stale_snapshots,
         throttle_order_every: args.throttle_order_every,
-        throttle_weight_every: args.throttle_weight_every,
-        late_order_every: args.late_order_every,
-        late_order_by: args.late_order_by,
-        unexpected_resp_every: args.unexpected_resp_every,
-        slow_answers: args.slow_answers.unwrap_or_default(),
-        self_trade_every: args.self_trade_every,
-        self_trade_mode: args.self_trade_mode.to_ascii_uppercase(),
-        ws_api_shutdown_after: args.ws_api_shutdown_after,
-        ws_api_shutdown_grace: Some(args.ws_api_shutdown_grace),
+        throttle_weight_every: args.venue.throttle_weight_every,
+        late_order_every: args.venue.late_order_every,
+        late_order_by: args.venue.late_order_by,
+        unexpected_resp_every: args.venue.unexpected_resp_every,
+        slow_answers: args.venue.slow_answers.unwrap_or_default(),
+        self_trade_every: args.venue.self_trade_every,
+        self_trade_mode: args.venue.self_trade_mode.to_ascii_uppercase(),
+        ws_api_shutdown_after: args.venue.ws_api_shutdown_after,
+        ws_api_shutdown_grace: Some(args.venue.ws_api_shutdown_grace),
         ban_order_every: args.ban_order_every,
         ban_for: Some(args.ban_for),
         error_after_order_every: args.error_after_order_every,
@@ -207,7 +216,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<i32> {
     anyhow::ensure!(
         crate::sim::exchange::rules::STP_MODES.contains(&faults.self_trade_mode.as_str()),
         "--self-trade-mode {:?}: use one of {}",
-        args.self_trade_mode,
+        args.venue.self_trade_mode,
         crate::sim::exchange::rules::STP_MODES.join(", ")
     );
     let decimal = |flag: &str, v: &str| -> anyhow::Result<i64> {
@@ -215,23 +224,23 @@ pub fn run(args: SimArgs) -> anyhow::Result<i32> {
             .map(|q| q.0)
             .map_err(|e| anyhow::anyhow!("{flag} {v:?} is not a decimal ({e})"))
     };
-    let bnb_fees = match (&args.bnb_price, args.bnb_fees) {
+    let bnb_fees = match (&args.venue.bnb_price, args.venue.bnb_fees) {
         (Some(p), true) => {
             let price = decimal("--bnb-price", p)?;
             anyhow::ensure!(price > 0, "--bnb-price {p} must be above zero");
-            Some(BnbFees { price, discount: decimal("--bnb-discount", &args.bnb_discount)? })
+            Some(BnbFees { price, discount: decimal("--bnb-discount", &args.venue.bnb_discount)? })
         }
         _ => None,
     };
     let exchange = ExchangeConfig {
         limits: SimLimits {
-            weight_per_minute: args.weight_limit,
-            raw_requests_per_5m: args.raw_requests_limit,
-            orders_per_10s: args.orders_per_10s,
-            orders_per_day: args.orders_per_day,
+            weight_per_minute: args.venue.weight_limit,
+            raw_requests_per_5m: args.venue.raw_requests_limit,
+            orders_per_10s: args.venue.orders_per_10s,
+            orders_per_day: args.venue.orders_per_day,
         },
         bnb_fees,
-        max_num_orders: args.max_num_orders,
+        max_num_orders: args.venue.max_num_orders,
     };
     let mut balances = Vec::new();
     for b in &args.balances {

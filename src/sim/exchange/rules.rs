@@ -196,7 +196,7 @@ mod tests {
     #[test]
     fn mmbot_reads_back_the_rules_the_engine_checks() {
         let spec = SymbolSpec::for_symbol("BTCUSDT", 7);
-        let info = exchange_info(&[spec.clone()], &SimLimits::default(), 1);
+        let info = exchange_info(std::slice::from_ref(&spec), &SimLimits::default(), 1);
         let parsed = crate::exec::binance::filters::ExchangeInfo::parse(info.as_bytes()).unwrap();
         assert_eq!(parsed.symbol("BTCUSDT").unwrap(), &spec.rules);
         let v: serde_json::Value = serde_json::from_str(&info).unwrap();
