@@ -248,6 +248,12 @@ fn cancel_only_cancels_when_the_order_limit_is_used_up() {
 /// Subscribes `KEY`'s user data, rests a far BUY of `qty`, waits for the
 /// self-trade fault, and returns the executionReports it caused.
 fn self_trade(mode: &str, qty: &str) -> (Sim, Vec<serde_json::Value>) {
+    let (s, reports, _) = self_trade_events(mode, qty);
+    (s, reports)
+}
+
+/// [`self_trade`], plus the `outboundAccountPosition` events.
+fn self_trade_events(mode: &str, qty: &str) -> (Sim, Vec<serde_json::Value>, Vec<serde_json::Value>) {
     let faults = Faults {
         self_trade_every: Some(Duration::from_millis(400)),
         self_trade_mode: mode.into(),
@@ -272,9 +278,9 @@ fn self_trade(mode: &str, qty: &str) -> (Sim, Vec<serde_json::Value>) {
     while let Ok(Some(v)) = next_json(&mut ws) {
         seen.push(v);
     }
-    let reports =
-        seen.into_iter().filter(|v| v["event"]["e"] == "executionReport").map(|v| v["event"].clone()).collect();
-    (s, reports)
+    let events =
+        |kind: &str| seen.iter().filter(|v| v["event"]["e"] == kind).map(|v| v["event"].clone()).collect::<Vec<_>>();
+    (s, events("executionReport"), events("outboundAccountPosition"))
 }
 
 fn of<'a>(reports: &'a [serde_json::Value], client: &str) -> Vec<&'a serde_json::Value> {
@@ -338,7 +344,7 @@ fn self_trade_expire_taker_leaves_the_maker_alone() {
 #[test]
 fn self_trade_none_trades_with_itself() {
     // stp_faq.md Scenario A: "No STP is triggered and the orders will match."
-    let (s, reports) = self_trade("NONE", "0.002");
+    let (s, reports, positions) = self_trade_events("NONE", "0.002");
     let maker = of(&reports, "maker-1");
     let t = maker.iter().find(|r| r["x"] == "TRADE").expect("the maker's fill");
     assert_eq!((t["m"].as_bool(), fx(&t["l"])), (Some(true), 100_000));
@@ -347,5 +353,20 @@ fn self_trade_none_trades_with_itself() {
     let taker = of(&reports, "other-program-");
     let tt = taker.iter().find(|r| r["x"] == "TRADE").expect("the taker's fill");
     assert_eq!((tt["m"].as_bool(), tt["t"].clone(), tt["N"].as_str()), (Some(false), t["t"].clone(), Some("USDT")));
-    assert_eq!(s.fills(KEY).len(), 2);
+    let fills = s.fills(KEY);
+    assert_eq!(fills.len(), 2);
+    // executionReport n/N = the fills; the last outboundAccountPosition =
+    // the account, to the 1e-8 (user-data-stream.md §Account Update).
+    for (r, f) in [(t, &fills[0]), (tt, &fills[1])] {
+        assert_eq!((fx(&r["n"]), r["N"].as_str()), (f.commission, Some(f.commission_asset.as_str())));
+    }
+    let last = positions.last().expect("an outboundAccountPosition after the trade");
+    let account = s.account(KEY).unwrap();
+    for b in last["B"].as_array().unwrap() {
+        let want = account.iter().find(|x| b["a"] == x.asset.as_str()).unwrap();
+        assert_eq!((fx(&b["f"]), fx(&b["l"])), (want.free.0, want.locked.0), "{b}");
+    }
+    let btc = account.iter().find(|x| x.asset == "BTC").unwrap();
+    // Bought 0.001 less 0.1% in BTC, sold 0.001: 1 BTC less the BUY's fee.
+    assert_eq!(btc.free.0 + btc.locked.0, DOLLAR - fills[0].commission);
 }

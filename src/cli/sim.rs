@@ -265,6 +265,22 @@ pub fn run(args: SimArgs) -> anyhow::Result<i32> {
     }
     let symbols: Vec<String> = args.symbols.iter().map(|s| s.to_ascii_uppercase()).collect();
     let fault_text = faults.describe();
+    let exchange_text = format!(
+        "weight {}/1m, raw requests {}/5m, orders {}/10s and {}/1d, MAX_NUM_ORDERS {}, fees {}",
+        exchange.limits.weight_per_minute,
+        exchange.limits.raw_requests_per_5m,
+        exchange.limits.orders_per_10s,
+        exchange.limits.orders_per_day,
+        exchange.max_num_orders,
+        match exchange.bnb_fees {
+            Some(b) => format!(
+                "in BNB at {} x {}",
+                crate::sim::exchange::fmt8(b.price),
+                crate::sim::exchange::fmt8(b.discount)
+            ),
+            None => "in the received asset".into(),
+        }
+    );
     let sim = Sim::start_with(
         SimConfig {
             listen: args.listen,
@@ -280,6 +296,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<i32> {
     )?;
     let streams: Vec<String> = symbols.iter().map(|s| format!("{}@depth@100ms", s.to_ascii_lowercase())).collect();
     eprintln!("mmbot sim: listening on {} ({}); faults: {fault_text}", sim.addr(), args.market);
+    eprintln!("  exchange: {exchange_text}");
     eprintln!("  streams: {}/stream?streams={}", sim.ws_base(), streams.join("/"));
     eprintln!(
         "  REST:    {}{}?symbol={}&limit=1000",

@@ -11,10 +11,17 @@
 //!
 //! REST: `/api/v3/depth`, `/fapi/v1/depth` (snapshots consistent with the
 //! streams: the book at its current update id, which the next diff
-//! straddles), `/api/v3/exchangeInfo`, `/api/v3/time`, `/fapi/v1/time`;
-//! and the signed trading endpoints of [`crate::sim::exchange`] (orders,
-//! cancels, cancelReplace, queries, account), with the user-data stream on
-//! the WebSocket API path `/ws-api/v3`.
+//! straddles), `/api/v3/exchangeInfo` (printed from the exchange's symbol
+//! specs), `/api/v3/time`, `/fapi/v1/time`; and the signed trading
+//! endpoints of [`crate::sim::exchange`] (orders, cancels, cancelReplace,
+//! queries, account, myTrades). The WebSocket API is on `/ws-api/v3`: the
+//! same engine's methods, user-data subscriptions, answers held by the
+//! delay faults sent when due (out of order when so), and `serverShutdown`.
+//!
+//! Every REST answer carries the IP's `X-MBX-USED-WEIGHT-1M`. An IP ban
+//! (the 418 fault) covers everything: REST answers 418, WebSocket connects
+//! are refused, open connections are dropped. Each connection has its own
+//! thread, so a slow answer to one request never holds up another's.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
