@@ -41,7 +41,8 @@ pub struct Faults {
     /// (the request weight), `Retry-After: 1` (0: never).
     pub throttle_weight_every: u64,
     /// Answer every Nth order request with HTTP 418 (an IP ban) (0: never);
-    /// every trading request then gets 418 until the ban ends.
+    /// until the ban ends the whole IP is refused: every REST request gets
+    /// 418, every WebSocket connect is refused, open connections drop.
     pub ban_order_every: u64,
     /// How long such a ban lasts (`None`: 120 s, Binance's shortest).
     pub ban_for: Option<Duration>,

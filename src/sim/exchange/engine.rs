@@ -121,7 +121,7 @@ impl Exchange {
                 return Err(self.start_ban());
             }
             let limited = if every(f.throttle_order_every) {
-                Err(too_many_orders(self.cfg.limits.orders_per_10s, "10 SECOND", 1))
+                Err(too_many_orders(self.cfg.limits.orders_per_10s, "10 SECOND", 1, now))
             } else {
                 self.order_room(acct, now).map(|_| ())
             };

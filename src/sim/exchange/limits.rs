@@ -201,7 +201,11 @@ impl Exchange {
             }
         };
         let used = ip.weight.add(now, MINUTE, weight);
-        let raw = ip.raw.add(now, FIVE_MIN, 1);
+        let raw = if matches!(what, Admit::Connect { .. }) {
+            ip.raw.count(now, FIVE_MIN)
+        } else {
+            ip.raw.add(now, FIVE_MIN, 1)
+        };
         let usage = Usage { weight: used, orders: None };
         let l = &self.cfg.limits;
         if used > l.weight_per_minute {
@@ -212,6 +216,7 @@ impl Exchange {
                     l.weight_per_minute
                 ),
                 seconds_left(now, MINUTE),
+                now,
             ));
         }
         if raw > l.raw_requests_per_5m {
@@ -219,6 +224,7 @@ impl Exchange {
                 -1003,
                 format!("Too many requests; current limit is {} requests per 5 MINUTE.", l.raw_requests_per_5m),
                 seconds_left(now, FIVE_MIN),
+                now,
             ));
         }
         if !matches!(what, Admit::Connect { .. }) {
@@ -232,6 +238,7 @@ impl Exchange {
                         l.weight_per_minute
                     ),
                     1,
+                    now,
                 ));
             }
         }
@@ -253,10 +260,10 @@ impl Exchange {
         let c = &mut g.accounts[acct].order_counts;
         let (s, d) = (c.ten_s.count(now, TEN_S), c.day.count(now, DAY));
         if s >= l.orders_per_10s {
-            return Err(too_many_orders(l.orders_per_10s, "10 SECOND", seconds_left(now, TEN_S)));
+            return Err(too_many_orders(l.orders_per_10s, "10 SECOND", seconds_left(now, TEN_S), now));
         }
         if d >= l.orders_per_day {
-            return Err(too_many_orders(l.orders_per_day, "1 DAY", seconds_left(now, DAY)));
+            return Err(too_many_orders(l.orders_per_day, "1 DAY", seconds_left(now, DAY), now));
         }
         Ok((s, d))
     }
@@ -269,13 +276,16 @@ impl Exchange {
 }
 
 /// 429 `-1015` (errors.md): the throttle fault uses it too.
-pub(crate) fn too_many_orders(limit: u64, per: &str, retry_after_s: u64) -> ApiError {
-    throttled(-1015, format!("Too many new orders; current limit is {limit} orders per {per}."), retry_after_s)
+pub(crate) fn too_many_orders(limit: u64, per: &str, retry_after_s: u64, now: i64) -> ApiError {
+    throttled(-1015, format!("Too many new orders; current limit is {limit} orders per {per}."), retry_after_s, now)
 }
 
-fn throttled(code: i64, msg: String, retry_after_s: u64) -> ApiError {
+/// 429 with `Retry-After` (REST) and `data.retryAfter` (the WS-API's
+/// "Rate-limited responses include a retryAfter field", epoch ms).
+fn throttled(code: i64, msg: String, retry_after_s: u64, now: i64) -> ApiError {
     let mut e = ApiError::new(429, code, msg);
     e.retry_after_s = Some(retry_after_s);
+    e.data = Some(format!("{{\"serverTime\":{now},\"retryAfter\":{}}}", now + retry_after_s as i64 * 1000));
     e
 }
 
