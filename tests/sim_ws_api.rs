@@ -370,3 +370,54 @@ fn self_trade_none_trades_with_itself() {
     // Bought 0.001 less 0.1% in BTC, sold 0.001: 1 BTC less the BUY's fee.
     assert_eq!(btc.free.0 + btc.locked.0, DOLLAR - fills[0].commission);
 }
+
+#[test]
+fn the_ws_api_shares_the_engine_faults_and_the_ip_weight() {
+    // web-socket-api.md §IP limits: "Weight is accumulated per IP address and
+    // is shared by all connections"; 429s "include a retryAfter field";
+    // errors.md §-1007 on the WS-API too.
+    away_from_window_edge(60_000, 10_000);
+    let limits = SimLimits { weight_per_minute: 30, ..SimLimits::default() };
+    let faults = Faults { late_order_every: 1, late_order_by: Duration::from_millis(800), ..Faults::default() };
+    let s = sim(faults, ExchangeConfig { limits, ..ExchangeConfig::default() });
+    let mut ws = ws_connect(&s, "/ws-api/v3"); // 2
+    ws_send(&mut ws, "p1", "order.place", ws_signed(far_buy(&s, "wl-1", "0.001"))); // 3
+    let a = answer(&mut ws, "p1");
+    assert_eq!((a["status"].as_u64().map(|s| s / 100), a["error"]["code"].as_i64()), (Some(5), Some(-1007)), "{a}");
+    ws_send(&mut ws, "q1", "order.status", ws_signed(json!({"symbol": SYMBOL, "origClientOrderId": "wl-1"}))); // 7
+    assert_eq!(answer(&mut ws, "q1")["error"]["code"], -2013);
+    std::thread::sleep(Duration::from_millis(1200));
+    ws_send(&mut ws, "q2", "order.status", ws_signed(json!({"symbol": SYMBOL, "origClientOrderId": "wl-1"}))); // 11
+    let q = answer(&mut ws, "q2");
+    assert_eq!(q["result"]["status"], "NEW", "the late order reached the engine: {q}");
+    // REST sees the same IP weight: 11 + 1.
+    let t = http(&s, "GET", "/api/v3/time", None);
+    assert_eq!(t.header("X-MBX-USED-WEIGHT-1M"), Some("12"));
+    ws_send(&mut ws, "a1", "account.status", ws_signed(json!({}))); // 32 > 30
+    let e = answer(&mut ws, "a1");
+    assert_eq!((e["status"].as_u64(), e["error"]["code"].as_i64()), (Some(429), Some(-1003)), "{e}");
+    assert!(e["error"]["data"]["retryAfter"].as_i64().is_some_and(|t| t > now_ms() - 1000), "{e}");
+    assert_eq!(e["rateLimits"][0]["count"], 32);
+}
+
+#[test]
+fn a_ban_struck_over_the_ws_api_is_answered_then_the_connection_drops() {
+    // web-socket-api.md §IP limits: "automated IP ban and you will be
+    // disconnected"; the 418's data.retryAfter is when the ban ends.
+    let faults = Faults { ban_order_every: 1, ban_for: Some(Duration::from_secs(2)), ..Faults::default() };
+    let s = sim(faults, ExchangeConfig::default());
+    let mut ws = ws_connect(&s, "/ws-api/v3");
+    ws_send(&mut ws, "p1", "order.place", ws_signed(far_buy(&s, "wb-1", "0.001")));
+    let a = answer(&mut ws, "p1");
+    assert_eq!((a["status"].as_u64(), a["error"]["code"].as_i64()), (Some(418), Some(-1003)), "{a}");
+    assert!(a["error"]["data"]["retryAfter"].as_i64().is_some(), "{a}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        assert!(std::time::Instant::now() < deadline, "the WS-API connection outlived the ban's start");
+        if next_json(&mut ws).is_err() {
+            break;
+        }
+    }
+    assert!(tungstenite::connect(format!("{}/ws-api/v3", s.ws_base())).is_err());
+    assert_eq!(s.ban_counts().connects, 1);
+}
