@@ -358,19 +358,21 @@ fn the_market_fills_resting_orders_and_balances_move_exactly() {
     let fills = sim.fills(KEY);
     let rate = 100_000;
     let (mut usdt, mut btc) = (100_000 * DOLLAR, DOLLAR);
+    // commission_faq.md §How is the commission calculated?: charged on the
+    // received amount, in the received asset (base for a BUY, quote for a SELL).
     for f in &fills {
         assert!(f.order_id == buy.order_id || f.order_id == sell.order_id);
         let value = notional(f.price.0, f.qty.0);
-        assert_eq!(f.commission, mul_rate(value, rate));
-        assert_eq!(f.commission_asset, "USDT");
         match f.side {
             Side::Buy => {
                 assert_eq!(f.price, Price(bid));
-                usdt -= value + f.commission;
-                btc += f.qty.0;
+                assert_eq!((f.commission, f.commission_asset.as_str()), (mul_rate(f.qty.0, rate), "BTC"));
+                usdt -= value;
+                btc += f.qty.0 - f.commission;
             }
             Side::Sell => {
                 assert_eq!(f.price, Price(ask));
+                assert_eq!((f.commission, f.commission_asset.as_str()), (mul_rate(value, rate), "USDT"));
                 usdt += value - f.commission;
                 btc -= f.qty.0;
             }
@@ -391,7 +393,7 @@ fn the_market_fills_resting_orders_and_balances_move_exactly() {
         assert_eq!(trades.len(), want.len());
         for (t, f) in trades.iter().zip(want) {
             assert_eq!((t.id, t.order_id, t.price, t.qty), (f.trade_id as i64, f.order_id, f.price, f.qty));
-            assert_eq!((t.commission, t.commission_asset.as_str()), (f.commission, "USDT"));
+            assert_eq!((t.commission, t.commission_asset.as_str()), (f.commission, f.commission_asset.as_str()));
             assert_eq!((t.is_buyer, t.is_maker), (f.side == Side::Buy, true));
         }
     }
@@ -414,7 +416,7 @@ fn the_market_fills_resting_orders_and_balances_move_exactly() {
     assert_eq!(report["l"].as_str().unwrap().parse::<Qty>().unwrap(), first.qty);
     assert_eq!(report["L"].as_str().unwrap().parse::<Price>().unwrap(), first.price);
     assert_eq!(report["n"].as_str().unwrap().parse::<Qty>().unwrap(), Qty(first.commission));
-    assert_eq!(report["N"], "USDT");
+    assert_eq!(report["N"], first.commission_asset.as_str());
     assert_eq!(report["t"], first.trade_id);
     assert_eq!(report["m"], true);
     for k in ["E", "S", "q", "p", "X", "r", "z", "T", "w", "O", "Z", "Y", "C"] {

@@ -1,7 +1,10 @@
 //! `mmbot sim [--listen 127.0.0.1:PORT] [--symbol ..] [--market spot|usdm]
-//! [--synthetic | --replay FILE] [--speed X] [fault flags]`: a local
-//! Binance-compatible market-data server (see `crate::sim`), for tests, the
-//! offline demo, and anyone who wants to watch the bot cope with faults.
+//! [--synthetic | --replay FILE] [--speed X] [--account KEY:SECRET ..]
+//! [exchange flags] [fault flags]`: a local Binance-compatible market-data
+//! server and spot exchange (see `crate::sim`), for tests, the offline
+//! demo, and anyone who wants to watch the bot cope with faults. The
+//! exchange flags set its rate limits, BNB fees and MAX_NUM_ORDERS; every
+//! fault is off unless its flag is given.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli::feed_args::parse_duration;
 use crate::cli::record::ctrl_c_flag;
-use crate::sim::exchange::SimAccount;
+use crate::sim::exchange::{BnbFees, ExchangeConfig, SimAccount, SimLimits};
 use crate::sim::faults::Faults;
 use crate::sim::flow::SimMarket;
 use crate::sim::{Sim, SimConfig, SimSource};
@@ -81,7 +84,7 @@ pub struct SimArgs {
     /// Maker commission rate of every account (0.001 = 0.1%).
     #[arg(long, default_value = "0.001")]
     pub commission: String,
-    /// Fault: answer every Nth order request with HTTP 429.
+    /// Fault: answer every Nth order request with HTTP 429 -1015 (order count).
     #[arg(long, default_value_t = 0)]
     pub throttle_order_every: u64,
     /// Fault: answer every Nth order request with HTTP 418 (IP ban).
@@ -105,6 +108,67 @@ pub struct SimArgs {
     /// Fault: the exchange clock is this many ms ahead (negative: behind).
     #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
     pub clock_offset_ms: i64,
+    /// The exchange's limits and fee payment, and the faults added for
+    /// Binance's documented trading behaviour (boxed: clap's args stay small).
+    #[command(flatten)]
+    pub venue: Box<VenueArgs>,
+}
+
+/// `mmbot sim` flags for the exchange's rules and its newer faults.
+#[derive(clap::Args, Debug)]
+pub struct VenueArgs {
+    /// Fault: answer every Nth request (REST or WS-API) with HTTP 429 -1003 (request weight).
+    #[arg(long, default_value_t = 0)]
+    pub throttle_weight_every: u64,
+    /// Fault: answer every Nth new order -1007 TIMEOUT; the order reaches the engine --late-order-by later.
+    #[arg(long, default_value_t = 0)]
+    pub late_order_every: u64,
+    /// How late --late-order-every orders reach the engine (capped by timestamp+recvWindow and 10 s).
+    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    pub late_order_by: Duration,
+    /// Fault: place every Nth order request, then answer -1006 UNEXPECTED_RESP (fate unknown).
+    #[arg(long, default_value_t = 0)]
+    pub unexpected_resp_every: u64,
+    /// Fault: a slow exchange: hold every REST and WS-API answer this long (concurrently).
+    #[arg(long, value_parser = parse_duration)]
+    pub slow_answers: Option<Duration>,
+    /// Fault: every this long, another order of the same account takes against its oldest resting order.
+    #[arg(long, value_parser = parse_duration)]
+    pub self_trade_every: Option<Duration>,
+    /// The --self-trade-every taker's selfTradePreventionMode (NONE, EXPIRE_TAKER, EXPIRE_MAKER,
+    /// EXPIRE_BOTH, DECREMENT, TRANSFER).
+    #[arg(long, default_value = "EXPIRE_MAKER")]
+    pub self_trade_mode: String,
+    /// Fault: push serverShutdown to each WebSocket API session this long after it opened.
+    #[arg(long, value_parser = parse_duration)]
+    pub ws_api_shutdown_after: Option<Duration>,
+    /// How long a WebSocket API session is served after its serverShutdown, before it is closed.
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    pub ws_api_shutdown_grace: Duration,
+    /// Pay commission in BNB (BNB burn on) when the account holds enough BNB (give it with --balance BNB=..).
+    #[arg(long, requires = "bnb_price")]
+    pub bnb_fees: bool,
+    /// One BNB in the symbol's quote asset, for --bnb-fees (e.g. 600).
+    #[arg(long)]
+    pub bnb_price: Option<String>,
+    /// The factor commission_faq.md multiplies the BNB commission by (its example: 0.25).
+    #[arg(long, default_value = "0.25")]
+    pub bnb_discount: String,
+    /// REQUEST_WEIGHT limit per minute for the IP.
+    #[arg(long, default_value_t = 6000)]
+    pub weight_limit: u64,
+    /// RAW_REQUESTS limit per 5 minutes for the IP.
+    #[arg(long, default_value_t = 61_000)]
+    pub raw_requests_limit: u64,
+    /// ORDERS limit per 10 seconds per account.
+    #[arg(long, default_value_t = 50)]
+    pub orders_per_10s: u64,
+    /// ORDERS limit per day per account.
+    #[arg(long, default_value_t = 160_000)]
+    pub orders_per_day: u64,
+    /// The symbol's MAX_NUM_ORDERS filter (open orders per account).
+    #[arg(long, default_value_t = 200)]
+    pub max_num_orders: u32,
 }
 
 pub fn run(args: SimArgs) -> anyhow::Result<i32> {
@@ -132,6 +196,15 @@ pub fn run(args: SimArgs) -> anyhow::Result<i32> {
         refuse_for: args.refuse_for.unwrap_or_default(),
         stale_snapshots: args.stale_snapshots,
         throttle_order_every: args.throttle_order_every,
+        throttle_weight_every: args.venue.throttle_weight_every,
+        late_order_every: args.venue.late_order_every,
+        late_order_by: args.venue.late_order_by,
+        unexpected_resp_every: args.venue.unexpected_resp_every,
+        slow_answers: args.venue.slow_answers.unwrap_or_default(),
+        self_trade_every: args.venue.self_trade_every,
+        self_trade_mode: args.venue.self_trade_mode.to_ascii_uppercase(),
+        ws_api_shutdown_after: args.venue.ws_api_shutdown_after,
+        ws_api_shutdown_grace: Some(args.venue.ws_api_shutdown_grace),
         ban_order_every: args.ban_order_every,
         ban_for: Some(args.ban_for),
         error_after_order_every: args.error_after_order_every,
@@ -139,6 +212,35 @@ pub fn run(args: SimArgs) -> anyhow::Result<i32> {
         order_delay: args.order_delay,
         drop_user_data_every: args.drop_user_data_every,
         clock_offset_ms: args.clock_offset_ms,
+    };
+    anyhow::ensure!(
+        crate::sim::exchange::rules::STP_MODES.contains(&faults.self_trade_mode.as_str()),
+        "--self-trade-mode {:?}: use one of {}",
+        args.venue.self_trade_mode,
+        crate::sim::exchange::rules::STP_MODES.join(", ")
+    );
+    let decimal = |flag: &str, v: &str| -> anyhow::Result<i64> {
+        v.parse::<crate::hot::fixed::Qty>()
+            .map(|q| q.0)
+            .map_err(|e| anyhow::anyhow!("{flag} {v:?} is not a decimal ({e})"))
+    };
+    let bnb_fees = match (&args.venue.bnb_price, args.venue.bnb_fees) {
+        (Some(p), true) => {
+            let price = decimal("--bnb-price", p)?;
+            anyhow::ensure!(price > 0, "--bnb-price {p} must be above zero");
+            Some(BnbFees { price, discount: decimal("--bnb-discount", &args.venue.bnb_discount)? })
+        }
+        _ => None,
+    };
+    let exchange = ExchangeConfig {
+        limits: SimLimits {
+            weight_per_minute: args.venue.weight_limit,
+            raw_requests_per_5m: args.venue.raw_requests_limit,
+            orders_per_10s: args.venue.orders_per_10s,
+            orders_per_day: args.venue.orders_per_day,
+        },
+        bnb_fees,
+        max_num_orders: args.venue.max_num_orders,
     };
     let mut balances = Vec::new();
     for b in &args.balances {
@@ -163,18 +265,38 @@ pub fn run(args: SimArgs) -> anyhow::Result<i32> {
     }
     let symbols: Vec<String> = args.symbols.iter().map(|s| s.to_ascii_uppercase()).collect();
     let fault_text = faults.describe();
-    let sim = Sim::start(SimConfig {
-        listen: args.listen,
-        market,
-        symbols: symbols.clone(),
-        source,
-        faults,
-        ping_every: args.ping_every,
-        record_tops: false,
-        accounts,
-    })?;
+    let exchange_text = format!(
+        "weight {}/1m, raw requests {}/5m, orders {}/10s and {}/1d, MAX_NUM_ORDERS {}, fees {}",
+        exchange.limits.weight_per_minute,
+        exchange.limits.raw_requests_per_5m,
+        exchange.limits.orders_per_10s,
+        exchange.limits.orders_per_day,
+        exchange.max_num_orders,
+        match exchange.bnb_fees {
+            Some(b) => format!(
+                "in BNB at {} x {}",
+                crate::sim::exchange::fmt8(b.price),
+                crate::sim::exchange::fmt8(b.discount)
+            ),
+            None => "in the received asset".into(),
+        }
+    );
+    let sim = Sim::start_with(
+        SimConfig {
+            listen: args.listen,
+            market,
+            symbols: symbols.clone(),
+            source,
+            faults,
+            ping_every: args.ping_every,
+            record_tops: false,
+            accounts,
+        },
+        exchange,
+    )?;
     let streams: Vec<String> = symbols.iter().map(|s| format!("{}@depth@100ms", s.to_ascii_lowercase())).collect();
     eprintln!("mmbot sim: listening on {} ({}); faults: {fault_text}", sim.addr(), args.market);
+    eprintln!("  exchange: {exchange_text}");
     eprintln!("  streams: {}/stream?streams={}", sim.ws_base(), streams.join("/"));
     eprintln!(
         "  REST:    {}{}?symbol={}&limit=1000",

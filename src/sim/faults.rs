@@ -34,10 +34,15 @@ pub struct Faults {
     /// Serve the first N REST snapshots stale (older than the stream).
     pub stale_snapshots: u32,
     /// Answer every Nth order request (new order, cancelReplace) with HTTP
-    /// 429, `Retry-After: 1`, before it reaches the engine (0: never).
+    /// 429 `-1015` (the order count), `Retry-After: 1`, before it reaches
+    /// the engine (0: never).
     pub throttle_order_every: u64,
+    /// Answer every Nth request (REST or WS-API) with HTTP 429 `-1003`
+    /// (the request weight), `Retry-After: 1` (0: never).
+    pub throttle_weight_every: u64,
     /// Answer every Nth order request with HTTP 418 (an IP ban) (0: never);
-    /// every trading request then gets 418 until the ban ends.
+    /// until the ban ends the whole IP is refused: every REST request gets
+    /// 418, every WebSocket connect is refused, open connections drop.
     pub ban_order_every: u64,
     /// How long such a ban lasts (`None`: 120 s, Binance's shortest).
     pub ban_for: Option<Duration>,
@@ -48,6 +53,28 @@ pub struct Faults {
     /// acting on it (0: never): a client timeout with the order placed.
     pub delay_order_every: u64,
     pub order_delay: Duration,
+    /// Answer every Nth new order `-1007 TIMEOUT` at once and let the
+    /// order reach the engine `late_order_by` later (0: never).
+    pub late_order_every: u64,
+    /// How late (capped by the request's timestamp + recvWindow and 10 s).
+    pub late_order_by: Duration,
+    /// Place every Nth order request, then answer `-1006
+    /// UNEXPECTED_RESP` (0: never).
+    pub unexpected_resp_every: u64,
+    /// Hold every answer (REST and WS-API) this long; concurrent requests
+    /// are answered concurrently.
+    pub slow_answers: Duration,
+    /// Every this long, another order of the same account takes against
+    /// the account's oldest resting order (self-trade prevention applies).
+    pub self_trade_every: Option<Duration>,
+    /// That taker's `selfTradePreventionMode` (empty: EXPIRE_MAKER, the
+    /// symbol's default).
+    pub self_trade_mode: String,
+    /// Push `serverShutdown` to each WebSocket API session this long after
+    /// it opened, ...
+    pub ws_api_shutdown_after: Option<Duration>,
+    /// ... keep serving it this long (`None`: 1 s), then close it.
+    pub ws_api_shutdown_grace: Option<Duration>,
     /// Close each user-data (`/ws-api/v3`) connection this long after it opened.
     pub drop_user_data_every: Option<Duration>,
     /// The exchange clock minus the wall clock, ms (e.g. 3000: 3 s ahead).
@@ -55,9 +82,23 @@ pub struct Faults {
 }
 
 impl Faults {
+    /// The self-trade fault's taker STP mode, one of enums.md's.
+    pub fn self_trade_mode(&self) -> &'static str {
+        crate::sim::exchange::rules::STP_MODES
+            .iter()
+            .find(|m| **m == self.self_trade_mode)
+            .copied()
+            .unwrap_or("EXPIRE_MAKER")
+    }
+
     /// How long a simulated IP ban lasts.
     pub fn ban_duration(&self) -> Duration {
         self.ban_for.unwrap_or(Duration::from_secs(120))
+    }
+
+    /// How long a WS-API session is served after its `serverShutdown`.
+    pub fn ws_api_shutdown_grace(&self) -> Duration {
+        self.ws_api_shutdown_grace.unwrap_or(Duration::from_secs(1))
     }
 
     /// One line naming the faults that are on, for the sim's banner.
@@ -88,7 +129,10 @@ impl Faults {
             on.push(format!("first {} snapshots stale", self.stale_snapshots));
         }
         if self.throttle_order_every > 0 {
-            on.push(format!("HTTP 429 every {}th order", self.throttle_order_every));
+            on.push(format!("HTTP 429 -1015 every {}th order", self.throttle_order_every));
+        }
+        if self.throttle_weight_every > 0 {
+            on.push(format!("HTTP 429 -1003 every {}th request", self.throttle_weight_every));
         }
         if self.ban_order_every > 0 {
             on.push(format!(
@@ -105,6 +149,29 @@ impl Faults {
                 "answer to every {}th order held {} ms",
                 self.delay_order_every,
                 self.order_delay.as_millis()
+            ));
+        }
+        if self.late_order_every > 0 {
+            on.push(format!(
+                "-1007 every {}th order, engine {} ms late",
+                self.late_order_every,
+                self.late_order_by.as_millis()
+            ));
+        }
+        if self.unexpected_resp_every > 0 {
+            on.push(format!("-1006 after placing every {}th order", self.unexpected_resp_every));
+        }
+        if !self.slow_answers.is_zero() {
+            on.push(format!("every answer {} ms late", self.slow_answers.as_millis()));
+        }
+        if let Some(d) = self.self_trade_every {
+            on.push(format!("self-trade ({}) every {:.1} s", self.self_trade_mode(), d.as_secs_f64()));
+        }
+        if let Some(d) = self.ws_api_shutdown_after {
+            on.push(format!(
+                "WS-API serverShutdown after {:.1} s, closed {:.1} s later",
+                d.as_secs_f64(),
+                self.ws_api_shutdown_grace().as_secs_f64()
             ));
         }
         if let Some(d) = self.drop_user_data_every {
@@ -145,5 +212,22 @@ mod tests {
         assert_eq!(Faults::default().describe(), "none");
         let f = Faults { drop_diff_every: 50, ignore_pings: true, ..Faults::default() };
         assert_eq!(f.describe(), "drop every 50th diff, pings unanswered");
+        let f = Faults {
+            late_order_every: 3,
+            late_order_by: Duration::from_secs(2),
+            unexpected_resp_every: 4,
+            throttle_weight_every: 5,
+            slow_answers: Duration::from_millis(300),
+            self_trade_every: Some(Duration::from_secs(1)),
+            self_trade_mode: "DECREMENT".into(),
+            ws_api_shutdown_after: Some(Duration::from_secs(2)),
+            ..Faults::default()
+        };
+        assert_eq!(
+            f.describe(),
+            "HTTP 429 -1003 every 5th request, -1007 every 3th order, engine 2000 ms late, \
+             -1006 after placing every 4th order, every answer 300 ms late, self-trade (DECREMENT) every 1.0 s, \
+             WS-API serverShutdown after 2.0 s, closed 1.0 s later"
+        );
     }
 }

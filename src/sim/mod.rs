@@ -5,10 +5,14 @@
 //! [`flow`] is the seeded order-flow model behind `--synthetic`; [`market`]
 //! holds the true book (model or replayed recording) that REST snapshots are
 //! cut from; [`server`] speaks WebSocket and REST; [`faults`] are the
-//! failures it can inject; [`exchange`] is the trading side (signed orders,
-//! a matching engine fed by the market's trades, the user-data stream).
-//! [`Sim::start`] runs it all on threads and hands
-//! back a handle tests use to read the true book and the counters.
+//! failures it can inject; [`exchange`] is the trading side, modelled on
+//! Binance spot's documents (signed orders over REST and the WebSocket API,
+//! rate limits and IP bans, a matching engine fed by the market's trades,
+//! commission in the received asset or BNB, self-trade prevention, the
+//! user-data stream). [`Sim::start`] (or [`Sim::start_with`], which also
+//! takes the exchange's [`ExchangeConfig`]) runs it all on threads and
+//! hands back a handle tests use to read the true book, the accounts and
+//! the counters.
 
 pub mod exchange;
 pub mod faults;
@@ -23,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::sim::exchange::{Exchange, SimAccount, SimBalance, SimFill, SimOrder};
+use crate::sim::exchange::{BanCounts, Exchange, ExchangeConfig, SimAccount, SimBalance, SimFill, SimOrder};
 use crate::sim::faults::Faults;
 use crate::sim::flow::{SimMarket, TopAt};
 use crate::sim::market::{advance, MarketState, SimClock, TrueBook};
@@ -91,6 +95,11 @@ pub struct Sim {
 
 impl Sim {
     pub fn start(cfg: SimConfig) -> Result<Self, SimError> {
+        Self::start_with(cfg, ExchangeConfig::default())
+    }
+
+    /// [`Sim::start`] with the exchange's limits, fee payment and order cap.
+    pub fn start_with(cfg: SimConfig, exchange: ExchangeConfig) -> Result<Self, SimError> {
         if cfg.symbols.is_empty() {
             return Err(SimError::NoSymbols);
         }
@@ -112,7 +121,7 @@ impl Sim {
             stop: Default::default(),
             paused: Default::default(),
             clients: Mutex::new(Vec::new()),
-            exchange: Exchange::new(&cfg.symbols, &cfg.accounts, cfg.faults.clone()),
+            exchange: Exchange::with_config(&cfg.symbols, &cfg.accounts, cfg.faults.clone(), exchange),
         });
         let clock = Arc::new(Mutex::new(SimClock::new(start_ms)));
         let mut threads = Vec::new();
@@ -142,6 +151,13 @@ impl Sim {
                         if !paused {
                             st.step(now_ms, true);
                         }
+                        // Late orders and self-trades run on exchange time,
+                        // frozen market or not.
+                        let sh = &st.shared;
+                        sh.exchange.tick(&|symbol: &str| {
+                            let m = sh.market.lock().unwrap_or_else(|p| p.into_inner());
+                            m.symbol_index(symbol).and_then(|i| m.true_book(i))
+                        });
                         std::thread::sleep(market::TURN);
                     }
                 })
@@ -236,9 +252,25 @@ impl Sim {
         self.shared.exchange.max_open_orders(api_key)
     }
 
-    /// Trading requests that arrived while the IP was banned (the 418 fault).
+    /// Requests (REST, any endpoint) and WebSocket connects that arrived
+    /// while the IP was banned (the 418 fault).
     pub fn requests_during_ban(&self) -> u64 {
         self.shared.exchange.requests_during_ban()
+    }
+
+    /// [`Sim::requests_during_ban`], split into requests and connects.
+    pub fn ban_counts(&self) -> BanCounts {
+        self.shared.exchange.ban_counts()
+    }
+
+    /// Whether the simulated IP is banned now.
+    pub fn banned(&self) -> bool {
+        self.shared.exchange.banned()
+    }
+
+    /// The IP's REQUEST_WEIGHT used this minute.
+    pub fn used_weight(&self) -> u64 {
+        self.shared.exchange.used_weight()
     }
 
     /// Every fill of the account with `api_key`, oldest first.

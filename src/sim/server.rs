@@ -11,10 +11,17 @@
 //!
 //! REST: `/api/v3/depth`, `/fapi/v1/depth` (snapshots consistent with the
 //! streams: the book at its current update id, which the next diff
-//! straddles), `/api/v3/exchangeInfo`, `/api/v3/time`, `/fapi/v1/time`;
-//! and the signed trading endpoints of [`crate::sim::exchange`] (orders,
-//! cancels, cancelReplace, queries, account), with the user-data stream on
-//! the WebSocket API path `/ws-api/v3`.
+//! straddles), `/api/v3/exchangeInfo` (printed from the exchange's symbol
+//! specs), `/api/v3/time`, `/fapi/v1/time`; and the signed trading
+//! endpoints of [`crate::sim::exchange`] (orders, cancels, cancelReplace,
+//! queries, account, myTrades). The WebSocket API is on `/ws-api/v3`: the
+//! same engine's methods, user-data subscriptions, answers held by the
+//! delay faults sent when due (out of order when so), and `serverShutdown`.
+//!
+//! Every REST answer carries the IP's `X-MBX-USED-WEIGHT-1M`. An IP ban
+//! (the 418 fault) covers everything: REST answers 418, WebSocket connects
+//! are refused, open connections are dropped. Each connection has its own
+//! thread, so a slow answer to one request never holds up another's.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -27,7 +34,9 @@ use std::time::{Duration, Instant};
 use tungstenite::protocol::Role;
 use tungstenite::{Message, WebSocket};
 
-use crate::sim::exchange::{Exchange, Request, WsSession};
+use crate::sim::exchange::limits::Admit;
+use crate::sim::exchange::ws_api::server_shutdown_event;
+use crate::sim::exchange::{Exchange, Reply, Request, WsSession};
 use crate::sim::faults::{Faults, MALFORMED};
 use crate::sim::flow::{SimMarket, StreamKind};
 use crate::sim::market::{parse_stream_name, MarketState, Outgoing};
@@ -205,6 +214,27 @@ fn rest(
         }
         return respond(&mut sock, &status_line(reply.status), &reply.body, &reply.headers);
     }
+    // Public endpoints count toward the IP's weight and are banned with
+    // it (rest-api.md §LIMITS: "The limits on the API are based on the IPs").
+    let limit = query(path, "limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(100).clamp(1, 5000);
+    let weight = match route {
+        "/api/v3/depth" => spot_depth_weight(limit),
+        "/fapi/v1/depth" => usdm_depth_weight(limit),
+        "/api/v3/exchangeInfo" | "/fapi/v1/exchangeInfo" => 20,
+        _ => 1,
+    };
+    let slow = sh.faults.slow_answers;
+    let w = match sh.exchange.admit(Admit::Rest(weight)) {
+        Ok(usage) => usage.headers(),
+        Err(e) => {
+            let r = Reply::error(&e, sh.exchange.used_weight(), slow);
+            std::thread::sleep(r.delay);
+            return respond(&mut sock, &status_line(r.status), &r.body, &r.headers);
+        }
+    };
+    if !slow.is_zero() {
+        std::thread::sleep(slow);
+    }
     match route {
         "/api/v3/depth" | "/fapi/v1/depth" => {
             let Some(symbol) = query(path, "symbol") else {
@@ -212,14 +242,13 @@ fn rest(
                     &mut sock,
                     "400 Bad Request",
                     r#"{"code":-1102,"msg":"Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."}"#,
-                    "",
+                    &w,
                 );
             };
-            let limit = query(path, "limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(100).clamp(1, 5000);
             let market = sh.market.lock().unwrap_or_else(|p| p.into_inner());
             let Some(i) = market.symbol_index(symbol) else {
                 drop(market);
-                return respond(&mut sock, "400 Bad Request", r#"{"code":-1121,"msg":"Invalid symbol."}"#, "");
+                return respond(&mut sock, "400 Bad Request", r#"{"code":-1121,"msg":"Invalid symbol."}"#, &w);
             };
             let served = sh.counters.snapshots_served.fetch_add(1, Ordering::Relaxed);
             let stale = served < sh.faults.stale_snapshots as u64;
@@ -230,31 +259,44 @@ fn rest(
                     if stale {
                         sh.counters.stale_snapshots_served.fetch_add(1, Ordering::Relaxed);
                     }
-                    respond(&mut sock, "200 OK", &b, "X-MBX-USED-WEIGHT-1M: 50\r\n")
+                    respond(&mut sock, "200 OK", &b, &w)
                 }
                 None => respond(
                     &mut sock,
                     "503 Service Unavailable",
                     r#"{"code":-1001,"msg":"Internal error; the book is not ready yet."}"#,
-                    "",
+                    &w,
                 ),
             }
         }
-        "/api/v3/time" | "/fapi/v1/time" => {
-            let w = sh.exchange.weigh(1);
-            respond(&mut sock, "200 OK", &format!("{{\"serverTime\":{now_ms}}}"), &w)
-        }
+        "/api/v3/time" | "/fapi/v1/time" => respond(&mut sock, "200 OK", &format!("{{\"serverTime\":{now_ms}}}"), &w),
         "/api/v3/exchangeInfo" | "/fapi/v1/exchangeInfo" => {
-            let market = sh.market.lock().unwrap_or_else(|p| p.into_inner());
-            let body = exchange_info(&market.symbols, now_ms);
-            drop(market);
-            let w = sh.exchange.weigh(20);
-            respond(&mut sock, "200 OK", &body, &w)
+            respond(&mut sock, "200 OK", &sh.exchange.exchange_info_json(), &w)
         }
         _ => {
             sh.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
-            respond(&mut sock, "404 Not Found", r#"{"code":-1000,"msg":"Unknown endpoint."}"#, "")
+            respond(&mut sock, "404 Not Found", r#"{"code":-1000,"msg":"Unknown endpoint."}"#, &w)
         }
+    }
+}
+
+/// rest-api.md §Order book: weight by limit.
+fn spot_depth_weight(limit: usize) -> u64 {
+    match limit {
+        0..=100 => 5,
+        101..=500 => 25,
+        501..=1000 => 50,
+        _ => 250,
+    }
+}
+
+/// USD-M `GET /fapi/v1/depth` (FACTS 1.7): weight by limit.
+fn usdm_depth_weight(limit: usize) -> u64 {
+    match limit {
+        0..=50 => 2,
+        51..=100 => 5,
+        101..=500 => 10,
+        _ => 20,
     }
 }
 
@@ -267,43 +309,11 @@ fn status_line(code: u16) -> String {
         409 => "Conflict",
         418 => "I'm a teapot",
         429 => "Too Many Requests",
+        500 => "Internal Server Error",
         503 => "Service Unavailable",
         _ => "Error",
     };
     format!("{code} {text}")
-}
-
-/// exchangeInfo for the simulated symbols (BTCUSDT-like filters, which is
-/// what the order-flow model quotes in).
-fn exchange_info(symbols: &[String], now_ms: i64) -> String {
-    let syms: Vec<String> = symbols
-        .iter()
-        .map(|s| {
-            let quote = ["USDT", "BTC", "ETH", "EUR", "BNB"].iter().find(|q| s.ends_with(*q)).copied().unwrap_or("USDT");
-            let base = &s[..s.len() - quote.len()];
-            format!(
-                concat!(
-                    r#"{{"symbol":"{s}","status":"TRADING","baseAsset":"{base}","quoteAsset":"{quote}","orderTypes":{types},"#,
-                    r#""cancelReplaceAllowed":true,"#,
-                    r#""filters":[{{"filterType":"PRICE_FILTER","minPrice":"0.01000000","maxPrice":"1000000.00000000","tickSize":"0.01000000"}},"#,
-                    r#"{{"filterType":"LOT_SIZE","minQty":"0.00001000","maxQty":"9000.00000000","stepSize":"0.00001000"}},"#,
-                    r#"{{"filterType":"NOTIONAL","minNotional":"5.00000000","applyMinToMarket":true,"maxNotional":"9000000.00000000","applyMaxToMarket":false,"avgPriceMins":5}}]}}"#
-                ),
-                s = s,
-                base = base,
-                quote = quote,
-                types = crate::sim::exchange::ORDER_TYPES
-            )
-        })
-        .collect();
-    format!(
-        concat!(
-            r#"{{"timezone":"UTC","serverTime":{},"rateLimits":[{{"rateLimitType":"REQUEST_WEIGHT","interval":"MINUTE","intervalNum":1,"limit":6000}},"#,
-            r#"{{"rateLimitType":"ORDERS","interval":"SECOND","intervalNum":10,"limit":50}}],"symbols":[{}]}}"#
-        ),
-        now_ms,
-        syms.join(",")
-    )
 }
 
 /// A client's subscription: (symbol index, kind, the name it asked for).
@@ -330,12 +340,20 @@ fn subscription(sh: &Shared, path: &str) -> Option<(Subscription, bool)> {
 }
 
 fn websocket(mut sock: TcpStream, sh: &Shared, path: &str, key: &str) -> io::Result<()> {
+    let ws_api_path = path.split('?').next() == Some("/ws-api/v3");
+    // A banned IP connects nowhere (and connecting to the WS-API costs
+    // 2 weight, web-socket-api.md §IP limits).
+    if let Err(e) = sh.exchange.admit(Admit::Connect { ws_api: ws_api_path }) {
+        sh.counters.ws_refused.fetch_add(1, Ordering::Relaxed);
+        let r = Reply::error(&e, sh.exchange.used_weight(), Duration::ZERO);
+        return respond(&mut sock, &status_line(r.status), &r.body, &r.headers);
+    }
     if sh.started.elapsed() < sh.faults.refuse_for {
         sh.counters.ws_refused.fetch_add(1, Ordering::Relaxed);
         return respond(&mut sock, "503 Service Unavailable", r#"{"code":-1,"msg":"simulated refusal"}"#, "");
     }
-    if path.split('?').next() == Some("/ws-api/v3") {
-        return ws_api(sock, sh, key);
+    if ws_api_path {
+        return ws_api(sock, sh, key, path.split_once('?').map_or("", |(_, q)| q));
     }
     let Some((subs, combined)) = subscription(sh, path) else {
         sh.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
@@ -371,6 +389,11 @@ fn pump(
     let io_err = |e: tungstenite::Error| io::Error::other(e.to_string());
     loop {
         if sh.stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if sh.exchange.banned() {
+            // An IP ban drops every open connection of the IP.
+            sh.counters.forced_disconnects.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
         let age = opened.elapsed();
@@ -477,24 +500,45 @@ fn upgrade(mut sock: TcpStream, key: &str) -> io::Result<WebSocket<TcpStream>> {
     Ok(WebSocket::from_raw_socket(sock, Role::Server, None))
 }
 
-/// The WebSocket API: requests answered by the exchange, user-data events
-/// pushed as they happen, pings both ways as on the market streams.
-fn ws_api(sock: TcpStream, sh: &Shared, key: &str) -> io::Result<()> {
+/// The WebSocket API: requests answered by the exchange (held answers
+/// sent when due, so pipelined requests may be answered out of order),
+/// user-data events pushed as they happen, pings both ways as on the
+/// market streams; dropped when the IP is banned; `serverShutdown` then a
+/// close on the fault.
+fn ws_api(sock: TcpStream, sh: &Shared, key: &str, url_query: &str) -> io::Result<()> {
     let mut ws = upgrade(sock, key)?;
     sh.counters.ws_connections.fetch_add(1, Ordering::Relaxed);
     let io_err = |e: tungstenite::Error| io::Error::other(e.to_string());
     let opened = Instant::now();
     let mut last_ping = Instant::now();
-    let mut session = WsSession::default();
+    let mut session = WsSession::new(sh.exchange.now_ms(), url_query);
     let mut events = Vec::new();
+    let mut held: Vec<(Instant, String)> = Vec::new();
+    let mut shutdown_sent: Option<Instant> = None;
+    let book = |symbol: &str| {
+        let m = sh.market.lock().unwrap_or_else(|p| p.into_inner());
+        m.symbol_index(symbol).and_then(|i| m.true_book(i))
+    };
     let result = loop {
         if sh.stop.load(Ordering::Relaxed) {
             break Ok(());
         }
-        if sh.faults.drop_user_data_every.is_some_and(|d| opened.elapsed() >= d) {
+        if sh.faults.drop_user_data_every.is_some_and(|d| opened.elapsed() >= d) || sh.exchange.banned() {
             sh.counters.forced_disconnects.fetch_add(1, Ordering::Relaxed);
             // Dropped without a close frame, as a broken connection is.
+            let _ = ws.flush();
             return Ok(());
+        }
+        if let Some(after) = sh.faults.ws_api_shutdown_after {
+            match shutdown_sent {
+                None if opened.elapsed() >= after => {
+                    ws.write(Message::text(server_shutdown_event(sh.exchange.now_ms()))).map_err(io_err)?;
+                    sh.counters.shutdowns_sent.fetch_add(1, Ordering::Relaxed);
+                    shutdown_sent = Some(Instant::now());
+                }
+                Some(t) if t.elapsed() >= sh.faults.ws_api_shutdown_grace() => break Ok(()),
+                _ => {}
+            }
         }
         session.drain(&mut events);
         for e in events.drain(..) {
@@ -502,6 +546,16 @@ fn ws_api(sock: TcpStream, sh: &Shared, key: &str) -> io::Result<()> {
                 return Err(io_err(e));
             }
             sh.counters.frames_sent.fetch_add(1, Ordering::Relaxed);
+        }
+        let now = Instant::now();
+        let mut i = 0;
+        while i < held.len() {
+            if held[i].0 <= now {
+                let (_, text) = held.swap_remove(i);
+                ws.write(Message::text(text)).map_err(io_err)?;
+            } else {
+                i += 1;
+            }
         }
         if last_ping.elapsed() >= sh.ping_every {
             last_ping = Instant::now();
@@ -511,8 +565,12 @@ fn ws_api(sock: TcpStream, sh: &Shared, key: &str) -> io::Result<()> {
         ws.flush().map_err(io_err)?;
         match ws.read() {
             Ok(Message::Text(t)) => {
-                let reply = sh.exchange.ws_request(t.as_str(), &mut session);
-                ws.write(Message::text(reply)).map_err(io_err)?;
+                let answer = sh.exchange.ws_call(t.as_str(), &mut session, &book);
+                if answer.hold.is_zero() {
+                    ws.write(Message::text(answer.text)).map_err(io_err)?;
+                } else {
+                    held.push((Instant::now() + answer.hold, answer.text));
+                }
             }
             Ok(Message::Ping(_)) => {
                 sh.counters.client_pings.fetch_add(1, Ordering::Relaxed);
