@@ -141,7 +141,10 @@ fn session_logon_is_ed25519_only_and_signs_for_later_requests() {
     let mut ws = ws_connect(&s, "/ws-api/v3");
     // An HMAC key cannot log on.
     ws_send(&mut ws, "l0", "session.logon", ws_signed(json!({})));
-    assert_eq!(answer(&mut ws, "l0")["status"], 400);
+    assert_eq!(answer(&mut ws, "l0")["error"]["code"], -1020);
+    // userDataStream.subscribe needs a logged-on session.
+    ws_send(&mut ws, "u0", "userDataStream.subscribe", json!({}));
+    assert_eq!(answer(&mut ws, "u0")["error"]["code"], -1002);
     let ts = now_ms().to_string();
     let payload = mmbot::exec::binance::sign::ws_api_payload(&[("apiKey", "edKey0123456789"), ("timestamp", &ts)]);
     let sig = key.sign_base64(payload.as_bytes());
