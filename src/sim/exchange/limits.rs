@@ -245,6 +245,14 @@ impl Exchange {
         Ok(usage)
     }
 
+    /// Adds `weight` to the IP's minute without checking any limit; the
+    /// header line to send (the older API; [`Exchange::admit`] checks).
+    pub fn weigh(&self, weight: u64) -> String {
+        let now = self.now_ms();
+        let used = self.lock().ip.weight.add(now, MINUTE, weight);
+        format!("X-MBX-USED-WEIGHT-1M: {used}\r\n")
+    }
+
     /// The IP's weight used this minute.
     pub fn used_weight(&self) -> u64 {
         let now = self.now_ms();
