@@ -244,7 +244,12 @@ fn cancel_only_cancels_when_the_order_limit_is_used_up() {
     assert_eq!((a["status"].as_u64(), a["error"]["code"].as_i64()), (Some(409), Some(-2021)), "{a}");
     assert_eq!(a["error"]["data"]["cancelResult"], "SUCCESS");
     assert_eq!(a["error"]["data"]["newOrderResult"], "FAILURE");
-    assert_eq!(a["error"]["data"]["newOrderResponse"]["code"], -1015);
+    // rest-api.md §Cancel an Existing Order and Send a New Order, the
+    // CANCEL_ONLY example.
+    assert_eq!(
+        a["error"]["data"]["newOrderResponse"],
+        json!({"code": -1015, "msg": "Too many new orders; current limit is 1 orders per 10 SECOND."})
+    );
     assert!(s.orders(KEY).is_empty());
 }
 

@@ -479,7 +479,9 @@ impl Exchange {
         let mut g = self.lock();
         let canceled = self.cancel(&mut g, acct, m, &target, p.get("cancelNewClientOrderId"), now);
         drop(g);
-        Err(replace_error(&canceled, Some(&Err(limit.clone()))))
+        // The refused half is `{"code","msg"}` as rest-api.md shows it.
+        let refused = ApiError { data: None, ..limit.clone() };
+        Err(replace_error(&canceled, Some(&Err(refused))))
     }
 }
 
