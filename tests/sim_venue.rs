@@ -384,3 +384,23 @@ fn bnb_fees_and_money_agree_to_the_satoshi() {
         assert_eq!((fx(&t["commission"]), t["commissionAsset"].as_str()), (f.commission, Some("BNB")));
     }
 }
+
+#[test]
+fn ignoring_429s_gets_the_ip_banned_on_the_fault() {
+    // rest-api.md §IP Limits: "Repeatedly violating rate limits and/or
+    // failing to back off after receiving 429s will result in an automated
+    // IP ban (HTTP status 418)."
+    let faults = Faults {
+        throttle_weight_every: 1,
+        ban_after_ignored_429s: 2,
+        ban_for: Some(Duration::from_secs(2)),
+        ..Faults::default()
+    };
+    let s = plain(faults);
+    let a = http(&s, "GET", "/api/v3/time", None);
+    assert_eq!((a.status, a.header("Retry-After")), (429, Some("1")));
+    assert_eq!(http(&s, "GET", "/api/v3/time", None).status, 429, "one ignored");
+    let a = http(&s, "GET", "/api/v3/time", None);
+    assert_eq!((a.status, a.code()), (418, -1003), "two ignored: banned: {a:?}");
+    assert!(s.banned());
+}

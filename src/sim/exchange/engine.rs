@@ -126,6 +126,7 @@ impl Exchange {
                 self.order_room(acct, now).map(|_| ())
             };
             if let Err(e) = limited {
+                self.note_429(&e);
                 if op == Op::CancelReplace && p.get("orderRateLimitExceededMode") == Some("CANCEL_ONLY") {
                     return self.cancel_only(p, acct, &e);
                 }
