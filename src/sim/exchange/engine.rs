@@ -136,7 +136,10 @@ impl Exchange {
                 let new = self.parse_new(p, "newClientOrderId")?;
                 let (ts, window) =
                     crate::sim::exchange::wire::check_time(p.get("timestamp"), p.get("recvWindow"), now)?;
-                let due = (now + f.late_order_by.as_millis() as i64).min(ts + window).min(now + 10_000);
+                // Within the window Binance checks again before the engine
+                // (rest-api.md §Timing security) and the API's 10 s timeout,
+                // both counted from when the client sent it.
+                let due = (now + f.late_order_by.as_millis() as i64).min(ts + window).min(ts + 10_000).max(now);
                 self.lock().late.push(LateOrder { due_ms: due, acct, new });
                 return Err(ApiError::new(
                     503,
