@@ -119,6 +119,8 @@ fn the_orders_limit_answers_429_1015_and_order_answers_carry_counts() {
 
 #[test]
 fn throttle_faults_give_1015_for_orders_and_1003_for_weight() {
+    // errors.md §-1015 TOO_MANY_ORDERS, §-1003 TOO_MANY_REQUESTS; rest-api.md
+    // §LIMITS (429 with Retry-After).
     let s = plain(Faults { throttle_order_every: 1, ..Faults::default() });
     let a = call(&s, "POST", "/api/v3/order", &far_buy(&s, "th-1"));
     assert_eq!((a.status, a.code(), a.header("Retry-After")), (429, -1015, Some("1")), "{a:?}");
@@ -209,6 +211,9 @@ fn unexpected_resp_1006_places_the_order() {
 
 #[test]
 fn a_slow_exchange_answers_concurrent_requests_concurrently() {
+    // DESIGN.md: "a slow answer on one order must not delay another order";
+    // Binance answers each request on its own (rest-api.md §General API
+    // Information: each request has its own 10 s timeout).
     let s = plain(Faults { slow_answers: Duration::from_millis(1500), ..Faults::default() });
     top(&s);
     let spans: Vec<(Instant, Instant, u16)> = std::thread::scope(|sc| {

@@ -341,6 +341,8 @@ fn self_trade_decrement_keeps_the_larger_order_live() {
 
 #[test]
 fn self_trade_expire_taker_leaves_the_maker_alone() {
+    // stp_faq.md: EXPIRE_TAKER "prevents a trade by immediately expiring the
+    // taker order's remaining quantity".
     let (s, reports) = self_trade("EXPIRE_TAKER", "0.002");
     assert!(of(&reports, "maker-1").iter().all(|r| r["x"] == "NEW"), "{reports:?}");
     let taker = of(&reports, "other-program-");
