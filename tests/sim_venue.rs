@@ -119,6 +119,8 @@ fn the_orders_limit_answers_429_1015_and_order_answers_carry_counts() {
 
 #[test]
 fn throttle_faults_give_1015_for_orders_and_1003_for_weight() {
+    // errors.md §-1015 TOO_MANY_ORDERS, §-1003 TOO_MANY_REQUESTS; rest-api.md
+    // §LIMITS (429 with Retry-After).
     let s = plain(Faults { throttle_order_every: 1, ..Faults::default() });
     let a = call(&s, "POST", "/api/v3/order", &far_buy(&s, "th-1"));
     assert_eq!((a.status, a.code(), a.header("Retry-After")), (429, -1015, Some("1")), "{a:?}");
@@ -209,6 +211,9 @@ fn unexpected_resp_1006_places_the_order() {
 
 #[test]
 fn a_slow_exchange_answers_concurrent_requests_concurrently() {
+    // DESIGN.md: "a slow answer on one order must not delay another order";
+    // Binance answers each request on its own (rest-api.md §General API
+    // Information: each request has its own 10 s timeout).
     let s = plain(Faults { slow_answers: Duration::from_millis(1500), ..Faults::default() });
     top(&s);
     let spans: Vec<(Instant, Instant, u16)> = std::thread::scope(|sc| {
@@ -383,4 +388,24 @@ fn bnb_fees_and_money_agree_to_the_satoshi() {
     for (t, f) in trades.as_array().unwrap().iter().zip(&fills) {
         assert_eq!((fx(&t["commission"]), t["commissionAsset"].as_str()), (f.commission, Some("BNB")));
     }
+}
+
+#[test]
+fn ignoring_429s_gets_the_ip_banned_on_the_fault() {
+    // rest-api.md §IP Limits: "Repeatedly violating rate limits and/or
+    // failing to back off after receiving 429s will result in an automated
+    // IP ban (HTTP status 418)."
+    let faults = Faults {
+        throttle_weight_every: 1,
+        ban_after_ignored_429s: 2,
+        ban_for: Some(Duration::from_secs(2)),
+        ..Faults::default()
+    };
+    let s = plain(faults);
+    let a = http(&s, "GET", "/api/v3/time", None);
+    assert_eq!((a.status, a.header("Retry-After")), (429, Some("1")));
+    assert_eq!(http(&s, "GET", "/api/v3/time", None).status, 429, "one ignored");
+    let a = http(&s, "GET", "/api/v3/time", None);
+    assert_eq!((a.status, a.code()), (418, -1003), "two ignored: banned: {a:?}");
+    assert!(s.banned());
 }

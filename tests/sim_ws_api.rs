@@ -141,7 +141,10 @@ fn session_logon_is_ed25519_only_and_signs_for_later_requests() {
     let mut ws = ws_connect(&s, "/ws-api/v3");
     // An HMAC key cannot log on.
     ws_send(&mut ws, "l0", "session.logon", ws_signed(json!({})));
-    assert_eq!(answer(&mut ws, "l0")["status"], 400);
+    assert_eq!(answer(&mut ws, "l0")["error"]["code"], -1020);
+    // userDataStream.subscribe needs a logged-on session.
+    ws_send(&mut ws, "u0", "userDataStream.subscribe", json!({}));
+    assert_eq!(answer(&mut ws, "u0")["error"]["code"], -1002);
     let ts = now_ms().to_string();
     let payload = mmbot::exec::binance::sign::ws_api_payload(&[("apiKey", "edKey0123456789"), ("timestamp", &ts)]);
     let sig = key.sign_base64(payload.as_bytes());
@@ -241,7 +244,12 @@ fn cancel_only_cancels_when_the_order_limit_is_used_up() {
     assert_eq!((a["status"].as_u64(), a["error"]["code"].as_i64()), (Some(409), Some(-2021)), "{a}");
     assert_eq!(a["error"]["data"]["cancelResult"], "SUCCESS");
     assert_eq!(a["error"]["data"]["newOrderResult"], "FAILURE");
-    assert_eq!(a["error"]["data"]["newOrderResponse"]["code"], -1015);
+    // rest-api.md §Cancel an Existing Order and Send a New Order, the
+    // CANCEL_ONLY example.
+    assert_eq!(
+        a["error"]["data"]["newOrderResponse"],
+        json!({"code": -1015, "msg": "Too many new orders; current limit is 1 orders per 10 SECOND."})
+    );
     assert!(s.orders(KEY).is_empty());
 }
 
@@ -333,6 +341,8 @@ fn self_trade_decrement_keeps_the_larger_order_live() {
 
 #[test]
 fn self_trade_expire_taker_leaves_the_maker_alone() {
+    // stp_faq.md: EXPIRE_TAKER "prevents a trade by immediately expiring the
+    // taker order's remaining quantity".
     let (s, reports) = self_trade("EXPIRE_TAKER", "0.002");
     assert!(of(&reports, "maker-1").iter().all(|r| r["x"] == "NEW"), "{reports:?}");
     let taker = of(&reports, "other-program-");

@@ -90,6 +90,9 @@ pub struct SimArgs {
     /// Fault: answer every Nth order request with HTTP 418 (IP ban).
     #[arg(long, default_value_t = 0)]
     pub ban_order_every: u64,
+    /// Fault: ban the IP (for --ban-for) once this many requests arrive inside a 429's Retry-After.
+    #[arg(long, default_value_t = 0)]
+    pub ban_after_ignored_429s: u64,
     /// How long the --ban-order-every ban lasts (every trading request gets 418 meanwhile).
     #[arg(long, value_parser = parse_duration, default_value = "120s")]
     pub ban_for: Duration,
@@ -207,6 +210,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<i32> {
         ws_api_shutdown_grace: Some(args.venue.ws_api_shutdown_grace),
         ban_order_every: args.ban_order_every,
         ban_for: Some(args.ban_for),
+        ban_after_ignored_429s: args.ban_after_ignored_429s,
         error_after_order_every: args.error_after_order_every,
         delay_order_every: args.delay_order_every,
         order_delay: args.order_delay,

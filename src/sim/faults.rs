@@ -44,6 +44,11 @@ pub struct Faults {
     /// until the ban ends the whole IP is refused: every REST request gets
     /// 418, every WebSocket connect is refused, open connections drop.
     pub ban_order_every: u64,
+    /// Ban the IP (for `ban_for`) once this many requests arrived while a
+    /// 429's `Retry-After` still ran (0: never): rest-api.md §IP Limits,
+    /// "failing to back off after receiving 429s will result in an
+    /// automated IP ban".
+    pub ban_after_ignored_429s: u64,
     /// How long such a ban lasts (`None`: 120 s, Binance's shortest).
     pub ban_for: Option<Duration>,
     /// Place every Nth order request, then answer HTTP 503 (0: never):
@@ -140,6 +145,9 @@ impl Faults {
                 self.ban_order_every,
                 self.ban_duration().as_secs_f64()
             ));
+        }
+        if self.ban_after_ignored_429s > 0 {
+            on.push(format!("HTTP 418 after {} requests inside a 429's Retry-After", self.ban_after_ignored_429s));
         }
         if self.error_after_order_every > 0 {
             on.push(format!("HTTP 503 after placing every {}th order", self.error_after_order_every));

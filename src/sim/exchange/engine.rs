@@ -126,6 +126,7 @@ impl Exchange {
                 self.order_room(acct, now).map(|_| ())
             };
             if let Err(e) = limited {
+                self.note_429(&e);
                 if op == Op::CancelReplace && p.get("orderRateLimitExceededMode") == Some("CANCEL_ONLY") {
                     return self.cancel_only(p, acct, &e);
                 }
@@ -135,7 +136,10 @@ impl Exchange {
                 let new = self.parse_new(p, "newClientOrderId")?;
                 let (ts, window) =
                     crate::sim::exchange::wire::check_time(p.get("timestamp"), p.get("recvWindow"), now)?;
-                let due = (now + f.late_order_by.as_millis() as i64).min(ts + window).min(now + 10_000);
+                // Within the window Binance checks again before the engine
+                // (rest-api.md §Timing security) and the API's 10 s timeout,
+                // both counted from when the client sent it.
+                let due = (now + f.late_order_by.as_millis() as i64).min(ts + window).min(ts + 10_000).max(now);
                 self.lock().late.push(LateOrder { due_ms: due, acct, new });
                 return Err(ApiError::new(
                     503,
@@ -479,7 +483,9 @@ impl Exchange {
         let mut g = self.lock();
         let canceled = self.cancel(&mut g, acct, m, &target, p.get("cancelNewClientOrderId"), now);
         drop(g);
-        Err(replace_error(&canceled, Some(&Err(limit.clone()))))
+        // The refused half is `{"code","msg"}` as rest-api.md shows it.
+        let refused = ApiError { data: None, ..limit.clone() };
+        Err(replace_error(&canceled, Some(&Err(refused))))
     }
 }
 

@@ -101,6 +101,10 @@ pub(crate) struct IpUsage {
     raw: Window,
     pub(crate) banned_until_ms: i64,
     pub(crate) during_ban: BanCounts,
+    /// The latest end of a 429's `Retry-After`, and the requests that came
+    /// before it (the auto-ban fault counts these).
+    backoff_until_ms: i64,
+    ignored_429s: u64,
 }
 
 /// One account's ORDERS counters.
@@ -180,6 +184,23 @@ impl Exchange {
     /// weight-throttle fault. Weight is counted even when refused, as the
     /// request did arrive.
     pub fn admit(&self, what: Admit) -> Result<Usage, ApiError> {
+        let r = self.admit_inner(what);
+        if let Err(e) = &r {
+            self.note_429(e);
+        }
+        r
+    }
+
+    /// Remembers a 429's `Retry-After`, so requests that ignore it count.
+    pub(crate) fn note_429(&self, e: &ApiError) {
+        if let (429, Some(s)) = (e.status, e.retry_after_s) {
+            let until = self.now_ms() + s as i64 * 1000;
+            let mut g = self.lock();
+            g.ip.backoff_until_ms = g.ip.backoff_until_ms.max(until);
+        }
+    }
+
+    fn admit_inner(&self, what: Admit) -> Result<Usage, ApiError> {
         let now = self.now_ms();
         let mut g = self.lock();
         let ip = &mut g.ip;
@@ -189,6 +210,15 @@ impl Exchange {
                 Admit::Connect { .. } => ip.during_ban.connects += 1,
             }
             return Err(ban_error(now, ip.banned_until_ms));
+        }
+        if !matches!(what, Admit::Connect { .. }) && now < ip.backoff_until_ms {
+            ip.ignored_429s += 1;
+            let limit = self.faults.ban_after_ignored_429s;
+            if limit > 0 && ip.ignored_429s >= limit {
+                ip.ignored_429s = 0;
+                ip.banned_until_ms = now + self.faults.ban_duration().as_millis() as i64;
+                return Err(ban_error(now, ip.banned_until_ms));
+            }
         }
         let weight = match what {
             Admit::Rest(w) | Admit::WsRequest(w) => w,
@@ -243,6 +273,14 @@ impl Exchange {
             }
         }
         Ok(usage)
+    }
+
+    /// Adds `weight` to the IP's minute without checking any limit; the
+    /// header line to send (the older API; [`Exchange::admit`] checks).
+    pub fn weigh(&self, weight: u64) -> String {
+        let now = self.now_ms();
+        let used = self.lock().ip.weight.add(now, MINUTE, weight);
+        format!("X-MBX-USED-WEIGHT-1M: {used}\r\n")
     }
 
     /// The IP's weight used this minute.

@@ -177,7 +177,8 @@ impl Exchange {
                 // web-socket-api.md §Session Authentication: "Only Ed25519
                 // keys are supported for this feature."
                 if !matches!(self.lock().accounts[idx].cfg.key, SimKey::Ed25519(_)) {
-                    return Err(ApiError::new(400, -4056, "HMAC_SHA256 API key is not supported."));
+                    // errors.md §-1020 UNSUPPORTED_OPERATION.
+                    return Err(ApiError::new(400, -1020, "This operation is not supported."));
                 }
                 session.logon = Some((idx, now));
                 Ok(self.session_status(session, now))
@@ -188,9 +189,10 @@ impl Exchange {
                 Ok(self.session_status(session, now))
             }
             "userDataStream.subscribe" => {
+                // errors.md §-1002 UNAUTHORIZED: no logon, no account.
                 let (acct, _) = session
                     .logon
-                    .ok_or_else(|| ApiError::new(401, -2015, "Invalid API-key, IP, or permissions for action."))?;
+                    .ok_or_else(|| ApiError::new(401, -1002, "You are not authorized to execute this request."))?;
                 self.subscribe(acct, session).map(|s| format!("{{\"subscriptionId\":{s}}}"))
             }
             "userDataStream.subscribe.signature" => {
