@@ -14,6 +14,9 @@ mod common;
 #[path = "binance_double/mod.rs"]
 mod binance_double;
 
+#[path = "conformance/ws_tap.rs"]
+mod ws_tap;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -196,7 +199,13 @@ impl Rig {
     }
 
     fn last_status(&self, client_id: &str) -> OrderStatus {
-        self.ex.journal().last_state(client_id).unwrap().unwrap_or_else(|| panic!("{client_id} never journaled")).event.status
+        self.ex
+            .journal()
+            .last_state(client_id)
+            .unwrap()
+            .unwrap_or_else(|| panic!("{client_id} never journaled"))
+            .event
+            .status
     }
 
     /// The journal's fills and the double's trades are the same set: trade id, side, price,
@@ -232,7 +241,10 @@ impl Rig {
         self.ex.stop();
         assert!(self.d.open_orders().is_empty(), "orders left open after stop: {:?}", self.d.open_orders());
         assert_eq!(self.ex.stats().left_open, 0);
-        assert!(self.ex.journal().open_orders(self.ex.run_id()).unwrap().is_empty(), "the journal still has open orders");
+        assert!(
+            self.ex.journal().open_orders(self.ex.run_id()).unwrap().is_empty(),
+            "the journal still has open orders"
+        );
         assert_eq!(self.d.server_panics(), 0);
     }
 }
@@ -338,9 +350,8 @@ fn a_timed_out_order_that_never_appears_blocks_the_side_until_the_deadline() {
     r.poll_until("the first order request", Duration::from_secs(5), |r| r.order_requests("BUY") >= 1);
     let seen = Instant::now();
     r.d.fault_timeout_every(0, Duration::ZERO);
-    let client_id = r.d.request_log().into_iter().find(|q| q.method == "order.place").unwrap().params
-        ["newClientOrderId"]
-        .clone();
+    let client_id =
+        r.d.request_log().into_iter().find(|q| q.method == "order.place").unwrap().params["newClientOrderId"].clone();
     // Until 9 s after the send (a second's margin before send + 10 s), the side stays blocked.
     while seen.elapsed() < Duration::from_secs(9) {
         r.send_quote(BID, None);
@@ -420,31 +431,84 @@ fn commission_in_the_received_asset_is_out_of_the_position() {
 // ------------------------------------------------------------------------------------------
 // 5. Order-count limit
 
-/// rest-api.md §LIMITS (ORDERS "Too many new orders", HTTP 429, -1015; cancels are not
-/// orders: the unfilled-order count only counts new orders); FACTS.md §4.8. After the 429 a
-/// pulled quote still cancels what rests, and the stop's cancel-all succeeds.
-#[test]
-fn an_order_count_limit_blocks_new_orders_only() {
-    let limits = RateLimits { orders_per_10s: 3, hold_windows: true, ..RateLimits::default() };
-    let mut r = start("orders-limit", start_double(DoubleConfig { limits, ..double_cfg() }), |_| {});
+/// Quotes into an ORDERS limit of 3 per 10 s, then checks that cancels still go.
+/// `served_low`: exchangeInfo shows the low limit from the start (mmbot may hold the 4th order
+/// back itself); otherwise the limit is lowered after mmbot read exchangeInfo, so the double
+/// answers the 4th order with HTTP 429 -1015.
+/// Returns the delays (ms, server clock) from handing over the pulled quote to the first
+/// cancel reaching the double, and from calling stop to its cancel-all reaching the double.
+fn order_count_limit_case(name: &str, served_low: bool) -> (i64, i64) {
+    let low = RateLimits { orders_per_10s: 3, hold_windows: true, ..RateLimits::default() };
+    let cfg = if served_low { DoubleConfig { limits: low.clone(), ..double_cfg() } } else { double_cfg() };
+    let mut r = start(name, start_double(cfg), |_| {});
+    if !served_low {
+        r.d.set_rate_limits(low);
+    }
     r.quote(BID, ASK); // 2 orders
     r.quote(Some(("100.10", "0.1")), ASK); // 3: the limit
     assert_eq!(r.d.open_orders().len(), 2);
-    // The next new order breaks the limit (refused by the double with 429, or held back by
-    // mmbot itself from exchangeInfo's rateLimits).
     r.quote(Some(("100.10", "0.1")), Some(("100.60", "0.1")));
-    let refused = r.d.answered_429().1 + r.ex.stats().refused_locally;
-    assert!(refused >= 1 || r.ex.stats().waits >= 1, "the 4th order was not refused: {:?}", r.ex.stats());
+    say(format_args!(
+        "conformance order-count limit (served low: {served_low}): double's -1015 429s {}, refused locally {}, waits {}",
+        r.d.answered_429().1,
+        r.ex.stats().refused_locally,
+        r.ex.stats().waits
+    ));
+    if served_low {
+        let refused = r.d.answered_429().1 + r.ex.stats().refused_locally;
+        assert!(refused >= 1, "the 4th order was not refused: {:?}", r.ex.stats());
+    } else {
+        assert!(r.d.answered_429().1 >= 1, "the double never answered -1015: {:?}", r.ex.stats());
+    }
     assert_eq!(r.d.open_orders().len(), 2, "{:?}", r.d.open_orders());
     // Pulled: cancels are not new orders and must go out now.
     let cancels = r.d.requests_for("order.cancel").len();
+    let pulled_at = r.d.server_time_ms();
     r.quote(None, None);
-    assert!(r.d.requests_for("order.cancel").len() > cancels, "no cancel sent after the order-count 429");
+    let after = r.d.requests_for("order.cancel");
+    assert!(after.len() > cancels, "no cancel sent after the order-count limit");
+    let cancel_delay = after[cancels].at_ms - pulled_at;
     assert!(r.d.open_orders().is_empty(), "orders left resting: {:?}", r.d.open_orders());
-    // And quoting again (still over the limit) leaves nothing for the stop to miss.
+    // Quoting again (still over the limit), then the stop's cancel-all leaves nothing open.
     r.quote(BID, ASK);
+    let stop_at = r.d.server_time_ms();
     r.stop_clean();
-    assert!(r.ex.stopped() == Some(StopReason::Requested));
+    let cancel_all = r.d.requests_for("openOrders.cancelAll");
+    let cancel_all_delay = cancel_all.last().map_or(i64::MAX, |q| q.at_ms - stop_at);
+    say(format_args!(
+        "conformance order-count limit (served low: {served_low}): first cancel {cancel_delay} ms after the pull, \
+         cancel-all {cancel_all_delay} ms after stop; last error {:?}",
+        r.ex.stats().last_error
+    ));
+    assert_eq!(r.ex.stopped(), Some(StopReason::Requested));
+    (cancel_delay, cancel_all_delay)
+}
+
+/// rest-api.md §LIMITS (ORDERS "Too many new orders", HTTP 429, -1015; the unfilled-order
+/// count counts new orders, not cancels); errors.md -1015; FACTS.md §4.8. The double answers
+/// the order over the limit with 429; a pulled quote still cancels what rests, and the stop's
+/// cancel-all succeeds.
+#[test]
+fn an_order_count_429_blocks_new_orders_only() {
+    order_count_limit_case("orders-429", false);
+}
+
+/// As above, with the low limit in exchangeInfo's rateLimits from the start (rest-api.md
+/// §Exchange information `rateLimits`): whoever refuses the order, cancels still go.
+#[test]
+fn an_order_count_limit_known_in_advance_blocks_new_orders_only() {
+    order_count_limit_case("orders-known", true);
+}
+
+/// Same sources: an order-count limit holds back new orders only, so neither the pulled
+/// quote's cancels nor the stop's cancel-all wait for its Retry-After (bounds of 1 s on a
+/// local double: far below the up-to-10 s back-off, not a speed requirement).
+#[test]
+#[ignore = "after an order-count 429 (-1015) mmbot holds cancels back locally until the 429's Retry-After (up to 10 s): the pulled quote's DELETE /api/v3/order reached the double 1 s, 6 s and 10 s after the pull in three runs, and the stop's DELETE /api/v3/openOrders ~10 s after stop() (last_error: 'DELETE /api/v3/openOrders: not sent, Binance asked us to wait (HTTP 429 Retry-After); wait 9995ms')"]
+fn an_order_count_429_never_delays_cancels() {
+    let (cancel, cancel_all) = order_count_limit_case("orders-429", false);
+    assert!(cancel < 1000, "the pulled quote's cancel waited {cancel} ms after an order-count 429");
+    assert!(cancel_all < 1000, "the stop's cancel-all waited {cancel_all} ms after an order-count 429");
 }
 
 // ------------------------------------------------------------------------------------------
@@ -594,15 +658,15 @@ fn quote_for(r: &mut Rig, secs: u64) -> (usize, bool, i64) {
 }
 
 /// Runs a clean and a slow (3 s answers) exchange side by side for `secs`.
-fn clean_and_slow(secs: u64) -> ((usize, bool, i64), (usize, bool, i64)) {
+fn clean_and_slow(name: &'static str, secs: u64) -> ((usize, bool, i64), (usize, bool, i64)) {
     let tweak = |raw: &mut RawLiveConfig| raw.timeout_ms = Some(10_000);
     let clean = std::thread::spawn(move || {
-        let mut r = start(&format!("clean-{secs}"), start_double(double_cfg()), tweak);
+        let mut r = start(&format!("{name}-clean"), start_double(double_cfg()), tweak);
         let n = quote_for(&mut r, secs);
         r.stop_clean();
         n
     });
-    let mut r = start(&format!("slow-{secs}"), start_double(double_cfg()), tweak);
+    let mut r = start(&format!("{name}-slow"), start_double(double_cfg()), tweak);
     r.d.set_answer_delay(Duration::from_secs(3));
     let slow = quote_for(&mut r, secs);
     r.d.set_answer_delay(Duration::ZERO);
@@ -615,7 +679,7 @@ fn clean_and_slow(secs: u64) -> ((usize, bool, i64), (usize, bool, i64)) {
 /// alone). With every answer 3 s late, both sides still quote. Reports the counts.
 #[test]
 fn a_slow_exchange_still_quotes_both_sides() {
-    let (clean, slow) = clean_and_slow(20);
+    let (clean, slow) = clean_and_slow("slow-both", 20);
     say(format_args!(
         "conformance slow exchange, 20 s: clean {} order requests (closest bid/ask {} ms), slow {} (closest bid/ask {} ms)",
         clean.0, clean.2, slow.0, slow.2
@@ -629,7 +693,7 @@ fn a_slow_exchange_still_quotes_both_sides() {
 #[test]
 #[ignore = "mmbot's OrderGateway is an interim single REST worker thread (src/exec/binance/gateway.rs: 'serializes calls'), so with 3 s answers the bid's request waits for the ask's answer; see a_slow_exchange_still_quotes_both_sides' output for the counts"]
 fn a_slow_answer_on_one_side_never_blocks_the_other() {
-    let (clean, slow) = clean_and_slow(20);
+    let (clean, slow) = clean_and_slow("slow-overlap", 20);
     say(format_args!("conformance slow exchange: clean {clean:?}, slow {slow:?}"));
     assert!(slow.2 < 1000, "the bid and ask requests never overlapped: closest {} ms apart", slow.2);
     assert!(slow.0 * 2 >= clean.0, "slow run placed {} orders vs {} clean", slow.0, clean.0);
@@ -651,9 +715,7 @@ fn fills_during_a_dropped_user_data_connection_are_recovered() {
     // Fills at once, before any reconnect could subscribe: these events reach nobody.
     assert_eq!(r.d.market_trade(DSide::Sell, fx("100.00"), fx("0.1")), fx("0.1"));
     assert_eq!(r.d.market_trade(DSide::Buy, fx("100.50"), fx("0.04")), fx("0.04"));
-    r.poll_until("a resubscription", Duration::from_secs(10), |r| {
-        r.ex.stream_stats().unwrap().subscriptions > subs
-    });
+    r.poll_until("a resubscription", Duration::from_secs(10), |r| r.ex.stream_stats().unwrap().subscriptions > subs);
     r.poll_until("the missed fills", Duration::from_secs(15), |r| r.ex.stats().fills == 2 && r.ex.is_quiet());
     assert_eq!(r.ex.position().qty().0, r.double_net());
     assert_eq!(r.double_net(), fx("0.06"));
@@ -676,9 +738,7 @@ fn a_server_shutdown_is_survived_and_fills_around_it_recovered() {
     assert_eq!(r.d.market_trade(DSide::Sell, fx("100.00"), fx("0.03")), fx("0.03"));
     r.poll_for(Duration::from_millis(250));
     assert_eq!(r.d.market_trade(DSide::Buy, fx("100.50"), fx("0.02")), fx("0.02"));
-    r.poll_until("a new subscription", Duration::from_secs(10), |r| {
-        r.ex.stream_stats().unwrap().subscriptions > subs
-    });
+    r.poll_until("a new subscription", Duration::from_secs(10), |r| r.ex.stream_stats().unwrap().subscriptions > subs);
     r.poll_until("both fills", Duration::from_secs(15), |r| r.ex.stats().fills == 2 && r.ex.is_quiet());
     assert_eq!(r.ex.position().qty().0, r.double_net());
     assert_eq!(r.double_net(), fx("0.01"));
@@ -732,4 +792,59 @@ fn odd_events_and_answers_never_panic_the_manager() {
     // Whatever mmbot counts as its own, the journal and the exchange agree on every fill.
     r.fills_match_trades();
     assert_eq!(r.d.server_panics(), 0);
+}
+
+/// user-data-stream.md (the event formats) and web-socket-api.md §General API Information /
+/// §Event format: whatever else arrives on the connection (not JSON, unknown events, fields of
+/// the wrong type or out of range, deep nesting, binary frames, answers to requests never sent)
+/// is skipped without a panic; real fills after it are still counted once and agree with the
+/// exchange. The garbage comes through a tap between mmbot and the double (tests/conformance/).
+#[test]
+fn garbage_on_the_user_data_connection_never_panics_the_manager() {
+    let d = start_double(double_cfg());
+    let tap = ws_tap::WsTap::start(d.addr());
+    let url = tap.url();
+    let mut r = start("garbage", d, |raw| raw.ws_api_url = Some(url));
+    r.quote(BID, ASK);
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let garbage: Vec<Vec<u8>> = vec![
+        b"not json at all".to_vec(),
+        b"".to_vec(),
+        b"[]".to_vec(),
+        b"null".to_vec(),
+        deep.into_bytes(),
+        br#"{"subscriptionId":0,"event":null}"#.to_vec(),
+        br#"{"subscriptionId":"zero","event":{"e":7}}"#.to_vec(),
+        br#"{"subscriptionId":0,"event":{"e":"somethingNew","E":1}}"#.to_vec(),
+        br#"{"subscriptionId":0,"event":{"e":"executionReport","S":"BUY","p":"sixty"}}"#.to_vec(),
+        br#"{"subscriptionId":0,"event":{"e":"executionReport","E":1,"s":"BTCUSDT","c":"x","S":"SIDEWAYS","x":"TRADE","X":"FILLED","i":1,"l":"1","L":"1","z":"1","t":5,"n":"0","N":null,"T":1,"m":true}}"#.to_vec(),
+        br#"{"subscriptionId":0,"event":{"e":"executionReport","E":1,"s":"BTCUSDT","c":"x","S":"BUY","x":"TRADE","X":"FILLED","i":-1,"l":"1e400","L":"-5","z":"99999999999999999999999.1","t":"six","n":"NaN","N":7,"T":-1,"m":"yes"}}"#.to_vec(),
+        br#"{"subscriptionId":0,"event":{"e":"outboundAccountPosition","E":1,"u":1,"B":[{"a":"BTC","f":"x","l":null},{"a":null}]}}"#.to_vec(),
+        br#"{"subscriptionId":0,"event":{"e":"balanceUpdate","E":1,"a":"USDT","d":"-99999999999999999999","T":1}}"#.to_vec(),
+        br#"{"id":"nobody-asked","status":200,"result":{}}"#.to_vec(),
+        br#"{"id":null,"status":"teapot","error":{"code":"x"}}"#.to_vec(),
+    ];
+    for g in &garbage {
+        tap.text(g);
+    }
+    tap.raw(ws_tap::frame(0x2, &[0xff, 0x00, 0xfe, 0x01]));
+    r.poll_for(Duration::from_millis(500));
+    assert!(r.ex.stopped().is_none(), "garbage stopped trading: {:?}", r.ex.stopped());
+    // Real fills after the garbage: counted once, in agreement with the exchange.
+    assert_eq!(r.d.market_trade(DSide::Sell, fx("100.00"), fx("0.02")), fx("0.02"));
+    r.poll_until("the fill", Duration::from_secs(10), |r| r.ex.stats().fills == 1 && r.ex.is_quiet());
+    assert_eq!(r.ex.position().qty().0, r.double_net());
+    let bad = r.ex.stream_stats().unwrap().bad_frames;
+    say(format_args!("conformance garbage: {} frames sent, bad_frames {bad}", garbage.len() + 1));
+    assert!(bad >= 1, "no bad frame counted");
+    // Invalid UTF-8 in a text frame last (a WebSocket protocol error: the client may drop the
+    // connection and reconnect), then one more fill.
+    tap.text(&[0x7b, 0xff, 0xfe, 0x7d]);
+    r.poll_for(Duration::from_millis(300));
+    r.quote(BID, ASK);
+    assert_eq!(r.d.market_trade(DSide::Buy, fx("100.50"), fx("0.03")), fx("0.03"));
+    r.poll_until("the second fill", Duration::from_secs(15), |r| r.ex.stats().fills == 2 && r.ex.is_quiet());
+    assert_eq!(r.ex.position().qty().0, r.double_net());
+    r.stop_clean();
+    r.fills_match_trades();
 }
