@@ -331,6 +331,8 @@ fn a_timed_out_order_that_appears_later_is_tracked_not_duplicated() {
     assert_eq!(open[0].client_order_id, client_id);
     assert_eq!(r.ex.working_client_id(Side::Buy), Some(client_id.as_str()));
     assert!(r.ex.stats().unknown_fates >= 1 && r.ex.stats().lookups >= 1, "{:?}", r.ex.stats());
+    // The first lookup came before the order reached the book: -2013, not yet final.
+    assert!(r.ex.stats().lookups_too_early >= 1, "no lookup met -2013 first: {:?}", r.ex.stats());
     assert_eq!(r.last_status(&client_id), OrderStatus::New);
     let statuses = r.journal_statuses(&client_id);
     assert!(!statuses.iter().any(|s| s == "REJECTED"), "journaled REJECTED on the way: {statuses:?}");
