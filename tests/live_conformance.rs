@@ -602,6 +602,8 @@ fn self_trade_prevention_frees_the_side_without_a_fill() {
         let taker = r.d.place_other_session_order(DSide::Sell, fx("100.00"), fx("0.1"), "IOC", mode).unwrap();
         assert!(!taker.status.is_open(), "{mode}: the other session's IOC rests");
         let on_double = r.d.order_by_client_id(&ours).unwrap();
+        // Ours carries the symbol's default mode (stp_faq.md §How do I know which symbol uses STP?).
+        assert_eq!(on_double.stp_mode, "EXPIRE_MAKER", "{mode}");
         if ours_expires {
             assert_eq!(on_double.status.as_str(), "EXPIRED_IN_MATCH", "{mode}: the double did not expire ours");
             r.poll_until(&format!("{mode}: the side to be freed"), Duration::from_secs(10), |r| {
