@@ -47,7 +47,7 @@ enum Command {
     /// Record the live feed (frames exactly as received, plus REST snapshots) to a file.
     Record(record::RecordArgs),
     /// Run a local Binance-compatible market-data simulator (synthetic order flow or a recording, with faults).
-    Sim(sim::SimArgs),
+    Sim(Box<sim::SimArgs>),
     /// Configuration: `mmbot config check [FILE]`.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -77,7 +77,7 @@ pub fn run() -> anyhow::Result<i32> {
         Command::Replay(args) => replay::run(args),
         Command::Paper(args) => paper::run(args, "paper"),
         Command::Record(args) => record::run(args),
-        Command::Sim(args) => sim::run(args),
+        Command::Sim(args) => sim::run(*args),
         Command::Script(cmd) => script::run(cmd),
         Command::Config(cmd) => config::run(cmd),
         Command::Ai(cmd) => ai::run(cmd),

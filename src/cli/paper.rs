@@ -364,6 +364,9 @@ fn live_json(o: &LiveOutcome) -> serde_json::Value {
         "refused_locally": s.refused_locally,
         "stp_expired": s.stp_expired,
         "max_in_flight": s.max_in_flight,
+        "overtaken_by_stream": s.overtaken_by_stream,
+        "balance_checks": s.balance_checks,
+        "balance_drifts": s.balance_drifts,
         "order_rtt": order_rtt_json(&o.order_rtt),
     });
     if let (Some(a), serde_json::Value::Object(b)) = (v.as_object_mut(), more) {

@@ -508,9 +508,15 @@ impl OrderGateway {
         });
         let (events_tx, events) = mpsc::channel();
         let (rest_tx, rest_rx) = mpsc::channel();
-        let mut threads =
-            rest_pool::start(vec![rest.clone(); cfg.rest_workers.max(1)], &cfg.symbol, cfg.recv_window, rest_rx, events_tx.clone(), shared.clone())
-                .map_err(GatewayError::Spawn)?;
+        let mut threads = rest_pool::start(
+            vec![rest.clone(); cfg.rest_workers.max(1)],
+            &cfg.symbol,
+            cfg.recv_window,
+            rest_rx,
+            events_tx.clone(),
+            shared.clone(),
+        )
+        .map_err(GatewayError::Spawn)?;
         let mut ws_tx = None;
         let mut waker = None;
         if let Some(url) = &cfg.ws_api_url {

@@ -297,8 +297,9 @@ pub const MY_TRADES_PAGE: usize = 1000;
 /// Pages read for one order at most (an order of 100,000 fills).
 pub const MY_TRADES_MAX_PAGES: usize = 100;
 
-/// A refusal by the guard as the error the caller acts on (nothing sent).
-fn refused(e: Endpoint, r: Refusal) -> BinanceError {
+/// A refusal by the guard as the error the caller acts on (nothing sent);
+/// the WebSocket API client maps its refusals the same way.
+pub(crate) fn refused(e: Endpoint, r: Refusal) -> BinanceError {
     let request = e.label;
     match r {
         Refusal::Banned { retry_in } => BinanceError::LocalBan { request, retry_in },

@@ -38,6 +38,10 @@ impl LiveExchange {
             self.rtt.record(a.method, a.rtt.as_nanos().min(u64::MAX as u128) as u64);
         }
         let Some(purpose) = self.pending.remove(&a.id) else { return };
+        if self.superseded.remove(&a.id) {
+            // The stream already told how it ended.
+            return;
+        }
         match purpose {
             Purpose::Side(s) => {
                 if !self.sides[s].waits_on(a.id) {

@@ -27,8 +27,7 @@ impl LiveExchange {
         if self.cfg.dry_run {
             return;
         }
-        let check =
-            BalanceCheck::new(&self.rules.base_asset, self.cfg.balance_tolerance, base, self.position.qty());
+        let check = BalanceCheck::new(&self.rules.base_asset, self.cfg.balance_tolerance, base, self.position.qty());
         self.balance_check = Some(check);
         self.journal_balance(&self.rules.base_asset.clone(), base, BalanceSource::Start);
     }

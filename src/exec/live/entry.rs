@@ -50,11 +50,6 @@ impl LiveExchange {
                 return;
             }
         }
-        // After a refusal the same order would be refused again, and after
-        // a fill the wanted quote is stale: wait for the next quote.
-        if self.requote_after[s].is_some() || self.filled_since_quote[s] {
-            return;
-        }
         if self.orders_blocked_until.is_some_and(|t| now < t) {
             // New orders are on hold (an order-count limit) but cancels
             // still go: an order at a price we no longer want must not rest
@@ -62,6 +57,11 @@ impl LiveExchange {
             if matches!(self.sides[s], SideState::Live(_)) {
                 self.send_cancel(s, "new orders on hold (order rate limit)");
             }
+            return;
+        }
+        // After a refusal the same order would be refused again, and after
+        // a fill the wanted quote is stale: wait for the next quote.
+        if self.requote_after[s].is_some() || self.filled_since_quote[s] {
             return;
         }
         if !self.admit(side, price, qty) {

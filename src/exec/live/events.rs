@@ -89,11 +89,14 @@ impl LiveExchange {
             return;
         }
         match r.exec_type {
-            ExecType::New if !self.found_on_stream(s, &id, r.order_id) => {
+            ExecType::New
+                if !self.found_on_stream(s, &id, r.order_id) && !self.placed_on_stream(s, &id, r.order_id) =>
+            {
                 for o in self.sides[s].orders_mut().filter(|o| o.client_id == id && o.order_id == 0) {
                     o.order_id = r.order_id;
                 }
             }
+            ExecType::Canceled if self.canceled_on_stream(s, &id, r) => {}
             ExecType::Canceled | ExecType::Expired | ExecType::Rejected | ExecType::TradePrevention => {
                 if r.status.is_open() {
                     // Self-trade prevention with DECREMENT: the order stays
@@ -130,6 +133,54 @@ impl LiveExchange {
             }
             _ => {}
         }
+    }
+
+    /// The stream says an order being placed (or a replace's new order) is
+    /// on the book: the side is live now, whenever the answer comes.
+    /// Returns true when it advanced side `s`.
+    fn placed_on_stream(&mut self, s: usize, client_id: &str, order_id: u64) -> bool {
+        let req = match &self.sides[s] {
+            SideState::Placing { req, order } if order.client_id == client_id => *req,
+            SideState::Replacing { req, new, .. } if new.client_id == client_id => *req,
+            _ => return false,
+        };
+        let mut order = match std::mem::take(&mut self.sides[s]) {
+            SideState::Placing { order, .. } => order,
+            SideState::Replacing { old, new, .. } => {
+                // STOP_ON_FAILURE places the new order only once the old
+                // one is cancelled; its own report (and fills) come too.
+                self.lock(self.lock_of(old.side, old.price, old.remaining()), false);
+                self.record(&old, OrderStatus::Canceled, Some("cancel: replaced (seen on the stream)".into()));
+                new
+            }
+            _ => return false,
+        };
+        self.superseded.insert(req);
+        self.stats.overtaken_by_stream += 1;
+        order.order_id = order_id;
+        self.record(&order, OrderStatus::New, Some("placed (seen on the stream before the answer)".into()));
+        self.lock(self.lock_of(order.side, order.price, order.remaining()), true);
+        self.sides[s] = SideState::Live(order);
+        self.decide(s);
+        true
+    }
+
+    /// The stream says the order being cancelled is cancelled: the side is
+    /// free now, whenever the answer comes.
+    fn canceled_on_stream(&mut self, s: usize, client_id: &str, r: &ExecutionReport) -> bool {
+        let req = match &self.sides[s] {
+            SideState::Cancelling { req: Some(req), order, .. } if order.client_id == client_id => *req,
+            _ => return false,
+        };
+        let SideState::Cancelling { mut order, why, .. } = std::mem::take(&mut self.sides[s]) else { return false };
+        self.superseded.insert(req);
+        self.stats.overtaken_by_stream += 1;
+        self.lock(self.lock_of(order.side, order.price, order.remaining()), false);
+        order.order_id = r.order_id;
+        order.filled = order.filled.max(r.cum_qty);
+        self.record(&order, OrderStatus::Canceled, Some(format!("cancel: {why} (seen on the stream)")));
+        self.decide(s);
+        true
     }
 
     /// Commits a fill, then applies it; `false` when it was a duplicate or

@@ -74,19 +74,19 @@ use crate::exec::binance::keys::Credentials;
 use crate::exec::binance::rest::{ClientIds, RestClient, RestConfig};
 use crate::exec::journal::{Journal, PnlSnapshot, RunId, RunInfo, RunMode};
 use crate::exec::live_config::{LiveConfig, OrderEntry};
-use crate::exec::userdata::UserDataStream;
 use crate::exec::paper::WorkingOrder;
 use crate::exec::position::Position;
 use crate::exec::risk::{KillSwitch, RiskCheck, RiskCounters};
+use crate::exec::userdata::UserDataStream;
 use crate::exec::{Fill, Quote, Side};
 use crate::hot::advice::Advice;
-use crate::ipguard::IpGuard;
 use crate::hot::book::BookView;
 use crate::hot::fixed::Price;
 use crate::hot::msg::{Level, Symbol, Trade};
+use crate::ipguard::IpGuard;
 
-use side::{slot_of, SideState, ASK, BID};
 pub use rtt::OrderRtt;
+use side::{slot_of, SideState, ASK, BID};
 
 /// The methods [`OrderRtt`] keeps apart, in report order.
 pub fn rtt_methods() -> &'static [&'static str] {
@@ -178,6 +178,10 @@ pub struct LiveExchange {
     /// A clock re-measurement is in flight: no order goes out meanwhile.
     clock_syncing: bool,
     pending: HashMap<RequestId, Purpose>,
+    /// Side requests whose outcome the user-data stream told before their
+    /// answer came (a slow answer never holds a side up): the answer, when
+    /// it comes, only times the round trip.
+    superseded: std::collections::HashSet<RequestId>,
     position: Position,
     /// The position earlier runs left (from the journal), before any fill
     /// of this run.
@@ -343,6 +347,7 @@ impl LiveExchange {
             clock_retried: [false, false],
             clock_syncing: false,
             pending: HashMap::new(),
+            superseded: std::collections::HashSet::new(),
             position,
             carried: position,
             pending_fills: Vec::with_capacity(64),

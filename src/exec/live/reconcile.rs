@@ -192,7 +192,9 @@ impl LiveExchange {
             self.apply_order(s, o, &e, "adopted at start");
         }
         if let Some(a) = st.account {
-            let base = a.balance(&self.rules.base_asset).map_or(Balance::default(), |b| Balance { free: b.free.0, locked: b.locked.0 });
+            let base = a
+                .balance(&self.rules.base_asset)
+                .map_or(Balance::default(), |b| Balance { free: b.free.0, locked: b.locked.0 });
             self.start_balance_check(base);
             self.on_account(&a);
         }

@@ -92,6 +92,9 @@ pub struct LiveStats {
     pub resubscribes: u64,
     pub orphans_canceled: u64,
     pub orphans_adopted: u64,
+    /// Requests whose outcome the user-data stream told before their answer
+    /// came (the side moved on without waiting for a slow answer).
+    pub overtaken_by_stream: u64,
     /// Orders that ended on the exchange by self-trade prevention.
     pub stp_expired: u64,
     /// Fills recovered over REST that the stream had not delivered.

@@ -283,21 +283,10 @@ pub fn report_to_guard(guard: &IpGuard, answer: &Value, err: Option<&BinanceErro
     }
 }
 
-/// A refusal by the guard as the error the caller acts on (nothing sent).
+/// A refusal by the guard as the error the caller acts on (nothing sent),
+/// exactly as the REST client maps it.
 pub fn refused(ep: Endpoint, r: &crate::ipguard::Refusal) -> BinanceError {
-    use crate::ipguard::Refusal;
-    match r {
-        Refusal::Banned { retry_in } => BinanceError::LocalBan { request: ep.label, retry_in: *retry_in },
-        other => BinanceError::LocalRateLimit {
-            request: ep.label,
-            why: other.to_string(),
-            retry_in: other.retry_in(),
-            limit: match other {
-                Refusal::OrdersBackOff { .. } => crate::exec::binance::errors::Limited::Orders,
-                _ => crate::exec::binance::errors::Limited::RequestWeight,
-            },
-        },
-    }
+    crate::exec::binance::rest::refused(ep, r.clone())
 }
 
 #[cfg(test)]
