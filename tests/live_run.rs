@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use mmbot::exec::binance::OrderStatus as ExStatus;
 use mmbot::exec::Side;
 use mmbot::hot::fixed::{notional, parse_fixed};
-use mmbot::sim::exchange::{SimAccount, SimOrder};
+use mmbot::sim::exchange::money::BnbFees;
+use mmbot::sim::exchange::{ExchangeConfig, SimAccount, SimOrder};
 use mmbot::sim::faults::Faults;
 use mmbot::sim::{Sim, SimConfig, SimSource};
 
@@ -38,13 +39,20 @@ fn fx(s: &str) -> i64 {
 }
 
 fn sim(faults: Faults) -> Sim {
-    Sim::start(SimConfig {
+    Sim::start(sim_config(faults, &[])).expect("the simulator starts on an ephemeral port")
+}
+
+/// The simulated market and the bot's account (`more` balances besides
+/// BTC and USDT, as "ASSET=amount").
+fn sim_config(faults: Faults, more: &[&str]) -> SimConfig {
+    let mut balances = vec![("BTC", BTC0), ("USDT", "100000")];
+    balances.extend(more.iter().filter_map(|b| b.split_once('=')));
+    SimConfig {
         source: SimSource::Synthetic { seed: 7, events_per_sec: 300.0 },
         faults,
-        accounts: vec![SimAccount::hmac(KEY, SECRET, &[("BTC", BTC0), ("USDT", "100000")], "0.001")],
+        accounts: vec![SimAccount::hmac(KEY, SECRET, &balances, "0.001")],
         ..SimConfig::default()
-    })
-    .expect("the simulator starts on an ephemeral port")
+    }
 }
 
 /// The config: quotes at the touch (so the synthetic flow fills them),
@@ -173,6 +181,9 @@ struct JFill {
     side: String,
     price_e8: i64,
     qty_e8: i64,
+    /// Commission and its asset (Binance charges it in the received asset).
+    fee_e8: i64,
+    fee_asset: String,
 }
 
 fn journal(path: &Path) -> (HashMap<String, JOrder>, Vec<JFill>) {
@@ -196,7 +207,9 @@ fn journal(path: &Path) -> (HashMap<String, JOrder>, Vec<JFill>) {
         let (id, o) = row.unwrap();
         orders.insert(id, o);
     }
-    let mut q = db.prepare("SELECT trade_id, client_id, side, price_e8, qty_e8 FROM fills ORDER BY trade_id").unwrap();
+    let mut q = db
+        .prepare("SELECT trade_id, client_id, side, price_e8, qty_e8, fee_e8, fee_asset FROM fills ORDER BY trade_id")
+        .unwrap();
     let fills = q
         .query_map([], |r| {
             Ok(JFill {
@@ -205,6 +218,8 @@ fn journal(path: &Path) -> (HashMap<String, JOrder>, Vec<JFill>) {
                 side: r.get(2)?,
                 price_e8: r.get(3)?,
                 qty_e8: r.get(4)?,
+                fee_e8: r.get(5)?,
+                fee_asset: r.get(6)?,
             })
         })
         .unwrap()
@@ -243,8 +258,11 @@ fn signed(side: Side, qty: i64) -> i64 {
 fn assert_agreement(sim: &Sim, out: &Outcome, open_left: bool) {
     let ctx = &out.stderr;
     let (jorders, jfills) = journal(&out.journal);
-    let sorders: Vec<SimOrder> = sim.all_orders(KEY);
-    let sfills = sim.fills(KEY);
+    // The self-trade fault's taker orders are another program's on the
+    // same account (client ids `other-program-N`): not the bot's to journal.
+    let theirs = |id: &str| id.starts_with("other-program-");
+    let sorders: Vec<SimOrder> = sim.all_orders(KEY).into_iter().filter(|o| !theirs(&o.client_order_id)).collect();
+    let sfills: Vec<_> = sim.fills(KEY).into_iter().filter(|f| !theirs(&f.client_order_id)).collect();
 
     // Never a duplicate: one exchange order per client id, each journaled.
     let mut ids = HashSet::new();
@@ -302,6 +320,8 @@ fn assert_agreement(sim: &Sim, out: &Outcome, open_left: bool) {
             side: if f.side == Side::Buy { "BUY".into() } else { "SELL".into() },
             price_e8: f.price.0,
             qty_e8: f.qty.0,
+            fee_e8: f.commission,
+            fee_asset: f.commission_asset.clone(),
         })
         .collect();
     want.sort();
@@ -339,11 +359,15 @@ fn assert_agreement(sim: &Sim, out: &Outcome, open_left: bool) {
         assert_eq!(reported, btc.free.0 + btc.locked.0 - fx(BTC0), "position is not the BTC balance change:\n{ctx}");
     }
 
-    // Limits, as the exchange saw them.
+    // Limits, as the exchange saw them: never two orders on a side.
     assert!(sim.max_open_orders(KEY) <= MAX_OPEN, "{} orders open at once:\n{ctx}", sim.max_open_orders(KEY));
+    let per_side = sim.max_open_per_side(KEY);
+    assert!(per_side[0] <= 1 && per_side[1] <= 1, "two orders open on a side at once {per_side:?}:\n{ctx}");
+    // The position is what the account holds: base received net of base
+    // commission.
     let mut running = 0i64;
     for f in &sfills {
-        running += signed(f.side, f.qty.0);
+        running += signed(f.side, f.qty.0) - if f.commission_asset == "BTC" { f.commission } else { 0 };
         assert!(running.abs() <= fx(MAX_POSITION), "position {running} passed the limit:\n{ctx}");
     }
     for o in &sorders {
@@ -390,6 +414,102 @@ fn throttled_orders_wait_out_retry_after() {
     assert_exit(&out, 0);
     assert!(out.count("waits") >= 1, "no 429 seen:\n{}", out.stderr);
     assert_agreement(&sim, &out, false);
+}
+
+#[test]
+fn late_orders_block_their_side_until_the_exchange_deadline() {
+    // -1007 at once, the order reaches the engine 2 s later (errors.md
+    // -1007; FACTS.md §3.4): the side waits, sees it on the stream or by
+    // lookup, and never sends a second order beside it.
+    let faults = Faults { late_order_every: 3, late_order_by: Duration::from_secs(2), ..Faults::default() };
+    let (sim, out) = run_live("late", faults, "", "10s");
+    assert_exit(&out, 0);
+    assert!(out.count("unknown_fates") >= 1, "no -1007 seen:\n{}", out.stderr);
+    // An order given up too early would show up on the exchange while the
+    // journal calls it REJECTED: the agreement check catches that (a late
+    // order the engine itself refused, e.g. post-only by then crossing, is
+    // rightly absent).
+    assert_agreement(&sim, &out, false);
+}
+
+#[test]
+fn unexpected_responses_are_unknown_fates() {
+    // -1006 with the order placed (errors.md): looked up, never resent.
+    let faults = Faults { unexpected_resp_every: 4, ..Faults::default() };
+    let (sim, out) = run_live("1006", faults, "", "7s");
+    assert_exit(&out, 0);
+    assert!(out.count("unknown_fates") + out.count("overtaken_by_stream") >= 1, "no -1006 seen:\n{}", out.stderr);
+    assert_agreement(&sim, &out, false);
+}
+
+#[test]
+fn request_weight_429s_back_everything_off() {
+    // -1003 (rest-api.md §LIMITS): nothing at all until Retry-After.
+    let faults = Faults { throttle_weight_every: 15, ..Faults::default() };
+    let (sim, out) = run_live("weight", faults, "", "7s");
+    assert_exit(&out, 0);
+    assert!(out.count("waits") >= 1, "no -1003 seen:\n{}", out.stderr);
+    assert_agreement(&sim, &out, false);
+}
+
+#[test]
+fn self_trades_expire_our_maker_order() {
+    // Another program on the same account takes our order; with
+    // EXPIRE_MAKER (the default we send) ours expires (faqs/stp_faq.md).
+    let faults = Faults { self_trade_every: Some(Duration::from_millis(700)), ..Faults::default() };
+    let (sim, out) = run_live("stp", faults, "", "7s");
+    assert_exit(&out, 0);
+    let expired = sim.all_orders(KEY).iter().filter(|o| o.status == ExStatus::ExpiredInMatch).count();
+    assert!(expired >= 1, "no self-trade happened:\n{}", out.stderr);
+    assert_eq!(out.count("stp_expired") as usize, expired, "{}", out.stderr);
+    assert_agreement(&sim, &out, false);
+}
+
+#[test]
+fn a_server_shutdown_moves_to_a_new_session() {
+    // serverShutdown on the WebSocket API (web-socket-api.md): a new
+    // session is opened before the old one closes; nothing is lost.
+    let faults = Faults { ws_api_shutdown_after: Some(Duration::from_secs(2)), ..Faults::default() };
+    let (sim, out) = run_live("shutdown", faults, "", "7s");
+    assert_exit(&out, 0);
+    assert_agreement(&sim, &out, false);
+}
+
+#[test]
+fn bnb_fees_are_valued_and_kept_out_of_the_position() {
+    // Commission in BNB (faqs/commission_faq.md): the position is the
+    // whole quantity, and fees are valued at the configured BNB price.
+    let dir = common::temp_dir("live-run-bnb");
+    let sim = Sim::start_with(
+        sim_config(Faults::default(), &["BNB=10"]),
+        ExchangeConfig {
+            bnb_fees: Some(BnbFees { price: fx("600"), discount: fx("0.25") }),
+            ..ExchangeConfig::default()
+        },
+    )
+    .unwrap();
+    let config = write_config(&dir, &sim, "bnb_price = \"600\"");
+    let out = finish(spawn(&dir, &sim, &config, "7s"), &dir, Duration::from_secs(90));
+    assert_exit(&out, 0);
+    let fills = sim.fills(KEY);
+    assert!(fills.iter().any(|f| f.commission_asset == "BNB"), "no BNB commission charged:\n{}", out.stderr);
+    assert_agreement(&sim, &out, false);
+}
+
+#[test]
+fn a_slow_exchange_keeps_quoting_both_sides() {
+    // Every answer 3 s late: the stream's executionReports move each side
+    // on, so the order rate stays within 2x of a clean run.
+    let (_, clean) = run_live("slow-clean", Faults::default(), "", "10s");
+    let faults = Faults { slow_answers: Duration::from_secs(3), ..Faults::default() };
+    let (sim, slow) = run_live("slow", faults, "", "10s");
+    assert_exit(&slow, 0);
+    let (c, s) = (clean.count("orders"), slow.count("orders"));
+    eprintln!("live_run slow exchange: {s} orders with 3 s answers vs {c} clean in 10 s");
+    assert!(s * 2 >= c, "slow run placed {s} orders vs {c} clean:\n{}", slow.stderr);
+    let sides: HashSet<Side> = sim.all_orders(KEY).iter().map(|o| o.side).collect();
+    assert_eq!(sides.len(), 2, "only one side quoted:\n{}", slow.stderr);
+    assert_agreement(&sim, &slow, false);
 }
 
 /// Nothing is sent once the process knows of the ban: no REST request of

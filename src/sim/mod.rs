@@ -252,6 +252,11 @@ impl Sim {
         self.shared.exchange.max_open_orders(api_key)
     }
 
+    /// The most orders the account ever had open at once per side (BUY, SELL).
+    pub fn max_open_per_side(&self, api_key: &str) -> [usize; 2] {
+        self.shared.exchange.max_open_per_side(api_key)
+    }
+
     /// Requests (REST, any endpoint) and WebSocket connects that arrived
     /// while the IP was banned (the 418 fault).
     pub fn requests_during_ban(&self) -> u64 {

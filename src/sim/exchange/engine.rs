@@ -407,6 +407,10 @@ impl Exchange {
         a.orders.push(st);
         let open = a.orders.iter().filter(|o| o.order.status.is_open()).count();
         a.max_open = a.max_open.max(open);
+        let side = a.orders.last().map(|o| o.order.side);
+        let same_side = a.orders.iter().filter(|o| o.order.status.is_open() && Some(o.order.side) == side).count();
+        let slot = if side == Some(crate::exec::Side::Buy) { 0 } else { 1 };
+        a.max_open_per_side[slot] = a.max_open_per_side[slot].max(same_side);
         answers::position(a, &[asset], now);
         Ok((body, order_id))
     }

@@ -223,6 +223,8 @@ pub(crate) struct Account {
     pub(crate) subs: Vec<SyncSender<String>>,
     /// The most orders this account ever had open at once.
     pub(crate) max_open: usize,
+    /// The same per side (BUY, SELL).
+    pub(crate) max_open_per_side: [usize; 2],
     /// ORDERS counters (rest-api.md §Unfilled Order Count: per account).
     pub(crate) order_counts: limits::OrderCounts,
 }
@@ -287,6 +289,7 @@ impl Exchange {
                     fills: Vec::new(),
                     subs: Vec::new(),
                     max_open: 0,
+                    max_open_per_side: [0, 0],
                     order_counts: Default::default(),
                 }
             })
@@ -357,6 +360,14 @@ impl Exchange {
     pub fn max_open_orders(&self, api_key: &str) -> usize {
         let g = self.lock();
         g.accounts.iter().find(|a| a.cfg.api_key == api_key).map_or(0, |a| a.max_open)
+    }
+
+    /// The most orders the account ever had open at once on each side
+    /// (BUY, SELL): a market maker's "one order per side" seen from the
+    /// exchange.
+    pub fn max_open_per_side(&self, api_key: &str) -> [usize; 2] {
+        let g = self.lock();
+        g.accounts.iter().find(|a| a.cfg.api_key == api_key).map_or([0, 0], |a| a.max_open_per_side)
     }
 
     /// Requests and WebSocket connects that arrived while the IP was banned.
