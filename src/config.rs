@@ -31,10 +31,11 @@ pub enum ConfigError {
     #[error("config key `{key}` = {value} is invalid: {allowed}")]
     Invalid { key: &'static str, value: String, allowed: String },
     /// The `[live]` section (its own messages name `[live] key`).
-    #[error("{0}")]
+    /// Transparent: the message is said once, not again as its source.
+    #[error(transparent)]
     Live(#[from] crate::exec::live_config::LiveConfigError),
     /// `[net] ip_guard_file` could not be opened (its message names it).
-    #[error("{0}")]
+    #[error(transparent)]
     IpGuard(#[from] crate::ipguard::HostFileError),
 }
 
@@ -842,6 +843,13 @@ impl Config {
                 line(format!("ws_api_url = \"{}\"", l.ws_api_url));
                 line(format!("recv_window_ms = {}", l.recv_window.as_millis()));
                 line(format!("timeout_ms = {}", l.timeout.as_millis()));
+                line(format!("order_entry = \"{}\"", l.order_entry.name()));
+                line(format!("stp_mode = \"{}\"", l.stp_mode.as_str()));
+                if let Some(p) = l.bnb_price {
+                    line(format!("bnb_price = \"{p}\""));
+                }
+                line(format!("balance_tolerance = \"{}\"", l.balance_tolerance.warn));
+                line(format!("balance_kill_tolerance = \"{}\"", l.balance_tolerance.kill));
                 line(format!("max_position = \"{}\"", l.limits.max_position));
                 line(format!("max_order_notional = \"{}\"", Price(l.limits.max_order_notional)));
                 line(format!("max_open_orders = {}", l.limits.max_open_orders));

@@ -549,6 +549,12 @@ fn record_balances(j: &Journal, run: RunId, pos: &Position) {
     let drifted = Balance { free: now.free - 2, ..now };
     j.record_reconciliation(run, btc(), &check.observe(pos.qty(), drifted, BalanceSource::Rest, 6_000_000_000))
         .unwrap();
+    // And the order requests' round trips.
+    for (method, via, ms) in [("place", "ws_api", 3), ("place", "ws_api", 5), ("cancel", "rest", 9)] {
+        let sample =
+            mmbot::exec::journal::RttSample { run, time_ns: 7_000_000_000, method, via, rtt_ns: ms * 1_000_000 };
+        j.record_rtt(sample).unwrap();
+    }
 }
 
 #[test]

@@ -198,6 +198,16 @@ pub enum OrderEntry {
     Rest,
 }
 
+impl OrderEntry {
+    /// As written in config.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::WsApi => "ws_api",
+            Self::Rest => "rest",
+        }
+    }
+}
+
 /// A `[live]` value that cannot be right, naming the key and the fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LiveConfigError {

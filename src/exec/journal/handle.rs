@@ -12,7 +12,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use super::records::{
     BalanceSnapshot, FillOutcome, FillRecord, FillTotals, JournalStats, OrderEvent, OrderState, OrderStatus,
-    PnlSnapshot, RunId, RunInfo,
+    PnlSnapshot, RttSample, RunId, RunInfo,
 };
 use super::schema::migrate;
 use super::writer::{writer_loop, Cmd, Reply, SharedStats};
@@ -109,6 +109,12 @@ impl Journal {
     /// Queues a PnL snapshot; never waits on the disk.
     pub fn record_pnl(&self, snapshot: PnlSnapshot) -> Result<(), JournalError> {
         self.queue(Cmd::Pnl(snapshot))
+    }
+
+    /// Queues one request's round trip (a row of `order_rtt`); never waits
+    /// on the disk.
+    pub fn record_rtt(&self, sample: RttSample) -> Result<(), JournalError> {
+        self.queue(Cmd::Rtt(sample))
     }
 
     /// Queues one asset's balance as the exchange reported it (a row of

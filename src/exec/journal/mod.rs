@@ -90,7 +90,7 @@ mod writer;
 pub use handle::Journal;
 pub use records::{
     BalanceSnapshot, FillOutcome, FillRecord, FillTotals, JournalStats, OrderEvent, OrderState, OrderStatus,
-    PnlSnapshot, RunId, RunInfo, RunMode,
+    PnlSnapshot, RttSample, RunId, RunInfo, RunMode,
 };
 pub use schema::SCHEMA_VERSION;
 

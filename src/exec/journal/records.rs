@@ -266,3 +266,17 @@ pub struct BalanceSnapshot {
     pub balance: Balance,
     pub source: BalanceSource,
 }
+
+/// One order request's round trip (send to answer) as the exchange answered
+/// it: a row of `order_rtt`, so backtests can replay real latencies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RttSample {
+    pub run: RunId,
+    /// Wall clock at the answer, ns.
+    pub time_ns: i64,
+    /// `place`, `cancel`, `cancel_replace`, `query`, ...
+    pub method: &'static str,
+    /// `ws_api` or `rest`.
+    pub via: &'static str,
+    pub rtt_ns: i64,
+}

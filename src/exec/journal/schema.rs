@@ -190,6 +190,16 @@ CREATE TABLE IF NOT EXISTS reconciliations (
     verdict          TEXT NOT NULL CHECK (verdict IN ('ok', 'drift', 'kill'))
 );
 CREATE INDEX IF NOT EXISTS reconciliations_by_run ON reconciliations (run, id);
+
+CREATE TABLE IF NOT EXISTS order_rtt (
+    id      INTEGER PRIMARY KEY,
+    run     INTEGER NOT NULL REFERENCES runs(id),
+    time_ns INTEGER NOT NULL,
+    method  TEXT NOT NULL,
+    via     TEXT NOT NULL CHECK (via IN ('ws_api', 'rest')),
+    rtt_ns  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS order_rtt_by_run ON order_rtt (run, method, id);
 "#;
 
 fn v2(tx: &Transaction<'_>) -> rusqlite::Result<()> {

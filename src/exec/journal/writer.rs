@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, Transaction};
 
-use super::records::{BalanceSnapshot, FillOutcome, FillRecord, OrderEvent, PnlSnapshot, RunId, RunInfo};
+use super::records::{BalanceSnapshot, FillOutcome, FillRecord, OrderEvent, PnlSnapshot, RttSample, RunId, RunInfo};
 use super::{side_str, JournalError};
 use crate::exec::inventory::Reconciliation;
 use crate::hot::advice::{Advice, AdviceSource, Direction, SpreadState, Volatility};
@@ -47,6 +47,7 @@ pub(super) enum Cmd {
     Advice { run: RunId, advice: Advice, cost_usd: Option<f64> },
     Pnl(PnlSnapshot),
     Balance(BalanceSnapshot),
+    Rtt(RttSample),
     Reconciliation { run: RunId, symbol: Symbol, check: Reconciliation },
     Fill(FillRecord, Reply<FillOutcome>),
     StartRun(RunInfo, Reply<RunId>),
@@ -114,6 +115,10 @@ fn write_batch(conn: &mut Connection, batch: &mut Vec<Cmd>, stats: &SharedStats)
             Cmd::Balance(b) => match insert_balance(&tx, &b) {
                 Ok(()) => queued_ok += 1,
                 Err(e) => stats.fail(1, format!("balance: {e}")),
+            },
+            Cmd::Rtt(r) => match insert_rtt(&tx, &r) {
+                Ok(()) => queued_ok += 1,
+                Err(e) => stats.fail(1, format!("order_rtt: {e}")),
             },
             Cmd::Reconciliation { run, symbol, check } => match insert_reconciliation(&tx, run, symbol, &check) {
                 Ok(()) => queued_ok += 1,
@@ -206,7 +211,12 @@ fn answer_failed(cmd: Cmd, msg: &str) {
         Cmd::Fill(_, r) => drop(r.send(err(msg))),
         Cmd::StartRun(_, r) => drop(r.send(err(msg))),
         Cmd::EndRun { reply, .. } | Cmd::Flush(reply) => drop(reply.send(err(msg))),
-        Cmd::Order(_) | Cmd::Advice { .. } | Cmd::Pnl(_) | Cmd::Balance(_) | Cmd::Reconciliation { .. } => {}
+        Cmd::Order(_)
+        | Cmd::Advice { .. }
+        | Cmd::Pnl(_)
+        | Cmd::Balance(_)
+        | Cmd::Rtt(_)
+        | Cmd::Reconciliation { .. } => {}
     }
 }
 
@@ -355,6 +365,13 @@ fn insert_pnl(tx: &Transaction<'_>, p: &PnlSnapshot) -> rusqlite::Result<()> {
         p.bnb_price.map(|b| b.price.0),
         p.bnb_price.map(|b| b.source.as_str()),
     ])?;
+    Ok(())
+}
+
+fn insert_rtt(tx: &Transaction<'_>, r: &RttSample) -> rusqlite::Result<()> {
+    let mut stmt =
+        tx.prepare_cached("INSERT INTO order_rtt (run, time_ns, method, via, rtt_ns) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+    stmt.execute(params![r.run.0, r.time_ns, r.method, r.via, r.rtt_ns])?;
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::exec::binance::errors::{Action, BinanceError};
 use crate::exec::binance::gateway::{Answer, GatewayEvent, Reply, Transport};
 use crate::exec::binance::model::{Order, OrderStatus as ExOrderStatus, ReplaceHalf};
-use crate::exec::journal::OrderStatus;
+use crate::exec::journal::{OrderStatus, RttSample};
 
 use super::side::{fate_deadline, LiveOrder, SideState, Unknown};
 use super::{LiveExchange, Purpose, StopReason};
@@ -34,9 +34,7 @@ impl LiveExchange {
     }
 
     fn on_answer(&mut self, a: Answer) {
-        if a.via != Transport::NotSent {
-            self.rtt.record(a.method, a.rtt.as_nanos().min(u64::MAX as u128) as u64);
-        }
+        self.time_answer(&a);
         let Some(purpose) = self.pending.remove(&a.id) else { return };
         if self.superseded.remove(&a.id) {
             // The stream already told how it ended.
@@ -102,6 +100,25 @@ impl LiveExchange {
                 Ok(_) => {}
                 Err(e) => self.failed(&e, a.via),
             },
+        }
+    }
+
+    /// Records a round trip the exchange answered: the `order_rtt`
+    /// histograms and the journal (so backtests can replay it).
+    pub(super) fn time_answer(&mut self, a: &Answer) {
+        let via = match a.via {
+            Transport::WsApi => "ws_api",
+            Transport::Rest => "rest",
+            Transport::NotSent => return,
+        };
+        let ns = a.rtt.as_nanos().min(i64::MAX as u128) as i64;
+        self.rtt.record(a.method, ns as u64);
+        if self.cfg.dry_run {
+            return;
+        }
+        let sample = RttSample { run: self.run, time_ns: super::wall_ns(), method: a.method, via, rtt_ns: ns };
+        if let Err(e) = self.journal.record_rtt(sample) {
+            self.stats.last_error = Some(e.to_string());
         }
     }
 

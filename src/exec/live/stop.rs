@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use crate::exec::binance::errors::Action;
-use crate::exec::binance::gateway::{Answer, Call, GatewayEvent, Reply, Target, Transport};
+use crate::exec::binance::gateway::{Answer, Call, GatewayEvent, Reply, Target};
 use crate::exec::journal::OrderStatus;
 use crate::exec::userdata::{ExecType, UserEvent};
 
@@ -235,9 +235,7 @@ impl LiveExchange {
             while let Some(ev) = self.gateway.poll() {
                 match ev {
                     GatewayEvent::Answer(a) if a.id == id => {
-                        if a.via != Transport::NotSent {
-                            self.rtt.record(a.method, a.rtt.as_nanos().min(u64::MAX as u128) as u64);
-                        }
+                        self.time_answer(&a);
                         return Some(a);
                     }
                     other => self.on_gateway_event(other),
