@@ -224,6 +224,12 @@ pub struct ExecStatus {
     pub refused: u64,
     pub rejected: u64,
     pub lookups: u64,
+    /// Unknown order fates so far, and requests now in flight.
+    pub unknown_fates: u64,
+    pub in_flight: u64,
+    /// Order round trip (new orders), ns: median and 99th percentile.
+    pub place_rtt_p50: u64,
+    pub place_rtt_p99: u64,
     /// Trading stopped (kill switch, ban, credentials): quotes go nowhere.
     pub stopped: bool,
 }
@@ -714,9 +720,13 @@ pub fn run_trading<S: Strategy + Send + 'static>(
                     if let Desk::Live(ex) = &desk {
                         let s = ex.stats();
                         st.live = true;
-                        st.refused = s.refused_by_filter + s.refused_by_risk;
+                        st.refused = s.refused_by_filter + s.refused_by_risk + s.refused_locally;
                         st.rejected = s.rejected;
                         st.lookups = s.lookups;
+                        st.unknown_fates = s.unknown_fates;
+                        st.in_flight = ex.in_flight() as u64;
+                        let rtt = ex.order_rtt().percentiles("place");
+                        (st.place_rtt_p50, st.place_rtt_p99) = (rtt.p50, rtt.p99);
                         st.stopped = ex.stopped().is_some();
                     }
                     tx.push_latest(st);

@@ -265,11 +265,16 @@ fn draw(f: &mut Frame<'_>, v: &View) {
         if v.exec.live {
             Line::from(Span::styled(
                 format!(
-                    "  LIVE ORDERS{}: {} refused before sending, {} rejected by the exchange, {} unknown fates looked up",
+                    "  LIVE ORDERS{}: {} refused before sending, {} rejected by the exchange, {} unknown fates \
+                     ({} lookups), {} in flight; order rtt p50 {:.1} ms p99 {:.1} ms",
                     if v.exec.stopped { " (STOPPED: cancelling, see the log)" } else { "" },
                     v.exec.refused,
                     v.exec.rejected,
-                    v.exec.lookups
+                    v.exec.unknown_fates,
+                    v.exec.lookups,
+                    v.exec.in_flight,
+                    v.exec.place_rtt_p50 as f64 / 1e6,
+                    v.exec.place_rtt_p99 as f64 / 1e6
                 ),
                 Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
             ))
