@@ -22,3 +22,4 @@ pub mod runtime;
 pub mod script;
 pub mod sim;
 pub mod stats;
+pub mod wait;

@@ -50,21 +50,7 @@ use crate::ring::{ring, Consumer, Producer};
 use crate::stats::clock::Clock;
 use crate::stats::latency::StageHistograms;
 
-/// Sleeps `d` in short slices (side threads only); false if `stop` was
-/// raised meanwhile, so a thread waiting out a backoff still ends promptly.
-pub fn sleep_unless(d: Duration, stop: &AtomicBool) -> bool {
-    let end = Instant::now() + d;
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            return false;
-        }
-        let now = Instant::now();
-        if now >= end {
-            return true;
-        }
-        std::thread::sleep((end - now).min(Duration::from_millis(10)));
-    }
-}
+pub use crate::wait::sleep_unless;
 
 /// Where the hot thread's frames come from.
 pub trait FrameSource: Send {

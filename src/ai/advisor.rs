@@ -41,7 +41,6 @@ use crate::ai::offline::{OfflineAdvisor, OfflineConfig};
 use crate::ai::prompt::{user_prompt, SYSTEM_PROMPT};
 use crate::ai::reply::{parse_reply, Bounds, ParsedReply, ReplyError};
 use crate::ai::{AiConfig, AiError, Provider};
-use crate::config::Config;
 use crate::hot::advice::{Advice, AdviceSource};
 use crate::hot::book::Book;
 use crate::hot::features::Features;
@@ -283,18 +282,21 @@ enum Mode {
     None,
 }
 
-/// Starts the ai thread. `provider = "auto"` without a key runs the offline
-/// rules (said once on stderr); an LLM provider without its key is an error.
+/// Starts the ai thread from `[ai]` and `[ai.offline]` (`None`: the
+/// offline rules' defaults). `provider = "auto"` without a key runs the
+/// offline rules (said once on stderr); an LLM provider without its key is
+/// an error.
 pub fn start_advisor(
-    cfg: &Config,
+    ai: &AiConfig,
+    offline_rules: Option<OfflineConfig>,
     market: Consumer<MarketSnapshot>,
     advice: Producer<Advice>,
 ) -> Result<AdvisorHandle, AiError> {
-    let ai = cfg.ai.clone();
+    let ai = ai.clone();
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(Mutex::new(AdvisorStats::default()));
     let key = resolve_key(&ai)?;
-    let offline = || OfflineAdvisor::new(OfflineConfig { ttl_ns: ai.ttl_ns(), ..cfg.ai_offline.unwrap_or_default() });
+    let offline = || OfflineAdvisor::new(OfflineConfig { ttl_ns: ai.ttl_ns(), ..offline_rules.unwrap_or_default() });
     let mut caller = None;
     let (mode, source, label) = match (ai.provider, key) {
         (Provider::None, _) => (Mode::None, AdviceSource::None, "none".to_string()),

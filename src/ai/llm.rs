@@ -153,7 +153,7 @@ impl LlmClient {
                         return Err(e);
                     }
                     retries_left -= 1;
-                    if !crate::runtime::sleep_unless(wait, stop) {
+                    if !crate::wait::sleep_unless(wait, stop) {
                         return Err(e);
                     }
                 }

@@ -122,7 +122,7 @@ pub fn run_session(
     // snapshots and reads advice, both latest wins.
     let (snap_tx, snap_rx) = ring::<MarketSnapshot>(4);
     let (advice_tx, advice_rx) = ring::<Advice>(4);
-    let advisor = Arc::new(start_advisor(config, snap_rx, advice_tx)?);
+    let advisor = Arc::new(start_advisor(&config.ai, config.ai_offline, snap_rx, advice_tx)?);
     let side = SideInputs {
         status: Some(status_tx),
         samples: Some(samples_tx),

@@ -161,13 +161,13 @@ impl Connector {
                         continue;
                     };
                     let wait = state.before_attempt(req);
-                    if !crate::runtime::sleep_unless(wait, &stop2) {
+                    if !crate::wait::sleep_unless(wait, &stop2) {
                         break;
                     }
                     let limit_wait = state.attempt_limit_wait(Instant::now());
                     if !limit_wait.is_zero() {
                         sh.attempt_limit_waits.fetch_add(1, Ordering::Relaxed);
-                        if !crate::runtime::sleep_unless(limit_wait, &stop2) {
+                        if !crate::wait::sleep_unless(limit_wait, &stop2) {
                             break;
                         }
                     }
@@ -255,7 +255,7 @@ fn wait_for_guard(guard: &IpGuard, stop: &AtomicBool, sh: &Shared) -> bool {
             tracing::warn!(target: "mmbot::feed", "not connecting: {r}; connecting now would lengthen the ban");
             *sh.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("waiting: {r}"));
         }
-        if !crate::runtime::sleep_unless(r.retry_in().clamp(Duration::from_millis(1), GUARD_RECHECK), stop) {
+        if !crate::wait::sleep_unless(r.retry_in().clamp(Duration::from_millis(1), GUARD_RECHECK), stop) {
             return false;
         }
     }

@@ -153,7 +153,7 @@ impl SnapshotFetcher {
                             req.symbol,
                             wait.as_secs_f64()
                         );
-                        if !crate::runtime::sleep_unless(wait, &stop2) {
+                        if !crate::wait::sleep_unless(wait, &stop2) {
                             break;
                         }
                     }
@@ -258,7 +258,7 @@ fn wait_for_guard(
                     );
                 }
                 let step = r.retry_in().clamp(Duration::from_millis(1), GUARD_RECHECK);
-                if !crate::runtime::sleep_unless(step, stop) {
+                if !crate::wait::sleep_unless(step, stop) {
                     break GuardWait::Stopped;
                 }
                 if req.generation != current.load(Ordering::Relaxed) {
