@@ -294,6 +294,8 @@ pub struct LiveOutcome {
     pub dry_run: bool,
     /// Order round-trip times per method.
     pub order_rtt: crate::exec::live::OrderRtt,
+    /// The order gateway's counters (transports, sessions, timeouts).
+    pub gateway: crate::exec::binance::gateway::GatewayStats,
 }
 
 /// The exec thread's exchange: paper or live, driven the same way.
@@ -827,6 +829,7 @@ pub fn run_trading<S: Strategy + Send + 'static>(
             position: *ex.position(),
             dry_run: ex.dry_run(),
             order_rtt: ex.order_rtt().clone(),
+            gateway: ex.gateway_stats(),
         }),
         Desk::Paper(..) => None,
     };

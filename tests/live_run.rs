@@ -472,6 +472,9 @@ fn a_server_shutdown_moves_to_a_new_session() {
     let faults = Faults { ws_api_shutdown_after: Some(Duration::from_secs(2)), ..Faults::default() };
     let (sim, out) = run_live("shutdown", faults, "", "7s");
     assert_exit(&out, 0);
+    let g = &out.report["live"]["gateway"];
+    assert!(g["shutdowns_handled"].as_u64().unwrap() >= 1, "no serverShutdown handled: {g}\n{}", out.stderr);
+    assert_eq!(g["reconnects"].as_u64(), Some(0), "the session dropped instead of switching: {g}");
     assert_agreement(&sim, &out, false);
 }
 
@@ -493,6 +496,10 @@ fn bnb_fees_are_valued_and_kept_out_of_the_position() {
     assert_exit(&out, 0);
     let fills = sim.fills(KEY);
     assert!(fills.iter().any(|f| f.commission_asset == "BNB"), "no BNB commission charged:\n{}", out.stderr);
+    let bnb_fees: i64 = fills.iter().filter(|f| f.commission_asset == "BNB").map(|f| f.commission).sum();
+    let fees = &out.report["live"]["fees_by_asset"];
+    assert_eq!(fx(fees["bnb"].as_str().unwrap()), bnb_fees, "BNB fees differ:\n{}", out.stderr);
+    assert_eq!(out.report["live"]["bnb_price"]["source"], "config", "{}", out.stderr);
     assert_agreement(&sim, &out, false);
 }
 

@@ -365,9 +365,19 @@ fn live_json(o: &LiveOutcome) -> serde_json::Value {
         "stp_expired": s.stp_expired,
         "max_in_flight": s.max_in_flight,
         "overtaken_by_stream": s.overtaken_by_stream,
+        "fees_by_asset": {
+            "quote": Price(p.fees_by_asset().quote).to_string(),
+            "base": Price(p.fees_by_asset().base).to_string(),
+            "base_value_in_quote": Price(p.fees_by_asset().base_value).to_string(),
+            "bnb": Price(p.fees_by_asset().bnb).to_string(),
+            "other": Price(p.fees_by_asset().other).to_string(),
+        },
+        "bnb_price": p.bnb_price().map(|b| serde_json::json!({ "price": b.price.to_string(), "source": b.source.as_str() })),
+        "unpriced_fees": p.has_unpriced_fees(),
         "balance_checks": s.balance_checks,
         "balance_drifts": s.balance_drifts,
         "order_rtt": order_rtt_json(&o.order_rtt),
+        "gateway": serde_json::to_value(o.gateway).unwrap_or_default(),
     });
     if let (Some(a), serde_json::Value::Object(b)) = (v.as_object_mut(), more) {
         a.extend(b);
@@ -410,6 +420,20 @@ fn print_live_summary(o: &LiveOutcome) {
         s.lookups_found,
         s.lookups_absent,
         s.lookups_too_early
+    );
+    let f = p.fees_by_asset();
+    let bnb = match p.bnb_price() {
+        Some(b) => format!(" at {} ({})", b.price, b.source.as_str()),
+        None if f.bnb != 0 => " (unpriced: set [live] bnb_price)".into(),
+        None => String::new(),
+    };
+    eprintln!(
+        "mmbot live: fees by asset: {} quote, {} base (worth {} quote at the fills' prices), {} BNB{bnb}{}",
+        Price(f.quote),
+        Price(f.base),
+        Price(f.base_value),
+        Price(f.bnb),
+        if f.other != 0 { format!(", {} in other assets (unpriced)", Price(f.other)) } else { String::new() }
     );
     let place = o.order_rtt.percentiles("place");
     if place.count > 0 {

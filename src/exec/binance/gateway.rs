@@ -306,7 +306,7 @@ pub enum GatewayError {
 }
 
 /// The gateway's counters (monotonic since start).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct GatewayStats {
     /// Requests written to a WebSocket API session (pages of `myTrades`
     /// count one each).

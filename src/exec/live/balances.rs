@@ -52,6 +52,15 @@ impl LiveExchange {
         }
         if r.verdict != Verdict::Ok {
             self.stats.balance_drifts += 1;
+            tracing::warn!(
+                position = %self.position.qty(),
+                account = %r.account,
+                drift = %crate::hot::fixed::Qty(r.drift),
+                verdict = r.verdict.as_str(),
+                source = source.as_str(),
+                "live: the position and the {} balance disagree beyond [live] balance_tolerance",
+                self.rules.base_asset
+            );
             self.stats.last_error = Some(format!(
                 "position {} {} but the {} balance implies {} (drift {}, {}): other trading or transfers on the \
                  account, or fills missing from the journal (compare with myTrades)",

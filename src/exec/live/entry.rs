@@ -101,13 +101,20 @@ impl LiveExchange {
     /// The filters, then the pre-trade checks, with the side's current
     /// order counted as gone (it is being replaced).
     fn admit(&mut self, side: Side, price: Price, qty: Qty) -> bool {
-        if let Err(v) = self.rules.check(side, price, qty) {
+        let s = super::side::slot_of(side);
+        let others = self.sides.iter().enumerate().filter(|(i, st)| *i != s && st.shown().is_some()).count() as u32;
+        // MAX_NUM_ORDERS counts the account's open orders on the symbol (the
+        // side's own order is being replaced); PERCENT_PRICE_BY_SIDE is
+        // checked against the last mid standing in for Binance's average.
+        let checked = self
+            .rules
+            .check(side, price, qty)
+            .and_then(|()| self.rules.check_market(side, price, others, self.last_mid));
+        if let Err(v) = checked {
             self.stats.refused_by_filter += 1;
             self.stats.last_refusal = Some(v.to_string());
             return false;
         }
-        let s = super::side::slot_of(side);
-        let others = self.sides.iter().enumerate().filter(|(i, st)| *i != s && st.shown().is_some()).count() as u32;
         self.risk.set_open_orders(others);
         self.risk.set_position(self.position.qty());
         // The replaced order's locked funds come back when it is cancelled.
