@@ -56,6 +56,23 @@ pub struct Percentiles {
     pub max: u64,
 }
 
+impl Percentiles {
+    /// The percentiles of `h` (all zero when it is empty).
+    pub fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self::default();
+        }
+        Self {
+            count: h.len(),
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
+    }
+}
+
 /// One histogram per [`Stage`].
 #[derive(Clone)]
 pub struct StageHistograms {
@@ -92,18 +109,7 @@ impl StageHistograms {
     }
 
     pub fn percentiles(&self, stage: Stage) -> Percentiles {
-        let h = &self.h[stage as usize];
-        if h.is_empty() {
-            return Percentiles::default();
-        }
-        Percentiles {
-            count: h.len(),
-            p50: h.value_at_quantile(0.5),
-            p90: h.value_at_quantile(0.9),
-            p99: h.value_at_quantile(0.99),
-            p999: h.value_at_quantile(0.999),
-            max: h.max(),
-        }
+        Percentiles::of(&self.h[stage as usize])
     }
 
     /// The percentile distribution, (percentile, ns), at HdrHistogram's

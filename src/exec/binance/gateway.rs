@@ -681,19 +681,7 @@ impl OrderGateway {
             .unwrap_or_else(|p| p.into_inner())
             .iter()
             .filter(|(_, h)| !h.is_empty())
-            .map(|(k, h)| {
-                (
-                    *k,
-                    Percentiles {
-                        count: h.len(),
-                        p50: h.value_at_quantile(0.5),
-                        p90: h.value_at_quantile(0.9),
-                        p99: h.value_at_quantile(0.99),
-                        p999: h.value_at_quantile(0.999),
-                        max: h.max(),
-                    },
-                )
-            })
+            .map(|(k, h)| (*k, Percentiles::of(h)))
             .collect()
     }
 

@@ -7,10 +7,11 @@
 use crate::exec::binance::gateway::Call;
 use crate::exec::binance::rest::MyTrade;
 use crate::exec::inventory::BalanceSource;
-use crate::exec::journal::{FillOutcome, FillRecord, OrderStatus};
+use crate::exec::journal::{FillOutcome, FillRecord, OrderStatus, RunId};
 use crate::exec::risk::Balance;
 use crate::exec::userdata::{ExecType, ExecutionReport, ReportStatus, UserEvent};
 use crate::exec::Side;
+use crate::hot::msg::Symbol;
 
 use super::side::{slot_of, SideState};
 use super::{LiveExchange, Purpose, StopReason};
@@ -219,20 +220,7 @@ impl LiveExchange {
 
     pub(super) fn on_trades(&mut self, client_id: &str, order_id: u64, trades: Vec<MyTrade>) {
         for t in trades {
-            let rec = FillRecord {
-                run: self.run,
-                client_id: client_id.to_string(),
-                exchange_order_id: Some(order_id as i64),
-                symbol: self.symbol,
-                trade_id: t.id,
-                side: if t.is_buyer { Side::Buy } else { Side::Sell },
-                price: t.price,
-                qty: t.qty,
-                fee: t.commission,
-                fee_asset: t.commission_asset.clone(),
-                maker: t.is_maker,
-                time_ns: t.time_ms.saturating_mul(1_000_000),
-            };
+            let rec = trade_record(self.run, self.symbol, client_id, order_id, &t);
             if self.apply_fill(rec) {
                 self.stats.fills_recovered += 1;
             }
@@ -258,5 +246,23 @@ impl LiveExchange {
             maker: r.maker,
             time_ns: r.time_ms.saturating_mul(1_000_000),
         }
+    }
+}
+
+/// The journal record of one of our trades as `myTrades` lists it.
+pub(super) fn trade_record(run: RunId, symbol: Symbol, client_id: &str, order_id: u64, t: &MyTrade) -> FillRecord {
+    FillRecord {
+        run,
+        client_id: client_id.to_string(),
+        exchange_order_id: Some(order_id as i64),
+        symbol,
+        trade_id: t.id,
+        side: if t.is_buyer { Side::Buy } else { Side::Sell },
+        price: t.price,
+        qty: t.qty,
+        fee: t.commission,
+        fee_asset: t.commission_asset.clone(),
+        maker: t.is_maker,
+        time_ns: t.time_ms.saturating_mul(1_000_000),
     }
 }

@@ -21,7 +21,6 @@ use crate::exec::inventory::BalanceSource;
 use crate::exec::journal::{FillRecord, Journal, OrderEvent, OrderStatus, RunId};
 use crate::exec::live_config::{LiveConfig, OrphanPolicy};
 use crate::exec::risk::Balance;
-use crate::exec::Side;
 use crate::hot::fixed::Qty;
 use crate::hot::msg::Symbol;
 
@@ -139,20 +138,7 @@ impl Boot<'_> {
         let name = self.name();
         if let Ok(list) = self.rest.my_trades(&name, order_id) {
             for t in list {
-                st.recovered.push(FillRecord {
-                    run: self.run,
-                    client_id: client_id.to_string(),
-                    exchange_order_id: Some(order_id as i64),
-                    symbol: self.symbol,
-                    trade_id: t.id,
-                    side: if t.is_buyer { Side::Buy } else { Side::Sell },
-                    price: t.price,
-                    qty: t.qty,
-                    fee: t.commission,
-                    fee_asset: t.commission_asset.clone(),
-                    maker: t.is_maker,
-                    time_ns: t.time_ms.saturating_mul(1_000_000),
-                });
+                st.recovered.push(super::events::trade_record(self.run, self.symbol, client_id, order_id, &t));
             }
         }
     }

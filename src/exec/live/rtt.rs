@@ -50,18 +50,7 @@ impl OrderRtt {
     }
 
     pub fn percentiles(&self, method: &str) -> Percentiles {
-        let h = self.histogram(method);
-        if h.is_empty() {
-            return Percentiles::default();
-        }
-        Percentiles {
-            count: h.len(),
-            p50: h.value_at_quantile(0.5),
-            p90: h.value_at_quantile(0.9),
-            p99: h.value_at_quantile(0.99),
-            p999: h.value_at_quantile(0.999),
-            max: h.max(),
-        }
+        Percentiles::of(self.histogram(method))
     }
 }
 
