@@ -225,3 +225,29 @@ fn unsynced_time_is_accounted_from_the_gap_to_the_resync() {
     assert_eq!((sync.lost_by(SyncLoss::Gap), sync.resyncs, sync.unsynced_ns_current), (1, 1, 0));
     assert_eq!(bot.hot.guard_stats().pulled_on(SyncLoss::Gap), 1);
 }
+
+/// Feeds a recording (`<recv_ts_ns> <frame>` lines) through the hot path.
+fn replay(bot: &mut Bot, text: &str) {
+    for line in text.lines() {
+        let Some((ts, frame)) = line.split_once(' ') else { continue };
+        let ts: i64 = ts.parse().expect("recording timestamp");
+        bot.frame(frame.as_bytes(), ts);
+    }
+}
+
+#[test]
+fn a_real_capture_passes_the_live_check_on_every_matching_ticker() {
+    // Real spot BTCUSDT frames (tests/data): diffs, the REST snapshot and
+    // bookTickers, several of which carry the book's exact `u`.
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sample_spot_btcusdt.rec"))
+        .expect("tests/data/sample_spot_btcusdt.rec");
+    let mut bot = Bot::new();
+    replay(&mut bot, &text);
+    let s = bot.hot.market().stats();
+    assert!(s.ticker_checks > 0, "the capture has matching tickers: {s:?}");
+    assert_eq!((s.ticker_mismatches, s.rejected), (0, 0), "{s:?}");
+    assert!(bot.synced());
+    let sync = bot.hot.market().sync_stats();
+    assert_eq!(sync.lost, [0; SyncLoss::COUNT], "{sync:?}");
+    assert_eq!((sync.malformed_ids, sync.id_jumps), (0, 0));
+}
