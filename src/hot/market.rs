@@ -670,4 +670,68 @@ mod tests {
         assert_eq!(md.symbols().count(), 1);
         assert_eq!(md.stats().unknown_symbols, 5);
     }
+
+    fn t(u: u64) -> BookTicker {
+        BookTicker { symbol: Symbol::EMPTY, update_id: u, bid: Level::new(1, 1), ask: Level::new(2, 1), event_time: 0 }
+    }
+
+    #[test]
+    fn pending_tickers_keep_the_newest_and_resolve_from_the_oldest() {
+        let mut p = Pending::EMPTY;
+        for u in 1..=(PENDING_TICKERS as u64 + 3) {
+            p.push(t(u));
+        }
+        assert_eq!((p.len, p.slots[p.head].update_id), (PENDING_TICKERS, 4));
+        let mut book = Book::with_capacity(64);
+        book.load(&[Level::new(1, 1)], &[Level::new(2, 1)]);
+        let mut stats = FeedStats::default();
+        assert!(!check_pending(&mut p, 10, &book, &mut stats));
+        assert_eq!((stats.ticker_checks, p.len, p.slots[p.head].update_id), (1, PENDING_TICKERS - 7, 11));
+        book.load(&[Level::new(1, 2)], &[Level::new(2, 1)]);
+        assert!(check_pending(&mut p, 11, &book, &mut stats));
+        assert_eq!(stats.ticker_mismatches, 1);
+    }
+
+    fn spot_snapshot(md: &mut MarketData) {
+        let mut noop = |_: Event<'_>| {};
+        md.on_frame(diff("BTCUSDT", 100, 110, "1.00").as_bytes(), &mut noop);
+        md.on_frame(br#"{"lastUpdateId":105,"bids":[["0.99","1"]],"asks":[["1.01","1"]]}"#, &mut noop);
+        assert_eq!(md.book(Symbol::new(b"BTCUSDT")).unwrap().update_id(), 110);
+    }
+
+    fn ticker_frame(u: u64, bid: &str) -> String {
+        format!(
+            r#"{{"stream":"btcusdt@bookTicker","data":{{"u":{u},"s":"BTCUSDT","b":"{bid}","B":"1","a":"1.01","A":"1"}}}}"#
+        )
+    }
+
+    #[test]
+    fn counting_mode_never_unsyncs_and_resync_mode_does() {
+        for (check, synced_after) in [(TickerCheck::Count, true), (TickerCheck::Resync, false)] {
+            let mut md = MarketData::new(BookSizes::default());
+            md.set_ticker_check(check);
+            spot_snapshot(&mut md);
+            assert!(md.on_ticker_frame(ticker_frame(110, "0.98").as_bytes()));
+            let b = md.book(Symbol::new(b"BTCUSDT")).unwrap();
+            assert_eq!((md.stats().ticker_mismatches, b.is_synced()), (1, synced_after), "{check:?}");
+        }
+    }
+
+    #[test]
+    fn the_light_path_declines_what_it_cannot_read_and_the_full_parse_reports_it() {
+        let mut md = MarketData::new(BookSizes::default());
+        assert!(!md.on_ticker_frame(ticker_frame(110, "1.00").as_bytes()), "off by default");
+        md.set_ticker_check(TickerCheck::Resync);
+        spot_snapshot(&mut md);
+        let frames = md.stats().frames;
+        assert!(!md.on_ticker_frame(diff("BTCUSDT", 111, 112, "1.00").as_bytes()));
+        let bad = ticker_frame(111, "x1.00");
+        assert!(!md.on_ticker_frame(bad.as_bytes()));
+        assert_eq!(md.stats().frames, frames, "declined frames are not counted twice");
+        md.on_frame(bad.as_bytes(), &mut |_| {});
+        assert_eq!(md.stats().rejected, 1);
+        // Passed by the book: only `u` is read, the rest may be anything.
+        assert!(md.on_ticker_frame(br#"{"stream":"btcusdt@bookTicker","data":{"u":100,"s":"BTCUSDT","b":"?"}}"#));
+        assert_eq!((md.stats().tickers_skipped, md.stats().ticker_checks), (1, 0));
+    }
 }
