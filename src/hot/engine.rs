@@ -302,6 +302,7 @@ impl<S: Strategy> HotPath<S> {
     /// `stale_after`. Frames call it themselves.
     #[inline]
     pub fn on_idle(&mut self, now_ns: i64, out: &mut impl FnMut(HotEvent<'_>)) {
+        self.md.set_time(now_ns);
         self.pull_if_stale(now_ns, out);
     }
 

@@ -252,11 +252,12 @@ impl MarketData {
         self.last_error
     }
 
-    /// Sum of every book's sync counters.
+    /// Sum of every book's sync counters (see [`SyncStats::add`]), current
+    /// unsynced spells measured up to the latest [`Self::set_time`].
     pub fn sync_stats(&self) -> SyncStats {
         let mut t = SyncStats::default();
         for b in &self.books {
-            t.add(&b.book.stats());
+            t.add(&b.book.stats_at(self.now_ns));
         }
         t
     }

@@ -387,9 +387,16 @@ impl SyncedBook {
     /// The counters, with the current unsynced spell measured up to the
     /// latest time given.
     pub fn stats(&self) -> SyncStats {
+        self.stats_at(self.now_ns)
+    }
+
+    /// The counters, with the current unsynced spell measured up to `now_ns`
+    /// (or the latest time given, if later): a book that receives nothing
+    /// while unsynced still shows its spell growing.
+    pub fn stats_at(&self, now_ns: i64) -> SyncStats {
         let mut s = self.stats;
         if let Some(t0) = self.unsynced_since {
-            let current = self.now_ns.saturating_sub(t0).max(0) as u64;
+            let current = now_ns.max(self.now_ns).saturating_sub(t0).max(0) as u64;
             s.unsynced_ns_current = current;
             s.unsynced_ns_longest = s.unsynced_ns_longest.max(current);
         }
