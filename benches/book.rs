@@ -3,15 +3,35 @@
 //! top keeps moving. Baselines fed the same stream in the same run: a
 //! `BTreeMap` book, and the sorted array (best level at the end, search from
 //! the touch, shift on insert/remove) that mmbot's ladder replaced.
+//!
+//! Also here (group `book_ticker_frame`): the live bookTicker check's cost per
+//! ticker frame on the hot path (`HotPath::on_frame`), against the same frame
+//! with the check off (the full simd-json parse the hot path paid before, to
+//! then ignore the ticker). Frames have the shape of the real spot captures
+//! (`tests/data/sample_spot_btcusdt.rec`):
+//! * `check_off`: check off, full parse;
+//! * `skip_passed_u`: check on, `u` behind the book (the usual case once the
+//!   diff that reached it has arrived): only `u` is read;
+//! * `match_u`: check on, `u` equal to the book's id: `u` and the four top
+//!   fields read and compared with the book (they agree);
+//! * `ahead_u`: check on, `u` ahead of the book (tickers arrive before the
+//!   diff that reaches them): read and held until the book gets there.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
+mod common;
+
 use mmbot::feed::synthetic::Rng;
 use mmbot::hot::book::Book;
+use mmbot::hot::engine::{HotConfig, HotPath};
+use mmbot::hot::market::TickerCheck;
 use mmbot::hot::msg::Level;
+use mmbot::hot::msg::Symbol;
+use mmbot::hot::strategy::NativeStrategy;
+use mmbot::stats::clock::Clock;
 
 const TICK: i64 = 1_000_000; // 0.01 in fixed-point
 const LEVELS: usize = 1000;
@@ -171,5 +191,56 @@ fn bench_apply(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_apply);
+/// The book's id after the common 10+10 diff.
+const BOOK_ID: u64 = 50093239224;
+
+fn ticker(u: u64) -> Vec<u8> {
+    // The best bid and ask of `common::spot_diff_10x10`, price and quantity.
+    format!(
+        r#"{{"stream":"btcusdt@bookTicker","data":{{"u":{u},"s":"BTCUSDT","b":"61837.63000000","B":"3.78826000","a":"61837.64000000","A":"1.54520000"}}}}"#
+    )
+    .into_bytes()
+}
+
+/// A hot path whose BTCUSDT book is synced at [`BOOK_ID`].
+fn synced_hot(check: TickerCheck) -> HotPath<NativeStrategy> {
+    let symbol = Symbol::new(b"BTCUSDT");
+    let cfg = HotConfig { symbol: Some(symbol), ..HotConfig::default() };
+    let mut hot = HotPath::new(cfg, NativeStrategy, Clock::instant());
+    hot.set_ticker_check(check);
+    let diff = common::spot_diff_10x10_combined();
+    let t = hot.clock().now();
+    hot.on_frame(&diff, 1, t, &mut |_| {});
+    let snapshot = br#"{"lastUpdateId":50093239210,"bids":[["61830.00000000","1.00000000"]],"asks":[["61845.00000000","1.00000000"]]}"#;
+    hot.on_snapshot(symbol, snapshot, 1, t, &mut |_| {});
+    let book = hot.market().book(symbol).expect("book");
+    assert!(book.is_synced() && book.update_id() == BOOK_ID, "bench setup: book not synced at {BOOK_ID}");
+    hot
+}
+
+fn bench_ticker(c: &mut Criterion) {
+    let mut g = c.benchmark_group("book_ticker_frame");
+    let cases: [(&str, TickerCheck, u64); 4] = [
+        ("check_off", TickerCheck::Off, BOOK_ID),
+        ("skip_passed_u", TickerCheck::Resync, BOOK_ID - 7),
+        ("match_u", TickerCheck::Resync, BOOK_ID),
+        ("ahead_u", TickerCheck::Resync, BOOK_ID + 7),
+    ];
+    for (name, check, u) in cases {
+        let mut hot = synced_hot(check);
+        let frame = ticker(u);
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let t = hot.clock().now();
+                hot.on_frame(black_box(&frame), 2, t, &mut |_| {});
+            })
+        });
+        let s = hot.market().stats();
+        assert_eq!(s.ticker_mismatches, 0, "{name}: the frame must agree with the book");
+        assert!(hot.market().book(Symbol::new(b"BTCUSDT")).is_some_and(|b| b.is_synced()), "{name}");
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_apply, bench_ticker);
 criterion_main!(benches);

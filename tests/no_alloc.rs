@@ -64,6 +64,8 @@ fn frames() -> Vec<Vec<u8>> {
         if i % 3 == 0 {
             frames.push(format!(r#"{{"stream":"btcusdt@trade","data":{{"e":"trade","E":1,"s":"BTCUSDT","t":{i},"p":"61837.63000000","q":"0.01000000","T":1,"m":true}}}}"#).into_bytes());
             frames.push(br#"{"stream":"btcusdt@bookTicker","data":{"u":1,"s":"BTCUSDT","b":"61837.63000000","B":"1.00000000","a":"61837.64000000","A":"1.00000000"}}"#.to_vec());
+            // Ahead of the book: read in full by the live check and held.
+            frames.push(br#"{"stream":"btcusdt@bookTicker","data":{"u":999999999999,"s":"BTCUSDT","b":"61837.63000000","B":"1.00000000","a":"61837.64000000","A":"1.00000000"}}"#.to_vec());
             frames.push(br#"{"stream":"btcusdt@depth","data":{"e":"depthUpdate","U":"x"}}"#.to_vec());
             frames.push(b"not json at all".to_vec());
         }

@@ -15,6 +15,10 @@
 //! frame, makes it decline (`None`), and the caller runs the full validating
 //! simd-json parse, which produces the error. A differential test holds the
 //! two paths to the same result on real and mutated frames.
+//!
+//! The same reader serves bookTickers ([`read_ticker`], [`ticker_update_id`]):
+//! the live book check reads only `u` and the four top fields, and only `u`
+//! for a ticker the book has already passed.
 
 use crate::hot::fixed::{parse_fixed, Price, Qty};
 use crate::hot::msg::Level;
@@ -176,6 +180,119 @@ pub fn read_diff<'a>(s: &'a [u8], bids: &mut Vec<Level>, asks: &mut Vec<Level>, 
     (r.i == s.len() && seen & REQUIRED == REQUIRED).then_some(d)
 }
 
+/// Header and top of a bookTicker read by [`read_ticker`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompactTicker {
+    pub update_id: u64,
+    pub bid: Level,
+    pub ask: Level,
+    /// `E` (USD-M), 0 when absent.
+    pub event_time: u64,
+}
+
+/// A bookTicker value: a string (prices, symbol, `e`) or an integer (ids, times).
+enum TickerValue<'a> {
+    Str(&'a [u8]),
+    Int(u64),
+}
+
+impl<'a> Reader<'a> {
+    /// The next `"key":value` pair of a flat bookTicker object, or `None` at
+    /// anything else. `first`: no comma before it.
+    #[inline(always)]
+    fn ticker_pair(&mut self, first: bool) -> Option<(&'a [u8], TickerValue<'a>)> {
+        if !first {
+            self.eat(b',')?;
+        }
+        let key = self.string()?;
+        self.eat(b':')?;
+        let value = if self.s.get(self.i) == Some(&b'"') {
+            TickerValue::Str(self.string()?)
+        } else {
+            TickerValue::Int(self.uint()?)
+        };
+        Some((key, value))
+    }
+}
+
+/// Just the `u` of a compact bookTicker (spot `{"u":..,...}`, USD-M
+/// `{"e":"bookTicker","u":..,...}`), reading no further than that key: the
+/// cheap test that lets the hot path skip tickers the book has passed.
+/// `None` (decline) on any irregularity before `u`.
+#[inline]
+pub fn ticker_update_id(s: &[u8]) -> Option<u64> {
+    let mut r = Reader { s, i: 0 };
+    r.eat(b'{')?;
+    let mut first = true;
+    // `u` is the first or second key as Binance writes them; a few more
+    // pairs are allowed before declining.
+    for _ in 0..4 {
+        match r.ticker_pair(first)? {
+            (b"u", TickerValue::Int(u)) => return Some(u),
+            (b"u", _) => return None,
+            _ => first = false,
+        }
+    }
+    None
+}
+
+/// Reads a compact bookTicker object, or declines with `None` (the caller
+/// then runs the full parse, which names the error). Keys: `e` (must be
+/// `bookTicker`), `u`, `s`, `b`, `B`, `a`, `A`, `E`, `T`, each at most once;
+/// `u`, `b`, `B`, `a`, `A` required; nothing after the closing brace.
+#[inline]
+pub fn read_ticker(s: &[u8]) -> Option<CompactTicker> {
+    let mut r = Reader { s, i: 0 };
+    r.eat(b'{')?;
+    let mut t = CompactTicker { update_id: 0, bid: Level::new(0, 0), ask: Level::new(0, 0), event_time: 0 };
+    let mut seen = 0u16;
+    let mut first = true;
+    loop {
+        let (key, value) = r.ticker_pair(first)?;
+        first = false;
+        let bit = match (key, value) {
+            (b"e", TickerValue::Str(e)) if e == b"bookTicker" => 1,
+            (b"u", TickerValue::Int(u)) => {
+                t.update_id = u;
+                2
+            }
+            (b"s", TickerValue::Str(sym)) if !sym.is_empty() && sym.iter().all(u8::is_ascii_alphanumeric) => 4,
+            (b"b", TickerValue::Str(v)) => {
+                t.bid.price = Price(parse_fixed(v).ok()?);
+                8
+            }
+            (b"B", TickerValue::Str(v)) => {
+                t.bid.qty = Qty(parse_fixed(v).ok()?);
+                16
+            }
+            (b"a", TickerValue::Str(v)) => {
+                t.ask.price = Price(parse_fixed(v).ok()?);
+                32
+            }
+            (b"A", TickerValue::Str(v)) => {
+                t.ask.qty = Qty(parse_fixed(v).ok()?);
+                64
+            }
+            (b"E", TickerValue::Int(v)) => {
+                t.event_time = v;
+                128
+            }
+            (b"T", TickerValue::Int(_)) => 256,
+            _ => return None,
+        };
+        if seen & bit != 0 {
+            return None;
+        }
+        seen |= bit;
+        if r.s.get(r.i) == Some(&b'}') {
+            break;
+        }
+    }
+    r.eat(b'}')?;
+    const REQUIRED: u16 = 2 | 8 | 16 | 32 | 64;
+    (r.i == s.len() && seen & REQUIRED == REQUIRED).then_some(t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,5 +342,39 @@ mod tests {
         ] {
             assert!(read(s).is_none(), "accepted {s}");
         }
+    }
+
+    #[test]
+    fn reads_spot_and_usdm_tickers() {
+        let spot =
+            br#"{"u":400900217,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}"#;
+        assert_eq!(ticker_update_id(spot), Some(400900217));
+        let t = read_ticker(spot).unwrap();
+        assert_eq!(t.update_id, 400900217);
+        assert_eq!(t.bid, Level::new(2_535_190_000, 3_121_000_000));
+        assert_eq!(t.ask, Level::new(2_536_520_000, 4_066_000_000));
+        let usdm = br#"{"e":"bookTicker","u":400900217,"E":1568014460893,"T":1568014460891,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}"#;
+        assert_eq!(ticker_update_id(usdm), Some(400900217));
+        assert_eq!(read_ticker(usdm).map(|t| (t.update_id, t.event_time)), Some((400900217, 1568014460893)));
+    }
+
+    #[test]
+    fn ticker_reader_declines_outside_the_grammar() {
+        for s in [
+            r#"{"u":1,"s":"X","b":"1","B":"1","a":"2"}"#,
+            r#"{"u":1,"s":"X","b":"1","B":"1","a":"2","A":"1"} "#,
+            r#"{"u":1,"u":2,"b":"1","B":"1","a":"2","A":"1"}"#,
+            r#"{"u":"1","b":"1","B":"1","a":"2","A":"1"}"#,
+            r#"{"u":1,"b":"x","B":"1","a":"2","A":"1"}"#,
+            r#"{"e":"trade","u":1,"b":"1","B":"1","a":"2","A":"1"}"#,
+            r#"{"u":1,"b":"1","B":"1","a":"2","A":"1","x":1}"#,
+            r#"{"u":1,"b":"1","B":"1","a":"2","A":"1""#,
+            r#"{"u":-1,"b":"1","B":"1","a":"2","A":"1"}"#,
+            "",
+        ] {
+            assert!(read_ticker(s.as_bytes()).is_none(), "accepted {s}");
+        }
+        assert_eq!(ticker_update_id(br#"{"u":"1"}"#), None);
+        assert_eq!(ticker_update_id(br#"{"a":"1","b":"2","c":"3","d":"4","u":5}"#), None);
     }
 }

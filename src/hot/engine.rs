@@ -12,6 +12,12 @@
 //! One symbol is traded (`symbol` in config, or the first whose depth
 //! arrives); other symbols in the same stream keep their books but get no
 //! quotes.
+//!
+//! Book truth: every bookTicker whose `u` equals its book's update id is
+//! compared with the book's best bid and ask ([`TickerCheck::Resync`]); a
+//! mismatch makes the book unsynced, pulls the quotes and asks for a new
+//! snapshot. Tickers are read with a cheap scan (`u` first, the four top
+//! fields only when the book has not passed it), never fully parsed.
 
 use crate::exec::Quote;
 use crate::hot::advice::Advice;
@@ -19,9 +25,10 @@ use crate::hot::book::Book;
 use crate::hot::features::{FeatureConfig, FeatureState, Features};
 use crate::hot::fixed::{Price, Qty};
 use crate::hot::guard::{BookHealth, Filters, Guard, GuardConfig, GuardStats};
-use crate::hot::market::{BookSizes, Event, MarketData};
+use crate::hot::market::{BookSizes, Event, MarketData, TickerCheck};
 use crate::hot::msg::{Level, Msg, Symbol, Trade};
 use crate::hot::strategy::{Decision, Explain, Strategy, StrategyInput, StrategyParams};
+use crate::hot::sync::{SyncConfig, SyncLoss};
 use crate::stats::clock::Clock;
 use crate::stats::latency::{Stage, StageHistograms};
 
@@ -88,7 +95,8 @@ pub struct ExecState {
 pub struct HotStats {
     pub quotes: u64,
     pub pulled: u64,
-    /// Quotes pulled because the traded book lost sync (gap, crossed).
+    /// Quotes pulled because the traded book lost sync (any [`SyncLoss`];
+    /// by cause in [`GuardStats::pulled_sync_lost`]).
     pub pulled_on_sync_loss: u64,
     /// Quotes pulled because no depth event arrived for `stale_after`.
     pub pulled_stale: u64,
@@ -141,7 +149,9 @@ impl<S: Strategy> HotPath<S> {
                 all.insert(0, s);
             }
         }
-        let md = if all.is_empty() { MarketData::new(cfg.sizes) } else { MarketData::with_symbols(cfg.sizes, &all) };
+        let mut md =
+            if all.is_empty() { MarketData::new(cfg.sizes) } else { MarketData::with_symbols(cfg.sizes, &all) };
+        md.set_ticker_check(TickerCheck::Resync);
         Self {
             md,
             strategy,
@@ -172,6 +182,17 @@ impl<S: Strategy> HotPath<S> {
 
     pub fn market_mut(&mut self) -> &mut MarketData {
         &mut self.md
+    }
+
+    /// Id-sanity and liveness limits of every book (default
+    /// [`SyncConfig::default`]); call at start-up.
+    pub fn set_sync_config(&mut self, cfg: SyncConfig) {
+        self.md.set_sync_config(cfg);
+    }
+
+    /// What a bookTicker check does; [`TickerCheck::Resync`] unless changed.
+    pub fn set_ticker_check(&mut self, check: TickerCheck) {
+        self.md.set_ticker_check(check);
     }
 
     pub fn clock(&self) -> &Clock {
@@ -281,6 +302,7 @@ impl<S: Strategy> HotPath<S> {
     /// `stale_after`. Frames call it themselves.
     #[inline]
     pub fn on_idle(&mut self, now_ns: i64, out: &mut impl FnMut(HotEvent<'_>)) {
+        self.md.set_time(now_ns);
         self.pull_if_stale(now_ns, out);
     }
 
@@ -330,6 +352,11 @@ impl<S: Strategy> HotPath<S> {
         // Before this frame's events go out: a book that went stale since
         // the last depth event is pulled first.
         self.pull_if_stale(recv_ns, out);
+        self.md.set_time(recv_ns);
+        if self.md.on_ticker_frame(frame) {
+            self.after_ticker(recv_ns, out);
+            return;
+        }
         let Some(msg) = self.md.parse(frame) else { return };
         let t_parsed = self.clock.now();
         self.hist.record(Stage::Parse, self.clock.ns(t_in, t_parsed));
@@ -354,6 +381,7 @@ impl<S: Strategy> HotPath<S> {
         out: &mut impl FnMut(HotEvent<'_>),
     ) {
         self.pull_if_stale(recv_ns, out);
+        self.md.set_time(recv_ns);
         let Some(msg) = self.md.parse(body) else { return };
         let Msg::Snapshot(mut snapshot) = msg else {
             // Not a snapshot body: counted as unrecognised, nothing applied.
@@ -369,6 +397,7 @@ impl<S: Strategy> HotPath<S> {
     /// The feed lost its connection: every book is unusable until resynced,
     /// so working quotes are pulled now.
     pub fn on_disconnect(&mut self, now_ns: i64, out: &mut impl FnMut(HotEvent<'_>)) {
+        self.md.set_time(now_ns);
         let symbols = self.md.symbols().count();
         for i in 0..symbols {
             self.md.invalidate_nth(i);
@@ -377,7 +406,35 @@ impl<S: Strategy> HotPath<S> {
         self.was_synced = false;
         if self.pull(now_ns, out) {
             self.stats.pulled_on_sync_loss += 1;
+            self.guard.note_sync_loss(SyncLoss::Reconnect);
         }
+    }
+
+    /// After a bookTicker was checked: a mismatch may have made the traded
+    /// book unsynced, and then its quotes go now, not at the next diff.
+    #[inline]
+    fn after_ticker(&mut self, recv_ns: i64, out: &mut impl FnMut(HotEvent<'_>)) {
+        if !self.was_synced {
+            return;
+        }
+        let Some(symbol) = self.traded else { return };
+        let Some(synced) = self.md.book(symbol) else { return };
+        if synced.is_synced() {
+            return;
+        }
+        self.was_synced = false;
+        self.features.reset_mid();
+        let cause = synced.unsynced_cause().unwrap_or(SyncLoss::TickerMismatch);
+        let book = synced.book();
+        let tick = if self.cfg.filters.tick_size.0 == 0 { book.tick() } else { self.cfg.filters.tick_size };
+        let quote = Quote::pulled(symbol, recv_ns, synced.update_id());
+        let (best_bid, best_ask) = (book.best_bid(), book.best_ask());
+        self.guard.note_sync_loss(cause);
+        self.stats.pulled_on_sync_loss += 1;
+        self.stats.quotes += 1;
+        self.stats.pulled += 1;
+        self.quoting = false;
+        out(HotEvent::Quote { quote, tick, synced: false, best_bid, best_ask });
     }
 
     /// Pulls working quotes (the run is ending); books stay as they are.
@@ -420,6 +477,7 @@ impl<S: Strategy> HotPath<S> {
     #[inline]
     fn on_msg(&mut self, msg: Msg, recv_ns: i64, t_in: u64, t_parsed: u64, out: &mut impl FnMut(HotEvent<'_>)) {
         let is_depth = matches!(msg, Msg::Diff(_) | Msg::Partial(_) | Msg::Snapshot(_));
+        let is_ticker = matches!(msg, Msg::BookTicker(_));
 
         // Apply, handing the traded symbol's book updates and trades on.
         let mut traded = self.traded;
@@ -445,6 +503,9 @@ impl<S: Strategy> HotPath<S> {
         }
         self.traded = traded;
         if !is_depth {
+            if is_ticker {
+                self.after_ticker(recv_ns, out);
+            }
             return;
         }
         let t_book = self.clock.now();
@@ -491,7 +552,10 @@ impl<S: Strategy> HotPath<S> {
             }
             None => {
                 // No trustworthy book (or an empty side): pull.
-                self.stats.pulled_on_sync_loss += lost_sync as u64;
+                if lost_sync {
+                    self.stats.pulled_on_sync_loss += 1;
+                    self.guard.note_sync_loss(synced.unsynced_cause().unwrap_or(SyncLoss::Gap));
+                }
                 Quote::pulled(symbol, recv_ns, update_id)
             }
         };

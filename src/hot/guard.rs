@@ -20,6 +20,7 @@ use crate::hot::features::Features;
 use crate::hot::fixed::{notional, Price, Qty, SCALE};
 use crate::hot::msg::{Level, Symbol};
 use crate::hot::strategy::{Decision, SideIntent};
+use crate::hot::sync::SyncLoss;
 
 /// The exchange's rules for a symbol (PRICE_FILTER, LOT_SIZE, NOTIONAL).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +71,19 @@ pub struct GuardStats {
     pub raised_to_min_notional: u64,
     pub cut_by_position_limit: u64,
     pub sides_dropped: u64,
+    /// Quotes pulled the moment the traded book lost sync, by cause
+    /// (indexed by [`SyncLoss::index`]; see [`GuardStats::pulled_on`]):
+    /// `ticker_mismatch` is a book the exchange's bookTicker contradicted,
+    /// `gap`/`stale`/`id_jump` a broken update-id chain, `crossed_*` a crossed
+    /// book or snapshot, `reconnect` a lost connection.
+    pub pulled_sync_lost: [u64; SyncLoss::COUNT],
+}
+
+impl GuardStats {
+    /// Quotes pulled because the traded book lost sync for `cause`.
+    pub fn pulled_on(&self, cause: SyncLoss) -> u64 {
+        self.pulled_sync_lost[cause.index()]
+    }
 }
 
 /// The guard: limits plus counters.
@@ -120,6 +134,14 @@ impl Guard {
 
     pub fn config(&self) -> &GuardConfig {
         &self.cfg
+    }
+
+    /// The traded book just lost sync for `cause` and its quotes are being
+    /// pulled (no decision reaches [`Guard::check`] until it is synced
+    /// again, and `check` itself refuses an unsynced book): counted here so
+    /// every reason quotes were pulled is in [`GuardStats`].
+    pub fn note_sync_loss(&mut self, cause: SyncLoss) {
+        self.stats.pulled_sync_lost[cause.index()] += 1;
     }
 
     /// Turns a decision into a quote that is safe to send.

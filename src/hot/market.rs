@@ -11,15 +11,38 @@
 //! waiting for a snapshot: recorders write the snapshot right after the first
 //! diffs of the symbol they fetched it for.
 //!
-//! Optional bookTicker verification: a `bookTicker` whose `u` equals the
-//! book's update id right after a depth event must show exactly the book's
-//! best bid and ask. This is the ground truth of the real captures, checked by
-//! `mmbot book` and the tests.
+//! bookTicker verification ([`TickerCheck`]): a `bookTicker` whose `u` equals
+//! the book's update id must show exactly the book's best bid and ask (price
+//! and quantity): it is the exchange's own word on the top of the book, and
+//! the only way to notice a book that chains perfectly but is wrong (a
+//! snapshot that omitted a level which later becomes best). `mmbot book`
+//! counts mismatches; the trading hot path ([`TickerCheck::Resync`]) also
+//! makes the book unsynced, which pulls quotes and asks for a new snapshot.
+//! Tickers usually arrive before the diff that brings the book to their `u`
+//! (the ticker stream is real-time, depth is batched), so a few of the newest
+//! are held per book and compared when the book reaches their id; a ticker
+//! the synced book has already passed can never match and is skipped after
+//! reading only its `u` ([`MarketData::on_ticker_frame`]).
 
 use crate::hot::book::Book;
-use crate::hot::msg::{BookTicker, Msg, Snapshot, Symbol, Trade};
-use crate::hot::parse::{ParseError, Parser};
-use crate::hot::sync::{Applied, SyncStats, SyncedBook};
+use crate::hot::compact;
+use crate::hot::msg::{BookTicker, Level, Msg, Snapshot, Symbol, Trade};
+use crate::hot::parse::{classify_stream, split_combined, ParseError, Parser, StreamKind};
+use crate::hot::sync::{Applied, SyncConfig, SyncLoss, SyncStats, SyncedBook};
+
+/// What to do with bookTickers whose `u` equals their book's update id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TickerCheck {
+    /// Not compared.
+    #[default]
+    Off,
+    /// Compared and counted ([`FeedStats::ticker_checks`],
+    /// [`FeedStats::ticker_mismatches`]): `mmbot book`, tests.
+    Count,
+    /// Compared and counted; a mismatch also makes the book unsynced
+    /// ([`SyncLoss::TickerMismatch`]): the trading hot path.
+    Resync,
+}
 
 /// Sizes of the market-data state, fixed at start-up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,15 +108,56 @@ pub struct FeedStats {
     /// bookTickers compared with the book / found different.
     pub ticker_checks: u64,
     pub ticker_mismatches: u64,
+    /// bookTickers skipped after reading only their `u`: the synced book
+    /// was already past it, so it could never be compared (the usual case).
+    pub tickers_skipped: u64,
 }
 
-/// Tickers waiting for the book to reach their `u`, per symbol.
+/// Tickers waiting for the book to reach their `u`, per symbol: the newest
+/// win (the one matching the next diff is among the last before it arrives;
+/// busy symbols send ~11 tickers per diff, and on the busy USD-M capture 8
+/// slots missed 3 of 551 matches where 32 missed none).
 const PENDING_TICKERS: usize = 32;
+
+/// The newest tickers ahead of a book, oldest first: a fixed ring. Tickers
+/// of one symbol arrive in `u` order, so when the book reaches an id only
+/// the oldest few are resolved and the rest are not looked at.
+#[derive(Clone, Copy)]
+struct Pending {
+    slots: [BookTicker; PENDING_TICKERS],
+    head: usize,
+    len: usize,
+}
+
+impl Pending {
+    const EMPTY: Self = Self {
+        slots: [BookTicker {
+            symbol: Symbol::EMPTY,
+            update_id: 0,
+            bid: Level::new(0, 0),
+            ask: Level::new(0, 0),
+            event_time: 0,
+        }; PENDING_TICKERS],
+        head: 0,
+        len: 0,
+    };
+
+    /// Holds `t`, dropping the oldest when full.
+    #[inline]
+    fn push(&mut self, t: BookTicker) {
+        if self.len == PENDING_TICKERS {
+            self.head = (self.head + 1) % PENDING_TICKERS;
+            self.len -= 1;
+        }
+        self.slots[(self.head + self.len) % PENDING_TICKERS] = t;
+        self.len += 1;
+    }
+}
 
 struct SymbolBook {
     symbol: Symbol,
     book: SyncedBook,
-    pending: [Option<BookTicker>; PENDING_TICKERS],
+    pending: Pending,
 }
 
 /// Parser plus per-symbol synced books.
@@ -103,7 +167,10 @@ pub struct MarketData {
     sizes: BookSizes,
     /// Index of the book that last buffered a diff while unsynced.
     last_waiting: Option<usize>,
-    verify_tickers: bool,
+    ticker_check: TickerCheck,
+    sync: SyncConfig,
+    /// Receive time of the frame being applied ([`Self::set_time`]).
+    now_ns: i64,
     /// Set by [`MarketData::with_symbols`]: no books for other symbols.
     locked: bool,
     stats: FeedStats,
@@ -117,7 +184,9 @@ impl MarketData {
             books: Vec::with_capacity(sizes.max_symbols),
             sizes,
             last_waiting: None,
-            verify_tickers: false,
+            ticker_check: TickerCheck::Off,
+            sync: SyncConfig::default(),
+            now_ns: 0,
             locked: false,
             stats: FeedStats::default(),
             last_error: None,
@@ -138,9 +207,40 @@ impl MarketData {
         md
     }
 
-    /// Turns on bookTicker-versus-book checks (see the module doc).
+    /// Turns bookTicker-versus-book counting on or off (see the module doc):
+    /// [`TickerCheck::Count`] or [`TickerCheck::Off`].
     pub fn verify_tickers(&mut self, on: bool) {
-        self.verify_tickers = on;
+        self.ticker_check = if on { TickerCheck::Count } else { TickerCheck::Off };
+    }
+
+    /// Sets what a bookTicker check does (see [`TickerCheck`]).
+    pub fn set_ticker_check(&mut self, check: TickerCheck) {
+        self.ticker_check = check;
+    }
+
+    pub fn ticker_check(&self) -> TickerCheck {
+        self.ticker_check
+    }
+
+    /// Id-sanity and liveness limits for every book, those already created
+    /// included.
+    pub fn set_sync_config(&mut self, cfg: SyncConfig) {
+        self.sync = cfg;
+        for b in &mut self.books {
+            b.book.set_config(cfg);
+        }
+    }
+
+    pub fn sync_config(&self) -> SyncConfig {
+        self.sync
+    }
+
+    /// Sets the receive time (ns) of the next frame: books use it to time
+    /// unsynced spells and the stale rule ([`SyncConfig::stale_resync_ns`]).
+    /// Callers that never set it get zero durations and no stale resyncs.
+    #[inline]
+    pub fn set_time(&mut self, now_ns: i64) {
+        self.now_ns = now_ns;
     }
 
     pub fn stats(&self) -> &FeedStats {
@@ -152,22 +252,12 @@ impl MarketData {
         self.last_error
     }
 
-    /// Sum of every book's sync counters.
+    /// Sum of every book's sync counters (see [`SyncStats::add`]), current
+    /// unsynced spells measured up to the latest [`Self::set_time`].
     pub fn sync_stats(&self) -> SyncStats {
         let mut t = SyncStats::default();
         for b in &self.books {
-            let s = b.book.stats();
-            t.applied += s.applied;
-            t.buffered += s.buffered;
-            t.stale += s.stale;
-            t.gaps += s.gaps;
-            t.crossed += s.crossed;
-            t.resyncs += s.resyncs;
-            t.snapshots += s.snapshots;
-            t.snapshots_too_old += s.snapshots_too_old;
-            t.snapshots_unused += s.snapshots_unused;
-            t.overlaps += s.overlaps;
-            t.buffer_overflows += s.buffer_overflows;
+            t.add(&b.book.stats_at(self.now_ns));
         }
         t
     }
@@ -207,8 +297,8 @@ impl MarketData {
         let s = self.sizes;
         self.books.push(SymbolBook {
             symbol,
-            book: SyncedBook::new(s.capacity, s.buffer_events, s.buffer_levels),
-            pending: [None; PENDING_TICKERS],
+            book: SyncedBook::with_config(s.capacity, s.buffer_events, s.buffer_levels, self.sync),
+            pending: Pending::EMPTY,
         });
         Some(self.books.len() - 1)
     }
@@ -245,16 +335,19 @@ impl MarketData {
                 let Some(i) = self.book_index(d.symbol) else {
                     return;
                 };
-                let verify = self.verify_tickers;
+                let verify = self.ticker_check != TickerCheck::Off;
                 let entry = &mut self.books[i];
+                entry.book.set_time(self.now_ns);
                 let (symbol, pending, stats) = (entry.symbol, &mut entry.pending, &mut self.stats);
+                let mut mismatch = false;
                 entry.book.on_diff(&d, self.parser.bids(), self.parser.asks(), &mut |a, book| {
-                    if verify {
-                        check_pending(pending, a.update_id, book, stats);
+                    if verify && pending.len > 0 {
+                        mismatch |= check_pending(pending, a.update_id, book, stats);
                     }
                     sink(Event::Depth { symbol, applied: a, book });
                 });
-                if entry.book.wants_snapshot() {
+                self.after_check(i, mismatch);
+                if self.books[i].book.wants_snapshot() {
                     self.last_waiting = Some(i);
                 }
             }
@@ -263,15 +356,18 @@ impl MarketData {
                 let Some(i) = self.book_index(p.symbol) else {
                     return;
                 };
-                let verify = self.verify_tickers;
+                let verify = self.ticker_check != TickerCheck::Off;
                 let entry = &mut self.books[i];
+                entry.book.set_time(self.now_ns);
                 let (symbol, pending, stats) = (entry.symbol, &mut entry.pending, &mut self.stats);
+                let mut mismatch = false;
                 entry.book.on_partial(&p, self.parser.bids(), self.parser.asks(), &mut |a, book| {
-                    if verify {
-                        check_pending(pending, a.update_id, book, stats);
+                    if verify && pending.len > 0 {
+                        mismatch |= check_pending(pending, a.update_id, book, stats);
                     }
                     sink(Event::Depth { symbol, applied: a, book });
                 });
+                self.after_check(i, mismatch);
             }
             Msg::Snapshot(s) => {
                 self.stats.snapshot_messages += 1;
@@ -287,7 +383,7 @@ impl MarketData {
             }
             Msg::BookTicker(t) => {
                 self.stats.tickers += 1;
-                if self.verify_tickers {
+                if self.ticker_check != TickerCheck::Off {
                     self.check_ticker(t);
                 }
                 sink(Event::Ticker(t));
@@ -340,8 +436,9 @@ impl MarketData {
     /// Invalidates the `i`-th book (in [`Self::symbols`] order): reconnects.
     pub fn invalidate_nth(&mut self, i: usize) {
         if let Some(b) = self.books.get_mut(i) {
+            b.book.set_time(self.now_ns);
             b.book.invalidate();
-            b.pending = [None; PENDING_TICKERS];
+            b.pending = Pending::EMPTY;
         }
     }
 
@@ -392,54 +489,128 @@ impl MarketData {
     }
 
     fn apply_snapshot(&mut self, i: usize, s: &Snapshot, sink: &mut impl FnMut(Event<'_>)) {
-        let verify = self.verify_tickers;
+        let verify = self.ticker_check != TickerCheck::Off;
         let entry = &mut self.books[i];
+        entry.book.set_time(self.now_ns);
         let (symbol, pending, stats) = (entry.symbol, &mut entry.pending, &mut self.stats);
+        let mut mismatch = false;
         entry.book.on_snapshot(s, self.parser.bids(), self.parser.asks(), &mut |a, book| {
-            if verify {
-                check_pending(pending, a.update_id, book, stats);
+            if verify && pending.len > 0 {
+                mismatch |= check_pending(pending, a.update_id, book, stats);
             }
             sink(Event::Depth { symbol, applied: a, book });
         });
+        self.after_check(i, mismatch);
+    }
+
+    /// After a book event: a ticker mismatch found while applying it makes
+    /// the book unsynced when [`TickerCheck::Resync`] is on. Done after the
+    /// event (the book is borrowed while it is applied), before the caller
+    /// quotes from it.
+    #[inline]
+    fn after_check(&mut self, i: usize, mismatch: bool) {
+        if mismatch && self.ticker_check == TickerCheck::Resync {
+            let entry = &mut self.books[i];
+            entry.book.lose_sync(SyncLoss::TickerMismatch);
+            entry.pending = Pending::EMPTY;
+        }
+    }
+
+    /// The cheap live check of a bookTicker frame: a combined-stream
+    /// `<sym>@bookTicker` frame is read with the compact reader, only its `u`
+    /// at first. A ticker the synced book has passed is skipped there
+    /// ([`FeedStats::tickers_skipped`]); one at the book's id is compared now;
+    /// one ahead of it is held until the book reaches its id. No
+    /// [`Event::Ticker`] is produced (the hot path does not use them).
+    ///
+    /// Returns false, having done nothing, when the check is off or the
+    /// frame is not a compact bookTicker frame: the caller then parses it
+    /// fully (which also reports a malformed one).
+    #[inline]
+    pub fn on_ticker_frame(&mut self, frame: &[u8]) -> bool {
+        if self.ticker_check == TickerCheck::Off {
+            return false;
+        }
+        let Some((name, payload)) = split_combined(frame) else { return false };
+        let (kind, sym) = classify_stream(name);
+        if kind != StreamKind::BookTicker {
+            return false;
+        }
+        let Some(u) = compact::ticker_update_id(payload) else { return false };
+        let symbol = Symbol::new(sym);
+        let Some(i) = self.books.iter().position(|b| b.symbol == symbol) else {
+            // No book for it (the full parse would count it the same way).
+            self.stats.frames += 1;
+            self.stats.tickers += 1;
+            self.stats.tickers_skipped += 1;
+            return true;
+        };
+        let book = &self.books[i].book;
+        if book.is_synced() && u < book.update_id() {
+            self.stats.frames += 1;
+            self.stats.tickers += 1;
+            self.stats.tickers_skipped += 1;
+            return true;
+        }
+        let Some(c) = compact::read_ticker(payload) else { return false };
+        self.stats.frames += 1;
+        self.stats.tickers += 1;
+        let event_time = c.event_time.min(i64::MAX as u64) as i64;
+        self.ticker_at(i, BookTicker { symbol, update_id: c.update_id, bid: c.bid, ask: c.ask, event_time });
+        true
     }
 
     fn check_ticker(&mut self, t: BookTicker) {
         let Some(i) = self.books.iter().position(|b| b.symbol == t.symbol) else {
             return;
         };
+        self.ticker_at(i, t);
+    }
+
+    /// Compares `t` with book `i` now, holds it, or forgets it.
+    #[inline]
+    fn ticker_at(&mut self, i: usize, t: BookTicker) {
         let entry = &mut self.books[i];
         let id = entry.book.update_id();
         if entry.book.is_synced() && t.update_id == id {
-            compare(&t, entry.book.book(), &mut self.stats);
+            let mismatch = compare(&t, entry.book.book(), &mut self.stats);
+            self.after_check(i, mismatch);
         } else if t.update_id > id || !entry.book.is_synced() {
             // Not there yet: hold it until the book reaches its id.
-            if let Some(slot) = entry.pending.iter_mut().find(|p| p.is_none()) {
-                *slot = Some(t);
-            }
+            entry.pending.push(t);
+        } else {
+            self.stats.tickers_skipped += 1;
         }
     }
 }
 
-fn compare(t: &BookTicker, book: &Book, stats: &mut FeedStats) {
+/// Compares a ticker with the book's top; true on a mismatch.
+#[inline]
+fn compare(t: &BookTicker, book: &Book, stats: &mut FeedStats) -> bool {
     stats.ticker_checks += 1;
-    if book.best_bid() != Some(t.bid) || book.best_ask() != Some(t.ask) {
-        stats.ticker_mismatches += 1;
-    }
+    let mismatch = book.best_bid() != Some(t.bid) || book.best_ask() != Some(t.ask);
+    stats.ticker_mismatches += mismatch as u64;
+    mismatch
 }
 
 /// After the book reached `update_id`: checks tickers for exactly that id and
-/// forgets those it has passed (their state fell inside one event).
-fn check_pending(pending: &mut [Option<BookTicker>], update_id: u64, book: &Book, stats: &mut FeedStats) {
-    for slot in pending.iter_mut() {
-        if let Some(t) = *slot {
-            if t.update_id == update_id {
-                compare(&t, book, stats);
-                *slot = None;
-            } else if t.update_id < update_id {
-                *slot = None;
-            }
+/// forgets those it has passed (their state fell inside one event). True if
+/// one disagreed with the book.
+#[inline]
+fn check_pending(pending: &mut Pending, update_id: u64, book: &Book, stats: &mut FeedStats) -> bool {
+    let mut mismatch = false;
+    while pending.len > 0 {
+        let t = &pending.slots[pending.head];
+        if t.update_id > update_id {
+            break;
         }
+        if t.update_id == update_id {
+            mismatch |= compare(t, book, stats);
+        }
+        pending.head = (pending.head + 1) % PENDING_TICKERS;
+        pending.len -= 1;
     }
+    mismatch
 }
 
 #[cfg(test)]
@@ -499,5 +670,69 @@ mod tests {
         }
         assert_eq!(md.symbols().count(), 1);
         assert_eq!(md.stats().unknown_symbols, 5);
+    }
+
+    fn t(u: u64) -> BookTicker {
+        BookTicker { symbol: Symbol::EMPTY, update_id: u, bid: Level::new(1, 1), ask: Level::new(2, 1), event_time: 0 }
+    }
+
+    #[test]
+    fn pending_tickers_keep_the_newest_and_resolve_from_the_oldest() {
+        let mut p = Pending::EMPTY;
+        for u in 1..=(PENDING_TICKERS as u64 + 3) {
+            p.push(t(u));
+        }
+        assert_eq!((p.len, p.slots[p.head].update_id), (PENDING_TICKERS, 4));
+        let mut book = Book::with_capacity(64);
+        book.load(&[Level::new(1, 1)], &[Level::new(2, 1)]);
+        let mut stats = FeedStats::default();
+        assert!(!check_pending(&mut p, 10, &book, &mut stats));
+        assert_eq!((stats.ticker_checks, p.len, p.slots[p.head].update_id), (1, PENDING_TICKERS - 7, 11));
+        book.load(&[Level::new(1, 2)], &[Level::new(2, 1)]);
+        assert!(check_pending(&mut p, 11, &book, &mut stats));
+        assert_eq!(stats.ticker_mismatches, 1);
+    }
+
+    fn spot_snapshot(md: &mut MarketData) {
+        let mut noop = |_: Event<'_>| {};
+        md.on_frame(diff("BTCUSDT", 100, 110, "1.00").as_bytes(), &mut noop);
+        md.on_frame(br#"{"lastUpdateId":105,"bids":[["0.99","1"]],"asks":[["1.01","1"]]}"#, &mut noop);
+        assert_eq!(md.book(Symbol::new(b"BTCUSDT")).unwrap().update_id(), 110);
+    }
+
+    fn ticker_frame(u: u64, bid: &str) -> String {
+        format!(
+            r#"{{"stream":"btcusdt@bookTicker","data":{{"u":{u},"s":"BTCUSDT","b":"{bid}","B":"1","a":"1.01","A":"1"}}}}"#
+        )
+    }
+
+    #[test]
+    fn counting_mode_never_unsyncs_and_resync_mode_does() {
+        for (check, synced_after) in [(TickerCheck::Count, true), (TickerCheck::Resync, false)] {
+            let mut md = MarketData::new(BookSizes::default());
+            md.set_ticker_check(check);
+            spot_snapshot(&mut md);
+            assert!(md.on_ticker_frame(ticker_frame(110, "0.98").as_bytes()));
+            let b = md.book(Symbol::new(b"BTCUSDT")).unwrap();
+            assert_eq!((md.stats().ticker_mismatches, b.is_synced()), (1, synced_after), "{check:?}");
+        }
+    }
+
+    #[test]
+    fn the_light_path_declines_what_it_cannot_read_and_the_full_parse_reports_it() {
+        let mut md = MarketData::new(BookSizes::default());
+        assert!(!md.on_ticker_frame(ticker_frame(110, "1.00").as_bytes()), "off by default");
+        md.set_ticker_check(TickerCheck::Resync);
+        spot_snapshot(&mut md);
+        let frames = md.stats().frames;
+        assert!(!md.on_ticker_frame(diff("BTCUSDT", 111, 112, "1.00").as_bytes()));
+        let bad = ticker_frame(111, "x1.00");
+        assert!(!md.on_ticker_frame(bad.as_bytes()));
+        assert_eq!(md.stats().frames, frames, "declined frames are not counted twice");
+        md.on_frame(bad.as_bytes(), &mut |_| {});
+        assert_eq!(md.stats().rejected, 1);
+        // Passed by the book: only `u` is read, the rest may be anything.
+        assert!(md.on_ticker_frame(br#"{"stream":"btcusdt@bookTicker","data":{"u":100,"s":"BTCUSDT","b":"?"}}"#));
+        assert_eq!((md.stats().tickers_skipped, md.stats().ticker_checks), (1, 0));
     }
 }

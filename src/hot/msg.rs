@@ -31,6 +31,9 @@ impl Symbol {
     /// Longest symbol kept; Binance's longest are well under this.
     pub const MAX_LEN: usize = 31;
 
+    /// The empty symbol (also `Symbol::default()`), usable in constants.
+    pub const EMPTY: Symbol = Symbol { len: 0, bytes: [0; Symbol::MAX_LEN] };
+
     /// Upper-cases `name`; names longer than [`Symbol::MAX_LEN`] or with
     /// non-alphanumeric bytes give the empty symbol.
     pub fn new(name: &[u8]) -> Self {

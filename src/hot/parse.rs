@@ -44,7 +44,9 @@ pub enum ParseError {
     WrongType(&'static str),
     #[error("field `{field}` holds a bad decimal: {err}")]
     Decimal { field: &'static str, err: DecimalError },
-    #[error("`{field}` has {len} levels, more than the {max} the book can take (raise [book] capacity)")]
+    #[error(
+        "`{field}` has {len} levels, more than the {max} one message may carry (raise `[book] max_message_levels`)"
+    )]
     TooManyLevels { field: &'static str, len: usize, max: usize },
     #[error("JSON object matches no known Binance message")]
     Unrecognised,
@@ -128,7 +130,7 @@ pub fn classify_stream(name: &[u8]) -> (StreamKind, &[u8]) {
 
 /// Splits `{"stream":"<name>","data":<payload>}` without parsing JSON.
 /// Returns `None` for any other shape; the general path handles those.
-fn split_combined(frame: &[u8]) -> Option<(&[u8], &[u8])> {
+pub fn split_combined(frame: &[u8]) -> Option<(&[u8], &[u8])> {
     const PREFIX: &[u8] = b"{\"stream\":\"";
     const DATA: &[u8] = b",\"data\":";
     let rest = frame.strip_prefix(PREFIX)?;

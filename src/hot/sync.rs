@@ -16,8 +16,19 @@
 //! Anything else is a gap: the book is cleared and marked unsynced, the event
 //! that revealed the gap starts a new buffer, and [`SyncedBook::wants_snapshot`]
 //! turns true so the feed fetches a fresh snapshot. A book that ends up crossed
-//! after an event is treated the same way. Quotes must never be made from a
-//! book for which [`SyncedBook::is_synced`] is false.
+//! after an event is treated the same way; a crossed snapshot is refused.
+//! Quotes must never be made from a book for which [`SyncedBook::is_synced`]
+//! is false.
+//!
+//! Id sanity (not in Binance's procedure, but what keeps one corrupt frame
+//! from freezing the book): a diff with `U > u` (or USD-M `pu > u`) is
+//! malformed and dropped; a diff whose `u` lies more than
+//! [`SyncConfig::max_id_jump`] past the book's id is dropped too (applied, it
+//! would make every later diff look stale: no gap, no resync, a frozen book),
+//! unless [`JUMPS_BEFORE_RESYNC`] arrive in a row; and a synced book whose
+//! diffs apply nothing for [`SyncConfig::stale_resync_ns`] resyncs. Every
+//! loss of sync is counted by cause ([`SyncLoss`]) and timed until the book
+//! is synced again ([`SyncStats`]).
 //!
 //! Partial-depth messages carry a whole top-N book and simply replace it.
 //!
@@ -26,7 +37,96 @@
 use crate::hot::book::Book;
 use crate::hot::msg::{DepthDiff, Level, Market, PartialDepth, Snapshot};
 
+/// Why a book lost sync (or a snapshot could not be used): the causes of
+/// resyncs, counted in [`SyncStats::lost`] and named in reports by
+/// [`SyncLoss::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SyncLoss {
+    /// A diff did not chain on the book's id (missing updates).
+    Gap,
+    /// A bookTicker with the book's update id showed another best bid or ask:
+    /// the book is wrong although every diff chained (e.g. a snapshot that
+    /// omitted a level).
+    TickerMismatch,
+    /// Diffs kept jumping implausibly far past the book's id
+    /// ([`SyncConfig::max_id_jump`], [`JUMPS_BEFORE_RESYNC`] in a row): the
+    /// exchange's ids moved, so only a new snapshot can tell where they are.
+    IdJump,
+    /// Diffs kept arriving but none applied for [`SyncConfig::stale_resync_ns`].
+    Stale,
+    /// A snapshot (REST or partial depth) was crossed as loaded: refused.
+    CrossedSnapshot,
+    /// The book was crossed after applying a diff.
+    CrossedBook,
+    /// The connection was lost (or a recorded reconnect replayed).
+    Reconnect,
+}
+
+impl SyncLoss {
+    /// Number of causes, for per-cause counters.
+    pub const COUNT: usize = 7;
+    /// Every cause, in [`SyncLoss::index`] order.
+    pub const ALL: [SyncLoss; Self::COUNT] = [
+        Self::Gap,
+        Self::TickerMismatch,
+        Self::IdJump,
+        Self::Stale,
+        Self::CrossedSnapshot,
+        Self::CrossedBook,
+        Self::Reconnect,
+    ];
+
+    /// Index into [`SyncStats::lost`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The snake_case name used in reports, metrics and the dashboard.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Gap => "gap",
+            Self::TickerMismatch => "ticker_mismatch",
+            Self::IdJump => "id_jump",
+            Self::Stale => "stale",
+            Self::CrossedSnapshot => "crossed_snapshot",
+            Self::CrossedBook => "crossed_book",
+            Self::Reconnect => "reconnect",
+        }
+    }
+}
+
+/// Id-sanity and liveness limits of a synced book, fixed at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncConfig {
+    /// Largest advance of a diff's `u` past the book's update id that is
+    /// believed. Binance spot ids advance by well under 10^5 per second on
+    /// the busiest symbols, so a diff `u` more than this past the book is
+    /// corrupt: it is rejected (counted in [`SyncStats::id_jumps`]) instead
+    /// of being applied, which would make every later diff look stale and
+    /// freeze the book. Default 10^7. Applies to spot and USD-M alike.
+    pub max_id_jump: u64,
+    /// A synced book that keeps receiving diffs but applies none of them
+    /// (all stale or rejected) for this long, in frame receive time, has lost
+    /// sync (cause [`SyncLoss::Stale`]). Default 5 s; 0 turns the rule off.
+    pub stale_resync_ns: i64,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self { max_id_jump: 10_000_000, stale_resync_ns: 5_000_000_000 }
+    }
+}
+
+/// Consecutive id-jump diffs after which the jump is believed to be the
+/// exchange's (ids reset) and the book is rebuilt from a new snapshot.
+/// One or two are dropped as corrupt and the book keeps applying good diffs.
+pub const JUMPS_BEFORE_RESYNC: u32 = 3;
+
 /// Sync counters, `Copy` so reports and stats threads can take a copy.
+///
+/// Times are nanoseconds of frame receive time, as given to
+/// [`SyncedBook::set_time`] (the hot path gives every frame's receive time);
+/// a caller that never sets it sees zero durations and no stale resyncs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SyncStats {
     /// Diffs applied to a synced book.
@@ -35,11 +135,13 @@ pub struct SyncStats {
     pub buffered: u64,
     /// Diffs already contained in the book (`u` at or below its id).
     pub stale: u64,
-    /// Missing updates detected.
+    /// Missing updates detected (same as `lost[SyncLoss::Gap]`).
     pub gaps: u64,
-    /// Books found crossed after an event (also forces a resync).
+    /// Books found crossed, after an event or as loaded from a snapshot
+    /// (`lost[CrossedBook] + lost[CrossedSnapshot]`).
     pub crossed: u64,
-    /// Times the book became synced again after having been synced.
+    /// Times the book became synced again after having been synced. A
+    /// refused (crossed) snapshot is not one.
     pub resyncs: u64,
     /// Snapshots (REST or partial depth) loaded into the book.
     pub snapshots: u64,
@@ -52,6 +154,58 @@ pub struct SyncStats {
     pub overlaps: u64,
     /// Buffered diffs discarded because the pre-snapshot buffer was full.
     pub buffer_overflows: u64,
+    /// Diffs rejected because their ids contradict each other (`U > u`, or
+    /// USD-M `pu > u`): malformed, never applied nor buffered.
+    pub malformed_ids: u64,
+    /// Diffs rejected because `u` lies more than [`SyncConfig::max_id_jump`]
+    /// past the book's id.
+    pub id_jumps: u64,
+    /// Times the book lost sync (or refused a snapshot), by cause, indexed
+    /// by [`SyncLoss::index`]; see [`SyncStats::lost_by`].
+    pub lost: [u64; SyncLoss::COUNT],
+    /// Total time spent unsynced after having been synced (from losing sync
+    /// to synced again; the wait for the very first snapshot is not counted).
+    pub unsynced_ns_total: u64,
+    /// Longest single unsynced spell, finished ones and the current one.
+    pub unsynced_ns_longest: u64,
+    /// Length of the current unsynced spell so far (0 when synced), as of the
+    /// latest time given.
+    pub unsynced_ns_current: u64,
+    /// Why the book is unsynced now; `None` while synced or before the
+    /// first snapshot was ever loaded (unless that snapshot was refused).
+    pub unsynced_cause: Option<SyncLoss>,
+}
+
+impl SyncStats {
+    /// Times the book lost sync for `cause`.
+    pub fn lost_by(&self, cause: SyncLoss) -> u64 {
+        self.lost[cause.index()]
+    }
+
+    /// Adds another book's counters (sums; longest and current spell: the
+    /// maximum; cause: this one's, else the other's).
+    pub fn add(&mut self, o: &SyncStats) {
+        self.applied += o.applied;
+        self.buffered += o.buffered;
+        self.stale += o.stale;
+        self.gaps += o.gaps;
+        self.crossed += o.crossed;
+        self.resyncs += o.resyncs;
+        self.snapshots += o.snapshots;
+        self.snapshots_too_old += o.snapshots_too_old;
+        self.snapshots_unused += o.snapshots_unused;
+        self.overlaps += o.overlaps;
+        self.buffer_overflows += o.buffer_overflows;
+        self.malformed_ids += o.malformed_ids;
+        self.id_jumps += o.id_jumps;
+        for (a, b) in self.lost.iter_mut().zip(o.lost) {
+            *a += b;
+        }
+        self.unsynced_ns_total += o.unsynced_ns_total;
+        self.unsynced_ns_longest = self.unsynced_ns_longest.max(o.unsynced_ns_longest);
+        self.unsynced_ns_current = self.unsynced_ns_current.max(o.unsynced_ns_current);
+        self.unsynced_cause = self.unsynced_cause.or(o.unsynced_cause);
+    }
 }
 
 /// The book's sync state.
@@ -148,12 +302,28 @@ pub struct SyncedBook {
     /// Second buffer of the same size, swapped in while the first is replayed.
     spare: DiffBuffer,
     stats: SyncStats,
+    cfg: SyncConfig,
+    /// Receive time of the frame being applied ([`Self::set_time`]).
+    now_ns: i64,
+    /// Receive time of the first diff of the current run of diffs that
+    /// applied nothing (stale or rejected); `None` after progress.
+    idle_since: Option<i64>,
+    /// Start of the current unsynced spell, if the book had been synced.
+    unsynced_since: Option<i64>,
+    /// Id-jump diffs rejected in a row.
+    jump_run: u32,
 }
 
 impl SyncedBook {
     /// `capacity` levels per side; the pre-snapshot buffer holds up to
-    /// `buffer_events` diffs with `buffer_levels` levels in all.
+    /// `buffer_events` diffs with `buffer_levels` levels in all. Default
+    /// [`SyncConfig`].
     pub fn new(capacity: usize, buffer_events: usize, buffer_levels: usize) -> Self {
+        Self::with_config(capacity, buffer_events, buffer_levels, SyncConfig::default())
+    }
+
+    /// As [`Self::new`], with explicit id-sanity and liveness limits.
+    pub fn with_config(capacity: usize, buffer_events: usize, buffer_levels: usize, cfg: SyncConfig) -> Self {
         Self {
             book: Book::with_capacity(capacity),
             state: SyncState::AwaitingSnapshot,
@@ -163,7 +333,28 @@ impl SyncedBook {
             buffer: DiffBuffer::new(buffer_events, buffer_levels),
             spare: DiffBuffer::new(buffer_events, buffer_levels),
             stats: SyncStats::default(),
+            cfg,
+            now_ns: 0,
+            idle_since: None,
+            unsynced_since: None,
+            jump_run: 0,
         }
+    }
+
+    /// Replaces the limits (takes effect from the next event).
+    pub fn set_config(&mut self, cfg: SyncConfig) {
+        self.cfg = cfg;
+    }
+
+    pub fn config(&self) -> SyncConfig {
+        self.cfg
+    }
+
+    /// Sets the receive time (ns) of the frame about to be fed: it times
+    /// unsynced spells and the stale rule. Time never goes back here.
+    #[inline]
+    pub fn set_time(&mut self, now_ns: i64) {
+        self.now_ns = self.now_ns.max(now_ns);
     }
 
     pub fn book(&self) -> &Book {
@@ -193,8 +384,28 @@ impl SyncedBook {
         self.market
     }
 
+    /// The counters, with the current unsynced spell measured up to the
+    /// latest time given.
     pub fn stats(&self) -> SyncStats {
-        self.stats
+        self.stats_at(self.now_ns)
+    }
+
+    /// The counters, with the current unsynced spell measured up to `now_ns`
+    /// (or the latest time given, if later): a book that receives nothing
+    /// while unsynced still shows its spell growing.
+    pub fn stats_at(&self, now_ns: i64) -> SyncStats {
+        let mut s = self.stats;
+        if let Some(t0) = self.unsynced_since {
+            let current = now_ns.max(self.now_ns).saturating_sub(t0).max(0) as u64;
+            s.unsynced_ns_current = current;
+            s.unsynced_ns_longest = s.unsynced_ns_longest.max(current);
+        }
+        s
+    }
+
+    /// Why the book is unsynced now (see [`SyncStats::unsynced_cause`]).
+    pub fn unsynced_cause(&self) -> Option<SyncLoss> {
+        self.stats.unsynced_cause
     }
 
     /// Number of diffs waiting for a snapshot.
@@ -202,10 +413,29 @@ impl SyncedBook {
         self.buffer.events.len()
     }
 
-    /// Marks the book unusable (gap, crossed book, reconnect) and starts
-    /// buffering for a new snapshot.
+    /// Marks the book unusable after a reconnect and starts buffering for a
+    /// new snapshot (cause [`SyncLoss::Reconnect`]).
     pub fn invalidate(&mut self) {
+        self.lose_sync(SyncLoss::Reconnect);
+    }
+
+    /// Marks the book unusable for `cause`: cleared, buffering diffs, and
+    /// [`Self::wants_snapshot`] true. Counted by cause; the unsynced spell
+    /// starts now if the book was synced.
+    pub fn lose_sync(&mut self, cause: SyncLoss) {
+        self.stats.lost[cause.index()] += 1;
+        match cause {
+            SyncLoss::Gap => self.stats.gaps += 1,
+            SyncLoss::CrossedBook | SyncLoss::CrossedSnapshot => self.stats.crossed += 1,
+            _ => {}
+        }
+        if self.is_synced() && self.unsynced_since.is_none() {
+            self.unsynced_since = Some(self.now_ns);
+        }
+        self.stats.unsynced_cause = Some(cause);
         self.state = SyncState::AwaitingSnapshot;
+        self.jump_run = 0;
+        self.idle_since = None;
         self.book.clear();
         self.buffer.clear();
     }
@@ -219,6 +449,12 @@ impl SyncedBook {
         asks: &[Level],
         on_applied: &mut impl FnMut(Applied, &Book),
     ) {
+        // Ids that contradict each other cannot be placed in any chain:
+        // malformed, whatever the state (`pu`, the previous `u`, is below `u`).
+        if diff.first_id > diff.last_id || diff.prev_last_id.is_some_and(|pu| pu > diff.last_id) {
+            self.stats.malformed_ids += 1;
+            return;
+        }
         self.market = Some(diff.market());
         match self.state {
             SyncState::AwaitingSnapshot => {
@@ -239,29 +475,49 @@ impl SyncedBook {
     ) {
         let id = self.update_id;
         let (big_u, u) = (diff.first_id, diff.last_id);
-        let verdict = match (diff.prev_last_id, first) {
-            // USD-M, first event after the snapshot: U <= id <= u.
-            (Some(_), true) if u < id => Verdict::Stale,
-            (Some(_), true) if big_u <= id => Verdict::Apply,
-            // USD-M afterwards: pu must equal the previous u.
-            (Some(pu), false) if pu == id => Verdict::Apply,
-            (Some(_), false) if u <= id => Verdict::Stale,
-            (Some(_), _) => Verdict::Gap,
-            // Spot: U <= id + 1 <= u.
-            (None, _) if u <= id => Verdict::Stale,
-            (None, _) if big_u <= id + 1 => {
-                if !first && big_u != id + 1 {
-                    self.stats.overlaps += 1;
+        let verdict = if u > id.saturating_add(self.cfg.max_id_jump) {
+            // Checked first: a diff that jumps far ahead would otherwise
+            // straddle (spot U <= id + 1 <= u) or chain (USD-M pu == id),
+            // be applied, and make every later diff stale.
+            Verdict::Jump
+        } else {
+            match (diff.prev_last_id, first) {
+                // USD-M, first event after the snapshot: U <= id <= u.
+                (Some(_), true) if u < id => Verdict::Stale,
+                (Some(_), true) if big_u <= id => Verdict::Apply,
+                // USD-M afterwards: pu must equal the previous u.
+                (Some(pu), false) if pu == id => Verdict::Apply,
+                (Some(_), false) if u <= id => Verdict::Stale,
+                (Some(_), _) => Verdict::Gap,
+                // Spot: U <= id + 1 <= u.
+                (None, _) if u <= id => Verdict::Stale,
+                (None, _) if big_u <= id + 1 => {
+                    if !first && big_u != id + 1 {
+                        self.stats.overlaps += 1;
+                    }
+                    Verdict::Apply
                 }
-                Verdict::Apply
+                (None, _) => Verdict::Gap,
             }
-            (None, _) => Verdict::Gap,
         };
         match verdict {
-            Verdict::Stale => self.stats.stale += 1,
+            Verdict::Stale => {
+                self.stats.stale += 1;
+                self.resync_if_no_progress(diff, bids, asks, on_applied);
+            }
+            Verdict::Jump => {
+                self.stats.id_jumps += 1;
+                self.jump_run += 1;
+                if self.jump_run >= JUMPS_BEFORE_RESYNC {
+                    self.lose_sync(SyncLoss::IdJump);
+                    // The jumped ids are the exchange's now: they start the next sync.
+                    self.on_diff(diff, bids, asks, on_applied);
+                } else {
+                    self.resync_if_no_progress(diff, bids, asks, on_applied);
+                }
+            }
             Verdict::Gap => {
-                self.stats.gaps += 1;
-                self.invalidate();
+                self.lose_sync(SyncLoss::Gap);
                 // The event that showed the gap is the first of the next sync.
                 self.on_diff(diff, bids, asks, on_applied);
             }
@@ -274,14 +530,34 @@ impl SyncedBook {
                 }
                 self.update_id = u;
                 self.state = SyncState::Synced { first: false };
+                self.jump_run = 0;
+                self.idle_since = None;
                 if self.book.is_crossed() {
-                    self.stats.crossed += 1;
-                    self.invalidate();
+                    self.lose_sync(SyncLoss::CrossedBook);
                     return;
                 }
                 self.stats.applied += 1;
                 on_applied(Applied { update_id: u, event_time: diff.event_time }, &self.book);
             }
+        }
+    }
+
+    /// The stale rule: a synced book whose diffs have applied nothing for
+    /// [`SyncConfig::stale_resync_ns`] is not following the stream any more
+    /// (e.g. its id was pushed ahead by a corrupt event): resync, the diff
+    /// at hand starting the next buffer.
+    fn resync_if_no_progress(
+        &mut self,
+        diff: &DepthDiff,
+        bids: &[Level],
+        asks: &[Level],
+        on_applied: &mut impl FnMut(Applied, &Book),
+    ) {
+        let since = *self.idle_since.get_or_insert(self.now_ns);
+        let limit = self.cfg.stale_resync_ns;
+        if limit > 0 && self.now_ns.saturating_sub(since) >= limit {
+            self.lose_sync(SyncLoss::Stale);
+            self.on_diff(diff, bids, asks, on_applied);
         }
     }
 
@@ -314,11 +590,7 @@ impl SyncedBook {
                 return;
             }
         }
-        self.load(l, bids, asks);
-        if self.book.is_crossed() {
-            // A crossed snapshot is wrong (or torn): never trust it.
-            self.stats.crossed += 1;
-            self.invalidate();
+        if !self.load(l, bids, asks) {
             return;
         }
         // Replay the buffer through the normal rules. It is swapped with the
@@ -344,28 +616,41 @@ impl SyncedBook {
         on_applied: &mut impl FnMut(Applied, &Book),
     ) {
         self.buffer.clear();
-        self.load(msg.update_id, bids, asks);
-        if self.book.is_crossed() {
-            self.stats.crossed += 1;
-            self.invalidate();
+        if !self.load(msg.update_id, bids, asks) {
             return;
         }
         self.stats.applied += 1;
         on_applied(Applied { update_id: msg.update_id, event_time: msg.event_time }, &self.book);
     }
 
-    fn load(&mut self, update_id: u64, bids: &[Level], asks: &[Level]) {
-        let was_synced = self.is_synced();
+    /// Loads a whole book. A crossed one is wrong (or torn) and never
+    /// trusted: refused, counted as [`SyncLoss::CrossedSnapshot`] (not as a
+    /// snapshot nor a resync), and false is returned.
+    fn load(&mut self, update_id: u64, bids: &[Level], asks: &[Level]) -> bool {
         self.book.load(bids, asks);
+        if self.book.is_crossed() {
+            self.lose_sync(SyncLoss::CrossedSnapshot);
+            return false;
+        }
+        let was_synced = self.is_synced();
         self.update_id = update_id;
         self.state = SyncState::Synced { first: true };
         self.stats.snapshots += 1;
+        self.jump_run = 0;
+        self.idle_since = None;
         // A resync is becoming synced again after losing it, not every
         // partial-depth message replacing a synced book.
         if self.ever_synced && !was_synced {
             self.stats.resyncs += 1;
         }
+        if let Some(t0) = self.unsynced_since.take() {
+            let spell = self.now_ns.saturating_sub(t0).max(0) as u64;
+            self.stats.unsynced_ns_total += spell;
+            self.stats.unsynced_ns_longest = self.stats.unsynced_ns_longest.max(spell);
+        }
+        self.stats.unsynced_cause = None;
         self.ever_synced = true;
+        true
     }
 
     /// `(first U, last u)` of the diffs buffered while waiting, if any.
@@ -380,6 +665,8 @@ enum Verdict {
     Apply,
     Stale,
     Gap,
+    /// `u` implausibly far past the book's id.
+    Jump,
 }
 
 #[cfg(test)]
@@ -546,5 +833,146 @@ mod tests {
         }
         assert_eq!(b.stats().buffer_overflows, 2);
         assert_eq!(b.buffered_len(), 2);
+    }
+
+    #[test]
+    fn contradictory_ids_are_malformed_and_never_applied_nor_buffered() {
+        let mut r = Run::new();
+        r.diff(diff(120, 110, None), &[l(11, 1)]);
+        assert_eq!((r.b.stats().malformed_ids, r.b.buffered_len()), (1, 0));
+        r.snap(100);
+        r.diff(diff(105, 101, None), &[l(11, 1)]);
+        r.diff(diff(101, 110, Some(120)), &[l(11, 1)]);
+        assert_eq!(r.b.stats().malformed_ids, 3);
+        assert!(r.applied.is_empty());
+        assert!(r.b.is_synced(), "a malformed diff is not a gap");
+        r.diff(diff(101, 105, None), &[l(12, 1)]);
+        assert_eq!(r.applied, vec![105]);
+    }
+
+    #[test]
+    fn an_implausible_id_jump_is_rejected_and_later_diffs_still_apply() {
+        let mut r = Run::new();
+        r.snap(100);
+        r.diff(diff(101, 105, None), &[]);
+        // u raised by 10^9: applied, it would make every later diff stale.
+        r.diff(diff(106, 1_000_000_106, None), &[l(50, 1)]);
+        assert_eq!((r.b.stats().id_jumps, r.b.update_id()), (1, 105));
+        assert!(r.b.is_synced());
+        r.diff(diff(106, 110, None), &[]);
+        assert_eq!(r.applied, vec![105, 110]);
+        // Within the limit is fine (a busy second on a busy symbol).
+        r.diff(diff(111, 5_000_110, None), &[]);
+        assert_eq!(r.applied.last(), Some(&5_000_110));
+        // USD-M: the same rule, although pu chains.
+        let mut r = Run::new();
+        r.snap(100);
+        r.diff(diff(90, 105, Some(80)), &[]);
+        r.diff(diff(106, 2_000_000_000, Some(105)), &[]);
+        r.diff(diff(107, 109, Some(105)), &[]);
+        assert_eq!((r.applied.clone(), r.b.stats().id_jumps), (vec![105, 109], 1));
+    }
+
+    #[test]
+    fn jumps_in_a_row_mean_the_ids_really_moved_and_force_a_resync() {
+        let mut r = Run::new();
+        r.snap(100);
+        let base = 1_000_000_000;
+        for i in 0..JUMPS_BEFORE_RESYNC as u64 {
+            r.diff(diff(base + i * 10, base + i * 10 + 9, None), &[]);
+        }
+        assert!(r.b.wants_snapshot());
+        assert_eq!(r.b.stats().lost_by(SyncLoss::IdJump), 1);
+        assert_eq!(r.b.unsynced_cause(), Some(SyncLoss::IdJump));
+        assert_eq!(r.b.buffered_len(), 1, "the last jumped diff starts the next sync");
+    }
+
+    #[test]
+    fn a_book_applying_nothing_for_stale_resync_resyncs() {
+        let mut b = SyncedBook::new(100, 16, 256);
+        let mut noop = |_: Applied, _: &Book| {};
+        b.set_time(1_000);
+        b.on_snapshot(&snap(1_000), &[l(10, 1)], &[l(20, 1)], &mut noop);
+        // Frames keep coming, all older than the book: 4.9 s is tolerated.
+        for k in 0..50 {
+            b.set_time(2_000 + k * 100_000_000);
+            b.on_diff(&diff(500, 600, None), &[], &[], &mut noop);
+        }
+        assert!(b.is_synced());
+        b.set_time(2_000 + 5_000_000_000);
+        b.on_diff(&diff(500, 600, None), &[], &[], &mut noop);
+        assert!(b.wants_snapshot());
+        let s = b.stats();
+        assert_eq!((s.lost_by(SyncLoss::Stale), s.unsynced_cause), (1, Some(SyncLoss::Stale)));
+        assert_eq!(s.stale, 51);
+        // Without times the rule never fires (replays that give none).
+        let mut b = SyncedBook::new(100, 16, 256);
+        b.on_snapshot(&snap(1_000), &[l(10, 1)], &[l(20, 1)], &mut noop);
+        for _ in 0..100 {
+            b.on_diff(&diff(500, 600, None), &[], &[], &mut noop);
+        }
+        assert!(b.is_synced());
+    }
+
+    #[test]
+    fn a_crossed_snapshot_is_refused_and_counted_as_such_not_as_a_resync() {
+        let mut b = SyncedBook::new(100, 16, 256);
+        let mut noop = |_: Applied, _: &Book| {};
+        b.on_snapshot(&snap(100), &[l(10, 1)], &[l(20, 1)], &mut noop);
+        b.set_time(1_000);
+        b.invalidate();
+        b.set_time(2_000);
+        b.on_snapshot(&snap(200), &[l(30, 1)], &[l(20, 1)], &mut noop);
+        let s = b.stats();
+        assert!(b.wants_snapshot());
+        assert_eq!(s.lost_by(SyncLoss::CrossedSnapshot), 1);
+        assert_eq!(s.lost_by(SyncLoss::CrossedBook), 0);
+        assert_eq!((s.resyncs, s.snapshots, s.crossed), (0, 1, 1));
+        assert_eq!(s.unsynced_cause, Some(SyncLoss::CrossedSnapshot));
+        assert_eq!(s.unsynced_ns_current, 1_000, "the spell began at the reconnect");
+        b.set_time(4_000);
+        b.on_snapshot(&snap(300), &[l(10, 1)], &[l(20, 1)], &mut noop);
+        let s = b.stats();
+        assert_eq!((s.resyncs, s.snapshots), (1, 2));
+        assert_eq!((s.unsynced_ns_total, s.unsynced_ns_longest, s.unsynced_ns_current), (3_000, 3_000, 0));
+        assert_eq!(s.unsynced_cause, None);
+        assert_eq!(s.lost_by(SyncLoss::Reconnect), 1);
+    }
+
+    #[test]
+    fn unsynced_time_runs_from_losing_sync_to_synced_again() {
+        let mut r = Run::new();
+        r.b.set_time(10);
+        r.snap(100); // the first sync is not a spell
+        assert_eq!(r.b.stats().unsynced_ns_total, 0);
+        r.b.set_time(1_000);
+        r.diff(diff(101, 105, None), &[]);
+        r.b.set_time(2_000);
+        r.diff(diff(110, 115, None), &[]); // gap
+        r.b.set_time(2_500);
+        assert_eq!(r.b.stats().unsynced_ns_current, 500);
+        r.b.set_time(7_000);
+        r.snap(112);
+        r.b.set_time(8_000);
+        r.diff(diff(120, 125, None), &[]); // gap again
+        r.b.set_time(8_100);
+        r.snap(125);
+        let s = r.b.stats();
+        assert_eq!((s.unsynced_ns_total, s.unsynced_ns_longest), (5_100, 5_000));
+        assert_eq!((s.gaps, s.lost_by(SyncLoss::Gap), s.resyncs), (2, 2, 2));
+        let mut sum = SyncStats::default();
+        sum.add(&s);
+        sum.add(&s);
+        assert_eq!((sum.unsynced_ns_total, sum.unsynced_ns_longest, sum.lost_by(SyncLoss::Gap)), (10_200, 5_000, 4));
+    }
+
+    #[test]
+    fn loss_causes_have_distinct_names() {
+        let names: Vec<&str> = SyncLoss::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(
+            names,
+            ["gap", "ticker_mismatch", "id_jump", "stale", "crossed_snapshot", "crossed_book", "reconnect"]
+        );
+        assert!(SyncLoss::ALL.iter().enumerate().all(|(i, c)| c.index() == i));
     }
 }
