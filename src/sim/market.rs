@@ -271,6 +271,14 @@ impl MarketState {
         }
     }
 
+    /// A snapshot body of the current book of symbol `i` without its `nth`
+    /// best bid (the omit-level fault), and whether a bid was left out.
+    pub fn snapshot_without_bid(&self, i: usize, limit: usize, nth: usize) -> Option<(String, bool)> {
+        let mut book = self.true_book(i)?;
+        let omitted = crate::sim::faults::omit_bid(&mut book.bids, nth);
+        Some((snapshot_body(&book, self.market, limit, self.now_ms), omitted))
+    }
+
     /// Top of book of symbol `i` after each update id (when recorded).
     pub fn tops(&self, i: usize) -> Vec<TopAt> {
         match &self.source {
