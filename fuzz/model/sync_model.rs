@@ -264,7 +264,7 @@ pub fn run(market: Market, data: &[u8]) -> Outcome {
                 out.snapshots += 1;
             }
             _ => {
-                if input.next() % 4 == 0 {
+                if input.next().is_multiple_of(4) {
                     // The connection was lost: start over.
                     book.invalidate();
                     queue.clear();

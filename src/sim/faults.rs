@@ -137,7 +137,11 @@ pub fn jump_ids(payload: &str, inverted: bool) -> Option<String> {
     };
     let (us, ue, big_u) = number_after("\"U\":")?;
     let (ls, le, u) = number_after("\"u\":")?;
-    let (new_big_u, new_u) = if inverted { (u.saturating_add(ID_JUMP), u) } else { (big_u.saturating_add(ID_JUMP), u.saturating_add(ID_JUMP)) };
+    let (new_big_u, new_u) = if inverted {
+        (u.saturating_add(ID_JUMP), u)
+    } else {
+        (big_u.saturating_add(ID_JUMP), u.saturating_add(ID_JUMP))
+    };
     // Replace the later one first so the earlier offsets stay valid.
     let mut out = payload.to_string();
     let mut edits = [(us, ue, new_big_u), (ls, le, new_u)];

@@ -400,7 +400,12 @@ fn websocket(mut sock: TcpStream, sh: &Shared, path: &str, key: &str) -> io::Res
     // A flapping connection: the connects right after a drop are refused.
     if sh.refusals_owed.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok() {
         sh.counters.ws_refused.fetch_add(1, Ordering::Relaxed);
-        return respond(&mut sock, "503 Service Unavailable", r#"{"code":-1,"msg":"simulated refusal after a drop"}"#, "");
+        return respond(
+            &mut sock,
+            "503 Service Unavailable",
+            r#"{"code":-1,"msg":"simulated refusal after a drop"}"#,
+            "",
+        );
     }
     let Some((subs, combined)) = subscription(sh, path) else {
         sh.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
