@@ -15,8 +15,10 @@
 //! specs), `/api/v3/time`, `/fapi/v1/time`; and the signed trading
 //! endpoints of [`crate::sim::exchange`] (orders, cancels, cancelReplace,
 //! queries, account, myTrades). The WebSocket API is on `/ws-api/v3`: the
-//! same engine's methods, user-data subscriptions, answers held by the
-//! delay faults sent when due (out of order when so), and `serverShutdown`.
+//! same engine's methods, the `depth` market-data request (answered while
+//! the `rest_ban_for` fault refuses REST), user-data subscriptions,
+//! answers held by the delay faults sent when due (out of order when so),
+//! and `serverShutdown`.
 //!
 //! Every REST answer carries the IP's `X-MBX-USED-WEIGHT-1M`. An IP ban
 //! (the 418 fault) covers everything: REST answers 418, WebSocket connects

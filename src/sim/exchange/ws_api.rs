@@ -6,7 +6,8 @@
 //! request or the connection URL) hides the array (§How to show/hide rate
 //! limit information).
 //!
-//! Methods: `ping`, `time`, `exchangeInfo`; `order.place`, `order.test`,
+//! Methods: `ping`, `time`, `exchangeInfo`, `depth` (§Market data
+//! requests, Order book: weight 5/25/50/250 by limit); `order.place`, `order.test`,
 //! `order.cancel`, `order.cancelReplace`, `order.status`,
 //! `openOrders.status`, `openOrders.cancelAll`, `account.status`,
 //! `myTrades`; `session.logon` (Ed25519 keys only, §Session
