@@ -1,6 +1,8 @@
 //! Replays every real capture in ../shared/data/recordings and checks the
 //! rebuilt books against Binance's own ground truth (bookTicker frames), for
-//! crossing, and for what happens when a diff goes missing.
+//! crossing, and for what happens when a diff goes missing; and serves the
+//! USD-M captures through `mmbot sim --replay` to a subscriber of another
+//! depth speed than the one recorded.
 
 mod common;
 
@@ -159,4 +161,55 @@ fn true_snapshot_before(lines: &[Vec<u8>], end: usize) -> (Vec<u8>, u64) {
     let json =
         format!("0 {{\"lastUpdateId\":{id},\"bids\":[{}],\"asks\":[{}]}}", side(&|n| b.bid(n)), side(&|n| b.ask(n)));
     (json.into_bytes(), id)
+}
+
+/// `mmbot sim --replay` of each real USD-M capture (recorded on
+/// `@depth@100ms`) serves its depth to a client subscribed to
+/// `@depth@0ms`, under that name: the speed suffix is not part of the match.
+#[test]
+fn usdm_captures_are_replayed_to_a_subscriber_of_another_depth_speed() {
+    use std::time::{Duration, Instant};
+
+    use mmbot::sim::flow::SimMarket;
+    use mmbot::sim::{Sim, SimConfig, SimSource};
+
+    let Some(files) = common::recordings("usdm_captures_are_replayed_to_a_subscriber_of_another_depth_speed") else {
+        return;
+    };
+    let mut served = 0;
+    for path in files.iter().filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("usdm_"))) {
+        let has_depth = common::lines(path).iter().take(50).any(|l| l.windows(7).any(|w| w == b"@depth@"));
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let symbol = stem.trim_start_matches("usdm_").trim_end_matches(".gz").to_ascii_uppercase();
+        if !has_depth {
+            continue; // a bookTicker-only capture has no depth to serve
+        }
+        let sim = Sim::start(SimConfig {
+            market: SimMarket::Usdm,
+            symbols: vec![symbol.clone()],
+            source: SimSource::Replay { files: vec![path.clone()], speed: 20.0 },
+            ..SimConfig::default()
+        })
+        .unwrap();
+        let name = format!("{}@depth@0ms", symbol.to_ascii_lowercase());
+        let (mut ws, _) = tungstenite::connect(format!("{}/stream?streams={name}", sim.ws_base())).unwrap();
+        if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_mut() {
+            s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        }
+        let (mut diffs, t) = (0, Instant::now());
+        while diffs < 5 && t.elapsed() < Duration::from_secs(10) && !sim.finished() {
+            if let Ok(tungstenite::Message::Text(text)) = ws.read() {
+                let v: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+                assert_eq!(v["stream"], name.as_str(), "{}: {v}", path.display());
+                diffs += 1;
+            }
+        }
+        assert!(diffs >= 5, "{}: only {diffs} depth frames reached a @depth@0ms subscriber", path.display());
+        served += 1;
+    }
+    if served == 0 {
+        common::skip(format_args!(
+            "usdm_captures_are_replayed_to_a_subscriber_of_another_depth_speed: no USD-M capture with depth"
+        ));
+    }
 }

@@ -4,7 +4,9 @@
 //! server and spot exchange (see `crate::sim`), for tests, the offline
 //! demo, and anyone who wants to watch the bot cope with faults. The
 //! exchange flags set its rate limits, BNB fees and MAX_NUM_ORDERS; every
-//! fault is off unless its flag is given.
+//! fault is off unless its flag is given. The WebSocket API on
+//! `/ws-api/v3` also answers `depth` (market data), so a client can get a
+//! snapshot there while `--rest-ban-for` refuses REST.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -172,6 +174,30 @@ pub struct VenueArgs {
     /// The symbol's MAX_NUM_ORDERS filter (open orders per account).
     #[arg(long, default_value_t = 200)]
     pub max_num_orders: u32,
+    /// Market-data truth faults.
+    #[command(flatten)]
+    pub truth: TruthArgs,
+}
+
+/// `mmbot sim` faults in what the market data says (each off by default).
+#[derive(clap::Args, Debug)]
+pub struct TruthArgs {
+    /// Fault: before every Nth depth diff, send a copy with U and u raised by 10^9 (pu kept).
+    #[arg(long, default_value_t = 0)]
+    pub id_jump_every: u64,
+    /// Fault: before every Nth depth diff, send a copy with U = u + 10^9 (U > u).
+    #[arg(long, default_value_t = 0)]
+    pub inverted_ids_every: u64,
+    /// Fault: served snapshots (REST and WS-API depth) lack the Nth best bid (2: the second best).
+    #[arg(long, default_value_t = 0)]
+    pub omit_snapshot_bid: usize,
+    /// Fault: every REST request answers HTTP 429 -1003 (RAW_REQUESTS, REST only) for this long after
+    /// start; the WebSocket API (its depth request included) keeps answering.
+    #[arg(long, value_parser = parse_duration)]
+    pub rest_ban_for: Option<Duration>,
+    /// Fault: after each --disconnect-every drop, refuse the next N market-stream connects (HTTP 503).
+    #[arg(long, default_value_t = 0, requires = "disconnect_every")]
+    pub refuse_after_disconnect: u32,
 }
 
 pub fn run(args: SimArgs) -> anyhow::Result<i32> {
@@ -216,6 +242,11 @@ pub fn run(args: SimArgs) -> anyhow::Result<i32> {
         order_delay: args.order_delay,
         drop_user_data_every: args.drop_user_data_every,
         clock_offset_ms: args.clock_offset_ms,
+        id_jump_every: args.venue.truth.id_jump_every,
+        inverted_ids_every: args.venue.truth.inverted_ids_every,
+        omit_snapshot_bid: args.venue.truth.omit_snapshot_bid,
+        rest_ban_for: args.venue.truth.rest_ban_for.unwrap_or_default(),
+        refuse_after_disconnect: args.venue.truth.refuse_after_disconnect,
     };
     anyhow::ensure!(
         crate::sim::exchange::rules::STP_MODES.contains(&faults.self_trade_mode.as_str()),

@@ -10,6 +10,12 @@
 //! client), an answer held past the client's timeout, user-data
 //! connections dropped, and an exchange clock that is off (clients must
 //! sync before signing).
+//!
+//! Market-data truth faults (issue 13): a diff whose update ids jump far
+//! beyond anything plausible (or come inverted, `U > u`), a snapshot that
+//! lacks one level the stream never mentions again, REST refused while the
+//! WebSocket API's `depth` still answers, and a market-stream connection
+//! that flaps (closed every D, the next connects refused).
 
 use std::time::Duration;
 
@@ -84,6 +90,76 @@ pub struct Faults {
     pub drop_user_data_every: Option<Duration>,
     /// The exchange clock minus the wall clock, ms (e.g. 3000: 3 s ahead).
     pub clock_offset_ms: i64,
+    /// Every Nth depth diff of each symbol is preceded by a copy of itself
+    /// whose `U` and `u` are raised by [`ID_JUMP`] (`pu` kept, so a USD-M
+    /// client chaining on `pu` alone would take it) (0: never). The real
+    /// diff follows, so a client that rejects the copy as implausible loses
+    /// nothing; one that takes it as a gap must resync.
+    pub id_jump_every: u64,
+    /// Every Nth depth diff of each symbol is preceded by a copy of itself
+    /// with `U` raised to `u` + [`ID_JUMP`], so `U > u`: malformed under
+    /// any rule (0: never).
+    pub inverted_ids_every: u64,
+    /// Served snapshots (REST depth and WS-API `depth`, not the stale ones)
+    /// lack the Nth best bid (0: never; 2: the second best). No diff
+    /// mentions that level until it changes, so when the bids above it go,
+    /// bookTicker shows a best bid the client's book does not have.
+    pub omit_snapshot_bid: usize,
+    /// For this long after start every REST request answers HTTP 429
+    /// `-1003` for the REST-only RAW_REQUESTS limit, while the WebSocket
+    /// API (its `depth` included) answers as usual. Why 429 and not 418:
+    /// web-socket-api.md §IP limits makes an IP ban (418) cover the WS-API
+    /// too ("Requests from a banned IP address fail with status 418", "you
+    /// will be disconnected"; CHANGELOG: WS-API users "will now be
+    /// disconnected if their IP is banned"), and REQUEST_WEIGHT is "shared
+    /// by all connections from that address"; only RAW_REQUESTS is REST's
+    /// alone (CHANGELOG: "For WebSocket API, removed `RAW REQUESTS` rate
+    /// limit ... replaced it with `CONNECTIONS`").
+    pub rest_ban_for: Duration,
+    /// After each connection closed by `disconnect_every`, refuse the next
+    /// N market-stream connects (HTTP 503): a flapping connection.
+    pub refuse_after_disconnect: u32,
+}
+
+/// How far the id-jump faults push an update id: far beyond any real
+/// stream's pace (BTCUSDT makes a few thousand ids a second).
+pub const ID_JUMP: u64 = 1_000_000_000;
+
+/// A copy of a depth diff payload with its ids jumped: `U` and `u` raised
+/// by [`ID_JUMP`] or, `inverted`, `U` set to `u` + [`ID_JUMP`]; `None` when
+/// the payload has no `"U"`/`"u"` numbers.
+pub fn jump_ids(payload: &str, inverted: bool) -> Option<String> {
+    let number_after = |key: &str| -> Option<(usize, usize, u64)> {
+        let start = payload.find(key)? + key.len();
+        let len = payload[start..].bytes().take_while(u8::is_ascii_digit).count();
+        let v = payload[start..start + len].parse().ok()?;
+        Some((start, start + len, v))
+    };
+    let (us, ue, big_u) = number_after("\"U\":")?;
+    let (ls, le, u) = number_after("\"u\":")?;
+    let (new_big_u, new_u) = if inverted {
+        (u.saturating_add(ID_JUMP), u)
+    } else {
+        (big_u.saturating_add(ID_JUMP), u.saturating_add(ID_JUMP))
+    };
+    // Replace the later one first so the earlier offsets stay valid.
+    let mut out = payload.to_string();
+    let mut edits = [(us, ue, new_big_u), (ls, le, new_u)];
+    edits.sort_by_key(|e| std::cmp::Reverse(e.0));
+    for (s, e, v) in edits {
+        out.replace_range(s..e, &v.to_string());
+    }
+    Some(out)
+}
+
+/// Removes the `nth` best bid (1-based) from a book's levels for the
+/// omit-level fault; false when there is no such level.
+pub fn omit_bid(bids: &mut Vec<(i64, i64)>, nth: usize) -> bool {
+    if nth == 0 || nth > bids.len() {
+        return false;
+    }
+    bids.remove(nth - 1);
+    true
 }
 
 impl Faults {
@@ -188,6 +264,21 @@ impl Faults {
         if self.clock_offset_ms != 0 {
             on.push(format!("exchange clock {:+} ms", self.clock_offset_ms));
         }
+        if self.id_jump_every > 0 {
+            on.push(format!("update ids +{ID_JUMP} on a copy of every {}th diff", self.id_jump_every));
+        }
+        if self.inverted_ids_every > 0 {
+            on.push(format!("U > u on a copy of every {}th diff", self.inverted_ids_every));
+        }
+        if self.omit_snapshot_bid > 0 {
+            on.push(format!("snapshots lack bid #{}", self.omit_snapshot_bid));
+        }
+        if !self.rest_ban_for.is_zero() {
+            on.push(format!("REST 429 (RAW_REQUESTS) for {:.1} s, WS-API open", self.rest_ban_for.as_secs_f64()));
+        }
+        if self.refuse_after_disconnect > 0 {
+            on.push(format!("{} market-stream connects refused after each drop", self.refuse_after_disconnect));
+        }
         if on.is_empty() {
             "none".into()
         } else {
@@ -237,5 +328,47 @@ mod tests {
              -1006 after placing every 4th order, every answer 300 ms late, self-trade (DECREMENT) every 1.0 s, \
              WS-API serverShutdown after 2.0 s, closed 1.0 s later"
         );
+        let f = Faults {
+            disconnect_every: Some(Duration::from_secs(3)),
+            id_jump_every: 7,
+            inverted_ids_every: 9,
+            omit_snapshot_bid: 2,
+            rest_ban_for: Duration::from_secs(30),
+            refuse_after_disconnect: 2,
+            ..Faults::default()
+        };
+        assert_eq!(
+            f.describe(),
+            "disconnect every 3.0 s, update ids +1000000000 on a copy of every 7th diff, \
+             U > u on a copy of every 9th diff, snapshots lack bid #2, REST 429 (RAW_REQUESTS) for 30.0 s, WS-API open, \
+             2 market-stream connects refused after each drop"
+        );
+    }
+
+    #[test]
+    fn jumped_ids_are_far_ahead_or_inverted_and_the_rest_is_kept() {
+        let spot = r#"{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":157,"u":160,"b":[["1.0","2"]],"a":[]}"#;
+        assert_eq!(
+            jump_ids(spot, false).unwrap(),
+            r#"{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":1000000157,"u":1000000160,"b":[["1.0","2"]],"a":[]}"#
+        );
+        assert_eq!(
+            jump_ids(spot, true).unwrap(),
+            r#"{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":1000000160,"u":160,"b":[["1.0","2"]],"a":[]}"#
+        );
+        let usdm = r#"{"e":"depthUpdate","E":1,"T":1,"s":"X","U":10,"u":12,"pu":9,"b":[],"a":[]}"#;
+        assert_eq!(
+            jump_ids(usdm, false).unwrap(),
+            r#"{"e":"depthUpdate","E":1,"T":1,"s":"X","U":1000000010,"u":1000000012,"pu":9,"b":[],"a":[]}"#
+        );
+        assert_eq!(jump_ids(r#"{"lastUpdateId":5}"#, false), None);
+    }
+
+    #[test]
+    fn the_nth_bid_is_omitted() {
+        let mut bids = vec![(3, 1), (2, 1), (1, 1)];
+        assert!(omit_bid(&mut bids, 2));
+        assert_eq!(bids, vec![(3, 1), (1, 1)]);
+        assert!(!omit_bid(&mut bids, 0) && !omit_bid(&mut bids, 3));
     }
 }

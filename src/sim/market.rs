@@ -133,13 +133,30 @@ pub fn split_wrapper(line: &[u8]) -> Option<(&str, &[u8])> {
 }
 
 /// `btcusdt@depth@100ms` -> ("btcusdt", Depth); None for streams we do not serve.
+///
+/// The update speed (`@0ms`, `@100ms`, `@250ms`, `@500ms`, or none) is not
+/// part of the kind: a replayed USD-M capture recorded on `@depth@0ms` is
+/// served to a client subscribed to `@depth@100ms` (and the other way
+/// round), under the name the client asked for. The frames are the
+/// recording's; only the cadence differs from what a real subscription at
+/// that speed would get.
 pub fn parse_stream_name(name: &str) -> Option<(&str, StreamKind)> {
     let (sym, rest) = name.split_once('@')?;
-    let kind = match rest {
-        "depth" | "depth@100ms" | "depth@250ms" | "depth@500ms" => StreamKind::Depth,
-        "depth20" | "depth20@100ms" | "depth20@250ms" | "depth20@500ms" => StreamKind::Depth20,
-        "trade" => StreamKind::Trade,
-        "bookTicker" => StreamKind::BookTicker,
+    let base = match rest.split_once('@') {
+        Some((base, speed)) => {
+            let ms = speed.strip_suffix("ms")?;
+            if ms.is_empty() || !ms.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            base
+        }
+        None => rest,
+    };
+    let kind = match base {
+        "depth" => StreamKind::Depth,
+        "depth20" => StreamKind::Depth20,
+        "trade" if base == rest => StreamKind::Trade,
+        "bookTicker" if base == rest => StreamKind::BookTicker,
         _ => return None,
     };
     Some((sym, kind))
@@ -254,6 +271,14 @@ impl MarketState {
         }
     }
 
+    /// A snapshot body of the current book of symbol `i` without its `nth`
+    /// best bid (the omit-level fault), and whether a bid was left out.
+    pub fn snapshot_without_bid(&self, i: usize, limit: usize, nth: usize) -> Option<(String, bool)> {
+        let mut book = self.true_book(i)?;
+        let omitted = crate::sim::faults::omit_bid(&mut book.bids, nth);
+        Some((snapshot_body(&book, self.market, limit, self.now_ms), omitted))
+    }
+
     /// Top of book of symbol `i` after each update id (when recorded).
     pub fn tops(&self, i: usize) -> Vec<TopAt> {
         match &self.source {
@@ -350,3 +375,20 @@ impl SimClock {
 
 /// Per-symbol counters of dropped diffs (the drop-diff fault).
 pub type DiffCounts = BTreeMap<usize, u64>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_names_ignore_the_update_speed() {
+        for name in ["x@depth", "x@depth@0ms", "x@depth@100ms", "x@depth@250ms", "x@depth@500ms"] {
+            assert_eq!(parse_stream_name(name), Some(("x", StreamKind::Depth)), "{name}");
+        }
+        assert_eq!(parse_stream_name("x@depth20@0ms"), Some(("x", StreamKind::Depth20)));
+        assert_eq!(parse_stream_name("x@bookTicker"), Some(("x", StreamKind::BookTicker)));
+        for bad in ["x@depth@ms", "x@depth@10s", "x@trade@100ms", "x@kline_1m", "x"] {
+            assert_eq!(parse_stream_name(bad), None, "{bad}");
+        }
+    }
+}

@@ -28,7 +28,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::sim::exchange::{BanCounts, Exchange, ExchangeConfig, SimAccount, SimBalance, SimFill, SimOrder};
-use crate::sim::faults::Faults;
+use crate::sim::faults::{jump_ids, Faults};
 use crate::sim::flow::{SimMarket, TopAt};
 use crate::sim::market::{advance, MarketState, SimClock, TrueBook};
 use crate::sim::server::{broadcast, serve, Shared, SimCounters};
@@ -121,6 +121,7 @@ impl Sim {
             stop: Default::default(),
             paused: Default::default(),
             clients: Mutex::new(Vec::new()),
+            refusals_owed: Default::default(),
             exchange: Exchange::with_config(&cfg.symbols, &cfg.accounts, cfg.faults.clone(), exchange),
         });
         let clock = Arc::new(Mutex::new(SimClock::new(start_ms)));
@@ -137,6 +138,7 @@ impl Sim {
             start_ms,
             drop_every: cfg.faults.drop_diff_every,
             diffs: Mutex::new(vec![0; cfg.symbols.len()]),
+            sent_diffs: Mutex::new(vec![0; cfg.symbols.len()]),
         });
         let (st, clk) = (stepper.clone(), clock.clone());
         threads.push(
@@ -303,6 +305,9 @@ struct Stepper {
     drop_every: u64,
     /// Diffs per symbol so far, under the lock that serialises steps.
     diffs: Mutex<Vec<u64>>,
+    /// Diffs per symbol that survived the drop fault (the id-jump faults
+    /// count these), locked inside `diffs`.
+    sent_diffs: Mutex<Vec<u64>>,
 }
 
 impl Stepper {
@@ -327,6 +332,26 @@ impl Stepper {
                 }
                 keep
             });
+        }
+        let f = &self.shared.faults;
+        if faults && (f.id_jump_every > 0 || f.inverted_ids_every > 0) {
+            let mut sent = self.sent_diffs.lock().unwrap_or_else(|p| p.into_inner());
+            let mut with_jumps = Vec::with_capacity(out.len() + 1);
+            for frame in out {
+                if frame.kind == flow::StreamKind::Depth {
+                    sent[frame.symbol] += 1;
+                    let n = sent[frame.symbol];
+                    let nth = |every: u64| every > 0 && n.is_multiple_of(every);
+                    for (on, inverted) in [(nth(f.id_jump_every), false), (nth(f.inverted_ids_every), true)] {
+                        if let Some(payload) = jump_ids(&frame.payload, inverted).filter(|_| on) {
+                            self.shared.counters.ids_jumped.fetch_add(1, Ordering::Relaxed);
+                            with_jumps.push(market::Outgoing { symbol: frame.symbol, kind: frame.kind, payload });
+                        }
+                    }
+                }
+                with_jumps.push(frame);
+            }
+            out = with_jumps;
         }
         broadcast(&self.shared, out);
     }

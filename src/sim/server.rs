@@ -15,8 +15,10 @@
 //! specs), `/api/v3/time`, `/fapi/v1/time`; and the signed trading
 //! endpoints of [`crate::sim::exchange`] (orders, cancels, cancelReplace,
 //! queries, account, myTrades). The WebSocket API is on `/ws-api/v3`: the
-//! same engine's methods, user-data subscriptions, answers held by the
-//! delay faults sent when due (out of order when so), and `serverShutdown`.
+//! same engine's methods, the `depth` market-data request (answered while
+//! the `rest_ban_for` fault refuses REST), user-data subscriptions,
+//! answers held by the delay faults sent when due (out of order when so),
+//! and `serverShutdown`.
 //!
 //! Every REST answer carries the IP's `X-MBX-USED-WEIGHT-1M`. An IP ban
 //! (the 418 fault) covers everything: REST answers 418, WebSocket connects
@@ -63,6 +65,12 @@ pub struct SimCounters {
     pub bad_requests: AtomicU64,
     /// Clients dropped for not keeping up.
     pub slow_clients: AtomicU64,
+    /// Diff copies sent with jumped or inverted update ids.
+    pub ids_jumped: AtomicU64,
+    /// REST snapshots served without a level (the omit-level fault).
+    pub snapshot_levels_omitted: AtomicU64,
+    /// REST requests refused while the WS-API stayed open (`rest_ban_for`).
+    pub rest_refused: AtomicU64,
 }
 
 /// What every connection thread shares.
@@ -80,6 +88,9 @@ pub struct Shared {
     /// Broadcast: one bounded queue per live WebSocket client; a client that
     /// falls this far behind is dropped, as an exchange drops slow readers.
     pub clients: Mutex<Vec<SyncSender<Arc<Outgoing>>>>,
+    /// Market-stream connects still to refuse after a flap (the
+    /// `refuse_after_disconnect` fault).
+    pub refusals_owed: AtomicU64,
     /// The trading side: accounts, orders, the matching engine.
     pub exchange: Exchange,
 }
@@ -200,6 +211,11 @@ fn rest(
     body: &str,
 ) -> io::Result<()> {
     sh.counters.rest_requests.fetch_add(1, Ordering::Relaxed);
+    if let Some(left) = sh.faults.rest_ban_for.checked_sub(sh.started.elapsed()).filter(|d| !d.is_zero()) {
+        if !sh.exchange.banned() {
+            return rest_refused(&mut sock, sh, left);
+        }
+    }
     let (route, raw_query) = path.split_once('?').unwrap_or((path, ""));
     // The exchange's clock (the clock-offset fault shifts it).
     let now_ms = sh.exchange.now_ms();
@@ -252,7 +268,16 @@ fn rest(
             };
             let served = sh.counters.snapshots_served.fetch_add(1, Ordering::Relaxed);
             let stale = served < sh.faults.stale_snapshots as u64;
-            let body = market.snapshot(i, limit, stale);
+            let body = if !stale && sh.faults.omit_snapshot_bid > 0 {
+                market.snapshot_without_bid(i, limit, sh.faults.omit_snapshot_bid).map(|(b, omitted)| {
+                    if omitted {
+                        sh.counters.snapshot_levels_omitted.fetch_add(1, Ordering::Relaxed);
+                    }
+                    b
+                })
+            } else {
+                market.snapshot(i, limit, stale)
+            };
             drop(market);
             match body {
                 Some(b) => {
@@ -280,14 +305,33 @@ fn rest(
     }
 }
 
-/// rest-api.md §Order book: weight by limit.
-fn spot_depth_weight(limit: usize) -> u64 {
+/// rest-api.md §Order book and web-socket-api.md §Market data requests,
+/// Order book (`depth`): the same weight by limit on both.
+pub(crate) fn spot_depth_weight(limit: usize) -> u64 {
     match limit {
         0..=100 => 5,
         101..=500 => 25,
         501..=1000 => 50,
         _ => 250,
     }
+}
+
+/// The `rest_ban_for` fault: HTTP 429 `-1003` for the RAW_REQUESTS limit,
+/// which only REST has (CHANGELOG: the WS-API "removed `RAW REQUESTS` rate
+/// limit ... replaced it with `CONNECTIONS`"), with `Retry-After` for the
+/// time left (rest-api.md §LIMITS: 429s carry it).
+fn rest_refused(sock: &mut TcpStream, sh: &Shared, left: Duration) -> io::Result<()> {
+    sh.counters.rest_refused.fetch_add(1, Ordering::Relaxed);
+    let body = format!(
+        "{{\"code\":-1003,\"msg\":\"Too many requests; current limit is {} requests per 5 MINUTE.\"}}",
+        sh.exchange.cfg.limits.raw_requests_per_5m
+    );
+    let headers = format!(
+        "X-MBX-USED-WEIGHT-1M: {}\r\nRetry-After: {}\r\n",
+        sh.exchange.used_weight(),
+        left.as_secs() + u64::from(left.subsec_nanos() > 0)
+    );
+    respond(sock, "429 Too Many Requests", &body, &headers)
 }
 
 /// USD-M `GET /fapi/v1/depth` (FACTS 1.7): weight by limit.
@@ -355,6 +399,16 @@ fn websocket(mut sock: TcpStream, sh: &Shared, path: &str, key: &str) -> io::Res
     if ws_api_path {
         return ws_api(sock, sh, key, path.split_once('?').map_or("", |(_, q)| q));
     }
+    // A flapping connection: the connects right after a drop are refused.
+    if sh.refusals_owed.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok() {
+        sh.counters.ws_refused.fetch_add(1, Ordering::Relaxed);
+        return respond(
+            &mut sock,
+            "503 Service Unavailable",
+            r#"{"code":-1,"msg":"simulated refusal after a drop"}"#,
+            "",
+        );
+    }
     let Some((subs, combined)) = subscription(sh, path) else {
         sh.counters.bad_requests.fetch_add(1, Ordering::Relaxed);
         return respond(&mut sock, "404 Not Found", r#"{"code":-1,"msg":"no such stream path"}"#, "");
@@ -400,6 +454,7 @@ fn pump(
         let paused = sh.paused.load(Ordering::Relaxed);
         if !paused && sh.faults.disconnect_every.is_some_and(|d| age >= d) {
             sh.counters.forced_disconnects.fetch_add(1, Ordering::Relaxed);
+            sh.refusals_owed.fetch_add(u64::from(sh.faults.refuse_after_disconnect), Ordering::Relaxed);
             return Ok(());
         }
         if let Some(after) = sh.faults.shutdown_after.filter(|_| !paused) {

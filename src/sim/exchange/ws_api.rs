@@ -6,7 +6,8 @@
 //! request or the connection URL) hides the array (§How to show/hide rate
 //! limit information).
 //!
-//! Methods: `ping`, `time`, `exchangeInfo`; `order.place`, `order.test`,
+//! Methods: `ping`, `time`, `exchangeInfo`, `depth` (§Market data
+//! requests, Order book: weight 5/25/50/250 by limit); `order.place`, `order.test`,
 //! `order.cancel`, `order.cancelReplace`, `order.status`,
 //! `openOrders.status`, `openOrders.cancelAll`, `account.status`,
 //! `myTrades`; `session.logon` (Ed25519 keys only, §Session
@@ -98,6 +99,8 @@ impl Exchange {
             Some(op) => op.weight(&p),
             None => match method {
                 "exchangeInfo" => 20,
+                // web-socket-api.md §Market data requests, Order book: by limit.
+                "depth" => crate::sim::server::spot_depth_weight(depth_limit(&p)),
                 "session.logon"
                 | "session.status"
                 | "session.logout"
@@ -121,6 +124,7 @@ impl Exchange {
                 }
                 Err(e) => (Err(e), Duration::ZERO),
             },
+            None if method == "depth" => (self.ws_depth(&p, book), Duration::ZERO),
             None => (self.ws_session_method(method, &p, session), Duration::ZERO),
         };
         let shown = show.then_some(usage);
@@ -162,6 +166,23 @@ impl Exchange {
             return Err(ApiError::new(400, -1022, "Signature for this request is not valid."));
         }
         Ok(idx)
+    }
+
+    /// web-socket-api.md §Market data requests, Order book (`depth`): the
+    /// spot layout `{"lastUpdateId","bids","asks"}`, cut from the same true
+    /// book as REST snapshots (and with the omit-level fault applied, as
+    /// they are). It answers while `rest_ban_for` refuses REST.
+    fn ws_depth(&self, p: &Params, book: Book<'_>) -> Result<String, ApiError> {
+        let symbol = p.get("symbol").ok_or_else(|| mandatory("symbol"))?;
+        if !self.markets.iter().any(|m| m.name.eq_ignore_ascii_case(symbol)) {
+            return Err(ApiError::new(400, -1121, "Invalid symbol."));
+        }
+        let mut b = book(symbol).ok_or_else(|| {
+            // A replay whose book has not synced yet: nothing true to serve.
+            ApiError::new(503, -1001, "Internal error; the book is not ready yet. Retry in a second.")
+        })?;
+        crate::sim::faults::omit_bid(&mut b.bids, self.faults.omit_snapshot_bid);
+        Ok(crate::sim::market::snapshot_body(&b, crate::sim::flow::SimMarket::Spot, depth_limit(p), self.now_ms()))
     }
 
     /// Methods that are about the connection, not the engine.
@@ -259,6 +280,11 @@ fn ws_op(method: &str) -> Option<Op> {
         "myTrades" => Op::MyTrades,
         _ => return None,
     })
+}
+
+/// `depth`'s `limit`: default 100, at most 5000 (web-socket-api.md §Order book).
+fn depth_limit(p: &Params) -> usize {
+    p.get("limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(100).clamp(1, 5000)
 }
 
 fn error_text(id: &str, e: &ApiError, usage: Option<Usage>, limits: &crate::sim::exchange::SimLimits) -> String {
