@@ -163,6 +163,7 @@ raw_section!(
         max_connect_attempts: i64,
         snapshot_limit: i64,
         snapshot_retry_ms: i64,
+        snapshot_hedge_ms: i64,
         weight_per_minute: i64,
     }
 );
@@ -237,6 +238,13 @@ impl Default for Config {
         Self::validate(RawConfig::default()).expect("the defaults are valid")
     }
 }
+
+/// `[risk] stale_after_ms` by default: ten times the 100 ms cadence of the
+/// depth streams the feed subscribes (`@depth@100ms`, `@depth20@100ms`,
+/// FACTS.md §1.1-1.2). A diff stream only sends when the book changes, so a
+/// quiet symbol needs more: set it above the longest quiet spell seen in a
+/// recording of that symbol (mmbot.example.toml says how).
+pub const STALE_AFTER_MS: i64 = 1000;
 
 fn invalid(key: &'static str, value: impl ToString, allowed: impl ToString) -> ConfigError {
     ConfigError::Invalid { key, value: value.to_string(), allowed: allowed.to_string() }
@@ -348,13 +356,8 @@ impl Config {
             min_spread_bps: float_in("risk.min_spread_bps", r.min_spread_bps, dg.min_spread_bps, 0.0, 10_000.0)?,
             max_spread_bps: float_in("risk.max_spread_bps", r.max_spread_bps, dg.max_spread_bps, 0.0, 10_000.0)?,
             max_position: params.max_position,
-            stale_after_ns: in_range(
-                "risk.stale_after_ms",
-                r.stale_after_ms,
-                dg.stale_after_ns / 1_000_000,
-                1,
-                3_600_000,
-            )? * 1_000_000,
+            stale_after_ns: in_range("risk.stale_after_ms", r.stale_after_ms, STALE_AFTER_MS, 1, 3_600_000)?
+                * 1_000_000,
         };
         if guard.min_spread_bps > guard.max_spread_bps {
             return Err(invalid(
@@ -701,6 +704,7 @@ fn validate_feed(f: &RawFeed, traded: Option<Symbol>) -> Result<FeedConfig, Conf
         )? as usize,
         snapshot_limit,
         snapshot_retry: ms("feed.snapshot_retry_ms", f.snapshot_retry_ms, d.snapshot_retry, 1, 600_000)?,
+        snapshot_hedge_after: ms("feed.snapshot_hedge_ms", f.snapshot_hedge_ms, d.snapshot_hedge_after, 0, 60_000)?,
         snapshot_timeout: d.snapshot_timeout,
         weight_per_minute: in_range("feed.weight_per_minute", f.weight_per_minute, d.weight_per_minute as i64, 1, 6000)?
             as u32,
@@ -830,6 +834,7 @@ impl Config {
         line(format!("max_connect_attempts = {}", fd.max_connect_attempts));
         line(format!("snapshot_limit = {}", fd.snapshot_limit));
         line(format!("snapshot_retry_ms = {}", fd.snapshot_retry.as_millis()));
+        line(format!("snapshot_hedge_ms = {}", fd.snapshot_hedge_after.as_millis()));
         line(format!("weight_per_minute = {}", fd.weight_per_minute));
         line("\n[net]".into());
         line(self.net.describe());

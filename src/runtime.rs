@@ -590,6 +590,10 @@ impl<S: Strategy> FeedHandler for HotSide<S> {
     fn wants_snapshot(&self, symbol: Symbol) -> bool {
         self.hot.wants_snapshot(symbol)
     }
+
+    fn synced_update_id(&self, symbol: Symbol) -> Option<u64> {
+        self.hot.market().book(symbol).filter(|b| b.is_synced()).map(|b| b.update_id())
+    }
 }
 
 /// Runs the threaded paper trader until `source` ends or `stop` is set.

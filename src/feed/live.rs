@@ -8,12 +8,14 @@
 //! queued pongs (tungstenite answers each ping with its payload); run the
 //! timers; hand over snapshots and ask for new ones.
 //!
-//! Connection care: reconnect on close, error, `serverShutdown`, read
-//! silence longer than `stale_after`, our ping unanswered for
-//! `pong_timeout`, and before Binance's 24-hour limit. A reconnect makes
-//! every book unsynced ([`FeedHandler::on_disconnected`]) and it resyncs with
-//! a fresh snapshot; replies to requests made on an older connection are
-//! discarded (`generation`).
+//! Connection care: reconnect on close, error, an invalid UTF-8 text frame,
+//! read silence longer than `stale_after`, and our ping unanswered for
+//! `pong_timeout`. Such a reconnect makes every book unsynced
+//! ([`FeedHandler::on_disconnected`]) and it resyncs with a fresh snapshot;
+//! replies to requests made on an older connection are discarded
+//! (`generation`). Planned renewals (`serverShutdown`, `max_connection_age`
+//! before Binance's 24-hour limit) make the new connection before breaking
+//! the old one and keep every book ([`crate::feed::switch`]).
 //!
 //! Nothing here allocates per frame: tungstenite's buffers are reused (the
 //! payload is split off its read buffer and dropped before the next read),
@@ -30,6 +32,7 @@ use tungstenite::Message;
 use crate::feed::connector::{Connector, ConnectorConfig, ConnectorStats, Reason, Request};
 use crate::feed::endpoint::{rest_depth_url, stream_names, stream_url, DepthStream, FeedMarket, Url, UrlError};
 use crate::feed::snapshot::{wall_ns, SnapshotConfig, SnapshotFetcher, SnapshotRequest};
+use crate::feed::switch::{Standby, SwitchVerdict};
 use crate::feed::ws::Ws;
 use crate::hot::msg::Symbol;
 use crate::ipguard::IpGuard;
@@ -65,6 +68,9 @@ pub struct FeedConfig {
     pub snapshot_limit: u32,
     /// Wait before asking again after a failed or too-old snapshot.
     pub snapshot_retry: Duration,
+    /// No answer this long: ask a second time, on the other worker, if the
+    /// weight budget has room (zero: never).
+    pub snapshot_hedge_after: Duration,
     pub snapshot_timeout: Duration,
     /// Our snapshot request weight budget per minute.
     pub weight_per_minute: u32,
@@ -98,6 +104,7 @@ impl Default for FeedConfig {
             max_connect_attempts: 300,
             snapshot_limit: 1000,
             snapshot_retry: Duration::from_millis(500),
+            snapshot_hedge_after: Duration::from_secs(1),
             snapshot_timeout: Duration::from_secs(10),
             weight_per_minute: 1000,
             ip_guard: None,
@@ -198,14 +205,37 @@ pub trait FeedHandler {
     fn on_idle(&mut self, now_ns: i64);
     /// Whether `symbol`'s book has buffered diffs and waits for a snapshot.
     fn wants_snapshot(&self, symbol: Symbol) -> bool;
+    /// `symbol`'s book update id if the book is synced (the make-before-break
+    /// switch waits until the old connection has applied what the new one
+    /// delivered). `None`: unsynced, or the handler keeps no books (then a
+    /// planned renewal switches as soon as the new connection delivers).
+    fn synced_update_id(&self, _symbol: Symbol) -> Option<u64> {
+        None
+    }
+    /// A planned renewal switched to the new connection with every book
+    /// kept (`forced`: without waiting for it to catch up).
+    fn on_switched(&mut self, _reason: Reason, _forced: bool, _now_ns: i64) {}
 }
 
 /// Counters of the live feed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LinkStats {
     pub connects: u64,
-    /// Disconnects by [`Reason`] (index = `Reason as usize`).
-    pub disconnects: [u64; 7],
+    /// Disconnects by [`Reason`] (index = `Reason as usize`); a planned
+    /// renewal's old connection counts under its reason when it is closed.
+    pub disconnects: [u64; REASON_COUNT],
+    /// Planned renewals switched over with the books kept (make before
+    /// break), and of those the ones forced before the new connection had
+    /// caught up (the old one closed first, or [`crate::feed::switch::SWITCH_TIMEOUT`]).
+    pub switches: u64,
+    pub switches_forced: u64,
+    /// Longest time from a new connection's arrival to the switch, ns.
+    pub switch_wait_ns_max: u64,
+    /// New connections of a renewal that failed before the switch.
+    pub standby_failures: u64,
+    /// Unplanned disconnects to the next connection: total and longest, ns.
+    pub reconnect_ns_total: u64,
+    pub reconnect_ns_max: u64,
     pub frames: u64,
     pub bytes: u64,
     pub pings_received: u64,
@@ -217,6 +247,10 @@ pub struct LinkStats {
     pub snapshots_failed: u64,
     /// Requests whose reply never came (asked again).
     pub snapshots_lost: u64,
+    /// Second requests after `snapshot_hedge_after` without an answer.
+    pub snapshots_hedged: u64,
+    /// Answers that came after another answer for the same request (not applied).
+    pub snapshots_duplicate: u64,
     /// Replies to a request made on an earlier connection.
     pub snapshots_discarded: u64,
     /// Snapshot requests refused because the ring to the fetcher was full.
@@ -231,8 +265,11 @@ impl LinkStats {
     }
 }
 
+/// How many [`Reason`]s there are.
+pub const REASON_COUNT: usize = 8;
+
 /// All reasons, in `LinkStats::disconnects` order.
-pub const REASONS: [Reason; 7] = [
+pub const REASONS: [Reason; REASON_COUNT] = [
     Reason::Start,
     Reason::Closed,
     Reason::Error,
@@ -240,6 +277,7 @@ pub const REASONS: [Reason; 7] = [
     Reason::NoPong,
     Reason::ServerShutdown,
     Reason::Renew,
+    Reason::InvalidUtf8,
 ];
 
 /// Frames read per turn at most, so timers and snapshots are never starved.
@@ -247,6 +285,8 @@ const FRAMES_PER_TURN: usize = 64;
 /// Our ping's payload (static: sending it allocates nothing).
 const PING_PAYLOAD: &[u8] = b"mmbot";
 const SOCKET: Token = Token(0);
+/// The new connection of a planned renewal, until the switch.
+const STANDBY: Token = Token(1);
 
 struct Conn {
     ws: Ws,
@@ -257,12 +297,22 @@ struct Conn {
     last_data: Instant,
     last_ping: Instant,
     ping_outstanding: Option<Instant>,
+    /// A book was synced while this connection served it: it was healthy.
+    synced: bool,
+}
+
+impl Conn {
+    fn new(ws: Ws, now: Instant) -> Self {
+        Self { ws, since: now, last_data: now, last_ping: now, ping_outstanding: None, synced: false }
+    }
 }
 
 #[derive(Clone, Copy, Default)]
 struct SnapshotState {
     /// When the outstanding request was made.
     in_flight: Option<Instant>,
+    /// A second request went out for it.
+    hedged: bool,
     retry_at: Option<Instant>,
     /// Failed fetches in a row (HTTP errors, timeouts): the retry doubles.
     failures: u32,
@@ -280,6 +330,12 @@ pub struct LiveFeed {
     fetcher: Option<SnapshotFetcher>,
     guard: IpGuard,
     conn: Option<Conn>,
+    /// A planned renewal's new connection, until the switch.
+    standby: Option<(Conn, Standby)>,
+    /// A planned renewal asked of the connector, its connection not here yet.
+    renewal: Option<Reason>,
+    /// When the last unplanned disconnect happened (reconnect timing).
+    disconnected_at: Option<Instant>,
     /// Bumped per connection; snapshot replies carry the one they were asked on.
     generation: u32,
     snapshots: Vec<SnapshotState>,
@@ -329,7 +385,7 @@ impl LiveFeed {
             // Each top-20 message is a whole book: nothing to sync.
             DepthStream::Top20 => None,
         };
-        connector.request(Request { reason: Reason::Start, lived: Duration::ZERO });
+        connector.request(Request::start());
         let poll = Poll::new().map_err(FeedError::Poll)?;
         Ok(Self {
             snapshots: vec![SnapshotState::default(); cfg.symbols.len()],
@@ -340,6 +396,9 @@ impl LiveFeed {
             fetcher,
             guard,
             conn: None,
+            standby: None,
+            renewal: None,
+            disconnected_at: None,
             generation: 0,
             clock,
             stats: LinkStats::default(),
@@ -386,7 +445,7 @@ impl LiveFeed {
     /// One turn of the feed (see the module doc). Never blocks longer than
     /// `poll_timeout` (poll mode) and never at all when busy-polling.
     pub fn turn(&mut self, h: &mut impl FeedHandler) {
-        if self.conn.is_none() {
+        if self.conn.is_none() || self.renewal.is_some() {
             self.adopt_connection(h);
         }
         if self.conn.is_some() {
@@ -394,6 +453,10 @@ impl LiveFeed {
         } else if !self.cfg.busy_poll {
             // Nothing registered: the poll is the short wait between turns.
             let _ = self.poll.poll(&mut self.events, Some(self.cfg.poll_timeout));
+        }
+        if self.standby.is_some() {
+            self.read_standby();
+            self.maybe_switch(h);
         }
         self.timers(h);
         self.snapshots(h);
@@ -403,6 +466,9 @@ impl LiveFeed {
     /// Closes the connection (books unsynced, quotes pulled through the
     /// handler) at the end of a run.
     pub fn shutdown(&mut self, h: &mut impl FeedHandler) {
+        if let Some((c, _)) = self.standby.take() {
+            self.retire(c, STANDBY_CLOSE);
+        }
         if let Some(mut c) = self.conn.take() {
             let _ = c.ws.close(None);
             let _ = c.ws.flush();
@@ -415,15 +481,31 @@ impl LiveFeed {
     fn adopt_connection(&mut self, h: &mut impl FeedHandler) {
         let Some(ws) = self.connector.take() else { return };
         let fd = ws.get_ref().tcp().as_raw_fd();
-        if self.poll.registry().register(&mut SourceFd(&fd), SOCKET, Interest::READABLE).is_err() {
-            // Counted, not logged: this is the hot thread.
+        let token = if self.conn.is_some() { STANDBY } else { SOCKET };
+        if self.poll.registry().register(&mut SourceFd(&fd), token, Interest::READABLE).is_err() {
+            // Counted, not logged: this is the hot thread. A renewal stays
+            // asked for (`renewal`), and so does a reconnect.
             self.stats.register_failures += 1;
             self.connector.retire(ws);
-            self.connector.request(Request { reason: Reason::Error, lived: Duration::ZERO });
+            self.connector.request(Request::retry());
             return;
         }
         let now = Instant::now();
-        self.conn = Some(Conn { ws, since: now, last_data: now, last_ping: now, ping_outstanding: None });
+        if self.conn.is_some() {
+            // A planned renewal's new connection: read, not applied, until
+            // the old one has caught up with it.
+            let reason = self.renewal.take().unwrap_or(Reason::Renew);
+            self.standby = Some((Conn::new(ws, now), Standby::new(self.cfg.symbols.len(), reason, now)));
+            self.stats.connects += 1;
+            return;
+        }
+        self.renewal = None;
+        if let Some(t) = self.disconnected_at.take() {
+            let ns = t.elapsed().as_nanos() as u64;
+            self.stats.reconnect_ns_total += ns;
+            self.stats.reconnect_ns_max = self.stats.reconnect_ns_max.max(ns);
+        }
+        self.conn = Some(Conn::new(ws, now));
         self.new_generation();
         self.stats.connects += 1;
         self.t_readable = None;
@@ -453,6 +535,7 @@ impl LiveFeed {
         }
         self.more_pending = true;
         let mut end: Option<Reason> = None;
+        let mut shutdown_announced = false;
         let Some(conn) = self.conn.as_mut() else { return };
         for _ in 0..FRAMES_PER_TURN {
             let t_try = self.clock.now();
@@ -486,8 +569,9 @@ impl LiveFeed {
                     self.stats.frames += 1;
                     self.stats.bytes += frame.len() as u64;
                     if h.on_frame(frame, wall_ns(), t_ready, wire) {
-                        end = Some(Reason::ServerShutdown);
-                        break;
+                        // The old connection keeps serving until the new
+                        // one has caught up (make before break).
+                        shutdown_announced = true;
                     }
                 }
                 Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -496,12 +580,8 @@ impl LiveFeed {
                     self.t_readable = None;
                     break;
                 }
-                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
-                    end = Some(Reason::Closed);
-                    break;
-                }
-                Err(_) => {
-                    end = Some(Reason::Error);
+                Err(e) => {
+                    end = Some(read_error_reason(&e));
                     break;
                 }
             }
@@ -514,20 +594,132 @@ impl LiveFeed {
                 Err(_) => end = Some(Reason::Error),
             }
         }
+        if shutdown_announced {
+            self.renew(Reason::ServerShutdown);
+        }
         if let Some(reason) = end {
             self.disconnect(reason, h);
         }
     }
 
+    /// Asks for a planned renewal's new connection (once), the old one
+    /// serving meanwhile.
+    fn renew(&mut self, reason: Reason) {
+        if self.renewal.is_some() || self.standby.is_some() {
+            return;
+        }
+        let Some(conn) = self.conn.as_ref() else { return };
+        self.renewal = Some(reason);
+        self.connector.request_after(Request { reason, lived: conn.since.elapsed() }, conn.synced);
+    }
+
+    /// Reads the renewal's new connection: pings answered, data frames
+    /// noted (their depth ids) and skipped. A failure drops it and asks for
+    /// another.
+    fn read_standby(&mut self) {
+        let Some((conn, standby)) = self.standby.as_mut() else { return };
+        let mut end = None;
+        for _ in 0..FRAMES_PER_TURN {
+            match conn.ws.read() {
+                Ok(Message::Text(t)) => standby.on_frame(t.as_bytes(), &self.cfg.symbols),
+                Ok(Message::Binary(b)) => standby.on_frame(&b, &self.cfg.symbols),
+                Ok(Message::Ping(_)) => self.stats.pings_received += 1,
+                Ok(Message::Close(_)) => {
+                    end = Some(Reason::Closed);
+                    break;
+                }
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    end = Some(read_error_reason(&e));
+                    break;
+                }
+            }
+        }
+        if end.is_none() {
+            match conn.ws.flush() {
+                Ok(()) => {}
+                Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => end = Some(Reason::Error),
+            }
+        }
+        if end.is_some() {
+            let (conn, standby) = self.standby.take().expect("checked above");
+            self.stats.standby_failures += 1;
+            let lived = conn.since.elapsed();
+            self.retire(conn, STANDBY_CLOSE);
+            // Asked again as a failure: the backoff applies.
+            self.renewal = Some(standby.reason);
+            self.connector.request_after(Request { reason: standby.reason, lived }, false);
+        }
+    }
+
+    /// Switches to the renewal's new connection once it has caught up.
+    fn maybe_switch(&mut self, h: &mut impl FeedHandler) {
+        let Some((_, standby)) = self.standby.as_ref() else { return };
+        let symbols = &self.cfg.symbols;
+        match standby.caught_up(Instant::now(), |i| h.synced_update_id(symbols[i])) {
+            SwitchVerdict::Wait => {}
+            SwitchVerdict::CaughtUp => self.switch(false, h),
+            SwitchVerdict::TimedOut => self.switch(true, h),
+        }
+    }
+
+    /// The new connection takes over at this frame boundary; the old one is
+    /// closed off the hot thread. Books, snapshot requests and their
+    /// generation are kept: both connections carry the same diff stream.
+    fn switch(&mut self, forced: bool, h: &mut impl FeedHandler) {
+        let Some((mut new, standby)) = self.standby.take() else { return };
+        if let Some(old) = self.conn.take() {
+            self.stats.disconnects[standby.reason as usize] += 1;
+            new.synced |= old.synced;
+            self.retire(old, SOCKET_CLOSE);
+        }
+        let fd = new.ws.get_ref().tcp().as_raw_fd();
+        if self.poll.registry().reregister(&mut SourceFd(&fd), SOCKET, Interest::READABLE).is_err() {
+            self.stats.register_failures += 1;
+        }
+        self.stats.switches += 1;
+        self.stats.switches_forced += u64::from(forced);
+        let waited = standby.since.elapsed().as_nanos() as u64;
+        self.stats.switch_wait_ns_max = self.stats.switch_wait_ns_max.max(waited);
+        new.last_data = Instant::now();
+        self.conn = Some(new);
+        self.t_readable = None;
+        // Its bytes may already be waiting: edge-triggered readiness
+        // would not announce them again.
+        self.more_pending = true;
+        h.on_switched(standby.reason, forced, wall_ns());
+    }
+
+    /// Closes a connection (a goodbye frame when `say_goodbye`) and hands it
+    /// to the connector thread to drop.
+    fn retire(&mut self, mut conn: Conn, say_goodbye: bool) {
+        if say_goodbye {
+            let _ = conn.ws.close(None);
+            let _ = conn.ws.flush();
+        }
+        let _ = self.poll.registry().deregister(&mut SourceFd(&conn.ws.get_ref().tcp().as_raw_fd()));
+        self.connector.retire(conn.ws);
+    }
+
     fn timers(&mut self, h: &mut impl FeedHandler) {
         let now = Instant::now();
         let Some(conn) = self.conn.as_mut() else { return };
+        if !conn.synced && self.cfg.symbols.iter().any(|&s| h.synced_update_id(s).is_some()) {
+            conn.synced = true;
+        }
         let reason = if now.duration_since(conn.last_data) > self.cfg.stale_after {
             Some(Reason::Silence)
         } else if conn.ping_outstanding.is_some_and(|t| now.duration_since(t) > self.cfg.pong_timeout) {
             Some(Reason::NoPong)
-        } else if now.duration_since(conn.since) > self.cfg.max_connection_age {
-            Some(Reason::Renew)
+        } else if now.duration_since(conn.since) > self.cfg.max_connection_age
+            && self.renewal.is_none()
+            && self.standby.is_none()
+        {
+            // Renewed before Binance's 24-hour limit, made before broken.
+            self.renew(Reason::Renew);
+            None
         } else {
             if conn.ping_outstanding.is_none() && now.duration_since(conn.last_ping) >= self.cfg.ping_interval {
                 conn.last_ping = now;
@@ -548,16 +740,31 @@ impl LiveFeed {
     }
 
     fn disconnect(&mut self, reason: Reason, h: &mut impl FeedHandler) {
-        let Some(mut conn) = self.conn.take() else { return };
-        if matches!(reason, Reason::Renew | Reason::Silence | Reason::NoPong) {
-            // Say goodbye; errors here change nothing.
-            let _ = conn.ws.close(None);
-            let _ = conn.ws.flush();
+        if self.standby.is_some() {
+            // A renewal's new connection is up: switch to it now, books
+            // kept (a diff it lacks shows as a gap and resyncs as usual).
+            if let Some(old) = self.conn.take() {
+                self.stats.disconnects[reason as usize] += 1;
+                let synced = old.synced;
+                self.retire(old, false);
+                if let Some((c, _)) = self.standby.as_mut() {
+                    c.synced |= synced;
+                }
+            }
+            self.switch(true, h);
+            return;
         }
-        let _ = self.poll.registry().deregister(&mut SourceFd(&conn.ws.get_ref().tcp().as_raw_fd()));
-        let lived = conn.since.elapsed();
-        self.connector.retire(conn.ws);
-        self.connector.request(Request { reason, lived });
+        let Some(conn) = self.conn.take() else { return };
+        // Say goodbye where the server may still listen; errors change nothing.
+        let goodbye = matches!(reason, Reason::Renew | Reason::Silence | Reason::NoPong | Reason::InvalidUtf8);
+        let (lived, synced) = (conn.since.elapsed(), conn.synced);
+        self.retire(conn, goodbye);
+        if self.renewal.take().is_none() {
+            // A renewal already asked the connector: its connection becomes
+            // the next one. Otherwise ask now.
+            self.connector.request_after(Request { reason, lived }, synced);
+        }
+        self.disconnected_at = Some(Instant::now());
         self.stats.disconnects[reason as usize] += 1;
         self.t_readable = None;
         self.more_pending = false;
@@ -580,7 +787,22 @@ impl LiveFeed {
                 continue;
             }
             let state = &mut self.snapshots[i];
+            if state.in_flight.is_none() {
+                // The other of two requests answered first: already used.
+                self.stats.snapshots_duplicate += 1;
+                if let Ok(buf) = reply.body {
+                    fetcher.recycle(buf);
+                }
+                continue;
+            }
+            if reply.body.is_err() && state.hedged && !reply.hedge {
+                // The first request failed; the second may still answer.
+                state.hedged = false;
+                self.stats.snapshots_failed += 1;
+                continue;
+            }
             state.in_flight = None;
+            state.hedged = false;
             match reply.body {
                 Ok(buf) => {
                     state.failures = 0;
@@ -616,7 +838,22 @@ impl LiveFeed {
             }
             if state.in_flight.is_some_and(|t| now.duration_since(t) > give_up) {
                 state.in_flight = None;
+                state.hedged = false;
                 self.stats.snapshots_lost += 1;
+            }
+            let hedge_after = self.cfg.snapshot_hedge_after;
+            if !hedge_after.is_zero()
+                && !guard_wait
+                && !state.hedged
+                && state.in_flight.is_some_and(|t| now.duration_since(t) >= hedge_after)
+                && fetcher.has_idle_worker()
+                && fetcher.hedge(SnapshotRequest { symbol, generation: self.generation })
+            {
+                // No answer yet: ask again on the idle worker instead of
+                // waiting out the timeout.
+                state.hedged = true;
+                self.stats.snapshots_hedged += 1;
+                self.stats.snapshots_requested += 1;
             }
             if state.in_flight.is_some() || state.retry_at.is_some_and(|t| now < t) || !h.wants_snapshot(symbol) {
                 continue;
@@ -628,6 +865,21 @@ impl LiveFeed {
                 self.stats.snapshot_ring_full += 1;
             }
         }
+    }
+}
+
+/// Close frames: the old connection of a switch gets one, a failed
+/// renewal connection does not need one.
+const SOCKET_CLOSE: bool = true;
+const STANDBY_CLOSE: bool = true;
+
+/// Why a read failed, in the trade's words: an invalid UTF-8 text frame
+/// says so (tungstenite checks text frames, RFC 6455 §8.1).
+fn read_error_reason(e: &tungstenite::Error) -> Reason {
+    match e {
+        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => Reason::Closed,
+        tungstenite::Error::Utf8(_) => Reason::InvalidUtf8,
+        _ => Reason::Error,
     }
 }
 

@@ -11,6 +11,7 @@ pub mod live;
 pub mod recorder;
 pub mod recording;
 pub mod snapshot;
+pub mod switch;
 pub mod synthetic;
 pub mod tls;
 pub mod ws;
