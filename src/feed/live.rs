@@ -224,6 +224,8 @@ pub struct LinkStats {
     /// Disconnects by [`Reason`] (index = `Reason as usize`); a planned
     /// renewal's old connection counts under its reason when it is closed.
     pub disconnects: [u64; REASON_COUNT],
+    /// The last disconnect's reason (status lines, the log).
+    pub last_disconnect: Option<Reason>,
     /// Planned renewals switched over with the books kept (make before
     /// break), and of those the ones forced before the new connection had
     /// caught up (the old one closed first, or [`crate::feed::switch::SWITCH_TIMEOUT`]).
@@ -427,6 +429,19 @@ impl LiveFeed {
         let snapshots =
             self.fetcher.as_ref().map_or(0, |f| f.counters().guard_waits.load(std::sync::atomic::Ordering::Relaxed));
         self.connector.stats().guard_waits + snapshots
+    }
+
+    /// The snapshot threads' counters (lock-free).
+    pub fn snapshot_totals(&self) -> crate::feed::health::SnapshotTotals {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(f) = self.fetcher.as_ref() else { return Default::default() };
+        let c = f.counters();
+        crate::feed::health::SnapshotTotals {
+            sent: c.requests.load(Relaxed),
+            hedges_skipped: c.hedges_skipped.load(Relaxed),
+            weight_waits: c.weight_waits.load(Relaxed),
+            guard_waits: c.guard_waits.load(Relaxed),
+        }
     }
 
     /// The last connection error (takes a lock: not for the hot thread).
@@ -766,6 +781,7 @@ impl LiveFeed {
         }
         self.disconnected_at = Some(Instant::now());
         self.stats.disconnects[reason as usize] += 1;
+        self.stats.last_disconnect = Some(reason);
         self.t_readable = None;
         self.more_pending = false;
         // Replies to requests made on this connection must not land on the

@@ -7,6 +7,7 @@
 
 pub mod connector;
 pub mod endpoint;
+pub mod health;
 pub mod live;
 pub mod recorder;
 pub mod recording;
