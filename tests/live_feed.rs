@@ -256,6 +256,7 @@ fn assert_renewed_without_pulling(o: &Outcome, reason: Reason) {
     assert_eq!((s.gaps, s.resyncs), (0, 0), "the books were kept, not resynced: {s:?}");
     assert_eq!(link.disconnects_total(), disconnects(o, reason), "no other disconnect: {link:?}");
     let feed = o.run.feed.as_ref().expect("a live run has a feed report");
+    eprintln!("{reason:?}: {}", serde_json::to_string(feed).unwrap());
     assert_eq!(feed.switches, link.switches);
     assert_book_is_true(o);
     assert_quotes_from_true_books(o);

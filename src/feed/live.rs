@@ -134,6 +134,16 @@ impl FeedConfig {
                 format!("must not exceed feed.backoff_max_ms ({})", self.backoff_max.as_millis()),
             ));
         }
+        if !self.snapshot_hedge_after.is_zero() && self.snapshot_hedge_after >= self.snapshot_timeout {
+            return Err((
+                "feed.snapshot_hedge_ms",
+                self.snapshot_hedge_after.as_millis().to_string(),
+                format!(
+                    "must be 0 (never ask twice) or below the snapshot timeout ({} ms)",
+                    self.snapshot_timeout.as_millis()
+                ),
+            ));
+        }
         let weight = self.market.snapshot_weight(self.snapshot_limit);
         if self.weight_per_minute < weight {
             return Err((
