@@ -430,3 +430,57 @@ fn a_replayed_recording_is_served_and_followed() {
     assert!(o.run.report.trading.quotes > 5, "{}", o.run.report.trading.quotes);
     let _ = std::fs::remove_file(&path);
 }
+
+/// A handler that keeps nothing (the feed's own counters are what is checked).
+struct Nothing;
+
+impl mmbot::feed::live::FeedHandler for Nothing {
+    fn on_frame(&mut self, _: &[u8], _: i64, _: u64, _: u64) -> bool {
+        false
+    }
+    fn on_snapshot(&mut self, _: Symbol, _: &[u8], _: i64) {}
+    fn on_disconnected(&mut self, _: Reason, _: i64) {}
+    fn on_idle(&mut self, _: i64) {}
+    fn wants_snapshot(&self, _: Symbol) -> bool {
+        false
+    }
+}
+
+#[test]
+fn an_invalid_utf8_text_frame_is_named_as_such() {
+    // A server that completes the handshake, then sends one text frame
+    // whose payload is not UTF-8 (RFC 6455 §8.1: the connection fails).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        listener.set_nonblocking(false).unwrap();
+        let (sock, _) = listener.accept().unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut ws = tungstenite::accept(sock).unwrap();
+        use std::io::Write;
+        // FIN + text opcode, unmasked, 3 bytes: 0xff is never valid UTF-8.
+        ws.get_mut().write_all(&[0x81, 3, b'{', 0xff, b'}']).unwrap();
+        ws.get_mut().flush().unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    });
+    let feed = FeedConfig {
+        symbols: vec![Symbol::new(SYMBOL.as_bytes())],
+        stream_url: Some(format!("ws://127.0.0.1:{port}")),
+        rest_url: Some("http://127.0.0.1:1".into()),
+        // One attempt only: the retry would find no server.
+        backoff_min: Duration::from_secs(60),
+        backoff_max: Duration::from_secs(60),
+        ..FeedConfig::default()
+    };
+    let mut live = mmbot::feed::live::LiveFeed::start(feed, mmbot::stats::clock::Clock::instant()).unwrap();
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(3) && live.stats().disconnects_total() == 0 {
+        live.turn(&mut Nothing);
+    }
+    let link = live.stats();
+    assert_eq!(link.disconnects[Reason::InvalidUtf8 as usize], 1, "{link:?}");
+    assert_eq!(link.last_disconnect, Some(Reason::InvalidUtf8));
+    assert_eq!(Reason::InvalidUtf8.name(), "invalid UTF-8 text frame");
+    drop(live);
+    server.join().unwrap();
+}
