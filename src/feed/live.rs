@@ -344,6 +344,8 @@ pub struct LiveFeed {
     conn: Option<Conn>,
     /// A planned renewal's new connection, until the switch.
     standby: Option<(Conn, Standby)>,
+    /// The standby's per-symbol buffer between renewals (allocated once).
+    standby_buffer: Vec<Option<u64>>,
     /// A planned renewal asked of the connector, its connection not here yet.
     renewal: Option<Reason>,
     /// When the last unplanned disconnect happened (reconnect timing).
@@ -401,6 +403,7 @@ impl LiveFeed {
         let poll = Poll::new().map_err(FeedError::Poll)?;
         Ok(Self {
             snapshots: vec![SnapshotState::default(); cfg.symbols.len()],
+            standby_buffer: Vec::with_capacity(cfg.symbols.len()),
             cfg,
             poll,
             events: Events::with_capacity(16),
@@ -520,7 +523,9 @@ impl LiveFeed {
             // A planned renewal's new connection: read, not applied, until
             // the old one has caught up with it.
             let reason = self.renewal.take().unwrap_or(Reason::Renew);
-            self.standby = Some((Conn::new(ws, now), Standby::new(self.cfg.symbols.len(), reason, now)));
+            let buffer = std::mem::take(&mut self.standby_buffer);
+            let standby = Standby::reusing(buffer, self.cfg.symbols.len(), reason, now);
+            self.standby = Some((Conn::new(ws, now), standby));
             self.stats.connects += 1;
             return;
         }
@@ -676,6 +681,7 @@ impl LiveFeed {
             // Asked again as a failure: the backoff applies.
             self.renewal = Some(standby.reason);
             self.connector.request_after(Request { reason: standby.reason, lived }, false);
+            self.standby_buffer = standby.into_buffer();
         }
     }
 
@@ -715,6 +721,7 @@ impl LiveFeed {
         // would not announce them again.
         self.more_pending = true;
         h.on_switched(standby.reason, forced, wall_ns());
+        self.standby_buffer = standby.into_buffer();
     }
 
     /// Closes a connection (a goodbye frame when `say_goodbye`) and hands it

@@ -58,7 +58,25 @@ pub enum SwitchVerdict {
 
 impl Standby {
     pub fn new(symbols: usize, reason: crate::feed::connector::Reason, now: Instant) -> Self {
-        Self { since: now, reason, seen: vec![None; symbols], depth_frames: 0, skipped: 0 }
+        Self::reusing(Vec::with_capacity(symbols), symbols, reason, now)
+    }
+
+    /// Built in `buffer` (one from [`Self::into_buffer`]): nothing is
+    /// allocated on the hot thread once the feed has started.
+    pub fn reusing(
+        mut buffer: Vec<Option<u64>>,
+        symbols: usize,
+        reason: crate::feed::connector::Reason,
+        now: Instant,
+    ) -> Self {
+        buffer.clear();
+        buffer.resize(symbols, None);
+        Self { since: now, reason, seen: buffer, depth_frames: 0, skipped: 0 }
+    }
+
+    /// Its buffer, for the next renewal.
+    pub fn into_buffer(self) -> Vec<Option<u64>> {
+        self.seen
     }
 
     /// Notes a frame the new connection delivered (not applied).
