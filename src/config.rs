@@ -170,6 +170,7 @@ raw_section!(
         snapshot_retry_ms: i64,
         snapshot_hedge_ms: i64,
         weight_per_minute: i64,
+        depth20_fallback: bool,
     }
 );
 
@@ -475,6 +476,14 @@ impl Config {
         };
 
         let feed = validate_feed(&raw.feed, symbol)?;
+        if feed.depth20_fallback && features.depth_levels > 20 {
+            // A book rebuilt from depth20 is exact in 20 levels only.
+            return Err(invalid(
+                "feed.depth20_fallback",
+                "true",
+                format!("needs features.depth_levels of 20 or fewer (it is {})", features.depth_levels),
+            ));
+        }
         let net = crate::ipguard::settings::NetConfig::from_raw(&raw.net)
             .map_err(|(key, value, allowed)| invalid(key, value, allowed))?;
         let live = raw.live.clone().map(crate::exec::live_config::LiveConfig::from_raw).transpose()?;
@@ -724,6 +733,12 @@ mod tests {
             ("[feed]\nsnapshot_hedge_ms = 60001\n", "feed.snapshot_hedge_ms", "from 0 to 60000"),
             ("[feed]\nsnapshot_hedge_ms = 10000\n", "feed.snapshot_hedge_ms", "below the snapshot timeout"),
             ("[feed]\nmax_connection_age_s = 0\n", "feed.max_connection_age_s", "from 1 to 86000"),
+            ("[feed]\nmarket = \"usdm\"\ndepth20_fallback = true\n", "feed.depth20_fallback", "spot diff streams"),
+            (
+                "[feed]\ndepth20_fallback = true\n[features]\ndepth_levels = 50\n",
+                "feed.depth20_fallback",
+                "20 or fewer",
+            ),
             ("[feed]\npoll = \"spin\"\n", "feed.poll", "busy"),
             ("[net]\nip_guard_file = \"\"\n", "net.ip_guard_file", "off"),
             ("[net]\nip_guard_file = \"/tmp/\"\n", "net.ip_guard_file", "folder"),

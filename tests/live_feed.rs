@@ -484,3 +484,21 @@ fn an_invalid_utf8_text_frame_is_named_as_such() {
     drop(live);
     server.join().unwrap();
 }
+
+#[test]
+fn while_rest_is_refused_a_book_is_rebuilt_from_depth20() {
+    // Every REST request is answered 429 (Retry-After 1 s): no snapshot
+    // ever comes, so the book syncs from the depth20 stream instead.
+    let faults = Faults { throttle_weight_every: 1, ..Faults::default() };
+    let sim = start_sim(SimMarket::Spot, faults, Duration::from_secs(20));
+    let mut feed = fast_feed(&sim);
+    feed.depth20_fallback = true;
+    let o = run_against(sim, feed, Duration::from_secs(3), |_| {});
+    let link = o.run.link.unwrap();
+    assert_eq!(link.snapshots_received, 0, "REST never answered: {link:?}");
+    assert!(link.top20_rebuilds >= 1, "{link:?}");
+    assert!(o.caught_up, "the book never synced: {link:?}");
+    let feed = o.run.feed.as_ref().unwrap();
+    assert_eq!(feed.snapshots.top20_rebuilds, link.top20_rebuilds, "marked in the report");
+    assert!(assert_quotes_from_true_books(&o) > 5);
+}

@@ -110,7 +110,8 @@ pub fn render_feed(f: &serde_json::Value) -> String {
     format!(
         "\nfeed: {} connections; disconnects: {}; {} renewals made before break ({} forced, longest catch-up {:.0} ms); \
          longest reconnect wait {:.0} ms\n\
-         snapshots: {} asked ({} second requests), {} answered, {} failed, {} refused as too old\n\
+         snapshots: {} asked ({} second requests), {} answered, {} failed, {} refused as too old; \
+         {} books rebuilt from depth20 (top 20 levels only)\n\
          sync: {} gaps, {} resyncs (lost sync: {}); unsynced {:.0} ms in all, longest {:.0} ms; \
          quotes pulled {} ({} stale, {} on sync loss); bookTicker {} checked, {} mismatched\n",
         n("connections"),
@@ -124,6 +125,7 @@ pub fn render_feed(f: &serde_json::Value) -> String {
         snap("answered"),
         snap("failed"),
         snap("refused_too_old"),
+        snap("top20_rebuilds"),
         n("gaps"),
         n("resyncs"),
         map("resyncs_by_cause"),

@@ -110,6 +110,7 @@ impl Config {
         line(format!("snapshot_limit = {}", fd.snapshot_limit));
         line(format!("snapshot_retry_ms = {}", fd.snapshot_retry.as_millis()));
         line(format!("snapshot_hedge_ms = {}", fd.snapshot_hedge_after.as_millis()));
+        line(format!("depth20_fallback = {}", fd.depth20_fallback));
         line(format!("weight_per_minute = {}", fd.weight_per_minute));
         line("\n[net]".into());
         line(self.net.describe());

@@ -189,6 +189,9 @@ pub struct SnapshotSection {
     pub hedges_skipped: u64,
     pub weight_waits: u64,
     pub guard_waits: u64,
+    /// Books rebuilt from the depth20 stream while REST was refused: TOP-20
+    /// BOOKS, exact in their best 20 levels only until the next REST snapshot.
+    pub top20_rebuilds: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -248,6 +251,7 @@ impl FeedReport {
                 hedges_skipped: snap.hedges_skipped,
                 weight_waits: snap.weight_waits,
                 guard_waits: snap.guard_waits,
+                top20_rebuilds: link.top20_rebuilds,
             },
             gaps: hot.sync.gaps,
             resyncs: hot.sync.resyncs,

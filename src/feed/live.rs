@@ -74,6 +74,14 @@ pub struct FeedConfig {
     pub snapshot_timeout: Duration,
     /// Our snapshot request weight budget per minute.
     pub weight_per_minute: u32,
+    /// Spot diff streams: also subscribe `<symbol>@depth20@100ms`, and while
+    /// REST snapshots are refused (a 429 back-off or a 418 ban the IP guard
+    /// holds) rebuild an unsynced book from its top 20 levels instead
+    /// (FACTS.md §1.1: the partial payload is a whole top-20 book with the
+    /// diff stream's `lastUpdateId`, the REST snapshot's format). The book is
+    /// then exact in its top 20 levels only: counted as a top-20 rebuild.
+    /// Needs `features.depth_levels <= 20` (the levels quotes are made from).
+    pub depth20_fallback: bool,
     /// The process's IP guard, asked before every snapshot and every
     /// connect (spot and spot-testnet only: USD-M counts on other hosts
     /// with limits of their own, so it gets a guard of its own). `None`: a
@@ -107,6 +115,7 @@ impl Default for FeedConfig {
             snapshot_hedge_after: Duration::from_secs(1),
             snapshot_timeout: Duration::from_secs(10),
             weight_per_minute: 1000,
+            depth20_fallback: false,
             ip_guard: None,
         }
     }
@@ -134,6 +143,15 @@ impl FeedConfig {
                 format!("must not exceed feed.backoff_max_ms ({})", self.backoff_max.as_millis()),
             ));
         }
+        if self.depth20_fallback && (self.market == FeedMarket::Usdm || self.depth != DepthStream::Diff) {
+            return Err((
+                "feed.depth20_fallback",
+                "true".into(),
+                "is for spot diff streams (depth = \"diff\"): USD-M's depth20 is diff-shaped, and depth = \"top20\" \
+                 needs no snapshot"
+                    .into(),
+            ));
+        }
         if !self.snapshot_hedge_after.is_zero() && self.snapshot_hedge_after >= self.snapshot_timeout {
             return Err((
                 "feed.snapshot_hedge_ms",
@@ -157,8 +175,18 @@ impl FeedConfig {
 
     /// The WebSocket URL to open.
     pub fn stream_url(&self) -> String {
-        let names = stream_names(&self.symbols, self.depth, self.trades, self.book_ticker);
+        let mut names = stream_names(&self.symbols, self.depth, self.trades, self.book_ticker);
+        if self.top20_fallback() {
+            let top20 = stream_names(&self.symbols, DepthStream::Top20, false, false);
+            names = format!("{names}/{top20}");
+        }
         stream_url(self.stream_url.as_deref().unwrap_or(self.market.stream_base()), &names)
+    }
+
+    /// Whether the depth20 fallback is on (spot diff streams only: the USD-M
+    /// partial stream is diff-shaped, no snapshot).
+    pub fn top20_fallback(&self) -> bool {
+        self.depth20_fallback && self.depth == DepthStream::Diff && self.market != FeedMarket::Usdm
     }
 
     /// The REST depth URL.
@@ -263,6 +291,11 @@ pub struct LinkStats {
     pub snapshots_hedged: u64,
     /// Answers that came after another answer for the same request (not applied).
     pub snapshots_duplicate: u64,
+    /// Books rebuilt from the depth20 stream while REST was refused: exact
+    /// in their top 20 levels only.
+    pub top20_rebuilds: u64,
+    /// depth20 frames not needed (REST answered, or the book was synced).
+    pub top20_frames_skipped: u64,
     /// Replies to a request made on an earlier connection.
     pub snapshots_discarded: u64,
     /// Snapshot requests refused because the ring to the fetcher was full.
@@ -593,6 +626,24 @@ impl LiveFeed {
                         Message::Frame(_) => continue,
                     };
                     conn.last_data = Instant::now();
+                    if self.cfg.top20_fallback() {
+                        if let Some(i) = top20_symbol(frame, &self.cfg.symbols) {
+                            // Never applied as a partial book: only as a
+                            // snapshot while REST is refused.
+                            let symbol = self.cfg.symbols[i];
+                            let rest_refused = self.fetcher.as_ref().is_some_and(|f| {
+                                f.counters().waiting_for_guard.load(std::sync::atomic::Ordering::Relaxed)
+                            }) || self.snapshots[i].failures > 0;
+                            match data_of(frame) {
+                                Some(body) if rest_refused && h.wants_snapshot(symbol) => {
+                                    self.stats.top20_rebuilds += 1;
+                                    h.on_snapshot(symbol, body, wall_ns());
+                                }
+                                _ => self.stats.top20_frames_skipped += 1,
+                            }
+                            continue;
+                        }
+                    }
                     // From readiness (or, busy-polling, the read that found
                     // the burst's first bytes) to a whole frame in memory.
                     let wire = self.clock.ns(*self.t_readable.get_or_insert(t_try), t_ready);
@@ -905,6 +956,24 @@ impl LiveFeed {
 /// renewal connection does not need one.
 const SOCKET_CLOSE: bool = true;
 const STANDBY_CLOSE: bool = true;
+
+/// The symbol (index into `symbols`) of a combined-stream `@depth20` frame.
+fn top20_symbol(frame: &[u8], symbols: &[Symbol]) -> Option<usize> {
+    const KEY: &[u8] = b"{\"stream\":\"";
+    let rest = frame.strip_prefix(KEY)?;
+    let at = memchr::memchr(b'@', &rest[..rest.len().min(48)])?;
+    if !rest[at..].starts_with(b"@depth20") {
+        return None;
+    }
+    symbols.iter().position(|s| s.as_str().as_bytes().eq_ignore_ascii_case(&rest[..at]))
+}
+
+/// The `data` object of a combined-stream frame (the raw payload).
+fn data_of(frame: &[u8]) -> Option<&[u8]> {
+    let start = memchr::memmem::find(frame, b"\"data\":")? + 7;
+    let end = memchr::memrchr(b'}', frame)?;
+    (end > start).then(|| &frame[start..end])
+}
 
 /// Why a read failed, in the trade's words: an invalid UTF-8 text frame
 /// says so (tungstenite checks text frames, RFC 6455 §8.1).
