@@ -303,3 +303,21 @@ pub fn status_line(s: &HotStatus) -> String {
         s.rejected
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::health::UnsyncedCause;
+
+    #[test]
+    fn the_status_says_why_the_book_is_unsynced_and_for_how_long() {
+        let mut s = HotStatus { synced: true, connected: true, ..HotStatus::default() };
+        assert_eq!(sync_text(&s, 5_000_000_000), "synced");
+        s.synced = false;
+        s.unsynced_cause = UnsyncedCause::Gap;
+        s.sync_since_ns = 3_000_000_000;
+        assert_eq!(sync_text(&s, 5_100_000_000), "unsynced (gap) 2.1 s");
+        s.unsynced_cause = UnsyncedCause::Disconnect(crate::feed::connector::Reason::NoPong);
+        assert!(status_line(&s).starts_with("unsynced (ping not answered)"), "{}", status_line(&s));
+    }
+}

@@ -989,3 +989,39 @@ fn read_error_reason(e: &tungstenite::Error) -> Reason {
 pub fn reason_names() -> impl Iterator<Item = (&'static str, usize)> {
     REASONS.iter().map(|&r| (r.name(), r as usize))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth20_frames_are_told_apart_and_their_payload_is_a_snapshot_body() {
+        let symbols = [Symbol::new(b"BTCUSDT"), Symbol::new(b"ETHUSDT")];
+        let frame = br#"{"stream":"ethusdt@depth20@100ms","data":{"lastUpdateId":160,"bids":[["1.0","2"]],"asks":[]}}"#;
+        assert_eq!(top20_symbol(frame, &symbols), Some(1));
+        assert_eq!(data_of(frame), Some(&br#"{"lastUpdateId":160,"bids":[["1.0","2"]],"asks":[]}"#[..]));
+        let diff = br#"{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","U":1,"u":2}}"#;
+        assert_eq!(top20_symbol(diff, &symbols), None);
+        assert_eq!(top20_symbol(br#"{"stream":"xrpusdt@depth20@100ms","data":{}}"#, &symbols), None);
+    }
+
+    #[test]
+    fn the_fallback_adds_depth20_streams_on_spot_diff_feeds_only() {
+        let mut c = FeedConfig { symbols: vec![Symbol::new(b"BTCUSDT")], ..FeedConfig::default() };
+        assert!(!c.stream_url().contains("depth20"));
+        c.depth20_fallback = true;
+        assert!(c.stream_url().ends_with("btcusdt@depth@100ms/btcusdt@trade/btcusdt@bookTicker/btcusdt@depth20@100ms"));
+        assert!(c.check().is_ok());
+        c.market = FeedMarket::Usdm;
+        assert_eq!(c.check().unwrap_err().0, "feed.depth20_fallback");
+    }
+
+    #[test]
+    fn reasons_are_listed_once_each_in_counter_order() {
+        for (i, r) in REASONS.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+        assert_eq!(read_error_reason(&tungstenite::Error::Utf8("bad".into())), Reason::InvalidUtf8);
+        assert_eq!(read_error_reason(&tungstenite::Error::ConnectionClosed), Reason::Closed);
+    }
+}
