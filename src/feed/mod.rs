@@ -8,6 +8,7 @@
 pub mod connector;
 pub mod endpoint;
 pub mod health;
+pub mod link;
 pub mod live;
 pub mod recorder;
 pub mod recording;
