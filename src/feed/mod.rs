@@ -4,6 +4,8 @@
 //! handshake) and [`snapshot`] (REST depth) run on side threads; [`live`]
 //! runs on the hot thread, reads the socket without blocking and hands
 //! frames to the hot path; [`recorder`] writes what arrives to disk.
+//! Planned renewals are made before break ([`switch`]); [`link`] and
+//! [`health`] count and report how the feed went.
 
 pub mod connector;
 pub mod endpoint;
