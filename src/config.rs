@@ -11,7 +11,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::exec::paper::PaperConfig;
-use crate::feed::endpoint::{DepthStream, FeedMarket, Url};
+use crate::feed::endpoint::Url;
 use crate::feed::live::FeedConfig;
 use crate::hot::engine::HotConfig;
 use crate::hot::features::FeatureConfig;
@@ -20,6 +20,11 @@ use crate::hot::guard::{Filters, GuardConfig};
 use crate::hot::market::BookSizes;
 use crate::hot::msg::Symbol;
 use crate::hot::strategy::StrategyParams;
+
+mod describe;
+mod feed;
+
+use feed::validate_feed;
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -163,7 +168,9 @@ raw_section!(
         max_connect_attempts: i64,
         snapshot_limit: i64,
         snapshot_retry_ms: i64,
+        snapshot_hedge_ms: i64,
         weight_per_minute: i64,
+        depth20_fallback: bool,
     }
 );
 
@@ -237,6 +244,13 @@ impl Default for Config {
         Self::validate(RawConfig::default()).expect("the defaults are valid")
     }
 }
+
+/// `[risk] stale_after_ms` by default: ten times the 100 ms cadence of the
+/// depth streams the feed subscribes (`@depth@100ms`, `@depth20@100ms`,
+/// FACTS.md §1.1-1.2). A diff stream only sends when the book changes, so a
+/// quiet symbol needs more: set it above the longest quiet spell seen in a
+/// recording of that symbol (mmbot.example.toml says how).
+pub const STALE_AFTER_MS: i64 = 1000;
 
 fn invalid(key: &'static str, value: impl ToString, allowed: impl ToString) -> ConfigError {
     ConfigError::Invalid { key, value: value.to_string(), allowed: allowed.to_string() }
@@ -348,13 +362,8 @@ impl Config {
             min_spread_bps: float_in("risk.min_spread_bps", r.min_spread_bps, dg.min_spread_bps, 0.0, 10_000.0)?,
             max_spread_bps: float_in("risk.max_spread_bps", r.max_spread_bps, dg.max_spread_bps, 0.0, 10_000.0)?,
             max_position: params.max_position,
-            stale_after_ns: in_range(
-                "risk.stale_after_ms",
-                r.stale_after_ms,
-                dg.stale_after_ns / 1_000_000,
-                1,
-                3_600_000,
-            )? * 1_000_000,
+            stale_after_ns: in_range("risk.stale_after_ms", r.stale_after_ms, STALE_AFTER_MS, 1, 3_600_000)?
+                * 1_000_000,
         };
         if guard.min_spread_bps > guard.max_spread_bps {
             return Err(invalid(
@@ -467,6 +476,14 @@ impl Config {
         };
 
         let feed = validate_feed(&raw.feed, symbol)?;
+        if feed.depth20_fallback && features.depth_levels > 20 {
+            // A book rebuilt from depth20 is exact in 20 levels only.
+            return Err(invalid(
+                "feed.depth20_fallback",
+                "true",
+                format!("needs features.depth_levels of 20 or fewer (it is {})", features.depth_levels),
+            ));
+        }
         let net = crate::ipguard::settings::NetConfig::from_raw(&raw.net)
             .map_err(|(key, value, allowed)| invalid(key, value, allowed))?;
         let live = raw.live.clone().map(crate::exec::live_config::LiveConfig::from_raw).transpose()?;
@@ -609,109 +626,6 @@ fn valid_symbol(s: &str) -> bool {
     !s.is_empty() && s.len() <= Symbol::MAX_LEN && s.bytes().all(|c| c.is_ascii_alphanumeric())
 }
 
-fn ms(
-    key: &'static str,
-    v: Option<i64>,
-    default: std::time::Duration,
-    lo: i64,
-    hi: i64,
-) -> Result<std::time::Duration, ConfigError> {
-    Ok(std::time::Duration::from_millis(in_range(key, v, default.as_millis() as i64, lo, hi)? as u64))
-}
-
-fn validate_feed(f: &RawFeed, traded: Option<Symbol>) -> Result<FeedConfig, ConfigError> {
-    let d = FeedConfig::default();
-    let market = match f.market.as_deref() {
-        None => d.market,
-        Some(m) => FeedMarket::parse(m).ok_or_else(|| {
-            invalid("feed.market", format!("{m:?}"), "must be \"spot\", \"usdm\" or \"spot-testnet\"")
-        })?,
-    };
-    let mut symbols: Vec<Symbol> = traded.into_iter().collect();
-    for s in f.symbols.iter().flatten() {
-        if !valid_symbol(s) {
-            return Err(invalid("feed.symbols", format!("{s:?}"), "each must be a Binance symbol such as \"BTCUSDT\""));
-        }
-        let sym = Symbol::new(s.to_ascii_uppercase().as_bytes());
-        if !symbols.contains(&sym) {
-            symbols.push(sym);
-        }
-    }
-    let url = |key: &'static str, v: &Option<String>, websocket: bool| -> Result<Option<String>, ConfigError> {
-        match v.as_deref() {
-            None | Some("") => Ok(None),
-            Some(u) => match Url::parse(u) {
-                Ok(p) if p.websocket == websocket => Ok(Some(u.to_string())),
-                Ok(_) => Err(invalid(
-                    key,
-                    format!("{u:?}"),
-                    if websocket { "must be a ws:// or wss:// URL" } else { "must be an http:// or https:// URL" },
-                )),
-                Err(e) => Err(invalid(key, format!("{u:?}"), e)),
-            },
-        }
-    };
-    let depth = match f.depth.as_deref() {
-        None | Some("diff") => DepthStream::Diff,
-        Some("top20") => DepthStream::Top20,
-        Some(o) => return Err(invalid("feed.depth", format!("{o:?}"), "must be \"diff\" or \"top20\"")),
-    };
-    let busy_poll = match f.poll.as_deref() {
-        None | Some("poll") => false,
-        Some("busy") => true,
-        Some(o) => return Err(invalid("feed.poll", format!("{o:?}"), "must be \"poll\" or \"busy\"")),
-    };
-    let snapshot_limit = in_range("feed.snapshot_limit", f.snapshot_limit, d.snapshot_limit as i64, 1, 5000)? as u32;
-    let feed = FeedConfig {
-        market,
-        symbols,
-        stream_url: url("feed.stream_url", &f.stream_url, true)?,
-        rest_url: url("feed.rest_url", &f.rest_url, false)?,
-        depth,
-        trades: f.trades.unwrap_or(d.trades),
-        book_ticker: f.book_ticker.unwrap_or(d.book_ticker),
-        busy_poll,
-        poll_timeout: std::time::Duration::from_micros(in_range(
-            "feed.poll_timeout_us",
-            f.poll_timeout_us,
-            d.poll_timeout.as_micros() as i64,
-            10,
-            1_000_000,
-        )? as u64),
-        stale_after: ms("feed.stale_after_ms", f.stale_after_ms, d.stale_after, 100, 600_000)?,
-        // Binance spot counts pings and pongs among its 5 messages per second.
-        ping_interval: ms("feed.ping_interval_ms", f.ping_interval_ms, d.ping_interval, 1000, 600_000)?,
-        pong_timeout: ms("feed.pong_timeout_ms", f.pong_timeout_ms, d.pong_timeout, 100, 600_000)?,
-        max_connection_age: std::time::Duration::from_secs(in_range(
-            "feed.max_connection_age_s",
-            f.max_connection_age_s,
-            d.max_connection_age.as_secs() as i64,
-            1,
-            86_000,
-        )? as u64),
-        connect_timeout: ms("feed.connect_timeout_ms", f.connect_timeout_ms, d.connect_timeout, 100, 120_000)?,
-        backoff_min: ms("feed.backoff_min_ms", f.backoff_min_ms, d.backoff_min, 1, 600_000)?,
-        backoff_max: ms("feed.backoff_max_ms", f.backoff_max_ms, d.backoff_max, 1, 600_000)?,
-        max_connect_attempts: in_range(
-            "feed.max_connect_attempts",
-            f.max_connect_attempts,
-            d.max_connect_attempts as i64,
-            1,
-            300,
-        )? as usize,
-        snapshot_limit,
-        snapshot_retry: ms("feed.snapshot_retry_ms", f.snapshot_retry_ms, d.snapshot_retry, 1, 600_000)?,
-        snapshot_timeout: d.snapshot_timeout,
-        weight_per_minute: in_range("feed.weight_per_minute", f.weight_per_minute, d.weight_per_minute as i64, 1, 6000)?
-            as u32,
-        // Set by the command that runs the feed (`Config::ip_guard`): one
-        // guard per process, not per config.
-        ip_guard: None,
-    };
-    feed.check().map_err(|(key, value, allowed)| invalid(key, value, allowed))?;
-    Ok(feed)
-}
-
 impl Config {
     /// The process's one IP guard ([`crate::ipguard::IpGuard`]), sharing
     /// bans and back-offs through `[net] ip_guard_file` (created if
@@ -726,158 +640,6 @@ impl Config {
         let live = self.live.as_ref().is_none_or(|l| lo(&l.rest_url) && (l.ws_api_url.is_empty() || lo(&l.ws_api_url)));
         Ok(self.net.guard(feed && live)?)
     }
-
-    /// The effective configuration as TOML-like text (`mmbot config check`).
-    /// Nothing secret lives in the config; keys come from the environment.
-    pub fn describe(&self) -> String {
-        let h = &self.hot;
-        let p = &h.params;
-        let g = &h.guard;
-        let f = &h.filters;
-        let fe = &h.features;
-        let b = &h.sizes;
-        let pa = &self.paper;
-        let sl = &self.script_limits;
-        let mut out = String::new();
-        let mut line = |s: String| {
-            out.push_str(&s);
-            out.push('\n');
-        };
-        line("[market]".into());
-        line(format!("symbol = {}", h.symbol.map_or("(first with depth)".into(), |s| format!("\"{s}\""))));
-        line("\n[strategy]".into());
-        line(format!("target_spread_pct = {}", p.target_spread_pct));
-        line(format!("min_order_size = \"{}\"", p.min_order_size));
-        line(format!("max_position = \"{}\"", p.max_position));
-        line(format!(
-            "script = {}",
-            self.script.as_ref().map_or("(native strategy)".into(), |s| format!("\"{}\"", s.display()))
-        ));
-        line("\n[strategy.params]".into());
-        for (k, v) in &self.params {
-            line(format!("{k} = {v}"));
-        }
-        line("\n[script]".into());
-        line(format!("max_operations = {}", sl.max_operations));
-        line(format!("max_call_levels = {}", sl.max_call_levels));
-        line(format!("max_string_size = {}", sl.max_string_size));
-        line(format!("max_array_size = {}", sl.max_array_size));
-        line(format!("max_map_size = {}", sl.max_map_size));
-        line("\n[risk]".into());
-        line(format!("min_spread_bps = {}", g.min_spread_bps));
-        line(format!("max_spread_bps = {}", g.max_spread_bps));
-        line(format!("stale_after_ms = {}", g.stale_after_ns / 1_000_000));
-        line("\n[filters]".into());
-        line(format!(
-            "tick_size = {}",
-            if f.tick_size.0 == 0 { "\"auto\"".into() } else { format!("\"{}\"", f.tick_size) }
-        ));
-        line(format!("step_size = \"{}\"", f.step_size));
-        line(format!("min_qty = \"{}\"", f.min_qty));
-        line(format!("min_notional = \"{}\"", Price(f.min_notional)));
-        line("\n[paper]".into());
-        line(format!("latency_ms = {}", pa.latency_ns as f64 / 1e6));
-        line(format!("refresh_ticks = {}", pa.refresh_ticks));
-        line(format!("max_order_age_ms = {}", pa.max_order_age_ns / 1_000_000));
-        line(format!("maker_fee = \"{}\"", Price(pa.maker_fee_rate)));
-        line("\n[features]".into());
-        line(format!("depth_levels = {}", fe.depth_levels));
-        line(format!("vol_half_life_s = {}", fe.vol_half_life_ns as f64 / 1e9));
-        line(format!("flow_half_life_s = {}", fe.flow_half_life_ns as f64 / 1e9));
-        line("\n[cores]".into());
-        line(format!("hot = {}", self.hot_core.map_or("(not pinned)".into(), |c| c.to_string())));
-        let ai = &self.ai;
-        line("\n[ai]".into());
-        line(format!("provider = \"{}\"", ai.provider.name()));
-        line(format!("base_url = \"{}\"", ai.base_url.as_deref().unwrap_or("")));
-        line(format!("model = \"{}\"", ai.model));
-        line(format!("api_key_env = \"{}\"", ai.key_var));
-        line(format!("env_file = \"{}\"", ai.env_file.display()));
-        line(format!("temperature = {}", ai.temperature));
-        line(format!("max_tokens = {}", ai.max_tokens));
-        line(format!("interval_s = {}", ai.interval.as_secs_f64()));
-        line(format!("ttl_intervals = {}", ai.ttl_intervals));
-        line(format!("connect_timeout_s = {}", ai.connect_timeout.as_secs_f64()));
-        line(format!("timeout_s = {}", ai.timeout.as_secs_f64()));
-        line(format!("retries = {}", ai.retries));
-        line(format!("backoff_ms = {}", ai.backoff.as_millis()));
-        line(format!("json_mode = {}", ai.json_mode));
-        line(format!("min_multiplier = {}", ai.min_multiplier));
-        line(format!("max_multiplier = {}", ai.max_multiplier));
-        line(format!("log = \"{}\"", ai.log.as_ref().map_or(String::new(), |p| p.display().to_string())));
-        line("\n[ai.prices]".into());
-        for (m, p) in ai.prices.iter() {
-            line(format!("\"{m}\" = {{ input = {}, output = {} }}", p.input_per_m, p.output_per_m));
-        }
-        let fd = &self.feed;
-        line("\n[feed]".into());
-        line(format!("market = \"{}\"", fd.market.name()));
-        line(format!("symbols = [{}]", fd.symbols.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ")));
-        line(format!("stream_url = \"{}\"", fd.stream_url.as_deref().unwrap_or("")));
-        line(format!("rest_url = \"{}\"", fd.rest_url.as_deref().unwrap_or("")));
-        line(format!("depth = \"{}\"", if fd.depth == DepthStream::Diff { "diff" } else { "top20" }));
-        line(format!("trades = {}", fd.trades));
-        line(format!("book_ticker = {}", fd.book_ticker));
-        line(format!("poll = \"{}\"", if fd.busy_poll { "busy" } else { "poll" }));
-        line(format!("poll_timeout_us = {}", fd.poll_timeout.as_micros()));
-        line(format!("stale_after_ms = {}", fd.stale_after.as_millis()));
-        line(format!("ping_interval_ms = {}", fd.ping_interval.as_millis()));
-        line(format!("pong_timeout_ms = {}", fd.pong_timeout.as_millis()));
-        line(format!("max_connection_age_s = {}", fd.max_connection_age.as_secs()));
-        line(format!("connect_timeout_ms = {}", fd.connect_timeout.as_millis()));
-        line(format!("backoff_min_ms = {}", fd.backoff_min.as_millis()));
-        line(format!("backoff_max_ms = {}", fd.backoff_max.as_millis()));
-        line(format!("max_connect_attempts = {}", fd.max_connect_attempts));
-        line(format!("snapshot_limit = {}", fd.snapshot_limit));
-        line(format!("snapshot_retry_ms = {}", fd.snapshot_retry.as_millis()));
-        line(format!("weight_per_minute = {}", fd.weight_per_minute));
-        line("\n[net]".into());
-        line(self.net.describe());
-        match &self.live {
-            None => line("\n# [live]: not set (paper trading only; `mmbot run --live` needs it)".into()),
-            Some(l) => {
-                let k = &l.kill;
-                let secs = |ns: i64| ns as f64 / 1e9;
-                line("\n[live]".into());
-                line(format!("base_url = \"{}\"", l.rest_url));
-                line(format!("ws_api_url = \"{}\"", l.ws_api_url));
-                line(format!("recv_window_ms = {}", l.recv_window.as_millis()));
-                line(format!("timeout_ms = {}", l.timeout.as_millis()));
-                line(format!("order_entry = \"{}\"", l.order_entry.name()));
-                line(format!("stp_mode = \"{}\"", l.stp_mode.as_str()));
-                if let Some(p) = l.bnb_price {
-                    line(format!("bnb_price = \"{p}\""));
-                }
-                line(format!("balance_tolerance = \"{}\"", l.balance_tolerance.warn));
-                line(format!("balance_kill_tolerance = \"{}\"", l.balance_tolerance.kill));
-                line(format!("max_position = \"{}\"", l.limits.max_position));
-                line(format!("max_order_notional = \"{}\"", Price(l.limits.max_order_notional)));
-                line(format!("max_open_orders = {}", l.limits.max_open_orders));
-                line(format!("daily_loss_limit = \"{}\"", Price(l.limits.daily_loss_limit)));
-                line(format!("orphans = \"{}\"", l.orphans.name()));
-                line(format!("reconcile_every_s = {}", l.reconcile_every.as_secs_f64()));
-                line(format!("journal = \"{}\"", l.journal.display()));
-                line(format!("env_file = \"{}\"", l.env_file.display()));
-                line(format!("refresh_ticks = {}", l.refresh_ticks));
-                line(format!("max_order_age_ms = {}", l.max_order_age.as_millis()));
-                line(format!("run_prefix = \"{}\"", l.run_prefix.as_deref().unwrap_or("mm")));
-                line(format!("kill_max_rejects = {}", k.max_rejects));
-                line(format!("kill_reject_window_s = {}", secs(k.reject_window_ns)));
-                line(format!("kill_stale_feed_s = {}", secs(k.stale_feed_ns)));
-                line(format!("kill_unsynced_s = {}", secs(k.unsynced_ns)));
-                line(format!("ban_wait_max_s = {}", l.ban_wait_max.as_secs_f64()));
-                line(format!("pnl_every_s = {}", l.pnl_every.as_secs_f64()));
-                line(format!("dry_run = {}", l.dry_run));
-            }
-        }
-        line("\n[book]".into());
-        line(format!("capacity = {}", b.capacity));
-        line(format!("max_message_levels = {}", b.max_message_levels));
-        line(format!("buffer_events = {}", b.buffer_events));
-        line(format!("buffer_levels = {}", b.buffer_levels));
-        line(format!("max_symbols = {}", b.max_symbols));
-        out
-    }
 }
 
 #[cfg(test)]
@@ -890,6 +652,16 @@ mod tests {
         assert_eq!(c.hot.sizes, BookSizes::default());
         assert_eq!(c.paper.latency_ns, 20_000_000);
         assert_eq!(c.hot.filters.tick_size, Price(0));
+    }
+
+    #[test]
+    fn the_stale_pull_default_suits_100_ms_streams() {
+        let c = Config::default();
+        assert_eq!(c.hot.guard.stale_after_ns, 1_000_000_000);
+        let c = Config::from_toml("[risk]\nstale_after_ms = 30000\n", "t").unwrap();
+        assert_eq!(c.hot.guard.stale_after_ns, 30_000_000_000);
+        assert_eq!(Config::default().feed.snapshot_hedge_after, std::time::Duration::from_secs(1));
+        assert!(Config::default().describe().contains("snapshot_hedge_ms = 1000"));
     }
 
     #[test]
@@ -958,6 +730,15 @@ mod tests {
             ("[feed]\nmarket = \"usdm\"\nsnapshot_limit = 200\n", "feed.snapshot_limit", "accepts 5, 10"),
             ("[feed]\nbackoff_min_ms = 5000\nbackoff_max_ms = 1000\n", "feed.backoff_min_ms", "must not exceed"),
             ("[feed]\nmax_connect_attempts = 301\n", "feed.max_connect_attempts", "1 to 300"),
+            ("[feed]\nsnapshot_hedge_ms = 60001\n", "feed.snapshot_hedge_ms", "from 0 to 60000"),
+            ("[feed]\nsnapshot_hedge_ms = 10000\n", "feed.snapshot_hedge_ms", "below the snapshot timeout"),
+            ("[feed]\nmax_connection_age_s = 0\n", "feed.max_connection_age_s", "from 1 to 86000"),
+            ("[feed]\nmarket = \"usdm\"\ndepth20_fallback = true\n", "feed.depth20_fallback", "spot diff streams"),
+            (
+                "[feed]\ndepth20_fallback = true\n[features]\ndepth_levels = 50\n",
+                "feed.depth20_fallback",
+                "20 or fewer",
+            ),
             ("[feed]\npoll = \"spin\"\n", "feed.poll", "busy"),
             ("[net]\nip_guard_file = \"\"\n", "net.ip_guard_file", "off"),
             ("[net]\nip_guard_file = \"/tmp/\"\n", "net.ip_guard_file", "folder"),

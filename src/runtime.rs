@@ -35,6 +35,7 @@ use crate::exec::position::Position;
 use crate::exec::risk::RiskCounters;
 use crate::exec::{ExecCounts, Fill, Quote};
 use crate::feed::connector::Reason;
+use crate::feed::health::{FeedCounters, FeedReport, HotCounts, SyncClock, UnsyncedCause};
 use crate::feed::live::{FeedConfig, FeedHandler, LinkStats, LiveFeed};
 use crate::feed::recording::{split_line, LineChunks, Piece};
 use crate::feed::snapshot::wall_ns;
@@ -186,6 +187,12 @@ pub struct HotStatus {
     pub pulled_on_sync_loss: u64,
     /// Quoting paused by the operator.
     pub paused: bool,
+    /// Why the traded book is unsynced (or last was), and since when (wall
+    /// ns; the state's start when synced): `unsynced (gap) 2.1 s`.
+    pub unsynced_cause: UnsyncedCause,
+    pub sync_since_ns: i64,
+    /// Counters the feed log reads ([`crate::feed::health::FeedLogger`]).
+    pub feed: FeedCounters,
 }
 
 /// Levels per side in [`HotStatus`].
@@ -265,6 +272,8 @@ pub struct PaperRun {
     pub histograms: StageHistograms,
     /// How live trading ended (`Venue::Live` runs only).
     pub live: Option<LiveOutcome>,
+    /// `report.json` `feed` (live feed runs only).
+    pub feed: Option<FeedReport>,
 }
 
 /// Where the exec thread sends orders.
@@ -444,6 +453,8 @@ struct HotSide<S: Strategy> {
     /// the advisor's time base, so advice ages the same live and replayed.
     last_recv_ns: i64,
     max_position: Qty,
+    /// The traded book's synced state over time (live feed runs).
+    sync_clock: SyncClock,
 }
 
 /// The sink for the hot path's events: market data to the exec thread,
@@ -482,6 +493,18 @@ impl<S: Strategy> HotSide<S> {
 
     /// Side rings in, status and samples out; after every frame or turn.
     #[inline]
+    /// The hot path's counters for the feed report.
+    fn hot_counts(&self) -> HotCounts {
+        let h = self.hot.stats();
+        HotCounts {
+            sync: self.hot.market().sync_stats(),
+            feed: *self.hot.market().stats(),
+            pulled: h.pulled,
+            pulled_stale: h.pulled_stale,
+            pulled_on_sync_loss: h.pulled_on_sync_loss,
+        }
+    }
+
     /// The market as the AI advisor reads it (only from a synced book).
     fn publish_snapshot(&mut self) {
         let Some(tx) = self.side.market_snapshots.as_ref() else { return };
@@ -498,7 +521,19 @@ impl<S: Strategy> HotSide<S> {
         ));
     }
 
+    /// Notes when the traded book lost or regained sync, and why.
+    #[inline]
+    fn watch_sync(&mut self) {
+        let synced = self.hot.traded_symbol().and_then(|t| self.hot.market().book(t)).is_some_and(|b| b.is_synced());
+        if synced != self.sync_clock.synced {
+            // Wall time live; the recording's time when replayed.
+            let now_ns = if self.link.is_some() { wall_ns() } else { self.last_recv_ns };
+            self.sync_clock.observe(synced, now_ns, &self.hot.market().sync_stats());
+        }
+    }
+
     fn housekeeping(&mut self, now: u64) {
+        self.watch_sync();
         if let Some(state) = self.pos_rx.latest() {
             self.hot.set_exec_state(state);
         }
@@ -549,6 +584,17 @@ impl<S: Strategy> HotSide<S> {
                     pulled_stale: h.pulled_stale,
                     pulled_on_sync_loss: h.pulled_on_sync_loss,
                     paused: self.hot.paused(),
+                    unsynced_cause: self.sync_clock.cause,
+                    sync_since_ns: self.sync_clock.since_ns,
+                    feed: FeedCounters {
+                        connects: self.link.map_or(0, |l| l.0.connects),
+                        disconnects: self.link.map_or(0, |l| l.0.disconnects_total()),
+                        last_disconnect: self.link.and_then(|l| l.0.last_disconnect),
+                        switches: self.link.map_or(0, |l| l.0.switches),
+                        gaps: s.gaps,
+                        resyncs: s.resyncs,
+                        ticker_mismatches: f.ticker_mismatches,
+                    },
                 });
             }
         }
@@ -570,7 +616,8 @@ impl<S: Strategy> FeedHandler for HotSide<S> {
         self.hot.on_snapshot(symbol, body, recv_ns, t_in, &mut out);
     }
 
-    fn on_disconnected(&mut self, _reason: Reason, now_ns: i64) {
+    fn on_disconnected(&mut self, reason: Reason, now_ns: i64) {
+        self.sync_clock.on_disconnect(reason);
         let mut out = emit(&self.market_tx, &self.quote_tx, &self.side.quotes, &mut self.last_quote, now_ns);
         self.hot.on_disconnect(now_ns, &mut out);
     }
@@ -589,6 +636,10 @@ impl<S: Strategy> FeedHandler for HotSide<S> {
 
     fn wants_snapshot(&self, symbol: Symbol) -> bool {
         self.hot.wants_snapshot(symbol)
+    }
+
+    fn synced_update_id(&self, symbol: Symbol) -> Option<u64> {
+        self.hot.market().book(symbol).filter(|b| b.is_synced()).map(|b| b.update_id())
     }
 }
 
@@ -772,9 +823,11 @@ pub fn run_trading<S: Strategy + Send + 'static>(
                 link: None,
                 last_recv_ns: 0,
                 max_position: hot_cfg.params.max_position,
+                sync_clock: SyncClock::new(wall_ns()),
             };
             let mut errors = Vec::new();
             let mut link = None;
+            let mut feed_report = None;
             match source {
                 Source::Recording(mut src) => {
                     let mut buf = Vec::with_capacity(1 << 20);
@@ -796,6 +849,13 @@ pub fn run_trading<S: Strategy + Send + 'static>(
                         }
                         feed.shutdown(&mut h);
                         link = Some(feed.stats());
+                        feed_report = Some(FeedReport::build(
+                            &feed.stats(),
+                            feed.snapshot_totals(),
+                            &h.hot_counts(),
+                            &h.sync_clock,
+                            wall_ns(),
+                        ));
                     }
                     Err(e) => errors.push(format!("live feed: {e}")),
                 },
@@ -805,11 +865,11 @@ pub fn run_trading<S: Strategy + Send + 'static>(
                 quotes_superseded: h.quote_tx.dropped(),
                 positions_superseded: 0,
             };
-            (h.hot, pinned, rings, errors, link)
+            (h.hot, pinned, rings, errors, link, feed_report)
         })
         .expect("spawning the hot thread");
 
-    let (hot, pinned_core, mut rings, source_errors, link) = hot.join().expect("the hot thread panicked");
+    let (hot, pinned_core, mut rings, source_errors, link, feed) = hot.join().expect("the hot thread panicked");
     hot_done.store(true, Ordering::Release);
     let (desk, position, pos_dropped) = exec.join().expect("the exec thread panicked");
     rings.positions_superseded = pos_dropped;
@@ -833,5 +893,5 @@ pub fn run_trading<S: Strategy + Send + 'static>(
         }),
         Desk::Paper(..) => None,
     };
-    PaperRun { report, rings, pinned_core, source_errors, link, books, histograms, live }
+    PaperRun { report, rings, pinned_core, source_errors, link, books, histograms, live, feed }
 }

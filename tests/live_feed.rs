@@ -59,6 +59,9 @@ struct Outcome {
     quotes: Vec<QuoteRecord>,
     sim: Sim,
     caught_up: bool,
+    /// The hot thread's status just before the market was frozen (pulls
+    /// after that are the freeze's doing: a frozen market goes stale).
+    before_freeze: HotStatus,
 }
 
 /// Runs the paper trader on the simulator for `run_for`, calling `during`
@@ -82,6 +85,9 @@ fn run_against(sim: Sim, feed: FeedConfig, run_for: Duration, during: impl FnOnc
     let started = Instant::now();
     during(&sim);
     std::thread::sleep(run_for.saturating_sub(started.elapsed()));
+    // Two status periods, so the snapshot covers the run up to now.
+    std::thread::sleep(Duration::from_millis(600));
+    let before_freeze = status_rx.latest().unwrap_or_default();
     // Freeze the market (timed faults wait too) and wait for the bot to
     // reach the simulator's update id. A bot that reconnected just before
     // the freeze has no diff to sync from: let the market run a moment more
@@ -112,7 +118,7 @@ fn run_against(sim: Sim, feed: FeedConfig, run_for: Duration, during: impl FnOnc
     while let Some(q) = quotes_rx.pop() {
         quotes.push(q);
     }
-    Outcome { run, quotes, sim, caught_up }
+    Outcome { run, quotes, sim, caught_up, before_freeze }
 }
 
 fn level(l: (i64, i64)) -> Level {
@@ -238,15 +244,96 @@ fn malformed_frames_are_counted_and_the_book_survives() {
     assert_quotes_from_true_books(&o);
 }
 
+/// A planned renewal: made before break, no quote pulled, no resync.
+fn assert_renewed_without_pulling(o: &Outcome, reason: Reason) {
+    let link = o.run.link.unwrap();
+    assert!(disconnects(o, reason) >= 1, "{link:?}");
+    assert!(link.switches >= 1 && link.connects >= 2, "{link:?}");
+    assert_eq!(link.switches_forced, 0, "the new connection caught up every time: {link:?}");
+    let s = &o.before_freeze;
+    assert!(s.quotes > 5, "quoting went on: {s:?}");
+    assert_eq!(s.pulled, 0, "quotes pulled across a planned renewal: {s:?}");
+    assert_eq!((s.gaps, s.resyncs), (0, 0), "the books were kept, not resynced: {s:?}");
+    assert_eq!(link.disconnects_total(), disconnects(o, reason), "no other disconnect: {link:?}");
+    let feed = o.run.feed.as_ref().expect("a live run has a feed report");
+    eprintln!("{reason:?}: {}", serde_json::to_string(feed).unwrap());
+    assert_eq!(feed.switches, link.switches);
+    assert_book_is_true(o);
+    assert_quotes_from_true_books(o);
+}
+
 #[test]
-fn server_shutdown_reconnects() {
+fn server_shutdown_renews_before_breaking_and_pulls_no_quotes() {
+    // The simulator announces serverShutdown 1 s into each connection and
+    // closes it a second later, as Binance does before maintenance.
     let faults = Faults { shutdown_after: Some(Duration::from_millis(1000)), ..Faults::default() };
     let sim = start_sim(SimMarket::Spot, faults, Duration::from_secs(20));
     let feed = fast_feed(&sim);
     let o = run_against(sim, feed, Duration::from_secs(4), |_| {});
     assert!(o.sim.counters().shutdowns_sent.load(Ordering::Relaxed) >= 1);
-    assert!(disconnects(&o, Reason::ServerShutdown) >= 1, "{:?}", o.run.link);
-    assert!(o.run.link.unwrap().connects >= 2);
+    assert_renewed_without_pulling(&o, Reason::ServerShutdown);
+}
+
+#[test]
+fn max_connection_age_renews_before_breaking_and_pulls_no_quotes() {
+    let sim = start_sim(SimMarket::Spot, Faults::default(), Duration::from_secs(20));
+    let mut feed = fast_feed(&sim);
+    // Binance's 24-hour limit, scaled down.
+    feed.max_connection_age = Duration::from_secs(1);
+    let o = run_against(sim, feed, Duration::from_secs(4), |_| {});
+    assert!(o.run.link.unwrap().switches >= 2, "{:?}", o.run.link);
+    assert_renewed_without_pulling(&o, Reason::Renew);
+}
+
+#[test]
+fn usdm_renewals_chain_on_pu_across_the_switch() {
+    let sim = start_sim(SimMarket::Usdm, Faults::default(), Duration::from_secs(20));
+    let mut feed = fast_feed(&sim);
+    feed.market = mmbot::feed::endpoint::FeedMarket::Usdm;
+    feed.max_connection_age = Duration::from_secs(1);
+    let o = run_against(sim, feed, Duration::from_secs(3), |_| {});
+    assert_renewed_without_pulling(&o, Reason::Renew);
+}
+
+#[test]
+fn a_flapping_feed_reconnects_at_once_every_time() {
+    // Each connection syncs, then the server drops it: the backoff starts
+    // over after each, so the default 1-30 s backoff never applies.
+    let faults = Faults { disconnect_every: Some(Duration::from_millis(1500)), ..Faults::default() };
+    let sim = start_sim(SimMarket::Spot, faults, Duration::from_secs(20));
+    let mut feed = fast_feed(&sim);
+    feed.backoff_min = Duration::from_secs(1);
+    feed.backoff_max = Duration::from_secs(30);
+    let o = run_against(sim, feed, Duration::from_secs(6), |_| {});
+    let link = o.run.link.unwrap();
+    // Several flaps at the default run length (at least one under
+    // MMBOT_TEST_RUN_MS), each followed by a connection.
+    assert!(link.disconnects_total() >= 1 && link.connects >= 2, "{link:?}");
+    // The bound: never more than 5 s to reconnect. In fact the
+    // first retry goes at once, so every wait is far below the 1 s minimum.
+    assert!(link.reconnect_ns_max < 5_000_000_000, "{link:?}");
+    assert!(link.reconnect_ns_max < 1_000_000_000, "a retry waited for the backoff: {link:?}");
+    let feed = o.run.feed.as_ref().unwrap();
+    assert!(feed.reconnect_wait_ms_max < 1000.0, "{feed:?}");
+    assert!(feed.resyncs_by_cause["disconnect"] >= 1, "{feed:?}");
+    assert_book_is_true(&o);
+    assert_quotes_from_true_books(&o);
+}
+
+#[test]
+fn an_unanswered_snapshot_is_asked_again_after_a_second() {
+    // Every answer is held 2.5 s: the bot asks a second time after ~1 s
+    // (on the other worker) instead of waiting out the timeout.
+    let faults = Faults { slow_answers: Duration::from_millis(2500), ..Faults::default() };
+    let sim = start_sim(SimMarket::Spot, faults, Duration::from_secs(20));
+    let feed = fast_feed(&sim);
+    let o = run_against(sim, feed, Duration::from_secs(4), |_| {});
+    let link = o.run.link.unwrap();
+    assert!(link.snapshots_hedged >= 1, "{link:?}");
+    assert!(link.snapshots_requested >= 2, "{link:?}");
+    // Both answers came; one was used, the other counted.
+    let feed = o.run.feed.as_ref().unwrap();
+    assert!(feed.snapshots.hedged >= 1 && feed.snapshots.sent >= 2, "{feed:?}");
     assert_book_is_true(&o);
     assert_quotes_from_true_books(&o);
 }
@@ -344,4 +431,76 @@ fn a_replayed_recording_is_served_and_followed() {
     assert_book_is_true(&o);
     assert!(o.run.report.trading.quotes > 5, "{}", o.run.report.trading.quotes);
     let _ = std::fs::remove_file(&path);
+}
+
+/// A handler that keeps nothing (the feed's own counters are what is checked).
+struct Nothing;
+
+impl mmbot::feed::live::FeedHandler for Nothing {
+    fn on_frame(&mut self, _: &[u8], _: i64, _: u64, _: u64) -> bool {
+        false
+    }
+    fn on_snapshot(&mut self, _: Symbol, _: &[u8], _: i64) {}
+    fn on_disconnected(&mut self, _: Reason, _: i64) {}
+    fn on_idle(&mut self, _: i64) {}
+    fn wants_snapshot(&self, _: Symbol) -> bool {
+        false
+    }
+}
+
+#[test]
+fn an_invalid_utf8_text_frame_is_named_as_such() {
+    // A server that completes the handshake, then sends one text frame
+    // whose payload is not UTF-8 (RFC 6455 §8.1: the connection fails).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        listener.set_nonblocking(false).unwrap();
+        let (sock, _) = listener.accept().unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut ws = tungstenite::accept(sock).unwrap();
+        use std::io::Write;
+        // FIN + text opcode, unmasked, 3 bytes: 0xff is never valid UTF-8.
+        ws.get_mut().write_all(&[0x81, 3, b'{', 0xff, b'}']).unwrap();
+        ws.get_mut().flush().unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    });
+    let feed = FeedConfig {
+        symbols: vec![Symbol::new(SYMBOL.as_bytes())],
+        stream_url: Some(format!("ws://127.0.0.1:{port}")),
+        rest_url: Some("http://127.0.0.1:1".into()),
+        // One attempt only: the retry would find no server.
+        backoff_min: Duration::from_secs(60),
+        backoff_max: Duration::from_secs(60),
+        ..FeedConfig::default()
+    };
+    let mut live = mmbot::feed::live::LiveFeed::start(feed, mmbot::stats::clock::Clock::instant()).unwrap();
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(3) && live.stats().disconnects_total() == 0 {
+        live.turn(&mut Nothing);
+    }
+    let link = live.stats();
+    assert_eq!(link.disconnects[Reason::InvalidUtf8 as usize], 1, "{link:?}");
+    assert_eq!(link.last_disconnect, Some(Reason::InvalidUtf8));
+    assert_eq!(Reason::InvalidUtf8.name(), "invalid UTF-8 text frame");
+    drop(live);
+    server.join().unwrap();
+}
+
+#[test]
+fn while_rest_is_refused_a_book_is_rebuilt_from_depth20() {
+    // Every REST request is answered 429 (Retry-After 1 s): no snapshot
+    // ever comes, so the book syncs from the depth20 stream instead.
+    let faults = Faults { throttle_weight_every: 1, ..Faults::default() };
+    let sim = start_sim(SimMarket::Spot, faults, Duration::from_secs(20));
+    let mut feed = fast_feed(&sim);
+    feed.depth20_fallback = true;
+    let o = run_against(sim, feed, Duration::from_secs(3), |_| {});
+    let link = o.run.link.unwrap();
+    assert_eq!(link.snapshots_received, 0, "REST never answered: {link:?}");
+    assert!(link.top20_rebuilds >= 1, "{link:?}");
+    assert!(o.caught_up, "the book never synced: {link:?}");
+    let feed = o.run.feed.as_ref().unwrap();
+    assert_eq!(feed.snapshots.top20_rebuilds, link.top20_rebuilds, "marked in the report");
+    assert!(assert_quotes_from_true_books(&o) > 5);
 }

@@ -58,6 +58,8 @@ struct View {
     paused: bool,
     quitting: bool,
     started: Option<Instant>,
+    /// One log line (to the log file) per disconnect, gap, resync, mismatch.
+    feed_log: crate::feed::health::FeedLogger,
 }
 
 /// Runs until the session finishes (after `q`, Ctrl-C or the duration).
@@ -102,6 +104,7 @@ pub fn run(mut inp: DashboardInputs) -> io::Result<()> {
             if last_draw.elapsed() >= Duration::from_millis(250) {
                 last_draw = Instant::now();
                 if let Some(s) = inp.status.latest() {
+                    v.feed_log.update(s.feed, s.synced);
                     v.status = s;
                 }
                 if let Some(e) = inp.exec.latest() {
@@ -143,7 +146,7 @@ fn draw(f: &mut Frame<'_>, v: &View) {
     let feed = format!(
         "{} {} id {} | frames {} rejected {} | gaps {} resyncs {} | pulled stale {} sync {} | connections {}",
         if s.connected { "connected" } else { "RECONNECTING" },
-        if s.synced { "synced" } else { "UNSYNCED" },
+        crate::cli::session::sync_text(s, crate::feed::snapshot::wall_ns()),
         s.update_id,
         s.frames,
         s.rejected,

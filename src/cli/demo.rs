@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::cli::feed_args::parse_duration;
-use crate::cli::outputs::{timestamped_dir, write_all};
+use crate::cli::outputs::{timestamped_dir, write_all_with_feed};
 use crate::cli::record::ctrl_c_flag;
 use crate::cli::replay::finish;
 use crate::cli::session::{run_session, View};
@@ -128,7 +128,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         eprintln!("mmbot demo: {e}");
     }
     finish(&run, "demo", None)?;
-    let written = write_all(&dir, &run.report, &run.histograms)?;
+    let written = write_all_with_feed(&dir, &run.report, run.feed.as_ref(), &run.histograms)?;
     eprintln!("mmbot demo: market: {}", sim.describe());
     eprintln!("mmbot demo: wrote {} files to {}:", written.len(), dir.display());
     for p in &written {

@@ -65,6 +65,17 @@ pub fn write_plots(dir: &Path, report: &Report) -> anyhow::Result<Vec<PathBuf>> 
     Ok(written)
 }
 
+/// The report as JSON, with the live feed's section as `feed`. (Once
+/// `backtest::Report` has a `feed` field of its own, this is plain
+/// serialization.)
+pub fn report_json(report: &Report, feed: Option<&crate::feed::health::FeedReport>) -> anyhow::Result<String> {
+    let mut v = serde_json::to_value(report)?;
+    if let (Some(f), Some(obj)) = (feed, v.as_object_mut()) {
+        obj.insert("feed".into(), serde_json::to_value(f)?);
+    }
+    Ok(serde_json::to_string_pretty(&v)?)
+}
+
 /// Writes one histogram as an `.hgrm` percentile file.
 pub fn write_hgrm_file(path: &Path, h: &hdrhistogram::Histogram<u64>) -> anyhow::Result<()> {
     let mut f =
@@ -74,10 +85,19 @@ pub fn write_hgrm_file(path: &Path, h: &hdrhistogram::Histogram<u64>) -> anyhow:
 
 /// Writes everything: report.json, `<stage>.hgrm` for each measured stage, plots.
 pub fn write_all(dir: &Path, report: &Report, hist: &StageHistograms) -> anyhow::Result<Vec<PathBuf>> {
+    write_all_with_feed(dir, report, None, hist)
+}
+
+/// [`write_all`], with the live feed's section (`feed`) in report.json.
+pub fn write_all_with_feed(
+    dir: &Path,
+    report: &Report,
+    feed: Option<&crate::feed::health::FeedReport>,
+    hist: &StageHistograms,
+) -> anyhow::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let path = dir.join("report.json");
-    std::fs::write(&path, serde_json::to_string_pretty(report)? + "\n")
-        .with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(&path, report_json(report, feed)? + "\n").with_context(|| format!("writing {}", path.display()))?;
     written.push(path);
     for s in Stage::ALL {
         let h = hist.histogram(s);

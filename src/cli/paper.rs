@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 use crate::cli::feed_args::FeedArgs;
-use crate::cli::outputs::{timestamped_dir, write_all};
+use crate::cli::outputs::{timestamped_dir, write_all_with_feed};
 use crate::cli::record::{ctrl_c_flag, signal_flag};
 use crate::cli::replay::finish;
 use crate::cli::session::{run_session, View};
@@ -189,9 +189,11 @@ pub fn run(args: PaperArgs, command: &'static str) -> anyhow::Result<i32> {
             .map(|(name, i)| format!("{} {name}", l.disconnects[i]))
             .collect();
         eprintln!(
-            "mmbot {label}: feed: {} connections, disconnects: {}; {} server pings answered, {} snapshots received ({} failed, {} discarded)",
+            "mmbot {label}: feed: {} connections, disconnects: {}; {} renewals made before break ({} forced); {} server pings answered, {} snapshots received ({} failed, {} discarded)",
             l.connects,
             if reasons.is_empty() { "none".into() } else { reasons.join(", ") },
+            l.switches,
+            l.switches_forced,
             l.pings_received,
             l.snapshots_received,
             l.snapshots_failed,
@@ -203,7 +205,7 @@ pub fn run(args: PaperArgs, command: &'static str) -> anyhow::Result<i32> {
         run.report.live = Some(live_json(o));
     }
     finish(&run, label, args.report.as_ref())?;
-    let written = write_all(&dir, &run.report, &run.histograms)?;
+    let written = write_all_with_feed(&dir, &run.report, run.feed.as_ref(), &run.histograms)?;
     eprintln!("mmbot {label}: wrote {} files to {}", written.len(), dir.display());
     let source_code = if run.source_errors.is_empty() { exit::OK } else { exit::SOURCE };
     Ok(match &run.live {

@@ -82,7 +82,7 @@ pub(crate) fn finish(run: &PaperRun, label: &str, report: Option<&PathBuf>) -> a
         run.rings.quotes_superseded,
     );
     if let Some(path) = report {
-        std::fs::write(path, serde_json::to_string_pretty(r)? + "\n")
+        std::fs::write(path, crate::cli::outputs::report_json(r, run.feed.as_ref())? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())

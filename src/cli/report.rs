@@ -25,6 +25,10 @@ pub fn run(args: ReportArgs) -> anyhow::Result<i32> {
         format!("{} is not an mmbot report (written by demo, run, paper, replay or backtest)", args.file.display())
     })?;
     print!("{}", render(&report));
+    // The live feed's section (`mmbot paper`/`run` over a live feed).
+    if let Some(feed) = serde_json::from_str::<serde_json::Value>(&text).ok().and_then(|v| v.get("feed").cloned()) {
+        print!("{}", render_feed(&feed));
+    }
     if let Some(dir) = &args.svg {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         for p in write_plots(dir, &report)? {
@@ -83,4 +87,82 @@ pub fn render(r: &Report) -> String {
         ));
     }
     out
+}
+
+/// The `feed` section of a live run's report as a few lines.
+pub fn render_feed(f: &serde_json::Value) -> String {
+    let n = |k: &str| f.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+    let x = |k: &str| f.get(k).and_then(|v| v.as_f64()).unwrap_or(0.0);
+    let map = |k: &str| {
+        let parts: Vec<String> = f
+            .get(k)
+            .and_then(|v| v.as_object())
+            .map(|o| o.iter().filter(|(_, v)| v.as_u64().unwrap_or(0) > 0).map(|(k, v)| format!("{v} {k}")).collect())
+            .unwrap_or_default();
+        if parts.is_empty() {
+            "none".to_string()
+        } else {
+            parts.join(", ")
+        }
+    };
+    let snap = |k: &str| f.pointer(&format!("/snapshots/{k}")).and_then(|v| v.as_u64()).unwrap_or(0);
+    let pulled = |k: &str| f.pointer(&format!("/quotes_pulled/{k}")).and_then(|v| v.as_u64()).unwrap_or(0);
+    format!(
+        "\nfeed: {} connections; disconnects: {}; {} renewals made before break ({} forced, longest catch-up {:.0} ms); \
+         longest reconnect wait {:.0} ms\n\
+         snapshots: {} asked ({} second requests), {} answered, {} failed, {} refused as too old; \
+         {} books rebuilt from depth20 (top 20 levels only)\n\
+         sync: {} gaps, {} resyncs (lost sync: {}); unsynced {:.0} ms in all, longest {:.0} ms; \
+         quotes pulled {} ({} stale, {} on sync loss); bookTicker {} checked, {} mismatched\n",
+        n("connections"),
+        map("disconnects"),
+        n("switches"),
+        n("switches_forced"),
+        x("switch_wait_ms_max"),
+        x("reconnect_wait_ms_max"),
+        snap("asked"),
+        snap("hedged"),
+        snap("answered"),
+        snap("failed"),
+        snap("refused_too_old"),
+        snap("top20_rebuilds"),
+        n("gaps"),
+        n("resyncs"),
+        map("resyncs_by_cause"),
+        x("unsynced_ms_total"),
+        x("unsynced_ms_longest"),
+        pulled("total"),
+        pulled("stale"),
+        pulled("sync_loss"),
+        n("book_ticker_checked"),
+        n("book_ticker_mismatched"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_feed_section_is_rendered() {
+        let link = crate::feed::live::LinkStats {
+            connects: 3,
+            switches: 2,
+            disconnects: {
+                let mut d = [0; crate::feed::live::REASON_COUNT];
+                d[crate::feed::connector::Reason::ServerShutdown as usize] = 2;
+                d
+            },
+            ..Default::default()
+        };
+        let r = crate::feed::health::FeedReport::build(
+            &link,
+            Default::default(),
+            &Default::default(),
+            &crate::feed::health::SyncClock::new(0),
+            0,
+        );
+        let text = render_feed(&serde_json::to_value(&r).unwrap());
+        assert!(text.contains("3 connections; disconnects: 2 server_shutdown; 2 renewals made before break"), "{text}");
+    }
 }

@@ -15,6 +15,7 @@ use crate::ai::advisor::{start_advisor, MarketSnapshot};
 use crate::backtest::TimelinePoint;
 use crate::cli::dashboard::{self, DashboardInputs};
 use crate::config::Config;
+use crate::feed::health::FeedLogger;
 use crate::hot::advice::Advice;
 use crate::hot::engine::StageSample;
 use crate::hot::strategy::NativeStrategy;
@@ -223,19 +224,30 @@ pub fn run_session(
             }
         }
         View::Lines => {
+            let mut feed_log = FeedLogger::default();
+            let mut last_status: Option<HotStatus> = None;
             while !finished.load(Ordering::Relaxed) {
                 let tick = Instant::now();
                 while tick.elapsed() < Duration::from_secs(1) && !finished.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(20));
+                    if let Some(s) = status_rx.latest() {
+                        feed_log.update(s.feed, s.synced);
+                        last_status = Some(s);
+                    }
                 }
-                if let Some(s) = status_rx.latest() {
+                if let Some(s) = last_status.take() {
                     eprintln!("  {label}: {}", status_line(&s));
                 }
             }
         }
         View::Quiet => {
+            // Still one log line per feed event.
+            let mut feed_log = FeedLogger::default();
             while !finished.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(20));
+                if let Some(s) = status_rx.latest() {
+                    feed_log.update(s.feed, s.synced);
+                }
             }
         }
     }
@@ -259,6 +271,19 @@ impl Drop for Finished {
     }
 }
 
+/// `synced`, or `unsynced (gap) 2.1 s`: why the traded book is unsynced and
+/// for how long (`now_ns` wall clock).
+pub fn sync_text(s: &HotStatus, now_ns: i64) -> String {
+    if s.synced {
+        return "synced".into();
+    }
+    if s.sync_since_ns == 0 {
+        return "unsynced".into();
+    }
+    let secs = now_ns.saturating_sub(s.sync_since_ns).max(0) as f64 / 1e9;
+    format!("unsynced ({}) {secs:.1} s", s.unsynced_cause.name())
+}
+
 /// One status line.
 pub fn status_line(s: &HotStatus) -> String {
     let quote = s.last_quote.map_or("none".to_string(), |q| {
@@ -266,9 +291,10 @@ pub fn status_line(s: &HotStatus) -> String {
         format!("bid {} ask {}", side(q.bid), side(q.ask))
     });
     format!(
-        "{}{}{} frames, {} quotes ({} pulled), position {}, gaps {}, rejected {}; last quote {quote}",
+        "{}{}{}, {} frames, {} quotes ({} pulled), position {}, gaps {}, rejected {}; last quote {quote}",
         if s.connected { "" } else { "(reconnecting) " },
         if s.paused { "(paused) " } else { "" },
+        sync_text(s, crate::feed::snapshot::wall_ns()),
         s.frames,
         s.quotes,
         s.pulled,
@@ -276,4 +302,22 @@ pub fn status_line(s: &HotStatus) -> String {
         s.gaps,
         s.rejected
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::health::UnsyncedCause;
+
+    #[test]
+    fn the_status_says_why_the_book_is_unsynced_and_for_how_long() {
+        let mut s = HotStatus { synced: true, connected: true, ..HotStatus::default() };
+        assert_eq!(sync_text(&s, 5_000_000_000), "synced");
+        s.synced = false;
+        s.unsynced_cause = UnsyncedCause::Gap;
+        s.sync_since_ns = 3_000_000_000;
+        assert_eq!(sync_text(&s, 5_100_000_000), "unsynced (gap) 2.1 s");
+        s.unsynced_cause = UnsyncedCause::Disconnect(crate::feed::connector::Reason::NoPong);
+        assert!(status_line(&s).starts_with("unsynced (ping not answered)"), "{}", status_line(&s));
+    }
 }

@@ -10,9 +10,15 @@
 //! Backoff: exponential with "decorrelated jitter" between `backoff_min`
 //! and `backoff_max` (each wait drawn uniformly between the minimum and
 //! three times the previous wait, capped), so clients that failed together
-//! do not retry together, even on the first retry; reset once a connection
-//! has lived [`HEALTHY_AFTER`]; a planned reconnect (24-hour renewal,
-//! `serverShutdown`) after a healthy connection goes at once.
+//! do not retry together. A connection that synced a book (or lived
+//! [`HEALTHY_AFTER`]) was healthy: the backoff starts over and the first
+//! retry after it goes at once, planned or not, so a feed that flaps every
+//! few seconds reconnects at once each time instead of backing off to
+//! `backoff_max` (a connection that never synced counts as a failure).
+//! Planned renewals (24-hour limit, `max_connection_age_s`,
+//! `serverShutdown`) are asked for while the old connection still serves:
+//! the hot thread switches over when the new one has caught up
+//! ([`crate::feed::switch`]).
 //! Never more than `max_attempts` attempts in any 5 minutes (Binance: 300
 //! connection attempts per 5 minutes per IP), and a `Retry-After` from the
 //! server is honoured.
@@ -60,8 +66,11 @@ pub enum Reason {
     NoPong,
     /// The server announced `serverShutdown`.
     ServerShutdown,
-    /// The connection neared Binance's 24-hour limit.
+    /// The connection neared Binance's 24-hour limit (`max_connection_age_s`).
     Renew,
+    /// A text frame that is not valid UTF-8 (RFC 6455 §8.1: the connection
+    /// must fail).
+    InvalidUtf8,
 }
 
 impl Reason {
@@ -74,12 +83,27 @@ impl Reason {
             Reason::NoPong => "ping not answered",
             Reason::ServerShutdown => "serverShutdown",
             Reason::Renew => "24-hour renewal",
+            Reason::InvalidUtf8 => "invalid UTF-8 text frame",
         }
     }
 
-    /// Planned reconnects need no backoff after a healthy connection.
-    fn planned(self) -> bool {
-        matches!(self, Reason::Start | Reason::ServerShutdown | Reason::Renew)
+    /// A short name for JSON keys (`report.json` `feed.disconnects`).
+    pub fn key(self) -> &'static str {
+        match self {
+            Reason::Start => "start",
+            Reason::Closed => "closed",
+            Reason::Error => "error",
+            Reason::Silence => "silence",
+            Reason::NoPong => "no_pong",
+            Reason::ServerShutdown => "server_shutdown",
+            Reason::Renew => "renewal",
+            Reason::InvalidUtf8 => "invalid_utf8",
+        }
+    }
+
+    /// Renewals the feed makes before breaking the old connection.
+    pub fn planned(self) -> bool {
+        matches!(self, Reason::ServerShutdown | Reason::Renew)
     }
 }
 
@@ -89,6 +113,18 @@ pub struct Request {
     pub reason: Reason,
     /// How long the connection that ended lived (zero for `Start`).
     pub lived: Duration,
+}
+
+impl Request {
+    /// The first connection of a run.
+    pub fn start() -> Self {
+        Self { reason: Reason::Start, lived: Duration::ZERO }
+    }
+
+    /// Another attempt after a failed one (no connection ended).
+    pub fn retry() -> Self {
+        Self { reason: Reason::Error, lived: Duration::ZERO }
+    }
 }
 
 /// Connector settings.
@@ -117,7 +153,7 @@ pub struct ConnectorStats {
 
 /// The hot thread's end of the connector.
 pub struct Connector {
-    requests: Producer<Request>,
+    requests: Producer<(Request, bool)>,
     sockets: Consumer<Ws>,
     retired: Producer<Ws>,
     stop: Arc<AtomicBool>,
@@ -139,7 +175,7 @@ struct Shared {
 impl Connector {
     /// Starts the connector thread.
     pub fn start(cfg: ConnectorConfig, tls: Arc<rustls::ClientConfig>) -> Self {
-        let (requests, mut req_rx) = ring::<Request>(16);
+        let (requests, mut req_rx) = ring::<(Request, bool)>(16);
         let (sock_tx, sockets) = ring::<Ws>(4);
         let (retired, mut retired_rx) = ring::<Ws>(16);
         let stop = Arc::new(AtomicBool::new(false));
@@ -149,18 +185,18 @@ impl Connector {
             .name("mmbot-connect".into())
             .spawn(move || {
                 let mut state = Backoff::new(&cfg);
-                let mut pending: Option<Request> = None;
+                let mut pending: Option<(Request, bool)> = None;
                 while !stop2.load(Ordering::Relaxed) {
                     // Dropping retired sockets here closes them off the hot thread.
                     while retired_rx.pop().is_some() {}
                     if let Some(r) = req_rx.pop() {
                         pending = Some(r);
                     }
-                    let Some(req) = pending else {
+                    let Some((req, synced)) = pending else {
                         std::thread::sleep(Duration::from_millis(1));
                         continue;
                     };
-                    let wait = state.before_attempt(req);
+                    let wait = state.before_attempt(req, synced);
                     if !crate::wait::sleep_unless(wait, &stop2) {
                         break;
                     }
@@ -194,7 +230,7 @@ impl Connector {
                             tell_guard(&cfg.guard, &e);
                             state.failed(e.retry_after());
                             // Try again after the backoff, as a failure.
-                            pending = Some(Request { reason: Reason::Error, lived: Duration::ZERO });
+                            pending = Some((Request::retry(), false));
                         }
                     }
                 }
@@ -205,7 +241,13 @@ impl Connector {
 
     /// Asks for a connection (never blocks; at most one is outstanding).
     pub fn request(&self, req: Request) {
-        self.requests.push(req);
+        self.requests.push((req, false));
+    }
+
+    /// Asks for a connection after one that ended; `synced`: it synced a
+    /// book (healthy: the backoff starts over, this attempt goes at once).
+    pub fn request_after(&self, req: Request, synced: bool) {
+        self.requests.push((req, synced));
     }
 
     /// A new connection, if one is ready.
@@ -302,18 +344,18 @@ impl Backoff {
     }
 
     /// The wait before attempting for `req`.
-    pub fn before_attempt(&mut self, req: Request) -> Duration {
+    /// `synced`: the connection that ended synced a book.
+    pub fn before_attempt(&mut self, req: Request, synced: bool) -> Duration {
         if req.reason == Reason::Start && self.attempts.is_empty() {
             return Duration::ZERO;
         }
-        if req.reason != Reason::Error || !req.lived.is_zero() {
+        if req.reason != Reason::Error || !req.lived.is_zero() || synced {
             // A connection ended (not a failed attempt).
-            if req.lived >= HEALTHY_AFTER {
+            if synced || req.lived >= HEALTHY_AFTER {
+                // Healthy: start over, and the first retry goes at once.
                 self.failures = 0;
                 self.prev = self.min;
-                if req.reason.planned() {
-                    return self.retry_after.take().unwrap_or(Duration::ZERO);
-                }
+                return self.retry_after.take().unwrap_or(Duration::ZERO);
             } else {
                 self.failures = self.failures.saturating_add(1);
             }
@@ -403,20 +445,40 @@ mod tests {
     #[test]
     fn planned_reconnects_after_a_healthy_connection_go_at_once() {
         let mut b = Backoff::new(&cfg());
-        assert_eq!(b.before_attempt(Request { reason: Reason::Start, lived: Duration::ZERO }), Duration::ZERO);
+        assert_eq!(b.before_attempt(Request::start(), false), Duration::ZERO);
         b.record_attempt(Instant::now());
         let renew = Request { reason: Reason::Renew, lived: Duration::from_secs(86_000) };
-        assert_eq!(b.before_attempt(renew), Duration::ZERO);
-        // An error after a short life backs off.
+        assert_eq!(b.before_attempt(renew, true), Duration::ZERO);
+        // A close after a short life that never synced backs off.
         let short = Request { reason: Reason::Closed, lived: Duration::from_secs(1) };
-        let first = b.before_attempt(short);
+        let first = b.before_attempt(short, false);
         assert!(first >= Duration::from_secs(1) && first <= Duration::from_secs(3), "{first:?}");
         b.failed(None);
-        let again = b.before_attempt(Request { reason: Reason::Error, lived: Duration::ZERO });
+        let again = b.before_attempt(Request::retry(), false);
         assert!(again >= Duration::from_secs(1) && again <= first * 3, "{again:?}");
         // A 429 with Retry-After is honoured.
         b.failed(Some(120));
-        assert!(b.before_attempt(Request { reason: Reason::Error, lived: Duration::ZERO }) >= Duration::from_secs(120));
+        assert!(b.before_attempt(Request::retry(), false) >= Duration::from_secs(120));
+    }
+
+    #[test]
+    fn a_connection_that_synced_resets_the_backoff_and_the_first_retry_is_immediate() {
+        let mut b = Backoff::new(&cfg());
+        b.before_attempt(Request::start(), false);
+        b.record_attempt(Instant::now());
+        // Flapping: each connection syncs, then drops after 3 s.
+        for _ in 0..20 {
+            let drop = Request { reason: Reason::Closed, lived: Duration::from_secs(3) };
+            assert_eq!(b.before_attempt(drop, true), Duration::ZERO);
+            b.record_attempt(Instant::now());
+        }
+        // A failed attempt after it backs off from the minimum again.
+        b.failed(None);
+        let w = b.before_attempt(Request::retry(), false);
+        assert!(w >= Duration::from_secs(1) && w <= Duration::from_secs(3), "{w:?}");
+        // An unsynced short life is a failure: no reset.
+        let short = Request { reason: Reason::Error, lived: Duration::from_millis(500) };
+        assert!(b.before_attempt(short, false) >= Duration::from_secs(1));
     }
 
     #[test]

@@ -8,12 +8,14 @@
 //! queued pongs (tungstenite answers each ping with its payload); run the
 //! timers; hand over snapshots and ask for new ones.
 //!
-//! Connection care: reconnect on close, error, `serverShutdown`, read
-//! silence longer than `stale_after`, our ping unanswered for
-//! `pong_timeout`, and before Binance's 24-hour limit. A reconnect makes
-//! every book unsynced ([`FeedHandler::on_disconnected`]) and it resyncs with
-//! a fresh snapshot; replies to requests made on an older connection are
-//! discarded (`generation`).
+//! Connection care: reconnect on close, error, an invalid UTF-8 text frame,
+//! read silence longer than `stale_after`, and our ping unanswered for
+//! `pong_timeout`. Such a reconnect makes every book unsynced
+//! ([`FeedHandler::on_disconnected`]) and it resyncs with a fresh snapshot;
+//! replies to requests made on an older connection are discarded
+//! (`generation`). Planned renewals (`serverShutdown`, `max_connection_age`
+//! before Binance's 24-hour limit) make the new connection before breaking
+//! the old one and keep every book ([`crate::feed::switch`]).
 //!
 //! Nothing here allocates per frame: tungstenite's buffers are reused (the
 //! payload is split off its read buffer and dropped before the next read),
@@ -29,7 +31,9 @@ use tungstenite::Message;
 
 use crate::feed::connector::{Connector, ConnectorConfig, ConnectorStats, Reason, Request};
 use crate::feed::endpoint::{rest_depth_url, stream_names, stream_url, DepthStream, FeedMarket, Url, UrlError};
+pub use crate::feed::link::{reason_names, LinkStats, REASONS, REASON_COUNT};
 use crate::feed::snapshot::{wall_ns, SnapshotConfig, SnapshotFetcher, SnapshotRequest};
+use crate::feed::switch::{Standby, SwitchVerdict};
 use crate::feed::ws::Ws;
 use crate::hot::msg::Symbol;
 use crate::ipguard::IpGuard;
@@ -65,9 +69,20 @@ pub struct FeedConfig {
     pub snapshot_limit: u32,
     /// Wait before asking again after a failed or too-old snapshot.
     pub snapshot_retry: Duration,
+    /// No answer this long: ask a second time, on the other worker, if the
+    /// weight budget has room (zero: never).
+    pub snapshot_hedge_after: Duration,
     pub snapshot_timeout: Duration,
     /// Our snapshot request weight budget per minute.
     pub weight_per_minute: u32,
+    /// Spot diff streams: also subscribe `<symbol>@depth20@100ms`, and while
+    /// REST snapshots are refused (a 429 back-off or a 418 ban the IP guard
+    /// holds) rebuild an unsynced book from its top 20 levels instead
+    /// (FACTS.md §1.1: the partial payload is a whole top-20 book with the
+    /// diff stream's `lastUpdateId`, the REST snapshot's format). The book is
+    /// then exact in its top 20 levels only: counted as a top-20 rebuild.
+    /// Needs `features.depth_levels <= 20` (the levels quotes are made from).
+    pub depth20_fallback: bool,
     /// The process's IP guard, asked before every snapshot and every
     /// connect (spot and spot-testnet only: USD-M counts on other hosts
     /// with limits of their own, so it gets a guard of its own). `None`: a
@@ -98,8 +113,10 @@ impl Default for FeedConfig {
             max_connect_attempts: 300,
             snapshot_limit: 1000,
             snapshot_retry: Duration::from_millis(500),
+            snapshot_hedge_after: Duration::from_secs(1),
             snapshot_timeout: Duration::from_secs(10),
             weight_per_minute: 1000,
+            depth20_fallback: false,
             ip_guard: None,
         }
     }
@@ -127,6 +144,25 @@ impl FeedConfig {
                 format!("must not exceed feed.backoff_max_ms ({})", self.backoff_max.as_millis()),
             ));
         }
+        if self.depth20_fallback && (self.market == FeedMarket::Usdm || self.depth != DepthStream::Diff) {
+            return Err((
+                "feed.depth20_fallback",
+                "true".into(),
+                "is for spot diff streams (depth = \"diff\"): USD-M's depth20 is diff-shaped, and depth = \"top20\" \
+                 needs no snapshot"
+                    .into(),
+            ));
+        }
+        if !self.snapshot_hedge_after.is_zero() && self.snapshot_hedge_after >= self.snapshot_timeout {
+            return Err((
+                "feed.snapshot_hedge_ms",
+                self.snapshot_hedge_after.as_millis().to_string(),
+                format!(
+                    "must be 0 (never ask twice) or below the snapshot timeout ({} ms)",
+                    self.snapshot_timeout.as_millis()
+                ),
+            ));
+        }
         let weight = self.market.snapshot_weight(self.snapshot_limit);
         if self.weight_per_minute < weight {
             return Err((
@@ -140,8 +176,18 @@ impl FeedConfig {
 
     /// The WebSocket URL to open.
     pub fn stream_url(&self) -> String {
-        let names = stream_names(&self.symbols, self.depth, self.trades, self.book_ticker);
+        let mut names = stream_names(&self.symbols, self.depth, self.trades, self.book_ticker);
+        if self.top20_fallback() {
+            let top20 = stream_names(&self.symbols, DepthStream::Top20, false, false);
+            names = format!("{names}/{top20}");
+        }
         stream_url(self.stream_url.as_deref().unwrap_or(self.market.stream_base()), &names)
+    }
+
+    /// Whether the depth20 fallback is on (spot diff streams only: the USD-M
+    /// partial stream is diff-shaped, no snapshot).
+    pub fn top20_fallback(&self) -> bool {
+        self.depth20_fallback && self.depth == DepthStream::Diff && self.market != FeedMarket::Usdm
     }
 
     /// The REST depth URL.
@@ -198,55 +244,25 @@ pub trait FeedHandler {
     fn on_idle(&mut self, now_ns: i64);
     /// Whether `symbol`'s book has buffered diffs and waits for a snapshot.
     fn wants_snapshot(&self, symbol: Symbol) -> bool;
-}
-
-/// Counters of the live feed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LinkStats {
-    pub connects: u64,
-    /// Disconnects by [`Reason`] (index = `Reason as usize`).
-    pub disconnects: [u64; 7],
-    pub frames: u64,
-    pub bytes: u64,
-    pub pings_received: u64,
-    pub pings_sent: u64,
-    pub pongs_received: u64,
-    pub snapshots_requested: u64,
-    /// Bodies handed to the books (some may still be refused as too old).
-    pub snapshots_received: u64,
-    pub snapshots_failed: u64,
-    /// Requests whose reply never came (asked again).
-    pub snapshots_lost: u64,
-    /// Replies to a request made on an earlier connection.
-    pub snapshots_discarded: u64,
-    /// Snapshot requests refused because the ring to the fetcher was full.
-    pub snapshot_ring_full: u64,
-    /// New sockets mio could not register (each leads to a reconnect).
-    pub register_failures: u64,
-}
-
-impl LinkStats {
-    pub fn disconnects_total(&self) -> u64 {
-        self.disconnects.iter().sum()
+    /// `symbol`'s book update id if the book is synced (the make-before-break
+    /// switch waits until the old connection has applied what the new one
+    /// delivered). `None`: unsynced, or the handler keeps no books (then a
+    /// planned renewal switches as soon as the new connection delivers).
+    fn synced_update_id(&self, _symbol: Symbol) -> Option<u64> {
+        None
     }
+    /// A planned renewal switched to the new connection with every book
+    /// kept (`forced`: without waiting for it to catch up).
+    fn on_switched(&mut self, _reason: Reason, _forced: bool, _now_ns: i64) {}
 }
-
-/// All reasons, in `LinkStats::disconnects` order.
-pub const REASONS: [Reason; 7] = [
-    Reason::Start,
-    Reason::Closed,
-    Reason::Error,
-    Reason::Silence,
-    Reason::NoPong,
-    Reason::ServerShutdown,
-    Reason::Renew,
-];
 
 /// Frames read per turn at most, so timers and snapshots are never starved.
 const FRAMES_PER_TURN: usize = 64;
 /// Our ping's payload (static: sending it allocates nothing).
 const PING_PAYLOAD: &[u8] = b"mmbot";
 const SOCKET: Token = Token(0);
+/// The new connection of a planned renewal, until the switch.
+const STANDBY: Token = Token(1);
 
 struct Conn {
     ws: Ws,
@@ -257,12 +273,22 @@ struct Conn {
     last_data: Instant,
     last_ping: Instant,
     ping_outstanding: Option<Instant>,
+    /// A book was synced while this connection served it: it was healthy.
+    synced: bool,
+}
+
+impl Conn {
+    fn new(ws: Ws, now: Instant) -> Self {
+        Self { ws, since: now, last_data: now, last_ping: now, ping_outstanding: None, synced: false }
+    }
 }
 
 #[derive(Clone, Copy, Default)]
 struct SnapshotState {
     /// When the outstanding request was made.
     in_flight: Option<Instant>,
+    /// A second request went out for it.
+    hedged: bool,
     retry_at: Option<Instant>,
     /// Failed fetches in a row (HTTP errors, timeouts): the retry doubles.
     failures: u32,
@@ -280,6 +306,14 @@ pub struct LiveFeed {
     fetcher: Option<SnapshotFetcher>,
     guard: IpGuard,
     conn: Option<Conn>,
+    /// A planned renewal's new connection, until the switch.
+    standby: Option<(Conn, Standby)>,
+    /// The standby's per-symbol buffer between renewals (allocated once).
+    standby_buffer: Vec<Option<u64>>,
+    /// A planned renewal asked of the connector, its connection not here yet.
+    renewal: Option<Reason>,
+    /// When the last unplanned disconnect happened (reconnect timing).
+    disconnected_at: Option<Instant>,
     /// Bumped per connection; snapshot replies carry the one they were asked on.
     generation: u32,
     snapshots: Vec<SnapshotState>,
@@ -329,10 +363,11 @@ impl LiveFeed {
             // Each top-20 message is a whole book: nothing to sync.
             DepthStream::Top20 => None,
         };
-        connector.request(Request { reason: Reason::Start, lived: Duration::ZERO });
+        connector.request(Request::start());
         let poll = Poll::new().map_err(FeedError::Poll)?;
         Ok(Self {
             snapshots: vec![SnapshotState::default(); cfg.symbols.len()],
+            standby_buffer: Vec::with_capacity(cfg.symbols.len()),
             cfg,
             poll,
             events: Events::with_capacity(16),
@@ -340,6 +375,9 @@ impl LiveFeed {
             fetcher,
             guard,
             conn: None,
+            standby: None,
+            renewal: None,
+            disconnected_at: None,
             generation: 0,
             clock,
             stats: LinkStats::default(),
@@ -370,6 +408,19 @@ impl LiveFeed {
         self.connector.stats().guard_waits + snapshots
     }
 
+    /// The snapshot threads' counters (lock-free).
+    pub fn snapshot_totals(&self) -> crate::feed::health::SnapshotTotals {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(f) = self.fetcher.as_ref() else { return Default::default() };
+        let c = f.counters();
+        crate::feed::health::SnapshotTotals {
+            sent: c.requests.load(Relaxed),
+            hedges_skipped: c.hedges_skipped.load(Relaxed),
+            weight_waits: c.weight_waits.load(Relaxed),
+            guard_waits: c.guard_waits.load(Relaxed),
+        }
+    }
+
     /// The last connection error (takes a lock: not for the hot thread).
     pub fn last_connect_error(&self) -> Option<String> {
         self.connector.last_error()
@@ -386,7 +437,7 @@ impl LiveFeed {
     /// One turn of the feed (see the module doc). Never blocks longer than
     /// `poll_timeout` (poll mode) and never at all when busy-polling.
     pub fn turn(&mut self, h: &mut impl FeedHandler) {
-        if self.conn.is_none() {
+        if self.conn.is_none() || self.renewal.is_some() {
             self.adopt_connection(h);
         }
         if self.conn.is_some() {
@@ -394,6 +445,10 @@ impl LiveFeed {
         } else if !self.cfg.busy_poll {
             // Nothing registered: the poll is the short wait between turns.
             let _ = self.poll.poll(&mut self.events, Some(self.cfg.poll_timeout));
+        }
+        if self.standby.is_some() {
+            self.read_standby();
+            self.maybe_switch(h);
         }
         self.timers(h);
         self.snapshots(h);
@@ -403,6 +458,9 @@ impl LiveFeed {
     /// Closes the connection (books unsynced, quotes pulled through the
     /// handler) at the end of a run.
     pub fn shutdown(&mut self, h: &mut impl FeedHandler) {
+        if let Some((c, _)) = self.standby.take() {
+            self.retire(c, STANDBY_CLOSE);
+        }
         if let Some(mut c) = self.conn.take() {
             let _ = c.ws.close(None);
             let _ = c.ws.flush();
@@ -415,15 +473,33 @@ impl LiveFeed {
     fn adopt_connection(&mut self, h: &mut impl FeedHandler) {
         let Some(ws) = self.connector.take() else { return };
         let fd = ws.get_ref().tcp().as_raw_fd();
-        if self.poll.registry().register(&mut SourceFd(&fd), SOCKET, Interest::READABLE).is_err() {
-            // Counted, not logged: this is the hot thread.
+        let token = if self.conn.is_some() { STANDBY } else { SOCKET };
+        if self.poll.registry().register(&mut SourceFd(&fd), token, Interest::READABLE).is_err() {
+            // Counted, not logged: this is the hot thread. A renewal stays
+            // asked for (`renewal`), and so does a reconnect.
             self.stats.register_failures += 1;
             self.connector.retire(ws);
-            self.connector.request(Request { reason: Reason::Error, lived: Duration::ZERO });
+            self.connector.request(Request::retry());
             return;
         }
         let now = Instant::now();
-        self.conn = Some(Conn { ws, since: now, last_data: now, last_ping: now, ping_outstanding: None });
+        if self.conn.is_some() {
+            // A planned renewal's new connection: read, not applied, until
+            // the old one has caught up with it.
+            let reason = self.renewal.take().unwrap_or(Reason::Renew);
+            let buffer = std::mem::take(&mut self.standby_buffer);
+            let standby = Standby::reusing(buffer, self.cfg.symbols.len(), reason, now);
+            self.standby = Some((Conn::new(ws, now), standby));
+            self.stats.connects += 1;
+            return;
+        }
+        self.renewal = None;
+        if let Some(t) = self.disconnected_at.take() {
+            let ns = t.elapsed().as_nanos() as u64;
+            self.stats.reconnect_ns_total += ns;
+            self.stats.reconnect_ns_max = self.stats.reconnect_ns_max.max(ns);
+        }
+        self.conn = Some(Conn::new(ws, now));
         self.new_generation();
         self.stats.connects += 1;
         self.t_readable = None;
@@ -453,6 +529,7 @@ impl LiveFeed {
         }
         self.more_pending = true;
         let mut end: Option<Reason> = None;
+        let mut shutdown_announced = false;
         let Some(conn) = self.conn.as_mut() else { return };
         for _ in 0..FRAMES_PER_TURN {
             let t_try = self.clock.now();
@@ -480,14 +557,33 @@ impl LiveFeed {
                         Message::Frame(_) => continue,
                     };
                     conn.last_data = Instant::now();
+                    if self.cfg.top20_fallback() {
+                        if let Some(i) = top20_symbol(frame, &self.cfg.symbols) {
+                            // Never applied as a partial book: only as a
+                            // snapshot while REST is refused.
+                            let symbol = self.cfg.symbols[i];
+                            let rest_refused = self.fetcher.as_ref().is_some_and(|f| {
+                                f.counters().waiting_for_guard.load(std::sync::atomic::Ordering::Relaxed)
+                            }) || self.snapshots[i].failures > 0;
+                            match data_of(frame) {
+                                Some(body) if rest_refused && h.wants_snapshot(symbol) => {
+                                    self.stats.top20_rebuilds += 1;
+                                    h.on_snapshot(symbol, body, wall_ns());
+                                }
+                                _ => self.stats.top20_frames_skipped += 1,
+                            }
+                            continue;
+                        }
+                    }
                     // From readiness (or, busy-polling, the read that found
                     // the burst's first bytes) to a whole frame in memory.
                     let wire = self.clock.ns(*self.t_readable.get_or_insert(t_try), t_ready);
                     self.stats.frames += 1;
                     self.stats.bytes += frame.len() as u64;
                     if h.on_frame(frame, wall_ns(), t_ready, wire) {
-                        end = Some(Reason::ServerShutdown);
-                        break;
+                        // The old connection keeps serving until the new
+                        // one has caught up (make before break).
+                        shutdown_announced = true;
                     }
                 }
                 Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -496,12 +592,8 @@ impl LiveFeed {
                     self.t_readable = None;
                     break;
                 }
-                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
-                    end = Some(Reason::Closed);
-                    break;
-                }
-                Err(_) => {
-                    end = Some(Reason::Error);
+                Err(e) => {
+                    end = Some(read_error_reason(&e));
                     break;
                 }
             }
@@ -514,20 +606,134 @@ impl LiveFeed {
                 Err(_) => end = Some(Reason::Error),
             }
         }
+        if shutdown_announced {
+            self.renew(Reason::ServerShutdown);
+        }
         if let Some(reason) = end {
             self.disconnect(reason, h);
         }
     }
 
+    /// Asks for a planned renewal's new connection (once), the old one
+    /// serving meanwhile.
+    fn renew(&mut self, reason: Reason) {
+        if self.renewal.is_some() || self.standby.is_some() {
+            return;
+        }
+        let Some(conn) = self.conn.as_ref() else { return };
+        self.renewal = Some(reason);
+        self.connector.request_after(Request { reason, lived: conn.since.elapsed() }, conn.synced);
+    }
+
+    /// Reads the renewal's new connection: pings answered, data frames
+    /// noted (their depth ids) and skipped. A failure drops it and asks for
+    /// another.
+    fn read_standby(&mut self) {
+        let Some((conn, standby)) = self.standby.as_mut() else { return };
+        let mut end = None;
+        for _ in 0..FRAMES_PER_TURN {
+            match conn.ws.read() {
+                Ok(Message::Text(t)) => standby.on_frame(t.as_bytes(), &self.cfg.symbols),
+                Ok(Message::Binary(b)) => standby.on_frame(&b, &self.cfg.symbols),
+                Ok(Message::Ping(_)) => self.stats.pings_received += 1,
+                Ok(Message::Close(_)) => {
+                    end = Some(Reason::Closed);
+                    break;
+                }
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    end = Some(read_error_reason(&e));
+                    break;
+                }
+            }
+        }
+        if end.is_none() {
+            match conn.ws.flush() {
+                Ok(()) => {}
+                Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => end = Some(Reason::Error),
+            }
+        }
+        if end.is_some() {
+            let (conn, standby) = self.standby.take().expect("checked above");
+            self.stats.standby_failures += 1;
+            let lived = conn.since.elapsed();
+            self.retire(conn, STANDBY_CLOSE);
+            // Asked again as a failure: the backoff applies.
+            self.renewal = Some(standby.reason);
+            self.connector.request_after(Request { reason: standby.reason, lived }, false);
+            self.standby_buffer = standby.into_buffer();
+        }
+    }
+
+    /// Switches to the renewal's new connection once it has caught up.
+    fn maybe_switch(&mut self, h: &mut impl FeedHandler) {
+        let Some((_, standby)) = self.standby.as_ref() else { return };
+        let symbols = &self.cfg.symbols;
+        match standby.caught_up(Instant::now(), |i| h.synced_update_id(symbols[i])) {
+            SwitchVerdict::Wait => {}
+            SwitchVerdict::CaughtUp => self.switch(false, h),
+            SwitchVerdict::TimedOut => self.switch(true, h),
+        }
+    }
+
+    /// The new connection takes over at this frame boundary; the old one is
+    /// closed off the hot thread. Books, snapshot requests and their
+    /// generation are kept: both connections carry the same diff stream.
+    fn switch(&mut self, forced: bool, h: &mut impl FeedHandler) {
+        let Some((mut new, standby)) = self.standby.take() else { return };
+        if let Some(old) = self.conn.take() {
+            self.stats.disconnects[standby.reason as usize] += 1;
+            new.synced |= old.synced;
+            self.retire(old, SOCKET_CLOSE);
+        }
+        let fd = new.ws.get_ref().tcp().as_raw_fd();
+        if self.poll.registry().reregister(&mut SourceFd(&fd), SOCKET, Interest::READABLE).is_err() {
+            self.stats.register_failures += 1;
+        }
+        self.stats.switches += 1;
+        self.stats.switches_forced += u64::from(forced);
+        let waited = standby.since.elapsed().as_nanos() as u64;
+        self.stats.switch_wait_ns_max = self.stats.switch_wait_ns_max.max(waited);
+        new.last_data = Instant::now();
+        self.conn = Some(new);
+        self.t_readable = None;
+        // Its bytes may already be waiting: edge-triggered readiness
+        // would not announce them again.
+        self.more_pending = true;
+        h.on_switched(standby.reason, forced, wall_ns());
+        self.standby_buffer = standby.into_buffer();
+    }
+
+    /// Closes a connection (a goodbye frame when `say_goodbye`) and hands it
+    /// to the connector thread to drop.
+    fn retire(&mut self, mut conn: Conn, say_goodbye: bool) {
+        if say_goodbye {
+            let _ = conn.ws.close(None);
+            let _ = conn.ws.flush();
+        }
+        let _ = self.poll.registry().deregister(&mut SourceFd(&conn.ws.get_ref().tcp().as_raw_fd()));
+        self.connector.retire(conn.ws);
+    }
+
     fn timers(&mut self, h: &mut impl FeedHandler) {
         let now = Instant::now();
         let Some(conn) = self.conn.as_mut() else { return };
+        if !conn.synced && self.cfg.symbols.iter().any(|&s| h.synced_update_id(s).is_some()) {
+            conn.synced = true;
+        }
         let reason = if now.duration_since(conn.last_data) > self.cfg.stale_after {
             Some(Reason::Silence)
         } else if conn.ping_outstanding.is_some_and(|t| now.duration_since(t) > self.cfg.pong_timeout) {
             Some(Reason::NoPong)
-        } else if now.duration_since(conn.since) > self.cfg.max_connection_age {
-            Some(Reason::Renew)
+        } else if now.duration_since(conn.since) > self.cfg.max_connection_age
+            && self.renewal.is_none()
+            && self.standby.is_none()
+        {
+            // Renewed before Binance's 24-hour limit, made before broken.
+            self.renew(Reason::Renew);
+            None
         } else {
             if conn.ping_outstanding.is_none() && now.duration_since(conn.last_ping) >= self.cfg.ping_interval {
                 conn.last_ping = now;
@@ -548,17 +754,33 @@ impl LiveFeed {
     }
 
     fn disconnect(&mut self, reason: Reason, h: &mut impl FeedHandler) {
-        let Some(mut conn) = self.conn.take() else { return };
-        if matches!(reason, Reason::Renew | Reason::Silence | Reason::NoPong) {
-            // Say goodbye; errors here change nothing.
-            let _ = conn.ws.close(None);
-            let _ = conn.ws.flush();
+        if self.standby.is_some() {
+            // A renewal's new connection is up: switch to it now, books
+            // kept (a diff it lacks shows as a gap and resyncs as usual).
+            if let Some(old) = self.conn.take() {
+                self.stats.disconnects[reason as usize] += 1;
+                let synced = old.synced;
+                self.retire(old, false);
+                if let Some((c, _)) = self.standby.as_mut() {
+                    c.synced |= synced;
+                }
+            }
+            self.switch(true, h);
+            return;
         }
-        let _ = self.poll.registry().deregister(&mut SourceFd(&conn.ws.get_ref().tcp().as_raw_fd()));
-        let lived = conn.since.elapsed();
-        self.connector.retire(conn.ws);
-        self.connector.request(Request { reason, lived });
+        let Some(conn) = self.conn.take() else { return };
+        // Say goodbye where the server may still listen; errors change nothing.
+        let goodbye = matches!(reason, Reason::Renew | Reason::Silence | Reason::NoPong | Reason::InvalidUtf8);
+        let (lived, synced) = (conn.since.elapsed(), conn.synced);
+        self.retire(conn, goodbye);
+        if self.renewal.take().is_none() {
+            // A renewal already asked the connector: its connection becomes
+            // the next one. Otherwise ask now.
+            self.connector.request_after(Request { reason, lived }, synced);
+        }
+        self.disconnected_at = Some(Instant::now());
         self.stats.disconnects[reason as usize] += 1;
+        self.stats.last_disconnect = Some(reason);
         self.t_readable = None;
         self.more_pending = false;
         // Replies to requests made on this connection must not land on the
@@ -580,7 +802,22 @@ impl LiveFeed {
                 continue;
             }
             let state = &mut self.snapshots[i];
+            if state.in_flight.is_none() {
+                // The other of two requests answered first: already used.
+                self.stats.snapshots_duplicate += 1;
+                if let Ok(buf) = reply.body {
+                    fetcher.recycle(buf);
+                }
+                continue;
+            }
+            if reply.body.is_err() && state.hedged && !reply.hedge {
+                // The first request failed; the second may still answer.
+                state.hedged = false;
+                self.stats.snapshots_failed += 1;
+                continue;
+            }
             state.in_flight = None;
+            state.hedged = false;
             match reply.body {
                 Ok(buf) => {
                     state.failures = 0;
@@ -616,7 +853,22 @@ impl LiveFeed {
             }
             if state.in_flight.is_some_and(|t| now.duration_since(t) > give_up) {
                 state.in_flight = None;
+                state.hedged = false;
                 self.stats.snapshots_lost += 1;
+            }
+            let hedge_after = self.cfg.snapshot_hedge_after;
+            if !hedge_after.is_zero()
+                && !guard_wait
+                && !state.hedged
+                && state.in_flight.is_some_and(|t| now.duration_since(t) >= hedge_after)
+                && fetcher.has_idle_worker()
+                && fetcher.hedge(SnapshotRequest { symbol, generation: self.generation })
+            {
+                // No answer yet: ask again on the idle worker instead of
+                // waiting out the timeout.
+                state.hedged = true;
+                self.stats.snapshots_hedged += 1;
+                self.stats.snapshots_requested += 1;
             }
             if state.in_flight.is_some() || state.retry_at.is_some_and(|t| now < t) || !h.wants_snapshot(symbol) {
                 continue;
@@ -631,7 +883,71 @@ impl LiveFeed {
     }
 }
 
-/// The reason's name for counters and status lines.
-pub fn reason_names() -> impl Iterator<Item = (&'static str, usize)> {
-    REASONS.iter().map(|&r| (r.name(), r as usize))
+/// Close frames: the old connection of a switch gets one, a failed
+/// renewal connection does not need one.
+const SOCKET_CLOSE: bool = true;
+const STANDBY_CLOSE: bool = true;
+
+/// The symbol (index into `symbols`) of a combined-stream `@depth20` frame.
+fn top20_symbol(frame: &[u8], symbols: &[Symbol]) -> Option<usize> {
+    const KEY: &[u8] = b"{\"stream\":\"";
+    let rest = frame.strip_prefix(KEY)?;
+    let at = memchr::memchr(b'@', &rest[..rest.len().min(48)])?;
+    if !rest[at..].starts_with(b"@depth20") {
+        return None;
+    }
+    symbols.iter().position(|s| s.as_str().as_bytes().eq_ignore_ascii_case(&rest[..at]))
+}
+
+/// The `data` object of a combined-stream frame (the raw payload).
+fn data_of(frame: &[u8]) -> Option<&[u8]> {
+    let start = memchr::memmem::find(frame, b"\"data\":")? + 7;
+    let end = memchr::memrchr(b'}', frame)?;
+    (end > start).then(|| &frame[start..end])
+}
+
+/// Why a read failed, in the trade's words: an invalid UTF-8 text frame
+/// says so (tungstenite checks text frames, RFC 6455 §8.1).
+fn read_error_reason(e: &tungstenite::Error) -> Reason {
+    match e {
+        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => Reason::Closed,
+        tungstenite::Error::Utf8(_) => Reason::InvalidUtf8,
+        _ => Reason::Error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth20_frames_are_told_apart_and_their_payload_is_a_snapshot_body() {
+        let symbols = [Symbol::new(b"BTCUSDT"), Symbol::new(b"ETHUSDT")];
+        let frame = br#"{"stream":"ethusdt@depth20@100ms","data":{"lastUpdateId":160,"bids":[["1.0","2"]],"asks":[]}}"#;
+        assert_eq!(top20_symbol(frame, &symbols), Some(1));
+        assert_eq!(data_of(frame), Some(&br#"{"lastUpdateId":160,"bids":[["1.0","2"]],"asks":[]}"#[..]));
+        let diff = br#"{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","U":1,"u":2}}"#;
+        assert_eq!(top20_symbol(diff, &symbols), None);
+        assert_eq!(top20_symbol(br#"{"stream":"xrpusdt@depth20@100ms","data":{}}"#, &symbols), None);
+    }
+
+    #[test]
+    fn the_fallback_adds_depth20_streams_on_spot_diff_feeds_only() {
+        let mut c = FeedConfig { symbols: vec![Symbol::new(b"BTCUSDT")], ..FeedConfig::default() };
+        assert!(!c.stream_url().contains("depth20"));
+        c.depth20_fallback = true;
+        assert!(c.stream_url().ends_with("btcusdt@depth@100ms/btcusdt@trade/btcusdt@bookTicker/btcusdt@depth20@100ms"));
+        assert!(c.check().is_ok());
+        c.market = FeedMarket::Usdm;
+        assert_eq!(c.check().unwrap_err().0, "feed.depth20_fallback");
+    }
+
+    #[test]
+    fn reasons_are_listed_once_each_in_counter_order() {
+        for (i, r) in REASONS.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+        assert_eq!(read_error_reason(&tungstenite::Error::Utf8("bad".into())), Reason::InvalidUtf8);
+        assert_eq!(read_error_reason(&tungstenite::Error::ConnectionClosed), Reason::Closed);
+    }
 }

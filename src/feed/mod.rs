@@ -4,13 +4,18 @@
 //! handshake) and [`snapshot`] (REST depth) run on side threads; [`live`]
 //! runs on the hot thread, reads the socket without blocking and hands
 //! frames to the hot path; [`recorder`] writes what arrives to disk.
+//! Planned renewals are made before break ([`switch`]); [`link`] and
+//! [`health`] count and report how the feed went.
 
 pub mod connector;
 pub mod endpoint;
+pub mod health;
+pub mod link;
 pub mod live;
 pub mod recorder;
 pub mod recording;
 pub mod snapshot;
+pub mod switch;
 pub mod synthetic;
 pub mod tls;
 pub mod ws;

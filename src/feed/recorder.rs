@@ -286,6 +286,12 @@ impl FeedHandler for Recorder {
     /// The end of a recording is not a reconnect: no marker, books kept.
     fn on_shutdown(&mut self, _now_ns: i64) {}
 
+    /// A planned renewal switches once the old connection has applied what
+    /// the new one delivered: the recording then has no gap to replay.
+    fn synced_update_id(&self, symbol: Symbol) -> Option<u64> {
+        self.md.book(symbol).filter(|b| b.is_synced()).map(|b| b.update_id())
+    }
+
     fn on_idle(&mut self, _now_ns: i64) {
         // Lines written before a quiet spell still reach the disk in time.
         if self.error.is_none() && self.writer.last_flush.elapsed() >= self.writer.flush_every {

@@ -1,6 +1,13 @@
 //! The snapshot thread: REST depth snapshots (`ureq`, blocking) fetched off
 //! the hot thread while it buffers diffs, handed over through a ring.
 //!
+//! Two workers fetch, so a request that hangs does not hold up the next:
+//! the hot thread asks a second time after `snapshot_hedge_ms` (~1 s)
+//! without an answer, instead of waiting out the 10 s timeout, and takes
+//! whichever answer comes first. The second request is sent only when the
+//! weight budget has room for it now ([`SnapshotRequest::hedge`]); one
+//! budget is shared by both workers.
+//!
 //! Bodies travel in reused buffers: the hot thread gives each back once it
 //! has applied it, so neither thread allocates per snapshot once warm.
 //!
@@ -21,7 +28,7 @@
 use std::collections::VecDeque;
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -53,6 +60,8 @@ pub enum FetchFailure {
 pub struct SnapshotReply {
     pub request: SnapshotRequest,
     pub body: Result<Vec<u8>, FetchFailure>,
+    /// The answer to a second request ([`SnapshotFetcher::hedge`]).
+    pub hedge: bool,
     /// Wall-clock ns when the body arrived (the recording timestamp).
     pub recv_ns: i64,
 }
@@ -87,21 +96,36 @@ pub struct SnapshotCounters {
     /// Requests that waited because the IP guard refused (a ban or a
     /// back-off, maybe another process's): counted once per request.
     pub guard_waits: AtomicU64,
-    /// True while the thread waits for the guard (the hot thread then does
+    /// True while a worker waits for the guard (the hot thread then does
     /// not count its request as lost).
     pub waiting_for_guard: AtomicBool,
+    /// Second requests not sent: the weight budget had no room for them.
+    pub hedges_skipped: AtomicU64,
+}
+
+/// Fetching threads: one may hang on a slow answer while the other asks again.
+pub const WORKERS: usize = 2;
+
+/// One fetching thread's rings.
+struct Worker {
+    requests: Producer<(SnapshotRequest, bool)>,
+    replies: Consumer<SnapshotReply>,
+    buffers: Producer<Vec<u8>>,
+    /// Requests pushed and not yet finished.
+    pending: Arc<AtomicU32>,
+    thread: Option<JoinHandle<()>>,
 }
 
 /// The hot thread's end.
 pub struct SnapshotFetcher {
     /// The hot thread's current connection: older requests are not fetched.
     generation: Arc<AtomicU32>,
-    requests: Producer<SnapshotRequest>,
-    replies: Consumer<SnapshotReply>,
-    buffers: Producer<Vec<u8>>,
+    workers: Vec<Worker>,
+    /// Next worker to look at for replies and to give a buffer back to.
+    next_reply: usize,
+    next_buffer: usize,
     stop: Arc<AtomicBool>,
     counters: Arc<SnapshotCounters>,
-    thread: Option<JoinHandle<()>>,
 }
 
 /// Wall-clock now, ns since the Unix epoch (the recording's time base).
@@ -111,83 +135,32 @@ pub fn wall_ns() -> i64 {
 
 impl SnapshotFetcher {
     pub fn start(cfg: SnapshotConfig) -> Self {
-        let (requests, mut req_rx) = ring::<SnapshotRequest>(64);
-        let (reply_tx, replies) = ring::<SnapshotReply>(64);
-        let (buffers, mut buf_rx) = ring::<Vec<u8>>(64);
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(SnapshotCounters::default());
         let generation = Arc::new(AtomicU32::new(0));
-        let (stop2, c, current) = (stop.clone(), counters.clone(), generation.clone());
-        let thread = std::thread::Builder::new()
-            .name("mmbot-snapshot".into())
-            .spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .timeout_global(Some(cfg.timeout))
-                    .http_status_as_error(false)
-                    .user_agent("mmbot")
-                    .build()
-                    .into();
-                let mut budget = WeightBudget::new(cfg.weight_per_minute, cfg.ip_weight_limit);
-                let weight = cfg.market.snapshot_weight(cfg.limit);
-                let mut spare: Vec<Vec<u8>> = Vec::new();
-                while !stop2.load(Ordering::Relaxed) {
-                    while let Some(b) = buf_rx.pop() {
-                        spare.push(b);
-                    }
-                    let Some(req) = req_rx.pop() else {
-                        std::thread::sleep(Duration::from_millis(1));
-                        continue;
-                    };
-                    // Asked on a connection that has since ended: its books
-                    // were reset, so spend no weight on it.
-                    if req.generation != current.load(Ordering::Relaxed) {
-                        c.skipped_stale.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                    let wait = budget.wait_for(weight, Instant::now());
-                    if !wait.is_zero() {
-                        c.weight_waits.fetch_add(1, Ordering::Relaxed);
-                        tracing::info!(
-                            target: "mmbot::feed",
-                            "snapshot for {} waits {:.1} s for request weight",
-                            req.symbol,
-                            wait.as_secs_f64()
-                        );
-                        if !crate::wait::sleep_unless(wait, &stop2) {
-                            break;
-                        }
-                    }
-                    match wait_for_guard(&cfg.guard, weight, req, &current, &stop2, &c) {
-                        GuardWait::Admitted => {}
-                        GuardWait::Stale => continue,
-                        GuardWait::Stopped => break,
-                    }
-                    budget.spend(weight, Instant::now());
-                    c.requests.fetch_add(1, Ordering::Relaxed);
-                    c.weight_spent.fetch_add(weight as u64, Ordering::Relaxed);
-                    let url = format!("{}?symbol={}&limit={}", cfg.url, req.symbol, cfg.limit);
-                    let mut buf = spare.pop().unwrap_or_default();
-                    buf.clear();
-                    let body = fetch(&agent, &url, &mut buf, &mut budget, &cfg.guard);
-                    match body {
-                        Ok(()) => {
-                            c.ok.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(f) => {
-                            c.failed.fetch_add(1, Ordering::Relaxed);
-                            if let FetchFailure::Status(429 | 418) = f {
-                                c.weight_waits.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                    }
-                    let reply = SnapshotReply { request: req, body: body.map(|()| buf), recv_ns: wall_ns() };
-                    if !reply_tx.push(reply) {
-                        tracing::warn!(target: "mmbot::feed", "snapshot reply ring full; the hot thread will ask again");
-                    }
-                }
+        let budget = Arc::new(Mutex::new(WeightBudget::new(cfg.weight_per_minute, cfg.ip_weight_limit)));
+        let workers = (0..WORKERS)
+            .map(|n| {
+                let (requests, req_rx) = ring::<(SnapshotRequest, bool)>(64);
+                let (reply_tx, replies) = ring::<SnapshotReply>(64);
+                let (buffers, buf_rx) = ring::<Vec<u8>>(64);
+                let pending = Arc::new(AtomicU32::new(0));
+                let ctx = WorkerCtx {
+                    cfg: cfg.clone(),
+                    stop: stop.clone(),
+                    counters: counters.clone(),
+                    current: generation.clone(),
+                    budget: budget.clone(),
+                    pending: pending.clone(),
+                };
+                let thread = std::thread::Builder::new()
+                    .name(format!("mmbot-snapshot-{n}"))
+                    .spawn(move || ctx.run(req_rx, reply_tx, buf_rx))
+                    .expect("spawning a snapshot thread");
+                Worker { requests, replies, buffers, pending, thread: Some(thread) }
             })
-            .expect("spawning the snapshot thread");
-        Self { generation, requests, replies, buffers, stop, counters, thread: Some(thread) }
+            .collect();
+        Self { generation, workers, next_reply: 0, next_buffer: 0, stop, counters }
     }
 
     /// The hot thread's connection changed: requests from older ones are dropped.
@@ -195,23 +168,161 @@ impl SnapshotFetcher {
         self.generation.store(generation, Ordering::Relaxed);
     }
 
-    /// Asks for a snapshot (never blocks; false if the ring is full).
+    /// Asks for a snapshot (never blocks; false if no worker can take it:
+    /// a hedge needs an idle worker, a first request any ring with room).
     pub fn request(&self, req: SnapshotRequest) -> bool {
-        self.requests.push(req)
+        self.push(req, false)
+    }
+
+    /// A second request for a snapshot already asked for, on an idle
+    /// worker: sent only if the weight budget has room now, else dropped
+    /// (counted in [`SnapshotCounters::hedges_skipped`]). False when no
+    /// worker is idle.
+    pub fn hedge(&self, req: SnapshotRequest) -> bool {
+        self.push(req, true)
+    }
+
+    fn push(&self, req: SnapshotRequest, hedge: bool) -> bool {
+        let load = |w: &Worker| w.pending.load(Ordering::Relaxed);
+        let Some(w) = self.workers.iter().min_by_key(|w| load(w)) else { return false };
+        if hedge && load(w) > 0 {
+            return false;
+        }
+        let pushed = w.requests.push((req, hedge));
+        if pushed {
+            w.pending.fetch_add(1, Ordering::Relaxed);
+        }
+        pushed
+    }
+
+    /// Whether a worker is free for a second request now.
+    pub fn has_idle_worker(&self) -> bool {
+        self.workers.iter().any(|w| w.pending.load(Ordering::Relaxed) == 0)
     }
 
     /// The next fetched snapshot, if any.
     pub fn take(&mut self) -> Option<SnapshotReply> {
-        self.replies.pop()
+        for _ in 0..self.workers.len() {
+            let i = self.next_reply;
+            self.next_reply = (i + 1) % self.workers.len();
+            if let Some(r) = self.workers[i].replies.pop() {
+                return Some(r);
+            }
+        }
+        None
     }
 
     /// Gives a body's buffer back for reuse.
-    pub fn recycle(&self, buf: Vec<u8>) {
-        let _ = self.buffers.push(buf);
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        let i = self.next_buffer;
+        self.next_buffer = (i + 1) % self.workers.len();
+        let _ = self.workers[i].buffers.push(buf);
     }
 
     pub fn counters(&self) -> &SnapshotCounters {
         &self.counters
+    }
+}
+
+/// Counts a request finished when dropped (every `continue` and `break`).
+struct Done<'a>(&'a AtomicU32);
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What one fetching thread shares with the others.
+struct WorkerCtx {
+    cfg: SnapshotConfig,
+    stop: Arc<AtomicBool>,
+    counters: Arc<SnapshotCounters>,
+    current: Arc<AtomicU32>,
+    budget: Arc<Mutex<WeightBudget>>,
+    pending: Arc<AtomicU32>,
+}
+
+impl WorkerCtx {
+    fn run(
+        self,
+        mut req_rx: Consumer<(SnapshotRequest, bool)>,
+        reply_tx: Producer<SnapshotReply>,
+        mut buf_rx: Consumer<Vec<u8>>,
+    ) {
+        let (cfg, c, stop2, current) = (&self.cfg, &*self.counters, &*self.stop, &*self.current);
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(cfg.timeout))
+            .http_status_as_error(false)
+            .user_agent("mmbot")
+            .build()
+            .into();
+        let weight = cfg.market.snapshot_weight(cfg.limit);
+        let mut spare: Vec<Vec<u8>> = Vec::new();
+        let budget = || self.budget.lock().unwrap_or_else(|p| p.into_inner());
+        while !stop2.load(Ordering::Relaxed) {
+            while let Some(b) = buf_rx.pop() {
+                spare.push(b);
+            }
+            let Some((req, hedge)) = req_rx.pop() else {
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            };
+            // However this request ends, it is no longer pending after it.
+            let _done = Done(&self.pending);
+            // Asked on a connection that has since ended: its books
+            // were reset, so spend no weight on it.
+            if req.generation != current.load(Ordering::Relaxed) {
+                c.skipped_stale.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let wait = budget().wait_for(weight, Instant::now());
+            if hedge && !wait.is_zero() {
+                // A second request only within the budget: the first is
+                // still on its way.
+                c.hedges_skipped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            if !wait.is_zero() {
+                c.weight_waits.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    target: "mmbot::feed",
+                    "snapshot for {} waits {:.1} s for request weight",
+                    req.symbol,
+                    wait.as_secs_f64()
+                );
+                if !crate::wait::sleep_unless(wait, stop2) {
+                    break;
+                }
+            }
+            match wait_for_guard(&cfg.guard, weight, req, current, stop2, c) {
+                GuardWait::Admitted => {}
+                GuardWait::Stale => continue,
+                GuardWait::Stopped => break,
+            }
+            budget().spend(weight, Instant::now());
+            c.requests.fetch_add(1, Ordering::Relaxed);
+            c.weight_spent.fetch_add(weight as u64, Ordering::Relaxed);
+            let url = format!("{}?symbol={}&limit={}", cfg.url, req.symbol, cfg.limit);
+            let mut buf = spare.pop().unwrap_or_default();
+            buf.clear();
+            let body = fetch(&agent, &url, &mut buf, &self.budget, &cfg.guard);
+            match body {
+                Ok(()) => {
+                    c.ok.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(f) => {
+                    c.failed.fetch_add(1, Ordering::Relaxed);
+                    if let FetchFailure::Status(429 | 418) = f {
+                        c.weight_waits.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            let reply = SnapshotReply { request: req, body: body.map(|()| buf), hedge, recv_ns: wall_ns() };
+            if !reply_tx.push(reply) {
+                tracing::warn!(target: "mmbot::feed", "snapshot reply ring full; the hot thread will ask again");
+            }
+        }
     }
 }
 
@@ -220,7 +331,9 @@ impl Drop for SnapshotFetcher {
         // Not joined: a request in flight may take up to its timeout, and
         // ending a run must not wait for it. The thread sees `stop` and ends.
         self.stop.store(true, Ordering::Relaxed);
-        drop(self.thread.take());
+        for w in &mut self.workers {
+            drop(w.thread.take());
+        }
     }
 }
 
@@ -278,7 +391,7 @@ fn fetch(
     agent: &ureq::Agent,
     url: &str,
     buf: &mut Vec<u8>,
-    budget: &mut WeightBudget,
+    budget: &Mutex<WeightBudget>,
     guard: &IpGuard,
 ) -> Result<(), FetchFailure> {
     let mut resp = match agent.get(url).call() {
@@ -298,7 +411,7 @@ fn fetch(
         |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
     if let Some(used) = header("x-mbx-used-weight-1m") {
         let used = used.min(u32::MAX as u64) as u32;
-        budget.server_reports(used, Instant::now());
+        budget.lock().unwrap_or_else(|p| p.into_inner()).server_reports(used, Instant::now());
     }
     if status != 200 {
         let retry_after: Option<u64> = header("retry-after");
@@ -307,7 +420,7 @@ fn fetch(
             // asking early extends it. The guard makes every other request
             // of the process (and the host) wait too.
             let d = Duration::from_secs(retry_after.unwrap_or(if status == 418 { 120 } else { 60 }));
-            budget.back_off(d, Instant::now());
+            budget.lock().unwrap_or_else(|p| p.into_inner()).back_off(d, Instant::now());
             if status == 418 {
                 guard.on_banned(d);
             } else {
