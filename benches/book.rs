@@ -211,7 +211,8 @@ fn synced_hot(check: TickerCheck) -> HotPath<NativeStrategy> {
     let diff = common::spot_diff_10x10_combined();
     let t = hot.clock().now();
     hot.on_frame(&diff, 1, t, &mut |_| {});
-    let snapshot = br#"{"lastUpdateId":50093239210,"bids":[["61830.00000000","1.00000000"]],"asks":[["61845.00000000","1.00000000"]]}"#;
+    // Levels a cent apart (the symbol's tick), all behind the diff's top.
+    let snapshot = br#"{"lastUpdateId":50093239210,"bids":[["61837.00000000","1.00000000"],["61836.99000000","1.00000000"]],"asks":[["61838.00000000","1.00000000"],["61838.01000000","1.00000000"]]}"#;
     hot.on_snapshot(symbol, snapshot, 1, t, &mut |_| {});
     let book = hot.market().book(symbol).expect("book");
     assert!(book.is_synced() && book.update_id() == BOOK_ID, "bench setup: book not synced at {BOOK_ID}");
