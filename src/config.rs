@@ -20,6 +20,7 @@ use crate::hot::guard::{Filters, GuardConfig};
 use crate::hot::market::BookSizes;
 use crate::hot::msg::Symbol;
 use crate::hot::strategy::StrategyParams;
+use crate::hot::sync::SyncConfig;
 
 mod describe;
 mod feed;
@@ -75,7 +76,15 @@ macro_rules! raw_section {
 
 raw_section!(
     /// `[book]`
-    RawBook { capacity: i64, max_message_levels: i64, buffer_events: i64, buffer_levels: i64, max_symbols: i64 }
+    RawBook {
+        capacity: i64,
+        max_message_levels: i64,
+        buffer_events: i64,
+        buffer_levels: i64,
+        max_symbols: i64,
+        max_id_jump: i64,
+        stale_resync_ms: i64,
+    }
 );
 raw_section!(
     /// `[market]`
@@ -328,6 +337,27 @@ impl Config {
                 as usize,
             max_symbols: in_range("book.max_symbols", b.max_symbols, d.max_symbols as i64, 1, 1024)? as usize,
         };
+        let ds = SyncConfig::default();
+        let sync = SyncConfig {
+            // A diff whose `u` is further than this past the book's id is
+            // malformed (10^7 by default: spot ids move far less between
+            // two diffs of one symbol).
+            max_id_jump: in_range(
+                "book.max_id_jump",
+                b.max_id_jump,
+                ds.max_id_jump as i64,
+                1_000,
+                1_000_000_000_000_000,
+            )? as u64,
+            // A synced book that applies nothing for this long is rebuilt.
+            stale_resync_ns: in_range(
+                "book.stale_resync_ms",
+                b.stale_resync_ms,
+                ds.stale_resync_ns / 1_000_000,
+                0,
+                600_000,
+            )? * 1_000_000,
+        };
 
         let symbol = match &raw.market.symbol {
             None => None,
@@ -496,7 +526,7 @@ impl Config {
             ai_offline,
             ai_interval_ns,
             ai,
-            hot: HotConfig { symbol, sizes, features, guard, params, filters },
+            hot: HotConfig { symbol, sizes, features, guard, params, filters, sync },
             paper,
             hot_core,
             script,

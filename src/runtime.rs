@@ -502,6 +502,7 @@ impl<S: Strategy> HotSide<S> {
             pulled: h.pulled,
             pulled_stale: h.pulled_stale,
             pulled_on_sync_loss: h.pulled_on_sync_loss,
+            pulled_by_cause: self.hot.guard_stats().pulled_sync_lost,
         }
     }
 

@@ -157,6 +157,8 @@ impl Config {
         line(format!("buffer_events = {}", b.buffer_events));
         line(format!("buffer_levels = {}", b.buffer_levels));
         line(format!("max_symbols = {}", b.max_symbols));
+        line(format!("max_id_jump = {}", h.sync.max_id_jump));
+        line(format!("stale_resync_ms = {}", h.sync.stale_resync_ns / 1_000_000));
         out
     }
 }

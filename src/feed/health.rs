@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::feed::connector::Reason;
 use crate::feed::live::{LinkStats, REASONS};
 use crate::hot::market::FeedStats;
-use crate::hot::sync::SyncStats;
+use crate::hot::sync::{SyncLoss, SyncStats};
 
 /// Why the traded book is (or last was) unsynced.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -30,6 +30,8 @@ pub enum UnsyncedCause {
     Gap,
     /// The book was crossed after an event.
     Crossed,
+    /// The hot path's own cause (ticker mismatch, id jump, stale, ...).
+    Lost(SyncLoss),
     /// Something the counters here do not tell apart (see the module doc).
     Other,
 }
@@ -42,6 +44,7 @@ impl UnsyncedCause {
             UnsyncedCause::Disconnect(r) => r.name(),
             UnsyncedCause::Gap => "gap",
             UnsyncedCause::Crossed => "crossed book",
+            UnsyncedCause::Lost(c) => c.as_str(),
             UnsyncedCause::Other => "resync",
         }
     }
@@ -53,6 +56,7 @@ impl UnsyncedCause {
             UnsyncedCause::Disconnect(_) => "disconnect",
             UnsyncedCause::Gap => "gap",
             UnsyncedCause::Crossed => "crossed",
+            UnsyncedCause::Lost(c) => c.as_str(),
             UnsyncedCause::Other => "other",
         }
     }
@@ -108,6 +112,10 @@ impl SyncClock {
         } else {
             self.cause = match self.pending_disconnect.take() {
                 Some(r) => UnsyncedCause::Disconnect(r),
+                // The hot path names its own cause when it has one.
+                None if stats.unsynced_cause.is_some_and(|c| c != SyncLoss::Reconnect) => {
+                    UnsyncedCause::Lost(stats.unsynced_cause.unwrap_or(SyncLoss::Gap))
+                }
                 None if stats.gaps > self.last_gaps => UnsyncedCause::Gap,
                 None if stats.crossed > self.last_crossed => UnsyncedCause::Crossed,
                 None => UnsyncedCause::Other,
@@ -169,6 +177,12 @@ pub struct FeedReport {
     pub quotes_pulled: PulledSection,
     pub book_ticker_checked: u64,
     pub book_ticker_mismatched: u64,
+    /// bookTickers the book had already passed (only `u` read).
+    pub book_ticker_skipped: u64,
+    /// Diffs refused for their ids: `U > u` (or `pu > u`), and `u` more
+    /// than `[book] max_id_jump` past the book.
+    pub malformed_ids: u64,
+    pub id_jumps: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -194,11 +208,13 @@ pub struct SnapshotSection {
     pub top20_rebuilds: u64,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PulledSection {
     pub total: u64,
     pub stale: u64,
     pub sync_loss: u64,
+    /// Pulls on losing sync, by the hot path's cause.
+    pub by_cause: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// The hot path's counters the report reads, at the end of a run.
@@ -209,6 +225,8 @@ pub struct HotCounts {
     pub pulled: u64,
     pub pulled_stale: u64,
     pub pulled_on_sync_loss: u64,
+    /// Quotes pulled on losing sync, by [`SyncLoss`] (the guard's count).
+    pub pulled_by_cause: [u64; SyncLoss::COUNT],
 }
 
 fn ms(ns: u64) -> f64 {
@@ -223,11 +241,14 @@ impl FeedReport {
     pub fn build(link: &LinkStats, snap: SnapshotTotals, hot: &HotCounts, clock: &SyncClock, now_ns: i64) -> Self {
         let disconnects =
             REASONS.iter().filter(|r| **r != Reason::Start).map(|&r| (r.key(), link.disconnects[r as usize])).collect();
+        // Losses of sync by cause as the books counted them (every book,
+        // not only the traded one), plus the connection drops seen here.
         let mut by_cause = std::collections::BTreeMap::new();
         by_cause.insert("disconnect", clock.lost_on_disconnect);
-        by_cause.insert("gap", clock.lost_on_gap);
-        by_cause.insert("crossed", clock.lost_on_crossed);
-        by_cause.insert("other", clock.lost_other);
+        for c in SyncLoss::ALL.into_iter().filter(|c| *c != SyncLoss::Reconnect) {
+            by_cause.insert(c.as_str(), hot.sync.lost_by(c));
+        }
+        let pulled_by_cause = SyncLoss::ALL.into_iter().map(|c| (c.as_str(), hot.pulled_by_cause[c.index()])).collect();
         let (total, longest) = clock.unsynced_ns(now_ns);
         Self {
             connections: link.connects,
@@ -262,7 +283,11 @@ impl FeedReport {
                 total: hot.pulled,
                 stale: hot.pulled_stale,
                 sync_loss: hot.pulled_on_sync_loss,
+                by_cause: pulled_by_cause,
             },
+            malformed_ids: hot.sync.malformed_ids,
+            id_jumps: hot.sync.id_jumps,
+            book_ticker_skipped: hot.feed.tickers_skipped,
             book_ticker_checked: hot.feed.ticker_checks,
             book_ticker_mismatched: hot.feed.ticker_mismatches,
         }

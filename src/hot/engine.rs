@@ -43,6 +43,9 @@ pub struct HotConfig {
     pub params: StrategyParams,
     /// Exchange filters; a zero `tick_size` means "the tick learned from the book".
     pub filters: Filters,
+    /// Update-id sanity and the stale rule (`[book] max_id_jump`,
+    /// `stale_resync_ms`).
+    pub sync: SyncConfig,
 }
 
 impl Default for HotConfig {
@@ -54,6 +57,7 @@ impl Default for HotConfig {
             guard: GuardConfig::default(),
             params: StrategyParams::default(),
             filters: Filters { tick_size: Price(0), step_size: Qty(1), min_qty: Qty(0), min_notional: 0 },
+            sync: SyncConfig::default(),
         }
     }
 }
@@ -152,6 +156,7 @@ impl<S: Strategy> HotPath<S> {
         let mut md =
             if all.is_empty() { MarketData::new(cfg.sizes) } else { MarketData::with_symbols(cfg.sizes, &all) };
         md.set_ticker_check(TickerCheck::Resync);
+        md.set_sync_config(cfg.sync);
         Self {
             md,
             strategy,
