@@ -198,6 +198,7 @@ fn a_dropped_diff_is_a_gap_the_bot_resyncs_from() {
     let sim = start_sim(SimMarket::Spot, faults, Duration::from_secs(20));
     let feed = fast_feed(&sim);
     let o = run_against(sim, feed, Duration::from_secs(4), |_| {});
+    unsynced_summary("gap", &o);
     assert!(o.sim.counters().diffs_dropped.load(Ordering::Relaxed) >= 2);
     assert!(o.run.report.input.gaps >= 1, "no gap seen");
     assert!(o.run.report.input.resyncs >= 1 || o.run.link.unwrap().snapshots_received >= 2);
@@ -503,4 +504,58 @@ fn while_rest_is_refused_a_book_is_rebuilt_from_depth20() {
     let feed = o.run.feed.as_ref().unwrap();
     assert_eq!(feed.snapshots.top20_rebuilds, link.top20_rebuilds, "marked in the report");
     assert!(assert_quotes_from_true_books(&o) > 5);
+}
+
+/// Time unsynced and losses of sync by cause, as the report's `feed`
+/// section shows them (printed: the closing note quotes them per fault).
+fn unsynced_summary(name: &str, o: &Outcome) -> mmbot::feed::health::FeedReport {
+    let f = o.run.feed.clone().expect("a live run has a feed section");
+    eprintln!(
+        "live_feed {name}: unsynced total {} ms, longest {} ms; losses of sync {:?}; pulled {:?}",
+        f.unsynced_ms_total, f.unsynced_ms_longest, f.resyncs_by_cause, f.quotes_pulled.by_cause
+    );
+    f
+}
+
+#[test]
+fn id_jumps_are_rejected_and_the_book_keeps_applying() {
+    // A diff whose ids jump 10^9 ahead (then the real diff): malformed,
+    // never applied, the book carries on without a resync.
+    let faults = Faults { id_jump_every: 10, ..Faults::default() };
+    let sim = start_sim(SimMarket::Spot, faults, Duration::from_secs(20));
+    let feed = fast_feed(&sim);
+    let o = run_against(sim, feed, Duration::from_secs(4), |_| {});
+    assert!(o.sim.counters().ids_jumped.load(Ordering::Relaxed) >= 2, "the simulator jumped no ids");
+    let f = unsynced_summary("id jump", &o);
+    assert!(f.id_jumps >= 2, "id jumps not counted: {f:?}");
+    assert_eq!(f.gaps, 0, "a rejected jump must not look like a gap: {f:?}");
+    assert_eq!(f.book_ticker_mismatched, 0, "{f:?}");
+    assert_book_is_true(&o);
+    assert_quotes_from_true_books(&o);
+}
+
+#[test]
+fn inverted_ids_are_malformed_and_never_applied() {
+    // `U > u`: not a diff Binance can send; counted, dropped.
+    let faults = Faults { inverted_ids_every: 10, ..Faults::default() };
+    let sim = start_sim(SimMarket::Spot, faults, Duration::from_secs(20));
+    let feed = fast_feed(&sim);
+    let o = run_against(sim, feed, Duration::from_secs(4), |_| {});
+    let f = unsynced_summary("inverted ids", &o);
+    assert!(f.malformed_ids >= 2, "inverted ids not counted: {f:?}");
+    assert_eq!(f.book_ticker_mismatched, 0, "{f:?}");
+    assert_book_is_true(&o);
+    assert_quotes_from_true_books(&o);
+}
+
+#[test]
+fn usdm_id_jumps_are_rejected_too() {
+    let faults = Faults { id_jump_every: 10, ..Faults::default() };
+    let sim = start_sim(SimMarket::Usdm, faults, Duration::from_secs(20));
+    let feed = fast_feed(&sim);
+    let o = run_against(sim, feed, Duration::from_secs(4), |_| {});
+    let f = unsynced_summary("usdm id jump", &o);
+    assert!(f.id_jumps >= 2, "{f:?}");
+    assert_book_is_true(&o);
+    assert_quotes_from_true_books(&o);
 }
