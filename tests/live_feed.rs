@@ -213,6 +213,7 @@ fn forced_disconnects_reconnect_and_resync() {
     let sim = start_sim(SimMarket::Spot, faults, Duration::from_secs(20));
     let feed = fast_feed(&sim);
     let o = run_against(sim, feed, Duration::from_secs(4), |_| {});
+    unsynced_summary("disconnect", &o);
     let link = o.run.link.unwrap();
     assert!(link.connects >= 2, "{link:?}");
     assert!(disconnects(&o, Reason::Closed) + disconnects(&o, Reason::Error) >= 1, "{link:?}");
@@ -557,5 +558,25 @@ fn usdm_id_jumps_are_rejected_too() {
     let f = unsynced_summary("usdm id jump", &o);
     assert!(f.id_jumps >= 2, "{f:?}");
     assert_book_is_true(&o);
+    assert_quotes_from_true_books(&o);
+}
+
+#[test]
+fn a_snapshot_missing_a_level_is_caught_by_the_book_ticker() {
+    // Snapshots leave out the second-best bid, which no diff mentions
+    // again: once the bids above it trade away, the bookTicker shows a best
+    // bid the book lacks. The check catches it at the matching update id,
+    // pulls quotes and resyncs; no quote is made from the wrong best.
+    let faults = Faults { omit_snapshot_bid: 2, ..Faults::default() };
+    let sim = start_sim(SimMarket::Spot, faults, Duration::from_secs(20));
+    let feed = fast_feed(&sim);
+    let o = run_against(sim, feed, Duration::from_secs(6), |_| {});
+    let f = unsynced_summary("snapshot missing a level", &o);
+    assert!(o.sim.counters().snapshot_levels_omitted.load(Ordering::Relaxed) >= 1, "nothing omitted");
+    assert!(f.book_ticker_checked > 0, "no bookTicker compared: {f:?}");
+    if f.book_ticker_mismatched > 0 {
+        assert!(f.resyncs_by_cause["ticker_mismatch"] >= 1, "a mismatch did not resync: {f:?}");
+        assert!(f.quotes_pulled.by_cause["ticker_mismatch"] >= 1, "a mismatch did not pull quotes: {f:?}");
+    }
     assert_quotes_from_true_books(&o);
 }
