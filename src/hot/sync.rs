@@ -122,6 +122,11 @@ impl Default for SyncConfig {
 /// One or two are dropped as corrupt and the book keeps applying good diffs.
 pub const JUMPS_BEFORE_RESYNC: u32 = 3;
 
+/// USD-M: global update ids a second allowed on top of
+/// [`SyncConfig::max_id_jump`] for each second a book has not moved (the
+/// captures show 28k-80k; ids are shared by every contract).
+pub const USDM_IDS_PER_SECOND: u64 = 1_000_000;
+
 /// Sync counters, `Copy` so reports and stats threads can take a copy.
 ///
 /// Times are nanoseconds of frame receive time, as given to
@@ -305,6 +310,9 @@ pub struct SyncedBook {
     cfg: SyncConfig,
     /// Receive time of the frame being applied ([`Self::set_time`]).
     now_ns: i64,
+    /// When the book's id last moved (a diff applied, a snapshot loaded):
+    /// the USD-M id-jump allowance grows with the time since.
+    last_moved_ns: i64,
     /// Receive time of the first diff of the current run of diffs that
     /// applied nothing (stale or rejected); `None` after progress.
     idle_since: Option<i64>,
@@ -335,6 +343,7 @@ impl SyncedBook {
             stats: SyncStats::default(),
             cfg,
             now_ns: 0,
+            last_moved_ns: 0,
             idle_since: None,
             unsynced_since: None,
             jump_run: 0,
@@ -475,7 +484,18 @@ impl SyncedBook {
     ) {
         let id = self.update_id;
         let (big_u, u) = (diff.first_id, diff.last_id);
-        let verdict = if u > id.saturating_add(self.cfg.max_id_jump) {
+        // USD-M ids are shared by every contract and keep moving while this
+        // one is quiet (28k-80k ids a second in the captures): allow for the
+        // time since this book last moved, at a generous 10^6 ids a second,
+        // so a contract quiet for minutes is not taken for a jump.
+        let allowance = match diff.prev_last_id {
+            Some(_) => {
+                let quiet_s = self.now_ns.saturating_sub(self.last_moved_ns).max(0) as u64 / 1_000_000_000 + 1;
+                quiet_s.saturating_mul(USDM_IDS_PER_SECOND)
+            }
+            None => 0,
+        };
+        let verdict = if u > id.saturating_add(self.cfg.max_id_jump).saturating_add(allowance) {
             // Checked first: a diff that jumps far ahead would otherwise
             // straddle (spot U <= id + 1 <= u) or chain (USD-M pu == id),
             // be applied, and make every later diff stale.
@@ -529,6 +549,7 @@ impl SyncedBook {
                     self.book.apply_ask(l);
                 }
                 self.update_id = u;
+                self.last_moved_ns = self.now_ns;
                 self.state = SyncState::Synced { first: false };
                 self.jump_run = 0;
                 self.idle_since = None;
@@ -634,6 +655,7 @@ impl SyncedBook {
         }
         let was_synced = self.is_synced();
         self.update_id = update_id;
+        self.last_moved_ns = self.now_ns;
         self.state = SyncState::Synced { first: true };
         self.stats.snapshots += 1;
         self.jump_run = 0;
@@ -871,6 +893,25 @@ mod tests {
         r.diff(diff(106, 2_000_000_000, Some(105)), &[]);
         r.diff(diff(107, 109, Some(105)), &[]);
         assert_eq!((r.applied.clone(), r.b.stats().id_jumps), (vec![105, 109], 1));
+    }
+
+    #[test]
+    fn a_quiet_usdm_contract_is_not_taken_for_a_jump() {
+        // USD-M ids are global: after 10 minutes without a change on this
+        // contract, its next diff is ~5e7 ids ahead (80k a second), far past
+        // max_id_jump, yet pu chains: it applies. A 10^9 jump one second
+        // after the book moved is still refused.
+        let mut r = Run::new();
+        r.b.set_time(1_000_000_000);
+        r.snap(100);
+        r.diff(diff(90, 105, Some(80)), &[]);
+        r.b.set_time(601_000_000_000);
+        r.diff(diff(48_000_000, 48_000_010, Some(105)), &[]);
+        assert_eq!((r.applied.clone(), r.b.stats().id_jumps), (vec![105, 48_000_010], 0));
+        r.b.set_time(602_000_000_000);
+        r.diff(diff(1_048_000_011, 1_048_000_020, Some(48_000_010)), &[]);
+        assert_eq!(r.b.stats().id_jumps, 1);
+        assert_eq!(r.b.update_id(), 48_000_010);
     }
 
     #[test]
