@@ -76,6 +76,7 @@ pub fn run(args: BookArgs) -> anyhow::Result<i32> {
     let config = Config::load_or_default(args.config.as_deref()).context("loading the configuration")?;
     let mut md = MarketData::new(config.hot.sizes);
     md.verify_tickers(!args.no_verify);
+    md.set_sync_config(config.hot.sync);
 
     let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
     let mut line = Vec::with_capacity(256);
@@ -92,10 +93,12 @@ pub fn run(args: BookArgs) -> anyhow::Result<i32> {
                     if raw.is_empty() {
                         continue;
                     }
-                    let Some((_recv_ts, json)) = split_line(raw) else {
+                    let Some((recv_ts, json)) = split_line(raw) else {
                         bad_lines += 1;
                         continue;
                     };
+                    // Recording time drives the stale rule and unsynced time.
+                    md.set_time(recv_ts.min(i64::MAX as u64) as i64);
                     md.on_frame(json, &mut |ev| {
                         if matches!(ev, Event::Depth { .. }) {
                             line.clear();
@@ -153,7 +156,8 @@ fn print_summary(md: &MarketData, bad_lines: u64, elapsed: f64) {
         "mmbot book: {frames} frames in {elapsed:.3} s ({rate:.0} events/s)\n  \
          depth events applied {}, skipped {}, rejected {} (malformed), gaps {}, resyncs {}, snapshots {}\n  \
          buffered {}, stale {}, crossed {}, snapshots too old {}, unused {}, orphan {}, levels dropped {}\n  \
-         bookTicker {} (checked {}, mismatched {}), trades {}",
+         bookTicker {} (checked {}, mismatched {}), trades {}\n  \
+         ids refused {} (U > u) and {} (jumps past [book] max_id_jump); unsynced {:.3} s in all, {:.3} s at most",
         s.applied,
         f.skipped,
         f.rejected + bad_lines,
@@ -171,6 +175,10 @@ fn print_summary(md: &MarketData, bad_lines: u64, elapsed: f64) {
         f.ticker_checks,
         f.ticker_mismatches,
         f.trades,
+        s.malformed_ids,
+        s.id_jumps,
+        s.unsynced_ns_total as f64 / 1e9,
+        s.unsynced_ns_longest as f64 / 1e9,
     );
     if f.rejected + bad_lines > 0 {
         let mut kinds: Vec<String> = ParseError::KIND_NAMES
