@@ -617,6 +617,11 @@ impl<S: Strategy> FeedHandler for HotSide<S> {
         self.hot.on_snapshot(symbol, body, recv_ns, t_in, &mut out);
     }
 
+    fn refresh_book(&mut self, symbol: Symbol, now_ns: i64) {
+        let mut out = emit(&self.market_tx, &self.quote_tx, &self.side.quotes, &mut self.last_quote, now_ns);
+        self.hot.refresh_book(symbol, now_ns, &mut out);
+    }
+
     fn on_disconnected(&mut self, reason: Reason, now_ns: i64) {
         self.sync_clock.on_disconnect(reason);
         let mut out = emit(&self.market_tx, &self.quote_tx, &self.side.quotes, &mut self.last_quote, now_ns);

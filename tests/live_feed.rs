@@ -580,3 +580,23 @@ fn a_snapshot_missing_a_level_is_caught_by_the_book_ticker() {
     }
     assert_quotes_from_true_books(&o);
 }
+
+#[test]
+fn a_top20_book_gets_a_full_snapshot_once_rest_answers_again() {
+    // REST refused for the first 2 s (429 -1003): the book is rebuilt from
+    // depth20, then replaced by a full REST snapshot when REST answers, so
+    // the levels beyond 20 are right again.
+    let faults = Faults { rest_ban_for: Duration::from_secs(2), ..Faults::default() };
+    let sim = start_sim(SimMarket::Spot, faults, Duration::from_secs(20));
+    let mut feed = fast_feed(&sim);
+    feed.depth20_fallback = true;
+    let o = run_against(sim, feed, Duration::from_secs(5), |_| {});
+    let link = o.run.link.unwrap();
+    let f = unsynced_summary("top-20 refresh", &o);
+    assert!(link.top20_rebuilds >= 1, "no depth20 rebuild while REST was refused: {link:?}");
+    assert!(link.top20_refreshes >= 1, "the top-20 book was never replaced: {link:?}");
+    assert!(link.snapshots_received >= 1, "REST never answered after the ban: {link:?}");
+    assert!(f.resyncs_by_cause["top20_refresh"] >= 1, "{f:?}");
+    assert_book_is_true(&o);
+    assert_quotes_from_true_books(&o);
+}

@@ -206,6 +206,8 @@ pub struct SnapshotSection {
     /// Books rebuilt from the depth20 stream while REST was refused: TOP-20
     /// BOOKS, exact in their best 20 levels only until the next REST snapshot.
     pub top20_rebuilds: u64,
+    /// Of those, books a full REST snapshot replaced once REST answered.
+    pub top20_refreshes: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -273,6 +275,7 @@ impl FeedReport {
                 weight_waits: snap.weight_waits,
                 guard_waits: snap.guard_waits,
                 top20_rebuilds: link.top20_rebuilds,
+                top20_refreshes: link.top20_refreshes,
             },
             gaps: hot.sync.gaps,
             resyncs: hot.sync.resyncs,

@@ -43,6 +43,9 @@ pub struct LinkStats {
     /// Books rebuilt from the depth20 stream while REST was refused: exact
     /// in their top 20 levels only.
     pub top20_rebuilds: u64,
+    /// Books rebuilt from depth20 that a full REST snapshot replaced once
+    /// REST answered again.
+    pub top20_refreshes: u64,
     /// depth20 frames not needed (REST answered, or the book was synced).
     pub top20_frames_skipped: u64,
     /// Replies to a request made on an earlier connection.

@@ -254,6 +254,10 @@ pub trait FeedHandler {
     /// A planned renewal switched to the new connection with every book
     /// kept (`forced`: without waiting for it to catch up).
     fn on_switched(&mut self, _reason: Reason, _forced: bool, _now_ns: i64) {}
+
+    /// `symbol`'s book was rebuilt from the top-20 stream while REST was
+    /// refused: rebuild it from a full snapshot now that REST answers.
+    fn refresh_book(&mut self, _symbol: Symbol, _now_ns: i64) {}
 }
 
 /// Frames read per turn at most, so timers and snapshots are never starved.
@@ -292,6 +296,14 @@ struct SnapshotState {
     retry_at: Option<Instant>,
     /// Failed fetches in a row (HTTP errors, timeouts): the retry doubles.
     failures: u32,
+    /// The book was rebuilt from the depth20 stream (REST refused): it is
+    /// rebuilt from a full REST snapshot once the guard lets REST through.
+    top20: bool,
+    /// Not before then: a refresh that met a refused REST again waits twice
+    /// as long the next time (1 s doubling to a minute; a REST snapshot
+    /// that loads resets it).
+    top20_refresh_at: Option<Instant>,
+    top20_backoff: Duration,
 }
 
 /// Longest wait between snapshot retries after repeated failures.
@@ -568,6 +580,11 @@ impl LiveFeed {
                             match data_of(frame) {
                                 Some(body) if rest_refused && h.wants_snapshot(symbol) => {
                                     self.stats.top20_rebuilds += 1;
+                                    let st = &mut self.snapshots[i];
+                                    st.top20 = true;
+                                    st.top20_backoff =
+                                        (st.top20_backoff * 2).clamp(Duration::from_secs(1), MAX_SNAPSHOT_RETRY);
+                                    st.top20_refresh_at = Some(Instant::now() + st.top20_backoff);
                                     h.on_snapshot(symbol, body, wall_ns());
                                 }
                                 _ => self.stats.top20_frames_skipped += 1,
@@ -718,6 +735,7 @@ impl LiveFeed {
     }
 
     fn timers(&mut self, h: &mut impl FeedHandler) {
+        self.refresh_top20_books(h);
         let now = Instant::now();
         let Some(conn) = self.conn.as_mut() else { return };
         if !conn.synced && self.cfg.symbols.iter().any(|&s| h.synced_update_id(s).is_some()) {
@@ -750,6 +768,25 @@ impl LiveFeed {
         };
         if let Some(r) = reason {
             self.disconnect(r, h);
+        }
+    }
+
+    /// Books rebuilt from depth20 get a full REST snapshot as soon as the
+    /// guard lets REST through again (nothing refused, no failed fetch
+    /// pending a retry).
+    fn refresh_top20_books(&mut self, h: &mut impl FeedHandler) {
+        if !self.snapshots.iter().any(|s| s.top20) || self.cfg.ip_guard.as_ref().is_some_and(|g| g.blocked().is_some())
+        {
+            return;
+        }
+        let now = Instant::now();
+        for i in 0..self.snapshots.len() {
+            if self.snapshots[i].top20 && self.snapshots[i].top20_refresh_at.is_none_or(|t| now >= t) {
+                self.snapshots[i].top20 = false;
+                self.snapshots[i].failures = 0;
+                self.stats.top20_refreshes += 1;
+                h.refresh_book(self.cfg.symbols[i], wall_ns());
+            }
         }
     }
 
@@ -821,6 +858,7 @@ impl LiveFeed {
             match reply.body {
                 Ok(buf) => {
                     state.failures = 0;
+                    state.top20_backoff = Duration::ZERO;
                     self.stats.snapshots_received += 1;
                     // Stamped now, on this thread: lines and quotes stay in
                     // time order (the body may have waited in the ring).

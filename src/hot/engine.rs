@@ -415,6 +415,26 @@ impl<S: Strategy> HotPath<S> {
         }
     }
 
+    /// `symbol`'s book was rebuilt from the top-20 partial stream while REST
+    /// was refused: now that REST answers, it is rebuilt from a full
+    /// snapshot (levels beyond 20 were never known). Its quotes are pulled
+    /// meanwhile when it is the traded book.
+    pub fn refresh_book(&mut self, symbol: Symbol, now_ns: i64, out: &mut impl FnMut(HotEvent<'_>)) {
+        self.md.set_time(now_ns);
+        let Some(book) = self.md.book_mut(symbol) else { return };
+        if !book.is_synced() {
+            return;
+        }
+        book.lose_sync(SyncLoss::Top20Refresh);
+        if self.traded == Some(symbol) && self.was_synced {
+            self.was_synced = false;
+            if self.pull(now_ns, out) {
+                self.stats.pulled_on_sync_loss += 1;
+                self.guard.note_sync_loss(SyncLoss::Top20Refresh);
+            }
+        }
+    }
+
     /// After a bookTicker was checked: a mismatch may have made the traded
     /// book unsynced, and then its quotes go now, not at the next diff.
     #[inline]

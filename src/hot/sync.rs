@@ -60,11 +60,15 @@ pub enum SyncLoss {
     CrossedBook,
     /// The connection was lost (or a recorded reconnect replayed).
     Reconnect,
+    /// The book was rebuilt from the top-20 partial stream while REST was
+    /// refused; once REST answers again it is rebuilt from a full snapshot
+    /// (levels beyond 20 were never known).
+    Top20Refresh,
 }
 
 impl SyncLoss {
     /// Number of causes, for per-cause counters.
-    pub const COUNT: usize = 7;
+    pub const COUNT: usize = 8;
     /// Every cause, in [`SyncLoss::index`] order.
     pub const ALL: [SyncLoss; Self::COUNT] = [
         Self::Gap,
@@ -74,6 +78,7 @@ impl SyncLoss {
         Self::CrossedSnapshot,
         Self::CrossedBook,
         Self::Reconnect,
+        Self::Top20Refresh,
     ];
 
     /// Index into [`SyncStats::lost`].
@@ -91,6 +96,7 @@ impl SyncLoss {
             Self::CrossedSnapshot => "crossed_snapshot",
             Self::CrossedBook => "crossed_book",
             Self::Reconnect => "reconnect",
+            Self::Top20Refresh => "top20_refresh",
         }
     }
 }
