@@ -1018,7 +1018,16 @@ mod tests {
         let names: Vec<&str> = SyncLoss::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(
             names,
-            ["gap", "ticker_mismatch", "id_jump", "stale", "crossed_snapshot", "crossed_book", "reconnect"]
+            [
+                "gap",
+                "ticker_mismatch",
+                "id_jump",
+                "stale",
+                "crossed_snapshot",
+                "crossed_book",
+                "reconnect",
+                "top20_refresh"
+            ]
         );
         assert!(SyncLoss::ALL.iter().enumerate().all(|(i, c)| c.index() == i));
     }
