@@ -83,15 +83,10 @@ impl LiveExchange {
             },
             Purpose::CancelStray { client_id } => match a.result {
                 Ok(Reply::Order(c)) => {
-                    self.record_raw(
+                    self.record_canceled(
                         &client_id,
-                        Some(c.order_id),
-                        c.side,
-                        c.price,
-                        c.orig_qty,
-                        c.executed_qty,
-                        OrderStatus::Canceled,
-                        Some("canceled: not an order of this side (orphan or extra)".into()),
+                        &c,
+                        "canceled: not an order of this side (orphan or extra)".into(),
                     );
                     if c.executed_qty.0 > 0 {
                         self.recover_fills(c.order_id, &client_id);

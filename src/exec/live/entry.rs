@@ -252,6 +252,21 @@ impl LiveExchange {
         self.record_raw(&id, ex, side, price, qty, filled, status, reason);
     }
 
+    /// Journals an order the exchange reported cancelled (its answer `c`)
+    /// under client id `id`.
+    pub(super) fn record_canceled(&mut self, id: &str, c: &crate::exec::binance::model::Order, why: String) {
+        self.record_raw(
+            id,
+            Some(c.order_id),
+            c.side,
+            c.price,
+            c.orig_qty,
+            c.executed_qty,
+            OrderStatus::Canceled,
+            Some(why),
+        );
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(super) fn record_raw(
         &mut self,

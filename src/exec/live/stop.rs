@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use crate::exec::binance::errors::Action;
 use crate::exec::binance::gateway::{Answer, Call, GatewayEvent, Reply, Target};
-use crate::exec::journal::OrderStatus;
 use crate::exec::userdata::{ExecType, UserEvent};
 
 use super::side::{slot_of, SideState};
@@ -116,15 +115,10 @@ impl LiveExchange {
                     if let Some(Ok(Reply::Order(c))) =
                         self.call_wait(Call::Cancel(Target::OrderId(o.order_id))).map(|a| a.result)
                     {
-                        self.record_raw(
+                        self.record_canceled(
                             &id,
-                            Some(c.order_id),
-                            c.side,
-                            c.price,
-                            c.orig_qty,
-                            c.executed_qty,
-                            OrderStatus::Canceled,
-                            Some(format!("cancel at stop (still open after cancel-all): {reason}")),
+                            &c,
+                            format!("cancel at stop (still open after cancel-all): {reason}"),
                         );
                         if c.executed_qty.0 > 0 {
                             self.recover_fills(c.order_id, &id);
@@ -171,16 +165,7 @@ impl LiveExchange {
                                 self.sides[s] = SideState::Idle;
                             }
                         }
-                        self.record_raw(
-                            &id,
-                            Some(c.order_id),
-                            c.side,
-                            c.price,
-                            c.orig_qty,
-                            c.executed_qty,
-                            OrderStatus::Canceled,
-                            Some(format!("cancel all: {reason}")),
-                        );
+                        self.record_canceled(&id, &c, format!("cancel all: {reason}"));
                         let ours = seen.is_some() || id.starts_with(&prefix);
                         if ours && c.executed_qty > seen.unwrap_or_default() {
                             self.recover_fills(c.order_id, &id);
