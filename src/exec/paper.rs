@@ -135,6 +135,22 @@ pub struct WorkingOrder {
     pub cancel_at_ns: Option<i64>,
 }
 
+/// How a filled order was placed: what fills files and research read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FillMeta {
+    /// Visible quantity ahead of the order when it went live
+    /// ([`QUEUE_UNKNOWN`] when it was not known then).
+    pub queue_ahead_at_arrival: Qty,
+    /// When the order was sent, ns.
+    pub sent_ns: i64,
+    /// When it went live on the exchange, ns.
+    pub live_since_ns: i64,
+}
+
+/// Orders whose placement is remembered for [`PaperExchange::fill_meta`]:
+/// at most two live and two in flight, plus a few just finished.
+const REMEMBERED: usize = 8;
+
 /// Counters of the paper exchange's activity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PaperStats {
@@ -182,11 +198,30 @@ pub struct PaperExchange {
     stats: PaperStats,
     /// Net position from the fills this exchange made (long > 0).
     net: i64,
+    /// Placement of the latest orders to go live, oldest overwritten first.
+    placed: [(u64, FillMeta); REMEMBERED],
+    next_placed: usize,
 }
 
 impl PaperExchange {
     pub fn new(symbol: Symbol, cfg: PaperConfig) -> Self {
-        Self { symbol, cfg, next_id: 1, sides: [Slots::default(); 2], stats: PaperStats::default(), net: 0 }
+        let none = FillMeta { queue_ahead_at_arrival: QUEUE_UNKNOWN, sent_ns: 0, live_since_ns: 0 };
+        Self {
+            symbol,
+            cfg,
+            next_id: 1,
+            sides: [Slots::default(); 2],
+            stats: PaperStats::default(),
+            net: 0,
+            placed: [(0, none); REMEMBERED],
+            next_placed: 0,
+        }
+    }
+
+    /// How order `order_id` was placed, if it is one of the latest orders
+    /// to go live (ids start at 1).
+    pub fn fill_meta(&self, order_id: u64) -> Option<FillMeta> {
+        self.placed.iter().find(|(id, _)| *id == order_id && order_id != 0).map(|(_, m)| *m)
     }
 
     pub fn symbol(&self) -> Symbol {
@@ -392,6 +427,15 @@ impl PaperExchange {
                 }
                 let queue = ord.seen_qty.or_else(|| book.map(|b| visible_qty(b, ord.o.side, ord.o.price)));
                 ord.o.queue_ahead = queue.map_or(QUEUE_UNKNOWN, Qty);
+                self.placed[self.next_placed] = (
+                    ord.o.id,
+                    FillMeta {
+                        queue_ahead_at_arrival: ord.o.queue_ahead,
+                        sent_ns: ord.o.live_since_ns.saturating_sub(self.cfg.latency_ns),
+                        live_since_ns: ord.o.live_since_ns,
+                    },
+                );
+                self.next_placed = (self.next_placed + 1) % REMEMBERED;
                 // The live slot is empty here (see `quote_side`); were it
                 // not, the newer order would win, as on the exchange the old
                 // one would have been cancelled.
