@@ -83,6 +83,19 @@ pub fn run_with<S: Strategy>(
     clock: Clock,
     observer: &mut dyn RunObserver,
 ) -> Result<(Report, StageHistograms), BacktestError> {
+    run_chunks(LineChunks::start(files.to_vec()), files, config, strategy, clock, observer)
+}
+
+/// [`run_with`] on recording lines from any source (files being read, or
+/// lines already in memory); `files` only names them in the report.
+pub fn run_chunks<S: Strategy>(
+    mut chunks: LineChunks,
+    files: &[PathBuf],
+    config: &Config,
+    strategy: S,
+    clock: Clock,
+    observer: &mut dyn RunObserver,
+) -> Result<(Report, StageHistograms), BacktestError> {
     let mut hot = HotPath::new(config.hot, strategy, clock);
     let mut exchange: Option<PaperExchange> = None;
     let mut position = Position::new();
@@ -112,7 +125,6 @@ pub fn run_with<S: Strategy>(
     let mut next_advice_ns = i64::MIN;
     let mut advice_updates = 0u64;
 
-    let mut chunks = LineChunks::start(files.to_vec());
     while let Some(piece) = chunks.next_piece() {
         match piece {
             Piece::Lines(buf) => {
