@@ -180,6 +180,8 @@ raw_section!(
         snapshot_hedge_ms: i64,
         weight_per_minute: i64,
         depth20_fallback: bool,
+        ws_api_depth: bool,
+        ws_api_url: String,
     }
 );
 

@@ -149,6 +149,10 @@ pub struct SnapshotTotals {
     pub hedges_skipped: u64,
     pub weight_waits: u64,
     pub guard_waits: u64,
+    /// Snapshots the WebSocket API answered / failed while REST alone was
+    /// refused (RAW_REQUESTS).
+    pub ws_api_ok: u64,
+    pub ws_api_failed: u64,
 }
 
 /// `report.json` `feed`: how the live feed went.
@@ -203,6 +207,10 @@ pub struct SnapshotSection {
     pub hedges_skipped: u64,
     pub weight_waits: u64,
     pub guard_waits: u64,
+    /// Snapshots taken from the WebSocket API's `depth` while REST alone
+    /// was refused (a RAW_REQUESTS 429) / asked there and not answered.
+    pub ws_api: u64,
+    pub ws_api_failed: u64,
     /// Books rebuilt from the depth20 stream while REST was refused: TOP-20
     /// BOOKS, exact in their best 20 levels only until the next REST snapshot.
     pub top20_rebuilds: u64,
@@ -274,6 +282,8 @@ impl FeedReport {
                 hedges_skipped: snap.hedges_skipped,
                 weight_waits: snap.weight_waits,
                 guard_waits: snap.guard_waits,
+                ws_api: snap.ws_api_ok,
+                ws_api_failed: snap.ws_api_failed,
                 top20_rebuilds: link.top20_rebuilds,
                 top20_refreshes: link.top20_refreshes,
             },
