@@ -535,7 +535,11 @@ fn ip_ban_stops_trading_waits_and_cancels() {
     let (sim, out) = run_live("418", faults, "ban_wait_max_s = 10", "20s");
     assert_exit(&out, 4);
     assert!(out.live("stop").as_str().unwrap().contains("418"), "{}", out.stderr);
-    assert_eq!(out.count("ban_waits"), 1, "{}", out.stderr);
+    // The stop waits out the 2 s ban before cancelling, unless it first
+    // waited out an unknown fate's deadline (a request in flight when the
+    // ban dropped the connection: 10.5 s), by which time the ban is over.
+    let (waits, unknown) = (out.count("ban_waits"), out.count("unknown_fates"));
+    assert!(waits == 1 || (waits == 0 && unknown >= 1), "ban waits {waits}, unknown fates {unknown}:\n{}", out.stderr);
     assert_eq!(out.count("left_open"), 0);
     assert_ban_respected(&sim, &out.stderr);
     assert_agreement(&sim, &out, false);
