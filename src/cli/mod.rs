@@ -7,6 +7,7 @@ pub mod book;
 pub mod config;
 pub mod dashboard;
 pub mod demo;
+pub mod exit;
 pub mod feed_args;
 pub mod outputs;
 pub mod paper;
@@ -59,9 +60,20 @@ enum Command {
     Ai(ai::AiCommand),
 }
 
-/// Runs the command line; returns the process exit code.
+/// Runs the command line; returns the process exit code ([`exit`]).
 pub fn run() -> anyhow::Result<i32> {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        // `--help` and `--version` are answers, not errors.
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return Ok(exit::OK);
+        }
+        Err(e) => {
+            let _ = e.print();
+            return Ok(exit::USAGE);
+        }
+    };
     // Sessions with a dashboard decide where their logs go themselves.
     let _logs = match &cli.command {
         Command::Demo(_) | Command::Run(_) | Command::Paper(_) => None,
