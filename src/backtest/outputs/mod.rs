@@ -16,7 +16,7 @@
 //! let mut research = Research::with_files(ResearchConfig::from_config(&config, 1000), dir)?;
 //! let (mut report, _) = mmbot::backtest::run_with(
 //!     &files, &config, mmbot::hot::strategy::NativeStrategy, mmbot::stats::clock::Clock::instant(), &mut research)?;
-//! report.stats = Some(research.stats(&report));
+//! report.stats = Some(research.stats(report.trading.orders, 0));
 //! std::fs::write(dir.join("equity.svg"), research.equity_svg("BTCUSDT"))?;
 //! research.close()?;
 //! # Ok(()) }
@@ -33,7 +33,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::backtest::{FillRecord, MarketSample, Report, RunObserver};
+use crate::backtest::{FillRecord, MarketSample, RunObserver};
 use crate::config::Config;
 use crate::exec::position::Position;
 use crate::hot::fixed::{Price, Qty, SCALE};
@@ -198,9 +198,10 @@ impl Research {
         self.timeline_rows
     }
 
-    /// The statistics, with the order count (and, once the paper exchange
-    /// reports it, post-only rejects) taken from the run's report.
-    pub fn stats(&self, report: &Report) -> Stats {
+    /// The statistics. `orders` (new orders sent) and `rejected_post_only`
+    /// come from the exchange's counters (the run's report), which this
+    /// observer does not see.
+    pub fn stats(&self, orders: u64, rejected_post_only: u64) -> Stats {
         let mid = self.top.mid.unwrap_or(self.position.avg_entry());
         let mut s = Stats {
             method: stats::METHOD.to_string(),
@@ -209,12 +210,10 @@ impl Research {
             fees: to_f64(self.position.fees()),
             volume: to_f64(self.position.volume()),
             fills: self.fills,
-            orders: report.trading.orders,
+            orders,
             filled_orders: self.filled_orders.len() as u64,
             markouts: self.markouts.stats(),
-            // The paper exchange does not count post-only rejects yet: see
-            // the module docs of `stats` (fill from the report when it does).
-            rejected_post_only: 0,
+            rejected_post_only,
             timeline_samples: self.timeline_rows,
             ..Stats::default()
         };

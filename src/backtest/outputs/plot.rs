@@ -333,7 +333,7 @@ mod tests {
         assert_eq!(dec, 1);
         assert!(v.len() >= 3 && v.iter().all(|x| (61_836.9..=61_838.2).contains(x)), "{v:?}");
         let (v, dec) = ticks(-0.0004, 0.0021);
-        assert_eq!((v[0], dec), (0.0, 4));
+        assert_eq!((v.as_slice(), dec), ([0.0, 0.001, 0.002].as_slice(), 3));
     }
 
     #[test]
