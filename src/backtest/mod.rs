@@ -8,6 +8,7 @@
 //! `perf` is identical across runs of the same inputs and config.
 
 pub mod observe;
+pub mod outputs;
 pub mod report;
 
 use std::io::IsTerminal;

@@ -93,6 +93,11 @@ pub struct Report {
     /// order-manager counters, refusals per reason, the journal run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live: Option<serde_json::Value>,
+    /// What a quant judges the run by (PnL, Sharpe, drawdown, inventory,
+    /// markouts; see [`crate::backtest::outputs::stats`] for the method):
+    /// backtests observed by [`crate::backtest::outputs::Research`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<crate::backtest::outputs::Stats>,
 }
 
 pub fn report<S: Strategy>(
@@ -165,5 +170,6 @@ pub fn report<S: Strategy>(
         },
         ai: None,
         live: None,
+        stats: None,
     }
 }
