@@ -67,6 +67,10 @@ pub fn render(r: &Report) -> String {
         r.perf.wall_s,
         r.perf.events_per_s
     );
+    if let Some(s) = &r.stats {
+        out.push_str(&s.summary());
+        out.push_str("\n\n");
+    }
     out.push_str(&format!(
         "{:<14} {:>9} {:>12} {:>12} {:>12} {:>12} {:>12}\n",
         "stage", "count", "p50", "p90", "p99", "p99.9", "max"
