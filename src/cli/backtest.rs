@@ -118,5 +118,29 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<i32> {
         let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
         eprintln!("mmbot backtest: wrote {}", names.join(", "));
     }
-    Ok(0)
+    Ok(nothing_traded(&report).map_or(crate::cli::exit::OK, |why| {
+        eprintln!("mmbot backtest: {why}");
+        crate::cli::exit::NOTHING_TRADED
+    }))
+}
+
+/// Why a backtest that made no quote did nothing, if it made none.
+fn nothing_traded(report: &backtest::Report) -> Option<String> {
+    let (t, i) = (&report.trading, &report.input);
+    if t.quotes > 0 {
+        return None;
+    }
+    let others: Vec<&str> = i.symbols.iter().map(String::as_str).filter(|s| *s != t.symbol).collect();
+    Some(if !others.is_empty() && !i.symbols.contains(&t.symbol) {
+        format!(
+            "no quote was made: the configured symbol {} is not in the recordings (they carry {}); set [market] symbol",
+            t.symbol,
+            others.join(", ")
+        )
+    } else {
+        format!(
+            "no quote was made for {} ({} depth events, {} resyncs): check the strategy and [risk] limits",
+            t.symbol, i.depth_events, i.resyncs
+        )
+    })
 }

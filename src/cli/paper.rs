@@ -69,24 +69,10 @@ pub struct PaperArgs {
     pub dry_run: bool,
 }
 
-/// Exit statuses of a live run.
-pub mod exit {
-    /// Ended as asked (`--duration`, `q`, Ctrl-C or SIGTERM); everything
-    /// cancelled.
-    pub const OK: i32 = 0;
-    /// The market-data source failed.
-    pub const SOURCE: i32 = 2;
-    /// The kill switch tripped (stale feed, unsynced book, daily loss
-    /// limit, repeated rejects).
-    pub const KILLED: i32 = 3;
-    /// The exchange refuses us (HTTP 418 IP ban or 403).
-    pub const BANNED: i32 = 4;
-    /// The API key or signature was refused.
-    pub const CREDENTIALS: i32 = 5;
-    /// A fill could not be written to the journal.
-    pub const JOURNAL: i32 = 6;
-    /// Orders may still rest on the exchange (a stop could not cancel them).
-    pub const LEFT_OPEN: i32 = 7;
+/// Exit statuses (one table for every command: [`crate::cli::exit`]).
+mod exit {
+    pub use crate::cli::exit::{FEED as SOURCE, JOURNAL, KEY as CREDENTIALS, KILL as KILLED, OK};
+    pub use crate::cli::exit::{ORDERS_LEFT as LEFT_OPEN, REFUSED as BANNED};
 }
 
 /// The exit status for how a live run ended.
@@ -207,7 +193,23 @@ pub fn run(args: PaperArgs, command: &'static str) -> anyhow::Result<i32> {
     finish(&run, label, args.report.as_ref())?;
     let written = write_all_with_feed(&dir, &run.report, run.feed.as_ref(), &run.histograms)?;
     eprintln!("mmbot {label}: wrote {} files to {}", written.len(), dir.display());
-    let source_code = if run.source_errors.is_empty() { exit::OK } else { exit::SOURCE };
+    // A run that never connected, or never had a synced book, did not do
+    // its job: it says so and exits with the feed's status.
+    let never = match (&run.link, &run.feed) {
+        (Some(l), _) if l.connects == 0 => Some(format!(
+            "never connected to {} (the attempts and their errors are in mmbot.log)",
+            config.feed.stream_url()
+        )),
+        (_, Some(f)) if !f.synced_once => Some(format!(
+            "connected but the book never synced ({} snapshots asked, {} answered, {} failed; see mmbot.log)",
+            f.snapshots.asked, f.snapshots.answered, f.snapshots.failed
+        )),
+        _ => None,
+    };
+    if let Some(why) = &never {
+        eprintln!("mmbot {label}: {why}");
+    }
+    let source_code = if run.source_errors.is_empty() && never.is_none() { exit::OK } else { exit::SOURCE };
     Ok(match &run.live {
         Some(o) => {
             print_live_summary(o);

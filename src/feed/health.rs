@@ -159,6 +159,9 @@ pub struct SnapshotTotals {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct FeedReport {
     pub connections: u64,
+    /// Whether the traded book was ever in sync (a run that never was
+    /// quoted nothing and exits with the feed's status).
+    pub synced_once: bool,
     /// Disconnects by reason (`closed`, `server_shutdown`, `renewal`, ...),
     /// planned renewals included.
     pub disconnects: std::collections::BTreeMap<&'static str, u64>,
@@ -262,6 +265,7 @@ impl FeedReport {
         let (total, longest) = clock.unsynced_ns(now_ns);
         Self {
             connections: link.connects,
+            synced_once: clock.ever_synced,
             disconnects,
             switches: link.switches,
             switches_forced: link.switches_forced,
