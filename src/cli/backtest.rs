@@ -109,7 +109,7 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<i32> {
     eprintln!("{}", stats.summary());
     if let Some(dir) = &args.out {
         // The strategy as its file name only: a long path would overflow the title.
-        let strategy = report.trading.strategy.rsplit('/').next().unwrap_or_default();
+        let strategy = crate::cli::outputs::strategy_file(&report.trading.strategy);
         let title = format!("{} {strategy}: mid and own fills, position, equity", report.trading.symbol);
         let svg = dir.join(EQUITY_SVG);
         std::fs::write(&svg, research.equity_svg(&title)).with_context(|| format!("writing {}", svg.display()))?;

@@ -21,6 +21,13 @@ pub fn timestamped_dir(base: &Path) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// The strategy's file name, without its folder or hash: a report names a
+/// script `dir/name.rhai (fnv1a <hash>, compiled)`.
+pub fn strategy_file(strategy: &str) -> &str {
+    let base = strategy.rsplit('/').next().unwrap_or(strategy);
+    base.split(" (").next().unwrap_or(base)
+}
+
 /// Writes the plots drawn from a report (its distributions and timeline).
 pub fn write_plots(dir: &Path, report: &Report) -> anyhow::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
@@ -29,21 +36,26 @@ pub fn write_plots(dir: &Path, report: &Report) -> anyhow::Result<Vec<PathBuf>> 
         .filter(|s| **s != Stage::FeedDelay)
         .filter_map(|s| {
             let points = report.perf.distribution.get(s.name())?;
-            (!points.is_empty()).then(|| Series { name: s.name(), points: points.clone() })
+            let n = report.perf.latency_ns.get(s.name()).map_or(0, |p| p.count);
+            (!points.is_empty() && n > 0).then(|| Series::distribution(s.name(), points, n))
         })
         .collect();
-    // The strategy as its file name only: a long path would overflow the title.
-    let strategy = report.trading.strategy.rsplit('/').next().unwrap_or_default();
-    let title = format!("mmbot latency by stage: {} ({strategy})", report.trading.symbol);
+    let title =
+        format!("mmbot latency by stage: {} ({})", report.trading.symbol, strategy_file(&report.trading.strategy));
     let path = dir.join("latency.svg");
     std::fs::write(&path, distribution_svg(&title, &series)).with_context(|| format!("writing {}", path.display()))?;
     written.push(path);
     if !report.perf.timeline.is_empty() {
         let p50 = report.perf.timeline.iter().map(|t| (t.t_s, t.p50_ns)).collect();
         let p99 = report.perf.timeline.iter().map(|t| (t.t_s, t.p99_ns)).collect();
+        let n = report.perf.timeline.iter().map(|t| t.count).sum();
         let svg = timeline_svg(
-            "tick_to_quote per second",
-            &[Series { name: "p50", points: p50 }, Series { name: "p99", points: p99 }],
+            &format!(
+                "tick_to_quote per second: {} ({})",
+                report.trading.symbol,
+                strategy_file(&report.trading.strategy)
+            ),
+            &[Series { name: "p50", points: p50, samples: n }, Series { name: "p99", points: p99, samples: n }],
         );
         let path = dir.join("timeline.svg");
         std::fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;

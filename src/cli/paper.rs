@@ -175,7 +175,7 @@ pub fn run(args: PaperArgs, command: &'static str) -> anyhow::Result<i32> {
             .map(|(name, i)| format!("{} {name}", l.disconnects[i]))
             .collect();
         eprintln!(
-            "mmbot {label}: feed: {} connections, disconnects: {}; {} renewals made before break ({} forced); {} server pings answered, {} snapshots received ({} failed, {} discarded)",
+            "mmbot {label}: link: {} connections, disconnects: {}; {} renewals made before break ({} forced); {} server pings answered, {} snapshots received ({} failed, {} discarded)",
             l.connects,
             if reasons.is_empty() { "none".into() } else { reasons.join(", ") },
             l.switches,

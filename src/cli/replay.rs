@@ -81,6 +81,29 @@ pub(crate) fn finish(run: &PaperRun, label: &str, report: Option<&PathBuf>) -> a
         run.rings.market_dropped,
         run.rings.quotes_superseded,
     );
+    // Every run's summary says how the feed went (replays have no live feed:
+    // their gaps and resyncs are the book's).
+    match &run.feed {
+        Some(f) => {
+            let drops: u64 = f.disconnects.values().sum();
+            eprintln!(
+                "mmbot {label}: feed: {} connections, {drops} disconnects, {} gaps, {} resyncs, unsynced {:.1} s in all \
+                 (longest {:.1} s), {} malformed ids, bookTicker {} checked / {} mismatched",
+                f.connections,
+                f.gaps,
+                f.resyncs,
+                f.unsynced_ms_total / 1e3,
+                f.unsynced_ms_longest / 1e3,
+                f.malformed_ids,
+                f.book_ticker_checked,
+                f.book_ticker_mismatched
+            );
+        }
+        None => eprintln!(
+            "mmbot {label}: feed: recordings, {} gaps, {} resyncs, {} frames rejected",
+            r.input.gaps, r.input.resyncs, r.input.rejected
+        ),
+    }
     if let Some(path) = report {
         std::fs::write(path, crate::cli::outputs::report_json(r, run.feed.as_ref())? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;

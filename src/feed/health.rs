@@ -321,6 +321,9 @@ pub struct FeedCounters {
     pub gaps: u64,
     pub resyncs: u64,
     pub ticker_mismatches: u64,
+    /// Frames refused as malformed, and why the latest was.
+    pub malformed: u64,
+    pub last_malformed: Option<crate::hot::parse::ParseError>,
 }
 
 /// Writes one line per disconnect, switch, gap, resync and ticker mismatch
@@ -351,6 +354,10 @@ impl FeedLogger {
         say(dropped, &format!("feed disconnected ({reason}); reconnecting, books resync from a snapshot"));
         say(now.gaps.saturating_sub(p.gaps), "book gap: an update id is missing; quotes pulled, resyncing");
         say(now.ticker_mismatches.saturating_sub(p.ticker_mismatches), "bookTicker differs from the book");
+        if let Some(e) = now.last_malformed {
+            let what = format!("malformed frame refused (the latest: {e}); the book keeps its last good state");
+            say(now.malformed.saturating_sub(p.malformed), &what);
+        }
         let resynced = now.resyncs.saturating_sub(p.resyncs);
         say(resynced, &format!("book resynced{}", if synced { "" } else { "; unsynced again" }));
         for l in &lines {
@@ -379,6 +386,19 @@ mod tests {
         assert_eq!(c.cause, UnsyncedCause::Disconnect(Reason::Closed));
         assert_eq!(c.unsynced_ns(7_000), (4_000, 3_000));
         assert_eq!((c.lost_on_gap, c.lost_on_disconnect), (1, 1));
+    }
+
+    #[test]
+    fn malformed_frames_are_logged_with_the_latest_reason() {
+        let mut l = FeedLogger::default();
+        let e = crate::hot::parse::ParseError::Empty;
+        let now = FeedCounters { malformed: 3, last_malformed: Some(e), ..FeedCounters::default() };
+        let lines = l.update(now, true);
+        assert_eq!(
+            lines,
+            vec![format!("3 x malformed frame refused (the latest: {e}); the book keeps its last good state")]
+        );
+        assert!(l.update(now, true).is_empty(), "nothing new, nothing said");
     }
 
     #[test]
