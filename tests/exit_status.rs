@@ -74,3 +74,40 @@ fn sim_replay_of_a_file_it_cannot_serve_fails_at_once() {
     assert!(err.contains("no such file"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn replay_of_a_missing_file_fails_before_starting_anything() {
+    let dir = common::temp_dir("exit-replay-missing");
+    let (code, err) = mmbot(&["replay", "nope.gz"], &dir);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("cannot replay nope.gz"), "{err}");
+    assert!(!err.contains("frames in"), "a run started: {err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn record_does_not_overwrite_without_force() {
+    let dir = common::temp_dir("exit-record-force");
+    std::fs::write(dir.join("old.gz"), "precious").unwrap();
+    let (code, err) = mmbot(&["record", "--symbol", "BTCUSDT", "--out", "old.gz"], &dir);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("--force"), "{err}");
+    assert_eq!(std::fs::read_to_string(dir.join("old.gz")).unwrap(), "precious");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn only_run_lists_the_live_flags() {
+    let dir = common::temp_dir("exit-help");
+    let help = |cmd: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_mmbot")).args([cmd, "--help"]).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let (paper, run) = (help("paper"), help("run"));
+    for flag in ["--live", "--yes", "--dry-run"] {
+        assert!(!paper.contains(flag), "paper --help lists {flag}:\n{paper}");
+        assert!(run.contains(flag), "run --help lacks {flag}:\n{run}");
+    }
+    assert_eq!(mmbot(&["paper", "--live"], &dir).0, Some(64));
+    let _ = std::fs::remove_dir_all(&dir);
+}

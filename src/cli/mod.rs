@@ -32,7 +32,7 @@ enum Command {
     /// The whole bot offline: a simulated market on loopback, paper trading, outputs in mmbot-out/.
     Demo(demo::DemoArgs),
     /// Trade live Binance data (or `mmbot sim`): paper by default, real orders with --live; writes the report, .hgrm files and plots.
-    Run(paper::PaperArgs),
+    Run(paper::RunArgs),
     /// Re-render a saved report JSON in the terminal (and as SVG plots with --svg DIR).
     Report(report::ReportArgs),
     /// Replay recordings through the parser and the book; print top of book per depth event.
@@ -81,13 +81,13 @@ pub fn run() -> anyhow::Result<i32> {
     };
     match cli.command {
         Command::Demo(args) => demo::run(args),
-        Command::Run(args) => paper::run(args, "run"),
+        Command::Run(args) => paper::run(args.paper, args.live, "run"),
         Command::Report(args) => report::run(args),
         Command::Book(args) => book::run(args),
         Command::Backtest(args) => backtest::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Replay(args) => replay::run(args),
-        Command::Paper(args) => paper::run(args, "paper"),
+        Command::Paper(args) => paper::run(args, paper::LiveFlags::default(), "paper"),
         Command::Record(args) => record::run(args),
         Command::Sim(args) => sim::run(*args),
         Command::Script(cmd) => script::run(cmd),

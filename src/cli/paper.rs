@@ -53,6 +53,14 @@ pub struct PaperArgs {
     /// Where the run's folder (report, .hgrm files, plots) goes.
     #[arg(long, default_value = "mmbot-out")]
     pub out: PathBuf,
+    /// Binance's spot testnet for market data and orders alike.
+    #[arg(long)]
+    pub testnet: bool,
+}
+
+/// The flags only `mmbot run` has: real orders and their safeguards.
+#[derive(clap::Args, Debug, Default)]
+pub struct LiveFlags {
     /// Real orders (`mmbot run` only): needs `[live]` in the config and
     /// BINANCE_API_KEY plus BINANCE_SECRET_KEY or BINANCE_ED25519_KEY_FILE.
     #[arg(long)]
@@ -60,13 +68,19 @@ pub struct PaperArgs {
     /// With --live: do not ask for the typed confirmation.
     #[arg(long, requires = "live")]
     pub yes: bool,
-    /// Binance's spot testnet for market data and orders alike.
-    #[arg(long)]
-    pub testnet: bool,
     /// With --live: every order goes to `POST /api/v3/order/test` (the
     /// exchange checks it; nothing is placed, cancelled or filled).
     #[arg(long, requires = "live")]
     pub dry_run: bool,
+}
+
+/// `mmbot run`: the paper trader's arguments plus the live flags.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub paper: PaperArgs,
+    #[command(flatten)]
+    pub live: LiveFlags,
 }
 
 /// Exit statuses (one table for every command: [`crate::cli::exit`]).
@@ -89,10 +103,7 @@ pub fn live_exit_code(o: &LiveOutcome) -> i32 {
     }
 }
 
-pub fn run(args: PaperArgs, command: &'static str) -> anyhow::Result<i32> {
-    if args.live && command != "run" {
-        bail!("`mmbot {command}` only paper-trades; real orders are `mmbot run --live`");
-    }
+pub fn run(args: PaperArgs, flags: LiveFlags, command: &'static str) -> anyhow::Result<i32> {
     let mut feed_args = args.feed.clone();
     if args.testnet {
         match feed_args.market.as_deref() {
@@ -101,12 +112,12 @@ pub fn run(args: PaperArgs, command: &'static str) -> anyhow::Result<i32> {
         }
     }
     let mut config = feed_args.config()?;
-    if args.dry_run {
+    if flags.dry_run {
         if let Some(l) = config.live.as_mut() {
             l.dry_run = true;
         }
     }
-    let live = if args.live { Some(live_setup(&mut config, args.testnet, args.yes)?) } else { None };
+    let live = if flags.live { Some(live_setup(&mut config, args.testnet, flags.yes)?) } else { None };
     if live.is_some() {
         // Built again now that `[live]` set the final endpoints: the guard
         // skips the host-wide file when every endpoint is a local simulator.
@@ -276,7 +287,7 @@ fn live_setup(config: &mut Config, testnet: bool, yes: bool) -> anyhow::Result<(
     }
     eprintln!("  orders:   {}  (user data: {})", cfg.rest_url, cfg.ws_api_url);
     eprintln!("  market:   {}  (snapshots: {})", feed.stream_url(), feed.rest_url());
-    eprintln!("  key:      {rest_creds:?}");
+    eprintln!("  key:      {rest_creds}");
     eprintln!(
         "  limits:   position {} base, order notional {} quote, {} open orders, daily loss {} quote",
         l.max_position,

@@ -34,6 +34,10 @@ pub struct ReplayArgs {
 }
 
 pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
+    // Every file must open before any thread starts.
+    for f in &args.files {
+        crate::feed::recording::open(f).with_context(|| format!("cannot replay {}", f.display()))?;
+    }
     let config = Config::load_or_default(args.config.as_deref()).context("loading the configuration")?;
     if let Some(s) = args.speed {
         anyhow::ensure!(s.is_finite() && s > 0.0, "--speed {s} is invalid: give a positive multiple such as 1 or 10");
@@ -57,7 +61,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         eprintln!("mmbot replay: cannot read {e}");
     }
     finish(&run, "replay", args.report.as_ref())?;
-    Ok(if run.source_errors.is_empty() { 0 } else { 2 })
+    Ok(if run.source_errors.is_empty() { crate::cli::exit::OK } else { crate::cli::exit::ERROR })
 }
 
 /// Prints the run's summary line and writes the report.
