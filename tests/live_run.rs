@@ -687,8 +687,11 @@ fn live_needs_confirmation_keys_and_limits() {
         c
     };
     let cfg = config.to_str().unwrap();
-    // No [live] section.
-    let o = base(&["--yes"]).output().unwrap();
+    // No [live] section (./mmbot.toml, which has one, would be read by
+    // default: name a file without it).
+    let bare = dir.join("bare.toml");
+    std::fs::write(&bare, "").unwrap();
+    let o = base(&["--yes", "--config", bare.to_str().unwrap()]).output().unwrap();
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && e.contains("[live]"), "{e}");
     // No keys.
