@@ -24,8 +24,10 @@ use crate::hot::sync::SyncConfig;
 
 mod describe;
 mod feed;
+mod overrides;
 
 use feed::validate_feed;
+pub use overrides::{load_with_params, Param, ParamError};
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
