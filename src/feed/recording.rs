@@ -311,7 +311,7 @@ mod tests {
         }
         assert_eq!(total, big.len());
         // A range, and two parts that stay apart.
-        let range = MemoryLines { data: data.clone(), range: 6..16 };
+        let range = MemoryLines { data: data.clone(), range: 10..20 };
         let (all, _) = drain(LineChunks::from_memory(vec![range, MemoryLines::whole(Arc::from(&b"7 {}"[..]))]));
         assert_eq!(all, b"1 {\"n\":1}\n7 {}");
     }
