@@ -17,6 +17,7 @@ pub mod feed;
 pub mod hot;
 pub mod ipguard;
 pub mod logging;
+pub mod research;
 pub mod ring;
 pub mod runtime;
 pub mod script;

@@ -1,0 +1,356 @@
+//! Running many backtests at once: one worker thread per core, each taking
+//! the next job (a point, optionally over one time window) and running a
+//! whole deterministic backtest on the shared in-memory lines.
+//!
+//! Every job is independent and the backtest depends on nothing but its
+//! inputs, so results are the same whatever the number of workers or the
+//! order in which they finish; they are returned in job order. Each point's
+//! config is loaded and its script compiled once, up front, so a bad value
+//! fails the sweep before any work starts.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::backtest::{self, MarketSample, Report, RunObserver};
+use crate::config::{load_with_params, Config, ParamError};
+use crate::feed::recording::{LineChunks, MemoryLines};
+use crate::hot::fixed::Price;
+use crate::hot::strategy::{Decision, NativeStrategy, Strategy, StrategyInput};
+use crate::research::grid::Point;
+use crate::script::ScriptStrategy;
+use crate::stats::clock::Clock;
+
+/// Why a sweep could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error("point {index} ({label}): {error}")]
+    Config { index: usize, label: String, error: ParamError },
+    #[error("point {index} ({label}): script {path}: {error}")]
+    Script { index: usize, label: String, path: String, error: String },
+}
+
+/// A point made ready to run: its validated config and its script, if any.
+#[derive(Debug, Clone)]
+pub struct PointSetup {
+    pub point: Point,
+    pub config: Config,
+    /// The point's script, else the config's `[strategy] script`.
+    pub script: Option<PathBuf>,
+}
+
+/// Loads every point's config (`base_params` then the point's own overrides,
+/// over `config_path`) and compiles its script once, so mistakes show before
+/// the sweep starts.
+pub fn prepare(config_path: Option<&Path>, base_params: &[String], points: &[Point]) -> Result<Vec<PointSetup>, SweepError> {
+    points
+        .iter()
+        .enumerate()
+        .map(|(index, point)| {
+            let mut params = base_params.to_vec();
+            params.extend(point.param_args());
+            let config = load_with_params(config_path, &params)
+                .map_err(|error| SweepError::Config { index, label: point.label(), error })?;
+            let script = point.script.clone().or_else(|| config.script.clone());
+            if let Some(path) = &script {
+                ScriptStrategy::from_file(path, &config.params, &config.script_limits).map_err(|e| {
+                    SweepError::Script { index, label: point.label(), path: path.display().to_string(), error: e.to_string() }
+                })?;
+            }
+            Ok(PointSetup { point: point.clone(), config, script })
+        })
+        .collect()
+}
+
+/// One backtest to run: a point over some lines, trading from a time on.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Index into the setups.
+    pub point: usize,
+    /// The lines to replay (shared buffers, cheap to clone).
+    pub lines: Arc<Vec<MemoryLines>>,
+    /// Quote only from this receive time on (ns); the lines before it warm
+    /// the book and the features up. `None`: trade from the start.
+    pub trade_from_ns: Option<i64>,
+}
+
+/// What a job produced: the backtest's report and the numbers a sweep ranks by.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub report: Report,
+    pub metrics: Metrics,
+}
+
+/// The numbers of one backtest, as plain floats for tables and ranking.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Metrics {
+    /// Net of fees, marked to the last mid (quote asset).
+    pub pnl: f64,
+    pub fees: f64,
+    pub fills: u64,
+    pub orders: u64,
+    pub cancels: u64,
+    pub quotes: u64,
+    /// Traded notional (quote asset).
+    pub volume: f64,
+    pub max_abs_position: f64,
+    /// Position at the end (base asset).
+    pub position: f64,
+    /// `report.stats.sharpe` when the report has it, else [`sharpe`] of
+    /// the per-minute PnL changes.
+    pub sharpe: f64,
+    /// Minutes of PnL the own Sharpe estimate is made from.
+    pub minutes: usize,
+    /// Every number in `report.stats` (when present), by key path.
+    pub stats: std::collections::BTreeMap<String, f64>,
+}
+
+impl Metrics {
+    /// The metric named by `--metric`.
+    pub fn get(&self, metric: Metric) -> f64 {
+        match metric {
+            Metric::Pnl => self.pnl,
+            Metric::Sharpe => self.sharpe,
+        }
+    }
+}
+
+/// What "best" means when points are ranked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Metric {
+    /// Net PnL, marked to the last mid.
+    Pnl,
+    /// Annualised Sharpe ratio of per-minute PnL changes.
+    Sharpe,
+}
+
+impl Metric {
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Pnl => "pnl",
+            Metric::Sharpe => "sharpe",
+        }
+    }
+}
+
+/// Minutes in a year: per-minute Sharpe times its square root is annual.
+const MINUTES_PER_YEAR: f64 = 525_600.0;
+
+/// Annualised Sharpe ratio of `closes` (PnL at the end of each minute,
+/// starting flat): mean over sample standard deviation of the per-minute
+/// changes, times sqrt(minutes per year). Zero with fewer than two minutes
+/// or no variation. PnL changes rather than returns: a market maker's
+/// capital base is a choice, its PnL is not.
+pub fn sharpe(closes: &[f64]) -> f64 {
+    let mut prev = 0.0;
+    let changes: Vec<f64> = closes
+        .iter()
+        .map(|&c| {
+            let d = c - prev;
+            prev = c;
+            d
+        })
+        .collect();
+    if changes.len() < 2 {
+        return 0.0;
+    }
+    let n = changes.len() as f64;
+    let mean = changes.iter().sum::<f64>() / n;
+    let var = changes.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    if var <= 0.0 || !var.is_finite() {
+        return 0.0;
+    }
+    mean / var.sqrt() * MINUTES_PER_YEAR.sqrt()
+}
+
+/// Records the PnL (marked to mid) at the end of every minute from `from_ns`.
+struct MinuteCloses {
+    from_ns: i64,
+    minute: i64,
+    last: Option<f64>,
+    closes: Vec<f64>,
+}
+
+impl RunObserver for MinuteCloses {
+    fn on_book(&mut self, s: &MarketSample<'_>) {
+        if s.time_ns < self.from_ns {
+            return;
+        }
+        let (Some(b), Some(a)) = (s.best_bid, s.best_ask) else { return };
+        let pnl = s.position_state.pnl(Price((b.price.0 + a.price.0) / 2)) as f64 / 1e8;
+        let minute = (s.time_ns - self.from_ns) / 60_000_000_000;
+        if let Some(last) = self.last.filter(|_| minute != self.minute) {
+            // Minutes without a book event close where the last one did.
+            for _ in self.minute..minute {
+                self.closes.push(last);
+            }
+        }
+        self.minute = minute;
+        self.last = Some(pnl);
+    }
+}
+
+/// A strategy that only quotes from `from_ns` on: before, it still sees
+/// every event (so its own state warms up) but pulls everything.
+pub struct TradeFrom<S> {
+    pub inner: S,
+    pub from_ns: i64,
+}
+
+impl<S: Strategy> Strategy for TradeFrom<S> {
+    fn decide(&mut self, input: &StrategyInput<'_>) -> Decision {
+        let d = self.inner.decide(input);
+        if input.features.time_ns < self.from_ns {
+            return Decision { pull: true, ..Decision::default() };
+        }
+        d
+    }
+
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+}
+
+fn decimal(s: &str) -> f64 {
+    s.parse().unwrap_or(f64::NAN)
+}
+
+/// Runs one job: a whole backtest.
+pub fn run_job(job: &Job, setup: &PointSetup, files: &[PathBuf], clock: Clock) -> Result<Outcome, String> {
+    let config = &setup.config;
+    let from_ns = job.trade_from_ns.unwrap_or(i64::MIN);
+    let mut closes = MinuteCloses { from_ns, minute: 0, last: None, closes: Vec::new() };
+    let chunks = || LineChunks::from_memory(job.lines.as_ref().clone());
+    let (report, _) = match &setup.script {
+        Some(path) => {
+            let s = ScriptStrategy::from_file(path, &config.params, &config.script_limits).map_err(|e| e.to_string())?;
+            backtest::run_chunks(chunks(), files, config, TradeFrom { inner: s, from_ns }, clock, &mut closes)
+        }
+        None => backtest::run_chunks(chunks(), files, config, TradeFrom { inner: NativeStrategy, from_ns }, clock, &mut closes),
+    }
+    .map_err(|e| e.to_string())?;
+    if let Some(last) = closes.last {
+        closes.closes.push(last);
+    }
+    Ok(Outcome { metrics: metrics(&report, &closes.closes), report })
+}
+
+/// Reads the numbers off a report (and `report.stats`, when it has one).
+pub fn metrics(report: &Report, minute_closes: &[f64]) -> Metrics {
+    let t = &report.trading;
+    let mut stats = std::collections::BTreeMap::new();
+    if let Ok(v) = serde_json::to_value(report) {
+        if let Some(s) = v.get("stats") {
+            flatten("", s, &mut stats);
+        }
+    }
+    let sharpe = stats.get("sharpe").copied().unwrap_or_else(|| sharpe(minute_closes));
+    Metrics {
+        pnl: decimal(&t.pnl),
+        fees: decimal(&t.fees),
+        fills: t.fills,
+        orders: t.orders,
+        cancels: t.cancels,
+        quotes: t.quotes,
+        volume: decimal(&t.volume),
+        max_abs_position: decimal(&t.max_abs_position),
+        position: decimal(&t.position),
+        sharpe,
+        minutes: minute_closes.len(),
+        stats,
+    }
+}
+
+/// Numeric leaves of a JSON value, keyed `a.b.c` (numeric strings count).
+fn flatten(prefix: &str, v: &serde_json::Value, out: &mut std::collections::BTreeMap<String, f64>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                flatten(&key, v, out);
+            }
+        }
+        serde_json::Value::Number(n) => {
+            if let Some(f) = n.as_f64() {
+                out.insert(prefix.to_string(), f);
+            }
+        }
+        serde_json::Value::String(s) => {
+            if let Ok(f) = s.parse::<f64>() {
+                out.insert(prefix.to_string(), f);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Runs every job on `workers` threads; `on_done(finished, total)` is
+/// called on this thread as results come in. Results are in job order.
+pub fn run_all(
+    jobs: &[Job],
+    setups: &[PointSetup],
+    files: &[PathBuf],
+    workers: usize,
+    clock: Clock,
+    on_done: &mut dyn FnMut(usize, usize),
+) -> Vec<Result<Outcome, String>> {
+    let total = jobs.len();
+    let next = AtomicUsize::new(0);
+    let mut results: Vec<Option<Result<Outcome, String>>> = (0..total).map(|_| None).collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        for w in 0..workers.clamp(1, total.max(1)) {
+            let (tx, next) = (tx.clone(), &next);
+            let spawned = std::thread::Builder::new().name(format!("mmbot-sweep-{w}")).spawn_scoped(scope, move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(job) = jobs.get(i) else { break };
+                let r = run_job(job, &setups[job.point], files, clock);
+                if tx.send((i, r)).is_err() {
+                    break;
+                }
+            });
+            if let Err(e) = spawned {
+                // Fewer workers than asked is still a sweep; none is caught below.
+                tracing::warn!("could not start sweep worker {w}: {e}");
+            }
+        }
+        drop(tx);
+        let mut done = 0;
+        for (i, r) in rx {
+            results[i] = Some(r);
+            done += 1;
+            on_done(done, total);
+        }
+    });
+    results.into_iter().map(|r| r.unwrap_or_else(|| Err("no worker ran this job".into()))).collect()
+}
+
+/// The default worker count: the cores this process may use.
+pub fn available_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sharpe_of_steady_gains_is_high_and_of_nothing_zero() {
+        assert_eq!(sharpe(&[]), 0.0);
+        assert_eq!(sharpe(&[1.0]), 0.0);
+        assert_eq!(sharpe(&[1.0, 2.0, 3.0]), 0.0, "no variation");
+        // Changes 1, 2, 1, 2: mean 1.5, sd 0.577.
+        let s = sharpe(&[1.0, 3.0, 4.0, 6.0]);
+        assert!((s - 1.5 / (1.0f64 / 3.0).sqrt() * MINUTES_PER_YEAR.sqrt()).abs() < 1e-6, "{s}");
+        assert!(sharpe(&[-1.0, -3.0, -4.0, -6.0]) < 0.0);
+    }
+
+    #[test]
+    fn report_stats_flatten_to_numbers() {
+        let v = serde_json::json!({"sharpe": 1.5, "markouts": {"1s": "0.25", "label": "x"}, "n": 3});
+        let mut out = std::collections::BTreeMap::new();
+        flatten("", &v, &mut out);
+        assert_eq!(out.len(), 3);
+        assert_eq!((out["sharpe"], out["markouts.1s"], out["n"]), (1.5, 0.25, 3.0));
+    }
+}
