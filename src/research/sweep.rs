@@ -163,9 +163,10 @@ pub fn sharpe(closes: &[f64]) -> f64 {
     mean / var.sqrt() * MINUTES_PER_YEAR.sqrt()
 }
 
-/// Records the PnL (marked to mid) at the end of every minute from `from_ns`.
+/// Records the PnL (marked to mid) at the end of every minute from `from_ns`
+/// (or from the first book event when `None`).
 struct MinuteCloses {
-    from_ns: i64,
+    from_ns: Option<i64>,
     minute: i64,
     last: Option<f64>,
     closes: Vec<f64>,
@@ -173,12 +174,13 @@ struct MinuteCloses {
 
 impl RunObserver for MinuteCloses {
     fn on_book(&mut self, s: &MarketSample<'_>) {
-        if s.time_ns < self.from_ns {
+        let from = *self.from_ns.get_or_insert(s.time_ns);
+        if s.time_ns < from {
             return;
         }
         let (Some(b), Some(a)) = (s.best_bid, s.best_ask) else { return };
         let pnl = s.position_state.pnl(Price((b.price.0 + a.price.0) / 2)) as f64 / 1e8;
-        let minute = (s.time_ns - self.from_ns) / 60_000_000_000;
+        let minute = (s.time_ns - from) / 60_000_000_000;
         if let Some(last) = self.last.filter(|_| minute != self.minute) {
             // Minutes without a book event close where the last one did.
             for _ in self.minute..minute {
@@ -219,7 +221,7 @@ fn decimal(s: &str) -> f64 {
 pub fn run_job(job: &Job, setup: &PointSetup, files: &[PathBuf], clock: Clock) -> Result<Outcome, String> {
     let config = &setup.config;
     let from_ns = job.trade_from_ns.unwrap_or(i64::MIN);
-    let mut closes = MinuteCloses { from_ns, minute: 0, last: None, closes: Vec::new() };
+    let mut closes = MinuteCloses { from_ns: job.trade_from_ns, minute: 0, last: None, closes: Vec::new() };
     let chunks = || LineChunks::from_memory(job.lines.as_ref().clone());
     let (report, _) = match &setup.script {
         Some(path) => {
