@@ -96,7 +96,8 @@ fn progress(total: usize, what: &str) -> Option<indicatif::ProgressBar> {
         let bar = indicatif::ProgressBar::new(total as u64);
         let template = format!("{{bar:40}} {{pos}}/{{len}} {what} {{elapsed_precise}} eta {{eta}}");
         bar.set_style(
-            indicatif::ProgressStyle::with_template(&template).unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(&template)
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar
     })
@@ -154,7 +155,10 @@ pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
         };
         eprintln!("mmbot sweep: {} ({} MB of lines) {how}", r.source.display(), r.lines.len() / 1_000_000);
         if let Some(e) = &r.truncated {
-            eprintln!("mmbot sweep: warning: {} ends early ({e}); used up to its last complete line", r.source.display());
+            eprintln!(
+                "mmbot sweep: warning: {} ends early ({e}); used up to its last complete line",
+                r.source.display()
+            );
         }
     }
     let files = cache.files();
@@ -224,7 +228,10 @@ fn sweep_points(
     let mut order: Vec<usize> = (0..points.len()).filter(|&i| results[i].is_ok()).collect();
     let key = |i: usize| results[i].as_ref().map_or(f64::NEG_INFINITY, |o| o.metrics.get(args.metric));
     order.sort_by(|&a, &b| key(b).total_cmp(&key(a)).then(a.cmp(&b)));
-    println!("{:>5}  {:<40} {:>14} {:>12} {:>7} {:>7} {:>10}", "point", "params", "pnl", "fees", "fills", "orders", "sharpe");
+    println!(
+        "{:>5}  {:<40} {:>14} {:>12} {:>7} {:>7} {:>10}",
+        "point", "params", "pnl", "fees", "fills", "orders", "sharpe"
+    );
     for &i in order.iter().take(10) {
         let o = results[i].as_ref().expect("only successful points are ranked");
         let m = &o.metrics;
@@ -240,7 +247,11 @@ fn sweep_points(
     }
     let failed: Vec<usize> = (0..points.len()).filter(|&i| results[i].is_err()).collect();
     for &i in &failed {
-        eprintln!("mmbot sweep: point {i} ({}) failed: {}", points[i].label(), results[i].as_ref().err().map_or("", |e| e));
+        eprintln!(
+            "mmbot sweep: point {i} ({}) failed: {}",
+            points[i].label(),
+            results[i].as_ref().err().map_or("", |e| e)
+        );
     }
     eprintln!(
         "mmbot sweep: {} points in {wall_s:.2} s on {workers} workers ({per_min:.0} points/min; {frames} frames each); \

@@ -108,9 +108,18 @@ pub struct LineChunks {
 }
 
 enum Source {
-    Files { rx: Receiver<Piece>, recycle: SyncSender<Vec<u8>>, thread: Option<JoinHandle<()>> },
+    Files {
+        rx: Receiver<Piece>,
+        recycle: SyncSender<Vec<u8>>,
+        thread: Option<JoinHandle<()>>,
+    },
     /// `parts[part]` from byte `at`; `spare` is the last recycled chunk.
-    Memory { parts: Vec<MemoryLines>, part: usize, at: usize, spare: Option<Vec<u8>> },
+    Memory {
+        parts: Vec<MemoryLines>,
+        part: usize,
+        at: usize,
+        spare: Option<Vec<u8>>,
+    },
 }
 
 impl LineChunks {

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 /// Why the points could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum GridError {
-    #[error("--grid {0:?} is not name=v1,v2,..: write e.g. --grid gamma=0.05,0.1,0.2 or --grid paper.latency_ms=10,50")]
+    #[error(
+        "--grid {0:?} is not name=v1,v2,..: write e.g. --grid gamma=0.05,0.1,0.2 or --grid paper.latency_ms=10,50"
+    )]
     Axis(String),
     #[error("--grid {name} is given twice: give each parameter one --grid with all its values")]
     Duplicate { name: String },
@@ -63,7 +65,10 @@ impl Point {
     pub fn label(&self) -> String {
         let mut parts = self.param_args();
         if let Some(s) = &self.script {
-            parts.push(format!("[{}]", s.file_name().map_or_else(|| s.display().to_string(), |f| f.to_string_lossy().into())));
+            parts.push(format!(
+                "[{}]",
+                s.file_name().map_or_else(|| s.display().to_string(), |f| f.to_string_lossy().into())
+            ));
         }
         if parts.is_empty() {
             "(config as is)".into()
@@ -160,7 +165,10 @@ pub fn parse_csv_list(text: &str, origin: &str) -> Result<Vec<Point>, GridError>
     for (i, line) in rows {
         let values: Vec<&str> = line.split(',').map(str::trim).collect();
         if values.len() != names.len() {
-            return Err(err(i + 1, format!("{} values for {} columns ({})", values.len(), names.len(), names.join(","))));
+            return Err(err(
+                i + 1,
+                format!("{} values for {} columns ({})", values.len(), names.len(), names.join(",")),
+            ));
         }
         let mut p = Point::default();
         for (n, v) in names.iter().zip(values) {
@@ -253,7 +261,8 @@ mod tests {
         let e = parse_csv_list("a,b\n1\n", "p.csv").unwrap_err().to_string();
         assert_eq!(e, "point list p.csv, line 2: 1 values for 2 columns (a,b)");
 
-        let toml = "[[point]]\ngamma = 0.1\n\"paper.maker_fee\" = \"0.0001\"\n[[point]]\ngamma = 2\nscript = \"a.rhai\"\n";
+        let toml =
+            "[[point]]\ngamma = 0.1\n\"paper.maker_fee\" = \"0.0001\"\n[[point]]\ngamma = 2\nscript = \"a.rhai\"\n";
         let points = parse_toml_list(toml, "p.toml").unwrap();
         assert_eq!(points[0].param_args(), ["gamma=0.1", "paper.maker_fee=\"0.0001\""]);
         assert_eq!((points[1].value("gamma"), points[1].script.as_deref()), (Some("2"), Some(Path::new("a.rhai"))));

@@ -152,12 +152,8 @@ pub fn heatmap_svg(h: &Heatmap<'_>) -> String {
             fmt_value(v)
         );
     }
-    let _ = write!(
-        s,
-        r##"<text x="{scale_x:.1}" y="{:.1}" fill="#555">{}</text>"##,
-        top + bar_h + 18.0,
-        escape(h.metric)
-    );
+    let _ =
+        write!(s, r##"<text x="{scale_x:.1}" y="{:.1}" fill="#555">{}</text>"##, top + bar_h + 18.0, escape(h.metric));
     s.push_str("</svg>\n");
     s
 }
@@ -181,7 +177,9 @@ mod tests {
             sample: "1 backtest over 1 file <x>",
         });
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
-        for text in [">gamma<", ">paper.latency_ms<", ">1.50<", ">-3.00<", ">failed<", ">3.00<", "3 points", "&lt;x&gt;"] {
+        for text in
+            [">gamma<", ">paper.latency_ms<", ">1.50<", ">-3.00<", ">failed<", ">3.00<", "3 points", "&lt;x&gt;"]
+        {
             assert!(svg.contains(text), "{text} missing");
         }
         // The largest loss is full red, zero white.

@@ -33,8 +33,19 @@ pub fn param_names(points: &[Point]) -> Vec<String> {
     names
 }
 
-const COLUMNS: [&str; 11] =
-    ["pnl", "fees", "fills", "orders", "cancels", "quotes", "volume", "max_abs_position", "position", "sharpe", "frames"];
+const COLUMNS: [&str; 11] = [
+    "pnl",
+    "fees",
+    "fills",
+    "orders",
+    "cancels",
+    "quotes",
+    "volume",
+    "max_abs_position",
+    "position",
+    "sharpe",
+    "frames",
+];
 
 /// `sweep.csv`: `point`, one column per parameter, `script`, the numbers,
 /// every `stats.*` number the reports carry, and `error`.

@@ -42,19 +42,31 @@ pub struct PointSetup {
 /// Loads every point's config (`base_params` then the point's own overrides,
 /// over `config_path`) and compiles its script once, so mistakes show before
 /// the sweep starts.
-pub fn prepare(config_path: Option<&Path>, base_params: &[String], points: &[Point]) -> Result<Vec<PointSetup>, SweepError> {
+pub fn prepare(
+    config_path: Option<&Path>,
+    base_params: &[String],
+    points: &[Point],
+) -> Result<Vec<PointSetup>, SweepError> {
     points
         .iter()
         .enumerate()
         .map(|(index, point)| {
             let mut params = base_params.to_vec();
             params.extend(point.param_args());
-            let config = load_with_params(config_path, &params)
-                .map_err(|error| SweepError::Config { index, label: point.label(), error })?;
+            let config = load_with_params(config_path, &params).map_err(|error| SweepError::Config {
+                index,
+                label: point.label(),
+                error,
+            })?;
             let script = point.script.clone().or_else(|| config.script.clone());
             if let Some(path) = &script {
                 ScriptStrategy::from_file(path, &config.params, &config.script_limits).map_err(|e| {
-                    SweepError::Script { index, label: point.label(), path: path.display().to_string(), error: e.to_string() }
+                    SweepError::Script {
+                        index,
+                        label: point.label(),
+                        path: path.display().to_string(),
+                        error: e.to_string(),
+                    }
                 })?;
             }
             Ok(PointSetup { point: point.clone(), config, script })
@@ -225,10 +237,18 @@ pub fn run_job(job: &Job, setup: &PointSetup, files: &[PathBuf], clock: Clock) -
     let chunks = || LineChunks::from_memory(job.lines.as_ref().clone());
     let (report, _) = match &setup.script {
         Some(path) => {
-            let s = ScriptStrategy::from_file(path, &config.params, &config.script_limits).map_err(|e| e.to_string())?;
+            let s =
+                ScriptStrategy::from_file(path, &config.params, &config.script_limits).map_err(|e| e.to_string())?;
             backtest::run_chunks(chunks(), files, config, TradeFrom { inner: s, from_ns }, clock, &mut closes)
         }
-        None => backtest::run_chunks(chunks(), files, config, TradeFrom { inner: NativeStrategy, from_ns }, clock, &mut closes),
+        None => backtest::run_chunks(
+            chunks(),
+            files,
+            config,
+            TradeFrom { inner: NativeStrategy, from_ns },
+            clock,
+            &mut closes,
+        ),
     }
     .map_err(|e| e.to_string())?;
     if let Some(last) = closes.last {
@@ -303,14 +323,15 @@ pub fn run_all(
     std::thread::scope(|scope| {
         for w in 0..workers.clamp(1, total.max(1)) {
             let (tx, next) = (tx.clone(), &next);
-            let spawned = std::thread::Builder::new().name(format!("mmbot-sweep-{w}")).spawn_scoped(scope, move || loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(job) = jobs.get(i) else { break };
-                let r = run_job(job, &setups[job.point], files, clock);
-                if tx.send((i, r)).is_err() {
-                    break;
-                }
-            });
+            let spawned =
+                std::thread::Builder::new().name(format!("mmbot-sweep-{w}")).spawn_scoped(scope, move || loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = jobs.get(i) else { break };
+                    let r = run_job(job, &setups[job.point], files, clock);
+                    if tx.send((i, r)).is_err() {
+                        break;
+                    }
+                });
             if let Err(e) = spawned {
                 // Fewer workers than asked is still a sweep; none is caught below.
                 tracing::warn!("could not start sweep worker {w}: {e}");

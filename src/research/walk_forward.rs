@@ -6,7 +6,8 @@
 //! the two is overfitting, made visible.
 //!
 //! Windows roll forward by one test length, so the test windows are
-//! consecutive and never overlap. Each window is a backtest of its own over
+//! consecutive and never overlap; a last test window under half the asked
+//! length is dropped. Each window is a backtest of its own over
 //! the lines in it, starting flat: the lines before the window are replayed
 //! first without quoting (a recording's book is built from its one REST
 //! snapshot at the start, and features need history), then trading starts
@@ -112,6 +113,12 @@ pub fn split(range: Range<i64>, spec: WindowSpec) -> Result<Vec<Window>, WalkErr
         // The count split's last slice takes the remainder of the division.
         if matches!(spec, WindowSpec::Count(n) if windows.len() + 1 == n) {
             test.end = range.end;
+        }
+        // A last test window under half the asked length says too little to
+        // judge by (and a range a hair past a whole window would end in a
+        // window of a few lines).
+        if matches!(spec, WindowSpec::Durations { .. }) && (test.end - test.start) * 2 < test_ns {
+            break;
         }
         windows.push(Window { index: windows.len(), train, test });
         if matches!(spec, WindowSpec::Count(n) if windows.len() == n) {
@@ -237,9 +244,11 @@ mod tests {
         let w = split(0..100 * S, WindowSpec::Durations { train_ns: 40 * S, test_ns: 20 * S }).unwrap();
         let pairs: Vec<_> = w.iter().map(|w| (w.train.start / S, w.train.end / S, w.test.end / S)).collect();
         assert_eq!(pairs, [(0, 40, 60), (20, 60, 80), (40, 80, 100)]);
-        // A last test window shorter than asked is kept, clipped.
+        // A last test window shorter than asked is kept, clipped, down to half the length.
         let w = split(0..70 * S, WindowSpec::Durations { train_ns: 40 * S, test_ns: 20 * S }).unwrap();
         assert_eq!(w.iter().map(|w| (w.test.start / S, w.test.end / S)).collect::<Vec<_>>(), [(40, 60), (60, 70)]);
+        let w = split(0..69 * S, WindowSpec::Durations { train_ns: 40 * S, test_ns: 20 * S }).unwrap();
+        assert_eq!(w.len(), 1);
         let e = split(0..30 * S, WindowSpec::Durations { train_ns: 40 * S, test_ns: 20 * S }).unwrap_err();
         assert!(e.to_string().contains("too short"), "{e}");
         let w = split(0..100, WindowSpec::Count(3)).unwrap();
@@ -256,7 +265,8 @@ mod tests {
         let b: Arc<[u8]> = Arc::from(&b"40 {}\n50 {}"[..]);
         let parts = vec![MemoryLines::whole(a), MemoryLines::whole(b)];
         assert_eq!(time_range(&parts), Some(10..51));
-        let text = |v: Vec<MemoryLines>| -> Vec<u8> { v.iter().flat_map(|p| p.data[p.range.clone()].to_vec()).collect() };
+        let text =
+            |v: Vec<MemoryLines>| -> Vec<u8> { v.iter().flat_map(|p| p.data[p.range.clone()].to_vec()).collect() };
         assert_eq!(text(lines_before(&parts, 25)), b"10 {}\n20 {}\n");
         assert_eq!(text(lines_before(&parts, 45)), b"10 {}\n20 {}\n30 {}\n40 {}\n");
         assert_eq!(text(lines_before(&parts, 1000)), b"10 {}\n20 {}\n30 {}\n40 {}\n50 {}");
