@@ -316,7 +316,7 @@ mod tests {
         let CacheOrigin::Built(p) = &c.recordings[0].origin else { panic!("{:?}", c.recordings[0].origin) };
         assert!(p.starts_with(&cache), "{}", p.display());
         assert!(!beside_path(&rec).exists());
-        let mem = EventCache::load(&[rec.clone()], &CacheOptions { dir: None, memory_only: true }).unwrap();
+        let mem = EventCache::load(std::slice::from_ref(&rec), &CacheOptions { dir: None, memory_only: true }).unwrap();
         assert_eq!(mem.recordings[0].origin, CacheOrigin::NotWritten("--no-cache".into()));
         std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
         let _ = std::fs::remove_dir_all(&dir);

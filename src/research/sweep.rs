@@ -25,7 +25,7 @@ use crate::stats::clock::Clock;
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
     #[error("point {index} ({label}): {error}")]
-    Config { index: usize, label: String, error: ParamError },
+    Config { index: usize, label: String, error: Box<ParamError> },
     #[error("point {index} ({label}): script {path}: {error}")]
     Script { index: usize, label: String, path: String, error: String },
 }
@@ -56,7 +56,7 @@ pub fn prepare(
             let config = load_with_params(config_path, &params).map_err(|error| SweepError::Config {
                 index,
                 label: point.label(),
-                error,
+                error: Box::new(error),
             })?;
             let script = point.script.clone().or_else(|| config.script.clone());
             if let Some(path) = &script {

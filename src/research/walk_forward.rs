@@ -68,7 +68,7 @@ pub fn parse_duration(flag: &'static str, text: &str) -> Result<i64, WalkError> 
         _ => return Err(bad()),
     };
     let ns = v * scale;
-    if !(ns >= 1.0 && ns < 1e18) {
+    if !(1.0..1e18).contains(&ns) {
         return Err(bad());
     }
     Ok(ns as i64)
@@ -142,7 +142,7 @@ pub fn lines_before(parts: &[MemoryLines], end_ns: i64) -> Vec<MemoryLines> {
         let mut cut = None;
         while at < p.range.end {
             let next = memchr::memchr(b'\n', &data[at..p.range.end]).map_or(p.range.end, |i| at + i + 1);
-            if let Some((ts, _)) = split_line(&data[at..next].strip_suffix(b"\n").unwrap_or(&data[at..next])) {
+            if let Some((ts, _)) = split_line(data[at..next].strip_suffix(b"\n").unwrap_or(&data[at..next])) {
                 if ts as i64 >= end_ns {
                     cut = Some(at);
                     break;
