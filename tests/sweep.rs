@@ -325,3 +325,16 @@ fn the_metric_is_named_in_the_outputs() {
     }
     assert_eq!(Config::default().paper.latency_ns, load_with_params(None, &[]).unwrap().paper.latency_ns);
 }
+
+/// `mmbot bench` reads several files as one stream, like `mmbot book`.
+#[test]
+fn bench_takes_several_files_as_one_stream() {
+    let o = Command::new(env!("CARGO_BIN_EXE_mmbot"))
+        .args(["bench", sample().to_str().unwrap(), sample().to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["frames"], 84, "two 42-frame files");
+    assert!(v["input"].as_str().unwrap().contains(" + "), "{}", v["input"]);
+}
