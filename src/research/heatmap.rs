@@ -14,6 +14,8 @@ pub struct Heatmap<'a> {
     pub title: &'a str,
     /// The metric's name and unit, e.g. "PnL (quote asset)".
     pub metric: &'a str,
+    /// Its short name, over the colour scale ("pnl").
+    pub scale: &'a str,
     pub x_name: &'a str,
     pub x_values: &'a [String],
     pub y_name: &'a str,
@@ -63,10 +65,10 @@ pub fn heatmap_svg(h: &Heatmap<'_>) -> String {
     let (nx, ny) = (h.x_values.len().max(1), h.y_values.len().max(1));
     let cell_w = (640.0 / nx as f64).clamp(48.0, 120.0);
     let cell_h = (400.0 / ny as f64).clamp(28.0, 80.0);
-    let (left, top) = (150.0, 60.0);
+    let (left, top) = (150.0, 76.0);
     let (grid_w, grid_h) = (cell_w * nx as f64, cell_h * ny as f64);
     let scale_x = left + grid_w + 40.0;
-    let width = scale_x + 130.0;
+    let width = (scale_x + 110.0).max(left + 620.0);
     let height = top + grid_h + 90.0;
     let max = h.cells.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs()));
     let mut s = String::new();
@@ -101,7 +103,7 @@ pub fn heatmap_svg(h: &Heatmap<'_>) -> String {
             };
             let _ = write!(
                 s,
-                r#"<rect x="{x:.1}" y="{y:.1}" width="{cell_w:.1}" height="{cell_h:.1}" fill="{fill}" stroke="white"/><text x="{:.1}" y="{:.1}" text-anchor="middle" dominant-baseline="middle" font-size="11">{label}</text>"#,
+                r##"<rect x="{x:.1}" y="{y:.1}" width="{cell_w:.1}" height="{cell_h:.1}" fill="{fill}" stroke="#bbbbbb"/><text x="{:.1}" y="{:.1}" text-anchor="middle" dominant-baseline="middle" font-size="11">{label}</text>"##,
                 x + cell_w / 2.0,
                 y + cell_h / 2.0
             );
@@ -152,8 +154,12 @@ pub fn heatmap_svg(h: &Heatmap<'_>) -> String {
             fmt_value(v)
         );
     }
-    let _ =
-        write!(s, r##"<text x="{scale_x:.1}" y="{:.1}" fill="#555">{}</text>"##, top + bar_h + 18.0, escape(h.metric));
+    let _ = write!(
+        s,
+        r##"<rect x="{scale_x:.1}" y="{top:.1}" width="18" height="{bar_h:.1}" fill="none" stroke="#bbbbbb"/><text x="{scale_x:.1}" y="{:.1}" font-weight="bold">{}</text>"##,
+        top - 8.0,
+        escape(h.scale)
+    );
     s.push_str("</svg>\n");
     s
 }
@@ -169,6 +175,7 @@ mod tests {
         let svg = heatmap_svg(&Heatmap {
             title: "pnl by gamma and latency",
             metric: "PnL (quote asset)",
+            scale: "pnl",
             x_name: "gamma",
             x_values: &xs,
             y_name: "paper.latency_ms",

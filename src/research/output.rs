@@ -173,6 +173,7 @@ pub fn heatmaps(
         let svg = heatmap_svg(&Heatmap {
             title: &title,
             metric: unit,
+            scale: metric.name(),
             x_name: &names[0],
             x_values: &xs,
             y_name: &names[1],
