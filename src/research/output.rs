@@ -199,38 +199,75 @@ fn rel(ns: i64, t0: i64) -> String {
     format!("{:.0}", (ns - t0) as f64 / 1e9)
 }
 
-/// `walk_forward.csv`: one row per window.
+/// `walk_forward.csv`: one row per window (PnL columns beside the metric's
+/// when the metric is not PnL).
 pub fn walk_forward_csv(points: &[Point], windows: &[WindowResult], metric: Metric, t0: i64) -> String {
     let m = metric.name();
-    let mut out = format!(
-        "window,train_start_ns,train_end_ns,test_start_ns,test_end_ns,train_from_s,test_from_s,test_to_s,\
-         chosen_point,chosen,chosen_train_{m},chosen_test_{m},chosen_test_pnl,\
-         hindsight_point,hindsight,hindsight_test_{m},hindsight_test_pnl\n"
-    );
+    let pnl_too = metric != Metric::Pnl;
+    let mut header = vec![
+        "window".to_string(),
+        "train_start_ns".into(),
+        "train_end_ns".into(),
+        "test_start_ns".into(),
+        "test_end_ns".into(),
+        "train_from_s".into(),
+        "test_from_s".into(),
+        "test_to_s".into(),
+        "chosen_point".into(),
+        "chosen".into(),
+        format!("chosen_train_{m}"),
+        format!("chosen_test_{m}"),
+    ];
+    if pnl_too {
+        header.push("chosen_test_pnl".into());
+    }
+    header.extend(["hindsight_point".to_string(), "hindsight".into(), format!("hindsight_test_{m}")]);
+    if pnl_too {
+        header.push("hindsight_test_pnl".into());
+    }
+    let mut out = header.join(",") + "\n";
     for w in windows {
-        let _ = writeln!(
-            out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-            w.index,
-            w.train_ns.0,
-            w.train_ns.1,
-            w.test_ns.0,
-            w.test_ns.1,
+        let mut row = vec![
+            w.index.to_string(),
+            w.train_ns.0.to_string(),
+            w.train_ns.1.to_string(),
+            w.test_ns.0.to_string(),
+            w.test_ns.1.to_string(),
             rel(w.train_ns.0, t0),
             rel(w.test_ns.0, t0),
             rel(w.test_ns.1, t0),
-            w.chosen,
+            w.chosen.to_string(),
             field(&points[w.chosen].label()),
-            w.chosen_train,
-            w.chosen_test,
-            w.chosen_test_pnl,
-            w.hindsight,
-            field(&points[w.hindsight].label()),
-            w.hindsight_test,
-            w.hindsight_test_pnl
-        );
+            w.chosen_train.to_string(),
+            w.chosen_test.to_string(),
+        ];
+        if pnl_too {
+            row.push(w.chosen_test_pnl.to_string());
+        }
+        row.extend([w.hindsight.to_string(), field(&points[w.hindsight].label()), w.hindsight_test.to_string()]);
+        if pnl_too {
+            row.push(w.hindsight_test_pnl.to_string());
+        }
+        out.push_str(&row.join(","));
+        out.push('\n');
     }
     out
+}
+
+/// A point as short as it can be said among `points`: `#index` and only
+/// the parameters that vary (by their last name part), plus its script.
+pub fn short_label(points: &[Point], i: usize) -> String {
+    let p = &points[i];
+    let mut parts = vec![format!("#{i}")];
+    for (n, v) in &p.params {
+        if points.iter().any(|q| q.value(n) != Some(v.as_str())) {
+            parts.push(format!("{}={v}", n.rsplit('.').next().unwrap_or(n)));
+        }
+    }
+    if let Some(s) = p.script.as_ref().filter(|s| points.iter().any(|q| q.script.as_ref() != Some(*s))) {
+        parts.push(s.file_name().map_or_else(|| s.display().to_string(), |f| f.to_string_lossy().into_owned()));
+    }
+    parts.join(" ")
 }
 
 /// The walk-forward table as printed, with the totals that show overfitting.
@@ -249,7 +286,8 @@ pub fn walk_forward_table(points: &[Point], windows: &[WindowResult], metric: Me
         "best in hindsight",
         format!("test {m}")
     );
-    let clip = |s: String| if s.len() > 28 { format!("{}~", &s[..27]) } else { s };
+    let clip =
+        |s: String| if s.chars().count() > 28 { format!("{}~", s.chars().take(27).collect::<String>()) } else { s };
     for w in windows {
         let _ = writeln!(
             out,
@@ -257,10 +295,10 @@ pub fn walk_forward_table(points: &[Point], windows: &[WindowResult], metric: Me
             w.index,
             format!("{}..{}", rel(w.train_ns.0, t0), rel(w.train_ns.1, t0)),
             format!("{}..{}", rel(w.test_ns.0, t0), rel(w.test_ns.1, t0)),
-            clip(points[w.chosen].label()),
+            clip(short_label(points, w.chosen)),
             fmt_value(w.chosen_train),
             fmt_value(w.chosen_test),
-            clip(points[w.hindsight].label()),
+            clip(short_label(points, w.hindsight)),
             fmt_value(w.hindsight_test)
         );
     }
@@ -277,4 +315,26 @@ pub fn walk_forward_table(points: &[Point], windows: &[WindowResult], metric: Me
         windows.len()
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::research::grid::{expand, Axis};
+
+    #[test]
+    fn short_labels_name_only_what_varies() {
+        let axes =
+            [Axis::parse("paper.latency_ms=5").unwrap(), Axis::parse("strategy.target_spread_pct=0,0.05").unwrap()];
+        let points = expand(&axes, &[]);
+        assert_eq!(short_label(&points, 1), "#1 target_spread_pct=0.05");
+        assert_eq!(param_names(&points), ["paper.latency_ms", "strategy.target_spread_pct"]);
+    }
+
+    #[test]
+    fn csv_fields_with_commas_are_quoted() {
+        assert_eq!(field("a,b"), "\"a,b\"");
+        assert_eq!(field("say \"x\""), "\"say \"\"x\"\"\"");
+        assert_eq!(field("x,\"y\""), "\"x,\"\"y\"\"\"");
+    }
 }
