@@ -24,9 +24,11 @@ use crate::hot::sync::SyncConfig;
 
 mod describe;
 mod feed;
+mod overrides;
 pub mod source;
 
 use feed::validate_feed;
+pub use overrides::{load_with_params, Param, ParamError};
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]

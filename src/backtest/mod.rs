@@ -102,7 +102,7 @@ pub fn run_chunks<S: Strategy>(
     let mut position = Position::new();
     let mut fills: Vec<Fill> = Vec::with_capacity(64);
     // A spinner on terminals (indicatif draws to stderr only when it is one).
-    let progress = std::io::stderr().is_terminal().then(|| {
+    let progress = (observer.wants_progress() && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
             indicatif::ProgressStyle::with_template("{spinner} backtest {elapsed_precise} {msg}")

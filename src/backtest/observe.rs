@@ -41,6 +41,11 @@ pub struct MarketSample<'a> {
 
 /// Told everything a backtest does; every method defaults to nothing.
 pub trait RunObserver {
+    /// Whether the run may draw its own progress spinner on a terminal
+    /// (not when many runs share one, as in a sweep).
+    fn wants_progress(&self) -> bool {
+        true
+    }
     fn on_quote(&mut self, _q: &QuoteSeen) {}
     fn on_fill(&mut self, _f: &FillRecord) {}
     fn on_book(&mut self, _s: &MarketSample<'_>) {}

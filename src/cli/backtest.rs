@@ -12,7 +12,6 @@ use anyhow::Context;
 
 use crate::backtest;
 use crate::backtest::outputs::{Research, ResearchConfig, EQUITY_SVG};
-use crate::config::Config;
 use crate::hot::strategy::NativeStrategy;
 use crate::script::ScriptStrategy;
 use crate::stats::clock::Clock;
@@ -26,6 +25,10 @@ pub struct BacktestArgs {
     /// Config file (strategy, risk, filters, paper exchange, book sizes).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Override a `[strategy.params]` entry (`name=value`) or any config
+    /// key (`section.key=value`); repeatable, later ones win.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
     /// Write the report here (and `<stem>.<stage>.hgrm` beside it) instead of stdout.
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -61,7 +64,8 @@ fn write_histograms(report: &Path, hist: &StageHistograms) -> anyhow::Result<()>
 }
 
 pub fn run(args: BacktestArgs) -> anyhow::Result<i32> {
-    let mut config = Config::load_or_default(args.config.as_deref()).context("loading the configuration")?;
+    let mut config =
+        crate::config::load_with_params(args.config.as_deref(), &args.params).context("loading the configuration")?;
     config.advice_replay = args.advice_log.clone();
     let clock = Clock::calibrate();
     let rcfg = ResearchConfig::from_config(&config, args.timeline_ms);

@@ -1,5 +1,6 @@
-//! `mmbot bench [FILE] [--json]`: the hot path's per-stage latency on a
-//! recording or, without one, on built-in synthetic 10+10-level spot diffs,
+//! `mmbot bench [FILE...] [--json]`: the hot path's per-stage latency on
+//! recordings (several files are one stream, in the order given, as in
+//! `mmbot book`) or, without any, on built-in synthetic 10+10-level spot diffs,
 //! next to a baseline measured in the same run on the same frames: the usual
 //! serde_json typed parse into strings converted with `f64`.
 //!
@@ -25,8 +26,9 @@ use crate::stats::latency::{Percentiles, Stage, StageHistograms};
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    /// A recording to replay (default: built-in synthetic 10+10-level spot diffs).
-    pub file: Option<PathBuf>,
+    /// Recordings to replay, in this order as one stream (default: built-in
+    /// synthetic 10+10-level spot diffs).
+    pub files: Vec<PathBuf>,
     /// Synthetic frames to generate when no file is given.
     #[arg(long, default_value_t = 200_000)]
     pub events: usize,
@@ -94,14 +96,20 @@ pub type Frames = Vec<(i64, Vec<u8>)>;
 
 /// Frames of a recording (or `events` synthetic diffs), loaded into memory.
 pub fn load_frames(file: &Option<PathBuf>, events: usize) -> anyhow::Result<(String, Frames)> {
-    match file {
-        None => {
+    load_frames_from(file.as_slice(), events)
+}
+
+/// Frames of recordings read as one stream in the order given (or, with no
+/// files, `events` synthetic diffs), loaded into memory.
+pub fn load_frames_from(files: &[PathBuf], events: usize) -> anyhow::Result<(String, Frames)> {
+    match files {
+        [] => {
             let frames = synthetic::spot_frames(events, 42);
             Ok((format!("synthetic: {events} spot diffs, 10+10 levels, 8 decimals"), frames))
         }
-        Some(path) => {
+        paths => {
             let mut frames = Vec::new();
-            let mut chunks = LineChunks::start(vec![path.clone()]);
+            let mut chunks = LineChunks::start(paths.to_vec());
             while let Some(piece) = chunks.next_piece() {
                 match piece {
                     Piece::Lines(buf) => {
@@ -113,17 +121,20 @@ pub fn load_frames(file: &Option<PathBuf>, events: usize) -> anyhow::Result<(Str
                         chunks.recycle(buf);
                     }
                     Piece::FileError { path, error } => anyhow::bail!("cannot read {}: {error}", path.display()),
-                    Piece::Truncated { .. } => {}
+                    Piece::Truncated { path, error } => eprintln!(
+                        "mmbot bench: warning: {} ends early ({error}); used up to its last complete line",
+                        path.display()
+                    ),
                 }
             }
-            Ok((path.display().to_string(), frames))
+            Ok((paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" + "), frames))
         }
     }
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
     let config = Config::load_or_default(args.config.as_deref()).context("loading the configuration")?;
-    let (input, frames) = load_frames(&args.file, args.events)?;
+    let (input, frames) = load_frames_from(&args.files, args.events)?;
     anyhow::ensure!(!frames.is_empty(), "no frames to replay in {input}");
     let pinned = crate::runtime::pin(config.hot_core);
     let clock = Clock::calibrate();

@@ -38,7 +38,10 @@ pub const CONFIG: i32 = 78;
 
 /// The status for an error that ended a command.
 pub fn status_of(e: &anyhow::Error) -> i32 {
-    if e.chain().any(|c| c.downcast_ref::<ConfigError>().is_some()) {
+    let config = |c: &(dyn std::error::Error + 'static)| {
+        c.downcast_ref::<ConfigError>().is_some() || c.downcast_ref::<crate::config::ParamError>().is_some()
+    };
+    if e.chain().any(config) {
         CONFIG
     } else {
         ERROR

@@ -17,6 +17,7 @@ pub mod report;
 pub mod script;
 pub mod session;
 pub mod sim;
+pub mod sweep;
 
 use clap::{Parser, Subcommand};
 
@@ -39,6 +40,8 @@ enum Command {
     Book(book::BookArgs),
     /// Replay recordings through the hot path and the paper exchange; write a report.
     Backtest(backtest::BacktestArgs),
+    /// Many backtests at once: a grid or list of params and scripts on every core; sweep.csv/json, heatmap, walk-forward.
+    Sweep(Box<sweep::SweepArgs>),
     /// Measure the hot path's per-stage latency (on a recording or synthetic diffs).
     Bench(bench::BenchArgs),
     /// Paper-trade on threads (pinned hot path, exec thread, rings), fed from recordings.
@@ -90,6 +93,7 @@ pub fn run() -> anyhow::Result<i32> {
         Command::Report(args) => report::run(args),
         Command::Book(args) => book::run(args),
         Command::Backtest(args) => backtest::run(args),
+        Command::Sweep(args) => sweep::run(*args),
         Command::Bench(args) => bench::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Paper(args) => paper::run(args, paper::LiveFlags::default(), "paper"),

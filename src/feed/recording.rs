@@ -13,11 +13,18 @@
 //! complete line before the damage and a warning, not an error: the recorder
 //! flushes gzip members regularly for exactly this. A file that cannot be
 //! opened is an error the caller reports (and `mmbot book` exits non-zero).
+//!
+//! Lines already in memory (the research event cache, shared by every sweep
+//! worker) are handed out by the same [`LineChunks`] without a thread:
+//! [`LineChunks::from_memory`] copies ~1 MiB whole-line chunks out of shared
+//! buffers, so a backtest reads them exactly as it reads a file.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use flate2::bufread::MultiGzDecoder;
@@ -76,11 +83,43 @@ pub fn open(path: &Path) -> io::Result<Box<dyn Read + Send>> {
     Ok(if magic { Box::new(MultiGzDecoder::new(f)) } else { Box::new(f) })
 }
 
-/// Reads recordings on a background thread, yielding chunks of whole lines.
+/// Recording lines already in memory: a shared buffer and the byte range of
+/// it to replay (whole lines: the range starts at a line start and ends at a
+/// line end or the buffer's end).
+#[derive(Debug, Clone)]
+pub struct MemoryLines {
+    pub data: Arc<[u8]>,
+    pub range: Range<usize>,
+}
+
+impl MemoryLines {
+    /// All of `data`.
+    pub fn whole(data: Arc<[u8]>) -> Self {
+        let range = 0..data.len();
+        Self { data, range }
+    }
+}
+
+/// Yields chunks of whole recording lines: read from files on a background
+/// thread ([`LineChunks::start`]) or copied out of memory
+/// ([`LineChunks::from_memory`]).
 pub struct LineChunks {
-    rx: Receiver<Piece>,
-    recycle: SyncSender<Vec<u8>>,
-    thread: Option<JoinHandle<()>>,
+    source: Source,
+}
+
+enum Source {
+    Files {
+        rx: Receiver<Piece>,
+        recycle: SyncSender<Vec<u8>>,
+        thread: Option<JoinHandle<()>>,
+    },
+    /// `parts[part]` from byte `at`; `spare` is the last recycled chunk.
+    Memory {
+        parts: Vec<MemoryLines>,
+        part: usize,
+        at: usize,
+        spare: Option<Vec<u8>>,
+    },
 }
 
 impl LineChunks {
@@ -91,28 +130,69 @@ impl LineChunks {
             .name("mmbot-reader".into())
             .spawn(move || read_all(paths, tx, spare))
             .expect("spawning the reader thread");
-        Self { rx, recycle, thread: Some(thread) }
+        Self { source: Source::Files { rx, recycle, thread: Some(thread) } }
+    }
+
+    /// Lines already in memory, replayed part after part (each part's last
+    /// line ends at its range's end, so lines of two parts never merge).
+    /// No thread: copying a chunk costs far less than parsing it.
+    pub fn from_memory(parts: Vec<MemoryLines>) -> Self {
+        Self { source: Source::Memory { parts, part: 0, at: 0, spare: None } }
     }
 
     /// Next piece, or `None` when every file has been read.
     pub fn next_piece(&mut self) -> Option<Piece> {
-        self.rx.recv().ok()
+        match &mut self.source {
+            Source::Files { rx, .. } => rx.recv().ok(),
+            Source::Memory { parts, part, at, spare } => loop {
+                let p = parts.get(*part)?;
+                let start = (*at).max(p.range.start);
+                let end = p.range.end.min(p.data.len());
+                if start >= end {
+                    *part += 1;
+                    *at = 0;
+                    continue;
+                }
+                // Up to CHUNK bytes, cut after the last newline in them (a
+                // line longer than a chunk goes whole).
+                let hard = (start + CHUNK).min(end);
+                let cut = if hard == end {
+                    end
+                } else {
+                    match memchr::memrchr(b'\n', &p.data[start..hard]) {
+                        Some(i) => start + i + 1,
+                        None => memchr::memchr(b'\n', &p.data[hard..end]).map_or(end, |i| hard + i + 1),
+                    }
+                };
+                let mut buf = spare.take().unwrap_or_else(|| Vec::with_capacity(CHUNK + (64 << 10)));
+                buf.extend_from_slice(&p.data[start..cut]);
+                *at = cut;
+                return Some(Piece::Lines(buf));
+            },
+        }
     }
 
     /// Hands an emptied chunk back for reuse.
-    pub fn recycle(&self, mut chunk: Vec<u8>) {
+    pub fn recycle(&mut self, mut chunk: Vec<u8>) {
         chunk.clear();
-        let _ = self.recycle.try_send(chunk);
+        match &mut self.source {
+            Source::Files { recycle, .. } => {
+                let _ = recycle.try_send(chunk);
+            }
+            Source::Memory { spare, .. } => *spare = Some(chunk),
+        }
     }
 }
 
 impl Drop for LineChunks {
     fn drop(&mut self) {
-        // Unblock the reader (it may be waiting to send) and let it finish.
-        let (_tx, rx) = sync_channel(0);
-        drop(std::mem::replace(&mut self.rx, rx));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if let Source::Files { rx, thread, .. } = &mut self.source {
+            // Unblock the reader (it may be waiting to send) and let it finish.
+            let (_tx, empty) = sync_channel(0);
+            drop(std::mem::replace(rx, empty));
+            if let Some(t) = thread.take() {
+                let _ = t.join();
+            }
         }
     }
 }
@@ -205,5 +285,43 @@ mod tests {
         assert_eq!(split_line(b" {}"), None);
         assert_eq!(split_line(b"99999999999999999999999 {}"), None);
         assert_eq!(split_line(b"9300000000000000000 {}"), None);
+    }
+
+    fn drain(mut chunks: LineChunks) -> (Vec<u8>, usize) {
+        let (mut all, mut pieces) = (Vec::new(), 0);
+        while let Some(p) = chunks.next_piece() {
+            let Piece::Lines(buf) = p else { panic!("memory yields lines only") };
+            assert!(buf.len() <= CHUNK || !buf[..buf.len() - 1].contains(&b'\n'), "a chunk holds whole lines");
+            all.extend_from_slice(&buf);
+            pieces += 1;
+            chunks.recycle(buf);
+        }
+        (all, pieces)
+    }
+
+    #[test]
+    fn memory_lines_come_back_whole_and_in_order() {
+        let mut text = Vec::new();
+        for i in 0..40_000u64 {
+            text.extend_from_slice(format!("{i} {{\"n\":{i}}}\n").as_bytes());
+        }
+        let data: Arc<[u8]> = text.clone().into();
+        let (all, pieces) = drain(LineChunks::from_memory(vec![MemoryLines::whole(data.clone())]));
+        assert_eq!(all, text);
+        assert_eq!(pieces, 1, "under a chunk: one piece");
+        // Many chunks, every one ending at a line end.
+        let big: Arc<[u8]> = text.repeat(4).into();
+        let mut chunks = LineChunks::from_memory(vec![MemoryLines::whole(big.clone())]);
+        let mut total = 0;
+        while let Some(Piece::Lines(buf)) = chunks.next_piece() {
+            assert_eq!(buf.last(), Some(&b'\n'));
+            total += buf.len();
+            chunks.recycle(buf);
+        }
+        assert_eq!(total, big.len());
+        // A range, and two parts that stay apart.
+        let range = MemoryLines { data: data.clone(), range: 10..20 };
+        let (all, _) = drain(LineChunks::from_memory(vec![range, MemoryLines::whole(Arc::from(&b"7 {}"[..]))]));
+        assert_eq!(all, b"1 {\"n\":1}\n7 {}");
     }
 }
