@@ -114,7 +114,21 @@ raw_section!(
 );
 raw_section!(
     /// `[paper]`
-    RawPaper { latency_ms: f64, refresh_ticks: i64, max_order_age_ms: i64, maker_fee: RawDecimal }
+    RawPaper {
+        latency_ms: f64,
+        entry_latency_ms: f64,
+        cancel_latency_ms: f64,
+        response_latency_ms: f64,
+        latency_from_journal: String,
+        latency_seed: i64,
+        refresh_ticks: i64,
+        max_order_age_ms: i64,
+        maker_fee: RawDecimal,
+        taker_fee: RawDecimal,
+        queue_model: String,
+        queue_power: f64,
+        order_type: String,
+    }
 );
 raw_section!(
     /// `[features]`
@@ -243,6 +257,9 @@ pub struct Config {
     /// simulated time instead of the offline rules (`--advice-log`; not a
     /// TOML key).
     pub advice_replay: Option<std::path::PathBuf>,
+    /// `[paper] latency_from_journal`: a live run's journal whose order
+    /// round trips (`order_rtt`) backtests replay as latencies.
+    pub paper_latency_journal: Option<std::path::PathBuf>,
     /// `[live]`: where and under which limits `mmbot run --live` trades
     /// (`None` when the section is absent).
     pub live: Option<crate::exec::live_config::LiveConfig>,
@@ -415,26 +432,7 @@ impl Config {
             min_notional: decimal("filters.min_notional", &f.min_notional, 0)?,
         };
 
-        let dp = PaperConfig::default();
-        let p = &raw.paper;
-        let paper = PaperConfig {
-            latency_ns: (float_in("paper.latency_ms", p.latency_ms, dp.latency_ns as f64 / 1e6, 0.0, 60_000.0)? * 1e6)
-                as i64,
-            refresh_ticks: in_range("paper.refresh_ticks", p.refresh_ticks, dp.refresh_ticks, 0, 1_000_000)?,
-            max_order_age_ns: in_range(
-                "paper.max_order_age_ms",
-                p.max_order_age_ms,
-                dp.max_order_age_ns / 1_000_000,
-                1,
-                86_400_000,
-            )? * 1_000_000,
-            maker_fee_rate: decimal("paper.maker_fee", &p.maker_fee, dp.maker_fee_rate)?,
-            // The same limit as the hot path's, enforced where fills happen.
-            max_position: Some(params.max_position),
-        };
-        if paper.maker_fee_rate > 1_000_000 {
-            return Err(invalid("paper.maker_fee", paper.maker_fee_rate as f64 / 1e8, "must be at most 0.01 (1%)"));
-        }
+        let (paper, paper_latency_journal) = validate_paper(&raw.paper, params.max_position)?;
 
         let df = FeatureConfig::default();
         let fe = &raw.features;
@@ -523,6 +521,7 @@ impl Config {
             net,
             live,
             advice_replay: None,
+            paper_latency_journal,
             ai_offline,
             ai_interval_ns,
             ai,
@@ -533,6 +532,101 @@ impl Config {
             params: user_params,
             script_limits,
         })
+    }
+}
+
+/// `[paper]`: the paper exchange's latencies, fees, queue model and order
+/// type (see `crate::exec::paper`), and the journal whose round trips it
+/// replays.
+fn validate_paper(p: &RawPaper, max_position: Qty) -> Result<(PaperConfig, Option<std::path::PathBuf>), ConfigError> {
+    use crate::exec::paper::{OrderType, QueueModel};
+    let dp = PaperConfig::default();
+    let ms = |key, v: Option<f64>, default_ns: i64| -> Result<i64, ConfigError> {
+        Ok((float_in(key, v, default_ns as f64 / 1e6, 0.0, 60_000.0)? * 1e6).round() as i64)
+    };
+    // `latency_ms` is every kind's default; each kind may be set apart.
+    let all = ms("paper.latency_ms", p.latency_ms, dp.entry_latency_ns)?;
+    let queue_model = match p.queue_model.as_deref().map(str::trim) {
+        None | Some("risk_averse") => QueueModel::RiskAverse,
+        Some("power") => QueueModel::Power(float_in("paper.queue_power", p.queue_power, 2.0, 0.01, 100.0)?),
+        Some("log") => QueueModel::Log,
+        Some(other) => {
+            return Err(invalid(
+                "paper.queue_model",
+                format!("{other:?}"),
+                "must be \"risk_averse\", \"power\" or \"log\"",
+            ))
+        }
+    };
+    if p.queue_power.is_some() && !matches!(queue_model, QueueModel::Power(_)) {
+        return Err(invalid(
+            "paper.queue_power",
+            p.queue_power.unwrap_or_default(),
+            "applies only with queue_model = \"power\"; set that or drop queue_power",
+        ));
+    }
+    let order_type = match p.order_type.as_deref().map(str::trim) {
+        None | Some("limit_maker") => OrderType::LimitMaker,
+        Some("limit") => OrderType::Limit,
+        Some(other) => {
+            return Err(invalid("paper.order_type", format!("{other:?}"), "must be \"limit_maker\" or \"limit\""))
+        }
+    };
+    let maker_fee_rate = signed_decimal("paper.maker_fee", &p.maker_fee, dp.maker_fee_rate)?;
+    // Rebates exist (negative maker fees) but no venue pays more than a few
+    // basis points; anything beyond is a typo.
+    if !(-10_000..=1_000_000).contains(&maker_fee_rate) {
+        return Err(invalid(
+            "paper.maker_fee",
+            maker_fee_rate as f64 / 1e8,
+            "must be from -0.0001 (a 0.01% rebate) to 0.01 (1%)",
+        ));
+    }
+    let taker_fee_rate = decimal("paper.taker_fee", &p.taker_fee, dp.taker_fee_rate)?;
+    if taker_fee_rate > 1_000_000 {
+        return Err(invalid("paper.taker_fee", taker_fee_rate as f64 / 1e8, "must be from 0 to 0.01 (1%)"));
+    }
+    let journal = match p.latency_from_journal.as_deref().map(str::trim) {
+        None => None,
+        Some("") => {
+            return Err(invalid(
+                "paper.latency_from_journal",
+                "\"\"",
+                "must be the path of a journal (SQLite) written by a live run",
+            ))
+        }
+        Some(path) => Some(std::path::PathBuf::from(path)),
+    };
+    let paper = PaperConfig {
+        entry_latency_ns: ms("paper.entry_latency_ms", p.entry_latency_ms, all)?,
+        cancel_latency_ns: ms("paper.cancel_latency_ms", p.cancel_latency_ms, all)?,
+        response_latency_ns: ms("paper.response_latency_ms", p.response_latency_ms, all)?,
+        latency_seed: in_range("paper.latency_seed", p.latency_seed, dp.latency_seed as i64, 0, i64::MAX)? as u64,
+        refresh_ticks: in_range("paper.refresh_ticks", p.refresh_ticks, dp.refresh_ticks, 0, 1_000_000)?,
+        max_order_age_ns: in_range(
+            "paper.max_order_age_ms",
+            p.max_order_age_ms,
+            dp.max_order_age_ns / 1_000_000,
+            1,
+            86_400_000,
+        )? * 1_000_000,
+        maker_fee_rate,
+        taker_fee_rate,
+        // The same limit as the hot path's, enforced where fills happen.
+        max_position: Some(max_position),
+        queue_model,
+        order_type,
+    };
+    Ok((paper, journal))
+}
+
+/// [`decimal`] that may be negative (a leading `-`).
+fn signed_decimal(key: &'static str, v: &Option<RawDecimal>, default: i64) -> Result<i64, ConfigError> {
+    let Some(raw) = v else { return Ok(default) };
+    let text = raw.text();
+    match text.trim().strip_prefix('-') {
+        Some(abs) => Ok(-decimal(key, &Some(RawDecimal::Text(abs.to_string())), 0)?),
+        None => decimal(key, v, default),
     }
 }
 
@@ -680,7 +774,12 @@ mod tests {
     fn defaults_when_empty() {
         let c = Config::from_toml("", "t").unwrap();
         assert_eq!(c.hot.sizes, BookSizes::default());
-        assert_eq!(c.paper.latency_ns, 20_000_000);
+        assert_eq!(c.paper.entry_latency_ns, 20_000_000);
+        assert_eq!((c.paper.cancel_latency_ns, c.paper.response_latency_ns), (20_000_000, 20_000_000));
+        assert_eq!(c.paper.queue_model, crate::exec::paper::QueueModel::RiskAverse);
+        assert_eq!(c.paper.order_type, crate::exec::paper::OrderType::LimitMaker);
+        assert_eq!((c.paper.maker_fee_rate, c.paper.taker_fee_rate), (100_000, 100_000));
+        assert!(c.paper_latency_journal.is_none());
         assert_eq!(c.hot.filters.tick_size, Price(0));
     }
 
@@ -713,6 +812,28 @@ mod tests {
         assert_eq!(c.hot.guard.max_position, Qty(5_000_000));
         assert_eq!(c.hot.filters.tick_size, Price(1_000_000));
         assert_eq!(c.paper.maker_fee_rate, 20_000);
+    }
+
+    #[test]
+    fn paper_latencies_fees_queue_model_and_order_type() {
+        use crate::exec::paper::{OrderType, QueueModel};
+        let c = Config::from_toml(
+            "[paper]\nlatency_ms = 5\ncancel_latency_ms = 2.5\nmaker_fee = -0.0001\ntaker_fee = 0.0004\n\
+             queue_model = \"power\"\nqueue_power = 3\norder_type = \"limit\"\nlatency_from_journal = \"j.sqlite\"\n\
+             latency_seed = 42\n",
+            "t",
+        )
+        .unwrap();
+        let p = c.paper;
+        assert_eq!((p.entry_latency_ns, p.cancel_latency_ns, p.response_latency_ns), (5_000_000, 2_500_000, 5_000_000));
+        assert_eq!((p.maker_fee_rate, p.taker_fee_rate), (-10_000, 40_000));
+        assert_eq!((p.queue_model, p.order_type, p.latency_seed), (QueueModel::Power(3.0), OrderType::Limit, 42));
+        assert_eq!(c.paper_latency_journal.as_deref(), Some(std::path::Path::new("j.sqlite")));
+        let c = Config::from_toml("[paper]\nqueue_model = \"power\"\n", "t").unwrap();
+        assert_eq!(c.paper.queue_model, QueueModel::Power(2.0));
+        let c = Config::from_toml("[paper]\nqueue_model = \"log\"\nresponse_latency_ms = 0\n", "t").unwrap();
+        assert_eq!((c.paper.queue_model, c.paper.response_latency_ns), (QueueModel::Log, 0));
+        assert!(c.describe().contains("queue_model = \"log\""), "{}", c.describe());
     }
 
     const LIVE_BAD_URL: &str =
@@ -750,7 +871,15 @@ mod tests {
             ("[risk]\nmin_spread_bps = 50.0\nmax_spread_bps = 10.0\n", "risk.min_spread_bps", "must not exceed"),
             ("[filters]\ntick_size = \"abc\"\n", "filters.tick_size", "not a digit"),
             ("[market]\nsymbol = \"BTC-USDT\"\n", "market.symbol", "Binance symbol"),
-            ("[paper]\nmaker_fee = 0.5\n", "paper.maker_fee", "at most 0.01"),
+            ("[paper]\nmaker_fee = 0.5\n", "paper.maker_fee", "to 0.01"),
+            ("[paper]\nmaker_fee = -0.001\n", "paper.maker_fee", "from -0.0001"),
+            ("[paper]\ntaker_fee = \"-0.001\"\n", "paper.taker_fee", "sign"),
+            ("[paper]\nqueue_model = \"fifo\"\n", "paper.queue_model", "\"power\""),
+            ("[paper]\nqueue_power = 3.0\n", "paper.queue_power", "only with queue_model"),
+            ("[paper]\nqueue_model = \"power\"\nqueue_power = 0\n", "paper.queue_power", "from 0.01"),
+            ("[paper]\norder_type = \"market\"\n", "paper.order_type", "limit_maker"),
+            ("[paper]\nentry_latency_ms = -1\n", "paper.entry_latency_ms", "from 0"),
+            ("[paper]\nlatency_from_journal = \"\"\n", "paper.latency_from_journal", "journal"),
             ("[cores]\nhot = -1\n", "cores.hot", "from 0 to 4095"),
             ("[script]\nmax_operations = 5\n", "script.max_operations", "from 100"),
             ("[strategy]\nscript = \"\"\n", "strategy.script", ".rhai"),

@@ -10,13 +10,15 @@
 pub mod observe;
 pub mod report;
 
+use std::cell::Cell;
+use std::collections::VecDeque;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::ai::offline::OfflineAdvisor;
 use crate::config::Config;
-use crate::exec::paper::PaperExchange;
+use crate::exec::paper::{LatencyModel, PaperExchange, RttSamples};
 use crate::exec::position::Position;
 use crate::exec::{Fill, Quote};
 use crate::feed::recording::{split_line, LineChunks, Piece};
@@ -39,6 +41,8 @@ pub enum BacktestError {
     NothingTraded,
     #[error("cannot replay the advice log {path}: {error}")]
     AdviceLog { path: String, error: String },
+    #[error("cannot replay order latencies from {path} (`[paper] latency_from_journal`): {error}")]
+    LatencyJournal { path: String, error: String },
 }
 
 /// A quote as it left the hot path, with the book it was made from and the
@@ -100,6 +104,24 @@ pub fn run_chunks<S: Strategy>(
     let mut exchange: Option<PaperExchange> = None;
     let mut position = Position::new();
     let mut fills: Vec<Fill> = Vec::with_capacity(64);
+    // Fills the strategy has not heard of yet: (when it does, fill).
+    let mut unheard: VecDeque<(i64, Fill)> = VecDeque::with_capacity(64);
+    let latency = match &config.paper_latency_journal {
+        Some(path) => Some(LatencyModel::replay(
+            RttSamples::from_journal(path).map_err(|e| BacktestError::LatencyJournal {
+                path: path.display().to_string(),
+                error: e.to_string(),
+            })?,
+            config.paper.latency_seed,
+        )),
+        None => None,
+    };
+    // The exchange is made for the traded symbol, as soon as an event names it.
+    let paper = config.paper;
+    let make = |s: Symbol| match &latency {
+        Some(m) => PaperExchange::with_latency(s, paper, m.clone()),
+        None => PaperExchange::new(s, paper),
+    };
     // A spinner on terminals (indicatif draws to stderr only when it is one).
     let progress = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
@@ -133,35 +155,43 @@ pub fn run_chunks<S: Strategy>(
                     let now = recv_ts as i64;
                     let t_in = hot.clock().now();
                     frames += 1;
-                    let ex = &mut exchange;
-                    let fills_ref = &mut fills;
-                    let held = position.qty();
-                    // The exchange is made for the traded symbol, as soon as an event names it.
-                    let paper = config.paper;
-                    let make = |s: Symbol| PaperExchange::new(s, paper);
-                    let mut top: Option<(i64, Option<Level>, Option<Level>)> = None;
-                    hot.on_frame(json, now, t_in, &mut |ev| match ev {
-                        HotEvent::Depth { symbol, book, time_ns } => {
-                            top = Some((time_ns, book.best_bid(), book.best_ask()));
-                            ex.get_or_insert_with(|| make(symbol)).on_book(book, time_ns, &mut |f| fills_ref.push(f))
-                        }
-                        HotEvent::Trade(t) => {
-                            ex.get_or_insert_with(|| make(t.symbol)).on_trade(&t, now, &mut |f| fills_ref.push(f))
-                        }
-                        HotEvent::Quote { quote, tick, synced, best_bid, best_ask } => {
-                            observer.on_quote(&QuoteSeen { quote, synced, best_bid, best_ask, position: held });
-                            // At the quote's own time: a stale pull is stamped
-                            // when the timer would have fired, before `now`.
-                            ex.get_or_insert_with(|| make(quote.symbol)).on_quote(&quote, tick, quote.time_ns)
-                        }
-                    });
-                    if !fills.is_empty() {
-                        for f in fills.drain(..) {
-                            position.on_fill(&f);
-                            let meta = exchange.as_ref().and_then(|e| e.fill_meta(f.order_id));
-                            observer.on_fill(&FillRecord { fill: f, meta, position_after: position.qty() });
-                        }
+                    // Fills whose report has come back by now reach the
+                    // position before this frame's events.
+                    if hear(&mut unheard, now, exchange.as_ref(), &mut position, observer) {
                         hot.set_position(position.qty());
+                    }
+                    let mut top: Option<(i64, Option<Level>, Option<Level>)> = None;
+                    let heard_now: Cell<Option<Qty>> = Cell::new(None);
+                    let mut on_event = |ev: HotEvent<'_>| {
+                        let ex = &mut exchange;
+                        let sink = &mut |f| fills.push(f);
+                        match ev {
+                            HotEvent::Depth { symbol, book, time_ns } => {
+                                top = Some((time_ns, book.best_bid(), book.best_ask()));
+                                ex.get_or_insert_with(|| make(symbol)).on_book(book, time_ns, sink)
+                            }
+                            HotEvent::Trade(t) => ex.get_or_insert_with(|| make(t.symbol)).on_trade(&t, now, sink),
+                            HotEvent::Quote { quote, tick, synced, best_bid, best_ask } => {
+                                let position = position.qty();
+                                observer.on_quote(&QuoteSeen { quote, synced, best_bid, best_ask, position });
+                                // At the quote's own time: a stale pull is stamped
+                                // when the timer would have fired, before `now`.
+                                ex.get_or_insert_with(|| make(quote.symbol)).on_quote(&quote, tick, quote.time_ns)
+                            }
+                        }
+                        // Each fill is reported one response latency after it.
+                        let ex = exchange.as_ref();
+                        for f in fills.drain(..) {
+                            let response = ex.and_then(|e| e.response_ns(f.order_id)).unwrap_or(0);
+                            unheard.push_back((f.time_ns.saturating_add(response), f));
+                        }
+                        if hear(&mut unheard, now, ex, &mut position, observer) {
+                            heard_now.set(Some(position.qty()));
+                        }
+                    };
+                    hot.on_frame_fed(json, now, t_in, &mut on_event, &mut || heard_now.get());
+                    if let Some(p) = heard_now.get() {
+                        hot.set_position(p);
                     }
                     if let Some((time_ns, best_bid, best_ask)) = top {
                         let e = exchange.as_ref();
@@ -209,6 +239,9 @@ pub fn run_chunks<S: Strategy>(
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
+    // Fills made before the end whose reports would come after it still
+    // happened: the position counts them.
+    hear(&mut unheard, i64::MAX, exchange.as_ref(), &mut position, observer);
     let wall_s = started.elapsed().as_secs_f64();
     let symbol = hot.traded_symbol().ok_or(BacktestError::NothingTraded)?;
     let counts = exchange.as_ref().map(|e| e.counts()).unwrap_or_default();
@@ -220,4 +253,26 @@ pub fn run_chunks<S: Strategy>(
     };
     r.trading.advice_updates = advice_updates;
     Ok((r, hot.histograms().clone()))
+}
+
+/// Applies to `position` (and tells `observer`) every fill whose report has
+/// come back by `now`, earliest first; true if there was one.
+fn hear(
+    unheard: &mut VecDeque<(i64, Fill)>,
+    now: i64,
+    exchange: Option<&PaperExchange>,
+    position: &mut Position,
+    observer: &mut dyn RunObserver,
+) -> bool {
+    let mut any = false;
+    // Reports come back in fill order unless replayed latencies differ: a
+    // few entries at most, so a scan for the earliest is cheap.
+    while let Some(i) = (0..unheard.len()).filter(|&i| unheard[i].0 <= now).min_by_key(|&i| (unheard[i].0, i)) {
+        let Some((_, f)) = unheard.remove(i) else { break };
+        position.on_fill(&f);
+        let meta = exchange.and_then(|e| e.fill_meta(f.order_id));
+        observer.on_fill(&FillRecord { fill: f, meta, position_after: position.qty() });
+        any = true;
+    }
+    any
 }
