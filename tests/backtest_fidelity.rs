@@ -171,21 +171,31 @@ fn position_at(seen: &Seen, t_ms: i64) -> i64 {
 /// - t=16: 1000 shows 3: min(3, 3) = 3 ahead, unchanged.
 /// - t=20: buy@1001 x3: the 2 ahead of our ask, then 1 for us: SELL 1 @1001.
 ///   The strategy hears of it at t=30.
-/// - t=22: quote 4 still sees position 0 (the fill report is in flight);
-///   the ask side waits for that report before re-quoting.
+/// - t=22: quote 4 still sees position 0 (the fill report is in flight),
+///   and as far as the client knows its ask still rests at 1001, as wanted.
 /// - t=25: sell@1000 x4: 3 ahead, then 1 for us: BUY 1 @1000 (heard t=35).
-/// - t=26: both sides' last fills are unheard: nothing is sent. No more
-///   depth events, so no more quotes: 2 fills, +1 gross.
+/// - t=26: the touch is 999 | 1002. The client still believes in its bid
+///   1000 and ask 1001: it cancels them (those cancels find nothing) and
+///   sends bid 999 (1 visible in this book) and ask 1002 (6 visible), live
+///   at t=36.
+/// - t=30, t=31: trades at 999 and 1003 come before our orders arrive.
+/// - t=40: sell@998 x3 goes through the bid at 999: BUY 1 @999.
+/// - t=41: buy@1003 x4 goes through the ask at 1002: SELL 1 @1002.
+///
+/// 4 fills, flat, sold 1001 + 1002, bought 1000 + 999: +4 gross.
 #[test]
 fn at_the_touch_fills_follow_the_hand_computed_queue_walk() {
     let (seen, report) = run(0.0, "");
-    assert_eq!(walk(&seen), vec![(20, Side::Sell, 1001, 2), (25, Side::Buy, 1000, 7)]);
+    assert_eq!(
+        walk(&seen),
+        vec![(20, Side::Sell, 1001, 2), (25, Side::Buy, 1000, 7), (40, Side::Buy, 999, 1), (41, Side::Sell, 1002, 6)]
+    );
     assert_eq!(position_at(&seen, 22), 0);
-    assert_eq!((report.trading.orders, report.trading.cancels, report.trading.fills), (2, 0, 2));
+    assert_eq!((report.trading.orders, report.trading.cancels, report.trading.fills), (4, 2, 4));
     assert_eq!(report.trading.position, "0");
-    assert_eq!(report.trading.pnl, "1");
-    // Each fill's order was sent at t=2, live at t=12.
-    for r in &seen.fills {
+    assert_eq!(report.trading.pnl, "4");
+    // The first two orders were sent at t=2 and went live at t=12.
+    for r in &seen.fills[..2] {
         let m = r.meta.unwrap();
         assert_eq!((m.sent_ns / 1_000_000 - T0_MS, m.live_since_ns / 1_000_000 - T0_MS), (2, 12));
     }
@@ -241,5 +251,5 @@ fn fills_reach_the_strategy_before_its_next_decision() {
 #[test]
 fn a_decrease_explained_by_trades_moves_no_probabilistic_queue() {
     let (seen, _) = run(0.0, "queue_model = \"power\"\n");
-    assert_eq!(walk(&seen), vec![(20, Side::Sell, 1001, 2), (25, Side::Buy, 1000, 7)]);
+    assert_eq!(walk(&seen)[..2], [(20, Side::Sell, 1001, 2), (25, Side::Buy, 1000, 7)]);
 }

@@ -32,9 +32,11 @@
 //! can still fill; a cancel that would land before its order is applied
 //! when the order arrives), and the exchange's answers come back `response`
 //! later. A side waits for the answer to its last new order (ack or reject)
-//! and for the report of a fill that completed its order before it sends
-//! another order, as a client that waits for acks does; meanwhile an order
-//! no longer wanted is cancelled.
+//! before it sends another order, as a client that waits for acks does;
+//! meanwhile an order no longer wanted is cancelled. An order filled
+//! completely is, until its fill report comes back, still believed to work
+//! by the client: kept while wanted, else cancelled (a cancel that finds
+//! nothing) and replaced.
 //!
 //! # Fill model
 //!
@@ -303,9 +305,12 @@ struct Slots {
     pending: Option<Order>,
     /// A replaced order still on the book: its cancel has not landed.
     leaving: Option<Order>,
-    /// Until then, the client has not heard the answer to its last order
-    /// (ack, reject, or the fill that completed it) and sends no new one.
+    /// Until then, the client has not heard the answer (ack or reject) to
+    /// its last new order and sends no other.
     busy_until: i64,
+    /// An order the exchange filled completely, and when the client hears
+    /// of it: until then the client still believes it works there.
+    filled: Option<(WorkingOrder, i64)>,
 }
 
 const BID: usize = 0;
@@ -528,11 +533,19 @@ impl PaperExchange {
         let want = want.filter(|l| l.price.0 > 0 && l.qty.0 > 0);
         let slots = &mut self.sides[s];
         let (lat, stats) = (&mut self.latency, &mut self.stats);
+        // A completely filled order whose report has not come back yet: the
+        // client still thinks it works (a cancel it sends for it will find
+        // nothing, but counts as sent).
+        let believed = slots.filled.as_mut().filter(|(o, heard)| now < *heard && o.cancel_at_ns.is_none());
         let Some(want) = want else {
             // Pulled: cancel whatever is not already being cancelled, in
             // flight or live.
             for ord in [slots.live.as_mut(), slots.pending.as_mut()].into_iter().flatten() {
                 Self::cancel(lat, stats, ord, now);
+            }
+            if let Some((o, _)) = believed {
+                o.cancel_at_ns = Some(now);
+                stats.cancels += 1;
             }
             return;
         };
@@ -540,14 +553,19 @@ impl PaperExchange {
             // The answer to the last order has not come back: the side is
             // busy. If the order is no longer wanted, cancel it now; its
             // replacement goes out with the first quote after the answer.
-            let unanswered = match slots.pending.as_mut() {
-                Some(p) => Some(p),
-                None => slots.live.as_mut(),
-            };
-            if let Some(o) = unanswered {
-                if o.o.cancel_at_ns.is_none() && needs_replace(&o.o, want, tick, &self.cfg, now) {
-                    Self::cancel(lat, stats, o, now);
+            match (slots.pending.as_mut().or(slots.live.as_mut()), believed) {
+                (Some(o), _) => {
+                    if o.o.cancel_at_ns.is_none() && needs_replace(&o.o, want, tick, &self.cfg, now) {
+                        Self::cancel(lat, stats, o, now);
+                    }
                 }
+                (None, Some((o, _))) => {
+                    if needs_replace(o, want, tick, &self.cfg, now) {
+                        o.cancel_at_ns = Some(now);
+                        stats.cancels += 1;
+                    }
+                }
+                (None, None) => {}
             }
             return;
         }
@@ -558,11 +576,18 @@ impl PaperExchange {
                 }
                 Self::cancel(lat, stats, l, now);
             }
+        } else if let Some((o, _)) = believed {
+            if !needs_replace(o, want, tick, &self.cfg, now) {
+                return;
+            }
+            o.cancel_at_ns = Some(now);
+            stats.cancels += 1;
         }
         // Nothing working that we keep: send a new order.
         let d = lat.next_order();
         let due = now.saturating_add(d.entry_ns);
         slots.busy_until = due.saturating_add(d.response_ns);
+        slots.filled = None;
         let id = self.next_id;
         self.next_id += 1;
         stats.orders += 1;
@@ -721,13 +746,17 @@ impl PaperExchange {
         };
         if o.qty.0 == 0 {
             // Done: a cancel still in flight for it will find nothing. The
-            // client hears of it one response later, and waits for that.
+            // client hears of it one response later; until then it acts as
+            // if the order still worked (unless it is cancelling it).
             let heard = now.saturating_add(ord.response_ns);
+            let done = *o;
             let slots = &mut self.sides[s];
-            slots.busy_until = slots.busy_until.max(heard);
             match slot {
                 Slot::Live => slots.live = None,
                 Slot::Leaving => slots.leaving = None,
+            }
+            if done.cancel_at_ns.is_none() {
+                slots.filled = Some((done, heard));
             }
         }
         self.stats.fills += 1;
