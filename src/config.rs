@@ -432,7 +432,7 @@ impl Config {
             min_notional: decimal("filters.min_notional", &f.min_notional, 0)?,
         };
 
-        let (paper, paper_latency_journal) = validate_paper(&raw.paper, params.max_position)?;
+        let (paper, paper_latency_journal) = validate_paper(&raw.paper, params.max_position, filters.step_size)?;
 
         let df = FeatureConfig::default();
         let fe = &raw.features;
@@ -538,7 +538,11 @@ impl Config {
 /// `[paper]`: the paper exchange's latencies, fees, queue model and order
 /// type (see `crate::exec::paper`), and the journal whose round trips it
 /// replays.
-fn validate_paper(p: &RawPaper, max_position: Qty) -> Result<(PaperConfig, Option<std::path::PathBuf>), ConfigError> {
+fn validate_paper(
+    p: &RawPaper,
+    max_position: Qty,
+    lot_size: Qty,
+) -> Result<(PaperConfig, Option<std::path::PathBuf>), ConfigError> {
     use crate::exec::paper::{OrderType, QueueModel};
     let dp = PaperConfig::default();
     let ms = |key, v: Option<f64>, default_ns: i64| -> Result<i64, ConfigError> {
@@ -616,6 +620,8 @@ fn validate_paper(p: &RawPaper, max_position: Qty) -> Result<(PaperConfig, Optio
         max_position: Some(max_position),
         queue_model,
         order_type,
+        // Fills come in whole lots of the symbol's step.
+        lot_size,
     };
     Ok((paper, journal))
 }

@@ -61,7 +61,8 @@
 //!   taker fee, and rests the remainder at its price as maker.
 //! - Queue models ([`queue::QueueModel`], `[paper] queue_model`): trades at
 //!   our price consume the queue ahead, then fill our order (partially if
-//!   need be); book updates move it by the model's rule.
+//!   need be, in whole lots of `lot_size`, rounded to the nearest as
+//!   hftbacktest does); book updates move it by the model's rule.
 //! - A trade through our price (a sell below our bid, a buy above our ask)
 //!   fills our order completely, as does a book that has moved through it
 //!   (best ask <= our bid, best bid >= our ask). Maker fills are at our own
@@ -167,6 +168,10 @@ pub struct PaperConfig {
     pub max_position: Option<Qty>,
     pub queue_model: QueueModel,
     pub order_type: OrderType,
+    /// Fills at an order's own price come in whole multiples of this
+    /// (`[filters] step_size`): a trade reaching part of a lot rounds to the
+    /// nearest lot, as in hftbacktest. `Qty(1)`: no rounding.
+    pub lot_size: Qty,
 }
 
 impl Default for PaperConfig {
@@ -183,6 +188,7 @@ impl Default for PaperConfig {
             max_position: None,
             queue_model: QueueModel::RiskAverse,
             order_type: OrderType::LimitMaker,
+            lot_size: Qty(1),
         }
     }
 }
@@ -294,7 +300,7 @@ struct Order {
 
 impl Order {
     fn sync_queue(&mut self) {
-        self.o.queue_ahead = self.place.map_or(QUEUE_UNKNOWN, |p| Qty(p.ahead));
+        self.o.queue_ahead = self.place.map_or(QUEUE_UNKNOWN, |p| Qty(p.ahead_shown()));
     }
 }
 
@@ -448,6 +454,7 @@ impl PaperExchange {
             Aggressor::Sell => BID,
             Aggressor::Buy => ASK,
         };
+        let lot = self.cfg.lot_size.0;
         for slot in [Slot::Leaving, Slot::Live] {
             let Some(ord) = self.slot_mut(s, slot) else { continue };
             let o = ord.o;
@@ -460,7 +467,7 @@ impl PaperExchange {
             } else if t.price == o.price {
                 // Each order meets the whole trade, as in hftbacktest: our
                 // two orders are never both at one price for long.
-                let reached = ord.place.as_mut().map_or(0, |p| p.on_trade(t.qty.0));
+                let reached = ord.place.as_mut().map_or(0, |p| p.on_trade(t.qty.0, lot));
                 ord.sync_queue();
                 reached.min(o.qty.0)
             } else {

@@ -48,20 +48,21 @@ impl QueueModel {
         }
     }
 
-    /// `p`: the share of a decrease that is behind us.
+    /// `p`: the share of a decrease that is behind us, exactly as
+    /// hftbacktest computes it (`front` may be a little below 0 after a
+    /// trade that reached us by less than half a lot; an infinite ratio
+    /// counts as 1, and a NaN is left to the caller's `min`).
     fn behind_share(&self, front: f64, back: f64) -> f64 {
         let (fb, ff) = match *self {
             QueueModel::RiskAverse => return 1.0,
-            QueueModel::Power(n) => (back.max(0.0).powf(n), front.max(0.0).powf(n)),
-            QueueModel::Log => (back.max(0.0).ln_1p(), front.max(0.0).ln_1p()),
+            QueueModel::Power(n) => (back.powf(n), front.powf(n)),
+            QueueModel::Log => ((1.0 + back).ln(), (1.0 + front).ln()),
         };
         let p = fb / (fb + ff);
-        // hftbacktest maps an infinite ratio to 1; 0 / 0 (nothing on either
-        // side) is taken the same way: nothing ahead can move.
-        if p.is_finite() {
-            p
-        } else {
+        if p.is_infinite() {
             1.0
+        } else {
+            p
         }
     }
 }
@@ -85,13 +86,30 @@ impl QueuePlace {
     }
 
     /// A trade of `qty` at our price: the queue ahead is consumed first;
-    /// returns what reaches us.
-    pub fn on_trade(&mut self, qty: i64) -> i64 {
+    /// returns what reaches us, in whole lots of `lot` (the nearest number,
+    /// as hftbacktest's `is_filled` rounds `-front / lot_size`). A part of a
+    /// lot that reaches us but rounds to none stays as a credit (`ahead`
+    /// below 0) for the next trade.
+    pub fn on_trade(&mut self, qty: i64, lot: i64) -> i64 {
         let qty = qty.max(0);
-        let eaten = self.ahead.min(qty);
-        self.ahead -= eaten;
+        let lot = lot.max(1);
         self.traded = self.traded.saturating_add(qty);
-        qty - eaten
+        self.ahead = self.ahead.saturating_sub(qty);
+        if self.ahead >= 0 {
+            return 0;
+        }
+        let over = -self.ahead;
+        let lots = (over + lot / 2) / lot;
+        if lots == 0 {
+            return 0;
+        }
+        self.ahead = 0;
+        lots.saturating_mul(lot)
+    }
+
+    /// The quantity ahead as reports show it (never below 0).
+    pub fn ahead_shown(&self) -> i64 {
+        self.ahead.max(0)
     }
 
     /// A book in which `visible` rests at our price (hftbacktest
@@ -119,8 +137,9 @@ impl QueuePlace {
         let chg = chg as f64 / units;
         let p = model.behind_share(front, back);
         let est = front - (1.0 - p) * chg + (back - p * chg).min(0.0);
-        let est = (est * units).round().clamp(0.0, i64::MAX as f64) as i64;
-        self.ahead = est.min(visible);
+        // `f64::min` ignores a NaN estimate, as in hftbacktest.
+        let est = est.min(visible as f64 / units);
+        self.ahead = (est * units).round().clamp(i64::MIN as f64, i64::MAX as f64) as i64;
     }
 }
 
@@ -149,10 +168,26 @@ mod tests {
     #[test]
     fn trades_consume_the_queue_then_reach_us() {
         let mut q = place(3, 5);
-        assert_eq!(q.on_trade(2 * U), 0);
+        assert_eq!(q.on_trade(2 * U, 1), 0);
         assert_eq!(q.ahead, U);
-        assert_eq!(q.on_trade(3 * U), 2 * U);
+        assert_eq!(q.on_trade(3 * U, 1), 2 * U);
         assert_eq!((q.ahead, q.traded), (0, 5 * U));
+    }
+
+    /// As hftbacktest: what reaches us is rounded to the nearest lot; less
+    /// than half a lot waits for the next trade.
+    #[test]
+    fn fills_come_in_whole_lots() {
+        let lot = U / 1000;
+        let mut q = QueuePlace { ahead: lot * 4 / 10, level: U, traded: 0 };
+        // 1 lot traded, 0.4 of it ahead: 0.6 reaches us, rounded to 1 lot.
+        assert_eq!(q.on_trade(lot, lot), lot);
+        assert_eq!(q.ahead, 0);
+        let mut q = QueuePlace { ahead: lot * 7 / 10, level: U, traded: 0 };
+        // 0.3 of a lot: none yet, kept as a credit; the next lot makes 1.3: 1.
+        assert_eq!(q.on_trade(lot, lot), 0);
+        assert_eq!((q.ahead, q.ahead_shown()), (-lot * 3 / 10, 0));
+        assert_eq!(q.on_trade(lot, lot), lot);
     }
 
     /// hftbacktest's formula by hand: front 2, back 8, 4 cancelled.
@@ -177,8 +212,8 @@ mod tests {
         // 3 traded at our price (2 of them ahead), then the book shows the
         // level down by exactly those 3: nothing more moves.
         let mut q = place(2, 10);
-        assert_eq!(q.on_trade(U), 0);
-        assert_eq!(q.on_trade(2 * U), U);
+        assert_eq!(q.on_trade(U, 1), 0);
+        assert_eq!(q.on_trade(2 * U, 1), U);
         assert_eq!(q.ahead, 0);
         q.ahead = U; // pretend one still ahead
         q.traded = 3 * U;
@@ -194,8 +229,8 @@ mod tests {
         q.on_depth(QueueModel::Power(2.0), 2 * U);
         // est = 5 - (25/26) * 4 + min(1 - 4/26, 0) = 1.153846..; min with 2.
         assert_eq!(q.ahead, 115_384_615);
-        // Nothing ahead and nothing behind: nothing moves, and no NaN.
-        let mut q = place(0, 0);
+        // Nothing ahead, 1 behind, 1 cancelled: it was behind us.
+        let mut q = place(0, 1);
         q.on_depth(QueueModel::Log, 0);
         assert_eq!(q.ahead, 0);
     }
