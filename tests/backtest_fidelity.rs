@@ -30,6 +30,7 @@
 mod common;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mmbot::backtest::{run_with, FillRecord, QuoteSeen, RunObserver};
 use mmbot::config::Config;
@@ -132,7 +133,9 @@ impl RunObserver for Seen {
 }
 
 fn run(ticks: f64, extra: &str) -> (Seen, mmbot::backtest::Report) {
-    let dir = common::temp_dir(&format!("fidelity-{ticks}-{}", extra.len()));
+    // One directory per run: tests run in parallel.
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let dir = common::temp_dir(&format!("fidelity-run-{}", RUNS.fetch_add(1, Ordering::Relaxed)));
     std::fs::create_dir_all(&dir).unwrap();
     let path: PathBuf = dir.join("walk.rec");
     std::fs::write(&path, recording()).unwrap();
@@ -252,4 +255,42 @@ fn fills_reach_the_strategy_before_its_next_decision() {
 fn a_decrease_explained_by_trades_moves_no_probabilistic_queue() {
     let (seen, _) = run(0.0, "queue_model = \"power\"\n");
     assert_eq!(walk(&seen)[..2], [(20, Side::Sell, 1001, 2), (25, Side::Buy, 1000, 7)]);
+}
+
+/// Latencies replayed from a live run's journal: every recorded round trip
+/// is 20 ms (place and cancel), taken as 10 ms out and 10 ms back, so the
+/// walk at the touch is exactly the constant-latency one.
+#[test]
+fn journal_round_trips_replay_as_latencies() {
+    let dir = common::temp_dir("fidelity-journal");
+    std::fs::create_dir_all(&dir).unwrap();
+    let journal = dir.join("live.sqlite");
+    let db = rusqlite::Connection::open(&journal).unwrap();
+    db.execute_batch(
+        "CREATE TABLE order_rtt (id INTEGER PRIMARY KEY, run INTEGER NOT NULL, time_ns INTEGER NOT NULL,
+                                 method TEXT NOT NULL, via TEXT NOT NULL, rtt_ns INTEGER NOT NULL);
+         INSERT INTO order_rtt (run, time_ns, method, via, rtt_ns) VALUES
+           (1, 0, 'place', 'ws_api', 20000000), (1, 1, 'cancel', 'ws_api', 20000000),
+           (1, 2, 'place', 'rest', 20000000), (1, 3, 'query', 'rest', 90000000);",
+    )
+    .unwrap();
+    drop(db);
+    let extra = format!("latency_from_journal = {:?}\nlatency_seed = 7\n", journal.display().to_string());
+    let (seen, report) = run(0.0, &extra);
+    assert_eq!(
+        walk(&seen),
+        vec![(20, Side::Sell, 1001, 2), (25, Side::Buy, 1000, 7), (40, Side::Buy, 999, 1), (41, Side::Sell, 1002, 6)]
+    );
+    assert_eq!(report.trading.fills, 4);
+
+    // A journal that is not there is refused, naming the key.
+    let missing = format!("latency_from_journal = {:?}\n", dir.join("none.sqlite").display().to_string());
+    let path = dir.join("walk.rec");
+    std::fs::write(&path, recording()).unwrap();
+    let err =
+        run_with(&[path], &config(&missing), FixedHalfSpread { ticks: 0.0 }, Clock::instant(), &mut Seen::default())
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("latency_from_journal") && err.contains("none.sqlite"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
