@@ -128,6 +128,7 @@ raw_section!(
         queue_model: String,
         queue_power: f64,
         order_type: String,
+        clock: String,
     }
 );
 raw_section!(
@@ -543,7 +544,7 @@ fn validate_paper(
     max_position: Qty,
     lot_size: Qty,
 ) -> Result<(PaperConfig, Option<std::path::PathBuf>), ConfigError> {
-    use crate::exec::paper::{OrderType, QueueModel};
+    use crate::exec::paper::{OrderType, PaperClock, QueueModel};
     let dp = PaperConfig::default();
     let ms = |key, v: Option<f64>, default_ns: i64| -> Result<i64, ConfigError> {
         Ok((float_in(key, v, default_ns as f64 / 1e6, 0.0, 60_000.0)? * 1e6).round() as i64)
@@ -575,6 +576,11 @@ fn validate_paper(
         Some(other) => {
             return Err(invalid("paper.order_type", format!("{other:?}"), "must be \"limit_maker\" or \"limit\""))
         }
+    };
+    let clock = match p.clock.as_deref().map(str::trim) {
+        None | Some("receive") => PaperClock::Receive,
+        Some("exchange") => PaperClock::Exchange,
+        Some(other) => return Err(invalid("paper.clock", format!("{other:?}"), "must be \"receive\" or \"exchange\"")),
     };
     let maker_fee_rate = signed_decimal("paper.maker_fee", &p.maker_fee, dp.maker_fee_rate)?;
     // Rebates exist (negative maker fees) but no venue pays more than a few
@@ -622,6 +628,7 @@ fn validate_paper(
         order_type,
         // Fills come in whole lots of the symbol's step.
         lot_size,
+        clock,
     };
     Ok((paper, journal))
 }
@@ -839,7 +846,11 @@ mod tests {
         assert_eq!(c.paper.queue_model, QueueModel::Power(2.0));
         let c = Config::from_toml("[paper]\nqueue_model = \"log\"\nresponse_latency_ms = 0\n", "t").unwrap();
         assert_eq!((c.paper.queue_model, c.paper.response_latency_ns), (QueueModel::Log, 0));
+        assert_eq!(c.paper.clock, crate::exec::paper::PaperClock::Receive);
         assert!(c.describe().contains("queue_model = \"log\""), "{}", c.describe());
+        let c = Config::from_toml("[paper]\nclock = \"exchange\"\n[filters]\nstep_size = \"0.001\"\n", "t").unwrap();
+        assert_eq!((c.paper.clock, c.paper.lot_size), (crate::exec::paper::PaperClock::Exchange, Qty(100_000)));
+        assert!(c.describe().contains("clock = \"exchange\""), "{}", c.describe());
     }
 
     const LIVE_BAD_URL: &str =
@@ -884,6 +895,7 @@ mod tests {
             ("[paper]\nqueue_power = 3.0\n", "paper.queue_power", "only with queue_model"),
             ("[paper]\nqueue_model = \"power\"\nqueue_power = 0\n", "paper.queue_power", "from 0.01"),
             ("[paper]\norder_type = \"market\"\n", "paper.order_type", "limit_maker"),
+            ("[paper]\nclock = \"local\"\n", "paper.clock", "\"exchange\""),
             ("[paper]\nentry_latency_ms = -1\n", "paper.entry_latency_ms", "from 0"),
             ("[paper]\nlatency_from_journal = \"\"\n", "paper.latency_from_journal", "journal"),
             ("[cores]\nhot = -1\n", "cores.hot", "from 0 to 4095"),

@@ -79,7 +79,12 @@ fn diff(t: i64, u: u64, bids: &str, asks: &str) -> String {
 }
 
 fn trade(t: i64, id: u64, price: &str, qty: &str, taker_sold: bool) -> String {
-    let e = T0_MS + t;
+    trade_at(t, t, id, price, qty, taker_sold)
+}
+
+/// A trade received at `t` that happened at the exchange at `happened`.
+fn trade_at(t: i64, happened: i64, id: u64, price: &str, qty: &str, taker_sold: bool) -> String {
+    let e = T0_MS + happened;
     let data = format!(
         r#"{{"e":"trade","E":{e},"s":"TESTUSDT","t":{id},"p":"{price}","q":"{qty}","T":{e},"m":{taker_sold},"M":true}}"#
     );
@@ -88,15 +93,23 @@ fn trade(t: i64, id: u64, price: &str, qty: &str, taker_sold: bool) -> String {
 
 /// The recording in the module doc.
 fn recording() -> String {
+    recording_with(false)
+}
+
+/// The recording in the module doc, or (`early_buy`) with the trade
+/// buy@1001 x3 received at t=14 instead of t=20, having happened at the
+/// exchange at t=11 (3 ms of feed latency where the rest has none).
+fn recording_with(early_buy: bool) -> String {
     let snapshot = r#"{"lastUpdateId":1,"bids":[["1000","5"],["999","3"],["998","2"]],"asks":[["1001","4"],["1002","6"],["1003","5"]]}"#;
     [
         diff(0, 1, r#"["1000","5"]"#, ""),
         line(1, "", snapshot.to_string()),
         diff(2, 2, r#"["1000","5"]"#, ""),
         diff(5, 3, r#"["1000","7"]"#, r#"["1001","2"]"#),
+        if early_buy { trade_at(14, 11, 2, "1001", "3", false) } else { String::new() },
         trade(15, 1, "1000", "4", true),
         diff(16, 4, r#"["1000","3"],["999","1"]"#, ""),
-        trade(20, 2, "1001", "3", false),
+        if early_buy { String::new() } else { trade(20, 2, "1001", "3", false) },
         diff(22, 5, "", r#"["1001","1"]"#),
         trade(25, 3, "1000", "4", true),
         diff(26, 6, r#"["1000","0"]"#, r#"["1001","0"]"#),
@@ -133,12 +146,16 @@ impl RunObserver for Seen {
 }
 
 fn run(ticks: f64, extra: &str) -> (Seen, mmbot::backtest::Report) {
+    run_on(&recording(), ticks, extra)
+}
+
+fn run_on(recording: &str, ticks: f64, extra: &str) -> (Seen, mmbot::backtest::Report) {
     // One directory per run: tests run in parallel.
     static RUNS: AtomicUsize = AtomicUsize::new(0);
     let dir = common::temp_dir(&format!("fidelity-run-{}", RUNS.fetch_add(1, Ordering::Relaxed)));
     std::fs::create_dir_all(&dir).unwrap();
     let path: PathBuf = dir.join("walk.rec");
-    std::fs::write(&path, recording()).unwrap();
+    std::fs::write(&path, recording).unwrap();
     let mut seen = Seen::default();
     let (report, _) = run_with(&[path], &config(extra), FixedHalfSpread { ticks }, Clock::instant(), &mut seen)
         .expect("backtest runs");
@@ -293,4 +310,33 @@ fn journal_round_trips_replay_as_latencies() {
             .to_string();
     assert!(err.contains("latency_from_journal") && err.contains("none.sqlite"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Feed latency: the buy@1001 x3 that fills the ask at the touch is
+/// received at t=14, after the ask arrived (t=12), but happened at t=11.
+///
+/// - Receive clock: it meets the live ask (2 ahead): SELL 1 @1001 at t=14;
+///   the rest of the walk is the constant-latency one from t=25 on.
+/// - `clock = "exchange"`: it happened before the ask arrived, so it fills
+///   nothing. The ask rests at 1001 (2 ahead, 1 after t=22, 0 after t=26);
+///   at t=26 it is cancelled (effective t=36) for 1002, and the buy@1003 at
+///   t=31 goes through it first: SELL 1 @1001 at t=31. The bid's fills are
+///   unchanged, and the new ask at 1002 fills at t=41 as before.
+#[test]
+fn the_exchange_clock_puts_a_late_received_trade_before_the_order() {
+    let rec = recording_with(true);
+    let (seen, _) = run_on(&rec, 0.0, "");
+    assert_eq!(
+        walk(&seen),
+        vec![(14, Side::Sell, 1001, 2), (25, Side::Buy, 1000, 7), (40, Side::Buy, 999, 1), (41, Side::Sell, 1002, 6)]
+    );
+    let (seen, _) = run_on(&rec, 0.0, "clock = \"exchange\"\n");
+    assert_eq!(
+        walk(&seen),
+        vec![(25, Side::Buy, 1000, 7), (31, Side::Sell, 1001, 2), (40, Side::Buy, 999, 1), (41, Side::Sell, 1002, 6)]
+    );
+    // Without feed latency in the recording, both clocks agree.
+    let (a, _) = run(1.0, "clock = \"exchange\"\n");
+    let (b, _) = run(1.0, "");
+    assert_eq!(walk(&a), walk(&b));
 }

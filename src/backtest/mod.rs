@@ -18,7 +18,8 @@ use std::time::Instant;
 
 use crate::ai::offline::OfflineAdvisor;
 use crate::config::Config;
-use crate::exec::paper::{LatencyModel, PaperExchange, RttSamples};
+use crate::exec::paper::latency::exchange_time_ms;
+use crate::exec::paper::{FeedClock, LatencyModel, PaperClock, PaperExchange, RttSamples};
 use crate::exec::position::Position;
 use crate::exec::{Fill, Quote};
 use crate::feed::recording::{split_line, LineChunks, Piece};
@@ -116,6 +117,12 @@ pub fn run_chunks<S: Strategy>(
         )),
         None => None,
     };
+    // Market events reach the exchange when received, or (`[paper] clock =
+    // "exchange"`) when they happened there, by the recording's exchange
+    // times: then an order sent at receive time t meets every event that
+    // happened before t + entry latency, including ones received later.
+    let at_exchange = config.paper.clock == PaperClock::Exchange;
+    let mut feed_clock = FeedClock::default();
     // The exchange is made for the traded symbol, as soon as an event names it.
     let paper = config.paper;
     let make = |s: Symbol| match &latency {
@@ -153,6 +160,7 @@ pub fn run_chunks<S: Strategy>(
                 for raw in buf.split(|&b| b == b'\n') {
                     let Some((recv_ts, json)) = split_line(raw) else { continue };
                     let now = recv_ts as i64;
+                    let happened = if at_exchange { feed_clock.at(now, exchange_time_ms(json)) } else { now };
                     let t_in = hot.clock().now();
                     frames += 1;
                     // Fills whose report has come back by now reach the
@@ -168,9 +176,10 @@ pub fn run_chunks<S: Strategy>(
                         match ev {
                             HotEvent::Depth { symbol, book, time_ns } => {
                                 top = Some((time_ns, book.best_bid(), book.best_ask()));
-                                ex.get_or_insert_with(|| make(symbol)).on_book(book, time_ns, sink)
+                                let at = if at_exchange { happened } else { time_ns };
+                                ex.get_or_insert_with(|| make(symbol)).on_book(book, at, sink)
                             }
-                            HotEvent::Trade(t) => ex.get_or_insert_with(|| make(t.symbol)).on_trade(&t, now, sink),
+                            HotEvent::Trade(t) => ex.get_or_insert_with(|| make(t.symbol)).on_trade(&t, happened, sink),
                             HotEvent::Quote { quote, tick, synced, best_bid, best_ask } => {
                                 let position = position.qty();
                                 observer.on_quote(&QuoteSeen { quote, synced, best_bid, best_ask, position });

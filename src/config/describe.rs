@@ -75,6 +75,7 @@ impl Config {
             line(format!("queue_power = {n}"));
         }
         line(format!("order_type = \"{}\"", pa.order_type.name()));
+        line(format!("clock = \"{}\"", pa.clock.name()));
         line("\n[features]".into());
         line(format!("depth_levels = {}", fe.depth_levels));
         line(format!("vol_half_life_s = {}", fe.vol_half_life_ns as f64 / 1e9));

@@ -143,6 +143,65 @@ impl LatencyModel {
     }
 }
 
+/// Which clock market events reach the paper exchange on
+/// (`[paper] clock`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaperClock {
+    /// When they were received: no feed latency.
+    Receive,
+    /// When they happened at the exchange ([`FeedClock`]).
+    Exchange,
+}
+
+impl PaperClock {
+    pub fn name(&self) -> &'static str {
+        match self {
+            PaperClock::Receive => "receive",
+            PaperClock::Exchange => "exchange",
+        }
+    }
+}
+
+/// Maps a message's exchange time onto the receive clock, learning the
+/// offset between the clocks as it goes: `exchange time + min over the
+/// messages so far of (receive - exchange time)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedClock {
+    offset: i64,
+}
+
+impl Default for FeedClock {
+    fn default() -> Self {
+        Self { offset: i64::MAX }
+    }
+}
+
+impl FeedClock {
+    /// When a message received at `recv_ns` with exchange time
+    /// `exchange_ms` (0: none) happened, on the receive clock. Never after
+    /// `recv_ns`; a message without an exchange time happened when received.
+    pub fn at(&mut self, recv_ns: i64, exchange_ms: i64) -> i64 {
+        if exchange_ms <= 0 {
+            return recv_ns;
+        }
+        let exchange_ns = exchange_ms.saturating_mul(1_000_000);
+        self.offset = self.offset.min(recv_ns.saturating_sub(exchange_ns));
+        exchange_ns.saturating_add(self.offset).min(recv_ns)
+    }
+}
+
+/// The exchange time (ms) of a raw market-data message: its `"T"`
+/// (transaction time), else its `"E"` (event time), else 0. A byte scan,
+/// not a parse: both are plain integers in Binance's payloads.
+pub fn exchange_time_ms(json: &[u8]) -> i64 {
+    let find = |key: &[u8]| {
+        let at = memchr::memmem::find(json, key)? + key.len();
+        let digits = json[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+        std::str::from_utf8(&json[at..at + digits]).ok()?.parse::<i64>().ok()
+    };
+    find(b"\"T\":").or_else(|| find(b"\"E\":")).unwrap_or(0)
+}
+
 /// SplitMix64 (Steele, Lea, Flood 2014): a tiny, well-mixed generator whose
 /// whole state is one `u64`, so a seed fixes every draw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,6 +263,28 @@ mod tests {
         let s = RttSamples::from_rows([("place", 8), ("cancel", -1)]).unwrap();
         assert_eq!(&*s.cancel, &[8][..]);
         assert!(RttSamples::from_rows([("cancel", 8)]).is_none());
+    }
+
+    #[test]
+    fn feed_clock_maps_exchange_time_by_the_smallest_delay_seen() {
+        let mut c = FeedClock::default();
+        // Receive clock 1.2 s behind the exchange's; delays 5, 3, 9 ms.
+        let skew = -1_200_000_000;
+        let at =
+            |c: &mut FeedClock, e_ms: i64, delay_ms: i64| c.at(e_ms * 1_000_000 + skew + delay_ms * 1_000_000, e_ms);
+        // The first is the fastest so far: it happened when received.
+        assert_eq!(at(&mut c, 1_000, 5), 1_000_000_000 + skew + 5_000_000);
+        assert_eq!(at(&mut c, 1_010, 3), 1_010_000_000 + skew + 3_000_000);
+        // 9 ms late while 3 ms is the fastest: it happened 6 ms before receipt.
+        assert_eq!(at(&mut c, 1_020, 9), 1_020_000_000 + skew + 3_000_000);
+        assert_eq!(c.at(77, 0), 77);
+    }
+
+    #[test]
+    fn exchange_time_is_t_else_e() {
+        assert_eq!(exchange_time_ms(br#"{"e":"trade","E":1723161256560,"T":1723161256559,"p":"1"}"#), 1723161256559);
+        assert_eq!(exchange_time_ms(br#"{"e":"depthUpdate","E":1723161255000,"s":"BTCUSDT"}"#), 1723161255000);
+        assert_eq!(exchange_time_ms(br#"{"lastUpdateId":1,"bids":[]}"#), 0);
     }
 
     #[test]

@@ -108,7 +108,7 @@ pub mod queue;
 #[cfg(test)]
 mod tests;
 
-pub use latency::{LatencyError, LatencyModel, RttSamples};
+pub use latency::{FeedClock, LatencyError, LatencyModel, PaperClock, RttSamples};
 pub use queue::{QueueModel, QueuePlace};
 
 use crate::exec::{FeeAsset, Fill, Quote, Side};
@@ -172,6 +172,8 @@ pub struct PaperConfig {
     /// (`[filters] step_size`): a trade reaching part of a lot rounds to the
     /// nearest lot, as in hftbacktest. `Qty(1)`: no rounding.
     pub lot_size: Qty,
+    /// Which clock market events reach the exchange on (backtests).
+    pub clock: PaperClock,
 }
 
 impl Default for PaperConfig {
@@ -189,6 +191,7 @@ impl Default for PaperConfig {
             queue_model: QueueModel::RiskAverse,
             order_type: OrderType::LimitMaker,
             lot_size: Qty(1),
+            clock: PaperClock::Receive,
         }
     }
 }
