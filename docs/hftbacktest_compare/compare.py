@@ -11,15 +11,15 @@ Usage (see docs/hftbacktest_comparison.md):
     python3 -m venv /tmp/hbt && /tmp/hbt/bin/pip install hftbacktest==2.4.4
     cargo build --release
     /tmp/hbt/bin/python docs/hftbacktest_compare/compare.py \
-        ../shared/data/busy/usdm_ethusdt_20240808.gz target/release/mmbot [risk_averse,power,log]
+        ../shared/data/busy/usdm_ethusdt_20240808.gz target/release/mmbot [risk_averse,power,log] [receive|exchange]
 
 Clocks: mmbot runs everything on the receive clock (a market event happens
 at the exchange when it was received). To compare fill models and not
 clocks, the hftbacktest input here is converted with exch_ts = local_ts =
-the receive time (`--clock receive`, the default). `--clock exchange` uses
-Binance's transaction time T for exch_ts instead (hftbacktest's own
-converter, with its clock-offset correction), to show what the feed
-latency changes.
+the receive time (`receive`, the default). `exchange` uses Binance's
+transaction time T for exch_ts instead (hftbacktest's own converter, with
+its clock-offset correction) and runs mmbot with `[paper] clock =
+"exchange"`.
 
 The strategy loop mirrors what mmbot's paper exchange does for a client:
 - it decides on each depth message only (mmbot quotes on depth events);
@@ -59,6 +59,7 @@ from hftbacktest import (
     DEPTH_SNAPSHOT_EVENT,
     BUY_EVENT,
     SELL_EVENT,
+    LOCAL_EVENT,
 )
 from hftbacktest.data.validation import correct_event_order, validate_event_order
 from hftbacktest.types import event_dtype
@@ -232,9 +233,26 @@ def hftbacktest_run(data, depth_ts, start_ts, ticks, model):
     }
 
 
-def mmbot_run(mmbot, capture, ticks, model):
+def convert_exchange_clock(path):
+    """The capture through hftbacktest's own converter: exch_ts = Binance's
+    transaction time T, local_ts = receive time shifted so the fastest
+    message has no feed latency; plus the local times of depth messages
+    and of the first snapshot."""
+    from hftbacktest.data.utils import binancefutures
+
+    data = binancefutures.convert(path, combined_stream=True)
+    local = (data["ev"] & LOCAL_EVENT) != 0
+    depth = (data["ev"] & (DEPTH_EVENT | DEPTH_SNAPSHOT_EVENT)) != 0
+    snap = (data["ev"] & DEPTH_SNAPSHOT_EVENT) == DEPTH_SNAPSHOT_EVENT
+    depth_ts = np.unique(data["local_ts"][local & depth])
+    start_ts = int(data["local_ts"][local & snap].min())
+    return data, depth_ts, start_ts
+
+
+def mmbot_run(mmbot, capture, ticks, model, clock):
     text = open("docs/hftbacktest_compare/mmbot.toml").read()
     text = text.replace("ticks = 0.0", f"ticks = {ticks:.1f}").replace('"risk_averse"', f'"{model}"')
+    text = text.replace('clock = "receive"', f'clock = "{clock}"')
     with tempfile.NamedTemporaryFile("w", suffix=".toml") as cfg, tempfile.NamedTemporaryFile(suffix=".json") as rep:
         cfg.write(text)
         cfg.flush()
@@ -251,13 +269,17 @@ def mmbot_run(mmbot, capture, ticks, model):
 
 def main():
     capture, mmbot = sys.argv[1], sys.argv[2]
-    data, depth_ts, start_ts = convert_receive_clock(capture)
-    print(f"events {len(data)}, depth messages {len(depth_ts)}, first snapshot at {start_ts}")
     models = sys.argv[3].split(",") if len(sys.argv) > 3 else ["risk_averse"]
+    clock = sys.argv[4] if len(sys.argv) > 4 else "receive"
+    if clock == "receive":
+        data, depth_ts, start_ts = convert_receive_clock(capture)
+    else:
+        data, depth_ts, start_ts = convert_exchange_clock(capture)
+    print(f"clock {clock}: events {len(data)}, depth messages {len(depth_ts)}, first snapshot at {start_ts}")
     for model in models:
         for ticks in (0, 1):
             h = hftbacktest_run(data, depth_ts, start_ts, ticks, model)
-            m = mmbot_run(mmbot, capture, ticks, model)
+            m = mmbot_run(mmbot, capture, ticks, model, clock)
             diff = (m["fills"] - h["fills"]) / max(h["fills"], 1) * 100
             print(f"{model} ticks={ticks}")
             print(f"  hftbacktest {h}")
