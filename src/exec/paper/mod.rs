@@ -72,12 +72,17 @@
 //!
 //! # Clocks
 //!
-//! Everything runs on the recording's receive clock: a market event happens
-//! at the exchange when we received it, so the feed latency (exchange event
-//! time `E` to receive time, recorded as the `feed_delay` stage) is not
-//! added to the order delays. In exchange terms an order then reaches the
-//! matching engine about one feed delay early relative to the market events
-//! around it (see "Known optimism").
+//! By default everything runs on the recording's receive clock: a market
+//! event happens at the exchange when we received it, so the feed latency
+//! (exchange event time `E` to receive time, the `feed_delay` stage) is not
+//! modelled, and in exchange terms an order reaches the matching engine
+//! about one feed delay early relative to the market events around it.
+//! With `[paper] clock = "exchange"` the backtest passes market events at
+//! their exchange time instead ([`latency::FeedClock`]: `T`, else `E`,
+//! mapped onto the receive clock by the smallest delay seen), so an order
+//! sent at receive time t meets every event that happened before t + entry,
+//! including ones received later. Events still come in receive order, so
+//! the times the exchange sees can step back a little between streams.
 //!
 //! # Known optimism
 //!
@@ -85,9 +90,9 @@
 //!   fills remove no liquidity and the market trades on as if we were absent.
 //! - A book that crosses our price fills us even when the level vanished by
 //!   cancels and the other side was reposted without trading with anyone.
-//! - Receive clock: an order sent at receive time t meets the events we
-//!   received after t + entry, which happened at the exchange one feed delay
-//!   earlier; it thus beats events that in truth came before it.
+//! - Receive clock (the default): an order sent at receive time t meets the
+//!   events we received after t + entry, which happened at the exchange one
+//!   feed delay earlier; it thus beats events that in truth came before it.
 //! - If the depth update reflecting a trade arrives BEFORE the trade message,
 //!   the queue shrinks twice for the same volume: trade messages normally
 //!   come first, but not always.
