@@ -2,10 +2,15 @@
 //! paper exchange inline, in simulated time.
 //!
 //! Each frame's receive timestamp is the clock of the simulation: the hot
-//! path quotes at it, the paper exchange applies latency from it, and fills
-//! move the position that the hot path sees for the next frame. Nothing
-//! depends on wall time or thread timing, so everything in the report except
-//! `perf` is identical across runs of the same inputs and config.
+//! path quotes at it and the paper exchange applies latency from it (market
+//! events reach the exchange at it too, or at their exchange time with
+//! `[paper] clock = "exchange"`). A fill reaches the position, and so the
+//! strategy, one response latency after it happened: before the first
+//! decision made after that, even one made in the same frame (the hot path
+//! asks for the position between applying a depth event and deciding;
+//! [`HotPath::on_frame_fed`]). Nothing depends on wall time or thread
+//! timing, so everything in the report except `perf` is identical across
+//! runs of the same inputs and config.
 
 pub mod observe;
 pub mod report;
