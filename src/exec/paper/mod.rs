@@ -6,7 +6,8 @@
 //! live, against recorded market data, and gets the same fills on every
 //! run: no wall clock, and no randomness but a seeded one (replayed
 //! latencies); every method takes the event's time in ns, and the caller
-//! passes events in non-decreasing time order.
+//! passes events in non-decreasing time order (a small step back, as the
+//! exchange clock makes between streams, only delays what falls due).
 //!
 //! Files: this one (orders, fills, the public types), [`queue`] (where an
 //! order stands in its price's queue: risk-averse, power, log) and
@@ -43,8 +44,11 @@
 //! - Queue place at arrival: when an order is sent, the visible quantity at
 //!   its price in the book last seen then is recorded, and every book update
 //!   while it is in flight replaces it, so the order joins BEHIND the
-//!   quantity visible in the book as last seen before its arrival. An order
-//!   activated by a book update never queues behind what that update added.
+//!   quantity visible in the book as last seen before its arrival (the book
+//!   at send is remembered for its top ten levels a side, [`TOP_LEVELS`]; an
+//!   order priced deeper learns its queue from the first book in flight).
+//!   An order activated by a book update never queues behind what that
+//!   update added.
 //!   Only an order for which no book was seen at all since it was sent (and
 //!   none covering its price before) takes the activating book, or, if it
 //!   goes live on a trade or on time, has an unknown queue
@@ -53,9 +57,10 @@
 //! - Post-only ([`OrderType::LimitMaker`], the default): an order that would
 //!   cross the book as last seen before it arrives (a bid at or above the
 //!   best ask, an ask at or below the best bid) is rejected, as Binance
-//!   rejects a `LIMIT_MAKER` that would immediately match (`-2010`, "Order
-//!   would immediately match and take"; binance-spot-api-docs rest-api.md
-//!   "New order", errors.md), and counted in
+//!   rejects a `LIMIT_MAKER` "if the order immediately matches and trades as
+//!   a taker" (binance-spot-api-docs rest-api.md, "New order (TRADE)"; the
+//!   answer is `-2010 NEW_ORDER_REJECTED` with "Order would immediately
+//!   match and take.", errors.md), and counted in
 //!   [`PaperStats::rejected_post_only`]. [`OrderType::Limit`] instead takes
 //!   the crossed levels of that book, best first, at their prices and the
 //!   taker fee, and rests the remainder at its price as maker.
@@ -671,7 +676,8 @@ impl PaperExchange {
             Side::Sell => b.best_bid().is_some_and(|b| ord.o.price <= b.price),
         });
         if crossed && self.cfg.order_type == OrderType::LimitMaker {
-            // Binance: -2010 "Order would immediately match and take".
+            // Binance: -2010 NEW_ORDER_REJECTED, "Order would immediately
+            // match and take." (errors.md).
             self.stats.rejected_post_only += 1;
             return;
         }
