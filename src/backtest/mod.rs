@@ -4,11 +4,11 @@
 //! Each frame's receive timestamp is the clock of the simulation: the hot
 //! path quotes at it and the paper exchange applies latency from it (market
 //! events reach the exchange at it too, or at their exchange time with
-//! `[paper] clock = "exchange"`). A fill reaches the position, and so the
-//! strategy, one response latency after it happened: before the first
-//! decision made after that, even one made in the same frame (the hot path
-//! asks for the position between applying a depth event and deciding;
-//! [`HotPath::on_frame_fed`]). Nothing depends on wall time or thread
+//! `[paper] clock = "exchange"`). A fill moves the run's position (and is
+//! told to the observer) when it happens, and reaches the strategy one
+//! response latency later: before the first decision made after that, even
+//! one made in the same frame (the hot path asks for the position between
+//! applying a depth event and deciding; [`HotPath::on_frame_fed`]). Nothing depends on wall time or thread
 //! timing, so everything in the report except `perf` is identical across
 //! runs of the same inputs and config.
 
@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::exec::paper::latency::exchange_time_ms;
 use crate::exec::paper::{FeedClock, LatencyModel, PaperClock, PaperExchange, RttSamples};
 use crate::exec::position::Position;
-use crate::exec::{Fill, Quote};
+use crate::exec::{Fill, Quote, Side};
 use crate::feed::recording::{split_line, LineChunks, Piece};
 use crate::hot::engine::{HotEvent, HotPath};
 use crate::hot::fixed::Qty;
@@ -59,6 +59,8 @@ pub struct QuoteSeen {
     pub synced: bool,
     pub best_bid: Option<Level>,
     pub best_ask: Option<Level>,
+    /// The position as the strategy knew it (fills reach it one response
+    /// latency after they happen).
     pub position: Qty,
 }
 
@@ -110,8 +112,10 @@ pub fn run_chunks<S: Strategy>(
     let mut exchange: Option<PaperExchange> = None;
     let mut position = Position::new();
     let mut fills: Vec<Fill> = Vec::with_capacity(64);
-    // Fills the strategy has not heard of yet: (when it does, fill).
-    let mut unheard: VecDeque<(i64, Fill)> = VecDeque::with_capacity(64);
+    // The position as the strategy knows it, and the fills it has not heard
+    // of yet: (when it does, signed quantity).
+    let mut known = Qty::ZERO;
+    let mut unheard: VecDeque<(i64, i64)> = VecDeque::with_capacity(64);
     let latency = match &config.paper_latency_journal {
         Some(path) => Some(LatencyModel::replay(
             RttSamples::from_journal(path).map_err(|e| BacktestError::LatencyJournal {
@@ -169,9 +173,9 @@ pub fn run_chunks<S: Strategy>(
                     let t_in = hot.clock().now();
                     frames += 1;
                     // Fills whose report has come back by now reach the
-                    // position before this frame's events.
-                    if hear(&mut unheard, now, exchange.as_ref(), &mut position, observer) {
-                        hot.set_position(position.qty());
+                    // strategy before this frame's events.
+                    if hear(&mut unheard, now, &mut known) {
+                        hot.set_position(known);
                     }
                     let mut top: Option<(i64, Option<Level>, Option<Level>)> = None;
                     let heard_now: Cell<Option<Qty>> = Cell::new(None);
@@ -186,21 +190,29 @@ pub fn run_chunks<S: Strategy>(
                             }
                             HotEvent::Trade(t) => ex.get_or_insert_with(|| make(t.symbol)).on_trade(&t, happened, sink),
                             HotEvent::Quote { quote, tick, synced, best_bid, best_ask } => {
-                                let position = position.qty();
-                                observer.on_quote(&QuoteSeen { quote, synced, best_bid, best_ask, position });
+                                observer.on_quote(&QuoteSeen { quote, synced, best_bid, best_ask, position: known });
                                 // At the quote's own time: a stale pull is stamped
                                 // when the timer would have fired, before `now`.
                                 ex.get_or_insert_with(|| make(quote.symbol)).on_quote(&quote, tick, quote.time_ns)
                             }
                         }
-                        // Each fill is reported one response latency after it.
+                        // A fill moves the position (what the run holds) at
+                        // once, and reaches the strategy one response
+                        // latency later.
                         let ex = exchange.as_ref();
                         for f in fills.drain(..) {
+                            position.on_fill(&f);
+                            let meta = ex.and_then(|e| e.fill_meta(f.order_id));
+                            observer.on_fill(&FillRecord { fill: f, meta, position_after: position.qty() });
                             let response = ex.and_then(|e| e.response_ns(f.order_id)).unwrap_or(0);
-                            unheard.push_back((f.time_ns.saturating_add(response), f));
+                            let signed = match f.side {
+                                Side::Buy => f.qty.0,
+                                Side::Sell => -f.qty.0,
+                            };
+                            unheard.push_back((f.time_ns.saturating_add(response), signed));
                         }
-                        if hear(&mut unheard, now, ex, &mut position, observer) {
-                            heard_now.set(Some(position.qty()));
+                        if hear(&mut unheard, now, &mut known) {
+                            heard_now.set(Some(known));
                         }
                     };
                     hot.on_frame_fed(json, now, t_in, &mut on_event, &mut || heard_now.get());
@@ -253,9 +265,6 @@ pub fn run_chunks<S: Strategy>(
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
-    // Fills made before the end whose reports would come after it still
-    // happened: the position counts them.
-    hear(&mut unheard, i64::MAX, exchange.as_ref(), &mut position, observer);
     let wall_s = started.elapsed().as_secs_f64();
     let symbol = hot.traded_symbol().ok_or(BacktestError::NothingTraded)?;
     let counts = exchange.as_ref().map(|e| e.counts()).unwrap_or_default();
@@ -269,24 +278,16 @@ pub fn run_chunks<S: Strategy>(
     Ok((r, hot.histograms().clone()))
 }
 
-/// Applies to `position` (and tells `observer`) every fill whose report has
-/// come back by `now`, earliest first; true if there was one.
-fn hear(
-    unheard: &mut VecDeque<(i64, Fill)>,
-    now: i64,
-    exchange: Option<&PaperExchange>,
-    position: &mut Position,
-    observer: &mut dyn RunObserver,
-) -> bool {
-    let mut any = false;
-    // Reports come back in fill order unless replayed latencies differ: a
-    // few entries at most, so a scan for the earliest is cheap.
-    while let Some(i) = (0..unheard.len()).filter(|&i| unheard[i].0 <= now).min_by_key(|&i| (unheard[i].0, i)) {
-        let Some((_, f)) = unheard.remove(i) else { break };
-        position.on_fill(&f);
-        let meta = exchange.and_then(|e| e.fill_meta(f.order_id));
-        observer.on_fill(&FillRecord { fill: f, meta, position_after: position.qty() });
-        any = true;
-    }
-    any
+/// Adds to `known` (the position as the strategy knows it) every fill whose
+/// report has come back by `now`; true if there was one.
+fn hear(unheard: &mut VecDeque<(i64, i64)>, now: i64, known: &mut Qty) -> bool {
+    let before = unheard.len();
+    unheard.retain(|&(due, signed)| {
+        let heard = due <= now;
+        if heard {
+            *known = Qty(known.0.saturating_add(signed));
+        }
+        !heard
+    });
+    unheard.len() != before
 }
