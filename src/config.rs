@@ -25,6 +25,7 @@ use crate::hot::sync::SyncConfig;
 mod describe;
 mod feed;
 mod paper;
+pub mod source;
 
 use feed::validate_feed;
 use paper::validate_paper;
@@ -197,6 +198,8 @@ raw_section!(
         snapshot_hedge_ms: i64,
         weight_per_minute: i64,
         depth20_fallback: bool,
+        ws_api_depth: bool,
+        ws_api_url: String,
     }
 );
 
@@ -332,17 +335,40 @@ impl Config {
         Self::from_toml(&text, &path.display().to_string())
     }
 
-    /// Reads `path` when given, else the defaults.
-    pub fn load_or_default(path: Option<&Path>) -> Result<Self, ConfigError> {
-        path.map_or_else(|| Ok(Self::default()), Self::load)
+    /// Reads the file the one rule picks ([`source::Choice`]: `--config`,
+    /// else `$MMBOT_CONFIG`, else `./mmbot.toml` if present, else the
+    /// defaults) and says which on stderr, as the command's first line.
+    pub fn load_or_default(flag: Option<&Path>) -> Result<Self, ConfigError> {
+        let choice = source::Choice::for_process(flag);
+        eprintln!("mmbot: {}", choice.line());
+        Self::load_chosen(&choice)
+    }
+
+    /// Reads what `choice` names (the defaults for [`source::Choice::Defaults`]).
+    pub fn load_chosen(choice: &source::Choice) -> Result<Self, ConfigError> {
+        choice.path().map_or_else(|| Ok(Self::default()), Self::load)
     }
 
     pub fn validate(raw: RawConfig) -> Result<Self, ConfigError> {
         let d = BookSizes::default();
         let b = &raw.book;
         let sizes = BookSizes {
-            // Ticks per side the ladder spans; rounded up to a power of two.
-            capacity: in_range("book.capacity", b.capacity, d.capacity as i64, 64, 1 << 22)? as usize,
+            // Ticks per side the ladder spans: a power of two (the ladder
+            // wraps by masking).
+            capacity: match in_range("book.capacity", b.capacity, d.capacity as i64, 64, 1 << 22)? as usize {
+                c if c.is_power_of_two() => c,
+                c => {
+                    return Err(invalid(
+                        "book.capacity",
+                        c,
+                        format!(
+                            "must be a power of two (the ladder wraps by masking), e.g. {} or {}",
+                            c.next_power_of_two() / 2,
+                            c.next_power_of_two()
+                        ),
+                    ))
+                }
+            },
             // Binance snapshots hold at most 5000 levels per side.
             max_message_levels: in_range(
                 "book.max_message_levels",

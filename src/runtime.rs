@@ -595,6 +595,8 @@ impl<S: Strategy> HotSide<S> {
                         gaps: s.gaps,
                         resyncs: s.resyncs,
                         ticker_mismatches: f.ticker_mismatches,
+                        malformed: f.rejected,
+                        last_malformed: self.hot.market().last_error(),
                     },
                 });
             }

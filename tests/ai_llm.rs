@@ -341,7 +341,7 @@ fn missing_and_badly_pasted_keys() {
 }
 
 #[test]
-fn bad_config_is_exit_2_and_offline_needs_no_key() {
+fn bad_config_is_exit_78_as_everywhere_and_offline_needs_no_key() {
     let dir = common::temp_dir("ai-check-cfg");
     let path = dir.join("bad.toml");
     for (body, key) in [
@@ -353,7 +353,8 @@ fn bad_config_is_exit_2_and_offline_needs_no_key() {
         let out =
             Command::new(env!("CARGO_BIN_EXE_mmbot")).args(["ai", "check", "--config"]).arg(&path).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{body}: {err}");
+        // A bad config exits 78 in every command (README "Exit statuses").
+        assert_eq!(out.status.code(), Some(78), "{body}: {err}");
         assert!(err.contains(key) && !err.contains("sk-abc123"), "{body}: {err}");
     }
     std::fs::write(&path, "[ai]\nprovider = \"offline\"\n").unwrap();

@@ -192,6 +192,7 @@ fn the_feeds_side_threads_send_nothing_during_a_ban() {
         weight_per_minute: 6000,
         ip_weight_limit: 6000,
         guard: guard.clone(),
+        ws_api: None,
     });
     fetcher.set_generation(1);
     assert!(fetcher.request(SnapshotRequest { symbol: Symbol::new(b"BTCUSDT"), generation: 1 }));

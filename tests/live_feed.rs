@@ -600,3 +600,122 @@ fn a_top20_book_gets_a_full_snapshot_once_rest_answers_again() {
     assert_book_is_true(&o);
     assert_quotes_from_true_books(&o);
 }
+
+#[test]
+fn rest_refused_for_raw_requests_is_rebuilt_from_the_ws_api_depth() {
+    // REST answers 429 -1003 with the minute's weight far under its limit
+    // for the first 2 s: the RAW_REQUESTS limit, which only REST has (spot
+    // CHANGELOG 2023-08-25), so the WebSocket API's `depth` is still allowed
+    // (web-socket-api.md §Market data requests, Order book). The book is
+    // built from it, exact in every level, with no depth20 rebuild.
+    let faults = Faults { rest_ban_for: Duration::from_secs(2), ..Faults::default() };
+    let sim = start_sim(SimMarket::Spot, faults, Duration::from_secs(20));
+    let mut feed = fast_feed(&sim);
+    feed.depth20_fallback = true;
+    feed.ws_api_url = Some(format!("{}/ws-api/v3", sim.ws_base()));
+    let o = run_against(sim, feed, Duration::from_secs(4), |_| {});
+    let f = unsynced_summary("ws-api depth", &o);
+    assert!(o.sim.counters().rest_refused.load(Ordering::Relaxed) >= 1, "REST was never refused");
+    assert!(f.snapshots.ws_api >= 1, "no snapshot from the WebSocket API: {:?}", f.snapshots);
+    assert_eq!(f.snapshots.top20_rebuilds, 0, "rebuilt from depth20 although the WebSocket API answered: {f:?}");
+    assert!(f.unsynced_ms_longest < 2000.0, "waited out the REST refusal: {f:?}");
+    assert_eq!(f.book_ticker_mismatched, 0, "{f:?}");
+    assert_book_is_true(&o);
+    assert_quotes_from_true_books(&o);
+}
+
+/// A spot capture for the omitted-level fault, written here: the book's
+/// second-best bid (99.50) is never mentioned by a diff until, 3 s in, one
+/// diff takes the best bid (100.00) away, and the bookTicker for that
+/// diff's `u` shows 99.50 as best. Every other diff changes the asks only,
+/// each after its bookTicker (the ticker stream is real-time, depth is
+/// batched). A last diff sets 99.00, which the
+/// resync's snapshot (omitting its own second-best bid) leaves out.
+fn omitted_level_capture() -> std::path::PathBuf {
+    use std::io::Write;
+    let path = std::env::temp_dir().join(format!("mmbot-omitted-level-{}.txt", std::process::id()));
+    let mut f = std::fs::File::create(&path).unwrap();
+    let sym = SYMBOL.to_ascii_lowercase();
+    let t0: i64 = 1_700_000_000_000_000_000;
+    let mut u = 1_000u64;
+    let mut line = |f: &mut std::fs::File, k: i64, bids: &str, asks: &str, top: (&str, &str)| {
+        u += 1;
+        let (ts, e) = (t0 + k * 40_000_000, 1_700_000_000_000 + k * 40);
+        // bookTicker is real-time and depth is batched: the ticker for an
+        // update comes before the diff that carries it.
+        writeln!(
+            f,
+            "{} {{\"stream\":\"{sym}@bookTicker\",\"data\":{{\"u\":{u},\"s\":\"{SYMBOL}\",\"b\":\"{}\",\"B\":\"{}\",\
+             \"a\":\"101.00000000\",\"A\":\"1.00000000\"}}}}",
+            ts - 1_000,
+            top.0,
+            top.1
+        )
+        .unwrap();
+        writeln!(
+            f,
+            "{ts} {{\"stream\":\"{sym}@depth@100ms\",\"data\":{{\"e\":\"depthUpdate\",\"E\":{e},\"s\":\"{SYMBOL}\",\
+             \"U\":{u},\"u\":{u},\"b\":[{bids}],\"a\":[{asks}]}}}}"
+        )
+        .unwrap();
+        u
+    };
+    let best = ("100.00000000", "2.00000000");
+    let first = line(&mut f, 0, "", r#"["101.50000000","3.00000000"]"#, best);
+    // The recorder writes the snapshot after the symbol's first diff.
+    writeln!(
+        f,
+        "{} {{\"lastUpdateId\":{first},\"bids\":[[\"100.00000000\",\"2.00000000\"],[\"99.50000000\",\"4.00000000\"],\
+         [\"99.00000000\",\"5.00000000\"],[\"98.00000000\",\"6.00000000\"]],\
+         \"asks\":[[\"101.00000000\",\"1.00000000\"],[\"101.50000000\",\"3.00000000\"]]}}",
+        t0 + 1_000_000
+    )
+    .unwrap();
+    for k in 1..75 {
+        let ask = format!(r#"["101.50000000","{}.00000000"]"#, 3 + k % 5);
+        line(&mut f, k, "", &ask, best);
+    }
+    // 3 s in: the best bid goes; the exchange's best is now 99.50.
+    let after = ("99.50000000", "4.00000000");
+    line(&mut f, 75, r#"["100.00000000","0.00000000"]"#, "", after);
+    for k in 76..100 {
+        let ask = format!(r#"["101.50000000","{}.00000000"]"#, 3 + k % 5);
+        line(&mut f, k, "", &ask, after);
+    }
+    line(&mut f, 100, r#"["99.00000000","7.00000000"]"#, "", after);
+    for k in 101..110 {
+        let ask = format!(r#"["101.50000000","{}.00000000"]"#, 3 + k % 5);
+        line(&mut f, k, "", &ask, after);
+    }
+    path
+}
+
+#[test]
+fn a_snapshot_missing_a_level_is_caught_when_that_level_becomes_best() {
+    // Deterministic: the capture above is replayed with every snapshot
+    // missing its second-best bid. When the best bid goes, the bookTicker
+    // at that very update id names 99.50, which the book lacks: counted as a
+    // mismatch, quotes pulled, the book rebuilt; after that the book is the
+    // exchange's, level for level, and every quote came from the true top.
+    let path = omitted_level_capture();
+    let sim = Sim::start(SimConfig {
+        market: SimMarket::Spot,
+        symbols: vec![SYMBOL.into()],
+        source: SimSource::Replay { files: vec![path.clone()], speed: 1.0 },
+        faults: Faults { omit_snapshot_bid: 2, ..Faults::default() },
+        ping_every: Duration::from_secs(20),
+        record_tops: true,
+        ..SimConfig::default()
+    })
+    .expect("the simulator starts on an ephemeral port");
+    let feed = fast_feed(&sim);
+    let o = run_against(sim, feed, Duration::from_millis(5_000), |_| {});
+    let _ = std::fs::remove_file(&path);
+    let f = unsynced_summary("omitted level (replay)", &o);
+    assert!(o.sim.counters().snapshot_levels_omitted.load(Ordering::Relaxed) >= 1, "nothing omitted");
+    assert_eq!(f.book_ticker_mismatched, 1, "the omitted best bid was not caught exactly once: {f:?}");
+    assert_eq!(f.resyncs_by_cause["ticker_mismatch"], 1, "{f:?}");
+    assert!(f.quotes_pulled.by_cause["ticker_mismatch"] >= 1, "{f:?}");
+    assert_book_is_true(&o);
+    assert_quotes_from_true_books(&o);
+}

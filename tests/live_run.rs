@@ -535,7 +535,11 @@ fn ip_ban_stops_trading_waits_and_cancels() {
     let (sim, out) = run_live("418", faults, "ban_wait_max_s = 10", "20s");
     assert_exit(&out, 4);
     assert!(out.live("stop").as_str().unwrap().contains("418"), "{}", out.stderr);
-    assert_eq!(out.count("ban_waits"), 1, "{}", out.stderr);
+    // The stop waits out the 2 s ban before cancelling, unless it first
+    // waited out an unknown fate's deadline (a request in flight when the
+    // ban dropped the connection: 10.5 s), by which time the ban is over.
+    let (waits, unknown) = (out.count("ban_waits"), out.count("unknown_fates"));
+    assert!(waits == 1 || (waits == 0 && unknown >= 1), "ban waits {waits}, unknown fates {unknown}:\n{}", out.stderr);
     assert_eq!(out.count("left_open"), 0);
     assert_ban_respected(&sim, &out.stderr);
     assert_agreement(&sim, &out, false);
@@ -683,8 +687,11 @@ fn live_needs_confirmation_keys_and_limits() {
         c
     };
     let cfg = config.to_str().unwrap();
-    // No [live] section.
-    let o = base(&["--yes"]).output().unwrap();
+    // No [live] section (./mmbot.toml, which has one, would be read by
+    // default: name a file without it).
+    let bare = dir.join("bare.toml");
+    std::fs::write(&bare, "").unwrap();
+    let o = base(&["--yes", "--config", bare.to_str().unwrap()]).output().unwrap();
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && e.contains("[live]"), "{e}");
     // No keys.

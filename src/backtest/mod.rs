@@ -13,6 +13,7 @@
 //! runs of the same inputs and config.
 
 pub mod observe;
+pub mod outputs;
 pub mod report;
 
 use std::cell::Cell;

@@ -17,6 +17,11 @@ use crate::stats::latency::{Percentiles, Stage};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct InputReport {
     pub files: Vec<String>,
+    /// Symbols whose depth the recordings carry, as far as the run saw:
+    /// the books that got data, and the latest symbol ignored for having
+    /// none (the traded one missing here means it quoted nothing).
+    #[serde(default)]
+    pub symbols: Vec<String>,
     pub frames: u64,
     pub depth_events: u64,
     pub trades: u64,
@@ -93,6 +98,11 @@ pub struct Report {
     /// order-manager counters, refusals per reason, the journal run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live: Option<serde_json::Value>,
+    /// What a quant judges the run by (PnL, Sharpe, drawdown, inventory,
+    /// markouts; see [`crate::backtest::outputs::stats`] for the method):
+    /// backtests observed by [`crate::backtest::outputs::Research`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<crate::backtest::outputs::Stats>,
 }
 
 pub fn report<S: Strategy>(
@@ -120,6 +130,13 @@ pub fn report<S: Strategy>(
     Report {
         input: InputReport {
             files: files.iter().map(|p| p.display().to_string()).collect(),
+            symbols: hot
+                .market()
+                .symbols()
+                .filter(|&s| hot.market().book(s).is_some_and(|b| b.market().is_some()))
+                .chain(hot.market().unknown_symbol())
+                .map(|s| s.to_string())
+                .collect(),
             frames: f.frames,
             depth_events: f.depth_messages,
             trades: f.trades,
@@ -165,5 +182,6 @@ pub fn report<S: Strategy>(
         },
         ai: None,
         live: None,
+        stats: None,
     }
 }

@@ -21,7 +21,7 @@ use crate::hot::advice::Advice;
 pub enum AiCommand {
     /// One call with a sample book: endpoint, model, latency, parsed advice, tokens and cost.
     Check {
-        /// Config file (default: ./mmbot.toml if present).
+        /// Config file (default: $MMBOT_CONFIG, else ./mmbot.toml if present).
         #[arg(long)]
         config: Option<PathBuf>,
         /// Ask this model instead of [ai] model.
@@ -33,7 +33,7 @@ pub enum AiCommand {
         /// Comma-separated models, e.g. gpt-4.1,claude-sonnet-4-5,gemini-2.5-flash,deepseek-v3.2.
         #[arg(long, value_delimiter = ',', required = true)]
         models: Vec<String>,
-        /// Config file (default: ./mmbot.toml if present).
+        /// Config file (default: $MMBOT_CONFIG, else ./mmbot.toml if present).
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -51,7 +51,7 @@ pub enum AiCommand {
         /// Expected extra profit a day from the advice, USD: adds an ROI column.
         #[arg(long)]
         gain_per_day: Option<f64>,
-        /// Config file (default: ./mmbot.toml if present).
+        /// Config file (default: $MMBOT_CONFIG, else ./mmbot.toml if present).
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -63,12 +63,11 @@ pub fn run(cmd: AiCommand) -> anyhow::Result<i32> {
         AiCommand::Compare { config, .. } => ("compare", config),
         AiCommand::Cost { config, .. } => ("cost", config),
     };
-    let file = config.clone().or_else(|| Some(PathBuf::from("mmbot.toml")).filter(|p| p.exists()));
-    let config = match Config::load_or_default(file.as_deref()) {
+    let config = match Config::load_or_default(config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("mmbot ai {name}: {e}");
-            return Ok(2);
+            eprintln!("mmbot ai {name}: {}", crate::cli::exit::message_of(&anyhow::Error::new(e)));
+            return Ok(crate::cli::exit::CONFIG);
         }
     };
     let ai = config.ai;

@@ -1,13 +1,17 @@
-//! `mmbot backtest FILE... [--config mmbot.toml] [--report report.json]`:
-//! replays recordings through the live hot path with the paper exchange and
-//! writes a JSON report (to stdout without `--report`) plus one HdrHistogram
-//! percentile file per stage next to the report.
+//! `mmbot backtest FILE... [--config mmbot.toml] [--report report.json]
+//! [--out DIR] [--timeline-ms N]`: replays recordings through the live hot
+//! path with the paper exchange and writes a JSON report (to stdout without
+//! `--report` or `--out`) plus one HdrHistogram percentile file per stage
+//! next to the report. The report carries the research statistics
+//! ([`crate::backtest::outputs::Stats`]), also printed to stderr; `--out`
+//! adds `fills.csv`, `timeline.csv` and `equity.svg`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
 use crate::backtest;
+use crate::backtest::outputs::{Research, ResearchConfig, EQUITY_SVG};
 use crate::config::Config;
 use crate::hot::strategy::NativeStrategy;
 use crate::script::ScriptStrategy;
@@ -25,6 +29,15 @@ pub struct BacktestArgs {
     /// Write the report here (and `<stem>.<stage>.hgrm` beside it) instead of stdout.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Write report.json (unless --report names another path), the .hgrm
+    /// files, fills.csv, timeline.csv and equity.svg into this folder
+    /// (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// timeline.csv gets a row at the first book event of every this many
+    /// ms of simulated time, plus one at every fill.
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeline_ms: u64,
     /// A Rhai strategy script (overrides `[strategy] script`).
     #[arg(long)]
     pub script: Option<PathBuf>,
@@ -51,15 +64,28 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<i32> {
     let mut config = Config::load_or_default(args.config.as_deref()).context("loading the configuration")?;
     config.advice_replay = args.advice_log.clone();
     let clock = Clock::calibrate();
-    let (report, hist) = match args.script.as_ref().or(config.script.as_ref()) {
+    let rcfg = ResearchConfig::from_config(&config, args.timeline_ms);
+    let mut research = match &args.out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the output folder {} (--out)", dir.display()))?;
+            Research::with_files(rcfg, dir)?
+        }
+        None => Research::new(rcfg),
+    };
+    let (mut report, hist) = match args.script.as_ref().or(config.script.as_ref()) {
         Some(path) => {
             let s = ScriptStrategy::from_file(path, &config.params, &config.script_limits)?;
-            backtest::run(&args.files, &config, s, clock)?
+            backtest::run_with(&args.files, &config, s, clock, &mut research)?
         }
-        None => backtest::run(&args.files, &config, NativeStrategy, clock)?,
+        None => backtest::run_with(&args.files, &config, NativeStrategy, clock, &mut research)?,
     };
+    // Post-only rejects: 0 until the paper exchange counts them in the report.
+    let stats = research.stats(report.trading.orders, 0);
+    report.stats = Some(stats.clone());
     let json = serde_json::to_string_pretty(&report).context("encoding the report")?;
-    match &args.report {
+    let report_path = args.report.clone().or_else(|| args.out.as_ref().map(|d| d.join("report.json")));
+    match &report_path {
         Some(path) => {
             std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
             write_histograms(path, &hist)?;
@@ -80,5 +106,41 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<i32> {
         }
         None => println!("{json}"),
     }
-    Ok(0)
+    eprintln!("{}", stats.summary());
+    if let Some(dir) = &args.out {
+        // The strategy as its file name only: a long path would overflow the title.
+        let strategy = crate::cli::outputs::strategy_file(&report.trading.strategy);
+        let title = format!("{} {strategy}: mid and own fills, position, equity", report.trading.symbol);
+        let svg = dir.join(EQUITY_SVG);
+        std::fs::write(&svg, research.equity_svg(&title)).with_context(|| format!("writing {}", svg.display()))?;
+        let mut written = research.close()?;
+        written.push(svg);
+        let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+        eprintln!("mmbot backtest: wrote {}", names.join(", "));
+    }
+    Ok(nothing_traded(&report).map_or(crate::cli::exit::OK, |why| {
+        eprintln!("mmbot backtest: {why}");
+        crate::cli::exit::NOTHING_TRADED
+    }))
+}
+
+/// Why a backtest that made no quote did nothing, if it made none.
+fn nothing_traded(report: &backtest::Report) -> Option<String> {
+    let (t, i) = (&report.trading, &report.input);
+    if t.quotes > 0 {
+        return None;
+    }
+    let others: Vec<&str> = i.symbols.iter().map(String::as_str).filter(|s| *s != t.symbol).collect();
+    Some(if !others.is_empty() && !i.symbols.contains(&t.symbol) {
+        format!(
+            "no quote was made: the configured symbol {} is not in the recordings (they carry {}); set [market] symbol",
+            t.symbol,
+            others.join(", ")
+        )
+    } else {
+        format!(
+            "no quote was made for {} ({} depth events, {} resyncs): check the strategy and [risk] limits",
+            t.symbol, i.depth_events, i.resyncs
+        )
+    })
 }

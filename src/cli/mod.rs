@@ -7,6 +7,7 @@ pub mod book;
 pub mod config;
 pub mod dashboard;
 pub mod demo;
+pub mod exit;
 pub mod feed_args;
 pub mod outputs;
 pub mod paper;
@@ -31,7 +32,7 @@ enum Command {
     /// The whole bot offline: a simulated market on loopback, paper trading, outputs in mmbot-out/.
     Demo(demo::DemoArgs),
     /// Trade live Binance data (or `mmbot sim`): paper by default, real orders with --live; writes the report, .hgrm files and plots.
-    Run(paper::PaperArgs),
+    Run(paper::RunArgs),
     /// Re-render a saved report JSON in the terminal (and as SVG plots with --svg DIR).
     Report(report::ReportArgs),
     /// Replay recordings through the parser and the book; print top of book per depth event.
@@ -59,9 +60,25 @@ enum Command {
     Ai(ai::AiCommand),
 }
 
-/// Runs the command line; returns the process exit code.
+/// Runs the command line; returns the process exit code ([`exit`]).
 pub fn run() -> anyhow::Result<i32> {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        // `--help` and `--version` are answers, not errors.
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return Ok(exit::OK);
+        }
+        Err(e) => {
+            let _ = e.print();
+            let args: Vec<String> = std::env::args().skip(1).collect();
+            let live_flag = args.iter().any(|a| matches!(a.as_str(), "--live" | "--yes" | "--dry-run"));
+            if args.first().is_some_and(|c| c == "paper") && live_flag {
+                eprintln!("`mmbot paper` only paper-trades; real orders are `mmbot run --live`");
+            }
+            return Ok(exit::USAGE);
+        }
+    };
     // Sessions with a dashboard decide where their logs go themselves.
     let _logs = match &cli.command {
         Command::Demo(_) | Command::Run(_) | Command::Paper(_) => None,
@@ -69,13 +86,13 @@ pub fn run() -> anyhow::Result<i32> {
     };
     match cli.command {
         Command::Demo(args) => demo::run(args),
-        Command::Run(args) => paper::run(args, "run"),
+        Command::Run(args) => paper::run(args.paper, args.live, "run"),
         Command::Report(args) => report::run(args),
         Command::Book(args) => book::run(args),
         Command::Backtest(args) => backtest::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Replay(args) => replay::run(args),
-        Command::Paper(args) => paper::run(args, "paper"),
+        Command::Paper(args) => paper::run(args, paper::LiveFlags::default(), "paper"),
         Command::Record(args) => record::run(args),
         Command::Sim(args) => sim::run(*args),
         Command::Script(cmd) => script::run(cmd),

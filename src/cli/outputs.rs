@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::backtest::Report;
+use crate::stats::calendar::civil_from_days;
 use crate::stats::latency::{write_hgrm, Stage, StageHistograms};
 use crate::stats::plot::{distribution_svg, timeline_svg, Series};
 
@@ -20,18 +21,11 @@ pub fn timestamped_dir(base: &Path) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
-/// (Howard Hinnant's algorithm), so no date crate is needed for a folder name.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + (m <= 2) as i64, m, d)
+/// The strategy's file name, without its folder or hash: a report names a
+/// script `dir/name.rhai (fnv1a <hash>, compiled)`.
+pub fn strategy_file(strategy: &str) -> &str {
+    let base = strategy.rsplit('/').next().unwrap_or(strategy);
+    base.split(" (").next().unwrap_or(base)
 }
 
 /// Writes the plots drawn from a report (its distributions and timeline).
@@ -42,21 +36,26 @@ pub fn write_plots(dir: &Path, report: &Report) -> anyhow::Result<Vec<PathBuf>> 
         .filter(|s| **s != Stage::FeedDelay)
         .filter_map(|s| {
             let points = report.perf.distribution.get(s.name())?;
-            (!points.is_empty()).then(|| Series { name: s.name(), points: points.clone() })
+            let n = report.perf.latency_ns.get(s.name()).map_or(0, |p| p.count);
+            (!points.is_empty() && n > 0).then(|| Series::distribution(s.name(), points, n))
         })
         .collect();
-    // The strategy as its file name only: a long path would overflow the title.
-    let strategy = report.trading.strategy.rsplit('/').next().unwrap_or_default();
-    let title = format!("mmbot latency by stage: {} ({strategy})", report.trading.symbol);
+    let title =
+        format!("mmbot latency by stage: {} ({})", report.trading.symbol, strategy_file(&report.trading.strategy));
     let path = dir.join("latency.svg");
     std::fs::write(&path, distribution_svg(&title, &series)).with_context(|| format!("writing {}", path.display()))?;
     written.push(path);
     if !report.perf.timeline.is_empty() {
         let p50 = report.perf.timeline.iter().map(|t| (t.t_s, t.p50_ns)).collect();
         let p99 = report.perf.timeline.iter().map(|t| (t.t_s, t.p99_ns)).collect();
+        let n = report.perf.timeline.iter().map(|t| t.count).sum();
         let svg = timeline_svg(
-            "tick_to_quote per second",
-            &[Series { name: "p50", points: p50 }, Series { name: "p99", points: p99 }],
+            &format!(
+                "tick_to_quote per second: {} ({})",
+                report.trading.symbol,
+                strategy_file(&report.trading.strategy)
+            ),
+            &[Series { name: "p50", points: p50, samples: n }, Series { name: "p99", points: p99, samples: n }],
         );
         let path = dir.join("timeline.svg");
         std::fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
@@ -110,16 +109,4 @@ pub fn write_all_with_feed(
     }
     written.extend(write_plots(dir, report)?);
     Ok(written)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates_from_days() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_416), (2025, 11, 24));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-    }
 }

@@ -53,6 +53,14 @@ pub struct PaperArgs {
     /// Where the run's folder (report, .hgrm files, plots) goes.
     #[arg(long, default_value = "mmbot-out")]
     pub out: PathBuf,
+    /// Binance's spot testnet for market data and orders alike.
+    #[arg(long)]
+    pub testnet: bool,
+}
+
+/// The flags only `mmbot run` has: real orders and their safeguards.
+#[derive(clap::Args, Debug, Default)]
+pub struct LiveFlags {
     /// Real orders (`mmbot run` only): needs `[live]` in the config and
     /// BINANCE_API_KEY plus BINANCE_SECRET_KEY or BINANCE_ED25519_KEY_FILE.
     #[arg(long)]
@@ -60,33 +68,25 @@ pub struct PaperArgs {
     /// With --live: do not ask for the typed confirmation.
     #[arg(long, requires = "live")]
     pub yes: bool,
-    /// Binance's spot testnet for market data and orders alike.
-    #[arg(long)]
-    pub testnet: bool,
     /// With --live: every order goes to `POST /api/v3/order/test` (the
     /// exchange checks it; nothing is placed, cancelled or filled).
     #[arg(long, requires = "live")]
     pub dry_run: bool,
 }
 
-/// Exit statuses of a live run.
-pub mod exit {
-    /// Ended as asked (`--duration`, `q`, Ctrl-C or SIGTERM); everything
-    /// cancelled.
-    pub const OK: i32 = 0;
-    /// The market-data source failed.
-    pub const SOURCE: i32 = 2;
-    /// The kill switch tripped (stale feed, unsynced book, daily loss
-    /// limit, repeated rejects).
-    pub const KILLED: i32 = 3;
-    /// The exchange refuses us (HTTP 418 IP ban or 403).
-    pub const BANNED: i32 = 4;
-    /// The API key or signature was refused.
-    pub const CREDENTIALS: i32 = 5;
-    /// A fill could not be written to the journal.
-    pub const JOURNAL: i32 = 6;
-    /// Orders may still rest on the exchange (a stop could not cancel them).
-    pub const LEFT_OPEN: i32 = 7;
+/// `mmbot run`: the paper trader's arguments plus the live flags.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub paper: PaperArgs,
+    #[command(flatten)]
+    pub live: LiveFlags,
+}
+
+/// Exit statuses (one table for every command: [`crate::cli::exit`]).
+mod exit {
+    pub use crate::cli::exit::{FEED as SOURCE, JOURNAL, KEY as CREDENTIALS, KILL as KILLED, OK};
+    pub use crate::cli::exit::{ORDERS_LEFT as LEFT_OPEN, REFUSED as BANNED};
 }
 
 /// The exit status for how a live run ended.
@@ -103,10 +103,7 @@ pub fn live_exit_code(o: &LiveOutcome) -> i32 {
     }
 }
 
-pub fn run(args: PaperArgs, command: &'static str) -> anyhow::Result<i32> {
-    if args.live && command != "run" {
-        bail!("`mmbot {command}` only paper-trades; real orders are `mmbot run --live`");
-    }
+pub fn run(args: PaperArgs, flags: LiveFlags, command: &'static str) -> anyhow::Result<i32> {
     let mut feed_args = args.feed.clone();
     if args.testnet {
         match feed_args.market.as_deref() {
@@ -115,12 +112,12 @@ pub fn run(args: PaperArgs, command: &'static str) -> anyhow::Result<i32> {
         }
     }
     let mut config = feed_args.config()?;
-    if args.dry_run {
+    if flags.dry_run {
         if let Some(l) = config.live.as_mut() {
             l.dry_run = true;
         }
     }
-    let live = if args.live { Some(live_setup(&mut config, args.testnet, args.yes)?) } else { None };
+    let live = if flags.live { Some(live_setup(&mut config, args.testnet, flags.yes)?) } else { None };
     if live.is_some() {
         // Built again now that `[live]` set the final endpoints: the guard
         // skips the host-wide file when every endpoint is a local simulator.
@@ -189,7 +186,7 @@ pub fn run(args: PaperArgs, command: &'static str) -> anyhow::Result<i32> {
             .map(|(name, i)| format!("{} {name}", l.disconnects[i]))
             .collect();
         eprintln!(
-            "mmbot {label}: feed: {} connections, disconnects: {}; {} renewals made before break ({} forced); {} server pings answered, {} snapshots received ({} failed, {} discarded)",
+            "mmbot {label}: link: {} connections, disconnects: {}; {} renewals made before break ({} forced); {} server pings answered, {} snapshots received ({} failed, {} discarded)",
             l.connects,
             if reasons.is_empty() { "none".into() } else { reasons.join(", ") },
             l.switches,
@@ -207,7 +204,23 @@ pub fn run(args: PaperArgs, command: &'static str) -> anyhow::Result<i32> {
     finish(&run, label, args.report.as_ref())?;
     let written = write_all_with_feed(&dir, &run.report, run.feed.as_ref(), &run.histograms)?;
     eprintln!("mmbot {label}: wrote {} files to {}", written.len(), dir.display());
-    let source_code = if run.source_errors.is_empty() { exit::OK } else { exit::SOURCE };
+    // A run that never connected, or never had a synced book, did not do
+    // its job: it says so and exits with the feed's status.
+    let never = match (&run.link, &run.feed) {
+        (Some(l), _) if l.connects == 0 => Some(format!(
+            "never connected to {} (the attempts and their errors are in mmbot.log)",
+            config.feed.stream_url()
+        )),
+        (_, Some(f)) if !f.synced_once => Some(format!(
+            "connected but the book never synced ({} snapshots asked, {} answered, {} failed; see mmbot.log)",
+            f.snapshots.asked, f.snapshots.answered, f.snapshots.failed
+        )),
+        _ => None,
+    };
+    if let Some(why) = &never {
+        eprintln!("mmbot {label}: {why}");
+    }
+    let source_code = if run.source_errors.is_empty() && never.is_none() { exit::OK } else { exit::SOURCE };
     Ok(match &run.live {
         Some(o) => {
             print_live_summary(o);
@@ -274,7 +287,7 @@ fn live_setup(config: &mut Config, testnet: bool, yes: bool) -> anyhow::Result<(
     }
     eprintln!("  orders:   {}  (user data: {})", cfg.rest_url, cfg.ws_api_url);
     eprintln!("  market:   {}  (snapshots: {})", feed.stream_url(), feed.rest_url());
-    eprintln!("  key:      {rest_creds:?}");
+    eprintln!("  key:      {rest_creds}");
     eprintln!(
         "  limits:   position {} base, order notional {} quote, {} open orders, daily loss {} quote",
         l.max_position,

@@ -24,6 +24,9 @@ pub struct RecordArgs {
     /// The recording to write (gzip when it ends in .gz).
     #[arg(long)]
     pub out: PathBuf,
+    /// Overwrite `--out` if it exists (a recording is not replaceable).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// The process's stop flags: `.0` is raised by SIGINT/SIGTERM and by the
@@ -57,6 +60,12 @@ pub fn signal_flag() -> Arc<AtomicBool> {
 }
 
 pub fn run(args: RecordArgs) -> anyhow::Result<i32> {
+    if args.out.exists() && !args.force {
+        anyhow::bail!(
+            "--out {} exists: a recording cannot be made again; choose another name, or add --force to overwrite it",
+            args.out.display()
+        );
+    }
     let config = args.feed.config()?;
     let feed_cfg = config.feed.clone();
     let writer = RecordingWriter::create(&args.out, Duration::from_secs(1))

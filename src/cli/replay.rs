@@ -34,6 +34,10 @@ pub struct ReplayArgs {
 }
 
 pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
+    // Every file must open before any thread starts.
+    for f in &args.files {
+        crate::feed::recording::open(f).with_context(|| format!("cannot replay {}", f.display()))?;
+    }
     let config = Config::load_or_default(args.config.as_deref()).context("loading the configuration")?;
     if let Some(s) = args.speed {
         anyhow::ensure!(s.is_finite() && s > 0.0, "--speed {s} is invalid: give a positive multiple such as 1 or 10");
@@ -57,7 +61,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         eprintln!("mmbot replay: cannot read {e}");
     }
     finish(&run, "replay", args.report.as_ref())?;
-    Ok(if run.source_errors.is_empty() { 0 } else { 2 })
+    Ok(if run.source_errors.is_empty() { crate::cli::exit::OK } else { crate::cli::exit::ERROR })
 }
 
 /// Prints the run's summary line and writes the report.
@@ -81,6 +85,29 @@ pub(crate) fn finish(run: &PaperRun, label: &str, report: Option<&PathBuf>) -> a
         run.rings.market_dropped,
         run.rings.quotes_superseded,
     );
+    // Every run's summary says how the feed went (replays have no live feed:
+    // their gaps and resyncs are the book's).
+    match &run.feed {
+        Some(f) => {
+            let drops: u64 = f.disconnects.values().sum();
+            eprintln!(
+                "mmbot {label}: feed: {} connections, {drops} disconnects, {} gaps, {} resyncs, unsynced {:.1} s in all \
+                 (longest {:.1} s), {} malformed ids, bookTicker {} checked / {} mismatched",
+                f.connections,
+                f.gaps,
+                f.resyncs,
+                f.unsynced_ms_total / 1e3,
+                f.unsynced_ms_longest / 1e3,
+                f.malformed_ids,
+                f.book_ticker_checked,
+                f.book_ticker_mismatched
+            );
+        }
+        None => eprintln!(
+            "mmbot {label}: feed: recordings, {} gaps, {} resyncs, {} frames rejected",
+            r.input.gaps, r.input.resyncs, r.input.rejected
+        ),
+    }
     if let Some(path) = report {
         std::fs::write(path, crate::cli::outputs::report_json(r, run.feed.as_ref())? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;

@@ -67,14 +67,18 @@ pub fn render(r: &Report) -> String {
         r.perf.wall_s,
         r.perf.events_per_s
     );
+    if let Some(s) = &r.stats {
+        out.push_str(&s.summary());
+        out.push_str("\n\n");
+    }
     out.push_str(&format!(
         "{:<14} {:>9} {:>12} {:>12} {:>12} {:>12} {:>12}\n",
         "stage", "count", "p50", "p90", "p99", "p99.9", "max"
     ));
-    for (name, p) in &r.perf.latency_ns {
-        if p.count == 0 {
-            continue;
-        }
+    // Pipeline order; stages with no samples are left out.
+    for stage in crate::stats::latency::Stage::ALL {
+        let name = stage.name();
+        let Some(p) = r.perf.latency_ns.get(name).filter(|p| p.count > 0) else { continue };
         out.push_str(&format!(
             "{:<14} {:>9} {:>12} {:>12} {:>12} {:>12} {:>12}\n",
             name,
@@ -84,6 +88,13 @@ pub fn render(r: &Report) -> String {
             fmt_ns(p.p99 as f64),
             fmt_ns(p.p999 as f64),
             fmt_ns(p.max as f64)
+        ));
+    }
+    if r.perf.feed_delay_negative > 0 {
+        out.push_str(&format!(
+            "feed_delay: {} events arrived before their exchange time (this clock is behind the exchange's); \
+             not in the percentiles\n",
+            r.perf.feed_delay_negative
         ));
     }
     out

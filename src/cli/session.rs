@@ -177,9 +177,8 @@ pub fn run_session(
                                 format!("change refused, still running the last good version: {e}")
                             }
                         };
-                        if view != View::Dashboard {
-                            eprintln!("mmbot {label}: script {text}");
-                        }
+                        // To stderr (without the dashboard) and to mmbot.log.
+                        tracing::info!(target: "mmbot::script", "script {text}");
                         let mut i = info.lock().unwrap_or_else(|p| p.into_inner());
                         i.reloads += 1;
                         i.last_event = Some(text);

@@ -13,6 +13,8 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
+
 use crate::cli::feed_args::parse_duration;
 use crate::cli::record::ctrl_c_flag;
 use crate::sim::exchange::{BnbFees, ExchangeConfig, SimAccount, SimLimits};
@@ -200,6 +202,9 @@ pub struct TruthArgs {
     pub refuse_after_disconnect: u32,
 }
 
+/// Lines of a `--replay` file read before serving, to check it has depth.
+const REPLAY_CHECK_LINES: usize = 50_000;
+
 pub fn run(args: SimArgs) -> anyhow::Result<i32> {
     let market = match args.market.as_str() {
         "spot" => SimMarket::Spot,
@@ -211,6 +216,25 @@ pub fn run(args: SimArgs) -> anyhow::Result<i32> {
     let source = match &args.replay {
         Some(f) => {
             anyhow::ensure!(f.exists(), "--replay {}: no such file", f.display());
+            // Fail now, not after serving nothing: the file must carry depth
+            // for the symbols asked (read from its first lines).
+            let have = crate::sim::market::replay_depth_symbols(f, REPLAY_CHECK_LINES)
+                .with_context(|| format!("--replay {}: cannot read it", f.display()))?;
+            let asked: Vec<String> = args.symbols.iter().map(|s| s.to_ascii_uppercase()).collect();
+            if !asked.iter().any(|s| have.contains(s)) {
+                anyhow::bail!(
+                    "--replay {}: no depth frames for {} in its first {REPLAY_CHECK_LINES} lines ({}); \
+                     pass --symbol with one the file has",
+                    f.display(),
+                    asked.join(", "),
+                    if have.is_empty() {
+                        "none at all: a recording's lines are `<recv_ts_ns> {\"stream\":\"<sym>@depth..\",\"data\":..}`"
+                            .into()
+                    } else {
+                        format!("it has {}", have.join(", "))
+                    }
+                );
+            }
             SimSource::Replay { files: vec![f.clone()], speed: args.speed }
         }
         None => SimSource::Synthetic { seed: args.seed, events_per_sec: args.rate },

@@ -128,6 +128,11 @@ impl Config {
         line(format!("snapshot_retry_ms = {}", fd.snapshot_retry.as_millis()));
         line(format!("snapshot_hedge_ms = {}", fd.snapshot_hedge_after.as_millis()));
         line(format!("depth20_fallback = {}", fd.depth20_fallback));
+        line(format!("ws_api_depth = {}", fd.ws_api_depth));
+        line(match fd.ws_api_depth_url() {
+            Some(u) => format!("ws_api_url = {u:?}"),
+            None => "# ws_api_url: none (no WebSocket API depth while REST is refused)".into(),
+        });
         line(format!("weight_per_minute = {}", fd.weight_per_minute));
         line("\n[net]".into());
         line(self.net.describe());

@@ -103,6 +103,8 @@ pub(super) fn validate_feed(f: &RawFeed, traded: Option<Symbol>) -> Result<FeedC
         weight_per_minute: in_range("feed.weight_per_minute", f.weight_per_minute, d.weight_per_minute as i64, 1, 6000)?
             as u32,
         depth20_fallback: f.depth20_fallback.unwrap_or(d.depth20_fallback),
+        ws_api_depth: f.ws_api_depth.unwrap_or(d.ws_api_depth),
+        ws_api_url: url("feed.ws_api_url", &f.ws_api_url, true)?,
         // Set by the command that runs the feed (`Config::ip_guard`): one
         // guard per process, not per config.
         ip_guard: None,

@@ -410,7 +410,7 @@ impl Worker {
     fn subscribe(&mut self, conn: &mut Ws) -> Result<(), ()> {
         // web-socket-api.md §Subscribe to User Data Stream through signature subscription: weight 2.
         let request = Request { label: "WS-API userDataStream.subscribe.signature", weight: 2, orders: 0 };
-        if let Some(Err(_)) = self.guard.as_ref().map(|g| g.admit(request)) {
+        if let Some(Err(_)) = self.guard.as_ref().map(|g| g.admit_ws_api(request)) {
             return Err(());
         }
         let id = format!("mmbot-sub-{}", self.next_id);

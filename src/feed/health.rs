@@ -149,12 +149,19 @@ pub struct SnapshotTotals {
     pub hedges_skipped: u64,
     pub weight_waits: u64,
     pub guard_waits: u64,
+    /// Snapshots the WebSocket API answered / failed while REST alone was
+    /// refused (RAW_REQUESTS).
+    pub ws_api_ok: u64,
+    pub ws_api_failed: u64,
 }
 
 /// `report.json` `feed`: how the live feed went.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct FeedReport {
     pub connections: u64,
+    /// Whether the traded book was ever in sync (a run that never was
+    /// quoted nothing and exits with the feed's status).
+    pub synced_once: bool,
     /// Disconnects by reason (`closed`, `server_shutdown`, `renewal`, ...),
     /// planned renewals included.
     pub disconnects: std::collections::BTreeMap<&'static str, u64>,
@@ -203,6 +210,10 @@ pub struct SnapshotSection {
     pub hedges_skipped: u64,
     pub weight_waits: u64,
     pub guard_waits: u64,
+    /// Snapshots taken from the WebSocket API's `depth` while REST alone
+    /// was refused (a RAW_REQUESTS 429) / asked there and not answered.
+    pub ws_api: u64,
+    pub ws_api_failed: u64,
     /// Books rebuilt from the depth20 stream while REST was refused: TOP-20
     /// BOOKS, exact in their best 20 levels only until the next REST snapshot.
     pub top20_rebuilds: u64,
@@ -254,6 +265,7 @@ impl FeedReport {
         let (total, longest) = clock.unsynced_ns(now_ns);
         Self {
             connections: link.connects,
+            synced_once: clock.ever_synced,
             disconnects,
             switches: link.switches,
             switches_forced: link.switches_forced,
@@ -274,6 +286,8 @@ impl FeedReport {
                 hedges_skipped: snap.hedges_skipped,
                 weight_waits: snap.weight_waits,
                 guard_waits: snap.guard_waits,
+                ws_api: snap.ws_api_ok,
+                ws_api_failed: snap.ws_api_failed,
                 top20_rebuilds: link.top20_rebuilds,
                 top20_refreshes: link.top20_refreshes,
             },
@@ -307,6 +321,9 @@ pub struct FeedCounters {
     pub gaps: u64,
     pub resyncs: u64,
     pub ticker_mismatches: u64,
+    /// Frames refused as malformed, and why the latest was.
+    pub malformed: u64,
+    pub last_malformed: Option<crate::hot::parse::ParseError>,
 }
 
 /// Writes one line per disconnect, switch, gap, resync and ticker mismatch
@@ -337,6 +354,10 @@ impl FeedLogger {
         say(dropped, &format!("feed disconnected ({reason}); reconnecting, books resync from a snapshot"));
         say(now.gaps.saturating_sub(p.gaps), "book gap: an update id is missing; quotes pulled, resyncing");
         say(now.ticker_mismatches.saturating_sub(p.ticker_mismatches), "bookTicker differs from the book");
+        if let Some(e) = now.last_malformed {
+            let what = format!("malformed frame refused (the latest: {e}); the book keeps its last good state");
+            say(now.malformed.saturating_sub(p.malformed), &what);
+        }
         let resynced = now.resyncs.saturating_sub(p.resyncs);
         say(resynced, &format!("book resynced{}", if synced { "" } else { "; unsynced again" }));
         for l in &lines {
@@ -365,6 +386,19 @@ mod tests {
         assert_eq!(c.cause, UnsyncedCause::Disconnect(Reason::Closed));
         assert_eq!(c.unsynced_ns(7_000), (4_000, 3_000));
         assert_eq!((c.lost_on_gap, c.lost_on_disconnect), (1, 1));
+    }
+
+    #[test]
+    fn malformed_frames_are_logged_with_the_latest_reason() {
+        let mut l = FeedLogger::default();
+        let e = crate::hot::parse::ParseError::Empty;
+        let now = FeedCounters { malformed: 3, last_malformed: Some(e), ..FeedCounters::default() };
+        let lines = l.update(now, true);
+        assert_eq!(
+            lines,
+            vec![format!("3 x malformed frame refused (the latest: {e}); the book keeps its last good state")]
+        );
+        assert!(l.update(now, true).is_empty(), "nothing new, nothing said");
     }
 
     #[test]

@@ -35,6 +35,7 @@ pub use crate::feed::link::{reason_names, LinkStats, REASONS, REASON_COUNT};
 use crate::feed::snapshot::{wall_ns, SnapshotConfig, SnapshotFetcher, SnapshotRequest};
 use crate::feed::switch::{Standby, SwitchVerdict};
 use crate::feed::ws::Ws;
+use crate::feed::ws_api_depth::WsApiDepth;
 use crate::hot::msg::Symbol;
 use crate::ipguard::IpGuard;
 use crate::stats::clock::Clock;
@@ -83,6 +84,13 @@ pub struct FeedConfig {
     /// then exact in its top 20 levels only: counted as a top-20 rebuild.
     /// Needs `features.depth_levels <= 20` (the levels quotes are made from).
     pub depth20_fallback: bool,
+    /// Spot diff streams: while REST alone is refused (a 429 for the
+    /// RAW_REQUESTS limit, which the WebSocket API does not have), ask the
+    /// WebSocket API's `depth` for snapshots ([`crate::feed::ws_api_depth`]).
+    pub ws_api_depth: bool,
+    /// The WebSocket API to ask; `None`: the market's own (mainnet or
+    /// testnet), and none for a custom `rest_url` (a test server names its own).
+    pub ws_api_url: Option<String>,
     /// The process's IP guard, asked before every snapshot and every
     /// connect (spot and spot-testnet only: USD-M counts on other hosts
     /// with limits of their own, so it gets a guard of its own). `None`: a
@@ -117,6 +125,8 @@ impl Default for FeedConfig {
             snapshot_timeout: Duration::from_secs(10),
             weight_per_minute: 1000,
             depth20_fallback: false,
+            ws_api_depth: true,
+            ws_api_url: None,
             ip_guard: None,
         }
     }
@@ -151,6 +161,13 @@ impl FeedConfig {
                 "is for spot diff streams (depth = \"diff\"): USD-M's depth20 is diff-shaped, and depth = \"top20\" \
                  needs no snapshot"
                     .into(),
+            ));
+        }
+        if self.ws_api_url.is_some() && (self.market == FeedMarket::Usdm || self.depth != DepthStream::Diff) {
+            return Err((
+                "feed.ws_api_url",
+                format!("{:?}", self.ws_api_url.as_deref().unwrap_or_default()),
+                "is for spot diff streams (depth = \"diff\"): mmbot asks the spot WebSocket API only".into(),
             ));
         }
         if !self.snapshot_hedge_after.is_zero() && self.snapshot_hedge_after >= self.snapshot_timeout {
@@ -188,6 +205,21 @@ impl FeedConfig {
     /// partial stream is diff-shaped, no snapshot).
     pub fn top20_fallback(&self) -> bool {
         self.depth20_fallback && self.depth == DepthStream::Diff && self.market != FeedMarket::Usdm
+    }
+
+    /// The WebSocket API asked for depth while REST alone is refused, if
+    /// any (see [`FeedConfig::ws_api_depth`]).
+    pub fn ws_api_depth_url(&self) -> Option<String> {
+        if !self.ws_api_depth || self.market == FeedMarket::Usdm || self.depth != DepthStream::Diff {
+            return None;
+        }
+        match (&self.ws_api_url, &self.rest_url, self.market) {
+            (Some(u), _, _) => Some(u.clone()),
+            (None, Some(_), _) => None,
+            // web-socket-api.md §General API Information; FACTS.md §3.3.
+            (None, None, FeedMarket::SpotTestnet) => Some("wss://ws-api.testnet.binance.vision/ws-api/v3".into()),
+            (None, None, _) => Some("wss://ws-api.binance.com:443/ws-api/v3".into()),
+        }
     }
 
     /// The REST depth URL.
@@ -347,6 +379,10 @@ impl LiveFeed {
         let url = Url::parse(&cfg.stream_url())?;
         let tls = crate::feed::tls::client_config();
         let guard = cfg.guard();
+        let ws_api = match cfg.ws_api_depth_url() {
+            Some(u) => Some(WsApiDepth { url: Url::parse(&u)?, tls: tls.clone(), timeout: cfg.snapshot_timeout }),
+            None => None,
+        };
         let connector = Connector::start(
             ConnectorConfig {
                 url,
@@ -370,6 +406,7 @@ impl LiveFeed {
                     weight_per_minute: cfg.weight_per_minute,
                     ip_weight_limit: cfg.ip_weight_limit(),
                     guard: guard.clone(),
+                    ws_api,
                 }))
             }
             // Each top-20 message is a whole book: nothing to sync.
@@ -430,6 +467,8 @@ impl LiveFeed {
             hedges_skipped: c.hedges_skipped.load(Relaxed),
             weight_waits: c.weight_waits.load(Relaxed),
             guard_waits: c.guard_waits.load(Relaxed),
+            ws_api_ok: c.ws_api_ok.load(Relaxed),
+            ws_api_failed: c.ws_api_failed.load(Relaxed),
         }
     }
 
@@ -574,9 +613,13 @@ impl LiveFeed {
                             // Never applied as a partial book: only as a
                             // snapshot while REST is refused.
                             let symbol = self.cfg.symbols[i];
+                            // A REST-only refusal (RAW_REQUESTS) is not one
+                            // while the WebSocket API can be asked instead.
+                            let ws_api_instead = self.cfg.ws_api_depth_url().is_some()
+                                && matches!(self.guard.blocked(), Some(crate::ipguard::Refusal::RestBackOff { .. }));
                             let rest_refused = self.fetcher.as_ref().is_some_and(|f| {
                                 f.counters().waiting_for_guard.load(std::sync::atomic::Ordering::Relaxed)
-                            }) || self.snapshots[i].failures > 0;
+                            }) || (self.snapshots[i].failures > 0 && !ws_api_instead);
                             match data_of(frame) {
                                 Some(body) if rest_refused && h.wants_snapshot(symbol) => {
                                     self.stats.top20_rebuilds += 1;

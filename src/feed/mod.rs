@@ -19,3 +19,4 @@ pub mod switch;
 pub mod synthetic;
 pub mod tls;
 pub mod ws;
+pub mod ws_api_depth;

@@ -23,7 +23,11 @@
 //! and 418s it sees. While the guard refuses, the thread sleeps in steps of
 //! at most [`GUARD_RECHECK`] (so a stop, a new connection or a lifted ban
 //! is seen promptly), counts the wait once per request in
-//! [`SnapshotCounters::guard_waits`] and logs why.
+//! [`SnapshotCounters::guard_waits`] and logs why. One refusal is REST's
+//! alone: a 429 for RAW_REQUESTS (the guard tells it from a weight 429 by
+//! the minute's used weight). Then, with [`SnapshotConfig::ws_api`] set,
+//! the snapshot is asked from the WebSocket API instead
+//! ([`crate::feed::ws_api_depth`]).
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -33,8 +37,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::feed::endpoint::FeedMarket;
+use crate::feed::ws_api_depth::{WsApiDepth, WsDepthError};
 use crate::hot::msg::Symbol;
-use crate::ipguard::{IpGuard, Request};
+use crate::ipguard::{IpGuard, Refusal, Request};
 use crate::ring::{ring, Consumer, Producer};
 
 /// Longest sleep between two looks at the guard while it refuses.
@@ -80,6 +85,9 @@ pub struct SnapshotConfig {
     pub ip_weight_limit: u32,
     /// Asked before every request (the process's, for spot).
     pub guard: IpGuard,
+    /// The WebSocket API, asked for depth while REST alone is refused
+    /// (`None`: wait for REST).
+    pub ws_api: Option<WsApiDepth>,
 }
 
 /// Counters, readable from any thread without a lock.
@@ -101,6 +109,10 @@ pub struct SnapshotCounters {
     pub waiting_for_guard: AtomicBool,
     /// Second requests not sent: the weight budget had no room for them.
     pub hedges_skipped: AtomicU64,
+    /// Snapshots the WebSocket API answered / failed to answer while REST
+    /// was refused (RAW_REQUESTS).
+    pub ws_api_ok: AtomicU64,
+    pub ws_api_failed: AtomicU64,
 }
 
 /// Fetching threads: one may hang on a slow answer while the other asks again.
@@ -295,8 +307,45 @@ impl WorkerCtx {
                     break;
                 }
             }
-            match wait_for_guard(&cfg.guard, weight, req, current, stop2, c) {
+            let ws_api = cfg.ws_api.as_ref();
+            match wait_for_guard(&cfg.guard, weight, req, current, stop2, c, ws_api.is_some()) {
                 GuardWait::Admitted => {}
+                GuardWait::RestOnly => {
+                    if let Some(ws) = ws_api {
+                        let mut buf = spare.pop().unwrap_or_default();
+                        let id = c.ws_api_ok.load(Ordering::Relaxed) + c.ws_api_failed.load(Ordering::Relaxed);
+                        let body = match ws.fetch(&cfg.guard, req.symbol.as_str(), cfg.limit, weight, id, &mut buf) {
+                            Ok(()) => {
+                                c.ws_api_ok.fetch_add(1, Ordering::Relaxed);
+                                budget().spend(weight, Instant::now());
+                                c.weight_spent.fetch_add(weight as u64, Ordering::Relaxed);
+                                Ok(buf)
+                            }
+                            Err(WsDepthError::Failed(f)) => {
+                                c.ws_api_failed.fetch_add(1, Ordering::Relaxed);
+                                spare.push(buf);
+                                Err(f)
+                            }
+                            // Refused since the look (a weight back-off or
+                            // a ban): the hot thread asks again, and this
+                            // thread then waits for the guard.
+                            Err(WsDepthError::Refused(_)) => {
+                                spare.push(buf);
+                                Err(FetchFailure::Status(429))
+                            }
+                        };
+                        if body.is_ok() {
+                            c.ok.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            c.failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        let reply = SnapshotReply { request: req, body, hedge, recv_ns: wall_ns() };
+                        if !reply_tx.push(reply) {
+                            tracing::warn!(target: "mmbot::feed", "snapshot reply ring full; the hot thread will ask again");
+                        }
+                    }
+                    continue;
+                }
                 GuardWait::Stale => continue,
                 GuardWait::Stopped => break,
             }
@@ -340,6 +389,8 @@ impl Drop for SnapshotFetcher {
 /// How waiting for the guard ended.
 enum GuardWait {
     Admitted,
+    /// Only REST is refused (RAW_REQUESTS) and the WebSocket API may be asked.
+    RestOnly,
     /// The request's connection ended meanwhile: not fetched.
     Stale,
     Stopped,
@@ -354,11 +405,13 @@ fn wait_for_guard(
     current: &AtomicU32,
     stop: &AtomicBool,
     c: &SnapshotCounters,
+    ws_api: bool,
 ) -> GuardWait {
     let mut waited = false;
     let result = loop {
         match guard.admit(Request { label: "GET depth snapshot", weight, orders: 0 }) {
             Ok(()) => break GuardWait::Admitted,
+            Err(Refusal::RestBackOff { .. }) if ws_api => break GuardWait::RestOnly,
             Err(r) => {
                 if !waited {
                     waited = true;
@@ -420,11 +473,19 @@ fn fetch(
             // asking early extends it. The guard makes every other request
             // of the process (and the host) wait too.
             let d = Duration::from_secs(retry_after.unwrap_or(if status == 418 { 120 } else { 60 }));
-            budget.lock().unwrap_or_else(|p| p.into_inner()).back_off(d, Instant::now());
-            if status == 418 {
+            let rest_only = if status == 418 {
                 guard.on_banned(d);
+                false
             } else {
-                guard.on_rate_limited(false, d);
+                // Request weight, or RAW_REQUESTS (REST only): the guard
+                // tells them apart by the minute's used weight just seen.
+                let seen = resp.headers().contains_key("x-mbx-used-weight-1m");
+                guard.on_rest_rate_limited(seen, d)
+            };
+            // A RAW_REQUESTS back-off is the guard's alone: the weight
+            // budget stays open for the WebSocket API's depth.
+            if !rest_only {
+                budget.lock().unwrap_or_else(|p| p.into_inner()).back_off(d, Instant::now());
             }
         }
         tracing::warn!(

@@ -508,11 +508,12 @@ impl<S: Strategy> HotPath<S> {
         if e_ms > 0 {
             let delay = recv_ns.saturating_sub(e_ms.saturating_mul(1_000_000));
             if delay < 0 {
-                // This clock is behind the exchange's: counted, so the skew
-                // shows instead of hiding in the histogram's first bucket.
+                // This clock is behind the exchange's: counted apart, so the
+                // skew shows instead of piling up in the first bucket.
                 self.stats.feed_delay_negative += 1;
+            } else {
+                self.hist.record(Stage::FeedDelay, delay.max(1) as u64);
             }
-            self.hist.record(Stage::FeedDelay, delay.max(1) as u64);
         }
     }
 

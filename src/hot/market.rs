@@ -175,6 +175,8 @@ pub struct MarketData {
     locked: bool,
     stats: FeedStats,
     last_error: Option<ParseError>,
+    /// The latest symbol ignored for having no book (a locked market).
+    unknown_symbol: Option<Symbol>,
 }
 
 impl MarketData {
@@ -190,6 +192,7 @@ impl MarketData {
             locked: false,
             stats: FeedStats::default(),
             last_error: None,
+            unknown_symbol: None,
         }
     }
 
@@ -282,12 +285,19 @@ impl MarketData {
         self.books.iter().map(|b| b.symbol)
     }
 
+    /// The latest symbol whose frames were ignored for having no book (see
+    /// [`Market::with_symbols`]): what a run quoting nothing names.
+    pub fn unknown_symbol(&self) -> Option<Symbol> {
+        self.unknown_symbol
+    }
+
     fn book_index(&mut self, symbol: Symbol) -> Option<usize> {
         if let Some(i) = self.books.iter().position(|b| b.symbol == symbol) {
             return Some(i);
         }
         if self.locked {
             self.stats.unknown_symbols += 1;
+            self.unknown_symbol = Some(symbol);
             return None;
         }
         if self.books.len() >= self.sizes.max_symbols {

@@ -59,6 +59,9 @@ pub struct Blocks {
     pub ban_until_ms: i64,
     pub weight_until_ms: i64,
     pub orders_until_ms: i64,
+    /// REST only (a 429 not from request weight: the RAW_REQUESTS limit,
+    /// which the WebSocket API does not have).
+    pub rest_until_ms: i64,
 }
 
 impl Blocks {
@@ -68,14 +71,15 @@ impl Blocks {
         self.ban_until_ms = self.ban_until_ms.max(o.ban_until_ms);
         self.weight_until_ms = self.weight_until_ms.max(o.weight_until_ms);
         self.orders_until_ms = self.orders_until_ms.max(o.orders_until_ms);
+        self.rest_until_ms = self.rest_until_ms.max(o.rest_until_ms);
         *self != before
     }
 
     /// The file's line.
     pub fn to_line(&self) -> String {
         format!(
-            "{MAGIC} ban_until_ms={} weight_until_ms={} orders_until_ms={}\n",
-            self.ban_until_ms, self.weight_until_ms, self.orders_until_ms
+            "{MAGIC} ban_until_ms={} weight_until_ms={} orders_until_ms={} rest_until_ms={}\n",
+            self.ban_until_ms, self.weight_until_ms, self.orders_until_ms, self.rest_until_ms
         )
     }
 
@@ -98,6 +102,7 @@ impl Blocks {
                 "ban_until_ms" => &mut b.ban_until_ms,
                 "weight_until_ms" => &mut b.weight_until_ms,
                 "orders_until_ms" => &mut b.orders_until_ms,
+                "rest_until_ms" => &mut b.rest_until_ms,
                 _ => continue,
             };
             *slot = v.parse::<i64>().map_err(|_| format!("{k}={v:?} is not a whole number"))?.max(0);
@@ -364,7 +369,7 @@ mod tests {
 
     #[test]
     fn the_line_round_trips_and_garbage_is_an_error_not_a_panic() {
-        let b = Blocks { ban_until_ms: 5, weight_until_ms: 6, orders_until_ms: 7 };
+        let b = Blocks { ban_until_ms: 5, weight_until_ms: 6, orders_until_ms: 7, rest_until_ms: 8 };
         assert_eq!(Blocks::parse(&b.to_line()), Ok(Some(b)));
         assert_eq!(Blocks::parse(""), Ok(None));
         assert_eq!(Blocks::parse("  \n"), Ok(None));
@@ -379,9 +384,9 @@ mod tests {
 
     #[test]
     fn merging_never_shortens() {
-        let mut a = Blocks { ban_until_ms: 100, weight_until_ms: 0, orders_until_ms: 50 };
-        assert!(!a.merge(&Blocks { ban_until_ms: 90, weight_until_ms: 0, orders_until_ms: 10 }));
+        let mut a = Blocks { ban_until_ms: 100, weight_until_ms: 0, orders_until_ms: 50, rest_until_ms: 0 };
+        assert!(!a.merge(&Blocks { ban_until_ms: 90, weight_until_ms: 0, orders_until_ms: 10, rest_until_ms: 0 }));
         assert!(a.merge(&Blocks { weight_until_ms: 70, ..Default::default() }));
-        assert_eq!(a, Blocks { ban_until_ms: 100, weight_until_ms: 70, orders_until_ms: 50 });
+        assert_eq!(a, Blocks { ban_until_ms: 100, weight_until_ms: 70, orders_until_ms: 50, rest_until_ms: 0 });
     }
 }

@@ -130,6 +130,17 @@ impl RateLimiter {
         Ok(())
     }
 
+    /// The REQUEST_WEIGHT per-minute window's count and limit, if that
+    /// limit is known: what tells a weight 429 from any other.
+    pub fn minute_weight(&mut self, server_ms: i64) -> Option<(u64, u64)> {
+        let w = self
+            .windows
+            .iter_mut()
+            .find(|w| w.limit.kind == RateLimitKind::RequestWeight && w.limit.window() == Duration::from_secs(60))?;
+        w.roll(server_ms);
+        Some((w.used, w.limit.limit as u64))
+    }
+
     /// Takes in one response header; names other than the usage headers
     /// are ignored. The server's figure replaces ours for that window.
     pub fn observe_header(&mut self, name: &str, value: &str, server_ms: i64) {

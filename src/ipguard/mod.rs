@@ -19,6 +19,7 @@
 //! | 418 (IP banned) | every request and every WebSocket connect | `Retry-After` |
 //! | 429 -1003 (request weight) | every request, WebSocket API connects | `Retry-After` |
 //! | 429 -1015 (too many new orders) | requests that place orders only: cancels, queries, market data still go | `Retry-After` |
+//! | REST 429 with the minute's weight under its limit (RAW_REQUESTS) | REST requests only: the WebSocket API has no such limit | `Retry-After` |
 //! | local count at a limit | requests that would break it | until its window turns |
 //!
 //! The limits are counted separately (REQUEST_WEIGHT, ORDERS, RAW_REQUESTS;
@@ -76,6 +77,9 @@ pub enum Refusal {
     WeightBackOff { retry_in: Duration },
     /// An order-count 429 (-1015): new orders wait, cancels may go.
     OrdersBackOff { retry_in: Duration },
+    /// A REST 429 that was not about request weight (the RAW_REQUESTS
+    /// limit, REST only): REST waits, the WebSocket API may go.
+    RestBackOff { retry_in: Duration },
     /// Sending would break a limit; `why` names it.
     Limit { why: String, retry_in: Duration },
 }
@@ -87,6 +91,7 @@ impl Refusal {
             Self::Banned { retry_in }
             | Self::WeightBackOff { retry_in }
             | Self::OrdersBackOff { retry_in }
+            | Self::RestBackOff { retry_in }
             | Self::Limit { retry_in, .. } => *retry_in,
         }
     }
@@ -104,6 +109,11 @@ impl std::fmt::Display for Refusal {
             Self::OrdersBackOff { retry_in } => {
                 write!(f, "new orders back off for {:.1} s more (HTTP 429, -1015)", retry_in.as_secs_f64())
             }
+            Self::RestBackOff { retry_in } => write!(
+                f,
+                "REST requests back off for {:.1} s more (HTTP 429 under the weight limit: RAW_REQUESTS)",
+                retry_in.as_secs_f64()
+            ),
             Self::Limit { why, retry_in } => write!(f, "{why} (retry in {:.1} s)", retry_in.as_secs_f64()),
         }
     }
@@ -116,6 +126,7 @@ pub struct GuardStats {
     pub refused_banned: u64,
     pub refused_weight: u64,
     pub refused_orders: u64,
+    pub refused_rest: u64,
     pub refused_limit: u64,
     /// Back-offs learnt from the host file (another process's 418/429).
     pub learnt_from_host: u64,
@@ -241,8 +252,18 @@ impl IpGuard {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Counts the request and lets it go, or refuses it without counting.
+    /// Counts the REST request and lets it go, or refuses it without counting.
     pub fn admit(&self, req: Request) -> Result<(), Refusal> {
+        self.admit_via(req, true)
+    }
+
+    /// [`IpGuard::admit`] for a WebSocket API request: the same, except a
+    /// REST-only back-off (RAW_REQUESTS) does not stop it.
+    pub fn admit_ws_api(&self, req: Request) -> Result<(), Refusal> {
+        self.admit_via(req, false)
+    }
+
+    fn admit_via(&self, req: Request, rest: bool) -> Result<(), Refusal> {
         let mut g = self.lock();
         g.refresh();
         let now_ms = wall_ms();
@@ -252,6 +273,9 @@ impl IpGuard {
         } else if let Some(retry_in) = left(g.blocks.weight_until_ms, now_ms) {
             g.stats.refused_weight += 1;
             Refusal::WeightBackOff { retry_in }
+        } else if let Some(retry_in) = left(g.blocks.rest_until_ms, now_ms).filter(|_| rest) {
+            g.stats.refused_rest += 1;
+            Refusal::RestBackOff { retry_in }
         } else if let Some(retry_in) = left(g.blocks.orders_until_ms, now_ms).filter(|_| req.orders > 0) {
             g.stats.refused_orders += 1;
             Refusal::OrdersBackOff { retry_in }
@@ -291,7 +315,7 @@ impl IpGuard {
     /// (web-socket-api.md §IP limits): refused during a ban or a weight
     /// back-off, counted like a request.
     pub fn admit_ws_api_connect(&self) -> Result<(), Refusal> {
-        self.admit(Request { label: "WebSocket API connect", weight: 2, orders: 0 })
+        self.admit_ws_api(Request { label: "WebSocket API connect", weight: 2, orders: 0 })
     }
 
     /// Takes in a response header (`X-MBX-USED-WEIGHT-1M`,
@@ -340,6 +364,28 @@ impl IpGuard {
         });
     }
 
+    /// A REST 429 that is not -1015. rest-api.md §LIMITS: "A 429 will be
+    /// returned when either rate limit is violated" (REQUEST_WEIGHT or
+    /// RAW_REQUESTS), and the answer does not say which. When the minute's
+    /// weight, as the `X-MBX-USED-WEIGHT-1M` header of this very answer
+    /// (already observed) reports it, is under the limit, it was
+    /// RAW_REQUESTS, a limit only REST has (CHANGELOG 2023-08-25: the
+    /// WebSocket API's RAW_REQUESTS limit was replaced by CONNECTIONS): only
+    /// REST waits. Otherwise, or when the header was missing, it is taken as
+    /// request weight and everything waits. Returns true for REST only.
+    pub fn on_rest_rate_limited(&self, weight_header_seen: bool, retry_after: Duration) -> bool {
+        let mut g = self.lock();
+        let server_ms = wall_ms() + g.offset_ms;
+        let raw = weight_header_seen && g.limiter.minute_weight(server_ms).is_some_and(|(used, limit)| used < limit);
+        let t = until(wall_ms(), retry_after);
+        g.extend(if raw {
+            Blocks { rest_until_ms: t, ..Default::default() }
+        } else {
+            Blocks { weight_until_ms: t, ..Default::default() }
+        });
+        raw
+    }
+
     /// The same, from the WebSocket API's `retryAfter` (a server timestamp, ms).
     pub fn on_rate_limited_until(&self, orders: bool, server_until_ms: i64) {
         let offset = self.lock().offset_ms;
@@ -361,13 +407,15 @@ impl IpGuard {
         self.on_banned(d);
     }
 
-    /// The ban or weight back-off in force, if any (what a connect or a
-    /// market-data request would be told), without counting anything.
+    /// The ban or back-off in force for a REST market-data request, if
+    /// any, without counting anything.
     pub fn blocked(&self) -> Option<Refusal> {
         let mut g = self.lock();
         g.refresh();
         let now = wall_ms();
-        g.ban(now).or_else(|| left(g.blocks.weight_until_ms, now).map(|retry_in| Refusal::WeightBackOff { retry_in }))
+        g.ban(now)
+            .or_else(|| left(g.blocks.weight_until_ms, now).map(|retry_in| Refusal::WeightBackOff { retry_in }))
+            .or_else(|| left(g.blocks.rest_until_ms, now).map(|retry_in| Refusal::RestBackOff { retry_in }))
     }
 
     /// Installs exchangeInfo's `rateLimits`.
@@ -429,6 +477,34 @@ mod tests {
         assert!(g.admit_ws_api_connect().is_err());
         g.admit_connect("market streams").unwrap();
         assert_eq!(g.stats().refused_weight, 4);
+    }
+
+    #[test]
+    fn a_rest_429_under_the_weight_limit_stops_rest_only() {
+        // rest-api.md §LIMITS: a 429 for either limit; the answer's
+        // X-MBX-USED-WEIGHT-1M under the limit means RAW_REQUESTS, which the
+        // WebSocket API does not have (CHANGELOG 2023-08-25).
+        let g = IpGuard::new();
+        g.observe_header("X-MBX-USED-WEIGHT-1M", "120");
+        assert!(g.on_rest_rate_limited(true, Duration::from_secs(30)));
+        assert!(matches!(g.admit(DEPTH), Err(Refusal::RestBackOff { retry_in }) if retry_in > Duration::from_secs(29)));
+        assert!(matches!(g.blocked(), Some(Refusal::RestBackOff { .. })));
+        g.admit_ws_api(DEPTH).unwrap();
+        g.admit_ws_api(ORDER).unwrap();
+        g.admit_ws_api_connect().unwrap();
+        g.admit_connect("market streams").unwrap();
+        assert_eq!(g.stats().refused_rest, 1);
+    }
+
+    #[test]
+    fn a_rest_429_at_the_weight_limit_or_without_the_header_stops_everything() {
+        for (header, used) in [(true, "6000"), (false, "10")] {
+            let g = IpGuard::new();
+            g.observe_header("X-MBX-USED-WEIGHT-1M", used);
+            assert!(!g.on_rest_rate_limited(header, Duration::from_secs(30)));
+            assert!(matches!(g.admit_ws_api(CANCEL), Err(Refusal::WeightBackOff { .. })), "{used}");
+            assert!(g.admit_ws_api_connect().is_err());
+        }
     }
 
     #[test]

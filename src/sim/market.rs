@@ -122,6 +122,26 @@ impl Replay {
     }
 }
 
+/// The symbols (upper case) whose depth streams a recording carries in its
+/// first `max_lines` lines: what `mmbot sim --replay` checks before it
+/// starts serving, so a file it cannot serve fails at once with a reason.
+pub fn replay_depth_symbols(path: &std::path::Path, max_lines: usize) -> std::io::Result<Vec<String>> {
+    use std::io::BufRead;
+    let reader = std::io::BufReader::new(crate::feed::recording::open(path)?);
+    let mut found: Vec<String> = Vec::new();
+    for line in reader.split(b'\n').take(max_lines) {
+        let line = line?;
+        let Some((_, json)) = crate::feed::recording::split_line(&line) else { continue };
+        if let Some((sym, StreamKind::Depth)) = split_wrapper(json).and_then(|(name, _)| parse_stream_name(name)) {
+            let sym = sym.to_ascii_uppercase();
+            if !found.contains(&sym) {
+                found.push(sym);
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// `{"stream":"<name>","data":<data>}` -> (name, data).
 pub fn split_wrapper(line: &[u8]) -> Option<(&str, &[u8])> {
     let rest = line.strip_prefix(br#"{"stream":""#)?;

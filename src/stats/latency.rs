@@ -24,13 +24,18 @@ pub enum Stage {
     /// (TLS decrypted, WebSocket deframed).
     Wire,
     /// Exchange event time `E` to local receive time (includes clock skew
-    /// between the exchange and this machine; negatives count as 1 ns).
+    /// between the exchange and this machine). Negative delays (this clock
+    /// behind the exchange's) are not recorded but counted apart
+    /// (`feed_delay_negative`), so the percentiles are of real delays.
     FeedDelay,
 }
 
 impl Stage {
+    /// Every stage, in pipeline order (what tables and plots list them in):
+    /// bytes off the wire, parsed, applied to the book, the strategy, the
+    /// quote handed off, then the whole tick-to-quote, then the feed's delay.
     pub const ALL: [Stage; 7] =
-        [Stage::TickToQuote, Stage::Parse, Stage::Book, Stage::Strategy, Stage::Quote, Stage::Wire, Stage::FeedDelay];
+        [Stage::Wire, Stage::Parse, Stage::Book, Stage::Strategy, Stage::Quote, Stage::TickToQuote, Stage::FeedDelay];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -146,7 +151,10 @@ impl StageHistograms {
 /// `.hgrm` format its plotter reads), values in microseconds.
 pub fn write_hgrm(h: &Histogram<u64>, w: &mut impl Write) -> io::Result<()> {
     const SCALE_US: f64 = 1000.0;
-    writeln!(w, "{:>12} {:>14} {:>10} {:>14}\n", "Value", "Percentile", "TotalCount", "1/(1-Percentile)")?;
+    // The unit, for people and for plotters (HdrHistogram's plotter takes
+    // the numeric rows; the value column is microseconds).
+    writeln!(w, "#[Unit    = microseconds (us): recorded in ns, output scaled by 1000]")?;
+    writeln!(w, "{:>12} {:>14} {:>10} {:>14}\n", "Value(us)", "Percentile", "TotalCount", "1/(1-Percentile)")?;
     let mut total = 0u64;
     for v in h.iter_quantiles(5) {
         total += v.count_since_last_iteration();
@@ -183,7 +191,8 @@ mod tests {
         let mut out = Vec::new();
         write_hgrm(s.histogram(Stage::Parse), &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
-        assert!(text.starts_with("       Value     Percentile TotalCount 1/(1-Percentile)"));
+        assert!(text.starts_with("#[Unit    = microseconds (us)"), "{text}");
+        assert!(text.lines().nth(1).unwrap().starts_with("   Value(us)     Percentile TotalCount 1/(1-Percentile)"));
         assert!(text.contains("#[Max     =       10.007") || text.contains("#[Max     =       10.000"), "{text}");
         assert!(text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).count() > 20);
     }

@@ -2,6 +2,7 @@
 //! histograms it records into, and the SVG plots drawn from them.
 
 pub mod baseline;
+pub mod calendar;
 pub mod clock;
 pub mod latency;
 pub mod plot;

@@ -8,12 +8,24 @@
 
 use std::fmt::Write;
 
-/// One line of a plot: a name and its points.
+/// One line of a plot: a name, its points and how many samples they
+/// summarise (shown in the legend; 0 when not known).
 pub struct Series<'a> {
     pub name: &'a str,
     /// (percentile in [0, 1), latency ns) for distributions; (seconds, ns)
     /// for timelines.
     pub points: Vec<(f64, u64)>,
+    pub samples: u64,
+}
+
+impl<'a> Series<'a> {
+    /// A distribution of `samples` values, cut at the last percentile those
+    /// samples can support (1 - 1/n: with 1,000 samples there is no 99.99th).
+    pub fn distribution(name: &'a str, points: &[(f64, u64)], samples: u64) -> Self {
+        let last = 1.0 - 1.0 / samples.max(1) as f64;
+        let points = points.iter().copied().filter(|&(p, _)| p <= last + 1e-12).collect();
+        Self { name, points, samples }
+    }
 }
 
 const W: f64 = 860.0;
@@ -52,19 +64,23 @@ fn y_range(series: &[Series<'_>]) -> (f64, f64) {
     (lo, if hi <= lo { lo + 1.0 } else { hi })
 }
 
-fn frame(out: &mut String, title: &str, x_label: &str) {
+fn frame(out: &mut String, title: &str, x_label: &str, y_label: &str) {
     let _ = write!(
         out,
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="white"/>
 <text x="{}" y="24" text-anchor="middle" font-size="15">{}</text>
 <text x="{}" y="{}" text-anchor="middle">{}</text>
+<text x="16" y="{}" text-anchor="middle" transform="rotate(-90 16 {})">{}</text>
 "##,
         LEFT + (W - LEFT - RIGHT) / 2.0,
         escape(title),
         LEFT + (W - LEFT - RIGHT) / 2.0,
         H - 12.0,
-        escape(x_label)
+        escape(x_label),
+        TOP + (H - TOP - BOTTOM) / 2.0,
+        TOP + (H - TOP - BOTTOM) / 2.0,
+        escape(y_label)
     );
 }
 
@@ -112,7 +128,7 @@ fn lines(out: &mut String, series: &[Series<'_>], x: impl Fn(f64) -> f64, (lo, h
             W - RIGHT + 32.0,
             W - RIGHT + 38.0,
             ly + 4.0,
-            escape(s.name)
+            escape(&if s.samples > 0 { format!("{} (n={})", s.name, s.samples) } else { s.name.to_string() })
         );
     }
 }
@@ -125,7 +141,7 @@ pub fn distribution_svg(title: &str, series: &[Series<'_>]) -> String {
     let x = |p: f64| LEFT + plot_w * ((1.0 / (1.0 - p.min(0.99999))).log10() / MAX_X).min(1.0);
     let range = y_range(series);
     let mut out = String::new();
-    frame(&mut out, title, "percentile");
+    frame(&mut out, title, "percentile (log scale of 1/(1-p))", "latency (log scale)");
     for (i, label) in ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"].iter().enumerate() {
         let px = LEFT + plot_w * i as f64 / MAX_X;
         let _ = writeln!(
@@ -148,7 +164,7 @@ pub fn timeline_svg(title: &str, series: &[Series<'_>]) -> String {
     let x = |t: f64| LEFT + plot_w * (t / max_t).clamp(0.0, 1.0);
     let range = y_range(series);
     let mut out = String::new();
-    frame(&mut out, title, "seconds since start");
+    frame(&mut out, title, "seconds since start", "latency (log scale)");
     for i in 0..=5 {
         let t = max_t * i as f64 / 5.0;
         let px = x(t);
@@ -174,14 +190,20 @@ mod tests {
     #[test]
     fn plots_are_well_formed_svg_with_every_series() {
         let s = [
-            Series { name: "tick_to_quote", points: vec![(0.0, 500), (0.9, 800), (0.99, 2_000), (0.999, 40_000)] },
-            Series { name: "parse <raw>", points: vec![(0.0, 200), (0.99, 900)] },
+            Series {
+                name: "tick_to_quote",
+                points: vec![(0.0, 500), (0.9, 800), (0.99, 2_000), (0.999, 40_000)],
+                samples: 0,
+            },
+            Series::distribution("parse <raw>", &[(0.0, 200), (0.99, 900), (0.999, 990)], 100),
         ];
+        assert_eq!(s[1].points.len(), 2, "100 samples support the 99th percentile, not the 99.9th");
         let svg = distribution_svg("latency", &s);
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert_eq!(svg.matches("<polyline").count(), 2);
-        assert!(svg.contains("parse &lt;raw&gt;") && svg.contains("99.9%") && svg.contains("10.000 us"));
-        let t = timeline_svg("per second", &[Series { name: "p50", points: vec![(1.0, 700), (2.0, 650)] }]);
+        assert!(svg.contains("parse &lt;raw&gt; (n=100)") && svg.contains("99.9%") && svg.contains("10.000 us"));
+        assert!(svg.contains("latency (log scale)") && svg.contains("percentile (log scale"));
+        let t = timeline_svg("per second", &[Series { name: "p50", points: vec![(1.0, 700), (2.0, 650)], samples: 0 }]);
         assert_eq!(t.matches("<polyline").count(), 1);
         // Empty input still draws axes.
         assert!(distribution_svg("empty", &[]).contains("</svg>"));

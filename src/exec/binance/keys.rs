@@ -86,6 +86,14 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// For people (banners): what kind of key, where it came from, and a hint
+/// of the API key; never the secret.
+impl fmt::Display for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} key from {}; {API_KEY_VAR} {}", self.signer.kind(), self.source, self.api_key_hint())
+    }
+}
+
 impl Credentials {
     /// Looks the variables up in the process environment, then in `env_file`.
     pub fn load(env_file: &Path) -> Result<Self, KeyError> {

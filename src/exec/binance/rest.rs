@@ -315,6 +315,13 @@ pub(crate) fn refused(e: Endpoint, r: Refusal) -> BinanceError {
             retry_in,
             limit: Limited::Orders,
         },
+        Refusal::RestBackOff { retry_in } => BinanceError::LocalRateLimit {
+            request,
+            why: "REST requests back off (HTTP 429 under the weight limit: RAW_REQUESTS; the WebSocket API still goes)"
+                .into(),
+            retry_in,
+            limit: Limited::RequestWeight,
+        },
         Refusal::Limit { why, retry_in } => {
             // The guard names the limit in `why` ("... of ORDERS 50 per 10S ...").
             let limit = if why.contains("of ORDERS ") { Limited::Orders } else { Limited::RequestWeight };
@@ -730,11 +737,13 @@ impl RestClient {
         let mut resp = result.map_err(|err| self.transport(e, err))?;
         let status = resp.status().as_u16();
         let mut retry_after = None;
+        let mut weight_header = false;
         for (name, value) in resp.headers() {
             let Ok(v) = value.to_str() else { continue };
             if name.as_str().eq_ignore_ascii_case("retry-after") {
                 retry_after = v.trim().parse::<u64>().ok().map(Duration::from_secs);
             } else {
+                weight_header |= name.as_str().eq_ignore_ascii_case("x-mbx-used-weight-1m");
                 self.guard.observe_header(name.as_str(), v);
             }
         }
@@ -749,8 +758,12 @@ impl RestClient {
         // Every 429 and 418 is the whole process's (and host's) business.
         match &err {
             BinanceError::Banned { retry_after, .. } => self.guard.on_banned(*retry_after),
-            BinanceError::RateLimited { retry_after, limit, .. } => {
-                self.guard.on_rate_limited(*limit == Limited::Orders, *retry_after)
+            BinanceError::RateLimited { retry_after, limit: Limited::Orders, .. } => {
+                self.guard.on_rate_limited(true, *retry_after)
+            }
+            // Request weight or RAW_REQUESTS: the guard tells them apart.
+            BinanceError::RateLimited { retry_after, .. } => {
+                self.guard.on_rest_rate_limited(weight_header, *retry_after);
             }
             // cancelReplace with CANCEL_ONLY over the unfilled order count:
             // 429 with both halves, the new one -1015 (rest-api.md §Cancel an
@@ -761,7 +774,9 @@ impl RestClient {
                 let orders = matches!(halves.new_order, ReplaceHalf::Failure { code: -1015, .. });
                 self.guard.on_rate_limited(orders, retry_after.unwrap_or(errors::DEFAULT_RETRY_AFTER));
             }
-            _ if status == 429 => self.guard.on_rate_limited(false, retry_after.unwrap_or(errors::DEFAULT_RETRY_AFTER)),
+            _ if status == 429 => {
+                self.guard.on_rest_rate_limited(weight_header, retry_after.unwrap_or(errors::DEFAULT_RETRY_AFTER));
+            }
             _ => {}
         }
         Err(self.redacted(err))

@@ -214,7 +214,7 @@ enum Step {
 /// Sends one setup request and waits for its answer. Other frames before
 /// it are not ours yet (no subscription, no orders) and are skipped.
 fn call(setup: &Setup, conn: &mut Conn, id: &str, m: MethodInfo, text: String) -> Result<Value, Step> {
-    setup.guard.admit(m.request()).map_err(Step::Refused)?;
+    setup.guard.admit_ws_api(m.request()).map_err(Step::Refused)?;
     // The request may still sit in the buffer after `send`; flush below.
     conn.send(text).map_err(Step::Closed)?;
     let deadline = Instant::now() + setup.answer_timeout;

@@ -222,7 +222,7 @@ impl SessionThread {
             return;
         }
         let info = request::method_info(&job.call);
-        if let Err(r) = self.setup.guard.admit(info.request()) {
+        if let Err(r) = self.setup.guard.admit_ws_api(info.request()) {
             let p = self.pending_for(job.id, job.call, info, 0, 0);
             self.answer(&p, Transport::NotSent, Err(request::refused(info.endpoint, &r)));
             return;

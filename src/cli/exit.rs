@@ -1,0 +1,81 @@
+//! The process's exit statuses, one table for every command (README
+//! "Exit statuses"), and the one place an error becomes a status and a
+//! message.
+//!
+//! Why one table: scripts and supervisors act on the status (restart,
+//! alert, leave alone), so a given status must mean the same thing whatever
+//! the command, and a failure must never exit 0.
+
+use crate::config::ConfigError;
+
+/// Done as asked.
+pub const OK: i32 = 0;
+/// An error stopped the command (a file it cannot read or write, a failed
+/// check); the message says what and what to do.
+pub const ERROR: i32 = 1;
+/// The market-data feed failed: never connected, never synced, or lost
+/// for good.
+pub const FEED: i32 = 2;
+/// Live: the kill switch tripped.
+pub const KILL: i32 = 3;
+/// Live: the exchange refuses us (HTTP 418 ban or 403).
+pub const REFUSED: i32 = 4;
+/// Live: the API key or signature was refused.
+pub const KEY: i32 = 5;
+/// Live: a fill could not be written to the journal.
+pub const JOURNAL: i32 = 6;
+/// Live: orders may still rest on the exchange.
+pub const ORDERS_LEFT: i32 = 7;
+/// Nothing was traded: the configured symbol is not in the data, or no
+/// quote was ever made.
+pub const NOTHING_TRADED: i32 = 8;
+/// The strategy script failed (errored on too many calls).
+pub const SCRIPT: i32 = 9;
+/// The command line was wrong (BSD sysexits `EX_USAGE`).
+pub const USAGE: i32 = 64;
+/// The configuration is invalid, in any command (sysexits `EX_CONFIG`).
+pub const CONFIG: i32 = 78;
+
+/// The status for an error that ended a command.
+pub fn status_of(e: &anyhow::Error) -> i32 {
+    if e.chain().any(|c| c.downcast_ref::<ConfigError>().is_some()) {
+        CONFIG
+    } else {
+        ERROR
+    }
+}
+
+/// An error and its causes on one line, each said once: a cause whose
+/// text the message already holds (an error that prints its source, then
+/// the source itself) is not repeated.
+pub fn message_of(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory (os error 2)");
+        let e = anyhow::Error::new(ConfigError::Read { path: "x.toml".into(), source: io })
+            .context("loading the configuration");
+        let m = message_of(&e);
+        assert_eq!(m.matches("No such file").count(), 1, "{m}");
+        assert!(m.starts_with("loading the configuration: cannot read config file x.toml"), "{m}");
+        assert_eq!(status_of(&e), CONFIG);
+        assert_eq!(status_of(&anyhow::anyhow!("disk full")), ERROR);
+    }
+}
