@@ -413,6 +413,33 @@ impl PaperExchange {
         &self.latency
     }
 
+    /// The fill model in words, for reports: queue model, order type,
+    /// latencies and clock, e.g. `queue risk_averse, limit_maker, latency
+    /// constant (entry 20 ms, cancel 20 ms, response 20 ms), clock receive`.
+    pub fn model(&self) -> String {
+        let c = &self.cfg;
+        let queue = match c.queue_model {
+            QueueModel::Power(n) => format!("power {n}"),
+            q => q.name().to_string(),
+        };
+        let ms = |ns: i64| ns as f64 / 1e6;
+        let latency = match &self.latency {
+            LatencyModel::Constant { entry_ns, cancel_ns, response_ns } => format!(
+                "constant (entry {} ms, cancel {} ms, response {} ms)",
+                ms(*entry_ns),
+                ms(*cancel_ns),
+                ms(*response_ns)
+            ),
+            LatencyModel::Replay { samples, .. } => format!(
+                "journal_replay ({} place and {} cancel round trips, seed {})",
+                samples.place.len(),
+                samples.cancel.len(),
+                c.latency_seed
+            ),
+        };
+        format!("queue {queue}, {}, latency {latency}, clock {}", c.order_type.name(), c.clock.name())
+    }
+
     /// Takes the latest desired quote. `tick` is the symbol's price grid,
     /// for the refresh tolerance. A level with a non-positive price or size
     /// counts as a pulled side. Activates nothing: the caller passes the

@@ -285,3 +285,15 @@ fn queue_models_move_the_place_on_cancels_ahead() {
         assert_eq!((q + SCALE / 2) / SCALE, ahead, "{}", model.name());
     }
 }
+
+#[test]
+fn the_model_is_named_for_reports() {
+    let x = PaperExchange::new(sym(), PaperConfig { queue_model: QueueModel::Power(2.0), ..PaperConfig::default() });
+    assert_eq!(
+        x.model(),
+        "queue power 2, limit_maker, latency constant (entry 20 ms, cancel 20 ms, response 20 ms), clock receive"
+    );
+    let samples = RttSamples::from_rows([("place", 4)]).unwrap();
+    let x = PaperExchange::with_latency(sym(), PaperConfig::default(), LatencyModel::replay(samples, 1));
+    assert!(x.model().contains("journal_replay (1 place and 1 cancel round trips, seed 1)"), "{}", x.model());
+}
