@@ -25,10 +25,12 @@ use crate::hot::sync::SyncConfig;
 mod describe;
 mod feed;
 mod overrides;
+mod paper;
 pub mod source;
 
 use feed::validate_feed;
 pub use overrides::{load_with_params, Param, ParamError};
+use paper::validate_paper;
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -117,7 +119,22 @@ raw_section!(
 );
 raw_section!(
     /// `[paper]`
-    RawPaper { latency_ms: f64, refresh_ticks: i64, max_order_age_ms: i64, maker_fee: RawDecimal }
+    RawPaper {
+        latency_ms: f64,
+        entry_latency_ms: f64,
+        cancel_latency_ms: f64,
+        response_latency_ms: f64,
+        latency_from_journal: String,
+        latency_seed: i64,
+        refresh_ticks: i64,
+        max_order_age_ms: i64,
+        maker_fee: RawDecimal,
+        taker_fee: RawDecimal,
+        queue_model: String,
+        queue_power: f64,
+        order_type: String,
+        clock: String,
+    }
 );
 raw_section!(
     /// `[features]`
@@ -248,6 +265,9 @@ pub struct Config {
     /// simulated time instead of the offline rules (`--advice-log`; not a
     /// TOML key).
     pub advice_replay: Option<std::path::PathBuf>,
+    /// `[paper] latency_from_journal`: a live run's journal whose order
+    /// round trips (`order_rtt`) backtests replay as latencies.
+    pub paper_latency_journal: Option<std::path::PathBuf>,
     /// `[live]`: where and under which limits `mmbot run --live` trades
     /// (`None` when the section is absent).
     pub live: Option<crate::exec::live_config::LiveConfig>,
@@ -443,26 +463,7 @@ impl Config {
             min_notional: decimal("filters.min_notional", &f.min_notional, 0)?,
         };
 
-        let dp = PaperConfig::default();
-        let p = &raw.paper;
-        let paper = PaperConfig {
-            latency_ns: (float_in("paper.latency_ms", p.latency_ms, dp.latency_ns as f64 / 1e6, 0.0, 60_000.0)? * 1e6)
-                as i64,
-            refresh_ticks: in_range("paper.refresh_ticks", p.refresh_ticks, dp.refresh_ticks, 0, 1_000_000)?,
-            max_order_age_ns: in_range(
-                "paper.max_order_age_ms",
-                p.max_order_age_ms,
-                dp.max_order_age_ns / 1_000_000,
-                1,
-                86_400_000,
-            )? * 1_000_000,
-            maker_fee_rate: decimal("paper.maker_fee", &p.maker_fee, dp.maker_fee_rate)?,
-            // The same limit as the hot path's, enforced where fills happen.
-            max_position: Some(params.max_position),
-        };
-        if paper.maker_fee_rate > 1_000_000 {
-            return Err(invalid("paper.maker_fee", paper.maker_fee_rate as f64 / 1e8, "must be at most 0.01 (1%)"));
-        }
+        let (paper, paper_latency_journal) = validate_paper(&raw.paper, params.max_position, filters.step_size)?;
 
         let df = FeatureConfig::default();
         let fe = &raw.features;
@@ -551,6 +552,7 @@ impl Config {
             net,
             live,
             advice_replay: None,
+            paper_latency_journal,
             ai_offline,
             ai_interval_ns,
             ai,
@@ -708,7 +710,12 @@ mod tests {
     fn defaults_when_empty() {
         let c = Config::from_toml("", "t").unwrap();
         assert_eq!(c.hot.sizes, BookSizes::default());
-        assert_eq!(c.paper.latency_ns, 20_000_000);
+        assert_eq!(c.paper.entry_latency_ns, 20_000_000);
+        assert_eq!((c.paper.cancel_latency_ns, c.paper.response_latency_ns), (20_000_000, 20_000_000));
+        assert_eq!(c.paper.queue_model, crate::exec::paper::QueueModel::RiskAverse);
+        assert_eq!(c.paper.order_type, crate::exec::paper::OrderType::LimitMaker);
+        assert_eq!((c.paper.maker_fee_rate, c.paper.taker_fee_rate), (100_000, 100_000));
+        assert!(c.paper_latency_journal.is_none());
         assert_eq!(c.hot.filters.tick_size, Price(0));
     }
 
@@ -741,6 +748,32 @@ mod tests {
         assert_eq!(c.hot.guard.max_position, Qty(5_000_000));
         assert_eq!(c.hot.filters.tick_size, Price(1_000_000));
         assert_eq!(c.paper.maker_fee_rate, 20_000);
+    }
+
+    #[test]
+    fn paper_latencies_fees_queue_model_and_order_type() {
+        use crate::exec::paper::{OrderType, QueueModel};
+        let c = Config::from_toml(
+            "[paper]\nlatency_ms = 5\ncancel_latency_ms = 2.5\nmaker_fee = -0.0001\ntaker_fee = 0.0004\n\
+             queue_model = \"power\"\nqueue_power = 3\norder_type = \"limit\"\nlatency_from_journal = \"j.sqlite\"\n\
+             latency_seed = 42\n",
+            "t",
+        )
+        .unwrap();
+        let p = c.paper;
+        assert_eq!((p.entry_latency_ns, p.cancel_latency_ns, p.response_latency_ns), (5_000_000, 2_500_000, 5_000_000));
+        assert_eq!((p.maker_fee_rate, p.taker_fee_rate), (-10_000, 40_000));
+        assert_eq!((p.queue_model, p.order_type, p.latency_seed), (QueueModel::Power(3.0), OrderType::Limit, 42));
+        assert_eq!(c.paper_latency_journal.as_deref(), Some(std::path::Path::new("j.sqlite")));
+        let c = Config::from_toml("[paper]\nqueue_model = \"power\"\n", "t").unwrap();
+        assert_eq!(c.paper.queue_model, QueueModel::Power(2.0));
+        let c = Config::from_toml("[paper]\nqueue_model = \"log\"\nresponse_latency_ms = 0\n", "t").unwrap();
+        assert_eq!((c.paper.queue_model, c.paper.response_latency_ns), (QueueModel::Log, 0));
+        assert_eq!(c.paper.clock, crate::exec::paper::PaperClock::Receive);
+        assert!(c.describe().contains("queue_model = \"log\""), "{}", c.describe());
+        let c = Config::from_toml("[paper]\nclock = \"exchange\"\n[filters]\nstep_size = \"0.001\"\n", "t").unwrap();
+        assert_eq!((c.paper.clock, c.paper.lot_size), (crate::exec::paper::PaperClock::Exchange, Qty(100_000)));
+        assert!(c.describe().contains("clock = \"exchange\""), "{}", c.describe());
     }
 
     const LIVE_BAD_URL: &str =
@@ -778,7 +811,16 @@ mod tests {
             ("[risk]\nmin_spread_bps = 50.0\nmax_spread_bps = 10.0\n", "risk.min_spread_bps", "must not exceed"),
             ("[filters]\ntick_size = \"abc\"\n", "filters.tick_size", "not a digit"),
             ("[market]\nsymbol = \"BTC-USDT\"\n", "market.symbol", "Binance symbol"),
-            ("[paper]\nmaker_fee = 0.5\n", "paper.maker_fee", "at most 0.01"),
+            ("[paper]\nmaker_fee = 0.5\n", "paper.maker_fee", "to 0.01"),
+            ("[paper]\nmaker_fee = -0.001\n", "paper.maker_fee", "from -0.0001"),
+            ("[paper]\ntaker_fee = \"-0.001\"\n", "paper.taker_fee", "sign"),
+            ("[paper]\nqueue_model = \"fifo\"\n", "paper.queue_model", "\"power\""),
+            ("[paper]\nqueue_power = 3.0\n", "paper.queue_power", "only with queue_model"),
+            ("[paper]\nqueue_model = \"power\"\nqueue_power = 0\n", "paper.queue_power", "from 0.01"),
+            ("[paper]\norder_type = \"market\"\n", "paper.order_type", "limit_maker"),
+            ("[paper]\nclock = \"local\"\n", "paper.clock", "\"exchange\""),
+            ("[paper]\nentry_latency_ms = -1\n", "paper.entry_latency_ms", "from 0"),
+            ("[paper]\nlatency_from_journal = \"\"\n", "paper.latency_from_journal", "journal"),
             ("[cores]\nhot = -1\n", "cores.hot", "from 0 to 4095"),
             ("[script]\nmax_operations = 5\n", "script.max_operations", "from 100"),
             ("[strategy]\nscript = \"\"\n", "strategy.script", ".rhai"),

@@ -9,6 +9,13 @@ use mmbot::hot::fixed::{Price, Qty, SCALE};
 use mmbot::hot::msg::{Aggressor, Level, Symbol, Trade};
 
 const L: i64 = 20_000_000; // default latency
+
+/// The default exchange with answers (acks, fill reports) back at once:
+/// these tests pin the entry and cancel delays and the fill rules; the
+/// response latency's effect is tested in `src/exec/paper/tests.rs`.
+fn base() -> PaperConfig {
+    PaperConfig { response_latency_ns: 0, ..PaperConfig::default() }
+}
 const TICK: Price = Price(SCALE / 100); // 0.01
 
 fn sym() -> Symbol {
@@ -65,7 +72,7 @@ struct Sim {
 
 impl Sim {
     fn new() -> Self {
-        Self::with(PaperConfig::default())
+        Self::with(base())
     }
 
     fn with(cfg: PaperConfig) -> Self {
@@ -121,7 +128,7 @@ fn on_time_activates_and_book_sets_queue() {
     let b = market();
     let mut s = Sim::new();
     s.quote(Some(lv(10_000, 1)), Some(lv(10_002, 2)), 0);
-    s.x.on_time(L - 1);
+    s.x.on_time(L - 1, &mut |_| {});
     assert!(s.x.working_bid().is_none());
     s.book(&b, L);
     let bid = s.x.working_bid().unwrap();
@@ -130,7 +137,7 @@ fn on_time_activates_and_book_sets_queue() {
     assert_eq!((ask.id, ask.queue_ahead, ask.qty), (2, qty(4), qty(2)));
     assert_eq!(
         s.x.stats(),
-        PaperStats { quotes: 1, orders: 2, cancels: 0, fills: 0, filled_qty: Qty::ZERO, refused_by_limit: 0 }
+        PaperStats { quotes: 1, orders: 2, cancels: 0, fills: 0, filled_qty: Qty::ZERO, ..PaperStats::default() }
     );
 }
 
@@ -244,7 +251,7 @@ fn unknown_queue_fills_only_through_until_a_book_update() {
 
     let mut s = Sim::new();
     s.quote(Some(lv(10_000, 1)), None, 0);
-    s.x.on_time(L);
+    s.x.on_time(L, &mut |_| {});
     assert_eq!(s.x.working_bid().unwrap().queue_ahead, QUEUE_UNKNOWN);
     s.trade(trade(9_999, 1, Aggressor::Sell), L + 1);
     assert_eq!(s.fills.len(), 1);
@@ -286,10 +293,10 @@ fn book_moving_through_the_price_fills_at_our_price() {
 
 #[test]
 fn price_moves_under_refresh_ticks_keep_the_order_larger_ones_replace() {
-    let cfg = PaperConfig { refresh_ticks: 3, ..PaperConfig::default() };
+    let cfg = PaperConfig { refresh_ticks: 3, ..base() };
     let mut s = Sim::with(cfg);
     s.quote(Some(lv(10_000, 1)), None, 0);
-    s.x.on_time(L);
+    s.x.on_time(L, &mut |_| {});
     // 2 ticks: kept.
     s.quote(Some(lv(10_002, 1)), None, L + 1);
     s.quote(Some(lv(9_998, 1)), None, L + 2);
@@ -306,7 +313,7 @@ fn price_moves_under_refresh_ticks_keep_the_order_larger_ones_replace() {
 fn any_price_change_replaces_with_one_tick_tolerance() {
     let mut s = Sim::new();
     s.quote(Some(lv(10_000, 1)), None, 0);
-    s.x.on_time(L);
+    s.x.on_time(L, &mut |_| {});
     s.quote(Some(lv(10_000, 1)), None, L + 1);
     assert_eq!(s.x.stats().orders, 1);
     s.quote(Some(lv(10_001, 1)), None, L + 2);
@@ -317,25 +324,25 @@ fn any_price_change_replaces_with_one_tick_tolerance() {
 fn size_change_replaces() {
     let mut s = Sim::new();
     s.quote(None, Some(lv(10_002, 1)), 0);
-    s.x.on_time(L);
+    s.x.on_time(L, &mut |_| {});
     s.quote(None, Some(lv(10_002, 2)), L + 1);
     assert_eq!((s.x.stats().orders, s.x.stats().cancels), (2, 1));
     assert_eq!(s.x.pending_ask().unwrap().qty, qty(2));
-    s.x.on_time(2 * L + 1);
+    s.x.on_time(2 * L + 1, &mut |_| {});
     assert_eq!(s.x.working_ask().unwrap().id, 2);
 }
 
 #[test]
 fn old_orders_are_replaced_after_max_age() {
-    let cfg = PaperConfig { max_order_age_ns: 1_000, ..PaperConfig::default() };
+    let cfg = PaperConfig { max_order_age_ns: 1_000, ..base() };
     let mut s = Sim::with(cfg);
     s.quote(Some(lv(10_000, 1)), None, 0);
-    s.x.on_time(L);
+    s.x.on_time(L, &mut |_| {});
     s.quote(Some(lv(10_000, 1)), None, L + 1_000);
     assert_eq!(s.x.stats().orders, 1);
     s.quote(Some(lv(10_000, 1)), None, L + 1_001);
     assert_eq!((s.x.stats().orders, s.x.stats().cancels), (2, 1));
-    s.x.on_time(2 * L + 1_001);
+    s.x.on_time(2 * L + 1_001, &mut |_| {});
     let w = s.x.working_bid().unwrap();
     assert_eq!((w.id, w.live_since_ns), (2, 2 * L + 1_001));
 }
@@ -344,20 +351,20 @@ fn old_orders_are_replaced_after_max_age() {
 fn pulled_quote_cancels_both_sides_once() {
     let mut s = Sim::new();
     s.quote(Some(lv(10_000, 1)), Some(lv(10_002, 1)), 0);
-    s.x.on_time(L);
+    s.x.on_time(L, &mut |_| {});
     s.quote(None, None, L + 10);
     s.quote(None, None, L + 20);
     assert_eq!(s.x.stats().cancels, 2);
-    s.x.on_time(2 * L + 9);
+    s.x.on_time(2 * L + 9, &mut |_| {});
     assert!(s.x.working_bid().is_some() && s.x.working_ask().is_some());
-    s.x.on_time(2 * L + 10);
+    s.x.on_time(2 * L + 10, &mut |_| {});
     assert!(s.x.working_bid().is_none() && s.x.working_ask().is_none());
     // One side only.
     s.quote(Some(lv(10_000, 1)), Some(lv(10_002, 1)), 3 * L);
-    s.x.on_time(4 * L);
+    s.x.on_time(4 * L, &mut |_| {});
     s.quote(Some(lv(10_000, 1)), None, 4 * L);
     assert_eq!(s.x.stats().cancels, 3);
-    s.x.on_time(5 * L);
+    s.x.on_time(5 * L, &mut |_| {});
     assert!(s.x.working_bid().is_some() && s.x.working_ask().is_none());
 }
 
@@ -368,9 +375,9 @@ fn pull_while_in_flight_cancels_the_order_after_it_lands() {
     s.quote(None, None, 5);
     assert_eq!(s.x.stats().cancels, 1);
     // Live from L until the cancel lands at L + 5: it can fill in between.
-    s.x.on_time(L);
+    s.x.on_time(L, &mut |_| {});
     assert_eq!(s.x.working_bid().unwrap().cancel_at_ns, Some(L + 5));
-    s.x.on_time(L + 5);
+    s.x.on_time(L + 5, &mut |_| {});
     assert!(s.x.working_bid().is_none() && s.x.pending_bid().is_none());
 }
 
@@ -400,7 +407,7 @@ fn maker_fee_is_exactly_a_tenth_of_a_percent_of_notional() {
     assert_eq!(s.fills[0].fee, 7_606_028);
     assert_eq!(s.fills[0].qty, size);
     // A custom rate: 0.02%.
-    let mut s = Sim::with(PaperConfig { maker_fee_rate: 20_000, ..PaperConfig::default() });
+    let mut s = Sim::with(PaperConfig { maker_fee_rate: 20_000, ..base() });
     s.x.on_quote(&quote(None, Some(Level { price, qty: size }), 0), TICK, 0);
     s.trade(t, L);
     assert_eq!(s.fills[0].fee, 1_521_205);
@@ -424,7 +431,7 @@ fn session() -> (Vec<Fill>, PaperStats) {
     s.book(&b, 2 * L + 200);
     // Buyers lift through our new ask.
     s.trade(trade(10_002, 3, Aggressor::Buy), 2 * L + 300);
-    s.x.on_time(3 * L);
+    s.x.on_time(3 * L, &mut |_| {});
     (s.fills, s.x.stats())
 }
 
@@ -475,7 +482,7 @@ fn position_follows_the_exchange_fills() {
 /// an order whose full size could pass it does not go live (counted).
 #[test]
 fn orders_that_could_pass_the_position_limit_are_refused_at_activation() {
-    let cfg = PaperConfig { max_position: Some(qty(1)), ..PaperConfig::default() };
+    let cfg = PaperConfig { max_position: Some(qty(1)), ..base() };
     let mut ex = PaperExchange::new(sym(), cfg);
     let mut fills: Vec<Fill> = Vec::new();
     let b = market();
@@ -488,7 +495,7 @@ fn orders_that_could_pass_the_position_limit_are_refused_at_activation() {
     assert_eq!(fills.len(), 1);
     // Long 1 of max 1: a new bid cannot go live; an ask can.
     ex.on_quote(&quote(Some(lv(bid_cents - 1, 1)), Some(lv(bid_cents + 50, 1)), L + 2), TICK, L + 2);
-    ex.on_time(3 * L);
+    ex.on_time(3 * L, &mut |_| {});
     assert!(ex.working_bid().is_none());
     assert!(ex.working_ask().is_some());
     assert_eq!(ex.stats().refused_by_limit, 1);

@@ -323,7 +323,7 @@ fn the_metric_is_named_in_the_outputs() {
         assert_eq!(m.get(Metric::Sharpe), m.sharpe);
         assert!(m.sharpe.is_finite());
     }
-    assert_eq!(Config::default().paper.latency_ns, load_with_params(None, &[]).unwrap().paper.latency_ns);
+    assert_eq!(Config::default().paper.entry_latency_ns, load_with_params(None, &[]).unwrap().paper.entry_latency_ns);
 }
 
 /// `mmbot bench` reads several files as one stream, like `mmbot book`.

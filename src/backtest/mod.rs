@@ -2,24 +2,32 @@
 //! paper exchange inline, in simulated time.
 //!
 //! Each frame's receive timestamp is the clock of the simulation: the hot
-//! path quotes at it, the paper exchange applies latency from it, and fills
-//! move the position that the hot path sees for the next frame. Nothing
-//! depends on wall time or thread timing, so everything in the report except
-//! `perf` is identical across runs of the same inputs and config.
+//! path quotes at it and the paper exchange applies latency from it (market
+//! events reach the exchange at it too, or at their exchange time with
+//! `[paper] clock = "exchange"`). A fill moves the run's position (and is
+//! told to the observer) when it happens, and reaches the strategy one
+//! response latency later: before the first decision made after that, even
+//! one made in the same frame (the hot path asks for the position between
+//! applying a depth event and deciding; [`HotPath::on_frame_fed`]). Nothing depends on wall time or thread
+//! timing, so everything in the report except `perf` is identical across
+//! runs of the same inputs and config.
 
 pub mod observe;
 pub mod outputs;
 pub mod report;
 
+use std::cell::Cell;
+use std::collections::VecDeque;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::ai::offline::OfflineAdvisor;
 use crate::config::Config;
-use crate::exec::paper::PaperExchange;
+use crate::exec::paper::latency::exchange_time_ms;
+use crate::exec::paper::{FeedClock, LatencyModel, PaperClock, PaperExchange, RttSamples};
 use crate::exec::position::Position;
-use crate::exec::{Fill, Quote};
+use crate::exec::{Fill, Quote, Side};
 use crate::feed::recording::{split_line, LineChunks, Piece};
 use crate::hot::engine::{HotEvent, HotPath};
 use crate::hot::fixed::Qty;
@@ -40,6 +48,8 @@ pub enum BacktestError {
     NothingTraded,
     #[error("cannot replay the advice log {path}: {error}")]
     AdviceLog { path: String, error: String },
+    #[error("cannot replay order latencies from {path} (`[paper] latency_from_journal`): {error}")]
+    LatencyJournal { path: String, error: String },
 }
 
 /// A quote as it left the hot path, with the book it was made from and the
@@ -50,6 +60,8 @@ pub struct QuoteSeen {
     pub synced: bool,
     pub best_bid: Option<Level>,
     pub best_ask: Option<Level>,
+    /// The position as the strategy knew it (fills reach it one response
+    /// latency after they happen).
     pub position: Qty,
 }
 
@@ -101,6 +113,32 @@ pub fn run_chunks<S: Strategy>(
     let mut exchange: Option<PaperExchange> = None;
     let mut position = Position::new();
     let mut fills: Vec<Fill> = Vec::with_capacity(64);
+    // The position as the strategy knows it, and the fills it has not heard
+    // of yet: (when it does, signed quantity).
+    let mut known = Qty::ZERO;
+    let mut unheard: VecDeque<(i64, i64)> = VecDeque::with_capacity(64);
+    let latency = match &config.paper_latency_journal {
+        Some(path) => Some(LatencyModel::replay(
+            RttSamples::from_journal(path).map_err(|e| BacktestError::LatencyJournal {
+                path: path.display().to_string(),
+                error: e.to_string(),
+            })?,
+            config.paper.latency_seed,
+        )),
+        None => None,
+    };
+    // Market events reach the exchange when received, or (`[paper] clock =
+    // "exchange"`) when they happened there, by the recording's exchange
+    // times: then an order sent at receive time t meets every event that
+    // happened before t + entry latency, including ones received later.
+    let at_exchange = config.paper.clock == PaperClock::Exchange;
+    let mut feed_clock = FeedClock::default();
+    // The exchange is made for the traded symbol, as soon as an event names it.
+    let paper = config.paper;
+    let make = |s: Symbol| match &latency {
+        Some(m) => PaperExchange::with_latency(s, paper, m.clone()),
+        None => PaperExchange::new(s, paper),
+    };
     // A spinner on terminals (indicatif draws to stderr only when it is one).
     let progress = (observer.wants_progress() && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
@@ -132,37 +170,55 @@ pub fn run_chunks<S: Strategy>(
                 for raw in buf.split(|&b| b == b'\n') {
                     let Some((recv_ts, json)) = split_line(raw) else { continue };
                     let now = recv_ts as i64;
+                    let happened = if at_exchange { feed_clock.at(now, exchange_time_ms(json)) } else { now };
                     let t_in = hot.clock().now();
                     frames += 1;
-                    let ex = &mut exchange;
-                    let fills_ref = &mut fills;
-                    let held = position.qty();
-                    // The exchange is made for the traded symbol, as soon as an event names it.
-                    let paper = config.paper;
-                    let make = |s: Symbol| PaperExchange::new(s, paper);
+                    // Fills whose report has come back by now reach the
+                    // strategy before this frame's events.
+                    if hear(&mut unheard, now, &mut known) {
+                        hot.set_position(known);
+                    }
                     let mut top: Option<(i64, Option<Level>, Option<Level>)> = None;
-                    hot.on_frame(json, now, t_in, &mut |ev| match ev {
-                        HotEvent::Depth { symbol, book, time_ns } => {
-                            top = Some((time_ns, book.best_bid(), book.best_ask()));
-                            ex.get_or_insert_with(|| make(symbol)).on_book(book, time_ns, &mut |f| fills_ref.push(f))
+                    let heard_now: Cell<Option<Qty>> = Cell::new(None);
+                    let mut on_event = |ev: HotEvent<'_>| {
+                        let ex = &mut exchange;
+                        let sink = &mut |f| fills.push(f);
+                        match ev {
+                            HotEvent::Depth { symbol, book, time_ns } => {
+                                top = Some((time_ns, book.best_bid(), book.best_ask()));
+                                let at = if at_exchange { happened } else { time_ns };
+                                ex.get_or_insert_with(|| make(symbol)).on_book(book, at, sink)
+                            }
+                            HotEvent::Trade(t) => ex.get_or_insert_with(|| make(t.symbol)).on_trade(&t, happened, sink),
+                            HotEvent::Quote { quote, tick, synced, best_bid, best_ask } => {
+                                observer.on_quote(&QuoteSeen { quote, synced, best_bid, best_ask, position: known });
+                                // At the quote's own time: a stale pull is stamped
+                                // when the timer would have fired, before `now`.
+                                ex.get_or_insert_with(|| make(quote.symbol)).on_quote(&quote, tick, quote.time_ns)
+                            }
                         }
-                        HotEvent::Trade(t) => {
-                            ex.get_or_insert_with(|| make(t.symbol)).on_trade(&t, now, &mut |f| fills_ref.push(f))
-                        }
-                        HotEvent::Quote { quote, tick, synced, best_bid, best_ask } => {
-                            observer.on_quote(&QuoteSeen { quote, synced, best_bid, best_ask, position: held });
-                            // At the quote's own time: a stale pull is stamped
-                            // when the timer would have fired, before `now`.
-                            ex.get_or_insert_with(|| make(quote.symbol)).on_quote(&quote, tick, quote.time_ns)
-                        }
-                    });
-                    if !fills.is_empty() {
+                        // A fill moves the position (what the run holds) at
+                        // once, and reaches the strategy one response
+                        // latency later.
+                        let ex = exchange.as_ref();
                         for f in fills.drain(..) {
                             position.on_fill(&f);
-                            let meta = exchange.as_ref().and_then(|e| e.fill_meta(f.order_id));
+                            let meta = ex.and_then(|e| e.fill_meta(f.order_id));
                             observer.on_fill(&FillRecord { fill: f, meta, position_after: position.qty() });
+                            let response = ex.and_then(|e| e.response_ns(f.order_id)).unwrap_or(0);
+                            let signed = match f.side {
+                                Side::Buy => f.qty.0,
+                                Side::Sell => -f.qty.0,
+                            };
+                            unheard.push_back((f.time_ns.saturating_add(response), signed));
                         }
-                        hot.set_position(position.qty());
+                        if hear(&mut unheard, now, &mut known) {
+                            heard_now.set(Some(known));
+                        }
+                    };
+                    hot.on_frame_fed(json, now, t_in, &mut on_event, &mut || heard_now.get());
+                    if let Some(p) = heard_now.get() {
+                        hot.set_position(p);
                     }
                     if let Some((time_ns, best_bid, best_ask)) = top {
                         let e = exchange.as_ref();
@@ -220,5 +276,23 @@ pub fn run_chunks<S: Strategy>(
         (None, false) => "none".into(),
     };
     r.trading.advice_updates = advice_updates;
+    if let Some(e) = exchange.as_ref() {
+        r.trading.rejected_post_only = e.rejected_post_only();
+        r.trading.fill_model = e.model();
+    }
     Ok((r, hot.histograms().clone()))
+}
+
+/// Adds to `known` (the position as the strategy knows it) every fill whose
+/// report has come back by `now`; true if there was one.
+fn hear(unheard: &mut VecDeque<(i64, i64)>, now: i64, known: &mut Qty) -> bool {
+    let before = unheard.len();
+    unheard.retain(|&(due, signed)| {
+        let heard = due <= now;
+        if heard {
+            *known = Qty(known.0.saturating_add(signed));
+        }
+        !heard
+    });
+    unheard.len() != before
 }

@@ -47,6 +47,13 @@ pub struct TradingReport {
     /// Where advice came from ("offline", "none").
     pub advice: String,
     pub advice_updates: u64,
+    /// The paper exchange's fill model in words (queue model, order type,
+    /// latencies, clock); empty for live runs.
+    #[serde(default)]
+    pub fill_model: String,
+    /// LIMIT_MAKER orders rejected for crossing on arrival.
+    #[serde(default)]
+    pub rejected_post_only: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -159,6 +166,8 @@ pub fn report<S: Strategy>(
             fees: dec(position.fees()),
             advice: "none".into(),
             advice_updates: 0,
+            fill_model: String::new(),
+            rejected_post_only: 0,
         },
         perf: PerfReport {
             wall_s,

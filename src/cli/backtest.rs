@@ -84,8 +84,7 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<i32> {
         }
         None => backtest::run_with(&args.files, &config, NativeStrategy, clock, &mut research)?,
     };
-    // Post-only rejects: 0 until the paper exchange counts them in the report.
-    let stats = research.stats(report.trading.orders, 0);
+    let stats = research.stats(report.trading.orders, report.trading.rejected_post_only);
     report.stats = Some(stats.clone());
     let json = serde_json::to_string_pretty(&report).context("encoding the report")?;
     let report_path = args.report.clone().or_else(|| args.out.as_ref().map(|d| d.join("report.json")));

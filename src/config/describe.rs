@@ -55,10 +55,27 @@ impl Config {
         line(format!("min_qty = \"{}\"", f.min_qty));
         line(format!("min_notional = \"{}\"", Price(f.min_notional)));
         line("\n[paper]".into());
-        line(format!("latency_ms = {}", pa.latency_ns as f64 / 1e6));
+        line(format!("entry_latency_ms = {}", pa.entry_latency_ns as f64 / 1e6));
+        line(format!("cancel_latency_ms = {}", pa.cancel_latency_ns as f64 / 1e6));
+        line(format!("response_latency_ms = {}", pa.response_latency_ns as f64 / 1e6));
+        match &self.paper_latency_journal {
+            Some(j) => line(format!(
+                "latency_from_journal = {:?}  # latency_seed = {}",
+                j.display().to_string(),
+                pa.latency_seed
+            )),
+            None => line("# latency_from_journal: not set (constant latencies)".into()),
+        }
         line(format!("refresh_ticks = {}", pa.refresh_ticks));
         line(format!("max_order_age_ms = {}", pa.max_order_age_ns / 1_000_000));
         line(format!("maker_fee = \"{}\"", Price(pa.maker_fee_rate)));
+        line(format!("taker_fee = \"{}\"", Price(pa.taker_fee_rate)));
+        line(format!("queue_model = \"{}\"", pa.queue_model.name()));
+        if let crate::exec::paper::QueueModel::Power(n) = pa.queue_model {
+            line(format!("queue_power = {n}"));
+        }
+        line(format!("order_type = \"{}\"", pa.order_type.name()));
+        line(format!("clock = \"{}\"", pa.clock.name()));
         line("\n[features]".into());
         line(format!("depth_levels = {}", fe.depth_levels));
         line(format!("vol_half_life_s = {}", fe.vol_half_life_ns as f64 / 1e9));

@@ -173,7 +173,7 @@ mod tests {
         let c = load(&["gamma=0.25", "k=150", "paper.latency_ms=50", "strategy.target_spread_pct=0.02"]).unwrap();
         assert_eq!(c.params.get("gamma"), Some(&0.25));
         assert_eq!(c.params.get("k"), Some(&150.0));
-        assert_eq!(c.paper.latency_ns, 50_000_000);
+        assert_eq!(c.paper.entry_latency_ns, 50_000_000);
         assert_eq!(c.hot.params.target_spread_pct, 0.02);
         let c = load(&["market.symbol=ETHUSDT", "paper.maker_fee=\"0.0001\"", "strategy.params.skew=2"]).unwrap();
         assert_eq!(c.hot.symbol.map(|s| s.to_string()), Some("ETHUSDT".into()));
@@ -184,7 +184,7 @@ mod tests {
     #[test]
     fn later_params_win() {
         let c = load(&["paper.latency_ms=50", "paper.latency_ms=7"]).unwrap();
-        assert_eq!(c.paper.latency_ns, 7_000_000);
+        assert_eq!(c.paper.entry_latency_ns, 7_000_000);
     }
 
     #[test]
@@ -194,7 +194,7 @@ mod tests {
         let file = dir.join("mmbot.toml");
         std::fs::write(&file, "[paper]\nlatency_ms = 20\n[strategy.params]\ngamma = 0.1\n").unwrap();
         let c = load_with_params(Some(&file), &["gamma=0.3".into()]).unwrap();
-        assert_eq!((c.paper.latency_ns, c.params.get("gamma")), (20_000_000, Some(&0.3)));
+        assert_eq!((c.paper.entry_latency_ns, c.params.get("gamma")), (20_000_000, Some(&0.3)));
         let c = load_with_params(Some(&file), &[]).unwrap();
         assert_eq!(c.params.get("gamma"), Some(&0.1));
         let _ = std::fs::remove_dir_all(&dir);

@@ -354,6 +354,23 @@ impl<S: Strategy> HotPath<S> {
     /// backtests); `t_in`: clock ticks when its bytes were in memory.
     #[inline]
     pub fn on_frame(&mut self, frame: &[u8], recv_ns: i64, t_in: u64, out: &mut impl FnMut(HotEvent<'_>)) {
+        self.on_frame_fed(frame, recv_ns, t_in, out, &mut || None);
+    }
+
+    /// [`HotPath::on_frame`] where the exchange side runs inline (backtests):
+    /// after a depth event has gone to `out` (which may fill orders) and
+    /// before the strategy decides, `position` is asked for the position
+    /// those fills made (`None`: unchanged), so the quote made in this very
+    /// frame sees them.
+    #[inline]
+    pub fn on_frame_fed(
+        &mut self,
+        frame: &[u8],
+        recv_ns: i64,
+        t_in: u64,
+        out: &mut impl FnMut(HotEvent<'_>),
+        position: &mut impl FnMut() -> Option<Qty>,
+    ) {
         // Before this frame's events go out: a book that went stale since
         // the last depth event is pulled first.
         self.pull_if_stale(recv_ns, out);
@@ -372,7 +389,7 @@ impl<S: Strategy> HotPath<S> {
             self.on_disconnect(recv_ns, out);
             return;
         }
-        self.on_msg(msg, recv_ns, t_in, t_parsed, out);
+        self.on_msg(msg, recv_ns, t_in, t_parsed, out, position);
     }
 
     /// Applies a REST snapshot body fetched for `symbol` (the live feed's
@@ -396,7 +413,7 @@ impl<S: Strategy> HotPath<S> {
         // REST bodies name no symbol; the feed knows which it asked for.
         snapshot.symbol = symbol;
         let t_parsed = self.clock.now();
-        self.on_msg(Msg::Snapshot(snapshot), recv_ns, t_in, t_parsed, out);
+        self.on_msg(Msg::Snapshot(snapshot), recv_ns, t_in, t_parsed, out, &mut || None);
     }
 
     /// The feed lost its connection: every book is unusable until resynced,
@@ -501,7 +518,15 @@ impl<S: Strategy> HotPath<S> {
     }
 
     #[inline]
-    fn on_msg(&mut self, msg: Msg, recv_ns: i64, t_in: u64, t_parsed: u64, out: &mut impl FnMut(HotEvent<'_>)) {
+    fn on_msg(
+        &mut self,
+        msg: Msg,
+        recv_ns: i64,
+        t_in: u64,
+        t_parsed: u64,
+        out: &mut impl FnMut(HotEvent<'_>),
+        position: &mut impl FnMut() -> Option<Qty>,
+    ) {
         let is_depth = matches!(msg, Msg::Diff(_) | Msg::Partial(_) | Msg::Snapshot(_));
         let is_ticker = matches!(msg, Msg::BookTicker(_));
 
@@ -528,6 +553,11 @@ impl<S: Strategy> HotPath<S> {
             });
         }
         self.traded = traded;
+        // Fills the depth event just made reach the position before the
+        // strategy decides on it.
+        if let Some(p) = position() {
+            self.position = p;
+        }
         if !is_depth {
             if is_ticker {
                 self.after_ticker(recv_ns, out);

@@ -224,7 +224,7 @@ pub fn run_job(job: &Job, setup: &PointSetup, files: &[PathBuf], clock: Clock) -
     }
     .map_err(|e| e.to_string())?;
     // The same statistics `mmbot backtest` reports, so a point reads alike in both.
-    report.stats = Some(research.stats(report.trading.orders, 0));
+    report.stats = Some(research.stats(report.trading.orders, report.trading.rejected_post_only));
     Ok(Outcome { metrics: metrics(&report), report })
 }
 
