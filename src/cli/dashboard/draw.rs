@@ -22,7 +22,7 @@ use crate::runtime::{ExecStatus, HotStatus, LADDER};
 use crate::stats::plot::fmt_ns;
 
 /// The smallest terminal (columns, rows) the wide layout is used from.
-pub const WIDE: (u16, u16) = (110, 36);
+pub const WIDE: (u16, u16) = (110, 44);
 
 /// Everything drawn, as last read.
 #[derive(Default)]
@@ -83,11 +83,15 @@ fn draw_compact(f: &mut Frame<'_>, v: &Screen, area: Rect) {
         .constraints([Constraint::Percentage(50), Constraint::Percentage(50)])
         .split(rows[2]);
     ladder(f, v, cols[0]);
-    let mut lines = pnl_lines(v, cols[1].width.saturating_sub(2));
-    lines.push(Line::from(format!("quote {}", quote_text(v))));
+    let mut lines = pnl_lines(v, cols[1].width.saturating_sub(2), true);
+    let side = |l: Option<Level>| l.map_or("-".to_string(), |l| format!("{} @ {}", l.qty, l.price));
+    let q = v.status.last_quote;
+    lines.push(Line::from(format!("quote bid {}", side(q.and_then(|q| q.bid)))));
+    lines.push(Line::from(format!("      ask {}", side(q.and_then(|q| q.ask)))));
     lines.push(Line::from(latency_short(v)));
     lines.push(Line::from(advice_short(v)));
-    lines.push(Line::from(format!("strategy {}", short_name(&v.strategy))));
+    let name = short_name(&v.strategy);
+    lines.push(Line::from(format!("strategy {}", name.split(" (").next().unwrap_or(name))));
     f.render_widget(
         Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title("pnl & inventory")),
         cols[1],
@@ -97,24 +101,30 @@ fn draw_compact(f: &mut Frame<'_>, v: &Screen, area: Rect) {
 }
 
 fn draw_wide(f: &mut Frame<'_>, v: &Screen, area: Rect) {
-    let events_h = (area.height.saturating_sub(4) / 4).max(8);
+    // The ladder's ten levels a side and the latency table under it; the
+    // event log takes the rest.
     let rows = Layout::default()
         .direction(Direction::Vertical)
-        .constraints([Constraint::Length(3), Constraint::Min(24), Constraint::Length(events_h), Constraint::Length(1)])
+        .constraints([Constraint::Length(3), Constraint::Length(32), Constraint::Min(8), Constraint::Length(1)])
         .split(area);
-    let header =
-        Paragraph::new(title_line(v)).block(Block::default().borders(Borders::ALL).title(Span::raw(feed_long(v))));
+    let feed = Some(feed_long(v)).filter(|l| l.chars().count() + 2 <= area.width as usize).unwrap_or(feed_short(v));
+    let header = Paragraph::new(title_line(v)).block(Block::default().borders(Borders::ALL).title(Span::raw(feed)));
     f.render_widget(header, rows[0]);
     let cols = Layout::default()
         .direction(Direction::Horizontal)
-        .constraints([Constraint::Length(48), Constraint::Min(60)])
+        .constraints([Constraint::Length(58), Constraint::Min(50)])
         .split(rows[1]);
-    ladder(f, v, cols[0]);
+    let left = Layout::default()
+        .direction(Direction::Vertical)
+        .constraints([Constraint::Length(2 * LADDER as u16 + 4), Constraint::Min(8)])
+        .split(cols[0]);
+    ladder(f, v, left[0]);
+    latency_table(f, v, left[1]);
     let right = Layout::default()
         .direction(Direction::Vertical)
-        .constraints([Constraint::Length(7), Constraint::Min(8), Constraint::Length(8)])
+        .constraints([Constraint::Length(8), Constraint::Min(8)])
         .split(cols[1]);
-    let pnl = pnl_lines(v, right[0].width.saturating_sub(2));
+    let pnl = pnl_lines(v, right[0].width.saturating_sub(2), false);
     f.render_widget(
         Paragraph::new(pnl).block(Block::default().borders(Borders::ALL).title("pnl & inventory")),
         right[0],
@@ -125,7 +135,6 @@ fn draw_wide(f: &mut Frame<'_>, v: &Screen, area: Rect) {
             .block(Block::default().borders(Borders::ALL).title("quote, advice, strategy")),
         right[1],
     );
-    latency_table(f, v, right[2]);
     event_log(f, v, rows[2]);
     f.render_widget(Paragraph::new(keys_text(v, rows[3].width)).style(Style::default().fg(Color::Cyan)), rows[3]);
 }
@@ -261,26 +270,40 @@ fn mid_row(s: &HotStatus) -> Row<'static> {
     Row::new(cells).style(Style::default().fg(Color::Yellow).add_modifier(Modifier::BOLD))
 }
 
-/// Position, inventory gauge, PnL split into edge and fees, fills by side.
-fn pnl_lines(v: &Screen, width: u16) -> Vec<Line<'static>> {
+/// Position, inventory gauge, PnL split into edge and fees, fills by side;
+/// `compact`: lines of at most 38 columns (half of an 80-column screen).
+fn pnl_lines(v: &Screen, width: u16, compact: bool) -> Vec<Line<'static>> {
     let e = &v.exec;
     let gross = e.pnl.saturating_add(e.fees);
     let pnl_style = if e.pnl >= 0 { Style::default().fg(Color::Green) } else { Style::default().fg(Color::Red) };
-    let first = v.log.first_fill_s.map_or(String::new(), |t| format!(", first at {t:.1} s"));
+    let first = v.log.first_fill_s.map_or("-".to_string(), |t| format!("{t:.1} s"));
+    let pnl = Span::styled(money(e.pnl), pnl_style.add_modifier(Modifier::BOLD));
     let mut lines = vec![
         Line::from(vec![
             Span::styled("position ", BOLD),
             Span::raw(format!("{} of max {}", e.position, v.max_position)),
         ]),
         Line::from(inventory_gauge(e.position, v.max_position, width as usize)),
-        Line::from(vec![
-            Span::styled("pnl ", BOLD),
-            Span::styled(signed(e.pnl), pnl_style.add_modifier(Modifier::BOLD)),
-            Span::raw(format!(" = edge {} - fees {}", signed(gross), Price(e.fees))),
-        ]),
-        Line::from(format!("fills {}: {} buys, {} sells{first}", e.fills, v.log.buys, v.log.sells)),
-        Line::from(format!("volume {} | orders {} cancels {}", Price(e.volume), e.orders, e.cancels)),
     ];
+    if compact {
+        lines.extend([
+            Line::from(vec![Span::styled("pnl ", BOLD), pnl]),
+            Line::from(format!("  edge {}, fees -{}", money(gross), money(e.fees).trim_start_matches('+'))),
+            Line::from(format!("fills {}: {} buys, {} sells", e.fills, v.log.buys, v.log.sells)),
+            Line::from(format!("  first {first}, volume {}", Price(e.volume))),
+            Line::from(format!("orders {}, cancels {}", e.orders, e.cancels)),
+        ]);
+    } else {
+        lines.extend([
+            Line::from(vec![
+                Span::styled("pnl ", BOLD),
+                pnl,
+                Span::raw(format!(" = edge {} - fees {}", money(gross), money(e.fees).trim_start_matches('+'))),
+            ]),
+            Line::from(format!("fills {}: {} buys, {} sells; the first at {first}", e.fills, v.log.buys, v.log.sells)),
+            Line::from(format!("volume {} | orders {} cancels {}", Price(e.volume), e.orders, e.cancels)),
+        ]);
+    }
     if e.live {
         lines.push(Line::from(Span::styled(
             format!(
@@ -296,6 +319,11 @@ fn pnl_lines(v: &Screen, width: u16) -> Vec<Line<'static>> {
         )));
     }
     lines
+}
+
+/// A quote-asset amount (1e-8) with its sign and 4 decimals: `+0.0500`.
+fn money(v: i64) -> String {
+    format!("{:+.4}", v as f64 / 1e8)
 }
 
 /// `short [·······│███····] long`: the position as a share of the limit.
@@ -316,15 +344,6 @@ fn inventory_gauge(pos: Qty, max: Qty, width: usize) -> String {
     format!("short [{}] long", cells.into_iter().collect::<String>())
 }
 
-/// A quote-asset amount (1e-8) with its sign: `+0.05`, `-1.43`.
-fn signed(v: i64) -> String {
-    if v >= 0 {
-        format!("+{}", Price(v))
-    } else {
-        format!("-{}", Price(v.saturating_neg()))
-    }
-}
-
 fn quote_text(v: &Screen) -> String {
     let side = |l: Option<Level>| l.map_or("-".to_string(), |l| format!("{}@{}", l.qty, l.price));
     match v.status.last_quote {
@@ -337,9 +356,9 @@ fn quote_text(v: &Screen) -> String {
 fn latency_short(v: &Screen) -> String {
     match v.latency.iter().find(|l| l.0 == "tick_to_quote") {
         Some(&(_, n, p50, p99, _)) if n > 0 => {
-            format!("tick_to_quote p50 {} p99 {}", fmt_ns(p50 as f64), fmt_ns(p99 as f64))
+            format!("t2q p50 {} p99 {}", fmt_ns(p50 as f64), fmt_ns(p99 as f64))
         }
-        _ => "tick_to_quote: no samples yet".into(),
+        _ => "t2q (tick to quote): no samples yet".into(),
     }
 }
 
@@ -351,10 +370,11 @@ fn advice_source(s: AdviceSource) -> &'static str {
     }
 }
 
+/// `advice offline x0.63 low/sideways`: at most 38 columns.
 fn advice_short(v: &Screen) -> String {
     let a = &v.status.advice;
-    format!("advice {} x{:.2} {:?} {:?}", advice_source(a.source), a.multiplier, a.volatility, a.direction)
-        .to_lowercase()
+    let source = if a.source == AdviceSource::None { "none" } else { advice_source(a.source) };
+    format!("advice {source} x{:.2} {:?}/{:?}", a.multiplier, a.volatility, a.direction).to_lowercase()
 }
 
 fn short_name(strategy: &str) -> &str {
@@ -439,12 +459,13 @@ fn latency_table(f: &mut Frame<'_>, v: &Screen, area: Rect) {
             ])
         })
         .collect();
+    // 54 columns: "tick_to_quote", a count, three "150.000 us".
     let widths = [
-        Constraint::Length(14),
-        Constraint::Length(9),
-        Constraint::Length(11),
-        Constraint::Length(11),
-        Constraint::Length(11),
+        Constraint::Length(13),
+        Constraint::Length(7),
+        Constraint::Length(10),
+        Constraint::Length(10),
+        Constraint::Length(10),
     ];
     let table = Table::new(rows, widths)
         .header(Row::new(vec!["stage", "count", "p50", "p99", "p99.9"]).style(BOLD))
@@ -452,33 +473,89 @@ fn latency_table(f: &mut Frame<'_>, v: &Screen, area: Rect) {
     f.render_widget(table, area);
 }
 
-/// The newest events that fit, newest at the bottom.
+/// The newest events that fit, newest at the bottom; long ones wrap under
+/// their text.
 fn event_log(f: &mut Frame<'_>, v: &Screen, area: Rect) {
     let n = area.height.saturating_sub(2) as usize;
-    let skip = v.log.recent().len().saturating_sub(n);
-    let lines: Vec<Line<'_>> = v
-        .log
-        .recent()
-        .skip(skip)
-        .map(|e| {
-            let colour = match (e.kind, e.side) {
-                (EventKind::Fill, Some("buy")) => Color::Green,
-                (EventKind::Fill, _) => Color::Red,
-                (EventKind::Pull, _) | (EventKind::Operator, _) => Color::Yellow,
-                (EventKind::Feed, _) => Color::Magenta,
-                (EventKind::Reload, _) => Color::Cyan,
-                (EventKind::Advice, _) => Color::Blue,
-            };
-            Line::from(Span::styled(e.line(), Style::default().fg(colour)))
-        })
-        .collect();
+    let width = area.width.saturating_sub(2) as usize;
+    let mut lines: Vec<Line<'_>> = Vec::new();
+    // Newest first until the box is full, then turned around.
+    for e in v.log.recent().rev() {
+        if lines.len() >= n {
+            break;
+        }
+        let colour = match (e.kind, e.side) {
+            (EventKind::Fill, Some("buy")) => Color::Green,
+            (EventKind::Fill, _) => Color::Red,
+            (EventKind::Pull, _) | (EventKind::Operator, _) => Color::Yellow,
+            (EventKind::Feed, _) => Color::Magenta,
+            (EventKind::Reload, _) => Color::Cyan,
+            (EventKind::Advice, _) => Color::Blue,
+        };
+        let style = Style::default().fg(colour);
+        let mut rows = wrap(&e.line(), width, 19);
+        rows.truncate(n - lines.len());
+        for r in rows.into_iter().rev() {
+            lines.push(Line::from(Span::styled(r, style)));
+        }
+    }
+    lines.reverse();
     let title = format!("events ({} fills: {} buys, {} sells)", v.log.fills(), v.log.buys, v.log.sells);
-    let body = if lines.is_empty() {
-        vec![Line::from("  nothing yet: fills, pulls, reloads, disconnects, advice")]
-    } else {
-        lines
-    };
-    f.render_widget(Paragraph::new(body).block(Block::default().borders(Borders::ALL).title(title)), area);
+    if lines.is_empty() {
+        lines.push(Line::from("  nothing yet: fills, pulls, reloads, disconnects, advice"));
+    }
+    f.render_widget(Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(title)), area);
+}
+
+/// `text` in rows of at most `width` characters, broken at spaces where it
+/// can be, rows after the first indented by `indent`.
+fn wrap(text: &str, width: usize, indent: usize) -> Vec<String> {
+    if width <= indent + 8 || text.chars().count() <= width {
+        return vec![text.to_string()];
+    }
+    let mut rows = Vec::new();
+    let mut row = String::new();
+    let mut len = 0;
+    // Nothing on this row yet (after the indent); still on the first row.
+    let mut fresh = true;
+    let mut first_row = true;
+    for word in text.split(' ') {
+        let mut word: Vec<char> = word.chars().collect();
+        if word.is_empty() && !first_row {
+            continue;
+        }
+        loop {
+            let gap = usize::from(!fresh);
+            if len + gap + word.len() <= width {
+                if gap == 1 {
+                    row.push(' ');
+                }
+                row.extend(word.iter());
+                len += gap + word.len();
+                fresh = false;
+                break;
+            }
+            if fresh || word.len() > width - indent {
+                // Longer than a row: cut it.
+                let take = width.saturating_sub(len + gap);
+                if take > 0 {
+                    if gap == 1 {
+                        row.push(' ');
+                    }
+                    row.extend(word.drain(..take));
+                }
+            }
+            rows.push(std::mem::take(&mut row));
+            row = " ".repeat(indent);
+            len = indent;
+            fresh = true;
+            first_row = false;
+        }
+    }
+    if !fresh || rows.is_empty() {
+        rows.push(row);
+    }
+    rows
 }
 
 fn keys_text(v: &Screen, width: u16) -> String {
@@ -493,5 +570,37 @@ fn keys_text(v: &Screen, width: u16) -> String {
         "q quit  p pause  r reload".into()
     } else {
         "q quit  p pause".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_wrap_at_spaces_under_their_text() {
+        let rows = wrap("  1.0 s  reload   a.rhai reloaded (fnv1a 0123), compiled", 30, 19);
+        assert_eq!(
+            rows,
+            [
+                "  1.0 s  reload   a.rhai",
+                "                   reloaded",
+                "                   (fnv1a",
+                "                   0123),",
+                "                   compiled"
+            ]
+        );
+        assert!(rows.iter().all(|r| r.chars().count() <= 30));
+        let long = wrap(&format!("x {}", "y".repeat(50)), 30, 4);
+        assert!(long.iter().all(|r| r.chars().count() <= 30), "{long:?}");
+        assert_eq!(long.concat().replace(' ', ""), format!("x{}", "y".repeat(50)));
+        assert_eq!(wrap("short", 30, 4), ["short"]);
+    }
+
+    #[test]
+    fn the_inventory_gauge_fills_towards_the_side_held() {
+        assert_eq!(inventory_gauge(Qty(0), Qty(10), 19), "short [··│··] long");
+        assert_eq!(inventory_gauge(Qty(10), Qty(10), 19), "short [··│██] long");
+        assert_eq!(inventory_gauge(Qty(-5), Qty(10), 19), "short [·█│··] long");
     }
 }
