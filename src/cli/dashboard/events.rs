@@ -61,7 +61,7 @@ pub struct Event {
     /// Fills: "buy" or "sell" (several fills read at once: one event per side).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub side: Option<&'static str>,
-    /// Fills: how many this event stands for.
+    /// Fills: how many fills this event stands for; pulls: how many quotes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fills: Option<u64>,
     pub text: String,
@@ -223,13 +223,30 @@ impl EventLog {
         if sync > 0 {
             self.push(t_s, EventKind::Pull, "quotes pulled: the book lost sync".into());
         }
-        if all > stale + sync && now.paused == prev.paused {
+        // Paused: every quote is a pull, said once by the pause itself.
+        if all > stale + sync && !now.paused && !prev.paused {
             let n = all - stale - sync;
-            self.push(
+            // A run of them within a few seconds is one line, counted.
+            let n = match self.events.back_mut() {
+                Some(e) if e.kind == EventKind::Pull && e.fills.is_some() && t_s - e.t_s < 5.0 => {
+                    let total = e.fills.unwrap_or(0) + n;
+                    self.events.pop_back();
+                    self.total -= 1;
+                    total
+                }
+                _ => n,
+            };
+            self.push_event(Event {
                 t_s,
-                EventKind::Pull,
-                format!("{n} quote{} pulled (strategy or guard: nothing safe to quote)", if n == 1 { "" } else { "s" }),
-            );
+                kind: EventKind::Pull,
+                side: None,
+                // The quotes this line stands for.
+                fills: Some(n),
+                text: format!(
+                    "{n} quote{} pulled (strategy or guard: nothing safe to quote)",
+                    if n == 1 { "" } else { "s" }
+                ),
+            });
         }
         if now.paused != prev.paused {
             let text = if now.paused { "quoting paused, quotes pulled" } else { "quoting resumed" };
@@ -384,6 +401,8 @@ mod tests {
         s.paused = true;
         s.pulled = 2;
         log.on_status(&s, 2.0);
+        s.pulled = 9;
+        log.on_status(&s, 2.5);
         s.advice.received_ns = 5;
         log.on_status(&s, 3.0);
         log.on_script(&ScriptInfo { reloads: 1, last_event: Some("x.rhai reloaded".into()) }, 4.0);
@@ -396,5 +415,15 @@ mod tests {
             log.recent().map(Event::line).collect::<Vec<_>>()
         );
         assert!(log.to_jsonl().lines().count() == 5);
+        // Pulls in a row are one line, counted.
+        s.paused = false;
+        log.on_status(&s, 6.0);
+        for (i, t) in [(10, 6.5), (12, 7.0), (13, 8.0)] {
+            s.pulled = i;
+            log.on_status(&s, t);
+        }
+        let last = log.recent().last().unwrap();
+        assert_eq!(last.text, "4 quotes pulled (strategy or guard: nothing safe to quote)");
+        assert_eq!(log.recent().filter(|e| e.kind == EventKind::Pull).count(), 2);
     }
 }
