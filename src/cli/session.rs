@@ -248,7 +248,7 @@ pub fn run_session_with_events(
             }
         }
         View::Lines => {
-            eprintln!("mmbot {label}: {title}: {mode}");
+            eprintln!("{title} · {mode}");
             let mut printed = 0;
             while !finished.load(Ordering::Relaxed) {
                 let tick = Instant::now();
