@@ -13,7 +13,7 @@ use hdrhistogram::Histogram;
 
 use crate::ai::advisor::{start_advisor, MarketSnapshot};
 use crate::backtest::TimelinePoint;
-use crate::cli::dashboard::events::{EventLog, Observer};
+use crate::cli::dashboard::events::{EventKind, EventLog, Observer};
 use crate::cli::dashboard::{self, DashboardInputs};
 use crate::config::Config;
 use crate::hot::advice::Advice;
@@ -260,8 +260,12 @@ pub fn run_session_with_events(
                     // hundred; `total` counts them all).
                     let new = obs.log.total - printed;
                     let kept = obs.log.recent().len() as u64;
+                    // Feed events are logged (stderr too) by the feed
+                    // logger, reloads by the watcher: not twice.
                     for e in obs.log.recent().skip(kept.saturating_sub(new) as usize) {
-                        eprintln!("  {label}: {}", e.line().trim_start());
+                        if !matches!(e.kind, EventKind::Feed | EventKind::Reload) {
+                            eprintln!("  {label}: {}", e.line().trim_start());
+                        }
                     }
                     printed = obs.log.total;
                 }

@@ -1,5 +1,5 @@
 //! The session's event log: fills, pulled quotes, script reloads, feed
-//! disconnects and resyncs, new advice, pauses, as one line each with the
+//! disconnects, resyncs and malformed frames, new advice, pauses, as one line each with the
 //! time since the session started. The dashboard shows its tail, the status
 //! line view prints it, and `mmbot demo` writes it to `events.jsonl`.
 //!
@@ -213,6 +213,11 @@ impl EventLog {
         };
         if now.synced && !prev.synced && now.feed.resyncs == prev.feed.resyncs && prev.update_id == 0 {
             self.push(t_s, EventKind::Feed, format!("book synced at update id {}", now.update_id));
+        }
+        let bad = now.rejected.saturating_sub(prev.rejected);
+        if bad > 0 {
+            let s = if bad == 1 { "" } else { "s" };
+            self.push(t_s, EventKind::Feed, format!("{bad} malformed frame{s} rejected ({} so far)", now.rejected));
         }
         let stale = now.pulled_stale.saturating_sub(prev.pulled_stale);
         let sync = now.pulled_on_sync_loss.saturating_sub(prev.pulled_on_sync_loss);
