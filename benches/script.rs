@@ -1,7 +1,7 @@
 //! Per-call cost of a strategy decision, in the same run and on the same
 //! realistic input (BTCUSDT book around 61,837, long half the limit, wide
 //! spread / high volatility / up advice): the native strategy,
-//! `default.rhai` on the compiled fast path, and `default.rhai` in the Rhai
+//! `tutorial.rhai` on the compiled fast path, and `tutorial.rhai` in the Rhai
 //! interpreter. Each is the whole `Strategy::decide` the hot path calls
 //! (market state built, script run, result turned into a decision). Also
 //! the other shipped scripts on both paths, and the bare compiled call.
@@ -59,13 +59,13 @@ fn bench_decide(c: &mut Criterion) {
     // Same decisions from all three before timing them.
     let want = NativeStrategy.decide(&input);
     for fast in [true, false] {
-        let got = script("default.rhai", fast).decide(&input);
+        let got = script("tutorial.rhai", fast).decide(&input);
         assert_eq!((got.bid, got.ask, got.pull), (want.bid, want.ask, want.pull));
     }
 
     let mut g = c.benchmark_group("strategy_decide");
     g.bench_function("native", |b| b.iter(|| black_box(NativeStrategy.decide(black_box(&input)))));
-    for name in ["default.rhai", "inventory_skew.rhai", "avellaneda_stoikov.rhai"] {
+    for name in ["tutorial.rhai", "inventory_skew.rhai", "avellaneda_stoikov.rhai"] {
         let mut compiled = script(name, true);
         g.bench_function(format!("{name}/compiled"), |b| b.iter(|| black_box(compiled.decide(black_box(&input)))));
         let mut interpreted = script(name, false);
@@ -76,12 +76,12 @@ fn bench_decide(c: &mut Criterion) {
     g.finish();
 
     // The compiled call alone, on a market state built once.
-    let s = script("default.rhai", true);
+    let s = script("tutorial.rhai", true);
     let fast = s.script().fast().unwrap();
     let m = MarketState::from_input(&input);
     let mut frame = Frame::boxed();
     let mut g = c.benchmark_group("fast_quote_run");
-    g.bench_function("default.rhai", |b| b.iter(|| black_box(fast.run(black_box(&m), &mut frame))));
+    g.bench_function("tutorial.rhai", |b| b.iter(|| black_box(fast.run(black_box(&m), &mut frame))));
     g.bench_function("market_state_from_input", |b| b.iter(|| black_box(MarketState::from_input(black_box(&input)))));
     g.finish();
 }

@@ -1,13 +1,184 @@
-//! The terminal dashboard, driven through tmux (skipped where tmux is not
-//! installed): `mmbot demo` draws the ladder, latency and key help; `p`
-//! pauses quoting, `q` quits cleanly and the outputs are still written.
+//! The terminal dashboard. Its layouts on ratatui's `TestBackend`: at 80x24
+//! (compact) and at larger sizes every panel is there and nothing that
+//! matters is cut off. Then the real thing through tmux (skipped where tmux
+//! is not installed): `mmbot demo` draws the ladder, latency and key help;
+//! `p` pauses quoting, `q` quits cleanly and the outputs are still written.
 
 use std::process::Command;
 use std::time::Duration;
 
+use mmbot::cli::dashboard::draw::{draw, Screen};
+use mmbot::cli::dashboard::events::{EventKind, EventLog};
+use mmbot::exec::Quote;
+use mmbot::hot::fixed::{Price, Qty};
+use mmbot::hot::msg::{Level, Symbol};
+use mmbot::runtime::{ExecStatus, HotStatus};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
 mod common;
 
 use common::tmux;
+
+/// 0.01 in 1e-8 units: the simulated BTCUSDT tick.
+const TICK: i64 = 1_000_000;
+const BEST_BID: i64 = 5_999_999_000_000; // 59999.99
+
+/// A screen as a demo shows it a minute in: ten levels a side, own orders
+/// at the best bid and one tick outside the best ask, some fills and events.
+fn screen() -> Screen {
+    let mut status = HotStatus {
+        connected: true,
+        synced: true,
+        connects: 1,
+        frames: 5_644,
+        update_id: 40_000_014_273,
+        ..HotStatus::default()
+    };
+    for i in 0..10 {
+        status.bids[i] =
+            Some(Level { price: Price(BEST_BID - i as i64 * TICK), qty: Qty(12_345_000 + i as i64 * 1_000) });
+        status.asks[i] = Some(Level { price: Price(BEST_BID + (i as i64 + 1) * TICK), qty: Qty(2_340_000 + i as i64) });
+    }
+    let own_bid = Level { price: Price(BEST_BID), qty: Qty(100_000) };
+    let own_ask = Level { price: Price(BEST_BID + 2 * TICK + TICK / 2 * 2), qty: Qty(100_000) };
+    status.working.bid = Some(own_bid);
+    status.working.ask = Some(Level { price: Price(BEST_BID + 12 * TICK), ..own_ask });
+    status.last_quote = Some(Quote {
+        symbol: Symbol::new(b"BTCUSDT"),
+        bid: Some(own_bid),
+        ask: Some(own_ask),
+        time_ns: 1,
+        update_id: 1,
+    });
+    status.position = Qty(200_000);
+    let mut log = EventLog::new();
+    log.on_status(&status, 0.3);
+    let mut exec = ExecStatus::default();
+    for i in 1..=30u64 {
+        let buy = i % 2 == 1 || i == 2;
+        exec.fills = i;
+        exec.position = Qty(exec.position.0 + if buy { 100_000 } else { -100_000 });
+        exec.volume += 60 * 100_000_000;
+        exec.fees += 6_000_000;
+        log.on_exec(&exec, i as f64 * 0.7);
+    }
+    log.push(21.5, EventKind::Reload, "inventory_skew.rhai reloaded (fnv1a 0123456789abcdef), compiled".into());
+    exec.pnl = -123_456_789;
+    exec.orders = 120;
+    exec.cancels = 100;
+    Screen {
+        title: "mmbot demo BTCUSDT".into(),
+        mode: "SIMULATOR · paper orders".into(),
+        strategy: "mmbot-out/20261201-222856/inventory_skew.rhai (fnv1a 0123456789abcdef, compiled)".into(),
+        watched: Some("mmbot-out/20261201-222856/inventory_skew.rhai".into()),
+        status,
+        exec,
+        max_position: Qty(500_000),
+        latency: vec![("tick_to_quote", 600, 30_000, 150_000, 200_000), ("parse", 600, 2_000, 9_000, 12_000)],
+        elapsed_s: 65,
+        log,
+        now_ns: 2,
+        ..Screen::default()
+    }
+}
+
+/// The screen drawn at `w`x`h`, one string per row.
+fn render(w: u16, h: u16) -> Vec<String> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    let v = screen();
+    t.draw(|f| draw(f, &v)).unwrap();
+    let buf = t.backend().buffer().clone();
+    (0..h).map(|y| (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect::<String>()).collect()
+}
+
+fn check(w: u16, h: u16, parts: &[&str]) -> Vec<String> {
+    let rows = render(w, h);
+    let text = rows.join("\n");
+    if std::env::var_os("MMBOT_SHOW_DASHBOARD").is_some() {
+        println!("{w}x{h}:\n{text}");
+    }
+    for p in parts {
+        assert!(text.contains(p), "{w}x{h}: missing {p:?}:\n{text}");
+    }
+    rows
+}
+
+/// What every layout must show, whole: the title with the venue, the
+/// ladder with both own orders and the mid/spread line, the PnL and
+/// inventory panel, the event log with its newest line, the keys.
+const EVERYWHERE: &[&str] = &[
+    "mmbot demo BTCUSDT",
+    "SIMULATOR",
+    "00:01:05",
+    "book (top",
+    "60000",
+    "59999.99",
+    "mid 59999.995",
+    "spread 0.01",
+    "<- own 0.001",
+    "pnl & inventory",
+    "position 0.002 of max 0.005",
+    "short [",
+    "] long",
+    "pnl -1.2346",
+    "fills 30: 16 buys, 14 sells",
+    "events (30 fills",
+    "inventory_skew.rhai reloaded",
+    "q quit",
+    "p pause",
+    "r reload",
+];
+
+#[test]
+fn the_compact_layout_fits_80_by_24() {
+    let rows = check(80, 24, EVERYWHERE);
+    // Asks above the mid line, bids below.
+    let at = |s: &str| rows.iter().position(|r| r.contains(s)).unwrap();
+    assert!(at("60000.01") < at("mid 59999.995") && at("mid 59999.995") < at("59999.98"), "{}", rows.join("\n"));
+    check(
+        80,
+        24,
+        &[
+            "edge +0.5654, fees -1.8000",
+            "t2q p50 30.000 us p99 150.000 us",
+            "advice",
+            "strategy inventory_skew.rhai",
+            "quote bid 0.001 @ 59999.99",
+            "ask 0.001 @ 60000.02",
+        ],
+    );
+}
+
+#[test]
+fn larger_terminals_get_the_wide_layout_with_every_panel() {
+    let wide = [
+        "book (top 10)",
+        "latency",
+        "tick_to_quote",
+        "p99.9",
+        "quote, advice, strategy",
+        "watching",
+        "connected synced",
+        "pnl -1.2346 = edge +0.5654 - fees 1.8000",
+        "the first at 0.7 s",
+        "(fnv1a 0123456789abcdef), compiled",
+    ];
+    for (w, h) in [(160, 48), (110, 44), (200, 60)] {
+        check(w, h, EVERYWHERE);
+        check(w, h, &wide);
+    }
+    check(
+        160,
+        48,
+        &["watching mmbot-out/20261201-222856/inventory_skew.rhai", "pulled stale 0 sync 0 | connections 1"],
+    );
+    // In between: compact, still whole.
+    check(100, 30, EVERYWHERE);
+    check(120, 40, EVERYWHERE);
+    check(80, 40, EVERYWHERE);
+    check(140, 24, EVERYWHERE);
+}
 
 fn wait_for(socket: &str, text: &str, limit: Duration) -> Result<String, String> {
     common::tmux_wait_for(socket, "dash", text, limit)
@@ -42,9 +213,20 @@ fn the_dashboard_draws_and_answers_its_keys() {
     assert!(started.success());
     let result = (|| -> Result<(), String> {
         let screen = wait_for(&socket, "connected synced", Duration::from_secs(20))?;
-        for part in
-            ["book (top 10)", "latency", "tick_to_quote", "q quit", "advice", "strategy", "default.rhai", "offline"]
-        {
+        for part in [
+            "book (top 10)",
+            "latency",
+            "tick_to_quote",
+            "q quit",
+            "advice",
+            "strategy",
+            "inventory_skew.rhai",
+            "offline",
+            "SIMULATOR",
+            "mid ",
+            "pnl & inventory",
+            "events (",
+        ] {
             if !screen.contains(part) {
                 return Err(format!("missing {part:?}:\n{screen}"));
             }

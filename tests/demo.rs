@@ -1,8 +1,11 @@
 //! `mmbot demo` end to end, headless: five seconds against the in-process
 //! simulator, then the outputs it promises must exist and make sense, and
-//! `mmbot report` must re-render them.
+//! `mmbot report` must re-render them. And the demo makes markets: on every
+//! seed it fills on both sides within its first 20 s.
 
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 #[test]
 fn demo_runs_offline_and_leaves_sane_outputs() {
@@ -30,7 +33,10 @@ fn demo_runs_offline_and_leaves_sane_outputs() {
     assert!(frames > 100, "frames {frames}\n{stderr}");
     assert!(quotes > 10, "quotes {quotes}\n{stderr}");
     assert_eq!(report["input"]["rejected"].as_u64(), Some(0));
-    assert!(report["trading"]["strategy"].as_str().unwrap().contains("default.rhai"));
+    assert!(report["trading"]["strategy"].as_str().unwrap().contains("inventory_skew.rhai"), "{stderr}");
+    // The settings it ran with and its event log are in the folder.
+    assert!(std::fs::read_to_string(dir.join("demo.toml")).unwrap().contains("[strategy]"));
+    assert!(dir.join("events.jsonl").exists());
     assert_eq!(report["trading"]["advice"].as_str(), Some("offline"), "{stderr}");
     assert!(report["trading"]["advice_updates"].as_u64().unwrap() >= 1, "the advisor ran");
     let t2q = &report["perf"]["latency_ns"]["tick_to_quote"];
@@ -57,4 +63,80 @@ fn demo_runs_offline_and_leaves_sane_outputs() {
     assert!(table.contains("tick_to_quote") && table.contains("p99.9"), "{table}");
     assert!(out.join("svg/latency.svg").exists());
     let _ = std::fs::remove_dir_all(&out);
+}
+
+/// One headless demo of `secs` seconds on `seed` in a fresh folder; its
+/// run folder and stderr. Bounded: killed after a minute past its duration.
+fn demo(seed: u64, secs: u64) -> (PathBuf, String) {
+    let out = std::env::temp_dir().join(format!("mmbot-demo-seed{seed}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let log = out.join("stderr.txt");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mmbot"))
+        .args(["demo", "--duration", &format!("{secs}s"), "--seed", &seed.to_string(), "--no-dashboard"])
+        .args(["--out", "runs"])
+        .current_dir(&out)
+        .env_remove("HOLYSHEEP_API_KEY")
+        .env_remove("OPENAI_API_KEY")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let limit = Instant::now() + Duration::from_secs(secs + 60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.is_some_and(|s| s.success()), "seed {seed}: {status:?}\n{stderr}");
+    let dirs: Vec<_> = std::fs::read_dir(out.join("runs")).unwrap().filter_map(|e| e.ok()).collect();
+    assert_eq!(dirs.len(), 1, "seed {seed}: one timestamped folder");
+    (dirs[0].path(), stderr)
+}
+
+/// Fills bought and sold, and the time of the first, from `events.jsonl`.
+fn fills(dir: &Path) -> (u64, u64, Option<f64>) {
+    let text = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
+    let (mut buys, mut sells, mut first) = (0, 0, None::<f64>);
+    for line in text.lines() {
+        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        if e["kind"] != "fill" {
+            continue;
+        }
+        let n = e["fills"].as_u64().unwrap();
+        match e["side"].as_str() {
+            Some("buy") => buys += n,
+            Some("sell") => sells += n,
+            other => panic!("a fill with side {other:?}: {line}"),
+        }
+        let t = e["t_s"].as_f64().unwrap();
+        first = Some(first.map_or(t, |f| f.min(t)));
+    }
+    (buys, sells, first)
+}
+
+#[test]
+fn the_demo_makes_markets_on_every_seed() {
+    // Three seeds at once: each is a 20 s wall-clock run, mostly waiting.
+    let runs: Vec<_> =
+        [1u64, 2, 3].into_iter().map(|seed| (seed, std::thread::spawn(move || demo(seed, 20)))).collect();
+    for (seed, run) in runs {
+        let (dir, stderr) = run.join().unwrap();
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+        let (buys, sells, first) = fills(&dir);
+        assert!(buys > 0 && sells > 0, "seed {seed}: {buys} buys, {sells} sells\n{stderr}");
+        assert_eq!(report["trading"]["fills"].as_u64(), Some(buys + sells), "seed {seed}: every fill logged once");
+        let first = first.unwrap();
+        assert!(first < 20.0, "seed {seed}: first fill after {first} s\n{stderr}");
+        assert!(stderr.contains(&format!("fills: {buys} buys, {sells} sells")), "{stderr}");
+        let _ = std::fs::remove_dir_all(dir.parent().unwrap().parent().unwrap());
+    }
 }

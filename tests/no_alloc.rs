@@ -108,7 +108,7 @@ fn hot_path_allocates_nothing_per_event() {
 /// The shipped scripts run compiled on the hot path: no allocation either.
 #[test]
 fn hot_path_with_a_compiled_script_allocates_nothing_per_event() {
-    for name in ["default.rhai", "inventory_skew.rhai", "avellaneda_stoikov.rhai"] {
+    for name in ["tutorial.rhai", "inventory_skew.rhai", "avellaneda_stoikov.rhai"] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join(name);
         let s = ScriptStrategy::from_file(&path, &Default::default(), &ScriptLimits::default()).unwrap();
         assert!(s.fast_path(), "{name}: {:?}", s.script().not_compiled());

@@ -222,7 +222,7 @@ const STATES: usize = 3_000;
 #[test]
 fn shipped_scripts_compile_and_match_the_interpreter() {
     let mut params = Params::new();
-    for (name, src) in [shipped("default.rhai"), shipped("inventory_skew.rhai"), shipped("avellaneda_stoikov.rhai")] {
+    for (name, src) in [shipped("tutorial.rhai"), shipped("inventory_skew.rhai"), shipped("avellaneda_stoikov.rhai")] {
         let t = differential(&name, &src, &params, STATES);
         assert!(t.decisions > STATES as u64 / 2, "{name}: {t:?}");
         assert!(t.bids > 0, "{name}: {t:?}");
@@ -530,7 +530,7 @@ fn unsupported_scripts_fall_back_to_the_interpreter() {
 #[test]
 fn the_operation_bound_covers_rhai_and_the_cap_is_respected() {
     let mut scripts: Vec<(String, String)> =
-        vec![shipped("default.rhai"), shipped("inventory_skew.rhai"), shipped("avellaneda_stoikov.rhai")];
+        vec![shipped("tutorial.rhai"), shipped("inventory_skew.rhai"), shipped("avellaneda_stoikov.rhai")];
     for (n, s) in [("math", MATH), ("int_faults", INT_FAULTS), ("returns", RETURNS), ("blocks", BLOCKS)] {
         scripts.push((n.to_string(), s.to_string()));
     }
@@ -556,12 +556,12 @@ fn the_operation_bound_covers_rhai_and_the_cap_is_respected() {
         // Half the bound: a margin of 2x on Rhai's count per node.
         assert!(ops <= OPS_PER_NODE / 2 * nodes + OPS_BASE / 2, "{name}: {ops} operations for {nodes} nodes");
     }
-    // default.rhai: 58 nodes, bound 528 operations.
-    let (_, src) = shipped("default.rhai");
+    // tutorial.rhai: 58 nodes, bound 528 operations.
+    let (_, src) = shipped("tutorial.rhai");
     for (cap, compiled) in [(100, false), (527, false), (528, true), (0, true)] {
         let limits = ScriptLimits { max_operations: cap, ..ScriptLimits::default() };
         let e = engine(&limits, &Default::default(), None);
-        let script = compile(&e, "default.rhai", &src).unwrap();
+        let script = compile(&e, "tutorial.rhai", &src).unwrap();
         assert_eq!(script.fast().is_some(), compiled, "cap {cap}: {:?}", script.not_compiled());
         if !compiled {
             assert!(script.not_compiled().unwrap().reason.contains("operations"), "{:?}", script.not_compiled());
@@ -570,7 +570,7 @@ fn the_operation_bound_covers_rhai_and_the_cap_is_respected() {
     // A zero call-depth cap: the interpreter cannot even call quote, so neither may the fast path.
     let limits = ScriptLimits { max_call_levels: 0, ..ScriptLimits::default() };
     let e = engine(&limits, &Default::default(), None);
-    assert!(compile(&e, "default.rhai", &src).unwrap().fast().is_none());
+    assert!(compile(&e, "tutorial.rhai", &src).unwrap().fast().is_none());
 }
 
 /// The strategy rebuilds the fast form for its own engine: its parameters
@@ -608,7 +608,7 @@ fn shipped_scripts_quote_the_same_on_recordings() {
         files.extend(real);
     }
     let config = Config::default();
-    for name in ["default.rhai", "inventory_skew.rhai", "avellaneda_stoikov.rhai"] {
+    for name in ["tutorial.rhai", "inventory_skew.rhai", "avellaneda_stoikov.rhai"] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join(name);
         for f in &files {
             let one = std::slice::from_ref(f);

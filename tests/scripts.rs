@@ -1,4 +1,4 @@
-//! The shipped Rhai scripts: default.rhai quotes exactly as the native
+//! The shipped Rhai scripts: tutorial.rhai quotes exactly as the native
 //! strategy over every capture; every script runs clean; the sandbox stops
 //! runaway scripts; errors carry their line and column.
 
@@ -25,13 +25,13 @@ fn quotes<S: Strategy>(files: &[PathBuf], config: &Config, s: S) -> Vec<QuoteSee
 const TIGHT: &str = "[strategy]\ntarget_spread_pct = 0.02\nmin_order_size = \"1\"\nmax_position = \"3\"\n[risk]\nmin_spread_bps = 0.0\n[paper]\nlatency_ms = 1\n";
 
 #[test]
-fn default_rhai_quotes_exactly_as_the_native_strategy() {
-    let Some(files) = common::recordings("default_rhai_quotes_exactly_as_the_native_strategy") else { return };
+fn tutorial_rhai_quotes_exactly_as_the_native_strategy() {
+    let Some(files) = common::recordings("tutorial_rhai_quotes_exactly_as_the_native_strategy") else { return };
     for config in [Config::default(), Config::from_toml(TIGHT, "tight").unwrap()] {
         for f in &files {
             let one = std::slice::from_ref(f);
             let native = quotes(one, &config, NativeStrategy);
-            let s = ScriptStrategy::from_file(&script("default.rhai"), &Default::default(), &ScriptLimits::default())
+            let s = ScriptStrategy::from_file(&script("tutorial.rhai"), &Default::default(), &ScriptLimits::default())
                 .unwrap();
             // On the compiled fast path (tests/script_fast.rs compares it with the interpreter).
             assert!(s.fast_path(), "{:?}", s.script().not_compiled());
@@ -48,12 +48,12 @@ fn default_rhai_quotes_exactly_as_the_native_strategy() {
 fn every_shipped_script_runs_clean_on_the_sample() {
     let sample = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sample_spot_btcusdt.rec")];
     let config = Config::from_toml(TIGHT, "tight").unwrap();
-    for name in ["default.rhai", "inventory_skew.rhai", "avellaneda_stoikov.rhai"] {
+    for name in ["tutorial.rhai", "inventory_skew.rhai", "avellaneda_stoikov.rhai"] {
         let s = ScriptStrategy::from_file(&script(name), &Default::default(), &ScriptLimits::default()).unwrap();
         let seen = quotes(&sample, &config, s);
         assert_eq!(seen.len(), 25, "{name}");
         assert!(seen.iter().any(|q| q.quote.bid.is_some()), "{name}: never bid");
-        if name != "default.rhai" {
+        if name != "tutorial.rhai" {
             assert!(seen.iter().any(|q| q.quote.ask.is_some()), "{name}: never offered");
         }
     }
@@ -130,7 +130,7 @@ fn script_check_reports_ranges_or_the_error_position() {
     let run = |path: &Path| {
         std::process::Command::new(env!("CARGO_BIN_EXE_mmbot")).args(["script", "check"]).arg(path).output().unwrap()
     };
-    let o = run(&script("default.rhai"));
+    let o = run(&script("tutorial.rhai"));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("runtime errors 0") && out.contains("cost per call: p50"), "{out}");

@@ -1,10 +1,17 @@
 //! `mmbot demo`: the whole bot offline in one command. It starts the local
 //! exchange simulator in-process on a loopback port and runs the bot against
 //! it over the real path (WebSocket, REST snapshots, sync, hot thread, paper
-//! exchange), with the default Rhai script and the offline advisor, for
-//! `--duration` or until Ctrl-C. Then it prints a summary and writes the
-//! report, `.hgrm` files and latency plots to `mmbot-out/<timestamp>/`.
+//! exchange), with a two-sided strategy that leans against its inventory
+//! (`scripts/inventory_skew.rhai`) and the offline advisor, for `--duration`
+//! or until Ctrl-C. Then it prints a summary and writes the report, the
+//! event log, `.hgrm` files and latency plots to `mmbot-out/<timestamp>/`.
 //! Needs no keys and no internet.
+//!
+//! Without `--config` it runs with `scripts/demo.toml` (embedded, and
+//! written into the run's folder): quotes at the touch of the simulated
+//! market, which is far calmer than BTCUSDT, so they fill within seconds on
+//! both sides. The tutorial's settings quote 0.1% from the touch, where the
+//! simulated market never trades (see demo.toml).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,11 +20,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::cli::dashboard::events::EventLog;
 use crate::cli::feed_args::parse_duration;
 use crate::cli::outputs::{timestamped_dir, write_all_with_feed};
 use crate::cli::record::ctrl_c_flag;
 use crate::cli::replay::finish;
-use crate::cli::session::{run_session, View};
+use crate::cli::session::{run_session_with_events, View};
 use crate::config::Config;
 use crate::hot::msg::Symbol;
 use crate::runtime::{Source, Venue};
@@ -25,9 +33,12 @@ use crate::sim::faults::Faults;
 use crate::sim::flow::SimMarket;
 use crate::sim::{Sim, SimConfig, SimSource};
 
-/// The shipped default strategy (the tutorial's rules), so the demo runs
-/// from any directory.
-const DEFAULT_SCRIPT: &str = include_str!("../../scripts/default.rhai");
+/// The demo's strategy: both sides, skewed against inventory. Embedded so
+/// the demo runs from any directory.
+const DEMO_SCRIPT: &str = include_str!("../../scripts/inventory_skew.rhai");
+const DEMO_SCRIPT_NAME: &str = "inventory_skew.rhai";
+/// The demo's settings when no config file is given.
+const DEMO_CONFIG: &str = include_str!("../../scripts/demo.toml");
 
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
@@ -38,9 +49,10 @@ pub struct DemoArgs {
     #[arg(long, default_value = "mmbot-out")]
     pub out: PathBuf,
     /// Config file (its feed endpoints are replaced by the simulator's).
+    /// Default: the demo's own settings (scripts/demo.toml).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// A Rhai strategy script instead of the shipped default.rhai.
+    /// A Rhai strategy script instead of the shipped inventory_skew.rhai.
     #[arg(long)]
     pub script: Option<PathBuf>,
     /// Seed of the simulated market.
@@ -60,8 +72,17 @@ pub struct DemoArgs {
 
 pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
     anyhow::ensure!(args.rate.is_finite() && args.rate > 0.0, "--rate {} must be a positive number", args.rate);
-    let mut config = Config::load_or_default(args.config.as_deref()).context("loading the configuration")?;
     let dir = timestamped_dir(&args.out)?;
+    let (mut config, settings) = match &args.config {
+        Some(path) => (Config::load(path).context("loading the configuration")?, path.display().to_string()),
+        None => {
+            let config = Config::from_toml(DEMO_CONFIG, "scripts/demo.toml (embedded)")
+                .context("the demo's embedded settings")?;
+            let path = dir.join("demo.toml");
+            std::fs::write(&path, DEMO_CONFIG).with_context(|| format!("writing {}", path.display()))?;
+            (config, format!("the demo's ({})", path.display()))
+        }
+    };
     let faults = if args.chaos {
         Faults {
             drop_diff_every: 200,
@@ -94,13 +115,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
     let script = match args.script.clone().or(config.script.clone()) {
         Some(s) => s,
         None => {
-            let path = dir.join("default.rhai");
-            std::fs::write(&path, DEFAULT_SCRIPT).with_context(|| format!("writing {}", path.display()))?;
+            let path = dir.join(DEMO_SCRIPT_NAME);
+            std::fs::write(&path, DEMO_SCRIPT).with_context(|| format!("writing {}", path.display()))?;
             path
         }
     };
     eprintln!(
-        "mmbot demo: simulated BTCUSDT market on {} (faults: {fault_text}); strategy {}; advisor: {}; {} s (Ctrl-C ends early)",
+        "mmbot demo: simulated BTCUSDT market on {} (faults: {fault_text}); strategy {}; settings {settings}; \
+         advisor: {}; {} s (Ctrl-C ends early)",
         sim.addr(),
         script.display(),
         if config.ai_offline.is_some() { "offline" } else { "none" },
@@ -119,20 +141,41 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         });
     }
     let feed = config.feed.clone();
-    let title = format!("mmbot demo BTCUSDT (simulated, {})", sim.addr());
+    let title = "mmbot demo BTCUSDT".to_string();
     let view = View::auto(args.no_dashboard);
     let _logs = crate::logging::init(view != View::Dashboard, Some(&dir.join("mmbot.log")));
-    let run =
-        run_session(Source::Live(feed), Vec::new(), &config, Some(&script), view, stop, "demo", title, Venue::Paper)?;
+    let (run, events) = run_session_with_events(
+        Source::Live(feed),
+        Vec::new(),
+        &config,
+        Some(&script),
+        view,
+        stop,
+        "demo",
+        title,
+        Venue::Paper,
+    )?;
     for e in &run.source_errors {
         eprintln!("mmbot demo: {e}");
     }
     finish(&run, "demo", None)?;
-    let written = write_all_with_feed(&dir, &run.report, run.feed.as_ref(), &run.histograms)?;
+    eprintln!("mmbot demo: {}", fills_line(&events));
+    let mut written = write_all_with_feed(&dir, &run.report, run.feed.as_ref(), &run.histograms)?;
+    let path = dir.join("events.jsonl");
+    std::fs::write(&path, events.to_jsonl()).with_context(|| format!("writing {}", path.display()))?;
+    written.push(path);
     eprintln!("mmbot demo: market: {}", sim.describe());
     eprintln!("mmbot demo: wrote {} files to {}:", written.len(), dir.display());
     for p in &written {
         eprintln!("  {}", p.display());
     }
     Ok(if run.source_errors.is_empty() { 0 } else { 2 })
+}
+
+/// `fills: 12 buys, 10 sells; the first 2.3 s after the start`.
+fn fills_line(events: &EventLog) -> String {
+    match events.first_fill_s {
+        Some(t) => format!("fills: {} buys, {} sells; the first {t:.1} s after the start", events.buys, events.sells),
+        None => "fills: none".into(),
+    }
 }

@@ -13,9 +13,9 @@ use hdrhistogram::Histogram;
 
 use crate::ai::advisor::{start_advisor, MarketSnapshot};
 use crate::backtest::TimelinePoint;
+use crate::cli::dashboard::events::{EventKind, EventLog, Observer};
 use crate::cli::dashboard::{self, DashboardInputs};
 use crate::config::Config;
-use crate::feed::health::FeedLogger;
 use crate::hot::advice::Advice;
 use crate::hot::engine::StageSample;
 use crate::hot::strategy::NativeStrategy;
@@ -69,8 +69,28 @@ pub fn run_session(
     title: String,
     venue: Venue,
 ) -> anyhow::Result<PaperRun> {
-    let (status_tx, mut status_rx) = ring::<HotStatus>(4);
-    let (exec_tx, exec_rx) = ring::<ExecStatus>(4);
+    run_session_with_events(source, files, config, script, view, stop, label, title, venue).map(|(run, _)| run)
+}
+
+/// [`run_session`], also returning the session's event log (fills by side,
+/// pulls, reloads, feed events, advice; see [`EventLog`]).
+#[allow(clippy::too_many_arguments)]
+pub fn run_session_with_events(
+    source: Source,
+    files: Vec<PathBuf>,
+    config: &Config,
+    script: Option<&PathBuf>,
+    view: View,
+    stop: Arc<AtomicBool>,
+    label: &'static str,
+    title: String,
+    venue: Venue,
+) -> anyhow::Result<(PaperRun, EventLog)> {
+    let mode = venue_label(&source, &venue, config);
+    let (status_tx, status_rx) = ring::<HotStatus>(4);
+    // Every exchange-side snapshot is read (fills keep their side), so a
+    // deeper ring than latest-wins needs.
+    let (exec_tx, exec_rx) = ring::<ExecStatus>(64);
     let (control_tx, control_rx) = ring::<Control>(4);
     let (samples_tx, mut samples_rx) = ring::<StageSample>(1 << 14);
     let finished = Arc::new(AtomicBool::new(false));
@@ -136,6 +156,7 @@ pub fn run_session(
     let script_info = Arc::new(Mutex::new(ScriptInfo::default()));
     let mut strategy_name = "native (the tutorial's rules)".to_string();
     let mut reload_flag = None;
+    let mut watched = None;
     let mut watcher = None;
     let runner = {
         let config = config.clone();
@@ -186,6 +207,7 @@ pub fn run_session(
                 s.attach_reload(reload);
                 strategy_name = crate::hot::strategy::Strategy::name(&s).to_string();
                 reload_flag = Some(w.reload_handle());
+                watched = Some(path.display().to_string());
                 watcher = Some(w);
                 std::thread::Builder::new().name("mmbot-session".into()).spawn(move || {
                     let _done = Finished(finished);
@@ -199,54 +221,63 @@ pub fn run_session(
         }
     };
 
+    let mut obs = Observer::new(status_rx, exec_rx, script_info);
     match view {
         View::Dashboard => {
             let inputs = DashboardInputs {
                 title,
-                status: status_rx,
-                exec: exec_rx,
+                mode,
                 live: live.clone(),
                 control: control_tx,
                 reload: reload_flag,
-                script: script_info,
+                watched,
                 strategy: strategy_name,
+                max_position: config.hot.guard.max_position,
                 advisor: Some(advisor.clone()),
                 stop: stop.clone(),
                 finished: finished.clone(),
             };
-            if let Err(e) = dashboard::run(inputs) {
+            if let Err(e) = dashboard::run(inputs, &mut obs) {
                 // The run goes on without a screen; it still ends as asked.
                 eprintln!("mmbot {label}: dashboard failed ({e}); continuing without it");
                 while !finished.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(50));
+                    std::thread::sleep(Duration::from_millis(20));
+                    obs.poll();
                 }
             }
         }
         View::Lines => {
-            let mut feed_log = FeedLogger::default();
-            let mut last_status: Option<HotStatus> = None;
+            eprintln!("{title} · {mode}");
+            let mut printed = 0;
             while !finished.load(Ordering::Relaxed) {
                 let tick = Instant::now();
+                let mut fresh = false;
                 while tick.elapsed() < Duration::from_secs(1) && !finished.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(20));
-                    if let Some(s) = status_rx.latest() {
-                        feed_log.update(s.feed, s.synced);
-                        last_status = Some(s);
+                    fresh |= obs.poll();
+                    // The events as they come (the log keeps the last few
+                    // hundred; `total` counts them all).
+                    let new = obs.log.total - printed;
+                    let kept = obs.log.recent().len() as u64;
+                    // Feed events are logged (stderr too) by the feed
+                    // logger, reloads by the watcher: not twice.
+                    for e in obs.log.recent().skip(kept.saturating_sub(new) as usize) {
+                        if !matches!(e.kind, EventKind::Feed | EventKind::Reload) {
+                            eprintln!("  {label}: {}", e.line().trim_start());
+                        }
                     }
+                    printed = obs.log.total;
                 }
-                if let Some(s) = last_status.take() {
-                    eprintln!("  {label}: {}", status_line(&s));
+                if let (true, Some(s)) = (fresh, &obs.last_status) {
+                    eprintln!("  {label}: {}", status_line(s));
                 }
             }
         }
         View::Quiet => {
             // Still one log line per feed event.
-            let mut feed_log = FeedLogger::default();
             while !finished.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(20));
-                if let Some(s) = status_rx.latest() {
-                    feed_log.update(s.feed, s.synced);
-                }
+                obs.poll();
             }
         }
     }
@@ -257,7 +288,40 @@ pub fn run_session(
     run.report.trading.advice = ai.label.clone();
     run.report.trading.advice_updates = ai.ok;
     run.report.ai = Some(ai.to_json());
-    Ok(run)
+    // What arrived after the view's last look.
+    obs.poll();
+    Ok((run, obs.log))
+}
+
+/// Where the market data comes from and where orders go, for titles:
+/// `SIMULATOR · paper orders`, `MAINNET feed · paper orders`,
+/// `TESTNET · LIVE ORDERS`, `REPLAY of a recording · paper orders`. The first
+/// word is the one the dashboard colours.
+pub fn venue_label(source: &Source, venue: &Venue, config: &Config) -> String {
+    let local = |url: &str| ["://127.0.0.1", "://localhost", "://[::1]"].iter().any(|h| url.contains(h));
+    match venue {
+        Venue::Live { .. } => {
+            let where_ = match &config.live {
+                Some(l) if local(&l.rest_url) => "SIMULATOR (a local exchange)",
+                Some(l) if l.mode == crate::exec::journal::RunMode::Live => "MAINNET",
+                _ => "TESTNET",
+            };
+            format!("{where_} · LIVE ORDERS")
+        }
+        Venue::Paper => match source {
+            Source::Recording(_) => "REPLAY of a recording · paper orders".into(),
+            Source::Live(feed) => {
+                let where_ = if feed.stream_url.as_deref().is_some_and(local) {
+                    "SIMULATOR"
+                } else if feed.market == crate::feed::endpoint::FeedMarket::SpotTestnet {
+                    "TESTNET feed"
+                } else {
+                    "MAINNET feed"
+                };
+                format!("{where_} · paper orders")
+            }
+        },
+    }
 }
 
 /// Raises the session's `finished` flag when the run ends, also by a

@@ -1,6 +1,6 @@
 //! The compiled fast path: `fn quote(m)` turned into a tree of Rust closures.
 //!
-//! Why: the Rhai interpreter costs ~2 us per call on `default.rhai` (a
+//! Why: the Rhai interpreter costs ~2 us per call on `tutorial.rhai` (a
 //! script function call, twelve property getters through the function
 //! registry, dynamic values for every intermediate), while the goal
 //! is 600 ns. Most strategy scripts are straight-line arithmetic on the
