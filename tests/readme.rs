@@ -178,6 +178,7 @@ fn commands_in(path: &Path) -> Vec<DocCommand> {
             out.push(DocCommand { place: format!("{shown}:{start}"), words, synopsis });
         }
     }
+    assert!(fence.is_none(), "{shown}: a code block is never closed");
     out
 }
 
