@@ -24,6 +24,9 @@
 //! walk-forward, `ai cost`. The others only parse: they need the network
 //! (`run`, `paper`, `record`, `ai check`/`compare`), keys (`--live`), or
 //! run until stopped (`demo`, `sim`). No test touches the internet.
+//!
+//! Every ```toml block is a configuration a reader may copy: each one must
+//! pass `mmbot config check`.
 
 mod common;
 
@@ -480,6 +483,48 @@ fn every_documented_command_parses_and_the_offline_ones_run() {
     // Guards against the extraction silently finding nothing.
     assert!(commands.len() >= 40, "only {} commands found", commands.len());
     assert!(ran >= 15, "only {ran} commands ran");
+}
+
+/// The ```toml blocks of one Markdown file, with where each starts.
+fn toml_blocks_in(path: &Path) -> Vec<(usize, String)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut out = Vec::new();
+    let mut block: Option<(usize, String)> = None;
+    let mut in_other = false;
+    for (i, line) in text.lines().enumerate() {
+        let fence = line.trim_start().strip_prefix("```");
+        match (&mut block, fence) {
+            (Some(_), Some(_)) => out.push(block.take().unwrap()),
+            (Some((_, body)), None) => {
+                body.push_str(line);
+                body.push('\n');
+            }
+            (None, Some(tag)) if !in_other && tag.trim() == "toml" => block = Some((i + 1, String::new())),
+            (None, Some(_)) => in_other = !in_other,
+            (None, None) => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn every_documented_toml_block_is_a_valid_config() {
+    let dir = common::temp_dir("readme-toml");
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for doc in documents() {
+        for (line, body) in toml_blocks_in(&doc) {
+            let name = format!("block-{checked}.toml");
+            std::fs::write(dir.join(&name), body).unwrap();
+            checked += 1;
+            if let Err(e) = run_mmbot(&dir, &["config".into(), "check".into(), name]) {
+                failures.push(format!("{}:{line}: {e}", doc.display()));
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(failures.is_empty(), "documented configs that do not check:\n{}", failures.join("\n"));
+    assert!(checked >= 3, "only {checked} toml blocks found");
 }
 
 #[test]
