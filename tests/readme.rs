@@ -527,6 +527,64 @@ fn every_documented_toml_block_is_a_valid_config() {
     assert!(checked >= 3, "only {checked} toml blocks found");
 }
 
+/// GitHub's anchor for a heading: lower case, punctuation dropped, spaces
+/// to hyphens.
+fn anchor_of(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// The anchors of a Markdown file's headings (outside code blocks).
+fn anchors_in(text: &str) -> Vec<String> {
+    let mut anchors = Vec::new();
+    let mut in_code = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+        } else if !in_code && line.starts_with('#') {
+            anchors.push(anchor_of(line.trim_start_matches('#')));
+        }
+    }
+    anchors
+}
+
+#[test]
+fn every_link_between_the_documents_leads_somewhere() {
+    let mut broken = Vec::new();
+    for doc in documents() {
+        let text = std::fs::read_to_string(&doc).unwrap();
+        let folder = doc.parent().unwrap();
+        for (n, line) in text.lines().enumerate() {
+            for part in line.split("](").skip(1) {
+                let Some(target) = part.split(')').next() else { continue };
+                if target.starts_with("http") || target.contains(' ') {
+                    continue;
+                }
+                let (file, anchor) = target.split_once('#').unwrap_or((target, ""));
+                let path = if file.is_empty() { doc.clone() } else { folder.join(file) };
+                let Ok(linked) = std::fs::read_to_string(&path) else {
+                    if !path.exists() {
+                        broken.push(format!("{}:{}: {target}: no such file", doc.display(), n + 1));
+                    }
+                    continue;
+                };
+                if !anchor.is_empty()
+                    && path.extension().is_some_and(|x| x == "md")
+                    && !anchors_in(&linked).iter().any(|a| a == anchor)
+                {
+                    broken.push(format!("{}:{}: {target}: no such heading", doc.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
+
 #[test]
 fn extraction_follows_the_rules_the_module_states() {
     let md = "text\n```sh\n$ mmbot book FILE   # a comment\nBINANCE_API_KEY=k mmbot run --live \\\n  --yes &\ncat > x <<'T'\nmmbot not-a-command\nT\ncargo run --release -- demo\n```\n```\nmmbot book: 42 frames (output)\n$ mmbot report r.json\n```\n";
