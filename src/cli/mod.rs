@@ -104,3 +104,17 @@ pub fn run() -> anyhow::Result<i32> {
         Command::Ai(cmd) => ai::run(cmd),
     }
 }
+
+/// Checks a command line against mmbot's real parser without running
+/// anything: `args` are the words after `mmbot` (`["backtest", "x.rec"]`).
+/// `--help` and `--version` count as valid. Why: every command the README
+/// shows is parsed by `tests/readme.rs`, so the documentation cannot drift
+/// from the command line.
+pub fn check_args(args: &[String]) -> Result<(), String> {
+    let argv = std::iter::once("mmbot".to_string()).chain(args.iter().cloned());
+    match Cli::try_parse_from(argv) {
+        Ok(_) => Ok(()),
+        Err(e) if !e.use_stderr() => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
