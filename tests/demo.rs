@@ -19,10 +19,14 @@ fn demo_runs_offline_and_leaves_sane_outputs() {
         .current_dir(&out)
         .env_remove("HOLYSHEEP_API_KEY")
         .env_remove("OPENAI_API_KEY")
+        .env_remove("MMBOT_CONFIG")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
+    // Offline: no LLM asked, so no warning about a missing key.
+    assert!(!stderr.contains("API_KEY"), "{stderr}");
+    assert!(stderr.starts_with("mmbot: config: scripts/demo.toml, the demo's own"), "{stderr}");
     let dirs: Vec<_> = std::fs::read_dir(out.join("runs")).unwrap().filter_map(|e| e.ok()).collect();
     assert_eq!(dirs.len(), 1, "one timestamped folder");
     let dir = dirs[0].path();

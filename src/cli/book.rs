@@ -142,7 +142,7 @@ pub fn run(args: BookArgs) -> anyhow::Result<i32> {
         }
     }
     print_summary(&md, bad_lines, elapsed);
-    Ok(if file_errors > 0 { 2 } else { 0 })
+    Ok(if file_errors > 0 { crate::cli::exit::ERROR } else { crate::cli::exit::OK })
 }
 
 fn print_summary(md: &MarketData, bad_lines: u64, elapsed: f64) {

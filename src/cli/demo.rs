@@ -26,6 +26,7 @@ use crate::cli::outputs::{timestamped_dir, write_all_with_feed};
 use crate::cli::record::ctrl_c_flag;
 use crate::cli::replay::finish;
 use crate::cli::session::{run_session_with_events, View};
+use crate::config::source::Choice;
 use crate::config::Config;
 use crate::hot::msg::Symbol;
 use crate::runtime::{Source, Venue};
@@ -73,9 +74,18 @@ pub struct DemoArgs {
 pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
     anyhow::ensure!(args.rate.is_finite() && args.rate > 0.0, "--rate {} must be a positive number", args.rate);
     let dir = timestamped_dir(&args.out)?;
-    let (mut config, settings) = match &args.config {
-        Some(path) => (Config::load(path).context("loading the configuration")?, path.display().to_string()),
+    // The one config rule (--config, $MMBOT_CONFIG, ./mmbot.toml); where it
+    // finds nothing, the demo's own settings instead of the built-in defaults.
+    let choice = Choice::for_process(args.config.as_deref());
+    let (mut config, settings) = match choice.path() {
+        Some(path) => {
+            eprintln!("mmbot: {}", choice.line());
+            (Config::load_chosen(&choice).context("loading the configuration")?, path.display().to_string())
+        }
         None => {
+            eprintln!(
+                "mmbot: config: scripts/demo.toml, the demo's own (no --config, no $MMBOT_CONFIG, no ./mmbot.toml)"
+            );
             let config = Config::from_toml(DEMO_CONFIG, "scripts/demo.toml (embedded)")
                 .context("the demo's embedded settings")?;
             let path = dir.join("demo.toml");
@@ -83,6 +93,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
             (config, format!("the demo's ({})", path.display()))
         }
     };
+    // The demo is offline: with no provider chosen it asks no LLM (and does
+    // not warn about a missing key).
+    if config.ai.provider == crate::ai::Provider::Auto {
+        config.ai.provider = crate::ai::Provider::Offline;
+    }
     let faults = if args.chaos {
         Faults {
             drop_diff_every: 200,
