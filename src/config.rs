@@ -107,7 +107,14 @@ raw_section!(
 );
 raw_section!(
     /// `[script]`: the sandbox's caps
-    RawScript { max_operations: i64, max_call_levels: i64, max_string_size: i64, max_array_size: i64, max_map_size: i64 }
+    RawScript {
+        max_operations: i64,
+        max_call_levels: i64,
+        max_string_size: i64,
+        max_array_size: i64,
+        max_map_size: i64,
+        max_error_share: f64,
+    }
 );
 raw_section!(
     /// `[risk]`
@@ -250,6 +257,10 @@ pub struct Config {
     /// `[strategy.params]`, read by scripts with `param(name, default)`.
     pub params: crate::script::Params,
     pub script_limits: crate::script::ScriptLimits,
+    /// `[script] max_error_share`: a run whose strategy script failed on a
+    /// larger share of its calls (errors and wrong-shaped outputs) ends with
+    /// exit status 9 and says so.
+    pub max_script_error_share: f64,
     /// The offline rules backtests use: `Some` for every provider but
     /// `"none"` (neutral advice). Backtests never call an LLM.
     pub ai_offline: Option<crate::ai::offline::OfflineConfig>,
@@ -562,6 +573,7 @@ impl Config {
             script,
             params: user_params,
             script_limits,
+            max_script_error_share: float_in("script.max_error_share", sc.max_error_share, 0.5, 0.0, 1.0)?,
         })
     }
 }

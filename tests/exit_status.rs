@@ -111,3 +111,26 @@ fn only_run_lists_the_live_flags() {
     assert_eq!(mmbot(&["paper", "--live"], &dir).0, Some(64));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_run_whose_script_fails_on_most_calls_exits_9() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sample_spot_btcusdt.rec");
+    let dir = common::temp_dir("exit-script-fails");
+    let script = dir.join("broken.rhai");
+    // Compiles, then fails on every call: `m.nope` is no getter.
+    std::fs::write(&script, "fn quote(m) { bid(m.nope, 1.0); }\n").unwrap();
+    let report = dir.join("r.json");
+    let args = ["backtest", sample.to_str().unwrap(), "--script", script.to_str().unwrap()];
+    let (code, err) = mmbot(&[&args[..], &["--report", report.to_str().unwrap()]].concat(), &dir);
+    assert_eq!(code, Some(9), "{err}");
+    assert!(err.contains("broken.rhai") && err.contains("max_error_share"), "{err}");
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let t = &r["trading"];
+    assert!(t["strategy_errors"].as_u64().unwrap() > 0, "{t}");
+    assert_eq!(t["strategy_errors"], t["strategy_calls"], "{t}");
+    // The same with the share raised to 1: the run is allowed to fail.
+    std::fs::write(dir.join("lenient.toml"), "[script]\nmax_error_share = 1.0\n").unwrap();
+    let (code, err) = mmbot(&[&args[..], &["--config", "lenient.toml", "--report", "r2.json"]].concat(), &dir);
+    assert_ne!(code, Some(9), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

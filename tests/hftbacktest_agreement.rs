@@ -27,7 +27,8 @@ fn capture() -> Option<PathBuf> {
 
 /// (queue model, ticks behind the touch) -> hftbacktest's orders, cancels,
 /// fills, volume, position, PnL (docs/hftbacktest_comparison.md, Results).
-const HFTBACKTEST: [(&str, u32, u64, u64, u64, &str, &str, &str); 4] = [
+type Row = (&'static str, u32, u64, u64, u64, &'static str, &'static str, &'static str);
+const HFTBACKTEST: [Row; 4] = [
     ("risk_averse", 0, 1237, 867, 664, "1780.43215", "0.03", "-0.04484"),
     ("risk_averse", 1, 1128, 912, 531, "1423.79831", "0.023", "-0.062555"),
     ("power", 0, 1271, 864, 698, "1871.62179", "0.034", "-0.03722"),

@@ -54,6 +54,14 @@ pub struct TradingReport {
     /// LIMIT_MAKER orders rejected for crossing on arrival.
     #[serde(default)]
     pub rejected_post_only: u64,
+    /// Strategy calls, and those that failed (script errors, wrong-shaped
+    /// outputs): each failure pulled the quote.
+    #[serde(default)]
+    pub strategy_calls: u64,
+    #[serde(default)]
+    pub strategy_errors: u64,
+    #[serde(default)]
+    pub strategy_bad_outputs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -123,6 +131,7 @@ pub fn report<S: Strategy>(
     let f = hot.market().stats();
     let s = hot.market().sync_stats();
     let hs = hot.stats();
+    let health = hot.strategy().health();
     // Mark to the last mid of the traded book (integer midpoint, exact enough
     // for a report and deterministic).
     let mid = hot
@@ -168,6 +177,9 @@ pub fn report<S: Strategy>(
             advice_updates: 0,
             fill_model: String::new(),
             rejected_post_only: 0,
+            strategy_calls: health.calls,
+            strategy_errors: health.errors,
+            strategy_bad_outputs: health.bad_outputs,
         },
         perf: PerfReport {
             wall_s,

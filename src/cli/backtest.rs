@@ -121,6 +121,10 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<i32> {
         let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
         eprintln!("mmbot backtest: wrote {}", names.join(", "));
     }
+    if let Some(why) = crate::cli::exit::script_failed(&report.trading, config.max_script_error_share) {
+        eprintln!("mmbot backtest: {why}");
+        return Ok(crate::cli::exit::SCRIPT);
+    }
     Ok(nothing_traded(&report).map_or(crate::cli::exit::OK, |why| {
         eprintln!("mmbot backtest: {why}");
         crate::cli::exit::NOTHING_TRADED

@@ -184,7 +184,16 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
     for p in &written {
         eprintln!("  {}", p.display());
     }
-    Ok(if run.source_errors.is_empty() { 0 } else { 2 })
+    if !run.source_errors.is_empty() {
+        return Ok(crate::cli::exit::FEED);
+    }
+    Ok(match crate::cli::exit::script_failed(&run.report.trading, config.max_script_error_share) {
+        Some(why) => {
+            eprintln!("mmbot demo: {why}");
+            crate::cli::exit::SCRIPT
+        }
+        None => crate::cli::exit::OK,
+    })
 }
 
 /// `fills: 12 buys, 10 sells; the first 2.3 s after the start`.

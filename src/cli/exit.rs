@@ -36,6 +36,21 @@ pub const USAGE: i32 = 64;
 /// The configuration is invalid, in any command (sysexits `EX_CONFIG`).
 pub const CONFIG: i32 = 78;
 
+/// Why a run's strategy failed, if its script failed on more than
+/// `max_share` of its calls (`[script] max_error_share`): exit [`SCRIPT`].
+pub fn script_failed(t: &crate::backtest::TradingReport, max_share: f64) -> Option<String> {
+    let failed = t.strategy_errors + t.strategy_bad_outputs;
+    if t.strategy_calls == 0 || failed as f64 <= max_share * t.strategy_calls as f64 {
+        return None;
+    }
+    Some(format!(
+        "the strategy {} failed on {failed} of its {} calls ({} errors, {} wrong-shaped outputs; more than \
+         [script] max_error_share = {max_share}), and each failure pulled the quote: fix the script (mmbot script \
+         check FILE) and run again",
+        t.strategy, t.strategy_calls, t.strategy_errors, t.strategy_bad_outputs
+    ))
+}
+
 /// The status for an error that ended a command.
 pub fn status_of(e: &anyhow::Error) -> i32 {
     let config = |c: &(dyn std::error::Error + 'static)| {

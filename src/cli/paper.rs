@@ -220,7 +220,15 @@ pub fn run(args: PaperArgs, flags: LiveFlags, command: &'static str) -> anyhow::
     if let Some(why) = &never {
         eprintln!("mmbot {label}: {why}");
     }
-    let source_code = if run.source_errors.is_empty() && never.is_none() { exit::OK } else { exit::SOURCE };
+    let script = crate::cli::exit::script_failed(&run.report.trading, config.max_script_error_share);
+    if let Some(why) = &script {
+        eprintln!("mmbot {label}: {why}");
+    }
+    let source_code = match (run.source_errors.is_empty() && never.is_none(), &script) {
+        (false, _) => exit::SOURCE,
+        (true, Some(_)) => crate::cli::exit::SCRIPT,
+        (true, None) => exit::OK,
+    };
     Ok(match &run.live {
         Some(o) => {
             print_live_summary(o);

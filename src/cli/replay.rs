@@ -61,7 +61,16 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         eprintln!("mmbot replay: cannot read {e}");
     }
     finish(&run, "replay", args.report.as_ref())?;
-    Ok(if run.source_errors.is_empty() { crate::cli::exit::OK } else { crate::cli::exit::ERROR })
+    if !run.source_errors.is_empty() {
+        return Ok(crate::cli::exit::ERROR);
+    }
+    Ok(match crate::cli::exit::script_failed(&run.report.trading, config.max_script_error_share) {
+        Some(why) => {
+            eprintln!("mmbot replay: {why}");
+            crate::cli::exit::SCRIPT
+        }
+        None => crate::cli::exit::OK,
+    })
 }
 
 /// Prints the run's summary line and writes the report.

@@ -73,6 +73,32 @@ pub trait Strategy {
     fn decide(&mut self, input: &StrategyInput<'_>) -> Decision;
     /// Name for reports ("native", a script's path, ...).
     fn name(&self) -> &str;
+    /// How its calls went (read at the end of a run, off the hot path):
+    /// scripts count their failures; the native strategy never fails.
+    fn health(&self) -> StrategyHealth {
+        StrategyHealth::default()
+    }
+}
+
+/// Calls of a strategy and how many failed, for reports and exit statuses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StrategyHealth {
+    pub calls: u64,
+    /// Runtime errors (the quote was pulled).
+    pub errors: u64,
+    /// Outputs of the wrong shape (the quote was pulled).
+    pub bad_outputs: u64,
+}
+
+impl StrategyHealth {
+    /// Failed calls as a share of all calls (0 with no calls).
+    pub fn failed_share(&self) -> f64 {
+        if self.calls == 0 {
+            0.0
+        } else {
+            (self.errors + self.bad_outputs) as f64 / self.calls as f64
+        }
+    }
 }
 
 /// The original tutorial's rules, exactly:

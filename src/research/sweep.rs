@@ -194,6 +194,10 @@ impl<S: Strategy> Strategy for TradeFrom<S> {
     fn name(&self) -> &str {
         self.inner.name()
     }
+
+    fn health(&self) -> crate::hot::strategy::StrategyHealth {
+        self.inner.health()
+    }
 }
 
 fn decimal(s: &str) -> f64 {

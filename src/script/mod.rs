@@ -583,6 +583,11 @@ impl Strategy for ScriptStrategy {
     fn name(&self) -> &str {
         self.script.name(self.fast_enabled)
     }
+
+    fn health(&self) -> crate::hot::strategy::StrategyHealth {
+        let s = self.stats();
+        crate::hot::strategy::StrategyHealth { calls: s.calls, errors: s.errors, bad_outputs: s.bad_outputs }
+    }
 }
 
 /// A ring for script output lines (drain it on a side thread).
