@@ -42,6 +42,7 @@ impl Config {
         line(format!("max_string_size = {}", sl.max_string_size));
         line(format!("max_array_size = {}", sl.max_array_size));
         line(format!("max_map_size = {}", sl.max_map_size));
+        line(format!("max_error_share = {}", self.max_script_error_share));
         line("\n[risk]".into());
         line(format!("min_spread_bps = {}", g.min_spread_bps));
         line(format!("max_spread_bps = {}", g.max_spread_bps));
