@@ -14,6 +14,7 @@ pub mod link;
 pub mod live;
 pub mod recorder;
 pub mod recording;
+pub mod settings;
 pub mod snapshot;
 pub mod switch;
 pub mod synthetic;
