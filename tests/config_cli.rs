@@ -93,6 +93,18 @@ fn a_bad_config_exits_78_in_every_command_and_the_first_line_names_it() {
 }
 
 #[test]
+fn a_partial_live_section_suggests_sizes_in_the_right_units() {
+    let dir = common::temp_dir("config-partial-live");
+    let path = dir.join("live.toml");
+    std::fs::write(&path, "[live]\nmax_order_notional = \"100\"\ndaily_loss_limit = \"50\"\n").unwrap();
+    let (code, _, err) = check(&path);
+    assert_eq!(code, Some(78), "{err}");
+    assert!(err.contains("max_position") && err.contains("base asset") && err.contains("\"0.01\" on BTCUSDT"), "{err}");
+    assert!(!err.contains("such as \"100\""), "a 100 BTC example: {err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn usage_errors_exit_64_and_help_exits_0() {
     let dir = common::temp_dir("config-usage");
     assert_eq!(mmbot(&["backtest", "--no-such-flag"], &dir, None).0, Some(64));

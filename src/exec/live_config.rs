@@ -300,9 +300,21 @@ impl LiveConfig {
         };
         let money = |key: &'static str, v: Option<toml::Value>| -> Result<i64, LiveConfigError> {
             let Some(v) = v else {
+                // Sizes that fit the key's unit: a position is in the base
+                // asset (100 would be 100 BTC on BTCUSDT), the rest in quote.
+                let example = match key {
+                    "max_position" => {
+                        "in the base asset, sized to what you would hold: e.g. \"0.01\" on BTCUSDT (about 1,000 \
+                         USDT at 100,000) or \"0.5\" on ETHUSDT"
+                    }
+                    "max_order_notional" => {
+                        "in the quote asset: e.g. \"100\" (USDT on BTCUSDT), one order's price x qty"
+                    }
+                    _ => "in the quote asset: e.g. \"50\" (USDT on BTCUSDT), the loss that stops the day",
+                };
                 return Err(LiveConfigError::Missing {
                     key,
-                    fix: format!("set {key} (a decimal string such as \"100\"); live trading has no default limit"),
+                    fix: format!("set {key}, {example}; live trading has no default limit"),
                 });
             };
             decimal(key, v)
