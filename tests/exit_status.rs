@@ -134,3 +134,27 @@ fn a_run_whose_script_fails_on_most_calls_exits_9() {
     assert_ne!(code, Some(9), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_recording_that_never_connected_exits_2() {
+    let dir = common::temp_dir("exit-record-never");
+    let (code, err) = mmbot(
+        &[
+            "record",
+            "--symbol",
+            "BTCUSDT",
+            "--stream-url",
+            "ws://127.0.0.1:1",
+            "--rest-url",
+            "http://127.0.0.1:1",
+            "--duration",
+            "2s",
+            "--out",
+            "r.gz",
+        ],
+        &dir,
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("never connected to ws://127.0.0.1:1"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -113,7 +113,13 @@ pub fn run(args: RecordArgs) -> anyhow::Result<i32> {
         b.finish_and_clear();
     }
     eprintln!("mmbot record: done: {line}; {lines} lines in {}", args.out.display());
-    Ok(0)
+    if feed.stats().connects == 0 {
+        // Nothing was recorded because nothing was reached: say so, and
+        // exit with the feed's status.
+        eprintln!("mmbot record: never connected to {url} (the attempts and their errors are in the log above)");
+        return Ok(crate::cli::exit::FEED);
+    }
+    Ok(crate::cli::exit::OK)
 }
 
 fn progress(r: &Recorder, feed: &LiveFeed, elapsed: Duration) -> String {
