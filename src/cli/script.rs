@@ -106,8 +106,9 @@ pub fn run(cmd: ScriptCommand) -> anyhow::Result<i32> {
         stats.calls, stats.errors, stats.bad_outputs
     );
     println!(
-        "  quotes {quotes}, pulled {pulled} (guard: {} invalid outputs, {} spreads clamped, {} post-only moves)",
-        guard.pulled_invalid_output, guard.spread_clamped, guard.post_only_moved
+        "  quotes {quotes}, pulled {pulled} (guard: {} invalid outputs, {} crossed intents, {} spreads clamped, {} \
+         post-only moves)",
+        guard.pulled_invalid_output, guard.pulled_crossed_intent, guard.spread_clamped, guard.post_only_moved
     );
     println!("  bid distance from mid (bps) {}, size {}", bid_bps.show(), bid_size.show());
     println!("  ask distance from mid (bps) {}, size {}", ask_bps.show(), ask_size.show());

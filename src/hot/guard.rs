@@ -66,6 +66,9 @@ pub struct GuardStats {
     pub pulled_stale: u64,
     pub pulled_by_strategy: u64,
     pub pulled_invalid_output: u64,
+    /// The strategy asked to bid at or above its own ask: a strategy bug,
+    /// pulled rather than reshaped into a quote it did not ask for.
+    pub pulled_crossed_intent: u64,
     pub spread_clamped: u64,
     pub post_only_moved: u64,
     pub raised_to_min_notional: u64,
@@ -177,6 +180,12 @@ impl Guard {
         if d.bid.is_some_and(|s| !valid(&s)) || d.ask.is_some_and(|s| !valid(&s)) {
             self.stats.pulled_invalid_output += 1;
             return pulled;
+        }
+        if let (Some(b), Some(a)) = (d.bid, d.ask) {
+            if b.price >= a.price {
+                self.stats.pulled_crossed_intent += 1;
+                return pulled;
+            }
         }
         let tick = filters.tick_size.0.max(1);
         let mid = f.mid;
@@ -346,11 +355,16 @@ mod tests {
     #[test]
     fn clamps_spread_and_stays_post_only() {
         let mut g = guard();
-        // Asking to join/cross the touch: clamped to min spread, then post-only.
-        let d = decision(Some((100.02, 0.1)), Some((99.99, 0.1)));
+        // Asking to join the touch at the mid: clamped to min spread, then post-only.
+        let d = decision(Some((100.0, 0.1)), Some((100.001, 0.1)));
         let q = g.check(Symbol::default(), &d, &features(), healthy(), Qty(0), &filters(), 1_000);
         let (b, a) = (q.bid.unwrap().price.0, q.ask.unwrap().price.0);
         assert!(b < features().best_ask.price.0 && a > features().best_bid.price.0 && b < a);
+        // A crossed intent (bid above its own ask) is a strategy bug: pulled
+        // and counted, not turned into a two-sided quote.
+        let crossed = decision(Some((100.02, 0.1)), Some((99.99, 0.1)));
+        assert!(g.check(Symbol::default(), &crossed, &features(), healthy(), Qty(0), &filters(), 1_000).is_pulled());
+        assert_eq!(g.stats().pulled_crossed_intent, 1);
         // Far too wide: clamped to max spread (100 bps => 0.5% each side).
         let d = decision(Some((50.0, 0.1)), Some((150.0, 0.1)));
         let q = g.check(Symbol::default(), &d, &features(), healthy(), Qty(0), &filters(), 1_000);
