@@ -384,13 +384,16 @@ const PARAMS_AND_MIXED: &str = r#"
 fn quote(m) {
     let edge = param("edge_bps", 2.0);
     let skew = param("skew", -0.5);
+    // An INT default is read as FLOAT, in the interpreter and compiled.
+    let levels = param("levels", 3);
+    let unset_int = param("edge_bps", 1) + levels;
     let lots = to_int(m.position / 0.001);
     let limit = 3;
     if lots >= limit { return "pull"; }
     if m.max_position == 1 { bid(m.mid * (1.0 - edge / 10000.0), 1.0); }
     let c = if lots < -limit { skew } else { 0.0 };
     if lots * 2 <= m.max_position { ask(m.mid + c, 1.0); }
-    #{ bid: m.mid - edge + c, ask: m.mid + edge + c }
+    #{ bid: m.mid - edge + c - unset_int * 0.0, ask: m.mid + edge + c + levels * 0.001 }
 }
 "#;
 

@@ -1407,12 +1407,14 @@ impl Compiler<'_> {
     /// engine's life).
     fn param(&mut self, x: &FnCallExpr, pos: Position) -> R<Val> {
         let [Expr::StringConstant(name, _), default] = x.args.as_slice() else {
-            return refuse(pos, "param() without a literal name and a FLOAT default");
+            return refuse(pos, "param() without a literal name and a number default");
         };
         let default = match default {
             Expr::FloatConstant(v, _) => **v,
             Expr::DynamicConstant(d, _) if d.is_float() => d.as_float().unwrap_or(f64::NAN),
-            _ => return refuse(pos, "param() with a default that is not a FLOAT literal"),
+            // `param("x", 1)`: the interpreter's INT overload returns it as FLOAT too.
+            Expr::IntegerConstant(v, _) => *v as f64,
+            _ => return refuse(pos, "param() with a default that is not a number literal"),
         };
         let mut scope = Scope::new();
         scope.push("name", name.clone());

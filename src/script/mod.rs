@@ -158,8 +158,14 @@ pub fn engine(limits: &ScriptLimits, params: &Params, out: Option<Producer<Scrip
         .set_max_expr_depths(64, 32);
     api::register(&mut engine);
     let params = std::sync::Arc::new(params.clone());
+    let int_params = params.clone();
     engine
         .register_fn("param", move |name: &str, default: f64| -> f64 { params.get(name).copied().unwrap_or(default) });
+    // `param("levels", 3)`: an integer default is taken as a FLOAT (every
+    // parameter is a number in [strategy.params]; the value is always FLOAT).
+    engine.register_fn("param", move |name: &str, default: i64| -> f64 {
+        int_params.get(name).copied().unwrap_or(default as f64)
+    });
     // print/debug push to a lock-free ring (never blocking, drops counted);
     // a side thread drains it to the log.
     let out = out.map(std::sync::Arc::new);
