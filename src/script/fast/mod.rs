@@ -1,0 +1,806 @@
+//! The compiled fast path: `fn quote(m)` turned into a tree of Rust closures.
+//!
+//! Why: the Rhai interpreter costs ~2 us per call on `tutorial.rhai` (a
+//! script function call, twelve property getters through the function
+//! registry, dynamic values for every intermediate), while the goal
+//! is 600 ns. Most strategy scripts are straight-line arithmetic on the
+//! market state with a few `if`s, so [`compile`] walks Rhai's own optimized
+//! AST of `fn quote(m)` and builds a [`FastQuote`]: one boxed closure per
+//! node, typed at compile time, reading `m.<getter>` as a field of
+//! [`MarketState`], with `param(...)` already resolved and `bid`/`ask`/`pull`
+//! writing the [`Decision`] directly. No Rhai runtime, no `Dynamic`, no
+//! allocation per call.
+//!
+//! Faithfulness is the point, so anything the fast path would have to guess
+//! about is refused ([`NotCompiled`], with the reason and position) and the
+//! script keeps running in the interpreter exactly as before:
+//! * Types are static. Every expression has one type at compile time
+//!   (`INT`, `FLOAT`, `bool`, string, `()`), and a variable keeps the type
+//!   of its first value: `let x = 0; x = 1.5;` is refused. So every
+//!   operator, comparison and function is resolved to the one Rhai would
+//!   pick, and a combination Rhai would reject at run time (`1 + "a"`,
+//!   `sqrt(4)`, an `if` on a number) is refused instead of reproduced.
+//! * What remains dynamic is what Rhai checks at run time on values:
+//!   integer overflow, integer division by zero, `abs`/negation of
+//!   `i64::MIN`, `to_int` out of range, `sign` of NaN. Those are reported
+//!   as a [`Fault`] carrying Rhai's own message and position, and the
+//!   strategy pulls and counts it exactly as for an interpreter error.
+//! * Numbers follow Rhai's rules to the bit: checked `INT` arithmetic, `INT`
+//!   converted with `as f64` when mixed with `FLOAT`, and Rhai's
+//!   epsilon-relative float comparisons (`a < b` is not Rust's `<` there).
+//! * Expressions are pure: assignments, `bid`/`ask`/`pull` and `return` are
+//!   only accepted as statements, never inside an expression block, so
+//!   evaluation order cannot change a value; where two faults could race,
+//!   Rhai's order is kept (method-call arguments before the receiver).
+//! * The operation cap: the accepted subset has no loops and no calls into
+//!   script functions, so one call costs Rhai a few operations per AST node
+//!   at most (one per statement or expression evaluated, one more per
+//!   variable receiver, property step or native call). [`compile`] refuses
+//!   a script whose bound ([`OPS_PER_NODE`] x nodes + [`OPS_BASE`], about
+//!   twice the worst case; a test checks Rhai's own count stays under half
+//!   of it) exceeds the engine's `max_operations`: below it the interpreter
+//!   could not have hit the cap either, above it the interpreter keeps
+//!   enforcing it. Call-depth, variable-count, string and map caps are
+//!   checked the same way.
+
+use rhai::{
+    ASTFlags, ASTNode, BinaryExpr, Dynamic, Engine, EvalAltResult, Expr, FlowControl, FnAccess, FnCallExpr, Ident,
+    ImmutableString, OpAssignment, Position, Scope, Stmt, Token, AST,
+};
+
+use crate::hot::strategy::{Decision, SideIntent};
+use crate::script::api::{market_fields, MarketState};
+
+/// Bound on the Rhai operations one AST node of the accepted subset can
+/// count (a statement or expression counts one, a call or a property read
+/// a few more: see the module docs). A test checks it against Rhai's own
+/// count.
+pub const OPS_PER_NODE: u64 = 8;
+/// Operations outside the body: the `quote(m)` call itself.
+pub const OPS_BASE: u64 = 64;
+
+// Frame capacities, powers of two: a slot index is masked with `CAP - 1`,
+// which is the identity for every slot [`compile`] hands out (it refuses
+// more) and lets the compiler drop the bounds check without any `unsafe`.
+const FLOATS: usize = 64;
+const INTS: usize = 32;
+const BOOLS: usize = 32;
+const STRS: usize = 16;
+/// Method-call arguments held while a chain evaluates them first.
+const CHAIN_ARGS: usize = 8;
+
+/// The locals of one call, by type. Reused across calls (the caller owns
+/// one, allocated once); every slot is written by its `let` before any read,
+/// so no call sees a previous call's values.
+pub struct Frame {
+    f: [f64; FLOATS],
+    i: [i64; INTS],
+    b: [bool; BOOLS],
+    s: [StrVal; STRS],
+}
+
+impl Frame {
+    /// A frame on the heap (it is ~1.4 KB; the strategy keeps one).
+    pub fn boxed() -> Box<Self> {
+        Box::new(Self { f: [0.0; FLOATS], i: [0; INTS], b: [false; BOOLS], s: [StrVal::Static(""); STRS] })
+    }
+}
+
+/// A string value: one of the getters' `&'static str`, or a literal of the
+/// script by index (the literals are owned by the [`FastQuote`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StrVal {
+    Static(&'static str),
+    Lit(u32),
+}
+
+/// Stops evaluation; the details are in [`Cx::fault`] (keeps results two
+/// registers wide on the hot path).
+#[derive(Debug)]
+struct Halt;
+
+/// What the function returned, if it did not quote with `bid`/`ask`/`pull`.
+#[derive(Debug, Clone, Copy)]
+enum Ret {
+    Unit,
+    Str(StrVal),
+    /// The documented keys, [`KEYS`] order: present (and as f64, NaN when
+    /// not a number) or absent.
+    Map([Option<f64>; 6]),
+    /// A number or a bool: the wrong shape.
+    Other,
+}
+
+/// The map keys `decision_from` reads, in the order of [`Ret::Map`].
+const KEYS: [&str; 6] = ["bid", "ask", "bid_size", "ask_size", "bid_spread", "ask_spread"];
+
+/// Evaluation state of one call.
+struct Cx<'a> {
+    m: &'a MarketState,
+    fr: &'a mut Frame,
+    lits: &'a [ImmutableString],
+    /// What `bid`/`ask`/`pull` set (wins over the return value, as in the interpreter).
+    out: Option<Decision>,
+    ret: Ret,
+    fault: Option<Fault>,
+}
+
+impl Cx<'_> {
+    #[cold]
+    #[inline(never)]
+    fn fail(&mut self, f: Fault) -> Halt {
+        self.fault = Some(f);
+        Halt
+    }
+
+    fn text(&self, s: StrVal) -> &str {
+        match s {
+            StrVal::Static(s) => s,
+            StrVal::Lit(i) => self.lits.get(i as usize).map_or("", |s| s.as_str()),
+        }
+    }
+
+    fn output(&mut self) -> &mut Decision {
+        self.out.get_or_insert_with(Decision::default)
+    }
+}
+
+type Ev<T> = Box<dyn Fn(&mut Cx<'_>) -> Result<T, Halt> + Send + Sync>;
+/// A statement: `Ok(true)` when it returned from the function.
+type St = Ev<bool>;
+
+fn ev<T, F>(f: F) -> Ev<T>
+where
+    F: Fn(&mut Cx<'_>) -> Result<T, Halt> + Send + Sync + 'static,
+{
+    Box::new(f)
+}
+
+/// A runtime error of the compiled script, as Rhai would have raised it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fault {
+    kind: FaultKind,
+    pos: Position,
+    a: i64,
+    b: i64,
+    x: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FaultKind {
+    AddOverflow,
+    SubOverflow,
+    MulOverflow,
+    DivByZero,
+    DivOverflow,
+    Modulo,
+    /// Unary minus of `i64::MIN` (Rhai's fast operator path).
+    Negate,
+    /// `abs(i64::MIN)`.
+    Abs,
+    SignOfNan,
+    ToInt,
+    /// A type the compiler promised did not show up: a bug, never expected.
+    Internal,
+}
+
+impl Fault {
+    fn int(kind: FaultKind, a: i64, b: i64) -> Self {
+        Self { kind, pos: Position::NONE, a, b, x: 0.0 }
+    }
+
+    fn at(mut self, pos: Position) -> Self {
+        self.pos = pos;
+        self
+    }
+
+    pub fn position(&self) -> Position {
+        self.pos
+    }
+
+    /// Rhai's message for the same error, word for word.
+    pub fn message(&self) -> String {
+        let (a, b, x) = (self.a, self.b, self.x);
+        match self.kind {
+            FaultKind::AddOverflow => format!("Addition overflow: {a} + {b}"),
+            FaultKind::SubOverflow => format!("Subtraction overflow: {a} - {b}"),
+            FaultKind::MulOverflow => format!("Multiplication overflow: {a} * {b}"),
+            FaultKind::DivByZero => format!("Division by zero: {a} / {b}"),
+            FaultKind::DivOverflow => format!("Division overflow: {a} / {b}"),
+            FaultKind::Modulo => format!("Modulo division by zero or overflow: {a} % {b}"),
+            FaultKind::Negate => "integer overflow".to_string(),
+            FaultKind::Abs => format!("Negation overflow: -{a}"),
+            FaultKind::SignOfNan => "Sign of NaN is undefined".to_string(),
+            FaultKind::ToInt => format!("Integer overflow: to_int({x})"),
+            FaultKind::Internal => "internal error in the compiled fast path".to_string(),
+        }
+    }
+
+    /// The error Rhai would have returned (for [`crate::script::ScriptError::runtime`]).
+    pub fn to_rhai(&self) -> EvalAltResult {
+        match self.kind {
+            FaultKind::Internal => EvalAltResult::ErrorRuntime(self.message().into(), self.pos),
+            _ => EvalAltResult::ErrorArithmetic(self.message(), self.pos),
+        }
+    }
+}
+
+/// Why a script stays on the interpreter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotCompiled {
+    pub reason: String,
+    pub pos: Position,
+}
+
+impl std::fmt::Display for NotCompiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.pos.line(), self.pos.position()) {
+            (Some(l), Some(c)) => write!(f, "{} (line {l}, column {c})", self.reason),
+            _ => f.write_str(&self.reason),
+        }
+    }
+}
+
+type R<T> = Result<T, NotCompiled>;
+
+fn refuse<T>(pos: Position, reason: impl Into<String>) -> R<T> {
+    Err(NotCompiled { reason: reason.into(), pos })
+}
+
+/// What one call decided, before the strategy's bookkeeping.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Quoted {
+    Decision(Decision),
+    /// A return value of the wrong shape (not a map, `"pull"` or `()`): the
+    /// strategy counts it and pulls, as for the interpreter.
+    BadOutput,
+}
+
+/// `fn quote(m)` compiled to closures.
+pub struct FastQuote {
+    body: St,
+    lits: Vec<ImmutableString>,
+    nodes: usize,
+}
+
+impl std::fmt::Debug for FastQuote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FastQuote").field("nodes", &self.nodes).field("literals", &self.lits).finish()
+    }
+}
+
+impl FastQuote {
+    /// AST nodes of the body (what the operation bound is computed from).
+    pub fn nodes(&self) -> usize {
+        self.nodes
+    }
+
+    /// One call. Allocates nothing, takes no lock, never panics: every
+    /// error Rhai would raise comes back as a [`Fault`].
+    #[inline]
+    pub fn run(&self, m: &MarketState, frame: &mut Frame) -> Result<Quoted, Fault> {
+        let mut cx = Cx { m, fr: frame, lits: &self.lits, out: None, ret: Ret::Unit, fault: None };
+        if (self.body)(&mut cx).is_err() {
+            return Err(cx.fault.unwrap_or(Fault::int(FaultKind::Internal, 0, 0)));
+        }
+        // Mirrors ScriptStrategy: quotes set with bid()/ask()/pull() win,
+        // then the return value as `decision_from` reads it.
+        if let Some(d) = cx.out {
+            return Ok(Quoted::Decision(d));
+        }
+        let pull = Decision { pull: true, ..Decision::default() };
+        Ok(match cx.ret {
+            Ret::Unit => Quoted::Decision(pull),
+            Ret::Str(s) if cx.text(s) == "pull" => Quoted::Decision(pull),
+            Ret::Str(_) | Ret::Other => Quoted::BadOutput,
+            Ret::Map([bid, ask, bid_size, ask_size, bid_spread, ask_spread]) => {
+                let default_size = m.min_order_size;
+                let bid = bid.or_else(|| bid_spread.map(|d| m.mid - d));
+                let ask = ask.or_else(|| ask_spread.map(|d| m.mid + d));
+                Quoted::Decision(Decision {
+                    bid: bid.map(|price| SideIntent { price, size: bid_size.unwrap_or(default_size) }),
+                    ask: ask.map(|price| SideIntent { price, size: ask_size.unwrap_or(default_size) }),
+                    pull: false,
+                    explain: Default::default(),
+                })
+            }
+        })
+    }
+}
+
+/// Compiles `fn quote(m)` of `ast` for `engine` (its caps, and the values
+/// its `param()` returns), or says why not.
+pub fn compile(engine: &Engine, ast: &AST) -> Result<FastQuote, NotCompiled> {
+    let Some(def) = ast.iter_fn_def().find(|d| d.name.as_str() == "quote" && d.params.len() == 1) else {
+        return refuse(Position::NONE, "no fn quote(m)");
+    };
+    let start = def.body.start_position();
+    if def.access != FnAccess::Public {
+        return refuse(start, "a private fn quote");
+    }
+    if def.this_type.is_some() {
+        return refuse(start, "a method-style fn quote");
+    }
+    let Some(param) = def.params.first().cloned() else {
+        return refuse(start, "fn quote without its parameter");
+    };
+    // The body's statements, and its size. A walk is the one public way to
+    // reach them (the body's container type is not exported), over an AST
+    // holding just this function. (`clone_functions_only_filtered` would
+    // not do: Rhai 1.27 copies every function into an empty module
+    // unfiltered.)
+    let mut lib = rhai::Module::new();
+    lib.set_script_fn(def.clone());
+    let mut body = Vec::new();
+    let mut nodes = 0usize;
+    AST::new([], lib).walk(&mut |path: &[ASTNode]| {
+        nodes += 1;
+        if let [ASTNode::Stmt(s)] = path {
+            body.push((*s).clone());
+        }
+        true
+    });
+
+    // Caps the interpreter enforces per call.
+    let max_ops = engine.max_operations();
+    let bound = OPS_PER_NODE.saturating_mul(nodes as u64).saturating_add(OPS_BASE);
+    if max_ops != 0 && bound > max_ops {
+        return refuse(
+            start,
+            format!("{nodes} AST nodes: up to {bound} operations per call, over the cap of {max_ops}"),
+        );
+    }
+    if engine.max_call_levels() < 1 {
+        return refuse(start, "max_call_levels is 0 (the interpreter cannot call quote)");
+    }
+
+    let mut c = Compiler {
+        engine,
+        scope: vec![Local { name: param, ty: Ty::Market, slot: 0, constant: true }],
+        used: [0; 4],
+        lits: Vec::new(),
+        script_fns: ast.iter_functions().map(|f| f.name.to_string()).collect(),
+        pure: 0,
+    };
+    let body = c.block(&body, true)?;
+    let lets = c.used.iter().sum::<usize>();
+    if engine.max_variables() < lets.saturating_add(2) {
+        return refuse(start, "more variables than max_variables allows");
+    }
+    let longest = c.lits.iter().map(|s| s.len()).chain([8]).max().unwrap_or(8);
+    if engine.max_string_size() != 0 && engine.max_string_size() < longest {
+        return refuse(start, "max_string_size is below the length of a string the script uses");
+    }
+    Ok(FastQuote { body, lits: c.lits, nodes })
+}
+
+/// Static types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ty {
+    Int,
+    Float,
+    Bool,
+    Str,
+    Unit,
+    /// The parameter `m`: only `m.<getter>` is allowed on it.
+    Market,
+}
+
+impl Ty {
+    fn name(self) -> &'static str {
+        match self {
+            Ty::Int => "INT",
+            Ty::Float => "FLOAT",
+            Ty::Bool => "bool",
+            Ty::Str => "string",
+            Ty::Unit => "()",
+            Ty::Market => "MarketState",
+        }
+    }
+
+    fn numeric(self) -> bool {
+        matches!(self, Ty::Int | Ty::Float)
+    }
+}
+
+/// A typed expression.
+enum Val {
+    Int(Ev<i64>),
+    Float(Ev<f64>),
+    Bool(Ev<bool>),
+    Str(Ev<StrVal>),
+    Unit(Ev<()>),
+}
+
+impl Val {
+    fn ty(&self) -> Ty {
+        match self {
+            Val::Int(_) => Ty::Int,
+            Val::Float(_) => Ty::Float,
+            Val::Bool(_) => Ty::Bool,
+            Val::Str(_) => Ty::Str,
+            Val::Unit(_) => Ty::Unit,
+        }
+    }
+
+    /// As a float, the way Rhai mixes `INT` into `FLOAT` (`as f64`).
+    fn into_float(self) -> Option<Ev<f64>> {
+        match self {
+            Val::Float(e) => Some(e),
+            Val::Int(e) => Some(ev(move |cx| Ok(e(cx)? as f64))),
+            _ => None,
+        }
+    }
+
+    /// Evaluated for its faults only.
+    fn discard(self) -> St {
+        match self {
+            Val::Int(e) => ev(move |cx| e(cx).map(|_| false)),
+            Val::Float(e) => ev(move |cx| e(cx).map(|_| false)),
+            Val::Bool(e) => ev(move |cx| e(cx).map(|_| false)),
+            Val::Str(e) => ev(move |cx| e(cx).map(|_| false)),
+            Val::Unit(e) => ev(move |cx| e(cx).map(|_| false)),
+        }
+    }
+
+    /// Returned from the function.
+    fn returned(self) -> St {
+        match self {
+            Val::Unit(e) => ev(move |cx| {
+                e(cx)?;
+                cx.ret = Ret::Unit;
+                Ok(true)
+            }),
+            Val::Str(e) => ev(move |cx| {
+                let s = e(cx)?;
+                cx.ret = Ret::Str(s);
+                Ok(true)
+            }),
+            Val::Int(e) => ev(move |cx| {
+                e(cx)?;
+                cx.ret = Ret::Other;
+                Ok(true)
+            }),
+            Val::Float(e) => ev(move |cx| {
+                e(cx)?;
+                cx.ret = Ret::Other;
+                Ok(true)
+            }),
+            Val::Bool(e) => ev(move |cx| {
+                e(cx)?;
+                cx.ret = Ret::Other;
+                Ok(true)
+            }),
+        }
+    }
+
+    /// As a dynamically tagged value (function calls and chains).
+    fn into_tmp(self) -> Ev<Tmp> {
+        match self {
+            Val::Int(e) => ev(move |cx| e(cx).map(Tmp::I)),
+            Val::Float(e) => ev(move |cx| e(cx).map(Tmp::F)),
+            Val::Bool(e) => ev(move |cx| e(cx).map(Tmp::B)),
+            Val::Str(e) => ev(move |cx| e(cx).map(Tmp::S)),
+            Val::Unit(e) => ev(move |cx| e(cx).map(|_| Tmp::U)),
+        }
+    }
+
+    /// Back from a tagged value whose type the compiler knows.
+    fn from_tmp(e: Ev<Tmp>, ty: Ty) -> Val {
+        fn internal(cx: &mut Cx<'_>) -> Halt {
+            cx.fail(Fault::int(FaultKind::Internal, 0, 0))
+        }
+        match ty {
+            Ty::Int => Val::Int(ev(move |cx| match e(cx)? {
+                Tmp::I(v) => Ok(v),
+                _ => Err(internal(cx)),
+            })),
+            Ty::Float => Val::Float(ev(move |cx| match e(cx)? {
+                Tmp::F(v) => Ok(v),
+                _ => Err(internal(cx)),
+            })),
+            Ty::Bool => Val::Bool(ev(move |cx| match e(cx)? {
+                Tmp::B(v) => Ok(v),
+                _ => Err(internal(cx)),
+            })),
+            Ty::Str => Val::Str(ev(move |cx| match e(cx)? {
+                Tmp::S(v) => Ok(v),
+                _ => Err(internal(cx)),
+            })),
+            Ty::Unit | Ty::Market => Val::Unit(ev(move |cx| e(cx).map(|_| ()))),
+        }
+    }
+
+    /// `pre` statements, then this value.
+    fn after(self, pre: Vec<St>) -> Val {
+        if pre.is_empty() {
+            return self;
+        }
+        fn seq<T: 'static>(pre: Vec<St>, e: Ev<T>) -> Ev<T> {
+            ev(move |cx| {
+                for s in &pre {
+                    s(cx)?;
+                }
+                e(cx)
+            })
+        }
+        match self {
+            Val::Int(e) => Val::Int(seq(pre, e)),
+            Val::Float(e) => Val::Float(seq(pre, e)),
+            Val::Bool(e) => Val::Bool(seq(pre, e)),
+            Val::Str(e) => Val::Str(seq(pre, e)),
+            Val::Unit(e) => Val::Unit(seq(pre, e)),
+        }
+    }
+}
+
+fn select<T: 'static>(c: Ev<bool>, t: Ev<T>, e: Ev<T>) -> Ev<T> {
+    ev(move |cx| if c(cx)? { t(cx) } else { e(cx) })
+}
+
+/// A dynamically tagged value, for function arguments and results.
+#[derive(Debug, Clone, Copy)]
+enum Tmp {
+    I(i64),
+    F(f64),
+    B(bool),
+    S(StrVal),
+    U,
+}
+
+impl Tmp {
+    /// A numeric argument as Rhai's mixed-type functions take it (`INT as f64`).
+    fn f(self) -> f64 {
+        match self {
+            Tmp::F(v) => v,
+            Tmp::I(v) => v as f64,
+            _ => f64::NAN,
+        }
+    }
+    fn i(self) -> i64 {
+        match self {
+            Tmp::I(v) => v,
+            _ => 0,
+        }
+    }
+}
+
+/// The functions of Rhai's standard packages the fast path knows, each
+/// resolved for the argument types Rhai would match it with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MathFn {
+    AbsI,
+    AbsF,
+    SignI,
+    SignF,
+    MinI,
+    MaxI,
+    MinF,
+    MaxF,
+    Sqrt,
+    Exp,
+    Ln,
+    Log10,
+    LogBase,
+    Floor,
+    Ceiling,
+    Round,
+    Trunc,
+    Fraction,
+    IntToFloat,
+    FloatToInt,
+    Same,
+    IsNan,
+    IsFinite,
+    IsInfinite,
+    IsZero,
+    Pi,
+    E,
+}
+
+/// `name(args)` with these types: the function Rhai calls, and its result type.
+fn resolve(name: &str, tys: &[Ty]) -> Option<(MathFn, Ty)> {
+    use MathFn::*;
+    use Ty::{Bool, Float, Int};
+    Some(match (name, tys) {
+        ("abs", [Int]) => (AbsI, Int),
+        ("abs", [Float]) => (AbsF, Float),
+        ("sign", [Int]) => (SignI, Int),
+        ("sign", [Float]) => (SignF, Int),
+        ("min", [Int, Int]) => (MinI, Int),
+        ("max", [Int, Int]) => (MaxI, Int),
+        ("min", [a, b]) if a.numeric() && b.numeric() => (MinF, Float),
+        ("max", [a, b]) if a.numeric() && b.numeric() => (MaxF, Float),
+        ("sqrt", [Float]) => (Sqrt, Float),
+        ("exp", [Float]) => (Exp, Float),
+        ("ln", [Float]) => (Ln, Float),
+        ("log", [Float]) => (Log10, Float),
+        ("log", [Float, Float]) => (LogBase, Float),
+        ("floor", [Float]) => (Floor, Float),
+        ("ceiling", [Float]) => (Ceiling, Float),
+        ("round", [Float]) => (Round, Float),
+        ("int", [Float]) => (Trunc, Float),
+        ("fraction", [Float]) => (Fraction, Float),
+        ("to_float", [Int]) => (IntToFloat, Float),
+        ("to_float", [Float]) => (Same, Float),
+        ("to_int", [Float]) => (FloatToInt, Int),
+        ("to_int", [Int]) => (Same, Int),
+        ("is_nan", [Float]) => (IsNan, Bool),
+        ("is_finite", [Float]) => (IsFinite, Bool),
+        ("is_infinite", [Float]) => (IsInfinite, Bool),
+        ("is_zero", [Float]) => (IsZero, Bool),
+        ("PI", []) => (Pi, Float),
+        ("E", []) => (E, Float),
+        _ => return None,
+    })
+}
+
+/// Float properties Rhai registers as getters too (`x.floor`).
+const FLOAT_PROPERTIES: [&str; 9] =
+    ["floor", "ceiling", "round", "int", "fraction", "is_nan", "is_finite", "is_infinite", "is_zero"];
+
+/// One call of a [`MathFn`], with the same code as Rhai's package function.
+fn apply(f: MathFn, a: Tmp, b: Tmp) -> Result<Tmp, Fault> {
+    use MathFn::*;
+    Ok(match f {
+        AbsI => Tmp::I(a.i().checked_abs().ok_or(Fault::int(FaultKind::Abs, a.i(), 0))?),
+        AbsF => Tmp::F(a.f().abs()),
+        SignI => Tmp::I(a.i().signum()),
+        SignF => {
+            let x = a.f();
+            match x.signum() {
+                _ if x == 0.0 => Tmp::I(0),
+                s if s.is_nan() => return Err(Fault::int(FaultKind::SignOfNan, 0, 0)),
+                s => Tmp::I(s as i64),
+            }
+        }
+        MinI => Tmp::I(if a.i() <= b.i() { a.i() } else { b.i() }),
+        MaxI => Tmp::I(if a.i() >= b.i() { a.i() } else { b.i() }),
+        MinF => Tmp::F(if a.f() <= b.f() { a.f() } else { b.f() }),
+        MaxF => Tmp::F(if a.f() >= b.f() { a.f() } else { b.f() }),
+        Sqrt => Tmp::F(a.f().sqrt()),
+        Exp => Tmp::F(a.f().exp()),
+        Ln => Tmp::F(a.f().ln()),
+        Log10 => Tmp::F(a.f().log10()),
+        LogBase => Tmp::F(a.f().log(b.f())),
+        Floor => Tmp::F(a.f().floor()),
+        Ceiling => Tmp::F(a.f().ceil()),
+        Round => Tmp::F(a.f().round()),
+        Trunc => Tmp::F(a.f().trunc()),
+        Fraction => Tmp::F(a.f().fract()),
+        IntToFloat => Tmp::F(a.i() as f64),
+        FloatToInt => {
+            let x = a.f();
+            if x > (i64::MAX as f64) || x < (i64::MIN as f64) {
+                return Err(Fault { kind: FaultKind::ToInt, pos: Position::NONE, a: 0, b: 0, x });
+            }
+            Tmp::I(x.trunc() as i64)
+        }
+        Same => a,
+        IsNan => Tmp::B(a.f().is_nan()),
+        IsFinite => Tmp::B(a.f().is_finite()),
+        IsInfinite => Tmp::B(a.f().is_infinite()),
+        #[allow(clippy::float_cmp)]
+        IsZero => Tmp::B(a.f() == 0.0),
+        Pi => Tmp::F(std::f64::consts::PI),
+        E => Tmp::F(std::f64::consts::E),
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arith {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+}
+
+impl Arith {
+    fn of(t: &Token) -> Option<Self> {
+        Some(match t {
+            Token::Plus => Arith::Add,
+            Token::Minus => Arith::Sub,
+            Token::Multiply => Arith::Mul,
+            Token::Divide => Arith::Div,
+            Token::Modulo => Arith::Rem,
+            _ => return None,
+        })
+    }
+
+    /// Rhai's checked `INT` arithmetic (`packages::arithmetic`).
+    #[inline]
+    fn int(self, x: i64, y: i64) -> Result<i64, Fault> {
+        match self {
+            Arith::Add => x.checked_add(y).ok_or(Fault::int(FaultKind::AddOverflow, x, y)),
+            Arith::Sub => x.checked_sub(y).ok_or(Fault::int(FaultKind::SubOverflow, x, y)),
+            Arith::Mul => x.checked_mul(y).ok_or(Fault::int(FaultKind::MulOverflow, x, y)),
+            Arith::Div if y == 0 => Err(Fault::int(FaultKind::DivByZero, x, y)),
+            Arith::Div => x.checked_div(y).ok_or(Fault::int(FaultKind::DivOverflow, x, y)),
+            Arith::Rem => x.checked_rem(y).ok_or(Fault::int(FaultKind::Modulo, x, y)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cmp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl Cmp {
+    fn of(t: &Token) -> Option<Self> {
+        Some(match t {
+            Token::EqualsTo => Cmp::Eq,
+            Token::NotEqualsTo => Cmp::Ne,
+            Token::LessThan => Cmp::Lt,
+            Token::LessThanEqualsTo => Cmp::Le,
+            Token::GreaterThan => Cmp::Gt,
+            Token::GreaterThanEqualsTo => Cmp::Ge,
+            _ => return None,
+        })
+    }
+
+    fn ord<T: PartialOrd + ?Sized>(self, x: &T, y: &T) -> bool {
+        match self {
+            Cmp::Eq => x == y,
+            Cmp::Ne => x != y,
+            Cmp::Lt => x < y,
+            Cmp::Le => x <= y,
+            Cmp::Gt => x > y,
+            Cmp::Ge => x >= y,
+        }
+    }
+
+    /// Rhai's float comparison (checked builds, `func::builtin`): relative
+    /// to the larger magnitude, within `f64::EPSILON` counts as equal.
+    #[inline]
+    #[allow(clippy::float_cmp)]
+    fn float(self, x: f64, y: f64) -> bool {
+        let max = if x * y == 0.0 { 1.0 } else { x.abs().max(y.abs()) };
+        if max == 0.0 {
+            return matches!(self, Cmp::Eq | Cmp::Ge | Cmp::Le);
+        }
+        match self {
+            Cmp::Eq => (x - y).abs() / max <= f64::EPSILON,
+            Cmp::Ne => (x - y).abs() / max > f64::EPSILON,
+            Cmp::Gt => (x - y) / max > f64::EPSILON,
+            Cmp::Ge => (x - y) / max > -f64::EPSILON,
+            Cmp::Lt => (y - x) / max > f64::EPSILON,
+            Cmp::Le => (y - x) / max > -f64::EPSILON,
+        }
+    }
+}
+
+/// A float getter of `m`, read as a field.
+fn float_field(name: &str) -> Option<Ev<f64>> {
+    macro_rules! by_name {
+        ($name:ident ; $($f:ident),* ; $($s:ident),*) => {
+            match $name {
+                $( stringify!($f) => Some(ev(|cx| Ok(cx.m.$f))), )*
+                _ => None,
+            }
+        };
+    }
+    market_fields!(by_name!(name))
+}
+
+/// A string getter of `m`, read as a field.
+fn str_field(name: &str) -> Option<Ev<StrVal>> {
+    macro_rules! by_name {
+        ($name:ident ; $($f:ident),* ; $($s:ident),*) => {
+            match $name {
+                $( stringify!($s) => Some(ev(|cx| Ok(StrVal::Static(cx.m.$s)))), )*
+                _ => None,
+            }
+        };
+    }
+    market_fields!(by_name!(name))
+}
+
+mod compiler;
+use compiler::{Compiler, Local};
