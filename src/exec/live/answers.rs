@@ -200,9 +200,17 @@ impl LiveExchange {
             self.sides[s] = SideState::Live(order);
         } else {
             if o.status == ExOrderStatus::ExpiredInMatch {
-                self.stats.stp_expired += 1;
+                self.count_stp(o.order_id);
             }
             self.sides[s] = SideState::Idle;
+        }
+    }
+
+    /// Counts an order ended by self-trade prevention once, however many
+    /// ways (stream, lookup, placing answer) it is told.
+    pub(super) fn count_stp(&mut self, order_id: u64) {
+        if self.stp_counted.insert(order_id) {
+            self.stats.stp_expired += 1;
         }
     }
 

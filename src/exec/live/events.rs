@@ -105,7 +105,7 @@ impl LiveExchange {
                     return;
                 }
                 if r.exec_type == ExecType::TradePrevention {
-                    self.stats.stp_expired += 1;
+                    self.count_stp(r.order_id);
                 }
                 // Ended without our asking (expiry, STP, an operator): free
                 // the side and record it. A side waiting on its own request

@@ -182,6 +182,10 @@ pub struct LiveExchange {
     /// answer came (a slow answer never holds a side up): the answer, when
     /// it comes, only times the round trip.
     superseded: std::collections::HashSet<RequestId>,
+    /// Orders already counted as ended by self-trade prevention: the
+    /// stream's executionReport and a later lookup (or placing answer) both
+    /// tell it, and each order counts once.
+    stp_counted: std::collections::HashSet<u64>,
     position: Position,
     /// The position earlier runs left (from the journal), before any fill
     /// of this run.
@@ -348,6 +352,7 @@ impl LiveExchange {
             clock_syncing: false,
             pending: HashMap::new(),
             superseded: std::collections::HashSet::new(),
+            stp_counted: std::collections::HashSet::new(),
             position,
             carried: position,
             pending_fills: Vec::with_capacity(64),
