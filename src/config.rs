@@ -103,6 +103,7 @@ raw_section!(
         max_position: RawDecimal,
         script: String,
         params: std::collections::BTreeMap<String, f64>,
+        levels: i64,
     }
 );
 raw_section!(
@@ -114,6 +115,9 @@ raw_section!(
         max_array_size: i64,
         max_map_size: i64,
         max_error_share: f64,
+        max_call_us: f64,
+        over_budget_calls: i64,
+        over_budget_window_s: f64,
     }
 );
 raw_section!(
@@ -261,6 +265,12 @@ pub struct Config {
     /// larger share of its calls (errors and wrong-shaped outputs) ends with
     /// exit status 9 and says so.
     pub max_script_error_share: f64,
+    /// `[script] max_call_us`, `over_budget_calls`, `over_budget_window_s`:
+    /// the time budget of one script call on the hot path.
+    pub script_budget: crate::script::ScriptBudget,
+    /// `[strategy] levels`: quotes per side a strategy may ask for (1 to
+    /// [`crate::hot::strategy::MAX_LEVELS`]; default 1).
+    pub strategy_levels: usize,
     /// The offline rules backtests use: `Some` for every provider but
     /// `"none"` (neutral advice). Backtests never call an LLM.
     pub ai_offline: Option<crate::ai::offline::OfflineConfig>,
@@ -525,6 +535,16 @@ impl Config {
             max_map_size: in_range("script.max_map_size", sc.max_map_size, ds.max_map_size as i64, 1, 1 << 20)?
                 as usize,
         };
+        let db = crate::script::ScriptBudget::default();
+        let script_budget = crate::script::ScriptBudget {
+            max_call_ns: (float_in("script.max_call_us", sc.max_call_us, db.max_call_ns as f64 / 1e3, 1.0, 1e6)? * 1e3)
+                as u64,
+            strikes: in_range("script.over_budget_calls", sc.over_budget_calls, db.strikes as i64, 1, 1_000_000)?
+                as u32,
+            window: secs("script.over_budget_window_s", sc.over_budget_window_s, db.window, 0.001, 86_400.0)?,
+        };
+        let strategy_levels =
+            in_range("strategy.levels", raw.strategy.levels, 1, 1, crate::hot::strategy::MAX_LEVELS as i64)? as usize;
         let user_params = raw.strategy.params.clone().unwrap_or_default();
         if let Some((k, v)) = user_params.iter().find(|(_, v)| !v.is_finite()) {
             return Err(invalid("strategy.params", format!("{k} = {v}"), "every parameter must be a finite number"));
@@ -574,6 +594,8 @@ impl Config {
             params: user_params,
             script_limits,
             max_script_error_share: float_in("script.max_error_share", sc.max_error_share, 0.5, 0.0, 1.0)?,
+            script_budget,
+            strategy_levels,
         })
     }
 }

@@ -28,6 +28,7 @@ impl Config {
         line(format!("target_spread_pct = {}", p.target_spread_pct));
         line(format!("min_order_size = \"{}\"", p.min_order_size));
         line(format!("max_position = \"{}\"", p.max_position));
+        line(format!("levels = {}", self.strategy_levels));
         line(format!(
             "script = {}",
             self.script.as_ref().map_or("(native strategy)".into(), |s| format!("\"{}\"", s.display()))
@@ -43,6 +44,10 @@ impl Config {
         line(format!("max_array_size = {}", sl.max_array_size));
         line(format!("max_map_size = {}", sl.max_map_size));
         line(format!("max_error_share = {}", self.max_script_error_share));
+        let sb = &self.script_budget;
+        line(format!("max_call_us = {}", sb.max_call_ns as f64 / 1e3));
+        line(format!("over_budget_calls = {}", sb.strikes));
+        line(format!("over_budget_window_s = {}", sb.window.as_secs_f64()));
         line("\n[risk]".into());
         line(format!("min_spread_bps = {}", g.min_spread_bps));
         line(format!("max_spread_bps = {}", g.max_spread_bps));

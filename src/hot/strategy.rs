@@ -58,11 +58,33 @@ pub struct Explain {
     pub half_spread: f64,
 }
 
+/// Most quotes per side a strategy may ask for (the best one included).
+pub const MAX_LEVELS: usize = 8;
+
+/// Quotes behind the best one on each side (level 2 and deeper, in order
+/// from the touch outwards), for ladders. The best quote of each side stays
+/// in [`Decision::bid`] and [`Decision::ask`].
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Deeper {
+    pub bids: [Option<SideIntent>; MAX_LEVELS - 1],
+    pub asks: [Option<SideIntent>; MAX_LEVELS - 1],
+}
+
+impl Deeper {
+    /// Quotes asked for behind the best, both sides.
+    pub fn count(&self) -> usize {
+        self.bids.iter().chain(&self.asks).filter(|l| l.is_some()).count()
+    }
+}
+
 /// What the strategy wants.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Decision {
+    /// The best (innermost) quote of each side.
     pub bid: Option<SideIntent>,
     pub ask: Option<SideIntent>,
+    /// More quotes per side, up to `[strategy] levels` in all.
+    pub deeper: Deeper,
     /// Pull everything this event (no quotes at all).
     pub pull: bool,
     pub explain: Explain,
@@ -126,6 +148,7 @@ impl Strategy for NativeStrategy {
         Decision {
             bid,
             ask,
+            deeper: Default::default(),
             pull: false,
             explain: Explain {
                 base_spread_pct: p.target_spread_pct,

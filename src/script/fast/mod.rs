@@ -300,8 +300,7 @@ impl FastQuote {
                 Quoted::Decision(Decision {
                     bid: bid.map(|price| SideIntent { price, size: bid_size.unwrap_or(default_size) }),
                     ask: ask.map(|price| SideIntent { price, size: ask_size.unwrap_or(default_size) }),
-                    pull: false,
-                    explain: Default::default(),
+                    ..Decision::default()
                 })
             }
         })

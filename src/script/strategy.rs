@@ -1,0 +1,274 @@
+//! [`ScriptStrategy`]: a Rhai script behind the [`Strategy`] boundary,
+//! running its compiled fast form when it has one and the interpreter
+//! otherwise, taking reloaded versions between events and reverting a
+//! version that keeps failing.
+
+use std::path::Path;
+
+use rhai::{Dynamic, Engine, Scope};
+
+use crate::hot::strategy::{Decision, Strategy, StrategyInput};
+use crate::ring::Producer;
+use crate::script::{
+    api, compile_file, decision_from, engine, fast, reload, CompiledScript, MarketState, Params, Quoted, ScriptError,
+    ScriptLimits, ScriptLine,
+};
+
+/// Consecutive runtime errors after which a reloaded version is reverted.
+pub const REVERT_AFTER: u32 = 10;
+
+/// Script counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScriptStats {
+    pub calls: u64,
+    pub errors: u64,
+    /// New versions swapped in.
+    pub reloads: u64,
+    /// Times a failing version was replaced by the one before it.
+    pub reverts: u64,
+    /// Outputs of the wrong shape (not a map, "pull" or ()).
+    pub bad_outputs: u64,
+}
+
+/// A [`Strategy`] that runs a Rhai script: its compiled fast form when it
+/// has one, the interpreter otherwise.
+pub struct ScriptStrategy {
+    engine: Engine,
+    script: Box<CompiledScript>,
+    /// The version before the current one, to revert to.
+    previous: Option<Box<CompiledScript>>,
+    reload: Option<reload::Reloadable>,
+    /// Consecutive runtime errors of the current version.
+    failing: u32,
+    scope: Scope<'static>,
+    /// Scope length with only the constants pushed.
+    base: usize,
+    stats: ScriptStats,
+    last_error: Option<ScriptError>,
+    /// Runtime state and caches kept warm between calls (reset on reload).
+    warm: Option<(rhai::GlobalRuntimeState, rhai::Caches)>,
+    /// Use the fast form when the script has one (off only in tests and
+    /// benches, to measure or compare the interpreter).
+    fast_enabled: bool,
+    /// Locals of the fast form, allocated once (fits every compiled script).
+    frame: Box<fast::Frame>,
+}
+
+impl ScriptStrategy {
+    /// `engine` from [`engine`] (its limits and parameters), `script` compiled
+    /// by it or by one with the same settings. The fast form is rebuilt for
+    /// `engine`, so its caps and parameters are the ones that apply.
+    pub fn new(engine: Engine, mut script: CompiledScript) -> Self {
+        script.bind(&engine);
+        let scope = Scope::new();
+        let base = scope.len();
+        Self {
+            engine,
+            script: Box::new(script),
+            previous: None,
+            reload: None,
+            failing: 0,
+            scope,
+            base,
+            stats: ScriptStats::default(),
+            last_error: None,
+            warm: None,
+            fast_enabled: true,
+            frame: fast::Frame::boxed(),
+        }
+    }
+
+    /// Loads a script file (its print/debug output is discarded).
+    pub fn from_file(path: &Path, params: &Params, limits: &ScriptLimits) -> Result<Self, ScriptError> {
+        Self::from_file_with_output(path, params, limits, None)
+    }
+
+    /// Loads a script file; its print/debug lines go to `out` (drain it on
+    /// a side thread).
+    pub fn from_file_with_output(
+        path: &Path,
+        params: &Params,
+        limits: &ScriptLimits,
+        out: Option<Producer<ScriptLine>>,
+    ) -> Result<Self, ScriptError> {
+        let engine = engine(limits, params, out);
+        let script = compile_file(&engine, path)?;
+        Ok(Self::new(engine, script))
+    }
+
+    /// Takes new versions from a watcher ([`reload::watch`]) between events.
+    pub fn attach_reload(&mut self, reload: reload::Reloadable) {
+        self.reload = Some(reload);
+    }
+
+    /// Swaps in `script`, keeping the current version to revert to. Runs
+    /// on the hot thread: the fast form and the names came built.
+    fn swap(&mut self, script: Box<CompiledScript>) {
+        let old = std::mem::replace(&mut self.script, script);
+        if let Some(gone) = self.previous.replace(old) {
+            match &self.reload {
+                Some(r) => r.retire(gone),
+                None => drop(gone),
+            }
+        }
+        // The warm caches belong to the old version's functions. (Freed here:
+        // a reload is an operator's edit, not a per-event cost.)
+        self.warm = None;
+        self.failing = 0;
+    }
+
+    /// Swaps in a newly compiled version directly (tests, tools; not the
+    /// hot path: the fast form is rebuilt for this strategy's engine).
+    pub fn replace(&mut self, mut script: CompiledScript) {
+        script.bind(&self.engine);
+        self.swap(Box::new(script));
+        self.stats.reloads += 1;
+    }
+
+    pub fn script(&self) -> &CompiledScript {
+        &self.script
+    }
+
+    /// Whether calls run the compiled fast form (else the interpreter).
+    pub fn fast_path(&self) -> bool {
+        self.fast_enabled && self.script.fast().is_some()
+    }
+
+    /// Turns the fast form off (`false`: every call interpreted) or back
+    /// on. For tests and benches that compare the two paths.
+    pub fn set_fast_path(&mut self, enabled: bool) {
+        self.fast_enabled = enabled;
+    }
+
+    pub fn stats(&self) -> ScriptStats {
+        self.stats
+    }
+
+    pub fn last_error(&self) -> Option<&ScriptError> {
+        self.last_error.as_ref()
+    }
+
+    /// Runs `quote(m)` once in the interpreter; errors keep their line and column.
+    pub fn eval(&mut self, m: MarketState) -> Result<Dynamic, ScriptError> {
+        self.eval_raw(m).map_err(|e| ScriptError::runtime(&self.script.path.display().to_string(), &e))
+    }
+
+    /// Runs `quote(m)` once, leaving the error unformatted (the hot path
+    /// formats only the first error of a run).
+    fn eval_raw(&mut self, m: MarketState) -> Result<Dynamic, Box<rhai::EvalAltResult>> {
+        self.scope.rewind(self.base);
+        // `m` stays in the scope and is overwritten in place: pushing it anew
+        // would box the struct into a fresh Dynamic on every call.
+        match self.scope.get_mut("m").and_then(|d| d.write_lock::<MarketState>().map(|mut w| *w = m)) {
+            Some(()) => {}
+            None => {
+                self.scope.push("m", m);
+                self.base = self.scope.len();
+            }
+        }
+        api::reset_output();
+        // Reuse the runtime state and function-resolution caches across
+        // calls (a fresh eval starts cold).
+        let warm = self.warm.get_or_insert_with(|| {
+            let mut global = self.engine.new_global_runtime_state();
+            global.lib.push(self.script.ast.shared_lib().clone());
+            (global, rhai::Caches::new())
+        });
+        warm.0.num_operations = 0;
+        #[allow(deprecated)]
+        self.engine.eval_statements_raw(&mut warm.0, &mut warm.1, &mut self.scope, self.script.ast.statements())
+    }
+
+    /// One decision for `m` (what [`Strategy::decide`] does after building
+    /// `m`): the fast form or the interpreter, with the same bookkeeping.
+    /// A missing size defaults to `m.min_order_size`.
+    pub fn decide_market(&mut self, m: MarketState) -> Decision {
+        self.stats.calls += 1;
+        let pull = Decision { pull: true, ..Decision::default() };
+        if self.fast_enabled {
+            if let Ok(fast) = &self.script.fast {
+                return match fast.run(&m, &mut self.frame) {
+                    Ok(Quoted::Decision(d)) => {
+                        self.failing = 0;
+                        d
+                    }
+                    Ok(Quoted::BadOutput) => {
+                        self.failing = 0;
+                        self.stats.bad_outputs += 1;
+                        pull
+                    }
+                    Err(fault) => {
+                        if self.failing == 0 {
+                            let file = self.script.path.display().to_string();
+                            self.last_error = Some(ScriptError::runtime(&file, &fault.to_rhai()));
+                        }
+                        self.failed();
+                        pull
+                    }
+                };
+            }
+        }
+        let out = match self.eval_raw(m) {
+            Ok(v) => v,
+            Err(e) => {
+                // Format the first error of a run; later ones are counted only.
+                if self.failing == 0 {
+                    self.last_error = Some(ScriptError::runtime(&self.script.path.display().to_string(), &e));
+                }
+                self.failed();
+                return pull;
+            }
+        };
+        self.failing = 0;
+        // Quotes set with bid()/ask()/pull() win over the return value.
+        if let Some(d) = api::take_output() {
+            return d;
+        }
+        match decision_from(&out, &m, m.min_order_size) {
+            Some(d) => d,
+            None => {
+                self.stats.bad_outputs += 1;
+                pull
+            }
+        }
+    }
+
+    /// Counts a runtime error; a version that keeps failing goes back to
+    /// the one before it.
+    fn failed(&mut self) {
+        self.stats.errors += 1;
+        self.failing += 1;
+        if self.failing >= REVERT_AFTER {
+            if let Some(prev) = self.previous.take() {
+                let bad = std::mem::replace(&mut self.script, prev);
+                self.warm = None;
+                self.failing = 0;
+                self.stats.reverts += 1;
+                match &self.reload {
+                    Some(r) => r.retire(bad),
+                    None => drop(bad),
+                }
+            }
+        }
+    }
+}
+
+impl Strategy for ScriptStrategy {
+    fn decide(&mut self, input: &StrategyInput<'_>) -> Decision {
+        if let Some(new) = self.reload.as_mut().and_then(|r| r.poll()) {
+            self.swap(new);
+            self.stats.reloads += 1;
+        }
+        // `m.min_order_size` is `params.min_order_size`: the default size.
+        self.decide_market(MarketState::from_input(input))
+    }
+
+    fn name(&self) -> &str {
+        self.script.name(self.fast_enabled)
+    }
+
+    fn health(&self) -> crate::hot::strategy::StrategyHealth {
+        let s = self.stats();
+        crate::hot::strategy::StrategyHealth { calls: s.calls, errors: s.errors, bad_outputs: s.bad_outputs }
+    }
+}
