@@ -27,6 +27,10 @@ pub struct CompiledScript {
     /// The strategy's name for each path, made here so that a swap on the
     /// hot thread formats nothing.
     names: [String; 2],
+    /// The `[strategy.params]` this version was bound with (its engine's;
+    /// the hot thread's interpreter reads them from the run's tag, so a
+    /// live parameter change travels with the version: `params.rs`).
+    pub(super) params: Option<Arc<crate::script::Params>>,
 }
 
 impl CompiledScript {
@@ -63,6 +67,7 @@ impl CompiledScript {
     /// (Re)builds the fast form for `engine`: its caps decide what is
     /// accepted and its `param()` gives the parameter values.
     pub(super) fn bind(&mut self, engine: &Engine) {
+        self.params = crate::script::params::of_engine(engine);
         self.fast = fast::compile(engine, &self.ast).and_then(|f| agree(engine, &self.ast, &f).map(|()| Arc::new(f)));
         let base = format!("{} (fnv1a {:016x}", self.path.display(), self.hash);
         self.names = [format!("{base}, interpreted)"), format!("{base}, compiled)")];
@@ -140,6 +145,7 @@ pub fn compile(engine: &Engine, file: &str, source: &str) -> Result<CompiledScri
         ast: ast.clone_functions_only().merge(&call),
         fast: Err(NotCompiled { reason: String::new(), pos: rhai::Position::NONE }),
         names: Default::default(),
+        params: None,
     };
     script.bind(engine);
     Ok(script)

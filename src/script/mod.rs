@@ -39,8 +39,10 @@ pub mod budget;
 mod compiled;
 pub mod fast;
 mod output;
+pub mod params;
 pub mod reload;
 mod strategy;
+pub mod testing;
 
 use rhai::Engine;
 
@@ -144,14 +146,18 @@ pub fn engine(limits: &ScriptLimits, params: &Params, out: Option<Producer<Scrip
         .set_max_map_size(limits.max_map_size)
         .set_max_expr_depths(64, 32);
     api::register(&mut engine);
-    let params = std::sync::Arc::new(params.clone());
-    let int_params = params.clone();
-    engine
-        .register_fn("param", move |name: &str, default: f64| -> f64 { params.get(name).copied().unwrap_or(default) });
+    // The values live in the run's tag (`params::ParamsTag`), not in the
+    // closure: a version compiled after a live change of [strategy.params]
+    // carries its own values and the hot thread's interpreter reads them
+    // from there (`params.rs`). The engine's default tag holds `params`.
+    engine.set_default_tag(rhai::Dynamic::from(params::ParamsTag(std::sync::Arc::new(params.clone()))));
+    engine.register_fn("param", |ctx: rhai::NativeCallContext, name: &str, default: f64| -> f64 {
+        params::lookup(&ctx, name).unwrap_or(default)
+    });
     // `param("levels", 3)`: an integer default is taken as a FLOAT (every
     // parameter is a number in [strategy.params]; the value is always FLOAT).
-    engine.register_fn("param", move |name: &str, default: i64| -> f64 {
-        int_params.get(name).copied().unwrap_or(default as f64)
+    engine.register_fn("param", |ctx: rhai::NativeCallContext, name: &str, default: i64| -> f64 {
+        params::lookup(&ctx, name).unwrap_or(default as f64)
     });
     // print/debug push to a lock-free ring (never blocking, drops counted);
     // a side thread drains it to the log.

@@ -19,6 +19,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::ring::{ring, Consumer, Producer};
+use crate::script::params::SharedParams;
 use crate::script::{
     compile, engine, fnv1a, CompiledScript, MarketState, NotCompiled, Params, ScriptError, ScriptLimits,
 };
@@ -122,6 +123,19 @@ pub fn watch(
     current_hash: u64,
     limits: ScriptLimits,
     params: Params,
+    report: impl FnMut(ReloadEvent) + Send + 'static,
+) -> (Watcher, Reloadable) {
+    watch_shared(path, current_hash, limits, SharedParams::new(params), report)
+}
+
+/// [`watch`] with `[strategy.params]` that may change while running
+/// ([`crate::script::params`]): a change rebuilds the script with the new
+/// values and hands it over like a reload.
+pub fn watch_shared(
+    path: PathBuf,
+    current_hash: u64,
+    limits: ScriptLimits,
+    params: SharedParams,
     mut report: impl FnMut(ReloadEvent) + Send + 'static,
 ) -> (Watcher, Reloadable) {
     let (to_hot, incoming) = ring::<Box<CompiledScript>>(4);
@@ -132,7 +146,8 @@ pub fn watch(
     let thread = std::thread::Builder::new()
         .name("mmbot-script".into())
         .spawn(move || {
-            let engine = engine(&limits, &params, None);
+            let (mut generation, values) = params.current();
+            let mut engine = engine(&limits, &values, None);
             let mut seen = current_hash;
             let file = path.display().to_string();
             while !stop_flag.load(Ordering::Relaxed) {
@@ -141,7 +156,14 @@ pub fn watch(
                 while from_hot.pop().is_some() {}
                 let Ok(source) = std::fs::read_to_string(&path) else { continue };
                 let hash = fnv1a(source.as_bytes());
-                if hash == seen && !force_flag.swap(false, Ordering::Relaxed) {
+                // Live [strategy.params] (params.rs): a new engine, and the
+                // script rebuilt with the new values even if unchanged.
+                let retune = params.generation() != generation;
+                if retune {
+                    let (g, values) = params.current();
+                    (generation, engine) = (g, crate::script::engine(&limits, &values, None));
+                }
+                if hash == seen && !retune && !force_flag.swap(false, Ordering::Relaxed) {
                     continue;
                 }
                 seen = hash;

@@ -172,6 +172,10 @@ impl ScriptStrategy {
         let warm = self.warm.get_or_insert_with(|| {
             let mut global = self.engine.new_global_runtime_state();
             global.lib.push(self.script.ast.shared_lib().clone());
+            // This version's [strategy.params] (a live change comes with a new version).
+            if let Some(p) = &self.script.params {
+                global.tag = Dynamic::from(crate::script::params::ParamsTag(p.clone()));
+            }
             (global, rhai::Caches::new())
         });
         warm.0.num_operations = 0;

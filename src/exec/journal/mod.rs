@@ -83,11 +83,13 @@
 //! `docs/journal.md` has the full DDL and example `sqlite3` queries.
 
 mod handle;
+mod params;
 mod records;
 mod schema;
 mod writer;
 
 pub use handle::Journal;
+pub use params::{params_of, record_params, ParamRow};
 pub use records::{
     BalanceSnapshot, FillOutcome, FillRecord, FillTotals, JournalStats, OrderEvent, OrderState, OrderStatus,
     PnlSnapshot, RttSample, RunId, RunInfo, RunMode,

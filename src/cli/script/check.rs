@@ -2,25 +2,24 @@
 //! script, runs it through the hot path over a sample (built-in synthetic
 //! 10+10-level diffs, or a recording), and prints whether it runs on the
 //! compiled fast path (or why it stays interpreted), the ranges of what it
-//! quoted and its cost per call. Exits non-zero, with file:line:col, on a
-//! compile error or any runtime error during the sample.
+//! quoted and its cost per call. Exits 1, with one line saying why, on a
+//! compile error, any runtime error during the sample, outputs of the
+//! wrong shape on more than `[script] max_error_share` of the calls, or a
+//! script that never quoted a side over the sample. `--position QTY` runs
+//! the sample at that position (e.g. the inventory limit, to see the skew).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 
+use crate::cli::exit;
 use crate::config::Config;
 use crate::feed::synthetic;
-use crate::hot::engine::{HotEvent, HotPath};
+use crate::hot::engine::{ExecState, HotEvent, HotPath};
+use crate::hot::fixed::Qty;
 use crate::script::{ScriptStats, ScriptStrategy};
 use crate::stats::clock::Clock;
 use crate::stats::latency::Stage;
-
-#[derive(clap::Subcommand, Debug)]
-pub enum ScriptCommand {
-    /// Compile a script, run it over a sample, print its output ranges and cost.
-    Check(CheckArgs),
-}
 
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
@@ -32,6 +31,16 @@ pub struct CheckArgs {
     /// Config file (strategy settings, [strategy.params], [script] caps).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// The position (base units, may be negative) the sample runs at: the script sees it as m.position.
+    #[arg(long, value_name = "QTY", allow_hyphen_values = true, value_parser = parse_position)]
+    pub position: Option<Qty>,
+}
+
+/// `0.5`, `-0.25`: a signed decimal quantity with at most 8 decimals.
+fn parse_position(s: &str) -> Result<Qty, String> {
+    let (neg, digits) = s.strip_prefix('-').map_or((false, s), |d| (true, d));
+    let q: Qty = digits.parse().map_err(|e| format!("{e}; write a decimal such as 0.5 or -0.25"))?;
+    Ok(if neg { Qty(-q.0) } else { q })
 }
 
 /// Running min/max of one output.
@@ -50,14 +59,13 @@ impl Range {
     }
 }
 
-pub fn run(cmd: ScriptCommand) -> anyhow::Result<i32> {
-    let ScriptCommand::Check(args) = cmd;
+pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
     let config = Config::load_or_default(args.config.as_deref()).context("loading the configuration")?;
     let strategy = match ScriptStrategy::from_file(&args.file, &config.params, &config.script_limits) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
-            return Ok(1);
+            return Ok(exit::ERROR);
         }
     };
     let path = match strategy.script().not_compiled() {
@@ -70,15 +78,19 @@ pub fn run(cmd: ScriptCommand) -> anyhow::Result<i32> {
     };
     let clock = Clock::calibrate();
     let mut hot = HotPath::new(config.hot, strategy, clock);
+    if let Some(position) = args.position {
+        hot.set_exec_state(ExecState { position, ..ExecState::default() });
+    }
     let (mut bid_bps, mut ask_bps, mut bid_size, mut ask_size) =
         (Range::default(), Range::default(), Range::default(), Range::default());
-    let (mut quotes, mut pulled) = (0u64, 0u64);
+    let (mut quotes, mut pulled, mut quoted) = (0u64, 0u64, 0u64);
     for (ts, f) in &frames {
         let t_in = clock.now();
         hot.on_frame(f, *ts, t_in, &mut |ev| {
             if let HotEvent::Quote { quote, best_bid, best_ask, .. } = ev {
                 quotes += 1;
                 pulled += quote.is_pulled() as u64;
+                quoted += (quote.bid.is_some() || quote.ask.is_some()) as u64;
                 let (Some(bb), Some(ba)) = (best_bid, best_ask) else { return };
                 let mid = (bb.price.to_f64() + ba.price.to_f64()) / 2.0;
                 if let Some(b) = quote.bid {
@@ -96,10 +108,11 @@ pub fn run(cmd: ScriptCommand) -> anyhow::Result<i32> {
     let stats: ScriptStats = hot_strategy_stats(&hot);
     let guard = hot.guard_stats();
     println!(
-        "{}: {path}; ran over {} frames ({})",
+        "{}: {path}; ran over {} frames ({}){}",
         args.file.display(),
         frames.len(),
-        args.sample.as_ref().map_or("built-in synthetic sample".into(), |p| p.display().to_string())
+        args.sample.as_ref().map_or("built-in synthetic sample".into(), |p| p.display().to_string()),
+        args.position.map_or(String::new(), |p| format!(" at position {p}"))
     );
     println!(
         "  calls {}, runtime errors {}, outputs of the wrong shape {}",
@@ -115,9 +128,37 @@ pub fn run(cmd: ScriptCommand) -> anyhow::Result<i32> {
     println!("  cost per call: p50 {} ns, p99 {} ns (strategy stage, {} calls)", cost.p50, cost.p99, cost.count);
     if let Some(e) = hot_last_error(&hot) {
         eprintln!("{e}");
-        return Ok(1);
+        return Ok(exit::ERROR);
     }
-    Ok(0)
+    if let Some(why) = verdict(&args, &stats, quoted, config.max_script_error_share) {
+        eprintln!("mmbot script check: {why}");
+        return Ok(exit::ERROR);
+    }
+    Ok(exit::OK)
+}
+
+/// Why the sample says the script is not fit to run (`None`: it is):
+/// outputs of the wrong shape on more than `max_share` of the calls, or no
+/// side quoted over the whole sample.
+fn verdict(args: &CheckArgs, stats: &ScriptStats, quoted: u64, max_share: f64) -> Option<String> {
+    let file = args.file.display();
+    if stats.calls > 0 && stats.bad_outputs as f64 > max_share * stats.calls as f64 {
+        return Some(format!(
+            "{file}: {} of its {} outputs had the wrong shape (more than [script] max_error_share = {max_share}); \
+             quote(m) must return a map with bid/ask (or bid_spread/ask_spread), \"pull\" or () \
+             (scripts/README.md)",
+            stats.bad_outputs, stats.calls
+        ));
+    }
+    if stats.calls > 0 && quoted == 0 {
+        let at = args.position.map_or(String::new(), |p| format!(" at position {p}"));
+        return Some(format!(
+            "{file}: never quoted: all {} decisions over the sample{at} were pulled or quoted no side; a run with it \
+             would never trade (check its conditions and the guard counts above)",
+            stats.calls
+        ));
+    }
+    None
 }
 
 fn hot_strategy_stats(hot: &HotPath<ScriptStrategy>) -> ScriptStats {
