@@ -292,6 +292,10 @@ pub struct Config {
     /// `[live]`: where and under which limits `mmbot run --live` trades
     /// (`None` when the section is absent).
     pub live: Option<crate::exec::live_config::LiveConfig>,
+    /// The file these settings were read from (`None`: built-in defaults or
+    /// text): the live-parameter watcher re-reads it while a run goes on
+    /// (`src/script/params.rs`).
+    pub source: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -355,7 +359,9 @@ impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
-        Self::from_toml(&text, &path.display().to_string())
+        let mut config = Self::from_toml(&text, &path.display().to_string())?;
+        config.source = Some(path.to_path_buf());
+        Ok(config)
     }
 
     /// Reads the file the one rule picks ([`source::Choice`]: `--config`,
@@ -596,6 +602,7 @@ impl Config {
             max_script_error_share: float_in("script.max_error_share", sc.max_error_share, 0.5, 0.0, 1.0)?,
             script_budget,
             strategy_levels,
+            source: None,
         })
     }
 }

@@ -21,7 +21,7 @@ use crate::hot::engine::StageSample;
 use crate::hot::strategy::NativeStrategy;
 use crate::ring::ring;
 use crate::runtime::{run_trading, Control, ExecStatus, HotStatus, PaperRun, SideInputs, Source, Venue};
-use crate::script::reload::{watch, ReloadEvent};
+use crate::script::reload::{watch_shared, ReloadEvent};
 use crate::script::{print_ring, ScriptStrategy};
 use crate::stats::latency::{Stage, StageHistograms};
 
@@ -144,6 +144,13 @@ pub fn run_session_with_events(
     let (snap_tx, snap_rx) = ring::<MarketSnapshot>(4);
     let (advice_tx, advice_rx) = ring::<Advice>(4);
     let advisor = Arc::new(start_advisor(&config.ai, config.ai_offline, snap_rx, advice_tx)?);
+    // Live [strategy.params] and native [strategy] settings (script/params.rs).
+    let (params_tx, params_rx) = ring::<crate::hot::strategy::StrategyParams>(4);
+    let live_params = crate::script::params::SharedParams::new(config.params.clone());
+    let journal = match &venue {
+        Venue::Live { exchange, .. } => Some((exchange.journal().path().to_path_buf(), exchange.run_id())),
+        Venue::Paper => None,
+    };
     let side = SideInputs {
         status: Some(status_tx),
         samples: Some(samples_tx),
@@ -151,6 +158,7 @@ pub fn run_session_with_events(
         control: Some(control_rx),
         advice: Some(advice_rx),
         market_snapshots: Some(snap_tx),
+        params: Some(params_rx),
         ..SideInputs::default()
     };
     let script_info = Arc::new(Mutex::new(ScriptInfo::default()));
@@ -186,7 +194,7 @@ pub fn run_session_with_events(
                 )?;
                 let info = script_info.clone();
                 let (w, reload) =
-                    watch(path.clone(), s.script().hash, config.script_limits, config.params.clone(), move |ev| {
+                    watch_shared(path.clone(), s.script().hash, config.script_limits, live_params.clone(), move |ev| {
                         let text = match ev {
                             ReloadEvent::Loaded { path, hash, not_compiled } => match not_compiled {
                                 None => format!("{} reloaded (fnv1a {hash:016x}), compiled", path.display()),
@@ -221,6 +229,15 @@ pub fn run_session_with_events(
         }
     };
 
+    let info = script_info.clone();
+    let params_watcher = crate::script::params::watch_session(
+        config,
+        script.or(config.script.as_ref()).cloned(),
+        live_params,
+        params_tx,
+        journal,
+        move |line| info.lock().unwrap_or_else(|p| p.into_inner()).last_event = Some(line),
+    );
     let mut obs = Observer::new(status_rx, exec_rx, script_info);
     match view {
         View::Dashboard => {
@@ -283,6 +300,7 @@ pub fn run_session_with_events(
     }
     let mut run = runner.join().map_err(|_| anyhow::anyhow!("the session thread panicked"))?;
     drop(watcher);
+    drop(params_watcher);
     run.report.perf.timeline = stats.join().unwrap_or_default();
     let ai = advisor.stats();
     run.report.trading.advice = ai.label.clone();

@@ -232,6 +232,36 @@ pub fn watch_config(w: ConfigWatch, mut report: impl FnMut(ParamsEvent) + Send +
     ParamsWatcher { stop, thread: Some(thread) }
 }
 
+/// Starts the watcher for a trading session, logging each event (stderr
+/// without the dashboard, and mmbot.log) and handing each line to
+/// `on_line` (the dashboard's last event). `None` when the run's settings
+/// came from no file (the built-in defaults): nothing to watch.
+pub fn watch_session(
+    config: &Config,
+    script: Option<PathBuf>,
+    shared: SharedParams,
+    native: Producer<StrategyParams>,
+    journal: Option<(PathBuf, RunId)>,
+    mut on_line: impl FnMut(String) + Send + 'static,
+) -> Option<ParamsWatcher> {
+    let path = config.source.clone()?;
+    let w = ConfigWatch { path, running: config.clone(), script, shared, native: Some(native), journal };
+    Some(watch_config(w, move |ev| match ev {
+        ParamsEvent::Applied(changes) => {
+            for c in changes {
+                let line = format!("params: {c}");
+                tracing::info!(target: "mmbot::params", "{line}");
+                on_line(line);
+            }
+        }
+        ParamsEvent::Refused(why) => {
+            tracing::warn!(target: "mmbot::params", "params: {why}");
+            on_line(format!("params: {why}"));
+        }
+        ParamsEvent::Note(note) => tracing::info!(target: "mmbot::params", "params: {note}"),
+    }))
+}
+
 /// The watcher's state between polls (also driven directly by tests).
 pub struct Watching {
     w: ConfigWatch,
