@@ -145,8 +145,11 @@ fn script_check_fails_on_wrong_shapes_and_on_never_quoting() {
 
     // Quotes only when flat: fine at 0, never at the position given.
     let flat = dir.join("flat.rhai");
-    std::fs::write(&flat, "fn quote(m) { if m.position == 0.0 { #{ bid_spread: 1.0, ask_spread: 1.0 } } else { () } }\n")
-        .unwrap();
+    std::fs::write(
+        &flat,
+        "fn quote(m) { if m.position == 0.0 { #{ bid_spread: 1.0, ask_spread: 1.0 } } else { () } }\n",
+    )
+    .unwrap();
     let o = mmbot(&["script", "check"], &flat);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let o = mmbot(&["script", "check", "--position", "-0.5"], &flat);
