@@ -275,17 +275,14 @@ macro_rules! set_field {
 }
 
 macro_rules! field_names {
-    ($out:ident ; $($f:ident),* ; $($s:ident),*) => {
-        $( $out.push(stringify!($f)); )*
-        $( $out.push(stringify!($s)); )*
+    (; $($f:ident),* ; $($s:ident),*) => {
+        vec![$(stringify!($f),)* $(stringify!($s),)*]
     };
 }
 
 /// Every key quote_at accepts (the getters of `m`), in the API's order.
 pub fn state_keys() -> Vec<&'static str> {
-    let mut out = Vec::new();
-    api::market_fields!(field_names!(out));
-    out
+    api::market_fields!(field_names!())
 }
 
 fn unknown_key(key: &str) -> String {
