@@ -194,3 +194,68 @@ fn a_live_run_journals_the_change() {
     assert!(*time_ns > 1_600_000_000_000_000_000, "wall-clock ns: {time_ns}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The mechanism under the binary, on both paths: a new value published on
+/// `SharedParams` reaches a running `ScriptStrategy` as a rebuilt version,
+/// compiled (the value baked in at bind) and interpreted (the value read
+/// from the run's tag), within a bounded wait; the strategy's own engine
+/// keeps working for versions that came before.
+#[test]
+fn new_params_reach_the_compiled_and_the_interpreted_path() {
+    use mmbot::hot::advice::Advice;
+    use mmbot::hot::features::Features;
+    use mmbot::hot::fixed::{Qty, SCALE};
+    use mmbot::hot::msg::Level;
+    use mmbot::hot::strategy::{Strategy, StrategyInput, StrategyParams};
+    use mmbot::script::params::SharedParams;
+    use mmbot::script::reload::watch_shared;
+    use mmbot::script::{Params, ScriptLimits, ScriptStrategy};
+
+    let dir = common::temp_dir("live-params-paths");
+    let f = Features {
+        best_bid: Level::new(1999 * SCALE, SCALE),
+        best_ask: Level::new(2001 * SCALE, SCALE),
+        mid: 2000.0,
+        ..Features::default()
+    };
+    let params = StrategyParams { target_spread_pct: 0.1, min_order_size: Qty(SCALE), max_position: Qty(10 * SCALE) };
+    let input = StrategyInput { features: &f, position: Qty(0), advice: Advice::neutral(), params: &params };
+    // The same rule, once compiled and once kept interpreted by a loop.
+    let sources = [
+        ("fast.rhai", "fn quote(m) { bid(m.mid - param(\"off\", 1.0), 1.0); }", true),
+        (
+            "slow.rhai",
+            "fn quote(m) { let o = 0.0; for i in 0..1 { o += param(\"off\", 1.0); } bid(m.mid - o, 1.0); }",
+            false,
+        ),
+    ];
+    for (name, source, compiled) in sources {
+        let path = dir.join(name);
+        std::fs::write(&path, source).unwrap();
+        let start = Params::from_iter([("off".to_string(), 2.0)]);
+        let limits = ScriptLimits::default();
+        let mut s = ScriptStrategy::from_file(&path, &start, &limits).unwrap();
+        assert_eq!(s.fast_path(), compiled, "{name}");
+        let shared = SharedParams::new(start.clone());
+        let (_w, reload) = watch_shared(path.clone(), s.script().hash, limits, shared.clone(), |_| {});
+        s.attach_reload(reload);
+        let bid = |s: &mut ScriptStrategy| s.decide(&input).bid.map(|b| b.price);
+        assert_eq!(bid(&mut s), Some(1998.0), "{name}");
+        shared.set(Params::from_iter([("off".to_string(), 5.0)]));
+        let t = Instant::now();
+        while bid(&mut s) != Some(1995.0) {
+            assert!(t.elapsed() < Duration::from_secs(5), "{name}: the new value never arrived");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(s.fast_path(), compiled, "{name}");
+        assert_eq!(s.stats().reloads, 1, "{name}");
+        // Removed: param()'s default again.
+        shared.set(Params::new());
+        let t = Instant::now();
+        while bid(&mut s) != Some(1999.0) {
+            assert!(t.elapsed() < Duration::from_secs(5), "{name}: the removal never arrived");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
