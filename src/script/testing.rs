@@ -8,7 +8,8 @@
 //! * `quote_at(state)`: calls the script's own `quote(m)` on a hand-built
 //!   [`MarketState`] and returns what `quote` returned (a map, `"pull"` or
 //!   `()`; quotes set with `bid()`/`ask()`/`pull()` come back as the same
-//!   map). `state` is a map whose keys are getter names of `m`; keys left
+//!   map, with `bids`/`asks` arrays of `[price, size]` when there are
+//!   several levels). `state` is a map whose keys are getter names of `m`; keys left
 //!   out take the values of [`reload::sample_state`] (the state a reload is
 //!   test-run on), except that `mid`, `spread_bps` and `microprice` follow
 //!   `best_bid`/`best_ask`/`bid_qty`/`ask_qty` when those are given and
@@ -30,7 +31,7 @@ use std::sync::{Arc, Mutex};
 
 use rhai::{Dynamic, EvalAltResult, Map, NativeCallContext, Position, Scope};
 
-use crate::hot::strategy::Decision;
+use crate::hot::strategy::{Decision, SideIntent};
 use crate::script::{api, compile, engine, reload, MarketState, Params, ScriptError, ScriptLimits};
 
 /// How one test ended.
@@ -69,7 +70,7 @@ pub enum TestError {
     /// The file does not compile as a strategy script.
     #[error("{0}")]
     Script(#[from] ScriptError),
-    #[error("{file}: no tests: define functions named test_*() with no parameters (see scripts/README.md, Tests)")]
+    #[error("{file}: no tests: define functions named test_*() with no parameters (README, Strategy scripts)")]
     NoTests { file: String },
 }
 
@@ -227,6 +228,20 @@ fn decision_map(d: &Decision) -> Dynamic {
         map.insert("ask".into(), Dynamic::from_float(a.price));
         map.insert("ask_size".into(), Dynamic::from_float(a.size));
     }
+    // A ladder (bid()/ask() called more than once): every level, best
+    // first, as the `bids`/`asks` output form has them.
+    if d.deeper.count() > 0 {
+        let ladder = |best: Option<SideIntent>, deeper: &[Option<SideIntent>]| {
+            let levels = best.into_iter().chain(deeper.iter().flatten().copied());
+            Dynamic::from_array(
+                levels
+                    .map(|l| Dynamic::from_array(vec![Dynamic::from_float(l.price), Dynamic::from_float(l.size)]))
+                    .collect(),
+            )
+        };
+        map.insert("bids".into(), ladder(d.bid, &d.deeper.bids));
+        map.insert("asks".into(), ladder(d.ask, &d.deeper.asks));
+    }
     Dynamic::from_map(map)
 }
 
@@ -350,6 +365,19 @@ mod tests {
         let e = state_from(&Map::from_iter([("direction".into(), Dynamic::from("north"))])).unwrap_err();
         assert!(e.contains("`direction`") && e.contains("sideways"), "{e}");
         assert!(state_keys().contains(&"time_s"));
+    }
+
+    #[test]
+    fn a_ladder_comes_back_as_bids_and_asks_arrays() {
+        let level = |price, size| Some(SideIntent { price, size });
+        let mut d = Decision { bid: level(99.0, 1.0), ask: level(101.0, 1.0), ..Decision::default() };
+        d.deeper.bids[0] = level(98.0, 2.0);
+        let out = decision_map(&d);
+        let map = out.read_lock::<Map>().unwrap();
+        assert_eq!(map["bid"].as_float(), Ok(99.0));
+        assert_eq!(map["bids"].to_string(), "[[99.0, 1.0], [98.0, 2.0]]");
+        assert_eq!(map["asks"].to_string(), "[[101.0, 1.0]]");
+        assert_eq!(decision_map(&Decision { pull: true, ..d }).to_string(), "pull");
     }
 
     #[test]
