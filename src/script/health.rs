@@ -500,7 +500,7 @@ impl ScriptView<'_> {
                 count: e.count,
             })
             .collect();
-        errors.sort_by(|a, b| b.count.cmp(&a.count));
+        errors.sort_by_key(|e| std::cmp::Reverse(e.count));
         let (over_budget, budget_reverts, budget_pulls) = budget_counts(s);
         ScriptReport {
             file: self.path.display().to_string(),
