@@ -18,9 +18,11 @@
 //! * string, array, map size (and variables): the last expression
 //!   evaluated before the value outgrew its cap (its line is the
 //!   statement's; statements that are bare expressions, like `a.push(x);`,
-//!   are not stepped on by Rhai's debugger, their expressions are). The hot path runs this once per version and kind of limit
-//! (the result is kept in [`crate::script::health::Health`]); it costs about
-//! what the failing call cost, a few ms at the default caps.
+//!   are not stepped on by Rhai's debugger, their expressions are).
+//!
+//! The hot path runs this once per version and kind of limit (the result
+//! is kept in [`crate::script::health::Health`]); it costs about what the
+//! failing call cost, a few ms at the default caps.
 //!
 //! The copy of the scope keeps the rerun from changing what the next call
 //! sees; `bid`/`ask`/`pull` output of the rerun is dropped.
