@@ -389,6 +389,29 @@ impl Health {
         first
     }
 
+    /// [`Self::on_error`] for a fault of the compiled form: Rhai's error
+    /// (and its message) is built only for a key never seen.
+    pub fn on_fault(
+        &mut self,
+        stats: &mut ScriptStats,
+        file: &str,
+        hash: u64,
+        fault: &crate::script::Fault,
+    ) -> Option<ScriptError> {
+        // Every fault but an internal one is Rhai's arithmetic error; the
+        // key is looked up with an empty message (no allocation).
+        // MERGE(s17-fast): a `Fault::kind()` would key internal faults right.
+        let p = fault.position();
+        let cheap = EvalAltResult::ErrorArithmetic(String::new(), p);
+        let key = (p.line().unwrap_or(0) as u32, p.position().unwrap_or(0) as u32, ErrorKind::Arithmetic);
+        let known = stats.error_table.entries().iter().any(|s| (s.line, s.col, s.kind) == key);
+        if known || stats.error_table.len() == ERROR_SLOTS {
+            self.on_error(stats, file, hash, &cheap, None)
+        } else {
+            self.on_error(stats, file, hash, &fault.to_rhai(), None)
+        }
+    }
+
     /// Counts nothing (the caller does); tells the log.
     pub fn on_event(&self, kind: EventKind, hash: u64, code: u64, text: &str) {
         if let Some(tx) = &self.events {

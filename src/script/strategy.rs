@@ -289,17 +289,9 @@ impl ScriptStrategy {
     /// (formats only at a new place).
     #[cold]
     fn fault(&mut self, fault: &fast::Fault) {
-        // Only a key never seen needs the message; `to_rhai` formats it.
-        let e = rhai::EvalAltResult::ErrorArithmetic(String::new(), fault.position());
-        let known = self.stats.error_table.entries().iter().any(|s| {
-            let p = fault.position();
-            (s.line, s.col, s.kind)
-                == (p.line().unwrap_or(0) as u32, p.position().unwrap_or(0) as u32, health::ErrorKind::of(&e))
-        });
-        if known || self.stats.error_table.len() == health::ERROR_SLOTS {
-            self.error(&e, None);
-        } else {
-            self.error(&fault.to_rhai(), None);
+        let file = self.script.path.to_string_lossy();
+        if let Some(first) = self.health.on_fault(&mut self.stats, &file, self.script.hash, fault) {
+            self.last_error = Some(first);
         }
     }
 
