@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -202,4 +204,67 @@ fn a_failing_reloaded_version_is_reverted_and_says_so() {
     let summary = log.due(now + std::time::Duration::from_secs(10), false);
     assert_eq!(summary.len(), 1, "{summary:?}");
     assert!(summary[0].starts_with(&format!("script: {} errors in the last 10 s", REVERT_AFTER - 1)), "{summary:?}");
+}
+
+/// Counts allocations made by the current thread while `COUNTING` is set.
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.with(|c| c.get()) {
+            ALLOCS.with(|a| a.set(a.get() + 1));
+        }
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.with(|c| c.get()) {
+            ALLOCS.with(|a| a.set(a.get() + 1));
+        }
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Counting an error already in the table formats nothing and allocates
+/// nothing (compiled form; its event goes to the log ring all the same).
+#[test]
+fn a_known_error_is_counted_without_allocating() {
+    let e = engine(&ScriptLimits::default(), &Default::default(), None);
+    let src = "fn quote(m) {\n let p = to_int(m.position);\n bid(m.mid - 1000 / p, 1.0);\n}";
+    let script = compile(&e, "s.rhai", src).unwrap();
+    let mut s = ScriptStrategy::new(e, script);
+    assert!(s.fast_path(), "{:?}", s.script().not_compiled());
+    let (tx, mut rx) = event_ring();
+    s.attach_events(tx);
+    let m =
+        |i: u64| MarketState { mid: 100.0, position: (i % 2) as f64, min_order_size: 1.0, ..MarketState::default() };
+    // Warm-up: the first fault at its place formats its message once.
+    for i in 0..4 {
+        s.decide_market(m(i));
+    }
+    while rx.pop().is_some() {}
+    COUNTING.with(|c| c.set(true));
+    ALLOCS.with(|a| a.set(0));
+    for i in 0..200 {
+        s.decide_market(m(i));
+    }
+    COUNTING.with(|c| c.set(false));
+    assert_eq!(ALLOCS.with(|a| a.get()), 0);
+    let r = s.view().report();
+    assert_eq!((r.errors, r.errors_by_message.len()), (102, 1), "{r:?}");
+    assert_eq!(r.errors_by_message[0].line, 3);
+    assert!(r.errors_by_message[0].message.contains("Division by zero"), "{r:?}");
 }
