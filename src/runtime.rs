@@ -193,6 +193,8 @@ pub struct HotStatus {
     pub sync_since_ns: i64,
     /// Counters the feed log reads ([`crate::feed::health::FeedLogger`]).
     pub feed: FeedCounters,
+    /// The strategy script's running hash, path and failures (fixed size).
+    pub script: crate::script::health::ScriptStatus,
 }
 
 /// Levels per side in [`HotStatus`].
@@ -598,6 +600,7 @@ impl<S: Strategy> HotSide<S> {
                         malformed: f.rejected,
                         last_malformed: self.hot.market().last_error(),
                     },
+                    script: self.hot.strategy().script_view().map(|v| v.status()).unwrap_or_default(),
                 });
             }
         }

@@ -62,6 +62,11 @@ pub struct TradingReport {
     pub strategy_errors: u64,
     #[serde(default)]
     pub strategy_bad_outputs: u64,
+    /// Strategy calls that quoted at least one side (a script that never
+    /// does over [`crate::script::health::NEVER_QUOTED_MIN_CALLS`] calls
+    /// fails the run).
+    #[serde(default)]
+    pub strategy_quoted: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -118,6 +123,11 @@ pub struct Report {
     /// backtests observed by [`crate::backtest::outputs::Research`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<crate::backtest::outputs::Stats>,
+    /// How the strategy script's calls went (script runs only): errors by
+    /// message, wrong-shaped outputs by kind, reverts, reloads, the running
+    /// version's hash, compiled or interpreted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<crate::script::health::ScriptReport>,
 }
 
 pub fn report<S: Strategy>(
@@ -180,6 +190,7 @@ pub fn report<S: Strategy>(
             strategy_calls: health.calls,
             strategy_errors: health.errors,
             strategy_bad_outputs: health.bad_outputs,
+            strategy_quoted: health.quoted,
         },
         perf: PerfReport {
             wall_s,
@@ -204,5 +215,6 @@ pub fn report<S: Strategy>(
         ai: None,
         live: None,
         stats: None,
+        script: hot.strategy().script_view().map(|v| v.report()),
     }
 }

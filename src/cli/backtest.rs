@@ -110,6 +110,9 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<i32> {
         None => println!("{json}"),
     }
     eprintln!("{}", stats.summary());
+    if let Some(s) = &report.script {
+        eprintln!("mmbot backtest: {}", s.summary());
+    }
     if let Some(dir) = &args.out {
         // The strategy as its file name only: a long path would overflow the title.
         let strategy = crate::cli::outputs::strategy_file(&report.trading.strategy);

@@ -7,6 +7,7 @@
 //! the command, and a failure must never exit 0.
 
 use crate::config::ConfigError;
+use crate::script::health::NEVER_QUOTED_MIN_CALLS;
 
 /// Done as asked.
 pub const OK: i32 = 0;
@@ -29,7 +30,7 @@ pub const ORDERS_LEFT: i32 = 7;
 /// Nothing was traded: the configured symbol is not in the data, or no
 /// quote was ever made.
 pub const NOTHING_TRADED: i32 = 8;
-/// The strategy script failed (errored on too many calls).
+/// The strategy script failed (errored on too many calls, or never quoted).
 pub const SCRIPT: i32 = 9;
 /// The command line was wrong (BSD sysexits `EX_USAGE`).
 pub const USAGE: i32 = 64;
@@ -37,16 +38,32 @@ pub const USAGE: i32 = 64;
 pub const CONFIG: i32 = 78;
 
 /// Why a run's strategy failed, if its script failed on more than
-/// `max_share` of its calls (`[script] max_error_share`): exit [`SCRIPT`].
+/// `max_share` of its calls (`[script] max_error_share`), or never quoted a
+/// side over at least [`NEVER_QUOTED_MIN_CALLS`] calls: exit [`SCRIPT`].
 pub fn script_failed(t: &crate::backtest::TradingReport, max_share: f64) -> Option<String> {
     let failed = t.strategy_errors + t.strategy_bad_outputs;
     if t.strategy_calls == 0 || failed as f64 <= max_share * t.strategy_calls as f64 {
-        return None;
+        return never_quoted(t);
     }
     Some(format!(
         "the strategy {} failed on {failed} of its {} calls ({} errors, {} wrong-shaped outputs; more than \
          [script] max_error_share = {max_share}), and each failure pulled the quote: fix the script (mmbot script \
          check FILE) and run again",
+        t.strategy, t.strategy_calls, t.strategy_errors, t.strategy_bad_outputs
+    ))
+}
+
+/// Why a run's strategy failed, if it never quoted a side over at least
+/// [`NEVER_QUOTED_MIN_CALLS`] calls (every decision pulled, or both sides
+/// left out): such a run did nothing, whatever else it counted.
+fn never_quoted(t: &crate::backtest::TradingReport) -> Option<String> {
+    if t.strategy_calls < NEVER_QUOTED_MIN_CALLS || t.strategy_quoted > 0 {
+        return None;
+    }
+    Some(format!(
+        "the strategy {} never quoted: none of its {} calls asked for a bid or an ask (every decision was a pull \
+         or left both sides out; {} errors, {} wrong-shaped outputs): check the script's conditions and outputs \
+         (mmbot script check FILE) and run again",
         t.strategy, t.strategy_calls, t.strategy_errors, t.strategy_bad_outputs
     ))
 }

@@ -117,6 +117,9 @@ pub(crate) fn finish(run: &PaperRun, label: &str, report: Option<&PathBuf>) -> a
             r.input.gaps, r.input.resyncs, r.input.rejected
         ),
     }
+    if let Some(s) = &r.script {
+        eprintln!("mmbot {label}: {}", s.summary());
+    }
     if let Some(path) = report {
         std::fs::write(path, crate::cli::outputs::report_json(r, run.feed.as_ref())? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;

@@ -71,6 +71,14 @@ pub fn render(r: &Report) -> String {
         out.push_str(&s.summary());
         out.push_str("\n\n");
     }
+    if let Some(s) = &r.script {
+        out.push_str(&s.summary());
+        out.push('\n');
+        for e in s.errors_by_message.iter().skip(1) {
+            out.push_str(&format!("  {}x {}\n", e.count, e.message));
+        }
+        out.push('\n');
+    }
     out.push_str(&format!(
         "{:<14} {:>9} {:>12} {:>12} {:>12} {:>12} {:>12}\n",
         "stage", "count", "p50", "p90", "p99", "p99.9", "max"

@@ -166,6 +166,7 @@ pub fn run_session_with_events(
     let mut reload_flag = None;
     let mut watched = None;
     let mut watcher = None;
+    let mut script_log = None;
     let runner = {
         let config = config.clone();
         let stop = stop.clone();
@@ -213,6 +214,12 @@ pub fn run_session_with_events(
                         i.last_event = Some(text);
                     });
                 s.attach_reload(reload);
+                // Errors, wrong-shaped outputs, reverts, reloads: logged,
+                // rate-limited, by a thread of their own (never the hot one).
+                let (events_tx, events_rx) = crate::script::health::event_ring();
+                s.attach_events(events_tx);
+                script_log =
+                    Some(crate::script::health::spawn_logger(path.display().to_string(), events_rx, finished.clone())?);
                 strategy_name = crate::hot::strategy::Strategy::name(&s).to_string();
                 reload_flag = Some(w.reload_handle());
                 watched = Some(path.display().to_string());
@@ -299,6 +306,10 @@ pub fn run_session_with_events(
         }
     }
     let mut run = runner.join().map_err(|_| anyhow::anyhow!("the session thread panicked"))?;
+    if let Some(h) = script_log {
+        // Its last summary lines, before the run's own summary.
+        let _ = h.join();
+    }
     drop(watcher);
     drop(params_watcher);
     run.report.perf.timeline = stats.join().unwrap_or_default();

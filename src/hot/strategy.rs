@@ -100,6 +100,11 @@ pub trait Strategy {
     fn health(&self) -> StrategyHealth {
         StrategyHealth::default()
     }
+    /// A script strategy's errors, outputs and version, for report.json's
+    /// `script` section and the dashboard (read off the hot path).
+    fn script_view(&self) -> Option<crate::script::health::ScriptView<'_>> {
+        None
+    }
 }
 
 /// Calls of a strategy and how many failed, for reports and exit statuses.
@@ -110,6 +115,8 @@ pub struct StrategyHealth {
     pub errors: u64,
     /// Outputs of the wrong shape (the quote was pulled).
     pub bad_outputs: u64,
+    /// Calls that quoted at least one side.
+    pub quoted: u64,
 }
 
 impl StrategyHealth {

@@ -38,6 +38,8 @@ pub mod api;
 pub mod budget;
 mod compiled;
 pub mod fast;
+pub mod health;
+mod locate;
 mod output;
 pub mod params;
 pub mod reload;
@@ -100,11 +102,26 @@ impl ScriptError {
     /// A runtime error, placed where it happened inside the script rather
     /// than at the `quote(m)` call that Rhai wraps it in.
     pub fn runtime(file: &str, e: &rhai::EvalAltResult) -> Self {
-        let mut inner = e;
-        while let rhai::EvalAltResult::ErrorInFunctionCall(_, _, next, _) = inner {
-            inner = next;
+        Self::runtime_at(file, e, None)
+    }
+
+    /// [`Self::runtime`], placed at `at` when given: a resource-limit error
+    /// (operations, call depth, data size) comes out of Rhai placed at the
+    /// outermost call, `1:1`, and its real place is looked up apart
+    /// ([`locate`]); the message then names that place too.
+    pub fn runtime_at(file: &str, e: &rhai::EvalAltResult, at: Option<rhai::Position>) -> Self {
+        let inner = health::innermost(e);
+        match at {
+            Some(pos) if pos != inner.position() => {
+                // Rhai's message ends with ` (line L, position C)`: the place
+                // it was wrongly given, replaced by the real one.
+                let text = inner.to_string();
+                let old = format!(" ({})", inner.position());
+                let base = text.strip_suffix(&old).unwrap_or(&text);
+                Self::new(file, pos, format!("{base} ({pos})"))
+            }
+            _ => Self::new(file, inner.position(), inner.to_string()),
         }
-        Self::new(file, inner.position(), inner.to_string())
     }
 }
 
@@ -116,7 +133,8 @@ pub struct ScriptLine {
 }
 
 impl ScriptLine {
-    fn new(s: &str) -> Self {
+    /// `s`, cut to 120 bytes on a character boundary.
+    pub fn new(s: &str) -> Self {
         let mut line = Self { len: 0, bytes: [0; 120] };
         let n = s.len().min(line.bytes.len());
         // Cut on a char boundary so the text stays valid UTF-8.

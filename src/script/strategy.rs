@@ -10,8 +10,8 @@ use rhai::{Dynamic, Engine, Scope};
 use crate::hot::strategy::{Decision, Strategy, StrategyInput};
 use crate::ring::Producer;
 use crate::script::{
-    api, compile_file, decision_from, engine, fast, reload, CompiledScript, MarketState, Params, Quoted, ScriptError,
-    ScriptLimits, ScriptLine,
+    api, compile_file, decision_from, engine, fast, health, reload, CompiledScript, MarketState, Params, Quoted,
+    ScriptError, ScriptLimits, ScriptLine,
 };
 
 /// Consecutive runtime errors after which a reloaded version is reverted.
@@ -28,6 +28,19 @@ pub struct ScriptStats {
     pub reverts: u64,
     /// Outputs of the wrong shape (not a map, "pull" or ()).
     pub bad_outputs: u64,
+    /// Distinct runtime errors by place and kind, with counts (messages in
+    /// [`health::Health`]); `errors_other` counts errors past its 16 keys.
+    pub error_table: health::ErrorTable,
+    pub errors_other: u64,
+    /// Calls whose decision quoted at least one side.
+    pub quoted: u64,
+}
+
+impl ScriptStats {
+    /// Enough calls ([`health::NEVER_QUOTED_MIN_CALLS`]) and not one quoted a side.
+    pub fn never_quoted(&self) -> bool {
+        self.calls >= health::NEVER_QUOTED_MIN_CALLS && self.quoted == 0
+    }
 }
 
 /// A [`Strategy`] that runs a Rhai script: its compiled fast form when it
@@ -52,6 +65,8 @@ pub struct ScriptStrategy {
     fast_enabled: bool,
     /// Locals of the fast form, allocated once (fits every compiled script).
     frame: Box<fast::Frame>,
+    /// Error messages, log events, resource-limit places ([`health`]).
+    health: health::Health,
 }
 
 impl ScriptStrategy {
@@ -75,6 +90,7 @@ impl ScriptStrategy {
             warm: None,
             fast_enabled: true,
             frame: fast::Frame::boxed(),
+            health: health::Health::new(),
         }
     }
 
@@ -93,7 +109,9 @@ impl ScriptStrategy {
     ) -> Result<Self, ScriptError> {
         let engine = engine(limits, params, out);
         let script = compile_file(&engine, path)?;
-        Ok(Self::new(engine, script))
+        let mut s = Self::new(engine, script);
+        s.health.set_params(params);
+        Ok(s)
     }
 
     /// Takes new versions from a watcher ([`reload::watch`]) between events.
@@ -115,6 +133,8 @@ impl ScriptStrategy {
         // a reload is an operator's edit, not a per-event cost.)
         self.warm = None;
         self.failing = 0;
+        self.health.on_version();
+        self.health.on_event(health::EventKind::Reload, self.script.hash, 0, "");
     }
 
     /// Swaps in a newly compiled version directly (tests, tools; not the
@@ -146,6 +166,25 @@ impl ScriptStrategy {
 
     pub fn last_error(&self) -> Option<&ScriptError> {
         self.last_error.as_ref()
+    }
+
+    /// Where errors, wrong-shaped outputs, reverts and reloads are told,
+    /// as they happen (drain with [`health::spawn_logger`]).
+    pub fn attach_events(&mut self, events: Producer<health::ScriptEvent>) {
+        self.health.attach_events(events);
+    }
+
+    /// How the calls went, for reports and the dashboard (off the hot path).
+    pub fn view(&self) -> health::ScriptView<'_> {
+        health::ScriptView {
+            path: &self.script.path,
+            hash: self.script.hash,
+            compiled: self.fast_path(),
+            not_compiled: self.script.not_compiled(),
+            stats: self.stats,
+            messages: self.health.messages(),
+            last_slot: self.health.last_slot(),
+        }
     }
 
     /// Runs `quote(m)` once in the interpreter; errors keep their line and column.
@@ -187,6 +226,12 @@ impl ScriptStrategy {
     /// `m`): the fast form or the interpreter, with the same bookkeeping.
     /// A missing size defaults to `m.min_order_size`.
     pub fn decide_market(&mut self, m: MarketState) -> Decision {
+        let d = self.decide_once(m);
+        self.stats.quoted += (!d.pull && (d.bid.is_some() || d.ask.is_some())) as u64;
+        d
+    }
+
+    fn decide_once(&mut self, m: MarketState) -> Decision {
         self.stats.calls += 1;
         let pull = Decision { pull: true, ..Decision::default() };
         if self.fast_enabled {
@@ -199,13 +244,11 @@ impl ScriptStrategy {
                     Ok(Quoted::BadOutput) => {
                         self.failing = 0;
                         self.stats.bad_outputs += 1;
+                        self.health.on_event(health::EventKind::BadOutput, self.script.hash, 0, "");
                         pull
                     }
                     Err(fault) => {
-                        if self.failing == 0 {
-                            let file = self.script.path.display().to_string();
-                            self.last_error = Some(ScriptError::runtime(&file, &fault.to_rhai()));
-                        }
+                        self.fault(&fault);
                         self.failed();
                         pull
                     }
@@ -215,10 +258,9 @@ impl ScriptStrategy {
         let out = match self.eval_raw(m) {
             Ok(v) => v,
             Err(e) => {
-                // Format the first error of a run; later ones are counted only.
-                if self.failing == 0 {
-                    self.last_error = Some(ScriptError::runtime(&self.script.path.display().to_string(), &e));
-                }
+                // Formatted only the first time its place and kind are seen.
+                let at = self.locate(&e, m);
+                self.error(&e, at);
                 self.failed();
                 return pull;
             }
@@ -232,9 +274,37 @@ impl ScriptStrategy {
             Some(d) => d,
             None => {
                 self.stats.bad_outputs += 1;
+                self.health.on_event(health::EventKind::BadOutput, self.script.hash, 0, "");
                 pull
             }
         }
+    }
+
+    /// Counts a runtime error in the table (a new place and kind formats
+    /// its message once, and becomes `last_error`).
+    fn error(&mut self, e: &rhai::EvalAltResult, at: Option<rhai::Position>) {
+        let file = self.script.path.to_string_lossy();
+        if let Some(first) = self.health.on_error(&mut self.stats, &file, self.script.hash, e, at) {
+            self.last_error = Some(first);
+        }
+    }
+
+    /// A fault of the compiled form, counted as Rhai's error would be
+    /// (formats only at a new place).
+    #[cold]
+    fn fault(&mut self, fault: &fast::Fault) {
+        let file = self.script.path.to_string_lossy();
+        if let Some(first) = self.health.on_fault(&mut self.stats, &file, self.script.hash, fault) {
+            self.last_error = Some(first);
+        }
+    }
+
+    /// Where a resource-limit error really happened: Rhai reports it at the
+    /// outermost `quote(m)` call (`1:1`), so the call is run again once per
+    /// version and kind, off the warm state, to find the place
+    /// ([`crate::script::locate`]).
+    fn locate(&mut self, e: &rhai::EvalAltResult, m: MarketState) -> Option<rhai::Position> {
+        self.health.locate(e, &self.engine, &self.script, &self.scope, m)
     }
 
     /// Counts a runtime error; a version that keeps failing goes back to
@@ -248,6 +318,9 @@ impl ScriptStrategy {
                 self.warm = None;
                 self.failing = 0;
                 self.stats.reverts += 1;
+                self.health.on_version();
+                let last = self.last_error.as_ref().map(|e| e.to_string()).unwrap_or_default();
+                self.health.on_event(health::EventKind::Revert, self.script.hash, 0, &last);
                 match &self.reload {
                     Some(r) => r.retire(bad),
                     None => drop(bad),
@@ -273,6 +346,15 @@ impl Strategy for ScriptStrategy {
 
     fn health(&self) -> crate::hot::strategy::StrategyHealth {
         let s = self.stats();
-        crate::hot::strategy::StrategyHealth { calls: s.calls, errors: s.errors, bad_outputs: s.bad_outputs }
+        crate::hot::strategy::StrategyHealth {
+            calls: s.calls,
+            errors: s.errors,
+            bad_outputs: s.bad_outputs,
+            quoted: s.quoted,
+        }
+    }
+
+    fn script_view(&self) -> Option<health::ScriptView<'_>> {
+        Some(self.view())
     }
 }

@@ -50,6 +50,8 @@ pub struct Screen {
     pub log: EventLog,
     /// Wall clock now, ns (advice age, unsynced time).
     pub now_ns: i64,
+    /// The script's errors per minute over the last minute.
+    pub script_errors_per_min: f64,
 }
 
 const BOLD: Style = Style::new().add_modifier(Modifier::BOLD);
@@ -442,6 +444,9 @@ fn quote_lines(v: &Screen) -> Vec<Line<'static>> {
         v.script.reloads,
         v.script.last_event.as_deref().unwrap_or("running the version it started with")
     )));
+    for l in super::script::script_lines(&v.status.script, v.script_errors_per_min) {
+        lines.push(Line::from(l));
+    }
     lines
 }
 

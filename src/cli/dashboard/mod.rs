@@ -14,6 +14,7 @@
 
 pub mod draw;
 pub mod events;
+pub mod script;
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,6 +66,7 @@ pub fn run(inp: DashboardInputs, obs: &mut Observer) -> io::Result<()> {
         ..Screen::default()
     };
     let started = Instant::now();
+    let mut error_rate = script::ErrorRate::default();
     let result = (|| -> io::Result<()> {
         let mut last_draw = Instant::now() - Duration::from_secs(1);
         while !inp.finished.load(Ordering::Relaxed) {
@@ -97,6 +99,7 @@ pub fn run(inp: DashboardInputs, obs: &mut Observer) -> io::Result<()> {
                 v.script = obs.script();
                 v.ai = inp.advisor.as_ref().map(|a| a.stats());
                 v.elapsed_s = started.elapsed().as_secs();
+                v.script_errors_per_min = error_rate.observe(started.elapsed().as_secs_f64(), v.status.script.errors);
                 v.now_ns = crate::feed::snapshot::wall_ns();
                 // The screen draws the log; the observer keeps adding to it.
                 std::mem::swap(&mut v.log, &mut obs.log);
