@@ -601,7 +601,9 @@ impl<S: Strategy> HotPath<S> {
                 };
                 let decision = self.strategy.decide(&input);
                 t_strategy = self.clock.now();
-                self.hist.record(Stage::Strategy, self.clock.ns(t_book, t_strategy));
+                let spent = self.clock.ns(t_book, t_strategy);
+                self.hist.record(Stage::Strategy, spent);
+                self.strategy.after_call(spent, recv_ns);
                 self.last_explain = decision.explain;
                 self.last_decision = decision;
                 self.guard.check(symbol, &decision, &f, health, self.position, &filters, recv_ns)

@@ -40,7 +40,9 @@ mod compiled;
 pub mod fast;
 mod output;
 pub mod reload;
+pub mod samples;
 mod strategy;
+pub mod trial;
 
 use rhai::Engine;
 

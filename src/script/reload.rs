@@ -4,23 +4,30 @@
 //! (robust where modification times are coarse). On a change it compiles the
 //! new version with its own engine (same caps and parameters), including
 //! its compiled fast form ([`crate::script::fast`]), test-runs it
-//! on a sample market state, and only then hands it to the hot thread through
-//! a ring. A version that fails to compile or to run is reported
-//! (file:line:col) and never sent: the last good version keeps running. The
+//! ([`crate::script::trial`]: on a sample state, edge states and the last
+//! ~1000 real states the hot thread saw, checking the outputs' shape and the
+//! time per call against `[script] max_call_us`), and only then hands it to
+//! the hot thread through a ring. A version that fails to compile or the
+//! check is reported (file:line:col, or the state and value it failed on)
+//! and never sent: the last good version keeps running. The real states
+//! come from the hot thread through a ring of their own
+//! ([`crate::script::samples`], [`Reloadable::sample`]). The
 //! hot thread swaps between two events ([`Reloadable::poll`]) and returns
 //! the replaced version through a second ring, so it is freed here, not on
 //! the hot thread. From save to active takes at most one poll period plus
 //! one event.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::ring::{ring, Consumer, Producer};
+use crate::script::samples::{sampler, Sampler, SAMPLE_EVERY};
 use crate::script::{
-    compile, engine, fnv1a, CompiledScript, MarketState, NotCompiled, Params, ScriptError, ScriptLimits,
+    compile, engine, fnv1a, trial, CompiledScript, MarketState, NotCompiled, Params, ScriptBudget, ScriptError,
+    ScriptLimits,
 };
 
 /// How often the file is read.
@@ -36,13 +43,31 @@ pub enum ReloadEvent {
     Refused(ScriptError),
 }
 
-/// The hot thread's end: new versions in, old versions out.
+/// The hot thread's end: new versions in, old versions out, and the states
+/// calls saw out to the reload check.
 pub struct Reloadable {
     incoming: Consumer<Box<CompiledScript>>,
     retired: Producer<Box<CompiledScript>>,
+    samples: Sampler,
+    /// `[script] max_call_us` (ns) the reload check holds new versions to,
+    /// shared with the watcher thread.
+    max_call_ns: Arc<AtomicU64>,
 }
 
 impl Reloadable {
+    /// The time per call new versions are held to (the strategy's budget;
+    /// [`crate::script::ScriptStrategy::set_budget`] keeps it in step).
+    pub fn set_max_call_ns(&self, max_call_ns: u64) {
+        self.max_call_ns.store(max_call_ns, Ordering::Relaxed);
+    }
+
+    /// Offers the state a call saw to the reload check (one in
+    /// [`SAMPLE_EVERY`] is pushed; never blocks or allocates).
+    #[inline]
+    pub fn sample(&mut self, m: &MarketState) {
+        self.samples.offer(m);
+    }
+
     /// The newest handed-over version, if any (call between events). Older
     /// ones still queued are skipped and handed back to be freed.
     #[inline]
@@ -117,6 +142,8 @@ pub fn sample_state() -> MarketState {
 
 /// Starts watching `path` (whose current version, with content hash
 /// `current_hash`, is already running). `report` receives every event.
+/// New versions are checked against the time budget of the strategy the
+/// [`Reloadable`] is attached to ([`Reloadable::set_max_call_ns`]).
 pub fn watch(
     path: PathBuf,
     current_hash: u64,
@@ -126,6 +153,9 @@ pub fn watch(
 ) -> (Watcher, Reloadable) {
     let (to_hot, incoming) = ring::<Box<CompiledScript>>(4);
     let (retired, mut from_hot) = ring::<Box<CompiledScript>>(16);
+    let (samples, mut real) = sampler(SAMPLE_EVERY);
+    let max_call_ns = Arc::new(AtomicU64::new(ScriptBudget::default().max_call_ns));
+    let budget = max_call_ns.clone();
     let stop = Arc::new(AtomicBool::new(false));
     let force = Arc::new(AtomicBool::new(false));
     let (stop_flag, force_flag) = (stop.clone(), force.clone());
@@ -139,6 +169,7 @@ pub fn watch(
                 std::thread::sleep(POLL);
                 // Versions the hot thread replaced are freed here.
                 while from_hot.pop().is_some() {}
+                real.drain();
                 let Ok(source) = std::fs::read_to_string(&path) else { continue };
                 let hash = fnv1a(source.as_bytes());
                 if hash == seen && !force_flag.swap(false, Ordering::Relaxed) {
@@ -146,7 +177,8 @@ pub fn watch(
                 }
                 seen = hash;
                 let checked = compile(&engine, &file, &source).and_then(|script| {
-                    let _ = script.try_run(&engine, sample_state())?;
+                    let max_call_ns = budget.load(Ordering::Relaxed);
+                    trial::check(&script, &limits, &params, max_call_ns, real.as_slice())?;
                     Ok(script)
                 });
                 match checked {
@@ -164,5 +196,5 @@ pub fn watch(
             }
         })
         .expect("spawning the script thread");
-    (Watcher { stop, force, thread: Some(thread) }, Reloadable { incoming, retired })
+    (Watcher { stop, force, thread: Some(thread) }, Reloadable { incoming, retired, samples, max_call_ns })
 }

@@ -9,9 +9,10 @@ use rhai::{Dynamic, Engine, Scope};
 
 use crate::hot::strategy::{Decision, Strategy, StrategyInput};
 use crate::ring::Producer;
+use crate::script::budget::{Budget, BudgetEvent, BudgetMode};
 use crate::script::{
-    api, compile_file, decision_from, engine, fast, reload, CompiledScript, MarketState, Params, Quoted, ScriptError,
-    ScriptLimits, ScriptLine,
+    api, compile_file, decision_from, engine, fast, reload, CompiledScript, MarketState, Params, Quoted, ScriptBudget,
+    ScriptError, ScriptLimits, ScriptLine,
 };
 
 /// Consecutive runtime errors after which a reloaded version is reverted.
@@ -28,6 +29,11 @@ pub struct ScriptStats {
     pub reverts: u64,
     /// Outputs of the wrong shape (not a map, "pull" or ()).
     pub bad_outputs: u64,
+    /// Calls over `[script] max_call_us` ([`crate::script::budget`]).
+    pub over_budget: u64,
+    /// Versions reverted, and times quotes were pulled, for going over budget.
+    pub budget_reverts: u64,
+    pub budget_pulls: u64,
 }
 
 /// A [`Strategy`] that runs a Rhai script: its compiled fast form when it
@@ -52,6 +58,8 @@ pub struct ScriptStrategy {
     fast_enabled: bool,
     /// Locals of the fast form, allocated once (fits every compiled script).
     frame: Box<fast::Frame>,
+    /// The time budget: counts calls over it, says when to revert or pull.
+    budget: Budget,
 }
 
 impl ScriptStrategy {
@@ -75,6 +83,7 @@ impl ScriptStrategy {
             warm: None,
             fast_enabled: true,
             frame: fast::Frame::boxed(),
+            budget: Budget::default(),
         }
     }
 
@@ -96,8 +105,30 @@ impl ScriptStrategy {
         Ok(Self::new(engine, script))
     }
 
+    /// The time budget per call and what a tripped one does (default: the
+    /// default budget, [`BudgetMode::CountOnly`]).
+    /// The reload check holds new versions to the same budget.
+    pub fn set_budget(&mut self, budget: ScriptBudget, mode: BudgetMode) {
+        self.budget = Budget::new(budget, mode);
+        if let Some(r) = &self.reload {
+            r.set_max_call_ns(budget.max_call_ns);
+        }
+    }
+
+    /// The latest time the budget tripped, for the log (also counted in
+    /// [`ScriptStats::budget_reverts`] and [`ScriptStats::budget_pulls`]).
+    pub fn budget_event(&self) -> Option<BudgetEvent> {
+        self.budget.last_event()
+    }
+
+    /// Quotes pulled by the budget until a new version is loaded.
+    pub fn pulled_by_budget(&self) -> bool {
+        self.budget.pulled()
+    }
+
     /// Takes new versions from a watcher ([`reload::watch`]) between events.
     pub fn attach_reload(&mut self, reload: reload::Reloadable) {
+        reload.set_max_call_ns(self.budget.settings().max_call_ns);
         self.reload = Some(reload);
     }
 
@@ -115,6 +146,7 @@ impl ScriptStrategy {
         // a reload is an operator's edit, not a per-event cost.)
         self.warm = None;
         self.failing = 0;
+        self.budget.new_version();
     }
 
     /// Swaps in a newly compiled version directly (tests, tools; not the
@@ -243,6 +275,7 @@ impl ScriptStrategy {
                 let bad = std::mem::replace(&mut self.script, prev);
                 self.warm = None;
                 self.failing = 0;
+                self.budget.new_version();
                 self.stats.reverts += 1;
                 match &self.reload {
                     Some(r) => r.retire(bad),
@@ -250,6 +283,24 @@ impl ScriptStrategy {
                 }
             }
         }
+    }
+
+    /// The budget tripped ([`crate::script::budget`]): back to the version
+    /// before, or, with none, pull until a new one is loaded.
+    fn over_budget(&mut self, at_ns: i64, elapsed_ns: u64) {
+        let hash = self.script.hash;
+        let to = self.previous.take().map(|prev| {
+            let slow = std::mem::replace(&mut self.script, prev);
+            self.warm = None;
+            self.failing = 0;
+            match &self.reload {
+                Some(r) => r.retire(slow),
+                None => drop(slow),
+            }
+            self.script.hash
+        });
+        let s = &mut self.stats;
+        self.budget.tripped(hash, to, at_ns, elapsed_ns, &mut s.budget_reverts, &mut s.budget_pulls);
     }
 }
 
@@ -259,8 +310,22 @@ impl Strategy for ScriptStrategy {
             self.swap(new);
             self.stats.reloads += 1;
         }
+        if self.budget.pulled() {
+            return Decision { pull: true, ..Decision::default() };
+        }
         // `m.min_order_size` is `params.min_order_size`: the default size.
-        self.decide_market(MarketState::from_input(input))
+        let m = MarketState::from_input(input);
+        if let Some(r) = &mut self.reload {
+            r.sample(&m);
+        }
+        self.decide_market(m)
+    }
+
+    #[inline]
+    fn after_call(&mut self, elapsed_ns: u64, now_ns: i64) {
+        if self.budget.record(elapsed_ns, now_ns, &mut self.stats.over_budget) {
+            self.over_budget(now_ns, elapsed_ns);
+        }
     }
 
     fn name(&self) -> &str {
