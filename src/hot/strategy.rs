@@ -93,11 +93,11 @@ pub struct Decision {
 /// The strategy boundary.
 pub trait Strategy {
     fn decide(&mut self, input: &StrategyInput<'_>) -> Decision;
-    /// Called by the hot path right after each [`Strategy::decide`], with
-    /// the time it took (`elapsed_ns`, measured with the clock that times
-    /// the strategy stage) and the event's time (`now_ns`, simulated in
-    /// backtests): scripts hold it against their time budget
-    /// ([`crate::script::budget`]).
+    /// Called by the hot path after each [`Strategy::decide`], once the
+    /// quote it led to is out, with the time the call took (`elapsed_ns`:
+    /// the strategy stage, measured with the hot path's clock) and the
+    /// event's time (`now_ns`, simulated in backtests): scripts hold it
+    /// against their time budget ([`crate::script::budget`]).
     #[inline]
     fn after_call(&mut self, elapsed_ns: u64, now_ns: i64) {
         let _ = (elapsed_ns, now_ns);

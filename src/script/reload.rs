@@ -61,11 +61,17 @@ impl Reloadable {
         self.max_call_ns.store(max_call_ns, Ordering::Relaxed);
     }
 
-    /// Offers the state a call saw to the reload check (one in
-    /// [`SAMPLE_EVERY`] is pushed; never blocks or allocates).
+    /// Whether this call's state is one to hand to the reload check (one
+    /// call in [`SAMPLE_EVERY`]).
     #[inline]
-    pub fn sample(&mut self, m: &MarketState) {
-        self.samples.offer(m);
+    pub fn sample_due(&mut self) -> bool {
+        self.samples.due()
+    }
+
+    /// Hands a call's state to the reload check (never blocks or allocates).
+    #[inline]
+    pub fn sample(&self, m: &MarketState) {
+        self.samples.push(m);
     }
 
     /// The newest handed-over version, if any (call between events). Older

@@ -8,10 +8,20 @@
 //! was made), and a full ring displaces its oldest state ("latest wins"),
 //! counted. The reload thread drains it every poll into its own `VecDeque`.
 //!
-//! Cost on the hot thread: copying one `MarketState` into a ring slot,
-//! which grows with the state (about 3 KB with the whole book, trades and
-//! own orders in scope). Measured on the 2-core dev machine, release build:
-//! see [`SAMPLE_EVERY`]; between samples an offer is one decrement.
+//! Cost on the hot thread. Measured with crossbeam's `ArrayQueue` (the
+//! ring) in a release build (fat LTO) on the 2-core dev machine, under load:
+//! one push costs ~25-70 ns for today's ~220-byte state and ~200-550 ns for
+//! a ~3 KB one (the whole book, trades and own orders in scope): the value
+//! is moved by value into the queue, into a slot cold in cache. So
+//! * one call in [`SAMPLE_EVERY`] is kept: ~25-70 ns a call on average at
+//!   3 KB, ~3-10 ns at 220 bytes; between samples, one decrement;
+//! * the push happens after the quote is out
+//!   ([`crate::hot::strategy::Strategy::after_call`]): on a sampled call the
+//!   decision only copies the state aside, so the tick-to-quote path pays a
+//!   copy to hot memory, not the ring push.
+//!
+//! Callers that call `decide` without `after_call` (tools, some tests) feed
+//! no states; the hot path does.
 
 use std::collections::VecDeque;
 
@@ -21,11 +31,9 @@ use crate::script::MarketState;
 /// States kept for the reload check.
 pub const KEEP: usize = 1000;
 
-/// Every how many calls one state is offered. Copying a ~3 KB state into
-/// the ring costs ~100-200 ns (ring_push in the test below), a real share
-/// of a ~1-2 us decision; one call in 8 spreads that to ~15-25 ns a call on
-/// average and still keeps the last ~8,000 calls' worth of states (at
-/// Binance's 10 depth events a second, the last ~13 minutes).
+/// Every how many calls one state is kept: the last [`KEEP`] then span the
+/// last ~8,000 calls (at Binance's 10 depth events a second, ~13 minutes;
+/// on a busy stream, seconds).
 pub const SAMPLE_EVERY: u32 = 8;
 
 /// Ring slots between two drains (the reload thread drains every 100 ms;
@@ -41,15 +49,29 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// Offers `m` (every `every`-th call pushes it; never blocks or allocates).
+    /// Whether this call's state is to be kept (one call in `every`).
     #[inline]
-    pub fn offer(&mut self, m: &MarketState) {
+    pub fn due(&mut self) -> bool {
         if self.countdown > 0 {
             self.countdown -= 1;
-            return;
+            return false;
         }
         self.countdown = self.every - 1;
+        true
+    }
+
+    /// Pushes `m` (never blocks or allocates; a full ring displaces its oldest).
+    #[inline]
+    pub fn push(&self, m: &MarketState) {
         self.tx.push_latest(*m);
+    }
+
+    /// [`Sampler::due`], then [`Sampler::push`].
+    #[inline]
+    pub fn offer(&mut self, m: &MarketState) {
+        if self.due() {
+            self.push(m);
+        }
     }
 
     /// States displaced before the reload thread drained them.

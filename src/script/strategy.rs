@@ -60,6 +60,9 @@ pub struct ScriptStrategy {
     frame: Box<fast::Frame>,
     /// The time budget: counts calls over it, says when to revert or pull.
     budget: Budget,
+    /// A call's state kept for the reload check, handed over in
+    /// `after_call`, once the quote is out.
+    sample: Option<MarketState>,
 }
 
 impl ScriptStrategy {
@@ -84,6 +87,7 @@ impl ScriptStrategy {
             fast_enabled: true,
             frame: fast::Frame::boxed(),
             budget: Budget::default(),
+            sample: None,
         }
     }
 
@@ -315,14 +319,18 @@ impl Strategy for ScriptStrategy {
         }
         // `m.min_order_size` is `params.min_order_size`: the default size.
         let m = MarketState::from_input(input);
-        if let Some(r) = &mut self.reload {
-            r.sample(&m);
+        if self.reload.as_mut().is_some_and(|r| r.sample_due()) {
+            self.sample = Some(m);
         }
         self.decide_market(m)
     }
 
     #[inline]
     fn after_call(&mut self, elapsed_ns: u64, now_ns: i64) {
+        if let (Some(m), Some(r)) = (&self.sample, &self.reload) {
+            r.sample(m);
+            self.sample = None;
+        }
         if self.budget.record(elapsed_ns, now_ns, &mut self.stats.over_budget) {
             self.over_budget(now_ns, elapsed_ns);
         }
