@@ -11,6 +11,8 @@
 //! call (and one of 200,000 over 100 us, where the reload check must still
 //! let a one-line quote through); "fast" is a one-line quote held to 100 ms.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::path::Path;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
@@ -24,6 +26,39 @@ use mmbot::script::{compile, engine, CompiledScript, MarketState, ScriptBudget, 
 use mmbot::stats::clock::Clock;
 
 mod common;
+
+/// Counts allocations made by the current thread while `COUNTING` is set
+/// (as in tests/no_alloc.rs).
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.with(|c| c.get()) {
+            ALLOCS.with(|a| a.set(a.get() + 1));
+        }
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.with(|c| c.get()) {
+            ALLOCS.with(|a| a.set(a.get() + 1));
+        }
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 const GOOD: &str = "fn quote(m) { bid(m.best_bid - 1.0, m.min_order_size); }";
 const OTHER_GOOD: &str = "fn quote(m) { bid(m.best_bid - 3.0, m.min_order_size); }";
@@ -320,5 +355,30 @@ fn reloads_are_checked_on_the_states_the_hot_path_saw() {
     }
     assert_eq!(run.s().script().hash, running, "a refused version reached the hot thread");
     assert_eq!(run.s().stats().reloads, 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// On the hot thread, the budget (counting, and a trip that reverts) and
+/// the states handed to the reload check allocate nothing.
+#[test]
+fn the_budget_and_the_samples_allocate_nothing_on_the_hot_thread() {
+    let dir = common::temp_dir("budget-no-alloc");
+    let path = dir.join("v.rhai");
+    std::fs::write(&path, GOOD).unwrap();
+    let mut s = ScriptStrategy::from_file(&path, &Default::default(), &limits()).unwrap();
+    s.replace(compiled("other.rhai", OTHER_GOOD));
+    // Every call is over a zero budget; the 300th reverts.
+    s.set_budget(ScriptBudget { max_call_ns: 0, strikes: 300, window: Duration::from_secs(3600) }, BudgetMode::Enforce);
+    let (_watcher, _events, reloadable) = watched(&path, &s);
+    s.attach_reload(reloadable);
+    let mut run = Run::new(s);
+    assert!(run.until(|s| s.stats().calls >= 100));
+    ALLOCS.with(|a| a.set(0));
+    COUNTING.with(|c| c.set(true));
+    let done = run.until(|s| s.stats().budget_reverts == 1 && s.stats().calls >= 400);
+    COUNTING.with(|c| c.set(false));
+    assert!(done, "{:?}", run.s().stats());
+    assert_eq!(run.s().stats().over_budget, run.s().stats().calls);
+    assert_eq!(ALLOCS.with(|a| a.get()), 0, "allocations on the hot thread after warm-up");
     let _ = std::fs::remove_dir_all(&dir);
 }
