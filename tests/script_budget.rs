@@ -315,7 +315,8 @@ fn watched(path: &Path, s: &ScriptStrategy) -> (Watcher, Receiver<ReloadEvent>, 
 
 /// End to end: the hot path's own states reach the reload check, which
 /// refuses a NaN at +max and a version over budget; neither reaches the
-/// hot thread.
+/// hot thread. A strategy that only counts its budget has no version
+/// refused for its time.
 #[test]
 fn reloads_are_checked_on_the_states_the_hot_path_saw() {
     let dir = common::temp_dir("budget-reload-check");
@@ -323,8 +324,9 @@ fn reloads_are_checked_on_the_states_the_hot_path_saw() {
     std::fs::write(&path, GOOD).unwrap();
     let mut s = ScriptStrategy::from_file(&path, &Default::default(), &limits()).unwrap();
     let running = s.script().hash;
-    // Held to 1 us: only what the reload check sees matters here (counted only on the hot side).
-    s.set_budget(one_us(5), BudgetMode::CountOnly);
+    // Held to 1 us, enforced (so the reload check holds new versions to
+    // it) but with more strikes than calls here, so the hot side never trips.
+    s.set_budget(one_us(10_000), BudgetMode::Enforce);
     let (_watcher, events, reloadable) = watched(&path, &s);
     s.attach_reload(reloadable);
     let mut run = Run::new(s);
@@ -355,6 +357,18 @@ fn reloads_are_checked_on_the_states_the_hot_path_saw() {
     }
     assert_eq!(run.s().script().hash, running, "a refused version reached the hot thread");
     assert_eq!(run.s().stats().reloads, 0);
+    drop(run);
+    drop(_watcher);
+
+    let mut s = ScriptStrategy::from_file(&path, &Default::default(), &limits()).unwrap();
+    s.set_budget(one_us(10_000), BudgetMode::CountOnly);
+    let (_watcher, events, reloadable) = watched(&path, &s);
+    s.attach_reload(reloadable);
+    std::fs::write(&path, HEAVY).unwrap();
+    match events.recv_timeout(Duration::from_secs(30)).expect("a reload event") {
+        ReloadEvent::Loaded { .. } => {}
+        other => panic!("expected the slow version to load when the budget only counts, got {other:?}"),
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -185,8 +185,9 @@ pub fn run_session_with_events(
                     Some(lines_tx),
                 )?;
                 // Live and paper runs act on a tripped time budget (revert, or
-                // pull); the reload check takes it from the strategy.
-                s.set_budget(config.script_budget, crate::script::budget::BudgetMode::Enforce);
+                // pull; the reload check holds new versions to it), but a
+                // debug build only counts: see script::budget.
+                s.set_budget(config.script_budget, crate::script::budget::BudgetMode::for_build());
                 let info = script_info.clone();
                 let (w, reload) =
                     watch(path.clone(), s.script().hash, config.script_limits, config.params.clone(), move |ev| {

@@ -20,7 +20,8 @@
 //! it; a version slow on most calls trips after exactly `over_budget_calls`
 //! of them.
 //!
-//! What a trip does ([`BudgetMode::Enforce`]: live, paper and demo runs):
+//! What a trip does ([`BudgetMode::Enforce`]: live, paper and demo runs of
+//! an optimized build):
 //! * with a version to go back to (the one before the last reload), the
 //!   script reverts to it (`budget_reverts`), as a version that keeps failing
 //!   does;
@@ -34,11 +35,20 @@
 //! Either way the strategy keeps a [`BudgetEvent`] (the latest) that the log
 //! side formats off the hot thread, and the counters tell it a new one came.
 //!
-//! Backtests, sweeps, `bench` and `script check` run in
-//! [`BudgetMode::CountOnly`]: calls over budget are counted for the report,
-//! but nothing is reverted or pulled, because wall time depends on the
-//! machine and its load and two runs of the same backtest must give the same
-//! trades (DESIGN.md: "backtest equals live").
+//! The reload check holds a new version to the same `max_call_us` (its
+//! median call over the real states) when the budget is enforced.
+//!
+//! [`BudgetMode::CountOnly`] counts calls over budget for the report and
+//! does nothing else (no revert, no pull, no refusal of a reload for its
+//! time). It is the mode of
+//! * backtests, sweeps, `bench` and `script check`: wall time depends on the
+//!   machine and its load, and two runs of the same backtest must give the
+//!   same trades (DESIGN.md: "backtest equals live");
+//! * live, paper and demo runs of a debug (unoptimized) build: the budget
+//!   is a release-build figure, and a debug build's hot path is 10-50x
+//!   slower (measured in the demo: 10-15 us of features and 25-90 us of
+//!   `decide` per event in debug, against ~1-3 us in all in release), so
+//!   it would pull every script.
 
 use std::fmt;
 use std::time::Duration;
@@ -79,13 +89,26 @@ impl fmt::Display for ScriptBudget {
 /// Whether a tripped budget acts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BudgetMode {
-    /// Revert to the previous version, or pull until a new one is loaded
-    /// (live, paper and demo runs).
+    /// Revert to the previous version, or pull until a new one is loaded;
+    /// the reload check refuses a version over budget (live, paper and demo
+    /// runs of an optimized build).
     Enforce,
     /// Count calls over budget, never act (backtests, sweeps, benches,
-    /// `script check`; and a strategy nobody set a budget on).
+    /// `script check`, debug builds; and a strategy nobody set a budget on).
     #[default]
     CountOnly,
+}
+
+impl BudgetMode {
+    /// [`BudgetMode::Enforce`] in an optimized build, else
+    /// [`BudgetMode::CountOnly`] (the mode of live, paper and demo runs).
+    pub fn for_build() -> Self {
+        if cfg!(debug_assertions) {
+            BudgetMode::CountOnly
+        } else {
+            BudgetMode::Enforce
+        }
+    }
 }
 
 /// What one call's time meant.
@@ -230,6 +253,15 @@ impl Budget {
 
     pub fn mode(&self) -> BudgetMode {
         self.mode
+    }
+
+    /// The time per call the reload check holds new versions to: the
+    /// budget when enforced, none (`u64::MAX`) when only counting.
+    pub fn reload_limit_ns(&self) -> u64 {
+        match self.mode {
+            BudgetMode::Enforce => self.watch.budget().max_call_ns,
+            BudgetMode::CountOnly => u64::MAX,
+        }
     }
 
     /// Quotes are pulled by the budget (and `quote(m)` not called) until a

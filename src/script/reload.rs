@@ -26,8 +26,7 @@ use std::time::Duration;
 use crate::ring::{ring, Consumer, Producer};
 use crate::script::samples::{sampler, Sampler, SAMPLE_EVERY};
 use crate::script::{
-    compile, engine, fnv1a, trial, CompiledScript, MarketState, NotCompiled, Params, ScriptBudget, ScriptError,
-    ScriptLimits,
+    compile, engine, fnv1a, trial, CompiledScript, MarketState, NotCompiled, Params, ScriptError, ScriptLimits,
 };
 
 /// How often the file is read.
@@ -148,8 +147,9 @@ pub fn sample_state() -> MarketState {
 
 /// Starts watching `path` (whose current version, with content hash
 /// `current_hash`, is already running). `report` receives every event.
-/// New versions are checked against the time budget of the strategy the
-/// [`Reloadable`] is attached to ([`Reloadable::set_max_call_ns`]).
+/// New versions are held to the time budget of the strategy the
+/// [`Reloadable`] is attached to, when it enforces one
+/// ([`Reloadable::set_max_call_ns`]).
 pub fn watch(
     path: PathBuf,
     current_hash: u64,
@@ -160,7 +160,8 @@ pub fn watch(
     let (to_hot, incoming) = ring::<Box<CompiledScript>>(4);
     let (retired, mut from_hot) = ring::<Box<CompiledScript>>(16);
     let (samples, mut real) = sampler(SAMPLE_EVERY);
-    let max_call_ns = Arc::new(AtomicU64::new(ScriptBudget::default().max_call_ns));
+    // No time limit until a strategy enforcing a budget is attached.
+    let max_call_ns = Arc::new(AtomicU64::new(u64::MAX));
     let budget = max_call_ns.clone();
     let stop = Arc::new(AtomicBool::new(false));
     let force = Arc::new(AtomicBool::new(false));

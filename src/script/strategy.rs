@@ -110,12 +110,12 @@ impl ScriptStrategy {
     }
 
     /// The time budget per call and what a tripped one does (default: the
-    /// default budget, [`BudgetMode::CountOnly`]).
-    /// The reload check holds new versions to the same budget.
+    /// default budget, [`BudgetMode::CountOnly`]). When enforced, the reload
+    /// check holds new versions to the same budget.
     pub fn set_budget(&mut self, budget: ScriptBudget, mode: BudgetMode) {
         self.budget = Budget::new(budget, mode);
         if let Some(r) = &self.reload {
-            r.set_max_call_ns(budget.max_call_ns);
+            r.set_max_call_ns(self.budget.reload_limit_ns());
         }
     }
 
@@ -132,7 +132,7 @@ impl ScriptStrategy {
 
     /// Takes new versions from a watcher ([`reload::watch`]) between events.
     pub fn attach_reload(&mut self, reload: reload::Reloadable) {
-        reload.set_max_call_ns(self.budget.settings().max_call_ns);
+        reload.set_max_call_ns(self.budget.reload_limit_ns());
         self.reload = Some(reload);
     }
 
