@@ -4,12 +4,15 @@
 //!
 //! How a call is measured: the hot path already stamps the strategy stage
 //! with its calibrated clock ([`crate::stats::clock::Clock`], the TSC where
-//! it is invariant), from the book being ready to the decision being made;
-//! [`crate::hot::strategy::Strategy::after_call`] hands that same number to
-//! the strategy, so the budget costs no clock reading of its own: one
+//! it is invariant); [`crate::hot::strategy::Strategy::after_call`] hands
+//! that same number to the strategy once the quote is out, so the budget
+//! reads no clock of its own and adds nothing before the quote: after it, one
 //! comparison per call, and a store of the event time on a call over budget.
-//! What is measured is what the hot path waits for: building `m`, taking a
-//! reloaded version and running `quote(m)`.
+//! The stage is what the hot path waits for between the book being ready and
+//! the decision: this event's features (a few hundred ns in a release
+//! build), building `m`, taking a reloaded version and running `quote(m)`.
+//! So a budget under ~1 us leaves the script little; the default, 50 us, is
+//! ~25x a typical compiled decision.
 //!
 //! The rule ([`BudgetWatch`]): a call over `max_call_us` is counted
 //! (`over_budget`); when `over_budget_calls` calls over budget fall within
