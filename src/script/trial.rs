@@ -36,9 +36,19 @@ pub const MAX_BAD_SHARE: f64 = 0.01;
 /// is timed.
 pub const MIN_TIMED: usize = 10;
 
-/// Volatility of the "extreme volatility" edge state, bps per event: 1% of
-/// the mid per book event, ~100x a busy BTCUSDT book.
-pub const EXTREME_VOLATILITY_BPS: f64 = 100.0;
+/// The least volatility of the "extreme volatility" edge state, bps per
+/// event: ~10x a busy BTCUSDT book at Binance's 100 ms depth events.
+pub const EXTREME_VOLATILITY_FLOOR_BPS: f64 = 10.0;
+
+/// Volatility of the "extreme volatility" edge state: 10x the highest the
+/// real states saw, and at least [`EXTREME_VOLATILITY_FLOOR_BPS`]. Relative,
+/// because a model whose spread grows with volatility squared (as
+/// Avellaneda-Stoikov's does) is bound to quote nonsense at some volatility;
+/// the check asks that it hold at ten times what the market has shown.
+pub fn extreme_volatility_bps(real: &[MarketState]) -> f64 {
+    let seen = real.iter().map(|m| m.volatility_bps).filter(|v| v.is_finite()).fold(0.0, f64::max);
+    (10.0 * seen).max(EXTREME_VOLATILITY_FLOOR_BPS)
+}
 
 /// What a version did in a check it passed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -55,14 +65,14 @@ pub struct TrialReport {
 
 /// The edge states, named, built from `base` (the newest real state, or
 /// [`reload::sample_state`] before any): what the hot path can pass at the
-/// edges of its range.
+/// edges of its range (`extreme_bps`: [`extreme_volatility_bps`]).
 ///
 /// A one-sided book never reaches a script: features need both touches
 /// ([`crate::hot::features::FeatureState::on_book`] returns none without
 /// them) and the hot path pulls instead. So "one-sided" here is the thinnest
 /// side it does pass: the touch only, of one unit (1e-8), the imbalance and
 /// microprice that go with it.
-pub fn edge_states(base: &MarketState) -> [(&'static str, MarketState); 7] {
+pub fn edge_states(base: &MarketState, extreme_bps: f64) -> [(&'static str, MarketState); 7] {
     let b = *base;
     let tiny = 1e-8;
     let thin = |bid_qty: f64, ask_qty: f64| {
@@ -77,7 +87,7 @@ pub fn edge_states(base: &MarketState) -> [(&'static str, MarketState); 7] {
         ("zero volatility", MarketState { volatility_bps: 0.0, volatility_state: "low", vol_mult: 0.7, ..b }),
         (
             "extreme volatility",
-            MarketState { volatility_bps: EXTREME_VOLATILITY_BPS, volatility_state: "high", vol_mult: 1.5, ..b },
+            MarketState { volatility_bps: extreme_bps, volatility_state: "high", vol_mult: 1.5, ..b },
         ),
         ("bid side nearly empty", thin(tiny, big)),
         ("ask side nearly empty", thin(big, tiny)),
@@ -239,8 +249,7 @@ pub fn check(
         return Err(flaw.refuse(&file, format!("on the sample state ({})", state_of(&sample))));
     }
     let base = real.last().copied().unwrap_or(sample);
-    let edges = edge_states(&base);
-    for (kind, m) in edges {
+    for (kind, m) in edge_states(&base, extreme_volatility_bps(real)) {
         if let Some(flaw) = trial.run(m) {
             return Err(flaw.refuse(&file, format!("on the edge state \"{kind}\" ({})", state_of(&m))));
         }
@@ -312,12 +321,16 @@ mod tests {
     #[test]
     fn edge_states_are_what_they_say() {
         let base = reload::sample_state();
-        let edges = edge_states(&base);
+        let edges = edge_states(&base, 42.0);
         let get = |k: &str| edges.iter().find(|(n, _)| *n == k).unwrap().1;
         assert_eq!(get("position at +max").position, base.max_position);
         assert_eq!(get("position at -max").position, -base.max_position);
         assert_eq!(get("zero volatility").volatility_bps, 0.0);
-        assert_eq!(get("extreme volatility").volatility_bps, EXTREME_VOLATILITY_BPS);
+        assert_eq!(get("extreme volatility").volatility_bps, 42.0);
+        let calm = MarketState { volatility_bps: 0.3, ..base };
+        assert_eq!(extreme_volatility_bps(&[calm]), EXTREME_VOLATILITY_FLOOR_BPS);
+        let wild = MarketState { volatility_bps: 4.0, ..base };
+        assert_eq!(extreme_volatility_bps(&[calm, wild, calm]), 40.0);
         let thin_bid = get("bid side nearly empty");
         assert!(thin_bid.bid_qty < 1e-7 && thin_bid.imbalance < -0.99);
         assert!((thin_bid.microprice - base.best_bid).abs() < 1e-6, "{}", thin_bid.microprice);
