@@ -5,8 +5,9 @@
 //! new version with its own engine (same caps and parameters), including
 //! its compiled fast form ([`crate::script::fast`]), test-runs it
 //! ([`crate::script::trial`]: on a sample state, edge states and the last
-//! ~1000 real states the hot thread saw, checking the outputs' shape and the
-//! time per call against `[script] max_call_us`), and only then hands it to
+//! ~1000 real states the hot thread saw, checking the outputs' shape and,
+//! where the strategy enforces its time budget, the time per call against
+//! `[script] max_call_us`), and only then hands it to
 //! the hot thread through a ring. A version that fails to compile or the
 //! check is reported (file:line:col, or the state and value it failed on)
 //! and never sent: the last good version keeps running. The real states
