@@ -193,6 +193,10 @@ pub fn run_session_with_events(
                     &config.script_limits,
                     Some(lines_tx),
                 )?;
+                // Live and paper runs act on a tripped time budget (revert, or
+                // pull; the reload check holds new versions to it), but a
+                // debug build only counts: see script::budget.
+                s.set_budget(config.script_budget, crate::script::budget::BudgetMode::for_build());
                 let info = script_info.clone();
                 let (w, reload) =
                     watch_shared(path.clone(), s.script().hash, config.script_limits, live_params.clone(), move |ev| {

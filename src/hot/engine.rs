@@ -589,6 +589,8 @@ impl<S: Strategy> HotPath<S> {
             filters.tick_size = book.tick();
         }
         let mut t_strategy = t_book;
+        // The strategy call's time, for `after_call` once the quote is out.
+        let mut decided = None;
         let quote = match features {
             Some(_) if self.paused => Quote::pulled(symbol, recv_ns, update_id),
             Some(f) => {
@@ -601,7 +603,9 @@ impl<S: Strategy> HotPath<S> {
                 };
                 let decision = self.strategy.decide(&input);
                 t_strategy = self.clock.now();
-                self.hist.record(Stage::Strategy, self.clock.ns(t_book, t_strategy));
+                let spent = self.clock.ns(t_book, t_strategy);
+                self.hist.record(Stage::Strategy, spent);
+                decided = Some(spent);
                 self.last_explain = decision.explain;
                 self.last_decision = decision;
                 self.guard.check(symbol, &decision, &f, health, self.position, &filters, recv_ns)
@@ -632,6 +636,11 @@ impl<S: Strategy> HotPath<S> {
             self.hist.record(Stage::Quote, sample.quote as u64);
             self.hist.record(Stage::TickToQuote, sample.tick_to_quote as u64);
             self.last_sample = Some(sample);
+        }
+        // After the quote is out and timed: what the strategy does with its
+        // call's time (a script's budget) costs the quote nothing.
+        if let Some(spent) = decided {
+            self.strategy.after_call(spent, recv_ns);
         }
     }
 }

@@ -93,6 +93,15 @@ pub struct Decision {
 /// The strategy boundary.
 pub trait Strategy {
     fn decide(&mut self, input: &StrategyInput<'_>) -> Decision;
+    /// Called by the hot path after each [`Strategy::decide`], once the
+    /// quote it led to is out, with the time the call took (`elapsed_ns`:
+    /// the strategy stage, measured with the hot path's clock) and the
+    /// event's time (`now_ns`, simulated in backtests): scripts hold it
+    /// against their time budget ([`crate::script::budget`]).
+    #[inline]
+    fn after_call(&mut self, elapsed_ns: u64, now_ns: i64) {
+        let _ = (elapsed_ns, now_ns);
+    }
     /// Name for reports ("native", a script's path, ...).
     fn name(&self) -> &str;
     /// How its calls went (read at the end of a run, off the hot path):

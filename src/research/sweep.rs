@@ -191,6 +191,10 @@ impl<S: Strategy> Strategy for TradeFrom<S> {
         d
     }
 
+    fn after_call(&mut self, elapsed_ns: u64, now_ns: i64) {
+        self.inner.after_call(elapsed_ns, now_ns);
+    }
+
     fn name(&self) -> &str {
         self.inner.name()
     }
@@ -213,8 +217,10 @@ pub fn run_job(job: &Job, setup: &PointSetup, files: &[PathBuf], clock: Clock) -
     let chunks = || LineChunks::from_memory(job.lines.as_ref().clone());
     let (mut report, _) = match &setup.script {
         Some(path) => {
-            let s =
+            let mut s =
                 ScriptStrategy::from_file(path, &config.params, &config.script_limits).map_err(|e| e.to_string())?;
+            // Counted, never acted on: a backtest's trades must not depend on the machine's speed.
+            s.set_budget(config.script_budget, crate::script::budget::BudgetMode::CountOnly);
             backtest::run_chunks(chunks(), files, config, TradeFrom { inner: s, from_ns }, clock, &mut observer)
         }
         None => backtest::run_chunks(

@@ -186,11 +186,20 @@ pub enum EventKind {
     OverBudget,
     /// A new version was swapped in.
     Reload,
+    /// Too many calls over budget in the window: reverted (`code` is the
+    /// hash of the version now running) or, with none, pulled (`code` 0).
+    BudgetTrip,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 5] =
-        [EventKind::Error, EventKind::BadOutput, EventKind::Revert, EventKind::OverBudget, EventKind::Reload];
+    pub const ALL: [EventKind; 6] = [
+        EventKind::Error,
+        EventKind::BadOutput,
+        EventKind::Revert,
+        EventKind::OverBudget,
+        EventKind::Reload,
+        EventKind::BudgetTrip,
+    ];
 
     /// Plural noun for summary lines.
     pub fn plural(self) -> &'static str {
@@ -200,6 +209,7 @@ impl EventKind {
             Self::Revert => "reverts",
             Self::OverBudget => "calls over the time budget",
             Self::Reload => "reloads",
+            Self::BudgetTrip => "time-budget reverts or pulls",
         }
     }
 }
@@ -252,11 +262,9 @@ pub fn bad_outputs_by_kind(stats: &ScriptStats) -> BTreeMap<String, u64> {
 /// Over-budget counters for the report: (`over_budget`, `budget_reverts`,
 /// `budget_pulls`).
 ///
-/// MERGE(s17-budget): return `(stats.over_budget, stats.budget_reverts,
-/// stats.budget_pulls)`.
+/// Calls over budget, and the budget's reverts and pulls.
 pub fn budget_counts(stats: &ScriptStats) -> (u64, u64, u64) {
-    let _ = stats;
-    (0, 0, 0)
+    (stats.over_budget, stats.budget_reverts, stats.budget_pulls)
 }
 
 /// The script strategy's failure bookkeeping beside its [`ScriptStats`]:
@@ -604,7 +612,7 @@ pub const LOG_EVERY: Duration = Duration::from_secs(10);
 /// summary line per [`LOG_EVERY`] per kind. Runs on a side thread.
 pub struct Logger {
     file: String,
-    kinds: [KindLog; 5],
+    kinds: [KindLog; EventKind::ALL.len()],
 }
 
 #[derive(Default, Clone)]
@@ -641,6 +649,20 @@ impl Logger {
                 format!("{}: a call took {} us, over [script] max_call_us", self.file, e.code / 1000)
             }
             EventKind::Reload => format!("{} reloaded, now running fnv1a {:08x}", self.file, (e.hash >> 32) as u32),
+            EventKind::BudgetTrip if e.code != 0 => format!(
+                "{} (fnv1a {:08x}) kept going over its time budget ([script] max_call_us, over_budget_calls, \
+                 over_budget_window_s): reverted to the previous version (fnv1a {:08x})",
+                self.file,
+                (e.hash >> 32) as u32,
+                (e.code >> 32) as u32
+            ),
+            EventKind::BudgetTrip => format!(
+                "{} (fnv1a {:08x}) kept going over its time budget ([script] max_call_us, over_budget_calls, \
+                 over_budget_window_s) and there is no earlier version: quotes are pulled until you save a \
+                 faster one (or press r on the dashboard)",
+                self.file,
+                (e.hash >> 32) as u32
+            ),
         }
     }
 

@@ -43,8 +43,10 @@ mod locate;
 mod output;
 pub mod params;
 pub mod reload;
+pub mod samples;
 mod strategy;
 pub mod testing;
+pub mod trial;
 
 use rhai::Engine;
 

@@ -4,24 +4,31 @@
 //! (robust where modification times are coarse). On a change it compiles the
 //! new version with its own engine (same caps and parameters), including
 //! its compiled fast form ([`crate::script::fast`]), test-runs it
-//! on a sample market state, and only then hands it to the hot thread through
-//! a ring. A version that fails to compile or to run is reported
-//! (file:line:col) and never sent: the last good version keeps running. The
+//! ([`crate::script::trial`]: on a sample state, edge states and the last
+//! ~1000 real states the hot thread saw, checking the outputs' shape and,
+//! where the strategy enforces its time budget, the time per call against
+//! `[script] max_call_us`), and only then hands it to
+//! the hot thread through a ring. A version that fails to compile or the
+//! check is reported (file:line:col, or the state and value it failed on)
+//! and never sent: the last good version keeps running. The real states
+//! come from the hot thread through a ring of their own
+//! ([`crate::script::samples`], [`Reloadable::sample`]). The
 //! hot thread swaps between two events ([`Reloadable::poll`]) and returns
 //! the replaced version through a second ring, so it is freed here, not on
 //! the hot thread. From save to active takes at most one poll period plus
 //! one event.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::ring::{ring, Consumer, Producer};
 use crate::script::params::SharedParams;
+use crate::script::samples::{sampler, Sampler, SAMPLE_EVERY};
 use crate::script::{
-    compile, engine, fnv1a, CompiledScript, MarketState, NotCompiled, Params, ScriptError, ScriptLimits,
+    compile, engine, fnv1a, trial, CompiledScript, MarketState, NotCompiled, Params, ScriptError, ScriptLimits,
 };
 
 /// How often the file is read.
@@ -37,13 +44,37 @@ pub enum ReloadEvent {
     Refused(ScriptError),
 }
 
-/// The hot thread's end: new versions in, old versions out.
+/// The hot thread's end: new versions in, old versions out, and the states
+/// calls saw out to the reload check.
 pub struct Reloadable {
     incoming: Consumer<Box<CompiledScript>>,
     retired: Producer<Box<CompiledScript>>,
+    samples: Sampler,
+    /// `[script] max_call_us` (ns) the reload check holds new versions to,
+    /// shared with the watcher thread.
+    max_call_ns: Arc<AtomicU64>,
 }
 
 impl Reloadable {
+    /// The time per call new versions are held to (the strategy's budget;
+    /// [`crate::script::ScriptStrategy::set_budget`] keeps it in step).
+    pub fn set_max_call_ns(&self, max_call_ns: u64) {
+        self.max_call_ns.store(max_call_ns, Ordering::Relaxed);
+    }
+
+    /// Whether this call's state is one to hand to the reload check (one
+    /// call in [`SAMPLE_EVERY`]).
+    #[inline]
+    pub fn sample_due(&mut self) -> bool {
+        self.samples.due()
+    }
+
+    /// Hands a call's state to the reload check (never blocks or allocates).
+    #[inline]
+    pub fn sample(&self, m: &MarketState) {
+        self.samples.push(m);
+    }
+
     /// The newest handed-over version, if any (call between events). Older
     /// ones still queued are skipped and handed back to be freed.
     #[inline]
@@ -118,6 +149,9 @@ pub fn sample_state() -> MarketState {
 
 /// Starts watching `path` (whose current version, with content hash
 /// `current_hash`, is already running). `report` receives every event.
+/// New versions are held to the time budget of the strategy the
+/// [`Reloadable`] is attached to, when it enforces one
+/// ([`Reloadable::set_max_call_ns`]).
 pub fn watch(
     path: PathBuf,
     current_hash: u64,
@@ -140,13 +174,17 @@ pub fn watch_shared(
 ) -> (Watcher, Reloadable) {
     let (to_hot, incoming) = ring::<Box<CompiledScript>>(4);
     let (retired, mut from_hot) = ring::<Box<CompiledScript>>(16);
+    let (samples, mut real) = sampler(SAMPLE_EVERY);
+    // No time limit until a strategy enforcing a budget is attached.
+    let max_call_ns = Arc::new(AtomicU64::new(u64::MAX));
+    let budget = max_call_ns.clone();
     let stop = Arc::new(AtomicBool::new(false));
     let force = Arc::new(AtomicBool::new(false));
     let (stop_flag, force_flag) = (stop.clone(), force.clone());
     let thread = std::thread::Builder::new()
         .name("mmbot-script".into())
         .spawn(move || {
-            let (mut generation, values) = params.current();
+            let (mut generation, mut values) = params.current();
             let mut engine = engine(&limits, &values, None);
             let mut seen = current_hash;
             let file = path.display().to_string();
@@ -154,21 +192,23 @@ pub fn watch_shared(
                 std::thread::sleep(POLL);
                 // Versions the hot thread replaced are freed here.
                 while from_hot.pop().is_some() {}
+                real.drain();
                 let Ok(source) = std::fs::read_to_string(&path) else { continue };
                 let hash = fnv1a(source.as_bytes());
                 // Live [strategy.params] (params.rs): a new engine, and the
                 // script rebuilt with the new values even if unchanged.
                 let retune = params.generation() != generation;
                 if retune {
-                    let (g, values) = params.current();
-                    (generation, engine) = (g, crate::script::engine(&limits, &values, None));
+                    (generation, values) = params.current();
+                    engine = crate::script::engine(&limits, &values, None);
                 }
                 if hash == seen && !retune && !force_flag.swap(false, Ordering::Relaxed) {
                     continue;
                 }
                 seen = hash;
                 let checked = compile(&engine, &file, &source).and_then(|script| {
-                    let _ = script.try_run(&engine, sample_state())?;
+                    let max_call_ns = budget.load(Ordering::Relaxed);
+                    trial::check(&script, &limits, &values, max_call_ns, real.as_slice())?;
                     Ok(script)
                 });
                 match checked {
@@ -186,5 +226,5 @@ pub fn watch_shared(
             }
         })
         .expect("spawning the script thread");
-    (Watcher { stop, force, thread: Some(thread) }, Reloadable { incoming, retired })
+    (Watcher { stop, force, thread: Some(thread) }, Reloadable { incoming, retired, samples, max_call_ns })
 }

@@ -9,9 +9,10 @@ use rhai::{Dynamic, Engine, Scope};
 
 use crate::hot::strategy::{Decision, Strategy, StrategyInput};
 use crate::ring::Producer;
+use crate::script::budget::{Budget, BudgetEvent, BudgetMode};
 use crate::script::{
     api, compile_file, decision_from, engine, fast, health, reload, CompiledScript, MarketState, Params, Quoted,
-    ScriptError, ScriptLimits, ScriptLine,
+    ScriptBudget, ScriptError, ScriptLimits, ScriptLine,
 };
 
 /// Consecutive runtime errors after which a reloaded version is reverted.
@@ -28,6 +29,11 @@ pub struct ScriptStats {
     pub reverts: u64,
     /// Outputs of the wrong shape (not a map, "pull" or ()).
     pub bad_outputs: u64,
+    /// Calls over `[script] max_call_us` ([`crate::script::budget`]).
+    pub over_budget: u64,
+    /// Versions reverted, and times quotes were pulled, for going over budget.
+    pub budget_reverts: u64,
+    pub budget_pulls: u64,
     /// Distinct runtime errors by place and kind, with counts (messages in
     /// [`health::Health`]); `errors_other` counts errors past its 16 keys.
     pub error_table: health::ErrorTable,
@@ -65,6 +71,11 @@ pub struct ScriptStrategy {
     fast_enabled: bool,
     /// Locals of the fast form, allocated once (fits every compiled script).
     frame: Box<fast::Frame>,
+    /// The time budget: counts calls over it, says when to revert or pull.
+    budget: Budget,
+    /// A call's state kept for the reload check, handed over in
+    /// `after_call`, once the quote is out.
+    sample: Option<MarketState>,
     /// Error messages, log events, resource-limit places ([`health`]).
     health: health::Health,
 }
@@ -90,6 +101,8 @@ impl ScriptStrategy {
             warm: None,
             fast_enabled: true,
             frame: fast::Frame::boxed(),
+            budget: Budget::default(),
+            sample: None,
             health: health::Health::new(),
         }
     }
@@ -114,8 +127,30 @@ impl ScriptStrategy {
         Ok(s)
     }
 
+    /// The time budget per call and what a tripped one does (default: the
+    /// default budget, [`BudgetMode::CountOnly`]). When enforced, the reload
+    /// check holds new versions to the same budget.
+    pub fn set_budget(&mut self, budget: ScriptBudget, mode: BudgetMode) {
+        self.budget = Budget::new(budget, mode);
+        if let Some(r) = &self.reload {
+            r.set_max_call_ns(self.budget.reload_limit_ns());
+        }
+    }
+
+    /// The latest time the budget tripped, for the log (also counted in
+    /// [`ScriptStats::budget_reverts`] and [`ScriptStats::budget_pulls`]).
+    pub fn budget_event(&self) -> Option<BudgetEvent> {
+        self.budget.last_event()
+    }
+
+    /// Quotes pulled by the budget until a new version is loaded.
+    pub fn pulled_by_budget(&self) -> bool {
+        self.budget.pulled()
+    }
+
     /// Takes new versions from a watcher ([`reload::watch`]) between events.
     pub fn attach_reload(&mut self, reload: reload::Reloadable) {
+        reload.set_max_call_ns(self.budget.reload_limit_ns());
         self.reload = Some(reload);
     }
 
@@ -133,6 +168,7 @@ impl ScriptStrategy {
         // a reload is an operator's edit, not a per-event cost.)
         self.warm = None;
         self.failing = 0;
+        self.budget.new_version();
         self.health.on_version();
         self.health.on_event(health::EventKind::Reload, self.script.hash, 0, "");
     }
@@ -317,6 +353,7 @@ impl ScriptStrategy {
                 let bad = std::mem::replace(&mut self.script, prev);
                 self.warm = None;
                 self.failing = 0;
+                self.budget.new_version();
                 self.stats.reverts += 1;
                 self.health.on_version();
                 let last = self.last_error.as_ref().map(|e| e.to_string()).unwrap_or_default();
@@ -328,6 +365,24 @@ impl ScriptStrategy {
             }
         }
     }
+
+    /// The budget tripped ([`crate::script::budget`]): back to the version
+    /// before, or, with none, pull until a new one is loaded.
+    fn over_budget(&mut self, at_ns: i64, elapsed_ns: u64) {
+        let hash = self.script.hash;
+        let to = self.previous.take().map(|prev| {
+            let slow = std::mem::replace(&mut self.script, prev);
+            self.warm = None;
+            self.failing = 0;
+            match &self.reload {
+                Some(r) => r.retire(slow),
+                None => drop(slow),
+            }
+            self.script.hash
+        });
+        let s = &mut self.stats;
+        self.budget.tripped(hash, to, at_ns, elapsed_ns, &mut s.budget_reverts, &mut s.budget_pulls);
+    }
 }
 
 impl Strategy for ScriptStrategy {
@@ -336,8 +391,35 @@ impl Strategy for ScriptStrategy {
             self.swap(new);
             self.stats.reloads += 1;
         }
+        if self.budget.pulled() {
+            return Decision { pull: true, ..Decision::default() };
+        }
         // `m.min_order_size` is `params.min_order_size`: the default size.
-        self.decide_market(MarketState::from_input(input))
+        let m = MarketState::from_input(input);
+        if self.reload.as_mut().is_some_and(|r| r.sample_due()) {
+            self.sample = Some(m);
+        }
+        self.decide_market(m)
+    }
+
+    #[inline]
+    fn after_call(&mut self, elapsed_ns: u64, now_ns: i64) {
+        if let (Some(m), Some(r)) = (&self.sample, &self.reload) {
+            r.sample(m);
+            self.sample = None;
+        }
+        let before = self.stats.over_budget;
+        let tripped = self.budget.record(elapsed_ns, now_ns, &mut self.stats.over_budget);
+        if self.stats.over_budget > before {
+            self.health.on_event(health::EventKind::OverBudget, self.script.hash, elapsed_ns, "");
+        }
+        if tripped {
+            let slow = self.script.hash;
+            self.over_budget(now_ns, elapsed_ns);
+            // The version now running, or 0 when quotes were pulled instead.
+            let to = if self.budget.pulled() { 0 } else { self.script.hash };
+            self.health.on_event(health::EventKind::BudgetTrip, slow, to, "");
+        }
     }
 
     fn name(&self) -> &str {

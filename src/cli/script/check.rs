@@ -61,13 +61,14 @@ impl Range {
 
 pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
     let config = Config::load_or_default(args.config.as_deref()).context("loading the configuration")?;
-    let strategy = match ScriptStrategy::from_file(&args.file, &config.params, &config.script_limits) {
+    let mut strategy = match ScriptStrategy::from_file(&args.file, &config.params, &config.script_limits) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
             return Ok(exit::ERROR);
         }
     };
+    strategy.set_budget(config.script_budget, crate::script::budget::BudgetMode::CountOnly);
     let path = match strategy.script().not_compiled() {
         None => "compiled to the fast path".to_string(),
         Some(why) => format!("interpreted (not compiled: {why})"),
@@ -126,6 +127,11 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
     println!("  bid distance from mid (bps) {}, size {}", bid_bps.show(), bid_size.show());
     println!("  ask distance from mid (bps) {}, size {}", ask_bps.show(), ask_size.show());
     println!("  cost per call: p50 {} ns, p99 {} ns (strategy stage, {} calls)", cost.p50, cost.p99, cost.count);
+    println!(
+        "  calls over the time budget ([script] max_call_us = {} us): {}",
+        config.script_budget.max_call_ns as f64 / 1e3,
+        stats.over_budget
+    );
     if let Some(e) = hot_last_error(&hot) {
         eprintln!("{e}");
         return Ok(exit::ERROR);
