@@ -202,7 +202,16 @@ fn building_m_copies_only_what_the_script_reads() {
     assert_eq!((m.depth, m.trade_count, m.bid_order_count, m.ask_order_count), (20.0, 64.0, 2.0, 1.0));
     assert_eq!((m.bid_price(0), m.trade_qty(0), m.bid_order_qty(0)), (0.0, 0.0, 0.0));
     let all = hand_built();
-    assert_eq!(MarketState { bids: all.bids, asks: all.asks, trades: all.trades, orders: all.orders, ..m }, all);
+    let copied = MarketState {
+        bids: all.bids,
+        asks: all.asks,
+        bid_levels: all.bid_levels,
+        ask_levels: all.ask_levels,
+        trades: all.trades,
+        orders: all.orders,
+        ..m
+    };
+    assert_eq!(copied, all);
 }
 
 #[test]

@@ -58,6 +58,8 @@ pub struct ScriptStrategy {
     on_fill_call: rhai::AST,
     /// The indexed data the running version reads, by its hash.
     needs: Option<(u64, api::ScopeNeeds)>,
+    /// `m`, updated in place per decision ([`MarketState::update`]).
+    m: MarketState,
 }
 
 impl ScriptStrategy {
@@ -85,6 +87,7 @@ impl ScriptStrategy {
             frame: fast::Frame::boxed(),
             reset: false,
             needs: None,
+            m: MarketState::default(),
         }
     }
 
@@ -329,7 +332,8 @@ impl Strategy for ScriptStrategy {
             Some((hash, needs)) if hash == self.script.hash => needs,
             _ => self.needs.insert((self.script.hash, api::ScopeNeeds::of(&self.script.ast))).1,
         };
-        self.decide_market(MarketState::from_input_with(input, needs))
+        self.m.update(input, needs);
+        self.decide_market(self.m)
     }
 
     fn on_fill(&mut self, fill: &StrategyFill) {
