@@ -34,11 +34,13 @@ pub struct TradeRing {
     /// Slot the next trade goes to.
     next: u8,
     len: u8,
+    /// Trades ever pushed: a copy with the same count holds the same trades.
+    pushed: u64,
 }
 
 impl Default for TradeRing {
     fn default() -> Self {
-        Self { items: [TradeTick::default(); TRADE_RING], next: 0, len: 0 }
+        Self { items: [TradeTick::default(); TRADE_RING], next: 0, len: 0, pushed: 0 }
     }
 }
 
@@ -49,6 +51,13 @@ impl TradeRing {
         self.items[self.next as usize % TRADE_RING] = t;
         self.next = ((self.next as usize + 1) % TRADE_RING) as u8;
         self.len = (self.len as usize + 1).min(TRADE_RING) as u8;
+        self.pushed += 1;
+    }
+
+    /// Trades ever pushed (so a copy can tell whether it is behind).
+    #[inline]
+    pub fn pushed(&self) -> u64 {
+        self.pushed
     }
 
     /// Trades held (at most [`TRADE_RING`]).

@@ -207,7 +207,12 @@ impl MarketState {
         };
         let book_depth = sc.book.map_or(0, |b| b.bid_depth().min(b.ask_depth()).min(SCOPE_DEPTH));
         match sc.trades {
-            Some(t) if needs.trades => self.trades = *t,
+            // Copied only when a trade arrived since (2 KB).
+            Some(t) if needs.trades => {
+                if self.trades.pushed() != t.pushed() || self.trades.len() != t.len() {
+                    self.trades = *t;
+                }
+            }
             _ if !self.trades.is_empty() => self.trades = TradeRing::default(),
             _ => {}
         }
