@@ -547,3 +547,35 @@ fn quote(m) {
     assert!(told_total > 0.0 && told_total <= made_total as f64, "{told_total} told, {made_total} made");
     assert_eq!(s.stats().errors, 0, "{:?}", s.last_error());
 }
+
+#[test]
+fn the_hot_path_m_follows_new_trades_and_levels_between_decisions() {
+    // `decide` keeps one `m` and updates it in place: what changed between
+    // two decisions must show, whichever data the script reads.
+    let mut s = script("fn quote(m) { bid(m.trade_price(0) + m.bid_qty(0), m.trade_count) }");
+    let mut book = Book::with_capacity(1024);
+    book.load(&[lv(99.0, 1.0)], &[lv(101.0, 1.0)]);
+    let mut fs = FeatureState::new(FeatureConfig::default());
+    let params = StrategyParams::default();
+    let mut decide = |s: &mut ScriptStrategy, fs: &mut FeatureState, book: &Book| {
+        let f = fs.on_book(book, 1_000, 1).unwrap();
+        let input = StrategyInput {
+            features: &f,
+            position: Qty(0),
+            advice: Advice::neutral(),
+            params: &params,
+            scope: MarketScope { book: Some(book), trades: Some(fs.trades()), ..MarketScope::default() },
+        };
+        s.decide(&input).bid.map(|b| (b.price, b.size))
+    };
+    fs.on_trade(&trade(0), 1_000);
+    assert_eq!(decide(&mut s, &mut fs, &book), Some((101.0, 1.0)), "{:?}", s.last_error());
+    fs.on_trade(&trade(5), 1_000);
+    book.load(&[lv(99.0, 3.0)], &[lv(101.0, 1.0)]);
+    assert_eq!(decide(&mut s, &mut fs, &book), Some((100.05 + 3.0, 2.0)));
+    // A version reading no trade: the count still follows.
+    let e = engine(&ScriptLimits::default(), &Params::new(), None);
+    s.replace(compile(&e, "count.rhai", "fn quote(m) { bid(m.mid, m.trade_count + m.depth) }").unwrap());
+    fs.on_trade(&trade(6), 1_000);
+    assert_eq!(decide(&mut s, &mut fs, &book), Some((100.0, 4.0)));
+}

@@ -206,15 +206,13 @@ impl MarketState {
             _ => (0, 0),
         };
         let book_depth = sc.book.map_or(0, |b| b.bid_depth().min(b.ask_depth()).min(SCOPE_DEPTH));
-        match sc.trades {
+        if let (Some(t), true) = (sc.trades, needs.trades) {
             // Copied only when a trade arrived since (2 KB).
-            Some(t) if needs.trades => {
-                if self.trades.pushed() != t.pushed() || self.trades.len() != t.len() {
-                    self.trades = *t;
-                }
+            if self.trades.pushed() != t.pushed() || self.trades.len() != t.len() {
+                self.trades = *t;
             }
-            _ if !self.trades.is_empty() => self.trades = TradeRing::default(),
-            _ => {}
+        } else if !self.trades.is_empty() {
+            self.trades = TradeRing::default();
         }
         let trade_count = sc.trades.map_or(0, |t| t.len());
         match sc.orders {
