@@ -557,7 +557,7 @@ fn the_hot_path_m_follows_new_trades_and_levels_between_decisions() {
     book.load(&[lv(99.0, 1.0)], &[lv(101.0, 1.0)]);
     let mut fs = FeatureState::new(FeatureConfig::default());
     let params = StrategyParams::default();
-    let mut decide = |s: &mut ScriptStrategy, fs: &mut FeatureState, book: &Book| {
+    let decide = |s: &mut ScriptStrategy, fs: &mut FeatureState, book: &Book| {
         let f = fs.on_book(book, 1_000, 1).unwrap();
         let input = StrategyInput {
             features: &f,
