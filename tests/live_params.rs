@@ -219,7 +219,13 @@ fn new_params_reach_the_compiled_and_the_interpreted_path() {
         ..Features::default()
     };
     let params = StrategyParams { target_spread_pct: 0.1, min_order_size: Qty(SCALE), max_position: Qty(10 * SCALE) };
-    let input = StrategyInput { features: &f, position: Qty(0), advice: Advice::neutral(), params: &params };
+    let input = StrategyInput {
+        features: &f,
+        position: Qty(0),
+        advice: Advice::neutral(),
+        params: &params,
+        scope: Default::default(),
+    };
     // The same rule, once compiled and once kept interpreted by a loop.
     let sources = [
         ("fast.rhai", "fn quote(m) { bid(m.mid - param(\"off\", 1.0), 1.0); }", true),

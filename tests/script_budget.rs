@@ -239,16 +239,12 @@ fn real_states_at(n: usize, around: f64) -> Vec<MarketState> {
     (0..n)
         .map(|i| {
             let mid = around + (i % 7) as f64 * 0.5;
-            MarketState {
-                mid,
-                best_bid: mid - 0.01,
-                best_ask: mid + 0.01,
-                microprice: mid,
-                max_position: 2.0,
-                position: (i % 5) as f64 * 0.25 - 0.5,
-                volatility_bps: 0.3,
-                ..base
-            }
+            // Assigned field by field: struct-update syntax from a captured
+            // MarketState in a closure trips a rustc bug (ICE, broken MIR).
+            let mut m = base;
+            (m.mid, m.best_bid, m.best_ask, m.microprice) = (mid, mid - 0.01, mid + 0.01, mid);
+            (m.max_position, m.position, m.volatility_bps) = (2.0, (i % 5) as f64 * 0.25 - 0.5, 0.3);
+            m
         })
         .collect()
 }

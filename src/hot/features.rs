@@ -4,9 +4,82 @@
 //! ratios and estimates that feed the strategy and scripts, never book keys or
 //! order prices. Volatility and trade flow decay with time (half-lives in
 //! config), so they mean the same at 10 or 1000 events per second.
+//!
+//! The latest trades are kept in a fixed ring ([`TradeRing`], 64) that
+//! strategies read newest first; nothing here allocates after construction.
 
 use crate::hot::book::Book;
+use crate::hot::fixed::{Price, Qty};
 use crate::hot::msg::{Aggressor, Level, Trade};
+
+/// Trades kept in the ring strategies read.
+pub const TRADE_RING: usize = 64;
+
+/// One trade of the traded symbol, as strategies see it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TradeTick {
+    pub price: Price,
+    pub qty: Qty,
+    /// Trade time `T` on the exchange, ms since the epoch.
+    pub time_ms: i64,
+    /// +1 the taker bought, -1 the taker sold.
+    pub side: i8,
+}
+
+/// The latest [`TRADE_RING`] trades, fixed-size and `Copy`: a strategy's
+/// view copies it whole (a memcpy), no allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TradeRing {
+    items: [TradeTick; TRADE_RING],
+    /// Slot the next trade goes to.
+    next: u8,
+    len: u8,
+    /// Trades ever pushed: a copy with the same count holds the same trades.
+    pushed: u64,
+}
+
+impl Default for TradeRing {
+    fn default() -> Self {
+        Self { items: [TradeTick::default(); TRADE_RING], next: 0, len: 0, pushed: 0 }
+    }
+}
+
+impl TradeRing {
+    /// Adds the newest trade, dropping the oldest when full.
+    #[inline]
+    pub fn push(&mut self, t: TradeTick) {
+        self.items[self.next as usize % TRADE_RING] = t;
+        self.next = ((self.next as usize + 1) % TRADE_RING) as u8;
+        self.len = (self.len as usize + 1).min(TRADE_RING) as u8;
+        self.pushed += 1;
+    }
+
+    /// Trades ever pushed (so a copy can tell whether it is behind).
+    #[inline]
+    pub fn pushed(&self) -> u64 {
+        self.pushed
+    }
+
+    /// Trades held (at most [`TRADE_RING`]).
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The `i`-th newest trade (0 = the latest); `None` beyond [`TradeRing::len`].
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<&TradeTick> {
+        if i >= self.len as usize {
+            return None;
+        }
+        self.items.get((self.next as usize + TRADE_RING - 1 - i) % TRADE_RING)
+    }
+}
 
 /// Feature settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,10 +109,24 @@ pub struct Features {
     pub spread_bps: f64,
     /// (bid qty - ask qty) / (bid qty + ask qty) over the top levels, -1..1.
     pub imbalance: f64,
-    /// EWMA realized volatility of the mid, per event, in bps.
+    /// EWMA realized volatility of the mid, per event, in bps: the square
+    /// root of the time-decayed average of squared log mid returns between
+    /// consecutive depth events (whatever their spacing).
     pub volatility_bps: f64,
+    /// The same volatility per second, in bps: `1e4 x sqrt(V / D)`, where V
+    /// is the decayed average of squared log mid returns above and D the
+    /// decayed average, with the same weights, of the seconds between the
+    /// events those returns span. For a random walk this is the standard
+    /// deviation of the mid's log change over one second (sqrt-time
+    /// scaling of the per-event figure by the mean event spacing); 0 until
+    /// two events at different times have been seen.
+    pub volatility_bps_per_s: f64,
     /// Decayed sum of signed trade quantity (taker buys positive), base units.
     pub trade_flow: f64,
+    /// Trades per second: a count of trades decayed with the trade-flow
+    /// half-life `h`, divided by its time constant `h / ln 2` (a steady
+    /// rate of n trades per second reads n).
+    pub trade_intensity: f64,
     pub time_ns: i64,
     pub update_id: u64,
 }
@@ -51,8 +138,14 @@ pub struct FeatureState {
     last_mid: f64,
     last_mid_ns: i64,
     variance: f64,
+    /// Decayed average of the seconds between depth events (same weights
+    /// as `variance`).
+    spacing_s: f64,
     flow: f64,
+    /// Decayed trade count (same decay as `flow`).
+    count: f64,
     flow_ns: i64,
+    trades: TradeRing,
 }
 
 /// `2^(-dt/half_life)`: the weight that survives `dt`.
@@ -66,7 +159,23 @@ fn decay(dt_ns: i64, half_life_ns: i64) -> f64 {
 
 impl FeatureState {
     pub fn new(cfg: FeatureConfig) -> Self {
-        Self { cfg, last_mid: 0.0, last_mid_ns: 0, variance: 0.0, flow: 0.0, flow_ns: 0 }
+        Self {
+            cfg,
+            last_mid: 0.0,
+            last_mid_ns: 0,
+            variance: 0.0,
+            spacing_s: 0.0,
+            flow: 0.0,
+            count: 0.0,
+            flow_ns: 0,
+            trades: TradeRing::default(),
+        }
+    }
+
+    /// The latest trades of the traded symbol.
+    #[inline]
+    pub fn trades(&self) -> &TradeRing {
+        &self.trades
     }
 
     /// Forgets the mid history (after a resync the next return is meaningless).
@@ -76,13 +185,17 @@ impl FeatureState {
 
     #[inline]
     pub fn on_trade(&mut self, t: &Trade, now_ns: i64) {
-        self.flow *= decay(now_ns.saturating_sub(self.flow_ns), self.cfg.flow_half_life_ns);
+        let keep = decay(now_ns.saturating_sub(self.flow_ns), self.cfg.flow_half_life_ns);
+        self.flow *= keep;
+        self.count = self.count * keep + 1.0;
         self.flow_ns = now_ns;
         let q = t.qty.to_f64();
-        self.flow += match t.aggressor {
-            Aggressor::Buy => q,
-            Aggressor::Sell => -q,
+        let side = match t.aggressor {
+            Aggressor::Buy => 1,
+            Aggressor::Sell => -1,
         };
+        self.flow += side as f64 * q;
+        self.trades.push(TradeTick { price: t.price, qty: t.qty, time_ms: t.trade_time, side });
     }
 
     /// Features of `book` after an event; `None` while a side is empty.
@@ -102,10 +215,16 @@ impl FeatureState {
             let r = (mid / self.last_mid).ln();
             let keep = decay(now_ns.saturating_sub(self.last_mid_ns), self.cfg.vol_half_life_ns);
             self.variance = keep * self.variance + (1.0 - keep) * r * r;
+            let dt_s = now_ns.saturating_sub(self.last_mid_ns).max(0) as f64 / 1e9;
+            self.spacing_s = keep * self.spacing_s + (1.0 - keep) * dt_s;
         }
         self.last_mid = mid;
         self.last_mid_ns = now_ns;
-        let flow = self.flow * decay(now_ns.saturating_sub(self.flow_ns), self.cfg.flow_half_life_ns);
+        let keep_flow = decay(now_ns.saturating_sub(self.flow_ns), self.cfg.flow_half_life_ns);
+        let flow = self.flow * keep_flow;
+        // A decayed count's time constant is h / ln 2 (seconds).
+        let tau_s = self.cfg.flow_half_life_ns as f64 / 1e9 / std::f64::consts::LN_2;
+        let trade_intensity = if tau_s > 0.0 { self.count * keep_flow / tau_s } else { 0.0 };
         Some(Features {
             best_bid: bb,
             best_ask: ba,
@@ -114,7 +233,13 @@ impl FeatureState {
             spread_bps: if mid > 0.0 { (ap - bp) / mid * 1e4 } else { 0.0 },
             imbalance,
             volatility_bps: self.variance.sqrt() * 1e4,
+            volatility_bps_per_s: if self.spacing_s > 0.0 {
+                (self.variance / self.spacing_s).sqrt() * 1e4
+            } else {
+                0.0
+            },
             trade_flow: flow,
+            trade_intensity,
             time_ns: now_ns,
             update_id,
         })
@@ -168,5 +293,71 @@ mod tests {
         s.on_trade(&t, 1_000);
         let f = s.on_book(&b, 2_000, 3).unwrap();
         assert!((f.trade_flow + 1.0).abs() < 1e-12, "{}", f.trade_flow);
+    }
+
+    fn trade(i: i64, aggressor: Aggressor) -> Trade {
+        Trade {
+            symbol: Symbol::default(),
+            id: i as u64,
+            price: Price(i * SCALE),
+            qty: Qty(SCALE),
+            trade_time: i,
+            event_time: i,
+            aggressor,
+            aggregated: false,
+        }
+    }
+
+    #[test]
+    fn the_trade_ring_keeps_the_latest_newest_first() {
+        let mut s = FeatureState::new(FeatureConfig::default());
+        assert!(s.trades().is_empty() && s.trades().get(0).is_none());
+        for i in 1..=(TRADE_RING as i64 + 6) {
+            s.on_trade(&trade(i, if i % 2 == 0 { Aggressor::Buy } else { Aggressor::Sell }), 0);
+        }
+        let r = s.trades();
+        assert_eq!(r.len(), TRADE_RING);
+        let newest = TRADE_RING as i64 + 6;
+        assert_eq!((r.get(0).unwrap().price, r.get(0).unwrap().side), (Price(newest * SCALE), 1));
+        assert_eq!(r.get(1).unwrap().side, -1);
+        assert_eq!(r.get(TRADE_RING - 1).unwrap().time_ms, 7);
+        assert!(r.get(TRADE_RING).is_none());
+    }
+
+    #[test]
+    fn trade_intensity_reads_a_steady_rate_in_trades_per_second() {
+        // 5 trades a second for 200 s with a 10 s half-life: ~5 per second.
+        let mut s = FeatureState::new(FeatureConfig::default());
+        let mut b = Book::with_capacity(1024);
+        b.load(&[lv(99.0, 1.0)], &[lv(101.0, 1.0)]);
+        for i in 0..1000 {
+            s.on_trade(&trade(1, Aggressor::Buy), i * 200_000_000);
+        }
+        let f = s.on_book(&b, 999 * 200_000_000, 1).unwrap();
+        // A decayed count of events 0.2 s apart sits slightly above rate x tau.
+        assert!((f.trade_intensity - 5.0).abs() < 0.1, "{}", f.trade_intensity);
+    }
+
+    #[test]
+    fn volatility_per_second_scales_the_per_event_figure_by_the_event_spacing() {
+        // The mid alternates 100 / 100.1 every 0.25 s: every return has the
+        // same size, so per second = per event x sqrt(4 events a second).
+        let mut s = FeatureState::new(FeatureConfig::default());
+        let mut b = Book::with_capacity(1024);
+        let mut f = None;
+        for i in 0..400 {
+            let up = i % 2 == 1;
+            let (bid, ask) = if up { (100.0, 100.2) } else { (99.9, 100.1) };
+            b.load(&[lv(bid, 1.0)], &[lv(ask, 1.0)]);
+            f = s.on_book(&b, i * 250_000_000, i as u64);
+        }
+        let f = f.unwrap();
+        // The averages start at 0: after 99.75 s of a 30 s half-life they
+        // hold 1 - 2^(-99.75/30) of their weight, the same in V and D, so
+        // the per-second figure is unbiased.
+        let r = (100.1f64 / 100.0).ln().abs() * 1e4;
+        let filled = 1.0 - (-99.75f64 / 30.0).exp2();
+        assert!((f.volatility_bps - r * filled.sqrt()).abs() < 1e-6 * r, "{} vs {r}", f.volatility_bps);
+        assert!((f.volatility_bps_per_s - 2.0 * r).abs() < 1e-6 * r, "{}", f.volatility_bps_per_s);
     }
 }

@@ -44,6 +44,7 @@ mod output;
 pub mod params;
 pub mod reload;
 pub mod samples;
+mod state;
 mod strategy;
 pub mod testing;
 pub mod trial;

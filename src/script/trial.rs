@@ -75,19 +75,50 @@ pub struct TrialReport {
 pub fn edge_states(base: &MarketState, extreme_bps: f64) -> [(&'static str, MarketState); 7] {
     let b = *base;
     let tiny = 1e-8;
+    // Built by assignment: struct-update syntax with the level arrays in a
+    // closure trips a compiler bug (rustc ICE, "broken MIR").
+    let with = |f: &dyn Fn(&mut MarketState)| {
+        let mut s = b;
+        f(&mut s);
+        s
+    };
     let thin = |bid_qty: f64, ask_qty: f64| {
-        let microprice = (b.best_bid * ask_qty + b.best_ask * bid_qty) / (bid_qty + ask_qty);
-        let imbalance = (bid_qty - ask_qty) / (bid_qty + ask_qty);
-        MarketState { bid_qty, ask_qty, microprice, imbalance, ..b }
+        with(&|s: &mut MarketState| {
+            s.microprice = (b.best_bid * ask_qty + b.best_ask * bid_qty) / (bid_qty + ask_qty);
+            s.imbalance = (bid_qty - ask_qty) / (bid_qty + ask_qty);
+            s.bid_qty = bid_qty;
+            s.ask_qty = ask_qty;
+            // The level getters show the same touch: only it, of that size.
+            for (levels, n, qty) in
+                [(&mut s.bids, &mut s.bid_levels, bid_qty), (&mut s.asks, &mut s.ask_levels, ask_qty)]
+            {
+                if *n > 0 && qty < 1.0 {
+                    levels[0].qty = crate::hot::fixed::Qty((qty * 1e8).round() as i64);
+                    levels[1..].iter_mut().for_each(|l| *l = Default::default());
+                    *n = 1;
+                }
+            }
+            s.depth = s.bid_levels.min(s.ask_levels) as f64;
+        })
     };
     let big = (b.bid_qty + b.ask_qty).max(1.0);
+    // Volatility per second scales with the per-event figure.
+    let per_s = |bps: f64| if b.volatility_bps > 0.0 { b.volatility_bps_per_s * bps / b.volatility_bps } else { bps };
     [
-        ("position at +max", MarketState { position: b.max_position, ..b }),
-        ("position at -max", MarketState { position: -b.max_position, ..b }),
-        ("zero volatility", MarketState { volatility_bps: 0.0, volatility_state: "low", vol_mult: 0.7, ..b }),
+        ("position at +max", with(&|s: &mut MarketState| s.position = b.max_position)),
+        ("position at -max", with(&|s: &mut MarketState| s.position = -b.max_position)),
+        (
+            "zero volatility",
+            with(&|s: &mut MarketState| {
+                (s.volatility_bps, s.volatility_bps_per_s, s.volatility_state, s.vol_mult) = (0.0, 0.0, "low", 0.7)
+            }),
+        ),
         (
             "extreme volatility",
-            MarketState { volatility_bps: extreme_bps, volatility_state: "high", vol_mult: 1.5, ..b },
+            with(&|s: &mut MarketState| {
+                (s.volatility_bps, s.volatility_bps_per_s, s.volatility_state, s.vol_mult) =
+                    (extreme_bps, per_s(extreme_bps), "high", 1.5)
+            }),
         ),
         ("bid side nearly empty", thin(tiny, big)),
         ("ask side nearly empty", thin(big, tiny)),
@@ -95,18 +126,12 @@ pub fn edge_states(base: &MarketState, extreme_bps: f64) -> [(&'static str, Mark
             "advice expired",
             // What `Advice::at` gives once the advice's time to live has
             // passed: neutral, no confidence, no age.
-            MarketState {
-                spread_state: "normal",
-                volatility_state: "medium",
-                direction: "neutral",
-                confidence: 0.0,
-                advice_multiplier: 1.0,
-                advice_age_s: 0.0,
-                spread_mult: 1.0,
-                vol_mult: 1.0,
-                dir_mult: 1.0,
-                ..b
-            },
+            with(&|s: &mut MarketState| {
+                (s.spread_state, s.volatility_state, s.direction) = ("normal", "medium", "neutral");
+                (s.confidence, s.advice_multiplier, s.advice_age_s) = (0.0, 1.0, 0.0);
+                (s.spread_mult, s.vol_mult, s.dir_mult) = (1.0, 1.0, 1.0);
+                s.advice_expired = 1.0;
+            }),
         ),
     ]
 }
