@@ -10,8 +10,8 @@ use rhai::{Dynamic, Engine, Scope};
 use crate::hot::strategy::{Decision, Strategy, StrategyInput};
 use crate::ring::Producer;
 use crate::script::{
-    api, compile_file, decision_from, engine, fast, reload, CompiledScript, MarketState, Params, Quoted, ScriptError,
-    ScriptLimits, ScriptLine,
+    compile_file, engine, fast, output, reload, BadOutput, CompiledScript, Intent, MarketState, Params, Quoted,
+    ScriptError, ScriptLimits, ScriptLine,
 };
 
 /// Consecutive runtime errors after which a reloaded version is reverted.
@@ -26,8 +26,11 @@ pub struct ScriptStats {
     pub reloads: u64,
     /// Times a failing version was replaced by the one before it.
     pub reverts: u64,
-    /// Outputs of the wrong shape (not a map, "pull" or ()).
+    /// Calls pulled for a bad output (every kind but too_many_levels).
     pub bad_outputs: u64,
+    /// Bad outputs by kind, [`BadOutput::index`] order (too_many_levels
+    /// included: those calls still quote their first levels).
+    pub bad_by_kind: [u64; BadOutput::COUNT],
 }
 
 /// A [`Strategy`] that runs a Rhai script: its compiled fast form when it
@@ -52,6 +55,8 @@ pub struct ScriptStrategy {
     fast_enabled: bool,
     /// Locals of the fast form, allocated once (fits every compiled script).
     frame: Box<fast::Frame>,
+    /// `[strategy] levels`: quotes per side kept from one call.
+    levels: usize,
 }
 
 impl ScriptStrategy {
@@ -75,7 +80,14 @@ impl ScriptStrategy {
             warm: None,
             fast_enabled: true,
             frame: fast::Frame::boxed(),
+            levels: 1,
         }
+    }
+
+    /// `[strategy] levels` (`Config::strategy_levels`): quotes per side a
+    /// call may ask for; more are dropped and counted (default 1).
+    pub fn set_levels(&mut self, levels: usize) {
+        self.levels = levels;
     }
 
     /// Loads a script file (its print/debug output is discarded).
@@ -166,7 +178,7 @@ impl ScriptStrategy {
                 self.base = self.scope.len();
             }
         }
-        api::reset_output();
+        output::reset();
         // Reuse the runtime state and function-resolution caches across
         // calls (a fresh eval starts cold).
         let warm = self.warm.get_or_insert_with(|| {
@@ -187,25 +199,20 @@ impl ScriptStrategy {
         let pull = Decision { pull: true, ..Decision::default() };
         if self.fast_enabled {
             if let Ok(fast) = &self.script.fast {
-                return match fast.run(&m, &mut self.frame) {
-                    Ok(Quoted::Decision(d)) => {
-                        self.failing = 0;
-                        d
-                    }
-                    Ok(Quoted::BadOutput) => {
-                        self.failing = 0;
-                        self.stats.bad_outputs += 1;
-                        pull
-                    }
+                match fast.run(&m, &mut self.frame) {
+                    Ok(Quoted::Quote(i)) => return self.checked(Some(i), &m),
+                    Ok(Quoted::NotAQuote) => return self.checked(None, &m),
                     Err(fault) => {
                         if self.failing == 0 {
                             let file = self.script.path.display().to_string();
                             self.last_error = Some(ScriptError::runtime(&file, &fault.to_rhai()));
                         }
                         self.failed();
-                        pull
+                        return pull;
                     }
-                };
+                    // Near the operation cap: this call is the interpreter's.
+                    Ok(Quoted::Interpret) => {}
+                }
             }
         }
         let out = match self.eval_raw(m) {
@@ -219,18 +226,24 @@ impl ScriptStrategy {
                 return pull;
             }
         };
-        self.failing = 0;
         // Quotes set with bid()/ask()/pull() win over the return value.
-        if let Some(d) = api::take_output() {
-            return d;
+        let intent = output::take().or_else(|| output::intent_from(&out, &m, m.min_order_size));
+        self.checked(intent, &m)
+    }
+
+    /// The call went through: checks its output ([`output::check`], the
+    /// same for both paths) and counts a bad one by kind.
+    fn checked(&mut self, intent: Option<Intent>, m: &MarketState) -> Decision {
+        self.failing = 0;
+        let (d, bad) = match intent {
+            Some(i) => output::check(&i, m, self.levels),
+            None => (Decision { pull: true, ..Decision::default() }, Some(BadOutput::NotAQuote)),
+        };
+        if let Some(kind) = bad {
+            self.stats.bad_by_kind[kind.index()] += 1;
+            self.stats.bad_outputs += kind.pulls() as u64;
         }
-        match decision_from(&out, &m, m.min_order_size) {
-            Some(d) => d,
-            None => {
-                self.stats.bad_outputs += 1;
-                pull
-            }
-        }
+        d
     }
 
     /// Counts a runtime error; a version that keeps failing goes back to
