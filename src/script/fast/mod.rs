@@ -459,6 +459,83 @@ fn expr_nodes(e: &Expr) -> usize {
     n
 }
 
+/// What the fast path reads of the script's top-level statements.
+struct TopLevel {
+    /// `const NAME = literal;`, visible in `quote` when it is called in
+    /// the caller's scope (`quote!(m)`).
+    consts: Vec<(ImmutableString, Expr)>,
+    /// `let` names: state kept between calls, refused where read.
+    lets: Vec<ImmutableString>,
+}
+
+/// A value that cannot fail or do anything when evaluated.
+fn is_literal(e: &Expr) -> bool {
+    match e {
+        Expr::IntegerConstant(..)
+        | Expr::FloatConstant(..)
+        | Expr::BoolConstant(..)
+        | Expr::StringConstant(..)
+        | Expr::CharConstant(..)
+        | Expr::Unit(..)
+        | Expr::DynamicConstant(..) => true,
+        Expr::Array(a, _) => a.iter().all(is_literal),
+        Expr::Map(m, _) => m.0.iter().all(|(_, v)| is_literal(v)),
+        // `-1.5` when the optimizer left it as an operator.
+        Expr::FnCall(x, _) => {
+            matches!(x.op_token, Some(Token::UnaryMinus | Token::Minus))
+                && matches!(x.args.as_slice(), [Expr::FloatConstant(..)])
+        }
+        _ => false,
+    }
+}
+
+/// The strategy runs the top-level statements once when a version loads
+/// (see `script::state`), which the fast path skips: so only statements
+/// that can neither fail nor do anything are accepted (`let`/`const` of a
+/// literal, `keep_state()`); the last statement is the `quote` call.
+fn top_level(ast: &AST) -> R<TopLevel> {
+    let mut top = TopLevel { consts: Vec::new(), lets: Vec::new() };
+    let Some((call, init)) = ast.statements().split_last() else {
+        return Ok(top);
+    };
+    let sees_caller = match call {
+        Stmt::FnCall(x, _) => x.capture_parent_scope,
+        Stmt::Expr(e) => matches!(&**e, Expr::FnCall(x, _) if x.capture_parent_scope),
+        _ => false,
+    };
+    for s in init {
+        match s {
+            Stmt::Var(x, flags, pos) => {
+                let (ident, value, _) = &**x;
+                if !is_literal(value) {
+                    return refuse(
+                        *pos,
+                        format!("the top-level {} is computed when the script loads (runs interpreted)", ident.name),
+                    );
+                }
+                if flags.contains(ASTFlags::CONSTANT) {
+                    if sees_caller {
+                        top.consts.push((ident.name.clone(), value.clone()));
+                    }
+                } else {
+                    top.lets.push(ident.name.clone());
+                }
+            }
+            Stmt::FnCall(x, _) if x.name.as_str() == "keep_state" && x.args.is_empty() => {}
+            Stmt::Expr(e) if matches!(&**e, Expr::FnCall(x, _) if x.name.as_str() == "keep_state" && x.args.is_empty()) =>
+                {}
+            Stmt::Noop(_) => {}
+            other => {
+                return refuse(
+                    other.position(),
+                    "a top-level statement other than let/const of a literal (it runs when the script loads)",
+                )
+            }
+        }
+    }
+    Ok(top)
+}
+
 /// Compiles `fn quote(m)` of `ast` for `engine` (its caps, and the values
 /// its `param()` returns), or says why not.
 pub fn compile(engine: &Engine, ast: &AST) -> Result<FastQuote, NotCompiled> {
@@ -507,8 +584,32 @@ pub fn compile(engine: &Engine, ast: &AST) -> Result<FastQuote, NotCompiled> {
         inlining: Vec::new(),
         inlined_nodes: 0,
         dynamic: false,
+        top_lets: Vec::new(),
     };
+    // Top-level constants `quote!(m)` sees: stored first in each call.
+    let top = top_level(ast)?;
+    c.top_lets = top.lets;
+    let mut prologue = Vec::new();
+    for (name, init) in &top.consts {
+        let v = c.expr(init)?;
+        if matches!(v, Val::Unit(_)) {
+            continue;
+        }
+        let slot = c.alloc(v.ty(), init.start_position())?;
+        c.scope.push(Local { name: name.clone(), ty: v.ty(), slot, constant: true });
+        prologue.push(compiler::store(slot, v));
+    }
     let body = c.block(&body, true)?;
+    let body = if prologue.is_empty() {
+        body
+    } else {
+        ev(move |cx| {
+            for s in &prologue {
+                s(cx)?;
+            }
+            body(cx)
+        })
+    };
     if engine.max_variables() < c.peak.saturating_add(2) {
         return refuse(start, "more variables than max_variables allows");
     }
