@@ -673,7 +673,7 @@ fn unsupported_scripts_fall_back_to_the_interpreter() {
         ("other arity", "fn f(x, y) { x + y }\nfn quote(m) { bid(f(m.mid), 1.0); }", "another number of parameters"),
         ("method on fn", "fn f() { this * 2.0 }\nfn quote(m) { let x = m.mid; bid(x.f(), 1.0); }", "script defines"),
         ("levels", "fn quote(m) { #{ bids: [[m.mid, 1.0]] } }", "bids/asks"),
-        ("state", "fn quote(m) { state.n = 1.0; bid(m.mid, 1.0); }", "persistent script state"),
+        ("state", "fn quote(m) { state.n = 1; bid(m.mid, 1.0); }", "only FLOAT"),
         ("top let", "let n = 0.0;\nfn quote(m) { n += 1.0; bid(m.mid + n, 1.0); }", "top-level let"),
         ("top code", "let n = sqrt(2.0);\nfn quote(m) { bid(m.mid, 1.0); }", "when the script loads"),
         ("top print", "print(\"hi\");\nfn quote(m) { bid(m.mid, 1.0); }", "top-level statement"),

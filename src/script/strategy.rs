@@ -260,8 +260,21 @@ impl ScriptStrategy {
         self.stats.calls += 1;
         let pull = Decision { pull: true, ..Decision::default() };
         if self.fast_enabled {
+            if self.script.fast.as_ref().is_ok_and(|f| f.uses_state()) {
+                // The version's state must be loaded first (as for the
+                // interpreter); a failure there is the interpreter's to report.
+                if self.ready().is_err() {
+                    return self.interpreted(m);
+                }
+            }
             if let Ok(fast) = &self.script.fast {
-                match fast.run(&m, &mut self.frame) {
+                let r = if fast.uses_state() {
+                    let mut map = self.scope.get_mut("state").and_then(|d| d.write_lock::<rhai::Map>());
+                    fast.run_with_state(&m, &mut self.frame, map.as_deref_mut())
+                } else {
+                    fast.run(&m, &mut self.frame)
+                };
+                match r {
                     Ok(Quoted::Quote(i)) => return self.checked(Some(i), &m),
                     Ok(Quoted::NotAQuote) => return self.checked(None, &m),
                     Err(fault) => {
@@ -277,6 +290,12 @@ impl ScriptStrategy {
                 }
             }
         }
+        self.interpreted(m)
+    }
+
+    /// One call in the interpreter, with the same bookkeeping.
+    fn interpreted(&mut self, m: MarketState) -> Decision {
+        let pull = Decision { pull: true, ..Decision::default() };
         let out = match self.eval_raw(m) {
             Ok(v) => v,
             Err(e) => {

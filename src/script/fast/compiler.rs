@@ -45,6 +45,10 @@ pub(super) struct Compiler<'e> {
     pub(super) dynamic: bool,
     /// The script's top-level `let` names (persistent state: refused).
     pub(super) top_lets: Vec<ImmutableString>,
+    /// `quote` sees the strategy's `state` map (it is called as `quote!(m)`).
+    pub(super) sees_state: bool,
+    /// `state.<key>` names used, by index.
+    pub(super) state_keys: Vec<ImmutableString>,
 }
 
 impl Compiler<'_> {
@@ -216,6 +220,11 @@ impl Compiler<'_> {
         let pos = op.position();
         if self.pure > 0 {
             return refuse(pos, "an assignment inside an expression");
+        }
+        if let Expr::Dot(d, f, _) = &x.lhs {
+            if f.is_empty() && self.is_state(&d.lhs) {
+                return self.state_write(op, &d.rhs, &x.rhs);
+            }
         }
         let Expr::Variable(var, _, vpos) = &x.lhs else {
             if let Expr::Dot(d, ..) | Expr::Index(d, ..) = &x.lhs {

@@ -154,6 +154,11 @@ struct Cx<'a> {
     jump: Jump,
     /// A script function's return value, read by its call site at once.
     rv: Tmp,
+    /// The strategy's `state` map (read only during the call) and the
+    /// keys the script uses; the call's writes, applied at its end.
+    state: Option<&'a rhai::Map>,
+    keys: &'a [ImmutableString],
+    writes: state::Writes,
 }
 
 impl Cx<'_> {
@@ -326,6 +331,8 @@ pub struct FastQuote {
     /// The operation bound of the body without loops and calls repeated.
     base_ops: u64,
     max_ops: u64,
+    /// `state.<key>` names the script uses (empty: it does not use `state`).
+    state_keys: Vec<ImmutableString>,
 }
 
 impl std::fmt::Debug for FastQuote {
@@ -350,6 +357,43 @@ impl FastQuote {
     /// [`FastQuote::run`], with the bound on the operations Rhai would have
     /// counted for the call (tests compare it with Rhai's own count).
     pub fn run_counted(&self, m: &MarketState, frame: &mut Frame) -> (Result<Quoted, Fault>, u64) {
+        self.run_in(m, frame, None)
+    }
+
+    /// Whether the script reads or writes the persistent `state` map (then
+    /// run it with [`FastQuote::run_with_state`]; without the map, a call
+    /// touching it is handed to the interpreter).
+    pub fn uses_state(&self) -> bool {
+        !self.state_keys.is_empty()
+    }
+
+    /// One call with the strategy's `state` map: its writes are applied
+    /// unless the call is handed to the interpreter.
+    #[inline]
+    pub fn run_with_state(
+        &self,
+        m: &MarketState,
+        frame: &mut Frame,
+        state: Option<&mut rhai::Map>,
+    ) -> Result<Quoted, Fault> {
+        self.run_in(m, frame, state).0
+    }
+
+    fn run_in(&self, m: &MarketState, frame: &mut Frame, map: Option<&mut rhai::Map>) -> (Result<Quoted, Fault>, u64) {
+        let (r, ops, writes) = self.eval(m, frame, map.as_deref());
+        if let (Some(map), Some(w)) = (map, writes) {
+            state::commit(map, &self.state_keys, &w);
+        }
+        (r, ops)
+    }
+
+    /// Runs the body; the writes to apply (`None` when handed over).
+    fn eval(
+        &self,
+        m: &MarketState,
+        frame: &mut Frame,
+        map: Option<&rhai::Map>,
+    ) -> (Result<Quoted, Fault>, u64, Option<state::Writes>) {
         let mut cx = Cx {
             m,
             fr: frame,
@@ -362,14 +406,18 @@ impl FastQuote {
             bail: false,
             jump: Jump::None,
             rv: Tmp::U,
+            state: map,
+            keys: &self.state_keys,
+            writes: [None; state::STATE_KEYS],
         };
         if (self.body)(&mut cx).is_err() {
             if cx.bail {
-                return (Ok(Quoted::Interpret), cx.ops);
+                return (Ok(Quoted::Interpret), cx.ops, None);
             }
-            return (Err(cx.fault.unwrap_or(Fault::int(FaultKind::Internal, 0, 0))), cx.ops);
+            let fault = cx.fault.unwrap_or(Fault::int(FaultKind::Internal, 0, 0));
+            return (Err(fault), cx.ops, Some(cx.writes));
         }
-        (Ok(Self::quoted(&cx, m)), cx.ops)
+        (Ok(Self::quoted(&cx, m)), cx.ops, Some(cx.writes))
     }
 
     /// Mirrors ScriptStrategy: quotes set with bid()/ask()/pull() win,
@@ -466,6 +514,8 @@ struct TopLevel {
     consts: Vec<(ImmutableString, Expr)>,
     /// `let` names: state kept between calls, refused where read.
     lets: Vec<ImmutableString>,
+    /// `quote` is called in the caller's scope (`quote!(m)`).
+    sees_caller: bool,
 }
 
 /// A value that cannot fail or do anything when evaluated.
@@ -494,7 +544,7 @@ fn is_literal(e: &Expr) -> bool {
 /// that can neither fail nor do anything are accepted (`let`/`const` of a
 /// literal, `keep_state()`); the last statement is the `quote` call.
 fn top_level(ast: &AST) -> R<TopLevel> {
-    let mut top = TopLevel { consts: Vec::new(), lets: Vec::new() };
+    let mut top = TopLevel { consts: Vec::new(), lets: Vec::new(), sees_caller: false };
     let Some((call, init)) = ast.statements().split_last() else {
         return Ok(top);
     };
@@ -503,8 +553,16 @@ fn top_level(ast: &AST) -> R<TopLevel> {
         Stmt::Expr(e) => matches!(&**e, Expr::FnCall(x, _) if x.capture_parent_scope),
         _ => false,
     };
+    top.sees_caller = sees_caller;
     for s in init {
         match s {
+            // `state.x = literal;`
+            Stmt::Assignment(x)
+                if x.0.get_op_assignment_info().is_none()
+                    && is_literal(&x.1.rhs)
+                    && matches!(&x.1.lhs, Expr::Dot(d, f, _) if f.is_empty()
+                        && matches!(&d.lhs, Expr::Variable(v, ..) if v.1.as_str() == "state")
+                        && matches!(&d.rhs, Expr::Property(..))) => {}
             Stmt::Var(x, flags, pos) => {
                 let (ident, value, _) = &**x;
                 if !is_literal(value) {
@@ -585,9 +643,12 @@ pub fn compile(engine: &Engine, ast: &AST) -> Result<FastQuote, NotCompiled> {
         inlined_nodes: 0,
         dynamic: false,
         top_lets: Vec::new(),
+        sees_state: false,
+        state_keys: Vec::new(),
     };
     // Top-level constants `quote!(m)` sees: stored first in each call.
     let top = top_level(ast)?;
+    c.sees_state = top.sees_caller && top.lets.iter().any(|l| l.as_str() == "state");
     c.top_lets = top.lets;
     let mut prologue = Vec::new();
     for (name, init) in &top.consts {
@@ -620,7 +681,7 @@ pub fn compile(engine: &Engine, ast: &AST) -> Result<FastQuote, NotCompiled> {
     if engine.max_string_size() != 0 && engine.max_string_size() < longest {
         return refuse(start, "max_string_size is below the length of a string the script uses");
     }
-    Ok(FastQuote { body, lits: c.lits, nodes, base_ops: bound, max_ops })
+    Ok(FastQuote { body, lits: c.lits, nodes, base_ops: bound, max_ops, state_keys: c.state_keys })
 }
 
 /// Static types.
@@ -845,6 +906,7 @@ mod compiler;
 mod loops;
 mod math;
 mod ops;
+mod state;
 use compiler::{Compiler, Local};
 use math::*;
 use ops::*;
