@@ -32,23 +32,23 @@
 //!   only accepted as statements, never inside an expression block, so
 //!   evaluation order cannot change a value; where two faults could race,
 //!   Rhai's order is kept (method-call arguments before the receiver).
-//! * Script functions ([`calls`]) are inlined at each call site, typed by
+//! * Script functions (`calls.rs`) are inlined at each call site, typed by
 //!   that call's arguments, in a scope of their own (Rhai functions see only
 //!   their parameters); recursion, `!` calls, method-style calls and calls
 //!   deeper than `max_call_levels` are refused (the interpreter raises
-//!   Rhai's errors there). Loops ([`loops`]): `for` over `INT` ranges,
+//!   Rhai's errors there). Loops (`loops.rs`): `for` over `INT` ranges,
 //!   `while`, `loop`, `break`, `continue`.
 //! * The operation cap: straight-line code costs Rhai a few operations per
 //!   AST node at most (one per statement or expression evaluated, one more
 //!   per variable receiver, property step or native call). [`compile`]
 //!   refuses a script whose body's bound ([`OPS_PER_NODE`] x nodes +
 //!   [`OPS_BASE`]) exceeds the engine's `max_operations`. What repeats is
-//!   charged as it runs ([`Cx::charge`]: [`OPS_PER_NODE_RUN`] x nodes per
+//!   charged as it runs (`Cx::charge`: [`OPS_PER_NODE_RUN`] x nodes per
 //!   loop iteration and per function call); a call whose bound passes the
 //!   cap is handed to the interpreter ([`Quoted::Interpret`]), which counts
 //!   exactly and raises "too many operations" where Rhai does. The tests
 //!   check the bound against Rhai's own count on every call they make.
-//! * State ([`state`]): `state.x` FLOAT reads and writes in `quote!(m)`;
+//! * State (`state.rs`): `state.x` FLOAT reads and writes in `quote!(m)`;
 //!   a value of another type hands the call over, with its writes undone.
 //!   Top-level `const`s of literals are read; top-level `let`s (state kept
 //!   between calls) and top-level code that is not a literal are refused.
