@@ -114,6 +114,41 @@ pub struct MarketState {
     pub now_ns: i64,
 }
 
+/// Which indexed data a script reads: building `m` copies only that
+/// (copying the levels, trades and own orders it never reads is most of
+/// the cost of building `m`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScopeNeeds {
+    pub levels: bool,
+    pub trades: bool,
+    pub orders: bool,
+}
+
+impl ScopeNeeds {
+    pub const ALL: Self = Self { levels: true, trades: true, orders: true };
+
+    /// What the script's code calls (its functions and top level), by the
+    /// names of [`market_indexed`]'s getters.
+    pub fn of(ast: &rhai::AST) -> Self {
+        let mut needs = Self { levels: false, trades: false, orders: false };
+        ast.walk(&mut |path: &[rhai::ASTNode]| {
+            if let Some(rhai::ASTNode::Expr(rhai::Expr::FnCall(call, _) | rhai::Expr::MethodCall(call, _))) =
+                path.last()
+            {
+                let name = call.name.as_str();
+                match name {
+                    "bid_price" | "bid_qty" | "ask_price" | "ask_qty" => needs.levels = true,
+                    _ if name.starts_with("trade_") => needs.trades = true,
+                    _ if name.starts_with("bid_order_") || name.starts_with("ask_order_") => needs.orders = true,
+                    _ => {}
+                }
+            }
+            true
+        });
+        needs
+    }
+}
+
 /// Fixed-point to `f64`.
 #[inline]
 fn fx(v: i64) -> f64 {
@@ -141,84 +176,105 @@ impl MarketState {
         n
     }
 
+    /// `m` for one decision, with everything in scope.
     pub fn from_input(input: &StrategyInput<'_>) -> Self {
+        Self::from_input_with(input, ScopeNeeds::ALL)
+    }
+
+    /// `m` for one decision, copying only the indexed data `needs` says the
+    /// script reads (the rest stays zero; the counts are always right).
+    #[inline]
+    pub fn from_input_with(input: &StrategyInput<'_>, needs: ScopeNeeds) -> Self {
+        let mut m = Self::default();
+        m.update(input, needs);
+        m
+    }
+
+    /// Makes `self` the `m` of one decision, in place: every scalar, and
+    /// the indexed data `needs` says the script reads. Data it does not
+    /// read is not copied (nor zeroed each call): its getters read 0.0.
+    /// The hot path keeps one `MarketState` and updates it, so a decision
+    /// neither zeroes nor rebuilds the arrays it does not use.
+    #[inline]
+    pub fn update(&mut self, input: &StrategyInput<'_>, needs: ScopeNeeds) {
         let f = input.features;
         let a = input.advice;
         let sc = &input.scope;
         let (spread_mult, vol_mult, dir_mult) = a.multipliers();
-        let mut bids = [Level::default(); SCOPE_DEPTH];
-        let mut asks = [Level::default(); SCOPE_DEPTH];
-        let (bid_levels, ask_levels) = match sc.book {
-            Some(b) => (Self::levels(&mut bids, b.bids()), Self::levels(&mut asks, b.asks())),
-            None => (0, 0),
+        (self.bid_levels, self.ask_levels) = match sc.book {
+            Some(b) if needs.levels => (Self::levels(&mut self.bids, b.bids()), Self::levels(&mut self.asks, b.asks())),
+            _ => (0, 0),
         };
-        let trades = sc.trades.copied().unwrap_or_default();
-        let orders = sc.orders.copied().unwrap_or_default();
+        let book_depth = sc.book.map_or(0, |b| b.bid_depth().min(b.ask_depth()).min(SCOPE_DEPTH));
+        match sc.trades {
+            Some(t) if needs.trades => self.trades = *t,
+            _ if !self.trades.is_empty() => self.trades = TradeRing::default(),
+            _ => {}
+        }
+        let trade_count = sc.trades.map_or(0, |t| t.len());
+        match sc.orders {
+            Some(o) if needs.orders => self.orders = *o,
+            _ if self.orders.bid_count != 0 || self.orders.ask_count != 0 => self.orders = OwnOrders::default(),
+            _ => {}
+        }
+        let (bid_orders, ask_orders) = sc.orders.map_or((0, 0), |o| (o.bids().len(), o.asks().len()));
         let acc = sc.account;
         let position = input.position.to_f64();
         let unrealized_pnl = if input.position.0 == 0 { 0.0 } else { position * f.mid - fx(acc.open_cost) };
-        Self {
-            tick_size: fx(sc.tick_size.0),
-            step_size: fx(sc.step_size.0),
-            volatility_bps_per_s: f.volatility_bps_per_s,
-            trade_intensity: f.trade_intensity,
-            avg_entry: fx(acc.avg_entry.0),
-            realized_pnl: fx(acc.realized),
-            unrealized_pnl,
-            fees: fx(acc.fees),
-            time_exchange_s: sc.exchange_time_ns as f64 / 1e9,
-            time_local_s: f.time_ns as f64 / 1e9,
-            since_fill_s: acc.last_fill_ns.map_or(-1.0, |t| f.time_ns.saturating_sub(t).max(0) as f64 / 1e9),
-            advice_expired: if sc.advice_expired { 1.0 } else { 0.0 },
-            depth: bid_levels.min(ask_levels) as f64,
-            trade_count: trades.len() as f64,
-            bid_order_count: orders.bids().len() as f64,
-            ask_order_count: orders.asks().len() as f64,
-            bids,
-            asks,
-            bid_levels,
-            ask_levels,
-            trades,
-            orders,
-            now_ns: f.time_ns,
-            best_bid: f.best_bid.price.to_f64(),
-            best_ask: f.best_ask.price.to_f64(),
-            bid_qty: f.best_bid.qty.to_f64(),
-            ask_qty: f.best_ask.qty.to_f64(),
-            mid: f.mid,
-            microprice: f.microprice,
-            spread_bps: f.spread_bps,
-            imbalance: f.imbalance,
-            volatility_bps: f.volatility_bps,
-            trade_flow: f.trade_flow,
-            position: input.position.to_f64(),
-            max_position: input.params.max_position.to_f64(),
-            min_order_size: input.params.min_order_size.to_f64(),
-            target_spread_pct: input.params.target_spread_pct,
-            spread_state: match a.spread {
-                SpreadState::Narrow => "narrow",
-                SpreadState::Normal => "normal",
-                SpreadState::Wide => "wide",
-            },
-            volatility_state: match a.volatility {
-                Volatility::Low => "low",
-                Volatility::Medium => "medium",
-                Volatility::High => "high",
-            },
-            direction: match a.direction {
-                Direction::Up => "up",
-                Direction::Down => "down",
-                Direction::Sideways => "sideways",
-                Direction::Neutral => "neutral",
-            },
-            confidence: a.confidence as f64,
-            advice_multiplier: a.multiplier,
-            advice_age_s: if a.received_ns > 0 { f.time_ns.saturating_sub(a.received_ns) as f64 / 1e9 } else { 0.0 },
-            spread_mult,
-            vol_mult,
-            dir_mult,
-            time_s: f.time_ns as f64 / 1e9,
-        }
+        self.tick_size = fx(sc.tick_size.0);
+        self.step_size = fx(sc.step_size.0);
+        self.volatility_bps_per_s = f.volatility_bps_per_s;
+        self.trade_intensity = f.trade_intensity;
+        self.avg_entry = fx(acc.avg_entry.0);
+        self.realized_pnl = fx(acc.realized);
+        self.unrealized_pnl = unrealized_pnl;
+        self.fees = fx(acc.fees);
+        self.time_exchange_s = sc.exchange_time_ns as f64 / 1e9;
+        self.time_local_s = f.time_ns as f64 / 1e9;
+        self.since_fill_s = acc.last_fill_ns.map_or(-1.0, |t| f.time_ns.saturating_sub(t).max(0) as f64 / 1e9);
+        self.advice_expired = if sc.advice_expired { 1.0 } else { 0.0 };
+        self.depth = book_depth as f64;
+        self.trade_count = trade_count as f64;
+        self.bid_order_count = bid_orders as f64;
+        self.ask_order_count = ask_orders as f64;
+        self.now_ns = f.time_ns;
+        self.best_bid = f.best_bid.price.to_f64();
+        self.best_ask = f.best_ask.price.to_f64();
+        self.bid_qty = f.best_bid.qty.to_f64();
+        self.ask_qty = f.best_ask.qty.to_f64();
+        self.mid = f.mid;
+        self.microprice = f.microprice;
+        self.spread_bps = f.spread_bps;
+        self.imbalance = f.imbalance;
+        self.volatility_bps = f.volatility_bps;
+        self.trade_flow = f.trade_flow;
+        self.position = input.position.to_f64();
+        self.max_position = input.params.max_position.to_f64();
+        self.min_order_size = input.params.min_order_size.to_f64();
+        self.target_spread_pct = input.params.target_spread_pct;
+        self.spread_state = match a.spread {
+            SpreadState::Narrow => "narrow",
+            SpreadState::Normal => "normal",
+            SpreadState::Wide => "wide",
+        };
+        self.volatility_state = match a.volatility {
+            Volatility::Low => "low",
+            Volatility::Medium => "medium",
+            Volatility::High => "high",
+        };
+        self.direction = match a.direction {
+            Direction::Up => "up",
+            Direction::Down => "down",
+            Direction::Sideways => "sideways",
+            Direction::Neutral => "neutral",
+        };
+        self.confidence = a.confidence as f64;
+        self.advice_multiplier = a.multiplier;
+        self.advice_age_s = if a.received_ns > 0 { f.time_ns.saturating_sub(a.received_ns) as f64 / 1e9 } else { 0.0 };
+        self.spread_mult = spread_mult;
+        self.vol_mult = vol_mult;
+        self.dir_mult = dir_mult;
+        self.time_s = f.time_ns as f64 / 1e9;
     }
 
     /// `m.bid_price(i)`: price of the `i`-th bid level (0 = best), quote asset.

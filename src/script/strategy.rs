@@ -61,6 +61,10 @@ pub struct ScriptStrategy {
     reset: bool,
     /// `on_fill!(f)`, compiled once.
     on_fill_call: rhai::AST,
+    /// The indexed data the running version reads, by its hash.
+    needs: Option<(u64, api::ScopeNeeds)>,
+    /// `m`, updated in place per decision ([`MarketState::update`]).
+    m: MarketState,
 }
 
 impl ScriptStrategy {
@@ -88,6 +92,8 @@ impl ScriptStrategy {
             frame: fast::Frame::boxed(),
             levels: 1,
             reset: false,
+            needs: None,
+            m: MarketState::default(),
         }
     }
 
@@ -354,7 +360,12 @@ impl Strategy for ScriptStrategy {
             self.stats.reloads += 1;
         }
         // `m.min_order_size` is `params.min_order_size`: the default size.
-        self.decide_market(MarketState::from_input(input))
+        let needs = match self.needs {
+            Some((hash, needs)) if hash == self.script.hash => needs,
+            _ => self.needs.insert((self.script.hash, api::ScopeNeeds::of(&self.script.ast))).1,
+        };
+        self.m.update(input, needs);
+        self.decide_market(self.m)
     }
 
     fn on_fill(&mut self, fill: &StrategyFill) {
