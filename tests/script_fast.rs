@@ -17,9 +17,12 @@ use std::sync::Arc;
 use mmbot::backtest::{run_observed, QuoteSeen};
 use mmbot::config::Config;
 use mmbot::feed::synthetic::Rng;
+use mmbot::hot::fixed::{Price, Qty};
+use mmbot::hot::msg::Level;
 use mmbot::script::fast::{Frame, OPS_BASE, OPS_PER_NODE};
 use mmbot::script::{
-    compile, engine, interpret, same_decision, MarketState, Params, Quoted, ScriptError, ScriptLimits, ScriptStrategy,
+    compile, engine, interpret, same_decision, same_intent, MarketState, Params, Quoted, ScriptError, ScriptLimits,
+    ScriptStrategy,
 };
 use mmbot::stats::clock::Clock;
 
@@ -138,6 +141,27 @@ fn state(r: &mut Rng) -> MarketState {
         4 => r.below(9) as f64 - 4.0,
         _ => m.position,
     };
+    // Book levels for the indexed getters: 0 to 20 a side, often fewer
+    // than `depth` says on one side (out-of-range reads give 0.0).
+    let (nb, na) = (r.below(21) as usize, r.below(21) as usize);
+    let touch = 6_183_763_000_000 + r.below(200) as i64 * 1_000_000;
+    for i in 0..nb {
+        m.bids[i] = Level {
+            price: Price::from_raw(touch - i as i64 * 1_000_000),
+            qty: Qty::from_raw(r.below(500_000_000) as i64),
+        };
+    }
+    for i in 0..na {
+        m.asks[i] = Level {
+            price: Price::from_raw(touch + (1 + i as i64) * 1_000_000),
+            qty: Qty::from_raw(r.below(500_000_000) as i64),
+        };
+    }
+    m.bid_levels = nb as u8;
+    m.ask_levels = na as u8;
+    if r.below(4) != 0 {
+        m.depth = nb.max(na) as f64;
+    }
     m
 }
 
@@ -149,6 +173,8 @@ struct Tally {
     bids: u64,
     errors: u64,
     bad_outputs: u64,
+    /// Calls the fast form handed to the interpreter (operation cap near).
+    interpreted: u64,
     /// Error messages up to their first `:` (the kind, without operands).
     kinds: std::collections::BTreeSet<String>,
 }
@@ -162,7 +188,14 @@ fn error_message(e: &ScriptError) -> String {
 /// position compared) and the strategy (decisions and counters).
 fn differential(name: &str, src: &str, params: &Params, n: usize) -> Tally {
     let limits = ScriptLimits::default();
-    let e = engine(&limits, params, None);
+    let mut e = engine(&limits, params, None);
+    // Rhai's operation count per call, against the fast form's bound.
+    let seen = Arc::new(AtomicU64::new(0));
+    let counter = seen.clone();
+    e.on_progress(move |ops| {
+        counter.fetch_max(ops, Ordering::Relaxed);
+        None
+    });
     let script = compile(&e, name, src).unwrap_or_else(|err| panic!("{name}: {err}"));
     let fast = script
         .fast()
@@ -180,16 +213,22 @@ fn differential(name: &str, src: &str, params: &Params, n: usize) -> Tally {
     for i in 0..n {
         let m = state(&mut r);
         // One call: same decision or same error, message and position included.
+        seen.store(0, Ordering::Relaxed);
         let want = interpret(&e, script.ast(), m);
-        let got = fast.run(&m, &mut frame);
+        let rhai_ops = seen.load(Ordering::Relaxed);
+        let (got, bound) = fast.run_counted(&m, &mut frame);
+        if !matches!(got, Ok(Quoted::Interpret)) {
+            assert!(rhai_ops <= bound, "{name}: state {i}: Rhai counted {rhai_ops} operations, the bound is {bound}");
+        }
         match (&want, &got) {
-            (Ok(Some(a)), Ok(Quoted::Decision(b))) => {
-                assert!(same_decision(a, b), "{name}: state {i} {m:?}\n interpreted {a:?}\n compiled    {b:?}");
+            (Ok(Some(a)), Ok(Quoted::Quote(b))) => {
+                assert!(same_intent(a, b), "{name}: state {i} {m:?}\n interpreted {a:?}\n compiled    {b:?}");
                 t.decisions += 1;
-                t.pulls += a.pull as u64;
-                t.bids += a.bid.is_some() as u64;
+                t.pulls += a.decision.pull as u64;
+                t.bids += a.decision.bid.is_some() as u64;
             }
-            (Ok(None), Ok(Quoted::BadOutput)) => t.bad_outputs += 1,
+            (Ok(None), Ok(Quoted::NotAQuote)) => t.bad_outputs += 1,
+            (_, Ok(Quoted::Interpret)) => t.interpreted += 1,
             (Err(a), Err(b)) => {
                 let b = ScriptError::runtime("", &b.to_rhai());
                 assert_eq!(error_message(a), error_message(&b), "{name}: state {i} {m:?}");
@@ -398,6 +437,111 @@ fn quote(m) {
 }
 "#;
 
+/// Script functions: typed per call (INT and FLOAT), `m` passed on,
+/// early returns, a function of the script's own (`clamp`, which Rhai
+/// does not have), quotes set from inside a function, a fault inside one.
+const USER_FUNCTIONS: &str = r#"
+fn clamp(x, lo, hi) { if x < lo { lo } else if x > hi { hi } else { x } }
+fn skew(m, k) { let q = m.position / max(m.max_position, 1e-9); clamp(q * k, -1.0, 1.0) }
+fn half(x) { x / 2 }
+fn pick(x) { if x > 0.0 { return 1.0; } -1.0 }
+fn fault(p) { let big = 9223372036854775807; if p == 3 { return big + p; } p * 2 }
+fn place(m, off) { bid(m.best_bid - off, m.min_order_size); ask(m.best_ask + off, m.min_order_size); }
+fn nothing() { }
+fn twice(x) { let y = x; y += x; y }
+fn quote(m) {
+    let p = to_int(m.position);
+    let s = skew(m, 2.0) + half(7) + half(7.0) + pick(m.imbalance) + fault(p) + twice(twice(1.5));
+    nothing();
+    if m.imbalance > 0.5 { place(m, 1.0); }
+    if m.imbalance < -0.5 { return place(m, 2.0); }
+    #{ bid: m.mid - s, ask: m.mid + s }
+}
+"#;
+
+/// `**` and `**=`: FLOAT and mixed powers (powf), INT powers (checked,
+/// with Rhai's two errors).
+const POWER: &str = r#"
+fn quote(m) {
+    let p = to_int(m.position);
+    let a = m.mid ** 2.0 + m.imbalance ** 3 + 2 ** m.imbalance + 10.0 ** -2;
+    let i = 0;
+    if p >= 0 { i = 10 ** (p * 5); }
+    if p == -2 { i = 3 ** -1; }
+    if p == -3 { i = 2 ** 9999999999; }
+    let x = m.spread_bps;
+    x **= 2;
+    x **= 0.5;
+    let j = 3;
+    j **= 2;
+    bid(a + i + x + j, 1.0);
+}
+"#;
+
+const TRIG: &str = r#"
+fn quote(m) {
+    let z = tanh(m.imbalance) + sin(m.mid) + cos(m.mid) + tan(m.imbalance) + sinh(m.imbalance) + cosh(m.imbalance)
+        + asin(m.imbalance) + acos(m.imbalance) + atan(m.imbalance) + atan(m.mid, m.imbalance) + asinh(m.mid)
+        + acosh(m.mid) + atanh(m.imbalance) + hypot(m.mid, m.imbalance) + to_radians(m.mid)
+        + to_degrees(m.imbalance) + m.imbalance.tanh() + exp(-m.mid) + abs(m.mid - 1.0);
+    bid(m.mid + z * 0.001, 1.0);
+}
+"#;
+
+/// Loops over the book levels: ranges of each kind, empty and reversed
+/// ones, `continue`, `break`, nested loops, `while`, `loop`, a return
+/// from inside a loop.
+const LOOPS: &str = r#"
+fn depth_qty(m, n) { let v = 0.0; for i in 0..n { v += m.bid_qty(i) + m.ask_qty(i); } v }
+fn quote(m) {
+    let n = to_int(m.depth);
+    let vb = 0.0;
+    let va = 0.0;
+    for i in 0..n { vb += m.bid_qty(i); va += m.ask_qty(i); }
+    let w = 0.0;
+    for i in range(0, 5) {
+        if m.bid_price(i) == 0.0 { continue; }
+        w += m.bid_price(i) * m.bid_qty(i);
+        if i == 3 { break; }
+    }
+    let k = 0;
+    while k < 3 { k += 1; }
+    let t = 0.0;
+    loop { t += 1.0; if t > 4.0 { break; } }
+    let c = 0;
+    for i in 0..=n { for j in 0..i { c += 1; if j > 2 { break; } } }
+    for i in 10..0 { c -= 100; }
+    let imb = if vb + va > 0.0 { (vb - va) / (vb + va) } else { 0.0 };
+    for i in 0..n { if m.bid_qty(i) > 4.9 { return #{ bid: m.bid_price(i), ask: m.ask_price(0) }; } }
+    bid(m.mid * (1.0 - imb * 0.001) + w * 0.0 + c + k + t + depth_qty(m, 3) * 0.0, 1.0);
+    for i in 0..n { if i < 3 { ask(m.ask_price(i) + 0.01, m.ask_qty(i)); } }
+    ask(m.ask_price(-1) + m.ask_price(25) + m.best_ask, 1.0);
+}
+"#;
+
+/// Top-level constants `quote!(m)` sees (the strategy's persistent scope),
+/// `keep_state()`, a literal top-level `let` that quote does not read.
+const TOP_CONSTS: &str = r#"
+keep_state();
+const EDGE = 2.5;
+const LEVELS = 3;
+const SIDE = "up";
+let unused = 1.0;
+fn quote(m) {
+    let e = if m.direction == SIDE { EDGE * 2.0 } else { EDGE };
+    for i in 0..LEVELS { bid(m.best_bid - e - i, 1.0); }
+}
+"#;
+
+/// Several levels a side through repeated bid()/ask() calls.
+const LADDER: &str = r#"
+fn quote(m) {
+    let n = if m.position.abs() < 20.0 { to_int(m.position) + 2 } else { 11 };
+    for i in 0..n { bid(m.best_bid - i * 0.01, 1.0); }
+    for i in 0..(n - 1) { ask(m.best_ask + i * 0.01, m.min_order_size * (i + 1)); }
+}
+"#;
+
 /// Other functions, not called from quote, may use anything.
 const OTHER_FUNCTIONS: &str = r#"
 fn unused(x) { for i in 0..3 { print(i); } x }
@@ -423,12 +567,20 @@ fn every_construct_matches_the_interpreter() {
         ("blocks", BLOCKS),
         ("params_and_mixed", PARAMS_AND_MIXED),
         ("other_functions", OTHER_FUNCTIONS),
+        ("user_functions", USER_FUNCTIONS),
+        ("power", POWER),
+        ("trig", TRIG),
+        ("loops", LOOPS),
+        ("ladder", LADDER),
+        ("bench", include_str!("data/fast_path_bench.rhai")),
+        ("top_consts", TOP_CONSTS),
         ("empty", EMPTY),
         ("lets_only", LETS_ONLY),
     ];
     for (name, src) in cases {
+        let started = std::time::Instant::now();
         let t = differential(name, src, &params, STATES);
-        eprintln!("{name}: {t:?}");
+        eprintln!("{name}: {t:?} ({:?})", started.elapsed());
         if name == "int_faults" {
             // Every kind of integer fault, each with its own message.
             for kind in [
@@ -452,6 +604,16 @@ fn every_construct_matches_the_interpreter() {
                 assert!(t.errors > 50 && t.decisions > 50, "{name}: {t:?}")
             }
             "int_faults" => {}
+            "power" => {
+                for kind in ["Exponential overflow", "Integer raised to a negative power"] {
+                    assert!(t.kinds.iter().any(|k| k.starts_with(kind)), "{kind} never raised: {t:?}");
+                }
+                assert!(t.decisions > 500, "{t:?}");
+            }
+            "user_functions" => {
+                assert!(t.kinds.iter().any(|k| k.starts_with("Addition overflow")), "{t:?}");
+                assert!(t.decisions > 500 && t.bids > 100, "{t:?}");
+            }
             "returns" => assert!(t.bad_outputs > 50 && t.pulls > 50 && t.decisions > t.pulls, "{name}: {t:?}"),
             "empty" | "lets_only" => assert_eq!(t.pulls, STATES as u64, "{name}: {t:?}"),
             _ => assert!(t.decisions > 50, "{name}: {t:?}"),
@@ -490,8 +652,32 @@ fn faults_carry_rhai_messages_and_positions() {
 #[test]
 fn unsupported_scripts_fall_back_to_the_interpreter() {
     let cases = [
-        ("loop", "fn quote(m) { let s = 0.0; for i in 0..3 { s += m.mid; } bid(s, 1.0); }", "loops"),
-        ("helper", "fn half(x) { x / 2.0 }\nfn quote(m) { bid(half(m.mid), 1.0); }", "script defines"),
+        ("do loop", "fn quote(m) { let s = 0.0; do { s += m.mid; } while s < 3.0; bid(s, 1.0); }", "do loops"),
+        (
+            "recursion",
+            "fn f(x) { if x > 1.0 { f(x / 2.0) } else { x } }\nfn quote(m) { bid(f(m.mid), 1.0); }",
+            "calls itself",
+        ),
+        (
+            "stepped range",
+            "fn quote(m) { let s = 0.0; for i in range(0, 9, 2) { s += m.mid; } bid(s, 1.0); }",
+            "stepped",
+        ),
+        ("float range", "fn quote(m) { let s = 0.0; for x in [1.0, 2.0] { s += x; } bid(s, 1.0); }", "for loop over"),
+        ("break value", "fn quote(m) { let x = loop { break 1.0; }; bid(m.mid, 1.0); }", "break with a value"),
+        (
+            "mixed returns",
+            "fn f(x) { if x > 1.0 { return 1; } 2.0 }\nfn quote(m) { bid(m.mid * f(m.mid), 1.0); }",
+            "different types",
+        ),
+        ("other arity", "fn f(x, y) { x + y }\nfn quote(m) { bid(f(m.mid), 1.0); }", "another number of parameters"),
+        ("method on fn", "fn f() { this * 2.0 }\nfn quote(m) { let x = m.mid; bid(x.f(), 1.0); }", "script defines"),
+        ("levels", "fn quote(m) { #{ bids: [[m.mid, 1.0]] } }", "bids/asks"),
+        ("state", "fn quote(m) { state.n = 1; bid(m.mid, 1.0); }", "only FLOAT"),
+        ("top let", "let n = 0.0;\nfn quote(m) { n += 1.0; bid(m.mid + n, 1.0); }", "top-level let"),
+        ("top code", "let n = sqrt(2.0);\nfn quote(m) { bid(m.mid, 1.0); }", "when the script loads"),
+        ("top print", "print(\"hi\");\nfn quote(m) { bid(m.mid, 1.0); }", "top-level statement"),
+        ("bang call", "fn f() { 1.0 }\nfn quote(m) { bid(m.mid + f!(), 1.0); }", "with !"),
         ("array", "fn quote(m) { let a = [1.0, m.mid]; bid(a[1], 1.0); }", "arrays"),
         ("print", "fn quote(m) { print(\"x\"); bid(m.mid, 1.0); }", "print"),
         ("type change", "fn quote(m) { let x = 0; x = m.mid; bid(x, 1.0); }", "changes type"),
@@ -501,7 +687,7 @@ fn unsupported_scripts_fall_back_to_the_interpreter() {
         ("getter", "fn quote(m) { bid(m.nope, 1.0); }", "no such getter"),
         ("switch", "fn quote(m) { switch m.direction { \"up\" => pull(), _ => bid(m.mid, 1.0) } }", "switch"),
         ("mixed if", "fn quote(m) { let x = if m.mid > 1.0 { 1 } else { 2.0 }; bid(m.mid, 1.0); }", "different types"),
-        ("power", "fn quote(m) { bid(m.mid ** 2.0, 1.0); }", "**"),
+        ("bool power", "fn quote(m) { bid(m.mid ** true, 1.0); }", "Pow"),
         ("int sqrt", "fn quote(m) { bid(sqrt(4), 1.0); }", "sqrt"),
         ("throw", "fn quote(m) { if m.mid > 1.0 { throw \"no\"; } }", "throw"),
         ("condition", "fn quote(m) { if m.mid { pull(); } }", "condition"),

@@ -82,6 +82,7 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<i32> {
             let mut s = ScriptStrategy::from_file(path, &config.params, &config.script_limits)?;
             // Counted, never acted on: a backtest's trades must not depend on the machine's speed.
             s.set_budget(config.script_budget, crate::script::budget::BudgetMode::CountOnly);
+            s.set_levels(config.strategy_levels);
             backtest::run_with(&args.files, &config, s, clock, &mut research)?
         }
         None => backtest::run_with(&args.files, &config, NativeStrategy, clock, &mut research)?,

@@ -145,6 +145,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
             let mut s = ScriptStrategy::from_file(path, &config.params, &config.script_limits)?;
             s.set_fast_path(!args.interpreted);
             s.set_budget(config.script_budget, crate::script::budget::BudgetMode::CountOnly);
+            s.set_levels(config.strategy_levels);
             let name = s.name().to_string();
             Some((path.display().to_string(), name, run_hot(&config, s, &frames, clock, warmup)))
         }

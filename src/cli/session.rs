@@ -197,6 +197,7 @@ pub fn run_session_with_events(
                 // pull; the reload check holds new versions to it), but a
                 // debug build only counts: see script::budget.
                 s.set_budget(config.script_budget, crate::script::budget::BudgetMode::for_build());
+                s.set_levels(config.strategy_levels);
                 let info = script_info.clone();
                 let (w, reload) =
                     watch_shared(path.clone(), s.script().hash, config.script_limits, live_params.clone(), move |ev| {

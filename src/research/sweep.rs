@@ -221,6 +221,7 @@ pub fn run_job(job: &Job, setup: &PointSetup, files: &[PathBuf], clock: Clock) -
                 ScriptStrategy::from_file(path, &config.params, &config.script_limits).map_err(|e| e.to_string())?;
             // Counted, never acted on: a backtest's trades must not depend on the machine's speed.
             s.set_budget(config.script_budget, crate::script::budget::BudgetMode::CountOnly);
+            s.set_levels(config.strategy_levels);
             backtest::run_chunks(chunks(), files, config, TradeFrom { inner: s, from_ns }, clock, &mut observer)
         }
         None => backtest::run_chunks(

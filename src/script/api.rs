@@ -18,11 +18,9 @@
 //! [`market_fields`] and [`market_indexed`], are what the engine's
 //! registration and the compiled fast path are generated from.
 
-use std::cell::Cell;
-
 use rhai::Engine;
 
-use crate::hot::strategy::{Decision, OwnOrder, OwnOrders, SideIntent};
+use crate::hot::strategy::{OwnOrder, OwnOrders};
 
 use crate::hot::advice::{Direction, SpreadState, Volatility};
 use crate::hot::features::{TradeRing, TRADE_RING};
@@ -437,37 +435,6 @@ pub fn register(engine: &mut Engine) {
     engine.register_type_with_name::<MarketState>("MarketState");
     market_fields!(getters!(engine));
     market_indexed!(indexed!(engine));
-    register_output(engine);
+    // bid()/ask()/pull(): crate::script::output::register.
     crate::script::state::register(engine);
-}
-
-thread_local! {
-    /// What the output functions set during one call (per thread: each
-    /// thread runs its own engine, so no lock is needed).
-    static OUTPUT: Cell<Option<Decision>> = const { Cell::new(None) };
-}
-
-/// Clears the output slot before a call.
-pub fn reset_output() {
-    OUTPUT.with(|o| o.set(None));
-}
-
-/// The decision the output functions set during the last call, if any.
-pub fn take_output() -> Option<Decision> {
-    OUTPUT.with(|o| o.take())
-}
-
-fn update(f: impl FnOnce(&mut Decision)) {
-    OUTPUT.with(|o| {
-        let mut d = o.get().unwrap_or_default();
-        f(&mut d);
-        o.set(Some(d));
-    });
-}
-
-/// `bid(price, size)`, `ask(price, size)`, `pull()`: quote without building a map.
-pub fn register_output(engine: &mut Engine) {
-    engine.register_fn("bid", |price: f64, size: f64| update(|d| d.bid = Some(SideIntent { price, size })));
-    engine.register_fn("ask", |price: f64, size: f64| update(|d| d.ask = Some(SideIntent { price, size })));
-    engine.register_fn("pull", || update(|d| d.pull = true));
 }

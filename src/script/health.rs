@@ -23,7 +23,7 @@ use rhai::{EvalAltResult, Position};
 use serde::{Deserialize, Serialize};
 
 use crate::ring::{ring, Consumer, Producer};
-use crate::script::{NotCompiled, ScriptError, ScriptLine, ScriptStats};
+use crate::script::{BadOutput, NotCompiled, ScriptError, ScriptLine, ScriptStats};
 
 /// Distinct errors kept with their message; more count in `errors_other`.
 pub const ERROR_SLOTS: usize = 16;
@@ -236,27 +236,21 @@ pub fn event_ring() -> (Producer<ScriptEvent>, Consumer<ScriptEvent>) {
     ring(512)
 }
 
-/// Name of a bad-output kind code carried by [`ScriptEvent::code`].
-///
-/// MERGE(s17-fast): once `crate::script::output::BadOutput` exists, codes
-/// are `BadOutput as u64` and this returns `BadOutput::ALL[code].as_str()`.
-/// Until then every wrong-shaped output is code 0, `not_a_quote`.
+/// Name of a bad-output kind code carried by [`ScriptEvent::code`]
+/// ([`BadOutput::index`]).
 pub fn bad_output_name(code: u64) -> &'static str {
-    let _ = code;
-    "not_a_quote"
+    BadOutput::ALL.get(code as usize).map_or("not_a_quote", |k| k.as_str())
 }
 
-/// `bad_outputs_by_kind` for the report.
-///
-/// MERGE(s17-fast): fill from `stats.bad_by_kind` with `BadOutput::as_str()`
-/// names (kinds with a zero count left out). Until then every wrong-shaped
-/// output counts as `not_a_quote`.
+/// `bad_outputs_by_kind` for the report: [`BadOutput::as_str`] names, kinds
+/// never seen left out.
 pub fn bad_outputs_by_kind(stats: &ScriptStats) -> BTreeMap<String, u64> {
-    let mut m = BTreeMap::new();
-    if stats.bad_outputs > 0 {
-        m.insert(bad_output_name(0).to_string(), stats.bad_outputs);
-    }
-    m
+    BadOutput::ALL
+        .iter()
+        .zip(stats.bad_by_kind)
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| (k.as_str().to_string(), n))
+        .collect()
 }
 
 /// Over-budget counters for the report: (`over_budget`, `budget_reverts`,
@@ -408,10 +402,13 @@ impl Health {
     ) -> Option<ScriptError> {
         // Every fault but an internal one is Rhai's arithmetic error; the
         // key is looked up with an empty message (no allocation).
-        // MERGE(s17-fast): a `Fault::kind()` would key internal faults right.
         let p = fault.position();
-        let cheap = EvalAltResult::ErrorArithmetic(String::new(), p);
-        let key = (p.line().unwrap_or(0) as u32, p.position().unwrap_or(0) as u32, ErrorKind::Arithmetic);
+        let (cheap, kind) = if fault.is_arithmetic() {
+            (EvalAltResult::ErrorArithmetic(String::new(), p), ErrorKind::Arithmetic)
+        } else {
+            (EvalAltResult::ErrorRuntime(rhai::Dynamic::UNIT, p), ErrorKind::Runtime)
+        };
+        let key = (p.line().unwrap_or(0) as u32, p.position().unwrap_or(0) as u32, kind);
         let known = stats.error_table.entries().iter().any(|s| (s.line, s.col, s.kind) == key);
         if known || stats.error_table.len() == ERROR_SLOTS {
             self.on_error(stats, file, hash, &cheap, None)

@@ -34,7 +34,7 @@ use rhai::debugger::{DebuggerCommand, DebuggerEvent};
 use rhai::{ASTNode, Engine, EvalAltResult, Expr, Position, Scope, Stmt};
 
 use crate::script::health::ErrorKind;
-use crate::script::{api, CompiledScript, MarketState, Params, ScriptLimits};
+use crate::script::{CompiledScript, MarketState, Params, ScriptLimits};
 
 /// A position packed in a u64 (line high, column low; 0 = none).
 fn pack(p: Position) -> u64 {
@@ -95,10 +95,10 @@ impl Locator {
         let mut global = engine.new_global_runtime_state();
         global.lib.push(script.ast.shared_lib().clone());
         let mut caches = rhai::Caches::new();
-        api::reset_output();
+        crate::script::output::reset();
         #[allow(deprecated)]
         let r = engine.eval_statements_raw(&mut global, &mut caches, &mut scope, script.ast.statements());
-        api::reset_output();
+        crate::script::output::reset();
         match r {
             Err(e) if ErrorKind::of(&e) == kind => {
                 let at = match kind {

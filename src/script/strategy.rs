@@ -11,8 +11,8 @@ use crate::hot::strategy::{Decision, Strategy, StrategyFill, StrategyInput};
 use crate::ring::Producer;
 use crate::script::budget::{Budget, BudgetEvent, BudgetMode};
 use crate::script::{
-    api, compile_file, decision_from, engine, fast, health, reload, state, CompiledScript, MarketState, Params, Quoted,
-    ScriptBudget, ScriptError, ScriptLimits, ScriptLine,
+    api, compile_file, engine, fast, health, output, reload, state, BadOutput, CompiledScript, Intent, MarketState,
+    Params, Quoted, ScriptBudget, ScriptError, ScriptLimits, ScriptLine,
 };
 
 /// Consecutive runtime errors after which a reloaded version is reverted.
@@ -27,8 +27,11 @@ pub struct ScriptStats {
     pub reloads: u64,
     /// Times a failing version was replaced by the one before it.
     pub reverts: u64,
-    /// Outputs of the wrong shape (not a map, "pull" or ()).
+    /// Calls pulled for a bad output (every kind but too_many_levels).
     pub bad_outputs: u64,
+    /// Bad outputs by kind, [`BadOutput::index`] order (too_many_levels
+    /// included: those calls still quote their first levels).
+    pub bad_by_kind: [u64; BadOutput::COUNT],
     /// Calls over `[script] max_call_us` ([`crate::script::budget`]).
     pub over_budget: u64,
     /// Versions reverted, and times quotes were pulled, for going over budget.
@@ -78,6 +81,8 @@ pub struct ScriptStrategy {
     sample: Option<MarketState>,
     /// Error messages, log events, resource-limit places ([`health`]).
     health: health::Health,
+    /// `[strategy] levels`: quotes per side kept from one call.
+    levels: usize,
     /// `reset_state()` was called: the next load starts fresh.
     reset: bool,
     /// `on_fill!(f)`, compiled once.
@@ -114,10 +119,17 @@ impl ScriptStrategy {
             budget: Budget::default(),
             sample: None,
             health: health::Health::new(),
+            levels: 1,
             reset: false,
             needs: None,
             m: MarketState::default(),
         }
+    }
+
+    /// `[strategy] levels` (`Config::strategy_levels`): quotes per side a
+    /// call may ask for; more are dropped and counted (default 1).
+    pub fn set_levels(&mut self, levels: usize) {
+        self.levels = levels;
     }
 
     /// Loads a script file (its print/debug output is discarded).
@@ -261,7 +273,7 @@ impl ScriptStrategy {
                 self.base = self.scope.len();
             }
         }
-        api::reset_output();
+        output::reset();
         // Reuse the runtime state and function-resolution caches across
         // calls (a fresh eval starts cold); `ready` made them.
         let Some(warm) = self.warm.as_mut() else { unreachable!("ready() leaves the runtime state warm") };
@@ -313,7 +325,7 @@ impl ScriptStrategy {
             state::call_on_fill(engine, &mut warm.0, &mut warm.1, &mut self.scope, self.base, call, fill)
         });
         // Quotes are not set from `on_fill`.
-        api::reset_output();
+        output::reset();
         if state::take_reset() {
             self.warm = None;
             self.reset = true;
@@ -339,26 +351,39 @@ impl ScriptStrategy {
         self.stats.calls += 1;
         let pull = Decision { pull: true, ..Decision::default() };
         if self.fast_enabled {
+            if self.script.fast.as_ref().is_ok_and(|f| f.uses_state()) {
+                // The version's state must be loaded first (as for the
+                // interpreter); a failure there is the interpreter's to report.
+                if self.ready().is_err() {
+                    return self.interpreted(m);
+                }
+            }
             if let Ok(fast) = &self.script.fast {
-                return match fast.run(&m, &mut self.frame) {
-                    Ok(Quoted::Decision(d)) => {
-                        self.failing = 0;
-                        d
-                    }
-                    Ok(Quoted::BadOutput) => {
-                        self.failing = 0;
-                        self.stats.bad_outputs += 1;
-                        self.health.on_event(health::EventKind::BadOutput, self.script.hash, 0, "");
-                        pull
-                    }
+                let r = if fast.uses_state() {
+                    let mut map = self.scope.get_mut("state").and_then(|d| d.write_lock::<rhai::Map>());
+                    fast.run_with_state(&m, &mut self.frame, map.as_deref_mut())
+                } else {
+                    fast.run(&m, &mut self.frame)
+                };
+                match r {
+                    Ok(Quoted::Quote(i)) => return self.checked(Some(i), &m),
+                    Ok(Quoted::NotAQuote) => return self.checked(None, &m),
                     Err(fault) => {
                         self.fault(&fault);
                         self.failed();
-                        pull
+                        return pull;
                     }
-                };
+                    // Near the operation cap: this call is the interpreter's.
+                    Ok(Quoted::Interpret) => {}
+                }
             }
         }
+        self.interpreted(m)
+    }
+
+    /// One call in the interpreter, with the same bookkeeping.
+    fn interpreted(&mut self, m: MarketState) -> Decision {
+        let pull = Decision { pull: true, ..Decision::default() };
         let out = match self.eval_raw(m) {
             Ok(v) => v,
             Err(e) => {
@@ -369,19 +394,25 @@ impl ScriptStrategy {
                 return pull;
             }
         };
-        self.failing = 0;
         // Quotes set with bid()/ask()/pull() win over the return value.
-        if let Some(d) = api::take_output() {
-            return d;
+        let intent = output::take().or_else(|| output::intent_from(&out, &m, m.min_order_size));
+        self.checked(intent, &m)
+    }
+
+    /// The call went through: checks its output ([`output::check`], the
+    /// same for both paths) and counts a bad one by kind.
+    fn checked(&mut self, intent: Option<Intent>, m: &MarketState) -> Decision {
+        self.failing = 0;
+        let (d, bad) = match intent {
+            Some(i) => output::check(&i, m, self.levels),
+            None => (Decision { pull: true, ..Decision::default() }, Some(BadOutput::NotAQuote)),
+        };
+        if let Some(kind) = bad {
+            self.stats.bad_by_kind[kind.index()] += 1;
+            self.stats.bad_outputs += kind.pulls() as u64;
+            self.health.on_event(health::EventKind::BadOutput, self.script.hash, kind.index() as u64, "");
         }
-        match decision_from(&out, &m, m.min_order_size) {
-            Some(d) => d,
-            None => {
-                self.stats.bad_outputs += 1;
-                self.health.on_event(health::EventKind::BadOutput, self.script.hash, 0, "");
-                pull
-            }
-        }
+        d
     }
 
     /// Counts a runtime error in the table (a new place and kind formats

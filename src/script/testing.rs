@@ -110,10 +110,10 @@ pub fn run_tests_in(file: &str, source: &str, params: &Params, limits: &ScriptLi
         .map(|(offset, name)| {
             printed.lock().unwrap_or_else(|p| p.into_inner()).clear();
             let mut scope = Scope::new();
-            api::reset_output();
+            crate::script::output::reset();
             let result =
                 engine.call_fn::<Dynamic>(&mut scope, &ast, &name, ()).map(|_| ()).map_err(|e| runtime(file, &e));
-            api::reset_output();
+            crate::script::output::reset();
             let printed = std::mem::take(&mut *printed.lock().unwrap_or_else(|p| p.into_inner()));
             TestOutcome { name, line: source[..offset.min(source.len())].lines().count().max(1), result, printed }
         })
@@ -203,9 +203,9 @@ fn register(engine: &mut rhai::Engine) {
     });
     engine.register_fn("quote_at", |ctx: NativeCallContext, state: Map| -> Result<Dynamic, Box<EvalAltResult>> {
         let m = state_from(&state).map_err(|message| fail(&ctx, message))?;
-        api::reset_output();
+        crate::script::output::reset();
         let out = ctx.call_fn::<Dynamic>("quote", (m,));
-        let set = api::take_output();
+        let set = crate::script::output::take().map(|i| i.decision);
         let out = out?;
         Ok(match set {
             Some(d) => decision_map(&d),

@@ -24,9 +24,7 @@
 use std::time::Instant;
 
 use crate::hot::strategy::{Decision, SideIntent};
-use crate::script::{
-    api, engine, reload, CompiledScript, MarketState, Params, ScriptError, ScriptLimits, ScriptStrategy,
-};
+use crate::script::{engine, reload, CompiledScript, MarketState, Params, ScriptError, ScriptLimits, ScriptStrategy};
 
 /// Share of real states that may fail (a rare corner the hot path pulls on
 /// and counts) before the version is refused.
@@ -220,7 +218,7 @@ impl Trial {
     /// the interpreter, to see the value itself).
     fn returned(&mut self, m: MarketState) -> String {
         let v = self.s.eval(m);
-        let set = api::take_output();
+        let set = crate::script::output::take().map(|i| i.decision);
         match (v, set) {
             (_, Some(d)) => format!("bid()/ask() quotes {}", show(&d)),
             (Ok(v), None) => format!("{v:?}"),

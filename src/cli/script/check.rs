@@ -69,6 +69,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
         }
     };
     strategy.set_budget(config.script_budget, crate::script::budget::BudgetMode::CountOnly);
+    strategy.set_levels(config.strategy_levels);
     let path = match strategy.script().not_compiled() {
         None => "compiled to the fast path".to_string(),
         Some(why) => format!("interpreted (not compiled: {why})"),
