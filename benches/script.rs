@@ -39,6 +39,7 @@ fn bench_decide(c: &mut Criterion) {
         trade_flow: -0.35,
         time_ns: 1_723_161_255_408_000_000,
         update_id: 50_093_239_224,
+        ..Features::default()
     };
     let params = StrategyParams {
         target_spread_pct: 0.1,
@@ -54,7 +55,13 @@ fn bench_decide(c: &mut Criterion) {
         received_ns: 1_723_161_250_000_000_000,
         ..Advice::neutral()
     };
-    let input = StrategyInput { features: &features, position: Qty(500_000), advice, params: &params };
+    let input = StrategyInput {
+        features: &features,
+        position: Qty(500_000),
+        advice,
+        params: &params,
+        scope: Default::default(),
+    };
 
     // Same decisions from all three before timing them.
     let want = NativeStrategy.decide(&input);

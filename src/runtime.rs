@@ -44,9 +44,9 @@ use crate::hot::book::TopOfBook;
 use crate::hot::engine::{ExecState, HotEvent, HotPath, StageSample};
 use crate::hot::fixed::{Price, Qty};
 use crate::hot::msg::{Level, Symbol, Trade};
-use crate::hot::strategy::Strategy;
 use crate::hot::strategy::StrategyParams;
 use crate::hot::strategy::{Decision, Explain};
+use crate::hot::strategy::{Strategy, StrategyFill};
 use crate::ring::{ring, Consumer, Producer};
 use crate::stats::clock::Clock;
 use crate::stats::latency::StageHistograms;
@@ -141,6 +141,10 @@ enum ToExec {
 
 /// Wall time between [`HotStatus`] snapshots.
 const STATUS_EVERY_NS: u64 = 250_000_000;
+
+/// Own fills the exec thread can hand the hot thread between two of its
+/// drains (each frame or turn) before the oldest are dropped.
+const FILL_RING: usize = 1024;
 
 /// How the threads did, beyond the report.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -445,6 +449,8 @@ struct HotSide<S: Strategy> {
     market_tx: Producer<ToExec>,
     quote_tx: Producer<(Quote, Price)>,
     pos_rx: Consumer<ExecState>,
+    /// Own fills for the strategy's `on_fill`, in order (bounded).
+    fill_rx: Consumer<StrategyFill>,
     side: SideInputs,
     last_status: u64,
     last_quote: Option<Quote>,
@@ -535,6 +541,10 @@ impl<S: Strategy> HotSide<S> {
 
     fn housekeeping(&mut self, now: u64) {
         self.watch_sync();
+        // Fills first (each told once, in order), then the state they made.
+        while let Some(f) = self.fill_rx.pop() {
+            self.hot.on_fill(&f);
+        }
         if let Some(state) = self.pos_rx.latest() {
             self.hot.set_exec_state(state);
         }
@@ -680,6 +690,9 @@ pub fn run_trading<S: Strategy + Send + 'static>(
     let (market_tx, mut market_rx) = ring::<ToExec>(4096);
     let (quote_tx, mut quote_rx) = ring::<(Quote, Price)>(8);
     let (pos_tx, pos_rx) = ring::<ExecState>(8);
+    // Fills beyond what the hot thread has drained are dropped (counted by
+    // the ring), never waited for.
+    let (fill_tx, fill_rx) = ring::<StrategyFill>(FILL_RING);
     let hot_done = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
 
@@ -698,6 +711,7 @@ pub fn run_trading<S: Strategy + Send + 'static>(
                 Desk::Paper(..) => Position::new(),
             };
             let mut last_mid: Option<Price> = None;
+            let mut last_fill_ns: Option<i64> = None;
             let mut fills: Vec<Fill> = Vec::with_capacity(64);
             // The feed as the kill switch sees it (wall clock, ns).
             let mut last_data_ns = wall_ns();
@@ -749,8 +763,12 @@ pub fn run_trading<S: Strategy + Send + 'static>(
                     }
                 }
                 for f in fills.drain(..) {
+                    let fees_before = position.fees();
                     position.on_fill(&f);
                     last_mid = Some(f.price);
+                    last_fill_ns = Some(last_fill_ns.map_or(f.time_ns, |t| t.max(f.time_ns)));
+                    let fee = position.fees().saturating_sub(fees_before);
+                    fill_tx.push(StrategyFill::of(&f, fee, position.qty()));
                 }
                 if let (Some(tx), true) = (exec_status.as_ref(), worked) {
                     let c = desk.counts();
@@ -780,9 +798,8 @@ pub fn run_trading<S: Strategy + Send + 'static>(
                 }
                 if worked {
                     // Position and working orders back to the hot thread.
-                    let order = |o: Option<WorkingOrder>| o.map(|o| Level { price: o.price, qty: o.qty });
                     let (bid, ask) = desk.working();
-                    pos_tx.push_latest(ExecState { position: position.qty(), bid: order(bid), ask: order(ask) });
+                    pos_tx.push_latest(ExecState::of(&position, bid, ask, last_fill_ns));
                 }
                 if finished && !worked && market_rx.is_empty() {
                     break;
@@ -825,6 +842,7 @@ pub fn run_trading<S: Strategy + Send + 'static>(
                 market_tx,
                 quote_tx,
                 pos_rx,
+                fill_rx,
                 side,
                 last_status: clock.now(),
                 last_quote: None,

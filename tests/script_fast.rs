@@ -112,6 +112,7 @@ fn state(r: &mut Rng) -> MarketState {
         vol_mult: number(r),
         dir_mult: number(r),
         time_s: number(r),
+        ..MarketState::default()
     };
     if r.below(2) == 0 {
         let bid = 61_837.63 + (r.below(200) as f64 - 100.0) * 0.01;

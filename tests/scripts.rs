@@ -186,7 +186,13 @@ fn hot_reload_good_bad_good_and_revert() {
         ..Features::default()
     };
     let params = StrategyParams { target_spread_pct: 0.1, min_order_size: Qty(SCALE), max_position: Qty(10 * SCALE) };
-    let input = StrategyInput { features: &f, position: Qty(0), advice: Advice::neutral(), params: &params };
+    let input = StrategyInput {
+        features: &f,
+        position: Qty(0),
+        advice: Advice::neutral(),
+        params: &params,
+        scope: Default::default(),
+    };
     let bid = |s: &mut ScriptStrategy| s.decide(&input).bid.map(|b| b.price);
     assert_eq!(bid(&mut s), Some(1999.0));
 
@@ -302,7 +308,13 @@ fn the_newest_saved_version_wins() {
         ..Features::default()
     };
     let params = StrategyParams { target_spread_pct: 0.1, min_order_size: Qty(SCALE), max_position: Qty(10 * SCALE) };
-    let input = StrategyInput { features: &f, position: Qty(0), advice: Advice::neutral(), params: &params };
+    let input = StrategyInput {
+        features: &f,
+        position: Qty(0),
+        advice: Advice::neutral(),
+        params: &params,
+        scope: Default::default(),
+    };
     assert_eq!(s.decide(&input).bid.map(|b| b.price), Some(94.0), "not the newest version");
     let _ = std::fs::remove_dir_all(&dir);
 }

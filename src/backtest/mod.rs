@@ -16,7 +16,7 @@ pub mod observe;
 pub mod outputs;
 pub mod report;
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -29,10 +29,10 @@ use crate::exec::paper::{FeedClock, LatencyModel, PaperClock, PaperExchange, Rtt
 use crate::exec::position::Position;
 use crate::exec::{Fill, Quote, Side};
 use crate::feed::recording::{split_line, LineChunks, Piece};
-use crate::hot::engine::{HotEvent, HotPath};
+use crate::hot::engine::{ExecState, HotEvent, HotPath};
 use crate::hot::fixed::Qty;
 use crate::hot::msg::{Level, Symbol};
-use crate::hot::strategy::Strategy;
+use crate::hot::strategy::{Strategy, StrategyFill};
 use crate::stats::clock::Clock;
 use crate::stats::latency::StageHistograms;
 
@@ -110,13 +110,13 @@ pub fn run_chunks<S: Strategy>(
     observer: &mut dyn RunObserver,
 ) -> Result<(Report, StageHistograms), BacktestError> {
     let mut hot = HotPath::new(config.hot, strategy, clock);
-    let mut exchange: Option<PaperExchange> = None;
+    // Borrowed by the hot path's event sink and, between an event and the
+    // decision, by its feed (never both at once).
+    let exchange: RefCell<Option<PaperExchange>> = RefCell::new(None);
     let mut position = Position::new();
     let mut fills: Vec<Fill> = Vec::with_capacity(64);
-    // The position as the strategy knows it, and the fills it has not heard
-    // of yet: (when it does, signed quantity).
-    let mut known = Qty::ZERO;
-    let mut unheard: VecDeque<(i64, i64)> = VecDeque::with_capacity(64);
+    // The fills the strategy has not heard of yet, and what it knows.
+    let hearing = RefCell::new(Hearing::new());
     let latency = match &config.paper_latency_journal {
         Some(path) => Some(LatencyModel::replay(
             RttSamples::from_journal(path).map_err(|e| BacktestError::LatencyJournal {
@@ -175,13 +175,13 @@ pub fn run_chunks<S: Strategy>(
                     frames += 1;
                     // Fills whose report has come back by now reach the
                     // strategy before this frame's events.
-                    if hear(&mut unheard, now, &mut known) {
-                        hot.set_position(known);
+                    if hearing.borrow_mut().hear(now) {
+                        hearing.borrow_mut().tell(&mut hot, exchange.borrow().as_ref());
                     }
                     let mut top: Option<(i64, Option<Level>, Option<Level>)> = None;
-                    let heard_now: Cell<Option<Qty>> = Cell::new(None);
                     let mut on_event = |ev: HotEvent<'_>| {
-                        let ex = &mut exchange;
+                        let mut ex_cell = exchange.borrow_mut();
+                        let ex = &mut *ex_cell;
                         let sink = &mut |f| fills.push(f);
                         match ev {
                             HotEvent::Depth { symbol, book, time_ns } => {
@@ -191,6 +191,7 @@ pub fn run_chunks<S: Strategy>(
                             }
                             HotEvent::Trade(t) => ex.get_or_insert_with(|| make(t.symbol)).on_trade(&t, happened, sink),
                             HotEvent::Quote { quote, tick, synced, best_bid, best_ask } => {
+                                let known = hearing.borrow().known;
                                 observer.on_quote(&QuoteSeen { quote, synced, best_bid, best_ask, position: known });
                                 // At the quote's own time: a stale pull is stamped
                                 // when the timer would have fired, before `now`.
@@ -200,27 +201,31 @@ pub fn run_chunks<S: Strategy>(
                         // A fill moves the position (what the run holds) at
                         // once, and reaches the strategy one response
                         // latency later.
-                        let ex = exchange.as_ref();
+                        let ex = ex_cell.as_ref();
+                        let mut h = hearing.borrow_mut();
                         for f in fills.drain(..) {
                             position.on_fill(&f);
                             let meta = ex.and_then(|e| e.fill_meta(f.order_id));
                             observer.on_fill(&FillRecord { fill: f, meta, position_after: position.qty() });
                             let response = ex.and_then(|e| e.response_ns(f.order_id)).unwrap_or(0);
-                            let signed = match f.side {
-                                Side::Buy => f.qty.0,
-                                Side::Sell => -f.qty.0,
-                            };
-                            unheard.push_back((f.time_ns.saturating_add(response), signed));
+                            h.unheard.push_back((f.time_ns.saturating_add(response), f));
                         }
-                        if hear(&mut unheard, now, &mut known) {
-                            heard_now.set(Some(known));
-                        }
+                        h.hear(now);
                     };
-                    hot.on_frame_fed(json, now, t_in, &mut on_event, &mut || heard_now.get());
-                    if let Some(p) = heard_now.get() {
-                        hot.set_position(p);
-                    }
+                    // Between an event and the decision: the fills heard by
+                    // now go to the strategy, with the state they made.
+                    let mut feed = |sink: &mut dyn FnMut(&StrategyFill)| {
+                        let mut h = hearing.borrow_mut();
+                        for f in h.told.drain(..) {
+                            sink(&f);
+                        }
+                        Some(h.state(exchange.borrow().as_ref()))
+                    };
+                    hot.on_frame_fed(json, now, t_in, &mut on_event, &mut feed);
+                    // Fills heard in a frame that made no decision.
+                    hearing.borrow_mut().tell(&mut hot, exchange.borrow().as_ref());
                     if let Some((time_ns, best_bid, best_ask)) = top {
+                        let exchange = exchange.borrow();
                         let e = exchange.as_ref();
                         observer.on_book(&MarketSample {
                             time_ns,
@@ -268,6 +273,7 @@ pub fn run_chunks<S: Strategy>(
     }
     let wall_s = started.elapsed().as_secs_f64();
     let symbol = hot.traded_symbol().ok_or(BacktestError::NothingTraded)?;
+    let exchange = exchange.into_inner();
     let counts = exchange.as_ref().map(|e| e.counts()).unwrap_or_default();
     let mut r = report(files, &hot, counts, &position, symbol, wall_s);
     r.trading.advice = match (&config.advice_replay, config.ai_offline.is_some()) {
@@ -283,16 +289,73 @@ pub fn run_chunks<S: Strategy>(
     Ok((r, hot.histograms().clone()))
 }
 
-/// Adds to `known` (the position as the strategy knows it) every fill whose
-/// report has come back by `now`; true if there was one.
-fn hear(unheard: &mut VecDeque<(i64, i64)>, now: i64, known: &mut Qty) -> bool {
-    let before = unheard.len();
-    unheard.retain(|&(due, signed)| {
-        let heard = due <= now;
-        if heard {
-            *known = Qty(known.0.saturating_add(signed));
+/// Own fills on their way to the strategy: each reaches it one response
+/// latency after it happened, as a live fill report would.
+struct Hearing {
+    /// Fills not heard of yet: (when they are, the fill).
+    unheard: VecDeque<(i64, Fill)>,
+    /// The position as the strategy knows it.
+    known: Qty,
+    /// The heard fills' account (average entry, PnL, fees).
+    account: Position,
+    last_fill_ns: Option<i64>,
+    /// Heard, not yet told to the strategy ([`Strategy::on_fill`]).
+    told: Vec<StrategyFill>,
+}
+
+impl Hearing {
+    fn new() -> Self {
+        Self {
+            unheard: VecDeque::with_capacity(64),
+            known: Qty::ZERO,
+            account: Position::new(),
+            last_fill_ns: None,
+            told: Vec::with_capacity(64),
         }
-        !heard
-    });
-    unheard.len() != before
+    }
+
+    /// Hears every fill whose report has come back by `now` (in the order
+    /// they were made); true if there was one.
+    fn hear(&mut self, now: i64) -> bool {
+        let before = self.unheard.len();
+        let mut i = 0;
+        while i < self.unheard.len() {
+            let (due, f) = self.unheard[i];
+            if due > now {
+                i += 1;
+                continue;
+            }
+            self.unheard.remove(i);
+            let signed = match f.side {
+                Side::Buy => f.qty.0,
+                Side::Sell => -f.qty.0,
+            };
+            self.known = Qty(self.known.0.saturating_add(signed));
+            let fees_before = self.account.fees();
+            self.account.on_fill(&f);
+            self.last_fill_ns = Some(self.last_fill_ns.map_or(f.time_ns, |t| t.max(f.time_ns)));
+            let fee = self.account.fees().saturating_sub(fees_before);
+            self.told.push(StrategyFill::of(&f, fee, self.known));
+        }
+        self.unheard.len() != before
+    }
+
+    /// What the strategy knows now: the heard position and account, and
+    /// the exchange's working orders.
+    fn state(&self, exchange: Option<&PaperExchange>) -> ExecState {
+        let (bid, ask) = exchange.map_or((None, None), |e| (e.working_bid(), e.working_ask()));
+        ExecState { position: self.known, ..ExecState::of(&self.account, bid, ask, self.last_fill_ns) }
+    }
+
+    /// Tells the strategy of the fills heard and not told yet, then the
+    /// state they made.
+    fn tell<S: Strategy>(&mut self, hot: &mut HotPath<S>, exchange: Option<&PaperExchange>) {
+        if self.told.is_empty() {
+            return;
+        }
+        for f in self.told.drain(..) {
+            hot.on_fill(&f);
+        }
+        hot.set_exec_state(self.state(exchange));
+    }
 }

@@ -19,6 +19,7 @@
 //! snapshot. Tickers are read with a cheap scan (`u` first, the four top
 //! fields only when the book has not passed it), never fully parsed.
 
+use crate::exec::paper::{WorkingOrder, QUEUE_UNKNOWN};
 use crate::exec::Quote;
 use crate::hot::advice::Advice;
 use crate::hot::book::Book;
@@ -27,7 +28,9 @@ use crate::hot::fixed::{Price, Qty};
 use crate::hot::guard::{BookHealth, Filters, Guard, GuardConfig, GuardStats};
 use crate::hot::market::{BookSizes, Event, MarketData, TickerCheck};
 use crate::hot::msg::{Level, Msg, Symbol, Trade};
-use crate::hot::strategy::{Decision, Explain, Strategy, StrategyInput, StrategyParams};
+use crate::hot::strategy::{
+    Account, Decision, Explain, MarketScope, OwnOrder, OwnOrders, Strategy, StrategyFill, StrategyInput, StrategyParams,
+};
 use crate::hot::sync::{SyncConfig, SyncLoss};
 use crate::stats::clock::Clock;
 use crate::stats::latency::{Stage, StageHistograms};
@@ -86,12 +89,45 @@ pub struct StageSample {
 }
 
 /// Own orders as the exchange side last reported them (latest wins).
+/// Fixed-size and `Copy`: it crosses threads through a ring.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExecState {
     pub position: Qty,
     /// Working bid and ask: price and remaining size.
     pub bid: Option<Level>,
     pub ask: Option<Level>,
+    /// Every working order with its queue estimate and age, for strategies.
+    pub orders: OwnOrders,
+    /// Average entry, PnL, fees and the last fill's time, for strategies.
+    pub account: Account,
+}
+
+impl ExecState {
+    /// The state an exchange side reports: `position`'s quantity and
+    /// account, the working orders (`None`: no order on that side) with
+    /// their queue estimates and ages.
+    pub fn of(
+        position: &crate::exec::position::Position,
+        bid: Option<WorkingOrder>,
+        ask: Option<WorkingOrder>,
+        last_fill_ns: Option<i64>,
+    ) -> Self {
+        let mut orders = OwnOrders::default();
+        for (buy, o) in [(true, bid), (false, ask)] {
+            if let Some(o) = o {
+                let queue_ahead = (o.queue_ahead != QUEUE_UNKNOWN).then_some(o.queue_ahead);
+                orders.push(buy, OwnOrder { price: o.price, qty: o.qty, queue_ahead, since_ns: o.live_since_ns });
+            }
+        }
+        let level = |o: Option<WorkingOrder>| o.map(|o| Level { price: o.price, qty: o.qty });
+        Self {
+            position: position.qty(),
+            bid: level(bid),
+            ask: level(ask),
+            orders,
+            account: Account::of(position, last_fill_ns),
+        }
+    }
 }
 
 /// Counters of the hot path beyond the feed's and the guard's.
@@ -124,6 +160,8 @@ pub struct HotPath<S: Strategy> {
     last_decision: Decision,
     last_sample: Option<StageSample>,
     working: ExecState,
+    /// Exchange event time `E` of the traded symbol's latest depth event, ns.
+    exchange_ns: i64,
     was_synced: bool,
     /// The last quote sent had a side (so a stale book must pull it).
     quoting: bool,
@@ -172,6 +210,7 @@ impl<S: Strategy> HotPath<S> {
             last_decision: Decision::default(),
             last_sample: None,
             working: ExecState::default(),
+            exchange_ns: 0,
             was_synced: false,
             quoting: false,
             paused: false,
@@ -273,6 +312,12 @@ impl<S: Strategy> HotPath<S> {
         self.working = state;
     }
 
+    /// Tells the strategy of one own fill (before its next decision).
+    #[inline]
+    pub fn on_fill(&mut self, fill: &StrategyFill) {
+        self.strategy.on_fill(fill);
+    }
+
     /// The advice in force at `now_ns` (neutral once expired).
     pub fn advice_now(&self, now_ns: i64) -> Advice {
         self.advice.at(now_ns)
@@ -354,14 +399,16 @@ impl<S: Strategy> HotPath<S> {
     /// backtests); `t_in`: clock ticks when its bytes were in memory.
     #[inline]
     pub fn on_frame(&mut self, frame: &[u8], recv_ns: i64, t_in: u64, out: &mut impl FnMut(HotEvent<'_>)) {
-        self.on_frame_fed(frame, recv_ns, t_in, out, &mut || None);
+        self.on_frame_fed(frame, recv_ns, t_in, out, &mut |_| None);
     }
 
     /// [`HotPath::on_frame`] where the exchange side runs inline (backtests):
     /// after a depth event has gone to `out` (which may fill orders) and
-    /// before the strategy decides, `position` is asked for the position
-    /// those fills made (`None`: unchanged), so the quote made in this very
-    /// frame sees them.
+    /// before the strategy decides, `feed` tells the strategy of the fills
+    /// it hears of now (through the sink it is given, which calls
+    /// [`Strategy::on_fill`]) and returns the exchange side's state those
+    /// fills made (`None`: unchanged), so the quote made in this very frame
+    /// sees them.
     #[inline]
     pub fn on_frame_fed(
         &mut self,
@@ -369,7 +416,7 @@ impl<S: Strategy> HotPath<S> {
         recv_ns: i64,
         t_in: u64,
         out: &mut impl FnMut(HotEvent<'_>),
-        position: &mut impl FnMut() -> Option<Qty>,
+        feed: &mut impl FnMut(&mut dyn FnMut(&StrategyFill)) -> Option<ExecState>,
     ) {
         // Before this frame's events go out: a book that went stale since
         // the last depth event is pulled first.
@@ -389,7 +436,7 @@ impl<S: Strategy> HotPath<S> {
             self.on_disconnect(recv_ns, out);
             return;
         }
-        self.on_msg(msg, recv_ns, t_in, t_parsed, out, position);
+        self.on_msg(msg, recv_ns, t_in, t_parsed, out, feed);
     }
 
     /// Applies a REST snapshot body fetched for `symbol` (the live feed's
@@ -413,7 +460,7 @@ impl<S: Strategy> HotPath<S> {
         // REST bodies name no symbol; the feed knows which it asked for.
         snapshot.symbol = symbol;
         let t_parsed = self.clock.now();
-        self.on_msg(Msg::Snapshot(snapshot), recv_ns, t_in, t_parsed, out, &mut || None);
+        self.on_msg(Msg::Snapshot(snapshot), recv_ns, t_in, t_parsed, out, &mut |_| None);
     }
 
     /// The feed lost its connection: every book is unusable until resynced,
@@ -505,6 +552,15 @@ impl<S: Strategy> HotPath<S> {
             Msg::BookTicker(t) => t.event_time,
             _ => 0,
         };
+        let depth_of = match msg {
+            Msg::Diff(d) => Some(d.symbol),
+            Msg::Partial(p) => Some(p.symbol),
+            _ => None,
+        };
+        if e_ms > 0 && depth_of.is_some_and(|s| self.traded.is_none_or(|t| t == s)) {
+            // The exchange's time of the depth event strategies decide on.
+            self.exchange_ns = e_ms.saturating_mul(1_000_000);
+        }
         if e_ms > 0 {
             let delay = recv_ns.saturating_sub(e_ms.saturating_mul(1_000_000));
             if delay < 0 {
@@ -525,7 +581,7 @@ impl<S: Strategy> HotPath<S> {
         t_in: u64,
         t_parsed: u64,
         out: &mut impl FnMut(HotEvent<'_>),
-        position: &mut impl FnMut() -> Option<Qty>,
+        feed: &mut impl FnMut(&mut dyn FnMut(&StrategyFill)) -> Option<ExecState>,
     ) {
         let is_depth = matches!(msg, Msg::Diff(_) | Msg::Partial(_) | Msg::Snapshot(_));
         let is_ticker = matches!(msg, Msg::BookTicker(_));
@@ -553,10 +609,11 @@ impl<S: Strategy> HotPath<S> {
             });
         }
         self.traded = traded;
-        // Fills the depth event just made reach the position before the
-        // strategy decides on it.
-        if let Some(p) = position() {
-            self.position = p;
+        // Fills the depth event just made reach the strategy and the
+        // position before the strategy decides on them.
+        let strategy = &mut self.strategy;
+        if let Some(state) = feed(&mut |f| strategy.on_fill(f)) {
+            self.set_exec_state(state);
         }
         if !is_depth {
             if is_ticker {
@@ -593,11 +650,23 @@ impl<S: Strategy> HotPath<S> {
             Some(_) if self.paused => Quote::pulled(symbol, recv_ns, update_id),
             Some(f) => {
                 self.last_features = Some(f);
+                let advice = self.advice.at(recv_ns);
                 let input = StrategyInput {
                     features: &f,
                     position: self.position,
-                    advice: self.advice.at(recv_ns),
+                    advice,
                     params: &self.cfg.params,
+                    scope: MarketScope {
+                        book: Some(book),
+                        trades: Some(self.features.trades()),
+                        orders: Some(&self.working.orders),
+                        account: self.working.account,
+                        tick_size: filters.tick_size,
+                        step_size: filters.step_size,
+                        exchange_time_ns: self.exchange_ns,
+                        advice_expired: self.advice.ttl_ns > 0
+                            && recv_ns.saturating_sub(self.advice.received_ns) > self.advice.ttl_ns,
+                    },
                 };
                 let decision = self.strategy.decide(&input);
                 t_strategy = self.clock.now();

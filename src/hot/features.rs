@@ -4,9 +4,73 @@
 //! ratios and estimates that feed the strategy and scripts, never book keys or
 //! order prices. Volatility and trade flow decay with time (half-lives in
 //! config), so they mean the same at 10 or 1000 events per second.
+//!
+//! The latest trades are kept in a fixed ring ([`TradeRing`], 64) that
+//! strategies read newest first; nothing here allocates after construction.
 
 use crate::hot::book::Book;
+use crate::hot::fixed::{Price, Qty};
 use crate::hot::msg::{Aggressor, Level, Trade};
+
+/// Trades kept in the ring strategies read.
+pub const TRADE_RING: usize = 64;
+
+/// One trade of the traded symbol, as strategies see it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TradeTick {
+    pub price: Price,
+    pub qty: Qty,
+    /// Trade time `T` on the exchange, ms since the epoch.
+    pub time_ms: i64,
+    /// +1 the taker bought, -1 the taker sold.
+    pub side: i8,
+}
+
+/// The latest [`TRADE_RING`] trades, fixed-size and `Copy`: a strategy's
+/// view copies it whole (a memcpy), no allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TradeRing {
+    items: [TradeTick; TRADE_RING],
+    /// Slot the next trade goes to.
+    next: u8,
+    len: u8,
+}
+
+impl Default for TradeRing {
+    fn default() -> Self {
+        Self { items: [TradeTick::default(); TRADE_RING], next: 0, len: 0 }
+    }
+}
+
+impl TradeRing {
+    /// Adds the newest trade, dropping the oldest when full.
+    #[inline]
+    pub fn push(&mut self, t: TradeTick) {
+        self.items[self.next as usize % TRADE_RING] = t;
+        self.next = ((self.next as usize + 1) % TRADE_RING) as u8;
+        self.len = (self.len as usize + 1).min(TRADE_RING) as u8;
+    }
+
+    /// Trades held (at most [`TRADE_RING`]).
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The `i`-th newest trade (0 = the latest); `None` beyond [`TradeRing::len`].
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<&TradeTick> {
+        if i >= self.len as usize {
+            return None;
+        }
+        self.items.get((self.next as usize + TRADE_RING - 1 - i) % TRADE_RING)
+    }
+}
 
 /// Feature settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,10 +100,24 @@ pub struct Features {
     pub spread_bps: f64,
     /// (bid qty - ask qty) / (bid qty + ask qty) over the top levels, -1..1.
     pub imbalance: f64,
-    /// EWMA realized volatility of the mid, per event, in bps.
+    /// EWMA realized volatility of the mid, per event, in bps: the square
+    /// root of the time-decayed average of squared log mid returns between
+    /// consecutive depth events (whatever their spacing).
     pub volatility_bps: f64,
+    /// The same volatility per second, in bps: `1e4 x sqrt(V / D)`, where V
+    /// is the decayed average of squared log mid returns above and D the
+    /// decayed average, with the same weights, of the seconds between the
+    /// events those returns span. For a random walk this is the standard
+    /// deviation of the mid's log change over one second (sqrt-time
+    /// scaling of the per-event figure by the mean event spacing); 0 until
+    /// two events at different times have been seen.
+    pub volatility_bps_per_s: f64,
     /// Decayed sum of signed trade quantity (taker buys positive), base units.
     pub trade_flow: f64,
+    /// Trades per second: a count of trades decayed with the trade-flow
+    /// half-life `h`, divided by its time constant `h / ln 2` (a steady
+    /// rate of n trades per second reads n).
+    pub trade_intensity: f64,
     pub time_ns: i64,
     pub update_id: u64,
 }
@@ -51,8 +129,14 @@ pub struct FeatureState {
     last_mid: f64,
     last_mid_ns: i64,
     variance: f64,
+    /// Decayed average of the seconds between depth events (same weights
+    /// as `variance`).
+    spacing_s: f64,
     flow: f64,
+    /// Decayed trade count (same decay as `flow`).
+    count: f64,
     flow_ns: i64,
+    trades: TradeRing,
 }
 
 /// `2^(-dt/half_life)`: the weight that survives `dt`.
@@ -66,7 +150,23 @@ fn decay(dt_ns: i64, half_life_ns: i64) -> f64 {
 
 impl FeatureState {
     pub fn new(cfg: FeatureConfig) -> Self {
-        Self { cfg, last_mid: 0.0, last_mid_ns: 0, variance: 0.0, flow: 0.0, flow_ns: 0 }
+        Self {
+            cfg,
+            last_mid: 0.0,
+            last_mid_ns: 0,
+            variance: 0.0,
+            spacing_s: 0.0,
+            flow: 0.0,
+            count: 0.0,
+            flow_ns: 0,
+            trades: TradeRing::default(),
+        }
+    }
+
+    /// The latest trades of the traded symbol.
+    #[inline]
+    pub fn trades(&self) -> &TradeRing {
+        &self.trades
     }
 
     /// Forgets the mid history (after a resync the next return is meaningless).
@@ -76,13 +176,17 @@ impl FeatureState {
 
     #[inline]
     pub fn on_trade(&mut self, t: &Trade, now_ns: i64) {
-        self.flow *= decay(now_ns.saturating_sub(self.flow_ns), self.cfg.flow_half_life_ns);
+        let keep = decay(now_ns.saturating_sub(self.flow_ns), self.cfg.flow_half_life_ns);
+        self.flow *= keep;
+        self.count = self.count * keep + 1.0;
         self.flow_ns = now_ns;
         let q = t.qty.to_f64();
-        self.flow += match t.aggressor {
-            Aggressor::Buy => q,
-            Aggressor::Sell => -q,
+        let side = match t.aggressor {
+            Aggressor::Buy => 1,
+            Aggressor::Sell => -1,
         };
+        self.flow += side as f64 * q;
+        self.trades.push(TradeTick { price: t.price, qty: t.qty, time_ms: t.trade_time, side });
     }
 
     /// Features of `book` after an event; `None` while a side is empty.
@@ -102,10 +206,16 @@ impl FeatureState {
             let r = (mid / self.last_mid).ln();
             let keep = decay(now_ns.saturating_sub(self.last_mid_ns), self.cfg.vol_half_life_ns);
             self.variance = keep * self.variance + (1.0 - keep) * r * r;
+            let dt_s = now_ns.saturating_sub(self.last_mid_ns).max(0) as f64 / 1e9;
+            self.spacing_s = keep * self.spacing_s + (1.0 - keep) * dt_s;
         }
         self.last_mid = mid;
         self.last_mid_ns = now_ns;
-        let flow = self.flow * decay(now_ns.saturating_sub(self.flow_ns), self.cfg.flow_half_life_ns);
+        let keep_flow = decay(now_ns.saturating_sub(self.flow_ns), self.cfg.flow_half_life_ns);
+        let flow = self.flow * keep_flow;
+        // A decayed count's time constant is h / ln 2 (seconds).
+        let tau_s = self.cfg.flow_half_life_ns as f64 / 1e9 / std::f64::consts::LN_2;
+        let trade_intensity = if tau_s > 0.0 { self.count * keep_flow / tau_s } else { 0.0 };
         Some(Features {
             best_bid: bb,
             best_ask: ba,
@@ -114,7 +224,13 @@ impl FeatureState {
             spread_bps: if mid > 0.0 { (ap - bp) / mid * 1e4 } else { 0.0 },
             imbalance,
             volatility_bps: self.variance.sqrt() * 1e4,
+            volatility_bps_per_s: if self.spacing_s > 0.0 {
+                (self.variance / self.spacing_s).sqrt() * 1e4
+            } else {
+                0.0
+            },
             trade_flow: flow,
+            trade_intensity,
             time_ns: now_ns,
             update_id,
         })

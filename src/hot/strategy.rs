@@ -9,8 +9,9 @@
 //! tutorial's rules; Rhai scripts plug in behind the same trait.
 
 use crate::hot::advice::Advice;
-use crate::hot::features::Features;
-use crate::hot::fixed::Qty;
+use crate::hot::book::Book;
+use crate::hot::features::{Features, TradeRing};
+use crate::hot::fixed::{Price, Qty};
 
 /// Parameters of the built-in strategy (the tutorial's settings).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,6 +37,147 @@ pub struct StrategyInput<'a> {
     pub position: Qty,
     pub advice: Advice,
     pub params: &'a StrategyParams,
+    /// The rest of the market and the account: depth, trades, own orders,
+    /// PnL ([`MarketScope::default`] when a caller has none of it).
+    pub scope: MarketScope<'a>,
+}
+
+/// Own working orders a strategy sees per side (the innermost first).
+pub const MAX_OWN_ORDERS: usize = MAX_LEVELS;
+
+/// One own working order, as the exchange side last reported it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OwnOrder {
+    pub price: Price,
+    /// Quantity remaining, base units.
+    pub qty: Qty,
+    /// Estimated visible quantity ahead of it at its price, base units
+    /// (`None` when unknown: live orders, or before the paper exchange has
+    /// placed it in a queue).
+    pub queue_ahead: Option<Qty>,
+    /// When it joined the book (the clock of the run: receive time).
+    pub since_ns: i64,
+}
+
+/// Own working orders per side, innermost first; fixed-size and `Copy` so
+/// the exchange side can hand them to the hot thread through a ring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OwnOrders {
+    pub bids: [OwnOrder; MAX_OWN_ORDERS],
+    pub asks: [OwnOrder; MAX_OWN_ORDERS],
+    pub bid_count: u8,
+    pub ask_count: u8,
+}
+
+impl OwnOrders {
+    /// Adds an order on its side (buy: bids) after those already there;
+    /// beyond [`MAX_OWN_ORDERS`] it is left out.
+    pub fn push(&mut self, buy: bool, order: OwnOrder) {
+        let (list, n) = if buy { (&mut self.bids, &mut self.bid_count) } else { (&mut self.asks, &mut self.ask_count) };
+        if let Some(slot) = list.get_mut(*n as usize) {
+            *slot = order;
+            *n += 1;
+        }
+    }
+
+    /// The working bids, innermost first.
+    pub fn bids(&self) -> &[OwnOrder] {
+        &self.bids[..(self.bid_count as usize).min(MAX_OWN_ORDERS)]
+    }
+
+    /// The working asks, innermost first.
+    pub fn asks(&self) -> &[OwnOrder] {
+        &self.asks[..(self.ask_count as usize).min(MAX_OWN_ORDERS)]
+    }
+}
+
+/// The account as the exchange side last reported it: fixed-point, quote
+/// asset (1e-8), from [`crate::exec::position::Position`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Account {
+    /// Average entry price of the open position; 0 when flat.
+    pub avg_entry: Price,
+    /// Cost basis of the open position, signed like it (unrealized PnL is
+    /// `mid x position - open_cost`).
+    pub open_cost: i64,
+    /// Realized PnL before fees.
+    pub realized: i64,
+    /// Commissions paid, valued in the quote asset.
+    pub fees: i64,
+    /// Time of the latest own fill (the run's clock); `None` before any.
+    pub last_fill_ns: Option<i64>,
+}
+
+impl Account {
+    /// The account after `position`'s fills; `last_fill_ns` as given.
+    pub fn of(position: &crate::exec::position::Position, last_fill_ns: Option<i64>) -> Self {
+        Self {
+            avg_entry: position.avg_entry(),
+            open_cost: position.open_cost(),
+            realized: position.realized(),
+            fees: position.fees(),
+            last_fill_ns,
+        }
+    }
+}
+
+/// What a strategy reads beyond the features: the traded book, the trade
+/// ring, own orders and the account. References, so building an input
+/// copies nothing; all `None`/zero by default (hand-built inputs).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MarketScope<'a> {
+    /// The traded book (its top levels are in scope).
+    pub book: Option<&'a Book>,
+    /// The latest trades of the traded symbol.
+    pub trades: Option<&'a TradeRing>,
+    /// Own working orders.
+    pub orders: Option<&'a OwnOrders>,
+    pub account: Account,
+    /// Exchange filters (the book's learned tick when the config has none).
+    pub tick_size: Price,
+    pub step_size: Qty,
+    /// Exchange event time `E` of the latest depth event, ns (0 unknown).
+    pub exchange_time_ns: i64,
+    /// The advice had expired at this decision (the strategy then gets
+    /// neutral advice).
+    pub advice_expired: bool,
+}
+
+impl StrategyFill {
+    /// `fill` as a strategy sees it: `fee` its commission valued in the
+    /// quote asset (1e-8), `position` the position after it.
+    pub fn of(fill: &crate::exec::Fill, fee: i64, position: Qty) -> Self {
+        Self {
+            price: fill.price.to_f64(),
+            qty: fill.qty.to_f64(),
+            side: match fill.side {
+                crate::exec::Side::Buy => 1.0,
+                crate::exec::Side::Sell => -1.0,
+            },
+            fee: fee as f64 / crate::hot::fixed::SCALE as f64,
+            time_s: fill.time_ns as f64 / 1e9,
+            maker: fill.maker,
+            position: position.to_f64(),
+        }
+    }
+}
+
+/// One own fill, as the strategy hears of it ([`Strategy::on_fill`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StrategyFill {
+    pub price: f64,
+    /// Base units, > 0.
+    pub qty: f64,
+    /// +1 buy, -1 sell.
+    pub side: f64,
+    /// Commission valued in the quote asset.
+    pub fee: f64,
+    /// When it happened (the run's clock), seconds.
+    pub time_s: f64,
+    /// The order rested and was taken.
+    pub maker: bool,
+    /// Position after it, base units (as the strategy knows it).
+    pub position: f64,
 }
 
 /// One side of a desired quote, before rounding.
@@ -93,6 +235,9 @@ pub struct Decision {
 /// The strategy boundary.
 pub trait Strategy {
     fn decide(&mut self, input: &StrategyInput<'_>) -> Decision;
+    /// One own fill, told before the next decision (in the order they
+    /// happened). Runs on the hot thread: no allocation, no blocking.
+    fn on_fill(&mut self, _fill: &StrategyFill) {}
     /// Name for reports ("native", a script's path, ...).
     fn name(&self) -> &str;
     /// How its calls went (read at the end of a run, off the hot path):
@@ -185,7 +330,13 @@ mod tests {
         let f = features();
         let params =
             StrategyParams { target_spread_pct: 0.2, min_order_size: Qty(50_000_000), max_position: Qty(200_000_000) };
-        NativeStrategy.decide(&StrategyInput { features: &f, position: Qty(position), advice, params: &params })
+        NativeStrategy.decide(&StrategyInput {
+            features: &f,
+            position: Qty(position),
+            advice,
+            params: &params,
+            scope: MarketScope::default(),
+        })
     }
 
     #[test]

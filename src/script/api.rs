@@ -7,18 +7,57 @@
 //! `"wide"`; `"low"`, `"medium"`, `"high"`; `"up"`, `"down"`, `"sideways"`,
 //! `"neutral"`) and also come as the original tutorial's multipliers
 //! (`spread_mult`, `vol_mult`, `dir_mult`), so rules can use either.
+//!
+//! Beyond the scalars, `m` has indexed getters (methods with one INT
+//! argument, 0.0 when out of range, never an error): the top
+//! [`SCOPE_DEPTH`] levels of each side, the latest [`TRADE_RING`] trades
+//! (newest first) and own working orders (innermost first). Their data is
+//! held in fixed arrays inside [`MarketState`] in the exchange's own
+//! fixed-point form, copied whole per call (a memcpy of about 3 KB) and
+//! converted to `f64` only when a getter reads it. Both lists of getters,
+//! [`market_fields`] and [`market_indexed`], are what the engine's
+//! registration and the compiled fast path are generated from.
 
 use std::cell::Cell;
 
 use rhai::Engine;
 
-use crate::hot::strategy::{Decision, SideIntent};
+use crate::hot::strategy::{Decision, OwnOrder, OwnOrders, SideIntent};
 
 use crate::hot::advice::{Direction, SpreadState, Volatility};
+use crate::hot::features::{TradeRing, TRADE_RING};
+use crate::hot::fixed::SCALE;
+use crate::hot::msg::Level;
 use crate::hot::strategy::StrategyInput;
+
+/// Levels per side in scope (`m.bid_price(i)`, ...; `i < m.depth`).
+pub const SCOPE_DEPTH: usize = 20;
 
 /// The market as one `fn quote(m)` call sees it. `Copy`, built on the
 /// stack per call (no map, no allocation of our own).
+///
+/// Units of the scalars (each a getter of the same name):
+/// * `best_bid`, `best_ask`, `mid`, `microprice`, `tick_size`, `avg_entry`
+///   (0 when flat): quote asset per base unit;
+/// * `bid_qty`, `ask_qty`, `position`, `max_position`, `min_order_size`,
+///   `step_size`, `trade_flow`: base units;
+/// * `spread_bps`; `volatility_bps` (per event, see
+///   [`crate::hot::features::Features::volatility_bps`]);
+///   `volatility_bps_per_s` (per second, see
+///   [`crate::hot::features::Features::volatility_bps_per_s`]);
+/// * `trade_intensity`: trades per second (decayed with the trade-flow
+///   half-life);
+/// * `realized_pnl` (before fees), `unrealized_pnl` (open position marked
+///   at `mid`), `fees` (all commissions valued in the quote asset): quote
+///   asset;
+/// * `time_s` = `time_local_s` (our receive time of the event) and
+///   `time_exchange_s` (the exchange's event time `E`): seconds since the
+///   epoch (simulated in backtests); `advice_age_s`, `since_fill_s` (-1
+///   before the first fill): seconds;
+/// * `advice_expired`: 1.0 when the advice had expired (the strategy then
+///   reads neutral advice), else 0.0;
+/// * `depth` (levels on both sides, <= 20), `trade_count` (<= 64),
+///   `bid_order_count`, `ask_order_count`: counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct MarketState {
     pub best_bid: f64,
@@ -45,14 +84,103 @@ pub struct MarketState {
     pub vol_mult: f64,
     pub dir_mult: f64,
     pub time_s: f64,
+    pub tick_size: f64,
+    pub step_size: f64,
+    pub volatility_bps_per_s: f64,
+    pub trade_intensity: f64,
+    pub avg_entry: f64,
+    pub realized_pnl: f64,
+    pub unrealized_pnl: f64,
+    pub fees: f64,
+    pub time_exchange_s: f64,
+    pub time_local_s: f64,
+    pub since_fill_s: f64,
+    pub advice_expired: f64,
+    pub depth: f64,
+    pub trade_count: f64,
+    pub bid_order_count: f64,
+    pub ask_order_count: f64,
+    /// Top levels, best first (fixed-point); the first `bid_levels` /
+    /// `ask_levels` are real, the rest zero.
+    pub bids: [Level; SCOPE_DEPTH],
+    pub asks: [Level; SCOPE_DEPTH],
+    pub bid_levels: u8,
+    pub ask_levels: u8,
+    /// The latest trades (read newest first).
+    pub trades: TradeRing,
+    /// Own working orders, innermost first.
+    pub orders: OwnOrders,
+    /// The decision's time, ns (order ages are measured to it).
+    pub now_ns: i64,
+}
+
+/// Fixed-point to `f64`.
+#[inline]
+fn fx(v: i64) -> f64 {
+    v as f64 / SCALE as f64
+}
+
+/// The `i`-th of the first `n` of `list`, for an INT index from a script.
+#[inline]
+fn nth<T>(list: &[T], n: usize, i: i64) -> Option<&T> {
+    if i < 0 || i as u64 >= n as u64 {
+        return None;
+    }
+    list.get(i as usize)
 }
 
 impl MarketState {
+    /// Copies up to [`SCOPE_DEPTH`] levels of `it` into `out`; how many.
+    #[inline]
+    fn levels(out: &mut [Level; SCOPE_DEPTH], it: impl Iterator<Item = Level>) -> u8 {
+        let mut n = 0;
+        for (slot, l) in out.iter_mut().zip(it) {
+            *slot = l;
+            n += 1;
+        }
+        n
+    }
+
     pub fn from_input(input: &StrategyInput<'_>) -> Self {
         let f = input.features;
         let a = input.advice;
+        let sc = &input.scope;
         let (spread_mult, vol_mult, dir_mult) = a.multipliers();
+        let mut bids = [Level::default(); SCOPE_DEPTH];
+        let mut asks = [Level::default(); SCOPE_DEPTH];
+        let (bid_levels, ask_levels) = match sc.book {
+            Some(b) => (Self::levels(&mut bids, b.bids()), Self::levels(&mut asks, b.asks())),
+            None => (0, 0),
+        };
+        let trades = sc.trades.copied().unwrap_or_default();
+        let orders = sc.orders.copied().unwrap_or_default();
+        let acc = sc.account;
+        let position = input.position.to_f64();
+        let unrealized_pnl = if input.position.0 == 0 { 0.0 } else { position * f.mid - fx(acc.open_cost) };
         Self {
+            tick_size: fx(sc.tick_size.0),
+            step_size: fx(sc.step_size.0),
+            volatility_bps_per_s: f.volatility_bps_per_s,
+            trade_intensity: f.trade_intensity,
+            avg_entry: fx(acc.avg_entry.0),
+            realized_pnl: fx(acc.realized),
+            unrealized_pnl,
+            fees: fx(acc.fees),
+            time_exchange_s: sc.exchange_time_ns as f64 / 1e9,
+            time_local_s: f.time_ns as f64 / 1e9,
+            since_fill_s: acc.last_fill_ns.map_or(-1.0, |t| f.time_ns.saturating_sub(t).max(0) as f64 / 1e9),
+            advice_expired: if sc.advice_expired { 1.0 } else { 0.0 },
+            depth: bid_levels.min(ask_levels) as f64,
+            trade_count: trades.len() as f64,
+            bid_order_count: orders.bids().len() as f64,
+            ask_order_count: orders.asks().len() as f64,
+            bids,
+            asks,
+            bid_levels,
+            ask_levels,
+            trades,
+            orders,
+            now_ns: f.time_ns,
             best_bid: f.best_bid.price.to_f64(),
             best_ask: f.best_ask.price.to_f64(),
             bid_qty: f.best_bid.qty.to_f64(),
@@ -92,6 +220,110 @@ impl MarketState {
             time_s: f.time_ns as f64 / 1e9,
         }
     }
+
+    /// `m.bid_price(i)`: price of the `i`-th bid level (0 = best), quote asset.
+    pub fn bid_price(&self, i: i64) -> f64 {
+        nth(&self.bids, self.bid_levels as usize, i).map_or(0.0, |l| fx(l.price.0))
+    }
+
+    /// `m.bid_qty(i)`: quantity at the `i`-th bid level, base units.
+    pub fn bid_qty(&self, i: i64) -> f64 {
+        nth(&self.bids, self.bid_levels as usize, i).map_or(0.0, |l| fx(l.qty.0))
+    }
+
+    /// `m.ask_price(i)`: price of the `i`-th ask level (0 = best), quote asset.
+    pub fn ask_price(&self, i: i64) -> f64 {
+        nth(&self.asks, self.ask_levels as usize, i).map_or(0.0, |l| fx(l.price.0))
+    }
+
+    /// `m.ask_qty(i)`: quantity at the `i`-th ask level, base units.
+    pub fn ask_qty(&self, i: i64) -> f64 {
+        nth(&self.asks, self.ask_levels as usize, i).map_or(0.0, |l| fx(l.qty.0))
+    }
+
+    fn trade(&self, i: i64) -> Option<&crate::hot::features::TradeTick> {
+        if i < 0 || i as u64 >= TRADE_RING as u64 {
+            return None;
+        }
+        self.trades.get(i as usize)
+    }
+
+    /// `m.trade_price(i)`: price of the `i`-th newest trade (0 = latest), quote asset.
+    pub fn trade_price(&self, i: i64) -> f64 {
+        self.trade(i).map_or(0.0, |t| fx(t.price.0))
+    }
+
+    /// `m.trade_qty(i)`: its quantity, base units.
+    pub fn trade_qty(&self, i: i64) -> f64 {
+        self.trade(i).map_or(0.0, |t| fx(t.qty.0))
+    }
+
+    /// `m.trade_time_s(i)`: its exchange trade time `T`, seconds since the epoch.
+    pub fn trade_time_s(&self, i: i64) -> f64 {
+        self.trade(i).map_or(0.0, |t| t.time_ms as f64 / 1e3)
+    }
+
+    /// `m.trade_side(i)`: +1.0 the taker bought, -1.0 the taker sold.
+    pub fn trade_side(&self, i: i64) -> f64 {
+        self.trade(i).map_or(0.0, |t| t.side as f64)
+    }
+
+    fn bid_order(&self, i: i64) -> Option<&OwnOrder> {
+        nth(self.orders.bids(), usize::MAX, i)
+    }
+
+    fn ask_order(&self, i: i64) -> Option<&OwnOrder> {
+        nth(self.orders.asks(), usize::MAX, i)
+    }
+
+    fn queue(o: &OwnOrder) -> f64 {
+        o.queue_ahead.map_or(-1.0, |q| fx(q.0))
+    }
+
+    fn age_s(&self, o: &OwnOrder) -> f64 {
+        self.now_ns.saturating_sub(o.since_ns).max(0) as f64 / 1e9
+    }
+
+    /// `m.bid_order_price(i)`: price of our `i`-th working bid (0 = innermost), quote asset.
+    pub fn bid_order_price(&self, i: i64) -> f64 {
+        self.bid_order(i).map_or(0.0, |o| fx(o.price.0))
+    }
+
+    /// `m.bid_order_qty(i)`: its remaining quantity, base units.
+    pub fn bid_order_qty(&self, i: i64) -> f64 {
+        self.bid_order(i).map_or(0.0, |o| fx(o.qty.0))
+    }
+
+    /// `m.bid_order_queue(i)`: estimated quantity ahead of it in its price's
+    /// queue, base units; -1.0 when unknown.
+    pub fn bid_order_queue(&self, i: i64) -> f64 {
+        self.bid_order(i).map_or(0.0, Self::queue)
+    }
+
+    /// `m.bid_order_age_s(i)`: seconds since it joined the book.
+    pub fn bid_order_age_s(&self, i: i64) -> f64 {
+        self.bid_order(i).map_or(0.0, |o| self.age_s(o))
+    }
+
+    /// `m.ask_order_price(i)`: price of our `i`-th working ask (0 = innermost), quote asset.
+    pub fn ask_order_price(&self, i: i64) -> f64 {
+        self.ask_order(i).map_or(0.0, |o| fx(o.price.0))
+    }
+
+    /// `m.ask_order_qty(i)`: its remaining quantity, base units.
+    pub fn ask_order_qty(&self, i: i64) -> f64 {
+        self.ask_order(i).map_or(0.0, |o| fx(o.qty.0))
+    }
+
+    /// `m.ask_order_queue(i)`: estimated quantity ahead of it, base units; -1.0 when unknown.
+    pub fn ask_order_queue(&self, i: i64) -> f64 {
+        self.ask_order(i).map_or(0.0, Self::queue)
+    }
+
+    /// `m.ask_order_age_s(i)`: seconds since it joined the book.
+    pub fn ask_order_age_s(&self, i: i64) -> f64 {
+        self.ask_order(i).map_or(0.0, |o| self.age_s(o))
+    }
 }
 
 /// Calls `$then!($($args)* ; float fields ; string fields)` with the names of
@@ -104,11 +336,29 @@ macro_rules! market_fields {
         $then!($($args)* ;
             best_bid, best_ask, bid_qty, ask_qty, mid, microprice, spread_bps, imbalance, volatility_bps,
             trade_flow, position, max_position, min_order_size, target_spread_pct, confidence, advice_multiplier,
-            advice_age_s, spread_mult, vol_mult, dir_mult, time_s ;
+            advice_age_s, spread_mult, vol_mult, dir_mult, time_s, tick_size, step_size, volatility_bps_per_s,
+            trade_intensity, avg_entry, realized_pnl, unrealized_pnl, fees, time_exchange_s, time_local_s,
+            since_fill_s, advice_expired, depth, trade_count, bid_order_count, ask_order_count ;
             spread_state, volatility_state, direction)
     };
 }
 pub(crate) use market_fields;
+
+/// Calls `$then!($($args)* ; names)` with the name of every indexed getter
+/// of [`MarketState`]: each is a method `fn NAME(&self, i: i64) -> f64`
+/// (0.0 when `i` is out of range), called `m.NAME(i)` in scripts. The one
+/// list the engine's registration ([`register`]) and the compiled fast path
+/// are both generated from.
+macro_rules! market_indexed {
+    ($then:ident ! ($($args:tt)*)) => {
+        $then!($($args)* ;
+            bid_price, bid_qty, ask_price, ask_qty, trade_price, trade_qty, trade_time_s, trade_side,
+            bid_order_price, bid_order_qty, bid_order_queue, bid_order_age_s, ask_order_price, ask_order_qty,
+            ask_order_queue, ask_order_age_s)
+    };
+}
+#[allow(unused_imports)] // for the compiled fast path
+pub(crate) use market_indexed;
 
 macro_rules! getters {
     ($engine:ident ; $($f:ident),* ; $($s:ident),*) => {
@@ -117,10 +367,17 @@ macro_rules! getters {
     };
 }
 
+macro_rules! indexed {
+    ($engine:ident ; $($f:ident),*) => {
+        $( $engine.register_fn(stringify!($f), |m: &mut MarketState, i: rhai::INT| m.$f(i as i64)); )*
+    };
+}
+
 /// Registers [`MarketState`] and its getters.
 pub fn register(engine: &mut Engine) {
     engine.register_type_with_name::<MarketState>("MarketState");
     market_fields!(getters!(engine));
+    market_indexed!(indexed!(engine));
     register_output(engine);
 }
 
