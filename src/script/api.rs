@@ -379,6 +379,7 @@ pub fn register(engine: &mut Engine) {
     market_fields!(getters!(engine));
     market_indexed!(indexed!(engine));
     register_output(engine);
+    crate::script::state::register(engine);
 }
 
 thread_local! {

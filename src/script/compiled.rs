@@ -9,7 +9,7 @@ use rhai::{Dynamic, Engine, Scope, AST};
 
 use crate::hot::strategy::{Decision, SideIntent};
 use crate::script::{
-    api, decision_from, fast, fnv1a, reload, FastQuote, MarketState, NotCompiled, Quoted, ScriptError,
+    api, decision_from, fast, fnv1a, reload, state, FastQuote, MarketState, NotCompiled, Quoted, ScriptError,
 };
 
 /// A compiled script: its functions merged with the `quote(m)` call, and
@@ -133,11 +133,14 @@ pub fn compile(engine: &Engine, file: &str, source: &str) -> Result<CompiledScri
     if !ast.iter_functions().any(|f| f.name == "quote" && f.params.len() == 1) {
         return Err(ScriptError::new(file, rhai::Position::new(1, 1), "the script must define fn quote(m)"));
     }
-    let call = engine.compile("quote(m)").map_err(|e| ScriptError::new(file, e.position(), e.to_string()))?;
+    // `let state = #{};`, the script's top-level statements, then the call
+    // in the caller's scope: see `state` (persistent script state).
+    let call = engine.compile(state::QUOTE_CALL).map_err(|e| ScriptError::new(file, e.position(), e.to_string()))?;
+    let init = engine.compile(state::STATE_INIT).map_err(|e| ScriptError::new(file, e.position(), e.to_string()))?;
     let mut script = CompiledScript {
         path: PathBuf::from(file),
         hash: fnv1a(source.as_bytes()),
-        ast: ast.clone_functions_only().merge(&call),
+        ast: init.merge(&ast).merge(&call),
         fast: Err(NotCompiled { reason: String::new(), pos: rhai::Position::NONE }),
         names: Default::default(),
     };

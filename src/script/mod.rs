@@ -40,6 +40,7 @@ mod compiled;
 pub mod fast;
 mod output;
 pub mod reload;
+mod state;
 mod strategy;
 
 use rhai::Engine;

@@ -7,11 +7,11 @@ use std::path::Path;
 
 use rhai::{Dynamic, Engine, Scope};
 
-use crate::hot::strategy::{Decision, Strategy, StrategyInput};
+use crate::hot::strategy::{Decision, Strategy, StrategyFill, StrategyInput};
 use crate::ring::Producer;
 use crate::script::{
-    api, compile_file, decision_from, engine, fast, reload, CompiledScript, MarketState, Params, Quoted, ScriptError,
-    ScriptLimits, ScriptLine,
+    api, compile_file, decision_from, engine, fast, reload, state, CompiledScript, MarketState, Params, Quoted,
+    ScriptError, ScriptLimits, ScriptLine,
 };
 
 /// Consecutive runtime errors after which a reloaded version is reverted.
@@ -52,6 +52,10 @@ pub struct ScriptStrategy {
     fast_enabled: bool,
     /// Locals of the fast form, allocated once (fits every compiled script).
     frame: Box<fast::Frame>,
+    /// `reset_state()` was called: the next load starts fresh.
+    reset: bool,
+    /// `on_fill!(f)`, compiled once.
+    on_fill_call: rhai::AST,
 }
 
 impl ScriptStrategy {
@@ -62,7 +66,9 @@ impl ScriptStrategy {
         script.bind(&engine);
         let scope = Scope::new();
         let base = scope.len();
+        let on_fill_call = state::on_fill_call(&engine);
         Self {
+            on_fill_call,
             engine,
             script: Box::new(script),
             previous: None,
@@ -75,6 +81,7 @@ impl ScriptStrategy {
             warm: None,
             fast_enabled: true,
             frame: fast::Frame::boxed(),
+            reset: false,
         }
     }
 
@@ -144,6 +151,12 @@ impl ScriptStrategy {
         self.stats
     }
 
+    /// A script variable as it stands between calls (a top-level `let` or
+    /// `const`, or `state`); `None` before the first call. For tests and tools.
+    pub fn state_var(&self, name: &str) -> Option<Dynamic> {
+        self.scope.get(name).cloned()
+    }
+
     pub fn last_error(&self) -> Option<&ScriptError> {
         self.last_error.as_ref()
     }
@@ -156,6 +169,7 @@ impl ScriptStrategy {
     /// Runs `quote(m)` once, leaving the error unformatted (the hot path
     /// formats only the first error of a run).
     fn eval_raw(&mut self, m: MarketState) -> Result<Dynamic, Box<rhai::EvalAltResult>> {
+        self.ready()?;
         self.scope.rewind(self.base);
         // `m` stays in the scope and is overwritten in place: pushing it anew
         // would box the struct into a fresh Dynamic on every call.
@@ -168,15 +182,63 @@ impl ScriptStrategy {
         }
         api::reset_output();
         // Reuse the runtime state and function-resolution caches across
-        // calls (a fresh eval starts cold).
-        let warm = self.warm.get_or_insert_with(|| {
-            let mut global = self.engine.new_global_runtime_state();
-            global.lib.push(self.script.ast.shared_lib().clone());
-            (global, rhai::Caches::new())
-        });
+        // calls (a fresh eval starts cold); `ready` made them.
+        let Some(warm) = self.warm.as_mut() else { unreachable!("ready() leaves the runtime state warm") };
         warm.0.num_operations = 0;
         #[allow(deprecated)]
-        self.engine.eval_statements_raw(&mut warm.0, &mut warm.1, &mut self.scope, self.script.ast.statements())
+        let r = self.engine.eval_statements_raw(
+            &mut warm.0,
+            &mut warm.1,
+            &mut self.scope,
+            state::call_statements(&self.script.ast),
+        );
+        if state::take_reset() {
+            self.warm = None;
+            self.reset = true;
+        }
+        r
+    }
+
+    /// Loads the running version's state (top-level values and `state`)
+    /// when it starts, or again after `reset_state()`; see [`state`].
+    fn ready(&mut self) -> Result<(), Box<rhai::EvalAltResult>> {
+        if self.warm.is_some() {
+            return Ok(());
+        }
+        let mut global = self.engine.new_global_runtime_state();
+        global.lib.push(self.script.ast.shared_lib().clone());
+        let mut caches = rhai::Caches::new();
+        let (engine, ast) = (&self.engine, &self.script.ast);
+        let m = Dynamic::from(MarketState::default());
+        self.base = state::load(engine, &mut global, &mut caches, &mut self.scope, ast, !self.reset, m)?;
+        self.reset = false;
+        self.warm = Some((global, caches));
+        Ok(())
+    }
+
+    /// Runs the script's `fn on_fill(f)`, if it has one; an error counts
+    /// like a `quote` error.
+    fn fill(&mut self, fill: &StrategyFill) {
+        if !state::has_on_fill(&self.script.ast) {
+            return;
+        }
+        let r = self.ready().and_then(|()| {
+            let Some(warm) = self.warm.as_mut() else { unreachable!("ready() leaves the runtime state warm") };
+            let (engine, ast, call) = (&self.engine, &self.script.ast, &self.on_fill_call);
+            state::call_on_fill(engine, &mut warm.0, &mut warm.1, &mut self.scope, self.base, ast, call, fill)
+        });
+        // Quotes are not set from `on_fill`.
+        api::reset_output();
+        if state::take_reset() {
+            self.warm = None;
+            self.reset = true;
+        }
+        if let Err(e) = r {
+            if self.failing == 0 {
+                self.last_error = Some(ScriptError::runtime(&self.script.path.display().to_string(), &e));
+            }
+            self.failed();
+        }
     }
 
     /// One decision for `m` (what [`Strategy::decide`] does after building
@@ -261,6 +323,10 @@ impl Strategy for ScriptStrategy {
         }
         // `m.min_order_size` is `params.min_order_size`: the default size.
         self.decide_market(MarketState::from_input(input))
+    }
+
+    fn on_fill(&mut self, fill: &StrategyFill) {
+        self.fill(fill);
     }
 
     fn name(&self) -> &str {
