@@ -19,7 +19,8 @@ use mmbot::config::Config;
 use mmbot::feed::synthetic::Rng;
 use mmbot::script::fast::{Frame, OPS_BASE, OPS_PER_NODE};
 use mmbot::script::{
-    compile, engine, interpret, same_decision, MarketState, Params, Quoted, ScriptError, ScriptLimits, ScriptStrategy,
+    compile, engine, interpret, same_decision, same_intent, MarketState, Params, Quoted, ScriptError, ScriptLimits,
+    ScriptStrategy,
 };
 use mmbot::stats::clock::Clock;
 
@@ -149,6 +150,8 @@ struct Tally {
     bids: u64,
     errors: u64,
     bad_outputs: u64,
+    /// Calls the fast form handed to the interpreter (operation cap near).
+    interpreted: u64,
     /// Error messages up to their first `:` (the kind, without operands).
     kinds: std::collections::BTreeSet<String>,
 }
@@ -183,13 +186,14 @@ fn differential(name: &str, src: &str, params: &Params, n: usize) -> Tally {
         let want = interpret(&e, script.ast(), m);
         let got = fast.run(&m, &mut frame);
         match (&want, &got) {
-            (Ok(Some(a)), Ok(Quoted::Decision(b))) => {
-                assert!(same_decision(a, b), "{name}: state {i} {m:?}\n interpreted {a:?}\n compiled    {b:?}");
+            (Ok(Some(a)), Ok(Quoted::Quote(b))) => {
+                assert!(same_intent(a, b), "{name}: state {i} {m:?}\n interpreted {a:?}\n compiled    {b:?}");
                 t.decisions += 1;
-                t.pulls += a.pull as u64;
-                t.bids += a.bid.is_some() as u64;
+                t.pulls += a.decision.pull as u64;
+                t.bids += a.decision.bid.is_some() as u64;
             }
-            (Ok(None), Ok(Quoted::BadOutput)) => t.bad_outputs += 1,
+            (Ok(None), Ok(Quoted::NotAQuote)) => t.bad_outputs += 1,
+            (_, Ok(Quoted::Interpret)) => t.interpreted += 1,
             (Err(a), Err(b)) => {
                 let b = ScriptError::runtime("", &b.to_rhai());
                 assert_eq!(error_message(a), error_message(&b), "{name}: state {i} {m:?}");
@@ -490,8 +494,27 @@ fn faults_carry_rhai_messages_and_positions() {
 #[test]
 fn unsupported_scripts_fall_back_to_the_interpreter() {
     let cases = [
-        ("loop", "fn quote(m) { let s = 0.0; for i in 0..3 { s += m.mid; } bid(s, 1.0); }", "loops"),
-        ("helper", "fn half(x) { x / 2.0 }\nfn quote(m) { bid(half(m.mid), 1.0); }", "script defines"),
+        ("do loop", "fn quote(m) { let s = 0.0; do { s += m.mid; } while s < 3.0; bid(s, 1.0); }", "do loops"),
+        (
+            "recursion",
+            "fn f(x) { if x > 1.0 { f(x / 2.0) } else { x } }\nfn quote(m) { bid(f(m.mid), 1.0); }",
+            "calls itself",
+        ),
+        (
+            "stepped range",
+            "fn quote(m) { let s = 0.0; for i in range(0, 9, 2) { s += m.mid; } bid(s, 1.0); }",
+            "stepped",
+        ),
+        ("float range", "fn quote(m) { let s = 0.0; for x in [1.0, 2.0] { s += x; } bid(s, 1.0); }", "for loop over"),
+        ("break value", "fn quote(m) { let x = loop { break 1.0; }; bid(m.mid, 1.0); }", "break with a value"),
+        (
+            "mixed returns",
+            "fn f(x) { if x > 1.0 { return 1; } 2.0 }\nfn quote(m) { bid(m.mid * f(m.mid), 1.0); }",
+            "different types",
+        ),
+        ("other arity", "fn f(x, y) { x + y }\nfn quote(m) { bid(f(m.mid), 1.0); }", "another number of parameters"),
+        ("method on fn", "fn f() { this * 2.0 }\nfn quote(m) { let x = m.mid; bid(x.f(), 1.0); }", "script defines"),
+        ("levels", "fn quote(m) { #{ bids: [[m.mid, 1.0]] } }", "bids/asks"),
         ("array", "fn quote(m) { let a = [1.0, m.mid]; bid(a[1], 1.0); }", "arrays"),
         ("print", "fn quote(m) { print(\"x\"); bid(m.mid, 1.0); }", "print"),
         ("type change", "fn quote(m) { let x = 0; x = m.mid; bid(x, 1.0); }", "changes type"),
@@ -501,7 +524,7 @@ fn unsupported_scripts_fall_back_to_the_interpreter() {
         ("getter", "fn quote(m) { bid(m.nope, 1.0); }", "no such getter"),
         ("switch", "fn quote(m) { switch m.direction { \"up\" => pull(), _ => bid(m.mid, 1.0) } }", "switch"),
         ("mixed if", "fn quote(m) { let x = if m.mid > 1.0 { 1 } else { 2.0 }; bid(m.mid, 1.0); }", "different types"),
-        ("power", "fn quote(m) { bid(m.mid ** 2.0, 1.0); }", "**"),
+        ("bool power", "fn quote(m) { bid(m.mid ** true, 1.0); }", "Pow"),
         ("int sqrt", "fn quote(m) { bid(sqrt(4), 1.0); }", "sqrt"),
         ("throw", "fn quote(m) { if m.mid > 1.0 { throw \"no\"; } }", "throw"),
         ("condition", "fn quote(m) { if m.mid { pull(); } }", "condition"),

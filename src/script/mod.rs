@@ -49,9 +49,9 @@ use crate::ring::{ring, Consumer, Producer};
 
 pub use api::MarketState;
 pub use budget::ScriptBudget;
-pub use compiled::{compile, compile_file, interpret, same_decision, CompiledScript};
+pub use compiled::{compile, compile_file, interpret, CompiledScript};
 pub use fast::{FastQuote, Fault, NotCompiled, Quoted};
-pub use output::decision_from;
+pub use output::{check, decision_from, intent_from, same_decision, same_intent, BadOutput, Intent};
 pub use strategy::{ScriptStats, ScriptStrategy, REVERT_AFTER};
 
 /// Sandbox caps.
@@ -145,6 +145,8 @@ pub fn engine(limits: &ScriptLimits, params: &Params, out: Option<Producer<Scrip
         .set_max_map_size(limits.max_map_size)
         .set_max_expr_depths(64, 32);
     api::register(&mut engine);
+    // Multi-level bid()/ask(), replacing api's single-level ones.
+    output::register(&mut engine);
     let params = std::sync::Arc::new(params.clone());
     let int_params = params.clone();
     engine

@@ -1,30 +1,303 @@
-//! What a script's return value means: a map of prices or distances from
-//! the mid, `"pull"` or `()`; anything else is an output of the wrong shape.
+//! What a script's output means, and whether it is fit to quote.
+//!
+//! A script quotes in one of two ways, both giving an [`Intent`]:
+//! * calling `bid(price, size)` / `ask(price, size)` (each call adds a
+//!   level, the first call being the best) or `pull()`;
+//! * returning a map of prices (`bid`, `ask`, `bid_size`, `ask_size`) or of
+//!   distances from the mid (`bid_spread`, `ask_spread`), optionally with
+//!   more levels as `bids: [[price, size], ...]` / `asks: [...]`; or
+//!   `"pull"` / `()` to pull. Anything else is [`BadOutput::NotAQuote`].
+//!
+//! [`check`] then turns the intent into the [`Decision`] the guard sees: the
+//! levels beyond `[strategy] levels` are dropped ([`BadOutput::TooManyLevels`],
+//! the rest still quotes), and a quote with a NaN, infinite, non-positive
+//! price, negative or absurd size pulls the whole call, counted by kind.
+//! The interpreter and the compiled fast path both go through [`check`], so
+//! the two cannot classify differently.
 
-use rhai::{Dynamic, Map};
+use std::cell::Cell;
 
-use crate::hot::strategy::{Decision, SideIntent};
+use rhai::{Array, Dynamic, Engine, Map};
+
+use crate::hot::strategy::{Decision, SideIntent, MAX_LEVELS};
 use crate::script::MarketState;
 
-fn num(map: &Map, key: &str) -> Option<f64> {
-    let v = map.get(key)?;
-    v.as_float().ok().or_else(|| v.as_int().ok().map(|i| i as f64)).or(Some(f64::NAN))
+/// Why an output was not used as it stood (SPEC17 §3). Every kind but
+/// [`BadOutput::TooManyLevels`] pulls the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BadOutput {
+    /// The wrong type: a number, a bool, a string other than `"pull"`, a
+    /// map with `bids`/`asks` that are not arrays of `[price, size]`.
+    NotAQuote,
+    /// A price or size that is NaN (also a map value that is not a number).
+    Nan,
+    /// A price or size that is infinite.
+    Infinite,
+    /// A price at or below zero.
+    NegativePrice,
+    /// A size below zero.
+    NegativeSize,
+    /// A size over 1e9, or over 1000 x `max_position` (when that is set).
+    AbsurdSize,
+    /// More levels on a side than `[strategy] levels` (or [`MAX_LEVELS`]):
+    /// the extra ones are dropped, the rest quotes.
+    TooManyLevels,
 }
 
-/// Turns the script's return value into a decision (`None`: wrong shape).
-pub fn decision_from(out: &Dynamic, m: &MarketState, default_size: f64) -> Option<Decision> {
+impl BadOutput {
+    pub const COUNT: usize = 7;
+    /// Every kind, in [`BadOutput::index`] order.
+    pub const ALL: [BadOutput; Self::COUNT] = [
+        BadOutput::NotAQuote,
+        BadOutput::Nan,
+        BadOutput::Infinite,
+        BadOutput::NegativePrice,
+        BadOutput::NegativeSize,
+        BadOutput::AbsurdSize,
+        BadOutput::TooManyLevels,
+    ];
+
+    /// The name in reports and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BadOutput::NotAQuote => "not_a_quote",
+            BadOutput::Nan => "nan",
+            BadOutput::Infinite => "infinite",
+            BadOutput::NegativePrice => "negative_price",
+            BadOutput::NegativeSize => "negative_size",
+            BadOutput::AbsurdSize => "absurd_size",
+            BadOutput::TooManyLevels => "too_many_levels",
+        }
+    }
+
+    /// Index into a `[u64; BadOutput::COUNT]` counter table.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Whether the call is pulled (all kinds but too many levels).
+    pub fn pulls(self) -> bool {
+        self != BadOutput::TooManyLevels
+    }
+}
+
+/// A size above this is absurd whatever the position limit.
+pub const ABSURD_SIZE: f64 = 1e9;
+/// A size above this many times `max_position` is absurd.
+pub const ABSURD_POSITION_MULTIPLE: f64 = 1000.0;
+
+/// The quotes a script asked for in one call, in call order, before
+/// [`check`]. Small and `Copy`: built per call without allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Intent {
+    /// Level 0 in `bid`/`ask`, the next ones in `deeper`, up to [`MAX_LEVELS`].
+    pub decision: Decision,
+    /// Levels asked for per side, [`MAX_LEVELS`] and beyond included.
+    pub bids: u32,
+    pub asks: u32,
+}
+
+impl Intent {
+    /// An intent that pulls.
+    pub fn pull() -> Self {
+        Self { decision: Decision { pull: true, ..Decision::default() }, ..Self::default() }
+    }
+
+    /// Adds a bid level behind the ones already asked for.
+    pub fn bid(&mut self, price: f64, size: f64) {
+        let q = SideIntent { price, size };
+        let n = self.bids as usize;
+        match n {
+            0 => self.decision.bid = Some(q),
+            n if n < MAX_LEVELS => self.decision.deeper.bids[n - 1] = Some(q),
+            _ => {}
+        }
+        self.bids = self.bids.saturating_add(1);
+    }
+
+    /// Adds an ask level behind the ones already asked for.
+    pub fn ask(&mut self, price: f64, size: f64) {
+        let q = SideIntent { price, size };
+        let n = self.asks as usize;
+        match n {
+            0 => self.decision.ask = Some(q),
+            n if n < MAX_LEVELS => self.decision.deeper.asks[n - 1] = Some(q),
+            _ => {}
+        }
+        self.asks = self.asks.saturating_add(1);
+    }
+
+    /// `pull()`: nothing quotes this event (levels asked for stay recorded,
+    /// as in the decision, but the guard pulls).
+    pub fn set_pull(&mut self) {
+        self.decision.pull = true;
+    }
+}
+
+/// Equal intents, prices and sizes compared bit for bit (NaN included).
+pub fn same_intent(a: &Intent, b: &Intent) -> bool {
+    a.bids == b.bids && a.asks == b.asks && same_decision(&a.decision, &b.decision)
+}
+
+/// Equal decisions, prices and sizes compared bit for bit (NaN included),
+/// deeper levels included.
+pub fn same_decision(a: &Decision, b: &Decision) -> bool {
+    let side = |x: &Option<SideIntent>, y: &Option<SideIntent>| match (x, y) {
+        (None, None) => true,
+        (Some(x), Some(y)) => x.price.to_bits() == y.price.to_bits() && x.size.to_bits() == y.size.to_bits(),
+        _ => false,
+    };
+    let deeper = |x: &[Option<SideIntent>], y: &[Option<SideIntent>]| x.iter().zip(y).all(|(x, y)| side(x, y));
+    a.pull == b.pull
+        && side(&a.bid, &b.bid)
+        && side(&a.ask, &b.ask)
+        && deeper(&a.deeper.bids, &b.deeper.bids)
+        && deeper(&a.deeper.asks, &b.deeper.asks)
+        && a.explain == b.explain
+}
+
+/// What one quote is wrong with, if anything.
+fn bad_quote(q: &SideIntent, max_position: f64) -> Option<BadOutput> {
+    let (p, s) = (q.price, q.size);
+    if p.is_nan() || s.is_nan() {
+        return Some(BadOutput::Nan);
+    }
+    if p.is_infinite() || s.is_infinite() {
+        return Some(BadOutput::Infinite);
+    }
+    if p <= 0.0 {
+        return Some(BadOutput::NegativePrice);
+    }
+    if s < 0.0 {
+        return Some(BadOutput::NegativeSize);
+    }
+    if s > ABSURD_SIZE || (max_position > 0.0 && s > ABSURD_POSITION_MULTIPLE * max_position) {
+        return Some(BadOutput::AbsurdSize);
+    }
+    None
+}
+
+/// The one classification both paths use: the decision to act on and the
+/// bad kind to count, if any. `levels` is `[strategy] levels` (at least 1,
+/// at most [`MAX_LEVELS`]). Levels beyond it are dropped first; then the
+/// first bad quote (bids from the best out, then asks) pulls the call. A
+/// pulled intent is passed through unchecked: nothing of it quotes.
+pub fn check(intent: &Intent, m: &MarketState, levels: usize) -> (Decision, Option<BadOutput>) {
+    let mut d = intent.decision;
+    if d.pull {
+        return (d, None);
+    }
+    let cap = levels.clamp(1, MAX_LEVELS);
+    let mut bad = None;
+    if intent.bids as usize > cap || intent.asks as usize > cap {
+        for (i, l) in d.deeper.bids.iter_mut().enumerate() {
+            if i + 1 >= cap {
+                *l = None;
+            }
+        }
+        for (i, l) in d.deeper.asks.iter_mut().enumerate() {
+            if i + 1 >= cap {
+                *l = None;
+            }
+        }
+        bad = Some(BadOutput::TooManyLevels);
+    }
+    let quotes =
+        d.bid.iter().chain(d.deeper.bids.iter().flatten()).chain(d.ask.iter()).chain(d.deeper.asks.iter().flatten());
+    for q in quotes {
+        if let Some(kind) = bad_quote(q, m.max_position) {
+            return (Decision { pull: true, ..Decision::default() }, Some(kind));
+        }
+    }
+    (d, bad)
+}
+
+fn num(v: &Dynamic) -> f64 {
+    v.as_float().ok().or_else(|| v.as_int().ok().map(|i| i as f64)).unwrap_or(f64::NAN)
+}
+
+fn get(map: &Map, key: &str) -> Option<f64> {
+    map.get(key).map(num)
+}
+
+/// `bids: [[price, size], ...]` into `add`; `false` when not of that shape.
+fn levels(v: &Dynamic, mut add: impl FnMut(f64, f64)) -> bool {
+    let Some(list) = v.read_lock::<Array>() else { return false };
+    for level in list.iter() {
+        let Some(pair) = level.read_lock::<Array>() else { return false };
+        let [p, s] = pair.as_slice() else { return false };
+        add(num(p), num(s));
+    }
+    true
+}
+
+/// Turns the script's return value into an intent (`None`: not a quote).
+/// A missing size is `default_size`.
+pub fn intent_from(out: &Dynamic, m: &MarketState, default_size: f64) -> Option<Intent> {
     let pull = out.is_unit() || out.read_lock::<rhai::ImmutableString>().is_some_and(|s| s.as_str() == "pull");
     if pull {
-        return Some(Decision { pull: true, ..Decision::default() });
+        return Some(Intent::pull());
     }
     let map = out.read_lock::<Map>()?;
+    let mut intent = Intent::default();
     // A price, or a distance from the mid.
-    let bid = num(&map, "bid").or_else(|| num(&map, "bid_spread").map(|d| m.mid - d));
-    let ask = num(&map, "ask").or_else(|| num(&map, "ask_spread").map(|d| m.mid + d));
-    let size = |key| num(&map, key).unwrap_or(default_size);
-    Some(Decision {
-        bid: bid.map(|price| SideIntent { price, size: size("bid_size") }),
-        ask: ask.map(|price| SideIntent { price, size: size("ask_size") }),
-        ..Decision::default()
-    })
+    let bid = get(&map, "bid").or_else(|| get(&map, "bid_spread").map(|d| m.mid - d));
+    let ask = get(&map, "ask").or_else(|| get(&map, "ask_spread").map(|d| m.mid + d));
+    if let Some(p) = bid {
+        intent.bid(p, get(&map, "bid_size").unwrap_or(default_size));
+    }
+    if let Some(p) = ask {
+        intent.ask(p, get(&map, "ask_size").unwrap_or(default_size));
+    }
+    // More levels behind the ones above (or the first ones, without them).
+    if let Some(v) = map.get("bids") {
+        if !levels(v, |p, s| intent.bid(p, s)) {
+            return None;
+        }
+    }
+    if let Some(v) = map.get("asks") {
+        if !levels(v, |p, s| intent.ask(p, s)) {
+            return None;
+        }
+    }
+    Some(intent)
+}
+
+/// Turns the script's return value into a decision (`None`: wrong shape),
+/// before [`check`]: levels beyond [`MAX_LEVELS`] are not in it.
+pub fn decision_from(out: &Dynamic, m: &MarketState, default_size: f64) -> Option<Decision> {
+    intent_from(out, m, default_size).map(|i| i.decision)
+}
+
+thread_local! {
+    /// What `bid`/`ask`/`pull` set during one interpreted call (per thread:
+    /// each thread runs its own engine, so no lock is needed).
+    static OUTPUT: Cell<Option<Intent>> = const { Cell::new(None) };
+}
+
+/// Clears the output slot before a call.
+pub fn reset() {
+    OUTPUT.with(|o| o.set(None));
+}
+
+/// What `bid`/`ask`/`pull` set during the last call, if they were called.
+pub fn take() -> Option<Intent> {
+    OUTPUT.with(|o| o.take())
+}
+
+fn update(f: impl FnOnce(&mut Intent)) {
+    OUTPUT.with(|o| {
+        let mut i = o.get().unwrap_or_default();
+        f(&mut i);
+        o.set(Some(i));
+    });
+}
+
+/// `bid(price, size)`, `ask(price, size)` (each call one more level) and
+/// `pull()`. Registered after `api::register`, so these replace the
+/// single-level versions registered there (same names and signatures).
+pub fn register(engine: &mut Engine) {
+    engine.register_fn("bid", |price: f64, size: f64| update(|i| i.bid(price, size)));
+    engine.register_fn("ask", |price: f64, size: f64| update(|i| i.ask(price, size)));
+    engine.register_fn("pull", || update(|i| i.set_pull()));
 }

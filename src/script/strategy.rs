@@ -10,7 +10,8 @@ use rhai::{Dynamic, Engine, Scope};
 use crate::hot::strategy::{Decision, Strategy, StrategyFill, StrategyInput};
 use crate::ring::Producer;
 use crate::script::{
-    api, compile_file, decision_from, engine, fast, reload, state, CompiledScript, MarketState, Params, Quoted,
+    api, compile_file, engine, fast, output, reload, state, BadOutput, CompiledScript, Intent,
+    MarketState, Params, Quoted,
     ScriptError, ScriptLimits, ScriptLine,
 };
 
@@ -26,8 +27,11 @@ pub struct ScriptStats {
     pub reloads: u64,
     /// Times a failing version was replaced by the one before it.
     pub reverts: u64,
-    /// Outputs of the wrong shape (not a map, "pull" or ()).
+    /// Calls pulled for a bad output (every kind but too_many_levels).
     pub bad_outputs: u64,
+    /// Bad outputs by kind, [`BadOutput::index`] order (too_many_levels
+    /// included: those calls still quote their first levels).
+    pub bad_by_kind: [u64; BadOutput::COUNT],
 }
 
 /// A [`Strategy`] that runs a Rhai script: its compiled fast form when it
@@ -56,6 +60,8 @@ pub struct ScriptStrategy {
     reset: bool,
     /// `on_fill!(f)`, compiled once.
     on_fill_call: rhai::AST,
+    /// `[strategy] levels`: quotes per side kept from one call.
+    levels: usize,
 }
 
 impl ScriptStrategy {
@@ -82,7 +88,14 @@ impl ScriptStrategy {
             fast_enabled: true,
             frame: fast::Frame::boxed(),
             reset: false,
+            levels: 1,
         }
+    }
+
+    /// `[strategy] levels` (`Config::strategy_levels`): quotes per side a
+    /// call may ask for; more are dropped and counted (default 1).
+    pub fn set_levels(&mut self, levels: usize) {
+        self.levels = levels;
     }
 
     /// Loads a script file (its print/debug output is discarded).
@@ -180,7 +193,7 @@ impl ScriptStrategy {
                 self.base = self.scope.len();
             }
         }
-        api::reset_output();
+        output::reset();
         // Reuse the runtime state and function-resolution caches across
         // calls (a fresh eval starts cold); `ready` made them.
         let Some(warm) = self.warm.as_mut() else { unreachable!("ready() leaves the runtime state warm") };
@@ -249,25 +262,20 @@ impl ScriptStrategy {
         let pull = Decision { pull: true, ..Decision::default() };
         if self.fast_enabled {
             if let Ok(fast) = &self.script.fast {
-                return match fast.run(&m, &mut self.frame) {
-                    Ok(Quoted::Decision(d)) => {
-                        self.failing = 0;
-                        d
-                    }
-                    Ok(Quoted::BadOutput) => {
-                        self.failing = 0;
-                        self.stats.bad_outputs += 1;
-                        pull
-                    }
+                match fast.run(&m, &mut self.frame) {
+                    Ok(Quoted::Quote(i)) => return self.checked(Some(i), &m),
+                    Ok(Quoted::NotAQuote) => return self.checked(None, &m),
                     Err(fault) => {
                         if self.failing == 0 {
                             let file = self.script.path.display().to_string();
                             self.last_error = Some(ScriptError::runtime(&file, &fault.to_rhai()));
                         }
                         self.failed();
-                        pull
+                        return pull;
                     }
-                };
+                    // Near the operation cap: this call is the interpreter's.
+                    Ok(Quoted::Interpret) => {}
+                }
             }
         }
         let out = match self.eval_raw(m) {
@@ -281,18 +289,24 @@ impl ScriptStrategy {
                 return pull;
             }
         };
-        self.failing = 0;
         // Quotes set with bid()/ask()/pull() win over the return value.
-        if let Some(d) = api::take_output() {
-            return d;
+        let intent = output::take().or_else(|| output::intent_from(&out, &m, m.min_order_size));
+        self.checked(intent, &m)
+    }
+
+    /// The call went through: checks its output ([`output::check`], the
+    /// same for both paths) and counts a bad one by kind.
+    fn checked(&mut self, intent: Option<Intent>, m: &MarketState) -> Decision {
+        self.failing = 0;
+        let (d, bad) = match intent {
+            Some(i) => output::check(&i, m, self.levels),
+            None => (Decision { pull: true, ..Decision::default() }, Some(BadOutput::NotAQuote)),
+        };
+        if let Some(kind) = bad {
+            self.stats.bad_by_kind[kind.index()] += 1;
+            self.stats.bad_outputs += kind.pulls() as u64;
         }
-        match decision_from(&out, &m, m.min_order_size) {
-            Some(d) => d,
-            None => {
-                self.stats.bad_outputs += 1;
-                pull
-            }
-        }
+        d
     }
 
     /// Counts a runtime error; a version that keeps failing goes back to

@@ -16,22 +16,41 @@ pub(super) struct Compiler<'e> {
     pub(super) engine: &'e Engine,
     /// Visible bindings, innermost last; the parameter `m` first.
     pub(super) scope: Vec<Local>,
-    /// Slots handed out per type: floats, ints, bools, strings.
+    /// Slots handed out per type: floats, ints, bools, strings. A block
+    /// gives its slots back when it ends (every slot is written by its `let`
+    /// before it is read, so reuse is safe).
     pub(super) used: [usize; 4],
+    /// Most slots in use at once (all types).
+    pub(super) peak: usize,
     pub(super) lits: Vec<ImmutableString>,
     /// Functions the script defines: a call to any of them is refused
     /// (script functions take precedence over the built-in ones).
     pub(super) script_fns: Vec<String>,
+    /// The script's functions, by definition.
+    pub(super) fns: Vec<std::sync::Arc<FnBody>>,
     /// > 0 inside an expression block, where only pure statements are accepted.
     pub(super) pure: usize,
+    /// Inside a script function being inlined: the type it returns so far
+    /// (innermost last). Empty in `quote` itself.
+    pub(super) ret: Vec<Option<Ty>>,
+    /// Loops around the statement being compiled (in this function).
+    pub(super) loops: usize,
+    /// Rhai's call level of the code being compiled (`quote` is 1).
+    pub(super) depth: usize,
+    /// Functions being inlined (indices into `fns`): a recursion is refused.
+    pub(super) inlining: Vec<usize>,
+    /// AST nodes of every inlined body (bounded, as code grows per call site).
+    pub(super) inlined_nodes: usize,
+    /// Whether the script has loops or calls (operations counted as they run).
+    pub(super) dynamic: bool,
 }
 
 impl Compiler<'_> {
-    fn lookup(&self, name: &str) -> Option<&Local> {
+    pub(super) fn lookup(&self, name: &str) -> Option<&Local> {
         self.scope.iter().rev().find(|l| l.name.as_str() == name)
     }
 
-    fn alloc(&mut self, ty: Ty, pos: Position) -> R<usize> {
+    pub(super) fn alloc(&mut self, ty: Ty, pos: Position) -> R<usize> {
         let (k, cap) = match ty {
             Ty::Float => (0, FLOATS),
             Ty::Int => (1, INTS),
@@ -46,27 +65,77 @@ impl Compiler<'_> {
             return refuse(pos, format!("more than {cap} {} variables", ty.name()));
         }
         self.used[k] += 1;
+        self.peak = self.peak.max(self.used.iter().sum());
         Ok(slot)
     }
 
     /// A block in its own scope; with `tail`, its value is the function's return value.
     pub(super) fn block(&mut self, stmts: &[Stmt], tail: bool) -> R<St> {
-        let mark = self.scope.len();
+        let (mark, used) = (self.scope.len(), self.used);
         let r = self.block_inner(stmts, tail);
         self.scope.truncate(mark);
+        self.used = used;
         r
     }
 
-    fn block_inner(&mut self, stmts: &[Stmt], tail: bool) -> R<St> {
+    /// The function returns `()` here.
+    pub(super) fn ret_unit(&mut self, pos: Position) -> R<St> {
+        if self.ret.is_empty() {
+            return Ok(ev(|cx| {
+                cx.ret = Ret::Unit;
+                Ok(true)
+            }));
+        }
+        self.ret_type(Ty::Unit, pos)?;
+        Ok(ev(|cx| {
+            cx.rv = Tmp::U;
+            Ok(true)
+        }))
+    }
+
+    /// The function returns this value.
+    pub(super) fn ret_val(&mut self, v: Val, pos: Position) -> R<St> {
+        if self.ret.is_empty() {
+            return Ok(v.returned());
+        }
+        self.ret_type(v.ty(), pos)?;
+        let e = v.into_tmp();
+        Ok(ev(move |cx| {
+            cx.rv = e(cx)?;
+            Ok(true)
+        }))
+    }
+
+    /// A script function returns one type on every path (its call sites
+    /// are typed at compile time).
+    pub(super) fn ret_type(&mut self, ty: Ty, pos: Position) -> R<()> {
+        match self.ret.last_mut() {
+            Some(slot @ None) => *slot = Some(ty),
+            Some(Some(t)) if *t == ty => {}
+            Some(Some(t)) => {
+                let t = *t;
+                return refuse(pos, format!("a function returning different types ({} and {})", t.name(), ty.name()));
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// `st`, then (as the function's last statement) a return of `()`,
+    /// unless `st` itself returned or jumped.
+    pub(super) fn then_unit(&mut self, st: St, pos: Position) -> R<St> {
+        let unit = self.ret_unit(pos)?;
+        Ok(ev(move |cx| {
+            if st(cx)? {
+                return Ok(true);
+            }
+            unit(cx)
+        }))
+    }
+
+    pub(super) fn block_inner(&mut self, stmts: &[Stmt], tail: bool) -> R<St> {
         if stmts.is_empty() {
-            return Ok(if tail {
-                ev(|cx| {
-                    cx.ret = Ret::Unit;
-                    Ok(true)
-                })
-            } else {
-                ev(|_| Ok(false))
-            });
+            return if tail { self.ret_unit(Position::NONE) } else { Ok(ev(|_| Ok(false))) };
         }
         let mut out = Vec::with_capacity(stmts.len());
         for (i, s) in stmts.iter().enumerate() {
@@ -87,7 +156,7 @@ impl Compiler<'_> {
         }))
     }
 
-    fn stmt(&mut self, s: &Stmt, tail: bool) -> R<St> {
+    pub(super) fn stmt(&mut self, s: &Stmt, tail: bool) -> R<St> {
         let plain = match s {
             Stmt::Noop(_) => ev(|_| Ok(false)),
             Stmt::Var(x, flags, pos) => self.let_(x, *flags, *pos)?,
@@ -97,24 +166,27 @@ impl Compiler<'_> {
             Stmt::Expr(e) => return self.expr_stmt(e, tail),
             Stmt::FnCall(x, pos) => return self.call_stmt(x, *pos, tail),
             Stmt::Return(v, flags, pos) => return self.return_(v.as_deref(), *flags, *pos),
-            Stmt::While(_, pos) | Stmt::Do(_, _, pos) | Stmt::For(_, pos) => return refuse(*pos, "loops"),
+            Stmt::For(x, pos) => self.for_(x, *pos)?,
+            Stmt::While(fc, pos) => self.while_(fc, *pos)?,
+            Stmt::Do(_, _, pos) => return refuse(*pos, "do loops"),
+            Stmt::BreakLoop(v, flags, pos) => return self.break_(v.is_some(), *flags, *pos),
             Stmt::Switch(_, pos) => return refuse(*pos, "switch"),
             Stmt::TryCatch(_, pos) => return refuse(*pos, "try/catch"),
-            Stmt::BreakLoop(_, _, pos) => return refuse(*pos, "break/continue"),
             other => return refuse(other.position(), "this statement"),
         };
-        Ok(if tail {
-            ev(move |cx| {
-                plain(cx)?;
-                cx.ret = Ret::Unit;
-                Ok(true)
-            })
+        if tail {
+            self.then_unit(plain, s.position())
         } else {
-            plain
-        })
+            Ok(plain)
+        }
     }
 
-    fn let_(&mut self, x: &(Ident, Expr, Option<std::num::NonZeroUsize>), flags: ASTFlags, pos: Position) -> R<St> {
+    pub(super) fn let_(
+        &mut self,
+        x: &(Ident, Expr, Option<std::num::NonZeroUsize>),
+        flags: ASTFlags,
+        pos: Position,
+    ) -> R<St> {
         let (ident, init, _) = x;
         if flags.contains(ASTFlags::EXPORTED) {
             return refuse(pos, "export");
@@ -127,7 +199,7 @@ impl Compiler<'_> {
         Ok(store(slot, v))
     }
 
-    fn assign(&mut self, op: &OpAssignment, x: &BinaryExpr) -> R<St> {
+    pub(super) fn assign(&mut self, op: &OpAssignment, x: &BinaryExpr) -> R<St> {
         let pos = op.position();
         if self.pure > 0 {
             return refuse(pos, "an assignment inside an expression");
@@ -186,23 +258,30 @@ impl Compiler<'_> {
         }
     }
 
-    fn if_stmt(&mut self, fc: &FlowControl, tail: bool) -> R<St> {
+    pub(super) fn if_stmt(&mut self, fc: &FlowControl, tail: bool) -> R<St> {
         let c = self.cond(&fc.expr)?;
         let t = self.block(fc.body.statements(), tail)?;
         let e = self.block(fc.branch.statements(), tail)?;
         Ok(select(c, t, e))
     }
 
-    fn cond(&mut self, e: &Expr) -> R<Ev<bool>> {
+    pub(super) fn cond(&mut self, e: &Expr) -> R<Ev<bool>> {
         match self.expr(e)? {
             Val::Bool(c) => Ok(c),
             other => refuse(e.start_position(), format!("a condition of type {}", other.ty().name())),
         }
     }
 
-    fn expr_stmt(&mut self, e: &Expr, tail: bool) -> R<St> {
+    pub(super) fn expr_stmt(&mut self, e: &Expr, tail: bool) -> R<St> {
         if tail {
             return self.ret_expr(e);
+        }
+        if let Expr::Stmt(b) = e {
+            // A block statement `{ ... }` parsed as an expression: it may
+            // hold any statement (the optimizer turns some into this).
+            if self.pure == 0 {
+                return self.block(b.statements(), false);
+            }
         }
         if let Expr::Map(_, pos) = e {
             return refuse(*pos, "a map that is not the return value");
@@ -210,7 +289,7 @@ impl Compiler<'_> {
         Ok(self.expr(e)?.discard())
     }
 
-    fn call_stmt(&mut self, x: &FnCallExpr, pos: Position, tail: bool) -> R<St> {
+    pub(super) fn call_stmt(&mut self, x: &FnCallExpr, pos: Position, tail: bool) -> R<St> {
         let is_output = x.op_token.is_none()
             && matches!(x.name.as_str(), "bid" | "ask" | "pull")
             && !self.script_fns.iter().any(|f| f == x.name.as_str());
@@ -219,23 +298,19 @@ impl Compiler<'_> {
         } else {
             let v = self.call(x, pos)?;
             if tail {
-                return Ok(v.returned());
+                return self.ret_val(v, pos);
             }
             v.discard()
         };
-        Ok(if tail {
-            ev(move |cx| {
-                st(cx)?;
-                cx.ret = Ret::Unit;
-                Ok(true)
-            })
+        if tail {
+            self.then_unit(st, pos)
         } else {
-            st
-        })
+            Ok(st)
+        }
     }
 
     /// `bid(price, size)`, `ask(price, size)`, `pull()`.
-    fn output(&mut self, x: &FnCallExpr, pos: Position) -> R<St> {
+    pub(super) fn output(&mut self, x: &FnCallExpr, pos: Position) -> R<St> {
         if self.pure > 0 {
             return refuse(pos, format!("{}() inside an expression", x.name));
         }
@@ -247,7 +322,7 @@ impl Compiler<'_> {
                 return refuse(pos, "pull() takes no arguments");
             }
             return Ok(ev(|cx| {
-                cx.output().pull = true;
+                cx.output().set_pull();
                 Ok(false)
             }));
         }
@@ -261,19 +336,19 @@ impl Compiler<'_> {
         Ok(if x.name.as_str() == "bid" {
             ev(move |cx| {
                 let (p, s) = (price(cx)?, size(cx)?);
-                cx.output().bid = Some(SideIntent { price: p, size: s });
+                cx.output().bid(p, s);
                 Ok(false)
             })
         } else {
             ev(move |cx| {
                 let (p, s) = (price(cx)?, size(cx)?);
-                cx.output().ask = Some(SideIntent { price: p, size: s });
+                cx.output().ask(p, s);
                 Ok(false)
             })
         })
     }
 
-    fn return_(&mut self, v: Option<&Expr>, flags: ASTFlags, pos: Position) -> R<St> {
+    pub(super) fn return_(&mut self, v: Option<&Expr>, flags: ASTFlags, pos: Position) -> R<St> {
         if flags.contains(ASTFlags::BREAK) {
             return refuse(pos, "throw");
         }
@@ -281,16 +356,21 @@ impl Compiler<'_> {
             return refuse(pos, "return inside an expression");
         }
         match v {
-            None => Ok(ev(|cx| {
-                cx.ret = Ret::Unit;
-                Ok(true)
-            })),
+            None => self.ret_unit(pos),
             Some(e) => self.ret_expr(e),
         }
     }
 
     /// An expression that becomes the return value.
-    fn ret_expr(&mut self, e: &Expr) -> R<St> {
+    pub(super) fn ret_expr(&mut self, e: &Expr) -> R<St> {
+        if !self.ret.is_empty() {
+            // Inside a script function: a value of one of the static types.
+            if matches!(e, Expr::Map(..)) || matches!(e, Expr::DynamicConstant(d, _) if d.is_map()) {
+                return refuse(e.start_position(), "a function returning a map");
+            }
+            let v = self.expr(e)?;
+            return self.ret_val(v, e.start_position());
+        }
         match e {
             Expr::Map(m, pos) => self.ret_map(&m.0, *pos),
             Expr::DynamicConstant(d, pos) if d.is_map() => {
@@ -300,6 +380,9 @@ impl Compiler<'_> {
                 }
                 let mut out = [None; 6];
                 for (k, v) in map.iter() {
+                    if matches!(k.as_str(), "bids" | "asks") {
+                        return refuse(*pos, "a map with bids/asks (levels from arrays run interpreted)");
+                    }
                     if v.is_string() || v.is_map() || v.is_array() || v.is_blob() {
                         return refuse(*pos, "a map value that is a string, array or map");
                     }
@@ -313,11 +396,14 @@ impl Compiler<'_> {
                     Ok(true)
                 }))
             }
-            e => Ok(self.expr(e)?.returned()),
+            e => {
+                let v = self.expr(e)?;
+                self.ret_val(v, e.start_position())
+            }
         }
     }
 
-    fn ret_map(&mut self, entries: &[(Ident, Expr)], pos: Position) -> R<St> {
+    pub(super) fn ret_map(&mut self, entries: &[(Ident, Expr)], pos: Position) -> R<St> {
         if self.engine.max_map_size() != 0 && entries.len() > self.engine.max_map_size() {
             return refuse(pos, "a map over max_map_size");
         }
@@ -325,6 +411,9 @@ impl Compiler<'_> {
         // keys are kept as `decision_from` reads them (a number, or NaN).
         let mut vals: Vec<(Option<usize>, Ev<f64>)> = Vec::with_capacity(entries.len());
         for (key, e) in entries {
+            if matches!(key.name.as_str(), "bids" | "asks") {
+                return refuse(key.pos, "a map with bids/asks (levels from arrays run interpreted)");
+            }
             let v = match self.expr(e)? {
                 Val::Float(v) => v,
                 Val::Int(v) => ev(move |cx| Ok(v(cx)? as f64)),
@@ -347,7 +436,7 @@ impl Compiler<'_> {
         }))
     }
 
-    fn expr(&mut self, e: &Expr) -> R<Val> {
+    pub(super) fn expr(&mut self, e: &Expr) -> R<Val> {
         Ok(match e {
             Expr::IntegerConstant(v, _) => {
                 let v = *v;
@@ -404,7 +493,7 @@ impl Compiler<'_> {
         })
     }
 
-    fn literal(&mut self, s: ImmutableString) -> Val {
+    pub(super) fn literal(&mut self, s: ImmutableString) -> Val {
         let i = match self.lits.iter().position(|l| *l == s) {
             Some(i) => i,
             None => {
@@ -416,7 +505,7 @@ impl Compiler<'_> {
     }
 
     /// A constant the optimizer folded into a `Dynamic`.
-    fn constant(&mut self, d: &Dynamic, pos: Position) -> R<Val> {
+    pub(super) fn constant(&mut self, d: &Dynamic, pos: Position) -> R<Val> {
         if let Ok(v) = d.as_int() {
             return Ok(Val::Int(ev(move |_| Ok(v))));
         }
@@ -435,7 +524,7 @@ impl Compiler<'_> {
         refuse(pos, format!("a constant of type {}", d.type_name()))
     }
 
-    fn var(&mut self, name: &str, pos: Position) -> R<Val> {
+    pub(super) fn var(&mut self, name: &str, pos: Position) -> R<Val> {
         let Some(l) = self.lookup(name) else {
             return refuse(pos, format!("the undefined variable {name}"));
         };
@@ -462,173 +551,7 @@ impl Compiler<'_> {
         })
     }
 
-    /// `lhs.step.step...`: `m.<getter>`, then properties and method calls.
-    fn chain(&mut self, x: &BinaryExpr, flags: ASTFlags, pos: Position) -> R<Val> {
-        if !flags.is_empty() {
-            return refuse(pos, "?. chains");
-        }
-        let mut steps: Vec<&Expr> = Vec::new();
-        let mut cur = &x.rhs;
-        loop {
-            match cur {
-                Expr::Dot(inner, f, p) => {
-                    if !f.is_empty() {
-                        return refuse(*p, "?. chains");
-                    }
-                    steps.push(&inner.lhs);
-                    cur = &inner.rhs;
-                }
-                other => {
-                    steps.push(other);
-                    break;
-                }
-            }
-        }
-        let market = matches!(&x.lhs, Expr::Variable(v, ..) if self.lookup(&v.1).is_some_and(|l| l.ty == Ty::Market));
-        let (base, rest) = if market {
-            let Some((Expr::Property(p, ppos), rest)) = steps.split_first() else {
-                return refuse(pos, "m used other than as m.<getter>");
-            };
-            let name = p.2.as_str();
-            let base = if let Some(f) = float_field(name) {
-                Val::Float(f)
-            } else if let Some(s) = str_field(name) {
-                Val::Str(s)
-            } else {
-                return refuse(*ppos, format!("m.{name} (no such getter)"));
-            };
-            (base, rest)
-        } else {
-            (self.expr(&x.lhs)?, &steps[..])
-        };
-        if rest.is_empty() {
-            return Ok(base);
-        }
-        // Method-call arguments are evaluated before the receiver (Rhai's
-        // order), then the steps apply left to right.
-        let mut ty = base.ty();
-        let mut args: Vec<Ev<Tmp>> = Vec::new();
-        let mut plan: Vec<(MathFn, bool, Position)> = Vec::new();
-        for step in rest {
-            match step {
-                Expr::Property(p, ppos) => {
-                    let name = p.2.as_str();
-                    let found = if FLOAT_PROPERTIES.contains(&name) { resolve(name, &[ty]) } else { None };
-                    let Some((f, out)) = found else {
-                        return refuse(*ppos, format!("the property {name} of a {}", ty.name()));
-                    };
-                    plan.push((f, false, *ppos));
-                    ty = out;
-                }
-                Expr::MethodCall(fx, mpos) => {
-                    if self.script_fns.iter().any(|f| f == fx.name.as_str()) {
-                        return refuse(*mpos, format!("{}(), a function the script defines", fx.name));
-                    }
-                    let mut tys = vec![ty];
-                    for a in fx.args.iter() {
-                        let v = self.expr(a)?;
-                        tys.push(v.ty());
-                        args.push(v.into_tmp());
-                    }
-                    let Some((f, out)) = resolve(fx.name.as_str(), &tys) else {
-                        return refuse(*mpos, format!("the method {}({})", fx.name, type_list(&tys)));
-                    };
-                    if fx.args.len() > 1 {
-                        return refuse(*mpos, "a method with more than one argument");
-                    }
-                    plan.push((f, fx.args.len() == 1, *mpos));
-                    ty = out;
-                }
-                other => return refuse(other.start_position(), "this chain"),
-            }
-        }
-        if args.len() > CHAIN_ARGS {
-            return refuse(pos, "a chain with too many arguments");
-        }
-        let base = base.into_tmp();
-        let chain = ev(move |cx| {
-            let mut held = [Tmp::U; CHAIN_ARGS];
-            for (h, a) in held.iter_mut().zip(&args) {
-                *h = a(cx)?;
-            }
-            let mut v = base(cx)?;
-            let mut next = held.iter();
-            for &(f, has_arg, p) in &plan {
-                let arg = if has_arg { next.next().copied().unwrap_or(Tmp::U) } else { Tmp::U };
-                v = apply(f, v, arg).map_err(|fault| cx.fail(fault.at(p)))?;
-            }
-            Ok(v)
-        });
-        Ok(Val::from_tmp(chain, ty))
-    }
-
-    /// An operator or a named function call.
-    fn call(&mut self, x: &FnCallExpr, pos: Position) -> R<Val> {
-        if x.capture_parent_scope {
-            return refuse(pos, "a call with !");
-        }
-        if let Some(tok) = &x.op_token {
-            return self.operator(tok, x, pos);
-        }
-        let name = x.name.as_str();
-        if self.script_fns.iter().any(|f| f == name) {
-            return refuse(pos, format!("{name}(), a function the script defines"));
-        }
-        match name {
-            "param" => self.param(x, pos),
-            "bid" | "ask" | "pull" => refuse(pos, format!("{name}() inside an expression")),
-            _ => {
-                let mut tys = Vec::with_capacity(x.args.len());
-                let mut args = Vec::with_capacity(x.args.len());
-                for a in x.args.iter() {
-                    let v = self.expr(a)?;
-                    tys.push(v.ty());
-                    args.push(v.into_tmp());
-                }
-                let Some((f, out)) = resolve(name, &tys) else {
-                    return refuse(pos, format!("the function {name}({})", type_list(&tys)));
-                };
-                let call = match (args.pop(), args.pop()) {
-                    (None, _) => ev(move |cx| apply(f, Tmp::U, Tmp::U).map_err(|fault| cx.fail(fault.at(pos)))),
-                    (Some(a), None) => ev(move |cx| {
-                        let a = a(cx)?;
-                        apply(f, a, Tmp::U).map_err(|fault| cx.fail(fault.at(pos)))
-                    }),
-                    (Some(b), Some(a)) => ev(move |cx| {
-                        let a = a(cx)?;
-                        let b = b(cx)?;
-                        apply(f, a, b).map_err(|fault| cx.fail(fault.at(pos)))
-                    }),
-                };
-                Ok(Val::from_tmp(call, out))
-            }
-        }
-    }
-
-    /// `param("name", default)`: the configured value, resolved now through
-    /// the engine's own `param` function (the parameters are fixed for the
-    /// engine's life).
-    fn param(&mut self, x: &FnCallExpr, pos: Position) -> R<Val> {
-        let [Expr::StringConstant(name, _), default] = x.args.as_slice() else {
-            return refuse(pos, "param() without a literal name and a number default");
-        };
-        let default = match default {
-            Expr::FloatConstant(v, _) => **v,
-            Expr::DynamicConstant(d, _) if d.is_float() => d.as_float().unwrap_or(f64::NAN),
-            // `param("x", 1)`: the interpreter's INT overload returns it as FLOAT too.
-            Expr::IntegerConstant(v, _) => *v as f64,
-            _ => return refuse(pos, "param() with a default that is not a number literal"),
-        };
-        let mut scope = Scope::new();
-        scope.push("name", name.clone());
-        scope.push("value_if_unset", default);
-        match self.engine.eval_expression_with_scope::<f64>(&mut scope, "param(name, value_if_unset)") {
-            Ok(v) => Ok(Val::Float(ev(move |_| Ok(v)))),
-            Err(e) => refuse(pos, format!("param() could not be resolved: {e}")),
-        }
-    }
-
-    fn operator(&mut self, tok: &Token, x: &FnCallExpr, pos: Position) -> R<Val> {
+    pub(super) fn operator(&mut self, tok: &Token, x: &FnCallExpr, pos: Position) -> R<Val> {
         match x.args.as_slice() {
             [a] => {
                 let v = self.expr(a)?;
@@ -659,7 +582,7 @@ impl Compiler<'_> {
 
     /// A block used as a value (`if` expressions): pure statements, then the
     /// value of the last one.
-    fn value_block(&mut self, stmts: &[Stmt]) -> R<Val> {
+    pub(super) fn value_block(&mut self, stmts: &[Stmt]) -> R<Val> {
         let mark = self.scope.len();
         self.pure += 1;
         let r = self.value_block_inner(stmts);
@@ -668,7 +591,7 @@ impl Compiler<'_> {
         r
     }
 
-    fn value_block_inner(&mut self, stmts: &[Stmt]) -> R<Val> {
+    pub(super) fn value_block_inner(&mut self, stmts: &[Stmt]) -> R<Val> {
         let Some((last, init)) = stmts.split_last() else {
             return Ok(Val::Unit(ev(|_| Ok(()))));
         };
@@ -711,12 +634,12 @@ impl Compiler<'_> {
     }
 }
 
-fn type_list(tys: &[Ty]) -> String {
+pub(super) fn type_list(tys: &[Ty]) -> String {
     tys.iter().map(|t| t.name()).collect::<Vec<_>>().join(", ")
 }
 
 /// Writes a value to its slot.
-fn store(slot: usize, v: Val) -> St {
+pub(super) fn store(slot: usize, v: Val) -> St {
     match v {
         Val::Float(e) => {
             let s = slot & (FLOATS - 1);
@@ -753,72 +676,4 @@ fn store(slot: usize, v: Val) -> St {
         // `()` is not stored (see `alloc`).
         Val::Unit(e) => ev(move |cx| e(cx).map(|_| false)),
     }
-}
-
-#[inline]
-fn float_op(op: Arith, x: f64, y: f64) -> f64 {
-    match op {
-        Arith::Add => x + y,
-        Arith::Sub => x - y,
-        Arith::Mul => x * y,
-        Arith::Div => x / y,
-        Arith::Rem => x % y,
-    }
-}
-
-/// `l op r` with Rhai's built-in operator for these types.
-fn arith(op: Arith, l: Val, r: Val, pos: Position) -> R<Val> {
-    match (l, r) {
-        (Val::Int(a), Val::Int(b)) => Ok(Val::Int(ev(move |cx| {
-            let x = a(cx)?;
-            let y = b(cx)?;
-            op.int(x, y).map_err(|f| cx.fail(f.at(pos)))
-        }))),
-        (l, r) if l.ty().numeric() && r.ty().numeric() => {
-            let (Some(a), Some(b)) = (l.into_float(), r.into_float()) else {
-                return refuse(pos, "these operands");
-            };
-            // One closure per operator: no dispatch on `op` per call.
-            Ok(Val::Float(match op {
-                Arith::Add => ev(move |cx| Ok(a(cx)? + b(cx)?)),
-                Arith::Sub => ev(move |cx| Ok(a(cx)? - b(cx)?)),
-                Arith::Mul => ev(move |cx| Ok(a(cx)? * b(cx)?)),
-                Arith::Div => ev(move |cx| Ok(a(cx)? / b(cx)?)),
-                Arith::Rem => ev(move |cx| Ok(a(cx)? % b(cx)?)),
-            }))
-        }
-        (l, r) => refuse(pos, format!("{} {op:?} {}", l.ty().name(), r.ty().name())),
-    }
-}
-
-/// `l op r` for comparisons, with Rhai's built-in rules for these types.
-fn compare(op: Cmp, l: Val, r: Val, pos: Position) -> R<Val> {
-    Ok(Val::Bool(match (l, r) {
-        (Val::Int(a), Val::Int(b)) => ev(move |cx| {
-            let x = a(cx)?;
-            let y = b(cx)?;
-            Ok(op.ord(&x, &y))
-        }),
-        (Val::Bool(a), Val::Bool(b)) => ev(move |cx| {
-            let x = a(cx)?;
-            let y = b(cx)?;
-            Ok(op.ord(&x, &y))
-        }),
-        (Val::Str(a), Val::Str(b)) => ev(move |cx| {
-            let x = a(cx)?;
-            let y = b(cx)?;
-            Ok(op.ord(cx.text(x), cx.text(y)))
-        }),
-        (l, r) if l.ty().numeric() && r.ty().numeric() => {
-            let (Some(a), Some(b)) = (l.into_float(), r.into_float()) else {
-                return refuse(pos, "these operands");
-            };
-            match op {
-                Cmp::Lt => ev(move |cx| Ok(Cmp::Lt.float(a(cx)?, b(cx)?))),
-                Cmp::Gt => ev(move |cx| Ok(Cmp::Gt.float(a(cx)?, b(cx)?))),
-                op => ev(move |cx| Ok(op.float(a(cx)?, b(cx)?))),
-            }
-        }
-        (l, r) => return refuse(pos, format!("comparing {} with {}", l.ty().name(), r.ty().name())),
-    }))
 }

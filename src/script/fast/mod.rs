@@ -48,8 +48,8 @@ use rhai::{
     ImmutableString, OpAssignment, Position, Scope, Stmt, Token, AST,
 };
 
-use crate::hot::strategy::{Decision, SideIntent};
 use crate::script::api::{market_fields, MarketState};
+use crate::script::output::Intent;
 
 /// Bound on the Rhai operations one AST node of the accepted subset can
 /// count (a statement or expression counts one, a call or a property read
@@ -58,15 +58,20 @@ use crate::script::api::{market_fields, MarketState};
 pub const OPS_PER_NODE: u64 = 8;
 /// Operations outside the body: the `quote(m)` call itself.
 pub const OPS_BASE: u64 = 64;
+/// Operations one loop iteration counts besides its body's nodes.
+pub const OPS_ITER: u64 = 8;
+/// Operations one call of a script function counts besides its body's nodes.
+pub const OPS_CALL: u64 = 16;
 
 // Frame capacities, powers of two: a slot index is masked with `CAP - 1`,
 // which is the identity for every slot [`compile`] hands out (it refuses
 // more) and lets the compiler drop the bounds check without any `unsafe`.
-const FLOATS: usize = 64;
-const INTS: usize = 32;
-const BOOLS: usize = 32;
-const STRS: usize = 16;
-/// Method-call arguments held while a chain evaluates them first.
+const FLOATS: usize = 256;
+const INTS: usize = 64;
+const BOOLS: usize = 64;
+const STRS: usize = 32;
+/// Method-call arguments held while a chain evaluates them first; also the
+/// most parameters of a script function the fast path inlines.
 const CHAIN_ARGS: usize = 8;
 
 /// The locals of one call, by type. Reused across calls (the caller owns
@@ -80,7 +85,7 @@ pub struct Frame {
 }
 
 impl Frame {
-    /// A frame on the heap (it is ~1.4 KB; the strategy keeps one).
+    /// A frame on the heap (it is ~3.7 KB; the strategy keeps one).
     pub fn boxed() -> Box<Self> {
         Box::new(Self { f: [0.0; FLOATS], i: [0; INTS], b: [false; BOOLS], s: [StrVal::Static(""); STRS] })
     }
@@ -114,15 +119,33 @@ enum Ret {
 /// The map keys `decision_from` reads, in the order of [`Ret::Map`].
 const KEYS: [&str; 6] = ["bid", "ask", "bid_size", "ask_size", "bid_spread", "ask_spread"];
 
+/// A `break` or `continue` on its way to its loop (statements stop with
+/// `Ok(true)`, as for a return; the loop reads which it was).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Jump {
+    None,
+    Break,
+    Continue,
+}
+
 /// Evaluation state of one call.
 struct Cx<'a> {
     m: &'a MarketState,
     fr: &'a mut Frame,
     lits: &'a [ImmutableString],
     /// What `bid`/`ask`/`pull` set (wins over the return value, as in the interpreter).
-    out: Option<Decision>,
+    out: Option<Intent>,
     ret: Ret,
     fault: Option<Fault>,
+    /// Upper bound on the operations Rhai would have counted so far.
+    ops: u64,
+    /// The engine's cap (0: none).
+    max_ops: u64,
+    /// Set when the bound passed the cap: the interpreter takes the call.
+    bail: bool,
+    jump: Jump,
+    /// A script function's return value, read by its call site at once.
+    rv: Tmp,
 }
 
 impl Cx<'_> {
@@ -140,8 +163,26 @@ impl Cx<'_> {
         }
     }
 
-    fn output(&mut self) -> &mut Decision {
-        self.out.get_or_insert_with(Decision::default)
+    fn output(&mut self) -> &mut Intent {
+        self.out.get_or_insert_with(Intent::default)
+    }
+
+    /// Adds `k` to the operation bound; past the cap the call is handed to
+    /// the interpreter, which counts exactly and raises the error itself.
+    #[inline]
+    fn charge(&mut self, k: u64) -> Result<(), Halt> {
+        self.ops = self.ops.saturating_add(k);
+        if self.max_ops != 0 && self.ops > self.max_ops {
+            return Err(self.give_up());
+        }
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn give_up(&mut self) -> Halt {
+        self.bail = true;
+        Halt
     }
 }
 
@@ -178,6 +219,10 @@ enum FaultKind {
     Negate,
     /// `abs(i64::MIN)`.
     Abs,
+    /// `INT ** INT` out of range.
+    PowOverflow,
+    /// `INT ** negative INT`.
+    PowNegative,
     SignOfNan,
     ToInt,
     /// A type the compiler promised did not show up: a bug, never expected.
@@ -210,6 +255,8 @@ impl Fault {
             FaultKind::Modulo => format!("Modulo division by zero or overflow: {a} % {b}"),
             FaultKind::Negate => "integer overflow".to_string(),
             FaultKind::Abs => format!("Negation overflow: -{a}"),
+            FaultKind::PowOverflow => format!("Exponential overflow: {a} ** {b}"),
+            FaultKind::PowNegative => format!("Integer raised to a negative power: {a} ** {b}"),
             FaultKind::SignOfNan => "Sign of NaN is undefined".to_string(),
             FaultKind::ToInt => format!("Integer overflow: to_int({x})"),
             FaultKind::Internal => "internal error in the compiled fast path".to_string(),
@@ -247,13 +294,18 @@ fn refuse<T>(pos: Position, reason: impl Into<String>) -> R<T> {
     Err(NotCompiled { reason: reason.into(), pos })
 }
 
-/// What one call decided, before the strategy's bookkeeping.
+/// What one call asked for, before [`crate::script::check`] and the
+/// strategy's bookkeeping.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Quoted {
-    Decision(Decision),
-    /// A return value of the wrong shape (not a map, `"pull"` or `()`): the
-    /// strategy counts it and pulls, as for the interpreter.
-    BadOutput,
+    Quote(Intent),
+    /// A return value that is not a quote (not a map, `"pull"` or `()`):
+    /// the strategy counts it and pulls, as for the interpreter.
+    NotAQuote,
+    /// The call came near the operation cap (loops, calls): the interpreter
+    /// runs it instead, so the cap triggers exactly where Rhai counts it.
+    /// Nothing of the compiled call is kept (it has no effect outside).
+    Interpret,
 }
 
 /// `fn quote(m)` compiled to closures.
@@ -261,6 +313,9 @@ pub struct FastQuote {
     body: St,
     lits: Vec<ImmutableString>,
     nodes: usize,
+    /// The operation bound of the body without loops and calls repeated.
+    base_ops: u64,
+    max_ops: u64,
 }
 
 impl std::fmt::Debug for FastQuote {
@@ -279,32 +334,119 @@ impl FastQuote {
     /// error Rhai would raise comes back as a [`Fault`].
     #[inline]
     pub fn run(&self, m: &MarketState, frame: &mut Frame) -> Result<Quoted, Fault> {
-        let mut cx = Cx { m, fr: frame, lits: &self.lits, out: None, ret: Ret::Unit, fault: None };
+        self.run_counted(m, frame).0
+    }
+
+    /// [`FastQuote::run`], with the bound on the operations Rhai would have
+    /// counted for the call (tests compare it with Rhai's own count).
+    pub fn run_counted(&self, m: &MarketState, frame: &mut Frame) -> (Result<Quoted, Fault>, u64) {
+        let mut cx = Cx {
+            m,
+            fr: frame,
+            lits: &self.lits,
+            out: None,
+            ret: Ret::Unit,
+            fault: None,
+            ops: self.base_ops,
+            max_ops: self.max_ops,
+            bail: false,
+            jump: Jump::None,
+            rv: Tmp::U,
+        };
         if (self.body)(&mut cx).is_err() {
-            return Err(cx.fault.unwrap_or(Fault::int(FaultKind::Internal, 0, 0)));
+            if cx.bail {
+                return (Ok(Quoted::Interpret), cx.ops);
+            }
+            return (Err(cx.fault.unwrap_or(Fault::int(FaultKind::Internal, 0, 0))), cx.ops);
         }
-        // Mirrors ScriptStrategy: quotes set with bid()/ask()/pull() win,
-        // then the return value as `decision_from` reads it.
-        if let Some(d) = cx.out {
-            return Ok(Quoted::Decision(d));
+        (Ok(Self::quoted(&cx, m)), cx.ops)
+    }
+
+    /// Mirrors ScriptStrategy: quotes set with bid()/ask()/pull() win,
+    /// then the return value as `intent_from` reads it.
+    fn quoted(cx: &Cx<'_>, m: &MarketState) -> Quoted {
+        if let Some(i) = cx.out {
+            return Quoted::Quote(i);
         }
-        let pull = Decision { pull: true, ..Decision::default() };
-        Ok(match cx.ret {
-            Ret::Unit => Quoted::Decision(pull),
-            Ret::Str(s) if cx.text(s) == "pull" => Quoted::Decision(pull),
-            Ret::Str(_) | Ret::Other => Quoted::BadOutput,
+        match cx.ret {
+            Ret::Unit => Quoted::Quote(Intent::pull()),
+            Ret::Str(s) if cx.text(s) == "pull" => Quoted::Quote(Intent::pull()),
+            Ret::Str(_) | Ret::Other => Quoted::NotAQuote,
             Ret::Map([bid, ask, bid_size, ask_size, bid_spread, ask_spread]) => {
                 let default_size = m.min_order_size;
-                let bid = bid.or_else(|| bid_spread.map(|d| m.mid - d));
-                let ask = ask.or_else(|| ask_spread.map(|d| m.mid + d));
-                Quoted::Decision(Decision {
-                    bid: bid.map(|price| SideIntent { price, size: bid_size.unwrap_or(default_size) }),
-                    ask: ask.map(|price| SideIntent { price, size: ask_size.unwrap_or(default_size) }),
-                    ..Decision::default()
-                })
+                let mut i = Intent::default();
+                if let Some(p) = bid.or_else(|| bid_spread.map(|d| m.mid - d)) {
+                    i.bid(p, bid_size.unwrap_or(default_size));
+                }
+                if let Some(p) = ask.or_else(|| ask_spread.map(|d| m.mid + d)) {
+                    i.ask(p, ask_size.unwrap_or(default_size));
+                }
+                Quoted::Quote(i)
             }
-        })
+        }
     }
+}
+
+/// A script function's body: its statements and size (what its operation
+/// bound per call is computed from).
+pub(super) struct FnBody {
+    pub(super) name: ImmutableString,
+    pub(super) params: Vec<ImmutableString>,
+    pub(super) body: Vec<Stmt>,
+    pub(super) nodes: usize,
+    pub(super) pos: Position,
+    /// Why it cannot be inlined whatever the call (checked at a call).
+    pub(super) refused: Option<&'static str>,
+}
+
+/// The statements of a script function and its node count. A walk is the
+/// one public way to reach them (the body's container type is not
+/// exported), over an AST holding just this function.
+/// (`clone_functions_only_filtered` would not do: Rhai 1.27 copies every
+/// function into an empty module unfiltered.)
+fn body_of(def: &rhai::Shared<rhai::ScriptFuncDef>) -> FnBody {
+    let mut lib = rhai::Module::new();
+    lib.set_script_fn(def.clone());
+    let mut body = Vec::new();
+    let mut nodes = 0usize;
+    AST::new([], lib).walk(&mut |path: &[ASTNode]| {
+        nodes += 1;
+        if let [ASTNode::Stmt(s)] = path {
+            body.push((*s).clone());
+        }
+        true
+    });
+    let refused = if def.this_type.is_some() { Some("a method-style function (fn T.name)") } else { None };
+    FnBody {
+        name: def.name.clone(),
+        params: def.params.iter().cloned().collect(),
+        body,
+        nodes,
+        pos: def.body.start_position(),
+        refused,
+    }
+}
+
+/// Nodes of a list of statements (an operation bound per run of them).
+fn nodes_of(stmts: &[Stmt]) -> usize {
+    let mut n = 0usize;
+    for s in stmts {
+        s.walk(&mut Vec::new(), &mut |_: &[ASTNode]| {
+            n += 1;
+            true
+        });
+    }
+    n
+}
+
+/// Nodes of an expression.
+fn expr_nodes(e: &Expr) -> usize {
+    let mut n = 0usize;
+    e.walk(&mut Vec::new(), &mut |_: &[ASTNode]| {
+        n += 1;
+        true
+    });
+    n
 }
 
 /// Compiles `fn quote(m)` of `ast` for `engine` (its caps, and the values
@@ -323,24 +465,11 @@ pub fn compile(engine: &Engine, ast: &AST) -> Result<FastQuote, NotCompiled> {
     let Some(param) = def.params.first().cloned() else {
         return refuse(start, "fn quote without its parameter");
     };
-    // The body's statements, and its size. A walk is the one public way to
-    // reach them (the body's container type is not exported), over an AST
-    // holding just this function. (`clone_functions_only_filtered` would
-    // not do: Rhai 1.27 copies every function into an empty module
-    // unfiltered.)
-    let mut lib = rhai::Module::new();
-    lib.set_script_fn(def.clone());
-    let mut body = Vec::new();
-    let mut nodes = 0usize;
-    AST::new([], lib).walk(&mut |path: &[ASTNode]| {
-        nodes += 1;
-        if let [ASTNode::Stmt(s)] = path {
-            body.push((*s).clone());
-        }
-        true
-    });
+    let FnBody { body, nodes, .. } = body_of(def);
 
-    // Caps the interpreter enforces per call.
+    // Caps the interpreter enforces per call. The operations of the body
+    // run once are bounded here; loops and calls add theirs as they run
+    // ([`Cx::charge`]).
     let max_ops = engine.max_operations();
     let bound = OPS_PER_NODE.saturating_mul(nodes as u64).saturating_add(OPS_BASE);
     if max_ops != 0 && bound > max_ops {
@@ -357,20 +486,30 @@ pub fn compile(engine: &Engine, ast: &AST) -> Result<FastQuote, NotCompiled> {
         engine,
         scope: vec![Local { name: param, ty: Ty::Market, slot: 0, constant: true }],
         used: [0; 4],
+        peak: 0,
         lits: Vec::new(),
         script_fns: ast.iter_functions().map(|f| f.name.to_string()).collect(),
+        fns: ast.iter_fn_def().map(|d| std::sync::Arc::new(body_of(d))).collect(),
         pure: 0,
+        ret: Vec::new(),
+        loops: 0,
+        depth: 1,
+        inlining: Vec::new(),
+        inlined_nodes: 0,
+        dynamic: false,
     };
     let body = c.block(&body, true)?;
-    let lets = c.used.iter().sum::<usize>();
-    if engine.max_variables() < lets.saturating_add(2) {
+    if engine.max_variables() < c.peak.saturating_add(2) {
         return refuse(start, "more variables than max_variables allows");
+    }
+    if c.dynamic && engine.max_variables() != usize::MAX {
+        return refuse(start, "loops or script functions with max_variables set (Rhai counts those per scope)");
     }
     let longest = c.lits.iter().map(|s| s.len()).chain([8]).max().unwrap_or(8);
     if engine.max_string_size() != 0 && engine.max_string_size() < longest {
         return refuse(start, "max_string_size is below the length of a string the script uses");
     }
-    Ok(FastQuote { body, lits: c.lits, nodes })
+    Ok(FastQuote { body, lits: c.lits, nodes, base_ops: bound, max_ops })
 }
 
 /// Static types.
@@ -564,217 +703,6 @@ impl Tmp {
     }
 }
 
-/// The functions of Rhai's standard packages the fast path knows, each
-/// resolved for the argument types Rhai would match it with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum MathFn {
-    AbsI,
-    AbsF,
-    SignI,
-    SignF,
-    MinI,
-    MaxI,
-    MinF,
-    MaxF,
-    Sqrt,
-    Exp,
-    Ln,
-    Log10,
-    LogBase,
-    Floor,
-    Ceiling,
-    Round,
-    Trunc,
-    Fraction,
-    IntToFloat,
-    FloatToInt,
-    Same,
-    IsNan,
-    IsFinite,
-    IsInfinite,
-    IsZero,
-    Pi,
-    E,
-}
-
-/// `name(args)` with these types: the function Rhai calls, and its result type.
-fn resolve(name: &str, tys: &[Ty]) -> Option<(MathFn, Ty)> {
-    use MathFn::*;
-    use Ty::{Bool, Float, Int};
-    Some(match (name, tys) {
-        ("abs", [Int]) => (AbsI, Int),
-        ("abs", [Float]) => (AbsF, Float),
-        ("sign", [Int]) => (SignI, Int),
-        ("sign", [Float]) => (SignF, Int),
-        ("min", [Int, Int]) => (MinI, Int),
-        ("max", [Int, Int]) => (MaxI, Int),
-        ("min", [a, b]) if a.numeric() && b.numeric() => (MinF, Float),
-        ("max", [a, b]) if a.numeric() && b.numeric() => (MaxF, Float),
-        ("sqrt", [Float]) => (Sqrt, Float),
-        ("exp", [Float]) => (Exp, Float),
-        ("ln", [Float]) => (Ln, Float),
-        ("log", [Float]) => (Log10, Float),
-        ("log", [Float, Float]) => (LogBase, Float),
-        ("floor", [Float]) => (Floor, Float),
-        ("ceiling", [Float]) => (Ceiling, Float),
-        ("round", [Float]) => (Round, Float),
-        ("int", [Float]) => (Trunc, Float),
-        ("fraction", [Float]) => (Fraction, Float),
-        ("to_float", [Int]) => (IntToFloat, Float),
-        ("to_float", [Float]) => (Same, Float),
-        ("to_int", [Float]) => (FloatToInt, Int),
-        ("to_int", [Int]) => (Same, Int),
-        ("is_nan", [Float]) => (IsNan, Bool),
-        ("is_finite", [Float]) => (IsFinite, Bool),
-        ("is_infinite", [Float]) => (IsInfinite, Bool),
-        ("is_zero", [Float]) => (IsZero, Bool),
-        ("PI", []) => (Pi, Float),
-        ("E", []) => (E, Float),
-        _ => return None,
-    })
-}
-
-/// Float properties Rhai registers as getters too (`x.floor`).
-const FLOAT_PROPERTIES: [&str; 9] =
-    ["floor", "ceiling", "round", "int", "fraction", "is_nan", "is_finite", "is_infinite", "is_zero"];
-
-/// One call of a [`MathFn`], with the same code as Rhai's package function.
-fn apply(f: MathFn, a: Tmp, b: Tmp) -> Result<Tmp, Fault> {
-    use MathFn::*;
-    Ok(match f {
-        AbsI => Tmp::I(a.i().checked_abs().ok_or(Fault::int(FaultKind::Abs, a.i(), 0))?),
-        AbsF => Tmp::F(a.f().abs()),
-        SignI => Tmp::I(a.i().signum()),
-        SignF => {
-            let x = a.f();
-            match x.signum() {
-                _ if x == 0.0 => Tmp::I(0),
-                s if s.is_nan() => return Err(Fault::int(FaultKind::SignOfNan, 0, 0)),
-                s => Tmp::I(s as i64),
-            }
-        }
-        MinI => Tmp::I(if a.i() <= b.i() { a.i() } else { b.i() }),
-        MaxI => Tmp::I(if a.i() >= b.i() { a.i() } else { b.i() }),
-        MinF => Tmp::F(if a.f() <= b.f() { a.f() } else { b.f() }),
-        MaxF => Tmp::F(if a.f() >= b.f() { a.f() } else { b.f() }),
-        Sqrt => Tmp::F(a.f().sqrt()),
-        Exp => Tmp::F(a.f().exp()),
-        Ln => Tmp::F(a.f().ln()),
-        Log10 => Tmp::F(a.f().log10()),
-        LogBase => Tmp::F(a.f().log(b.f())),
-        Floor => Tmp::F(a.f().floor()),
-        Ceiling => Tmp::F(a.f().ceil()),
-        Round => Tmp::F(a.f().round()),
-        Trunc => Tmp::F(a.f().trunc()),
-        Fraction => Tmp::F(a.f().fract()),
-        IntToFloat => Tmp::F(a.i() as f64),
-        FloatToInt => {
-            let x = a.f();
-            if x > (i64::MAX as f64) || x < (i64::MIN as f64) {
-                return Err(Fault { kind: FaultKind::ToInt, pos: Position::NONE, a: 0, b: 0, x });
-            }
-            Tmp::I(x.trunc() as i64)
-        }
-        Same => a,
-        IsNan => Tmp::B(a.f().is_nan()),
-        IsFinite => Tmp::B(a.f().is_finite()),
-        IsInfinite => Tmp::B(a.f().is_infinite()),
-        #[allow(clippy::float_cmp)]
-        IsZero => Tmp::B(a.f() == 0.0),
-        Pi => Tmp::F(std::f64::consts::PI),
-        E => Tmp::F(std::f64::consts::E),
-    })
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Arith {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Rem,
-}
-
-impl Arith {
-    fn of(t: &Token) -> Option<Self> {
-        Some(match t {
-            Token::Plus => Arith::Add,
-            Token::Minus => Arith::Sub,
-            Token::Multiply => Arith::Mul,
-            Token::Divide => Arith::Div,
-            Token::Modulo => Arith::Rem,
-            _ => return None,
-        })
-    }
-
-    /// Rhai's checked `INT` arithmetic (`packages::arithmetic`).
-    #[inline]
-    fn int(self, x: i64, y: i64) -> Result<i64, Fault> {
-        match self {
-            Arith::Add => x.checked_add(y).ok_or(Fault::int(FaultKind::AddOverflow, x, y)),
-            Arith::Sub => x.checked_sub(y).ok_or(Fault::int(FaultKind::SubOverflow, x, y)),
-            Arith::Mul => x.checked_mul(y).ok_or(Fault::int(FaultKind::MulOverflow, x, y)),
-            Arith::Div if y == 0 => Err(Fault::int(FaultKind::DivByZero, x, y)),
-            Arith::Div => x.checked_div(y).ok_or(Fault::int(FaultKind::DivOverflow, x, y)),
-            Arith::Rem => x.checked_rem(y).ok_or(Fault::int(FaultKind::Modulo, x, y)),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cmp {
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-}
-
-impl Cmp {
-    fn of(t: &Token) -> Option<Self> {
-        Some(match t {
-            Token::EqualsTo => Cmp::Eq,
-            Token::NotEqualsTo => Cmp::Ne,
-            Token::LessThan => Cmp::Lt,
-            Token::LessThanEqualsTo => Cmp::Le,
-            Token::GreaterThan => Cmp::Gt,
-            Token::GreaterThanEqualsTo => Cmp::Ge,
-            _ => return None,
-        })
-    }
-
-    fn ord<T: PartialOrd + ?Sized>(self, x: &T, y: &T) -> bool {
-        match self {
-            Cmp::Eq => x == y,
-            Cmp::Ne => x != y,
-            Cmp::Lt => x < y,
-            Cmp::Le => x <= y,
-            Cmp::Gt => x > y,
-            Cmp::Ge => x >= y,
-        }
-    }
-
-    /// Rhai's float comparison (checked builds, `func::builtin`): relative
-    /// to the larger magnitude, within `f64::EPSILON` counts as equal.
-    #[inline]
-    #[allow(clippy::float_cmp)]
-    fn float(self, x: f64, y: f64) -> bool {
-        let max = if x * y == 0.0 { 1.0 } else { x.abs().max(y.abs()) };
-        if max == 0.0 {
-            return matches!(self, Cmp::Eq | Cmp::Ge | Cmp::Le);
-        }
-        match self {
-            Cmp::Eq => (x - y).abs() / max <= f64::EPSILON,
-            Cmp::Ne => (x - y).abs() / max > f64::EPSILON,
-            Cmp::Gt => (x - y) / max > f64::EPSILON,
-            Cmp::Ge => (x - y) / max > -f64::EPSILON,
-            Cmp::Lt => (y - x) / max > f64::EPSILON,
-            Cmp::Le => (y - x) / max > -f64::EPSILON,
-        }
-    }
-}
-
 /// A float getter of `m`, read as a field.
 fn float_field(name: &str) -> Option<Ev<f64>> {
     macro_rules! by_name {
@@ -801,5 +729,11 @@ fn str_field(name: &str) -> Option<Ev<StrVal>> {
     market_fields!(by_name!(name))
 }
 
+mod calls;
 mod compiler;
+mod loops;
+mod math;
+mod ops;
 use compiler::{Compiler, Local};
+use math::*;
+use ops::*;
