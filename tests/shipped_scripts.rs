@@ -140,7 +140,6 @@ fn glft_fits_a_and_k_from_the_trade_ring() {
     let (a_true, k_usd) = (1.5_f64, 0.5_f64); // per s; per USD (1/k = 2 USD = 0.33 bps)
     let tick = 0.01;
     let mut s = load("glft.rhai", &[]);
-    assert!(s.fast_path(), "{:?}", s.script().not_compiled());
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut ring = TradeRing::default();
     let t0 = 1_700_000_000.0;
@@ -165,6 +164,7 @@ fn glft_fits_a_and_k_from_the_trade_ring() {
     let half_ticks = (ask - bid) / 2.0 / tick;
     let sigma_ticks = 1.0 * 60_000.0 / 1e4 / tick; // volatility_bps_per_s 1.0
     let (want_half, want_skew) = glft_quotes(a_true, k_usd * tick, 0.000005, sigma_ticks);
+    eprintln!("glft fit: half spread {half_ticks:.1} ticks (true A, k: {want_half:.1})");
     assert!((half_ticks / want_half - 1.0).abs() < 0.10, "half spread {half_ticks} ticks, want {want_half}");
     // The skew, at a position of 10 order sizes, on the same fitted state
     // (the same time: no step closes, no trade is new).
@@ -174,6 +174,7 @@ fn glft_fits_a_and_k_from_the_trade_ring() {
     m.position = 0.01;
     let (bid_q, ask_q) = sides(&s.decide_market(m));
     let skew = ((bid + ask) / 2.0 - (bid_q + ask_q) / 2.0) / tick / 10.0;
+    eprintln!("glft fit: skew {skew:.2} ticks per order size (true A, k: {want_skew:.2})");
     assert!((skew / want_skew - 1.0).abs() < 0.12, "skew {skew} ticks per order size, want {want_skew}");
 }
 
@@ -197,7 +198,6 @@ fn obi_history(s: &mut ScriptStrategy, n: usize) -> f64 {
 fn obi_zscore_leans_toward_the_heavier_side_and_against_inventory() {
     let centre = |bid_heavy: Option<bool>, position: f64| {
         let mut s = load("obi_zscore.rhai", &[]);
-        assert!(s.fast_path(), "{:?}", s.script().not_compiled());
         let t = obi_history(&mut s, 1_000);
         let mut m = btc_state(t);
         m.position = position;
@@ -267,7 +267,11 @@ impl RunObserver for Fills {
 /// Calibration).
 #[test]
 fn each_script_trades_both_sides_in_a_backtest_of_a_real_capture() {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/busy/usdm_ethusdt_20240808.gz");
+    // ../shared/data beside the project; MMBOT_SHARED_DATA names another place (a worktree's).
+    let data = std::env::var_os("MMBOT_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    let file = data.join("busy/usdm_ethusdt_20240808.gz");
     if !file.exists() {
         common::skip(format_args!("each_script_trades_both_sides: {} is absent", file.display()));
         return;
@@ -284,6 +288,7 @@ fn each_script_trades_both_sides_in_a_backtest_of_a_real_capture() {
         let t = &report.trading;
         assert_eq!(t.strategy_errors, 0, "{name}: {t:?}");
         assert_eq!(t.strategy_bad_outputs, 0, "{name}: {t:?}");
+        eprintln!("{name}: {} buys, {} sells, pnl {}, max |position| {}", fills.buys, fills.sells, t.pnl, t.max_abs_position);
         assert!(fills.buys > 0 && fills.sells > 0, "{name}: {} buys, {} sells", fills.buys, fills.sells);
     }
 }
