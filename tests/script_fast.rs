@@ -17,6 +17,8 @@ use std::sync::Arc;
 use mmbot::backtest::{run_observed, QuoteSeen};
 use mmbot::config::Config;
 use mmbot::feed::synthetic::Rng;
+use mmbot::hot::fixed::{Price, Qty};
+use mmbot::hot::msg::Level;
 use mmbot::script::fast::{Frame, OPS_BASE, OPS_PER_NODE};
 use mmbot::script::{
     compile, engine, interpret, same_decision, same_intent, MarketState, Params, Quoted, ScriptError, ScriptLimits,
@@ -139,6 +141,27 @@ fn state(r: &mut Rng) -> MarketState {
         4 => r.below(9) as f64 - 4.0,
         _ => m.position,
     };
+    // Book levels for the indexed getters: 0 to 20 a side, often fewer
+    // than `depth` says on one side (out-of-range reads give 0.0).
+    let (nb, na) = (r.below(21) as usize, r.below(21) as usize);
+    let touch = 6_183_763_000_000 + r.below(200) as i64 * 1_000_000;
+    for i in 0..nb {
+        m.bids[i] = Level {
+            price: Price::from_raw(touch - i as i64 * 1_000_000),
+            qty: Qty::from_raw(r.below(500_000_000) as i64),
+        };
+    }
+    for i in 0..na {
+        m.asks[i] = Level {
+            price: Price::from_raw(touch + (1 + i as i64) * 1_000_000),
+            qty: Qty::from_raw(r.below(500_000_000) as i64),
+        };
+    }
+    m.bid_levels = nb as u8;
+    m.ask_levels = na as u8;
+    if r.below(4) != 0 {
+        m.depth = nb.max(na) as f64;
+    }
     m
 }
 
@@ -165,7 +188,14 @@ fn error_message(e: &ScriptError) -> String {
 /// position compared) and the strategy (decisions and counters).
 fn differential(name: &str, src: &str, params: &Params, n: usize) -> Tally {
     let limits = ScriptLimits::default();
-    let e = engine(&limits, params, None);
+    let mut e = engine(&limits, params, None);
+    // Rhai's operation count per call, against the fast form's bound.
+    let seen = Arc::new(AtomicU64::new(0));
+    let counter = seen.clone();
+    e.on_progress(move |ops| {
+        counter.fetch_max(ops, Ordering::Relaxed);
+        None
+    });
     let script = compile(&e, name, src).unwrap_or_else(|err| panic!("{name}: {err}"));
     let fast = script
         .fast()
@@ -183,8 +213,13 @@ fn differential(name: &str, src: &str, params: &Params, n: usize) -> Tally {
     for i in 0..n {
         let m = state(&mut r);
         // One call: same decision or same error, message and position included.
+        seen.store(0, Ordering::Relaxed);
         let want = interpret(&e, script.ast(), m);
-        let got = fast.run(&m, &mut frame);
+        let rhai_ops = seen.load(Ordering::Relaxed);
+        let (got, bound) = fast.run_counted(&m, &mut frame);
+        if !matches!(got, Ok(Quoted::Interpret)) {
+            assert!(rhai_ops <= bound, "{name}: state {i}: Rhai counted {rhai_ops} operations, the bound is {bound}");
+        }
         match (&want, &got) {
             (Ok(Some(a)), Ok(Quoted::Quote(b))) => {
                 assert!(same_intent(a, b), "{name}: state {i} {m:?}\n interpreted {a:?}\n compiled    {b:?}");
@@ -402,6 +437,97 @@ fn quote(m) {
 }
 "#;
 
+/// Script functions: typed per call (INT and FLOAT), `m` passed on,
+/// early returns, a function of the script's own (`clamp`, which Rhai
+/// does not have), quotes set from inside a function, a fault inside one.
+const USER_FUNCTIONS: &str = r#"
+fn clamp(x, lo, hi) { if x < lo { lo } else if x > hi { hi } else { x } }
+fn skew(m, k) { let q = m.position / max(m.max_position, 1e-9); clamp(q * k, -1.0, 1.0) }
+fn half(x) { x / 2 }
+fn pick(x) { if x > 0.0 { return 1.0; } -1.0 }
+fn fault(p) { let big = 9223372036854775807; if p == 3 { return big + p; } p * 2 }
+fn place(m, off) { bid(m.best_bid - off, m.min_order_size); ask(m.best_ask + off, m.min_order_size); }
+fn nothing() { }
+fn twice(x) { let y = x; y += x; y }
+fn quote(m) {
+    let p = to_int(m.position);
+    let s = skew(m, 2.0) + half(7) + half(7.0) + pick(m.imbalance) + fault(p) + twice(twice(1.5));
+    nothing();
+    if m.imbalance > 0.5 { place(m, 1.0); }
+    if m.imbalance < -0.5 { return place(m, 2.0); }
+    #{ bid: m.mid - s, ask: m.mid + s }
+}
+"#;
+
+/// `**` and `**=`: FLOAT and mixed powers (powf), INT powers (checked,
+/// with Rhai's two errors).
+const POWER: &str = r#"
+fn quote(m) {
+    let p = to_int(m.position);
+    let a = m.mid ** 2.0 + m.imbalance ** 3 + 2 ** m.imbalance + 10.0 ** -2;
+    let i = 0;
+    if p >= 0 { i = 10 ** (p * 5); }
+    if p == -2 { i = 3 ** -1; }
+    if p == -3 { i = 2 ** 9999999999; }
+    let x = m.spread_bps;
+    x **= 2;
+    x **= 0.5;
+    let j = 3;
+    j **= 2;
+    bid(a + i + x + j, 1.0);
+}
+"#;
+
+const TRIG: &str = r#"
+fn quote(m) {
+    let z = tanh(m.imbalance) + sin(m.mid) + cos(m.mid) + tan(m.imbalance) + sinh(m.imbalance) + cosh(m.imbalance)
+        + asin(m.imbalance) + acos(m.imbalance) + atan(m.imbalance) + atan(m.mid, m.imbalance) + asinh(m.mid)
+        + acosh(m.mid) + atanh(m.imbalance) + hypot(m.mid, m.imbalance) + to_radians(m.mid)
+        + to_degrees(m.imbalance) + m.imbalance.tanh() + exp(-m.mid) + abs(m.mid - 1.0);
+    bid(m.mid + z * 0.001, 1.0);
+}
+"#;
+
+/// Loops over the book levels: ranges of each kind, empty and reversed
+/// ones, `continue`, `break`, nested loops, `while`, `loop`, a return
+/// from inside a loop.
+const LOOPS: &str = r#"
+fn depth_qty(m, n) { let v = 0.0; for i in 0..n { v += m.bid_qty(i) + m.ask_qty(i); } v }
+fn quote(m) {
+    let n = to_int(m.depth);
+    let vb = 0.0;
+    let va = 0.0;
+    for i in 0..n { vb += m.bid_qty(i); va += m.ask_qty(i); }
+    let w = 0.0;
+    for i in range(0, 5) {
+        if m.bid_price(i) == 0.0 { continue; }
+        w += m.bid_price(i) * m.bid_qty(i);
+        if i == 3 { break; }
+    }
+    let k = 0;
+    while k < 3 { k += 1; }
+    let t = 0.0;
+    loop { t += 1.0; if t > 4.0 { break; } }
+    let c = 0;
+    for i in 0..=n { for j in 0..i { c += 1; if j > 2 { break; } } }
+    for i in 10..0 { c -= 100; }
+    let imb = if vb + va > 0.0 { (vb - va) / (vb + va) } else { 0.0 };
+    for i in 0..n { if m.bid_qty(i) > 4.9 { return #{ bid: m.bid_price(i), ask: m.ask_price(0) }; } }
+    bid(m.mid * (1.0 - imb * 0.001) + w * 0.0 + c + k + t + depth_qty(m, 3) * 0.0, 1.0);
+    for i in 0..n { if i < 3 { ask(m.ask_price(i) + 0.01, m.ask_qty(i)); } }
+    ask(m.ask_price(-1) + m.ask_price(25) + m.best_ask, 1.0);
+}
+"#;
+
+/// Several levels a side through repeated bid()/ask() calls.
+const LADDER: &str = r#"
+fn quote(m) {
+    let n = if m.position.abs() < 20.0 { to_int(m.position) + 2 } else { 11 };
+    for i in 0..n { bid(m.best_bid - i * 0.01, 1.0); }
+    for i in 0..(n - 1) { ask(m.best_ask + i * 0.01, m.min_order_size * (i + 1)); }
+}
+"#;
+
 /// Other functions, not called from quote, may use anything.
 const OTHER_FUNCTIONS: &str = r#"
 fn unused(x) { for i in 0..3 { print(i); } x }
@@ -427,12 +553,18 @@ fn every_construct_matches_the_interpreter() {
         ("blocks", BLOCKS),
         ("params_and_mixed", PARAMS_AND_MIXED),
         ("other_functions", OTHER_FUNCTIONS),
+        ("user_functions", USER_FUNCTIONS),
+        ("power", POWER),
+        ("trig", TRIG),
+        ("loops", LOOPS),
+        ("ladder", LADDER),
         ("empty", EMPTY),
         ("lets_only", LETS_ONLY),
     ];
     for (name, src) in cases {
+        let started = std::time::Instant::now();
         let t = differential(name, src, &params, STATES);
-        eprintln!("{name}: {t:?}");
+        eprintln!("{name}: {t:?} ({:?})", started.elapsed());
         if name == "int_faults" {
             // Every kind of integer fault, each with its own message.
             for kind in [
@@ -456,11 +588,185 @@ fn every_construct_matches_the_interpreter() {
                 assert!(t.errors > 50 && t.decisions > 50, "{name}: {t:?}")
             }
             "int_faults" => {}
+            "power" => {
+                for kind in ["Exponential overflow", "Integer raised to a negative power"] {
+                    assert!(t.kinds.iter().any(|k| k.starts_with(kind)), "{kind} never raised: {t:?}");
+                }
+                assert!(t.decisions > 500, "{t:?}");
+            }
+            "user_functions" => {
+                assert!(t.kinds.iter().any(|k| k.starts_with("Addition overflow")), "{t:?}");
+                assert!(t.decisions > 500 && t.bids > 100, "{t:?}");
+            }
             "returns" => assert!(t.bad_outputs > 50 && t.pulls > 50 && t.decisions > t.pulls, "{name}: {t:?}"),
             "empty" | "lets_only" => assert_eq!(t.pulls, STATES as u64, "{name}: {t:?}"),
             _ => assert!(t.decisions > 50, "{name}: {t:?}"),
         }
     }
+}
+
+/// Near the operation cap the fast form hands the call to the
+/// interpreter, so "too many operations" is raised exactly where Rhai
+/// raises it (same message, same position, same counters), while calls
+/// well under the cap stay compiled. The bound the fast form charges per
+/// iteration and call is at least Rhai's own count.
+#[test]
+fn the_operation_cap_triggers_where_the_interpreter_does() {
+    let src = r#"
+fn weigh(m, i) { m.bid_qty(i) * (i + 1) }
+fn quote(m) {
+    let n = to_int(m.position.abs() * 40.0) % 400;
+    let s = 0.0;
+    for i in 0..n { s += weigh(m, i % 20); }
+    let k = 0;
+    while k < n { k += 3; }
+    bid(m.mid - s * 1e-9 - k, 1.0);
+}
+"#;
+    let limits = ScriptLimits { max_operations: 3_000, ..ScriptLimits::default() };
+    let mut e = engine(&limits, &Default::default(), None);
+    let seen = Arc::new(AtomicU64::new(0));
+    let counter = seen.clone();
+    e.on_progress(move |ops| {
+        counter.fetch_max(ops, Ordering::Relaxed);
+        None
+    });
+    let script = compile(&e, "cap.rhai", src).unwrap();
+    let fast = script.fast().unwrap_or_else(|| panic!("{:?}", script.not_compiled()));
+    let mut quick = ScriptStrategy::new(engine(&limits, &Default::default(), None), script.clone());
+    let mut slow = ScriptStrategy::new(engine(&limits, &Default::default(), None), script.clone());
+    slow.set_fast_path(false);
+    let (mut compiled, mut handed, mut capped) = (0, 0, 0);
+    let mut frame = Frame::boxed();
+    for n in 0..160u32 {
+        let m = MarketState { position: n as f64 * 0.0625, mid: 100.0, max_position: 10.0, ..MarketState::default() };
+        seen.store(0, Ordering::Relaxed);
+        let want = interpret(&e, script.ast(), m);
+        let rhai_ops = seen.load(Ordering::Relaxed);
+        let (got, bound) = fast.run_counted(&m, &mut frame);
+        match (&want, got) {
+            (Ok(Some(a)), Ok(Quoted::Quote(b))) => {
+                assert!(same_intent(a, &b), "n {n}");
+                assert!(rhai_ops <= bound, "n {n}: Rhai counted {rhai_ops}, the bound is {bound}");
+                compiled += 1;
+            }
+            (_, Ok(Quoted::Interpret)) => handed += 1,
+            other => panic!("n {n}: {other:?}"),
+        }
+        if let Err(err) = &want {
+            assert!(err.message.contains("Too many operations"), "{err}");
+            capped += 1;
+        }
+        let (a, b) = (slow.decide_market(m), quick.decide_market(m));
+        assert!(same_decision(&a, &b), "n {n}");
+        assert_eq!(slow.stats(), quick.stats(), "n {n}");
+        assert_eq!(slow.last_error(), quick.last_error(), "n {n}");
+    }
+    assert!(compiled > 10 && handed > 10 && capped > 10, "{compiled} compiled, {handed} handed over, {capped} capped");
+    // Only calls near the cap are handed over: the bound is at most a few
+    // times Rhai's count.
+    assert!(handed < capped * 4, "{handed} handed over for {capped} over the cap");
+    let last = quick.last_error().expect("an error");
+    assert!(last.message.contains("Too many operations"), "{last}");
+}
+
+/// Rhai's call-depth cap: a chain of calls deeper than `max_call_levels`
+/// stays interpreted (where Rhai raises its stack overflow); within it,
+/// compiled.
+#[test]
+fn call_depth_follows_max_call_levels() {
+    let src = "fn a(x) { b(x) + 1.0 }\nfn b(x) { x * 2.0 }\nfn quote(m) { bid(a(m.mid), 1.0); }";
+    for (levels, compiled) in [(2, false), (3, true)] {
+        let limits = ScriptLimits { max_call_levels: levels, ..ScriptLimits::default() };
+        let e = engine(&limits, &Default::default(), None);
+        let script = compile(&e, "depth.rhai", src).unwrap();
+        assert_eq!(script.fast().is_some(), compiled, "{levels}: {:?}", script.not_compiled());
+        let m = MarketState { mid: 10.0, ..MarketState::default() };
+        let r = interpret(&e, script.ast(), m);
+        if compiled {
+            let d = r.unwrap().unwrap();
+            assert_eq!(d.decision.bid.unwrap().price, 21.0);
+        } else {
+            assert!(script.not_compiled().unwrap().reason.contains("max_call_levels"));
+            assert!(r.is_err(), "{r:?}");
+        }
+    }
+}
+
+/// Multi-level intent (SPEC17 §3): levels in call order, the map's
+/// `bids`/`asks`, the `[strategy] levels` cap, and every bad-output kind,
+/// the same through both paths.
+#[test]
+fn levels_and_bad_outputs_are_classified_the_same_way() {
+    use mmbot::script::BadOutput;
+    let src = r#"
+fn quote(m) {
+    let k = to_int(m.imbalance);
+    if k == 1 { return #{ bid: m.mid - 1.0, bids: [[m.mid - 2.0, 1.0], [m.mid - 3.0, 2]], asks: [[m.mid + 1.0, 1.0]] }; }
+    if k == 2 { return #{ bids: 5 }; }
+    if k == 3 { return 42; }
+    if k == 4 { bid(m.mid / 0.0 * 0.0, 1.0); return; }
+    if k == 5 { bid(m.mid / 0.0, 1.0); return; }
+    if k == 6 { bid(-m.mid, 1.0); return; }
+    if k == 7 { ask(m.mid, -1.0); return; }
+    if k == 8 { ask(m.mid, 2e9); return; }
+    if k == 9 { ask(m.mid, m.max_position * 1001.0); return; }
+    for i in 0..k { bid(m.mid - i - 1, 1.0); ask(m.mid + i + 1, 1.0); }
+}
+"#;
+    let limits = ScriptLimits::default();
+    let mut strategies = Vec::new();
+    for fast in [true, false] {
+        let e = engine(&limits, &Default::default(), None);
+        let script = compile(&e, "levels.rhai", src).unwrap();
+        let mut s = ScriptStrategy::new(e, script);
+        s.set_fast_path(fast);
+        s.set_levels(3);
+        strategies.push(s);
+    }
+    assert!(!strategies[0].fast_path(), "arrays in the map keep it interpreted");
+    let base = MarketState { mid: 100.0, max_position: 1.0, min_order_size: 0.5, ..MarketState::default() };
+    let mut ds = Vec::new();
+    for k in [1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 10, 12] {
+        let m = MarketState { imbalance: k as f64 + 0.5, ..base };
+        let a = strategies[0].decide_market(m);
+        let b = strategies[1].decide_market(m);
+        assert!(same_decision(&a, &b), "{k}");
+        ds.push((k, a));
+    }
+    let s = strategies[0].stats();
+    assert_eq!(s, strategies[1].stats());
+    let by = |k: BadOutput| s.bad_by_kind[k.index()];
+    assert_eq!(by(BadOutput::NotAQuote), 2, "{s:?}");
+    assert_eq!(by(BadOutput::Nan), 1, "{s:?}");
+    assert_eq!(by(BadOutput::Infinite), 1, "{s:?}");
+    assert_eq!(by(BadOutput::NegativePrice), 1, "{s:?}");
+    assert_eq!(by(BadOutput::NegativeSize), 1, "{s:?}");
+    assert_eq!(by(BadOutput::AbsurdSize), 2, "{s:?}");
+    assert_eq!(by(BadOutput::TooManyLevels), 2, "{s:?}");
+    // Pulled kinds count as bad outputs; too many levels still quotes.
+    assert_eq!(s.bad_outputs, 8, "{s:?}");
+    let names: Vec<_> = BadOutput::ALL.iter().map(|k| k.as_str()).collect();
+    assert_eq!(
+        names,
+        ["not_a_quote", "nan", "infinite", "negative_price", "negative_size", "absurd_size", "too_many_levels"]
+    );
+    // The map's levels come behind `bid`, in order, INT sizes read as FLOAT.
+    let d = ds[0].1;
+    assert_eq!(d.bid.unwrap().price, 99.0);
+    assert_eq!(d.deeper.bids[0].unwrap().price, 98.0);
+    assert_eq!((d.deeper.bids[1].unwrap().price, d.deeper.bids[1].unwrap().size), (97.0, 2.0));
+    assert_eq!(d.ask.unwrap().price, 101.0);
+    assert!(d.deeper.bids[2].is_none() && d.deeper.asks[0].is_none());
+    // Ten levels asked for a side: three kept, best first.
+    let d = ds[10].1;
+    assert!(!d.pull);
+    assert_eq!(d.bid.unwrap().price, 99.0);
+    assert_eq!(d.deeper.bids[1].unwrap().price, 97.0);
+    assert!(d.deeper.bids[2].is_none() && d.deeper.asks[2].is_none());
+    assert_eq!(d.deeper.count(), 4);
+    // A pulled kind pulls.
+    assert!(ds[3].1.pull && ds[3].1.bid.is_none());
 }
 
 /// Each fault kind, with the interpreter's message and position.

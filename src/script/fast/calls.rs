@@ -4,6 +4,7 @@
 
 use super::compiler::type_list;
 use super::*;
+use crate::script::api::market_indexed;
 
 impl Compiler<'_> {
     /// `lhs.step.step...`: `m.<getter>`, then properties and method calls.
@@ -30,18 +31,21 @@ impl Compiler<'_> {
         }
         let market = matches!(&x.lhs, Expr::Variable(v, ..) if self.lookup(&v.1).is_some_and(|l| l.ty == Ty::Market));
         let (base, rest) = if market {
-            let Some((Expr::Property(p, ppos), rest)) = steps.split_first() else {
-                return refuse(pos, "m used other than as m.<getter>");
+            let base = match steps.split_first() {
+                Some((Expr::Property(p, ppos), _)) => {
+                    let name = p.2.as_str();
+                    if let Some(f) = float_field(name) {
+                        Val::Float(f)
+                    } else if let Some(s) = str_field(name) {
+                        Val::Str(s)
+                    } else {
+                        return refuse(*ppos, format!("m.{name} (no such getter)"));
+                    }
+                }
+                Some((Expr::MethodCall(fx, mpos), _)) => self.indexed(fx, *mpos)?,
+                _ => return refuse(pos, "m used other than as m.<getter> or m.<getter>(i)"),
             };
-            let name = p.2.as_str();
-            let base = if let Some(f) = float_field(name) {
-                Val::Float(f)
-            } else if let Some(s) = str_field(name) {
-                Val::Str(s)
-            } else {
-                return refuse(*ppos, format!("m.{name} (no such getter)"));
-            };
-            (base, rest)
+            (base, &steps[1..])
         } else {
             (self.expr(&x.lhs)?, &steps[..])
         };
@@ -230,7 +234,7 @@ impl Compiler<'_> {
         self.scope = saved_scope;
         (self.used, self.pure, self.loops) = saved;
         let (stores, body) = r?;
-        let k = OPS_PER_NODE.saturating_mul(def.nodes as u64).saturating_add(OPS_CALL);
+        let k = OPS_PER_NODE_RUN.saturating_mul(def.nodes as u64).saturating_add(OPS_CALL);
         let call = ev(move |cx| {
             let mut held = [Tmp::U; CHAIN_ARGS];
             for (h, a) in held.iter_mut().zip(&args) {
@@ -266,6 +270,42 @@ impl Compiler<'_> {
         }
         let body = self.block(&def.body, true)?;
         Ok((stores, body))
+    }
+}
+
+/// An indexed getter of `m` (`m.bid_price(i)`), as a method call on the
+/// state: 0.0 out of range, never an error; no allocation.
+fn indexed_field(name: &str, i: Ev<i64>) -> Result<Ev<f64>, Ev<i64>> {
+    macro_rules! by_name {
+        ($name:ident, $i:ident ; $($f:ident),*) => {
+            match $name {
+                $( stringify!($f) => Ok(ev(move |cx| { let i = $i(cx)?; Ok(cx.m.$f(i)) })), )*
+                _ => Err($i),
+            }
+        };
+    }
+    market_indexed!(by_name!(name, i))
+}
+
+impl Compiler<'_> {
+    /// `m.<getter>(i)` with one `INT` argument (Rhai registers them for
+    /// `INT` only: a `FLOAT` index is a "function not found", refused).
+    fn indexed(&mut self, fx: &FnCallExpr, pos: Position) -> R<Val> {
+        let name = fx.name.as_str();
+        if self.script_fns.iter().any(|f| f == name) {
+            return refuse(pos, format!("{name}(), a function the script defines"));
+        }
+        let [arg] = fx.args.as_slice() else {
+            return refuse(pos, format!("m.{name}() with other than one argument"));
+        };
+        let i = match self.expr(arg)? {
+            Val::Int(i) => i,
+            other => return refuse(pos, format!("m.{name}({})", other.ty().name())),
+        };
+        match indexed_field(name, i) {
+            Ok(f) => Ok(Val::Float(f)),
+            Err(_) => refuse(pos, format!("m.{name}(i) (no such indexed getter)")),
+        }
     }
 }
 

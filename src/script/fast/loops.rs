@@ -157,7 +157,7 @@ impl Compiler<'_> {
 
 /// Operations one iteration may count: its body's nodes and the loop's own.
 fn iteration_bound(nodes: usize) -> u64 {
-    OPS_PER_NODE.saturating_mul(nodes as u64).saturating_add(OPS_ITER)
+    OPS_PER_NODE_RUN.saturating_mul(nodes as u64).saturating_add(OPS_ITER)
 }
 
 /// After a body stopped early: `true` to go on with the next iteration

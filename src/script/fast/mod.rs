@@ -58,10 +58,18 @@ use crate::script::output::Intent;
 pub const OPS_PER_NODE: u64 = 8;
 /// Operations outside the body: the `quote(m)` call itself.
 pub const OPS_BASE: u64 = 64;
+/// Bound per AST node for what runs repeatedly (a loop body per
+/// iteration, a script function's body per call), charged as it runs.
+/// Rhai counts one operation per statement or expression evaluated, one
+/// more per native call or property step: at most about 2 a node. Tighter
+/// than [`OPS_PER_NODE`] so that loops get close to the cap before the
+/// interpreter takes over; the tests check it against Rhai's own count on
+/// every call they make.
+pub const OPS_PER_NODE_RUN: u64 = 4;
 /// Operations one loop iteration counts besides its body's nodes.
-pub const OPS_ITER: u64 = 8;
+pub const OPS_ITER: u64 = 4;
 /// Operations one call of a script function counts besides its body's nodes.
-pub const OPS_CALL: u64 = 16;
+pub const OPS_CALL: u64 = 8;
 
 // Frame capacities, powers of two: a slot index is masked with `CAP - 1`,
 // which is the identity for every slot [`compile`] hands out (it refuses
@@ -296,6 +304,8 @@ fn refuse<T>(pos: Position, reason: impl Into<String>) -> R<T> {
 
 /// What one call asked for, before [`crate::script::check`] and the
 /// strategy's bookkeeping.
+// Returned by value once per call: boxing the quote would allocate on the hot path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Quoted {
     Quote(Intent),
