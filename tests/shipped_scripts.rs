@@ -287,11 +287,9 @@ fn each_script_trades_both_sides_in_a_backtest_of_a_real_capture() {
         common::skip(format_args!("each_script_trades_both_sides: {} is absent", file.display()));
         return;
     }
-    for (name, params) in [
-        ("glft.rhai", vec![]),
-        ("obi_zscore.rhai", vec![]),
-        ("avellaneda_stoikov.rhai", vec![("k", 4.46)]),
-    ] {
+    for (name, params) in
+        [("glft.rhai", vec![]), ("obi_zscore.rhai", vec![]), ("avellaneda_stoikov.rhai", vec![("k", 4.46)])]
+    {
         let s = load(name, &params);
         let mut fills = Fills::default();
         let (report, _) = run_with(std::slice::from_ref(&file), &Config::default(), s, Clock::instant(), &mut fills)
@@ -299,7 +297,10 @@ fn each_script_trades_both_sides_in_a_backtest_of_a_real_capture() {
         let t = &report.trading;
         assert_eq!(t.strategy_errors, 0, "{name}: {t:?}");
         assert_eq!(t.strategy_bad_outputs, 0, "{name}: {t:?}");
-        eprintln!("{name}: {} buys, {} sells, pnl {}, max |position| {}", fills.buys, fills.sells, t.pnl, t.max_abs_position);
+        eprintln!(
+            "{name}: {} buys, {} sells, pnl {}, max |position| {}",
+            fills.buys, fills.sells, t.pnl, t.max_abs_position
+        );
         assert!(fills.buys > 0 && fills.sells > 0, "{name}: {} buys, {} sells", fills.buys, fills.sells);
     }
 }
@@ -333,9 +334,22 @@ fn state_fields() -> Vec<String> {
 
 /// The indexed getters SPEC17 section 1 names.
 const INDEXED: [&str; 16] = [
-    "bid_price", "bid_qty", "ask_price", "ask_qty", "trade_price", "trade_qty", "trade_time_s", "trade_side",
-    "bid_order_price", "bid_order_qty", "bid_order_queue", "bid_order_age_s", "ask_order_price", "ask_order_qty",
-    "ask_order_queue", "ask_order_age_s",
+    "bid_price",
+    "bid_qty",
+    "ask_price",
+    "ask_qty",
+    "trade_price",
+    "trade_qty",
+    "trade_time_s",
+    "trade_side",
+    "bid_order_price",
+    "bid_order_qty",
+    "bid_order_queue",
+    "bid_order_age_s",
+    "ask_order_price",
+    "ask_order_qty",
+    "ask_order_queue",
+    "ask_order_age_s",
 ];
 
 /// The getter tables in scripts/README.md name exactly the getters the

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use rhai::{Dynamic, Engine, Scope, AST};
 
 use crate::script::{
-    fast, fnv1a, intent_from, output, reload, same_intent, state, FastQuote, Intent, MarketState,
-    NotCompiled, Quoted, ScriptError,
+    fast, fnv1a, intent_from, output, reload, same_intent, state, FastQuote, Intent, MarketState, NotCompiled, Quoted,
+    ScriptError,
 };
 
 /// A compiled script: its functions merged with the `quote(m)` call, and
