@@ -285,4 +285,70 @@ mod tests {
         let f = s.on_book(&b, 2_000, 3).unwrap();
         assert!((f.trade_flow + 1.0).abs() < 1e-12, "{}", f.trade_flow);
     }
+
+    fn trade(i: i64, aggressor: Aggressor) -> Trade {
+        Trade {
+            symbol: Symbol::default(),
+            id: i as u64,
+            price: Price(i * SCALE),
+            qty: Qty(SCALE),
+            trade_time: i,
+            event_time: i,
+            aggressor,
+            aggregated: false,
+        }
+    }
+
+    #[test]
+    fn the_trade_ring_keeps_the_latest_newest_first() {
+        let mut s = FeatureState::new(FeatureConfig::default());
+        assert!(s.trades().is_empty() && s.trades().get(0).is_none());
+        for i in 1..=(TRADE_RING as i64 + 6) {
+            s.on_trade(&trade(i, if i % 2 == 0 { Aggressor::Buy } else { Aggressor::Sell }), 0);
+        }
+        let r = s.trades();
+        assert_eq!(r.len(), TRADE_RING);
+        let newest = TRADE_RING as i64 + 6;
+        assert_eq!((r.get(0).unwrap().price, r.get(0).unwrap().side), (Price(newest * SCALE), 1));
+        assert_eq!(r.get(1).unwrap().side, -1);
+        assert_eq!(r.get(TRADE_RING - 1).unwrap().time_ms, 7);
+        assert!(r.get(TRADE_RING).is_none());
+    }
+
+    #[test]
+    fn trade_intensity_reads_a_steady_rate_in_trades_per_second() {
+        // 5 trades a second for 200 s with a 10 s half-life: ~5 per second.
+        let mut s = FeatureState::new(FeatureConfig::default());
+        let mut b = Book::with_capacity(1024);
+        b.load(&[lv(99.0, 1.0)], &[lv(101.0, 1.0)]);
+        for i in 0..1000 {
+            s.on_trade(&trade(1, Aggressor::Buy), i * 200_000_000);
+        }
+        let f = s.on_book(&b, 999 * 200_000_000, 1).unwrap();
+        // A decayed count of events 0.2 s apart sits slightly above rate x tau.
+        assert!((f.trade_intensity - 5.0).abs() < 0.1, "{}", f.trade_intensity);
+    }
+
+    #[test]
+    fn volatility_per_second_scales_the_per_event_figure_by_the_event_spacing() {
+        // The mid alternates 100 / 100.1 every 0.25 s: every return has the
+        // same size, so per second = per event x sqrt(4 events a second).
+        let mut s = FeatureState::new(FeatureConfig::default());
+        let mut b = Book::with_capacity(1024);
+        let mut f = None;
+        for i in 0..400 {
+            let up = i % 2 == 1;
+            let (bid, ask) = if up { (100.0, 100.2) } else { (99.9, 100.1) };
+            b.load(&[lv(bid, 1.0)], &[lv(ask, 1.0)]);
+            f = s.on_book(&b, i * 250_000_000, i as u64);
+        }
+        let f = f.unwrap();
+        // The averages start at 0: after 99.75 s of a 30 s half-life they
+        // hold 1 - 2^(-99.75/30) of their weight, the same in V and D, so
+        // the per-second figure is unbiased.
+        let r = (100.1f64 / 100.0).ln().abs() * 1e4;
+        let filled = 1.0 - (-99.75f64 / 30.0).exp2();
+        assert!((f.volatility_bps - r * filled.sqrt()).abs() < 1e-6 * r, "{} vs {r}", f.volatility_bps);
+        assert!((f.volatility_bps_per_s - 2.0 * r).abs() < 1e-6 * r, "{}", f.volatility_bps_per_s);
+    }
 }

@@ -125,28 +125,25 @@ fn carry(old: &Scope<'static>, new: &mut Scope<'static>) {
     }
 }
 
-/// Runs `on_fill!(f)` in the strategy's scope (its state loaded), if the
-/// script defines `fn on_fill(f)`; `Ok(false)` when it does not.
+/// Runs `on_fill!(f)` (`call`) in the strategy's scope (its state loaded)
+/// with `global`, whose lib holds a script defining `fn on_fill(f)`
+/// ([`has_on_fill`]).
 pub fn call_on_fill(
     engine: &Engine,
     global: &mut rhai::GlobalRuntimeState,
     caches: &mut rhai::Caches,
     scope: &mut Scope<'static>,
     base: usize,
-    script: &AST,
     call: &AST,
     fill: &StrategyFill,
-) -> Result<bool, Box<EvalAltResult>> {
-    if !has_on_fill(script) {
-        return Ok(false);
-    }
+) -> Result<(), Box<EvalAltResult>> {
     scope.rewind(base);
     scope.push("f", *fill);
     global.num_operations = 0;
     #[allow(deprecated)]
     let r = engine.eval_statements_raw(global, caches, scope, call.statements());
     scope.rewind(base);
-    r.map(|_| true)
+    r.map(|_| ())
 }
 
 /// Whether the script defines `fn on_fill(f)`.

@@ -236,8 +236,8 @@ impl ScriptStrategy {
         }
         let r = self.ready().and_then(|()| {
             let Some(warm) = self.warm.as_mut() else { unreachable!("ready() leaves the runtime state warm") };
-            let (engine, ast, call) = (&self.engine, &self.script.ast, &self.on_fill_call);
-            state::call_on_fill(engine, &mut warm.0, &mut warm.1, &mut self.scope, self.base, ast, call, fill)
+            let (engine, call) = (&self.engine, &self.on_fill_call);
+            state::call_on_fill(engine, &mut warm.0, &mut warm.1, &mut self.scope, self.base, call, fill)
         });
         // Quotes are not set from `on_fill`.
         api::reset_output();
