@@ -10,8 +10,8 @@ use rhai::{Dynamic, Engine, Scope};
 use crate::hot::strategy::{Decision, Strategy, StrategyFill, StrategyInput};
 use crate::ring::Producer;
 use crate::script::{
-    api, compile_file, engine, fast, output, reload, state, BadOutput, CompiledScript, Intent, MarketState, Params,
-    Quoted, ScriptError, ScriptLimits, ScriptLine,
+    compile_file, engine, fast, output, reload, state, BadOutput, CompiledScript, Intent, MarketState, Params, Quoted,
+    ScriptError, ScriptLimits, ScriptLine,
 };
 
 /// Consecutive runtime errors after which a reloaded version is reverted.
@@ -55,12 +55,12 @@ pub struct ScriptStrategy {
     fast_enabled: bool,
     /// Locals of the fast form, allocated once (fits every compiled script).
     frame: Box<fast::Frame>,
+    /// `[strategy] levels`: quotes per side kept from one call.
+    levels: usize,
     /// `reset_state()` was called: the next load starts fresh.
     reset: bool,
     /// `on_fill!(f)`, compiled once.
     on_fill_call: rhai::AST,
-    /// `[strategy] levels`: quotes per side kept from one call.
-    levels: usize,
 }
 
 impl ScriptStrategy {
@@ -86,8 +86,8 @@ impl ScriptStrategy {
             warm: None,
             fast_enabled: true,
             frame: fast::Frame::boxed(),
-            reset: false,
             levels: 1,
+            reset: false,
         }
     }
 
@@ -240,7 +240,7 @@ impl ScriptStrategy {
             state::call_on_fill(engine, &mut warm.0, &mut warm.1, &mut self.scope, self.base, call, fill)
         });
         // Quotes are not set from `on_fill`.
-        api::reset_output();
+        output::reset();
         if state::take_reset() {
             self.warm = None;
             self.reset = true;
@@ -260,8 +260,21 @@ impl ScriptStrategy {
         self.stats.calls += 1;
         let pull = Decision { pull: true, ..Decision::default() };
         if self.fast_enabled {
+            if self.script.fast.as_ref().is_ok_and(|f| f.uses_state()) {
+                // The version's state must be loaded first (as for the
+                // interpreter); a failure there is the interpreter's to report.
+                if self.ready().is_err() {
+                    return self.interpreted(m);
+                }
+            }
             if let Ok(fast) = &self.script.fast {
-                match fast.run(&m, &mut self.frame) {
+                let r = if fast.uses_state() {
+                    let mut map = self.scope.get_mut("state").and_then(|d| d.write_lock::<rhai::Map>());
+                    fast.run_with_state(&m, &mut self.frame, map.as_deref_mut())
+                } else {
+                    fast.run(&m, &mut self.frame)
+                };
+                match r {
                     Ok(Quoted::Quote(i)) => return self.checked(Some(i), &m),
                     Ok(Quoted::NotAQuote) => return self.checked(None, &m),
                     Err(fault) => {
@@ -277,6 +290,12 @@ impl ScriptStrategy {
                 }
             }
         }
+        self.interpreted(m)
+    }
+
+    /// One call in the interpreter, with the same bookkeeping.
+    fn interpreted(&mut self, m: MarketState) -> Decision {
+        let pull = Decision { pull: true, ..Decision::default() };
         let out = match self.eval_raw(m) {
             Ok(v) => v,
             Err(e) => {

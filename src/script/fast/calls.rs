@@ -29,6 +29,12 @@ impl Compiler<'_> {
                 }
             }
         }
+        if self.is_state(&x.lhs) {
+            return match steps.as_slice() {
+                [one] => self.state_read(one, pos),
+                _ => refuse(pos, "a chain on state other than state.<key> or state.len()"),
+            };
+        }
         let market = matches!(&x.lhs, Expr::Variable(v, ..) if self.lookup(&v.1).is_some_and(|l| l.ty == Ty::Market));
         let (base, rest) = if market {
             let base = match steps.split_first() {

@@ -43,9 +43,26 @@ pub(super) struct Compiler<'e> {
     pub(super) inlined_nodes: usize,
     /// Whether the script has loops or calls (operations counted as they run).
     pub(super) dynamic: bool,
+    /// The script's top-level `let` names (persistent state: refused).
+    pub(super) top_lets: Vec<ImmutableString>,
+    /// `quote` sees the strategy's `state` map (it is called as `quote!(m)`).
+    pub(super) sees_state: bool,
+    /// `state.<key>` names used, by index.
+    pub(super) state_keys: Vec<ImmutableString>,
 }
 
 impl Compiler<'_> {
+    /// Why a name the compiler does not know is refused.
+    fn unknown(&self, name: &str) -> String {
+        if name == "state" {
+            "state (the persistent script state runs interpreted)".to_string()
+        } else if self.top_lets.iter().any(|l| l.as_str() == name) {
+            format!("{name}, a top-level let (state kept between calls runs interpreted)")
+        } else {
+            format!("the undefined variable {name}")
+        }
+    }
+
     pub(super) fn lookup(&self, name: &str) -> Option<&Local> {
         self.scope.iter().rev().find(|l| l.name.as_str() == name)
     }
@@ -204,11 +221,23 @@ impl Compiler<'_> {
         if self.pure > 0 {
             return refuse(pos, "an assignment inside an expression");
         }
+        if let Expr::Dot(d, f, _) = &x.lhs {
+            if f.is_empty() && self.is_state(&d.lhs) {
+                return self.state_write(op, &d.rhs, &x.rhs);
+            }
+        }
         let Expr::Variable(var, _, vpos) = &x.lhs else {
+            if let Expr::Dot(d, ..) | Expr::Index(d, ..) = &x.lhs {
+                if let Expr::Variable(v, _, vpos) = &d.lhs {
+                    if self.lookup(&v.1).is_none() {
+                        return refuse(*vpos, format!("assigning to {}", self.unknown(&v.1)));
+                    }
+                }
+            }
             return refuse(x.lhs.start_position(), "assigning to anything but a local variable");
         };
         let Some(local) = self.lookup(&var.1) else {
-            return refuse(*vpos, format!("assigning to the undefined variable {}", var.1));
+            return refuse(*vpos, format!("assigning to {}", self.unknown(&var.1)));
         };
         let (ty, slot, constant) = (local.ty, local.slot, local.constant);
         if constant {
@@ -526,7 +555,7 @@ impl Compiler<'_> {
 
     pub(super) fn var(&mut self, name: &str, pos: Position) -> R<Val> {
         let Some(l) = self.lookup(name) else {
-            return refuse(pos, format!("the undefined variable {name}"));
+            return refuse(pos, self.unknown(name));
         };
         let slot = l.slot;
         Ok(match l.ty {

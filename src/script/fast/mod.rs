@@ -8,7 +8,7 @@
 //! AST of `fn quote(m)` and builds a [`FastQuote`]: one boxed closure per
 //! node, typed at compile time, reading `m.<getter>` as a field of
 //! [`MarketState`], with `param(...)` already resolved and `bid`/`ask`/`pull`
-//! writing the [`Decision`] directly. No Rhai runtime, no `Dynamic`, no
+//! writing the [`Intent`] directly. No Rhai runtime, no `Dynamic`, no
 //! allocation per call.
 //!
 //! Faithfulness is the point, so anything the fast path would have to guess
@@ -32,16 +32,27 @@
 //!   only accepted as statements, never inside an expression block, so
 //!   evaluation order cannot change a value; where two faults could race,
 //!   Rhai's order is kept (method-call arguments before the receiver).
-//! * The operation cap: the accepted subset has no loops and no calls into
-//!   script functions, so one call costs Rhai a few operations per AST node
-//!   at most (one per statement or expression evaluated, one more per
-//!   variable receiver, property step or native call). [`compile`] refuses
-//!   a script whose bound ([`OPS_PER_NODE`] x nodes + [`OPS_BASE`], about
-//!   twice the worst case; a test checks Rhai's own count stays under half
-//!   of it) exceeds the engine's `max_operations`: below it the interpreter
-//!   could not have hit the cap either, above it the interpreter keeps
-//!   enforcing it. Call-depth, variable-count, string and map caps are
-//!   checked the same way.
+//! * Script functions (`calls.rs`) are inlined at each call site, typed by
+//!   that call's arguments, in a scope of their own (Rhai functions see only
+//!   their parameters); recursion, `!` calls, method-style calls and calls
+//!   deeper than `max_call_levels` are refused (the interpreter raises
+//!   Rhai's errors there). Loops (`loops.rs`): `for` over `INT` ranges,
+//!   `while`, `loop`, `break`, `continue`.
+//! * The operation cap: straight-line code costs Rhai a few operations per
+//!   AST node at most (one per statement or expression evaluated, one more
+//!   per variable receiver, property step or native call). [`compile`]
+//!   refuses a script whose body's bound ([`OPS_PER_NODE`] x nodes +
+//!   [`OPS_BASE`]) exceeds the engine's `max_operations`. What repeats is
+//!   charged as it runs (`Cx::charge`: [`OPS_PER_NODE_RUN`] x nodes per
+//!   loop iteration and per function call); a call whose bound passes the
+//!   cap is handed to the interpreter ([`Quoted::Interpret`]), which counts
+//!   exactly and raises "too many operations" where Rhai does. The tests
+//!   check the bound against Rhai's own count on every call they make.
+//! * State (`state.rs`): `state.x` FLOAT reads and writes in `quote!(m)`;
+//!   a value of another type hands the call over, with its writes undone.
+//!   Top-level `const`s of literals are read; top-level `let`s (state kept
+//!   between calls) and top-level code that is not a literal are refused.
+//!   Call-depth, variable-count, string and map caps are checked too.
 
 use rhai::{
     ASTFlags, ASTNode, BinaryExpr, Dynamic, Engine, EvalAltResult, Expr, FlowControl, FnAccess, FnCallExpr, Ident,
@@ -154,6 +165,11 @@ struct Cx<'a> {
     jump: Jump,
     /// A script function's return value, read by its call site at once.
     rv: Tmp,
+    /// The strategy's `state` map (read only during the call) and the
+    /// keys the script uses; the call's writes, applied at its end.
+    state: Option<&'a rhai::Map>,
+    keys: &'a [ImmutableString],
+    writes: state::Writes,
 }
 
 impl Cx<'_> {
@@ -326,6 +342,8 @@ pub struct FastQuote {
     /// The operation bound of the body without loops and calls repeated.
     base_ops: u64,
     max_ops: u64,
+    /// `state.<key>` names the script uses (empty: it does not use `state`).
+    state_keys: Vec<ImmutableString>,
 }
 
 impl std::fmt::Debug for FastQuote {
@@ -350,6 +368,43 @@ impl FastQuote {
     /// [`FastQuote::run`], with the bound on the operations Rhai would have
     /// counted for the call (tests compare it with Rhai's own count).
     pub fn run_counted(&self, m: &MarketState, frame: &mut Frame) -> (Result<Quoted, Fault>, u64) {
+        self.run_in(m, frame, None)
+    }
+
+    /// Whether the script reads or writes the persistent `state` map (then
+    /// run it with [`FastQuote::run_with_state`]; without the map, a call
+    /// touching it is handed to the interpreter).
+    pub fn uses_state(&self) -> bool {
+        !self.state_keys.is_empty()
+    }
+
+    /// One call with the strategy's `state` map: its writes are applied
+    /// unless the call is handed to the interpreter.
+    #[inline]
+    pub fn run_with_state(
+        &self,
+        m: &MarketState,
+        frame: &mut Frame,
+        state: Option<&mut rhai::Map>,
+    ) -> Result<Quoted, Fault> {
+        self.run_in(m, frame, state).0
+    }
+
+    fn run_in(&self, m: &MarketState, frame: &mut Frame, map: Option<&mut rhai::Map>) -> (Result<Quoted, Fault>, u64) {
+        let (r, ops, writes) = self.eval(m, frame, map.as_deref());
+        if let (Some(map), Some(w)) = (map, writes) {
+            state::commit(map, &self.state_keys, &w);
+        }
+        (r, ops)
+    }
+
+    /// Runs the body; the writes to apply (`None` when handed over).
+    fn eval(
+        &self,
+        m: &MarketState,
+        frame: &mut Frame,
+        map: Option<&rhai::Map>,
+    ) -> (Result<Quoted, Fault>, u64, Option<state::Writes>) {
         let mut cx = Cx {
             m,
             fr: frame,
@@ -362,14 +417,18 @@ impl FastQuote {
             bail: false,
             jump: Jump::None,
             rv: Tmp::U,
+            state: map,
+            keys: &self.state_keys,
+            writes: [None; state::STATE_KEYS],
         };
         if (self.body)(&mut cx).is_err() {
             if cx.bail {
-                return (Ok(Quoted::Interpret), cx.ops);
+                return (Ok(Quoted::Interpret), cx.ops, None);
             }
-            return (Err(cx.fault.unwrap_or(Fault::int(FaultKind::Internal, 0, 0))), cx.ops);
+            let fault = cx.fault.unwrap_or(Fault::int(FaultKind::Internal, 0, 0));
+            return (Err(fault), cx.ops, Some(cx.writes));
         }
-        (Ok(Self::quoted(&cx, m)), cx.ops)
+        (Ok(Self::quoted(&cx, m)), cx.ops, Some(cx.writes))
     }
 
     /// Mirrors ScriptStrategy: quotes set with bid()/ask()/pull() win,
@@ -459,6 +518,93 @@ fn expr_nodes(e: &Expr) -> usize {
     n
 }
 
+/// What the fast path reads of the script's top-level statements.
+struct TopLevel {
+    /// `const NAME = literal;`, visible in `quote` when it is called in
+    /// the caller's scope (`quote!(m)`).
+    consts: Vec<(ImmutableString, Expr)>,
+    /// `let` names: state kept between calls, refused where read.
+    lets: Vec<ImmutableString>,
+    /// `quote` is called in the caller's scope (`quote!(m)`).
+    sees_caller: bool,
+}
+
+/// A value that cannot fail or do anything when evaluated.
+fn is_literal(e: &Expr) -> bool {
+    match e {
+        Expr::IntegerConstant(..)
+        | Expr::FloatConstant(..)
+        | Expr::BoolConstant(..)
+        | Expr::StringConstant(..)
+        | Expr::CharConstant(..)
+        | Expr::Unit(..)
+        | Expr::DynamicConstant(..) => true,
+        Expr::Array(a, _) => a.iter().all(is_literal),
+        Expr::Map(m, _) => m.0.iter().all(|(_, v)| is_literal(v)),
+        // `-1.5` when the optimizer left it as an operator.
+        Expr::FnCall(x, _) => {
+            matches!(x.op_token, Some(Token::UnaryMinus | Token::Minus))
+                && matches!(x.args.as_slice(), [Expr::FloatConstant(..)])
+        }
+        _ => false,
+    }
+}
+
+/// The strategy runs the top-level statements once when a version loads
+/// (see `script::state`), which the fast path skips: so only statements
+/// that can neither fail nor do anything are accepted (`let`/`const` of a
+/// literal, `keep_state()`); the last statement is the `quote` call.
+fn top_level(ast: &AST) -> R<TopLevel> {
+    let mut top = TopLevel { consts: Vec::new(), lets: Vec::new(), sees_caller: false };
+    let Some((call, init)) = ast.statements().split_last() else {
+        return Ok(top);
+    };
+    let sees_caller = match call {
+        Stmt::FnCall(x, _) => x.capture_parent_scope,
+        Stmt::Expr(e) => matches!(&**e, Expr::FnCall(x, _) if x.capture_parent_scope),
+        _ => false,
+    };
+    top.sees_caller = sees_caller;
+    for s in init {
+        match s {
+            // `state.x = literal;`
+            Stmt::Assignment(x)
+                if x.0.get_op_assignment_info().is_none()
+                    && is_literal(&x.1.rhs)
+                    && matches!(&x.1.lhs, Expr::Dot(d, f, _) if f.is_empty()
+                        && matches!(&d.lhs, Expr::Variable(v, ..) if v.1.as_str() == "state")
+                        && matches!(&d.rhs, Expr::Property(..))) => {}
+            Stmt::Var(x, flags, pos) => {
+                let (ident, value, _) = &**x;
+                if !is_literal(value) {
+                    return refuse(
+                        *pos,
+                        format!("the top-level {} is computed when the script loads (runs interpreted)", ident.name),
+                    );
+                }
+                if flags.contains(ASTFlags::CONSTANT) {
+                    if sees_caller {
+                        top.consts.push((ident.name.clone(), value.clone()));
+                    }
+                } else {
+                    top.lets.push(ident.name.clone());
+                }
+            }
+            Stmt::FnCall(x, _) if x.name.as_str() == "keep_state" && x.args.is_empty() => {}
+            Stmt::Expr(e) if matches!(&**e, Expr::FnCall(x, _) if x.name.as_str() == "keep_state" && x.args.is_empty()) =>
+                {}
+            Stmt::Noop(_) => {}
+            other => {
+                return refuse(
+                    other.position(),
+                    "a top-level statement other than let/const of a literal (it runs when the script loads)",
+                )
+            }
+        }
+    }
+    Ok(top)
+}
+
 /// Compiles `fn quote(m)` of `ast` for `engine` (its caps, and the values
 /// its `param()` returns), or says why not.
 pub fn compile(engine: &Engine, ast: &AST) -> Result<FastQuote, NotCompiled> {
@@ -507,8 +653,35 @@ pub fn compile(engine: &Engine, ast: &AST) -> Result<FastQuote, NotCompiled> {
         inlining: Vec::new(),
         inlined_nodes: 0,
         dynamic: false,
+        top_lets: Vec::new(),
+        sees_state: false,
+        state_keys: Vec::new(),
     };
+    // Top-level constants `quote!(m)` sees: stored first in each call.
+    let top = top_level(ast)?;
+    c.sees_state = top.sees_caller && top.lets.iter().any(|l| l.as_str() == "state");
+    c.top_lets = top.lets;
+    let mut prologue = Vec::new();
+    for (name, init) in &top.consts {
+        let v = c.expr(init)?;
+        if matches!(v, Val::Unit(_)) {
+            continue;
+        }
+        let slot = c.alloc(v.ty(), init.start_position())?;
+        c.scope.push(Local { name: name.clone(), ty: v.ty(), slot, constant: true });
+        prologue.push(compiler::store(slot, v));
+    }
     let body = c.block(&body, true)?;
+    let body = if prologue.is_empty() {
+        body
+    } else {
+        ev(move |cx| {
+            for s in &prologue {
+                s(cx)?;
+            }
+            body(cx)
+        })
+    };
     if engine.max_variables() < c.peak.saturating_add(2) {
         return refuse(start, "more variables than max_variables allows");
     }
@@ -519,7 +692,7 @@ pub fn compile(engine: &Engine, ast: &AST) -> Result<FastQuote, NotCompiled> {
     if engine.max_string_size() != 0 && engine.max_string_size() < longest {
         return refuse(start, "max_string_size is below the length of a string the script uses");
     }
-    Ok(FastQuote { body, lits: c.lits, nodes, base_ops: bound, max_ops })
+    Ok(FastQuote { body, lits: c.lits, nodes, base_ops: bound, max_ops, state_keys: c.state_keys })
 }
 
 /// Static types.
@@ -744,6 +917,7 @@ mod compiler;
 mod loops;
 mod math;
 mod ops;
+mod state;
 use compiler::{Compiler, Local};
 use math::*;
 use ops::*;
