@@ -105,24 +105,13 @@ impl Rng {
     }
 }
 
-/// The shipped scripts that keep `state` between calls.
-const NEEDS_STATE: [&str; 2] = ["glft.rhai", "obi_zscore.rhai"];
-
 #[test]
 fn every_shipped_script_compiles_to_the_fast_path_and_quotes_both_sides() {
     for path in shipped() {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let mut s = ScriptStrategy::from_file(&path, &Default::default(), &ScriptLimits::default())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        match s.script().not_compiled() {
-            None => assert!(s.fast_path(), "{name}"),
-            // Until the fast path compiles the `state` map (scripts/README.md,
-            // The compiled fast path), the scripts that keep state run interpreted.
-            Some(why) if NEEDS_STATE.contains(&name.as_str()) && why.reason.contains("state") => {
-                common::skip(format_args!("{name} runs interpreted until the fast path compiles `state`: {why:?}"))
-            }
-            Some(why) => panic!("{name} runs interpreted: {why:?}"),
-        }
+        assert!(s.fast_path(), "{name} runs interpreted: {:?}", s.script().not_compiled());
         // Half long, so the tutorial's rules (sell only what was bought) quote both sides too.
         let mut m = btc_state(1_700_000_000.0);
         m.position = 0.005;
@@ -151,6 +140,7 @@ fn glft_fits_a_and_k_from_the_trade_ring() {
     let (a_true, k_usd) = (1.5_f64, 0.5_f64); // per s; per USD (1/k = 2 USD = 0.33 bps)
     let tick = 0.01;
     let mut s = load("glft.rhai", &[]);
+    assert!(s.fast_path(), "{:?}", s.script().not_compiled());
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut ring = TradeRing::default();
     let t0 = 1_700_000_000.0;
@@ -209,6 +199,7 @@ fn obi_history(s: &mut ScriptStrategy, n: usize) -> f64 {
 fn obi_zscore_leans_toward_the_heavier_side_and_against_inventory() {
     let centre = |bid_heavy: Option<bool>, position: f64| {
         let mut s = load("obi_zscore.rhai", &[]);
+        assert!(s.fast_path(), "{:?}", s.script().not_compiled());
         let t = obi_history(&mut s, 1_000);
         let mut m = btc_state(t);
         m.position = position;
