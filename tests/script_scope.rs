@@ -21,6 +21,7 @@ use mmbot::hot::strategy::{
     Account, Decision, MarketScope, NativeStrategy, OwnOrder, OwnOrders, Strategy, StrategyFill, StrategyInput,
     StrategyParams,
 };
+use mmbot::script::api::ScopeNeeds;
 use mmbot::script::{compile, engine, MarketState, Params, ScriptLimits, ScriptStrategy};
 use mmbot::stats::clock::Clock;
 
@@ -48,6 +49,10 @@ fn trade(i: i64) -> Trade {
 /// A book of 25 levels a side (99.99 down, 100.01 up, qty 1 + i), 70
 /// trades (only the latest 64 kept), two own bids and one ask, an account.
 fn hand_built() -> MarketState {
+    hand_built_with(ScopeNeeds::ALL)
+}
+
+fn hand_built_with(needs: ScopeNeeds) -> MarketState {
     let bids: Vec<Level> = (0..25).map(|i| lv(99.99 - i as f64 * 0.01, 1.0 + i as f64)).collect();
     let asks: Vec<Level> = (0..25).map(|i| lv(100.01 + i as f64 * 0.01, 1.0 + i as f64)).collect();
     let mut book = Book::with_capacity(4096);
@@ -99,7 +104,7 @@ fn hand_built() -> MarketState {
             advice_expired: true,
         },
     };
-    MarketState::from_input(&input)
+    MarketState::from_input_with(&input, needs)
 }
 
 /// `expr` evaluated by the engine scripts run in, with `m` in scope.
@@ -181,6 +186,23 @@ fn every_getter_reads_the_scope() {
     // The scalars the hot path had already stay as they were.
     assert!(close(eval(&m, "m.best_bid"), 99.99) && close(eval(&m, "m.mid"), 100.0));
     assert!(close(eval(&m, "m.bid_qty"), 1.0));
+}
+
+#[test]
+fn building_m_copies_only_what_the_script_reads() {
+    let e = engine(&ScriptLimits::default(), &Params::new(), None);
+    let needs = |src: &str| ScopeNeeds::of(compile(&e, "needs.rhai", src).unwrap().ast());
+    let none = ScopeNeeds { levels: false, trades: false, orders: false };
+    assert_eq!(needs("fn quote(m) { bid(m.mid - m.tick_size * m.depth, m.bid_qty) }"), none);
+    assert_eq!(needs("fn f(m) { m.trade_qty(0) } fn quote(m) { bid(f(m), 1.0) }"), ScopeNeeds { trades: true, ..none });
+    assert_eq!(needs("fn quote(m) { bid(m.ask_qty(2), 1.0) }"), ScopeNeeds { levels: true, ..none });
+    assert_eq!(needs("fn quote(m) { bid(m.bid_order_age_s(0), 1.0) }"), ScopeNeeds { orders: true, ..none });
+    // Left out, the data reads 0.0; the counts stay right.
+    let m = hand_built_with(none);
+    assert_eq!((m.depth, m.trade_count, m.bid_order_count, m.ask_order_count), (20.0, 64.0, 2.0, 1.0));
+    assert_eq!((m.bid_price(0), m.trade_qty(0), m.bid_order_qty(0)), (0.0, 0.0, 0.0));
+    let all = hand_built();
+    assert_eq!(MarketState { bids: all.bids, asks: all.asks, trades: all.trades, orders: all.orders, ..m }, all);
 }
 
 #[test]
@@ -449,6 +471,7 @@ fn on_fill_is_told_once_per_fill_in_a_backtest() {
     let Some(files) = recordings("on_fill_is_told_once_per_fill_in_a_backtest") else { return };
     let config = Config::from_toml(TIGHT, "tight").unwrap();
     let mut total = 0;
+    let mut orders_seen = 0.0f64;
     for file in &files {
         let told = RefCell::new(Vec::new());
         let seen = RefCell::new((0.0, 0.0, 0.0, 0.0));
@@ -483,8 +506,10 @@ fn on_fill_is_told_once_per_fill_in_a_backtest() {
             seen.borrow()
         );
         total += told.len();
+        orders_seen = orders_seen.max(seen.borrow().3);
     }
     assert!(total > 0, "no fill was told across the captures");
+    assert!(orders_seen > 0.0, "the strategy never saw its own working orders");
 
     // The same through a script: its on_fill counts into its state.
     let mut s = script(

@@ -114,6 +114,41 @@ pub struct MarketState {
     pub now_ns: i64,
 }
 
+/// Which indexed data a script reads: building `m` copies only that
+/// (copying the levels, trades and own orders it never reads is most of
+/// the cost of building `m`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScopeNeeds {
+    pub levels: bool,
+    pub trades: bool,
+    pub orders: bool,
+}
+
+impl ScopeNeeds {
+    pub const ALL: Self = Self { levels: true, trades: true, orders: true };
+
+    /// What the script's code calls (its functions and top level), by the
+    /// names of [`market_indexed`]'s getters.
+    pub fn of(ast: &rhai::AST) -> Self {
+        let mut needs = Self { levels: false, trades: false, orders: false };
+        ast.walk(&mut |path: &[rhai::ASTNode]| {
+            if let Some(rhai::ASTNode::Expr(rhai::Expr::FnCall(call, _) | rhai::Expr::MethodCall(call, _))) =
+                path.last()
+            {
+                let name = call.name.as_str();
+                match name {
+                    "bid_price" | "bid_qty" | "ask_price" | "ask_qty" => needs.levels = true,
+                    _ if name.starts_with("trade_") => needs.trades = true,
+                    _ if name.starts_with("bid_order_") || name.starts_with("ask_order_") => needs.orders = true,
+                    _ => {}
+                }
+            }
+            true
+        });
+        needs
+    }
+}
+
 /// Fixed-point to `f64`.
 #[inline]
 fn fx(v: i64) -> f64 {
@@ -141,7 +176,15 @@ impl MarketState {
         n
     }
 
+    /// `m` for one decision, with everything in scope.
     pub fn from_input(input: &StrategyInput<'_>) -> Self {
+        Self::from_input_with(input, ScopeNeeds::ALL)
+    }
+
+    /// `m` for one decision, copying only the indexed data `needs` says the
+    /// script reads (the rest stays zero; the counts are always right).
+    #[inline]
+    pub fn from_input_with(input: &StrategyInput<'_>, needs: ScopeNeeds) -> Self {
         let f = input.features;
         let a = input.advice;
         let sc = &input.scope;
@@ -149,11 +192,14 @@ impl MarketState {
         let mut bids = [Level::default(); SCOPE_DEPTH];
         let mut asks = [Level::default(); SCOPE_DEPTH];
         let (bid_levels, ask_levels) = match sc.book {
-            Some(b) => (Self::levels(&mut bids, b.bids()), Self::levels(&mut asks, b.asks())),
+            Some(b) if needs.levels => (Self::levels(&mut bids, b.bids()), Self::levels(&mut asks, b.asks())),
+            Some(b) => (b.bid_depth().min(SCOPE_DEPTH) as u8, b.ask_depth().min(SCOPE_DEPTH) as u8),
             None => (0, 0),
         };
-        let trades = sc.trades.copied().unwrap_or_default();
-        let orders = sc.orders.copied().unwrap_or_default();
+        let trades = sc.trades.filter(|_| needs.trades).copied().unwrap_or_default();
+        let trade_count = sc.trades.map_or(0, |t| t.len());
+        let orders = sc.orders.filter(|_| needs.orders).copied().unwrap_or_default();
+        let (bid_orders, ask_orders) = sc.orders.map_or((0, 0), |o| (o.bids().len(), o.asks().len()));
         let acc = sc.account;
         let position = input.position.to_f64();
         let unrealized_pnl = if input.position.0 == 0 { 0.0 } else { position * f.mid - fx(acc.open_cost) };
@@ -171,9 +217,9 @@ impl MarketState {
             since_fill_s: acc.last_fill_ns.map_or(-1.0, |t| f.time_ns.saturating_sub(t).max(0) as f64 / 1e9),
             advice_expired: if sc.advice_expired { 1.0 } else { 0.0 },
             depth: bid_levels.min(ask_levels) as f64,
-            trade_count: trades.len() as f64,
-            bid_order_count: orders.bids().len() as f64,
-            ask_order_count: orders.asks().len() as f64,
+            trade_count: trade_count as f64,
+            bid_order_count: bid_orders as f64,
+            ask_order_count: ask_orders as f64,
             bids,
             asks,
             bid_levels,

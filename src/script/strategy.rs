@@ -61,6 +61,8 @@ pub struct ScriptStrategy {
     reset: bool,
     /// `on_fill!(f)`, compiled once.
     on_fill_call: rhai::AST,
+    /// The indexed data the running version reads, by its hash.
+    needs: Option<(u64, api::ScopeNeeds)>,
 }
 
 impl ScriptStrategy {
@@ -88,6 +90,7 @@ impl ScriptStrategy {
             frame: fast::Frame::boxed(),
             levels: 1,
             reset: false,
+            needs: None,
         }
     }
 
@@ -354,7 +357,11 @@ impl Strategy for ScriptStrategy {
             self.stats.reloads += 1;
         }
         // `m.min_order_size` is `params.min_order_size`: the default size.
-        self.decide_market(MarketState::from_input(input))
+        let needs = match self.needs {
+            Some((hash, needs)) if hash == self.script.hash => needs,
+            _ => self.needs.insert((self.script.hash, api::ScopeNeeds::of(&self.script.ast))).1,
+        };
+        self.decide_market(MarketState::from_input_with(input, needs))
     }
 
     fn on_fill(&mut self, fill: &StrategyFill) {
