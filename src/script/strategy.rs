@@ -10,8 +10,8 @@ use rhai::{Dynamic, Engine, Scope};
 use crate::hot::strategy::{Decision, Strategy, StrategyFill, StrategyInput};
 use crate::ring::Producer;
 use crate::script::{
-    compile_file, engine, fast, output, reload, state, BadOutput, CompiledScript, Intent, MarketState, Params, Quoted,
-    ScriptError, ScriptLimits, ScriptLine,
+    api, compile_file, engine, fast, output, reload, state, BadOutput, CompiledScript, Intent, MarketState, Params,
+    Quoted, ScriptError, ScriptLimits, ScriptLine,
 };
 
 /// Consecutive runtime errors after which a reloaded version is reverted.
