@@ -7,6 +7,12 @@
 //! Frames are loaded into memory first (decompression is not what is being
 //! measured); the thread is pinned to `[cores] hot` when configured; the
 //! first frames warm caches and branch predictors and are not counted.
+//!
+//! `--script A.rhai B.rhai ...` (or `--script scripts/*.rhai`) runs the same
+//! frames once per script and path (compiled fast path when the script
+//! compiles, and the interpreter), and prints the per-decision cost of each:
+//! the `strategy` stage, which is building the script's view of the market
+//! plus the call, median and p99.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -38,11 +44,13 @@ pub struct BenchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Also run the same frames with this Rhai script as the strategy.
-    #[arg(long)]
-    pub script: Option<PathBuf>,
-    /// Run the script in the Rhai interpreter even when it compiles to the
-    /// fast path (to compare the two).
+    /// Also run the same frames with these Rhai scripts as the strategy, one
+    /// after the other, each on the compiled fast path (when it compiles) and
+    /// in the interpreter (repeatable, or several after one flag: put
+    /// recordings before it).
+    #[arg(long, num_args = 1.., action = clap::ArgAction::Append)]
+    pub script: Vec<PathBuf>,
+    /// Run the scripts in the Rhai interpreter only.
     #[arg(long, requires = "script")]
     pub interpreted: bool,
 }
@@ -58,16 +66,23 @@ struct BenchOut {
     instant_cost_ns: Option<f64>,
     latency_ns: BTreeMap<String, Percentiles>,
     baselines: BTreeMap<String, Percentiles>,
-    /// The same frames with a script strategy instead of the native one.
+    /// The same frames with the first script strategy instead of the
+    /// native one (kept for readers of the one-script form).
     script: Option<ScriptOut>,
+    /// Every script run: each script on each path.
+    scripts: Vec<ScriptOut>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 struct ScriptOut {
     path: String,
     /// The strategy's name: path, content hash, and `compiled` (the fast
     /// path) or `interpreted`.
     strategy: String,
+    /// Whether this run used the compiled fast path.
+    compiled: bool,
+    /// Why the script does not compile to the fast path, if it does not.
+    not_compiled_reason: Option<String>,
     latency_ns: BTreeMap<String, Percentiles>,
 }
 
@@ -140,17 +155,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
     let clock = Clock::calibrate();
     let warmup = (frames.len() / 20).min(5_000);
     let native = run_hot(&config, NativeStrategy, &frames, clock, warmup);
-    let script = match &args.script {
-        Some(path) => {
-            let mut s = ScriptStrategy::from_file(path, &config.params, &config.script_limits)?;
-            s.set_fast_path(!args.interpreted);
-            s.set_budget(config.script_budget, crate::script::budget::BudgetMode::CountOnly);
-            s.set_levels(config.strategy_levels);
-            let name = s.name().to_string();
-            Some((path.display().to_string(), name, run_hot(&config, s, &frames, clock, warmup)))
-        }
-        None => None,
-    };
+    let scripts = run_scripts(&args, &config, &frames, clock, warmup)?;
 
     // Baseline on the same depth frames, same clock, same run.
     let mut base = StageHistograms::new();
@@ -173,11 +178,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
         tsc_cost_ns: clock.tsc_cost_ns.is_finite().then_some((clock.tsc_cost_ns * 10.0).round() / 10.0),
         instant_cost_ns: clock.instant_cost_ns.is_finite().then_some((clock.instant_cost_ns * 10.0).round() / 10.0),
         latency_ns: Stage::ALL.iter().map(|&s| (s.name().to_string(), native.percentiles(s))).collect(),
-        script: script.as_ref().map(|(p, name, h)| ScriptOut {
-            path: p.clone(),
-            strategy: name.clone(),
-            latency_ns: Stage::ALL.iter().map(|&s| (s.name().to_string(), h.percentiles(s))).collect(),
-        }),
+        script: scripts.first().cloned(),
+        scripts,
         baselines: [("serde_json_f64_parse".to_string(), base.percentiles(Stage::Parse))].into_iter().collect(),
     };
     if args.json {
@@ -206,11 +208,81 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
     }
     println!("baseline, same frames and clock:");
     row("serde_json typed + f64 parse", &out.baselines["serde_json_f64_parse"]);
-    if let Some(sc) = &out.script {
+    if let [sc] = out.scripts.as_slice() {
         println!("with the script strategy {} instead of the native one, same frames:", sc.strategy);
         for s in Stage::ALL {
             row(s.name(), &sc.latency_ns[s.name()]);
         }
     }
+    if !out.scripts.is_empty() {
+        print_script_table(&out.latency_ns, &out.scripts);
+    }
     Ok(0)
+}
+
+/// Each script of `--script` on each path it can run on, in order.
+fn run_scripts(
+    args: &BenchArgs,
+    config: &Config,
+    frames: &Frames,
+    clock: Clock,
+    warmup: usize,
+) -> anyhow::Result<Vec<ScriptOut>> {
+    let mut out = Vec::new();
+    for path in &args.script {
+        let load = || {
+            ScriptStrategy::from_file(path, &config.params, &config.script_limits)
+                .with_context(|| format!("loading the script {} for the bench", path.display()))
+        };
+        let first = load()?;
+        let reason = first.script().not_compiled().map(|e| e.to_string());
+        let paths: &[bool] = match (args.interpreted, first.fast_path()) {
+            (true, _) | (false, false) => &[false],
+            (false, true) => &[true, false],
+        };
+        let mut spare = Some(first);
+        for &compiled in paths {
+            let mut s = match spare.take() {
+                Some(s) => s,
+                None => load()?,
+            };
+            s.set_fast_path(compiled);
+            s.set_budget(config.script_budget, crate::script::budget::BudgetMode::CountOnly);
+            s.set_levels(config.strategy_levels);
+            let name = s.name().to_string();
+            let h = run_hot(config, s, frames, clock, warmup);
+            out.push(ScriptOut {
+                path: path.display().to_string(),
+                strategy: name,
+                compiled,
+                not_compiled_reason: reason.clone(),
+                latency_ns: Stage::ALL.iter().map(|&s| (s.name().to_string(), h.percentiles(s))).collect(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// One row per script and path: the per-decision cost (the strategy stage).
+fn print_script_table(native: &BTreeMap<String, Percentiles>, scripts: &[ScriptOut]) {
+    let strategy = Stage::Strategy.name();
+    let ttq = Stage::TickToQuote.name();
+    println!("per decision (strategy stage) and tick to quote, same frames (ns):");
+    println!(
+        "{:<36} {:<11} {:>9} {:>8} {:>8} {:>10} {:>10}",
+        "script", "path", "decisions", "p50", "p99", "t2q p50", "t2q p99"
+    );
+    let row = |name: &str, path: &str, l: &BTreeMap<String, Percentiles>| {
+        let (s, t) = (&l[strategy], &l[ttq]);
+        println!("{name:<36} {path:<11} {:>9} {:>8} {:>8} {:>10} {:>10}", s.count, s.p50, s.p99, t.p50, t.p99);
+    };
+    row("(native strategy)", "native", native);
+    for sc in scripts {
+        row(&sc.path, if sc.compiled { "compiled" } else { "interpreted" }, &sc.latency_ns);
+    }
+    for sc in scripts.iter().filter(|s| !s.compiled) {
+        if let Some(r) = &sc.not_compiled_reason {
+            println!("{}: interpreted because {r}", sc.path);
+        }
+    }
 }
