@@ -55,7 +55,7 @@ enum Command {
     /// Configuration: `mmbot config check [FILE]`.
     #[command(subcommand)]
     Config(config::ConfigCommand),
-    /// Strategy scripts: `mmbot script check FILE`.
+    /// Strategy scripts: `mmbot script check FILE`, `mmbot script test FILE`.
     #[command(subcommand)]
     Script(script::ScriptCommand),
     /// The AI advisor: `mmbot ai check`, `mmbot ai compare --models ..`, `mmbot ai cost`.
