@@ -31,6 +31,9 @@ pub struct CompiledScript {
     /// the hot thread's interpreter reads them from the run's tag, so a
     /// live parameter change travels with the version: `params.rs`).
     pub(super) params: Option<Arc<crate::script::Params>>,
+    /// The indexed data (levels, trades, own orders) the script reads,
+    /// found here so the hot thread never walks the AST.
+    pub(super) needs: crate::script::api::ScopeNeeds,
 }
 
 impl CompiledScript {
@@ -142,7 +145,9 @@ pub fn compile(engine: &Engine, file: &str, source: &str) -> Result<CompiledScri
         fast: Err(NotCompiled { reason: String::new(), pos: rhai::Position::NONE }),
         names: Default::default(),
         params: None,
+        needs: crate::script::api::ScopeNeeds::ALL,
     };
+    script.needs = crate::script::api::ScopeNeeds::of(&script.ast);
     script.bind(engine);
     Ok(script)
 }

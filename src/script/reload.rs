@@ -181,10 +181,12 @@ pub fn watch_shared(
     let stop = Arc::new(AtomicBool::new(false));
     let force = Arc::new(AtomicBool::new(false));
     let (stop_flag, force_flag) = (stop.clone(), force.clone());
+    // The values the running version was built with: read here, not on the
+    // thread, so a change made before the thread first runs still counts.
+    let (mut generation, mut values) = params.current();
     let thread = std::thread::Builder::new()
         .name("mmbot-script".into())
         .spawn(move || {
-            let (mut generation, mut values) = params.current();
             let mut engine = engine(&limits, &values, None);
             let mut seen = current_hash;
             let file = path.display().to_string();

@@ -87,8 +87,6 @@ pub struct ScriptStrategy {
     reset: bool,
     /// `on_fill!(f)`, compiled once.
     on_fill_call: rhai::AST,
-    /// The indexed data the running version reads, by its hash.
-    needs: Option<(u64, api::ScopeNeeds)>,
     /// `m`, updated in place per decision ([`MarketState::update`]).
     m: MarketState,
 }
@@ -121,7 +119,6 @@ impl ScriptStrategy {
             health: health::Health::new(),
             levels: 1,
             reset: false,
-            needs: None,
             m: MarketState::default(),
         }
     }
@@ -494,11 +491,7 @@ impl Strategy for ScriptStrategy {
             return Decision { pull: true, ..Decision::default() };
         }
         // `m.min_order_size` is `params.min_order_size`: the default size.
-        let needs = match self.needs {
-            Some((hash, needs)) if hash == self.script.hash => needs,
-            _ => self.needs.insert((self.script.hash, api::ScopeNeeds::of(&self.script.ast))).1,
-        };
-        self.m.update(input, needs);
+        self.m.update(input, self.script.needs);
         if self.reload.as_mut().is_some_and(|r| r.sample_due()) {
             // The reload check runs new versions on these states: they may
             // read levels, trades or orders this version does not.

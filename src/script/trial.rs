@@ -209,9 +209,34 @@ impl Trial {
             return Some(Flaw::Error(e));
         }
         if after.bad_outputs > before.bad_outputs {
+            let kind = crate::script::BadOutput::ALL
+                .into_iter()
+                .find(|k| after.bad_by_kind[k.index()] > before.bad_by_kind[k.index()]);
+            // A quote with a value out of range: name the value.
+            if let Some(kind) = kind.filter(|k| *k != crate::script::BadOutput::NotAQuote) {
+                let (returned, value) = self.returned_value(m);
+                let v = value.map_or_else(|| kind.as_str().to_string(), |v| format!("{} ({v})", kind.as_str()));
+                return Some(Flaw::Value(format!("{v}; quote(m) returned {returned}")));
+            }
             return Some(Flaw::Shape(self.returned(m)));
         }
         bad_value(&d).map(|v| Flaw::Value(format!("{v}; quote(m) returned {}", self.returned(m))))
+    }
+
+    /// What `quote(m)` returns for `m` and its first value out of range,
+    /// said ([`bad_value`]).
+    fn returned_value(&mut self, m: MarketState) -> (String, Option<String>) {
+        let v = self.s.eval(m);
+        let set = crate::script::output::take();
+        let intent =
+            set.or_else(|| v.as_ref().ok().and_then(|v| crate::script::output::intent_from(v, &m, m.min_order_size)));
+        let value = intent.and_then(|i| bad_value(&i.decision));
+        let returned = match (v, set) {
+            (_, Some(i)) => format!("bid()/ask() quotes {}", show(&i.decision)),
+            (Ok(v), None) => format!("{v:?}"),
+            (Err(e), None) => format!("an error ({e})"),
+        };
+        (returned, value)
     }
 
     /// What `quote(m)` returns for `m`, for a message (run once more, in
