@@ -610,7 +610,7 @@ impl<S: Strategy> HotSide<S> {
                         malformed: f.rejected,
                         last_malformed: self.hot.market().last_error(),
                     },
-                    script: self.hot.strategy().script_view().map(|v| v.status()).unwrap_or_default(),
+                    script: crate::script::health::view_of(self.hot.strategy()).map(|v| v.status()).unwrap_or_default(),
                 });
             }
         }

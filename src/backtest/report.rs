@@ -215,6 +215,6 @@ pub fn report<S: Strategy>(
         ai: None,
         live: None,
         stats: None,
-        script: hot.strategy().script_view().map(|v| v.report()),
+        script: crate::script::health::view_of(hot.strategy()).map(|v| v.report()),
     }
 }

@@ -18,6 +18,7 @@ pub mod live_config;
 pub mod paper;
 pub mod position;
 pub mod risk;
+pub mod strategy_view;
 pub mod userdata;
 
 use crate::hot::fixed::{Price, Qty};

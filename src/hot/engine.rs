@@ -19,7 +19,6 @@
 //! snapshot. Tickers are read with a cheap scan (`u` first, the four top
 //! fields only when the book has not passed it), never fully parsed.
 
-use crate::exec::paper::{WorkingOrder, QUEUE_UNKNOWN};
 use crate::exec::Quote;
 use crate::hot::advice::Advice;
 use crate::hot::book::Book;
@@ -29,7 +28,7 @@ use crate::hot::guard::{BookHealth, Filters, Guard, GuardConfig, GuardStats};
 use crate::hot::market::{BookSizes, Event, MarketData, TickerCheck};
 use crate::hot::msg::{Level, Msg, Symbol, Trade};
 use crate::hot::strategy::{
-    Account, Decision, Explain, MarketScope, OwnOrder, OwnOrders, Strategy, StrategyFill, StrategyInput, StrategyParams,
+    Account, Decision, Explain, MarketScope, OwnOrders, Strategy, StrategyFill, StrategyInput, StrategyParams,
 };
 use crate::hot::sync::{SyncConfig, SyncLoss};
 use crate::stats::clock::Clock;
@@ -100,34 +99,6 @@ pub struct ExecState {
     pub orders: OwnOrders,
     /// Average entry, PnL, fees and the last fill's time, for strategies.
     pub account: Account,
-}
-
-impl ExecState {
-    /// The state an exchange side reports: `position`'s quantity and
-    /// account, the working orders (`None`: no order on that side) with
-    /// their queue estimates and ages.
-    pub fn of(
-        position: &crate::exec::position::Position,
-        bid: Option<WorkingOrder>,
-        ask: Option<WorkingOrder>,
-        last_fill_ns: Option<i64>,
-    ) -> Self {
-        let mut orders = OwnOrders::default();
-        for (buy, o) in [(true, bid), (false, ask)] {
-            if let Some(o) = o {
-                let queue_ahead = (o.queue_ahead != QUEUE_UNKNOWN).then_some(o.queue_ahead);
-                orders.push(buy, OwnOrder { price: o.price, qty: o.qty, queue_ahead, since_ns: o.live_since_ns });
-            }
-        }
-        let level = |o: Option<WorkingOrder>| o.map(|o| Level { price: o.price, qty: o.qty });
-        Self {
-            position: position.qty(),
-            bid: level(bid),
-            ask: level(ask),
-            orders,
-            account: Account::of(position, last_fill_ns),
-        }
-    }
 }
 
 /// Counters of the hot path beyond the feed's and the guard's.

@@ -92,7 +92,8 @@ impl OwnOrders {
 }
 
 /// The account as the exchange side last reported it: fixed-point, quote
-/// asset (1e-8), from [`crate::exec::position::Position`].
+/// asset (1e-8), from the exchange side's position (built in
+/// `crate::exec::strategy_view`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Account {
     /// Average entry price of the open position; 0 when flat.
@@ -106,19 +107,6 @@ pub struct Account {
     pub fees: i64,
     /// Time of the latest own fill (the run's clock); `None` before any.
     pub last_fill_ns: Option<i64>,
-}
-
-impl Account {
-    /// The account after `position`'s fills; `last_fill_ns` as given.
-    pub fn of(position: &crate::exec::position::Position, last_fill_ns: Option<i64>) -> Self {
-        Self {
-            avg_entry: position.avg_entry(),
-            open_cost: position.open_cost(),
-            realized: position.realized(),
-            fees: position.fees(),
-            last_fill_ns,
-        }
-    }
 }
 
 /// What a strategy reads beyond the features: the traded book, the trade
@@ -141,25 +129,6 @@ pub struct MarketScope<'a> {
     /// The advice had expired at this decision (the strategy then gets
     /// neutral advice).
     pub advice_expired: bool,
-}
-
-impl StrategyFill {
-    /// `fill` as a strategy sees it: `fee` its commission valued in the
-    /// quote asset (1e-8), `position` the position after it.
-    pub fn of(fill: &crate::exec::Fill, fee: i64, position: Qty) -> Self {
-        Self {
-            price: fill.price.to_f64(),
-            qty: fill.qty.to_f64(),
-            side: match fill.side {
-                crate::exec::Side::Buy => 1.0,
-                crate::exec::Side::Sell => -1.0,
-            },
-            fee: fee as f64 / crate::hot::fixed::SCALE as f64,
-            time_s: fill.time_ns as f64 / 1e9,
-            maker: fill.maker,
-            position: position.to_f64(),
-        }
-    }
 }
 
 /// One own fill, as the strategy hears of it ([`Strategy::on_fill`]).
@@ -254,9 +223,11 @@ pub trait Strategy {
     fn health(&self) -> StrategyHealth {
         StrategyHealth::default()
     }
-    /// A script strategy's errors, outputs and version, for report.json's
-    /// `script` section and the dashboard (read off the hot path).
-    fn script_view(&self) -> Option<crate::script::health::ScriptView<'_>> {
+    /// The concrete strategy, for callers that know more kinds than this
+    /// trait does (a script's errors, outputs and version for report.json
+    /// and the dashboard: `crate::script::health::view_of`), without this
+    /// layer depending on them. Read off the hot path.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
         None
     }
 }

@@ -191,6 +191,10 @@ impl<S: Strategy> Strategy for TradeFrom<S> {
         d
     }
 
+    fn on_fill(&mut self, fill: &crate::hot::strategy::StrategyFill) {
+        self.inner.on_fill(fill);
+    }
+
     fn after_call(&mut self, elapsed_ns: u64, now_ns: i64) {
         self.inner.after_call(elapsed_ns, now_ns);
     }
@@ -201,6 +205,10 @@ impl<S: Strategy> Strategy for TradeFrom<S> {
 
     fn health(&self) -> crate::hot::strategy::StrategyHealth {
         self.inner.health()
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        self.inner.as_any()
     }
 }
 

@@ -425,6 +425,13 @@ impl Health {
     }
 }
 
+/// The script's view of `strategy` when it runs a script
+/// ([`Strategy::as_any`](crate::hot::strategy::Strategy::as_any)): `None`
+/// for the native strategy and any other kind.
+pub fn view_of<S: crate::hot::strategy::Strategy + ?Sized>(strategy: &S) -> Option<ScriptView<'_>> {
+    strategy.as_any()?.downcast_ref::<crate::script::ScriptStrategy>().map(|s| s.view())
+}
+
 /// A borrowed look at a running script strategy, taken off the hot path.
 #[derive(Debug, Clone, Copy)]
 pub struct ScriptView<'a> {

@@ -540,7 +540,7 @@ impl Strategy for ScriptStrategy {
         }
     }
 
-    fn script_view(&self) -> Option<health::ScriptView<'_>> {
-        Some(self.view())
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 }
