@@ -95,3 +95,51 @@ fn state_outside_quote_bang_or_not_float_stays_interpreted() {
         assert!(reason.contains(why), "{src}: {reason}");
     }
 }
+
+/// The fast path keeps `state` values between its calls (not in the map):
+/// an interpreted `on_fill`, a reload that keeps the state, and a revert
+/// must all see every value it wrote, exactly as with the interpreter.
+#[test]
+fn on_fill_and_reloads_see_what_the_fast_path_kept() {
+    use mmbot::hot::strategy::{Strategy, StrategyFill};
+    let limits = ScriptLimits::default();
+    let first = r#"
+state.fills = 0.0;
+state.seen = 0.0;
+fn quote(m) { state.seen += 1.0; bid(m.mid - 1.0 - state.fills * 0.001, 1.0); }
+fn on_fill(f) { state.fills += state.seen; }
+"#;
+    let second = r#"
+keep_state();
+state.fills = 0.0;
+state.seen = 0.0;
+fn quote(m) { state.seen += 2.0; ask(m.mid + 1.0 + state.seen * 0.001, 1.0); }
+fn on_fill(f) { state.fills += 1.0; }
+"#;
+    let e = engine(&limits, &Default::default(), None);
+    let v1 = compile(&e, "v1.rhai", first).unwrap();
+    let v2 = compile(&e, "v2.rhai", second).unwrap();
+    assert!(v1.fast().is_some() && v2.fast().is_some(), "{:?} {:?}", v1.not_compiled(), v2.not_compiled());
+    let mut quick = ScriptStrategy::new(engine(&limits, &Default::default(), None), v1.clone());
+    let mut slow = ScriptStrategy::new(engine(&limits, &Default::default(), None), v1);
+    slow.set_fast_path(false);
+    let show = |s: &ScriptStrategy| format!("{:?}", s.state_var("state"));
+    let fill = StrategyFill { price: 100.0, qty: 1.0, side: 1.0, ..StrategyFill::default() };
+    for i in 0..600u64 {
+        if i == 300 {
+            quick.replace(v2.clone());
+            slow.replace(v2.clone());
+        }
+        let m = MarketState { mid: 100.0 + (i % 3) as f64, time_s: i as f64, ..MarketState::default() };
+        let (a, b) = (slow.decide_market(m), quick.decide_market(m));
+        assert!(same_decision(&a, &b), "call {i}: {a:?} vs {b:?}");
+        if i % 7 == 3 {
+            slow.on_fill(&fill);
+            quick.on_fill(&fill);
+        }
+        assert_eq!(show(&slow), show(&quick), "call {i}");
+    }
+    assert!(quick.fast_path());
+    // 300 calls of v1 (+1 each) then 300 of v2 (+2 each), carried over.
+    assert!(show(&quick).contains("\"seen\": 900.0"), "{}", show(&quick));
+}

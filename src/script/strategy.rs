@@ -85,6 +85,10 @@ pub struct ScriptStrategy {
     levels: usize,
     /// `reset_state()` was called: the next load starts fresh.
     reset: bool,
+    /// Bumped whenever anything but the fast form may touch the `state`
+    /// map (the fast form keeps its values between calls while it stays:
+    /// `fast::state::Mirror`); [`ScriptStrategy::sync_state`].
+    state_epoch: u64,
     /// `on_fill!(f)`, compiled once.
     on_fill_call: rhai::AST,
     /// `m`, updated in place per decision ([`MarketState::update`]).
@@ -119,6 +123,7 @@ impl ScriptStrategy {
             health: health::Health::new(),
             levels: 1,
             reset: false,
+            state_epoch: 0,
             m: MarketState::default(),
         }
     }
@@ -179,6 +184,8 @@ impl ScriptStrategy {
     /// Swaps in `script`, keeping the current version to revert to. Runs
     /// on the hot thread: the fast form and the names came built.
     fn swap(&mut self, script: Box<CompiledScript>) {
+        // The new version may carry the state over (`keep_state()`).
+        self.sync_state();
         let old = std::mem::replace(&mut self.script, script);
         if let Some(gone) = self.previous.replace(old) {
             match &self.reload {
@@ -225,7 +232,26 @@ impl ScriptStrategy {
     /// A script variable as it stands between calls (a top-level `let` or
     /// `const`, or `state`); `None` before the first call. For tests and tools.
     pub fn state_var(&self, name: &str) -> Option<Dynamic> {
-        self.scope.get(name).cloned()
+        let v = self.scope.get(name)?;
+        // Values the fast form keeps between calls count too.
+        match (name, self.script.fast(), v.read_lock::<rhai::Map>()) {
+            ("state", Some(fast), Some(map)) if fast.uses_state() => {
+                Some(Dynamic::from_map(fast.merged_state(&self.frame, &map)))
+            }
+            _ => Some(v.clone()),
+        }
+    }
+
+    /// Before anything but the fast form reads or changes the `state` map
+    /// (an interpreted call, `on_fill`, a version change): the values the
+    /// fast form kept go into the map, and it starts again from the map.
+    fn sync_state(&mut self) {
+        if let Some(fast) = self.script.fast.as_ref().ok().filter(|f| f.uses_state()) {
+            if let Some(mut map) = self.scope.get_mut("state").and_then(|d| d.write_lock::<rhai::Map>()) {
+                fast.flush_state(&mut self.frame, &mut map);
+            }
+        }
+        self.state_epoch = self.state_epoch.wrapping_add(1);
     }
 
     pub fn last_error(&self) -> Option<&ScriptError> {
@@ -304,6 +330,10 @@ impl ScriptStrategy {
         let mut caches = rhai::Caches::new();
         let (engine, ast) = (&self.engine, &self.script.ast);
         let m = Dynamic::from(MarketState::default());
+        // A (re)load: values kept by the fast form are flushed already, or
+        // were reset.
+        self.frame.forget_state();
+        self.state_epoch = self.state_epoch.wrapping_add(1);
         self.base = state::load(engine, &mut global, &mut caches, &mut self.scope, ast, !self.reset, m)?;
         self.reset = false;
         self.warm = Some((global, caches));
@@ -316,6 +346,7 @@ impl ScriptStrategy {
         if !state::has_on_fill(&self.script.ast) {
             return;
         }
+        self.sync_state();
         let r = self.ready().and_then(|()| {
             let Some(warm) = self.warm.as_mut() else { unreachable!("ready() leaves the runtime state warm") };
             let (engine, call) = (&self.engine, &self.on_fill_call);
@@ -358,7 +389,7 @@ impl ScriptStrategy {
             if let Ok(fast) = &self.script.fast {
                 let r = if fast.uses_state() {
                     let mut map = self.scope.get_mut("state").and_then(|d| d.write_lock::<rhai::Map>());
-                    fast.run_with_state(&m, &mut self.frame, map.as_deref_mut())
+                    fast.run_mirrored(&m, &mut self.frame, map.as_deref_mut(), self.state_epoch)
                 } else {
                     fast.run(&m, &mut self.frame)
                 };
@@ -380,6 +411,7 @@ impl ScriptStrategy {
 
     /// One call in the interpreter, with the same bookkeeping.
     fn interpreted(&mut self, m: MarketState) -> Decision {
+        self.sync_state();
         let pull = Decision { pull: true, ..Decision::default() };
         let out = match self.eval_raw(m) {
             Ok(v) => v,
@@ -446,6 +478,7 @@ impl ScriptStrategy {
         self.failing += 1;
         if self.failing >= REVERT_AFTER {
             if let Some(prev) = self.previous.take() {
+                self.sync_state();
                 let bad = std::mem::replace(&mut self.script, prev);
                 self.warm = None;
                 self.failing = 0;
@@ -466,6 +499,7 @@ impl ScriptStrategy {
     /// before, or, with none, pull until a new one is loaded.
     fn over_budget(&mut self, at_ns: i64, elapsed_ns: u64) {
         let hash = self.script.hash;
+        self.sync_state();
         let to = self.previous.take().map(|prev| {
             let slow = std::mem::replace(&mut self.script, prev);
             self.warm = None;

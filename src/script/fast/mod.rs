@@ -101,12 +101,26 @@ pub struct Frame {
     i: [i64; INTS],
     b: [bool; BOOLS],
     s: [StrVal; STRS],
+    /// `state` values kept between calls ([`state::Mirror`]).
+    mirror: state::Mirror,
 }
 
 impl Frame {
+    /// Drops the `state` values kept between calls unflushed (the state
+    /// they mirror was reset or reloaded).
+    pub fn forget_state(&mut self) {
+        self.mirror = state::Mirror::EMPTY;
+    }
+
     /// A frame on the heap (it is ~3.7 KB; the strategy keeps one).
     pub fn boxed() -> Box<Self> {
-        Box::new(Self { f: [0.0; FLOATS], i: [0; INTS], b: [false; BOOLS], s: [StrVal::Static(""); STRS] })
+        Box::new(Self {
+            f: [0.0; FLOATS],
+            i: [0; INTS],
+            b: [false; BOOLS],
+            s: [StrVal::Static(""); STRS],
+            mirror: state::Mirror::EMPTY,
+        })
     }
 }
 
@@ -170,6 +184,9 @@ struct Cx<'a> {
     state: Option<&'a rhai::Map>,
     keys: &'a [ImmutableString],
     writes: state::Writes,
+    /// Reads go through the frame's [`state::Mirror`] (the strategy's
+    /// calls), or straight to the map ([`FastQuote::run_with_state`]).
+    mirrored: bool,
 }
 
 impl Cx<'_> {
@@ -396,8 +413,43 @@ impl FastQuote {
         self.run_in(m, frame, state).0
     }
 
+    /// [`FastQuote::run_with_state`] keeping `state` values in the frame
+    /// between calls ([`state::Mirror`]): valid while `epoch` stays the same;
+    /// whoever changes the epoch calls [`FastQuote::flush_state`] first.
+    #[inline]
+    pub fn run_mirrored(
+        &self,
+        m: &MarketState,
+        frame: &mut Frame,
+        map: Option<&mut rhai::Map>,
+        epoch: u64,
+    ) -> Result<Quoted, Fault> {
+        frame.mirror.validate(epoch, self.owner());
+        let (r, _, writes) = self.eval(m, frame, map.as_deref(), true);
+        if let Some(w) = writes {
+            frame.mirror.commit(&w);
+        }
+        r
+    }
+
+    /// Writes the `state` values kept in `frame` by [`FastQuote::run_mirrored`]
+    /// into `map` (before anything else reads or changes it).
+    pub fn flush_state(&self, frame: &mut Frame, map: &mut rhai::Map) {
+        frame.mirror.flush(map, &self.state_keys, self.owner());
+    }
+
+    /// `map` as it would be after [`FastQuote::flush_state`] (a copy).
+    pub fn merged_state(&self, frame: &Frame, map: &rhai::Map) -> rhai::Map {
+        frame.mirror.merged(map, &self.state_keys, self.owner())
+    }
+
+    /// This fast form's identity, for the mirror's key indices.
+    fn owner(&self) -> usize {
+        self as *const Self as usize
+    }
+
     fn run_in(&self, m: &MarketState, frame: &mut Frame, map: Option<&mut rhai::Map>) -> (Result<Quoted, Fault>, u64) {
-        let (r, ops, writes) = self.eval(m, frame, map.as_deref());
+        let (r, ops, writes) = self.eval(m, frame, map.as_deref(), false);
         if let (Some(map), Some(w)) = (map, writes) {
             state::commit(map, &self.state_keys, &w);
         }
@@ -410,6 +462,7 @@ impl FastQuote {
         m: &MarketState,
         frame: &mut Frame,
         map: Option<&rhai::Map>,
+        mirrored: bool,
     ) -> (Result<Quoted, Fault>, u64, Option<state::Writes>) {
         let mut cx = Cx {
             m,
@@ -426,6 +479,7 @@ impl FastQuote {
             state: map,
             keys: &self.state_keys,
             writes: [None; state::STATE_KEYS],
+            mirrored,
         };
         if (self.body)(&mut cx).is_err() {
             if cx.bail {

@@ -21,6 +21,93 @@ pub const STATE_KEYS: usize = 32;
 /// The writes of one call, by key index (`None`: not written).
 pub(super) type Writes = [Option<f64>; STATE_KEYS];
 
+/// The `state` keys' FLOAT values kept between calls of one fast form, so
+/// that a read or write costs an array access rather than a B-tree lookup
+/// in the map (which dominated stateful scripts: GLFT's ~25 a call).
+///
+/// It is valid while only this fast form touched the map since it was
+/// filled: the strategy bumps an epoch whenever anything else may have (an
+/// interpreted call, `on_fill`, a state load, a version change), and
+/// flushes the writes kept here ([`FastQuote::flush_state`]) into the map
+/// before that, so the map is exact whenever anything else reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct Mirror {
+    epoch: u64,
+    /// The fast form whose key indices these are (its address).
+    owner: usize,
+    val: [f64; STATE_KEYS],
+    /// `val` holds the key's value (a FLOAT in the map, or written here).
+    known: [bool; STATE_KEYS],
+    /// Written here and not yet in the map.
+    dirty: [bool; STATE_KEYS],
+    /// Whether the map has the key (`None`: not looked up yet).
+    in_map: [Option<bool>; STATE_KEYS],
+}
+
+impl Mirror {
+    pub(super) const EMPTY: Self = Self {
+        epoch: u64::MAX,
+        owner: 0,
+        val: [0.0; STATE_KEYS],
+        known: [false; STATE_KEYS],
+        dirty: [false; STATE_KEYS],
+        in_map: [None; STATE_KEYS],
+    };
+
+    /// Starts over for `owner` at `epoch` unless it already holds them.
+    #[inline]
+    pub(super) fn validate(&mut self, epoch: u64, owner: usize) {
+        if self.epoch != epoch || self.owner != owner {
+            debug_assert!(!self.dirty.contains(&true), "state writes lost: flush before bumping the epoch");
+            *self = Self { epoch, owner, ..Self::EMPTY };
+        }
+    }
+
+    /// Keeps a call's writes (the map gets them at the next flush).
+    #[inline]
+    pub(super) fn commit(&mut self, writes: &Writes) {
+        for (k, w) in writes.iter().enumerate() {
+            if let Some(v) = *w {
+                self.val[k] = v;
+                self.known[k] = true;
+                self.dirty[k] = true;
+            }
+        }
+    }
+
+    /// Writes the kept values into `map` (no allocation for keys already
+    /// there); the mirror stays valid for its epoch.
+    pub(super) fn flush(&mut self, map: &mut Map, keys: &[ImmutableString], owner: usize) {
+        if self.owner != owner {
+            return;
+        }
+        let mut writes: Writes = [None; STATE_KEYS];
+        for k in 0..STATE_KEYS {
+            if self.dirty[k] {
+                writes[k] = Some(self.val[k]);
+                self.dirty[k] = false;
+                self.in_map[k] = Some(true);
+            }
+        }
+        commit(map, keys, &writes);
+    }
+
+    /// `map` with the writes kept here applied (a copy, for inspection).
+    pub(super) fn merged(&self, map: &Map, keys: &[ImmutableString], owner: usize) -> Map {
+        let mut copy = map.clone();
+        if self.owner == owner {
+            let mut writes: Writes = [None; STATE_KEYS];
+            for k in 0..STATE_KEYS {
+                if self.dirty[k] {
+                    writes[k] = Some(self.val[k]);
+                }
+            }
+            commit(&mut copy, keys, &writes);
+        }
+        copy
+    }
+}
+
 impl Cx<'_> {
     /// `state.<key>`: this call's write, else the map's FLOAT.
     #[inline]
@@ -28,10 +115,23 @@ impl Cx<'_> {
         if let Some(v) = self.writes.get(k).copied().flatten() {
             return Ok(v);
         }
-        let found = match (self.state, self.keys.get(k)) {
-            (Some(map), Some(key)) => map.get(key.as_str()).and_then(|d| d.as_float().ok()),
-            _ => None,
+        if self.mirrored && self.fr.mirror.known.get(k) == Some(&true) {
+            return Ok(self.fr.mirror.val[k]);
+        }
+        let (found, present) = match (self.state, self.keys.get(k)) {
+            (Some(map), Some(key)) => match map.get(key.as_str()) {
+                Some(d) => (d.as_float().ok(), true),
+                None => (None, false),
+            },
+            _ => (None, false),
         };
+        if self.mirrored && k < STATE_KEYS {
+            let mirror = &mut self.fr.mirror;
+            mirror.in_map[k] = Some(present);
+            if let Some(v) = found {
+                (mirror.val[k], mirror.known[k]) = (v, true);
+            }
+        }
         found.ok_or_else(|| self.give_up())
     }
 
@@ -46,8 +146,24 @@ impl Cx<'_> {
     /// `state.len()`: keys in the map and keys this call added.
     pub(super) fn state_len(&mut self) -> Result<i64, Halt> {
         let Some(map) = self.state else { return Err(self.give_up()) };
-        let added =
-            self.writes.iter().zip(self.keys).filter(|(w, key)| w.is_some() && !map.contains_key(key.as_str())).count();
+        let mut added = 0;
+        for (k, key) in self.keys.iter().enumerate() {
+            let kept = self.mirrored && self.fr.mirror.dirty[k];
+            if self.writes[k].is_none() && !kept {
+                continue;
+            }
+            let present = match (self.mirrored, self.fr.mirror.in_map[k]) {
+                (true, Some(p)) => p,
+                _ => {
+                    let p = map.contains_key(key.as_str());
+                    if self.mirrored {
+                        self.fr.mirror.in_map[k] = Some(p);
+                    }
+                    p
+                }
+            };
+            added += !present as usize;
+        }
         Ok((map.len() + added) as i64)
     }
 }
