@@ -81,28 +81,25 @@ impl Mirror {
         if self.owner != owner {
             return;
         }
-        let mut writes: Writes = [None; STATE_KEYS];
-        for k in 0..STATE_KEYS {
-            if self.dirty[k] {
-                writes[k] = Some(self.val[k]);
-                self.dirty[k] = false;
-                self.in_map[k] = Some(true);
+        let writes = self.kept();
+        for (dirty, in_map) in self.dirty.iter_mut().zip(&mut self.in_map) {
+            if std::mem::take(dirty) {
+                *in_map = Some(true);
             }
         }
         commit(map, keys, &writes);
+    }
+
+    /// The values written here and not yet in the map, as a call's writes.
+    fn kept(&self) -> Writes {
+        std::array::from_fn(|k| self.dirty[k].then_some(self.val[k]))
     }
 
     /// `map` with the writes kept here applied (a copy, for inspection).
     pub(super) fn merged(&self, map: &Map, keys: &[ImmutableString], owner: usize) -> Map {
         let mut copy = map.clone();
         if self.owner == owner {
-            let mut writes: Writes = [None; STATE_KEYS];
-            for k in 0..STATE_KEYS {
-                if self.dirty[k] {
-                    writes[k] = Some(self.val[k]);
-                }
-            }
-            commit(&mut copy, keys, &writes);
+            commit(&mut copy, keys, &self.kept());
         }
         copy
     }
