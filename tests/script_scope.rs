@@ -7,7 +7,6 @@
 mod common;
 
 use std::cell::RefCell;
-use std::path::PathBuf;
 
 use mmbot::backtest::{run_with, FillRecord, RunObserver};
 use mmbot::config::Config;
@@ -401,18 +400,6 @@ fn quote(m) { bid(m.mid - 1.0, 1.0); }
     assert_eq!(plain.stats().errors, 0);
 }
 
-/// The recordings beside the project (or beside the worktrees).
-fn recordings(test: &str) -> Option<Vec<PathBuf>> {
-    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/recordings");
-    if beside.is_dir() && !PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data").is_dir() {
-        let mut files: Vec<PathBuf> =
-            std::fs::read_dir(&beside).ok()?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
-        files.sort();
-        return Some(files);
-    }
-    common::recordings(test)
-}
-
 /// Quotes at the touch, small sizes, little latency (as tests/backtest.rs).
 const TIGHT: &str = "
 [strategy]
@@ -477,7 +464,7 @@ impl Strategy for Lent<'_> {
 
 #[test]
 fn on_fill_is_told_once_per_fill_in_a_backtest() {
-    let Some(files) = recordings("on_fill_is_told_once_per_fill_in_a_backtest") else { return };
+    let Some(files) = common::recordings("on_fill_is_told_once_per_fill_in_a_backtest") else { return };
     let config = Config::from_toml(TIGHT, "tight").unwrap();
     let mut total = 0;
     let mut orders_seen = 0.0f64;

@@ -269,11 +269,7 @@ impl RunObserver for Fills {
 /// Calibration).
 #[test]
 fn each_script_trades_both_sides_in_a_backtest_of_a_real_capture() {
-    // ../shared/data beside the project; MMBOT_SHARED_DATA names another place (a worktree's).
-    let data = std::env::var_os("MMBOT_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    let file = data.join("busy/usdm_ethusdt_20240808.gz");
+    let file = common::shared_data().join("busy/usdm_ethusdt_20240808.gz");
     if !file.exists() {
         common::skip(format_args!("each_script_trades_both_sides: {} is absent", file.display()));
         return;

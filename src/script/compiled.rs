@@ -1,6 +1,7 @@
-//! A script compiled for running: its functions merged with the
-//! `quote(m)` call, its content hash, and the fast form of `fn quote(m)`
-//! checked against the interpreter before it is trusted.
+//! A script compiled for running: `let state = #{}`, its own statements
+//! and functions, and the `quote!(m)` call; its content hash; and the fast
+//! form of `fn quote(m)`, checked against the interpreter before it is
+//! trusted.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,8 +13,8 @@ use crate::script::{
     ScriptError,
 };
 
-/// A compiled script: its functions merged with the `quote(m)` call, and
-/// `fn quote(m)` compiled to the fast path when it can be.
+/// A compiled script: its statements and functions with the `quote!(m)`
+/// call, and `fn quote(m)` compiled to the fast path when it can be.
 #[derive(Clone)]
 pub struct CompiledScript {
     pub path: PathBuf,
@@ -47,7 +48,7 @@ impl CompiledScript {
         r.map_err(|e| ScriptError::runtime(&self.path.display().to_string(), &e))
     }
 
-    /// The script's AST (its functions and the `quote(m)` call).
+    /// The script's AST (`state`, its statements and functions, `quote!(m)`).
     pub fn ast(&self) -> &AST {
         &self.ast
     }

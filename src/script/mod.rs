@@ -20,8 +20,10 @@
 //! for that event and is counted; the error keeps its line and column.
 //!
 //! Evaluation follows the measured pitfalls in DESIGN.md:
-//! * the script's functions are merged with a `quote(m)` call and evaluated
-//!   with `eval_ast_with_scope`, cheaper than `call_fn`;
+//! * the script's top-level statements run once when a version loads (its
+//!   `let`/`const` values and `state` then live in the strategy's scope,
+//!   [`state`]); each decision evaluates only `quote!(m)` in that scope,
+//!   with warm runtime state and caches, cheaper than `call_fn`;
 //! * the scope is rewound to its base length before each call, so variables
 //!   cannot pile up;
 //! * `[strategy.params]` is read with `param("name", default)`, a registered
@@ -57,7 +59,7 @@ pub use api::MarketState;
 pub use budget::ScriptBudget;
 pub use compiled::{compile, compile_file, interpret, CompiledScript};
 pub use fast::{FastQuote, Fault, NotCompiled, Quoted};
-pub use output::{check, decision_from, intent_from, same_decision, same_intent, BadOutput, Intent};
+pub use output::{check, intent_from, same_decision, same_intent, BadOutput, Intent};
 pub use strategy::{ScriptStats, ScriptStrategy, REVERT_AFTER};
 
 /// Sandbox caps.

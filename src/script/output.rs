@@ -263,12 +263,6 @@ pub fn intent_from(out: &Dynamic, m: &MarketState, default_size: f64) -> Option<
     Some(intent)
 }
 
-/// Turns the script's return value into a decision (`None`: wrong shape),
-/// before [`check`]: levels beyond [`MAX_LEVELS`] are not in it.
-pub fn decision_from(out: &Dynamic, m: &MarketState, default_size: f64) -> Option<Decision> {
-    intent_from(out, m, default_size).map(|i| i.decision)
-}
-
 thread_local! {
     /// What `bid`/`ask`/`pull` set during one interpreted call (per thread:
     /// each thread runs its own engine, so no lock is needed).

@@ -13,10 +13,15 @@ pub fn skip(message: std::fmt::Arguments<'_>) {
     let _ = writeln!(std::io::stderr(), "SKIP {message}");
 }
 
+/// ../shared/data, beside the project.
+pub fn shared_data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data")
+}
+
 /// The real captures beside the project, or `None` (with a message saying
 /// why the test is skipping) when ../shared/data is absent.
 pub fn recordings(test: &str) -> Option<Vec<PathBuf>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/recordings");
+    let dir = shared_data().join("recordings");
     let Ok(entries) = std::fs::read_dir(&dir) else {
         skip(format_args!("{test}: {} is absent (real captures live in ../shared/data)", dir.display()));
         return None;

@@ -437,7 +437,7 @@ impl Compiler<'_> {
             return refuse(pos, "a map over max_map_size");
         }
         // Every value is evaluated in order (for its faults); the documented
-        // keys are kept as `decision_from` reads them (a number, or NaN).
+        // keys are kept as `intent_from` reads them (a number, or NaN).
         let mut vals: Vec<(Option<usize>, Ev<f64>)> = Vec::with_capacity(entries.len());
         for (key, e) in entries {
             if matches!(key.name.as_str(), "bids" | "asks") {

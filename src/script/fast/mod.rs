@@ -149,7 +149,7 @@ enum Ret {
     Other,
 }
 
-/// The map keys `decision_from` reads, in the order of [`Ret::Map`].
+/// The map keys `intent_from` reads, in the order of [`Ret::Map`].
 const KEYS: [&str; 6] = ["bid", "ask", "bid_size", "ask_size", "bid_spread", "ask_spread"];
 
 /// A `break` or `continue` on its way to its loop (statements stop with
