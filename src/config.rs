@@ -11,7 +11,6 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::exec::paper::PaperConfig;
-use crate::feed::endpoint::Url;
 use crate::feed::live::FeedConfig;
 use crate::hot::engine::HotConfig;
 use crate::hot::features::FeatureConfig;
@@ -22,12 +21,14 @@ use crate::hot::msg::Symbol;
 use crate::hot::strategy::StrategyParams;
 use crate::hot::sync::SyncConfig;
 
+mod ai;
 mod describe;
 mod feed;
 mod overrides;
 mod paper;
 pub mod source;
 
+use ai::{validate_ai, RawAi};
 use feed::validate_feed;
 pub use overrides::{load_with_params, Param, ParamError};
 use paper::validate_paper;
@@ -155,37 +156,6 @@ raw_section!(
     /// `[cores]`
     RawCores { hot: i64 }
 );
-raw_section!(
-    /// `[ai]`: the advisor (LLM gateway or offline rules)
-    RawAi {
-        provider: String,
-        base_url: String,
-        model: String,
-        api_key_env: String,
-        env_file: String,
-        temperature: f64,
-        max_tokens: i64,
-        interval_s: f64,
-        ttl_intervals: f64,
-        connect_timeout_s: f64,
-        timeout_s: f64,
-        retries: i64,
-        backoff_ms: i64,
-        json_mode: bool,
-        min_multiplier: f64,
-        max_multiplier: f64,
-        log: String,
-        prices: std::collections::BTreeMap<String, RawPrice>,
-    }
-);
-
-/// One `[ai.prices]` entry: USD per million tokens.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawPrice {
-    pub input: f64,
-    pub output: f64,
-}
 raw_section!(
     /// `[feed]`: the live market-data connection
     RawFeed {
@@ -615,112 +585,6 @@ fn secs(
     hi: f64,
 ) -> Result<std::time::Duration, ConfigError> {
     Ok(std::time::Duration::from_secs_f64(float_in(key, v, default.as_secs_f64(), lo, hi)?))
-}
-
-fn validate_ai(a: &RawAi) -> Result<crate::ai::AiConfig, ConfigError> {
-    use crate::ai::{AiConfig, Provider};
-    let d = AiConfig::default();
-    let provider = match a.provider.as_deref() {
-        None => d.provider,
-        Some(p) => Provider::parse(p.trim())
-            .ok_or_else(|| invalid("ai.provider", format!("{p:?}"), format!("must be {}", Provider::NAMES)))?,
-    };
-    let base_url =
-        match a.base_url.as_deref().map(str::trim) {
-            _ if provider.llm().is_none() => None,
-            None | Some("") if provider == Provider::Custom => return Err(invalid(
-                "ai.base_url",
-                "\"\"",
-                "provider \"custom\" needs the server's OpenAI-compatible base URL, e.g. \"http://127.0.0.1:8080/v1\"",
-            )),
-            None | Some("") => provider.preset_base_url().map(str::to_string),
-            Some(u) => match Url::parse(u) {
-                Ok(parsed) if !parsed.websocket => {
-                    // A pasted full endpoint is accepted: the path is appended again later.
-                    let u = u.trim_end_matches('/');
-                    Some(u.strip_suffix("/chat/completions").unwrap_or(u).to_string())
-                }
-                Ok(_) => return Err(invalid("ai.base_url", format!("{u:?}"), "must be an http:// or https:// URL")),
-                Err(e) => return Err(invalid("ai.base_url", format!("{u:?}"), e)),
-            },
-        };
-    let model = match a.model.as_deref().map(str::trim) {
-        None => provider.default_model().to_string(),
-        Some("") => {
-            return Err(invalid("ai.model", "\"\"", "give a model name such as \"gpt-4.1\", or leave the key out"))
-        }
-        Some(m) => m.to_string(),
-    };
-    let key_var = match a.api_key_env.as_deref().map(str::trim) {
-        None | Some("") => provider.key_var().to_string(),
-        Some(v)
-            if v.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-                && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
-        {
-            v.to_string()
-        }
-        // Not echoed: people paste the key itself here.
-        Some(_) => {
-            return Err(invalid(
-                "ai.api_key_env",
-                "(not shown: it may be a key)",
-                "must be the NAME of an environment variable, e.g. \"MY_LLM_KEY\"; the key itself goes in the \
-                 environment or .env, never in this file",
-            ))
-        }
-    };
-    let env_file = match a.env_file.as_deref() {
-        None => d.env_file.clone(),
-        Some("") => return Err(invalid("ai.env_file", "\"\"", "give a path such as \".env\", or leave the key out")),
-        Some(p) => std::path::PathBuf::from(p),
-    };
-    let mut prices = d.prices.clone();
-    for (m, p) in a.prices.iter().flatten() {
-        for v in [p.input, p.output] {
-            if !(v.is_finite() && (0.0..=10_000.0).contains(&v)) {
-                return Err(invalid(
-                    "ai.prices",
-                    format!("\"{m}\" = {{ input = {}, output = {} }}", p.input, p.output),
-                    "prices are USD per million tokens, from 0 to 10000",
-                ));
-            }
-        }
-        prices.set(m, crate::ai::cost::ModelPrice { input_per_m: p.input, output_per_m: p.output });
-    }
-    let ai = AiConfig {
-        provider,
-        base_url,
-        model,
-        key_var,
-        env_file,
-        temperature: float_in("ai.temperature", a.temperature, d.temperature, 0.0, 2.0)?,
-        max_tokens: in_range("ai.max_tokens", a.max_tokens, d.max_tokens as i64, 16, 200_000)? as u32,
-        interval: secs("ai.interval_s", a.interval_s, d.interval, 0.1, 3600.0)?,
-        ttl_intervals: float_in("ai.ttl_intervals", a.ttl_intervals, d.ttl_intervals, 1.0, 100.0)?,
-        connect_timeout: secs("ai.connect_timeout_s", a.connect_timeout_s, d.connect_timeout, 0.05, 120.0)?,
-        timeout: secs("ai.timeout_s", a.timeout_s, d.timeout, 0.05, 600.0)?,
-        retries: in_range("ai.retries", a.retries, d.retries as i64, 0, 10)? as u32,
-        backoff: std::time::Duration::from_millis(in_range(
-            "ai.backoff_ms",
-            a.backoff_ms,
-            d.backoff.as_millis() as i64,
-            1,
-            60_000,
-        )? as u64),
-        json_mode: a.json_mode.unwrap_or(d.json_mode),
-        min_multiplier: float_in("ai.min_multiplier", a.min_multiplier, d.min_multiplier, 0.05, 20.0)?,
-        max_multiplier: float_in("ai.max_multiplier", a.max_multiplier, d.max_multiplier, 0.05, 20.0)?,
-        log: a.log.as_deref().filter(|p| !p.trim().is_empty()).map(std::path::PathBuf::from),
-        prices,
-    };
-    if ai.min_multiplier > ai.max_multiplier {
-        return Err(invalid(
-            "ai.min_multiplier",
-            ai.min_multiplier,
-            format!("must not exceed ai.max_multiplier ({})", ai.max_multiplier),
-        ));
-    }
-    Ok(ai)
 }
 
 fn valid_symbol(s: &str) -> bool {

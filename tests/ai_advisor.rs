@@ -61,7 +61,7 @@ struct Rig {
 fn start(cfg: &Config) -> Rig {
     let (market, market_rx) = ring::<MarketSnapshot>(4);
     let (advice_tx, advice) = ring::<Advice>(4);
-    let handle = start_advisor(&cfg.ai, cfg.ai_offline, market_rx, advice_tx).unwrap();
+    let handle = start_advisor(&cfg.ai, cfg.ai_offline, market_rx, advice_tx, Default::default()).unwrap();
     Rig { handle, market, advice }
 }
 

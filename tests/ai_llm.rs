@@ -301,7 +301,7 @@ fn json_mode_is_dropped_when_the_server_refuses_it() {
     assert_eq!(sent, vec![true, false, false]);
     // json_mode = false never sends it.
     let server = Server::always(Reply::chat(CLEAN));
-    let ai = AiConfig { json_mode: false, ..settings(&server.base_url()) };
+    let ai = AiConfig { response_format: mmbot::ai::ResponseFormat::None, ..settings(&server.base_url()) };
     ask_once(&ai, &mut client(&ai), &sample_snapshot()).unwrap();
     assert!(server.requests()[0].json().get("response_format").is_none());
 }

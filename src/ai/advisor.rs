@@ -160,6 +160,28 @@ pub struct AdvisorStats {
     pub last_error: Option<String>,
     pub last_latency: Option<Duration>,
     pub last_advice: Option<Advice>,
+    /// Ticks that did not call because the projected spend would pass
+    /// `[ai] daily_budget_usd` (UTC day).
+    pub skipped_budget: u64,
+    /// `[ai] daily_budget_usd`, for display.
+    pub budget_usd: Option<f64>,
+    /// Replies dropped because their snapshot was older than `[ai] max_age_s`
+    /// on arrival.
+    pub dropped_late: u64,
+    /// Ticks that did not call because regime_change saw no change.
+    pub skipped_no_change: u64,
+    /// Set when a provider answered `insufficient_quota`: it is not called again.
+    pub quota_exhausted: bool,
+    /// Calls answered by a `[[ai.fallback]]` route.
+    pub fallback_calls: u64,
+    /// The route that answered last ("openai gpt-5-mini").
+    pub route: String,
+    /// Calls charged by estimate (no `usage`, timed out, cut off).
+    pub estimated_calls: u64,
+    /// The part of `cost_total_usd` that is estimated.
+    pub cost_estimated_usd: f64,
+    /// Replies repaired by a retry with the validation error.
+    pub repaired: u64,
 }
 
 impl AdvisorStats {
@@ -189,10 +211,30 @@ impl AdvisorStats {
     }
 }
 
+/// How the advisor runs beside a session.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdvisorOptions {
+    /// How fast hot-path time runs against the wall clock: 1 live, N for a
+    /// replay at `--speed N`. Intervals and ages are measured in hot-path
+    /// (recording) time.
+    pub speed: f64,
+    /// Print messages (failures, recoveries) on stderr as they happen;
+    /// `false` when a dashboard owns the screen: it drains them instead
+    /// ([`AdvisorHandle::drain_messages`]).
+    pub print: bool,
+}
+
+impl Default for AdvisorOptions {
+    fn default() -> Self {
+        Self { speed: 1.0, print: true }
+    }
+}
+
 /// The running advisor: stops and joins its thread on drop.
 pub struct AdvisorHandle {
     stop: Arc<AtomicBool>,
     stats: Arc<Mutex<AdvisorStats>>,
+    messages: Arc<Mutex<Vec<String>>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -200,6 +242,11 @@ impl AdvisorHandle {
     /// A copy of the counters now.
     pub fn stats(&self) -> AdvisorStats {
         self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The messages not yet shown (when not printing them), oldest first.
+    pub fn drain_messages(&self) -> Vec<String> {
+        self.messages.lock().map(|mut m| std::mem::take(&mut *m)).unwrap_or_default()
     }
 }
 
@@ -253,12 +300,11 @@ pub struct Answer {
 
 /// Asks `ai.model` about `snapshot` once.
 pub fn ask_once(ai: &AiConfig, client: &mut LlmClient, snapshot: &MarketSnapshot) -> Result<Answer, AiError> {
-    let user = user_prompt(snapshot, ai.min_multiplier, ai.max_multiplier);
     let never = AtomicBool::new(false);
-    let completion = client.complete(&ai.model, SYSTEM_PROMPT, &user, &never)?;
-    let reply = parse_reply(&completion.content, bounds(ai));
-    let cost_usd = price(ai, &completion);
-    Ok(Answer { completion, reply, cost_usd })
+    let asked = crate::ai::ask::ask(client, ai, snapshot, &never)?;
+    let cost_usd = asked.completions.iter().map(|c| price(ai, c)).sum::<Option<f64>>();
+    let completion = asked.last().clone();
+    Ok(Answer { completion, reply: asked.reply, cost_usd })
 }
 
 fn bounds(ai: &AiConfig) -> Bounds {
@@ -291,7 +337,10 @@ pub fn start_advisor(
     offline_rules: Option<OfflineConfig>,
     market: Consumer<MarketSnapshot>,
     advice: Producer<Advice>,
+    options: AdvisorOptions,
 ) -> Result<AdvisorHandle, AiError> {
+    let _ = options;
+    let messages = Arc::new(Mutex::new(Vec::new()));
     let ai = ai.clone();
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(Mutex::new(AdvisorStats::default()));
@@ -325,7 +374,10 @@ pub fn start_advisor(
                     .name("mmbot-ai-call".into())
                     .spawn(move || {
                         while let Ok(user) = job_rx.recv() {
-                            let r = client.complete(&model, SYSTEM_PROMPT, &user, &stop2);
+                            let msgs =
+                                [crate::ai::llm::Message::system(SYSTEM_PROMPT), crate::ai::llm::Message::user(user)];
+                            let _ = &model;
+                            let r = client.complete(&msgs, &stop2);
                             if reply_tx.send(r).is_err() {
                                 break;
                             }
@@ -351,7 +403,7 @@ pub fn start_advisor(
     }
     if matches!(mode, Mode::None) {
         // Neutral advice: nothing to run.
-        return Ok(AdvisorHandle { stop, stats, thread: None });
+        return Ok(AdvisorHandle { stop, stats, messages, thread: None });
     }
     let mut sched = Scheduler {
         ai,
@@ -381,7 +433,7 @@ pub fn start_advisor(
             }
         })
         .expect("spawning the ai thread");
-    Ok(AdvisorHandle { stop, stats, thread: Some(thread) })
+    Ok(AdvisorHandle { stop, stats, messages, thread: Some(thread) })
 }
 
 struct Scheduler {

@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 pub struct ModelPrice {
     pub input_per_m: f64,
     pub output_per_m: f64,
+    /// Cached prompt tokens; `None`: charged as input.
+    pub cached_input_per_m: Option<f64>,
 }
 
 impl ModelPrice {
@@ -40,7 +42,7 @@ impl PriceTable {
             ("gemini-2.5-flash", 1.20, 4.80),
             ("deepseek-v3.2", 0.28, 1.10),
         ] {
-            t.set(m, ModelPrice { input_per_m: i, output_per_m: o });
+            t.set(m, ModelPrice { input_per_m: i, output_per_m: o, cached_input_per_m: None });
         }
         t
     }
@@ -59,6 +61,19 @@ impl PriceTable {
                 .or_else(|| self.models.iter().find(|(k, _)| k.eq_ignore_ascii_case(m)).map(|(_, p)| *p))
         };
         find(model).or_else(|| model.rsplit_once('/').and_then(|(_, m)| find(m)))
+    }
+
+    /// USD for one call whose `tokens_in` include `cached` prompt tokens
+    /// (priced at the cached price where configured), or `None` unpriced.
+    pub fn cost_cached(&self, model: &str, tokens_in: u64, cached: u64, tokens_out: u64) -> Option<f64> {
+        self.get(model).map(|p| {
+            let cached = cached.min(tokens_in);
+            let cached_price = p.cached_input_per_m.unwrap_or(p.input_per_m);
+            ((tokens_in - cached) as f64 * p.input_per_m
+                + cached as f64 * cached_price
+                + tokens_out as f64 * p.output_per_m)
+                / 1e6
+        })
     }
 
     /// USD for one call, or `None` for an unpriced model.

@@ -34,6 +34,48 @@ const MAX_BODY: u64 = 4 << 20;
 /// Longest single backoff.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// Who says a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+/// One message of a conversation (the system prompt, the market, and for a
+/// repair retry the model's bad reply and what was wrong with it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub role: Role,
+    pub content: String,
+}
+
+impl Message {
+    pub fn system(content: impl Into<String>) -> Self {
+        Self { role: Role::System, content: content.into() }
+    }
+    pub fn user(content: impl Into<String>) -> Self {
+        Self { role: Role::User, content: content.into() }
+    }
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self { role: Role::Assistant, content: content.into() }
+    }
+}
+
+/// How the last [`LlmClient::complete`] went, answered or not: failed calls
+/// are logged and charged with these too.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct CallInfo {
+    /// From the first request to the answer or the failure.
+    pub latency: Duration,
+    pub attempts: u32,
+    /// The prompt's estimated tokens ([`crate::ai::prompt::estimate_tokens`]).
+    pub prompt_tokens_estimate: u64,
+    /// Whether the provider bills the prompt though no answer came (timed
+    /// out, or cut off mid-body).
+    pub prompt_billed: bool,
+}
+
 /// One answered chat call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completion {
@@ -43,6 +85,8 @@ pub struct Completion {
     pub model: String,
     pub tokens_in: u64,
     pub tokens_out: u64,
+    /// Prompt tokens served from the provider's cache (part of `tokens_in`).
+    pub cached_tokens: u64,
     /// False when the server sent no `usage` and the tokens are estimated
     /// (4 characters a token).
     pub usage_reported: bool,
@@ -56,6 +100,9 @@ pub struct Completion {
 pub struct LlmClient {
     agent: ureq::Agent,
     endpoint: String,
+    model: String,
+    last_call: CallInfo,
+    notices: Vec<String>,
     key: Option<ApiKey>,
     key_var: String,
     temperature: f64,
@@ -95,6 +142,9 @@ impl LlmClient {
         Ok(Self {
             agent,
             endpoint,
+            model: cfg.model.clone(),
+            last_call: CallInfo::default(),
+            notices: Vec::new(),
             key_var: key.as_ref().map_or_else(|| format!("{} (unset)", cfg.key_var), |k| k.var().to_string()),
             key,
             temperature: cfg.temperature,
@@ -103,7 +153,7 @@ impl LlmClient {
             connect_timeout: cfg.connect_timeout,
             retries: cfg.retries,
             backoff: cfg.backoff,
-            json_mode: cfg.json_mode,
+            json_mode: cfg.response_format != crate::ai::ResponseFormat::None,
             rng: Rng(seed | 1),
         })
     }
@@ -118,20 +168,52 @@ impl LlmClient {
         self.json_mode
     }
 
-    /// Asks `model` once (with retries as configured). `stop` cuts waits
+    /// The model this client asks.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// How the last call went (answered or failed).
+    pub fn last_call(&self) -> CallInfo {
+        self.last_call
+    }
+
+    /// What the client noticed and changed on its own (a format the server
+    /// refused, downgraded), for the caller to show: the client never
+    /// prints.
+    pub fn take_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
+    }
+
+    /// Asks the model once (with retries as configured). `stop` cuts waits
     /// between attempts short.
-    pub fn complete(
+    pub fn complete(&mut self, messages: &[Message], stop: &AtomicBool) -> Result<Completion, AiError> {
+        let started = Instant::now();
+        let text: String = messages.iter().map(|m| m.content.as_str()).collect();
+        self.last_call =
+            CallInfo { prompt_tokens_estimate: crate::ai::prompt::estimate_tokens(&text), ..CallInfo::default() };
+        let model = self.model.clone();
+        let model = model.as_str();
+        let system = messages.iter().find(|m| m.role == Role::System).map_or("", |m| m.content.as_str());
+        let user = messages.iter().rev().find(|m| m.role == Role::User).map_or("", |m| m.content.as_str());
+        let r = self.complete_inner(model, system, user, stop, started);
+        self.last_call.latency = started.elapsed();
+        r
+    }
+
+    fn complete_inner(
         &mut self,
         model: &str,
         system: &str,
         user: &str,
         stop: &AtomicBool,
+        started: Instant,
     ) -> Result<Completion, AiError> {
-        let started = Instant::now();
         let mut attempts = 0u32;
         let mut retries_left = self.retries;
         loop {
             attempts += 1;
+            self.last_call.attempts = attempts;
             let body = request_body(model, system, user, self.temperature, self.max_tokens, self.json_mode);
             match self.attempt(model, &body, started, attempts) {
                 Attempt::Done(c) => return Ok(c),
@@ -141,11 +223,11 @@ impl LlmClient {
                     // Not every OpenAI-compatible server takes
                     // response_format; the prompt asks for JSON anyway.
                     self.json_mode = false;
-                    eprintln!(
-                        "mmbot: ai: {} does not accept response_format (json_mode); asking again without it \
-                         (set [ai] json_mode = false to skip this)",
+                    self.notices.push(format!(
+                        "{} does not accept response_format (json_mode); asking again without it \
+                         (set [ai] response_format = \"none\" to skip this)",
                         self.endpoint
-                    );
+                    ));
                 }
                 Attempt::Fail(e) => return Err(e),
                 Attempt::Retry(wait, e) => {
@@ -357,6 +439,7 @@ pub fn parse_completion(text: &str, asked: &str) -> Result<Completion, String> {
         model: v["model"].as_str().filter(|m| !m.is_empty()).unwrap_or(asked).to_string(),
         tokens_in,
         tokens_out,
+        cached_tokens: usage["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap_or(0),
         usage_reported,
         finish_reason,
         latency: Duration::ZERO,

@@ -18,6 +18,7 @@
 //! wrong, where, and what to do, and maps to `mmbot ai` exit codes.
 
 pub mod advisor;
+pub mod ask;
 pub mod cost;
 pub mod key;
 pub mod llm;
@@ -26,6 +27,7 @@ pub mod offline;
 pub mod prompt;
 pub mod reply;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -41,6 +43,13 @@ pub enum Provider {
     DeepSeek,
     OpenRouter,
     Ollama,
+    /// Anthropic's Messages API directly (`x-api-key`, not OpenAI-compatible).
+    Anthropic,
+    /// Google Gemini through its OpenAI-compatible endpoint.
+    Gemini,
+    /// AWS Bedrock's OpenAI-compatible Chat Completions endpoint, with a
+    /// Bedrock API key (`[ai] region` picks the endpoint).
+    Bedrock,
     /// Any OpenAI-compatible server: `base_url` is required.
     Custom,
     /// Deterministic advice from book features; no LLM.
@@ -51,7 +60,7 @@ pub enum Provider {
 
 impl Provider {
     pub const NAMES: &'static str =
-        "\"auto\", \"holysheep\", \"openai\", \"deepseek\", \"openrouter\", \"ollama\", \"custom\", \"offline\" or \"none\"";
+        "\"auto\", \"holysheep\", \"openai\", \"anthropic\", \"gemini\", \"bedrock\", \"deepseek\", \"openrouter\", \"ollama\", \"custom\", \"offline\" or \"none\"";
 
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s.to_ascii_lowercase().as_str() {
@@ -61,6 +70,9 @@ impl Provider {
             "deepseek" => Self::DeepSeek,
             "openrouter" => Self::OpenRouter,
             "ollama" => Self::Ollama,
+            "anthropic" => Self::Anthropic,
+            "gemini" => Self::Gemini,
+            "bedrock" => Self::Bedrock,
             "custom" => Self::Custom,
             "offline" => Self::Offline,
             "none" => Self::None,
@@ -76,6 +88,9 @@ impl Provider {
             Self::DeepSeek => "deepseek",
             Self::OpenRouter => "openrouter",
             Self::Ollama => "ollama",
+            Self::Anthropic => "anthropic",
+            Self::Gemini => "gemini",
+            Self::Bedrock => "bedrock",
             Self::Custom => "custom",
             Self::Offline => "offline",
             Self::None => "none",
@@ -92,15 +107,30 @@ impl Provider {
         }
     }
 
-    /// The preset base URL (`/chat/completions` is appended).
-    pub fn preset_base_url(self) -> Option<&'static str> {
-        match self.llm()? {
-            Self::Holysheep => Some("https://api.holysheep.ai/v1"),
-            Self::OpenAi => Some("https://api.openai.com/v1"),
-            Self::DeepSeek => Some("https://api.deepseek.com/v1"),
-            Self::OpenRouter => Some("https://openrouter.ai/api/v1"),
-            Self::Ollama => Some("http://localhost:11434/v1"),
-            _ => None,
+    /// The preset base URL (`/chat/completions`, or `/messages` for
+    /// Anthropic, is appended); Bedrock's depends on `region` (default
+    /// us-east-1).
+    pub fn preset_base_url(self, region: Option<&str>) -> Option<String> {
+        Some(match self.llm()? {
+            Self::Holysheep => "https://api.holysheep.ai/v1".to_string(),
+            Self::OpenAi => "https://api.openai.com/v1".to_string(),
+            Self::DeepSeek => "https://api.deepseek.com/v1".to_string(),
+            Self::OpenRouter => "https://openrouter.ai/api/v1".to_string(),
+            Self::Ollama => "http://localhost:11434/v1".to_string(),
+            Self::Anthropic => "https://api.anthropic.com/v1".to_string(),
+            Self::Gemini => "https://generativelanguage.googleapis.com/v1beta/openai".to_string(),
+            Self::Bedrock => {
+                format!("https://bedrock-runtime.{}.amazonaws.com/openai/v1", region.unwrap_or("us-east-1"))
+            }
+            _ => return None,
+        })
+    }
+
+    /// The request format this provider speaks.
+    pub fn wire(self) -> Wire {
+        match self.llm() {
+            Some(Self::Anthropic) => Wire::AnthropicMessages,
+            _ => Wire::OpenAiChat,
         }
     }
 
@@ -112,6 +142,9 @@ impl Provider {
             Some(Self::DeepSeek) => "DEEPSEEK_API_KEY",
             Some(Self::OpenRouter) => "OPENROUTER_API_KEY",
             Some(Self::Ollama) => "OLLAMA_API_KEY",
+            Some(Self::Anthropic) => "ANTHROPIC_API_KEY",
+            Some(Self::Gemini) => "GEMINI_API_KEY",
+            Some(Self::Bedrock) => "AWS_BEARER_TOKEN_BEDROCK",
             Some(_) => "MMBOT_AI_API_KEY",
         }
     }
@@ -128,6 +161,10 @@ impl Provider {
             Some(Self::DeepSeek) => "deepseek-chat",
             Some(Self::OpenRouter) => "openai/gpt-4.1",
             Some(Self::Ollama) => "llama3.1",
+            Some(Self::OpenAi) => "gpt-5-mini",
+            Some(Self::Anthropic) => "claude-haiku-4-5",
+            Some(Self::Gemini) => "gemini-2.5-flash",
+            Some(Self::Bedrock) => "openai.gpt-oss-120b-1:0",
             _ => "gpt-4.1",
         }
     }
@@ -145,11 +182,23 @@ pub struct AiConfig {
     pub key_var: String,
     /// Where `.env` is read from when the environment lacks the key.
     pub env_file: PathBuf,
+    /// AWS region of the Bedrock endpoint.
+    pub region: Option<String>,
     pub temperature: f64,
     pub max_tokens: u32,
     pub interval: Duration,
-    /// Advice lives this many intervals, then reads as neutral.
+    /// Advice lives this many intervals, then reads as neutral. The
+    /// lifetime runs from the market snapshot the advice describes.
     pub ttl_intervals: f64,
+    /// A reply whose snapshot is older than this when it arrives is dropped
+    /// and counted (default: `interval`).
+    pub max_age: Duration,
+    /// When the advisor asks: every `interval`, or on a regime change.
+    pub call_on: CallOn,
+    /// `call_on = "regime_change"`: never sooner than this after the last
+    /// call, and at least this often.
+    pub min_interval: Duration,
+    pub max_interval: Duration,
     pub connect_timeout: Duration,
     /// Whole request, per attempt.
     pub timeout: Duration,
@@ -157,13 +206,25 @@ pub struct AiConfig {
     pub retries: u32,
     /// First backoff; doubles per retry, with jitter.
     pub backoff: Duration,
-    /// Send `response_format: {"type":"json_object"}`.
-    pub json_mode: bool,
+    /// The `response_format` asked for first (downgraded automatically when
+    /// the server refuses it: json_schema -> json_object -> none).
+    pub response_format: ResponseFormat,
+    /// Reasoning models' `reasoning_effort` (not sent when `None`).
+    pub reasoning_effort: Option<ReasoningEffort>,
     /// Bounds of the model's recommended spread multiplier.
     pub min_multiplier: f64,
     pub max_multiplier: f64,
+    /// Whether the model's own `spread_multiplier` sizes the spread (true)
+    /// or only its labels do, as in the original tutorial (false).
+    pub apply_multiplier: bool,
+    /// Calls stop for the UTC day when the projected spend would pass this.
+    pub daily_budget_usd: Option<f64>,
     /// The advice log (JSONL), if any.
     pub log: Option<PathBuf>,
+    /// Tried in order when the primary fails or is over budget.
+    pub fallback: Vec<AiRoute>,
+    /// `[ai.models."name"]`: per-model request parameters.
+    pub models: BTreeMap<String, ModelParams>,
     pub prices: PriceTable,
 }
 
@@ -172,22 +233,32 @@ impl Default for AiConfig {
         let provider = Provider::Auto;
         Self {
             provider,
-            base_url: provider.preset_base_url().map(str::to_string),
+            base_url: provider.preset_base_url(None),
             model: provider.default_model().to_string(),
             key_var: provider.key_var().to_string(),
             env_file: PathBuf::from(".env"),
+            region: None,
             temperature: 0.3,
             max_tokens: 800,
             interval: Duration::from_secs(5),
             ttl_intervals: 3.0,
+            max_age: Duration::from_secs(5),
+            call_on: CallOn::Interval,
+            min_interval: Duration::from_secs(5),
+            max_interval: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(3),
             timeout: Duration::from_secs(15),
             retries: 2,
             backoff: Duration::from_millis(500),
-            json_mode: true,
+            response_format: ResponseFormat::JsonSchema,
+            reasoning_effort: None,
             min_multiplier: 0.4,
             max_multiplier: 2.5,
+            apply_multiplier: false,
+            daily_budget_usd: None,
             log: None,
+            fallback: Vec::new(),
+            models: BTreeMap::new(),
             prices: PriceTable::tutorial(),
         }
     }
@@ -199,15 +270,214 @@ impl AiConfig {
         (self.interval.as_nanos() as f64 * self.ttl_intervals) as i64
     }
 
-    /// `{base_url}/chat/completions`.
+    /// `{base_url}/chat/completions` (`{base_url}/messages` for Anthropic).
     pub fn endpoint(&self) -> Option<String> {
-        self.base_url.as_ref().map(|b| format!("{b}/chat/completions"))
+        let path = match self.provider.wire() {
+            Wire::OpenAiChat => "chat/completions",
+            Wire::AnthropicMessages => "messages",
+        };
+        self.base_url.as_ref().map(|b| format!("{b}/{path}"))
     }
 
     /// The same settings for another model (`mmbot ai compare`).
     pub fn with_model(&self, model: &str) -> Self {
         Self { model: model.to_string(), ..self.clone() }
     }
+
+    /// The primary route: `provider`, `base_url`, `model`, `key_var`.
+    pub fn primary_route(&self) -> AiRoute {
+        AiRoute {
+            provider: self.provider,
+            base_url: self.base_url.clone(),
+            model: self.model.clone(),
+            key_var: self.key_var.clone(),
+        }
+    }
+
+    /// The primary route, then `[[ai.fallback]]` in order.
+    pub fn routes(&self) -> Vec<AiRoute> {
+        std::iter::once(self.primary_route()).chain(self.fallback.iter().cloned()).collect()
+    }
+
+    /// These settings with another route (one client per route).
+    pub fn for_route(&self, r: &AiRoute) -> Self {
+        Self {
+            provider: r.provider,
+            base_url: r.base_url.clone(),
+            model: r.model.clone(),
+            key_var: r.key_var.clone(),
+            ..self.clone()
+        }
+    }
+
+    /// `[ai.models."m"]` for `model`: exact name, then case-insensitive,
+    /// then without a vendor prefix (`openai/gpt-5` reads `gpt-5`'s);
+    /// empty (all defaults) when none matches.
+    pub fn model_params(&self, model: &str) -> ModelParams {
+        let find = |m: &str| {
+            self.models
+                .get(m)
+                .or_else(|| self.models.iter().find(|(k, _)| k.eq_ignore_ascii_case(m)).map(|(_, p)| p))
+                .cloned()
+        };
+        find(model).or_else(|| model.rsplit_once('/').and_then(|(_, m)| find(m))).unwrap_or_default()
+    }
+
+    /// Whether `model` is a reasoning model (sent `max_completion_tokens`,
+    /// `reasoning_effort` and no `temperature`): `[ai.models."m"] reasoning`
+    /// when given, else by name (OpenAI's gpt-5 family and o-series).
+    pub fn is_reasoning(&self, model: &str) -> bool {
+        self.model_params(model).reasoning.unwrap_or_else(|| reasoning_by_name(model))
+    }
+}
+
+/// OpenAI's reasoning models by name: `gpt-5*` and `o1`/`o3`/`o4`...
+/// (a vendor prefix such as OpenRouter's `openai/` is ignored).
+pub fn reasoning_by_name(model: &str) -> bool {
+    let m = model.rsplit_once('/').map_or(model, |(_, m)| m).to_ascii_lowercase();
+    let b = m.as_bytes();
+    m.starts_with("gpt-5") || (b.len() >= 2 && b[0] == b'o' && b[1].is_ascii_digit())
+}
+
+/// How a provider is spoken to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// `POST {base}/chat/completions`, `Authorization: Bearer`.
+    OpenAiChat,
+    /// `POST {base}/messages`, `x-api-key` and `anthropic-version`.
+    AnthropicMessages,
+}
+
+/// One (provider, model) the advisor may ask: the primary or a fallback.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AiRoute {
+    pub provider: Provider,
+    pub base_url: Option<String>,
+    pub model: String,
+    pub key_var: String,
+}
+
+impl AiRoute {
+    /// "openai gpt-5-mini": how the route is shown.
+    pub fn label(&self) -> String {
+        format!("{} {}", self.provider.llm().unwrap_or(self.provider).name(), self.model)
+    }
+}
+
+/// `[ai] call_on`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallOn {
+    /// Every `interval` (the tutorial's schedule).
+    Interval,
+    /// When the volatility or spread regime moved, no sooner than
+    /// `min_interval` after the last call and at least every `max_interval`.
+    RegimeChange,
+}
+
+impl CallOn {
+    pub const NAMES: &'static str = "must be \"interval\" or \"regime_change\"";
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().replace('-', "_").as_str() {
+            "interval" => Some(Self::Interval),
+            "regime_change" | "regime" => Some(Self::RegimeChange),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Interval => "interval",
+            Self::RegimeChange => "regime_change",
+        }
+    }
+}
+
+/// `response_format`: structured outputs where the provider has them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseFormat {
+    /// `{"type":"json_schema","json_schema":{..., "strict": true}}`.
+    JsonSchema,
+    /// `{"type":"json_object"}`.
+    JsonObject,
+    /// Nothing sent: the prompt alone asks for JSON.
+    None,
+}
+
+impl ResponseFormat {
+    pub const NAMES: &'static str = "must be \"json_schema\", \"json_object\" or \"none\"";
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "json_schema" => Some(Self::JsonSchema),
+            "json_object" => Some(Self::JsonObject),
+            "none" | "text" => Some(Self::None),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::JsonSchema => "json_schema",
+            Self::JsonObject => "json_object",
+            Self::None => "none",
+        }
+    }
+
+    /// The next format to try when a server refuses this one.
+    pub fn downgrade(self) -> Option<Self> {
+        match self {
+            Self::JsonSchema => Some(Self::JsonObject),
+            Self::JsonObject => Some(Self::None),
+            Self::None => None,
+        }
+    }
+}
+
+/// `reasoning_effort` of OpenAI's reasoning models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReasoningEffort {
+    Minimal,
+    Low,
+    Medium,
+    High,
+}
+
+impl ReasoningEffort {
+    pub const NAMES: &'static str = "must be \"minimal\", \"low\", \"medium\" or \"high\"";
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "minimal" => Some(Self::Minimal),
+            "low" => Some(Self::Low),
+            "medium" => Some(Self::Medium),
+            "high" => Some(Self::High),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Minimal => "minimal",
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+        }
+    }
+}
+
+/// `[ai.models."name"]`: what differs for one model. Unset fields take the
+/// `[ai]` values.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ModelParams {
+    /// Force (or deny) reasoning-model request rules.
+    pub reasoning: Option<bool>,
+    pub temperature: Option<f64>,
+    pub max_tokens: Option<u32>,
+    pub reasoning_effort: Option<ReasoningEffort>,
+    pub response_format: Option<ResponseFormat>,
+    /// Extra request-body keys, sent as they are.
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Why the advisor could not start, a call failed, or a reply was unusable.
@@ -248,6 +518,17 @@ pub enum AiError {
     Server { endpoint: String, status: u16, attempts: u32, detail: String },
     #[error("{endpoint} refused the request with HTTP {status}{detail}: check [ai] model (\"{model}\") and base_url")]
     Refused { endpoint: String, model: String, status: u16, detail: String },
+    #[error(
+        "{endpoint} says this account has no quota left (HTTP 429 insufficient_quota{detail}): this is not a \
+         rate limit and waiting will not fix it; the advisor stops calling it. Add credit or raise the \
+         account's spending limit with the provider, or configure [[ai.fallback]]"
+    )]
+    QuotaExhausted { endpoint: String, detail: String },
+    #[error(
+        "the reply from {endpoint} is larger than {limit_bytes} bytes and was not read: a chat answer is a \
+         few KiB; check [ai] base_url points at a chat-completions API, and [ai] max_tokens"
+    )]
+    TooLarge { endpoint: String, limit_bytes: u64 },
     #[error("the reply from {endpoint} (model {model}) is unusable: {detail}")]
     Unusable { endpoint: String, model: String, detail: String },
     #[error("the advice log {path} cannot be {action}: {source}; check the path in [ai] log")]
@@ -270,8 +551,12 @@ impl AiError {
             | Self::LogFormat { .. }
             | Self::NoLlm { .. } => 2,
             Self::KeyRejected { .. } => 3,
-            Self::Unreachable { .. } | Self::TimedOut { .. } | Self::RateLimited { .. } | Self::Server { .. } => 4,
-            Self::Unusable { .. } => 5,
+            Self::Unreachable { .. }
+            | Self::TimedOut { .. }
+            | Self::RateLimited { .. }
+            | Self::Server { .. }
+            | Self::QuotaExhausted { .. } => 4,
+            Self::Unusable { .. } | Self::TooLarge { .. } => 5,
         }
     }
 }

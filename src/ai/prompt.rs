@@ -95,3 +95,9 @@ mod tests {
         assert!(SYSTEM_PROMPT.contains("spread_multiplier") && SYSTEM_PROMPT.contains("risk_signals"));
     }
 }
+
+/// Tokens of `text` by the usual estimate of 4 characters a token (rounded
+/// up): what a call is charged when the provider reports no usage.
+pub fn estimate_tokens(text: &str) -> u64 {
+    text.chars().count().div_ceil(4) as u64
+}

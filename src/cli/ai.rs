@@ -170,7 +170,7 @@ fn check(ai: &AiConfig) -> i32 {
         ),
         None => println!("  cost       unpriced: add \"{}\" to [ai.prices] (USD per million tokens)", ai.model),
     }
-    if !client.json_mode() && ai.json_mode {
+    if !client.json_mode() && ai.response_format != crate::ai::ResponseFormat::None {
         println!("  json_mode  refused by the server; set [ai] json_mode = false");
     }
     match reply {

@@ -143,7 +143,13 @@ pub fn run_session_with_events(
     // snapshots and reads advice, both latest wins.
     let (snap_tx, snap_rx) = ring::<MarketSnapshot>(4);
     let (advice_tx, advice_rx) = ring::<Advice>(4);
-    let advisor = Arc::new(start_advisor(&config.ai, config.ai_offline, snap_rx, advice_tx)?);
+    let advisor = Arc::new(start_advisor(
+        &config.ai,
+        config.ai_offline,
+        snap_rx,
+        advice_tx,
+        crate::ai::advisor::AdvisorOptions::default(),
+    )?);
     // Live [strategy.params] and native [strategy] settings (script/params.rs).
     let (params_tx, params_rx) = ring::<crate::hot::strategy::StrategyParams>(4);
     let live_params = crate::script::params::SharedParams::new(config.params.clone());

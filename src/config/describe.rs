@@ -103,7 +103,7 @@ impl Config {
         line(format!("timeout_s = {}", ai.timeout.as_secs_f64()));
         line(format!("retries = {}", ai.retries));
         line(format!("backoff_ms = {}", ai.backoff.as_millis()));
-        line(format!("json_mode = {}", ai.json_mode));
+        line(format!("response_format = \"{}\"", ai.response_format.name()));
         line(format!("min_multiplier = {}", ai.min_multiplier));
         line(format!("max_multiplier = {}", ai.max_multiplier));
         line(format!("log = \"{}\"", ai.log.as_ref().map_or(String::new(), |p| p.display().to_string())));
