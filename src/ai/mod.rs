@@ -26,6 +26,7 @@ pub mod log;
 pub mod offline;
 pub mod prompt;
 pub mod reply;
+pub mod schema;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
