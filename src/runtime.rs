@@ -76,6 +76,11 @@ impl RecordingSource {
     pub fn new(files: Vec<PathBuf>, speed: Option<f64>) -> Self {
         Self { chunks: LineChunks::start(files), chunk: Vec::new(), pos: 0, speed, start: None, errors: Vec::new() }
     }
+
+    /// The pace, as a multiple of the recorded rate (`None`: unpaced).
+    pub fn speed(&self) -> Option<f64> {
+        self.speed
+    }
 }
 
 impl FrameSource for RecordingSource {

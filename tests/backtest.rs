@@ -183,6 +183,7 @@ fn an_advice_log_replays_in_simulated_time() {
         source: AdviceSource::Llm,
         received_ns: first,
         ttl_ns: last - first + 1_000_000_000,
+        apply_multiplier: false,
     };
     let market = sample_snapshot();
     let mut log = AdviceLog::open(&log_path).unwrap();

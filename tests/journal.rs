@@ -330,6 +330,7 @@ fn runs_advice_and_pnl_are_written() {
         source: AdviceSource::Llm,
         received_ns: 5_000,
         ttl_ns: 30_000_000_000,
+        apply_multiplier: false,
     };
     j.record_advice(run, &advice, Some(0.0012)).unwrap();
     let mut pos = Position::new();

@@ -5,11 +5,18 @@
 //! model was given, provider, model, latency, attempts, tokens, cost, the raw
 //! reply, the parsed advice (or the error), and that market state (top of
 //! book, features, ten levels a side, position). Prices are exact decimal
-//! strings, as everywhere in mmbot.
+//! strings, as everywhere in mmbot. [`CallMeta`] adds what the advisor knows
+//! beyond one reply: `snapshot_ns`, `route`, `fallback`, `estimated`,
+//! `cached_tokens`, `repaired`, `dropped` and `age_ms` (every route asked in
+//! a tick gets a line of its own, failed ones with their latency and
+//! attempts). Lines written before these keys existed read the same way.
 //!
 //! [`AdviceReplay`] reads a log back and hands its advice out in simulated
-//! time (each at its `received_ns`), so a backtest over the recording of the
-//! same session sees the advice the live bot saw, deterministically.
+//! time, each when it reached the hot thread live (its snapshot's time plus
+//! its age on arrival; `received_ns` in logs without `age_ms`), with its
+//! lifetime counted from its snapshot, so a backtest over the recording of
+//! the same session sees the advice the live bot saw, deterministically.
+//! Advice the live advisor dropped (too old on arrival) is not replayed.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -68,6 +75,7 @@ pub fn advice_json(a: &Advice) -> Value {
         "source": source_name(a.source),
         "received_ns": a.received_ns,
         "ttl_ns": a.ttl_ns,
+        "apply_multiplier": a.apply_multiplier,
     })
 }
 
@@ -103,6 +111,8 @@ pub fn advice_from_json(v: &Value) -> Option<Advice> {
         },
         received_ns: v["received_ns"].as_i64()?,
         ttl_ns: v["ttl_ns"].as_i64()?,
+        // Absent before `[ai] apply_multiplier` existed: labels only.
+        apply_multiplier: v["apply_multiplier"].as_bool().unwrap_or(false),
     })
 }
 
@@ -152,8 +162,53 @@ pub struct LogEntry<'a> {
     pub market: &'a MarketSnapshot,
 }
 
+/// Why advice that came back did not reach the hot thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropped {
+    /// Its snapshot was older than `[ai] max_age_s` when the reply arrived.
+    Late,
+    /// No call was made: every route's projected spend passed `[ai]
+    /// daily_budget_usd` (logged once per UTC day, when calls stop).
+    OverBudget,
+}
+
+impl Dropped {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Late => "late",
+            Self::OverBudget => "over_budget",
+        }
+    }
+}
+
+/// What the advisor adds to a [`LogEntry`]: the route, how the cost was
+/// known, and what became of the advice.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CallMeta<'a> {
+    /// "openai gpt-5-mini"; empty: `provider model`.
+    pub route: &'a str,
+    /// 0 the primary, i the i-th `[[ai.fallback]]`.
+    pub fallback: usize,
+    /// The cost is an estimate (no `usage`, timed out, cut off).
+    pub estimated: bool,
+    pub cached_tokens: u64,
+    /// The reply was repaired by a retry with the validation error.
+    pub repaired: bool,
+    pub dropped: Option<Dropped>,
+    /// Hot-path ns from the snapshot to the reply's arrival.
+    pub age_ns: Option<i64>,
+}
+
 impl LogEntry<'_> {
+    /// The line, with the advisor's keys at their defaults (primary route,
+    /// nothing dropped).
     pub fn to_json(&self) -> Value {
+        self.to_json_with(&CallMeta::default())
+    }
+
+    /// The line with `meta`'s keys.
+    pub fn to_json_with(&self, meta: &CallMeta<'_>) -> Value {
+        let route = if meta.route.is_empty() { format!("{} {}", self.provider, self.model) } else { meta.route.into() };
         json!({
             "time_ns": self.wall_ns,
             "hot_time_ns": self.market.time_ns,
@@ -176,6 +231,14 @@ impl LogEntry<'_> {
             })),
             "error": self.error,
             "market": market_json(self.market),
+            "snapshot_ns": self.market.time_ns,
+            "route": route,
+            "fallback": meta.fallback,
+            "estimated": meta.estimated,
+            "cached_tokens": meta.cached_tokens,
+            "repaired": meta.repaired,
+            "dropped": meta.dropped.map(Dropped::name),
+            "age_ms": meta.age_ns.map(|n| n as f64 / 1e6),
         })
     }
 }
@@ -202,7 +265,12 @@ impl AdviceLog {
     }
 
     pub fn write(&mut self, entry: &LogEntry<'_>) -> Result<(), AiError> {
-        let mut line = entry.to_json().to_string();
+        self.write_with(entry, &CallMeta::default())
+    }
+
+    /// Appends `entry` with the advisor's keys from `meta`.
+    pub fn write_with(&mut self, entry: &LogEntry<'_>, meta: &CallMeta<'_>) -> Result<(), AiError> {
+        let mut line = entry.to_json_with(meta).to_string();
         line.push('\n');
         self.out.write_all(line.as_bytes()).and_then(|()| self.out.flush()).map_err(|source| AiError::Log {
             path: self.path.display().to_string(),
@@ -212,10 +280,24 @@ impl AdviceLog {
     }
 }
 
-/// The advice in a log, in file order (calls that gave none are skipped). A
-/// last line cut short (a killed writer) is ignored; any other bad line is
-/// an error naming it.
+/// Advice as the log says it reached the hot thread.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoggedAdvice {
+    /// Hot-path time it reached the hot thread: its snapshot's time plus
+    /// `age_ms` (`received_ns` in logs without `age_ms`).
+    pub arrived_ns: i64,
+    pub advice: Advice,
+}
+
+/// The advice in a log, in file order (calls that gave none, and advice the
+/// advisor dropped, are skipped). A last line cut short (a killed writer) is
+/// ignored; any other bad line is an error naming it.
 pub fn read_advice(path: &Path) -> Result<Vec<Advice>, AiError> {
+    Ok(read_logged_advice(path)?.into_iter().map(|l| l.advice).collect())
+}
+
+/// [`read_advice`], with when each piece reached the hot thread.
+pub fn read_logged_advice(path: &Path) -> Result<Vec<LoggedAdvice>, AiError> {
     let file = File::open(path).map_err(|source| AiError::Log {
         path: path.display().to_string(),
         action: "opened",
@@ -239,13 +321,21 @@ pub fn read_advice(path: &Path) -> Result<Vec<Advice>, AiError> {
                 return Err(AiError::LogFormat { path: path.display().to_string(), line: i + 1, detail: e.to_string() })
             }
         };
+        if !v["dropped"].is_null() {
+            continue;
+        }
         match &v["advice"] {
             Value::Null => {}
-            a => out.push(advice_from_json(a).ok_or_else(|| AiError::LogFormat {
-                path: path.display().to_string(),
-                line: i + 1,
-                detail: "its \"advice\" object lacks a field or has an unknown value".to_string(),
-            })?),
+            a => {
+                let advice = advice_from_json(a).ok_or_else(|| AiError::LogFormat {
+                    path: path.display().to_string(),
+                    line: i + 1,
+                    detail: "its \"advice\" object lacks a field or has an unknown value".to_string(),
+                })?;
+                let age_ns =
+                    v["age_ms"].as_f64().filter(|m| m.is_finite() && *m >= 0.0).map_or(0, |m| (m * 1e6) as i64);
+                out.push(LoggedAdvice { arrived_ns: advice.received_ns.saturating_add(age_ns), advice });
+            }
         }
     }
     Ok(out)
@@ -254,27 +344,32 @@ pub fn read_advice(path: &Path) -> Result<Vec<Advice>, AiError> {
 /// A log's advice handed out in simulated time.
 #[derive(Debug, Clone)]
 pub struct AdviceReplay {
-    entries: Vec<Advice>,
+    entries: Vec<LoggedAdvice>,
     next: usize,
 }
 
 impl AdviceReplay {
-    /// `entries` in any order; they are handed out by `received_ns`.
-    pub fn new(mut entries: Vec<Advice>) -> Self {
-        entries.sort_by_key(|a| a.received_ns);
+    /// `entries` in any order; each is handed out at its `received_ns`.
+    pub fn new(entries: Vec<Advice>) -> Self {
+        Self::dated(entries.into_iter().map(|advice| LoggedAdvice { arrived_ns: advice.received_ns, advice }).collect())
+    }
+
+    /// `entries` in any order; each is handed out at its `arrived_ns`.
+    pub fn dated(mut entries: Vec<LoggedAdvice>) -> Self {
+        entries.sort_by_key(|l| l.arrived_ns);
         Self { entries, next: 0 }
     }
 
     pub fn load(path: &Path) -> Result<Self, AiError> {
-        Ok(Self::new(read_advice(path)?))
+        Ok(Self::dated(read_logged_advice(path)?))
     }
 
     /// The newest advice that arrived by `now_ns` and was not handed out yet
     /// (older ones it overtook are skipped: latest wins, as live).
     pub fn due(&mut self, now_ns: i64) -> Option<Advice> {
         let mut out = None;
-        while let Some(a) = self.entries.get(self.next).filter(|a| a.received_ns <= now_ns) {
-            out = Some(*a);
+        while let Some(l) = self.entries.get(self.next).filter(|l| l.arrived_ns <= now_ns) {
+            out = Some(l.advice);
             self.next += 1;
         }
         out
@@ -310,6 +405,7 @@ mod tests {
             source: AdviceSource::Llm,
             received_ns: t,
             ttl_ns: 15,
+            apply_multiplier: false,
         };
         let mut log = AdviceLog::open(&path).unwrap();
         for (t, s, err) in [

@@ -12,6 +12,11 @@
 //!   the sign of the trade flow (sideways when they disagree or are small);
 //! * confidence: how far the readings sit beyond their thresholds, 0-100;
 //! * multiplier: the product of the tutorial's multipliers for that view.
+//!
+//! The first two readings are the market's [`Regime`]; [`RegimeReader`]
+//! makes them, for these rules and for the LLM advisor's
+//! `call_on = "regime_change"` (which asks only when the regime moved), so
+//! both read the market the same way.
 
 use crate::hot::advice::{Advice, AdviceSource, Direction, SpreadState, Volatility};
 use crate::hot::features::Features;
@@ -33,24 +38,35 @@ impl Default for OfflineConfig {
     }
 }
 
-/// The advisor's state: a slow average of the spread.
+/// The market's regime: its volatility and spread state, as the offline
+/// rules read them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Regime {
+    pub volatility: Volatility,
+    pub spread: SpreadState,
+}
+
+/// Reads [`Regime`]s from features: volatility against `low_vol_bps` /
+/// `high_vol_bps`, the spread against its own slow average (so it keeps
+/// state: feed it every snapshot, in order).
 #[derive(Debug, Clone, Copy)]
-pub struct OfflineAdvisor {
-    cfg: OfflineConfig,
+pub struct RegimeReader {
+    low_vol_bps: f64,
+    high_vol_bps: f64,
     avg_spread_bps: Option<f64>,
 }
 
-impl OfflineAdvisor {
-    pub fn new(cfg: OfflineConfig) -> Self {
-        Self { cfg, avg_spread_bps: None }
+impl RegimeReader {
+    pub fn new(cfg: &OfflineConfig) -> Self {
+        Self { low_vol_bps: cfg.low_vol_bps, high_vol_bps: cfg.high_vol_bps, avg_spread_bps: None }
     }
 
-    /// Advice for the market described by `f`, arriving at `now_ns`.
-    pub fn advise(&mut self, f: &Features, now_ns: i64) -> Advice {
-        let c = &self.cfg;
-        let volatility = if f.volatility_bps >= c.high_vol_bps {
+    /// The regime of `f`, and the spread's ratio to its average before `f`
+    /// (1.0 at first); moves the average towards `f`'s spread.
+    pub fn read(&mut self, f: &Features) -> (Regime, f64) {
+        let volatility = if f.volatility_bps >= self.high_vol_bps {
             Volatility::High
-        } else if f.volatility_bps <= c.low_vol_bps {
+        } else if f.volatility_bps <= self.low_vol_bps {
             Volatility::Low
         } else {
             Volatility::Medium
@@ -65,6 +81,27 @@ impl OfflineAdvisor {
             SpreadState::Normal
         };
         self.avg_spread_bps = Some(avg * 0.9 + f.spread_bps * 0.1);
+        (Regime { volatility, spread }, ratio)
+    }
+}
+
+/// The advisor's state: its regime reader (a slow average of the spread).
+#[derive(Debug, Clone, Copy)]
+pub struct OfflineAdvisor {
+    cfg: OfflineConfig,
+    regime: RegimeReader,
+}
+
+impl OfflineAdvisor {
+    pub fn new(cfg: OfflineConfig) -> Self {
+        Self { cfg, regime: RegimeReader::new(&cfg) }
+    }
+
+    /// Advice for the market described by `f`, dated `now_ns` (the time of
+    /// the market state it describes).
+    pub fn advise(&mut self, f: &Features, now_ns: i64) -> Advice {
+        let c = &self.cfg;
+        let (Regime { volatility, spread }, ratio) = self.regime.read(f);
         let lean_bps = if f.mid > 0.0 { (f.microprice - f.mid) / f.mid * 1e4 } else { 0.0 };
         let direction = if lean_bps > c.lean_bps && f.trade_flow >= 0.0 {
             Direction::Up
@@ -92,6 +129,7 @@ impl OfflineAdvisor {
             source: AdviceSource::Offline,
             received_ns: now_ns,
             ttl_ns: c.ttl_ns,
+            apply_multiplier: false,
         };
         let (s, v, d) = advice.multipliers();
         advice.multiplier = s * v * d;

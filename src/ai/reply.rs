@@ -54,6 +54,7 @@ impl ParsedReply {
             source: AdviceSource::Llm,
             received_ns,
             ttl_ns,
+            apply_multiplier: false,
         }
     }
 }

@@ -29,6 +29,7 @@ use crate::exec::paper::{FeedClock, LatencyModel, PaperClock, PaperExchange, Rtt
 use crate::exec::position::Position;
 use crate::exec::{Fill, Quote, Side};
 use crate::feed::recording::{split_line, LineChunks, Piece};
+use crate::hot::advice::Advice;
 use crate::hot::engine::{ExecState, HotEvent, HotPath};
 use crate::hot::fixed::Qty;
 use crate::hot::msg::{Level, Symbol};
@@ -237,13 +238,16 @@ pub fn run_chunks<S: Strategy>(
                             position_state: &position,
                         });
                     }
+                    // `[ai] apply_multiplier` of this run decides how advice
+                    // sizes the spread, also for a log written without it.
                     if let Some(a) = replay.as_mut().and_then(|r| r.due(now)) {
-                        hot.set_advice(a);
+                        hot.set_advice(Advice { apply_multiplier: config.ai.apply_multiplier, ..a });
                         advice_updates += 1;
                     }
                     if let (Some(a), Some(f)) = (advisor.as_mut(), hot.last_features()) {
                         if now >= next_advice_ns {
-                            hot.set_advice(a.advise(&f, now));
+                            let advice = a.advise(&f, now);
+                            hot.set_advice(Advice { apply_multiplier: config.ai.apply_multiplier, ..advice });
                             advice_updates += 1;
                             next_advice_ns = now.saturating_add(config.ai_interval_ns);
                         }

@@ -143,13 +143,8 @@ pub fn run_session_with_events(
     // snapshots and reads advice, both latest wins.
     let (snap_tx, snap_rx) = ring::<MarketSnapshot>(4);
     let (advice_tx, advice_rx) = ring::<Advice>(4);
-    let advisor = Arc::new(start_advisor(
-        &config.ai,
-        config.ai_offline,
-        snap_rx,
-        advice_tx,
-        crate::ai::advisor::AdvisorOptions::default(),
-    )?);
+    let advisor =
+        Arc::new(start_advisor(&config.ai, config.ai_offline, snap_rx, advice_tx, advisor_options(&source, view))?);
     // Live [strategy.params] and native [strategy] settings (script/params.rs).
     let (params_tx, params_rx) = ring::<crate::hot::strategy::StrategyParams>(4);
     let live_params = crate::script::params::SharedParams::new(config.params.clone());
@@ -278,6 +273,10 @@ pub fn run_session_with_events(
                 while !finished.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(20));
                     obs.poll();
+                    // The advisor queues its messages for the dashboard.
+                    for m in advisor.drain_messages() {
+                        eprintln!("mmbot: ai: {m}");
+                    }
                 }
             }
         }
@@ -331,6 +330,18 @@ pub fn run_session_with_events(
     // What arrived after the view's last look.
     obs.poll();
     Ok((run, obs.log))
+}
+
+/// How the advisor runs beside this session: in the recording's time at
+/// `--speed N` (an unpaced replay's time moves only with its snapshots:
+/// speed 0), and printing its messages unless the dashboard owns the screen
+/// (it drains them instead).
+fn advisor_options(source: &Source, view: View) -> crate::ai::advisor::AdvisorOptions {
+    let speed = match source {
+        Source::Recording(r) => r.speed().unwrap_or(0.0),
+        Source::Live(_) => 1.0,
+    };
+    crate::ai::advisor::AdvisorOptions { speed, print: view != View::Dashboard }
 }
 
 /// Where the market data comes from and where orders go, for titles:

@@ -2,8 +2,13 @@
 //!
 //! The AI advisor (a side thread) or its offline stand-in produces advice; the
 //! hot thread only ever reads the newest value it has been handed. Advice
-//! carries its arrival time and a time-to-live: expired advice reads as
-//! neutral, so a dead advisor can never pin the bot to a stale regime.
+//! carries the time of the market state it describes and a time-to-live
+//! counted from there: expired advice reads as neutral, so a dead advisor
+//! can never pin the bot to a stale regime.
+//!
+//! How much advice widens or narrows the spread is [`Advice::spread_factor`]:
+//! the product of the original tutorial's label multipliers, or (with
+//! `[ai] apply_multiplier`) the model's own clamped `spread_multiplier`.
 
 /// The advisor's view of the spread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -55,10 +60,15 @@ pub struct Advice {
     /// The advisor's recommended spread multiplier (already clamped to config bounds).
     pub multiplier: f64,
     pub source: AdviceSource,
-    /// Arrival time, ns (simulated time in backtests).
+    /// Hot-path time of the market snapshot this advice describes, ns (the
+    /// recording's time in replays and backtests), not when the reply
+    /// arrived: the lifetime runs from here, so a slow reply lives less.
     pub received_ns: i64,
     /// Time to live, ns; 0 = never expires (only neutral advice uses this).
     pub ttl_ns: i64,
+    /// Whether `multiplier` sizes the spread (`[ai] apply_multiplier`);
+    /// otherwise only the labels do, as in the original tutorial.
+    pub apply_multiplier: bool,
 }
 
 impl Advice {
@@ -99,6 +109,24 @@ impl Advice {
         };
         (spread, vol, dir)
     }
+
+    /// The multiplier that sizes the spread when `apply_multiplier` is set
+    /// and it is usable (finite, > 0); `None`: the labels size it.
+    #[inline]
+    pub fn applied_multiplier(&self) -> Option<f64> {
+        (self.apply_multiplier && self.multiplier.is_finite() && self.multiplier > 0.0).then_some(self.multiplier)
+    }
+
+    /// How much this advice scales the base spread: the model's
+    /// `multiplier` when applied ([`Advice::applied_multiplier`]), else the
+    /// product of [`Advice::multipliers`].
+    #[inline]
+    pub fn spread_factor(&self) -> f64 {
+        self.applied_multiplier().unwrap_or_else(|| {
+            let (s, v, d) = self.multipliers();
+            s * v * d
+        })
+    }
 }
 
 #[cfg(test)]
@@ -118,5 +146,20 @@ mod tests {
         };
         assert_eq!(a.at(1_400).multipliers(), (1.3, 1.5, 1.1));
         assert_eq!(a.at(1_600), Advice::neutral());
+    }
+
+    #[test]
+    fn the_spread_factor_is_the_labels_unless_the_multiplier_is_applied() {
+        let a = Advice { spread: SpreadState::Wide, volatility: Volatility::Low, multiplier: 2.0, ..Advice::neutral() };
+        assert!((a.spread_factor() - 1.3 * 0.7).abs() < 1e-12, "labels only by default");
+        assert_eq!(a.applied_multiplier(), None);
+        let applied = Advice { apply_multiplier: true, ..a };
+        assert_eq!((applied.spread_factor(), applied.applied_multiplier()), (2.0, Some(2.0)));
+        // An unusable multiplier never zeroes the spread: the labels size it.
+        for m in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let bad = Advice { multiplier: m, ..applied };
+            assert!((bad.spread_factor() - 1.3 * 0.7).abs() < 1e-12, "{m}");
+        }
+        assert_eq!(Advice::neutral().spread_factor(), 1.0);
     }
 }

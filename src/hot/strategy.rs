@@ -257,7 +257,8 @@ impl StrategyHealth {
 
 /// The original tutorial's rules, exactly:
 /// dynamic spread = `target_spread_pct` x spread x volatility x direction
-/// multipliers ([`Advice::multipliers`]); half_spread = mid x dynamic% / 2;
+/// multipliers ([`Advice::multipliers`]), or x the model's own multiplier
+/// with `[ai] apply_multiplier` ([`Advice::spread_factor`]); half_spread = mid x dynamic% / 2;
 /// bid = best_bid - half_spread; ask = best_ask + half_spread; size
 /// `min_order_size`; buy only while position < max_position; sell only while
 /// position > 0.
@@ -270,7 +271,12 @@ impl Strategy for NativeStrategy {
         let f = input.features;
         let p = input.params;
         let (spread_mult, vol_mult, dir_mult) = input.advice.multipliers();
-        let dynamic_spread_pct = p.target_spread_pct * spread_mult * vol_mult * dir_mult;
+        // Advice::spread_factor, written out so the labels-only product keeps
+        // its order of operations (quotes stay bit-identical to the tutorial).
+        let dynamic_spread_pct = match input.advice.applied_multiplier() {
+            Some(m) => p.target_spread_pct * m,
+            None => p.target_spread_pct * spread_mult * vol_mult * dir_mult,
+        };
         let half_spread = f.mid * dynamic_spread_pct / 100.0 / 2.0;
         let size = p.min_order_size.to_f64();
         let bid = (input.position < p.max_position)
@@ -351,6 +357,18 @@ mod tests {
         };
         let d = decide(all, 0);
         assert!((d.explain.dynamic_spread_pct - 0.2 * 1.3 * 1.5 * 1.1).abs() < 1e-12);
+    }
+
+    #[test]
+    fn an_applied_multiplier_sizes_the_spread_instead_of_the_labels() {
+        let labels = Advice { spread: SpreadState::Wide, multiplier: 2.0, ..Advice::neutral() };
+        let d = decide(labels, 100_000_000);
+        assert!((d.explain.dynamic_spread_pct - 0.2 * 1.3).abs() < 1e-12, "labels only by default");
+        let d = decide(Advice { apply_multiplier: true, ..labels }, 100_000_000);
+        // 0.2% x 2.0 = 0.4% of mid 100 = 0.4, half = 0.2: bid 99.9 - 0.2, ask 100.1 + 0.2.
+        assert!((d.explain.dynamic_spread_pct - 0.4).abs() < 1e-12);
+        let (b, a) = (d.bid.unwrap(), d.ask.unwrap());
+        assert!((b.price - 99.7).abs() < 1e-9 && (a.price - 100.3).abs() < 1e-9, "{b:?} {a:?}");
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub const SCOPE_DEPTH: usize = 20;
 ///   before the first fill): seconds;
 /// * `advice_expired`: 1.0 when the advice had expired (the strategy then
 ///   reads neutral advice), else 0.0;
+/// * `advice_applied`: 1.0 when `advice_multiplier` is meant to size the
+///   spread (`[ai] apply_multiplier`, see
+///   [`crate::hot::advice::Advice::spread_factor`]), else 0.0 (labels only);
 /// * `depth` (levels on both sides, <= 20), `trade_count` (<= 64),
 ///   `bid_order_count`, `ask_order_count`: counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -94,6 +97,7 @@ pub struct MarketState {
     pub time_local_s: f64,
     pub since_fill_s: f64,
     pub advice_expired: f64,
+    pub advice_applied: f64,
     pub depth: f64,
     pub trade_count: f64,
     pub bid_order_count: f64,
@@ -234,6 +238,7 @@ impl MarketState {
         self.time_local_s = f.time_ns as f64 / 1e9;
         self.since_fill_s = acc.last_fill_ns.map_or(-1.0, |t| f.time_ns.saturating_sub(t).max(0) as f64 / 1e9);
         self.advice_expired = if sc.advice_expired { 1.0 } else { 0.0 };
+        self.advice_applied = if a.applied_multiplier().is_some() { 1.0 } else { 0.0 };
         self.depth = book_depth as f64;
         self.trade_count = trade_count as f64;
         self.bid_order_count = bid_orders as f64;
@@ -395,7 +400,7 @@ macro_rules! market_fields {
             trade_flow, position, max_position, min_order_size, target_spread_pct, confidence, advice_multiplier,
             advice_age_s, spread_mult, vol_mult, dir_mult, time_s, tick_size, step_size, volatility_bps_per_s,
             trade_intensity, avg_entry, realized_pnl, unrealized_pnl, fees, time_exchange_s, time_local_s,
-            since_fill_s, advice_expired, depth, trade_count, bid_order_count, ask_order_count ;
+            since_fill_s, advice_expired, advice_applied, depth, trade_count, bid_order_count, ask_order_count ;
             spread_state, volatility_state, direction)
     };
 }
