@@ -1,11 +1,17 @@
 //! The ai side thread, driven through its rings as the hot thread will drive
-//! it: advice arrives parsed and stamped, failures keep the last valid advice
-//! and are counted, a busy caller makes ticks skip, `Retry-After` and
-//! rejected keys hold calls back, the advice log records every call, the
-//! offline rules run on the same thread, and shutting down never waits for a
-//! slow gateway. Last, the check that matters most: with the advisor talking
+//! it: advice arrives parsed and dated from its snapshot, failures keep the
+//! last valid advice and are counted, a busy caller makes ticks skip,
+//! `Retry-After` and rejected keys hold calls back, the advice log records
+//! every call, the offline rules run on the same thread, and shutting down
+//! never waits for a slow gateway. The routes: a failing or unusable primary
+//! falls back in the same tick, a route out of quota is never asked again,
+//! the daily budget stops calls (said once) or skips an expensive primary
+//! for a cheap fallback; a reply older than `max_age` is dropped; messages
+//! queue when a dashboard owns the screen; `apply_multiplier` moves the
+//! native quote. Last, the check that matters most: with the advisor talking
 //! to a server slower than its timeout, the hot path's tick_to_quote p99
 //! stays within noise of a same-run baseline and no market event is missed.
+//! (Scheduling in hot-path time, `call_on` and `--speed`: tests/ai_schedule.rs.)
 
 mod ai_server;
 mod common;
@@ -13,15 +19,17 @@ mod common;
 use std::time::{Duration, Instant};
 
 use ai_server::{Reply, Server, CLEAN};
-use mmbot::ai::advisor::{sample_snapshot, start_advisor, AdvisorHandle, AdvisorStats, MarketSnapshot};
+use mmbot::ai::advisor::{sample_snapshot, start_advisor, AdvisorHandle, AdvisorOptions, AdvisorStats, MarketSnapshot};
+use mmbot::ai::cost::ModelPrice;
 use mmbot::ai::offline::{OfflineAdvisor, OfflineConfig};
-use mmbot::ai::{AiConfig, Provider};
+use mmbot::ai::{AiConfig, AiRoute, Provider};
 use mmbot::config::Config;
 use mmbot::feed::synthetic;
 use mmbot::hot::advice::{Advice, AdviceSource, Direction, SpreadState, Volatility};
 use mmbot::hot::engine::{HotEvent, HotPath};
+use mmbot::hot::features::Features;
 use mmbot::hot::fixed::Qty;
-use mmbot::hot::strategy::NativeStrategy;
+use mmbot::hot::strategy::{MarketScope, NativeStrategy, Strategy, StrategyInput, StrategyParams};
 use mmbot::ring::{ring, Consumer, Producer};
 use mmbot::stats::clock::Clock;
 use mmbot::stats::latency::Stage;
@@ -59,10 +67,58 @@ struct Rig {
 }
 
 fn start(cfg: &Config) -> Rig {
+    start_with(cfg, AdvisorOptions::default())
+}
+
+fn start_with(cfg: &Config, options: AdvisorOptions) -> Rig {
     let (market, market_rx) = ring::<MarketSnapshot>(4);
     let (advice_tx, advice) = ring::<Advice>(4);
-    let handle = start_advisor(&cfg.ai, cfg.ai_offline, market_rx, advice_tx, Default::default()).unwrap();
+    let handle = start_advisor(&cfg.ai, cfg.ai_offline, market_rx, advice_tx, options).unwrap();
     Rig { handle, market, advice }
+}
+
+/// Messages queued, not printed (a dashboard owns the screen).
+fn quiet() -> AdvisorOptions {
+    AdvisorOptions { print: false, ..AdvisorOptions::default() }
+}
+
+/// A `[[ai.fallback]]` route to `base_url`, asking `model`, with the test key.
+fn fallback(base_url: &str, model: &str) -> AiRoute {
+    AiRoute {
+        provider: Provider::Custom,
+        base_url: Some(base_url.to_string()),
+        model: model.to_string(),
+        key_var: KEY_VAR.to_string(),
+    }
+}
+
+fn price(input_per_m: f64, output_per_m: f64) -> ModelPrice {
+    ModelPrice { input_per_m, output_per_m, cached_input_per_m: None }
+}
+
+/// The advice log's lines.
+fn log_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// Plays a live hot thread for at most `limit`: a fresh snapshot every
+/// 10 ms stamped with the wall time since `t0` past the sample's time,
+/// until `cond` holds on the stats.
+fn feed_live_until(rig: &Rig, limit: Duration, cond: impl Fn(&AdvisorStats) -> bool) -> AdvisorStats {
+    let base = sample_snapshot();
+    let t0 = Instant::now();
+    let end = t0 + limit;
+    loop {
+        let mut snap = base;
+        snap.time_ns = base.time_ns + t0.elapsed().as_nanos() as i64;
+        rig.market.push_latest(snap);
+        let s = rig.handle.stats();
+        if cond(&s) || Instant::now() >= end {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Plays the hot thread: hands the advisor a fresh snapshot every 10 ms
@@ -110,9 +166,12 @@ fn advice_arrives_parsed_stamped_priced_and_logged() {
         (SpreadState::Wide, Volatility::High, Direction::Up, 80)
     );
     assert_eq!((a.source, a.multiplier, a.ttl_ns), (AdviceSource::Llm, 1.4, 300_000_000));
-    // Stamped in the hot path's time base: the snapshot's time plus the wait.
-    assert!(a.received_ns > snap.time_ns && a.received_ns < snap.time_ns + 5_000_000_000, "{a:?}");
+    // Dated from the snapshot it describes; its lifetime runs from there.
+    assert_eq!(a.received_ns, snap.time_ns, "{a:?}");
+    assert!(!a.apply_multiplier, "labels only by default");
     assert_eq!(a.at(a.received_ns + 300_000_001), Advice::neutral(), "expired advice is neutral");
+    assert_eq!((s.route.as_str(), s.fallback_calls, s.dropped_late, s.skipped_budget), ("custom gpt-4.1", 0, 0, 0));
+    assert_eq!((s.estimated_calls, s.cost_estimated_usd, s.repaired, s.budget_usd), (0, 0.0, 0, None));
     assert_eq!((s.source, s.label.as_str(), s.failed, s.unparseable), (AdviceSource::Llm, "custom gpt-4.1", 0, 0));
     assert_eq!((s.tokens_in, s.tokens_out), (480 * s.calls, 90 * s.calls));
     assert!((s.cost_total_usd - 0.00252 * s.calls as f64).abs() < 1e-12, "{s:?}");
@@ -131,6 +190,13 @@ fn advice_arrives_parsed_stamped_priced_and_logged() {
     assert_eq!(first["market"]["bids"].as_array().unwrap().len(), 10);
     assert_eq!(first["hot_time_ns"].as_i64(), Some(snap.time_ns));
     assert!(first["latency_ms"].as_f64().unwrap() > 0.0);
+    // The advisor's keys.
+    assert_eq!(first["snapshot_ns"].as_i64(), Some(snap.time_ns));
+    assert_eq!(first["advice"]["received_ns"].as_i64(), Some(snap.time_ns));
+    assert_eq!((first["route"].as_str(), first["fallback"].as_u64()), (Some("custom gpt-4.1"), Some(0)));
+    assert_eq!((first["estimated"].as_bool(), first["cached_tokens"].as_u64()), (Some(false), Some(0)));
+    assert_eq!((first["repaired"].as_bool(), first["dropped"].is_null()), (Some(false), true));
+    assert!(first["age_ms"].as_f64().unwrap() >= 0.0, "{first}");
     let replayed = mmbot::ai::log::read_advice(&log).unwrap();
     assert_eq!(replayed.len(), text.lines().count());
     let _ = std::fs::remove_dir_all(&dir);
@@ -253,6 +319,224 @@ fn offline_rules_run_on_the_same_thread_and_stale_books_are_not_advised() {
     rig.market.push_latest(sample_snapshot());
     std::thread::sleep(Duration::from_millis(250));
     assert_eq!((rig.handle.stats().source, rig.handle.stats().calls), (AdviceSource::None, 0));
+}
+
+#[test]
+fn a_failing_primary_falls_back_in_the_same_tick() {
+    let primary = Server::always(Reply::status(500, r#"{"error":{"message":"overloaded"}}"#));
+    let spare = Server::always(Reply::chat(CLEAN));
+    let dir = common::temp_dir("advisor-fallback");
+    let log = dir.join("advice.jsonl");
+    let cfg = config(&primary.base_url(), |a| {
+        a.retries = 0;
+        a.fallback = vec![fallback(&spare.base_url(), "gpt-4.1-mini")];
+        a.log = Some(log.clone());
+    });
+    let mut rig = start_with(&cfg, quiet());
+    rig.market.push_latest(sample_snapshot());
+    let s = feed_until(&rig, Duration::from_secs(5), |s| s.ok >= 3);
+    assert!(s.ok >= 3, "{s:?}");
+    assert_eq!((s.fallback_calls, s.route.as_str(), s.label.as_str()), (s.ok, "custom gpt-4.1-mini", "custom gpt-4.1"));
+    assert!(s.failed >= 3 && s.calls >= 6, "{s:?}");
+    assert_eq!(rig.advice.latest().map(|a| a.spread), Some(SpreadState::Wide));
+    // The primary's failure is said once, not every tick.
+    let said = rig.handle.drain_messages();
+    assert_eq!(said.iter().filter(|m| m.contains("HTTP 500")).count(), 1, "{said:?}");
+    drop(rig);
+    // Each tick: the primary's failure, then the fallback's advice.
+    let lines = log_lines(&log);
+    let (failed, advised): (Vec<_>, Vec<_>) = lines.iter().partition(|l| l["fallback"] == 0);
+    assert!(failed.len() >= 3 && advised.len() >= 3, "{lines:?}");
+    for l in &failed {
+        assert!(l["error"].as_str().unwrap().contains("HTTP 500"), "{l}");
+        assert!(l["advice"].is_null());
+        // Failed calls carry their latency and attempts too.
+        assert!(l["latency_ms"].as_f64().is_some() && l["attempts"].as_u64() == Some(1), "{l}");
+        assert_eq!(l["route"], "custom gpt-4.1");
+    }
+    for l in &advised {
+        assert_eq!((l["route"].as_str(), l["fallback"].as_u64()), (Some("custom gpt-4.1-mini"), Some(1)));
+        assert_eq!(l["advice"]["spread"], "wide");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_unusable_reply_moves_to_the_next_route() {
+    let primary = Server::always(Reply::chat("I would rather not say."));
+    let spare = Server::always(Reply::chat(CLEAN));
+    let cfg = config(&primary.base_url(), |a| a.fallback = vec![fallback(&spare.base_url(), "deepseek-chat")]);
+    let rig = start_with(&cfg, quiet());
+    rig.market.push_latest(sample_snapshot());
+    let s = feed_until(&rig, Duration::from_secs(5), |s| s.ok >= 2);
+    assert!(s.ok >= 2 && s.unparseable >= 2, "{s:?}");
+    assert_eq!((s.fallback_calls, s.route.as_str()), (s.ok, "custom deepseek-chat"));
+    // Both routes were asked each tick; both charged (the fallback's model
+    // has no price, the name the server answers with does).
+    assert!(primary.count() >= 2 && spare.count() >= 2);
+    assert_eq!(s.unpriced_calls, 0, "{s:?}");
+}
+
+/// OpenAI's body for a 429 that is not a rate limit (error codes guide:
+/// "You exceeded your current quota, please check your plan and billing
+/// details"; `insufficient_quota`).
+const NO_QUOTA: &str = r#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
+
+#[test]
+fn a_route_out_of_quota_is_never_asked_again() {
+    let primary = Server::always(Reply::status(429, NO_QUOTA));
+    let spare = Server::always(Reply::chat(CLEAN));
+    let cfg = config(&primary.base_url(), |a| a.fallback = vec![fallback(&spare.base_url(), "gpt-4.1-mini")]);
+    let rig = start_with(&cfg, quiet());
+    rig.market.push_latest(sample_snapshot());
+    let s = feed_until(&rig, Duration::from_secs(5), |s| s.ok >= 3);
+    assert!(s.ok >= 3 && !s.quota_exhausted, "{s:?}");
+    assert_eq!(primary.count(), 1, "the route out of quota was asked again: {s:?}");
+    let said = rig.handle.drain_messages();
+    let quota: Vec<_> = said.iter().filter(|m| m.contains("quota")).collect();
+    assert_eq!(quota.len(), 1, "said once: {said:?}");
+    assert!(quota[0].contains("not a rate limit"), "{said:?}");
+    drop(rig);
+
+    // The only route out of quota: no more calls at all.
+    let cfg = config(&primary.base_url(), |_| {});
+    let before = primary.count();
+    let rig = start_with(&cfg, quiet());
+    rig.market.push_latest(sample_snapshot());
+    let s = feed_until(&rig, Duration::from_secs(5), |s| s.quota_exhausted);
+    assert!(s.quota_exhausted, "{s:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(primary.count(), before + 1);
+    assert_eq!(rig.handle.stats().calls, 1);
+}
+
+#[test]
+fn the_daily_budget_stops_calls_and_says_so_once() {
+    // 480 + 90 tokens at gpt-4.1's $3/$12 per million: $0.00252 a call. The
+    // first call may cost the prompt plus 800 tokens (about $0.012): fits
+    // $0.02. Then the average: seven calls ($0.01764), and the eighth would
+    // pass the budget.
+    let server = Server::always(Reply::chat(CLEAN));
+    let dir = common::temp_dir("advisor-budget");
+    let log = dir.join("advice.jsonl");
+    let cfg = config(&server.base_url(), |a| {
+        a.daily_budget_usd = Some(0.02);
+        a.log = Some(log.clone());
+    });
+    let rig = start_with(&cfg, quiet());
+    rig.market.push_latest(sample_snapshot());
+    let s = feed_until(&rig, Duration::from_secs(5), |s| s.skipped_budget >= 5);
+    assert!(s.skipped_budget >= 5, "{s:?}");
+    assert_eq!((server.count(), s.calls, s.ok), (7, 7, 7), "{s:?}");
+    assert!(s.cost_today_usd <= 0.02 && (s.cost_today_usd - 7.0 * 0.00252).abs() < 1e-9, "{s:?}");
+    assert_eq!(s.budget_usd, Some(0.02));
+    assert_eq!(s.to_json()["skipped_budget"].as_u64(), Some(s.skipped_budget));
+    let said = rig.handle.drain_messages();
+    let budget: Vec<_> = said.iter().filter(|m| m.contains("daily AI budget reached")).collect();
+    assert_eq!(budget.len(), 1, "{said:?}");
+    assert!(budget[0].contains("$0.0176 of $0.0200 spent today") && budget[0].contains("00:00 UTC"), "{said:?}");
+    drop(rig);
+    // The stop is logged once, as a line with no call.
+    let lines = log_lines(&log);
+    let stops: Vec<_> = lines.iter().filter(|l| l["dropped"] == "over_budget").collect();
+    assert_eq!((lines.len(), stops.len()), (8, 1), "{lines:?}");
+    assert!(stops[0]["advice"].is_null() && stops[0]["error"].as_str().unwrap().contains("budget"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_expensive_primary_over_budget_gives_way_to_a_cheap_fallback() {
+    let primary = Server::always(Reply::chat(CLEAN));
+    let spare = Server::always(Reply::chat(CLEAN));
+    let cfg = config(&primary.base_url(), |a| {
+        // The primary's first call may cost $0.15 (1,500 tokens at $100 per
+        // million): over $0.05. The fallback's, at $1 per million, fits.
+        a.model = "big-model".into();
+        a.prices.set("big-model", price(100.0, 100.0));
+        a.prices.set("small-model", price(1.0, 1.0));
+        a.daily_budget_usd = Some(0.05);
+        a.fallback = vec![fallback(&spare.base_url(), "small-model")];
+    });
+    let rig = start(&cfg);
+    rig.market.push_latest(sample_snapshot());
+    let s = feed_until(&rig, Duration::from_secs(5), |s| s.ok >= 3);
+    assert!(s.ok >= 3, "{s:?}");
+    assert_eq!(primary.count(), 0, "the expensive primary was asked");
+    assert_eq!((s.fallback_calls, s.skipped_budget, s.route.as_str()), (s.ok, 0, "custom small-model"));
+    // Priced by the model asked: 570 tokens at $1 per million.
+    assert!((s.cost_total_usd - s.calls as f64 * 0.00057).abs() < 1e-12, "{s:?}");
+}
+
+#[test]
+fn a_reply_older_than_max_age_is_dropped_and_counted() {
+    // The reply takes 0.4 s; advice about a market older than 0.1 s is not
+    // handed over.
+    let server = Server::always(Reply::chat(CLEAN).delayed(Duration::from_millis(400)));
+    let dir = common::temp_dir("advisor-late");
+    let log = dir.join("advice.jsonl");
+    let cfg = config(&server.base_url(), |a| {
+        a.interval = Duration::from_secs(1);
+        a.timeout = Duration::from_secs(3);
+        a.max_age = Duration::from_millis(100);
+        a.log = Some(log.clone());
+    });
+    let mut rig = start_with(&cfg, quiet());
+    let s = feed_live_until(&rig, Duration::from_secs(5), |s| s.dropped_late >= 1);
+    assert_eq!((s.dropped_late, s.ok, s.failed), (1, 0, 0), "{s:?}");
+    assert!(rig.advice.latest().is_none(), "late advice reached the hot thread");
+    assert!(s.last_error.as_deref().unwrap_or("").contains("max_age_s"), "{s:?}");
+    let said = rig.handle.drain_messages();
+    assert!(said.iter().any(|m| m.contains("max_age_s")), "{said:?}");
+    drop(rig);
+    let lines = log_lines(&log);
+    assert_eq!(lines[0]["dropped"], "late", "{lines:?}");
+    assert!(lines[0]["age_ms"].as_f64().unwrap() >= 100.0, "{}", lines[0]);
+    assert_eq!(lines[0]["advice"]["spread"], "wide", "the dropped advice is logged for study");
+    assert!(mmbot::ai::log::read_advice(&log).unwrap().is_empty(), "dropped advice is not replayed");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn messages_wait_for_the_dashboard_when_not_printing() {
+    let server = Server::always(Reply::status(503, r#"{"error":{"message":"busy"}}"#));
+    let cfg = config(&server.base_url(), |a| a.retries = 0);
+    let rig = start_with(&cfg, quiet());
+    rig.market.push_latest(sample_snapshot());
+    let s = feed_until(&rig, Duration::from_secs(5), |s| s.failed >= 3);
+    assert!(s.failed >= 3, "{s:?}");
+    let said = rig.handle.drain_messages();
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(said[0].starts_with("custom gpt-4.1: ") && said[0].contains("HTTP 503"), "{said:?}");
+    assert!(rig.handle.drain_messages().is_empty());
+}
+
+#[test]
+fn an_applied_multiplier_moves_the_native_quote() {
+    let server = Server::always(Reply::chat(CLEAN));
+    let quote_with = |apply: bool| {
+        let cfg = config(&server.base_url(), |a| a.apply_multiplier = apply);
+        let mut rig = start(&cfg);
+        rig.market.push_latest(sample_snapshot());
+        let s = feed_until(&rig, Duration::from_secs(5), |s| s.ok >= 1);
+        assert!(s.ok >= 1, "{s:?}");
+        let advice = rig.advice.latest().unwrap();
+        assert_eq!(advice.apply_multiplier, apply);
+        let f = Features { mid: 100.0, ..sample_snapshot().features };
+        let params = StrategyParams::default();
+        let input = StrategyInput {
+            features: &f,
+            position: Qty(100_000),
+            advice,
+            params: &params,
+            scope: MarketScope::default(),
+        };
+        NativeStrategy.decide(&input)
+    };
+    let (labels, applied) = (quote_with(false), quote_with(true));
+    // Labels: wide 1.3 x high 1.5 x up 1.1; applied: the model's 1.4.
+    assert!((labels.explain.dynamic_spread_pct - 0.1 * 1.3 * 1.5 * 1.1).abs() < 1e-12, "{labels:?}");
+    assert!((applied.explain.dynamic_spread_pct - 0.1 * 1.4).abs() < 1e-12, "{applied:?}");
+    assert!(applied.bid.unwrap().price > labels.bid.unwrap().price, "a narrower spread: the bid moves up");
 }
 
 /// What the hot path did with one frame: (depth events, trades, quotes).

@@ -448,4 +448,78 @@ mod tests {
         assert_eq!(r.due(1_000).map(|a| a.received_ns), Some(300));
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[test]
+    fn the_advisors_keys_date_the_replay_and_dropped_advice_is_not_replayed() {
+        let dir = std::env::temp_dir().join(format!("mmbot-advice-log-meta-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("advice.jsonl");
+        let _ = std::fs::remove_file(&path);
+        let mut m = sample_snapshot();
+        let advice = |t: i64| Advice {
+            spread: SpreadState::Wide,
+            received_ns: t,
+            ttl_ns: 5_000_000_000,
+            source: AdviceSource::Llm,
+            apply_multiplier: true,
+            ..Advice::neutral()
+        };
+        let mut log = AdviceLog::open(&path).unwrap();
+        for (t, dropped) in [(1_000_000_000, None), (2_000_000_000, Some(Dropped::Late))] {
+            m.time_ns = t;
+            let e = LogEntry {
+                wall_ns: 7,
+                provider: "openai",
+                model: "gpt-5-mini",
+                latency: Some(Duration::from_millis(1_500)),
+                attempts: 1,
+                tokens_in: 700,
+                tokens_out: 60,
+                usage_reported: false,
+                cost_usd: Some(0.0003),
+                raw: None,
+                reply: None,
+                advice: Some(advice(t)),
+                error: None,
+                market: &m,
+            };
+            let meta = CallMeta {
+                route: "openai gpt-5-mini",
+                fallback: 1,
+                estimated: true,
+                cached_tokens: 512,
+                repaired: true,
+                dropped,
+                age_ns: Some(1_500_000_000),
+            };
+            log.write_with(&e, &meta).unwrap();
+        }
+        drop(log);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let first = &lines[0];
+        assert_eq!(first["snapshot_ns"].as_i64(), Some(1_000_000_000));
+        assert_eq!((first["route"].as_str(), first["fallback"].as_u64()), (Some("openai gpt-5-mini"), Some(1)));
+        assert_eq!((first["estimated"].as_bool(), first["cached_tokens"].as_u64()), (Some(true), Some(512)));
+        assert_eq!((first["repaired"].as_bool(), first["age_ms"].as_f64()), (Some(true), Some(1_500.0)));
+        assert!(first["dropped"].is_null());
+        assert_eq!(first["advice"]["apply_multiplier"].as_bool(), Some(true));
+        assert_eq!(lines[1]["dropped"].as_str(), Some("late"));
+        // The dropped one is not replayed; the other arrives 1.5 s after its
+        // snapshot and lives from the snapshot.
+        let got = read_logged_advice(&path).unwrap();
+        assert_eq!(got, vec![LoggedAdvice { arrived_ns: 2_500_000_000, advice: advice(1_000_000_000) }]);
+        let mut r = AdviceReplay::load(&path).unwrap();
+        assert_eq!(r.due(2_400_000_000), None);
+        assert_eq!(r.due(2_500_000_000).map(|a| a.received_ns), Some(1_000_000_000));
+
+        // A line from before these keys (and before apply_multiplier) reads
+        // as it did: handed out at its received_ns, labels only.
+        let old = r#"{"time_ns":5,"hot_time_ns":900,"provider":"holysheep","model":"gpt-4.1","advice":{"spread":"wide","volatility":"high","direction":"up","confidence":80,"multiplier":1.4,"source":"llm","received_ns":900,"ttl_ns":15}}"#;
+        std::fs::write(&path, format!("{old}\n")).unwrap();
+        let got = read_logged_advice(&path).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].arrived_ns, got[0].advice.apply_multiplier, got[0].advice.multiplier), (900, false, 1.4));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

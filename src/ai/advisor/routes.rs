@@ -254,9 +254,12 @@ mod tests {
 
     const CLEAN: &str = r#"{"spread_state":"wide","volatility":"high","direction":"up","confidence":80}"#;
 
+    /// A scripted answer: the reply's text, or the error to fail with.
+    type Line = Result<&'static str, fn() -> AiError>;
+
     /// Answers from a script of results; counts its calls.
     struct Scripted {
-        replies: VecDeque<Result<&'static str, fn() -> AiError>>,
+        replies: VecDeque<Line>,
         calls: usize,
     }
 
@@ -290,7 +293,7 @@ mod tests {
         AiError::QuotaExhausted { endpoint: "http://a/v1/chat/completions".into(), detail: String::new() }
     }
 
-    fn route(index: usize, model: &str, replies: Vec<Result<&'static str, fn() -> AiError>>) -> Route<Scripted> {
+    fn route(index: usize, model: &str, replies: Vec<Line>) -> Route<Scripted> {
         let mut cfg = AiConfig { model: model.into(), ..AiConfig::default() };
         // $1 in / $10 out per million: 1,000 + 100 tokens cost $0.002.
         let p = crate::ai::cost::ModelPrice { input_per_m: 1.0, output_per_m: 10.0, cached_input_per_m: None };

@@ -20,7 +20,7 @@ use crate::ai::{AiConfig, CallOn};
 #[derive(Debug, Clone, Copy)]
 pub struct HotClock {
     speed: f64,
-    /// The newest snapshot's time and when it arrived here.
+    /// The newest snapshot's time and when that time first arrived here.
     newest: Option<(i64, Instant)>,
 }
 
@@ -32,9 +32,14 @@ impl HotClock {
         Self { speed, newest: None }
     }
 
-    /// A snapshot stamped `time_ns` arrived at `arrived`.
+    /// A snapshot stamped `time_ns` arrived at `arrived`. A snapshot with
+    /// the time of the one before (a quiet market: the hot thread hands
+    /// over its last event's time again) moves nothing: hot time runs on
+    /// from when that time first arrived.
     pub fn observe(&mut self, time_ns: i64, arrived: Instant) {
-        self.newest = Some((time_ns, arrived));
+        if self.newest.map(|(t, _)| t) != Some(time_ns) {
+            self.newest = Some((time_ns, arrived));
+        }
     }
 
     /// Hot-path ns that pass in the wall time from `since` to `at`.
@@ -164,6 +169,9 @@ mod tests {
         assert_eq!(c.now(t0 + Duration::from_millis(250)), Some(100 * S + 2_500_000_000));
         c.observe(103 * S, t0 + Duration::from_millis(300));
         assert_eq!(c.now(t0 + Duration::from_millis(300)), Some(103 * S));
+        // The same time again: the clock runs on from its first arrival.
+        c.observe(103 * S, t0 + Duration::from_millis(400));
+        assert_eq!(c.now(t0 + Duration::from_millis(400)), Some(104 * S));
         // Speed 0: time moves only with snapshots.
         let mut c = HotClock::new(0.0);
         c.observe(7, t0);
