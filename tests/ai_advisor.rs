@@ -539,6 +539,31 @@ fn an_applied_multiplier_moves_the_native_quote() {
     assert!(applied.bid.unwrap().price > labels.bid.unwrap().price, "a narrower spread: the bid moves up");
 }
 
+#[test]
+fn tutorial_rhai_applies_the_multiplier_as_the_native_strategy_does() {
+    use mmbot::script::{ScriptLimits, ScriptStrategy};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/tutorial.rhai");
+    let mut script = ScriptStrategy::from_file(&path, &Default::default(), &ScriptLimits::default()).unwrap();
+    assert!(script.fast_path(), "{:?}", script.script().not_compiled());
+    let f = sample_snapshot().features;
+    let params = StrategyParams::default();
+    let wide = Advice {
+        spread: SpreadState::Wide,
+        volatility: Volatility::High,
+        direction: Direction::Up,
+        multiplier: 0.8,
+        source: AdviceSource::Llm,
+        ..Advice::neutral()
+    };
+    for advice in [wide, Advice { apply_multiplier: true, ..wide }, Advice::neutral()] {
+        let input =
+            StrategyInput { features: &f, position: Qty(100_000), advice, params: &params, scope: MarketScope::default() };
+        let (native, scripted) = (NativeStrategy.decide(&input), script.decide(&input));
+        let price = |d: &mmbot::hot::strategy::Decision| (d.bid.map(|b| b.price), d.ask.map(|a| a.price));
+        assert_eq!(price(&native), price(&scripted), "{advice:?}");
+    }
+}
+
 /// What the hot path did with one frame: (depth events, trades, quotes).
 type Signature = Vec<(u8, u8, u8)>;
 
