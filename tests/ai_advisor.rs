@@ -556,8 +556,13 @@ fn tutorial_rhai_applies_the_multiplier_as_the_native_strategy_does() {
         ..Advice::neutral()
     };
     for advice in [wide, Advice { apply_multiplier: true, ..wide }, Advice::neutral()] {
-        let input =
-            StrategyInput { features: &f, position: Qty(100_000), advice, params: &params, scope: MarketScope::default() };
+        let input = StrategyInput {
+            features: &f,
+            position: Qty(100_000),
+            advice,
+            params: &params,
+            scope: MarketScope::default(),
+        };
         let (native, scripted) = (NativeStrategy.decide(&input), script.decide(&input));
         let price = |d: &mmbot::hot::strategy::Decision| (d.bid.map(|b| b.price), d.ask.map(|a| a.price));
         assert_eq!(price(&native), price(&scripted), "{advice:?}");

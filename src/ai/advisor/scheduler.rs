@@ -177,7 +177,7 @@ impl Scheduler {
         }
         let Some(Latest { snap, arrived, regime }) = self.latest else { return };
         // The hot thread stopped sending: advice on an old book is worthless.
-        if self.clock.stale_ns(arrived, now) > self.ttl_ns {
+        if self.clock.stale_ns(arrived, now) > self.ai.ttl_ns() {
             return self.with_stats(|s| s.skipped_stale += 1);
         }
         match &mut self.mode {
