@@ -377,6 +377,42 @@ fn an_unusable_reply_moves_to_the_next_route() {
     assert_eq!(s.unpriced_calls, 0, "{s:?}");
 }
 
+#[test]
+fn a_route_waiting_out_retry_after_or_without_its_key_leaves_the_others_asked() {
+    // The primary asks to wait 30 s: put aside, the fallback answers meanwhile.
+    let primary = Server::always(Reply::status(429, "{}").header("Retry-After", "30"));
+    let spare = Server::always(Reply::chat(CLEAN));
+    let cfg = config(&primary.base_url(), |a| a.fallback = vec![fallback(&spare.base_url(), "gpt-4.1-mini")]);
+    let rig = start_with(&cfg, quiet());
+    rig.market.push_latest(sample_snapshot());
+    let s = feed_until(&rig, Duration::from_secs(5), |s| s.ok >= 3);
+    assert!(s.ok >= 3 && s.skipped_backoff == 0, "{s:?}");
+    assert_eq!((primary.count(), s.fallback_calls), (1, s.ok), "{s:?}");
+    drop(rig);
+
+    // A fallback whose key is nowhere: skipped at start, said once; the
+    // primary runs alone.
+    let mut keyless = fallback(&spare.base_url(), "gpt-4.1-mini");
+    keyless.key_var = "MMBOT_TEST_ADVISOR_NEVER_SET".into();
+    let good = Server::always(Reply::chat(CLEAN));
+    let cfg = config(&good.base_url(), |a| a.fallback = vec![keyless]);
+    let rig = start_with(&cfg, quiet());
+    let said = rig.handle.drain_messages();
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(said[0].contains("MMBOT_TEST_ADVISOR_NEVER_SET") && said[0].contains("this route is skipped"), "{said:?}");
+    rig.market.push_latest(sample_snapshot());
+    let s = feed_until(&rig, Duration::from_secs(5), |s| s.ok >= 1);
+    assert_eq!((s.ok >= 1, s.route.as_str()), (true, "custom gpt-4.1"), "{s:?}");
+    drop(rig);
+
+    // No route with a key: the primary's error, as before fallbacks existed.
+    let cfg = config(&good.base_url(), |a| a.key_var = "MMBOT_TEST_ADVISOR_NEVER_SET".into());
+    let (_market, market_rx) = ring::<MarketSnapshot>(4);
+    let (advice_tx, _advice) = ring::<Advice>(4);
+    let e = start_advisor(&cfg.ai, None, market_rx, advice_tx, quiet()).err().expect("no key, no start");
+    assert!(e.to_string().contains("MMBOT_TEST_ADVISOR_NEVER_SET"), "{e}");
+}
+
 /// OpenAI's body for a 429 that is not a rate limit (error codes guide:
 /// "You exceeded your current quota, please check your plan and billing
 /// details"; `insufficient_quota`).
