@@ -137,7 +137,7 @@ pub fn validate(gw: &Gateway, req: &Request) -> Result<(String, Flavour, Value),
             Some("empty_array"),
         ));
     }
-    if !gw.models.iter().any(|m| *m == model) {
+    if !gw.models.contains(&model) {
         return Err(error(
             404,
             &format!("The model `{model}` does not exist or you do not have access to it."),
@@ -284,7 +284,7 @@ fn refused(flavour: Flavour, kind: &str) -> bool {
 /// Structured outputs' "Supported schemas" rules for `strict: true`: each
 /// object sets `additionalProperties: false` and requires every property.
 fn strict_schema_problem(schema: &Value, at: &str) -> Option<String> {
-    let Some(obj) = schema.as_object() else { return None };
+    let obj = schema.as_object()?;
     let is_object =
         obj.get("type").is_some_and(|t| t == "object" || t.as_array().is_some_and(|a| a.iter().any(|x| x == "object")));
     if is_object {
