@@ -732,6 +732,95 @@ fn demo_uses_the_fallback_route_when_the_primary_fails() {
     assert!(got <= want + 1e-12, "charged {got} for fallback usage worth {want}");
 }
 
+/// First recorded receive time of the synthetic recording (2021-10-12).
+const REC_T0_NS: u64 = 1_634_000_000_000_000_000;
+
+/// A synthetic spot BTCUSDT recording in the recording line format
+/// (`<recv_ts_ns> <raw JSON>`, README "Recording format"): one REST snapshot
+/// then a `@depth@100ms` diff every 100 ms for `seconds`, update ids chained
+/// as Binance documents (first diff: U <= lastUpdateId + 1 <= u). Returns its
+/// path and the last receive time.
+fn write_recording(dir: &Scratch, seconds: u64) -> (PathBuf, u64) {
+    let levels = |side: i64| -> String {
+        (0..10)
+            .map(|i| {
+                format!(
+                    "[\"{:.2}\",\"{:.8}\"]",
+                    100.0 + side as f64 * (0.01 * i as f64 + if side > 0 { 0.01 } else { 0.0 }),
+                    1.0 + i as f64
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut text =
+        format!("{REC_T0_NS} {{\"lastUpdateId\":1000,\"bids\":[{}],\"asks\":[{}]}}\n", levels(-1), levels(1));
+    let mut last = REC_T0_NS;
+    for i in 0..seconds * 10 {
+        let t = REC_T0_NS + (i + 1) * 100_000_000;
+        let (first, final_id) = (1001 + 2 * i, 1002 + 2 * i);
+        let q = 1.0 + (i % 7) as f64 * 0.25;
+        text.push_str(&format!(
+            "{t} {{\"stream\":\"btcusdt@depth@100ms\",\"data\":{{\"e\":\"depthUpdate\",\"E\":{},\"s\":\"BTCUSDT\",\"U\":{first},\"u\":{final_id},\"b\":[[\"100.00\",\"{q:.8}\"]],\"a\":[[\"100.01\",\"{:.8}\"]]}}}}\n",
+            t / 1_000_000,
+            3.0 - q / 2.0
+        ));
+        last = t;
+    }
+    (dir.write("synthetic_btcusdt.rec", &text), last)
+}
+
+/// "Advice is dated from the market snapshot it describes ... In replays at
+/// `--speed N`, calls and TTL use the same (recording) time": 30 s of
+/// recording at --speed 10 with interval_s = 2 is about 15 calls (not the
+/// 1-2 that 3 s of wall time would give), and the advice's received_ns is a
+/// recording time.
+#[test]
+fn replay_at_speed_asks_and_dates_advice_in_recording_time() {
+    let d = LlmDouble::start();
+    let dir = Scratch::new("replay");
+    let (rec, last_ns) = write_recording(&dir, 30);
+    let cfg = dir.write(
+        "replay.toml",
+        &format!(
+            "[market]\nsymbol = \"BTCUSDT\"\n\n{}",
+            ai_config("custom", &d.base_url(), "gpt-4.1", "interval_s = 2.0")
+        ),
+    );
+    let report = dir.path().join("report.json");
+    let run = mmbot(
+        dir.path(),
+        &[
+            "replay",
+            rec.to_str().unwrap(),
+            "--speed",
+            "10",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        DEFAULT_KEY,
+        Duration::from_secs(60),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.show());
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap_or_default()).unwrap_or(Value::Null);
+    let calls = d.completions().len();
+    assert!(
+        (10..=16).contains(&calls),
+        "{calls} calls over 30 s of recording at interval_s 2 (wall-clock pacing gives ~2):\n{}",
+        run.show()
+    );
+    let advice = &report["ai"]["last_advice"];
+    assert_eq!(advice["source"], "llm", "{}", report["ai"]);
+    let received = advice["received_ns"].as_u64().unwrap_or(0);
+    assert!(
+        (REC_T0_NS..=last_ns).contains(&received),
+        "advice dated {received}, not a recording time in [{REC_T0_NS}, {last_ns}]"
+    );
+}
+
 /// The advice JSON the double answers with parses as JSON (guards the
 /// fixture the tests above rely on).
 #[test]
