@@ -327,6 +327,35 @@ fn check_anthropic_uses_the_messages_api() {
     );
 }
 
+/// "`ai check` validates the model name via `/v1/models` where the provider
+/// has it": Anthropic has GET /v1/models (Anthropic "Models > List Models",
+/// with x-api-key and anthropic-version).
+#[test]
+fn check_anthropic_wrong_model_is_found_via_its_models_list() {
+    let d = LlmDouble::start();
+    let run = ai_check(&d, &ai_config("anthropic", &d.base_url(), "claude-sonnet-9-typo", ""));
+    let listed: Vec<_> = d.requests().into_iter().filter(|r| r.method == "GET" && r.path == "/v1/models").collect();
+    assert_eq!(listed.len(), 1, "GET /v1/models was not asked:\n{}", run.show());
+    assert_eq!(listed[0].header("x-api-key"), Some(DEFAULT_KEY), "the models list needs Anthropic's key header");
+    assert!(listed[0].header("anthropic-version").is_some());
+    assert_eq!(run.code, Some(2), "{}", run.show());
+    assert!(run.all().contains("claude-sonnet-9-typo"), "{}", run.show());
+}
+
+/// Anthropic "Errors": 529 overloaded_error is temporary (retry with backoff),
+/// and a 429 rate_limit_error's `retry-after` is honoured like OpenAI's.
+#[test]
+fn check_anthropic_overload_is_retried_and_retry_after_honoured() {
+    let d = LlmDouble::start();
+    d.push_all([Behaviour::fault(Fault::Overloaded), Behaviour::fault(Fault::RateLimit(RetryAfter::Seconds(2)))]);
+    let run = ai_check(&d, &ai_config("anthropic", &d.base_url(), "claude-sonnet-4-5", ""));
+    let c = d.completions();
+    let statuses: Vec<u16> = c.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [529, 429, 200], "{}", run.show());
+    assert!(c[2].at.duration_since(c[1].at) >= Duration::from_secs(2), "retried before retry-after: 2");
+    assert_eq!(run.code, Some(0), "{}", run.show());
+}
+
 /// "Google Gemini (its OpenAI-compatible endpoint)" (Google "OpenAI
 /// compatibility": base .../v1beta/openai/, Bearer key).
 #[test]
