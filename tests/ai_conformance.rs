@@ -654,6 +654,20 @@ fn demo_report_ai_cost_equals_the_gateways_usage_at_configured_prices() {
     assert_eq!(ai["tokens_in"].as_u64(), Some(usages.iter().map(|u| u.prompt).sum()), "{ai}");
     assert_eq!(ai["tokens_out"].as_u64(), Some(usages.iter().map(|u| u.completion).sum()), "{ai}");
     assert!(ai["quota_exhausted"].as_u64().unwrap_or(0) >= 1 || ai["quota_exhausted"] == true, "{ai}");
+    // "stop calling, say so clearly once": one notice, not one per tick
+    // (status lines and the final summary may count it).
+    let notices: Vec<&str> = s
+        .run
+        .err
+        .lines()
+        .chain(s.run.out.lines())
+        .filter(|l| {
+            l.to_lowercase().contains("quota")
+                && !l.starts_with("mmbot demo:")
+                && !l.trim_start().starts_with("demo: synced")
+        })
+        .collect();
+    assert_eq!(notices.len(), 1, "the quota notice should be said once: {notices:#?}");
     let banner = s.run.all().lines().find(|l| l.contains("advisor:")).unwrap_or("").to_string();
     assert!(!banner.contains("advisor: offline"), "banner says offline with an LLM configured: {banner}");
     let logged: f64 = s.log.iter().filter_map(|l| l["cost_usd"].as_f64()).sum();
@@ -848,6 +862,107 @@ fn replay_at_speed_asks_and_dates_advice_in_recording_time() {
         (REC_T0_NS..=last_ns).contains(&received),
         "advice dated {received}, not a recording time in [{REC_T0_NS}, {last_ns}]"
     );
+}
+
+/// "`[ai] call_on`: ... `regime_change` (ask only when volatility or spread
+/// regime moved, with a minimum and maximum interval)": the synthetic book's
+/// prices never move (spread one tick, no volatility), so over 30 s of
+/// recording (at --speed 10, in recording time) with max_interval_s = 5 the
+/// advisor asks 6-7 times: not the 30 that interval_s = 1 would give, nor
+/// the 3 of wall-clock pacing.
+#[test]
+fn replay_call_on_regime_change_asks_at_the_maximum_interval_on_a_still_book() {
+    let d = LlmDouble::start();
+    let dir = Scratch::new("regime");
+    let (rec, _) = write_recording(&dir, 30);
+    let extra = "call_on = \"regime_change\"\nmin_interval_s = 1.0\nmax_interval_s = 5.0";
+    let cfg = dir.write(
+        "regime.toml",
+        &format!("[market]\nsymbol = \"BTCUSDT\"\n\n{}", ai_config("custom", &d.base_url(), "gpt-4.1", extra)),
+    );
+    let report = dir.path().join("report.json");
+    let run = mmbot(
+        dir.path(),
+        &[
+            "replay",
+            rec.to_str().unwrap(),
+            "--speed",
+            "10",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        DEFAULT_KEY,
+        Duration::from_secs(60),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.show());
+    let calls = d.completions().len();
+    assert!(
+        (5..=8).contains(&calls),
+        "{calls} calls on a still book over 30 s of recording with max_interval_s 5:\n{}",
+        run.show()
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap_or_default()).unwrap_or(Value::Null);
+    assert!(
+        report["ai"]["skipped_no_change"].as_u64().unwrap_or(0) >= 1,
+        "skipped_no_change not counted: {}",
+        report["ai"]
+    );
+}
+
+/// "`ai compare --eval` runs several models over the same recorded snapshots
+/// (N trials each) and ranks them by score, agreement between trials,
+/// latency and cost" (SPEC18: `--eval RECORDING [--trials N] [--snapshots K]`).
+#[test]
+fn compare_eval_asks_every_model_the_same_snapshots_n_times() {
+    let d = LlmDouble::start();
+    let dir = Scratch::new("compare");
+    let (rec, _) = write_recording(&dir, 30);
+    let cfg = dir.write(
+        "compare.toml",
+        &format!("[market]\nsymbol = \"BTCUSDT\"\n\n{}", ai_config("custom", &d.base_url(), "gpt-4.1", "")),
+    );
+    let run = mmbot(
+        dir.path(),
+        &[
+            "ai",
+            "compare",
+            "--models",
+            "gpt-4.1,gpt-4.1-mini",
+            "--eval",
+            rec.to_str().unwrap(),
+            "--trials",
+            "2",
+            "--snapshots",
+            "3",
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+        DEFAULT_KEY,
+        Duration::from_secs(90),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.show());
+    let by_model = |m: &str| -> Vec<String> {
+        let mut users: Vec<String> = bodies(&d)
+            .iter()
+            .filter(|b| b["model"] == m)
+            .map(|b| {
+                b["messages"].as_array().and_then(|a| a.last()).map(|x| x["content"].to_string()).unwrap_or_default()
+            })
+            .collect();
+        users.sort();
+        users
+    };
+    let (a, b) = (by_model("gpt-4.1"), by_model("gpt-4.1-mini"));
+    assert_eq!((a.len(), b.len()), (6, 6), "3 snapshots x 2 trials per model:\n{}", run.show());
+    assert_eq!(a, b, "both models must see the same snapshots");
+    let distinct: std::collections::BTreeSet<&String> = a.iter().collect();
+    assert_eq!(distinct.len(), 3, "3 distinct snapshots, each asked twice");
+    for m in ["gpt-4.1", "gpt-4.1-mini"] {
+        assert!(run.out.contains(m), "{m} missing from the ranking:\n{}", run.show());
+    }
 }
 
 /// The advice JSON the double answers with parses as JSON (guards the
