@@ -110,12 +110,12 @@ pub fn run_session_with_events(
                 {
                     let mut h = live.lock().unwrap_or_else(|p| p.into_inner());
                     while let Some(s) = samples_rx.pop() {
-                        second.saturating_record(s.tick_to_quote.max(1) as u64);
-                        h.record(Stage::TickToQuote, s.tick_to_quote as u64);
-                        h.record(Stage::Parse, s.parse as u64);
-                        h.record(Stage::Book, s.book as u64);
-                        h.record(Stage::Strategy, s.strategy as u64);
-                        h.record(Stage::Quote, s.quote as u64);
+                        second.saturating_record(s.tick_to_quote.max(1));
+                        h.record(Stage::TickToQuote, s.tick_to_quote);
+                        h.record(Stage::Parse, s.parse);
+                        h.record(Stage::Book, s.book);
+                        h.record(Stage::Strategy, s.strategy);
+                        h.record(Stage::Quote, s.quote);
                     }
                 }
                 let elapsed = started.elapsed();
