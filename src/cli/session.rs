@@ -304,7 +304,8 @@ pub fn run_session_with_events(
                     printed = obs.log.total;
                 }
                 if let (true, Some(s)) = (fresh, &obs.last_status) {
-                    eprintln!("  {label}: {}", status_line(s));
+                    let ai = crate::cli::dashboard::advisor::advisor_text(&advisor.stats());
+                    eprintln!("  {label}: {}; {ai}", status_line(s));
                 }
             }
         }
@@ -328,6 +329,7 @@ pub fn run_session_with_events(
     run.report.trading.advice = ai.label.clone();
     run.report.trading.advice_updates = ai.ok;
     run.report.ai = Some(ai.to_json());
+    crate::cli::dashboard::advisor::add_net_of_ai(&mut run.report, &ai);
     // What arrived after the view's last look.
     obs.poll();
     Ok((run, obs.log))
