@@ -75,10 +75,7 @@ fn cached_prompt_tokens_are_charged_at_the_cached_price() {
     assert!((ch.usd.unwrap() - 469.6e-6).abs() < 1e-12, "{ch:?}");
     // The same reply at the price [ai.prices] gives without a cached price.
     let mut t = PriceTable::default();
-    t.set(
-        "gpt-5-mini",
-        mmbot::ai::cost::ModelPrice { input_per_m: 0.25, output_per_m: 2.0, cached_input_per_m: None },
-    );
+    t.set("gpt-5-mini", mmbot::ai::cost::ModelPrice { input_per_m: 0.25, output_per_m: 2.0, cached_input_per_m: None });
     assert!((charge(&t, "gpt-5-mini", &c).usd.unwrap() - 700e-6).abs() < 1e-12);
 }
 
@@ -133,7 +130,11 @@ fn mmbot(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
         .env(KEY_VAR, KEY)
         .output()
         .unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -219,7 +220,10 @@ fn a_demo_with_an_llm_advisor_shows_its_calls_and_cost_next_to_pnl() {
     assert!((ai["pnl_net_of_ai"].as_f64().unwrap() - (pnl - cost)).abs() < 1e-12, "{ai}");
     // The final summary and `mmbot report` say it in one line.
     let summary = err.lines().find(|l| l.starts_with("mmbot demo: advisor custom gpt-4.1: ")).unwrap_or_default();
-    assert!(summary.contains(" calls, ") && summary.contains("; cost $") && summary.contains("net of AI cost"), "{err}");
+    assert!(
+        summary.contains(" calls, ") && summary.contains("; cost $") && summary.contains("net of AI cost"),
+        "{err}"
+    );
     let (code, out, err) = mmbot(&dir, &["report", run.join("report.json").to_str().unwrap()]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("advisor custom gpt-4.1: ") && out.contains("net of AI cost"), "{out}");

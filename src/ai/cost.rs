@@ -429,8 +429,14 @@ mod tests {
         let d = PriceTable::defaults();
         assert_eq!(d.get("gpt-4.1").unwrap().input_per_m, 3.00, "the tutorial's gateway price");
         assert_eq!(d.get("gpt-5-nano").unwrap().cached_input_per_m, Some(0.005));
-        assert_eq!(PriceTable::for_provider(crate::ai::Provider::Gemini).get("gemini-2.5-flash").unwrap().input_per_m, 0.30);
-        assert_eq!(PriceTable::for_provider(crate::ai::Provider::Auto).get("gemini-2.5-flash").unwrap().input_per_m, 1.20);
+        assert_eq!(
+            PriceTable::for_provider(crate::ai::Provider::Gemini).get("gemini-2.5-flash").unwrap().input_per_m,
+            0.30
+        );
+        assert_eq!(
+            PriceTable::for_provider(crate::ai::Provider::Auto).get("gemini-2.5-flash").unwrap().input_per_m,
+            1.20
+        );
     }
 
     #[test]

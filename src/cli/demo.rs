@@ -237,11 +237,7 @@ mod tests {
         assert_eq!(advisor_label(&ai), "offline");
         ai.provider = crate::ai::Provider::None;
         assert_eq!(advisor_label(&ai), "none (neutral advice)");
-        let c = Config::from_toml(
-            "[ai]\nprovider = \"holysheep\"\nmodel = \"gpt-4.1\"\n",
-            "test",
-        )
-        .unwrap();
+        let c = Config::from_toml("[ai]\nprovider = \"holysheep\"\nmodel = \"gpt-4.1\"\n", "test").unwrap();
         assert_eq!(advisor_label(&c.ai), "holysheep gpt-4.1");
         let c = Config::from_toml(
             "[ai]\nprovider = \"openai\"\nmodel = \"gpt-5-mini\"\n[[ai.fallback]]\nprovider = \"openai\"\nmodel = \"gpt-5-nano\"\n",

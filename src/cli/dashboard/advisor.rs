@@ -174,7 +174,8 @@ mod tests {
     #[test]
     fn the_advisor_line_has_calls_errors_and_cost_with_the_estimated_part() {
         assert_eq!(advisor_text(&llm_stats()), "advisor holysheep gpt-4.1: 12 calls, 1 error, $0.0456 (est. $0.0012)");
-        let offline = AdvisorStats { source: AdviceSource::Offline, label: "offline".into(), ok: 7, ..Default::default() };
+        let offline =
+            AdvisorStats { source: AdviceSource::Offline, label: "offline".into(), ok: 7, ..Default::default() };
         assert_eq!(advisor_text(&offline), "advisor offline: 7 advice, no cost");
         assert_eq!(net_text(5_000_000, 0.0456, Some("USDT")).unwrap(), "net +0.0044 USDT after $0.0456 AI");
         assert_eq!(net_text(5_000_000, 0.0456, None), None);
