@@ -181,3 +181,47 @@ mod tests {
         assert_eq!(net_text(5_000_000, 0.0456, None), None);
     }
 }
+
+#[cfg(test)]
+mod screen_tests {
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+
+    use super::*;
+    use crate::cli::dashboard::draw::{draw, Screen};
+
+    fn render(v: &Screen, w: u16, h: u16) -> String {
+        let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+        t.draw(|f| draw(f, v)).unwrap();
+        let buf = t.backend().buffer().clone();
+        (0..h).map(|y| (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect::<String>() + "\n").collect()
+    }
+
+    #[test]
+    fn the_pnl_panel_shows_the_llms_calls_errors_cost_and_the_net() {
+        let mut v = Screen { title: "mmbot demo BTCUSDT".into(), ..Screen::default() };
+        v.exec.pnl = 5_000_000;
+        v.ai = Some(AdvisorStats {
+            source: AdviceSource::Llm,
+            label: "holysheep gpt-4.1".into(),
+            calls: 12,
+            ok: 11,
+            failed: 1,
+            cost_total_usd: 0.0456,
+            cost_estimated_usd: 0.0012,
+            ..AdvisorStats::default()
+        });
+        let compact = render(&v, 80, 24);
+        assert!(compact.contains("pnl +0.0500  net +0.0044 USDT"), "{compact}");
+        assert!(compact.contains("ai 12 calls, 1 err, $0.0456"), "{compact}");
+        let wide = render(&v, 160, 48);
+        assert!(
+            wide.contains("holysheep gpt-4.1: 12 calls, 1 error, $0.0456 (est. $0.0012) | net +0.0044 USDT after"),
+            "{wide}"
+        );
+        // The offline rules cost nothing: no line.
+        v.ai = Some(AdvisorStats { source: AdviceSource::Offline, label: "offline".into(), ..Default::default() });
+        let compact = render(&v, 80, 24);
+        assert!(compact.contains("orders 0, cancels 0") && !compact.contains("net "), "{compact}");
+    }
+}
