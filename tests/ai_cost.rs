@@ -193,6 +193,9 @@ fn a_demo_with_an_llm_advisor_shows_its_calls_and_cost_next_to_pnl() {
     );
     let all = format!("{out}{err}");
     assert!(!all.contains(KEY), "the key leaked:\n{all}");
+    if std::env::var_os("MMBOT_SHOW_OUTPUT").is_some() {
+        println!("{all}");
+    }
     assert_eq!(code, Some(0), "{all}");
     // The banner names the configured advisor, not "offline".
     assert!(err.contains("advisor: custom gpt-4.1;"), "{err}");
