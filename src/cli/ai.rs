@@ -42,9 +42,9 @@ pub enum AiCommand {
         /// Calls a day (default: one every [ai] interval_s).
         #[arg(long)]
         calls_per_day: Option<f64>,
-        /// Prompt tokens a call.
-        #[arg(long, default_value_t = 500)]
-        input_tokens: u64,
+        /// Prompt tokens a call (default: measured, the prompt mmbot sends for a sample book).
+        #[arg(long)]
+        input_tokens: Option<u64>,
         /// Completion tokens a call.
         #[arg(long, default_value_t = 200)]
         output_tokens: u64,
@@ -253,7 +253,17 @@ fn compare(ai: &AiConfig, models: &[String]) -> i32 {
     first_failure.unwrap_or(0)
 }
 
-fn cost(ai: &AiConfig, n: Option<f64>, tin: u64, tout: u64, gain: Option<f64>) -> anyhow::Result<i32> {
+/// Prompt tokens of one call as mmbot sends it: the system prompt and the
+/// user prompt of the sample book ([`sample_snapshot`]), by the same
+/// estimate the client charges an unreported call with.
+fn measured_prompt_tokens(ai: &AiConfig) -> u64 {
+    crate::ai::ask::messages(ai, &sample_snapshot())
+        .iter()
+        .map(|m| crate::ai::prompt::estimate_tokens(&m.content))
+        .sum()
+}
+
+fn cost(ai: &AiConfig, n: Option<f64>, tin: Option<u64>, tout: u64, gain: Option<f64>) -> anyhow::Result<i32> {
     let interval_s = ai.interval.as_secs_f64();
     let per_day = n.unwrap_or_else(|| calls_per_day(interval_s));
     anyhow::ensure!(per_day.is_finite() && per_day >= 0.0, "--calls-per-day must be a number of calls, 0 or more");
@@ -264,30 +274,39 @@ fn cost(ai: &AiConfig, n: Option<f64>, tin: u64, tout: u64, gain: Option<f64>) -
         eprintln!("mmbot ai cost: no model is priced; add models to [ai.prices]");
         return Ok(2);
     }
+    let (tin, measured) = match tin {
+        Some(t) => (t, ""),
+        None => (measured_prompt_tokens(ai), " (measured: the prompt mmbot sends for a sample book)"),
+    };
     match n {
-        Some(_) => println!("mmbot ai cost: {per_day} calls a day, {tin} input + {tout} output tokens a call"),
+        Some(_) => println!("mmbot ai cost: {per_day} calls a day, {tin} input{measured} + {tout} output tokens a call"),
         None => println!(
-            "mmbot ai cost: {per_day:.0} calls a day (one every {interval_s} s, [ai] interval_s), {tin} input + {tout} output tokens a call"
+            "mmbot ai cost: {per_day:.0} calls a day (one every {interval_s} s, [ai] interval_s), {tin} input{measured} + {tout} output tokens a call"
         ),
     }
     let roi_head = gain.map_or(String::new(), |g| format!("  ROI at ${g:.2}/day"));
     println!(
-        "{:<22} {:>9} {:>9} {:>11} {:>11} {:>13}{roi_head}",
-        "model", "in $/M", "out $/M", "per call", "per day", "per month"
+        "{:<24} {:>9} {:>10} {:>9} {:>11} {:>11} {:>13}{roi_head}",
+        "model", "in $/M", "cached $/M", "out $/M", "per call", "per day", "per month"
     );
     for r in cost_table(&ai.prices, per_day, tin, tout, gain) {
         let roi = r.roi.map_or(String::new(), |x| format!("  {:>+.0}%", x * 100.0));
         let marker = if r.model == ai.model { "  <- [ai] model" } else { "" };
         println!(
-            "{:<22} {:>9.2} {:>9.2} {:>11} {:>11} {:>13}{roi}{marker}",
+            "{:<24} {:>9.2} {:>10} {:>9.2} {:>11} {:>11} {:>13}{roi}{marker}",
             r.model,
             r.price.input_per_m,
+            r.price.cached_input_per_m.map_or_else(|| "-".to_string(), |c| format!("{c:.3}")),
             r.price.output_per_m,
             format!("${:.6}", r.per_call),
             format!("${:.2}", r.per_day),
             format!("${:.2}", r.per_month)
         );
     }
-    println!("(per month = 30 days; prices are USD per million tokens from [ai.prices])");
+    println!(
+        "(per month = 30 days; prices are USD per million tokens from [ai.prices]; cached: a prompt-cache hit, \
+         \"-\" charged as input; providers cache only long prompts (OpenAI: 1,024 tokens and up), so per call \
+         prices every prompt token as input)"
+    );
     Ok(0)
 }
