@@ -191,7 +191,7 @@ fn unusable_inputs_exit_2_saying_what_is_wrong() {
 
     // The library says the same.
     assert!(matches!(
-        evaluate(&later, &[rec.clone()], &Config::default(), &EvalOptions::default()),
+        evaluate(&later, std::slice::from_ref(&rec), &Config::default(), &EvalOptions::default()),
         Err(EvalError::NoOverlap { .. })
     ));
     let _ = std::fs::remove_dir_all(&d);
@@ -228,7 +228,7 @@ fn compare_eval_ranks_models_on_recorded_snapshots() {
     });
     let config = llm_config(&server.base_url(), &d);
     let models: Vec<String> = ["broken", "flaky", "steady"].map(String::from).to_vec();
-    let r = compare_eval(&config, &models, &[rec.clone()], 2, 3, 2.0).unwrap();
+    let r = compare_eval(&config, &models, std::slice::from_ref(&rec), 2, 3, 2.0).unwrap();
     assert_eq!((r.snapshots, r.trials), (3, 2));
     assert_eq!(server.count(), 3 * 2 * 3, "every model asked every snapshot twice");
     let by = |m: &str| r.models.iter().find(|s| s.model == m).unwrap();

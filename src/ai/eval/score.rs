@@ -165,9 +165,10 @@ mod tests {
         assert_eq!((v.majority, v.majority_accuracy), ("low", 0.75));
         assert_eq!(v.offline_correct, 0, "offline said medium; it never happened");
         assert_eq!(v.confusion[2], [1, 0, 1]);
-        // Brier over the three calls with a confidence: (0 + 1 + 0) / 3.
+        // Brier over the three calls with a confidence: sure and right (0),
+        // sure and wrong (1), "0%" and right (1).
         assert_eq!(v.brier_calls, 3);
-        assert!((v.brier.unwrap() - 1.0 / 3.0).abs() < 1e-12);
+        assert!((v.brier.unwrap() - 2.0 / 3.0).abs() < 1e-12);
         assert!((v.offline_brier.unwrap() - 0.25).abs() < 1e-12);
         let d = &s[2];
         assert_eq!((d.majority, d.majority_accuracy, d.correct), ("sideways", 0.75, 2));
