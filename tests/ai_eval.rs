@@ -119,11 +119,38 @@ fn a_synthetic_log_is_scored_against_what_happened_next() {
     assert!(p.verdict.contains("0.001000 estimated"), "{}", p.verdict);
     assert_eq!(p.legs[2].advice_updates, 0);
     assert!(p.legs[0].advice_updates > 0);
+    assert_eq!((r.dropped, r.mid_mismatches), (0, 0));
     let text = eval_text(&r);
     for want in ["always-majority", "confusion:", "volatility: realised per-event volatility", "verdict: advice added"]
     {
         assert!(text.contains(want), "missing {want:?} in\n{text}");
     }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_log_from_another_market_is_flagged() {
+    let d = dir("mismatch");
+    let rec = recording(&d, 300);
+    // The log says the mid was 1.0 (the synthetic book is near 100,000) and
+    // one reply was dropped as late.
+    let path = d.join("advice.jsonl");
+    let mut text = String::new();
+    for (i, s) in [5i64, 10].into_iter().enumerate() {
+        let t = s * 1_000_000_000;
+        let mut v: serde_json::Value =
+            serde_json::from_str(&minimal_line(t, Some(&advice(t, i)), None, false)).unwrap();
+        v["market"] = serde_json::json!({"time_ns": t, "mid": 1.0});
+        v["dropped"] = if i == 1 { "late".into() } else { serde_json::Value::Null };
+        text.push_str(&format!("{v}\n"));
+    }
+    std::fs::write(&path, text).unwrap();
+    let r = evaluate(&path, &[rec], &Config::default(), &EvalOptions { backtests: false, ..EvalOptions::default() })
+        .unwrap();
+    assert_eq!((r.judged, r.mid_mismatches, r.dropped), (2, 2, 1));
+    assert!(r.paired.is_none());
+    let text = eval_text(&r);
+    assert!(text.contains("WARNING") && text.contains("dropped"), "{text}");
     let _ = std::fs::remove_dir_all(&d);
 }
 

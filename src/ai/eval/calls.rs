@@ -34,6 +34,9 @@ pub struct LoggedCall {
     pub dropped: Option<String>,
     /// Whether the model gave a confidence (not defaulted by the reader).
     pub confidence_given: bool,
+    /// The mid the model was shown (`market.mid`), to check the recording
+    /// is the log's.
+    pub mid: Option<f64>,
 }
 
 /// Every call in a log, in file order.
@@ -110,6 +113,7 @@ pub fn read_calls(path: &Path) -> Result<CallLog, EvalError> {
         let dropped = v["dropped"].as_str().map(str::to_string);
         let confidence_given =
             !v["reply"]["defaulted"].as_array().is_some_and(|d| d.iter().any(|x| x.as_str() == Some("confidence")));
+        let mid = v["market"]["mid"].as_f64().filter(|m| m.is_finite() && *m > 0.0);
         calls.push(LoggedCall {
             line: i + 1,
             snapshot_ns,
@@ -119,6 +123,7 @@ pub fn read_calls(path: &Path) -> Result<CallLog, EvalError> {
             route,
             dropped,
             confidence_given,
+            mid,
         });
     }
     if calls.is_empty() {

@@ -105,6 +105,10 @@ pub struct Excluded {
     pub past_end: usize,
 }
 
+/// A logged mid further than this from the recording's, bps, means the
+/// recording is not the log's (or not all of it).
+pub const MID_MISMATCH_BPS: f64 = 10.0;
+
 /// One judged call, for the JSON output.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CallRow {
@@ -134,6 +138,12 @@ pub struct EvalReport {
     pub log_to: String,
     pub routes: Vec<String>,
     pub calls: usize,
+    /// Calls whose reply was dropped on arrival (late, over budget): still
+    /// judged (the model said it), never applied.
+    pub dropped: usize,
+    /// Judged calls whose logged mid differs from the recording's by more
+    /// than [`MID_MISMATCH_BPS`]: a warning that the recording is not the log's.
+    pub mid_mismatches: usize,
     pub judged: usize,
     pub excluded: Excluded,
     pub definitions: Vec<String>,
@@ -200,6 +210,7 @@ pub fn evaluate(log: &Path, files: &[PathBuf], config: &Config, opts: &EvalOptio
     let mut rows = Vec::new();
     let (mut cost, mut est, mut est_calls) = (0.0f64, 0.0f64, 0usize);
     let mut routes: Vec<String> = Vec::new();
+    let (mut dropped, mut mid_mismatches) = (0usize, 0usize);
     for (call, seen) in calls.calls.iter().zip(&path.seen) {
         let in_span = call.snapshot_ns >= path.first_frame_ns && call.snapshot_ns <= path.last_frame_ns;
         if in_span {
@@ -210,6 +221,7 @@ pub fn evaluate(log: &Path, files: &[PathBuf], config: &Config, opts: &EvalOptio
                 est_calls += 1;
             }
         }
+        dropped += usize::from(call.dropped.is_some());
         if !routes.contains(&call.route) {
             routes.push(call.route.clone());
         }
@@ -224,6 +236,10 @@ pub fn evaluate(log: &Path, files: &[PathBuf], config: &Config, opts: &EvalOptio
         if !path.covers(call.snapshot_ns, advice.ttl_ns) {
             excluded.past_end += 1;
             continue;
+        }
+        let here = seen.snapshot.features.mid;
+        if call.mid.is_some_and(|m| here <= 0.0 || ((m - here) / here * 1e4).abs() > MID_MISMATCH_BPS) {
+            mid_mismatches += 1;
         }
         let r = path.realise(&seen, advice.ttl_ns, &rules);
         let j = Judged {
@@ -261,6 +277,8 @@ pub fn evaluate(log: &Path, files: &[PathBuf], config: &Config, opts: &EvalOptio
         log_to: show_ns(log_to),
         routes,
         calls: calls.calls.len(),
+        dropped,
+        mid_mismatches,
         judged: judged.len(),
         excluded,
         definitions: definitions(&rules),

@@ -103,6 +103,19 @@ pub fn eval_text(r: &EvalReport) -> String {
         r.log_from,
         r.log_to
     );
+    if r.dropped > 0 {
+        let _ =
+            writeln!(out, "  dropped    {} replies arrived too late or over budget: judged, never applied", r.dropped);
+    }
+    if r.mid_mismatches > 0 {
+        let _ = writeln!(
+            out,
+            "  WARNING    {} judged calls' logged mid differs from the recording's by more than {} bps: is this the \
+             recording of the log's session?",
+            r.mid_mismatches,
+            crate::ai::eval::MID_MISMATCH_BPS
+        );
+    }
     let e = &r.excluded;
     let _ = writeln!(
         out,
