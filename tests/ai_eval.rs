@@ -70,11 +70,12 @@ fn log(d: &Path, until_s: i64) -> PathBuf {
     path
 }
 
-fn mmbot(args: &[&str]) -> (i32, String, String) {
+/// Runs the binary in `cwd` (a test's own folder: no stray mmbot.toml).
+fn mmbot(cwd: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_mmbot"))
         .args(args)
         .env_remove("MMBOT_CONFIG")
-        .current_dir(std::env::temp_dir())
+        .current_dir(cwd)
         .output()
         .unwrap();
     (
@@ -161,15 +162,10 @@ fn the_same_inputs_give_byte_identical_output() {
     let log = log(&d, 40);
     let run = |n: &str| {
         let json = d.join(format!("eval{n}.json"));
-        let (code, out, err) = mmbot(&[
-            "ai",
-            "eval",
-            "--log",
-            log.to_str().unwrap(),
-            rec.to_str().unwrap(),
-            "--json",
-            json.to_str().unwrap(),
-        ]);
+        let (code, out, err) = mmbot(
+            &d,
+            &["ai", "eval", "--log", log.to_str().unwrap(), rec.to_str().unwrap(), "--json", json.to_str().unwrap()],
+        );
         assert_eq!(code, 0, "{err}");
         (out, std::fs::read(&json).unwrap())
     };
@@ -188,7 +184,7 @@ fn unusable_inputs_exit_2_saying_what_is_wrong() {
     let rec = recording(&d, 200);
     let good = log(&d, 10);
     let r = rec.to_str().unwrap();
-    let eval = |log: &Path, rec: &str| mmbot(&["ai", "eval", "--no-backtest", "--log", log.to_str().unwrap(), rec]);
+    let eval = |log: &Path, rec: &str| mmbot(&d, &["ai", "eval", "--no-backtest", "--log", log.to_str().unwrap(), rec]);
 
     let (code, _, err) = eval(&d.join("missing.jsonl"), r);
     assert_eq!(code, 2, "{err}");
@@ -278,20 +274,23 @@ fn compare_eval_ranks_models_on_recorded_snapshots() {
         ),
     )
     .unwrap();
-    let (code, out, err) = mmbot(&[
-        "ai",
-        "compare",
-        "--models",
-        "steady",
-        "--eval",
-        rec.to_str().unwrap(),
-        "--trials",
-        "1",
-        "--snapshots",
-        "2",
-        "--config",
-        cfg.to_str().unwrap(),
-    ]);
+    let (code, out, err) = mmbot(
+        &d,
+        &[
+            "ai",
+            "compare",
+            "--models",
+            "steady",
+            "--eval",
+            rec.to_str().unwrap(),
+            "--trials",
+            "1",
+            "--snapshots",
+            "2",
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+    );
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("2 snapshots") && out.contains("steady"), "{out}");
     let _ = std::fs::remove_dir_all(&d);

@@ -132,8 +132,8 @@ pub fn read_calls(path: &Path) -> Result<CallLog, EvalError> {
     Ok(CallLog { calls })
 }
 
-/// Writes `calls` as a minimal log (tests and examples: what `read_calls`
-/// needs and the backtest's replay reads).
+/// One log line carrying only what [`read_calls`] and the backtest's replay
+/// read (tests and examples build logs with it).
 pub fn minimal_line(snapshot_ns: i64, advice: Option<&Advice>, cost_usd: Option<f64>, estimated: bool) -> String {
     serde_json::json!({
         "time_ns": snapshot_ns,
