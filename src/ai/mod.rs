@@ -20,6 +20,7 @@
 pub mod advisor;
 pub mod ask;
 pub mod cost;
+pub mod eval;
 pub mod key;
 pub mod llm;
 pub mod log;

@@ -36,7 +36,21 @@ pub enum AiCommand {
         /// Config file (default: $MMBOT_CONFIG, else ./mmbot.toml if present).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Score the models on snapshots of this recording against what happened next (repeat for more files).
+        #[arg(long, value_name = "RECORDING")]
+        eval: Vec<PathBuf>,
+        /// With --eval: ask each snapshot this many times per model.
+        #[arg(long, default_value_t = 3, requires = "eval")]
+        trials: usize,
+        /// With --eval: this many snapshots, evenly spaced, each with a full TTL after it.
+        #[arg(long, default_value_t = 10, requires = "eval")]
+        snapshots: usize,
+        /// With --eval: also write the ranking as JSON here.
+        #[arg(long, requires = "eval")]
+        json: Option<PathBuf>,
     },
+    /// Score an advice log against what the market did next, and backtest it against the offline rules and no advice.
+    Eval(crate::cli::ai_eval::EvalArgs),
     /// The cost/ROI table for every priced model ([ai.prices]).
     Cost {
         /// Calls a day (default: one every [ai] interval_s).
@@ -62,6 +76,7 @@ pub fn run(cmd: AiCommand) -> anyhow::Result<i32> {
         AiCommand::Check { config, .. } => ("check", config),
         AiCommand::Compare { config, .. } => ("compare", config),
         AiCommand::Cost { config, .. } => ("cost", config),
+        AiCommand::Eval(a) => ("eval", &a.config),
     };
     let config = match Config::load_or_default(config.as_deref()) {
         Ok(c) => c,
@@ -70,7 +85,7 @@ pub fn run(cmd: AiCommand) -> anyhow::Result<i32> {
             return Ok(crate::cli::exit::CONFIG);
         }
     };
-    let ai = config.ai;
+    let ai = config.ai.clone();
     match cmd {
         AiCommand::Check { model, .. } => {
             let ai = match model {
@@ -79,7 +94,11 @@ pub fn run(cmd: AiCommand) -> anyhow::Result<i32> {
             };
             Ok(check(&ai))
         }
+        AiCommand::Compare { models, eval, trials, snapshots, json, .. } if !eval.is_empty() => {
+            Ok(crate::cli::ai_eval::compare(&config, &models, &eval, trials, snapshots, json.as_deref()))
+        }
         AiCommand::Compare { models, .. } => Ok(compare(&ai, &models)),
+        AiCommand::Eval(args) => Ok(crate::cli::ai_eval::run(args, &config)),
         AiCommand::Cost { calls_per_day: n, input_tokens, output_tokens, gain_per_day, .. } => {
             cost(&ai, n, input_tokens, output_tokens, gain_per_day)
         }
