@@ -261,7 +261,7 @@ impl Default for AiConfig {
             log: None,
             fallback: Vec::new(),
             models: BTreeMap::new(),
-            prices: PriceTable::tutorial(),
+            prices: PriceTable::defaults(),
         }
     }
 }

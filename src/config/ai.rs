@@ -195,7 +195,9 @@ pub(super) fn validate_ai(a: &RawAi) -> Result<AiConfig, ConfigError> {
         Some("") => return Err(invalid("ai.env_file", "\"\"", "give a path such as \".env\", or leave the key out")),
         Some(p) => std::path::PathBuf::from(p),
     };
-    let mut prices = d.prices.clone();
+    // A provider's own endpoint charges its list prices; the tutorial's
+    // gateway (and `auto`) its own where it has them.
+    let mut prices = crate::ai::cost::PriceTable::for_provider(provider);
     for (m, p) in a.prices.iter().flatten() {
         for v in [Some(p.input), Some(p.output), p.cached_input].into_iter().flatten() {
             if !(v.is_finite() && (0.0..=10_000.0).contains(&v)) {
