@@ -35,11 +35,11 @@ fn is_date(s: &str) -> bool {
 /// Up to five listed ids closest to `model` (shared name, then edit
 /// distance), for the "did you mean" of an unknown model.
 pub fn close_matches(ids: &[String], model: &str) -> Vec<String> {
-    let m = model.to_ascii_lowercase();
+    let m = comparable(model);
     let mut scored: Vec<(usize, &String)> = ids
         .iter()
         .filter_map(|id| {
-            let l = id.to_ascii_lowercase();
+            let l = comparable(id);
             let d = edit_distance(&l, &m);
             let related = l.contains(&m) || m.contains(&l) || d <= 3.max(m.len() / 4);
             related.then_some((if l.contains(&m) || m.contains(&l) { d.min(2) } else { d }, id))
@@ -47,6 +47,20 @@ pub fn close_matches(ids: &[String], model: &str) -> Vec<String> {
         .collect();
     scored.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
     scored.into_iter().take(5).map(|(_, id)| id.clone()).collect()
+}
+
+/// A name as compared for "close": lower case, `.`/`_` as `-`, without a
+/// snapshot date or `:tag` (so `claude-haiku-4.5` is near
+/// `claude-haiku-4-5-20251001`).
+fn comparable(name: &str) -> String {
+    let l: String = name.to_ascii_lowercase().chars().map(|c| if c == '.' || c == '_' { '-' } else { c }).collect();
+    let l = l.split(':').next().unwrap_or("").to_string();
+    for cut in [9, 11] {
+        if l.len() > cut && l.as_bytes()[l.len() - cut] == b'-' && is_date(&l[l.len() - cut + 1..]) {
+            return l[..l.len() - cut].to_string();
+        }
+    }
+    l
 }
 
 /// Levenshtein distance (both strings are short model names).
@@ -92,5 +106,8 @@ mod tests {
         assert!(!c.contains(&"dall-e-3".to_string()), "{c:?}");
         assert_eq!(close_matches(&list, "gpt5-mini").first().map(String::as_str), Some("gpt-5-mini"));
         assert!(close_matches(&list, "zzzzzzzzzzzzzzzzzzzzzz").is_empty());
+        let list = ids(&["claude-haiku-4-5-20251001", "claude-sonnet-4-5-20250929", "llama3.1:latest"]);
+        assert_eq!(close_matches(&list, "claude-haiku-4.5")[0], "claude-haiku-4-5-20251001");
+        assert_eq!(close_matches(&list, "llama3")[0], "llama3.1:latest");
     }
 }
