@@ -293,6 +293,7 @@ impl LlmClient {
                     return Ok(c);
                 }
                 Attempt::Downgrade(detail) => {
+                    let detail = detail.trim_end_matches('.');
                     // Bounded: the format only goes down, and None never downgrades.
                     let from = self.format;
                     self.format = from.downgrade().unwrap_or(ResponseFormat::None);
