@@ -145,6 +145,9 @@ fn check(ai: &AiConfig) -> i32 {
     let answer = match ask_once(ai, &mut client, &sample) {
         Ok(a) => a,
         Err(e) => {
+            for n in client.take_notices() {
+                eprintln!("mmbot ai check: note: {n}");
+            }
             eprintln!("mmbot ai check: {e}");
             return e.exit_code();
         }
