@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use crate::ai::advisor::{ask_once, llm_client, sample_snapshot, Answer};
 use crate::ai::cost::{calls_per_day, cost_table};
+use crate::ai::llm::{models, LlmClient};
 use crate::ai::log::{direction_name, source_name, spread_name, volatility_name};
 use crate::ai::offline::{OfflineAdvisor, OfflineConfig};
 use crate::ai::{AiConfig, AiError, Provider};
@@ -157,9 +158,15 @@ fn check(ai: &AiConfig) -> i32 {
         }
         None => println!("  key        none ({} unset; the provider needs none)", ai.key_var),
     }
+    if let Some(code) = check_model_name(ai, &mut client) {
+        return code;
+    }
     let answer = match ask_once(ai, &mut client, &sample) {
         Ok(a) => a,
         Err(e) => {
+            for n in client.take_notices() {
+                eprintln!("mmbot ai check: note: {n}");
+            }
             eprintln!("mmbot ai check: {e}");
             return e.exit_code();
         }
@@ -189,8 +196,9 @@ fn check(ai: &AiConfig) -> i32 {
         ),
         None => println!("  cost       unpriced: add \"{}\" to [ai.prices] (USD per million tokens)", ai.model),
     }
-    if !client.json_mode() && ai.response_format != crate::ai::ResponseFormat::None {
-        println!("  json_mode  refused by the server; set [ai] json_mode = false");
+    println!("  format     response_format {}", client.response_format().name());
+    for n in client.take_notices() {
+        eprintln!("mmbot ai check: note: {n}");
     }
     match reply {
         Ok(p) => {
@@ -216,6 +224,51 @@ fn check(ai: &AiConfig) -> i32 {
             };
             eprintln!("mmbot ai check: {e}");
             e.exit_code()
+        }
+    }
+}
+
+/// Whether `[ai] model` is one the provider lists (`GET {base}/models`):
+/// `Some(exit code)` ends the check (an unknown model is exit 2, naming
+/// close matches); a provider or server without the list, or one that
+/// refuses it (some gateways guard /models differently), gets a note and the
+/// check goes on to the call, which tests the name and the key anyway.
+fn check_model_name(ai: &AiConfig, client: &mut LlmClient) -> Option<i32> {
+    if !ai.provider.lists_models() {
+        println!(
+            "  models     not listed by {} (no /models endpoint); the call below checks the name",
+            ai.provider.llm().unwrap_or(ai.provider).name()
+        );
+        return None;
+    }
+    match client.list_models() {
+        Ok(ids) if models::is_listed(&ids, &ai.model) => {
+            println!("  models     \"{}\" is among the {} the server lists", ai.model, ids.len());
+            None
+        }
+        Ok(ids) if ids.is_empty() => {
+            println!("  models     the server lists none; the call below checks the name");
+            None
+        }
+        Ok(ids) => {
+            let close = models::close_matches(&ids, &ai.model);
+            let hint = if close.is_empty() { String::new() } else { format!(" (close: {})", close.join(", ")) };
+            eprintln!(
+                "mmbot ai check: [ai] model \"{}\" is not among the {} models {}/models lists{hint}: set [ai] \
+                 model to one it serves (try one with `mmbot ai check --model NAME`)",
+                ai.model,
+                ids.len(),
+                ai.base_url.as_deref().unwrap_or("")
+            );
+            Some(2)
+        }
+        Err(AiError::Refused { status: status @ (404 | 405 | 501), .. }) => {
+            println!("  models     this server has no /models list (HTTP {status}); the call below checks the name");
+            None
+        }
+        Err(e) => {
+            println!("  models     not listed ({e}); the call below checks the name");
+            None
         }
     }
 }
