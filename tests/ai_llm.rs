@@ -446,7 +446,7 @@ fn row_of(text: &str, m: &str) -> String {
 #[test]
 fn cost_prints_the_tutorials_table() {
     let out = Command::new(env!("CARGO_BIN_EXE_mmbot"))
-        .args(["ai", "cost", "--calls-per-day", "17280", "--config"])
+        .args(["ai", "cost", "--calls-per-day", "17280", "--input-tokens", "500", "--config"])
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("mmbot.example.toml"))
         .output()
         .unwrap();

@@ -280,7 +280,7 @@ fn compare(ai: &AiConfig, models: &[String]) -> i32 {
         eprintln!("mmbot ai compare: --models is empty; give e.g. --models gpt-4.1,deepseek-v3.2");
         return 2;
     }
-    let (mut client, key) = match llm_client(ai) {
+    let (client, key) = match llm_client(ai) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("mmbot ai compare: {e}");
@@ -298,6 +298,15 @@ fn compare(ai: &AiConfig, models: &[String]) -> i32 {
     let mut first_failure = None;
     for model in models {
         let m = ai.with_model(model);
+        // A client asks the model it was built for: one per model.
+        let mut client = match llm_client(&m) {
+            Ok((c, _)) => c,
+            Err(e) => {
+                first_failure.get_or_insert(e.exit_code());
+                println!("{:<24} {:>10} {:>7} {:>7} {:>11}  error: {e}", model, "-", "-", "-", "-");
+                continue;
+            }
+        };
         match ask_once(&m, &mut client, &sample) {
             Ok(Answer { completion: c, reply, cost_usd }) => {
                 let advice = match &reply {

@@ -381,8 +381,20 @@ impl LlmClient {
                 (AiError::KeyRejected { endpoint, var: self.key_var.clone(), status, detail }, false)
             }
             429 if retry::quota_exhausted(err.code.as_deref(), err.kind.as_deref(), err.detail_code.as_deref()) => {
-                (AiError::QuotaExhausted { endpoint, detail: self.detail(ex) }, false)
+                let code = err.detail_code.clone().or(err.code.clone()).or(err.kind.clone()).unwrap_or_default();
+                (AiError::QuotaExhausted { endpoint, status, code, detail: self.detail(ex) }, false)
             }
+            // Anthropic ("Errors"): an empty prepaid balance is a 400
+            // invalid_request_error saying so; no retry or wait fixes it.
+            400 if self.detail(ex).to_ascii_lowercase().contains("credit balance is too low") => (
+                AiError::QuotaExhausted {
+                    endpoint,
+                    status,
+                    code: "credit balance too low".to_string(),
+                    detail: self.detail(ex),
+                },
+                false,
+            ),
             429 => (AiError::RateLimited { endpoint, attempts, retry_after: ex.retry_after }, true),
             500..=599 => (AiError::Server { endpoint, status, attempts, detail: self.detail(ex) }, true),
             _ => (
