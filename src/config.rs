@@ -803,7 +803,7 @@ mod tests {
         assert_eq!(c.ai.endpoint().unwrap(), "http://127.0.0.1:9/v1/chat/completions");
         assert_eq!((c.ai.model.as_str(), c.ai.key_var.as_str(), c.ai.ttl_ns()), ("m", "MY_KEY", 10_000_000_000));
         assert_eq!(c.ai.prices.cost("m", 1_000_000, 1_000_000), Some(3.0));
-        assert_eq!(c.ai.prices.cost("gpt-4.1", 1_000_000, 0), Some(3.0), "defaults stay");
+        assert_eq!(c.ai.prices.cost("gpt-4.1", 1_000_000, 0), Some(2.0), "OpenAI's own endpoint: its list price");
         assert_eq!(c.ai_offline.unwrap().ttl_ns, 10_000_000_000, "backtests use the same lifetime");
         let c = Config::from_toml("[ai]\nprovider = \"none\"\n", "t").unwrap();
         assert!(c.ai_offline.is_none() && c.ai.base_url.is_none());

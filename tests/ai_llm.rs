@@ -2,7 +2,10 @@
 //! server, one test per reply the issue lists: clean JSON, fenced JSON, JSON
 //! in prose, Korean values, missing fields, garbage, a 10-second delay past
 //! the timeout, 401, 429 with `Retry-After`, 500, connection refused; plus
-//! the request's shape, the json_mode fallback, key handling and exit codes.
+//! the request's shape, the response_format downgrade chain, key handling and
+//! exit codes; then the faults (retry waits, insufficient_quota, a 5 MiB body,
+//! HTML pages, cut-off answers, usage and billing). Per-provider request and
+//! response shapes are in tests/ai_providers.rs.
 
 mod ai_server;
 mod common;
@@ -84,8 +87,9 @@ fn clean_json_gives_advice_tokens_and_cost() {
     assert!(text.contains(&format!("{KEY_VAR} from the environment (34 characters, starts \"sk-t\")")), "{text}");
     assert!(text.contains("reason     bids stack up"), "{text}");
 
-    // The request: the OpenAI chat-completions shape, the key as a bearer token.
-    let reqs = server.requests();
+    // The request: the OpenAI chat-completions shape, the key as a bearer token
+    // (after `ai check`'s GET /models, which this server does not serve).
+    let reqs = server.requests_to("/chat/completions");
     assert_eq!(reqs.len(), 1);
     let r = &reqs[0];
     assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/v1/chat/completions"));
@@ -94,7 +98,9 @@ fn clean_json_gives_advice_tokens_and_cost() {
     let b = r.json();
     assert_eq!(b["model"], "gpt-4.1");
     assert_eq!((b["temperature"].as_f64(), b["max_tokens"].as_u64()), (Some(0.3), Some(800)));
-    assert_eq!(b["response_format"]["type"], "json_object");
+    // Structured outputs first (OpenAI "Structured Outputs": strict json_schema).
+    assert_eq!(b["response_format"]["type"], "json_schema");
+    assert_eq!(b["response_format"]["json_schema"]["strict"], true);
     assert_eq!(b["messages"][0]["role"], "system");
     let user = b["messages"][1]["content"].as_str().unwrap();
     assert!(user.contains("Symbol: BTCUSDT") && user.contains("Bids (best first):"), "{user}");
@@ -194,7 +200,7 @@ fn a_server_slower_than_the_timeout_is_exit_4_without_waiting_for_it() {
     assert!(text.contains("did not answer within 0.5 s"), "{text}");
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     // Timeouts are not retried: the book would be old by the second answer.
-    assert_eq!(server.count(), 1);
+    assert_eq!(server.calls(), 1);
 }
 
 #[test]
@@ -213,7 +219,7 @@ fn a_rejected_key_is_exit_3_naming_the_endpoint_and_variable() {
             "{text}"
         );
         assert!(text.contains(&format!("HTTP {status}: invalid_api_key")), "{text}");
-        assert_eq!(server.count(), 1, "a rejected key is not retried");
+        assert_eq!(server.calls(), 1, "a rejected key is not retried");
     }
 }
 
@@ -239,7 +245,7 @@ fn rate_limits_honour_retry_after() {
     let (code, text) = check_with_key("429", &server.base_url());
     assert_eq!(code, Some(4), "{text}");
     assert!(text.contains("rate-limiting") && text.contains("3 attempt"), "{text}");
-    assert_eq!(server.count(), 3);
+    assert_eq!(server.calls(), 3);
 
     // A wait longer than a call may take ends the call at once (the advisor
     // waits between calls instead).
@@ -263,13 +269,13 @@ fn server_errors_are_retried_with_backoff_other_4xx_are_not() {
     let (code, text) = check_with_key("500", &server.base_url());
     assert_eq!(code, Some(4), "{text}");
     assert!(text.contains("HTTP 500 on 3 attempt(s): upstream exploded"), "{text}");
-    assert_eq!(server.count(), 3, "1 + [ai] retries (2)");
+    assert_eq!(server.calls(), 3, "1 + [ai] retries (2)");
 
     let server = Server::always(Reply::status(404, r#"{"error":{"message":"The model `gpt-9` does not exist"}}"#));
     let (code, text) = check_with_key("404", &server.base_url());
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("HTTP 404: The model `gpt-9` does not exist") && text.contains("[ai] model"), "{text}");
-    assert_eq!(server.count(), 1);
+    assert_eq!(server.calls(), 1);
 }
 
 #[test]
@@ -282,24 +288,49 @@ fn connection_refused_is_exit_4() {
     assert!(t.elapsed() < Duration::from_secs(5));
 }
 
+/// A server that refuses `response_format` (HTTP 400 naming it) gets the
+/// request again at once one step down (json_schema -> json_object ->
+/// none), and the client keeps the lower format for the session, saying so
+/// once per step.
 #[test]
-fn json_mode_is_dropped_when_the_server_refuses_it() {
-    let server = Server::start(|_, r| {
-        if r.json().get("response_format").is_some() {
-            Reply::status(400, r#"{"error":{"message":"response_format is not supported by this model"}}"#)
-        } else {
-            Reply::chat(CLEAN)
-        }
+fn response_format_downgrades_one_step_at_a_time_and_stays_down() {
+    let server = Server::start(|_, r| match r.json()["response_format"]["type"].as_str() {
+        Some("json_schema") => Reply::openai_error(
+            400,
+            "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model.",
+            "invalid_request_error",
+            None,
+        ),
+        Some(_) => Reply::status(400, r#"{"error":{"message":"json_object mode is not available"}}"#),
+        None => Reply::chat(CLEAN),
     });
     let ai = settings(&server.base_url());
     let mut c = client(&ai);
-    assert!(ask_once(&ai, &mut c, &sample_snapshot()).unwrap().reply.is_ok());
+    let a = ask_once(&ai, &mut c, &sample_snapshot()).unwrap();
+    assert!(a.reply.is_ok());
+    assert_eq!(a.completion.attempts, 3, "each step is a request");
     assert!(!c.json_mode());
-    // Later calls do not send it again.
+    let notices = c.take_notices();
+    assert_eq!(notices.len(), 2, "{notices:?}");
+    assert!(
+        notices[0].contains("refused response_format json_schema") && notices[0].contains("json_object"),
+        "{notices:?}"
+    );
+    assert!(notices[1].contains("refused response_format json_object"), "{notices:?}");
+    // Later calls do not send it again, and say nothing more.
     ask_once(&ai, &mut c, &sample_snapshot()).unwrap();
-    let sent: Vec<bool> = server.requests().iter().map(|r| r.json().get("response_format").is_some()).collect();
-    assert_eq!(sent, vec![true, false, false]);
-    // json_mode = false never sends it.
+    assert!(c.take_notices().is_empty());
+    let sent: Vec<Option<String>> =
+        server.requests().iter().map(|r| r.json()["response_format"]["type"].as_str().map(str::to_string)).collect();
+    assert_eq!(sent, [Some("json_schema".into()), Some("json_object".into()), None, None]);
+
+    // A 400 about something else is not a downgrade.
+    let server = Server::always(Reply::openai_error(400, "messages too long", "invalid_request_error", None));
+    let ai = settings(&server.base_url());
+    let e = ask_once(&ai, &mut client(&ai), &sample_snapshot()).unwrap_err();
+    assert!(matches!(e, AiError::Refused { status: 400, .. }) && server.count() == 1, "{e}");
+
+    // response_format = "none" never sends it.
     let server = Server::always(Reply::chat(CLEAN));
     let ai = AiConfig { response_format: mmbot::ai::ResponseFormat::None, ..settings(&server.base_url()) };
     ask_once(&ai, &mut client(&ai), &sample_snapshot()).unwrap();
@@ -415,7 +446,7 @@ fn row_of(text: &str, m: &str) -> String {
 #[test]
 fn cost_prints_the_tutorials_table() {
     let out = Command::new(env!("CARGO_BIN_EXE_mmbot"))
-        .args(["ai", "cost", "--calls-per-day", "17280", "--config"])
+        .args(["ai", "cost", "--calls-per-day", "17280", "--input-tokens", "500", "--config"])
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("mmbot.example.toml"))
         .output()
         .unwrap();
@@ -449,4 +480,183 @@ fn cost_prints_the_tutorials_table() {
     let text = String::from_utf8_lossy(&out.stdout);
     // gpt-4.1: $0.003 a call, $3 a day; a $6/day gain is +100%.
     assert!(row_of(&text, "gpt-4.1").contains("$3.00") && row_of(&text, "gpt-4.1").contains("+100%"), "{text}");
+}
+
+// ---- Faults: retry waits, quota, body caps, HTML pages, usage, billing ----
+
+/// Gap between the first two requests the server saw.
+fn gap(server: &Server) -> Duration {
+    let r = server.requests();
+    r[1].at.duration_since(r[0].at)
+}
+
+/// `retry-after-ms` (OpenAI; read first by the official SDKs) wins over
+/// `Retry-After`; `Retry-After` may be an HTTP-date (RFC 9110 10.2.3).
+/// Bounds are generous: only "waited at least this, and not the other one".
+#[test]
+fn retry_waits_follow_retry_after_ms_seconds_and_http_dates() {
+    let server = Server::start(|n, _| {
+        if n == 0 {
+            Reply::status(429, r#"{"error":{"message":"slow down"}}"#)
+                .header("retry-after-ms", "400")
+                .header("Retry-After", "20")
+        } else {
+            Reply::chat(CLEAN)
+        }
+    });
+    let ai = AiConfig { timeout: Duration::from_secs(3), ..settings(&server.base_url()) };
+    let a = ask_once(&ai, &mut client(&ai), &sample_snapshot()).unwrap();
+    assert_eq!(a.completion.attempts, 2);
+    let g = gap(&server);
+    assert!(g >= Duration::from_millis(400) && g < Duration::from_secs(10), "{g:?}");
+
+    // An HTTP-date two seconds ahead: whole seconds, so at least one second.
+    let server = Server::start(|n, _| {
+        if n == 0 {
+            let at = mmbot::ai::llm::retry::http_date(std::time::SystemTime::now() + Duration::from_secs(2));
+            Reply::status(429, "{}").header("Retry-After", &at)
+        } else {
+            Reply::chat(CLEAN)
+        }
+    });
+    let ai = AiConfig { timeout: Duration::from_secs(4), ..settings(&server.base_url()) };
+    ask_once(&ai, &mut client(&ai), &sample_snapshot()).unwrap();
+    let g = gap(&server);
+    assert!(g >= Duration::from_millis(900) && g < Duration::from_secs(10), "{g:?}");
+
+    // A date in the past: retry at once (no backoff of its own).
+    let server = Server::start(|n, _| {
+        if n == 0 {
+            Reply::status(503, "{}").header("Retry-After", "Sun, 06 Nov 1994 08:49:37 GMT")
+        } else {
+            Reply::chat(CLEAN)
+        }
+    });
+    let ai = AiConfig { backoff: Duration::from_secs(20), ..settings(&server.base_url()) };
+    ask_once(&ai, &mut client(&ai), &sample_snapshot()).unwrap();
+    assert!(gap(&server) < Duration::from_secs(10), "{:?}", gap(&server));
+}
+
+/// OpenAI "Error codes": 429 "You exceeded your current quota" with code
+/// `insufficient_quota` is not a rate limit: one request, no retry.
+#[test]
+fn insufficient_quota_is_one_request_and_never_retried() {
+    let server = Server::always(
+        Reply::openai_error(
+            429,
+            "You exceeded your current quota, please check your plan and billing details.",
+            "insufficient_quota",
+            Some("insufficient_quota"),
+        )
+        .header("Retry-After", "0"),
+    );
+    let ai = settings(&server.base_url());
+    let mut c = client(&ai);
+    let e = ask_once(&ai, &mut c, &sample_snapshot()).unwrap_err();
+    assert!(matches!(e, AiError::QuotaExhausted { .. }), "{e}");
+    assert!(e.to_string().contains("no quota left") && e.to_string().contains("exceeded your current quota"), "{e}");
+    assert_eq!((server.count(), c.last_call().attempts), (1, 1));
+    let (code, text) = check_with_key("quota", &server.base_url());
+    assert_eq!(code, Some(4), "{text}");
+    assert!(text.contains("not a rate limit"), "{text}");
+}
+
+/// A 5 MiB body is not read, not retried, and named for what it is (it
+/// used to read as "unreachable" and be fetched three times).
+#[test]
+fn a_five_mib_body_is_one_request_and_too_large() {
+    for (name, reply) in [
+        ("declared", Reply::huge(200, 5 << 20)),
+        ("undeclared", Reply::huge(200, 5 << 20).without_length()),
+        ("error page", Reply::huge(502, 5 << 20)),
+    ] {
+        let server = Server::always(reply);
+        let ai = settings(&server.base_url());
+        let mut c = client(&ai);
+        let e = ask_once(&ai, &mut c, &sample_snapshot()).unwrap_err();
+        assert!(matches!(e, AiError::TooLarge { limit_bytes: 1_048_576, .. }), "{name}: {e}");
+        assert!(e.to_string().contains("larger than 1048576 bytes"), "{name}: {e}");
+        assert_eq!(server.count(), 1, "{name}: not retried");
+        // A cut-off answer was generated and is billed; an error page is not.
+        assert_eq!(c.last_call().prompt_billed, name != "error page", "{name}");
+    }
+    let server = Server::always(Reply::huge(200, 5 << 20));
+    let (code, text) = check_with_key("huge", &server.base_url());
+    assert_eq!(code, Some(5), "{text}");
+    assert_eq!(server.calls(), 1);
+}
+
+/// A proxy's HTML error page is described by its title and size, never
+/// pasted into the message.
+#[test]
+fn html_error_pages_are_described_not_pasted() {
+    let server = Server::always(Reply::html(502, "Bad gateway"));
+    let ai = settings(&server.base_url());
+    let e = ask_once(&ai, &mut client(&ai), &sample_snapshot()).unwrap_err().to_string();
+    assert!(e.contains("HTTP 502 on 3 attempt(s): an HTML page (<title>Bad gateway</title>), "), "{e}");
+    assert!(e.contains(" bytes") && !e.contains("<h1>") && !e.contains("did not answer"), "{e}");
+    // As a "successful" answer too.
+    let server = Server::always(Reply::html(200, "Login required"));
+    let (code, text) = check_with_key("html200", &server.base_url());
+    assert_eq!(code, Some(5), "{text}");
+    assert!(text.contains("not JSON but an HTML page (<title>Login required</title>)"), "{text}");
+    assert!(!text.contains("<h1>"), "{text}");
+}
+
+/// `finish_reason: length`: a cut-off answer is kept with its reason; an
+/// empty one says to raise max_tokens, naming the value sent.
+#[test]
+fn cut_off_answers_keep_their_reason_and_empty_ones_name_max_tokens() {
+    let usage = serde_json::json!({"prompt_tokens": 700, "completion_tokens": 800});
+    let server = Server::always(Reply::chat_usage("", "length", Some(usage.clone())));
+    let ai = AiConfig { max_tokens: 321, ..settings(&server.base_url()) };
+    let e = ask_once(&ai, &mut client(&ai), &sample_snapshot()).unwrap_err().to_string();
+    assert!(e.contains("raise [ai] max_tokens (now 321)"), "{e}");
+    let server = Server::always(Reply::chat_usage(r#"{"spread_state":"wide","volat"#, "length", Some(usage)));
+    let ai = settings(&server.base_url());
+    let a = ask_once(&ai, &mut client(&ai), &sample_snapshot()).unwrap();
+    assert_eq!(a.completion.finish_reason.as_deref(), Some("length"));
+}
+
+/// Usage: cached tokens from `prompt_tokens_details`; without usage, both
+/// sides estimated and marked so.
+#[test]
+fn usage_cached_tokens_and_estimates() {
+    let usage = serde_json::json!({"prompt_tokens": 730, "completion_tokens": 90,
+        "prompt_tokens_details": {"cached_tokens": 512}});
+    let server = Server::always(Reply::chat_usage(CLEAN, "stop", Some(usage)));
+    let ai = settings(&server.base_url());
+    let c = ask_once(&ai, &mut client(&ai), &sample_snapshot()).unwrap().completion;
+    assert_eq!((c.tokens_in, c.cached_tokens, c.tokens_out, c.usage_reported), (730, 512, 90, true));
+
+    let server = Server::always(Reply::chat_usage(CLEAN, "stop", None));
+    let ai = settings(&server.base_url());
+    let mut cl = client(&ai);
+    let c = ask_once(&ai, &mut cl, &sample_snapshot()).unwrap().completion;
+    let info = cl.last_call();
+    assert!(!c.usage_reported && c.cached_tokens == 0);
+    assert!(info.prompt_tokens_estimate > 300, "{info:?}");
+    assert_eq!(c.tokens_in, info.prompt_tokens_estimate);
+    assert_eq!(c.tokens_out, mmbot::ai::prompt::estimate_tokens(CLEAN));
+    assert!(!info.prompt_billed && info.attempts == 1);
+}
+
+/// `last_call` is filled on failures too: a timed-out request was sent and
+/// is billed; a refused connection was never sent.
+#[test]
+fn failed_calls_say_how_long_how_many_and_whether_billed() {
+    let server = Server::always(Reply::chat(CLEAN).delayed(Duration::from_secs(10)));
+    let ai = settings(&server.base_url());
+    let mut c = client(&ai);
+    let e = ask_once(&ai, &mut c, &sample_snapshot()).unwrap_err();
+    assert!(matches!(e, AiError::TimedOut { .. }), "{e}");
+    let info = c.last_call();
+    assert!(info.prompt_billed && info.attempts == 1 && info.latency >= Duration::from_millis(400), "{info:?}");
+
+    let ai = settings(&refused_base_url());
+    let mut c = client(&ai);
+    let e = ask_once(&ai, &mut c, &sample_snapshot()).unwrap_err();
+    assert!(e.to_string().contains("connection refused") && e.to_string().contains("(3 attempts)"), "{e}");
+    let info = c.last_call();
+    assert!(!info.prompt_billed && info.attempts == 3, "{info:?}");
 }

@@ -124,8 +124,8 @@ fn latency_samples_reach_the_stats_side() {
     while let Some(s) = samples_rx.pop() {
         n += 1;
         assert!(s.tick_to_quote > 0);
-        let parts = s.parse as u64 + s.book as u64 + s.strategy as u64 + s.quote as u64;
-        assert!(parts <= s.tick_to_quote as u64 + 4, "{s:?}");
+        let parts = s.parse + s.book + s.strategy + s.quote;
+        assert!(parts <= s.tick_to_quote + 4, "{s:?}");
     }
     assert_eq!(n, run.report.perf.latency_ns["tick_to_quote"].count);
     assert_eq!(n, 25);

@@ -20,6 +20,7 @@
 pub mod advisor;
 pub mod ask;
 pub mod cost;
+pub mod eval;
 pub mod key;
 pub mod llm;
 pub mod log;
@@ -109,8 +110,17 @@ impl Provider {
     }
 
     /// The preset base URL (`/chat/completions`, or `/messages` for
-    /// Anthropic, is appended); Bedrock's depends on `region` (default
-    /// us-east-1).
+    /// Anthropic, is appended), as each provider documents it: OpenAI
+    /// "API reference"; Anthropic "Messages" (`https://api.anthropic.com/v1/messages`);
+    /// Gemini "OpenAI compatibility"
+    /// (`https://generativelanguage.googleapis.com/v1beta/openai/`); DeepSeek
+    /// "Your First API Call" (`https://api.deepseek.com/v1` is the
+    /// OpenAI-compatible form); OpenRouter "Quickstart"; Ollama "OpenAI
+    /// compatibility"; Bedrock "Invoke a model with the OpenAI Chat
+    /// Completions API" (`https://bedrock-runtime.{region}.amazonaws.com/openai/v1`,
+    /// a Bedrock API key as the bearer token), whose region is `[ai] region`
+    /// (default us-east-1). Bedrock's newer `bedrock-mantle` endpoint
+    /// (`https://bedrock-mantle.{region}.api.aws/v1`) works as a `base_url`.
     pub fn preset_base_url(self, region: Option<&str>) -> Option<String> {
         Some(match self.llm()? {
             Self::Holysheep => "https://api.holysheep.ai/v1".to_string(),
@@ -125,6 +135,31 @@ impl Provider {
             }
             _ => return None,
         })
+    }
+
+    /// The strongest `response_format` the provider documents; `[ai]
+    /// response_format` is capped at it (a refusal downgrades further at run
+    /// time). OpenAI "Structured Outputs", Gemini "OpenAI compatibility"
+    /// (structured output) and OpenRouter "Structured Outputs" take
+    /// `json_schema`; DeepSeek "JSON Output" documents `json_object` only;
+    /// Anthropic's Messages API has no `response_format` (the prompt asks
+    /// for JSON). Unknown gateways start at `json_schema` and downgrade.
+    pub fn best_response_format(self) -> ResponseFormat {
+        match self.llm() {
+            Some(Self::DeepSeek) => ResponseFormat::JsonObject,
+            Some(Self::Anthropic) => ResponseFormat::None,
+            _ => ResponseFormat::JsonSchema,
+        }
+    }
+
+    /// Whether the provider's base URL serves `GET /models` (OpenAI
+    /// "Models", Anthropic "List Models", Gemini and DeepSeek list models,
+    /// OpenRouter and Ollama too). Bedrock's `bedrock-runtime` endpoint
+    /// does not: AWS lists its models with `ListFoundationModels` on the
+    /// control plane ("Get list of models"). Custom servers are tried (a
+    /// 404 is a note).
+    pub fn lists_models(self) -> bool {
+        !matches!(self.llm(), Some(Self::Bedrock) | None)
     }
 
     /// The request format this provider speaks.
@@ -156,7 +191,12 @@ impl Provider {
     }
 
     /// The model asked when `[ai] model` is not set: the tutorial's gpt-4.1
-    /// where the gateway serves it under that name.
+    /// where the gateway serves it under that name, else a small current
+    /// model each provider documents: OpenAI `gpt-5-mini` ("Models"),
+    /// Anthropic's alias `claude-haiku-4-5` ("Models overview"), Gemini
+    /// `gemini-2.5-flash` (stable, "Models"), DeepSeek `deepseek-chat`,
+    /// Bedrock `openai.gpt-oss-120b-1:0` ("OpenAI models": the model IDs the
+    /// Chat Completions endpoint serves).
     pub fn default_model(self) -> &'static str {
         match self.llm() {
             Some(Self::DeepSeek) => "deepseek-chat",
@@ -260,7 +300,7 @@ impl Default for AiConfig {
             log: None,
             fallback: Vec::new(),
             models: BTreeMap::new(),
-            prices: PriceTable::tutorial(),
+            prices: PriceTable::defaults(),
         }
     }
 }
@@ -520,11 +560,11 @@ pub enum AiError {
     #[error("{endpoint} refused the request with HTTP {status}{detail}: check [ai] model (\"{model}\") and base_url")]
     Refused { endpoint: String, model: String, status: u16, detail: String },
     #[error(
-        "{endpoint} says this account has no quota left (HTTP 429 insufficient_quota{detail}): this is not a \
+        "{endpoint} says this account has no quota left (HTTP {status} {code}{detail}): this is not a \
          rate limit and waiting will not fix it; the advisor stops calling it. Add credit or raise the \
          account's spending limit with the provider, or configure [[ai.fallback]]"
     )]
-    QuotaExhausted { endpoint: String, detail: String },
+    QuotaExhausted { endpoint: String, status: u16, code: String, detail: String },
     #[error(
         "the reply from {endpoint} is larger than {limit_bytes} bytes and was not read: a chat answer is a \
          few KiB; check [ai] base_url points at a chat-completions API, and [ai] max_tokens"

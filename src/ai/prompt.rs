@@ -79,6 +79,12 @@ fn depth(levels: &[Level]) -> f64 {
     levels.iter().map(|l| l.qty.to_f64()).sum()
 }
 
+/// Tokens of `text` by the usual estimate of 4 characters a token (rounded
+/// up): what a call is charged when the provider reports no usage.
+pub fn estimate_tokens(text: &str) -> u64 {
+    text.chars().count().div_ceil(4) as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,10 +100,4 @@ mod tests {
         assert!(p.contains(&format!("{}", s.bids()[0].price)));
         assert!(SYSTEM_PROMPT.contains("spread_multiplier") && SYSTEM_PROMPT.contains("risk_signals"));
     }
-}
-
-/// Tokens of `text` by the usual estimate of 4 characters a token (rounded
-/// up): what a call is charged when the provider reports no usage.
-pub fn estimate_tokens(text: &str) -> u64 {
-    text.chars().count().div_ceil(4) as u64
 }

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use crate::ai::advisor::{ask_once, llm_client, sample_snapshot, Answer};
 use crate::ai::cost::{calls_per_day, cost_table};
+use crate::ai::llm::{models, LlmClient};
 use crate::ai::log::{direction_name, source_name, spread_name, volatility_name};
 use crate::ai::offline::{OfflineAdvisor, OfflineConfig};
 use crate::ai::{AiConfig, AiError, Provider};
@@ -36,15 +37,29 @@ pub enum AiCommand {
         /// Config file (default: $MMBOT_CONFIG, else ./mmbot.toml if present).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Score the models on snapshots of this recording against what happened next (repeat for more files).
+        #[arg(long, value_name = "RECORDING")]
+        eval: Vec<PathBuf>,
+        /// With --eval: ask each snapshot this many times per model.
+        #[arg(long, default_value_t = 3, requires = "eval")]
+        trials: usize,
+        /// With --eval: this many snapshots, evenly spaced, each with a full TTL after it.
+        #[arg(long, default_value_t = 10, requires = "eval")]
+        snapshots: usize,
+        /// With --eval: also write the ranking as JSON here.
+        #[arg(long, requires = "eval")]
+        json: Option<PathBuf>,
     },
+    /// Score an advice log against what the market did next, and backtest it against the offline rules and no advice.
+    Eval(crate::cli::ai_eval::EvalArgs),
     /// The cost/ROI table for every priced model ([ai.prices]).
     Cost {
         /// Calls a day (default: one every [ai] interval_s).
         #[arg(long)]
         calls_per_day: Option<f64>,
-        /// Prompt tokens a call.
-        #[arg(long, default_value_t = 500)]
-        input_tokens: u64,
+        /// Prompt tokens a call (default: measured, the prompt mmbot sends for a sample book).
+        #[arg(long)]
+        input_tokens: Option<u64>,
         /// Completion tokens a call.
         #[arg(long, default_value_t = 200)]
         output_tokens: u64,
@@ -62,6 +77,7 @@ pub fn run(cmd: AiCommand) -> anyhow::Result<i32> {
         AiCommand::Check { config, .. } => ("check", config),
         AiCommand::Compare { config, .. } => ("compare", config),
         AiCommand::Cost { config, .. } => ("cost", config),
+        AiCommand::Eval(a) => ("eval", &a.config),
     };
     let config = match Config::load_or_default(config.as_deref()) {
         Ok(c) => c,
@@ -70,7 +86,7 @@ pub fn run(cmd: AiCommand) -> anyhow::Result<i32> {
             return Ok(crate::cli::exit::CONFIG);
         }
     };
-    let ai = config.ai;
+    let ai = config.ai.clone();
     match cmd {
         AiCommand::Check { model, .. } => {
             let ai = match model {
@@ -79,7 +95,11 @@ pub fn run(cmd: AiCommand) -> anyhow::Result<i32> {
             };
             Ok(check(&ai))
         }
+        AiCommand::Compare { models, eval, trials, snapshots, json, .. } if !eval.is_empty() => {
+            Ok(crate::cli::ai_eval::compare(&config, &models, &eval, trials, snapshots, json.as_deref()))
+        }
         AiCommand::Compare { models, .. } => Ok(compare(&ai, &models)),
+        AiCommand::Eval(args) => Ok(crate::cli::ai_eval::run(args, &config)),
         AiCommand::Cost { calls_per_day: n, input_tokens, output_tokens, gain_per_day, .. } => {
             cost(&ai, n, input_tokens, output_tokens, gain_per_day)
         }
@@ -138,9 +158,15 @@ fn check(ai: &AiConfig) -> i32 {
         }
         None => println!("  key        none ({} unset; the provider needs none)", ai.key_var),
     }
+    if let Some(code) = check_model_name(ai, &mut client) {
+        return code;
+    }
     let answer = match ask_once(ai, &mut client, &sample) {
         Ok(a) => a,
         Err(e) => {
+            for n in client.take_notices() {
+                eprintln!("mmbot ai check: note: {n}");
+            }
             eprintln!("mmbot ai check: {e}");
             return e.exit_code();
         }
@@ -170,8 +196,9 @@ fn check(ai: &AiConfig) -> i32 {
         ),
         None => println!("  cost       unpriced: add \"{}\" to [ai.prices] (USD per million tokens)", ai.model),
     }
-    if !client.json_mode() && ai.response_format != crate::ai::ResponseFormat::None {
-        println!("  json_mode  refused by the server; set [ai] json_mode = false");
+    println!("  format     response_format {}", client.response_format().name());
+    for n in client.take_notices() {
+        eprintln!("mmbot ai check: note: {n}");
     }
     match reply {
         Ok(p) => {
@@ -201,6 +228,51 @@ fn check(ai: &AiConfig) -> i32 {
     }
 }
 
+/// Whether `[ai] model` is one the provider lists (`GET {base}/models`):
+/// `Some(exit code)` ends the check (an unknown model is exit 2, naming
+/// close matches); a provider or server without the list, or one that
+/// refuses it (some gateways guard /models differently), gets a note and the
+/// check goes on to the call, which tests the name and the key anyway.
+fn check_model_name(ai: &AiConfig, client: &mut LlmClient) -> Option<i32> {
+    if !ai.provider.lists_models() {
+        println!(
+            "  models     not listed by {} (no /models endpoint); the call below checks the name",
+            ai.provider.llm().unwrap_or(ai.provider).name()
+        );
+        return None;
+    }
+    match client.list_models() {
+        Ok(ids) if models::is_listed(&ids, &ai.model) => {
+            println!("  models     \"{}\" is among the {} the server lists", ai.model, ids.len());
+            None
+        }
+        Ok(ids) if ids.is_empty() => {
+            println!("  models     the server lists none; the call below checks the name");
+            None
+        }
+        Ok(ids) => {
+            let close = models::close_matches(&ids, &ai.model);
+            let hint = if close.is_empty() { String::new() } else { format!(" (close: {})", close.join(", ")) };
+            eprintln!(
+                "mmbot ai check: [ai] model \"{}\" is not among the {} models {}/models lists{hint}: set [ai] \
+                 model to one it serves (try one with `mmbot ai check --model NAME`)",
+                ai.model,
+                ids.len(),
+                ai.base_url.as_deref().unwrap_or("")
+            );
+            Some(2)
+        }
+        Err(AiError::Refused { status: status @ (404 | 405 | 501), .. }) => {
+            println!("  models     this server has no /models list (HTTP {status}); the call below checks the name");
+            None
+        }
+        Err(e) => {
+            println!("  models     not listed ({e}); the call below checks the name");
+            None
+        }
+    }
+}
+
 fn compare(ai: &AiConfig, models: &[String]) -> i32 {
     let sample = sample_snapshot();
     let models: Vec<&str> = models.iter().map(|m| m.trim()).filter(|m| !m.is_empty()).collect();
@@ -208,7 +280,7 @@ fn compare(ai: &AiConfig, models: &[String]) -> i32 {
         eprintln!("mmbot ai compare: --models is empty; give e.g. --models gpt-4.1,deepseek-v3.2");
         return 2;
     }
-    let (mut client, key) = match llm_client(ai) {
+    let (client, key) = match llm_client(ai) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("mmbot ai compare: {e}");
@@ -226,6 +298,15 @@ fn compare(ai: &AiConfig, models: &[String]) -> i32 {
     let mut first_failure = None;
     for model in models {
         let m = ai.with_model(model);
+        // A client asks the model it was built for: one per model.
+        let mut client = match llm_client(&m) {
+            Ok((c, _)) => c,
+            Err(e) => {
+                first_failure.get_or_insert(e.exit_code());
+                println!("{:<24} {:>10} {:>7} {:>7} {:>11}  error: {e}", model, "-", "-", "-", "-");
+                continue;
+            }
+        };
         match ask_once(&m, &mut client, &sample) {
             Ok(Answer { completion: c, reply, cost_usd }) => {
                 let advice = match &reply {
@@ -253,7 +334,17 @@ fn compare(ai: &AiConfig, models: &[String]) -> i32 {
     first_failure.unwrap_or(0)
 }
 
-fn cost(ai: &AiConfig, n: Option<f64>, tin: u64, tout: u64, gain: Option<f64>) -> anyhow::Result<i32> {
+/// Prompt tokens of one call as mmbot sends it: the system prompt and the
+/// user prompt of the sample book ([`sample_snapshot`]), by the same
+/// estimate the client charges an unreported call with.
+fn measured_prompt_tokens(ai: &AiConfig) -> u64 {
+    crate::ai::ask::messages(ai, &sample_snapshot())
+        .iter()
+        .map(|m| crate::ai::prompt::estimate_tokens(&m.content))
+        .sum()
+}
+
+fn cost(ai: &AiConfig, n: Option<f64>, tin: Option<u64>, tout: u64, gain: Option<f64>) -> anyhow::Result<i32> {
     let interval_s = ai.interval.as_secs_f64();
     let per_day = n.unwrap_or_else(|| calls_per_day(interval_s));
     anyhow::ensure!(per_day.is_finite() && per_day >= 0.0, "--calls-per-day must be a number of calls, 0 or more");
@@ -264,30 +355,39 @@ fn cost(ai: &AiConfig, n: Option<f64>, tin: u64, tout: u64, gain: Option<f64>) -
         eprintln!("mmbot ai cost: no model is priced; add models to [ai.prices]");
         return Ok(2);
     }
+    let (tin, measured) = match tin {
+        Some(t) => (t, ""),
+        None => (measured_prompt_tokens(ai), " (measured: the prompt mmbot sends for a sample book)"),
+    };
     match n {
-        Some(_) => println!("mmbot ai cost: {per_day} calls a day, {tin} input + {tout} output tokens a call"),
+        Some(_) => println!("mmbot ai cost: {per_day} calls a day, {tin} input{measured} + {tout} output tokens a call"),
         None => println!(
-            "mmbot ai cost: {per_day:.0} calls a day (one every {interval_s} s, [ai] interval_s), {tin} input + {tout} output tokens a call"
+            "mmbot ai cost: {per_day:.0} calls a day (one every {interval_s} s, [ai] interval_s), {tin} input{measured} + {tout} output tokens a call"
         ),
     }
     let roi_head = gain.map_or(String::new(), |g| format!("  ROI at ${g:.2}/day"));
     println!(
-        "{:<22} {:>9} {:>9} {:>11} {:>11} {:>13}{roi_head}",
-        "model", "in $/M", "out $/M", "per call", "per day", "per month"
+        "{:<24} {:>9} {:>10} {:>9} {:>11} {:>11} {:>13}{roi_head}",
+        "model", "in $/M", "cached $/M", "out $/M", "per call", "per day", "per month"
     );
     for r in cost_table(&ai.prices, per_day, tin, tout, gain) {
         let roi = r.roi.map_or(String::new(), |x| format!("  {:>+.0}%", x * 100.0));
         let marker = if r.model == ai.model { "  <- [ai] model" } else { "" };
         println!(
-            "{:<22} {:>9.2} {:>9.2} {:>11} {:>11} {:>13}{roi}{marker}",
+            "{:<24} {:>9.2} {:>10} {:>9.2} {:>11} {:>11} {:>13}{roi}{marker}",
             r.model,
             r.price.input_per_m,
+            r.price.cached_input_per_m.map_or_else(|| "-".to_string(), |c| format!("{c:.3}")),
             r.price.output_per_m,
             format!("${:.6}", r.per_call),
             format!("${:.2}", r.per_day),
             format!("${:.2}", r.per_month)
         );
     }
-    println!("(per month = 30 days; prices are USD per million tokens from [ai.prices])");
+    println!(
+        "(per month = 30 days; prices are USD per million tokens from [ai.prices]; cached: a prompt-cache hit, \
+         \"-\" charged as input; providers cache only long prompts (OpenAI: 1,024 tokens and up), so per call \
+         prices every prompt token as input)"
+    );
     Ok(0)
 }

@@ -140,7 +140,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
          advisor: {}; {} s (Ctrl-C ends early)",
         sim.addr(),
         script.display(),
-        if config.ai_offline.is_some() { "offline" } else { "none" },
+        advisor_label(&config.ai),
         args.duration.as_secs_f64()
     );
     let stop = ctrl_c_flag();
@@ -196,10 +196,54 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
     })
 }
 
+/// Where the demo's advice comes from, as the banner says it:
+/// `holysheep gpt-4.1`, `openai gpt-5-mini (+1 fallback)`, `offline`,
+/// `offline (no HOLYSHEEP_API_KEY)` or `none`. The key is looked up as the
+/// advisor will look it up, never shown.
+pub fn advisor_label(ai: &crate::ai::AiConfig) -> String {
+    use crate::ai::Provider;
+    let fallbacks = match ai.fallback.len() {
+        0 => String::new(),
+        1 => " (+1 fallback)".to_string(),
+        n => format!(" (+{n} fallbacks)"),
+    };
+    match ai.provider {
+        Provider::None => "none (neutral advice)".into(),
+        Provider::Offline => "offline".into(),
+        Provider::Auto => match crate::ai::advisor::resolve_key(ai) {
+            Ok(Some(_)) => format!("{}{fallbacks}", ai.primary_route().label()),
+            _ => format!("offline (no {})", ai.key_var),
+        },
+        _ => format!("{}{fallbacks}", ai.primary_route().label()),
+    }
+}
+
 /// `fills: 12 buys, 10 sells; the first 2.3 s after the start`.
 fn fills_line(events: &EventLog) -> String {
     match events.first_fill_s {
         Some(t) => format!("fills: {} buys, {} sells; the first {t:.1} s after the start", events.buys, events.sells),
         None => "fills: none".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_banner_names_the_configured_advisor() {
+        let mut ai = crate::ai::AiConfig::default();
+        ai.provider = crate::ai::Provider::Offline;
+        assert_eq!(advisor_label(&ai), "offline");
+        ai.provider = crate::ai::Provider::None;
+        assert_eq!(advisor_label(&ai), "none (neutral advice)");
+        let c = Config::from_toml("[ai]\nprovider = \"holysheep\"\nmodel = \"gpt-4.1\"\n", "test").unwrap();
+        assert_eq!(advisor_label(&c.ai), "holysheep gpt-4.1");
+        let c = Config::from_toml(
+            "[ai]\nprovider = \"openai\"\nmodel = \"gpt-5-mini\"\n[[ai.fallback]]\nprovider = \"openai\"\nmodel = \"gpt-5-nano\"\n",
+            "test",
+        )
+        .unwrap();
+        assert_eq!(advisor_label(&c.ai), "openai gpt-5-mini (+1 fallback)");
     }
 }

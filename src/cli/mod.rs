@@ -1,6 +1,7 @@
 //! The command line: one subcommand per job, each in its own module.
 
 pub mod ai;
+pub mod ai_eval;
 pub mod backtest;
 pub mod bench;
 pub mod book;

@@ -94,6 +94,9 @@ pub(crate) fn finish(run: &PaperRun, label: &str, report: Option<&PathBuf>) -> a
         run.rings.market_dropped,
         run.rings.quotes_superseded,
     );
+    if let Some(ai) = crate::cli::dashboard::advisor::summary_line(r) {
+        eprintln!("mmbot {label}: {ai}");
+    }
     // Every run's summary says how the feed went (replays have no live feed:
     // their gaps and resyncs are the book's).
     match &run.feed {

@@ -67,6 +67,10 @@ pub fn render(r: &Report) -> String {
         r.perf.wall_s,
         r.perf.events_per_s
     );
+    if let Some(ai) = crate::cli::dashboard::advisor::summary_line(r) {
+        out.push_str(&ai);
+        out.push_str("\n\n");
+    }
     if let Some(s) = &r.stats {
         out.push_str(&s.summary());
         out.push_str("\n\n");

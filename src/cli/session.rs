@@ -110,12 +110,12 @@ pub fn run_session_with_events(
                 {
                     let mut h = live.lock().unwrap_or_else(|p| p.into_inner());
                     while let Some(s) = samples_rx.pop() {
-                        second.saturating_record(s.tick_to_quote.max(1) as u64);
-                        h.record(Stage::TickToQuote, s.tick_to_quote as u64);
-                        h.record(Stage::Parse, s.parse as u64);
-                        h.record(Stage::Book, s.book as u64);
-                        h.record(Stage::Strategy, s.strategy as u64);
-                        h.record(Stage::Quote, s.quote as u64);
+                        second.saturating_record(s.tick_to_quote.max(1));
+                        h.record(Stage::TickToQuote, s.tick_to_quote);
+                        h.record(Stage::Parse, s.parse);
+                        h.record(Stage::Book, s.book);
+                        h.record(Stage::Strategy, s.strategy);
+                        h.record(Stage::Quote, s.quote);
                     }
                 }
                 let elapsed = started.elapsed();
@@ -303,7 +303,8 @@ pub fn run_session_with_events(
                     printed = obs.log.total;
                 }
                 if let (true, Some(s)) = (fresh, &obs.last_status) {
-                    eprintln!("  {label}: {}", status_line(s));
+                    let ai = crate::cli::dashboard::advisor::advisor_text(&advisor.stats());
+                    eprintln!("  {label}: {}; {ai}", status_line(s));
                 }
             }
         }
@@ -327,6 +328,7 @@ pub fn run_session_with_events(
     run.report.trading.advice = ai.label.clone();
     run.report.trading.advice_updates = ai.ok;
     run.report.ai = Some(ai.to_json());
+    crate::cli::dashboard::advisor::add_net_of_ai(&mut run.report, &ai);
     // What arrived after the view's last look.
     obs.poll();
     Ok((run, obs.log))

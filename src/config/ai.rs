@@ -195,7 +195,9 @@ pub(super) fn validate_ai(a: &RawAi) -> Result<AiConfig, ConfigError> {
         Some("") => return Err(invalid("ai.env_file", "\"\"", "give a path such as \".env\", or leave the key out")),
         Some(p) => std::path::PathBuf::from(p),
     };
-    let mut prices = d.prices.clone();
+    // A provider's own endpoint charges its list prices; the tutorial's
+    // gateway (and `auto`) its own where it has them.
+    let mut prices = crate::ai::cost::PriceTable::for_provider(provider);
     for (m, p) in a.prices.iter().flatten() {
         for v in [Some(p.input), Some(p.output), p.cached_input].into_iter().flatten() {
             if !(v.is_finite() && (0.0..=10_000.0).contains(&v)) {
@@ -329,4 +331,106 @@ pub(super) fn validate_ai(a: &RawAi) -> Result<AiConfig, ConfigError> {
         ));
     }
     Ok(ai)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ai::{CallOn, Provider, ReasoningEffort, ResponseFormat};
+    use crate::config::Config;
+
+    fn err(text: &str) -> String {
+        Config::from_toml(text, "t.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn each_new_key_names_itself_when_wrong() {
+        for (text, key, hint) in [
+            ("[ai]\ncall_on = \"sometimes\"\n", "ai.call_on", "regime_change"),
+            ("[ai]\nresponse_format = \"xml\"\n", "ai.response_format", "json_schema"),
+            ("[ai]\nreasoning_effort = \"max\"\n", "ai.reasoning_effort", "minimal"),
+            ("[ai]\ndaily_budget_usd = 0\n", "ai.daily_budget_usd", "above 0"),
+            ("[ai]\ndaily_budget_usd = -3\n", "ai.daily_budget_usd", "above 0"),
+            ("[ai]\nmin_interval_s = 30\nmax_interval_s = 10\n", "ai.min_interval_s", "must not exceed"),
+            ("[ai]\nmax_age_s = 0\n", "ai.max_age_s", "from 0.05"),
+            ("[ai]\nregion = \"US East\"\n", "ai.region", "us-east-1"),
+            ("[[ai.fallback]]\nprovider = \"offline\"\n", "ai.fallback.provider", "LLM provider"),
+            ("[[ai.fallback]]\nprovider = \"gpt\"\n", "ai.fallback.provider", "\"openai\""),
+            ("[[ai.fallback]]\nmodel = \"\"\n", "ai.fallback.model", "model name"),
+            ("[[ai.fallback]]\nprovider = \"openai\"\napi_key_env = \"sk-123\"\n", "ai.fallback.api_key_env", "NAME"),
+            ("[ai.models.\"gpt-5\"]\nparams = { model = \"x\" }\n", "ai.models.params", "sets `model`"),
+            ("[ai.models.\"gpt-5\"]\nreasoning_effort = \"extreme\"\n", "ai.models.reasoning_effort", "minimal"),
+            ("[ai.models.\"gpt-5\"]\nmax_tokens = 3\n", "ai.models.max_tokens", "16"),
+            ("[ai.prices]\n\"m\" = { input = 1, output = 2, cached_input = -1 }\n", "ai.prices", "per million"),
+        ] {
+            let e = err(text);
+            assert!(e.contains(key) && e.contains(hint), "{text}: {e}");
+        }
+        assert!(err("[ai.models.\"gpt-5\"]\ncolour = 1\n").contains("colour"), "unknown keys are refused");
+    }
+
+    #[test]
+    fn routes_models_and_defaults() {
+        let c = Config::from_toml(
+            "[ai]\nprovider = \"openai\"\nmodel = \"gpt-5-mini\"\ninterval_s = 2\ncall_on = \"regime_change\"\n\
+             daily_budget_usd = 3.5\nreasoning_effort = \"low\"\n\
+             [[ai.fallback]]\nmodel = \"gpt-5-nano\"\n\
+             [[ai.fallback]]\nprovider = \"anthropic\"\n\
+             [ai.models.\"gpt-5-nano\"]\nreasoning_effort = \"minimal\"\nparams = { seed = 7, top_p = 0.5 }\n\
+             [ai.prices]\n\"gpt-5-mini\" = { input = 0.25, output = 2.0, cached_input = 0.025 }\n",
+            "t.toml",
+        )
+        .unwrap();
+        let ai = &c.ai;
+        assert_eq!(
+            (ai.call_on, ai.daily_budget_usd, ai.reasoning_effort),
+            (CallOn::RegimeChange, Some(3.5), Some(ReasoningEffort::Low))
+        );
+        assert_eq!(
+            (ai.min_interval.as_secs_f64(), ai.max_interval.as_secs_f64(), ai.max_age.as_secs_f64()),
+            (2.0, 24.0, 2.0)
+        );
+        assert_eq!(ai.response_format, ResponseFormat::JsonSchema);
+        let routes = ai.routes();
+        assert_eq!(routes.len(), 3);
+        assert_eq!((routes[1].provider, routes[1].model.as_str()), (Provider::OpenAi, "gpt-5-nano"));
+        assert_eq!((routes[1].base_url.clone(), routes[1].key_var.as_str()), (ai.base_url.clone(), "OPENAI_API_KEY"));
+        assert_eq!(routes[2].provider, Provider::Anthropic);
+        assert_eq!(routes[2].base_url.as_deref(), Some("https://api.anthropic.com/v1"));
+        assert_eq!((routes[2].key_var.as_str(), routes[2].model.as_str()), ("ANTHROPIC_API_KEY", "claude-haiku-4-5"));
+        assert_eq!(ai.for_route(&routes[2]).endpoint().unwrap(), "https://api.anthropic.com/v1/messages");
+        let p = ai.model_params("openai/GPT-5-NANO");
+        assert_eq!((p.reasoning_effort, p.extra["seed"].as_i64()), (Some(ReasoningEffort::Minimal), Some(7)));
+        assert!(ai.is_reasoning("gpt-5-nano") && ai.is_reasoning("o4-mini") && !ai.is_reasoning("gpt-4.1"));
+        assert!(!ai.is_reasoning("ollama/llama3.1") && !ai.is_reasoning("openai/gpt-4o"));
+        let price = ai.prices.get("gpt-5-mini").unwrap();
+        assert_eq!(price.cached_input_per_m, Some(0.025));
+        // 1,000 prompt tokens of which 800 cached, 100 out.
+        let usd = ai.prices.cost_cached("gpt-5-mini", 1_000, 800, 100).unwrap();
+        assert!((usd - (200.0 * 0.25 + 800.0 * 0.025 + 100.0 * 2.0) / 1e6).abs() < 1e-15);
+        // The old switch still works.
+        let c = Config::from_toml("[ai]\njson_mode = false\n", "t.toml").unwrap();
+        assert_eq!(c.ai.response_format, ResponseFormat::None);
+        let c = Config::from_toml("[ai]\nprovider = \"bedrock\"\nregion = \"eu-west-1\"\n", "t.toml").unwrap();
+        assert_eq!(
+            c.ai.endpoint().unwrap(),
+            "https://bedrock-runtime.eu-west-1.amazonaws.com/openai/v1/chat/completions"
+        );
+        assert_eq!(c.ai.key_var, "AWS_BEARER_TOKEN_BEDROCK");
+    }
+
+    #[test]
+    fn the_example_round_trips_through_describe() {
+        let c = Config::from_toml(
+            "[ai]\nprovider = \"openai\"\n[[ai.fallback]]\nmodel = \"gpt-5-nano\"\n\
+             [ai.models.\"gpt-5-nano\"]\nreasoning = true\nparams = { seed = 7 }\n",
+            "t.toml",
+        )
+        .unwrap();
+        // The [ai] part of `config show` reads back as the same settings.
+        let text = c.describe();
+        let start = text.find("\n[ai]").unwrap();
+        let end = text[start..].find("\n[feed]").map_or(text.len(), |e| start + e);
+        let again = Config::from_toml(&text[start..end], "described").unwrap();
+        assert_eq!(again.ai, c.ai);
+    }
 }

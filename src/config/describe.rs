@@ -95,21 +95,71 @@ impl Config {
         line(format!("model = \"{}\"", ai.model));
         line(format!("api_key_env = \"{}\"", ai.key_var));
         line(format!("env_file = \"{}\"", ai.env_file.display()));
+        if let Some(r) = &ai.region {
+            line(format!("region = \"{r}\""));
+        }
         line(format!("temperature = {}", ai.temperature));
         line(format!("max_tokens = {}", ai.max_tokens));
         line(format!("interval_s = {}", ai.interval.as_secs_f64()));
         line(format!("ttl_intervals = {}", ai.ttl_intervals));
+        line(format!("max_age_s = {}", ai.max_age.as_secs_f64()));
+        line(format!("call_on = \"{}\"", ai.call_on.name()));
+        line(format!("min_interval_s = {}", ai.min_interval.as_secs_f64()));
+        line(format!("max_interval_s = {}", ai.max_interval.as_secs_f64()));
+        if let Some(b) = ai.daily_budget_usd {
+            line(format!("daily_budget_usd = {b}"));
+        }
         line(format!("connect_timeout_s = {}", ai.connect_timeout.as_secs_f64()));
         line(format!("timeout_s = {}", ai.timeout.as_secs_f64()));
         line(format!("retries = {}", ai.retries));
         line(format!("backoff_ms = {}", ai.backoff.as_millis()));
         line(format!("response_format = \"{}\"", ai.response_format.name()));
+        if let Some(e) = ai.reasoning_effort {
+            line(format!("reasoning_effort = \"{}\"", e.name()));
+        }
         line(format!("min_multiplier = {}", ai.min_multiplier));
         line(format!("max_multiplier = {}", ai.max_multiplier));
+        line(format!("apply_multiplier = {}", ai.apply_multiplier));
         line(format!("log = \"{}\"", ai.log.as_ref().map_or(String::new(), |p| p.display().to_string())));
+        for r in &ai.fallback {
+            line("\n[[ai.fallback]]".into());
+            line(format!("provider = \"{}\"", r.provider.name()));
+            line(format!("model = \"{}\"", r.model));
+            line(format!("base_url = \"{}\"", r.base_url.as_deref().unwrap_or("")));
+            line(format!("api_key_env = \"{}\"", r.key_var));
+        }
+        for (m, p) in &ai.models {
+            line(format!("\n[ai.models.\"{m}\"]"));
+            if let Some(r) = p.reasoning {
+                line(format!("reasoning = {r}"));
+            }
+            if let Some(t) = p.temperature {
+                line(format!("temperature = {t}"));
+            }
+            if let Some(t) = p.max_tokens {
+                line(format!("max_tokens = {t}"));
+            }
+            if let Some(e) = p.reasoning_effort {
+                line(format!("reasoning_effort = \"{}\"", e.name()));
+            }
+            if let Some(f) = p.response_format {
+                line(format!("response_format = \"{}\"", f.name()));
+            }
+            if !p.extra.is_empty() {
+                // JSON scalars and arrays read the same in TOML.
+                let kv: Vec<String> = p.extra.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                line(format!("params = {{ {} }}", kv.join(", ")));
+            }
+        }
         line("\n[ai.prices]".into());
         for (m, p) in ai.prices.iter() {
-            line(format!("\"{m}\" = {{ input = {}, output = {} }}", p.input_per_m, p.output_per_m));
+            match p.cached_input_per_m {
+                Some(c) => line(format!(
+                    "\"{m}\" = {{ input = {}, output = {}, cached_input = {c} }}",
+                    p.input_per_m, p.output_per_m
+                )),
+                None => line(format!("\"{m}\" = {{ input = {}, output = {} }}", p.input_per_m, p.output_per_m)),
+            }
         }
         let fd = &self.feed;
         line("\n[feed]".into());

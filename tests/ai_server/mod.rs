@@ -2,6 +2,10 @@
 //! 127.0.0.1 with an ephemeral port, records every request, and answers
 //! each with what the test's handler says (status, headers, body, delay).
 //! Nothing here touches the internet.
+//!
+//! Reply helpers follow the providers' documented shapes: OpenAI's chat
+//! completion object and model list, Anthropic's Messages response, model
+//! list and error body (`{"type":"error","error":{"type","message"}}`).
 
 #![allow(dead_code)]
 
@@ -19,6 +23,8 @@ pub struct Request {
     /// Header names lower-cased.
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// When the request was read (for retry-wait bounds).
+    pub at: Instant,
 }
 
 impl Request {
@@ -39,6 +45,8 @@ pub struct Reply {
     pub body: String,
     /// Held this long before answering.
     pub delay: Duration,
+    /// Send no Content-Length (the body ends when the connection closes).
+    pub no_length: bool,
 }
 
 impl Reply {
@@ -56,7 +64,75 @@ impl Reply {
     }
 
     pub fn status(status: u16, body: &str) -> Self {
-        Self { status, headers: Vec::new(), body: body.to_string(), delay: Duration::ZERO }
+        Self { status, headers: Vec::new(), body: body.to_string(), delay: Duration::ZERO, no_length: false }
+    }
+
+    /// A chat completion with `usage` as given (`None`: no usage at all).
+    pub fn chat_usage(content: &str, finish: &str, usage: Option<serde_json::Value>) -> Self {
+        let mut body = serde_json::json!({
+            "id": "chatcmpl-test",
+            "object": "chat.completion",
+            "model": "gpt-4.1",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}],
+        });
+        if let Some(u) = usage {
+            body["usage"] = u;
+        }
+        Self::status(200, &body.to_string())
+    }
+
+    /// An Anthropic Messages response whose text is `content`.
+    pub fn anthropic(content: &str, stop_reason: &str, usage: serde_json::Value) -> Self {
+        let body = serde_json::json!({
+            "id": "msg_test",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-haiku-4-5-20251001",
+            "content": [{"type": "text", "text": content}],
+            "stop_reason": stop_reason,
+            "stop_sequence": null,
+            "usage": usage,
+        });
+        Self::status(200, &body.to_string())
+    }
+
+    /// An Anthropic error body.
+    pub fn anthropic_error(status: u16, kind: &str, message: &str) -> Self {
+        let body =
+            serde_json::json!({"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_test"});
+        Self::status(status, &body.to_string())
+    }
+
+    /// An OpenAI error body.
+    pub fn openai_error(status: u16, message: &str, kind: &str, code: Option<&str>) -> Self {
+        let body = serde_json::json!({"error": {"message": message, "type": kind, "param": null, "code": code}});
+        Self::status(status, &body.to_string())
+    }
+
+    /// A model list (`data[].id`, as OpenAI and Anthropic send it).
+    pub fn models(ids: &[&str]) -> Self {
+        let data: Vec<serde_json::Value> =
+            ids.iter().map(|id| serde_json::json!({"id": id, "object": "model", "type": "model"})).collect();
+        Self::status(200, &serde_json::json!({"object": "list", "data": data, "has_more": false}).to_string())
+    }
+
+    /// A proxy's HTML error page.
+    pub fn html(status: u16, title: &str) -> Self {
+        let body = format!(
+            "<!DOCTYPE html>\n<html><head><title>{title}</title></head><body><h1>{title}</h1>{}</body></html>",
+            "<p>The upstream server did not answer.</p>".repeat(20)
+        );
+        Self::status(status, &body).header("Content-Type", "text/html; charset=utf-8")
+    }
+
+    /// A body of `n` bytes (`x` repeated).
+    pub fn huge(status: u16, n: usize) -> Self {
+        Self::status(status, &"x".repeat(n))
+    }
+
+    pub fn without_length(mut self) -> Self {
+        self.no_length = true;
+        self
     }
 
     pub fn header(mut self, k: &str, v: &str) -> Self {
@@ -121,6 +197,16 @@ impl Server {
     pub fn count(&self) -> usize {
         self.requests.lock().unwrap().len()
     }
+
+    /// Requests whose path ends with `suffix` (e.g. "/chat/completions").
+    pub fn requests_to(&self, suffix: &str) -> Vec<Request> {
+        self.requests().into_iter().filter(|r| r.path.split('?').next().unwrap_or("").ends_with(suffix)).collect()
+    }
+
+    /// POSTs (chat or messages calls), not model-list GETs.
+    pub fn calls(&self) -> usize {
+        self.requests().iter().filter(|r| r.method == "POST").count()
+    }
 }
 
 impl Drop for Server {
@@ -168,7 +254,7 @@ fn serve(mut s: TcpStream, h: &Handler, reqs: &Mutex<Vec<Request>>, n: &AtomicUs
         }
     }
     let body = String::from_utf8_lossy(&buf[head_end..head_end + len]).into_owned();
-    let req = Request { method, path, headers, body };
+    let req = Request { method, path, headers, body, at: Instant::now() };
     let idx = n.fetch_add(1, Ordering::SeqCst);
     reqs.lock().unwrap().push(req.clone());
     let reply = h(idx, &req);
@@ -185,16 +271,22 @@ fn serve(mut s: TcpStream, h: &Handler, reqs: &Mutex<Vec<Request>>, n: &AtomicUs
         401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
+        413 => "Payload Too Large",
+        422 => "Unprocessable Entity",
         429 => "Too Many Requests",
         500 => "Internal Server Error",
+        502 => "Bad Gateway",
         503 => "Service Unavailable",
+        529 => "Overloaded",
         _ => "Status",
     };
-    let mut out = format!(
-        "HTTP/1.1 {} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-        reply.status,
-        reply.body.len()
-    );
+    let mut out = format!("HTTP/1.1 {} {reason}\r\nConnection: close\r\n", reply.status);
+    if !reply.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+        out.push_str("Content-Type: application/json\r\n");
+    }
+    if !reply.no_length {
+        out.push_str(&format!("Content-Length: {}\r\n", reply.body.len()));
+    }
     for (k, v) in &reply.headers {
         out.push_str(&format!("{k}: {v}\r\n"));
     }

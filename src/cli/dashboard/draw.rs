@@ -124,7 +124,7 @@ fn draw_wide(f: &mut Frame<'_>, v: &Screen, area: Rect) {
     latency_table(f, v, left[1]);
     let right = Layout::default()
         .direction(Direction::Vertical)
-        .constraints([Constraint::Length(8), Constraint::Min(8)])
+        .constraints([Constraint::Length(9), Constraint::Min(8)])
         .split(cols[1]);
     let pnl = pnl_lines(v, right[0].width.saturating_sub(2), false);
     f.render_widget(
@@ -280,6 +280,10 @@ fn pnl_lines(v: &Screen, width: u16, compact: bool) -> Vec<Line<'static>> {
     let pnl_style = if e.pnl >= 0 { Style::default().fg(Color::Green) } else { Style::default().fg(Color::Red) };
     let first = v.log.first_fill_s.map_or("-".to_string(), |t| format!("{t:.1} s"));
     let pnl = Span::styled(money(e.pnl), pnl_style.add_modifier(Modifier::BOLD));
+    // An LLM advisor's cost, next to the PnL it is paid from.
+    let ai = v.ai.as_ref().filter(|a| a.source == AdviceSource::Llm);
+    let quote = super::advisor::usd_quote_in(&v.title);
+    let net = ai.and_then(|a| super::advisor::net_text(e.pnl, a.cost_total_usd, quote));
     let mut lines = vec![
         Line::from(vec![
             Span::styled("position ", BOLD),
@@ -288,12 +292,18 @@ fn pnl_lines(v: &Screen, width: u16, compact: bool) -> Vec<Line<'static>> {
         Line::from(inventory_gauge(e.position, v.max_position, width as usize)),
     ];
     if compact {
+        let net_short = net.as_deref().and_then(|n| n.split(" after").next()).map(|n| format!("  {n}"));
         lines.extend([
-            Line::from(vec![Span::styled("pnl ", BOLD), pnl]),
+            Line::from(vec![Span::styled("pnl ", BOLD), pnl, Span::raw(net_short.unwrap_or_default())]),
             Line::from(format!("  edge {}, fees -{}", money(gross), money(e.fees).trim_start_matches('+'))),
             Line::from(format!("fills {}: {} buys, {} sells", e.fills, v.log.buys, v.log.sells)),
             Line::from(format!("  first {first}, volume {}", Price(e.volume))),
-            Line::from(format!("orders {}, cancels {}", e.orders, e.cancels)),
+            // 80x24 has no row to spare: the advisor's line takes the
+            // orders' (the wide layout shows both).
+            Line::from(match ai {
+                Some(a) => format!("ai {} calls, {} err, ${:.4}", a.calls, a.failed, a.cost_total_usd),
+                None => format!("orders {}, cancels {}", e.orders, e.cancels),
+            }),
         ]);
     } else {
         lines.extend([
@@ -305,6 +315,23 @@ fn pnl_lines(v: &Screen, width: u16, compact: bool) -> Vec<Line<'static>> {
             Line::from(format!("fills {}: {} buys, {} sells; the first at {first}", e.fills, v.log.buys, v.log.sells)),
             Line::from(format!("volume {} | orders {} cancels {}", Price(e.volume), e.orders, e.cancels)),
         ]);
+        if let Some(a) = ai {
+            let long = super::advisor::advisor_text(a);
+            let long = match &net {
+                Some(n) => format!("{} | {n}", long.trim_start_matches("advisor ")),
+                None => long.trim_start_matches("advisor ").to_string(),
+            };
+            let text = if long.chars().count() <= width as usize {
+                long
+            } else {
+                let short = format!("ai {} calls, {} err, ${:.4}", a.calls, a.failed, a.cost_total_usd);
+                match &net {
+                    Some(n) => format!("{short} | {}", n.split(" after").next().unwrap_or_default()),
+                    None => short,
+                }
+            };
+            lines.push(Line::from(text));
+        }
     }
     if e.live {
         lines.push(Line::from(Span::styled(

@@ -12,6 +12,7 @@
 //! Keys: `q` quits (quotes are pulled, orders cancelled, the report
 //! written), `p` pauses or resumes quoting, `r` reloads the strategy script.
 
+pub mod advisor;
 pub mod draw;
 pub mod events;
 pub mod script;
@@ -80,6 +81,14 @@ pub fn run(inp: DashboardInputs, obs: &mut Observer) -> io::Result<()> {
             }
             // Every pass: the exchange side's snapshots are read one by one.
             obs.poll();
+            // The advisor's messages (failures, recoveries) go to the event
+            // log: printed, they would scribble over the screen.
+            if let Some(a) = &inp.advisor {
+                let t = obs.t_s();
+                for m in a.drain_messages() {
+                    obs.log.push(t, EventKind::Advice, m);
+                }
+            }
             if last_draw.elapsed() >= Duration::from_millis(250) {
                 last_draw = Instant::now();
                 if let Some(s) = obs.last_status {
@@ -111,6 +120,13 @@ pub fn run(inp: DashboardInputs, obs: &mut Observer) -> io::Result<()> {
         Ok(())
     })();
     ratatui::restore();
+    // What the advisor said after the last screen: on stderr, now the
+    // screen is gone.
+    if let Some(a) = &inp.advisor {
+        for m in a.drain_messages() {
+            eprintln!("mmbot: ai: {m}");
+        }
+    }
     result
 }
 
