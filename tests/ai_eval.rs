@@ -52,6 +52,7 @@ fn advice(t: i64, i: usize) -> Advice {
         source: AdviceSource::Llm,
         received_ns: t,
         ttl_ns: TTL,
+        apply_multiplier: false,
     }
 }
 

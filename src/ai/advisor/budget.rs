@@ -9,55 +9,14 @@
 //! most the reply may cost). A route whose projection passes the budget is
 //! skipped; a cheaper fallback may still fit.
 //!
-//! Every call is charged, failed ones too: a provider bills a prompt it
-//! read even when the answer timed out or was cut off, so those are charged
-//! the prompt's estimate (marked estimated). A reply without `usage` is
-//! charged by its estimated tokens, also marked.
+//! Every call is charged ([`crate::ai::cost::charge`] and
+//! [`crate::ai::cost::charge_failed`]), failed ones too: a provider bills a
+//! prompt it read even when the answer timed out or was cut off, so those
+//! are charged the prompt's estimate (marked estimated). A reply without
+//! `usage` is charged by its estimated tokens, also marked.
 
 use crate::ai::cost::utc_day;
-use crate::ai::llm::{CallInfo, Completion};
-use crate::ai::{AiConfig, AiError};
-
-/// One call's cost.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct Charge {
-    /// `None`: the model has no price.
-    pub usd: Option<f64>,
-    /// Part or all of it is an estimate.
-    pub estimated: bool,
-}
-
-impl Charge {
-    /// The sum of two charges (a repaired reply is two requests).
-    pub fn plus(self, other: Charge) -> Charge {
-        let usd = match (self.usd, other.usd) {
-            (None, None) => None,
-            (a, b) => Some(a.unwrap_or(0.0) + b.unwrap_or(0.0)),
-        };
-        Charge { usd, estimated: self.estimated || other.estimated }
-    }
-}
-
-/// What an answered request costs on `route` (its `[ai.prices]` entry by
-/// the model asked, else by the model the server named; cached prompt
-/// tokens at the cached price).
-pub fn charge_answer(route: &AiConfig, c: &Completion) -> Charge {
-    let p = &route.prices;
-    let usd = p
-        .cost_cached(&route.model, c.tokens_in, c.cached_tokens, c.tokens_out)
-        .or_else(|| p.cost_cached(&c.model, c.tokens_in, c.cached_tokens, c.tokens_out));
-    Charge { usd, estimated: !c.usage_reported }
-}
-
-/// What a request that got no answer costs: the prompt's estimate when the
-/// provider bills it (timed out, cut off mid-body), else nothing.
-pub fn charge_failure(route: &AiConfig, info: &CallInfo, error: &AiError) -> Charge {
-    let billed = info.prompt_billed || matches!(error, AiError::TimedOut { .. });
-    if !billed || info.prompt_tokens_estimate == 0 {
-        return Charge { usd: Some(0.0), estimated: false };
-    }
-    Charge { usd: route.prices.cost(&route.model, info.prompt_tokens_estimate, 0), estimated: true }
-}
+use crate::ai::AiConfig;
 
 /// The most a call on `route` may cost before its first answer: the
 /// prompt's estimated tokens plus its `max_tokens` (`None`: unpriced).
@@ -126,8 +85,6 @@ impl DailyBudget {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     const DAY: i64 = 86_400_000_000_000;
@@ -151,31 +108,12 @@ mod tests {
     }
 
     #[test]
-    fn failed_calls_are_charged_the_prompt_when_billed() {
+    fn the_first_call_is_expected_to_cost_its_prompt_and_max_tokens() {
         let ai = AiConfig { model: "gpt-4.1".into(), ..AiConfig::default() };
-        let info = CallInfo { prompt_tokens_estimate: 1_000, ..CallInfo::default() };
-        let timed_out = AiError::TimedOut { endpoint: "e".into(), model: "gpt-4.1".into(), timeout_s: 1.0 };
-        let c = charge_failure(&ai, &info, &timed_out);
-        assert!(c.estimated && (c.usd.unwrap() - 0.003).abs() < 1e-12, "{c:?}");
-        let refused = AiError::Unreachable { endpoint: "e".into(), detail: "refused".into() };
-        assert_eq!(charge_failure(&ai, &info, &refused), Charge { usd: Some(0.0), estimated: false });
-        let billed = CallInfo { prompt_billed: true, ..info };
-        assert!(charge_failure(&ai, &billed, &refused).estimated);
-        // 1,000 prompt + 800 max_tokens at $3/$12 per million.
+        let table = crate::ai::cost::PriceTable::tutorial();
+        let ai = AiConfig { prices: table, ..ai };
+        // 1,000 prompt + 800 max_tokens at the tutorial's $3/$12 per million.
         assert!((worst_case(&ai, 1_000).unwrap() - (0.003 + 0.0096)).abs() < 1e-12);
-        let answered = Completion {
-            content: String::new(),
-            model: "gpt-4.1".into(),
-            tokens_in: 480,
-            tokens_out: 90,
-            cached_tokens: 0,
-            usage_reported: false,
-            finish_reason: None,
-            latency: Duration::ZERO,
-            attempts: 1,
-        };
-        let a = charge_answer(&ai, &answered);
-        assert!(a.estimated && (a.usd.unwrap() - 0.00252).abs() < 1e-12, "{a:?}");
-        assert_eq!(a.plus(Charge { usd: None, estimated: false }).usd, a.usd);
+        assert_eq!(worst_case(&AiConfig { model: "no-price".into(), ..ai }, 1_000), None);
     }
 }

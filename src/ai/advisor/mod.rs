@@ -334,7 +334,8 @@ pub struct Answer {
 pub fn ask_once(ai: &AiConfig, client: &mut LlmClient, snapshot: &MarketSnapshot) -> Result<Answer, AiError> {
     let never = AtomicBool::new(false);
     let asked = crate::ai::ask::ask(client, ai, snapshot, &never)?;
-    let cost_usd = asked.completions.iter().map(|c| budget::charge_answer(ai, c).usd).sum::<Option<f64>>();
+    let cost_usd =
+        asked.completions.iter().map(|c| crate::ai::cost::charge(&ai.prices, &ai.model, c).usd).sum::<Option<f64>>();
     let completion = asked.last().clone();
     Ok(Answer { completion, reply: asked.reply, cost_usd })
 }

@@ -13,15 +13,16 @@
 //!   rate limit, per OpenAI's error-codes guide): for the rest of the
 //!   session, said once.
 //!
-//! Each call is charged ([`super::budget`]) as soon as it ends, so the next
-//! route's projection already counts it.
+//! Each call is charged ([`crate::ai::cost::charge`]) as soon as it ends,
+//! so the next route's projection ([`super::budget`]) already counts it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::ai::advisor::budget::{charge_answer, charge_failure, worst_case, Charge, DailyBudget};
+use crate::ai::advisor::budget::{worst_case, DailyBudget};
 use crate::ai::advisor::MarketSnapshot;
 use crate::ai::ask::Asked;
+use crate::ai::cost::{charge, charge_failed, Charge};
 use crate::ai::llm::{CallInfo, LlmClient};
 use crate::ai::prompt::estimate_tokens;
 use crate::ai::{AiConfig, AiError};
@@ -179,15 +180,14 @@ impl<A: Asker> Dispatcher<A> {
             out.messages.extend(r.asker.take_notices().into_iter().map(|n| format!("{}: {n}", r.label)));
             let charge = match &result {
                 Ok(asked) => {
-                    let c =
-                        asked.completions.iter().fold(Charge::default(), |sum, c| sum.plus(charge_answer(&r.cfg, c)));
+                    let c = Charge::sum(asked.completions.iter().map(|c| charge(&r.cfg.prices, &r.cfg.model, c)));
                     if let Some(usd) = c.usd {
                         r.answered_usd += usd;
                         r.answered_priced += 1;
                     }
                     c
                 }
-                Err(e) => charge_failure(&r.cfg, &info, e),
+                Err(_) => charge_failed(&r.cfg.prices, &r.cfg.model, &info),
             };
             self.budget.add(charge.usd.unwrap_or(0.0), wall_ns);
             if let Err(e) = &result {
@@ -220,10 +220,12 @@ impl<A: Asker> Dispatcher<A> {
         }
         if self.routes.iter().all(|r| r.dead) {
             out.all_dead = true;
-            if out.attempts.iter().any(|a| matches!(a.result, Err(AiError::QuotaExhausted { .. }))) {
+            // With one route its own message said it all.
+            let just_now = out.attempts.iter().any(|a| matches!(a.result, Err(AiError::QuotaExhausted { .. })));
+            if just_now && self.routes.len() > 1 {
                 out.messages.push(
-                    "every configured route is out of quota: the advisor makes no more calls this session; \
-                     advice expires and the bot quotes without it"
+                    "no route is left to ask (each said its account has no credit): the advisor makes no more \
+                     calls this session; advice expires and the bot quotes without it"
                         .to_string(),
                 );
             }
@@ -290,7 +292,12 @@ mod tests {
     }
 
     fn quota() -> AiError {
-        AiError::QuotaExhausted { endpoint: "http://a/v1/chat/completions".into(), detail: String::new() }
+        AiError::QuotaExhausted {
+            endpoint: "http://a/v1/chat/completions".into(),
+            status: 429,
+            code: "insufficient_quota".into(),
+            detail: String::new(),
+        }
     }
 
     fn route(index: usize, model: &str, replies: Vec<Line>) -> Route<Scripted> {

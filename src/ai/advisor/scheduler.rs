@@ -24,7 +24,7 @@ use crate::ai::advisor::{AdvisorStats, MarketSnapshot};
 use crate::ai::cost::CostMeter;
 use crate::ai::log::{AdviceLog, CallMeta, Dropped, LogEntry};
 use crate::ai::offline::{OfflineAdvisor, Regime};
-use crate::ai::{AiConfig, CallOn};
+use crate::ai::{AiConfig, AiError, CallOn};
 use crate::hot::advice::Advice;
 use crate::ring::{Consumer, Producer};
 
@@ -259,11 +259,11 @@ impl Scheduler {
     /// Counts, logs and (if usable and in time) hands over one route's
     /// answer; returns whether advice reached the hot thread.
     fn record(&mut self, at: &Attempt, snap: &MarketSnapshot, regime: Regime, age_ns: i64) -> bool {
-        let answered = at.result.is_ok();
-        if answered || at.charge.usd != Some(0.0) {
-            self.meter.add(at.charge.usd, at.wall_ns);
+        // A failure that cost nothing is not a priced call (it would pull
+        // the average cost per call down).
+        if at.result.is_ok() || at.charge.usd != Some(0.0) {
+            self.meter.add_charge(&at.charge, at.wall_ns);
         }
-        let estimated_usd = at.charge.usd.filter(|_| at.charge.estimated);
         let (meter, interval_s, wall) = (self.meter.clone(), self.ai.interval.as_secs_f64(), at.wall_ns);
         self.with_stats(|s| {
             s.calls += 1;
@@ -272,10 +272,8 @@ impl Scheduler {
             s.cost_per_call_usd = meter.per_call();
             s.projected_month_usd = meter.projected_month(interval_s);
             s.unpriced_calls = meter.calls_unpriced;
-            if let Some(usd) = estimated_usd {
-                s.estimated_calls += 1;
-                s.cost_estimated_usd += usd;
-            }
+            s.estimated_calls = meter.calls_estimated;
+            s.cost_estimated_usd = meter.estimated_usd;
         });
         let asked = match &at.result {
             Ok(asked) => asked,
@@ -287,7 +285,11 @@ impl Scheduler {
                     s.last_error = Some(text.clone());
                     s.last_latency = Some(latency);
                 });
-                self.report(at.route, &at.label, Some(&text));
+                // A route out of quota was said by the dispatcher, with
+                // what becomes of it.
+                if !matches!(e, AiError::QuotaExhausted { .. }) {
+                    self.report(at.route, &at.label, Some(&text));
+                }
                 let entry = LogEntry {
                     wall_ns: at.wall_ns,
                     provider: at.provider,
