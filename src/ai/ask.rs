@@ -10,10 +10,11 @@
 //! user message quoting what was wrong ([`crate::ai::reply::Reading::problems`]) and asking
 //! for exactly one JSON object. One retry only: a model that fails twice
 //! will not be talked round within an interval, and each retry is paid for.
-//! No retry when the first reply was cut off at the token limit
-//! (`finish_reason: "length"`, OpenAI's Chat Completions reference, "The
-//! chat completion object"): the same limit would cut the retry too, so the
-//! error says to raise `[ai] max_tokens` instead.
+//! No retry when the first reply was cut off at the token limit (OpenAI's
+//! Chat Completions reference, the chat completion object: `finish_reason`
+//! is "length if the maximum number of tokens specified in the request was
+//! reached"): the same limit would cut the retry too, so the error says to
+//! raise `[ai] max_tokens` instead.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -148,8 +149,11 @@ fn explain_cut_off(reply: Result<ParsedReply, ReplyError>, max_tokens: u32) -> R
 }
 
 /// The model's reply as it is echoed in the repair request: without its
-/// reasoning blocks (providers of reasoning models ask that earlier turns'
-/// reasoning not be sent back), cut to [`MAX_ECHO`] characters.
+/// reasoning blocks, cut to [`MAX_ECHO`] characters. Earlier turns'
+/// reasoning is not sent back: Qwen3's chat template drops it from history
+/// (QwenLM/Qwen3 discussion 1398: "the thinking content of the previous
+/// turns should be removed"), DeepSeek refuses `reasoning_content` in input
+/// messages, and it would be paid for again.
 fn echo(content: &str) -> String {
     let answer = scan::split_reasoning(content).answer;
     let text = if answer.trim().is_empty() { content.trim() } else { answer.trim() };

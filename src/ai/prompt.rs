@@ -318,7 +318,8 @@ mod tests {
     #[test]
     fn the_measured_prompt_is_about_700_tokens() {
         let n = measured_prompt_tokens();
-        assert_eq!(n, 698, "update the figure in this module's doc, measured_prompt_tokens' doc and the README");
+        // 698 when written; the docs quote it.
+        assert!((680..=720).contains(&n), "{n}: update this module's doc, measured_prompt_tokens' doc and the README");
         let messages = [Message::system("a"), Message::user("b")];
         assert_eq!(estimate_chat_tokens(&messages), 1 + 1 + 2 * TOKENS_PER_MESSAGE + TOKENS_REPLY_PRIMER);
     }
