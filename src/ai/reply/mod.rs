@@ -324,12 +324,26 @@ mod tests {
             "{\"a\":\"\\\"}\"}",
             "ㅎ{ㅎ}ㅎ",
             "{\"변동성\":\"높\"}",
+            "<think>",
+            "</think>",
+            "<thinking></think>{",
+            "ㅎ</THINK>ㅎ<think>{\"volatility\":\"high\"}",
+            "<think><think></think></think>{}",
         ];
         for s in samples {
             let _ = parse_reply(s, B);
         }
         let long = "x".repeat(MAX_REPLY + 10) + CLEAN;
         assert!(parse_reply(&long, B).is_err());
+        // Random mixes of the characters the scanner cares about.
+        let alphabet: Vec<char> = "{}[]\",:\\ <>/thinkTHINKg\n`jsonv높0.5-".chars().collect();
+        let mut rng = crate::feed::synthetic::Rng(7);
+        for _ in 0..2_000 {
+            let len = rng.below(60) as usize;
+            let text: String = (0..len).map(|_| alphabet[rng.below(alphabet.len() as u64) as usize]).collect();
+            let reading = read_reply(&text, B);
+            let _ = (reading.fails_schema(), reading.problems());
+        }
     }
 
     #[test]
