@@ -156,10 +156,10 @@ fn ai_cost_prices_the_measured_prompt_and_shows_cached_prices() {
     assert_eq!(code, Some(0), "{out}{err}");
     // The default prompt size is what mmbot sends for the sample book.
     let cfg = AiConfig::default();
-    let measured: u64 = mmbot::ai::ask::messages(&cfg, &mmbot::ai::advisor::sample_snapshot())
-        .iter()
-        .map(|m| mmbot::ai::prompt::estimate_tokens(&m.content))
-        .sum();
+    let measured = mmbot::ai::prompt::estimate_chat_tokens(&mmbot::ai::ask::messages(
+        &cfg,
+        &mmbot::ai::advisor::sample_snapshot(),
+    ));
     assert!(measured > 300, "{measured}");
     assert!(out.contains(&format!("{measured} input (measured")), "{out}");
     assert!(out.contains("cached $/M"), "{out}");

@@ -220,8 +220,8 @@ impl Charge {
 /// name, which `[ai.prices]` uses), else by the model the server named
 /// (`gpt-4.1-2025-04-14`, `openai/gpt-4.1`). Cached prompt tokens are priced
 /// at the model's cached price where it has one ([`PriceTable::cost_cached`]).
-/// A reply without `usage` was counted by the client at 4 characters a
-/// token; its charge is marked estimated.
+/// A reply without `usage` was counted by the client with
+/// [`crate::ai::prompt::estimate_tokens`]; its charge is marked estimated.
 pub fn charge(prices: &PriceTable, asked_model: &str, c: &Completion) -> Charge {
     let mut tokens_out = c.tokens_out;
     if !c.usage_reported && tokens_out == 0 {

@@ -560,13 +560,13 @@ pub enum AiError {
     #[error("{endpoint} refused the request with HTTP {status}{detail}: check [ai] model (\"{model}\") and base_url")]
     Refused { endpoint: String, model: String, status: u16, detail: String },
     #[error(
-        "{endpoint} says this account has no quota left (HTTP {status} {code}{detail}): this is not a \
-         rate limit and waiting will not fix it; the advisor stops calling it. Add credit or raise the \
+        "{endpoint} says this account has no quota left (HTTP {status} {code}{detail}): the account is \
+         out of credit, not throttled, and waiting will not fix it; the advisor stops calling it. Add credit or raise the \
          account's spending limit with the provider, or configure [[ai.fallback]]"
     )]
     QuotaExhausted { endpoint: String, status: u16, code: String, detail: String },
     #[error(
-        "the reply from {endpoint} is larger than {limit_bytes} bytes and was not read: a chat answer is a \
+        "the reply from {endpoint} is too large (over {limit_bytes} bytes) and was not read: a chat answer is a \
          few KiB; check [ai] base_url points at a chat-completions API, and [ai] max_tokens"
     )]
     TooLarge { endpoint: String, limit_bytes: u64 },

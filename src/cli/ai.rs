@@ -338,10 +338,7 @@ fn compare(ai: &AiConfig, models: &[String]) -> i32 {
 /// user prompt of the sample book ([`sample_snapshot`]), by the same
 /// estimate the client charges an unreported call with.
 fn measured_prompt_tokens(ai: &AiConfig) -> u64 {
-    crate::ai::ask::messages(ai, &sample_snapshot())
-        .iter()
-        .map(|m| crate::ai::prompt::estimate_tokens(&m.content))
-        .sum()
+    crate::ai::prompt::estimate_chat_tokens(&crate::ai::ask::messages(ai, &sample_snapshot()))
 }
 
 fn cost(ai: &AiConfig, n: Option<f64>, tin: Option<u64>, tout: u64, gain: Option<f64>) -> anyhow::Result<i32> {

@@ -180,7 +180,11 @@ impl<A: Asker> Dispatcher<A> {
             out.messages.extend(r.asker.take_notices().into_iter().map(|n| format!("{}: {n}", r.label)));
             let charge = match &result {
                 Ok(asked) => {
-                    let c = Charge::sum(asked.completions.iter().map(|c| charge(&r.cfg.prices, &r.cfg.model, c)));
+                    let answered = asked.completions.iter().map(|c| charge(&r.cfg.prices, &r.cfg.model, c));
+                    // A repair retry that got no answer is billed like any failed call.
+                    let unanswered =
+                        asked.repair_error.as_ref().map(|_| charge_failed(&r.cfg.prices, &r.cfg.model, &info));
+                    let c = Charge::sum(answered.chain(unanswered));
                     if let Some(usd) = c.usd {
                         r.answered_usd += usd;
                         r.answered_priced += 1;
@@ -281,7 +285,7 @@ mod tests {
                 attempts: 1,
             };
             let reply = parse_reply(text, Bounds { min_multiplier: 0.5, max_multiplier: 2.0 });
-            Ok(Asked { completions: vec![c], reply, repaired: false })
+            Ok(Asked { completions: vec![c], reply, repaired: false, read_from: 0, repair_error: None })
         }
         fn last_call(&self) -> CallInfo {
             CallInfo { attempts: 1, ..CallInfo::default() }
@@ -322,7 +326,7 @@ mod tests {
         assert_eq!(first.attempts.len(), 2);
         assert!(first.attempts[1].usable() && first.attempts[1].route == 1);
         assert_eq!(first.messages.len(), 1, "{:?}", first.messages);
-        assert!(first.messages[0].contains("not a rate limit"), "{:?}", first.messages);
+        assert!(first.messages[0].contains("waiting will not fix it"), "{:?}", first.messages);
         for _ in 0..3 {
             let o = d.dispatch(&snap, &never);
             assert_eq!((o.attempts.len(), o.attempts[0].route), (1, 1));

@@ -306,7 +306,9 @@ impl Scheduler {
             }
         };
         let cs = &asked.completions;
-        let last = asked.last();
+        // The answer the advice was read from (the repair's, or the first
+        // when that read better).
+        let last = asked.read();
         let (tokens_in, tokens_out) = (cs.iter().map(|c| c.tokens_in).sum(), cs.iter().map(|c| c.tokens_out).sum());
         let cached: u64 = cs.iter().map(|c| c.cached_tokens).sum();
         let latency: Duration = cs.iter().map(|c| c.latency).sum();
@@ -318,7 +320,12 @@ impl Scheduler {
         }
         let late = advice.is_some() && age_ns > self.max_age_ns;
         let error = match &asked.reply {
-            Err(e) => Some(format!("the reply is unusable ({e}); keeping the last valid advice")),
+            Err(e) => Some(match &asked.repair_error {
+                Some(r) => {
+                    format!("the reply is unusable ({e}; the repair retry failed: {r}); keeping the last valid advice")
+                }
+                None => format!("the reply is unusable ({e}); keeping the last valid advice"),
+            }),
             Ok(_) if late => Some(format!(
                 "the reply came {:.1} s after its market snapshot, more than [ai] max_age_s ({:.1} s): dropped \
                  (raise max_age_s, lower max_tokens, or pick a faster model)",

@@ -99,7 +99,7 @@ pub struct CallInfo {
     /// From the first request to the answer or the failure.
     pub latency: Duration,
     pub attempts: u32,
-    /// The prompt's estimated tokens ([`crate::ai::prompt::estimate_tokens`]).
+    /// The prompt's estimated tokens ([`crate::ai::prompt::estimate_chat_tokens`]).
     pub prompt_tokens_estimate: u64,
     /// Whether the provider bills the prompt though no answer came (timed
     /// out, or cut off mid-body).
@@ -260,9 +260,10 @@ impl LlmClient {
     /// between attempts short. [`Self::last_call`] says how it went either way.
     pub fn complete(&mut self, messages: &[Message], stop: &AtomicBool) -> Result<Completion, AiError> {
         let started = Instant::now();
-        let text: String = messages.iter().map(|m| m.content.as_str()).collect();
-        self.last_call =
-            CallInfo { prompt_tokens_estimate: crate::ai::prompt::estimate_tokens(&text), ..CallInfo::default() };
+        self.last_call = CallInfo {
+            prompt_tokens_estimate: crate::ai::prompt::estimate_chat_tokens(messages),
+            ..CallInfo::default()
+        };
         let r = self.complete_inner(messages, stop, started);
         self.last_call.latency = started.elapsed();
         r.map_err(|e| match e {

@@ -14,7 +14,7 @@
 //! * Errors: OpenAI `{"error":{"message","type","code","param"}}`, Anthropic
 //!   `{"type":"error","error":{"type","message"}}` ("Errors"), Gemini's
 //!   `[{"error":{"code","message","status"}}]`; anything else is described
-//!   (an HTML page by its `<title>` and size), never pasted.
+//!   (an HTML page by its title and size), never pasted.
 //! * Without `usage` the tokens are estimated (4 characters a token) and the
 //!   completion says so (`usage_reported: false`).
 
@@ -110,7 +110,7 @@ pub fn describe_body(text: &str, content_type: Option<&str>) -> String {
             Some(short(t.get(open..close)?.trim(), 80))
         });
         return match title {
-            Some(title) => format!("an HTML page (<title>{title}</title>), {} bytes", text.len()),
+            Some(title) => format!("an HTML page titled {title:?}, {} bytes", text.len()),
             None => format!("an HTML page (no title), {} bytes", text.len()),
         };
     }
@@ -249,17 +249,17 @@ mod tests {
         assert_eq!((c.tokens_in, c.tokens_out, c.cached_tokens, c.usage_reported), (480, 90, 256, true));
         // No usage: the prompt's estimate and the content's.
         let c = openai_completion(r#"{"choices":[{"message":{"content":"abcdefgh"}}]}"#, None, &CTX).unwrap();
-        assert_eq!((c.model.as_str(), c.tokens_in, c.tokens_out, c.usage_reported), ("m", 700, 2, false));
+        assert_eq!(
+            (c.model.as_str(), c.tokens_in, c.tokens_out, c.usage_reported),
+            ("m", 700, estimate_tokens("abcdefgh"), false)
+        );
         // Cut off but not empty: kept, with its finish_reason.
         let c =
             openai_completion(r#"{"choices":[{"message":{"content":"{\"a\""},"finish_reason":"length"}]}"#, None, &CTX)
                 .unwrap();
         assert_eq!(c.finish_reason.as_deref(), Some("length"));
         for (body, want) in [
-            (
-                "<html><title>Bad gateway</title></html>",
-                "not JSON but an HTML page (<title>Bad gateway</title>), 39 bytes",
-            ),
+            ("<html><title>Bad gateway</title></html>", "not JSON but an HTML page titled \"Bad gateway\", 39 bytes"),
             (r#"{"error":{"message":"overloaded"}}"#, "overloaded"),
             (r#"{"choices":[{"message":{"content":""},"finish_reason":"length"}]}"#, "raise [ai] max_tokens (now 800)"),
             (r#"{"choices":[{"message":{"content":null,"refusal":"no"}}]}"#, "refused"),
@@ -302,7 +302,7 @@ mod tests {
         assert!(!server_error(r#"{"error":{"message":"model not found"}}"#).unwrap().names_response_format());
         assert_eq!(
             error_detail("<!DOCTYPE html><html><head><title>502 Bad Gateway</title>", None),
-            ": an HTML page (<title>502 Bad Gateway</title>), 57 bytes"
+            ": an HTML page titled \"502 Bad Gateway\", 57 bytes"
         );
         assert_eq!(error_detail("", None), "");
     }
