@@ -724,8 +724,12 @@ fn demo_charges_timed_out_calls_the_prompt_estimate() {
     let d = LlmDouble::start();
     d.set_default(Behaviour::ok().delay(Duration::from_millis(3000)));
     let s = demo(&ai_config("custom", &d.base_url(), "gpt-4.1", "timeout_s = 1.0\nretries = 0"), 6);
-    assert!(!d.completions().is_empty(), "{}", s.run.show());
     let ai = &s.report["ai"];
+    // The double records a request when its (3 s) answer is written: wait
+    // for the calls mmbot gave up on to be recorded before counting them.
+    let asked = ai["calls"].as_u64().unwrap_or(0) as usize;
+    d.wait_for_requests(asked, Duration::from_secs(5));
+    assert!(!d.completions().is_empty(), "{}", s.run.show());
     let est = ai["cost_estimated_usd"].as_f64().unwrap_or(0.0);
     assert!(est > 0.0, "timed-out calls were not charged an estimate: {ai}\n{}", s.run.show());
     assert!(ai["estimated_calls"].as_u64().unwrap_or(0) >= 1, "{ai}");
@@ -743,7 +747,10 @@ fn demo_charges_timed_out_calls_the_prompt_estimate() {
 fn demo_daily_budget_stops_calls_before_the_spend_passes_it() {
     let d = LlmDouble::start();
     let budget = 0.004;
-    let s = demo(&ai_config("custom", &d.base_url(), "gpt-4.1", &format!("daily_budget_usd = {budget}")), 7);
+    // mmbot projects a route's first call at its worst case (the prompt plus
+    // the whole max_tokens): keep max_tokens small enough for a call to fit.
+    let extra = format!("daily_budget_usd = {budget}\nmax_tokens = 50");
+    let s = demo(&ai_config("custom", &d.base_url(), "gpt-4.1", &extra), 7);
     let spent: f64 = d.completions().iter().filter_map(|r| r.usage).map(|u| cost(&u)).sum();
     assert!(!d.completions().is_empty(), "no call at all:\n{}", s.run.show());
     assert!(spent <= budget, "spent {spent} > budget {budget} over {} calls", d.completions().len());
