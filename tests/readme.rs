@@ -354,6 +354,8 @@ fn why_not_run(words: &[String]) -> Option<&'static str> {
         ["run", ..] | ["paper", ..] | ["record", ..] => Some("needs the Binance network (or a simulator it names)"),
         ["sim", ..] => Some("a server: runs until stopped"),
         ["ai", "check"] | ["ai", "compare"] => Some("calls an LLM gateway with a real key"),
+        // Its inputs are what an earlier run wrote; tests/ai_eval.rs runs it.
+        ["ai", "eval"] => Some("needs the advice log a run wrote and that run's recording"),
         ["replay", ..] if has("--speed") => Some("paced at the recorded rate"),
         ["bench", ..] if words.len() == 1 || (!has("--events") && !words[1].ends_with(".rec")) => {
             Some("200,000 synthetic frames: too long for a debug build")
