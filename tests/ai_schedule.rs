@@ -20,9 +20,14 @@ const KEY_VAR: &str = "MMBOT_TEST_SCHEDULE_KEY";
 const MS: i64 = 1_000_000;
 
 fn env_file() -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(format!("mmbot-schedule-test-{}.env", std::process::id()));
-    std::fs::write(&path, format!("{KEY_VAR}=sk-schedule-test-key-0000000000\n")).unwrap();
-    path
+    // Written once: a rewrite truncates it under a test reading it.
+    static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let path = std::env::temp_dir().join(format!("mmbot-schedule-test-{}.env", std::process::id()));
+        std::fs::write(&path, format!("{KEY_VAR}=sk-schedule-test-key-0000000000\n")).unwrap();
+        path
+    })
+    .clone()
 }
 
 fn config(base_url: &str, log: &std::path::Path, f: impl FnOnce(&mut AiConfig)) -> AiConfig {
