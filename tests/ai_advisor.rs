@@ -455,10 +455,11 @@ fn a_route_out_of_quota_is_never_asked_again() {
 
 #[test]
 fn the_daily_budget_stops_calls_and_says_so_once() {
-    // 480 + 90 tokens at gpt-4.1's $3/$12 per million: $0.00252 a call. The
-    // first call may cost the prompt plus 800 tokens (about $0.012): fits
-    // $0.02. Then the average: seven calls ($0.01764), and the eighth would
-    // pass the budget.
+    // 480 + 90 tokens at gpt-4.1's $3/$12 per million: $0.00252 a call.
+    // Each call is projected at its worst case, the prompt (~700 tokens) plus
+    // the whole 800-token cap: about $0.0117. Four calls fit $0.02 (the
+    // fourth projects $0.00756 + $0.0117); the fifth would not ($0.01008 +
+    // $0.0117), so the spend can never pass the budget.
     let server = Server::always(Reply::chat(CLEAN));
     let dir = common::temp_dir("advisor-budget");
     let log = dir.join("advice.jsonl");
@@ -470,19 +471,19 @@ fn the_daily_budget_stops_calls_and_says_so_once() {
     rig.market.push_latest(sample_snapshot());
     let s = feed_until(&rig, Duration::from_secs(5), |s| s.skipped_budget >= 5);
     assert!(s.skipped_budget >= 5, "{s:?}");
-    assert_eq!((server.count(), s.calls, s.ok), (7, 7, 7), "{s:?}");
-    assert!(s.cost_today_usd <= 0.02 && (s.cost_today_usd - 7.0 * 0.00252).abs() < 1e-9, "{s:?}");
+    assert_eq!((server.count(), s.calls, s.ok), (4, 4, 4), "{s:?}");
+    assert!(s.cost_today_usd <= 0.02 && (s.cost_today_usd - 4.0 * 0.00252).abs() < 1e-9, "{s:?}");
     assert_eq!(s.budget_usd, Some(0.02));
     assert_eq!(s.to_json()["skipped_budget"].as_u64(), Some(s.skipped_budget));
     let said = rig.handle.drain_messages();
     let budget: Vec<_> = said.iter().filter(|m| m.contains("daily AI budget reached")).collect();
     assert_eq!(budget.len(), 1, "{said:?}");
-    assert!(budget[0].contains("$0.0176 of $0.0200 spent today") && budget[0].contains("00:00 UTC"), "{said:?}");
+    assert!(budget[0].contains("$0.0101 of $0.0200 spent today") && budget[0].contains("00:00 UTC"), "{said:?}");
     drop(rig);
     // The stop is logged once, as a line with no call.
     let lines = log_lines(&log);
     let stops: Vec<_> = lines.iter().filter(|l| l["dropped"] == "over_budget").collect();
-    assert_eq!((lines.len(), stops.len()), (8, 1), "{lines:?}");
+    assert_eq!((lines.len(), stops.len()), (5, 1), "{lines:?}");
     assert!(stops[0]["advice"].is_null() && stops[0]["error"].as_str().unwrap().contains("budget"));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -610,8 +610,19 @@ fn cut_off_answers_keep_their_reason_and_empty_ones_name_max_tokens() {
     let usage = serde_json::json!({"prompt_tokens": 700, "completion_tokens": 800});
     let server = Server::always(Reply::chat_usage("", "length", Some(usage.clone())));
     let ai = AiConfig { max_tokens: 321, ..settings(&server.base_url()) };
-    let e = ask_once(&ai, &mut client(&ai), &sample_snapshot()).unwrap_err().to_string();
+    let mut c = client(&ai);
+    let e = ask_once(&ai, &mut c, &sample_snapshot()).unwrap_err().to_string();
     assert!(e.contains("raise [ai] max_tokens (now 321)"), "{e}");
+    // The provider billed the empty answer: its usage is kept and charged
+    // exactly (a reasoning model that spent its cap thinking costs money).
+    let info = c.last_call();
+    let u = info.usage.expect("the unusable answer's usage is kept");
+    assert_eq!((u.tokens_in, u.tokens_out), (700, 800));
+    let mut prices = mmbot::ai::cost::PriceTable::default();
+    prices
+        .set("gpt-4.1", mmbot::ai::cost::ModelPrice { input_per_m: 3.0, output_per_m: 12.0, cached_input_per_m: None });
+    let charge = mmbot::ai::cost::charge_failed(&prices, "gpt-4.1", &info);
+    assert_eq!((charge.usd, charge.estimated), (Some((700.0 * 3.0 + 800.0 * 12.0) / 1e6), false));
     let server = Server::always(Reply::chat_usage(r#"{"spread_state":"wide","volat"#, "length", Some(usage)));
     let ai = settings(&server.base_url());
     let a = ask_once(&ai, &mut client(&ai), &sample_snapshot()).unwrap();

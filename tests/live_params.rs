@@ -25,7 +25,8 @@ fn spreads(stderr: &str) -> Vec<f64> {
         .filter_map(|l| {
             let q = l.split("last quote bid ").nth(1)?;
             let (bid, ask) = q.split_once(" ask ")?;
-            let price = |s: &str| s.trim().split('@').nth(1)?.parse::<f64>().ok();
+            // The line goes on after the quote ("; advisor ...").
+            let price = |s: &str| s.split(';').next()?.trim().split('@').nth(1)?.parse::<f64>().ok();
             Some(price(ask)? - price(bid)?)
         })
         .collect()

@@ -81,6 +81,18 @@ pub fn ask(
     snapshot: &MarketSnapshot,
     stop: &AtomicBool,
 ) -> Result<Asked, AiError> {
+    ask_with(client, ai, snapshot, stop, true)
+}
+
+/// [`ask`], with the repair retry allowed or not (the advisor forbids it
+/// when a second request would not fit the daily budget).
+pub fn ask_with(
+    client: &mut LlmClient,
+    ai: &AiConfig,
+    snapshot: &MarketSnapshot,
+    stop: &AtomicBool,
+    may_repair: bool,
+) -> Result<Asked, AiError> {
     let mut conversation = messages(ai, snapshot);
     let first = client.complete(&conversation, stop)?;
     let reading = read_reply(&first.content, bounds(ai));
@@ -91,8 +103,8 @@ pub fn ask(
         let reply = explain_cut_off(reading.reply, max_tokens(ai, client.model()));
         return Ok(Asked::one(first, reply));
     }
-    if stop.load(Ordering::Relaxed) {
-        // Shutting down: no new request.
+    if stop.load(Ordering::Relaxed) || !may_repair {
+        // Shutting down, or no room in the budget: no new request.
         return Ok(Asked::one(first, reading.reply));
     }
     conversation.push(Message::assistant(echo(&first.content)));

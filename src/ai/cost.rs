@@ -235,9 +235,15 @@ pub fn charge(prices: &PriceTable, asked_model: &str, c: &Completion) -> Charge 
 /// The charge for a call that got no answer: a provider bills the prompt it
 /// processed when the call timed out or was cut off mid-body
 /// (`info.prompt_billed`), so that is charged at the estimate of the prompt,
-/// marked estimated; any other failure (refused, unreachable, rate limited)
-/// costs nothing.
+/// marked estimated; an answer that came but was unusable (empty at the
+/// token cap, a refusal) is charged the `usage` it reported; any other
+/// failure (refused, unreachable, rate limited) costs nothing.
 pub fn charge_failed(prices: &PriceTable, model: &str, info: &CallInfo) -> Charge {
+    if let Some(u) = info.usage {
+        // An answer came and was unusable (empty, cut off, refused): the
+        // provider billed what it reported.
+        return Charge { usd: prices.cost_cached(model, u.tokens_in, u.cached, u.tokens_out), estimated: false };
+    }
     if !info.prompt_billed || info.prompt_tokens_estimate == 0 {
         return Charge::NOTHING;
     }

@@ -478,31 +478,41 @@ impl ResponseFormat {
 /// `reasoning_effort` of OpenAI's reasoning models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReasoningEffort {
+    /// No reasoning (gpt-5.1 and later; their default).
+    None,
     Minimal,
     Low,
     Medium,
     High,
+    /// The most (newer gpt-5 models).
+    XHigh,
 }
 
 impl ReasoningEffort {
-    pub const NAMES: &'static str = "must be \"minimal\", \"low\", \"medium\" or \"high\"";
+    pub const NAMES: &'static str =
+        "must be \"none\", \"minimal\", \"low\", \"medium\", \"high\" or \"xhigh\" (which a model takes: its page in \
+         the provider's docs)";
 
     pub fn parse(s: &str) -> Option<Self> {
         match s.to_ascii_lowercase().as_str() {
+            "none" => Some(Self::None),
             "minimal" => Some(Self::Minimal),
             "low" => Some(Self::Low),
             "medium" => Some(Self::Medium),
             "high" => Some(Self::High),
+            "xhigh" => Some(Self::XHigh),
             _ => None,
         }
     }
 
     pub fn name(self) -> &'static str {
         match self {
+            Self::None => "none",
             Self::Minimal => "minimal",
             Self::Low => "low",
             Self::Medium => "medium",
             Self::High => "high",
+            Self::XHigh => "xhigh",
         }
     }
 }
@@ -556,7 +566,7 @@ pub enum AiError {
         "{endpoint} failed with HTTP {status} on {attempts} attempt(s){detail}: the provider is having trouble; \
          the bot keeps the last valid advice until it expires"
     )]
-    Server { endpoint: String, status: u16, attempts: u32, detail: String },
+    Server { endpoint: String, status: u16, attempts: u32, detail: String, retry_after: Option<Duration> },
     #[error("{endpoint} refused the request with HTTP {status}{detail}: check [ai] model (\"{model}\") and base_url")]
     Refused { endpoint: String, model: String, status: u16, detail: String },
     #[error(

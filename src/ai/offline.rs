@@ -61,6 +61,12 @@ impl RegimeReader {
         Self { low_vol_bps: cfg.low_vol_bps, high_vol_bps: cfg.high_vol_bps, avg_spread_bps: None }
     }
 
+    /// The regime of `f` against the average as it stands, without moving it.
+    pub fn peek(&self, f: &Features) -> Regime {
+        let mut copy = *self;
+        copy.read(f).0
+    }
+
     /// The regime of `f`, and the spread's ratio to its average before `f`
     /// (1.0 at first); moves the average towards `f`'s spread.
     pub fn read(&mut self, f: &Features) -> (Regime, f64) {

@@ -175,7 +175,7 @@ fn toml_to_json(v: &toml::Value) -> serde_json::Value {
 }
 
 /// Request keys mmbot sets itself: `[ai.models."m"] params` may not override them.
-const RESERVED_PARAMS: [&str; 2] = ["model", "messages"];
+const RESERVED_PARAMS: [&str; 4] = ["model", "messages", "system", "stream"];
 
 pub(super) fn validate_ai(a: &RawAi) -> Result<AiConfig, ConfigError> {
     let d = AiConfig::default();
@@ -242,7 +242,18 @@ pub(super) fn validate_ai(a: &RawAi) -> Result<AiConfig, ConfigError> {
                 return Err(invalid(
                     "ai.models.params",
                     format!("\"{name}\".{k}"),
-                    "mmbot sets `model` and `messages` itself; remove the key",
+                    "mmbot sets `model`, `messages`, `system` and `stream` itself; remove the key",
+                ));
+            }
+            // The token cap has its own key, sent under the name the model takes.
+            if k == "max_tokens" || k == "max_completion_tokens" {
+                return Err(invalid(
+                    "ai.models.params",
+                    format!("\"{name}\".{k}"),
+                    format!(
+                        "set the cap with [ai.models.\"{name}\"] max_tokens = N: mmbot sends it as max_tokens, or as \
+                         max_completion_tokens to reasoning models (sending both is refused by OpenAI)"
+                    ),
                 ));
             }
             extra.insert(k.clone(), toml_to_json(v));
@@ -358,6 +369,8 @@ mod tests {
             ("[[ai.fallback]]\nmodel = \"\"\n", "ai.fallback.model", "model name"),
             ("[[ai.fallback]]\nprovider = \"openai\"\napi_key_env = \"sk-123\"\n", "ai.fallback.api_key_env", "NAME"),
             ("[ai.models.\"gpt-5\"]\nparams = { model = \"x\" }\n", "ai.models.params", "sets `model`"),
+            ("[ai.models.\"gpt-5\"]\nparams = { stream = true }\n", "ai.models.params", "`stream`"),
+            ("[ai.models.\"gpt-5\"]\nparams = { max_tokens = 9 }\n", "ai.models.params", "max_completion_tokens"),
             ("[ai.models.\"gpt-5\"]\nreasoning_effort = \"extreme\"\n", "ai.models.reasoning_effort", "minimal"),
             ("[ai.models.\"gpt-5\"]\nmax_tokens = 3\n", "ai.models.max_tokens", "16"),
             ("[ai.prices]\n\"m\" = { input = 1, output = 2, cached_input = -1 }\n", "ai.prices", "per million"),
@@ -366,6 +379,10 @@ mod tests {
             assert!(e.contains(key) && e.contains(hint), "{text}: {e}");
         }
         assert!(err("[ai.models.\"gpt-5\"]\ncolour = 1\n").contains("colour"), "unknown keys are refused");
+        for effort in ["none", "minimal", "low", "medium", "high", "xhigh"] {
+            let c = Config::from_toml(&format!("[ai]\nreasoning_effort = \"{effort}\"\n"), "t.toml").unwrap();
+            assert_eq!(c.ai.reasoning_effort.map(ReasoningEffort::name), Some(effort));
+        }
     }
 
     #[test]

@@ -384,6 +384,9 @@ pub fn start_advisor(
                     Primary { provider: first.provider, model: first.cfg.model.clone(), label: first.label.clone() };
                 let key_wait = ai.interval.max(Duration::from_secs(60));
                 let dispatcher = Dispatcher::new(routes, DailyBudget::new(ai.daily_budget_usd), key_wait, wall_ns);
+                if let Some(m) = dispatcher.unpriced_under_budget() {
+                    messages.say(m);
+                }
                 let (mode, thread) = spawn_caller(dispatcher, stop.clone());
                 caller = Some(thread);
                 (mode, AdviceSource::Llm, primary)
@@ -469,7 +472,23 @@ fn spawn_caller(mut dispatcher: Dispatcher<LlmClient>, stop: Arc<AtomicBool>) ->
         .name("mmbot-ai-call".into())
         .spawn(move || {
             while let Ok(snap) = job_rx.recv() {
-                let outcome = dispatcher.dispatch(&snap, &stop);
+                // Nothing from the network may end the advisor: a panic in a
+                // call becomes a message, and the next tick asks again.
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatcher.dispatch(&snap, &stop)));
+                let outcome = run.unwrap_or_else(|p| {
+                    let why = p
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown".to_string());
+                    routes::Outcome {
+                        messages: vec![format!(
+                            "an advisor call failed inside mmbot ({why}); the last valid advice stays, and the next \
+                             tick asks again. Please report this"
+                        )],
+                        ..routes::Outcome::default()
+                    }
+                });
                 if outcome_tx.send(outcome).is_err() {
                     break;
                 }

@@ -24,13 +24,20 @@ use crate::ai::advisor::MarketSnapshot;
 use crate::ai::ask::Asked;
 use crate::ai::cost::{charge, charge_failed, Charge};
 use crate::ai::llm::{CallInfo, LlmClient};
-use crate::ai::prompt::estimate_tokens;
+use crate::ai::prompt::estimate_chat_tokens;
 use crate::ai::{AiConfig, AiError};
 
 /// Who answers a route's questions: an [`LlmClient`] (tests put in others).
 pub trait Asker: Send {
-    /// One question about `snapshot` ([`crate::ai::ask::ask`]).
-    fn ask(&mut self, route: &AiConfig, snapshot: &MarketSnapshot, stop: &AtomicBool) -> Result<Asked, AiError>;
+    /// One question about `snapshot` ([`crate::ai::ask::ask_with`]; a
+    /// repair retry only when `may_repair`).
+    fn ask(
+        &mut self,
+        route: &AiConfig,
+        snapshot: &MarketSnapshot,
+        stop: &AtomicBool,
+        may_repair: bool,
+    ) -> Result<Asked, AiError>;
     /// How the last call went, answered or not.
     fn last_call(&self) -> CallInfo;
     /// What the client noticed on its own (it never prints).
@@ -38,8 +45,14 @@ pub trait Asker: Send {
 }
 
 impl Asker for LlmClient {
-    fn ask(&mut self, route: &AiConfig, snapshot: &MarketSnapshot, stop: &AtomicBool) -> Result<Asked, AiError> {
-        crate::ai::ask::ask(self, route, snapshot, stop)
+    fn ask(
+        &mut self,
+        route: &AiConfig,
+        snapshot: &MarketSnapshot,
+        stop: &AtomicBool,
+        may_repair: bool,
+    ) -> Result<Asked, AiError> {
+        crate::ai::ask::ask_with(self, route, snapshot, stop, may_repair)
     }
     fn last_call(&self) -> CallInfo {
         LlmClient::last_call(self)
@@ -86,14 +99,21 @@ impl<A: Asker> Route<A> {
         }
     }
 
-    /// What the next call is expected to cost: the average so far, else the
-    /// worst case of its first.
+    /// The most one request may cost: its prompt plus the whole
+    /// `max_tokens` (`None`: unpriced).
+    fn worst(&self, snapshot: &MarketSnapshot) -> Option<f64> {
+        worst_case(&self.cfg, estimate_chat_tokens(&crate::ai::ask::messages(&self.cfg, snapshot)))
+    }
+
+    /// What the next call is projected to cost: its worst case, or its
+    /// average so far when that is higher (answers with usage above the
+    /// estimate), so the budget holds whatever the reply turns out to be.
     fn expected(&self, snapshot: &MarketSnapshot) -> Option<f64> {
-        if self.answered_priced > 0 {
-            return Some(self.answered_usd / self.answered_priced as f64);
+        let average = (self.answered_priced > 0).then(|| self.answered_usd / self.answered_priced as f64);
+        match (self.worst(snapshot), average) {
+            (Some(w), Some(a)) => Some(w.max(a)),
+            (w, a) => w.or(a),
         }
-        let prompt: String = crate::ai::ask::messages(&self.cfg, snapshot).into_iter().map(|m| m.content).collect();
-        worst_case(&self.cfg, estimate_tokens(&prompt))
     }
 }
 
@@ -155,6 +175,25 @@ impl<A: Asker> Dispatcher<A> {
         self.routes.iter().map(|r| r.label.as_str())
     }
 
+    /// Routes whose calls a daily budget cannot count (their model has no
+    /// price), to be said at start.
+    pub fn unpriced_under_budget(&self) -> Option<String> {
+        self.budget.limit()?;
+        let unpriced: Vec<&str> =
+            self.routes.iter().filter(|r| r.cfg.prices.get(&r.cfg.model).is_none()).map(|r| r.label.as_str()).collect();
+        (!unpriced.is_empty()).then(|| {
+            format!(
+                "[ai] daily_budget_usd cannot bound {}: no price in [ai.prices] for its model, so its calls count as \
+                 $0; add e.g. [ai.prices.\"{}\"] = {{ input = 1.0, output = 4.0 }} (USD per million tokens)",
+                unpriced.join(", "),
+                self.routes
+                    .iter()
+                    .find(|r| r.cfg.prices.get(&r.cfg.model).is_none())
+                    .map_or("", |r| r.cfg.model.as_str())
+            )
+        })
+    }
+
     /// Asks the routes about `snapshot` in order until one gives usable advice.
     pub fn dispatch(&mut self, snapshot: &MarketSnapshot, stop: &AtomicBool) -> Outcome {
         let mut out = Outcome::default();
@@ -170,11 +209,15 @@ impl<A: Asker> Dispatcher<A> {
                 aside = true;
                 continue;
             }
-            if !self.budget.fits(r.expected(snapshot), (self.wall_ns)()) {
+            let expected = r.expected(snapshot);
+            if !self.budget.fits(expected, (self.wall_ns)()) {
                 over_budget = true;
                 continue;
             }
-            let result = r.asker.ask(&r.cfg, snapshot, stop);
+            // A repair retry is a second request: only when it fits too.
+            let with_repair = expected.zip(r.worst(snapshot)).map(|(e, w)| e + w);
+            let may_repair = self.budget.fits(with_repair, (self.wall_ns)());
+            let result = r.asker.ask(&r.cfg, snapshot, stop, may_repair);
             let wall_ns = (self.wall_ns)();
             let info = r.asker.last_call();
             out.messages.extend(r.asker.take_notices().into_iter().map(|n| format!("{}: {n}", r.label)));
@@ -200,7 +243,9 @@ impl<A: Asker> Dispatcher<A> {
                         r.dead = true;
                         out.messages.push(format!("{}: {e}; {} is not called again this session", r.label, r.label));
                     }
-                    AiError::RateLimited { retry_after: Some(d), .. } => r.aside_until = Some(Instant::now() + *d),
+                    // The server said when to come back (429, or 503 with Retry-After).
+                    AiError::RateLimited { retry_after: Some(d), .. }
+                    | AiError::Server { retry_after: Some(d), .. } => r.aside_until = Some(Instant::now() + *d),
                     // A rejected key will not fix itself; ask again now and then.
                     AiError::KeyRejected { .. } => r.aside_until = Some(Instant::now() + self.key_wait),
                     _ => {}
@@ -270,7 +315,7 @@ mod tests {
     }
 
     impl Asker for Scripted {
-        fn ask(&mut self, _: &AiConfig, _: &MarketSnapshot, _: &AtomicBool) -> Result<Asked, AiError> {
+        fn ask(&mut self, _: &AiConfig, _: &MarketSnapshot, _: &AtomicBool, _: bool) -> Result<Asked, AiError> {
             self.calls += 1;
             let text = self.replies.pop_front().unwrap_or(Ok(CLEAN)).map_err(|e| e())?;
             let c = Completion {

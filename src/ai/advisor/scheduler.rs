@@ -132,7 +132,7 @@ impl Scheduler {
             meter: CostMeter::default(),
             clock: HotClock::new(speed),
             schedule,
-            regime: RegimeWatch::new(rules),
+            regime: RegimeWatch::new(rules, ai.interval.as_nanos().min(i64::MAX as u128) as i64),
             ttl_ns,
             max_age_ns,
             latest: None,
@@ -149,7 +149,7 @@ impl Scheduler {
             let now = Instant::now();
             if let Some(snap) = self.market.latest() {
                 self.clock.observe(snap.time_ns, now);
-                let regime = self.regime.observe(&snap.features);
+                let regime = self.regime.observe(&snap.features, snap.time_ns);
                 self.latest = Some(Latest { snap, arrived: now, regime });
             }
             self.poll_outcome();
@@ -201,6 +201,13 @@ impl Scheduler {
                     if jobs.send(snap).is_ok() {
                         self.in_flight = Some((snap, regime));
                         self.schedule.called(hot_now);
+                    } else if !self.quota_out {
+                        // The caller thread is gone: say so once, stop asking.
+                        self.quota_out = true;
+                        let why = "the advisor's caller thread has ended: no more LLM calls this session; advice \
+                                   expires and the bot quotes without it";
+                        self.messages.say(why.to_string());
+                        self.with_stats(|s| s.last_error = Some(why.to_string()));
                     }
                 }
             },
@@ -215,7 +222,12 @@ impl Scheduler {
             Err(mpsc::TryRecvError::Empty) => return,
             Err(mpsc::TryRecvError::Disconnected) => {
                 self.in_flight = None;
-                self.with_stats(|s| s.last_error = Some("the ai caller thread ended unexpectedly".into()));
+                let why = "the advisor's caller thread ended unexpectedly: no more LLM calls this session";
+                self.messages.say(why.to_string());
+                self.with_stats(|s| {
+                    s.failed += 1;
+                    s.last_error = Some(why.to_string());
+                });
                 return;
             }
         };

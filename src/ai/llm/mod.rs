@@ -104,6 +104,17 @@ pub struct CallInfo {
     /// Whether the provider bills the prompt though no answer came (timed
     /// out, or cut off mid-body).
     pub prompt_billed: bool,
+    /// The `usage` of an answer that came but was unusable (empty, cut off
+    /// at the token cap, a refusal): billed as reported.
+    pub usage: Option<ReportedUsage>,
+}
+
+/// Tokens a provider reported for an answer (`tokens_in` includes `cached`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReportedUsage {
+    pub tokens_in: u64,
+    pub cached: u64,
+    pub tokens_out: u64,
 }
 
 /// One answered chat call.
@@ -350,7 +361,11 @@ impl LlmClient {
                 };
                 match read {
                     Ok(c) => Attempt::Done(c),
-                    Err(detail) => Attempt::Fail(AiError::Unusable { endpoint, model, detail: self.redact(&detail) }),
+                    Err(detail) => {
+                        // An empty or refused answer is still billed: keep its usage.
+                        self.last_call.usage = response::reported_usage(&ex.text, self.wire);
+                        Attempt::Fail(AiError::Unusable { endpoint, model, detail: self.redact(&detail) })
+                    }
                 }
             }
             400 | 422
@@ -397,7 +412,10 @@ impl LlmClient {
                 false,
             ),
             429 => (AiError::RateLimited { endpoint, attempts, retry_after: ex.retry_after }, true),
-            500..=599 => (AiError::Server { endpoint, status, attempts, detail: self.detail(ex) }, true),
+            500..=599 => (
+                AiError::Server { endpoint, status, attempts, detail: self.detail(ex), retry_after: ex.retry_after },
+                true,
+            ),
             _ => (
                 AiError::Refused { endpoint, model: self.params.model.clone(), status, detail: self.detail(ex) },
                 false,

@@ -58,7 +58,20 @@ impl ServerError {
             .iter()
             .filter_map(|s| s.as_deref())
             .map(str::to_ascii_lowercase)
-            .any(|s| s.contains("response_format") || s.contains("json_schema") || s.contains("json_object"))
+            // OpenAI names the parameter; Gemini's compatibility layer its
+            // `response_schema` or a schema keyword it does not take.
+            .any(|s| {
+                [
+                    "response_format",
+                    "json_schema",
+                    "json_object",
+                    "response_schema",
+                    "structured output",
+                    "additionalproperties",
+                ]
+                .iter()
+                .any(|k| s.contains(k))
+            })
     }
 }
 
@@ -197,6 +210,29 @@ pub fn anthropic_completion(text: &str, content_type: Option<&str>, ctx: &ReadCo
     let cache_write = u["cache_creation_input_tokens"].as_u64().unwrap_or(0);
     let reported = (u["input_tokens"].as_u64().map(|i| i + cache_read + cache_write), u["output_tokens"].as_u64());
     Ok(completion(&v, content, finish_reason, reported, cache_read, ctx))
+}
+
+/// The `usage` a 2xx body reports, whatever its content: an empty or
+/// refused answer is billed too.
+pub fn reported_usage(text: &str, wire: crate::ai::Wire) -> Option<super::ReportedUsage> {
+    let v: Value = serde_json::from_str(text).ok()?;
+    let u = &v["usage"];
+    Some(match wire {
+        crate::ai::Wire::OpenAiChat => super::ReportedUsage {
+            tokens_in: u["prompt_tokens"].as_u64()?,
+            cached: u["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap_or(0),
+            tokens_out: u["completion_tokens"].as_u64()?,
+        },
+        crate::ai::Wire::AnthropicMessages => {
+            let cached = u["cache_read_input_tokens"].as_u64().unwrap_or(0);
+            let written = u["cache_creation_input_tokens"].as_u64().unwrap_or(0);
+            super::ReportedUsage {
+                tokens_in: u["input_tokens"].as_u64()? + cached + written,
+                cached,
+                tokens_out: u["output_tokens"].as_u64()?,
+            }
+        }
+    })
 }
 
 fn completion(

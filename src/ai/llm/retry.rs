@@ -31,7 +31,9 @@ pub fn retry_after(ms: Option<&str>, header: Option<&str>, now: SystemTime) -> O
     let from_ms = ms
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|v| v.is_finite() && *v >= 0.0)
-        .map(|v| Duration::from_secs_f64(v / 1e3));
+        // Clamped before the conversion: a server may send any number
+        // (`1e300` would not fit a Duration).
+        .map(|v| Duration::from_secs_f64((v / 1e3).min(MAX_RETRY_AFTER.as_secs_f64())));
     from_ms.or_else(|| header.and_then(|h| parse_retry_after(h, now))).map(|d| d.min(MAX_RETRY_AFTER))
 }
 
@@ -183,6 +185,12 @@ mod tests {
         assert_eq!(retry_after(None, Some("-1"), now), None);
         assert_eq!(retry_after(None, None, now), None);
         assert_eq!(retry_after(None, Some("999999"), now), Some(MAX_RETRY_AFTER));
+        // Whatever a server sends, never a panic: huge, odd, negative.
+        for v in ["1e300", "99999999999999999999999", "inf", "NaN", "-5", "1e-300", "0x10", ""] {
+            let d = retry_after(Some(v), Some(v), now);
+            assert!(d.is_none_or(|d| d <= MAX_RETRY_AFTER), "{v}: {d:?}");
+        }
+        assert_eq!(retry_after(Some("1e300"), None, now), Some(MAX_RETRY_AFTER));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Finding the answer in a model's reply text: reasoning blocks
-//! (`<think>...</think>`, `<thinking>...</thinking>`) set aside, then every
+//! (`<think>...</think>`, `<thinking>...</thinking>`, `<reasoning>...`) set aside, then every
 //! complete JSON object in what is left, fenced or not, in order.
 //!
 //! Why every object and not the first: models quote the format they were
@@ -19,8 +19,9 @@ const MAX_OBJECTS: usize = 32;
 /// Opening tags of a reasoning block (matched ignoring ASCII case).
 /// DeepSeek-R1 and its distills, Qwen3 and others write `<think>`; Claude's
 /// prompt-engineering habit is `<thinking>`.
-const OPEN_TAGS: &[&str] = &["<think>", "<thinking>"];
-const CLOSE_TAGS: &[&str] = &["</think>", "</thinking>"];
+// `<reasoning>`: what gpt-oss models (Bedrock's default) may put in content.
+const OPEN_TAGS: &[&str] = &["<think>", "<thinking>", "<reasoning>"];
+const CLOSE_TAGS: &[&str] = &["</think>", "</thinking>", "</reasoning>"];
 
 /// A reply split into its answer and the reasoning set aside.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
