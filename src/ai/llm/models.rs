@@ -17,7 +17,11 @@ pub fn is_listed(ids: &[String], model: &str) -> bool {
             || id
                 .strip_prefix(&m)
                 .is_some_and(|rest| rest.starts_with(':') || rest.strip_prefix('-').is_some_and(is_date))
-            || family.is_some_and(|f| id.starts_with(f))
+            // `claude-3-5-haiku-latest`: a dated snapshot of that family
+            // (not any id that merely starts with its letters).
+            || family.is_some_and(|f| {
+                id == f || id.strip_prefix(f).and_then(|r| r.strip_prefix('-')).is_some_and(is_date)
+            })
     })
 }
 
@@ -93,7 +97,7 @@ mod tests {
         for m in ["gpt-4.1", "GPT-4.1", "claude-haiku-4-5", "llama3.1", "claude-haiku-4-5-latest"] {
             assert!(is_listed(&list, m), "{m}");
         }
-        for m in ["gpt-4", "gpt-4.1-mini", "claude-haiku", "gpt-9"] {
+        for m in ["gpt-4", "gpt-4.1-mini", "claude-haiku", "gpt-9", "gpt-latest", "claude-latest"] {
             assert!(!is_listed(&list, m), "{m}");
         }
     }
