@@ -18,6 +18,7 @@ pub mod settings;
 pub mod snapshot;
 pub mod switch;
 pub mod synthetic;
+pub mod synthetic_busy;
 pub mod tls;
 pub mod ws;
 pub mod ws_api_depth;
