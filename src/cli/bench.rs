@@ -1,7 +1,10 @@
 //! `mmbot bench [FILE...] [--json]`: the hot path's per-stage latency on
 //! recordings (several files are one stream, in the order given, as in
-//! `mmbot book`) or, without any, on built-in synthetic 10+10-level spot diffs,
-//! next to a baseline measured in the same run on the same frames: the usual
+//! `mmbot book`) or, without any, on built-in synthetic frames: 10+10-level
+//! spot diffs (`--profile synthetic`, the default) or a stream shaped like a
+//! real spot BTCUSDT capture (`--profile busy`: big diffs spread far from the
+//! touch, with bookTickers and trades between them; see
+//! [`crate::feed::synthetic_busy`]), next to a baseline measured in the same run on the same frames: the usual
 //! serde_json typed parse into strings converted with `f64`.
 //!
 //! Frames are loaded into memory first (decompression is not what is being
@@ -22,7 +25,8 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::feed::recording::{split_line, LineChunks, Piece};
-use crate::feed::synthetic;
+use crate::feed::{synthetic, synthetic_busy};
+use crate::hot::parse::{classify_stream, split_combined, StreamKind};
 use crate::hot::engine::HotPath;
 use crate::hot::strategy::{NativeStrategy, Strategy};
 use crate::script::ScriptStrategy;
@@ -35,9 +39,14 @@ pub struct BenchArgs {
     /// Recordings to replay, in this order as one stream (default: built-in
     /// synthetic 10+10-level spot diffs).
     pub files: Vec<PathBuf>,
-    /// Synthetic frames to generate when no file is given.
+    /// Synthetic depth diffs to generate when no file is given (the busy
+    /// profile adds ~14 bookTicker and trade frames per diff).
     #[arg(long, default_value_t = 200_000)]
     pub events: usize,
+    /// Which synthetic stream when no file is given: `synthetic` (10+10-level
+    /// spot diffs) or `busy` (shaped like a real spot BTCUSDT capture).
+    #[arg(long, value_enum, default_value_t = Profile::Synthetic)]
+    pub profile: Profile,
     /// Config file (cores, strategy, book sizes).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -55,9 +64,25 @@ pub struct BenchArgs {
     pub interpreted: bool,
 }
 
+/// The built-in stream `mmbot bench` runs when no recording is given.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Profile {
+    /// 10+10-level spot diffs only, the size of a quiet BTCUSDT diff.
+    #[default]
+    Synthetic,
+    /// Diff sizes, level distances and bookTicker/trade mix of a real spot
+    /// BTCUSDT capture.
+    Busy,
+}
+
 #[derive(Serialize)]
 struct BenchOut {
     input: String,
+    /// `synthetic`, `busy`, or `recording` when files were given.
+    profile: String,
+    /// What the input's frames are: per kind (depth, bookTicker, trade,
+    /// other: snapshots, control frames).
+    frame_counts: BTreeMap<String, usize>,
     frames: usize,
     warmup_frames: usize,
     pinned_core: Option<usize>,
@@ -117,7 +142,17 @@ pub fn load_frames(file: &Option<PathBuf>, events: usize) -> anyhow::Result<(Str
 /// Frames of recordings read as one stream in the order given (or, with no
 /// files, `events` synthetic diffs), loaded into memory.
 pub fn load_frames_from(files: &[PathBuf], events: usize) -> anyhow::Result<(String, Frames)> {
+    load_profile_frames(files, events, Profile::Synthetic)
+}
+
+/// As [`load_frames_from`], with no files generating `events` diffs of the
+/// given profile (the busy one with its bookTickers and trades).
+pub fn load_profile_frames(files: &[PathBuf], events: usize, profile: Profile) -> anyhow::Result<(String, Frames)> {
     match files {
+        [] if profile == Profile::Busy => {
+            let stream = synthetic_busy::busy_frames(events, 42);
+            Ok((format!("busy: {events} BTCUSDT-shaped spot diffs ({})", synthetic_busy::shape_line()), stream.frames))
+        }
         [] => {
             let frames = synthetic::spot_frames(events, 42);
             Ok((format!("synthetic: {events} spot diffs, 10+10 levels, 8 decimals"), frames))
@@ -149,7 +184,7 @@ pub fn load_frames_from(files: &[PathBuf], events: usize) -> anyhow::Result<(Str
 
 pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
     let config = Config::load_or_default(args.config.as_deref()).context("loading the configuration")?;
-    let (input, frames) = load_frames_from(&args.files, args.events)?;
+    let (input, frames) = load_profile_frames(&args.files, args.events, args.profile)?;
     anyhow::ensure!(!frames.is_empty(), "no frames to replay in {input}");
     let pinned = crate::runtime::pin(config.hot_core);
     let clock = Clock::calibrate();
@@ -171,6 +206,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
 
     let out = BenchOut {
         input,
+        profile: match (args.files.is_empty(), args.profile) {
+            (false, _) => "recording".into(),
+            (true, Profile::Synthetic) => "synthetic".into(),
+            (true, Profile::Busy) => "busy".into(),
+        },
+        frame_counts: frame_counts(&frames),
         frames: frames.len(),
         warmup_frames: warmup,
         pinned_core: pinned,
@@ -199,6 +240,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
             None => "not pinned".into(),
         }
     );
+    println!(
+        "profile {}; frames by kind: {}",
+        out.profile,
+        out.frame_counts.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+    );
     println!("{:<28} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9}  (ns)", "stage", "count", "p50", "p90", "p99", "p99.9", "max");
     let row = |name: &str, s: &Percentiles| {
         println!("{name:<28} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9}", s.count, s.p50, s.p90, s.p99, s.p999, s.max);
@@ -218,6 +264,23 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
         print_script_table(&out.latency_ns, &out.scripts);
     }
     Ok(0)
+}
+
+/// Frames per kind, by combined-stream name: `depth` (diffs and partial
+/// depth), `bookTicker`, `trade` (trade and aggTrade) and `other`.
+fn frame_counts(frames: &Frames) -> BTreeMap<String, usize> {
+    let mut counts: BTreeMap<String, usize> =
+        ["depth", "bookTicker", "trade", "other"].iter().map(|k| (k.to_string(), 0)).collect();
+    for (_, f) in frames {
+        let kind = match split_combined(f).map(|(name, _)| classify_stream(name).0) {
+            Some(StreamKind::Diff | StreamKind::Partial) => "depth",
+            Some(StreamKind::BookTicker) => "bookTicker",
+            Some(StreamKind::Trade | StreamKind::AggTrade) => "trade",
+            _ => "other",
+        };
+        *counts.entry(kind.to_string()).or_default() += 1;
+    }
+    counts
 }
 
 /// Each script of `--script` on each path it can run on, in order.
