@@ -360,12 +360,18 @@ fn check_anthropic_overload_is_retried_and_retry_after_honoured() {
 /// compatibility": base .../v1beta/openai/, Bearer key).
 #[test]
 fn check_gemini_uses_the_openai_compatible_path() {
+    check_openai_compatible_path("gemini", "/v1beta/openai", "gemini-2.5-flash");
+}
+
+/// `ai check` with `provider` at `{origin}{prefix}`: one chat request to
+/// `{prefix}/chat/completions` with the key as a Bearer token, exit 0.
+fn check_openai_compatible_path(provider: &str, prefix: &str, model: &str) {
     let d = LlmDouble::start();
-    let base = format!("{}/v1beta/openai", d.origin());
-    let run = ai_check(&d, &ai_config("gemini", &base, "gemini-2.5-flash", ""));
+    let base = format!("{}{prefix}", d.origin());
+    let run = ai_check(&d, &ai_config(provider, &base, model, ""));
     let c = d.completions();
     assert!(!c.is_empty(), "{}", run.show());
-    assert_eq!(c[0].path, "/v1beta/openai/chat/completions");
+    assert_eq!(c[0].path, format!("{prefix}/chat/completions"));
     assert_eq!(c[0].header("authorization"), Some(format!("Bearer {DEFAULT_KEY}").as_str()));
     assert_eq!(run.code, Some(0), "{}", run.show());
 }
@@ -376,14 +382,7 @@ fn check_gemini_uses_the_openai_compatible_path() {
 /// the other OpenAI Chat completion API operations"), so check still passes.
 #[test]
 fn check_bedrock_uses_openai_v1_with_a_bearer_key() {
-    let d = LlmDouble::start();
-    let base = format!("{}/openai/v1", d.origin());
-    let run = ai_check(&d, &ai_config("bedrock", &base, "openai.gpt-oss-20b-1:0", ""));
-    let c = d.completions();
-    assert!(!c.is_empty(), "{}", run.show());
-    assert_eq!(c[0].path, "/openai/v1/chat/completions");
-    assert_eq!(c[0].header("authorization"), Some(format!("Bearer {DEFAULT_KEY}").as_str()));
-    assert_eq!(run.code, Some(0), "{}", run.show());
+    check_openai_compatible_path("bedrock", "/openai/v1", "openai.gpt-oss-20b-1:0");
 }
 
 /// "`ai check` validates the model name via `/v1/models`": a typo exits 2

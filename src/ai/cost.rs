@@ -250,6 +250,27 @@ pub fn charge_failed(prices: &PriceTable, model: &str, info: &CallInfo) -> Charg
     Charge { usd: prices.cost(model, info.prompt_tokens_estimate, 0), estimated: true }
 }
 
+/// Quote assets a Binance symbol may end with, longest first among those
+/// sharing a suffix (`FDUSD` before `USD`).
+const QUOTE_ASSETS: [&str; 15] =
+    ["FDUSD", "USDT", "USDC", "BUSD", "TUSD", "USDP", "DAI", "EUR", "TRY", "BRL", "BTC", "ETH", "BNB", "JPY", "USD"];
+
+/// Quote assets counted as US dollars at par, so an AI cost in USD can be
+/// set against a PnL in them.
+const USD_AT_PAR: [&str; 8] = ["FDUSD", "USDT", "USDC", "TUSD", "USDP", "BUSD", "DAI", "USD"];
+
+/// The quote asset of `symbol` by its name (`ETHBTC` -> `BTC`), if it ends
+/// with a known one.
+pub fn quote_asset(symbol: &str) -> Option<&'static str> {
+    let s = symbol.trim().to_ascii_uppercase();
+    QUOTE_ASSETS.iter().copied().find(|q| s.len() > q.len() && s.ends_with(q))
+}
+
+/// Whether `asset` is counted as US dollars at par.
+pub fn usd_at_par(asset: &str) -> bool {
+    USD_AT_PAR.contains(&asset)
+}
+
 /// Days since the Unix epoch of a wall-clock time in ns (UTC days).
 pub fn utc_day(wall_ns: i64) -> i64 {
     wall_ns.div_euclid(86_400_000_000_000)
@@ -363,6 +384,15 @@ pub fn cost_table(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quote_assets_by_name_and_which_count_as_usd() {
+        assert_eq!(quote_asset("BTCUSDT"), Some("USDT"));
+        assert_eq!(quote_asset("ethfdusd"), Some("FDUSD"));
+        assert_eq!(quote_asset("ETHBTC"), Some("BTC"));
+        assert_eq!((quote_asset("USDT"), quote_asset("XYZ")), (None, None));
+        assert!(usd_at_par("USDT") && usd_at_par("FDUSD") && !usd_at_par("BTC") && !usd_at_par("EUR"));
+    }
 
     #[test]
     fn tutorial_prices_and_lookups() {

@@ -205,12 +205,13 @@ pub const TOKENS_REPLY_PRIMER: u64 = 3;
 /// `o200k_base` counts 710); the figure `ai cost` and the README use.
 pub fn measured_prompt_tokens() -> u64 {
     static MEASURED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *MEASURED.get_or_init(|| {
-        let ai = crate::ai::AiConfig::default();
-        let s = crate::ai::advisor::sample_snapshot();
-        let user = user_prompt(&s, ai.min_multiplier, ai.max_multiplier);
-        estimate_chat_tokens(&[Message::system(SYSTEM_PROMPT), Message::user(user)])
-    })
+    *MEASURED.get_or_init(|| sample_prompt_tokens(&crate::ai::AiConfig::default()))
+}
+
+/// The same for `ai`'s multiplier bounds (they appear in the prompt):
+/// what `mmbot ai cost` prices by default.
+pub fn sample_prompt_tokens(ai: &crate::ai::AiConfig) -> u64 {
+    estimate_chat_tokens(&crate::ai::ask::messages(ai, &crate::ai::advisor::sample_snapshot()))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

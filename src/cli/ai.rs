@@ -334,13 +334,6 @@ fn compare(ai: &AiConfig, models: &[String]) -> i32 {
     first_failure.unwrap_or(0)
 }
 
-/// Prompt tokens of one call as mmbot sends it: the system prompt and the
-/// user prompt of the sample book ([`sample_snapshot`]), by the same
-/// estimate the client charges an unreported call with.
-fn measured_prompt_tokens(ai: &AiConfig) -> u64 {
-    crate::ai::prompt::estimate_chat_tokens(&crate::ai::ask::messages(ai, &sample_snapshot()))
-}
-
 fn cost(ai: &AiConfig, n: Option<f64>, tin: Option<u64>, tout: u64, gain: Option<f64>) -> anyhow::Result<i32> {
     let interval_s = ai.interval.as_secs_f64();
     let per_day = n.unwrap_or_else(|| calls_per_day(interval_s));
@@ -354,7 +347,7 @@ fn cost(ai: &AiConfig, n: Option<f64>, tin: Option<u64>, tout: u64, gain: Option
     }
     let (tin, measured) = match tin {
         Some(t) => (t, ""),
-        None => (measured_prompt_tokens(ai), " (measured: the prompt mmbot sends for a sample book)"),
+        None => (crate::ai::prompt::sample_prompt_tokens(ai), " (measured: the prompt mmbot sends for a sample book)"),
     };
     match n {
         Some(_) => println!("mmbot ai cost: {per_day} calls a day, {tin} input{measured} + {tout} output tokens a call"),

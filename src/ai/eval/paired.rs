@@ -37,7 +37,8 @@ pub struct Leg {
     pub ai_cost_usd: f64,
     /// The estimated part of it.
     pub ai_cost_estimated_usd: f64,
-    /// PnL less the AI cost (USD taken 1:1 with the quote asset).
+    /// PnL less the AI cost (USD taken 1:1 with the quote asset: meaningful
+    /// only where it counts as USD at par, which the verdict says).
     pub net: f64,
 }
 
@@ -58,9 +59,7 @@ pub struct Paired {
 /// The quote asset of a Binance symbol, by its usual suffixes ("quote" when
 /// none matches).
 pub fn quote_asset(symbol: &str) -> String {
-    const QUOTES: [&str; 12] =
-        ["FDUSD", "USDT", "USDC", "BUSD", "TUSD", "EUR", "TRY", "BRL", "BTC", "ETH", "BNB", "JPY"];
-    QUOTES.iter().find(|q| symbol.ends_with(*q) && symbol.len() > q.len()).map_or("quote".into(), |q| q.to_string())
+    crate::ai::cost::quote_asset(symbol).unwrap_or("quote").to_string()
 }
 
 /// Rounds for display and for the verdict: 8 decimals, no "-0".
@@ -123,18 +122,23 @@ pub fn paired(files: &[PathBuf], config: &Config, log: &Path, cost: f64, estimat
     let quote = quote_asset(&r.trading.symbol);
     let (log_leg, off, none) = (&legs[0], &legs[1], &legs[2]);
     let est_note = |e: f64| if e > 0.0 { format!(", {} estimated", money(e)) } else { String::new() };
+    // The AI cost is in USD: it is set against the PnL only where the quote
+    // asset counts as USD at par (as the session report does).
+    let at_par = crate::ai::cost::usd_at_par(&quote);
     let verdict = format!(
-        "advice added {} {quote} over none, cost {} {quote}{} (net {})",
+        "advice added {} {quote} over none, cost {} {}{} ({})",
         signed(log_leg.pnl - none.pnl),
         money(cost),
+        unit(at_par, &quote),
         est_note(estimated),
-        signed(log_leg.pnl - none.pnl - cost)
+        net_of(at_par, &quote, log_leg.pnl - none.pnl - cost)
     );
     let verdict_offline = format!(
-        "advice added {} {quote} over the offline rules, cost {} {quote} (net {}); the offline rules added {} {quote} over none at no cost",
+        "advice added {} {quote} over the offline rules, cost {} {} ({}); the offline rules added {} {quote} over none at no cost",
         signed(log_leg.pnl - off.pnl),
         money(cost),
-        signed(log_leg.pnl - off.pnl - cost),
+        unit(at_par, &quote),
+        net_of(at_par, &quote, log_leg.pnl - off.pnl - cost),
         signed(off.pnl - none.pnl)
     );
     Ok(Paired {
@@ -147,6 +151,25 @@ pub fn paired(files: &[PathBuf], config: &Config, log: &Path, cost: f64, estimat
     })
 }
 
+/// The AI cost's unit in the verdict: the quote asset when it counts as USD
+/// at par, else USD.
+fn unit(at_par: bool, quote: &str) -> &str {
+    if at_par {
+        quote
+    } else {
+        "USD"
+    }
+}
+
+/// `net X`, or why there is none (PnL and cost in different currencies).
+fn net_of(at_par: bool, quote: &str, net: f64) -> String {
+    if at_par {
+        format!("net {}", signed(net))
+    } else {
+        format!("no net: the PnL is in {quote}, the cost in USD")
+    }
+}
+
 /// A signed amount for the verdict, 6 decimals.
 pub fn signed(x: f64) -> String {
     format!("{:+.6}", (x * 1e6).round() / 1e6 + 0.0)
@@ -155,4 +178,16 @@ pub fn signed(x: f64) -> String {
 /// An amount, 6 decimals.
 pub fn money(x: f64) -> String {
     format!("{:.6}", (x * 1e6).round() / 1e6 + 0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verdict_nets_the_cost_only_against_a_usd_quote() {
+        assert_eq!((unit(true, "USDT"), net_of(true, "USDT", -0.5)), ("USDT", "net -0.500000".to_string()));
+        assert_eq!(unit(false, "BTC"), "USD");
+        assert!(net_of(false, "BTC", -0.5).contains("no net: the PnL is in BTC"));
+    }
 }

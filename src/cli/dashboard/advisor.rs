@@ -12,14 +12,9 @@ use crate::ai::advisor::AdvisorStats;
 use crate::backtest::Report;
 use crate::hot::advice::AdviceSource;
 
-/// Quote assets counted as US dollars at par (longest first, so `FDUSD`
-/// wins over `USD`).
-const USD_QUOTES: [&str; 8] = ["FDUSD", "USDT", "USDC", "TUSD", "USDP", "BUSD", "DAI", "USD"];
-
 /// The USD-like quote asset of `symbol` (`BTCUSDT` -> `USDT`), if any.
 pub fn usd_quote(symbol: &str) -> Option<&'static str> {
-    let s = symbol.trim().to_ascii_uppercase();
-    USD_QUOTES.iter().copied().find(|q| s.len() > q.len() && s.ends_with(q))
+    crate::ai::cost::quote_asset(symbol).filter(|q| crate::ai::cost::usd_at_par(q))
 }
 
 /// The USD-like quote asset of the first word of `title` that is a symbol
@@ -147,7 +142,7 @@ pub fn summary_line(report: &Report) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn llm_stats() -> AdvisorStats {
+    pub(super) fn llm_stats() -> AdvisorStats {
         AdvisorStats {
             source: AdviceSource::Llm,
             label: "holysheep gpt-4.1".into(),
@@ -201,16 +196,7 @@ mod screen_tests {
     fn the_pnl_panel_shows_the_llms_calls_errors_cost_and_the_net() {
         let mut v = Screen { title: "mmbot demo BTCUSDT".into(), ..Screen::default() };
         v.exec.pnl = 5_000_000;
-        v.ai = Some(AdvisorStats {
-            source: AdviceSource::Llm,
-            label: "holysheep gpt-4.1".into(),
-            calls: 12,
-            ok: 11,
-            failed: 1,
-            cost_total_usd: 0.0456,
-            cost_estimated_usd: 0.0012,
-            ..AdvisorStats::default()
-        });
+        v.ai = Some(super::tests::llm_stats());
         let compact = render(&v, 80, 24);
         assert!(compact.contains("pnl +0.0500  net +0.0044 USDT"), "{compact}");
         assert!(compact.contains("ai 12 calls, 1 err, $0.0456"), "{compact}");
