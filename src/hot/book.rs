@@ -583,6 +583,32 @@ impl Book {
         }
     }
 
+    /// True when at least `k` bids (k >= 1) are strictly better than
+    /// `price`: then no bid update at `price` or below can change the best
+    /// `k` bids. Touch-first apply stops reading a sorted side here.
+    #[inline]
+    pub fn bid_beyond_top(&self, price: Price, k: usize) -> bool {
+        k > 0 && self.bid(k - 1).is_some_and(|l| l.price > price)
+    }
+
+    /// True when at least `k` asks (k >= 1) are strictly better (lower)
+    /// than `price`; see [`Book::bid_beyond_top`].
+    #[inline]
+    pub fn ask_beyond_top(&self, price: Price, k: usize) -> bool {
+        k > 0 && self.ask(k - 1).is_some_and(|l| l.price < price)
+    }
+
+    /// Reads the memory the next updates near the touch will use (the
+    /// warm hot thread calls it while idle, so the next frame finds it in
+    /// cache). Returns a checksum so the reads cannot be optimised away.
+    pub fn warm(&self) -> u64 {
+        let mut sum = 0u64;
+        for l in self.bids().take(TOP_LEVELS).chain(self.asks().take(TOP_LEVELS)) {
+            sum = sum.wrapping_add(l.qty.0 as u64);
+        }
+        sum
+    }
+
     /// Levels dropped because they lay beyond the window, since creation.
     pub fn dropped_levels(&self) -> u64 {
         self.bids.dropped + self.asks.dropped

@@ -235,6 +235,17 @@ impl<S: Strategy> HotPath<S> {
         &self.hist
     }
 
+    /// Keeps the hot path's memory in cache while no frame arrives (a
+    /// dedicated core with `poll = "busy"`): reads the books near the touch
+    /// and the state the next quote uses. Changes nothing. Returns a
+    /// checksum so the reads are not optimised away.
+    pub fn warm(&mut self) -> u64 {
+        let mut sum = self.md.warm();
+        sum = sum.wrapping_add(self.working.position.0 as u64);
+        sum = sum.wrapping_add(self.features.trades().pushed());
+        std::hint::black_box(sum)
+    }
+
     /// Forgets the latency samples so far (after a warm-up).
     pub fn reset_histograms(&mut self) {
         self.hist.reset();

@@ -270,6 +270,12 @@ impl MarketData {
         self.books.iter().map(|b| b.book.book().dropped_levels()).sum()
     }
 
+    /// Reads every book's near-touch memory (the warm hot thread, while
+    /// idle); a checksum so the reads stay.
+    pub fn warm(&self) -> u64 {
+        self.books.iter().fold(0u64, |sum, b| sum.wrapping_add(b.book.book().warm()))
+    }
+
     /// The synced book of `symbol`, if tracked.
     pub fn book(&self, symbol: Symbol) -> Option<&SyncedBook> {
         self.books.iter().find(|b| b.symbol == symbol).map(|b| &b.book)
