@@ -90,6 +90,7 @@ raw_section!(
         max_symbols: i64,
         max_id_jump: i64,
         stale_resync_ms: i64,
+        touch_first: bool,
     }
 );
 raw_section!(
@@ -563,7 +564,16 @@ impl Config {
             ai_offline,
             ai_interval_ns,
             ai,
-            hot: HotConfig { symbol, sizes, features, guard, params, filters, sync },
+            hot: HotConfig {
+                symbol,
+                sizes,
+                features,
+                guard,
+                params,
+                filters,
+                sync,
+                touch_first: raw.book.touch_first.unwrap_or(true),
+            },
             paper,
             hot_core,
             script,

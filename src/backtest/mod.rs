@@ -111,6 +111,9 @@ pub fn run_chunks<S: Strategy>(
     observer: &mut dyn RunObserver,
 ) -> Result<(Report, StageHistograms), BacktestError> {
     let mut hot = HotPath::new(config.hot, strategy, clock);
+    // The exchange side runs inline and must see each diff's book before
+    // the quote made from it: the whole diff is applied first.
+    hot.set_touch_levels(0);
     // Borrowed by the hot path's event sink and, between an event and the
     // decision, by its feed (never both at once).
     let exchange: RefCell<Option<PaperExchange>> = RefCell::new(None);

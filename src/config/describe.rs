@@ -237,6 +237,7 @@ impl Config {
         line(format!("max_symbols = {}", b.max_symbols));
         line(format!("max_id_jump = {}", h.sync.max_id_jump));
         line(format!("stale_resync_ms = {}", h.sync.stale_resync_ns / 1_000_000));
+        line(format!("touch_first = {}", h.touch_first));
         out
     }
 }

@@ -180,6 +180,108 @@ pub fn read_diff<'a>(s: &'a [u8], bids: &mut Vec<Level>, asks: &mut Vec<Level>, 
     (r.i == s.len() && seen & REQUIRED == REQUIRED).then_some(d)
 }
 
+/// A diff's header and where its two level arrays lie, read without
+/// reading a single level: touch-first apply ([`crate::hot::touch`]) then
+/// reads the levels near the touch first, and the whole diff is read by
+/// [`read_diff`] after the quote has gone out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiffHead<'a> {
+    pub diff: CompactDiff<'a>,
+    /// Byte ranges `[start, end)` of the `b` and `a` arrays' contents,
+    /// brackets excluded (empty for `[]`).
+    pub bids: (usize, usize),
+    pub asks: (usize, usize),
+}
+
+impl Reader<'_> {
+    /// Skips a level array `[...]` without reading its levels, returning
+    /// the range of its contents. Levels hold only strings of digits and
+    /// dots, so the first `]]` ends a well-formed array; anything else is
+    /// caught when [`read_diff`] reads the whole frame.
+    #[inline(always)]
+    fn skip_levels(&mut self) -> Option<(usize, usize)> {
+        self.eat(b'[')?;
+        let start = self.i;
+        if self.eat(b']').is_some() {
+            return Some((start, start));
+        }
+        let end = start + memchr::memmem::find(&self.s[start..], b"]]")? + 1;
+        self.i = end + 1;
+        Some((start, end))
+    }
+}
+
+/// Reads a compact diff's header and locates its level arrays, or declines
+/// with `None`. Same grammar for the header as [`read_diff`]; the arrays'
+/// insides are not checked here.
+#[inline]
+pub fn read_diff_head(s: &[u8]) -> Option<DiffHead<'_>> {
+    let mut r = Reader { s, i: 0 };
+    r.eat(b'{')?;
+    let mut d =
+        CompactDiff { event_time: 0, transact_time: 0, symbol: &[], first_id: 0, last_id: 0, prev_last_id: None };
+    let (mut bids, mut asks) = ((0, 0), (0, 0));
+    let mut seen = 0u16;
+    loop {
+        let key = r.string()?;
+        r.eat(b':')?;
+        let bit = match key {
+            b"e" => {
+                if r.string()? != b"depthUpdate" {
+                    return None;
+                }
+                1
+            }
+            b"E" => {
+                d.event_time = r.uint()?;
+                2
+            }
+            b"T" => {
+                d.transact_time = r.uint()?;
+                4
+            }
+            b"s" => {
+                d.symbol = r.string()?;
+                if d.symbol.is_empty() || !d.symbol.iter().all(u8::is_ascii_alphanumeric) {
+                    return None;
+                }
+                8
+            }
+            b"U" => {
+                d.first_id = r.uint()?;
+                16
+            }
+            b"u" => {
+                d.last_id = r.uint()?;
+                32
+            }
+            b"pu" => {
+                d.prev_last_id = Some(r.uint()?);
+                64
+            }
+            b"b" => {
+                bids = r.skip_levels()?;
+                128
+            }
+            b"a" => {
+                asks = r.skip_levels()?;
+                256
+            }
+            _ => return None,
+        };
+        if seen & bit != 0 {
+            return None;
+        }
+        seen |= bit;
+        if r.eat(b',').is_none() {
+            break;
+        }
+    }
+    r.eat(b'}')?;
+    const REQUIRED: u16 = 1 | 16 | 32 | 128 | 256;
+    (r.i == s.len() && seen & REQUIRED == REQUIRED).then_some(DiffHead { diff: d, bids, asks })
+}
+
 /// Header and top of a bookTicker read by [`read_ticker`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CompactTicker {

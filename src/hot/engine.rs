@@ -22,15 +22,19 @@
 use crate::exec::Quote;
 use crate::hot::advice::Advice;
 use crate::hot::book::Book;
+use crate::hot::compact;
 use crate::hot::features::{FeatureConfig, FeatureState, Features};
 use crate::hot::fixed::{Price, Qty};
 use crate::hot::guard::{BookHealth, Filters, Guard, GuardConfig, GuardStats};
 use crate::hot::market::{BookSizes, Event, MarketData, TickerCheck};
-use crate::hot::msg::{Level, Msg, Symbol, Trade};
+use crate::hot::msg::{DepthDiff, Level, Msg, Symbol, Trade};
+use crate::hot::parse::{classify_stream, split_combined, StreamKind};
 use crate::hot::strategy::{
     Account, Decision, Explain, MarketScope, OwnOrders, Strategy, StrategyFill, StrategyInput, StrategyParams,
+    DECISION_DEPTH,
 };
 use crate::hot::sync::{SyncConfig, SyncLoss};
+use crate::hot::touch::{self, TouchRead};
 use crate::stats::clock::Clock;
 use crate::stats::latency::{Stage, StageHistograms};
 
@@ -48,6 +52,9 @@ pub struct HotConfig {
     /// Update-id sanity and the stale rule (`[book] max_id_jump`,
     /// `stale_resync_ms`).
     pub sync: SyncConfig,
+    /// Touch-first apply of the traded book's diffs (`[book] touch_first`;
+    /// see [`HotPath::set_touch_levels`]).
+    pub touch_first: bool,
 }
 
 impl Default for HotConfig {
@@ -60,6 +67,7 @@ impl Default for HotConfig {
             params: StrategyParams::default(),
             filters: Filters { tick_size: Price(0), step_size: Qty(1), min_qty: Qty(0), min_notional: 0 },
             sync: SyncConfig::default(),
+            touch_first: true,
         }
     }
 }
@@ -87,6 +95,13 @@ pub struct StageSample {
     pub book: u64,
     pub strategy: u64,
     pub quote: u64,
+    /// Touch-first only: after the quote, reading the whole diff (ns), then
+    /// applying it (ns), and its level count (both sides): the per-level
+    /// cost of the full pipeline. Zero when the diff was applied whole
+    /// before the quote.
+    pub rest_parse: u64,
+    pub rest_apply: u64,
+    pub levels: u32,
 }
 
 impl StageSample {
@@ -100,6 +115,9 @@ impl StageSample {
             book: clock.ns(t_parsed, t_book),
             strategy: clock.ns(t_book, t_strategy),
             quote: clock.ns(t_strategy, t_quote),
+            rest_parse: 0,
+            rest_apply: 0,
+            levels: 0,
         }
     }
 }
@@ -130,6 +148,18 @@ pub struct HotStats {
     pub pulled_stale: u64,
     /// Events whose exchange time `E` was after our receive time (clock skew).
     pub feed_delay_negative: u64,
+    /// Diffs quoted touch-first: the quote made after the levels near the
+    /// touch, the rest applied after it.
+    pub touch_first: u64,
+    /// Levels applied before the quote in those diffs, and levels in them.
+    pub touch_levels_before: u64,
+    pub touch_levels_total: u64,
+    /// Diffs touch-first declined (a side not sorted, or not readable by
+    /// the strict reader): applied whole before the quote instead.
+    pub touch_declined: u64,
+    /// Diffs whose levels past the stop reached the top after all (a side
+    /// sorted where read but not beyond): quoted again on the whole diff.
+    pub touch_requotes: u64,
 }
 
 /// The pinned thread's state.
@@ -158,6 +188,9 @@ pub struct HotPath<S: Strategy> {
     clock: Clock,
     hist: StageHistograms,
     stats: HotStats,
+    /// Levels a side that must be exact when the strategy decides; 0: every
+    /// diff is applied whole before its quote (see [`HotPath::set_touch_levels`]).
+    touch_levels: usize,
 }
 
 impl<S: Strategy> HotPath<S> {
@@ -205,6 +238,7 @@ impl<S: Strategy> HotPath<S> {
             clock,
             hist: StageHistograms::new(),
             stats: HotStats::default(),
+            touch_levels: if cfg.touch_first { cfg.features.depth_levels.max(DECISION_DEPTH) } else { 0 },
         }
     }
 
@@ -225,6 +259,25 @@ impl<S: Strategy> HotPath<S> {
     /// What a bookTicker check does; [`TickerCheck::Resync`] unless changed.
     pub fn set_ticker_check(&mut self, check: TickerCheck) {
         self.md.set_ticker_check(check);
+    }
+
+    /// Touch-first apply ([`crate::hot::touch`]): a diff of the traded
+    /// book that is next in sequence has the levels that can reach its top
+    /// `levels` a side applied first; the quote is made on that book and
+    /// handed off, and only then is the whole diff read and applied (book
+    /// and trade events go out after the quote). The top `levels` a side
+    /// are exact when the strategy decides; deeper levels may lack the
+    /// current diff until it is finished. 0 (the default) applies every
+    /// diff whole before its quote: the reference path, and what backtests
+    /// use, since their exchange side must see a diff's book before the
+    /// quote made from it. Set from `[book] touch_first` at construction
+    /// (the larger of [`DECISION_DEPTH`] and the features' depth).
+    pub fn set_touch_levels(&mut self, levels: usize) {
+        self.touch_levels = levels;
+    }
+
+    pub fn touch_levels(&self) -> usize {
+        self.touch_levels
     }
 
     pub fn clock(&self) -> &Clock {
@@ -270,6 +323,11 @@ impl<S: Strategy> HotPath<S> {
     /// The strategy itself (for its own counters and errors).
     pub fn strategy(&self) -> &S {
         &self.strategy
+    }
+
+    /// The strategy, mutably (tests and tools reading what it noted).
+    pub fn strategy_mut(&mut self) -> &mut S {
+        &mut self.strategy
     }
 
     /// Features after the latest depth event of the traded symbol.
@@ -425,17 +483,119 @@ impl<S: Strategy> HotPath<S> {
             self.after_ticker(recv_ns, out);
             return;
         }
+        if self.touch_levels > 0 && self.touch_first(frame, recv_ns, t_in, out) {
+            return;
+        }
         let Some(msg) = self.md.parse(frame) else { return };
         let t_parsed = self.clock.now();
-        self.hist.record(Stage::Parse, self.clock.ns(t_in, t_parsed));
         self.record_feed_delay(&msg, recv_ns);
         if let Msg::Reconnect { .. } = msg {
             // A recorded reconnect: replay it as the live bot lived it.
+            self.hist.record(Stage::Parse, self.clock.ns(t_in, t_parsed));
             self.md.apply(msg, &mut |_| {});
             self.on_disconnect(recv_ns, out);
             return;
         }
         self.on_msg(msg, recv_ns, t_in, t_parsed, out, feed);
+    }
+
+    /// The payload of `frame` if it is a diff of the traded symbol.
+    #[inline(always)]
+    fn traded_diff<'f>(&self, frame: &'f [u8]) -> Option<(&'f [u8], Symbol)> {
+        let traded = self.traded?;
+        match split_combined(frame) {
+            Some((name, payload)) => {
+                let (kind, sym) = classify_stream(name);
+                (kind == StreamKind::Diff && traded.as_str().as_bytes().eq_ignore_ascii_case(sym))
+                    .then_some((payload, traded))
+            }
+            None => frame.starts_with(b"{\"e\":\"depthUpdate\"").then_some((frame, traded)),
+        }
+    }
+
+    /// Touch-first apply of a diff of the traded book (see
+    /// [`HotPath::set_touch_levels`]). False when it did not apply (not a
+    /// diff of the traded book, not next in sequence, not readable by the
+    /// strict reader, a side unsorted): the frame then takes the full path,
+    /// which, levels being idempotent, is right whatever was applied here.
+    #[inline]
+    fn touch_first(&mut self, frame: &[u8], recv_ns: i64, t_in: u64, out: &mut impl FnMut(HotEvent<'_>)) -> bool {
+        let Some((payload, symbol)) = self.traded_diff(frame) else { return false };
+        let Some(head) = compact::read_diff_head(payload) else { return false };
+        if !symbol.as_str().as_bytes().eq_ignore_ascii_case(head.diff.symbol) {
+            return false;
+        }
+        let time = |v: u64| v.min(i64::MAX as u64) as i64;
+        let diff = DepthDiff {
+            symbol,
+            event_time: time(head.diff.event_time),
+            transact_time: time(head.diff.transact_time),
+            first_id: head.diff.first_id,
+            last_id: head.diff.last_id,
+            prev_last_id: head.diff.prev_last_id,
+        };
+        let k = self.touch_levels;
+        let Some(synced) = self.md.book_mut(symbol) else { return false };
+        synced.set_time(recv_ns);
+        if !synced.would_apply(&diff) {
+            return false;
+        }
+        let t_parsed = self.clock.now();
+        let Some(read) = touch::apply_touch(payload, &head, synced.touch_book(), k) else {
+            self.stats.touch_declined += 1;
+            return false;
+        };
+        let t_book = self.clock.now();
+        self.note_exchange_time(diff.event_time, Some(symbol), recv_ns);
+        self.decide_at(symbol, Some(diff.last_id), recv_ns, t_in, t_parsed, t_book, true, out);
+        self.touch_rest(frame, symbol, read, recv_ns, out);
+        true
+    }
+
+    /// The rest of a touch-first diff, after its quote: the whole diff read
+    /// (validating every byte) and applied, its book and trade events out,
+    /// and a new quote if the rest reached the top after all or the whole
+    /// diff left the book untrustworthy.
+    #[inline]
+    fn touch_rest(
+        &mut self,
+        frame: &[u8],
+        symbol: Symbol,
+        read: TouchRead,
+        recv_ns: i64,
+        out: &mut impl FnMut(HotEvent<'_>),
+    ) {
+        let t_rest = self.clock.now();
+        let Some(msg) = self.md.parse(frame) else {
+            // The head read but the whole frame does not: the book holds
+            // part of a diff it cannot finish, so it is missing updates.
+            if let Some(b) = self.md.book_mut(symbol) {
+                b.lose_sync(SyncLoss::Gap);
+            }
+            self.decide(symbol, recv_ns, t_rest, t_rest, t_rest, false, out);
+            return;
+        };
+        let t_parsed = self.clock.now();
+        let levels = (self.md.parser_bids().len() + self.md.parser_asks().len()) as u32;
+        let exact = read.tail_is_beyond(self.md.parser_bids(), self.md.parser_asks());
+        self.apply_msg(msg, recv_ns, out);
+        let t_applied = self.clock.now();
+        self.stats.touch_first += 1;
+        self.stats.touch_levels_before += read.applied() as u64;
+        self.stats.touch_levels_total += u64::from(levels);
+        if let Some(s) = self.last_sample.as_mut() {
+            s.rest_parse = self.clock.ns(t_rest, t_parsed);
+            s.rest_apply = self.clock.ns(t_parsed, t_applied);
+            s.levels = levels;
+        }
+        let synced = self.md.book(symbol).is_some_and(|b| b.is_synced());
+        if !exact && synced {
+            self.stats.touch_requotes += 1;
+        }
+        // A crossed book pulls (lost sync); an inexact top quotes again.
+        if !synced || !exact {
+            self.decide(symbol, recv_ns, t_rest, t_parsed, t_applied, !exact, out);
+        }
     }
 
     /// Applies a REST snapshot body fetched for `symbol` (the live feed's
@@ -556,6 +716,13 @@ impl<S: Strategy> HotPath<S> {
             Msg::Partial(p) => Some(p.symbol),
             _ => None,
         };
+        self.note_exchange_time(e_ms, depth_of, recv_ns);
+    }
+
+    /// Notes an event's exchange time `e_ms` (0: none) received at
+    /// `recv_ns`; `depth_of`: the book it moves, if a depth event.
+    #[inline]
+    fn note_exchange_time(&mut self, e_ms: i64, depth_of: Option<Symbol>, recv_ns: i64) {
         if e_ms > 0 && depth_of.is_some_and(|s| self.traded.is_none_or(|t| t == s)) {
             // The exchange's time of the depth event strategies decide on.
             self.exchange_ns = e_ms.saturating_mul(1_000_000);
@@ -572,6 +739,33 @@ impl<S: Strategy> HotPath<S> {
         }
     }
 
+    /// Applies a parsed message, handing the traded symbol's book updates
+    /// and trades on. True if the traded book changed.
+    #[inline]
+    fn apply_msg(&mut self, msg: Msg, recv_ns: i64, out: &mut impl FnMut(HotEvent<'_>)) -> bool {
+        let mut traded = self.traded;
+        let mut changed = false;
+        let features = &mut self.features;
+        self.md.apply(msg, &mut |ev| match ev {
+            Event::Depth { symbol, book, .. } => {
+                if traded.is_none() {
+                    traded = Some(symbol);
+                }
+                if traded == Some(symbol) {
+                    changed = true;
+                    out(HotEvent::Depth { symbol, book, time_ns: recv_ns });
+                }
+            }
+            Event::Trade(t) if traded == Some(t.symbol) => {
+                features.on_trade(&t, recv_ns);
+                out(HotEvent::Trade(t));
+            }
+            _ => {}
+        });
+        self.traded = traded;
+        changed
+    }
+
     #[inline]
     fn on_msg(
         &mut self,
@@ -584,30 +778,7 @@ impl<S: Strategy> HotPath<S> {
     ) {
         let is_depth = matches!(msg, Msg::Diff(_) | Msg::Partial(_) | Msg::Snapshot(_));
         let is_ticker = matches!(msg, Msg::BookTicker(_));
-
-        // Apply, handing the traded symbol's book updates and trades on.
-        let mut traded = self.traded;
-        let mut changed = false;
-        {
-            let features = &mut self.features;
-            self.md.apply(msg, &mut |ev| match ev {
-                Event::Depth { symbol, book, .. } => {
-                    if traded.is_none() {
-                        traded = Some(symbol);
-                    }
-                    if traded == Some(symbol) {
-                        changed = true;
-                        out(HotEvent::Depth { symbol, book, time_ns: recv_ns });
-                    }
-                }
-                Event::Trade(t) if traded == Some(t.symbol) => {
-                    features.on_trade(&t, recv_ns);
-                    out(HotEvent::Trade(t));
-                }
-                _ => {}
-            });
-        }
-        self.traded = traded;
+        let changed = self.apply_msg(msg, recv_ns, out);
         // Fills the depth event just made reach the strategy and the
         // position before the strategy decides on them.
         let strategy = &mut self.strategy;
@@ -615,14 +786,52 @@ impl<S: Strategy> HotPath<S> {
             self.set_exec_state(state);
         }
         if !is_depth {
+            self.hist.record(Stage::Parse, self.clock.ns(t_in, t_parsed));
             if is_ticker {
                 self.after_ticker(recv_ns, out);
             }
             return;
         }
         let t_book = self.clock.now();
-        self.hist.record(Stage::Book, self.clock.ns(t_parsed, t_book));
         let Some(symbol) = self.traded else { return };
+        self.decide(symbol, recv_ns, t_in, t_parsed, t_book, changed, out);
+    }
+
+    /// The quote for the traded book as it is now: features, strategy,
+    /// guard, hand-off; a pull when the book cannot be trusted. `changed`:
+    /// the book moved (else only a loss of sync makes a quote). Stage
+    /// times are recorded after the quote is out, so recording them costs
+    /// the quote nothing.
+    #[inline]
+    fn decide(
+        &mut self,
+        symbol: Symbol,
+        recv_ns: i64,
+        t_in: u64,
+        t_parsed: u64,
+        t_book: u64,
+        changed: bool,
+        out: &mut impl FnMut(HotEvent<'_>),
+    ) {
+        self.decide_at(symbol, None, recv_ns, t_in, t_parsed, t_book, changed, out);
+    }
+
+    /// [`Self::decide`]; `update_id`: the id the book is at for this quote
+    /// when the book does not say it yet (touch-first, before the diff is
+    /// finished: its `u`).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn decide_at(
+        &mut self,
+        symbol: Symbol,
+        update_id: Option<u64>,
+        recv_ns: i64,
+        t_in: u64,
+        t_parsed: u64,
+        t_book: u64,
+        changed: bool,
+        out: &mut impl FnMut(HotEvent<'_>),
+    ) {
         let Some(synced) = self.md.book(symbol) else { return };
         let now_synced = synced.is_synced();
         let lost_sync = self.was_synced && !now_synced;
@@ -631,11 +840,13 @@ impl<S: Strategy> HotPath<S> {
             self.last_depth_ns = recv_ns;
         }
         if !changed && !lost_sync {
+            self.hist.record(Stage::Parse, self.clock.ns(t_in, t_parsed));
+            self.hist.record(Stage::Book, self.clock.ns(t_parsed, t_book));
             return;
         }
         let book = synced.book();
         let health = BookHealth { synced: now_synced, crossed: book.is_crossed(), last_depth_ns: self.last_depth_ns };
-        let update_id = synced.update_id();
+        let update_id = update_id.unwrap_or_else(|| synced.update_id());
         let features = if now_synced { self.features.on_book(book, recv_ns, update_id) } else { None };
         if !now_synced {
             self.features.reset_mid();
@@ -671,9 +882,7 @@ impl<S: Strategy> HotPath<S> {
                 };
                 let decision = self.strategy.decide(&input);
                 t_strategy = self.clock.now();
-                let spent = self.clock.ns(t_book, t_strategy);
-                self.hist.record(Stage::Strategy, spent);
-                decided = Some(spent);
+                decided = Some(self.clock.ns(t_book, t_strategy));
                 self.last_explain = decision.explain;
                 self.last_decision = decision;
                 self.guard.check(symbol, &decision, &f, health, self.position, &filters, recv_ns)
@@ -693,14 +902,20 @@ impl<S: Strategy> HotPath<S> {
         let (best_bid, best_ask) = (book.best_bid(), book.best_ask());
         out(HotEvent::Quote { quote, tick: filters.tick_size, synced: now_synced, best_bid, best_ask });
         let t_quote = self.clock.now();
+        // The quote is out: now the bookkeeping.
+        let sample = StageSample::from_ticks(&self.clock, t_in, t_parsed, t_book, t_strategy, t_quote);
+        self.hist.record(Stage::Parse, sample.parse);
+        self.hist.record(Stage::Book, sample.book);
+        if let Some(spent) = decided {
+            self.hist.record(Stage::Strategy, spent);
+        }
         if features.is_some() {
-            let sample = StageSample::from_ticks(&self.clock, t_in, t_parsed, t_book, t_strategy, t_quote);
             self.hist.record(Stage::Quote, sample.quote);
             self.hist.record(Stage::TickToQuote, sample.tick_to_quote);
             self.last_sample = Some(sample);
         }
-        // After the quote is out and timed: what the strategy does with its
-        // call's time (a script's budget) costs the quote nothing.
+        // What the strategy does with its call's time (a script's budget)
+        // costs the quote nothing either.
         if let Some(spent) = decided {
             self.strategy.after_call(spent, recv_ns);
         }

@@ -342,6 +342,18 @@ impl MarketData {
         }
     }
 
+    /// Bid levels of the last depth message parsed, in the order sent.
+    #[inline]
+    pub fn parser_bids(&self) -> &[Level] {
+        self.parser.bids()
+    }
+
+    /// Ask levels of the last depth message parsed, in the order sent.
+    #[inline]
+    pub fn parser_asks(&self) -> &[Level] {
+        self.parser.asks()
+    }
+
     /// Applies the message [`Self::parse`] just returned.
     #[inline]
     pub fn apply(&mut self, msg: Msg, sink: &mut impl FnMut(Event<'_>)) {

@@ -16,3 +16,4 @@ pub mod msg;
 pub mod parse;
 pub mod strategy;
 pub mod sync;
+pub mod touch;

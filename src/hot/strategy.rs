@@ -109,12 +109,17 @@ pub struct Account {
     pub last_fill_ns: Option<i64>,
 }
 
+/// Levels per side of the book that are exact when a strategy decides (and
+/// that scripts see). With touch-first apply ([`crate::hot::touch`]) deeper
+/// levels may still lack the diff being quoted on until it is finished.
+pub const DECISION_DEPTH: usize = 20;
+
 /// What a strategy reads beyond the features: the traded book, the trade
 /// ring, own orders and the account. References, so building an input
 /// copies nothing; all `None`/zero by default (hand-built inputs).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MarketScope<'a> {
-    /// The traded book (its top levels are in scope).
+    /// The traded book: its top [`DECISION_DEPTH`] levels a side are exact.
     pub book: Option<&'a Book>,
     /// The latest trades of the traded symbol.
     pub trades: Option<&'a TradeRing>,

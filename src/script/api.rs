@@ -29,7 +29,7 @@ use crate::hot::msg::Level;
 use crate::hot::strategy::StrategyInput;
 
 /// Levels per side in scope (`m.bid_price(i)`, ...; `i < m.depth`).
-pub const SCOPE_DEPTH: usize = 20;
+pub const SCOPE_DEPTH: usize = crate::hot::strategy::DECISION_DEPTH;
 
 /// The market as one `fn quote(m)` call sees it. `Copy`, built on the
 /// stack per call (no map, no allocation of our own).

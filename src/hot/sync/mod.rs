@@ -304,14 +304,9 @@ impl SyncedBook {
         }
     }
 
-    fn apply_synced(
-        &mut self,
-        diff: &DepthDiff,
-        bids: &[Level],
-        asks: &[Level],
-        first: bool,
-        on_applied: &mut impl FnMut(Applied, &Book),
-    ) {
+    /// What the synced rules say about `diff` now, changing nothing.
+    #[inline]
+    fn verdict(&self, diff: &DepthDiff, first: bool) -> Verdict {
         let id = self.update_id;
         let (big_u, u) = (diff.first_id, diff.last_id);
         // USD-M ids are shared by every contract and keep moving while this
@@ -325,31 +320,64 @@ impl SyncedBook {
             }
             None => 0,
         };
-        let verdict = if u > id.saturating_add(self.cfg.max_id_jump).saturating_add(allowance) {
+        if u > id.saturating_add(self.cfg.max_id_jump).saturating_add(allowance) {
             // Checked first: a diff that jumps far ahead would otherwise
             // straddle (spot U <= id + 1 <= u) or chain (USD-M pu == id),
             // be applied, and make every later diff stale.
-            Verdict::Jump
-        } else {
-            match (diff.prev_last_id, first) {
-                // USD-M, first event after the snapshot: U <= id <= u.
-                (Some(_), true) if u < id => Verdict::Stale,
-                (Some(_), true) if big_u <= id => Verdict::Apply,
-                // USD-M afterwards: pu must equal the previous u.
-                (Some(pu), false) if pu == id => Verdict::Apply,
-                (Some(_), false) if u <= id => Verdict::Stale,
-                (Some(_), _) => Verdict::Gap,
-                // Spot: U <= id + 1 <= u.
-                (None, _) if u <= id => Verdict::Stale,
-                (None, _) if big_u <= id + 1 => {
-                    if !first && big_u != id + 1 {
-                        self.stats.overlaps += 1;
-                    }
-                    Verdict::Apply
-                }
-                (None, _) => Verdict::Gap,
-            }
-        };
+            return Verdict::Jump;
+        }
+        match (diff.prev_last_id, first) {
+            // USD-M, first event after the snapshot: U <= id <= u.
+            (Some(_), true) if u < id => Verdict::Stale,
+            (Some(_), true) if big_u <= id => Verdict::Apply,
+            // USD-M afterwards: pu must equal the previous u.
+            (Some(pu), false) if pu == id => Verdict::Apply,
+            (Some(_), false) if u <= id => Verdict::Stale,
+            (Some(_), _) => Verdict::Gap,
+            // Spot: U <= id + 1 <= u.
+            (None, _) if u <= id => Verdict::Stale,
+            (None, _) if big_u <= id + 1 => Verdict::Apply,
+            (None, _) => Verdict::Gap,
+        }
+    }
+
+    /// Whether `diff` is the next event of a synced book: [`Self::on_diff`]
+    /// would apply it now. Touch-first apply asks before reading a level.
+    #[inline]
+    pub fn would_apply(&self, diff: &DepthDiff) -> bool {
+        if diff.first_id > diff.last_id || diff.prev_last_id.is_some_and(|pu| pu > diff.last_id) {
+            return false;
+        }
+        match self.state {
+            SyncState::Synced { first } => matches!(self.verdict(diff, first), Verdict::Apply),
+            SyncState::AwaitingSnapshot => false,
+        }
+    }
+
+    /// The book, for touch-first apply to put a diff's near-touch levels in
+    /// ahead of the diff itself. Only after [`Self::would_apply`] said yes,
+    /// and the whole diff must follow through [`Self::on_diff`] before the
+    /// book is read for anything but the quote: applying a level twice is
+    /// applying it once, so the diff then leaves the book exactly as a
+    /// plain apply would.
+    #[inline]
+    pub fn touch_book(&mut self) -> &mut Book {
+        &mut self.book
+    }
+
+    fn apply_synced(
+        &mut self,
+        diff: &DepthDiff,
+        bids: &[Level],
+        asks: &[Level],
+        first: bool,
+        on_applied: &mut impl FnMut(Applied, &Book),
+    ) {
+        let (id, big_u, u) = (self.update_id, diff.first_id, diff.last_id);
+        let verdict = self.verdict(diff, first);
+        if matches!(verdict, Verdict::Apply) && diff.prev_last_id.is_none() && !first && big_u != id + 1 {
+            self.stats.overlaps += 1;
+        }
         match verdict {
             Verdict::Stale => {
                 self.stats.stale += 1;
