@@ -26,7 +26,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::feed::recording::{split_line, LineChunks, Piece};
 use crate::feed::{synthetic, synthetic_busy};
-use crate::hot::engine::HotPath;
+use crate::hot::engine::{HotPath, HotStats};
 use crate::hot::parse::{classify_stream, split_combined, StreamKind};
 use crate::hot::strategy::{NativeStrategy, Strategy};
 use crate::script::ScriptStrategy;
@@ -90,7 +90,19 @@ struct BenchOut {
     tsc_cost_ns: Option<f64>,
     instant_cost_ns: Option<f64>,
     latency_ns: BTreeMap<String, Percentiles>,
+    /// The parse stage of quoted depth frames alone.
+    depth_parse_ns: Percentiles,
+    /// Per level of a diff, in the real pipeline: `parse` (reading the
+    /// whole diff) and `apply` (applying it to the book).
+    per_level_ns: BTreeMap<String, PerLevel>,
+    /// Touch-first apply (off when `[book] touch_first = false`).
+    touch_first: TouchOut,
+    /// Same frames, same clock, same run: `serde_json_f64_parse` (the usual
+    /// typed serde parse with f64 conversion), `whole_diff_tick_to_quote`
+    /// (the hot path with touch-first off: every diff applied whole before
+    /// its quote) and its per-level costs.
     baselines: BTreeMap<String, Percentiles>,
+    baseline_per_level_ns: BTreeMap<String, PerLevel>,
     /// The same frames with the first script strategy instead of the
     /// native one (kept for readers of the one-script form).
     script: Option<ScriptOut>,
@@ -111,13 +123,51 @@ struct ScriptOut {
     latency_ns: BTreeMap<String, Percentiles>,
 }
 
+/// What one pass of the hot path over the frames measured.
+struct HotRun {
+    hist: StageHistograms,
+    /// Per level of each diff, in picoseconds (ns * 1000 / levels): reading
+    /// the whole diff, then applying it. Touch-first: the rest of the diff,
+    /// after the quote; whole-diff path: the parse and book stages.
+    parse_ps: hdrhistogram::Histogram<u64>,
+    apply_ps: hdrhistogram::Histogram<u64>,
+    /// The parse stage of depth frames alone (the stage table's `parse`
+    /// row counts every frame parsed, trades included).
+    depth_parse: hdrhistogram::Histogram<u64>,
+    stats: HotStats,
+}
+
 /// Runs the hot path over `frames`; histograms without the warm-up.
-fn run_hot<S: Strategy>(config: &Config, strategy: S, frames: &Frames, clock: Clock, warmup: usize) -> StageHistograms {
-    let mut hot = HotPath::new(config.hot, strategy, clock);
+/// `touch_first`: as configured (`None`), or forced on or off.
+fn run_hot<S: Strategy>(
+    config: &Config,
+    strategy: S,
+    frames: &Frames,
+    clock: Clock,
+    warmup: usize,
+    touch_first: Option<bool>,
+) -> HotRun {
+    let mut cfg = config.hot;
+    cfg.touch_first = touch_first.unwrap_or(cfg.touch_first);
+    let mut hot = HotPath::new(cfg, strategy, clock);
+    let mk = || hdrhistogram::Histogram::<u64>::new_with_bounds(1, 1_000_000_000, 3).expect("static bounds");
+    let (mut parse_ps, mut apply_ps, mut depth_parse) = (mk(), mk(), mk());
     let mut quotes = 0u64;
-    for (i, (ts, f)) in frames.iter().enumerate() {
+    // The receive buffer: live, a frame's bytes are in cache when its clock
+    // starts (the WebSocket reader has just decrypted and deframed them
+    // into its buffer); copying each frame here first does the same, so the
+    // clock does not time fetching the frame from memory the bench loaded
+    // it into minutes ago.
+    let mut buf: Vec<u8> = Vec::with_capacity(frames.iter().map(|(_, f)| f.len()).max().unwrap_or(0));
+    for (i, (ts, frame)) in frames.iter().enumerate() {
+        buf.clear();
+        buf.extend_from_slice(frame);
+        let f = &buf;
         if i == warmup {
             hot.reset_histograms();
+            parse_ps.reset();
+            apply_ps.reset();
+            depth_parse.reset();
         }
         let t_in = clock.now();
         hot.on_frame(f, *ts, t_in, &mut |ev| {
@@ -126,9 +176,44 @@ fn run_hot<S: Strategy>(config: &Config, strategy: S, frames: &Frames, clock: Cl
                 quotes += quote.bid.is_some() as u64;
             }
         });
+        let sample = hot.take_sample();
+        if let Some(s) = sample {
+            depth_parse.saturating_record(s.parse.max(1));
+        }
+        if let Some(s) = sample.filter(|s| s.levels > 0) {
+            let (parse, apply) = if s.rest_parse > 0 { (s.rest_parse, s.rest_apply) } else { (s.parse, s.book) };
+            let per = |ns: u64| (ns * 1000 / u64::from(s.levels)).max(1);
+            parse_ps.saturating_record(per(parse));
+            apply_ps.saturating_record(per(apply));
+        }
     }
     std::hint::black_box(quotes);
-    hot.histograms().clone()
+    HotRun { hist: hot.histograms().clone(), parse_ps, apply_ps, depth_parse, stats: hot.stats() }
+}
+
+/// Median and p99 per level, ns, of a picosecond histogram.
+fn per_level(h: &hdrhistogram::Histogram<u64>) -> PerLevel {
+    let at = |q: f64| if h.is_empty() { 0.0 } else { (h.value_at_quantile(q) as f64 / 100.0).round() / 10.0 };
+    PerLevel { diffs: h.len(), p50: at(0.5), p90: at(0.9), p99: at(0.99) }
+}
+
+/// Cost per level of a diff, ns (one decimal).
+#[derive(Serialize, Clone, Copy, Default)]
+struct PerLevel {
+    diffs: u64,
+    p50: f64,
+    p90: f64,
+    p99: f64,
+}
+
+/// Touch-first apply's counters over the run (see [`HotStats`]).
+#[derive(Serialize, Clone, Copy, Default)]
+struct TouchOut {
+    diffs: u64,
+    levels_before_quote: u64,
+    levels: u64,
+    declined: u64,
+    requotes: u64,
 }
 
 /// Frames with their receive times, loaded up front.
@@ -189,7 +274,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
     let pinned = crate::runtime::pin(config.hot_core);
     let clock = Clock::calibrate();
     let warmup = (frames.len() / 20).min(5_000);
-    let native = run_hot(&config, NativeStrategy, &frames, clock, warmup);
+    let run = run_hot(&config, NativeStrategy, &frames, clock, warmup, None);
+    let whole = run_hot(&config, NativeStrategy, &frames, clock, warmup, Some(false));
+    let native = &run.hist;
     let scripts = run_scripts(&args, &config, &frames, clock, warmup)?;
 
     // Baseline on the same depth frames, same clock, same run.
@@ -219,9 +306,34 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
         tsc_cost_ns: clock.tsc_cost_ns.is_finite().then_some((clock.tsc_cost_ns * 10.0).round() / 10.0),
         instant_cost_ns: clock.instant_cost_ns.is_finite().then_some((clock.instant_cost_ns * 10.0).round() / 10.0),
         latency_ns: Stage::ALL.iter().map(|&s| (s.name().to_string(), native.percentiles(s))).collect(),
+        depth_parse_ns: Percentiles::of(&run.depth_parse),
+        per_level_ns: [
+            ("parse".to_string(), per_level(&run.parse_ps)),
+            ("apply".to_string(), per_level(&run.apply_ps)),
+        ]
+        .into_iter()
+        .collect(),
+        touch_first: TouchOut {
+            diffs: run.stats.touch_first,
+            levels_before_quote: run.stats.touch_levels_before,
+            levels: run.stats.touch_levels_total,
+            declined: run.stats.touch_declined,
+            requotes: run.stats.touch_requotes,
+        },
         script: scripts.first().cloned(),
         scripts,
-        baselines: [("serde_json_f64_parse".to_string(), base.percentiles(Stage::Parse))].into_iter().collect(),
+        baselines: [
+            ("serde_json_f64_parse".to_string(), base.percentiles(Stage::Parse)),
+            ("whole_diff_tick_to_quote".to_string(), whole.hist.percentiles(Stage::TickToQuote)),
+        ]
+        .into_iter()
+        .collect(),
+        baseline_per_level_ns: [
+            ("parse".to_string(), per_level(&whole.parse_ps)),
+            ("apply".to_string(), per_level(&whole.apply_ps)),
+        ]
+        .into_iter()
+        .collect(),
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -252,8 +364,30 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
     for s in Stage::ALL {
         row(s.name(), &out.latency_ns[s.name()]);
     }
+    row("  parse, depth frames only", &out.depth_parse_ns);
+    let t = &out.touch_first;
+    if t.diffs > 0 {
+        println!(
+            "touch-first: {} diffs quoted after {} of their {} levels ({:.1}%), the rest applied after the quote; {} declined, {} quoted again",
+            t.diffs,
+            t.levels_before_quote,
+            t.levels,
+            100.0 * t.levels_before_quote as f64 / t.levels.max(1) as f64,
+            t.declined,
+            t.requotes
+        );
+    }
+    let lv = |name: &str, l: &PerLevel| {
+        println!("{name:<28} {:>9} {:>8.1} {:>8.1} {:>8.1}  (ns per level)", l.diffs, l.p50, l.p90, l.p99);
+    };
+    println!("{:<28} {:>9} {:>8} {:>8} {:>8}", "per level of a diff", "diffs", "p50", "p90", "p99");
+    lv("read (whole diff)", &out.per_level_ns["parse"]);
+    lv("apply to the book", &out.per_level_ns["apply"]);
     println!("baseline, same frames and clock:");
     row("serde_json typed + f64 parse", &out.baselines["serde_json_f64_parse"]);
+    row("whole diff before the quote", &out.baselines["whole_diff_tick_to_quote"]);
+    lv("  its read per level", &out.baseline_per_level_ns["parse"]);
+    lv("  its apply per level", &out.baseline_per_level_ns["apply"]);
     if let [sc] = out.scripts.as_slice() {
         println!("with the script strategy {} instead of the native one, same frames:", sc.strategy);
         for s in Stage::ALL {
@@ -313,7 +447,7 @@ fn run_scripts(
             s.set_budget(config.script_budget, crate::script::budget::BudgetMode::CountOnly);
             s.set_levels(config.strategy_levels);
             let name = s.name().to_string();
-            let h = run_hot(config, s, frames, clock, warmup);
+            let h = run_hot(config, s, frames, clock, warmup, None).hist;
             out.push(ScriptOut {
                 path: path.display().to_string(),
                 strategy: name,

@@ -195,9 +195,12 @@ pub struct DiffHead<'a> {
 
 impl Reader<'_> {
     /// Skips a level array `[...]` without reading its levels, returning
-    /// the range of its contents. Levels hold only strings of digits and
-    /// dots, so the first `]]` ends a well-formed array; anything else is
-    /// caught when [`read_diff`] reads the whole frame.
+    /// the range of its contents. A well-formed level array holds only
+    /// digits, `.`, `"`, `,`, `[` and `]`, so the first `a`, `b` or `}`
+    /// after it is the next key (`],"a"`) or the object's end (`]}`): one
+    /// single-byte SIMD search (`]` itself, in every level, would make a
+    /// search for `]]` stop at every level). Anything else is caught when
+    /// [`read_diff`] reads the whole frame.
     #[inline(always)]
     fn skip_levels(&mut self) -> Option<(usize, usize)> {
         self.eat(b'[')?;
@@ -205,10 +208,77 @@ impl Reader<'_> {
         if self.eat(b']').is_some() {
             return Some((start, start));
         }
-        let end = start + memchr::memmem::find(&self.s[start..], b"]]")? + 1;
-        self.i = end + 1;
-        Some((start, end))
+        let rest = &self.s[start..];
+        // Binance writes `b` then `a`: after the bids the next non-level
+        // byte is the `a` key; after the asks, the closing brace. One
+        // single-byte search each in that layout, three bytes otherwise.
+        let next = start
+            + match memchr::memchr(b'a', rest) {
+                Some(i) if rest.get(i.wrapping_sub(2)..i) == Some(b",\"") => i,
+                _ => memchr::memchr3(b'a', b'b', b'}', rest)?,
+            };
+        // The array's closing bracket: before `,"a"` / `,"b"`, or before `}`.
+        let close = if self.s[next] == b'}' { next.checked_sub(1)? } else { next.checked_sub(3)? };
+        if close <= start || self.s[close] != b']' || self.s[close - 1] != b']' {
+            return None;
+        }
+        self.i = close + 1;
+        Some((start, close))
     }
+}
+
+impl<'a> Reader<'a> {
+    /// Consumes `lit` if the input continues with it.
+    #[inline(always)]
+    fn lit(&mut self, lit: &[u8]) -> Option<()> {
+        self.s.get(self.i..)?.starts_with(lit).then(|| self.i += lit.len())
+    }
+
+    /// An alphanumeric symbol up to its closing quote (no memchr call: a
+    /// symbol is a few bytes).
+    #[inline(always)]
+    fn symbol(&mut self) -> Option<&'a [u8]> {
+        let start = self.i;
+        while self.s.get(self.i)?.is_ascii_alphanumeric() {
+            self.i += 1;
+        }
+        (self.i > start).then(|| &self.s[start..self.i])
+    }
+}
+
+/// The header exactly as Binance writes it, spot
+/// `{"e":"depthUpdate","E":..,"s":"..","U":..,"u":..,"b":[..],"a":[..]}`
+/// and USD-M (adding `"T"` after `"E"` and `"pu"` after `"u"`): literal
+/// matches and digit loops, no per-key dispatch and no search per string.
+/// `None` for any other layout (the general reader then tries).
+#[inline(always)]
+fn binance_layout(s: &[u8]) -> Option<DiffHead<'_>> {
+    let mut r = Reader { s, i: 0 };
+    r.lit(b"{\"e\":\"depthUpdate\",\"E\":")?;
+    let event_time = r.uint()?;
+    let transact_time = if r.lit(b",\"T\":").is_some() { r.uint()? } else { 0 };
+    r.lit(b",\"s\":\"")?;
+    let symbol = r.symbol()?;
+    r.lit(b"\",\"U\":")?;
+    let first_id = r.uint()?;
+    r.lit(b",\"u\":")?;
+    let last_id = r.uint()?;
+    let prev_last_id = if r.lit(b",\"pu\":").is_some() { Some(r.uint()?) } else { None };
+    r.lit(b",\"b\":")?;
+    let bids = r.skip_levels()?;
+    r.lit(b",\"a\":")?;
+    // The asks run to the end of the object: `...]]}` (or `[]}`).
+    let asks = match s.len().checked_sub(r.i + 2) {
+        Some(_) if s.ends_with(b"]]}") && s[r.i] == b'[' && s.len() - 2 > r.i + 1 => (r.i + 1, s.len() - 2),
+        _ => r.skip_levels()?,
+    };
+    r.i = s.len() - 1;
+    r.eat(b'}')?;
+    (r.i == s.len()).then_some(DiffHead {
+        diff: CompactDiff { event_time, transact_time, symbol, first_id, last_id, prev_last_id },
+        bids,
+        asks,
+    })
 }
 
 /// Reads a compact diff's header and locates its level arrays, or declines
@@ -216,6 +286,9 @@ impl Reader<'_> {
 /// insides are not checked here.
 #[inline]
 pub fn read_diff_head(s: &[u8]) -> Option<DiffHead<'_>> {
+    if let Some(head) = binance_layout(s) {
+        return Some(head);
+    }
     let mut r = Reader { s, i: 0 };
     r.eat(b'{')?;
     let mut d =

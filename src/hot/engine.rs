@@ -122,6 +122,15 @@ impl StageSample {
     }
 }
 
+/// Clock readings of one frame up to its book being ready: bytes in
+/// memory, parsed, applied (what the quote's stage times are made of).
+#[derive(Debug, Clone, Copy)]
+struct Ticks {
+    t_in: u64,
+    t_parsed: u64,
+    t_book: u64,
+}
+
 /// Own orders as the exchange side last reported them (latest wins).
 /// Fixed-size and `Copy`: it crosses threads through a ring.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -191,6 +200,8 @@ pub struct HotPath<S: Strategy> {
     /// Levels a side that must be exact when the strategy decides; 0: every
     /// diff is applied whole before its quote (see [`HotPath::set_touch_levels`]).
     touch_levels: usize,
+    /// Levels of the diff being quoted on (whole-diff path), for its sample.
+    diff_levels: u32,
 }
 
 impl<S: Strategy> HotPath<S> {
@@ -238,7 +249,8 @@ impl<S: Strategy> HotPath<S> {
             clock,
             hist: StageHistograms::new(),
             stats: HotStats::default(),
-            touch_levels: if cfg.touch_first { cfg.features.depth_levels.max(DECISION_DEPTH) } else { 0 },
+            diff_levels: 0,
+            touch_levels: if cfg.touch_first { cfg.features.depth_levels.max(1) } else { 0 },
         }
     }
 
@@ -271,7 +283,8 @@ impl<S: Strategy> HotPath<S> {
     /// diff whole before its quote: the reference path, and what backtests
     /// use, since their exchange side must see a diff's book before the
     /// quote made from it. Set from `[book] touch_first` at construction
-    /// (the larger of [`DECISION_DEPTH`] and the features' depth).
+    /// to the features' depth; the strategy's [`Strategy::book_depth`]
+    /// raises it per diff (up to [`DECISION_DEPTH`]).
     pub fn set_touch_levels(&mut self, levels: usize) {
         self.touch_levels = levels;
     }
@@ -534,7 +547,8 @@ impl<S: Strategy> HotPath<S> {
             last_id: head.diff.last_id,
             prev_last_id: head.diff.prev_last_id,
         };
-        let k = self.touch_levels;
+        // What the features read, or what the strategy reads if deeper.
+        let k = self.touch_levels.max(self.strategy.book_depth().min(DECISION_DEPTH));
         let Some(synced) = self.md.book_mut(symbol) else { return false };
         synced.set_time(recv_ns);
         if !synced.would_apply(&diff) {
@@ -545,9 +559,16 @@ impl<S: Strategy> HotPath<S> {
             self.stats.touch_declined += 1;
             return false;
         };
+        // A bookTicker for this very id that disagrees with the top: the
+        // whole diff first, and the check made as it is applied decides
+        // (the book loses sync before any quote is made on it).
+        if self.md.ticker_disagrees(symbol, diff.last_id) {
+            self.stats.touch_declined += 1;
+            return false;
+        }
         let t_book = self.clock.now();
         self.note_exchange_time(diff.event_time, Some(symbol), recv_ns);
-        self.decide_at(symbol, Some(diff.last_id), recv_ns, t_in, t_parsed, t_book, true, out);
+        self.decide_at(symbol, Some(diff.last_id), recv_ns, Ticks { t_in, t_parsed, t_book }, true, out);
         self.touch_rest(frame, symbol, read, recv_ns, out);
         true
     }
@@ -572,7 +593,7 @@ impl<S: Strategy> HotPath<S> {
             if let Some(b) = self.md.book_mut(symbol) {
                 b.lose_sync(SyncLoss::Gap);
             }
-            self.decide(symbol, recv_ns, t_rest, t_rest, t_rest, false, out);
+            self.decide(symbol, recv_ns, Ticks { t_in: t_rest, t_parsed: t_rest, t_book: t_rest }, false, out);
             return;
         };
         let t_parsed = self.clock.now();
@@ -594,7 +615,7 @@ impl<S: Strategy> HotPath<S> {
         }
         // A crossed book pulls (lost sync); an inexact top quotes again.
         if !synced || !exact {
-            self.decide(symbol, recv_ns, t_rest, t_parsed, t_applied, !exact, out);
+            self.decide(symbol, recv_ns, Ticks { t_in: t_rest, t_parsed, t_book: t_applied }, !exact, out);
         }
     }
 
@@ -778,6 +799,9 @@ impl<S: Strategy> HotPath<S> {
     ) {
         let is_depth = matches!(msg, Msg::Diff(_) | Msg::Partial(_) | Msg::Snapshot(_));
         let is_ticker = matches!(msg, Msg::BookTicker(_));
+        if matches!(msg, Msg::Diff(_)) {
+            self.diff_levels = (self.md.parser_bids().len() + self.md.parser_asks().len()) as u32;
+        }
         let changed = self.apply_msg(msg, recv_ns, out);
         // Fills the depth event just made reach the strategy and the
         // position before the strategy decides on them.
@@ -794,7 +818,8 @@ impl<S: Strategy> HotPath<S> {
         }
         let t_book = self.clock.now();
         let Some(symbol) = self.traded else { return };
-        self.decide(symbol, recv_ns, t_in, t_parsed, t_book, changed, out);
+        self.decide(symbol, recv_ns, Ticks { t_in, t_parsed, t_book }, changed, out);
+        self.diff_levels = 0;
     }
 
     /// The quote for the traded book as it is now: features, strategy,
@@ -807,28 +832,23 @@ impl<S: Strategy> HotPath<S> {
         &mut self,
         symbol: Symbol,
         recv_ns: i64,
-        t_in: u64,
-        t_parsed: u64,
-        t_book: u64,
+        ticks: Ticks,
         changed: bool,
         out: &mut impl FnMut(HotEvent<'_>),
     ) {
-        self.decide_at(symbol, None, recv_ns, t_in, t_parsed, t_book, changed, out);
+        self.decide_at(symbol, None, recv_ns, ticks, changed, out);
     }
 
     /// [`Self::decide`]; `update_id`: the id the book is at for this quote
     /// when the book does not say it yet (touch-first, before the diff is
     /// finished: its `u`).
-    #[allow(clippy::too_many_arguments)]
     #[inline]
     fn decide_at(
         &mut self,
         symbol: Symbol,
         update_id: Option<u64>,
         recv_ns: i64,
-        t_in: u64,
-        t_parsed: u64,
-        t_book: u64,
+        Ticks { t_in, t_parsed, t_book }: Ticks,
         changed: bool,
         out: &mut impl FnMut(HotEvent<'_>),
     ) {
@@ -903,7 +923,8 @@ impl<S: Strategy> HotPath<S> {
         out(HotEvent::Quote { quote, tick: filters.tick_size, synced: now_synced, best_bid, best_ask });
         let t_quote = self.clock.now();
         // The quote is out: now the bookkeeping.
-        let sample = StageSample::from_ticks(&self.clock, t_in, t_parsed, t_book, t_strategy, t_quote);
+        let mut sample = StageSample::from_ticks(&self.clock, t_in, t_parsed, t_book, t_strategy, t_quote);
+        sample.levels = self.diff_levels;
         self.hist.record(Stage::Parse, sample.parse);
         self.hist.record(Stage::Book, sample.book);
         if let Some(spent) = decided {

@@ -342,6 +342,23 @@ impl MarketData {
         }
     }
 
+    /// Touch-first, before the quote: whether a bookTicker held for
+    /// exactly `update_id` (the diff being quoted on) disagrees with
+    /// `symbol`'s top as it is now. Changes nothing: the caller then
+    /// finishes the diff before quoting, and the check made when the diff
+    /// is applied decides (the top read so far could be the inexact one).
+    #[inline]
+    pub fn ticker_disagrees(&self, symbol: Symbol, update_id: u64) -> bool {
+        if self.ticker_check == TickerCheck::Off {
+            return false;
+        }
+        let Some(entry) = self.books.iter().find(|b| b.symbol == symbol) else { return false };
+        let (p, book) = (&entry.pending, entry.book.book());
+        (0..p.len)
+            .map(|k| &p.slots[(p.head + k) % PENDING_TICKERS])
+            .any(|t| t.update_id == update_id && (book.best_bid() != Some(t.bid) || book.best_ask() != Some(t.ask)))
+    }
+
     /// Bid levels of the last depth message parsed, in the order sent.
     #[inline]
     pub fn parser_bids(&self) -> &[Level] {

@@ -223,6 +223,14 @@ pub trait Strategy {
     fn on_fill(&mut self, _fill: &StrategyFill) {}
     /// Name for reports ("native", a script's path, ...).
     fn name(&self) -> &str;
+
+    /// Levels per side of `scope.book` this strategy reads when deciding
+    /// (beyond the features): touch-first apply keeps that many exact at
+    /// decision time ([`crate::hot::touch`]). At most [`DECISION_DEPTH`]
+    /// (the default) are guaranteed.
+    fn book_depth(&self) -> usize {
+        DECISION_DEPTH
+    }
     /// How its calls went (read at the end of a run, off the hot path):
     /// scripts count their failures; the native strategy never fails.
     fn health(&self) -> StrategyHealth {
@@ -271,6 +279,11 @@ impl StrategyHealth {
 pub struct NativeStrategy;
 
 impl Strategy for NativeStrategy {
+    /// Reads the features only (best bid and ask, depth imbalance).
+    fn book_depth(&self) -> usize {
+        0
+    }
+
     #[inline]
     fn decide(&mut self, input: &StrategyInput<'_>) -> Decision {
         let f = input.features;

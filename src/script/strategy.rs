@@ -564,6 +564,16 @@ impl Strategy for ScriptStrategy {
         self.script.name(self.fast_enabled)
     }
 
+    /// The levels in scope when the script reads any (or when a reload
+    /// check may sample them for a new version); else the features only.
+    fn book_depth(&self) -> usize {
+        if self.script.needs.levels || self.reload.is_some() {
+            api::SCOPE_DEPTH
+        } else {
+            0
+        }
+    }
+
     fn health(&self) -> crate::hot::strategy::StrategyHealth {
         let s = self.stats();
         crate::hot::strategy::StrategyHealth {
