@@ -51,7 +51,7 @@ use crate::stats::clock::Clock;
 use crate::stats::latency::StageHistograms;
 
 pub use crate::wait::sleep_unless;
-pub use recording::RecordingSource;
+pub use recording::{PacedLatency, RecordingSource};
 use warm::Warmer;
 
 mod recording;
@@ -231,6 +231,9 @@ pub struct PaperRun {
     /// Times the idle hot thread warmed its caches (`[feed] warm_every_us`
     /// with `poll = "busy"`; 0 when off).
     pub warms: u64,
+    /// Paced replays: tick_to_quote split by whether each frame found the
+    /// hot thread waiting on its core (`mmbot replay --speed`).
+    pub paced: Option<PacedLatency>,
 }
 
 /// Where the exec thread sends orders.
@@ -418,6 +421,10 @@ struct HotSide<S: Strategy> {
     warmer: Warmer,
     /// Frames handled so far (a turn that added none was idle).
     frames_in: u64,
+    /// Paced replays: tick_to_quote split by whether the frame found the
+    /// hot thread waiting, and the latest quote's sample, taken for it.
+    paced: Option<PacedLatency>,
+    sample: Option<StageSample>,
 }
 
 /// The sink for the hot path's events: market data to the exec thread,
@@ -524,7 +531,8 @@ impl<S: Strategy> HotSide<S> {
         if let Some(state) = self.pos_rx.latest() {
             self.hot.set_exec_state(state);
         }
-        if let (Some(samples), Some(sample)) = (self.side.samples.as_mut(), self.hot.take_sample()) {
+        let sample = self.sample.take().or_else(|| self.hot.take_sample());
+        if let (Some(samples), Some(sample)) = (self.side.samples.as_mut(), sample) {
             samples.push(sample);
         }
         if let Some(a) = self.side.advice.as_mut().and_then(|c| c.latest()) {
@@ -831,6 +839,8 @@ pub fn run_trading<S: Strategy + Send + 'static>(
                 sync_clock: SyncClock::new(wall_ns()),
                 warmer: Warmer::new(warm.every, clock.now()),
                 frames_in: 0,
+                paced: None,
+                sample: None,
             };
             let mut errors = Vec::new();
             let mut link = None;
@@ -841,6 +851,7 @@ pub fn run_trading<S: Strategy + Send + 'static>(
                     // Paced and busy-polling: spin until each frame is due,
                     // warming in the gaps, as a busy live feed waits.
                     let spin = busy_poll && src.speed().is_some();
+                    h.paced = src.speed().map(|_| PacedLatency::new());
                     while !stop.load(Ordering::Relaxed) {
                         let next = if spin {
                             src.next_frame_with(&mut buf, Some(&mut || h.warm_if_due()))
@@ -850,6 +861,14 @@ pub fn run_trading<S: Strategy + Send + 'static>(
                         let Some(recv_ns) = next else { break };
                         let t_in = h.hot.clock().now();
                         h.frame(&buf, recv_ns, t_in);
+                        if let (Some(paced), Some(on_time)) = (h.paced.as_mut(), src.last_on_time()) {
+                            // After the quote is out: split its latency by
+                            // whether the frame found the thread waiting.
+                            h.sample = h.hot.take_sample();
+                            if let Some(s) = h.sample {
+                                paced.record(on_time, s.tick_to_quote);
+                            }
+                        }
                         h.housekeeping(t_in);
                     }
                     errors = src.errors;
@@ -885,12 +904,13 @@ pub fn run_trading<S: Strategy + Send + 'static>(
                 quotes_superseded: h.quote_tx.dropped(),
                 positions_superseded: 0,
             };
-            let warms = h.warmer.warms();
-            (h.hot, pinned, rings, errors, link, feed_report, warms)
+            let (warms, paced) = (h.warmer.warms(), h.paced.take());
+            (h.hot, pinned, rings, errors, link, feed_report, (warms, paced))
         })
         .expect("spawning the hot thread");
 
-    let (hot, pinned_core, mut rings, source_errors, link, feed, warms) = hot.join().expect("the hot thread panicked");
+    let (hot, pinned_core, mut rings, source_errors, link, feed, (warms, paced)) =
+        hot.join().expect("the hot thread panicked");
     hot_done.store(true, Ordering::Release);
     let (desk, position, pos_dropped) = exec.join().expect("the exec thread panicked");
     rings.positions_superseded = pos_dropped;
@@ -914,5 +934,5 @@ pub fn run_trading<S: Strategy + Send + 'static>(
         }),
         Desk::Paper(..) => None,
     };
-    PaperRun { report, rings, pinned_core, source_errors, link, books, histograms, live, feed, warms }
+    PaperRun { report, rings, pinned_core, source_errors, link, books, histograms, live, feed, warms, paced }
 }

@@ -137,6 +137,17 @@ pub(crate) fn finish(run: &PaperRun, label: &str, report: Option<&PathBuf>) -> a
     if let Some(s) = &r.script {
         eprintln!("mmbot {label}: {}", s.summary());
     }
+    if let Some(p) = &run.paced {
+        // A shared machine preempts the hot thread: frames that fell due
+        // while it was off its core meet another process's caches.
+        let (n, p50, p90, p99) = crate::runtime::PacedLatency::summary(&p.on_time);
+        let (ln, l50, l90, l99) = crate::runtime::PacedLatency::summary(&p.late);
+        eprintln!(
+            "mmbot {label}: paced: {n} quotes from frames that found the hot thread waiting: tick_to_quote p50 {p50} ns \
+             p90 {p90} ns p99 {p99} ns; {ln} from frames already due (hot thread busy, asleep or off its core): p50 {l50} ns \
+             p90 {l90} ns p99 {l99} ns"
+        );
+    }
     if run.warms > 0 {
         eprintln!("mmbot {label}: the idle hot thread warmed its caches {} times ([feed] warm_every_us)", run.warms);
     }

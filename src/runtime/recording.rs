@@ -12,9 +12,56 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use hdrhistogram::Histogram;
+
 use crate::feed::recording::{split_line, LineChunks, Piece};
 
 use super::FrameSource;
+
+/// A paced frame taken this soon after it fell due, by a thread that was
+/// waiting for it, found the thread on its core: a spinning turn takes well
+/// under a microsecond, a preemption hundreds.
+pub const ON_TIME: Duration = Duration::from_micros(10);
+
+/// tick_to_quote of a paced replay's quotes, split by whether their frame
+/// found the hot thread waiting on its core ([`RecordingSource::last_on_time`]).
+/// On a shared machine most frames arrive while the hot thread is off its
+/// core, and the cache state then is the other process's, whatever the hot
+/// thread did while idle: the on-time share is what a dedicated core shows.
+#[derive(Debug, Clone)]
+pub struct PacedLatency {
+    /// Quotes from frames that found the hot thread waiting (ns).
+    pub on_time: Histogram<u64>,
+    /// Quotes from frames that were already due when looked at (ns).
+    pub late: Histogram<u64>,
+}
+
+impl PacedLatency {
+    /// Both histograms, allocated now (1 ns to 10 s, 3 significant digits).
+    pub fn new() -> Self {
+        let h = || Histogram::new_with_bounds(1, 10_000_000_000, 3).expect("valid histogram bounds");
+        Self { on_time: h(), late: h() }
+    }
+
+    /// Records one quote's tick_to_quote (no allocation: within bounds or
+    /// clamped to them).
+    #[inline]
+    pub fn record(&mut self, on_time: bool, tick_to_quote_ns: u64) {
+        let h = if on_time { &mut self.on_time } else { &mut self.late };
+        h.saturating_record(tick_to_quote_ns.max(1));
+    }
+
+    /// `count, p50, p90, p99` of one side, ns.
+    pub fn summary(h: &Histogram<u64>) -> (u64, u64, u64, u64) {
+        (h.len(), h.value_at_quantile(0.5), h.value_at_quantile(0.9), h.value_at_quantile(0.99))
+    }
+}
+
+impl Default for PacedLatency {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// Frames from recordings, as fast as possible or paced at `speed` times the
 /// recorded rate.
@@ -31,6 +78,9 @@ pub struct RecordingSource {
     /// The limit was reached: nothing more, even if later lines are
     /// stamped earlier.
     finished: bool,
+    /// Paced: whether the latest frame found the waiting loop running when
+    /// it fell due ([`RecordingSource::last_on_time`]).
+    last_on_time: Option<bool>,
     /// Unreadable files, reported at the end.
     pub errors: Vec<String>,
 }
@@ -46,6 +96,7 @@ impl RecordingSource {
             limit_ns: None,
             first_ns: None,
             finished: false,
+            last_on_time: None,
             errors: Vec::new(),
         }
     }
@@ -61,6 +112,14 @@ impl RecordingSource {
     /// The pace, as a multiple of the recorded rate (`None`: unpaced).
     pub fn speed(&self) -> Option<f64> {
         self.speed
+    }
+
+    /// Paced sources: true when the latest frame fell due while this
+    /// thread was waiting for it and was taken within [`ON_TIME`]; false
+    /// when it was already due (the thread was busy, or off its core:
+    /// preempted, or asleep past it). `None`: unpaced.
+    pub fn last_on_time(&self) -> Option<bool> {
+        self.last_on_time
     }
 
     /// [`FrameSource::next_frame`], choosing how a paced frame is waited
@@ -95,11 +154,14 @@ impl RecordingSource {
                 let due = Duration::from_nanos(((ts - rec0).max(0) as f64 / speed) as u64);
                 // One reading per turn: reading twice could find the second
                 // past `due`, and the subtraction would underflow.
-                loop {
-                    let left = due.saturating_sub(wall0.elapsed());
+                let mut waited = false;
+                let late = loop {
+                    let elapsed = wall0.elapsed();
+                    let left = due.saturating_sub(elapsed);
                     if left.is_zero() {
-                        break;
+                        break elapsed.saturating_sub(due);
                     }
+                    waited = true;
                     match idle.as_deref_mut() {
                         Some(work) => {
                             work();
@@ -107,7 +169,8 @@ impl RecordingSource {
                         }
                         None => std::thread::sleep(left.min(Duration::from_millis(1))),
                     }
-                }
+                };
+                self.last_on_time = Some(waited && late <= ON_TIME);
             }
             buf.clear();
             buf.extend_from_slice(json);
