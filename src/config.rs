@@ -24,12 +24,14 @@ use crate::hot::sync::SyncConfig;
 mod ai;
 mod describe;
 mod feed;
+mod hot;
 mod overrides;
 mod paper;
 pub mod source;
 
 use ai::{validate_ai, RawAi};
 use feed::validate_feed;
+pub use hot::WarmConfig;
 pub use overrides::{load_with_params, Param, ParamError};
 use paper::validate_paper;
 
@@ -184,6 +186,7 @@ raw_section!(
         depth20_fallback: bool,
         ws_api_depth: bool,
         ws_api_url: String,
+        warm_every_us: i64,
     }
 );
 
@@ -251,6 +254,9 @@ pub struct Config {
     pub ai: crate::ai::AiConfig,
     /// The live feed (`mmbot paper`, `mmbot record`).
     pub feed: FeedConfig,
+    /// `[feed] warm_every_us`: a busy-polling hot thread warms its caches
+    /// this often while no frame arrives (`src/runtime/warm.rs`).
+    pub warm: WarmConfig,
     /// `[net]`: the IP guard's shared file.
     pub net: crate::ipguard::settings::NetConfig,
     /// Backtests: replay this advice log (JSONL from a live run) in
@@ -543,6 +549,7 @@ impl Config {
         };
 
         let feed = validate_feed(&raw.feed, symbol)?;
+        let warm = hot::validate_warm(&raw.feed, feed.busy_poll)?;
         if feed.depth20_fallback && features.depth_levels > 20 {
             // A book rebuilt from depth20 is exact in 20 levels only.
             return Err(invalid(
@@ -557,6 +564,7 @@ impl Config {
 
         Ok(Self {
             feed,
+            warm,
             net,
             live,
             advice_replay: None,

@@ -37,13 +37,13 @@ use crate::exec::{ExecCounts, Fill, Quote};
 use crate::feed::connector::Reason;
 use crate::feed::health::{FeedCounters, FeedReport, HotCounts, SyncClock, UnsyncedCause};
 use crate::feed::live::{FeedConfig, FeedHandler, LinkStats, LiveFeed};
-use crate::feed::recording::{split_line, LineChunks, Piece};
 use crate::feed::snapshot::wall_ns;
 use crate::hot::advice::Advice;
 use crate::hot::book::TopOfBook;
 use crate::hot::engine::{ExecState, HotEvent, HotPath, StageSample};
 use crate::hot::fixed::{Price, Qty};
 use crate::hot::msg::{Level, Symbol, Trade};
+use crate::hot::parse::Parser;
 use crate::hot::strategy::StrategyParams;
 use crate::hot::strategy::{Decision, Explain};
 use crate::hot::strategy::{Strategy, StrategyFill};
@@ -52,73 +52,17 @@ use crate::stats::clock::Clock;
 use crate::stats::latency::StageHistograms;
 
 pub use crate::wait::sleep_unless;
+pub use recording::{PacedLatency, RecordingSource};
+use warm::Warmer;
+
+mod recording;
+mod warm;
 
 /// Where the hot thread's frames come from.
 pub trait FrameSource: Send {
     /// Puts the next frame in `buf` (cleared first) and returns its receive
     /// time in ns, or `None` when the source is finished.
     fn next_frame(&mut self, buf: &mut Vec<u8>) -> Option<i64>;
-}
-
-/// Frames from recordings, as fast as possible or paced at `speed` times the
-/// recorded rate.
-pub struct RecordingSource {
-    chunks: LineChunks,
-    chunk: Vec<u8>,
-    pos: usize,
-    speed: Option<f64>,
-    start: Option<(Instant, i64)>,
-    /// Unreadable files, reported at the end.
-    pub errors: Vec<String>,
-}
-
-impl RecordingSource {
-    pub fn new(files: Vec<PathBuf>, speed: Option<f64>) -> Self {
-        Self { chunks: LineChunks::start(files), chunk: Vec::new(), pos: 0, speed, start: None, errors: Vec::new() }
-    }
-
-    /// The pace, as a multiple of the recorded rate (`None`: unpaced).
-    pub fn speed(&self) -> Option<f64> {
-        self.speed
-    }
-}
-
-impl FrameSource for RecordingSource {
-    fn next_frame(&mut self, buf: &mut Vec<u8>) -> Option<i64> {
-        loop {
-            if self.pos >= self.chunk.len() {
-                let done = std::mem::take(&mut self.chunk);
-                self.chunks.recycle(done);
-                self.pos = 0;
-                match self.chunks.next_piece()? {
-                    Piece::Lines(b) => self.chunk = b,
-                    Piece::FileError { path, error } => self.errors.push(format!("{}: {error}", path.display())),
-                    Piece::Truncated { .. } => {}
-                }
-                continue;
-            }
-            let rest = &self.chunk[self.pos..];
-            let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
-            self.pos += end + 1;
-            let Some((ts, json)) = split_line(&rest[..end]) else { continue };
-            if let Some(speed) = self.speed {
-                let (wall0, rec0) = *self.start.get_or_insert((Instant::now(), ts as i64));
-                let due = Duration::from_nanos(((ts as i64 - rec0).max(0) as f64 / speed) as u64);
-                // One reading per turn: reading twice could find the second
-                // past `due`, and the subtraction would underflow.
-                loop {
-                    let left = due.saturating_sub(wall0.elapsed());
-                    if left.is_zero() {
-                        break;
-                    }
-                    std::thread::sleep(left.min(Duration::from_millis(1)));
-                }
-            }
-            buf.clear();
-            buf.extend_from_slice(json);
-            return Some(ts as i64);
-        }
-    }
 }
 
 /// Market data the exec thread's fill model needs. Ring slots hold values
@@ -285,6 +229,12 @@ pub struct PaperRun {
     pub live: Option<LiveOutcome>,
     /// `report.json` `feed` (live feed runs only).
     pub feed: Option<FeedReport>,
+    /// Times the idle hot thread warmed its caches (`[feed] warm_every_us`
+    /// with `poll = "busy"`; 0 when off).
+    pub warms: u64,
+    /// Paced replays: tick_to_quote split by whether each frame found the
+    /// hot thread waiting on its core (`mmbot replay --speed`).
+    pub paced: Option<PacedLatency>,
 }
 
 /// Where the exec thread sends orders.
@@ -468,6 +418,18 @@ struct HotSide<S: Strategy> {
     max_position: Qty,
     /// The traded book's synced state over time (live feed runs).
     sync_clock: SyncClock,
+    /// Warming while idle (`[feed] warm_every_us`, busy-polling only).
+    warmer: Warmer,
+    /// Frames handled so far (a turn that added none was idle).
+    frames_in: u64,
+    /// Paced replays: tick_to_quote split by whether the frame found the
+    /// hot thread waiting, and the latest quote's sample, taken for it.
+    paced: Option<PacedLatency>,
+    sample: Option<StageSample>,
+    /// Warming on: the latest depth diff (up to [`warm::KEPT_FRAME`]
+    /// bytes) and a parser of its own, so the idle thread can run the parse
+    /// code again without touching the hot path's state.
+    warm_parse: Option<(Parser, Vec<u8>)>,
 }
 
 /// The sink for the hot path's events: market data to the exec thread,
@@ -500,12 +462,38 @@ impl<S: Strategy> HotSide<S> {
     #[inline]
     fn frame(&mut self, buf: &[u8], recv_ns: i64, t_in: u64) {
         self.last_recv_ns = recv_ns;
+        self.frames_in += 1;
+        self.warmer.on_frame(t_in);
         let mut out = emit(&self.market_tx, &self.quote_tx, &self.side.quotes, &mut self.last_quote, recv_ns);
         self.hot.on_frame(buf, recv_ns, t_in, &mut out);
+        if let Some((_, kept)) = self.warm_parse.as_mut() {
+            // After the quote is out: keep a small diff for idle warming.
+            warm::keep_diff(kept, buf);
+        }
     }
 
-    /// Side rings in, status and samples out; after every frame or turn.
+    /// Idle work of a busy-polling hot thread, called only when the poll
+    /// found no frame: once a period (`[feed] warm_every_us`) has passed
+    /// since the latest frame or warming, re-reads what the next frame will
+    /// use. Bounded: `HotPath::warm` reads a fixed amount of memory near the
+    /// touch.
     #[inline]
+    fn warm_if_due(&mut self) {
+        let now = self.hot.clock().now();
+        if !self.warmer.due(self.hot.clock(), now) {
+            return;
+        }
+        // The ring producers' shared state (their `Arc`s and drop
+        // counters). The rings' head/tail and next slots would need a
+        // method in src/ring.rs: crossbeam's queue does not expose them.
+        let rings = self.market_tx.dropped().wrapping_add(self.quote_tx.dropped());
+        let mut sum = self.hot.warm().wrapping_add(rings);
+        if let Some((parser, kept)) = self.warm_parse.as_mut() {
+            sum = sum.wrapping_add(warm::parse_again(parser, kept));
+        }
+        self.warmer.warmed(now, sum);
+    }
+
     /// The hot path's counters for the feed report.
     fn hot_counts(&self) -> HotCounts {
         let h = self.hot.stats();
@@ -555,7 +543,8 @@ impl<S: Strategy> HotSide<S> {
         if let Some(state) = self.pos_rx.latest() {
             self.hot.set_exec_state(state);
         }
-        if let (Some(samples), Some(sample)) = (self.side.samples.as_mut(), self.hot.take_sample()) {
+        let sample = self.sample.take().or_else(|| self.hot.take_sample());
+        if let (Some(samples), Some(sample)) = (self.side.samples.as_mut(), sample) {
             samples.push(sample);
         }
         if let Some(a) = self.side.advice.as_mut().and_then(|c| c.latest()) {
@@ -835,6 +824,8 @@ pub fn run_trading<S: Strategy + Send + 'static>(
 
     let hot_cfg = config.hot;
     let hot_core = config.hot_core;
+    // Warming is validated to need busy polling; only a busy thread spins.
+    let (warm, busy_poll) = (config.warm, config.feed.busy_poll);
     let hot = std::thread::Builder::new()
         .name("mmbot-hot".into())
         .spawn(move || {
@@ -858,6 +849,16 @@ pub fn run_trading<S: Strategy + Send + 'static>(
                 last_recv_ns: 0,
                 max_position: hot_cfg.params.max_position,
                 sync_clock: SyncClock::new(wall_ns()),
+                warmer: Warmer::new(warm.every, clock.now()),
+                frames_in: 0,
+                paced: None,
+                sample: None,
+                warm_parse: warm.is_on().then(|| {
+                    (
+                        Parser::new(hot_cfg.sizes.max_message_levels, warm::KEPT_FRAME),
+                        Vec::with_capacity(warm::KEPT_FRAME),
+                    )
+                }),
             };
             let mut errors = Vec::new();
             let mut link = None;
@@ -865,10 +866,27 @@ pub fn run_trading<S: Strategy + Send + 'static>(
             match source {
                 Source::Recording(mut src) => {
                     let mut buf = Vec::with_capacity(1 << 20);
+                    // Paced and busy-polling: spin until each frame is due,
+                    // warming in the gaps, as a busy live feed waits.
+                    let spin = busy_poll && src.speed().is_some();
+                    h.paced = src.speed().map(|_| PacedLatency::new());
                     while !stop.load(Ordering::Relaxed) {
-                        let Some(recv_ns) = src.next_frame(&mut buf) else { break };
+                        let next = if spin {
+                            src.next_frame_with(&mut buf, Some(&mut || h.warm_if_due()))
+                        } else {
+                            src.next_frame_with(&mut buf, None)
+                        };
+                        let Some(recv_ns) = next else { break };
                         let t_in = h.hot.clock().now();
                         h.frame(&buf, recv_ns, t_in);
+                        if let (Some(paced), Some(on_time)) = (h.paced.as_mut(), src.last_on_time()) {
+                            // After the quote is out: split its latency by
+                            // whether the frame found the thread waiting.
+                            h.sample = h.hot.take_sample();
+                            if let Some(s) = h.sample {
+                                paced.record(on_time, s.tick_to_quote);
+                            }
+                        }
                         h.housekeeping(t_in);
                     }
                     errors = src.errors;
@@ -876,10 +894,15 @@ pub fn run_trading<S: Strategy + Send + 'static>(
                 Source::Live(cfg) => match LiveFeed::start(cfg, clock) {
                     Ok(mut feed) => {
                         while !stop.load(Ordering::Relaxed) {
+                            let frames_before = h.frames_in;
                             feed.turn(&mut h);
                             h.link = Some((feed.stats(), feed.is_connected()));
                             let now = h.hot.clock().now();
                             h.housekeeping(now);
+                            if h.frames_in == frames_before {
+                                // The turn read nothing: idle work only.
+                                h.warm_if_due();
+                            }
                         }
                         feed.shutdown(&mut h);
                         link = Some(feed.stats());
@@ -899,11 +922,13 @@ pub fn run_trading<S: Strategy + Send + 'static>(
                 quotes_superseded: h.quote_tx.dropped(),
                 positions_superseded: 0,
             };
-            (h.hot, pinned, rings, errors, link, feed_report)
+            let (warms, paced) = (h.warmer.warms(), h.paced.take());
+            (h.hot, pinned, rings, errors, link, feed_report, (warms, paced))
         })
         .expect("spawning the hot thread");
 
-    let (hot, pinned_core, mut rings, source_errors, link, feed) = hot.join().expect("the hot thread panicked");
+    let (hot, pinned_core, mut rings, source_errors, link, feed, (warms, paced)) =
+        hot.join().expect("the hot thread panicked");
     hot_done.store(true, Ordering::Release);
     let (desk, position, pos_dropped) = exec.join().expect("the exec thread panicked");
     rings.positions_superseded = pos_dropped;
@@ -927,5 +952,5 @@ pub fn run_trading<S: Strategy + Send + 'static>(
         }),
         Desk::Paper(..) => None,
     };
-    PaperRun { report, rings, pinned_core, source_errors, link, books, histograms, live, feed }
+    PaperRun { report, rings, pinned_core, source_errors, link, books, histograms, live, feed, warms, paced }
 }

@@ -1,8 +1,13 @@
-//! `mmbot replay FILE... [--speed X]`: paper trading on threads, fed from
+//! `mmbot replay FILE... [--speed X] [--seconds N]`: paper trading on threads, fed from
 //! recordings: the hot path pinned to `[cores] hot`, the paper exchange on an
 //! exec thread, rings between them, exactly as with a live feed. `--speed 1`
-//! replays at recorded speed; without it, as fast as the threads go. With a
-//! script, edits to the file are reloaded while it runs.
+//! replays at recorded speed; without it, as fast as the threads go.
+//! `--seconds N` replays only the first N seconds of recorded time (a paced
+//! latency measurement on a long capture stays short). With `[feed] poll =
+//! "busy"` a paced replay spins between frames and warms the hot thread's
+//! caches every `[feed] warm_every_us`, as a busy live feed does
+//! (docs/tuning.md). With a script, edits to the file are reloaded while it
+//! runs.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -22,6 +27,9 @@ pub struct ReplayArgs {
     /// Pace frames at this multiple of the recorded rate (1 = real time).
     #[arg(long)]
     pub speed: Option<f64>,
+    /// Replay only the first N seconds of recorded time.
+    #[arg(long, value_name = "N")]
+    pub seconds: Option<f64>,
     /// Config file.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -42,7 +50,13 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
     if let Some(s) = args.speed {
         anyhow::ensure!(s.is_finite() && s > 0.0, "--speed {s} is invalid: give a positive multiple such as 1 or 10");
     }
-    let source = RecordingSource::new(args.files.clone(), args.speed);
+    if let Some(s) = args.seconds {
+        anyhow::ensure!(
+            s.is_finite() && s > 0.0,
+            "--seconds {s} is invalid: give the recorded seconds to replay, such as 20"
+        );
+    }
+    let source = RecordingSource::new(args.files.clone(), args.speed).limited_to(args.seconds);
     let stop = Arc::new(AtomicBool::new(false));
     // Status lines while a paced replay runs (a fast one is over too soon).
     let view = if args.speed.is_some() { View::Lines } else { View::Quiet };
@@ -122,6 +136,20 @@ pub(crate) fn finish(run: &PaperRun, label: &str, report: Option<&PathBuf>) -> a
     }
     if let Some(s) = &r.script {
         eprintln!("mmbot {label}: {}", s.summary());
+    }
+    if let Some(p) = &run.paced {
+        // A shared machine preempts the hot thread: frames that fell due
+        // while it was off its core meet another process's caches.
+        let (n, p50, p90, p99) = crate::runtime::PacedLatency::summary(&p.on_time);
+        let (ln, l50, l90, l99) = crate::runtime::PacedLatency::summary(&p.late);
+        eprintln!(
+            "mmbot {label}: paced: {n} quotes from frames that found the hot thread waiting: tick_to_quote p50 {p50} ns \
+             p90 {p90} ns p99 {p99} ns; {ln} from frames already due (hot thread busy, asleep or off its core): p50 {l50} ns \
+             p90 {l90} ns p99 {l99} ns"
+        );
+    }
+    if run.warms > 0 {
+        eprintln!("mmbot {label}: the idle hot thread warmed its caches {} times ([feed] warm_every_us)", run.warms);
     }
     if let Some(path) = report {
         std::fs::write(path, crate::cli::outputs::report_json(r, run.feed.as_ref())? + "\n")

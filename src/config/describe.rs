@@ -172,6 +172,7 @@ impl Config {
         line(format!("book_ticker = {}", fd.book_ticker));
         line(format!("poll = \"{}\"", if fd.busy_poll { "busy" } else { "poll" }));
         line(format!("poll_timeout_us = {}", fd.poll_timeout.as_micros()));
+        line(format!("warm_every_us = {}", self.warm.every.as_micros()));
         line(format!("stale_after_ms = {}", fd.stale_after.as_millis()));
         line(format!("ping_interval_ms = {}", fd.ping_interval.as_millis()));
         line(format!("pong_timeout_ms = {}", fd.pong_timeout.as_millis()));
