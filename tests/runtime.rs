@@ -47,7 +47,10 @@ fn threads_see_what_the_backtest_sees_and_stay_within_limits() {
 #[test]
 fn an_impossible_core_is_a_warning_and_speed_paces_the_replay() {
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sample_spot_btcusdt.rec");
-    let config = Config::from_toml("[cores]\nhot = 4000\n", "t").unwrap();
+    // The hand-made sample's levels are not sorted: touch-first apply would
+    // quote two of its diffs twice (tests/touch_first.rs covers that), so
+    // these counts are of the whole-diff path.
+    let config = Config::from_toml("[cores]\nhot = 4000\n[book]\ntouch_first = false\n", "t").unwrap();
     let files = vec![sample];
     let speed = 20.0;
     let run = run_paper(
@@ -89,7 +92,7 @@ fn side_thread_advice_reaches_the_hot_path_and_status_comes_back() {
         let run = run_paper(
             RecordingSource::new(files.clone(), Some(2.0)),
             files,
-            &Config::default(),
+            &whole_diff_config(),
             NativeStrategy,
             stop,
             side,
@@ -115,7 +118,7 @@ fn latency_samples_reach_the_stats_side() {
     let run = run_paper(
         RecordingSource::new(files.clone(), None),
         files,
-        &Config::default(),
+        &whole_diff_config(),
         NativeStrategy,
         Arc::new(AtomicBool::new(false)),
         side,
@@ -129,4 +132,10 @@ fn latency_samples_reach_the_stats_side() {
     }
     assert_eq!(n, run.report.perf.latency_ns["tick_to_quote"].count);
     assert_eq!(n, 25);
+}
+
+/// Defaults, but every diff applied whole before its quote: the hand-made
+/// sample's unsorted levels would make touch-first quote two diffs twice.
+fn whole_diff_config() -> Config {
+    Config::from_toml("[book]\ntouch_first = false\n", "whole").unwrap()
 }

@@ -43,7 +43,11 @@ struct Run {
 }
 
 fn run(frames: &[(i64, Vec<u8>)], touch_first: bool) -> Run {
-    let cfg = HotConfig { touch_first, ..HotConfig::default() };
+    run_with(frames, HotConfig { touch_first, ..HotConfig::default() })
+}
+
+fn run_with(frames: &[(i64, Vec<u8>)], cfg: HotConfig) -> Run {
+    let touch_first = cfg.touch_first;
     let mut hot = HotPath::new(cfg, Watching::default(), Clock::instant());
     assert_eq!(hot.touch_levels() > 0, touch_first);
     let mut quotes = Vec::new();
@@ -224,4 +228,17 @@ fn corrupt_far_levels_make_the_book_resync_and_pull_the_quote() {
     let (last, synced, ..) = touch.quotes.last().unwrap();
     assert!(last.bid.is_none() && last.ask.is_none() && !synced, "pulled on the untrustworthy book: {last:?}");
     assert!(!touch.books[0].2, "the book waits for a new snapshot");
+}
+
+#[test]
+fn the_projects_own_spot_sample_quotes_exactly_as_the_whole_diff_path() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sample_spot_btcusdt.rec");
+    let frames = timed_lines(&common::lines(&path), usize::MAX);
+    let stats = same_as_reference("sample_spot_btcusdt.rec", &frames);
+    assert!(stats.touch_first > 0, "{stats:?}");
+    // As `run` and `replay` configure it: the traded symbol named.
+    let symbol = Some(mmbot::hot::msg::Symbol::new(b"BTCUSDT"));
+    let touch = run_with(&frames, HotConfig { symbol, touch_first: true, ..HotConfig::default() });
+    let whole = run_with(&frames, HotConfig { symbol, touch_first: false, ..HotConfig::default() });
+    assert_eq!(touch.quotes, whole.quotes, "{:?}", touch.stats);
 }
