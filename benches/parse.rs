@@ -113,6 +113,9 @@ fn level_arrays(frame: &[u8]) -> Vec<&[u8]> {
     for key in [&b"\"b\":["[..], b"\"a\":["] {
         if let Some(at) = memchr::memmem::find(frame, key) {
             let start = at + key.len() - 1;
+            if frame.get(start + 1) == Some(&b']') {
+                continue; // `[]`: no levels on that side
+            }
             let end = memchr::memmem::find(&frame[start..], b"]]").map_or(start + 2, |e| start + e + 2);
             out.push(&frame[start..end]);
         }
