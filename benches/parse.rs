@@ -90,7 +90,9 @@ fn capture_diffs(max: usize) -> Option<Vec<Vec<u8>>> {
         Err(_) => ["..", "../.."].iter().map(|up| format!("{}/{up}/{name}", env!("CARGO_MANIFEST_DIR"))).collect(),
     };
     let Some(file) = candidates.iter().find_map(|p| std::fs::File::open(p).ok()) else {
-        eprintln!("busy capture absent ({candidates:?}): skipping the real-frame cases (set MMBOT_BUSY_CAPTURE to its path)");
+        eprintln!(
+            "busy capture absent ({candidates:?}): skipping the real-frame cases (set MMBOT_BUSY_CAPTURE to its path)"
+        );
         return None;
     };
     let reader = std::io::BufReader::new(flate2::read::MultiGzDecoder::new(file));
@@ -253,8 +255,7 @@ fn bench_usdm_capture(c: &mut Criterion) {
 fn bench_spot_levels(c: &mut Criterion) {
     let raw = common::spot_diff_10x10();
     let arrays = level_arrays(&raw);
-    let strings: Vec<&[u8]> =
-        arrays.iter().flat_map(|a| a.split(|&b| b == b'"').skip(1).step_by(2)).collect();
+    let strings: Vec<&[u8]> = arrays.iter().flat_map(|a| a.split(|&b| b == b'"').skip(1).step_by(2)).collect();
     assert_eq!(strings.len(), 40);
     let mut out = Vec::with_capacity(64);
     let mut g = c.benchmark_group("spot_10x10_levels");

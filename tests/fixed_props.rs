@@ -307,9 +307,7 @@ fn every_length_and_dot_position_matches_the_bytewise_parser() {
     // Every length 1..=20, the '.' at every position (and none), then every
     // junk byte overwriting or inserted at every position: each split of the
     // 8-byte loads, each short-string load, each error kind.
-    let junk = [
-        b'-', b'+', b'e', b'E', b' ', b'.', b'/', b':', b'"', b'\\', b'a', 0u8, 0x7f, 0xfa, 0xff, b'0', b'9',
-    ];
+    let junk = [b'-', b'+', b'e', b'E', b' ', b'.', b'/', b':', b'"', b'\\', b'a', 0u8, 0x7f, 0xfa, 0xff, b'0', b'9'];
     let mut checked = 0;
     for n in 1..=20usize {
         let digits: Vec<u8> = (0..n).map(|i| b'1' + ((i * 5 + n) % 9) as u8).collect();

@@ -218,15 +218,16 @@ fn parse_short(v: u64, n: usize) -> Option<i64> {
         let int = (v << ((8 - n) * 8)) | (ZEROS >> (n * 8));
         return Some((eight_digits(int) * SCALE as u64) as i64);
     }
-    let k = (odd.trailing_zeros() / 8) as usize; // integer digits
-    // A digit first, a '.' next, a digit after it, and digits only to the end.
+    // Integer digits: the bytes before the first non-digit. A digit first,
+    // a '.' next, a digit after it, and digits only to the end.
+    let k = (odd.trailing_zeros() / 8) as usize;
     if k == 0 || k + 1 >= n || (v >> (k * 8)) as u8 != b'.' || odd >> ((k + 1) * 8) != 0 {
         return None;
     }
     let int = (v << ((8 - k) * 8)) | (ZEROS >> (k * 8));
     let f = n - k - 1; // decimals, 1..=5
-    // The decimals moved to the low bytes (the bytes above the string are
-    // zero), '0'-filled above: "63" becomes "63000000".
+                       // The decimals moved to the low bytes (the bytes above the string are
+                       // zero), '0'-filled above: "63" becomes "63000000".
     let frac = (v >> ((k + 1) * 8)) | (ZEROS << (f * 8));
     Some((eight_digits(int) * SCALE as u64 + eight_digits(frac)) as i64)
 }
@@ -621,7 +622,8 @@ mod tests {
     /// Bytes that break the grammar in every way the parser tells apart, and
     /// the bytes around the SWAR digit test's edges ('/' and ':' border the
     /// digits, 0xfa..=0xff carry).
-    const JUNK: [u8; 16] = [b'-', b'+', b'e', b'E', b' ', b'.', b'/', b':', b'"', b'\\', b'a', 0, 0x7f, 0xfa, 0xff, b'0'];
+    const JUNK: [u8; 16] =
+        [b'-', b'+', b'e', b'E', b' ', b'.', b'/', b':', b'"', b'\\', b'a', 0, 0x7f, 0xfa, 0xff, b'0'];
 
     /// `parse_fixed` against the general path, and `parse_fixed_quoted`
     /// against the plain reading, with the string at the end of its buffer
@@ -636,12 +638,7 @@ mod tests {
             // The same buffer with its last bytes cut: loads must stay in bounds.
             for cut in 0..=tail.len() {
                 let f = &framed[..framed.len() - cut];
-                assert_eq!(
-                    parse_fixed_quoted(f),
-                    parse_quoted_reference(f),
-                    "{:?}",
-                    String::from_utf8_lossy(f)
-                );
+                assert_eq!(parse_fixed_quoted(f), parse_quoted_reference(f), "{:?}", String::from_utf8_lossy(f));
             }
         }
     }
