@@ -5,11 +5,18 @@
 //! * parse(format(v)) == v for every non-negative `i64`;
 //! * `parse_fixed` accepts exactly the strings the reference accepts, with the
 //!   reference's value, and for digit-and-dot strings names the right reason;
-//! * formatting equals `rust_decimal`'s normalised string.
+//! * formatting equals `rust_decimal`'s normalised string;
+//! * the SWAR fast paths give exactly the byte-at-a-time parser's result
+//!   (`parse_fixed_bytewise`, value or error kind) for every input, and
+//!   `parse_fixed_quoted` reads a quoted number in a frame exactly as finding
+//!   the string's end and parsing it does.
 
 use std::str::FromStr;
 
-use mmbot::hot::fixed::{parse_fixed, push_fixed, write_fixed, DecimalError, Price, Qty, MAX_FORMATTED_LEN};
+use mmbot::hot::fixed::{
+    parse_fixed, parse_fixed_bytewise, parse_fixed_quoted, push_fixed, write_fixed, DecimalError, Price, Qty,
+    MAX_FORMATTED_LEN,
+};
 use proptest::prelude::*;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
@@ -122,6 +129,29 @@ fn junk_strings() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
+/// How the compact reader read a quoted number before `parse_fixed_quoted`:
+/// the string ends at the first `"`, a `\\` first declines, then `parse_fixed`.
+fn quoted_reference(s: &[u8]) -> Option<(i64, usize)> {
+    let end = memchr::memchr2(b'"', b'\\', s)?;
+    if s[end] != b'"' {
+        return None;
+    }
+    parse_fixed(&s[..end]).ok().map(|v| (v, end))
+}
+
+/// Every fast path against the byte-at-a-time parser, and the in-place
+/// quoted reading against [`quoted_reference`] at the end of a buffer and
+/// inside a frame (the loads near the end of a buffer must stay in bounds).
+fn assert_paths_agree(b: &[u8]) {
+    let shown = String::from_utf8_lossy(b);
+    assert_eq!(parse_fixed(b), parse_fixed_bytewise(b), "{shown:?}");
+    for tail in [&b""[..], b"\"", b"\",\"0.010\"]]}", b"\"\"\"\"\"\"\"\"\"", b"\\\"", b"5\""] {
+        let mut framed = b.to_vec();
+        framed.extend_from_slice(tail);
+        assert_eq!(parse_fixed_quoted(&framed), quoted_reference(&framed), "{:?}", String::from_utf8_lossy(&framed));
+    }
+}
+
 fn config(cases: u32) -> ProptestConfig {
     ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
 }
@@ -178,6 +208,12 @@ proptest! {
                 _ => {}
             }
         }
+    }
+
+    #[test]
+    fn fast_paths_match_the_bytewise_parser(b in junk_strings(), d in digit_strings()) {
+        assert_paths_agree(&b);
+        assert_paths_agree(d.as_bytes());
     }
 
     #[test]
@@ -264,4 +300,59 @@ fn every_shape_with_one_bad_byte_matches_the_reference() {
         }
     }
     assert!(checked > 10_000, "{checked}");
+}
+
+#[test]
+fn every_length_and_dot_position_matches_the_bytewise_parser() {
+    // Every length 1..=20, the '.' at every position (and none), then every
+    // junk byte overwriting or inserted at every position: each split of the
+    // 8-byte loads, each short-string load, each error kind.
+    let junk = [b'-', b'+', b'e', b'E', b' ', b'.', b'/', b':', b'"', b'\\', b'a', 0u8, 0x7f, 0xfa, 0xff, b'0', b'9'];
+    let mut checked = 0;
+    for n in 1..=20usize {
+        let digits: Vec<u8> = (0..n).map(|i| b'1' + ((i * 5 + n) % 9) as u8).collect();
+        for dot in (0..n).map(Some).chain([None]) {
+            let mut base = digits.clone();
+            if let Some(at) = dot {
+                base[at] = b'.';
+            }
+            assert_paths_agree(&base);
+            // Exact values where the grammar accepts.
+            if let Some(v) = reference(&base) {
+                assert_eq!(parse_fixed(&base), Ok(v), "{:?}", String::from_utf8_lossy(&base));
+            }
+            for at in 0..=base.len() {
+                for &x in &junk {
+                    if at < base.len() {
+                        let mut b = base.clone();
+                        b[at] = x;
+                        assert_paths_agree(&b);
+                    }
+                    let mut b = base.clone();
+                    b.insert(at, x);
+                    assert_paths_agree(&b);
+                    checked += 2;
+                }
+            }
+        }
+    }
+    assert!(checked > 20_000, "{checked}");
+}
+
+#[test]
+fn usdm_shapes_read_exactly() {
+    // The strings of a USD-M ETHUSDT diff (../shared/data/busy): 2 price
+    // decimals, 3 quantity decimals, all under 8 bytes.
+    for (s, v) in [
+        ("2681.63", 268_163_000_000i64),
+        ("0.010", 1_000_000),
+        ("10.229", 1_022_900_000),
+        ("0.000", 0),
+        ("200.00", 20_000_000_000),
+        ("163.366", 16_336_600_000),
+    ] {
+        assert_eq!(parse_fixed(s.as_bytes()), Ok(v), "{s}");
+        let framed = format!("{s}\",\"1.000\"],[\"2681.64\",\"0.000\"]]");
+        assert_eq!(parse_fixed_quoted(framed.as_bytes()), Some((v, s.len())), "{s}");
+    }
 }

@@ -28,7 +28,7 @@ use crate::exec::paper::latency::exchange_time_ms;
 use crate::exec::paper::{FeedClock, LatencyModel, PaperClock, PaperExchange, RttSamples};
 use crate::exec::position::Position;
 use crate::exec::{Fill, Quote, Side};
-use crate::feed::recording::{split_line, LineChunks, Piece};
+use crate::feed::recording::{lines, split_line, LineChunks, Piece};
 use crate::hot::advice::Advice;
 use crate::hot::engine::{ExecState, HotEvent, HotPath};
 use crate::hot::fixed::Qty;
@@ -171,7 +171,7 @@ pub fn run_chunks<S: Strategy>(
     while let Some(piece) = chunks.next_piece() {
         match piece {
             Piece::Lines(buf) => {
-                for raw in buf.split(|&b| b == b'\n') {
+                for raw in lines(&buf) {
                     let Some((recv_ts, json)) = split_line(raw) else { continue };
                     let now = recv_ts as i64;
                     let happened = if at_exchange { feed_clock.at(now, exchange_time_ms(json)) } else { now };
@@ -247,8 +247,10 @@ pub fn run_chunks<S: Strategy>(
                         hot.set_advice(Advice { apply_multiplier: config.ai.apply_multiplier, ..a });
                         advice_updates += 1;
                     }
-                    if let (Some(a), Some(f)) = (advisor.as_mut(), hot.last_features()) {
-                        if now >= next_advice_ns {
+                    // The time test first: the features are copied only
+                    // when advice is due, not on every frame.
+                    if let Some(a) = advisor.as_mut().filter(|_| now >= next_advice_ns) {
+                        if let Some(f) = hot.last_features() {
                             let advice = a.advise(&f, now);
                             hot.set_advice(Advice { apply_multiplier: config.ai.apply_multiplier, ..advice });
                             advice_updates += 1;

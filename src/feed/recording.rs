@@ -71,6 +71,41 @@ pub fn split_line(line: &[u8]) -> Option<(u64, &[u8])> {
     Some((v, json))
 }
 
+/// The lines of a chunk of recording text, cut at each `\n` by `memchr`
+/// (SIMD, a few bytes a cycle) rather than a closure called per byte. The
+/// last line may lack its newline; the empty piece after a final newline is
+/// not yielded (an empty line between two is, and [`split_line`] refuses it).
+#[inline]
+pub fn lines(chunk: &[u8]) -> Lines<'_> {
+    Lines { rest: chunk }
+}
+
+/// Iterator of [`lines`].
+#[derive(Debug, Clone)]
+pub struct Lines<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = &'a [u8];
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let line = match memchr::memchr(b'\n', self.rest) {
+            Some(end) => {
+                let line = &self.rest[..end];
+                self.rest = &self.rest[end + 1..];
+                line
+            }
+            None => std::mem::take(&mut self.rest),
+        };
+        Some(line)
+    }
+}
+
 /// Opens a recording, decompressing when it starts with the gzip magic
 /// (whatever its name), so `.gz` files and plain files both work.
 pub fn open(path: &Path) -> io::Result<Box<dyn Read + Send>> {
@@ -285,6 +320,19 @@ mod tests {
         assert_eq!(split_line(b" {}"), None);
         assert_eq!(split_line(b"99999999999999999999999 {}"), None);
         assert_eq!(split_line(b"9300000000000000000 {}"), None);
+    }
+
+    #[test]
+    fn lines_split_like_a_byte_split() {
+        for text in [&b""[..], b"\n", b"a", b"a\n", b"a\nb", b"a\n\nb\n", b"\n\na", b"1 {}\n2 {}\r\n3 {"] {
+            let mut expect: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
+            // A byte split ends with the empty piece after a final newline (or
+            // of an empty chunk); `lines` leaves it out.
+            if expect.last().is_some_and(|l| l.is_empty()) {
+                expect.pop();
+            }
+            assert_eq!(lines(text).collect::<Vec<_>>(), expect, "{:?}", String::from_utf8_lossy(text));
+        }
     }
 
     fn drain(mut chunks: LineChunks) -> (Vec<u8>, usize) {

@@ -170,17 +170,155 @@ fn parse_eight_decimals(s: &[u8]) -> Option<i64> {
     Some(value as i64)
 }
 
+/// Eight ASCII '0's, the filler that leaves a SWAR conversion's value unchanged.
+const ZEROS: u64 = 0x3030_3030_3030_3030;
+
+/// Mask of the low `n` bytes, `n` in 1..=7.
+#[inline(always)]
+fn low_bytes(n: usize) -> u64 {
+    (1u64 << (n * 8)) - 1
+}
+
+/// The `n` (1..=7) bytes of `s` in the low bytes of a word, first byte
+/// lowest, the bytes above zero. Two overlapping loads instead of a
+/// variable-length copy: every load stays inside `s` (the string may end
+/// its buffer), and where they overlap they read the same bytes.
+#[inline(always)]
+fn load_short(s: &[u8]) -> u64 {
+    let n = s.len();
+    debug_assert!((1..8).contains(&n));
+    if n >= 4 {
+        let lo = u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as u64;
+        let hi = u32::from_le_bytes([s[n - 4], s[n - 3], s[n - 2], s[n - 1]]) as u64;
+        lo | (hi << ((n - 4) * 8))
+    } else if n >= 2 {
+        let lo = u16::from_le_bytes([s[0], s[1]]) as u64;
+        let hi = u16::from_le_bytes([s[n - 2], s[n - 1]]) as u64;
+        lo | (hi << ((n - 2) * 8))
+    } else {
+        s[0] as u64
+    }
+}
+
+/// Fast path for strings of 1 to 7 bytes (USD-M prices and quantities,
+/// "2681.63", "0.010", "200.00", "10"), held in the low `n` bytes of `v`
+/// with zeros above: `D+` or `D+ '.' D+`. The first non-digit found by SWAR
+/// must be the '.', and nothing after it may be a non-digit. Such a string
+/// has at most 7 integer digits and 6 decimals, so it always fits.
+/// Returns `None` for anything else (the general path then names the error).
+#[inline(always)]
+fn parse_short(v: u64, n: usize) -> Option<i64> {
+    debug_assert!((1..8).contains(&n));
+    // Non-zero bytes: non-digits among the n bytes of the string (a carry out
+    // of a byte >= 0xFA can only mark later bytes, so the lowest marked byte
+    // is a real non-digit).
+    let odd = non_digit_bytes(v) & low_bytes(n);
+    if odd == 0 {
+        // All digits: right-align them, '0'-filling the low bytes.
+        let int = (v << ((8 - n) * 8)) | (ZEROS >> (n * 8));
+        return Some((eight_digits(int) * SCALE as u64) as i64);
+    }
+    // Integer digits: the bytes before the first non-digit. A digit first,
+    // a '.' next, a digit after it, and digits only to the end.
+    let k = (odd.trailing_zeros() / 8) as usize;
+    if k == 0 || k + 1 >= n || (v >> (k * 8)) as u8 != b'.' || odd >> ((k + 1) * 8) != 0 {
+        return None;
+    }
+    let int = (v << ((8 - k) * 8)) | (ZEROS >> (k * 8));
+    let f = n - k - 1; // decimals, 1..=5
+                       // The decimals moved to the low bytes (the bytes above the string are
+                       // zero), '0'-filled above: "63" becomes "63000000".
+    let frac = (v >> ((k + 1) * 8)) | (ZEROS << (f * 8));
+    Some((eight_digits(int) * SCALE as u64 + eight_digits(frac)) as i64)
+}
+
 /// Parses a Binance decimal string into a count of 1e-8, exactly.
 /// Always inlined: the fast paths are ~30 instructions, and a call costs a
 /// third of that again on the 40 strings of a typical diff.
 #[inline(always)]
 pub fn parse_fixed(s: &[u8]) -> Result<i64, DecimalError> {
+    let n = s.len();
+    if n < 8 {
+        if n > 0 {
+            if let Some(v) = parse_short(load_short(s), n) {
+                return Ok(v);
+            }
+        }
+        return parse_general(s);
+    }
     if let Some(v) = parse_eight_decimals(s) {
         return Ok(v);
     }
     if let Some(v) = parse_swar(s) {
         return Ok(v);
     }
+    parse_general(s)
+}
+
+/// Index of the first `"` among the 8 bytes of `w` (first byte lowest), or 8.
+/// The zero-byte test can flag false positives only above a true match, so
+/// the lowest flag is exact.
+#[inline(always)]
+fn first_quote(w: u64) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let x = w ^ (ONES * b'"' as u64);
+    let hit = x.wrapping_sub(ONES) & !x & HIGH;
+    (hit.trailing_zeros() / 8) as usize
+}
+
+/// Reads a quoted decimal in place: `s` starts right after the opening `"`
+/// (inside a frame, so bytes follow the number). Returns the value and the
+/// index of the closing `"`, or `None` where the reference reading declines:
+/// a `\` or no `"` ahead, or a string [`parse_fixed`] refuses.
+///
+/// Same result as `memchr2(b'"', b'\\', s)` to the end of the string and
+/// `parse_fixed` on it, for every input (tests: `quoted_matches_the_reference`
+/// and tests/fixed_props.rs). Faster on the short strings of USD-M: one
+/// 8-byte load finds the quote and holds the digits, where a `memchr2` call
+/// per string costs more than the conversion. A compact reader calls this
+/// instead of reading the string and then parsing it.
+#[inline(always)]
+pub fn parse_fixed_quoted(s: &[u8]) -> Option<(i64, usize)> {
+    if let Some(head) = s.get(..8) {
+        let w = u64::from_le_bytes(head.try_into().ok()?);
+        let q = first_quote(w);
+        if q < 8 {
+            // A '\' before the quote is a non-digit: refused either way.
+            if q == 0 {
+                return None;
+            }
+            return match parse_short(w & low_bytes(q), q) {
+                Some(v) => Some((v, q)),
+                None => parse_fixed(&s[..q]).ok().map(|v| (v, q)),
+            };
+        }
+        if let Some(next) = s.get(8..16) {
+            let q = 8 + first_quote(u64::from_le_bytes(next.try_into().ok()?));
+            if q < 16 {
+                return parse_fixed(&s[..q]).ok().map(|v| (v, q));
+            }
+        }
+    }
+    parse_quoted_reference(s)
+}
+
+/// [`parse_fixed_quoted`] the plain way: find the end of the string, then parse it.
+#[cold]
+#[inline(never)]
+fn parse_quoted_reference(s: &[u8]) -> Option<(i64, usize)> {
+    let end = memchr::memchr2(b'"', b'\\', s)?;
+    if s[end] != b'"' {
+        return None;
+    }
+    parse_fixed(&s[..end]).ok().map(|v| (v, end))
+}
+
+/// The byte-at-a-time parser that defines [`parse_fixed`]'s results: same
+/// value or error for every input, only slower. Public for the differential
+/// tests and the benches' baseline; the hot path calls [`parse_fixed`].
+#[inline(never)]
+pub fn parse_fixed_bytewise(s: &[u8]) -> Result<i64, DecimalError> {
     parse_general(s)
 }
 
@@ -462,6 +600,115 @@ mod tests {
         assert_eq!(parse_eight_decimals(b"1234567.12345678"), Some(123_456_712_345_678));
         assert_eq!(parse_eight_decimals(b"12345678.1234567"), None);
         assert_eq!(parse_eight_decimals(b"1234/567.12345678"), None);
+    }
+
+    /// Strings of digits with at most one '.', every length 1..=20 and every
+    /// position of the '.', digits varying with position so misplaced bytes
+    /// show.
+    fn every_shape() -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for n in 1..=20usize {
+            let digits: Vec<u8> = (0..n).map(|i| b'0' + ((i * 7 + n) % 10) as u8).collect();
+            out.push(digits.clone());
+            for dot in 0..n {
+                let mut b = digits.clone();
+                b[dot] = b'.';
+                out.push(b);
+            }
+        }
+        out
+    }
+
+    /// Bytes that break the grammar in every way the parser tells apart, and
+    /// the bytes around the SWAR digit test's edges ('/' and ':' border the
+    /// digits, 0xfa..=0xff carry).
+    const JUNK: [u8; 16] =
+        [b'-', b'+', b'e', b'E', b' ', b'.', b'/', b':', b'"', b'\\', b'a', 0, 0x7f, 0xfa, 0xff, b'0'];
+
+    /// `parse_fixed` against the general path, and `parse_fixed_quoted`
+    /// against the plain reading, with the string at the end of its buffer
+    /// and inside a frame (`"` then more bytes).
+    fn check_all_paths(b: &[u8]) {
+        let general = parse_general(b);
+        assert_eq!(parse_fixed(b), general, "{:?}", String::from_utf8_lossy(b));
+        assert_eq!(parse_fixed_bytewise(b), general);
+        for tail in [&b""[..], b"\"", b"\",\"1.5\"]]", b"\"0000000000000000", b"\\\"1\""] {
+            let mut framed = b.to_vec();
+            framed.extend_from_slice(tail);
+            // The same buffer with its last bytes cut: loads must stay in bounds.
+            for cut in 0..=tail.len() {
+                let f = &framed[..framed.len() - cut];
+                assert_eq!(parse_fixed_quoted(f), parse_quoted_reference(f), "{:?}", String::from_utf8_lossy(f));
+            }
+        }
+    }
+
+    #[test]
+    fn fast_paths_agree_with_the_general_path_on_every_shape() {
+        let mut checked = 0;
+        for base in every_shape() {
+            check_all_paths(&base);
+            for at in 0..base.len() {
+                for x in JUNK {
+                    let mut b = base.clone();
+                    b[at] = x;
+                    check_all_paths(&b);
+                    let mut b = base.clone();
+                    b.insert(at, x);
+                    check_all_paths(&b);
+                    checked += 2;
+                }
+            }
+        }
+        assert!(checked > 10_000, "{checked}");
+    }
+
+    #[test]
+    fn short_strings_agree_exhaustively_over_a_small_alphabet() {
+        // Every string of 1 to 6 bytes over digits, '.', the digit borders and
+        // a carrying byte: each short-path branch with each neighbour.
+        let alphabet = [b'0', b'9', b'.', b'/', b':', 0xfa, b'"'];
+        let mut b = Vec::new();
+        for n in 1..=6u32 {
+            for mut code in 0..alphabet.len().pow(n) {
+                b.clear();
+                for _ in 0..n {
+                    b.push(alphabet[code % alphabet.len()]);
+                    code /= alphabet.len();
+                }
+                assert_eq!(parse_fixed(&b), parse_general(&b), "{:?}", String::from_utf8_lossy(&b));
+                let q = parse_fixed_quoted(&b);
+                assert_eq!(q, parse_quoted_reference(&b), "{:?}", String::from_utf8_lossy(&b));
+            }
+        }
+    }
+
+    #[test]
+    fn short_path_reads_usdm_strings() {
+        for (s, v) in [
+            ("0.010", 1_000_000),
+            ("2681.63", 268_163_000_000),
+            ("10.229", 1_022_900_000),
+            ("0.000", 0),
+            ("200.00", 20_000_000_000),
+            ("7", 700_000_000),
+            ("1234567", 123_456_700_000_000),
+            ("1.5", 150_000_000),
+            ("0.00001", 1_000),
+        ] {
+            assert_eq!(parse_short(load_short(s.as_bytes()), s.len()), Some(v), "{s}");
+            assert_eq!(parse_fixed(s.as_bytes()), Ok(v), "{s}");
+            let framed = format!("{s}\",\"0.1\"]");
+            assert_eq!(parse_fixed_quoted(framed.as_bytes()), Some((v, s.len())), "{s}");
+        }
+        assert_eq!(parse_short(load_short(b"1.2.3"), 5), None);
+        assert_eq!(parse_short(load_short(b"12."), 3), None);
+        assert_eq!(parse_short(load_short(b".12"), 3), None);
+        assert_eq!(parse_fixed_quoted(b"1\\\"\""), None);
+        assert_eq!(parse_fixed_quoted(b"\"1\""), None);
+        assert_eq!(parse_fixed_quoted(b"61837.63000000\"]"), Some((6_183_763_000_000, 14)));
+        assert_eq!(parse_fixed_quoted(b"92233720368.54775807\"]"), Some((i64::MAX, 20)));
+        assert_eq!(parse_fixed_quoted(b"1.5"), None, "no closing quote");
     }
 
     #[test]
