@@ -76,15 +76,28 @@ pub fn spot_diffs(n: usize, seed: u64) -> (String, Vec<String>) {
             "{{\"stream\":\"btcusdt@depth@100ms\",\"data\":{{\"e\":\"depthUpdate\",\"E\":{time},\"s\":\"BTCUSDT\",\"U\":{first},\"u\":{id},\"b\":["
         );
         // Ten bid levels within ~20 ticks of the touch: mostly new
-        // quantities, some removals, never at or above the best ask.
-        for i in 0..10 {
+        // quantities, some removals, never at or above the best ask. Sent
+        // as Binance sends them: one level per price, best first (a price
+        // is drawn again until ten differ; bounded, as 20 prices are open).
+        let mut side: Vec<(i64, i64)> = Vec::with_capacity(10);
+        for _ in 0..200 {
+            if side.len() == 10 {
+                break;
+            }
             let p = (best_bid - r.below(20) as i64).min(best_ask - 1);
+            if side.iter().any(|l| l.0 == p) {
+                continue;
+            }
             let q = if r.below(6) == 0 && bids.len() > 50 { 0 } else { 1 + r.below(500_000_000) as i64 };
             if q == 0 {
                 bids.remove(&p);
             } else {
                 bids.insert(p, q);
             }
+            side.push((p, q));
+        }
+        side.sort_by(|a, b| b.0.cmp(&a.0));
+        for (i, &(p, q)) in side.iter().enumerate() {
             if i > 0 {
                 f.push(',');
             }
@@ -92,14 +105,25 @@ pub fn spot_diffs(n: usize, seed: u64) -> (String, Vec<String>) {
         }
         f.push_str("],\"a\":[");
         let best_bid = *bids.keys().next_back().unwrap_or(&(mid - 1));
-        for i in 0..10 {
+        side.clear();
+        for _ in 0..200 {
+            if side.len() == 10 {
+                break;
+            }
             let p = (best_ask + r.below(20) as i64).max(best_bid + 1);
+            if side.iter().any(|l| l.0 == p) {
+                continue;
+            }
             let q = if r.below(6) == 0 && asks.len() > 50 { 0 } else { 1 + r.below(500_000_000) as i64 };
             if q == 0 {
                 asks.remove(&p);
             } else {
                 asks.insert(p, q);
             }
+            side.push((p, q));
+        }
+        side.sort_by_key(|l| l.0);
+        for (i, &(p, q)) in side.iter().enumerate() {
             if i > 0 {
                 f.push(',');
             }

@@ -586,16 +586,23 @@ impl Book {
     /// True when at least `k` bids (k >= 1) are strictly better than
     /// `price`: then no bid update at `price` or below can change the best
     /// `k` bids. Touch-first apply stops reading a sorted side here.
+    ///
+    /// A walk down from the touch that stops at `price` or after `k`
+    /// levels: for a level near the touch (most of what touch-first reads)
+    /// it ends after the few levels above it. A maintained top-`k` array
+    /// would make it O(1), but keeping one up to date cost every update
+    /// more than these walks cost the quote (measured: `cargo bench --bench
+    /// book`, issue 19's closing note).
     #[inline]
     pub fn bid_beyond_top(&self, price: Price, k: usize) -> bool {
-        k > 0 && self.bid(k - 1).is_some_and(|l| l.price > price)
+        k > 0 && self.bids().take(k).take_while(|l| l.price > price).count() == k
     }
 
     /// True when at least `k` asks (k >= 1) are strictly better (lower)
     /// than `price`; see [`Book::bid_beyond_top`].
     #[inline]
     pub fn ask_beyond_top(&self, price: Price, k: usize) -> bool {
-        k > 0 && self.ask(k - 1).is_some_and(|l| l.price < price)
+        k > 0 && self.asks().take(k).take_while(|l| l.price < price).count() == k
     }
 
     /// Reads the memory the next updates near the touch will use (the

@@ -34,7 +34,7 @@ use crate::hot::strategy::{
     DECISION_DEPTH,
 };
 use crate::hot::sync::{SyncConfig, SyncLoss};
-use crate::hot::touch::{self, TouchRead};
+use crate::hot::touch::{self, SideOrders, TouchRead};
 use crate::stats::clock::Clock;
 use crate::stats::latency::{Stage, StageHistograms};
 
@@ -202,6 +202,8 @@ pub struct HotPath<S: Strategy> {
     touch_levels: usize,
     /// Levels of the diff being quoted on (whole-diff path), for its sample.
     diff_levels: u32,
+    /// The traded stream's level order, as touch-first last found it.
+    side_orders: SideOrders,
 }
 
 impl<S: Strategy> HotPath<S> {
@@ -250,6 +252,7 @@ impl<S: Strategy> HotPath<S> {
             hist: StageHistograms::new(),
             stats: HotStats::default(),
             diff_levels: 0,
+            side_orders: SideOrders::default(),
             touch_levels: if cfg.touch_first { cfg.features.depth_levels.max(1) } else { 0 },
         }
     }
@@ -555,8 +558,9 @@ impl<S: Strategy> HotPath<S> {
             return false;
         }
         let t_parsed = self.clock.now();
-        let Some(read) = touch::apply_touch(payload, &head, synced.touch_book(), k) else {
+        let Some(read) = touch::apply_touch(payload, &head, synced.touch_book(), k, self.side_orders) else {
             self.stats.touch_declined += 1;
+            self.side_orders.forget();
             return false;
         };
         // A bookTicker for this very id that disagrees with the top: the
@@ -610,8 +614,13 @@ impl<S: Strategy> HotPath<S> {
             s.levels = levels;
         }
         let synced = self.md.book(symbol).is_some_and(|b| b.is_synced());
-        if !exact && synced {
-            self.stats.touch_requotes += 1;
+        if exact {
+            self.side_orders.learn(&read);
+        } else {
+            self.side_orders.forget();
+            if synced {
+                self.stats.touch_requotes += 1;
+            }
         }
         // A crossed book pulls (lost sync); an inexact top quotes again.
         if !synced || !exact {

@@ -40,6 +40,30 @@ enum Order {
     BestLast,
 }
 
+/// Which end of each side's list was best in the last diff read exactly:
+/// a stream keeps its order (spot: both best-first; USD-M: bids
+/// worst-first), so reading both ends of every side to find it again is
+/// skipped. A wrong guess costs nothing in exactness: the walk or the check
+/// after the whole diff finds the order broken, and the caller forgets the
+/// guess ([`SideOrders::forget`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SideOrders {
+    bids: Option<bool>,
+    asks: Option<bool>,
+}
+
+impl SideOrders {
+    /// Keeps the orders `read` found (after its diff proved exact).
+    pub fn learn(&mut self, read: &TouchRead) {
+        self.bids = Some(read.bids.order_best_first);
+        self.asks = Some(read.asks.order_best_first);
+    }
+
+    pub fn forget(&mut self) {
+        *self = Self::default();
+    }
+}
+
 /// What touch-first read of one side: how many levels (from its best end)
 /// were applied, and the price it stopped at (`None`: it read them all).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,11 +203,22 @@ fn order_of(s: &[u8], (lo, hi): (usize, usize), bids: bool) -> Option<Order> {
 /// Reads one side from its best end, applying each level until one can no
 /// longer reach the top `k`. `None`: malformed or not sorted.
 #[inline(always)]
-fn read_side(s: &[u8], range: (usize, usize), bids: bool, book: &mut Book, k: usize) -> Option<SideRead> {
+fn read_side(
+    s: &[u8],
+    range: (usize, usize),
+    bids: bool,
+    book: &mut Book,
+    k: usize,
+    known: Option<bool>,
+) -> Option<SideRead> {
     if range.0 == range.1 {
-        return Some(SideRead { order_best_first: true, applied: 0, stop: None });
+        return Some(SideRead { order_best_first: known.unwrap_or(true), applied: 0, stop: None });
     }
-    let order = order_of(s, range, bids)?;
+    let order = match known {
+        Some(true) => Order::BestFirst,
+        Some(false) => Order::BestLast,
+        None => order_of(s, range, bids)?,
+    };
     let mut walk = Walk { s, lo: range.0, hi: range.1, order };
     let mut read = SideRead { order_best_first: order == Order::BestFirst, applied: 0, stop: None };
     let mut prev: Option<Price> = None;
@@ -214,9 +249,15 @@ fn read_side(s: &[u8], range: (usize, usize), bids: bool, book: &mut Book, k: us
 /// side is malformed or unsorted: then some levels may have been applied,
 /// and the caller must apply the whole diff before reading the book.
 #[inline]
-pub fn apply_touch(payload: &[u8], head: &DiffHead<'_>, book: &mut Book, k: usize) -> Option<TouchRead> {
-    let bids = read_side(payload, head.bids, true, book, k)?;
-    let asks = read_side(payload, head.asks, false, book, k)?;
+pub fn apply_touch(
+    payload: &[u8],
+    head: &DiffHead<'_>,
+    book: &mut Book,
+    k: usize,
+    orders: SideOrders,
+) -> Option<TouchRead> {
+    let bids = read_side(payload, head.bids, true, book, k, orders.bids)?;
+    let asks = read_side(payload, head.asks, false, book, k, orders.asks)?;
     Some(TouchRead { bids, asks })
 }
 
@@ -270,7 +311,7 @@ mod tests {
             frame(&[(1000, 5), (999, 0), (990, 2), (950, 1), (900, 3)], &[(1001, 0), (1003, 7), (1030, 1), (1100, 2)]);
         let head = read_diff_head(f.as_bytes()).unwrap();
         let mut b = book();
-        let read = apply_touch(f.as_bytes(), &head, &mut b, 5).unwrap();
+        let read = apply_touch(f.as_bytes(), &head, &mut b, 5, SideOrders::default()).unwrap();
         // 999 removed: the fifth best is then 995, better than 990.
         assert_eq!((read.bids.applied, read.asks.applied), (2, 2));
         assert_eq!(read.bids.stop, Some(lv(990, 0).price));
@@ -289,7 +330,7 @@ mod tests {
         let f = frame(&[(900, 3), (950, 1), (990, 2), (999, 0), (1000, 5)], &[(1001, 0), (1003, 7)]);
         let head = read_diff_head(f.as_bytes()).unwrap();
         let mut b = book();
-        let read = apply_touch(f.as_bytes(), &head, &mut b, 5).unwrap();
+        let read = apply_touch(f.as_bytes(), &head, &mut b, 5, SideOrders::default()).unwrap();
         assert!(!read.bids.order_best_first);
         assert_eq!(read.bids.applied, 2);
         let quoted = top(&b, 5);
@@ -302,11 +343,11 @@ mod tests {
     fn an_unsorted_side_declines_and_a_bad_tail_is_caught() {
         let f = frame(&[(1000, 5), (1002, 1), (990, 2)], &[]);
         let head = read_diff_head(f.as_bytes()).unwrap();
-        assert!(apply_touch(f.as_bytes(), &head, &mut book(), 5).is_none());
+        assert!(apply_touch(f.as_bytes(), &head, &mut book(), 5, SideOrders::default()).is_none());
         // Sorted where read, but a level past the stop is better than it.
         let f = frame(&[(1000, 5), (950, 1), (999, 0), (940, 1)], &[]);
         let head = read_diff_head(f.as_bytes()).unwrap();
-        let read = apply_touch(f.as_bytes(), &head, &mut book(), 5).unwrap();
+        let read = apply_touch(f.as_bytes(), &head, &mut book(), 5, SideOrders::default()).unwrap();
         assert_eq!(read.bids.stop, Some(lv(950, 0).price));
         let (mut bids, mut asks) = (Vec::new(), Vec::new());
         read_diff(f.as_bytes(), &mut bids, &mut asks, 1000).unwrap();
@@ -320,7 +361,7 @@ mod tests {
             let mut f = good.clone().into_bytes();
             f[cut] = b'x';
             if let Some(head) = read_diff_head(&f) {
-                let _ = apply_touch(&f, &head, &mut book(), 5);
+                let _ = apply_touch(&f, &head, &mut book(), 5, SideOrders::default());
             }
             let _ = read_diff_head(&good.as_bytes()[..cut]);
         }
