@@ -96,7 +96,7 @@ pub fn spot_diffs(n: usize, seed: u64) -> (String, Vec<String>) {
             }
             side.push((p, q));
         }
-        side.sort_by(|a, b| b.0.cmp(&a.0));
+        side.sort_by_key(|l| std::cmp::Reverse(l.0));
         for (i, &(p, q)) in side.iter().enumerate() {
             if i > 0 {
                 f.push(',');
