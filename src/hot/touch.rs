@@ -54,9 +54,14 @@ pub struct SideOrders {
 
 impl SideOrders {
     /// Keeps the orders `read` found (after its diff proved exact).
+    /// Sides of one level (or none) say nothing about the order.
     pub fn learn(&mut self, read: &TouchRead) {
-        self.bids = Some(read.bids.order_best_first);
-        self.asks = Some(read.asks.order_best_first);
+        if read.bids.order_found {
+            self.bids = Some(read.bids.order_best_first);
+        }
+        if read.asks.order_found {
+            self.asks = Some(read.asks.order_best_first);
+        }
     }
 
     pub fn forget(&mut self) {
@@ -69,6 +74,9 @@ impl SideOrders {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SideRead {
     order_best_first: bool,
+    /// The order came from comparing two levels (not a guess, nor a side
+    /// of one level).
+    order_found: bool,
     pub applied: usize,
     pub stop: Option<Price>,
 }
@@ -182,20 +190,21 @@ impl Walk<'_> {
 }
 
 /// Which end of `[lo, hi)` holds the best level (`bids`: the highest
-/// price). `None` when the ends tie or do not read.
+/// price), and whether two levels said so (a side of one level is read
+/// from its start). `None` when the ends tie or do not read.
 #[inline(always)]
-fn order_of(s: &[u8], (lo, hi): (usize, usize), bids: bool) -> Option<Order> {
+fn order_of(s: &[u8], (lo, hi): (usize, usize), bids: bool) -> Option<(Order, bool)> {
     let (first, first_end) = level_at(s, lo)?;
     if first_end == hi {
-        return Some(Order::BestFirst);
+        return Some((Order::BestFirst, false));
     }
     let last_start = lo + memchr::memrchr(b'[', &s[lo..hi])?;
     let (last, _) = level_at(s, last_start)?;
     let first_better = if bids { first.price > last.price } else { first.price < last.price };
     let last_better = if bids { last.price > first.price } else { last.price < first.price };
     match (first_better, last_better) {
-        (true, _) => Some(Order::BestFirst),
-        (_, true) => Some(Order::BestLast),
+        (true, _) => Some((Order::BestFirst, true)),
+        (_, true) => Some((Order::BestLast, true)),
         _ => None,
     }
 }
@@ -212,15 +221,15 @@ fn read_side(
     known: Option<bool>,
 ) -> Option<SideRead> {
     if range.0 == range.1 {
-        return Some(SideRead { order_best_first: known.unwrap_or(true), applied: 0, stop: None });
+        return Some(SideRead { order_best_first: known.unwrap_or(true), order_found: false, applied: 0, stop: None });
     }
-    let order = match known {
-        Some(true) => Order::BestFirst,
-        Some(false) => Order::BestLast,
+    let (order, order_found) = match known {
+        Some(true) => (Order::BestFirst, false),
+        Some(false) => (Order::BestLast, false),
         None => order_of(s, range, bids)?,
     };
     let mut walk = Walk { s, lo: range.0, hi: range.1, order };
-    let mut read = SideRead { order_best_first: order == Order::BestFirst, applied: 0, stop: None };
+    let mut read = SideRead { order_best_first: order == Order::BestFirst, order_found, applied: 0, stop: None };
     let mut prev: Option<Price> = None;
     while let Some(l) = walk.next()? {
         // Strictly worse than the level before it, or the order is not
