@@ -242,3 +242,65 @@ fn the_projects_own_spot_sample_quotes_exactly_as_the_whole_diff_path() {
     let whole = run_with(&frames, HotConfig { symbol, touch_first: false, ..HotConfig::default() });
     assert_eq!(touch.quotes, whole.quotes, "{:?}", touch.stats);
 }
+
+/// A small synced spot book (snapshot at id 100) and the frames after it.
+fn small_book_then(diffs: &[&str]) -> Vec<(i64, Vec<u8>)> {
+    let mut frames = vec![(
+        1,
+        br#"{"lastUpdateId":100,"bids":[["100.00","1"],["99.00","1"],["98.00","1"],["97.00","1"],["96.00","1"],["95.00","1"],["94.00","1"]],"asks":[["101.00","1"],["102.00","1"],["103.00","1"],["104.00","1"],["105.00","1"],["106.00","1"],["107.00","1"]]}"#.to_vec(),
+    )];
+    // The diff that names the symbol first, then the snapshot it needs.
+    frames.insert(
+        0,
+        (0, br#"{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":100,"u":100,"b":[],"a":[]}}"#.to_vec()),
+    );
+    // One good diff, so the book is the traded one and quoted on.
+    frames.push((
+        2,
+        br#"{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":2,"s":"BTCUSDT","U":101,"u":101,"b":[["99.50","1"]],"a":[]}}"#.to_vec(),
+    ));
+    for (i, d) in diffs.iter().enumerate() {
+        frames.push((3 + i as i64, d.as_bytes().to_vec()));
+    }
+    frames
+}
+
+#[test]
+fn a_diff_left_half_applied_is_never_trusted() {
+    // Reviewed cases where touch-first has put levels in the book and the
+    // whole frame then does not confirm them:
+    // - the asks do not read (after the bids were applied);
+    // - a repeated `b` key that only simd-json accepts (it takes the last);
+    // - the top crossed by the head.
+    let cases = [
+        r#"{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":2,"s":"BTCUSDT","U":102,"u":102,"b":[["100.50","5"]],"a":[["101.00","2"],["10x.00","1"]]}}"#,
+        r#"{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":2,"s":"BTCUSDT","U":102,"u":102,"b":[["100.50","5"]],"a":[["101.00","2"],["150.00","1"]],"b":[["99.50","2"]]}}"#,
+    ];
+    for (i, case) in cases.iter().enumerate() {
+        let frames = small_book_then(&[case]);
+        let touch = run(&frames, true);
+        let whole = run(&frames, false);
+        assert!(
+            touch.stats.touch_declined + touch.stats.touch_first > 0,
+            "case {i}: touch-first never read it: {:?} {:?} rejected {}",
+            touch.stats,
+            whole.books,
+            whole.rejected
+        );
+        let (bids, _, synced, _) = &touch.books[0];
+        // Never a synced book holding part of a diff.
+        assert!(!synced || whole.books[0].2 && touch.books == whole.books, "case {i}: {bids:?} {:?}", touch.stats);
+        if !synced {
+            let (last, ..) = touch.quotes.last().expect("a quote");
+            assert!(last.is_pulled(), "case {i}: quotes pulled on the untrustworthy book");
+        }
+    }
+    // A head that crosses the book: handled as the whole-diff path does.
+    let crossing = r#"{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":2,"s":"BTCUSDT","U":102,"u":102,"b":[["101.50","5"]],"a":[]}}"#;
+    let frames = small_book_then(&[crossing]);
+    let (touch, whole) = (run(&frames, true), run(&frames, false));
+    assert_eq!(touch.quotes, whole.quotes);
+    assert_eq!(touch.books, whole.books);
+    assert_eq!(touch.stats.touch_declined, 1, "{:?}", touch.stats);
+    assert_eq!(touch.seen, whole.seen, "the strategy never sees the crossed book");
+}

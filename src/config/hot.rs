@@ -21,8 +21,8 @@ pub struct WarmConfig {
 
 impl WarmConfig {
     /// The default period with `poll = "busy"`: short against the 50-100 ms
-    /// between diffs (caches stay warm), long against one warming (well
-    /// under a microsecond), so a frame rarely arrives during one.
+    /// between diffs (caches stay warm), long against one warming (about a
+    /// microsecond at most), so a frame rarely arrives during one.
     pub const BUSY_DEFAULT_US: i64 = 50;
     /// The longest period allowed: Binance's diff cadence (100 ms, FACTS.md
     /// §1.1); warming less often than frames arrive does nothing.

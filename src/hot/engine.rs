@@ -163,8 +163,10 @@ pub struct HotStats {
     /// Levels applied before the quote in those diffs, and levels in them.
     pub touch_levels_before: u64,
     pub touch_levels_total: u64,
-    /// Diffs touch-first declined (a side not sorted, or not readable by
-    /// the strict reader): applied whole before the quote instead.
+    /// Diffs touch-first declined after reading their header (a side not
+    /// sorted or not readable by the strict reader, a crossed top, or a
+    /// bookTicker for the diff's id that disagrees with the top read):
+    /// applied whole before the quote instead.
     pub touch_declined: u64,
     /// Diffs whose levels past the stop reached the top after all (a side
     /// sorted where read but not beyond): quoted again on the whole diff.
@@ -204,6 +206,10 @@ pub struct HotPath<S: Strategy> {
     diff_levels: u32,
     /// The traded stream's level order, as touch-first last found it.
     side_orders: SideOrders,
+    /// Touch-first put some of this frame's levels into the traded book and
+    /// then left the frame to the whole-diff path: if that path cannot read
+    /// the same diff, the book holds part of one and must resync.
+    touch_dirty: bool,
 }
 
 impl<S: Strategy> HotPath<S> {
@@ -253,6 +259,7 @@ impl<S: Strategy> HotPath<S> {
             stats: HotStats::default(),
             diff_levels: 0,
             side_orders: SideOrders::default(),
+            touch_dirty: false,
             touch_levels: if cfg.touch_first { cfg.features.depth_levels.max(1) } else { 0 },
         }
     }
@@ -282,8 +289,8 @@ impl<S: Strategy> HotPath<S> {
     /// handed off, and only then is the whole diff read and applied (book
     /// and trade events go out after the quote). The top `levels` a side
     /// are exact when the strategy decides; deeper levels may lack the
-    /// current diff until it is finished. 0 (the default) applies every
-    /// diff whole before its quote: the reference path, and what backtests
+    /// current diff until it is finished. 0 applies every diff whole
+    /// before its quote: the reference path, and what backtests
     /// use, since their exchange side must see a diff's book before the
     /// quote made from it. Set from `[book] touch_first` at construction
     /// to the features' depth; the strategy's [`Strategy::book_depth`]
@@ -502,7 +509,12 @@ impl<S: Strategy> HotPath<S> {
         if self.touch_levels > 0 && self.touch_first(frame, recv_ns, t_in, out) {
             return;
         }
-        let Some(msg) = self.md.parse(frame) else { return };
+        let msg = self.md.parse(frame);
+        if std::mem::take(&mut self.touch_dirty) && !self.same_diff_read(&msg) {
+            self.drop_partial_diff(recv_ns, out);
+            return;
+        }
+        let Some(msg) = msg else { return };
         let t_parsed = self.clock.now();
         self.record_feed_delay(&msg, recv_ns);
         if let Msg::Reconnect { .. } = msg {
@@ -558,23 +570,57 @@ impl<S: Strategy> HotPath<S> {
             return false;
         }
         let t_parsed = self.clock.now();
-        let Some(read) = touch::apply_touch(payload, &head, synced.touch_book(), k, self.side_orders) else {
+        // From here levels may be in the book: a decline leaves the frame
+        // to the whole-diff path, which must read this same diff.
+        self.touch_dirty = true;
+        let read = touch::apply_touch(payload, &head, synced.touch_book(), k, self.side_orders);
+        let crossed = synced.book().is_crossed();
+        let Some(read) = read else {
             self.stats.touch_declined += 1;
             self.side_orders.forget();
             return false;
         };
-        // A bookTicker for this very id that disagrees with the top: the
-        // whole diff first, and the check made as it is applied decides
-        // (the book loses sync before any quote is made on it).
-        if self.md.ticker_disagrees(symbol, diff.last_id) {
+        // A crossed top (the whole diff crosses too: the top is exact) goes
+        // the whole-diff way, which loses sync and pulls without asking the
+        // strategy. A bookTicker for this very id that disagrees with the
+        // top: the whole diff first, and the check made as it is applied
+        // decides (the book loses sync before any quote is made on it).
+        if crossed || self.md.ticker_disagrees(symbol, diff.last_id) {
             self.stats.touch_declined += 1;
             return false;
         }
+        self.touch_dirty = false;
+        // The sample of this quote, and no other, gets the rest's figures.
+        self.last_sample = None;
         let t_book = self.clock.now();
         self.note_exchange_time(diff.event_time, Some(symbol), recv_ns);
         self.decide_at(symbol, Some(diff.last_id), recv_ns, Ticks { t_in, t_parsed, t_book }, true, out);
         self.touch_rest(frame, symbol, read, recv_ns, out);
         true
+    }
+
+    /// Whether the whole-frame parse just made read the diff touch-first
+    /// read part of: a diff of the traded book, read from the same bytes by
+    /// the strict compact reader (so its ids and level arrays are the ones
+    /// walked; a frame only simd-json accepts, e.g. with a repeated key,
+    /// may carry other levels).
+    #[inline]
+    fn same_diff_read(&self, msg: &Option<Msg>) -> bool {
+        self.md.parsed_compactly() && matches!(msg, Some(Msg::Diff(d)) if Some(d.symbol) == self.traded)
+    }
+
+    /// Touch-first put levels of a frame into the traded book that the
+    /// whole frame then did not confirm (unreadable, or not the same diff):
+    /// the book holds part of a diff, so it is missing updates. It resyncs
+    /// and the quotes are pulled.
+    #[cold]
+    fn drop_partial_diff(&mut self, recv_ns: i64, out: &mut impl FnMut(HotEvent<'_>)) {
+        let Some(symbol) = self.traded else { return };
+        if let Some(b) = self.md.book_mut(symbol) {
+            b.lose_sync(SyncLoss::Gap);
+        }
+        let now = self.clock.now();
+        self.decide(symbol, recv_ns, Ticks { t_in: now, t_parsed: now, t_book: now }, false, out);
     }
 
     /// The rest of a touch-first diff, after its quote: the whole diff read
@@ -591,15 +637,12 @@ impl<S: Strategy> HotPath<S> {
         out: &mut impl FnMut(HotEvent<'_>),
     ) {
         let t_rest = self.clock.now();
-        let Some(msg) = self.md.parse(frame) else {
-            // The head read but the whole frame does not: the book holds
-            // part of a diff it cannot finish, so it is missing updates.
-            if let Some(b) = self.md.book_mut(symbol) {
-                b.lose_sync(SyncLoss::Gap);
-            }
-            self.decide(symbol, recv_ns, Ticks { t_in: t_rest, t_parsed: t_rest, t_book: t_rest }, false, out);
+        let msg = self.md.parse(frame);
+        if !self.same_diff_read(&msg) {
+            self.drop_partial_diff(recv_ns, out);
             return;
-        };
+        }
+        let Some(msg) = msg else { return };
         let t_parsed = self.clock.now();
         let levels = (self.md.parser_bids().len() + self.md.parser_asks().len()) as u32;
         let exact = read.tail_is_beyond(self.md.parser_bids(), self.md.parser_asks());

@@ -359,6 +359,13 @@ impl MarketData {
             .any(|t| t.update_id == update_id && (book.best_bid() != Some(t.bid) || book.best_ask() != Some(t.ask)))
     }
 
+    /// Whether the last frame parsed was a diff read by the strict compact
+    /// reader (see [`Parser::last_was_compact`]).
+    #[inline]
+    pub fn parsed_compactly(&self) -> bool {
+        self.parser.last_was_compact()
+    }
+
     /// Bid levels of the last depth message parsed, in the order sent.
     #[inline]
     pub fn parser_bids(&self) -> &[Level] {

@@ -345,6 +345,8 @@ pub struct Parser {
     max_levels: usize,
     /// Try [`compact::read_diff`] before simd-json for diff frames.
     compact_diffs: bool,
+    /// The last frame parsed was a diff read by the strict compact reader.
+    last_compact: bool,
 }
 
 impl Parser {
@@ -360,6 +362,7 @@ impl Parser {
             asks: Vec::with_capacity(max_levels),
             max_levels,
             compact_diffs: true,
+            last_compact: false,
         }
     }
 
@@ -383,8 +386,16 @@ impl Parser {
         self.max_levels
     }
 
+    /// Whether the last frame parsed was a diff read by the strict compact
+    /// reader ([`compact::read_diff`]): then its level arrays are exactly
+    /// the ones [`compact::read_diff_head`] located.
+    pub fn last_was_compact(&self) -> bool {
+        self.last_compact
+    }
+
     /// Parses one frame (a WebSocket text message or a REST body).
     pub fn parse(&mut self, frame: &[u8]) -> Result<Msg, ParseError> {
+        self.last_compact = false;
         if frame.is_empty() {
             return Err(ParseError::Empty);
         }
@@ -419,6 +430,7 @@ impl Parser {
     #[inline]
     fn try_compact(&mut self, json: &[u8], stream_symbol: Symbol) -> Option<Msg> {
         let d = compact::read_diff(json, &mut self.bids, &mut self.asks, self.max_levels)?;
+        self.last_compact = true;
         let symbol = if stream_symbol.is_empty() { Symbol::new(d.symbol) } else { stream_symbol };
         let time = |v: u64| v.min(i64::MAX as u64) as i64;
         Some(Msg::Diff(DepthDiff {

@@ -119,7 +119,9 @@ pub const DECISION_DEPTH: usize = 20;
 /// copies nothing; all `None`/zero by default (hand-built inputs).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MarketScope<'a> {
-    /// The traded book: its top [`DECISION_DEPTH`] levels a side are exact.
+    /// The traded book: exact to the depth the strategy reads
+    /// ([`Strategy::book_depth`], at most [`DECISION_DEPTH`]) and the
+    /// features' depth; deeper levels may lack the diff being quoted on.
     pub book: Option<&'a Book>,
     /// The latest trades of the traded symbol.
     pub trades: Option<&'a TradeRing>,

@@ -30,7 +30,7 @@
 
 use crate::hot::book::Book;
 use crate::hot::compact::DiffHead;
-use crate::hot::fixed::{parse_fixed, Price, Qty};
+use crate::hot::fixed::{parse_fixed_quoted, Price, Qty};
 use crate::hot::msg::Level;
 
 /// Which end of a side's list the best level is at.
@@ -126,11 +126,11 @@ impl TouchRead {
 fn level_at(s: &[u8], at: usize) -> Option<(Level, usize)> {
     let rest = s.get(at..)?;
     let body = rest.strip_prefix(b"[\"")?;
-    let p_end = memchr::memchr(b'"', body)?;
-    let price = parse_fixed(&body[..p_end]).ok()?;
+    // Each number read in place up to its closing quote (one 8-byte load
+    // for short numbers, no search per string).
+    let (price, p_end) = parse_fixed_quoted(body)?;
     let after = body[p_end..].strip_prefix(b"\",\"")?;
-    let q_end = memchr::memchr(b'"', after)?;
-    let qty = parse_fixed(&after[..q_end]).ok()?;
+    let (qty, q_end) = parse_fixed_quoted(after)?;
     if after.get(q_end + 1) != Some(&b']') {
         return None;
     }
