@@ -140,6 +140,51 @@ fn quote_or_backslash(w: u64) -> usize {
     (hit.trailing_zeros() / 8) as usize
 }
 
+impl<'a> Reader<'a> {
+    /// The value of one header key of a diff (`e E T s U u pu`) into `d`,
+    /// and the key's bit in the seen-mask; 0 for any other key (the level
+    /// arrays are the caller's); `None` for a value out of the grammar.
+    #[inline(always)]
+    fn diff_header_field(&mut self, key: &[u8], d: &mut CompactDiff<'a>) -> Option<u16> {
+        Some(match key {
+            b"e" => {
+                if self.string()? != b"depthUpdate" {
+                    return None;
+                }
+                1
+            }
+            b"E" => {
+                d.event_time = self.uint()?;
+                2
+            }
+            b"T" => {
+                d.transact_time = self.uint()?;
+                4
+            }
+            b"s" => {
+                d.symbol = self.string()?;
+                if d.symbol.is_empty() || !d.symbol.iter().all(u8::is_ascii_alphanumeric) {
+                    return None;
+                }
+                8
+            }
+            b"U" => {
+                d.first_id = self.uint()?;
+                16
+            }
+            b"u" => {
+                d.last_id = self.uint()?;
+                32
+            }
+            b"pu" => {
+                d.prev_last_id = Some(self.uint()?);
+                64
+            }
+            _ => 0,
+        })
+    }
+}
+
 /// Reads a compact diff into `bids`/`asks`, or declines with `None`.
 #[inline]
 pub fn read_diff<'a>(s: &'a [u8], bids: &mut Vec<Level>, asks: &mut Vec<Level>, max: usize) -> Option<CompactDiff<'a>> {
@@ -152,49 +197,17 @@ pub fn read_diff<'a>(s: &'a [u8], bids: &mut Vec<Level>, asks: &mut Vec<Level>, 
     loop {
         let key = r.string()?;
         r.eat(b':')?;
-        let bit = match key {
-            b"e" => {
-                if r.string()? != b"depthUpdate" {
-                    return None;
-                }
-                1
-            }
-            b"E" => {
-                d.event_time = r.uint()?;
-                2
-            }
-            b"T" => {
-                d.transact_time = r.uint()?;
-                4
-            }
-            b"s" => {
-                d.symbol = r.string()?;
-                if d.symbol.is_empty() || !d.symbol.iter().all(u8::is_ascii_alphanumeric) {
-                    return None;
-                }
-                8
-            }
-            b"U" => {
-                d.first_id = r.uint()?;
-                16
-            }
-            b"u" => {
-                d.last_id = r.uint()?;
-                32
-            }
-            b"pu" => {
-                d.prev_last_id = Some(r.uint()?);
-                64
-            }
-            b"b" => {
+        let bit = match r.diff_header_field(key, &mut d)? {
+            0 if key == b"b" => {
                 r.levels(bids, max)?;
                 128
             }
-            b"a" => {
+            0 if key == b"a" => {
                 r.levels(asks, max)?;
                 256
             }
-            _ => return None,
+            0 => return None,
+            bit => bit,
         };
         if seen & bit != 0 {
             return None;
@@ -328,49 +341,17 @@ pub fn read_diff_head(s: &[u8]) -> Option<DiffHead<'_>> {
     loop {
         let key = r.string()?;
         r.eat(b':')?;
-        let bit = match key {
-            b"e" => {
-                if r.string()? != b"depthUpdate" {
-                    return None;
-                }
-                1
-            }
-            b"E" => {
-                d.event_time = r.uint()?;
-                2
-            }
-            b"T" => {
-                d.transact_time = r.uint()?;
-                4
-            }
-            b"s" => {
-                d.symbol = r.string()?;
-                if d.symbol.is_empty() || !d.symbol.iter().all(u8::is_ascii_alphanumeric) {
-                    return None;
-                }
-                8
-            }
-            b"U" => {
-                d.first_id = r.uint()?;
-                16
-            }
-            b"u" => {
-                d.last_id = r.uint()?;
-                32
-            }
-            b"pu" => {
-                d.prev_last_id = Some(r.uint()?);
-                64
-            }
-            b"b" => {
+        let bit = match r.diff_header_field(key, &mut d)? {
+            0 if key == b"b" => {
                 bids = r.skip_levels()?;
                 128
             }
-            b"a" => {
+            0 if key == b"a" => {
                 asks = r.skip_levels()?;
                 256
             }
-            _ => return None,
+            0 => return None,
+            bit => bit,
         };
         if seen & bit != 0 {
             return None;
