@@ -33,6 +33,9 @@
 use crate::hot::fixed::{Price, Qty};
 use crate::hot::msg::Level;
 
+mod top_count;
+pub use top_count::TopCount;
+
 /// Highest price a book accepts (fixed-point; ~46 billion): far above any
 /// traded price, and low enough that no tick arithmetic can overflow.
 pub const MAX_PRICE: i64 = 1 << 62;
@@ -63,6 +66,47 @@ fn gcd(mut a: i64, mut b: i64) -> i64 {
     a
 }
 
+/// Exact division by a side's tick without a divide instruction: the tick
+/// is `odd << shift`, and a price is a multiple of it exactly when its low
+/// `shift` bits are zero and `(price >> shift) * inv` (wrapping; `inv` is
+/// `odd`'s inverse mod 2^64) is at most `u64::MAX / odd`; that product is
+/// then the quotient. Why: every level update divides its price by the
+/// tick, and a 64-bit divide costs more than the rest of the index
+/// computation (the multiply is a few cycles).
+#[derive(Debug, Clone, Copy)]
+struct TickDiv {
+    shift: u32,
+    inv: u64,
+    max_q: u64,
+}
+
+impl TickDiv {
+    /// For `tick` > 0; a tick of 0 or less gives a divider that refuses
+    /// every price (as the callers' `tick <= 0` checks do).
+    fn new(tick: i64) -> Self {
+        if tick <= 0 {
+            return Self { shift: 0, inv: 0, max_q: 0 };
+        }
+        let shift = tick.trailing_zeros();
+        let odd = (tick >> shift) as u64;
+        // Newton's iteration doubles the correct low bits each step: an odd
+        // number is its own inverse mod 8 (3 bits), so 5 steps give 96 >= 64.
+        let mut inv = odd;
+        for _ in 0..5 {
+            inv = inv.wrapping_mul(2u64.wrapping_sub(odd.wrapping_mul(inv)));
+        }
+        Self { shift, inv, max_q: u64::MAX / odd }
+    }
+
+    /// `price / tick` when `price` (> 0) is a multiple of the tick.
+    #[inline(always)]
+    fn exact(&self, price: i64) -> Option<i64> {
+        let p = price as u64;
+        let q = (p >> self.shift).wrapping_mul(self.inv);
+        (p & ((1u64 << self.shift) - 1) == 0 && q <= self.max_q && self.max_q != 0).then_some(q as i64)
+    }
+}
+
 /// One side of the book. Invariants: `qty[t & mask] > 0` exactly when bit
 /// `t & mask` is set, for `t` in `[lo, lo + width)`, and no level lies outside
 /// that window; `best` is the highest occupied tick when `count > 0`.
@@ -71,7 +115,9 @@ struct Side {
     /// +1 for bids (key = price), -1 for asks (key = -price).
     sign: i64,
     /// Price grid in fixed-point units; 0 until the first level arrives.
+    /// Set only through [`Side::set_tick`], which keeps `div` in step.
     tick: i64,
+    div: TickDiv,
     /// True once the tick comes from a snapshot's prices rather than a guess
     /// from single updates: only then does [`MAX_REGRID`] apply.
     tick_from_load: bool,
@@ -94,6 +140,7 @@ impl Side {
         Self {
             sign,
             tick: 0,
+            div: TickDiv::new(0),
             tick_from_load: false,
             qty: vec![0; width].into_boxed_slice(),
             bits: vec![0; width / 64].into_boxed_slice(),
@@ -105,6 +152,22 @@ impl Side {
             dropped: 0,
             scratch: Vec::with_capacity(width.min(1 << 14)),
         }
+    }
+
+    fn set_tick(&mut self, tick: i64) {
+        self.tick = tick;
+        self.div = TickDiv::new(tick);
+    }
+
+    /// The tick index of `price` (bids: price / tick; asks: its negation),
+    /// or `None` when the price is not positive, above [`MAX_PRICE`] or off
+    /// the grid.
+    #[inline(always)]
+    fn tick_of(&self, price: i64) -> Option<i64> {
+        if price <= 0 || price > MAX_PRICE {
+            return None;
+        }
+        Some(self.div.exact(price)? * self.sign)
     }
 
     #[inline(always)]
@@ -179,11 +242,10 @@ impl Side {
     /// Quantity resting at exactly `price` (0 if none, or off the grid). O(1).
     #[inline]
     fn qty_at(&self, price: i64) -> i64 {
-        let key = price * self.sign;
-        if self.count == 0 || self.tick <= 0 || price <= 0 || price > MAX_PRICE || key % self.tick != 0 {
+        if self.count == 0 {
             return 0;
         }
-        let t = key / self.tick;
+        let Some(t) = self.tick_of(price) else { return 0 };
         if t < self.lo || t >= self.lo + self.width {
             return 0;
         }
@@ -253,11 +315,7 @@ impl Side {
 
     #[inline]
     fn apply(&mut self, price: i64, qty: i64) -> Change {
-        let key = price * self.sign;
-        if price <= 0 || price > MAX_PRICE || self.tick <= 0 || key % self.tick != 0 {
-            return self.apply_off_grid(price, qty);
-        }
-        let t = key / self.tick;
+        let Some(t) = self.tick_of(price) else { return self.apply_off_grid(price, qty) };
         if t >= self.lo && t < self.lo + self.width && self.count > 0 {
             let s = self.slot(t);
             let present = self.bits[s / 64] & (1 << (s % 64)) != 0;
@@ -340,7 +398,7 @@ impl Side {
             }
         }
         self.clear();
-        self.tick = tick;
+        self.set_tick(tick);
         let levels = std::mem::take(&mut self.scratch);
         for &(p, q) in &levels {
             self.apply(p, q);
@@ -353,7 +411,7 @@ impl Side {
     fn load(&mut self, levels: &[Level], tick: i64) {
         self.clear();
         if tick > 0 {
-            self.tick = tick;
+            self.set_tick(tick);
             self.tick_from_load = true;
         }
         if self.tick <= 0 {
@@ -760,5 +818,36 @@ mod tests {
         }
         let all: Vec<Level> = model.iter().map(|(&p, &q)| l(p, q)).collect();
         assert_eq!(b.asks().collect::<Vec<_>>(), all);
+    }
+
+    /// The divide-free tick index agrees with `%` and `/` for ticks of
+    /// every shape (odd, powers of two, mixed, 1, near the top of the
+    /// range) on multiples, neighbours of multiples and arbitrary prices.
+    #[test]
+    fn tick_div_agrees_with_the_divide_instruction() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut ticks =
+            vec![1, 2, 3, 5, 7, 10, 100, 1_000, 1_000_000, 100_000_000, 1 << 20, 3 << 40, MAX_PRICE, MAX_PRICE - 1];
+        ticks.extend((0..200).map(|_| 1 + (rnd() % (1 << (1 + rnd() % 40))) as i64));
+        for tick in ticks {
+            let d = TickDiv::new(tick);
+            for _ in 0..500 {
+                let m = 1 + (rnd() % (MAX_PRICE / tick) as u64) as i64;
+                for price in [m * tick, m * tick - 1, m * tick + 1, 1 + (rnd() % MAX_PRICE as u64) as i64] {
+                    if price <= 0 || price > MAX_PRICE {
+                        continue;
+                    }
+                    let want = (price % tick == 0).then_some(price / tick);
+                    assert_eq!(d.exact(price), want, "price {price} tick {tick}");
+                }
+            }
+        }
+        assert_eq!(TickDiv::new(0).exact(100), None);
     }
 }

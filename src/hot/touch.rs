@@ -13,7 +13,8 @@
 //!   spot sends both sides best-first, USD-M sends bids worst-first), so the
 //!   first and last levels say which end is best, and the walk starts there.
 //! - The walk stops at the first level with at least `k` levels strictly
-//!   better than it already in the book ([`Book::bid_beyond_top`]): every
+//!   better than it already in the book ([`Book::bid_beyond`], a count
+//!   carried down the side rather than a walk from the touch per level): every
 //!   later level of a sorted side is worse still, so none of them can change
 //!   the top `k`.
 //! - The levels read must be strictly sorted; a side that is not declines
@@ -231,6 +232,7 @@ fn read_side(
     let mut walk = Walk { s, lo: range.0, hi: range.1, order };
     let mut read = SideRead { order_best_first: order == Order::BestFirst, order_found, applied: 0, stop: None };
     let mut prev: Option<Price> = None;
+    let mut top = if bids { book.bid_count() } else { book.ask_count() };
     while let Some(l) = walk.next()? {
         // Strictly worse than the level before it, or the order is not
         // what the ends said and nothing can be skipped.
@@ -238,15 +240,15 @@ fn read_side(
             return None;
         }
         prev = Some(l.price);
-        let beyond = if bids { book.bid_beyond_top(l.price, k) } else { book.ask_beyond_top(l.price, k) };
+        let beyond = if bids { book.bid_beyond(&mut top, l.price, k) } else { book.ask_beyond(&mut top, l.price, k) };
         if beyond {
             read.stop = Some(l.price);
             return Some(read);
         }
         if bids {
-            book.apply_bid(l);
+            book.apply_bid_counted(l, &mut top);
         } else {
-            book.apply_ask(l);
+            book.apply_ask_counted(l, &mut top);
         }
         read.applied += 1;
     }
