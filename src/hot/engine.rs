@@ -27,6 +27,7 @@ use crate::hot::fixed::{Price, Qty};
 use crate::hot::guard::{BookHealth, Filters, Guard, GuardConfig, GuardStats};
 use crate::hot::market::{BookSizes, Event, MarketData, TickerCheck};
 use crate::hot::msg::{Level, Msg, Symbol, Trade};
+use crate::hot::parse::route;
 use crate::hot::strategy::{
     Account, Decision, Explain, MarketScope, OwnOrders, Strategy, StrategyFill, StrategyInput, StrategyParams,
 };
@@ -501,11 +502,13 @@ impl<S: Strategy> HotPath<S> {
         // the last depth event is pulled first.
         self.pull_if_stale(recv_ns, out);
         self.md.set_time(recv_ns);
-        if self.md.on_ticker_frame(frame) {
+        // Which stream, asked once for the ticker check and touch-first.
+        let routed = route(frame);
+        if routed.as_ref().is_some_and(|r| self.md.on_ticker_routed(r)) {
             self.after_ticker(recv_ns, out);
             return;
         }
-        if self.touch_levels > 0 && self.touch_first(frame, recv_ns, t_in, out) {
+        if self.touch_levels > 0 && self.touch_first(frame, routed.as_ref(), recv_ns, t_in, out) {
             return;
         }
         let msg = self.md.parse(frame);

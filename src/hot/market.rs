@@ -27,7 +27,7 @@
 use crate::hot::book::Book;
 use crate::hot::compact;
 use crate::hot::msg::{BookTicker, Level, Msg, Snapshot, Symbol, Trade};
-use crate::hot::parse::{classify_stream, split_combined, ParseError, Parser, StreamKind};
+use crate::hot::parse::{route, ParseError, Parser, Routed, StreamKind};
 use crate::hot::sync::{Applied, SyncConfig, SyncLoss, SyncStats, SyncedBook};
 
 /// What to do with bookTickers whose `u` equals their book's update id.
@@ -580,16 +580,18 @@ impl MarketData {
     /// fully (which also reports a malformed one).
     #[inline]
     pub fn on_ticker_frame(&mut self, frame: &[u8]) -> bool {
-        if self.ticker_check == TickerCheck::Off {
+        self.ticker_check != TickerCheck::Off && route(frame).is_some_and(|r| self.on_ticker_routed(&r))
+    }
+
+    /// [`MarketData::on_ticker_frame`] of a frame already routed.
+    #[inline]
+    pub fn on_ticker_routed(&mut self, r: &Routed<'_>) -> bool {
+        if self.ticker_check == TickerCheck::Off || r.kind != StreamKind::BookTicker {
             return false;
         }
-        let Some((name, payload)) = split_combined(frame) else { return false };
-        let (kind, sym) = classify_stream(name);
-        if kind != StreamKind::BookTicker {
-            return false;
-        }
+        let payload = r.payload;
         let Some(u) = compact::ticker_update_id(payload) else { return false };
-        let symbol = Symbol::new(sym);
+        let symbol = Symbol::new(r.symbol);
         let Some(i) = self.books.iter().position(|b| b.symbol == symbol) else {
             // No book for it (the full parse would count it the same way).
             self.stats.frames += 1;

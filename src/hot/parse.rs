@@ -128,6 +128,26 @@ pub fn classify_stream(name: &[u8]) -> (StreamKind, &[u8]) {
     (kind, sym)
 }
 
+/// A combined-stream frame split and its stream classified once, for the
+/// checks the hot path makes before parsing (the live ticker check and
+/// touch-first apply both ask which stream a frame is).
+#[derive(Debug, Clone, Copy)]
+pub struct Routed<'f> {
+    pub kind: StreamKind,
+    /// The stream name's symbol part, lower case as Binance names streams.
+    pub symbol: &'f [u8],
+    pub payload: &'f [u8],
+}
+
+/// [`split_combined`] and [`classify_stream`] of `frame`; `None` for a
+/// frame that is not a combined-stream wrapper.
+#[inline]
+pub fn route(frame: &[u8]) -> Option<Routed<'_>> {
+    let (name, payload) = split_combined(frame)?;
+    let (kind, symbol) = classify_stream(name);
+    Some(Routed { kind, symbol, payload })
+}
+
 /// Splits `{"stream":"<name>","data":<payload>}` without parsing JSON.
 /// Returns `None` for any other shape; the general path handles those.
 pub fn split_combined(frame: &[u8]) -> Option<(&[u8], &[u8])> {

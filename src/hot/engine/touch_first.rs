@@ -8,22 +8,20 @@
 use super::{HotEvent, HotPath, Ticks};
 use crate::hot::compact;
 use crate::hot::msg::{DepthDiff, Msg, Symbol};
-use crate::hot::parse::{classify_stream, split_combined, StreamKind};
+use crate::hot::parse::{Routed, StreamKind};
 use crate::hot::strategy::{Strategy, DECISION_DEPTH};
 use crate::hot::sync::SyncLoss;
 use crate::hot::touch::{self, TouchRead};
 
 impl<S: Strategy> HotPath<S> {
-    /// The payload of `frame` if it is a diff of the traded symbol.
+    /// The payload of `frame` (`routed`: its stream, if combined) if it is
+    /// a diff of the traded symbol.
     #[inline(always)]
-    fn traded_diff<'f>(&self, frame: &'f [u8]) -> Option<(&'f [u8], Symbol)> {
+    fn traded_diff<'f>(&self, frame: &'f [u8], routed: Option<&Routed<'f>>) -> Option<(&'f [u8], Symbol)> {
         let traded = self.traded?;
-        match split_combined(frame) {
-            Some((name, payload)) => {
-                let (kind, sym) = classify_stream(name);
-                (kind == StreamKind::Diff && traded.as_str().as_bytes().eq_ignore_ascii_case(sym))
-                    .then_some((payload, traded))
-            }
+        match routed {
+            Some(r) => (r.kind == StreamKind::Diff && traded.as_str().as_bytes().eq_ignore_ascii_case(r.symbol))
+                .then_some((r.payload, traded)),
             None => frame.starts_with(b"{\"e\":\"depthUpdate\"").then_some((frame, traded)),
         }
     }
@@ -37,11 +35,12 @@ impl<S: Strategy> HotPath<S> {
     pub(super) fn touch_first(
         &mut self,
         frame: &[u8],
+        routed: Option<&Routed<'_>>,
         recv_ns: i64,
         t_in: u64,
         out: &mut impl FnMut(HotEvent<'_>),
     ) -> bool {
-        let Some((payload, symbol)) = self.traded_diff(frame) else { return false };
+        let Some((payload, symbol)) = self.traded_diff(frame, routed) else { return false };
         let Some(head) = compact::read_diff_head(payload) else { return false };
         if !symbol.as_str().as_bytes().eq_ignore_ascii_case(head.diff.symbol) {
             return false;
