@@ -85,7 +85,8 @@ impl TickDiv {
     /// every price (as the callers' `tick <= 0` checks do).
     fn new(tick: i64) -> Self {
         if tick <= 0 {
-            return Self { shift: 0, inv: 0, max_q: 0 };
+            // A mask of 63 low bits refuses every price in (0, MAX_PRICE].
+            return Self { shift: 63, inv: 0, max_q: 0 };
         }
         let shift = tick.trailing_zeros();
         let odd = (tick >> shift) as u64;
@@ -103,7 +104,7 @@ impl TickDiv {
     fn exact(&self, price: i64) -> Option<i64> {
         let p = price as u64;
         let q = (p >> self.shift).wrapping_mul(self.inv);
-        (p & ((1u64 << self.shift) - 1) == 0 && q <= self.max_q && self.max_q != 0).then_some(q as i64)
+        (p & ((1u64 << self.shift) - 1) == 0 && q <= self.max_q).then_some(q as i64)
     }
 }
 
@@ -643,14 +644,15 @@ impl Book {
 
     /// True when at least `k` bids (k >= 1) are strictly better than
     /// `price`: then no bid update at `price` or below can change the best
-    /// `k` bids. Touch-first apply stops reading a sorted side here.
+    /// `k` bids.
     ///
     /// A walk down from the touch that stops at `price` or after `k`
-    /// levels: for a level near the touch (most of what touch-first reads)
-    /// it ends after the few levels above it. A maintained top-`k` array
-    /// would make it O(1), but keeping one up to date cost every update
-    /// more than these walks cost the quote (measured: `cargo bench --bench
-    /// book`, issue 19's closing note).
+    /// levels. Touch-first asks this for every level it reads, so it uses
+    /// [`Book::bid_beyond`], which carries one walk down the whole side;
+    /// this is the reference that one is tested against. (A maintained
+    /// top-`k` array would make it O(1), but keeping one up to date cost
+    /// every update more than the walks cost the quote: measured with
+    /// `cargo bench --bench book`, issue 19's closing note.)
     #[inline]
     pub fn bid_beyond_top(&self, price: Price, k: usize) -> bool {
         k > 0 && self.bids().take(k).take_while(|l| l.price > price).count() == k
@@ -832,8 +834,24 @@ mod tests {
             seed ^= seed << 17;
             seed
         };
-        let mut ticks =
-            vec![1, 2, 3, 5, 7, 10, 100, 1_000, 1_000_000, 100_000_000, 1 << 20, 3 << 40, MAX_PRICE, MAX_PRICE - 1];
+        let mut ticks = vec![
+            1,
+            2,
+            3,
+            5,
+            7,
+            10,
+            100,
+            1_000,
+            1_000_000,
+            100_000_000,
+            1 << 20,
+            3 << 40,
+            3 << 60,
+            (1 << 61) + 1,
+            MAX_PRICE,
+            MAX_PRICE - 1,
+        ];
         ticks.extend((0..200).map(|_| 1 + (rnd() % (1 << (1 + rnd() % 40))) as i64));
         for tick in ticks {
             let d = TickDiv::new(tick);
@@ -848,6 +866,11 @@ mod tests {
                 }
             }
         }
-        assert_eq!(TickDiv::new(0).exact(100), None);
+        for tick in [0, -1, -100, i64::MIN] {
+            let d = TickDiv::new(tick);
+            for price in [1, 100, 1 << 40, MAX_PRICE] {
+                assert_eq!(d.exact(price), None, "tick {tick} refuses every price");
+            }
+        }
     }
 }

@@ -502,8 +502,10 @@ impl<S: Strategy> HotPath<S> {
         // the last depth event is pulled first.
         self.pull_if_stale(recv_ns, out);
         self.md.set_time(recv_ns);
-        // Which stream, asked once for the ticker check and touch-first.
-        let routed = route(frame);
+        // Which stream, asked once for the ticker check and touch-first
+        // (neither runs in backtests, where the split would be wasted).
+        let routed =
+            (self.touch_levels > 0 || self.md.ticker_check() != TickerCheck::Off).then(|| route(frame)).flatten();
         if routed.as_ref().is_some_and(|r| self.md.on_ticker_routed(r)) {
             self.after_ticker(recv_ns, out);
             return;

@@ -22,7 +22,7 @@
 //! (the ticker stream is real-time, depth is batched), so a few of the newest
 //! are held per book and compared when the book reaches their id; a ticker
 //! the synced book has already passed can never match and is skipped after
-//! reading only its `u` ([`MarketData::on_ticker_frame`]).
+//! reading only its `u` ([`MarketData::on_ticker_routed`]).
 
 use crate::hot::book::Book;
 use crate::hot::compact;

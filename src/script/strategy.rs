@@ -91,8 +91,10 @@ pub struct ScriptStrategy {
     state_epoch: u64,
     /// `on_fill!(f)`, compiled once.
     on_fill_call: rhai::AST,
-    /// `m`, updated in place per decision ([`MarketState::update`]).
-    m: MarketState,
+    /// `m`, updated in place per decision ([`MarketState::update`]); boxed
+    /// so a decision can hold it apart from `self` without copying it.
+    /// Always `Some` between decisions.
+    m: Option<Box<MarketState>>,
 }
 
 impl ScriptStrategy {
@@ -124,7 +126,7 @@ impl ScriptStrategy {
             levels: 1,
             reset: false,
             state_epoch: 0,
-            m: MarketState::default(),
+            m: Some(Box::default()),
         }
     }
 
@@ -370,12 +372,18 @@ impl ScriptStrategy {
     /// `m`): the fast form or the interpreter, with the same bookkeeping.
     /// A missing size defaults to `m.min_order_size`.
     pub fn decide_market(&mut self, m: MarketState) -> Decision {
+        self.decide_state(&m)
+    }
+
+    /// [`ScriptStrategy::decide_market`] on a state the caller keeps: the
+    /// 3.7 KB state is read in place, not copied per call.
+    fn decide_state(&mut self, m: &MarketState) -> Decision {
         let d = self.decide_once(m);
         self.stats.quoted += (!d.pull && (d.bid.is_some() || d.ask.is_some())) as u64;
         d
     }
 
-    fn decide_once(&mut self, m: MarketState) -> Decision {
+    fn decide_once(&mut self, m: &MarketState) -> Decision {
         self.stats.calls += 1;
         let pull = Decision { pull: true, ..Decision::default() };
         if self.fast_enabled {
@@ -389,15 +397,17 @@ impl ScriptStrategy {
             if let Ok(fast) = &self.script.fast {
                 let r = if fast.uses_state() {
                     let mut map = self.scope.get_mut("state").and_then(|d| d.write_lock::<rhai::Map>());
-                    fast.run_mirrored(&m, &mut self.frame, map.as_deref_mut(), self.state_epoch)
+                    fast.run_mirrored(m, &mut self.frame, map.as_deref_mut(), self.state_epoch)
                 } else {
-                    fast.run(&m, &mut self.frame)
+                    fast.run(m, &mut self.frame)
                 };
-                match r {
-                    Ok(Quoted::Quote(i)) => return self.checked(Some(i), &m),
-                    Ok(Quoted::NotAQuote) => return self.checked(None, &m),
+                // Read in place: an intent is ~450 bytes, and each move of
+                // it on the way out was a copy (a fifth of the call).
+                match &r {
+                    Ok(Quoted::Quote(i)) => return self.checked(Some(i), m),
+                    Ok(Quoted::NotAQuote) => return self.checked(None, m),
                     Err(fault) => {
-                        self.fault(&fault);
+                        self.fault(fault);
                         self.failed();
                         return pull;
                     }
@@ -410,30 +420,30 @@ impl ScriptStrategy {
     }
 
     /// One call in the interpreter, with the same bookkeeping.
-    fn interpreted(&mut self, m: MarketState) -> Decision {
+    fn interpreted(&mut self, m: &MarketState) -> Decision {
         self.sync_state();
         let pull = Decision { pull: true, ..Decision::default() };
-        let out = match self.eval_raw(m) {
+        let out = match self.eval_raw(*m) {
             Ok(v) => v,
             Err(e) => {
                 // Formatted only the first time its place and kind are seen.
-                let at = self.locate(&e, m);
+                let at = self.locate(&e, *m);
                 self.error(&e, at);
                 self.failed();
                 return pull;
             }
         };
         // Quotes set with bid()/ask()/pull() win over the return value.
-        let intent = output::take().or_else(|| output::intent_from(&out, &m, m.min_order_size));
-        self.checked(intent, &m)
+        let intent = output::take().or_else(|| output::intent_from(&out, m, m.min_order_size));
+        self.checked(intent.as_ref(), m)
     }
 
     /// The call went through: checks its output ([`output::check`], the
     /// same for both paths) and counts a bad one by kind.
-    fn checked(&mut self, intent: Option<Intent>, m: &MarketState) -> Decision {
+    fn checked(&mut self, intent: Option<&Intent>, m: &MarketState) -> Decision {
         self.failing = 0;
         let (d, bad) = match intent {
-            Some(i) => output::check(&i, m, self.levels),
+            Some(i) => output::check(i, m, self.levels),
             None => (Decision { pull: true, ..Decision::default() }, Some(BadOutput::NotAQuote)),
         };
         if let Some(kind) = bad {
@@ -525,15 +535,20 @@ impl Strategy for ScriptStrategy {
             return Decision { pull: true, ..Decision::default() };
         }
         // `m.min_order_size` is `params.min_order_size`: the default size.
-        self.m.update(input, self.script.needs);
+        // Taken out of `self` for the call (a pointer move), so the call
+        // reads it in place while the strategy's other fields change.
+        let Some(mut m) = self.m.take() else { return Decision { pull: true, ..Decision::default() } };
+        m.update(input, self.script.needs);
         if self.reload.as_mut().is_some_and(|r| r.sample_due()) {
             // The reload check runs new versions on these states: they may
             // read levels, trades or orders this version does not.
-            let mut all = self.m;
+            let mut all = *m;
             all.update(input, api::ScopeNeeds::ALL);
             self.sample = Some(all);
         }
-        self.decide_market(self.m)
+        let d = self.decide_state(&m);
+        self.m = Some(m);
+        d
     }
 
     fn on_fill(&mut self, fill: &StrategyFill) {

@@ -23,8 +23,10 @@ impl Book {
 
     /// True when at least `k` bids (k >= 1) are strictly better than
     /// `price`, the count carried on from the last call: the same answer
-    /// as [`Book::bid_beyond_top`] for prices read best-first, applied with
-    /// [`Book::apply_bid_counted`] in between.
+    /// as [`Book::bid_beyond_top`] when each call's price is strictly worse
+    /// than the last (touch-first refuses a side that is not), applied with
+    /// [`Book::apply_bid_counted`] in between, and no other change to the
+    /// book since [`Book::bid_count`].
     #[inline]
     pub fn bid_beyond(&self, c: &mut TopCount, price: Price, k: usize) -> bool {
         c.beyond(&self.bids, price.0, k)
@@ -33,7 +35,7 @@ impl Book {
     /// [`Book::bid_beyond`] for asks.
     #[inline]
     pub fn ask_beyond(&self, c: &mut TopCount, price: Price, k: usize) -> bool {
-        c.beyond(&self.asks, -price.0, k)
+        c.beyond(&self.asks, price.0.saturating_neg(), k)
     }
 
     /// [`Book::apply_bid`] of the level [`Book::bid_beyond`] was just asked
@@ -72,12 +74,23 @@ pub struct TopCount {
     /// The side's grid and window floor when `next` was found.
     tick: i64,
     lo: i64,
+    /// The last key asked about: each must be strictly worse (checked in
+    /// debug builds; a repeated price would be counted against itself).
+    #[cfg(debug_assertions)]
+    last_key: i64,
 }
 
 impl TopCount {
     #[inline]
     fn start(side: &Side) -> Self {
-        Self { next: (side.count > 0).then_some(side.best), counted: 0, tick: side.tick, lo: side.lo }
+        Self {
+            next: (side.count > 0).then_some(side.best),
+            counted: 0,
+            tick: side.tick,
+            lo: side.lo,
+            #[cfg(debug_assertions)]
+            last_key: i64::MAX,
+        }
     }
 
     /// Counts on to `key` (price x side sign); true once `k` (>= 1) levels
@@ -86,6 +99,12 @@ impl TopCount {
     fn beyond(&mut self, side: &Side, key: i64, k: usize) -> bool {
         if k == 0 {
             return false;
+        }
+        #[cfg(debug_assertions)]
+        {
+            debug_assert!(key < self.last_key, "TopCount asked about a price not strictly worse than the last");
+            debug_assert_eq!(self.tick, side.tick, "TopCount kept across a change of the side's grid");
+            self.last_key = key;
         }
         while self.counted < k {
             match self.next {
@@ -188,5 +207,13 @@ mod tests {
             }
         }
         assert!(checked > 20_000);
+        // A side never given a grid, then its first level; k = 0 never stops.
+        let mut b = Book::with_capacity(64);
+        let mut c = b.bid_count();
+        assert!(!b.bid_beyond(&mut c, Price(5_000), 0));
+        assert!(!b.bid_beyond(&mut c, Price(4_000), 1));
+        b.apply_bid_counted(l(4_000, 1), &mut c);
+        assert_eq!(b.bid_beyond(&mut c, Price(3_000), 1), b.bid_beyond_top(Price(3_000), 1));
+        assert!(b.bid_beyond(&mut c, Price(2_000), 1));
     }
 }
