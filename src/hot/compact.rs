@@ -20,7 +20,7 @@
 //! the live book check reads only `u` and the four top fields, and only `u`
 //! for a ticker the book has already passed.
 
-use crate::hot::fixed::{parse_fixed, parse_fixed_quoted, Price, Qty};
+use crate::hot::fixed::{parse_fixed, parse_fixed_quoted, parse_uint_prefix, Price, Qty};
 use crate::hot::msg::Level;
 
 /// Header fields of a diff read by [`read_diff`].
@@ -50,26 +50,13 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A non-negative integer of 1 to 19 digits (no leading '+', '-', '.', 'e').
+    /// A non-negative integer of 1 to 19 digits (no leading '+', '-', '.',
+    /// 'e', no leading zero), read with SWAR where 16 bytes follow.
     #[inline(always)]
     fn uint(&mut self) -> Option<u64> {
-        let start = self.i;
-        let mut v: u64 = 0;
-        while let Some(&b) = self.s.get(self.i) {
-            let d = b.wrapping_sub(b'0');
-            if d > 9 {
-                break;
-            }
-            // 19 digits always fit in u64; a 20th declines before it can overflow.
-            if self.i - start == 19 {
-                return None;
-            }
-            v = v * 10 + d as u64;
-            self.i += 1;
-        }
-        // JSON forbids leading zeros ("01"); decline rather than reinterpret.
-        let n = self.i - start;
-        (n > 0 && !(n > 1 && self.s[start] == b'0')).then_some(v)
+        let (v, n) = parse_uint_prefix(self.s.get(self.i..)?)?;
+        self.i += n;
+        Some(v)
     }
 
     /// A string without escapes: the bytes between the quotes. Keys,
