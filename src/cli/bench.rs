@@ -24,7 +24,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::feed::recording::{split_line, LineChunks, Piece};
+use crate::feed::recording::{lines, split_line, LineChunks, Piece};
 use crate::feed::{synthetic, synthetic_busy};
 use crate::hot::engine::{HotPath, HotStats};
 use crate::hot::parse::{classify_stream, split_combined, StreamKind};
@@ -248,7 +248,7 @@ pub fn load_profile_frames(files: &[PathBuf], events: usize, profile: Profile) -
             while let Some(piece) = chunks.next_piece() {
                 match piece {
                     Piece::Lines(buf) => {
-                        for raw in buf.split(|&b| b == b'\n') {
+                        for raw in lines(&buf) {
                             if let Some((ts, json)) = split_line(raw) {
                                 frames.push((ts as i64, json.to_vec()));
                             }

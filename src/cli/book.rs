@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::Context;
 
 use crate::config::Config;
-use crate::feed::recording::{split_line, LineChunks, Piece};
+use crate::feed::recording::{lines, split_line, LineChunks, Piece};
 use crate::hot::fixed::push_fixed;
 use crate::hot::market::{Event, MarketData};
 use crate::hot::msg::Level;
@@ -89,7 +89,7 @@ pub fn run(args: BookArgs) -> anyhow::Result<i32> {
     'pieces: while let Some(piece) = chunks.next_piece() {
         match piece {
             Piece::Lines(buf) => {
-                for raw in buf.split(|&b| b == b'\n') {
+                for raw in lines(&buf) {
                     if raw.is_empty() {
                         continue;
                     }
