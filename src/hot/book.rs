@@ -827,13 +827,8 @@ mod tests {
     /// range) on multiples, neighbours of multiples and arbitrary prices.
     #[test]
     fn tick_div_agrees_with_the_divide_instruction() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut rnd = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::hot::test_rng(0x9e37_79b9_7f4a_7c15);
+        let mut rnd = move || next(u64::MAX);
         let mut ticks = vec![
             1,
             2,

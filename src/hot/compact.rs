@@ -24,7 +24,7 @@ use crate::hot::fixed::{parse_fixed, parse_fixed_quoted, parse_uint_prefix, Pric
 use crate::hot::msg::Level;
 
 /// Header fields of a diff read by [`read_diff`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CompactDiff<'a> {
     pub event_time: u64,
     pub transact_time: u64,
@@ -177,8 +177,7 @@ impl<'a> Reader<'a> {
 pub fn read_diff<'a>(s: &'a [u8], bids: &mut Vec<Level>, asks: &mut Vec<Level>, max: usize) -> Option<CompactDiff<'a>> {
     let mut r = Reader { s, i: 0 };
     r.eat(b'{')?;
-    let mut d =
-        CompactDiff { event_time: 0, transact_time: 0, symbol: &[], first_id: 0, last_id: 0, prev_last_id: None };
+    let mut d = CompactDiff::default();
     // Bit per key seen: e E T s U u pu b a. A repeated key declines.
     let mut seen = 0u16;
     loop {
@@ -321,8 +320,7 @@ pub fn read_diff_head(s: &[u8]) -> Option<DiffHead<'_>> {
     }
     let mut r = Reader { s, i: 0 };
     r.eat(b'{')?;
-    let mut d =
-        CompactDiff { event_time: 0, transact_time: 0, symbol: &[], first_id: 0, last_id: 0, prev_last_id: None };
+    let mut d = CompactDiff::default();
     let (mut bids, mut asks) = ((0, 0), (0, 0));
     let mut seen = 0u16;
     loop {

@@ -580,13 +580,7 @@ mod tests {
     /// byte, at every distance from the end of the buffer.
     #[test]
     fn uint_prefix_matches_the_byte_loop() {
-        let mut seed = 0x853c_49e6_748f_ea9bu64;
-        let mut rnd = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut rnd = crate::hot::test_rng(0x853c_49e6_748f_ea9b);
         let after = [b',', b'}', b'"', b'.', b'-', b'e', b' ', b'/', b':', 0xFF, 0x00, b'a'];
         let mut checked = 0;
         for len in 0..=22usize {

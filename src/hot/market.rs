@@ -27,7 +27,7 @@
 use crate::hot::book::Book;
 use crate::hot::compact;
 use crate::hot::msg::{BookTicker, Level, Msg, Snapshot, Symbol, Trade};
-use crate::hot::parse::{route, ParseError, Parser, Routed, StreamKind};
+use crate::hot::parse::{ParseError, Parser, Routed, StreamKind};
 use crate::hot::sync::{Applied, SyncConfig, SyncLoss, SyncStats, SyncedBook};
 
 /// What to do with bookTickers whose `u` equals their book's update id.
@@ -568,9 +568,10 @@ impl MarketData {
         }
     }
 
-    /// The cheap live check of a bookTicker frame: a combined-stream
-    /// `<sym>@bookTicker` frame is read with the compact reader, only its `u`
-    /// at first. A ticker the synced book has passed is skipped there
+    /// The cheap live check of a bookTicker frame, `r` being the frame
+    /// split by [`crate::hot::parse::route`] (the hot path routes each frame once): a
+    /// `<sym>@bookTicker` payload is read with the compact reader, only its
+    /// `u` at first. A ticker the synced book has passed is skipped there
     /// ([`FeedStats::tickers_skipped`]); one at the book's id is compared now;
     /// one ahead of it is held until the book reaches its id. No
     /// [`Event::Ticker`] is produced (the hot path does not use them).
@@ -578,12 +579,6 @@ impl MarketData {
     /// Returns false, having done nothing, when the check is off or the
     /// frame is not a compact bookTicker frame: the caller then parses it
     /// fully (which also reports a malformed one).
-    #[inline]
-    pub fn on_ticker_frame(&mut self, frame: &[u8]) -> bool {
-        self.ticker_check != TickerCheck::Off && route(frame).is_some_and(|r| self.on_ticker_routed(&r))
-    }
-
-    /// [`MarketData::on_ticker_frame`] of a frame already routed.
     #[inline]
     pub fn on_ticker_routed(&mut self, r: &Routed<'_>) -> bool {
         if self.ticker_check == TickerCheck::Off || r.kind != StreamKind::BookTicker {
@@ -670,6 +665,14 @@ fn check_pending(pending: &mut Pending, update_id: u64, book: &Book, stats: &mut
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hot::parse::route;
+
+    impl MarketData {
+        /// [`MarketData::on_ticker_routed`] of a whole frame.
+        fn on_ticker_frame(&mut self, frame: &[u8]) -> bool {
+            route(frame).is_some_and(|r| self.on_ticker_routed(&r))
+        }
+    }
 
     fn diff(sym: &str, big_u: u64, u: u64, price: &str) -> String {
         format!(

@@ -17,3 +17,15 @@ pub mod parse;
 pub mod strategy;
 pub mod sync;
 pub mod touch;
+
+/// A seeded xorshift64 for the hot modules' randomized tests: the next
+/// value below `n` on each call (reproducible, no dependency).
+#[cfg(test)]
+pub(crate) fn test_rng(mut seed: u64) -> impl FnMut(u64) -> u64 {
+    move |n| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    }
+}

@@ -157,13 +157,7 @@ mod tests {
     /// slides up, and off-grid prices that re-grid the side.
     #[test]
     fn top_count_matches_a_fresh_walk_for_every_level() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut rnd = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut rnd = crate::hot::test_rng(0x2545_f491_4f6c_dd1d);
         let mut checked = 0;
         for round in 0..400 {
             // A 64-tick window: a price a few dozen ticks above the touch
