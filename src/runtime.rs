@@ -43,7 +43,6 @@ use crate::hot::book::TopOfBook;
 use crate::hot::engine::{ExecState, HotEvent, HotPath, StageSample};
 use crate::hot::fixed::{Price, Qty};
 use crate::hot::msg::{Level, Symbol, Trade};
-use crate::hot::parse::Parser;
 use crate::hot::strategy::StrategyParams;
 use crate::hot::strategy::{Decision, Explain};
 use crate::hot::strategy::{Strategy, StrategyFill};
@@ -426,10 +425,6 @@ struct HotSide<S: Strategy> {
     /// hot thread waiting, and the latest quote's sample, taken for it.
     paced: Option<PacedLatency>,
     sample: Option<StageSample>,
-    /// Warming on: the latest depth diff (up to [`warm::KEPT_FRAME`]
-    /// bytes) and a parser of its own, so the idle thread can run the parse
-    /// code again without touching the hot path's state.
-    warm_parse: Option<(Parser, Vec<u8>)>,
 }
 
 /// The sink for the hot path's events: market data to the exec thread,
@@ -466,10 +461,8 @@ impl<S: Strategy> HotSide<S> {
         self.warmer.on_frame(t_in);
         let mut out = emit(&self.market_tx, &self.quote_tx, &self.side.quotes, &mut self.last_quote, recv_ns);
         self.hot.on_frame(buf, recv_ns, t_in, &mut out);
-        if let Some((_, kept)) = self.warm_parse.as_mut() {
-            // After the quote is out: keep a small diff for idle warming.
-            warm::keep_diff(kept, buf);
-        }
+        // After the quote is out: keep a small diff for the rehearsal.
+        self.hot.keep_for_rehearsal(buf);
     }
 
     /// Idle work of a busy-polling hot thread, called only when the poll
@@ -487,10 +480,7 @@ impl<S: Strategy> HotSide<S> {
         // counters). The rings' head/tail and next slots would need a
         // method in src/ring.rs: crossbeam's queue does not expose them.
         let rings = self.market_tx.dropped().wrapping_add(self.quote_tx.dropped());
-        let mut sum = self.hot.warm().wrapping_add(rings);
-        if let Some((parser, kept)) = self.warm_parse.as_mut() {
-            sum = sum.wrapping_add(warm::parse_again(parser, kept));
-        }
+        let sum = self.hot.warm().wrapping_add(rings);
         self.warmer.warmed(now, sum);
     }
 
@@ -853,13 +843,11 @@ pub fn run_trading<S: Strategy + Send + 'static>(
                 frames_in: 0,
                 paced: None,
                 sample: None,
-                warm_parse: warm.is_on().then(|| {
-                    (
-                        Parser::new(hot_cfg.sizes.max_message_levels, warm::KEPT_FRAME),
-                        Vec::with_capacity(warm::KEPT_FRAME),
-                    )
-                }),
             };
+            if warm.is_on() {
+                // Warming rehearses the latest diff: its buffers, made now.
+                h.hot.enable_rehearsal();
+            }
             let mut errors = Vec::new();
             let mut link = None;
             let mut feed_report = None;

@@ -55,9 +55,14 @@ fn allocations_per_run<S: Strategy>(strategy: S) -> (u64, u64, HotPath<S>) {
                     quotes += 1;
                 }
             });
+            hot.keep_for_rehearsal(f);
+            hot.warm();
         }
     };
     let warm = frames.len() / 10;
+    // The warm thread's rehearsal runs after every frame: its buffers are
+    // made here, and it allocates nothing after.
+    hot.enable_rehearsal();
     run(&mut hot, 0..warm);
     ALLOCS.with(|a| a.set(0));
     COUNTING.with(|c| c.set(true));
@@ -71,6 +76,7 @@ fn hot_path_allocates_nothing_per_event() {
     let (allocs, quotes, hot) = allocations_per_run(NativeStrategy);
     assert!(quotes > 2_000, "only {quotes} quotes: the hot path did not run");
     assert!(hot.market().stats().rejected > 0 && hot.market().stats().trades > 0);
+    assert!(hot.rehearsals() > 1_000, "the rehearsal walked the book {} times", hot.rehearsals());
     assert_eq!(allocs, 0, "{allocs} allocations after warm-up");
 }
 

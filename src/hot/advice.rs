@@ -80,11 +80,17 @@ impl Advice {
     /// The advice as it stands at `now_ns`: itself, or neutral once expired.
     #[inline]
     pub fn at(&self, now_ns: i64) -> Advice {
-        if self.ttl_ns > 0 && now_ns.saturating_sub(self.received_ns) > self.ttl_ns {
+        if self.expired_at(now_ns) {
             Advice::neutral()
         } else {
             *self
         }
+    }
+
+    /// Whether its time to live has run out at `now_ns`.
+    #[inline]
+    pub fn expired_at(&self, now_ns: i64) -> bool {
+        self.ttl_ns > 0 && now_ns.saturating_sub(self.received_ns) > self.ttl_ns
     }
 
     /// The original tutorial's multipliers: spread narrow 0.7 / normal 1.0 /

@@ -36,7 +36,10 @@ use crate::hot::touch::SideOrders;
 use crate::stats::clock::Clock;
 use crate::stats::latency::{Stage, StageHistograms};
 
+mod rehearse;
 mod touch_first;
+
+pub use rehearse::KEPT_FRAME;
 
 /// Settings of the hot path.
 #[derive(Debug, Clone, Copy)]
@@ -210,6 +213,8 @@ pub struct HotPath<S: Strategy> {
     /// then left the frame to the whole-diff path: if that path cannot read
     /// the same diff, the book holds part of one and must resync.
     touch_dirty: bool,
+    /// The idle rehearsal's memory, when on ([`HotPath::enable_rehearsal`]).
+    rehearsal: Option<Box<rehearse::Rehearsal>>,
 }
 
 impl<S: Strategy> HotPath<S> {
@@ -260,6 +265,7 @@ impl<S: Strategy> HotPath<S> {
             diff_levels: 0,
             side_orders: SideOrders::default(),
             touch_dirty: false,
+            rehearsal: None,
             touch_levels: if cfg.touch_first { cfg.features.depth_levels.max(1) } else { 0 },
         }
     }
@@ -303,6 +309,17 @@ impl<S: Strategy> HotPath<S> {
         self.touch_levels
     }
 
+    /// The exchange filters quotes are held to on `book`: the configured
+    /// ones, with the book's learned tick when the config has none.
+    #[inline]
+    fn filters_for(&self, book: &Book) -> Filters {
+        let mut filters = self.cfg.filters;
+        if filters.tick_size.0 == 0 {
+            filters.tick_size = book.tick();
+        }
+        filters
+    }
+
     pub fn clock(&self) -> &Clock {
         &self.clock
     }
@@ -313,12 +330,20 @@ impl<S: Strategy> HotPath<S> {
 
     /// Keeps the hot path's memory in cache while no frame arrives (a
     /// dedicated core with `poll = "busy"`): reads the books near the touch
-    /// and the state the next quote uses. Changes nothing. Returns a
-    /// checksum so the reads are not optimised away.
+    /// and the state the next quote uses, and with the rehearsal on
+    /// ([`HotPath::enable_rehearsal`]) runs the latest diff again through
+    /// the code the next one will run. Changes nothing. Returns a checksum
+    /// so the reads are not optimised away.
     pub fn warm(&mut self) -> u64 {
         let mut sum = self.md.warm();
         sum = sum.wrapping_add(self.working.position.0 as u64);
         sum = sum.wrapping_add(self.features.trades().pushed());
+        // Taken out for the call (a pointer move), so it and `self` are
+        // borrowed apart.
+        if let Some(mut r) = self.rehearsal.take() {
+            sum = sum.wrapping_add(self.rehearse(&mut r));
+            self.rehearsal = Some(r);
+        }
         std::hint::black_box(sum)
     }
 
@@ -783,10 +808,7 @@ impl<S: Strategy> HotPath<S> {
         if !now_synced {
             self.features.reset_mid();
         }
-        let mut filters = self.cfg.filters;
-        if filters.tick_size.0 == 0 {
-            filters.tick_size = book.tick();
-        }
+        let filters = self.filters_for(book);
         let mut t_strategy = t_book;
         // The strategy call's time, for `after_call` once the quote is out.
         let mut decided = None;
@@ -800,17 +822,14 @@ impl<S: Strategy> HotPath<S> {
                     position: self.position,
                     advice,
                     params: &self.cfg.params,
-                    scope: MarketScope {
-                        book: Some(book),
-                        trades: Some(self.features.trades()),
-                        orders: Some(&self.working.orders),
-                        account: self.working.account,
-                        tick_size: filters.tick_size,
-                        step_size: filters.step_size,
-                        exchange_time_ns: self.exchange_ns,
-                        advice_expired: self.advice.ttl_ns > 0
-                            && recv_ns.saturating_sub(self.advice.received_ns) > self.advice.ttl_ns,
-                    },
+                    scope: scope_of(
+                        book,
+                        &self.features,
+                        &self.working,
+                        &filters,
+                        self.exchange_ns,
+                        self.advice.expired_at(recv_ns),
+                    ),
                 };
                 let decision = self.strategy.decide(&input);
                 t_strategy = self.clock.now();
@@ -852,6 +871,29 @@ impl<S: Strategy> HotPath<S> {
         if let Some(spent) = decided {
             self.strategy.after_call(spent, recv_ns);
         }
+    }
+}
+
+/// What a strategy sees of the market beyond its features (the decision
+/// and the idle rehearsal build it alike).
+#[inline(always)]
+fn scope_of<'a>(
+    book: &'a Book,
+    features: &'a FeatureState,
+    working: &'a ExecState,
+    filters: &Filters,
+    exchange_ns: i64,
+    advice_expired: bool,
+) -> MarketScope<'a> {
+    MarketScope {
+        book: Some(book),
+        trades: Some(features.trades()),
+        orders: Some(&working.orders),
+        account: working.account,
+        tick_size: filters.tick_size,
+        step_size: filters.step_size,
+        exchange_time_ns: exchange_ns,
+        advice_expired,
     }
 }
 

@@ -199,7 +199,9 @@ impl FeatureState {
     }
 
     /// Features of `book` after an event; `None` while a side is empty.
-    #[inline]
+    // Out of line: the idle rehearsal (`HotPath::warm`) runs this same
+    // code, so it is what is in cache when a diff comes.
+    #[inline(never)]
     pub fn on_book(&mut self, book: &Book, now_ns: i64, update_id: u64) -> Option<Features> {
         let (bb, ba) = (book.best_bid()?, book.best_ask()?);
         let (bp, ap) = (bb.price.to_f64(), ba.price.to_f64());

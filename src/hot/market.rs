@@ -347,7 +347,9 @@ impl MarketData {
     /// `symbol`'s top as it is now. Changes nothing: the caller then
     /// finishes the diff before quoting, and the check made when the diff
     /// is applied decides (the top read so far could be the inexact one).
-    #[inline]
+    // Out of line: the idle rehearsal (`HotPath::warm`) runs this same
+    // code, so it is what is in cache when a diff comes.
+    #[inline(never)]
     pub fn ticker_disagrees(&self, symbol: Symbol, update_id: u64) -> bool {
         if self.ticker_check == TickerCheck::Off {
             return false;

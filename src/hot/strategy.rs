@@ -220,6 +220,16 @@ pub trait Strategy {
     fn after_call(&mut self, elapsed_ns: u64, now_ns: i64) {
         let _ = (elapsed_ns, now_ns);
     }
+    /// A decision made only to keep the strategy's code and state in cache
+    /// while the hot thread is idle (the warm thread's rehearsal,
+    /// [`crate::hot::engine::HotPath::warm`]); its result is thrown away.
+    /// It must change nothing a later [`Strategy::decide`] sees. `None`:
+    /// this strategy does not rehearse (the default; a script's state and
+    /// counters would move).
+    #[inline]
+    fn rehearse(&mut self, _input: &StrategyInput<'_>) -> Option<Decision> {
+        None
+    }
     /// One own fill, told before the next decision (in the order they
     /// happened). Runs on the hot thread: no allocation, no blocking.
     fn on_fill(&mut self, _fill: &StrategyFill) {}
@@ -286,7 +296,15 @@ impl Strategy for NativeStrategy {
         0
     }
 
+    /// It keeps no state: a decision changes nothing.
     #[inline]
+    fn rehearse(&mut self, input: &StrategyInput<'_>) -> Option<Decision> {
+        Some(self.decide(input))
+    }
+
+    // Out of line: the idle rehearsal (`HotPath::warm`) runs this same
+    // code, so it is what is in cache when a diff comes.
+    #[inline(never)]
     fn decide(&mut self, input: &StrategyInput<'_>) -> Decision {
         let f = input.features;
         let p = input.params;

@@ -211,7 +211,8 @@ fn order_of(s: &[u8], (lo, hi): (usize, usize), bids: bool) -> Option<(Order, bo
 }
 
 /// Reads one side from its best end, applying each level until one can no
-/// longer reach the top `k`. `None`: malformed or not sorted.
+/// longer reach the top `k`. `None`: malformed or not sorted, or (`mode`
+/// [`TouchMode::Rehearse`]) a level the book does not already hold.
 #[inline(always)]
 fn read_side(
     s: &[u8],
@@ -220,6 +221,7 @@ fn read_side(
     book: &mut Book,
     k: usize,
     known: Option<bool>,
+    mode: TouchMode,
 ) -> Option<SideRead> {
     if range.0 == range.1 {
         return Some(SideRead { order_best_first: known.unwrap_or(true), order_found: false, applied: 0, stop: None });
@@ -245,6 +247,12 @@ fn read_side(
             read.stop = Some(l.price);
             return Some(read);
         }
+        if mode == TouchMode::Rehearse {
+            let held = if bids { book.bid_qty_at(l.price) } else { book.ask_qty_at(l.price) };
+            if held != l.qty {
+                return None;
+            }
+        }
         if bids {
             book.apply_bid_counted(l, &mut top);
         } else {
@@ -255,20 +263,40 @@ fn read_side(
     Some(read)
 }
 
+/// What [`apply_touch`] is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TouchMode {
+    /// A diff being quoted on: its near-touch levels go into the book.
+    Apply,
+    /// A rehearsal while idle (the warm hot thread,
+    /// [`crate::hot::engine::HotPath::warm`]): the latest diff read again
+    /// through this same code, so that code and the book's memory near the
+    /// touch are in cache when the next diff comes. It changes nothing: a
+    /// level is applied only when the book already holds exactly its
+    /// quantity at its price (an update to the same quantity, or a removal
+    /// of an absent price), and the first level that is not so ends the
+    /// read (`None`).
+    Rehearse,
+}
+
 /// Applies the levels of the diff `payload` (whose header and arrays `head`
 /// located) that can reach the top `k` of `book`, best first. `None` when a
 /// side is malformed or unsorted: then some levels may have been applied,
 /// and the caller must apply the whole diff before reading the book.
-#[inline]
+///
+/// Kept out of line: the idle rehearsal ([`TouchMode::Rehearse`]) warms
+/// the very instructions a diff runs, not a copy inlined elsewhere.
+#[inline(never)]
 pub fn apply_touch(
     payload: &[u8],
     head: &DiffHead<'_>,
     book: &mut Book,
     k: usize,
     orders: SideOrders,
+    mode: TouchMode,
 ) -> Option<TouchRead> {
-    let bids = read_side(payload, head.bids, true, book, k, orders.bids)?;
-    let asks = read_side(payload, head.asks, false, book, k, orders.asks)?;
+    let bids = read_side(payload, head.bids, true, book, k, orders.bids, mode)?;
+    let asks = read_side(payload, head.asks, false, book, k, orders.asks, mode)?;
     Some(TouchRead { bids, asks })
 }
 
@@ -322,7 +350,7 @@ mod tests {
             frame(&[(1000, 5), (999, 0), (990, 2), (950, 1), (900, 3)], &[(1001, 0), (1003, 7), (1030, 1), (1100, 2)]);
         let head = read_diff_head(f.as_bytes()).unwrap();
         let mut b = book();
-        let read = apply_touch(f.as_bytes(), &head, &mut b, 5, SideOrders::default()).unwrap();
+        let read = apply_touch(f.as_bytes(), &head, &mut b, 5, SideOrders::default(), TouchMode::Apply).unwrap();
         // 999 removed: the fifth best is then 995, better than 990.
         assert_eq!((read.bids.applied, read.asks.applied), (2, 2));
         assert_eq!(read.bids.stop, Some(lv(990, 0).price));
@@ -341,7 +369,7 @@ mod tests {
         let f = frame(&[(900, 3), (950, 1), (990, 2), (999, 0), (1000, 5)], &[(1001, 0), (1003, 7)]);
         let head = read_diff_head(f.as_bytes()).unwrap();
         let mut b = book();
-        let read = apply_touch(f.as_bytes(), &head, &mut b, 5, SideOrders::default()).unwrap();
+        let read = apply_touch(f.as_bytes(), &head, &mut b, 5, SideOrders::default(), TouchMode::Apply).unwrap();
         assert!(!read.bids.order_best_first);
         assert_eq!(read.bids.applied, 2);
         let quoted = top(&b, 5);
@@ -354,15 +382,47 @@ mod tests {
     fn an_unsorted_side_declines_and_a_bad_tail_is_caught() {
         let f = frame(&[(1000, 5), (1002, 1), (990, 2)], &[]);
         let head = read_diff_head(f.as_bytes()).unwrap();
-        assert!(apply_touch(f.as_bytes(), &head, &mut book(), 5, SideOrders::default()).is_none());
+        assert!(apply_touch(f.as_bytes(), &head, &mut book(), 5, SideOrders::default(), TouchMode::Apply).is_none());
         // Sorted where read, but a level past the stop is better than it.
         let f = frame(&[(1000, 5), (950, 1), (999, 0), (940, 1)], &[]);
         let head = read_diff_head(f.as_bytes()).unwrap();
-        let read = apply_touch(f.as_bytes(), &head, &mut book(), 5, SideOrders::default()).unwrap();
+        let read = apply_touch(f.as_bytes(), &head, &mut book(), 5, SideOrders::default(), TouchMode::Apply).unwrap();
         assert_eq!(read.bids.stop, Some(lv(950, 0).price));
         let (mut bids, mut asks) = (Vec::new(), Vec::new());
         read_diff(f.as_bytes(), &mut bids, &mut asks, 1000).unwrap();
         assert!(!read.tail_is_beyond(&bids, &asks));
+    }
+
+    #[test]
+    fn a_rehearsal_applies_only_what_the_book_already_holds() {
+        let all = |b: &Book| (b.bids().collect::<Vec<_>>(), b.asks().collect::<Vec<_>>(), b.dropped_levels());
+        let f =
+            frame(&[(1000, 5), (999, 0), (990, 2), (950, 1), (900, 3)], &[(1001, 0), (1003, 7), (1030, 1), (1100, 2)]);
+        let head = read_diff_head(f.as_bytes()).unwrap();
+        // The book the diff left: every level read again is a no-op.
+        let mut b = book();
+        full(&mut b, &f);
+        let before = all(&b);
+        let applied = apply_touch(f.as_bytes(), &head, &mut b, 5, SideOrders::default(), TouchMode::Apply);
+        let mut again = book();
+        full(&mut again, &f);
+        let rehearsed =
+            apply_touch(f.as_bytes(), &head, &mut again, 5, SideOrders::default(), TouchMode::Rehearse).unwrap();
+        assert_eq!(all(&again), before, "nothing moved");
+        assert_eq!(Some(rehearsed), applied, "the same walk");
+        // A book the diff has not reached (1000 holds 1, the diff says 5):
+        // the walk ends at that level, and nothing moves.
+        let mut behind = book();
+        let before = all(&behind);
+        assert!(apply_touch(f.as_bytes(), &head, &mut behind, 5, SideOrders::default(), TouchMode::Rehearse).is_none());
+        assert_eq!(all(&behind), before);
+        // Only the second level differs (999 is in the book, the diff
+        // removes it): the first is read, the walk ends at the second.
+        let mut b = book();
+        b.apply_bid(lv(1000, 5));
+        let before = all(&b);
+        assert!(apply_touch(f.as_bytes(), &head, &mut b, 5, SideOrders::default(), TouchMode::Rehearse).is_none());
+        assert_eq!(all(&b), before);
     }
 
     #[test]
@@ -372,7 +432,7 @@ mod tests {
             let mut f = good.clone().into_bytes();
             f[cut] = b'x';
             if let Some(head) = read_diff_head(&f) {
-                let _ = apply_touch(&f, &head, &mut book(), 5, SideOrders::default());
+                let _ = apply_touch(&f, &head, &mut book(), 5, SideOrders::default(), TouchMode::Apply);
             }
             let _ = read_diff_head(&good.as_bytes()[..cut]);
         }

@@ -1,8 +1,10 @@
 //! The warm hot thread ([`Warmer`]): with `[feed] poll = "busy"` on a
 //! dedicated core, the hot thread re-reads the memory the next frame will
-//! use (the books near the touch, the strategy's state: `HotPath::warm`)
-//! every `[feed] warm_every_us` while nothing arrives, so that frame finds
-//! it in cache.
+//! use (the books near the touch, the strategy's state) and rehearses the
+//! latest depth diff through the code the next one will run, changing
+//! nothing (`HotPath::warm`, `HotPath::enable_rehearsal`), every
+//! `[feed] warm_every_us` while nothing arrives, so that frame finds it in
+//! cache.
 //!
 //! Why: at Binance's cadence (a diff every 100 ms) a thread that only spins
 //! on an empty socket keeps its own loop in cache and lets everything else
@@ -14,46 +16,13 @@
 //! * it runs only when the poll found nothing (a turn that read no frame,
 //!   or a paced replay whose next frame is not yet due);
 //! * one warming is bounded: `HotPath::warm` reads a fixed amount of memory
-//!   (no loops over the data's size), and nothing here allocates, locks or
-//!   blocks;
+//!   and rehearses one diff of at most `hot::engine::KEPT_FRAME` bytes, and
+//!   nothing here allocates, locks or blocks;
 //! * a frame resets the period: caches are warm right after one.
 
 use std::time::Duration;
 
-use crate::hot::parse::{classify_stream, split_combined, Parser, StreamKind};
 use crate::stats::clock::Clock;
-
-/// Largest depth diff kept to be parsed again while idle (bytes, ~150
-/// levels): one warming parse then stays around a microsecond, and larger
-/// diffs run the same code.
-pub(crate) const KEPT_FRAME: usize = 4096;
-
-/// Keeps `frame` in `kept` if it is a depth diff of at most [`KEPT_FRAME`]
-/// bytes (the previous one stays otherwise). `kept` has that capacity: no
-/// allocation.
-#[inline]
-pub(crate) fn keep_diff(kept: &mut Vec<u8>, frame: &[u8]) {
-    if frame.len() > KEPT_FRAME.min(kept.capacity()) {
-        return;
-    }
-    let Some((name, _)) = split_combined(frame) else { return };
-    if classify_stream(name).0 == StreamKind::Diff {
-        kept.clear();
-        kept.extend_from_slice(frame);
-    }
-}
-
-/// Parses the kept diff with the warming parser (its own buffers: the hot
-/// path's state is not touched), so the parse code and its tables are in
-/// cache when the next diff comes. Returns a checksum.
-#[inline]
-pub(crate) fn parse_again(parser: &mut Parser, kept: &[u8]) -> u64 {
-    if kept.is_empty() {
-        return 0;
-    }
-    let ok = parser.parse(kept).is_ok() as u64;
-    ok.wrapping_add(parser.bids().len() as u64).wrapping_add(parser.asks().len() as u64)
-}
 
 /// When the idle hot thread warms next, and how often it did.
 #[derive(Debug, Clone, Copy)]
@@ -105,25 +74,6 @@ impl Warmer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_small_diffs_are_kept_and_parse_again_the_same() {
-        let mut kept = Vec::with_capacity(KEPT_FRAME);
-        let diff = br#"{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":5,"u":6,"b":[["100.5","1.0"]],"a":[["101.0","2.0"],["102","0"]]}}"#;
-        let ticker =
-            br#"{"stream":"btcusdt@bookTicker","data":{"u":7,"s":"BTCUSDT","b":"100.5","B":"1","a":"101","A":"2"}}"#;
-        keep_diff(&mut kept, diff);
-        keep_diff(&mut kept, ticker);
-        assert_eq!(kept, diff.to_vec(), "tickers are not kept");
-        let mut big = diff.to_vec();
-        big.resize(KEPT_FRAME + 1, b' ');
-        keep_diff(&mut kept, &big);
-        assert_eq!(kept, diff.to_vec(), "a diff over the limit is not kept");
-        let mut parser = Parser::new(5000, KEPT_FRAME);
-        assert_eq!(parse_again(&mut parser, &kept), 1 + 1 + 2);
-        assert_eq!(parse_again(&mut parser, &[]), 0);
-        assert_eq!(kept.capacity(), KEPT_FRAME, "no growth");
-    }
 
     #[test]
     fn off_is_never_due_and_a_frame_restarts_the_period() {

@@ -6,12 +6,12 @@
 //! common path (parse, apply, decide) reads on its own.
 
 use super::{HotEvent, HotPath, Ticks};
-use crate::hot::compact;
+use crate::hot::compact::{self, DiffHead};
 use crate::hot::msg::{DepthDiff, Msg, Symbol};
 use crate::hot::parse::{Routed, StreamKind};
 use crate::hot::strategy::{Strategy, DECISION_DEPTH};
 use crate::hot::sync::SyncLoss;
-use crate::hot::touch::{self, TouchRead};
+use crate::hot::touch::{self, TouchMode, TouchRead};
 
 impl<S: Strategy> HotPath<S> {
     /// The payload of `frame` (`routed`: its stream, if combined) if it is
@@ -24,6 +24,41 @@ impl<S: Strategy> HotPath<S> {
                 .then_some((r.payload, traded)),
             None => frame.starts_with(b"{\"e\":\"depthUpdate\"").then_some((frame, traded)),
         }
+    }
+
+    /// The header of `frame` (`routed`: its stream, if combined) if it is
+    /// a diff of the traded symbol that the strict reader reads: its
+    /// payload, symbol, located header and ids.
+    // Out of line: the idle rehearsal (`HotPath::warm`) runs this same
+    // code, so it is what is in cache when a diff comes.
+    #[inline(never)]
+    pub(super) fn traded_head<'f>(
+        &self,
+        frame: &'f [u8],
+        routed: Option<&Routed<'f>>,
+    ) -> Option<(&'f [u8], Symbol, DiffHead<'f>, DepthDiff)> {
+        let (payload, symbol) = self.traded_diff(frame, routed)?;
+        let head = compact::read_diff_head(payload)?;
+        if !symbol.as_str().as_bytes().eq_ignore_ascii_case(head.diff.symbol) {
+            return None;
+        }
+        let time = |v: u64| v.min(i64::MAX as u64) as i64;
+        let diff = DepthDiff {
+            symbol,
+            event_time: time(head.diff.event_time),
+            transact_time: time(head.diff.transact_time),
+            first_id: head.diff.first_id,
+            last_id: head.diff.last_id,
+            prev_last_id: head.diff.prev_last_id,
+        };
+        Some((payload, symbol, head, diff))
+    }
+
+    /// Levels a side touch-first keeps exact before the quote: what the
+    /// features read, or what the strategy reads if deeper.
+    #[inline(always)]
+    pub(super) fn touch_k(&self) -> usize {
+        self.touch_levels.max(self.strategy.book_depth().min(DECISION_DEPTH))
     }
 
     /// Touch-first apply of a diff of the traded book (see
@@ -40,22 +75,8 @@ impl<S: Strategy> HotPath<S> {
         t_in: u64,
         out: &mut impl FnMut(HotEvent<'_>),
     ) -> bool {
-        let Some((payload, symbol)) = self.traded_diff(frame, routed) else { return false };
-        let Some(head) = compact::read_diff_head(payload) else { return false };
-        if !symbol.as_str().as_bytes().eq_ignore_ascii_case(head.diff.symbol) {
-            return false;
-        }
-        let time = |v: u64| v.min(i64::MAX as u64) as i64;
-        let diff = DepthDiff {
-            symbol,
-            event_time: time(head.diff.event_time),
-            transact_time: time(head.diff.transact_time),
-            first_id: head.diff.first_id,
-            last_id: head.diff.last_id,
-            prev_last_id: head.diff.prev_last_id,
-        };
-        // What the features read, or what the strategy reads if deeper.
-        let k = self.touch_levels.max(self.strategy.book_depth().min(DECISION_DEPTH));
+        let Some((payload, symbol, head, diff)) = self.traded_head(frame, routed) else { return false };
+        let k = self.touch_k();
         let Some(synced) = self.md.book_mut(symbol) else { return false };
         synced.set_time(recv_ns);
         if !synced.would_apply(&diff) {
@@ -65,7 +86,7 @@ impl<S: Strategy> HotPath<S> {
         // From here levels may be in the book: a decline leaves the frame
         // to the whole-diff path, which must read this same diff.
         self.touch_dirty = true;
-        let read = touch::apply_touch(payload, &head, synced.touch_book(), k, self.side_orders);
+        let read = touch::apply_touch(payload, &head, synced.touch_book(), k, self.side_orders, TouchMode::Apply);
         let crossed = synced.book().is_crossed();
         let Some(read) = read else {
             self.stats.touch_declined += 1;

@@ -343,7 +343,9 @@ impl SyncedBook {
 
     /// Whether `diff` is the next event of a synced book: [`Self::on_diff`]
     /// would apply it now. Touch-first apply asks before reading a level.
-    #[inline]
+    // Out of line: the idle rehearsal (`HotPath::warm`) runs this same
+    // code, so it is what is in cache when a diff comes.
+    #[inline(never)]
     pub fn would_apply(&self, diff: &DepthDiff) -> bool {
         if diff.first_id > diff.last_id || diff.prev_last_id.is_some_and(|pu| pu > diff.last_id) {
             return false;
