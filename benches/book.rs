@@ -16,6 +16,12 @@
 //!   fields read and compared with the book (they agree);
 //! * `ahead_u`: check on, `u` ahead of the book (tickers arrive before the
 //!   diff that reaches them): read and held until the book gets there.
+//!
+//! And (group `idle_warm`) one warming of an idle hot thread
+//! (`HotPath::warm`) on a BTCUSDT-shaped book after its stream: the reads
+//! alone, and with the rehearsal of the latest diff
+//! (`HotPath::enable_rehearsal`). Cache-warm figures: what one warming costs
+//! a frame that arrives during it.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -243,5 +249,24 @@ fn bench_ticker(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_apply, bench_ticker);
+fn bench_warm(c: &mut Criterion) {
+    let mut g = c.benchmark_group("idle_warm");
+    let stream = mmbot::feed::synthetic_busy::busy_frames(2_000, 7);
+    for (name, rehearse) in [("reads_only", false), ("with_rehearsal", true)] {
+        let mut hot = HotPath::new(HotConfig::default(), NativeStrategy, Clock::instant());
+        if rehearse {
+            hot.enable_rehearsal();
+        }
+        for (ts, f) in &stream.frames {
+            hot.on_frame(f, *ts, 0, &mut |_| {});
+            hot.keep_for_rehearsal(f);
+        }
+        let before = hot.rehearsed_levels();
+        g.bench_function(name, |b| b.iter(|| black_box(hot.warm())));
+        assert_eq!(hot.rehearsed_levels() > before, rehearse, "{name}: the rehearsal must walk the book");
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_apply, bench_ticker, bench_warm);
 criterion_main!(benches);

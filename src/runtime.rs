@@ -468,8 +468,9 @@ impl<S: Strategy> HotSide<S> {
     /// Idle work of a busy-polling hot thread, called only when the poll
     /// found no frame: once a period (`[feed] warm_every_us`) has passed
     /// since the latest frame or warming, re-reads what the next frame will
-    /// use. Bounded: `HotPath::warm` reads a fixed amount of memory near the
-    /// touch.
+    /// use and rehearses the latest diff (`HotPath::warm`). Bounded: a fixed
+    /// amount of memory near the touch, and one diff of at most
+    /// `hot::engine::KEPT_FRAME` bytes.
     #[inline]
     fn warm_if_due(&mut self) {
         let now = self.hot.clock().now();

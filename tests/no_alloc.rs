@@ -76,7 +76,7 @@ fn hot_path_allocates_nothing_per_event() {
     let (allocs, quotes, hot) = allocations_per_run(NativeStrategy);
     assert!(quotes > 2_000, "only {quotes} quotes: the hot path did not run");
     assert!(hot.market().stats().rejected > 0 && hot.market().stats().trades > 0);
-    assert!(hot.rehearsals() > 1_000, "the rehearsal walked the book {} times", hot.rehearsals());
+    assert!(hot.rehearsed_levels() > 1_000, "{} levels rehearsed", hot.rehearsed_levels());
     assert_eq!(allocs, 0, "{allocs} allocations after warm-up");
 }
 

@@ -148,7 +148,11 @@ impl Guard {
     }
 
     /// Turns a decision into a quote that is safe to send.
+    ///
+    /// Out of line: the idle rehearsal (`HotPath::warm`) runs this same
+    /// code, so it is what is in cache when a diff comes.
     #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
     pub fn check(
         &mut self,
         symbol: Symbol,

@@ -282,7 +282,9 @@ pub enum TouchMode {
 /// Applies the levels of the diff `payload` (whose header and arrays `head`
 /// located) that can reach the top `k` of `book`, best first. `None` when a
 /// side is malformed or unsorted: then some levels may have been applied,
-/// and the caller must apply the whole diff before reading the book.
+/// and the caller must apply the whole diff before reading the book. In
+/// [`TouchMode::Rehearse`] also `None` at the first level the book does not
+/// already hold; nothing has moved then.
 ///
 /// Kept out of line: the idle rehearsal ([`TouchMode::Rehearse`]) warms
 /// the very instructions a diff runs, not a copy inlined elsewhere.

@@ -191,6 +191,12 @@ impl<S: Strategy> Strategy for TradeFrom<S> {
         d
     }
 
+    /// The inner strategy's rehearsal (its result is thrown away, so the
+    /// start time does not matter).
+    fn rehearse(&mut self, input: &StrategyInput<'_>) -> Option<Decision> {
+        self.inner.rehearse(input)
+    }
+
     fn on_fill(&mut self, fill: &crate::hot::strategy::StrategyFill) {
         self.inner.on_fill(fill);
     }

@@ -13,33 +13,37 @@
 //! instructions the next diff runs is what keeps them warm.
 //!
 //! How it changes nothing:
-//! * the kept diff's header goes through the same reader and sequence test
-//!   (which says no: the book has passed it);
-//! * only when the traded book is synced and still exactly at the kept
-//!   diff's last update id (nothing has moved it since), its near-touch
-//!   levels go through touch-first's walk in [`TouchMode::Rehearse`]: a
-//!   level is applied only when the book already holds exactly its
-//!   quantity (a Binance level is absolute, so the diff that set it is the
-//!   one read again), and the first one that is not so ends the walk;
+//! * the kept diff (the latest small diff of the traded book) goes through
+//!   the same header reader and sequence test, which only read;
+//! * its near-touch levels go through touch-first's walk in
+//!   [`TouchMode::Rehearse`], which applies a level only when the book
+//!   already holds exactly its quantity at its price (an update to the same
+//!   quantity, or the removal of an absent price: nothing moves) and ends
+//!   at the first level that is not so. That check is the guarantee. The
+//!   walk is only tried while the book is synced at the kept diff's last
+//!   update id, where (a Binance level being absolute) every level the diff
+//!   set still holds;
 //! * the features and the guard run on copies made for the rehearsal, and
 //!   the strategy only through [`Strategy::rehearse`] (native: stateless;
-//!   scripts do not rehearse);
+//!   scripts do not rehearse); while quoting is paused the strategy is not
+//!   asked, as on the real path;
 //! * nothing goes out: no event, no histogram, no counter but its own.
 //!
 //! Bounded: one kept diff of at most [`KEPT_FRAME`] bytes, the top `k`
-//! levels a side, one decision. No allocation after
+//! levels a side, one decision (`cargo bench --bench book -- idle_warm`
+//! measures one warming). No allocation after
 //! [`HotPath::enable_rehearsal`].
 
 use super::{scope_of, HotPath};
 use crate::hot::features::FeatureState;
 use crate::hot::guard::{BookHealth, Guard};
-use crate::hot::parse::{route, Parser, StreamKind};
+use crate::hot::parse::{route, Parser};
 use crate::hot::strategy::{Strategy, StrategyInput};
 use crate::hot::touch::{self, TouchMode};
 
-/// Largest depth diff kept to be rehearsed (bytes, ~150 levels): one
-/// rehearsal then stays around a microsecond, and larger diffs run the same
-/// code.
+/// Largest depth diff kept to be rehearsed (bytes, ~150 levels): the
+/// rehearsal stays short (the whole-diff parse it includes grows with the
+/// diff), and larger diffs run the same code.
 pub const KEPT_FRAME: usize = 4096;
 
 /// The rehearsal's own memory, made once at start-up.
@@ -52,8 +56,9 @@ pub(super) struct Rehearsal {
     /// Copies the features and the guard run on.
     features: FeatureState,
     guard: Guard,
-    /// Rehearsals that walked the traded book's near-touch levels.
-    walks: u64,
+    /// Levels the rehearsals read again into the traded book (each a
+    /// no-op).
+    levels: u64,
 }
 
 impl Rehearsal {
@@ -63,23 +68,16 @@ impl Rehearsal {
             parser: Parser::new(max_levels, KEPT_FRAME),
             features,
             guard,
-            walks: 0,
+            levels: 0,
         }
     }
 
-    /// Keeps `frame` if it is a depth diff of at most [`KEPT_FRAME`] bytes
-    /// (the previous one stays otherwise). No allocation: `kept` has that
-    /// capacity.
+    /// Keeps `frame` (a diff of the traded book, checked by the caller) if
+    /// it is at most [`KEPT_FRAME`] bytes (the previous one stays
+    /// otherwise). No allocation: `kept` has that capacity.
     #[inline]
-    pub(super) fn keep(&mut self, frame: &[u8]) {
-        if frame.len() > KEPT_FRAME.min(self.kept.capacity()) {
-            return;
-        }
-        let diff = match route(frame) {
-            Some(r) => r.kind == StreamKind::Diff,
-            None => frame.starts_with(b"{\"e\":\"depthUpdate\""),
-        };
-        if diff {
+    fn keep(&mut self, frame: &[u8]) {
+        if frame.len() <= KEPT_FRAME.min(self.kept.capacity()) {
             self.kept.clear();
             self.kept.extend_from_slice(frame);
         }
@@ -110,17 +108,26 @@ impl<S: Strategy> HotPath<S> {
     }
 
     /// After a frame is handled: keeps it for the rehearsal if it is a
-    /// small depth diff. Nothing when the rehearsal is off.
+    /// small depth diff of the traded book (a diff of another symbol would
+    /// warm nothing the next quote uses). Nothing when the rehearsal is off.
     #[inline]
     pub fn keep_for_rehearsal(&mut self, frame: &[u8]) {
-        if let Some(r) = self.rehearsal.as_mut() {
-            r.keep(frame);
+        if self.rehearsal.is_none() || frame.len() > KEPT_FRAME {
+            return;
+        }
+        let routed = route(frame);
+        if self.traded_diff(frame, routed.as_ref()).is_some() {
+            if let Some(r) = self.rehearsal.as_mut() {
+                r.keep(frame);
+            }
         }
     }
 
-    /// Rehearsals that walked the traded book's near-touch levels so far.
-    pub fn rehearsals(&self) -> u64 {
-        self.rehearsal.as_ref().map_or(0, |r| r.walks)
+    /// Levels the rehearsals have read again into the traded book so far
+    /// (each a no-op): zero when it is off, or never found the book where
+    /// the kept diff left it.
+    pub fn rehearsed_levels(&self) -> u64 {
+        self.rehearsal.as_ref().map_or(0, |r| r.levels)
     }
 
     /// One rehearsal (see the module doc). Returns a checksum, so that
@@ -132,7 +139,7 @@ impl<S: Strategy> HotPath<S> {
         let Some((payload, symbol, head, diff)) = self.traded_head(kept, routed.as_ref()) else { return sum };
         let k = self.touch_k();
         let Some(synced) = self.md.book_mut(symbol) else { return sum };
-        // Run for its code: the book has passed the kept diff, so no.
+        // Run for its code (it only reads).
         sum = sum.wrapping_add(synced.would_apply(&diff) as u64);
         if !synced.is_synced() {
             return sum;
@@ -142,7 +149,7 @@ impl<S: Strategy> HotPath<S> {
         if self.touch_levels > 0 && synced.update_id() == diff.last_id {
             let book = synced.touch_book();
             if let Some(read) = touch::apply_touch(payload, &head, book, k, self.side_orders, TouchMode::Rehearse) {
-                r.walks += 1;
+                r.levels += read.applied() as u64;
                 sum = sum.wrapping_add(read.applied() as u64);
             }
         }
@@ -166,6 +173,9 @@ impl<S: Strategy> HotPath<S> {
                 self.advice.expired_at(now_ns),
             ),
         };
+        if self.paused {
+            return sum;
+        }
         let Some(decision) = self.strategy.rehearse(&input) else { return sum };
         let health = BookHealth { synced: true, crossed: book.is_crossed(), last_depth_ns: self.last_depth_ns };
         r.guard.clone_from(&self.guard);
@@ -178,28 +188,36 @@ impl<S: Strategy> HotPath<S> {
 mod tests {
     use super::*;
     use crate::hot::engine::HotConfig;
+    use crate::hot::msg::Symbol;
     use crate::hot::strategy::NativeStrategy;
     use crate::stats::clock::Clock;
 
     #[test]
-    fn only_small_diffs_are_kept_and_parse_again_the_same() {
-        let hot = HotPath::new(HotConfig::default(), NativeStrategy, Clock::instant());
-        let mut r = Rehearsal::new(5000, hot.features, hot.guard.clone());
+    fn only_small_diffs_of_the_traded_book_are_kept_and_parse_again_the_same() {
+        let cfg = HotConfig { symbol: Some(Symbol::new(b"BTCUSDT")), ..HotConfig::default() };
+        let mut hot = HotPath::new(cfg, NativeStrategy, Clock::instant());
+        hot.keep_for_rehearsal(b"{}");
+        assert!(hot.rehearsal.is_none(), "off until enabled");
+        hot.enable_rehearsal();
+        let kept = |hot: &HotPath<NativeStrategy>| hot.rehearsal.as_ref().unwrap().kept.clone();
         let diff = br#"{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":5,"u":6,"b":[["100.5","1.0"]],"a":[["101.0","2.0"],["102","0"]]}}"#;
         let ticker =
             br#"{"stream":"btcusdt@bookTicker","data":{"u":7,"s":"BTCUSDT","b":"100.5","B":"1","a":"101","A":"2"}}"#;
-        assert_eq!(r.parse_again(), 0, "nothing kept yet");
-        r.keep(diff);
-        r.keep(ticker);
-        assert_eq!(r.kept, diff.to_vec(), "tickers are not kept");
+        let other = br#"{"stream":"ethusdt@depth@100ms","data":{"e":"depthUpdate","E":1,"s":"ETHUSDT","U":5,"u":6,"b":[],"a":[]}}"#;
+        assert_eq!(hot.rehearsal.as_mut().unwrap().parse_again(), 0, "nothing kept yet");
+        hot.keep_for_rehearsal(diff);
+        hot.keep_for_rehearsal(ticker);
+        hot.keep_for_rehearsal(other);
+        assert_eq!(kept(&hot), diff.to_vec(), "tickers and other books' diffs are not kept");
         let mut big = diff.to_vec();
         big.resize(KEPT_FRAME + 1, b' ');
-        r.keep(&big);
-        assert_eq!(r.kept, diff.to_vec(), "a diff over the limit is not kept");
+        hot.keep_for_rehearsal(&big);
+        assert_eq!(kept(&hot), diff.to_vec(), "a diff over the limit is not kept");
         let raw = br#"{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":7,"u":8,"b":[],"a":[]}"#;
-        r.keep(raw);
-        assert_eq!(r.kept, raw.to_vec(), "a diff outside a combined stream is kept");
-        r.keep(diff);
+        hot.keep_for_rehearsal(raw);
+        assert_eq!(kept(&hot), raw.to_vec(), "a diff outside a combined stream is kept");
+        hot.keep_for_rehearsal(diff);
+        let r = hot.rehearsal.as_mut().unwrap();
         assert_eq!(r.parse_again(), 1 + 1 + 2);
         assert_eq!(r.kept.capacity(), KEPT_FRAME, "no growth");
     }

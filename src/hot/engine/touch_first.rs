@@ -17,7 +17,7 @@ impl<S: Strategy> HotPath<S> {
     /// The payload of `frame` (`routed`: its stream, if combined) if it is
     /// a diff of the traded symbol.
     #[inline(always)]
-    fn traded_diff<'f>(&self, frame: &'f [u8], routed: Option<&Routed<'f>>) -> Option<(&'f [u8], Symbol)> {
+    pub(super) fn traded_diff<'f>(&self, frame: &'f [u8], routed: Option<&Routed<'f>>) -> Option<(&'f [u8], Symbol)> {
         let traded = self.traded?;
         match routed {
             Some(r) => (r.kind == StreamKind::Diff && traded.as_str().as_bytes().eq_ignore_ascii_case(r.symbol))
