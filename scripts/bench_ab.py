@@ -10,7 +10,8 @@ builds are only comparable when their runs alternate. Usage:
 
 Columns: tick_to_quote p50/p99, the header ("parse, depth frames only") and
 book stage p50, the strategy stage p50, the rest-of-diff read and apply per
-level (ns), the whole-diff-first baseline p50 and, with --script, the first
+level (ns), the whole-diff-first baseline p50, the serde_json parse
+baseline p50 and, with --script, the first
 script's strategy stage and its tick_to_quote over native (p50).
 """
 import json
@@ -27,6 +28,7 @@ COLUMNS = [
     ("read_lvl", lambda d: d["per_level_ns"]["parse"]["p50"]),
     ("apply_lvl", lambda d: d["per_level_ns"]["apply"]["p50"]),
     ("whole_t2q", lambda d: d["baselines"]["whole_diff_tick_to_quote"]["p50"]),
+    ("serde", lambda d: d["baselines"]["serde_json_f64_parse"]["p50"]),
     ("script_strategy", lambda d: d["scripts"][0]["latency_ns"]["strategy"]["p50"] if d.get("scripts") else 0),
     ("script_over_native", lambda d: d["scripts"][0]["latency_ns"]["tick_to_quote"]["p50"]
      - d["latency_ns"]["tick_to_quote"]["p50"] if d.get("scripts") else 0),

@@ -22,9 +22,11 @@ pub struct WarmConfig {
 
 impl WarmConfig {
     /// The default period with `poll = "busy"`: short against the 50-100 ms
-    /// between diffs (caches stay warm), long against one warming (one to
-    /// two microseconds on a BTCUSDT-shaped book, `cargo bench --bench book
-    /// -- idle_warm`), so a frame rarely arrives during one.
+    /// between diffs (caches stay warm), long against one warming (about
+    /// 2.5 us on a BTCUSDT-shaped book, 0.5 us of it the rehearsal's walk,
+    /// features, strategy and guard, the rest its whole parse of the kept
+    /// diff: `cargo bench --bench book -- idle_warm`), so a frame finds the
+    /// thread mid-warming about one time in twenty and waits at most that.
     pub const BUSY_DEFAULT_US: i64 = 50;
     /// The longest period allowed: Binance's diff cadence (100 ms, FACTS.md
     /// §1.1); warming less often than frames arrive does nothing.

@@ -29,9 +29,7 @@ impl<S: Strategy> HotPath<S> {
     /// The header of `frame` (`routed`: its stream, if combined) if it is
     /// a diff of the traded symbol that the strict reader reads: its
     /// payload, symbol, located header and ids.
-    // Out of line: the idle rehearsal (`HotPath::warm`) runs this same
-    // code, so it is what is in cache when a diff comes.
-    #[inline(never)]
+    #[inline(always)]
     pub(super) fn traded_head<'f>(
         &self,
         frame: &'f [u8],
