@@ -36,6 +36,31 @@ use crate::hot::touch::SideOrders;
 use crate::stats::clock::Clock;
 use crate::stats::latency::{Stage, StageHistograms};
 
+/// The [`StrategyInput`] of a decision on `$book` at `$now_ns` with
+/// features `$f` (the decision and the idle rehearsal build it alike). A
+/// macro, not a method: it borrows `$hot`'s fields apart, so the strategy
+/// can still be borrowed mutably to decide on it.
+macro_rules! strategy_input {
+    ($hot:ident, $f:expr, $book:expr, $filters:expr, $now_ns:expr) => {
+        StrategyInput {
+            features: $f,
+            position: $hot.position,
+            advice: $hot.advice.at($now_ns),
+            params: &$hot.cfg.params,
+            scope: MarketScope {
+                book: Some($book),
+                trades: Some($hot.features.trades()),
+                orders: Some(&$hot.working.orders),
+                account: $hot.working.account,
+                tick_size: $filters.tick_size,
+                step_size: $filters.step_size,
+                exchange_time_ns: $hot.exchange_ns,
+                advice_expired: $hot.advice.expired_at($now_ns),
+            },
+        }
+    };
+}
+
 mod rehearse;
 mod touch_first;
 
@@ -816,21 +841,7 @@ impl<S: Strategy> HotPath<S> {
             Some(_) if self.paused => Quote::pulled(symbol, recv_ns, update_id),
             Some(f) => {
                 self.last_features = Some(f);
-                let advice = self.advice.at(recv_ns);
-                let input = StrategyInput {
-                    features: &f,
-                    position: self.position,
-                    advice,
-                    params: &self.cfg.params,
-                    scope: scope_of(
-                        book,
-                        &self.features,
-                        &self.working,
-                        &filters,
-                        self.exchange_ns,
-                        self.advice.expired_at(recv_ns),
-                    ),
-                };
+                let input = strategy_input!(self, &f, book, filters, recv_ns);
                 let decision = self.strategy.decide(&input);
                 t_strategy = self.clock.now();
                 decided = Some(self.clock.ns(t_book, t_strategy));
@@ -871,29 +882,6 @@ impl<S: Strategy> HotPath<S> {
         if let Some(spent) = decided {
             self.strategy.after_call(spent, recv_ns);
         }
-    }
-}
-
-/// What a strategy sees of the market beyond its features (the decision
-/// and the idle rehearsal build it alike).
-#[inline(always)]
-fn scope_of<'a>(
-    book: &'a Book,
-    features: &'a FeatureState,
-    working: &'a ExecState,
-    filters: &Filters,
-    exchange_ns: i64,
-    advice_expired: bool,
-) -> MarketScope<'a> {
-    MarketScope {
-        book: Some(book),
-        trades: Some(features.trades()),
-        orders: Some(&working.orders),
-        account: working.account,
-        tick_size: filters.tick_size,
-        step_size: filters.step_size,
-        exchange_time_ns: exchange_ns,
-        advice_expired,
     }
 }
 

@@ -34,11 +34,11 @@
 //! measures one warming). No allocation after
 //! [`HotPath::enable_rehearsal`].
 
-use super::{scope_of, HotPath};
+use super::HotPath;
 use crate::hot::features::FeatureState;
 use crate::hot::guard::{BookHealth, Guard};
 use crate::hot::parse::{route, Parser};
-use crate::hot::strategy::{Strategy, StrategyInput};
+use crate::hot::strategy::{MarketScope, Strategy, StrategyInput};
 use crate::hot::touch::{self, TouchMode};
 
 /// Largest depth diff kept to be rehearsed (bytes, ~150 levels): the
@@ -159,23 +159,10 @@ impl<S: Strategy> HotPath<S> {
         r.features = self.features;
         let Some(f) = r.features.on_book(book, now_ns, diff.last_id) else { return sum };
         let filters = self.filters_for(book);
-        let input = StrategyInput {
-            features: &f,
-            position: self.position,
-            advice: self.advice.at(now_ns),
-            params: &self.cfg.params,
-            scope: scope_of(
-                book,
-                &self.features,
-                &self.working,
-                &filters,
-                self.exchange_ns,
-                self.advice.expired_at(now_ns),
-            ),
-        };
         if self.paused {
             return sum;
         }
+        let input = strategy_input!(self, &f, book, filters, now_ns);
         let Some(decision) = self.strategy.rehearse(&input) else { return sum };
         let health = BookHealth { synced: true, crossed: book.is_crossed(), last_depth_ns: self.last_depth_ns };
         r.guard.clone_from(&self.guard);
