@@ -9,7 +9,6 @@
 mod common;
 
 use mmbot::exec::Quote;
-use mmbot::feed::recording::split_line;
 use mmbot::feed::synthetic_busy::busy_frames;
 use mmbot::hot::book::TopOfBook;
 use mmbot::hot::engine::{HotConfig, HotEvent, HotPath, HotStats};
@@ -150,17 +149,13 @@ fn rehearsing_changes_nothing(name: &str, frames: &[(i64, Vec<u8>)], cfg: HotCon
     levels
 }
 
-fn timed_lines(lines: &[Vec<u8>], max: usize) -> Vec<(i64, Vec<u8>)> {
-    lines.iter().take(max).filter_map(|l| split_line(l).map(|(ts, json)| (ts as i64, json.to_vec()))).collect()
-}
-
 #[test]
 fn rehearsing_real_captures_changes_nothing() {
     let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sample_spot_btcusdt.rec");
     let mut files = vec![sample];
     files.extend(common::recordings("rehearsing_real_captures_changes_nothing").unwrap_or_default());
     for path in &files {
-        let frames = timed_lines(&common::lines(path), usize::MAX);
+        let frames = common::timed_lines(&common::lines(path), usize::MAX);
         for touch_first in [true, false] {
             let cfg = HotConfig { touch_first, ..HotConfig::default() };
             let levels = rehearsing_changes_nothing(&path.display().to_string(), &frames, cfg);
@@ -178,7 +173,7 @@ fn rehearsing_the_busy_usdm_capture_changes_nothing() {
         return;
     }
     // USD-M sends bids worst-first: the walk reads them from the end.
-    let frames = timed_lines(&common::lines(&path), 20_000);
+    let frames = common::timed_lines(&common::lines(&path), 20_000);
     let levels = rehearsing_changes_nothing("busy ETHUSDT capture", &frames, HotConfig::default());
     assert!(levels > 1_000, "{levels} levels rehearsed");
 }

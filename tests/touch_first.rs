@@ -9,7 +9,6 @@
 mod common;
 
 use mmbot::exec::Quote;
-use mmbot::feed::recording::split_line;
 use mmbot::feed::synthetic_busy::busy_frames;
 use mmbot::hot::engine::{HotConfig, HotEvent, HotPath, HotStats};
 use mmbot::hot::msg::Level;
@@ -88,16 +87,12 @@ fn same_as_reference(name: &str, frames: &[(i64, Vec<u8>)]) -> HotStats {
     touch.stats
 }
 
-fn timed_lines(lines: &[Vec<u8>], max: usize) -> Vec<(i64, Vec<u8>)> {
-    lines.iter().take(max).filter_map(|l| split_line(l).map(|(ts, json)| (ts as i64, json.to_vec()))).collect()
-}
-
 #[test]
 fn real_captures_quote_exactly_as_the_whole_diff_path() {
     let Some(files) = common::recordings("real_captures_quote_exactly_as_the_whole_diff_path") else { return };
     let mut touched = 0;
     for path in &files {
-        let frames = timed_lines(&common::lines(path), usize::MAX);
+        let frames = common::timed_lines(&common::lines(path), usize::MAX);
         let stats = same_as_reference(&path.display().to_string(), &frames);
         touched += stats.touch_first;
     }
@@ -112,7 +107,7 @@ fn the_busy_usdm_capture_quotes_exactly_as_the_whole_diff_path() {
         return;
     }
     // USD-M sends bids worst-first: they are read from the end.
-    let frames = timed_lines(&common::lines(&path), 30_000);
+    let frames = common::timed_lines(&common::lines(&path), 30_000);
     let stats = same_as_reference("busy ETHUSDT capture", &frames);
     assert!(stats.touch_first > 1_000, "{stats:?}");
     assert_eq!(stats.touch_declined, 0, "{stats:?}");
@@ -233,7 +228,7 @@ fn corrupt_far_levels_make_the_book_resync_and_pull_the_quote() {
 #[test]
 fn the_projects_own_spot_sample_quotes_exactly_as_the_whole_diff_path() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sample_spot_btcusdt.rec");
-    let frames = timed_lines(&common::lines(&path), usize::MAX);
+    let frames = common::timed_lines(&common::lines(&path), usize::MAX);
     let stats = same_as_reference("sample_spot_btcusdt.rec", &frames);
     assert!(stats.touch_first > 0, "{stats:?}");
     // As `run` and `replay` configure it: the traded symbol named.

@@ -42,6 +42,15 @@ pub fn lines(path: &Path) -> Vec<Vec<u8>> {
     text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| l.to_vec()).collect()
 }
 
+/// The first `max` lines of a recording as (receive time ns, frame).
+pub fn timed_lines(lines: &[Vec<u8>], max: usize) -> Vec<(i64, Vec<u8>)> {
+    lines
+        .iter()
+        .take(max)
+        .filter_map(|l| mmbot::feed::recording::split_line(l).map(|(ts, json)| (ts as i64, json.to_vec())))
+        .collect()
+}
+
 /// A fresh temporary directory for one test.
 pub fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("mmbot-test-{}-{name}", std::process::id()));
