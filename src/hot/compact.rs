@@ -16,12 +16,18 @@
 //! simd-json parse, which produces the error. A differential test holds the
 //! two paths to the same result on real and mutated frames.
 //!
+//! Levels are read with SSE on x86-64 ([`simd`]: both numbers of a level
+//! at once), byte by byte elsewhere and wherever the SSE read declines.
+//!
 //! The same reader serves bookTickers ([`read_ticker`], [`ticker_update_id`]):
 //! the live book check reads only `u` and the four top fields, and only `u`
 //! for a ticker the book has already passed.
 
 use crate::hot::fixed::{parse_fixed, parse_fixed_quoted, parse_uint_prefix, Price, Qty};
 use crate::hot::msg::Level;
+
+#[cfg(all(target_arch = "x86_64", target_feature = "ssse3", target_feature = "sse4.1"))]
+mod simd;
 
 /// Header fields of a diff read by [`read_diff`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -90,6 +96,23 @@ impl<'a> Reader<'a> {
         Some(v)
     }
 
+    /// One level `["p","q"]`: with SSE where it takes it (see [`simd`]),
+    /// else byte by byte.
+    #[inline(always)]
+    fn level(&mut self) -> Option<(i64, i64)> {
+        #[cfg(all(target_arch = "x86_64", target_feature = "ssse3", target_feature = "sse4.1"))]
+        if let Some((p, q, len)) = self.s.get(self.i..).and_then(simd::level) {
+            self.i += len;
+            return Some((p, q));
+        }
+        self.eat(b'[')?;
+        let p = self.number()?;
+        self.eat(b',')?;
+        let q = self.number()?;
+        self.eat(b']')?;
+        Some((p, q))
+    }
+
     /// `[["p","q"],...]` into `out`; declines on any irregularity.
     #[inline(always)]
     fn levels(&mut self, out: &mut Vec<Level>, max: usize) -> Option<()> {
@@ -99,11 +122,7 @@ impl<'a> Reader<'a> {
             return Some(());
         }
         loop {
-            self.eat(b'[')?;
-            let p = self.number()?;
-            self.eat(b',')?;
-            let q = self.number()?;
-            self.eat(b']')?;
+            let (p, q) = self.level()?;
             if out.len() == max {
                 return None; // the full parser reports TooManyLevels
             }
