@@ -20,8 +20,8 @@
 
 use core::arch::x86_64::{
     __m128i, _mm_add_epi8, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_cvtsi128_si64, _mm_madd_epi16, _mm_maddubs_epi16,
-    _mm_movemask_epi8, _mm_or_si128, _mm_packus_epi32, _mm_set1_epi16, _mm_set1_epi32, _mm_set1_epi8,
-    _mm_setr_epi8, _mm_setzero_si128, _mm_shuffle_epi8, _mm_sub_epi8, _mm_subs_epu8,
+    _mm_movemask_epi8, _mm_or_si128, _mm_packus_epi32, _mm_set1_epi16, _mm_set1_epi32, _mm_set1_epi8, _mm_setr_epi8,
+    _mm_setzero_si128, _mm_shuffle_epi8, _mm_sub_epi8, _mm_subs_epu8,
 };
 
 use crate::hot::fixed::SCALE;
@@ -54,7 +54,8 @@ fn decimal(s: &[u8], at: usize, n: usize) -> Option<i64> {
     let dots = bytes_equal(v, b'.') & ((1u32 << n) - 1);
     // k integer digits, f decimals (0: no '.'); a second '.' is a
     // non-digit among the decimals and fails the digit test below.
-    let (k, f) = if dots == 0 { (n, 0) } else { (dots.trailing_zeros() as usize, n - dots.trailing_zeros() as usize - 1) };
+    let (k, f) =
+        if dots == 0 { (n, 0) } else { (dots.trailing_zeros() as usize, n - dots.trailing_zeros() as usize - 1) };
     if k == 0 || k > 8 || f > 8 || (dots != 0 && f == 0) {
         return None;
     }
@@ -88,7 +89,6 @@ fn decimal(s: &[u8], at: usize, n: usize) -> Option<i64> {
     // int < 1e8, so int * 1e8 + frac < 1e16 fits.
     Some(((both & 0xFFFF_FFFF) * SCALE as u64 + (both >> 32)) as i64)
 }
-
 
 /// The level `["P","Q"]` at the start of `s`: its price, quantity and
 /// length in bytes (through the closing `]`), or `None` where the scalar
@@ -173,17 +173,17 @@ mod tests {
     #[test]
     fn declines_what_it_does_not_read_and_what_is_wrong() {
         for (p, q) in [
-            ("123456789.5", "1"),   // 9 integer digits: the scalar reader's
-            ("12345678.12345678", "1"), // 17 bytes: the scalar reader's
-            ("1.123456789", "1"),   // 9 decimals: an error, the scalar reader's
-            ("1.", "1"),            // no decimals
-            (".5", "1"),            // no integer digits
-            ("1.2.3", "1"),         // two points
-            ("1e5", "1"),           // exponent
-            ("-1", "1"),            // sign
-            ("", "1"),              // empty
-            ("1", " 1"),            // blank
-            ("1\\", "1"),           // escape
+            ("123456789.5", "1"),                                // 9 integer digits: the scalar reader's
+            ("12345678.12345678", "1"),                          // 17 bytes: the scalar reader's
+            ("1.123456789", "1"),                                // 9 decimals: an error, the scalar reader's
+            ("1.", "1"),                                         // no decimals
+            (".5", "1"),                                         // no integer digits
+            ("1.2.3", "1"),                                      // two points
+            ("1e5", "1"),                                        // exponent
+            ("-1", "1"),                                         // sign
+            ("", "1"),                                           // empty
+            ("1", " 1"),                                         // blank
+            ("1\\", "1"),                                        // escape
             ("61837.63000000", "3.788260000000000000000000000"), // past 48 bytes
         ] {
             assert!(agrees(p.as_bytes(), q.as_bytes(), TAIL).is_none(), "{p} {q} should be declined");
@@ -194,7 +194,14 @@ mod tests {
         assert!(level(&frame(b"1.5", b"2", b"]],\"a\":[]}")).is_none());
         assert!(level(&frame(b"1.5", b"2", b"]],\"a\":[[\"2.5\",\"1\"]]}")).is_some());
         // Not the level's own shape.
-        for bad in [&b"[\"1\" ,\"2\"]"[..], b"[\"1\",\"2\" ]", b"{\"1\",\"2\"]", b"[\"1\",\"2\"}", b"[\"1\";\"2\"]", b"[[\"1\",\"2\"]"] {
+        for bad in [
+            &b"[\"1\" ,\"2\"]"[..],
+            b"[\"1\",\"2\" ]",
+            b"{\"1\",\"2\"]",
+            b"[\"1\",\"2\"}",
+            b"[\"1\";\"2\"]",
+            b"[[\"1\",\"2\"]",
+        ] {
             let f = [bad, TAIL].concat();
             assert!(level(&f).is_none(), "{}", String::from_utf8_lossy(&f));
         }
