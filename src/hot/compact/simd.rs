@@ -2,7 +2,7 @@
 //! `.cargo/config.toml` asks for on x86-64: every x86-64 CPU since 2009).
 //!
 //! The decimals are most of a diff's read: the scalar SWAR conversion costs
-//! about 6 to 7 ns a string, 40 strings in a 20-level diff. Here one level's
+//! about 4 to 7 ns a string, 40 strings in a 20-level diff. Here one level's
 //! four quotes come from two 16-byte compares, so each number's length is
 //! known before it is read and the two conversions run side by side; each
 //! conversion packs its digits with one shuffle (the integer part
@@ -13,10 +13,10 @@
 //! It accepts a strict subset of what the scalar reader accepts, with the
 //! same values: exactly `["P","Q"]` where each number has 1 to 8 integer
 //! digits and, after a '.', 1 to 8 decimals, 16 bytes at most (spot's
-//! longest, 7 digits and 8 decimals, included), and 32 bytes (48 for a level
-//! longer than 31, and 16 from each number's start) are readable. Anything else, including every error, is
-//! declined and the scalar reader decides (tests below and
-//! `tests/compact_differential.rs`).
+//! longest, 7 digits and 8 decimals, included), with 32 bytes readable from
+//! the `[` (48 for a level longer than 31) and 16 from each number's start.
+//! Anything else, including every error, is declined and the scalar reader
+//! decides (tests below and `tests/compact_differential.rs`).
 
 use core::arch::x86_64::{
     __m128i, _mm_add_epi8, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_cvtsi128_si64, _mm_madd_epi16, _mm_maddubs_epi16,
