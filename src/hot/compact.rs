@@ -27,7 +27,7 @@ use crate::hot::fixed::{parse_fixed, parse_fixed_quoted, parse_uint_prefix, Pric
 use crate::hot::msg::Level;
 
 #[cfg(all(target_arch = "x86_64", target_feature = "ssse3", target_feature = "sse4.1"))]
-mod simd;
+pub(crate) mod simd;
 
 /// Header fields of a diff read by [`read_diff`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
