@@ -27,7 +27,22 @@ use crate::hot::fixed::{parse_fixed, parse_fixed_quoted, parse_uint_prefix, Pric
 use crate::hot::msg::Level;
 
 #[cfg(all(target_arch = "x86_64", target_feature = "ssse3", target_feature = "sse4.1"))]
-pub(crate) mod simd;
+mod simd;
+
+/// The level `["P","Q"]` at the start of `s` read with SSE ([`simd`]):
+/// price, quantity and length through its `]`. `None` where the build has
+/// no SSE reader or the level is outside its narrow shape: then read it
+/// byte by byte, which decides (same values and length wherever both read).
+#[inline(always)]
+pub(crate) fn level_sse(s: &[u8]) -> Option<(i64, i64, usize)> {
+    #[cfg(all(target_arch = "x86_64", target_feature = "ssse3", target_feature = "sse4.1"))]
+    return simd::level(s);
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "ssse3", target_feature = "sse4.1")))]
+    {
+        let _ = s;
+        None
+    }
+}
 
 /// Header fields of a diff read by [`read_diff`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -100,8 +115,7 @@ impl<'a> Reader<'a> {
     /// else byte by byte.
     #[inline(always)]
     fn level(&mut self) -> Option<(i64, i64)> {
-        #[cfg(all(target_arch = "x86_64", target_feature = "ssse3", target_feature = "sse4.1"))]
-        if let Some((p, q, len)) = self.s.get(self.i..).and_then(simd::level) {
+        if let Some((p, q, len)) = self.s.get(self.i..).and_then(level_sse) {
             self.i += len;
             return Some((p, q));
         }

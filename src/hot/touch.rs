@@ -128,8 +128,7 @@ fn level_at(s: &[u8], at: usize) -> Option<(Level, usize)> {
     let rest = s.get(at..)?;
     // With SSE where it takes the level (the same values and length as
     // below, which decides everything else).
-    #[cfg(all(target_arch = "x86_64", target_feature = "ssse3", target_feature = "sse4.1"))]
-    if let Some((price, qty, len)) = crate::hot::compact::simd::level(rest) {
+    if let Some((price, qty, len)) = crate::hot::compact::level_sse(rest) {
         return Some((Level { price: Price(price), qty: Qty(qty) }, at + len));
     }
     let body = rest.strip_prefix(b"[\"")?;

@@ -94,7 +94,7 @@ fn decimal(s: &[u8], at: usize, n: usize) -> Option<i64> {
 /// length in bytes (through the closing `]`), or `None` where the scalar
 /// reader must decide.
 #[inline(always)]
-pub(crate) fn level(s: &[u8]) -> Option<(i64, i64, usize)> {
+pub(super) fn level(s: &[u8]) -> Option<(i64, i64, usize)> {
     let mut quotes = u64::from(bytes_equal(load(s, 0)?, b'"')) | u64::from(bytes_equal(load(s, 16)?, b'"')) << 16;
     // A level is at most 39 bytes (16-byte numbers); most fit in 32.
     if quotes.count_ones() < 4 {
