@@ -58,7 +58,7 @@ use crate::ring::{ring, Consumer, Producer};
 pub use api::MarketState;
 pub use budget::ScriptBudget;
 pub use compiled::{compile, compile_file, interpret, CompiledScript};
-pub use fast::{FastQuote, Fault, NotCompiled, Quoted};
+pub use fast::{FastQuote, Fault, NotCompiled, Outcome, Quoted};
 pub use output::{check, intent_from, same_decision, same_intent, BadOutput, Intent};
 pub use strategy::{ScriptStats, ScriptStrategy, REVERT_AFTER};
 

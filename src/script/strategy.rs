@@ -12,7 +12,7 @@ use crate::ring::Producer;
 use crate::script::budget::{Budget, BudgetEvent, BudgetMode};
 use crate::script::{
     api, compile_file, engine, fast, health, output, reload, state, BadOutput, CompiledScript, Intent, MarketState,
-    Params, Quoted, ScriptBudget, ScriptError, ScriptLimits, ScriptLine,
+    Outcome, Params, ScriptBudget, ScriptError, ScriptLimits, ScriptLine,
 };
 
 /// Consecutive runtime errors after which a reloaded version is reverted.
@@ -399,20 +399,26 @@ impl ScriptStrategy {
                     let mut map = self.scope.get_mut("state").and_then(|d| d.write_lock::<rhai::Map>());
                     fast.run_mirrored(m, &mut self.frame, map.as_deref_mut(), self.state_epoch)
                 } else {
-                    fast.run(m, &mut self.frame)
+                    fast.run_in_place(m, &mut self.frame)
                 };
-                // Read in place: an intent is ~450 bytes, and each move of
-                // it on the way out was a copy (perf: a fifth of the samples).
-                match &r {
-                    Ok(Quoted::Quote(i)) => return self.checked(Some(i), m),
-                    Ok(Quoted::NotAQuote) => return self.checked(None, m),
+                // The intent is read where the call left it, in the frame:
+                // it is ~450 bytes, and each move of it on the way out was a
+                // copy (perf: a fifth of the samples).
+                match r {
+                    Ok(Outcome::Quote) => {
+                        let mut bad = None;
+                        let d = output::check(self.frame.intent(), m, self.levels, &mut bad);
+                        self.count_bad(bad);
+                        return d;
+                    }
+                    Ok(Outcome::NotAQuote) => return self.checked(None, m),
                     Err(fault) => {
-                        self.fault(fault);
+                        self.fault(&fault);
                         self.failed();
                         return pull;
                     }
                     // Near the operation cap: this call is the interpreter's.
-                    Ok(Quoted::Interpret) => {}
+                    Ok(Outcome::Interpret) => {}
                 }
             }
         }
@@ -441,17 +447,27 @@ impl ScriptStrategy {
     /// The call went through: checks its output ([`output::check`], the
     /// same for both paths) and counts a bad one by kind.
     fn checked(&mut self, intent: Option<&Intent>, m: &MarketState) -> Decision {
-        self.failing = 0;
-        let (d, bad) = match intent {
-            Some(i) => output::check(i, m, self.levels),
-            None => (Decision { pull: true, ..Decision::default() }, Some(BadOutput::NotAQuote)),
+        let mut bad = Some(BadOutput::NotAQuote);
+        let d = match intent {
+            Some(i) => {
+                bad = None;
+                output::check(i, m, self.levels, &mut bad)
+            }
+            None => Decision { pull: true, ..Decision::default() },
         };
+        self.count_bad(bad);
+        d
+    }
+
+    /// [`ScriptStrategy::checked`]'s bookkeeping, after the check.
+    #[inline]
+    fn count_bad(&mut self, bad: Option<BadOutput>) {
+        self.failing = 0;
         if let Some(kind) = bad {
             self.stats.bad_by_kind[kind.index()] += 1;
             self.stats.bad_outputs += kind.pulls() as u64;
             self.health.on_event(health::EventKind::BadOutput, self.script.hash, kind.index() as u64, "");
         }
-        d
     }
 
     /// Counts a runtime error in the table (a new place and kind formats

@@ -55,12 +55,15 @@
 //!   Call-depth, variable-count, string and map caps are checked too.
 
 use rhai::{
-    ASTFlags, ASTNode, BinaryExpr, Dynamic, Engine, EvalAltResult, Expr, FlowControl, FnAccess, FnCallExpr, Ident,
-    ImmutableString, OpAssignment, Position, Scope, Stmt, Token, AST,
+    ASTFlags, ASTNode, BinaryExpr, Dynamic, Engine, Expr, FlowControl, FnAccess, FnCallExpr, Ident, ImmutableString,
+    OpAssignment, Position, Scope, Stmt, Token, AST,
 };
 
 use crate::script::api::{market_fields, MarketState};
 use crate::script::output::Intent;
+
+pub use fault::Fault;
+use fault::FaultKind;
 
 /// Bound on the Rhai operations one AST node of the accepted subset can
 /// count (a statement or expression counts one, a call or a property read
@@ -103,6 +106,12 @@ pub struct Frame {
     s: [StrVal; STRS],
     /// `state` values kept between calls ([`state::Mirror`]).
     mirror: state::Mirror,
+    /// The last call's `state` writes ([`state::Writes`]), reset per call.
+    writes: state::Writes,
+    /// What the last call asked for, when it was [`Outcome::Quote`]: kept
+    /// here and read in place, not returned by value (an intent is ~450
+    /// bytes; its copies on the way out were a fifth of a call).
+    out: Intent,
 }
 
 impl Frame {
@@ -120,7 +129,14 @@ impl Frame {
             b: [false; BOOLS],
             s: [StrVal::Static(""); STRS],
             mirror: state::Mirror::EMPTY,
+            writes: state::Writes::NONE,
+            out: Intent::default(),
         })
+    }
+
+    /// What the last call that returned [`Outcome::Quote`] asked for.
+    pub fn intent(&self) -> &Intent {
+        &self.out
     }
 }
 
@@ -166,8 +182,9 @@ struct Cx<'a> {
     m: &'a MarketState,
     fr: &'a mut Frame,
     lits: &'a [ImmutableString],
-    /// What `bid`/`ask`/`pull` set (wins over the return value, as in the interpreter).
-    out: Option<Intent>,
+    /// `bid`/`ask`/`pull` set the frame's intent this call (it wins over
+    /// the return value, as in the interpreter).
+    out: bool,
     ret: Ret,
     fault: Option<Fault>,
     /// Upper bound on the operations Rhai would have counted so far.
@@ -180,10 +197,10 @@ struct Cx<'a> {
     /// A script function's return value, read by its call site at once.
     rv: Tmp,
     /// The strategy's `state` map (read only during the call) and the
-    /// keys the script uses; the call's writes, applied at its end.
+    /// keys the script uses (the call's writes are in the frame, applied
+    /// at its end).
     state: Option<&'a rhai::Map>,
     keys: &'a [ImmutableString],
-    writes: state::Writes,
     /// Reads go through the frame's [`state::Mirror`] (the strategy's
     /// calls), or straight to the map ([`FastQuote::run_with_state`]).
     mirrored: bool,
@@ -205,7 +222,11 @@ impl Cx<'_> {
     }
 
     fn output(&mut self) -> &mut Intent {
-        self.out.get_or_insert_with(Intent::default)
+        if !self.out {
+            self.out = true;
+            self.fr.out = Intent::default();
+        }
+        &mut self.fr.out
     }
 
     /// Adds `k` to the operation bound; past the cap the call is handed to
@@ -238,87 +259,6 @@ where
     Box::new(f)
 }
 
-/// A runtime error of the compiled script, as Rhai would have raised it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Fault {
-    kind: FaultKind,
-    pos: Position,
-    a: i64,
-    b: i64,
-    x: f64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FaultKind {
-    AddOverflow,
-    SubOverflow,
-    MulOverflow,
-    DivByZero,
-    DivOverflow,
-    Modulo,
-    /// Unary minus of `i64::MIN` (Rhai's fast operator path).
-    Negate,
-    /// `abs(i64::MIN)`.
-    Abs,
-    /// `INT ** INT` out of range.
-    PowOverflow,
-    /// `INT ** negative INT`.
-    PowNegative,
-    SignOfNan,
-    ToInt,
-    /// A type the compiler promised did not show up: a bug, never expected.
-    Internal,
-}
-
-impl Fault {
-    fn int(kind: FaultKind, a: i64, b: i64) -> Self {
-        Self { kind, pos: Position::NONE, a, b, x: 0.0 }
-    }
-
-    fn at(mut self, pos: Position) -> Self {
-        self.pos = pos;
-        self
-    }
-
-    pub fn position(&self) -> Position {
-        self.pos
-    }
-
-    /// Rhai's message for the same error, word for word.
-    pub fn message(&self) -> String {
-        let (a, b, x) = (self.a, self.b, self.x);
-        match self.kind {
-            FaultKind::AddOverflow => format!("Addition overflow: {a} + {b}"),
-            FaultKind::SubOverflow => format!("Subtraction overflow: {a} - {b}"),
-            FaultKind::MulOverflow => format!("Multiplication overflow: {a} * {b}"),
-            FaultKind::DivByZero => format!("Division by zero: {a} / {b}"),
-            FaultKind::DivOverflow => format!("Division overflow: {a} / {b}"),
-            FaultKind::Modulo => format!("Modulo division by zero or overflow: {a} % {b}"),
-            FaultKind::Negate => "integer overflow".to_string(),
-            FaultKind::Abs => format!("Negation overflow: -{a}"),
-            FaultKind::PowOverflow => format!("Exponential overflow: {a} ** {b}"),
-            FaultKind::PowNegative => format!("Integer raised to a negative power: {a} ** {b}"),
-            FaultKind::SignOfNan => "Sign of NaN is undefined".to_string(),
-            FaultKind::ToInt => format!("Integer overflow: to_int({x})"),
-            FaultKind::Internal => "internal error in the compiled fast path".to_string(),
-        }
-    }
-
-    /// The error Rhai would have returned (for [`crate::script::ScriptError::runtime`]).
-    /// Whether this is Rhai's arithmetic error (every fault but an internal
-    /// one, which Rhai reports as a runtime error).
-    pub fn is_arithmetic(&self) -> bool {
-        self.kind != FaultKind::Internal
-    }
-
-    pub fn to_rhai(&self) -> EvalAltResult {
-        match self.kind {
-            FaultKind::Internal => EvalAltResult::ErrorRuntime(self.message().into(), self.pos),
-            _ => EvalAltResult::ErrorArithmetic(self.message(), self.pos),
-        }
-    }
-}
-
 /// Why a script stays on the interpreter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotCompiled {
@@ -341,9 +281,31 @@ fn refuse<T>(pos: Position, reason: impl Into<String>) -> R<T> {
     Err(NotCompiled { reason: reason.into(), pos })
 }
 
+/// How one call ended, its quote (if any) left in the frame: a tag two
+/// registers wide with the fault, for the hot path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// [`Frame::intent`] holds what the call asked for.
+    Quote,
+    /// As [`Quoted::NotAQuote`].
+    NotAQuote,
+    /// As [`Quoted::Interpret`].
+    Interpret,
+}
+
+impl Outcome {
+    /// With the quote copied out of `frame`.
+    pub fn quoted(self, frame: &Frame) -> Quoted {
+        match self {
+            Outcome::Quote => Quoted::Quote(frame.out),
+            Outcome::NotAQuote => Quoted::NotAQuote,
+            Outcome::Interpret => Quoted::Interpret,
+        }
+    }
+}
+
 /// What one call asked for, before [`crate::script::check`] and the
-/// strategy's bookkeeping.
-// Returned by value once per call: boxing the quote would allocate on the hot path.
+/// strategy's bookkeeping (copied out of the frame: tests and checks).
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Quoted {
@@ -381,8 +343,11 @@ impl FastQuote {
         self.nodes
     }
 
-    /// One call. Allocates nothing, takes no lock, never panics: every
-    /// error Rhai would raise comes back as a [`Fault`].
+    /// One call, its quote copied out of the frame (tests and the
+    /// check against the interpreter; the strategy reads it in place with
+    /// [`FastQuote::run_mirrored`] / [`FastQuote::run_in_place`]).
+    /// Allocates nothing, takes no lock, never panics: every error Rhai
+    /// would raise comes back as a [`Fault`].
     #[inline]
     pub fn run(&self, m: &MarketState, frame: &mut Frame) -> Result<Quoted, Fault> {
         self.run_counted(m, frame).0
@@ -391,7 +356,15 @@ impl FastQuote {
     /// [`FastQuote::run`], with the bound on the operations Rhai would have
     /// counted for the call (tests compare it with Rhai's own count).
     pub fn run_counted(&self, m: &MarketState, frame: &mut Frame) -> (Result<Quoted, Fault>, u64) {
-        self.run_in(m, frame, None)
+        let (r, ops) = self.run_in(m, frame, None);
+        (r.map(|o| o.quoted(frame)), ops)
+    }
+
+    /// One call without the `state` map, its quote left in
+    /// [`Frame::intent`] (the strategy's call).
+    #[inline]
+    pub fn run_in_place(&self, m: &MarketState, frame: &mut Frame) -> Result<Outcome, Fault> {
+        self.run_in(m, frame, None).0
     }
 
     /// Whether the script reads or writes the persistent `state` map (then
@@ -410,12 +383,13 @@ impl FastQuote {
         frame: &mut Frame,
         state: Option<&mut rhai::Map>,
     ) -> Result<Quoted, Fault> {
-        self.run_in(m, frame, state).0
+        self.run_in(m, frame, state).0.map(|o| o.quoted(frame))
     }
 
     /// [`FastQuote::run_with_state`] keeping `state` values in the frame
     /// between calls ([`state::Mirror`]): valid while `epoch` stays the same;
     /// whoever changes the epoch calls [`FastQuote::flush_state`] first.
+    /// The quote is left in [`Frame::intent`].
     #[inline]
     pub fn run_mirrored(
         &self,
@@ -423,11 +397,11 @@ impl FastQuote {
         frame: &mut Frame,
         map: Option<&mut rhai::Map>,
         epoch: u64,
-    ) -> Result<Quoted, Fault> {
+    ) -> Result<Outcome, Fault> {
         frame.mirror.validate(epoch, self.owner());
-        let (r, _, writes) = self.eval(m, frame, map.as_deref(), true);
-        if let Some(w) = writes {
-            frame.mirror.commit(&w);
+        let (r, _, keep) = self.eval(m, frame, map.as_deref(), true);
+        if keep {
+            frame.mirror.commit(&frame.writes);
         }
         r
     }
@@ -448,27 +422,31 @@ impl FastQuote {
         self as *const Self as usize
     }
 
-    fn run_in(&self, m: &MarketState, frame: &mut Frame, map: Option<&mut rhai::Map>) -> (Result<Quoted, Fault>, u64) {
-        let (r, ops, writes) = self.eval(m, frame, map.as_deref(), false);
-        if let (Some(map), Some(w)) = (map, writes) {
-            state::commit(map, &self.state_keys, &w);
+    #[inline]
+    fn run_in(&self, m: &MarketState, frame: &mut Frame, map: Option<&mut rhai::Map>) -> (Result<Outcome, Fault>, u64) {
+        let (r, ops, keep) = self.eval(m, frame, map.as_deref(), false);
+        if let (Some(map), true) = (map, keep) {
+            state::commit(map, &self.state_keys, &frame.writes);
         }
         (r, ops)
     }
 
-    /// Runs the body; the writes to apply (`None` when handed over).
+    /// Runs the body; whether its writes (in the frame) are to be applied
+    /// (not when handed over).
+    #[inline]
     fn eval(
         &self,
         m: &MarketState,
         frame: &mut Frame,
         map: Option<&rhai::Map>,
         mirrored: bool,
-    ) -> (Result<Quoted, Fault>, u64, Option<state::Writes>) {
+    ) -> (Result<Outcome, Fault>, u64, bool) {
+        frame.writes.clear();
         let mut cx = Cx {
             m,
             fr: frame,
             lits: &self.lits,
-            out: None,
+            out: false,
             ret: Ret::Unit,
             fault: None,
             ops: self.base_ops,
@@ -478,41 +456,41 @@ impl FastQuote {
             rv: Tmp::U,
             state: map,
             keys: &self.state_keys,
-            writes: [None; state::STATE_KEYS],
             mirrored,
         };
         if (self.body)(&mut cx).is_err() {
             if cx.bail {
-                return (Ok(Quoted::Interpret), cx.ops, None);
+                return (Ok(Outcome::Interpret), cx.ops, false);
             }
             let fault = cx.fault.unwrap_or(Fault::int(FaultKind::Internal, 0, 0));
-            return (Err(fault), cx.ops, Some(cx.writes));
+            return (Err(fault), cx.ops, true);
         }
-        (Ok(Self::quoted(&cx, m)), cx.ops, Some(cx.writes))
+        let ops = cx.ops;
+        (Ok(Self::quoted(&mut cx, m)), ops, true)
     }
 
     /// Mirrors ScriptStrategy: quotes set with bid()/ask()/pull() win,
-    /// then the return value as `intent_from` reads it.
-    fn quoted(cx: &Cx<'_>, m: &MarketState) -> Quoted {
-        if let Some(i) = cx.out {
-            return Quoted::Quote(i);
+    /// then the return value as `intent_from` reads it (into the frame).
+    fn quoted(cx: &mut Cx<'_>, m: &MarketState) -> Outcome {
+        if cx.out {
+            return Outcome::Quote;
         }
         match cx.ret {
-            Ret::Unit => Quoted::Quote(Intent::pull()),
-            Ret::Str(s) if cx.text(s) == "pull" => Quoted::Quote(Intent::pull()),
-            Ret::Str(_) | Ret::Other => Quoted::NotAQuote,
+            Ret::Unit => cx.fr.out = Intent::pull(),
+            Ret::Str(s) if cx.text(s) == "pull" => cx.fr.out = Intent::pull(),
+            Ret::Str(_) | Ret::Other => return Outcome::NotAQuote,
             Ret::Map([bid, ask, bid_size, ask_size, bid_spread, ask_spread]) => {
                 let default_size = m.min_order_size;
-                let mut i = Intent::default();
+                let i = cx.output();
                 if let Some(p) = bid.or_else(|| bid_spread.map(|d| m.mid - d)) {
                     i.bid(p, bid_size.unwrap_or(default_size));
                 }
                 if let Some(p) = ask.or_else(|| ask_spread.map(|d| m.mid + d)) {
                     i.ask(p, ask_size.unwrap_or(default_size));
                 }
-                Quoted::Quote(i)
             }
         }
+        Outcome::Quote
     }
 }
 
@@ -974,6 +952,7 @@ fn str_field(name: &str) -> Option<Ev<StrVal>> {
 
 mod calls;
 mod compiler;
+mod fault;
 mod loops;
 mod math;
 mod ops;

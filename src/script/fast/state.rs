@@ -6,7 +6,7 @@
 //! Exactness: the value of `state.x` has no static type, so a read that
 //! finds anything but a FLOAT (a key not there yet, an INT, a string...)
 //! hands the call to the interpreter ([`Quoted::Interpret`]). For that the
-//! writes of a call are buffered in [`Cx`] and applied only when the call
+//! writes of a call are buffered in the [`Frame`] and applied only when the call
 //! ends without handing over: on a quote, on an output that is not a quote,
 //! and on a fault (Rhai keeps the writes made before an error). A handed
 //! over call starts again from the untouched state in the interpreter.
@@ -18,8 +18,46 @@ use super::*;
 /// Most distinct `state.<key>` names one script may use on the fast path.
 pub const STATE_KEYS: usize = 32;
 
-/// The writes of one call, by key index (`None`: not written).
-pub(super) type Writes = [Option<f64>; STATE_KEYS];
+/// The writes of one call, by key index. Kept in the [`Frame`] and reset
+/// per call by its mask (only the keys written), not rebuilt: a call that
+/// writes nothing costs one test of the mask.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Writes {
+    val: [f64; STATE_KEYS],
+    /// Bit `k`: key `k` was written.
+    set: u32,
+}
+
+// One mask bit per key.
+const _: () = assert!(STATE_KEYS <= u32::BITS as usize);
+
+impl Writes {
+    pub(super) const NONE: Self = Self { val: [0.0; STATE_KEYS], set: 0 };
+
+    #[inline]
+    pub(super) fn get(&self, k: usize) -> Option<f64> {
+        (k < STATE_KEYS && self.set & (1 << k) != 0).then(|| self.val[k])
+    }
+
+    #[inline]
+    pub(super) fn set(&mut self, k: usize, v: f64) {
+        if k < STATE_KEYS {
+            self.val[k] = v;
+            self.set |= 1 << k;
+        }
+    }
+
+    /// Forgets every write (the values stay, unread).
+    #[inline]
+    pub(super) fn clear(&mut self) {
+        self.set = 0;
+    }
+
+    /// The written keys and their values, by key index.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (usize, f64)> + '_ {
+        (0..STATE_KEYS).filter(|&k| self.set & (1 << k) != 0).map(|k| (k, self.val[k]))
+    }
+}
 
 /// The `state` keys' FLOAT values kept between calls of one fast form, so
 /// that a read or write costs an array access rather than a B-tree lookup
@@ -66,12 +104,10 @@ impl Mirror {
     /// Keeps a call's writes (the map gets them at the next flush).
     #[inline]
     pub(super) fn commit(&mut self, writes: &Writes) {
-        for (k, w) in writes.iter().enumerate() {
-            if let Some(v) = *w {
-                self.val[k] = v;
-                self.known[k] = true;
-                self.dirty[k] = true;
-            }
+        for (k, v) in writes.iter() {
+            self.val[k] = v;
+            self.known[k] = true;
+            self.dirty[k] = true;
         }
     }
 
@@ -92,7 +128,11 @@ impl Mirror {
 
     /// The values written here and not yet in the map, as a call's writes.
     fn kept(&self) -> Writes {
-        std::array::from_fn(|k| self.dirty[k].then_some(self.val[k]))
+        let mut w = Writes::NONE;
+        for k in (0..STATE_KEYS).filter(|&k| self.dirty[k]) {
+            w.set(k, self.val[k]);
+        }
+        w
     }
 
     /// `map` with the writes kept here applied (a copy, for inspection).
@@ -109,7 +149,7 @@ impl Cx<'_> {
     /// `state.<key>`: this call's write, else the map's FLOAT.
     #[inline]
     pub(super) fn state_get(&mut self, k: usize) -> Result<f64, Halt> {
-        if let Some(v) = self.writes.get(k).copied().flatten() {
+        if let Some(v) = self.fr.writes.get(k) {
             return Ok(v);
         }
         if self.mirrored && self.fr.mirror.known.get(k) == Some(&true) {
@@ -135,9 +175,7 @@ impl Cx<'_> {
     /// `state.<key> = v` (applied when the call ends).
     #[inline]
     pub(super) fn state_set(&mut self, k: usize, v: f64) {
-        if let Some(w) = self.writes.get_mut(k) {
-            *w = Some(v);
-        }
+        self.fr.writes.set(k, v);
     }
 
     /// `state.len()`: keys in the map and keys this call added.
@@ -146,7 +184,7 @@ impl Cx<'_> {
         let mut added = 0;
         for (k, key) in self.keys.iter().enumerate() {
             let kept = self.mirrored && self.fr.mirror.dirty[k];
-            if self.writes[k].is_none() && !kept {
+            if self.fr.writes.get(k).is_none() && !kept {
                 continue;
             }
             let present = match (self.mirrored, self.fr.mirror.in_map[k]) {
@@ -168,13 +206,12 @@ impl Cx<'_> {
 /// Applies a call's writes to the map (no allocation for keys already
 /// there; a new short key is stored inline).
 pub(super) fn commit(map: &mut Map, keys: &[ImmutableString], writes: &Writes) {
-    for (key, w) in keys.iter().zip(writes) {
-        if let Some(v) = *w {
-            match map.get_mut(key.as_str()) {
-                Some(d) => *d = Dynamic::from_float(v),
-                None => {
-                    map.insert(key.as_str().into(), Dynamic::from_float(v));
-                }
+    for (k, v) in writes.iter() {
+        let Some(key) = keys.get(k) else { continue };
+        match map.get_mut(key.as_str()) {
+            Some(d) => *d = Dynamic::from_float(v),
+            None => {
+                map.insert(key.as_str().into(), Dynamic::from_float(v));
             }
         }
     }
