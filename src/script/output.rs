@@ -182,10 +182,11 @@ fn bad_quote(q: &SideIntent, max_position: f64) -> Option<BadOutput> {
 /// at most [`MAX_LEVELS`]). Levels beyond it are dropped first; then the
 /// first bad quote (bids from the best out, then asks) pulls the call. A
 /// pulled intent is passed through unchecked: nothing of it quotes. The
-/// kind goes to `bad` (left as it is when none), so that the decision is
-/// returned alone, built in the caller's slot rather than copied out of a
-/// pair (perf: the copy was a tenth of a compiled call).
+/// kind (or `None`) goes to `bad`, so that the decision is returned alone,
+/// built in the caller's slot rather than copied out of a pair (perf: that
+/// copy was about a tenth of the samples of a compiled decide).
 pub fn check(intent: &Intent, m: &MarketState, levels: usize, bad: &mut Option<BadOutput>) -> Decision {
+    *bad = None;
     let d = &intent.decision;
     if d.pull {
         return *d;
@@ -336,11 +337,20 @@ mod tests {
         let d = check(&i, &state(), 2, &mut bad);
         assert_eq!(bad, Some(BadOutput::TooManyLevels));
         assert!(!d.pull && d.deeper.count() == 2);
-        // Within the cap it pulls, and its kind wins over too many levels.
+        // Within the cap it pulls.
         let mut bad = None;
         let d = check(&i, &state(), 3, &mut bad);
         assert_eq!(bad, Some(BadOutput::Nan));
         assert!(d.pull && d.bid.is_none() && d.ask.is_none());
+        // Its kind wins over too many levels on the other side (a stale
+        // kind in `bad` is overwritten).
+        let mut wide = i;
+        wide.ask(103.0, 0.1);
+        wide.ask(104.0, 0.1);
+        let mut bad = Some(BadOutput::AbsurdSize);
+        let d = check(&wide, &state(), 3, &mut bad);
+        assert_eq!(bad, Some(BadOutput::Nan));
+        assert!(d.pull);
         let mut bad = None;
         let d = check(&i, &state(), 1, &mut bad);
         assert_eq!(bad, Some(BadOutput::TooManyLevels));
@@ -352,7 +362,7 @@ mod tests {
         let mut i = ladder(1);
         i.bid(f64::NAN, 0.1);
         i.set_pull();
-        let mut bad = None;
+        let mut bad = Some(BadOutput::Nan);
         assert!(check(&i, &state(), 1, &mut bad).pull);
         assert_eq!(bad, None);
     }

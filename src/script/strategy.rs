@@ -407,6 +407,7 @@ impl ScriptStrategy {
                 match r {
                     Ok(Outcome::Quote) => {
                         let mut bad = None;
+                        // `checked` with the intent borrowed from the frame.
                         let d = output::check(self.frame.intent(), m, self.levels, &mut bad);
                         self.count_bad(bad);
                         return d;
@@ -449,10 +450,7 @@ impl ScriptStrategy {
     fn checked(&mut self, intent: Option<&Intent>, m: &MarketState) -> Decision {
         let mut bad = Some(BadOutput::NotAQuote);
         let d = match intent {
-            Some(i) => {
-                bad = None;
-                output::check(i, m, self.levels, &mut bad)
-            }
+            Some(i) => output::check(i, m, self.levels, &mut bad),
             None => Decision { pull: true, ..Decision::default() },
         };
         self.count_bad(bad);
