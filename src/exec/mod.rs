@@ -10,6 +10,7 @@
 //! decisions, and the [`inventory`] check of the position against the
 //! account's balances.
 
+pub mod allocator;
 pub mod binance;
 pub mod inventory;
 pub mod journal;
