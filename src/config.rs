@@ -28,6 +28,7 @@ mod hot;
 mod overrides;
 mod paper;
 pub mod source;
+pub mod symbols;
 
 use ai::{validate_ai, RawAi};
 use feed::validate_feed;
@@ -51,6 +52,9 @@ pub enum ConfigError {
     /// `[net] ip_guard_file` could not be opened (its message names it).
     #[error(transparent)]
     IpGuard(#[from] crate::ipguard::HostFileError),
+    /// `[[symbols]]` or `[account]` (its messages name the key).
+    #[error(transparent)]
+    Symbols(#[from] symbols::SymbolsError),
 }
 
 /// A decimal as written: a string or a TOML number.
@@ -273,6 +277,9 @@ pub struct Config {
     /// text): the live-parameter watcher re-reads it while a run goes on
     /// (`src/script/params.rs`).
     pub source: Option<std::path::PathBuf>,
+    /// `[[symbols]]` and `[account]`: several symbols from one account,
+    /// each with its own settings (`None`: the one `[market] symbol`).
+    pub symbols: Option<symbols::Symbols>,
 }
 
 impl Default for Config {
@@ -327,9 +334,55 @@ fn decimal(key: &'static str, v: &Option<RawDecimal>, default: i64) -> Result<i6
 impl Config {
     /// Parses and validates TOML text; `origin` names it in messages.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let raw: RawConfig =
+        let doc: toml::Table =
             toml::from_str(text).map_err(|e| ConfigError::Toml { path: origin.to_string(), message: e.to_string() })?;
-        Self::validate(raw)
+        Self::from_doc(&doc, origin)
+    }
+
+    /// Validates a parsed file (`origin` names it in messages), with its
+    /// `[[symbols]]` entries each validated as the file with the entry's
+    /// overrides ([`symbols`]).
+    pub fn from_doc(doc: &toml::Table, origin: &str) -> Result<Self, ConfigError> {
+        let mut rest = doc.clone();
+        let list = rest.remove("symbols");
+        let account = rest.remove("account");
+        let validate = |d: &toml::Table| -> Result<Config, ConfigError> {
+            let raw: RawConfig = toml::Value::Table(d.clone())
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Toml { path: origin.to_string(), message: e.to_string() })?;
+            Self::validate(raw)
+        };
+        let mut config = validate(&rest)?;
+        match (list, account) {
+            (Some(list), account) => {
+                config.symbols = Some(symbols::read(&rest, &list, account.as_ref(), &validate)?);
+            }
+            (None, Some(_)) => {
+                return Err(symbols::SymbolsError::Key {
+                    key: "account".into(),
+                    why: "an [account] shares capital between [[symbols]] entries; list them, or remove it".into(),
+                }
+                .into())
+            }
+            (None, None) => {}
+        }
+        Ok(config)
+    }
+
+    /// Refuses a multi-symbol config for `command`, which trades one symbol.
+    pub fn one_symbol(&self, command: &str) -> Result<(), ConfigError> {
+        match &self.symbols {
+            Some(s) => Err(symbols::SymbolsError::Key {
+                key: "symbols".into(),
+                why: format!(
+                    "lists {} symbols, and `{command}` trades one so far (`mmbot backtest` runs several): \
+                     use [market] symbol for it",
+                    s.entries.len()
+                ),
+            }
+            .into()),
+            None => Ok(()),
+        }
     }
 
     /// Reads and validates a file.
@@ -591,6 +644,7 @@ impl Config {
             script_budget,
             strategy_levels,
             source: None,
+            symbols: None,
         })
     }
 }

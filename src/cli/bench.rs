@@ -269,6 +269,7 @@ pub fn load_profile_frames(files: &[PathBuf], events: usize, profile: Profile) -
 
 pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
     let config = Config::load_or_default(args.config.as_deref()).context("loading the configuration")?;
+    config.one_symbol("mmbot bench")?;
     let (input, frames) = load_profile_frames(&args.files, args.events, args.profile)?;
     anyhow::ensure!(!frames.is_empty(), "no frames to replay in {input}");
     let pinned = crate::runtime::pin(config.hot_core);

@@ -80,7 +80,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
     let (mut config, settings) = match choice.path() {
         Some(path) => {
             eprintln!("mmbot: {}", choice.line());
-            (Config::load_chosen(&choice).context("loading the configuration")?, path.display().to_string())
+            let config = Config::load_chosen(&choice).context("loading the configuration")?;
+            config.one_symbol("mmbot demo")?;
+            (config, path.display().to_string())
         }
         None => {
             eprintln!(

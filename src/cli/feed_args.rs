@@ -61,6 +61,7 @@ impl FeedArgs {
     /// (`RestClient::with_guard`, the WebSocket API client).
     pub fn config(&self) -> anyhow::Result<Config> {
         let mut config = Config::load_or_default(self.config.as_deref()).context("loading the configuration")?;
+        config.one_symbol("mmbot paper, run and record")?;
         let feed = &mut config.feed;
         if let Some(m) = &self.market {
             feed.market =

@@ -47,6 +47,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         crate::feed::recording::open(f).with_context(|| format!("cannot replay {}", f.display()))?;
     }
     let config = Config::load_or_default(args.config.as_deref()).context("loading the configuration")?;
+    config.one_symbol("mmbot replay")?;
     if let Some(s) = args.speed {
         anyhow::ensure!(s.is_finite() && s > 0.0, "--speed {s} is invalid: give a positive multiple such as 1 or 10");
     }

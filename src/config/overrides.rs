@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use super::{Config, ConfigError, RawConfig};
+use super::{Config, ConfigError};
 
 /// Why the configuration with its `--param` overrides was refused.
 #[derive(Debug, thiserror::Error)]
@@ -108,10 +108,7 @@ fn toml_value(raw: &str) -> Option<toml::Value> {
 
 /// Validates a document as the config file it stands for.
 fn validate(doc: &toml::Table, origin: &str) -> Result<Config, ConfigError> {
-    let raw: RawConfig = toml::Value::Table(doc.clone())
-        .try_into()
-        .map_err(|e: toml::de::Error| ConfigError::Toml { path: origin.to_string(), message: e.to_string() })?;
-    Config::validate(raw)
+    Config::from_doc(doc, origin)
 }
 
 /// Reads `path` (or the defaults) with `params` applied over it, then

@@ -58,6 +58,11 @@ pub fn prepare(
                 label: point.label(),
                 error: Box::new(error),
             })?;
+            config.one_symbol("mmbot sweep").map_err(|error| SweepError::Config {
+                index,
+                label: point.label(),
+                error: Box::new(error.into()),
+            })?;
             let script = point.script.clone().or_else(|| config.script.clone());
             if let Some(path) = &script {
                 ScriptStrategy::from_file(path, &config.params, &config.script_limits).map_err(|e| {
