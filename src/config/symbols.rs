@@ -97,7 +97,8 @@ fn per_asset(key: &str, v: Option<&toml::Value>) -> Result<Vec<(String, i64)>, S
 /// `[account]`.
 fn account(t: &toml::Table) -> Result<AccountLimits, SymbolsError> {
     for k in t.keys() {
-        if !["balances", "max_open_orders", "max_gross_notional", "max_inventory", "daily_loss_limit"].contains(&k.as_str())
+        if !["balances", "max_open_orders", "max_gross_notional", "max_inventory", "daily_loss_limit"]
+            .contains(&k.as_str())
         {
             return Err(key_error(
                 format!("account.{k}"),
@@ -112,7 +113,9 @@ fn account(t: &toml::Table) -> Result<AccountLimits, SymbolsError> {
     let max_open_orders = match t.get("max_open_orders") {
         None => None,
         Some(toml::Value::Integer(n)) if (1..=10_000).contains(n) => Some(*n as u32),
-        Some(v) => return Err(key_error("account.max_open_orders", format!("{v} must be a whole number from 1 to 10000"))),
+        Some(v) => {
+            return Err(key_error("account.max_open_orders", format!("{v} must be a whole number from 1 to 10000")))
+        }
     };
     Ok(AccountLimits {
         balances,
@@ -154,7 +157,10 @@ pub fn read(
     validate: &dyn Fn(&toml::Table) -> Result<Config, super::ConfigError>,
 ) -> Result<Symbols, SymbolsError> {
     let toml::Value::Array(list) = symbols else {
-        return Err(key_error("symbols", "must be an array of tables: write each as [[symbols]] with symbol = \"...\""));
+        return Err(key_error(
+            "symbols",
+            "must be an array of tables: write each as [[symbols]] with symbol = \"...\"",
+        ));
     };
     if list.is_empty() {
         return Err(key_error("symbols", "is empty: list at least one [[symbols]] entry, or use [market] symbol"));
@@ -172,7 +178,9 @@ pub fn read(
         };
         let name = match entry.get("symbol") {
             Some(toml::Value::String(s)) if super::valid_symbol(s) => s.to_ascii_uppercase(),
-            Some(v) => return Err(key_error(key("symbol"), format!("{v} is not a Binance symbol such as \"BTCUSDT\""))),
+            Some(v) => {
+                return Err(key_error(key("symbol"), format!("{v} is not a Binance symbol such as \"BTCUSDT\"")))
+            }
             None => return Err(key_error(key("symbol"), "is missing: name the symbol, e.g. symbol = \"BTCUSDT\"")),
         };
         if let Some(j) = entries.iter().position(|e| e.budget.symbol.as_str() == name) {
@@ -264,7 +272,8 @@ pub fn read(
             let total: i64 = uses.iter().map(|(_, v)| v).sum();
             let held = acct.balances.iter().find(|(a, _)| a == asset).map_or(0, |(_, v)| *v);
             if total > held {
-                let parts: Vec<String> = uses.iter().map(|(s, v)| format!("{s} {}", crate::hot::fixed::Qty(*v))).collect();
+                let parts: Vec<String> =
+                    uses.iter().map(|(s, v)| format!("{s} {}", crate::hot::fixed::Qty(*v))).collect();
                 return Err(key_error(
                     format!("account.balances.{asset}"),
                     format!(

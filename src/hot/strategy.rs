@@ -257,6 +257,38 @@ pub trait Strategy {
     }
 }
 
+/// A boxed strategy is one, so a process can hold strategies of different
+/// kinds side by side (one per symbol: native here, a script there).
+impl<T: Strategy + ?Sized> Strategy for Box<T> {
+    #[inline]
+    fn decide(&mut self, input: &StrategyInput<'_>) -> Decision {
+        (**self).decide(input)
+    }
+    #[inline]
+    fn after_call(&mut self, elapsed_ns: u64, now_ns: i64) {
+        (**self).after_call(elapsed_ns, now_ns)
+    }
+    #[inline]
+    fn rehearse(&mut self, input: &StrategyInput<'_>) -> Option<Decision> {
+        (**self).rehearse(input)
+    }
+    fn on_fill(&mut self, fill: &StrategyFill) {
+        (**self).on_fill(fill)
+    }
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn book_depth(&self) -> usize {
+        (**self).book_depth()
+    }
+    fn health(&self) -> StrategyHealth {
+        (**self).health()
+    }
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        (**self).as_any()
+    }
+}
+
 /// Calls of a strategy and how many failed, for reports and exit statuses.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StrategyHealth {
