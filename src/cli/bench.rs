@@ -62,6 +62,11 @@ pub struct BenchArgs {
     /// Run the scripts in the Rhai interpreter only.
     #[arg(long, requires = "script")]
     pub interpreted: bool,
+    /// Serve this many symbols from one hot thread (`--events` diffs in all,
+    /// interleaved), against one symbol on as many frames in the same run
+    /// (the built-in profiles only; see src/cli/bench_group.rs).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=128))]
+    pub symbols: u16,
 }
 
 /// The built-in stream `mmbot bench` runs when no recording is given.
@@ -270,6 +275,14 @@ pub fn load_profile_frames(files: &[PathBuf], events: usize, profile: Profile) -
 pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
     let config = Config::load_or_default(args.config.as_deref()).context("loading the configuration")?;
     config.one_symbol("mmbot bench")?;
+    if args.symbols > 1 {
+        anyhow::ensure!(
+            args.files.is_empty() && args.script.is_empty(),
+            "--symbols runs the built-in profiles with the native strategy: drop the recordings and --script"
+        );
+        let pinned = crate::runtime::pin(config.hot_core);
+        return super::bench_group::run(&config, args.profile, args.events, args.symbols as usize, args.json, pinned);
+    }
     let (input, frames) = load_profile_frames(&args.files, args.events, args.profile)?;
     anyhow::ensure!(!frames.is_empty(), "no frames to replay in {input}");
     let pinned = crate::runtime::pin(config.hot_core);

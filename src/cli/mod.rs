@@ -4,6 +4,7 @@ pub mod ai;
 pub mod ai_eval;
 pub mod backtest;
 pub mod bench;
+pub mod bench_group;
 pub mod book;
 pub mod config;
 pub mod dashboard;

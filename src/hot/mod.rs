@@ -10,6 +10,7 @@ pub mod compact;
 pub mod engine;
 pub mod features;
 pub mod fixed;
+pub mod group;
 pub mod guard;
 pub mod market;
 pub mod msg;

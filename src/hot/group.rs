@@ -1,0 +1,247 @@
+//! A symbol group: one hot thread quoting several symbols, each on its own
+//! [`HotPath`] (book, features, strategy, guard, position, histograms).
+//!
+//! Why a group of whole hot paths rather than one hot path with per-symbol
+//! arrays: every symbol then runs exactly the code (and the tests, and the
+//! touch-first and rehearsal machinery) a single-symbol run does, and one
+//! symbol's state is one contiguous object, so a frame of one symbol
+//! touches that symbol's memory only. What the group adds per frame is the
+//! route: the combined-stream wrapper's name (`{"stream":"btcusdt@depth",..`)
+//! is read without parsing JSON and looked up in a fixed open-addressing
+//! table, so the cost per event does not grow with the number of symbols
+//! (`mmbot bench --symbols N` measures it). A frame with no wrapper (a REST
+//! snapshot's body in a recording) goes to the symbol the group routed
+//! last, which is where recordings put them; live snapshots come with their
+//! symbol ([`HotGroup::on_snapshot`]).
+//!
+//! Nothing here allocates after [`HotGroup::new`].
+
+use crate::hot::engine::{HotEvent, HotPath};
+use crate::hot::msg::Symbol;
+use crate::hot::parse::{classify_stream, split_combined};
+use crate::hot::strategy::Strategy;
+
+/// Slots of the route table: a power of two, at least twice the most
+/// symbols a group may hold, so probes stay short.
+const SLOTS: usize = 256;
+
+/// Most symbols one group serves.
+pub const MAX_GROUP: usize = SLOTS / 2;
+
+/// Why a group could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GroupError {
+    #[error("a symbol group holds at most {MAX_GROUP} symbols; {0} were given: split them into groups")]
+    TooMany(usize),
+    #[error("{0} is given twice: each symbol belongs to one group once")]
+    Duplicate(Symbol),
+}
+
+/// Counters of the group beyond its hot paths'.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupStats {
+    /// Frames whose stream names a symbol the group does not serve.
+    pub unrouted: u64,
+    /// Frames with no wrapper and no symbol routed before them.
+    pub unattributed: u64,
+}
+
+/// Stream-name symbol (lower case, as Binance names streams) to desk index.
+struct Routes {
+    /// (name bytes, length, desk + 1); 0 = empty.
+    slots: Box<[([u8; Symbol::MAX_LEN], u8, u16); SLOTS]>,
+}
+
+/// FNV-1a of the name: cheap for 6-12 bytes, and spreads them well enough
+/// for a table kept at most half full.
+#[inline]
+fn hash(name: &[u8]) -> usize {
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in name {
+        h = (h ^ b as u32).wrapping_mul(0x0100_0193);
+    }
+    h as usize
+}
+
+impl Routes {
+    fn new() -> Self {
+        Self { slots: Box::new([([0; Symbol::MAX_LEN], 0, 0); SLOTS]) }
+    }
+
+    fn insert(&mut self, name: &[u8], desk: usize) {
+        let mut i = hash(name) & (SLOTS - 1);
+        while self.slots[i].2 != 0 {
+            i = (i + 1) & (SLOTS - 1);
+        }
+        let mut bytes = [0u8; Symbol::MAX_LEN];
+        bytes[..name.len()].copy_from_slice(name);
+        self.slots[i] = (bytes, name.len() as u8, desk as u16 + 1);
+    }
+
+    #[inline]
+    fn get(&self, name: &[u8]) -> Option<usize> {
+        if name.len() > Symbol::MAX_LEN {
+            return None;
+        }
+        let mut i = hash(name) & (SLOTS - 1);
+        loop {
+            let (bytes, len, desk) = &self.slots[i];
+            if *desk == 0 {
+                return None;
+            }
+            if *len as usize == name.len() && &bytes[..name.len()] == name {
+                return Some(*desk as usize - 1);
+            }
+            i = (i + 1) & (SLOTS - 1);
+        }
+    }
+}
+
+/// Several symbols on one hot thread. See the module docs.
+pub struct HotGroup<S: Strategy> {
+    desks: Vec<HotPath<S>>,
+    routes: Routes,
+    /// The desk the last wrapped frame went to.
+    last: Option<usize>,
+    stats: GroupStats,
+}
+
+impl<S: Strategy> HotGroup<S> {
+    /// A group of `desks`, each configured for its one symbol
+    /// (`HotConfig::symbol`), in the order given.
+    pub fn new(desks: Vec<HotPath<S>>) -> Result<Self, GroupError> {
+        if desks.len() > MAX_GROUP {
+            return Err(GroupError::TooMany(desks.len()));
+        }
+        let mut routes = Routes::new();
+        for (i, d) in desks.iter().enumerate() {
+            let Some(symbol) = d.traded_symbol() else { continue };
+            let name = symbol.as_str().to_ascii_lowercase();
+            if routes.get(name.as_bytes()).is_some() {
+                return Err(GroupError::Duplicate(symbol));
+            }
+            routes.insert(name.as_bytes(), i);
+        }
+        Ok(Self { desks, routes, last: None, stats: GroupStats::default() })
+    }
+
+    pub fn len(&self) -> usize {
+        self.desks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.desks.is_empty()
+    }
+
+    pub fn desks(&self) -> &[HotPath<S>] {
+        &self.desks
+    }
+
+    pub fn desk_mut(&mut self, i: usize) -> &mut HotPath<S> {
+        &mut self.desks[i]
+    }
+
+    pub fn stats(&self) -> GroupStats {
+        self.stats
+    }
+
+    /// The desk serving `symbol`.
+    pub fn desk_of(&self, symbol: Symbol) -> Option<usize> {
+        self.routes.get(symbol.as_str().to_ascii_lowercase().as_bytes())
+    }
+
+    /// The desk `frame` belongs to, if any (see the module docs).
+    #[inline]
+    pub fn route(&mut self, frame: &[u8]) -> Option<usize> {
+        match split_combined(frame) {
+            Some((name, _)) => {
+                let (_, symbol) = classify_stream(name);
+                let desk = self.routes.get(symbol);
+                match desk {
+                    Some(d) => self.last = Some(d),
+                    None => self.stats.unrouted += 1,
+                }
+                desk
+            }
+            None => {
+                if self.last.is_none() {
+                    self.stats.unattributed += 1;
+                }
+                self.last
+            }
+        }
+    }
+
+    /// One frame: routed to its symbol's hot path, which handles it as a
+    /// single-symbol run would; returns the desk it went to.
+    #[inline]
+    pub fn on_frame(
+        &mut self,
+        frame: &[u8],
+        recv_ns: i64,
+        t_in: u64,
+        out: &mut impl FnMut(usize, HotEvent<'_>),
+    ) -> Option<usize> {
+        let d = self.route(frame)?;
+        self.desks[d].on_frame(frame, recv_ns, t_in, &mut |ev| out(d, ev));
+        Some(d)
+    }
+
+    /// A REST snapshot for `symbol`.
+    pub fn on_snapshot(
+        &mut self,
+        symbol: Symbol,
+        body: &[u8],
+        recv_ns: i64,
+        t_in: u64,
+        out: &mut impl FnMut(usize, HotEvent<'_>),
+    ) -> Option<usize> {
+        let d = self.desk_of(symbol)?;
+        self.desks[d].on_snapshot(symbol, body, recv_ns, t_in, &mut |ev| out(d, ev));
+        Some(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hot::engine::HotConfig;
+    use crate::hot::strategy::NativeStrategy;
+    use crate::stats::clock::Clock;
+
+    fn desk(symbol: &str) -> HotPath<NativeStrategy> {
+        let cfg = HotConfig { symbol: Some(Symbol::new(symbol.as_bytes())), ..HotConfig::default() };
+        HotPath::new(cfg, NativeStrategy, Clock::instant())
+    }
+
+    #[test]
+    fn routes_find_every_symbol_and_nothing_else() {
+        let names: Vec<String> = (0..MAX_GROUP).map(|i| format!("S{i}USDT")).collect();
+        let g = HotGroup::new(names.iter().map(|n| desk(n)).collect()).unwrap();
+        for (i, n) in names.iter().enumerate() {
+            assert_eq!(g.routes.get(n.to_ascii_lowercase().as_bytes()), Some(i));
+            assert_eq!(g.desk_of(Symbol::new(n.as_bytes())), Some(i));
+        }
+        assert_eq!(g.routes.get(b"btcusdt"), None);
+        assert_eq!(g.routes.get(&[b'a'; 40]), None);
+    }
+
+    #[test]
+    fn too_many_or_twice_is_refused() {
+        let many: Vec<_> = (0..=MAX_GROUP).map(|i| desk(&format!("S{i}USDT"))).collect();
+        assert!(matches!(HotGroup::new(many), Err(GroupError::TooMany(_))));
+        assert!(matches!(HotGroup::new(vec![desk("BTCUSDT"), desk("BTCUSDT")]), Err(GroupError::Duplicate(_))));
+    }
+
+    #[test]
+    fn wrapped_frames_go_by_stream_and_bare_ones_to_the_last_routed() {
+        let mut g = HotGroup::new(vec![desk("BTCUSDT"), desk("ETHUSDT")]).unwrap();
+        assert_eq!(g.route(b"{\"lastUpdateId\":1,\"bids\":[],\"asks\":[]}"), None);
+        assert_eq!(g.stats().unattributed, 1);
+        assert_eq!(g.route(b"{\"stream\":\"ethusdt@depth@100ms\",\"data\":{}}"), Some(1));
+        assert_eq!(g.route(b"{\"lastUpdateId\":1,\"bids\":[],\"asks\":[]}"), Some(1));
+        assert_eq!(g.route(b"{\"stream\":\"btcusdt@bookTicker\",\"data\":{}}"), Some(0));
+        assert_eq!(g.route(b"{\"stream\":\"xrpusdt@trade\",\"data\":{}}"), None);
+        assert_eq!(g.stats().unrouted, 1);
+    }
+}
