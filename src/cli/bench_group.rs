@@ -6,9 +6,10 @@
 //! its own seed and symbol name (`S0USDT`, `S1USDT`, ...), interleaved frame
 //! by frame, so every symbol's book is touched once every N frames, as on a
 //! combined stream of N busy symbols; each stream's snapshot follows its
-//! first diff. The baseline is one such stream of the same total length
-//! through a group of one. What grows with N is what a symbol's memory
-//! costs when N symbols share the core's caches.
+//! first diff. The baseline, in the same run, is each of those streams
+//! alone on the thread (a group of one), histograms merged: the same
+//! frames per symbol, so what differs is the route and N symbols sharing
+//! the core's caches.
 
 use std::collections::BTreeMap;
 
@@ -91,9 +92,32 @@ pub struct GroupRun {
     pub latency_ns: BTreeMap<String, Percentiles>,
 }
 
-/// Runs `frames` through a group of `n` native-strategy desks.
+/// Runs `frames` through a group of `n` native-strategy desks (`S0USDT`..).
 fn run_group(config: &Config, frames: &Frames, n: usize, clock: Clock, warmup: usize) -> anyhow::Result<GroupRun> {
-    let desks = (0..n)
+    run_desks(config, frames, 0..n, clock, warmup)
+}
+
+/// Runs `frames` through a group of the desks `S{k}USDT` for `ks`.
+fn run_desks(
+    config: &Config,
+    frames: &Frames,
+    ks: std::ops::Range<usize>,
+    clock: Clock,
+    warmup: usize,
+) -> anyhow::Result<GroupRun> {
+    Ok(run_desks_hist(config, frames, ks, clock, warmup)?.0)
+}
+
+/// [`run_desks`], with the desks' stage histograms merged.
+fn run_desks_hist(
+    config: &Config,
+    frames: &Frames,
+    ks: std::ops::Range<usize>,
+    clock: Clock,
+    warmup: usize,
+) -> anyhow::Result<(GroupRun, StageHistograms)> {
+    let n = ks.len();
+    let desks = ks
         .map(|k| {
             let cfg = HotConfig { symbol: Some(Symbol::new(format!("S{k}USDT").as_bytes())), ..config.hot };
             HotPath::new(cfg, NativeStrategy, clock)
@@ -122,13 +146,14 @@ fn run_group(config: &Config, frames: &Frames, n: usize, clock: Clock, warmup: u
     for d in group.desks() {
         all.add(d.histograms());
     }
-    Ok(GroupRun {
+    let run = GroupRun {
         symbols: n,
         frames: frames.len(),
         quotes: std::hint::black_box(quotes),
         unrouted: group.stats().unrouted,
         latency_ns: Stage::ALL.iter().map(|&s| (s.name().to_string(), all.percentiles(s))).collect(),
-    })
+    };
+    Ok((run, all))
 }
 
 #[derive(Serialize)]
@@ -136,7 +161,8 @@ struct GroupOut {
     profile: String,
     diffs: usize,
     pinned_core: Option<usize>,
-    /// One symbol, same number of frames, same run.
+    /// The same streams, each alone on the thread (a group of one), in the
+    /// same run: their stage histograms merged.
     baseline: GroupRun,
     group: GroupRun,
 }
@@ -156,11 +182,27 @@ pub fn run(
         crate::hot::group::MAX_GROUP
     );
     let clock = Clock::calibrate();
-    let one = group_frames(profile, diffs, 1);
     let many = group_frames(profile, diffs, n);
-    let warmup = |f: &Frames| (f.len() / 20).min(5_000 * n);
-    let baseline = run_group(config, &one, 1, clock, warmup(&one))?;
-    let group = run_group(config, &many, n, clock, warmup(&many))?;
+    let warmup = |f: &Frames, n: usize| (f.len() / 20).min(5_000 * n);
+    // Each stream alone first: the same frames per symbol, without the
+    // others sharing the core's caches.
+    let mut alone = StageHistograms::new();
+    let (mut frames, mut quotes) = (0, 0);
+    for k in 0..n {
+        let one = stream(profile, (diffs / n).max(2), k);
+        let r = run_desks_hist(config, &one, k..k + 1, clock, warmup(&one, 1))?;
+        alone.add(&r.1);
+        frames += r.0.frames;
+        quotes += r.0.quotes;
+    }
+    let baseline = GroupRun {
+        symbols: 1,
+        frames,
+        quotes,
+        unrouted: 0,
+        latency_ns: Stage::ALL.iter().map(|&s| (s.name().to_string(), alone.percentiles(s))).collect(),
+    };
+    let group = run_group(config, &many, n, clock, warmup(&many, n))?;
     let out = GroupOut { profile: format!("{profile:?}").to_lowercase(), diffs, pinned_core: pinned, baseline, group };
     if json {
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -173,9 +215,9 @@ pub fn run(
     );
     println!(
         "{:<24} {:>8} {:>9} {:>8} {:>8} {:>8} {:>9}  (ns)",
-        "run", "symbols", "quotes", "p50", "p90", "p99", "max"
+        "run", "symbols", "events", "p50", "p90", "p99", "max"
     );
-    for (name, r) in [("one symbol (baseline)", &out.baseline), ("group", &out.group)] {
+    for (name, r) in [("each symbol alone", &out.baseline), ("all on one thread", &out.group)] {
         let s = &r.latency_ns[Stage::TickToQuote.name()];
         println!("{name:<24} {:>8} {:>9} {:>8} {:>8} {:>8} {:>9}", r.symbols, s.count, s.p50, s.p90, s.p99, s.max);
     }
