@@ -54,6 +54,7 @@ pub use crate::wait::sleep_unless;
 pub use recording::{PacedLatency, RecordingSource};
 use warm::Warmer;
 
+pub mod multi;
 mod recording;
 mod warm;
 

@@ -135,6 +135,17 @@ fn a_symbol_on_a_small_budget_cannot_use_another_symbols() {
     let usdt = &r.totals["USDT"];
     assert_eq!(usdt.symbols.len(), caps.len());
     assert_eq!(usdt.fills, r.symbols.iter().map(|s| s.report.trading.fills).sum::<u64>());
+    // PnL (negative here: quoting at the touch pays the spread) adds up.
+    let cents = |s: &str| (s.parse::<f64>().unwrap() * 1e8).round() as i64;
+    let sum: i64 = r.symbols.iter().map(|s| cents(&s.report.trading.pnl)).sum();
+    assert_eq!(
+        cents(&usdt.pnl),
+        sum,
+        "total {} of {:?}",
+        usdt.pnl,
+        r.symbols.iter().map(|s| &s.report.trading.pnl).collect::<Vec<_>>()
+    );
+    assert_ne!(sum, 0, "the captures' fills made some PnL");
 }
 
 #[test]
@@ -161,8 +172,8 @@ fn account_limits_hold_across_symbols() {
 }
 
 #[test]
-fn the_cli_runs_a_symbols_config_and_single_symbol_commands_refuse_it() {
-    let Some(caps) = usdt_captures("the_cli_runs_a_symbols_config_and_single_symbol_commands_refuse_it") else {
+fn the_cli_backtests_a_symbols_config_and_one_symbol_commands_refuse_it() {
+    let Some(caps) = usdt_captures("the_cli_backtests_a_symbols_config_and_one_symbol_commands_refuse_it") else {
         return;
     };
     let dir = common::temp_dir("backtest-multi-cli");
@@ -182,13 +193,59 @@ fn the_cli_runs_a_symbols_config_and_single_symbol_commands_refuse_it() {
         "{stderr}"
     );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mmbot"))
-        .arg("replay")
-        .arg(&caps[0].1)
-        .arg("--config")
+        .args(["bench", "--events", "100", "--config"])
         .arg(&config)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && stderr.contains("`mmbot replay` trades one so far"), "{stderr}");
+    assert!(!out.status.success() && stderr.contains("`mmbot bench` trades one so far"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `mmbot replay` with `[[symbols]]`: the symbols on one hot thread, the
+/// paper exchanges and the allocator on the exec thread
+/// (src/runtime/multi.rs). Threaded runs are not deterministic, so this
+/// checks what must hold whatever the timing.
+#[test]
+fn a_threaded_replay_runs_every_symbol_on_one_hot_thread_within_budgets() {
+    let Some(caps) = usdt_captures("a_threaded_replay_runs_every_symbol_on_one_hot_thread_within_budgets") else {
+        return;
+    };
+    let dir = common::temp_dir("replay-multi");
+    let config = dir.join("multi.toml");
+    let names: Vec<&str> = caps.iter().map(|(s, _)| s.as_str()).collect();
+    let small = "SUSHIUSDT";
+    let budgets = entries(&names, |s| format!("budget_quote = \"{}\"\n", if s == small { "5" } else { "1000" }));
+    std::fs::write(&config, format!("{TIGHT}[account]\nbalances = {{ USDT = \"100000\" }}\n{budgets}")).unwrap();
+    let report = dir.join("report.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mmbot"))
+        .arg("replay")
+        .args(caps.iter().map(|(_, f)| f))
+        // Paced (30 s of capture in about 1.5 s) so the exec thread keeps
+        // up on a loaded machine: every symbol's quotes reach its exchange.
+        .args(["--speed", "20"])
+        .arg("--config")
+        .arg(&config)
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("{} symbols on threads", caps.len())), "{stderr}");
+    let r: MultiReport = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(r.unrouted, 0);
+    for (s, (_, file)) in r.symbols.iter().zip(&caps) {
+        let t = &s.report.trading;
+        assert!(t.quotes > 0, "{}: no quotes", s.symbol);
+        assert_eq!(s.report.input.frames as usize, common::lines(file).len(), "{}: frames", s.symbol);
+        if s.symbol == small {
+            assert_eq!((t.orders, t.fills), (0, 0), "{small}: 5 USDT buys no unit");
+            assert!(s.refused.get("symbol_quote_budget").copied().unwrap_or(0) > 0, "{:?}", s.refused);
+        } else {
+            assert!(s.refused.is_empty(), "{}: {:?}", s.symbol, s.refused);
+            assert!(t.orders > 0, "{}: no orders", s.symbol);
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

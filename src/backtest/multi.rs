@@ -196,10 +196,10 @@ fn first_desks(files: &[PathBuf], symbols: &[Symbol]) -> Result<Vec<Option<usize
 
 /// Runs a multi-symbol backtest of `files` with `symbols` (each entry's
 /// config) and `strategies` (one per entry, in order).
-pub fn run(
+pub fn run<S: Strategy>(
     files: &[PathBuf],
     symbols: &Symbols,
-    strategies: Vec<Box<dyn Strategy>>,
+    strategies: Vec<S>,
     clock: Clock,
 ) -> Result<MultiReport, BacktestError> {
     let names: Vec<Symbol> = symbols.entries.iter().map(|e| e.budget.symbol).collect();
@@ -207,7 +207,7 @@ pub fn run(
         .account
         .clone()
         .map(|limits| Allocator::new(symbols.entries.iter().map(|e| e.budget.clone()).collect(), limits));
-    let mut desks: Vec<Desk<'_, Box<dyn Strategy>>> = symbols
+    let mut desks: Vec<Desk<'_, S>> = symbols
         .entries
         .iter()
         .zip(strategies)
@@ -248,11 +248,27 @@ pub fn run(
         readers[i].advance()?;
     }
     let wall_s = started.elapsed().as_secs_f64();
-    let mut out = Vec::with_capacity(desks.len());
-    for (d, (desk, entry)) in desks.into_iter().zip(&symbols.entries).enumerate() {
-        let (report, _) = desk.finish(files, wall_s)?;
+    let reports =
+        desks.into_iter().map(|desk| desk.finish(files, wall_s).map(|(r, _)| r)).collect::<Result<Vec<_>, _>>()?;
+    Ok(assemble(files, frames, unrouted, wall_s, symbols, allocator.as_ref(), reports))
+}
+
+/// The multi-symbol report from each symbol's own report (in the order of
+/// `symbols`), the allocator's refusals, and totals per quote asset: what
+/// backtests and threaded runs (`crate::runtime::multi`) write alike.
+pub fn assemble(
+    files: &[PathBuf],
+    frames: u64,
+    unrouted: u64,
+    wall_s: f64,
+    symbols: &Symbols,
+    allocator: Option<&Allocator>,
+    reports: Vec<Report>,
+) -> MultiReport {
+    let mut out = Vec::with_capacity(reports.len());
+    for (d, (report, entry)) in reports.into_iter().zip(&symbols.entries).enumerate() {
         let b = &entry.budget;
-        let refused = allocator.as_ref().map_or_else(BTreeMap::new, |a| {
+        let refused = allocator.map_or_else(BTreeMap::new, |a| {
             let r = a.refused(d);
             Refusal::ALL.iter().filter(|&&k| r.get(k) > 0).map(|&k| (k.as_str().to_string(), r.get(k))).collect()
         });
@@ -268,11 +284,15 @@ pub fn run(
         });
     }
     let mut totals: BTreeMap<String, AssetTotals> = BTreeMap::new();
-    let num = |s: &str| parse_fixed(s.as_bytes()).unwrap_or(0);
+    // Report amounts are exact decimals, signed (PnL can be negative).
+    let num = |s: &str| match s.strip_prefix('-') {
+        Some(abs) => -parse_fixed(abs.as_bytes()).unwrap_or(0),
+        None => parse_fixed(s.as_bytes()).unwrap_or(0),
+    };
     for s in &out {
         let t = totals.entry(s.quote.clone()).or_insert_with(|| AssetTotals {
             symbols: Vec::new(),
-            pnl: String::new(),
+            pnl: "0".into(),
             fees: "0".into(),
             volume: "0".into(),
             fills: 0,
@@ -286,17 +306,16 @@ pub fn run(
         t.fills += tr.fills;
         t.orders += tr.orders;
     }
-    Ok(MultiReport {
+    MultiReport {
         files: files.iter().map(|p| p.display().to_string()).collect(),
         frames,
         unrouted,
         wall_s,
         allocator: if allocator.is_some() { "account" } else { "none" }.into(),
         killed: allocator
-            .as_ref()
             .and_then(|a| a.killed())
             .map(|k| format!("{} day loss {} at {} ns: every symbol stopped", k.asset, Price(k.pnl), k.time_ns)),
         symbols: out,
         totals,
-    })
+    }
 }

@@ -12,8 +12,10 @@ use anyhow::Context;
 
 use crate::backtest;
 use crate::backtest::outputs::{Research, ResearchConfig, EQUITY_SVG};
+use crate::cli::multi;
 use crate::config::symbols::Symbols;
-use crate::hot::strategy::{NativeStrategy, Strategy};
+use crate::hot::strategy::NativeStrategy;
+use crate::script::budget::BudgetMode;
 use crate::script::ScriptStrategy;
 use crate::stats::clock::Clock;
 use crate::stats::latency::{Stage, StageHistograms};
@@ -144,64 +146,23 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<i32> {
 /// A `[[symbols]]` backtest: one report with a section per symbol and
 /// totals per quote asset (`crate::backtest::multi`).
 fn run_multi(args: &BacktestArgs, mut symbols: Symbols, clock: Clock) -> anyhow::Result<i32> {
-    let mut strategies: Vec<Box<dyn Strategy>> = Vec::with_capacity(symbols.entries.len());
     for e in &mut symbols.entries {
         e.config.advice_replay = args.advice_log.clone();
-        let c = &e.config;
-        strategies.push(match args.script.as_ref().or(c.script.as_ref()) {
-            Some(path) => {
-                let mut s = ScriptStrategy::from_file(path, &c.params, &c.script_limits)
-                    .with_context(|| format!("the script of {}", e.budget.symbol))?;
-                s.set_budget(c.script_budget, crate::script::budget::BudgetMode::CountOnly);
-                s.set_levels(c.strategy_levels);
-                Box::new(s)
-            }
-            None => Box::new(NativeStrategy),
-        });
     }
+    // Counted, never acted on: a backtest's trades must not depend on the machine's speed.
+    let strategies = multi::strategies(&symbols, args.script.as_ref(), BudgetMode::CountOnly)?;
     let report = backtest::multi::run(&args.files, &symbols, strategies, clock)?;
-    let json = serde_json::to_string_pretty(&report).context("encoding the report")?;
     let report_path = args.report.clone().or_else(|| args.out.as_ref().map(|d| d.join("report.json")));
-    match &report_path {
-        Some(path) => {
-            if let Some(dir) = &args.out {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating the output folder {} (--out)", dir.display()))?;
-            }
-            std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
-            eprintln!("mmbot backtest: report {}", path.display());
-        }
-        None => println!("{json}"),
-    }
-    for s in &report.symbols {
-        let t = &s.report.trading;
-        let refused: u64 = s.refused.values().sum();
-        eprintln!(
-            "mmbot backtest: {}: {} quotes, {} orders, {} fills, position {}, pnl {} {}; {refused} levels refused by the allocator",
-            s.symbol, t.quotes, t.orders, t.fills, t.position, t.pnl, s.quote
-        );
-    }
-    if let Some(k) = &report.killed {
-        eprintln!("mmbot backtest: account kill: {k}");
-    }
-    if args.out.is_some() {
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the output folder {} (--out)", dir.display()))?;
         eprintln!(
             "mmbot backtest: multi-symbol runs write report.json only (fills.csv, timeline.csv and equity.svg are per \
              symbol: backtest one symbol for them)"
         );
     }
-    let max_share = symbols.entries.iter().map(|e| e.config.max_script_error_share).fold(1.0, f64::min);
-    for s in &report.symbols {
-        if let Some(why) = crate::cli::exit::script_failed(&s.report.trading, max_share) {
-            eprintln!("mmbot backtest: {}: {why}", s.symbol);
-            return Ok(crate::cli::exit::SCRIPT);
-        }
-    }
-    if report.symbols.iter().all(|s| s.report.trading.quotes == 0) {
-        eprintln!("mmbot backtest: no symbol made a quote: do the recordings carry the configured [[symbols]]?");
-        return Ok(crate::cli::exit::NOTHING_TRADED);
-    }
-    Ok(crate::cli::exit::OK)
+    multi::finish("backtest", &report, report_path.as_deref())?;
+    Ok(multi::exit_status("backtest", &report, &symbols))
 }
 
 /// Why a backtest that made no quote did nothing, if it made none.

@@ -11,6 +11,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod exit;
 pub mod feed_args;
+pub mod multi;
 pub mod outputs;
 pub mod paper;
 pub mod record;

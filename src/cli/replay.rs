@@ -15,9 +15,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use crate::cli::multi;
 use crate::cli::session::{run_session, View};
 use crate::config::Config;
+use crate::runtime::multi::run_paper_multi;
 use crate::runtime::{PaperRun, RecordingSource, Source, Venue};
+use crate::script::budget::BudgetMode;
 
 #[derive(clap::Args, Debug)]
 pub struct ReplayArgs {
@@ -46,8 +49,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
     for f in &args.files {
         crate::feed::recording::open(f).with_context(|| format!("cannot replay {}", f.display()))?;
     }
-    let config = Config::load_or_default(args.config.as_deref()).context("loading the configuration")?;
-    config.one_symbol("mmbot replay")?;
+    let mut config = Config::load_or_default(args.config.as_deref()).context("loading the configuration")?;
     if let Some(s) = args.speed {
         anyhow::ensure!(s.is_finite() && s > 0.0, "--speed {s} is invalid: give a positive multiple such as 1 or 10");
     }
@@ -59,6 +61,33 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
     }
     let source = RecordingSource::new(args.files.clone(), args.speed).limited_to(args.seconds);
     let stop = Arc::new(AtomicBool::new(false));
+    if let Some(symbols) = config.symbols.take() {
+        // Several symbols on one hot thread (src/runtime/multi.rs).
+        let strategies = multi::strategies(&symbols, args.script.as_ref(), BudgetMode::for_build())?;
+        let run = run_paper_multi(
+            Source::Recording(source),
+            args.files.clone(),
+            &symbols,
+            strategies,
+            config.hot_core,
+            stop,
+        )?;
+        for e in &run.source_errors {
+            eprintln!("mmbot replay: cannot read {e}");
+        }
+        eprintln!(
+            "mmbot replay: {} symbols on threads (hot {}); rings: {} market updates dropped, {} quotes superseded",
+            symbols.entries.len(),
+            run.pinned_core.map_or("unpinned".to_string(), |c| format!("pinned to core {c}")),
+            run.rings.market_dropped,
+            run.rings.quotes_superseded
+        );
+        multi::finish("replay", &run.report, args.report.as_deref())?;
+        if !run.source_errors.is_empty() {
+            return Ok(crate::cli::exit::ERROR);
+        }
+        return Ok(multi::exit_status("replay", &run.report, &symbols));
+    }
     // Status lines while a paced replay runs (a fast one is over too soon).
     let view = if args.speed.is_some() { View::Lines } else { View::Quiet };
     let run = run_session(

@@ -427,8 +427,7 @@ impl Allocator {
     /// [`Allocator::admit`] of a one-level-a-side [`Quote`]: the quote with
     /// its refused sides taken off.
     pub fn admit_quote(&mut self, desk: usize, quote: Quote) -> Quote {
-        let bids: &[Level] = quote.bid.as_ref().map_or(&[], std::slice::from_ref);
-        let asks: &[Level] = quote.ask.as_ref().map_or(&[], std::slice::from_ref);
+        let (bids, asks) = (quote.bid.as_slice(), quote.ask.as_slice());
         let a = self.admit(desk, bids, asks, quote.time_ns);
         Quote { bid: quote.bid.filter(|_| a.bids == 1), ask: quote.ask.filter(|_| a.asks == 1), ..quote }
     }

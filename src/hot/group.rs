@@ -12,13 +12,15 @@
 //! (`mmbot bench --symbols N` measures it). A frame with no wrapper (a REST
 //! snapshot's body in a recording) goes to the symbol the group routed
 //! last, which is where recordings put them; live snapshots come with their
-//! symbol ([`HotGroup::on_snapshot`]).
+//! symbol ([`HotGroup::on_snapshot`]). A control stream (`!serverShutdown`,
+//! a recording's `!mmbotReconnect` marker) concerns the connection, so it
+//! goes to every symbol.
 //!
 //! Nothing here allocates after [`HotGroup::new`].
 
 use crate::hot::engine::{HotEvent, HotPath};
 use crate::hot::msg::Symbol;
-use crate::hot::parse::{classify_stream, split_combined};
+use crate::hot::parse::{classify_stream, split_combined, StreamKind};
 use crate::hot::strategy::Strategy;
 
 /// Slots of the route table: a power of two, at least twice the most
@@ -44,6 +46,17 @@ pub struct GroupStats {
     pub unrouted: u64,
     /// Frames with no wrapper and no symbol routed before them.
     pub unattributed: u64,
+}
+
+/// Where a frame goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// To one symbol's desk.
+    Desk(usize),
+    /// To every desk (a control stream).
+    All,
+    /// Nowhere (a symbol not served, or nothing routed yet).
+    None,
 }
 
 /// Stream-name symbol (lower case, as Binance names streams) to desk index.
@@ -150,30 +163,39 @@ impl<S: Strategy> HotGroup<S> {
         self.routes.get(symbol.as_str().to_ascii_lowercase().as_bytes())
     }
 
-    /// The desk `frame` belongs to, if any (see the module docs).
+    /// Where `frame` goes (see the module docs).
     #[inline]
-    pub fn route(&mut self, frame: &[u8]) -> Option<usize> {
+    pub fn route(&mut self, frame: &[u8]) -> Route {
         match split_combined(frame) {
             Some((name, _)) => {
-                let (_, symbol) = classify_stream(name);
-                let desk = self.routes.get(symbol);
-                match desk {
-                    Some(d) => self.last = Some(d),
-                    None => self.stats.unrouted += 1,
+                let (kind, symbol) = classify_stream(name);
+                if kind == StreamKind::Control {
+                    return Route::All;
                 }
-                desk
+                match self.routes.get(symbol) {
+                    Some(d) => {
+                        self.last = Some(d);
+                        Route::Desk(d)
+                    }
+                    None => {
+                        self.stats.unrouted += 1;
+                        Route::None
+                    }
+                }
             }
-            None => {
-                if self.last.is_none() {
+            None => match self.last {
+                Some(d) => Route::Desk(d),
+                None => {
                     self.stats.unattributed += 1;
+                    Route::None
                 }
-                self.last
-            }
+            },
         }
     }
 
     /// One frame: routed to its symbol's hot path, which handles it as a
-    /// single-symbol run would; returns the desk it went to.
+    /// single-symbol run would (a control frame to every one); returns
+    /// where it went.
     #[inline]
     pub fn on_frame(
         &mut self,
@@ -181,10 +203,18 @@ impl<S: Strategy> HotGroup<S> {
         recv_ns: i64,
         t_in: u64,
         out: &mut impl FnMut(usize, HotEvent<'_>),
-    ) -> Option<usize> {
-        let d = self.route(frame)?;
-        self.desks[d].on_frame(frame, recv_ns, t_in, &mut |ev| out(d, ev));
-        Some(d)
+    ) -> Route {
+        let route = self.route(frame);
+        match route {
+            Route::Desk(d) => self.desks[d].on_frame(frame, recv_ns, t_in, &mut |ev| out(d, ev)),
+            Route::All => {
+                for (d, desk) in self.desks.iter_mut().enumerate() {
+                    desk.on_frame(frame, recv_ns, t_in, &mut |ev| out(d, ev));
+                }
+            }
+            Route::None => {}
+        }
+        route
     }
 
     /// A REST snapshot for `symbol`.
@@ -236,12 +266,24 @@ mod tests {
     #[test]
     fn wrapped_frames_go_by_stream_and_bare_ones_to_the_last_routed() {
         let mut g = HotGroup::new(vec![desk("BTCUSDT"), desk("ETHUSDT")]).unwrap();
-        assert_eq!(g.route(b"{\"lastUpdateId\":1,\"bids\":[],\"asks\":[]}"), None);
+        assert_eq!(g.route(b"{\"lastUpdateId\":1,\"bids\":[],\"asks\":[]}"), Route::None);
         assert_eq!(g.stats().unattributed, 1);
-        assert_eq!(g.route(b"{\"stream\":\"ethusdt@depth@100ms\",\"data\":{}}"), Some(1));
-        assert_eq!(g.route(b"{\"lastUpdateId\":1,\"bids\":[],\"asks\":[]}"), Some(1));
-        assert_eq!(g.route(b"{\"stream\":\"btcusdt@bookTicker\",\"data\":{}}"), Some(0));
-        assert_eq!(g.route(b"{\"stream\":\"xrpusdt@trade\",\"data\":{}}"), None);
+        assert_eq!(g.route(b"{\"stream\":\"ethusdt@depth@100ms\",\"data\":{}}"), Route::Desk(1));
+        assert_eq!(g.route(b"{\"lastUpdateId\":1,\"bids\":[],\"asks\":[]}"), Route::Desk(1));
+        assert_eq!(g.route(b"{\"stream\":\"btcusdt@bookTicker\",\"data\":{}}"), Route::Desk(0));
+        assert_eq!(g.route(b"{\"stream\":\"xrpusdt@trade\",\"data\":{}}"), Route::None);
         assert_eq!(g.stats().unrouted, 1);
+        assert_eq!(
+            g.route(b"{\"stream\":\"!serverShutdown\",\"data\":{\"e\":\"serverShutdown\",\"E\":1}}"),
+            Route::All
+        );
+        // Every desk hears the shutdown.
+        g.on_frame(
+            b"{\"stream\":\"!serverShutdown\",\"data\":{\"e\":\"serverShutdown\",\"E\":1}}",
+            1,
+            0,
+            &mut |_, _| {},
+        );
+        assert!(g.desks().iter().all(|d| d.market().stats().server_shutdowns == 1));
     }
 }

@@ -1,0 +1,91 @@
+//! What the commands that run several symbols (`[[symbols]]`) share: each
+//! symbol's strategy, the summary lines, the report file and the exit
+//! status. `mmbot backtest`, `mmbot replay` and `mmbot paper` use them.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::backtest::multi::MultiReport;
+use crate::config::symbols::Symbols;
+use crate::hot::strategy::{NativeStrategy, Strategy};
+use crate::script::budget::BudgetMode;
+use crate::script::ScriptStrategy;
+
+/// Each symbol's strategy, in order: `script` (a command's `--script`) for
+/// all, else the symbol's own `[strategy] script`, else the native one.
+pub(crate) fn strategies(
+    symbols: &Symbols,
+    script: Option<&PathBuf>,
+    budget: BudgetMode,
+) -> anyhow::Result<Vec<Box<dyn Strategy + Send>>> {
+    let mut out: Vec<Box<dyn Strategy + Send>> = Vec::with_capacity(symbols.entries.len());
+    for e in &symbols.entries {
+        let c = &e.config;
+        out.push(match script.or(c.script.as_ref()) {
+            Some(path) => {
+                let mut s = ScriptStrategy::from_file(path, &c.params, &c.script_limits)
+                    .with_context(|| format!("the script of {}", e.budget.symbol))?;
+                s.set_budget(c.script_budget, budget);
+                s.set_levels(c.strategy_levels);
+                Box::new(s)
+            }
+            None => Box::new(NativeStrategy),
+        });
+    }
+    Ok(out)
+}
+
+/// Writes the report (to stdout without `path`) and a line per symbol on
+/// stderr.
+pub(crate) fn finish(label: &str, report: &MultiReport, path: Option<&Path>) -> anyhow::Result<()> {
+    let json = serde_json::to_string_pretty(report).context("encoding the report")?;
+    match path {
+        Some(path) => {
+            std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("mmbot {label}: report {}", path.display());
+        }
+        None => println!("{json}"),
+    }
+    for s in &report.symbols {
+        let t = &s.report.trading;
+        let q = &s.report.perf.latency_ns["tick_to_quote"];
+        let refused: u64 = s.refused.values().sum();
+        eprintln!(
+            "mmbot {label}: {}: {} quotes, {} orders, {} fills, position {}, pnl {} {}; tick_to_quote p50 {} ns p99 {} ns; \
+             {refused} levels refused by the allocator",
+            s.symbol, t.quotes, t.orders, t.fills, t.position, t.pnl, s.quote, q.p50, q.p99
+        );
+    }
+    for (asset, t) in &report.totals {
+        eprintln!(
+            "mmbot {label}: {asset} total over {}: pnl {}, fees {}, volume {}, {} fills of {} orders",
+            t.symbols.join(", "),
+            t.pnl,
+            t.fees,
+            t.volume,
+            t.fills,
+            t.orders
+        );
+    }
+    if let Some(k) = &report.killed {
+        eprintln!("mmbot {label}: account kill: {k}");
+    }
+    Ok(())
+}
+
+/// The exit status: a script that failed too often on any symbol, else
+/// nothing quoted on any symbol, else OK.
+pub(crate) fn exit_status(label: &str, report: &MultiReport, symbols: &Symbols) -> i32 {
+    for (s, e) in report.symbols.iter().zip(&symbols.entries) {
+        if let Some(why) = crate::cli::exit::script_failed(&s.report.trading, e.config.max_script_error_share) {
+            eprintln!("mmbot {label}: {}: {why}", s.symbol);
+            return crate::cli::exit::SCRIPT;
+        }
+    }
+    if report.symbols.iter().all(|s| s.report.trading.quotes == 0) {
+        eprintln!("mmbot {label}: no symbol made a quote: do the recordings carry the configured [[symbols]]?");
+        return crate::cli::exit::NOTHING_TRADED;
+    }
+    crate::cli::exit::OK
+}

@@ -1,0 +1,348 @@
+//! Several symbols on threads: one pinned hot thread serving a symbol group
+//! ([`HotGroup`]), one exec thread with a paper exchange per symbol and the
+//! account allocator between every symbol's quotes and its exchange.
+//!
+//! The single-symbol runtime (`runtime.rs`) stays as it is: its rings,
+//! status snapshots and dashboard are one symbol's. Here each symbol has
+//! its own latest-wins quote ring and position ring (one symbol's quote
+//! never supersedes another's), market data for the exec thread shares one
+//! ring tagged with the symbol's desk, and each symbol's fills come back on
+//! their own ring. The hot thread never waits on any of them.
+//!
+//! Sources: recordings (`mmbot replay` with `[[symbols]]`) or the live feed
+//! carrying every symbol's streams on one connection (`mmbot paper` with
+//! `[[symbols]]`). Not yet here (said in the README): live orders, the AI
+//! advisor thread, script reloads, the dashboard and warming.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::backtest::multi::{assemble, MultiReport};
+use crate::config::symbols::Symbols;
+use crate::exec::allocator::Allocator;
+use crate::exec::paper::PaperExchange;
+use crate::exec::position::Position;
+use crate::exec::{Fill, Quote};
+use crate::feed::connector::Reason;
+use crate::feed::live::{FeedHandler, LinkStats, LiveFeed};
+use crate::hot::book::TopOfBook;
+use crate::hot::engine::{ExecState, HotEvent, HotPath};
+use crate::hot::fixed::Price;
+use crate::hot::group::{HotGroup, Route};
+use crate::hot::msg::Symbol;
+use crate::hot::strategy::{Strategy, StrategyFill};
+use crate::ring::{ring, Consumer, Producer};
+use crate::stats::clock::Clock;
+
+use super::{pin, RingStats, Source, ToExec, FILL_RING};
+
+/// What a multi-symbol threaded run returns.
+#[derive(Debug, Clone)]
+pub struct MultiRun {
+    pub report: MultiReport,
+    pub rings: RingStats,
+    pub pinned_core: Option<usize>,
+    pub source_errors: Vec<String>,
+    /// The live feed's counters (live runs only).
+    pub link: Option<LinkStats>,
+}
+
+/// One symbol's rings, hot side.
+struct HotRings {
+    quote_tx: Producer<(Quote, Price)>,
+    pos_rx: Consumer<ExecState>,
+    fill_rx: Consumer<StrategyFill>,
+}
+
+/// One symbol's rings, exec side.
+struct ExecRings {
+    quote_rx: Consumer<(Quote, Price)>,
+    pos_tx: Producer<ExecState>,
+    fill_tx: Producer<StrategyFill>,
+}
+
+/// The hot thread's state: the group and every symbol's rings.
+struct GroupSide<S: Strategy> {
+    group: HotGroup<S>,
+    market_tx: Producer<(u16, ToExec)>,
+    rings: Vec<HotRings>,
+}
+
+/// Sends desk `d`'s hot-path event on: market data to the exec thread,
+/// quotes to the desk's own latest-wins ring.
+#[inline]
+fn emit(market_tx: &Producer<(u16, ToExec)>, rings: &[HotRings], d: usize, ev: HotEvent<'_>, time_ns: i64) {
+    match ev {
+        HotEvent::Depth { book, time_ns, .. } => {
+            market_tx.push((d as u16, ToExec::Book { top: TopOfBook::of(book), time_ns }));
+        }
+        HotEvent::Trade(trade) => {
+            market_tx.push((d as u16, ToExec::Trade { trade, time_ns }));
+        }
+        HotEvent::Quote { quote, tick, .. } => rings[d].quote_tx.push_latest((quote, tick)),
+    }
+}
+
+impl<S: Strategy> GroupSide<S> {
+    #[inline]
+    fn frame(&mut self, buf: &[u8], recv_ns: i64, t_in: u64) -> Route {
+        let (tx, rings) = (&self.market_tx, &self.rings);
+        self.group.on_frame(buf, recv_ns, t_in, &mut |d, ev| emit(tx, rings, d, ev, recv_ns))
+    }
+
+    /// Every desk's fills and exec state, off the quote's path.
+    fn housekeeping(&mut self) {
+        for (d, r) in self.rings.iter_mut().enumerate() {
+            let desk = self.group.desk_mut(d);
+            while let Some(f) = r.fill_rx.pop() {
+                desk.on_fill(&f);
+            }
+            if let Some(state) = r.pos_rx.latest() {
+                desk.set_exec_state(state);
+            }
+        }
+    }
+
+    /// Runs `f` on every desk with its event sink.
+    fn each(&mut self, now_ns: i64, f: &mut DeskFn<'_, S>) {
+        let (tx, rings) = (&self.market_tx, &self.rings);
+        for d in 0..self.group.len() {
+            f(self.group.desk_mut(d), &mut |ev| emit(tx, rings, d, ev, now_ns));
+        }
+    }
+}
+
+impl<S: Strategy> FeedHandler for GroupSide<S> {
+    #[inline]
+    fn on_frame(&mut self, frame: &[u8], recv_ns: i64, t_ready: u64, _wire_ns: u64) -> bool {
+        // A control frame goes to every desk: the first one's count says
+        // whether it was a shutdown.
+        let shutdowns = |g: &HotGroup<S>| g.desks().first().map_or(0, |d| d.market().stats().server_shutdowns);
+        let before = shutdowns(&self.group);
+        self.frame(frame, recv_ns, t_ready);
+        shutdowns(&self.group) != before
+    }
+
+    fn on_snapshot(&mut self, symbol: Symbol, body: &[u8], recv_ns: i64) {
+        let Some(d) = self.group.desk_of(symbol) else { return };
+        let t_in = self.group.desks()[d].clock().now();
+        let (tx, rings) = (&self.market_tx, &self.rings);
+        self.group.on_snapshot(symbol, body, recv_ns, t_in, &mut |d, ev| emit(tx, rings, d, ev, recv_ns));
+    }
+
+    fn refresh_book(&mut self, symbol: Symbol, now_ns: i64) {
+        let Some(d) = self.group.desk_of(symbol) else { return };
+        let (tx, rings) = (&self.market_tx, &self.rings);
+        self.group.desk_mut(d).refresh_book(symbol, now_ns, &mut |ev| emit(tx, rings, d, ev, now_ns));
+    }
+
+    fn on_disconnected(&mut self, _reason: Reason, now_ns: i64) {
+        self.each(now_ns, &mut |desk, out| desk.on_disconnect(now_ns, &mut |ev| out(ev)));
+    }
+
+    fn on_shutdown(&mut self, now_ns: i64) {
+        self.each(now_ns, &mut |desk, out| desk.pull_quotes(now_ns, &mut |ev| out(ev)));
+    }
+
+    fn on_idle(&mut self, now_ns: i64) {
+        self.each(now_ns, &mut |desk, out| desk.on_idle(now_ns, &mut |ev| out(ev)));
+    }
+
+    fn wants_snapshot(&self, symbol: Symbol) -> bool {
+        self.group.desk_of(symbol).is_some_and(|d| self.group.desks()[d].wants_snapshot(symbol))
+    }
+
+    fn synced_update_id(&self, symbol: Symbol) -> Option<u64> {
+        let d = self.group.desk_of(symbol)?;
+        self.group.desks()[d].market().book(symbol).filter(|b| b.is_synced()).map(|b| b.update_id())
+    }
+}
+
+/// Work done on each desk with its event sink ([`GroupSide::each`]).
+type DeskFn<'a, S> = dyn FnMut(&mut HotPath<S>, &mut dyn FnMut(HotEvent<'_>)) + 'a;
+
+/// One symbol on the exec thread.
+struct ExecDesk {
+    exchange: Option<PaperExchange>,
+    position: Position,
+    last_fill_ns: Option<i64>,
+    rings: ExecRings,
+}
+
+/// Runs `symbols` with `strategies` (one per entry, in order) on threads
+/// from `source` until it ends or `stop` is set.
+pub fn run_paper_multi<S: Strategy + Send + 'static>(
+    source: Source,
+    files: Vec<PathBuf>,
+    symbols: &Symbols,
+    strategies: Vec<S>,
+    hot_core: Option<usize>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<MultiRun> {
+    let n = symbols.entries.len();
+    anyhow::ensure!(strategies.len() == n, "one strategy per symbol: {} for {n} symbols", strategies.len());
+    let started = Instant::now();
+    let (market_tx, mut market_rx) = ring::<(u16, ToExec)>(4096 * n.max(1));
+    let (mut hot_rings, mut exec_rings) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        let (quote_tx, quote_rx) = ring::<(Quote, Price)>(8);
+        let (pos_tx, pos_rx) = ring::<ExecState>(8);
+        let (fill_tx, fill_rx) = ring::<StrategyFill>(FILL_RING);
+        hot_rings.push(HotRings { quote_tx, pos_rx, fill_rx });
+        exec_rings.push(ExecRings { quote_rx, pos_tx, fill_tx });
+    }
+    let hot_done = Arc::new(AtomicBool::new(false));
+    let done = hot_done.clone();
+    let entries = symbols.entries.clone();
+    let mut allocator = symbols
+        .account
+        .clone()
+        .map(|limits| Allocator::new(entries.iter().map(|e| e.budget.clone()).collect(), limits));
+    let exec_entries = entries.clone();
+    let exec = std::thread::Builder::new().name("mmbot-exec".into()).spawn(move || {
+        let mut desks: Vec<ExecDesk> = exec_rings
+            .into_iter()
+            .map(|rings| ExecDesk { exchange: None, position: Position::new(), last_fill_ns: None, rings })
+            .collect();
+        let mut fills: Vec<(usize, Fill)> = Vec::with_capacity(64);
+        let mut worked_on = vec![false; desks.len()];
+        loop {
+            let finished = done.load(Ordering::Acquire);
+            let mut worked = false;
+            while let Some((d, m)) = market_rx.pop() {
+                let d = d as usize;
+                worked = true;
+                worked_on[d] = true;
+                let desk = &mut desks[d];
+                let sink = &mut |f| fills.push((d, f));
+                match m {
+                    ToExec::Book { top, time_ns } => {
+                        if let (Some(a), true) = (allocator.as_mut(), top.bid_len > 0 && top.ask_len > 0) {
+                            a.mark(d, Price((top.bids[0].price.0 + top.asks[0].price.0) / 2), time_ns);
+                        }
+                        if let Some(ex) = desk.exchange.as_mut() {
+                            ex.on_book(&top, time_ns, sink)
+                        }
+                    }
+                    ToExec::Trade { trade, time_ns } => {
+                        if let Some(ex) = desk.exchange.as_mut() {
+                            ex.on_trade(&trade, time_ns, sink)
+                        }
+                    }
+                    ToExec::Health { .. } | ToExec::Advice(_) => {}
+                }
+            }
+            for (d, desk) in desks.iter_mut().enumerate() {
+                if let Some((q, tick)) = desk.rings.quote_rx.latest() {
+                    worked = true;
+                    worked_on[d] = true;
+                    let q = match allocator.as_mut() {
+                        Some(a) => a.admit_quote(d, q),
+                        None => q,
+                    };
+                    let cfg = exec_entries[d].config.paper;
+                    desk.exchange
+                        .get_or_insert_with(|| PaperExchange::new(q.symbol, cfg))
+                        .on_quote(&q, tick, q.time_ns);
+                }
+            }
+            for (d, f) in fills.drain(..) {
+                let desk = &mut desks[d];
+                let fees_before = desk.position.fees();
+                desk.position.on_fill(&f);
+                if let Some(a) = allocator.as_mut() {
+                    a.on_fill(d, &f);
+                }
+                desk.last_fill_ns = Some(desk.last_fill_ns.map_or(f.time_ns, |t| t.max(f.time_ns)));
+                let fee = desk.position.fees().saturating_sub(fees_before);
+                desk.rings.fill_tx.push(StrategyFill::of(&f, fee, desk.position.qty()));
+            }
+            for (d, desk) in desks.iter_mut().enumerate() {
+                if std::mem::take(&mut worked_on[d]) {
+                    let (bid, ask) =
+                        desk.exchange.as_ref().map_or((None, None), |e| (e.working_bid(), e.working_ask()));
+                    desk.rings.pos_tx.push_latest(ExecState::of(&desk.position, bid, ask, desk.last_fill_ns));
+                }
+            }
+            if finished && !worked && market_rx.is_empty() {
+                break;
+            }
+            if !worked {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        }
+        let dropped = desks.iter().map(|d| d.rings.pos_tx.dropped()).sum::<u64>();
+        (desks.into_iter().map(|d| (d.exchange, d.position)).collect::<Vec<_>>(), allocator, dropped)
+    })?;
+
+    let hot = std::thread::Builder::new().name("mmbot-hot".into()).spawn(move || {
+        let pinned = pin(hot_core);
+        let clock = Clock::calibrate();
+        let desks = entries
+            .iter()
+            .zip(strategies)
+            .map(|(e, s)| HotPath::with_symbols(e.config.hot, s, clock, &[e.budget.symbol]))
+            .collect();
+        let group = match HotGroup::new(desks) {
+            Ok(g) => g,
+            Err(e) => return Err(e.to_string()),
+        };
+        let mut h = GroupSide { group, market_tx, rings: hot_rings };
+        let mut errors = Vec::new();
+        let mut link = None;
+        match source {
+            Source::Recording(mut src) => {
+                let mut buf = Vec::with_capacity(1 << 20);
+                while !stop.load(Ordering::Relaxed) {
+                    let Some(recv_ns) = src.next_frame_with(&mut buf, None) else { break };
+                    let t_in = clock.now();
+                    h.frame(&buf, recv_ns, t_in);
+                    h.housekeeping();
+                }
+                errors = src.errors;
+            }
+            Source::Live(cfg) => match LiveFeed::start(cfg, clock) {
+                Ok(mut feed) => {
+                    while !stop.load(Ordering::Relaxed) {
+                        feed.turn(&mut h);
+                        h.housekeeping();
+                    }
+                    feed.shutdown(&mut h);
+                    link = Some(feed.stats());
+                }
+                Err(e) => errors.push(format!("live feed: {e}")),
+            },
+        }
+        let market_dropped = h.market_tx.dropped();
+        let superseded = h.rings.iter().map(|r| r.quote_tx.dropped()).sum();
+        let rings = RingStats { market_dropped, quotes_superseded: superseded, positions_superseded: 0 };
+        Ok((h.group, pinned, rings, errors, link))
+    })?;
+    let joined = hot.join().map_err(|_| anyhow::anyhow!("the hot thread panicked"));
+    hot_done.store(true, Ordering::Release);
+    let (exec_desks, allocator, pos_dropped) = exec.join().map_err(|_| anyhow::anyhow!("the exec thread panicked"))?;
+    let (group, pinned_core, mut rings, source_errors, link) = joined?.map_err(|e| anyhow::anyhow!(e))?;
+    rings.positions_superseded = pos_dropped;
+    let wall_s = started.elapsed().as_secs_f64();
+    let frames: u64 = group.desks().iter().map(|d| d.market().stats().frames).sum();
+    let reports = group
+        .desks()
+        .iter()
+        .zip(&exec_desks)
+        .zip(&symbols.entries)
+        .map(|((hot, (ex, position)), e)| {
+            let counts = ex.as_ref().map(|x| x.counts()).unwrap_or_default();
+            let mut r = crate::backtest::report(&files, hot, counts, position, e.budget.symbol, wall_s);
+            r.trading.advice = "none".into();
+            if let Some(ex) = ex {
+                r.trading.rejected_post_only = ex.rejected_post_only();
+                r.trading.fill_model = ex.model();
+            }
+            r
+        })
+        .collect();
+    let report = assemble(&files, frames, group.stats().unrouted, wall_s, symbols, allocator.as_ref(), reports);
+    Ok(MultiRun { report, rings, pinned_core, source_errors, link })
+}
