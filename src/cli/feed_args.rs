@@ -61,8 +61,17 @@ impl FeedArgs {
     /// (`RestClient::with_guard`, the WebSocket API client).
     pub fn config(&self) -> anyhow::Result<Config> {
         let mut config = Config::load_or_default(self.config.as_deref()).context("loading the configuration")?;
-        config.one_symbol("mmbot paper, run and record")?;
+        let listed: Option<Vec<Symbol>> =
+            config.symbols.as_ref().map(|s| s.entries.iter().map(|e| e.budget.symbol).collect());
         let feed = &mut config.feed;
+        if let Some(listed) = listed {
+            // `[[symbols]]` names what is streamed and traded.
+            if !self.symbols.is_empty() {
+                bail!("the config's [[symbols]] entries name the symbols; drop --symbol (or the entries)");
+            }
+            config.hot.symbol = listed.first().copied();
+            feed.symbols = listed;
+        }
         if let Some(m) = &self.market {
             feed.market =
                 FeedMarket::parse(m).with_context(|| format!("--market {m:?}: use spot, usdm or spot-testnet"))?;

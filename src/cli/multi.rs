@@ -1,6 +1,7 @@
 //! What the commands that run several symbols (`[[symbols]]`) share: each
 //! symbol's strategy, the summary lines, the report file and the exit
-//! status. `mmbot backtest`, `mmbot replay` and `mmbot paper` use them.
+//! status (`mmbot backtest`, `mmbot replay`), and `mmbot paper` with
+//! several symbols.
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +9,10 @@ use anyhow::Context;
 
 use crate::backtest::multi::MultiReport;
 use crate::config::symbols::Symbols;
+use crate::config::Config;
 use crate::hot::strategy::{NativeStrategy, Strategy};
+use crate::runtime::multi::run_paper_multi;
+use crate::runtime::Source;
 use crate::script::budget::BudgetMode;
 use crate::script::ScriptStrategy;
 
@@ -88,4 +92,56 @@ pub(crate) fn exit_status(label: &str, report: &MultiReport, symbols: &Symbols) 
         return crate::cli::exit::NOTHING_TRADED;
     }
     crate::cli::exit::OK
+}
+
+/// `mmbot paper` (or `mmbot run` without `--live`) with `[[symbols]]`:
+/// every symbol's streams on one connection, the symbols on one hot
+/// thread, paper exchanges and the allocator on the exec thread
+/// (`crate::runtime::multi`). Status lines only (the dashboard is one
+/// symbol's); the report goes to the run folder and `--report`.
+pub(crate) fn paper(args: &crate::cli::paper::PaperArgs, mut config: Config, command: &str) -> anyhow::Result<i32> {
+    let symbols = config.symbols.take().context("a [[symbols]] config")?;
+    let feed = config.feed.clone();
+    let names: Vec<String> = symbols.entries.iter().map(|e| e.budget.symbol.to_string()).collect();
+    eprintln!(
+        "mmbot {command}: {} ({}), paper trading {} from one account ({}); REST {}",
+        feed.stream_url(),
+        feed.market.name(),
+        names.join(", "),
+        if symbols.account.is_some() { "allocator on" } else { "no [account]: symbols independent" },
+        feed.rest_url()
+    );
+    let stop = crate::cli::record::ctrl_c_flag();
+    if let Some(d) = args.feed.duration {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let end = std::time::Instant::now() + d;
+            while std::time::Instant::now() < end && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+    }
+    let dir = crate::cli::outputs::timestamped_dir(&args.out)?;
+    let _logs = crate::logging::init(true, Some(&dir.join("mmbot.log")));
+    let strategies = strategies(&symbols, args.script.as_ref(), BudgetMode::for_build())?;
+    let run = run_paper_multi(Source::Live(feed), Vec::new(), &symbols, strategies, config.hot_core, stop)?;
+    for e in &run.source_errors {
+        eprintln!("mmbot {command}: {e}");
+    }
+    if let Some(l) = &run.link {
+        eprintln!(
+            "mmbot {command}: link: {} connections, {} snapshots received ({} failed)",
+            l.connects, l.snapshots_received, l.snapshots_failed
+        );
+    }
+    let path = dir.join("report.json");
+    finish(command, &run.report, Some(&path))?;
+    if let Some(extra) = &args.report {
+        std::fs::copy(&path, extra).with_context(|| format!("writing {}", extra.display()))?;
+    }
+    if !run.source_errors.is_empty() || run.link.is_some_and(|l| l.connects == 0) {
+        return Ok(crate::cli::exit::FEED);
+    }
+    Ok(exit_status(command, &run.report, &symbols))
 }

@@ -112,6 +112,12 @@ pub fn run(args: PaperArgs, flags: LiveFlags, command: &'static str) -> anyhow::
         }
     }
     let mut config = feed_args.config()?;
+    if config.symbols.is_some() {
+        if flags.live {
+            config.one_symbol("mmbot run --live")?;
+        }
+        return crate::cli::multi::paper(&args, config, command);
+    }
     if flags.dry_run {
         if let Some(l) = config.live.as_mut() {
             l.dry_run = true;

@@ -67,6 +67,9 @@ pub fn run(args: RecordArgs) -> anyhow::Result<i32> {
         );
     }
     let config = args.feed.config()?;
+    // A recorded snapshot's body names no symbol: with several symbols on
+    // one stream, a replay could not tell whose it is.
+    config.one_symbol("mmbot record")?;
     let feed_cfg = config.feed.clone();
     let writer = RecordingWriter::create(&args.out, Duration::from_secs(1))
         .with_context(|| format!("creating {}", args.out.display()))?;

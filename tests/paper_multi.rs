@@ -1,0 +1,73 @@
+//! `mmbot paper` with `[[symbols]]` against `mmbot sim` on loopback: three
+//! symbols' streams on one connection, one hot thread serving them, paper
+//! exchanges and the account allocator on the exec thread
+//! (src/runtime/multi.rs). Ephemeral port, bounded duration, no internet.
+//! The simulator's streams follow Binance's combined-stream and depth
+//! formats (docs/simulator.md); nothing here depends on exchange behaviour
+//! beyond them.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mmbot::config::Config;
+use mmbot::hot::strategy::NativeStrategy;
+use mmbot::runtime::multi::run_paper_multi;
+use mmbot::runtime::Source;
+use mmbot::sim::{Sim, SimConfig, SimSource};
+
+const SYMBOLS: [&str; 3] = ["BTCUSDT", "ETHUSDT", "BNBUSDT"];
+
+#[test]
+fn three_symbols_paper_trade_from_one_connection_and_one_account() {
+    let sim = Sim::start(SimConfig {
+        symbols: SYMBOLS.iter().map(|s| s.to_string()).collect(),
+        source: SimSource::Synthetic { seed: 11, events_per_sec: 300.0 },
+        ..SimConfig::default()
+    })
+    .expect("the simulator starts on an ephemeral port");
+    // BNBUSDT gets 1 USDT: not enough for any bid.
+    let entries: String = SYMBOLS
+        .iter()
+        .map(|s| {
+            format!("[[symbols]]\nsymbol = \"{s}\"\nbudget_quote = \"{}\"\n", if *s == "BNBUSDT" { 1 } else { 50_000 })
+        })
+        .collect();
+    let text = format!(
+        "[strategy]\ntarget_spread_pct = 0.01\nmin_order_size = \"0.01\"\nmax_position = \"1\"\n\
+         [account]\nbalances = {{ USDT = \"200000\" }}\n{entries}"
+    );
+    let mut config = Config::from_toml(&text, "paper_multi").unwrap();
+    let symbols = config.symbols.take().unwrap();
+    let mut feed = config.feed.clone();
+    feed.symbols = symbols.entries.iter().map(|e| e.budget.symbol).collect();
+    feed.stream_url = Some(sim.ws_base());
+    feed.rest_url = Some(sim.http_base());
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(4));
+            stop.store(true, Ordering::Relaxed);
+        })
+    };
+    let strategies = vec![NativeStrategy; 3];
+    let run = run_paper_multi(Source::Live(feed), Vec::new(), &symbols, strategies, None, stop).unwrap();
+    stopper.join().unwrap();
+    assert!(run.source_errors.is_empty(), "{:?}", run.source_errors);
+    let link = run.link.expect("a live feed");
+    assert_eq!(link.connects, 1, "one connection carries every symbol");
+    assert_eq!(run.report.unrouted, 0);
+    for s in &run.report.symbols {
+        let t = &s.report.trading;
+        assert!(t.quotes > 0, "{}: never quoted (its book never synced?)", s.symbol);
+        if s.symbol == "BNBUSDT" {
+            assert_eq!(t.orders, 0, "1 USDT buys nothing");
+            assert!(s.refused.get("symbol_quote_budget").copied().unwrap_or(0) > 0, "{:?}", s.refused);
+        } else {
+            assert!(t.orders > 0, "{}: no orders", s.symbol);
+            assert!(s.refused.is_empty(), "{}: {:?}", s.symbol, s.refused);
+        }
+    }
+    assert_eq!(run.report.totals["USDT"].symbols.len(), 3);
+}
