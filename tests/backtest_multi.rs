@@ -249,3 +249,44 @@ fn a_threaded_replay_runs_every_symbol_on_one_hot_thread_within_budgets() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A script reads the other symbols' mids (`m.peer_mid(i)`, in
+/// `[[symbols]]` order): quoting CTKUSDT only once AKROUSDT has a mid makes
+/// orders in a multi-symbol run and none alone, where there are no peers.
+#[test]
+fn a_script_reads_another_symbols_mid() {
+    let Some(caps) = usdt_captures("a_script_reads_another_symbols_mid") else { return };
+    let pick = |name: &str| caps.iter().find(|(s, _)| s == name).map(|(_, f)| f.clone());
+    let (Some(akro), Some(ctk)) = (pick("AKROUSDT"), pick("CTKUSDT")) else {
+        common::skip(format_args!("a_script_reads_another_symbols_mid: needs the AKROUSDT and CTKUSDT captures"));
+        return;
+    };
+    let dir = common::temp_dir("peer-script");
+    let script = dir.join("follow.rhai");
+    std::fs::write(
+        &script,
+        "fn quote(m) {\n    if m.peer_count == 2.0 && m.peer_mid(0) > 0.0 && m.peer_age_s(0) >= 0.0 && m.peer_mid(5) == 0.0 {\n        \
+         bid(m.best_bid, m.min_order_size);\n    } else {\n        pull();\n    }\n}\n",
+    )
+    .unwrap();
+    let text = format!(
+        "{TIGHT}[[symbols]]\nsymbol = \"AKROUSDT\"\n[[symbols]]\nsymbol = \"CTKUSDT\"\n[symbols.strategy]\nscript = {:?}\n",
+        script.display().to_string()
+    );
+    let config = Config::from_toml(&text, "peers").unwrap();
+    let symbols = config.symbols.unwrap();
+    let mut strategies: Vec<Box<dyn Strategy>> = vec![Box::new(NativeStrategy)];
+    let c = &symbols.entries[1].config;
+    let s = mmbot::script::ScriptStrategy::from_file(&script, &c.params, &c.script_limits).unwrap();
+    assert!(s.name().contains("compiled"), "the fast path reads peers too: {}", s.name());
+    strategies.push(Box::new(s));
+    let r = run(&[akro, ctk.clone()], &symbols, strategies, Clock::instant()).unwrap();
+    let follower = &r.symbols[1].report.trading;
+    assert!(follower.orders > 0, "CTKUSDT never quoted on AKROUSDT's mid: {follower:?}");
+    // Alone, the same script has no peers and never bids.
+    let alone = Config::from_toml(&format!("{TIGHT}[market]\nsymbol = \"CTKUSDT\"\n"), "alone").unwrap();
+    let s = mmbot::script::ScriptStrategy::from_file(&script, &alone.params, &alone.script_limits).unwrap();
+    let (own, _) = mmbot::backtest::run(&[ctk], &alone, s, Clock::instant()).unwrap();
+    assert_eq!(own.trading.orders, 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -101,6 +101,7 @@ fn hand_built_with(needs: ScopeNeeds) -> MarketState {
             step_size: Qty(fx(0.001)),
             exchange_time_ns: now_ns - 7_000_000,
             advice_expired: true,
+            peers: None,
         },
     };
     MarketState::from_input_with(&input, needs)
@@ -191,11 +192,12 @@ fn every_getter_reads_the_scope() {
 fn building_m_copies_only_what_the_script_reads() {
     let e = engine(&ScriptLimits::default(), &Params::new(), None);
     let needs = |src: &str| ScopeNeeds::of(compile(&e, "needs.rhai", src).unwrap().ast());
-    let none = ScopeNeeds { levels: false, trades: false, orders: false };
+    let none = ScopeNeeds { levels: false, trades: false, orders: false, peers: false };
     assert_eq!(needs("fn quote(m) { bid(m.mid - m.tick_size * m.depth, m.bid_qty) }"), none);
     assert_eq!(needs("fn f(m) { m.trade_qty(0) } fn quote(m) { bid(f(m), 1.0) }"), ScopeNeeds { trades: true, ..none });
     assert_eq!(needs("fn quote(m) { bid(m.ask_qty(2), 1.0) }"), ScopeNeeds { levels: true, ..none });
     assert_eq!(needs("fn quote(m) { bid(m.bid_order_age_s(0), 1.0) }"), ScopeNeeds { orders: true, ..none });
+    assert_eq!(needs("fn quote(m) { bid(m.peer_mid(1), 1.0) }"), ScopeNeeds { peers: true, ..none });
     // Left out, the data reads 0.0; the counts stay right.
     let m = hand_built_with(none);
     assert_eq!((m.depth, m.trade_count, m.bid_order_count, m.ask_order_count), (20.0, 64.0, 2.0, 1.0));

@@ -320,7 +320,7 @@ fn state_fields() -> Vec<String> {
 }
 
 /// The indexed getters SPEC17 section 1 names.
-const INDEXED: [&str; 16] = [
+const INDEXED: [&str; 19] = [
     "bid_price",
     "bid_qty",
     "ask_price",
@@ -337,6 +337,10 @@ const INDEXED: [&str; 16] = [
     "ask_order_qty",
     "ask_order_queue",
     "ask_order_age_s",
+    // Issue 20: the other symbols of a [[symbols]] run.
+    "peer_mid",
+    "peer_volatility_bps",
+    "peer_age_s",
 ];
 
 /// The getter tables in scripts/README.md name exactly the getters the

@@ -29,6 +29,7 @@ use crate::feed::recording::{lines, split_line, LineChunks, Piece};
 use crate::hot::fixed::{parse_fixed, Price, Qty};
 use crate::hot::msg::Symbol;
 use crate::hot::parse::route;
+use crate::hot::peers::PeerBoard;
 use crate::hot::strategy::Strategy;
 use crate::stats::clock::Clock;
 
@@ -213,6 +214,11 @@ pub fn run<S: Strategy>(
         .zip(strategies)
         .map(|(e, s)| Desk::new(&e.config, s, clock))
         .collect::<Result<_, _>>()?;
+    // Each symbol's mid and volatility, for the others' scripts.
+    let board = std::sync::Arc::new(PeerBoard::new(desks.len()));
+    for (i, d) in desks.iter_mut().enumerate() {
+        d.hot.set_peers(board.clone(), i);
+    }
     let firsts = first_desks(files, &names)?;
     let mut readers: Vec<FileLines> = files.iter().map(|f| FileLines::new(f.clone())).collect();
     for (r, first) in readers.iter_mut().zip(&firsts) {

@@ -165,6 +165,16 @@ pub fn read(
     if list.is_empty() {
         return Err(key_error("symbols", "is empty: list at least one [[symbols]] entry, or use [market] symbol"));
     }
+    if list.len() > crate::hot::group::MAX_GROUP {
+        return Err(key_error(
+            "symbols",
+            format!(
+                "lists {} symbols; one process serves at most {} (one hot thread's group): run more processes",
+                list.len(),
+                crate::hot::group::MAX_GROUP
+            ),
+        ));
+    }
     let account = match account_table {
         None => None,
         Some(toml::Value::Table(t)) => Some(account(t)?),

@@ -28,6 +28,7 @@ use crate::hot::guard::{BookHealth, Filters, Guard, GuardConfig, GuardStats};
 use crate::hot::market::{BookSizes, Event, MarketData, TickerCheck};
 use crate::hot::msg::{Level, Msg, Symbol, Trade};
 use crate::hot::parse::route;
+use crate::hot::peers::{Peer, PeerBoard};
 use crate::hot::strategy::{
     Account, Decision, Explain, MarketScope, OwnOrders, Strategy, StrategyFill, StrategyInput, StrategyParams,
 };
@@ -56,6 +57,7 @@ macro_rules! strategy_input {
                 step_size: $filters.step_size,
                 exchange_time_ns: $hot.exchange_ns,
                 advice_expired: $hot.advice.expired_at($now_ns),
+                peers: $hot.peers.as_ref().map(|(board, _)| &**board),
             },
         }
     };
@@ -240,6 +242,9 @@ pub struct HotPath<S: Strategy> {
     touch_dirty: bool,
     /// The idle rehearsal's memory, when on ([`HotPath::enable_rehearsal`]).
     rehearsal: Option<Box<rehearse::Rehearsal>>,
+    /// The peer board of a multi-symbol run and this symbol's slot in it
+    /// ([`HotPath::set_peers`]).
+    peers: Option<(std::sync::Arc<PeerBoard>, usize)>,
 }
 
 impl<S: Strategy> HotPath<S> {
@@ -291,12 +296,20 @@ impl<S: Strategy> HotPath<S> {
             side_orders: SideOrders::default(),
             touch_dirty: false,
             rehearsal: None,
+            peers: None,
             touch_levels: if cfg.touch_first { cfg.features.depth_levels.max(1) } else { 0 },
         }
     }
 
     pub fn market(&self) -> &MarketData {
         &self.md
+    }
+
+    /// Joins a multi-symbol run's peer board as slot `index`: this symbol
+    /// publishes its mid and volatility there at each decision, and its
+    /// strategy reads the others' ([`MarketScope::peers`]).
+    pub fn set_peers(&mut self, board: std::sync::Arc<PeerBoard>, index: usize) {
+        self.peers = Some((board, index));
     }
 
     pub fn market_mut(&mut self) -> &mut MarketData {
@@ -832,6 +845,9 @@ impl<S: Strategy> HotPath<S> {
         let features = if now_synced { self.features.on_book(book, recv_ns, update_id) } else { None };
         if !now_synced {
             self.features.reset_mid();
+        }
+        if let (Some((board, slot)), Some(f)) = (&self.peers, &features) {
+            board.publish(*slot, Peer { mid: f.mid, volatility_bps: f.volatility_bps, time_ns: recv_ns });
         }
         let filters = self.filters_for(book);
         let mut t_strategy = t_book;

@@ -15,6 +15,7 @@ pub mod guard;
 pub mod market;
 pub mod msg;
 pub mod parse;
+pub mod peers;
 pub mod strategy;
 pub mod sync;
 pub mod touch;

@@ -136,6 +136,10 @@ pub struct MarketScope<'a> {
     /// The advice had expired at this decision (the strategy then gets
     /// neutral advice).
     pub advice_expired: bool,
+    /// The other symbols of a multi-symbol run, in `[[symbols]]` order
+    /// (this one included): their last mid and volatility
+    /// ([`crate::hot::peers`]). `None` in one-symbol runs.
+    pub peers: Option<&'a crate::hot::peers::PeerBoard>,
 }
 
 /// One own fill, as the strategy hears of it ([`Strategy::on_fill`]).

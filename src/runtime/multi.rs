@@ -32,6 +32,7 @@ use crate::hot::engine::{ExecState, HotEvent, HotPath};
 use crate::hot::fixed::Price;
 use crate::hot::group::{HotGroup, Route};
 use crate::hot::msg::Symbol;
+use crate::hot::peers::PeerBoard;
 use crate::hot::strategy::{Strategy, StrategyFill};
 use crate::ring::{ring, Consumer, Producer};
 use crate::stats::clock::Clock;
@@ -280,10 +281,17 @@ pub fn run_paper_multi<S: Strategy + Send + 'static>(
     let hot = std::thread::Builder::new().name("mmbot-hot".into()).spawn(move || {
         let pinned = pin(hot_core);
         let clock = Clock::calibrate();
+        // Each symbol's mid and volatility, for the others' scripts.
+        let board = Arc::new(PeerBoard::new(entries.len()));
         let desks = entries
             .iter()
             .zip(strategies)
-            .map(|(e, s)| HotPath::with_symbols(e.config.hot, s, clock, &[e.budget.symbol]))
+            .enumerate()
+            .map(|(i, (e, s))| {
+                let mut hot = HotPath::with_symbols(e.config.hot, s, clock, &[e.budget.symbol]);
+                hot.set_peers(board.clone(), i);
+                hot
+            })
             .collect();
         let group = match HotGroup::new(desks) {
             Ok(g) => g,

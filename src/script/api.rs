@@ -26,6 +26,7 @@ use crate::hot::advice::{Direction, SpreadState, Volatility};
 use crate::hot::features::{TradeRing, TRADE_RING};
 use crate::hot::fixed::SCALE;
 use crate::hot::msg::Level;
+use crate::hot::peers::{Peer, MAX_PEERS};
 use crate::hot::strategy::StrategyInput;
 
 /// Levels per side in scope (`m.bid_price(i)`, ...; `i < m.depth`).
@@ -114,6 +115,11 @@ pub struct MarketState {
     pub orders: OwnOrders,
     /// The decision's time, ns (order ages are measured to it).
     pub now_ns: i64,
+    /// Symbols on the run's peer board (`[[symbols]]` runs; 0 otherwise).
+    pub peer_count: f64,
+    /// Their last mid, volatility and publication time, in `[[symbols]]`
+    /// order (the first `peer_count` are real).
+    pub peers: [Peer; MAX_PEERS],
 }
 
 /// Which indexed data a script reads: building `m` copies only that
@@ -124,15 +130,17 @@ pub struct ScopeNeeds {
     pub levels: bool,
     pub trades: bool,
     pub orders: bool,
+    /// The other symbols' mids and volatilities (`m.peer_mid(i)`, ...).
+    pub peers: bool,
 }
 
 impl ScopeNeeds {
-    pub const ALL: Self = Self { levels: true, trades: true, orders: true };
+    pub const ALL: Self = Self { levels: true, trades: true, orders: true, peers: true };
 
     /// What the script's code calls (its functions and top level), by the
     /// names of [`market_indexed`]'s getters.
     pub fn of(ast: &rhai::AST) -> Self {
-        let mut needs = Self { levels: false, trades: false, orders: false };
+        let mut needs = Self { levels: false, trades: false, orders: false, peers: false };
         ast.walk(&mut |path: &[rhai::ASTNode]| {
             if let Some(rhai::ASTNode::Expr(rhai::Expr::FnCall(call, _) | rhai::Expr::MethodCall(call, _))) =
                 path.last()
@@ -142,6 +150,7 @@ impl ScopeNeeds {
                     "bid_price" | "bid_qty" | "ask_price" | "ask_qty" => needs.levels = true,
                     _ if name.starts_with("trade_") => needs.trades = true,
                     _ if name.starts_with("bid_order_") || name.starts_with("ask_order_") => needs.orders = true,
+                    _ if name.starts_with("peer_") => needs.peers = true,
                     _ => {}
                 }
             }
@@ -223,6 +232,12 @@ impl MarketState {
             _ => {}
         }
         let (bid_orders, ask_orders) = sc.orders.map_or((0, 0), |o| (o.bids().len(), o.asks().len()));
+        self.peer_count = sc.peers.map_or(0, |b| b.len()) as f64;
+        if let (Some(board), true) = (sc.peers, needs.peers) {
+            for (i, p) in self.peers.iter_mut().enumerate().take(board.len()) {
+                *p = board.read(i);
+            }
+        }
         let acc = sc.account;
         let position = input.position.to_f64();
         let unrealized_pnl = if input.position.0 == 0 { 0.0 } else { position * f.mid - fx(acc.open_cost) };
@@ -386,6 +401,28 @@ impl MarketState {
     pub fn ask_order_age_s(&self, i: i64) -> f64 {
         self.ask_order(i).map_or(0.0, |o| self.age_s(o))
     }
+
+    /// The `i`-th symbol of the run's `[[symbols]]`, if it has published.
+    fn peer(&self, i: i64) -> Option<&Peer> {
+        nth(&self.peers, self.peer_count as usize, i).filter(|p| p.time_ns != 0)
+    }
+
+    /// `m.peer_mid(i)`: the mid of the `i`-th symbol of `[[symbols]]` (0 =
+    /// the first; this symbol's own index included) at its last decision,
+    /// its quote asset; 0.0 before it has one or out of range.
+    pub fn peer_mid(&self, i: i64) -> f64 {
+        self.peer(i).map_or(0.0, |p| p.mid)
+    }
+
+    /// `m.peer_volatility_bps(i)`: its volatility per event, bps.
+    pub fn peer_volatility_bps(&self, i: i64) -> f64 {
+        self.peer(i).map_or(0.0, |p| p.volatility_bps)
+    }
+
+    /// `m.peer_age_s(i)`: seconds since it published (-1.0 never).
+    pub fn peer_age_s(&self, i: i64) -> f64 {
+        self.peer(i).map_or(-1.0, |p| self.now_ns.saturating_sub(p.time_ns).max(0) as f64 / 1e9)
+    }
 }
 
 /// Calls `$then!($($args)* ; float fields ; string fields)` with the names of
@@ -400,7 +437,8 @@ macro_rules! market_fields {
             trade_flow, position, max_position, min_order_size, target_spread_pct, confidence, advice_multiplier,
             advice_age_s, spread_mult, vol_mult, dir_mult, time_s, tick_size, step_size, volatility_bps_per_s,
             trade_intensity, avg_entry, realized_pnl, unrealized_pnl, fees, time_exchange_s, time_local_s,
-            since_fill_s, advice_expired, advice_applied, depth, trade_count, bid_order_count, ask_order_count ;
+            since_fill_s, advice_expired, advice_applied, depth, trade_count, bid_order_count, ask_order_count,
+            peer_count ;
             spread_state, volatility_state, direction)
     };
 }
@@ -416,7 +454,7 @@ macro_rules! market_indexed {
         $then!($($args)* ;
             bid_price, bid_qty, ask_price, ask_qty, trade_price, trade_qty, trade_time_s, trade_side,
             bid_order_price, bid_order_qty, bid_order_queue, bid_order_age_s, ask_order_price, ask_order_qty,
-            ask_order_queue, ask_order_age_s)
+            ask_order_queue, ask_order_age_s, peer_mid, peer_volatility_bps, peer_age_s)
     };
 }
 #[allow(unused_imports)] // for the compiled fast path
