@@ -144,3 +144,50 @@ fn the_demo_makes_markets_on_every_seed() {
         let _ = std::fs::remove_dir_all(dir.parent().unwrap().parent().unwrap());
     }
 }
+
+/// `mmbot demo --symbols 3`: three simulated markets traded from one
+/// account (src/cli/demo_multi.rs): every symbol syncs and quotes, the
+/// report has a section per symbol and the USDT total, nothing is refused
+/// when the budgets cover the demo's sizes.
+#[test]
+fn the_demo_trades_three_symbols_from_one_account() {
+    let out = std::env::temp_dir().join(format!("mmbot-demo-multi-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mmbot"))
+        .args(["demo", "--symbols", "3", "--duration", "5s", "--no-dashboard", "--out", "runs"])
+        .current_dir(&out)
+        .env_remove("HOLYSHEEP_API_KEY")
+        .env_remove("OPENAI_API_KEY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let limit = Instant::now() + Duration::from_secs(65);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}\n{stderr}");
+    assert!(stderr.contains("3 simulated markets (BTCUSDT, ETHUSDT, BNBUSDT)"), "{stderr}");
+    let dirs: Vec<_> = std::fs::read_dir(out.join("runs")).unwrap().filter_map(|e| e.ok()).collect();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dirs[0].path().join("report.json")).unwrap()).unwrap();
+    let symbols = report["symbols"].as_array().unwrap();
+    assert_eq!(symbols.len(), 3);
+    for s in symbols {
+        assert!(s["report"]["trading"]["quotes"].as_u64().unwrap() > 0, "{}: no quotes", s["symbol"]);
+        assert!(s["refused"].as_object().unwrap().is_empty(), "{}: {}", s["symbol"], s["refused"]);
+    }
+    assert_eq!(report["totals"]["USDT"]["symbols"].as_array().unwrap().len(), 3);
+    let _ = std::fs::remove_dir_all(&out);
+}

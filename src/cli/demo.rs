@@ -40,6 +40,8 @@ const DEMO_SCRIPT: &str = include_str!("../../scripts/inventory_skew.rhai");
 const DEMO_SCRIPT_NAME: &str = "inventory_skew.rhai";
 /// The demo's settings when no config file is given.
 const DEMO_CONFIG: &str = include_str!("../../scripts/demo.toml");
+#[cfg(test)]
+pub(crate) const DEMO_CONFIG_TEXT: &str = DEMO_CONFIG;
 
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
@@ -65,6 +67,11 @@ pub struct DemoArgs {
     /// Status lines instead of the dashboard even on a terminal.
     #[arg(long)]
     pub no_dashboard: bool,
+    /// Simulate this many symbols (BTCUSDT, ETHUSDT, BNBUSDT, ...), each
+    /// with its own market, traded from one account with a budget each
+    /// (status lines; see src/cli/demo_multi.rs).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=8))]
+    pub symbols: u8,
     /// Let the simulator misbehave (a dropped diff every 200, a disconnect
     /// every 20 s, a malformed frame every 500), to watch the bot cope.
     #[arg(long)]
@@ -77,6 +84,26 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
     // The one config rule (--config, $MMBOT_CONFIG, ./mmbot.toml); where it
     // finds nothing, the demo's own settings instead of the built-in defaults.
     let choice = Choice::for_process(args.config.as_deref());
+    if args.symbols > 1 {
+        // Several simulated symbols from one account (src/cli/demo_multi.rs).
+        let (text, origin) = match choice.path() {
+            Some(path) => {
+                eprintln!("mmbot: {}", choice.line());
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                (text, path.display().to_string())
+            }
+            None => (DEMO_CONFIG.to_string(), "scripts/demo.toml (embedded)".to_string()),
+        };
+        let script = match &args.script {
+            Some(s) => s.clone(),
+            None => {
+                let path = dir.join(DEMO_SCRIPT_NAME);
+                std::fs::write(&path, DEMO_SCRIPT).with_context(|| format!("writing {}", path.display()))?;
+                path
+            }
+        };
+        return super::demo_multi::run(&args, &dir, &text, &origin, &script);
+    }
     let (mut config, settings) = match choice.path() {
         Some(path) => {
             eprintln!("mmbot: {}", choice.line());

@@ -9,6 +9,7 @@ pub mod book;
 pub mod config;
 pub mod dashboard;
 pub mod demo;
+pub mod demo_multi;
 pub mod exit;
 pub mod feed_args;
 pub mod multi;

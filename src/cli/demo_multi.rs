@@ -1,0 +1,140 @@
+//! `mmbot demo --symbols N`: the demo with N simulated symbols (each its
+//! own market in the in-process simulator) traded from one account: the
+//! demo's settings for every symbol, an `[account]` holding a budget per
+//! symbol, one connection for every stream, one hot thread for the group,
+//! a paper exchange per symbol and the allocator on the exec thread
+//! (`crate::runtime::multi`). At the end a line per symbol and per quote
+//! asset, and `report.json` in the run folder (no dashboard yet: it is one
+//! symbol's).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::cli::demo::DemoArgs;
+use crate::cli::multi;
+use crate::config::Config;
+use crate::runtime::multi::run_paper_multi;
+use crate::runtime::Source;
+use crate::script::budget::BudgetMode;
+use crate::sim::faults::Faults;
+use crate::sim::flow::SimMarket;
+use crate::sim::{Sim, SimConfig, SimSource};
+
+/// The simulated symbols, in order.
+const NAMES: [&str; 8] = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT", "DOGEUSDT", "LTCUSDT"];
+
+/// Each symbol's budget: the demo quotes 0.001 (60 USDT) a side and holds
+/// at most 0.005 (300 USDT) either way.
+const BUDGET_QUOTE: u32 = 500;
+const BUDGET_BASE: &str = "0.005";
+
+/// `[account]` and one `[[symbols]]` entry per simulated symbol, appended
+/// to the demo's settings.
+fn account_and_symbols(n: usize) -> String {
+    let names = &NAMES[..n];
+    let bases: Vec<String> = names.iter().map(|s| format!("{} = \"{BUDGET_BASE}\"", &s[..s.len() - 4])).collect();
+    let mut t = format!(
+        "\n[account]\nbalances = {{ USDT = \"{}\", {} }}\nmax_open_orders = {}\n\n",
+        BUDGET_QUOTE as usize * n,
+        bases.join(", "),
+        2 * n
+    );
+    for s in names {
+        t.push_str(&format!(
+            "[[symbols]]\nsymbol = \"{s}\"\nbudget_quote = \"{BUDGET_QUOTE}\"\nbudget_base = \"{BUDGET_BASE}\"\n"
+        ));
+    }
+    t
+}
+
+/// Runs the multi-symbol demo: `text` is the demo's settings (from
+/// `origin`), `script` every symbol's strategy.
+pub fn run(args: &DemoArgs, dir: &Path, text: &str, origin: &str, script: &PathBuf) -> anyhow::Result<i32> {
+    let n = args.symbols as usize;
+    let full = format!("{text}\n{}", account_and_symbols(n));
+    let mut config = Config::from_toml(&full, origin).context("the demo's settings with [[symbols]]")?;
+    let path = dir.join("demo.toml");
+    std::fs::write(&path, &full).with_context(|| format!("writing {}", path.display()))?;
+    let symbols = config.symbols.take().context("[[symbols]]")?;
+    let faults = if args.chaos {
+        Faults {
+            drop_diff_every: 200,
+            disconnect_every: Some(Duration::from_secs(20)),
+            malformed_every: 500,
+            ..Faults::default()
+        }
+    } else {
+        Faults::default()
+    };
+    let sim = Sim::start(SimConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        market: SimMarket::Spot,
+        symbols: NAMES[..n].iter().map(|s| s.to_string()).collect(),
+        source: SimSource::Synthetic { seed: args.seed, events_per_sec: args.rate },
+        faults,
+        ping_every: Duration::from_secs(20),
+        record_tops: false,
+        accounts: Vec::new(),
+    })?;
+    let mut feed = config.feed.clone();
+    feed.symbols = symbols.entries.iter().map(|e| e.budget.symbol).collect();
+    feed.stream_url = Some(sim.ws_base());
+    feed.rest_url = Some(sim.http_base());
+    feed.backoff_min = Duration::from_millis(200);
+    feed.backoff_max = Duration::from_secs(2);
+    eprintln!(
+        "mmbot demo: {n} simulated markets ({}) on {}, one account (USDT {} and {BUDGET_BASE} of each base; {BUDGET_QUOTE} \
+         USDT a symbol); strategy {}; settings {} ; {} s (Ctrl-C ends early)",
+        NAMES[..n].join(", "),
+        sim.addr(),
+        BUDGET_QUOTE as usize * n,
+        script.display(),
+        path.display(),
+        args.duration.as_secs_f64()
+    );
+    let stop = crate::cli::record::ctrl_c_flag();
+    {
+        let stop = stop.clone();
+        let d = args.duration;
+        std::thread::spawn(move || {
+            let end = Instant::now() + d;
+            while Instant::now() < end && !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+    }
+    let _logs = crate::logging::init(true, Some(&dir.join("mmbot.log")));
+    let strategies = multi::strategies(&symbols, Some(script), BudgetMode::for_build())?;
+    let run = run_paper_multi(Source::Live(feed), Vec::new(), &symbols, strategies, config.hot_core, stop)?;
+    for e in &run.source_errors {
+        eprintln!("mmbot demo: {e}");
+    }
+    let report = dir.join("report.json");
+    multi::finish("demo", &run.report, Some(&report))?;
+    eprintln!("mmbot demo: market: {}", sim.describe());
+    if !run.source_errors.is_empty() {
+        return Ok(crate::cli::exit::FEED);
+    }
+    Ok(multi::exit_status("demo", &run.report, &symbols))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_account_holds_every_budget_and_validates() {
+        let c =
+            Config::from_toml(&format!("{}\n{}", super::super::demo::DEMO_CONFIG_TEXT, account_and_symbols(8)), "t")
+                .unwrap();
+        let s = c.symbols.unwrap();
+        assert_eq!(s.entries.len(), 8);
+        assert_eq!(s.entries[2].budget.base, "BNB");
+        assert_eq!(s.account.unwrap().max_open_orders, Some(16));
+    }
+}
