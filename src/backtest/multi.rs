@@ -7,7 +7,8 @@
 //! per-line code a single-symbol backtest runs: a combined-stream frame by
 //! the symbol its stream names; a line that names none (a REST snapshot's
 //! bare body) to the symbol the same file named last, or, before any, the
-//! first one it names. Lines of symbols not configured are counted and
+//! first one it names; a control stream (a recording's `!mmbotReconnect`
+//! marker) to every symbol. Lines of symbols not configured are counted and
 //! skipped.
 //!
 //! With an `[account]`, the [`Allocator`] sits between every desk's quotes
@@ -28,7 +29,7 @@ use crate::exec::{Fill, Quote};
 use crate::feed::recording::{lines, split_line, LineChunks, Piece};
 use crate::hot::fixed::{parse_fixed, Price, Qty};
 use crate::hot::msg::Symbol;
-use crate::hot::parse::route;
+use crate::hot::parse::{route, StreamKind};
 use crate::hot::peers::PeerBoard;
 use crate::hot::strategy::Strategy;
 use crate::stats::clock::Clock;
@@ -163,15 +164,28 @@ impl FileLines {
     }
 }
 
-/// The desk a frame names by its stream, if any (`None`: it names none);
-/// `Some(None)`: it names a symbol not configured.
-fn named_desk(json: &[u8], symbols: &[Symbol]) -> Option<Option<usize>> {
-    let r = route(json)?;
-    if r.symbol.is_empty() {
-        return None;
+/// Where a line goes, by its stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Named {
+    /// A configured symbol's desk.
+    Desk(usize),
+    /// A symbol not configured.
+    Other,
+    /// A control stream (`!mmbotReconnect`, `!serverShutdown`): it concerns
+    /// the connection, so every desk.
+    All,
+    /// No stream name (a snapshot's bare body).
+    Nothing,
+}
+
+/// Where `json` goes by the stream it names.
+fn named_desk(json: &[u8], symbols: &[Symbol]) -> Named {
+    let Some(r) = route(json) else { return Named::Nothing };
+    if r.kind == StreamKind::Control {
+        return Named::All;
     }
     let upper = Symbol::new(&r.symbol.to_ascii_uppercase());
-    Some(symbols.iter().position(|s| *s == upper))
+    symbols.iter().position(|s| *s == upper).map_or(Named::Other, Named::Desk)
 }
 
 /// The desk each file's first routed line goes to (what its leading
@@ -186,7 +200,7 @@ fn first_desks(files: &[PathBuf], symbols: &[Symbol]) -> Result<Vec<Option<usize
             for _ in 0..10_000 {
                 lines.advance()?;
                 let Some((_, json)) = &lines.head else { break };
-                if let Some(Some(d)) = named_desk(json, symbols) {
+                if let Named::Desk(d) = named_desk(json, symbols) {
                     return Ok(Some(d));
                 }
             }
@@ -233,23 +247,24 @@ pub fn run<S: Strategy>(
         let Some((now, i)) = next else { break };
         let Some((_, json)) = readers[i].head.take() else { break };
         frames += 1;
-        let desk = match named_desk(&json, &names) {
-            Some(Some(d)) => {
+        let to = match named_desk(&json, &names) {
+            Named::Desk(d) => {
                 readers[i].current = Some(d);
-                Some(d)
+                d..d + 1
             }
-            Some(None) => None,
-            None => readers[i].current,
+            Named::All => 0..desks.len(),
+            Named::Other => 0..0,
+            Named::Nothing => readers[i].current.map_or(0..0, |d| d..d + 1),
         };
-        match desk {
-            Some(d) => {
-                let observer = &mut Quiet;
-                match allocator.as_mut() {
-                    Some(a) => desks[d].on_line(&json, now, observer, &mut AccountGate { allocator: a, desk: d }),
-                    None => desks[d].on_line(&json, now, observer, &mut Ungated),
-                }
+        if to.is_empty() {
+            unrouted += 1;
+        }
+        for d in to {
+            let observer = &mut Quiet;
+            match allocator.as_mut() {
+                Some(a) => desks[d].on_line(&json, now, observer, &mut AccountGate { allocator: a, desk: d }),
+                None => desks[d].on_line(&json, now, observer, &mut Ungated),
             }
-            None => unrouted += 1,
         }
         readers[i].advance()?;
     }
@@ -323,5 +338,21 @@ pub fn assemble(
             .map(|k| format!("{} day loss {} at {} ns: every symbol stopped", k.asset, Price(k.pnl), k.time_ns)),
         symbols: out,
         totals,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_go_to_their_symbol_control_streams_to_all_bare_bodies_to_none() {
+        let names = [Symbol::new(b"BTCUSDT"), Symbol::new(b"ETHUSDT")];
+        assert_eq!(named_desk(b"{\"stream\":\"ethusdt@depth@100ms\",\"data\":{}}", &names), Named::Desk(1));
+        assert_eq!(named_desk(b"{\"stream\":\"btcusdt@trade\",\"data\":{}}", &names), Named::Desk(0));
+        assert_eq!(named_desk(b"{\"stream\":\"xrpusdt@trade\",\"data\":{}}", &names), Named::Other);
+        let marker = b"{\"stream\":\"!mmbotReconnect\",\"data\":{\"e\":\"mmbotReconnect\",\"E\":1}}";
+        assert_eq!(named_desk(marker, &names), Named::All);
+        assert_eq!(named_desk(b"{\"lastUpdateId\":1,\"bids\":[],\"asks\":[]}", &names), Named::Nothing);
     }
 }
