@@ -51,7 +51,7 @@ use crate::stats::clock::Clock;
 use crate::stats::latency::StageHistograms;
 
 pub use crate::wait::sleep_unless;
-pub use recording::{PacedLatency, RecordingSource};
+pub use recording::{merge_by_time, PacedLatency, RecordingSource};
 use warm::Warmer;
 
 pub mod multi;

@@ -215,7 +215,11 @@ fn a_threaded_replay_runs_every_symbol_on_one_hot_thread_within_budgets() {
     let config = dir.join("multi.toml");
     let names: Vec<&str> = caps.iter().map(|(s, _)| s.as_str()).collect();
     let small = "SUSHIUSDT";
-    let budgets = entries(&names, |s| format!("budget_quote = \"{}\"\n", if s == small { "5" } else { "1000" }));
+    // The small-budget symbol on a hot thread of its own (core 1), the
+    // others together (core 0): two groups.
+    let budgets = entries(&names, |s| {
+        format!("budget_quote = \"{}\"\ncore = {}\n", if s == small { "5" } else { "1000" }, usize::from(s == small))
+    });
     std::fs::write(&config, format!("{TIGHT}[account]\nbalances = {{ USDT = \"100000\" }}\n{budgets}")).unwrap();
     let report = dir.join("report.json");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mmbot"))
@@ -232,7 +236,7 @@ fn a_threaded_replay_runs_every_symbol_on_one_hot_thread_within_budgets() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains(&format!("{} symbols on threads", caps.len())), "{stderr}");
+    assert!(stderr.contains(&format!("{} symbols on threads (2 hot", caps.len())), "{stderr}");
     let r: MultiReport = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(r.unrouted, 0);
     for (s, (_, file)) in r.symbols.iter().zip(&caps) {

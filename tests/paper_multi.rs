@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use mmbot::config::Config;
 use mmbot::hot::strategy::NativeStrategy;
-use mmbot::runtime::multi::run_paper_multi;
-use mmbot::runtime::Source;
+use mmbot::runtime::multi::{run_paper_multi, MultiSource};
 use mmbot::sim::{Sim, SimConfig, SimSource};
 
 const SYMBOLS: [&str; 3] = ["BTCUSDT", "ETHUSDT", "BNBUSDT"];
@@ -52,10 +51,10 @@ fn three_symbols_paper_trade_from_one_connection_and_one_account() {
         })
     };
     let strategies = vec![NativeStrategy; 3];
-    let run = run_paper_multi(Source::Live(feed), Vec::new(), &symbols, strategies, None, stop).unwrap();
+    let run = run_paper_multi(MultiSource::Live(Box::new(feed)), Vec::new(), &symbols, strategies, None, stop).unwrap();
     stopper.join().unwrap();
     assert!(run.source_errors.is_empty(), "{:?}", run.source_errors);
-    let link = run.link.expect("a live feed");
+    let [link] = &run.links[..] else { panic!("one group, one feed: {:?}", run.links.len()) };
     assert_eq!(link.connects, 1, "one connection carries every symbol");
     assert_eq!(run.report.unrouted, 0);
     for s in &run.report.symbols {
@@ -70,4 +69,57 @@ fn three_symbols_paper_trade_from_one_connection_and_one_account() {
         }
     }
     assert_eq!(run.report.totals["USDT"].symbols.len(), 3);
+}
+
+/// `core` in `[[symbols]]` splits the symbols into groups, each on its own
+/// hot thread with its own connection: BTCUSDT and BNBUSDT on core 0,
+/// ETHUSDT on core 1 make two groups and two connections, and every symbol
+/// still trades from the one account.
+#[test]
+fn symbols_on_two_cores_make_two_groups_with_their_own_connections() {
+    let sim = Sim::start(SimConfig {
+        symbols: SYMBOLS.iter().map(|s| s.to_string()).collect(),
+        source: SimSource::Synthetic { seed: 12, events_per_sec: 300.0 },
+        ..SimConfig::default()
+    })
+    .expect("the simulator starts on an ephemeral port");
+    let entries: String = SYMBOLS
+        .iter()
+        .map(|s| {
+            format!(
+                "[[symbols]]\nsymbol = \"{s}\"\nbudget_quote = \"50000\"\ncore = {}\n",
+                usize::from(*s == "ETHUSDT")
+            )
+        })
+        .collect();
+    let text = format!(
+        "[strategy]\ntarget_spread_pct = 0.01\nmin_order_size = \"0.01\"\nmax_position = \"1\"\n\
+         [account]\nbalances = {{ USDT = \"200000\" }}\n{entries}"
+    );
+    let mut config = Config::from_toml(&text, "paper_multi_groups").unwrap();
+    let symbols = config.symbols.take().unwrap();
+    let plan = mmbot::runtime::multi::groups(&symbols, None);
+    assert_eq!(plan, vec![(Some(0), vec![0, 2]), (Some(1), vec![1])]);
+    let mut feed = config.feed.clone();
+    feed.stream_url = Some(sim.ws_base());
+    feed.rest_url = Some(sim.http_base());
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(4));
+            stop.store(true, Ordering::Relaxed);
+        })
+    };
+    let run =
+        run_paper_multi(MultiSource::Live(Box::new(feed)), Vec::new(), &symbols, vec![NativeStrategy; 3], None, stop)
+            .unwrap();
+    stopper.join().unwrap();
+    assert!(run.source_errors.is_empty(), "{:?}", run.source_errors);
+    assert_eq!(run.links.len(), 2, "a connection per group");
+    assert!(run.links.iter().all(|l| l.connects == 1));
+    assert_eq!(run.pinned_cores.len(), 2);
+    for s in &run.report.symbols {
+        assert!(s.report.trading.quotes > 0 && s.report.trading.orders > 0, "{}: {:?}", s.symbol, s.report.trading);
+    }
 }

@@ -17,8 +17,7 @@ use anyhow::Context;
 use crate::cli::demo::DemoArgs;
 use crate::cli::multi;
 use crate::config::Config;
-use crate::runtime::multi::run_paper_multi;
-use crate::runtime::Source;
+use crate::runtime::multi::{run_paper_multi, MultiSource};
 use crate::script::budget::BudgetMode;
 use crate::sim::faults::Faults;
 use crate::sim::flow::SimMarket;
@@ -110,7 +109,8 @@ pub fn run(args: &DemoArgs, dir: &Path, text: &str, origin: &str, script: &PathB
     }
     let _logs = crate::logging::init(true, Some(&dir.join("mmbot.log")));
     let strategies = multi::strategies(&symbols, Some(script), BudgetMode::for_build())?;
-    let run = run_paper_multi(Source::Live(feed), Vec::new(), &symbols, strategies, config.hot_core, stop)?;
+    let run =
+        run_paper_multi(MultiSource::Live(Box::new(feed)), Vec::new(), &symbols, strategies, config.hot_core, stop)?;
     for e in &run.source_errors {
         eprintln!("mmbot demo: {e}");
     }

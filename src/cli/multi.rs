@@ -11,8 +11,7 @@ use crate::backtest::multi::MultiReport;
 use crate::config::symbols::Symbols;
 use crate::config::Config;
 use crate::hot::strategy::{NativeStrategy, Strategy};
-use crate::runtime::multi::run_paper_multi;
-use crate::runtime::Source;
+use crate::runtime::multi::{run_paper_multi, MultiSource};
 use crate::script::budget::BudgetMode;
 use crate::script::ScriptStrategy;
 
@@ -125,13 +124,14 @@ pub(crate) fn paper(args: &crate::cli::paper::PaperArgs, mut config: Config, com
     let dir = crate::cli::outputs::timestamped_dir(&args.out)?;
     let _logs = crate::logging::init(true, Some(&dir.join("mmbot.log")));
     let strategies = strategies(&symbols, args.script.as_ref(), BudgetMode::for_build())?;
-    let run = run_paper_multi(Source::Live(feed), Vec::new(), &symbols, strategies, config.hot_core, stop)?;
+    let run =
+        run_paper_multi(MultiSource::Live(Box::new(feed)), Vec::new(), &symbols, strategies, config.hot_core, stop)?;
     for e in &run.source_errors {
         eprintln!("mmbot {command}: {e}");
     }
-    if let Some(l) = &run.link {
+    for (g, l) in run.links.iter().enumerate() {
         eprintln!(
-            "mmbot {command}: link: {} connections, {} snapshots received ({} failed)",
+            "mmbot {command}: group {g} link: {} connections, {} snapshots received ({} failed)",
             l.connects, l.snapshots_received, l.snapshots_failed
         );
     }
@@ -140,7 +140,7 @@ pub(crate) fn paper(args: &crate::cli::paper::PaperArgs, mut config: Config, com
     if let Some(extra) = &args.report {
         std::fs::copy(&path, extra).with_context(|| format!("writing {}", extra.display()))?;
     }
-    if !run.source_errors.is_empty() || run.link.is_some_and(|l| l.connects == 0) {
+    if !run.source_errors.is_empty() || run.links.iter().any(|l| l.connects == 0) {
         return Ok(crate::cli::exit::FEED);
     }
     Ok(exit_status(command, &run.report, &symbols))

@@ -18,7 +18,7 @@ use anyhow::Context;
 use crate::cli::multi;
 use crate::cli::session::{run_session, View};
 use crate::config::Config;
-use crate::runtime::multi::run_paper_multi;
+use crate::runtime::multi::{run_paper_multi, MultiSource};
 use crate::runtime::{PaperRun, RecordingSource, Source, Venue};
 use crate::script::budget::BudgetMode;
 
@@ -59,26 +59,24 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
             "--seconds {s} is invalid: give the recorded seconds to replay, such as 20"
         );
     }
-    let source = RecordingSource::new(args.files.clone(), args.speed).limited_to(args.seconds);
     let stop = Arc::new(AtomicBool::new(false));
     if let Some(symbols) = config.symbols.take() {
         // Several symbols on one hot thread (src/runtime/multi.rs).
         let strategies = multi::strategies(&symbols, args.script.as_ref(), BudgetMode::for_build())?;
-        let run = run_paper_multi(
-            Source::Recording(source),
-            args.files.clone(),
-            &symbols,
-            strategies,
-            config.hot_core,
-            stop,
-        )?;
+        let files = MultiSource::Recording { files: args.files.clone(), speed: args.speed, seconds: args.seconds };
+        let run = run_paper_multi(files, args.files.clone(), &symbols, strategies, config.hot_core, stop)?;
         for e in &run.source_errors {
             eprintln!("mmbot replay: cannot read {e}");
         }
         eprintln!(
-            "mmbot replay: {} symbols on threads (hot {}); rings: {} market updates dropped, {} quotes superseded",
+            "mmbot replay: {} symbols on threads ({} hot: {}); rings: {} market updates dropped, {} quotes superseded",
             symbols.entries.len(),
-            run.pinned_core.map_or("unpinned".to_string(), |c| format!("pinned to core {c}")),
+            run.pinned_cores.len(),
+            run.pinned_cores
+                .iter()
+                .map(|c| c.map_or("unpinned".to_string(), |c| format!("core {c}")))
+                .collect::<Vec<_>>()
+                .join(", "),
             run.rings.market_dropped,
             run.rings.quotes_superseded
         );
@@ -88,6 +86,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         }
         return Ok(multi::exit_status("replay", &run.report, &symbols));
     }
+    let source = RecordingSource::new(args.files.clone(), args.speed).limited_to(args.seconds);
     // Status lines while a paced replay runs (a fast one is over too soon).
     let view = if args.speed.is_some() { View::Lines } else { View::Quiet };
     let run = run_session(

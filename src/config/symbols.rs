@@ -10,6 +10,11 @@
 //! sections (`[cores]`, `[feed]`, `[net]`, `[ai]`, `[live]`) and `[market]`
 //! (the entry's `symbol` says it) cannot be overridden per symbol.
 //!
+//! `core` puts the symbol on the hot thread pinned to that core: symbols
+//! with the same core form one group (`crate::hot::group`), each group its
+//! own thread and, live, its own connection; without it, the group on
+//! `[cores] hot`.
+//!
 //! Allocator keys of an entry: `base` and `quote` (the assets; derived from
 //! the name's quote-asset suffix when absent), `budget_quote` (required with
 //! an `[account]`) and `budget_base` (default 0: sell only what it bought).
@@ -61,6 +66,10 @@ fn key_error(key: impl Into<String>, why: impl Into<String>) -> SymbolsError {
 pub struct SymbolEntry {
     pub budget: SymbolBudget,
     pub config: Config,
+    /// The core of the hot thread serving this symbol (`core`): symbols
+    /// with the same core form one group on one pinned thread; `None`
+    /// joins the group on `[cores] hot`.
+    pub core: Option<usize>,
 }
 
 /// The validated `[[symbols]]` and `[account]`.
@@ -203,7 +212,7 @@ pub fn read(
         let mut over = toml::Table::new();
         for (k, v) in entry {
             match k.as_str() {
-                "symbol" | "base" | "quote" | "budget_quote" | "budget_base" => {}
+                "symbol" | "base" | "quote" | "budget_quote" | "budget_base" | "core" => {}
                 s if PER_SYMBOL.contains(&s) => {
                     over.insert(k.clone(), v.clone());
                 }
@@ -217,8 +226,8 @@ pub fn read(
                     return Err(key_error(
                         key(k),
                         format!(
-                            "unknown key; an entry has symbol, base, quote, budget_quote, budget_base and the \
-                             sections {}",
+                            "unknown key; an entry has symbol, base, quote, budget_quote, budget_base, core and \
+                             the sections {}",
                             PER_SYMBOL.join(", ")
                         ),
                     ))
@@ -265,8 +274,13 @@ pub fn read(
             (None, Some(_)) => 0,
             (None, None) => i64::MAX / 4,
         };
+        let core = match entry.get("core") {
+            None => None,
+            Some(toml::Value::Integer(c)) if (0..1024).contains(c) => Some(*c as usize),
+            Some(v) => return Err(key_error(key("core"), format!("{v} must be a core number from 0 to 1023"))),
+        };
         let budget = SymbolBudget { symbol: Symbol::new(name.as_bytes()), base, quote, quote_budget, base_budget };
-        entries.push(SymbolEntry { budget, config });
+        entries.push(SymbolEntry { budget, config, core });
     }
     if let Some(acct) = &account {
         // Each asset's budgets, over the symbols that draw on it.
@@ -351,6 +365,7 @@ mod tests {
             ("[[symbols]]\nsymbol = \"ABCXYZ\"\n", "symbols[0].quote"),
             ("[[symbols]]\nsymbol = \"BTCUSDT\"\n[symbols.cores]\nhot = 1\n", "symbols[0].cores"),
             ("[[symbols]]\nsymbol = \"BTCUSDT\"\nspread = 1\n", "symbols[0].spread"),
+            ("[[symbols]]\nsymbol = \"BTCUSDT\"\ncore = -1\n", "symbols[0].core"),
             (
                 "[account]\nbalances = { USDT = 100 }\n[[symbols]]\nsymbol = \"BTCUSDT\"\n",
                 "symbols[0].budget_quote` is invalid: is missing",

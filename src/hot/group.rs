@@ -10,8 +10,9 @@
 //! is read without parsing JSON and looked up in a fixed open-addressing
 //! table, so the cost per event does not grow with the number of symbols
 //! (`mmbot bench --symbols N` measures it). A frame with no wrapper (a REST
-//! snapshot's body in a recording) goes to the symbol the group routed
-//! last, which is where recordings put them; live snapshots come with their
+//! snapshot's body in a recording) goes to the symbol of the wrapped frame
+//! before it, which is where recordings put them (nowhere when that symbol
+//! is not this group's); live snapshots come with their
 //! symbol ([`HotGroup::on_snapshot`]). A control stream (`!serverShutdown`,
 //! a recording's `!mmbotReconnect` marker) concerns the connection, so it
 //! goes to every symbol.
@@ -63,6 +64,8 @@ pub enum Route {
 struct Routes {
     /// (name bytes, length, desk + 1); 0 = empty.
     slots: Box<[([u8; Symbol::MAX_LEN], u8, u16); SLOTS]>,
+    /// Names held (at most half the slots, so probes stay short).
+    len: usize,
 }
 
 /// FNV-1a of the name: cheap for 6-12 bytes, and spreads them well enough
@@ -78,7 +81,7 @@ fn hash(name: &[u8]) -> usize {
 
 impl Routes {
     fn new() -> Self {
-        Self { slots: Box::new([([0; Symbol::MAX_LEN], 0, 0); SLOTS]) }
+        Self { slots: Box::new([([0; Symbol::MAX_LEN], 0, 0); SLOTS]), len: 0 }
     }
 
     fn insert(&mut self, name: &[u8], desk: usize) {
@@ -88,8 +91,12 @@ impl Routes {
         }
         let mut bytes = [0u8; Symbol::MAX_LEN];
         bytes[..name.len()].copy_from_slice(name);
-        self.slots[i] = (bytes, name.len() as u8, desk as u16 + 1);
+        self.slots[i] = (bytes, name.len() as u8, (desk as u16).saturating_add(1));
+        self.len += 1;
     }
+
+    /// The marker of a symbol another group serves.
+    const ELSEWHERE: u16 = u16::MAX;
 
     #[inline]
     fn get(&self, name: &[u8]) -> Option<usize> {
@@ -110,12 +117,23 @@ impl Routes {
     }
 }
 
+/// Where the last wrapped frame went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Last {
+    /// Nothing routed yet, or a symbol nobody serves.
+    Unknown,
+    /// A symbol another group serves.
+    Elsewhere,
+    Desk(usize),
+}
+
 /// Several symbols on one hot thread. See the module docs.
 pub struct HotGroup<S: Strategy> {
     desks: Vec<HotPath<S>>,
     routes: Routes,
-    /// The desk the last wrapped frame went to.
-    last: Option<usize>,
+    /// Where the last wrapped frame went: a bare body that follows it
+    /// (a recording's snapshot) is that symbol's.
+    last: Last,
     stats: GroupStats,
 }
 
@@ -135,7 +153,7 @@ impl<S: Strategy> HotGroup<S> {
             }
             routes.insert(name.as_bytes(), i);
         }
-        Ok(Self { desks, routes, last: None, stats: GroupStats::default() })
+        Ok(Self { desks, routes, last: Last::Unknown, stats: GroupStats::default() })
     }
 
     pub fn len(&self) -> usize {
@@ -158,9 +176,25 @@ impl<S: Strategy> HotGroup<S> {
         self.stats
     }
 
+    /// The hot paths, in the order given (the run is over).
+    pub fn into_desks(self) -> Vec<HotPath<S>> {
+        self.desks
+    }
+
     /// The desk serving `symbol`.
     pub fn desk_of(&self, symbol: Symbol) -> Option<usize> {
-        self.routes.get(symbol.as_str().to_ascii_lowercase().as_bytes())
+        self.routes.get(symbol.as_str().to_ascii_lowercase().as_bytes()).filter(|&d| d < self.desks.len())
+    }
+
+    /// Symbols other groups serve (several groups reading one recording):
+    /// their frames are skipped here without being counted as unrouted.
+    pub fn served_elsewhere(&mut self, symbols: &[Symbol]) {
+        for s in symbols {
+            let name = s.as_str().to_ascii_lowercase();
+            if self.routes.get(name.as_bytes()).is_none() && self.routes.len < MAX_GROUP {
+                self.routes.insert(name.as_bytes(), Routes::ELSEWHERE as usize - 1);
+            }
+        }
     }
 
     /// Where `frame` goes (see the module docs).
@@ -173,19 +207,25 @@ impl<S: Strategy> HotGroup<S> {
                     return Route::All;
                 }
                 match self.routes.get(symbol) {
+                    Some(d) if d >= self.desks.len() => {
+                        self.last = Last::Elsewhere;
+                        Route::None
+                    }
                     Some(d) => {
-                        self.last = Some(d);
+                        self.last = Last::Desk(d);
                         Route::Desk(d)
                     }
                     None => {
+                        self.last = Last::Unknown;
                         self.stats.unrouted += 1;
                         Route::None
                     }
                 }
             }
             None => match self.last {
-                Some(d) => Route::Desk(d),
-                None => {
+                Last::Desk(d) => Route::Desk(d),
+                Last::Elsewhere => Route::None,
+                Last::Unknown => {
                     self.stats.unattributed += 1;
                     Route::None
                 }
@@ -273,6 +313,19 @@ mod tests {
         assert_eq!(g.route(b"{\"stream\":\"btcusdt@bookTicker\",\"data\":{}}"), Route::Desk(0));
         assert_eq!(g.route(b"{\"stream\":\"xrpusdt@trade\",\"data\":{}}"), Route::None);
         assert_eq!(g.stats().unrouted, 1);
+        // Another group's symbol: skipped, not counted.
+        g.served_elsewhere(&[Symbol::new(b"XRPUSDT"), Symbol::new(b"BTCUSDT")]);
+        assert_eq!(g.route(b"{\"stream\":\"xrpusdt@trade\",\"data\":{}}"), Route::None);
+        assert_eq!(g.stats().unrouted, 1);
+        assert_eq!(g.desk_of(Symbol::new(b"XRPUSDT")), None);
+        assert_eq!(g.route(b"{\"stream\":\"btcusdt@trade\",\"data\":{}}"), Route::Desk(0), "its own stay its own");
+        // A bare body after another group's frame is that group's; after an
+        // unknown symbol's, nobody's.
+        g.route(b"{\"stream\":\"xrpusdt@trade\",\"data\":{}}");
+        assert_eq!(g.route(b"{\"lastUpdateId\":1,\"bids\":[],\"asks\":[]}"), Route::None);
+        g.route(b"{\"stream\":\"solusdt@trade\",\"data\":{}}");
+        assert_eq!(g.route(b"{\"lastUpdateId\":1,\"bids\":[],\"asks\":[]}"), Route::None);
+        assert_eq!(g.stats().unattributed, 2);
         assert_eq!(
             g.route(b"{\"stream\":\"!serverShutdown\",\"data\":{\"e\":\"serverShutdown\",\"E\":1}}"),
             Route::All

@@ -37,17 +37,21 @@ use crate::hot::strategy::{Strategy, StrategyFill};
 use crate::ring::{ring, Consumer, Producer};
 use crate::stats::clock::Clock;
 
-use super::{pin, RingStats, Source, ToExec, FILL_RING};
+use super::{merge_by_time, pin, RecordingSource, RingStats, ToExec, FILL_RING};
+use crate::feed::live::FeedConfig;
+use crate::feed::recording::{LineChunks, MemoryLines};
+use anyhow::Context;
 
 /// What a multi-symbol threaded run returns.
 #[derive(Debug, Clone)]
 pub struct MultiRun {
     pub report: MultiReport,
     pub rings: RingStats,
-    pub pinned_core: Option<usize>,
+    /// Each group's hot thread's core, in group order ([`groups`]).
+    pub pinned_cores: Vec<Option<usize>>,
     pub source_errors: Vec<String>,
-    /// The live feed's counters (live runs only).
-    pub link: Option<LinkStats>,
+    /// Each group's live feed counters (live runs only).
+    pub links: Vec<LinkStats>,
 }
 
 /// One symbol's rings, hot side.
@@ -64,23 +68,33 @@ struct ExecRings {
     fill_tx: Producer<StrategyFill>,
 }
 
-/// The hot thread's state: the group and every symbol's rings.
+/// One hot thread's state: its group, and its symbols' rings and indices
+/// in `[[symbols]]` (what the exec thread knows them by).
 struct GroupSide<S: Strategy> {
     group: HotGroup<S>,
     market_tx: Producer<(u16, ToExec)>,
     rings: Vec<HotRings>,
+    global: Vec<u16>,
 }
 
-/// Sends desk `d`'s hot-path event on: market data to the exec thread,
-/// quotes to the desk's own latest-wins ring.
+/// Sends the group's desk `d`'s hot-path event on: market data to the exec
+/// thread (tagged with the symbol's index), quotes to the desk's own
+/// latest-wins ring.
 #[inline]
-fn emit(market_tx: &Producer<(u16, ToExec)>, rings: &[HotRings], d: usize, ev: HotEvent<'_>, time_ns: i64) {
+fn emit(
+    market_tx: &Producer<(u16, ToExec)>,
+    rings: &[HotRings],
+    global: &[u16],
+    d: usize,
+    ev: HotEvent<'_>,
+    time_ns: i64,
+) {
     match ev {
         HotEvent::Depth { book, time_ns, .. } => {
-            market_tx.push((d as u16, ToExec::Book { top: TopOfBook::of(book), time_ns }));
+            market_tx.push((global[d], ToExec::Book { top: TopOfBook::of(book), time_ns }));
         }
         HotEvent::Trade(trade) => {
-            market_tx.push((d as u16, ToExec::Trade { trade, time_ns }));
+            market_tx.push((global[d], ToExec::Trade { trade, time_ns }));
         }
         HotEvent::Quote { quote, tick, .. } => rings[d].quote_tx.push_latest((quote, tick)),
     }
@@ -89,8 +103,8 @@ fn emit(market_tx: &Producer<(u16, ToExec)>, rings: &[HotRings], d: usize, ev: H
 impl<S: Strategy> GroupSide<S> {
     #[inline]
     fn frame(&mut self, buf: &[u8], recv_ns: i64, t_in: u64) -> Route {
-        let (tx, rings) = (&self.market_tx, &self.rings);
-        self.group.on_frame(buf, recv_ns, t_in, &mut |d, ev| emit(tx, rings, d, ev, recv_ns))
+        let (tx, rings, global) = (&self.market_tx, &self.rings, &self.global);
+        self.group.on_frame(buf, recv_ns, t_in, &mut |d, ev| emit(tx, rings, global, d, ev, recv_ns))
     }
 
     /// Every desk's fills and exec state, off the quote's path.
@@ -108,9 +122,9 @@ impl<S: Strategy> GroupSide<S> {
 
     /// Runs `f` on every desk with its event sink.
     fn each(&mut self, now_ns: i64, f: &mut DeskFn<'_, S>) {
-        let (tx, rings) = (&self.market_tx, &self.rings);
+        let (tx, rings, global) = (&self.market_tx, &self.rings, &self.global);
         for d in 0..self.group.len() {
-            f(self.group.desk_mut(d), &mut |ev| emit(tx, rings, d, ev, now_ns));
+            f(self.group.desk_mut(d), &mut |ev| emit(tx, rings, global, d, ev, now_ns));
         }
     }
 }
@@ -129,14 +143,14 @@ impl<S: Strategy> FeedHandler for GroupSide<S> {
     fn on_snapshot(&mut self, symbol: Symbol, body: &[u8], recv_ns: i64) {
         let Some(d) = self.group.desk_of(symbol) else { return };
         let t_in = self.group.desks()[d].clock().now();
-        let (tx, rings) = (&self.market_tx, &self.rings);
-        self.group.on_snapshot(symbol, body, recv_ns, t_in, &mut |d, ev| emit(tx, rings, d, ev, recv_ns));
+        let (tx, rings, global) = (&self.market_tx, &self.rings, &self.global);
+        self.group.on_snapshot(symbol, body, recv_ns, t_in, &mut |d, ev| emit(tx, rings, global, d, ev, recv_ns));
     }
 
     fn refresh_book(&mut self, symbol: Symbol, now_ns: i64) {
         let Some(d) = self.group.desk_of(symbol) else { return };
-        let (tx, rings) = (&self.market_tx, &self.rings);
-        self.group.desk_mut(d).refresh_book(symbol, now_ns, &mut |ev| emit(tx, rings, d, ev, now_ns));
+        let (tx, rings, global) = (&self.market_tx, &self.rings, &self.global);
+        self.group.desk_mut(d).refresh_book(symbol, now_ns, &mut |ev| emit(tx, rings, global, d, ev, now_ns));
     }
 
     fn on_disconnected(&mut self, _reason: Reason, now_ns: i64) {
@@ -172,10 +186,57 @@ struct ExecDesk {
     rings: ExecRings,
 }
 
+/// Where a multi-symbol run's frames come from. Each hot thread (one per
+/// symbol group) makes its own source from it.
+#[derive(Debug, Clone)]
+pub enum MultiSource {
+    /// Recordings (`mmbot replay`): merged in receive-time order
+    /// ([`merge_by_time`]), replayed by every group's thread, each keeping
+    /// its own symbols' frames; paced at `speed`, the first `seconds` of
+    /// recorded time.
+    Recording { files: Vec<PathBuf>, speed: Option<f64>, seconds: Option<f64> },
+    /// The live feed: each group its own connection, for its symbols.
+    Live(Box<FeedConfig>),
+}
+
+/// One group's own source.
+enum GroupSource {
+    Recording(RecordingSource),
+    Live(Box<FeedConfig>),
+}
+
+/// The symbol groups: (hot thread's core, indices in `[[symbols]]`), in
+/// the order their first symbol is listed. A symbol's `core`, else
+/// `default_core`.
+pub fn groups(symbols: &Symbols, default_core: Option<usize>) -> Vec<(Option<usize>, Vec<usize>)> {
+    let mut out: Vec<(Option<usize>, Vec<usize>)> = Vec::new();
+    for (i, e) in symbols.entries.iter().enumerate() {
+        let core = e.core.or(default_core);
+        match out.iter_mut().find(|(c, _)| *c == core) {
+            Some((_, list)) => list.push(i),
+            None => out.push((core, vec![i])),
+        }
+    }
+    out
+}
+
+/// What one hot thread hands back.
+struct GroupOutcome<S: Strategy> {
+    /// Its hot paths, with their indices in `[[symbols]]`.
+    desks: Vec<(usize, HotPath<S>)>,
+    pinned: Option<usize>,
+    rings: RingStats,
+    /// Frames of symbols the group does not serve.
+    unrouted: u64,
+    errors: Vec<String>,
+    link: Option<LinkStats>,
+}
+
 /// Runs `symbols` with `strategies` (one per entry, in order) on threads
-/// from `source` until it ends or `stop` is set.
+/// from `source` until it ends or `stop` is set: one hot thread per symbol
+/// group ([`groups`], pinned to its core), one exec thread.
 pub fn run_paper_multi<S: Strategy + Send + 'static>(
-    source: Source,
+    source: MultiSource,
     files: Vec<PathBuf>,
     symbols: &Symbols,
     strategies: Vec<S>,
@@ -185,15 +246,32 @@ pub fn run_paper_multi<S: Strategy + Send + 'static>(
     let n = symbols.entries.len();
     anyhow::ensure!(strategies.len() == n, "one strategy per symbol: {} for {n} symbols", strategies.len());
     let started = Instant::now();
-    let (market_tx, mut market_rx) = ring::<(u16, ToExec)>(4096 * n.max(1));
-    let (mut hot_rings, mut exec_rings) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let plan = groups(symbols, hot_core);
+    let (mut hot_rings, mut exec_rings): (Vec<Option<HotRings>>, Vec<ExecRings>) =
+        (Vec::with_capacity(n), Vec::with_capacity(n));
     for _ in 0..n {
         let (quote_tx, quote_rx) = ring::<(Quote, Price)>(8);
         let (pos_tx, pos_rx) = ring::<ExecState>(8);
         let (fill_tx, fill_rx) = ring::<StrategyFill>(FILL_RING);
-        hot_rings.push(HotRings { quote_tx, pos_rx, fill_rx });
+        hot_rings.push(Some(HotRings { quote_tx, pos_rx, fill_rx }));
         exec_rings.push(ExecRings { quote_rx, pos_tx, fill_tx });
     }
+    // One market ring per group (each has one producer): room for bursts
+    // of its symbols, bounded (a full ring is counted).
+    let (mut market_txs, mut market_rxs) = (Vec::new(), Vec::new());
+    for (_, list) in &plan {
+        let (tx, rx) = ring::<(u16, ToExec)>((4096 * list.len()).min(32_768));
+        market_txs.push(Some(tx));
+        market_rxs.push(rx);
+    }
+    // Recordings: merged in time order once, replayed by every group from
+    // memory.
+    let merged: Option<Arc<[u8]>> = match &source {
+        MultiSource::Recording { files, .. } => {
+            Some(merge_by_time(files).context("reading the recordings to replay")?.into())
+        }
+        MultiSource::Live(_) => None,
+    };
     let hot_done = Arc::new(AtomicBool::new(false));
     let done = hot_done.clone();
     let entries = symbols.entries.clone();
@@ -212,27 +290,29 @@ pub fn run_paper_multi<S: Strategy + Send + 'static>(
         loop {
             let finished = done.load(Ordering::Acquire);
             let mut worked = false;
-            while let Some((d, m)) = market_rx.pop() {
-                let d = d as usize;
-                worked = true;
-                worked_on[d] = true;
-                let desk = &mut desks[d];
-                let sink = &mut |f| fills.push((d, f));
-                match m {
-                    ToExec::Book { top, time_ns } => {
-                        if let (Some(a), true) = (allocator.as_mut(), top.bid_len > 0 && top.ask_len > 0) {
-                            a.mark(d, Price((top.bids[0].price.0 + top.asks[0].price.0) / 2), time_ns);
+            for market_rx in &mut market_rxs {
+                while let Some((d, m)) = market_rx.pop() {
+                    let d = d as usize;
+                    worked = true;
+                    worked_on[d] = true;
+                    let desk = &mut desks[d];
+                    let sink = &mut |f| fills.push((d, f));
+                    match m {
+                        ToExec::Book { top, time_ns } => {
+                            if let (Some(a), true) = (allocator.as_mut(), top.bid_len > 0 && top.ask_len > 0) {
+                                a.mark(d, Price((top.bids[0].price.0 + top.asks[0].price.0) / 2), time_ns);
+                            }
+                            if let Some(ex) = desk.exchange.as_mut() {
+                                ex.on_book(&top, time_ns, sink)
+                            }
                         }
-                        if let Some(ex) = desk.exchange.as_mut() {
-                            ex.on_book(&top, time_ns, sink)
+                        ToExec::Trade { trade, time_ns } => {
+                            if let Some(ex) = desk.exchange.as_mut() {
+                                ex.on_trade(&trade, time_ns, sink)
+                            }
                         }
+                        ToExec::Health { .. } | ToExec::Advice(_) => {}
                     }
-                    ToExec::Trade { trade, time_ns } => {
-                        if let Some(ex) = desk.exchange.as_mut() {
-                            ex.on_trade(&trade, time_ns, sink)
-                        }
-                    }
-                    ToExec::Health { .. } | ToExec::Advice(_) => {}
                 }
             }
             for (d, desk) in desks.iter_mut().enumerate() {
@@ -267,7 +347,7 @@ pub fn run_paper_multi<S: Strategy + Send + 'static>(
                     desk.rings.pos_tx.push_latest(ExecState::of(&desk.position, bid, ask, desk.last_fill_ns));
                 }
             }
-            if finished && !worked && market_rx.is_empty() {
+            if finished && !worked && market_rxs.iter().all(|r| r.is_empty()) {
                 break;
             }
             if !worked {
@@ -278,65 +358,68 @@ pub fn run_paper_multi<S: Strategy + Send + 'static>(
         (desks.into_iter().map(|d| (d.exchange, d.position)).collect::<Vec<_>>(), allocator, dropped)
     })?;
 
-    let hot = std::thread::Builder::new().name("mmbot-hot".into()).spawn(move || {
-        let pinned = pin(hot_core);
-        let clock = Clock::calibrate();
-        // Each symbol's mid and volatility, for the others' scripts.
-        let board = Arc::new(PeerBoard::new(entries.len()));
-        let desks = entries
+    // Each symbol's mid and volatility, for the others' scripts (shared by
+    // every group's thread: relaxed atomics).
+    let board = Arc::new(PeerBoard::new(n));
+    let mut strategies: Vec<Option<S>> = strategies.into_iter().map(Some).collect();
+    let mut threads = Vec::with_capacity(plan.len());
+    for (g, (core, list)) in plan.iter().enumerate() {
+        let mine: Vec<(usize, crate::config::symbols::SymbolEntry, S)> = list
             .iter()
-            .zip(strategies)
-            .enumerate()
-            .map(|(i, (e, s))| {
-                let mut hot = HotPath::with_symbols(e.config.hot, s, clock, &[e.budget.symbol]);
-                hot.set_peers(board.clone(), i);
-                hot
-            })
+            .map(|&i| (i, entries[i].clone(), strategies[i].take().expect("each symbol in one group")))
             .collect();
-        let group = match HotGroup::new(desks) {
-            Ok(g) => g,
-            Err(e) => return Err(e.to_string()),
-        };
-        let mut h = GroupSide { group, market_tx, rings: hot_rings };
-        let mut errors = Vec::new();
-        let mut link = None;
-        match source {
-            Source::Recording(mut src) => {
-                let mut buf = Vec::with_capacity(1 << 20);
-                while !stop.load(Ordering::Relaxed) {
-                    let Some(recv_ns) = src.next_frame_with(&mut buf, None) else { break };
-                    let t_in = clock.now();
-                    h.frame(&buf, recv_ns, t_in);
-                    h.housekeeping();
-                }
-                errors = src.errors;
+        let rings: Vec<HotRings> =
+            list.iter().map(|&i| hot_rings[i].take().expect("each symbol in one group")).collect();
+        let market_tx = market_txs[g].take().expect("one producer per group");
+        let (board, stop, core) = (board.clone(), stop.clone(), *core);
+        let source = match (&source, &merged) {
+            (MultiSource::Recording { speed, seconds, .. }, Some(lines)) => {
+                let chunks = LineChunks::from_memory(vec![MemoryLines::whole(lines.clone())]);
+                GroupSource::Recording(RecordingSource::from_chunks(chunks, *speed).limited_to(*seconds))
             }
-            Source::Live(cfg) => match LiveFeed::start(cfg, clock) {
-                Ok(mut feed) => {
-                    while !stop.load(Ordering::Relaxed) {
-                        feed.turn(&mut h);
-                        h.housekeeping();
-                    }
-                    feed.shutdown(&mut h);
-                    link = Some(feed.stats());
-                }
-                Err(e) => errors.push(format!("live feed: {e}")),
-            },
-        }
-        let market_dropped = h.market_tx.dropped();
-        let superseded = h.rings.iter().map(|r| r.quote_tx.dropped()).sum();
-        let rings = RingStats { market_dropped, quotes_superseded: superseded, positions_superseded: 0 };
-        Ok((h.group, pinned, rings, errors, link))
-    })?;
-    let joined = hot.join().map_err(|_| anyhow::anyhow!("the hot thread panicked"));
+            (MultiSource::Recording { .. }, None) => unreachable!("recordings are merged above"),
+            (MultiSource::Live(cfg), _) => {
+                let mut cfg = (**cfg).clone();
+                cfg.symbols = mine.iter().map(|(_, e, _)| e.budget.symbol).collect();
+                GroupSource::Live(Box::new(cfg))
+            }
+        };
+        // Reading the same recordings, the other groups' symbols are theirs.
+        let elsewhere: Vec<Symbol> =
+            entries.iter().enumerate().filter(|(i, _)| !list.contains(i)).map(|(_, e)| e.budget.symbol).collect();
+        let name = if plan.len() == 1 { "mmbot-hot".to_string() } else { format!("mmbot-hot-{g}") };
+        let spawned = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || group_thread(mine, rings, market_tx, board, core, source, elsewhere, stop))?;
+        threads.push(spawned);
+    }
+    let mut joined = Vec::with_capacity(threads.len());
+    for t in threads {
+        joined.push(t.join().map_err(|_| anyhow::anyhow!("a hot thread panicked")));
+    }
     hot_done.store(true, Ordering::Release);
     let (exec_desks, allocator, pos_dropped) = exec.join().map_err(|_| anyhow::anyhow!("the exec thread panicked"))?;
-    let (group, pinned_core, mut rings, source_errors, link) = joined?.map_err(|e| anyhow::anyhow!(e))?;
+    let mut hot: Vec<Option<HotPath<S>>> = (0..n).map(|_| None).collect();
+    let (mut rings, mut source_errors, mut links, mut pinned_cores) =
+        (RingStats::default(), Vec::new(), Vec::new(), Vec::new());
+    let mut unrouted = 0;
+    for outcome in joined {
+        let g = outcome?.map_err(|e| anyhow::anyhow!(e))?;
+        for (i, d) in g.desks {
+            hot[i] = Some(d);
+        }
+        pinned_cores.push(g.pinned);
+        rings.market_dropped += g.rings.market_dropped;
+        rings.quotes_superseded += g.rings.quotes_superseded;
+        unrouted += g.unrouted;
+        source_errors.extend(g.errors);
+        links.extend(g.link);
+    }
     rings.positions_superseded = pos_dropped;
     let wall_s = started.elapsed().as_secs_f64();
-    let frames: u64 = group.desks().iter().map(|d| d.market().stats().frames).sum();
-    let reports = group
-        .desks()
+    let hot: Vec<HotPath<S>> = hot.into_iter().map(|h| h.expect("every symbol's desk came back")).collect();
+    let frames: u64 = hot.iter().map(|d| d.market().stats().frames).sum();
+    let reports = hot
         .iter()
         .zip(&exec_desks)
         .zip(&symbols.entries)
@@ -351,6 +434,69 @@ pub fn run_paper_multi<S: Strategy + Send + 'static>(
             r
         })
         .collect();
-    let report = assemble(&files, frames, group.stats().unrouted, wall_s, symbols, allocator.as_ref(), reports);
-    Ok(MultiRun { report, rings, pinned_core, source_errors, link })
+    let report = assemble(&files, frames, unrouted, wall_s, symbols, allocator.as_ref(), reports);
+    Ok(MultiRun { report, rings, pinned_cores, source_errors, links })
+}
+
+/// One hot thread: its symbols' hot paths in a group, fed from its own
+/// source until it ends or `stop` is set.
+#[allow(clippy::too_many_arguments)] // the thread's whole state, moved in once
+fn group_thread<S: Strategy>(
+    mine: Vec<(usize, crate::config::symbols::SymbolEntry, S)>,
+    rings: Vec<HotRings>,
+    market_tx: Producer<(u16, ToExec)>,
+    board: Arc<PeerBoard>,
+    core: Option<usize>,
+    source: GroupSource,
+    elsewhere: Vec<Symbol>,
+    stop: Arc<AtomicBool>,
+) -> Result<GroupOutcome<S>, String> {
+    let pinned = pin(core);
+    let clock = Clock::calibrate();
+    let global: Vec<u16> = mine.iter().map(|(i, _, _)| *i as u16).collect();
+    let desks = mine
+        .into_iter()
+        .map(|(i, e, s)| {
+            let mut hot = HotPath::with_symbols(e.config.hot, s, clock, &[e.budget.symbol]);
+            hot.set_peers(board.clone(), i);
+            hot
+        })
+        .collect();
+    let mut group = HotGroup::new(desks).map_err(|e| e.to_string())?;
+    group.served_elsewhere(&elsewhere);
+    let mut h = GroupSide { group, market_tx, rings, global };
+    let mut errors = Vec::new();
+    let mut link = None;
+    match source {
+        GroupSource::Recording(mut src) => {
+            let mut buf = Vec::with_capacity(1 << 20);
+            while !stop.load(Ordering::Relaxed) {
+                let Some(recv_ns) = src.next_frame_with(&mut buf, None) else { break };
+                let t_in = clock.now();
+                h.frame(&buf, recv_ns, t_in);
+                h.housekeeping();
+            }
+            errors = src.errors;
+        }
+        GroupSource::Live(cfg) => match LiveFeed::start(*cfg, clock) {
+            Ok(mut feed) => {
+                while !stop.load(Ordering::Relaxed) {
+                    feed.turn(&mut h);
+                    h.housekeeping();
+                }
+                feed.shutdown(&mut h);
+                link = Some(feed.stats());
+            }
+            Err(e) => errors.push(format!("live feed: {e}")),
+        },
+    }
+    let rings = RingStats {
+        market_dropped: h.market_tx.dropped(),
+        quotes_superseded: h.rings.iter().map(|r| r.quote_tx.dropped()).sum(),
+        positions_superseded: 0,
+    };
+    let unrouted = h.group.stats().unrouted;
+    let global = h.global.clone();
+    let desks = global.into_iter().map(usize::from).zip(h.group.into_desks()).collect();
+    Ok(GroupOutcome { desks, pinned, rings, unrouted, errors, link })
 }

@@ -87,8 +87,15 @@ pub struct RecordingSource {
 
 impl RecordingSource {
     pub fn new(files: Vec<PathBuf>, speed: Option<f64>) -> Self {
+        Self::from_chunks(LineChunks::start(files), speed)
+    }
+
+    /// Lines from any source (files being read, or lines in memory: a
+    /// multi-symbol replay's recordings merged in time order,
+    /// [`merge_by_time`]).
+    pub fn from_chunks(chunks: LineChunks, speed: Option<f64>) -> Self {
         Self {
-            chunks: LineChunks::start(files),
+            chunks,
             chunk: Vec::new(),
             pos: 0,
             speed,
@@ -232,5 +239,58 @@ mod tests {
         }
         assert_eq!(got, frames(RecordingSource::new(sample(), None)), "same frames, same order");
         assert!(idle_calls > 0, "the gaps between paced frames were spun in");
+    }
+}
+
+/// The lines of `files` merged in receive-time order into one buffer: of
+/// the files' next lines, the earliest goes first (ties: the file named
+/// first), each file's own order kept. What a threaded replay of one
+/// recording per symbol replays, so the symbols' frames interleave as they
+/// were received (a single-symbol replay reads its files one after another).
+pub fn merge_by_time(files: &[PathBuf]) -> std::io::Result<Vec<u8>> {
+    let mut texts = Vec::with_capacity(files.len());
+    for f in files {
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut crate::feed::recording::open(f)?, &mut text)?;
+        texts.push(text);
+    }
+    // Each file's lines with their receive times (lines without one are
+    // skipped, as a replay skips them).
+    let lines: Vec<Vec<(u64, &[u8])>> = texts
+        .iter()
+        .map(|t| t.split(|&b| b == b'\n').filter_map(|l| split_line(l).map(|(ts, _)| (ts, l))).collect::<Vec<_>>())
+        .collect();
+    let mut at = vec![0usize; lines.len()];
+    let mut out = Vec::with_capacity(texts.iter().map(Vec::len).sum::<usize>() + lines.len());
+    loop {
+        let next = lines.iter().enumerate().filter_map(|(f, l)| l.get(at[f]).map(|(ts, _)| (*ts, f))).min();
+        let Some((_, f)) = next else { break };
+        out.extend_from_slice(lines[f][at[f]].1);
+        out.push(b'\n');
+        at[f] += 1;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod merge_tests {
+    use super::*;
+
+    #[test]
+    fn files_interleave_by_receive_time_each_in_its_own_order() {
+        let dir = std::env::temp_dir().join(format!("mmbot-merge-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b) = (dir.join("a.rec"), dir.join("b.rec"));
+        std::fs::write(&a, "1 {\"a\":1}\n5 {\"a\":2}\n5 {\"a\":3}\nnot a line\n9 {\"a\":4}\n").unwrap();
+        std::fs::write(&b, "2 {\"b\":1}\n5 {\"b\":2}\n7 {\"b\":3}\n").unwrap();
+        let merged = String::from_utf8(merge_by_time(&[a, b]).unwrap()).unwrap();
+        let order: Vec<&str> = merged.lines().map(|l| l.split_once(' ').unwrap().1).collect();
+        assert_eq!(
+            order,
+            ["{\"a\":1}", "{\"b\":1}", "{\"a\":2}", "{\"a\":3}", "{\"b\":2}", "{\"b\":3}", "{\"a\":4}"],
+            "ties go to the file named first"
+        );
+        assert!(merge_by_time(&[dir.join("missing.rec")]).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
