@@ -72,12 +72,20 @@ fn demo_runs_offline_and_leaves_sane_outputs() {
 /// One headless demo of `secs` seconds on `seed` in a fresh folder; its
 /// run folder and stderr. Bounded: killed after a minute past its duration.
 fn demo(seed: u64, secs: u64) -> (PathBuf, String) {
-    let out = std::env::temp_dir().join(format!("mmbot-demo-seed{seed}-{}", std::process::id()));
+    demo_with(&["--seed", &seed.to_string()], &format!("seed{seed}"), secs)
+}
+
+/// A headless demo of `secs` seconds with `extra` flags, in a fresh folder
+/// named by `tag`; its run folder and stderr. Bounded: killed after a
+/// minute past its duration.
+fn demo_with(extra: &[&str], tag: &str, secs: u64) -> (PathBuf, String) {
+    let out = std::env::temp_dir().join(format!("mmbot-demo-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).unwrap();
     let log = out.join("stderr.txt");
     let mut child = Command::new(env!("CARGO_BIN_EXE_mmbot"))
-        .args(["demo", "--duration", &format!("{secs}s"), "--seed", &seed.to_string(), "--no-dashboard"])
+        .args(["demo", "--duration", &format!("{secs}s"), "--no-dashboard"])
+        .args(extra)
         .args(["--out", "runs"])
         .current_dir(&out)
         .env_remove("HOLYSHEEP_API_KEY")
@@ -99,9 +107,9 @@ fn demo(seed: u64, secs: u64) -> (PathBuf, String) {
         std::thread::sleep(Duration::from_millis(100));
     };
     let stderr = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(status.is_some_and(|s| s.success()), "seed {seed}: {status:?}\n{stderr}");
+    assert!(status.is_some_and(|s| s.success()), "{tag}: {status:?}\n{stderr}");
     let dirs: Vec<_> = std::fs::read_dir(out.join("runs")).unwrap().filter_map(|e| e.ok()).collect();
-    assert_eq!(dirs.len(), 1, "seed {seed}: one timestamped folder");
+    assert_eq!(dirs.len(), 1, "{tag}: one timestamped folder");
     (dirs[0].path(), stderr)
 }
 
@@ -151,37 +159,9 @@ fn the_demo_makes_markets_on_every_seed() {
 /// when the budgets cover the demo's sizes.
 #[test]
 fn the_demo_trades_three_symbols_from_one_account() {
-    let out = std::env::temp_dir().join(format!("mmbot-demo-multi-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mmbot"))
-        .args(["demo", "--symbols", "3", "--duration", "5s", "--no-dashboard", "--out", "runs"])
-        .current_dir(&out)
-        .env_remove("HOLYSHEEP_API_KEY")
-        .env_remove("OPENAI_API_KEY")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let limit = Instant::now() + Duration::from_secs(65);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if Instant::now() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert!(status.is_some_and(|s| s.success()), "{status:?}\n{stderr}");
+    let (run, stderr) = demo_with(&["--symbols", "3"], "multi", 5);
     assert!(stderr.contains("3 simulated markets (BTCUSDT, ETHUSDT, BNBUSDT)"), "{stderr}");
-    let dirs: Vec<_> = std::fs::read_dir(out.join("runs")).unwrap().filter_map(|e| e.ok()).collect();
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dirs[0].path().join("report.json")).unwrap()).unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("report.json")).unwrap()).unwrap();
     let symbols = report["symbols"].as_array().unwrap();
     assert_eq!(symbols.len(), 3);
     for s in symbols {
@@ -189,5 +169,4 @@ fn the_demo_trades_three_symbols_from_one_account() {
         assert!(s["refused"].as_object().unwrap().is_empty(), "{}: {}", s["symbol"], s["refused"]);
     }
     assert_eq!(report["totals"]["USDT"]["symbols"].as_array().unwrap().len(), 3);
-    let _ = std::fs::remove_dir_all(&out);
 }

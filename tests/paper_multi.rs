@@ -12,32 +12,29 @@ use std::time::Duration;
 
 use mmbot::config::Config;
 use mmbot::hot::strategy::NativeStrategy;
-use mmbot::runtime::multi::{run_paper_multi, MultiSource};
+use mmbot::runtime::multi::{groups, run_paper_multi, Groups, MultiRun, MultiSource};
 use mmbot::sim::{Sim, SimConfig, SimSource};
 
 const SYMBOLS: [&str; 3] = ["BTCUSDT", "ETHUSDT", "BNBUSDT"];
 
-#[test]
-fn three_symbols_paper_trade_from_one_connection_and_one_account() {
+/// Runs `SYMBOLS` for 4 s against a fresh simulator (seed `seed`), each
+/// entry's extra keys from `extra(symbol)`, every symbol on the native
+/// strategy; the run and the symbols' groups.
+fn run_for_4s(seed: u64, extra: impl Fn(&str) -> String) -> (MultiRun, Groups) {
     let sim = Sim::start(SimConfig {
         symbols: SYMBOLS.iter().map(|s| s.to_string()).collect(),
-        source: SimSource::Synthetic { seed: 11, events_per_sec: 300.0 },
+        source: SimSource::Synthetic { seed, events_per_sec: 300.0 },
         ..SimConfig::default()
     })
     .expect("the simulator starts on an ephemeral port");
-    // BNBUSDT gets 1 USDT: not enough for any bid.
-    let entries: String = SYMBOLS
-        .iter()
-        .map(|s| {
-            format!("[[symbols]]\nsymbol = \"{s}\"\nbudget_quote = \"{}\"\n", if *s == "BNBUSDT" { 1 } else { 50_000 })
-        })
-        .collect();
+    let entries: String = SYMBOLS.iter().map(|s| format!("[[symbols]]\nsymbol = \"{s}\"\n{}", extra(s))).collect();
     let text = format!(
         "[strategy]\ntarget_spread_pct = 0.01\nmin_order_size = \"0.01\"\nmax_position = \"1\"\n\
          [account]\nbalances = {{ USDT = \"200000\" }}\n{entries}"
     );
     let mut config = Config::from_toml(&text, "paper_multi").unwrap();
     let symbols = config.symbols.take().unwrap();
+    let plan = groups(&symbols, None);
     let mut feed = config.feed.clone();
     feed.symbols = symbols.entries.iter().map(|e| e.budget.symbol).collect();
     feed.stream_url = Some(sim.ws_base());
@@ -50,10 +47,17 @@ fn three_symbols_paper_trade_from_one_connection_and_one_account() {
             stop.store(true, Ordering::Relaxed);
         })
     };
-    let strategies = vec![NativeStrategy; 3];
+    let strategies = vec![NativeStrategy; SYMBOLS.len()];
     let run = run_paper_multi(MultiSource::Live(Box::new(feed)), Vec::new(), &symbols, strategies, None, stop).unwrap();
     stopper.join().unwrap();
     assert!(run.source_errors.is_empty(), "{:?}", run.source_errors);
+    (run, plan)
+}
+
+#[test]
+fn three_symbols_paper_trade_from_one_connection_and_one_account() {
+    // BNBUSDT gets 1 USDT: not enough for any bid.
+    let (run, _) = run_for_4s(11, |s| format!("budget_quote = \"{}\"\n", if s == "BNBUSDT" { 1 } else { 50_000 }));
     let [link] = &run.links[..] else { panic!("one group, one feed: {:?}", run.links.len()) };
     assert_eq!(link.connects, 1, "one connection carries every symbol");
     assert_eq!(run.report.unrouted, 0);
@@ -77,45 +81,8 @@ fn three_symbols_paper_trade_from_one_connection_and_one_account() {
 /// still trades from the one account.
 #[test]
 fn symbols_on_two_cores_make_two_groups_with_their_own_connections() {
-    let sim = Sim::start(SimConfig {
-        symbols: SYMBOLS.iter().map(|s| s.to_string()).collect(),
-        source: SimSource::Synthetic { seed: 12, events_per_sec: 300.0 },
-        ..SimConfig::default()
-    })
-    .expect("the simulator starts on an ephemeral port");
-    let entries: String = SYMBOLS
-        .iter()
-        .map(|s| {
-            format!(
-                "[[symbols]]\nsymbol = \"{s}\"\nbudget_quote = \"50000\"\ncore = {}\n",
-                usize::from(*s == "ETHUSDT")
-            )
-        })
-        .collect();
-    let text = format!(
-        "[strategy]\ntarget_spread_pct = 0.01\nmin_order_size = \"0.01\"\nmax_position = \"1\"\n\
-         [account]\nbalances = {{ USDT = \"200000\" }}\n{entries}"
-    );
-    let mut config = Config::from_toml(&text, "paper_multi_groups").unwrap();
-    let symbols = config.symbols.take().unwrap();
-    let plan = mmbot::runtime::multi::groups(&symbols, None);
+    let (run, plan) = run_for_4s(12, |s| format!("budget_quote = \"50000\"\ncore = {}\n", usize::from(s == "ETHUSDT")));
     assert_eq!(plan, vec![(Some(0), vec![0, 2]), (Some(1), vec![1])]);
-    let mut feed = config.feed.clone();
-    feed.stream_url = Some(sim.ws_base());
-    feed.rest_url = Some(sim.http_base());
-    let stop = Arc::new(AtomicBool::new(false));
-    let stopper = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_secs(4));
-            stop.store(true, Ordering::Relaxed);
-        })
-    };
-    let run =
-        run_paper_multi(MultiSource::Live(Box::new(feed)), Vec::new(), &symbols, vec![NativeStrategy; 3], None, stop)
-            .unwrap();
-    stopper.join().unwrap();
-    assert!(run.source_errors.is_empty(), "{:?}", run.source_errors);
     assert_eq!(run.links.len(), 2, "a connection per group");
     assert!(run.links.iter().all(|l| l.connects == 1));
     assert_eq!(run.pinned_cores.len(), 2);

@@ -15,8 +15,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -127,16 +126,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
     if config.ai.provider == crate::ai::Provider::Auto {
         config.ai.provider = crate::ai::Provider::Offline;
     }
-    let faults = if args.chaos {
-        Faults {
-            drop_diff_every: 200,
-            disconnect_every: Some(Duration::from_secs(20)),
-            malformed_every: 500,
-            ..Faults::default()
-        }
-    } else {
-        Faults::default()
-    };
+    let faults = demo_faults(args.chaos);
     let fault_text = faults.describe();
     let sim = Sim::start(SimConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -173,17 +163,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         args.duration.as_secs_f64()
     );
     let stop = ctrl_c_flag();
-    {
-        let stop = stop.clone();
-        let d = args.duration;
-        std::thread::spawn(move || {
-            let end = Instant::now() + d;
-            while Instant::now() < end && !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            stop.store(true, Ordering::Relaxed);
-        });
-    }
+    crate::cli::record::stop_after(&stop, args.duration);
     let feed = config.feed.clone();
     let title = "mmbot demo BTCUSDT".to_string();
     let view = View::auto(args.no_dashboard);
@@ -223,6 +203,21 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         }
         None => crate::cli::exit::OK,
     })
+}
+
+/// The simulator's faults: none, or with `--chaos` a dropped diff every
+/// 200, a disconnect every 20 s and a malformed frame every 500.
+pub(crate) fn demo_faults(chaos: bool) -> Faults {
+    if chaos {
+        Faults {
+            drop_diff_every: 200,
+            disconnect_every: Some(Duration::from_secs(20)),
+            malformed_every: 500,
+            ..Faults::default()
+        }
+    } else {
+        Faults::default()
+    }
 }
 
 /// Where the demo's advice comes from, as the banner says it:

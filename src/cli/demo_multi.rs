@@ -9,8 +9,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -19,7 +18,6 @@ use crate::cli::multi;
 use crate::config::Config;
 use crate::runtime::multi::{run_paper_multi, MultiSource};
 use crate::script::budget::BudgetMode;
-use crate::sim::faults::Faults;
 use crate::sim::flow::SimMarket;
 use crate::sim::{Sim, SimConfig, SimSource};
 
@@ -59,16 +57,7 @@ pub fn run(args: &DemoArgs, dir: &Path, text: &str, origin: &str, script: &PathB
     let path = dir.join("demo.toml");
     std::fs::write(&path, &full).with_context(|| format!("writing {}", path.display()))?;
     let symbols = config.symbols.take().context("[[symbols]]")?;
-    let faults = if args.chaos {
-        Faults {
-            drop_diff_every: 200,
-            disconnect_every: Some(Duration::from_secs(20)),
-            malformed_every: 500,
-            ..Faults::default()
-        }
-    } else {
-        Faults::default()
-    };
+    let faults = super::demo::demo_faults(args.chaos);
     let sim = Sim::start(SimConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         market: SimMarket::Spot,
@@ -96,17 +85,7 @@ pub fn run(args: &DemoArgs, dir: &Path, text: &str, origin: &str, script: &PathB
         args.duration.as_secs_f64()
     );
     let stop = crate::cli::record::ctrl_c_flag();
-    {
-        let stop = stop.clone();
-        let d = args.duration;
-        std::thread::spawn(move || {
-            let end = Instant::now() + d;
-            while Instant::now() < end && !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            stop.store(true, Ordering::Relaxed);
-        });
-    }
+    crate::cli::record::stop_after(&stop, args.duration);
     let _logs = crate::logging::init(true, Some(&dir.join("mmbot.log")));
     let strategies = multi::strategies(&symbols, Some(script), BudgetMode::for_build())?;
     let run =

@@ -112,14 +112,7 @@ pub(crate) fn paper(args: &crate::cli::paper::PaperArgs, mut config: Config, com
     );
     let stop = crate::cli::record::ctrl_c_flag();
     if let Some(d) = args.feed.duration {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let end = std::time::Instant::now() + d;
-            while std::time::Instant::now() < end && !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        });
+        crate::cli::record::stop_after(&stop, d);
     }
     let dir = crate::cli::outputs::timestamped_dir(&args.out)?;
     let _logs = crate::logging::init(true, Some(&dir.join("mmbot.log")));

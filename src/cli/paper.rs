@@ -15,8 +15,6 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
@@ -168,14 +166,7 @@ pub fn run(args: PaperArgs, flags: LiveFlags, command: &'static str) -> anyhow::
     };
     let stop = ctrl_c_flag();
     if let Some(d) = args.feed.duration {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let end = Instant::now() + d;
-            while Instant::now() < end && !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            stop.store(true, Ordering::Relaxed);
-        });
+        crate::cli::record::stop_after(&stop, d);
     }
     let title = format!("mmbot {label} {symbol} ({})", config.feed.market.name());
     let view = View::auto(args.no_dashboard);

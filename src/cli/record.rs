@@ -54,6 +54,19 @@ pub fn ctrl_c_flag() -> Arc<AtomicBool> {
     signal_flags().0.clone()
 }
 
+/// Raises `stop` once `d` has passed (a run's `--duration`), checking every
+/// 50 ms so a stop raised otherwise ends the timer too.
+pub fn stop_after(stop: &Arc<AtomicBool>, d: std::time::Duration) {
+    let stop = stop.clone();
+    std::thread::spawn(move || {
+        let end = std::time::Instant::now() + d;
+        while std::time::Instant::now() < end && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+}
+
 /// Raised only when SIGINT or SIGTERM arrived (not by `--duration`).
 pub fn signal_flag() -> Arc<AtomicBool> {
     signal_flags().1.clone()

@@ -199,6 +199,9 @@ pub enum MultiSource {
     Live(Box<FeedConfig>),
 }
 
+/// Symbol groups: (hot thread's core, indices in `[[symbols]]`) each.
+pub type Groups = Vec<(Option<usize>, Vec<usize>)>;
+
 /// One group's own source.
 enum GroupSource {
     Recording(RecordingSource),
@@ -208,7 +211,7 @@ enum GroupSource {
 /// The symbol groups: (hot thread's core, indices in `[[symbols]]`), in
 /// the order their first symbol is listed. A symbol's `core`, else
 /// `default_core`.
-pub fn groups(symbols: &Symbols, default_core: Option<usize>) -> Vec<(Option<usize>, Vec<usize>)> {
+pub fn groups(symbols: &Symbols, default_core: Option<usize>) -> Groups {
     let mut out: Vec<(Option<usize>, Vec<usize>)> = Vec::new();
     for (i, e) in symbols.entries.iter().enumerate() {
         let core = e.core.or(default_core);
