@@ -7,8 +7,13 @@
 //! a small budget trades less while the others are untouched (no symbol
 //! trades on another's budget); account limits (open orders, the daily
 //! loss) hold across symbols. Uses the real captures in ../shared/data and
-//! skips without them. No exchange behaviour beyond the paper exchange's
-//! is involved; the allocator's rules are mmbot's own (its unit tests).
+//! skips without them. The captures are real Binance combined streams
+//! (`{"stream":..,"data":..}`, web-socket-streams.md §General WSS
+//! information, FACTS.md §1.4): lines are routed by that stream name, and a
+//! REST snapshot's bare body (rest-api.md §Order book, FACTS.md §1.7: no
+//! symbol in it) by the file it came in. No exchange behaviour beyond the
+//! paper exchange's is involved; the allocator's rules are mmbot's own
+//! (its unit tests).
 
 mod common;
 

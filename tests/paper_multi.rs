@@ -2,9 +2,14 @@
 //! symbols' streams on one connection, one hot thread serving them, paper
 //! exchanges and the account allocator on the exec thread
 //! (src/runtime/multi.rs). Ephemeral port, bounded duration, no internet.
-//! The simulator's streams follow Binance's combined-stream and depth
-//! formats (docs/simulator.md); nothing here depends on exchange behaviour
-//! beyond them.
+//! What is checked of Binance's behaviour is only its stream format: every
+//! symbol's streams on one combined-stream connection
+//! (`/stream?streams=<s1>/<s2>`, each event wrapped as
+//! `{"stream":"<streamName>","data":<rawPayload>}`: binance-spot-api-docs
+//! web-socket-streams.md §General WSS information, FACTS.md §1.4), which
+//! the simulator serves and the hot group routes by. Orders, budgets and
+//! the allocator are mmbot's own (the paper exchange and
+//! src/exec/allocator.rs), not the exchange's.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -184,8 +184,8 @@ fn named_desk(json: &[u8], symbols: &[Symbol]) -> Named {
     if r.kind == StreamKind::Control {
         return Named::All;
     }
-    let upper = Symbol::new(&r.symbol.to_ascii_uppercase());
-    symbols.iter().position(|s| *s == upper).map_or(Named::Other, Named::Desk)
+    // Stream names are lower case, symbols upper: compared without a copy.
+    symbols.iter().position(|s| s.as_str().as_bytes().eq_ignore_ascii_case(r.symbol)).map_or(Named::Other, Named::Desk)
 }
 
 /// The desk each file's first routed line goes to (what its leading

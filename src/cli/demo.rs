@@ -126,18 +126,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
     if config.ai.provider == crate::ai::Provider::Auto {
         config.ai.provider = crate::ai::Provider::Offline;
     }
-    let faults = demo_faults(args.chaos);
-    let fault_text = faults.describe();
-    let sim = Sim::start(SimConfig {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        market: SimMarket::Spot,
-        symbols: vec!["BTCUSDT".into()],
-        source: SimSource::Synthetic { seed: args.seed, events_per_sec: args.rate },
-        faults,
-        ping_every: Duration::from_secs(20),
-        record_tops: false,
-        accounts: Vec::new(),
-    })?;
+    let fault_text = demo_faults(args.chaos).describe();
+    let sim = start_sim(&args, vec!["BTCUSDT".into()])?;
     let symbol = Symbol::new(b"BTCUSDT");
     config.hot.symbol = Some(symbol);
     config.feed.symbols = vec![symbol];
@@ -203,6 +193,21 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         }
         None => crate::cli::exit::OK,
     })
+}
+
+/// The demo's in-process simulator for `symbols` on a loopback port:
+/// spot, `--seed`, `--rate`, and `--chaos` faults.
+pub(crate) fn start_sim(args: &DemoArgs, symbols: Vec<String>) -> anyhow::Result<Sim> {
+    Ok(Sim::start(SimConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        market: SimMarket::Spot,
+        symbols,
+        source: SimSource::Synthetic { seed: args.seed, events_per_sec: args.rate },
+        faults: demo_faults(args.chaos),
+        ping_every: Duration::from_secs(20),
+        record_tops: false,
+        accounts: Vec::new(),
+    })?)
 }
 
 /// The simulator's faults: none, or with `--chaos` a dropped diff every

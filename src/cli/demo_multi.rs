@@ -7,7 +7,6 @@
 //! asset, and `report.json` in the run folder (no dashboard yet: it is one
 //! symbol's).
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -18,8 +17,6 @@ use crate::cli::multi;
 use crate::config::Config;
 use crate::runtime::multi::{run_paper_multi, MultiSource};
 use crate::script::budget::BudgetMode;
-use crate::sim::flow::SimMarket;
-use crate::sim::{Sim, SimConfig, SimSource};
 
 /// The simulated symbols, in order.
 const NAMES: [&str; 8] = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT", "DOGEUSDT", "LTCUSDT"];
@@ -57,17 +54,7 @@ pub fn run(args: &DemoArgs, dir: &Path, text: &str, origin: &str, script: &PathB
     let path = dir.join("demo.toml");
     std::fs::write(&path, &full).with_context(|| format!("writing {}", path.display()))?;
     let symbols = config.symbols.take().context("[[symbols]]")?;
-    let faults = super::demo::demo_faults(args.chaos);
-    let sim = Sim::start(SimConfig {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        market: SimMarket::Spot,
-        symbols: NAMES[..n].iter().map(|s| s.to_string()).collect(),
-        source: SimSource::Synthetic { seed: args.seed, events_per_sec: args.rate },
-        faults,
-        ping_every: Duration::from_secs(20),
-        record_tops: false,
-        accounts: Vec::new(),
-    })?;
+    let sim = super::demo::start_sim(args, NAMES[..n].iter().map(|s| s.to_string()).collect())?;
     let mut feed = config.feed.clone();
     feed.symbols = symbols.entries.iter().map(|e| e.budget.symbol).collect();
     feed.stream_url = Some(sim.ws_base());

@@ -182,8 +182,15 @@ impl<S: Strategy> HotGroup<S> {
     }
 
     /// The desk serving `symbol`.
+    /// Called on the hot thread (the live feed asks per snapshot and per
+    /// turn): the name is lower-cased on the stack, never allocated.
     pub fn desk_of(&self, symbol: Symbol) -> Option<usize> {
-        self.routes.get(symbol.as_str().to_ascii_lowercase().as_bytes()).filter(|&d| d < self.desks.len())
+        let name = symbol.as_str().as_bytes();
+        let mut lower = [0u8; Symbol::MAX_LEN];
+        let lower = &mut lower[..name.len()];
+        lower.copy_from_slice(name);
+        lower.make_ascii_lowercase();
+        self.routes.get(lower).filter(|&d| d < self.desks.len())
     }
 
     /// Symbols other groups serve (several groups reading one recording):
