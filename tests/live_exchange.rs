@@ -183,6 +183,15 @@ impl Double {
         ev
     }
 
+    /// Fills `qty` of the order like [`Double::fill`], but the event never
+    /// reaches any connection (lost in transit).
+    fn fill_unreported(&self, client_id: &str, qty: i64) {
+        let ev = self.fill(client_id, qty);
+        let mut st = self.st();
+        let at = st.events.iter().rposition(|e| *e == ev).unwrap();
+        st.events.remove(at);
+    }
+
     fn push(&self, event: &str) {
         self.st().events.push(event.to_string());
     }
@@ -795,6 +804,28 @@ fn a_fill_is_journaled_before_the_position_moves_and_a_duplicate_is_ignored() {
     t.poll_until("the second fill", |ex| ex.stats().fills == 2);
     assert!(t.ex.working_bid().is_none());
     assert_eq!(t.ex.stream_stats().unwrap().bad_frames, 2);
+    t.agree();
+    t.ex.stop();
+}
+
+/// An executionReport's `z` is the order's cumulative filled quantity and
+/// `l` this trade's (SPOT user-data-stream.md, "Order Update"): `z` beyond
+/// the fills received plus `l` means an earlier trade never arrived. The
+/// order is done, so no reconciliation would look at it again: the report
+/// itself must bring the missing trade back (`myTrades`).
+#[test]
+fn a_trade_missing_from_the_stream_is_recovered_from_the_next_reports_cumulative_qty() {
+    let mut t = start("gap", true, "1000");
+    t.quote(Some(("59999.98", "0.002")), None);
+    let id = t.ex.working_client_id(Side::Buy).unwrap().to_string();
+    t.dbl.fill_unreported(&id, fx("0.0007"));
+    t.dbl.fill(&id, fx("0.0013"));
+    t.poll_until("the missing trade", |ex| ex.stats().fills == 2 && ex.is_quiet());
+    assert_eq!(t.ex.stats().stream_fill_gaps, 1);
+    assert_eq!(t.ex.stats().fills_recovered, 1);
+    assert_eq!(t.dbl.count("GET /api/v3/myTrades"), 1);
+    assert_eq!(t.ex.position().qty(), Qty(fx("0.002")));
+    assert!(t.ex.working_bid().is_none());
     t.agree();
     t.ex.stop();
 }

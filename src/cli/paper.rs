@@ -354,6 +354,7 @@ fn live_json(o: &LiveOutcome) -> serde_json::Value {
         "cancels": s.cancels,
         "fills": s.fills,
         "fills_recovered": s.fills_recovered,
+        "stream_fill_gaps": s.stream_fill_gaps,
         "duplicate_fills": s.duplicate_fills,
         "rejected": s.rejected,
         "would_take": s.would_take,
@@ -423,8 +424,9 @@ fn print_live_summary(o: &LiveOutcome) {
         eprintln!("mmbot live: dry run: {} orders checked by the exchange (order/test), none placed", s.dry_run_tested);
     }
     eprintln!(
-        "mmbot live: {}; {} orders ({} replaces), {} cancels, {} fills ({} recovered over REST, {} duplicates dropped)",
-        o.stop, s.orders, s.replaces, s.cancels, s.fills, s.fills_recovered, s.duplicate_fills
+        "mmbot live: {}; {} orders ({} replaces), {} cancels, {} fills ({} recovered over REST, {} duplicates dropped, \
+         {} stream gaps)",
+        o.stop, s.orders, s.replaces, s.cancels, s.fills, s.fills_recovered, s.duplicate_fills, s.stream_fill_gaps
     );
     eprintln!(
         "mmbot live: position {} (max {}), realized {}, fees {}; {} rejected by the exchange ({} would have taken), \

@@ -11,6 +11,7 @@ use crate::exec::journal::{FillOutcome, FillRecord, OrderStatus, RunId};
 use crate::exec::risk::Balance;
 use crate::exec::userdata::{ExecType, ExecutionReport, ReportStatus, UserEvent};
 use crate::exec::Side;
+use crate::hot::fixed::Qty;
 use crate::hot::msg::Symbol;
 
 use super::side::{slot_of, SideState};
@@ -66,8 +67,20 @@ impl LiveExchange {
         if r.exec_type == ExecType::Trade && r.last_qty.0 > 0 {
             // A live run owns its symbol on the account: every fill there
             // counts, tracked order or not.
+            // What we knew of the order before this report: fills the
+            // stream brought, or an answer's executedQty (whose fills are
+            // then being recovered already).
+            let known = self.sides[s].orders().find(|o| o.client_id == id).map_or(Qty(0), |o| o.filled);
             if !self.apply_fill(self.stream_fill(r)) {
                 return;
+            }
+            // `z` (cumulative filled) beyond what we knew plus `l` (this
+            // trade) means an earlier trade of this order never reached us
+            // (a dropped connection, an event lost): ask for its trades now,
+            // as a reconciliation may never look at an order that is done.
+            if r.cum_qty.0 > known.0.saturating_add(r.last_qty.0) {
+                self.stats.stream_fill_gaps += 1;
+                self.recover_fills(r.order_id, &id);
             }
             self.found_on_stream(s, &id, r.order_id);
             let done = !r.status.is_open();
