@@ -826,6 +826,22 @@ fn a_trade_missing_from_the_stream_is_recovered_from_the_next_reports_cumulative
     assert_eq!(t.dbl.count("GET /api/v3/myTrades"), 1);
     assert_eq!(t.ex.position().qty(), Qty(fx("0.002")));
     assert!(t.ex.working_bid().is_none());
+    // An order ended by someone else (an operator's cancel) after a trade
+    // the stream lost: the CANCELED report's `z` tells.
+    t.quote(None, Some(("60010", "0.002")));
+    let id = t.ex.working_client_id(Side::Sell).unwrap().to_string();
+    t.dbl.fill_unreported(&id, fx("0.0004"));
+    let ev = {
+        let mut st = t.dbl.st();
+        let o = st.orders.iter_mut().find(|o| o.client_id == id).unwrap();
+        o.status = "CANCELED";
+        exec_report(o, "CANCELED", 0, -1)
+    };
+    t.dbl.push(&ev);
+    t.poll_until("the trade before the cancel", |ex| ex.stats().fills == 3 && ex.is_quiet());
+    assert_eq!(t.ex.stats().stream_fill_gaps, 2);
+    assert_eq!(t.ex.position().qty(), Qty(fx("0.0016")));
+    assert!(t.ex.working_ask().is_none());
     t.agree();
     t.ex.stop();
 }

@@ -14,7 +14,7 @@ use crate::exec::Side;
 use crate::hot::fixed::Qty;
 use crate::hot::msg::Symbol;
 
-use super::side::{slot_of, SideState};
+use super::side::{slot_of, LiveOrder, SideState};
 use super::{LiveExchange, Purpose, StopReason};
 
 impl LiveExchange {
@@ -136,6 +136,7 @@ impl LiveExchange {
                     };
                     self.lock(self.lock_of(o.side, o.price, o.remaining()), false);
                     o.order_id = r.order_id;
+                    self.recover_unseen(&o, r);
                     o.filled = o.filled.max(r.cum_qty);
                     let status = match r.status {
                         ReportStatus::Rejected => OrderStatus::Rejected,
@@ -191,10 +192,20 @@ impl LiveExchange {
         self.stats.overtaken_by_stream += 1;
         self.lock(self.lock_of(order.side, order.price, order.remaining()), false);
         order.order_id = r.order_id;
+        self.recover_unseen(&order, r);
         order.filled = order.filled.max(r.cum_qty);
         self.record(&order, OrderStatus::Canceled, Some(format!("cancel: {why} (seen on the stream)")));
         self.decide(s);
         true
+    }
+
+    /// An order's end reported with more filled (`z`) than we knew: the
+    /// trades in between never reached us, and nothing else will ask.
+    fn recover_unseen(&mut self, known: &LiveOrder, r: &ExecutionReport) {
+        if r.cum_qty > known.filled {
+            self.stats.stream_fill_gaps += 1;
+            self.recover_fills(r.order_id, &known.client_id.clone());
+        }
     }
 
     /// Commits a fill, then applies it; `false` when it was a duplicate or

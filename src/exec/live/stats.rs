@@ -99,8 +99,8 @@ pub struct LiveStats {
     pub stp_expired: u64,
     /// Fills recovered over REST that the stream had not delivered.
     pub fills_recovered: u64,
-    /// Trade reports whose cumulative filled quantity showed an earlier
-    /// trade of the order missing (each asks `myTrades` for the order).
+    /// Trade or end reports whose cumulative filled quantity showed an
+    /// earlier trade of the order missing (each asks `myTrades` for it).
     pub stream_fill_gaps: u64,
     /// Dry run: orders the exchange checked with `order/test` (never
     /// placed); `orders` counts them too.
