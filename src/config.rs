@@ -15,7 +15,7 @@ use crate::feed::live::FeedConfig;
 use crate::hot::engine::HotConfig;
 use crate::hot::features::FeatureConfig;
 use crate::hot::fixed::{parse_fixed, Price, Qty};
-use crate::hot::guard::{Filters, GuardConfig};
+use crate::hot::guard::{Filters, GuardConfig, LadderRule, LevelSpacing};
 use crate::hot::market::BookSizes;
 use crate::hot::msg::Symbol;
 use crate::hot::strategy::StrategyParams;
@@ -112,6 +112,9 @@ raw_section!(
         script: String,
         params: std::collections::BTreeMap<String, f64>,
         levels: i64,
+        level_spacing_ticks: i64,
+        level_spacing_bps: f64,
+        level_size_growth: f64,
     }
 );
 raw_section!(
@@ -294,6 +297,27 @@ impl Default for Config {
 /// quiet symbol needs more: set it above the longest quiet spell seen in a
 /// recording of that symbol (mmbot.example.toml says how).
 pub const STALE_AFTER_MS: i64 = 1000;
+
+/// `[strategy] level_spacing_ticks` or `level_spacing_bps` (one of them),
+/// and `level_size_growth`: where a ladder's further levels go when the
+/// strategy gives only the best of a side.
+fn ladder_rule(st: &RawStrategy, levels: usize) -> Result<LadderRule, ConfigError> {
+    let d = LadderRule::default();
+    let spacing = match (st.level_spacing_ticks, st.level_spacing_bps) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "strategy.level_spacing_ticks",
+                "set with strategy.level_spacing_bps",
+                "one of level_spacing_ticks or level_spacing_bps, not both",
+            ))
+        }
+        (Some(t), None) => LevelSpacing::Ticks(in_range("strategy.level_spacing_ticks", Some(t), 1, 1, 1_000_000)?),
+        (None, Some(b)) => LevelSpacing::Bps(float_in("strategy.level_spacing_bps", Some(b), 5.0, 0.01, 10_000.0)?),
+        (None, None) => d.spacing,
+    };
+    let size_growth = float_in("strategy.level_size_growth", st.level_size_growth, d.size_growth, 0.1, 10.0)?;
+    Ok(LadderRule { levels, spacing, size_growth })
+}
 
 fn invalid(key: &'static str, value: impl ToString, allowed: impl ToString) -> ConfigError {
     ConfigError::Invalid { key, value: value.to_string(), allowed: allowed.to_string() }
@@ -493,12 +517,16 @@ impl Config {
 
         let dg = GuardConfig::default();
         let r = &raw.risk;
+        let strategy_levels =
+            in_range("strategy.levels", raw.strategy.levels, 1, 1, crate::hot::strategy::MAX_LEVELS as i64)? as usize;
+        let ladder = ladder_rule(&raw.strategy, strategy_levels)?;
         let guard = GuardConfig {
             min_spread_bps: float_in("risk.min_spread_bps", r.min_spread_bps, dg.min_spread_bps, 0.0, 10_000.0)?,
             max_spread_bps: float_in("risk.max_spread_bps", r.max_spread_bps, dg.max_spread_bps, 0.0, 10_000.0)?,
             max_position: params.max_position,
             stale_after_ns: in_range("risk.stale_after_ms", r.stale_after_ms, STALE_AFTER_MS, 1, 3_600_000)?
                 * 1_000_000,
+            ladder,
         };
         if guard.min_spread_bps > guard.max_spread_bps {
             return Err(invalid(
@@ -579,8 +607,6 @@ impl Config {
                 as u32,
             window: secs("script.over_budget_window_s", sc.over_budget_window_s, db.window, 0.001, 86_400.0)?,
         };
-        let strategy_levels =
-            in_range("strategy.levels", raw.strategy.levels, 1, 1, crate::hot::strategy::MAX_LEVELS as i64)? as usize;
         let user_params = raw.strategy.params.clone().unwrap_or_default();
         if let Some((k, v)) = user_params.iter().find(|(_, v)| !v.is_finite()) {
             return Err(invalid("strategy.params", format!("{k} = {v}"), "every parameter must be a finite number"));

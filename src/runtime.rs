@@ -30,7 +30,7 @@ use crate::backtest::{self, Report};
 use crate::config::Config;
 use crate::exec::journal::RunId;
 use crate::exec::live::{LiveExchange, LiveStats, StopReason};
-use crate::exec::paper::{PaperConfig, PaperExchange, WorkingOrder};
+use crate::exec::paper::{PaperConfig, PaperLadder};
 use crate::exec::position::Position;
 use crate::exec::risk::RiskCounters;
 use crate::exec::{ExecCounts, Fill, Quote};
@@ -271,14 +271,15 @@ pub struct LiveOutcome {
 /// The exec thread's exchange: paper or live, driven the same way.
 #[allow(clippy::large_enum_variant)]
 enum Desk {
-    Paper(Option<PaperExchange>, PaperConfig),
+    /// Made at the first quote, with `[strategy] levels` a side.
+    Paper(Option<PaperLadder>, PaperConfig, usize),
     Live(Box<LiveExchange>),
 }
 
 impl Desk {
     fn on_book(&mut self, top: &TopOfBook, time_ns: i64, sink: &mut impl FnMut(Fill)) {
         match self {
-            Desk::Paper(ex, _) => {
+            Desk::Paper(ex, ..) => {
                 if let Some(ex) = ex {
                     ex.on_book(top, time_ns, sink)
                 }
@@ -289,7 +290,7 @@ impl Desk {
 
     fn on_trade(&mut self, trade: &Trade, time_ns: i64, sink: &mut impl FnMut(Fill)) {
         match self {
-            Desk::Paper(ex, _) => {
+            Desk::Paper(ex, ..) => {
                 if let Some(ex) = ex {
                     ex.on_trade(trade, time_ns, sink)
                 }
@@ -300,24 +301,24 @@ impl Desk {
 
     fn on_quote(&mut self, q: &Quote, tick: Price) {
         match self {
-            Desk::Paper(ex, cfg) => {
-                ex.get_or_insert_with(|| PaperExchange::new(q.symbol, *cfg)).on_quote(q, tick, q.time_ns)
+            Desk::Paper(ex, cfg, levels) => {
+                ex.get_or_insert_with(|| PaperLadder::new(q.symbol, *cfg, *levels)).on_quote(q, tick, q.time_ns)
             }
             Desk::Live(ex) => ex.on_quote(q, tick, q.time_ns),
         }
     }
 
-    fn working(&self) -> (Option<WorkingOrder>, Option<WorkingOrder>) {
+    /// The position and working orders, as the strategy is told them.
+    fn exec_state(&self, position: &Position, last_fill_ns: Option<i64>) -> ExecState {
         match self {
-            Desk::Paper(Some(ex), _) => (ex.working_bid(), ex.working_ask()),
-            Desk::Paper(None, _) => (None, None),
-            Desk::Live(ex) => (ex.working_bid(), ex.working_ask()),
+            Desk::Paper(ex, ..) => ExecState::of_orders(position, ex.iter().flat_map(|e| e.working()), last_fill_ns),
+            Desk::Live(ex) => ExecState::of(position, ex.working_bid(), ex.working_ask(), last_fill_ns),
         }
     }
 
     fn counts(&self) -> ExecCounts {
         match self {
-            Desk::Paper(ex, _) => ex.as_ref().map(|e| e.counts()).unwrap_or_default(),
+            Desk::Paper(ex, ..) => ex.as_ref().map(|e| e.counts()).unwrap_or_default(),
             Desk::Live(ex) => {
                 let s = ex.stats();
                 ExecCounts { orders: s.orders, cancels: s.cancels, fills: s.fills }
@@ -686,7 +687,7 @@ pub fn run_trading<S: Strategy + Send + 'static>(
     let started = Instant::now();
 
     let (mut desk, signal) = match venue {
-        Venue::Paper => (Desk::Paper(None, config.paper), None),
+        Venue::Paper => (Desk::Paper(None, config.paper, config.strategy_levels), None),
         Venue::Live { exchange, signal } => (Desk::Live(exchange), signal),
     };
     let done = hot_done.clone();
@@ -787,8 +788,7 @@ pub fn run_trading<S: Strategy + Send + 'static>(
                 }
                 if worked {
                     // Position and working orders back to the hot thread.
-                    let (bid, ask) = desk.working();
-                    pos_tx.push_latest(ExecState::of(&position, bid, ask, last_fill_ns));
+                    pos_tx.push_latest(desk.exec_state(&position, last_fill_ns));
                 }
                 if finished && !worked && market_rx.is_empty() {
                     break;

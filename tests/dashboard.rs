@@ -50,6 +50,7 @@ fn screen() -> Screen {
         ask: Some(own_ask),
         time_ns: 1,
         update_id: 1,
+        deeper: Default::default(),
     });
     status.position = Qty(200_000);
     let mut log = EventLog::new();

@@ -119,7 +119,7 @@ type Lv<'a> = Option<(&'a str, &'a str)>;
 
 fn quote(bid: Lv<'_>, ask: Lv<'_>) -> Quote {
     let lv = |(p, q): (&str, &str)| Level::new(fx(p), fx(q));
-    Quote { symbol: sym(), bid: bid.map(lv), ask: ask.map(lv), time_ns: 0, update_id: 0 }
+    Quote { symbol: sym(), bid: bid.map(lv), ask: ask.map(lv), time_ns: 0, update_id: 0, deeper: Default::default() }
 }
 
 fn to_mm(s: DSide) -> Side {

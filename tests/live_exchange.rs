@@ -641,7 +641,7 @@ fn start_in(dir: &std::path::Path, dbl: Double, max_order_notional: &str, orphan
 
 fn quote(bid: Option<(&str, &str)>, ask: Option<(&str, &str)>) -> Quote {
     let lv = |(p, q): (&str, &str)| Level::new(fx(p), fx(q));
-    Quote { symbol: sym(), bid: bid.map(lv), ask: ask.map(lv), time_ns: 0, update_id: 0 }
+    Quote { symbol: sym(), bid: bid.map(lv), ask: ask.map(lv), time_ns: 0, update_id: 0, deeper: Default::default() }
 }
 
 impl Setup {

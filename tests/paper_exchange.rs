@@ -48,7 +48,7 @@ fn market() -> Book {
 }
 
 fn quote(bid: Option<Level>, ask: Option<Level>, t: i64) -> Quote {
-    Quote { symbol: sym(), bid, ask, time_ns: t, update_id: 0 }
+    Quote { symbol: sym(), bid, ask, time_ns: t, update_id: 0, deeper: Default::default() }
 }
 
 fn trade(cents: i64, units: i64, aggressor: Aggressor) -> Trade {

@@ -16,7 +16,7 @@ use crate::ai::log::AdviceReplay;
 use crate::ai::offline::OfflineAdvisor;
 use crate::config::Config;
 use crate::exec::paper::latency::exchange_time_ms;
-use crate::exec::paper::{FeedClock, LatencyModel, PaperClock, PaperExchange, RttSamples};
+use crate::exec::paper::{FeedClock, LatencyModel, PaperClock, PaperLadder, RttSamples};
 use crate::exec::position::Position;
 use crate::exec::{Fill, Quote, Side};
 use crate::hot::advice::Advice;
@@ -57,7 +57,7 @@ pub struct Desk<'c, S: Strategy> {
     pub(super) hot: HotPath<S>,
     /// Borrowed by the hot path's event sink and, between an event and the
     /// decision, by its feed (never both at once).
-    exchange: RefCell<Option<PaperExchange>>,
+    exchange: RefCell<Option<PaperLadder>>,
     pub(super) position: Position,
     fills: Vec<Fill>,
     /// The fills the strategy has not heard of yet, and what it knows.
@@ -126,10 +126,10 @@ impl<'c, S: Strategy> Desk<'c, S> {
         let happened = if self.at_exchange { self.feed_clock.at(now, exchange_time_ms(json)) } else { now };
         let at_exchange = self.at_exchange;
         // The exchange is made for the traded symbol, as soon as an event names it.
-        let paper = config.paper;
+        let (paper, levels) = (config.paper, config.strategy_levels);
         let make = |s: Symbol| match &*latency {
-            Some(m) => PaperExchange::with_latency(s, paper, m.clone()),
-            None => PaperExchange::new(s, paper),
+            Some(m) => PaperLadder::with_latency(s, paper, m.clone(), levels),
+            None => PaperLadder::new(s, paper, levels),
         };
         let t_in = hot.clock().now();
         self.frames += 1;
@@ -293,14 +293,14 @@ impl Hearing {
 
     /// What the strategy knows now: the heard position and account, and
     /// the exchange's working orders.
-    fn state(&self, exchange: Option<&PaperExchange>) -> ExecState {
-        let (bid, ask) = exchange.map_or((None, None), |e| (e.working_bid(), e.working_ask()));
-        ExecState { position: self.known, ..ExecState::of(&self.account, bid, ask, self.last_fill_ns) }
+    fn state(&self, exchange: Option<&PaperLadder>) -> ExecState {
+        let working = exchange.into_iter().flat_map(|e| e.working());
+        ExecState { position: self.known, ..ExecState::of_orders(&self.account, working, self.last_fill_ns) }
     }
 
     /// Tells the strategy of the fills heard and not told yet, then the
     /// state they made.
-    fn tell<S: Strategy>(&mut self, hot: &mut HotPath<S>, exchange: Option<&PaperExchange>) {
+    fn tell<S: Strategy>(&mut self, hot: &mut HotPath<S>, exchange: Option<&PaperLadder>) {
         if self.told.is_empty() {
             return;
         }

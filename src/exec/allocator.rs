@@ -424,12 +424,17 @@ impl Allocator {
         admitted
     }
 
-    /// [`Allocator::admit`] of a one-level-a-side [`Quote`]: the quote with
-    /// its refused sides taken off.
+    /// [`Allocator::admit`] of a [`Quote`] (its ladder included): the quote
+    /// with its refused levels taken off.
     pub fn admit_quote(&mut self, desk: usize, quote: Quote) -> Quote {
-        let (bids, asks) = (quote.bid.as_slice(), quote.ask.as_slice());
-        let a = self.admit(desk, bids, asks, quote.time_ns);
-        Quote { bid: quote.bid.filter(|_| a.bids == 1), ask: quote.ask.filter(|_| a.asks == 1), ..quote }
+        let (mut bids, mut asks) = ([Level::ZERO; MAX_LEVELS], [Level::ZERO; MAX_LEVELS]);
+        let nb = quote.levels_into(Side::Buy, &mut bids);
+        let na = quote.levels_into(Side::Sell, &mut asks);
+        let a = self.admit(desk, &bids[..nb], &asks[..na], quote.time_ns);
+        let mut deeper = quote.deeper;
+        deeper.truncate(Side::Buy, a.bids.saturating_sub(1));
+        deeper.truncate(Side::Sell, a.asks.saturating_sub(1));
+        Quote { bid: quote.bid.filter(|_| a.bids >= 1), ask: quote.ask.filter(|_| a.asks >= 1), deeper, ..quote }
     }
 
     /// Whether `level` on `side` can be added to desk `desk`'s working set.

@@ -24,6 +24,7 @@ pub mod userdata;
 
 use crate::hot::fixed::{Price, Qty};
 use crate::hot::msg::{Level, Symbol};
+use crate::hot::strategy::MAX_LEVELS;
 
 /// What an exchange side (paper or live) did, for reports.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -41,6 +42,53 @@ pub enum Side {
     Sell,
 }
 
+/// Levels of a ladder behind the best quote of each side, in order from
+/// the touch outwards (`[strategy] levels` > 1). Fixed arrays: a quote with
+/// a ladder still crosses the ring without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ladder {
+    bids: [Level; MAX_LEVELS - 1],
+    asks: [Level; MAX_LEVELS - 1],
+    n_bids: u8,
+    n_asks: u8,
+}
+
+impl Ladder {
+    /// No levels behind the best.
+    pub const NONE: Ladder =
+        Ladder { bids: [Level::ZERO; MAX_LEVELS - 1], asks: [Level::ZERO; MAX_LEVELS - 1], n_bids: 0, n_asks: 0 };
+
+    /// Adds a level behind the last one of `side`; false when the ladder is
+    /// full.
+    pub fn push(&mut self, side: Side, level: Level) -> bool {
+        let (levels, n) = match side {
+            Side::Buy => (&mut self.bids, &mut self.n_bids),
+            Side::Sell => (&mut self.asks, &mut self.n_asks),
+        };
+        let Some(slot) = levels.get_mut(*n as usize) else { return false };
+        *slot = level;
+        *n += 1;
+        true
+    }
+
+    /// The levels of `side` behind the best, from the touch outwards.
+    pub fn side(&self, side: Side) -> &[Level] {
+        match side {
+            Side::Buy => &self.bids[..self.n_bids as usize],
+            Side::Sell => &self.asks[..self.n_asks as usize],
+        }
+    }
+
+    /// Keeps the first `n` levels of `side`.
+    pub fn truncate(&mut self, side: Side, n: usize) {
+        let count = match side {
+            Side::Buy => &mut self.n_bids,
+            Side::Sell => &mut self.n_asks,
+        };
+        *count = (*count).min(n as u8);
+    }
+}
+
 /// A two-sided quote the hot thread wants working: the hand-off from hot to
 /// exec ("latest wins"). `None` on a side means no order there; both `None`
 /// means quotes are pulled.
@@ -51,6 +99,8 @@ pub struct Quote {
     pub bid: Option<Level>,
     /// Ask price and size.
     pub ask: Option<Level>,
+    /// A ladder's further levels, only behind a best quote of their side.
+    pub deeper: Ladder,
     /// When the quote was made, ns: the frame's receive time, so backtests
     /// run in simulated time.
     pub time_ns: i64,
@@ -61,11 +111,45 @@ pub struct Quote {
 impl Quote {
     /// A quote with nothing on either side.
     pub fn pulled(symbol: Symbol, time_ns: i64, update_id: u64) -> Self {
-        Self { symbol, bid: None, ask: None, time_ns, update_id }
+        Self { symbol, bid: None, ask: None, deeper: Ladder::NONE, time_ns, update_id }
     }
 
     pub fn is_pulled(&self) -> bool {
         self.bid.is_none() && self.ask.is_none()
+    }
+
+    /// Level `i` of `side` (0 is the best).
+    pub fn level(&self, side: Side, i: usize) -> Option<Level> {
+        match (i, side) {
+            (0, Side::Buy) => self.bid,
+            (0, Side::Sell) => self.ask,
+            (_, Side::Buy) => self.bid.and(self.deeper.side(side).get(i - 1).copied()),
+            (_, Side::Sell) => self.ask.and(self.deeper.side(side).get(i - 1).copied()),
+        }
+    }
+
+    /// How many levels `side` has, the best included.
+    pub fn levels(&self, side: Side) -> usize {
+        let best = match side {
+            Side::Buy => self.bid,
+            Side::Sell => self.ask,
+        };
+        best.map_or(0, |_| 1 + self.deeper.side(side).len())
+    }
+
+    /// The levels of `side`, best first, into `out`; returns how many.
+    pub fn levels_into(&self, side: Side, out: &mut [Level; MAX_LEVELS]) -> usize {
+        let n = self.levels(side);
+        for (i, slot) in out.iter_mut().enumerate().take(n) {
+            *slot = self.level(side, i).unwrap_or_default();
+        }
+        n
+    }
+
+    /// Level `i` of each side as a one-level quote: what the order working
+    /// that level of the ladder is asked for.
+    pub fn at_level(&self, i: usize) -> Quote {
+        Quote { bid: self.level(Side::Buy, i), ask: self.level(Side::Sell, i), deeper: Ladder::NONE, ..*self }
     }
 }
 

@@ -22,21 +22,26 @@ impl ExecState {
         ask: Option<WorkingOrder>,
         last_fill_ns: Option<i64>,
     ) -> Self {
+        Self::of_orders(position, bid.into_iter().chain(ask), last_fill_ns)
+    }
+
+    /// [`ExecState::of`] with any number of working orders (a ladder's),
+    /// each side's best first: the first of a side is its `bid`/`ask`.
+    pub fn of_orders(
+        position: &Position,
+        working: impl IntoIterator<Item = WorkingOrder>,
+        last_fill_ns: Option<i64>,
+    ) -> Self {
         let mut orders = OwnOrders::default();
-        for (buy, o) in [(true, bid), (false, ask)] {
-            if let Some(o) = o {
-                let queue_ahead = (o.queue_ahead != QUEUE_UNKNOWN).then_some(o.queue_ahead);
-                orders.push(buy, OwnOrder { price: o.price, qty: o.qty, queue_ahead, since_ns: o.live_since_ns });
-            }
+        let (mut bid, mut ask) = (None, None);
+        for o in working {
+            let buy = o.side == Side::Buy;
+            let best = if buy { &mut bid } else { &mut ask };
+            best.get_or_insert(Level { price: o.price, qty: o.qty });
+            let queue_ahead = (o.queue_ahead != QUEUE_UNKNOWN).then_some(o.queue_ahead);
+            orders.push(buy, OwnOrder { price: o.price, qty: o.qty, queue_ahead, since_ns: o.live_since_ns });
         }
-        let level = |o: Option<WorkingOrder>| o.map(|o| Level { price: o.price, qty: o.qty });
-        Self {
-            position: position.qty(),
-            bid: level(bid),
-            ask: level(ask),
-            orders,
-            account: Account::of(position, last_fill_ns),
-        }
+        Self { position: position.qty(), bid, ask, orders, account: Account::of(position, last_fill_ns) }
     }
 }
 

@@ -15,7 +15,11 @@
 //! Every intervention is counted, so a report shows how often the strategy
 //! was overruled and why.
 
-use crate::exec::Quote;
+mod ladder;
+
+pub use ladder::{LadderRule, LevelSpacing};
+
+use crate::exec::{Ladder, Quote};
 use crate::hot::features::Features;
 use crate::hot::fixed::{notional, Price, Qty, SCALE};
 use crate::hot::msg::{Level, Symbol};
@@ -40,11 +44,19 @@ pub struct GuardConfig {
     pub max_position: Qty,
     /// A book with no depth event for this long is stale.
     pub stale_after_ns: i64,
+    /// Quotes per side and where a ladder's further levels go.
+    pub ladder: LadderRule,
 }
 
 impl Default for GuardConfig {
     fn default() -> Self {
-        Self { min_spread_bps: 1.0, max_spread_bps: 500.0, max_position: Qty(1_000_000), stale_after_ns: 5_000_000_000 }
+        Self {
+            min_spread_bps: 1.0,
+            max_spread_bps: 500.0,
+            max_position: Qty(1_000_000),
+            stale_after_ns: 5_000_000_000,
+            ladder: LadderRule::default(),
+        }
     }
 }
 
@@ -74,6 +86,10 @@ pub struct GuardStats {
     pub raised_to_min_notional: u64,
     pub cut_by_position_limit: u64,
     pub sides_dropped: u64,
+    /// Ladder levels (behind the best) dropped, with every level behind
+    /// them: not strictly behind the level before, past the position
+    /// limit's room, or below the exchange's minimums.
+    pub ladder_levels_dropped: u64,
     /// Quotes pulled the moment the traded book lost sync, by cause
     /// (indexed by [`SyncLoss::index`]; see [`GuardStats::pulled_on`]):
     /// `ticker_mismatch` is a book the exchange's bookTicker contradicted,
@@ -235,11 +251,29 @@ impl Guard {
         let sell_room = (max + position.0).max(0);
         let bid = bid.and_then(|(p, s)| self.size(p, s, buy_room, filters));
         let ask = ask.and_then(|(p, s)| self.size(p, s, sell_room, filters));
-        Quote { symbol, bid, ask, time_ns: now_ns, update_id: f.update_id }
+        let deeper = if self.cfg.ladder.levels > 1 {
+            let sized = |l: Option<Level>, i: Option<SideIntent>| l.zip(i.map(|i| i.size));
+            let used = |l: Option<Level>| l.map_or(0, |l| l.qty.0);
+            let (buy_room, sell_room) = (buy_room - used(bid), sell_room - used(ask));
+            self.ladder(d, f, filters, sized(bid, d.bid), sized(ask, d.ask), buy_room, sell_room)
+        } else {
+            Ladder::NONE
+        };
+        Quote { symbol, bid, ask, deeper, time_ns: now_ns, update_id: f.update_id }
     }
 
-    /// Rounds a size to the lot grid, meets min notional, respects the room.
+    /// Rounds a size to the lot grid, meets min notional, respects the room;
+    /// a side that cannot be made valid is counted dropped.
     fn size(&mut self, price: i64, size: i64, room: i64, filters: &Filters) -> Option<Level> {
+        let level = self.sized(price, size, room, filters);
+        if level.is_none() {
+            self.stats.sides_dropped += 1;
+        }
+        level
+    }
+
+    /// [`Guard::size`] without counting a drop.
+    fn sized(&mut self, price: i64, size: i64, room: i64, filters: &Filters) -> Option<Level> {
         let step = filters.step_size.0.max(1);
         let mut q = floor_to(size, step);
         if filters.min_notional > 0 && price > 0 && notional(price, q) < filters.min_notional {
@@ -256,11 +290,7 @@ impl Guard {
         let ok = q > 0
             && q >= filters.min_qty.0
             && (filters.min_notional == 0 || notional(price, q) >= filters.min_notional);
-        if !ok {
-            self.stats.sides_dropped += 1;
-            return None;
-        }
-        Some(Level::new(price, q))
+        ok.then(|| Level::new(price, q))
     }
 }
 
@@ -300,6 +330,7 @@ mod tests {
             max_spread_bps: 100.0,
             max_position: Qty(ONE),
             stale_after_ns: 1_000,
+            ladder: LadderRule::default(),
         })
     }
 
@@ -309,6 +340,82 @@ mod tests {
             ask: ask.map(|(price, size)| SideIntent { price, size }),
             ..Decision::default()
         }
+    }
+
+    fn ladder_guard(levels: usize, spacing: LevelSpacing, size_growth: f64) -> Guard {
+        Guard::new(GuardConfig { ladder: LadderRule { levels, spacing, size_growth }, ..*guard().config() })
+    }
+
+    fn prices(q: &Quote, side: crate::exec::Side) -> Vec<(i64, i64)> {
+        (0..q.levels(side)).map(|i| q.level(side, i).unwrap()).map(|l| (l.price.0, l.qty.0)).collect()
+    }
+
+    const CENT: i64 = ONE / 100;
+    const MILLI: i64 = ONE / 1000;
+
+    #[test]
+    fn a_ladder_rule_spaces_and_grows_the_levels_behind_the_best() {
+        use crate::exec::Side;
+        let mut g = ladder_guard(3, LevelSpacing::Ticks(5), 2.0);
+        let d = decision(Some((99.9, 0.1)), Some((100.1, 0.1)));
+        let q = g.check(Symbol::default(), &d, &features(), healthy(), Qty(0), &filters(), 1_000);
+        let b = 9_990 * CENT;
+        assert_eq!(
+            prices(&q, Side::Buy),
+            [(b, 100 * MILLI), (b - 5 * CENT, 200 * MILLI), (b - 10 * CENT, 400 * MILLI)]
+        );
+        let a = 10_010 * CENT;
+        assert_eq!(
+            prices(&q, Side::Sell),
+            [(a, 100 * MILLI), (a + 5 * CENT, 200 * MILLI), (a + 10 * CENT, 400 * MILLI)]
+        );
+        // In basis points of the mid (100.005 x 10 bps = 0.100005: 10 ticks).
+        let mut g = ladder_guard(2, LevelSpacing::Bps(10.0), 1.0);
+        let q = g.check(Symbol::default(), &d, &features(), healthy(), Qty(0), &filters(), 1_000);
+        assert_eq!(prices(&q, Side::Buy), [(b, 100 * MILLI), (b - 10 * CENT, 100 * MILLI)]);
+        // One level: no ladder at all.
+        let q = guard().check(Symbol::default(), &d, &features(), healthy(), Qty(0), &filters(), 1_000);
+        assert_eq!((q.levels(Side::Buy), q.levels(Side::Sell)), (1, 1));
+    }
+
+    #[test]
+    fn a_whole_ladder_filling_stays_within_the_position_limit() {
+        use crate::exec::Side;
+        // max_position 1: 0.4 + 0.4 + 0.2 (cut); nothing is left for a fourth.
+        let mut g = ladder_guard(4, LevelSpacing::Ticks(1), 1.0);
+        let d = decision(Some((99.9, 0.4)), None);
+        let q = g.check(Symbol::default(), &d, &features(), healthy(), Qty(0), &filters(), 1_000);
+        let sizes: Vec<i64> = prices(&q, Side::Buy).iter().map(|l| l.1).collect();
+        assert_eq!(sizes, [400 * MILLI, 400 * MILLI, 200 * MILLI]);
+        assert_eq!(g.stats().ladder_levels_dropped, 1);
+        // Long 0.5: the room is 0.5 for the whole bid ladder.
+        let q = g.check(Symbol::default(), &d, &features(), healthy(), Qty(500 * MILLI), &filters(), 1_000);
+        let total: i64 = prices(&q, Side::Buy).iter().map(|l| l.1).sum();
+        assert_eq!(total, 500 * MILLI);
+    }
+
+    #[test]
+    fn a_strategys_own_levels_must_stand_behind_the_one_before() {
+        use crate::exec::Side;
+        let mut g = ladder_guard(4, LevelSpacing::Ticks(1), 1.0);
+        let mut d = decision(Some((99.9, 0.1)), Some((100.1, 0.1)));
+        let l = |price, size| Some(SideIntent { price, size });
+        // Bids: 99.8 behind, then 99.85 in front of it: dropped with 99.7.
+        d.deeper.bids = [l(99.8, 0.1), l(99.85, 0.1), l(99.7, 0.1), None, None, None, None];
+        // Asks: 100.2, then far past max spread (clamped to 100.51), then
+        // past it again: clamped to the same price, so dropped.
+        d.deeper.asks = [l(100.2, 0.1), l(150.0, 0.1), l(160.0, 0.1), None, None, None, None];
+        let q = g.check(Symbol::default(), &d, &features(), healthy(), Qty(0), &filters(), 1_000);
+        let bids: Vec<i64> = prices(&q, Side::Buy).iter().map(|l| l.0).collect();
+        assert_eq!(bids, [9_990 * CENT, 9_980 * CENT]);
+        let asks: Vec<i64> = prices(&q, Side::Sell).iter().map(|l| l.0).collect();
+        assert_eq!(asks, [10_010 * CENT, 10_020 * CENT, 10_051 * CENT]);
+        assert_eq!(g.stats().ladder_levels_dropped, 2);
+        // A side with no best has no ladder.
+        d.bid = None;
+        let q = g.check(Symbol::default(), &d, &features(), healthy(), Qty(0), &filters(), 1_000);
+        assert_eq!(q.levels(Side::Buy), 0);
+        assert_eq!(q.level(Side::Buy, 1), None);
     }
 
     #[test]

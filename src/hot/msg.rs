@@ -15,6 +15,9 @@ pub struct Level {
 }
 
 impl Level {
+    /// No level (price and quantity 0).
+    pub const ZERO: Level = Level::new(0, 0);
+
     pub const fn new(price: i64, qty: i64) -> Self {
         Self { price: Price(price), qty: Qty(qty) }
     }

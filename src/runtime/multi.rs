@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use crate::backtest::multi::{assemble, MultiReport};
 use crate::config::symbols::Symbols;
 use crate::exec::allocator::Allocator;
-use crate::exec::paper::PaperExchange;
+use crate::exec::paper::PaperLadder;
 use crate::exec::position::Position;
 use crate::exec::{Fill, Quote};
 use crate::feed::connector::Reason;
@@ -180,7 +180,7 @@ type DeskFn<'a, S> = dyn FnMut(&mut HotPath<S>, &mut dyn FnMut(HotEvent<'_>)) + 
 
 /// One symbol on the exec thread.
 struct ExecDesk {
-    exchange: Option<PaperExchange>,
+    exchange: Option<PaperLadder>,
     position: Position,
     last_fill_ns: Option<i64>,
     rings: ExecRings,
@@ -326,9 +326,10 @@ pub fn run_paper_multi<S: Strategy + Send + 'static>(
                         Some(a) => a.admit_quote(d, q),
                         None => q,
                     };
-                    let cfg = exec_entries[d].config.paper;
+                    let c = &exec_entries[d].config;
+                    let (cfg, levels) = (c.paper, c.strategy_levels);
                     desk.exchange
-                        .get_or_insert_with(|| PaperExchange::new(q.symbol, cfg))
+                        .get_or_insert_with(|| PaperLadder::new(q.symbol, cfg, levels))
                         .on_quote(&q, tick, q.time_ns);
                 }
             }
@@ -345,9 +346,8 @@ pub fn run_paper_multi<S: Strategy + Send + 'static>(
             }
             for (d, desk) in desks.iter_mut().enumerate() {
                 if std::mem::take(&mut worked_on[d]) {
-                    let (bid, ask) =
-                        desk.exchange.as_ref().map_or((None, None), |e| (e.working_bid(), e.working_ask()));
-                    desk.rings.pos_tx.push_latest(ExecState::of(&desk.position, bid, ask, desk.last_fill_ns));
+                    let working = desk.exchange.iter().flat_map(|e| e.working());
+                    desk.rings.pos_tx.push_latest(ExecState::of_orders(&desk.position, working, desk.last_fill_ns));
                 }
             }
             if finished && !worked && market_rxs.iter().all(|r| r.is_empty()) {

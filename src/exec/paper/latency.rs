@@ -114,6 +114,14 @@ impl LatencyModel {
         LatencyModel::Replay { samples, rng: SplitMix64(seed) }
     }
 
+    /// The same model drawing from `seed` (a constant one is unchanged).
+    pub fn reseeded(&self, seed: u64) -> Self {
+        match self {
+            LatencyModel::Replay { samples, .. } => LatencyModel::replay(samples.clone(), seed),
+            c => c.clone(),
+        }
+    }
+
     /// The delays of the next new order.
     pub fn next_order(&mut self) -> OrderDelays {
         match self {

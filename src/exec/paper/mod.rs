@@ -112,12 +112,14 @@
 //!   price until the next book update.
 //! - A side waits for the answer to its last order before sending another.
 
+pub mod ladder;
 pub mod latency;
 pub mod queue;
 
 #[cfg(test)]
 mod tests;
 
+pub use ladder::PaperLadder;
 pub use latency::{FeedClock, LatencyError, LatencyModel, PaperClock, RttSamples};
 pub use queue::{QueueModel, QueuePlace};
 
@@ -349,6 +351,9 @@ pub struct PaperExchange {
     cfg: PaperConfig,
     latency: LatencyModel,
     next_id: u64,
+    /// Added to `next_id` per order: a ladder's levels number their orders
+    /// apart ([`PaperExchange::with_ids`]).
+    id_stride: u64,
     /// Indexed by [`BID`] and [`ASK`].
     sides: [Slots; 2],
     stats: PaperStats,
@@ -376,6 +381,7 @@ impl PaperExchange {
             cfg,
             latency,
             next_id: 1,
+            id_stride: 1,
             sides: [Slots::default(); 2],
             stats: PaperStats::default(),
             net: 0,
@@ -383,6 +389,18 @@ impl PaperExchange {
             placed: [(0, none, 0); REMEMBERED],
             next_placed: 0,
         }
+    }
+
+    /// Numbers orders `first`, `first + stride`, ... (a ladder's levels
+    /// share one id space).
+    pub fn with_ids(self, first: u64, stride: u64) -> Self {
+        Self { next_id: first.max(1), id_stride: stride.max(1), ..self }
+    }
+
+    /// Moves the position the `max_position` check sees by `qty` (long >
+    /// 0): fills made by another level of the same symbol's ladder.
+    pub fn add_net(&mut self, qty: i64) {
+        self.net = self.net.saturating_add(qty);
     }
 
     /// How order `order_id` was placed, if it is one of the latest orders
@@ -636,7 +654,7 @@ impl PaperExchange {
         slots.busy_until = due.saturating_add(d.response_ns);
         slots.filled = None;
         let id = self.next_id;
-        self.next_id += 1;
+        self.next_id += self.id_stride;
         stats.orders += 1;
         slots.pending = Some(Order {
             o: WorkingOrder {

@@ -23,7 +23,7 @@ fn book(bids: &[Level], asks: &[Level]) -> Book {
 }
 
 fn quote(bid: Option<Level>, ask: Option<Level>) -> Quote {
-    Quote { symbol: sym(), bid, ask, time_ns: 0, update_id: 0 }
+    Quote { symbol: sym(), bid, ask, time_ns: 0, update_id: 0, deeper: Default::default() }
 }
 
 fn sell(p: i64, q: i64) -> Trade {
@@ -296,4 +296,66 @@ fn the_model_is_named_for_reports() {
     let samples = RttSamples::from_rows([("place", 4)]).unwrap();
     let x = PaperExchange::with_latency(sym(), PaperConfig::default(), LatencyModel::replay(samples, 1));
     assert!(x.model().contains("journal_replay (1 place and 1 cancel round trips, seed 1)"), "{}", x.model());
+}
+
+/// A three-level ladder: bids 100/99/98 (1 each), asks 101/102/103.
+fn ladder_quote() -> Quote {
+    let mut q = quote(Some(lv(100, 1)), Some(lv(101, 1)));
+    for i in 1..3 {
+        q.deeper.push(Side::Buy, lv(100 - i, 1));
+        q.deeper.push(Side::Sell, lv(101 + i, 1));
+    }
+    q
+}
+
+#[test]
+fn a_ladder_works_each_level_with_its_own_order_and_queue_place() {
+    let mut x = PaperLadder::new(sym(), PaperConfig::default(), 3);
+    let mut fills = Vec::new();
+    let b = book(&[lv(100, 5), lv(99, 2), lv(98, 7)], &[lv(101, 3), lv(102, 4), lv(103, 1)]);
+    x.on_book(&b, 0, &mut |f| fills.push(f));
+    x.on_quote(&ladder_quote(), Price(SCALE), 0);
+    x.on_time(L, &mut |f| fills.push(f));
+    let bids: Vec<_> = (0..3).map(|i| x.working_at(Side::Buy, i).unwrap()).collect();
+    // Ids never collide across levels, and each knows its own place.
+    let ids: Vec<u64> = x.working().map(|o| o.id).collect();
+    assert_eq!(ids, [1, 4, 2, 5, 3, 6]);
+    let ahead: Vec<i64> = bids.iter().map(|o| o.queue_ahead.0 / SCALE).collect();
+    assert_eq!(ahead, [5, 2, 7]);
+    assert_eq!(x.stats().orders, 6);
+    // A sell of 4 at 99: through 100 (filled whole), at 99 behind 2 (fills 1 of 2 left).
+    x.on_trade(&sell(99, 4), L + 1, &mut |f| fills.push(f));
+    let got: Vec<(u64, i64, i64)> = fills.iter().map(|f| (f.order_id, f.price.0 / SCALE, f.qty.0 / SCALE)).collect();
+    assert_eq!(got, [(1, 100, 1), (2, 99, 1)]);
+    assert_eq!(x.fill_meta(2).unwrap().queue_ahead_at_arrival, Qty(2 * SCALE));
+    assert_eq!(x.working_at(Side::Buy, 2).unwrap().qty, Qty(SCALE), "level 3 untouched");
+    // A quote with one level a side pulls the deeper orders.
+    x.on_quote(&quote(Some(lv(100, 1)), Some(lv(101, 1))), Price(SCALE), L + 2);
+    x.on_time(3 * L, &mut |f| fills.push(f));
+    assert!(x.working_at(Side::Buy, 2).is_none() && x.working_at(Side::Sell, 1).is_none());
+    // Level 0's ask works on; its bid filled and waits for the next quote.
+    assert_eq!(x.working().map(|o| o.id).collect::<Vec<_>>(), [4]);
+}
+
+#[test]
+fn a_ladders_levels_share_the_position_limit() {
+    // Long 2 from two levels: level 0's next bid of 1 would reach 3 > 2.5.
+    let cfg = PaperConfig { max_position: Some(Qty(5 * SCALE / 2)), ..PaperConfig::default() };
+    let mut x = PaperLadder::new(sym(), cfg, 3);
+    let mut fills = Vec::new();
+    let b = book(&[lv(100, 0), lv(99, 0), lv(98, 9)], &[lv(101, 3)]);
+    x.on_book(&b, 0, &mut |f| fills.push(f));
+    let mut q = quote(Some(lv(100, 1)), None);
+    q.deeper.push(Side::Buy, lv(99, 1));
+    x.on_quote(&q, Price(SCALE), 0);
+    x.on_time(L, &mut |f| fills.push(f));
+    x.on_trade(&sell(98, 5), L + 1, &mut |f| fills.push(f));
+    assert_eq!(fills.len(), 2);
+    // Once the fills are heard, the same ladder is sent again.
+    x.on_time(3 * L, &mut |f| fills.push(f));
+    x.on_quote(&q, Price(SCALE), 3 * L);
+    x.on_time(5 * L, &mut |f| fills.push(f));
+    assert_eq!(x.stats().orders, 4);
+    assert!(x.working().next().is_none(), "{:?}", x.working().collect::<Vec<_>>());
+    assert_eq!(x.stats().refused_by_limit, 2);
 }
