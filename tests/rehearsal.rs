@@ -28,6 +28,7 @@ type FinalBook = (Symbol, Vec<Level>, Vec<Level>, bool, u64, u64, Price);
 
 /// Everything a run shows the rest of the bot.
 #[derive(Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)]
 enum Seen {
     Depth(Symbol, Box<TopOfBook>, i64),
     Trade(String),

@@ -102,8 +102,11 @@ impl Default for HotConfig {
     }
 }
 
-/// What the hot path hands on.
+/// What the hot path hands on. A quote is the large variant (its ladder's
+/// fixed arrays): it is handed to the caller's closure, never boxed, as
+/// nothing may allocate here.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum HotEvent<'a> {
     /// The traded symbol's book after a depth event.
     Depth { symbol: Symbol, book: &'a Book, time_ns: i64 },
