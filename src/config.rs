@@ -409,6 +409,22 @@ impl Config {
         }
     }
 
+    /// Refuses a ladder (`[strategy] levels` > 1) for a command that works
+    /// one order a side (`run --live` so far), naming the key.
+    pub fn one_level(&self, command: &str) -> Result<(), ConfigError> {
+        if self.strategy_levels == 1 {
+            return Ok(());
+        }
+        Err(invalid(
+            "strategy.levels",
+            self.strategy_levels,
+            format!(
+                "1 for `{command}`: live orders work one order a side so far (ladders run in backtest, replay, \
+                 paper and demo)"
+            ),
+        ))
+    }
+
     /// Reads and validates a file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)

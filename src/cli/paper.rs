@@ -121,6 +121,9 @@ pub fn run(args: PaperArgs, flags: LiveFlags, command: &'static str) -> anyhow::
             l.dry_run = true;
         }
     }
+    if flags.live {
+        config.one_level("mmbot run --live")?;
+    }
     let live = if flags.live { Some(live_setup(&mut config, args.testnet, flags.yes)?) } else { None };
     if live.is_some() {
         // Built again now that `[live]` set the final endpoints: the guard

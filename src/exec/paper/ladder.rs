@@ -81,13 +81,20 @@ impl PaperLadder {
         self.each(sink, |ex, mut sink| ex.on_time(now_ns, &mut sink));
     }
 
-    /// Runs `f` on every level; a level's fills move the position every
-    /// other level's `max_position` check sees.
+    /// Runs `f` on every level, telling it first what the other levels'
+    /// orders can still fill; a level's fills move the position every other
+    /// level's `max_position` check sees.
     fn each(&mut self, sink: &mut impl FnMut(Fill), mut f: impl FnMut(&mut PaperExchange, &mut dyn FnMut(Fill))) {
         if self.levels.len() == 1 {
             return f(&mut self.levels[0], sink);
         }
         for i in 0..self.levels.len() {
+            let others = |side| -> i64 {
+                let all: i64 = self.levels.iter().map(|e| e.working_qty(side)).sum();
+                all - self.levels[i].working_qty(side)
+            };
+            let (buy, sell) = (others(Side::Buy), others(Side::Sell));
+            self.levels[i].set_reserved(buy, sell);
             let mut moved = 0i64;
             f(&mut self.levels[i], &mut |fill: Fill| {
                 moved += match fill.side {

@@ -359,6 +359,9 @@ pub struct PaperExchange {
     stats: PaperStats,
     /// Net position from the fills this exchange made (long > 0).
     net: i64,
+    /// Per side, what other orders of the symbol can still fill (a
+    /// ladder's other levels, [`PaperExchange::set_reserved`]).
+    reserved: [i64; 2],
     /// The top of the latest book seen (`None` before the first).
     seen: Option<TopOfBook>,
     /// Placement of the latest orders to go live, oldest overwritten first,
@@ -385,6 +388,7 @@ impl PaperExchange {
             sides: [Slots::default(); 2],
             stats: PaperStats::default(),
             net: 0,
+            reserved: [0; 2],
             seen: None,
             placed: [(0, none, 0); REMEMBERED],
             next_placed: 0,
@@ -401,6 +405,19 @@ impl PaperExchange {
     /// 0): fills made by another level of the same symbol's ladder.
     pub fn add_net(&mut self, qty: i64) {
         self.net = self.net.saturating_add(qty);
+    }
+
+    /// What other orders of the symbol (a ladder's other levels) can
+    /// still fill, per side: the `max_position` check at arrival counts it.
+    pub fn set_reserved(&mut self, buy: i64, sell: i64) {
+        self.reserved = [buy, sell];
+    }
+
+    /// What the orders of `side` on the book (live, and a replaced one
+    /// whose cancel has not landed) can still fill.
+    pub fn working_qty(&self, side: Side) -> i64 {
+        let slots = &self.sides[if side == Side::Buy { BID } else { ASK }];
+        [slots.live, slots.leaving].iter().flatten().map(|o| o.o.qty.0).sum()
     }
 
     /// How order `order_id` was placed, if it is one of the latest orders
@@ -711,7 +728,11 @@ impl PaperExchange {
                 Side::Buy => max.0 - self.net,
                 Side::Sell => max.0 + self.net,
             };
-            if ord.o.qty.0 > room {
+            // What the side's other orders (a replaced one whose cancel has
+            // not landed, a ladder's other levels) can still fill counts:
+            // every order of the side filling stays within the limit.
+            let others = self.working_qty(ord.o.side).saturating_add(self.reserved[s]);
+            if ord.o.qty.0.saturating_add(others) > room {
                 self.stats.refused_by_limit += 1;
                 return;
             }
