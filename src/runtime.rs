@@ -55,6 +55,7 @@ pub use recording::{merge_by_time, PacedLatency, RecordingSource};
 use warm::Warmer;
 
 pub mod multi;
+pub mod multi_status;
 mod recording;
 mod warm;
 

@@ -9,9 +9,13 @@ use std::time::Duration;
 
 use mmbot::cli::dashboard::draw::{draw, Screen};
 use mmbot::cli::dashboard::events::{EventKind, EventLog};
+use mmbot::cli::dashboard::symbols::{self, SymbolsScreen};
+use mmbot::exec::paper::WorkingOrder;
 use mmbot::exec::Quote;
+use mmbot::exec::Side;
 use mmbot::hot::fixed::{Price, Qty};
 use mmbot::hot::msg::{Level, Symbol};
+use mmbot::runtime::multi_status::{MultiStatus, SymbolRow, SymbolState};
 use mmbot::runtime::{ExecStatus, HotStatus};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
@@ -258,5 +262,167 @@ fn the_dashboard_draws_and_answers_its_keys() {
     let report = std::fs::read_to_string(dirs[0].path().join("report.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&report).unwrap();
     assert!(v["trading"]["pulled"].as_u64().unwrap() >= 1, "pausing pulls the quotes");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+// ---------------------------------------------------------------------------
+// The symbols dashboard of a multi-symbol run
+
+fn order(side: Side, price: i64, id: u64) -> WorkingOrder {
+    WorkingOrder {
+        id,
+        side,
+        price: Price(price),
+        qty: Qty(100_000),
+        orig_qty: Qty(100_000),
+        queue_ahead: Qty(2_000_000),
+        live_since_ns: 0,
+        cancel_at_ns: None,
+    }
+}
+
+/// Three symbols: BTCUSDT quoting a three-level ladder, ETHUSDT pulled,
+/// BNBUSDT waiting for its book.
+fn symbols_screen(selected: usize) -> SymbolsScreen {
+    let btc = SymbolRow {
+        symbol: Symbol::new(b"BTCUSDT"),
+        quote_asset: "USDT".into(),
+        best_bid: Some(Price(BEST_BID)),
+        best_ask: Some(Price(BEST_BID + TICK)),
+        working: (0..3)
+            .flat_map(|i| {
+                [
+                    order(Side::Buy, BEST_BID - i * TICK, 1 + 2 * i as u64),
+                    order(Side::Sell, BEST_BID + (i + 1) * TICK, 2 + 2 * i as u64),
+                ]
+            })
+            .collect(),
+        position: Qty(300_000),
+        pnl: -12_345_678,
+        fees: 6_000_000,
+        quotes: 420,
+        orders: 96,
+        fills: 7,
+        refused: 3,
+        state: SymbolState::Quoting,
+    };
+    let eth = SymbolRow {
+        symbol: Symbol::new(b"ETHUSDT"),
+        best_bid: Some(Price(300_000_000_000)),
+        best_ask: Some(Price(300_001_000_000)),
+        pnl: 2_345_678,
+        fills: 2,
+        state: SymbolState::Pulled,
+        ..SymbolRow { quote_asset: "USDT".into(), ..SymbolRow::default() }
+    };
+    let bnb = SymbolRow { symbol: Symbol::new(b"BNBUSDT"), quote_asset: "USDT".into(), ..SymbolRow::default() };
+    SymbolsScreen {
+        title: "mmbot demo --symbols 3".into(),
+        mode: "SIMULATOR · paper orders".into(),
+        status: MultiStatus { rows: vec![btc, eth, bnb], killed: None, allocator: true, elapsed_s: 42.0 },
+        selected,
+        quitting: false,
+    }
+}
+
+fn render_symbols(v: &SymbolsScreen, w: u16, h: u16) -> String {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| symbols::draw(f, v)).unwrap();
+    let buf = t.backend().buffer().clone();
+    let rows: Vec<String> =
+        (0..h).map(|y| (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect::<String>()).collect();
+    let text = rows.join("\n");
+    if std::env::var_os("MMBOT_SHOW_DASHBOARD").is_some() {
+        println!("{w}x{h}:\n{text}");
+    }
+    text
+}
+
+#[test]
+fn the_symbols_table_shows_every_symbol_and_the_selected_ones_ladder() {
+    for (w, h) in [(80, 24), (140, 40)] {
+        let text = render_symbols(&symbols_screen(0), w, h);
+        for part in
+            ["mmbot demo --symbols 3", "BTCUSDT", "ETHUSDT", "BNBUSDT", "quoting", "pulled", "waiting", "totals"]
+        {
+            assert!(text.contains(part), "{w}x{h}: missing {part:?}:\n{text}");
+        }
+        // BTCUSDT's detail: its three levels a side, each with its queue.
+        for part in ["level 1: bid", "level 3: bid", "59999.97", "(q 0.02)", "allocator on"] {
+            assert!(text.contains(part), "{w}x{h}: missing {part:?}:\n{text}");
+        }
+    }
+    // The best own bid and how many levels stand behind it.
+    let wide = render_symbols(&symbols_screen(0), 140, 40);
+    assert!(wide.contains("0.001@59999.99 +2"), "{wide}");
+    assert!(wide.contains("USDT: pnl -0.1"), "totals add the symbols' PnL:\n{wide}");
+    // Selecting ETHUSDT shows its detail instead.
+    let eth = render_symbols(&symbols_screen(1), 140, 40);
+    assert!(eth.contains("no orders working") && !eth.contains("level 1: bid"), "{eth}");
+    // A kill is said on top, and every row says so.
+    let mut killed = symbols_screen(0);
+    killed.status.killed = Some("USDT day loss -50 at 1 ns: every symbol stopped".into());
+    killed.status.rows.iter_mut().for_each(|r| r.state = SymbolState::Killed);
+    let text = render_symbols(&killed, 140, 40);
+    assert!(text.contains("KILLED: USDT day loss -50") && text.matches("killed").count() >= 3, "{text}");
+}
+
+#[test]
+fn without_a_terminal_the_symbols_print_as_status_lines() {
+    let lines = symbols::lines("mmbot paper", &symbols_screen(0).status);
+    assert_eq!(lines.len(), 4, "{lines:#?}");
+    assert!(lines[0].starts_with("mmbot paper: 42 s BTCUSDT quoting, mid 59999.995,"), "{}", lines[0]);
+    assert!(lines[0].contains("bid 0.001@59999.99 +2") && lines[0].contains("3 refused"), "{}", lines[0]);
+    assert!(lines[3].starts_with("mmbot paper: USDT total pnl -0.1"), "{}", lines[3]);
+}
+
+#[test]
+fn the_symbols_dashboard_draws_a_demo_of_three_symbols_and_quits() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        common::skip(format_args!(
+            "the_symbols_dashboard_draws_a_demo_of_three_symbols_and_quits: tmux is not installed"
+        ));
+        return;
+    }
+    let socket = format!("mmbot-test-sym-{}", std::process::id());
+    let out = std::env::temp_dir().join(format!("mmbot-dash-sym-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let cmd = format!(
+        "{} demo --symbols 3 --duration 60s --out {}; echo EXITED $?; sleep 30",
+        env!("CARGO_BIN_EXE_mmbot"),
+        out.join("runs").display()
+    );
+    let started = Command::new("tmux")
+        .args(["-L", &socket, "new-session", "-d", "-s", "dash", "-x", "140", "-y", "40"])
+        .arg("-c")
+        .arg(&out)
+        .arg(&cmd)
+        .env("TERM", "xterm-256color")
+        .status()
+        .unwrap();
+    assert!(started.success());
+    let wait = |text: &str, secs: u64| common::tmux_wait_for(&socket, "dash", text, Duration::from_secs(secs));
+    let result = (|| -> Result<(), String> {
+        let screen = wait("quoting", 30)?;
+        for part in ["mmbot demo --symbols 3", "SIMULATOR", "BTCUSDT", "ETHUSDT", "BNBUSDT", "level 1: bid", "totals"] {
+            if !screen.contains(part) {
+                return Err(format!("missing {part:?}:\n{screen}"));
+            }
+        }
+        // Down: ETHUSDT's detail (its name opens the detail panel's first line).
+        tmux(&socket, &["send-keys", "-t", "dash", "Down"]);
+        wait("│ETHUSDT  ", 5)?;
+        tmux(&socket, &["send-keys", "-t", "dash", "q"]);
+        wait("EXITED 0", 20)?;
+        Ok(())
+    })();
+    tmux(&socket, &["kill-server"]);
+    if let Err(screen) = result {
+        panic!("symbols dashboard check failed; last screen:\n{screen}");
+    }
+    let dirs: Vec<_> = std::fs::read_dir(out.join("runs")).unwrap().filter_map(|e| e.ok()).collect();
+    assert_eq!(dirs.len(), 1);
+    assert!(dirs[0].path().join("report.json").exists(), "q still writes the report");
     let _ = std::fs::remove_dir_all(&out);
 }

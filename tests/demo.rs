@@ -169,4 +169,10 @@ fn the_demo_trades_three_symbols_from_one_account() {
         assert!(s["refused"].as_object().unwrap().is_empty(), "{}: {}", s["symbol"], s["refused"]);
     }
     assert_eq!(report["totals"]["USDT"]["symbols"].as_array().unwrap().len(), 3);
+    // Without a terminal, the symbols dashboard's data prints as status
+    // lines: one per symbol and the USDT total.
+    for sym in ["BTCUSDT", "ETHUSDT", "BNBUSDT"] {
+        assert!(stderr.lines().any(|l| l.starts_with("mmbot demo: ") && l.contains(&format!(" {sym} "))), "{stderr}");
+    }
+    assert!(stderr.contains("mmbot demo: USDT total pnl"), "{stderr}");
 }

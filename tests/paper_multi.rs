@@ -53,7 +53,8 @@ fn run_for_4s(seed: u64, extra: impl Fn(&str) -> String) -> (MultiRun, Groups) {
         })
     };
     let strategies = vec![NativeStrategy; SYMBOLS.len()];
-    let run = run_paper_multi(MultiSource::Live(Box::new(feed)), Vec::new(), &symbols, strategies, None, stop).unwrap();
+    let run =
+        run_paper_multi(MultiSource::Live(Box::new(feed)), Vec::new(), &symbols, strategies, None, stop, None).unwrap();
     stopper.join().unwrap();
     assert!(run.source_errors.is_empty(), "{:?}", run.source_errors);
     (run, plan)

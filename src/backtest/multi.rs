@@ -333,9 +333,7 @@ pub fn assemble(
         unrouted,
         wall_s,
         allocator: if allocator.is_some() { "account" } else { "none" }.into(),
-        killed: allocator
-            .and_then(|a| a.killed())
-            .map(|k| format!("{} day loss {} at {} ns: every symbol stopped", k.asset, Price(k.pnl), k.time_ns)),
+        killed: allocator.and_then(|a| a.killed()).map(|k| k.describe()),
         symbols: out,
         totals,
     }

@@ -14,6 +14,7 @@ use anyhow::Context;
 
 use crate::cli::demo::DemoArgs;
 use crate::cli::multi;
+use crate::cli::session::View;
 use crate::config::Config;
 use crate::runtime::multi::{run_paper_multi, MultiSource};
 use crate::script::budget::BudgetMode;
@@ -73,10 +74,14 @@ pub fn run(args: &DemoArgs, dir: &Path, text: &str, origin: &str, script: &PathB
     );
     let stop = crate::cli::record::ctrl_c_flag();
     crate::cli::record::stop_after(&stop, args.duration);
-    let _logs = crate::logging::init(true, Some(&dir.join("mmbot.log")));
+    let view = View::auto(args.no_dashboard);
+    let _logs = crate::logging::init(view != View::Dashboard, Some(&dir.join("mmbot.log")));
     let strategies = multi::strategies(&symbols, Some(script), BudgetMode::for_build())?;
-    let run =
-        run_paper_multi(MultiSource::Live(Box::new(feed)), Vec::new(), &symbols, strategies, config.hot_core, stop)?;
+    let title = format!("mmbot demo --symbols {n}");
+    let run = multi::watched("demo", &title, "SIMULATOR · paper orders", view, &stop, |status| {
+        let source = MultiSource::Live(Box::new(feed.clone()));
+        run_paper_multi(source, Vec::new(), &symbols, strategies, config.hot_core, stop.clone(), status)
+    })?;
     for e in &run.source_errors {
         eprintln!("mmbot demo: {e}");
     }

@@ -4,14 +4,21 @@
 //! several symbols.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
 use crate::backtest::multi::MultiReport;
+use crate::cli::dashboard::symbols;
+use crate::cli::session::{venue_label, View};
 use crate::config::symbols::Symbols;
 use crate::config::Config;
 use crate::hot::strategy::{NativeStrategy, Strategy};
 use crate::runtime::multi::{run_paper_multi, MultiSource};
+use crate::runtime::multi_status::SharedStatus;
+use crate::runtime::{Source, Venue};
 use crate::script::budget::BudgetMode;
 use crate::script::ScriptStrategy;
 
@@ -98,6 +105,52 @@ pub(crate) fn exit_status(label: &str, report: &MultiReport, symbols: &Symbols) 
 /// thread, paper exchanges and the allocator on the exec thread
 /// (`crate::runtime::multi`). Status lines only (the dashboard is one
 /// symbol's); the report goes to the run folder and `--report`.
+/// How often the status lines print without a terminal.
+const LINES_EVERY: Duration = Duration::from_secs(2);
+
+/// Runs `run` (a multi-symbol run, given where to publish its status)
+/// while the operator watches: the symbols dashboard on a terminal
+/// (`q` sets `stop`), status lines every few seconds elsewhere, or nothing.
+pub(crate) fn watched<T>(
+    label: &str,
+    title: &str,
+    mode: &str,
+    view: View,
+    stop: &Arc<AtomicBool>,
+    run: impl FnOnce(Option<SharedStatus>) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    if view == View::Quiet {
+        return run(None);
+    }
+    let shared = SharedStatus::default();
+    let finished = Arc::new(AtomicBool::new(false));
+    let (sh, fin, st) = (shared.clone(), finished.clone(), stop.clone());
+    let (label, title, mode) = (label.to_string(), title.to_string(), mode.to_string());
+    let watcher = std::thread::Builder::new().name("mmbot-watch".into()).spawn(move || {
+        if view == View::Dashboard {
+            match symbols::run(&title, &mode, &sh, &st, &fin) {
+                Ok(()) => return,
+                Err(e) => eprintln!("mmbot {label}: dashboard failed ({e}); status lines instead"),
+            }
+        }
+        let mut next = Instant::now() + LINES_EVERY;
+        while !fin.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+            if Instant::now() >= next {
+                next += LINES_EVERY;
+                let s = sh.lock().map(|s| s.clone()).unwrap_or_default();
+                for line in symbols::lines(&format!("mmbot {label}"), &s) {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    })?;
+    let out = run(Some(shared));
+    finished.store(true, Ordering::Relaxed);
+    let _ = watcher.join();
+    out
+}
+
 pub(crate) fn paper(args: &crate::cli::paper::PaperArgs, mut config: Config, command: &str) -> anyhow::Result<i32> {
     let symbols = config.symbols.take().context("a [[symbols]] config")?;
     let feed = config.feed.clone();
@@ -115,10 +168,15 @@ pub(crate) fn paper(args: &crate::cli::paper::PaperArgs, mut config: Config, com
         crate::cli::record::stop_after(&stop, d);
     }
     let dir = crate::cli::outputs::timestamped_dir(&args.out)?;
-    let _logs = crate::logging::init(true, Some(&dir.join("mmbot.log")));
+    let view = View::auto(args.no_dashboard);
+    let _logs = crate::logging::init(view != View::Dashboard, Some(&dir.join("mmbot.log")));
     let strategies = strategies(&symbols, args.script.as_ref(), BudgetMode::for_build())?;
-    let run =
-        run_paper_multi(MultiSource::Live(Box::new(feed)), Vec::new(), &symbols, strategies, config.hot_core, stop)?;
+    let title = format!("mmbot {command} {}", names.join(" "));
+    let mode = venue_label(&Source::Live(feed.clone()), &Venue::Paper, &config);
+    let run = watched(command, &title, &mode, view, &stop, |status| {
+        let source = MultiSource::Live(Box::new(feed.clone()));
+        run_paper_multi(source, Vec::new(), &symbols, strategies, config.hot_core, stop.clone(), status)
+    })?;
     for e in &run.source_errors {
         eprintln!("mmbot {command}: {e}");
     }

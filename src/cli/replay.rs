@@ -64,7 +64,12 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         // Several symbols on one hot thread (src/runtime/multi.rs).
         let strategies = multi::strategies(&symbols, args.script.as_ref(), BudgetMode::for_build())?;
         let files = MultiSource::Recording { files: args.files.clone(), speed: args.speed, seconds: args.seconds };
-        let run = run_paper_multi(files, args.files.clone(), &symbols, strategies, config.hot_core, stop)?;
+        // Status lines while a paced replay runs (a fast one is over too soon).
+        let view = if args.speed.is_some() { View::Lines } else { View::Quiet };
+        let title = format!("mmbot replay ({} symbols)", symbols.entries.len());
+        let run = multi::watched("replay", &title, "REPLAY of a recording · paper orders", view, &stop, |status| {
+            run_paper_multi(files, args.files.clone(), &symbols, strategies, config.hot_core, stop.clone(), status)
+        })?;
         for e in &run.source_errors {
             eprintln!("mmbot replay: cannot read {e}");
         }

@@ -153,6 +153,13 @@ pub struct AccountKill {
     pub time_ns: i64,
 }
 
+impl AccountKill {
+    /// The kill in words, as reports and the dashboard say it.
+    pub fn describe(&self) -> String {
+        format!("{} day loss {} at {} ns: every symbol stopped", self.asset, Price(self.pnl), self.time_ns)
+    }
+}
+
 /// How many levels of each side of a quote were admitted (best first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Admitted {

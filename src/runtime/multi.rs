@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::backtest::multi::{assemble, MultiReport};
-use crate::config::symbols::Symbols;
+use crate::config::symbols::{SymbolEntry, Symbols};
 use crate::exec::allocator::Allocator;
 use crate::exec::paper::PaperLadder;
 use crate::exec::position::Position;
@@ -37,6 +37,7 @@ use crate::hot::strategy::{Strategy, StrategyFill};
 use crate::ring::{ring, Consumer, Producer};
 use crate::stats::clock::Clock;
 
+use super::multi_status::{self, MultiStatus, SharedStatus, SymbolRow, SymbolState};
 use super::{merge_by_time, pin, RecordingSource, RingStats, ToExec, FILL_RING};
 use crate::feed::live::FeedConfig;
 use crate::feed::recording::{LineChunks, MemoryLines};
@@ -184,6 +185,42 @@ struct ExecDesk {
     position: Position,
     last_fill_ns: Option<i64>,
     rings: ExecRings,
+    /// The latest book's best bid and ask.
+    top: Option<(Price, Price)>,
+    quotes: u64,
+    /// Whether its last quote (as admitted) had any order.
+    quoting: bool,
+}
+
+/// How often the exec thread publishes the symbols' rows.
+const STATUS_EVERY: Duration = Duration::from_millis(250);
+
+impl ExecDesk {
+    /// Its row for the dashboard (`refused`: the allocator's count, if on).
+    fn row(&self, entry: &SymbolEntry, refused: Option<u64>) -> SymbolRow {
+        let counts = self.exchange.as_ref().map(|e| e.counts()).unwrap_or_default();
+        let mid = self.top.map(|(b, a)| Price((b.0 + a.0) / 2));
+        let state = match (self.top, self.quotes) {
+            (None, _) => SymbolState::Waiting,
+            (Some(_), _) if self.quoting => SymbolState::Quoting,
+            _ => SymbolState::Pulled,
+        };
+        SymbolRow {
+            symbol: entry.budget.symbol,
+            quote_asset: entry.budget.quote.clone(),
+            best_bid: self.top.map(|t| t.0),
+            best_ask: self.top.map(|t| t.1),
+            working: self.exchange.iter().flat_map(|e| e.working()).collect(),
+            position: self.position.qty(),
+            pnl: mid.map_or(self.position.realized(), |m| self.position.pnl(m)),
+            fees: self.position.fees(),
+            quotes: self.quotes,
+            orders: counts.orders,
+            fills: counts.fills,
+            refused: refused.unwrap_or(0),
+            state,
+        }
+    }
 }
 
 /// Where a multi-symbol run's frames come from. Each hot thread (one per
@@ -245,6 +282,7 @@ pub fn run_paper_multi<S: Strategy + Send + 'static>(
     strategies: Vec<S>,
     hot_core: Option<usize>,
     stop: Arc<AtomicBool>,
+    status: Option<SharedStatus>,
 ) -> anyhow::Result<MultiRun> {
     let n = symbols.entries.len();
     anyhow::ensure!(strategies.len() == n, "one strategy per symbol: {} for {n} symbols", strategies.len());
@@ -286,8 +324,18 @@ pub fn run_paper_multi<S: Strategy + Send + 'static>(
     let exec = std::thread::Builder::new().name("mmbot-exec".into()).spawn(move || {
         let mut desks: Vec<ExecDesk> = exec_rings
             .into_iter()
-            .map(|rings| ExecDesk { exchange: None, position: Position::new(), last_fill_ns: None, rings })
+            .map(|rings| ExecDesk {
+                exchange: None,
+                position: Position::new(),
+                last_fill_ns: None,
+                rings,
+                top: None,
+                quotes: 0,
+                quoting: false,
+            })
             .collect();
+        let mut shown = MultiStatus { allocator: allocator.is_some(), ..MultiStatus::default() };
+        let mut next_status = Instant::now();
         let mut fills: Vec<(usize, Fill)> = Vec::with_capacity(64);
         let mut worked_on = vec![false; desks.len()];
         loop {
@@ -302,6 +350,9 @@ pub fn run_paper_multi<S: Strategy + Send + 'static>(
                     let sink = &mut |f| fills.push((d, f));
                     match m {
                         ToExec::Book { top, time_ns } => {
+                            if top.bid_len > 0 && top.ask_len > 0 {
+                                desk.top = Some((top.bids[0].price, top.asks[0].price));
+                            }
                             if let (Some(a), true) = (allocator.as_mut(), top.bid_len > 0 && top.ask_len > 0) {
                                 a.mark(d, Price((top.bids[0].price.0 + top.asks[0].price.0) / 2), time_ns);
                             }
@@ -326,6 +377,8 @@ pub fn run_paper_multi<S: Strategy + Send + 'static>(
                         Some(a) => a.admit_quote(d, q),
                         None => q,
                     };
+                    desk.quotes += 1;
+                    desk.quoting = !q.is_pulled();
                     let c = &exec_entries[d].config;
                     let (cfg, levels) = (c.paper, c.strategy_levels);
                     desk.exchange
@@ -349,6 +402,20 @@ pub fn run_paper_multi<S: Strategy + Send + 'static>(
                     let working = desk.exchange.iter().flat_map(|e| e.working());
                     desk.rings.pos_tx.push_latest(ExecState::of_orders(&desk.position, working, desk.last_fill_ns));
                 }
+            }
+            if let Some(shared) = status.as_ref().filter(|_| Instant::now() >= next_status) {
+                next_status = Instant::now() + STATUS_EVERY;
+                shown.elapsed_s = started.elapsed().as_secs_f64();
+                shown.killed = allocator.as_ref().and_then(|a| a.killed()).map(|k| k.describe());
+                shown.rows = desks
+                    .iter()
+                    .enumerate()
+                    .map(|(d, desk)| desk.row(&exec_entries[d], allocator.as_ref().map(|a| a.refused(d).total())))
+                    .collect();
+                if shown.killed.is_some() {
+                    shown.rows.iter_mut().for_each(|r| r.state = SymbolState::Killed);
+                }
+                multi_status::publish(shared, &shown);
             }
             if finished && !worked && market_rxs.iter().all(|r| r.is_empty()) {
                 break;

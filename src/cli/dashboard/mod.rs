@@ -16,6 +16,7 @@ pub mod advisor;
 pub mod draw;
 pub mod events;
 pub mod script;
+pub mod symbols;
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
