@@ -100,11 +100,6 @@ pub(crate) fn exit_status(label: &str, report: &MultiReport, symbols: &Symbols) 
     crate::cli::exit::OK
 }
 
-/// `mmbot paper` (or `mmbot run` without `--live`) with `[[symbols]]`:
-/// every symbol's streams on one connection, the symbols on one hot
-/// thread, paper exchanges and the allocator on the exec thread
-/// (`crate::runtime::multi`). Status lines only (the dashboard is one
-/// symbol's); the report goes to the run folder and `--report`.
 /// How often the status lines print without a terminal.
 const LINES_EVERY: Duration = Duration::from_secs(2);
 
@@ -151,6 +146,11 @@ pub(crate) fn watched<T>(
     out
 }
 
+/// `mmbot paper` (or `mmbot run` without `--live`) with `[[symbols]]`:
+/// every symbol's streams on one connection, the symbols on one hot
+/// thread, paper exchanges and the allocator on the exec thread
+/// (`crate::runtime::multi`), watched on the symbols dashboard (or status
+/// lines); the report goes to the run folder and `--report`.
 pub(crate) fn paper(args: &crate::cli::paper::PaperArgs, mut config: Config, command: &str) -> anyhow::Result<i32> {
     let symbols = config.symbols.take().context("a [[symbols]] config")?;
     let feed = config.feed.clone();

@@ -200,10 +200,10 @@ impl ExecDesk {
     fn row(&self, entry: &SymbolEntry, refused: Option<u64>) -> SymbolRow {
         let counts = self.exchange.as_ref().map(|e| e.counts()).unwrap_or_default();
         let mid = self.top.map(|(b, a)| Price((b.0 + a.0) / 2));
-        let state = match (self.top, self.quotes) {
-            (None, _) => SymbolState::Waiting,
-            (Some(_), _) if self.quoting => SymbolState::Quoting,
-            _ => SymbolState::Pulled,
+        let state = match self.top {
+            None => SymbolState::Waiting,
+            Some(_) if self.quoting => SymbolState::Quoting,
+            Some(_) => SymbolState::Pulled,
         };
         SymbolRow {
             symbol: entry.budget.symbol,
