@@ -404,15 +404,28 @@ fn the_symbols_dashboard_draws_a_demo_of_three_symbols_and_quits() {
     assert!(started.success());
     let wait = |text: &str, secs: u64| common::tmux_wait_for(&socket, "dash", text, Duration::from_secs(secs));
     let result = (|| -> Result<(), String> {
-        let screen = wait("quoting", 30)?;
-        for part in ["mmbot demo --symbols 3", "SIMULATOR", "BTCUSDT", "ETHUSDT", "BNBUSDT", "level 1: bid", "totals"] {
+        // Quoting at once; the orders rest one entry latency later.
+        let screen = wait("level 1: bid", 30)?;
+        for part in ["mmbot demo --symbols 3", "SIMULATOR", "BTCUSDT", "ETHUSDT", "BNBUSDT", "quoting", "totals"] {
             if !screen.contains(part) {
                 return Err(format!("missing {part:?}:\n{screen}"));
             }
         }
-        // Down: ETHUSDT's detail (its name opens the detail panel's first line).
+        // Down: ETHUSDT's detail (its name opens the detail panel's first
+        // line, before its counts).
         tmux(&socket, &["send-keys", "-t", "dash", "Down"]);
-        wait("│ETHUSDT  ", 5)?;
+        let detail_of = |screen: &str, sym: &str| {
+            screen.lines().any(|l| l.starts_with(&format!("│{sym}  ")) && l.contains(" quotes · "))
+        };
+        let end = std::time::Instant::now() + Duration::from_secs(5);
+        let mut screen = tmux(&socket, &["capture-pane", "-t", "dash", "-p"]);
+        while !detail_of(&screen, "ETHUSDT") && std::time::Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(100));
+            screen = tmux(&socket, &["capture-pane", "-t", "dash", "-p"]);
+        }
+        if !detail_of(&screen, "ETHUSDT") {
+            return Err(format!("Down did not select ETHUSDT:\n{screen}"));
+        }
         tmux(&socket, &["send-keys", "-t", "dash", "q"]);
         wait("EXITED 0", 20)?;
         Ok(())

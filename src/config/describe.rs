@@ -4,6 +4,7 @@
 use super::Config;
 use crate::feed::endpoint::DepthStream;
 use crate::hot::fixed::Price;
+use crate::hot::guard::LevelSpacing;
 
 impl Config {
     /// The effective configuration as TOML-like text (`mmbot config check`).
@@ -29,6 +30,12 @@ impl Config {
         line(format!("min_order_size = \"{}\"", p.min_order_size));
         line(format!("max_position = \"{}\"", p.max_position));
         line(format!("levels = {}", self.strategy_levels));
+        let ladder = &h.guard.ladder;
+        line(match ladder.spacing {
+            LevelSpacing::Ticks(n) => format!("level_spacing_ticks = {n}"),
+            LevelSpacing::Bps(b) => format!("level_spacing_bps = {b}"),
+        });
+        line(format!("level_size_growth = {}", ladder.size_growth));
         line(format!(
             "script = {}",
             self.script.as_ref().map_or("(native strategy)".into(), |s| format!("\"{}\"", s.display()))
