@@ -439,3 +439,61 @@ fn the_symbols_dashboard_draws_a_demo_of_three_symbols_and_quits() {
     assert!(dirs[0].path().join("report.json").exists(), "q still writes the report");
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// A terminal that goes away (an SSH session dropped, a tmux pane killed)
+/// must not leave the bot spinning: crossterm's input poll never returns
+/// on a hung-up tty (crossterm-rs/crossterm issue #793), so the dashboards
+/// watch the terminal themselves (src/cli/dashboard/tty.rs). The hang-up's
+/// SIGHUP stops the run, which ends with its report written.
+#[test]
+fn a_dashboard_whose_terminal_goes_away_ends_its_run_with_the_report() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        common::skip(format_args!("a_dashboard_whose_terminal_goes_away_ends_its_run_with_the_report: no tmux"));
+        return;
+    }
+    for (name, args) in [("one", "demo"), ("three", "demo --symbols 3")] {
+        let socket = format!("mmbot-test-hup-{name}-{}", std::process::id());
+        let out = std::env::temp_dir().join(format!("mmbot-dash-hup-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        std::fs::create_dir_all(&out).unwrap();
+        let runs = out.join("runs");
+        let cmd = format!("{} {args} --duration 120s --out {}", env!("CARGO_BIN_EXE_mmbot"), runs.display());
+        let started = Command::new("tmux")
+            .args(["-L", &socket, "new-session", "-d", "-s", "dash", "-x", "140", "-y", "40"])
+            .arg("-c")
+            .arg(&out)
+            .arg(&cmd)
+            .env("TERM", "xterm-256color")
+            .env_remove("HOLYSHEEP_API_KEY")
+            .env_remove("OPENAI_API_KEY")
+            .status()
+            .unwrap();
+        assert!(started.success());
+        let drawn = common::tmux_wait_for(&socket, "dash", "SIMULATOR", Duration::from_secs(30));
+        tmux(&socket, &["kill-server"]);
+        drawn.unwrap_or_else(|screen| panic!("{args}: never drew:\n{screen}"));
+        // The run ends (well before its 120 s) and writes its report.
+        let end = std::time::Instant::now() + Duration::from_secs(30);
+        let report = || {
+            std::fs::read_dir(&runs)
+                .ok()?
+                .filter_map(|e| e.ok())
+                .map(|e| e.path().join("report.json"))
+                .find(|p| p.exists())
+        };
+        let alive =
+            || Command::new("pgrep").arg("-f").arg(runs.to_str().unwrap()).output().is_ok_and(|o| o.status.success());
+        while (report().is_none() || alive()) && std::time::Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let still = alive();
+        if still {
+            let _ = Command::new("pkill").arg("-9").arg("-f").arg(runs.to_str().unwrap()).status();
+        }
+        assert!(!still, "{args}: still running 30 s after its terminal went away");
+        let report = report().unwrap_or_else(|| panic!("{args}: no report.json after the hang-up"));
+        let log = std::fs::read_to_string(report.with_file_name("mmbot.log")).unwrap_or_default();
+        assert!(log.contains("the terminal went away"), "{args}: {log}");
+        let _ = std::fs::remove_dir_all(&out);
+    }
+}

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::backtest::multi::MultiReport;
-use crate::cli::dashboard::symbols;
+use crate::cli::dashboard::{symbols, tty};
 use crate::cli::session::{venue_label, View};
 use crate::config::symbols::Symbols;
 use crate::config::Config;
@@ -125,6 +125,11 @@ pub(crate) fn watched<T>(
         if view == View::Dashboard {
             match symbols::run(&title, &mode, &sh, &st, &fin) {
                 Ok(()) => return,
+                // No terminal to print on: the run goes on and ends as asked.
+                Err(e) if tty::is_gone(&e) => {
+                    tracing::warn!("mmbot {label}: the terminal went away; the run goes on without a screen");
+                    return;
+                }
                 Err(e) => eprintln!("mmbot {label}: dashboard failed ({e}); status lines instead"),
             }
         }

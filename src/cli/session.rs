@@ -269,7 +269,14 @@ pub fn run_session_with_events(
             };
             if let Err(e) = dashboard::run(inputs, &mut obs) {
                 // The run goes on without a screen; it still ends as asked.
-                eprintln!("mmbot {label}: dashboard failed ({e}); continuing without it");
+                // A terminal that went away gets nothing more: the dashboard
+                // pointed stdout and stderr at /dev/null (a write to it fails,
+                // and `eprintln!` would panic); the log file keeps the log.
+                if crate::cli::dashboard::tty::is_gone(&e) {
+                    tracing::warn!("mmbot {label}: the terminal went away; continuing without a screen");
+                } else {
+                    eprintln!("mmbot {label}: dashboard failed ({e}); continuing without it");
+                }
                 while !finished.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(20));
                     obs.poll();

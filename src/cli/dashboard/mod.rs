@@ -17,6 +17,7 @@ pub mod draw;
 pub mod events;
 pub mod script;
 pub mod symbols;
+pub mod tty;
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +33,7 @@ use crate::runtime::Control;
 use crate::stats::latency::{Stage, StageHistograms};
 use draw::Screen;
 use events::{EventKind, Observer};
+use tty::{Tty, TtyWatch};
 
 /// What the dashboard reads and where its keys go.
 pub struct DashboardInputs {
@@ -58,6 +60,7 @@ pub struct DashboardInputs {
 /// Runs until the session finishes (after `q`, Ctrl-C or the duration);
 /// `obs` reads the snapshots and keeps the event log.
 pub fn run(inp: DashboardInputs, obs: &mut Observer) -> io::Result<()> {
+    let mut tty = TtyWatch::new()?;
     let mut terminal = ratatui::try_init()?;
     let mut v = Screen {
         title: inp.title.clone(),
@@ -72,13 +75,21 @@ pub fn run(inp: DashboardInputs, obs: &mut Observer) -> io::Result<()> {
     let result = (|| -> io::Result<()> {
         let mut last_draw = Instant::now() - Duration::from_secs(1);
         while !inp.finished.load(Ordering::Relaxed) {
-            if event::poll(Duration::from_millis(50))? {
-                if let Event::Key(k) = event::read()? {
-                    if k.kind == KeyEventKind::Press {
-                        key(&inp, obs, &mut v, k);
-                        last_draw = Instant::now() - Duration::from_secs(1);
+            // crossterm only when a key waits and the terminal is there
+            // (tty.rs: it would spin forever on one that hung up).
+            match tty.wait(Duration::from_millis(50)) {
+                Tty::Gone => return Err(tty::gone()),
+                Tty::Input => {
+                    while event::poll(Duration::ZERO)? {
+                        if let Event::Key(k) = event::read()? {
+                            if k.kind == KeyEventKind::Press {
+                                key(&inp, obs, &mut v, k);
+                                last_draw = Instant::now() - Duration::from_secs(1);
+                            }
+                        }
                     }
                 }
+                Tty::Quiet => {}
             }
             // Every pass: the exchange side's snapshots are read one by one.
             obs.poll();
@@ -120,6 +131,7 @@ pub fn run(inp: DashboardInputs, obs: &mut Observer) -> io::Result<()> {
         }
         Ok(())
     })();
+    let result = tty::settle(result, &mut tty);
     ratatui::restore();
     // What the advisor said after the last screen: on stderr, now the
     // screen is gone.

@@ -22,6 +22,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Row, Table};
 use ratatui::Frame;
 
+use super::tty::{Tty, TtyWatch};
 use crate::exec::Side;
 use crate::hot::fixed::Price;
 use crate::runtime::multi_status::{MultiStatus, SharedStatus, SymbolRow, SymbolState};
@@ -230,18 +231,27 @@ pub fn run(
     stop: &Arc<AtomicBool>,
     finished: &Arc<AtomicBool>,
 ) -> io::Result<()> {
+    let mut tty = TtyWatch::new()?;
     let mut terminal = ratatui::try_init()?;
     let mut v = SymbolsScreen { title: title.into(), mode: mode.into(), ..SymbolsScreen::default() };
     let result = (|| -> io::Result<()> {
         let mut last_draw = Instant::now() - Duration::from_secs(1);
         while !finished.load(Ordering::Relaxed) {
-            if event::poll(Duration::from_millis(50))? {
-                if let Event::Key(k) = event::read()? {
-                    if k.kind == KeyEventKind::Press {
-                        key(&mut v, k, stop);
-                        last_draw = Instant::now() - Duration::from_secs(1);
+            // crossterm only when a key waits and the terminal is there
+            // (tty.rs: it would spin forever on one that hung up).
+            match tty.wait(Duration::from_millis(50)) {
+                Tty::Gone => return Err(super::tty::gone()),
+                Tty::Input => {
+                    while event::poll(Duration::ZERO)? {
+                        if let Event::Key(k) = event::read()? {
+                            if k.kind == KeyEventKind::Press {
+                                key(&mut v, k, stop);
+                                last_draw = Instant::now() - Duration::from_secs(1);
+                            }
+                        }
                     }
                 }
+                Tty::Quiet => {}
             }
             if last_draw.elapsed() >= Duration::from_millis(250) {
                 last_draw = Instant::now();
@@ -254,6 +264,7 @@ pub fn run(
         }
         Ok(())
     })();
+    let result = super::tty::settle(result, &mut tty);
     ratatui::restore();
     result
 }

@@ -10,13 +10,15 @@
 //! exchange clock makes between streams, only delays what falls due).
 //!
 //! Files: this one (orders, fills, the public types), [`queue`] (where an
-//! order stands in its price's queue: risk-averse, power, log) and
+//! order stands in its price's queue: risk-averse, power, log),
 //! [`latency`] (entry, cancel and response delays; replay of a live run's
-//! round trips).
+//! round trips) and [`ladder`] (a ladder of `[strategy] levels` orders a
+//! side: one exchange of this file per level, sharing the position).
 //!
 //! # Orders
 //!
-//! At most one order per side rests on the exchange ("live"), plus at most
+//! At most one order per side rests on the exchange ("live"; a ladder's
+//! further levels are further exchanges, [`ladder`]), plus at most
 //! one order per side in flight ("pending", sent but not yet arrived), plus
 //! one "leaving" order whose cancel has not landed when its replacement
 //! arrived (it can still fill). All slots are fixed fields: nothing
