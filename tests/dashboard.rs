@@ -185,6 +185,22 @@ fn larger_terminals_get_the_wide_layout_with_every_panel() {
     check(140, 24, EVERYWHERE);
 }
 
+/// Starts `cmd` in a detached tmux session `dash` on `socket`, `w` x `h`,
+/// in `dir`, away from any API key (offline advice, no network).
+fn start_tmux(socket: &str, dir: &std::path::Path, (w, h): (u16, u16), cmd: &str) {
+    let started = Command::new("tmux")
+        .args(["-L", socket, "new-session", "-d", "-s", "dash", "-x", &w.to_string(), "-y", &h.to_string()])
+        .arg("-c")
+        .arg(dir)
+        .arg(cmd)
+        .env("TERM", "xterm-256color")
+        .env_remove("HOLYSHEEP_API_KEY")
+        .env_remove("OPENAI_API_KEY")
+        .status()
+        .unwrap();
+    assert!(started.success(), "tmux did not start {cmd}");
+}
+
 fn wait_for(socket: &str, text: &str, limit: Duration) -> Result<String, String> {
     common::tmux_wait_for(socket, "dash", text, limit)
 }
@@ -204,18 +220,7 @@ fn the_dashboard_draws_and_answers_its_keys() {
         out.join("runs").display()
     );
     std::fs::create_dir_all(&out).unwrap();
-    let started = Command::new("tmux")
-        .args(["-L", &socket, "new-session", "-d", "-s", "dash", "-x", "160", "-y", "45"])
-        // Away from any .env with an API key: offline advice, no network.
-        .arg("-c")
-        .arg(&out)
-        .arg(&cmd)
-        .env("TERM", "xterm-256color")
-        .env_remove("HOLYSHEEP_API_KEY")
-        .env_remove("OPENAI_API_KEY")
-        .status()
-        .unwrap();
-    assert!(started.success());
+    start_tmux(&socket, &out, (160, 45), &cmd);
     let result = (|| -> Result<(), String> {
         let screen = wait_for(&socket, "connected synced", Duration::from_secs(20))?;
         for part in [
@@ -393,15 +398,7 @@ fn the_symbols_dashboard_draws_a_demo_of_three_symbols_and_quits() {
         env!("CARGO_BIN_EXE_mmbot"),
         out.join("runs").display()
     );
-    let started = Command::new("tmux")
-        .args(["-L", &socket, "new-session", "-d", "-s", "dash", "-x", "140", "-y", "40"])
-        .arg("-c")
-        .arg(&out)
-        .arg(&cmd)
-        .env("TERM", "xterm-256color")
-        .status()
-        .unwrap();
-    assert!(started.success());
+    start_tmux(&socket, &out, (140, 40), &cmd);
     let wait = |text: &str, secs: u64| common::tmux_wait_for(&socket, "dash", text, Duration::from_secs(secs));
     let result = (|| -> Result<(), String> {
         // Quoting at once; the orders rest one entry latency later.
@@ -458,17 +455,7 @@ fn a_dashboard_whose_terminal_goes_away_ends_its_run_with_the_report() {
         std::fs::create_dir_all(&out).unwrap();
         let runs = out.join("runs");
         let cmd = format!("{} {args} --duration 120s --out {}", env!("CARGO_BIN_EXE_mmbot"), runs.display());
-        let started = Command::new("tmux")
-            .args(["-L", &socket, "new-session", "-d", "-s", "dash", "-x", "140", "-y", "40"])
-            .arg("-c")
-            .arg(&out)
-            .arg(&cmd)
-            .env("TERM", "xterm-256color")
-            .env_remove("HOLYSHEEP_API_KEY")
-            .env_remove("OPENAI_API_KEY")
-            .status()
-            .unwrap();
-        assert!(started.success());
+        start_tmux(&socket, &out, (140, 40), &cmd);
         let drawn = common::tmux_wait_for(&socket, "dash", "SIMULATOR", Duration::from_secs(30));
         tmux(&socket, &["kill-server"]);
         drawn.unwrap_or_else(|screen| panic!("{args}: never drew:\n{screen}"));
