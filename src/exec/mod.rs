@@ -118,23 +118,26 @@ impl Quote {
         self.bid.is_none() && self.ask.is_none()
     }
 
-    /// Level `i` of `side` (0 is the best).
+    /// The best level of `side`.
+    fn best(&self, side: Side) -> Option<Level> {
+        match side {
+            Side::Buy => self.bid,
+            Side::Sell => self.ask,
+        }
+    }
+
+    /// Level `i` of `side` (0 is the best); none behind a missing best.
     pub fn level(&self, side: Side, i: usize) -> Option<Level> {
-        match (i, side) {
-            (0, Side::Buy) => self.bid,
-            (0, Side::Sell) => self.ask,
-            (_, Side::Buy) => self.bid.and(self.deeper.side(side).get(i - 1).copied()),
-            (_, Side::Sell) => self.ask.and(self.deeper.side(side).get(i - 1).copied()),
+        let best = self.best(side)?;
+        match i {
+            0 => Some(best),
+            _ => self.deeper.side(side).get(i - 1).copied(),
         }
     }
 
     /// How many levels `side` has, the best included.
     pub fn levels(&self, side: Side) -> usize {
-        let best = match side {
-            Side::Buy => self.bid,
-            Side::Sell => self.ask,
-        };
-        best.map_or(0, |_| 1 + self.deeper.side(side).len())
+        self.best(side).map_or(0, |_| 1 + self.deeper.side(side).len())
     }
 
     /// The levels of `side`, best first, into `out`; returns how many.

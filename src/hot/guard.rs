@@ -19,7 +19,7 @@ mod ladder;
 
 pub use ladder::{LadderRule, LevelSpacing};
 
-use crate::exec::{Ladder, Quote};
+use crate::exec::{Ladder, Quote, Side};
 use crate::hot::features::Features;
 use crate::hot::fixed::{notional, Price, Qty, SCALE};
 use crate::hot::msg::{Level, Symbol};
@@ -208,24 +208,8 @@ impl Guard {
             }
         }
         let tick = filters.tick_size.0.max(1);
-        let mid = f.mid;
-        let (lo, hi) = (mid * self.cfg.min_spread_bps / 2e4, mid * self.cfg.max_spread_bps / 2e4);
-        let mut bid = d.bid.map(|s| {
-            let dist = mid - s.price;
-            let clamped = dist.clamp(lo, hi);
-            if clamped != dist {
-                self.stats.spread_clamped += 1;
-            }
-            (floor_to(to_fixed(mid - clamped), tick), to_fixed(s.size))
-        });
-        let mut ask = d.ask.map(|s| {
-            let dist = s.price - mid;
-            let clamped = dist.clamp(lo, hi);
-            if clamped != dist {
-                self.stats.spread_clamped += 1;
-            }
-            (ceil_to(to_fixed(mid + clamped), tick), to_fixed(s.size))
-        });
+        let mut bid = d.bid.map(|s| (self.place(Side::Buy, s.price, f.mid, tick), to_fixed(s.size)));
+        let mut ask = d.ask.map(|s| (self.place(Side::Sell, s.price, f.mid, tick), to_fixed(s.size)));
         // Post-only: never at or through the other side of the book.
         if let Some((p, _)) = bid.as_mut() {
             if *p >= f.best_ask.price.0 {
@@ -260,6 +244,26 @@ impl Guard {
             Ladder::NONE
         };
         Quote { symbol, bid, ask, deeper, time_ns: now_ns, update_id: f.update_id }
+    }
+
+    /// A side's price: `want`'s distance from the mid held to `[min, max]`
+    /// spread / 2 (counted when it had to be), then rounded away from the
+    /// mid onto the tick grid (a bid down, an ask up).
+    #[inline]
+    fn place(&mut self, side: Side, want: f64, mid: f64, tick: i64) -> i64 {
+        let (lo, hi) = (mid * self.cfg.min_spread_bps / 2e4, mid * self.cfg.max_spread_bps / 2e4);
+        let dist = match side {
+            Side::Buy => mid - want,
+            Side::Sell => want - mid,
+        };
+        let clamped = dist.clamp(lo, hi);
+        if clamped != dist {
+            self.stats.spread_clamped += 1;
+        }
+        match side {
+            Side::Buy => floor_to(to_fixed(mid - clamped), tick),
+            Side::Sell => ceil_to(to_fixed(mid + clamped), tick),
+        }
     }
 
     /// Rounds a size to the lot grid, meets min notional, respects the room;
@@ -346,7 +350,7 @@ mod tests {
         Guard::new(GuardConfig { ladder: LadderRule { levels, spacing, size_growth }, ..*guard().config() })
     }
 
-    fn prices(q: &Quote, side: crate::exec::Side) -> Vec<(i64, i64)> {
+    fn prices(q: &Quote, side: Side) -> Vec<(i64, i64)> {
         (0..q.levels(side)).map(|i| q.level(side, i).unwrap()).map(|l| (l.price.0, l.qty.0)).collect()
     }
 
@@ -355,7 +359,6 @@ mod tests {
 
     #[test]
     fn a_ladder_rule_spaces_and_grows_the_levels_behind_the_best() {
-        use crate::exec::Side;
         let mut g = ladder_guard(3, LevelSpacing::Ticks(5), 2.0);
         let d = decision(Some((99.9, 0.1)), Some((100.1, 0.1)));
         let q = g.check(Symbol::default(), &d, &features(), healthy(), Qty(0), &filters(), 1_000);
@@ -380,7 +383,6 @@ mod tests {
 
     #[test]
     fn a_whole_ladder_filling_stays_within_the_position_limit() {
-        use crate::exec::Side;
         // max_position 1: 0.4 + 0.4 + 0.2 (cut); nothing is left for a fourth.
         let mut g = ladder_guard(4, LevelSpacing::Ticks(1), 1.0);
         let d = decision(Some((99.9, 0.4)), None);
@@ -396,7 +398,6 @@ mod tests {
 
     #[test]
     fn a_strategys_own_levels_must_stand_behind_the_one_before() {
-        use crate::exec::Side;
         let mut g = ladder_guard(4, LevelSpacing::Ticks(1), 1.0);
         let mut d = decision(Some((99.9, 0.1)), Some((100.1, 0.1)));
         let l = |price, size| Some(SideIntent { price, size });

@@ -19,12 +19,13 @@ use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers
 use ratatui::layout::{Constraint, Direction, Layout};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph, Row, Table};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
 use ratatui::Frame;
 
 use super::tty::{Tty, TtyWatch};
+use crate::exec::paper::{WorkingOrder, QUEUE_UNKNOWN};
 use crate::exec::Side;
-use crate::hot::fixed::Price;
+use crate::hot::fixed::{Price, Qty};
 use crate::runtime::multi_status::{MultiStatus, SharedStatus, SymbolRow, SymbolState};
 
 /// Everything drawn, as last read.
@@ -110,7 +111,6 @@ pub fn draw(f: &mut Frame<'_>, v: &SymbolsScreen) {
                 format!("{} {}", Price(r.pnl), r.quote_asset),
                 r.fills.to_string(),
                 r.refused.to_string(),
-                r.state.name().to_string(),
             ]
         } else {
             vec![
@@ -120,14 +120,15 @@ pub fn draw(f: &mut Frame<'_>, v: &SymbolsScreen) {
                 own(r, Side::Sell, false),
                 r.position.to_string(),
                 Price(r.pnl).to_string(),
-                r.state.name().to_string(),
             ]
         };
-        let row = Row::new(cells);
+        // The status cell in its state's colour.
+        let status = Cell::from(r.state.name()).style(state_style(r.state));
+        let row = Row::new(cells.into_iter().map(Cell::from).chain([status]));
         if i == v.selected {
             row.style(Style::new().add_modifier(Modifier::REVERSED))
         } else {
-            row.style(state_style(r.state).remove_modifier(Modifier::BOLD).fg(Color::Reset))
+            row
         }
     });
     let widths: Vec<Constraint> = if wide {
@@ -165,7 +166,7 @@ fn detail(v: &SymbolsScreen) -> Vec<Line<'static>> {
         ]));
         let (bids, asks): (Vec<_>, Vec<_>) = r.working.iter().partition(|o| o.side == Side::Buy);
         for i in 0..bids.len().max(asks.len()) {
-            let cell = |o: Option<&&crate::exec::paper::WorkingOrder>| {
+            let cell = |o: Option<&&WorkingOrder>| {
                 o.map_or("-".to_string(), |o| format!("{}@{} (q {})", o.qty, o.price, queue(o.queue_ahead)))
             };
             out.push(Line::raw(format!("  level {}: bid {:<28} ask {}", i + 1, cell(bids.get(i)), cell(asks.get(i)))));
@@ -183,8 +184,8 @@ fn detail(v: &SymbolsScreen) -> Vec<Line<'static>> {
     out
 }
 
-fn queue(q: crate::hot::fixed::Qty) -> String {
-    if q == crate::exec::paper::QUEUE_UNKNOWN {
+fn queue(q: Qty) -> String {
+    if q == QUEUE_UNKNOWN {
         "unknown".into()
     } else {
         q.to_string()

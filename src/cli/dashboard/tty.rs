@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
+use rustix::io::Errno;
 
 /// What the terminal did while [`TtyWatch::wait`] waited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,10 +87,8 @@ pub fn detach_stdio() {
 /// `eprintln!`, which would panic.
 pub fn settle(result: io::Result<()>, watch: &mut TtyWatch) -> io::Result<()> {
     let Err(e) = result else { return Ok(()) };
-    const EIO: i32 = 5;
-    const ENXIO: i32 = 6;
-    let hung_up =
-        is_gone(&e) || matches!(e.raw_os_error(), Some(EIO | ENXIO)) || watch.wait(Duration::ZERO) == Tty::Gone;
+    let dead = [Errno::IO, Errno::NXIO].map(|n| Some(n.raw_os_error()));
+    let hung_up = is_gone(&e) || dead.contains(&e.raw_os_error()) || watch.wait(Duration::ZERO) == Tty::Gone;
     if hung_up {
         detach_stdio();
         return Err(gone());

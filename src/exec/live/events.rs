@@ -69,7 +69,8 @@ impl LiveExchange {
             // counts, tracked order or not.
             // What we knew of the order before this report: fills the
             // stream brought, or an answer's executedQty (whose fills are
-            // then being recovered already).
+            // then being recovered already); nothing for an order no side
+            // tracks.
             let known = self.sides[s].orders().find(|o| o.client_id == id).map_or(Qty(0), |o| o.filled);
             if !self.apply_fill(self.stream_fill(r)) {
                 return;
@@ -204,7 +205,7 @@ impl LiveExchange {
     fn recover_unseen(&mut self, known: &LiveOrder, r: &ExecutionReport) {
         if r.cum_qty > known.filled {
             self.stats.stream_fill_gaps += 1;
-            self.recover_fills(r.order_id, &known.client_id.clone());
+            self.recover_fills(r.order_id, &known.client_id);
         }
     }
 

@@ -48,17 +48,6 @@ impl PaperLadder {
         Self { levels }
     }
 
-    /// Levels per side.
-    pub fn depth(&self) -> usize {
-        self.levels.len()
-    }
-
-    /// The exchange of level 0: its settings, model and symbol are every
-    /// level's.
-    pub fn best(&self) -> &PaperExchange {
-        &self.levels[0]
-    }
-
     /// Takes the latest desired quote, each level's to its exchange.
     pub fn on_quote(&mut self, q: &Quote, tick: Price, now_ns: i64) {
         if self.levels.len() == 1 {
@@ -182,13 +171,5 @@ impl PaperLadder {
             1 => m,
             n => format!("{m}, {n} levels a side"),
         }
-    }
-
-    pub fn symbol(&self) -> Symbol {
-        self.levels[0].symbol()
-    }
-
-    pub fn config(&self) -> &PaperConfig {
-        self.levels[0].config()
     }
 }

@@ -16,7 +16,7 @@ use crate::hot::features::Features;
 use crate::hot::msg::Level;
 use crate::hot::strategy::{Decision, SideIntent, MAX_LEVELS};
 
-use super::{ceil_to, floor_to, to_fixed, valid, Filters, Guard};
+use super::{floor_to, to_fixed, valid, Filters, Guard};
 
 /// The distance between a ladder's levels.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -62,9 +62,6 @@ impl Guard {
     ) -> Ladder {
         let mut ladder = Ladder::NONE;
         let n = self.cfg.ladder.levels.clamp(1, MAX_LEVELS);
-        if n == 1 {
-            return ladder;
-        }
         for (side, best, asked, room) in
             [(Side::Buy, bid, &d.deeper.bids, buy_room), (Side::Sell, ask, &d.deeper.asks, sell_room)]
         {
@@ -122,13 +119,7 @@ impl Guard {
         if !valid(&want) {
             return None;
         }
-        let tick = filters.tick_size.0.max(1);
-        let mid = f.mid;
-        let (lo, hi) = (mid * self.cfg.min_spread_bps / 2e4, mid * self.cfg.max_spread_bps / 2e4);
-        let price = match side {
-            Side::Buy => floor_to(to_fixed(mid - (mid - want.price).clamp(lo, hi)), tick),
-            Side::Sell => ceil_to(to_fixed(mid + (want.price - mid).clamp(lo, hi)), tick),
-        };
+        let price = self.place(side, want.price, f.mid, filters.tick_size.0.max(1));
         let behind = match side {
             Side::Buy => price < prev,
             Side::Sell => price > prev,
