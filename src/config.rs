@@ -409,18 +409,22 @@ impl Config {
         }
     }
 
-    /// Refuses a ladder (`[strategy] levels` > 1) for a command that works
-    /// one order a side (`run --live` so far), naming the key.
-    pub fn one_level(&self, command: &str) -> Result<(), ConfigError> {
-        if self.strategy_levels == 1 {
+    /// For `run --live`: a ladder works an open order per level a side,
+    /// so `[live] max_open_orders` must leave room for all of them (the
+    /// symbol's `MAX_NUM_ORDERS` is checked once exchangeInfo is read).
+    pub fn live_ladder_fits(&self) -> Result<(), ConfigError> {
+        let Some(live) = &self.live else { return Ok(()) };
+        let orders = 2 * self.strategy_levels as u64;
+        if orders <= live.limits.max_open_orders as u64 {
             return Ok(());
         }
         Err(invalid(
-            "strategy.levels",
-            self.strategy_levels,
+            "live.max_open_orders",
+            live.limits.max_open_orders,
             format!(
-                "1 for `{command}`: live orders work one order a side so far (ladders run in backtest, replay, \
-                 paper and demo)"
+                "at least {orders} for `run --live` with [strategy] levels = {} (an order per level, both sides); \
+                 raise it or quote fewer levels",
+                self.strategy_levels
             ),
         ))
     }

@@ -313,7 +313,7 @@ impl Desk {
     fn exec_state(&self, position: &Position, last_fill_ns: Option<i64>) -> ExecState {
         match self {
             Desk::Paper(ex, ..) => ExecState::of_orders(position, ex.iter().flat_map(|e| e.working()), last_fill_ns),
-            Desk::Live(ex) => ExecState::of(position, ex.working_bid(), ex.working_ask(), last_fill_ns),
+            Desk::Live(ex) => ExecState::of_orders(position, ex.working_orders(), last_fill_ns),
         }
     }
 

@@ -161,7 +161,7 @@ fn mmbot(args: &[&str], config: &str, dir: &std::path::Path) -> std::process::Ou
 }
 
 #[test]
-fn bad_ladder_settings_and_a_live_ladder_are_refused_naming_the_key() {
+fn bad_ladder_settings_and_a_live_ladder_without_room_are_refused_naming_the_key() {
     let dir = common::temp_dir("ladder-refusals");
     for (config, key) in [
         ("[strategy]\nlevels = 9\n", "strategy.levels"),
@@ -174,8 +174,12 @@ fn bad_ladder_settings_and_a_live_ladder_are_refused_naming_the_key() {
         assert_eq!(out.status.code(), Some(78), "{config}: {err}");
         assert!(err.contains(key), "{config}: {err}");
     }
-    let out = mmbot(&["run", "--live", "--yes"], "[market]\nsymbol = \"BTCUSDT\"\n[strategy]\nlevels = 2\n", &dir);
+    // A live ladder needs an open order per level a side: refused before
+    // anything connects when [live] max_open_orders has no room for it.
+    let live = "[market]\nsymbol = \"BTCUSDT\"\n[strategy]\nlevels = 2\n[live]\nmax_position = \"0.01\"\n\
+                max_order_notional = \"100\"\ndaily_loss_limit = \"50\"\nmax_open_orders = 3\n";
+    let out = mmbot(&["run", "--live", "--yes"], live, &dir);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(78), "{err}");
-    assert!(err.contains("strategy.levels") && err.contains("run --live"), "{err}");
+    assert!(err.contains("live.max_open_orders") && err.contains("at least 4"), "{err}");
 }

@@ -110,6 +110,9 @@ struct Outcome {
     stderr: String,
     report: serde_json::Value,
     journal: PathBuf,
+    /// `[strategy] levels` of the run: never more may rest on a side at
+    /// once, nor more than `max_open_orders` (`MAX_OPEN` a level) in all.
+    levels: usize,
 }
 
 impl Outcome {
@@ -151,7 +154,7 @@ fn finish(mut child: Child, dir: &Path, deadline: Duration) -> Outcome {
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_else(|| panic!("no report.json (exit {status:?}):\n{stderr}"));
-    Outcome { code: status.code().unwrap_or(-1), stderr, report, journal: dir.join("journal.sqlite") }
+    Outcome { code: status.code().unwrap_or(-1), stderr, report, journal: dir.join("journal.sqlite"), levels: 1 }
 }
 
 fn run_live(name: &str, faults: Faults, extra: &str, duration: &str) -> (Sim, Outcome) {
@@ -359,10 +362,15 @@ fn assert_agreement(sim: &Sim, out: &Outcome, open_left: bool) {
         assert_eq!(reported, btc.free.0 + btc.locked.0 - fx(BTC0), "position is not the BTC balance change:\n{ctx}");
     }
 
-    // Limits, as the exchange saw them: never two orders on a side.
-    assert!(sim.max_open_orders(KEY) <= MAX_OPEN, "{} orders open at once:\n{ctx}", sim.max_open_orders(KEY));
+    // Limits, as the exchange saw them: never more orders on a side than
+    // levels.
+    let max_open = MAX_OPEN * out.levels;
+    assert!(sim.max_open_orders(KEY) <= max_open, "{} orders open at once:\n{ctx}", sim.max_open_orders(KEY));
     let per_side = sim.max_open_per_side(KEY);
-    assert!(per_side[0] <= 1 && per_side[1] <= 1, "two orders open on a side at once {per_side:?}:\n{ctx}");
+    assert!(
+        per_side[0] <= out.levels && per_side[1] <= out.levels,
+        "more orders than levels open on a side at once {per_side:?}:\n{ctx}"
+    );
     // The position is what the account holds: base received net of base
     // commission.
     let mut running = 0i64;
@@ -405,6 +413,31 @@ fn clean_run_places_replaces_cancels_and_agrees() {
     assert!(count("SELECT COUNT(*) FROM pnl WHERE run = ?1") >= 1);
     assert!(count("SELECT COUNT(*) FROM advice WHERE run = ?1") >= 1);
     assert_eq!(count("SELECT COUNT(*) FROM runs WHERE id = ?1 AND exit_status = 'ok' AND mode = 'testnet'"), 1);
+}
+
+/// `[strategy] levels = 3`: three orders a side on the simulator's exchange, each kept,
+/// replaced and filled on its own; the journal agrees with the exchange order by order, never
+/// more than the six orders rest, and the position stays within max_position.
+#[test]
+fn a_ladder_trades_live_and_agrees() {
+    let dir = common::temp_dir("live-run-ladder");
+    let sim = sim(Faults::default());
+    let config = write_config(&dir, &sim, "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text
+        .replace("[strategy]\n", "[strategy]\nlevels = 3\nlevel_spacing_ticks = 1\n")
+        .replace(&format!("max_open_orders = {MAX_OPEN}\n"), "max_open_orders = 6\n");
+    std::fs::write(&config, text).unwrap();
+    let child = spawn(&dir, &sim, &config, "7s");
+    let mut out = finish(child, &dir, Duration::from_secs(90));
+    out.levels = 3;
+    assert_exit(&out, 0);
+    assert_eq!(out.live("stop").as_str(), Some("ok"));
+    assert!(out.stderr.contains("ladder:   3 orders a side"), "start-up print:\n{}", out.stderr);
+    let per_side = sim.max_open_per_side(KEY);
+    assert!(per_side[0] > 1 || per_side[1] > 1, "the ladder never rested two orders on a side:\n{}", out.stderr);
+    assert!(out.count("fills") >= 1, "no fills in 7 s:\n{}", out.stderr);
+    assert_agreement(&sim, &out, false);
 }
 
 #[test]

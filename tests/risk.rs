@@ -139,6 +139,26 @@ fn position_after_the_fill_stays_within_the_max() {
     refused(&mut r, &buy("100", "0.00000001"), RefusalReason::Position, &["0.02000001"]);
 }
 
+/// A ladder's levels can all fill in one sweep: what the side's other open
+/// orders can still fill counts as filled, that side only.
+#[test]
+fn the_position_check_counts_the_sides_other_working_orders() {
+    let mut r = rich(limits());
+    r.set_position(q("0.002"));
+    r.set_working(Side::Buy, q("0.004"));
+    assert_eq!(r.check(&buy("100", "0.004")), Ok(()));
+    refused(
+        &mut r,
+        &buy("100", "0.00400001"),
+        RefusalReason::Position,
+        &["0.002 after a Buy of 0.00400001 (with 0.004 already working on that side", "would be 0.01000001"],
+    );
+    // The asks are not the bids' business: a sell of the whole room passes.
+    assert_eq!(r.check(&sell("100", "0.012")), Ok(()));
+    r.set_working(Side::Sell, q("0.002"));
+    refused(&mut r, &sell("100", "0.012"), RefusalReason::Position, &["would be -0.012"]);
+}
+
 #[test]
 fn order_notional_within_the_max() {
     let mut r = rich(RiskLimits { max_position: q("1"), ..limits() });

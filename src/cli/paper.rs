@@ -122,7 +122,7 @@ pub fn run(args: PaperArgs, flags: LiveFlags, command: &'static str) -> anyhow::
         }
     }
     if flags.live {
-        config.one_level("mmbot run --live")?;
+        config.live_ladder_fits()?;
     }
     let live = if flags.live { Some(live_setup(&mut config, args.testnet, flags.yes)?) } else { None };
     if live.is_some() {
@@ -256,6 +256,7 @@ fn live_setup(config: &mut Config, testnet: bool, yes: bool) -> anyhow::Result<(
         cfg.ws_api_url = TESTNET_WS_API_URL.into();
         cfg.mode = RunMode::Testnet;
     }
+    cfg.levels = config.strategy_levels;
     let feed = &config.feed;
     if feed.market == FeedMarket::Usdm {
         bail!("--live trades Binance spot; --market usdm is for market data only");
@@ -303,6 +304,9 @@ fn live_setup(config: &mut Config, testnet: bool, yes: bool) -> anyhow::Result<(
         l.max_open_orders,
         Price(l.daily_loss_limit)
     );
+    if cfg.levels > 1 {
+        eprintln!("  ladder:   {} orders a side ([strategy] levels)", cfg.levels);
+    }
     eprintln!(
         "  kill:     {} rejects in {} s, feed stale {} s, book unsynced {} s; after a 418 wait up to {} s to cancel",
         k.max_rejects,

@@ -186,6 +186,9 @@ pub struct LiveConfig {
     /// checks it (signature, parameters, filters) and nothing is placed,
     /// cancelled or filled (`--dry-run`).
     pub dry_run: bool,
+    /// Orders worked per side (`[strategy] levels`, not a `[live]` key: the
+    /// strategy decides the ladder; 1 unless the command sets it).
+    pub levels: usize,
 }
 
 /// Which transport carries order calls (`[live] order_entry`).
@@ -474,6 +477,7 @@ impl LiveConfig {
             ban_wait_max,
             pnl_every,
             dry_run: raw.dry_run.unwrap_or(false),
+            levels: 1,
         })
     }
 }

@@ -108,6 +108,13 @@ pub struct OrderRequest {
     pub time_ns: i64,
 }
 
+fn side_index(side: Side) -> usize {
+    match side {
+        Side::Buy => 0,
+        Side::Sell => 1,
+    }
+}
+
 /// Which check refused an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RefusalReason {
@@ -159,6 +166,20 @@ impl fmt::Display for Amount {
     }
 }
 
+/// What the side's other open orders can still fill, in a position
+/// refusal: said only when there are some (a ladder's other levels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlsoWorking(pub Qty);
+
+impl fmt::Display for AlsoWorking {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 .0 == 0 {
+            return Ok(());
+        }
+        write!(f, " (with {} already working on that side; quote fewer levels?)", self.0)
+    }
+}
+
 /// Why an order was refused: the check, its numbers and what to change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
@@ -179,10 +200,10 @@ pub enum Refusal {
     )]
     OrderNotional { price: Price, qty: Qty, notional: Amount, max: Amount, asset: String },
     #[error(
-        "position: {position} after a {side:?} of {qty} would be {after}, beyond max_position {max}; \
+        "position: {position} after a {side:?} of {qty}{working} would be {after}, beyond max_position {max}; \
          lower the size or raise max_position"
     )]
-    Position { position: Qty, side: Side, qty: Qty, after: Amount, max: Qty },
+    Position { position: Qty, side: Side, qty: Qty, working: AlsoWorking, after: Amount, max: Qty },
     /// The quote a buy locks (`price x qty`, rounded up) is not free. The
     /// fee is not part of it: Binance takes a buy's commission from the
     /// base (or BNB) received (`faqs/commission_faq.md`).
@@ -243,6 +264,10 @@ pub struct RiskCheck {
     /// Signed base position (long > 0).
     position: Qty,
     open_orders: u32,
+    /// What the other open orders of each side (bid, ask) can still fill:
+    /// a ladder's levels all fill in one sweep, so an order must leave
+    /// room for the ones already working beside it.
+    working: [Qty; 2],
     /// UTC day (days since the epoch) that `day_start_pnl` belongs to.
     day: i64,
     /// Realized + unrealized PnL when the day began; `None` until the first
@@ -291,6 +316,7 @@ impl RiskCheck {
             balances: Balances::new(),
             position: Qty::ZERO,
             open_orders: 0,
+            working: [Qty::ZERO; 2],
             day: now_ns.div_euclid(DAY_NS),
             day_start_pnl: None,
             last_pnl: None,
@@ -330,6 +356,12 @@ impl RiskCheck {
 
     pub fn set_open_orders(&mut self, open: u32) {
         self.open_orders = open;
+    }
+
+    /// What the side's other open orders can still fill (their remaining
+    /// quantity); the position check counts it as filled.
+    pub fn set_working(&mut self, side: Side, qty: Qty) {
+        self.working[side_index(side)] = qty;
     }
 
     /// Records the current PnL, quote asset: `realized` net of fees (e.g.
@@ -417,9 +449,11 @@ impl RiskCheck {
             });
         }
 
+        let working = self.working[side_index(o.side)];
+        let reach = qty.saturating_add(working.0);
         let delta = match o.side {
-            Side::Buy => qty,
-            Side::Sell => -qty,
+            Side::Buy => reach,
+            Side::Sell => -reach,
         };
         let pos = self.position.0;
         let after = pos.saturating_add(delta);
@@ -432,6 +466,7 @@ impl RiskCheck {
                 position: self.position,
                 side: o.side,
                 qty: o.qty,
+                working: AlsoWorking(working),
                 after: Amount(after),
                 max: self.limits.max_position,
             });

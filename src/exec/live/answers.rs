@@ -42,16 +42,16 @@ impl LiveExchange {
         }
         match purpose {
             Purpose::Side(s) => {
-                if !self.sides[s].waits_on(a.id) {
+                if !self.slots[s].waits_on(a.id) {
                     self.stray_answer(a);
                     return;
                 }
-                match std::mem::take(&mut self.sides[s]) {
+                match std::mem::take(&mut self.slots[s]) {
                     SideState::Placing { order, .. } => self.on_placed(s, order, a),
                     SideState::Replacing { old, new, .. } => self.on_replaced(s, old, new, a),
                     SideState::Cancelling { order, why, .. } => self.on_canceled(s, order, why, a),
                     SideState::Unknown(u) => self.on_lookup(s, u, a),
-                    other => self.sides[s] = other,
+                    other => self.slots[s] = other,
                 }
                 self.decide(s);
             }
@@ -142,13 +142,13 @@ impl LiveExchange {
             Ok(Reply::Order(o)) => self.apply_order(s, order, &o, "placed"),
             Ok(Reply::Tested) => {
                 self.stats.dry_run_tested += 1;
-                self.sides[s] = SideState::Live(order);
+                self.slots[s] = SideState::Live(order);
             }
-            Ok(_) => self.sides[s] = SideState::Live(order),
+            Ok(_) => self.slots[s] = SideState::Live(order),
             Err(e) if e.action() == Action::LookUpOrder => {
                 self.stats.unknown_fates += 1;
                 self.note_error(&e);
-                self.sides[s] = SideState::Unknown(Unknown {
+                self.slots[s] = SideState::Unknown(Unknown {
                     order,
                     old: None,
                     deadline: Some(fate_deadline(a.sent_at, a.recv_window)),
@@ -197,12 +197,12 @@ impl LiveExchange {
         }
         if o.status.is_open() {
             self.lock(self.lock_of(order.side, order.price, order.remaining()), true);
-            self.sides[s] = SideState::Live(order);
+            self.slots[s] = SideState::Live(order);
         } else {
             if o.status == ExOrderStatus::ExpiredInMatch {
                 self.count_stp(o.order_id);
             }
-            self.sides[s] = SideState::Idle;
+            self.slots[s] = SideState::Idle;
         }
     }
 
@@ -243,7 +243,7 @@ impl LiveExchange {
                 return;
             }
             Ok(_) => {
-                self.sides[s] = SideState::Live(old);
+                self.slots[s] = SideState::Live(old);
                 return;
             }
             Err(e) => e,
@@ -264,7 +264,7 @@ impl LiveExchange {
                         return;
                     }
                     ReplaceHalf::Success(n) => {
-                        // Both would rest: keep the side single.
+                        // Both would rest: keep the slot to one order.
                         let id = new.client_id.clone();
                         self.record(&new, OrderStatus::New, None);
                         self.submit(
@@ -295,7 +295,7 @@ impl LiveExchange {
                 }
                 self.note_error(&e);
                 if old_gone {
-                    self.sides[s] = SideState::Idle;
+                    self.slots[s] = SideState::Idle;
                 } else {
                     // The cancel half failed: the old order may have filled
                     // or be gone; ask before deciding.
@@ -306,7 +306,7 @@ impl LiveExchange {
                 // Either half may have happened: the side waits for both.
                 self.stats.unknown_fates += 1;
                 self.note_error(&e);
-                self.sides[s] = SideState::Unknown(Unknown {
+                self.slots[s] = SideState::Unknown(Unknown {
                     order: new,
                     old: Some(old),
                     deadline: Some(fate_deadline(a.sent_at, a.recv_window)),
@@ -322,7 +322,7 @@ impl LiveExchange {
             _ => {
                 // Refused as a whole: the old order still rests.
                 self.refused(s, &new, &e, a.via);
-                self.sides[s] = SideState::Live(old);
+                self.slots[s] = SideState::Live(old);
                 self.act(&e, a.via);
             }
         }
@@ -354,9 +354,9 @@ impl LiveExchange {
                 if c.executed_qty > seen {
                     self.recover_fills(order.order_id, &order.client_id);
                 }
-                self.sides[s] = SideState::Idle;
+                self.slots[s] = SideState::Idle;
             }
-            Ok(_) => self.sides[s] = SideState::Idle,
+            Ok(_) => self.slots[s] = SideState::Idle,
             Err(e) => match e.action() {
                 // Not open any more (filled, expired) or never there: ask
                 // how it ended.
@@ -389,7 +389,7 @@ impl LiveExchange {
 
     /// The order may no longer be open: look it up before deciding.
     pub(super) fn settle(&mut self, s: usize, order: LiveOrder) {
-        self.sides[s] =
+        self.slots[s] =
             SideState::Unknown(Unknown { order, old: None, deadline: None, query: None, next_query: Instant::now() });
     }
 

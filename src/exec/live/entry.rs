@@ -11,22 +11,14 @@ use crate::exec::risk::{Balance, OrderRequest};
 use crate::exec::Side;
 use crate::hot::fixed::{notional_ceil, Price, Qty};
 
-use super::side::{LiveOrder, SideState, BID};
+use super::side::{side_of, LiveOrder, SideState};
 use super::{wall_ns, LiveExchange, Purpose};
 
-pub(super) fn side_of(s: usize) -> Side {
-    if s == BID {
-        Side::Buy
-    } else {
-        Side::Sell
-    }
-}
-
 impl LiveExchange {
-    /// Takes a decision on side `s` if its state allows one: place, keep,
-    /// replace or cancel, from the latest wanted quote.
+    /// Takes a decision on slot `s` (a side's level) if its state allows
+    /// one: place, keep, replace or cancel, from the latest wanted quote.
     pub(super) fn decide(&mut self, s: usize) {
-        if self.stopped.is_some() || self.clock_syncing || !self.sides[s].accepts_decision() {
+        if self.stopped.is_some() || self.clock_syncing || !self.slots[s].accepts_decision() {
             return;
         }
         let now = Instant::now();
@@ -35,7 +27,7 @@ impl LiveExchange {
         }
         let side = side_of(s);
         let Some(want) = self.wanted[s] else {
-            if matches!(self.sides[s], SideState::Live(_)) {
+            if matches!(self.slots[s], SideState::Live(_)) {
                 self.send_cancel(s, "quote pulled");
             }
             return;
@@ -45,7 +37,7 @@ impl LiveExchange {
             Side::Sell => self.rules.ceil_price(want.price),
         };
         let qty = self.rules.floor_qty(want.qty);
-        if let SideState::Live(o) = &self.sides[s] {
+        if let SideState::Live(o) = &self.slots[s] {
             if !self.needs_replace(o, price, qty) {
                 return;
             }
@@ -54,7 +46,7 @@ impl LiveExchange {
             // New orders are on hold (an order-count limit) but cancels
             // still go: an order at a price we no longer want must not rest
             // unmanaged.
-            if matches!(self.sides[s], SideState::Live(_)) {
+            if matches!(self.slots[s], SideState::Live(_)) {
                 self.send_cancel(s, "new orders on hold (order rate limit)");
             }
             return;
@@ -64,21 +56,21 @@ impl LiveExchange {
         if self.requote_after[s].is_some() || self.filled_since_quote[s] {
             return;
         }
-        if !self.admit(side, price, qty) {
+        if !self.admit(s, price, qty) {
             // Not allowed to send what is wanted: the old order is not
             // wanted either.
-            if matches!(self.sides[s], SideState::Live(_)) {
+            if matches!(self.slots[s], SideState::Live(_)) {
                 self.send_cancel(s, "replacement refused before sending");
             }
             return;
         }
         if self.cfg.dry_run {
             // Nothing rests in a dry run: forget the checked order.
-            self.sides[s] = SideState::Idle;
+            self.slots[s] = SideState::Idle;
             self.send_new(s, side, price, qty);
             return;
         }
-        if matches!(self.sides[s], SideState::Live(_)) {
+        if matches!(self.slots[s], SideState::Live(_)) {
             if self.rules.cancel_replace_allowed {
                 self.send_replace(s, side, price, qty);
             } else {
@@ -98,11 +90,21 @@ impl LiveExchange {
         (moved != 0 && moved >= tolerance) || qty != o.orig_qty || o.since.elapsed() > self.cfg.max_order_age
     }
 
-    /// The filters, then the pre-trade checks, with the side's current
-    /// order counted as gone (it is being replaced).
-    fn admit(&mut self, side: Side, price: Price, qty: Qty) -> bool {
-        let s = super::side::slot_of(side);
-        let others = self.sides.iter().enumerate().filter(|(i, st)| *i != s && st.shown().is_some()).count() as u32;
+    /// The filters, then the pre-trade checks, with slot `s`'s current
+    /// order counted as gone (it is being replaced) and what the side's
+    /// other levels can still fill counted as filled.
+    fn admit(&mut self, s: usize, price: Price, qty: Qty) -> bool {
+        let side = side_of(s);
+        let others = self.slots.iter().enumerate().filter(|(i, st)| *i != s && st.shown().is_some()).count() as u32;
+        // Every order the side's other slots track can fill, a replace's
+        // old one included until its cancel lands.
+        let working = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != s && side_of(*i) == side)
+            .flat_map(|(_, st)| st.orders())
+            .fold(0i64, |sum, o| sum.saturating_add(o.remaining().0));
         // MAX_NUM_ORDERS counts the account's open orders on the symbol (the
         // side's own order is being replaced); PERCENT_PRICE_BY_SIDE is
         // checked against the last mid standing in for Binance's average.
@@ -117,8 +119,9 @@ impl LiveExchange {
         }
         self.risk.set_open_orders(others);
         self.risk.set_position(self.position.qty());
+        self.risk.set_working(side, Qty(working));
         // The replaced order's locked funds come back when it is cancelled.
-        let (asset, back) = match &self.sides[s] {
+        let (asset, back) = match &self.slots[s] {
             SideState::Live(o) => self.lock_of(o.side, o.price, o.remaining()),
             _ => (String::new(), 0),
         };
@@ -183,11 +186,11 @@ impl LiveExchange {
             Call::Place(new)
         };
         let req = self.submit(call, Purpose::Side(s));
-        self.sides[s] = SideState::Placing { req, order };
+        self.slots[s] = SideState::Placing { req, order };
     }
 
     fn send_replace(&mut self, s: usize, side: Side, price: Price, qty: Qty) {
-        let SideState::Live(old) = std::mem::take(&mut self.sides[s]) else { return };
+        let SideState::Live(old) = std::mem::take(&mut self.slots[s]) else { return };
         let (new, order) = self.new_order(side, price, qty);
         self.record(&order, OrderStatus::Unknown, Some("sending (replace)".into()));
         self.stats.orders += 1;
@@ -195,15 +198,15 @@ impl LiveExchange {
         self.stats.cancels += 1;
         let cancel = target_of(&old);
         let req = self.submit(Call::CancelReplace { cancel, new }, Purpose::Side(s));
-        self.sides[s] = SideState::Replacing { req, old, new: order };
+        self.slots[s] = SideState::Replacing { req, old, new: order };
     }
 
     /// Cancels the side's live order (or sends a waiting cancel again).
     pub(super) fn send_cancel(&mut self, s: usize, why: &'static str) {
-        let order = match std::mem::take(&mut self.sides[s]) {
+        let order = match std::mem::take(&mut self.slots[s]) {
             SideState::Live(o) | SideState::Cancelling { order: o, .. } => o,
             other => {
-                self.sides[s] = other;
+                self.slots[s] = other;
                 return;
             }
         };
@@ -212,7 +215,7 @@ impl LiveExchange {
         }
         self.stats.cancels += 1;
         let req = self.submit(Call::Cancel(target_of(&order)), Purpose::Side(s));
-        self.sides[s] = SideState::Cancelling { req: Some(req), order, retry_at: Instant::now(), why };
+        self.slots[s] = SideState::Cancelling { req: Some(req), order, retry_at: Instant::now(), why };
     }
 
     /// A cancel that waits (back-off, or an unknown first try) goes again
@@ -222,7 +225,7 @@ impl LiveExchange {
         if self.all_blocked_until.is_some_and(|t| now < t) {
             return;
         }
-        if let SideState::Cancelling { req: None, retry_at, why, .. } = &self.sides[s] {
+        if let SideState::Cancelling { req: None, retry_at, why, .. } = &self.slots[s] {
             if now >= *retry_at {
                 let why = *why;
                 self.send_cancel(s, why);
@@ -240,7 +243,7 @@ impl LiveExchange {
 
     /// Puts a cancel on hold for `d`.
     pub(super) fn cancel_later(&mut self, s: usize, order: LiveOrder, d: Duration, why: &'static str) {
-        self.sides[s] = SideState::Cancelling { req: None, order, retry_at: Instant::now() + d, why };
+        self.slots[s] = SideState::Cancelling { req: None, order, retry_at: Instant::now() + d, why };
     }
 
     // ----------------------------------------------------------------------

@@ -14,7 +14,7 @@ use crate::exec::Side;
 use crate::hot::fixed::Qty;
 use crate::hot::msg::Symbol;
 
-use super::side::{slot_of, LiveOrder, SideState};
+use super::side::{side_of, slot, LiveOrder, SideState};
 use super::{LiveExchange, Purpose, StopReason};
 
 impl LiveExchange {
@@ -62,8 +62,10 @@ impl LiveExchange {
         if r.symbol != self.symbol || self.cfg.dry_run {
             return;
         }
-        let s = slot_of(r.side);
         let id = r.order_client_id().to_string();
+        // The slot tracking the order; an order no slot tracks is judged
+        // against the side's best (every handler below checks the id).
+        let s = self.slot_tracking(&id).unwrap_or(slot(r.side, 0));
         if r.exec_type == ExecType::Trade && r.last_qty.0 > 0 {
             // A live run owns its symbol on the account: every fill there
             // counts, tracked order or not.
@@ -71,7 +73,7 @@ impl LiveExchange {
             // stream brought, or an answer's executedQty (whose fills are
             // then being recovered already); nothing for an order no side
             // tracks.
-            let known = self.sides[s].orders().find(|o| o.client_id == id).map_or(Qty(0), |o| o.filled);
+            let known = self.slots[s].orders().find(|o| o.client_id == id).map_or(Qty(0), |o| o.filled);
             if !self.apply_fill(self.stream_fill(r)) {
                 return;
             }
@@ -86,7 +88,7 @@ impl LiveExchange {
             self.found_on_stream(s, &id, r.order_id);
             let done = !r.status.is_open();
             let mut update = None;
-            for o in self.sides[s].orders_mut().filter(|o| o.client_id == id) {
+            for o in self.slots[s].orders_mut().filter(|o| o.client_id == id) {
                 o.filled = o.filled.max(r.cum_qty);
                 o.order_id = r.order_id;
                 update = Some(o.clone());
@@ -98,8 +100,8 @@ impl LiveExchange {
             self.record(&o, status, None);
             // A filled side stays empty until the next quote: the wanted
             // quote was made before this fill moved the position.
-            if done && matches!(&self.sides[s], SideState::Live(l) if l.client_id == id) {
-                self.sides[s] = SideState::Idle;
+            if done && matches!(&self.slots[s], SideState::Live(l) if l.client_id == id) {
+                self.slots[s] = SideState::Idle;
             }
             return;
         }
@@ -107,7 +109,7 @@ impl LiveExchange {
             ExecType::New
                 if !self.found_on_stream(s, &id, r.order_id) && !self.placed_on_stream(s, &id, r.order_id) =>
             {
-                for o in self.sides[s].orders_mut().filter(|o| o.client_id == id && o.order_id == 0) {
+                for o in self.slots[s].orders_mut().filter(|o| o.client_id == id && o.order_id == 0) {
                     o.order_id = r.order_id;
                 }
             }
@@ -124,13 +126,13 @@ impl LiveExchange {
                 // Ended without our asking (expiry, STP, an operator): free
                 // the side and record it. A side waiting on its own request
                 // (cancel, replace) learns it from that answer.
-                let ended = match &self.sides[s] {
+                let ended = match &self.slots[s] {
                     SideState::Live(o) if o.client_id == id => true,
                     SideState::Unknown(u) if u.order.client_id == id && u.old.is_none() => true,
                     _ => false,
                 };
                 if ended {
-                    let mut o = match std::mem::take(&mut self.sides[s]) {
+                    let mut o = match std::mem::take(&mut self.slots[s]) {
                         SideState::Live(o) => o,
                         SideState::Unknown(u) => u.order,
                         _ => return,
@@ -153,14 +155,14 @@ impl LiveExchange {
 
     /// The stream says an order being placed (or a replace's new order) is
     /// on the book: the side is live now, whenever the answer comes.
-    /// Returns true when it advanced side `s`.
+    /// Returns true when it advanced slot `s`.
     fn placed_on_stream(&mut self, s: usize, client_id: &str, order_id: u64) -> bool {
-        let req = match &self.sides[s] {
+        let req = match &self.slots[s] {
             SideState::Placing { req, order } if order.client_id == client_id => *req,
             SideState::Replacing { req, new, .. } if new.client_id == client_id => *req,
             _ => return false,
         };
-        let mut order = match std::mem::take(&mut self.sides[s]) {
+        let mut order = match std::mem::take(&mut self.slots[s]) {
             SideState::Placing { order, .. } => order,
             SideState::Replacing { old, new, .. } => {
                 // STOP_ON_FAILURE places the new order only once the old
@@ -176,7 +178,7 @@ impl LiveExchange {
         order.order_id = order_id;
         self.record(&order, OrderStatus::New, Some("placed (seen on the stream before the answer)".into()));
         self.lock(self.lock_of(order.side, order.price, order.remaining()), true);
-        self.sides[s] = SideState::Live(order);
+        self.slots[s] = SideState::Live(order);
         self.decide(s);
         true
     }
@@ -184,11 +186,11 @@ impl LiveExchange {
     /// The stream says the order being cancelled is cancelled: the side is
     /// free now, whenever the answer comes.
     fn canceled_on_stream(&mut self, s: usize, client_id: &str, r: &ExecutionReport) -> bool {
-        let req = match &self.sides[s] {
+        let req = match &self.slots[s] {
             SideState::Cancelling { req: Some(req), order, .. } if order.client_id == client_id => *req,
             _ => return false,
         };
-        let SideState::Cancelling { mut order, why, .. } = std::mem::take(&mut self.sides[s]) else { return false };
+        let SideState::Cancelling { mut order, why, .. } = std::mem::take(&mut self.slots[s]) else { return false };
         self.superseded.insert(req);
         self.stats.overtaken_by_stream += 1;
         self.lock(self.lock_of(order.side, order.price, order.remaining()), false);
@@ -215,7 +217,11 @@ impl LiveExchange {
         match self.journal.record_fill(rec.clone()) {
             Ok(FillOutcome::Recorded) => {
                 let f = rec.to_fill(&self.rules.base_asset, &self.rules.quote_asset);
-                self.filled_since_quote[slot_of(f.side)] = true;
+                for s in 0..self.slots.len() {
+                    if side_of(s) == f.side {
+                        self.filled_since_quote[s] = true;
+                    }
+                }
                 self.position.on_fill(&f);
                 self.risk.set_position(self.position.qty());
                 self.pending_fills.push(f);

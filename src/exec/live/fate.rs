@@ -28,13 +28,13 @@ impl LiveExchange {
         if self.all_blocked_until.is_some_and(|t| now < t) {
             return;
         }
-        let due = match &self.sides[s] {
+        let due = match &self.slots[s] {
             SideState::Unknown(u) if u.query.is_none() && now >= u.next_query => u.order.client_id.clone(),
             _ => return,
         };
         self.stats.lookups += 1;
         let req = self.submit(Call::Query { client_id: due }, Purpose::Side(s));
-        if let SideState::Unknown(u) = &mut self.sides[s] {
+        if let SideState::Unknown(u) = &mut self.slots[s] {
             u.query = Some(req);
         }
     }
@@ -54,13 +54,13 @@ impl LiveExchange {
                     if u.deadline.is_some() { "found by lookup after an unknown fate" } else { "settled by lookup" };
                 self.apply_order(s, u.order, &o, why);
             }
-            Ok(_) => self.sides[s] = SideState::Unknown(u),
+            Ok(_) => self.slots[s] = SideState::Unknown(u),
             Err(BinanceError::UnknownOrder { .. }) => match u.deadline {
                 Some(d) if a.sent_at < d => {
                     // Not in the engine yet, but it may still get there.
                     self.stats.lookups_too_early += 1;
                     u.next_query = now + LOOKUP_EVERY;
-                    self.sides[s] = SideState::Unknown(u);
+                    self.slots[s] = SideState::Unknown(u);
                 }
                 _ => {
                     self.stats.lookups_absent += 1;
@@ -74,7 +74,7 @@ impl LiveExchange {
                         // The replace did nothing we can see: what about the
                         // order it was replacing?
                         Some(old) => self.settle(s, old),
-                        None => self.sides[s] = SideState::Idle,
+                        None => self.slots[s] = SideState::Idle,
                     }
                 }
             },
@@ -85,20 +85,20 @@ impl LiveExchange {
                     _ => LOOKUP_EVERY,
                 };
                 u.next_query = now + wait;
-                self.sides[s] = SideState::Unknown(u);
+                self.slots[s] = SideState::Unknown(u);
                 self.act(&e, a.via);
             }
         }
     }
 
     /// The user-data stream named an order of unknown fate: it is on the
-    /// exchange. Returns true when it resolved side `s`.
+    /// exchange. Returns true when it resolved slot `s`.
     pub(super) fn found_on_stream(&mut self, s: usize, client_id: &str, order_id: u64) -> bool {
-        let SideState::Unknown(u) = &self.sides[s] else { return false };
+        let SideState::Unknown(u) = &self.slots[s] else { return false };
         if u.order.client_id != client_id {
             return false;
         }
-        let SideState::Unknown(mut u) = std::mem::take(&mut self.sides[s]) else { return false };
+        let SideState::Unknown(mut u) = std::mem::take(&mut self.slots[s]) else { return false };
         self.stats.lookups_found += 1;
         if let Some(old) = u.old.take() {
             self.old_gone(&old, "cancel: replaced (new order seen on the stream)");
@@ -106,7 +106,7 @@ impl LiveExchange {
         u.order.order_id = order_id;
         self.record(&u.order, OrderStatus::New, Some("seen on the user-data stream after an unknown fate".into()));
         self.lock(self.lock_of(u.order.side, u.order.price, u.order.remaining()), true);
-        self.sides[s] = SideState::Live(u.order);
+        self.slots[s] = SideState::Live(u.order);
         true
     }
 

@@ -19,9 +19,11 @@
 //!
 //! # What it guarantees
 //!
-//! - **One order per side.** A side is kept, replaced (cancelReplace when
-//!   the symbol allows it, else cancel then new) or cancelled by the same
-//!   refresh rules as paper.
+//! - **One order per side and level.** Each of a ladder's levels (one by
+//!   default, `[strategy] levels`) is an order slot of its own ([`side`]),
+//!   kept, replaced (cancelReplace when the symbol allows it, else cancel
+//!   then new) or cancelled by the same refresh rules as paper. The
+//!   position check counts what the side's other levels can still fill.
 //! - **Checked before sent.** Rounded to the symbol's filters, checked by
 //!   [`SymbolRules::check`] and [`RiskCheck::check`]; a refusal is counted
 //!   with its reason and nothing is sent.
@@ -86,7 +88,7 @@ use crate::hot::msg::{Level, Symbol, Trade};
 use crate::ipguard::IpGuard;
 
 pub use rtt::OrderRtt;
-use side::{slot_of, SideState, ASK, BID};
+use side::{slot, SideState};
 
 /// The methods [`OrderRtt`] keeps apart, in report order.
 pub fn rtt_methods() -> &'static [&'static str] {
@@ -112,7 +114,7 @@ const EARLIER_RUNS: i64 = 50;
 /// Why a request was sent, so its answer goes to the right handler.
 #[derive(Debug, Clone)]
 enum Purpose {
-    /// A side's new order, cancelReplace, cancel or lookup: the side's state
+    /// A slot's new order, cancelReplace, cancel or lookup: the slot's state
     /// names the request.
     Side(usize),
     /// Periodic reconciliation: the open orders as of `asked`.
@@ -159,22 +161,25 @@ pub struct LiveExchange {
     /// The user-data stream's own connection (`order_entry = "rest"`).
     stream: Option<UserDataStream>,
     stream_dropped: u64,
-    sides: [SideState; 2],
-    /// The latest wanted level per side (already filtered for zero), and
-    /// the refresh grid it came with: a busy side decides on it as soon as
+    /// One order slot per side and ladder level ([`side::slot`]): the best
+    /// bid and ask first.
+    slots: Vec<SideState>,
+    /// The latest wanted level per slot (already filtered for zero), and
+    /// the refresh grid it came with: a busy slot decides on it as soon as
     /// it is free.
-    wanted: [Option<Level>; 2],
+    wanted: Vec<Option<Level>>,
     tick: Price,
     /// After a would-take the side waits for the next quote (the number of
     /// quotes seen when it was refused): the same price would be refused
     /// again.
-    requote_after: [Option<u64>; 2],
-    /// A fill on this side since the last quote: the wanted quote was made
-    /// before the fill moved the position, so the side waits for the next.
-    filled_since_quote: [bool; 2],
-    /// A -1021 was answered on this side since the last quote: its order
+    requote_after: Vec<Option<u64>>,
+    /// A fill on this slot's side since the last quote: the wanted quote
+    /// was made before the fill moved the position, so the side's slots
+    /// wait for the next.
+    filled_since_quote: Vec<bool>,
+    /// A -1021 was answered on this slot since the last quote: its order
     /// was sent again once, after the clock was measured again.
-    clock_retried: [bool; 2],
+    clock_retried: Vec<bool>,
     /// A clock re-measurement is in flight: no order goes out meanwhile.
     clock_syncing: bool,
     pending: HashMap<RequestId, Purpose>,
@@ -214,7 +219,7 @@ impl std::fmt::Debug for LiveExchange {
         f.debug_struct("LiveExchange")
             .field("symbol", &self.symbol)
             .field("run", &self.run)
-            .field("sides", &self.sides)
+            .field("slots", &self.slots)
             .field("position", &self.position)
             .field("stopped", &self.stopped)
             .finish()
@@ -285,6 +290,7 @@ impl LiveExchange {
             .symbol(&name)
             .cloned()
             .ok_or_else(|| LiveError::Setup(format!("exchangeInfo has no rules for {name}")))?;
+        check_levels(cfg, &rules)?;
         let ids = ClientIds::new(&reconcile::run_prefix(cfg))?;
         let run = journal.start_run(RunInfo {
             // A dry run trades nothing: the journal files it with paper runs.
@@ -330,6 +336,7 @@ impl LiveExchange {
         let gateway = OrderGateway::start(gcfg, rest, gateway_creds, guard)
             .map_err(|e| LiveError::Setup(format!("the order gateway could not start: {e}")))?;
         let now = Instant::now();
+        let n = 2 * cfg.levels.max(1);
         let mut ex = Self {
             cfg: cfg.clone(),
             symbol,
@@ -343,12 +350,12 @@ impl LiveExchange {
             subscriptions: 0,
             stream,
             stream_dropped: 0,
-            sides: [SideState::Idle, SideState::Idle],
-            wanted: [None, None],
+            slots: vec![SideState::Idle; n],
+            wanted: vec![None; n],
             tick: Price(0),
-            requote_after: [None, None],
-            filled_since_quote: [false, false],
-            clock_retried: [false, false],
+            requote_after: vec![None; n],
+            filled_since_quote: vec![false; n],
+            clock_retried: vec![false; n],
             clock_syncing: false,
             pending: HashMap::new(),
             superseded: std::collections::HashSet::new(),
@@ -451,14 +458,29 @@ impl LiveExchange {
         self.gateway.stats()
     }
 
-    /// The working bid, as paper reports it (`qty` = remaining).
+    /// The working best bid, as paper reports it (`qty` = remaining).
     pub fn working_bid(&self) -> Option<WorkingOrder> {
-        self.sides[BID].shown().map(|o| o.working())
+        self.working_at(Side::Buy, 0)
     }
 
-    /// The working ask.
+    /// The working best ask.
     pub fn working_ask(&self) -> Option<WorkingOrder> {
-        self.sides[ASK].shown().map(|o| o.working())
+        self.working_at(Side::Sell, 0)
+    }
+
+    /// The order working at ladder level `level` (0 = best) of `side`.
+    pub fn working_at(&self, side: Side, level: usize) -> Option<WorkingOrder> {
+        self.slots.get(slot(side, level))?.shown().map(|o| o.working())
+    }
+
+    /// Every working order, best levels first.
+    pub fn working_orders(&self) -> impl Iterator<Item = WorkingOrder> + '_ {
+        self.slots.iter().filter_map(|s| s.shown().map(|o| o.working()))
+    }
+
+    /// How many levels a side works (`[strategy] levels`).
+    pub fn levels(&self) -> usize {
+        self.slots.len() / 2
     }
 
     /// The prefix of this run's client order ids (`{prefix}-{n}`).
@@ -466,21 +488,28 @@ impl LiveExchange {
         self.ids.prefix()
     }
 
-    /// The client order id of the order shown as working on `side`.
+    /// The client order id of the order shown as working on `side`'s
+    /// best level.
     pub fn working_client_id(&self, side: Side) -> Option<&str> {
-        self.sides[slot_of(side)].shown().map(|o| o.client_id.as_str())
+        self.slots[slot(side, 0)].shown().map(|o| o.client_id.as_str())
     }
 
-    /// What `side` is doing: "idle", "sending", "live", "replacing",
-    /// "cancelling" or "unknown".
+    /// What `side`'s best level is doing: "idle", "sending", "live",
+    /// "replacing", "cancelling" or "unknown".
     pub fn side_state(&self, side: Side) -> &'static str {
-        self.sides[slot_of(side)].name()
+        self.level_state(side, 0)
+    }
+
+    /// What ladder level `level` of `side` is doing ("idle" beyond the
+    /// ladder).
+    pub fn level_state(&self, side: Side, level: usize) -> &'static str {
+        self.slots.get(slot(side, level)).map_or("idle", SideState::name)
     }
 
     /// Nothing in flight and no side busy: every request sent has been
     /// answered and acted on (tests and the stop wait for this).
     pub fn is_quiet(&self) -> bool {
-        self.gateway.in_flight() == 0 && self.sides.iter().all(|s| s.accepts_decision())
+        self.gateway.in_flight() == 0 && self.slots.iter().all(|s| s.accepts_decision())
     }
 
     /// Requests sent and not answered yet.
@@ -506,8 +535,9 @@ impl LiveExchange {
     }
 
     /// Takes the latest desired quote (same contract as paper's): keeps,
-    /// replaces or cancels each side whose state allows a decision now; a
-    /// busy side decides on this quote when its answer comes. `tick` is
+    /// replaces or cancels each side's levels whose state allows a decision
+    /// now; a busy one decides on this quote when its answer comes. Levels
+    /// beyond the quote's ladder are pulled. `tick` is
     /// the refresh grid (the symbol's tick when 0); `now_ns` is unused
     /// (live ages orders by the wall clock).
     pub fn on_quote(&mut self, q: &Quote, tick: Price, _now_ns: i64) {
@@ -517,10 +547,13 @@ impl LiveExchange {
         }
         self.stats.quotes += 1;
         self.tick = if tick.0 > 0 { tick } else { self.rules.price.tick };
-        self.wanted = [q.bid, q.ask].map(|l| l.filter(|l| l.price.0 > 0 && l.qty.0 > 0));
-        self.filled_since_quote = [false, false];
-        self.clock_retried = [false, false];
-        for s in [BID, ASK] {
+        for s in 0..self.slots.len() {
+            let level = q.level(side::side_of(s), side::level_of(s));
+            self.wanted[s] = level.filter(|l| l.price.0 > 0 && l.qty.0 > 0);
+            self.filled_since_quote[s] = false;
+            self.clock_retried[s] = false;
+        }
+        for s in 0..self.slots.len() {
             if self.requote_after[s].is_some_and(|n| n != self.stats.quotes) {
                 self.requote_after[s] = None;
             }
@@ -606,15 +639,25 @@ impl LiveExchange {
     }
 
     /// Timers: unknown-fate lookups, cancels waiting to be sent again, and
-    /// sides that became free for the latest wanted quote.
+    /// slots that became free for the latest wanted quote.
     fn run_timers(&mut self) {
-        for s in [BID, ASK] {
+        for s in 0..self.slots.len() {
             self.fate_tick(s);
             self.cancel_retry_tick(s);
             if self.stopped.is_some() {
                 return;
             }
         }
+    }
+
+    /// The slot tracking the order with client id `client_id`.
+    fn slot_tracking(&self, client_id: &str) -> Option<usize> {
+        self.slots.iter().position(|st| st.tracks(client_id))
+    }
+
+    /// The best idle slot of `side`, for an order taken over (adopted).
+    fn free_slot(&self, side: Side) -> Option<usize> {
+        (0..self.slots.len()).find(|&s| side::side_of(s) == side && matches!(self.slots[s], SideState::Idle))
     }
 
     /// A PnL snapshot in the journal (queued, never waits).
@@ -628,6 +671,31 @@ impl LiveExchange {
     fn note_error(&mut self, e: &impl ToString) {
         self.stats.last_error = Some(e.to_string());
     }
+}
+
+/// A ladder needs an open order per level a side: refused at start when
+/// the account's own limit (`[live] max_open_orders`) or the symbol's
+/// `MAX_NUM_ORDERS` filter leaves no room for it, naming the key.
+fn check_levels(cfg: &LiveConfig, rules: &SymbolRules) -> Result<(), LiveError> {
+    let orders = 2 * cfg.levels.max(1) as u64;
+    if orders > cfg.limits.max_open_orders as u64 {
+        return Err(LiveError::Setup(format!(
+            "[strategy] levels = {} works {orders} orders (both sides) but [live] max_open_orders is {}: raise \
+             max_open_orders to at least {orders} or quote fewer levels",
+            cfg.levels, cfg.limits.max_open_orders
+        )));
+    }
+    if rules.max_num_orders > 0 && orders > rules.max_num_orders as u64 {
+        return Err(LiveError::Setup(format!(
+            "[strategy] levels = {} works {orders} orders (both sides) but {}'s MAX_NUM_ORDERS filter allows {} \
+             open orders: quote at most {} levels",
+            cfg.levels,
+            rules.symbol,
+            rules.max_num_orders,
+            rules.max_num_orders / 2
+        )));
+    }
+    Ok(())
 }
 
 /// A stable hex hash of the config's debug text (FNV-1a), for the run row.

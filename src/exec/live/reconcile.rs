@@ -25,7 +25,7 @@ use crate::hot::fixed::Qty;
 use crate::hot::msg::Symbol;
 
 use super::answers::journal_status;
-use super::side::{slot_of, LiveOrder, SideState};
+use super::side::{LiveOrder, SideState};
 use super::{wall_ns, LiveError, LiveExchange, Purpose, EARLIER_RUNS};
 
 /// This run's client-id prefix: the configured base (or `mm`) plus the
@@ -69,17 +69,17 @@ impl Boot<'_> {
         self.symbol.as_str().to_string()
     }
 
-    /// Open orders at start: one per side may be adopted (per policy), the
-    /// rest are cancelled.
+    /// Open orders at start: one per side and level may be adopted (per
+    /// policy), the rest are cancelled.
     fn open_orders(&mut self, st: &mut StartState) -> Result<(), LiveError> {
         let name = self.name();
         let open = self.rest.open_orders(&name)?;
-        let mut taken = [false, false];
+        let mut taken = [0usize; 2];
         for e in open {
-            let s = slot_of(e.side);
+            let s = super::side::slot(e.side, 0);
             let id = e.placed_client_order_id().to_string();
-            if self.cfg.orphans == OrphanPolicy::Adopt && !taken[s] {
-                taken[s] = true;
+            if self.cfg.orphans == OrphanPolicy::Adopt && taken[s] < self.cfg.levels.max(1) {
+                taken[s] += 1;
                 st.adopted.push(e);
                 continue;
             }
@@ -171,9 +171,12 @@ impl LiveExchange {
             }
         }
         for e in st.adopted {
-            self.stats.orphans_adopted += 1;
-            let s = slot_of(e.side);
             let id = e.placed_client_order_id().to_string();
+            // At most one per slot was adopted at start; a slot taken
+            // meanwhile leaves the order to the first reconciliation,
+            // which cancels it as a stray.
+            let Some(s) = self.free_slot(e.side) else { continue };
+            self.stats.orphans_adopted += 1;
             let o = LiveOrder::new(&id, e.side, e.price, e.orig_qty, wall_ns());
             self.apply_order(s, o, &e, "adopted at start");
         }
@@ -203,10 +206,10 @@ impl LiveExchange {
 
     /// The open orders as of `asked`, against what the sides track.
     pub(super) fn on_open_orders(&mut self, asked: Instant, open: Vec<Order>) {
-        for s in [0, 1] {
-            // Only a side that was live before the question can be judged
+        for s in 0..self.slots.len() {
+            // Only a slot that was live before the question can be judged
             // by the answer (an order placed since may not be listed yet).
-            let SideState::Live(o) = &self.sides[s] else { continue };
+            let SideState::Live(o) = &self.slots[s] else { continue };
             if o.since > asked {
                 continue;
             }
@@ -216,31 +219,31 @@ impl LiveExchange {
                     if e.executed_qty > seen {
                         self.recover_fills(e.order_id, &id);
                     }
-                    if let SideState::Live(cur) = &mut self.sides[s] {
+                    if let SideState::Live(cur) = &mut self.slots[s] {
                         cur.order_id = e.order_id;
                         cur.filled = cur.filled.max(e.executed_qty);
                     }
                 }
                 None => {
-                    let SideState::Live(o) = std::mem::take(&mut self.sides[s]) else { continue };
+                    let SideState::Live(o) = std::mem::take(&mut self.slots[s]) else { continue };
                     self.settle(s, o);
                 }
             }
         }
         for e in open {
             let id = e.placed_client_order_id().to_string();
-            if self.sides.iter().any(|st| st.tracks(&id)) {
+            if self.slots.iter().any(|st| st.tracks(&id)) {
                 continue;
             }
-            let s = slot_of(e.side);
             let ours = id.starts_with(&format!("{}-", self.ids.prefix()));
-            if !ours && self.cfg.orphans == OrphanPolicy::Adopt && matches!(self.sides[s], SideState::Idle) {
+            let free = self.free_slot(e.side).filter(|_| !ours && self.cfg.orphans == OrphanPolicy::Adopt);
+            if let Some(s) = free {
                 self.stats.orphans_adopted += 1;
                 let o = LiveOrder::new(&id, e.side, e.price, e.orig_qty, wall_ns());
                 self.apply_order(s, o, &e, "adopted at reconciliation");
             } else {
                 // Ours but untracked (an extra), or someone else's: a live
-                // run owns its symbol, and a side holds one order.
+                // run owns its symbol, and a slot holds one order.
                 self.stats.orphans_canceled += 1;
                 self.submit(Call::Cancel(Target::OrderId(e.order_id)), Purpose::CancelStray { client_id: id });
             }

@@ -183,14 +183,30 @@ pub fn fate_deadline(sent_at: Instant, recv_window: Duration) -> Instant {
     sent_at + recv_window.max(ENGINE_TIMEOUT) + DEADLINE_SLACK
 }
 
-pub const BID: usize = 0;
-pub const ASK: usize = 1;
+/// Slot `s` holds level `s / 2` of the bid (`s` even) or the ask (odd):
+/// the best bid and ask are slots 0 and 1, a ladder's deeper levels
+/// follow in pairs, so one symbol's orders are a short array the manager
+/// walks in order of importance.
+pub fn slot(side: Side, level: usize) -> usize {
+    level * 2
+        + match side {
+            Side::Buy => 0,
+            Side::Sell => 1,
+        }
+}
 
-pub fn slot_of(side: Side) -> usize {
-    match side {
-        Side::Buy => BID,
-        Side::Sell => ASK,
+/// The side of slot `s`.
+pub fn side_of(s: usize) -> Side {
+    if s.is_multiple_of(2) {
+        Side::Buy
+    } else {
+        Side::Sell
     }
+}
+
+/// The ladder level of slot `s` (0 = best).
+pub fn level_of(s: usize) -> usize {
+    s / 2
 }
 
 #[cfg(test)]
@@ -219,6 +235,14 @@ mod tests {
         assert!(s.tracks("a") && s.tracks("b") && !s.tracks("c"));
         assert!(s.waits_on(7) && !s.waits_on(8));
         assert_eq!(s.shown().unwrap().client_id, "a");
+    }
+
+    #[test]
+    fn slots_pair_the_sides_level_by_level() {
+        assert_eq!((slot(Side::Buy, 0), slot(Side::Sell, 0), slot(Side::Buy, 2), slot(Side::Sell, 2)), (0, 1, 4, 5));
+        for s in 0..16 {
+            assert_eq!(slot(side_of(s), level_of(s)), s);
+        }
     }
 
     #[test]

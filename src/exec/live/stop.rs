@@ -15,7 +15,7 @@ use crate::exec::binance::errors::Action;
 use crate::exec::binance::gateway::{Answer, Call, GatewayEvent, Reply, Target};
 use crate::exec::userdata::{ExecType, UserEvent};
 
-use super::side::{slot_of, SideState};
+use super::side::SideState;
 use super::{wall_ns, LiveExchange, Purpose, StopReason};
 
 /// Cancel-all is tried this many times (besides waiting out back-offs).
@@ -29,7 +29,7 @@ impl LiveExchange {
         self.stopped = Some(reason);
         if self.cfg.dry_run {
             // Nothing of ours rests, and what others placed is theirs.
-            self.sides = Default::default();
+            self.slots.iter_mut().for_each(|s| *s = SideState::Idle);
         } else {
             self.cancel_everything(reason);
         }
@@ -80,14 +80,14 @@ impl LiveExchange {
         // 1. What is in flight is answered first: an order placed just now
         //    must be known before cancel-all, or it would be missed.
         let end = Instant::now() + self.request_limit();
-        self.pump_until(end, |ex| ex.sides.iter().all(|s| s.accepts_decision()));
+        self.pump_until(end, |ex| ex.slots.iter().all(|s| s.accepts_decision()));
         // 2. Cancel-all.
         let canceled_all = self.cancel_all(reason);
 
         // 3. Orders of unknown fate are waited out to their deadlines; any
         //    that turns up (or any side still live) is cancelled.
         let latest = self
-            .sides
+            .slots
             .iter()
             .filter_map(|s| match s {
                 SideState::Unknown(u) => u.deadline,
@@ -97,14 +97,14 @@ impl LiveExchange {
             .unwrap_or_else(Instant::now);
         let end = latest.max(Instant::now()) + self.request_limit();
         self.pump_until(end, |ex| {
-            for s in [0, 1] {
-                if matches!(ex.sides[s], SideState::Live(_)) {
+            for s in 0..ex.slots.len() {
+                if matches!(ex.slots[s], SideState::Live(_)) {
                     ex.send_cancel(s, "stop");
                 }
                 ex.fate_tick(s);
                 ex.cancel_retry_tick(s);
             }
-            ex.sides.iter().all(|s| matches!(s, SideState::Idle))
+            ex.slots.iter().all(|s| matches!(s, SideState::Idle))
         });
         // 4. The open orders once more.
         if canceled_all {
@@ -134,9 +134,9 @@ impl LiveExchange {
 
         // Could not cancel: say how many of ours may still rest. The next
         // start reconciles them (orphans) before quoting.
-        self.stats.left_open = self.sides.iter().filter(|s| s.shown().is_some()).count() as u64;
+        self.stats.left_open = self.slots.iter().filter(|s| s.shown().is_some()).count() as u64;
         if !canceled_all && self.stats.left_open == 0 {
-            self.stats.left_open = self.sides.iter().flat_map(|s| s.orders()).count() as u64;
+            self.stats.left_open = self.slots.iter().flat_map(|s| s.orders()).count() as u64;
         }
     }
 
@@ -157,12 +157,11 @@ impl LiveExchange {
                 Ok(Reply::Orders(list)) => {
                     for c in list {
                         let id = c.placed_client_order_id().to_string();
-                        let s = slot_of(c.side);
                         let mut seen = None;
-                        if let SideState::Live(o) = &self.sides[s] {
-                            if o.client_id == id {
+                        if let Some(s) = self.slot_tracking(&id) {
+                            if let SideState::Live(o) = &self.slots[s] {
                                 seen = Some(o.filled);
-                                self.sides[s] = SideState::Idle;
+                                self.slots[s] = SideState::Idle;
                             }
                         }
                         self.record_canceled(&id, &c, format!("cancel all: {reason}"));
@@ -173,9 +172,9 @@ impl LiveExchange {
                     }
                     // Live orders the cancel did not list were no longer
                     // open (filled, or gone): settle them by lookup.
-                    for s in [0, 1] {
-                        if matches!(self.sides[s], SideState::Live(_)) {
-                            if let SideState::Live(o) = std::mem::take(&mut self.sides[s]) {
+                    for s in 0..self.slots.len() {
+                        if matches!(self.slots[s], SideState::Live(_)) {
+                            if let SideState::Live(o) = std::mem::take(&mut self.slots[s]) {
                                 self.settle(s, o);
                             }
                         }
