@@ -399,8 +399,9 @@ impl Config {
             Some(s) => Err(symbols::SymbolsError::Key {
                 key: "symbols".into(),
                 why: format!(
-                    "lists {} symbols, and `{command}` trades one so far (`mmbot backtest`, `replay` and \
-                     `paper` run several; `mmbot demo --symbols N` simulates several): use [market] symbol for it",
+                    "lists {} symbols, and `{command}` trades one so far (`mmbot backtest`, `replay`, `paper` \
+                     and `run --live` run several; `mmbot demo --symbols N` simulates several): use [market] \
+                     symbol for it",
                     s.entries.len()
                 ),
             }

@@ -55,6 +55,7 @@ pub use recording::{merge_by_time, PacedLatency, RecordingSource};
 use warm::Warmer;
 
 pub mod multi;
+mod multi_desk;
 pub mod multi_status;
 mod recording;
 mod warm;
@@ -267,6 +268,24 @@ pub struct LiveOutcome {
     pub order_rtt: crate::exec::live::OrderRtt,
     /// The order gateway's counters (transports, sessions, timeouts).
     pub gateway: crate::exec::binance::gateway::GatewayStats,
+}
+
+impl LiveOutcome {
+    /// How `ex` ended (or stands, if it has not stopped).
+    pub fn of(ex: &LiveExchange) -> Self {
+        Self {
+            stop: ex.stopped().unwrap_or(StopReason::Requested),
+            stats: ex.stats().clone(),
+            risk: ex.risk_counters(),
+            run_id: ex.run_id(),
+            journal: ex.journal().path().to_path_buf(),
+            client_prefix: ex.client_prefix().to_string(),
+            position: *ex.position(),
+            dry_run: ex.dry_run(),
+            order_rtt: ex.order_rtt().clone(),
+            gateway: ex.gateway_stats(),
+        }
+    }
 }
 
 /// The exec thread's exchange: paper or live, driven the same way.
@@ -929,18 +948,7 @@ pub fn run_trading<S: Strategy + Send + 'static>(
     let books = hot.market().symbols().filter_map(|s| BookState::of(&hot, s)).collect();
     let histograms = hot.histograms().clone();
     let live = match &desk {
-        Desk::Live(ex) => Some(LiveOutcome {
-            stop: ex.stopped().unwrap_or(StopReason::Requested),
-            stats: ex.stats().clone(),
-            risk: ex.risk_counters(),
-            run_id: ex.run_id(),
-            journal: ex.journal().path().to_path_buf(),
-            client_prefix: ex.client_prefix().to_string(),
-            position: *ex.position(),
-            dry_run: ex.dry_run(),
-            order_rtt: ex.order_rtt().clone(),
-            gateway: ex.gateway_stats(),
-        }),
+        Desk::Live(ex) => Some(LiveOutcome::of(ex)),
         Desk::Paper(..) => None,
     };
     PaperRun { report, rings, pinned_core, source_errors, link, books, histograms, live, feed, warms, paced }

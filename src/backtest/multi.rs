@@ -53,6 +53,10 @@ pub struct SymbolReport {
     pub refused: BTreeMap<String, u64>,
     /// The symbol's own report, as a single-symbol backtest writes it.
     pub report: Report,
+    /// How its live trading went (`run --live` only), as a single-symbol
+    /// live report's `live` section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<serde_json::Value>,
 }
 
 /// Totals over the symbols quoted in one asset.
@@ -302,6 +306,7 @@ pub fn assemble(
             budget_base: amount(b.base_budget),
             refused,
             report,
+            live: None,
         });
     }
     let mut totals: BTreeMap<String, AssetTotals> = BTreeMap::new();

@@ -13,6 +13,7 @@ pub mod demo_multi;
 pub mod exit;
 pub mod feed_args;
 pub mod multi;
+pub mod multi_live;
 pub mod outputs;
 pub mod paper;
 pub mod record;

@@ -13,6 +13,7 @@
 //! prints what will be traded, the limits and the endpoints. The exit
 //! status says how a live run ended ([`live_exit_code`]).
 
+use crate::hot::msg::Symbol;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -112,7 +113,7 @@ pub fn run(args: PaperArgs, flags: LiveFlags, command: &'static str) -> anyhow::
     let mut config = feed_args.config()?;
     if config.symbols.is_some() {
         if flags.live {
-            config.one_symbol("mmbot run --live")?;
+            return crate::cli::multi_live::live(&args, config, &flags);
         }
         return crate::cli::multi::paper(&args, config, command);
     }
@@ -245,6 +246,21 @@ pub fn run(args: PaperArgs, flags: LiveFlags, command: &'static str) -> anyhow::
 /// the confirmation; the validated `[live]` and two copies of the keys (the
 /// user-data stream signs on its own thread).
 fn live_setup(config: &mut Config, testnet: bool, yes: bool) -> anyhow::Result<(LiveConfig, Credentials, Credentials)> {
+    let sym = config.hot.symbol.context("no symbol to trade: give --symbol")?;
+    if config.feed.symbols.first() != Some(&sym) {
+        bail!("--live trades the first --symbol; [market] symbol {sym} is not the first streamed symbol");
+    }
+    live_setup_for(config, testnet, yes, &[sym])
+}
+
+/// [`live_setup`] for `symbols` (one, or a `[[symbols]]` run's): the
+/// banner names them all and the confirmation asks for the first.
+pub(crate) fn live_setup_for(
+    config: &mut Config,
+    testnet: bool,
+    yes: bool,
+    symbols: &[Symbol],
+) -> anyhow::Result<(LiveConfig, Credentials, Credentials)> {
     let Some(mut cfg) = config.live.clone() else {
         bail!(
             "--live needs a [live] section in the config (--config FILE): at least max_position, \
@@ -278,10 +294,8 @@ fn live_setup(config: &mut Config, testnet: bool, yes: bool) -> anyhow::Result<(
             );
         }
     }
-    let sym = config.hot.symbol.context("no symbol to trade: give --symbol")?;
-    if feed.symbols.first() != Some(&sym) {
-        bail!("--live trades the first --symbol; [market] symbol {sym} is not the first streamed symbol");
-    }
+    let sym = *symbols.first().context("no symbol to trade: give --symbol")?;
+    let names = symbols.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ");
     let rest_creds = Credentials::load(&cfg.env_file).context("--live: loading the API keys")?;
     let stream_creds = Credentials::load(&cfg.env_file).context("--live: loading the API keys")?;
     let l = &cfg.limits;
@@ -290,7 +304,7 @@ fn live_setup(config: &mut Config, testnet: bool, yes: bool) -> anyhow::Result<(
         RunMode::Live => "MAINNET: REAL MONEY",
         _ => "testnet or simulator: no real money",
     };
-    eprintln!("mmbot live: trading {sym} on {venue}");
+    eprintln!("mmbot live: trading {names} on {venue}");
     if cfg.dry_run {
         eprintln!("  DRY RUN:  every order goes to /api/v3/order/test; nothing is placed, cancelled or filled");
     }
@@ -341,7 +355,7 @@ fn live_setup(config: &mut Config, testnet: bool, yes: bool) -> anyhow::Result<(
 }
 
 /// The live outcome for the report JSON.
-fn live_json(o: &LiveOutcome) -> serde_json::Value {
+pub(crate) fn live_json(o: &LiveOutcome) -> serde_json::Value {
     let s = &o.stats;
     let p = &o.position;
     let refused: serde_json::Map<String, serde_json::Value> =
@@ -424,7 +438,7 @@ fn order_rtt_json(r: &crate::exec::live::OrderRtt) -> serde_json::Value {
 }
 
 /// How the live run ended, in words, with where to look.
-fn print_live_summary(o: &LiveOutcome) {
+pub(crate) fn print_live_summary(o: &LiveOutcome) {
     let s = &o.stats;
     let p = &o.position;
     if o.dry_run {

@@ -357,21 +357,27 @@ fn advisor_options(source: &Source, view: View) -> crate::ai::advisor::AdvisorOp
 /// `SIMULATOR · paper orders`, `MAINNET feed · paper orders`,
 /// `TESTNET · LIVE ORDERS`, `REPLAY of a recording · paper orders`. The first
 /// word is the one the dashboard colours.
+fn is_local(url: &str) -> bool {
+    ["://127.0.0.1", "://localhost", "://[::1]"].iter().any(|h| url.contains(h))
+}
+
+/// Where live orders go, for the dashboard's header.
+pub fn live_venue_label(config: &Config) -> String {
+    let where_ = match &config.live {
+        Some(l) if is_local(&l.rest_url) => "SIMULATOR (a local exchange)",
+        Some(l) if l.mode == crate::exec::journal::RunMode::Live => "MAINNET",
+        _ => "TESTNET",
+    };
+    format!("{where_} · LIVE ORDERS")
+}
+
 pub fn venue_label(source: &Source, venue: &Venue, config: &Config) -> String {
-    let local = |url: &str| ["://127.0.0.1", "://localhost", "://[::1]"].iter().any(|h| url.contains(h));
     match venue {
-        Venue::Live { .. } => {
-            let where_ = match &config.live {
-                Some(l) if local(&l.rest_url) => "SIMULATOR (a local exchange)",
-                Some(l) if l.mode == crate::exec::journal::RunMode::Live => "MAINNET",
-                _ => "TESTNET",
-            };
-            format!("{where_} · LIVE ORDERS")
-        }
+        Venue::Live { .. } => live_venue_label(config),
         Venue::Paper => match source {
             Source::Recording(_) => "REPLAY of a recording · paper orders".into(),
             Source::Live(feed) => {
-                let where_ = if feed.stream_url.as_deref().is_some_and(local) {
+                let where_ = if feed.stream_url.as_deref().is_some_and(is_local) {
                     "SIMULATOR"
                 } else if feed.market == crate::feed::endpoint::FeedMarket::SpotTestnet {
                     "TESTNET feed"

@@ -7,8 +7,11 @@
 //! by key over the file's own, and the result is validated as a whole
 //! config file would be, so every symbol gets the same checks and messages
 //! as a single-symbol file (prefixed with the entry). Process-wide
-//! sections (`[cores]`, `[feed]`, `[net]`, `[ai]`, `[live]`) and `[market]`
-//! (the entry's `symbol` says it) cannot be overridden per symbol.
+//! sections (`[cores]`, `[feed]`, `[net]`, `[ai]`) and `[market]` (the
+//! entry's `symbol` says it) cannot be overridden per symbol; of `[live]`
+//! only the pre-trade limits can (`[symbols.live]`: `max_position`,
+//! `max_order_notional`, `max_open_orders`, `daily_loss_limit`, in the
+//! symbol's own assets), the rest is the account's.
 //!
 //! `core` puts the symbol on the hot thread pinned to that core: symbols
 //! with the same core form one group (`crate::hot::group`), each group its
@@ -46,6 +49,11 @@ const QUOTE_ASSETS: [&str; 17] = [
 
 /// Sections an entry may override.
 const PER_SYMBOL: [&str; 7] = ["strategy", "risk", "paper", "filters", "features", "book", "script"];
+
+/// The `[live]` keys an entry may set for its symbol (`[symbols.live]`):
+/// the pre-trade limits, which are in the symbol's own assets. The rest of
+/// `[live]` (endpoints, journal, keys, kill switch) is the account's.
+const PER_SYMBOL_LIVE: [&str; 4] = ["max_position", "max_order_notional", "max_open_orders", "daily_loss_limit"];
 
 /// Why `[[symbols]]` or `[account]` was refused.
 #[derive(Debug, thiserror::Error)]
@@ -216,7 +224,28 @@ pub fn read(
                 s if PER_SYMBOL.contains(&s) => {
                     over.insert(k.clone(), v.clone());
                 }
-                "market" | "cores" | "feed" | "net" | "ai" | "live" | "account" | "symbols" => {
+                "live" => {
+                    let toml::Value::Table(t) = v else {
+                        return Err(key_error(key("live"), "must be a table of the symbol's live limits"));
+                    };
+                    if let Some(other) = t.keys().find(|k| !PER_SYMBOL_LIVE.contains(&k.as_str())) {
+                        return Err(key_error(
+                            key(&format!("live.{other}")),
+                            format!(
+                                "is the account's, set it in the top [live]; a symbol's [live] has only {}",
+                                PER_SYMBOL_LIVE.join(", ")
+                            ),
+                        ));
+                    }
+                    if !doc.contains_key("live") {
+                        return Err(key_error(
+                            key("live"),
+                            "needs a top-level [live] section (endpoints, journal, daily loss) to override",
+                        ));
+                    }
+                    over.insert(k.clone(), v.clone());
+                }
+                "market" | "cores" | "feed" | "net" | "ai" | "account" | "symbols" => {
                     return Err(key_error(
                         key(k),
                         format!("[{k}] is process-wide (or set by the entry's symbol); set it at the top of the file"),
@@ -226,9 +255,10 @@ pub fn read(
                     return Err(key_error(
                         key(k),
                         format!(
-                            "unknown key; an entry has symbol, base, quote, budget_quote, budget_base, core and \
-                             the sections {}",
-                            PER_SYMBOL.join(", ")
+                            "unknown key; an entry has symbol, base, quote, budget_quote, budget_base, core, the \
+                             sections {} and live ({})",
+                            PER_SYMBOL.join(", "),
+                            PER_SYMBOL_LIVE.join(", ")
                         ),
                     ))
                 }
@@ -282,10 +312,20 @@ pub fn read(
         let budget = SymbolBudget { symbol: Symbol::new(name.as_bytes()), base, quote, quote_budget, base_budget };
         entries.push(SymbolEntry { budget, config, core });
     }
-    if let Some(acct) = &account {
-        // Each asset's budgets, over the symbols that draw on it.
+    let symbols = Symbols { entries, account };
+    if let Some(acct) = &symbols.account {
+        symbols.check_budgets(&acct.balances, "raise the balance")?;
+    }
+    Ok(symbols)
+}
+
+impl Symbols {
+    /// Each asset's budgets, over the symbols that draw on it, against what
+    /// the account holds (`balances`: the config's, or the exchange's at a
+    /// live start); `fix` says what else to do than lower the budgets.
+    pub fn check_budgets(&self, balances: &[(String, i64)], fix: &str) -> Result<(), SymbolsError> {
         let mut drawn: BTreeMap<&str, Vec<(&str, i64)>> = BTreeMap::new();
-        for e in &entries {
+        for e in &self.entries {
             let b = &e.budget;
             drawn.entry(&b.quote).or_default().push((b.symbol.as_str(), b.quote_budget));
             if b.base_budget > 0 {
@@ -294,7 +334,7 @@ pub fn read(
         }
         for (asset, uses) in drawn {
             let total: i64 = uses.iter().map(|(_, v)| v).sum();
-            let held = acct.balances.iter().find(|(a, _)| a == asset).map_or(0, |(_, v)| *v);
+            let held = balances.iter().find(|(a, _)| a == asset).map_or(0, |(_, v)| *v);
             if total > held {
                 let parts: Vec<String> =
                     uses.iter().map(|(s, v)| format!("{s} {}", crate::hot::fixed::Qty(*v))).collect();
@@ -302,7 +342,7 @@ pub fn read(
                     format!("account.balances.{asset}"),
                     format!(
                         "the symbols' budgets of {asset} add up to {} ({}), more than the account's {}: lower \
-                         budget_quote/budget_base or raise the balance",
+                         budget_quote/budget_base or {fix}",
                         crate::hot::fixed::Qty(total),
                         parts.join(", "),
                         crate::hot::fixed::Qty(held)
@@ -310,8 +350,8 @@ pub fn read(
                 ));
             }
         }
+        Ok(())
     }
-    Ok(Symbols { entries, account })
 }
 
 #[cfg(test)]
@@ -356,6 +396,22 @@ mod tests {
         assert_eq!(s.entries[0].budget.quote, "ETH");
     }
 
+    /// `[symbols.live]` sets the symbol's own pre-trade limits over the
+    /// top `[live]`; the rest of `[live]` stays the account's.
+    #[test]
+    fn an_entry_sets_its_own_live_limits() {
+        let text = "[live]\nmax_position = \"0.01\"\nmax_order_notional = \"100\"\ndaily_loss_limit = \"50\"\n\
+                    [[symbols]]\nsymbol = \"BTCUSDT\"\n\
+                    [[symbols]]\nsymbol = \"ETHUSDT\"\n[symbols.live]\nmax_position = \"0.5\"\nmax_open_orders = 6\n";
+        let c = load(text).unwrap();
+        let s = c.symbols.as_ref().unwrap();
+        let live = |i: usize| s.entries[i].config.live.clone().unwrap();
+        assert_eq!((live(0).limits.max_position.to_string(), live(0).limits.max_open_orders), ("0.01".into(), 2));
+        assert_eq!((live(1).limits.max_position.to_string(), live(1).limits.max_open_orders), ("0.5".into(), 6));
+        assert_eq!(live(1).limits.max_order_notional, live(0).limits.max_order_notional);
+        assert_eq!(live(1).rest_url, live(0).rest_url);
+    }
+
     #[test]
     fn mistakes_name_their_key() {
         for (text, needle) in [
@@ -380,6 +436,15 @@ mod tests {
             (
                 "[[symbols]]\nsymbol = \"BTCUSDT\"\n[symbols.strategy]\nlevels = 99\n",
                 "[[symbols]] entry 0 (BTCUSDT): config key `strategy.levels`",
+            ),
+            (
+                "[live]\nmax_position = \"1\"\nmax_order_notional = \"9\"\ndaily_loss_limit = \"9\"\n[[symbols]]\n\
+                 symbol = \"BTCUSDT\"\n[symbols.live]\nbase_url = \"mainnet\"\n",
+                "symbols[0].live.base_url` is invalid: is the account's",
+            ),
+            (
+                "[[symbols]]\nsymbol = \"BTCUSDT\"\n[symbols.live]\nmax_position = \"1\"\n",
+                "symbols[0].live` is invalid: needs a top-level [live]",
             ),
         ] {
             let msg = refused(text);

@@ -431,6 +431,28 @@ impl Allocator {
         admitted
     }
 
+    /// Makes desk `desk`'s working set what its exchange has committed to:
+    /// per order slot, the order it has out (remaining quantity), else the
+    /// level it will place. For a venue where orders leave late: a live
+    /// order being cancelled or replaced still locks its funds and counts
+    /// as open until the exchange confirms, so another symbol must not be
+    /// admitted into its place before that. At most [`MAX_LEVELS`] a side
+    /// are kept, best first as given.
+    pub fn set_working(&mut self, desk: usize, orders: impl IntoIterator<Item = (Side, Level)>) {
+        let d = &mut self.desks[desk];
+        (d.n_bids, d.n_asks) = (0, 0);
+        for (side, level) in orders {
+            let (levels, n) = match side {
+                Side::Buy => (&mut d.bids, &mut d.n_bids),
+                Side::Sell => (&mut d.asks, &mut d.n_asks),
+            };
+            if *n < MAX_LEVELS {
+                levels[*n] = level;
+                *n += 1;
+            }
+        }
+    }
+
     /// [`Allocator::admit`] of a [`Quote`] (its ladder included): the quote
     /// with its refused levels taken off.
     pub fn admit_quote(&mut self, desk: usize, quote: Quote) -> Quote {

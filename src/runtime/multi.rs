@@ -11,8 +11,10 @@
 //!
 //! Sources: recordings (`mmbot replay` with `[[symbols]]`) or the live feed
 //! carrying every symbol's streams on one connection (`mmbot paper` with
-//! `[[symbols]]`). Not yet here (said in the README): live orders, the AI
-//! advisor thread, script reloads, the dashboard and warming.
+//! `[[symbols]]`). Orders: paper ladders, or live order managers sharing
+//! the account's gateway (`run --live` with `[[symbols]]`,
+//! [`run_live_multi`]). Not yet here (said in the README): the AI advisor
+//! thread, script reloads and warming.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,7 +24,7 @@ use std::time::{Duration, Instant};
 use crate::backtest::multi::{assemble, MultiReport};
 use crate::config::symbols::{SymbolEntry, Symbols};
 use crate::exec::allocator::Allocator;
-use crate::exec::paper::PaperLadder;
+use crate::exec::live::LiveExchange;
 use crate::exec::position::Position;
 use crate::exec::{Fill, Quote};
 use crate::feed::connector::Reason;
@@ -37,8 +39,9 @@ use crate::hot::strategy::{Strategy, StrategyFill};
 use crate::ring::{ring, Consumer, Producer};
 use crate::stats::clock::Clock;
 
+use super::multi_desk::DeskVenue;
 use super::multi_status::{self, MultiStatus, SharedStatus, SymbolRow, SymbolState};
-use super::{merge_by_time, pin, RecordingSource, RingStats, ToExec, FILL_RING};
+use super::{merge_by_time, pin, LiveOutcome, RecordingSource, RingStats, ToExec, FILL_RING};
 use crate::feed::live::FeedConfig;
 use crate::feed::recording::{LineChunks, MemoryLines};
 use anyhow::Context;
@@ -53,6 +56,9 @@ pub struct MultiRun {
     pub source_errors: Vec<String>,
     /// Each group's live feed counters (live runs only).
     pub links: Vec<LinkStats>,
+    /// How each symbol's live trading ended, in `[[symbols]]` order
+    /// (`run --live` only; empty otherwise).
+    pub live: Vec<LiveOutcome>,
 }
 
 /// One symbol's rings, hot side.
@@ -181,7 +187,7 @@ type DeskFn<'a, S> = dyn FnMut(&mut HotPath<S>, &mut dyn FnMut(HotEvent<'_>)) + 
 
 /// One symbol on the exec thread.
 struct ExecDesk {
-    exchange: Option<PaperLadder>,
+    exchange: DeskVenue,
     position: Position,
     last_fill_ns: Option<i64>,
     rings: ExecRings,
@@ -198,9 +204,10 @@ const STATUS_EVERY: Duration = Duration::from_millis(250);
 impl ExecDesk {
     /// Its row for the dashboard (`refused`: the allocator's count, if on).
     fn row(&self, entry: &SymbolEntry, refused: Option<u64>) -> SymbolRow {
-        let counts = self.exchange.as_ref().map(|e| e.counts()).unwrap_or_default();
+        let counts = self.exchange.counts();
         let mid = self.top.map(|(b, a)| Price((b.0 + a.0) / 2));
         let state = match self.top {
+            _ if self.exchange.stopped() => SymbolState::Killed,
             None => SymbolState::Waiting,
             Some(_) if self.quoting => SymbolState::Quoting,
             Some(_) => SymbolState::Pulled,
@@ -210,7 +217,7 @@ impl ExecDesk {
             quote_asset: entry.budget.quote.clone(),
             best_bid: self.top.map(|t| t.0),
             best_ask: self.top.map(|t| t.1),
-            working: self.exchange.iter().flat_map(|e| e.working()).collect(),
+            working: self.exchange.working().collect(),
             position: self.position.qty(),
             pnl: mid.map_or(self.position.realized(), |m| self.position.pnl(m)),
             fees: self.position.fees(),
@@ -274,7 +281,8 @@ struct GroupOutcome<S: Strategy> {
 
 /// Runs `symbols` with `strategies` (one per entry, in order) on threads
 /// from `source` until it ends or `stop` is set: one hot thread per symbol
-/// group ([`groups`], pinned to its core), one exec thread.
+/// group ([`groups`], pinned to its core), one exec thread with a paper
+/// ladder per symbol.
 pub fn run_paper_multi<S: Strategy + Send + 'static>(
     source: MultiSource,
     files: Vec<PathBuf>,
@@ -284,6 +292,52 @@ pub fn run_paper_multi<S: Strategy + Send + 'static>(
     stop: Arc<AtomicBool>,
     status: Option<SharedStatus>,
 ) -> anyhow::Result<MultiRun> {
+    let ctx = RunContext { files, hot_core, stop, status };
+    run_multi(source, symbols, strategies, ctx, Vec::new())
+}
+
+/// [`run_paper_multi`] trading for real: `live` holds each symbol's order
+/// manager (in `[[symbols]]` order, started on one
+/// [`AccountHub`](crate::exec::live::hub::AccountHub)), fed the symbol's
+/// quotes as the allocator admits them. The allocator's account view
+/// starts from the exchange's balances (`symbols.account`'s, as the caller
+/// read them). Every manager is stopped (orders cancelled, fills settled)
+/// before this returns.
+pub fn run_live_multi<S: Strategy + Send + 'static>(
+    source: MultiSource,
+    symbols: &Symbols,
+    strategies: Vec<S>,
+    hot_core: Option<usize>,
+    stop: Arc<AtomicBool>,
+    status: Option<SharedStatus>,
+    live: Vec<LiveExchange>,
+) -> anyhow::Result<MultiRun> {
+    anyhow::ensure!(
+        live.len() == symbols.entries.len(),
+        "one live order manager per symbol: {} for {} symbols",
+        live.len(),
+        symbols.entries.len()
+    );
+    let ctx = RunContext { files: Vec::new(), hot_core, stop, status };
+    run_multi(source, symbols, strategies, ctx, live)
+}
+
+/// What a run needs besides its symbols and source.
+struct RunContext {
+    files: Vec<PathBuf>,
+    hot_core: Option<usize>,
+    stop: Arc<AtomicBool>,
+    status: Option<SharedStatus>,
+}
+
+fn run_multi<S: Strategy + Send + 'static>(
+    source: MultiSource,
+    symbols: &Symbols,
+    strategies: Vec<S>,
+    ctx: RunContext,
+    live: Vec<LiveExchange>,
+) -> anyhow::Result<MultiRun> {
+    let RunContext { files, hot_core, stop, status } = ctx;
     let n = symbols.entries.len();
     anyhow::ensure!(strategies.len() == n, "one strategy per symbol: {} for {n} symbols", strategies.len());
     let started = Instant::now();
@@ -321,12 +375,25 @@ pub fn run_paper_multi<S: Strategy + Send + 'static>(
         .clone()
         .map(|limits| Allocator::new(entries.iter().map(|e| e.budget.clone()).collect(), limits));
     let exec_entries = entries.clone();
+    let trading_live = !live.is_empty();
+    let exec_stop = stop.clone();
+    let mut live: Vec<Option<Box<LiveExchange>>> = live.into_iter().map(|ex| Some(Box::new(ex))).collect();
     let exec = std::thread::Builder::new().name("mmbot-exec".into()).spawn(move || {
         let mut desks: Vec<ExecDesk> = exec_rings
             .into_iter()
-            .map(|rings| ExecDesk {
-                exchange: None,
-                position: Position::new(),
+            .enumerate()
+            .map(|(d, rings)| {
+                let exchange = match live.get_mut(d).and_then(Option::take) {
+                    Some(ex) => DeskVenue::Live(ex),
+                    None => DeskVenue::Paper(None),
+                };
+                // Live: the position earlier runs left (journal) carries over.
+                let position = exchange.live().map_or(Position::new(), |ex| *ex.carried_position());
+                (exchange, position, rings)
+            })
+            .map(|(exchange, position, rings)| ExecDesk {
+                exchange,
+                position,
                 last_fill_ns: None,
                 rings,
                 top: None,
@@ -356,16 +423,20 @@ pub fn run_paper_multi<S: Strategy + Send + 'static>(
                             if let (Some(a), true) = (allocator.as_mut(), top.bid_len > 0 && top.ask_len > 0) {
                                 a.mark(d, Price((top.bids[0].price.0 + top.asks[0].price.0) / 2), time_ns);
                             }
-                            if let Some(ex) = desk.exchange.as_mut() {
-                                ex.on_book(&top, time_ns, sink)
-                            }
+                            desk.exchange.on_book(&top, time_ns, sink);
                         }
-                        ToExec::Trade { trade, time_ns } => {
-                            if let Some(ex) = desk.exchange.as_mut() {
-                                ex.on_trade(&trade, time_ns, sink)
-                            }
-                        }
+                        ToExec::Trade { trade, time_ns } => desk.exchange.on_trade(&trade, time_ns, sink),
                         ToExec::Health { .. } | ToExec::Advice(_) => {}
+                    }
+                }
+            }
+            // Live symbols' orders leave late: the allocator counts what
+            // each one really has working (a cancel in flight still holds
+            // its funds and its place among the open orders).
+            if let Some(a) = allocator.as_mut().filter(|_| trading_live) {
+                for (d, desk) in desks.iter().enumerate() {
+                    if let Some(ex) = desk.exchange.live() {
+                        a.set_working(d, ex.committed());
                     }
                 }
             }
@@ -380,13 +451,27 @@ pub fn run_paper_multi<S: Strategy + Send + 'static>(
                     desk.quotes += 1;
                     desk.quoting = !q.is_pulled();
                     let c = &exec_entries[d].config;
-                    let (cfg, levels) = (c.paper, c.strategy_levels);
-                    desk.exchange
-                        .get_or_insert_with(|| PaperLadder::new(q.symbol, cfg, levels))
-                        .on_quote(&q, tick, q.time_ns);
+                    desk.exchange.on_quote(&q, tick, c.paper, c.strategy_levels);
+                    // What it sent on (a new order, a cancel in flight)
+                    // counts before the next symbol is admitted.
+                    if let (Some(a), Some(ex)) = (allocator.as_mut(), desk.exchange.live()) {
+                        a.set_working(d, ex.committed());
+                    }
                 }
             }
+            // Live symbols: answers, user data and timers, whatever the
+            // market does; the account's kill stops every one of them.
+            let killed = allocator.as_ref().is_some_and(|a| a.killed().is_some());
+            for (d, desk) in desks.iter_mut().enumerate() {
+                let sink = &mut |f| fills.push((d, f));
+                if killed {
+                    desk.exchange.kill(crate::exec::live::wall_ns(), sink);
+                }
+                desk.exchange.poll(sink);
+            }
             for (d, f) in fills.drain(..) {
+                worked = true;
+                worked_on[d] = true;
                 let desk = &mut desks[d];
                 let fees_before = desk.position.fees();
                 desk.position.on_fill(&f);
@@ -399,7 +484,7 @@ pub fn run_paper_multi<S: Strategy + Send + 'static>(
             }
             for (d, desk) in desks.iter_mut().enumerate() {
                 if std::mem::take(&mut worked_on[d]) {
-                    let working = desk.exchange.iter().flat_map(|e| e.working());
+                    let working = desk.exchange.working();
                     desk.rings.pos_tx.push_latest(ExecState::of_orders(&desk.position, working, desk.last_fill_ns));
                 }
             }
@@ -420,8 +505,23 @@ pub fn run_paper_multi<S: Strategy + Send + 'static>(
             if finished && !worked && market_rxs.iter().all(|r| r.is_empty()) {
                 break;
             }
+            if trading_live && desks.iter().all(|d| d.exchange.stopped()) {
+                // Every symbol stopped on its limits: nothing trades any
+                // more, so the run ends.
+                exec_stop.store(true, Ordering::Relaxed);
+            }
             if !worked {
                 std::thread::sleep(Duration::from_micros(50));
+            }
+        }
+        // Live symbols cancel everything and settle their last fills.
+        for (d, desk) in desks.iter_mut().enumerate() {
+            desk.exchange.stop(&mut |f| fills.push((d, f)));
+        }
+        for (d, f) in fills.drain(..) {
+            desks[d].position.on_fill(&f);
+            if let Some(a) = allocator.as_mut() {
+                a.on_fill(d, &f);
             }
         }
         let dropped = desks.iter().map(|d| d.rings.pos_tx.dropped()).sum::<u64>();
@@ -494,10 +594,10 @@ pub fn run_paper_multi<S: Strategy + Send + 'static>(
         .zip(&exec_desks)
         .zip(&symbols.entries)
         .map(|((hot, (ex, position)), e)| {
-            let counts = ex.as_ref().map(|x| x.counts()).unwrap_or_default();
+            let counts = ex.counts();
             let mut r = crate::backtest::report(&files, hot, counts, position, e.budget.symbol, wall_s);
             r.trading.advice = "none".into();
-            if let Some(ex) = ex {
+            if let Some(ex) = ex.paper() {
                 r.trading.rejected_post_only = ex.rejected_post_only();
                 r.trading.fill_model = ex.model();
             }
@@ -505,7 +605,8 @@ pub fn run_paper_multi<S: Strategy + Send + 'static>(
         })
         .collect();
     let report = assemble(&files, frames, unrouted, wall_s, symbols, allocator.as_ref(), reports);
-    Ok(MultiRun { report, rings, pinned_cores, source_errors, links })
+    let live = exec_desks.iter().filter_map(|(ex, _)| ex.live().map(LiveOutcome::of)).collect();
+    Ok(MultiRun { report, rings, pinned_cores, source_errors, links, live })
 }
 
 /// One hot thread: its symbols' hot paths in a group, fed from its own

@@ -414,6 +414,9 @@ impl Shared {
 #[derive(Debug)]
 pub(crate) struct Job {
     pub id: RequestId,
+    /// The symbol the call trades: the gateway's own, or one added with
+    /// [`OrderGateway::add_symbol`].
+    pub symbol: Arc<str>,
     pub call: Call,
 }
 
@@ -428,8 +431,11 @@ pub struct RttKey {
 
 /// Non-blocking order entry; see the module doc.
 pub struct OrderGateway {
-    symbol: String,
+    symbol: Arc<str>,
     rules: Option<SymbolRules>,
+    /// More symbols' rules (one account trading several symbols over one
+    /// session): calls for them go through [`OrderGateway::submit_for`].
+    more_rules: Vec<SymbolRules>,
     recv_window: Duration,
     next_id: RequestId,
     in_flight: usize,
@@ -510,7 +516,6 @@ impl OrderGateway {
         let (rest_tx, rest_rx) = mpsc::channel();
         let mut threads = rest_pool::start(
             vec![rest.clone(); cfg.rest_workers.max(1)],
-            &cfg.symbol,
             cfg.recv_window,
             rest_rx,
             events_tx.clone(),
@@ -561,8 +566,9 @@ impl OrderGateway {
             ws_tx = Some(tx);
         }
         Ok(Self {
-            symbol: cfg.symbol,
+            symbol: cfg.symbol.as_str().into(),
             rules: cfg.rules,
+            more_rules: Vec::new(),
             recv_window: cfg.recv_window,
             next_id: 1,
             in_flight: 0,
@@ -578,17 +584,34 @@ impl OrderGateway {
         })
     }
 
-    /// Hands `call` to a transport and returns at once (a channel send).
-    /// Its [`Answer`] comes later from [`OrderGateway::poll`].
+    /// Hands `call` (on the gateway's symbol) to a transport and returns at
+    /// once (a channel send). Its [`Answer`] comes later from
+    /// [`OrderGateway::poll`].
     pub fn submit(&mut self, call: Call) -> RequestId {
+        let symbol = self.symbol.clone();
+        self.submit_for(&symbol, call)
+    }
+
+    /// Serves one more symbol of the same account over the same session
+    /// and workers: its calls go through [`OrderGateway::submit_for`] and
+    /// its orders are checked against `rules` before sending.
+    pub fn add_symbol(&mut self, rules: SymbolRules) {
+        self.more_rules.retain(|r| r.symbol != rules.symbol);
+        self.more_rules.push(rules);
+    }
+
+    /// [`OrderGateway::submit`] for `symbol`: the gateway's own or one
+    /// added with [`OrderGateway::add_symbol`]. Account-wide calls
+    /// ([`Call::Account`], [`Call::SyncClock`]) ignore it.
+    pub fn submit_for(&mut self, symbol: &Arc<str>, call: Call) -> RequestId {
         let id = self.next_id;
         self.next_id += 1;
         self.in_flight += 1;
-        if let Some(err) = self.local_check(&call) {
+        if let Some(err) = self.local_check(symbol, &call) {
             self.refuse(id, &call, err);
             return id;
         }
-        let job = Job { id, call };
+        let job = Job { id, symbol: symbol.clone(), call };
         let to_ws = !matches!(job.call, Call::SyncClock) && self.shared.session_up.load(Ordering::Acquire);
         let sent = match (&self.ws_tx, &self.rest_tx) {
             (Some(ws), _) if to_ws => {
@@ -716,23 +739,29 @@ impl OrderGateway {
         }
     }
 
-    fn local_check(&self, call: &Call) -> Option<BinanceError> {
+    /// The rules for `symbol`: the gateway's own, or an added symbol's.
+    fn rules_of(&self, symbol: &str) -> Option<&SymbolRules> {
+        let own = self.rules.as_ref().filter(|_| *symbol == *self.symbol);
+        own.or_else(|| self.more_rules.iter().find(|r| r.symbol == symbol))
+    }
+
+    fn local_check(&self, symbol: &str, call: &Call) -> Option<BinanceError> {
         let info = method_info(call);
         let order = match call {
             Call::Place(o) | Call::Test(o) => o,
             Call::CancelReplace { new, .. } => {
-                if self.rules.as_ref().is_some_and(|r| !r.cancel_replace_allowed) {
+                if self.rules_of(symbol).is_some_and(|r| !r.cancel_replace_allowed) {
                     return Some(BinanceError::Invalid(format!(
-                        "{}: {} does not allow cancelReplace (exchangeInfo cancelReplaceAllowed is false); cancel and \
-                         place separately",
-                        info.endpoint.label, self.symbol
+                        "{}: {symbol} does not allow cancelReplace (exchangeInfo cancelReplaceAllowed is false); \
+                         cancel and place separately",
+                        info.endpoint.label
                     )));
                 }
                 new
             }
             _ => return None,
         };
-        let rules = self.rules.as_ref()?;
+        let rules = self.rules_of(symbol)?;
         rules
             .check(order.side, order.price, order.qty)
             .err()

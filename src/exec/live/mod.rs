@@ -61,6 +61,7 @@ mod balances;
 mod entry;
 mod events;
 mod fate;
+pub mod hub;
 mod reconcile;
 mod rtt;
 mod side;
@@ -86,6 +87,7 @@ use crate::hot::book::BookView;
 use crate::hot::fixed::Price;
 use crate::hot::msg::{Level, Symbol, Trade};
 use crate::ipguard::IpGuard;
+use hub::{AccountHub, Gateway};
 
 pub use rtt::OrderRtt;
 use side::{slot, SideState};
@@ -149,7 +151,7 @@ pub struct LiveExchange {
     cfg: LiveConfig,
     symbol: Symbol,
     rules: SymbolRules,
-    gateway: OrderGateway,
+    gateway: Gateway,
     journal: Journal,
     run: RunId,
     risk: RiskCheck,
@@ -278,6 +280,31 @@ impl LiveExchange {
     /// is quoted before), then hands the REST client to the order gateway
     /// and starts the user-data stream.
     pub fn start(cfg: &LiveConfig, symbol: Symbol, parts: LiveParts) -> Result<Self, LiveError> {
+        Self::start_on(cfg, symbol, parts, None)
+    }
+
+    /// [`LiveExchange::start`] for one of several symbols of an account:
+    /// orders and user data go through `hub`'s shared gateway (its own
+    /// REST client in `parts` serves only the start-up reconciliation).
+    /// `index` (the symbol's place in the run, below 1296) goes into its
+    /// client order ids, so two symbols started in the same millisecond
+    /// never share an id.
+    pub fn start_shared(
+        cfg: &LiveConfig,
+        symbol: Symbol,
+        parts: LiveParts,
+        hub: &AccountHub,
+        index: usize,
+    ) -> Result<Self, LiveError> {
+        Self::start_on(cfg, symbol, parts, Some((hub, index)))
+    }
+
+    fn start_on(
+        cfg: &LiveConfig,
+        symbol: Symbol,
+        parts: LiveParts,
+        hub: Option<(&AccountHub, usize)>,
+    ) -> Result<Self, LiveError> {
         let LiveParts { mut rest, stream_creds, journal, risk, kill } = parts;
         let name = symbol.as_str().to_string();
         if name.is_empty() {
@@ -291,7 +318,11 @@ impl LiveExchange {
             .cloned()
             .ok_or_else(|| LiveError::Setup(format!("exchangeInfo has no rules for {name}")))?;
         check_levels(cfg, &rules)?;
-        let ids = ClientIds::new(&reconcile::run_prefix(cfg))?;
+        let prefix = match hub {
+            Some((_, index)) => format!("{}{}", reconcile::run_prefix(cfg), symbol_tag(index)?),
+            None => reconcile::run_prefix(cfg),
+        };
+        let ids = ClientIds::new(&prefix)?;
         let run = journal.start_run(RunInfo {
             // A dry run trades nothing: the journal files it with paper runs.
             mode: if cfg.dry_run { RunMode::Paper } else { cfg.mode },
@@ -321,8 +352,14 @@ impl LiveExchange {
             user_data: ws,
             ..GatewayConfig::new(&name, ws.then_some(cfg.ws_api_url.as_str()))
         };
-        let (gateway_creds, stream) = if ws {
-            (Some(stream_creds), None)
+        let (gateway, stream) = if let Some((hub, _)) = hub {
+            // The hub's session carries this symbol's orders and user data
+            // (AccountHub::start refuses REST-only order entry).
+            (Gateway::Shared(hub.port(symbol, rules.clone())), None)
+        } else if ws {
+            let gateway = OrderGateway::start(gcfg, rest, Some(stream_creds), guard)
+                .map_err(|e| LiveError::Setup(format!("the order gateway could not start: {e}")))?;
+            (Gateway::Own(gateway), None)
         } else {
             let s = UserDataStream::start_guarded(
                 &cfg.ws_api_url,
@@ -331,10 +368,10 @@ impl LiveExchange {
                 rest.clock_offset_handle(),
                 Some(guard.clone()),
             )?;
-            (None, Some(s))
+            let gateway = OrderGateway::start(gcfg, rest, None, guard)
+                .map_err(|e| LiveError::Setup(format!("the order gateway could not start: {e}")))?;
+            (Gateway::Own(gateway), Some(s))
         };
-        let gateway = OrderGateway::start(gcfg, rest, gateway_creds, guard)
-            .map_err(|e| LiveError::Setup(format!("the order gateway could not start: {e}")))?;
         let now = Instant::now();
         let n = 2 * cfg.levels.max(1);
         let mut ex = Self {
@@ -476,6 +513,17 @@ impl LiveExchange {
     /// Every working order, best levels first.
     pub fn working_orders(&self) -> impl Iterator<Item = WorkingOrder> + '_ {
         self.slots.iter().filter_map(|s| s.shown().map(|o| o.working()))
+    }
+
+    /// Per slot, the order it has out (its remaining quantity), else the
+    /// level it will place when free: what the account allocator counts as
+    /// this symbol's (a cancel in flight still holds funds and an open
+    /// order; a wanted level waiting on a busy slot will be sent).
+    pub fn committed(&self) -> impl Iterator<Item = (Side, Level)> + '_ {
+        self.slots.iter().zip(&self.wanted).enumerate().filter_map(|(s, (st, want))| match st.shown() {
+            Some(o) => Some((o.side, Level { price: o.price, qty: o.remaining() })),
+            None => want.map(|w| (side::side_of(s), w)),
+        })
     }
 
     /// How many levels a side works (`[strategy] levels`).
@@ -671,6 +719,16 @@ impl LiveExchange {
     fn note_error(&mut self, e: &impl ToString) {
         self.stats.last_error = Some(e.to_string());
     }
+}
+
+/// Two base-36 characters naming a symbol's place among an account's
+/// symbols, for its client order ids.
+fn symbol_tag(index: usize) -> Result<String, LiveError> {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    if index >= 36 * 36 {
+        return Err(LiveError::Setup(format!("symbol {index}: at most 1296 symbols trade from one process")));
+    }
+    Ok([DIGITS[index / 36], DIGITS[index % 36]].iter().map(|&b| b as char).collect())
 }
 
 /// A ladder needs an open order per level a side: refused at start when

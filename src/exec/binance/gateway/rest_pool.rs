@@ -18,7 +18,6 @@ use crate::exec::binance::rest::{OrderRef, RestClient};
 /// Starts one worker per client.
 pub(crate) fn start(
     clients: Vec<RestClient>,
-    symbol: &str,
     recv_window: std::time::Duration,
     jobs: Receiver<Job>,
     events: Sender<GatewayEvent>,
@@ -27,7 +26,7 @@ pub(crate) fn start(
     let jobs = Arc::new(Mutex::new(jobs));
     let mut threads = Vec::with_capacity(clients.len());
     for (i, mut rest) in clients.into_iter().enumerate() {
-        let (jobs, events, shared, symbol) = (jobs.clone(), events.clone(), shared.clone(), symbol.to_string());
+        let (jobs, events, shared) = (jobs.clone(), events.clone(), shared.clone());
         let t = std::thread::Builder::new().name(format!("mmbot-rest-{i}")).spawn(move || loop {
             // Holding the lock while waiting is the usual shared-queue
             // pattern: the other workers are busy or waiting for it anyway.
@@ -39,7 +38,7 @@ pub(crate) fn start(
             let timestamp_ms = shared.server_ms();
             let sent_at = Instant::now();
             Counters::inc(&shared.counters.sent_rest);
-            let result = execute(&mut rest, &symbol, &job.call);
+            let result = execute(&mut rest, &job.symbol, &job.call);
             if let Ok(Reply::Clock { offset_ms }) = &result {
                 shared.set_clock_offset_ms(*offset_ms);
             }

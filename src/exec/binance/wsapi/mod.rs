@@ -60,6 +60,8 @@ const SEEN_EVENTS: usize = 4096;
 /// One request on the wire, waiting for its answer.
 struct Pending {
     id: RequestId,
+    /// The symbol the call trades (the gateway may serve several).
+    symbol: Arc<str>,
     call: Call,
     info: MethodInfo,
     /// [`Conn::number`] of the session it went out on.
@@ -75,7 +77,6 @@ struct Pending {
 /// The session thread; [`SessionThread::run`] until the gateway stops.
 pub(crate) struct SessionThread {
     setup: Arc<Setup>,
-    symbol: String,
     recv_window: Duration,
     timeout: Duration,
     renew_after: Duration,
@@ -118,7 +119,6 @@ impl SessionThread {
     ) -> Self {
         Self {
             setup: Arc::new(setup),
-            symbol: cfg.symbol.clone(),
             recv_window: cfg.recv_window,
             timeout: cfg.timeout,
             renew_after: cfg.renew_after,
@@ -215,7 +215,7 @@ impl SessionThread {
             if let Err(e) = self.rest.send(job) {
                 let job = e.0;
                 let info = request::method_info(&job.call);
-                let p = self.pending_for(job.id, job.call, info, 0, 0);
+                let p = self.pending_for(job, info, 0, 0);
                 let why = "the REST workers have stopped".to_string();
                 self.answer(&p, Transport::NotSent, Err(BinanceError::NotSent { request: info.endpoint.label, why }));
             }
@@ -223,21 +223,22 @@ impl SessionThread {
         }
         let info = request::method_info(&job.call);
         if let Err(r) = self.setup.guard.admit_ws_api(info.request()) {
-            let p = self.pending_for(job.id, job.call, info, 0, 0);
+            let p = self.pending_for(job, info, 0, 0);
             self.answer(&p, Transport::NotSent, Err(request::refused(info.endpoint, &r)));
             return;
         }
-        let params = request::call_params(&job.call, &self.symbol, None);
+        let params = request::call_params(&job.call, &job.symbol, None);
         let number = self.active.as_ref().map_or(0, |c| c.number);
-        let p = self.pending_for(job.id, job.call, info, number, 0);
+        let p = self.pending_for(job, info, number, 0);
         self.send(number, p, params);
     }
 
-    fn pending_for(&self, id: RequestId, call: Call, info: MethodInfo, session: u64, ts: i64) -> Pending {
+    fn pending_for(&self, job: Job, info: MethodInfo, session: u64, ts: i64) -> Pending {
         let now = Instant::now();
         Pending {
-            id,
-            call,
+            id: job.id,
+            symbol: job.symbol,
+            call: job.call,
             info,
             session,
             sent_at: now,
@@ -370,7 +371,7 @@ impl SessionThread {
                 p.trades.extend(page);
                 if let (true, Some(from)) = (full, next) {
                     // Another page: same call, `fromId` after the last trade.
-                    let params = request::call_params(&p.call, &self.symbol, Some(from));
+                    let params = request::call_params(&p.call, &p.symbol, Some(from));
                     let number = p.session;
                     self.send(number, p, params);
                     return;

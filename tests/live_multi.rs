@@ -1,0 +1,242 @@
+//! `mmbot run --live` with `[[symbols]]`, end to end against the simulator's exchange (one
+//! account, three symbols on one WebSocket API session): the real binary, the real combined
+//! market stream, signed orders and the shared user-data subscription. Every run must end with
+//! each symbol's journal, exchange orders and position in agreement, no order on a symbol left
+//! open, no symbol trading on another's budget and the account's limits held across symbols.
+//!
+//! Each run is bounded (`--duration`, and a hard deadline that kills the child); nothing leaves
+//! 127.0.0.1.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mmbot::exec::binance::OrderStatus as ExStatus;
+use mmbot::exec::Side;
+use mmbot::sim::exchange::SimAccount;
+use mmbot::sim::{Sim, SimConfig, SimSource};
+
+const KEY: &str = "liveMultiKey0123456789abcdefghijklmnopqrs";
+const SECRET: &str = "liveMultiSecret9876543210zyxwvutsrqponmlk";
+const SYMBOLS: [&str; 3] = ["BTCUSDT", "ETHUSDT", "BNBUSDT"];
+
+fn sim() -> Sim {
+    let balances = [("BTC", "1"), ("ETH", "1"), ("BNB", "1"), ("USDT", "100000")];
+    Sim::start(SimConfig {
+        symbols: SYMBOLS.iter().map(|s| s.to_string()).collect(),
+        source: SimSource::Synthetic { seed: 11, events_per_sec: 300.0 },
+        accounts: vec![SimAccount::hmac(KEY, SECRET, &balances, "0.001")],
+        ..SimConfig::default()
+    })
+    .expect("the simulator starts on an ephemeral port")
+}
+
+/// Quotes at the touch (the synthetic flow fills them), small sizes, `[live]` aimed at the
+/// simulator. BTCUSDT one level, ETHUSDT a ladder of two with its own live limits, BNBUSDT a
+/// quote budget too small for one order (every level it wants is the allocator's to refuse).
+/// `account` is the `[account]` body.
+fn write_config(dir: &Path, sim: &Sim, account: &str) -> PathBuf {
+    let text = format!(
+        "[strategy]\ntarget_spread_pct = 0.0\nmin_order_size = \"0.002\"\nmax_position = \"0.01\"\n\
+         [risk]\nmin_spread_bps = 0.0\n\
+         [ai]\nprovider = \"offline\"\n\
+         [live]\nbase_url = \"{}\"\nws_api_url = \"{}/ws-api/v3\"\nmax_position = \"0.01\"\n\
+         max_order_notional = \"1000\"\nmax_open_orders = 2\ndaily_loss_limit = \"1000\"\n\
+         journal = \"{}\"\nenv_file = \"{}\"\nmax_order_age_ms = 1500\nreconcile_every_s = 2\n\
+         [account]\nbalances = {{ USDT = \"100000\", BTC = \"1\", ETH = \"1\" }}\n{account}\n\
+         [[symbols]]\nsymbol = \"BTCUSDT\"\nbudget_quote = \"2000\"\nbudget_base = \"0.01\"\n\
+         [[symbols]]\nsymbol = \"ETHUSDT\"\nbudget_quote = \"3000\"\nbudget_base = \"0.01\"\n\
+         [symbols.strategy]\nlevels = 2\nlevel_spacing_ticks = 1\n\
+         [symbols.live]\nmax_open_orders = 4\n\
+         [[symbols]]\nsymbol = \"BNBUSDT\"\nbudget_quote = \"50\"\n",
+        sim.http_base(),
+        sim.ws_base(),
+        dir.join("journal.sqlite").display(),
+        dir.join("no.env").display(),
+    );
+    let path = dir.join("mmbot.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// What one run left behind.
+struct Outcome {
+    code: i32,
+    stderr: String,
+    report: serde_json::Value,
+    journal: PathBuf,
+}
+
+impl Outcome {
+    fn symbol(&self, name: &str) -> &serde_json::Value {
+        let list = self.report["symbols"].as_array().unwrap_or_else(|| panic!("no symbols:\n{}", self.stderr));
+        list.iter().find(|s| s["symbol"] == name).unwrap_or_else(|| panic!("{name} not in the report"))
+    }
+
+    fn live(&self, name: &str, key: &str) -> &serde_json::Value {
+        &self.symbol(name)["live"][key]
+    }
+}
+
+fn run_live(name: &str, account: &str, duration: &str) -> (Sim, Outcome) {
+    let dir = common::temp_dir(&format!("live-multi-{name}"));
+    let sim = sim();
+    let config = write_config(&dir, &sim, account);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mmbot"))
+        .args(["run", "--live", "--yes", "--no-dashboard", "--duration", duration])
+        .arg("--stream-url")
+        .arg(sim.ws_base())
+        .arg("--rest-url")
+        .arg(sim.http_base())
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .arg("--report")
+        .arg(dir.join("report.json"))
+        // Keys for the child only; the test process's environment is untouched.
+        .env("BINANCE_API_KEY", KEY)
+        .env("BINANCE_SECRET_KEY", SECRET)
+        .env_remove("BINANCE_ED25519_KEY_FILE")
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mmbot starts");
+    let mut err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let end = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("mmbot run --live did not end within 90 s:\n{}", reader.join().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = reader.join().unwrap();
+    let report = std::fs::read_to_string(dir.join("report.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_else(|| panic!("no report.json (exit {status:?}):\n{stderr}"));
+    (sim, Outcome { code: status.code().unwrap_or(-1), stderr, report, journal: dir.join("journal.sqlite") })
+}
+
+/// Each journaled order's final (status, filled, symbol), by client id.
+fn journal_orders(path: &Path) -> HashMap<String, (String, i64, String)> {
+    let db = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let mut q = db.prepare("SELECT client_id, status, filled_e8, symbol FROM order_state").unwrap();
+    let rows = q.query_map([], |r| Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?, r.get(3)?)))).unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+/// Journaled fills as (symbol, trade id, signed qty net of base commission).
+fn journal_fills(path: &Path) -> Vec<(String, i64, i64)> {
+    let db = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let mut q = db.prepare("SELECT symbol, trade_id, side, qty_e8 FROM fills").unwrap();
+    let rows = q
+        .query_map([], |r| {
+            let (sym, id, side, qty): (String, i64, String, i64) = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+            Ok((sym, id, if side == "BUY" { qty } else { -qty }))
+        })
+        .unwrap();
+    let mut v: Vec<_> = rows.map(Result::unwrap).collect();
+    v.sort();
+    v
+}
+
+fn journal_status(s: &ExStatus) -> &'static str {
+    match s {
+        ExStatus::New => "NEW",
+        ExStatus::PartiallyFilled => "PARTIALLY_FILLED",
+        ExStatus::Filled => "FILLED",
+        ExStatus::Canceled => "CANCELED",
+        ExStatus::Rejected => "REJECTED",
+        ExStatus::Expired | ExStatus::ExpiredInMatch => "EXPIRED",
+        _ => "UNKNOWN",
+    }
+}
+
+/// Per symbol: every exchange order journaled under that symbol with the exchange's final state,
+/// the journal's fills the exchange's trades, nothing left open.
+fn assert_agreement(sim: &Sim, out: &Outcome) {
+    let ctx = &out.stderr;
+    let jorders = journal_orders(&out.journal);
+    for o in sim.all_orders(KEY) {
+        let (status, filled, symbol) = jorders.get(&o.client_order_id).unwrap_or_else(|| {
+            panic!("exchange order {} ({}) is not in the journal:\n{ctx}", o.client_order_id, o.symbol)
+        });
+        assert_eq!(symbol, &o.symbol, "{} journaled under another symbol", o.client_order_id);
+        assert_eq!(status, journal_status(&o.status), "{}: {o:?}:\n{ctx}", o.client_order_id);
+        assert_eq!(*filled, o.executed_qty.0, "{}: filled differs:\n{ctx}", o.client_order_id);
+    }
+    assert!(sim.orders(KEY).is_empty(), "orders still rest: {:?}:\n{ctx}", sim.orders(KEY));
+    let mut exchange: Vec<(String, i64, i64)> = sim
+        .fills(KEY)
+        .iter()
+        .map(|f| (f.symbol.clone(), f.trade_id as i64, if f.side == Side::Buy { f.qty.0 } else { -f.qty.0 }))
+        .collect();
+    exchange.sort();
+    assert_eq!(journal_fills(&out.journal), exchange, "the journal's fills are not the exchange's:\n{ctx}");
+}
+
+/// Three symbols trade from one account on one session: each symbol's orders carry its own
+/// client-id prefix and are journaled under it; the ladder rests two orders a side; BNBUSDT's
+/// quote budget (50 USDT) is too small for an order of 0.002 at about 60,000 although the
+/// account holds 100,000 USDT: the allocator refuses every level it wants and it sends nothing
+/// (no symbol trades on another's budget); the account's open-order limit (5) holds on the
+/// exchange, which never sees more than the two symbols' 2 + 4 would otherwise reach.
+#[test]
+fn three_symbols_trade_live_from_one_account_and_agree() {
+    let (sim, out) = run_live("three", "max_open_orders = 5", "8s");
+    assert_eq!(out.code, 0, "exit status:\n{}", out.stderr);
+    assert!(out.stderr.contains("trading BTCUSDT, ETHUSDT, BNBUSDT on testnet or simulator"), "{}", out.stderr);
+    for s in SYMBOLS {
+        assert_eq!(out.live(s, "stop").as_str(), Some("ok"), "{s}:\n{}", out.stderr);
+    }
+    let orders = |s: &str| sim.all_orders(KEY).into_iter().filter(|o| o.symbol == s).collect::<Vec<_>>();
+    for s in ["BTCUSDT", "ETHUSDT"] {
+        assert!(!orders(s).is_empty(), "{s} placed nothing:\n{}", out.stderr);
+        let prefix = format!("{}-", out.live(s, "client_prefix").as_str().unwrap());
+        assert!(orders(s).iter().all(|o| o.client_order_id.starts_with(&prefix)), "{s}: ids lack {prefix}");
+    }
+    assert_ne!(out.live("BTCUSDT", "client_prefix"), out.live("ETHUSDT", "client_prefix"));
+    // The budget binds BNBUSDT alone.
+    assert!(orders("BNBUSDT").is_empty(), "BNBUSDT traded beyond its budget: {:?}", orders("BNBUSDT"));
+    let refused = &out.symbol("BNBUSDT")["refused"];
+    assert!(refused["symbol_quote_budget"].as_u64().unwrap_or(0) > 0, "BNBUSDT refusals: {refused}");
+    assert_eq!(out.symbol("BTCUSDT")["refused"]["symbol_quote_budget"].as_u64().unwrap_or(0), 0);
+    // The account's limit across symbols, as the exchange saw it.
+    assert!(sim.max_open_orders(KEY) <= 5, "{} orders open at once:\n{}", sim.max_open_orders(KEY), out.stderr);
+    assert!(out.report["symbols"].as_array().unwrap().iter().any(|s| s["live"]["fills"].as_u64() > Some(0)));
+    assert_agreement(&sim, &out);
+}
+
+/// The account's daily loss limit counts every symbol's PnL together and stops them all: with a
+/// limit of 0.00000001 USDT the first losing mark (fees at the touch) trips it, every symbol
+/// cancels what it has open and stops, and the run ends before its duration with the journal
+/// and the exchange in agreement.
+#[test]
+fn the_accounts_daily_loss_stops_every_symbol() {
+    let started = Instant::now();
+    let (sim, out) = run_live("kill", "daily_loss_limit = { USDT = \"0.00000001\" }", "40s");
+    assert!(out.report["killed"].is_string(), "no account kill in the report:\n{}", out.stderr);
+    for s in SYMBOLS {
+        assert_eq!(out.live(s, "stop").as_str(), Some("killed: daily loss limit"), "{s}:\n{}", out.stderr);
+    }
+    assert!(started.elapsed() < Duration::from_secs(35), "the run went on after every symbol stopped");
+    assert_ne!(out.code, 0);
+    assert_agreement(&sim, &out);
+}
