@@ -409,3 +409,44 @@ fn ignoring_429s_gets_the_ip_banned_on_the_fault() {
     assert_eq!((a.status, a.code()), (418, -1003), "two ignored: banned: {a:?}");
     assert!(s.banned());
 }
+
+/// Several symbols' own dynamics: `--price` starts a symbol where asked (the rest at 60,000),
+/// on the one grid every symbol trades on.
+#[test]
+fn symbols_start_where_asked_and_the_rest_at_60000() {
+    let s = Sim::start(SimConfig {
+        symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()],
+        dynamics: mmbot::sim::Dynamics {
+            correlation: 0.5,
+            start_prices: vec![("ETHUSDT".into(), 3_000 * 100_000_000)],
+        },
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let best_bid = |symbol: &str| -> f64 {
+        let d = http(&s, "GET", &format!("/api/v3/depth?symbol={symbol}&limit=5"), None);
+        d.json["bids"][0][0].as_str().unwrap().parse().unwrap()
+    };
+    let (btc, eth) = (best_bid("BTCUSDT"), best_bid("ETHUSDT"));
+    assert!((59_000.0..61_000.0).contains(&btc), "BTCUSDT at {btc}");
+    assert!((2_950.0..3_050.0).contains(&eth), "ETHUSDT at {eth}");
+}
+
+/// `mmbot sim --correlation` and `--price` refuse what they cannot do, saying why.
+#[test]
+fn bad_dynamics_flags_are_refused_with_the_fix() {
+    for (args, needle) in [
+        (&["--correlation", "1.5"][..], "--correlation 1.5: give a correlation from 0"),
+        (&["--price", "ETHUSDT=3000"][..], "ETHUSDT is not simulated; add --symbol ETHUSDT"),
+        (&["--price", "BTCUSDT=0.001"][..], "start at 0.01 or more"),
+        (&["--price", "BTCUSDT"][..], "use SYMBOL=PRICE"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mmbot"))
+            .args(["sim", "--listen", "127.0.0.1:0", "--duration", "1s"])
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(needle), "{args:?}: {err}");
+    }
+}

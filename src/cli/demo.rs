@@ -196,8 +196,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
 }
 
 /// The demo's in-process simulator for `symbols` on a loopback port:
-/// spot, `--seed`, `--rate`, and `--chaos` faults.
+/// spot, `--seed`, `--rate`, and `--chaos` faults; several symbols move
+/// together (correlation [`DEMO_CORRELATION`]), as a market's do.
 pub(crate) fn start_sim(args: &DemoArgs, symbols: Vec<String>) -> anyhow::Result<Sim> {
+    let correlation = if symbols.len() > 1 { DEMO_CORRELATION } else { 0.0 };
     Ok(Sim::start(SimConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         market: SimMarket::Spot,
@@ -207,8 +209,12 @@ pub(crate) fn start_sim(args: &DemoArgs, symbols: Vec<String>) -> anyhow::Result
         ping_every: Duration::from_secs(20),
         record_tops: false,
         accounts: Vec::new(),
+        dynamics: crate::sim::Dynamics { correlation, start_prices: Vec::new() },
     })?)
 }
+
+/// How much `demo --symbols N`'s markets move together.
+pub(crate) const DEMO_CORRELATION: f64 = 0.6;
 
 /// The simulator's faults: none, or with `--chaos` a dropped diff every
 /// 200, a disconnect every 20 s and a malformed frame every 500.

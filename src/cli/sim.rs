@@ -176,6 +176,13 @@ pub struct VenueArgs {
     /// The symbol's MAX_NUM_ORDERS filter (open orders per account).
     #[arg(long, default_value_t = 200)]
     pub max_num_orders: u32,
+    /// Synthetic symbols move together: correlation of any two symbols'
+    /// fair-value moves, 0 (each on its own) to 1.
+    #[arg(long, default_value_t = 0.0)]
+    pub correlation: f64,
+    /// Where a synthetic symbol starts, `SYMBOL=PRICE` (repeat); the rest at 60000.
+    #[arg(long = "price")]
+    pub prices: Vec<String>,
     /// Market-data truth faults.
     #[command(flatten)]
     pub truth: TruthArgs,
@@ -323,6 +330,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<i32> {
         accounts.push(SimAccount::hmac(key, secret, &bal, &args.commission));
     }
     let symbols: Vec<String> = args.symbols.iter().map(|s| s.to_ascii_uppercase()).collect();
+    let dynamics = dynamics(&args.venue, &symbols)?;
     let fault_text = faults.describe();
     let exchange_text = format!(
         "weight {}/1m, raw requests {}/5m, orders {}/10s and {}/1d, MAX_NUM_ORDERS {}, fees {}",
@@ -350,6 +358,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<i32> {
             ping_every: args.ping_every,
             record_tops: false,
             accounts,
+            dynamics,
         },
         exchange,
     )?;
@@ -391,4 +400,28 @@ pub fn run(args: SimArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// `--correlation` and `--price`, checked.
+fn dynamics(venue: &VenueArgs, symbols: &[String]) -> anyhow::Result<crate::sim::Dynamics> {
+    let rho = venue.correlation;
+    if !(0.0..=1.0).contains(&rho) {
+        anyhow::bail!("--correlation {rho}: give a correlation from 0 (independent) to 1 (one path)");
+    }
+    let mut start_prices = Vec::new();
+    for p in &venue.prices {
+        let (sym, price) =
+            p.split_once('=').ok_or_else(|| anyhow::anyhow!("--price {p:?}: use SYMBOL=PRICE, e.g. ETHUSDT=3000"))?;
+        let sym = sym.to_ascii_uppercase();
+        if !symbols.contains(&sym) {
+            anyhow::bail!("--price {p:?}: {sym} is not simulated; add --symbol {sym}");
+        }
+        let price: crate::hot::fixed::Price =
+            price.parse().map_err(|e| anyhow::anyhow!("--price {p:?}: {price:?} is not a decimal ({e})"))?;
+        if price.0 < 1_000_000 {
+            anyhow::bail!("--price {p:?}: the simulator's tick is 0.01; start at 0.01 or more");
+        }
+        start_prices.push((sym, price.0));
+    }
+    Ok(crate::sim::Dynamics { correlation: rho, start_prices })
 }

@@ -16,7 +16,7 @@ use crate::hot::market::{BookSizes, Event, MarketData};
 use crate::hot::msg::Symbol;
 use crate::runtime::{FrameSource, RecordingSource};
 
-use crate::sim::flow::{FlowConfig, FlowModel, SimMarket, StreamKind, TopAt};
+use crate::sim::flow::{CommonFactor, FlowConfig, FlowModel, SimMarket, StreamKind, TopAt};
 
 /// A frame for the clients: which symbol and stream kind, and its payload
 /// as sent on a raw `/ws` stream.
@@ -216,15 +216,30 @@ pub struct MarketState {
 }
 
 impl MarketState {
-    pub fn synthetic(market: SimMarket, symbols: &[String], seed: u64, events_per_sec: f64, record_tops: bool) -> Self {
+    /// Each symbol its own flow model, seeded `seed + i`, at
+    /// `events_per_sec`, started and correlated per `dynamics`.
+    pub fn synthetic(
+        market: SimMarket,
+        symbols: &[String],
+        (seed, events_per_sec): (u64, f64),
+        record_tops: bool,
+        dynamics: &super::Dynamics,
+    ) -> Self {
         let now_ms = crate::feed::snapshot::wall_ns() / 1_000_000;
+        // One factor for all: every model regenerates the same path.
+        let common = (dynamics.correlation > 0.0).then_some(CommonFactor { seed, correlation: dynamics.correlation });
         let models = symbols
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                let mut cfg = FlowConfig::new(&s.to_ascii_uppercase(), market, seed.wrapping_add(i as u64));
+                let name = s.to_ascii_uppercase();
+                let mut cfg = FlowConfig::new(&name, market, seed.wrapping_add(i as u64));
                 cfg.events_per_sec = events_per_sec;
                 cfg.record_tops = record_tops;
+                cfg.common = common;
+                if let Some((_, p)) = dynamics.start_prices.iter().find(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+                    cfg.start_price = *p;
+                }
                 FlowModel::new(cfg, now_ms)
             })
             .collect();

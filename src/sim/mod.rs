@@ -58,6 +58,24 @@ pub struct SimConfig {
     pub record_tops: bool,
     /// Trading accounts (none: every signed request is refused with -2015).
     pub accounts: Vec<SimAccount>,
+    /// How the synthetic symbols move besides their seeds.
+    pub dynamics: Dynamics,
+}
+
+/// How a synthetic simulator's symbols move besides their own seeds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Dynamics {
+    /// Correlation of any two symbols' fair-value walks, 0 (each on its
+    /// own, the default) to 1 (one shared path), through a market factor
+    /// every symbol follows (`mmbot sim --correlation`). Each symbol's own
+    /// calm/volatile regime and the impact of its sweeps lower what is
+    /// measured: 0.8 gives about 0.66 on one-second fair-value changes.
+    pub correlation: f64,
+    /// Where symbols start, (upper-case name, price in 1e-8); the rest at
+    /// 60,000 (`mmbot sim --price ETHUSDT=3000`). Every symbol trades on
+    /// the same grid (tick 0.01, step 0.00001), so any price from 0.01 up
+    /// works.
+    pub start_prices: Vec<(String, i64)>,
 }
 
 impl Default for SimConfig {
@@ -71,6 +89,7 @@ impl Default for SimConfig {
             ping_every: Duration::from_secs(20),
             record_tops: false,
             accounts: Vec::new(),
+            dynamics: Dynamics::default(),
         }
     }
 }
@@ -106,9 +125,13 @@ impl Sim {
         let listener = TcpListener::bind(cfg.listen).map_err(|source| SimError::Listen { addr: cfg.listen, source })?;
         let addr = listener.local_addr().map_err(|source| SimError::Listen { addr: cfg.listen, source })?;
         let state = match &cfg.source {
-            SimSource::Synthetic { seed, events_per_sec } => {
-                MarketState::synthetic(cfg.market, &cfg.symbols, *seed, *events_per_sec, cfg.record_tops)
-            }
+            SimSource::Synthetic { seed, events_per_sec } => MarketState::synthetic(
+                cfg.market,
+                &cfg.symbols,
+                (*seed, *events_per_sec),
+                cfg.record_tops,
+                &cfg.dynamics,
+            ),
             SimSource::Replay { files, speed } => MarketState::replay(cfg.market, &cfg.symbols, files.clone(), *speed),
         };
         let start_ms = state.now_ms;

@@ -69,12 +69,18 @@
 //! real futures ids are shared across symbols and jump; a client that chains
 //! on `pu` as it must cannot tell the difference.
 
+mod common;
 mod payloads;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write;
 
 use crate::feed::synthetic::Rng;
 use crate::hot::fixed::SCALE;
+
+pub use common::CommonFactor;
+use common::CommonPath;
+use payloads::decimals_of;
 
 /// Which exchange's payload layouts and id rules to produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +114,9 @@ pub struct FlowConfig {
     pub levels: usize,
     /// Keep the top of book after every update id (for tests).
     pub record_tops: bool,
+    /// The market factor this symbol shares with the simulator's others
+    /// (`None`: its fair value walks on its own).
+    pub common: Option<CommonFactor>,
 }
 
 impl FlowConfig {
@@ -125,6 +134,7 @@ impl FlowConfig {
             depth_interval_ms: 100,
             levels: 200,
             record_tops: false,
+            common: None,
         }
     }
 }
@@ -306,6 +316,8 @@ pub struct FlowModel {
     next_flush_ms: i64,
     /// Fair value in ticks, at least 1.
     fair: f64,
+    /// The shared market factor's path, when the symbol follows one.
+    common: Option<CommonPath>,
     /// Drifting market-order side bias, in probability, within +-BIAS_MAX.
     bias: f64,
     /// Changes since the last flush: final lots per price (0 = removed).
@@ -341,34 +353,11 @@ pub struct FlowModel {
 }
 
 /// splitmix64: spreads any seed (0 included) over the xorshift state space.
-fn mix_seed(seed: u64) -> u64 {
+pub(super) fn mix_seed(seed: u64) -> u64 {
     let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     (z ^ (z >> 31)) | 1
-}
-
-/// Decimals needed to print multiples of `unit` (1e-8 fixed-point) exactly.
-fn decimals_of(unit: i64) -> u32 {
-    let mut d = 8;
-    let mut u = unit;
-    while d > 0 && u % 10 == 0 {
-        u /= 10;
-        d -= 1;
-    }
-    d
-}
-
-/// Appends `v` (1e-8 fixed-point, non-negative) with exactly `decimals` decimals.
-fn push_decimal(out: &mut String, v: i64, decimals: u32) {
-    let v = v.max(0);
-    let (int, frac) = (v / SCALE, v % SCALE);
-    if decimals == 0 {
-        let _ = write!(out, "{int}");
-    } else {
-        let frac = frac / 10i64.pow(8 - decimals.min(8));
-        let _ = write!(out, "{int}.{frac:0width$}", width = decimals as usize);
-    }
 }
 
 /// Clamps a configuration into the range the model works in.
@@ -419,6 +408,7 @@ impl FlowModel {
             last_event_us: start_us,
             next_flush_ms: start_ms + cfg.depth_interval_ms,
             fair: start_ticks as f64 + 0.5,
+            common: cfg.common.map(|f| CommonPath::new(f, start_us)),
             bias: 0.0,
             batch_bids: BTreeMap::new(),
             batch_asks: BTreeMap::new(),
@@ -790,7 +780,14 @@ impl FlowModel {
             self.regime_until_us = self.regime_until_us.max(t - stay).saturating_add(stay);
         }
         let flow = self.flow();
-        let step = flow.sigma * dt.sqrt() * self.normal();
+        let own = dt.sqrt() * self.normal();
+        // With a shared factor the walk is part market, part own, with the
+        // same variance either way.
+        let moved = match self.common.as_mut() {
+            Some(c) => c.shared * c.advance(t) + c.own * own,
+            None => own,
+        };
+        let step = flow.sigma * moved;
         self.fair = (self.fair + step).clamp(1.0, self.max_ticks as f64);
         let shock = BIAS_VOL * dt.sqrt() * self.normal();
         self.bias = (self.bias * (-dt / BIAS_TAU_S).exp() + shock).clamp(-BIAS_MAX, BIAS_MAX);

@@ -128,3 +128,26 @@ impl FlowModel {
         push_decimal(s, lots.saturating_mul(self.cfg.step), self.qty_decimals);
     }
 }
+
+/// Decimals needed to print multiples of `unit` (1e-8 fixed-point) exactly.
+pub(super) fn decimals_of(unit: i64) -> u32 {
+    let mut d = 8;
+    let mut u = unit;
+    while d > 0 && u % 10 == 0 {
+        u /= 10;
+        d -= 1;
+    }
+    d
+}
+
+/// Appends `v` (1e-8 fixed-point, non-negative) with exactly `decimals` decimals.
+pub(super) fn push_decimal(out: &mut String, v: i64, decimals: u32) {
+    let v = v.max(0);
+    let (int, frac) = (v / SCALE, v % SCALE);
+    if decimals == 0 {
+        let _ = write!(out, "{int}");
+    } else {
+        let frac = frac / 10i64.pow(8 - decimals.min(8));
+        let _ = write!(out, "{int}.{frac:0width$}", width = decimals as usize);
+    }
+}
