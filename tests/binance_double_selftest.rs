@@ -17,7 +17,8 @@ use binance_double::{ApiKey, BinanceDouble, DoubleConfig, KeySecret, OrderStatus
 use serde_json::json;
 
 use binance_double::testkit::{
-    doc_hmac as hmac, doc_rest as rest, fx, int_of as i, next_event_of as next_of, place_maker as maker, str_of as s,
+    doc_hmac as hmac, doc_rest as rest, fx, int_of as i, next_event_of as next_of, place_maker as maker,
+    place_maker_on as maker_on, str_of as s,
 };
 
 // ---------------------------------------------------------------- signing
@@ -647,4 +648,237 @@ fn unfilled_order_count_and_commission_endpoints() {
     assert_eq!(d.order(id.parse().unwrap()).unwrap().status, OrderStatus::Canceled);
     let (w, o10, _) = d.usage();
     assert!(w > 0 && o10 == 2);
+}
+
+// ---------------------------------------------------------------- several symbols
+
+/// One account trading two symbols (DoubleConfig::more_symbols): exchangeInfo lists both
+/// (rest-api.md §Exchange information, `symbol`/`symbols`); orders, lookups, cancels,
+/// cancelAll, cancelReplace, myTrades and MAX_NUM_ORDERS act on the named symbol, with ids per
+/// symbol; openOrders without `symbol` returns every symbol's (rest-api.md §Current open orders);
+/// an unknown symbol is -1121 (errors.md); the balances are shared (a BTCUSDT buy and an ETHUSDT
+/// buy both lock USDT); one user-data subscription gets both symbols' events, each
+/// outboundAccountPosition with the assets of the symbol that changed (user-data-stream.md).
+#[test]
+fn two_symbols_on_one_account() {
+    use serde_json::Value;
+    use std::time::Duration;
+
+    let eth = binance_double::SymbolRules {
+        max_num_orders: 2,
+        ..binance_double::SymbolRules::named("ETHUSDT", "ETH", "USDT")
+    };
+    let cfg = DoubleConfig {
+        more_symbols: vec![eth],
+        balances: vec![("BTC".into(), ONE), ("USDT".into(), fx("100000")), ("ETH".into(), fx("2")), ("BNB".into(), 0)],
+        ..Default::default()
+    };
+    let d = BinanceDouble::start(cfg).unwrap();
+    assert_eq!(d.symbols(), vec!["BTCUSDT".to_string(), "ETHUSDT".to_string()]);
+    assert_eq!(d.default_symbol(), "BTCUSDT");
+    let r = rest(&d);
+    let mut ws = WsClient::connect(&d.ws_api_url()).unwrap();
+    let sub = ws.signed("userDataStream.subscribe.signature", json!({}), DOC_HMAC_KEY, &hmac()).unwrap();
+    assert_eq!(i(&sub, "status"), 200, "{sub}");
+
+    // exchangeInfo: all, one, several; unknown → -1121.
+    let names = |v: &Value| -> Vec<String> {
+        v["symbols"].as_array().unwrap().iter().map(|x| s(x, "symbol")).collect::<Vec<_>>()
+    };
+    let all = r.call("GET", "/api/v3/exchangeInfo", &[], false);
+    assert_eq!(names(&all.body), vec!["BTCUSDT", "ETHUSDT"]);
+    let max_orders = |v: &Value, sym: &str| -> i64 {
+        let e = v["symbols"].as_array().unwrap().iter().find(|x| s(x, "symbol") == sym).unwrap().clone();
+        let f =
+            e["filters"].as_array().unwrap().iter().find(|f| s(f, "filterType") == "MAX_NUM_ORDERS").unwrap().clone();
+        i(&f, "maxNumOrders")
+    };
+    assert_eq!((max_orders(&all.body, "BTCUSDT"), max_orders(&all.body, "ETHUSDT")), (200, 2));
+    let one = r.call("GET", "/api/v3/exchangeInfo", &[("symbol", "ETHUSDT")], false);
+    assert_eq!(names(&one.body), vec!["ETHUSDT"]);
+    assert_eq!(
+        (s(&one.body["symbols"][0], "baseAsset"), s(&one.body["symbols"][0], "quoteAsset")),
+        ("ETH".into(), "USDT".into())
+    );
+    let both = r.call("GET", "/api/v3/exchangeInfo", &[("symbols", r#"["ETHUSDT","BTCUSDT"]"#)], false);
+    let mut got = names(&both.body);
+    got.sort();
+    assert_eq!(got, vec!["BTCUSDT", "ETHUSDT"]);
+    assert_eq!(r.call("GET", "/api/v3/exchangeInfo", &[("symbol", "XRPUSDT")], false).code(), Some(-1121));
+    assert_eq!(
+        r.call("GET", "/api/v3/exchangeInfo", &[("symbols", r#"["ETHUSDT","XRPUSDT"]"#)], false).code(),
+        Some(-1121)
+    );
+    assert_eq!(r.call("GET", "/api/v3/exchangeInfo", &[("symbols", "ETHUSDT")], false).code(), Some(-1100));
+    assert_eq!(
+        r.call("GET", "/api/v3/exchangeInfo", &[("symbol", "ETHUSDT"), ("symbols", r#"["ETHUSDT"]"#)], false).code(),
+        Some(-1128)
+    );
+    let wi = ws.request("exchangeInfo", json!({"symbols": ["ETHUSDT"]})).unwrap();
+    assert_eq!(names(&wi["result"]), vec!["ETHUSDT"]);
+
+    // Orders on both symbols; ids count per symbol; both buys lock the shared USDT.
+    let b1 = maker_on(&r, "BTCUSDT", "BUY", "100.00", "0.5", &[("newClientOrderId", "b1")]);
+    assert_eq!((b1.status, s(&b1.body, "symbol"), i(&b1.body, "orderId")), (200, "BTCUSDT".into(), 1), "{:?}", b1.body);
+    let e1 = maker_on(&r, "ETHUSDT", "BUY", "10.00", "1", &[("newClientOrderId", "e1")]);
+    assert_eq!((e1.status, s(&e1.body, "symbol"), i(&e1.body, "orderId")), (200, "ETHUSDT".into(), 1), "{:?}", e1.body);
+    assert_eq!(d.balance("USDT"), binance_double::Balance { free: fx("99940"), locked: fx("60") });
+    // Each symbol has its own market: ETHUSDT's ask refuses a crossing maker there only.
+    d.set_market_for("ETHUSDT", Some((fx("9.99"), fx("5"))), Some((fx("10.01"), fx("5"))));
+    assert_eq!(
+        s(&maker_on(&r, "ETHUSDT", "BUY", "10.01", "1", &[]).body, "msg"),
+        "Order would immediately match and take."
+    );
+    let e2 = maker_on(&r, "ETHUSDT", "SELL", "12.00", "0.5", &[("newClientOrderId", "e2")]);
+    assert_eq!(i(&e2.body, "orderId"), 2, "{:?}", e2.body);
+    assert_eq!(d.balance("ETH"), binance_double::Balance { free: fx("1.5"), locked: fx("0.5") });
+    // MAX_NUM_ORDERS is per symbol (filters.md: "open on a symbol"): ETHUSDT's 2 are used, BTCUSDT still takes orders.
+    assert_eq!(s(&maker_on(&r, "ETHUSDT", "BUY", "9.00", "1", &[]).body, "msg"), "Filter failure: MAX_NUM_ORDERS");
+    let b2 = maker_on(&r, "BTCUSDT", "BUY", "99.00", "0.1", &[("newClientOrderId", "b2")]);
+    assert_eq!(i(&b2.body, "orderId"), 2, "{:?}", b2.body);
+    // The same orderId names a different order on each symbol.
+    let q = |sym: &str, id: &str| r.call("GET", "/api/v3/order", &[("symbol", sym), ("orderId", id)], true);
+    assert_eq!(s(&q("BTCUSDT", "2").body, "price"), "99.00000000");
+    assert_eq!(s(&q("ETHUSDT", "2").body, "price"), "12.00000000");
+    assert_eq!(q("BTCUSDT", "3").code(), Some(-2013));
+    let c = r.call("DELETE", "/api/v3/order", &[("symbol", "BTCUSDT"), ("orderId", "2")], true);
+    assert_eq!((s(&c.body, "symbol"), s(&c.body, "status")), ("BTCUSDT".into(), "CANCELED".into()));
+    assert_eq!(d.order_on("ETHUSDT", 2).unwrap().status, OrderStatus::New);
+    // A client id is looked up on the named symbol only.
+    let wrong = r.call("DELETE", "/api/v3/order", &[("symbol", "ETHUSDT"), ("origClientOrderId", "b1")], true);
+    assert_eq!(wrong.code(), Some(-2011));
+
+    // openOrders with and without symbol.
+    let oo = |p: &[(&str, &str)]| r.call("GET", "/api/v3/openOrders", p, true);
+    let every = oo(&[]);
+    let mut syms: Vec<String> = every.body.as_array().unwrap().iter().map(|o| s(o, "symbol")).collect();
+    syms.sort();
+    assert_eq!(syms, vec!["BTCUSDT", "ETHUSDT", "ETHUSDT"]);
+    assert_eq!(oo(&[("symbol", "ETHUSDT")]).body.as_array().unwrap().len(), 2);
+    assert_eq!(oo(&[("symbol", "BTCUSDT")]).body.as_array().unwrap().len(), 1);
+    assert_eq!(oo(&[("symbol", "XRPUSDT")]).code(), Some(-1121));
+    let wo = ws.signed("openOrders.status", json!({}), DOC_HMAC_KEY, &hmac()).unwrap();
+    assert_eq!(wo["result"].as_array().unwrap().len(), 3, "{wo}");
+    assert_eq!(d.open_orders().len(), 3);
+    assert_eq!(
+        d.open_orders_on("ETHUSDT").iter().map(|o| o.client_order_id.clone()).collect::<Vec<_>>(),
+        vec!["e1", "e2"]
+    );
+
+    // A trade on each symbol. The ETHUSDT sell-through to 10.00 would cross the BTCUSDT bid at
+    // 100.00 too, but fills only ETHUSDT's orders.
+    assert_eq!(d.market_trade_on("ETHUSDT", Side::Sell, fx("10.00"), ONE), ONE);
+    assert_eq!(d.order(1).unwrap().executed_qty, 0);
+    assert_eq!(d.market_trade(Side::Sell, fx("100.00"), fx("0.2")), fx("0.2"));
+    assert_eq!(d.order_on("BTCUSDT", 1).unwrap().executed_qty, fx("0.2"));
+    assert_eq!(d.order_on("ETHUSDT", 1).unwrap().status, OrderStatus::Filled);
+    let tr: Vec<(String, i64)> = d.trades().iter().map(|t| (t.symbol.clone(), t.id)).collect();
+    assert_eq!(tr, vec![("ETHUSDT".to_string(), 1), ("BTCUSDT".to_string(), 1)]);
+    assert_eq!(d.trades_on("ETHUSDT")[0].qty, ONE);
+    assert_eq!(d.max_open_per_side(), (2, 0));
+    assert_eq!(d.max_open_per_side_on("ETHUSDT"), (1, 1));
+    // Shared balances: ETH 1.5 + 1 - 0.001 commission free, 0.5 locked; USDT 50 - 20 locked;
+    // BTC 1 + 0.2 - 0.0002.
+    assert_eq!(d.balance("ETH"), binance_double::Balance { free: fx("2.499"), locked: fx("0.5") });
+    assert_eq!(d.balance("USDT"), binance_double::Balance { free: fx("99940"), locked: fx("30") });
+    assert_eq!(d.balance("BTC").free, fx("1.1998"));
+    let acct = r.call("GET", "/api/v3/account", &[], true);
+    let bal = |a: &str| {
+        let b = acct.body["balances"].as_array().unwrap().iter().find(|b| s(b, "asset") == a).unwrap().clone();
+        (s(&b, "free"), s(&b, "locked"))
+    };
+    assert_eq!(bal("ETH"), ("2.49900000".into(), "0.50000000".into()));
+    assert_eq!(bal("USDT"), ("99940.00000000".into(), "30.00000000".into()));
+
+    // myTrades per symbol (symbol mandatory).
+    let mt = |p: &[(&str, &str)]| r.call("GET", "/api/v3/myTrades", p, true);
+    let et = mt(&[("symbol", "ETHUSDT")]);
+    assert_eq!(et.body.as_array().unwrap().len(), 1);
+    assert_eq!(
+        (s(&et.body[0], "symbol"), s(&et.body[0], "price"), i(&et.body[0], "id")),
+        ("ETHUSDT".into(), "10.00000000".into(), 1)
+    );
+    let bt = mt(&[("symbol", "BTCUSDT")]);
+    assert_eq!((bt.body.as_array().unwrap().len(), s(&bt.body[0], "qty")), (1, "0.20000000".into()));
+    assert_eq!(mt(&[]).code(), Some(-1102));
+    assert_eq!(mt(&[("symbol", "XRPUSDT")]).code(), Some(-1121));
+    let ws_st = ws.signed("order.status", json!({"symbol": "ETHUSDT", "orderId": 1}), DOC_HMAC_KEY, &hmac()).unwrap();
+    assert_eq!(s(&ws_st["result"], "status"), "FILLED");
+
+    // cancelReplace looks up the order on its symbol: ETHUSDT's order 1 is filled (BTCUSDT's is open).
+    let cr = r.call(
+        "POST",
+        "/api/v3/order/cancelReplace",
+        &[
+            ("symbol", "ETHUSDT"),
+            ("side", "BUY"),
+            ("type", "LIMIT_MAKER"),
+            ("price", "9.00"),
+            ("quantity", "1"),
+            ("cancelReplaceMode", "STOP_ON_FAILURE"),
+            ("cancelOrderId", "1"),
+        ],
+        true,
+    );
+    assert_eq!(cr.code(), Some(-2022), "{:?}", cr.body);
+    // cancelAll is per symbol.
+    let ca = r.call("DELETE", "/api/v3/openOrders", &[("symbol", "ETHUSDT")], true);
+    assert_eq!(ca.body.as_array().unwrap().iter().map(|o| s(o, "origClientOrderId")).collect::<Vec<_>>(), vec!["e2"]);
+    assert_eq!(d.balance("ETH"), binance_double::Balance { free: fx("2.999"), locked: 0 });
+    assert_eq!(r.call("DELETE", "/api/v3/openOrders", &[("symbol", "ETHUSDT")], true).code(), Some(-2011));
+    let left: Vec<(String, String)> =
+        d.open_orders().iter().map(|o| (o.symbol.clone(), o.client_order_id.clone())).collect();
+    assert_eq!(left, vec![("BTCUSDT".to_string(), "b1".to_string())]);
+
+    // Unknown symbols: -1121 everywhere.
+    assert_eq!(maker_on(&r, "XRPUSDT", "BUY", "1.00", "10", &[]).code(), Some(-1121));
+    assert_eq!(q("XRPUSDT", "1").code(), Some(-1121));
+    assert_eq!(r.call("DELETE", "/api/v3/order", &[("symbol", "XRPUSDT"), ("orderId", "1")], true).code(), Some(-1121));
+    assert_eq!(r.call("DELETE", "/api/v3/openOrders", &[("symbol", "XRPUSDT")], true).code(), Some(-1121));
+    assert_eq!(r.call("GET", "/api/v3/account/commission", &[("symbol", "XRPUSDT")], true).code(), Some(-1121));
+    let cm = r.call("GET", "/api/v3/account/commission", &[("symbol", "ETHUSDT")], true);
+    assert_eq!(s(&cm.body, "symbol"), "ETHUSDT");
+
+    // The one subscription got both symbols' events, in order, each position with the assets
+    // of the symbol that changed.
+    let mut evs: Vec<Value> = Vec::new();
+    for _ in 0..1000 {
+        match ws.next_event(Duration::from_millis(300)) {
+            Ok(Some(v)) => evs.push(v["event"].clone()),
+            _ => break,
+        }
+    }
+    let reports: Vec<(String, String, String)> = evs
+        .iter()
+        .filter(|e| s(e, "e") == "executionReport")
+        .map(|e| (s(e, "s"), s(e, "x"), if s(e, "x") == "CANCELED" { s(e, "C") } else { s(e, "c") }))
+        .collect();
+    let want: Vec<(String, String, String)> = [
+        ("BTCUSDT", "NEW", "b1"),
+        ("ETHUSDT", "NEW", "e1"),
+        ("ETHUSDT", "NEW", "e2"),
+        ("BTCUSDT", "NEW", "b2"),
+        ("BTCUSDT", "CANCELED", "b2"),
+        ("ETHUSDT", "TRADE", "e1"),
+        ("BTCUSDT", "TRADE", "b1"),
+        ("ETHUSDT", "CANCELED", "e2"),
+    ]
+    .iter()
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+    .collect();
+    assert_eq!(reports, want);
+    let mut positions = 0;
+    for w in evs.windows(2) {
+        if s(&w[1], "e") != "outboundAccountPosition" {
+            continue;
+        }
+        positions += 1;
+        assert_eq!(s(&w[0], "e"), "executionReport", "{w:?}");
+        let mut assets: Vec<String> = w[1]["B"].as_array().unwrap().iter().map(|b| s(b, "a")).collect();
+        assets.sort();
+        let want = if s(&w[0], "s") == "ETHUSDT" { ["BNB", "ETH", "USDT"] } else { ["BNB", "BTC", "USDT"] };
+        assert_eq!(assets, want, "{w:?}");
+    }
+    assert_eq!(positions, want.len());
+    assert_eq!(d.server_panics(), 0);
 }

@@ -38,8 +38,8 @@ fn sim() -> Sim {
 /// Quotes at the touch (the synthetic flow fills them), small sizes, `[live]` aimed at the
 /// simulator. BTCUSDT one level, ETHUSDT a ladder of two with its own live limits, BNBUSDT a
 /// quote budget too small for one order (every level it wants is the allocator's to refuse).
-/// `account` is the `[account]` body.
-fn write_config(dir: &Path, sim: &Sim, account: &str) -> PathBuf {
+/// `account` is the `[account]` body, `eth_live` more of ETHUSDT's `[symbols.live]`.
+fn write_config(dir: &Path, sim: &Sim, account: &str, eth_live: &str) -> PathBuf {
     let text = format!(
         "[strategy]\ntarget_spread_pct = 0.0\nmin_order_size = \"0.002\"\nmax_position = \"0.01\"\n\
          [risk]\nmin_spread_bps = 0.0\n\
@@ -51,7 +51,7 @@ fn write_config(dir: &Path, sim: &Sim, account: &str) -> PathBuf {
          [[symbols]]\nsymbol = \"BTCUSDT\"\nbudget_quote = \"2000\"\nbudget_base = \"0.01\"\n\
          [[symbols]]\nsymbol = \"ETHUSDT\"\nbudget_quote = \"3000\"\nbudget_base = \"0.01\"\n\
          [symbols.strategy]\nlevels = 2\nlevel_spacing_ticks = 1\n\
-         [symbols.live]\nmax_open_orders = 4\n\
+         [symbols.live]\nmax_open_orders = 4\n{eth_live}\n\
          [[symbols]]\nsymbol = \"BNBUSDT\"\nbudget_quote = \"50\"\n",
         sim.http_base(),
         sim.ws_base(),
@@ -82,10 +82,10 @@ impl Outcome {
     }
 }
 
-fn run_live(name: &str, account: &str, duration: &str) -> (Sim, Outcome) {
+fn run_live(name: &str, account: &str, eth_live: &str, duration: &str) -> (Sim, Outcome) {
     let dir = common::temp_dir(&format!("live-multi-{name}"));
     let sim = sim();
-    let config = write_config(&dir, &sim, account);
+    let config = write_config(&dir, &sim, account, eth_live);
     let mut child = Command::new(env!("CARGO_BIN_EXE_mmbot"))
         .args(["run", "--live", "--yes", "--no-dashboard", "--duration", duration])
         .arg("--stream-url")
@@ -200,7 +200,7 @@ fn assert_agreement(sim: &Sim, out: &Outcome) {
 /// exchange, which never sees more than the two symbols' 2 + 4 would otherwise reach.
 #[test]
 fn three_symbols_trade_live_from_one_account_and_agree() {
-    let (sim, out) = run_live("three", "max_open_orders = 5", "8s");
+    let (sim, out) = run_live("three", "max_open_orders = 5", "", "8s");
     assert_eq!(out.code, 0, "exit status:\n{}", out.stderr);
     assert!(out.stderr.contains("trading BTCUSDT, ETHUSDT, BNBUSDT on testnet or simulator"), "{}", out.stderr);
     for s in SYMBOLS {
@@ -231,12 +231,26 @@ fn three_symbols_trade_live_from_one_account_and_agree() {
 #[test]
 fn the_accounts_daily_loss_stops_every_symbol() {
     let started = Instant::now();
-    let (sim, out) = run_live("kill", "daily_loss_limit = { USDT = \"0.00000001\" }", "40s");
+    let (sim, out) = run_live("kill", "daily_loss_limit = { USDT = \"0.00000001\" }", "", "40s");
     assert!(out.report["killed"].is_string(), "no account kill in the report:\n{}", out.stderr);
     for s in SYMBOLS {
         assert_eq!(out.live(s, "stop").as_str(), Some("killed: daily loss limit"), "{s}:\n{}", out.stderr);
     }
     assert!(started.elapsed() < Duration::from_secs(35), "the run went on after every symbol stopped");
+    assert_ne!(out.code, 0);
+    assert_agreement(&sim, &out);
+}
+
+/// A symbol's own limits stop only that symbol: ETHUSDT's `[symbols.live] daily_loss_limit` of
+/// 0.00000001 USDT trips its kill switch at its first losing mark; it cancels and stops, while
+/// BTCUSDT goes on to the end of the run. The exit status says a symbol was killed.
+#[test]
+fn a_symbols_own_kill_stops_only_that_symbol() {
+    let (sim, out) = run_live("own-kill", "", "daily_loss_limit = \"0.00000001\"", "8s");
+    assert_eq!(out.live("ETHUSDT", "stop").as_str(), Some("killed: daily loss limit"), "{}", out.stderr);
+    assert_eq!(out.live("BTCUSDT", "stop").as_str(), Some("ok"), "{}", out.stderr);
+    assert!(out.report["killed"].is_null(), "the account was not killed: {}", out.report["killed"]);
+    assert!(out.live("BTCUSDT", "orders").as_u64() > out.live("ETHUSDT", "orders").as_u64(), "{}", out.stderr);
     assert_ne!(out.code, 0);
     assert_agreement(&sim, &out);
 }

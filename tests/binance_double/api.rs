@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::auth::{self, Refusal};
-use super::engine::{NewOrder, OrderRef, Side};
+use super::engine::{NewOrder, OrderRef, Side, Sym};
 use super::fixed::{self, fmt, DecimalError};
 use super::limits::Refused;
 use super::{LoggedRequest, Shared, State};
@@ -361,18 +361,46 @@ fn long(p: &BTreeMap<String, String>, name: &str) -> Result<Option<i64>, Refusal
     }
 }
 
-fn check_symbol(st: &State, p: &BTreeMap<String, String>) -> Result<(), Refusal> {
+/// The symbol a request names (mandatory `symbol`), as an index into the engine's markets;
+/// a symbol the double does not serve is errors.md §-1121 BAD_SYMBOL "Invalid symbol.".
+fn check_symbol(st: &State, p: &BTreeMap<String, String>) -> Result<Sym, Refusal> {
     let s = req(p, "symbol")?;
-    if s != st.rules.symbol {
-        return Err((-1121, "Invalid symbol.".into()));
-    }
-    Ok(())
+    st.engine.market(s).ok_or_else(|| (-1121, "Invalid symbol.".to_string()))
 }
 
-/// Parses and filters a new order (rest-api.md §New order; filters.md). `prefix` is "" or the
-/// cancelReplace names. MAX_NUM_ORDERS is checked later, at placement.
-fn parse_new_order(st: &State, p: &BTreeMap<String, String>) -> Result<(NewOrder, String), Refusal> {
-    check_symbol(st, p)?;
+/// The markets `exchangeInfo` describes (rest-api.md §Exchange information, web-socket-api.md
+/// §Exchange information): `symbol` (one), `symbols` (a JSON array of names, e.g.
+/// `["BTCUSDT","BNBBTC"]`, percent-encoded on REST), or, with neither, every symbol. "If the value
+/// provided to `symbol` or `symbols` do not exist, the endpoint will throw an error saying the
+/// symbol is invalid" (-1121).
+fn info_symbols(st: &State, p: &BTreeMap<String, String>) -> Result<Vec<Sym>, Refusal> {
+    let names: Vec<String> = match (p.get("symbol"), p.get("symbols")) {
+        (None, None) => return Ok((0..st.engine.markets.len()).collect()),
+        // The docs list both as optional without saying they combine; the other endpoints that
+        // take both say "cannot be used in combination", so the double refuses the pair with
+        // errors.md §-1128 OPTIONAL_PARAMS_BAD_COMBO (UNVERIFIED for exchangeInfo).
+        (Some(_), Some(_)) => return Err((-1128, "Combination of optional parameters invalid.".into())),
+        (Some(one), None) => vec![one.clone()],
+        (None, Some(list)) => match serde_json::from_str::<Vec<String>>(list) {
+            Ok(v) if !v.is_empty() => v,
+            // Not a JSON array of names: errors.md §-1100 ILLEGAL_CHARS (the code is the double's choice).
+            _ => return Err((-1100, "Illegal characters found in parameter 'symbols'.".into())),
+        },
+    };
+    let mut out = Vec::new();
+    for n in names {
+        let i = st.engine.market(&n).ok_or_else(|| (-1121, "Invalid symbol.".to_string()))?;
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    Ok(out)
+}
+
+/// Parses and filters a new order (rest-api.md §New order; filters.md) against the named
+/// symbol's rules. MAX_NUM_ORDERS is checked later, at placement.
+fn parse_new_order(st: &State, p: &BTreeMap<String, String>) -> Result<(Sym, NewOrder, String), Refusal> {
+    let sym = check_symbol(st, p)?;
     let side = Side::parse(req(p, "side")?).ok_or((-1117, "Invalid side.".to_string()))?;
     let ty = req(p, "type")?;
     match ty {
@@ -411,7 +439,7 @@ fn parse_new_order(st: &State, p: &BTreeMap<String, String>) -> Result<(NewOrder
                 .into(),
         )),
     };
-    let r = &st.rules;
+    let r = &st.engine.markets[sym].rules;
     let stp = p.get("selfTradePreventionMode").cloned().unwrap_or_else(|| r.default_stp_mode.clone());
     if !r.allowed_stp_modes.contains(&stp) {
         // stp_faq.md §How do I know which symbol uses STP?
@@ -430,7 +458,7 @@ fn parse_new_order(st: &State, p: &BTreeMap<String, String>) -> Result<(NewOrder
         return Err((-1013, "Filter failure: PRICE_FILTER".into()));
     }
     // filters.md §PERCENT_PRICE_BY_SIDE, against the reference price when one is known.
-    if let Some(refp) = st.engine.reference_price() {
+    if let Some(refp) = st.engine.reference_price(sym) {
         let (up, down) = match side {
             Side::Buy => (r.bid_multiplier_up, r.bid_multiplier_down),
             Side::Sell => (r.ask_multiplier_up, r.ask_multiplier_down),
@@ -449,6 +477,7 @@ fn parse_new_order(st: &State, p: &BTreeMap<String, String>) -> Result<(NewOrder
         return Err((-1013, "Filter failure: NOTIONAL".into()));
     }
     Ok((
+        sym,
         NewOrder {
             side,
             order_type: ty.to_string(),
@@ -462,12 +491,13 @@ fn parse_new_order(st: &State, p: &BTreeMap<String, String>) -> Result<(NewOrder
     ))
 }
 
-/// filters.md §MAX_NUM_ORDERS, then the engine.
-fn place(st: &mut State, n: NewOrder, resp: &str, now: i64) -> Result<Value, Refusal> {
-    if st.engine.open_count(None) >= st.rules.max_num_orders {
+/// filters.md §MAX_NUM_ORDERS ("the maximum number of orders an account is allowed to have open
+/// on a symbol": counted on symbol `sym` only), then the engine.
+fn place(st: &mut State, sym: Sym, n: NewOrder, resp: &str, now: i64) -> Result<Value, Refusal> {
+    if st.engine.open_count(sym, None) >= st.engine.markets[sym].rules.max_num_orders {
         return Err((-1013, "Filter failure: MAX_NUM_ORDERS".into()));
     }
-    let placed = st.engine.place(n, now)?;
+    let placed = st.engine.place(sym, n, now)?;
     Ok(match resp {
         "ACK" => st.engine.ack_json(&placed.order, now),
         "RESULT" => st.engine.result_json(&placed.order, now),
@@ -505,16 +535,12 @@ fn dispatch_inner(sh: &Shared, st: &mut State, call: &Call, now: i64) -> Result<
         "ping" => Ok(Reply::ok(json!({}))),
         "time" => Ok(Reply::ok(json!({"serverTime": now}))),
         "exchangeInfo" => {
-            if let Some(s) = p.get("symbol") {
-                if s != &st.rules.symbol {
-                    return Err((-1121, "Invalid symbol.".into()));
-                }
-            }
-            Ok(Reply::ok(exchange_info(st, now)))
+            let which = info_symbols(st, p)?;
+            Ok(Reply::ok(exchange_info(st, &which, now)))
         }
         "account.status" => Ok(Reply::ok(account(sh, st, p, now))),
         "order.test" => {
-            let (n, _) = parse_new_order(st, p)?;
+            let (_, n, _) = parse_new_order(st, p)?;
             if p.get("computeCommissionRates").map(String::as_str) == Some("true") {
                 let c = &st.engine.commission;
                 let side_rate = if n.side == Side::Buy { c.buyer } else { c.seller };
@@ -529,26 +555,34 @@ fn dispatch_inner(sh: &Shared, st: &mut State, call: &Call, now: i64) -> Result<
             Ok(Reply::ok(json!({})))
         }
         "order.place" => {
-            let (n, resp) = parse_new_order(st, p)?;
+            let (sym, n, resp) = parse_new_order(st, p)?;
             if let Err(r) = st.limiter.order_room(now) {
                 let banned = st.limiter.note_order_429(now).err();
                 let rep = refused_reply(banned.unwrap_or(r));
                 return Ok(Reply { ban_started: rep.status == 418, ..rep });
             }
-            let v = place(st, n, &resp, now)?;
+            let v = place(st, sym, n, &resp, now)?;
             st.limiter.count_order(now);
             Ok(Reply { order_request: true, ..Reply::ok(v) })
         }
         "order.cancel" => {
-            check_symbol(st, p)?;
+            let sym = check_symbol(st, p)?;
             let r = order_ref(p, "orderId", "origClientOrderId")?;
             let rs = restrictions(p)?;
-            let (o, cid) = st.engine.cancel(&r, p.get("newClientOrderId").cloned(), rs, now)?;
+            let (o, cid) = st.engine.cancel(sym, &r, p.get("newClientOrderId").cloned(), rs, now)?;
             Ok(Reply::ok(st.engine.cancel_json(&o, &cid, now)))
         }
+        // rest-api.md §Cancel All Open Orders on a Symbol: "Cancels all active orders on a symbol".
         "openOrders.cancelAll" => {
-            check_symbol(st, p)?;
-            let ids: Vec<i64> = st.engine.orders.iter().filter(|o| o.status.is_open()).map(|o| o.order_id).collect();
+            let sym = check_symbol(st, p)?;
+            let name = st.engine.markets[sym].rules.symbol.clone();
+            let ids: Vec<i64> = st
+                .engine
+                .orders
+                .iter()
+                .filter(|o| o.symbol == name && o.status.is_open())
+                .map(|o| o.order_id)
+                .collect();
             if ids.is_empty() {
                 // UNVERIFIED in the docs: Binance answers -2011 "Unknown order sent." when nothing is open.
                 return Err((-2011, "Unknown order sent.".into()));
@@ -556,7 +590,7 @@ fn dispatch_inner(sh: &Shared, st: &mut State, call: &Call, now: i64) -> Result<
             let mut out = Vec::new();
             for id in ids {
                 if let Ok((o, cid)) =
-                    st.engine.cancel(&OrderRef { order_id: Some(id), client_order_id: None }, None, None, now)
+                    st.engine.cancel(sym, &OrderRef { order_id: Some(id), client_order_id: None }, None, None, now)
                 {
                     out.push(st.engine.cancel_json(&o, &cid, now));
                 }
@@ -564,21 +598,32 @@ fn dispatch_inner(sh: &Shared, st: &mut State, call: &Call, now: i64) -> Result<
             Ok(Reply::ok(Value::Array(out)))
         }
         "order.status" => {
-            check_symbol(st, p)?;
+            let sym = check_symbol(st, p)?;
             let r = order_ref(p, "orderId", "origClientOrderId")?;
-            let i = st.engine.find(&r, false).ok_or((-2013, "Order does not exist.".to_string()))?;
+            let i = st.engine.find(sym, &r, false).ok_or((-2013, "Order does not exist.".to_string()))?;
             Ok(Reply::ok(st.engine.query_json(&st.engine.orders[i])))
         }
+        // rest-api.md §Current open orders: `symbol` optional; "If the symbol is not sent, orders
+        // for all symbols will be returned in an array" (weight 80 instead of 6, see `weight`).
         "openOrders.status" => {
-            if p.contains_key("symbol") {
-                check_symbol(st, p)?;
-            }
-            let v: Vec<Value> =
-                st.engine.orders.iter().filter(|o| o.status.is_open()).map(|o| st.engine.query_json(o)).collect();
+            let only = if p.contains_key("symbol") {
+                Some(st.engine.markets[check_symbol(st, p)?].rules.symbol.clone())
+            } else {
+                None
+            };
+            let v: Vec<Value> = st
+                .engine
+                .orders
+                .iter()
+                .filter(|o| o.status.is_open() && only.as_ref().is_none_or(|s| &o.symbol == s))
+                .map(|o| st.engine.query_json(o))
+                .collect();
             Ok(Reply::ok(Value::Array(v)))
         }
+        // rest-api.md §Account trade list: "Get trades for a specific account and symbol".
         "myTrades" => {
-            check_symbol(st, p)?;
+            let sym = check_symbol(st, p)?;
+            let name = st.engine.markets[sym].rules.symbol.clone();
             let limit = long(p, "limit")?.unwrap_or(500).clamp(1, 1000) as usize;
             let order_id = long(p, "orderId")?;
             let from_id = long(p, "fromId")?;
@@ -588,6 +633,7 @@ fn dispatch_inner(sh: &Shared, st: &mut State, call: &Call, now: i64) -> Result<
                 .engine
                 .trades
                 .iter()
+                .filter(|t| t.symbol == name)
                 .filter(|t| order_id.is_none_or(|o| t.order_id == o))
                 .filter(|t| from_id.is_none_or(|f| t.id >= f))
                 .filter(|t| start.is_none_or(|s| t.time >= s))
@@ -614,11 +660,11 @@ fn dispatch_inner(sh: &Shared, st: &mut State, call: &Call, now: i64) -> Result<
         }
         // rest-api.md §Query Commission Rates; commission_faq.md shows the shape.
         "account.commission" => {
-            check_symbol(st, p)?;
+            let sym = check_symbol(st, p)?;
             let c = &st.engine.commission;
             let zero = json!({"maker": fmt(0), "taker": fmt(0), "buyer": fmt(0), "seller": fmt(0)});
             Ok(Reply::ok(json!({
-                "symbol": st.rules.symbol,
+                "symbol": st.engine.markets[sym].rules.symbol,
                 "standardCommission": {"maker": fmt(c.maker), "taker": fmt(c.taker), "buyer": fmt(c.buyer), "seller": fmt(c.seller)},
                 "specialCommission": zero, "taxCommission": zero,
                 "discount": {"enabledForAccount": c.pay_in_bnb, "enabledForSymbol": true, "discountAsset": "BNB", "discount": fmt(c.bnb_discount_multiplier)}
@@ -631,7 +677,7 @@ fn dispatch_inner(sh: &Shared, st: &mut State, call: &Call, now: i64) -> Result<
 /// rest-api.md §Cancel an Existing Order and Send a New Order, with its table of
 /// `cancelReplaceMode` × `orderRateLimitExceededMode` × unfilled order count → status.
 fn cancel_replace(st: &mut State, p: &BTreeMap<String, String>, now: i64) -> Result<Reply, Refusal> {
-    check_symbol(st, p)?;
+    let sym = check_symbol(st, p)?;
     let mode = req(p, "cancelReplaceMode")?.to_string();
     if mode != "STOP_ON_FAILURE" && mode != "ALLOW_FAILURE" {
         return Err((-1130, "Data sent for parameter 'cancelReplaceMode' is not valid.".into()));
@@ -642,11 +688,11 @@ fn cancel_replace(st: &mut State, p: &BTreeMap<String, String>, now: i64) -> Res
     }
     let r = order_ref(p, "cancelOrderId", "cancelOrigClientOrderId")?;
     let rs = restrictions(p)?;
-    if !st.rules.cancel_replace_allowed {
+    if !st.engine.markets[sym].rules.cancel_replace_allowed {
         return Err((-2010, "Order cancel-replace is not supported for this symbol.".into()));
     }
     // "Filters and Order Count are evaluated before the processing of the cancellation and order placement occurs."
-    let (n, resp) = parse_new_order(st, p)?;
+    let (_, n, resp) = parse_new_order(st, p)?;
     let cancel_cid = p.get("cancelNewClientOrderId").cloned();
     let err_json = |r: &Refusal| json!({"code": r.0, "msg": r.1});
     if let Err(limit) = st.limiter.order_room(now) {
@@ -661,7 +707,7 @@ fn cancel_replace(st: &mut State, p: &BTreeMap<String, String>, now: i64) -> Res
             });
         }
         // CANCEL_ONLY: "will always cancel the order".
-        let body = match st.engine.cancel(&r, cancel_cid, rs, now) {
+        let body = match st.engine.cancel(sym, &r, cancel_cid, rs, now) {
             Ok((o, cid)) => json!({"code": -2021, "msg": "Order cancel-replace partially failed.", "data": {
                 "cancelResult": "SUCCESS", "newOrderResult": "FAILURE",
                 "cancelResponse": st.engine.cancel_json(&o, &cid, now),
@@ -682,7 +728,7 @@ fn cancel_replace(st: &mut State, p: &BTreeMap<String, String>, now: i64) -> Res
     }
     // "A new order that was not attempted ... will still increase the unfilled order count by 1."
     st.limiter.count_order(now);
-    let cancel = st.engine.cancel(&r, cancel_cid, rs, now);
+    let cancel = st.engine.cancel(sym, &r, cancel_cid, rs, now);
     let cancel_json = match &cancel {
         Ok((o, cid)) => st.engine.cancel_json(o, cid, now),
         Err(e) => err_json(e),
@@ -692,9 +738,9 @@ fn cancel_replace(st: &mut State, p: &BTreeMap<String, String>, now: i64) -> Res
             "cancelResult": "FAILURE", "newOrderResult": "NOT_ATTEMPTED", "cancelResponse": cancel_json, "newOrderResponse": null}});
         return Ok(Reply { status: 400, body, ok: false, order_request: true, ..Reply::ok(Value::Null) });
     }
-    let placed = place(st, n.clone(), &resp, now);
+    let placed = place(st, sym, n.clone(), &resp, now);
     if let (Ok(_), Err(e)) = (&cancel, &placed) {
-        st.engine.report_rejected(&n, &e.1, now);
+        st.engine.report_rejected(sym, &n, &e.1, now);
     }
     let res = |ok: bool| if ok { "SUCCESS" } else { "FAILURE" };
     let new_json = match &placed {
@@ -721,36 +767,42 @@ fn cancel_replace(st: &mut State, p: &BTreeMap<String, String>, now: i64) -> Res
     })
 }
 
-/// rest-api.md §Exchange information, with filters.md's formats.
-fn exchange_info(st: &State, now: i64) -> Value {
-    let r = &st.rules;
+/// rest-api.md §Exchange information, with filters.md's formats: the symbols in `which`, in
+/// the order served (the default symbol first).
+fn exchange_info(st: &State, which: &[Sym], now: i64) -> Value {
+    let symbols: Vec<Value> = which.iter().map(|&i| symbol_info(&st.engine.markets[i].rules)).collect();
     json!({
         "timezone": "UTC",
         "serverTime": now,
         "rateLimits": st.limiter.exchange_info_limits(),
         "exchangeFilters": [],
-        "symbols": [{
-            "symbol": r.symbol, "status": "TRADING", "baseAsset": r.base, "baseAssetPrecision": 8,
-            "quoteAsset": r.quote, "quotePrecision": 8, "quoteAssetPrecision": 8,
-            "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
-            "orderTypes": ["LIMIT", "LIMIT_MAKER"],
-            "icebergAllowed": false, "ocoAllowed": false, "otoAllowed": false, "opoAllowed": false,
-            "quoteOrderQtyMarketAllowed": false, "allowTrailingStop": false,
-            "cancelReplaceAllowed": r.cancel_replace_allowed, "amendAllowed": false,
-            "pegInstructionsAllowed": false, "isSpotTradingAllowed": true, "isMarginTradingAllowed": false,
-            "filters": [
-                {"filterType": "PRICE_FILTER", "minPrice": fmt(r.min_price), "maxPrice": fmt(r.max_price), "tickSize": fmt(r.tick_size)},
-                {"filterType": "PERCENT_PRICE_BY_SIDE", "bidMultiplierUp": fmt(r.bid_multiplier_up), "bidMultiplierDown": fmt(r.bid_multiplier_down),
-                 "askMultiplierUp": fmt(r.ask_multiplier_up), "askMultiplierDown": fmt(r.ask_multiplier_down), "avgPriceMins": r.avg_price_mins},
-                {"filterType": "LOT_SIZE", "minQty": fmt(r.min_qty), "maxQty": fmt(r.max_qty), "stepSize": fmt(r.step_size)},
-                {"filterType": "NOTIONAL", "minNotional": fmt(r.min_notional), "applyMinToMarket": true,
-                 "maxNotional": fmt(r.max_notional), "applyMaxToMarket": false, "avgPriceMins": r.avg_price_mins},
-                {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": r.max_num_orders}
-            ],
-            "permissions": [], "permissionSets": [["SPOT"]],
-            "defaultSelfTradePreventionMode": r.default_stp_mode,
-            "allowedSelfTradePreventionModes": r.allowed_stp_modes
-        }]
+        "symbols": symbols
+    })
+}
+
+/// One entry of `exchangeInfo.symbols` (rest-api.md §Exchange information).
+fn symbol_info(r: &super::config::SymbolRules) -> Value {
+    json!({
+        "symbol": r.symbol, "status": "TRADING", "baseAsset": r.base, "baseAssetPrecision": 8,
+        "quoteAsset": r.quote, "quotePrecision": 8, "quoteAssetPrecision": 8,
+        "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
+        "orderTypes": ["LIMIT", "LIMIT_MAKER"],
+        "icebergAllowed": false, "ocoAllowed": false, "otoAllowed": false, "opoAllowed": false,
+        "quoteOrderQtyMarketAllowed": false, "allowTrailingStop": false,
+        "cancelReplaceAllowed": r.cancel_replace_allowed, "amendAllowed": false,
+        "pegInstructionsAllowed": false, "isSpotTradingAllowed": true, "isMarginTradingAllowed": false,
+        "filters": [
+            {"filterType": "PRICE_FILTER", "minPrice": fmt(r.min_price), "maxPrice": fmt(r.max_price), "tickSize": fmt(r.tick_size)},
+            {"filterType": "PERCENT_PRICE_BY_SIDE", "bidMultiplierUp": fmt(r.bid_multiplier_up), "bidMultiplierDown": fmt(r.bid_multiplier_down),
+             "askMultiplierUp": fmt(r.ask_multiplier_up), "askMultiplierDown": fmt(r.ask_multiplier_down), "avgPriceMins": r.avg_price_mins},
+            {"filterType": "LOT_SIZE", "minQty": fmt(r.min_qty), "maxQty": fmt(r.max_qty), "stepSize": fmt(r.step_size)},
+            {"filterType": "NOTIONAL", "minNotional": fmt(r.min_notional), "applyMinToMarket": true,
+             "maxNotional": fmt(r.max_notional), "applyMaxToMarket": false, "avgPriceMins": r.avg_price_mins},
+            {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": r.max_num_orders}
+        ],
+        "permissions": [], "permissionSets": [["SPOT"]],
+        "defaultSelfTradePreventionMode": r.default_stp_mode,
+        "allowedSelfTradePreventionModes": r.allowed_stp_modes
     })
 }
 

@@ -1,5 +1,6 @@
-//! What the double is started with: the one symbol's rules (as `exchangeInfo` shows them),
-//! the account (keys, balances, commission), and the rate limits. Everything is plain data
+//! What the double is started with: the symbols' rules (as `exchangeInfo` shows them; the first,
+//! `rules`, is the default symbol, `more_symbols` the others), the account (keys, balances,
+//! commission), and the rate limits. Everything is plain data
 //! so a test can change one field with struct update syntax: `DoubleConfig { .. Default::default() }`.
 //! All prices and quantities are fixed point with 8 decimals (see `fixed.rs`).
 
@@ -74,6 +75,14 @@ pub struct SymbolRules {
     /// stp_faq.md §How do I know which symbol uses STP?
     pub default_stp_mode: String,
     pub allowed_stp_modes: Vec<String>,
+}
+
+impl SymbolRules {
+    /// The default rules (filters, STP modes) under another name and assets, e.g.
+    /// `SymbolRules::named("ETHUSDT", "ETH", "USDT")`.
+    pub fn named(symbol: &str, base: &str, quote: &str) -> SymbolRules {
+        SymbolRules { symbol: symbol.into(), base: base.into(), quote: quote.into(), ..SymbolRules::default() }
+    }
 }
 
 impl Default for SymbolRules {
@@ -177,7 +186,13 @@ impl Default for RateLimits {
 /// Everything the double starts with.
 #[derive(Clone)]
 pub struct DoubleConfig {
+    /// The default symbol: the one the symbol-less helpers (`set_market`, `market_trade`, ...)
+    /// act on, and the first in `exchangeInfo`.
     pub rules: SymbolRules,
+    /// More symbols traded by the same account (default none). Each has its own rules, orders,
+    /// market and id sequences; the balances are the account's and shared (rest-api.md §Account
+    /// information lists one set of balances). A name already listed is ignored.
+    pub more_symbols: Vec<SymbolRules>,
     pub keys: Vec<ApiKey>,
     /// Initial free balances `(asset, amount)`.
     pub balances: Vec<(String, i64)>,
@@ -194,6 +209,19 @@ pub struct DoubleConfig {
     pub ws_pong_timeout: std::time::Duration,
 }
 
+impl DoubleConfig {
+    /// Every symbol served, the default first, duplicates of a name dropped.
+    pub fn all_symbols(&self) -> Vec<SymbolRules> {
+        let mut out: Vec<SymbolRules> = Vec::new();
+        for r in std::iter::once(&self.rules).chain(self.more_symbols.iter()) {
+            if !out.iter().any(|x| x.symbol == r.symbol) {
+                out.push(r.clone());
+            }
+        }
+        out
+    }
+}
+
 /// The HMAC example key from rest-api.md §SIGNED Endpoint Examples → HMAC Keys.
 pub const DOC_HMAC_KEY: &str = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A";
 /// Its secret (published in the docs for illustration).
@@ -203,6 +231,7 @@ impl Default for DoubleConfig {
     fn default() -> Self {
         DoubleConfig {
             rules: SymbolRules::default(),
+            more_symbols: Vec::new(),
             keys: vec![ApiKey {
                 key: DOC_HMAC_KEY.into(),
                 secret: KeySecret::Hmac(DOC_HMAC_SECRET.as_bytes().to_vec()),

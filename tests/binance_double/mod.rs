@@ -1,5 +1,6 @@
 //! An independent test double of Binance spot's trading API (REST and WebSocket API with the
-//! user data stream) for one symbol, written from Binance's documentation alone
+//! user data stream) for one account trading one symbol or several
+//! (`DoubleConfig::rules` plus `DoubleConfig::more_symbols`), written from Binance's documentation alone
 //! (binance/binance-spot-api-docs: rest-api.md, web-socket-api.md, user-data-stream.md,
 //! errors.md, filters.md, enums.md, faqs/commission_faq.md, faqs/stp_faq.md) so that it does not
 //! share mmbot's reading of the API.
@@ -18,6 +19,13 @@
 //! d.market_trade(Side::Sell, fx("100.00"), fx("0.01"));        // fills our bids at 100.00
 //! assert_eq!(d.max_open_per_side(), (1, 1));
 //! ```
+//!
+//! Several symbols: list them in `DoubleConfig::more_symbols` (e.g.
+//! `SymbolRules::named("ETHUSDT", "ETH", "USDT")`). The helpers without a symbol act on the
+//! default symbol (`DoubleConfig::rules`); their `_on`/`_for` twins take the symbol's name.
+//! Inspection (`orders`, `open_orders`, `trades`) covers every symbol and each record carries
+//! its `symbol`. Balances are the account's, shared by every symbol, and one user-data
+//! subscription receives every symbol's events (see [`Shared::flush_events`]).
 //!
 //! Files: `config.rs` (what it starts with), `engine.rs` (orders, matching, balances, events),
 //! `api.rs` (one request, either transport), `auth.rs` (signatures, timing), `limits.rs` (rate
@@ -50,7 +58,7 @@ use serde_json::{json, Value};
 
 pub use api::Transport;
 pub use config::{ApiKey, Commission, DoubleConfig, KeySecret, RateLimits, SymbolRules};
-pub use engine::{Balance, Level, Order, OrderStatus, Side, Trade};
+pub use engine::{Balance, Level, Order, OrderStatus, Side, Sym, Trade};
 
 /// Most request-log entries and pushed events kept.
 pub const MAX_LOG: usize = 100_000;
@@ -90,7 +98,6 @@ pub(crate) struct State {
     pub engine: engine::Engine,
     pub limiter: limits::Limiter,
     pub faults: Faults,
-    pub rules: SymbolRules,
     pub log: Vec<LoggedRequest>,
     /// Every user-data event produced, in order (pushed or not).
     pub events: Vec<Value>,
@@ -166,7 +173,11 @@ impl Shared {
 
     /// Pushes the engine's new events to every subscribed WebSocket connection, wrapped as
     /// web-socket-api.md §Event format shows: `{"subscriptionId": N, "event": {...}}`.
-    /// Called with the state locked so events keep their order.
+    /// Called with the state locked so events keep their order. The double serves one account,
+    /// so every subscription gets every event, whatever its symbol (web-socket-api.md §User Data
+    /// Stream requests: subscriptions "receive all the events related to a given account"); each
+    /// `executionReport` names its symbol in `s`, each `outboundAccountPosition` lists the assets
+    /// the event may have changed (user-data-stream.md §Order Update, §Account Update).
     pub fn flush_events(&self, st: &mut State) {
         let evs: Vec<Value> = std::mem::take(&mut st.engine.events);
         if evs.is_empty() {
@@ -247,7 +258,6 @@ impl BinanceDouble {
             engine: engine::Engine::new(&cfg),
             limiter: limits::Limiter::new(cfg.limits.clone()),
             faults: Faults::default(),
-            rules: cfg.rules.clone(),
             log: Vec::new(),
             events: Vec::new(),
         };
@@ -296,38 +306,90 @@ impl BinanceDouble {
         r
     }
 
+    /// The market index of `symbol`; panics (test code) when the double does not serve it.
+    fn sym(&self, symbol: &str) -> Sym {
+        self.sh
+            .cfg
+            .all_symbols()
+            .iter()
+            .position(|r| r.symbol == symbol)
+            .unwrap_or_else(|| panic!("the double does not serve {symbol:?}: add it to DoubleConfig::more_symbols"))
+    }
+
+    /// Every symbol served, the default first (as `exchangeInfo` lists them).
+    pub fn symbols(&self) -> Vec<String> {
+        self.sh.cfg.all_symbols().into_iter().map(|r| r.symbol).collect()
+    }
+
+    /// The default symbol's name (`DoubleConfig::rules.symbol`).
+    pub fn default_symbol(&self) -> String {
+        self.sh.cfg.rules.symbol.clone()
+    }
+
     // ---------------- market and account control ----------------
 
-    /// Sets the other participants' best bid and ask as `(price, qty)`. It does not trade:
-    /// LIMIT_MAKER orders that would cross it are refused; LIMIT orders take from it.
+    /// Sets the other participants' best bid and ask of the default symbol as `(price, qty)`.
+    /// It does not trade: LIMIT_MAKER orders that would cross it are refused; LIMIT orders take from it.
     pub fn set_market(&self, bid: Option<(i64, i64)>, ask: Option<(i64, i64)>) {
+        self.set_market_at(0, bid, ask);
+    }
+
+    /// [`Self::set_market`] on `symbol` (panics when the double does not serve it).
+    pub fn set_market_for(&self, symbol: &str, bid: Option<(i64, i64)>, ask: Option<(i64, i64)>) {
+        self.set_market_at(self.sym(symbol), bid, ask);
+    }
+
+    fn set_market_at(&self, s: Sym, bid: Option<(i64, i64)>, ask: Option<(i64, i64)>) {
         self.with(|st, _| {
-            st.engine.bid = bid.map(|(price, qty)| Level { price, qty });
-            st.engine.ask = ask.map(|(price, qty)| Level { price, qty });
+            let m = &mut st.engine.markets[s];
+            m.bid = bid.map(|(price, qty)| Level { price, qty });
+            m.ask = ask.map(|(price, qty)| Level { price, qty });
         });
     }
 
-    /// Another participant's aggressive order on `taker_side` trading through to `price` for up
-    /// to `qty`: fills our crossing resting orders at their prices, price then time priority,
-    /// partially where `qty` runs out. Returns how much of ours filled.
+    /// Another participant's aggressive order on the default symbol, on `taker_side`, trading
+    /// through to `price` for up to `qty`: fills our crossing resting orders at their prices,
+    /// price then time priority, partially where `qty` runs out. Returns how much of ours filled.
     pub fn market_trade(&self, taker_side: Side, price: i64, qty: i64) -> i64 {
-        self.with(|st, now| st.engine.market_trade(taker_side, price, qty, now))
+        self.with(|st, now| st.engine.market_trade(0, taker_side, price, qty, now))
     }
 
-    /// A trade printed at `price` for up to `qty` by others: fills our BUY orders priced at or
-    /// above it (a seller hit them) and our SELL orders at or below it (a buyer lifted them).
-    /// Returns how much of ours filled.
+    /// [`Self::market_trade`] on `symbol`: only that symbol's orders fill (panics when the
+    /// double does not serve it).
+    pub fn market_trade_on(&self, symbol: &str, taker_side: Side, price: i64, qty: i64) -> i64 {
+        let s = self.sym(symbol);
+        self.with(|st, now| st.engine.market_trade(s, taker_side, price, qty, now))
+    }
+
+    /// A trade printed on the default symbol at `price` for up to `qty` by others: fills our BUY
+    /// orders priced at or above it (a seller hit them) and our SELL orders at or below it (a
+    /// buyer lifted them). Returns how much of ours filled.
     pub fn print_trade(&self, price: i64, qty: i64) -> i64 {
+        self.print_trade_at(0, price, qty)
+    }
+
+    /// [`Self::print_trade`] on `symbol`.
+    pub fn print_trade_on(&self, symbol: &str, price: i64, qty: i64) -> i64 {
+        self.print_trade_at(self.sym(symbol), price, qty)
+    }
+
+    fn print_trade_at(&self, s: Sym, price: i64, qty: i64) -> i64 {
         self.with(|st, now| {
-            let a = st.engine.market_trade(Side::Sell, price, qty, now);
-            a + st.engine.market_trade(Side::Buy, price, qty - a, now)
+            let a = st.engine.market_trade(s, Side::Sell, price, qty, now);
+            a + st.engine.market_trade(s, Side::Buy, price, qty - a, now)
         })
     }
 
-    /// The exchange expires one of our open orders (`EXPIRED`, `eR: EXCHANGE_CANCELED`).
-    /// False when it is not open.
+    /// The exchange expires one of our open orders on the default symbol (`EXPIRED`,
+    /// `eR: EXCHANGE_CANCELED`). False when it is not open.
     pub fn expire_order(&self, order_id: i64) -> bool {
-        self.with(|st, now| st.engine.expire(order_id, now))
+        self.with(|st, now| st.engine.expire(0, order_id, now))
+    }
+
+    /// [`Self::expire_order`] for an order of `symbol` (order ids are per symbol).
+    pub fn expire_order_on(&self, symbol: &str, order_id: i64) -> bool {
+        let s = self.sym(symbol);
+        self.with(|st, now| st.engine.expire(s, order_id, now))
     }
 
     /// A deposit (positive) or withdrawal (negative): `balanceUpdate` + `outboundAccountPosition`.
@@ -335,10 +397,36 @@ impl BinanceDouble {
         self.with(|st, now| st.engine.balance_delta(asset, delta, now));
     }
 
-    /// Another session of the same account places a LIMIT order (bypassing the API's limits and
-    /// faults). Used to make our resting orders meet self-trade prevention (stp_faq.md).
+    /// Another session of the same account places a LIMIT order on the default symbol (bypassing
+    /// the API's limits and faults). Used to make our resting orders meet self-trade prevention
+    /// (stp_faq.md).
     pub fn place_other_session_order(
         &self,
+        side: Side,
+        price: i64,
+        qty: i64,
+        time_in_force: &str,
+        stp_mode: &str,
+    ) -> Result<Order, (i64, String)> {
+        self.place_other_session_order_at(0, side, price, qty, time_in_force, stp_mode)
+    }
+
+    /// [`Self::place_other_session_order`] on `symbol`.
+    pub fn place_other_session_order_on(
+        &self,
+        symbol: &str,
+        side: Side,
+        price: i64,
+        qty: i64,
+        time_in_force: &str,
+        stp_mode: &str,
+    ) -> Result<Order, (i64, String)> {
+        self.place_other_session_order_at(self.sym(symbol), side, price, qty, time_in_force, stp_mode)
+    }
+
+    fn place_other_session_order_at(
+        &self,
+        s: Sym,
         side: Side,
         price: i64,
         qty: i64,
@@ -355,7 +443,7 @@ impl BinanceDouble {
                 client_order_id: None,
                 stp_mode: stp_mode.into(),
             };
-            st.engine.place(n, now).map(|p| p.order)
+            st.engine.place(s, n, now).map(|p| p.order)
         })
     }
 
@@ -463,26 +551,46 @@ impl BinanceDouble {
 
     // ---------------- inspection ----------------
 
-    /// Every order ever accepted, in orderId order.
+    /// Every order ever accepted, every symbol, in placement order (orderId order within a
+    /// symbol; each carries its `symbol`).
     pub fn orders(&self) -> Vec<Order> {
         self.sh.lock().engine.orders.clone()
     }
 
+    /// The default symbol's order with this id (order ids are per symbol).
     pub fn order(&self, order_id: i64) -> Option<Order> {
-        self.sh.lock().engine.orders.iter().find(|o| o.order_id == order_id).cloned()
+        self.order_on(&self.sh.cfg.rules.symbol, order_id)
     }
 
+    /// The order of `symbol` with this id; None also for a symbol not served.
+    pub fn order_on(&self, symbol: &str, order_id: i64) -> Option<Order> {
+        self.sh.lock().engine.orders.iter().find(|o| o.symbol == symbol && o.order_id == order_id).cloned()
+    }
+
+    /// The latest order, of any symbol, with this client order id.
     pub fn order_by_client_id(&self, client_order_id: &str) -> Option<Order> {
         self.sh.lock().engine.orders.iter().rev().find(|o| o.client_order_id == client_order_id).cloned()
     }
 
+    /// Every open order, every symbol (each carries its `symbol`).
     pub fn open_orders(&self) -> Vec<Order> {
         self.sh.lock().engine.orders.iter().filter(|o| o.status.is_open()).cloned().collect()
     }
 
-    /// Every fill of ours (a self-trade gives two, one per side, with one trade id).
+    /// The open orders of `symbol`.
+    pub fn open_orders_on(&self, symbol: &str) -> Vec<Order> {
+        self.sh.lock().engine.orders.iter().filter(|o| o.symbol == symbol && o.status.is_open()).cloned().collect()
+    }
+
+    /// Every fill of ours, every symbol (a self-trade gives two, one per side, with one trade
+    /// id; trade ids are per symbol; each carries its `symbol`).
     pub fn trades(&self) -> Vec<Trade> {
         self.sh.lock().engine.trades.clone()
+    }
+
+    /// The fills of ours on `symbol`.
+    pub fn trades_on(&self, symbol: &str) -> Vec<Trade> {
+        self.sh.lock().engine.trades.iter().filter(|t| t.symbol == symbol).cloned().collect()
     }
 
     pub fn balance(&self, asset: &str) -> Balance {
@@ -493,9 +601,16 @@ impl BinanceDouble {
         self.sh.lock().engine.balances.clone()
     }
 
-    /// Most open orders ever seen at once: `(BUY, SELL)`.
+    /// Most open orders ever seen at once on the default symbol: `(BUY, SELL)`.
     pub fn max_open_per_side(&self) -> (usize, usize) {
-        let m = self.sh.lock().engine.max_open;
+        let m = self.sh.lock().engine.markets[0].max_open;
+        (m[0], m[1])
+    }
+
+    /// Most open orders ever seen at once on `symbol`: `(BUY, SELL)` (panics when not served).
+    pub fn max_open_per_side_on(&self, symbol: &str) -> (usize, usize) {
+        let s = self.sym(symbol);
+        let m = self.sh.lock().engine.markets[s].max_open;
         (m[0], m[1])
     }
 

@@ -26,10 +26,21 @@ pub fn doc_rest(d: &BinanceDouble) -> Rest {
     Rest::new(&d.rest_url(), DOC_HMAC_KEY, doc_hmac())
 }
 
-/// `POST /api/v3/order` with type LIMIT_MAKER, signed, plus `extra` params.
+/// `POST /api/v3/order` on BTCUSDT with type LIMIT_MAKER, signed, plus `extra` params.
 pub fn place_maker(r: &Rest, side: &str, price: &str, qty: &str, extra: &[(&str, &str)]) -> RestResponse {
-    let mut p =
-        vec![("symbol", "BTCUSDT"), ("side", side), ("type", "LIMIT_MAKER"), ("price", price), ("quantity", qty)];
+    place_maker_on(r, "BTCUSDT", side, price, qty, extra)
+}
+
+/// [`place_maker`] on `symbol`.
+pub fn place_maker_on(
+    r: &Rest,
+    symbol: &str,
+    side: &str,
+    price: &str,
+    qty: &str,
+    extra: &[(&str, &str)],
+) -> RestResponse {
+    let mut p = vec![("symbol", symbol), ("side", side), ("type", "LIMIT_MAKER"), ("price", price), ("quantity", qty)];
     p.extend_from_slice(extra);
     r.call("POST", "/api/v3/order", &p, true)
 }
