@@ -83,9 +83,24 @@ impl Outcome {
 }
 
 fn run_live(name: &str, account: &str, eth_live: &str, duration: &str) -> (Sim, Outcome) {
+    let (sim, out) = run_edited(name, account, eth_live, duration, |t| t);
+    let out = out.unwrap_or_else(|(status, stderr)| panic!("no report.json (exit {status:?}):\n{stderr}"));
+    (sim, out)
+}
+
+/// [`run_live`] with the config text edited first; `Err((exit status, stderr))` when the run
+/// wrote no report (it stopped at start).
+fn run_edited(
+    name: &str,
+    account: &str,
+    eth_live: &str,
+    duration: &str,
+    edit: impl FnOnce(String) -> String,
+) -> (Sim, Result<Outcome, (Option<i32>, String)>) {
     let dir = common::temp_dir(&format!("live-multi-{name}"));
     let sim = sim();
     let config = write_config(&dir, &sim, account, eth_live);
+    std::fs::write(&config, edit(std::fs::read_to_string(&config).unwrap())).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_mmbot"))
         .args(["run", "--live", "--yes", "--no-dashboard", "--duration", duration])
         .arg("--stream-url")
@@ -127,11 +142,9 @@ fn run_live(name: &str, account: &str, eth_live: &str, duration: &str) -> (Sim, 
         std::thread::sleep(Duration::from_millis(20));
     };
     let stderr = reader.join().unwrap();
-    let report = std::fs::read_to_string(dir.join("report.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_else(|| panic!("no report.json (exit {status:?}):\n{stderr}"));
-    (sim, Outcome { code: status.code().unwrap_or(-1), stderr, report, journal: dir.join("journal.sqlite") })
+    let report = std::fs::read_to_string(dir.join("report.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
+    let Some(report) = report else { return (sim, Err((status.code(), stderr))) };
+    (sim, Ok(Outcome { code: status.code().unwrap_or(-1), stderr, report, journal: dir.join("journal.sqlite") }))
 }
 
 /// Each journaled order's final (status, filled, symbol), by client id.
@@ -253,4 +266,28 @@ fn a_symbols_own_kill_stops_only_that_symbol() {
     assert!(out.live("BTCUSDT", "orders").as_u64() > out.live("ETHUSDT", "orders").as_u64(), "{}", out.stderr);
     assert_ne!(out.code, 0);
     assert_agreement(&sim, &out);
+}
+
+/// Refused at start, before any order, each naming what to fix: a symbol the exchange does not
+/// list (rest-api.md §Exchange information), and budgets the account's real balances cannot
+/// cover (the config's `[account] balances` said 5 BTC; the exchange holds 1).
+#[test]
+fn a_symbol_the_exchange_lacks_and_budgets_beyond_the_real_balances_stop_the_start() {
+    let cases: [(&str, fn(String) -> String, &str); 2] = [
+        ("unlisted", |t| t.replace("symbol = \"BNBUSDT\"", "symbol = \"XRPUSDT\""), "[[symbols]] entry 2 (XRPUSDT)"),
+        (
+            "budgets",
+            |t| {
+                t.replace("BTC = \"1\"", "BTC = \"5\"").replace("budget_base = \"0.01\"\n[[", "budget_base = \"2\"\n[[")
+            },
+            "account.balances.BTC",
+        ),
+    ];
+    for (name, edit, needle) in cases {
+        let (sim, out) = run_edited(name, "", "", "5s", edit);
+        let Err((code, stderr)) = out else { panic!("{name}: the run started") };
+        assert!(code.is_some_and(|c| c != 0) && stderr.contains(needle), "{name}: {code:?}\n{stderr}");
+        assert!(stderr.contains("nothing was sent"), "{name}: {stderr}");
+        assert!(sim.all_orders(KEY).is_empty(), "{name}: orders were sent");
+    }
 }

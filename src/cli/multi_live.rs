@@ -67,7 +67,7 @@ pub(crate) fn live(args: &PaperArgs, mut config: Config, flags: &LiveFlags) -> a
     if let Some(acct) = &symbols.account {
         symbols
             .check_budgets(&acct.balances, "add to the account (these are its free balances now)")
-            .context("the symbols' budgets against the exchange's balances")?;
+            .context("the symbols' budgets against the exchange's balances (nothing was sent)")?;
     }
     let hub = AccountHub::start(&cfg, names[0], rest.clone(), stream_creds, guard)
         .context("starting the order gateway (nothing was sent)")?;
