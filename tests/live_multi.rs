@@ -88,15 +88,17 @@ fn run_live(name: &str, account: &str, eth_live: &str, duration: &str) -> (Sim, 
     (sim, out)
 }
 
-/// [`run_live`] with the config text edited first; `Err((exit status, stderr))` when the run
-/// wrote no report (it stopped at start).
+/// A run that wrote no report (it stopped at start): its exit status and stderr.
+type StoppedAtStart = (Option<i32>, String);
+
+/// [`run_live`] with the config text edited first.
 fn run_edited(
     name: &str,
     account: &str,
     eth_live: &str,
     duration: &str,
     edit: impl FnOnce(String) -> String,
-) -> (Sim, Result<Outcome, (Option<i32>, String)>) {
+) -> (Sim, Result<Outcome, StoppedAtStart>) {
     let dir = common::temp_dir(&format!("live-multi-{name}"));
     let sim = sim();
     let config = write_config(&dir, &sim, account, eth_live);
@@ -273,7 +275,8 @@ fn a_symbols_own_kill_stops_only_that_symbol() {
 /// cover (the config's `[account] balances` said 5 BTC; the exchange holds 1).
 #[test]
 fn a_symbol_the_exchange_lacks_and_budgets_beyond_the_real_balances_stop_the_start() {
-    let cases: [(&str, fn(String) -> String, &str); 2] = [
+    type Edit = fn(String) -> String;
+    let cases: [(&str, Edit, &str); 2] = [
         ("unlisted", |t| t.replace("symbol = \"BNBUSDT\"", "symbol = \"XRPUSDT\""), "[[symbols]] entry 2 (XRPUSDT)"),
         (
             "budgets",
