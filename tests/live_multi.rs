@@ -10,7 +10,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -103,7 +102,7 @@ fn run_edited(
     let sim = sim();
     let config = write_config(&dir, &sim, account, eth_live);
     std::fs::write(&config, edit(std::fs::read_to_string(&config).unwrap())).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mmbot"))
+    let child = Command::new(env!("CARGO_BIN_EXE_mmbot"))
         .args(["run", "--live", "--yes", "--no-dashboard", "--duration", duration])
         .arg("--stream-url")
         .arg(sim.ws_base())
@@ -125,25 +124,7 @@ fn run_edited(
         .stderr(Stdio::piped())
         .spawn()
         .expect("mmbot starts");
-    let mut err = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let end = Instant::now() + Duration::from_secs(90);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("mmbot run --live did not end within 90 s:\n{}", reader.join().unwrap());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stderr = reader.join().unwrap();
+    let (status, stderr) = common::finish_child(child, Duration::from_secs(90));
     let report = std::fs::read_to_string(dir.join("report.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
     let Some(report) = report else { return (sim, Err((status.code(), stderr))) };
     (sim, Ok(Outcome { code: status.code().unwrap_or(-1), stderr, report, journal: dir.join("journal.sqlite") }))

@@ -11,7 +11,6 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -130,26 +129,8 @@ impl Outcome {
 }
 
 /// Waits for the child (killing it past `deadline`) and reads its outputs.
-fn finish(mut child: Child, dir: &Path, deadline: Duration) -> Outcome {
-    let mut err = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let end = Instant::now() + deadline;
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("mmbot run --live did not end within {deadline:?}:\n{}", reader.join().unwrap());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stderr = reader.join().unwrap();
+fn finish(child: Child, dir: &Path, deadline: Duration) -> Outcome {
+    let (status, stderr) = common::finish_child(child, deadline);
     let report = std::fs::read_to_string(dir.join("report.json"))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())

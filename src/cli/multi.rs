@@ -151,6 +151,29 @@ pub(crate) fn watched<T>(
     out
 }
 
+/// What a multi-symbol run on the live feed sets up before its threads:
+/// the stop flag (Ctrl-C, `--duration`), the run folder, the view, the
+/// log (kept while the run lasts) and each symbol's strategy.
+pub(crate) struct RunSetup {
+    pub stop: Arc<AtomicBool>,
+    pub dir: PathBuf,
+    pub view: View,
+    pub _logs: crate::logging::LogGuard,
+    pub strategies: Vec<Box<dyn Strategy + Send>>,
+}
+
+pub(crate) fn setup(args: &crate::cli::paper::PaperArgs, symbols: &Symbols) -> anyhow::Result<RunSetup> {
+    let stop = crate::cli::record::ctrl_c_flag();
+    if let Some(d) = args.feed.duration {
+        crate::cli::record::stop_after(&stop, d);
+    }
+    let dir = crate::cli::outputs::timestamped_dir(&args.out)?;
+    let view = View::auto(args.no_dashboard);
+    let _logs = crate::logging::init(view != View::Dashboard, Some(&dir.join("mmbot.log")));
+    let strategies = strategies(symbols, args.script.as_ref(), BudgetMode::for_build())?;
+    Ok(RunSetup { stop, dir, view, _logs, strategies })
+}
+
 /// `mmbot paper` (or `mmbot run` without `--live`) with `[[symbols]]`:
 /// every symbol's streams on one connection, the symbols on one hot
 /// thread, paper exchanges and the allocator on the exec thread
@@ -168,14 +191,7 @@ pub(crate) fn paper(args: &crate::cli::paper::PaperArgs, mut config: Config, com
         if symbols.account.is_some() { "allocator on" } else { "no [account]: symbols independent" },
         feed.rest_url()
     );
-    let stop = crate::cli::record::ctrl_c_flag();
-    if let Some(d) = args.feed.duration {
-        crate::cli::record::stop_after(&stop, d);
-    }
-    let dir = crate::cli::outputs::timestamped_dir(&args.out)?;
-    let view = View::auto(args.no_dashboard);
-    let _logs = crate::logging::init(view != View::Dashboard, Some(&dir.join("mmbot.log")));
-    let strategies = strategies(&symbols, args.script.as_ref(), BudgetMode::for_build())?;
+    let RunSetup { stop, dir, view, _logs, strategies } = setup(args, &symbols)?;
     let title = format!("mmbot {command} {}", names.join(" "));
     let mode = venue_label(&Source::Live(feed.clone()), &Venue::Paper, &config);
     let run = watched(command, &title, &mode, view, &stop, |status| {

@@ -16,9 +16,9 @@
 
 use anyhow::{bail, Context};
 
-use crate::cli::multi::{finish, strategies, watched};
+use crate::cli::multi::{finish, setup, watched, RunSetup};
 use crate::cli::paper::{live_exit_code, live_json, live_setup_for, print_live_summary, LiveFlags, PaperArgs};
-use crate::cli::session::{live_venue_label, View};
+use crate::cli::session::live_venue_label;
 use crate::config::Config;
 use crate::exec::binance::keys::Credentials;
 use crate::exec::binance::rest::{RestClient, RestConfig};
@@ -29,7 +29,6 @@ use crate::exec::risk::{KillSwitch, RiskCheck};
 use crate::hot::fixed::Price;
 use crate::hot::msg::Symbol;
 use crate::runtime::multi::{run_live_multi, MultiSource};
-use crate::script::budget::BudgetMode;
 
 pub(crate) fn live(args: &PaperArgs, mut config: Config, flags: &LiveFlags) -> anyhow::Result<i32> {
     let label = "live";
@@ -100,14 +99,7 @@ pub(crate) fn live(args: &PaperArgs, mut config: Config, flags: &LiveFlags) -> a
         );
         live.push(ex);
     }
-    let stop = crate::cli::record::ctrl_c_flag();
-    if let Some(d) = args.feed.duration {
-        crate::cli::record::stop_after(&stop, d);
-    }
-    let dir = crate::cli::outputs::timestamped_dir(&args.out)?;
-    let view = View::auto(args.no_dashboard);
-    let _logs = crate::logging::init(view != View::Dashboard, Some(&dir.join("mmbot.log")));
-    let strategies = strategies(&symbols, args.script.as_ref(), BudgetMode::for_build())?;
+    let RunSetup { stop, dir, view, _logs, strategies } = setup(args, &symbols)?;
     let feed = config.feed.clone();
     let title = format!("mmbot live {}", names.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(" "));
     let mode = live_venue_label(&config);

@@ -79,3 +79,31 @@ pub fn tmux_wait_for(socket: &str, target: &str, text: &str, limit: std::time::D
     }
     Err(screen)
 }
+
+/// Waits for `child` (its stderr piped), killing it past `deadline` (then panics with what it
+/// printed): its exit status and everything it wrote to stderr.
+pub fn finish_child(
+    mut child: std::process::Child,
+    deadline: std::time::Duration,
+) -> (std::process::ExitStatus, String) {
+    use std::io::Read;
+    let mut err = child.stderr.take().expect("stderr piped");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let end = std::time::Instant::now() + deadline;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("the child can be waited for") {
+            break st;
+        }
+        if std::time::Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the child did not end within {deadline:?}:\n{}", reader.join().unwrap_or_default());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    (status, reader.join().unwrap_or_default())
+}
