@@ -98,9 +98,22 @@ fn run_edited(
     duration: &str,
     edit: impl FnOnce(String) -> String,
 ) -> (Sim, Result<Outcome, StoppedAtStart>) {
-    let dir = common::temp_dir(&format!("live-multi-{name}"));
     let sim = sim();
-    let config = write_config(&dir, &sim, account, eth_live);
+    let out = run_on(&sim, name, duration, (account, eth_live), edit);
+    (sim, out)
+}
+
+/// A run against `sim` with [`write_config`]'s config (given its `account` and `eth_live`)
+/// edited by `edit`.
+fn run_on(
+    sim: &Sim,
+    name: &str,
+    duration: &str,
+    (account, eth_live): (&str, &str),
+    edit: impl FnOnce(String) -> String,
+) -> Result<Outcome, StoppedAtStart> {
+    let dir = common::temp_dir(&format!("live-multi-{name}"));
+    let config = write_config(&dir, sim, account, eth_live);
     std::fs::write(&config, edit(std::fs::read_to_string(&config).unwrap())).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_mmbot"))
         .args(["run", "--live", "--yes", "--no-dashboard", "--duration", duration])
@@ -126,8 +139,8 @@ fn run_edited(
         .expect("mmbot starts");
     let (status, stderr) = common::finish_child(child, Duration::from_secs(90));
     let report = std::fs::read_to_string(dir.join("report.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
-    let Some(report) = report else { return (sim, Err((status.code(), stderr))) };
-    (sim, Ok(Outcome { code: status.code().unwrap_or(-1), stderr, report, journal: dir.join("journal.sqlite") }))
+    let Some(report) = report else { return Err((status.code(), stderr)) };
+    Ok(Outcome { code: status.code().unwrap_or(-1), stderr, report, journal: dir.join("journal.sqlite") })
 }
 
 /// Each journaled order's final (status, filled, symbol), by client id.
@@ -274,4 +287,48 @@ fn a_symbol_the_exchange_lacks_and_budgets_beyond_the_real_balances_stop_the_sta
         assert!(stderr.contains("nothing was sent"), "{name}: {stderr}");
         assert!(sim.all_orders(KEY).is_empty(), "{name}: orders were sent");
     }
+}
+
+/// BTCUSDT and BTCFDUSD share the account's BTC: each symbol's balance check must count the
+/// other's fills (the BTC balance moves with both), or a fill on one looks like a drift on the
+/// other and trips its kill switch. Both trade to the end with their checks clean, and the
+/// journal agrees with the exchange.
+#[test]
+fn symbols_sharing_a_base_asset_keep_their_balance_checks_clean() {
+    let sim = Sim::start(SimConfig {
+        symbols: vec!["BTCUSDT".into(), "BTCFDUSD".into()],
+        source: SimSource::Synthetic { seed: 5, events_per_sec: 300.0 },
+        accounts: vec![SimAccount::hmac(
+            KEY,
+            SECRET,
+            &[("BTC", "1"), ("USDT", "100000"), ("FDUSD", "100000")],
+            "0.001",
+        )],
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let out = run_on(&sim, "shared-base", "8s", ("", ""), |t| {
+        t.replace("symbol = \"ETHUSDT\"", "symbol = \"BTCFDUSD\"")
+            .replace("budget_quote = \"3000\"", "budget_quote = \"3000\"\nbudget_base = \"0.01\"")
+            .replace("budget_base = \"0.01\"\nbudget_base = \"0.01\"", "budget_base = \"0.01\"")
+            .replace(
+                "USDT = \"100000\", BTC = \"1\", ETH = \"1\"",
+                "USDT = \"100000\", BTC = \"1\", FDUSD = \"100000\"",
+            )
+            .replace("[[symbols]]\nsymbol = \"BNBUSDT\"\nbudget_quote = \"50\"\n", "")
+    });
+    let out = out.unwrap_or_else(|(status, stderr)| panic!("no report (exit {status:?}):\n{stderr}"));
+    for s in ["BTCUSDT", "BTCFDUSD"] {
+        assert_eq!(out.live(s, "stop").as_str(), Some("ok"), "{s}:\n{}", out.stderr);
+        assert_eq!(out.live(s, "balance_drifts").as_u64(), Some(0), "{s}:\n{}", out.stderr);
+        assert!(out.live(s, "balance_checks").as_u64() > Some(0), "{s}: never checked");
+    }
+    let fills = |s: &str| out.live(s, "fills").as_u64().unwrap_or(0);
+    assert!(
+        fills("BTCUSDT") > 0 && fills("BTCFDUSD") > 0,
+        "both must fill for the check to mean anything:\n{}",
+        out.stderr
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_agreement(&sim, &out);
 }

@@ -13,6 +13,7 @@ use crate::exec::inventory::{BalanceCheck, BalanceSource, Verdict};
 use crate::exec::journal::BalanceSnapshot;
 use crate::exec::position::{BnbPrice, BnbPriceSource};
 use crate::exec::risk::Balance;
+use crate::hot::fixed::Qty;
 
 use super::{wall_ns, LiveExchange, StopReason};
 
@@ -43,9 +44,13 @@ impl LiveExchange {
         if asset != self.rules.base_asset {
             return;
         }
+        // Other symbols of the account trading this asset move its balance
+        // too: what their fills moved it, as of this balance, counts as if
+        // it were this symbol's ([`super::hub`]).
+        let others = self.gateway.others_flow(asset);
         let Some(check) = self.balance_check.as_mut() else { return };
         let now = wall_ns();
-        let r = check.observe(self.position.qty(), balance, source, now);
+        let r = check.observe(Qty(self.position.qty().0.saturating_add(others)), balance, source, now);
         self.stats.balance_checks += 1;
         if let Err(e) = self.journal.record_reconciliation(self.run, self.symbol, &r) {
             self.stats.last_error = Some(e.to_string());

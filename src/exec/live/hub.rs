@@ -19,6 +19,15 @@
 //!   port (each symbol checks its own assets and reconciles after a
 //!   resubscription).
 //!
+//! Symbols that share an asset (BTCUSDT and BTCFDUSD share BTC; ETH is the
+//! quote of BLZETH and the base of ETHUSDT) each see the account's one
+//! balance of it move with the others' fills. So the hub keeps, in stream
+//! order, how far each symbol's trades have moved each asset (base and
+//! quote, less commissions in the asset charged), and hands every balance
+//! event to each port with what the *other* symbols had moved that asset
+//! by then ([`Port::others_flow`]): a symbol's balance check counts that as
+//! if it were its own, exact whichever symbol's manager polls first.
+//!
 //! The hub sits behind a mutex only so the managers can move to the exec
 //! thread together; only that thread uses it, so it is never contended.
 //! The gateway stops when the last port stops.
@@ -31,7 +40,9 @@ use crate::exec::binance::gateway::{Call, GatewayConfig, GatewayEvent, GatewaySt
 use crate::exec::binance::keys::Credentials;
 use crate::exec::binance::rest::RestClient;
 use crate::exec::live_config::{LiveConfig, OrderEntry};
-use crate::exec::userdata::UserEvent;
+use crate::exec::userdata::{ExecType, ExecutionReport, UserEvent};
+use crate::exec::Side;
+use crate::hot::fixed::notional;
 use crate::hot::msg::Symbol;
 use crate::ipguard::IpGuard;
 
@@ -61,13 +72,52 @@ struct Hub {
 
 struct PortState {
     symbol: Symbol,
-    inbox: VecDeque<GatewayEvent>,
+    base: String,
+    quote: String,
+    /// Events waiting to be polled; a balance event carries the other
+    /// ports' flow in its asset as of that event.
+    inbox: VecDeque<(GatewayEvent, Option<i64>)>,
     in_flight: usize,
     /// Its manager has stopped trading (the gateway stops when every port
     /// has); what still comes for it is kept for its last drain.
     stopped: bool,
     /// Its manager is gone: nothing is kept for it any more.
     gone: bool,
+    /// How far its trades on the stream have moved each asset's balance
+    /// since the port opened (1e-8, signed).
+    flows: Vec<(String, i64)>,
+    /// The other ports' flow carried by the balance event last polled.
+    others_at_last: Option<i64>,
+}
+
+impl PortState {
+    fn add_flow(&mut self, asset: &str, delta: i64) {
+        match self.flows.iter_mut().find(|(a, _)| a == asset) {
+            Some(f) => f.1 = f.1.saturating_add(delta),
+            None => self.flows.push((asset.to_string(), delta)),
+        }
+    }
+
+    fn flow(&self, asset: &str) -> i64 {
+        self.flows.iter().find(|(a, _)| a == asset).map_or(0, |(_, d)| *d)
+    }
+
+    /// A trade of its symbol: base in or out, the notional out or in, the
+    /// commission out of the asset it was charged in (user-data-stream.md
+    /// "Order Update": `l`, `L`, `n`, `N`).
+    fn on_trade(&mut self, r: &ExecutionReport) {
+        let value = notional(r.last_price.0, r.last_qty.0);
+        let (base, quote) = match r.side {
+            Side::Buy => (r.last_qty.0, value.saturating_neg()),
+            Side::Sell => (r.last_qty.0.saturating_neg(), value),
+        };
+        let (b, q) = (self.base.clone(), self.quote.clone());
+        self.add_flow(&b, base);
+        self.add_flow(&q, quote);
+        if r.commission != 0 {
+            self.add_flow(r.commission_asset.as_str(), r.commission.saturating_neg());
+        }
+    }
 }
 
 impl AccountHub {
@@ -116,8 +166,18 @@ impl AccountHub {
     /// before sending.
     pub fn port(&self, symbol: Symbol, rules: SymbolRules) -> Port {
         let mut h = self.lock();
+        h.ports.push(PortState {
+            symbol,
+            base: rules.base_asset.clone(),
+            quote: rules.quote_asset.clone(),
+            inbox: VecDeque::new(),
+            in_flight: 0,
+            stopped: false,
+            gone: false,
+            flows: Vec::new(),
+            others_at_last: None,
+        });
         h.gateway.add_symbol(rules);
-        h.ports.push(PortState { symbol, inbox: VecDeque::new(), in_flight: 0, stopped: false, gone: false });
         Port { hub: self.clone(), index: h.ports.len() - 1, name: symbol.as_str().into() }
     }
 
@@ -129,7 +189,8 @@ impl AccountHub {
 }
 
 impl Hub {
-    /// Moves everything the gateway has to the ports' inboxes.
+    /// Moves everything the gateway has to the ports' inboxes, keeping each
+    /// symbol's flows in stream order.
     fn pump(&mut self) {
         while let Some(ev) = self.gateway.poll() {
             match ev {
@@ -138,19 +199,35 @@ impl Hub {
                         let port = &mut self.ports[p];
                         port.in_flight = port.in_flight.saturating_sub(1);
                         if !port.gone {
-                            port.inbox.push_back(GatewayEvent::Answer(a));
+                            port.inbox.push_back((GatewayEvent::Answer(a), None));
                         }
                     }
                 }
                 GatewayEvent::User(UserEvent::Execution(r)) => {
-                    match self.ports.iter_mut().find(|p| p.symbol == r.symbol && !p.gone) {
-                        Some(p) => p.inbox.push_back(GatewayEvent::User(UserEvent::Execution(r))),
+                    // A gone port's trades still moved the account's assets.
+                    match self.ports.iter_mut().find(|p| p.symbol == r.symbol) {
+                        Some(p) => {
+                            if r.exec_type == ExecType::Trade && r.last_qty.0 > 0 {
+                                p.on_trade(&r);
+                            }
+                            if !p.gone {
+                                p.inbox.push_back((GatewayEvent::User(UserEvent::Execution(r)), None));
+                            }
+                        }
                         None => self.unrouted += 1,
+                    }
+                }
+                GatewayEvent::User(UserEvent::Balance { asset, free, locked }) => {
+                    let total: i64 = self.ports.iter().map(|p| p.flow(asset.as_str())).sum();
+                    for p in self.ports.iter_mut().filter(|p| !p.gone) {
+                        let others = total.saturating_sub(p.flow(asset.as_str()));
+                        let ev = GatewayEvent::User(UserEvent::Balance { asset, free, locked });
+                        p.inbox.push_back((ev, Some(others)));
                     }
                 }
                 other => {
                     for p in self.ports.iter_mut().filter(|p| !p.gone) {
-                        p.inbox.push_back(other.clone());
+                        p.inbox.push_back((other.clone(), None));
                     }
                 }
             }
@@ -178,12 +255,28 @@ impl Port {
     pub fn poll(&mut self) -> Option<GatewayEvent> {
         let mut h = self.hub.lock();
         h.pump();
-        h.ports[self.index].inbox.pop_front()
+        let port = &mut h.ports[self.index];
+        let (ev, others) = port.inbox.pop_front()?;
+        port.others_at_last = others;
+        Some(ev)
     }
 
     /// This symbol's requests not answered yet.
     pub fn in_flight(&self) -> usize {
         self.hub.lock().ports[self.index].in_flight
+    }
+
+    /// What the other symbols' trades had moved `asset`'s balance when the
+    /// balance event last polled was sent; for a balance read otherwise
+    /// (over REST), as of the latest event the hub has seen.
+    pub fn others_flow(&self, asset: &str) -> i64 {
+        let h = self.hub.lock();
+        let me = &h.ports[self.index];
+        if let Some(v) = me.others_at_last {
+            return v;
+        }
+        let total: i64 = h.ports.iter().map(|p| p.flow(asset)).sum();
+        total.saturating_sub(me.flow(asset))
     }
 
     /// The shared gateway's counters (all symbols').
@@ -255,6 +348,15 @@ impl Gateway {
         match self {
             Self::Own(g) => g.stop(),
             Self::Shared(p) => p.stop(),
+        }
+    }
+
+    /// What the account's other symbols' trades moved `asset` by, as of the
+    /// balance being handled (0 alone).
+    pub fn others_flow(&self, asset: &str) -> i64 {
+        match self {
+            Self::Own(_) => 0,
+            Self::Shared(p) => p.others_flow(asset),
         }
     }
 }

@@ -46,7 +46,11 @@ impl SymbolSpec {
     /// A BTCUSDT-like symbol (the order-flow model quotes on that grid).
     pub fn for_symbol(symbol: &str, max_num_orders: u32) -> Self {
         let s = symbol.to_ascii_uppercase();
-        let quote = ["USDT", "BTC", "ETH", "EUR", "BNB"].iter().find(|q| s.ends_with(*q)).copied().unwrap_or("USDT");
+        let quote = ["FDUSD", "USDT", "USDC", "BTC", "ETH", "EUR", "BNB"]
+            .iter()
+            .find(|q| s.len() > q.len() && s.ends_with(*q))
+            .copied()
+            .unwrap_or("USDT");
         let base = s.strip_suffix(quote).unwrap_or(&s).to_string();
         let percent_by_side = PercentPriceBySide {
             bid_up: 5 * SCALE,
