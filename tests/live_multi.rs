@@ -4,6 +4,14 @@
 //! each symbol's journal, exchange orders and position in agreement, no order on a symbol left
 //! open, no symbol trading on another's budget and the account's limits held across symbols.
 //!
+//! The simulator's exchange double models what these runs rely on as Binance documents it:
+//! one user-data subscription carries every symbol's `executionReport` (`s` names the symbol)
+//! and an `outboundAccountPosition` with the balances of the assets a fill changed
+//! (user-data-stream.md §Order Update, §Account Update); balances are the account's, shared by
+//! its symbols (rest-api.md §Account information); `MAX_NUM_ORDERS` and orders are per symbol
+//! (filters.md §MAX_NUM_ORDERS). The same routing is checked on the independent double in
+//! tests/live_hub.rs.
+//!
 //! Each run is bounded (`--duration`, and a hard deadline that kills the child); nothing leaves
 //! 127.0.0.1.
 
@@ -11,10 +19,8 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mmbot::exec::binance::OrderStatus as ExStatus;
 use mmbot::exec::Side;
 use mmbot::sim::exchange::SimAccount;
 use mmbot::sim::{Sim, SimConfig, SimSource};
@@ -115,26 +121,7 @@ fn run_on(
     let dir = common::temp_dir(&format!("live-multi-{name}"));
     let config = write_config(&dir, sim, account, eth_live);
     std::fs::write(&config, edit(std::fs::read_to_string(&config).unwrap())).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_mmbot"))
-        .args(["run", "--live", "--yes", "--no-dashboard", "--duration", duration])
-        .arg("--stream-url")
-        .arg(sim.ws_base())
-        .arg("--rest-url")
-        .arg(sim.http_base())
-        .arg("--config")
-        .arg(&config)
-        .arg("--out")
-        .arg(dir.join("out"))
-        .arg("--report")
-        .arg(dir.join("report.json"))
-        // Keys for the child only; the test process's environment is untouched.
-        .env("BINANCE_API_KEY", KEY)
-        .env("BINANCE_SECRET_KEY", SECRET)
-        .env_remove("BINANCE_ED25519_KEY_FILE")
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+    let child = common::live_run_cmd(&dir, (&sim.ws_base(), &sim.http_base()), &config, duration, (KEY, SECRET))
         .spawn()
         .expect("mmbot starts");
     let (status, stderr) = common::finish_child(child, Duration::from_secs(90));
@@ -166,18 +153,6 @@ fn journal_fills(path: &Path) -> Vec<(String, i64, i64)> {
     v
 }
 
-fn journal_status(s: &ExStatus) -> &'static str {
-    match s {
-        ExStatus::New => "NEW",
-        ExStatus::PartiallyFilled => "PARTIALLY_FILLED",
-        ExStatus::Filled => "FILLED",
-        ExStatus::Canceled => "CANCELED",
-        ExStatus::Rejected => "REJECTED",
-        ExStatus::Expired | ExStatus::ExpiredInMatch => "EXPIRED",
-        _ => "UNKNOWN",
-    }
-}
-
 /// Per symbol: every exchange order journaled under that symbol with the exchange's final state,
 /// the journal's fills the exchange's trades, nothing left open.
 fn assert_agreement(sim: &Sim, out: &Outcome) {
@@ -188,7 +163,7 @@ fn assert_agreement(sim: &Sim, out: &Outcome) {
             panic!("exchange order {} ({}) is not in the journal:\n{ctx}", o.client_order_id, o.symbol)
         });
         assert_eq!(symbol, &o.symbol, "{} journaled under another symbol", o.client_order_id);
-        assert_eq!(status, journal_status(&o.status), "{}: {o:?}:\n{ctx}", o.client_order_id);
+        assert_eq!(status, common::journal_status(&o.status), "{}: {o:?}:\n{ctx}", o.client_order_id);
         assert_eq!(*filled, o.executed_qty.0, "{}: filled differs:\n{ctx}", o.client_order_id);
     }
     assert!(sim.orders(KEY).is_empty(), "orders still rest: {:?}:\n{ctx}", sim.orders(KEY));
@@ -289,7 +264,9 @@ fn a_symbol_the_exchange_lacks_and_budgets_beyond_the_real_balances_stop_the_sta
     }
 }
 
-/// BTCUSDT and BTCFDUSD share the account's BTC: each symbol's balance check must count the
+/// user-data-stream.md §Account Update: `outboundAccountPosition` carries the account's one
+/// balance of an asset, whichever symbol's fill moved it. BTCUSDT and BTCFDUSD share the
+/// account's BTC: each symbol's balance check must count the
 /// other's fills (the BTC balance moves with both), or a fill on one looks like a drift on the
 /// other and trips its kill switch. Both trade to the end with their checks clean, and the
 /// journal agrees with the exchange.

@@ -145,24 +145,8 @@ fn a_live_run_journals_the_change() {
     };
     let (config, log) = (dir.join("mmbot.toml"), dir.join("stderr.txt"));
     std::fs::write(&config, text("0.1")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mmbot"))
-        .args(["run", "--live", "--yes", "--symbol", "BTCUSDT", "--no-dashboard", "--duration", "9s"])
-        .arg("--stream-url")
-        .arg(sim.ws_base())
-        .arg("--rest-url")
-        .arg(sim.http_base())
-        .arg("--config")
-        .arg(&config)
-        .arg("--out")
-        .arg(dir.join("out"))
-        .arg("--report")
-        .arg(dir.join("report.json"))
-        .env("BINANCE_API_KEY", KEY)
-        .env("BINANCE_SECRET_KEY", SECRET)
-        .env_remove("BINANCE_ED25519_KEY_FILE")
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
+    let mut child = common::live_run_cmd(&dir, (&sim.ws_base(), &sim.http_base()), &config, "9s", (KEY, SECRET))
+        .args(["--symbol", "BTCUSDT"])
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();

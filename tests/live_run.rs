@@ -80,26 +80,8 @@ fn spawn(dir: &Path, sim: &Sim, config: &Path, duration: &str) -> Child {
 }
 
 fn spawn_cmd(dir: &Path, sim: &Sim, config: &Path, duration: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mmbot"));
-    cmd.args(["run", "--live", "--yes", "--symbol", "BTCUSDT", "--no-dashboard", "--duration", duration])
-        .arg("--stream-url")
-        .arg(sim.ws_base())
-        .arg("--rest-url")
-        .arg(sim.http_base())
-        .arg("--config")
-        .arg(config)
-        .arg("--out")
-        .arg(dir.join("out"))
-        .arg("--report")
-        .arg(dir.join("report.json"))
-        // Keys for the child only; the test process's environment is untouched.
-        .env("BINANCE_API_KEY", KEY)
-        .env("BINANCE_SECRET_KEY", SECRET)
-        .env_remove("BINANCE_ED25519_KEY_FILE")
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    let mut cmd = common::live_run_cmd(dir, (&sim.ws_base(), &sim.http_base()), config, duration, (KEY, SECRET));
+    cmd.args(["--symbol", "BTCUSDT"]);
     cmd
 }
 
@@ -212,18 +194,6 @@ fn journal(path: &Path) -> (HashMap<String, JOrder>, Vec<JFill>) {
     (orders, fills)
 }
 
-fn journal_status(s: &ExStatus) -> &'static str {
-    match s {
-        ExStatus::New => "NEW",
-        ExStatus::PartiallyFilled => "PARTIALLY_FILLED",
-        ExStatus::Filled => "FILLED",
-        ExStatus::Canceled => "CANCELED",
-        ExStatus::Rejected => "REJECTED",
-        ExStatus::Expired | ExStatus::ExpiredInMatch => "EXPIRED",
-        _ => "UNKNOWN",
-    }
-}
-
 fn signed(side: Side, qty: i64) -> i64 {
     if side == Side::Buy {
         qty
@@ -262,7 +232,12 @@ fn assert_agreement(sim: &Sim, out: &Outcome, open_left: bool) {
             continue;
         }
         // The journal's final state is the exchange's.
-        assert_eq!(j.status, journal_status(&o.status), "{}: journal {j:?}, exchange {o:?}:\n{ctx}", o.client_order_id);
+        assert_eq!(
+            j.status,
+            common::journal_status(&o.status),
+            "{}: journal {j:?}, exchange {o:?}:\n{ctx}",
+            o.client_order_id
+        );
         assert_eq!(j.filled_e8, o.executed_qty.0, "{}: filled differs:\n{ctx}", o.client_order_id);
         if let Some(x) = j.exchange_id {
             assert_eq!(x as u64, o.order_id, "{}: exchange id differs", o.client_order_id);

@@ -107,3 +107,49 @@ pub fn finish_child(
     };
     (status, reader.join().unwrap_or_default())
 }
+
+/// `mmbot run --live --yes --no-dashboard --duration DURATION` against a simulator's market
+/// (`stream_url`, `rest_url`) with `config`, its outputs under `dir` (`out/`, `report.json`), and
+/// `keys` (API key, HMAC secret) in the child's environment only; stdin and stdout closed, stderr
+/// piped (callers may redirect it).
+pub fn live_run_cmd(
+    dir: &Path,
+    (stream_url, rest_url): (&str, &str),
+    config: &Path,
+    duration: &str,
+    (key, secret): (&str, &str),
+) -> std::process::Command {
+    use std::process::Stdio;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mmbot"));
+    cmd.args(["run", "--live", "--yes", "--no-dashboard", "--duration", duration])
+        .args(["--stream-url", stream_url, "--rest-url", rest_url])
+        .arg("--config")
+        .arg(config)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .arg("--report")
+        .arg(dir.join("report.json"))
+        .env("BINANCE_API_KEY", key)
+        .env("BINANCE_SECRET_KEY", secret)
+        .env_remove("BINANCE_ED25519_KEY_FILE")
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// An exchange order status as the journal spells it (UNKNOWN for what the journal never
+/// records as final).
+pub fn journal_status(s: &mmbot::exec::binance::OrderStatus) -> &'static str {
+    use mmbot::exec::binance::OrderStatus as S;
+    match s {
+        S::New => "NEW",
+        S::PartiallyFilled => "PARTIALLY_FILLED",
+        S::Filled => "FILLED",
+        S::Canceled => "CANCELED",
+        S::Rejected => "REJECTED",
+        S::Expired | S::ExpiredInMatch => "EXPIRED",
+        _ => "UNKNOWN",
+    }
+}

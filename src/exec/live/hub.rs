@@ -90,14 +90,15 @@ struct PortState {
     others_at_last: Option<i64>,
 }
 
-impl PortState {
-    fn add_flow(&mut self, asset: &str, delta: i64) {
-        match self.flows.iter_mut().find(|(a, _)| a == asset) {
-            Some(f) => f.1 = f.1.saturating_add(delta),
-            None => self.flows.push((asset.to_string(), delta)),
-        }
+/// Adds `delta` to `asset`'s entry of `flows` (a new entry the first time).
+fn add_flow(flows: &mut Vec<(String, i64)>, asset: &str, delta: i64) {
+    match flows.iter_mut().find(|(a, _)| a == asset) {
+        Some(f) => f.1 = f.1.saturating_add(delta),
+        None => flows.push((asset.to_string(), delta)),
     }
+}
 
+impl PortState {
     fn flow(&self, asset: &str) -> i64 {
         self.flows.iter().find(|(a, _)| a == asset).map_or(0, |(_, d)| *d)
     }
@@ -111,11 +112,10 @@ impl PortState {
             Side::Buy => (r.last_qty.0, value.saturating_neg()),
             Side::Sell => (r.last_qty.0.saturating_neg(), value),
         };
-        let (b, q) = (self.base.clone(), self.quote.clone());
-        self.add_flow(&b, base);
-        self.add_flow(&q, quote);
+        add_flow(&mut self.flows, &self.base, base);
+        add_flow(&mut self.flows, &self.quote, quote);
         if r.commission != 0 {
-            self.add_flow(r.commission_asset.as_str(), r.commission.saturating_neg());
+            add_flow(&mut self.flows, r.commission_asset.as_str(), r.commission.saturating_neg());
         }
     }
 }

@@ -345,7 +345,9 @@ impl LiveExchange {
         // "rest"` the stream keeps a connection of its own.
         let guard = rest.guard().clone();
         let ws = cfg.order_entry == OrderEntry::WsApi;
-        let gcfg = GatewayConfig {
+        // Its own gateway (one symbol): the symbol's rules checked before
+        // sending, user data on the session unless REST carries the orders.
+        let gcfg = || GatewayConfig {
             recv_window: cfg.recv_window,
             timeout: cfg.timeout,
             rules: Some(rules.clone()),
@@ -357,7 +359,7 @@ impl LiveExchange {
             // (AccountHub::start refuses REST-only order entry).
             (Gateway::Shared(hub.port(symbol, rules.clone())), None)
         } else if ws {
-            let gateway = OrderGateway::start(gcfg, rest, Some(stream_creds), guard)
+            let gateway = OrderGateway::start(gcfg(), rest, Some(stream_creds), guard)
                 .map_err(|e| LiveError::Setup(format!("the order gateway could not start: {e}")))?;
             (Gateway::Own(gateway), None)
         } else {
@@ -368,7 +370,7 @@ impl LiveExchange {
                 rest.clock_offset_handle(),
                 Some(guard.clone()),
             )?;
-            let gateway = OrderGateway::start(gcfg, rest, None, guard)
+            let gateway = OrderGateway::start(gcfg(), rest, None, guard)
                 .map_err(|e| LiveError::Setup(format!("the order gateway could not start: {e}")))?;
             (Gateway::Own(gateway), Some(s))
         };
