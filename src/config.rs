@@ -22,6 +22,8 @@ use crate::hot::strategy::StrategyParams;
 use crate::hot::sync::SyncConfig;
 
 mod ai;
+pub mod alerts;
+pub mod control;
 mod describe;
 mod feed;
 mod hot;
@@ -55,6 +57,9 @@ pub enum ConfigError {
     /// `[[symbols]]` or `[account]` (its messages name the key).
     #[error(transparent)]
     Symbols(#[from] symbols::SymbolsError),
+    /// `[alerts]` (its messages name the key).
+    #[error(transparent)]
+    Alerts(#[from] alerts::AlertsError),
 }
 
 /// A decimal as written: a string or a TOML number.
@@ -225,6 +230,10 @@ pub struct RawConfig {
     pub feed: RawFeed,
     #[serde(default)]
     pub net: crate::ipguard::settings::RawNet,
+    #[serde(default)]
+    pub control: control::RawControl,
+    #[serde(default)]
+    pub alerts: Option<alerts::RawAlerts>,
     /// Live trading; absent means paper only (its limits have no default).
     #[serde(default)]
     pub live: Option<crate::exec::live_config::RawLiveConfig>,
@@ -283,6 +292,10 @@ pub struct Config {
     /// `[[symbols]]` and `[account]`: several symbols from one account,
     /// each with its own settings (`None`: the one `[market] symbol`).
     pub symbols: Option<symbols::Symbols>,
+    /// `[control]`: the control plane's server (`src/control`).
+    pub control: control::ControlConfig,
+    /// `[alerts]`: webhooks the control plane calls (`src/control/alerts`).
+    pub alerts: alerts::AlertsConfig,
 }
 
 impl Default for Config {
@@ -661,6 +674,11 @@ impl Config {
         let net = crate::ipguard::settings::NetConfig::from_raw(&raw.net)
             .map_err(|(key, value, allowed)| invalid(key, value, allowed))?;
         let live = raw.live.clone().map(crate::exec::live_config::LiveConfig::from_raw).transpose()?;
+        let control = control::validate_control(&raw.control)?;
+        let alerts = match &raw.alerts {
+            Some(a) => alerts::validate_alerts(a)?,
+            None => alerts::AlertsConfig::default(),
+        };
 
         Ok(Self {
             feed,
@@ -692,6 +710,8 @@ impl Config {
             strategy_levels,
             source: None,
             symbols: None,
+            control,
+            alerts,
         })
     }
 }

@@ -13,6 +13,7 @@ pub mod ai;
 pub mod backtest;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod exec;
 pub mod feed;
 pub mod hot;

@@ -75,6 +75,12 @@ pub struct DemoArgs {
     /// every 20 s, a malformed frame every 500), to watch the bot cope.
     #[arg(long)]
     pub chaos: bool,
+    #[command(flatten)]
+    pub control: crate::cli::control_plane::ControlArgs,
+    /// No web dashboard or control API (the demo serves them at
+    /// 127.0.0.1:8686 otherwise).
+    #[arg(long, conflicts_with = "control")]
+    pub no_control: bool,
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
@@ -84,6 +90,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
     // finds nothing, the demo's own settings instead of the built-in defaults.
     let choice = Choice::for_process(args.config.as_deref());
     if args.symbols > 1 {
+        anyhow::ensure!(
+            args.control.control.is_none(),
+            "--control serves one symbol's session; with --symbols {} leave it out (each symbol's status is in the \
+             report and the status lines)",
+            args.symbols
+        );
         // Several simulated symbols from one account (src/cli/demo_multi.rs).
         let (text, origin) = match choice.path() {
             Some(path) => {
@@ -125,6 +137,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
     // not warn about a missing key).
     if config.ai.provider == crate::ai::Provider::Auto {
         config.ai.provider = crate::ai::Provider::Offline;
+    }
+    args.control.apply(&mut config)?;
+    if config.control.listen.is_none() && !args.no_control {
+        config.control.listen = Some(crate::config::control::DEMO_LISTEN.parse().expect("a valid address"));
+        config.control.any_port_if_taken = true;
     }
     let fault_text = demo_faults(args.chaos).describe();
     let sim = start_sim(&args, vec!["BTCUSDT".into()])?;

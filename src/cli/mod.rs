@@ -7,6 +7,7 @@ pub mod bench;
 pub mod bench_group;
 pub mod book;
 pub mod config;
+pub mod control_plane;
 pub mod dashboard;
 pub mod demo;
 pub mod demo_multi;

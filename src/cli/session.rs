@@ -48,12 +48,9 @@ impl View {
     }
 }
 
-/// What the script thread last said (for the dashboard).
-#[derive(Debug, Clone, Default)]
-pub struct ScriptInfo {
-    pub reloads: u64,
-    pub last_event: Option<String>,
-}
+/// What the script thread last said (for the dashboard and the control
+/// plane).
+pub type ScriptInfo = crate::control::ScriptNote;
 
 /// Runs the paper trader on threads from `source` until it ends or `stop`
 /// is set (Ctrl-C, `--duration`, or `q` on the dashboard).
@@ -92,6 +89,7 @@ pub fn run_session_with_events(
     // deeper ring than latest-wins needs.
     let (exec_tx, exec_rx) = ring::<ExecStatus>(64);
     let (control_tx, control_rx) = ring::<Control>(4);
+    let control = crate::control::ControlSender::new(control_tx);
     let (samples_tx, mut samples_rx) = ring::<StageSample>(1 << 14);
     let finished = Arc::new(AtomicBool::new(false));
     let live = Arc::new(Mutex::new(StageHistograms::new()));
@@ -168,6 +166,7 @@ pub fn run_session_with_events(
     let mut watched = None;
     let mut watcher = None;
     let mut script_log = None;
+    let mut script_target = None;
     let runner = {
         let config = config.clone();
         let stop = stop.clone();
@@ -228,6 +227,13 @@ pub fn run_session_with_events(
                     Some(crate::script::health::spawn_logger(path.display().to_string(), events_rx, finished.clone())?);
                 strategy_name = crate::hot::strategy::Strategy::name(&s).to_string();
                 reload_flag = Some(w.reload_handle());
+                script_target = Some(crate::control::ScriptTarget {
+                    path: path.clone(),
+                    limits: config.script_limits,
+                    params: live_params.clone(),
+                    max_call_ns: config.script_budget.max_call_ns,
+                    reload: w.reload_handle(),
+                });
                 watched = Some(path.display().to_string());
                 watcher = Some(w);
                 std::thread::Builder::new().name("mmbot-session".into()).spawn(move || {
@@ -251,14 +257,45 @@ pub fn run_session_with_events(
         journal,
         move |line| info.lock().unwrap_or_else(|p| p.into_inner()).last_event = Some(line),
     );
-    let mut obs = Observer::new(status_rx, exec_rx, script_info);
+    let mut obs = Observer::new(status_rx, exec_rx, script_info.clone());
+    let plane = crate::cli::control_plane::ControlPlane::start(
+        config,
+        label,
+        crate::cli::control_plane::PlaneInputs {
+            title: title.clone(),
+            mode: mode.clone(),
+            symbol: config.hot.symbol.map_or_else(String::new, |s| s.to_string()),
+            max_position: config.hot.guard.max_position,
+            histograms: live.clone(),
+            advisor: Some(advisor.clone()),
+            script_note: script_info,
+            control: control.clone(),
+            stop: stop.clone(),
+            params: Some(params_watcher.editor()),
+            script_file: script_target.as_ref().map(|t: &crate::control::ScriptTarget| t.path.clone()),
+            script: script_target,
+        },
+    );
+    let plane = match plane {
+        Ok(p) => p,
+        Err(e) => {
+            // Nothing traded yet that the stop would not settle.
+            stop.store(true, Ordering::Relaxed);
+            let _ = runner.join();
+            return Err(e.context("starting the control plane ([control])"));
+        }
+    };
+    let plane = plane.map(|(plane, tap)| {
+        obs.set_tap(tap);
+        plane
+    });
     match view {
         View::Dashboard => {
             let inputs = DashboardInputs {
                 title,
                 mode,
                 live: live.clone(),
-                control: control_tx,
+                control: control.clone(),
                 reload: reload_flag,
                 watched,
                 strategy: strategy_name,
@@ -338,6 +375,13 @@ pub fn run_session_with_events(
     crate::cli::dashboard::advisor::add_net_of_ai(&mut run.report, &ai);
     // What arrived after the view's last look.
     obs.poll();
+    if let Some(p) = plane {
+        let why = match &run.live {
+            Some(l) => format!("{} ended: {:?}", label, l.stop),
+            None => format!("{label} ended"),
+        };
+        p.finish(&why);
+    }
     Ok((run, obs.log))
 }
 

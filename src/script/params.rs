@@ -40,6 +40,8 @@ use crate::hot::strategy::StrategyParams;
 use crate::ring::Producer;
 use crate::script::{fnv1a, reload, Params};
 
+pub mod edit;
+
 /// The parameters a version of a script runs with, in the Rhai run's tag
 /// (`GlobalRuntimeState::tag`): `param()` reads them from there.
 #[derive(Debug, Clone)]
@@ -181,8 +183,9 @@ pub enum ParamsEvent {
 
 /// What [`watch_config`] watches and where it sends changes.
 pub struct ConfigWatch {
-    /// The config file the run was started with.
-    pub path: PathBuf,
+    /// The config file the run was started with (`None`: none; only the
+    /// control API changes parameters).
+    pub path: Option<PathBuf>,
     /// The configuration the run is using (its params are "before").
     pub running: Config,
     /// The script file, to tell keys it never names.
@@ -199,6 +202,14 @@ pub struct ConfigWatch {
 pub struct ParamsWatcher {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    watching: Arc<Mutex<Watching>>,
+}
+
+impl ParamsWatcher {
+    /// Where the control API's changes go ([`edit::ParamsEditor`]).
+    pub fn editor(&self) -> edit::ParamsEditor {
+        edit::ParamsEditor::new(self.watching.clone())
+    }
 }
 
 impl Drop for ParamsWatcher {
@@ -217,25 +228,28 @@ pub const FROM_CONFIG_FILE: &str = "config file";
 pub fn watch_config(w: ConfigWatch, mut report: impl FnMut(ParamsEvent) + Send + 'static) -> ParamsWatcher {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
+    let watching = Arc::new(Mutex::new(Watching::new(w)));
+    let watcher = watching.clone();
     let thread = std::thread::Builder::new()
         .name("mmbot-params".into())
         .spawn(move || {
-            let mut watcher = Watching::new(w);
             while !flag.load(Ordering::Relaxed) {
                 std::thread::sleep(reload::POLL);
-                for ev in watcher.poll() {
+                let events = watcher.lock().unwrap_or_else(|p| p.into_inner()).poll();
+                for ev in events {
                     report(ev);
                 }
             }
         })
         .expect("spawning the params thread");
-    ParamsWatcher { stop, thread: Some(thread) }
+    ParamsWatcher { stop, thread: Some(thread), watching }
 }
 
 /// Starts the watcher for a trading session, logging each event (stderr
 /// without the dashboard, and mmbot.log) and handing each line to
-/// `on_line` (the dashboard's last event). `None` when the run's settings
-/// came from no file (the built-in defaults): nothing to watch.
+/// `on_line` (the dashboard's last event). When the run's settings came
+/// from no file (the built-in defaults) there is no file to watch, but the
+/// watcher still takes the control API's changes.
 pub fn watch_session(
     config: &Config,
     script: Option<PathBuf>,
@@ -243,10 +257,10 @@ pub fn watch_session(
     native: Producer<StrategyParams>,
     journal: Option<(PathBuf, RunId)>,
     mut on_line: impl FnMut(String) + Send + 'static,
-) -> Option<ParamsWatcher> {
-    let path = config.source.clone()?;
+) -> ParamsWatcher {
+    let path = config.source.clone();
     let w = ConfigWatch { path, running: config.clone(), script, shared, native: Some(native), journal };
-    Some(watch_config(w, move |ev| match ev {
+    watch_config(w, move |ev| match ev {
         ParamsEvent::Applied(changes) => {
             for c in changes {
                 let line = format!("params: {c}");
@@ -259,7 +273,7 @@ pub fn watch_session(
             on_line(format!("params: {why}"));
         }
         ParamsEvent::Note(note) => tracing::info!(target: "mmbot::params", "params: {note}"),
-    }))
+    })
 }
 
 /// The watcher's state between polls (also driven directly by tests).
@@ -274,7 +288,7 @@ pub struct Watching {
 
 impl Watching {
     pub fn new(w: ConfigWatch) -> Self {
-        let text = std::fs::read_to_string(&w.path).ok();
+        let text = w.path.as_ref().and_then(|p| std::fs::read_to_string(p).ok());
         let seen = text.as_deref().map(|t| fnv1a(t.as_bytes()));
         let others = text.as_deref().and_then(other_settings);
         let (params, native) = (w.running.params.clone(), w.running.hot.params);
@@ -283,13 +297,14 @@ impl Watching {
 
     /// Reads the file once; what changed since the last poll.
     pub fn poll(&mut self) -> Vec<ParamsEvent> {
-        let Ok(text) = std::fs::read_to_string(&self.w.path) else { return Vec::new() };
+        let Some(path) = &self.w.path else { return Vec::new() };
+        let Ok(text) = std::fs::read_to_string(path) else { return Vec::new() };
         let hash = fnv1a(text.as_bytes());
         if self.seen == Some(hash) {
             return Vec::new();
         }
         self.seen = Some(hash);
-        let file = self.w.path.display().to_string();
+        let file = path.display().to_string();
         let new = match Config::from_toml(&text, &file) {
             Ok(c) => c,
             Err(e) => {
@@ -299,16 +314,52 @@ impl Watching {
             }
         };
         let mut events = Vec::new();
-        let mut changes = diff(&self.params, &new.params);
+        let changes = self.apply(&new.params, new.hot.params, FROM_CONFIG_FILE, &mut events);
+        if new.hot.params.max_position != self.w.running.hot.params.max_position {
+            events.push(ParamsEvent::Note(format!(
+                "{file}: strategy.max_position is a risk limit: the change applies at the next start (still {})",
+                self.w.running.hot.params.max_position
+            )));
+        }
+        let others = other_settings(&text);
+        if others.is_some() && others != self.others {
+            events.push(ParamsEvent::Note(format!(
+                "{file}: settings outside [strategy.params], strategy.target_spread_pct and \
+                 strategy.min_order_size changed: they apply at the next start"
+            )));
+            self.others = others;
+        }
+        if !changes.is_empty() {
+            events.insert(0, ParamsEvent::Applied(changes));
+        }
+        events
+    }
+
+    /// The running `[strategy.params]` and native settings.
+    pub fn running(&self) -> (&Params, StrategyParams) {
+        (&self.params, self.native)
+    }
+
+    /// Makes `params` and `n`'s live settings (`target_spread_pct`,
+    /// `min_order_size`) the running ones, already validated: publishes
+    /// them, journals the change as `who`'s in a live run, and returns
+    /// what changed (notes go to `events`).
+    pub fn apply(
+        &mut self,
+        params: &Params,
+        n: StrategyParams,
+        who: &str,
+        events: &mut Vec<ParamsEvent>,
+    ) -> Vec<ParamChange> {
+        let mut changes = diff(&self.params, params);
         if !changes.is_empty() {
             let source = self.w.script.as_ref().and_then(|p| std::fs::read_to_string(p).ok());
             for c in changes.iter_mut() {
                 c.unread = c.new.is_some() && source.as_deref().is_some_and(|s| !names(s, &c.name));
             }
-            self.params = new.params.clone();
-            self.w.shared.set(new.params.clone());
+            self.params = params.clone();
+            self.w.shared.set(params.clone());
         }
-        let n = new.hot.params;
         let mut native = self.native;
         for (name, old, new) in [
             ("strategy.target_spread_pct", self.native.target_spread_pct, n.target_spread_pct),
@@ -326,33 +377,18 @@ impl Watching {
                 tx.push_latest(native);
             }
         }
-        if n.max_position != self.w.running.hot.params.max_position {
-            events.push(ParamsEvent::Note(format!(
-                "{file}: strategy.max_position is a risk limit: the change applies at the next start (still {})",
-                self.w.running.hot.params.max_position
-            )));
-        }
-        let others = other_settings(&text);
-        if others.is_some() && others != self.others {
-            events.push(ParamsEvent::Note(format!(
-                "{file}: settings outside [strategy.params], strategy.target_spread_pct and \
-                 strategy.min_order_size changed: they apply at the next start"
-            )));
-            self.others = others;
-        }
         if !changes.is_empty() {
             if let Some((path, run)) = &self.w.journal {
                 let rows: Vec<ParamRow> = changes.iter().map(ParamChange::row).collect();
-                if let Err(e) = record_params(path, *run, crate::feed::snapshot::wall_ns(), &rows, FROM_CONFIG_FILE) {
+                if let Err(e) = record_params(path, *run, crate::feed::snapshot::wall_ns(), &rows, who) {
                     events.push(ParamsEvent::Note(format!(
                         "params: the change applies but could not be journaled in {}: {e}",
                         path.display()
                     )));
                 }
             }
-            events.insert(0, ParamsEvent::Applied(changes));
         }
-        events
+        changes
     }
 }
 
@@ -406,7 +442,7 @@ mod tests {
         let shared = SharedParams::new(running.params.clone());
         let (tx, mut rx) = ring::<StrategyParams>(4);
         let mut w = Watching::new(ConfigWatch {
-            path: path.clone(),
+            path: Some(path.clone()),
             running,
             script: Some(script),
             shared: shared.clone(),

@@ -305,7 +305,12 @@ pub struct Observer {
     pub log: EventLog,
     pub last_status: Option<HotStatus>,
     pub last_exec: ExecStatus,
+    tap: Option<Tap>,
 }
+
+/// Called after each [`Observer::poll`] with the log, the latest snapshots
+/// and the time since the start (the control plane publishes from here).
+pub type Tap = Box<dyn FnMut(&mut EventLog, Option<&HotStatus>, &ExecStatus, f64) + Send>;
 
 impl Observer {
     pub fn new(status: Consumer<HotStatus>, exec: Consumer<ExecStatus>, script: Arc<Mutex<ScriptInfo>>) -> Self {
@@ -317,7 +322,13 @@ impl Observer {
             log: EventLog::new(),
             last_status: None,
             last_exec: ExecStatus::default(),
+            tap: None,
         }
+    }
+
+    /// Sets the [`Tap`].
+    pub fn set_tap(&mut self, tap: Tap) {
+        self.tap = Some(tap);
     }
 
     /// Seconds since the observer started (the session's start).
@@ -340,6 +351,9 @@ impl Observer {
         }
         let info = self.script.lock().unwrap_or_else(|p| p.into_inner()).clone();
         self.log.on_script(&info, t);
+        if let Some(tap) = &mut self.tap {
+            tap(&mut self.log, self.last_status.as_ref(), &self.last_exec, t);
+        }
         status.is_some()
     }
 

@@ -28,7 +28,6 @@ use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind};
 
 use crate::ai::advisor::AdvisorHandle;
 use crate::hot::fixed::Qty;
-use crate::ring::Producer;
 use crate::runtime::Control;
 use crate::stats::latency::{Stage, StageHistograms};
 use draw::Screen;
@@ -43,7 +42,7 @@ pub struct DashboardInputs {
     /// [`crate::cli::session::venue_label`]).
     pub mode: String,
     pub live: Arc<Mutex<StageHistograms>>,
-    pub control: Producer<Control>,
+    pub control: crate::control::ControlSender,
     pub reload: Option<Arc<AtomicBool>>,
     /// The script file `r` reloads.
     pub watched: Option<String>,
@@ -156,7 +155,7 @@ fn key(inp: &DashboardInputs, obs: &mut Observer, v: &mut Screen, k: event::KeyE
         }
         KeyCode::Char('p') => {
             v.paused = !v.paused;
-            inp.control.push_latest(Control::Pause(v.paused));
+            inp.control.send(Control::Pause(v.paused));
         }
         KeyCode::Char('r') => match (&inp.reload, &inp.watched) {
             (Some(r), Some(w)) => {

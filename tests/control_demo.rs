@@ -1,0 +1,157 @@
+//! The control plane end to end, without a browser: `mmbot demo` with
+//! `--control 127.0.0.1:0`, driven over HTTP as an operator's script would
+//! be. The status moves, a parameter change applies, pause stops quoting
+//! (the quote count stands still, and the event log says who paused), and
+//! `POST /api/stop` ends the run early with its report written.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const TOKEN: &str = "demo-token-0123456789abcdef0123";
+
+struct Demo(Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn call(addr: &str, method: &str, path: &str, body: Option<Value>) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    (head.split(' ').nth(1).unwrap().parse().unwrap(), body.to_string())
+}
+
+fn status(addr: &str) -> Value {
+    let (st, body) = call(addr, "GET", "/api/status", None);
+    assert_eq!(st, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Polls `f` every 100 ms for up to `limit`.
+fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn an_operator_drives_the_demo_over_the_control_api() {
+    let dir = common::temp_dir("control-demo");
+    let child = Command::new(env!("CARGO_BIN_EXE_mmbot"))
+        .args(["demo", "--duration", "60s", "--no-dashboard", "--control", "127.0.0.1:0", "--out", "runs"])
+        .current_dir(&dir)
+        .env("MMBOT_CONTROL_TOKEN", TOKEN)
+        .env_remove("MMBOT_CONFIG")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("HOLYSHEEP_API_KEY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut demo = Demo(child);
+    let stderr = demo.0.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let addr = loop {
+        let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).unwrap_or_else(|_| {
+            panic!("no control banner within 60 s:\n{}", seen.join("\n"));
+        });
+        if let Some(rest) = line.strip_prefix("control: http://") {
+            break rest.split('/').next().unwrap().to_string();
+        }
+        seen.push(line);
+    };
+    // The token came from the environment: the banner names the variable,
+    // never the token.
+    assert!(!seen.iter().any(|l| l.contains(TOKEN)));
+
+    // The status moves.
+    assert!(wait_until(Duration::from_secs(30), || status(&addr)["counters"]["quotes"].as_u64() > Some(5)));
+    let first = status(&addr)["counters"]["frames"].as_u64().unwrap();
+    assert!(wait_until(Duration::from_secs(10), || status(&addr)["counters"]["frames"].as_u64() > Some(first)));
+    let s = status(&addr);
+    assert_eq!(s["symbol"], "BTCUSDT");
+    assert!(s["book"]["mid"].as_f64().is_some_and(|m| m > 0.0), "{s}");
+
+    // A parameter change applies (and a bad one is refused, changing nothing).
+    let (st, body) = call(&addr, "POST", "/api/params", Some(json!({"target_spread_pct": 60})));
+    assert_eq!(st, 422, "{body}");
+    let (st, body) = call(&addr, "POST", "/api/params", Some(json!({"target_spread_pct": 0.25, "who": "ops"})));
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains("strategy.target_spread_pct"), "{body}");
+    let (_, body) = call(&addr, "GET", "/api/params", None);
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["target_spread_pct"], 0.25);
+
+    // Metrics.
+    let (st, metrics) = call(&addr, "GET", "/metrics", None);
+    assert_eq!(st, 200);
+    assert!(metrics.contains("mmbot_quotes_total{symbol=\"BTCUSDT\"}"), "{metrics}");
+
+    // Pause: the hot thread stops quoting.
+    let (st, body) = call(&addr, "POST", "/api/pause", Some(json!({"who": "ops"})));
+    assert_eq!((st, body.as_str()), (200, "{\"paused\":true}"));
+    assert!(wait_until(Duration::from_secs(5), || status(&addr)["paused"] == true), "the pause never showed");
+    // While paused every quote is a pull: quotes made (not pulls) and
+    // orders sent stand still.
+    let made = |s: &Value| s["counters"]["quotes"].as_u64().unwrap() - s["counters"]["pulled"].as_u64().unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    let before = status(&addr);
+    std::thread::sleep(Duration::from_millis(1500));
+    let paused = status(&addr);
+    let q1 = made(&before);
+    assert_eq!(made(&paused), q1, "quotes were made while paused");
+    assert_eq!(paused["counters"]["orders"], before["counters"]["orders"], "orders were sent while paused");
+    assert!(paused["counters"]["pulled"].as_u64() > before["counters"]["pulled"].as_u64(), "{paused}");
+    assert!(paused["orders"]["bid"].is_null() && paused["orders"]["ask"].is_null(), "{paused}");
+
+    // Stop: the run ends well before its 60 s, with its report.
+    let started = Instant::now();
+    assert_eq!(call(&addr, "POST", "/api/stop", None).0, 200);
+    let code = loop {
+        if let Some(c) = demo.0.try_wait().unwrap() {
+            break c;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the demo did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(code.success(), "{code:?}");
+    let run = std::fs::read_dir(dir.join("runs")).unwrap().next().unwrap().unwrap().path();
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();
+    let t = &report["trading"];
+    assert_eq!(t["quotes"].as_u64().unwrap() - t["pulled"].as_u64().unwrap(), q1, "quotes made after the pause");
+    let events = std::fs::read_to_string(run.join("events.jsonl")).unwrap();
+    assert!(events.contains("paused by api (ops)"), "{events}");
+    assert!(events.contains("params: strategy.target_spread_pct"), "{events}");
+    assert!(events.contains("stop asked by api"), "{events}");
+}
