@@ -142,6 +142,9 @@ pub struct HotStatus {
     pub pulled_on_sync_loss: u64,
     /// Quoting paused by the operator.
     pub paused: bool,
+    /// Receive time (wall ns live) of the traded book's latest depth
+    /// event; 0 before any. The control plane shows the book's age.
+    pub last_depth_ns: i64,
     /// Why the traded book is unsynced (or last was), and since when (wall
     /// ns; the state's start when synced): `unsynced (gap) 2.1 s`.
     pub unsynced_cause: UnsyncedCause,
@@ -604,6 +607,7 @@ impl<S: Strategy> HotSide<S> {
                     pulled_stale: h.pulled_stale,
                     pulled_on_sync_loss: h.pulled_on_sync_loss,
                     paused: self.hot.paused(),
+                    last_depth_ns: self.hot.last_depth_ns(),
                     unsynced_cause: self.sync_clock.cause,
                     sync_since_ns: self.sync_clock.since_ns,
                     feed: FeedCounters {

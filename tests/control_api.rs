@@ -77,6 +77,8 @@ fn rig(tweak: impl FnOnce(&mut ServerSettings, &mut ControlConfig)) -> Rig {
             reload: reload.clone(),
         }),
         paused: Arc::new(AtomicBool::new(false)),
+        advisor: None,
+        ai_interval_s: None,
     };
     let token = Token::from_value("MMBOT_CONTROL_TOKEN", TOKEN).unwrap();
     let server = ControlServer::start(settings, token, board.clone(), commands).unwrap();

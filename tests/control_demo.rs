@@ -104,6 +104,20 @@ fn an_operator_drives_the_demo_over_the_control_api() {
     assert_eq!(s["symbol"], "BTCUSDT");
     assert!(s["book"]["mid"].as_f64().is_some_and(|m| m > 0.0), "{s}");
 
+    // The advisor's settings, within their bounds: the demo's offline
+    // advisor asks every 5 s ([ai] interval_s), so 1 s is refused.
+    let (st, body) = call(&addr, "GET", "/api/ai", None);
+    assert_eq!(st, 200, "{body}");
+    let ai: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ai["bounds"]["interval_s"], json!([5.0, 50.0]), "{ai}");
+    let (st, body) = call(&addr, "POST", "/api/ai", Some(json!({"interval_s": 1.0, "paused": true})));
+    assert_eq!(st, 422, "{body}");
+    let (_, body) = call(&addr, "GET", "/api/ai", None);
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["paused"], false, "a refused change paused advice");
+    let (st, body) = call(&addr, "POST", "/api/ai", Some(json!({"interval_s": 6.0, "paused": true, "who": "ops"})));
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), json!({"paused": true, "interval_s": 6.0}));
+
     // A parameter change applies (and a bad one is refused, changing nothing).
     let (st, body) = call(&addr, "POST", "/api/params", Some(json!({"target_spread_pct": 60})));
     assert_eq!(st, 422, "{body}");
@@ -135,6 +149,12 @@ fn an_operator_drives_the_demo_over_the_control_api() {
     assert!(paused["counters"]["pulled"].as_u64() > before["counters"]["pulled"].as_u64(), "{paused}");
     assert!(paused["orders"]["bid"].is_null() && paused["orders"]["ask"].is_null(), "{paused}");
 
+    // Advice stays paused: its ticks are skipped (one every 6 s).
+    assert!(
+        wait_until(Duration::from_secs(15), || status(&addr)["advice"]["advisor"]["skipped_paused"].as_u64() > Some(0)),
+        "no advisor tick was skipped while advice was paused"
+    );
+
     // Stop: the run ends well before its 60 s, with its report.
     let started = Instant::now();
     assert_eq!(call(&addr, "POST", "/api/stop", None).0, 200);
@@ -154,4 +174,5 @@ fn an_operator_drives_the_demo_over_the_control_api() {
     assert!(events.contains("paused by api (ops)"), "{events}");
     assert!(events.contains("params: strategy.target_spread_pct"), "{events}");
     assert!(events.contains("stop asked by api"), "{events}");
+    assert!(events.contains("ai: advice paused by api (ops)"), "{events}");
 }

@@ -102,6 +102,8 @@ impl ControlPlane {
                     param_bounds: config.control.param_bounds.clone(),
                     script: inp.script,
                     paused: Arc::new(AtomicBool::new(false)),
+                    advisor: inp.advisor.clone(),
+                    ai_interval_s: config.control.ai_interval_s,
                 };
                 let server = ControlServer::start(
                     ServerSettings::from_config(&config.control, listen),
@@ -139,6 +141,7 @@ impl ControlPlane {
                     let ai = advisor.as_ref().map(|a| a.stats());
                     for a in w.observe(t, hot, exec, ai.as_ref()) {
                         tap_board.push(t, "alert", json!({"kind": a.kind.name(), "text": a.text}));
+                        log.push(t, EventKind::Alert, format!("{}: {}", a.kind.name(), a.text));
                         n.notify(a);
                     }
                 }

@@ -15,15 +15,23 @@
 //!
 //! The rate-limit, retry and trigger keys may be set for the whole section
 //! and overridden per webhook; the watch's thresholds are the section's.
+//! The validated types are in `settings`, the tests in `tests`.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::control::alerts::{AlertKind, Triggers};
+mod kinds;
 use crate::feed::endpoint::Url;
+pub use kinds::{AlertKind, Triggers};
+
+mod settings;
+
+pub use settings::{
+    AlertFormat, AlertTarget, AlertsConfig, ChatId, Destination, Secret, MAX_PER_MINUTE, MIN_INTERVAL_S, RETRIES,
+    RETRY_BACKOFF_MS, TELEGRAM_API_URL, TELEGRAM_TOKEN_VAR, TIMEOUT_MS,
+};
 
 /// `[alerts]` as written.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -88,220 +96,6 @@ pub enum AlertsError {
 
 fn bad(key: &str, why: impl Into<String>) -> AlertsError {
     AlertsError::Invalid { key: key.to_string(), why: why.into() }
-}
-
-/// A webhook URL or bot token: `Debug` and `Display` show nothing of it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// A secret given directly (tests).
-    pub fn new(value: &str) -> Self {
-        Self(value.to_string())
-    }
-
-    /// The value, for the request only.
-    pub(crate) fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Secret({} characters)", self.0.chars().count())
-    }
-}
-
-/// A Telegram chat: its numeric id or a public `@channelusername`
-/// (Bot API "sendMessage": "Integer or String").
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChatId {
-    Id(i64),
-    Name(String),
-}
-
-impl ChatId {
-    /// As sent in the request body: a JSON number or string.
-    pub fn to_json(&self) -> serde_json::Value {
-        match self {
-            ChatId::Id(i) => serde_json::Value::from(*i),
-            ChatId::Name(n) => serde_json::Value::from(n.as_str()),
-        }
-    }
-}
-
-impl fmt::Display for ChatId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ChatId::Id(i) => write!(f, "{i}"),
-            ChatId::Name(n) => f.write_str(n),
-        }
-    }
-}
-
-/// What a target speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AlertFormat {
-    Json,
-    Slack,
-    Telegram,
-}
-
-impl AlertFormat {
-    pub const NAMES: &'static str = "json, slack, telegram";
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "json" => Some(Self::Json),
-            "slack" => Some(Self::Slack),
-            "telegram" => Some(Self::Telegram),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Json => "json",
-            Self::Slack => "slack",
-            Self::Telegram => "telegram",
-        }
-    }
-}
-
-/// Where a target's requests go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Destination {
-    /// POST the generic JSON body to `url`.
-    Json { url: Secret },
-    /// POST `{"text": ...}` to a Slack incoming webhook `url`.
-    Slack { url: Secret },
-    /// POST `{api_url}/bot{token}/sendMessage`.
-    Telegram { api_url: String, token: Secret, chat_id: ChatId },
-}
-
-/// One validated `[[alerts.webhook]]`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AlertTarget {
-    /// How logs and stats name it: `name`, else the format and host
-    /// (`slack hooks.slack.com`); never a URL path or a token.
-    pub name: String,
-    /// Whether `name` was given.
-    pub named: bool,
-    pub destination: Destination,
-    /// The variable the secret came from (`url_env`, `bot_token_env`);
-    /// `None`: `url` was written in the file.
-    pub secret_var: Option<String>,
-    pub on: Triggers,
-    /// The same kind is not sent again to this target within this.
-    pub min_interval: Duration,
-    pub max_per_minute: u32,
-    pub retries: u32,
-    /// The first retry's wait; doubled each retry.
-    pub retry_backoff: Duration,
-    /// One request's whole time.
-    pub timeout: Duration,
-}
-
-impl AlertTarget {
-    pub fn format(&self) -> AlertFormat {
-        match self.destination {
-            Destination::Json { .. } => AlertFormat::Json,
-            Destination::Slack { .. } => AlertFormat::Slack,
-            Destination::Telegram { .. } => AlertFormat::Telegram,
-        }
-    }
-}
-
-/// `[alerts]` validated. The default has no target: alerts are off.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AlertsConfig {
-    pub targets: Vec<AlertTarget>,
-    pub env_file: PathBuf,
-    /// A feed down longer than this raises `disconnect`.
-    pub disconnect_after: Duration,
-    /// This many resyncs within `resync_storm_window` raise `resync_storm`.
-    pub resync_storm_count: u32,
-    pub resync_storm_window: Duration,
-    /// |position| at this percentage of `max_position` raises
-    /// `position_near_limit` (1 to 100).
-    pub position_near_pct: f64,
-}
-
-/// Defaults of the per-webhook keys.
-pub const MIN_INTERVAL_S: f64 = 60.0;
-pub const MAX_PER_MINUTE: u32 = 20;
-pub const RETRIES: u32 = 3;
-pub const RETRY_BACKOFF_MS: u64 = 500;
-pub const TIMEOUT_MS: u64 = 5000;
-/// Telegram's Bot API host (Bot API "Making requests").
-pub const TELEGRAM_API_URL: &str = "https://api.telegram.org";
-pub const TELEGRAM_TOKEN_VAR: &str = "TELEGRAM_BOT_TOKEN";
-
-impl Default for AlertsConfig {
-    fn default() -> Self {
-        Self {
-            targets: Vec::new(),
-            env_file: PathBuf::from(".env"),
-            disconnect_after: Duration::from_secs(10),
-            resync_storm_count: 5,
-            resync_storm_window: Duration::from_secs(60),
-            position_near_pct: 80.0,
-        }
-    }
-}
-
-impl AlertsConfig {
-    /// Whether any target is configured.
-    pub fn enabled(&self) -> bool {
-        !self.targets.is_empty()
-    }
-
-    /// Validates `[alerts]` (reads the secrets it names from the
-    /// environment or `env_file`).
-    pub fn from_raw(raw: &RawAlerts) -> Result<Self, AlertsError> {
-        validate_alerts(raw)
-    }
-
-    /// The `[alerts]` part of `mmbot config check`: secrets by the variable
-    /// they come from, a URL written in the file as `(not shown)`.
-    pub fn describe(&self) -> String {
-        let mut out = String::from("[alerts]\n");
-        let mut line = |s: String| {
-            out.push_str(&s);
-            out.push('\n');
-        };
-        line(format!("env_file = {:?}", self.env_file.display().to_string()));
-        line(format!("disconnect_after_s = {}", self.disconnect_after.as_secs_f64()));
-        line(format!("resync_storm_count = {}", self.resync_storm_count));
-        line(format!("resync_storm_window_s = {}", self.resync_storm_window.as_secs_f64()));
-        line(format!("position_near_pct = {}", self.position_near_pct));
-        for t in &self.targets {
-            line("\n[[alerts.webhook]]".into());
-            if t.named {
-                line(format!("name = {:?}", t.name));
-            }
-            line(format!("format = \"{}\"", t.format().name()));
-            match (&t.destination, &t.secret_var) {
-                (Destination::Telegram { api_url, chat_id, .. }, var) => {
-                    line(format!("bot_token_env = {:?}", var.as_deref().unwrap_or(TELEGRAM_TOKEN_VAR)));
-                    line(match chat_id {
-                        ChatId::Id(i) => format!("chat_id = {i}"),
-                        ChatId::Name(n) => format!("chat_id = {n:?}"),
-                    });
-                    line(format!("api_url = {api_url:?}"));
-                }
-                (_, Some(var)) => line(format!("url_env = {var:?}")),
-                (_, None) => line("url = \"(not shown)\"".into()),
-            }
-            line(format!("on = {:?}", t.on.names()));
-            line(format!("min_interval_s = {}", t.min_interval.as_secs_f64()));
-            line(format!("max_per_minute = {}", t.max_per_minute));
-            line(format!("retries = {}", t.retries));
-            line(format!("retry_backoff_ms = {}", t.retry_backoff.as_millis()));
-            line(format!("timeout_ms = {}", t.timeout.as_millis()));
-        }
-        out
-    }
 }
 
 fn int_in(key: &str, v: Option<i64>, default: i64, lo: i64, hi: i64) -> Result<i64, AlertsError> {
@@ -423,7 +217,7 @@ fn var_name(key: &str, v: &str) -> Result<String, AlertsError> {
 /// The value of `var` from the environment or `env_file`.
 fn secret_of(key: &str, var: &str, env_file: &Path, what: &'static str) -> Result<Secret, AlertsError> {
     match crate::ai::key::find(var, env_file) {
-        Ok(Some(found)) => Ok(Secret(found.key.secret().to_string())),
+        Ok(Some(found)) => Ok(Secret::new(found.key.secret())),
         Ok(None) => Err(AlertsError::MissingEnv {
             key: key.to_string(),
             var: var.to_string(),
@@ -554,7 +348,7 @@ fn webhook(i: usize, w: &RawWebhook, base: &Delivery, env_file: &Path) -> Result
                          environment or .env (a Slack webhook URL is a secret)",
                     ))
                 }
-                (Some(u), None) => (Secret(u.trim().to_string()), None, key("url")),
+                (Some(u), None) => (Secret::new(u.trim()), None, key("url")),
                 (None, Some(v)) => {
                     let var = var_name(&key("url_env"), v)?;
                     let what = "the webhook's URL";
@@ -656,224 +450,4 @@ pub(super) fn validate_alerts(raw: &RawAlerts) -> Result<AlertsConfig, AlertsErr
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `[alerts]` text (the section's keys, then webhooks) validated.
-    fn read(text: &str) -> Result<AlertsConfig, String> {
-        #[derive(Deserialize)]
-        struct Doc {
-            alerts: RawAlerts,
-        }
-        let doc: Doc = toml::from_str(text).map_err(|e| e.to_string())?;
-        validate_alerts(&doc.alerts).map_err(|e| e.to_string())
-    }
-
-    fn env_file(name: &str, body: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("mmbot-alerts-cfg-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let f = dir.join(".env");
-        std::fs::write(&f, body).unwrap();
-        f
-    }
-
-    #[test]
-    fn defaults_mean_no_targets_and_documented_thresholds() {
-        let c = read("[alerts]\n").unwrap();
-        assert_eq!(c, AlertsConfig::default());
-        assert!(!c.enabled());
-        assert_eq!((c.disconnect_after.as_secs(), c.resync_storm_count, c.resync_storm_window.as_secs()), (10, 5, 60));
-        assert_eq!(c.position_near_pct, 80.0);
-    }
-
-    #[test]
-    fn json_and_slack_targets_with_defaults_and_overrides() {
-        let c = read(
-            "[alerts]\nretries = 1\nmin_interval_s = 5\n\
-             [[alerts.webhook]]\nformat = \"json\"\nurl = \"http://10.0.0.5:9000/hook\"\n\
-             [[alerts.webhook]]\nname = \"ops\"\nformat = \"slack\"\nurl = \"https://hooks.slack.com/services/T/B/x\"\n\
-             on = [\"kill\", \"disconnect\"]\nretries = 0\ntimeout_ms = 800\n",
-        )
-        .unwrap();
-        let [j, s] = &c.targets[..] else { panic!("{c:?}") };
-        assert_eq!((j.name.as_str(), j.format(), j.retries), ("json 10.0.0.5", AlertFormat::Json, 1));
-        assert_eq!((j.min_interval.as_secs(), j.max_per_minute, j.on), (5, 20, Triggers::ALL));
-        assert_eq!((j.retry_backoff.as_millis(), j.timeout.as_millis()), (500, 5000));
-        assert_eq!(
-            (s.name.as_str(), s.format(), s.retries, s.timeout.as_millis()),
-            ("ops", AlertFormat::Slack, 0, 800)
-        );
-        assert!(s.on.contains(AlertKind::Kill) && s.on.contains(AlertKind::Reconnect));
-        assert!(!s.on.contains(AlertKind::Stop));
-        // Neither Debug nor describe shows the URL.
-        let shown = format!("{c:?}\n{}", c.describe());
-        assert!(!shown.contains("/services/T/B/x") && !shown.contains("/hook"), "{shown}");
-    }
-
-    #[test]
-    fn secrets_come_from_the_environment_or_env_file_and_are_never_shown() {
-        let f = env_file(
-            "ok",
-            "MMBOT_ALERTS_TEST_SLACK=https://hooks.slack.com/services/T0/B0/sekrit\n\
-             MMBOT_ALERTS_TEST_TG=123456:AAE-secret_token\n",
-        );
-        let text = format!(
-            "[alerts]\nenv_file = {:?}\n\
-             [[alerts.webhook]]\nformat = \"slack\"\nurl_env = \"MMBOT_ALERTS_TEST_SLACK\"\n\
-             [[alerts.webhook]]\nformat = \"slack\"\nurl_env = \"MMBOT_ALERTS_TEST_SLACK\"\n\
-             [[alerts.webhook]]\nformat = \"telegram\"\nbot_token_env = \"MMBOT_ALERTS_TEST_TG\"\nchat_id = \"@mmbot_ops\"\n\
-             [[alerts.webhook]]\nformat = \"telegram\"\nbot_token_env = \"MMBOT_ALERTS_TEST_TG\"\nchat_id = -100123\n\
-             api_url = \"http://127.0.0.1:9/\"\n",
-            f.display().to_string()
-        );
-        let c = read(&text).unwrap();
-        assert!(std::env::var("MMBOT_ALERTS_TEST_SLACK").is_err(), "no process variable is set");
-        let names: Vec<&str> = c.targets.iter().map(|t| t.name.as_str()).collect();
-        assert_eq!(
-            names,
-            ["slack hooks.slack.com", "slack hooks.slack.com #1", "telegram api.telegram.org", "telegram 127.0.0.1"]
-        );
-        match &c.targets[0].destination {
-            Destination::Slack { url } => assert_eq!(url.expose(), "https://hooks.slack.com/services/T0/B0/sekrit"),
-            d => panic!("{d:?}"),
-        }
-        match &c.targets[3].destination {
-            Destination::Telegram { api_url, token, chat_id } => {
-                assert_eq!((api_url.as_str(), token.expose()), ("http://127.0.0.1:9", "123456:AAE-secret_token"));
-                assert_eq!(chat_id, &ChatId::Id(-100123));
-            }
-            d => panic!("{d:?}"),
-        }
-        assert_eq!(c.targets[2].secret_var.as_deref(), Some("MMBOT_ALERTS_TEST_TG"));
-        let shown = format!("{c:?}\n{}", c.describe());
-        assert!(!shown.contains("sekrit") && !shown.contains("secret_token"), "{shown}");
-        assert!(shown.contains("url_env = \"MMBOT_ALERTS_TEST_SLACK\"") && shown.contains("chat_id = \"@mmbot_ops\""));
-        // The description reads back as the same settings.
-        let again = read(&c.describe().replace("[alerts]\n", &format!("[alerts]\n# {}\n", "again"))).unwrap();
-        assert_eq!(again, c);
-        let _ = std::fs::remove_dir_all(f.parent().unwrap());
-    }
-
-    #[test]
-    fn a_missing_variable_says_where_it_was_looked_for() {
-        let f = env_file("missing", "OTHER=1\n");
-        let e = read(&format!(
-            "[alerts]\nenv_file = {:?}\n[[alerts.webhook]]\nformat = \"telegram\"\nchat_id = 42\n",
-            f.display().to_string()
-        ))
-        .unwrap_err();
-        assert!(
-            e.starts_with("alerts.webhook[0].bot_token_env: TELEGRAM_BOT_TOKEN is not set")
-                && e.contains(&f.display().to_string())
-                && e.contains("TELEGRAM_BOT_TOKEN=..."),
-            "{e}"
-        );
-        std::fs::write(&f, "MMBOT_ALERTS_TEST_BADTOKEN=not-a-token-at-all\n").unwrap();
-        let e = read(&format!(
-            "[alerts]\nenv_file = {:?}\n[[alerts.webhook]]\nformat = \"telegram\"\nchat_id = 42\n\
-             bot_token_env = \"MMBOT_ALERTS_TEST_BADTOKEN\"\n",
-            f.display().to_string()
-        ))
-        .unwrap_err();
-        assert!(e.contains("bot_token_env") && e.contains("@BotFather") && !e.contains("not-a-token"), "{e}");
-        let _ = std::fs::remove_dir_all(f.parent().unwrap());
-    }
-
-    #[test]
-    fn bad_values_name_the_key() {
-        let hook =
-            |extra: &str| format!("[alerts]\n[[alerts.webhook]]\nformat = \"json\"\nurl = \"http://h/\"\n{extra}");
-        let two = "[alerts]\n[[alerts.webhook]]\nformat = \"json\"\nurl = \"http://h/\"\n[[alerts.webhook]]\n";
-        for (text, start, hint) in [
-            (format!("{two}format = \"teams\"\n"), "alerts.webhook[1].format: \"teams\"", "is not one of json, slack, telegram"),
-            (format!("{two}url = \"http://h/\"\n"), "alerts.webhook[1].format", "is missing"),
-            (hook("on = [\"kill\", \"fire\"]\n"), "alerts.webhook[0].on: \"fire\"", "position_near_limit"),
-            (hook("on = []\n"), "alerts.webhook[0].on", "is empty"),
-            ("[alerts]\non = [\"reconnect\"]\n".into(), "alerts.on: \"reconnect\"", "is not one of"),
-            (hook("retries = 11\n"), "alerts.webhook[0].retries", "from 0 to 10"),
-            ("[alerts]\nretries = -1\n".into(), "alerts.retries", "from 0 to 10"),
-            (hook("retry_backoff_ms = 0\n"), "alerts.webhook[0].retry_backoff_ms", "from 1"),
-            (hook("timeout_ms = 50\n"), "alerts.webhook[0].timeout_ms", "from 100"),
-            (hook("max_per_minute = 0\n"), "alerts.webhook[0].max_per_minute", "from 1"),
-            (hook("min_interval_s = -1\n"), "alerts.webhook[0].min_interval_s", "from 0"),
-            ("[alerts]\ndisconnect_after_s = 0\n".into(), "alerts.disconnect_after_s", "from 1 to 3600"),
-            ("[alerts]\ndisconnect_after_s = 3601\n".into(), "alerts.disconnect_after_s", "from 1 to 3600"),
-            ("[alerts]\nresync_storm_count = 0\n".into(), "alerts.resync_storm_count", "from 1"),
-            ("[alerts]\nresync_storm_window_s = 0\n".into(), "alerts.resync_storm_window_s", "from 1"),
-            ("[alerts]\nposition_near_pct = 101\n".into(), "alerts.position_near_pct", "from 1 to 100"),
-            ("[alerts]\nposition_near_pct = 0\n".into(), "alerts.position_near_pct", "from 1 to 100"),
-            ("[alerts]\nenv_file = \"\"\n".into(), "alerts.env_file", "path"),
-            (hook("url_env = \"X\"\n"), "alerts.webhook[0].url", "is set with url_env"),
-            (hook("chat_id = 5\n"), "alerts.webhook[0].chat_id", "format = \"telegram\""),
-            (hook("name = \"\"\n"), "alerts.webhook[0].name", "1 to 64"),
-            ("[alerts]\n[[alerts.webhook]]\nformat = \"slack\"\n".into(), "alerts.webhook[0].url", "url_env"),
-            (
-                "[alerts]\n[[alerts.webhook]]\nformat = \"slack\"\nurl = \"http://hooks.slack.com/services/x\"\n".into(),
-                "alerts.webhook[0].url",
-                "must be https://",
-            ),
-            (
-                "[alerts]\n[[alerts.webhook]]\nformat = \"json\"\nurl = \"hooks.example.com/x\"\n".into(),
-                "alerts.webhook[0].url",
-                "not a URL",
-            ),
-            (
-                "[alerts]\n[[alerts.webhook]]\nformat = \"slack\"\nurl_env = \"https://hooks.slack.com/x\"\n".into(),
-                "alerts.webhook[0].url_env",
-                "NAME of an environment variable",
-            ),
-            (
-                "[alerts]\n[[alerts.webhook]]\nformat = \"telegram\"\nurl = \"https://x/\"\n".into(),
-                "alerts.webhook[0].url",
-                "bot_token_env, chat_id",
-            ),
-            (
-                "[alerts]\n[[alerts.webhook]]\nformat = \"telegram\"\n".into(),
-                "alerts.webhook[0].chat_id",
-                "is missing",
-            ),
-            (
-                "[alerts]\n[[alerts.webhook]]\nformat = \"telegram\"\nchat_id = \"my channel\"\n".into(),
-                "alerts.webhook[0].chat_id",
-                "@channelusername",
-            ),
-            (
-                "[alerts]\n[[alerts.webhook]]\nformat = \"telegram\"\nchat_id = 1\napi_url = \"http://api.telegram.org\"\n"
-                    .into(),
-                "alerts.webhook[0].api_url",
-                "must be https://",
-            ),
-            (
-                format!("{two}name = \"a\"\nformat = \"json\"\nurl = \"http://h/\"\n[[alerts.webhook]]\nname = \"a\"\n\
-                         format = \"json\"\nurl = \"http://h/\"\n"),
-                "alerts.webhook[2].name",
-                "names another entry",
-            ),
-        ] {
-            let e = read(&text).unwrap_err();
-            assert!(e.starts_with(start) && e.contains(hint), "{text}\n=> {e}");
-        }
-        // Unknown keys are refused by name, in the section and in an entry.
-        assert!(read("[alerts]\nfrequency = 1\n").unwrap_err().contains("frequency"));
-        assert!(read(&hook("colour = 1\n")).unwrap_err().contains("colour"));
-        // A URL refused is never quoted (a Slack URL's path is its secret).
-        let e =
-            read("[alerts]\n[[alerts.webhook]]\nformat = \"slack\"\nurl = \"http://h/services/SEKRIT\"\n").unwrap_err();
-        assert!(!e.contains("SEKRIT"), "{e}");
-    }
-
-    #[test]
-    fn chat_ids_and_token_shapes() {
-        let id = |c: RawChatId| chat_id_of("k", &c).map_err(|e| e.to_string());
-        assert_eq!(id(RawChatId::Int(-100)).unwrap(), ChatId::Id(-100));
-        assert_eq!(id(RawChatId::Text(" -1001234 ".into())).unwrap(), ChatId::Id(-1_001_234));
-        assert_eq!(id(RawChatId::Text("@mmbot_alerts".into())).unwrap(), ChatId::Name("@mmbot_alerts".into()));
-        assert_eq!(ChatId::Name("@abcd".into()).to_json(), serde_json::json!("@abcd"));
-        assert_eq!(ChatId::Id(7).to_json(), serde_json::json!(7));
-        for bad in [RawChatId::Int(0), RawChatId::Text("@ab".into()), RawChatId::Text("chan".into())] {
-            assert!(id(bad).is_err());
-        }
-        assert!(token_shape("123456789:AAE_x-Y") && !token_shape(":x") && !token_shape("12:") && !token_shape("a:b"));
-        assert!(!token_shape("12:a b") && !token_shape("12345"));
-    }
-}
+mod tests;

@@ -27,6 +27,7 @@ pub struct RawControl {
     pub stream_interval_ms: Option<i64>,
     pub stream_buffer: Option<i64>,
     pub param_bounds: Option<BTreeMap<String, Vec<f64>>>,
+    pub ai_interval_s: Option<Vec<f64>>,
 }
 
 /// `[control]` validated.
@@ -43,6 +44,9 @@ pub struct ControlConfig {
     /// `name = [min, max]`: the API refuses a value outside. Names are
     /// `[strategy.params]` keys, or `target_spread_pct`.
     pub param_bounds: BTreeMap<String, (f64, f64)>,
+    /// `[min, max]` seconds the API may set the advisor's interval to
+    /// (`None`: from `[ai] interval` to ten times it).
+    pub ai_interval_s: Option<(f64, f64)>,
     /// Not a key: `mmbot demo` serves on a free port when its usual one is
     /// taken (another demo runs) instead of failing.
     pub any_port_if_taken: bool,
@@ -58,6 +62,7 @@ impl Default for ControlConfig {
             stream_interval_ms: 250,
             stream_buffer: 256,
             param_bounds: BTreeMap::new(),
+            ai_interval_s: None,
             any_port_if_taken: false,
         }
     }
@@ -108,6 +113,19 @@ pub(super) fn validate_control(raw: &RawControl) -> Result<ControlConfig, Config
             }
         }
     }
+    let ai_interval_s = match raw.ai_interval_s.as_deref() {
+        None => None,
+        Some([lo, hi]) if lo.is_finite() && hi.is_finite() && *lo >= 0.1 && lo <= hi && *hi <= 86_400.0 => {
+            Some((*lo, *hi))
+        }
+        Some(b) => {
+            return Err(invalid(
+                "control.ai_interval_s",
+                format!("{b:?}"),
+                "must be [min, max] seconds with 0.1 <= min <= max <= 86400",
+            ))
+        }
+    };
     Ok(ControlConfig {
         listen,
         token_env,
@@ -116,6 +134,7 @@ pub(super) fn validate_control(raw: &RawControl) -> Result<ControlConfig, Config
         stream_interval_ms: int("control.stream_interval_ms", raw.stream_interval_ms, 250, 50, 10_000)? as u64,
         stream_buffer: int("control.stream_buffer", raw.stream_buffer, d.stream_buffer, 8, 65_536)?,
         param_bounds,
+        ai_interval_s,
         any_port_if_taken: false,
     })
 }
@@ -147,6 +166,8 @@ mod tests {
             ("stream_buffer = 1", "control.stream_buffer"),
             ("param_bounds = { gamma = [2.0, 1.0] }", "control.param_bounds"),
             ("param_bounds = { gamma = [1.0] }", "control.param_bounds"),
+            ("ai_interval_s = [5.0, 1.0]", "control.ai_interval_s"),
+            ("ai_interval_s = [0.01, 1.0]", "control.ai_interval_s"),
         ] {
             let e = parse(text).unwrap_err().to_string();
             assert!(e.contains(key), "{text}: {e}");

@@ -246,6 +246,27 @@ impl Config {
         line(format!("max_id_jump = {}", h.sync.max_id_jump));
         line(format!("stale_resync_ms = {}", h.sync.stale_resync_ns / 1_000_000));
         line(format!("touch_first = {}", h.touch_first));
+        let c = &self.control;
+        line("\n[control]".into());
+        line(match c.listen {
+            Some(a) => format!("listen = \"{a}\""),
+            None => "listen = (off)".into(),
+        });
+        line(format!("token_env = \"{}\"", c.token_env));
+        line(format!("insecure = {}", c.insecure));
+        line(format!("max_clients = {}", c.max_clients));
+        line(format!("stream_interval_ms = {}", c.stream_interval_ms));
+        line(format!("stream_buffer = {}", c.stream_buffer));
+        for (k, (lo, hi)) in &c.param_bounds {
+            line(format!("param_bounds.{k} = [{lo}, {hi}]"));
+        }
+        if let Some((lo, hi)) = c.ai_interval_s {
+            line(format!("ai_interval_s = [{lo}, {hi}]"));
+        }
+        if self.alerts.enabled() {
+            line(String::new());
+            out.push_str(&self.alerts.describe());
+        }
         out
     }
 }

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use super::board::Board;
 use super::http::{Request, Response};
+use crate::ai::advisor::AdvisorHandle;
 use crate::ring::Producer;
 use crate::runtime::Control;
 use crate::script::params::edit::{ParamsEdit, ParamsEditor};
@@ -61,6 +62,11 @@ pub struct Commands {
     /// The last pause state asked for (the hot thread's own shows in the
     /// status a snapshot later).
     pub paused: Arc<AtomicBool>,
+    /// The AI advisor, for `/api/ai` (`None`: no advisor).
+    pub advisor: Option<Arc<AdvisorHandle>>,
+    /// `[control] ai_interval_s` (`None`: the configured interval to ten
+    /// times it).
+    pub ai_interval_s: Option<(f64, f64)>,
 }
 
 /// A change's `who`, checked.
@@ -109,6 +115,11 @@ pub fn route(req: &Request, board: &Board, cmd: &Commands) -> Response {
         "/api/pause" | "/api/resume" | "/api/cancel-all" | "/api/stop" | "/api/script/reload" => match method {
             "POST" => command(req, board, cmd),
             _ => allow("POST"),
+        },
+        "/api/ai" => match method {
+            "GET" => get_ai(cmd),
+            "POST" => post_ai(req, board, cmd),
+            _ => allow("GET, POST"),
         },
         "/api/script" => match method {
             "PUT" => put_script(req, board, cmd),
@@ -325,4 +336,85 @@ fn put_script(req: &Request, board: &Board, cmd: &Commands) -> Response {
     target.reload.store(true, Ordering::Relaxed);
     board.note_operator(format!("script {file} replaced by {who}"));
     Response::json(200, &json!({"replaced": file, "hash": format!("{:016x}", crate::script::fnv1a(source.as_bytes()))}))
+}
+
+/// The advisor's interval bounds: `[control] ai_interval_s`, else from the
+/// configured interval (no more often than the config says) to ten times it.
+fn ai_bounds(cmd: &Commands, configured: Duration) -> (f64, f64) {
+    cmd.ai_interval_s.unwrap_or_else(|| {
+        let c = configured.as_secs_f64();
+        (c, c * 10.0)
+    })
+}
+
+fn get_ai(cmd: &Commands) -> Response {
+    let Some(t) = cmd.advisor.as_ref().and_then(|a| a.tuning()) else {
+        return Response::error(409, "this run has no AI advisor ([ai] provider = \"none\")", None);
+    };
+    let (lo, hi) = ai_bounds(cmd, t.configured());
+    Response::json(
+        200,
+        &json!({
+            "paused": t.paused(),
+            "interval_s": t.step().as_secs_f64(),
+            "configured_interval_s": t.configured().as_secs_f64(),
+            "bounds": {"interval_s": [lo, hi]},
+        }),
+    )
+}
+
+/// `POST /api/ai` as it arrives.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AiBody {
+    paused: Option<bool>,
+    interval_s: Option<f64>,
+    #[serde(default)]
+    #[allow(dead_code)] // checked by `who` from the raw value
+    who: Option<Value>,
+}
+
+fn post_ai(req: &Request, board: &Board, cmd: &Commands) -> Response {
+    let Some(t) = cmd.advisor.as_ref().and_then(|a| a.tuning()) else {
+        return refused(board, 409, "this run has no AI advisor ([ai] provider = \"none\")".into(), None);
+    };
+    let raw = match body_object(req) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let who = match who(&raw) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let body: AiBody = match serde_json::from_value(raw) {
+        Ok(b) => b,
+        Err(e) => return Response::error(400, format!("the body does not fit POST /api/ai: {e}"), None),
+    };
+    if board.stopping.load(Ordering::Relaxed) {
+        return refused(board, 409, "the run is stopping; nothing changes now".into(), None);
+    }
+    let (lo, hi) = ai_bounds(cmd, t.configured());
+    if let Some(i) = body.interval_s {
+        if !(lo..=hi).contains(&i) {
+            return refused(
+                board,
+                422,
+                format!(
+                    "interval_s: {i} is outside its bounds [{lo}, {hi}] s ([control] ai_interval_s, or [ai] \
+                     interval to ten times it); nothing changed"
+                ),
+                Some("interval_s"),
+            );
+        }
+    }
+    // Checked whole: now apply.
+    if let Some(i) = body.interval_s {
+        t.set_step(Duration::from_secs_f64(i));
+        board.note_operator(format!("ai: interval {i} s, set by {who}"));
+    }
+    if let Some(p) = body.paused {
+        t.set_paused(p);
+        board.note_operator(format!("ai: advice {} by {who}", if p { "paused" } else { "resumed" }));
+    }
+    Response::json(200, &json!({"paused": t.paused(), "interval_s": t.step().as_secs_f64()}))
 }

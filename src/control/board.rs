@@ -162,10 +162,11 @@ impl Board {
         let s = &self.sources;
         let now = crate::feed::snapshot::wall_ns();
         let book = book_json(&h);
-        let quote = h.last_quote.map(|q| side_pair(q.bid, q.ask));
+        // A pulled quote is no quote.
+        let quote = h.last_quote.filter(|q| !q.is_pulled()).map(|q| side_pair(q.bid, q.ask));
         let working = h.working;
         let level = |l: Option<Level>| l.map(|l| json!([px(l.price), qty(l.qty)]));
-        let book_age_ms = h.last_quote.map(|q| (now - q.time_ns).max(0) / 1_000_000);
+        let book_age_ms = (h.last_depth_ns > 0).then(|| (now - h.last_depth_ns).max(0) / 1_000_000);
         let script = &h.script;
         let note = s.script_note.lock().map(|n| n.clone()).unwrap_or_default();
         json!({
@@ -190,6 +191,7 @@ impl Board {
             "position": qty(exec.position),
             "pnl": {
                 "total": money(exec.pnl),
+                "realized": money(h.working.account.realized),
                 "fees": money(exec.fees),
                 "volume": money(exec.volume),
             },

@@ -282,7 +282,7 @@ fn metrics(req: &Request, board: &Board) -> Response {
             histograms: &h,
             advisor: advisor.as_ref(),
             max_position: src.max_position,
-            book_age_ns: hot.and_then(|h| h.last_quote).map(|q| (now - q.time_ns).max(0)),
+            book_age_ns: hot.filter(|h| h.last_depth_ns > 0).map(|h| (now - h.last_depth_ns).max(0)),
             uptime_s: board.uptime_s(),
             paused: hot.is_some_and(|h| h.paused),
         };

@@ -482,6 +482,11 @@ impl<S: Strategy> HotPath<S> {
         self.paused
     }
 
+    /// Receive time of the traded book's latest depth event, ns (0: none).
+    pub fn last_depth_ns(&self) -> i64 {
+        self.last_depth_ns
+    }
+
     /// Own orders as last reported by the exchange side.
     pub fn exec_state(&self) -> ExecState {
         ExecState { position: self.position, ..self.working }

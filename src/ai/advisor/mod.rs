@@ -40,6 +40,7 @@ pub mod regime;
 pub mod routes;
 pub mod schedule;
 pub mod scheduler;
+pub mod tuning;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -190,6 +191,8 @@ pub struct AdvisorStats {
     pub dropped_late: u64,
     /// Ticks that did not call because regime_change saw no change.
     pub skipped_no_change: u64,
+    /// Ticks that did not advise because an operator paused advice.
+    pub skipped_paused: u64,
     /// Set when a provider answered `insufficient_quota`: it is not called again.
     pub quota_exhausted: bool,
     /// Calls answered by a `[[ai.fallback]]` route.
@@ -231,6 +234,7 @@ impl AdvisorStats {
             "budget_usd": self.budget_usd,
             "dropped_late": self.dropped_late,
             "skipped_no_change": self.skipped_no_change,
+            "skipped_paused": self.skipped_paused,
             "quota_exhausted": self.quota_exhausted,
             "fallback_calls": self.fallback_calls,
             "route": self.route,
@@ -266,6 +270,7 @@ pub struct AdvisorHandle {
     stats: Arc<Mutex<AdvisorStats>>,
     messages: Messenger,
     thread: Option<JoinHandle<()>>,
+    tuning: Arc<tuning::Tuning>,
 }
 
 impl AdvisorHandle {
@@ -279,6 +284,12 @@ impl AdvisorHandle {
     /// [`messages::MAX_QUEUED`], the oldest dropped first.
     pub fn drain_messages(&self) -> Vec<String> {
         self.messages.drain()
+    }
+
+    /// What an operator may change while it runs; `None` when there is no
+    /// advisor to tune (`provider = "none"`).
+    pub fn tuning(&self) -> Option<&tuning::Tuning> {
+        self.thread.as_ref().map(|_| &*self.tuning)
     }
 }
 
@@ -353,6 +364,10 @@ pub fn start_advisor(
 ) -> Result<AdvisorHandle, AiError> {
     let messages = Messenger::new(options.print);
     let ai = ai.clone();
+    let tuning = Arc::new(tuning::Tuning::new(match ai.call_on {
+        crate::ai::CallOn::RegimeChange if ai.provider != Provider::Offline => ai.min_interval,
+        _ => ai.interval,
+    }));
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(Mutex::new(AdvisorStats { budget_usd: ai.daily_budget_usd, ..AdvisorStats::default() }));
     let rules = OfflineConfig { ttl_ns: ai.ttl_ns(), ..offline_rules.unwrap_or_default() };
@@ -365,7 +380,7 @@ pub fn start_advisor(
                 (s.source, s.label) = (AdviceSource::None, "none".into());
             }
             // Neutral advice: nothing to run.
-            return Ok(AdvisorHandle { stop, stats, messages, thread: None });
+            return Ok(AdvisorHandle { stop, stats, messages, thread: None, tuning });
         }
         Provider::Offline => (offline(), AdviceSource::Offline, offline_primary()),
         _ => match llm_routes(&ai, &messages)? {
@@ -410,6 +425,7 @@ pub fn start_advisor(
         primary,
         options.speed,
         &rules,
+        tuning.clone(),
     );
     let thread = std::thread::Builder::new()
         .name("mmbot-ai".into())
@@ -425,7 +441,7 @@ pub fn start_advisor(
             }
         })
         .expect("spawning the ai thread");
-    Ok(AdvisorHandle { stop, stats, messages, thread: Some(thread) })
+    Ok(AdvisorHandle { stop, stats, messages, thread: Some(thread), tuning })
 }
 
 /// A client per route that has its key, in order; a route without one is
@@ -527,6 +543,7 @@ mod tests {
             "budget_usd",
             "dropped_late",
             "skipped_no_change",
+            "skipped_paused",
             "quota_exhausted",
             "fallback_calls",
             "route",

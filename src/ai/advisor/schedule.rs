@@ -104,6 +104,19 @@ impl Schedule {
         }
     }
 
+    /// Changes the step between ticks (an operator's `POST /api/ai`); the
+    /// next tick keeps its time when the step grows, and comes sooner when
+    /// it shrinks.
+    pub fn set_step_ns(&mut self, step_ns: i64) {
+        let step_ns = step_ns.max(1_000_000);
+        if step_ns != self.step_ns {
+            if let Some(t) = self.next_ns {
+                self.next_ns = Some(t.saturating_sub(self.step_ns).saturating_add(step_ns));
+            }
+            self.step_ns = step_ns;
+        }
+    }
+
     /// Whether a tick is due at `now_ns` (the first one is due at once);
     /// moves the next one an interval on. A clock that went back more than
     /// an interval (another recording) starts the schedule again.

@@ -79,6 +79,8 @@ pub(super) struct Scheduler {
     shown: BTreeMap<usize, String>,
     /// The last tick gave no advice (its recovery is said).
     failing: bool,
+    /// The operator's pause and interval (the control API).
+    tuning: Arc<super::tuning::Tuning>,
 }
 
 /// How often the scheduler looks at its rings: snapshot arrival times and
@@ -112,6 +114,7 @@ impl Scheduler {
         primary: Primary,
         speed: f64,
         rules: &crate::ai::offline::OfflineConfig,
+        tuning: Arc<super::tuning::Tuning>,
     ) -> Self {
         // The offline rules cost nothing: they advise every interval.
         let schedule = match mode {
@@ -140,6 +143,7 @@ impl Scheduler {
             quota_out: false,
             shown: BTreeMap::new(),
             failing: false,
+            tuning,
             ai,
         }
     }
@@ -153,6 +157,7 @@ impl Scheduler {
                 self.latest = Some(Latest { snap, arrived: now, regime });
             }
             self.poll_outcome();
+            self.schedule.set_step_ns(self.tuning.step_ns());
             if let Some(hot_now) = self.clock.now(now) {
                 if self.schedule.tick_due(hot_now) {
                     self.tick(now, hot_now);
@@ -171,6 +176,9 @@ impl Scheduler {
     fn tick(&mut self, now: Instant, hot_now: i64) {
         if self.quota_out {
             return;
+        }
+        if self.tuning.paused() {
+            return self.with_stats(|s| s.skipped_paused += 1);
         }
         if self.in_flight.is_some() {
             return self.with_stats(|s| s.skipped_busy += 1);

@@ -520,6 +520,7 @@ fn event_log(f: &mut Frame<'_>, v: &Screen, area: Rect) {
             (EventKind::Fill, Some("buy")) => Color::Green,
             (EventKind::Fill, _) => Color::Red,
             (EventKind::Pull, _) | (EventKind::Operator, _) => Color::Yellow,
+            (EventKind::Alert, _) => Color::LightRed,
             (EventKind::Feed, _) => Color::Magenta,
             (EventKind::Reload, _) => Color::Cyan,
             (EventKind::Advice, _) => Color::Blue,

@@ -37,6 +37,8 @@ pub enum EventKind {
     Feed,
     Advice,
     Operator,
+    /// An alert the control plane's watch raised (`[alerts]`).
+    Alert,
 }
 
 impl EventKind {
@@ -48,6 +50,7 @@ impl EventKind {
             EventKind::Feed => "feed",
             EventKind::Advice => "advice",
             EventKind::Operator => "operator",
+            EventKind::Alert => "alert",
         }
     }
 }

@@ -3,18 +3,18 @@
 //!
 //! * Generic JSON: `{"kind", "symbol", "text", "at_ms", "source": "mmbot"}`
 //!   (mmbot's own shape, for any receiver).
-//! * Slack incoming webhook (https://api.slack.com/messaging/webhooks,
+//! * Slack incoming webhook (<https://api.slack.com/messaging/webhooks>,
 //!   "Sending messages using incoming webhooks"): a JSON body with `text`;
 //!   `&`, `<` and `>` escaped as Slack's formatting reference asks
-//!   (https://api.slack.com/reference/surfaces/formatting, "Escaping text").
-//! * Telegram Bot API `sendMessage` (https://core.telegram.org/bots/api#sendmessage):
+//!   (<https://api.slack.com/reference/surfaces/formatting>, "Escaping text").
+//! * Telegram Bot API `sendMessage` (<https://core.telegram.org/bots/api#sendmessage>):
 //!   `POST {api_url}/bot{token}/sendMessage` with `chat_id` (Integer or
 //!   String), `text` ("1-4096 characters after entities parsing": longer
 //!   text is cut), no `parse_mode` (plain text: nothing to escape), and
 //!   `disable_web_page_preview`. The answer is an object with `ok`, and on
 //!   failure `error_code`, `description` and maybe `parameters`
-//!   (https://core.telegram.org/bots/api#making-requests,
-//!   https://core.telegram.org/bots/api#responseparameters: `retry_after`,
+//!   (<https://core.telegram.org/bots/api#making-requests>,
+//!   <https://core.telegram.org/bots/api#responseparameters>: `retry_after`,
 //!   `migrate_to_chat_id`).
 
 use std::time::Duration;

@@ -578,13 +578,14 @@
     }
     const hash = typeof sc.hash === 'number' ? sc.hash.toString(16) : str(sc.hash);
     const stat = (name, v, bad) => h('span', bad && isNum(v) && v > 0 ? 'neg-val' : '', `${name} ${fmtInt(v)}`);
-    $('script').replaceChildren(
+    // replaceChildren would print a null as text: leave absent parts out.
+    $('script').replaceChildren(...[
       h('div', 'line', h('b', null, str(sc.file) || '(script)'), ' ', hash && h('span', 'dim num', 'fnv1a ' + hash.slice(0, 8)), ' · ',
         h('span', sc.compiled ? 'ok-text' : '', sc.compiled ? 'compiled' : 'interpreted')),
       h('div', 'line num', stat('calls', sc.calls), ' · ', stat('errors', sc.errors, true), ' · ',
         stat('bad outputs', sc.bad_outputs, true), ' · ', stat('reverts', sc.reverts, true)),
       sc.last_error && h('div', 'error-box', 'last error: ' + str(sc.last_error)),
-      sc.last_event && h('div', 'line dim', 'last: ' + str(sc.last_event)));
+      sc.last_event && h('div', 'line dim', 'last: ' + str(sc.last_event))].filter(Boolean));
   }
 
   function renderEvents() {
