@@ -76,7 +76,6 @@ fn rig(tweak: impl FnOnce(&mut ServerSettings, &mut ControlConfig)) -> Rig {
             max_call_ns: u64::MAX,
             reload: reload.clone(),
         }),
-        paused: Arc::new(AtomicBool::new(false)),
         advisor: None,
         ai_interval_s: None,
     };

@@ -103,6 +103,9 @@ fn an_operator_drives_the_demo_over_the_control_api() {
     let s = status(&addr);
     assert_eq!(s["symbol"], "BTCUSDT");
     assert!(s["book"]["mid"].as_f64().is_some_and(|m| m > 0.0), "{s}");
+    // The advice says why (the demo's offline rules: their readings).
+    let reason = s["advice"]["advisor"]["last_reason"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("offline rules on spread"), "{s}");
 
     // The advisor's settings, within their bounds: the demo's offline
     // advisor asks every 5 s ([ai] interval_s), so 1 s is refused.

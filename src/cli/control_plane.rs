@@ -101,7 +101,6 @@ impl ControlPlane {
                     params: inp.params,
                     param_bounds: config.control.param_bounds.clone(),
                     script: inp.script,
-                    paused: Arc::new(AtomicBool::new(false)),
                     advisor: inp.advisor.clone(),
                     ai_interval_s: config.control.ai_interval_s,
                 };

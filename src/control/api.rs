@@ -59,9 +59,6 @@ pub struct Commands {
     pub params: Option<ParamsEditor>,
     pub param_bounds: BTreeMap<String, (f64, f64)>,
     pub script: Option<ScriptTarget>,
-    /// The last pause state asked for (the hot thread's own shows in the
-    /// status a snapshot later).
-    pub paused: Arc<AtomicBool>,
     /// The AI advisor, for `/api/ai` (`None`: no advisor).
     pub advisor: Option<Arc<AdvisorHandle>>,
     /// `[control] ai_interval_s` (`None`: the configured interval to ten
@@ -143,6 +140,23 @@ fn events(req: &Request, board: &Board) -> Response {
     Response::json(200, &json!({"oldest": oldest, "next": board.next_seq(), "entries": list}))
 }
 
+/// A change's body read as `T`, with its `who`; refused (400, or 409 once
+/// the run is stopping) before anything changes.
+fn change_body<T: serde::de::DeserializeOwned>(
+    req: &Request,
+    board: &Board,
+    call: &str,
+) -> Result<(T, String), Response> {
+    let raw = body_object(req)?;
+    let who = who(&raw)?;
+    let body = serde_json::from_value(raw)
+        .map_err(|e| Response::error(400, format!("the body does not fit {call}: {e}"), None))?;
+    if board.stopping.load(Ordering::Relaxed) {
+        return Err(refused(board, 409, "the run is stopping; nothing changes now".into(), None));
+    }
+    Ok((body, who))
+}
+
 fn refused(board: &Board, status: u16, message: String, key: Option<&str>) -> Response {
     board.counters.refused.fetch_add(1, Ordering::Relaxed);
     Response::error(status, message, key)
@@ -208,7 +222,6 @@ fn command(req: &Request, board: &Board, cmd: &Commands) -> Response {
 }
 
 fn pause(board: &Board, cmd: &Commands, on: bool, who: &str) {
-    cmd.paused.store(on, Ordering::Relaxed);
     cmd.control.send(Control::Pause(on));
     board.note_operator(format!("{} by {who}", if on { "paused" } else { "resumed" }));
 }
@@ -256,21 +269,10 @@ fn post_params(req: &Request, board: &Board, cmd: &Commands) -> Response {
     let Some(editor) = &cmd.params else {
         return Response::error(409, "this run has no live parameters", None);
     };
-    let raw = match body_object(req) {
+    let (body, who): (ParamsBody, String) = match change_body(req, board, "POST /api/params") {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let who = match who(&raw) {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
-    let body: ParamsBody = match serde_json::from_value(raw) {
-        Ok(b) => b,
-        Err(e) => return Response::error(400, format!("the body does not fit POST /api/params: {e}"), None),
-    };
-    if board.stopping.load(Ordering::Relaxed) {
-        return refused(board, 409, "the run is stopping; nothing changes now".into(), None);
-    }
     let edit = ParamsEdit {
         params: body.params,
         target_spread_pct: body.target_spread_pct,
@@ -295,27 +297,25 @@ fn post_params(req: &Request, board: &Board, cmd: &Commands) -> Response {
     }
 }
 
+/// `PUT /api/script` as it arrives.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScriptBody {
+    source: String,
+    #[serde(default)]
+    #[allow(dead_code)] // checked by `who` from the raw value
+    who: Option<Value>,
+}
+
 fn put_script(req: &Request, board: &Board, cmd: &Commands) -> Response {
     let Some(target) = &cmd.script else {
         return refused(board, 409, "this run uses the native strategy: there is no script to replace".into(), None);
     };
-    let raw = match body_object(req) {
+    let (body, who): (ScriptBody, String) = match change_body(req, board, "PUT /api/script") {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let who = match who(&raw) {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
-    if let Some(k) = raw.as_object().and_then(|m| m.keys().find(|k| *k != "who" && *k != "source")) {
-        return Response::error(400, format!("unknown field {k:?}: this call takes \"source\" and \"who\""), Some(k));
-    }
-    let Some(source) = raw.get("source").and_then(Value::as_str) else {
-        return Response::error(400, "source: give the script's new text as a string", Some("source"));
-    };
-    if board.stopping.load(Ordering::Relaxed) {
-        return refused(board, 409, "the run is stopping; nothing changes now".into(), None);
-    }
+    let source = body.source.as_str();
     // The reload check a file edit goes through: compile with the run's
     // limits and parameters, then the trial run (sample and edge states).
     // The watcher runs it again with the real states it has seen.
@@ -378,21 +378,10 @@ fn post_ai(req: &Request, board: &Board, cmd: &Commands) -> Response {
     let Some(t) = cmd.advisor.as_ref().and_then(|a| a.tuning()) else {
         return refused(board, 409, "this run has no AI advisor ([ai] provider = \"none\")".into(), None);
     };
-    let raw = match body_object(req) {
+    let (body, who): (AiBody, String) = match change_body(req, board, "POST /api/ai") {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let who = match who(&raw) {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
-    let body: AiBody = match serde_json::from_value(raw) {
-        Ok(b) => b,
-        Err(e) => return Response::error(400, format!("the body does not fit POST /api/ai: {e}"), None),
-    };
-    if board.stopping.load(Ordering::Relaxed) {
-        return refused(board, 409, "the run is stopping; nothing changes now".into(), None);
-    }
     let (lo, hi) = ai_bounds(cmd, t.configured());
     if let Some(i) = body.interval_s {
         if !(lo..=hi).contains(&i) {

@@ -181,6 +181,10 @@ pub struct AdvisorStats {
     pub last_error: Option<String>,
     pub last_latency: Option<Duration>,
     pub last_advice: Option<Advice>,
+    /// Why: the model's `reason` and `risk_signals` for the last advice
+    /// taken, or the readings the offline rules used.
+    pub last_reason: Option<String>,
+    pub last_risk_signals: Vec<String>,
     /// Ticks that did not call because the projected spend would pass
     /// `[ai] daily_budget_usd` (UTC day).
     pub skipped_budget: u64,
@@ -230,6 +234,8 @@ impl AdvisorStats {
             "last_error": self.last_error,
             "last_latency_ms": self.last_latency.map(|d| d.as_secs_f64() * 1e3),
             "last_advice": self.last_advice.as_ref().map(crate::ai::log::advice_json),
+            "last_reason": self.last_reason,
+            "last_risk_signals": self.last_risk_signals,
             "skipped_budget": self.skipped_budget,
             "budget_usd": self.budget_usd,
             "dropped_late": self.dropped_late,
@@ -544,6 +550,8 @@ mod tests {
             "dropped_late",
             "skipped_no_change",
             "skipped_paused",
+            "last_reason",
+            "last_risk_signals",
             "quota_exhausted",
             "fallback_calls",
             "route",

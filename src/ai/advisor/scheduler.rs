@@ -193,10 +193,17 @@ impl Scheduler {
                 let mut a = o.advise(&snap.features, snap.time_ns);
                 a.apply_multiplier = self.ai.apply_multiplier;
                 self.advice.push_latest(a);
+                let f = &snap.features;
+                let reason = format!(
+                    "offline rules on spread {:.3} bps, volatility {:.3} bps, imbalance {:+.2}, trade flow {:+.2}",
+                    f.spread_bps, f.volatility_bps, f.imbalance, f.trade_flow
+                );
                 self.with_stats(|s| {
                     s.calls += 1;
                     s.ok += 1;
                     s.last_advice = Some(a);
+                    s.last_reason = Some(reason);
+                    s.last_risk_signals.clear();
                 });
                 let entry = offline_entry(&snap, a);
                 let age_ns = hot_now.saturating_sub(snap.time_ns).max(0);
@@ -355,6 +362,10 @@ impl Scheduler {
             Ok(_) => None,
         };
         let (route, label, fallback) = (at.route, at.label.clone(), at.route > 0);
+        let (reason, signals) = match &asked.reply {
+            Ok(p) => (p.reason.clone(), p.risk_signals.clone()),
+            Err(_) => (None, Vec::new()),
+        };
         self.with_stats(|s| {
             s.tokens_in += tokens_in;
             s.tokens_out += tokens_out;
@@ -364,6 +375,8 @@ impl Scheduler {
                 (Some(a), false) => {
                     s.ok += 1;
                     s.last_advice = Some(a);
+                    s.last_reason = reason;
+                    s.last_risk_signals = signals;
                     s.route = label;
                     s.fallback_calls += u64::from(fallback);
                 }

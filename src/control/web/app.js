@@ -553,6 +553,15 @@
           isNum(a.multiplier) ? a.multiplier.toFixed(2) : '-'} · source ${str(a.source) || '-'} · age `, age)];
         const adv = a.advisor;
         if (isObj(adv)) {
+          // Why: the model's reason and risk signals, or the offline rules' readings.
+          if (typeof adv.last_reason === 'string' && adv.last_reason) {
+            const reason = h('div', 'line', 'why: ' + adv.last_reason);
+            reason.id = 'advice-reason';
+            parts.push(reason);
+          }
+          if (Array.isArray(adv.last_risk_signals) && adv.last_risk_signals.length) {
+            parts.push(h('div', 'line', 'risk signals: ' + adv.last_risk_signals.map(str).join(', ')));
+          }
           const kv = Object.entries(adv).filter(([, v]) => v !== null && typeof v !== 'object').slice(0, 12)
             .map(([k, v]) => `${k} ${isNum(v) && !Number.isInteger(v) ? +v.toFixed(4) : v}`);
           if (kv.length) parts.push(h('div', 'line dim', 'advisor: ' + kv.join(' · ')));
