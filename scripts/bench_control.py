@@ -90,7 +90,7 @@ def run(mmbot, recording, seconds, mode):
 
 
 def main():
-    mmbot, recording = sys.argv[1], sys.argv[2]
+    mmbot, recording = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     n = int(sys.argv[3]) if len(sys.argv) > 3 else 3
     seconds = float(sys.argv[4]) if len(sys.argv) > 4 else 20
     modes = ["off", "idle", "client"]

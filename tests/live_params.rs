@@ -110,8 +110,9 @@ fn a_param_edited_in_the_config_file_applies_while_the_run_goes_on() {
 
 /// A live run (`mmbot run --live` against the simulator's exchange double,
 /// all on 127.0.0.1): the change is journaled in the run's `params` table,
-/// who = "config file". Bounded: a 9 s run, killed 90 s after its start at
-/// the latest.
+/// who = "config file"; a change through the control API
+/// (`POST /api/params`) is journaled too, who = "api (ops)". Bounded: a 9 s
+/// run, killed 90 s after its start at the latest.
 #[test]
 fn a_live_run_journals_the_change() {
     use mmbot::sim::{Sim, SimConfig, SimSource};
@@ -146,7 +147,8 @@ fn a_live_run_journals_the_change() {
     let (config, log) = (dir.join("mmbot.toml"), dir.join("stderr.txt"));
     std::fs::write(&config, text("0.1")).unwrap();
     let mut child = common::live_run_cmd(&dir, (&sim.ws_base(), &sim.http_base()), &config, "9s", (KEY, SECRET))
-        .args(["--symbol", "BTCUSDT"])
+        .args(["--symbol", "BTCUSDT", "--control", "127.0.0.1:0"])
+        .env("MMBOT_CONTROL_TOKEN", TOKEN)
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
@@ -156,6 +158,13 @@ fn a_live_run_journals_the_change() {
     std::fs::write(&config, text("0.25")).unwrap();
     let logged = wait_for(&log, limit, |t| t.contains("params: gamma 0.1 -> 0.25"));
     assert!(logged.contains("params: gamma 0.1 -> 0.25"), "{logged}");
+    // The same through the control API.
+    let addr = logged
+        .lines()
+        .find_map(|l| l.strip_prefix("control: http://")?.split('/').next().map(str::to_string))
+        .unwrap_or_else(|| panic!("no control banner:\n{logged}"));
+    let (status, body) = post_params(&addr, "{\"params\": {\"gamma\": 0.3}, \"who\": \"ops\"}");
+    assert_eq!(status, 200, "{body}");
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break Some(s);
@@ -173,11 +182,33 @@ fn a_live_run_journals_the_change() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
     let run = mmbot::exec::journal::RunId(report["live"]["run_id"].as_i64().unwrap());
     let rows = mmbot::exec::journal::params_of(&journal, run).unwrap();
-    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows.len(), 2, "{rows:?}");
     let (time_ns, row, who) = &rows[0];
     assert_eq!((row.name.as_str(), row.old, row.new, who.as_str()), ("gamma", Some(0.1), Some(0.25), "config file"));
     assert!(*time_ns > 1_600_000_000_000_000_000, "wall-clock ns: {time_ns}");
+    let (api_ns, row, who) = &rows[1];
+    assert_eq!((row.name.as_str(), row.old, row.new, who.as_str()), ("gamma", Some(0.25), Some(0.3), "api (ops)"));
+    assert!(api_ns >= time_ns, "{rows:?}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+const TOKEN: &str = "live-params-token-0123456789";
+
+/// `POST /api/params` with the token: (status, body).
+fn post_params(addr: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let req = format!(
+        "POST /api/params HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    (head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0), body.to_string())
 }
 
 /// The mechanism under the binary, on both paths: a new value published on
