@@ -166,7 +166,7 @@ impl ControlPlane {
 
 /// Where the control plane listens and how to get in. The token itself is
 /// shown only when it was generated (once, on stderr, never in the log).
-fn banner(label: &str, addr: SocketAddr, token: &Token) {
+pub(crate) fn banner(label: &str, addr: SocketAddr, token: &Token) {
     match &token.source {
         TokenSource::Env(var) => eprintln!("control: http://{addr}/ (token: ${var})"),
         TokenSource::Generated => {

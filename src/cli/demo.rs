@@ -83,6 +83,17 @@ pub struct DemoArgs {
     pub no_control: bool,
 }
 
+/// The demo serves the control plane at 127.0.0.1:8686 (a free port when
+/// that one is taken) unless `--no-control`; `--control` picks another.
+pub(super) fn demo_control(args: &DemoArgs, config: &mut Config) -> anyhow::Result<()> {
+    args.control.apply(config)?;
+    if config.control.listen.is_none() && !args.no_control {
+        config.control.listen = Some(crate::config::control::DEMO_LISTEN.parse().expect("a valid address"));
+        config.control.any_port_if_taken = true;
+    }
+    Ok(())
+}
+
 pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
     anyhow::ensure!(args.rate.is_finite() && args.rate > 0.0, "--rate {} must be a positive number", args.rate);
     let dir = timestamped_dir(&args.out)?;
@@ -90,12 +101,6 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
     // finds nothing, the demo's own settings instead of the built-in defaults.
     let choice = Choice::for_process(args.config.as_deref());
     if args.symbols > 1 {
-        anyhow::ensure!(
-            args.control.control.is_none(),
-            "--control serves one symbol's session; with --symbols {} leave it out (each symbol's status is in the \
-             report and the status lines)",
-            args.symbols
-        );
         // Several simulated symbols from one account (src/cli/demo_multi.rs).
         let (text, origin) = match choice.path() {
             Some(path) => {
@@ -138,11 +143,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
     if config.ai.provider == crate::ai::Provider::Auto {
         config.ai.provider = crate::ai::Provider::Offline;
     }
-    args.control.apply(&mut config)?;
-    if config.control.listen.is_none() && !args.no_control {
-        config.control.listen = Some(crate::config::control::DEMO_LISTEN.parse().expect("a valid address"));
-        config.control.any_port_if_taken = true;
-    }
+    demo_control(&args, &mut config)?;
     let fault_text = demo_faults(args.chaos).describe();
     let sim = start_sim(&args, vec!["BTCUSDT".into()])?;
     let symbol = Symbol::new(b"BTCUSDT");

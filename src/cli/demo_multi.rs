@@ -55,6 +55,7 @@ pub fn run(args: &DemoArgs, dir: &Path, text: &str, origin: &str, script: &PathB
     let path = dir.join("demo.toml");
     std::fs::write(&path, &full).with_context(|| format!("writing {}", path.display()))?;
     let symbols = config.symbols.take().context("[[symbols]]")?;
+    super::demo::demo_control(args, &mut config)?;
     let sim = super::demo::start_sim(args, NAMES[..n].iter().map(|s| s.to_string()).collect())?;
     let mut feed = config.feed.clone();
     feed.symbols = symbols.entries.iter().map(|e| e.budget.symbol).collect();
@@ -78,7 +79,7 @@ pub fn run(args: &DemoArgs, dir: &Path, text: &str, origin: &str, script: &PathB
     let _logs = crate::logging::init(view != View::Dashboard, Some(&dir.join("mmbot.log")));
     let strategies = multi::strategies(&symbols, Some(script), BudgetMode::for_build())?;
     let title = format!("mmbot demo --symbols {n}");
-    let run = multi::watched("demo", &title, "SIMULATOR · paper orders", view, &stop, |status| {
+    let run = multi::watched("demo", &title, "SIMULATOR · paper orders", view, &stop, &config.control, |status| {
         let source = MultiSource::Live(Box::new(feed.clone()));
         run_paper_multi(source, Vec::new(), &symbols, strategies, config.hot_core, stop.clone(), status)
     })?;

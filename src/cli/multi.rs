@@ -106,18 +106,38 @@ const LINES_EVERY: Duration = Duration::from_secs(2);
 /// Runs `run` (a multi-symbol run, given where to publish its status)
 /// while the operator watches: the symbols dashboard on a terminal
 /// (`q` sets `stop`), status lines every few seconds elsewhere, or nothing.
+/// With `[control] listen`, the control plane serves the same rows
+/// (`crate::control::symbols`) for as long as the run goes on.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn watched<T>(
     label: &str,
     title: &str,
     mode: &str,
     view: View,
     stop: &Arc<AtomicBool>,
+    control: &crate::config::control::ControlConfig,
     run: impl FnOnce(Option<SharedStatus>) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    if view == View::Quiet {
-        return run(None);
-    }
     let shared = SharedStatus::default();
+    let _server = match control.listen {
+        None if view == View::Quiet => return run(None),
+        None => None,
+        Some(listen) => {
+            let token = crate::control::token::Token::load(&control.token_env, std::path::Path::new(".env"))?;
+            let panel = crate::control::SymbolsPanel::new(title, mode, shared.clone(), stop.clone());
+            let server = crate::control::ControlServer::start_symbols(
+                crate::control::ServerSettings::from_config(control, listen),
+                token.clone(),
+                panel,
+            )
+            .context("starting the control plane ([control])")?;
+            crate::cli::control_plane::banner(label, server.addr(), &token);
+            Some(server)
+        }
+    };
+    if view == View::Quiet {
+        return run(Some(shared));
+    }
     let finished = Arc::new(AtomicBool::new(false));
     let (sh, fin, st) = (shared.clone(), finished.clone(), stop.clone());
     let (label, title, mode) = (label.to_string(), title.to_string(), mode.to_string());
@@ -194,7 +214,7 @@ pub(crate) fn paper(args: &crate::cli::paper::PaperArgs, mut config: Config, com
     let RunSetup { stop, dir, view, _logs, strategies } = setup(args, &symbols)?;
     let title = format!("mmbot {command} {}", names.join(" "));
     let mode = venue_label(&Source::Live(feed.clone()), &Venue::Paper, &config);
-    let run = watched(command, &title, &mode, view, &stop, |status| {
+    let run = watched(command, &title, &mode, view, &stop, &config.control, |status| {
         let source = MultiSource::Live(Box::new(feed.clone()));
         run_paper_multi(source, Vec::new(), &symbols, strategies, config.hot_core, stop.clone(), status)
     })?;

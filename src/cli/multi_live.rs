@@ -103,7 +103,7 @@ pub(crate) fn live(args: &PaperArgs, mut config: Config, flags: &LiveFlags) -> a
     let feed = config.feed.clone();
     let title = format!("mmbot live {}", names.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(" "));
     let mode = live_venue_label(&config);
-    let run = watched(label, &title, &mode, view, &stop, |status| {
+    let run = watched(label, &title, &mode, view, &stop, &config.control, |status| {
         let source = MultiSource::Live(Box::new(feed.clone()));
         run_live_multi(source, &symbols, strategies, config.hot_core, stop.clone(), status, live)
     })?;

@@ -115,11 +115,6 @@ pub fn run(args: PaperArgs, flags: LiveFlags, command: &'static str) -> anyhow::
     let mut config = feed_args.config()?;
     args.control.apply(&mut config)?;
     if config.symbols.is_some() {
-        anyhow::ensure!(
-            config.control.listen.is_none(),
-            "[control] / --control serve one symbol's session; a run with [[symbols]] does not start it yet: \
-             leave them out (each symbol's status is in the status lines and the report)"
-        );
         if flags.live {
             return crate::cli::multi_live::live(&args, config, &flags);
         }

@@ -67,7 +67,8 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         // Status lines while a paced replay runs (a fast one is over too soon).
         let view = if args.speed.is_some() { View::Lines } else { View::Quiet };
         let title = format!("mmbot replay ({} symbols)", symbols.entries.len());
-        let run = multi::watched("replay", &title, "REPLAY of a recording · paper orders", view, &stop, |status| {
+        let mode = "REPLAY of a recording · paper orders";
+        let run = multi::watched("replay", &title, mode, view, &stop, &config.control, |status| {
             run_paper_multi(files, args.files.clone(), &symbols, strategies, config.hot_core, stop.clone(), status)
         })?;
         for e in &run.source_errors {

@@ -377,7 +377,7 @@ pub fn run_session_with_events(
     obs.poll();
     if let Some(p) = plane {
         let why = match &run.live {
-            Some(l) => format!("{} ended: {:?}", label, l.stop),
+            Some(l) => format!("{label} ended: {}", l.stop),
             None => format!("{label} ended"),
         };
         p.finish(&why);

@@ -73,7 +73,7 @@ pub struct Board {
     pub sources: Sources,
     pub started: Instant,
     pub stopping: AtomicBool,
-    pub counters: ServerCounters,
+    pub counters: Arc<ServerCounters>,
     inner: Mutex<Inner>,
     /// Operator actions taken through the API, for the session's event
     /// log (the view loop takes them; they come back here as events).
@@ -86,7 +86,7 @@ impl Board {
             sources,
             started: Instant::now(),
             stopping: AtomicBool::new(false),
-            counters: ServerCounters::default(),
+            counters: Arc::default(),
             inner: Mutex::new(Inner { next_seq: 1, ..Inner::default() }),
             operator: Mutex::new(Vec::new()),
         })

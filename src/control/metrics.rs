@@ -33,6 +33,9 @@ use crate::hot::fixed::{to_f64, Qty};
 use crate::runtime::{ExecStatus, HotStatus};
 use crate::stats::latency::{Stage, StageHistograms};
 
+mod symbols;
+pub use symbols::render_symbols;
+
 /// The `Content-Type` of [`render`]'s text.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 

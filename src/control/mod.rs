@@ -15,11 +15,13 @@ pub mod http;
 pub mod metrics;
 pub mod server;
 pub mod stream;
+pub mod symbols;
 pub mod token;
 
 pub use api::{Commands, ControlSender, ScriptTarget};
 pub use board::{Board, Sources};
 pub use server::{ControlError, ControlServer, ServerSettings};
+pub use symbols::SymbolsPanel;
 
 /// What the script watcher last said (reloads and refusals), shared by
 /// the session, the terminal dashboard and the control plane.

@@ -12,9 +12,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::api::{self, Commands};
-use super::board::Board;
+use super::board::{Board, ServerCounters};
 use super::http::{read_request, ReadError, Request, Response};
 use super::stream::{self, StreamSettings};
+use super::symbols::SymbolsPanel;
 use super::token::Token;
 use crate::config::control::ControlConfig;
 
@@ -74,13 +75,39 @@ pub struct ControlServer {
     thread: Option<JoinHandle<()>>,
 }
 
+/// What a server serves: a one-symbol session's board and commands, or a
+/// run of several symbols' panel.
+enum Served {
+    Session { board: Arc<Board>, commands: Commands },
+    Symbols(Arc<SymbolsPanel>),
+}
+
 impl ControlServer {
-    /// Binds and starts serving.
+    /// Binds and starts serving a one-symbol session.
     pub fn start(
         settings: ServerSettings,
         token: Token,
         board: Arc<Board>,
         commands: Commands,
+    ) -> Result<Self, ControlError> {
+        let counters = board.counters.clone();
+        Self::start_served(settings, token, Served::Session { board, commands }, counters)
+    }
+
+    /// Binds and starts serving a run of several symbols.
+    pub fn start_symbols(
+        settings: ServerSettings,
+        token: Token,
+        panel: Arc<SymbolsPanel>,
+    ) -> Result<Self, ControlError> {
+        Self::start_served(settings, token, Served::Symbols(panel), Arc::default())
+    }
+
+    fn start_served(
+        settings: ServerSettings,
+        token: Token,
+        served: Served,
+        counters: Arc<ServerCounters>,
     ) -> Result<Self, ControlError> {
         if !settings.listen.ip().is_loopback() && !settings.insecure {
             return Err(ControlError::NotLoopback(settings.listen));
@@ -99,7 +126,7 @@ impl ControlServer {
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("mmbot-control".into())
-            .spawn(move || accept_loop(listener, settings, token, board, commands, flag))
+            .spawn(move || accept_loop(listener, settings, token, served, counters, flag))
             .map_err(|source| ControlError::Bind { addr, source })?;
         Ok(Self { addr, stop, thread: Some(thread) })
     }
@@ -120,8 +147,8 @@ impl Drop for ControlServer {
 
 struct Shared {
     token: Token,
-    board: Arc<Board>,
-    commands: Commands,
+    served: Served,
+    counters: Arc<ServerCounters>,
     settings: ServerSettings,
     stop: Arc<AtomicBool>,
     active: AtomicUsize,
@@ -131,20 +158,20 @@ fn accept_loop(
     listener: TcpListener,
     settings: ServerSettings,
     token: Token,
-    board: Arc<Board>,
-    commands: Commands,
+    served: Served,
+    counters: Arc<ServerCounters>,
     stop: Arc<AtomicBool>,
 ) {
-    let shared = Arc::new(Shared { token, board, commands, settings, stop, active: AtomicUsize::new(0) });
+    let shared = Arc::new(Shared { token, served, counters, settings, stop, active: AtomicUsize::new(0) });
     let mut handles: Vec<JoinHandle<()>> = Vec::new();
     while !shared.stop.load(Ordering::Relaxed) {
         match listener.accept() {
             Ok((mut stream, _)) => {
                 let _ = stream.set_nonblocking(false);
                 let _ = stream.set_nodelay(true);
-                shared.board.counters.requests.fetch_add(1, Ordering::Relaxed);
+                shared.counters.requests.fetch_add(1, Ordering::Relaxed);
                 if shared.active.load(Ordering::Relaxed) >= settings.max_clients {
-                    shared.board.counters.busy.fetch_add(1, Ordering::Relaxed);
+                    shared.counters.busy.fetch_add(1, Ordering::Relaxed);
                     let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
                     let msg = format!("too many connections (the most is {}); try again", settings.max_clients);
                     let _ = Response::error(503, msg, None).with_header("Retry-After", "1").write_to(&mut stream);
@@ -192,23 +219,26 @@ fn connection(mut stream: TcpStream, s: &Shared) {
             return;
         }
     };
-    let answer = match public(&req) {
+    let answer = match public(&req, &s.served) {
         Some(r) => r,
         None => {
             if !authorized(&req, &s.token) {
-                s.board.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
+                s.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
                 let why = if req.header("authorization").is_some() || req.query_param("token").is_some() {
                     "wrong token"
                 } else {
                     "no token: send Authorization: Bearer TOKEN (the token is in $MMBOT_CONTROL_TOKEN or was printed at start)"
                 };
                 Response::error(401, why, None).with_header("WWW-Authenticate", "Bearer realm=\"mmbot\"")
-            } else if req.path == "/api/stream" {
-                return stream::serve(stream, &req, &s.board, s.settings.stream, &s.stop);
-            } else if req.path == "/metrics" {
-                metrics(&req, &s.board)
             } else {
-                api::route(&req, &s.board, &s.commands)
+                match &s.served {
+                    Served::Symbols(panel) => panel.route(&req),
+                    Served::Session { board, .. } if req.path == "/api/stream" => {
+                        return stream::serve(stream, &req, board, s.settings.stream, &s.stop);
+                    }
+                    Served::Session { board, .. } if req.path == "/metrics" => metrics(&req, board),
+                    Served::Session { board, commands } => api::route(&req, board, commands),
+                }
             }
         }
     };
@@ -240,9 +270,13 @@ fn linger_close(stream: &mut TcpStream, wait: Duration) {
 
 /// The page and the API's description: no token needed (they hold no
 /// state of the run).
-fn public(req: &Request) -> Option<Response> {
+fn public(req: &Request, served: &Served) -> Option<Response> {
+    let index = match served {
+        Served::Session { .. } => INDEX_HTML,
+        Served::Symbols(_) => super::symbols::PAGE,
+    };
     let (ct, body) = match req.path.as_str() {
-        "/" | "/index.html" => ("text/html; charset=utf-8", INDEX_HTML),
+        "/" | "/index.html" => ("text/html; charset=utf-8", index),
         "/app.js" => ("text/javascript; charset=utf-8", APP_JS),
         "/style.css" => ("text/css; charset=utf-8", STYLE_CSS),
         "/api/openapi.yaml" => ("application/yaml", OPENAPI),

@@ -1,0 +1,107 @@
+//! The control plane of a run of several symbols: `mmbot demo --symbols 3`
+//! with `--control 127.0.0.1:0`. `GET /api/status` has every symbol's row,
+//! `GET /metrics` one series per symbol, the token is required, paths a
+//! one-symbol session has and this run does not say so (404), and
+//! `POST /api/stop` ends the run early with its report.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const TOKEN: &str = "symbols-token-0123456789abcdef";
+
+struct Demo(Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn call(addr: &str, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\n\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    (head.split(' ').nth(1).unwrap().parse().unwrap(), body.to_string())
+}
+
+#[test]
+fn a_run_of_several_symbols_serves_status_metrics_and_stop() {
+    let dir = common::temp_dir("control-symbols");
+    let child = Command::new(env!("CARGO_BIN_EXE_mmbot"))
+        .args(["demo", "--symbols", "3", "--duration", "60s", "--no-dashboard", "--control", "127.0.0.1:0"])
+        .args(["--out", "runs"])
+        .current_dir(&dir)
+        .env("MMBOT_CONTROL_TOKEN", TOKEN)
+        .env_remove("MMBOT_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut demo = Demo(child);
+    let stderr = demo.0.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let addr = loop {
+        let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("a control banner");
+        if let Some(rest) = line.strip_prefix("control: http://") {
+            break rest.split('/').next().unwrap().to_string();
+        }
+    };
+    assert_eq!(call(&addr, "GET", "/api/status", None).0, 401);
+    // Every symbol's row, once the exec thread has published.
+    let mut status = Value::Null;
+    let until = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < until {
+        let (st, body) = call(&addr, "GET", "/api/status", Some(TOKEN));
+        assert_eq!(st, 200, "{body}");
+        status = serde_json::from_str(&body).unwrap();
+        let rows = status["symbols"].as_array().map_or(0, |r| r.len());
+        if rows == 3 && status["symbols"].as_array().unwrap().iter().all(|r| r["mid"].as_f64().is_some()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let names: Vec<&str> =
+        status["symbols"].as_array().unwrap().iter().map(|r| r["symbol"].as_str().unwrap()).collect();
+    assert_eq!(names, ["BTCUSDT", "ETHUSDT", "BNBUSDT"], "{status}");
+    let (st, metrics) = call(&addr, "GET", "/metrics", Some(TOKEN));
+    assert_eq!(st, 200);
+    for sym in names {
+        assert!(metrics.contains(&format!("mmbot_position{{symbol=\"{sym}\"}}")), "{metrics}");
+        assert!(metrics.contains(&format!("mmbot_mid_price{{symbol=\"{sym}\"}}")), "{metrics}");
+    }
+    let (st, body) = call(&addr, "POST", "/api/pause", Some(TOKEN));
+    assert_eq!(st, 404, "{body}");
+    assert!(body.contains("several symbols"), "{body}");
+
+    let (st, _) = call(&addr, "POST", "/api/stop", Some(TOKEN));
+    assert_eq!(st, 200);
+    let started = Instant::now();
+    let code = loop {
+        if let Some(c) = demo.0.try_wait().unwrap() {
+            break c;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the demo did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(code.success(), "{code:?}");
+    let run = std::fs::read_dir(dir.join("runs")).unwrap().next().unwrap().unwrap().path();
+    assert!(run.join("report.json").exists());
+}
