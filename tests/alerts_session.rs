@@ -38,6 +38,7 @@ fn a_demo_run_sends_its_alerts_to_json_and_slack_webhooks() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("/services/"), "the Slack URL (a secret) was printed:\n{stderr}");
+    assert!(!stderr.contains("still shared"), "the stop alert was not flushed at the end:\n{stderr}");
 
     let got = double.wait_for(4, Duration::from_secs(10));
     let json: Vec<serde_json::Value> =

@@ -157,6 +157,8 @@ impl ControlPlane {
             n.notify(alert);
             match Arc::try_unwrap(n) {
                 Ok(n) => n.finish(Duration::from_secs(5)),
+                // Not expected: the session releases the tap first. The
+                // sender then ends when its last holder drops it.
                 Err(_) => tracing::warn!("alerts: the sender is still shared; the stop alert may not go out"),
             }
         }

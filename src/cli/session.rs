@@ -376,6 +376,9 @@ pub fn run_session_with_events(
     // What arrived after the view's last look.
     obs.poll();
     if let Some(p) = plane {
+        // The tap shares the alert sender: released first, so the sender
+        // can be finished (the stop alert flushed) here.
+        drop(obs.take_tap());
         let why = match &run.live {
             Some(l) => format!("{label} ended: {}", l.stop),
             None => format!("{label} ended"),

@@ -334,6 +334,11 @@ impl Observer {
         self.tap = Some(tap);
     }
 
+    /// Takes the [`Tap`] back (what it holds is released).
+    pub fn take_tap(&mut self) -> Option<Tap> {
+        self.tap.take()
+    }
+
     /// Seconds since the observer started (the session's start).
     pub fn t_s(&self) -> f64 {
         self.started.elapsed().as_secs_f64()
