@@ -39,6 +39,9 @@ fn a_demo_run_sends_its_alerts_to_json_and_slack_webhooks() {
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("/services/"), "the Slack URL (a secret) was printed:\n{stderr}");
     assert!(!stderr.contains("still shared"), "the stop alert was not flushed at the end:\n{stderr}");
+    // The end of the run says what each target got.
+    assert!(stderr.lines().any(|l| l.starts_with("alerts: json ") && l.contains(" 0 failed")), "{stderr}");
+    assert!(stderr.lines().any(|l| l.starts_with("alerts: slack ") && l.contains(" 0 failed")), "{stderr}");
 
     let got = double.wait_for(4, Duration::from_secs(10));
     let json: Vec<serde_json::Value> =

@@ -156,7 +156,17 @@ impl ControlPlane {
             let alert = crate::control::alerts::stopped(&self.board.sources.symbol, reason);
             n.notify(alert);
             match Arc::try_unwrap(n) {
-                Ok(n) => n.finish(Duration::from_secs(5)),
+                Ok(n) => {
+                    // What each target got, for the operator (named by
+                    // `name` or format and host: never a URL or a token).
+                    for t in n.finish_with_stats(Duration::from_secs(5)).targets {
+                        let why = t.last_error.map(|e| format!("; last failure: {e}")).unwrap_or_default();
+                        eprintln!(
+                            "alerts: {}: {} sent, {} failed, {} held back by the rate limits, {} dropped{why}",
+                            t.name, t.sent, t.failed, t.suppressed, t.dropped
+                        );
+                    }
+                }
                 // Not expected: the session releases the tap first. The
                 // sender then ends when its last holder drops it.
                 Err(_) => tracing::warn!("alerts: the sender is still shared; the stop alert may not go out"),
