@@ -1,8 +1,11 @@
 //! Alert webhooks end to end: `[alerts]` read by `Config::from_toml`, then
 //! [`Notifier`] posting to a local double of a generic JSON receiver, a
 //! Slack incoming webhook and Telegram's Bot API (tests/webhook_double,
-//! written from the services' docs). Every wait is bounded; retries use
-//! 50 ms backoffs.
+//! written from the services' docs: Slack "Sending messages using incoming
+//! webhooks" and "Rate limits" (429 with `Retry-After`); Telegram Bot API
+//! "Making requests", "sendMessage" and "ResponseParameters" (`ok`,
+//! `error_code`, `parameters.retry_after`)). Every wait is bounded; retries
+//! use 50 ms backoffs.
 
 mod webhook_double;
 

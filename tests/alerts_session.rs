@@ -1,6 +1,8 @@
 //! `[alerts]` in a running session: `mmbot demo` with a generic JSON
 //! webhook and a Slack incoming webhook, both on the webhook double
-//! (tests/webhook_double, written from Slack's and Telegram's docs). The
+//! (tests/webhook_double, written from Slack's and Telegram's docs; here
+//! Slack "Sending messages using incoming webhooks": a JSON body with
+//! `text`, answered `ok`). The
 //! demo's position reaches 20% of its limit at its first fill, which
 //! raises `position_near_limit`; the end of the run raises `stop`, which
 //! must get out before the process exits. Each alert is also in the

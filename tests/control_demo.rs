@@ -6,39 +6,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 const TOKEN: &str = "demo-token-0123456789abcdef0123";
 
-struct Demo(Child);
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn call(addr: &str, method: &str, path: &str, body: Option<Value>) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap();
-    (head.split(' ').nth(1).unwrap().parse().unwrap(), body.to_string())
+    common::control_call(addr, method, path, Some(TOKEN), body.map(|b| b.to_string()).as_deref())
 }
 
 fn status(addr: &str) -> Value {
@@ -73,25 +49,8 @@ fn an_operator_drives_the_demo_over_the_control_api() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut demo = Demo(child);
-    let stderr = demo.0.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let addr = loop {
-        let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).unwrap_or_else(|_| {
-            panic!("no control banner within 60 s:\n{}", seen.join("\n"));
-        });
-        if let Some(rest) = line.strip_prefix("control: http://") {
-            break rest.split('/').next().unwrap().to_string();
-        }
-        seen.push(line);
-    };
+    let mut demo = common::KillOnDrop(child);
+    let (addr, seen) = common::control_banner(&mut demo.0, Duration::from_secs(60));
     // The token came from the environment: the banner names the variable,
     // never the token.
     assert!(!seen.iter().any(|l| l.contains(TOKEN)));

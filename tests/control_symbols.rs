@@ -6,34 +6,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 const TOKEN: &str = "symbols-token-0123456789abcdef";
 
-struct Demo(Child);
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn call(addr: &str, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\n\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap();
-    (head.split(' ').nth(1).unwrap().parse().unwrap(), body.to_string())
+    common::control_call(addr, method, path, token, None)
 }
 
 #[test]
@@ -49,21 +30,8 @@ fn a_run_of_several_symbols_serves_status_metrics_and_stop() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut demo = Demo(child);
-    let stderr = demo.0.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let addr = loop {
-        let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("a control banner");
-        if let Some(rest) = line.strip_prefix("control: http://") {
-            break rest.split('/').next().unwrap().to_string();
-        }
-    };
+    let mut demo = common::KillOnDrop(child);
+    let (addr, _) = common::control_banner(&mut demo.0, Duration::from_secs(60));
     assert_eq!(call(&addr, "GET", "/api/status", None).0, 401);
     // Every symbol's row, once the exec thread has published.
     let mut status = Value::Null;

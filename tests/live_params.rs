@@ -163,7 +163,8 @@ fn a_live_run_journals_the_change() {
         .lines()
         .find_map(|l| l.strip_prefix("control: http://")?.split('/').next().map(str::to_string))
         .unwrap_or_else(|| panic!("no control banner:\n{logged}"));
-    let (status, body) = post_params(&addr, "{\"params\": {\"gamma\": 0.3}, \"who\": \"ops\"}");
+    let change = "{\"params\": {\"gamma\": 0.3}, \"who\": \"ops\"}";
+    let (status, body) = common::control_call(&addr, "POST", "/api/params", Some(TOKEN), Some(change));
     assert_eq!(status, 200, "{body}");
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -193,23 +194,6 @@ fn a_live_run_journals_the_change() {
 }
 
 const TOKEN: &str = "live-params-token-0123456789";
-
-/// `POST /api/params` with the token: (status, body).
-fn post_params(addr: &str, body: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let req = format!(
-        "POST /api/params HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    (head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0), body.to_string())
-}
 
 /// The mechanism under the binary, on both paths: a new value published on
 /// `SharedParams` reaches a running `ScriptStrategy` as a rebuilt version,

@@ -68,7 +68,7 @@ pub struct PlaneInputs {
 
 /// The running control plane (server and alert sender).
 pub struct ControlPlane {
-    pub board: Arc<Board>,
+    board: Arc<Board>,
     server: Option<ControlServer>,
     notifier: Option<Arc<Notifier>>,
 }

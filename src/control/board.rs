@@ -33,9 +33,6 @@ pub struct Entry {
     pub data: Value,
 }
 
-/// What the run's script thread last said, shared with the session.
-pub type ScriptNote = Arc<Mutex<crate::control::ScriptNote>>;
-
 /// Things that do not change while the run goes on, and the shared
 /// handles the status reads at request time.
 pub struct Sources {
@@ -46,7 +43,8 @@ pub struct Sources {
     pub script_file: Option<PathBuf>,
     pub histograms: Arc<Mutex<StageHistograms>>,
     pub advisor: Option<Arc<AdvisorHandle>>,
-    pub script_note: ScriptNote,
+    /// What the run's script watcher last said, shared with the session.
+    pub script_note: Arc<Mutex<crate::control::ScriptNote>>,
 }
 
 #[derive(Default)]
@@ -232,6 +230,7 @@ impl Board {
                 "requests": self.counters.requests.load(Ordering::Relaxed),
                 "unauthorized": self.counters.unauthorized.load(Ordering::Relaxed),
                 "refused": self.counters.refused.load(Ordering::Relaxed),
+                "busy": self.counters.busy.load(Ordering::Relaxed),
                 "stream_clients": self.counters.stream_clients.load(Ordering::Relaxed),
                 "stream_dropped": self.counters.stream_dropped.load(Ordering::Relaxed),
             },
@@ -269,7 +268,7 @@ impl Board {
 pub const STAGES: [Stage; 5] = [Stage::TickToQuote, Stage::Parse, Stage::Book, Stage::Strategy, Stage::Quote];
 
 /// The status's `book`: ten levels a side, mid and spread.
-pub fn book_json(h: &HotStatus) -> Value {
+fn book_json(h: &HotStatus) -> Value {
     let side = |levels: &[Option<Level>]| -> Vec<Value> {
         levels.iter().flatten().map(|l| json!([px(l.price), qty(l.qty)])).collect()
     };

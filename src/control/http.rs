@@ -6,6 +6,8 @@
 
 use std::io::{self, Read, Write};
 
+use crate::feed::endpoint::percent_decode;
+
 /// A request head may not exceed this.
 pub const MAX_HEAD: usize = 16 * 1024;
 /// A request body may not exceed this (a script replacement is the largest).
@@ -189,38 +191,6 @@ pub fn reason(status: u16) -> &'static str {
         503 => "Service Unavailable",
         _ => "Status",
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(v) => {
-                        out.push(v);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -322,5 +322,5 @@ fn metrics(req: &Request, board: &Board) -> Response {
         };
         super::metrics::render(&mut out, &m);
     }
-    Response::bytes(200, "text/plain; version=0.0.4; charset=utf-8", out)
+    Response::bytes(200, super::metrics::CONTENT_TYPE, out)
 }

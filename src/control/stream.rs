@@ -16,7 +16,7 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocket};
 use tungstenite::Message;
 
-use super::board::{book_json, Board};
+use super::board::Board;
 use super::http::{Request, Response};
 
 /// A write that takes longer than this drops the client.
@@ -154,11 +154,9 @@ fn run(ws: &mut WebSocket<TcpStream>, board: &Board, cfg: StreamSettings, stop: 
 fn state_messages(board: &Board) -> Vec<Value> {
     let t_s = (board.uptime_s() * 1e3).round() / 1e3;
     let status = board.status();
-    let (hot, _) = board.snapshots();
-    let h = hot.unwrap_or_default();
     let msg = |kind: &str, data: Value| json!({"kind": kind, "seq": 0, "t_s": t_s, "data": data});
     vec![
-        msg("book", book_json(&h)),
+        msg("book", status["book"].clone()),
         msg("quote", status["quote"].clone()),
         msg("latency", status["latency"].clone()),
         msg("advice", status["advice"].clone()),

@@ -153,3 +153,59 @@ pub fn journal_status(s: &mmbot::exec::binance::OrderStatus) -> &'static str {
         _ => "UNKNOWN",
     }
 }
+
+/// A child process killed (and reaped) when dropped, on every way out of a test.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Reads `child`'s stderr (piped) on a thread until its control-plane banner
+/// (`control: http://ADDR/ ...`) or `limit`: the address, and the lines before it (panics
+/// without one). The thread goes on draining stderr, so the child never blocks on it.
+pub fn control_banner(child: &mut std::process::Child, limit: std::time::Duration) -> (String, Vec<String>) {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + limit;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let Ok(line) = rx.recv_timeout(left) else {
+            panic!("no control banner within {limit:?}:\n{}", seen.join("\n"));
+        };
+        if let Some(rest) = line.strip_prefix("control: http://") {
+            return (rest.split('/').next().unwrap_or_default().to_string(), seen);
+        }
+        seen.push(line);
+    }
+}
+
+/// One HTTP/1.1 exchange with a control plane at `addr` (`Authorization: Bearer TOKEN` when
+/// `token` is given; `body` as JSON): the status and the body.
+pub fn control_call(addr: &str, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let body = body.unwrap_or("");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    (head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0), body.to_string())
+}

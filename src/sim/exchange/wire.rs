@@ -11,6 +11,7 @@
 use base64::Engine as _;
 
 use crate::exec::binance::sign::HmacKey;
+use crate::feed::endpoint::percent_decode;
 use crate::hot::fixed::{Qty, SCALE};
 use crate::sim::exchange::SimKey;
 
@@ -111,32 +112,6 @@ impl Params {
             self.0.iter().filter(|(k, _)| k != "signature").map(|(k, v)| (k.as_str(), v.as_str())).collect();
         crate::exec::binance::sign::ws_api_payload(&signed)
     }
-}
-
-/// `%XX` and `+` decoding; invalid escapes are kept as they are.
-pub fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                let h = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
-                match h {
-                    Some(x) => {
-                        out.push(x);
-                        i += 3;
-                        continue;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b'+' => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A request's `timestamp` in ms and its `recvWindow` (µs timestamps are
