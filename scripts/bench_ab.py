@@ -49,6 +49,10 @@ def main() -> int:
                 print(f"{name}: {binary} bench failed:\n{out.stderr}", file=sys.stderr)
                 return 1
             d = json.loads(out.stdout)
+            host = d.get("host", {})
+            if host and not rows["old"] and not rows["new"]:
+                print(f"host: {host.get('cpu')}, {host.get('cores')} logical cores, "
+                      f"hypervisor {host.get('hypervisor')}, TSC {host.get('tsc_ghz')} GHz", flush=True)
             row = {k: f(d) for k, f in COLUMNS}
             rows[name].append(row)
             print(name, " ".join(f"{k}={v}" for k, v in row.items()), flush=True)

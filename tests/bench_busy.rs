@@ -33,4 +33,26 @@ fn bench_busy_reports_tick_to_quote_and_frames_by_kind() {
     assert!((20_000..=24_000).contains(&n("bookTicker")), "{} bookTickers", n("bookTicker"));
     assert!((5_000..=7_000).contains(&n("trade")), "{} trades", n("trade"));
     assert_eq!(j["frames"].as_u64(), Some(n("depth") + n("bookTicker") + n("trade") + n("other")));
+    // The machine the figures were made on, so runs on different hosts are
+    // not compared.
+    let host = &j["host"];
+    assert!(host["cpu"].as_str().is_some_and(|c| !c.is_empty()), "host.cpu: {host}");
+    assert!(host["cores"].as_u64().is_some_and(|c| c >= 1), "host.cores: {host}");
+    assert!(host["hypervisor"].is_boolean(), "host.hypervisor: {host}");
+    assert!(host["tsc_ghz"].is_null() || host["tsc_ghz"].as_f64().is_some_and(|g| g > 0.0), "host.tsc_ghz: {host}");
+}
+
+#[test]
+fn bench_prints_the_host_it_ran_on() {
+    let dir = common::temp_dir("bench-host");
+    let out = Command::new(env!("CARGO_BIN_EXE_mmbot"))
+        .args(["bench", "--events", "500"])
+        .current_dir(&dir)
+        .output()
+        .expect("runs mmbot");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out.status.success(), "mmbot bench failed: {}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let host = stdout.lines().find(|l| l.starts_with("host: ")).unwrap_or_else(|| panic!("no host line:\n{stdout}"));
+    assert!(host.contains("logical core"), "{host}");
 }

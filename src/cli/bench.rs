@@ -32,6 +32,7 @@ use crate::hot::strategy::{NativeStrategy, Strategy};
 use crate::script::ScriptStrategy;
 use crate::stats::baseline;
 use crate::stats::clock::Clock;
+use crate::stats::host::Host;
 use crate::stats::latency::{Percentiles, Stage, StageHistograms};
 
 #[derive(clap::Args, Debug)]
@@ -91,6 +92,8 @@ struct BenchOut {
     frames: usize,
     warmup_frames: usize,
     pinned_core: Option<usize>,
+    /// The machine: figures compare only between runs on the same one.
+    host: Host,
     clock: String,
     tsc_cost_ns: Option<f64>,
     instant_cost_ns: Option<f64>,
@@ -316,6 +319,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
         frames: frames.len(),
         warmup_frames: warmup,
         pinned_core: pinned,
+        host: Host::read(clock.tsc_ghz()),
         clock: format!("{:?}", clock.source()).to_lowercase(),
         tsc_cost_ns: clock.tsc_cost_ns.is_finite().then_some((clock.tsc_cost_ns * 10.0).round() / 10.0),
         instant_cost_ns: clock.instant_cost_ns.is_finite().then_some((clock.instant_cost_ns * 10.0).round() / 10.0),
@@ -366,6 +370,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
             None => "not pinned".into(),
         }
     );
+    println!("host: {}", out.host.line());
     println!(
         "profile {}; frames by kind: {}",
         out.profile,

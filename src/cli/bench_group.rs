@@ -22,6 +22,7 @@ use crate::hot::group::HotGroup;
 use crate::hot::msg::Symbol;
 use crate::hot::strategy::NativeStrategy;
 use crate::stats::clock::Clock;
+use crate::stats::host::Host;
 use crate::stats::latency::{Percentiles, Stage, StageHistograms};
 
 use super::bench::{Frames, Profile};
@@ -161,6 +162,8 @@ struct GroupOut {
     profile: String,
     diffs: usize,
     pinned_core: Option<usize>,
+    /// The machine: figures compare only between runs on the same one.
+    host: Host,
     /// The same streams, each alone on the thread (a group of one), in the
     /// same run: their stage histograms merged.
     baseline: GroupRun,
@@ -203,7 +206,14 @@ pub fn run(
         latency_ns: Stage::ALL.iter().map(|&s| (s.name().to_string(), alone.percentiles(s))).collect(),
     };
     let group = run_group(config, &many, n, clock, warmup(&many, n))?;
-    let out = GroupOut { profile: format!("{profile:?}").to_lowercase(), diffs, pinned_core: pinned, baseline, group };
+    let out = GroupOut {
+        profile: format!("{profile:?}").to_lowercase(),
+        diffs,
+        pinned_core: pinned,
+        host: Host::read(clock.tsc_ghz()),
+        baseline,
+        group,
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(0);
@@ -213,6 +223,7 @@ pub fn run(
         out.profile,
         pinned.map_or("not pinned".into(), |c| format!("pinned to core {c}"))
     );
+    println!("host: {}", out.host.line());
     println!(
         "{:<24} {:>8} {:>9} {:>8} {:>8} {:>8} {:>9}  (ns)",
         "run", "symbols", "events", "p50", "p90", "p99", "max"

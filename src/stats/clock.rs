@@ -104,6 +104,11 @@ impl Clock {
         self.source
     }
 
+    /// The TSC's measured rate in GHz, when it is the clock's source.
+    pub fn tsc_ghz(&self) -> Option<f64> {
+        (self.source == ClockSource::Tsc).then_some(self.ticks_per_ns)
+    }
+
     /// Raw ticks now.
     #[inline(always)]
     pub fn now(&self) -> u64 {
