@@ -18,8 +18,8 @@ pub struct Host {
     /// The machine's logical cores (`processor` entries in `/proc/cpuinfo`;
     /// without it, those this process may run on).
     pub cores: usize,
-    /// The CPU reports a hypervisor (a VM: its vCPUs share physical cores
-    /// with other guests, so its speed drifts).
+    /// The CPU reports a hypervisor: a VM, whose vCPUs may share physical
+    /// cores and caches with other guests, so its speed can drift.
     pub hypervisor: bool,
     /// The TSC's measured rate, GHz (`None` when the clock is not the TSC).
     pub tsc_ghz: Option<f64>,
