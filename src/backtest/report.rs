@@ -12,6 +12,7 @@ use crate::hot::engine::HotPath;
 use crate::hot::fixed::{Price, Qty};
 use crate::hot::msg::Symbol;
 use crate::hot::strategy::Strategy;
+use crate::stats::host::Host;
 use crate::stats::latency::{Percentiles, Stage};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -74,6 +75,10 @@ pub struct ClockReport {
     pub source: String,
     pub tsc_cost_ns: Option<f64>,
     pub instant_cost_ns: Option<f64>,
+    /// The machine the run's latencies were measured on (absent in reports
+    /// written before it was recorded).
+    #[serde(default)]
+    pub host: Option<Host>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -210,6 +215,7 @@ pub fn report<S: Strategy>(
                 source: format!("{:?}", clock.source()).to_lowercase(),
                 tsc_cost_ns: finite(clock.tsc_cost_ns),
                 instant_cost_ns: finite(clock.instant_cost_ns),
+                host: Some(Host::read(clock.tsc_ghz())),
             },
         },
         ai: None,

@@ -182,6 +182,10 @@ pub(crate) fn finish(run: &PaperRun, label: &str, report: Option<&PathBuf>) -> a
              p90 {p90} ns p99 {p99} ns; {ln} from frames already due (hot thread busy, asleep or off its core): p50 {l50} ns \
              p90 {l90} ns p99 {l99} ns"
         );
+        // Paced figures are the machine's as much as mmbot's.
+        if let Some(host) = &r.perf.clock.host {
+            eprintln!("mmbot {label}: host: {}", host.line());
+        }
     }
     if run.warms > 0 {
         eprintln!("mmbot {label}: the idle hot thread warmed its caches {} times ([feed] warm_every_us)", run.warms);

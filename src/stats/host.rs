@@ -5,13 +5,14 @@
 //! figures were measured on a 2-core VM on an AMD EPYC (Zen 4) host; a VM
 //! of the same size on an Intel Xeon host (TSC 2.0 GHz) read about twice
 //! them (docs/performance.md). So `mmbot bench` prints and records the host
-//! with every run, and runs are compared only when their hosts match. Read
-//! once, off the hot path.
+//! with every run, as do a paced replay and every report (`perf.clock.host`),
+//! and runs are compared only when their hosts match. Read once, off the hot
+//! path.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-/// What `mmbot bench` says of the machine it ran on.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// What `mmbot bench` and every run's report say of the machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Host {
     /// The CPU's model name (`/proc/cpuinfo`), or "unknown".
     pub cpu: String,
