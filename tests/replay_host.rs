@@ -5,21 +5,26 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// `mmbot <command> <the sample recording> <args>` in `dir`.
+fn on_sample(command: &str, args: &[&str], dir: &Path) -> Output {
+    let sample: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sample_spot_btcusdt.rec");
+    Command::new(env!("CARGO_BIN_EXE_mmbot"))
+        .arg(command)
+        .arg(&sample)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("runs mmbot")
+}
 
 #[test]
 fn a_paced_replay_reports_its_host() {
     let dir = common::temp_dir("replay-host");
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sample_spot_btcusdt.rec");
     // The sample spans 0.9 s of recorded time; at --speed 4 a quarter of it.
-    let out = Command::new(env!("CARGO_BIN_EXE_mmbot"))
-        .arg("replay")
-        .arg(&sample)
-        .args(["--speed", "4", "--report", "report.json"])
-        .current_dir(&dir)
-        .output()
-        .expect("runs mmbot");
+    let out = on_sample("replay", &["--speed", "4", "--report", "report.json"], &dir);
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     let report = std::fs::read_to_string(dir.join("report.json"));
     let _ = std::fs::remove_dir_all(&dir);
@@ -37,14 +42,7 @@ fn a_paced_replay_reports_its_host() {
 fn a_report_written_before_the_host_was_recorded_still_reads() {
     // `mmbot report` reads older reports: `perf.clock` without `host`.
     let dir = common::temp_dir("replay-host-old");
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sample_spot_btcusdt.rec");
-    let bt = Command::new(env!("CARGO_BIN_EXE_mmbot"))
-        .arg("backtest")
-        .arg(&sample)
-        .args(["--report", "report.json", "--out", "out"])
-        .current_dir(&dir)
-        .output()
-        .expect("runs mmbot");
+    let bt = on_sample("backtest", &["--report", "report.json", "--out", "out"], &dir);
     assert!(bt.status.success(), "{}", String::from_utf8_lossy(&bt.stderr));
     let path = dir.join("report.json");
     let mut j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
