@@ -9,6 +9,8 @@
 //! and runs are compared only when their hosts match. Read once, off the hot
 //! path.
 
+use std::sync::OnceLock;
+
 use serde::{Deserialize, Serialize};
 
 /// What `mmbot bench` and every run's report say of the machine.
@@ -28,11 +30,17 @@ pub struct Host {
 
 impl Host {
     /// This machine, with the TSC rate the calibrated clock measured.
+    /// `/proc/cpuinfo` is read once per process: a sweep builds a report per
+    /// backtest, and on a many-core machine that file is large.
     pub fn read(tsc_ghz: Option<f64>) -> Self {
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        // Only the fallback: a thread already pinned sees one core here.
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self::from_cpuinfo(&cpuinfo, cores, tsc_ghz)
+        static MACHINE: OnceLock<Host> = OnceLock::new();
+        let machine = MACHINE.get_or_init(|| {
+            let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+            // Only the fallback: a thread already pinned sees one core here.
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            Self::from_cpuinfo(&cpuinfo, cores, None)
+        });
+        Self { tsc_ghz: rounded_ghz(tsc_ghz), ..machine.clone() }
     }
 
     /// From the text of `/proc/cpuinfo` (empty when there is none);
@@ -54,7 +62,7 @@ impl Host {
             cpu: cpu.unwrap_or_else(|| "unknown".into()),
             cores: if listed > 0 { listed } else { cores },
             hypervisor,
-            tsc_ghz: tsc_ghz.filter(|g| g.is_finite() && *g > 0.0).map(|g| (g * 100.0).round() / 100.0),
+            tsc_ghz: rounded_ghz(tsc_ghz),
         }
     }
 
@@ -70,6 +78,11 @@ impl Host {
         }
         s
     }
+}
+
+/// A measured rate to two decimals; `None` unless finite and positive.
+fn rounded_ghz(ghz: Option<f64>) -> Option<f64> {
+    ghz.filter(|g| g.is_finite() && *g > 0.0).map(|g| (g * 100.0).round() / 100.0)
 }
 
 #[cfg(test)]
@@ -100,5 +113,13 @@ mod tests {
         let none = Host::from_cpuinfo("", 4, Some(f64::NAN));
         assert_eq!((none.cpu.as_str(), none.tsc_ghz), ("unknown", None));
         assert_eq!(Host::from_cpuinfo("Hardware : BCM2835\n", 4, None).cpu, "BCM2835");
+    }
+
+    #[test]
+    fn this_machine_is_read_once_and_each_call_keeps_its_own_rate() {
+        let (a, b) = (Host::read(Some(2.0)), Host::read(None));
+        assert_eq!((a.tsc_ghz, b.tsc_ghz), (Some(2.0), None));
+        assert_eq!((&a.cpu, a.cores, a.hypervisor), (&b.cpu, b.cores, b.hypervisor));
+        assert!(a.cores >= 1 && !a.cpu.is_empty());
     }
 }
