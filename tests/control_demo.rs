@@ -118,15 +118,8 @@ fn an_operator_drives_the_demo_over_the_control_api() {
     );
 
     // Stop: the run ends well before its 60 s, with its report.
-    let started = Instant::now();
     assert_eq!(call(&addr, "POST", "/api/stop", None).0, 200);
-    let code = loop {
-        if let Some(c) = demo.0.try_wait().unwrap() {
-            break c;
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "the demo did not stop");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let code = demo.exit_within(Duration::from_secs(20));
     assert!(code.success(), "{code:?}");
     let run = std::fs::read_dir(dir.join("runs")).unwrap().next().unwrap().unwrap().path();
     let report: Value = serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();

@@ -61,14 +61,7 @@ fn a_run_of_several_symbols_serves_status_metrics_and_stop() {
 
     let (st, _) = call(&addr, "POST", "/api/stop", Some(TOKEN));
     assert_eq!(st, 200);
-    let started = Instant::now();
-    let code = loop {
-        if let Some(c) = demo.0.try_wait().unwrap() {
-            break c;
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "the demo did not stop");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let code = demo.exit_within(Duration::from_secs(20));
     assert!(code.success(), "{code:?}");
     let run = std::fs::read_dir(dir.join("runs")).unwrap().next().unwrap().unwrap().path();
     assert!(run.join("report.json").exists());

@@ -157,6 +157,21 @@ pub fn journal_status(s: &mmbot::exec::binance::OrderStatus) -> &'static str {
 /// A child process killed (and reaped) when dropped, on every way out of a test.
 pub struct KillOnDrop(pub std::process::Child);
 
+impl KillOnDrop {
+    /// Waits up to `limit` for the child to exit on its own (after a stop it
+    /// was asked for): its exit status; panics past `limit` (the drop kills it).
+    pub fn exit_within(&mut self, limit: std::time::Duration) -> std::process::ExitStatus {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.0.try_wait().expect("the child can be waited for") {
+                return status;
+            }
+            assert!(started.elapsed() < limit, "the child did not exit within {limit:?}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
