@@ -6,13 +6,14 @@
 //! ```text
 //!  source --frames--> hot (pinned) --top of book, trades, health, advice--> exec (paper exchange or
 //!                      ^  |  <--position, working orders (latest wins)-----|  live order manager,
-//!                      |  +----quotes (latest wins)----------------------->|  position)
+//!                      |  +----quotes (latest-value slot)----------------->|  position)
 //!                      |  +----status (latest wins)---------> caller (status lines, dashboard)
 //!  advice, params -----+ (latest wins, from side threads)
 //! ```
 //!
 //! The hot thread never waits on the exec thread: a full market ring is
-//! counted, quotes and positions are "latest wins". Unlike a backtest, this
+//! counted, quotes and positions are "latest wins" (quotes through a
+//! slot whose writer only stores, [`crate::ring::latest`]). Unlike a backtest, this
 //! is not deterministic (exec sees quotes when it gets to them), which is
 //! exactly what trading against a live feed is like; backtests run the
 //! same hot path and exchange inline instead. Frames come from a recording
@@ -46,6 +47,7 @@ use crate::hot::msg::{Level, Symbol, Trade};
 use crate::hot::strategy::StrategyParams;
 use crate::hot::strategy::{Decision, Explain};
 use crate::hot::strategy::{Strategy, StrategyFill};
+use crate::ring::latest::{latest, Publisher};
 use crate::ring::{ring, Consumer, Producer};
 use crate::stats::clock::Clock;
 use crate::stats::latency::StageHistograms;
@@ -428,7 +430,7 @@ pub fn pin(core: Option<usize>) -> Option<usize> {
 struct HotSide<S: Strategy> {
     hot: HotPath<S>,
     market_tx: Producer<ToExec>,
-    quote_tx: Producer<(Quote, Price)>,
+    quote_tx: Publisher<(Quote, Price)>,
     pos_rx: Consumer<ExecState>,
     /// Own fills for the strategy's `on_fill`, in order (bounded).
     fill_rx: Consumer<StrategyFill>,
@@ -456,7 +458,7 @@ struct HotSide<S: Strategy> {
 /// quotes to it (latest wins) and to the audit ring.
 fn emit<'a>(
     market_tx: &'a Producer<ToExec>,
-    quote_tx: &'a Producer<(Quote, Price)>,
+    quote_tx: &'a Publisher<(Quote, Price)>,
     quotes: &'a Option<Producer<QuoteRecord>>,
     last_quote: &'a mut Option<Quote>,
     time_ns: i64,
@@ -470,7 +472,7 @@ fn emit<'a>(
         }
         HotEvent::Quote { quote, tick, synced, best_bid, best_ask } => {
             *last_quote = Some(quote);
-            quote_tx.push_latest((quote, tick));
+            quote_tx.publish(&(quote, tick));
             if let Some(q) = quotes {
                 q.push(QuoteRecord { quote, synced, best_bid, best_ask });
             }
@@ -502,10 +504,10 @@ impl<S: Strategy> HotSide<S> {
         if !self.warmer.due(self.hot.clock(), now) {
             return;
         }
-        // The ring producers' shared state (their `Arc`s and drop
-        // counters). The rings' head/tail and next slots would need a
-        // method in src/ring.rs: crossbeam's queue does not expose them.
-        let rings = self.market_tx.dropped().wrapping_add(self.quote_tx.dropped());
+        // The market ring producer's shared state (its `Arc` and drop
+        // counter). The ring's head/tail and next slots would need a
+        // method in src/ring/mod.rs: crossbeam's queue does not expose them.
+        let rings = self.market_tx.dropped();
         let sum = self.hot.warm().wrapping_add(rings);
         self.warmer.warmed(now, sum);
     }
@@ -702,7 +704,7 @@ pub fn run_trading<S: Strategy + Send + 'static>(
     let source = source.into();
     let exec_status = side.exec_status.take();
     let (market_tx, mut market_rx) = ring::<ToExec>(4096);
-    let (quote_tx, mut quote_rx) = ring::<(Quote, Price)>(8);
+    let (quote_tx, mut quote_rx) = latest::<(Quote, Price)>();
     let (pos_tx, pos_rx) = ring::<ExecState>(8);
     // Fills beyond what the hot thread has drained are dropped (counted by
     // the ring), never waited for.
@@ -834,7 +836,7 @@ pub fn run_trading<S: Strategy + Send + 'static>(
                     position.on_fill(&f);
                 }
             }
-            (desk, position, pos_tx.dropped())
+            (desk, position, pos_tx.dropped(), quote_rx.superseded())
         })
         .expect("spawning the exec thread");
 
@@ -933,7 +935,8 @@ pub fn run_trading<S: Strategy + Send + 'static>(
             }
             let rings = RingStats {
                 market_dropped: h.market_tx.dropped(),
-                quotes_superseded: h.quote_tx.dropped(),
+                // Counted by the exec thread, which reads the quotes.
+                quotes_superseded: 0,
                 positions_superseded: 0,
             };
             let (warms, paced) = (h.warmer.warms(), h.paced.take());
@@ -944,8 +947,9 @@ pub fn run_trading<S: Strategy + Send + 'static>(
     let (hot, pinned_core, mut rings, source_errors, link, feed, (warms, paced)) =
         hot.join().expect("the hot thread panicked");
     hot_done.store(true, Ordering::Release);
-    let (desk, position, pos_dropped) = exec.join().expect("the exec thread panicked");
+    let (desk, position, pos_dropped, quotes_superseded) = exec.join().expect("the exec thread panicked");
     rings.positions_superseded = pos_dropped;
+    rings.quotes_superseded = quotes_superseded;
     let wall_s = started.elapsed().as_secs_f64();
     let symbol = hot.traded_symbol().unwrap_or_default();
     let report = backtest::report(&files, &hot, desk.counts(), &position, symbol, wall_s);

@@ -12,6 +12,7 @@
 
 pub mod allocator;
 pub mod binance;
+pub mod handoff;
 pub mod inventory;
 pub mod journal;
 pub mod live;

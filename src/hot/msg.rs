@@ -59,6 +59,30 @@ impl Symbol {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// The symbol as four words (its length byte, then its 31 bytes), for
+    /// hand-offs that move words ([`crate::ring::latest`]).
+    pub fn to_words(&self) -> [u64; 4] {
+        let mut raw = [0u8; 32];
+        raw[0] = self.len;
+        raw[1..].copy_from_slice(&self.bytes);
+        std::array::from_fn(|i| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or_default()))
+    }
+
+    /// The symbol [`Symbol::to_words`] made, or `None` for words it never
+    /// makes (a length over [`Symbol::MAX_LEN`], a byte that is not an
+    /// ASCII letter or digit within the length).
+    pub fn from_words(words: [u64; 4]) -> Option<Self> {
+        let mut raw = [0u8; 32];
+        for (chunk, w) in raw.chunks_exact_mut(8).zip(words) {
+            chunk.copy_from_slice(&w.to_le_bytes());
+        }
+        let len = raw[0];
+        let mut bytes = [0u8; Symbol::MAX_LEN];
+        bytes.copy_from_slice(&raw[1..]);
+        let name = bytes.get(..len as usize)?;
+        name.iter().all(u8::is_ascii_alphanumeric).then_some(Symbol { len, bytes })
+    }
 }
 
 impl std::fmt::Debug for Symbol {

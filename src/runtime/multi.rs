@@ -36,6 +36,7 @@ use crate::hot::group::{HotGroup, Route};
 use crate::hot::msg::Symbol;
 use crate::hot::peers::PeerBoard;
 use crate::hot::strategy::{Strategy, StrategyFill};
+use crate::ring::latest::{latest, Publisher, Reader};
 use crate::ring::{ring, Consumer, Producer};
 use crate::stats::clock::Clock;
 
@@ -63,14 +64,14 @@ pub struct MultiRun {
 
 /// One symbol's rings, hot side.
 struct HotRings {
-    quote_tx: Producer<(Quote, Price)>,
+    quote_tx: Publisher<(Quote, Price)>,
     pos_rx: Consumer<ExecState>,
     fill_rx: Consumer<StrategyFill>,
 }
 
 /// One symbol's rings, exec side.
 struct ExecRings {
-    quote_rx: Consumer<(Quote, Price)>,
+    quote_rx: Reader<(Quote, Price)>,
     pos_tx: Producer<ExecState>,
     fill_tx: Producer<StrategyFill>,
 }
@@ -86,7 +87,7 @@ struct GroupSide<S: Strategy> {
 
 /// Sends the group's desk `d`'s hot-path event on: market data to the exec
 /// thread (tagged with the symbol's index), quotes to the desk's own
-/// latest-wins ring.
+/// latest-value slot.
 #[inline]
 fn emit(
     market_tx: &Producer<(u16, ToExec)>,
@@ -103,7 +104,7 @@ fn emit(
         HotEvent::Trade(trade) => {
             market_tx.push((global[d], ToExec::Trade { trade, time_ns }));
         }
-        HotEvent::Quote { quote, tick, .. } => rings[d].quote_tx.push_latest((quote, tick)),
+        HotEvent::Quote { quote, tick, .. } => rings[d].quote_tx.publish(&(quote, tick)),
     }
 }
 
@@ -345,7 +346,7 @@ fn run_multi<S: Strategy + Send + 'static>(
     let (mut hot_rings, mut exec_rings): (Vec<Option<HotRings>>, Vec<ExecRings>) =
         (Vec::with_capacity(n), Vec::with_capacity(n));
     for _ in 0..n {
-        let (quote_tx, quote_rx) = ring::<(Quote, Price)>(8);
+        let (quote_tx, quote_rx) = latest::<(Quote, Price)>();
         let (pos_tx, pos_rx) = ring::<ExecState>(8);
         let (fill_tx, fill_rx) = ring::<StrategyFill>(FILL_RING);
         hot_rings.push(Some(HotRings { quote_tx, pos_rx, fill_rx }));
@@ -525,7 +526,8 @@ fn run_multi<S: Strategy + Send + 'static>(
             }
         }
         let dropped = desks.iter().map(|d| d.rings.pos_tx.dropped()).sum::<u64>();
-        (desks.into_iter().map(|d| (d.exchange, d.position)).collect::<Vec<_>>(), allocator, dropped)
+        let superseded = desks.iter().map(|d| d.rings.quote_rx.superseded()).sum::<u64>();
+        (desks.into_iter().map(|d| (d.exchange, d.position)).collect::<Vec<_>>(), allocator, (dropped, superseded))
     })?;
 
     // Each symbol's mid and volatility, for the others' scripts (shared by
@@ -568,7 +570,8 @@ fn run_multi<S: Strategy + Send + 'static>(
         joined.push(t.join().map_err(|_| anyhow::anyhow!("a hot thread panicked")));
     }
     hot_done.store(true, Ordering::Release);
-    let (exec_desks, allocator, pos_dropped) = exec.join().map_err(|_| anyhow::anyhow!("the exec thread panicked"))?;
+    let (exec_desks, allocator, (pos_dropped, quotes_superseded)) =
+        exec.join().map_err(|_| anyhow::anyhow!("the exec thread panicked"))?;
     let mut hot: Vec<Option<HotPath<S>>> = (0..n).map(|_| None).collect();
     let (mut rings, mut source_errors, mut links, mut pinned_cores) =
         (RingStats::default(), Vec::new(), Vec::new(), Vec::new());
@@ -580,12 +583,12 @@ fn run_multi<S: Strategy + Send + 'static>(
         }
         pinned_cores.push(g.pinned);
         rings.market_dropped += g.rings.market_dropped;
-        rings.quotes_superseded += g.rings.quotes_superseded;
         unrouted += g.unrouted;
         source_errors.extend(g.errors);
         links.extend(g.link);
     }
     rings.positions_superseded = pos_dropped;
+    rings.quotes_superseded = quotes_superseded;
     let wall_s = started.elapsed().as_secs_f64();
     let hot: Vec<HotPath<S>> = hot.into_iter().map(|h| h.expect("every symbol's desk came back")).collect();
     let frames: u64 = hot.iter().map(|d| d.market().stats().frames).sum();
@@ -663,7 +666,8 @@ fn group_thread<S: Strategy>(
     }
     let rings = RingStats {
         market_dropped: h.market_tx.dropped(),
-        quotes_superseded: h.rings.iter().map(|r| r.quote_tx.dropped()).sum(),
+        // Counted by the exec thread, which reads the quotes.
+        quotes_superseded: 0,
         positions_superseded: 0,
     };
     let unrouted = h.group.stats().unrouted;

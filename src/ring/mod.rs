@@ -17,7 +17,13 @@
 //!   it ("latest wins": quotes, positions, advice), and the consumer reads
 //!   with [`Consumer::latest`], which drains and keeps the newest.
 //!
+//! The quote hand-off, where only the newest value matters and the
+//! writer is the hot thread, uses [`latest`] instead: a sequence lock whose
+//! writer only stores, so it never waits for the reader's core.
+//!
 //! Nothing here blocks, allocates after construction, or takes a lock.
+
+pub mod latest;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
