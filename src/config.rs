@@ -457,7 +457,7 @@ impl Config {
     /// defaults) and says which on stderr, as the command's first line.
     pub fn load_or_default(flag: Option<&Path>) -> Result<Self, ConfigError> {
         let choice = source::Choice::for_process(flag);
-        eprintln!("mmbot: {}", choice.line());
+        crate::say!("mmbot: {}", choice.line());
         Self::load_chosen(&choice)
     }
 

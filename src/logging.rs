@@ -7,8 +7,16 @@
 //! While the dashboard owns the terminal, logs go to the run's folder only
 //! (`mmbot.log`), so they never tear the screen. `MMBOT_LOG` sets the filter
 //! (`info` by default; e.g. `MMBOT_LOG=debug` or `MMBOT_LOG=mmbot::feed=debug`).
+//!
+//! Lines for the operator (status lines, summaries, warnings) go to stderr
+//! through [`say!`](crate::say), never `eprintln!`: `eprintln!` panics when
+//! stderr is gone (a closed pipe, `mmbot live 2>&1 | tee run.txt` with `tee`
+//! killed), and with `panic = "abort"` any thread's panic would end the
+//! process with live orders still working instead of letting the run stop
+//! and cancel them.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::fmt::writer::MakeWriterExt;
@@ -43,4 +51,30 @@ pub fn init(stderr: bool, file: Option<&Path>) -> LogGuard {
     // Already installed (tests, or a command that set it up): keep that one.
     let _ = installed;
     LogGuard { _guards: guards }
+}
+
+/// Lines [`say!`](crate::say) could not write (stderr gone): the first is
+/// logged, the rest only counted.
+static LOST_LINES: AtomicU64 = AtomicU64::new(0);
+
+/// Writes `line` and a newline to stderr, as `eprintln!` would, but a
+/// failed write is counted and never panics. The first failure is logged
+/// (the log file keeps it when there is one). Use through [`say!`](crate::say).
+pub fn say_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if let Err(e) = writeln!(std::io::stderr().lock(), "{line}") {
+        if LOST_LINES.fetch_add(1, Ordering::Relaxed) == 0 {
+            tracing::warn!(
+                "stderr went away ({e}): operator lines are dropped from now on and counted; the run goes on"
+            );
+        }
+    }
+}
+
+/// `eprintln!` that never panics: see [`say_line`].
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::logging::say_line(::std::format_args!($($arg)*))
+    };
 }

@@ -5,7 +5,7 @@ fn main() {
     match mmbot::cli::run() {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("mmbot: error: {}", mmbot::cli::exit::message_of(&e));
+            mmbot::say!("mmbot: error: {}", mmbot::cli::exit::message_of(&e));
             std::process::exit(mmbot::cli::exit::status_of(&e));
         }
     }

@@ -137,7 +137,7 @@ pub fn run_chunks<S: Strategy>(
                 return Err(BacktestError::Unreadable { path: path.display().to_string(), error });
             }
             Piece::Truncated { path, error } => {
-                eprintln!(
+                crate::say!(
                     "mmbot backtest: warning: {} ends early ({error}); used up to its last complete line",
                     path.display()
                 );

@@ -157,7 +157,7 @@ impl FileLines {
                 Some(Piece::FileError { path, error }) => {
                     return Err(BacktestError::Unreadable { path: path.display().to_string(), error })
                 }
-                Some(Piece::Truncated { path, error }) => eprintln!(
+                Some(Piece::Truncated { path, error }) => crate::say!(
                     "mmbot backtest: warning: {} ends early ({error}); used up to its last complete line",
                     path.display()
                 ),

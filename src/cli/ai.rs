@@ -82,7 +82,7 @@ pub fn run(cmd: AiCommand) -> anyhow::Result<i32> {
     let config = match Config::load_or_default(config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("mmbot ai {name}: {}", crate::cli::exit::message_of(&anyhow::Error::new(e)));
+            crate::say!("mmbot ai {name}: {}", crate::cli::exit::message_of(&anyhow::Error::new(e)));
             return Ok(crate::cli::exit::CONFIG);
         }
     };
@@ -141,7 +141,7 @@ fn check(ai: &AiConfig) -> i32 {
     let (mut client, key) = match llm_client(ai) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("mmbot ai check: {e}");
+            crate::say!("mmbot ai check: {e}");
             return e.exit_code();
         }
     };
@@ -152,7 +152,7 @@ fn check(ai: &AiConfig) -> i32 {
     match &key {
         Some(k) => {
             if let Some(w) = &k.warning {
-                eprintln!("mmbot ai check: warning: {w}");
+                crate::say!("mmbot ai check: warning: {w}");
             }
             println!("  key        {} from {} ({})", k.key.var(), k.source, k.key.hint());
         }
@@ -165,9 +165,9 @@ fn check(ai: &AiConfig) -> i32 {
         Ok(a) => a,
         Err(e) => {
             for n in client.take_notices() {
-                eprintln!("mmbot ai check: note: {n}");
+                crate::say!("mmbot ai check: note: {n}");
             }
-            eprintln!("mmbot ai check: {e}");
+            crate::say!("mmbot ai check: {e}");
             return e.exit_code();
         }
     };
@@ -198,7 +198,7 @@ fn check(ai: &AiConfig) -> i32 {
     }
     println!("  format     response_format {}", client.response_format().name());
     for n in client.take_notices() {
-        eprintln!("mmbot ai check: note: {n}");
+        crate::say!("mmbot ai check: note: {n}");
     }
     match reply {
         Ok(p) => {
@@ -222,7 +222,7 @@ fn check(ai: &AiConfig) -> i32 {
                 model: ai.model.clone(),
                 detail: e.to_string(),
             };
-            eprintln!("mmbot ai check: {e}");
+            crate::say!("mmbot ai check: {e}");
             e.exit_code()
         }
     }
@@ -253,7 +253,7 @@ fn check_model_name(ai: &AiConfig, client: &mut LlmClient) -> Option<i32> {
         Ok(ids) => {
             let close = models::close_matches(&ids, &ai.model);
             let hint = if close.is_empty() { String::new() } else { format!(" (close: {})", close.join(", ")) };
-            eprintln!(
+            crate::say!(
                 "mmbot ai check: [ai] model \"{}\" is not among the {} models {}/models lists{hint}: set [ai] \
                  model to one it serves (try one with `mmbot ai check --model NAME`)",
                 ai.model,
@@ -277,13 +277,13 @@ fn compare(ai: &AiConfig, models: &[String]) -> i32 {
     let sample = sample_snapshot();
     let models: Vec<&str> = models.iter().map(|m| m.trim()).filter(|m| !m.is_empty()).collect();
     if models.is_empty() {
-        eprintln!("mmbot ai compare: --models is empty; give e.g. --models gpt-4.1,deepseek-v3.2");
+        crate::say!("mmbot ai compare: --models is empty; give e.g. --models gpt-4.1,deepseek-v3.2");
         return 2;
     }
     let (client, key) = match llm_client(ai) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("mmbot ai compare: {e}");
+            crate::say!("mmbot ai compare: {e}");
             return e.exit_code();
         }
     };
@@ -342,7 +342,7 @@ fn cost(ai: &AiConfig, n: Option<f64>, tin: Option<u64>, tout: u64, gain: Option
         anyhow::ensure!(g.is_finite(), "--gain-per-day must be a number of USD");
     }
     if ai.prices.is_empty() {
-        eprintln!("mmbot ai cost: no model is priced; add models to [ai.prices]");
+        crate::say!("mmbot ai cost: no model is priced; add models to [ai.prices]");
         return Ok(2);
     }
     let (tin, measured) = match tin {

@@ -49,11 +49,14 @@ fn direction_ok(bps: f64) -> bool {
 /// `mmbot ai eval`.
 pub fn run(args: EvalArgs, config: &Config) -> i32 {
     if !direction_ok(args.direction_bps) {
-        eprintln!("mmbot ai eval: --direction-bps {} is invalid: give a number of bps, 0 or more", args.direction_bps);
+        crate::say!(
+            "mmbot ai eval: --direction-bps {} is invalid: give a number of bps, 0 or more",
+            args.direction_bps
+        );
         return 2;
     }
     if !args.log.is_file() {
-        eprintln!(
+        crate::say!(
             "mmbot ai eval: the advice log {} does not exist; give the JSONL file a run with [ai] log wrote",
             args.log.display()
         );
@@ -63,14 +66,14 @@ pub fn run(args: EvalArgs, config: &Config) -> i32 {
     let report = match evaluate(&args.log, &args.recordings, config, &opts) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("mmbot ai eval: {e}");
+            crate::say!("mmbot ai eval: {e}");
             return e.exit_code();
         }
     };
     print!("{}", eval_text(&report));
     if let Some(path) = &args.json {
         if let Err(e) = write_json(path, &report) {
-            eprintln!("mmbot ai eval: {e}");
+            crate::say!("mmbot ai eval: {e}");
             return 1;
         }
     }
@@ -88,11 +91,11 @@ pub fn compare(
 ) -> i32 {
     let models: Vec<String> = models.iter().map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).collect();
     if models.is_empty() {
-        eprintln!("mmbot ai compare: --models is empty; give e.g. --models gpt-4.1,deepseek-v3.2");
+        crate::say!("mmbot ai compare: --models is empty; give e.g. --models gpt-4.1,deepseek-v3.2");
         return 2;
     }
     if config.ai.provider.llm().is_none() {
-        eprintln!(
+        crate::say!(
             "mmbot ai compare: [ai] provider \"{}\" does not call an LLM; set [ai] provider to an LLM gateway",
             config.ai.provider.name()
         );
@@ -101,14 +104,14 @@ pub fn compare(
     let report = match compare_eval(config, &models, recordings, trials, snapshots, DIRECTION_BPS) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("mmbot ai compare: {e}");
+            crate::say!("mmbot ai compare: {e}");
             return e.exit_code();
         }
     };
     print!("{}", compare_text(&report));
     if let Some(path) = json {
         if let Err(e) = write_json(path, &report) {
-            eprintln!("mmbot ai compare: {e}");
+            crate::say!("mmbot ai compare: {e}");
             return 1;
         }
     }

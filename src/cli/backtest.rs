@@ -103,7 +103,7 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<i32> {
             write_histograms(path, &hist)?;
             let t = &report.trading;
             let q = &report.perf.latency_ns["tick_to_quote"];
-            eprintln!(
+            crate::say!(
                 "mmbot backtest: {} frames in {:.2} s; {} quotes, {} fills, position {}, pnl {}; tick_to_quote p50 {} ns p99 {} ns; report {}",
                 report.input.frames,
                 report.perf.wall_s,
@@ -118,9 +118,9 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<i32> {
         }
         None => println!("{json}"),
     }
-    eprintln!("{}", stats.summary());
+    crate::say!("{}", stats.summary());
     if let Some(s) = &report.script {
-        eprintln!("mmbot backtest: {}", s.summary());
+        crate::say!("mmbot backtest: {}", s.summary());
     }
     if let Some(dir) = &args.out {
         // The strategy as its file name only: a long path would overflow the title.
@@ -131,14 +131,14 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<i32> {
         let mut written = research.close()?;
         written.push(svg);
         let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
-        eprintln!("mmbot backtest: wrote {}", names.join(", "));
+        crate::say!("mmbot backtest: wrote {}", names.join(", "));
     }
     if let Some(why) = crate::cli::exit::script_failed(&report.trading, config.max_script_error_share) {
-        eprintln!("mmbot backtest: {why}");
+        crate::say!("mmbot backtest: {why}");
         return Ok(crate::cli::exit::SCRIPT);
     }
     Ok(nothing_traded(&report).map_or(crate::cli::exit::OK, |why| {
-        eprintln!("mmbot backtest: {why}");
+        crate::say!("mmbot backtest: {why}");
         crate::cli::exit::NOTHING_TRADED
     }))
 }
@@ -156,7 +156,7 @@ fn run_multi(args: &BacktestArgs, mut symbols: Symbols, clock: Clock) -> anyhow:
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the output folder {} (--out)", dir.display()))?;
-        eprintln!(
+        crate::say!(
             "mmbot backtest: multi-symbol runs write report.json only (fills.csv, timeline.csv and equity.svg are per \
              symbol: backtest one symbol for them)"
         );

@@ -264,7 +264,7 @@ pub fn load_profile_frames(files: &[PathBuf], events: usize, profile: Profile) -
                         chunks.recycle(buf);
                     }
                     Piece::FileError { path, error } => anyhow::bail!("cannot read {}: {error}", path.display()),
-                    Piece::Truncated { path, error } => eprintln!(
+                    Piece::Truncated { path, error } => crate::say!(
                         "mmbot bench: warning: {} ends early ({error}); used up to its last complete line",
                         path.display()
                     ),

@@ -117,11 +117,11 @@ pub fn run(args: BookArgs) -> anyhow::Result<i32> {
                 chunks.recycle(buf);
             }
             Piece::FileError { path, error } => {
-                eprintln!("mmbot book: cannot read {}: {error}", path.display());
+                crate::say!("mmbot book: cannot read {}: {error}", path.display());
                 file_errors += 1;
             }
             Piece::Truncated { path, error } => {
-                eprintln!(
+                crate::say!(
                     "mmbot book: warning: {} ends early ({error}); replayed up to its last complete line",
                     path.display()
                 );

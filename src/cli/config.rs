@@ -21,7 +21,7 @@ pub enum ConfigCommand {
 pub fn run(cmd: ConfigCommand) -> anyhow::Result<i32> {
     let ConfigCommand::Check { file } = cmd;
     let choice = Choice::for_process(file.as_deref());
-    eprintln!("mmbot: {}", choice.line());
+    crate::say!("mmbot: {}", choice.line());
     match Config::load_chosen(&choice) {
         Ok(config) => {
             println!(
@@ -32,7 +32,7 @@ pub fn run(cmd: ConfigCommand) -> anyhow::Result<i32> {
             Ok(exit::OK)
         }
         Err(e) => {
-            eprintln!("mmbot config check: {}", exit::message_of(&anyhow::Error::new(e)));
+            crate::say!("mmbot config check: {}", exit::message_of(&anyhow::Error::new(e)));
             Ok(exit::CONFIG)
         }
     }

@@ -161,9 +161,13 @@ impl ControlPlane {
                     // `name` or format and host: never a URL or a token).
                     for t in n.finish_with_stats(Duration::from_secs(5)).targets {
                         let why = t.last_error.map(|e| format!("; last failure: {e}")).unwrap_or_default();
-                        eprintln!(
+                        crate::say!(
                             "alerts: {}: {} sent, {} failed, {} held back by the rate limits, {} dropped{why}",
-                            t.name, t.sent, t.failed, t.suppressed, t.dropped
+                            t.name,
+                            t.sent,
+                            t.failed,
+                            t.suppressed,
+                            t.dropped
                         );
                     }
                 }
@@ -180,10 +184,10 @@ impl ControlPlane {
 /// shown only when it was generated (once, on stderr, never in the log).
 pub(crate) fn banner(label: &str, addr: SocketAddr, token: &Token) {
     match &token.source {
-        TokenSource::Env(var) => eprintln!("control: http://{addr}/ (token: ${var})"),
+        TokenSource::Env(var) => crate::say!("control: http://{addr}/ (token: ${var})"),
         TokenSource::Generated => {
-            eprintln!("control: http://{addr}/ (token generated for this run, shown once; set $MMBOT_CONTROL_TOKEN to choose one)");
-            eprintln!("control: open http://{addr}/#token={}", token.reveal());
+            crate::say!("control: http://{addr}/ (token generated for this run, shown once; set $MMBOT_CONTROL_TOKEN to choose one)");
+            crate::say!("control: open http://{addr}/#token={}", token.reveal());
         }
     }
     tracing::info!(target: "mmbot::control", "mmbot {label}: control plane on http://{addr}/");

@@ -104,7 +104,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         // Several simulated symbols from one account (src/cli/demo_multi.rs).
         let (text, origin) = match choice.path() {
             Some(path) => {
-                eprintln!("mmbot: {}", choice.line());
+                crate::say!("mmbot: {}", choice.line());
                 let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
                 (text, path.display().to_string())
             }
@@ -122,13 +122,13 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
     }
     let (mut config, settings) = match choice.path() {
         Some(path) => {
-            eprintln!("mmbot: {}", choice.line());
+            crate::say!("mmbot: {}", choice.line());
             let config = Config::load_chosen(&choice).context("loading the configuration")?;
             config.one_symbol("mmbot demo")?;
             (config, path.display().to_string())
         }
         None => {
-            eprintln!(
+            crate::say!(
                 "mmbot: config: scripts/demo.toml, the demo's own (no --config, no $MMBOT_CONFIG, no ./mmbot.toml)"
             );
             let config = Config::from_toml(DEMO_CONFIG, "scripts/demo.toml (embedded)")
@@ -162,7 +162,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
             path
         }
     };
-    eprintln!(
+    crate::say!(
         "mmbot demo: simulated BTCUSDT market on {} (faults: {fault_text}); strategy {}; settings {settings}; \
          advisor: {}; {} s (Ctrl-C ends early)",
         sim.addr(),
@@ -188,25 +188,25 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         Venue::Paper,
     )?;
     for e in &run.source_errors {
-        eprintln!("mmbot demo: {e}");
+        crate::say!("mmbot demo: {e}");
     }
     finish(&run, "demo", None)?;
-    eprintln!("mmbot demo: {}", fills_line(&events));
+    crate::say!("mmbot demo: {}", fills_line(&events));
     let mut written = write_all_with_feed(&dir, &run.report, run.feed.as_ref(), &run.histograms)?;
     let path = dir.join("events.jsonl");
     std::fs::write(&path, events.to_jsonl()).with_context(|| format!("writing {}", path.display()))?;
     written.push(path);
-    eprintln!("mmbot demo: market: {}", sim.describe());
-    eprintln!("mmbot demo: wrote {} files to {}:", written.len(), dir.display());
+    crate::say!("mmbot demo: market: {}", sim.describe());
+    crate::say!("mmbot demo: wrote {} files to {}:", written.len(), dir.display());
     for p in &written {
-        eprintln!("  {}", p.display());
+        crate::say!("  {}", p.display());
     }
     if !run.source_errors.is_empty() {
         return Ok(crate::cli::exit::FEED);
     }
     Ok(match crate::cli::exit::script_failed(&run.report.trading, config.max_script_error_share) {
         Some(why) => {
-            eprintln!("mmbot demo: {why}");
+            crate::say!("mmbot demo: {why}");
             crate::cli::exit::SCRIPT
         }
         None => crate::cli::exit::OK,

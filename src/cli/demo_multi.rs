@@ -63,7 +63,7 @@ pub fn run(args: &DemoArgs, dir: &Path, text: &str, origin: &str, script: &PathB
     feed.rest_url = Some(sim.http_base());
     feed.backoff_min = Duration::from_millis(200);
     feed.backoff_max = Duration::from_secs(2);
-    eprintln!(
+    crate::say!(
         "mmbot demo: {n} simulated markets ({}) on {}, one account (USDT {} and {BUDGET_BASE} of each base; {BUDGET_QUOTE} \
          USDT a symbol); strategy {}; settings {} ; {} s (Ctrl-C ends early)",
         NAMES[..n].join(", "),
@@ -84,11 +84,11 @@ pub fn run(args: &DemoArgs, dir: &Path, text: &str, origin: &str, script: &PathB
         run_paper_multi(source, Vec::new(), &symbols, strategies, config.hot_core, stop.clone(), status)
     })?;
     for e in &run.source_errors {
-        eprintln!("mmbot demo: {e}");
+        crate::say!("mmbot demo: {e}");
     }
     let report = dir.join("report.json");
     multi::finish("demo", &run.report, Some(&report))?;
-    eprintln!("mmbot demo: market: {}", sim.describe());
+    crate::say!("mmbot demo: market: {}", sim.describe());
     if !run.source_errors.is_empty() {
         return Ok(crate::cli::exit::FEED);
     }

@@ -83,7 +83,7 @@ pub fn run() -> anyhow::Result<i32> {
             let args: Vec<String> = std::env::args().skip(1).collect();
             let live_flag = args.iter().any(|a| matches!(a.as_str(), "--live" | "--yes" | "--dry-run"));
             if args.first().is_some_and(|c| c == "paper") && live_flag {
-                eprintln!("`mmbot paper` only paper-trades; real orders are `mmbot run --live`");
+                crate::say!("`mmbot paper` only paper-trades; real orders are `mmbot run --live`");
             }
             return Ok(exit::USAGE);
         }

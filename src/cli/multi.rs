@@ -53,7 +53,7 @@ pub(crate) fn finish(label: &str, report: &MultiReport, path: Option<&Path>) -> 
     match path {
         Some(path) => {
             std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
-            eprintln!("mmbot {label}: report {}", path.display());
+            crate::say!("mmbot {label}: report {}", path.display());
         }
         None => println!("{json}"),
     }
@@ -61,14 +61,14 @@ pub(crate) fn finish(label: &str, report: &MultiReport, path: Option<&Path>) -> 
         let t = &s.report.trading;
         let q = &s.report.perf.latency_ns["tick_to_quote"];
         let refused: u64 = s.refused.values().sum();
-        eprintln!(
+        crate::say!(
             "mmbot {label}: {}: {} quotes, {} orders, {} fills, position {}, pnl {} {}; tick_to_quote p50 {} ns p99 {} ns; \
              {refused} levels refused by the allocator",
             s.symbol, t.quotes, t.orders, t.fills, t.position, t.pnl, s.quote, q.p50, q.p99
         );
     }
     for (asset, t) in &report.totals {
-        eprintln!(
+        crate::say!(
             "mmbot {label}: {asset} total over {}: pnl {}, fees {}, volume {}, {} fills of {} orders",
             t.symbols.join(", "),
             t.pnl,
@@ -79,7 +79,7 @@ pub(crate) fn finish(label: &str, report: &MultiReport, path: Option<&Path>) -> 
         );
     }
     if let Some(k) = &report.killed {
-        eprintln!("mmbot {label}: account kill: {k}");
+        crate::say!("mmbot {label}: account kill: {k}");
     }
     Ok(())
 }
@@ -89,12 +89,12 @@ pub(crate) fn finish(label: &str, report: &MultiReport, path: Option<&Path>) -> 
 pub(crate) fn exit_status(label: &str, report: &MultiReport, symbols: &Symbols) -> i32 {
     for (s, e) in report.symbols.iter().zip(&symbols.entries) {
         if let Some(why) = crate::cli::exit::script_failed(&s.report.trading, e.config.max_script_error_share) {
-            eprintln!("mmbot {label}: {}: {why}", s.symbol);
+            crate::say!("mmbot {label}: {}: {why}", s.symbol);
             return crate::cli::exit::SCRIPT;
         }
     }
     if report.symbols.iter().all(|s| s.report.trading.quotes == 0) {
-        eprintln!("mmbot {label}: no symbol made a quote: do the recordings carry the configured [[symbols]]?");
+        crate::say!("mmbot {label}: no symbol made a quote: do the recordings carry the configured [[symbols]]?");
         return crate::cli::exit::NOTHING_TRADED;
     }
     crate::cli::exit::OK
@@ -150,7 +150,7 @@ pub(crate) fn watched<T>(
                     tracing::warn!("mmbot {label}: the terminal went away; the run goes on without a screen");
                     return;
                 }
-                Err(e) => eprintln!("mmbot {label}: dashboard failed ({e}); status lines instead"),
+                Err(e) => crate::say!("mmbot {label}: dashboard failed ({e}); status lines instead"),
             }
         }
         let mut next = Instant::now() + LINES_EVERY;
@@ -160,7 +160,7 @@ pub(crate) fn watched<T>(
                 next += LINES_EVERY;
                 let s = sh.lock().map(|s| s.clone()).unwrap_or_default();
                 for line in symbols::lines(&format!("mmbot {label}"), &s) {
-                    eprintln!("{line}");
+                    crate::say!("{line}");
                 }
             }
         }
@@ -203,7 +203,7 @@ pub(crate) fn paper(args: &crate::cli::paper::PaperArgs, mut config: Config, com
     let symbols = config.symbols.take().context("a [[symbols]] config")?;
     let feed = config.feed.clone();
     let names: Vec<String> = symbols.entries.iter().map(|e| e.budget.symbol.to_string()).collect();
-    eprintln!(
+    crate::say!(
         "mmbot {command}: {} ({}), paper trading {} from one account ({}); REST {}",
         feed.stream_url(),
         feed.market.name(),
@@ -219,12 +219,14 @@ pub(crate) fn paper(args: &crate::cli::paper::PaperArgs, mut config: Config, com
         run_paper_multi(source, Vec::new(), &symbols, strategies, config.hot_core, stop.clone(), status)
     })?;
     for e in &run.source_errors {
-        eprintln!("mmbot {command}: {e}");
+        crate::say!("mmbot {command}: {e}");
     }
     for (g, l) in run.links.iter().enumerate() {
-        eprintln!(
+        crate::say!(
             "mmbot {command}: group {g} link: {} connections, {} snapshots received ({} failed)",
-            l.connects, l.snapshots_received, l.snapshots_failed
+            l.connects,
+            l.snapshots_received,
+            l.snapshots_failed
         );
     }
     let path = dir.join("report.json");

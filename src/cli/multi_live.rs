@@ -87,7 +87,7 @@ pub(crate) fn live(args: &PaperArgs, mut config: Config, flags: &LiveFlags) -> a
                 e.budget.quote
             );
         }
-        eprintln!(
+        crate::say!(
             "mmbot live: {sym} is {}: tick {}, step {}, min notional {}; {} levels; journal run {}; client ids {}-N",
             r.status,
             r.price.tick,
@@ -108,10 +108,10 @@ pub(crate) fn live(args: &PaperArgs, mut config: Config, flags: &LiveFlags) -> a
         run_live_multi(source, &symbols, strategies, config.hot_core, stop.clone(), status, live)
     })?;
     for e in &run.source_errors {
-        eprintln!("mmbot {label}: {e}");
+        crate::say!("mmbot {label}: {e}");
     }
     if hub.unrouted() > 0 {
-        eprintln!(
+        crate::say!(
             "mmbot {label}: {} executionReports named symbols this run does not trade (another program on the \
              account?); ignored",
             hub.unrouted()
@@ -128,7 +128,7 @@ pub(crate) fn live(args: &PaperArgs, mut config: Config, flags: &LiveFlags) -> a
     }
     let mut code = crate::cli::exit::OK;
     for (s, o) in report.symbols.iter().zip(&run.live) {
-        eprintln!("mmbot live: {}:", s.symbol);
+        crate::say!("mmbot live: {}:", s.symbol);
         print_live_summary(o);
         let c = live_exit_code(o);
         if code == crate::cli::exit::OK {

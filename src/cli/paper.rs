@@ -137,7 +137,7 @@ pub fn run(args: PaperArgs, flags: LiveFlags, command: &'static str) -> anyhow::
     let feed = config.feed.clone();
     let symbol = config.hot.symbol.map_or("-".into(), |s| s.to_string());
     let label: &'static str = if live.is_some() { "live" } else { command };
-    eprintln!(
+    crate::say!(
         "mmbot {label}: {} ({}), trading {symbol}; REST {}",
         feed.stream_url(),
         feed.market.name(),
@@ -155,7 +155,7 @@ pub fn run(args: PaperArgs, flags: LiveFlags, command: &'static str) -> anyhow::
             let ex = LiveExchange::open(&cfg, sym, rest_creds, stream_creds, guard)
                 .with_context(|| format!("starting live trading on {} (nothing was sent)", cfg.rest_url))?;
             let r = ex.rules();
-            eprintln!(
+            crate::say!(
                 "mmbot live: {} is {}: tick {}, step {}, min notional {}, cancelReplace {}; journal run {} in {}; \
                  client ids {}-N",
                 r.symbol,
@@ -182,14 +182,14 @@ pub fn run(args: PaperArgs, flags: LiveFlags, command: &'static str) -> anyhow::
     let run =
         run_session(Source::Live(feed), Vec::new(), &config, args.script.as_ref(), view, stop, label, title, venue)?;
     for e in &run.source_errors {
-        eprintln!("mmbot {label}: {e}");
+        crate::say!("mmbot {label}: {e}");
     }
     if let Some(l) = run.link {
         let reasons: Vec<String> = reason_names()
             .filter(|&(_, i)| l.disconnects[i] > 0)
             .map(|(name, i)| format!("{} {name}", l.disconnects[i]))
             .collect();
-        eprintln!(
+        crate::say!(
             "mmbot {label}: link: {} connections, disconnects: {}; {} renewals made before break ({} forced); {} server pings answered, {} snapshots received ({} failed, {} discarded)",
             l.connects,
             if reasons.is_empty() { "none".into() } else { reasons.join(", ") },
@@ -207,7 +207,7 @@ pub fn run(args: PaperArgs, flags: LiveFlags, command: &'static str) -> anyhow::
     }
     finish(&run, label, args.report.as_ref())?;
     let written = write_all_with_feed(&dir, &run.report, run.feed.as_ref(), &run.histograms)?;
-    eprintln!("mmbot {label}: wrote {} files to {}", written.len(), dir.display());
+    crate::say!("mmbot {label}: wrote {} files to {}", written.len(), dir.display());
     // A run that never connected, or never had a synced book, did not do
     // its job: it says so and exits with the feed's status.
     let never = match (&run.link, &run.feed) {
@@ -222,11 +222,11 @@ pub fn run(args: PaperArgs, flags: LiveFlags, command: &'static str) -> anyhow::
         _ => None,
     };
     if let Some(why) = &never {
-        eprintln!("mmbot {label}: {why}");
+        crate::say!("mmbot {label}: {why}");
     }
     let script = crate::cli::exit::script_failed(&run.report.trading, config.max_script_error_share);
     if let Some(why) = &script {
-        eprintln!("mmbot {label}: {why}");
+        crate::say!("mmbot {label}: {why}");
     }
     let source_code = match (run.source_errors.is_empty() && never.is_none(), &script) {
         (false, _) => exit::SOURCE,
@@ -307,14 +307,14 @@ pub(crate) fn live_setup_for(
         RunMode::Live => "MAINNET: REAL MONEY",
         _ => "testnet or simulator: no real money",
     };
-    eprintln!("mmbot live: trading {names} on {venue}");
+    crate::say!("mmbot live: trading {names} on {venue}");
     if cfg.dry_run {
-        eprintln!("  DRY RUN:  every order goes to /api/v3/order/test; nothing is placed, cancelled or filled");
+        crate::say!("  DRY RUN:  every order goes to /api/v3/order/test; nothing is placed, cancelled or filled");
     }
-    eprintln!("  orders:   {}  (user data: {})", cfg.rest_url, cfg.ws_api_url);
-    eprintln!("  market:   {}  (snapshots: {})", feed.stream_url(), feed.rest_url());
-    eprintln!("  key:      {rest_creds}");
-    eprintln!(
+    crate::say!("  orders:   {}  (user data: {})", cfg.rest_url, cfg.ws_api_url);
+    crate::say!("  market:   {}  (snapshots: {})", feed.stream_url(), feed.rest_url());
+    crate::say!("  key:      {rest_creds}");
+    crate::say!(
         "  limits:   position {} base, order notional {} quote, {} open orders, daily loss {} quote",
         l.max_position,
         Price(l.max_order_notional),
@@ -322,9 +322,9 @@ pub(crate) fn live_setup_for(
         Price(l.daily_loss_limit)
     );
     if cfg.levels > 1 {
-        eprintln!("  ladder:   {} orders a side ([strategy] levels)", cfg.levels);
+        crate::say!("  ladder:   {} orders a side ([strategy] levels)", cfg.levels);
     }
-    eprintln!(
+    crate::say!(
         "  kill:     {} rejects in {} s, feed stale {} s, book unsynced {} s; after a 418 wait up to {} s to cancel",
         k.max_rejects,
         k.reject_window_ns / 1_000_000_000,
@@ -332,7 +332,7 @@ pub(crate) fn live_setup_for(
         k.unsynced_ns / 1_000_000_000,
         cfg.ban_wait_max.as_secs()
     );
-    eprintln!(
+    crate::say!(
         "  orders found open at start: {}; journal: {}",
         match cfg.orphans {
             crate::exec::live_config::OrphanPolicy::Cancel => "cancelled",
@@ -445,14 +445,17 @@ pub(crate) fn print_live_summary(o: &LiveOutcome) {
     let s = &o.stats;
     let p = &o.position;
     if o.dry_run {
-        eprintln!("mmbot live: dry run: {} orders checked by the exchange (order/test), none placed", s.dry_run_tested);
+        crate::say!(
+            "mmbot live: dry run: {} orders checked by the exchange (order/test), none placed",
+            s.dry_run_tested
+        );
     }
-    eprintln!(
+    crate::say!(
         "mmbot live: {}; {} orders ({} replaces), {} cancels, {} fills ({} recovered over REST, {} duplicates dropped, \
          {} stream gaps)",
         o.stop, s.orders, s.replaces, s.cancels, s.fills, s.fills_recovered, s.duplicate_fills, s.stream_fill_gaps
     );
-    eprintln!(
+    crate::say!(
         "mmbot live: position {} (max {}), realized {}, fees {}; {} rejected by the exchange ({} would have taken), \
          {} unknown fates ({} lookups: {} found, {} absent after their deadline, {} too early to tell)",
         p.qty(),
@@ -473,7 +476,7 @@ pub(crate) fn print_live_summary(o: &LiveOutcome) {
         None if f.bnb != 0 => " (unpriced: set [live] bnb_price)".into(),
         None => String::new(),
     };
-    eprintln!(
+    crate::say!(
         "mmbot live: fees by asset: {} quote, {} base (worth {} quote at the fills' prices), {} BNB{bnb}{}",
         Price(f.quote),
         Price(f.base),
@@ -483,7 +486,7 @@ pub(crate) fn print_live_summary(o: &LiveOutcome) {
     );
     let place = o.order_rtt.percentiles("place");
     if place.count > 0 {
-        eprintln!(
+        crate::say!(
             "mmbot live: order round trip (place): p50 {:.1} ms, p99 {:.1} ms over {} orders; {} refused locally              (rate-limit back-off or ban: never sent)",
             place.p50 as f64 / 1e6,
             place.p99 as f64 / 1e6,
@@ -496,7 +499,7 @@ pub(crate) fn print_live_summary(o: &LiveOutcome) {
         .filter(|&r| o.risk.refused(r) > 0)
         .map(|r| format!("{} {}", o.risk.refused(r), r.as_str()))
         .collect();
-    eprintln!(
+    crate::say!(
         "mmbot live: refused before sending: {} by filters, {}; {} waits for rate limits, {} clock resyncs, \
          {} user-data resubscriptions, {} reconciliations",
         s.refused_by_filter,
@@ -507,10 +510,10 @@ pub(crate) fn print_live_summary(o: &LiveOutcome) {
         s.reconciles
     );
     if let Some(e) = &s.last_error {
-        eprintln!("mmbot live: last exchange error: {e}");
+        crate::say!("mmbot live: last exchange error: {e}");
     }
     if s.left_open > 0 {
-        eprintln!(
+        crate::say!(
             "mmbot live: ALERT: {} order(s) of this run may still rest on the exchange (it refused the cancel: {}). \
              Cancel them by hand, or start mmbot again once the exchange answers (after a ban: once it has \
              lifted): it cancels them before quoting.",
@@ -518,7 +521,7 @@ pub(crate) fn print_live_summary(o: &LiveOutcome) {
             s.last_error.as_deref().unwrap_or("no answer")
         );
     }
-    eprintln!(
+    crate::say!(
         "mmbot live: journal run {} in {}: sqlite3 {} \"select * from orders where run = {}\"",
         o.run_id.0,
         o.journal.display(),

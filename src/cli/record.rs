@@ -42,7 +42,7 @@ fn signal_flags() -> &'static (Arc<AtomicBool>, Arc<AtomicBool>) {
             g.store(true, Ordering::Relaxed);
             f.store(true, Ordering::Relaxed);
         }) {
-            eprintln!("mmbot: warning: cannot catch Ctrl-C ({e}); stop with --duration instead");
+            crate::say!("mmbot: warning: cannot catch Ctrl-C ({e}); stop with --duration instead");
         }
         (stop, signaled)
     })
@@ -93,7 +93,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<i32> {
     let stop = ctrl_c_flag();
     let started = Instant::now();
     let tty = std::io::stderr().is_terminal();
-    eprintln!("mmbot record: {url} -> {}", args.out.display());
+    crate::say!("mmbot record: {url} -> {}", args.out.display());
     let bar = tty.then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
@@ -117,7 +117,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<i32> {
                     b.set_message(line);
                     b.tick();
                 }
-                None => eprintln!("{line}"),
+                None => crate::say!("{line}"),
             }
         }
     }
@@ -128,11 +128,11 @@ pub fn run(args: RecordArgs) -> anyhow::Result<i32> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    eprintln!("mmbot record: done: {line}; {lines} lines in {}", args.out.display());
+    crate::say!("mmbot record: done: {line}; {lines} lines in {}", args.out.display());
     if feed.stats().connects == 0 {
         // Nothing was recorded because nothing was reached: say so, and
         // exit with the feed's status.
-        eprintln!("mmbot record: never connected to {url} (the attempts and their errors are in the log above)");
+        crate::say!("mmbot record: never connected to {url} (the attempts and their errors are in the log above)");
         return Ok(crate::cli::exit::FEED);
     }
     Ok(crate::cli::exit::OK)

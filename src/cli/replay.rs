@@ -72,9 +72,9 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
             run_paper_multi(files, args.files.clone(), &symbols, strategies, config.hot_core, stop.clone(), status)
         })?;
         for e in &run.source_errors {
-            eprintln!("mmbot replay: cannot read {e}");
+            crate::say!("mmbot replay: cannot read {e}");
         }
-        eprintln!(
+        crate::say!(
             "mmbot replay: {} symbols on threads ({} hot: {}); rings: {} market updates dropped, {} quotes superseded",
             symbols.entries.len(),
             run.pinned_cores.len(),
@@ -107,7 +107,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         Venue::Paper,
     )?;
     for e in &run.source_errors {
-        eprintln!("mmbot replay: cannot read {e}");
+        crate::say!("mmbot replay: cannot read {e}");
     }
     finish(&run, "replay", args.report.as_ref())?;
     if !run.source_errors.is_empty() {
@@ -115,7 +115,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
     }
     Ok(match crate::cli::exit::script_failed(&run.report.trading, config.max_script_error_share) {
         Some(why) => {
-            eprintln!("mmbot replay: {why}");
+            crate::say!("mmbot replay: {why}");
             crate::cli::exit::SCRIPT
         }
         None => crate::cli::exit::OK,
@@ -126,7 +126,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<i32> {
 pub(crate) fn finish(run: &PaperRun, label: &str, report: Option<&PathBuf>) -> anyhow::Result<()> {
     let r = &run.report;
     let q = &r.perf.latency_ns["tick_to_quote"];
-    eprintln!(
+    crate::say!(
         "mmbot {label}: {} frames in {:.2} s on threads (hot {}); {} quotes, {} orders, {} fills, position {}, pnl {}; \
          tick_to_quote p50 {} ns p99 {} ns p99.9 {} ns; rings: {} market updates dropped, {} quotes superseded",
         r.input.frames,
@@ -144,14 +144,14 @@ pub(crate) fn finish(run: &PaperRun, label: &str, report: Option<&PathBuf>) -> a
         run.rings.quotes_superseded,
     );
     if let Some(ai) = crate::cli::dashboard::advisor::summary_line(r) {
-        eprintln!("mmbot {label}: {ai}");
+        crate::say!("mmbot {label}: {ai}");
     }
     // Every run's summary says how the feed went (replays have no live feed:
     // their gaps and resyncs are the book's).
     match &run.feed {
         Some(f) => {
             let drops: u64 = f.disconnects.values().sum();
-            eprintln!(
+            crate::say!(
                 "mmbot {label}: feed: {} connections, {drops} disconnects, {} gaps, {} resyncs, unsynced {:.1} s in all \
                  (longest {:.1} s), {} malformed ids, bookTicker {} checked / {} mismatched",
                 f.connections,
@@ -164,31 +164,33 @@ pub(crate) fn finish(run: &PaperRun, label: &str, report: Option<&PathBuf>) -> a
                 f.book_ticker_mismatched
             );
         }
-        None => eprintln!(
+        None => crate::say!(
             "mmbot {label}: feed: recordings, {} gaps, {} resyncs, {} frames rejected",
-            r.input.gaps, r.input.resyncs, r.input.rejected
+            r.input.gaps,
+            r.input.resyncs,
+            r.input.rejected
         ),
     }
     if let Some(s) = &r.script {
-        eprintln!("mmbot {label}: {}", s.summary());
+        crate::say!("mmbot {label}: {}", s.summary());
     }
     if let Some(p) = &run.paced {
         // A shared machine preempts the hot thread: frames that fell due
         // while it was off its core meet another process's caches.
         let (n, p50, p90, p99) = crate::runtime::PacedLatency::summary(&p.on_time);
         let (ln, l50, l90, l99) = crate::runtime::PacedLatency::summary(&p.late);
-        eprintln!(
+        crate::say!(
             "mmbot {label}: paced: {n} quotes from frames that found the hot thread waiting: tick_to_quote p50 {p50} ns \
              p90 {p90} ns p99 {p99} ns; {ln} from frames already due (hot thread busy, asleep or off its core): p50 {l50} ns \
              p90 {l90} ns p99 {l99} ns"
         );
         // Paced figures are the machine's as much as mmbot's.
         if let Some(host) = &r.perf.clock.host {
-            eprintln!("mmbot {label}: host: {}", host.line());
+            crate::say!("mmbot {label}: host: {}", host.line());
         }
     }
     if run.warms > 0 {
-        eprintln!("mmbot {label}: the idle hot thread warmed its caches {} times ([feed] warm_every_us)", run.warms);
+        crate::say!("mmbot {label}: the idle hot thread warmed its caches {} times ([feed] warm_every_us)", run.warms);
     }
     if let Some(path) = report {
         std::fs::write(path, crate::cli::outputs::report_json(r, run.feed.as_ref())? + "\n")

@@ -32,7 +32,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<i32> {
     if let Some(dir) = &args.svg {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         for p in write_plots(dir, &report)? {
-            eprintln!("mmbot report: wrote {}", p.display());
+            crate::say!("mmbot report: wrote {}", p.display());
         }
     }
     Ok(0)

@@ -181,7 +181,7 @@ pub fn run_session_with_events(
                     while !done.load(Ordering::Relaxed) {
                         while let Some(line) = lines_rx.pop() {
                             if view != View::Dashboard {
-                                eprintln!("script: {}", line.as_str());
+                                crate::say!("script: {}", line.as_str());
                             }
                         }
                         std::thread::sleep(Duration::from_millis(50));
@@ -312,20 +312,20 @@ pub fn run_session_with_events(
                 if crate::cli::dashboard::tty::is_gone(&e) {
                     tracing::warn!("mmbot {label}: the terminal went away; continuing without a screen");
                 } else {
-                    eprintln!("mmbot {label}: dashboard failed ({e}); continuing without it");
+                    crate::say!("mmbot {label}: dashboard failed ({e}); continuing without it");
                 }
                 while !finished.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(20));
                     obs.poll();
                     // The advisor queues its messages for the dashboard.
                     for m in advisor.drain_messages() {
-                        eprintln!("mmbot: ai: {m}");
+                        crate::say!("mmbot: ai: {m}");
                     }
                 }
             }
         }
         View::Lines => {
-            eprintln!("{title} · {mode}");
+            crate::say!("{title} · {mode}");
             let mut printed = 0;
             while !finished.load(Ordering::Relaxed) {
                 let tick = Instant::now();
@@ -341,14 +341,14 @@ pub fn run_session_with_events(
                     // logger, reloads by the watcher: not twice.
                     for e in obs.log.recent().skip(kept.saturating_sub(new) as usize) {
                         if !matches!(e.kind, EventKind::Feed | EventKind::Reload) {
-                            eprintln!("  {label}: {}", e.line().trim_start());
+                            crate::say!("  {label}: {}", e.line().trim_start());
                         }
                     }
                     printed = obs.log.total;
                 }
                 if let (true, Some(s)) = (fresh, &obs.last_status) {
                     let ai = crate::cli::dashboard::advisor::advisor_text(&advisor.stats());
-                    eprintln!("  {label}: {}; {ai}", status_line(s));
+                    crate::say!("  {label}: {}; {ai}", status_line(s));
                 }
             }
         }

@@ -363,16 +363,16 @@ pub fn run(args: SimArgs) -> anyhow::Result<i32> {
         exchange,
     )?;
     let streams: Vec<String> = symbols.iter().map(|s| format!("{}@depth@100ms", s.to_ascii_lowercase())).collect();
-    eprintln!("mmbot sim: listening on {} ({}); faults: {fault_text}", sim.addr(), args.market);
-    eprintln!("  exchange: {exchange_text}");
-    eprintln!("  streams: {}/stream?streams={}", sim.ws_base(), streams.join("/"));
-    eprintln!(
+    crate::say!("mmbot sim: listening on {} ({}); faults: {fault_text}", sim.addr(), args.market);
+    crate::say!("  exchange: {exchange_text}");
+    crate::say!("  streams: {}/stream?streams={}", sim.ws_base(), streams.join("/"));
+    crate::say!(
         "  REST:    {}{}?symbol={}&limit=1000",
         sim.http_base(),
         crate::sim::server::depth_path(market),
         symbols[0]
     );
-    eprintln!(
+    crate::say!(
         "  try:     mmbot paper --symbol {} --stream-url {} --rest-url {}",
         symbols[0],
         sim.ws_base(),
@@ -386,7 +386,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<i32> {
         if last.elapsed() >= Duration::from_secs(5) {
             last = Instant::now();
             let c = sim.counters();
-            eprintln!(
+            crate::say!(
                 "  sim: {}; {} clients, {} frames sent, {} snapshots served",
                 sim.describe(),
                 sim.clients(),
@@ -395,7 +395,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<i32> {
             );
         }
         if sim.finished() {
-            eprintln!("mmbot sim: the recording is over");
+            crate::say!("mmbot sim: the recording is over");
             break;
         }
     }

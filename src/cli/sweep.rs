@@ -153,9 +153,9 @@ pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
             CacheOrigin::Built(p) => format!("decompressed; cache written to {}", p.display()),
             CacheOrigin::NotWritten(why) => format!("decompressed; no cache file: {why}"),
         };
-        eprintln!("mmbot sweep: {} ({} MB of lines) {how}", r.source.display(), r.lines.len() / 1_000_000);
+        crate::say!("mmbot sweep: {} ({} MB of lines) {how}", r.source.display(), r.lines.len() / 1_000_000);
         if let Some(e) = &r.truncated {
-            eprintln!(
+            crate::say!(
                 "mmbot sweep: warning: {} ends early ({e}); used up to its last complete line",
                 r.source.display()
             );
@@ -247,13 +247,13 @@ fn sweep_points(
     }
     let failed: Vec<usize> = (0..points.len()).filter(|&i| results[i].is_err()).collect();
     for &i in &failed {
-        eprintln!(
+        crate::say!(
             "mmbot sweep: point {i} ({}) failed: {}",
             points[i].label(),
             results[i].as_ref().err().map_or("", |e| e)
         );
     }
-    eprintln!(
+    crate::say!(
         "mmbot sweep: {} points in {wall_s:.2} s on {workers} workers ({per_min:.0} points/min; {frames} frames each); \
          recordings loaded in {load_s:.2} s; wrote {}",
         points.len(),
@@ -297,7 +297,7 @@ fn walk(
         let test: Vec<&Result<Outcome, String>> = results[base + n..base + 2 * n].iter().collect();
         match walk_forward::judge(w, &train, &test, args.metric) {
             Some(v) => verdicts.push(v),
-            None => eprintln!("mmbot sweep: window {k}: no point ran successfully; left out"),
+            None => crate::say!("mmbot sweep: window {k}: no point ran successfully; left out"),
         }
     }
     print!("{}", output::walk_forward_table(points, &verdicts, args.metric, range.start));
@@ -333,9 +333,9 @@ fn walk(
     let failed = results.iter().filter(|r| r.is_err()).count();
     if failed > 0 {
         let first = results.iter().find_map(|r| r.as_ref().err()).map_or("", |e| e);
-        eprintln!("mmbot sweep: {failed} of {} window backtests failed (first: {first})", results.len());
+        crate::say!("mmbot sweep: {failed} of {} window backtests failed (first: {first})", results.len());
     }
-    eprintln!(
+    crate::say!(
         "mmbot sweep: walk-forward, {} windows x {} points x 2 = {} backtests in {wall_s:.2} s on {workers} workers; wrote {}",
         windows.len(),
         n,

@@ -120,7 +120,7 @@ pub fn load_with_params(flag: Option<&Path>, params: &[String]) -> Result<Config
     }
     // The same file as without overrides (the one rule, said on the first line).
     let choice = super::source::Choice::for_process(flag);
-    eprintln!("mmbot: {}", choice.line());
+    crate::say!("mmbot: {}", choice.line());
     let path = choice.path();
     let parsed = params.iter().map(|p| Param::parse(p)).collect::<Result<Vec<_>, _>>()?;
     let (mut doc, origin) = match path {

@@ -114,7 +114,7 @@ impl ControlServer {
         }
         let listener = match TcpListener::bind(settings.listen) {
             Err(e) if e.kind() == io::ErrorKind::AddrInUse && settings.any_port_if_taken => {
-                eprintln!("mmbot: control: {} is taken; serving on a free port instead", settings.listen);
+                crate::say!("mmbot: control: {} is taken; serving on a free port instead", settings.listen);
                 TcpListener::bind(SocketAddr::new(settings.listen.ip(), 0))
             }
             other => other,

@@ -30,7 +30,7 @@ impl Messenger {
     pub fn say(&self, text: impl Into<String>) {
         let text = text.into();
         if self.print {
-            eprintln!("mmbot: ai: {text}");
+            crate::say!("mmbot: ai: {text}");
             return;
         }
         if let Ok(mut q) = self.queue.lock() {

@@ -136,7 +136,7 @@ pub fn run(inp: DashboardInputs, obs: &mut Observer) -> io::Result<()> {
     // screen is gone.
     if let Some(a) = &inp.advisor {
         for m in a.drain_messages() {
-            eprintln!("mmbot: ai: {m}");
+            crate::say!("mmbot: ai: {m}");
         }
     }
     result

@@ -64,7 +64,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
     let mut strategy = match ScriptStrategy::from_file(&args.file, &config.params, &config.script_limits) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("{e}");
+            crate::say!("{e}");
             return Ok(exit::ERROR);
         }
     };
@@ -134,11 +134,11 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
         stats.over_budget
     );
     if let Some(e) = hot_last_error(&hot) {
-        eprintln!("{e}");
+        crate::say!("{e}");
         return Ok(exit::ERROR);
     }
     if let Some(why) = verdict(&args, &stats, quoted, config.max_script_error_share) {
-        eprintln!("mmbot script check: {why}");
+        crate::say!("mmbot script check: {why}");
         return Ok(exit::ERROR);
     }
     Ok(exit::OK)

@@ -26,7 +26,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<i32> {
     let tests = match run_tests(&args.file, &config.params, &config.script_limits) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("mmbot script test: {e}");
+            crate::say!("mmbot script test: {e}");
             return Ok(exit::ERROR);
         }
     };
