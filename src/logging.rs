@@ -16,7 +16,7 @@
 //! and cancel them.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::fmt::writer::MakeWriterExt;
@@ -53,20 +53,18 @@ pub fn init(stderr: bool, file: Option<&Path>) -> LogGuard {
     LogGuard { _guards: guards }
 }
 
-/// Lines [`say!`](crate::say) could not write (stderr gone): the first is
-/// logged, the rest only counted.
-static LOST_LINES: AtomicU64 = AtomicU64::new(0);
+/// Set once a [`say!`](crate::say) line could not be written (stderr gone),
+/// so that only the first failure is logged.
+static STDERR_GONE: AtomicBool = AtomicBool::new(false);
 
 /// Writes `line` and a newline to stderr, as `eprintln!` would, but a
-/// failed write is counted and never panics. The first failure is logged
-/// (the log file keeps it when there is one). Use through [`say!`](crate::say).
+/// failed write drops the line instead of panicking. The first failure is
+/// logged (the run's log file keeps it). Use through [`say!`](crate::say).
 pub fn say_line(line: std::fmt::Arguments<'_>) {
     use std::io::Write;
     if let Err(e) = writeln!(std::io::stderr().lock(), "{line}") {
-        if LOST_LINES.fetch_add(1, Ordering::Relaxed) == 0 {
-            tracing::warn!(
-                "stderr went away ({e}): operator lines are dropped from now on and counted; the run goes on"
-            );
+        if !STDERR_GONE.swap(true, Ordering::Relaxed) {
+            tracing::warn!("stderr went away ({e}): operator lines to it are dropped from now on; the run goes on");
         }
     }
 }
